@@ -1,0 +1,127 @@
+/**
+ * Muster's errors: one class, stable string codes, the original `cause` kept.
+ *
+ * A code is part of the public API: SDK users switch on it, and it crosses the
+ * wire as gRPC status + the `muster-error-code` trailer, so a client gets back
+ * the exact code the head raised. `isMusterError` checks a global symbol
+ * rather than `instanceof`, so it still works when two copies of this package
+ * are loaded.
+ */
+import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+
+export const ErrorCode = {
+  /** No token, or a wrong one. */
+  UNAUTHENTICATED: 'MUSTER_UNAUTHENTICATED',
+  /** A spec, flag or message failed validation; the message names the field. */
+  INVALID_ARGUMENT: 'MUSTER_INVALID_ARGUMENT',
+  NOT_FOUND: 'MUSTER_NOT_FOUND',
+  ALREADY_EXISTS: 'MUSTER_ALREADY_EXISTS',
+  /** The request is valid but the cluster is not in a state to do it. */
+  FAILED_PRECONDITION: 'MUSTER_FAILED_PRECONDITION',
+  /** The head (or a dependency such as etcd) cannot be reached; retryable. */
+  UNAVAILABLE: 'MUSTER_UNAVAILABLE',
+  DEADLINE_EXCEEDED: 'MUSTER_DEADLINE_EXCEEDED',
+  /** A size or count limit was hit (message too large, too many items). */
+  RESOURCE_EXHAUSTED: 'MUSTER_RESOURCE_EXHAUSTED',
+  /** A newer connection of the same node replaced this one. */
+  NODE_SUPERSEDED: 'MUSTER_NODE_SUPERSEDED',
+  /** A state-store watch asked for history that was compacted away. */
+  STORE_COMPACTED: 'MUSTER_STORE_COMPACTED',
+  /** A state-store transaction lost a compare (another writer won). */
+  STORE_CONFLICT: 'MUSTER_STORE_CONFLICT',
+  /** The operation was cancelled by the caller. */
+  CANCELLED: 'MUSTER_CANCELLED',
+  INTERNAL: 'MUSTER_INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** The one table mapping our codes to gRPC status codes. */
+const grpcStatusOf: Record<ErrorCode, GrpcStatus> = {
+  MUSTER_UNAUTHENTICATED: GrpcStatus.UNAUTHENTICATED,
+  MUSTER_INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
+  MUSTER_NOT_FOUND: GrpcStatus.NOT_FOUND,
+  MUSTER_ALREADY_EXISTS: GrpcStatus.ALREADY_EXISTS,
+  MUSTER_FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
+  MUSTER_UNAVAILABLE: GrpcStatus.UNAVAILABLE,
+  MUSTER_DEADLINE_EXCEEDED: GrpcStatus.DEADLINE_EXCEEDED,
+  MUSTER_RESOURCE_EXHAUSTED: GrpcStatus.RESOURCE_EXHAUSTED,
+  MUSTER_NODE_SUPERSEDED: GrpcStatus.ABORTED,
+  MUSTER_STORE_COMPACTED: GrpcStatus.OUT_OF_RANGE,
+  MUSTER_STORE_CONFLICT: GrpcStatus.ABORTED,
+  MUSTER_CANCELLED: GrpcStatus.CANCELLED,
+  MUSTER_INTERNAL: GrpcStatus.INTERNAL,
+};
+
+/** Codes a caller may retry as they are. */
+const retryable = new Set<ErrorCode>([ErrorCode.UNAVAILABLE, ErrorCode.STORE_CONFLICT]);
+
+const BRAND = Symbol.for('muster.error');
+const CODE_KEY = 'muster-error-code';
+const knownCodes = new Set<string>(Object.values(ErrorCode));
+
+export class MusterError extends Error {
+  readonly [BRAND] = true;
+  override readonly name = 'MusterError';
+  readonly code: ErrorCode;
+  /** Structured context: the field that failed, the node concerned, ... */
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.code = code;
+    this.details = opts.details ?? {};
+  }
+
+  get retryable(): boolean {
+    return retryable.has(this.code);
+  }
+
+  get grpcStatus(): GrpcStatus {
+    return grpcStatusOf[this.code];
+  }
+}
+
+export function isMusterError(e: unknown): e is MusterError {
+  return typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[BRAND] === true;
+}
+
+/** Wraps anything thrown into a MusterError, keeping it as `cause`. */
+export function toMusterError(e: unknown, fallback: ErrorCode = ErrorCode.INTERNAL): MusterError {
+  if (isMusterError(e)) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  return new MusterError(fallback, message, { cause: e });
+}
+
+/** The gRPC error a handler passes to its callback / emits on its stream. */
+export function toGrpcError(e: unknown): Partial<ServiceError> {
+  const err = toMusterError(e);
+  const metadata = new Metadata();
+  metadata.set(CODE_KEY, err.code);
+  return { code: err.grpcStatus, details: err.message, message: err.message, metadata };
+}
+
+const codeOfGrpcStatus = new Map<number, ErrorCode>([
+  [GrpcStatus.UNAUTHENTICATED, ErrorCode.UNAUTHENTICATED],
+  [GrpcStatus.INVALID_ARGUMENT, ErrorCode.INVALID_ARGUMENT],
+  [GrpcStatus.NOT_FOUND, ErrorCode.NOT_FOUND],
+  [GrpcStatus.ALREADY_EXISTS, ErrorCode.ALREADY_EXISTS],
+  [GrpcStatus.FAILED_PRECONDITION, ErrorCode.FAILED_PRECONDITION],
+  [GrpcStatus.UNAVAILABLE, ErrorCode.UNAVAILABLE],
+  [GrpcStatus.DEADLINE_EXCEEDED, ErrorCode.DEADLINE_EXCEEDED],
+  [GrpcStatus.RESOURCE_EXHAUSTED, ErrorCode.RESOURCE_EXHAUSTED],
+  [GrpcStatus.CANCELLED, ErrorCode.CANCELLED],
+]);
+
+/** Turns a gRPC client error back into the MusterError the head raised. */
+export function fromGrpcError(e: unknown): MusterError {
+  if (isMusterError(e)) return e;
+  const se = e as Partial<ServiceError>;
+  if (typeof se?.code !== 'number') return toMusterError(e);
+  const sent = se.metadata?.get(CODE_KEY)[0];
+  const code =
+    typeof sent === 'string' && knownCodes.has(sent)
+      ? (sent as ErrorCode)
+      : (codeOfGrpcStatus.get(se.code) ?? ErrorCode.INTERNAL);
+  return new MusterError(code, se.details || se.message || 'unknown error', { cause: e });
+}

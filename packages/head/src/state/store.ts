@@ -1,0 +1,130 @@
+/**
+ * The head's state store: a small, etcd-shaped key-value API.
+ *
+ * Two implementations pass one contract suite (store.contract.ts):
+ *  - `EtcdStore` (etcd.ts): production, through the etcd3 client;
+ *  - `EmbeddedStore` (embedded.ts): the zero-setup default, in memory with a
+ *    write-ahead log in a local data directory, so a head restart keeps state.
+ *
+ * Model (same as etcd v3): one global `revision` counter that every change
+ * increments; each key remembers the revision that created it
+ * (`createRevision`), last changed it (`modRevision`) and how many times it was
+ * put since creation (`version`). Keys and values are bytes; keys are used as
+ * UTF-8 strings by the head ("/muster/nodes/<id>").
+ *
+ * Compare-and-swap goes through `txn`: all compares hold → the `success` ops
+ * run atomically, else the `failure` ops. Leader fencing (a stale head cannot
+ * commit) is a compare on the leader key in every write txn.
+ */
+
+export interface KeyValue {
+  key: string;
+  value: Uint8Array;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  /** Lease the key is attached to, or undefined. */
+  lease?: string | undefined;
+}
+
+export type CompareTarget = 'value' | 'version' | 'createRevision' | 'modRevision';
+export type CompareOp = '==' | '!=' | '<' | '>';
+
+/**
+ * One condition of a transaction. For a missing key, `version`,
+ * `createRevision` and `modRevision` are 0 and `value` compares as absent
+ * (only `!=` holds).
+ */
+export interface Compare {
+  key: string;
+  target: CompareTarget;
+  op: CompareOp;
+  value: number | Uint8Array;
+}
+
+export type Op =
+  | { type: 'put'; key: string; value: Uint8Array; lease?: string | undefined }
+  | { type: 'delete'; key: string }
+  | { type: 'deletePrefix'; prefix: string }
+  | { type: 'get'; key: string };
+
+export interface OpResult {
+  /** For 'get': the key value, if any. */
+  kv?: KeyValue | undefined;
+  /** For deletes: how many keys were removed. */
+  deleted?: number | undefined;
+}
+
+export interface TxnRequest {
+  compare: Compare[];
+  success: Op[];
+  failure?: Op[];
+}
+
+export interface TxnResult {
+  succeeded: boolean;
+  /** Store revision after the txn (unchanged if only reads ran). */
+  revision: number;
+  /** One per op of the branch that ran, in order. */
+  results: OpResult[];
+}
+
+export interface RangeResult {
+  kvs: KeyValue[];
+  /** The store revision the range was read at. */
+  revision: number;
+}
+
+export type WatchEvent =
+  | { type: 'put'; kv: KeyValue; prevKv?: KeyValue | undefined }
+  | { type: 'delete'; key: string; modRevision: number; prevKv?: KeyValue | undefined };
+
+export interface WatchOptions {
+  /**
+   * Deliver changes with revision >= this one (history replay), then live
+   * ones. Undefined: only changes after the watch is created. A revision that
+   * has been compacted away makes the watch fail with MUSTER_STORE_COMPACTED.
+   */
+  fromRevision?: number;
+}
+
+/**
+ * A running watch. Iterate it to get batches of events in revision order;
+ * `close()` ends the iteration. A broken watch throws from the iterator.
+ */
+export interface Watch extends AsyncIterable<WatchEvent[]> {
+  close(): Promise<void>;
+}
+
+export interface LeaseOptions {
+  /** Renew the lease automatically until revoke()/close(). Default true. */
+  keepAlive?: boolean;
+}
+
+export interface Lease {
+  readonly id: string;
+  readonly ttlSeconds: number;
+  /** Renew once (for leases created with keepAlive: false). */
+  keepAliveOnce(): Promise<void>;
+  /** Revoke: every key attached to the lease is deleted. */
+  revoke(): Promise<void>;
+  /** Resolves when the lease is known to be lost (expired or revoked). */
+  readonly lost: Promise<void>;
+}
+
+export interface StateStore {
+  /** "embedded" or "etcd". */
+  readonly kind: string;
+  get(key: string): Promise<KeyValue | undefined>;
+  /** All keys starting with `prefix`, in key order. */
+  range(prefix: string, opts?: { limit?: number }): Promise<RangeResult>;
+  put(key: string, value: Uint8Array, opts?: { lease?: string }): Promise<{ revision: number }>;
+  delete(key: string): Promise<{ deleted: number; revision: number }>;
+  deletePrefix(prefix: string): Promise<{ deleted: number; revision: number }>;
+  txn(req: TxnRequest): Promise<TxnResult>;
+  watch(prefix: string, opts?: WatchOptions): Promise<Watch>;
+  grantLease(ttlSeconds: number, opts?: LeaseOptions): Promise<Lease>;
+  /** Current revision of the store. */
+  revision(): Promise<number>;
+  close(): Promise<void>;
+}
