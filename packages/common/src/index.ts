@@ -3,3 +3,7 @@ export * from './log.js';
 export * from './metrics.js';
 export * from './net.js';
 export * from './codec.js';
+export * from './config.js';
+export * from './nats.js';
+export * from './auth.js';
+export * from './version.js';

@@ -19,10 +19,6 @@ import {
 } from "@grpc/grpc-js";
 import { NatsAccess, NodeInventory, Taint } from "./types.js";
 
-export const protobufPackage = "muster.v1";
-
-export const protobufFileName = "muster/v1/agent.proto";
-
 export interface AgentMessage {
   msg: { $case: "register"; value: Register } | { $case: "heartbeat"; value: Heartbeat } | undefined;
 }
@@ -140,28 +136,6 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.heartbeat = Heartbeat.toJSON(message.msg.value);
     }
     return obj;
-  },
-
-  create(base?: DeepPartial<AgentMessage>): AgentMessage {
-    return AgentMessage.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<AgentMessage>): AgentMessage {
-    const message = createBaseAgentMessage();
-    switch (object.msg?.$case) {
-      case "register": {
-        if (object.msg?.value !== undefined && object.msg?.value !== null) {
-          message.msg = { $case: "register", value: Register.fromPartial(object.msg.value) };
-        }
-        break;
-      }
-      case "heartbeat": {
-        if (object.msg?.value !== undefined && object.msg?.value !== null) {
-          message.msg = { $case: "heartbeat", value: Heartbeat.fromPartial(object.msg.value) };
-        }
-        break;
-      }
-    }
-    return message;
   },
 };
 
@@ -343,31 +317,6 @@ export const Register: MessageFns<Register> = {
     }
     return obj;
   },
-
-  create(base?: DeepPartial<Register>): Register {
-    return Register.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Register>): Register {
-    const message = createBaseRegister();
-    message.nodeId = object.nodeId ?? "";
-    message.incarnation = object.incarnation ?? "";
-    message.agentVersion = object.agentVersion ?? "";
-    message.inventory = (object.inventory !== undefined && object.inventory !== null)
-      ? NodeInventory.fromPartial(object.inventory)
-      : undefined;
-    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.taints = object.taints?.map((e) => Taint.fromPartial(e)) || [];
-    message.address = object.address ?? "";
-    return message;
-  },
 };
 
 function createBaseRegister_LabelsEntry(): Register_LabelsEntry {
@@ -442,16 +391,6 @@ export const Register_LabelsEntry: MessageFns<Register_LabelsEntry> = {
       obj.value = message.value;
     }
     return obj;
-  },
-
-  create(base?: DeepPartial<Register_LabelsEntry>): Register_LabelsEntry {
-    return Register_LabelsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Register_LabelsEntry>): Register_LabelsEntry {
-    const message = createBaseRegister_LabelsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -531,16 +470,6 @@ export const Heartbeat: MessageFns<Heartbeat> = {
       obj.sentAtMs = Math.round(message.sentAtMs);
     }
     return obj;
-  },
-
-  create(base?: DeepPartial<Heartbeat>): Heartbeat {
-    return Heartbeat.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Heartbeat>): Heartbeat {
-    const message = createBaseHeartbeat();
-    message.seq = object.seq ?? 0;
-    message.sentAtMs = object.sentAtMs ?? 0;
-    return message;
   },
 };
 
@@ -622,28 +551,6 @@ export const HeadMessage: MessageFns<HeadMessage> = {
       obj.heartbeatAck = HeartbeatAck.toJSON(message.msg.value);
     }
     return obj;
-  },
-
-  create(base?: DeepPartial<HeadMessage>): HeadMessage {
-    return HeadMessage.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<HeadMessage>): HeadMessage {
-    const message = createBaseHeadMessage();
-    switch (object.msg?.$case) {
-      case "registered": {
-        if (object.msg?.value !== undefined && object.msg?.value !== null) {
-          message.msg = { $case: "registered", value: Registered.fromPartial(object.msg.value) };
-        }
-        break;
-      }
-      case "heartbeatAck": {
-        if (object.msg?.value !== undefined && object.msg?.value !== null) {
-          message.msg = { $case: "heartbeatAck", value: HeartbeatAck.fromPartial(object.msg.value) };
-        }
-        break;
-      }
-    }
-    return message;
   },
 };
 
@@ -781,21 +688,6 @@ export const Registered: MessageFns<Registered> = {
     }
     return obj;
   },
-
-  create(base?: DeepPartial<Registered>): Registered {
-    return Registered.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Registered>): Registered {
-    const message = createBaseRegistered();
-    message.nodeId = object.nodeId ?? "";
-    message.headId = object.headId ?? "";
-    message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
-    message.deadAfterMs = object.deadAfterMs ?? 0;
-    message.nats = (object.nats !== undefined && object.nats !== null)
-      ? NatsAccess.fromPartial(object.nats)
-      : undefined;
-    return message;
-  },
 };
 
 function createBaseHeartbeatAck(): HeartbeatAck {
@@ -854,15 +746,6 @@ export const HeartbeatAck: MessageFns<HeartbeatAck> = {
     }
     return obj;
   },
-
-  create(base?: DeepPartial<HeartbeatAck>): HeartbeatAck {
-    return HeartbeatAck.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<HeartbeatAck>): HeartbeatAck {
-    const message = createBaseHeartbeatAck();
-    message.seq = object.seq ?? 0;
-    return message;
-  },
 };
 
 /**
@@ -903,15 +786,6 @@ export const AgentServiceClient = makeGenericClientConstructor(
   serviceName: string;
 };
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
-
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
-
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
   if (num > globalThis.Number.MAX_SAFE_INTEGER) {
@@ -931,11 +805,9 @@ function isSet(value: any): boolean {
   return value !== null && value !== undefined;
 }
 
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;
   toJSON(message: T): unknown;
-  create(base?: DeepPartial<T>): T;
-  fromPartial(object: DeepPartial<T>): T;
 }

@@ -22,10 +22,6 @@ import {
 } from "@grpc/grpc-js";
 import { ClusterEvent, NatsAccess, Node, NodeState, nodeStateFromJSON, nodeStateToJSON } from "./types.js";
 
-export const protobufPackage = "muster.v1";
-
-export const protobufFileName = "muster/v1/cluster.proto";
-
 export interface GetClusterInfoRequest {
 }
 
@@ -103,14 +99,6 @@ export const GetClusterInfoRequest: MessageFns<GetClusterInfoRequest> = {
   toJSON(_: GetClusterInfoRequest): unknown {
     const obj: any = {};
     return obj;
-  },
-
-  create(base?: DeepPartial<GetClusterInfoRequest>): GetClusterInfoRequest {
-    return GetClusterInfoRequest.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<GetClusterInfoRequest>): GetClusterInfoRequest {
-    const message = createBaseGetClusterInfoRequest();
-    return message;
   },
 };
 
@@ -306,24 +294,6 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     }
     return obj;
   },
-
-  create(base?: DeepPartial<ClusterInfo>): ClusterInfo {
-    return ClusterInfo.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ClusterInfo>): ClusterInfo {
-    const message = createBaseClusterInfo();
-    message.headId = object.headId ?? "";
-    message.version = object.version ?? "";
-    message.store = object.store ?? "";
-    message.nodesAlive = object.nodesAlive ?? 0;
-    message.nodesDead = object.nodesDead ?? 0;
-    message.nats = (object.nats !== undefined && object.nats !== null)
-      ? NatsAccess.fromPartial(object.nats)
-      : undefined;
-    message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
-    message.deadAfterMs = object.deadAfterMs ?? 0;
-    return message;
-  },
 };
 
 function createBaseListNodesRequest(): ListNodesRequest {
@@ -382,15 +352,6 @@ export const ListNodesRequest: MessageFns<ListNodesRequest> = {
     }
     return obj;
   },
-
-  create(base?: DeepPartial<ListNodesRequest>): ListNodesRequest {
-    return ListNodesRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ListNodesRequest>): ListNodesRequest {
-    const message = createBaseListNodesRequest();
-    message.state = object.state ?? 0;
-    return message;
-  },
 };
 
 function createBaseListNodesResponse(): ListNodesResponse {
@@ -448,15 +409,6 @@ export const ListNodesResponse: MessageFns<ListNodesResponse> = {
       obj.nodes = message.nodes.map((e) => Node.toJSON(e));
     }
     return obj;
-  },
-
-  create(base?: DeepPartial<ListNodesResponse>): ListNodesResponse {
-    return ListNodesResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ListNodesResponse>): ListNodesResponse {
-    const message = createBaseListNodesResponse();
-    message.nodes = object.nodes?.map((e) => Node.fromPartial(e)) || [];
-    return message;
   },
 };
 
@@ -521,15 +473,6 @@ export const GetNodeRequest: MessageFns<GetNodeRequest> = {
       obj.nodeId = message.nodeId;
     }
     return obj;
-  },
-
-  create(base?: DeepPartial<GetNodeRequest>): GetNodeRequest {
-    return GetNodeRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetNodeRequest>): GetNodeRequest {
-    const message = createBaseGetNodeRequest();
-    message.nodeId = object.nodeId ?? "";
-    return message;
   },
 };
 
@@ -624,17 +567,6 @@ export const WatchEventsRequest: MessageFns<WatchEventsRequest> = {
       obj.kinds = message.kinds;
     }
     return obj;
-  },
-
-  create(base?: DeepPartial<WatchEventsRequest>): WatchEventsRequest {
-    return WatchEventsRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<WatchEventsRequest>): WatchEventsRequest {
-    const message = createBaseWatchEventsRequest();
-    message.replay = object.replay ?? false;
-    message.afterId = object.afterId ?? "";
-    message.kinds = object.kinds?.map((e) => e) || [];
-    return message;
   },
 };
 
@@ -762,24 +694,13 @@ export const ClusterServiceClient = makeGenericClientConstructor(
   serviceName: string;
 };
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
-
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
-
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
 }
 
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;
   toJSON(message: T): unknown;
-  create(base?: DeepPartial<T>): T;
-  fromPartial(object: DeepPartial<T>): T;
 }

@@ -7,10 +7,6 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
-export const protobufPackage = "muster.v1";
-
-export const protobufFileName = "muster/v1/types.proto";
-
 export enum NodeState {
   NODE_STATE_UNSPECIFIED = 0,
   NODE_STATE_ALIVE = 1,
@@ -265,17 +261,6 @@ export const MigDevice: MessageFns<MigDevice> = {
     }
     return obj;
   },
-
-  create(base?: DeepPartial<MigDevice>): MigDevice {
-    return MigDevice.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<MigDevice>): MigDevice {
-    const message = createBaseMigDevice();
-    message.profile = object.profile ?? "";
-    message.uuid = object.uuid ?? "";
-    message.index = object.index ?? 0;
-    return message;
-  },
 };
 
 function createBaseGpuDevice(): GpuDevice {
@@ -438,21 +423,6 @@ export const GpuDevice: MessageFns<GpuDevice> = {
     }
     return obj;
   },
-
-  create(base?: DeepPartial<GpuDevice>): GpuDevice {
-    return GpuDevice.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GpuDevice>): GpuDevice {
-    const message = createBaseGpuDevice();
-    message.index = object.index ?? 0;
-    message.uuid = object.uuid ?? "";
-    message.name = object.name ?? "";
-    message.memoryMib = object.memoryMib ?? 0;
-    message.numaNode = object.numaNode ?? undefined;
-    message.mig = object.mig?.map((e) => MigDevice.fromPartial(e)) || [];
-    message.pciBusId = object.pciBusId ?? "";
-    return message;
-  },
 };
 
 function createBaseNic(): Nic {
@@ -527,16 +497,6 @@ export const Nic: MessageFns<Nic> = {
       obj.links = message.links;
     }
     return obj;
-  },
-
-  create(base?: DeepPartial<Nic>): Nic {
-    return Nic.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Nic>): Nic {
-    const message = createBaseNic();
-    message.name = object.name ?? "";
-    message.links = object.links?.map((e) => e) || [];
-    return message;
   },
 };
 
@@ -615,15 +575,6 @@ export const GpuIsland: MessageFns<GpuIsland> = {
       obj.gpuIndices = message.gpuIndices.map((e) => Math.round(e));
     }
     return obj;
-  },
-
-  create(base?: DeepPartial<GpuIsland>): GpuIsland {
-    return GpuIsland.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GpuIsland>): GpuIsland {
-    const message = createBaseGpuIsland();
-    message.gpuIndices = object.gpuIndices?.map((e) => e) || [];
-    return message;
   },
 };
 
@@ -718,17 +669,6 @@ export const GpuTopology: MessageFns<GpuTopology> = {
       obj.nics = message.nics.map((e) => Nic.toJSON(e));
     }
     return obj;
-  },
-
-  create(base?: DeepPartial<GpuTopology>): GpuTopology {
-    return GpuTopology.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GpuTopology>): GpuTopology {
-    const message = createBaseGpuTopology();
-    message.links = object.links?.map((e) => e) || [];
-    message.nvlinkIslands = object.nvlinkIslands?.map((e) => GpuIsland.fromPartial(e)) || [];
-    message.nics = object.nics?.map((e) => Nic.fromPartial(e)) || [];
-    return message;
   },
 };
 
@@ -951,32 +891,6 @@ export const NodeInventory: MessageFns<NodeInventory> = {
     }
     return obj;
   },
-
-  create(base?: DeepPartial<NodeInventory>): NodeInventory {
-    return NodeInventory.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeInventory>): NodeInventory {
-    const message = createBaseNodeInventory();
-    message.hostname = object.hostname ?? "";
-    message.cpuCores = object.cpuCores ?? 0;
-    message.memoryBytes = object.memoryBytes ?? 0;
-    message.gpus = object.gpus?.map((e) => GpuDevice.fromPartial(e)) || [];
-    message.topology = (object.topology !== undefined && object.topology !== null)
-      ? GpuTopology.fromPartial(object.topology)
-      : undefined;
-    message.nvlinkDomain = object.nvlinkDomain ?? "";
-    message.source = object.source ?? "";
-    message.customResources = (globalThis.Object.entries(object.customResources ?? {}) as [string, number][]).reduce(
-      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.Number(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseNodeInventory_CustomResourcesEntry(): NodeInventory_CustomResourcesEntry {
@@ -1051,16 +965,6 @@ export const NodeInventory_CustomResourcesEntry: MessageFns<NodeInventory_Custom
       obj.value = floatToJson(message.value);
     }
     return obj;
-  },
-
-  create(base?: DeepPartial<NodeInventory_CustomResourcesEntry>): NodeInventory_CustomResourcesEntry {
-    return NodeInventory_CustomResourcesEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeInventory_CustomResourcesEntry>): NodeInventory_CustomResourcesEntry {
-    const message = createBaseNodeInventory_CustomResourcesEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? 0;
-    return message;
   },
 };
 
@@ -1151,17 +1055,6 @@ export const Taint: MessageFns<Taint> = {
       obj.effect = message.effect;
     }
     return obj;
-  },
-
-  create(base?: DeepPartial<Taint>): Taint {
-    return Taint.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Taint>): Taint {
-    const message = createBaseTaint();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    message.effect = object.effect ?? "";
-    return message;
   },
 };
 
@@ -1447,36 +1340,6 @@ export const Node: MessageFns<Node> = {
     }
     return obj;
   },
-
-  create(base?: DeepPartial<Node>): Node {
-    return Node.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Node>): Node {
-    const message = createBaseNode();
-    message.nodeId = object.nodeId ?? "";
-    message.state = object.state ?? 0;
-    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.taints = object.taints?.map((e) => Taint.fromPartial(e)) || [];
-    message.inventory = (object.inventory !== undefined && object.inventory !== null)
-      ? NodeInventory.fromPartial(object.inventory)
-      : undefined;
-    message.address = object.address ?? "";
-    message.incarnation = object.incarnation ?? "";
-    message.agentVersion = object.agentVersion ?? "";
-    message.registeredAtMs = object.registeredAtMs ?? 0;
-    message.lastHeartbeatMs = object.lastHeartbeatMs ?? 0;
-    message.stateChangedAtMs = object.stateChangedAtMs ?? 0;
-    message.stateReason = object.stateReason ?? "";
-    return message;
-  },
 };
 
 function createBaseNode_LabelsEntry(): Node_LabelsEntry {
@@ -1551,16 +1414,6 @@ export const Node_LabelsEntry: MessageFns<Node_LabelsEntry> = {
       obj.value = message.value;
     }
     return obj;
-  },
-
-  create(base?: DeepPartial<Node_LabelsEntry>): Node_LabelsEntry {
-    return Node_LabelsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Node_LabelsEntry>): Node_LabelsEntry {
-    const message = createBaseNode_LabelsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -1727,28 +1580,6 @@ export const ClusterEvent: MessageFns<ClusterEvent> = {
     }
     return obj;
   },
-
-  create(base?: DeepPartial<ClusterEvent>): ClusterEvent {
-    return ClusterEvent.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ClusterEvent>): ClusterEvent {
-    const message = createBaseClusterEvent();
-    message.id = object.id ?? "";
-    message.timeMs = object.timeMs ?? 0;
-    message.kind = object.kind ?? "";
-    message.nodeId = object.nodeId ?? "";
-    message.message = object.message ?? "";
-    message.attributes = (globalThis.Object.entries(object.attributes ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseClusterEvent_AttributesEntry(): ClusterEvent_AttributesEntry {
@@ -1823,16 +1654,6 @@ export const ClusterEvent_AttributesEntry: MessageFns<ClusterEvent_AttributesEnt
       obj.value = message.value;
     }
     return obj;
-  },
-
-  create(base?: DeepPartial<ClusterEvent_AttributesEntry>): ClusterEvent_AttributesEntry {
-    return ClusterEvent_AttributesEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ClusterEvent_AttributesEntry>): ClusterEvent_AttributesEntry {
-    const message = createBaseClusterEvent_AttributesEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -1943,32 +1764,11 @@ export const NatsAccess: MessageFns<NatsAccess> = {
     }
     return obj;
   },
-
-  create(base?: DeepPartial<NatsAccess>): NatsAccess {
-    return NatsAccess.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NatsAccess>): NatsAccess {
-    const message = createBaseNatsAccess();
-    message.servers = object.servers?.map((e) => e) || [];
-    message.user = object.user ?? "";
-    message.password = object.password ?? "";
-    message.subjectPrefix = object.subjectPrefix ?? "";
-    return message;
-  },
 };
 
 function floatToJson(value: number | null | undefined): number | string | null | undefined {
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
 }
-
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
-
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
@@ -1989,11 +1789,9 @@ function isSet(value: any): boolean {
   return value !== null && value !== undefined;
 }
 
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;
   toJSON(message: T): unknown;
-  create(base?: DeepPartial<T>): T;
-  fromPartial(object: DeepPartial<T>): T;
 }

@@ -1,0 +1,81 @@
+/**
+ * `muster up`: a local cluster on this machine — a nats-server, a head on the
+ * embedded store and N workers with simulated GPUs, all child processes.
+ * Ctrl-C (or SIGTERM) stops every child. With `--run <command>` it runs the
+ * command against the cluster once it is up, then stops it and exits with
+ * the command's exit code (how the quick-start demo runs).
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { execaCommand } from 'execa';
+import { LocalCluster } from '@muster/testing';
+import { clusterSummary, nodesTable } from '../format.js';
+
+interface UpFlags {
+  workers: string;
+  profile: string;
+  port: string;
+  dataDir: string;
+  run?: string;
+}
+
+export function upCommand(program: Command): void {
+  program
+    .command('up')
+    .description('start a local cluster: nats-server, head (embedded store) and simulated workers')
+    .option('--workers <n>', 'number of simulated workers', '3')
+    .option('--profile <name>', 'GPU profile of the workers (muster-worker inventory --help)', 'hgx-h100-8')
+    .option('--port <port>', 'head gRPC port', '7400')
+    .option('--data-dir <dir>', 'where state, token and logs go', '.muster')
+    .option('--run <command>', 'run this shell command against the cluster, then stop it')
+    .action(async (flags: UpFlags) => {
+      const workers = Number(flags.workers);
+      const port = Number(flags.port);
+      if (!Number.isInteger(workers) || workers < 0 || workers > 256) throw new Error(`--workers: expected 0..256, got "${flags.workers}"`);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: expected a port number, got "${flags.port}"`);
+      const dataDir = resolve(flags.dataDir);
+      const logDir = join(dataDir, 'logs');
+      await mkdir(logDir, { recursive: true });
+      const logs = new Map<string, WriteStream>();
+      const onLine = (name: string, line: string) => {
+        let s = logs.get(name);
+        if (!s) logs.set(name, (s = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' })));
+        s.write(`${line}\n`);
+      };
+      const say = (s: string) => process.stdout.write(s);
+      say(`starting nats-server, head on 127.0.0.1:${port} and ${workers} worker(s) (${flags.profile}); logs in ${logDir}\n`);
+      let cluster: LocalCluster | undefined;
+      let stopping: Promise<void> | undefined;
+      const stop = () => (stopping ??= (async () => {
+        say('stopping the cluster…\n');
+        await cluster?.stop();
+        for (const s of logs.values()) s.end();
+        say('stopped\n');
+      })());
+      const onSignal = () => void stop().then(() => process.exit(130));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+
+      cluster = await LocalCluster.start({ dataDir, port, workers: 0, profile: flags.profile, onLine });
+      say(`head ready at ${cluster.address} (token: ${cluster.tokenFile})\n`);
+      for (let i = 0; i < workers; i++) {
+        await cluster.addWorker();
+        say(`\rworkers registered: ${i + 1}/${workers}`);
+      }
+      if (workers) say('\n');
+      const c = await cluster.connect();
+      const nodes = await c.nodes();
+      c.close();
+      say(`${clusterSummary(nodes)}\n${nodes.length ? `${nodesTable(nodes)}\n` : ''}`);
+      const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+      if (flags.run) {
+        say(`running: ${flags.run}\n`);
+        const r = await execaCommand(flags.run, { shell: true, stdio: 'inherit', reject: false, env });
+        await stop();
+        process.exit(r.exitCode ?? 1);
+      }
+      say(`\ncluster is up. In another shell:\n  export MUSTER_ADDRESS=${env.MUSTER_ADDRESS} MUSTER_TOKEN_FILE=${env.MUSTER_TOKEN_FILE}\n  muster status\nCtrl-C stops it.\n`);
+    });
+}

@@ -1,0 +1,75 @@
+/** Human formatting shared by CLI commands. */
+import Table from 'cli-table3';
+import type { NodeView } from '@muster/sdk';
+
+export function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n >= 10 || i === 0 ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
+}
+
+export function ago(d: Date, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - d.getTime()) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+/** "8× NVIDIA H100 80GB HBM3" or "4× A + 4× B" */
+function gpuSummary(n: NodeView): string {
+  if (n.gpus.length === 0) return '-';
+  const byName = new Map<string, number>();
+  for (const g of n.gpus) byName.set(g.name || 'GPU', (byName.get(g.name || 'GPU') ?? 0) + 1);
+  return [...byName].map(([name, c]) => `${c}× ${name}`).join(' + ');
+}
+
+/** Island sizes, "8" or "4+4", with the GPU indices when split. */
+function islands(n: NodeView): string {
+  if (n.gpus.length === 0) return '-';
+  if (n.nvlinkIslands.length <= 1) return String(n.nvlinkIslands[0]?.length ?? n.gpus.length);
+  if (n.nvlinkIslands.every((i) => i.length === 1)) return `none (${n.nvlinkIslands.length}×1)`;
+  return n.nvlinkIslands.map((i) => `[${i.join(',')}]`).join(' ');
+}
+
+function mig(n: NodeView): string {
+  const slices = n.gpus.flatMap((g) => g.mig.map((m) => m.profile));
+  if (slices.length === 0) return '-';
+  const by = new Map<string, number>();
+  for (const p of slices) by.set(p, (by.get(p) ?? 0) + 1);
+  return [...by].map(([p, c]) => `${c}× ${p}`).join(', ');
+}
+
+export function nodesTable(nodes: NodeView[]): string {
+  const t = new Table({
+    head: ['NODE', 'STATE', 'GPUS', 'GPU MEM', 'NVLINK ISLANDS', 'MIG', 'CPU', 'MEMORY', 'ADDRESS', 'HEARTBEAT'],
+    style: { head: [], border: [] },
+    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ' },
+  });
+  for (const n of nodes) {
+    const gpuMem = n.gpus.reduce((s, g) => s + g.memoryMiB, 0) * 1024 * 1024;
+    t.push([
+      n.id,
+      n.state === 'dead' ? `dead (${n.stateReason})` : n.state,
+      gpuSummary(n),
+      gpuMem ? bytes(gpuMem) : '-',
+      islands(n),
+      mig(n),
+      String(n.cpuCores),
+      bytes(n.memoryBytes),
+      n.address,
+      `${ago(n.lastHeartbeatAt)} ago`,
+    ]);
+  }
+  return t.toString();
+}
+
+export function clusterSummary(nodes: NodeView[]): string {
+  const alive = nodes.filter((n) => n.state === 'alive');
+  const gpus = alive.reduce((s, n) => s + n.gpus.length, 0);
+  return `${nodes.length} node(s): ${alive.length} alive, ${nodes.length - alive.length} dead; ${gpus} GPU(s) on alive nodes`;
+}

@@ -1,0 +1,1 @@
+export { nodesTable, clusterSummary } from './format.js';

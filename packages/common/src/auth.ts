@@ -1,0 +1,62 @@
+/**
+ * The cluster token: created by the head on first start (32 random bytes,
+ * base64url, file mode 0600 in its data dir) and sent by every SDK client and
+ * agent as `authorization: Bearer <token>` gRPC metadata.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Metadata } from '@grpc/grpc-js';
+import { ErrorCode, MusterError } from './errors.js';
+
+export const AUTH_HEADER = 'authorization';
+
+/** Reads the token at `path`, creating it (0600) when absent. */
+export async function loadOrCreateToken(path: string): Promise<string> {
+  try {
+    return (await readFile(path, 'utf8')).trim();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const token = randomBytes(32).toString('base64url');
+  try {
+    await writeFile(path, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    // Lost a race with another process creating it: use theirs.
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return (await readFile(path, 'utf8')).trim();
+    throw e;
+  }
+  await chmod(path, 0o600);
+  return token;
+}
+
+/** Reads a token file written by the head (for agents and clients). */
+export async function readToken(path: string): Promise<string> {
+  try {
+    const token = (await readFile(path, 'utf8')).trim();
+    if (token) return token;
+  } catch (e) {
+    throw new MusterError(ErrorCode.UNAUTHENTICATED, `cannot read cluster token file ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  throw new MusterError(ErrorCode.UNAUTHENTICATED, `cluster token file ${path} is empty`);
+}
+
+export function tokenMetadata(token: string): Metadata {
+  const md = new Metadata();
+  md.set(AUTH_HEADER, `Bearer ${token}`);
+  return md;
+}
+
+/** Throws UNAUTHENTICATED unless `md` carries exactly `token`. */
+export function checkToken(md: Metadata, token: string): void {
+  const value = md.get(AUTH_HEADER)[0];
+  if (typeof value !== 'string' || !value.startsWith('Bearer ')) {
+    throw new MusterError(ErrorCode.UNAUTHENTICATED, 'missing cluster token: send "authorization: Bearer <token>" (the token is in the head\'s data dir, file "token")');
+  }
+  const given = Buffer.from(value.slice('Bearer '.length).trim());
+  const want = Buffer.from(token);
+  if (given.length !== want.length || !timingSafeEqual(given, want)) {
+    throw new MusterError(ErrorCode.UNAUTHENTICATED, 'wrong cluster token');
+  }
+}

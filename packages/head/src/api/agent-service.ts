@@ -1,0 +1,106 @@
+/**
+ * AgentService.Connect: one bidirectional stream per node. The first message
+ * must register the node (validated; a bad one ends this stream with
+ * INVALID_ARGUMENT naming the field and touches nothing else); then every
+ * heartbeat refreshes liveness and is acknowledged, so the agent can tell a
+ * frozen head from a quiet one.
+ */
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { Histogram } from '@opentelemetry/api';
+import { ErrorCode, MusterError, toGrpcError, type Logger } from '@muster/common';
+import type { AgentMessage, AgentServiceServer, HeadMessage, NatsAccess } from '@muster/proto';
+import type { AgentConnection, NodeRegistry } from '../cluster/registry.js';
+import { validateRegister } from '../cluster/validate.js';
+import { bidiStream, type RpcContext } from './rpc.js';
+
+export interface AgentServiceDeps {
+  registry: NodeRegistry;
+  log: Logger;
+  headId: string;
+  heartbeatIntervalMs: number;
+  deadAfterMs: number;
+  nats: NatsAccess | undefined;
+  heartbeatLag: Histogram;
+}
+
+let nextConnId = 1;
+
+export function agentService(ctx: RpcContext, deps: AgentServiceDeps): AgentServiceServer {
+  return { connect: bidiStream(ctx, 'AgentConnect', (call) => serveAgent(call, deps)) };
+}
+
+function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: AgentServiceDeps): Promise<void> {
+  const { registry, log } = deps;
+  let nodeId: string | undefined;
+  let ended = false;
+  const conn: AgentConnection = {
+    id: nextConnId++,
+    close(err: MusterError) {
+      if (ended) return;
+      ended = true;
+      call.emit('error', toGrpcError(err));
+    },
+  };
+  // Messages are handled one at a time, in order: a heartbeat must not
+  // overtake the registration it follows.
+  let chain = Promise.resolve();
+
+  return new Promise<void>((resolve) => {
+    const finish = () => {
+      if (nodeId) registry.disconnected(nodeId, conn);
+      resolve();
+    };
+    call.on('data', (msg: AgentMessage) => {
+      chain = chain.then(() => handle(msg)).catch((e: unknown) => {
+        log.warn({ nodeId, err: e instanceof Error ? e.message : e }, 'agent stream refused');
+        conn.close(e instanceof MusterError ? e : new MusterError(ErrorCode.INTERNAL, String(e), { cause: e }));
+      });
+    });
+    call.on('end', () => {
+      if (!ended) {
+        ended = true;
+        call.end();
+      }
+      finish();
+    });
+    call.on('cancelled', finish);
+    call.on('error', finish);
+  });
+
+  async function handle(msg: AgentMessage): Promise<void> {
+    if (ended) return;
+    if (!nodeId) {
+      const reg = validateRegister(msg.msg?.$case === 'register' ? msg.msg.value : undefined);
+      await registry.register(reg, conn);
+      nodeId = reg.nodeId;
+      call.write({
+        msg: {
+          $case: 'registered',
+          value: {
+            nodeId,
+            headId: deps.headId,
+            heartbeatIntervalMs: deps.heartbeatIntervalMs,
+            deadAfterMs: deps.deadAfterMs,
+            nats: deps.nats,
+          },
+        },
+      });
+      return;
+    }
+    switch (msg.msg?.$case) {
+      case 'heartbeat': {
+        const hb = msg.msg.value;
+        if (!registry.heartbeat(nodeId, conn)) {
+          throw new MusterError(ErrorCode.FAILED_PRECONDITION, `node ${nodeId} is not registered on this stream any more; reconnect and register again`);
+        }
+        if (hb.sentAtMs > 0) deps.heartbeatLag.record(Math.max(0, Date.now() - hb.sentAtMs) / 1000);
+        call.write({ msg: { $case: 'heartbeatAck', value: { seq: hb.seq } } });
+        return;
+      }
+      case 'register':
+        throw new MusterError(ErrorCode.FAILED_PRECONDITION, `node ${nodeId} is already registered on this stream`);
+      default:
+        throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'unknown or empty agent message (a field had the wrong wire type?)');
+    }
+  }
+}

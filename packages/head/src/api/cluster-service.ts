@@ -1,0 +1,76 @@
+/** ClusterService: the SDK's and CLI's view of the cluster. */
+import type { ServerWritableStream } from '@grpc/grpc-js';
+import { ErrorCode, MusterError } from '@muster/common';
+import {
+  NodeState,
+  type ClusterEvent,
+  type ClusterInfo,
+  type ClusterServiceServer,
+  type NatsAccess,
+  type WatchEventsRequest,
+} from '@muster/proto';
+import type { NodeRegistry } from '../cluster/registry.js';
+import type { EventLog } from '../events/event-log.js';
+import { unary, serverStream, type RpcContext } from './rpc.js';
+
+export interface ClusterServiceDeps {
+  registry: NodeRegistry;
+  events: EventLog;
+  info: { headId: string; version: string; store: string; nats: NatsAccess | undefined; heartbeatIntervalMs: number; deadAfterMs: number };
+}
+
+export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): ClusterServiceServer {
+  const { registry, events, info } = deps;
+  return {
+    getClusterInfo: unary(ctx, 'GetClusterInfo', async (): Promise<ClusterInfo> => ({
+      headId: info.headId,
+      version: info.version,
+      store: info.store,
+      nodesAlive: registry.count(NodeState.NODE_STATE_ALIVE),
+      nodesDead: registry.count(NodeState.NODE_STATE_DEAD),
+      nats: info.nats,
+      heartbeatIntervalMs: info.heartbeatIntervalMs,
+      deadAfterMs: info.deadAfterMs,
+    })),
+    listNodes: unary(ctx, 'ListNodes', async (req: { state: NodeState }) => ({ nodes: registry.list(req.state) })),
+    getNode: unary(ctx, 'GetNode', async (req: { nodeId: string }) => {
+      const node = registry.get(req.nodeId);
+      if (!node) throw new MusterError(ErrorCode.NOT_FOUND, `no node "${req.nodeId}"`, { details: { nodeId: req.nodeId } });
+      return node;
+    }),
+    watchEvents: serverStream(ctx, 'WatchEvents', (call) => watchEvents(events, call)),
+  };
+}
+
+/**
+ * Replays retained events (if asked), then streams live ones until the
+ * client goes away. Live events that arrive during the replay are queued
+ * and de-duplicated by id, so none is lost or sent twice.
+ */
+async function watchEvents(events: EventLog, call: ServerWritableStream<WatchEventsRequest, ClusterEvent>): Promise<void> {
+  const { replay, afterId, kinds } = call.request;
+  const wanted = (e: ClusterEvent) => kinds.length === 0 || kinds.some((k) => e.kind.startsWith(k));
+  let lastId = afterId;
+  let replaying = replay || afterId !== '';
+  const queued: ClusterEvent[] = [];
+  const send = (e: ClusterEvent) => {
+    if (e.id <= lastId) return;
+    lastId = e.id;
+    if (wanted(e)) call.write(e);
+  };
+  const unsubscribe = events.subscribe((e) => (replaying ? queued.push(e) : send(e)));
+  try {
+    if (replaying) {
+      for (const e of await events.history(afterId)) send(e);
+      for (const e of queued) send(e);
+      replaying = false;
+    }
+    await new Promise<void>((resolve) => {
+      call.once('cancelled', resolve);
+      call.once('close', resolve);
+      call.once('error', resolve);
+    });
+  } finally {
+    unsubscribe();
+  }
+}

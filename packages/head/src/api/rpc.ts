@@ -1,0 +1,92 @@
+/**
+ * What every gRPC handler of the head shares: the token check, RPC metrics
+ * (count by method and code, latency) and the mapping of thrown errors to
+ * gRPC status + `muster-error-code`. Handlers are plain async functions that
+ * return a value or throw a MusterError.
+ */
+import type {
+  sendUnaryData,
+  ServerUnaryCall,
+  ServerWritableStream,
+  ServerDuplexStream,
+  Metadata,
+} from '@grpc/grpc-js';
+import type { Counter, Histogram } from '@opentelemetry/api';
+import { checkToken, toGrpcError, toMusterError, type Metrics } from '@muster/common';
+
+export interface RpcContext {
+  token: string;
+  rpcCount: Counter;
+  rpcLatency: Histogram;
+}
+
+export function rpcContext(token: string, metrics: Metrics): RpcContext {
+  return {
+    token,
+    rpcCount: metrics.meter.createCounter('muster_rpc_total', { description: 'gRPC calls handled by the head, by method and result code' }),
+    rpcLatency: metrics.meter.createHistogram('muster_rpc_duration_seconds', {
+      description: 'gRPC call latency (streams: until the stream ends)',
+      unit: 's',
+      advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5] },
+    }),
+  };
+}
+
+function record(ctx: RpcContext, method: string, started: number, code: string): void {
+  ctx.rpcCount.add(1, { method, code });
+  ctx.rpcLatency.record((performance.now() - started) / 1000, { method });
+}
+
+export function unary<Req, Res>(ctx: RpcContext, method: string, handler: (req: Req, md: Metadata) => Promise<Res>) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    const started = performance.now();
+    (async () => {
+      checkToken(call.metadata, ctx.token);
+      return handler(call.request, call.metadata);
+    })().then(
+      (res) => {
+        record(ctx, method, started, 'OK');
+        callback(null, res);
+      },
+      (e: unknown) => {
+        record(ctx, method, started, toMusterError(e).code);
+        callback(toGrpcError(e));
+      },
+    );
+  };
+}
+
+export function serverStream<Req, Res>(ctx: RpcContext, method: string, handler: (call: ServerWritableStream<Req, Res>) => Promise<void>) {
+  return (call: ServerWritableStream<Req, Res>) => {
+    const started = performance.now();
+    (async () => {
+      checkToken(call.metadata, ctx.token);
+      await handler(call);
+    })().then(
+      () => {
+        record(ctx, method, started, 'OK');
+        call.end();
+      },
+      (e: unknown) => {
+        record(ctx, method, started, toMusterError(e).code);
+        call.emit('error', toGrpcError(e));
+      },
+    );
+  };
+}
+
+export function bidiStream<Req, Res>(ctx: RpcContext, method: string, handler: (call: ServerDuplexStream<Req, Res>) => Promise<void>) {
+  return (call: ServerDuplexStream<Req, Res>) => {
+    const started = performance.now();
+    (async () => {
+      checkToken(call.metadata, ctx.token);
+      await handler(call);
+    })().then(
+      () => record(ctx, method, started, 'OK'),
+      (e: unknown) => {
+        record(ctx, method, started, toMusterError(e).code);
+        call.emit('error', toGrpcError(e));
+      },
+    );
+  };
+}

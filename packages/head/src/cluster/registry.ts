@@ -1,0 +1,183 @@
+/**
+ * The node registry: the head's view of every node, fed by agent streams.
+ *
+ * Node lifecycle (persisted at /muster/nodes/<id> on every transition, never on
+ * a plain heartbeat — 2,000 nodes × 1 Hz must not become 2,000 writes/s):
+ *
+ *   (none) ──register──▶ ALIVE ──silent ≥ deadAfterMs──▶ DEAD
+ *                          ▲                               │
+ *                          └────────── register ───────────┘
+ *
+ *   1. register, unknown id     → ALIVE, event node.registered
+ *   2. register, DEAD           → ALIVE, event node.alive
+ *   3. register, ALIVE, same incarnation (reconnect, head restart)
+ *                               → ALIVE, event node.reconnected
+ *   4. register, ALIVE, new incarnation, old stream silent or closed
+ *                               → ALIVE, event node.restarted
+ *   5. register, ALIVE, new incarnation, old stream still heartbeating
+ *                               → refused ALREADY_EXISTS (two agents claim one id)
+ *   6. no heartbeat for deadAfterMs (liveness sweep) → DEAD, event node.dead
+ *
+ * A closed stream alone does not kill a node: the agent gets deadAfterMs to
+ * come back (a network blip or a head restart must not restart shards).
+ * After a head restart, nodes read back as ALIVE get twice deadAfterMs to
+ * reconnect before the sweep may declare them dead: agents were backing off
+ * while the head was away, and a restart of the head alone must not look like
+ * the death of every node.
+ */
+import { ErrorCode, MusterError, type Logger } from '@muster/common';
+import { Node, NodeState, type Register } from '@muster/proto';
+import type { StateStore } from '../state/index.js';
+import type { EventLog } from '../events/event-log.js';
+
+export const NODES_PREFIX = '/muster/nodes/';
+
+/** One live agent stream. `close` ends it with an error the agent sees. */
+export interface AgentConnection {
+  readonly id: number;
+  close(err: MusterError): void;
+}
+
+interface Entry {
+  node: Node;
+  conn?: AgentConnection | undefined;
+  /** Monotonic ms of the last sign of life (register or heartbeat). */
+  lastSeen: number;
+}
+
+export class NodeRegistry {
+  private readonly nodes = new Map<string, Entry>();
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly events: EventLog,
+    private readonly log: Logger,
+    private readonly deadAfterMs: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Loads persisted nodes (head restart). */
+  async load(): Promise<void> {
+    const { kvs } = await this.store.range(NODES_PREFIX);
+    const grace = this.now() + this.deadAfterMs;
+    for (const kv of kvs) {
+      const node = Node.decode(kv.value);
+      this.nodes.set(node.nodeId, { node, lastSeen: grace });
+    }
+    this.log.info({ nodes: kvs.length }, 'node records loaded');
+  }
+
+  list(state: NodeState = NodeState.NODE_STATE_UNSPECIFIED): Node[] {
+    return [...this.nodes.values()]
+      .map((e) => e.node)
+      .filter((n) => state === NodeState.NODE_STATE_UNSPECIFIED || n.state === state)
+      .sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+  }
+
+  get(nodeId: string): Node | undefined {
+    return this.nodes.get(nodeId)?.node;
+  }
+
+  count(state: NodeState): number {
+    let n = 0;
+    for (const e of this.nodes.values()) if (e.node.state === state) n++;
+    return n;
+  }
+
+  /** Transitions 1-5 of the table above. */
+  async register(reg: Register, conn: AgentConnection): Promise<Node> {
+    const prev = this.nodes.get(reg.nodeId);
+    const t = this.now();
+    let kind: string;
+    if (!prev) kind = 'node.registered';
+    else if (prev.node.state !== NodeState.NODE_STATE_ALIVE) kind = 'node.alive';
+    else if (prev.node.incarnation === reg.incarnation) kind = 'node.reconnected';
+    else if (prev.conn && t - prev.lastSeen < this.deadAfterMs) {
+      throw new MusterError(
+        ErrorCode.ALREADY_EXISTS,
+        `node id "${reg.nodeId}" is held by another live agent (incarnation ${prev.node.incarnation}, address ${prev.node.address}); ` +
+          'give each agent its own --node-id, or stop the other one (it is considered gone after ' +
+          `${this.deadAfterMs} ms of silence)`,
+        { details: { field: 'nodeId', nodeId: reg.nodeId } },
+      );
+    } else kind = 'node.restarted';
+
+    const wall = Date.now();
+    const node: Node = {
+      nodeId: reg.nodeId,
+      state: NodeState.NODE_STATE_ALIVE,
+      labels: reg.labels,
+      taints: reg.taints,
+      inventory: reg.inventory,
+      address: reg.address,
+      incarnation: reg.incarnation,
+      agentVersion: reg.agentVersion,
+      registeredAtMs: prev && kind === 'node.reconnected' ? prev.node.registeredAtMs : wall,
+      lastHeartbeatMs: wall,
+      stateChangedAtMs: prev?.node.state === NodeState.NODE_STATE_ALIVE ? prev.node.stateChangedAtMs : wall,
+      stateReason: kind === 'node.registered' ? 'registered' : kind.slice('node.'.length),
+    };
+    await this.persist(node);
+    const old = prev?.conn;
+    this.nodes.set(node.nodeId, { node, conn, lastSeen: t });
+    if (old && old.id !== conn.id) {
+      old.close(new MusterError(ErrorCode.NODE_SUPERSEDED, `a newer connection of node ${node.nodeId} replaced this one`));
+    }
+    const gpus = reg.inventory?.gpus.length ?? 0;
+    await this.events.append(kind, {
+      nodeId: node.nodeId,
+      message: `node ${node.nodeId} ${kind.slice('node.'.length)} (${gpus} GPUs, incarnation ${node.incarnation})`,
+      attributes: { incarnation: node.incarnation, gpus: String(gpus) },
+    });
+    return node;
+  }
+
+  /** A heartbeat from `conn`; ignored when that stream was superseded. */
+  heartbeat(nodeId: string, conn: AgentConnection): boolean {
+    const e = this.nodes.get(nodeId);
+    if (!e || e.conn?.id !== conn.id || e.node.state !== NodeState.NODE_STATE_ALIVE) return false;
+    e.lastSeen = this.now();
+    e.node.lastHeartbeatMs = Date.now();
+    return true;
+  }
+
+  /** The stream of `conn` ended; the node lives on until the sweep says otherwise. */
+  disconnected(nodeId: string, conn: AgentConnection): void {
+    const e = this.nodes.get(nodeId);
+    if (e?.conn?.id === conn.id) e.conn = undefined;
+  }
+
+  /** Transition 6: returns the nodes declared dead by this sweep. */
+  async sweep(): Promise<Node[]> {
+    const t = this.now();
+    const dead: Node[] = [];
+    for (const e of this.nodes.values()) {
+      if (e.node.state !== NodeState.NODE_STATE_ALIVE) continue;
+      const silentMs = Math.round(t - e.lastSeen);
+      if (silentMs < this.deadAfterMs) continue;
+      const node: Node = {
+        ...e.node,
+        state: NodeState.NODE_STATE_DEAD,
+        stateChangedAtMs: Date.now(),
+        stateReason: `no heartbeat for ${silentMs} ms (limit ${this.deadAfterMs} ms)`,
+      };
+      e.node = node;
+      e.conn?.close(new MusterError(ErrorCode.UNAVAILABLE, `node ${node.nodeId} declared dead: ${node.stateReason}`));
+      e.conn = undefined;
+      dead.push(node);
+      await this.persist(node);
+      await this.events.append('node.dead', { nodeId: node.nodeId, message: `node ${node.nodeId} dead: ${node.stateReason}`, attributes: { silentMs: String(silentMs) } });
+    }
+    return dead;
+  }
+
+  /** Heartbeat lag of alive nodes, ms since last sign of life. */
+  silences(): number[] {
+    const t = this.now();
+    return [...this.nodes.values()].filter((e) => e.node.state === NodeState.NODE_STATE_ALIVE).map((e) => t - e.lastSeen);
+  }
+
+  private async persist(node: Node): Promise<void> {
+    await this.store.put(NODES_PREFIX + node.nodeId, Node.encode(node).finish());
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * muster-head configuration: defaults < --config file < MUSTER_* env < flags.
+ * Every option is declared once here; main.ts builds its flags from this list.
+ */
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { loadConfig, parseList, parseNumber, type ConfigSources, type OptionSpec } from '@muster/common';
+
+const hostPort = z.string().regex(/^(\[[^\]]+\]|[^:]*):\d{1,5}$/, 'expected host:port');
+
+export const headConfigSchema = z
+  .object({
+    listen: hostPort.default('127.0.0.1:7400'),
+    dataDir: z.string().min(1).default('.muster/head'),
+    tokenFile: z.string().optional(),
+    store: z.enum(['embedded', 'etcd']).default('embedded'),
+    etcdEndpoints: z.array(z.string().url()).default(['http://127.0.0.1:2379']),
+    natsUrl: z.array(z.string()).default([]),
+    natsUser: z.string().default(''),
+    natsPassword: z.string().default(''),
+    natsSubjectPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected NATS subject tokens').default('muster'),
+    heartbeatIntervalMs: z.number().int().min(50).max(60_000).default(1_000),
+    deadAfterMs: z.number().int().min(100).max(600_000).default(3_000),
+    metricsListen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9400'),
+    maxMessageBytes: z.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+    eventRetention: z.number().int().min(100).max(1_000_000).default(10_000),
+    headId: z.string().min(1).default(() => `${hostname()}-${randomBytes(3).toString('hex')}`),
+  })
+  .refine((c) => c.deadAfterMs >= 2 * c.heartbeatIntervalMs, {
+    message: 'deadAfterMs must be at least twice heartbeatIntervalMs, or one late heartbeat kills a node',
+    path: ['deadAfterMs'],
+  });
+
+export type HeadConfig = z.infer<typeof headConfigSchema>;
+
+export const headOptions: OptionSpec[] = [
+  { key: 'listen', flag: 'listen', env: 'MUSTER_LISTEN', description: 'gRPC listen address host:port (port 0 picks one)' },
+  { key: 'dataDir', flag: 'data-dir', env: 'MUSTER_DATA_DIR', description: 'data directory (embedded store, token)' },
+  { key: 'tokenFile', flag: 'token-file', env: 'MUSTER_TOKEN_FILE', description: 'cluster token file (default <data-dir>/token, created 0600)' },
+  { key: 'store', flag: 'store', env: 'MUSTER_STORE', description: 'state store: embedded | etcd' },
+  { key: 'etcdEndpoints', flag: 'etcd-endpoints', env: 'MUSTER_ETCD_ENDPOINTS', parse: parseList, description: 'etcd endpoints, comma-separated' },
+  { key: 'natsUrl', flag: 'nats-url', env: 'MUSTER_NATS_URL', parse: parseList, description: 'NATS servers, comma-separated (none: no data plane)' },
+  { key: 'natsUser', flag: 'nats-user', env: 'MUSTER_NATS_USER', description: 'NATS user' },
+  { key: 'natsPassword', flag: 'nats-password', env: 'MUSTER_NATS_PASSWORD', description: 'NATS password (prefer the env var to the flag)' },
+  { key: 'natsSubjectPrefix', flag: 'nats-subject-prefix', env: 'MUSTER_NATS_SUBJECT_PREFIX', description: 'first token of every NATS subject' },
+  { key: 'heartbeatIntervalMs', flag: 'heartbeat-interval-ms', env: 'MUSTER_HEARTBEAT_INTERVAL_MS', parse: parseNumber, description: 'agent heartbeat interval' },
+  { key: 'deadAfterMs', flag: 'dead-after-ms', env: 'MUSTER_DEAD_AFTER_MS', parse: parseNumber, description: 'a node silent this long is dead' },
+  { key: 'metricsListen', flag: 'metrics-listen', env: 'MUSTER_METRICS_LISTEN', description: 'Prometheus endpoint host:port ("" disables)' },
+  { key: 'maxMessageBytes', flag: 'max-message-bytes', env: 'MUSTER_MAX_MESSAGE_BYTES', parse: parseNumber, description: 'largest gRPC message accepted' },
+  { key: 'eventRetention', flag: 'event-retention', env: 'MUSTER_EVENT_RETENTION', parse: parseNumber, description: 'cluster events kept in the store' },
+  { key: 'headId', flag: 'head-id', env: 'MUSTER_HEAD_ID', description: 'this head\'s id (default hostname-random)' },
+];
+
+export function loadHeadConfig(sources: ConfigSources): HeadConfig {
+  return loadConfig(headConfigSchema, headOptions, sources);
+}
+
+export function tokenPath(config: HeadConfig): string {
+  return config.tokenFile ?? join(config.dataDir, 'token');
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+/**
+ * muster-head: the control plane process.
+ *
+ * Prints one JSON log line `{"msg":"head ready","address":...}` when it
+ * serves, so scripts (and the test kit) can wait for it; SIGTERM/SIGINT stop
+ * it cleanly (connections drained, store flushed).
+ */
+import { Command } from 'commander';
+import { createLogger, isMusterError } from '@muster/common';
+import { headOptions, loadHeadConfig, tokenPath } from './config.js';
+import { startHead } from './head.js';
+
+const program = new Command('muster-head')
+  .description('Muster head: cluster state, scheduling, agent and SDK API')
+  .option('--config <file>', 'YAML or JSON config file (layered under MUSTER_* env and flags)')
+  .showHelpAfterError();
+for (const o of headOptions) program.option(`--${o.flag} <value>`, `${o.description} [env ${o.env}]`);
+program.parse();
+
+const log = createLogger('head');
+const opts = program.opts<Record<string, string>>();
+const flags = Object.fromEntries(headOptions.map((o) => [o.key, opts[o.key]]));
+
+async function main(): Promise<void> {
+  const config = loadHeadConfig({ file: opts.config, flags });
+  const head = await startHead(config, log);
+  log.info(
+    { address: head.address, headId: head.headId, store: head.store.kind, metrics: head.metricsAddress, tokenFile: tokenPath(config), dataDir: config.dataDir },
+    'head ready',
+  );
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'head stopping');
+    await head.close();
+    log.info('head stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  log.fatal({ code: isMusterError(e) ? e.code : undefined, err: e instanceof Error ? e.message : e }, 'head failed to start');
+  process.exit(1);
+});

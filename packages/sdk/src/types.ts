@@ -1,0 +1,107 @@
+/** The SDK's view of cluster objects: plain, documented, stable. */
+import type { ClusterEvent as WireEvent, Node as WireNode } from '@muster/proto';
+import { NodeState } from '@muster/proto';
+
+export type NodeStateName = 'alive' | 'dead' | 'unknown';
+
+export interface GpuView {
+  index: number;
+  uuid: string;
+  name: string;
+  memoryMiB: number;
+  numaNode: number | null;
+  mig: Array<{ profile: string; uuid: string }>;
+}
+
+export interface NodeView {
+  id: string;
+  state: NodeStateName;
+  /** Why the node is in its state ("no heartbeat for 3012 ms"). */
+  stateReason: string;
+  address: string;
+  labels: Record<string, string>;
+  taints: Array<{ key: string; value: string; effect: string }>;
+  cpuCores: number;
+  memoryBytes: number;
+  gpus: GpuView[];
+  /** GPU indices grouped by NVLink island. */
+  nvlinkIslands: number[][];
+  /** N×N link matrix as nvidia-smi prints it ("X", "NV18", "SYS", ...). */
+  links: string[][];
+  nvlinkDomain: string;
+  inventorySource: string;
+  incarnation: string;
+  agentVersion: string;
+  registeredAt: Date;
+  lastHeartbeatAt: Date;
+  stateChangedAt: Date;
+}
+
+/** Kinds of events the head emits today; see docs/events.md. */
+export type ClusterEventKind =
+  | 'node.registered'
+  | 'node.alive'
+  | 'node.reconnected'
+  | 'node.restarted'
+  | 'node.dead'
+  | (string & {});
+
+export interface ClusterEventView {
+  id: string;
+  time: Date;
+  kind: ClusterEventKind;
+  /** The node the event is about, or undefined. */
+  nodeId: string | undefined;
+  message: string;
+  attributes: Record<string, string>;
+}
+
+const stateNames: Record<number, NodeStateName> = {
+  [NodeState.NODE_STATE_ALIVE]: 'alive',
+  [NodeState.NODE_STATE_DEAD]: 'dead',
+};
+
+export function nodeView(n: WireNode): NodeView {
+  const inv = n.inventory;
+  const gpus = inv?.gpus ?? [];
+  const size = gpus.length;
+  const flat = inv?.topology?.links ?? [];
+  return {
+    id: n.nodeId,
+    state: stateNames[n.state] ?? 'unknown',
+    stateReason: n.stateReason,
+    address: n.address,
+    labels: n.labels,
+    taints: n.taints,
+    cpuCores: inv?.cpuCores ?? 0,
+    memoryBytes: inv?.memoryBytes ?? 0,
+    gpus: gpus.map((g) => ({
+      index: g.index,
+      uuid: g.uuid,
+      name: g.name,
+      memoryMiB: g.memoryMib,
+      numaNode: g.numaNode ?? null,
+      mig: g.mig.map((m) => ({ profile: m.profile, uuid: m.uuid })),
+    })),
+    nvlinkIslands: inv?.topology?.nvlinkIslands.map((i) => i.gpuIndices) ?? [],
+    links: flat.length === size * size ? Array.from({ length: size }, (_, i) => flat.slice(i * size, (i + 1) * size)) : [],
+    nvlinkDomain: inv?.nvlinkDomain ?? '',
+    inventorySource: inv?.source ?? '',
+    incarnation: n.incarnation,
+    agentVersion: n.agentVersion,
+    registeredAt: new Date(n.registeredAtMs),
+    lastHeartbeatAt: new Date(n.lastHeartbeatMs),
+    stateChangedAt: new Date(n.stateChangedAtMs),
+  };
+}
+
+export function eventView(e: WireEvent): ClusterEventView {
+  return {
+    id: e.id,
+    time: new Date(e.timeMs),
+    kind: e.kind,
+    nodeId: e.nodeId || undefined,
+    message: e.message,
+    attributes: e.attributes,
+  };
+}

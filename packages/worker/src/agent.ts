@@ -1,0 +1,161 @@
+/**
+ * The agent's link to the head: register, heartbeat, reconnect.
+ *
+ *   ┌────────────┐ stream open ┌──────────┐ registered ┌────────────┐
+ *   │ connecting │────────────▶│ register │───────────▶│ registered │──┐ heartbeat
+ *   └────────────┘             └──────────┘            └────────────┘◀─┘ every interval
+ *         ▲   stream error / head silent > deadAfterMs / superseded │
+ *         └──────────────── backoff (100 ms … reconnectMaxMs) ◀─────┘
+ *
+ * Heartbeats are acknowledged; a head that stops acknowledging for
+ * deadAfterMs (frozen, partitioned) is abandoned and the agent reconnects,
+ * trying the next head address. Backoff resets after a successful register.
+ */
+import { randomUUID } from 'node:crypto';
+import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
+import { ExponentialBackoff, type IBackoff } from 'cockatiel';
+import type { Counter } from '@opentelemetry/api';
+import { VERSION, fromGrpcError, tokenMetadata, type Logger, type Metrics } from '@muster/common';
+import { AgentServiceClient, type AgentMessage, type HeadMessage, type NodeInventory, type Registered, type Taint } from '@muster/proto';
+
+export interface AgentOptions {
+  heads: string[];
+  token: string;
+  nodeId: string;
+  address: string;
+  labels: Record<string, string>;
+  taints: Taint[];
+  inventory: NodeInventory;
+  reconnectMaxMs: number;
+}
+
+export type AgentState = 'connecting' | 'registered' | 'stopped';
+
+export class Agent {
+  readonly incarnation = randomUUID();
+  private stateValue: AgentState = 'connecting';
+  private stopped = false;
+  private current: ClientDuplexStream<AgentMessage, HeadMessage> | undefined;
+  private wake: (() => void) | undefined;
+  private headIndex = 0;
+  private readonly clients = new Map<string, AgentServiceClient>();
+  private readonly reconnects: Counter;
+  private readonly heartbeats: Counter;
+  private loop: Promise<void> | undefined;
+  /** Called after every successful registration (tests, status). */
+  onRegistered: ((r: Registered) => void) | undefined;
+
+  constructor(private readonly opts: AgentOptions, private readonly log: Logger, metrics: Metrics) {
+    this.reconnects = metrics.meter.createCounter('muster_agent_reconnects_total', { description: 'agent stream (re)connection attempts' });
+    this.heartbeats = metrics.meter.createCounter('muster_agent_heartbeats_total', { description: 'heartbeats sent to the head' });
+    const connected = metrics.meter.createObservableGauge('muster_agent_registered', { description: '1 while registered with a head' });
+    connected.addCallback((r) => r.observe(this.stateValue === 'registered' ? 1 : 0));
+  }
+
+  get state(): AgentState {
+    return this.stateValue;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.stateValue = 'stopped';
+    this.current?.cancel();
+    this.wake?.();
+    await this.loop;
+    for (const c of this.clients.values()) c.close();
+  }
+
+  private async run(): Promise<void> {
+    const factory = new ExponentialBackoff({ initialDelay: 100, maxDelay: this.opts.reconnectMaxMs });
+    let backoff: IBackoff<unknown> | undefined;
+    while (!this.stopped) {
+      const head = this.opts.heads[this.headIndex % this.opts.heads.length]!;
+      this.reconnects.add(1);
+      let registered = false;
+      try {
+        registered = await this.session(head);
+      } catch (e) {
+        const err = fromGrpcError(e);
+        if (!this.stopped) this.log.warn({ head, code: err.code, err: err.message }, 'head connection lost');
+      }
+      this.stateValue = this.stopped ? 'stopped' : 'connecting';
+      if (this.stopped) break;
+      if (registered) backoff = undefined;
+      backoff = backoff ? backoff.next(undefined) : factory.next(undefined);
+      this.headIndex++;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, backoff!.duration);
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  }
+
+  private client(head: string): AgentServiceClient {
+    let c = this.clients.get(head);
+    if (!c) {
+      c = new AgentServiceClient(head, credentials.createInsecure(), {
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': this.opts.reconnectMaxMs,
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+      });
+      this.clients.set(head, c);
+    }
+    return c;
+  }
+
+  /** One stream's life; resolves true if it got registered before ending. */
+  private session(head: string): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      const call = this.client(head).connect(tokenMetadata(this.opts.token));
+      this.current = call;
+      let registered = false;
+      let seq = 0;
+      let lastAck = performance.now();
+      let timer: NodeJS.Timeout | undefined;
+      const done = (err?: unknown) => {
+        clearInterval(timer);
+        this.current = undefined;
+        if (err && !registered) reject(err);
+        else {
+          if (err) this.log.warn({ head, err: fromGrpcError(err).message }, 'head stream ended');
+          resolve(registered);
+        }
+      };
+      call.on('data', (msg: HeadMessage) => {
+        lastAck = performance.now();
+        if (msg.msg?.$case !== 'registered') return;
+        const r = msg.msg.value;
+        registered = true;
+        this.stateValue = 'registered';
+        this.log.info({ head, headId: r.headId, nodeId: r.nodeId, heartbeatIntervalMs: r.heartbeatIntervalMs }, 'registered with head');
+        this.onRegistered?.(r);
+        timer = setInterval(() => {
+          if (performance.now() - lastAck > r.deadAfterMs) {
+            this.log.warn({ head, silentMs: Math.round(performance.now() - lastAck) }, 'head stopped answering heartbeats; reconnecting');
+            call.cancel();
+            return;
+          }
+          this.heartbeats.add(1);
+          call.write({ msg: { $case: 'heartbeat', value: { seq: ++seq, sentAtMs: Date.now() } } });
+        }, r.heartbeatIntervalMs);
+      });
+      call.on('error', (e) => done(e));
+      call.on('end', () => done());
+      const { inventory, nodeId, address, labels, taints } = this.opts;
+      call.write({
+        msg: {
+          $case: 'register',
+          value: { nodeId, incarnation: this.incarnation, agentVersion: VERSION, inventory, labels, taints, address },
+        },
+      });
+    });
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * muster-worker configuration: defaults < --config file < MUSTER_* env < flags.
+ * In a Kubernetes pod the node identity and topology labels come from the
+ * environment (MUSTER_NODE_ID from the downward API, MUSTER_LABELS, ...).
+ */
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { loadConfig, parseList, parseMap, type ConfigSources, type OptionSpec } from '@muster/common';
+
+const hostPort = z.string().regex(/^(\[[^\]]+\]|[^:]*):\d{1,5}$/, 'expected host:port');
+
+/** "key=value:Effect" or "key:Effect" */
+const TAINT = /^([^=:]+)(?:=([^:]*))?:(NoSchedule|PreferNoSchedule)$/;
+
+export const workerConfigSchema = z.object({
+  head: z.array(hostPort).min(1, 'at least one head address').default(['127.0.0.1:7400']),
+  token: z.string().optional(),
+  tokenFile: z.string().optional(),
+  nodeId: z.string().min(1).default(() => hostname()),
+  address: z.string().default(''),
+  profile: z.string().optional(),
+  topoFile: z.string().optional(),
+  queryGpuFile: z.string().optional(),
+  listFile: z.string().optional(),
+  nvlinkDomain: z.string().optional(),
+  labels: z.record(z.string(), z.string()).default({}),
+  taints: z
+    .array(z.string().regex(TAINT, 'expected key[=value]:NoSchedule|PreferNoSchedule'))
+    .default([])
+    .transform((ts) => ts.map((t) => {
+      const m = TAINT.exec(t)!;
+      return { key: m[1]!, value: m[2] ?? '', effect: m[3]! };
+    })),
+  metricsListen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9401'),
+  reconnectMaxMs: z.number().int().min(100).max(60_000).default(2_000),
+});
+
+export type WorkerConfig = z.infer<typeof workerConfigSchema>;
+
+export const workerOptions: OptionSpec[] = [
+  { key: 'head', flag: 'head', env: 'MUSTER_HEAD', parse: parseList, description: 'head address(es) host:port, comma-separated' },
+  { key: 'token', flag: 'token', env: 'MUSTER_TOKEN', description: 'cluster token (prefer --token-file or the env var)' },
+  { key: 'tokenFile', flag: 'token-file', env: 'MUSTER_TOKEN_FILE', description: 'file holding the cluster token' },
+  { key: 'nodeId', flag: 'node-id', env: 'MUSTER_NODE_ID', description: 'node id (default: hostname)' },
+  { key: 'address', flag: 'address', env: 'MUSTER_ADDRESS', description: 'address other nodes reach this one at (default: derived)' },
+  { key: 'profile', flag: 'profile', env: 'MUSTER_GPU_PROFILE', description: 'simulated GPU profile instead of nvidia-smi (see `muster-worker inventory --help`)' },
+  { key: 'topoFile', flag: 'topo', env: 'MUSTER_TOPO_FILE', description: 'recorded `nvidia-smi topo -m` output to use' },
+  { key: 'queryGpuFile', flag: 'query-gpu', env: 'MUSTER_QUERY_GPU_FILE', description: 'recorded `nvidia-smi --query-gpu` csv to use' },
+  { key: 'listFile', flag: 'list', env: 'MUSTER_LIST_FILE', description: 'recorded `nvidia-smi -L` output to use' },
+  { key: 'nvlinkDomain', flag: 'nvlink-domain', env: 'MUSTER_NVLINK_DOMAIN', description: 'multi-node NVLink domain / clique of this node' },
+  { key: 'labels', flag: 'labels', env: 'MUSTER_LABELS', parse: parseMap, description: 'node labels k=v,k2=v2 (zone: muster.io/zone, rack: muster.io/rack)' },
+  { key: 'taints', flag: 'taints', env: 'MUSTER_TAINTS', parse: parseList, description: 'taints key[=value]:Effect, comma-separated' },
+  { key: 'metricsListen', flag: 'metrics-listen', env: 'MUSTER_METRICS_LISTEN', description: 'Prometheus endpoint host:port ("" disables)' },
+  { key: 'reconnectMaxMs', flag: 'reconnect-max-ms', env: 'MUSTER_RECONNECT_MAX_MS', parse: (s) => Number(s), description: 'longest wait between reconnect attempts' },
+];
+
+export function loadWorkerConfig(sources: ConfigSources): WorkerConfig {
+  return loadConfig(workerConfigSchema, workerOptions, sources);
+}

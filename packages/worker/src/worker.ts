@@ -1,0 +1,71 @@
+/**
+ * A running worker: discovers the inventory, serves metrics, and keeps the
+ * agent registered with the head.
+ */
+import { networkInterfaces } from 'node:os';
+import { ErrorCode, MusterError, parseHostPort, readToken, startMetrics, type Logger } from '@muster/common';
+import { Agent } from './agent.js';
+import type { WorkerConfig } from './config.js';
+import { discoverInventory } from './inventory/index.js';
+
+export interface Worker {
+  readonly agent: Agent;
+  readonly metricsAddress: string | undefined;
+  close(): Promise<void>;
+}
+
+export async function startWorker(config: WorkerConfig, log: Logger): Promise<Worker> {
+  const token = config.token ?? (config.tokenFile ? await readToken(config.tokenFile) : undefined);
+  if (!token) {
+    throw new MusterError(ErrorCode.UNAUTHENTICATED, 'no cluster token: pass --token-file <head data dir>/token or set MUSTER_TOKEN', { details: { field: 'token' } });
+  }
+  const inventory = await discoverInventory({
+    profile: config.profile,
+    topoFile: config.topoFile,
+    queryGpuFile: config.queryGpuFile,
+    listFile: config.listFile,
+    nvlinkDomain: config.nvlinkDomain,
+    log,
+  });
+  const metrics = await startMetrics('worker', config.metricsListen);
+  const address = config.address || defaultAddress(config.head[0]!);
+  const agent = new Agent(
+    {
+      heads: config.head,
+      token,
+      nodeId: config.nodeId,
+      address,
+      labels: config.labels,
+      taints: config.taints,
+      inventory,
+      reconnectMaxMs: config.reconnectMaxMs,
+    },
+    log,
+    metrics,
+  );
+  let first = true;
+  agent.onRegistered = (r) => {
+    if (first) log.info({ nodeId: r.nodeId, headId: r.headId, gpus: inventory.gpus.length, metrics: metrics.address }, 'worker registered');
+    first = false;
+  };
+  log.info({ heads: config.head, gpus: inventory.gpus.length, source: inventory.source, address }, 'worker starting');
+  agent.start();
+  return {
+    agent,
+    metricsAddress: metrics.address,
+    async close() {
+      await agent.stop();
+      await metrics.close();
+    },
+  };
+}
+
+/** Loopback when the head is local (a dev cluster), else the first external IPv4. */
+function defaultAddress(head: string): string {
+  const { host } = parseHostPort(head, '--head');
+  if (host === 'localhost' || host.startsWith('127.') || host === '::1') return '127.0.0.1';
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: setup, generated-code check,
+# lint, typecheck (the build), unit and integration tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo "== generated code"
+pnpm -s gen:check
+echo "== lint"
+pnpm -s lint
+echo "== tests"
+report="$(mktemp)"
+set +e
+pnpm -s exec vitest run --reporter=default --reporter=json --outputFile.json="$report"
+status=$?
+set -e
+node -e '
+const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+const skipped = r.numPendingTests + r.numTodoTests;
+console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' "$report" || true
+rm -f "$report"
+exit $status
