@@ -25,7 +25,7 @@ describe('muster CLI', () => {
 
     const table = await execa(process.execPath, [cli, 'status'], { env });
     expect(table.stdout).toMatch(/3 node\(s\): 3 alive, 0 dead; 24 GPU\(s\)/);
-    for (const id of ['node-1', 'node-2', 'node-3']) expect(table.stdout).toMatch(new RegExp(`^${id}\\s+alive\\s+8× Tesla V100`, 'm'));
+    for (const id of ['node-1', 'node-2', 'node-3']) expect(table.stdout).toMatch(new RegExp(`^${id}\\s+alive\\s+8× Tesla V100-SXM2-16GB\\s+126 GiB\\s+8\\s`, 'm'));
 
     const json = JSON.parse((await execa(process.execPath, [cli, 'status', '--json'], { env })).stdout) as { nodes: Array<{ id: string; gpus: unknown[] }>; cluster: Record<string, unknown> };
     expect(json.nodes.map((n) => n.id)).toEqual(['node-1', 'node-2', 'node-3']);

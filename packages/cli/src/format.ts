@@ -47,7 +47,7 @@ function mig(n: NodeView): string {
 export function nodesTable(nodes: NodeView[]): string {
   const t = new Table({
     head: ['NODE', 'STATE', 'GPUS', 'GPU MEM', 'NVLINK ISLANDS', 'MIG', 'CPU', 'MEMORY', 'ADDRESS', 'HEARTBEAT'],
-    style: { head: [], border: [] },
+    style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0 },
     chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ' },
   });
   for (const n of nodes) {

@@ -85,7 +85,7 @@ export class Agent {
       this.stateValue = this.stopped ? 'stopped' : 'connecting';
       if (this.stopped) break;
       if (registered) backoff = undefined;
-      backoff = backoff ? backoff.next(undefined) : factory.next(undefined);
+      backoff = backoff ? backoff.next(undefined) : factory.next();
       this.headIndex++;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, backoff!.duration);

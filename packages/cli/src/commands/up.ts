@@ -46,11 +46,13 @@ export function upCommand(program: Command): void {
       };
       const say = (s: string) => process.stdout.write(s);
       say(`starting nats-server, head on 127.0.0.1:${port} and ${workers} worker(s) (${flags.profile}); logs in ${logDir}\n`);
-      let cluster: LocalCluster | undefined;
+      // A signal during start-up stops what has started so far (the kit
+      // SIGKILLs children it started when this process exits).
+      const started: { cluster?: LocalCluster } = {};
       let stopping: Promise<void> | undefined;
       const stop = () => (stopping ??= (async () => {
         say('stopping the cluster…\n');
-        await cluster?.stop();
+        await started.cluster?.stop();
         for (const s of logs.values()) s.end();
         say('stopped\n');
       })());
@@ -58,13 +60,16 @@ export function upCommand(program: Command): void {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
 
-      cluster = await LocalCluster.start({ dataDir, port, workers: 0, profile: flags.profile, onLine });
+      const cluster = await LocalCluster.start({ dataDir, port, workers: 0, profile: flags.profile, onLine });
+      started.cluster = cluster;
       say(`head ready at ${cluster.address} (token: ${cluster.tokenFile})\n`);
-      for (let i = 0; i < workers; i++) {
-        await cluster.addWorker();
-        say(`\rworkers registered: ${i + 1}/${workers}`);
-      }
-      if (workers) say('\n');
+      let registered = 0;
+      const tty = process.stdout.isTTY;
+      await Promise.all(Array.from({ length: workers }, (_, i) => cluster.addWorker({ nodeId: `node-${i + 1}` }).then(() => {
+        registered++;
+        if (tty) say(`\rworkers registered: ${registered}/${workers}`);
+      })));
+      if (workers) say(`${tty ? '\r' : ''}workers registered: ${registered}/${workers}\n`);
       const c = await cluster.connect();
       const nodes = await c.nodes();
       c.close();

@@ -52,10 +52,13 @@ const inventorySchema = z
       seen.add(g.index);
     });
     const topo = inv.topology;
-    if (!topo || n === 0) return;
+    if (!topo) return;
     if (topo.links.length !== n * n) {
       ctx.addIssue({ code: 'custom', path: ['topology', 'links'], message: `expected ${n}×${n}=${n * n} entries for ${n} GPUs, got ${topo.links.length}` });
     }
+    topo.nics.forEach((nic, i) => {
+      if (nic.links.length !== n) ctx.addIssue({ code: 'custom', path: ['topology', 'nics', i, 'links'], message: `expected one link per GPU (${n}), got ${nic.links.length}` });
+    });
     const covered = topo.nvlinkIslands.flatMap((isl) => isl.gpuIndices);
     if (covered.length !== n || new Set(covered).size !== n || covered.some((i) => !seen.has(i))) {
       ctx.addIssue({ code: 'custom', path: ['topology', 'nvlinkIslands'], message: 'every GPU must be in exactly one island' });

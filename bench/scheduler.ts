@@ -1,0 +1,325 @@
+/**
+ * Scheduler core benchmark: 1,000 simulated nodes of mixed shapes under a
+ * seeded random gang mix, for Muster's scheduler and, in the same run, a
+ * naive first-fit baseline (first node with enough free GPUs, lowest GPU
+ * indices, no notion of NVLink — what a topology-blind PACK does).
+ *
+ *   npx tsx bench/scheduler.ts [--runs 5] [--seed 1] [--nodes 1000] [--out bench/results/scheduler.json]
+ *
+ * Phases per run (each gang is decided once; a refused gang is dropped):
+ *   fill   gangs arrive until the first refusal (GPU share recorded), then
+ *          2,000 more arrivals (the cluster saturates);
+ *   churn  20,000 steps of "one random group leaves, one gang arrives".
+ * Reported (medians over runs): bundle placements/s and gang decisions/s
+ * (time inside the scheduler only), p50/p99 decision latency, share of whole
+ * GPUs allocated at the first refusal, and the share of TP-sized bundles
+ * (≥ 2 GPUs) placed inside one NVLink island — of all, and of those for which
+ * some eligible node had such an island free at decision time.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  A100_MIG, ClusterState, DGX1_V100, HGX_H100, PCIE_4090, PCIE_SWITCHED, TWO_TRAY_16,
+  makeNode, placeGroup, type BundlePlacement, type NodeProfile, type PlacementGroupSpec, type SchedulerNode,
+} from '../packages/head/src/scheduler/index.js';
+
+const { values: args } = parseArgs({
+  options: { runs: { type: 'string', default: '5' }, seed: { type: 'string', default: '1' }, nodes: { type: 'string', default: '1000' }, out: { type: 'string', default: 'bench/results/scheduler.json' } },
+});
+const RUNS = Number(args.runs);
+const NODES = Number(args.nodes);
+const FILL_EXTRA = 2_000;
+const CHURN_STEPS = 20_000;
+const GiB = 2 ** 30;
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function weighted<T>(r: () => number, items: [T, number][]): T {
+  const total = items.reduce((s, [, w]) => s + w, 0);
+  let x = r() * total;
+  for (const [v, w] of items) if ((x -= w) < 0) return v;
+  return items.at(-1)![0];
+}
+
+const MIX: [NodeProfile, number][] = [[HGX_H100, 30], [DGX1_V100, 20], [PCIE_4090, 10], [PCIE_SWITCHED, 10], [TWO_TRAY_16, 15], [A100_MIG, 15]];
+
+function cluster(r: () => number): SchedulerNode[] {
+  return Array.from({ length: NODES }, (_, i) =>
+    makeNode(weighted(r, MIX), `node-${i}`, {
+      labels: { 'muster.io/zone': `z${i % 4}`, 'muster.io/rack': `r${Math.floor(i / 20)}` },
+      taints: r() < 0.05 ? [{ key: 'spot', value: 'true', effect: 'NoSchedule' }] : [],
+    }),
+  );
+}
+
+function bundle(gpus: number) {
+  return { gpus, cpuMillis: 4000 * Math.max(1, gpus), memoryBytes: 32 * GiB * Math.max(1, gpus), gpuMemoryMiB: 0, custom: {} };
+}
+
+function gang(r: () => number, i: number): PlacementGroupSpec {
+  const base = { name: `g${i}`, topology: [] as PlacementGroupSpec['topology'], selector: { matchLabels: {} }, tolerations: r() < 0.3 ? [{ key: 'spot', operator: 'Exists' as const, value: '' }] : [], priority: 0 };
+  const island = (): PlacementGroupSpec['topology'] => (r() < 0.5 ? [{ level: 'gpu-island', mode: 'required' }] : []);
+  const kind = weighted(r, [['tp1', 30], ['tp2', 15], ['tp4', 15], ['tp8', 10], ['pp', 12], ['spread', 5], ['mig', 8], ['cpu', 5]] as const);
+  switch (kind) {
+    case 'tp1': return { ...base, strategy: 'PACK', bundles: [bundle(1)] };
+    case 'tp2': return { ...base, strategy: 'PACK', bundles: [bundle(2)], topology: island() };
+    case 'tp4': return { ...base, strategy: 'PACK', bundles: [bundle(4)], topology: island() };
+    case 'tp8': return { ...base, strategy: 'PACK', bundles: [bundle(8)], topology: island() };
+    case 'pp': {
+      const tp = weighted(r, [[2, 1], [4, 2], [8, 2]] as const);
+      const stages = 2 + Math.floor(r() * 3);
+      const topology: PlacementGroupSpec['topology'] = [...island(), ...(r() < 0.3 ? [{ level: 'rack' as const, mode: 'preferred' as const }] : [])];
+      return { ...base, strategy: r() < 0.5 ? 'PACK' : 'SPREAD', bundles: Array.from({ length: stages }, () => bundle(tp)), topology };
+    }
+    case 'spread': return { ...base, strategy: 'STRICT_SPREAD', bundles: Array.from({ length: 2 + Math.floor(r() * 7) }, () => bundle(1 + Math.floor(r() * 2))) };
+    case 'mig': return { ...base, strategy: 'PACK', bundles: [{ ...bundle(1 + Math.floor(r() * 2)), migProfile: '1g.10gb', cpuMillis: 2000, memoryBytes: 16 * GiB }] };
+    case 'cpu': return { ...base, strategy: 'PACK', bundles: [{ ...bundle(0), cpuMillis: 16_000 }] };
+  }
+}
+
+/** What a scheduler under test must offer the harness. */
+interface Subject {
+  place(spec: PlacementGroupSpec): BundlePlacement[] | undefined;
+  commit(id: string, ps: BundlePlacement[]): void;
+  release(id: string): void;
+}
+
+function muster(nodes: SchedulerNode[]): Subject & { state: ClusterState } {
+  const state = ClusterState.from({ nodes, reservations: [] });
+  return {
+    state,
+    place: (spec) => {
+      const r = placeGroup(state, spec);
+      return r.status === 'PLACED' ? r.placements : undefined;
+    },
+    commit: (id, ps) => state.commit(id, ps),
+    release: (id) => void state.releaseGroup(id),
+  };
+}
+
+/** Topology-blind first fit, written the obvious way. */
+function firstFit(nodes: SchedulerNode[]): Subject {
+  const free = nodes.map((n) => ({ gpus: n.gpus.map((g) => g.mig.length === 0), mig: new Set(n.gpus.flatMap((g) => g.mig.map((m) => m.uuid))), cpu: n.capacity.cpuMillis, mem: n.capacity.memoryBytes }));
+  const byId = new Map(nodes.map((n, i) => [n.id, i]));
+  const groups = new Map<string, BundlePlacement[]>();
+  const apply = (p: BundlePlacement, sign: 1 | -1) => {
+    const f = free[byId.get(p.nodeId)!]!;
+    for (const g of p.gpuIndices) f.gpus[g] = sign < 0;
+    for (const u of p.migUuids) if (sign > 0) f.mig.delete(u); else f.mig.add(u);
+    f.cpu -= sign * p.cpuMillis;
+    f.mem -= sign * p.memoryBytes;
+  };
+  return {
+    place(spec) {
+      const placed: BundlePlacement[] = [];
+      const used = new Set<number>();
+      for (const [bi, b] of spec.bundles.entries()) {
+        let p: BundlePlacement | undefined;
+        for (let i = 0; i < nodes.length && p === undefined; i++) {
+          const n = nodes[i]!;
+          const f = free[i]!;
+          if (!n.alive || (spec.strategy === 'STRICT_SPREAD' && used.has(i)) || (spec.strategy === 'STRICT_PACK' && used.size > 0 && !used.has(i))) continue;
+          if (n.taints.some((t) => t.effect === 'NoSchedule' && !spec.tolerations.some((x) => x.key === t.key))) continue;
+          if (f.cpu < b.cpuMillis || f.mem < b.memoryBytes) continue;
+          if (b.migProfile !== undefined) {
+            const uuids = n.gpus.flatMap((g) => g.mig).filter((m) => m.profile === b.migProfile && f.mig.has(m.uuid)).slice(0, b.gpus).map((m) => m.uuid);
+            if (uuids.length === b.gpus) p = { bundleIndex: bi, nodeId: n.id, gpuIndices: [], migUuids: uuids, cpuMillis: b.cpuMillis, memoryBytes: b.memoryBytes, custom: {} };
+          } else {
+            const gpus = f.gpus.flatMap((ok, g) => (ok ? [g] : [])).slice(0, b.gpus);
+            if (gpus.length === b.gpus) p = { bundleIndex: bi, nodeId: n.id, gpuIndices: gpus, migUuids: [], cpuMillis: b.cpuMillis, memoryBytes: b.memoryBytes, custom: {} };
+          }
+          if (p !== undefined) used.add(i);
+        }
+        if (p === undefined) {
+          for (const q of placed) apply(q, -1);
+          return undefined;
+        }
+        apply(p, 1);
+        placed.push(p);
+      }
+      for (const q of placed) apply(q, -1); // the harness commits
+      return placed;
+    },
+    commit(id, ps) {
+      for (const p of ps) apply(p, 1);
+      groups.set(id, ps);
+    },
+    release(id) {
+      for (const p of groups.get(id) ?? []) apply(p, -1);
+      groups.delete(id);
+    },
+  };
+}
+
+/** Independent view of the cluster for quality metrics (kept outside the timed calls). */
+class Observer {
+  private readonly used = new Map<string, Set<number>>();
+  private readonly nodes: Map<string, SchedulerNode>;
+  readonly wholeGpus: number;
+  constructor(list: SchedulerNode[]) {
+    this.nodes = new Map(list.map((n) => [n.id, n]));
+    this.wholeGpus = list.reduce((s, n) => s + n.gpus.filter((g) => g.mig.length === 0).length, 0);
+  }
+  take(ps: BundlePlacement[], sign: 1 | -1): void {
+    for (const p of ps) {
+      const s = this.used.get(p.nodeId) ?? new Set<number>();
+      for (const g of p.gpuIndices) if (sign > 0) s.add(g); else s.delete(g);
+      this.used.set(p.nodeId, s);
+    }
+  }
+  usedGpus(): number {
+    let u = 0;
+    for (const s of this.used.values()) u += s.size;
+    return u;
+  }
+  inOneIsland(p: BundlePlacement): boolean {
+    return this.nodes.get(p.nodeId)!.islands.some((isl) => p.gpuIndices.every((g) => isl.includes(g)));
+  }
+  /** Some node the spec may use has `k` free GPUs inside one island. */
+  islandExists(spec: PlacementGroupSpec, k: number): boolean {
+    for (const n of this.nodes.values()) {
+      if (!n.alive || n.taints.some((t) => t.effect === 'NoSchedule' && !spec.tolerations.some((x) => x.key === t.key))) continue;
+      const used = this.used.get(n.id);
+      for (const isl of n.islands) if (isl.filter((g) => n.gpus[g]!.mig.length === 0 && !used?.has(g)).length >= k) return true;
+    }
+    return false;
+  }
+}
+
+interface RunResult {
+  bundlePlacementsPerSec: number;
+  decisionsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  gpuShareAtFirstRejection: number;
+  gpuShareAfterFill: number;
+  meanGpuShareInChurn: number;
+  tpBundlesInOneIsland: number;
+  tpInIslandWhenOneExisted: number;
+  decisions: number;
+  bundlesPlaced: number;
+}
+
+function run(seed: number, make: (nodes: SchedulerNode[]) => Subject): RunResult {
+  const r = rng(seed);
+  const nodes = cluster(r);
+  const gangRng = rng(seed * 7919 + 1); // same gang stream for every subject
+  const sub = make(nodes);
+  const obs = new Observer(nodes);
+  const live: string[] = [];
+  const lat: number[] = [];
+  let timeMs = 0;
+  let bundlesPlaced = 0;
+  let firstRejection: number | undefined;
+  let tp = 0;
+  let tpIn = 0;
+  let tpExisted = 0;
+  let tpInWhenExisted = 0;
+  let n = 0;
+  const placedById = new Map<string, BundlePlacement[]>();
+
+  const decide = (): boolean => {
+    const spec = gang(gangRng, n);
+    const id = `g${n++}`;
+    const sizes = spec.bundles.filter((b) => b.migProfile === undefined && b.gpus >= 2).map((b) => b.gpus);
+    const existed = sizes.map((k) => obs.islandExists(spec, k));
+    const t0 = performance.now();
+    const ps = sub.place(spec);
+    if (ps !== undefined) sub.commit(id, ps);
+    const dt = performance.now() - t0;
+    timeMs += dt;
+    lat.push(dt);
+    if (ps === undefined) return false;
+    bundlesPlaced += ps.length;
+    obs.take(ps, 1);
+    live.push(id);
+    let j = 0;
+    for (const p of ps) {
+      if (p.gpuIndices.length < 2) continue;
+      const inside = obs.inOneIsland(p);
+      tp++;
+      if (inside) tpIn++;
+      if (existed[j++] === true) {
+        tpExisted++;
+        if (inside) tpInWhenExisted++;
+      }
+    }
+    placedById.set(id, ps);
+    return true;
+  };
+
+  while (firstRejection === undefined && n < 100_000) if (!decide()) firstRejection = obs.usedGpus() / obs.wholeGpus;
+  for (let i = 0; i < FILL_EXTRA; i++) decide();
+  const afterFill = obs.usedGpus() / obs.wholeGpus;
+  let shareSum = 0;
+  for (let i = 0; i < CHURN_STEPS; i++) {
+    if (live.length > 0) {
+      const k = Math.floor(gangRng() * live.length);
+      const id = live[k]!;
+      live[k] = live.at(-1)!;
+      live.pop();
+      sub.release(id);
+      obs.take(placedById.get(id)!, -1);
+      placedById.delete(id);
+    }
+    decide();
+    shareSum += obs.usedGpus() / obs.wholeGpus;
+  }
+  lat.sort((a, b) => a - b);
+  return {
+    bundlePlacementsPerSec: (bundlesPlaced / timeMs) * 1000,
+    decisionsPerSec: (lat.length / timeMs) * 1000,
+    p50Ms: lat[Math.floor(lat.length * 0.5)]!,
+    p99Ms: lat[Math.floor(lat.length * 0.99)]!,
+    gpuShareAtFirstRejection: firstRejection ?? 1,
+    gpuShareAfterFill: afterFill,
+    meanGpuShareInChurn: shareSum / CHURN_STEPS,
+    tpBundlesInOneIsland: tp === 0 ? 1 : tpIn / tp,
+    tpInIslandWhenOneExisted: tpExisted === 0 ? 1 : tpInWhenExisted / tpExisted,
+    decisions: lat.length,
+    bundlesPlaced,
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+function medians(rs: RunResult[]): Record<keyof RunResult, number> {
+  const keys = Object.keys(rs[0]!) as (keyof RunResult)[];
+  return Object.fromEntries(keys.map((k) => [k, median(rs.map((x) => x[k]))])) as Record<keyof RunResult, number>;
+}
+
+const seed0 = Number(args.seed);
+run(seed0 + 1000, muster); // warm the JIT once, not reported
+const results = { muster: [] as RunResult[], firstFit: [] as RunResult[] };
+for (let i = 0; i < RUNS; i++) {
+  results.muster.push(run(seed0 + i, muster));
+  results.firstFit.push(run(seed0 + i, firstFit));
+}
+const summary = { muster: medians(results.muster), firstFit: medians(results.firstFit) };
+const fmt = (x: number, d = 3) => Number(x.toFixed(d));
+console.log(`scheduler core: ${NODES} nodes, ${RUNS} runs (seeds ${seed0}..${seed0 + RUNS - 1}), medians`);
+console.table(Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([m, x]) => [m, fmt(x)]))])));
+const out = {
+  bench: 'scheduler-core',
+  date: new Date().toISOString(),
+  node: process.version,
+  config: { nodes: NODES, runs: RUNS, seed: seed0, fillExtra: FILL_EXTRA, churnSteps: CHURN_STEPS, mix: MIX.map(([p, w]) => `${p.name}:${w}`) },
+  medians: summary,
+  runs: results,
+};
+mkdirSync(dirname(args.out), { recursive: true });
+writeFileSync(args.out, `${JSON.stringify(out, null, 2)}\n`);
+console.log(`wrote ${args.out}`);

@@ -1,0 +1,121 @@
+/**
+ * Attempts: the node subsets the pipeline tries a gang on, in order.
+ *
+ * A required co-location level ("all bundles in one rack", STRICT_PACK = one
+ * node) cannot be met by placing bundles greedily and hoping the first one
+ * picked the right rack. So the gang is tried one domain at a time: every
+ * rack (or node, zone, NVLink domain) whose free capacity could hold the
+ * whole gang, fullest first (best fit: big empty domains stay free for big
+ * gangs). Preferred levels get the same treatment first, narrowest level
+ * first, and then one attempt without that confinement.
+ *
+ * The aggregate check (sum of free GPUs, MIG slices, CPU, memory; node count
+ * for STRICT_SPREAD) is necessary, not sufficient; it only prunes domains
+ * that cannot possibly work, so their failure is not paid for.
+ */
+import { popcount } from './bits.js';
+import type { NodeState } from './state.js';
+import { domainOf, type DomainLevel } from './plugins/index.js';
+
+/** Narrowest first. */
+export const DOMAIN_LEVELS: readonly DomainLevel[] = ['node', 'nvlink-domain', 'rack', 'zone'];
+
+/** Preferred-level attempts are capped; the unconfined attempt after them always runs. */
+export const MAX_PREFERRED_ATTEMPTS = 64;
+
+export interface Attempt {
+  /** e.g. "rack=r7", or "" for the unconfined attempt. */
+  label: string;
+  nodes: NodeState[];
+  required: boolean;
+}
+
+export interface Demand {
+  gpus: number;
+  migSlices: number;
+  cpuMillis: number;
+  memoryBytes: number;
+  bundles: number;
+  /** GPUs of the largest bundle: domains with a free island this big are tried first. */
+  maxBundleGpus: number;
+  strictSpread: boolean;
+}
+
+export interface AttemptPlan {
+  attempts: Attempt[];
+  /** Set when required levels apply: how many domains exist, and the roomiest one. */
+  requiredDomains?: { level: string; count: number; roomiest?: { label: string; freeGpus: number; nodes: number } };
+}
+
+export function planAttempts(candidates: NodeState[], required: readonly DomainLevel[], preferred: readonly DomainLevel[], demand: Demand): AttemptPlan {
+  const attempts: Attempt[] = [];
+  const narrowFirst = (ls: readonly DomainLevel[]) => DOMAIN_LEVELS.filter((l) => ls.includes(l));
+
+  let preferredBudget = MAX_PREFERRED_ATTEMPTS;
+  for (const p of narrowFirst(preferred)) {
+    if (required.includes(p)) continue;
+    for (const d of fittingDomains(candidates, [...narrowFirst(required), p], demand).fitting) {
+      if (preferredBudget-- <= 0) break;
+      attempts.push({ ...d, required: false });
+    }
+  }
+  if (required.length === 0) {
+    attempts.push({ label: '', nodes: candidates, required: false });
+    return { attempts };
+  }
+  const levels = narrowFirst(required);
+  const { fitting, all } = fittingDomains(candidates, levels, demand);
+  for (const d of fitting) attempts.push({ ...d, required: true });
+  let roomiest: { label: string; freeGpus: number; nodes: number } | undefined;
+  for (const d of all) if (roomiest === undefined || d.freeGpus > roomiest.freeGpus) roomiest = { label: d.label, freeGpus: d.freeGpus, nodes: d.nodes.length };
+  return { attempts, requiredDomains: { level: levels.join('+'), count: all.length, ...(roomiest ? { roomiest } : {}) } };
+}
+
+interface Domain {
+  label: string;
+  nodes: NodeState[];
+  freeGpus: number;
+  /** Largest free NVLink island on any of its nodes. */
+  largestIsland: number;
+}
+
+function fittingDomains(candidates: NodeState[], levels: readonly DomainLevel[], demand: Demand): { fitting: Domain[]; all: Domain[] } {
+  const byKey = new Map<string, Domain & { mig: number; cpu: number; mem: number }>();
+  for (const ns of candidates) {
+    const parts: string[] = [];
+    let missing = false;
+    for (const l of levels) {
+      const v = domainOf(ns, l);
+      if (v === undefined) missing = true;
+      parts.push(`${l}=${v}`);
+    }
+    if (missing) continue;
+    const key = parts.join(',');
+    let d = byKey.get(key);
+    if (d === undefined) {
+      d = { label: key, nodes: [], freeGpus: 0, largestIsland: 0, mig: 0, cpu: 0, mem: 0 };
+      byKey.set(key, d);
+    }
+    d.nodes.push(ns);
+    d.freeGpus += ns.freeGpuCount();
+    for (const isl of ns.topo.islands) d.largestIsland = Math.max(d.largestIsland, popcount(isl & ns.freeMask));
+    for (const s of ns.mig) if (s.free) d.mig++;
+    d.cpu += ns.freeCpu;
+    d.mem += ns.freeMem;
+  }
+  const all = [...byKey.values()];
+  const fitting = all.filter(
+    (d) =>
+      d.freeGpus >= demand.gpus &&
+      d.mig >= demand.migSlices &&
+      d.cpu >= demand.cpuMillis &&
+      d.mem >= demand.memoryBytes &&
+      (!demand.strictSpread || d.nodes.length >= demand.bundles),
+  );
+  // Domains where the largest bundle can sit inside one NVLink island first
+  // (first success wins, so order is quality); then best fit: the fullest
+  // domain that might hold the gang; then the lowest first node.
+  const islandOk = (d: Domain) => (d.largestIsland >= demand.maxBundleGpus ? 0 : 1);
+  fitting.sort((a, b) => islandOk(a) - islandOk(b) || a.freeGpus - b.freeGpus || a.nodes[0]!.idx - b.nodes[0]!.idx);
+  return { fitting, all };
+}

@@ -1,0 +1,128 @@
+/**
+ * "Why is my group pending?", answered from data.
+ *
+ * The pipeline counts every node rejection by (reason, detail); this module
+ * adds a few facts read from the same state (largest free NVLink island, most
+ * free GPUs on one node) and writes both a structured `Unschedulable` and one
+ * sentence, e.g.
+ *
+ *   bundle 0 needs 8 GPUs in one NVLink island; largest free island is 4
+ *   (node-3); 12 nodes rejected: 9 insufficient GPU, 3 untolerated taint spot
+ */
+import { ReasonCode, reasonPhrase, type RejectionCounter } from './reasons.js';
+import type { AttemptPlan } from './domains.js';
+import type { NodeState } from './state.js';
+import type { PlacementGroupSpec, RejectionCount, Unschedulable } from './types.js';
+import type { BundleContext, GangContext } from './plugins/index.js';
+
+/** The best failed attempt of a gang. */
+export interface Failure {
+  /** Spec index of the bundle no node took. */
+  bundleIndex: number;
+  /** Bundles placed (tentatively) before it. */
+  placed: number;
+  rejections: RejectionCounter;
+  /** Domain label of the attempt ("rack=r7"), "" when unconfined. */
+  attempt: string;
+  required: boolean;
+}
+
+export interface Facts {
+  largestFreeIsland?: { size: number; nodeId: string };
+  mostFreeGpus?: { count: number; nodeId: string };
+}
+
+/** Facts over the candidate nodes (those that passed the node filters). */
+export function collectFacts(candidates: readonly NodeState[], bundle: BundleContext, islandRequired: boolean): Facts {
+  if (bundle.gpus === 0) return {};
+  bundle.resetMemo();
+  let island: Facts['largestFreeIsland'];
+  let most: Facts['mostFreeGpus'];
+  for (const ns of candidates) {
+    const fit = bundle.fit(ns);
+    if (island === undefined || fit.largestIslandFree > island.size) island = { size: fit.largestIslandFree, nodeId: ns.node.id };
+    if (most === undefined || fit.count > most.count) most = { count: fit.count, nodeId: ns.node.id };
+  }
+  bundle.resetMemo();
+  const facts: Facts = {};
+  if (island !== undefined && (islandRequired || bundle.gpus > 1)) facts.largestFreeIsland = island;
+  if (most !== undefined) facts.mostFreeGpus = most;
+  return facts;
+}
+
+export interface ExplainInput {
+  spec: PlacementGroupSpec;
+  ctx: GangContext;
+  nodeRejections: RejectionCounter;
+  failure: Failure | undefined;
+  plan: AttemptPlan;
+  candidates: number;
+  nodesTotal: number;
+  bundle: BundleContext;
+  facts: Facts;
+}
+
+export function buildUnschedulable(x: ExplainInput): Unschedulable {
+  const rejections = mergeCounts(x.nodeRejections.list(), x.failure?.rejections.list() ?? []);
+  const base = {
+    bundlesPlaced: x.failure?.placed ?? 0,
+    nodesTotal: x.nodesTotal,
+    rejections,
+    ...(x.facts.largestFreeIsland ? { largestFreeIsland: x.facts.largestFreeIsland } : {}),
+    ...(x.facts.mostFreeGpus ? { mostFreeGpus: x.facts.mostFreeGpus } : {}),
+  };
+  const rejected = rejectionSentence(rejections);
+
+  if (x.nodesTotal === 0) return { ...base, code: ReasonCode.NO_NODES, message: 'the cluster has no nodes' };
+  if (x.spec.strategy === 'STRICT_SPREAD' && x.candidates < x.spec.bundles.length) {
+    const message = `STRICT_SPREAD needs ${x.spec.bundles.length} distinct nodes; ${x.candidates} of ${x.nodesTotal} nodes are eligible${rejected ? `; ${rejected}` : ''}`;
+    return { ...base, code: ReasonCode.TOO_FEW_NODES, message };
+  }
+
+  const needs = `bundle ${x.bundle.index} needs ${x.bundle.describe(x.ctx.islandRequired)}`;
+  const parts: string[] = [];
+  const req = x.plan.requiredDomains;
+  if (req !== undefined) {
+    const all = `all ${x.spec.bundles.length} bundle${x.spec.bundles.length === 1 ? '' : 's'} in one ${req.level.replaceAll('+', ' and ')}`;
+    if (x.failure === undefined) {
+      const room = req.roomiest ? `; roomiest is ${req.roomiest.label} with ${req.roomiest.freeGpus} free GPUs on ${req.roomiest.nodes} nodes` : '';
+      const message = `needs ${all}; no ${req.level} has room (${req.count} considered)${room}${rejected ? `; ${rejected}` : ''}`;
+      return { ...base, code: ReasonCode.NO_DOMAIN, message, domain: { level: req.level, tried: 0 } };
+    }
+    parts.push(`${needs}, ${all}`);
+    parts.push(`best ${x.failure.attempt} placed ${x.failure.placed} of ${x.spec.bundles.length}`);
+  } else {
+    parts.push(needs);
+  }
+  if (x.bundle.gpus > 0) {
+    const f = x.facts;
+    if (f.largestFreeIsland && x.ctx.islandRequired && x.bundle.gpus > 1) parts.push(`largest free island is ${f.largestFreeIsland.size} (${f.largestFreeIsland.nodeId})`);
+    else if (f.mostFreeGpus) parts.push(`most free GPUs on one node is ${f.mostFreeGpus.count} (${f.mostFreeGpus.nodeId})`);
+  }
+  if (x.candidates === 0) parts.push('no node passes the group filters');
+  if (rejected) parts.push(rejected);
+
+  const top = x.failure?.rejections.list()[0] ?? rejections[0];
+  const code = top?.code ?? ReasonCode.BUNDLE_UNPLACEABLE;
+  const domain = req !== undefined ? { domain: { level: req.level, tried: x.plan.attempts.length, best: x.failure!.attempt, bestPlaced: x.failure!.placed } } : {};
+  return { ...base, code, message: parts.join('; '), bundleIndex: x.bundle.index, ...domain };
+}
+
+/** "12 nodes rejected: 9 insufficient GPU, 3 untolerated taint spot" */
+export function rejectionSentence(rejections: readonly RejectionCount[]): string {
+  if (rejections.length === 0) return '';
+  const total = rejections.reduce((s, r) => s + r.count, 0);
+  const items = rejections.map((r) => `${r.count} ${phrase(r.code, r.detail)}`);
+  return `${total} node${total === 1 ? '' : 's'} rejected: ${items.join(', ')}`;
+}
+
+function phrase(code: string, detail: string): string {
+  const p = reasonPhrase[code] ?? code;
+  // Details that only repeat the phrase ("gpu" after "insufficient GPU") are dropped.
+  if (detail === '' || ['gpu', 'cpu', 'memory'].includes(detail)) return p;
+  return `${p} ${detail}`;
+}
+
+function mergeCounts(a: RejectionCount[], b: RejectionCount[]): RejectionCount[] {
+  return [...a, ...b].sort((x, y) => y.count - x.count || x.code.localeCompare(y.code) || x.detail.localeCompare(y.detail));
+}

@@ -1,0 +1,17 @@
+/**
+ * Node health: a dead node takes nothing, and neither does a node whose
+ * inventory the scheduler cannot represent (more than 32 GPUs, GPU indices
+ * with gaps). First in the chain because it is the cheapest "no".
+ */
+import { OK, ReasonCode, reject, type FilterResult } from '../reasons.js';
+import type { NodeState } from '../state.js';
+import type { SchedulerPlugin } from './types.js';
+
+export const alivePlugin = {
+  name: 'alive',
+  filterNode(node: NodeState): FilterResult {
+    if (!node.alive) return reject(ReasonCode.NODE_DEAD);
+    if (node.unsupported !== '') return reject(ReasonCode.NODE_UNSUPPORTED, node.unsupported);
+    return OK;
+  },
+} satisfies SchedulerPlugin;

@@ -1,0 +1,201 @@
+/**
+ * The scheduler's working copy of the cluster: per node, what is still free,
+ * in a form cheap to test (GPU bitmasks, counters per MIG profile).
+ *
+ * Built once from a `ClusterSnapshot`; `reserve`/`release` keep it current.
+ * The pipeline reserves tentatively while it places one gang and releases
+ * everything before it returns, so `placeGroup` leaves the state as it found
+ * it; a caller that accepts a plan calls `commit`. Nothing here does I/O.
+ */
+import { MAX_GPUS_PER_NODE, andNot, bit, maskOf, popcount } from './bits.js';
+import { topologyOf, type Topology } from './topology.js';
+import { TopologyLabel, type BundlePlacement, type ClusterSnapshot, type SchedulerNode } from './types.js';
+
+export interface MigSlot {
+  uuid: string;
+  profile: string;
+  gpu: number;
+  free: boolean;
+}
+
+export class NodeState {
+  /** Position in `ClusterState.nodes`; ties between equal scores go to the lower one. */
+  readonly idx: number;
+  readonly node: SchedulerNode;
+  readonly alive: boolean;
+  readonly topo: Topology;
+  /** Empty when the scheduler can use the node; else why not (e.g. more than 32 GPUs). */
+  readonly unsupported: string;
+  /** GPUs that can be handed out whole (no MIG slices configured). */
+  readonly wholeMask: number;
+  readonly minGpuMemMiB: number;
+  freeMask: number;
+  freeCpu: number;
+  freeMem: number;
+  readonly freeCustom: Map<string, number>;
+  readonly mig: MigSlot[];
+  readonly migByUuid: Map<string, MigSlot>;
+  /** Free MIG slices per profile. */
+  readonly migFree: Map<string, number>;
+  readonly zone: string | undefined;
+  readonly rack: string | undefined;
+  readonly nvlinkDomain: string | undefined;
+
+  constructor(idx: number, node: SchedulerNode, alive: boolean) {
+    this.idx = idx;
+    this.node = node;
+    this.alive = alive;
+    const n = node.gpus.length;
+    this.unsupported = n > MAX_GPUS_PER_NODE ? `more than ${MAX_GPUS_PER_NODE} GPUs` : node.gpus.some((g, i) => g.index !== i) ? 'GPU indices not 0..N-1' : '';
+    const usable = this.unsupported === '' ? node.gpus : [];
+    this.topo = topologyOf(this.unsupported === '' ? node : { ...node, gpus: [], links: [], islands: [] });
+    this.wholeMask = maskOf(usable.filter((g) => g.mig.length === 0).map((g) => g.index));
+    this.minGpuMemMiB = usable.reduce((m, g) => Math.min(m, g.memoryMiB), Infinity);
+    this.freeMask = this.wholeMask;
+    this.freeCpu = node.capacity.cpuMillis;
+    this.freeMem = node.capacity.memoryBytes;
+    this.freeCustom = new Map(Object.entries(node.capacity.custom));
+    this.mig = [];
+    this.migByUuid = new Map();
+    this.migFree = new Map();
+    for (const g of usable) {
+      for (const s of g.mig) {
+        const slot: MigSlot = { uuid: s.uuid, profile: s.profile, gpu: g.index, free: true };
+        this.mig.push(slot);
+        this.migByUuid.set(s.uuid, slot);
+        this.migFree.set(s.profile, (this.migFree.get(s.profile) ?? 0) + 1);
+      }
+    }
+    this.zone = node.labels[TopologyLabel.ZONE];
+    this.rack = node.labels[TopologyLabel.RACK];
+    this.nvlinkDomain = node.nvlinkDomain ?? node.labels[TopologyLabel.NVLINK_DOMAIN];
+  }
+
+  /** Free whole GPUs with at least `minMiB` of memory each. */
+  eligibleMask(minMiB: number): number {
+    if (minMiB <= this.minGpuMemMiB) return this.freeMask;
+    let m = 0;
+    for (const g of this.node.gpus) if (g.memoryMiB >= minMiB) m |= bit(g.index);
+    return (this.freeMask & m) >>> 0;
+  }
+
+  freeGpuCount(): number {
+    return popcount(this.freeMask);
+  }
+}
+
+export class ClusterState {
+  readonly nodes: NodeState[];
+  private readonly byId = new Map<string, NodeState>();
+  private readonly groups = new Map<string, BundlePlacement[]>();
+  private twin: ClusterState | undefined;
+  /** Reservations in the snapshot that named an unknown node or an already-taken GPU. */
+  loadConflicts = 0;
+
+  private constructor(nodes: SchedulerNode[], forceAlive: boolean) {
+    this.nodes = nodes.map((n, i) => new NodeState(i, n, forceAlive || n.alive));
+    for (const ns of this.nodes) this.byId.set(ns.node.id, ns);
+  }
+
+  static from(snapshot: ClusterSnapshot): ClusterState {
+    const s = new ClusterState(snapshot.nodes, false);
+    const byGroup = new Map<string, BundlePlacement[]>();
+    for (const r of snapshot.reservations) {
+      const { groupId, ...placement } = r;
+      const list = byGroup.get(groupId) ?? [];
+      list.push(placement);
+      byGroup.set(groupId, list);
+    }
+    for (const [groupId, placements] of byGroup) s.commit(groupId, placements);
+    return s;
+  }
+
+  node(id: string): NodeState | undefined {
+    return this.byId.get(id);
+  }
+
+  /** Same nodes, nothing reserved, every node alive: "would it fit on an empty cluster?" */
+  emptyTwin(): ClusterState {
+    this.twin ??= new ClusterState(this.nodes.map((n) => n.node), true);
+    return this.twin;
+  }
+
+  /** Takes the placement's resources; returns false (and counts a conflict) if any was not free. */
+  reserve(p: BundlePlacement): boolean {
+    const ns = this.byId.get(p.nodeId);
+    if (ns === undefined) {
+      this.loadConflicts++;
+      return false;
+    }
+    const want = (maskOf(p.gpuIndices.filter((i) => i >= 0 && i < MAX_GPUS_PER_NODE)) & ns.wholeMask) >>> 0;
+    let clean = (ns.freeMask & want) === want;
+    ns.freeMask = andNot(ns.freeMask, want);
+    ns.freeCpu -= p.cpuMillis;
+    ns.freeMem -= p.memoryBytes;
+    for (const [k, v] of Object.entries(p.custom)) ns.freeCustom.set(k, (ns.freeCustom.get(k) ?? 0) - v);
+    for (const uuid of p.migUuids) {
+      const slot = ns.migByUuid.get(uuid);
+      if (slot === undefined || !slot.free) {
+        clean = false;
+        continue;
+      }
+      slot.free = false;
+      ns.migFree.set(slot.profile, (ns.migFree.get(slot.profile) ?? 0) - 1);
+    }
+    if (!clean) this.loadConflicts++;
+    return clean;
+  }
+
+  /** Gives back exactly what `reserve` took. */
+  release(p: BundlePlacement): void {
+    const ns = this.byId.get(p.nodeId);
+    if (ns === undefined) return;
+    ns.freeMask = (ns.freeMask | (maskOf(p.gpuIndices.filter((i) => i >= 0 && i < MAX_GPUS_PER_NODE)) & ns.wholeMask)) >>> 0;
+    ns.freeCpu += p.cpuMillis;
+    ns.freeMem += p.memoryBytes;
+    for (const [k, v] of Object.entries(p.custom)) ns.freeCustom.set(k, (ns.freeCustom.get(k) ?? 0) + v);
+    for (const uuid of p.migUuids) {
+      const slot = ns.migByUuid.get(uuid);
+      if (slot === undefined || slot.free) continue;
+      slot.free = true;
+      ns.migFree.set(slot.profile, (ns.migFree.get(slot.profile) ?? 0) + 1);
+    }
+  }
+
+  /** Accepts a plan (or loads a snapshot's reservations) for a group. */
+  commit(groupId: string, placements: BundlePlacement[]): void {
+    for (const p of placements) this.reserve(p);
+    this.groups.set(groupId, [...(this.groups.get(groupId) ?? []), ...placements]);
+  }
+
+  /** Frees everything a group holds; returns what it held. */
+  releaseGroup(groupId: string): BundlePlacement[] {
+    const held = this.groups.get(groupId) ?? [];
+    for (const p of held) this.release(p);
+    this.groups.delete(groupId);
+    return held;
+  }
+
+  groupIds(): string[] {
+    return [...this.groups.keys()];
+  }
+
+  placementsOf(groupId: string): readonly BundlePlacement[] {
+    return this.groups.get(groupId) ?? [];
+  }
+
+  /** Whole-GPU and MIG-slice totals, for metrics and the benchmark. */
+  usage(): { gpus: number; freeGpus: number; migSlices: number; freeMigSlices: number } {
+    let gpus = 0;
+    let freeGpus = 0;
+    let migSlices = 0;
+    let freeMigSlices = 0;
+    for (const ns of this.nodes) {
+      gpus += popcount(ns.wholeMask);
+      freeGpus += popcount(ns.freeMask);
+      migSlices += ns.mig.length;
+      for (const s of ns.mig) if (s.free) freeMigSlices++;
+    }
+    return { gpus, freeGpus, migSlices, freeMigSlices };
+  }
+}

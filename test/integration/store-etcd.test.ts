@@ -1,0 +1,70 @@
+// The StateStore contract against a real etcd, plus what only a real server
+// can show: how the store fails when etcd is gone.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, startEtcd, type EtcdServer } from '@muster/testing';
+import { describeStoreContract } from '../../packages/head/src/state/contract.js';
+import { EtcdStore } from '../../packages/head/src/state/etcd.js';
+
+let etcd: EtcdServer | undefined;
+beforeAll(async () => {
+  etcd = await startEtcd();
+});
+afterAll(async () => {
+  await etcd?.stop();
+});
+
+// Every test gets its own key prefix: they share one etcd, never each other's keys.
+describeStoreContract('etcd', async () => {
+  const store = await EtcdStore.connect({ endpoints: [etcd!.endpoint], prefix: `/contract/${randomUUID()}/` });
+  return {
+    store,
+    compact: (rev) => store.compact(rev),
+    cleanup: async () => {
+      await store.deletePrefix('');
+      await store.close();
+    },
+  };
+});
+
+describe('EtcdStore when etcd is unreachable', () => {
+  const failure = async (p: Promise<unknown>) => {
+    const started = Date.now();
+    const err = await p.then(() => undefined, (e: Error & { code?: string }) => e);
+    return { err, ms: Date.now() - started };
+  };
+
+  it('connect() fails with MUSTER_UNAVAILABLE naming the endpoint', async () => {
+    const endpoint = `http://127.0.0.1:${await freePort()}`;
+    const { err, ms } = await failure(EtcdStore.connect({ endpoints: [endpoint], callTimeoutMs: 2000 }));
+    expect(err?.code).toBe('MUSTER_UNAVAILABLE');
+    expect(err?.message).toContain(endpoint);
+    expect(ms).toBeLessThan(10_000);
+  });
+
+  it('calls fail with MUSTER_UNAVAILABLE within seconds once etcd stops, not hang', async () => {
+    const own = await startEtcd();
+    let store: EtcdStore | undefined;
+    try {
+      store = await EtcdStore.connect({ endpoints: [own.endpoint], callTimeoutMs: 2000 });
+      await store.put('k', new Uint8Array([1]));
+      const lease = await store.grantLease(2);
+      await own.stop();
+      for (const call of [
+        () => store!.get('k'),
+        () => store!.put('k', new Uint8Array([2])),
+        () => store!.txn({ compare: [], success: [{ type: 'delete', key: 'k' }] }),
+        () => store!.watch('k'),
+        () => lease.keepAliveOnce(),
+      ]) {
+        const { err, ms } = await failure(call());
+        expect(err?.code, `${String(call)}: ${err?.message}`).toBe('MUSTER_UNAVAILABLE');
+        expect(err?.message).toContain(own.endpoint);
+        expect(ms).toBeLessThan(8000);
+      }
+    } finally {
+      await store?.close();
+      await own.stop();
+    }
+  });
+});
