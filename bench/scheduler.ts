@@ -1,10 +1,15 @@
 /**
  * Scheduler core benchmark: 1,000 simulated nodes of mixed shapes under a
  * seeded random gang mix, for Muster's scheduler and, in the same run, a
- * naive first-fit baseline (first node with enough free GPUs, lowest GPU
- * indices, no notion of NVLink — what a topology-blind PACK does).
+ * naive first-fit baseline (first node with room, lowest GPU indices, no
+ * notion of link quality — what a topology-blind PACK does).
  *
- *   npx tsx bench/scheduler.ts [--runs 5] [--seed 1] [--nodes 1000] [--out bench/results/scheduler.json]
+ *   npx tsx bench/scheduler.ts [--runs 5] [--seed 1] [--nodes 1000] [--cluster mixed|nvlink]
+ *                              [--out bench/results/scheduler.json]
+ *
+ * `mixed` (default) draws nodes from every shape, PCIe boxes included;
+ * `nvlink` leaves the PCIe boxes out, so every whole GPU sits in an island
+ * of 8 or more and "GPU share at first refusal" measures packing alone.
  *
  * Phases per run (each gang is decided once; a refused gang is dropped):
  *   fill   gangs arrive until the first refusal (GPU share recorded), then
@@ -12,7 +17,8 @@
  *   churn  20,000 steps of "one random group leaves, one gang arrives".
  * Reported (medians over runs): bundle placements/s and gang decisions/s
  * (time inside the scheduler only), p50/p99 decision latency, share of whole
- * GPUs allocated at the first refusal, and the share of TP-sized bundles
+ * GPUs allocated at the first refusal (of all, and of those the refused gang
+ * could ever use), and the share of TP-sized bundles
  * (≥ 2 GPUs) placed inside one NVLink island — of all, and of those for which
  * some eligible node had such an island free at decision time.
  */
@@ -25,7 +31,7 @@ import {
 } from '../packages/head/src/scheduler/index.js';
 
 const { values: args } = parseArgs({
-  options: { runs: { type: 'string', default: '5' }, seed: { type: 'string', default: '1' }, nodes: { type: 'string', default: '1000' }, out: { type: 'string', default: 'bench/results/scheduler.json' } },
+  options: { cluster: { type: 'string', default: 'mixed' }, runs: { type: 'string', default: '5' }, seed: { type: 'string', default: '1' }, nodes: { type: 'string', default: '1000' }, out: { type: 'string', default: 'bench/results/scheduler.json' } },
 });
 const RUNS = Number(args.runs);
 const NODES = Number(args.nodes);
@@ -51,7 +57,8 @@ function weighted<T>(r: () => number, items: [T, number][]): T {
   return items.at(-1)![0];
 }
 
-const MIX: [NodeProfile, number][] = [[HGX_H100, 30], [DGX1_V100, 20], [PCIE_4090, 10], [PCIE_SWITCHED, 10], [TWO_TRAY_16, 15], [A100_MIG, 15]];
+const MIXED: [NodeProfile, number][] = [[HGX_H100, 30], [DGX1_V100, 20], [PCIE_4090, 10], [PCIE_SWITCHED, 10], [TWO_TRAY_16, 15], [A100_MIG, 15]];
+const MIX = args.cluster === 'nvlink' ? MIXED.filter(([p]) => p !== PCIE_4090 && p !== PCIE_SWITCHED) : MIXED;
 
 function cluster(r: () => number): SchedulerNode[] {
   return Array.from({ length: NODES }, (_, i) =>
@@ -107,7 +114,12 @@ function muster(nodes: SchedulerNode[]): Subject & { state: ClusterState } {
   };
 }
 
-/** Topology-blind first fit, written the obvious way. */
+/**
+ * First fit, written the obvious way: the first node (in index order) with
+ * room, the lowest free GPU indices. It honours the hard constraints so its
+ * plans are valid (taints, STRICT_*, gpu-island required: the first island
+ * with room), but knows nothing of link quality, fragmentation or best fit.
+ */
 function firstFit(nodes: SchedulerNode[]): Subject {
   const free = nodes.map((n) => ({ gpus: n.gpus.map((g) => g.mig.length === 0), mig: new Set(n.gpus.flatMap((g) => g.mig.map((m) => m.uuid))), cpu: n.capacity.cpuMillis, mem: n.capacity.memoryBytes }));
   const byId = new Map(nodes.map((n, i) => [n.id, i]));
@@ -135,7 +147,9 @@ function firstFit(nodes: SchedulerNode[]): Subject {
             const uuids = n.gpus.flatMap((g) => g.mig).filter((m) => m.profile === b.migProfile && f.mig.has(m.uuid)).slice(0, b.gpus).map((m) => m.uuid);
             if (uuids.length === b.gpus) p = { bundleIndex: bi, nodeId: n.id, gpuIndices: [], migUuids: uuids, cpuMillis: b.cpuMillis, memoryBytes: b.memoryBytes, custom: {} };
           } else {
-            const gpus = f.gpus.flatMap((ok, g) => (ok ? [g] : [])).slice(0, b.gpus);
+            const freeIn = (isl: number[]) => isl.filter((g) => f.gpus[g] === true);
+            const islandReq = b.gpus > 1 && spec.topology.some((c) => c.level === 'gpu-island' && c.mode === 'required');
+            const gpus = islandReq ? (n.islands.map(freeIn).find((x) => x.length >= b.gpus) ?? []).slice(0, b.gpus) : f.gpus.flatMap((ok, g) => (ok ? [g] : [])).slice(0, b.gpus);
             if (gpus.length === b.gpus) p = { bundleIndex: bi, nodeId: n.id, gpuIndices: gpus, migUuids: [], cpuMillis: b.cpuMillis, memoryBytes: b.memoryBytes, custom: {} };
           }
           if (p !== undefined) used.add(i);
@@ -177,6 +191,26 @@ class Observer {
       this.used.set(p.nodeId, s);
     }
   }
+  /**
+   * Share of the GPUs this gang could ever use (tolerated nodes; with
+   * gpu-island required, islands as large as its largest bundle) that are taken.
+   */
+  eligibleShare(spec: PlacementGroupSpec): number {
+    const islandReq = spec.topology.some((c) => c.level === 'gpu-island' && c.mode === 'required');
+    const k = islandReq ? Math.max(1, ...spec.bundles.map((b) => b.gpus)) : 1;
+    let total = 0;
+    let used = 0;
+    for (const n of this.nodes.values()) {
+      if (!n.alive || n.taints.some((t) => t.effect === 'NoSchedule' && !spec.tolerations.some((x) => x.key === t.key))) continue;
+      for (const isl of n.islands) {
+        const whole = isl.filter((g) => n.gpus[g]!.mig.length === 0);
+        if (whole.length < k) continue;
+        total += whole.length;
+        used += whole.filter((g) => this.used.get(n.id)?.has(g) === true).length;
+      }
+    }
+    return total === 0 ? 1 : used / total;
+  }
   usedGpus(): number {
     let u = 0;
     for (const s of this.used.values()) u += s.size;
@@ -202,6 +236,8 @@ interface RunResult {
   p50Ms: number;
   p99Ms: number;
   gpuShareAtFirstRejection: number;
+  /** The same, counting only GPUs the refused gang could ever use (see Observer.eligibleShare). */
+  eligibleGpuShareAtFirstRejection: number;
   gpuShareAfterFill: number;
   meanGpuShareInChurn: number;
   tpBundlesInOneIsland: number;
@@ -221,6 +257,8 @@ function run(seed: number, make: (nodes: SchedulerNode[]) => Subject): RunResult
   let timeMs = 0;
   let bundlesPlaced = 0;
   let firstRejection: number | undefined;
+  let firstRejectionEligible = 1;
+  let lastSpec: PlacementGroupSpec | undefined;
   let tp = 0;
   let tpIn = 0;
   let tpExisted = 0;
@@ -231,8 +269,7 @@ function run(seed: number, make: (nodes: SchedulerNode[]) => Subject): RunResult
   const decide = (): boolean => {
     const spec = gang(gangRng, n);
     const id = `g${n++}`;
-    const sizes = spec.bundles.filter((b) => b.migProfile === undefined && b.gpus >= 2).map((b) => b.gpus);
-    const existed = sizes.map((k) => obs.islandExists(spec, k));
+    lastSpec = spec;
     const t0 = performance.now();
     const ps = sub.place(spec);
     if (ps !== undefined) sub.commit(id, ps);
@@ -241,24 +278,32 @@ function run(seed: number, make: (nodes: SchedulerNode[]) => Subject): RunResult
     lat.push(dt);
     if (ps === undefined) return false;
     bundlesPlaced += ps.length;
-    obs.take(ps, 1);
     live.push(id);
-    let j = 0;
-    for (const p of ps) {
-      if (p.gpuIndices.length < 2) continue;
-      const inside = obs.inOneIsland(p);
-      tp++;
-      if (inside) tpIn++;
-      if (existed[j++] === true) {
-        tpExisted++;
-        if (inside) tpInWhenExisted++;
+    // Island quality, bundle by bundle, largest first: "did some usable node
+    // have a free island this big, given the gang's larger bundles?"
+    for (const p of [...ps].sort((a, b) => b.gpuIndices.length - a.gpuIndices.length || a.bundleIndex - b.bundleIndex)) {
+      if (p.gpuIndices.length >= 2) {
+        const existed = obs.islandExists(spec, p.gpuIndices.length);
+        const inside = obs.inOneIsland(p);
+        tp++;
+        if (inside) tpIn++;
+        if (existed) {
+          tpExisted++;
+          if (inside) tpInWhenExisted++;
+        }
       }
+      obs.take([p], 1);
     }
     placedById.set(id, ps);
     return true;
   };
 
-  while (firstRejection === undefined && n < 100_000) if (!decide()) firstRejection = obs.usedGpus() / obs.wholeGpus;
+  while (firstRejection === undefined && n < 100_000) {
+    if (!decide()) {
+      firstRejection = obs.usedGpus() / obs.wholeGpus;
+      firstRejectionEligible = obs.eligibleShare(lastSpec!);
+    }
+  }
   for (let i = 0; i < FILL_EXTRA; i++) decide();
   const afterFill = obs.usedGpus() / obs.wholeGpus;
   let shareSum = 0;
@@ -282,6 +327,7 @@ function run(seed: number, make: (nodes: SchedulerNode[]) => Subject): RunResult
     p50Ms: lat[Math.floor(lat.length * 0.5)]!,
     p99Ms: lat[Math.floor(lat.length * 0.99)]!,
     gpuShareAtFirstRejection: firstRejection ?? 1,
+    eligibleGpuShareAtFirstRejection: firstRejectionEligible,
     gpuShareAfterFill: afterFill,
     meanGpuShareInChurn: shareSum / CHURN_STEPS,
     tpBundlesInOneIsland: tp === 0 ? 1 : tpIn / tp,
@@ -310,13 +356,13 @@ for (let i = 0; i < RUNS; i++) {
 }
 const summary = { muster: medians(results.muster), firstFit: medians(results.firstFit) };
 const fmt = (x: number, d = 3) => Number(x.toFixed(d));
-console.log(`scheduler core: ${NODES} nodes, ${RUNS} runs (seeds ${seed0}..${seed0 + RUNS - 1}), medians`);
+console.log(`scheduler core: ${NODES} nodes (${args.cluster}), ${RUNS} runs (seeds ${seed0}..${seed0 + RUNS - 1}), medians`);
 console.table(Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([m, x]) => [m, fmt(x)]))])));
 const out = {
   bench: 'scheduler-core',
   date: new Date().toISOString(),
   node: process.version,
-  config: { nodes: NODES, runs: RUNS, seed: seed0, fillExtra: FILL_EXTRA, churnSteps: CHURN_STEPS, mix: MIX.map(([p, w]) => `${p.name}:${w}`) },
+  config: { cluster: args.cluster, nodes: NODES, runs: RUNS, seed: seed0, fillExtra: FILL_EXTRA, churnSteps: CHURN_STEPS, mix: MIX.map(([p, w]) => `${p.name}:${w}`) },
   medians: summary,
   runs: results,
 };

@@ -27,6 +27,19 @@ describeStoreContract('etcd', async () => {
   };
 });
 
+describe('EtcdStore lifecycle', () => {
+  it('close() ends open watches and refuses later calls', async () => {
+    const store = await EtcdStore.connect({ endpoints: [etcd!.endpoint], prefix: `/close/${randomUUID()}/` });
+    const w = await store.watch('');
+    const ended = (async () => {
+      for await (const _ of w) void _;
+    })();
+    await store.close();
+    await ended;
+    await expect(store.get('k')).rejects.toMatchObject({ code: 'MUSTER_FAILED_PRECONDITION' });
+  });
+});
+
 describe('EtcdStore when etcd is unreachable', () => {
   const failure = async (p: Promise<unknown>) => {
     const started = Date.now();

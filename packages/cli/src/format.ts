@@ -44,15 +44,21 @@ function mig(n: NodeView): string {
   return [...by].map(([p, c]) => `${c}× ${p}`).join(', ');
 }
 
-export function nodesTable(nodes: NodeView[]): string {
+/** A borderless, left-aligned table (kubectl style). */
+export function table(head: string[], rows: string[][]): string {
   const t = new Table({
-    head: ['NODE', 'STATE', 'GPUS', 'GPU MEM', 'NVLINK ISLANDS', 'MIG', 'CPU', 'MEMORY', 'ADDRESS', 'HEARTBEAT'],
+    head,
     style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0 },
     chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ' },
   });
-  for (const n of nodes) {
+  t.push(...rows);
+  return t.toString().split('\n').map((l) => l.trimEnd()).join('\n');
+}
+
+export function nodesTable(nodes: NodeView[]): string {
+  return table(['NODE', 'STATE', 'GPUS', 'GPU MEM', 'NVLINK ISLANDS', 'MIG', 'CPU', 'MEMORY', 'ADDRESS', 'HEARTBEAT'], nodes.map((n) => {
     const gpuMem = n.gpus.reduce((s, g) => s + g.memoryMiB, 0) * 1024 * 1024;
-    t.push([
+    return [
       n.id,
       n.state === 'dead' ? `dead (${n.stateReason})` : n.state,
       gpuSummary(n),
@@ -63,9 +69,8 @@ export function nodesTable(nodes: NodeView[]): string {
       bytes(n.memoryBytes),
       n.address,
       `${ago(n.lastHeartbeatAt)} ago`,
-    ]);
-  }
-  return t.toString();
+    ];
+  }));
 }
 
 export function clusterSummary(nodes: NodeView[]): string {

@@ -29,6 +29,10 @@ export const ErrorCode = {
   STORE_COMPACTED: 'MUSTER_STORE_COMPACTED',
   /** A state-store transaction lost a compare (another writer won). */
   STORE_CONFLICT: 'MUSTER_STORE_CONFLICT',
+  /** This head lost leadership; its write was fenced off. Retry against the leader. */
+  NOT_LEADER: 'MUSTER_NOT_LEADER',
+  /** A placement group fits no node shape in the cluster; waiting will not help. */
+  PG_INFEASIBLE: 'MUSTER_PG_INFEASIBLE',
   /** The operation was cancelled by the caller. */
   CANCELLED: 'MUSTER_CANCELLED',
   INTERNAL: 'MUSTER_INTERNAL',
@@ -49,12 +53,14 @@ const grpcStatusOf: Record<ErrorCode, GrpcStatus> = {
   MUSTER_NODE_SUPERSEDED: GrpcStatus.ABORTED,
   MUSTER_STORE_COMPACTED: GrpcStatus.OUT_OF_RANGE,
   MUSTER_STORE_CONFLICT: GrpcStatus.ABORTED,
+  MUSTER_NOT_LEADER: GrpcStatus.UNAVAILABLE,
+  MUSTER_PG_INFEASIBLE: GrpcStatus.FAILED_PRECONDITION,
   MUSTER_CANCELLED: GrpcStatus.CANCELLED,
   MUSTER_INTERNAL: GrpcStatus.INTERNAL,
 };
 
 /** Codes a caller may retry as they are. */
-const retryable = new Set<ErrorCode>([ErrorCode.UNAVAILABLE, ErrorCode.STORE_CONFLICT]);
+const retryable = new Set<ErrorCode>([ErrorCode.UNAVAILABLE, ErrorCode.STORE_CONFLICT, ErrorCode.NOT_LEADER]);
 
 const BRAND = Symbol.for('muster.error');
 const CODE_KEY = 'muster-error-code';

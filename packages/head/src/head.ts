@@ -14,9 +14,12 @@ import {
   type Logger,
   type NatsConnection,
 } from '@muster/common';
-import { AgentServiceService, ClusterServiceService, NodeState, type NatsAccess } from '@muster/proto';
+import { AgentServiceService, ClusterServiceService, NodeState, PlacementGroupServiceService, type NatsAccess } from '@muster/proto';
 import { agentService } from './api/agent-service.js';
 import { clusterService } from './api/cluster-service.js';
+import { placementService } from './api/placement-service.js';
+import { PlacementGroupController } from './controllers/placement-groups.js';
+import { StateWriter } from './state/fence.js';
 import { rpcContext } from './api/rpc.js';
 import { Liveness } from './cluster/liveness.js';
 import { NodeRegistry } from './cluster/registry.js';
@@ -32,6 +35,7 @@ export interface Head {
   readonly store: StateStore;
   readonly registry: NodeRegistry;
   readonly events: EventLog;
+  readonly placementGroups: PlacementGroupController;
   close(): Promise<void>;
 }
 
@@ -67,9 +71,12 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
 
     const metrics = await startMetrics('head', config.metricsListen);
     cleanups.push(() => metrics.close());
-    const events = new EventLog(store, log, { retention: config.eventRetention, nats, subjectPrefix: config.natsSubjectPrefix });
-    const registry = new NodeRegistry(store, events, log, config.deadAfterMs);
+    const writer = await StateWriter.claim(store, config.headId);
+    const events = new EventLog(writer, log, { retention: config.eventRetention, nats, subjectPrefix: config.natsSubjectPrefix });
+    const registry = new NodeRegistry(writer, events, log, config.deadAfterMs);
     await registry.load();
+    const placementGroups = new PlacementGroupController(writer, registry, events, log.child({ controller: 'placement-groups' }));
+    await placementGroups.load();
     const liveness = new Liveness(registry, config.deadAfterMs, log);
     liveness.start();
     cleanups.push(() => liveness.stop());
@@ -111,7 +118,9 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       deadAfterMs: config.deadAfterMs,
       nats: natsAccess,
       heartbeatLag,
+      reservations: placementGroups,
     }));
+    server.addService(PlacementGroupServiceService, placementService(ctx, placementGroups));
     const { host } = parseHostPort(config.listen, '--listen');
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
@@ -134,6 +143,7 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       store,
       registry,
       events,
+      placementGroups,
       close: closeAll,
     };
   } catch (e) {

@@ -11,7 +11,8 @@
 import { credentials, type Metadata } from '@grpc/grpc-js';
 import { z } from 'zod';
 import { ErrorCode, MusterError, fromGrpcError, readToken, tokenMetadata } from '@muster/common';
-import { ClusterServiceClient, NodeState, type ClusterEvent, type ClusterInfo } from '@muster/proto';
+import { ClusterServiceClient, NodeState, PlacementGroupServiceClient, type ClusterEvent, type ClusterInfo } from '@muster/proto';
+import { PlacementGroups } from './placement-groups.js';
 import { eventView, nodeView, type ClusterEventView, type NodeStateName, type NodeView } from './types.js';
 
 const connectOptionsSchema = z
@@ -60,14 +61,20 @@ export async function connect(options: ConnectOptions): Promise<Cluster> {
 
 export class Cluster {
   private readonly client: ClusterServiceClient;
+  private readonly pgClient: PlacementGroupServiceClient;
   private readonly metadata: Metadata;
+  /** Create, inspect, wait for and remove placement groups. */
+  readonly placementGroups: PlacementGroups;
 
   constructor(readonly address: string, token: string, private readonly callTimeoutMs: number) {
-    this.client = new ClusterServiceClient(address, credentials.createInsecure(), {
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 2_000,
-    });
+    const options = { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 2_000 };
+    this.client = new ClusterServiceClient(address, credentials.createInsecure(), options);
+    // Same target and options: grpc-js shares one channel (one connection) between the two.
+    this.pgClient = new PlacementGroupServiceClient(address, credentials.createInsecure(), options);
     this.metadata = tokenMetadata(token);
+    this.placementGroups = new PlacementGroups(this.pgClient, (fn, timeoutMs) =>
+      this.unary((cb) => fn(this.metadata, { deadline: Date.now() + (timeoutMs ?? this.callTimeoutMs) }, cb)),
+    );
   }
 
   async info(): Promise<ClusterInfo> {
@@ -126,6 +133,7 @@ export class Cluster {
 
   close(): void {
     this.client.close();
+    this.pgClient.close();
   }
 
   private opts() {

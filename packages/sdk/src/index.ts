@@ -1,3 +1,15 @@
 export { connect, Cluster, type ConnectOptions, type EventsOptions } from './cluster.js';
 export type { NodeView, GpuView, NodeStateName, ClusterEventView, ClusterEventKind } from './types.js';
 export { ErrorCode, MusterError, isMusterError } from './errors.js';
+export {
+  PlacementGroup,
+  PlacementGroups,
+  type PlacementGroupSpec,
+  type BundleSpec,
+  type Strategy,
+  type TopologyLevel,
+  type PlacementGroupView,
+  type PlacementGroupStateName,
+  type BundleAssignment,
+  type PendingReasonView,
+} from './placement-groups.js';

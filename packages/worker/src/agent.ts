@@ -16,7 +16,7 @@ import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Counter } from '@opentelemetry/api';
 import { VERSION, fromGrpcError, tokenMetadata, type Logger, type Metrics } from '@muster/common';
-import { AgentServiceClient, type AgentMessage, type HeadMessage, type NodeInventory, type Registered, type Taint } from '@muster/proto';
+import { AgentServiceClient, type AgentMessage, type BundlePlacement, type HeadMessage, type NodeInventory, type Registered, type Taint } from '@muster/proto';
 
 export interface AgentOptions {
   heads: string[];
@@ -42,6 +42,13 @@ export class Agent {
   private readonly reconnects: Counter;
   private readonly heartbeats: Counter;
   private loop: Promise<void> | undefined;
+  /**
+   * The head's reservations on this node: placement group id → its bundles
+   * here. Replaced by the snapshot the head sends at every registration
+   * (releases may have been missed while away), then kept by reserve and
+   * release messages; each reservation is acknowledged.
+   */
+  readonly reservations = new Map<string, BundlePlacement[]>();
   /** Called after every successful registration (tests, status). */
   onRegistered: ((r: Registered) => void) | undefined;
 
@@ -129,9 +136,29 @@ export class Agent {
           resolve(registered);
         }
       };
+      const ack = (groupId: string) => call.write({ msg: { $case: 'bundlesReserved', value: { groupId } } });
       call.on('data', (msg: HeadMessage) => {
         lastAck = performance.now();
-        if (msg.msg?.$case !== 'registered') return;
+        switch (msg.msg?.$case) {
+          case 'reservations':
+            this.reservations.clear();
+            for (const g of msg.msg.value.groups) {
+              this.reservations.set(g.groupId, g.bundles);
+              ack(g.groupId);
+            }
+            return;
+          case 'reserveBundles':
+            this.reservations.set(msg.msg.value.groupId, msg.msg.value.bundles);
+            ack(msg.msg.value.groupId);
+            return;
+          case 'releaseBundles':
+            this.reservations.delete(msg.msg.value.groupId);
+            return;
+          case 'registered':
+            break;
+          default:
+            return;
+        }
         const r = msg.msg.value;
         registered = true;
         this.stateValue = 'registered';

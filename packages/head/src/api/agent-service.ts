@@ -8,7 +8,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { Histogram } from '@opentelemetry/api';
 import { ErrorCode, MusterError, toGrpcError, type Logger } from '@muster/common';
-import type { AgentMessage, AgentServiceServer, HeadMessage, NatsAccess } from '@muster/proto';
+import type { AgentMessage, AgentServiceServer, HeadMessage, NatsAccess, ReservationSnapshot } from '@muster/proto';
 import type { AgentConnection, NodeRegistry } from '../cluster/registry.js';
 import { validateRegister } from '../cluster/validate.js';
 import { bidiStream, type RpcContext } from './rpc.js';
@@ -21,6 +21,11 @@ export interface AgentServiceDeps {
   deadAfterMs: number;
   nats: NatsAccess | undefined;
   heartbeatLag: Histogram;
+  /** Where reservations live (the placement group controller). */
+  reservations: {
+    snapshotFor(nodeId: string): ReservationSnapshot;
+    acked(nodeId: string, groupId: string): void;
+  };
 }
 
 let nextConnId = 1;
@@ -35,6 +40,9 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
   let ended = false;
   const conn: AgentConnection = {
     id: nextConnId++,
+    send(msg: HeadMessage) {
+      if (!ended) call.write(msg);
+    },
     close(err: MusterError) {
       if (ended) return;
       ended = true;
@@ -85,6 +93,7 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
           },
         },
       });
+      call.write({ msg: { $case: 'reservations', value: deps.reservations.snapshotFor(nodeId) } });
       return;
     }
     switch (msg.msg?.$case) {
@@ -97,6 +106,9 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
         call.write({ msg: { $case: 'heartbeatAck', value: { seq: hb.seq } } });
         return;
       }
+      case 'bundlesReserved':
+        deps.reservations.acked(nodeId, msg.msg.value.groupId);
+        return;
       case 'register':
         throw new MusterError(ErrorCode.FAILED_PRECONDITION, `node ${nodeId} is already registered on this stream`);
       default:

@@ -26,8 +26,8 @@
  * the death of every node.
  */
 import { ErrorCode, MusterError, type Logger } from '@muster/common';
-import { Node, NodeState, type Register } from '@muster/proto';
-import type { StateStore } from '../state/index.js';
+import { Node, NodeState, type HeadMessage, type Register } from '@muster/proto';
+import type { StateWriter } from '../state/fence.js';
 import type { EventLog } from '../events/event-log.js';
 
 export const NODES_PREFIX = '/muster/nodes/';
@@ -35,8 +35,12 @@ export const NODES_PREFIX = '/muster/nodes/';
 /** One live agent stream. `close` ends it with an error the agent sees. */
 export interface AgentConnection {
   readonly id: number;
+  send(msg: HeadMessage): void;
   close(err: MusterError): void;
 }
+
+/** A node changed state; `kind` is the event kind (node.registered, node.dead, ...). */
+export type NodeListener = (kind: string, node: Node) => void;
 
 interface Entry {
   node: Node;
@@ -47,9 +51,10 @@ interface Entry {
 
 export class NodeRegistry {
   private readonly nodes = new Map<string, Entry>();
+  private readonly listeners: NodeListener[] = [];
 
   constructor(
-    private readonly store: StateStore,
+    private readonly writer: StateWriter,
     private readonly events: EventLog,
     private readonly log: Logger,
     private readonly deadAfterMs: number,
@@ -58,7 +63,7 @@ export class NodeRegistry {
 
   /** Loads persisted nodes (head restart). */
   async load(): Promise<void> {
-    const { kvs } = await this.store.range(NODES_PREFIX);
+    const { kvs } = await this.writer.store.range(NODES_PREFIX);
     const grace = this.now() + this.deadAfterMs;
     for (const kv of kvs) {
       const node = Node.decode(kv.value);
@@ -72,6 +77,16 @@ export class NodeRegistry {
       .map((e) => e.node)
       .filter((n) => state === NodeState.NODE_STATE_UNSPECIFIED || n.state === state)
       .sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+  }
+
+  /** Called after every transition of the table above, once it is persisted. */
+  onTransition(listener: NodeListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** The live stream of a node, if it has one. */
+  connection(nodeId: string): AgentConnection | undefined {
+    return this.nodes.get(nodeId)?.conn;
   }
 
   get(nodeId: string): Node | undefined {
@@ -129,6 +144,7 @@ export class NodeRegistry {
       message: `node ${node.nodeId} ${kind.slice('node.'.length)} (${gpus} GPUs, incarnation ${node.incarnation})`,
       attributes: { incarnation: node.incarnation, gpus: String(gpus) },
     });
+    for (const l of this.listeners) l(kind, node);
     return node;
   }
 
@@ -167,6 +183,7 @@ export class NodeRegistry {
       dead.push(node);
       await this.persist(node);
       await this.events.append('node.dead', { nodeId: node.nodeId, message: `node ${node.nodeId} dead: ${node.stateReason}`, attributes: { silentMs: String(silentMs) } });
+      for (const l of this.listeners) l('node.dead', node);
     }
     return dead;
   }
@@ -178,6 +195,6 @@ export class NodeRegistry {
   }
 
   private async persist(node: Node): Promise<void> {
-    await this.store.put(NODES_PREFIX + node.nodeId, Node.encode(node).finish());
+    await this.writer.put(NODES_PREFIX + node.nodeId, Node.encode(node).finish());
   }
 }

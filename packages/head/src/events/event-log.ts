@@ -8,7 +8,7 @@
  */
 import { encode, eventSubject, type Logger, type NatsConnection } from '@muster/common';
 import { ClusterEvent } from '@muster/proto';
-import type { StateStore } from '../state/index.js';
+import type { StateWriter } from '../state/fence.js';
 
 export const EVENTS_PREFIX = '/muster/events/';
 
@@ -19,15 +19,20 @@ export class EventLog {
   private lastMs = 0;
   private appended = 0;
   private readonly listeners = new Set<Listener>();
+  private flushing = false;
+  private readonly batch: Array<{ event: ClusterEvent; resolve: (e: ClusterEvent) => void; reject: (e: unknown) => void }> = [];
 
   constructor(
-    private readonly store: StateStore,
+    private readonly writer: StateWriter,
     private readonly log: Logger,
     private readonly opts: { retention: number; nats?: NatsConnection | undefined; subjectPrefix: string },
   ) {}
 
-  /** Records an event; resolves once it is durable in the store. */
-  async append(kind: string, fields: { nodeId?: string; message: string; attributes?: Record<string, string> }): Promise<ClusterEvent> {
+  /**
+   * Records an event; resolves once it is durable in the store. Events
+   * appended in the same tick are written in one transaction.
+   */
+  append(kind: string, fields: { nodeId?: string; message: string; attributes?: Record<string, string> }): Promise<ClusterEvent> {
     const now = Date.now();
     this.seq = now === this.lastMs ? this.seq + 1 : 0;
     this.lastMs = now;
@@ -39,17 +44,44 @@ export class EventLog {
       message: fields.message,
       attributes: fields.attributes ?? {},
     };
-    await this.store.put(EVENTS_PREFIX + event.id, ClusterEvent.encode(event).finish());
-    this.log.info({ event: kind, nodeId: event.nodeId || undefined, attributes: fields.attributes }, fields.message);
-    for (const l of this.listeners) l(event);
-    this.opts.nats?.publish(eventSubject(this.opts.subjectPrefix, kind), encode(ClusterEvent.toJSON(event)));
-    if (++this.appended % 500 === 0) void this.trim();
-    return event;
+    return new Promise<ClusterEvent>((resolve, reject) => {
+      this.batch.push({ event, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  /** Writes batches one after another, so listeners see events in id order. */
+  private async flush(): Promise<void> {
+    while (this.batch.length > 0) await this.flushBatch(this.batch.splice(0, 100)); // etcd: ≤ 128 ops per txn
+    this.flushing = false;
+  }
+
+  private async flushBatch(batch: typeof this.batch): Promise<void> {
+    try {
+      await this.writer.txn(batch.map(({ event }) => ({ type: 'put' as const, key: EVENTS_PREFIX + event.id, value: ClusterEvent.encode(event).finish() })));
+    } catch (e) {
+      for (const b of batch) b.reject(e);
+      return;
+    }
+    for (const { event, resolve } of batch) {
+      this.log.info({ event: event.kind, nodeId: event.nodeId || undefined, attributes: event.attributes }, event.message);
+      for (const l of this.listeners) l(event);
+      this.opts.nats?.publish(eventSubject(this.opts.subjectPrefix, event.kind), encode(ClusterEvent.toJSON(event)));
+      resolve(event);
+    }
+    this.appended += batch.length;
+    if (this.appended >= 500) {
+      this.appended = 0;
+      void this.trim();
+    }
   }
 
   /** Retained events with id > afterId ("" = all), oldest first. */
   async history(afterId = ''): Promise<ClusterEvent[]> {
-    const { kvs } = await this.store.range(EVENTS_PREFIX);
+    const { kvs } = await this.writer.store.range(EVENTS_PREFIX);
     return kvs
       .filter((kv) => kv.key.slice(EVENTS_PREFIX.length) > afterId)
       .map((kv) => ClusterEvent.decode(kv.value));
@@ -63,10 +95,12 @@ export class EventLog {
 
   private async trim(): Promise<void> {
     try {
-      const { kvs } = await this.store.range(EVENTS_PREFIX);
-      const excess = kvs.length - this.opts.retention;
-      if (excess <= 0) return;
-      await this.store.txn({ compare: [], success: kvs.slice(0, excess).map((kv) => ({ type: 'delete' as const, key: kv.key })) });
+      const { kvs } = await this.writer.store.range(EVENTS_PREFIX);
+      const old = kvs.slice(0, Math.max(0, kvs.length - this.opts.retention));
+      // etcd caps a transaction at 128 operations.
+      for (let i = 0; i < old.length; i += 100) {
+        await this.writer.txn(old.slice(i, i + 100).map((kv) => ({ type: 'delete' as const, key: kv.key })));
+      }
     } catch (e) {
       this.log.warn({ err: e }, 'could not trim old cluster events; will retry');
     }

@@ -17,7 +17,7 @@ import { buildUnschedulable, collectFacts, type Failure } from './explain.js';
 import { selectGpus, selectMig } from './gpu-select.js';
 import { ReasonCode, RejectionCounter } from './reasons.js';
 import { ClusterState, type NodeState } from './state.js';
-import type { BundlePlacement, ClusterSnapshot, PlacementGroupSpec, ScheduleResult } from './types.js';
+import type { BundlePlacement, ClusterSnapshot, PlacementGroupSpec, ScheduleResult, Unschedulable } from './types.js';
 import {
   BundleContext,
   bundleFilters,
@@ -68,21 +68,9 @@ export function placeGroup(state: ClusterState, spec: PlacementGroupSpec, opts: 
 
   // 1. Node filters. Liveness, taints, labels and holds do not depend on the
   //    bundle, so they run once per node for the whole group; what survives is
-  //    the candidate list every later stage works from.
-  const nodeRejections = new RejectionCounter();
-  const candidates: NodeState[] = [];
-  for (const ns of state.nodes) {
-    let ok = true;
-    for (const f of nodeFilters) {
-      const r = f.filterNode(ns, ctx);
-      if (!r.ok) {
-        nodeRejections.add(r.reason, r.detail);
-        ok = false;
-        break;
-      }
-    }
-    if (ok) candidates.push(ns);
-  }
+  //    the candidate list every later stage works from. Without a hold the
+  //    answer depends only on immutable node data, so the state memoises it.
+  const { candidates, nodeRejections } = filterNodes(state, ctx);
 
   // 2. Largest bundle first (first-fit decreasing): the hardest bundle chooses
   //    while the most room is left, and a gang that cannot fit fails on its
@@ -128,12 +116,45 @@ export function placeGroup(state: ClusterState, spec: PlacementGroupSpec, opts: 
   const facts = collectFacts(candidates, failedBundle, ctx.islandRequired);
   const reason = buildUnschedulable({ spec, ctx, nodeRejections, failure: best, plan, candidates: candidates.length, nodesTotal: state.nodes.length, bundle: failedBundle, facts });
   if (opts.checkFeasibility === false) return { status: 'PENDING', reason };
+  const never = infeasibility(state, spec);
+  return never === undefined ? { status: 'PENDING', reason } : { status: 'INFEASIBLE', reason: never };
+}
+
+/**
+ * Why the group can never fit, or undefined if it fits an empty twin of the
+ * cluster (every node alive, nothing reserved). The twin's verdict depends
+ * only on the spec's shape and the node set, so the state memoises it: a
+ * pending group re-tried every cycle pays for it once.
+ */
+function infeasibility(state: ClusterState, spec: PlacementGroupSpec): Unschedulable | undefined {
+  const key = `feasible:${JSON.stringify([spec.strategy, spec.bundles, spec.topology, spec.selector, spec.tolerations])}`;
+  if (state.memo.has(key)) return state.memo.get(key) as Unschedulable | undefined;
   const twin = placeGroup(state.emptyTwin(), spec, { checkFeasibility: false });
-  if (twin.status !== 'PLACED') {
-    const r = twin.reason;
-    return { status: 'INFEASIBLE', reason: { ...r, message: `fits no node shape even on an empty cluster: ${r.message}` } };
+  const verdict = twin.status === 'PLACED' ? undefined : { ...twin.reason, message: `fits no node shape even on an empty cluster: ${twin.reason.message}` };
+  state.remember(key, verdict);
+  return verdict;
+}
+
+function filterNodes(state: ClusterState, ctx: GangContext): { candidates: NodeState[]; nodeRejections: RejectionCounter } {
+  const key = ctx.held === undefined ? `nodes:${JSON.stringify([ctx.spec.tolerations, ctx.spec.selector.matchLabels, ctx.requiredLevels])}` : undefined;
+  const cached = key === undefined ? undefined : state.memo.get(key);
+  if (cached !== undefined) return cached as ReturnType<typeof filterNodes>;
+  const nodeRejections = new RejectionCounter();
+  const candidates: NodeState[] = [];
+  for (const ns of state.nodes) {
+    let ok = true;
+    for (const f of nodeFilters) {
+      const r = f.filterNode(ns, ctx);
+      if (!r.ok) {
+        nodeRejections.add(r);
+        ok = false;
+        break;
+      }
+    }
+    if (ok) candidates.push(ns);
   }
-  return { status: 'PENDING', reason };
+  if (key !== undefined) state.remember(key, { candidates, nodeRejections });
+  return { candidates, nodeRejections };
 }
 
 type GangOutcome = { ok: true; placements: BundlePlacement[] } | { ok: false; failure: Omit<Failure, 'attempt' | 'required'> };
@@ -142,6 +163,10 @@ type GangOutcome = { ok: true; placements: BundlePlacement[] } | { ok: false; fa
 function tryGang(state: ClusterState, nodes: readonly NodeState[], order: readonly BundleContext[], ctx: GangContext): GangOutcome {
   ctx.bundlesOnNode.clear();
   for (const s of ctx.placedDomains.values()) s.clear();
+  const need = ctx.remaining;
+  need.gpus = need.migSlices = need.cpuMillis = need.memoryBytes = 0;
+  need.custom.clear();
+  for (const b of order) adjustDemand(need, b, 1);
   const placed: BundlePlacement[] = [];
   let outcome: GangOutcome | undefined;
 
@@ -158,7 +183,7 @@ function tryGang(state: ClusterState, nodes: readonly NodeState[], order: readon
       for (const f of bundleFilters) {
         const r = f.filterBundle(ns, b, ctx);
         if (!r.ok) {
-          rejections.add(r.reason, r.detail);
+          rejections.add(r);
           ok = false;
           break;
         }
@@ -184,6 +209,7 @@ function tryGang(state: ClusterState, nodes: readonly NodeState[], order: readon
     // booking inside a gang, STRICT_SPREAD sees the node as used, PACK is drawn to it).
     state.reserve(p);
     placed.push(p);
+    adjustDemand(need, b, -1);
     const ns = bestNode!;
     ctx.bundlesOnNode.set(ns.idx, (ctx.bundlesOnNode.get(ns.idx) ?? 0) + 1);
     for (const level of ctx.preferredLevels) {
@@ -222,6 +248,14 @@ function bind(ns: NodeState, b: BundleContext, ctx: GangContext): BundlePlacemen
   };
 }
 
+function adjustDemand(need: GangContext['remaining'], b: BundleContext, sign: 1 | -1): void {
+  need.gpus += sign * b.gpus;
+  need.migSlices += sign * b.migSlices;
+  need.cpuMillis += sign * b.bundle.cpuMillis;
+  need.memoryBytes += sign * b.bundle.memoryBytes;
+  for (const [k, v] of b.custom) need.custom.set(k, (need.custom.get(k) ?? 0) + sign * v);
+}
+
 function gangContext(spec: PlacementGroupSpec, opts: PlaceOptions): GangContext {
   const required = new Set<DomainLevel>();
   const preferred = new Set<DomainLevel>();
@@ -231,9 +265,6 @@ function gangContext(spec: PlacementGroupSpec, opts: PlaceOptions): GangContext 
     else (c.mode === 'required' ? required : preferred).add(c.level);
   }
   if (spec.strategy === 'STRICT_PACK') required.add('node');
-  // PACK means "as few nodes as possible": first try the gang on single nodes
-  // (as a preferred `node` level), and only then let it straddle nodes.
-  if (spec.strategy === 'PACK') preferred.add('node');
   for (const l of required) preferred.delete(l);
   return {
     spec,
@@ -244,6 +275,7 @@ function gangContext(spec: PlacementGroupSpec, opts: PlaceOptions): GangContext 
     held: opts.held,
     bundlesOnNode: new Map(),
     placedDomains: new Map([...preferred].map((l) => [l, new Set<string>()])),
+    remaining: { gpus: 0, migSlices: 0, cpuMillis: 0, memoryBytes: 0, custom: new Map() },
   };
 }
 

@@ -47,42 +47,61 @@ export const reasonPhrase: Record<string, string> = {
   [ReasonCode.GPU_ISLAND]: 'NVLink island too small',
 };
 
-/** A filter verdict. `detail` is short and stable: a taint key, a label, a resource name. */
-export type FilterResult = { ok: true } | { ok: false; reason: ReasonCode; detail: string };
+/** A filter's "no": a stable code and a short stable detail (a taint key, a label, a resource name). */
+export interface Rejection {
+  readonly ok: false;
+  readonly reason: ReasonCode;
+  readonly detail: string;
+}
+
+export type FilterResult = { readonly ok: true } | Rejection;
 
 /** Shared success value: filters run ~10^6 times per second, so don't allocate on the happy path. */
 export const OK: FilterResult = { ok: true };
 
-export function reject(reason: ReasonCode, detail = ''): FilterResult {
-  return { ok: false, reason, detail };
+const interned = new Map<string, Map<string, Rejection>>();
+
+/**
+ * The one `Rejection` object for (reason, detail). Interning keeps the filters
+ * allocation-free and lets the counter count by object identity.
+ */
+export function reject(reason: ReasonCode, detail = ''): Rejection {
+  let byDetail = interned.get(reason);
+  if (byDetail === undefined) {
+    byDetail = new Map();
+    interned.set(reason, byDetail);
+  }
+  let r = byDetail.get(detail);
+  if (r === undefined) {
+    if (byDetail.size > 10_000) byDetail.clear(); // details are few in practice; bound them anyway
+    r = Object.freeze({ ok: false as const, reason, detail });
+    byDetail.set(detail, r);
+  }
+  return r;
 }
 
 /**
- * Counts rejections by (code, detail) during one attempt. Each node is added
- * once per bundle attempt, so counts read as "N nodes rejected because ...".
+ * Counts rejections during one attempt. Each node is added once per bundle
+ * attempt, so counts read as "N nodes rejected because ...".
  */
 export class RejectionCounter {
-  private readonly byCode = new Map<string, Map<string, number>>();
+  private readonly counts = new Map<Rejection, number>();
   total = 0;
 
-  add(reason: string, detail: string, n = 1): void {
-    let m = this.byCode.get(reason);
-    if (m === undefined) {
-      m = new Map();
-      this.byCode.set(reason, m);
-    }
-    m.set(detail, (m.get(detail) ?? 0) + n);
+  add(r: Rejection, n = 1): void {
+    this.counts.set(r, (this.counts.get(r) ?? 0) + n);
     this.total += n;
-  }
-
-  addAll(other: RejectionCounter): void {
-    for (const [code, m] of other.byCode) for (const [detail, n] of m) this.add(code, detail, n);
   }
 
   /** Largest first; ties by code then detail so output is stable. */
   list(): { code: string; detail: string; count: number }[] {
-    const out: { code: string; detail: string; count: number }[] = [];
-    for (const [code, m] of this.byCode) for (const [detail, count] of m) out.push({ code, detail, count });
-    return out.sort((a, b) => b.count - a.count || a.code.localeCompare(b.code) || a.detail.localeCompare(b.detail));
+    const merged = new Map<string, { code: string; detail: string; count: number }>();
+    for (const [r, count] of this.counts) {
+      const key = `${r.reason}\u0000${r.detail}`;
+      const m = merged.get(key);
+      if (m === undefined) merged.set(key, { code: r.reason, detail: r.detail, count });
+      else m.count += count;
+    }
+    return [...merged.values()].sort((a, b) => b.count - a.count || a.code.localeCompare(b.code) || a.detail.localeCompare(b.detail));
   }
 }

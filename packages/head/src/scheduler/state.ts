@@ -91,6 +91,11 @@ export class ClusterState {
   private twin: ClusterState | undefined;
   /** Reservations in the snapshot that named an unknown node or an already-taken GPU. */
   loadConflicts = 0;
+  /**
+   * Memo for answers that depend only on the (immutable) node set and a
+   * spec's shape: node-filter results, empty-cluster verdicts. Bounded.
+   */
+  readonly memo = new Map<string, unknown>();
 
   private constructor(nodes: SchedulerNode[], forceAlive: boolean) {
     this.nodes = nodes.map((n, i) => new NodeState(i, n, forceAlive || n.alive));
@@ -108,6 +113,11 @@ export class ClusterState {
     }
     for (const [groupId, placements] of byGroup) s.commit(groupId, placements);
     return s;
+  }
+
+  remember(key: string, value: unknown): void {
+    if (this.memo.size >= 4096) this.memo.clear();
+    this.memo.set(key, value);
   }
 
   node(id: string): NodeState | undefined {

@@ -142,6 +142,23 @@ describe('EmbeddedStore durability', () => {
     await b.close();
   });
 
+  it('close() flushes pending writes and ends open watches', async () => {
+    const dir = await tmp();
+    const s = await EmbeddedStore.open(dir);
+    const w = await s.watch('');
+    const ended = (async () => {
+      for await (const _ of w) void _;
+    })();
+    const pending = s.put('late', enc('x')); // not yet durable when close() starts
+    await s.close();
+    await pending;
+    await ended;
+    await expect(s.get('late')).rejects.toMatchObject({ code: 'MUSTER_FAILED_PRECONDITION' });
+    const again = await EmbeddedStore.open(dir);
+    expect(text((await again.get('late'))?.value)).toBe('x');
+    await again.close();
+  });
+
   it('groups writes issued together into one batch (one fdatasync)', async () => {
     const dir = await tmp();
     const s = await EmbeddedStore.open(dir);

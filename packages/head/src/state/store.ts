@@ -1,7 +1,7 @@
 /**
  * The head's state store: a small, etcd-shaped key-value API.
  *
- * Two implementations pass one contract suite (store.contract.ts):
+ * Two implementations pass one contract suite (contract.ts):
  *  - `EtcdStore` (etcd.ts): production, through the etcd3 client;
  *  - `EmbeddedStore` (embedded.ts): the zero-setup default, in memory with a
  *    write-ahead log in a local data directory, so a head restart keeps state.

@@ -7,10 +7,12 @@ import { OK, ReasonCode, reject, type FilterResult } from '../reasons.js';
 import type { NodeState } from '../state.js';
 import type { SchedulerPlugin } from './types.js';
 
+const DEAD = reject(ReasonCode.NODE_DEAD);
+
 export const alivePlugin = {
   name: 'alive',
   filterNode(node: NodeState): FilterResult {
-    if (!node.alive) return reject(ReasonCode.NODE_DEAD);
+    if (!node.alive) return DEAD;
     if (node.unsupported !== '') return reject(ReasonCode.NODE_UNSUPPORTED, node.unsupported);
     return OK;
   },

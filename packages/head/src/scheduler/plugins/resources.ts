@@ -15,16 +15,20 @@ import { OK, ReasonCode, reject, type FilterResult } from '../reasons.js';
 import type { NodeState } from '../state.js';
 import type { BundleContext, SchedulerPlugin } from './types.js';
 
+const NO_GPU = reject(ReasonCode.GPU, 'gpu');
+const NO_CPU = reject(ReasonCode.CPU, 'cpu');
+const NO_MEMORY = reject(ReasonCode.MEMORY, 'memory');
+
 export const resourcesPlugin = {
   name: 'resources',
   filterBundle(node: NodeState, b: BundleContext): FilterResult {
     if (b.gpus > 0) {
-      if (node.freeGpuCount() < b.gpus) return reject(ReasonCode.GPU, 'gpu');
+      if (node.freeGpuCount() < b.gpus) return NO_GPU;
       if (b.fit(node).count < b.gpus) return reject(ReasonCode.GPU_MEMORY, `${b.bundle.gpuMemoryMiB}MiB`);
     }
     if (b.migSlices > 0 && (node.migFree.get(b.bundle.migProfile!) ?? 0) < b.migSlices) return reject(ReasonCode.MIG, b.bundle.migProfile!);
-    if (node.freeCpu < b.bundle.cpuMillis) return reject(ReasonCode.CPU, 'cpu');
-    if (node.freeMem < b.bundle.memoryBytes) return reject(ReasonCode.MEMORY, 'memory');
+    if (node.freeCpu < b.bundle.cpuMillis) return NO_CPU;
+    if (node.freeMem < b.bundle.memoryBytes) return NO_MEMORY;
     for (const [name, want] of b.custom) {
       if ((node.freeCustom.get(name) ?? 0) < want) return reject(ReasonCode.CUSTOM, name);
     }

@@ -32,6 +32,16 @@ export interface GangContext {
   readonly bundlesOnNode: Map<number, number>;
   /** Per preferred level, the domains the gang's placed bundles are in. */
   readonly placedDomains: Map<DomainLevel, Set<string>>;
+  /** What the gang still needs, the bundle being placed included (PACK looks for a node that takes it all). */
+  readonly remaining: GangDemand;
+}
+
+export interface GangDemand {
+  gpus: number;
+  migSlices: number;
+  cpuMillis: number;
+  memoryBytes: number;
+  custom: Map<string, number>;
 }
 
 /** GPU availability of one node for one bundle, computed once and shared by filters and scorers. */
@@ -54,7 +64,8 @@ export class BundleContext {
   readonly migSlices: number;
   readonly custom: [string, number][];
   private memoNode = -1;
-  private memo: NodeFit = { eligible: 0, count: 0, bestIslandFree: -1, largestIslandFree: 0 };
+  /** Reused, not reallocated: read a fit before asking for the next node's. */
+  private readonly memo: NodeFit = { eligible: 0, count: 0, bestIslandFree: -1, largestIslandFree: 0 };
 
   constructor(index: number, bundle: Bundle) {
     this.index = index;
@@ -82,8 +93,12 @@ export class BundleContext {
       if (f >= this.gpus && (best < 0 || f < best)) best = f;
     }
     this.memoNode = ns.idx;
-    this.memo = { eligible, count: popcount(eligible), bestIslandFree: best, largestIslandFree: largest };
-    return this.memo;
+    const m = this.memo;
+    m.eligible = eligible;
+    m.count = popcount(eligible);
+    m.bestIslandFree = best;
+    m.largestIslandFree = largest;
+    return m;
   }
 
   /** Human description, e.g. "8 GPUs (≥ 80000 MiB each), 32 CPU cores, 256 GiB memory". */

@@ -17,10 +17,14 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { BundlePlacement } from "./placement.js";
 import { NatsAccess, NodeInventory, Taint } from "./types.js";
 
 export interface AgentMessage {
-  msg: { $case: "register"; value: Register } | { $case: "heartbeat"; value: Heartbeat } | undefined;
+  msg: { $case: "register"; value: Register } | { $case: "heartbeat"; value: Heartbeat } | {
+    $case: "bundlesReserved";
+    value: BundlesReserved;
+  } | undefined;
 }
 
 export interface Register {
@@ -44,7 +48,36 @@ export interface Heartbeat {
 }
 
 export interface HeadMessage {
-  msg: { $case: "registered"; value: Registered } | { $case: "heartbeatAck"; value: HeartbeatAck } | undefined;
+  msg:
+    | { $case: "registered"; value: Registered }
+    | { $case: "heartbeatAck"; value: HeartbeatAck }
+    | { $case: "reserveBundles"; value: ReserveBundles }
+    | { $case: "releaseBundles"; value: ReleaseBundles }
+    | { $case: "reservations"; value: ReservationSnapshot }
+    | undefined;
+}
+
+/** The bundles of one placement group that live on this node. */
+export interface ReserveBundles {
+  groupId: string;
+  bundles: BundlePlacement[];
+}
+
+export interface ReleaseBundles {
+  groupId: string;
+}
+
+/**
+ * Sent after `registered`: every reservation the head holds for this node.
+ * The agent replaces what it had (it may have missed releases while away).
+ */
+export interface ReservationSnapshot {
+  groups: ReserveBundles[];
+}
+
+/** The agent took note of the group's bundles on this node. */
+export interface BundlesReserved {
+  groupId: string;
 }
 
 export interface Registered {
@@ -72,6 +105,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         break;
       case "heartbeat":
         Heartbeat.encode(message.msg.value, writer.uint32(18).fork()).join();
+        break;
+      case "bundlesReserved":
+        BundlesReserved.encode(message.msg.value, writer.uint32(26).fork()).join();
         break;
     }
     return writer;
@@ -106,6 +142,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.msg = { $case: "heartbeat", value: Heartbeat.decode(reader, reader.uint32()) };
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.msg = { $case: "bundlesReserved", value: BundlesReserved.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -124,6 +168,10 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         ? { $case: "register", value: Register.fromJSON(object.register) }
         : isSet(object.heartbeat)
         ? { $case: "heartbeat", value: Heartbeat.fromJSON(object.heartbeat) }
+        : isSet(object.bundlesReserved)
+        ? { $case: "bundlesReserved", value: BundlesReserved.fromJSON(object.bundlesReserved) }
+        : isSet(object.bundles_reserved)
+        ? { $case: "bundlesReserved", value: BundlesReserved.fromJSON(object.bundles_reserved) }
         : undefined,
     };
   },
@@ -134,6 +182,8 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.register = Register.toJSON(message.msg.value);
     } else if (message.msg?.$case === "heartbeat") {
       obj.heartbeat = Heartbeat.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "bundlesReserved") {
+      obj.bundlesReserved = BundlesReserved.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -486,6 +536,15 @@ export const HeadMessage: MessageFns<HeadMessage> = {
       case "heartbeatAck":
         HeartbeatAck.encode(message.msg.value, writer.uint32(18).fork()).join();
         break;
+      case "reserveBundles":
+        ReserveBundles.encode(message.msg.value, writer.uint32(26).fork()).join();
+        break;
+      case "releaseBundles":
+        ReleaseBundles.encode(message.msg.value, writer.uint32(34).fork()).join();
+        break;
+      case "reservations":
+        ReservationSnapshot.encode(message.msg.value, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -519,6 +578,30 @@ export const HeadMessage: MessageFns<HeadMessage> = {
             message.msg = { $case: "heartbeatAck", value: HeartbeatAck.decode(reader, reader.uint32()) };
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.msg = { $case: "reserveBundles", value: ReserveBundles.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.msg = { $case: "releaseBundles", value: ReleaseBundles.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.msg = { $case: "reservations", value: ReservationSnapshot.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -539,6 +622,16 @@ export const HeadMessage: MessageFns<HeadMessage> = {
         ? { $case: "heartbeatAck", value: HeartbeatAck.fromJSON(object.heartbeatAck) }
         : isSet(object.heartbeat_ack)
         ? { $case: "heartbeatAck", value: HeartbeatAck.fromJSON(object.heartbeat_ack) }
+        : isSet(object.reserveBundles)
+        ? { $case: "reserveBundles", value: ReserveBundles.fromJSON(object.reserveBundles) }
+        : isSet(object.reserve_bundles)
+        ? { $case: "reserveBundles", value: ReserveBundles.fromJSON(object.reserve_bundles) }
+        : isSet(object.releaseBundles)
+        ? { $case: "releaseBundles", value: ReleaseBundles.fromJSON(object.releaseBundles) }
+        : isSet(object.release_bundles)
+        ? { $case: "releaseBundles", value: ReleaseBundles.fromJSON(object.release_bundles) }
+        : isSet(object.reservations)
+        ? { $case: "reservations", value: ReservationSnapshot.fromJSON(object.reservations) }
         : undefined,
     };
   },
@@ -549,6 +642,281 @@ export const HeadMessage: MessageFns<HeadMessage> = {
       obj.registered = Registered.toJSON(message.msg.value);
     } else if (message.msg?.$case === "heartbeatAck") {
       obj.heartbeatAck = HeartbeatAck.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "reserveBundles") {
+      obj.reserveBundles = ReserveBundles.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "releaseBundles") {
+      obj.releaseBundles = ReleaseBundles.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "reservations") {
+      obj.reservations = ReservationSnapshot.toJSON(message.msg.value);
+    }
+    return obj;
+  },
+};
+
+function createBaseReserveBundles(): ReserveBundles {
+  return { groupId: "", bundles: [] };
+}
+
+export const ReserveBundles: MessageFns<ReserveBundles> = {
+  encode(message: ReserveBundles, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "") {
+      writer.uint32(10).string(message.groupId);
+    }
+    for (const v of message.bundles) {
+      BundlePlacement.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReserveBundles {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReserveBundles();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.groupId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.bundles.push(BundlePlacement.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReserveBundles {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "",
+      bundles: globalThis.Array.isArray(object?.bundles)
+        ? object.bundles.map((e: any) => BundlePlacement.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReserveBundles): unknown {
+    const obj: any = {};
+    if (message.groupId !== "") {
+      obj.groupId = message.groupId;
+    }
+    if (message.bundles?.length) {
+      obj.bundles = message.bundles.map((e) => BundlePlacement.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseReleaseBundles(): ReleaseBundles {
+  return { groupId: "" };
+}
+
+export const ReleaseBundles: MessageFns<ReleaseBundles> = {
+  encode(message: ReleaseBundles, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "") {
+      writer.uint32(10).string(message.groupId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReleaseBundles {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReleaseBundles();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.groupId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReleaseBundles {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ReleaseBundles): unknown {
+    const obj: any = {};
+    if (message.groupId !== "") {
+      obj.groupId = message.groupId;
+    }
+    return obj;
+  },
+};
+
+function createBaseReservationSnapshot(): ReservationSnapshot {
+  return { groups: [] };
+}
+
+export const ReservationSnapshot: MessageFns<ReservationSnapshot> = {
+  encode(message: ReservationSnapshot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.groups) {
+      ReserveBundles.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReservationSnapshot {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReservationSnapshot();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.groups.push(ReserveBundles.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReservationSnapshot {
+    return {
+      groups: globalThis.Array.isArray(object?.groups) ? object.groups.map((e: any) => ReserveBundles.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ReservationSnapshot): unknown {
+    const obj: any = {};
+    if (message.groups?.length) {
+      obj.groups = message.groups.map((e) => ReserveBundles.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseBundlesReserved(): BundlesReserved {
+  return { groupId: "" };
+}
+
+export const BundlesReserved: MessageFns<BundlesReserved> = {
+  encode(message: BundlesReserved, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "") {
+      writer.uint32(10).string(message.groupId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BundlesReserved {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBundlesReserved();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.groupId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BundlesReserved {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "",
+    };
+  },
+
+  toJSON(message: BundlesReserved): unknown {
+    const obj: any = {};
+    if (message.groupId !== "") {
+      obj.groupId = message.groupId;
     }
     return obj;
   },

@@ -1,0 +1,120 @@
+/**
+ * Translations between the wire (proto) and the scheduler core's plain types.
+ * The core never sees proto types; the API never sees core types.
+ */
+import {
+  NodeState,
+  type BundlePlacement as WirePlacement,
+  type Node,
+  type PendingReason,
+  type PlacementGroupSpec as WireSpec,
+} from '@muster/proto';
+import type { BundlePlacement, PlacementGroupSpec, PlacementGroupSpecInput, SchedulerNode, Taint, Unschedulable } from '../scheduler/index.js';
+
+/** What the user sent, as input to the spec schema (empty strings = "use the default"). */
+export function specInput(w: WireSpec | undefined): PlacementGroupSpecInput {
+  if (!w) return {} as PlacementGroupSpecInput;
+  return {
+    name: w.name,
+    ...(w.strategy ? { strategy: w.strategy as PlacementGroupSpec['strategy'] } : {}),
+    bundles: w.bundles.map((b) => ({
+      cpuMillis: b.cpuMillis,
+      memoryBytes: b.memoryBytes,
+      gpus: b.gpus,
+      gpuMemoryMiB: b.gpuMemoryMib,
+      ...(b.migProfile ? { migProfile: b.migProfile } : {}),
+      custom: b.custom,
+    })),
+    topology: w.topology.map((t) => ({ level: t.level as 'node', ...(t.mode ? { mode: t.mode as 'required' } : {}) })),
+    selector: { matchLabels: w.matchLabels },
+    tolerations: w.tolerations.map((t) => ({
+      key: t.key,
+      ...(t.operator ? { operator: t.operator as 'Equal' } : {}),
+      value: t.value,
+      ...(t.effect ? { effect: t.effect as Taint['effect'] } : {}),
+    })),
+    priority: w.priority,
+  };
+}
+
+/** A validated spec back on the wire, defaults spelled out. */
+export function wireSpec(s: PlacementGroupSpec): WireSpec {
+  return {
+    name: s.name,
+    strategy: s.strategy,
+    bundles: s.bundles.map((b) => ({
+      cpuMillis: b.cpuMillis,
+      memoryBytes: b.memoryBytes,
+      gpus: b.gpus,
+      gpuMemoryMib: b.gpuMemoryMiB,
+      migProfile: b.migProfile ?? '',
+      custom: b.custom,
+    })),
+    topology: s.topology.map((t) => ({ level: t.level, mode: t.mode })),
+    matchLabels: s.selector.matchLabels,
+    tolerations: s.tolerations.map((t) => ({ key: t.key, operator: t.operator, value: t.value, effect: t.effect ?? '' })),
+    priority: s.priority,
+  };
+}
+
+export function schedulerNode(n: Node): SchedulerNode {
+  const inv = n.inventory;
+  const gpus = inv?.gpus ?? [];
+  const size = gpus.length;
+  const flat = inv?.topology?.links ?? [];
+  return {
+    id: n.nodeId,
+    alive: n.state === NodeState.NODE_STATE_ALIVE,
+    labels: n.labels,
+    ...(inv?.nvlinkDomain ? { nvlinkDomain: inv.nvlinkDomain } : {}),
+    taints: n.taints.map((t) => ({ key: t.key, value: t.value, effect: t.effect as Taint['effect'] })),
+    capacity: { cpuMillis: (inv?.cpuCores ?? 0) * 1000, memoryBytes: inv?.memoryBytes ?? 0, custom: inv?.customResources ?? {} },
+    gpus: gpus.map((g) => ({ index: g.index, memoryMiB: g.memoryMib, ...(g.numaNode !== undefined ? { numaNode: g.numaNode } : {}), mig: g.mig.map((m) => ({ profile: m.profile, uuid: m.uuid })) })),
+    links: flat.length === size * size ? Array.from({ length: size }, (_, i) => flat.slice(i * size, (i + 1) * size)) : [],
+    islands: inv?.topology?.nvlinkIslands.map((i) => i.gpuIndices) ?? [],
+  };
+}
+
+export function wirePlacement(p: BundlePlacement, node: Node | undefined): WirePlacement {
+  const uuids = new Map((node?.inventory?.gpus ?? []).map((g) => [g.index, g.uuid]));
+  return {
+    bundleIndex: p.bundleIndex,
+    nodeId: p.nodeId,
+    gpuIndices: p.gpuIndices,
+    migUuids: p.migUuids,
+    cpuMillis: p.cpuMillis,
+    memoryBytes: p.memoryBytes,
+    custom: p.custom,
+    gpuUuids: p.gpuIndices.map((i) => uuids.get(i) ?? ''),
+  };
+}
+
+export function corePlacement(p: WirePlacement): BundlePlacement {
+  return {
+    bundleIndex: p.bundleIndex,
+    nodeId: p.nodeId,
+    gpuIndices: p.gpuIndices,
+    migUuids: p.migUuids,
+    cpuMillis: p.cpuMillis,
+    memoryBytes: p.memoryBytes,
+    custom: p.custom,
+  };
+}
+
+export function wireReason(r: Unschedulable): PendingReason {
+  return {
+    code: r.code,
+    message: r.message,
+    ...(r.bundleIndex !== undefined ? { bundleIndex: r.bundleIndex } : {}),
+    bundlesPlaced: r.bundlesPlaced,
+    nodesTotal: r.nodesTotal,
+    rejections: r.rejections.map((x) => ({ code: x.code, detail: x.detail, count: x.count })),
+    largestFreeIsland: r.largestFreeIsland ? { amount: r.largestFreeIsland.size, nodeId: r.largestFreeIsland.nodeId } : undefined,
+    mostFreeGpus: r.mostFreeGpus ? { amount: r.mostFreeGpus.count, nodeId: r.mostFreeGpus.nodeId } : undefined,
+  };
+}
+
+/** A reason that is not the scheduler's (waiting for agents, node lost). */
+export function plainReason(code: string, message: string): PendingReason {
+  return { code, message, bundlesPlaced: 0, nodesTotal: 0, rejections: [], largestFreeIsland: undefined, mostFreeGpus: undefined };
+}

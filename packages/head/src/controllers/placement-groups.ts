@@ -1,0 +1,362 @@
+/**
+ * The placement group controller: turns specs into reservations, all or
+ * nothing, and keeps them placed while nodes come and go.
+ *
+ * Lifecycle (persisted at /muster/pgs/<id>; REMOVED records are deleted and
+ * remembered in memory for a while, so `get` still answers for them):
+ *
+ *   1. create, spec valid            → PENDING            event pg.pending
+ *   2. scheduler places every bundle → RESERVED           event pg.reserved
+ *      (one txn writes the whole gang; the agents are told their bundles)
+ *   3. every node holding a bundle acknowledged it
+ *                                    → CREATED            event pg.created
+ *   4. fits no node shape of the cluster, even empty
+ *                                    → INFEASIBLE         event pg.infeasible
+ *      (tried again whenever a node registers: the cluster's shapes changed)
+ *   5. a node holding a bundle of a RESERVED/CREATED group dies
+ *                                    → RESCHEDULING       event pg.rescheduling
+ *      (every bundle is released and the gang is placed again whole: 2 → 3)
+ *   6. remove                        → REMOVED            event pg.removed
+ *
+ * PENDING and RESCHEDULING groups carry the scheduler's latest reason, from
+ * data (`explain`). On head restart, every record is read back: RESERVED
+ * groups wait for their agents' acknowledgements again (agents get a snapshot
+ * of their reservations whenever they register), pending ones are queued.
+ *
+ * Concurrency: all changes are made by one loop (`cycle`), one cycle at a
+ * time. Creates, removals, acknowledgements and node deaths mark groups
+ * dirty and kick the loop; a cycle schedules what is queued, then writes
+ * every dirty record in one fenced transaction (group commit: many creates,
+ * one write), and only then answers callers and tells the agents. No GPU can
+ * be booked twice because one cycle sees the reservations of all the
+ * previous ones, and a deposed head cannot commit (StateWriter's fence).
+ */
+import { randomBytes } from 'node:crypto';
+import { ErrorCode, MusterError, type Logger } from '@muster/common';
+import {
+  PlacementGroup,
+  PlacementGroupState as S,
+  type HeadMessage,
+  type PlacementGroupSpec as WireSpec,
+  type ReservationSnapshot,
+} from '@muster/proto';
+import { ClusterState, parsePlacementGroupSpec, runCycle, type Hold, type PlacementGroupSpec, type Reservation } from '../scheduler/index.js';
+import type { NodeRegistry } from '../cluster/registry.js';
+import type { EventLog } from '../events/event-log.js';
+import type { StateWriter } from '../state/fence.js';
+import type { Op } from '../state/index.js';
+import { corePlacement, plainReason, schedulerNode, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
+
+export const PGS_PREFIX = '/muster/pgs/';
+const REMOVED_REMEMBERED = 1_000;
+const TXN_OPS = 100; // etcd allows 128 per transaction
+
+interface Entry {
+  pg: PlacementGroup;
+  spec: PlacementGroupSpec;
+  /** Nodes that acknowledged this group's bundles (RESERVED → CREATED). */
+  acked: Set<string>;
+}
+
+type Waiter = { resolve: () => void; reject: (e: unknown) => void };
+
+export interface PlacementGroupControllerOptions {
+  /** How long the first group in the queue waits before holding nodes (scheduler/queue.ts). */
+  starvationAfterMs?: number;
+}
+
+export class PlacementGroupController {
+  private readonly groups = new Map<string, Entry>();
+  private readonly byName = new Map<string, string>();
+  private readonly removed = new Map<string, PlacementGroup>();
+  private readonly dirty = new Set<string>();
+  private readonly deleted = new Set<string>();
+  private readonly after: Array<() => void> = [];
+  private commitWaiters: Waiter[] = [];
+  private readonly changeWaiters = new Map<string, Set<() => void>>();
+  private hold: Hold | undefined;
+  private running = false;
+  private again = false;
+
+  constructor(
+    private readonly writer: StateWriter,
+    private readonly registry: NodeRegistry,
+    private readonly events: EventLog,
+    private readonly log: Logger,
+    private readonly opts: PlacementGroupControllerOptions = {},
+  ) {
+    registry.onTransition((kind, node) => {
+      if (kind === 'node.dead') this.nodeLost(node.nodeId);
+      else this.kick(); // capacity (or a shape) came back: pending and infeasible groups get a new try
+    });
+  }
+
+  async load(): Promise<void> {
+    const { kvs } = await this.writer.store.range(PGS_PREFIX);
+    for (const kv of kvs) {
+      const pg = PlacementGroup.decode(kv.value);
+      const parsed = parsePlacementGroupSpec(specInput(pg.spec));
+      if (!parsed.ok) {
+        this.log.error({ pg: pg.id, reason: parsed.message }, 'stored placement group has an invalid spec; left out');
+        continue;
+      }
+      this.groups.set(pg.id, { pg, spec: parsed.spec, acked: new Set() });
+      this.byName.set(pg.spec!.name, pg.id);
+    }
+    this.log.info({ groups: this.groups.size }, 'placement groups loaded');
+    this.kick();
+  }
+
+  // ── API ────────────────────────────────────────────────────────────────
+
+  async create(wire: WireSpec | undefined): Promise<PlacementGroup> {
+    const parsed = parsePlacementGroupSpec(specInput(wire));
+    if (!parsed.ok) {
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, parsed.message, { details: { fields: parsed.issues.map((i) => i.path) } });
+    }
+    const spec = parsed.spec;
+    if (this.byName.has(spec.name)) {
+      throw new MusterError(ErrorCode.ALREADY_EXISTS, `a placement group named "${spec.name}" exists (${this.byName.get(spec.name)}); remove it or pick another name`, { details: { field: 'name' } });
+    }
+    const now = Date.now();
+    const pg: PlacementGroup = {
+      id: `pg-${randomBytes(6).toString('hex')}`,
+      spec: wireSpec(spec),
+      state: S.PLACEMENT_GROUP_STATE_PENDING,
+      placements: [],
+      reason: plainReason('QUEUED', 'waiting for its first scheduling cycle'),
+      createdAtMs: now,
+      stateChangedAtMs: now,
+      reschedules: 0,
+    };
+    this.groups.set(pg.id, { pg, spec, acked: new Set() });
+    this.byName.set(spec.name, pg.id);
+    this.dirty.add(pg.id);
+    await this.flush();
+    return this.current(pg.id);
+  }
+
+  get(idOrName: string): PlacementGroup {
+    const id = this.byName.get(idOrName) ?? idOrName;
+    const found = this.groups.get(id)?.pg ?? this.removed.get(id);
+    if (!found) throw new MusterError(ErrorCode.NOT_FOUND, `no placement group "${idOrName}"`, { details: { id: idOrName } });
+    return found;
+  }
+
+  list(state: S = S.PLACEMENT_GROUP_STATE_UNSPECIFIED): PlacementGroup[] {
+    const all = state === S.PLACEMENT_GROUP_STATE_REMOVED ? [...this.removed.values()] : [...this.groups.values()].map((e) => e.pg);
+    return all
+      .filter((pg) => state === S.PLACEMENT_GROUP_STATE_UNSPECIFIED || pg.state === state)
+      .sort((a, b) => a.createdAtMs - b.createdAtMs || a.id.localeCompare(b.id));
+  }
+
+  async remove(idOrName: string): Promise<PlacementGroup> {
+    const pg = this.get(idOrName);
+    const entry = this.groups.get(pg.id);
+    if (!entry) return pg; // already removed: idempotent
+    this.release(entry);
+    this.transition(entry, S.PLACEMENT_GROUP_STATE_REMOVED, 'pg.removed', `placement group ${pg.spec!.name} removed`);
+    this.groups.delete(pg.id);
+    this.byName.delete(pg.spec!.name);
+    this.remember(entry.pg);
+    this.dirty.delete(pg.id);
+    this.deleted.add(pg.id);
+    await this.flush();
+    return entry.pg;
+  }
+
+  /** Resolves when the group is CREATED, INFEASIBLE or REMOVED, or at the deadline, with its record. */
+  async wait(idOrName: string, timeoutMs: number): Promise<PlacementGroup> {
+    const deadline = Date.now() + Math.min(Math.max(timeoutMs, 0), 60_000);
+    for (;;) {
+      const pg = this.get(idOrName);
+      if (settled(pg.state) || Date.now() >= deadline) return pg;
+      await new Promise<void>((resolve) => {
+        const set = this.changeWaiters.get(pg.id) ?? new Set();
+        this.changeWaiters.set(pg.id, set);
+        const done = () => {
+          clearTimeout(timer);
+          set.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, deadline - Date.now());
+        set.add(done);
+      });
+    }
+  }
+
+  // ── agents ─────────────────────────────────────────────────────────────
+
+  /** Every reservation on `nodeId`, sent to its agent when it registers. */
+  snapshotFor(nodeId: string): ReservationSnapshot {
+    const groups = [];
+    for (const e of this.groups.values()) {
+      const bundles = e.pg.placements.filter((p) => p.nodeId === nodeId);
+      if (bundles.length > 0) groups.push({ groupId: e.pg.id, bundles });
+    }
+    return { groups };
+  }
+
+  /** The agent of `nodeId` took note of `groupId`'s bundles. */
+  acked(nodeId: string, groupId: string): void {
+    const e = this.groups.get(groupId);
+    if (!e || e.pg.state !== S.PLACEMENT_GROUP_STATE_RESERVED) return;
+    if (!e.pg.placements.some((p) => p.nodeId === nodeId)) return;
+    e.acked.add(nodeId);
+    if (nodesOf(e.pg).every((n) => e.acked.has(n))) {
+      this.transition(e, S.PLACEMENT_GROUP_STATE_CREATED, 'pg.created', `placement group ${e.spec.name} created: ${describePlacements(e.pg)}`);
+      this.kick();
+    } else {
+      const waiting = nodesOf(e.pg).filter((n) => !e.acked.has(n));
+      e.pg.reason = plainReason('AWAITING_AGENTS', `waiting for node(s) ${waiting.join(', ')} to confirm their bundles`);
+    }
+  }
+
+  // ── internals ──────────────────────────────────────────────────────────
+
+  private nodeLost(nodeId: string): void {
+    for (const e of this.groups.values()) {
+      if (!e.pg.placements.some((p) => p.nodeId === nodeId)) continue;
+      this.release(e, nodeId);
+      e.pg.placements = [];
+      e.pg.reschedules++;
+      e.acked.clear();
+      this.transition(e, S.PLACEMENT_GROUP_STATE_RESCHEDULING, 'pg.rescheduling', `placement group ${e.spec.name} lost node ${nodeId}; placing it again whole`);
+      e.pg.reason = plainReason('NODE_LOST', `node ${nodeId} died; waiting to be placed again`);
+    }
+    this.kick();
+  }
+
+  /** Tells the agents holding bundles of `e` to drop them (after the next commit). */
+  private release(e: Entry, except?: string): void {
+    const msg: HeadMessage = { msg: { $case: 'releaseBundles', value: { groupId: e.pg.id } } };
+    for (const n of nodesOf(e.pg)) if (n !== except) this.after.push(() => this.registry.connection(n)?.send(msg));
+  }
+
+  private transition(e: Entry, state: S, kind: string, message: string): void {
+    e.pg.state = state;
+    e.pg.stateChangedAtMs = Date.now();
+    if (state === S.PLACEMENT_GROUP_STATE_CREATED || state === S.PLACEMENT_GROUP_STATE_RESERVED) e.pg.reason = undefined;
+    this.dirty.add(e.pg.id);
+    const id = e.pg.id;
+    this.after.push(() => {
+      void this.events.append(kind, { message, attributes: { pg: id, name: e.spec.name } }).catch((err: unknown) => this.log.warn({ err }, 'could not record event'));
+      for (const w of this.changeWaiters.get(id) ?? []) w();
+    });
+  }
+
+  private remember(pg: PlacementGroup): void {
+    this.removed.set(pg.id, pg);
+    if (this.removed.size > REMOVED_REMEMBERED) this.removed.delete(this.removed.keys().next().value!);
+  }
+
+  private current(id: string): PlacementGroup {
+    return this.groups.get(id)?.pg ?? this.get(id);
+  }
+
+  /** Resolves once everything dirty now is durable. */
+  private flush(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.commitWaiters.push({ resolve, reject });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      try {
+        await this.cycle();
+      } catch (e) {
+        this.log.error({ err: e instanceof Error ? e.message : e }, 'placement group cycle failed');
+      }
+    } while (this.again);
+    this.running = false;
+  }
+
+  /** One cycle: schedule what is queued, commit what is dirty, then tell. */
+  private async cycle(): Promise<void> {
+    this.schedule();
+    const waiters = this.commitWaiters;
+    this.commitWaiters = [];
+    const ops: Op[] = [];
+    for (const id of this.deleted) ops.push({ type: 'delete', key: PGS_PREFIX + id });
+    for (const id of this.dirty) {
+      const e = this.groups.get(id);
+      if (e) ops.push({ type: 'put', key: PGS_PREFIX + id, value: PlacementGroup.encode(e.pg).finish() });
+    }
+    this.deleted.clear();
+    this.dirty.clear();
+    const after = this.after.splice(0);
+    try {
+      for (let i = 0; i < ops.length; i += TXN_OPS) await this.writer.txn(ops.slice(i, i + TXN_OPS));
+    } catch (e) {
+      // The in-memory view ran ahead of the store: reload the truth.
+      for (const w of waiters) w.reject(e);
+      this.groups.clear();
+      this.byName.clear();
+      await this.load();
+      throw e;
+    }
+    for (const w of waiters) w.resolve();
+    for (const f of after) f();
+  }
+
+  /** Places queued groups on a snapshot of the cluster (pure core, scheduler/). */
+  private schedule(): void {
+    const queue = [...this.groups.values()]
+      .filter((e) => e.pg.state === S.PLACEMENT_GROUP_STATE_PENDING || e.pg.state === S.PLACEMENT_GROUP_STATE_RESCHEDULING || e.pg.state === S.PLACEMENT_GROUP_STATE_INFEASIBLE)
+      .map((e) => ({ id: e.pg.id, spec: e.spec, enqueuedAtMs: e.pg.createdAtMs }));
+    if (queue.length === 0) return;
+    const reservations: Reservation[] = [];
+    for (const e of this.groups.values()) for (const p of e.pg.placements) reservations.push({ groupId: e.pg.id, ...corePlacement(p) });
+    const nodes = this.registry.list();
+    const state = ClusterState.from({ nodes: nodes.map(schedulerNode), reservations });
+    const result = runCycle(state, queue, Date.now(), this.hold, { starvationAfterMs: this.opts.starvationAfterMs });
+    this.hold = result.hold;
+    const nodeById = new Map(nodes.map((n) => [n.nodeId, n]));
+    for (const { id, placements } of result.placed) {
+      const e = this.groups.get(id)!;
+      e.pg.placements = placements.map((p) => wirePlacement(p, nodeById.get(p.nodeId)));
+      e.acked.clear();
+      this.transition(e, S.PLACEMENT_GROUP_STATE_RESERVED, 'pg.reserved', `placement group ${e.spec.name} reserved: ${describePlacements(e.pg)}`);
+      e.pg.reason = plainReason('AWAITING_AGENTS', `waiting for node(s) ${nodesOf(e.pg).join(', ')} to confirm their bundles`);
+      for (const nodeId of nodesOf(e.pg)) {
+        const msg: HeadMessage = { msg: { $case: 'reserveBundles', value: { groupId: id, bundles: e.pg.placements.filter((p) => p.nodeId === nodeId) } } };
+        this.after.push(() => this.registry.connection(nodeId)?.send(msg));
+      }
+    }
+    for (const { id, reason } of result.pending) {
+      this.groups.get(id)!.pg.reason = wireReason(reason);
+    }
+    for (const { id, reason } of result.infeasible) {
+      const e = this.groups.get(id)!;
+      const was = e.pg.state;
+      e.pg.reason = wireReason(reason);
+      if (was !== S.PLACEMENT_GROUP_STATE_INFEASIBLE) {
+        this.transition(e, S.PLACEMENT_GROUP_STATE_INFEASIBLE, 'pg.infeasible', `placement group ${e.spec.name} is infeasible: ${reason.message}`);
+      }
+    }
+  }
+}
+
+function settled(s: S): boolean {
+  return s === S.PLACEMENT_GROUP_STATE_CREATED || s === S.PLACEMENT_GROUP_STATE_INFEASIBLE || s === S.PLACEMENT_GROUP_STATE_REMOVED;
+}
+
+function nodesOf(pg: PlacementGroup): string[] {
+  return [...new Set(pg.placements.map((p) => p.nodeId))];
+}
+
+function describePlacements(pg: PlacementGroup): string {
+  return pg.placements.map((p) => `#${p.bundleIndex}→${p.nodeId}${p.gpuIndices.length ? `[${p.gpuIndices.join(',')}]` : ''}${p.migUuids.length ? `(${p.migUuids.length} MIG)` : ''}`).join(' ');
+}

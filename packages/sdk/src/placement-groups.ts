@@ -1,0 +1,266 @@
+/**
+ * Placement groups from the SDK:
+ *
+ *   const pg = await cluster.placementGroups.create({
+ *     name: 'llama-70b-r0', strategy: 'STRICT_PACK',
+ *     bundles: [{ gpus: 8, cpuMillis: 16_000 }], topology: [{ level: 'gpu-island' }],
+ *   });
+ *   await pg.ready({ timeout: 30_000 });     // rejects with the pending reason
+ *   pg.placements                            // bundle → node → GPUs
+ *   await pg.explain()                       // why it is (still) pending
+ *   await pg.remove();
+ *
+ * The head validates specs and names the bad field (MUSTER_INVALID_ARGUMENT);
+ * a group that fits no node shape rejects `ready()` with MUSTER_PG_INFEASIBLE.
+ */
+import type { Metadata } from '@grpc/grpc-js';
+import { ErrorCode, MusterError } from '@muster/common';
+import {
+  PlacementGroupState as S,
+  type PendingReason,
+  type PlacementGroup as WirePG,
+  type PlacementGroupServiceClient,
+  type PlacementGroupSpec as WireSpec,
+} from '@muster/proto';
+
+export interface BundleSpec {
+  cpuMillis?: number;
+  memoryBytes?: number;
+  /** Whole GPUs; with `migProfile`, the number of MIG slices. */
+  gpus?: number;
+  /** Minimum memory of each whole GPU. */
+  gpuMemoryMiB?: number;
+  migProfile?: string;
+  custom?: Record<string, number>;
+}
+
+export type Strategy = 'PACK' | 'SPREAD' | 'STRICT_PACK' | 'STRICT_SPREAD';
+export type TopologyLevel = 'gpu-island' | 'node' | 'nvlink-domain' | 'rack' | 'zone';
+
+export interface PlacementGroupSpec {
+  name: string;
+  strategy?: Strategy;
+  bundles: BundleSpec[];
+  topology?: Array<{ level: TopologyLevel; mode?: 'required' | 'preferred' }>;
+  selector?: { matchLabels?: Record<string, string> };
+  tolerations?: Array<{ key?: string; operator?: 'Equal' | 'Exists'; value?: string; effect?: 'NoSchedule' | 'PreferNoSchedule' }>;
+  priority?: number;
+}
+
+export type PlacementGroupStateName = 'pending' | 'reserved' | 'created' | 'rescheduling' | 'removed' | 'infeasible' | 'unknown';
+
+export interface BundleAssignment {
+  bundleIndex: number;
+  nodeId: string;
+  gpuIndices: number[];
+  gpuUuids: string[];
+  migUuids: string[];
+  cpuMillis: number;
+  memoryBytes: number;
+}
+
+export interface PendingReasonView {
+  code: string;
+  /** "needs 8 GPUs in one NVLink island; largest free island is 4 (node-3); ..." */
+  message: string;
+  bundleIndex: number | undefined;
+  bundlesPlaced: number;
+  nodesTotal: number;
+  rejections: Array<{ code: string; detail: string; count: number }>;
+  largestFreeIsland: { size: number; nodeId: string } | undefined;
+  mostFreeGpus: { count: number; nodeId: string } | undefined;
+}
+
+export interface PlacementGroupView {
+  id: string;
+  name: string;
+  state: PlacementGroupStateName;
+  spec: WireSpec;
+  placements: BundleAssignment[];
+  /** Why it is not (yet) placed; undefined once reserved. */
+  reason: PendingReasonView | undefined;
+  createdAt: Date;
+  stateChangedAt: Date;
+  reschedules: number;
+}
+
+const stateNames: Record<number, PlacementGroupStateName> = {
+  [S.PLACEMENT_GROUP_STATE_PENDING]: 'pending',
+  [S.PLACEMENT_GROUP_STATE_RESERVED]: 'reserved',
+  [S.PLACEMENT_GROUP_STATE_CREATED]: 'created',
+  [S.PLACEMENT_GROUP_STATE_RESCHEDULING]: 'rescheduling',
+  [S.PLACEMENT_GROUP_STATE_REMOVED]: 'removed',
+  [S.PLACEMENT_GROUP_STATE_INFEASIBLE]: 'infeasible',
+};
+const stateOfName = new Map(Object.entries(stateNames).map(([k, v]) => [v, Number(k) as S]));
+
+function reasonView(r: PendingReason | undefined): PendingReasonView | undefined {
+  if (!r) return undefined;
+  return {
+    code: r.code,
+    message: r.message,
+    bundleIndex: r.bundleIndex,
+    bundlesPlaced: r.bundlesPlaced,
+    nodesTotal: r.nodesTotal,
+    rejections: r.rejections,
+    largestFreeIsland: r.largestFreeIsland ? { size: r.largestFreeIsland.amount, nodeId: r.largestFreeIsland.nodeId } : undefined,
+    mostFreeGpus: r.mostFreeGpus ? { count: r.mostFreeGpus.amount, nodeId: r.mostFreeGpus.nodeId } : undefined,
+  };
+}
+
+export function placementGroupView(pg: WirePG): PlacementGroupView {
+  return {
+    id: pg.id,
+    name: pg.spec?.name ?? '',
+    state: stateNames[pg.state] ?? 'unknown',
+    spec: pg.spec!,
+    placements: pg.placements.map((p) => ({
+      bundleIndex: p.bundleIndex,
+      nodeId: p.nodeId,
+      gpuIndices: p.gpuIndices,
+      gpuUuids: p.gpuUuids,
+      migUuids: p.migUuids,
+      cpuMillis: p.cpuMillis,
+      memoryBytes: p.memoryBytes,
+    })),
+    reason: reasonView(pg.reason),
+    createdAt: new Date(pg.createdAtMs),
+    stateChangedAt: new Date(pg.stateChangedAtMs),
+    reschedules: pg.reschedules,
+  };
+}
+
+function int(value: number | undefined, field: string): number {
+  if (value === undefined) return 0;
+  if (!Number.isSafeInteger(value)) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid placement group spec: ${field}: expected an integer, got ${value}`, { details: { field } });
+  return value;
+}
+
+/**
+ * The wire has no room for unknown keys, so a misspelt one ("gpu" for
+ * "gpus") would vanish on the way; refuse it here, by name, as the head does.
+ */
+function knownKeys(obj: unknown, allowed: string[], path: string): void {
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid placement group spec: ${path || 'spec'}: expected an object`, { details: { field: path } });
+  }
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) {
+      const field = path ? `${path}.${k}` : k;
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid placement group spec: ${field}: unknown key (expected one of ${allowed.join(', ')})`, { details: { field } });
+    }
+  }
+}
+
+function toWire(spec: PlacementGroupSpec): WireSpec {
+  knownKeys(spec, ['name', 'strategy', 'bundles', 'topology', 'selector', 'tolerations', 'priority'], '');
+  (spec.bundles ?? []).forEach((b, i) => knownKeys(b, ['cpuMillis', 'memoryBytes', 'gpus', 'gpuMemoryMiB', 'migProfile', 'custom'], `bundles[${i}]`));
+  (spec.topology ?? []).forEach((t, i) => knownKeys(t, ['level', 'mode'], `topology[${i}]`));
+  (spec.tolerations ?? []).forEach((t, i) => knownKeys(t, ['key', 'operator', 'value', 'effect'], `tolerations[${i}]`));
+  if (spec.selector !== undefined) knownKeys(spec.selector, ['matchLabels'], 'selector');
+  return {
+    name: spec.name ?? '',
+    strategy: spec.strategy ?? '',
+    bundles: (spec.bundles ?? []).map((b, i) => ({
+      cpuMillis: int(b.cpuMillis, `bundles[${i}].cpuMillis`),
+      memoryBytes: int(b.memoryBytes, `bundles[${i}].memoryBytes`),
+      gpus: int(b.gpus, `bundles[${i}].gpus`),
+      gpuMemoryMib: int(b.gpuMemoryMiB, `bundles[${i}].gpuMemoryMiB`),
+      migProfile: b.migProfile ?? '',
+      custom: b.custom ?? {},
+    })),
+    topology: (spec.topology ?? []).map((t) => ({ level: t.level, mode: t.mode ?? '' })),
+    matchLabels: spec.selector?.matchLabels ?? {},
+    tolerations: (spec.tolerations ?? []).map((t) => ({ key: t.key ?? '', operator: t.operator ?? '', value: t.value ?? '', effect: t.effect ?? '' })),
+    priority: int(spec.priority, 'priority'),
+  };
+}
+
+type Call = <T>(fn: (md: Metadata, opts: { deadline: number }, cb: (err: unknown, res?: T) => void) => void, timeoutMs?: number) => Promise<T>;
+
+/** A handle on one placement group; `refresh()` re-reads it. */
+export class PlacementGroup {
+  constructor(private view: PlacementGroupView, private readonly api: PlacementGroups) {}
+
+  get id(): string { return this.view.id; }
+  get name(): string { return this.view.name; }
+  get state(): PlacementGroupStateName { return this.view.state; }
+  /** Bundle → node → GPU assignment (empty until reserved). */
+  get placements(): BundleAssignment[] { return this.view.placements; }
+  get reason(): PendingReasonView | undefined { return this.view.reason; }
+  toJSON(): PlacementGroupView { return this.view; }
+
+  async refresh(): Promise<this> {
+    this.view = (await this.api.get(this.id)).view;
+    return this;
+  }
+
+  /**
+   * Resolves once every bundle is reserved and acknowledged by its node
+   * (CREATED). Rejects with MUSTER_DEADLINE_EXCEEDED carrying the pending
+   * reason after `timeout` ms, with MUSTER_PG_INFEASIBLE if the group fits no
+   * node shape, and with MUSTER_NOT_FOUND if it was removed.
+   */
+  async ready(opts: { timeout?: number } = {}): Promise<this> {
+    const timeout = opts.timeout ?? 60_000;
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const left = Math.max(0, deadline - Date.now());
+      this.view = placementGroupView(await this.api.waitRaw(this.id, Math.min(left, 60_000)));
+      if (this.view.state === 'created') return this;
+      const why = this.view.reason?.message ?? this.view.state;
+      if (this.view.state === 'infeasible') {
+        throw new MusterError(ErrorCode.PG_INFEASIBLE, `placement group ${this.name} is infeasible: ${why}`, { details: { reason: this.view.reason } });
+      }
+      if (this.view.state === 'removed') throw new MusterError(ErrorCode.NOT_FOUND, `placement group ${this.name} was removed`);
+      if (Date.now() >= deadline) {
+        throw new MusterError(ErrorCode.DEADLINE_EXCEEDED, `placement group ${this.name} not ready after ${timeout} ms (${this.view.state}): ${why}`, { details: { reason: this.view.reason } });
+      }
+    }
+  }
+
+  /** Why the group is not (yet) placed, from the scheduler's data; undefined once placed. */
+  async explain(): Promise<PendingReasonView | undefined> {
+    await this.refresh();
+    return this.view.reason;
+  }
+
+  async remove(): Promise<void> {
+    this.view = (await this.api.remove(this.id)).view;
+  }
+}
+
+export class PlacementGroups {
+  constructor(private readonly client: PlacementGroupServiceClient, private readonly call: Call) {}
+
+  async create(spec: PlacementGroupSpec): Promise<PlacementGroup> {
+    const wire = toWire(spec);
+    return this.handle(await this.call<WirePG>((md, o, cb) => this.client.createPlacementGroup({ spec: wire }, md, o, cb)));
+  }
+
+  /** By id or name. */
+  async get(idOrName: string): Promise<PlacementGroup> {
+    return this.handle(await this.call<WirePG>((md, o, cb) => this.client.getPlacementGroup({ id: idOrName }, md, o, cb)));
+  }
+
+  /** All groups but removed ones, or those in `state`. */
+  async list(filter: { state?: Exclude<PlacementGroupStateName, 'unknown'> } = {}): Promise<PlacementGroup[]> {
+    const state = filter.state ? stateOfName.get(filter.state)! : S.PLACEMENT_GROUP_STATE_UNSPECIFIED;
+    const res = await this.call<{ groups: WirePG[] }>((md, o, cb) => this.client.listPlacementGroups({ state }, md, o, cb));
+    return res.groups.map((g) => this.handle(g));
+  }
+
+  /** Idempotent: removing a removed group returns it again. */
+  async remove(idOrName: string): Promise<PlacementGroup> {
+    return this.handle(await this.call<WirePG>((md, o, cb) => this.client.removePlacementGroup({ id: idOrName }, md, o, cb)));
+  }
+
+  /** @internal */
+  waitRaw(id: string, timeoutMs: number): Promise<WirePG> {
+    return this.call<WirePG>((md, o, cb) => this.client.waitPlacementGroup({ id, timeoutMs }, md, o, cb), timeoutMs + 10_000);
+  }
+
+  private handle(pg: WirePG): PlacementGroup {
+    return new PlacementGroup(placementGroupView(pg), this);
+  }
+}
