@@ -27,7 +27,7 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   A100_MIG, ClusterState, DGX1_V100, HGX_H100, PCIE_4090, PCIE_SWITCHED, TWO_TRAY_16,
-  makeNode, placeGroup, type BundlePlacement, type NodeProfile, type PlacementGroupSpec, type SchedulerNode,
+  makeNode, placeGroup, selectGpus, topologyOf, type BundlePlacement, type NodeProfile, type PlacementGroupSpec, type SchedulerNode,
 } from '../packages/head/src/scheduler/index.js';
 
 const { values: args } = parseArgs({
@@ -347,6 +347,29 @@ function medians(rs: RunResult[]): Record<keyof RunResult, number> {
   return Object.fromEntries(keys.map((k) => [k, median(rs.map((x) => x[k]))])) as Record<keyof RunResult, number>;
 }
 
+/** Microseconds per GPU selection on one node shape, random free sets and sizes. */
+function gpuSelectMicros(profile: NodeProfile, seed: number): { p50Us: number; p99Us: number; meanUs: number } {
+  const topo = topologyOf(makeNode(profile, 'n'));
+  const r = rng(seed);
+  const n = profile.links.length;
+  const cases = Array.from({ length: 20_000 }, () => {
+    const free = Math.floor(r() * 2 ** n) >>> 0;
+    const count = free.toString(2).split('1').length - 1;
+    return { free, k: 1 + Math.floor(r() * Math.max(1, count)) };
+  });
+  const times: number[] = [];
+  let total = 0;
+  for (const c of cases) {
+    const t0 = performance.now();
+    selectGpus(topo, c.free, c.k, false);
+    const dt = (performance.now() - t0) * 1000;
+    times.push(dt);
+    total += dt;
+  }
+  times.sort((a, b) => a - b);
+  return { p50Us: times[times.length >> 1]!, p99Us: times[Math.floor(times.length * 0.99)]!, meanUs: total / times.length };
+}
+
 const seed0 = Number(args.seed);
 run(seed0 + 1000, muster); // warm the JIT once, not reported
 const results = { muster: [] as RunResult[], firstFit: [] as RunResult[] };
@@ -355,6 +378,8 @@ for (let i = 0; i < RUNS; i++) {
   results.firstFit.push(run(seed0 + i, firstFit));
 }
 const summary = { muster: medians(results.muster), firstFit: medians(results.firstFit) };
+gpuSelectMicros(TWO_TRAY_16, 99); // warm
+const gpuSelect = { [TWO_TRAY_16.name]: gpuSelectMicros(TWO_TRAY_16, seed0), [DGX1_V100.name]: gpuSelectMicros(DGX1_V100, seed0) };
 const fmt = (x: number, d = 3) => Number(x.toFixed(d));
 console.log(`scheduler core: ${NODES} nodes (${args.cluster}), ${RUNS} runs (seeds ${seed0}..${seed0 + RUNS - 1}), medians`);
 console.table(Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([m, x]) => [m, fmt(x)]))])));
@@ -364,8 +389,11 @@ const out = {
   node: process.version,
   config: { cluster: args.cluster, nodes: NODES, runs: RUNS, seed: seed0, fillExtra: FILL_EXTRA, churnSteps: CHURN_STEPS, mix: MIX.map(([p, w]) => `${p.name}:${w}`) },
   medians: summary,
+  gpuSelect,
   runs: results,
 };
 mkdirSync(dirname(args.out), { recursive: true });
 writeFileSync(args.out, `${JSON.stringify(out, null, 2)}\n`);
+console.log('GPU selection on one node (random free sets and sizes), microseconds:');
+console.table(Object.fromEntries(Object.entries(gpuSelect).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([m, x]) => [m, fmt(x, 2)]))])));
 console.log(`wrote ${args.out}`);

@@ -75,7 +75,12 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
     const events = new EventLog(writer, log, { retention: config.eventRetention, nats, subjectPrefix: config.natsSubjectPrefix });
     const registry = new NodeRegistry(writer, events, log, config.deadAfterMs);
     await registry.load();
-    const placementGroups = new PlacementGroupController(writer, registry, events, log.child({ controller: 'placement-groups' }));
+    const placementGroups = new PlacementGroupController(writer, registry, events, log.child({ controller: 'placement-groups' }), {
+      metrics: {
+        cycleSeconds: metrics.meter.createHistogram('muster_pg_cycle_seconds', { description: 'placement group controller cycle time, by phase (schedule, commit)', unit: 's' }),
+        cycleWrites: metrics.meter.createHistogram('muster_pg_cycle_writes', { description: 'records written per controller cycle (group commit size)' }),
+      },
+    });
     await placementGroups.load();
     const liveness = new Liveness(registry, config.deadAfterMs, log);
     liveness.start();

@@ -45,6 +45,8 @@ export interface ClusterOptions {
   onLine?: (name: string, line: string) => void;
   /** Extra flags for muster-head. */
   headArgs?: string[];
+  /** Flags for node itself when it runs the head (e.g. --cpu-prof). */
+  headNodeArgs?: string[];
 }
 
 export interface ChildInfo {
@@ -111,6 +113,7 @@ export class LocalCluster {
   async startHead(): Promise<void> {
     const o = this.opts;
     const args = [
+      ...(o.headNodeArgs ?? []),
       binOf('@muster/head'),
       '--listen', `127.0.0.1:${this.headPort || o.port || 0}`,
       '--data-dir', join(this.dataDir, 'head'),

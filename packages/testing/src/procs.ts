@@ -60,13 +60,22 @@ export function spawnManaged(name: string, file: string, args: string[], opts: S
   const pid = child.pid;
   if (pid === undefined) throw new Error(`${name}: could not start ${file}`);
   const keep = opts.keepBytes ?? 256 * 1024;
-  let out = '';
+  // Output kept as chunks, trimmed from the front: a chatty child must not
+  // cost a copy of the whole buffer per chunk.
+  const chunks: string[] = [];
+  let kept = 0;
   let partial = '';
+  const out = () => {
+    const all = chunks.join('');
+    return all.length > keep ? all.slice(-keep) : all;
+  };
   let running = true;
   const waiters = new Set<(line: string) => void>();
   child.all?.setEncoding('utf8');
   child.all?.on('data', (chunk: string) => {
-    out = (out + chunk).slice(-keep);
+    chunks.push(chunk);
+    kept += chunk.length;
+    while (chunks.length > 1 && kept - chunks[0]!.length >= keep) kept -= chunks.shift()!.length;
     const lines = (partial + chunk).split('\n');
     partial = lines.pop() ?? '';
     for (const line of lines) {
@@ -87,7 +96,7 @@ export function spawnManaged(name: string, file: string, args: string[], opts: S
     get running() {
       return running;
     },
-    output: () => out,
+    output: out,
     waitForLine(match, timeoutMs = 30_000) {
       return new Promise<string>((resolve, reject) => {
         const done = (err: Error | null, line?: string) => {
@@ -100,11 +109,11 @@ export function spawnManaged(name: string, file: string, args: string[], opts: S
           if (match(line)) done(null, line);
         };
         const timer = setTimeout(
-          () => done(new Error(`${name}: no matching output line within ${timeoutMs} ms\n${out.slice(-4000)}`)),
+          () => done(new Error(`${name}: no matching output line within ${timeoutMs} ms\n${out().slice(-4000)}`)),
           timeoutMs,
         );
         waiters.add(onLine);
-        void exited.then((code) => done(new Error(`${name} exited (${code}) before the awaited line\n${out.slice(-4000)}`)));
+        void exited.then((code) => done(new Error(`${name} exited (${code}) before the awaited line\n${out().slice(-4000)}`)));
       });
     },
     signal(sig) {

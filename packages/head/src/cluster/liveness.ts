@@ -1,7 +1,7 @@
 /**
  * Liveness: sweeps the registry often enough that a node silent for
  * deadAfterMs is declared dead within deadAfterMs + sweepMs (sweep = a tenth
- * of deadAfterMs, at most 250 ms: 3 s default → dead 3.0-3.25 s after its
+ * of deadAfterMs, at most 100 ms: 3 s default → dead 3.0-3.1 s after its
  * last heartbeat).
  */
 import type { Logger } from '@muster/common';
@@ -18,7 +18,7 @@ export class Liveness {
   ) {}
 
   start(): void {
-    const every = Math.max(20, Math.min(250, Math.floor(this.deadAfterMs / 10)));
+    const every = Math.max(20, Math.min(100, Math.floor(this.deadAfterMs / 10)));
     this.timer = setInterval(() => void this.tick(), every);
     this.timer.unref();
   }

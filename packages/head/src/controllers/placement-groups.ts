@@ -32,6 +32,7 @@
  * previous ones, and a deposed head cannot commit (StateWriter's fence).
  */
 import { randomBytes } from 'node:crypto';
+import type { Histogram } from '@opentelemetry/api';
 import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import {
   PlacementGroup,
@@ -42,7 +43,7 @@ import {
 } from '@muster/proto';
 import { ClusterState, parsePlacementGroupSpec, runCycle, type Hold, type PlacementGroupSpec, type Reservation } from '../scheduler/index.js';
 import type { NodeRegistry } from '../cluster/registry.js';
-import type { EventLog } from '../events/event-log.js';
+import type { EventLog, StagedEvent } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import type { Op } from '../state/index.js';
 import { corePlacement, plainReason, schedulerNode, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
@@ -63,6 +64,7 @@ type Waiter = { resolve: () => void; reject: (e: unknown) => void };
 export interface PlacementGroupControllerOptions {
   /** How long the first group in the queue waits before holding nodes (scheduler/queue.ts). */
   starvationAfterMs?: number;
+  metrics?: { cycleSeconds: Histogram; cycleWrites: Histogram };
 }
 
 export class PlacementGroupController {
@@ -72,6 +74,7 @@ export class PlacementGroupController {
   private readonly dirty = new Set<string>();
   private readonly deleted = new Set<string>();
   private readonly after: Array<() => void> = [];
+  private readonly staged: StagedEvent[] = [];
   private commitWaiters: Waiter[] = [];
   private readonly changeWaiters = new Map<string, Set<() => void>>();
   private hold: Hold | undefined;
@@ -239,8 +242,8 @@ export class PlacementGroupController {
     if (state === S.PLACEMENT_GROUP_STATE_CREATED || state === S.PLACEMENT_GROUP_STATE_RESERVED) e.pg.reason = undefined;
     this.dirty.add(e.pg.id);
     const id = e.pg.id;
+    this.staged.push(this.events.stage(kind, { message, attributes: { pg: id, name: e.spec.name } }));
     this.after.push(() => {
-      void this.events.append(kind, { message, attributes: { pg: id, name: e.spec.name } }).catch((err: unknown) => this.log.warn({ err }, 'could not record event'));
       for (const w of this.changeWaiters.get(id) ?? []) w();
     });
   }
@@ -285,7 +288,9 @@ export class PlacementGroupController {
 
   /** One cycle: schedule what is queued, commit what is dirty, then tell. */
   private async cycle(): Promise<void> {
+    const t0 = performance.now();
     this.schedule();
+    const t1 = performance.now();
     const waiters = this.commitWaiters;
     this.commitWaiters = [];
     const ops: Op[] = [];
@@ -297,9 +302,12 @@ export class PlacementGroupController {
     this.deleted.clear();
     this.dirty.clear();
     const after = this.after.splice(0);
+    const staged = this.staged.splice(0);
+    ops.push(...staged.map((s) => s.op));
     try {
       for (let i = 0; i < ops.length; i += TXN_OPS) await this.writer.txn(ops.slice(i, i + TXN_OPS));
     } catch (e) {
+      for (const s of staged) s.settle(false);
       // The in-memory view ran ahead of the store: reload the truth.
       for (const w of waiters) w.reject(e);
       this.groups.clear();
@@ -307,8 +315,12 @@ export class PlacementGroupController {
       await this.load();
       throw e;
     }
+    for (const s of staged) s.settle(true);
     for (const w of waiters) w.resolve();
     for (const f of after) f();
+    this.opts.metrics?.cycleSeconds.record((t1 - t0) / 1000, { phase: 'schedule' });
+    this.opts.metrics?.cycleSeconds.record((performance.now() - t1) / 1000, { phase: 'commit' });
+    this.opts.metrics?.cycleWrites.record(ops.length);
   }
 
   /** Places queued groups on a snapshot of the cluster (pure core, scheduler/). */

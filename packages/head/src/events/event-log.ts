@@ -4,23 +4,45 @@
  * and fanned out in process to gRPC WatchEvents streams.
  *
  * Ids sort in time order: 13-digit ms timestamp, "-", 6-digit sequence, so a
- * watcher can resume with `afterId` across head restarts.
+ * watcher can resume with `afterId` across head restarts. Events are written
+ * either on their own (`append`, batched per tick) or inside a caller's
+ * transaction (`stage`, so a state change and its event cost one write), and
+ * are released to listeners and NATS strictly in id order, once durable: a
+ * watcher never sees an id lower than one it already has.
  */
 import { encode, eventSubject, type Logger, type NatsConnection } from '@muster/common';
 import { ClusterEvent } from '@muster/proto';
 import type { StateWriter } from '../state/fence.js';
+import type { Op } from '../state/index.js';
 
 export const EVENTS_PREFIX = '/muster/events/';
 
 type Listener = (e: ClusterEvent) => void;
+export type EventFields = { nodeId?: string; message: string; attributes?: Record<string, string> };
+
+interface Pending {
+  event: ClusterEvent;
+  state: 'pending' | 'durable' | 'failed';
+  resolve?: (e: ClusterEvent) => void;
+  reject?: (e: unknown) => void;
+}
+
+/** An event to be written inside the caller's transaction. */
+export interface StagedEvent {
+  readonly op: Op;
+  /** Call once the caller's transaction committed (true) or failed (false). */
+  settle(committed: boolean): void;
+}
 
 export class EventLog {
   private seq = 0;
   private lastMs = 0;
-  private appended = 0;
+  private sinceTrim = 0;
   private readonly listeners = new Set<Listener>();
+  /** Events not yet released, in id order. */
+  private readonly order: Pending[] = [];
+  private batch: Pending[] = [];
   private flushing = false;
-  private readonly batch: Array<{ event: ClusterEvent; resolve: (e: ClusterEvent) => void; reject: (e: unknown) => void }> = [];
 
   constructor(
     private readonly writer: StateWriter,
@@ -28,24 +50,13 @@ export class EventLog {
     private readonly opts: { retention: number; nats?: NatsConnection | undefined; subjectPrefix: string },
   ) {}
 
-  /**
-   * Records an event; resolves once it is durable in the store. Events
-   * appended in the same tick are written in one transaction.
-   */
-  append(kind: string, fields: { nodeId?: string; message: string; attributes?: Record<string, string> }): Promise<ClusterEvent> {
-    const now = Date.now();
-    this.seq = now === this.lastMs ? this.seq + 1 : 0;
-    this.lastMs = now;
-    const event: ClusterEvent = {
-      id: `${String(now).padStart(13, '0')}-${String(this.seq).padStart(6, '0')}`,
-      timeMs: now,
-      kind,
-      nodeId: fields.nodeId ?? '',
-      message: fields.message,
-      attributes: fields.attributes ?? {},
-    };
+  /** Records an event; resolves once it is durable. Appends of one tick share a transaction. */
+  append(kind: string, fields: EventFields): Promise<ClusterEvent> {
+    const p = this.open(kind, fields);
     return new Promise<ClusterEvent>((resolve, reject) => {
-      this.batch.push({ event, resolve, reject });
+      p.resolve = resolve;
+      p.reject = reject;
+      this.batch.push(p);
       if (!this.flushing) {
         this.flushing = true;
         setImmediate(() => void this.flush());
@@ -53,30 +64,10 @@ export class EventLog {
     });
   }
 
-  /** Writes batches one after another, so listeners see events in id order. */
-  private async flush(): Promise<void> {
-    while (this.batch.length > 0) await this.flushBatch(this.batch.splice(0, 100)); // etcd: ≤ 128 ops per txn
-    this.flushing = false;
-  }
-
-  private async flushBatch(batch: typeof this.batch): Promise<void> {
-    try {
-      await this.writer.txn(batch.map(({ event }) => ({ type: 'put' as const, key: EVENTS_PREFIX + event.id, value: ClusterEvent.encode(event).finish() })));
-    } catch (e) {
-      for (const b of batch) b.reject(e);
-      return;
-    }
-    for (const { event, resolve } of batch) {
-      this.log.info({ event: event.kind, nodeId: event.nodeId || undefined, attributes: event.attributes }, event.message);
-      for (const l of this.listeners) l(event);
-      this.opts.nats?.publish(eventSubject(this.opts.subjectPrefix, event.kind), encode(ClusterEvent.toJSON(event)));
-      resolve(event);
-    }
-    this.appended += batch.length;
-    if (this.appended >= 500) {
-      this.appended = 0;
-      void this.trim();
-    }
+  /** An event for the caller to write in its own transaction (see StagedEvent). */
+  stage(kind: string, fields: EventFields): StagedEvent {
+    const p = this.open(kind, fields);
+    return { op: putOp(p.event), settle: (ok) => this.settle([p], ok) };
   }
 
   /** Retained events with id > afterId ("" = all), oldest first. */
@@ -93,11 +84,65 @@ export class EventLog {
     return () => this.listeners.delete(listener);
   }
 
+  private open(kind: string, fields: EventFields): Pending {
+    const now = Date.now();
+    this.seq = now === this.lastMs ? this.seq + 1 : 0;
+    this.lastMs = now;
+    const event: ClusterEvent = {
+      id: `${String(now).padStart(13, '0')}-${String(this.seq).padStart(6, '0')}`,
+      timeMs: now,
+      kind,
+      nodeId: fields.nodeId ?? '',
+      message: fields.message,
+      attributes: fields.attributes ?? {},
+    };
+    const p: Pending = { event, state: 'pending' };
+    this.order.push(p);
+    return p;
+  }
+
+  private async flush(): Promise<void> {
+    while (this.batch.length > 0) {
+      const batch = this.batch.splice(0, 100); // etcd caps a transaction at 128 operations
+      try {
+        await this.writer.txn(batch.map((p) => putOp(p.event)));
+        this.settle(batch, true);
+      } catch (e) {
+        for (const p of batch) p.reject?.(e);
+        this.settle(batch, false);
+      }
+    }
+    this.flushing = false;
+  }
+
+  /** Marks events durable (or failed) and releases every leading durable one, in order. */
+  private settle(ps: Pending[], ok: boolean): void {
+    for (const p of ps) p.state = ok ? 'durable' : 'failed';
+    while (this.order.length > 0 && this.order[0]!.state !== 'pending') {
+      const p = this.order.shift()!;
+      if (p.state === 'durable') this.release(p);
+    }
+  }
+
+  private release(p: Pending): void {
+    const e = p.event;
+    // Node events are rare and matter to operators; the rest (thousands of
+    // placement groups a second) stay queryable as events, not log lines.
+    const level = e.kind === 'node.dead' ? 'warn' : e.kind.startsWith('node.') ? 'info' : 'debug';
+    this.log[level]({ event: e.kind, nodeId: e.nodeId || undefined, attributes: e.attributes }, e.message);
+    for (const l of this.listeners) l(e);
+    this.opts.nats?.publish(eventSubject(this.opts.subjectPrefix, e.kind), encode(ClusterEvent.toJSON(e)));
+    p.resolve?.(e);
+    if (++this.sinceTrim >= 1_000) {
+      this.sinceTrim = 0;
+      void this.trim();
+    }
+  }
+
   private async trim(): Promise<void> {
     try {
       const { kvs } = await this.writer.store.range(EVENTS_PREFIX);
       const old = kvs.slice(0, Math.max(0, kvs.length - this.opts.retention));
-      // etcd caps a transaction at 128 operations.
       for (let i = 0; i < old.length; i += 100) {
         await this.writer.txn(old.slice(i, i + 100).map((kv) => ({ type: 'delete' as const, key: kv.key })));
       }
@@ -105,4 +150,8 @@ export class EventLog {
       this.log.warn({ err: e }, 'could not trim old cluster events; will retry');
     }
   }
+}
+
+function putOp(e: ClusterEvent): Op {
+  return { type: 'put', key: EVENTS_PREFIX + e.id, value: ClusterEvent.encode(e).finish() };
 }

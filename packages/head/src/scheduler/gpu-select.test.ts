@@ -93,13 +93,6 @@ describe('16 GPUs in two NVSwitch trays (synthetic)', () => {
     ['8 GPUs with one GPU busy in each tray, island preferred: 7+1 rather than 4+4', TWO_TRAY_16, [0, 8], 8, [1, 2, 3, 4, 5, 6, 7, 9]],
   ];
   it.each(rows)('%s', (_n, profile, taken, k, expected, req) => expect(pick(profile, taken, k, req)).toEqual(expected));
-
-  it('is fast: 10,000 selections of 8 of 16 GPUs in well under a second', () => {
-    const topo = topologyOf(makeNode(TWO_TRAY_16, 'n'));
-    const t0 = performance.now();
-    for (let i = 0; i < 10_000; i++) selectGpus(topo, (0xffff & ~(i & 0x0f0f)) >>> 0, 8, false);
-    expect(performance.now() - t0).toBeLessThan(2_000);
-  });
 });
 
 describe('islands and hierarchy', () => {

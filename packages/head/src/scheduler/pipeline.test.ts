@@ -214,6 +214,8 @@ describe('infeasible and invalid', () => {
       { ...good, bundles: [{ ...good.bundles[0]!, gpus: -1 }] },
       { ...good, bundles: [{ ...good.bundles[0]!, gpus: Number.NaN }] },
       { ...good, strategy: 'BOGUS' as PlacementGroupSpec['strategy'] },
+      { ...good, topology: undefined } as unknown as PlacementGroupSpec,
+      { ...good, bundles: [{ gpus: 1 }] } as unknown as PlacementGroupSpec,
     ];
     for (const s of bad) {
       const r = schedule(cluster(), s);

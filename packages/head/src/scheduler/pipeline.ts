@@ -279,16 +279,20 @@ function gangContext(spec: PlacementGroupSpec, opts: PlaceOptions): GangContext 
   };
 }
 
-/** Empty string when the spec is one the core can work on. */
+/** Empty string when the spec is one the core can work on (a spec that skipped spec.ts must not crash it). */
 function specProblem(spec: PlacementGroupSpec): string {
   if (!Array.isArray(spec.bundles) || spec.bundles.length === 0) return 'a placement group needs at least one bundle';
-  for (const [i, b] of spec.bundles.entries()) {
-    for (const [field, v] of [['gpus', b.gpus], ['cpuMillis', b.cpuMillis], ['memoryBytes', b.memoryBytes], ['gpuMemoryMiB', b.gpuMemoryMiB]] as const) {
-      if (!Number.isFinite(v) || v < 0 || !Number.isInteger(v)) return `bundles[${i}].${field} must be a non-negative integer (got ${v})`;
-    }
-    for (const [k, v] of Object.entries(b.custom ?? {})) if (!Number.isFinite(v) || v < 0) return `bundles[${i}].custom.${k} must be a non-negative number (got ${v})`;
-  }
   if (!['PACK', 'SPREAD', 'STRICT_PACK', 'STRICT_SPREAD'].includes(spec.strategy)) return `unknown strategy ${JSON.stringify(spec.strategy)}`;
+  if (!Array.isArray(spec.topology) || !Array.isArray(spec.tolerations) || typeof spec.selector?.matchLabels !== 'object' || spec.selector.matchLabels === null) {
+    return 'topology, tolerations and selector.matchLabels must be set (parse specs with parsePlacementGroupSpec)';
+  }
+  for (const [i, b] of spec.bundles.entries()) {
+    if (typeof b !== 'object' || b === null || typeof b.custom !== 'object' || b.custom === null) return `bundles[${i}] must be an object with a custom map`;
+    for (const [field, v] of [['gpus', b.gpus], ['cpuMillis', b.cpuMillis], ['memoryBytes', b.memoryBytes], ['gpuMemoryMiB', b.gpuMemoryMiB]] as const) {
+      if (!Number.isInteger(v) || v < 0) return `bundles[${i}].${field} must be a non-negative integer (got ${v})`;
+    }
+    for (const [k, v] of Object.entries(b.custom)) if (!Number.isFinite(v) || v < 0) return `bundles[${i}].custom.${k} must be a non-negative number (got ${v})`;
+  }
   return '';
 }
 

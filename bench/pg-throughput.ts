@@ -1,0 +1,71 @@
+/**
+ * Placement group create + ready + remove throughput through the SDK.
+ *
+ *   npx tsx bench/pg-throughput.ts --store embedded --clients 1 --inflight 64 --ops 20000
+ *   npx tsx bench/pg-throughput.ts --store etcd --clients 64 --inflight 1 --ops 20000
+ *
+ * A real cluster (nats-server, head, 4 simulated 8×H100 workers) on this
+ * machine. Each op creates a one-bundle group ({ cpuMillis: 10 }, like Ray's
+ * microbenchmark's tiny CPU bundles), waits until it is CREATED (reserved in
+ * the store and acknowledged by its node's agent), then removes it. `clients`
+ * separate SDK connections each keep `inflight` ops going. Prints ops/s and
+ * per-op latency percentiles as one JSON line.
+ */
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { LocalCluster } from '../packages/testing/src/index.js';
+
+const { values: a } = parseArgs({
+  options: {
+    store: { type: 'string', default: 'embedded' },
+    clients: { type: 'string', default: '1' },
+    inflight: { type: 'string', default: '64' },
+    ops: { type: 'string', default: '20000' },
+    warmup: { type: 'string', default: '2000' },
+    'head-prof': { type: 'string' },
+  },
+});
+const clients = Number(a.clients);
+const inflight = Number(a.inflight);
+const ops = Number(a.ops);
+const warmup = Number(a.warmup);
+
+const cluster = await LocalCluster.start({ workers: 4, profile: 'hgx-h100-8', store: a.store as 'embedded' | 'etcd', headNodeArgs: a['head-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${a['head-prof']}`] : [] });
+try {
+  const conns = await Promise.all(Array.from({ length: clients }, () => cluster.connect()));
+  let next = 0;
+  const run = async (count: number, latencies: number[]) => {
+    let issued = 0;
+    const lane = async (c: (typeof conns)[number]) => {
+      while (issued < count) {
+        issued++;
+        const t = performance.now();
+        const pg = await c.placementGroups.create({ name: `b-${next++}`, bundles: [{ cpuMillis: 10 }] });
+        await pg.ready({ timeout: 30_000 });
+        await pg.remove();
+        latencies.push(performance.now() - t);
+      }
+    };
+    await Promise.all(conns.flatMap((c) => Array.from({ length: inflight }, () => lane(c))));
+  };
+  await run(warmup, []);
+  const latencies: number[] = [];
+  const t0 = performance.now();
+  await run(ops, latencies);
+  const seconds = (performance.now() - t0) / 1000;
+  latencies.sort((x, y) => x - y);
+  const pct = (p: number) => Number(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!.toFixed(2));
+  console.log(JSON.stringify({
+    bench: 'pg-create-ready-remove',
+    store: a.store,
+    clients,
+    inflightPerClient: inflight,
+    ops: latencies.length,
+    opsPerSecond: Math.round(latencies.length / seconds),
+    latencyMs: { p50: pct(0.5), p99: pct(0.99) },
+    machine: `${cpus().length}× ${cpus()[0]?.model}`,
+  }));
+  for (const c of conns) c.close();
+} finally {
+  await cluster.stop();
+}
