@@ -18,6 +18,7 @@ export default defineConfig({
           name: 'unit',
           include: ['packages/*/src/**/*.test.ts', 'test/unit/**/*.test.ts'],
           testTimeout: 20_000,
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -29,6 +30,8 @@ export default defineConfig({
           hookTimeout: 60_000,
           pool: 'forks',
           maxWorkers: 2,
+          // After the unit tests: timing-sensitive process tests don't share the CPU with them.
+          sequence: { groupOrder: 1 },
           globalSetup: ['test/global-setup.ts'],
         },
       },
