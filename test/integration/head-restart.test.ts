@@ -49,3 +49,45 @@ describe('head restart', () => {
     });
   }
 });
+
+describe('placement groups across a head restart', () => {
+  let cluster: LocalCluster;
+
+  beforeAll(async () => {
+    cluster = await createTestCluster({ workers: 3 });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('keeps every group and its placements, and re-places those whose node died while the head was down', async () => {
+    let sdk = await cluster.connect();
+    const keep = await sdk.placementGroups.create({ name: 'keep', bundles: [{ gpus: 4 }], selector: { matchLabels: {} } });
+    await keep.ready({ timeout: 5_000 });
+    const moving = await sdk.placementGroups.create({ name: 'moving', strategy: 'STRICT_SPREAD', bundles: [{ gpus: 2 }, { gpus: 2 }] });
+    await moving.ready({ timeout: 5_000 });
+    sdk.close();
+    const keepNode = keep.placements[0]!.nodeId;
+    const victim = moving.placements.map((p) => p.nodeId).find((n) => n !== keepNode)!;
+
+    await cluster.stopHead('SIGKILL');
+    const w = cluster.workers.get(victim)!;
+    w.process.signal('SIGKILL');
+    await w.process.exited;
+    await cluster.startHead();
+
+    sdk = await cluster.connect();
+    try {
+      const kept = await sdk.placementGroups.get('keep');
+      expect(kept.state).toBe('created');
+      expect(kept.placements).toEqual(keep.placements);
+      await waitFor('moving to be placed again away from the dead node', async () => {
+        const g = await sdk.placementGroups.get('moving');
+        return g.state === 'created' && g.placements.every((p) => p.nodeId !== victim) ? g : undefined;
+      }, { timeoutMs: 8_000 });
+      expect((await sdk.placementGroups.list()).map((g) => g.name).sort()).toEqual(['keep', 'moving']);
+    } finally {
+      sdk.close();
+    }
+  });
+});

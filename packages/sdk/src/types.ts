@@ -44,6 +44,11 @@ export type ClusterEventKind =
   | 'node.reconnected'
   | 'node.restarted'
   | 'node.dead'
+  | 'pg.reserved'
+  | 'pg.created'
+  | 'pg.infeasible'
+  | 'pg.rescheduling'
+  | 'pg.removed'
   | (string & {});
 
 export interface ClusterEventView {

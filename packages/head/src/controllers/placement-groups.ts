@@ -35,6 +35,7 @@ import { randomBytes } from 'node:crypto';
 import type { Histogram } from '@opentelemetry/api';
 import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import {
+  NodeState,
   PlacementGroup,
   PlacementGroupState as S,
   type HeadMessage,
@@ -107,6 +108,10 @@ export class PlacementGroupController {
       this.byName.set(pg.spec!.name, pg.id);
     }
     this.log.info({ groups: this.groups.size }, 'placement groups loaded');
+    // Bundles on nodes that died (or vanished) while no head was watching.
+    const alive = new Set(this.registry.list(NodeState.NODE_STATE_ALIVE).map((n) => n.nodeId));
+    const lost = new Set([...this.groups.values()].flatMap((e) => nodesOf(e.pg)).filter((n) => !alive.has(n)));
+    for (const n of lost) this.nodeLost(n);
     this.kick();
   }
 
@@ -180,6 +185,7 @@ export class PlacementGroupController {
         const done = () => {
           clearTimeout(timer);
           set.delete(done);
+          if (set.size === 0) this.changeWaiters.delete(pg.id);
           resolve();
         };
         const timer = setTimeout(done, deadline - Date.now());
