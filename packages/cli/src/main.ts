@@ -4,17 +4,20 @@
  *   muster up       local cluster (nats-server, head, simulated workers)
  *   muster status   nodes, GPUs and state (--json)
  *   muster pg       placement groups: create -f, ls, get, why, rm
+ *   muster gang     gangs: launch -f, ls, get, stop;  muster logs <gang> [--rank N] [-f]
  */
 import { Command } from 'commander';
 import { isMusterError } from '@muster/common';
 import { statusCommand } from './commands/status.js';
 import { upCommand } from './commands/up.js';
 import { pgCommand } from './commands/pg.js';
+import { gangCommand } from './commands/gang.js';
 
 const program = new Command('muster').description('Muster: gang-scheduled GPU model serving').showHelpAfterError();
 upCommand(program);
 statusCommand(program);
 pgCommand(program);
+gangCommand(program);
 
 program.parseAsync().catch((e: unknown) => {
   const code = isMusterError(e) ? ` [${e.code}]` : '';

@@ -14,7 +14,10 @@ import {
   type Logger,
   type NatsConnection,
 } from '@muster/common';
-import { AgentServiceService, ClusterServiceService, NodeState, PlacementGroupServiceService, type NatsAccess } from '@muster/proto';
+import { AgentServiceService, ClusterServiceService, GangServiceService, NodeState, PlacementGroupServiceService, type NatsAccess } from '@muster/proto';
+import { gangService } from './api/gang-service.js';
+import { LogRelay } from './api/log-relay.js';
+import { GangController } from './controllers/gangs.js';
 import { agentService } from './api/agent-service.js';
 import { clusterService } from './api/cluster-service.js';
 import { placementService } from './api/placement-service.js';
@@ -36,6 +39,7 @@ export interface Head {
   readonly registry: NodeRegistry;
   readonly events: EventLog;
   readonly placementGroups: PlacementGroupController;
+  readonly gangs: GangController;
   close(): Promise<void>;
 }
 
@@ -82,6 +86,9 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       },
     });
     await placementGroups.load();
+    const gangs = new GangController(writer, registry, placementGroups, events, log.child({ controller: 'gangs' }));
+    await gangs.load();
+    const logRelay = new LogRelay(registry);
     const liveness = new Liveness(registry, config.deadAfterMs, log);
     liveness.start();
     cleanups.push(() => liveness.stop());
@@ -124,7 +131,10 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       nats: natsAccess,
       heartbeatLag,
       reservations: placementGroups,
+      shards: gangs,
+      logs: logRelay,
     }));
+    server.addService(GangServiceService, gangService(ctx, gangs, logRelay));
     server.addService(PlacementGroupServiceService, placementService(ctx, placementGroups));
     const { host } = parseHostPort(config.listen, '--listen');
     const port = await new Promise<number>((resolve, reject) =>
@@ -149,6 +159,7 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       registry,
       events,
       placementGroups,
+      gangs,
       close: closeAll,
     };
   } catch (e) {

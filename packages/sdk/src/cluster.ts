@@ -11,7 +11,8 @@
 import { credentials, type Metadata } from '@grpc/grpc-js';
 import { z } from 'zod';
 import { ErrorCode, MusterError, fromGrpcError, readToken, tokenMetadata } from '@muster/common';
-import { ClusterServiceClient, NodeState, PlacementGroupServiceClient, type ClusterEvent, type ClusterInfo } from '@muster/proto';
+import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, type ClusterEvent, type ClusterInfo } from '@muster/proto';
+import { Gangs } from './gangs.js';
 import { PlacementGroups } from './placement-groups.js';
 import { eventView, nodeView, type ClusterEventView, type NodeStateName, type NodeView } from './types.js';
 
@@ -62,6 +63,9 @@ export async function connect(options: ConnectOptions): Promise<Cluster> {
 export class Cluster {
   private readonly client: ClusterServiceClient;
   private readonly pgClient: PlacementGroupServiceClient;
+  private readonly gangClient: GangServiceClient;
+  /** Launch, watch and stop gangs (the ranks of a TP×PP replica). */
+  readonly gangs: Gangs;
   private readonly metadata: Metadata;
   /** Create, inspect, wait for and remove placement groups. */
   readonly placementGroups: PlacementGroups;
@@ -72,9 +76,11 @@ export class Cluster {
     // Same target and options: grpc-js shares one channel (one connection) between the two.
     this.pgClient = new PlacementGroupServiceClient(address, credentials.createInsecure(), options);
     this.metadata = tokenMetadata(token);
-    this.placementGroups = new PlacementGroups(this.pgClient, (fn, timeoutMs) =>
-      this.unary((cb) => fn(this.metadata, { deadline: Date.now() + (timeoutMs ?? this.callTimeoutMs) }, cb)),
-    );
+    const call = <T>(fn: (md: Metadata, o: { deadline: number }, cb: (err: unknown, res?: T) => void) => void, timeoutMs?: number) =>
+      this.unary<T>((cb) => fn(this.metadata, { deadline: Date.now() + (timeoutMs ?? this.callTimeoutMs) }, cb));
+    this.placementGroups = new PlacementGroups(this.pgClient, call);
+    this.gangClient = new GangServiceClient(address, credentials.createInsecure(), options);
+    this.gangs = new Gangs(this.gangClient, call, this.metadata);
   }
 
   async info(): Promise<ClusterInfo> {
@@ -134,6 +140,7 @@ export class Cluster {
   close(): void {
     this.client.close();
     this.pgClient.close();
+    this.gangClient.close();
   }
 
   private opts() {

@@ -13,3 +13,5 @@ export {
   type BundleAssignment,
   type PendingReasonView,
 } from './placement-groups.js';
+export { Gang, Gangs, type GangSpec, type ProbeSpec, type GangView, type GangStateName, type RankView, type FailureView } from './gangs.js';
+export * as shard from './shard.js';

@@ -155,6 +155,10 @@ export class LocalCluster {
       '--node-id', nodeId,
       '--metrics-listen', '127.0.0.1:0',
       '--reconnect-max-ms', '1000',
+      '--data-dir', join(this.dataDir, 'workers', nodeId),
+      // A local cluster owns its shards: stopping a worker stops them (a
+      // SIGKILLed worker leaves them, to be adopted when it comes back).
+      '--stop-shards-on-exit', 'true',
       ...(spec.profile ?? this.opts.profile ? ['--profile', (spec.profile ?? this.opts.profile)!] : []),
       ...(spec.labels ? ['--labels', Object.entries(spec.labels).map(([k, v]) => `${k}=${v}`).join(',')] : []),
       ...(spec.taints?.length ? ['--taints', spec.taints.join(',')] : []),

@@ -16,6 +16,7 @@ import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Counter } from '@opentelemetry/api';
 import { VERSION, fromGrpcError, tokenMetadata, type Logger, type Metrics } from '@muster/common';
+import type { ShardAgent } from './shard-agent.js';
 import { AgentServiceClient, type AgentMessage, type BundlePlacement, type HeadMessage, type NodeInventory, type Registered, type Taint } from '@muster/proto';
 
 export interface AgentOptions {
@@ -27,6 +28,8 @@ export interface AgentOptions {
   taints: Taint[];
   inventory: NodeInventory;
   reconnectMaxMs: number;
+  /** Runs the shards the head launches here. */
+  shards?: ShardAgent | undefined;
 }
 
 export type AgentState = 'connecting' | 'registered' | 'stopped';
@@ -129,6 +132,7 @@ export class Agent {
       let timer: NodeJS.Timeout | undefined;
       const done = (err?: unknown) => {
         clearInterval(timer);
+        this.opts.shards?.detach();
         this.current = undefined;
         if (err && !registered) reject(err);
         else {
@@ -139,6 +143,7 @@ export class Agent {
       const ack = (groupId: string) => call.write({ msg: { $case: 'bundlesReserved', value: { groupId } } });
       call.on('data', (msg: HeadMessage) => {
         lastAck = performance.now();
+        if (this.opts.shards?.handle(msg)) return;
         switch (msg.msg?.$case) {
           case 'reservations':
             this.reservations.clear();
@@ -164,6 +169,7 @@ export class Agent {
         this.stateValue = 'registered';
         this.log.info({ head, headId: r.headId, nodeId: r.nodeId, heartbeatIntervalMs: r.heartbeatIntervalMs }, 'registered with head');
         this.onRegistered?.(r);
+        this.opts.shards?.attach((m) => call.write(m));
         timer = setInterval(() => {
           if (performance.now() - lastAck > r.deadAfterMs) {
             this.log.warn({ head, silentMs: Math.round(performance.now() - lastAck) }, 'head stopped answering heartbeats; reconnecting');

@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { loadConfig, parseList, parseMap, type ConfigSources, type OptionSpec } from '@muster/common';
+import { loadConfig, parseBool, parseList, parseMap, type ConfigSources, type OptionSpec } from '@muster/common';
 
 const hostPort = z.string().regex(/^(\[[^\]]+\]|[^:]*):\d{1,5}$/, 'expected host:port');
 
@@ -31,6 +31,8 @@ export const workerConfigSchema = z.object({
       const m = TAINT.exec(t)!;
       return { key: m[1]!, value: m[2] ?? '', effect: m[3]! };
     })),
+  dataDir: z.string().min(1).default('.muster/worker'),
+  stopShardsOnExit: z.boolean().default(false),
   metricsListen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9401'),
   reconnectMaxMs: z.number().int().min(100).max(60_000).default(2_000),
 });
@@ -50,6 +52,8 @@ export const workerOptions: OptionSpec[] = [
   { key: 'nvlinkDomain', flag: 'nvlink-domain', env: 'MUSTER_NVLINK_DOMAIN', description: 'multi-node NVLink domain / clique of this node' },
   { key: 'labels', flag: 'labels', env: 'MUSTER_LABELS', parse: parseMap, description: 'node labels k=v,k2=v2 (zone: muster.io/zone, rack: muster.io/rack)' },
   { key: 'taints', flag: 'taints', env: 'MUSTER_TAINTS', parse: parseList, description: 'taints key[=value]:Effect, comma-separated' },
+  { key: 'dataDir', flag: 'data-dir', env: 'MUSTER_DATA_DIR', description: 'shard logs and the shard registry (adoption after a restart)' },
+  { key: 'stopShardsOnExit', flag: 'stop-shards-on-exit', env: 'MUSTER_STOP_SHARDS_ON_EXIT', parse: parseBool, description: 'stop every shard when the agent stops (default: leave them running, to be adopted)' },
   { key: 'metricsListen', flag: 'metrics-listen', env: 'MUSTER_METRICS_LISTEN', description: 'Prometheus endpoint host:port ("" disables)' },
   { key: 'reconnectMaxMs', flag: 'reconnect-max-ms', env: 'MUSTER_RECONNECT_MAX_MS', parse: (s) => Number(s), description: 'longest wait between reconnect attempts' },
 ];

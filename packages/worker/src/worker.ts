@@ -7,6 +7,8 @@ import { ErrorCode, MusterError, parseHostPort, readToken, startMetrics, type Lo
 import { Agent } from './agent.js';
 import type { WorkerConfig } from './config.js';
 import { discoverInventory } from './inventory/index.js';
+import { ShardAgent } from './shard-agent.js';
+import { LocalSupervisor } from './shards/index.js';
 
 export interface Worker {
   readonly agent: Agent;
@@ -29,6 +31,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   });
   const metrics = await startMetrics('worker', config.metricsListen);
   const address = config.address || defaultAddress(config.head[0]!);
+  // The supervisor reports through the shard agent, which needs the supervisor: bind late.
+  let shardAgent: ShardAgent | undefined;
+  const supervisor = await LocalSupervisor.open({ dataDir: config.dataDir, log, onStatus: (s) => shardAgent?.onStatus(s) });
+  shardAgent = new ShardAgent(supervisor, log);
   const agent = new Agent(
     {
       heads: config.head,
@@ -39,6 +45,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
       taints: config.taints,
       inventory,
       reconnectMaxMs: config.reconnectMaxMs,
+      shards: shardAgent,
     },
     log,
     metrics,
@@ -55,6 +62,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     metricsAddress: metrics.address,
     async close() {
       await agent.stop();
+      await supervisor.close({ stopShards: config.stopShardsOnExit });
       await metrics.close();
     },
   };

@@ -8,7 +8,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { Histogram } from '@opentelemetry/api';
 import { ErrorCode, MusterError, toGrpcError, type Logger } from '@muster/common';
-import type { AgentMessage, AgentServiceServer, HeadMessage, NatsAccess, ReservationSnapshot } from '@muster/proto';
+import type { AgentLogChunk, AgentMessage, AgentServiceServer, HeadMessage, NatsAccess, ReservationSnapshot, ShardStatusReport } from '@muster/proto';
 import type { AgentConnection, NodeRegistry } from '../cluster/registry.js';
 import { validateRegister } from '../cluster/validate.js';
 import { bidiStream, type RpcContext } from './rpc.js';
@@ -21,6 +21,12 @@ export interface AgentServiceDeps {
   deadAfterMs: number;
   nats: NatsAccess | undefined;
   heartbeatLag: Histogram;
+  /** Where shard reports go (the gang controller) and log chunks (the relay). */
+  shards: {
+    shardStatus(nodeId: string, s: ShardStatusReport): Promise<void>;
+    shardInventory(nodeId: string, shards: ShardStatusReport[]): Promise<void>;
+  };
+  logs: { chunk(nodeId: string, c: AgentLogChunk): void };
   /** Where reservations live (the placement group controller). */
   reservations: {
     snapshotFor(nodeId: string): ReservationSnapshot;
@@ -106,6 +112,15 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
         call.write({ msg: { $case: 'heartbeatAck', value: { seq: hb.seq } } });
         return;
       }
+      case 'shardStatus':
+        await deps.shards.shardStatus(nodeId, msg.msg.value);
+        return;
+      case 'shardInventory':
+        await deps.shards.shardInventory(nodeId, msg.msg.value.shards);
+        return;
+      case 'logChunk':
+        deps.logs.chunk(nodeId, msg.msg.value);
+        return;
       case 'bundlesReserved':
         deps.reservations.acked(nodeId, msg.msg.value.groupId);
         return;

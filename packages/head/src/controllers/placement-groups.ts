@@ -78,6 +78,7 @@ export class PlacementGroupController {
   private readonly staged: StagedEvent[] = [];
   private commitWaiters: Waiter[] = [];
   private readonly changeWaiters = new Map<string, Set<() => void>>();
+  private readonly changeListeners: Array<(pgId: string) => void> = [];
   private hold: Hold | undefined;
   private running = false;
   private again = false;
@@ -194,6 +195,11 @@ export class PlacementGroupController {
     }
   }
 
+  /** Called (after the commit) whenever a group changes state. */
+  onChange(listener: (pgId: string) => void): void {
+    this.changeListeners.push(listener);
+  }
+
   // ── agents ─────────────────────────────────────────────────────────────
 
   /** Every reservation on `nodeId`, sent to its agent when it registers. */
@@ -251,6 +257,7 @@ export class PlacementGroupController {
     this.staged.push(this.events.stage(kind, { message, attributes: { pg: id, name: e.spec.name } }));
     this.after.push(() => {
       for (const w of this.changeWaiters.get(id) ?? []) w();
+      for (const l of this.changeListeners) l(id);
     });
   }
 

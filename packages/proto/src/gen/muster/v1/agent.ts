@@ -17,14 +17,47 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Probe } from "./gang.js";
 import { BundlePlacement } from "./placement.js";
 import { NatsAccess, NodeInventory, Taint } from "./types.js";
 
 export interface AgentMessage {
-  msg: { $case: "register"; value: Register } | { $case: "heartbeat"; value: Heartbeat } | {
-    $case: "bundlesReserved";
-    value: BundlesReserved;
-  } | undefined;
+  msg:
+    | { $case: "register"; value: Register }
+    | { $case: "heartbeat"; value: Heartbeat }
+    | { $case: "bundlesReserved"; value: BundlesReserved }
+    | { $case: "shardStatus"; value: ShardStatusReport }
+    | //
+    /** Sent after `registered`: every shard this agent runs (adopted ones too). */
+    { $case: "shardInventory"; value: ShardInventory }
+    | { $case: "logChunk"; value: AgentLogChunk }
+    | undefined;
+}
+
+export interface ShardStatusReport {
+  gangId: string;
+  attempt: number;
+  rank: number;
+  /** prestart | started | ready | stopping | exited */
+  phase: string;
+  pid: number;
+  exitCode?: number | undefined;
+  signal: string;
+  reason: string;
+  /** exited because it was told to stop */
+  stopped: boolean;
+  logTail: string;
+}
+
+export interface ShardInventory {
+  shards: ShardStatusReport[];
+}
+
+export interface AgentLogChunk {
+  requestId: number;
+  data: Buffer;
+  eof: boolean;
+  error: string;
 }
 
 export interface Register {
@@ -54,7 +87,57 @@ export interface HeadMessage {
     | { $case: "reserveBundles"; value: ReserveBundles }
     | { $case: "releaseBundles"; value: ReleaseBundles }
     | { $case: "reservations"; value: ReservationSnapshot }
+    | { $case: "launchShards"; value: LaunchShards }
+    | { $case: "stopShards"; value: StopShards }
+    | { $case: "logRequest"; value: LogRequest }
+    | { $case: "logCancel"; value: LogCancel }
     | undefined;
+}
+
+/** One rank to start, fully resolved by the head (env contract included). */
+export interface ShardLaunch {
+  rank: number;
+  command: string;
+  args: string[];
+  env: { [key: string]: string };
+  cwd: string;
+  /** port resolved to a number */
+  readiness: Probe | undefined;
+  liveness: Probe | undefined;
+  startupDeadlineMs: number;
+  gracePeriodMs: number;
+  logMaxBytes: number;
+}
+
+export interface ShardLaunch_EnvEntry {
+  key: string;
+  value: string;
+}
+
+export interface LaunchShards {
+  gangId: string;
+  attempt: number;
+  shards: ShardLaunch[];
+}
+
+/** Stop every rank of the gang on this node (attempt 0: of every attempt). */
+export interface StopShards {
+  gangId: string;
+  attempt: number;
+  reason: string;
+}
+
+export interface LogRequest {
+  requestId: number;
+  gangId: string;
+  attempt: number;
+  rank: number;
+  tailBytes: number;
+  follow: boolean;
+}
+
+export interface LogCancel {
+  requestId: number;
 }
 
 /** The bundles of one placement group that live on this node. */
@@ -109,6 +192,15 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "bundlesReserved":
         BundlesReserved.encode(message.msg.value, writer.uint32(26).fork()).join();
         break;
+      case "shardStatus":
+        ShardStatusReport.encode(message.msg.value, writer.uint32(34).fork()).join();
+        break;
+      case "shardInventory":
+        ShardInventory.encode(message.msg.value, writer.uint32(42).fork()).join();
+        break;
+      case "logChunk":
+        AgentLogChunk.encode(message.msg.value, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -150,6 +242,30 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.msg = { $case: "bundlesReserved", value: BundlesReserved.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.msg = { $case: "shardStatus", value: ShardStatusReport.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.msg = { $case: "shardInventory", value: ShardInventory.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.msg = { $case: "logChunk", value: AgentLogChunk.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -172,6 +288,18 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         ? { $case: "bundlesReserved", value: BundlesReserved.fromJSON(object.bundlesReserved) }
         : isSet(object.bundles_reserved)
         ? { $case: "bundlesReserved", value: BundlesReserved.fromJSON(object.bundles_reserved) }
+        : isSet(object.shardStatus)
+        ? { $case: "shardStatus", value: ShardStatusReport.fromJSON(object.shardStatus) }
+        : isSet(object.shard_status)
+        ? { $case: "shardStatus", value: ShardStatusReport.fromJSON(object.shard_status) }
+        : isSet(object.shardInventory)
+        ? { $case: "shardInventory", value: ShardInventory.fromJSON(object.shardInventory) }
+        : isSet(object.shard_inventory)
+        ? { $case: "shardInventory", value: ShardInventory.fromJSON(object.shard_inventory) }
+        : isSet(object.logChunk)
+        ? { $case: "logChunk", value: AgentLogChunk.fromJSON(object.logChunk) }
+        : isSet(object.log_chunk)
+        ? { $case: "logChunk", value: AgentLogChunk.fromJSON(object.log_chunk) }
         : undefined,
     };
   },
@@ -184,6 +312,401 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.heartbeat = Heartbeat.toJSON(message.msg.value);
     } else if (message.msg?.$case === "bundlesReserved") {
       obj.bundlesReserved = BundlesReserved.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "shardStatus") {
+      obj.shardStatus = ShardStatusReport.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "shardInventory") {
+      obj.shardInventory = ShardInventory.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "logChunk") {
+      obj.logChunk = AgentLogChunk.toJSON(message.msg.value);
+    }
+    return obj;
+  },
+};
+
+function createBaseShardStatusReport(): ShardStatusReport {
+  return {
+    gangId: "",
+    attempt: 0,
+    rank: 0,
+    phase: "",
+    pid: 0,
+    exitCode: undefined,
+    signal: "",
+    reason: "",
+    stopped: false,
+    logTail: "",
+  };
+}
+
+export const ShardStatusReport: MessageFns<ShardStatusReport> = {
+  encode(message: ShardStatusReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.gangId !== "") {
+      writer.uint32(10).string(message.gangId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.rank !== 0) {
+      writer.uint32(24).uint32(message.rank);
+    }
+    if (message.phase !== "") {
+      writer.uint32(34).string(message.phase);
+    }
+    if (message.pid !== 0) {
+      writer.uint32(40).int32(message.pid);
+    }
+    if (message.exitCode !== undefined) {
+      writer.uint32(48).int32(message.exitCode);
+    }
+    if (message.signal !== "") {
+      writer.uint32(58).string(message.signal);
+    }
+    if (message.reason !== "") {
+      writer.uint32(66).string(message.reason);
+    }
+    if (message.stopped !== false) {
+      writer.uint32(72).bool(message.stopped);
+    }
+    if (message.logTail !== "") {
+      writer.uint32(82).string(message.logTail);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardStatusReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardStatusReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.gangId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.rank = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.phase = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.pid = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.exitCode = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.signal = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.stopped = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.logTail = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShardStatusReport {
+    return {
+      gangId: isSet(object.gangId)
+        ? globalThis.String(object.gangId)
+        : isSet(object.gang_id)
+        ? globalThis.String(object.gang_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      rank: isSet(object.rank) ? globalThis.Number(object.rank) : 0,
+      phase: isSet(object.phase) ? globalThis.String(object.phase) : "",
+      pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
+      exitCode: isSet(object.exitCode)
+        ? globalThis.Number(object.exitCode)
+        : isSet(object.exit_code)
+        ? globalThis.Number(object.exit_code)
+        : undefined,
+      signal: isSet(object.signal) ? globalThis.String(object.signal) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      stopped: isSet(object.stopped) ? globalThis.Boolean(object.stopped) : false,
+      logTail: isSet(object.logTail)
+        ? globalThis.String(object.logTail)
+        : isSet(object.log_tail)
+        ? globalThis.String(object.log_tail)
+        : "",
+    };
+  },
+
+  toJSON(message: ShardStatusReport): unknown {
+    const obj: any = {};
+    if (message.gangId !== "") {
+      obj.gangId = message.gangId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.rank !== 0) {
+      obj.rank = Math.round(message.rank);
+    }
+    if (message.phase !== "") {
+      obj.phase = message.phase;
+    }
+    if (message.pid !== 0) {
+      obj.pid = Math.round(message.pid);
+    }
+    if (message.exitCode !== undefined) {
+      obj.exitCode = Math.round(message.exitCode);
+    }
+    if (message.signal !== "") {
+      obj.signal = message.signal;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.stopped !== false) {
+      obj.stopped = message.stopped;
+    }
+    if (message.logTail !== "") {
+      obj.logTail = message.logTail;
+    }
+    return obj;
+  },
+};
+
+function createBaseShardInventory(): ShardInventory {
+  return { shards: [] };
+}
+
+export const ShardInventory: MessageFns<ShardInventory> = {
+  encode(message: ShardInventory, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.shards) {
+      ShardStatusReport.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardInventory {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardInventory();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.shards.push(ShardStatusReport.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShardInventory {
+    return {
+      shards: globalThis.Array.isArray(object?.shards)
+        ? object.shards.map((e: any) => ShardStatusReport.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ShardInventory): unknown {
+    const obj: any = {};
+    if (message.shards?.length) {
+      obj.shards = message.shards.map((e) => ShardStatusReport.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseAgentLogChunk(): AgentLogChunk {
+  return { requestId: 0, data: Buffer.alloc(0), eof: false, error: "" };
+}
+
+export const AgentLogChunk: MessageFns<AgentLogChunk> = {
+  encode(message: AgentLogChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(18).bytes(message.data);
+    }
+    if (message.eof !== false) {
+      writer.uint32(24).bool(message.eof);
+    }
+    if (message.error !== "") {
+      writer.uint32(34).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AgentLogChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAgentLogChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.eof = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AgentLogChunk {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.Number(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.Number(object.request_id)
+        : 0,
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      eof: isSet(object.eof) ? globalThis.Boolean(object.eof) : false,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: AgentLogChunk): unknown {
+    const obj: any = {};
+    if (message.requestId !== 0) {
+      obj.requestId = Math.round(message.requestId);
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.eof !== false) {
+      obj.eof = message.eof;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
     }
     return obj;
   },
@@ -545,6 +1068,18 @@ export const HeadMessage: MessageFns<HeadMessage> = {
       case "reservations":
         ReservationSnapshot.encode(message.msg.value, writer.uint32(42).fork()).join();
         break;
+      case "launchShards":
+        LaunchShards.encode(message.msg.value, writer.uint32(50).fork()).join();
+        break;
+      case "stopShards":
+        StopShards.encode(message.msg.value, writer.uint32(58).fork()).join();
+        break;
+      case "logRequest":
+        LogRequest.encode(message.msg.value, writer.uint32(66).fork()).join();
+        break;
+      case "logCancel":
+        LogCancel.encode(message.msg.value, writer.uint32(74).fork()).join();
+        break;
     }
     return writer;
   },
@@ -602,6 +1137,38 @@ export const HeadMessage: MessageFns<HeadMessage> = {
             message.msg = { $case: "reservations", value: ReservationSnapshot.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.msg = { $case: "launchShards", value: LaunchShards.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.msg = { $case: "stopShards", value: StopShards.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.msg = { $case: "logRequest", value: LogRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.msg = { $case: "logCancel", value: LogCancel.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -632,6 +1199,22 @@ export const HeadMessage: MessageFns<HeadMessage> = {
         ? { $case: "releaseBundles", value: ReleaseBundles.fromJSON(object.release_bundles) }
         : isSet(object.reservations)
         ? { $case: "reservations", value: ReservationSnapshot.fromJSON(object.reservations) }
+        : isSet(object.launchShards)
+        ? { $case: "launchShards", value: LaunchShards.fromJSON(object.launchShards) }
+        : isSet(object.launch_shards)
+        ? { $case: "launchShards", value: LaunchShards.fromJSON(object.launch_shards) }
+        : isSet(object.stopShards)
+        ? { $case: "stopShards", value: StopShards.fromJSON(object.stopShards) }
+        : isSet(object.stop_shards)
+        ? { $case: "stopShards", value: StopShards.fromJSON(object.stop_shards) }
+        : isSet(object.logRequest)
+        ? { $case: "logRequest", value: LogRequest.fromJSON(object.logRequest) }
+        : isSet(object.log_request)
+        ? { $case: "logRequest", value: LogRequest.fromJSON(object.log_request) }
+        : isSet(object.logCancel)
+        ? { $case: "logCancel", value: LogCancel.fromJSON(object.logCancel) }
+        : isSet(object.log_cancel)
+        ? { $case: "logCancel", value: LogCancel.fromJSON(object.log_cancel) }
         : undefined,
     };
   },
@@ -648,6 +1231,728 @@ export const HeadMessage: MessageFns<HeadMessage> = {
       obj.releaseBundles = ReleaseBundles.toJSON(message.msg.value);
     } else if (message.msg?.$case === "reservations") {
       obj.reservations = ReservationSnapshot.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "launchShards") {
+      obj.launchShards = LaunchShards.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "stopShards") {
+      obj.stopShards = StopShards.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "logRequest") {
+      obj.logRequest = LogRequest.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "logCancel") {
+      obj.logCancel = LogCancel.toJSON(message.msg.value);
+    }
+    return obj;
+  },
+};
+
+function createBaseShardLaunch(): ShardLaunch {
+  return {
+    rank: 0,
+    command: "",
+    args: [],
+    env: {},
+    cwd: "",
+    readiness: undefined,
+    liveness: undefined,
+    startupDeadlineMs: 0,
+    gracePeriodMs: 0,
+    logMaxBytes: 0,
+  };
+}
+
+export const ShardLaunch: MessageFns<ShardLaunch> = {
+  encode(message: ShardLaunch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rank !== 0) {
+      writer.uint32(8).uint32(message.rank);
+    }
+    if (message.command !== "") {
+      writer.uint32(18).string(message.command);
+    }
+    for (const v of message.args) {
+      writer.uint32(26).string(v!);
+    }
+    globalThis.Object.entries(message.env).forEach(([key, value]: [string, string]) => {
+      ShardLaunch_EnvEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
+    if (message.cwd !== "") {
+      writer.uint32(42).string(message.cwd);
+    }
+    if (message.readiness !== undefined) {
+      Probe.encode(message.readiness, writer.uint32(50).fork()).join();
+    }
+    if (message.liveness !== undefined) {
+      Probe.encode(message.liveness, writer.uint32(58).fork()).join();
+    }
+    if (message.startupDeadlineMs !== 0) {
+      writer.uint32(64).int32(message.startupDeadlineMs);
+    }
+    if (message.gracePeriodMs !== 0) {
+      writer.uint32(72).int32(message.gracePeriodMs);
+    }
+    if (message.logMaxBytes !== 0) {
+      writer.uint32(80).int64(message.logMaxBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardLaunch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardLaunch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.rank = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.command = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.args.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = ShardLaunch_EnvEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.env[entry4.key] = entry4.value;
+            }
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.cwd = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.readiness = Probe.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.liveness = Probe.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.startupDeadlineMs = reader.int32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.gracePeriodMs = reader.int32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.logMaxBytes = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShardLaunch {
+    return {
+      rank: isSet(object.rank) ? globalThis.Number(object.rank) : 0,
+      command: isSet(object.command) ? globalThis.String(object.command) : "",
+      args: globalThis.Array.isArray(object?.args) ? object.args.map((e: any) => globalThis.String(e)) : [],
+      env: isObject(object.env)
+        ? (globalThis.Object.entries(object.env) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      cwd: isSet(object.cwd) ? globalThis.String(object.cwd) : "",
+      readiness: isSet(object.readiness) ? Probe.fromJSON(object.readiness) : undefined,
+      liveness: isSet(object.liveness) ? Probe.fromJSON(object.liveness) : undefined,
+      startupDeadlineMs: isSet(object.startupDeadlineMs)
+        ? globalThis.Number(object.startupDeadlineMs)
+        : isSet(object.startup_deadline_ms)
+        ? globalThis.Number(object.startup_deadline_ms)
+        : 0,
+      gracePeriodMs: isSet(object.gracePeriodMs)
+        ? globalThis.Number(object.gracePeriodMs)
+        : isSet(object.grace_period_ms)
+        ? globalThis.Number(object.grace_period_ms)
+        : 0,
+      logMaxBytes: isSet(object.logMaxBytes)
+        ? globalThis.Number(object.logMaxBytes)
+        : isSet(object.log_max_bytes)
+        ? globalThis.Number(object.log_max_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: ShardLaunch): unknown {
+    const obj: any = {};
+    if (message.rank !== 0) {
+      obj.rank = Math.round(message.rank);
+    }
+    if (message.command !== "") {
+      obj.command = message.command;
+    }
+    if (message.args?.length) {
+      obj.args = message.args;
+    }
+    if (message.env) {
+      const entries = globalThis.Object.entries(message.env) as [string, string][];
+      if (entries.length > 0) {
+        obj.env = {};
+        entries.forEach(([k, v]) => {
+          obj.env[k] = v;
+        });
+      }
+    }
+    if (message.cwd !== "") {
+      obj.cwd = message.cwd;
+    }
+    if (message.readiness !== undefined) {
+      obj.readiness = Probe.toJSON(message.readiness);
+    }
+    if (message.liveness !== undefined) {
+      obj.liveness = Probe.toJSON(message.liveness);
+    }
+    if (message.startupDeadlineMs !== 0) {
+      obj.startupDeadlineMs = Math.round(message.startupDeadlineMs);
+    }
+    if (message.gracePeriodMs !== 0) {
+      obj.gracePeriodMs = Math.round(message.gracePeriodMs);
+    }
+    if (message.logMaxBytes !== 0) {
+      obj.logMaxBytes = Math.round(message.logMaxBytes);
+    }
+    return obj;
+  },
+};
+
+function createBaseShardLaunch_EnvEntry(): ShardLaunch_EnvEntry {
+  return { key: "", value: "" };
+}
+
+export const ShardLaunch_EnvEntry: MessageFns<ShardLaunch_EnvEntry> = {
+  encode(message: ShardLaunch_EnvEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardLaunch_EnvEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardLaunch_EnvEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShardLaunch_EnvEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ShardLaunch_EnvEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+};
+
+function createBaseLaunchShards(): LaunchShards {
+  return { gangId: "", attempt: 0, shards: [] };
+}
+
+export const LaunchShards: MessageFns<LaunchShards> = {
+  encode(message: LaunchShards, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.gangId !== "") {
+      writer.uint32(10).string(message.gangId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    for (const v of message.shards) {
+      ShardLaunch.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LaunchShards {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLaunchShards();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.gangId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.shards.push(ShardLaunch.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LaunchShards {
+    return {
+      gangId: isSet(object.gangId)
+        ? globalThis.String(object.gangId)
+        : isSet(object.gang_id)
+        ? globalThis.String(object.gang_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      shards: globalThis.Array.isArray(object?.shards) ? object.shards.map((e: any) => ShardLaunch.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: LaunchShards): unknown {
+    const obj: any = {};
+    if (message.gangId !== "") {
+      obj.gangId = message.gangId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.shards?.length) {
+      obj.shards = message.shards.map((e) => ShardLaunch.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseStopShards(): StopShards {
+  return { gangId: "", attempt: 0, reason: "" };
+}
+
+export const StopShards: MessageFns<StopShards> = {
+  encode(message: StopShards, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.gangId !== "") {
+      writer.uint32(10).string(message.gangId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StopShards {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStopShards();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.gangId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StopShards {
+    return {
+      gangId: isSet(object.gangId)
+        ? globalThis.String(object.gangId)
+        : isSet(object.gang_id)
+        ? globalThis.String(object.gang_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: StopShards): unknown {
+    const obj: any = {};
+    if (message.gangId !== "") {
+      obj.gangId = message.gangId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+};
+
+function createBaseLogRequest(): LogRequest {
+  return { requestId: 0, gangId: "", attempt: 0, rank: 0, tailBytes: 0, follow: false };
+}
+
+export const LogRequest: MessageFns<LogRequest> = {
+  encode(message: LogRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    if (message.gangId !== "") {
+      writer.uint32(18).string(message.gangId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(24).uint32(message.attempt);
+    }
+    if (message.rank !== 0) {
+      writer.uint32(32).uint32(message.rank);
+    }
+    if (message.tailBytes !== 0) {
+      writer.uint32(40).uint32(message.tailBytes);
+    }
+    if (message.follow !== false) {
+      writer.uint32(48).bool(message.follow);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LogRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLogRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.gangId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.rank = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.tailBytes = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.follow = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LogRequest {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.Number(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.Number(object.request_id)
+        : 0,
+      gangId: isSet(object.gangId)
+        ? globalThis.String(object.gangId)
+        : isSet(object.gang_id)
+        ? globalThis.String(object.gang_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      rank: isSet(object.rank) ? globalThis.Number(object.rank) : 0,
+      tailBytes: isSet(object.tailBytes)
+        ? globalThis.Number(object.tailBytes)
+        : isSet(object.tail_bytes)
+        ? globalThis.Number(object.tail_bytes)
+        : 0,
+      follow: isSet(object.follow) ? globalThis.Boolean(object.follow) : false,
+    };
+  },
+
+  toJSON(message: LogRequest): unknown {
+    const obj: any = {};
+    if (message.requestId !== 0) {
+      obj.requestId = Math.round(message.requestId);
+    }
+    if (message.gangId !== "") {
+      obj.gangId = message.gangId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.rank !== 0) {
+      obj.rank = Math.round(message.rank);
+    }
+    if (message.tailBytes !== 0) {
+      obj.tailBytes = Math.round(message.tailBytes);
+    }
+    if (message.follow !== false) {
+      obj.follow = message.follow;
+    }
+    return obj;
+  },
+};
+
+function createBaseLogCancel(): LogCancel {
+  return { requestId: 0 };
+}
+
+export const LogCancel: MessageFns<LogCancel> = {
+  encode(message: LogCancel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LogCancel {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLogCancel();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LogCancel {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.Number(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.Number(object.request_id)
+        : 0,
+    };
+  },
+
+  toJSON(message: LogCancel): unknown {
+    const obj: any = {};
+    if (message.requestId !== 0) {
+      obj.requestId = Math.round(message.requestId);
     }
     return obj;
   },
@@ -1153,6 +2458,14 @@ export const AgentServiceClient = makeGenericClientConstructor(
   service: typeof AgentServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());

@@ -1,0 +1,124 @@
+/** `muster gang launch|ls|get|stop` and `muster logs`: gangs from the shell. */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { ErrorCode, MusterError, isMusterError, type Gang, type GangSpec } from '@muster/sdk';
+import { addConnectionFlags, connectFromFlags, type ConnectionFlags } from '../connection.js';
+import { ago, table } from '../format.js';
+
+type Flags = ConnectionFlags & { json?: boolean };
+
+export function gangCommand(program: Command): void {
+  const gang = program.command('gang').description('gangs: the ranks of a TP×PP replica, started and restarted as one');
+
+  addConnectionFlags(gang.command('launch').description('launch a gang on a placement group from a YAML or JSON spec'))
+    .requiredOption('-f, --file <file>', 'gang spec (see docs/gangs.md)')
+    .option('--wait <seconds>', 'wait until every rank is ready, showing progress', '0')
+    .option('--json', 'print JSON')
+    .action(async (flags: Flags & { file: string; wait: string }) => {
+      let spec: GangSpec;
+      try {
+        spec = parseYaml(await readFile(flags.file, 'utf8')) as GangSpec;
+      } catch (e) {
+        throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${flags.file}: ${(e as Error).message}`, { cause: e });
+      }
+      await withCluster(flags, async (cluster) => {
+        const g = await cluster.gangs.launch(spec);
+        process.stderr.write(`launched ${g.id} (${g.name}): ${g.state} — ${g.message}\n`);
+        if (Number(flags.wait) > 0) await waitWithProgress(g, Number(flags.wait) * 1000);
+        process.stdout.write(flags.json ? `${JSON.stringify(g, null, 2)}\n` : `${describe(g)}\n`);
+      });
+    });
+
+  addConnectionFlags(gang.command('ls').description('list gangs'))
+    .option('--json', 'print JSON')
+    .action(async (flags: Flags) => {
+      await withCluster(flags, async (cluster) => {
+        const gangs = await cluster.gangs.list();
+        if (flags.json) return void process.stdout.write(`${JSON.stringify(gangs, null, 2)}\n`);
+        if (gangs.length === 0) return void process.stdout.write('no gangs\n');
+        process.stdout.write(`${table(['ID', 'NAME', 'STATE', 'RANKS', 'READY', 'ATTEMPT', 'RESTARTS', 'AGE', 'MESSAGE'], gangs.map((g) => {
+          const v = g.toJSON();
+          return [g.id, g.name, g.state, String(g.ranks.length), String(g.ranks.filter((r) => r.phase === 'ready').length), String(v.attempt), String(v.restarts), ago(v.createdAt), g.message];
+        }))}\n`);
+      });
+    });
+
+  addConnectionFlags(gang.command('get <id>').description('show a gang, its ranks and its failures'))
+    .option('--json', 'print JSON')
+    .action(async (id: string, flags: Flags) => {
+      await withCluster(flags, async (cluster) => {
+        const g = await cluster.gangs.get(id);
+        process.stdout.write(flags.json ? `${JSON.stringify(g, null, 2)}\n` : `${describe(g)}\n`);
+      });
+    });
+
+  addConnectionFlags(gang.command('stop <id>').description('stop every rank of a gang'))
+    .option('--wait <seconds>', 'wait until every rank is gone', '10')
+    .action(async (id: string, flags: Flags & { wait: string }) => {
+      await withCluster(flags, async (cluster) => {
+        const g = await cluster.gangs.stop(id);
+        const deadline = Date.now() + Number(flags.wait) * 1000;
+        while (g.state === 'stopping' && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 200));
+          await g.refresh();
+        }
+        process.stdout.write(`${g.name}: ${g.state}\n`);
+      });
+    });
+
+  addConnectionFlags(program.command('logs <gang>').description("print a rank's log (stdout and stderr), relayed from its worker"))
+    .option('--rank <n>', 'rank', '0')
+    .option('-f, --follow', 'keep printing new output')
+    .option('--tail <bytes>', 'bytes from the end to start with', '65536')
+    .action(async (id: string, flags: ConnectionFlags & { rank: string; follow?: boolean; tail: string }) => {
+      await withCluster(flags, async (cluster) => {
+        const abort = new AbortController();
+        process.once('SIGINT', () => abort.abort());
+        for await (const chunk of cluster.gangs.logs(id, { rank: Number(flags.rank), follow: !!flags.follow, tailBytes: Number(flags.tail), signal: abort.signal })) {
+          process.stdout.write(chunk);
+        }
+      });
+    });
+}
+
+async function withCluster(flags: ConnectionFlags, fn: (c: Awaited<ReturnType<typeof connectFromFlags>>) => Promise<void>): Promise<void> {
+  const cluster = await connectFromFlags(flags);
+  try {
+    await fn(cluster);
+  } finally {
+    cluster.close();
+  }
+}
+
+function describe(g: Gang): string {
+  const v = g.toJSON();
+  const lines = [`${g.id}  ${g.name}  ${g.state}  attempt ${v.attempt}, restarts ${v.restarts}  MASTER ${v.masterAddr}:${v.masterPort}`, `  ${g.message}`];
+  if (g.ranks.length) {
+    lines.push(table(['RANK', 'NODE', 'TP', 'PP', 'LOCAL', 'CUDA_VISIBLE_DEVICES', 'PORTS', 'PHASE', 'PID', 'REASON'], g.ranks.map((r) => [
+      String(r.rank), r.nodeId, String(r.tpRank), String(r.ppRank), String(r.localRank), r.cudaVisibleDevices || '-',
+      Object.entries(r.ports).map(([k, p]) => `${k}=${p}`).join(',') || '-', r.phase, r.pid ? String(r.pid) : '-', r.reason,
+    ])));
+  }
+  const f = v.firstFailure;
+  if (f) lines.push(`first failure (attempt ${f.attempt}): rank ${f.rank} on ${f.nodeId}: ${f.reason}${f.exitCode !== undefined ? ` (exit ${f.exitCode})` : ''}`, ...(f.logTail ? [f.logTail.replace(/^/gm, '  | ')] : []));
+  return lines.join('\n');
+}
+
+/** Waits for READY, printing ranks launched / ready / failed as they change. */
+async function waitWithProgress(g: Gang, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      await g.ready({ timeout: Math.min(500, Math.max(0, deadline - Date.now())) });
+      process.stderr.write(`${g.name}: all ${g.ranks.length} ranks ready\n`);
+      return;
+    } catch (e) {
+      if (!isMusterError(e) || e.code !== ErrorCode.DEADLINE_EXCEEDED || Date.now() >= deadline) throw e;
+      const now = `${g.state}: ${g.message}`;
+      if (now !== last) process.stderr.write(`waiting… ${now}\n`);
+      last = now;
+    }
+  }
+}

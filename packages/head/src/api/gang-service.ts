@@ -1,0 +1,25 @@
+/** GangService: launch, inspect, wait for and stop gangs; relay rank logs. */
+import type { GangServiceServer } from '@muster/proto';
+import type { GangController } from '../controllers/gangs.js';
+import type { LogRelay } from './log-relay.js';
+import { serverStream, unary, type RpcContext } from './rpc.js';
+
+export function gangService(ctx: RpcContext, gangs: GangController, logs: LogRelay): GangServiceServer {
+  return {
+    launchGang: unary(ctx, 'LaunchGang', (req) => gangs.launch(req.spec)),
+    getGang: unary(ctx, 'GetGang', async (req) => gangs.get(req.id)),
+    listGangs: unary(ctx, 'ListGangs', async () => ({ gangs: gangs.list() })),
+    stopGang: unary(ctx, 'StopGang', (req) => gangs.stop(req.id)),
+    waitGang: unary(ctx, 'WaitGang', (req) => gangs.wait(req.id, req.timeoutMs)),
+    streamLogs: serverStream(ctx, 'StreamLogs', async (call) => {
+      const { gang, rank, follow, tailBytes } = call.request;
+      const where = gangs.locate(gang, rank);
+      const abort = new AbortController();
+      call.once('cancelled', () => abort.abort());
+      call.once('close', () => abort.abort());
+      for await (const data of logs.open(where.nodeId, { gangId: where.gangId, attempt: where.attempt, rank, tailBytes: tailBytes || 65_536, follow }, abort.signal)) {
+        call.write({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) });
+      }
+    }),
+  };
+}

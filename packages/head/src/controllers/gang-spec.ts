@@ -1,0 +1,255 @@
+/**
+ * Gang specs, validated at the edge, and the rank layout a gang gets on its
+ * placement group — pure functions, no I/O.
+ *
+ * Layout rules (docs/gangs.md):
+ *  - one bundle of the placement group per PP stage; a bundle's GPUs are split
+ *    evenly over the stage's TP ranks (TP ranks stay inside the bundle, which
+ *    the scheduler keeps inside one NVLink island with `gpu-island`);
+ *  - stages are mapped to bundles node by node (nodes in order of their first
+ *    bundle), so ranks are contiguous per node; RANK = PP_RANK × TP + TP_RANK;
+ *  - MASTER_ADDR is rank 0's node, MASTER_PORT a port allocated there.
+ */
+import { z } from 'zod';
+import { ErrorCode, MusterError } from '@muster/common';
+import type { GangSpec as WireGangSpec, Node, PlacementGroup, Probe } from '@muster/proto';
+
+const PORT_NAME = /^[a-z][a-z0-9_]{0,30}$/;
+const probeSchema = z
+  .strictObject({
+    kind: z.enum(['http', 'tcp', 'exec', 'sdk']),
+    port: z.string().default(''),
+    path: z.string().default('/'),
+    command: z.array(z.string()).default([]),
+    periodMs: z.int().min(0).max(3_600_000).default(0),
+    timeoutMs: z.int().min(0).max(3_600_000).default(0),
+    failureThreshold: z.int().min(0).max(1000).default(0),
+  })
+  .check((ctx) => {
+    const p = ctx.value;
+    if ((p.kind === 'http' || p.kind === 'tcp') && p.port === '') ctx.issues.push({ code: 'custom', input: p, path: ['port'], message: `a ${p.kind} probe needs a port (a port name of the template, or a number)` });
+    if (p.kind === 'exec' && p.command.length === 0) ctx.issues.push({ code: 'custom', input: p, path: ['command'], message: 'an exec probe needs a command' });
+  });
+
+export const gangSpecSchema = z
+  .strictObject({
+    name: z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/, 'must be 1-63 lowercase letters, digits, "." or "-"'),
+    placementGroup: z.string().min(1, 'name or id of the placement group whose bundles are the PP stages'),
+    tp: z.int().min(1).max(1024),
+    pp: z.int().min(1).max(1024),
+    template: z.strictObject({
+      command: z.string().min(1, 'the command to run for every rank'),
+      args: z.array(z.string()).default([]),
+      env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not a valid environment variable name'), z.string()).default({}),
+      cwd: z.string().default(''),
+      ports: z.array(z.strictObject({ name: z.string().regex(PORT_NAME, 'lowercase letters, digits and _'), port: z.int().min(0).max(65535).default(0) })).default([]),
+      readiness: probeSchema.optional(),
+      liveness: probeSchema.optional(),
+    }),
+    startup: z
+      .strictObject({
+        deadlineMs: z.int().min(0).max(86_400_000).default(0),
+        maxRestarts: z.int().min(-1).max(1000).default(0),
+        backoffInitialMs: z.int().min(0).max(3_600_000).default(0),
+        backoffMaxMs: z.int().min(0).max(3_600_000).default(0),
+        gracePeriodMs: z.int().min(0).max(3_600_000).default(0),
+      })
+      .default({ deadlineMs: 0, maxRestarts: 0, backoffInitialMs: 0, backoffMaxMs: 0, gracePeriodMs: 0 })
+      .transform((s) => ({
+        // proto3 cannot tell 0 from unset: 0 means "the default".
+        deadlineMs: s.deadlineMs || 60_000,
+        maxRestarts: s.maxRestarts === -1 ? 0 : s.maxRestarts || 3,
+        backoffInitialMs: s.backoffInitialMs || 1_000,
+        backoffMaxMs: s.backoffMaxMs || 30_000,
+        gracePeriodMs: s.gracePeriodMs || 5_000,
+      })),
+    logMaxBytes: z.int().min(0).max(2 ** 40).default(0).transform((n) => n || 16 * 1024 * 1024),
+  })
+  .check((ctx) => {
+    const t = ctx.value.template;
+    const names = new Set<string>();
+    const fixed = new Set<number>();
+    t.ports.forEach((p, i) => {
+      if (names.has(p.name)) ctx.issues.push({ code: 'custom', input: p, path: ['template', 'ports', i, 'name'], message: `port name "${p.name}" used twice` });
+      if (p.port && fixed.has(p.port)) ctx.issues.push({ code: 'custom', input: p, path: ['template', 'ports', i, 'port'], message: `port ${p.port} clashes with another port of the template` });
+      names.add(p.name);
+      if (p.port) fixed.add(p.port);
+    });
+    for (const key of ['readiness', 'liveness'] as const) {
+      const port = t[key]?.port;
+      if (port && !names.has(port) && !/^\d{1,5}$/.test(port)) ctx.issues.push({ code: 'custom', input: port, path: ['template', key, 'port'], message: `"${port}" is neither a port name of the template (${[...names].join(', ') || 'none'}) nor a number` });
+    }
+  });
+
+export type GangSpec = z.output<typeof gangSpecSchema>;
+
+/** Validates a wire spec (proto3 zero values = defaults); errors name the field. */
+export function parseGangSpec(w: WireGangSpec | undefined): GangSpec {
+  const t = w?.template;
+  const probe = (p: Probe | undefined) => (p && p.kind ? { kind: p.kind, port: p.port, path: p.path || '/', command: p.command, periodMs: p.periodMs, timeoutMs: p.timeoutMs, failureThreshold: p.failureThreshold } : undefined);
+  const input = {
+    name: w?.name ?? '',
+    placementGroup: w?.placementGroup ?? '',
+    tp: w?.tp ?? 0,
+    pp: w?.pp ?? 0,
+    template: {
+      command: t?.command ?? '',
+      args: t?.args ?? [],
+      env: t?.env ?? {},
+      cwd: t?.cwd ?? '',
+      ports: t?.ports ?? [],
+      ...(probe(t?.readiness) ? { readiness: probe(t?.readiness) } : {}),
+      ...(probe(t?.liveness) ? { liveness: probe(t?.liveness) } : {}),
+    },
+    startup: w?.startup ?? undefined,
+    logMaxBytes: w?.logMaxBytes ?? 0,
+  };
+  const r = gangSpecSchema.safeParse(input);
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => `${i.path.map((p, n) => (typeof p === 'number' ? `[${p}]` : n === 0 ? String(p) : `.${String(p)}`)).join('')}: ${i.message}`);
+  throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: ${issues.join('; ')}`, { details: { fields: r.error.issues.map((i) => i.path.join('.')) } });
+}
+
+/** The spec back on the wire, with defaults spelled out. */
+export function wireGangSpec(s: GangSpec): WireGangSpec {
+  const probe = (p: GangSpec['template']['readiness']): Probe | undefined => (p ? { ...p } : undefined);
+  return {
+    name: s.name,
+    placementGroup: s.placementGroup,
+    tp: s.tp,
+    pp: s.pp,
+    template: { ...s.template, readiness: probe(s.template.readiness), liveness: probe(s.template.liveness) },
+    startup: s.startup,
+    logMaxBytes: s.logMaxBytes,
+  };
+}
+
+/** Throws INVALID_ARGUMENT unless the group's bundles can carry TP×PP ranks. */
+export function checkBundles(spec: GangSpec, pg: PlacementGroup): void {
+  const bundles = pg.spec?.bundles ?? [];
+  if (bundles.length !== spec.pp) {
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: pp: ${spec.pp} stages need ${spec.pp} bundles, placement group ${pg.spec?.name} has ${bundles.length}`, { details: { field: 'pp' } });
+  }
+  bundles.forEach((b, i) => {
+    if (b.gpus % spec.tp !== 0) {
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: tp: bundle ${i} of placement group ${pg.spec?.name} has ${b.gpus} GPU(s), not a multiple of tp=${spec.tp}`, { details: { field: 'tp' } });
+    }
+  });
+}
+
+export interface RankPlan {
+  rank: number;
+  nodeId: string;
+  tpRank: number;
+  ppRank: number;
+  localRank: number;
+  localWorldSize: number;
+  cudaVisibleDevices: string;
+  ports: Record<string, number>;
+}
+
+export interface LayoutPlan {
+  ranks: RankPlan[];
+  masterAddr: string;
+  masterPort: number;
+}
+
+export const PORT_RANGE = { first: 30_000, last: 32_767 };
+
+/**
+ * Port spaces are per host address, not per node id: simulated nodes on one
+ * machine (`muster up`, tests) share one.
+ */
+export function portSpace(nodes: Map<string, Node>, nodeId: string): string {
+  return nodes.get(nodeId)?.address || nodeId;
+}
+
+/**
+ * Places the ranks on the group's bundles and allocates ports (lowest free
+ * port of PORT_RANGE on the rank's host, skipping `used`, keyed by
+ * `portSpace`). Throws INVALID_ARGUMENT on a fixed-port clash.
+ */
+export function planLayout(spec: GangSpec, pg: PlacementGroup, nodes: Map<string, Node>, used: Map<string, Set<number>>): LayoutPlan {
+  checkBundles(spec, pg);
+  const placements = [...pg.placements].sort((a, b) => a.bundleIndex - b.bundleIndex);
+  const nodeOrder = new Map<string, number>();
+  for (const p of placements) if (!nodeOrder.has(p.nodeId)) nodeOrder.set(p.nodeId, nodeOrder.size);
+  const stages = [...placements].sort((a, b) => nodeOrder.get(a.nodeId)! - nodeOrder.get(b.nodeId)! || a.bundleIndex - b.bundleIndex);
+
+  const taken = (nodeId: string) => {
+    const space = portSpace(nodes, nodeId);
+    let s = used.get(space);
+    if (!s) used.set(space, (s = new Set()));
+    return s;
+  };
+  const allocate = (nodeId: string): number => {
+    const s = taken(nodeId);
+    for (let p = PORT_RANGE.first; p <= PORT_RANGE.last; p++) {
+      if (!s.has(p)) {
+        s.add(p);
+        return p;
+      }
+    }
+    throw new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `no free port left in ${PORT_RANGE.first}-${PORT_RANGE.last} on node ${nodeId}`);
+  };
+
+  const ranks: RankPlan[] = [];
+  const perNode = new Map<string, number>();
+  stages.forEach((b, ppRank) => {
+    const gpus = b.migUuids.length > 0 ? b.migUuids : b.gpuIndices.map(String);
+    const k = gpus.length / spec.tp;
+    for (let tpRank = 0; tpRank < spec.tp; tpRank++) {
+      const ports: Record<string, number> = {};
+      for (const p of spec.template.ports) {
+        if (p.port) {
+          if (taken(b.nodeId).has(p.port)) {
+            throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: template.ports: port ${p.port} ("${p.name}") clashes on node ${b.nodeId} (another rank or gang there uses it); use port 0 to have one allocated`, { details: { field: 'template.ports' } });
+          }
+          taken(b.nodeId).add(p.port);
+          ports[p.name] = p.port;
+        } else ports[p.name] = allocate(b.nodeId);
+      }
+      const localRank = perNode.get(b.nodeId) ?? 0;
+      perNode.set(b.nodeId, localRank + 1);
+      ranks.push({
+        rank: ppRank * spec.tp + tpRank,
+        nodeId: b.nodeId,
+        tpRank,
+        ppRank,
+        localRank,
+        localWorldSize: 0, // filled below
+        cudaVisibleDevices: gpus.slice(tpRank * k, (tpRank + 1) * k).join(','),
+        ports,
+      });
+    }
+  });
+  for (const r of ranks) r.localWorldSize = perNode.get(r.nodeId)!;
+  const first = ranks[0]!;
+  const masterPort = allocate(first.nodeId);
+  return { ranks, masterAddr: nodes.get(first.nodeId)?.address || '127.0.0.1', masterPort };
+}
+
+/** The environment contract of one rank (BRIEF.md), over the template's env. */
+export function rankEnv(spec: GangSpec, gangId: string, attempt: number, plan: LayoutPlan, r: RankPlan): Record<string, string> {
+  const env: Record<string, string> = {
+    ...spec.template.env,
+    RANK: String(r.rank),
+    WORLD_SIZE: String(spec.tp * spec.pp),
+    LOCAL_RANK: String(r.localRank),
+    LOCAL_WORLD_SIZE: String(r.localWorldSize),
+    MASTER_ADDR: plan.masterAddr,
+    MASTER_PORT: String(plan.masterPort),
+    MUSTER_TP_RANK: String(r.tpRank),
+    MUSTER_TP_SIZE: String(spec.tp),
+    MUSTER_PP_RANK: String(r.ppRank),
+    MUSTER_PP_SIZE: String(spec.pp),
+    MUSTER_REPLICA_ID: gangId,
+    MUSTER_GROUP: spec.name,
+    MUSTER_GANG_ID: gangId,
+    MUSTER_ATTEMPT: String(attempt),
+    CUDA_VISIBLE_DEVICES: r.cudaVisibleDevices,
+    CUDA_DEVICE_ORDER: 'PCI_BUS_ID',
+  };
+  for (const [name, port] of Object.entries(r.ports)) env[`MUSTER_PORT_${name.toUpperCase()}`] = String(port);
+  return env;
+}

@@ -1,0 +1,223 @@
+/**
+ * Gangs from the SDK: the ranks of one TP×PP replica, launched on a
+ * placement group and watched as one.
+ *
+ *   const gang = await cluster.gangs.launch({
+ *     name: 'mlp', placementGroup: 'mlp-pg', tp: 4, pp: 2,
+ *     template: { command: 'node', args: ['rank.js'], ports: [{ name: 'http' }],
+ *                 readiness: { kind: 'http', port: 'http', path: '/health' } },
+ *     startup: { deadlineMs: 30_000, maxRestarts: 3 },
+ *   });
+ *   await gang.ready({ timeout: 60_000 });   // every rank ready, or the first failure
+ *   for await (const chunk of gang.logs({ rank: 0 })) process.stdout.write(chunk);
+ *   await gang.stop();
+ */
+import type { Metadata } from '@grpc/grpc-js';
+import { ErrorCode, MusterError, fromGrpcError } from '@muster/common';
+import { GangState as G, type Gang as WireGang, type GangFailure, type GangServiceClient, type GangSpec as WireSpec, type Probe } from '@muster/proto';
+
+export interface ProbeSpec {
+  kind: 'http' | 'tcp' | 'exec' | 'sdk';
+  /** A port name of the template, or a number. */
+  port?: string | number;
+  path?: string;
+  command?: string[];
+  periodMs?: number;
+  timeoutMs?: number;
+  failureThreshold?: number;
+}
+
+export interface GangSpec {
+  name: string;
+  /** Name or id of the placement group: one bundle per PP stage, its GPUs split over the TP ranks. */
+  placementGroup: string;
+  tp: number;
+  pp: number;
+  template: {
+    command: string;
+    args?: string[];
+    env?: Record<string, string>;
+    cwd?: string;
+    /** Each becomes MUSTER_PORT_<NAME>; port 0/absent: allocated on the rank's node. */
+    ports?: Array<{ name: string; port?: number }>;
+    readiness?: ProbeSpec;
+    liveness?: ProbeSpec;
+  };
+  startup?: { deadlineMs?: number; maxRestarts?: number; backoffInitialMs?: number; backoffMaxMs?: number; gracePeriodMs?: number };
+  logMaxBytes?: number;
+}
+
+export type GangStateName = 'pending' | 'starting' | 'ready' | 'restarting' | 'failed' | 'stopping' | 'stopped' | 'unknown';
+
+export interface RankView {
+  rank: number;
+  nodeId: string;
+  tpRank: number;
+  ppRank: number;
+  localRank: number;
+  cudaVisibleDevices: string;
+  ports: Record<string, number>;
+  phase: string;
+  pid: number;
+  exitCode: number | undefined;
+  reason: string;
+}
+
+export interface FailureView {
+  attempt: number;
+  rank: number;
+  nodeId: string;
+  reason: string;
+  exitCode: number | undefined;
+  signal: string;
+  /** The rank's last log lines. */
+  logTail: string;
+  time: Date;
+}
+
+export interface GangView {
+  id: string;
+  name: string;
+  state: GangStateName;
+  placementGroupId: string;
+  attempt: number;
+  restarts: number;
+  ranks: RankView[];
+  firstFailure: FailureView | undefined;
+  lastFailure: FailureView | undefined;
+  /** What it waits on, or why it is in its state. */
+  message: string;
+  masterAddr: string;
+  masterPort: number;
+  createdAt: Date;
+}
+
+const failure = (f: GangFailure | undefined): FailureView | undefined =>
+  f && { attempt: f.attempt, rank: f.rank, nodeId: f.nodeId, reason: f.reason, exitCode: f.exitCode, signal: f.signal, logTail: f.logTail, time: new Date(f.timeMs) };
+
+export function gangView(g: WireGang): GangView {
+  return {
+    id: g.id,
+    name: g.spec?.name ?? '',
+    state: (G[g.state]?.replace('GANG_STATE_', '').toLowerCase() ?? 'unknown') as GangStateName,
+    placementGroupId: g.placementGroupId,
+    attempt: g.attempt,
+    restarts: g.restarts,
+    ranks: g.ranks.map((r) => ({ rank: r.rank, nodeId: r.nodeId, tpRank: r.tpRank, ppRank: r.ppRank, localRank: r.localRank, cudaVisibleDevices: r.cudaVisibleDevices, ports: r.ports, phase: r.phase, pid: r.pid, exitCode: r.exitCode, reason: r.reason })),
+    firstFailure: failure(g.firstFailure),
+    lastFailure: failure(g.lastFailure),
+    message: g.message,
+    masterAddr: g.masterAddr,
+    masterPort: g.masterPort,
+    createdAt: new Date(g.createdAtMs),
+  };
+}
+
+const int = (v: number | undefined) => v ?? 0;
+const probe = (p: ProbeSpec | undefined): Probe | undefined =>
+  p && { kind: p.kind, port: p.port === undefined ? '' : String(p.port), path: p.path ?? '', command: p.command ?? [], periodMs: int(p.periodMs), timeoutMs: int(p.timeoutMs), failureThreshold: int(p.failureThreshold) };
+
+function toWire(s: GangSpec): WireSpec {
+  const t = s.template ?? ({} as GangSpec['template']);
+  return {
+    name: s.name ?? '',
+    placementGroup: s.placementGroup ?? '',
+    tp: int(s.tp),
+    pp: int(s.pp),
+    template: { command: t.command ?? '', args: t.args ?? [], env: t.env ?? {}, cwd: t.cwd ?? '', ports: (t.ports ?? []).map((p) => ({ name: p.name, port: int(p.port) })), readiness: probe(t.readiness), liveness: probe(t.liveness) },
+    startup: s.startup && { deadlineMs: int(s.startup.deadlineMs), maxRestarts: s.startup.maxRestarts === 0 ? -1 : int(s.startup.maxRestarts), backoffInitialMs: int(s.startup.backoffInitialMs), backoffMaxMs: int(s.startup.backoffMaxMs), gracePeriodMs: int(s.startup.gracePeriodMs) },
+    logMaxBytes: int(s.logMaxBytes),
+  };
+}
+
+type Call = <T>(fn: (md: Metadata, opts: { deadline: number }, cb: (err: unknown, res?: T) => void) => void, timeoutMs?: number) => Promise<T>;
+
+export class Gang {
+  constructor(private view: GangView, private readonly api: Gangs) {}
+
+  get id(): string { return this.view.id; }
+  get name(): string { return this.view.name; }
+  get state(): GangStateName { return this.view.state; }
+  get ranks(): RankView[] { return this.view.ranks; }
+  get message(): string { return this.view.message; }
+  toJSON(): GangView { return this.view; }
+
+  async refresh(): Promise<this> {
+    this.view = (await this.api.get(this.id)).view;
+    return this;
+  }
+
+  /**
+   * Resolves when every rank is ready. Rejects with MUSTER_FAILED_PRECONDITION
+   * carrying the first failure (reason, exit code, last log lines) when the
+   * gang FAILED or was stopped, and with MUSTER_DEADLINE_EXCEEDED saying what
+   * it waits on after `timeout` ms.
+   */
+  async ready(opts: { timeout?: number } = {}): Promise<this> {
+    const timeout = opts.timeout ?? 120_000;
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      this.view = gangView(await this.api.waitRaw(this.id, Math.min(Math.max(0, deadline - Date.now()), 60_000)));
+      if (this.view.state === 'ready') return this;
+      if (this.view.state === 'failed' || this.view.state === 'stopped') {
+        const f = this.view.firstFailure;
+        throw new MusterError(ErrorCode.FAILED_PRECONDITION, `gang ${this.name} is ${this.view.state}: ${this.view.message}${f?.logTail ? `\nlast log lines of rank ${f.rank}:\n${f.logTail}` : ''}`, { details: { firstFailure: f } });
+      }
+      if (Date.now() >= deadline) throw new MusterError(ErrorCode.DEADLINE_EXCEEDED, `gang ${this.name} not ready after ${timeout} ms (${this.view.state}): ${this.view.message}`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.view = (await this.api.stop(this.id)).view;
+  }
+
+  /** A rank's log (stdout+stderr): the last `tailBytes`, then new output with `follow`. */
+  logs(opts: { rank?: number; follow?: boolean; tailBytes?: number; signal?: AbortSignal } = {}): AsyncIterable<Uint8Array> {
+    return this.api.logs(this.id, opts);
+  }
+}
+
+export class Gangs {
+  constructor(private readonly client: GangServiceClient, private readonly call: Call, private readonly metadata: Metadata) {}
+
+  async launch(spec: GangSpec): Promise<Gang> {
+    const wire = toWire(spec);
+    return this.handle(await this.call<WireGang>((md, o, cb) => this.client.launchGang({ spec: wire }, md, o, cb)));
+  }
+
+  async get(idOrName: string): Promise<Gang> {
+    return this.handle(await this.call<WireGang>((md, o, cb) => this.client.getGang({ id: idOrName }, md, o, cb)));
+  }
+
+  async list(): Promise<Gang[]> {
+    const res = await this.call<{ gangs: WireGang[] }>((md, o, cb) => this.client.listGangs({}, md, o, cb));
+    return res.gangs.map((g) => this.handle(g));
+  }
+
+  async stop(idOrName: string): Promise<Gang> {
+    return this.handle(await this.call<WireGang>((md, o, cb) => this.client.stopGang({ id: idOrName }, md, o, cb)));
+  }
+
+  /** @internal */
+  waitRaw(id: string, timeoutMs: number): Promise<WireGang> {
+    return this.call<WireGang>((md, o, cb) => this.client.waitGang({ id, timeoutMs }, md, o, cb), timeoutMs + 10_000);
+  }
+
+  async *logs(idOrName: string, opts: { rank?: number; follow?: boolean; tailBytes?: number; signal?: AbortSignal }): AsyncGenerator<Uint8Array> {
+    const call = this.client.streamLogs({ gang: idOrName, rank: opts.rank ?? 0, follow: opts.follow ?? false, tailBytes: opts.tailBytes ?? 0 }, this.metadata);
+    const abort = () => call.cancel();
+    opts.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      for await (const chunk of call as AsyncIterable<{ data: Uint8Array }>) yield chunk.data;
+    } catch (e) {
+      if (!opts.signal?.aborted) throw fromGrpcError(e);
+    } finally {
+      opts.signal?.removeEventListener('abort', abort);
+      call.cancel();
+    }
+  }
+
+  private handle(g: WireGang): Gang {
+    return new Gang(gangView(g), this);
+  }
+}

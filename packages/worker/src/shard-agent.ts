@@ -1,0 +1,148 @@
+/**
+ * The agent's shard side: turns the head's launch/stop/log orders into
+ * supervisor calls, and the supervisor's status changes into reports.
+ *
+ * A rank that fails stops the other ranks of its gang attempt on this node at
+ * once (no round trip to the head: a gang is restarted as one, and the head
+ * stops the ranks on other nodes). While the head is away, reports are not
+ * queued: on every registration the agent sends its whole shard inventory,
+ * which carries the latest state of each shard, exits included.
+ */
+import { ErrorCode, MusterError, type Logger } from '@muster/common';
+import type { AgentMessage, HeadMessage, LaunchShards, LogRequest, Probe, ShardStatusReport } from '@muster/proto';
+import type { ProbeSpec, ProbeTiming, ShardStatus, ShardSupervisor } from './shards/types.js';
+
+type Send = (msg: AgentMessage) => void;
+
+export class ShardAgent {
+  private send: Send | undefined;
+  private readonly logReads = new Map<number, AbortController>();
+
+  constructor(private readonly supervisor: ShardSupervisor, private readonly log: Logger) {}
+
+  /** A new head stream is registered: report everything we run. */
+  attach(send: Send): void {
+    this.send = send;
+    send({ msg: { $case: 'shardInventory', value: { shards: this.supervisor.list().map(report) } } });
+  }
+
+  detach(): void {
+    this.send = undefined;
+    for (const c of this.logReads.values()) c.abort();
+    this.logReads.clear();
+  }
+
+  /** The supervisor's hook: forward, and stop the rest of a failed gang attempt here. */
+  onStatus(s: ShardStatus): void {
+    this.send?.({ msg: { $case: 'shardStatus', value: report(s) } });
+    if (s.phase === 'exited' && !s.stopped) {
+      void this.supervisor.stopGang(s.gangId, s.attempt).catch((e: unknown) => this.log.error({ err: e, gang: s.gangId }, 'could not stop the gang after a rank failed'));
+    }
+  }
+
+  /** Handles the shard messages of the head; false for the others. */
+  handle(msg: HeadMessage): boolean {
+    switch (msg.msg?.$case) {
+      case 'launchShards':
+        this.launch(msg.msg.value);
+        return true;
+      case 'stopShards': {
+        const { gangId, attempt, reason } = msg.msg.value;
+        this.log.info({ gang: gangId, attempt, reason }, 'stopping shards');
+        void this.supervisor.stopGang(gangId, attempt || undefined);
+        return true;
+      }
+      case 'logRequest':
+        void this.streamLog(msg.msg.value);
+        return true;
+      case 'logCancel':
+        this.logReads.get(msg.msg.value.requestId)?.abort();
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  private launch(l: LaunchShards): void {
+    this.log.info({ gang: l.gangId, attempt: l.attempt, ranks: l.shards.map((s) => s.rank) }, 'launching shards');
+    for (const s of l.shards) {
+      const key = `${l.gangId}/${l.attempt}/${s.rank}`;
+      try {
+        this.supervisor.launch({
+          key,
+          gangId: l.gangId,
+          attempt: l.attempt,
+          rank: s.rank,
+          command: s.command,
+          args: s.args,
+          // The test kit tags every process it starts; shards inherit the tag
+          // so a test run can prove none was left behind.
+          env: process.env.MUSTER_TEST_RUN ? { ...s.env, MUSTER_TEST_RUN: process.env.MUSTER_TEST_RUN } : s.env,
+          cwd: s.cwd || undefined,
+          startupDeadlineMs: s.startupDeadlineMs,
+          readiness: probe(s.readiness),
+          liveness: probe(s.liveness),
+          gracePeriodMs: s.gracePeriodMs,
+          logMaxBytes: s.logMaxBytes,
+        });
+      } catch (e) {
+        // Nothing started: report the rank as failed so the head decides.
+        const reason = `could not launch: ${e instanceof Error ? e.message : String(e)}`;
+        this.onStatus({ key, gangId: l.gangId, attempt: l.attempt, rank: s.rank, phase: 'exited', reason });
+      }
+    }
+  }
+
+  private async streamLog(r: LogRequest): Promise<void> {
+    const abort = new AbortController();
+    this.logReads.set(r.requestId, abort);
+    const chunk = (data: Uint8Array, eof: boolean, error = '') =>
+      this.send?.({ msg: { $case: 'logChunk', value: { requestId: r.requestId, data: Buffer.from(data), eof, error } } });
+    try {
+      const key = `${r.gangId}/${r.attempt}/${r.rank}`;
+      if (!this.supervisor.list().some((s) => s.key === key)) throw new MusterError(ErrorCode.NOT_FOUND, `no log for rank ${r.rank} of ${r.gangId} (attempt ${r.attempt}) on this node`);
+      for await (const data of this.supervisor.readLog(key, { tailBytes: r.tailBytes, follow: r.follow, signal: abort.signal })) chunk(data, false);
+      chunk(new Uint8Array(), true);
+    } catch (e) {
+      if (!abort.signal.aborted) chunk(new Uint8Array(), true, e instanceof Error ? e.message : String(e));
+    } finally {
+      this.logReads.delete(r.requestId);
+    }
+  }
+}
+
+function report(s: ShardStatus): ShardStatusReport {
+  return {
+    gangId: s.gangId,
+    attempt: s.attempt,
+    rank: s.rank,
+    phase: s.phase,
+    pid: s.pid ?? 0,
+    exitCode: s.exitCode,
+    signal: s.signal ?? '',
+    reason: s.reason ?? '',
+    stopped: s.stopped ?? false,
+    logTail: s.logTail ?? '',
+  };
+}
+
+function probe(p: Probe | undefined): (ProbeSpec & Partial<ProbeTiming>) | undefined {
+  if (!p || !p.kind) return undefined;
+  const timing: Partial<ProbeTiming> = {
+    ...(p.periodMs ? { periodMs: p.periodMs } : {}),
+    ...(p.timeoutMs ? { timeoutMs: p.timeoutMs } : {}),
+    ...(p.failureThreshold ? { failureThreshold: p.failureThreshold } : {}),
+  };
+  switch (p.kind) {
+    case 'http':
+      return { kind: 'http', port: Number(p.port), path: p.path || '/', ...timing };
+    case 'tcp':
+      return { kind: 'tcp', port: Number(p.port), ...timing };
+    case 'exec':
+      return { kind: 'exec', command: p.command[0] ?? '', args: p.command.slice(1), ...timing };
+    case 'sdk':
+      return { kind: 'sdk', ...timing };
+    default:
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `unknown probe kind "${p.kind}"`);
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * One shard process as the kernel sees it: spawn into its own process group,
+ * signal the group, and tell whether a pid / group is still alive.
+ *
+ * Liveness is read from /proc rather than from `kill(pid, 0)` alone, for two
+ * reasons: a zombie still answers kill() (and inside containers whose PID 1
+ * does not reap, orphaned zombies stay forever), and after an agent restart
+ * the shard is no longer our child, so the only safe identity check is pid +
+ * start time (field 22 of /proc/<pid>/stat): a recycled pid has another one.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import type { ShardSpec } from './types.js';
+
+/**
+ * The child's environment: exactly `env`, plus the agent's PATH when `env`
+ * has none (so a bare command name still resolves). Nothing else leaks from
+ * the agent (tokens, MUSTER_* config). Note Node adds NODE_CHANNEL_FD /
+ * NODE_CHANNEL_SERIALIZATION_MODE when an IPC channel is requested (sdk probes).
+ */
+export function childEnv(env: Record<string, string>): Record<string, string> {
+  const out = { ...env };
+  if (out.PATH === undefined && process.env.PATH !== undefined) out.PATH = process.env.PATH;
+  return out;
+}
+
+/**
+ * Spawns the shard as the leader of a new process group (detached), stdin
+ * closed, stdout and stderr both on `logFd` (an O_APPEND file the caller
+ * opened): the shard writes straight to the file, so it keeps logging even if
+ * the agent dies. No `cleanup`-style kill on agent exit: shards outlive it.
+ */
+export function spawnShard(spec: ShardSpec, logFd: number, ipc: boolean): ChildProcess {
+  return spawn(spec.command, spec.args, {
+    env: childEnv(spec.env),
+    cwd: spec.cwd,
+    detached: true,
+    stdio: ipc ? ['ignore', logFd, logFd, 'ipc'] : ['ignore', logFd, logFd],
+    serialization: 'json',
+  });
+}
+
+export interface ProcStat {
+  /** R, S, D, Z (zombie), X (dead), ... */
+  state: string;
+  pgrp: number;
+  /** Field 22, clock ticks since boot; kept as text (compared, never computed with). */
+  startTime: string;
+}
+
+/** Parses /proc/<pid>/stat; undefined when the process does not exist. */
+export function procStat(pid: number): ProcStat | undefined {
+  let s: string;
+  try {
+    s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // comm (field 2) may hold spaces and parentheses: fields 3.. start after the last ')'.
+  const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  const state = rest[0];
+  const pgrp = Number(rest[2]);
+  const startTime = rest[19];
+  if (state === undefined || startTime === undefined || !Number.isFinite(pgrp)) return undefined;
+  return { state, pgrp, startTime };
+}
+
+const gone = (st: ProcStat | undefined): boolean => st === undefined || st.state === 'Z' || st.state === 'X';
+
+/** True when `pid` runs (not a zombie) and, if given, started at `startTime` (so it is the same process). */
+export function pidAlive(pid: number, startTime?: string): boolean {
+  const st = procStat(pid);
+  return !gone(st) && (startTime === undefined || st!.startTime === startTime);
+}
+
+/** True while any non-zombie process is in group `pgid`. */
+export function groupAlive(pgid: number): boolean {
+  assertGroup(pgid);
+  try {
+    process.kill(-pgid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
+  }
+  // kill() also succeeds on zombies: confirm with a scan of /proc (only reached while the group looks alive).
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = procStat(Number(name));
+    if (st && st.pgrp === pgid && !gone(st)) return true;
+  }
+  return false;
+}
+
+/** Sends `signal` to every process of group `pgid`; false when the group no longer exists. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
+  assertGroup(pgid);
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** kill(-0) is our own group and kill(-1) is every process we may signal: never. */
+function assertGroup(pgid: number): void {
+  if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
+}

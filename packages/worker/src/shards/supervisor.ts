@@ -1,0 +1,182 @@
+/**
+ * LocalSupervisor: the ShardSupervisor that runs shards as local processes.
+ *
+ * It owns the set of shards on this node (one ShardRunner each), reports every
+ * phase change through onStatus, keeps `<dataDir>/shards.json` in step with
+ * the live ones (so a restarted agent adopts instead of orphaning them),
+ * and bounds their log files.
+ *
+ * Restart story: open() reads the registry and adopts every entry whose
+ * process is still the one we spawned (pid + start time); others are dropped
+ * and never signalled. close() by default only detaches: timers stop, the
+ * registry is saved, the processes keep running for the next agent.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { ErrorCode, MusterError } from '@muster/common';
+import { followLog, logPathOf, rotateIfNeeded } from './logs.js';
+import { isAdoptable, loadRegistry, registryPath, saveRegistry, type RegistryEntry } from './registry.js';
+import { ShardRunner, type RunnerHost } from './shard.js';
+import type { ShardSpec, ShardStatus, ShardSupervisor, SupervisorOptions } from './types.js';
+import { parseShardKey, validateSpec } from './validate.js';
+
+export interface LocalSupervisorOptions extends SupervisorOptions {
+  /** How often log sizes are checked against logMaxBytes (default 500 ms). */
+  logCheckMs?: number;
+  /** How often adopted shards' /proc entries are polled for exit (default 200 ms). */
+  pollMs?: number;
+  /** How many exited shards list() keeps reporting (default 256, oldest dropped first). */
+  keepExited?: number;
+}
+
+export class LocalSupervisor implements ShardSupervisor {
+  private readonly shards = new Map<string, ShardRunner>();
+  private readonly registryFile: string;
+  private readonly host: RunnerHost;
+  private readonly logTimer: NodeJS.Timeout;
+  private closing = false;
+  private detached = false;
+
+  private constructor(private readonly opts: LocalSupervisorOptions) {
+    this.registryFile = registryPath(opts.dataDir);
+    this.host = { changed: (r) => this.changed(r), log: opts.log, pollMs: opts.pollMs ?? 200 };
+    this.logTimer = setInterval(() => this.checkLogs(), opts.logCheckMs ?? 500);
+    this.logTimer.unref();
+  }
+
+  /** Opens the data dir, adopts the shards a previous agent left running, and reports them through onStatus before resolving. */
+  static async open(opts: LocalSupervisorOptions): Promise<LocalSupervisor> {
+    mkdirSync(opts.dataDir, { recursive: true });
+    const sup = new LocalSupervisor(opts);
+    const adopted = sup.adoptAll(loadRegistry(sup.registryFile, opts.log));
+    sup.save();
+    for (const r of adopted) sup.report(r);
+    for (const r of adopted) r.resume();
+    return sup;
+  }
+
+  launch(spec: ShardSpec): void {
+    if (this.closing) throw new MusterError(ErrorCode.FAILED_PRECONDITION, 'shard supervisor is closed');
+    validateSpec(spec);
+    const prev = this.shards.get(spec.key);
+    if (prev && prev.phase !== 'exited') {
+      throw new MusterError(ErrorCode.ALREADY_EXISTS, `shard ${spec.key} is already running (pid ${prev.pid ?? '?'})`, { details: { key: spec.key } });
+    }
+    const r = new ShardRunner(spec, logPathOf(this.opts.dataDir, spec.gangId, spec.attempt, spec.rank), this.host);
+    this.shards.delete(spec.key); // re-insert: Map order is age order for pruning
+    this.shards.set(spec.key, r);
+    try {
+      r.start();
+    } catch (e) {
+      this.shards.delete(spec.key);
+      if (prev) this.shards.set(spec.key, prev);
+      throw new MusterError(ErrorCode.INTERNAL, `shard ${spec.key}: cannot open log file ${r.logFile}: ${(e as Error).message}`, { cause: e });
+    }
+    this.prune();
+  }
+
+  stop(key: string, reason = 'stopped'): Promise<void> {
+    return this.shards.get(key)?.stop(reason, true) ?? Promise.resolve();
+  }
+
+  async stopGang(gangId: string, attempt?: number): Promise<void> {
+    const mine = [...this.shards.values()].filter((r) => r.spec.gangId === gangId && (attempt === undefined || r.spec.attempt === attempt));
+    await Promise.all(mine.map((r) => r.stop('stopped', true)));
+  }
+
+  list(): ShardStatus[] {
+    return [...this.shards.values()].map((r) => r.status());
+  }
+
+  /**
+   * The shard's log: known shards by their runner; a key no longer known
+   * (exited before an agent restart) by its path, read as finished.
+   */
+  readLog(key: string, opts: { tailBytes?: number; follow?: boolean; signal?: AbortSignal }): AsyncIterable<Uint8Array> {
+    const r = this.shards.get(key);
+    const k = parseShardKey(key);
+    const file = r?.logFile ?? (k && logPathOf(this.opts.dataDir, k.gangId, k.attempt, k.rank));
+    if (!file || !existsSync(file)) throw new MusterError(ErrorCode.NOT_FOUND, `no log for shard ${key}`, { details: { key } });
+    return followLog(file, {
+      tailBytes: opts.tailBytes ?? 64 * 1024,
+      follow: opts.follow ?? false,
+      signal: opts.signal,
+      isDone: () => !r || r.phase === 'exited' || this.detached,
+      pollMs: 100,
+    });
+  }
+
+  /** Detaches (default) or, with stopShards, stops every shard first. Idempotent. */
+  async close(opts: { stopShards?: boolean } = {}): Promise<void> {
+    this.closing = true;
+    clearInterval(this.logTimer);
+    const runners = [...this.shards.values()];
+    if (opts.stopShards) await Promise.all(runners.map((r) => r.stop('stopped', true)));
+    else await Promise.all(runners.filter((r) => r.phase === 'stopping').map((r) => r.done)); // a stop under way is finished, not left half-done
+    if (this.detached) return;
+    this.save();
+    this.detached = true;
+    for (const r of runners) r.detach();
+  }
+
+  private adoptAll(entries: RegistryEntry[]): ShardRunner[] {
+    const out: ShardRunner[] = [];
+    for (const e of entries) {
+      if (!isAdoptable(e) || this.shards.has(e.spec.key)) {
+        this.opts.log.info({ key: e.spec.key, pid: e.pid }, 'shard from the registry is gone; dropped (its pid, if in use, is not ours)');
+        continue;
+      }
+      const r = new ShardRunner(e.spec, e.logFile, this.host);
+      r.adopt(e);
+      this.shards.set(e.spec.key, r);
+      out.push(r);
+      this.opts.log.info({ key: e.spec.key, pid: e.pid, phase: e.phase }, 'adopted running shard');
+    }
+    return out;
+  }
+
+  private changed(r: ShardRunner): void {
+    if (this.detached) return;
+    if (r.phase !== 'prestart') this.save();
+    this.report(r);
+  }
+
+  private report(r: ShardRunner): void {
+    try {
+      this.opts.onStatus(r.status());
+    } catch (e) {
+      this.opts.log.error({ key: r.spec.key, err: String(e) }, 'onStatus handler threw');
+    }
+  }
+
+  private save(): void {
+    const entries = [...this.shards.values()].flatMap((r) => r.entry() ?? []);
+    try {
+      saveRegistry(this.registryFile, entries);
+    } catch (e) {
+      this.opts.log.error({ file: this.registryFile, err: String(e) }, 'cannot save shard registry; running shards may be orphaned by an agent restart');
+    }
+  }
+
+  private checkLogs(): void {
+    for (const r of this.shards.values()) {
+      if (r.phase === 'exited' || r.phase === 'prestart') continue;
+      try {
+        if (rotateIfNeeded(r.logFile, r.spec.logMaxBytes)) this.opts.log.info({ key: r.spec.key, file: r.logFile }, 'rotated shard log');
+      } catch (e) {
+        this.opts.log.warn({ key: r.spec.key, err: String(e) }, 'shard log rotation failed');
+      }
+    }
+  }
+
+  /** Drops the oldest exited shards beyond keepExited. */
+  private prune(): void {
+    let extra = [...this.shards.values()].filter((r) => r.phase === 'exited').length - (this.opts.keepExited ?? 256);
+    for (const [key, r] of this.shards) {
+      if (extra <= 0) break;
+      if (r.phase === 'exited') {
+        this.shards.delete(key);
+        extra--;
+      }
+    }
+  }
+}
