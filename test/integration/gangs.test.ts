@@ -3,7 +3,8 @@
  * test shards (test/fixtures/shard.mjs), the head's gang controller, the
  * workers' supervisors, the SDK and the CLI.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
@@ -109,6 +110,19 @@ describe('gangs', () => {
     expect((await gangProcs(gang.id)).map((p) => p.attempt)).toEqual(Array(8).fill('2'));
   });
 
+  it('stops every rank within 1 s when one is SIGKILLed during startup, and restarts the gang', async () => {
+    const gang = await launch({ env: { SHARD_READY_AFTER_MS: '1500' } });
+    await waitFor('8 ranks started', async () => (await gangProcs(gang.id)).length === 8 || undefined);
+    expect((await gang.refresh()).state).toBe('starting');
+    const victim = (await gangProcs(gang.id)).find((p) => p.rank === '1')!;
+    const t0 = Date.now();
+    process.kill(victim.pid, 'SIGKILL');
+    await waitFor('every rank of attempt 1 to be gone', async () => (await gangProcs(gang.id)).every((p) => p.attempt !== '1'), { timeoutMs: 3_000, intervalMs: 20 });
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    await gang.ready({ timeout: 15_000 });
+    expect(gang.toJSON()).toMatchObject({ attempt: 2, restarts: 1, firstFailure: { rank: 1, attempt: 1 } });
+  });
+
   it('turns FAILED past its restart budget, keeping the first failure, and leaves no process', async () => {
     // Rank 3 dies 300 ms after it starts, whether the gang got READY or not.
     const gang = await launch({ env: { SHARD_EXIT_RANK: '3', SHARD_EXIT_CODE: '7', SHARD_EXIT_AFTER_MS: '300' }, startup: { maxRestarts: 1 } });
@@ -170,10 +184,19 @@ describe('gangs', () => {
     expect((await sdk.gangs.list()).filter((g) => g.name === 'bad')).toEqual([]);
   });
 
-  it('shows progress and logs in the CLI', async () => {
-    const gang = await launch();
+  it('shows progress while it waits, and logs, in the CLI', async () => {
     const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
-    await gang.ready({ timeout: 15_000 });
+    const pg = await sdk.placementGroups.create({ name: 'cli-pg', strategy: 'STRICT_SPREAD', bundles: [{ gpus: 4 }, { gpus: 4 }] });
+    await pg.ready({ timeout: 5_000 });
+    const spec = join(cluster.dataDir, 'gang.yaml');
+    await writeFile(spec, [
+      'name: cli-gang', 'placementGroup: cli-pg', 'tp: 4', 'pp: 2', 'template:', `  command: ${process.execPath}`, `  args: [${shard}]`,
+      '  env: { SHARD_READY_AFTER_MS: "1200" }', '  ports: [{ name: http }]', '  readiness: { kind: http, port: http, path: /health, periodMs: 100 }', '',
+    ].join('\n'));
+    const launched = await execa(process.execPath, [cli, 'gang', 'launch', '-f', spec, '--wait', '30'], { env });
+    expect(launched.stderr).toMatch(/waiting… starting: \d\/8 ranks ready, \d\/?\d* ?launched/);
+    expect(launched.stderr).toMatch(/cli-gang: all 8 ranks ready/);
+    const gang = await sdk.gangs.get('cli-gang');
     const get = await execa(process.execPath, [cli, 'gang', 'get', gang.name], { env });
     expect(get.stdout).toMatch(/ready/);
     expect(get.stdout.split('\n').filter((l) => /^\d\s+node-\d/.test(l))).toHaveLength(8);

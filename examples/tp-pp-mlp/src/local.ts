@@ -1,0 +1,206 @@
+/**
+ * Runs a gang on this machine without Muster: `node dist/local.js --tp 4 --pp 2`.
+ *
+ * It plays the launcher's part of the contract: one process per rank, each
+ * with RANK = PP_RANK × TP_SIZE + TP_RANK, one simulated GPU per rank in
+ * CUDA_VISIBLE_DEVICES, free loopback ports for MASTER_PORT and each rank's
+ * MUSTER_PORT_HTTP, and an IPC channel so ranks can report ready the way
+ * Muster's SDK probe sees it. It waits for every rank's ready and the result
+ * line, prints the result, stops the ranks with SIGTERM (which they must
+ * answer with exit 0), and exits 0 only if the answer was right.
+ *
+ * The tests drive the same LocalGang class, with `editEnv` to break the layout.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+
+export interface LocalGangOptions {
+  tp: number;
+  pp: number;
+  /** Node arguments that run one rank; default: rank.js beside this file (rank.ts under tsx). */
+  rankArgs?: string[];
+  /** Extra flags for every rank (e.g. --timeout-ms 3000). */
+  extraArgs?: string[];
+  /** Changes one rank's environment before it starts (tests use it to break the contract). */
+  editEnv?: (rank: number, env: Record<string, string>) => void;
+  cwd?: string;
+}
+
+export interface RankProcess {
+  rank: number;
+  child: ChildProcess;
+  httpPort: number;
+  /** Parsed JSON lines of its stdout so far. */
+  lines: Array<Record<string, unknown>>;
+  stderr: string;
+  /** Resolves when the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves when it sent { muster: 'ready' } over IPC. */
+  ready: Promise<void>;
+}
+
+/** A free loopback port (the OS picks; the tiny window before the rank binds it is acceptable locally). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      s.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+function defaultRankArgs(): string[] {
+  const here = fileURLToPath(import.meta.url);
+  return [...process.execArgv, join(dirname(here), here.endsWith('.ts') ? 'rank.ts' : 'rank.js')];
+}
+
+export class LocalGang {
+  private constructor(readonly ranks: RankProcess[]) {}
+
+  static async start(opts: LocalGangOptions): Promise<LocalGang> {
+    const world = opts.tp * opts.pp;
+    const masterPort = await freePort();
+    const ranks: RankProcess[] = [];
+    for (let rank = 0; rank < world; rank++) {
+      const httpPort = await freePort();
+      const env: Record<string, string> = {
+        RANK: String(rank),
+        WORLD_SIZE: String(world),
+        LOCAL_RANK: String(rank),
+        LOCAL_WORLD_SIZE: String(world),
+        MASTER_ADDR: '127.0.0.1',
+        MASTER_PORT: String(masterPort),
+        MUSTER_TP_RANK: String(rank % opts.tp),
+        MUSTER_TP_SIZE: String(opts.tp),
+        MUSTER_PP_RANK: String(Math.floor(rank / opts.tp)),
+        MUSTER_PP_SIZE: String(opts.pp),
+        MUSTER_REPLICA_ID: 'local-0',
+        MUSTER_GROUP: 'tp-pp-mlp',
+        CUDA_VISIBLE_DEVICES: String(rank),
+        MUSTER_PORT_HTTP: String(httpPort),
+      };
+      opts.editEnv?.(rank, env);
+      // Only PATH etc. from our environment: a stray RANK or MASTER_PORT here must not leak into the gang.
+      const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(RANK|WORLD_SIZE|LOCAL_|MASTER_|MUSTER_|CUDA_VISIBLE)/.test(k)));
+      const child = spawn(process.execPath, [...(opts.rankArgs ?? defaultRankArgs()), ...(opts.extraArgs ?? [])], {
+        env: { ...base, ...env },
+        cwd: opts.cwd,
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      });
+      const p: RankProcess = {
+        rank,
+        child,
+        httpPort,
+        lines: [],
+        stderr: '',
+        exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
+        ready: new Promise((resolve) => child.on('message', (m) => (m as { muster?: string }).muster === 'ready' && resolve())),
+      };
+      let buf = '';
+      child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+        buf += s;
+        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          try {
+            p.lines.push(JSON.parse(line) as Record<string, unknown>);
+          } catch {
+            p.lines.push({ text: line });
+          }
+        }
+      });
+      child.stderr!.setEncoding('utf8').on('data', (s: string) => (p.stderr += s));
+      ranks.push(p);
+    }
+    return new LocalGang(ranks);
+  }
+
+  /**
+   * Every rank ready and the result line printed, or the first rank that
+   * exits before that (with its stderr), or a timeout: whichever comes first.
+   */
+  async waitForResult(timeoutMs: number): Promise<Record<string, unknown>> {
+    const failed = this.ranks.map((p) =>
+      p.exited.then(({ code, signal }) => {
+        throw new Error(`rank ${p.rank} exited early (code ${code}, signal ${signal}): ${p.stderr.trim() || '(no stderr)'}`);
+      }),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no result within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([Promise.all(this.ranks.map((p) => p.ready)), ...failed, timeout]);
+    } finally {
+      clearTimeout(timer);
+      for (const f of failed) f.catch(() => {});
+    }
+    const result = this.ranks.flatMap((p) => p.lines).find((l) => l['muster'] === 'result');
+    if (!result) throw new Error('all ranks ready but no result line');
+    return result;
+  }
+
+  /** SIGTERM to every rank, SIGKILL to any still there after `graceMs`; resolves with each exit. */
+  async stop(graceMs = 3000): Promise<Array<{ code: number | null; signal: NodeJS.Signals | null }>> {
+    for (const p of this.ranks) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.kill(), graceMs);
+    try {
+      return await Promise.all(this.ranks.map((p) => p.exited));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Synchronous last resort (process 'exit' hooks, test teardown). */
+  kill(): void {
+    for (const p of this.ranks) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: { tp: { type: 'string', default: '2' }, pp: { type: 'string', default: '2' }, seed: { type: 'string' }, 'timeout-ms': { type: 'string', default: '60000' } },
+  });
+  const [tp, pp, timeoutMs] = [Number(values.tp), Number(values.pp), Number(values['timeout-ms'])];
+  if (![tp, pp, timeoutMs].every((n) => Number.isInteger(n) && n > 0)) {
+    process.stderr.write('usage: local [--tp N] [--pp N] [--seed N] [--timeout-ms N]\n');
+    return 2;
+  }
+  const t0 = performance.now();
+  const gang = await LocalGang.start({ tp, pp, extraArgs: values.seed ? ['--seed', values.seed] : [] });
+  // Whatever happens next (error, Ctrl-C, kill of this launcher by SIGTERM), no rank outlives us.
+  process.on('exit', () => gang.kill());
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(sig === 'SIGINT' ? 130 : 143));
+  try {
+    const result = await gang.waitForResult(timeoutMs);
+    const ms = Math.round(performance.now() - t0);
+    process.stdout.write(JSON.stringify(result) + '\n');
+    const exits = await gang.stop();
+    const unclean = exits.map((e, rank) => ({ rank, ...e })).filter((e) => e.code !== 0);
+    process.stderr.write(
+      `TP${tp}×PP${pp}: ${tp * pp} ranks ready with the result in ${ms} ms; max abs error ${String(result['maxAbsErrVsReference'])}; ` +
+        `${unclean.length === 0 ? 'all ranks exited 0 on SIGTERM' : `unclean exits: ${JSON.stringify(unclean)}`}\n`,
+    );
+    return result['ok'] === true && unclean.length === 0 ? 0 : 1;
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    for (const p of gang.ranks) for (const l of p.lines) if (l['muster'] === 'result') process.stdout.write(JSON.stringify(l) + '\n');
+    gang.kill();
+    return 1;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
