@@ -20,7 +20,7 @@
  *
  * Anything else in a kustomization is an error, not silently ignored. Output:
  * objects in apply order (kind, then namespace, then name), keys sorted
- * ("apiVersion", "kind", "metadata" first, then "name", then alphabetical).
+ * (see `canonical`).
  */
 import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -331,24 +331,24 @@ function sortObjects(objects) {
   const rank = (k) => (KIND_ORDER.includes(k) ? KIND_ORDER.indexOf(k) : KIND_ORDER.length);
   const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
   return objects
-    .map(canonical)
+    .map((o) => canonical(o))
     .sort((a, b) => rank(a.kind) - rank(b.kind) || cmp(a.kind, b.kind)
       || cmp(a.metadata.namespace ?? '', b.metadata.namespace ?? '') || cmp(a.metadata.name, b.metadata.name));
 }
 
-const FIRST = ['apiVersion', 'kind', 'metadata', 'name'];
+const TOP = ['apiVersion', 'kind', 'metadata'];
 
-/** A copy with every mapping's keys in one fixed order. */
-export function canonical(v) {
-  if (Array.isArray(v)) return v.map(canonical);
+/**
+ * A copy with every mapping's keys in one fixed order: at the top
+ * "apiVersion", "kind", "metadata"; below, "name"; then alphabetical.
+ */
+export function canonical(v, depth = 0) {
+  if (Array.isArray(v)) return v.map((x) => canonical(x, depth + 1));
   if (v === null || typeof v !== 'object') return v;
-  const keys = Object.keys(v).sort((a, b) => {
-    const ia = FIRST.indexOf(a);
-    const ib = FIRST.indexOf(b);
-    if (ia >= 0 || ib >= 0) return (ia < 0 ? FIRST.length : ia) - (ib < 0 ? FIRST.length : ib);
-    return a < b ? -1 : a > b ? 1 : 0;
-  });
-  return Object.fromEntries(keys.map((k) => [k, canonical(v[k])]));
+  const first = depth === 0 ? TOP : ['name'];
+  const rank = (k) => (first.includes(k) ? first.indexOf(k) : first.length);
+  const keys = Object.keys(v).sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+  return Object.fromEntries(keys.map((k) => [k, canonical(v[k], depth + 1)]));
 }
 
 /** Rendered files that differ from a fresh render: [{ overlay, path }]. */

@@ -48,6 +48,8 @@ export interface ShardEnv {
   httpPort: number | null;
   /** MUSTER_PORT_DIST: this rank's peer listener; an ephemeral port when unset. */
   distPort: number | null;
+  /** MUSTER_ATTEMPT (set by Muster's gang launcher; null elsewhere): ranks of different attempts must never pair up. */
+  attempt: string | null;
 }
 
 /** The contract's variables, in the order the start line shows them. */
@@ -67,12 +69,16 @@ export const CONTRACT_VARS = [
   'CUDA_VISIBLE_DEVICES',
 ] as const;
 
+/** Set by Muster's gang launcher on top of the contract; logged when present. */
+const GANG_VARS = ['MUSTER_GANG_ID', 'MUSTER_ATTEMPT'] as const;
+
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** The contract exactly as this process sees it (unset = null), ports included: logged before any check. */
 export function rawContract(env: Env): Record<string, string | null> {
   const out: Record<string, string | null> = {};
   for (const name of CONTRACT_VARS) out[name] = env[name] ?? null;
+  for (const name of GANG_VARS) if (env[name] !== undefined) out[name] = env[name];
   for (const name of Object.keys(env).sort()) if (name.startsWith('MUSTER_PORT_')) out[name] = env[name] ?? null;
   return out;
 }
@@ -115,6 +121,7 @@ export function parseShardEnv(env: Env): ShardEnv {
     cudaVisibleDevices: env['CUDA_VISIBLE_DEVICES'] ?? null,
     httpPort: optionalPort(env, 'MUSTER_PORT_HTTP'),
     distPort: optionalPort(env, 'MUSTER_PORT_DIST'),
+    attempt: env['MUSTER_ATTEMPT'] ?? null,
   };
   const fail = (variable: string, message: string): never => {
     throw new EnvError(variable, message);
@@ -161,4 +168,9 @@ export function bindHost(env: Pick<ShardEnv, 'masterAddr'>): string {
   // "localhost" may resolve to ::1 or 127.0.0.1; pin it so probes on 127.0.0.1 find us.
   if (env.masterAddr === 'localhost') return '127.0.0.1';
   return isLoopback(env.masterAddr) ? env.masterAddr : '0.0.0.0';
+}
+
+/** Where /health binds: Muster's probes always dial 127.0.0.1, whatever MASTER_ADDR says. */
+export function httpBindHost(env: Pick<ShardEnv, 'masterAddr'>): string {
+  return isLoopback(env.masterAddr) ? '127.0.0.1' : '0.0.0.0';
 }

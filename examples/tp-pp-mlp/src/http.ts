@@ -41,7 +41,9 @@ export async function startHttp(state: RankState, host: string, port: number): P
   // Probes use short-lived connections; don't let idle keep-alive sockets delay a SIGTERM exit.
   server.keepAliveTimeout = 1000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`cannot serve HTTP on ${host}:${port} (MUSTER_PORT_HTTP; ${e.code ?? e.message})`)));
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new Error(`cannot serve HTTP on ${host}:${port} (MUSTER_PORT_HTTP; ${e.code ?? e.message})`, { cause: e })),
+    );
     server.listen(port, host, () => resolve());
   });
   return server;

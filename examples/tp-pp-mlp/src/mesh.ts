@@ -37,34 +37,40 @@ export class PeerListener {
   private readonly arrived = new Map<number, Conn>();
   private readonly waiting = new Map<number, (c: Conn) => void>();
 
-  private constructor(
-    private readonly server: Server,
-    readonly port: number,
-  ) {}
+  private readonly server: Server;
 
-  static async listen(host: string, port: number, replicaId: string): Promise<PeerListener> {
-    let self: PeerListener | undefined;
-    const server = createServer((socket) => {
+  private constructor(replicaId: string) {
+    this.server = createServer((socket) => {
       const conn = new Conn(socket, `peer at ${socket.remoteAddress ?? '?'}`);
       conn.recv(30_000).then(
         ({ header: h }) => {
           const rank = Number(h['rank']);
           // Another replica's rank (a stale port, a crossed launch) or a duplicate: not ours.
-          if (h['t'] !== 'peer' || h['replicaId'] !== replicaId || !self || self.arrived.has(rank)) return conn.close();
+          if (h['t'] !== 'peer' || h['replicaId'] !== replicaId || this.arrived.has(rank)) return conn.close();
           conn.peer = `rank ${rank}`;
-          self.arrived.set(rank, conn);
-          self.waiting.get(rank)?.(conn);
+          this.arrived.set(rank, conn);
+          this.waiting.get(rank)?.(conn);
         },
         () => conn.close(),
       );
     });
+  }
+
+  static async listen(host: string, port: number, replicaId: string): Promise<PeerListener> {
+    const self = new PeerListener(replicaId);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`cannot open the peer listener on ${host}:${port} (${e.code ?? e.message})`)));
-      server.listen(port, host, () => resolve());
+      self.server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new Error(`cannot open the peer listener on ${host}:${port} (${e.code ?? e.message})`, { cause: e })),
+      );
+      self.server.listen(port, host, () => resolve());
     });
-    const addr = server.address();
-    self = new PeerListener(server, typeof addr === 'object' && addr ? addr.port : port);
     return self;
+  }
+
+  /** The port peers dial (the OS's pick when MUSTER_PORT_DIST is unset). */
+  get port(): number {
+    const addr = this.server.address();
+    return typeof addr === 'object' && addr ? addr.port : 0;
   }
 
   /** The connection from peer `rank`, once it has dialled in. */
@@ -111,7 +117,7 @@ export class Mesh {
       peers.map(async (p): Promise<[number, Conn]> => {
         if (p.rank > env.rank) return [p.rank, await listener.accept(p.rank, timeoutMs)];
         const socket = await dial(p.host, p.port, timeoutMs).catch((e: NodeJS.ErrnoException) => {
-          throw new Error(`cannot connect to peer rank ${p.rank} at ${p.host}:${p.port} (${e.code ?? e.message})`);
+          throw new Error(`cannot connect to peer rank ${p.rank} at ${p.host}:${p.port} (${e.code ?? e.message})`, { cause: e });
         });
         const conn = new Conn(socket, `rank ${p.rank}`);
         conn.send({ t: 'peer', rank: env.rank, replicaId: env.replicaId });
@@ -133,7 +139,7 @@ export class Mesh {
     try {
       frame = await this.conn(from).recv(this.timeoutMs);
     } catch (e) {
-      if (e instanceof TimeoutError) throw new Error(`no ${tag} from rank ${from} within ${seconds(this.timeoutMs)} s`);
+      if (e instanceof TimeoutError) throw new Error(`no ${tag} from rank ${from} within ${seconds(this.timeoutMs)} s`, { cause: e });
       throw e;
     }
     const h = frame.header;

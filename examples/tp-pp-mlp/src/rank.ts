@@ -10,12 +10,13 @@
  *           disagree about the gang): fix the launcher, retrying won't help;
  *   exit 1  anything else: a timeout, a lost peer, a wrong answer.
  *
- * Flags: --seed N (default 1234; all ranks must agree), --timeout-ms N (for
+ * Flags: --seed N (default: MODEL_SEED from the environment, else 1234; all
+ * ranks must agree), --timeout-ms N (for
  * the rendezvous and each wait on a peer; default 30000), and --reference
  * [--layers N] to print the single-process answer and exit.
  */
 import { parseArgs } from 'node:util';
-import { EnvError, bindHost, parseShardEnv, rawContract, type ShardEnv } from './env.js';
+import { EnvError, bindHost, httpBindHost, parseShardEnv, rawContract, type ShardEnv } from './env.js';
 import { startHttp, type RankState } from './http.js';
 import { Mesh, PeerListener } from './mesh.js';
 import {
@@ -23,6 +24,7 @@ import {
   DEFAULT_SEED,
   D_MODEL,
   TOLERANCE,
+  addResidual,
   inputBatch,
   layerWeights,
   maxAbsDiff,
@@ -45,44 +47,59 @@ function die(code: number, rank: string, e: unknown): never {
   process.exit(code);
 }
 
-function intFlag(value: string | undefined, name: string, fallback: number): number {
+function intFlag(value: string | undefined, label: string, fallback: number): number {
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value)) die(2, process.env['RANK'] ?? '?', new Error(`--${name}="${value}" is not a non-negative integer`));
+  if (!/^\d+$/.test(value)) die(2, process.env['RANK'] ?? '?', new Error(`${label}="${value}" is not a non-negative integer`));
   return Number(value);
 }
 
 /**
  * This stage's share of the forward pass: take the activation (the input on
- * stage 0, else from the previous stage), run our layers with one all-reduce
- * each, pass the activation on. Returns the last activation this rank holds.
+ * stage 0, else from the previous stage), run our layers (one all-reduce of
+ * the MLP branch each, then the residual add on every TP rank), pass the
+ * activation on. Returns the last activation this rank holds.
  */
 async function forward(env: ShardEnv, mesh: Mesh, seed: number): Promise<Float64Array> {
   const { first, count } = stageLayers(env.ppRank);
   // Only this rank's slices are kept; the full layer is generated once and dropped.
   const shards = Array.from({ length: count }, (_, i) => shardLayer(layerWeights(seed, first + i), env.tpRank, env.tpSize));
   let x = mesh.prevStage === null ? inputBatch(seed) : await mesh.recv(mesh.prevStage, 'activation', BATCH * D_MODEL);
-  for (const [i, shard] of shards.entries()) x = await mesh.allReduce(`layer ${first + i}`, partialForward(x, BATCH, shard));
+  for (const [i, shard] of shards.entries()) {
+    x = addResidual(x, await mesh.allReduce(`layer ${first + i}`, partialForward(x, BATCH, shard)));
+  }
   if (mesh.nextStage !== null) mesh.send(mesh.nextStage, 'activation', x);
   return x;
 }
 
 async function main(): Promise<void> {
-  const { values: flags } = parseArgs({
-    options: {
-      reference: { type: 'boolean', default: false },
-      seed: { type: 'string' },
-      layers: { type: 'string' },
-      'timeout-ms': { type: 'string' },
-    },
-  });
-  const seed = intFlag(flags.seed, 'seed', DEFAULT_SEED);
+  let flags;
+  try {
+    flags = parseArgs({
+      options: {
+        reference: { type: 'boolean', default: false },
+        seed: { type: 'string' },
+        layers: { type: 'string' },
+        'timeout-ms': { type: 'string' },
+      },
+    }).values;
+  } catch (e) {
+    die(2, process.env['RANK'] ?? '?', e);
+  }
+  const seed = intFlag(flags.seed ?? process.env['MODEL_SEED'], '--seed / MODEL_SEED', DEFAULT_SEED);
   if (flags.reference) {
     const pp = Number(process.env['MUSTER_PP_SIZE']);
-    const layers = intFlag(flags.layers, 'layers', totalLayers(Number.isInteger(pp) && pp > 0 ? pp : 2));
+    const layers = intFlag(flags.layers, '--layers', totalLayers(Number.isInteger(pp) && pp > 0 ? pp : 2));
     emit({ muster: 'reference', seed, layers, shape: [BATCH, D_MODEL], output: Array.from(reference(seed, layers)) });
     return;
   }
-  const timeoutMs = intFlag(flags['timeout-ms'], 'timeout-ms', 30_000);
+  const timeoutMs = intFlag(flags['timeout-ms'], '--timeout-ms', 30_000);
+  // From here on a stop request is an orderly exit 0, at any stage (Muster stops a gang that is still starting).
+  const stop = (signal: string): void => {
+    emit({ muster: 'stop', rank: Number(process.env['RANK']), signal, ms: elapsed() });
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
 
   // Logged before any check, so a broken contract is visible as it was given.
   emit({ muster: 'start', rank: process.env['RANK'] ?? null, pid: process.pid, env: rawContract(process.env) });
@@ -94,16 +111,10 @@ async function main(): Promise<void> {
   }
   const rank = String(env.rank);
   const state: RankState = { rank: env.rank, lastStage: env.ppRank === env.ppSize - 1, ready: false, result: null };
-  const stop = (signal: string): void => {
-    emit({ muster: 'stop', rank: env.rank, signal, ms: elapsed() });
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
 
   try {
     const host = bindHost(env);
-    if (env.httpPort !== null) await startHttp(state, host, env.httpPort);
+    if (env.httpPort !== null) await startHttp(state, httpBindHost(env), env.httpPort);
     const listener = await PeerListener.listen(host, env.distPort ?? 0, env.replicaId);
     const hello = helloOf(env, seed, listener.port);
     if (env.rank === 0) await startRendezvousServer(hello, host, env.masterPort);

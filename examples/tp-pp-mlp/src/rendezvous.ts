@@ -4,7 +4,7 @@
  *
  *   rank 0                                   every rank (rank 0 too)
  *   listen MASTER_ADDR:MASTER_PORT
- *                      ◀── hello {rank, tp/pp coordinates, sizes, peer port, replica, group, seed}
+ *                      ◀── hello {rank, tp/pp coordinates, sizes, peer port, replica, group, attempt, seed}
  *   … until WORLD_SIZE hellos …
  *   check them all as one
  *                      ──▶ table [{rank, host, port, tpRank, ppRank}]   (or error {variable, message})
@@ -30,6 +30,7 @@ export interface Hello {
   ppSize: number;
   replicaId: string;
   group: string;
+  attempt: string | null;
   seed: number;
   /** The port of this rank's peer listener. */
   port: number;
@@ -57,8 +58,8 @@ export class LayoutError extends Error {
 }
 
 export function helloOf(env: ShardEnv, seed: number, port: number): Hello {
-  const { rank, worldSize, tpRank, tpSize, ppRank, ppSize, replicaId, group } = env;
-  return { rank, worldSize, tpRank, tpSize, ppRank, ppSize, replicaId, group, seed, port, pid: process.pid };
+  const { rank, worldSize, tpRank, tpSize, ppRank, ppSize, replicaId, group, attempt } = env;
+  return { rank, worldSize, tpRank, tpSize, ppRank, ppSize, replicaId, group, attempt, seed, port, pid: process.pid };
 }
 
 /**
@@ -72,7 +73,9 @@ export function checkHellos(own: Hello, hellos: readonly Hello[]): { variable: s
     ['ppSize', 'MUSTER_PP_SIZE'],
     ['replicaId', 'MUSTER_REPLICA_ID'],
     ['group', 'MUSTER_GROUP'],
-    ['seed', '--seed'],
+    // A straggler of a previous attempt that reaches the new rank 0 (same port, fast restart).
+    ['attempt', 'MUSTER_ATTEMPT'],
+    ['seed', 'MODEL_SEED'],
   ];
   const seen = new Map<number, Hello>();
   for (const h of [...hellos].sort((a, b) => a.rank - b.rank)) {
@@ -134,7 +137,7 @@ export async function startRendezvousServer(own: Hello, host: string, port: numb
   };
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new Error(`cannot listen on ${host}:${port} for the rendezvous (${e.code ?? e.message}); is another rank 0 running?`)),
+      reject(new Error(`cannot listen on ${host}:${port} for the rendezvous (${e.code ?? e.message}); is another rank 0 running?`, { cause: e })),
     );
     server.listen(port, host, () => resolve());
   });
@@ -170,7 +173,7 @@ export async function rendezvous(env: ShardEnv, hello: Hello, timeoutMs: number)
   } catch (e) {
     conn.socket.destroy();
     if (e instanceof TimeoutError) throw timeout(`connected; rank 0 was still waiting for all ${env.worldSize} ranks`);
-    throw new Error(`rendezvous with ${where} failed: ${(e as Error).message}`);
+    throw new Error(`rendezvous with ${where} failed: ${(e as Error).message}`, { cause: e });
   }
   conn.close();
   const h = frame.header;

@@ -117,7 +117,8 @@ export class ShardRunner {
 
   /** SIGTERM to the group, SIGKILL after grace; resolves once reported exited. */
   stop(reason: string, stopped: boolean): Promise<void> {
-    if (this.phase === 'exited' || this.detached) return this.done;
+    if (this.detached) return Promise.resolve(); // another agent's business now
+    if (this.phase === 'exited') return this.done;
     this.ending ??= { reason, stopped };
     if (this.pid === undefined) return this.done; // spawn still failing; ends by itself
     if (this.phase !== 'stopping' && !this.exit) {
@@ -227,8 +228,8 @@ export class ShardRunner {
     this.clearTimers();
     const e = this.exit ?? {};
     const reason =
+      e.reason ?? // a spawn failure says so even if a stop was asked meanwhile
       this.ending?.reason ??
-      e.reason ??
       (e.code !== undefined ? `exited with code ${e.code}` : e.signal ? `killed by ${e.signal}` : 'exited (status unknown: adopted by a restarted agent)');
     this.phase = 'exited';
     this.final = {

@@ -107,15 +107,30 @@ export class LocalSupervisor implements ShardSupervisor {
 
   /** Detaches (default) or, with stopShards, stops every shard first. Idempotent. */
   async close(opts: { stopShards?: boolean } = {}): Promise<void> {
+    if (this.detached) return;
     this.closing = true;
     clearInterval(this.logTimer);
     const runners = [...this.shards.values()];
     if (opts.stopShards) await Promise.all(runners.map((r) => r.stop('stopped', true)));
-    else await Promise.all(runners.filter((r) => r.phase === 'stopping').map((r) => r.done)); // a stop under way is finished, not left half-done
+    else await this.finishStops(runners.filter((r) => r.phase === 'stopping'));
     if (this.detached) return;
     this.save();
     this.detached = true;
     for (const r of runners) r.detach();
+  }
+
+  /**
+   * A stop under way is seen through its SIGKILL rather than left half-done,
+   * but not waited on forever (a process stuck in the kernel may take long to
+   * die): past grace + 1 s we detach, and the registry says 'stopping', so the
+   * next agent resumes the stop.
+   */
+  private async finishStops(stopping: ShardRunner[]): Promise<void> {
+    if (stopping.length === 0) return;
+    const limit = Math.max(...stopping.map((r) => r.spec.gracePeriodMs)) + 1000;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(stopping.map((r) => r.done)), new Promise((r) => (timer = setTimeout(r, limit)))]);
+    clearTimeout(timer);
   }
 
   private adoptAll(entries: RegistryEntry[]): ShardRunner[] {

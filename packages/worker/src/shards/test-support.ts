@@ -106,7 +106,9 @@ export class Harness {
 
   /** Detaches supervisors, SIGKILLs every tracked process (and its group) still ours, waits until /proc shows them gone. */
   async cleanup(): Promise<void> {
-    for (const s of this.sups.splice(0)) await s.close().catch(() => {});
+    // Detach first (so no supervisor reacts), but never let a stuck close() keep processes alive.
+    const closing = Promise.all(this.sups.splice(0).map((s) => s.close().catch(() => {})));
+    await Promise.race([closing, new Promise((r) => setTimeout(r, 1000))]);
     const ours = [...this.pids].filter(([pid, start]) => pidAlive(pid, start));
     for (const [pid] of ours) {
       for (const target of [-pid, pid]) {
