@@ -32,9 +32,9 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   const metrics = await startMetrics('worker', config.metricsListen);
   const address = config.address || defaultAddress(config.head[0]!);
   // The supervisor reports through the shard agent, which needs the supervisor: bind late.
-  let shardAgent: ShardAgent | undefined;
-  const supervisor = await LocalSupervisor.open({ dataDir: config.dataDir, log, onStatus: (s) => shardAgent?.onStatus(s) });
-  shardAgent = new ShardAgent(supervisor, log);
+  const late: { agent?: ShardAgent } = {};
+  const supervisor = await LocalSupervisor.open({ dataDir: config.dataDir, log, onStatus: (s) => late.agent?.onStatus(s) });
+  const shardAgent = (late.agent = new ShardAgent(supervisor, log));
   const agent = new Agent(
     {
       heads: config.head,
