@@ -65,6 +65,10 @@ try {
     latencyMs: { p50: pct(0.5), p99: pct(0.99) },
     machine: `${cpus().length}× ${cpus()[0]?.model}`,
   }));
+  if (process.env.BENCH_METRICS) {
+    const text = await (await fetch(`http://${cluster.head.metricsAddress}/metrics`)).text();
+    console.error(text.split('\n').filter((l) => /muster_pg_cycle_(seconds|writes)_(sum|count)/.test(l)).join('\n'));
+  }
   for (const c of conns) c.close();
 } finally {
   await cluster.stop();

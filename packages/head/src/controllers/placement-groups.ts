@@ -10,6 +10,8 @@
  *      (one txn writes the whole gang; the agents are told their bundles)
  *   3. every node holding a bundle acknowledged it
  *                                    → CREATED            event pg.created
+ *      (announced at once, written by the next cycle: the reservation is
+ *      already durable and agents confirm it again after a head restart)
  *   4. fits no node shape of the cluster, even empty
  *                                    → INFEASIBLE         event pg.infeasible
  *      (tried again whenever a node registers: the cluster's shapes changed)
@@ -52,6 +54,7 @@ import { corePlacement, plainReason, schedulerNode, specInput, wirePlacement, wi
 export const PGS_PREFIX = '/muster/pgs/';
 const REMOVED_REMEMBERED = 1_000;
 const TXN_OPS = 100; // etcd allows 128 per transaction
+const MAX_INFLIGHT = 4;
 
 interface Entry {
   pg: PlacementGroup;
@@ -82,6 +85,7 @@ export class PlacementGroupController {
   private hold: Hold | undefined;
   private running = false;
   private again = false;
+  private readonly inflight: Array<Promise<void>> = [];
 
   constructor(
     private readonly writer: StateWriter,
@@ -219,7 +223,12 @@ export class PlacementGroupController {
     if (!e.pg.placements.some((p) => p.nodeId === nodeId)) return;
     e.acked.add(nodeId);
     if (nodesOf(e.pg).every((n) => e.acked.has(n))) {
+      // CREATED needs no durable write before it is announced: the
+      // reservation is durable already (RESERVED), and after a head restart
+      // the agents confirm it again. So waiters are woken now and the record
+      // is written by the next cycle, off the caller's path.
       this.transition(e, S.PLACEMENT_GROUP_STATE_CREATED, 'pg.created', `placement group ${e.spec.name} created: ${describePlacements(e.pg)}`);
+      this.wake(e.pg.id);
       this.kick();
     } else {
       const waiting = nodesOf(e.pg).filter((n) => !e.acked.has(n));
@@ -256,9 +265,13 @@ export class PlacementGroupController {
     const id = e.pg.id;
     this.staged.push(this.events.stage(kind, { message, attributes: { pg: id, name: e.spec.name } }));
     this.after.push(() => {
-      for (const w of this.changeWaiters.get(id) ?? []) w();
+      this.wake(id);
       for (const l of this.changeListeners) l(id);
     });
+  }
+
+  private wake(id: string): void {
+    for (const w of this.changeWaiters.get(id) ?? []) w();
   }
 
   private remember(pg: PlacementGroup): void {
@@ -299,13 +312,17 @@ export class PlacementGroupController {
     this.running = false;
   }
 
-  /** One cycle: schedule what is queued, commit what is dirty, then tell. */
+  /**
+   * One cycle: schedule what is queued, then commit what is dirty and, once
+   * durable, answer and tell. On a store that orders writes (embedded), up to
+   * MAX_INFLIGHT commits overlap — the next cycle schedules on the state the
+   * previous one left while its write is still in flight, and the store
+   * batches both into one fsync; elsewhere each commit is awaited first.
+   */
   private async cycle(): Promise<void> {
     const t0 = performance.now();
     this.schedule();
-    const t1 = performance.now();
-    const waiters = this.commitWaiters;
-    this.commitWaiters = [];
+    this.opts.metrics?.cycleSeconds.record((performance.now() - t0) / 1000, { phase: 'schedule' });
     const ops: Op[] = [];
     for (const id of this.deleted) ops.push({ type: 'delete', key: PGS_PREFIX + id });
     for (const id of this.dirty) {
@@ -314,25 +331,33 @@ export class PlacementGroupController {
     }
     this.deleted.clear();
     this.dirty.clear();
-    const after = this.after.splice(0);
     const staged = this.staged.splice(0);
     ops.push(...staged.map((s) => s.op));
+    const commit = this.commit(ops, this.commitWaiters.splice(0), staged, this.after.splice(0));
+    this.inflight.push(commit);
+    void commit.finally(() => this.inflight.splice(this.inflight.indexOf(commit), 1));
+    const max = this.writer.store.ordersWrites ? MAX_INFLIGHT : 1;
+    while (this.inflight.length >= max) await this.inflight[0];
+  }
+
+  private async commit(ops: Op[], waiters: Waiter[], staged: StagedEvent[], after: Array<() => void>): Promise<void> {
+    const t = performance.now();
     try {
       for (let i = 0; i < ops.length; i += TXN_OPS) await this.writer.txn(ops.slice(i, i + TXN_OPS));
     } catch (e) {
       for (const s of staged) s.settle(false);
-      // The in-memory view ran ahead of the store: reload the truth.
       for (const w of waiters) w.reject(e);
+      this.log.error({ err: e instanceof Error ? e.message : e }, 'placement group commit failed; reloading state from the store');
+      // The in-memory view ran ahead of the store: reload the truth.
       this.groups.clear();
       this.byName.clear();
       await this.load();
-      throw e;
+      return;
     }
     for (const s of staged) s.settle(true);
     for (const w of waiters) w.resolve();
     for (const f of after) f();
-    this.opts.metrics?.cycleSeconds.record((t1 - t0) / 1000, { phase: 'schedule' });
-    this.opts.metrics?.cycleSeconds.record((performance.now() - t1) / 1000, { phase: 'commit' });
+    this.opts.metrics?.cycleSeconds.record((performance.now() - t) / 1000, { phase: 'commit' });
     this.opts.metrics?.cycleWrites.record(ops.length);
   }
 

@@ -60,6 +60,7 @@ function newBatch(): Batch {
 
 export class EmbeddedStore implements StateStore {
   readonly kind = 'embedded';
+  readonly ordersWrites = true;
   /** Counters for metrics and tests: log batches written (= fdatasyncs), records, snapshots. */
   readonly stats = { batches: 0, records: 0, snapshots: 0 };
   private collecting: Batch | undefined;

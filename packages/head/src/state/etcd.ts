@@ -48,6 +48,7 @@ const bytes = (v: Uint8Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLengt
 
 export class EtcdStore implements StateStore {
   readonly kind = 'etcd';
+  readonly ordersWrites = false;
   private readonly prefix: string;
   private readonly prefixBytes: number;
   private readonly callTimeoutMs: number;

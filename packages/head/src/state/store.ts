@@ -115,6 +115,14 @@ export interface Lease {
 export interface StateStore {
   /** "embedded" or "etcd". */
   readonly kind: string;
+  /**
+   * True when writes become visible and durable in the order they were
+   * issued, even while earlier ones are still in flight (the embedded store:
+   * one log, appended in call order). Callers may then pipeline dependent
+   * writes without awaiting each; etcd gives no such promise for concurrent
+   * requests, so its writers wait for each before issuing the next.
+   */
+  readonly ordersWrites: boolean;
   get(key: string): Promise<KeyValue | undefined>;
   /** All keys starting with `prefix`, in key order. */
   range(prefix: string, opts?: { limit?: number }): Promise<RangeResult>;
