@@ -24,3 +24,13 @@ export function connectFromFlags(flags: ConnectionFlags): Promise<Cluster> {
   if (token && !flags.tokenFile) return connect({ address, token });
   return connect({ address, tokenFile: flags.tokenFile ?? process.env.MUSTER_TOKEN_FILE ?? '.muster/head/token' });
 }
+
+/** Connects, runs `fn`, and closes the connection whatever happens. */
+export async function withCluster(flags: ConnectionFlags, fn: (c: Cluster) => Promise<void>): Promise<void> {
+  const cluster = await connectFromFlags(flags);
+  try {
+    await fn(cluster);
+  } finally {
+    cluster.close();
+  }
+}

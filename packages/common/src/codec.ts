@@ -15,3 +15,8 @@ export function encode(value: unknown): Uint8Array {
 export function decode<T = unknown>(bytes: Uint8Array): T {
   return packr.unpack(bytes) as T;
 }
+
+/** A row-major n×n matrix from its flat form, or [] when the length does not fit. */
+export function squareMatrix<T>(flat: readonly T[], n: number): T[][] {
+  return flat.length === n * n ? Array.from({ length: n }, (_, i) => flat.slice(i * n, (i + 1) * n)) : [];
+}

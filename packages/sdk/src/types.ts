@@ -1,6 +1,7 @@
 /** The SDK's view of cluster objects: plain, documented, stable. */
 import type { ClusterEvent as WireEvent, Node as WireNode } from '@muster/proto';
 import { NodeState } from '@muster/proto';
+import { squareMatrix } from '@muster/common';
 
 export type NodeStateName = 'alive' | 'dead' | 'unknown';
 
@@ -69,8 +70,6 @@ const stateNames: Record<number, NodeStateName> = {
 export function nodeView(n: WireNode): NodeView {
   const inv = n.inventory;
   const gpus = inv?.gpus ?? [];
-  const size = gpus.length;
-  const flat = inv?.topology?.links ?? [];
   return {
     id: n.nodeId,
     state: stateNames[n.state] ?? 'unknown',
@@ -89,7 +88,7 @@ export function nodeView(n: WireNode): NodeView {
       mig: g.mig.map((m) => ({ profile: m.profile, uuid: m.uuid })),
     })),
     nvlinkIslands: inv?.topology?.nvlinkIslands.map((i) => i.gpuIndices) ?? [],
-    links: flat.length === size * size ? Array.from({ length: size }, (_, i) => flat.slice(i * size, (i + 1) * size)) : [],
+    links: squareMatrix(inv?.topology?.links ?? [], gpus.length),
     nvlinkDomain: inv?.nvlinkDomain ?? '',
     inventorySource: inv?.source ?? '',
     incarnation: n.incarnation,

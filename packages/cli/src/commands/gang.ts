@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { ErrorCode, MusterError, isMusterError, type Gang, type GangSpec } from '@muster/sdk';
-import { addConnectionFlags, connectFromFlags, type ConnectionFlags } from '../connection.js';
+import { addConnectionFlags, withCluster, type ConnectionFlags } from '../connection.js';
 import { ago, table } from '../format.js';
 
 type Flags = ConnectionFlags & { json?: boolean };
@@ -82,14 +82,6 @@ export function gangCommand(program: Command): void {
     });
 }
 
-async function withCluster(flags: ConnectionFlags, fn: (c: Awaited<ReturnType<typeof connectFromFlags>>) => Promise<void>): Promise<void> {
-  const cluster = await connectFromFlags(flags);
-  try {
-    await fn(cluster);
-  } finally {
-    cluster.close();
-  }
-}
 
 function describe(g: Gang): string {
   const v = g.toJSON();

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { ErrorCode, MusterError, isMusterError, type PlacementGroup, type PlacementGroupSpec } from '@muster/sdk';
-import { addConnectionFlags, connectFromFlags, type ConnectionFlags } from '../connection.js';
+import { addConnectionFlags, withCluster, type ConnectionFlags } from '../connection.js';
 import { ago, table } from '../format.js';
 
 type Flags = ConnectionFlags & { json?: boolean };
@@ -84,14 +84,6 @@ export function pgCommand(program: Command): void {
     });
 }
 
-async function withCluster(flags: ConnectionFlags, fn: (c: Awaited<ReturnType<typeof connectFromFlags>>) => Promise<void>): Promise<void> {
-  const cluster = await connectFromFlags(flags);
-  try {
-    await fn(cluster);
-  } finally {
-    cluster.close();
-  }
-}
 
 function print(flags: Flags, group: PlacementGroup, human: () => string): void {
   process.stdout.write(flags.json ? `${JSON.stringify(group, null, 2)}\n` : `${human()}\n`);

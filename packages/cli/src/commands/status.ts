@@ -1,14 +1,13 @@
 /** `muster status`: nodes, GPUs and state, as a table or JSON. */
 import type { Command } from 'commander';
-import { addConnectionFlags, connectFromFlags, type ConnectionFlags } from '../connection.js';
+import { addConnectionFlags, withCluster, type ConnectionFlags } from '../connection.js';
 import { clusterSummary, nodesTable } from '../format.js';
 
 export function statusCommand(program: Command): void {
   addConnectionFlags(program.command('status').description('show the nodes of the cluster, their GPUs and state'))
     .option('--json', 'print JSON (cluster info and nodes)')
     .action(async (flags: ConnectionFlags & { json?: boolean }) => {
-      const cluster = await connectFromFlags(flags);
-      try {
+      await withCluster(flags, async (cluster) => {
         const [info, nodes] = [await cluster.info(), await cluster.nodes()];
         if (flags.json) {
           const { nats: _nats, ...publicInfo } = info; // never print NATS credentials
@@ -18,8 +17,6 @@ export function statusCommand(program: Command): void {
         process.stdout.write(`head ${info.headId} (v${info.version}, ${info.store} store) at ${cluster.address}\n`);
         process.stdout.write(`${clusterSummary(nodes)}\n\n`);
         if (nodes.length > 0) process.stdout.write(`${nodesTable(nodes)}\n`);
-      } finally {
-        cluster.close();
-      }
+      });
     });
 }

@@ -2,6 +2,7 @@
  * Translations between the wire (proto) and the scheduler core's plain types.
  * The core never sees proto types; the API never sees core types.
  */
+import { squareMatrix } from '@muster/common';
 import {
   NodeState,
   type BundlePlacement as WirePlacement,
@@ -60,8 +61,6 @@ export function wireSpec(s: PlacementGroupSpec): WireSpec {
 export function schedulerNode(n: Node): SchedulerNode {
   const inv = n.inventory;
   const gpus = inv?.gpus ?? [];
-  const size = gpus.length;
-  const flat = inv?.topology?.links ?? [];
   return {
     id: n.nodeId,
     alive: n.state === NodeState.NODE_STATE_ALIVE,
@@ -70,7 +69,7 @@ export function schedulerNode(n: Node): SchedulerNode {
     taints: n.taints.map((t) => ({ key: t.key, value: t.value, effect: t.effect as Taint['effect'] })),
     capacity: { cpuMillis: (inv?.cpuCores ?? 0) * 1000, memoryBytes: inv?.memoryBytes ?? 0, custom: inv?.customResources ?? {} },
     gpus: gpus.map((g) => ({ index: g.index, memoryMiB: g.memoryMib, ...(g.numaNode !== undefined ? { numaNode: g.numaNode } : {}), mig: g.mig.map((m) => ({ profile: m.profile, uuid: m.uuid })) })),
-    links: flat.length === size * size ? Array.from({ length: size }, (_, i) => flat.slice(i * size, (i + 1) * size)) : [],
+    links: squareMatrix(inv?.topology?.links ?? [], gpus.length),
     islands: inv?.topology?.nvlinkIslands.map((i) => i.gpuIndices) ?? [],
   };
 }
