@@ -27,6 +27,12 @@ export const headConfigSchema = z
     maxMessageBytes: z.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     eventRetention: z.number().int().min(100).max(1_000_000).default(10_000),
     headId: z.string().min(1).default(() => `${hostname()}-${randomBytes(3).toString('hex')}`),
+    shardPortRange: z
+      .string()
+      .regex(/^\d{1,5}-\d{1,5}$/, 'expected FIRST-LAST, e.g. 30000-32767')
+      .default('30000-32767')
+      .transform((r) => ({ first: Number(r.split('-')[0]), last: Number(r.split('-')[1]) }))
+      .refine((r) => r.first >= 1024 && r.last <= 65535 && r.first <= r.last, 'expected 1024 ≤ FIRST ≤ LAST ≤ 65535'),
   })
   .refine((c) => c.deadAfterMs >= 2 * c.heartbeatIntervalMs, {
     message: 'deadAfterMs must be at least twice heartbeatIntervalMs, or one late heartbeat kills a node',
@@ -50,6 +56,7 @@ export const headOptions: OptionSpec[] = [
   { key: 'metricsListen', flag: 'metrics-listen', env: 'MUSTER_METRICS_LISTEN', description: 'Prometheus endpoint host:port ("" disables)' },
   { key: 'maxMessageBytes', flag: 'max-message-bytes', env: 'MUSTER_MAX_MESSAGE_BYTES', parse: parseNumber, description: 'largest gRPC message accepted' },
   { key: 'eventRetention', flag: 'event-retention', env: 'MUSTER_EVENT_RETENTION', parse: parseNumber, description: 'cluster events kept in the store' },
+  { key: 'shardPortRange', flag: 'shard-port-range', env: 'MUSTER_SHARD_PORT_RANGE', description: 'ports the head allocates to shard ranks, FIRST-LAST' },
   { key: 'headId', flag: 'head-id', env: 'MUSTER_HEAD_ID', description: 'this head\'s id (default hostname-random)' },
 ];
 

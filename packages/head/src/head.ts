@@ -86,7 +86,7 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       },
     });
     await placementGroups.load();
-    const gangs = new GangController(writer, registry, placementGroups, events, log.child({ controller: 'gangs' }));
+    const gangs = new GangController(writer, registry, placementGroups, events, log.child({ controller: 'gangs' }), config.shardPortRange);
     await gangs.load();
     const logRelay = new LogRelay(registry);
     const liveness = new Liveness(registry, config.deadAfterMs, log);

@@ -154,7 +154,13 @@ export interface LayoutPlan {
   masterPort: number;
 }
 
-export const PORT_RANGE = { first: 30_000, last: 32_767 };
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+/** Default rank port range; `--shard-port-range` changes it (it is Kubernetes' NodePort range: move it where NodePorts are used on GPU nodes). */
+export const DEFAULT_PORT_RANGE: PortRange = { first: 30_000, last: 32_767 };
 
 /**
  * Port spaces are per host address, not per node id: simulated nodes on one
@@ -166,10 +172,10 @@ export function portSpace(nodes: Map<string, Node>, nodeId: string): string {
 
 /**
  * Places the ranks on the group's bundles and allocates ports (lowest free
- * port of PORT_RANGE on the rank's host, skipping `used`, keyed by
+ * port of `range` on the rank's host, skipping `used`, keyed by
  * `portSpace`). Throws INVALID_ARGUMENT on a fixed-port clash.
  */
-export function planLayout(spec: GangSpec, pg: PlacementGroup, nodes: Map<string, Node>, used: Map<string, Set<number>>): LayoutPlan {
+export function planLayout(spec: GangSpec, pg: PlacementGroup, nodes: Map<string, Node>, used: Map<string, Set<number>>, range: PortRange = DEFAULT_PORT_RANGE): LayoutPlan {
   checkBundles(spec, pg);
   const placements = [...pg.placements].sort((a, b) => a.bundleIndex - b.bundleIndex);
   const nodeOrder = new Map<string, number>();
@@ -184,13 +190,13 @@ export function planLayout(spec: GangSpec, pg: PlacementGroup, nodes: Map<string
   };
   const allocate = (nodeId: string): number => {
     const s = taken(nodeId);
-    for (let p = PORT_RANGE.first; p <= PORT_RANGE.last; p++) {
+    for (let p = range.first; p <= range.last; p++) {
       if (!s.has(p)) {
         s.add(p);
         return p;
       }
     }
-    throw new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `no free port left in ${PORT_RANGE.first}-${PORT_RANGE.last} on node ${nodeId}`);
+    throw new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `no free port left in ${range.first}-${range.last} on node ${nodeId}`);
   };
 
   const ranks: RankPlan[] = [];

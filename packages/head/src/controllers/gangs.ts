@@ -35,7 +35,7 @@ import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import type { PlacementGroupController } from './placement-groups.js';
-import { checkBundles, parseGangSpec, planLayout, portSpace, rankEnv, wireGangSpec, type GangSpec } from './gang-spec.js';
+import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, portSpace, rankEnv, wireGangSpec, type GangSpec, type PortRange } from './gang-spec.js';
 
 export const GANGS_PREFIX = '/muster/gangs/';
 const LIVE = new Set([G.GANG_STATE_PENDING, G.GANG_STATE_STARTING, G.GANG_STATE_READY, G.GANG_STATE_RESTARTING, G.GANG_STATE_STOPPING]);
@@ -57,6 +57,7 @@ export class GangController {
     private readonly pgs: PlacementGroupController,
     private readonly events: EventLog,
     private readonly log: Logger,
+    private readonly portRange: PortRange = DEFAULT_PORT_RANGE,
   ) {
     registry.onTransition((kind, node) => {
       if (kind === 'node.dead') this.nodeLost(node.nodeId);
@@ -94,7 +95,7 @@ export class GangController {
     }
     checkBundles(spec, pg);
     // Placed already: a dry run of the layout refuses port clashes now, before anything starts.
-    if (pg.state === P.PLACEMENT_GROUP_STATE_CREATED) planLayout(spec, pg, this.nodeMap(), this.usedPorts(''));
+    if (pg.state === P.PLACEMENT_GROUP_STATE_CREATED) planLayout(spec, pg, this.nodeMap(), this.usedPorts(''), this.portRange);
     for (const e of this.gangs.values()) {
       if (!LIVE.has(e.gang.state)) continue;
       if (e.spec.name === spec.name) throw new MusterError(ErrorCode.ALREADY_EXISTS, `a gang named "${spec.name}" exists (${e.gang.id})`, { details: { field: 'name' } });
@@ -250,7 +251,7 @@ export class GangController {
     }
     let plan;
     try {
-      plan = planLayout(e.spec, pg, this.nodeMap(), this.usedPorts(e.gang.id));
+      plan = planLayout(e.spec, pg, this.nodeMap(), this.usedPorts(e.gang.id), this.portRange);
     } catch (err) {
       return this.failFinal(e, (err as Error).message);
     }
