@@ -33,6 +33,14 @@ export const ErrorCode = {
   NOT_LEADER: 'MUSTER_NOT_LEADER',
   /** A placement group fits no node shape in the cluster; waiting will not help. */
   PG_INFEASIBLE: 'MUSTER_PG_INFEASIBLE',
+  /** A router's queue for a replica group is full: slow down. */
+  BACKPRESSURE: 'MUSTER_BACKPRESSURE',
+  /** A replica group has no ready replica (within the call's deadline). */
+  NO_REPLICAS: 'MUSTER_NO_REPLICAS',
+  /** The replica handling a call went away before answering; the call may or may not have run. */
+  REPLICA_LOST: 'MUSTER_REPLICA_LOST',
+  /** A replica's handler threw; the message is the handler's. */
+  APPLICATION: 'MUSTER_APPLICATION_ERROR',
   /** The operation was cancelled by the caller. */
   CANCELLED: 'MUSTER_CANCELLED',
   INTERNAL: 'MUSTER_INTERNAL',
@@ -55,6 +63,10 @@ const grpcStatusOf: Record<ErrorCode, GrpcStatus> = {
   MUSTER_STORE_CONFLICT: GrpcStatus.ABORTED,
   MUSTER_NOT_LEADER: GrpcStatus.UNAVAILABLE,
   MUSTER_PG_INFEASIBLE: GrpcStatus.FAILED_PRECONDITION,
+  MUSTER_BACKPRESSURE: GrpcStatus.RESOURCE_EXHAUSTED,
+  MUSTER_NO_REPLICAS: GrpcStatus.UNAVAILABLE,
+  MUSTER_REPLICA_LOST: GrpcStatus.UNAVAILABLE,
+  MUSTER_APPLICATION_ERROR: GrpcStatus.UNKNOWN,
   MUSTER_CANCELLED: GrpcStatus.CANCELLED,
   MUSTER_INTERNAL: GrpcStatus.INTERNAL,
 };

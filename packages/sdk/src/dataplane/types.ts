@@ -1,0 +1,68 @@
+/**
+ * Muster's data plane: requests to replicas over NATS, msgpack payloads
+ * (the one codec config of @muster/common: `encode` / `decode`).
+ *
+ * Subjects (prefix = NatsAccess.subjectPrefix, default "muster"):
+ *   <prefix>.rg.<group>.<replicaId>   requests to one replica (queue group "muster")
+ *   <prefix>.load.<group>             load reports of the group's replicas, every second
+ *
+ * Wire messages (msgpack):
+ *   Request  { v: 1, id: string, deadline: number (epoch ms), stream: boolean, payload: unknown }
+ *            unary: sent with NATS request/reply; streaming: the reply inbox gets chunks.
+ *   Reply    { v: 1, ok: true, result: unknown } | { v: 1, ok: false, error: { code: string, message: string } }
+ *   Chunk    { v: 1, seq: number, data: unknown } ... then { v: 1, seq, end: true } or { v: 1, seq, error: {...} }
+ *   Load     { v: 1, replicaId: string, inFlight: number, queued: number, timeMs: number }
+ *
+ * "Never reached a replica": NATS answers a request to a subject without
+ * subscribers with "no responders" at once; such a request is retried on
+ * another replica. A request that reached a replica which then died is NOT
+ * retried unless the caller marked it idempotent (it may have had effects).
+ */
+
+/** One replica as the router sees it (from the head's membership). */
+export interface ReplicaInfo {
+  replicaId: string;
+  /** Spec revision it runs (rollouts, canaries). */
+  revision: string;
+  /** NATS subject it serves on. */
+  subject: string;
+}
+
+/** A versioned snapshot of a replica group's live membership (READY and not draining). */
+export interface Membership {
+  group: string;
+  version: number;
+  replicas: ReplicaInfo[];
+  /** Traffic weight by revision (sums to 1 over revisions present); absent: equal by replica count. */
+  revisionWeights?: Record<string, number>;
+}
+
+export interface CallOptions {
+  /** Deadline for the whole call, ms from now (default 30 000). */
+  timeoutMs?: number;
+  /** May be retried even after it reached a replica that then failed. */
+  idempotent?: boolean;
+  /** Critical call: if no answer after `hedgeAfterMs`, send a second copy to another replica; first answer wins. */
+  hedgeAfterMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface RouterOptions {
+  /** Max requests in flight to one replica from this router (default 32). */
+  maxOngoingPerReplica?: number;
+  /** Max requests waiting for a free slot (default 1000); beyond: MUSTER_BACKPRESSURE. */
+  maxQueued?: number;
+  /** Retries of requests that never reached a replica (default 3). */
+  maxRetries?: number;
+}
+
+/** What `serve()` handlers get. */
+export interface RequestContext {
+  id: string;
+  deadline: number;
+  signal: AbortSignal;
+}
+
+export type UnaryHandler = (payload: unknown, ctx: RequestContext) => unknown | Promise<unknown>;
+/** A streaming handler yields chunks. */
+export type StreamHandler = (payload: unknown, ctx: RequestContext) => AsyncIterable<unknown>;
