@@ -14,10 +14,12 @@ import {
   type Logger,
   type NatsConnection,
 } from '@muster/common';
-import { AgentServiceService, ClusterServiceService, GangServiceService, NodeState, PlacementGroupServiceService, type NatsAccess } from '@muster/proto';
+import { AgentServiceService, ClusterServiceService, GangServiceService, NodeState, PlacementGroupServiceService, ReplicaGroupServiceService, type NatsAccess } from '@muster/proto';
 import { gangService } from './api/gang-service.js';
 import { LogRelay } from './api/log-relay.js';
 import { GangController } from './controllers/gangs.js';
+import { ReplicaGroupController } from './controllers/replica-groups.js';
+import { replicaService } from './api/replica-service.js';
 import { agentService } from './api/agent-service.js';
 import { clusterService } from './api/cluster-service.js';
 import { placementService } from './api/placement-service.js';
@@ -88,6 +90,9 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
     await placementGroups.load();
     const gangs = new GangController(writer, registry, placementGroups, events, log.child({ controller: 'gangs' }), config.shardPortRange);
     await gangs.load();
+    const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats && natsAccess ? { conn: nats, access: natsAccess } : undefined);
+    await replicaGroups.load();
+    cleanups.push(() => replicaGroups.close());
     const logRelay = new LogRelay(registry);
     const liveness = new Liveness(registry, config.deadAfterMs, log);
     liveness.start();
@@ -135,6 +140,7 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       logs: logRelay,
     }));
     server.addService(GangServiceService, gangService(ctx, gangs, logRelay));
+    server.addService(ReplicaGroupServiceService, replicaService(ctx, replicaGroups));
     server.addService(PlacementGroupServiceService, placementService(ctx, placementGroups));
     const { host } = parseHostPort(config.listen, '--listen');
     const port = await new Promise<number>((resolve, reject) =>

@@ -5,3 +5,4 @@ export * from './gen/muster/v1/cluster.js';
 export * from './gen/muster/v1/agent.js';
 export * from './gen/muster/v1/placement.js';
 export * from './gen/muster/v1/gang.js';
+export * from './gen/muster/v1/replica.js';

@@ -14,7 +14,7 @@
  */
 import type { Metadata } from '@grpc/grpc-js';
 import { ErrorCode, MusterError, fromGrpcError } from '@muster/common';
-import { GangState as G, type Gang as WireGang, type GangFailure, type GangServiceClient, type GangSpec as WireSpec, type Probe } from '@muster/proto';
+import { GangState as G, type Gang as WireGang, type GangFailure, type GangServiceClient, type GangSpec as WireSpec, type Probe, type ShardTemplate, type StartupPolicy } from '@muster/proto';
 
 export interface ProbeSpec {
   kind: 'http' | 'tcp' | 'exec' | 'sdk';
@@ -117,16 +117,27 @@ const int = (v: number | undefined) => v ?? 0;
 const probe = (p: ProbeSpec | undefined): Probe | undefined =>
   p && { kind: p.kind, port: p.port === undefined ? '' : String(p.port), path: p.path ?? '', command: p.command ?? [], periodMs: int(p.periodMs), timeoutMs: int(p.timeoutMs), failureThreshold: int(p.failureThreshold) };
 
+/** Shared with replica groups: a shard template and startup policy on the wire. */
+export function templateToWire(t: GangSpec['template'] | undefined): ShardTemplate {
+  t ??= {} as GangSpec['template'];
+  return { command: t.command ?? '', args: t.args ?? [], env: t.env ?? {}, cwd: t.cwd ?? '', ports: (t.ports ?? []).map((p) => ({ name: p.name, port: int(p.port) })), readiness: probe(t.readiness), liveness: probe(t.liveness) };
+}
+
+export function startupToWire(s: GangSpec['startup']): StartupPolicy | undefined {
+  return s && { deadlineMs: int(s.deadlineMs), maxRestarts: s.maxRestarts === 0 ? -1 : int(s.maxRestarts), backoffInitialMs: int(s.backoffInitialMs), backoffMaxMs: int(s.backoffMaxMs), gracePeriodMs: int(s.gracePeriodMs) };
+}
+
 function toWire(s: GangSpec): WireSpec {
-  const t = s.template ?? ({} as GangSpec['template']);
   return {
     name: s.name ?? '',
     placementGroup: s.placementGroup ?? '',
     tp: int(s.tp),
     pp: int(s.pp),
-    template: { command: t.command ?? '', args: t.args ?? [], env: t.env ?? {}, cwd: t.cwd ?? '', ports: (t.ports ?? []).map((p) => ({ name: p.name, port: int(p.port) })), readiness: probe(t.readiness), liveness: probe(t.liveness) },
-    startup: s.startup && { deadlineMs: int(s.startup.deadlineMs), maxRestarts: s.startup.maxRestarts === 0 ? -1 : int(s.startup.maxRestarts), backoffInitialMs: int(s.startup.backoffInitialMs), backoffMaxMs: int(s.startup.backoffMaxMs), gracePeriodMs: int(s.startup.gracePeriodMs) },
+    template: templateToWire(s.template),
+    startup: startupToWire(s.startup),
     logMaxBytes: int(s.logMaxBytes),
+    replicaGroup: '',
+    replicaId: '',
   };
 }
 

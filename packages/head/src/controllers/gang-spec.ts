@@ -64,6 +64,8 @@ export const gangSpecSchema = z
         gracePeriodMs: s.gracePeriodMs || 5_000,
       })),
     logMaxBytes: z.int().min(0).max(2 ** 40).default(0).transform((n) => n || 16 * 1024 * 1024),
+    replicaGroup: z.string().default(''),
+    replicaId: z.string().default(''),
   })
   .check((ctx) => {
     const t = ctx.value.template;
@@ -103,6 +105,8 @@ export function parseGangSpec(w: WireGangSpec | undefined): GangSpec {
     },
     startup: w?.startup ?? undefined,
     logMaxBytes: w?.logMaxBytes ?? 0,
+    replicaGroup: w?.replicaGroup ?? '',
+    replicaId: w?.replicaId ?? '',
   };
   const r = gangSpecSchema.safeParse(input);
   if (r.success) return r.data;
@@ -121,6 +125,8 @@ export function wireGangSpec(s: GangSpec): WireGangSpec {
     template: { ...s.template, readiness: probe(s.template.readiness), liveness: probe(s.template.liveness) },
     startup: s.startup,
     logMaxBytes: s.logMaxBytes,
+    replicaGroup: s.replicaGroup,
+    replicaId: s.replicaId,
   };
 }
 
@@ -249,8 +255,8 @@ export function rankEnv(spec: GangSpec, gangId: string, attempt: number, plan: L
     MUSTER_TP_SIZE: String(spec.tp),
     MUSTER_PP_RANK: String(r.ppRank),
     MUSTER_PP_SIZE: String(spec.pp),
-    MUSTER_REPLICA_ID: gangId,
-    MUSTER_GROUP: spec.name,
+    MUSTER_REPLICA_ID: spec.replicaId || gangId,
+    MUSTER_GROUP: spec.replicaGroup || spec.name,
     MUSTER_GANG_ID: gangId,
     MUSTER_ATTEMPT: String(attempt),
     CUDA_VISIBLE_DEVICES: r.cudaVisibleDevices,

@@ -50,6 +50,7 @@ interface Entry {
 export class GangController {
   private readonly gangs = new Map<string, Entry>();
   private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly listeners: Array<(g: Gang) => void> = [];
 
   constructor(
     private readonly writer: StateWriter,
@@ -173,6 +174,11 @@ export class GangController {
     const r = e.gang.ranks.find((x) => x.rank === rank);
     if (!r) throw new MusterError(ErrorCode.NOT_FOUND, `gang ${e.spec.name} has no rank ${rank} (it has ${e.gang.ranks.length})`);
     return { gangId: e.gang.id, attempt: e.gang.attempt, nodeId: r.nodeId };
+  }
+
+  /** Called after every persisted state change of a gang. */
+  onChange(listener: (g: Gang) => void): void {
+    this.listeners.push(listener);
   }
 
   // ── agents ─────────────────────────────────────────────────────────────
@@ -394,6 +400,7 @@ export class GangController {
       this.log.error({ gang: e.gang.id, err: (err as Error).message }, 'could not persist gang state');
     }
     this.notify(e);
+    for (const l of this.listeners) l(e.gang);
   }
 
   private notify(e: Entry): void {

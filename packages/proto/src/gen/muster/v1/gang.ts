@@ -155,6 +155,12 @@ export interface GangSpec {
     | undefined;
   /** per rank log file (default 16 MiB) */
   logMaxBytes: number;
+  /**
+   * Set by the replica group controller: MUSTER_GROUP and MUSTER_REPLICA_ID
+   * name the replica group and the replica instead of the gang.
+   */
+  replicaGroup: string;
+  replicaId: string;
 }
 
 export interface RankStatus {
@@ -871,7 +877,17 @@ export const StartupPolicy: MessageFns<StartupPolicy> = {
 };
 
 function createBaseGangSpec(): GangSpec {
-  return { name: "", placementGroup: "", tp: 0, pp: 0, template: undefined, startup: undefined, logMaxBytes: 0 };
+  return {
+    name: "",
+    placementGroup: "",
+    tp: 0,
+    pp: 0,
+    template: undefined,
+    startup: undefined,
+    logMaxBytes: 0,
+    replicaGroup: "",
+    replicaId: "",
+  };
 }
 
 export const GangSpec: MessageFns<GangSpec> = {
@@ -896,6 +912,12 @@ export const GangSpec: MessageFns<GangSpec> = {
     }
     if (message.logMaxBytes !== 0) {
       writer.uint32(56).int64(message.logMaxBytes);
+    }
+    if (message.replicaGroup !== "") {
+      writer.uint32(66).string(message.replicaGroup);
+    }
+    if (message.replicaId !== "") {
+      writer.uint32(74).string(message.replicaId);
     }
     return writer;
   },
@@ -969,6 +991,22 @@ export const GangSpec: MessageFns<GangSpec> = {
             message.logMaxBytes = longToNumber(reader.int64());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.replicaGroup = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.replicaId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -998,6 +1036,16 @@ export const GangSpec: MessageFns<GangSpec> = {
         : isSet(object.log_max_bytes)
         ? globalThis.Number(object.log_max_bytes)
         : 0,
+      replicaGroup: isSet(object.replicaGroup)
+        ? globalThis.String(object.replicaGroup)
+        : isSet(object.replica_group)
+        ? globalThis.String(object.replica_group)
+        : "",
+      replicaId: isSet(object.replicaId)
+        ? globalThis.String(object.replicaId)
+        : isSet(object.replica_id)
+        ? globalThis.String(object.replica_id)
+        : "",
     };
   },
 
@@ -1023,6 +1071,12 @@ export const GangSpec: MessageFns<GangSpec> = {
     }
     if (message.logMaxBytes !== 0) {
       obj.logMaxBytes = Math.round(message.logMaxBytes);
+    }
+    if (message.replicaGroup !== "") {
+      obj.replicaGroup = message.replicaGroup;
+    }
+    if (message.replicaId !== "") {
+      obj.replicaId = message.replicaId;
     }
     return obj;
   },

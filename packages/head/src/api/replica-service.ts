@@ -1,0 +1,20 @@
+/** ReplicaGroupService: apply, inspect, scale and delete replica groups; stream their membership. */
+import type { ReplicaGroupServiceServer } from '@muster/proto';
+import type { ReplicaGroupController } from '../controllers/replica-groups.js';
+import { serverStream, unary, type RpcContext } from './rpc.js';
+
+export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): ReplicaGroupServiceServer {
+  return {
+    applyReplicaGroup: unary(ctx, 'ApplyReplicaGroup', (req) => rgs.apply(req.spec)),
+    getReplicaGroup: unary(ctx, 'GetReplicaGroup', async (req) => rgs.get(req.name)),
+    listReplicaGroups: unary(ctx, 'ListReplicaGroups', async () => ({ groups: rgs.list() })),
+    scaleReplicaGroup: unary(ctx, 'ScaleReplicaGroup', (req) => rgs.scale(req.name, req.replicas)),
+    deleteReplicaGroup: unary(ctx, 'DeleteReplicaGroup', (req) => rgs.delete(req.name)),
+    watchMembership: serverStream(ctx, 'WatchMembership', async (call) => {
+      const abort = new AbortController();
+      call.once('cancelled', () => abort.abort());
+      call.once('close', () => abort.abort());
+      for await (const m of rgs.watch(call.request.group, abort.signal)) call.write(m);
+    }),
+  };
+}

@@ -1,0 +1,408 @@
+/**
+ * The replica group controller: keeps `desired` replicas of a group's current
+ * revision running, each one placement group + one gang, and publishes the
+ * live membership routers send traffic to.
+ *
+ * Replica lifecycle (persisted in the group's record, /muster/rgs/<name>):
+ *
+ *   1. created           → starting   placement group created, gang launched on it
+ *   2. gang READY        → ready      joins the membership (routers send traffic)
+ *   3. gang not READY    → starting   leaves the membership (a rank failed: the gang restarts)
+ *   4. gang FAILED       → failed     removed and replaced by a new replica
+ *   5. surplus           → draining   leaves the membership at once; waits until the replica
+ *                                     reports no call in flight (NATS load reports) or the
+ *                                     drain deadline passes
+ *   6. drained           → stopping   gang stopped; when STOPPED its placement group is removed
+ *                                     and the replica forgotten
+ *
+ * Reconcile (one pass per change, per group): count ready/starting replicas per
+ * revision, start replicas of the current revision up to `desired` (rolling:
+ * with at most maxSurge extra while old-revision replicas remain), drain old
+ * revision replicas as new ones become ready, drain surplus (not-ready first,
+ * then newest). Canary: `stable` keeps `desired` replicas of the previous
+ * revision, the canary revision gets max(1, round(desired × weight)), and the
+ * membership carries the traffic weights. Changing only the replica count
+ * never changes the revision, so never rolls out.
+ */
+import { randomBytes } from 'node:crypto';
+import { decode, ErrorCode, MusterError, type Logger, type NatsConnection } from '@muster/common';
+import { GangState as G, ReplicaGroup, type Membership, type NatsAccess, type Replica, type ReplicaGroupSpec } from '@muster/proto';
+import type { EventLog } from '../events/event-log.js';
+import type { StateWriter } from '../state/fence.js';
+import type { GangController } from './gangs.js';
+import type { PlacementGroupController } from './placement-groups.js';
+import { gangSpecOf, parseRgSpec, pgSpecOf, revisionOf, subjectOf, type ValidRgSpec } from './rg-spec.js';
+
+export const RGS_PREFIX = '/muster/rgs/';
+
+interface Entry {
+  rg: ReplicaGroup;
+  spec: ValidRgSpec;
+  stableSpec: ValidRgSpec | undefined;
+  membership: Membership;
+  watchers: Set<(m: Membership) => void>;
+  /** replica id → when draining started (ms) */
+  drainingSince: Map<string, number>;
+  running: boolean;
+  again: boolean;
+}
+
+export class ReplicaGroupController {
+  private readonly groups = new Map<string, Entry>();
+  /** replica id → its last load report */
+  private readonly loadReports = new Map<string, { inFlight: number; queued: number; timeMs: number }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly writer: StateWriter,
+    private readonly pgs: PlacementGroupController,
+    private readonly gangs: GangController,
+    private readonly events: EventLog,
+    private readonly log: Logger,
+    private readonly nats: { conn: NatsConnection; access: NatsAccess } | undefined,
+  ) {
+    gangs.onChange((g) => {
+      const group = g.spec?.replicaGroup;
+      if (group) this.kick(group);
+    });
+    if (nats) {
+      const sub = nats.conn.subscribe(`${nats.access.subjectPrefix}.load.>`);
+      void (async () => {
+        for await (const m of sub) {
+          try {
+            const r = decode<{ replicaId: string; inFlight: number; queued: number; timeMs: number }>(m.data);
+            if (typeof r?.replicaId === 'string') this.loadReports.set(r.replicaId, { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs });
+          } catch {
+            // not a load report: ignore
+          }
+        }
+      })();
+    }
+    // Drains and deadlines progress with time, not only with events.
+    this.timer = setInterval(() => {
+      for (const name of this.groups.keys()) this.kick(name);
+    }, 500);
+    this.timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+
+  async load(): Promise<void> {
+    const { kvs } = await this.writer.store.range(RGS_PREFIX);
+    for (const kv of kvs) {
+      const rg = ReplicaGroup.decode(kv.value);
+      try {
+        this.groups.set(rg.name, this.entry(rg, parseRgSpec(rg.spec), rg.stableSpec ? parseRgSpec(rg.stableSpec) : undefined));
+      } catch (e) {
+        this.log.error({ group: rg.name, err: (e as Error).message }, 'stored replica group is invalid; left out');
+      }
+    }
+    for (const name of this.groups.keys()) this.kick(name);
+  }
+
+  // ── API ────────────────────────────────────────────────────────────────
+
+  async apply(wire: ReplicaGroupSpec | undefined): Promise<ReplicaGroup> {
+    const spec = parseRgSpec(wire);
+    const revision = revisionOf(spec);
+    const e = this.groups.get(spec.name);
+    if (!e) {
+      const rg: ReplicaGroup = {
+        name: spec.name, spec, desired: spec.replicas.initial, revision, stableRevision: '', replicas: [],
+        membershipVersion: 0, message: 'created', createdAtMs: Date.now(), deleting: false, stableSpec: undefined,
+      };
+      const entry = this.entry(rg, spec, undefined);
+      this.groups.set(spec.name, entry);
+      await this.persist(entry, 'rg.created', `replica group ${spec.name} created with ${rg.desired} replica(s), revision ${revision}`);
+    } else {
+      if (e.rg.deleting) throw new MusterError(ErrorCode.FAILED_PRECONDITION, `replica group ${spec.name} is being deleted`);
+      const rolled = revision !== e.rg.revision;
+      if (rolled && spec.rollout.strategy === 'canary') {
+        // The running revision becomes the stable one (unless a canary is already running: then it stays).
+        if (!e.rg.stableRevision) {
+          e.rg.stableRevision = e.rg.revision;
+          e.stableSpec = e.spec;
+          e.rg.stableSpec = e.spec;
+        }
+      } else if (spec.rollout.strategy === 'rolling') {
+        e.rg.stableRevision = '';
+        e.stableSpec = undefined;
+        e.rg.stableSpec = undefined;
+      }
+      e.spec = spec;
+      e.rg.spec = spec;
+      e.rg.revision = revision;
+      e.rg.desired = Math.min(spec.replicas.max, Math.max(spec.replicas.min, e.rg.desired));
+      await this.persist(e, rolled ? 'rg.rollout' : 'rg.updated', rolled ? `replica group ${spec.name}: rolling out revision ${revision} (${spec.rollout.strategy})` : `replica group ${spec.name} updated (no rollout)`);
+    }
+    this.kick(spec.name);
+    return this.get(spec.name);
+  }
+
+  get(name: string): ReplicaGroup {
+    const e = this.groups.get(name);
+    if (!e) throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}"`);
+    e.rg.membershipVersion = e.membership.version;
+    return e.rg;
+  }
+
+  list(): ReplicaGroup[] {
+    return [...this.groups.keys()].sort().map((n) => this.get(n));
+  }
+
+  async scale(name: string, replicas: number): Promise<ReplicaGroup> {
+    const e = this.groups.get(name);
+    if (!e) throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}"`);
+    const { min, max } = e.spec.replicas;
+    if (!Number.isInteger(replicas) || replicas < min || replicas > max) {
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `replicas: ${replicas} is outside ${name}'s bounds min ${min} … max ${max} (change them with apply)`, { details: { field: 'replicas' } });
+    }
+    e.rg.desired = replicas;
+    await this.persist(e, 'rg.scaled', `replica group ${name} scaled to ${replicas}`);
+    this.kick(name);
+    return this.get(name);
+  }
+
+  async delete(name: string): Promise<ReplicaGroup> {
+    const e = this.groups.get(name);
+    if (!e) throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}"`);
+    e.rg.deleting = true;
+    e.rg.desired = 0;
+    await this.persist(e, 'rg.deleting', `replica group ${name} is being deleted: draining ${e.rg.replicas.length} replica(s)`);
+    this.kick(name);
+    return e.rg;
+  }
+
+  /** The live membership now, then on every change, until `signal` aborts. */
+  async *watch(name: string, signal: AbortSignal): AsyncGenerator<Membership> {
+    const e = this.groups.get(name);
+    if (!e) throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}"`);
+    let latest: Membership | undefined = e.membership;
+    let wake: (() => void) | undefined;
+    const w = (m: Membership) => {
+      latest = m;
+      wake?.();
+    };
+    e.watchers.add(w);
+    signal.addEventListener('abort', () => wake?.(), { once: true });
+    try {
+      while (!signal.aborted) {
+        if (latest) {
+          const m: Membership = latest;
+          latest = undefined;
+          yield m;
+          continue;
+        }
+        await new Promise<void>((r) => (wake = r));
+      }
+    } finally {
+      e.watchers.delete(w);
+    }
+  }
+
+  // ── reconcile ──────────────────────────────────────────────────────────
+
+  private entry(rg: ReplicaGroup, spec: ValidRgSpec, stableSpec: ValidRgSpec | undefined): Entry {
+    return { rg, spec, stableSpec, membership: { group: rg.name, version: 0, replicas: [], revisionWeights: {} }, watchers: new Set(), drainingSince: new Map(), running: false, again: false };
+  }
+
+  private kick(name: string): void {
+    const e = this.groups.get(name);
+    if (!e) return;
+    if (e.running) {
+      e.again = true;
+      return;
+    }
+    e.running = true;
+    void (async () => {
+      do {
+        e.again = false;
+        try {
+          await this.reconcile(e);
+        } catch (err) {
+          this.log.error({ group: name, err: (err as Error).message }, 'replica group reconcile failed; retrying');
+        }
+      } while (e.again);
+      e.running = false;
+    })();
+  }
+
+  private async reconcile(e: Entry): Promise<void> {
+    const rg = e.rg;
+    let changed = false;
+    // 1. Replica states from their gangs.
+    for (const r of [...rg.replicas]) {
+      const gang = this.gangOf(r);
+      if (r.state === 'starting' || r.state === 'ready') {
+        const next = gang?.state === G.GANG_STATE_READY ? 'ready' : gang?.state === G.GANG_STATE_FAILED || !gang ? 'failed' : 'starting';
+        if (next !== r.state) {
+          r.state = next;
+          r.message = gang?.message ?? 'gang gone';
+          changed = true;
+          if (next === 'failed') this.log.warn({ group: rg.name, replica: r.id, reason: r.message }, 'replica failed; replacing it');
+        }
+      }
+      if (r.state === 'failed') {
+        await this.retire(e, r);
+        changed = true;
+      }
+    }
+    // 2. Drains that are done.
+    for (const r of rg.replicas.filter((x) => x.state === 'draining')) {
+      const since = e.drainingSince.get(r.id) ?? Date.now();
+      const report = this.loadReports.get(r.id);
+      const idle = report && report.timeMs >= since + 1_000 && report.inFlight + report.queued === 0;
+      if (idle || Date.now() - since >= e.spec.drainDeadlineMs || !this.nats) {
+        r.state = 'stopping';
+        r.message = idle ? 'drained' : 'drain deadline passed';
+        if (r.gangId) await this.gangs.stop(r.gangId).catch(() => undefined);
+        changed = true;
+      }
+    }
+    for (const r of rg.replicas.filter((x) => x.state === 'stopping')) {
+      const gang = this.gangOf(r);
+      if (!gang || gang.state === G.GANG_STATE_STOPPED || gang.state === G.GANG_STATE_FAILED) {
+        await this.retire(e, r);
+        changed = true;
+      }
+    }
+    // 3. Wanted replicas per revision.
+    const live = (rev: string) => rg.replicas.filter((r) => r.revision === rev && (r.state === 'starting' || r.state === 'ready'));
+    const ready = (rev: string) => live(rev).filter((r) => r.state === 'ready');
+    const want = new Map<string, number>();
+    if (rg.stableRevision && rg.stableRevision !== rg.revision && e.stableSpec) {
+      want.set(rg.stableRevision, rg.desired);
+      want.set(rg.revision, rg.desired === 0 ? 0 : Math.max(1, Math.round(rg.desired * e.spec.rollout.canaryWeight)));
+    } else {
+      want.set(rg.revision, rg.desired);
+    }
+    // Start what is missing (rolling: bounded surge while old revisions remain).
+    for (const [rev, n] of want) {
+      const spec = rev === rg.revision ? e.spec : e.stableSpec!;
+      const others = rg.replicas.filter((r) => !want.has(r.revision) && (r.state === 'starting' || r.state === 'ready')).length;
+      let room = others > 0 ? Math.max(0, rg.desired + e.spec.rollout.maxSurge - rg.replicas.filter((r) => r.state === 'starting' || r.state === 'ready').length) : Infinity;
+      for (let i = live(rev).length; i < n && room > 0; i++, room--) {
+        await this.startReplica(e, spec, rev);
+        changed = true;
+      }
+    }
+    // Drain: old revisions once enough of the wanted ones are ready; surplus of wanted ones.
+    const readyWanted = [...want].reduce((s, [rev]) => s + ready(rev).length, 0);
+    const old = rg.replicas.filter((r) => !want.has(r.revision) && (r.state === 'starting' || r.state === 'ready'));
+    let canRetireOld = Math.max(0, old.length - Math.max(0, rg.desired - readyWanted));
+    for (const r of old.sort(byNotReadyThenNewest)) {
+      if (canRetireOld-- <= 0) break;
+      this.drain(e, r, 'old revision');
+      changed = true;
+    }
+    for (const [rev, n] of want) {
+      const extra = live(rev).sort(byNotReadyThenNewest).slice(0, Math.max(0, live(rev).length - n));
+      for (const r of extra) {
+        this.drain(e, r, 'scaled down');
+        changed = true;
+      }
+    }
+    // 4. Membership and persistence.
+    this.publish(e);
+    if (rg.deleting && rg.replicas.length === 0) {
+      this.groups.delete(rg.name);
+      await this.writer.txn([{ type: 'delete', key: RGS_PREFIX + rg.name }]);
+      void this.events.append('rg.deleted', { message: `replica group ${rg.name} deleted`, attributes: { group: rg.name } });
+      return;
+    }
+    const counts = `${rg.replicas.filter((r) => r.state === 'ready').length}/${rg.desired} ready`;
+    if (changed || rg.message !== counts) {
+      rg.message = counts;
+      await this.persist(e, '', '');
+    }
+  }
+
+  private async startReplica(e: Entry, spec: ValidRgSpec, revision: string): Promise<void> {
+    const id = `r-${randomBytes(4).toString('hex')}`;
+    const replica: Replica = {
+      id, revision, state: 'starting', placementGroupId: '', gangId: '',
+      subject: subjectOf(this.nats?.access.subjectPrefix || 'muster', spec.name, id), message: 'placing', createdAtMs: Date.now(),
+    };
+    e.rg.replicas.push(replica);
+    try {
+      const pg = await this.pgs.create(pgSpecOf(spec, id));
+      replica.placementGroupId = pg.id;
+      const gang = await this.gangs.launch(gangSpecOf(spec, revision, id, pg.id, this.nats?.access));
+      replica.gangId = gang.id;
+      replica.message = gang.message;
+    } catch (err) {
+      replica.state = 'failed';
+      replica.message = (err as Error).message;
+      this.log.error({ group: spec.name, replica: id, err: replica.message }, 'could not start a replica');
+    }
+  }
+
+  private drain(e: Entry, r: Replica, why: string): void {
+    r.state = 'draining';
+    r.message = `draining (${why})`;
+    e.drainingSince.set(r.id, Date.now());
+  }
+
+  /** Stops a replica's gang, removes its placement group and forgets it. */
+  private async retire(e: Entry, r: Replica): Promise<void> {
+    const gang = this.gangOf(r);
+    if (gang && gang.state !== G.GANG_STATE_STOPPED && gang.state !== G.GANG_STATE_FAILED) {
+      await this.gangs.stop(r.gangId).catch(() => undefined);
+      if (r.state !== 'failed') return; // wait for STOPPED
+    }
+    if (r.placementGroupId) await this.pgs.remove(r.placementGroupId).catch(() => undefined);
+    e.rg.replicas = e.rg.replicas.filter((x) => x.id !== r.id);
+    e.drainingSince.delete(r.id);
+    this.loadReports.delete(r.id);
+  }
+
+  private gangOf(r: Replica) {
+    if (!r.gangId) return undefined;
+    try {
+      return this.gangs.get(r.gangId);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Recomputes the membership; a new version goes to every watcher when it changed. */
+  private publish(e: Entry): void {
+    const members = e.rg.replicas.filter((r) => r.state === 'ready').map((r) => ({ replicaId: r.id, revision: r.revision, subject: r.subject }));
+    const weights: Record<string, number> = {};
+    const revs = new Set(members.map((m) => m.revision));
+    if (e.rg.stableRevision && revs.has(e.rg.stableRevision) && revs.has(e.rg.revision) && e.rg.stableRevision !== e.rg.revision) {
+      weights[e.rg.revision] = e.spec.rollout.canaryWeight;
+      weights[e.rg.stableRevision] = 1 - e.spec.rollout.canaryWeight;
+    }
+    const key = (m: Membership | { replicas: typeof members; revisionWeights: Record<string, number> }) => JSON.stringify([m.replicas.map((x) => x.replicaId).sort(), m.revisionWeights]);
+    const next = { group: e.rg.name, version: e.membership.version, replicas: members, revisionWeights: weights };
+    if (key(next) === key(e.membership)) return;
+    next.version = e.membership.version + 1;
+    e.membership = next;
+    for (const w of e.watchers) w(next);
+  }
+
+  private async persist(e: Entry, event: string, message: string): Promise<void> {
+    e.rg.membershipVersion = e.membership.version;
+    const ops = [{ type: 'put' as const, key: RGS_PREFIX + e.rg.name, value: ReplicaGroup.encode(e.rg).finish() }];
+    if (!event) {
+      await this.writer.txn(ops);
+      return;
+    }
+    const staged = this.events.stage(event, { message, attributes: { group: e.rg.name } });
+    try {
+      await this.writer.txn([...ops, staged.op]);
+      staged.settle(true);
+    } catch (err) {
+      staged.settle(false);
+      throw err;
+    }
+  }
+}
+
+/** Removal order: replicas not ready first, then the newest. */
+function byNotReadyThenNewest(a: Replica, b: Replica): number {
+  return Number(a.state === 'ready') - Number(b.state === 'ready') || b.createdAtMs - a.createdAtMs;
+}

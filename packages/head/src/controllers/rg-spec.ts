@@ -1,0 +1,129 @@
+/**
+ * Replica group specs: validation at the edge, the revision a spec runs as,
+ * and what one replica is made of (a placement group + a gang). Pure.
+ *
+ * Defaults (proto3 zero = default): tp/pp 1, resources.gpus 0, placement
+ * strategy PACK with `gpu-island` required when a rank group spans GPUs
+ * (tp > 1 with GPUs), replicas min 0 / max = max(initial, 1) / initial 1,
+ * rollout rolling with maxSurge 1, drain deadline 30 s.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { ErrorCode, MusterError } from '@muster/common';
+import type { GangSpec as WireGangSpec, NatsAccess, PlacementGroupSpec as WirePgSpec, ReplicaGroupSpec } from '@muster/proto';
+import { parseGangSpec } from './gang-spec.js';
+
+const counts = z
+  .object({ min: z.int().min(0).max(10_000), max: z.int().min(0).max(10_000), initial: z.int().min(0).max(10_000) })
+  .check((ctx) => {
+    const r = ctx.value;
+    if (r.min > r.max) ctx.issues.push({ code: 'custom', input: r, path: ['max'], message: `max ${r.max} is below min ${r.min}` });
+    if (r.initial < r.min || r.initial > r.max) ctx.issues.push({ code: 'custom', input: r, path: ['initial'], message: `initial ${r.initial} is outside min ${r.min} … max ${r.max}` });
+  });
+
+const schema = z.object({
+  name: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$/, 'must be 1-42 lowercase letters, digits or "-"'),
+  tp: z.int().min(1).max(1024),
+  pp: z.int().min(1).max(1024),
+  resources: z.object({ gpus: z.int().min(0).max(64), cpuMillis: z.int().min(0), memoryBytes: z.int().min(0), gpuMemoryMib: z.int().min(0), migProfile: z.string(), custom: z.record(z.string(), z.number().min(0)) }),
+  replicas: counts,
+  rollout: z.object({ strategy: z.enum(['rolling', 'canary']), canaryWeight: z.number().min(0).max(1), maxSurge: z.int().min(0).max(100) }),
+  drainDeadlineMs: z.int().min(0).max(3_600_000),
+});
+
+export type ValidRgSpec = ReplicaGroupSpec & { rollout: NonNullable<ReplicaGroupSpec['rollout']>; replicas: NonNullable<ReplicaGroupSpec['replicas']> };
+
+/** Fills defaults and validates; errors name the field. */
+export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
+  const r = w?.replicas;
+  const initial = r ? r.initial || (r.min > 0 ? r.min : 1) : 1;
+  const spec: ValidRgSpec = {
+    name: w?.name ?? '',
+    template: w?.template,
+    tp: w?.tp || 1,
+    pp: w?.pp || 1,
+    resources: { gpus: 0, cpuMillis: 0, memoryBytes: 0, gpuMemoryMib: 0, migProfile: '', custom: {}, ...w?.resources },
+    placement: w?.placement,
+    replicas: { min: r?.min ?? 0, max: r?.max || Math.max(initial, 1), initial },
+    startup: w?.startup,
+    rollout: { strategy: w?.rollout?.strategy || 'rolling', canaryWeight: w?.rollout?.canaryWeight ?? 0, maxSurge: w?.rollout?.maxSurge || 1 },
+    drainDeadlineMs: w?.drainDeadlineMs || 30_000,
+  };
+  const checked = schema.safeParse(spec);
+  const issues = checked.success ? [] : checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  if (spec.rollout.strategy === 'canary' && !(spec.rollout.canaryWeight > 0 && spec.rollout.canaryWeight < 1)) issues.push('rollout.canaryWeight: a canary takes a share of traffic strictly between 0 and 1');
+  if (issues.length) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${issues.join('; ')}`);
+  // The shard template and startup policy are a gang's: validate them as one.
+  try {
+    parseGangSpec(gangSpecOf(spec, 'check', 'r-check', 'pg-check', undefined));
+  } catch (e) {
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, (e as Error).message.replace('invalid gang spec', 'invalid replica group spec'), { cause: e });
+  }
+  return spec;
+}
+
+/** The revision of a spec: a hash of everything but the replica counts and rollout, so scaling never rolls out. */
+export function revisionOf(s: ReplicaGroupSpec): string {
+  const { replicas: _r, rollout: _o, ...rest } = s;
+  return createHash('sha256').update(stable(rest)).digest('hex').slice(0, 10);
+}
+
+/** JSON with object keys sorted at every level (map fields have no fixed order). */
+function stable(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
+  if (v && typeof v === 'object') return `{${Object.keys(v).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined).map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  return JSON.stringify(v);
+}
+
+/** One replica's placement group: one bundle per PP stage, each holding TP ranks. */
+export function pgSpecOf(s: ValidRgSpec, replicaId: string): WirePgSpec {
+  const r = s.resources!;
+  const tp = s.tp;
+  const topology = s.placement?.topology.length
+    ? s.placement.topology
+    : tp > 1 && r.gpus > 0 ? [{ level: 'gpu-island', mode: 'required' }] : [];
+  return {
+    name: `${s.name}-${replicaId}`,
+    strategy: s.placement?.strategy || 'PACK',
+    bundles: Array.from({ length: s.pp }, () => ({
+      cpuMillis: r.cpuMillis * tp,
+      memoryBytes: r.memoryBytes * tp,
+      gpus: r.gpus * tp,
+      gpuMemoryMib: r.gpuMemoryMib,
+      migProfile: r.migProfile,
+      custom: Object.fromEntries(Object.entries(r.custom).map(([k, v]) => [k, v * tp])),
+    })),
+    topology,
+    matchLabels: s.placement?.matchLabels ?? {},
+    tolerations: s.placement?.tolerations ?? [],
+    priority: s.placement?.priority ?? 0,
+  };
+}
+
+export function subjectOf(prefix: string, group: string, replicaId: string): string {
+  return `${prefix}.rg.${group}.${replicaId}`;
+}
+
+/** One replica's gang: the template plus what a replica needs to serve on NATS. */
+export function gangSpecOf(s: ValidRgSpec, revision: string, replicaId: string, pgId: string, nats: NatsAccess | undefined): WireGangSpec {
+  const t = s.template;
+  const prefix = nats?.subjectPrefix || 'muster';
+  const env: Record<string, string> = {
+    ...t?.env,
+    MUSTER_SUBJECT: subjectOf(prefix, s.name, replicaId),
+    MUSTER_REVISION: revision,
+    MUSTER_NATS_SUBJECT_PREFIX: prefix,
+    ...(nats ? { MUSTER_NATS_URL: nats.servers.join(','), MUSTER_NATS_USER: nats.user, MUSTER_NATS_PASSWORD: nats.password } : {}),
+  };
+  return {
+    name: `${s.name}-${replicaId}`,
+    placementGroup: pgId,
+    tp: s.tp,
+    pp: s.pp,
+    template: t ? { ...t, env } : undefined,
+    startup: s.startup,
+    logMaxBytes: 0,
+    replicaGroup: s.name,
+    replicaId,
+  };
+}
