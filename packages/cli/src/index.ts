@@ -1,1 +1,2 @@
 export { nodesTable, clusterSummary } from './format.js';
+export { startGateway, type Gateway } from './gateway.js';

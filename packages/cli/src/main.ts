@@ -5,6 +5,8 @@
  *   muster status   nodes, GPUs and state (--json)
  *   muster pg       placement groups: create -f, ls, get, why, rm
  *   muster gang     gangs: launch -f, ls, get, stop;  muster logs <gang> [--rank N] [-f]
+ *   muster apply    replica groups from a spec file;  muster rg ls|get|scale|delete
+ *   muster gateway  HTTP access to replica groups
  */
 import { Command } from 'commander';
 import { isMusterError } from '@muster/common';
@@ -12,12 +14,16 @@ import { statusCommand } from './commands/status.js';
 import { upCommand } from './commands/up.js';
 import { pgCommand } from './commands/pg.js';
 import { gangCommand } from './commands/gang.js';
+import { rgCommand } from './commands/rg.js';
+import { gatewayCommand } from './commands/gateway.js';
 
 const program = new Command('muster').description('Muster: gang-scheduled GPU model serving').showHelpAfterError();
 upCommand(program);
 statusCommand(program);
 pgCommand(program);
 gangCommand(program);
+rgCommand(program);
+gatewayCommand(program);
 
 program.parseAsync().catch((e: unknown) => {
   const code = isMusterError(e) ? ` [${e.code}]` : '';

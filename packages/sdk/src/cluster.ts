@@ -11,8 +11,9 @@
 import { credentials, type Metadata } from '@grpc/grpc-js';
 import { z } from 'zod';
 import { ErrorCode, MusterError, fromGrpcError, readToken, tokenMetadata } from '@muster/common';
-import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, type ClusterEvent, type ClusterInfo } from '@muster/proto';
+import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, ReplicaGroupServiceClient, type ClusterEvent, type ClusterInfo } from '@muster/proto';
 import { Gangs } from './gangs.js';
+import { ReplicaGroups } from './replica-groups.js';
 import { PlacementGroups } from './placement-groups.js';
 import { eventView, nodeView, type ClusterEventView, type NodeStateName, type NodeView } from './types.js';
 
@@ -66,6 +67,9 @@ export class Cluster {
   private readonly gangClient: GangServiceClient;
   /** Launch, watch and stop gangs (the ranks of a TP×PP replica). */
   readonly gangs: Gangs;
+  private readonly rgClient: ReplicaGroupServiceClient;
+  /** Declare replica groups, scale them, and call them (routed here, over NATS). */
+  readonly replicaGroups: ReplicaGroups;
   private readonly metadata: Metadata;
   /** Create, inspect, wait for and remove placement groups. */
   readonly placementGroups: PlacementGroups;
@@ -81,6 +85,8 @@ export class Cluster {
     this.placementGroups = new PlacementGroups(this.pgClient, call);
     this.gangClient = new GangServiceClient(address, credentials.createInsecure(), options);
     this.gangs = new Gangs(this.gangClient, call, this.metadata);
+    this.rgClient = new ReplicaGroupServiceClient(address, credentials.createInsecure(), options);
+    this.replicaGroups = new ReplicaGroups(this.rgClient, call, this.metadata, async () => (await this.info()).nats);
   }
 
   async info(): Promise<ClusterInfo> {
@@ -141,6 +147,8 @@ export class Cluster {
     this.client.close();
     this.pgClient.close();
     this.gangClient.close();
+    this.rgClient.close();
+    void this.replicaGroups.closeDataPlane();
   }
 
   private opts() {

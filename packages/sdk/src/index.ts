@@ -15,3 +15,5 @@ export {
 } from './placement-groups.js';
 export { Gang, Gangs, type GangSpec, type ProbeSpec, type GangView, type GangStateName, type RankView, type FailureView } from './gangs.js';
 export * as shard from './shard.js';
+export { ReplicaGroup, ReplicaGroups, type ReplicaGroupSpec, type ReplicaGroupView, type ReplicaView } from './replica-groups.js';
+export * from './dataplane/index.js';

@@ -12,6 +12,11 @@
  *   Reply    { v: 1, ok: true, result: unknown } | { v: 1, ok: false, error: { code: string, message: string } }
  *   Chunk    { v: 1, seq: number, data: unknown } ... then { v: 1, seq, end: true } or { v: 1, seq, error: {...} }
  *   Load     { v: 1, replicaId: string, inFlight: number, queued: number, timeMs: number }
+ *   Cancel   { v: 1, id: string, cancel: true }   (router → replica subject, no reply: stop or
+ *            drop that request; sent for hedge losers, aborted calls, abandoned streams)
+ *
+ * A replica answers MUSTER_UNAVAILABLE only for a request it never started
+ * (it was closing); the router retries such a request like "no responders".
  *
  * "Never reached a replica": NATS answers a request to a subject without
  * subscribers with "no responders" at once; such a request is retried on
@@ -66,3 +71,42 @@ export interface RequestContext {
 export type UnaryHandler = (payload: unknown, ctx: RequestContext) => unknown | Promise<unknown>;
 /** A streaming handler yields chunks. */
 export type StreamHandler = (payload: unknown, ctx: RequestContext) => AsyncIterable<unknown>;
+
+/** Request on the wire (router → replica). */
+export interface WireRequest {
+  v: 1;
+  id: string;
+  deadline: number;
+  stream: boolean;
+  payload: unknown;
+}
+
+/** Cancel on the wire (router → replica): best effort, never answered. */
+export interface WireCancel {
+  v: 1;
+  id: string;
+  cancel: true;
+}
+
+export interface WireError {
+  code: string;
+  message: string;
+}
+
+/** Answer to a unary request. */
+export type WireReply = { v: 1; ok: true; result: unknown } | { v: 1; ok: false; error: WireError };
+
+/** One message of a streamed answer; `seq` counts from 0, the last one has `end` or `error`. */
+export type WireChunk =
+  | { v: 1; seq: number; data: unknown }
+  | { v: 1; seq: number; end: true }
+  | { v: 1; seq: number; error: WireError };
+
+/** A replica's load report, every second on `<prefix>.load.<group>`. */
+export interface WireLoad {
+  v: 1;
+  replicaId: string;
+  inFlight: number;
+  queued: number;
+  timeMs: number;
+}

@@ -1,0 +1,79 @@
+/** `muster apply -f` and `muster rg ls|get|scale|delete`: replica groups from the shell. */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { ErrorCode, MusterError, type ReplicaGroup, type ReplicaGroupSpec } from '@muster/sdk';
+import { addConnectionFlags, withCluster, type ConnectionFlags } from '../connection.js';
+import { table } from '../format.js';
+
+type Flags = ConnectionFlags & { json?: boolean };
+
+export function rgCommand(program: Command): void {
+  addConnectionFlags(program.command('apply').description('create or update a replica group from a YAML or JSON spec (idempotent)'))
+    .requiredOption('-f, --file <file>', 'spec file (see docs/replica-groups.md)')
+    .option('--json', 'print JSON')
+    .action(async (flags: Flags & { file: string }) => {
+      let spec: ReplicaGroupSpec & { kind?: string };
+      try {
+        spec = parseYaml(await readFile(flags.file, 'utf8')) as ReplicaGroupSpec & { kind?: string };
+      } catch (e) {
+        throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${flags.file}: ${(e as Error).message}`, { cause: e });
+      }
+      if (spec?.kind !== undefined && spec.kind !== 'ReplicaGroup') throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${flags.file}: kind "${spec.kind}" is not something apply knows (ReplicaGroup)`);
+      delete spec.kind;
+      await withCluster(flags, async (cluster) => {
+        const g = await cluster.replicaGroups.apply(spec);
+        process.stdout.write(flags.json ? `${JSON.stringify(g, null, 2)}\n` : `replica group ${g.name}: ${g.desired} replica(s), revision ${g.toJSON().revision}\n`);
+      });
+    });
+
+  const rg = program.command('rg').description('replica groups: N replicas of a TP×PP shard template, routed over NATS');
+
+  addConnectionFlags(rg.command('ls').description('list replica groups'))
+    .option('--json', 'print JSON')
+    .action(async (flags: Flags) => {
+      await withCluster(flags, async (cluster) => {
+        const groups = await cluster.replicaGroups.list();
+        if (flags.json) return void process.stdout.write(`${JSON.stringify(groups, null, 2)}\n`);
+        if (groups.length === 0) return void process.stdout.write('no replica groups\n');
+        process.stdout.write(`${table(['NAME', 'DESIRED', 'READY', 'REVISION', 'MEMBERSHIP', 'STATUS'], groups.map((g) => {
+          const v = g.toJSON();
+          return [g.name, String(g.desired), String(g.replicas.filter((r) => r.state === 'ready').length), v.stableRevision ? `${v.revision} (canary over ${v.stableRevision})` : v.revision, `v${v.membershipVersion}`, v.deleting ? 'deleting' : v.message];
+        }))}\n`);
+      });
+    });
+
+  addConnectionFlags(rg.command('get <name>').description('show a replica group and its replicas'))
+    .option('--json', 'print JSON')
+    .action(async (name: string, flags: Flags) => {
+      await withCluster(flags, async (cluster) => {
+        const g = await cluster.replicaGroups.get(name);
+        process.stdout.write(flags.json ? `${JSON.stringify(g, null, 2)}\n` : `${describe(g)}\n`);
+      });
+    });
+
+  addConnectionFlags(rg.command('scale <name> <replicas>').description('set the number of replicas (whole gangs; drained before stop)'))
+    .action(async (name: string, replicas: string, flags: Flags) => {
+      const count = Number(replicas);
+      if (!Number.isInteger(count) || count < 0) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `replicas: expected a whole number, got "${replicas}"`);
+      await withCluster(flags, async (cluster) => {
+        const g = await cluster.replicaGroups.scale(name, count);
+        process.stdout.write(`replica group ${g.name} scaled to ${g.desired}\n`);
+      });
+    });
+
+  addConnectionFlags(rg.command('delete <name>').description('drain and delete every replica of a group'))
+    .action(async (name: string, flags: Flags) => {
+      await withCluster(flags, async (cluster) => {
+        const g = await cluster.replicaGroups.delete(name);
+        process.stdout.write(`replica group ${g.name} is being deleted\n`);
+      });
+    });
+}
+
+function describe(g: ReplicaGroup): string {
+  const v = g.toJSON();
+  const lines = [`${g.name}  desired ${g.desired}  revision ${v.revision}${v.stableRevision ? ` (canary over ${v.stableRevision})` : ''}  membership v${v.membershipVersion}  ${v.message}`];
+  if (g.replicas.length) lines.push(table(['REPLICA', 'REVISION', 'STATE', 'GANG', 'SUBJECT', 'MESSAGE'], g.replicas.map((r) => [r.id, r.revision, r.state, r.gangId || '-', r.subject, r.message])));
+  return lines.join('\n');
+}

@@ -1,0 +1,237 @@
+/**
+ * Which replica gets the next call, and who waits when none can take it.
+ * No I/O: the router feeds it memberships and load reports and asks it for
+ * slots; tests drive it directly.
+ *
+ * Selection, in this order (docs/dataplane.md has the why):
+ *   1. candidates: replicas of the latest membership that did not answer
+ *      "no responders" since that version, that this call has not tried, and
+ *      that have a free slot (in flight from this router < maxOngoing);
+ *   2. a revision, by smooth weighted round robin among those with a
+ *      candidate (membership.revisionWeights; absent or all zero: by replica
+ *      count) — canaries and blue/green; a revision of weight 0 gets none;
+ *   3. power of two choices inside it: two candidates at random, the one
+ *      with less load wins, load = in flight from this router + the queue
+ *      the replica last reported, if that report is fresh.
+ * When no replica can take the call it waits in one FIFO queue (bounded by
+ * maxQueued) until a slot frees or the membership changes.
+ */
+import { ErrorCode, MusterError } from '@muster/common';
+import type { Membership, ReplicaInfo, WireLoad } from './types.js';
+
+/** Something in flight on a replica that must hear when the replica is found lost. */
+export interface Tracked {
+  readonly startedAt: number;
+  lost(): void;
+}
+
+export interface ReplicaState {
+  readonly info: ReplicaInfo;
+  /** Calls from this router on it now. */
+  inFlight: number;
+  /** In the latest membership. */
+  live: boolean;
+  /** Answered "no responders": skipped until the next membership version. */
+  unreachable: boolean;
+  readonly attempts: Set<Tracked>;
+}
+
+export interface Waiter {
+  readonly exclude: ReadonlySet<string> | undefined;
+  readonly grant: (r: ReplicaState) => void;
+}
+
+interface Revision {
+  name: string;
+  weight: number;
+  /** Smooth weighted round robin state. */
+  current: number;
+  replicas: ReplicaState[];
+}
+
+export interface BalancerOptions {
+  group: string;
+  maxOngoing: number;
+  maxQueued: number;
+  /** Load reports older than this are ignored (ms). */
+  reportFreshMs: number;
+  random?: () => number;
+}
+
+export class Balancer {
+  private current: Membership | undefined;
+  private readonly replicas = new Map<string, ReplicaState>();
+  private revisions: Revision[] = [];
+  private readonly reports = new Map<string, { queued: number; at: number }>();
+  /** Left the membership with calls still on them (watched for loss). */
+  readonly departed = new Set<ReplicaState>();
+  private readonly queue: Waiter[] = [];
+  private pumping = false;
+  private pumpAgain = false;
+  private readonly random: () => number;
+
+  constructor(private readonly opts: BalancerOptions) {
+    this.random = opts.random ?? Math.random;
+  }
+
+  get membership(): Membership | undefined {
+    return this.current;
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Applies a membership if it is newer than the one we have; true when applied. */
+  update(m: Membership): boolean {
+    if (m.group !== this.opts.group || (this.current && m.version <= this.current.version)) return false;
+    this.current = m;
+    const next = new Map<string, ReplicaState>();
+    for (const info of m.replicas) {
+      const old = this.replicas.get(info.replicaId);
+      const s = old && old.info.subject === info.subject && old.info.revision === info.revision ? old : { info, inFlight: 0, live: true, unreachable: false, attempts: new Set<Tracked>() };
+      s.unreachable = false;
+      next.set(info.replicaId, s);
+    }
+    for (const [id, s] of this.replicas) {
+      if (next.get(id) === s) continue;
+      s.live = false;
+      if (s.attempts.size > 0) this.departed.add(s);
+    }
+    this.replicas.clear();
+    for (const [id, s] of next) this.replicas.set(id, s);
+    const byRevision = new Map<string, ReplicaState[]>();
+    for (const s of next.values()) byRevision.set(s.info.revision, [...(byRevision.get(s.info.revision) ?? []), s]);
+    const w = m.revisionWeights ?? {};
+    const weighted = [...byRevision.keys()].some((rev) => (w[rev] ?? 0) > 0);
+    this.revisions = [...byRevision].map(([name, replicas]) => ({ name, replicas, current: 0, weight: weighted ? Math.max(0, w[name] ?? 0) : replicas.length }));
+    const old = Date.now() - 20 * this.opts.reportFreshMs;
+    for (const [id, r] of this.reports) if (r.at < old) this.reports.delete(id);
+    this.pump();
+    return true;
+  }
+
+  report(load: WireLoad): void {
+    if (typeof load?.replicaId !== 'string' || typeof load.queued !== 'number') return;
+    this.reports.set(load.replicaId, { queued: load.queued, at: Date.now() });
+  }
+
+  /** When this replica last reported its load (epoch ms, local clock), or undefined. */
+  lastReportAt(replicaId: string): number | undefined {
+    return this.reports.get(replicaId)?.at;
+  }
+
+  markUnreachable(r: ReplicaState): void {
+    r.unreachable = true;
+  }
+
+  /** A slot on the best replica now, or undefined when none is free. */
+  tryAcquire(exclude?: ReadonlySet<string>): ReplicaState | undefined {
+    // Smooth weighted round robin (as nginx does) over the revisions that can take the call:
+    // exact shares over any window, where a random draw would wander by ±3% over 1,000 calls.
+    let total = 0;
+    let chosen: Revision | undefined;
+    for (const rv of this.revisions) {
+      if (!(rv.weight > 0 && rv.replicas.some((r) => this.usable(r, exclude)))) continue;
+      rv.current += rv.weight;
+      total += rv.weight;
+      if (!chosen || rv.current > chosen.current) chosen = rv;
+    }
+    if (!chosen) return undefined;
+    chosen.current -= total;
+    const c = chosen.replicas.filter((r) => this.usable(r, exclude));
+    let r = c[0]!;
+    if (c.length > 1) {
+      const i = Math.floor(this.random() * c.length);
+      let j = Math.floor(this.random() * (c.length - 1));
+      if (j >= i) j++;
+      const a = c[i]!;
+      const b = c[j]!;
+      r = this.load(b) < this.load(a) ? b : a;
+    }
+    r.inFlight++;
+    return r;
+  }
+
+  /** Queues for a slot; BACKPRESSURE when the queue is full. */
+  enqueue(exclude: ReadonlySet<string> | undefined, grant: (r: ReplicaState) => void): Waiter {
+    if (this.queue.length >= this.opts.maxQueued) {
+      const { group, maxOngoing, maxQueued } = this.opts;
+      const n = this.replicas.size;
+      throw new MusterError(
+        ErrorCode.BACKPRESSURE,
+        n === 0
+          ? `replica group "${group}" has no ready replica and ${maxQueued} calls (maxQueued) already wait for one in this router: slow down and retry with backoff, or scale the group up`
+          : `replica group "${group}" is saturated: its ${n} replica(s) each have maxOngoingPerReplica=${maxOngoing} calls from this router and ${maxQueued} more (maxQueued) already wait. Slow down and retry with backoff, scale the group up, or raise maxOngoingPerReplica/maxQueued`,
+        { details: { group, replicas: n, maxOngoingPerReplica: maxOngoing, maxQueued } },
+      );
+    }
+    const w: Waiter = { exclude, grant };
+    this.queue.push(w);
+    return w;
+  }
+
+  dequeue(w: Waiter): void {
+    const i = this.queue.indexOf(w);
+    if (i >= 0) this.queue.splice(i, 1);
+  }
+
+  release(r: ReplicaState): void {
+    r.inFlight--;
+    if (this.queue.length > 0) this.pump();
+  }
+
+  /** Why a waiter got nothing before its deadline: no replica at all, or no free slot. */
+  waitError(exclude: ReadonlySet<string> | undefined, waitedMs: number): MusterError {
+    const { group, maxOngoing } = this.opts;
+    const eligible = this.revisions.filter((rv) => rv.weight > 0).flatMap((rv) => rv.replicas).filter((r) => !r.unreachable && !exclude?.has(r.info.replicaId));
+    if (eligible.length === 0) {
+      const tried = exclude?.size ? ` that this call had not tried already (tried: ${[...exclude].join(', ')})` : '';
+      return new MusterError(ErrorCode.NO_REPLICAS, `replica group "${group}" had no ready replica${tried} for ${waitedMs} ms (membership version ${this.current?.version ?? 'none yet'}, ${this.replicas.size} replica(s))`, { details: { group } });
+    }
+    return new MusterError(ErrorCode.DEADLINE_EXCEEDED, `deadline passed after ${waitedMs} ms waiting for a free slot on replica group "${group}": its ${eligible.length} replica(s) each had maxOngoingPerReplica=${maxOngoing} calls from this router`, { details: { group } });
+  }
+
+  /** Per replica: in flight from this router, last reported queue. */
+  stats(): { replicaId: string; revision: string; inFlight: number; reportedQueued: number | undefined }[] {
+    return [...this.replicas.values()].map((r) => ({ replicaId: r.info.replicaId, revision: r.info.revision, inFlight: r.inFlight, reportedQueued: this.reports.get(r.info.replicaId)?.queued }));
+  }
+
+  private usable(r: ReplicaState, exclude: ReadonlySet<string> | undefined): boolean {
+    return !r.unreachable && r.inFlight < this.opts.maxOngoing && !exclude?.has(r.info.replicaId);
+  }
+
+  private load(r: ReplicaState): number {
+    const rep = this.reports.get(r.info.replicaId);
+    return r.inFlight + (rep && Date.now() - rep.at < this.opts.reportFreshMs ? rep.queued : 0);
+  }
+
+  /** Hands free slots to waiters, oldest first; a waiter that can't use any free slot (all tried) doesn't block the next. */
+  private pump(): void {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        for (let i = 0; i < this.queue.length; ) {
+          const w = this.queue[i]!;
+          const r = this.tryAcquire(w.exclude);
+          if (r) {
+            this.queue.splice(i, 1);
+            w.grant(r);
+          } else if (this.anyFree()) i++;
+          else break;
+        }
+      } while (this.pumpAgain);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private anyFree(): boolean {
+    return this.revisions.some((rv) => rv.weight > 0 && rv.replicas.some((r) => this.usable(r, undefined)));
+  }
+}

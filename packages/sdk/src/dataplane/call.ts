@@ -1,0 +1,274 @@
+/**
+ * One call's life in the router: from "find a replica" to exactly one outcome.
+ *
+ * A call sends one or more *attempts* (copies of the same request, same id)
+ * to replicas. What happens to an attempt decides what the call does next:
+ *
+ *   answer (reply or stream end/error)  → the call settles; other copies are cancelled
+ *   "no responders" from NATS           → it never reached the replica: skip that
+ *                                          replica until the next membership, retry
+ *                                          elsewhere (maxRetries, tiny backoff)
+ *   MUSTER_UNAVAILABLE from the replica → it was closing and never started the call:
+ *                                          same as "no responders"
+ *   lost (replica left the membership   → REPLICA_LOST; retried only when the caller
+ *   and went silent)                       marked the call idempotent
+ *   deadline                            → REPLICA_LOST if the replica is gone from the
+ *                                          membership, else DEADLINE_EXCEEDED
+ *
+ * Settling is guarded by one flag, and every late message is dropped by its
+ * closed inbox token, so the caller never sees two answers.
+ */
+import { decode, encode, ErrorCode, MusterError, type NatsConnection } from '@muster/common';
+import { nuid, type Msg } from '@nats-io/transport-node';
+import type { Balancer, ReplicaState, Tracked, Waiter } from './balancer.js';
+import type { Inbox, Listener } from './inbox.js';
+import type { WireCancel, WireError } from './types.js';
+import { errorFromWire, isNoResponders } from './wire.js';
+
+/** What a call needs from its router. */
+export interface CallHost {
+  readonly group: string;
+  readonly nats: NatsConnection;
+  readonly balancer: Balancer;
+  readonly inbox: Inbox;
+  readonly maxRetries: number;
+  /** Calls not settled yet (the router fails them on close). */
+  readonly calls: Set<Call>;
+  /** Totals since the router started (observability, tests). */
+  readonly counters: { retries: number; hedges: number; lost: number };
+}
+
+export interface ResolvedCallOptions {
+  timeoutMs: number;
+  idempotent: boolean;
+  hedgeAfterMs: number | undefined;
+  signal: AbortSignal | undefined;
+}
+
+/** One copy of the request on one replica. */
+export class Attempt implements Listener, Tracked {
+  readonly startedAt = Date.now();
+  reply = '';
+  ended = false;
+
+  constructor(
+    private readonly call: Call,
+    readonly replica: ReplicaState,
+  ) {}
+
+  onMessage(msg: Msg): void {
+    this.call.onMessage(this, msg);
+  }
+
+  lost(): void {
+    this.call.onLost(this);
+  }
+}
+
+export abstract class Call {
+  readonly id = nuid.next();
+  protected readonly started = Date.now();
+  protected readonly tried = new Set<string>();
+  protected readonly attempts = new Set<Attempt>();
+  protected settled = false;
+  private retries = 0;
+  private waiter: Waiter | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly request: Uint8Array;
+  private readonly onAbort = (): void => this.fail(new MusterError(ErrorCode.CANCELLED, `call ${this.id} to replica group "${this.host.group}" was cancelled by its caller`));
+
+  constructor(
+    protected readonly host: CallHost,
+    payload: unknown,
+    stream: boolean,
+    protected readonly opts: ResolvedCallOptions,
+  ) {
+    this.request = encode({ v: 1, id: this.id, deadline: this.started + opts.timeoutMs, stream, payload });
+  }
+
+  start(): void {
+    if (this.opts.signal?.aborted) return this.onAbort();
+    this.host.calls.add(this);
+    this.timer = setTimeout(() => this.onDeadline(), this.opts.timeoutMs);
+    this.opts.signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.launch();
+  }
+
+  /** Settles with an error (no-op once settled). */
+  abstract fail(e: MusterError): void;
+
+  /** A decoded answer for a live attempt. */
+  protected abstract onBody(a: Attempt, body: Record<string, unknown>): void;
+
+  /** Has part of the answer reached the caller already (a stream's chunks)? Then nothing is ever resent. */
+  protected delivering(): boolean {
+    return false;
+  }
+
+  /** May a lost attempt be sent again? (idempotent, and nothing was delivered yet) */
+  protected canResend(): boolean {
+    return this.opts.idempotent;
+  }
+
+  onMessage(a: Attempt, msg: Msg): void {
+    if (a.ended || this.settled) return;
+    if (isNoResponders(msg)) return this.neverReached(a, 'answered "no responders" (nobody subscribes to its subject)');
+    let body: Record<string, unknown>;
+    try {
+      body = decode(msg.data);
+    } catch (e) {
+      this.end(a, false);
+      return this.fail(new MusterError(ErrorCode.INTERNAL, `replica ${a.replica.info.replicaId} sent an undecodable answer: ${(e as Error).message}`, { cause: e }));
+    }
+    if (typeof body !== 'object' || body === null) body = {};
+    if ((body.error as WireError | undefined)?.code === ErrorCode.UNAVAILABLE && !this.delivering()) return this.neverReached(a, 'was closing and did not start the call');
+    this.onBody(a, body);
+  }
+
+  onLost(a: Attempt): void {
+    if (a.ended || this.settled) return;
+    this.end(a, false);
+    this.host.counters.lost++;
+    const err = this.lostError(a, `left the membership and has been silent for a while`);
+    if (this.canResend()) return this.retry(() => err);
+    if (this.attempts.size === 0) this.fail(err);
+  }
+
+  /** Sends a copy to the best free replica, or queues for one. */
+  protected launch(): void {
+    const exclude = this.tried.size > 0 ? this.tried : undefined;
+    const r = this.host.balancer.tryAcquire(exclude);
+    if (r) return this.send(r);
+    if (this.waiter) return;
+    try {
+      this.waiter = this.host.balancer.enqueue(exclude, (granted) => {
+        this.waiter = undefined;
+        if (this.settled) this.host.balancer.release(granted);
+        else this.send(granted);
+      });
+    } catch (e) {
+      this.fail(e as MusterError);
+    }
+  }
+
+  protected send(r: ReplicaState): void {
+    this.tried.add(r.info.replicaId);
+    const a = new Attempt(this, r);
+    a.reply = this.host.inbox.open(a);
+    this.attempts.add(a);
+    r.attempts.add(a);
+    try {
+      this.host.nats.publish(r.info.subject, this.request, { reply: a.reply });
+    } catch (e) {
+      this.end(a, false);
+      this.fail(new MusterError(ErrorCode.UNAVAILABLE, `cannot send call ${this.id} over NATS: ${(e as Error).message}`, { cause: e }));
+    }
+  }
+
+  /** Stops listening to an attempt and frees its slot; `cancel` also tells the replica. */
+  protected end(a: Attempt, cancel: boolean): void {
+    if (a.ended) return;
+    a.ended = true;
+    this.host.inbox.close(a.reply);
+    this.attempts.delete(a);
+    a.replica.attempts.delete(a);
+    this.host.balancer.release(a.replica);
+    if (!cancel) return;
+    try {
+      this.host.nats.publish(a.replica.info.subject, encode({ v: 1, id: this.id, cancel: true } satisfies WireCancel));
+    } catch {
+      // best effort
+    }
+  }
+
+  /** Marks the call settled and releases everything; false if it already was. */
+  protected settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.opts.signal?.removeEventListener('abort', this.onAbort);
+    if (this.waiter) this.host.balancer.dequeue(this.waiter);
+    this.waiter = undefined;
+    for (const a of [...this.attempts]) this.end(a, true);
+    this.host.calls.delete(this);
+    return true;
+  }
+
+  private neverReached(a: Attempt, why: string): void {
+    this.end(a, false);
+    this.host.balancer.markUnreachable(a.replica);
+    this.retry(() => {
+      const tried = [...this.tried].join(', ');
+      return new MusterError(ErrorCode.NO_REPLICAS, `call ${this.id} reached no replica of group "${this.host.group}" after ${this.retries + 1} attempt(s) (tried ${tried}); the last ${why}. The membership is probably stale: replicas are leaving or restarting`, { details: { group: this.host.group, tried } });
+    });
+  }
+
+  /** Sends the request again elsewhere, unless another copy is still out or the budget is spent. */
+  private retry(exhausted: () => MusterError): void {
+    if (this.attempts.size > 0) return; // a hedged copy may still answer
+    if (this.retries >= this.host.maxRetries) return this.fail(exhausted());
+    this.retries++;
+    this.host.counters.retries++;
+    // The first retry goes to another replica at once; later ones back off a little (1, 2, 4 … ≤ 50 ms).
+    if (this.retries === 1) return this.launch();
+    setTimeout(() => this.settled || this.launch(), Math.min(2 ** (this.retries - 2), 50));
+  }
+
+  private onDeadline(): void {
+    if (this.settled) return;
+    if (this.waiter) return this.fail(this.host.balancer.waitError(this.tried.size ? this.tried : undefined, Date.now() - this.started));
+    const gone = [...this.attempts].find((a) => !a.replica.live);
+    if (gone) return this.fail(this.lostError(gone, `left the membership before answering (deadline ${this.opts.timeoutMs} ms)`));
+    const on = [...this.attempts].map((a) => a.replica.info.replicaId).join(', ') || 'none';
+    this.fail(new MusterError(ErrorCode.DEADLINE_EXCEEDED, `call ${this.id} to replica group "${this.host.group}" got no answer within ${this.opts.timeoutMs} ms (replica(s): ${on})`, { details: { group: this.host.group, timeoutMs: this.opts.timeoutMs } }));
+  }
+
+  private lostError(a: Attempt, why: string): MusterError {
+    const id = a.replica.info.replicaId;
+    return new MusterError(ErrorCode.REPLICA_LOST, `replica ${id} of group "${this.host.group}" ${why}; call ${this.id} may or may not have run there${this.opts.idempotent ? '' : ' (mark it idempotent to have it retried)'}`, { details: { group: this.host.group, replicaId: id } });
+  }
+}
+
+/** A request/response call; with hedgeAfterMs, a second copy goes to another replica after that delay. */
+export class UnaryCall extends Call {
+  readonly result: Promise<unknown>;
+  private resolve!: (v: unknown) => void;
+  private reject!: (e: unknown) => void;
+  private hedgeTimer: NodeJS.Timeout | undefined;
+
+  constructor(host: CallHost, payload: unknown, opts: ResolvedCallOptions) {
+    super(host, payload, false, opts);
+    this.result = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  override start(): void {
+    super.start();
+    if (this.opts.hedgeAfterMs !== undefined && !this.settled) this.hedgeTimer = setTimeout(() => this.hedge(), this.opts.hedgeAfterMs);
+  }
+
+  fail(e: MusterError): void {
+    if (!this.settle()) return;
+    clearTimeout(this.hedgeTimer);
+    this.reject(e);
+  }
+
+  protected onBody(a: Attempt, body: Record<string, unknown>): void {
+    this.end(a, false);
+    if (!this.settle()) return;
+    clearTimeout(this.hedgeTimer);
+    if (body.ok === true) this.resolve(body.result);
+    else this.reject(errorFromWire(body.error as WireError | undefined, a.replica.info.replicaId));
+  }
+
+  /** Only to a replica free right now: a hedge must never wait behind the queue it tries to beat. */
+  private hedge(): void {
+    if (this.settled || this.attempts.size !== 1) return;
+    const r = this.host.balancer.tryAcquire(this.tried);
+    if (!r) return;
+    this.host.counters.hedges++;
+    this.send(r);
+  }
+}

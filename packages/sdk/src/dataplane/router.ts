@@ -1,0 +1,195 @@
+/**
+ * The request router. It lives in the caller: no proxy hop, no central
+ * component to saturate; each caller balances with what it knows (its own
+ * in-flight calls, and the queue lengths replicas report every second).
+ *
+ *   const router = new Router(nats, group.membership(), { group: 'llama' });
+ *   const answer = await router.call({ prompt }, { timeoutMs: 5_000, hedgeAfterMs: 200 });
+ *   for await (const token of router.stream({ prompt })) …
+ *
+ * Membership comes from the head (versioned: a higher version replaces the
+ * one we have, an older or equal one is ignored, so a reconnecting watch can
+ * replay freely). The router may also be fed by hand with `update()`.
+ * Selection and queueing: balancer.ts. One call's outcomes: call.ts.
+ */
+import { decode, ErrorCode, MusterError, type NatsConnection } from '@muster/common';
+import type { Subscription } from '@nats-io/transport-node';
+import { z } from 'zod';
+import { Balancer } from './balancer.js';
+import { UnaryCall, type Call, type CallHost, type ResolvedCallOptions } from './call.js';
+import { Inbox } from './inbox.js';
+import { StreamCall } from './stream.js';
+import type { CallOptions, Membership, RouterOptions, WireLoad } from './types.js';
+import { loadSubject } from './wire.js';
+
+/** Where memberships come from: a stream of snapshots, optionally with the one known now. */
+export type MembershipFeed = AsyncIterable<Membership> | { current(): Membership | undefined; updates: AsyncIterable<Membership> };
+
+export interface RouterInit extends RouterOptions {
+  /** The replica group this router calls. */
+  group: string;
+  /** First token of every subject (default "muster"). */
+  subjectPrefix?: string;
+  /**
+   * A replica that left the membership and sent no load report for this long
+   * is presumed dead; calls on it end with REPLICA_LOST (or are retried when
+   * idempotent) instead of waiting for their deadline (default 3000 ms).
+   */
+  replicaLostAfterMs?: number;
+  /** Load reports older than this are ignored when choosing (default 3000 ms). */
+  reportFreshMs?: number;
+}
+
+const initSchema = z.object({
+  group: z.string().min(1),
+  subjectPrefix: z.string().min(1).default('muster'),
+  maxOngoingPerReplica: z.int().min(1).max(1_000_000).default(32),
+  maxQueued: z.int().min(0).max(10_000_000).default(1_000),
+  maxRetries: z.int().min(0).max(100).default(3),
+  replicaLostAfterMs: z.int().min(10).max(600_000).default(3_000),
+  reportFreshMs: z.int().min(10).max(600_000).default(3_000),
+});
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const MAX_TIMER_MS = 2_147_483_647;
+
+export class Router {
+  private readonly host: CallHost;
+  private readonly balancer: Balancer;
+  private readonly inbox: Inbox;
+  private readonly loadSub: Subscription;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly lostAfterMs: number;
+  private feed: AsyncIterator<Membership> | undefined;
+  private closed = false;
+  /** Why the membership feed stopped, if it failed (the last membership stays in use). */
+  feedError: unknown;
+
+  constructor(nats: NatsConnection, membership: MembershipFeed | undefined, init: RouterInit) {
+    const parsed = initSchema.safeParse(init);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0]!;
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `Router: ${i.path.join('.')}: ${i.message}`, { details: { field: i.path.join('.') } });
+    }
+    const o = parsed.data;
+    this.lostAfterMs = o.replicaLostAfterMs;
+    this.balancer = new Balancer({ group: o.group, maxOngoing: o.maxOngoingPerReplica, maxQueued: o.maxQueued, reportFreshMs: o.reportFreshMs });
+    this.inbox = new Inbox(nats);
+    this.host = { group: o.group, nats, balancer: this.balancer, inbox: this.inbox, maxRetries: o.maxRetries, calls: new Set<Call>(), counters: { retries: 0, hedges: 0, lost: 0 } };
+    this.loadSub = nats.subscribe(loadSubject(o.subjectPrefix, o.group), {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          this.balancer.report(decode<WireLoad>(msg.data));
+        } catch {
+          // not a load report: ignore
+        }
+      },
+    });
+    this.sweepTimer = setInterval(() => this.sweep(), Math.max(10, Math.min(250, Math.floor(this.lostAfterMs / 4))));
+    this.sweepTimer.unref();
+    if (membership) {
+      const updates = Symbol.asyncIterator in membership ? membership : membership.updates;
+      if (!(Symbol.asyncIterator in membership)) {
+        const now = membership.current();
+        if (now) this.update(now);
+      }
+      void this.follow(updates);
+    }
+  }
+
+  get group(): string {
+    return this.host.group;
+  }
+
+  /** The membership in use (the newest seen). */
+  get membership(): Membership | undefined {
+    return this.balancer.membership;
+  }
+
+  /** Applies a membership snapshot if newer than the current one; true when applied. */
+  update(m: Membership): boolean {
+    return !this.closed && this.balancer.update(m);
+  }
+
+  /** One request, one answer. Rejects with a MusterError (see docs/dataplane.md for codes). */
+  call(payload: unknown, opts?: CallOptions): Promise<unknown> {
+    let resolved: ResolvedCallOptions;
+    try {
+      resolved = this.resolve(opts);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const call = new UnaryCall(this.host, payload, resolved);
+    call.start();
+    return call.result;
+  }
+
+  /** One request, a stream of chunks in order; throws the replica's error mid-stream. Breaking out cancels it on the replica. */
+  async *stream(payload: unknown, opts?: CallOptions): AsyncGenerator<unknown, void, undefined> {
+    const call = new StreamCall(this.host, payload, this.resolve(opts));
+    call.start();
+    try {
+      for (;;) {
+        const r = await call.next();
+        if (r.done) return;
+        yield r.value;
+      }
+    } finally {
+      call.abandon();
+    }
+  }
+
+  /** Calls waiting in this router, in flight and reported queue per replica, and totals of retries, hedges and lost calls. */
+  stats(): { queued: number; replicas: ReturnType<Balancer['stats']>; retries: number; hedges: number; lost: number } {
+    return { queued: this.balancer.queued, replicas: this.balancer.stats(), ...this.host.counters };
+  }
+
+  /** Fails calls still pending with CANCELLED and stops listening. Does not close the NATS connection. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    for (const c of [...this.host.calls]) c.fail(new MusterError(ErrorCode.CANCELLED, `the router of replica group "${this.group}" was closed`));
+    if (!this.loadSub.isClosed()) this.loadSub.unsubscribe();
+    this.inbox.stop();
+    void this.feed?.return?.().catch(() => undefined);
+  }
+
+  private resolve(o: CallOptions | undefined): ResolvedCallOptions {
+    if (this.closed) throw new MusterError(ErrorCode.CANCELLED, `the router of replica group "${this.group}" is closed`);
+    const timeoutMs = o?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (!(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `timeoutMs: must be a number of ms in (0, ${MAX_TIMER_MS}], got ${String(timeoutMs)}`, { details: { field: 'timeoutMs' } });
+    }
+    const hedgeAfterMs = o?.hedgeAfterMs;
+    if (hedgeAfterMs !== undefined && !(typeof hedgeAfterMs === 'number' && hedgeAfterMs >= 0 && hedgeAfterMs <= MAX_TIMER_MS)) {
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `hedgeAfterMs: must be a number of ms ≥ 0, got ${String(hedgeAfterMs)}`, { details: { field: 'hedgeAfterMs' } });
+    }
+    return { timeoutMs, hedgeAfterMs, idempotent: o?.idempotent === true, signal: o?.signal };
+  }
+
+  private async follow(updates: AsyncIterable<Membership>): Promise<void> {
+    try {
+      const it = updates[Symbol.asyncIterator]();
+      this.feed = it;
+      for (let r = await it.next(); !r.done && !this.closed; r = await it.next()) this.update(r.value);
+    } catch (e) {
+      // Keep routing with the last membership we have: the replicas in it still serve.
+      this.feedError = e;
+    }
+  }
+
+  /** Fails (or resends) calls on replicas that left the membership and went silent: dead, not draining. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const r of this.balancer.departed) {
+      if (r.attempts.size === 0) {
+        this.balancer.departed.delete(r);
+        continue;
+      }
+      const last = this.balancer.lastReportAt(r.info.replicaId) ?? 0;
+      for (const a of [...r.attempts]) if (now - Math.max(last, a.startedAt) > this.lostAfterMs) a.lost();
+    }
+  }
+}

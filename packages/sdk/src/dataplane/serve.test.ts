@@ -1,0 +1,140 @@
+/**
+ * The replica side alone, spoken to in raw wire messages over a real
+ * nats-server: what any router (TS or not) can rely on.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectNats, decode, encode, ErrorCode, type NatsConnection } from '@muster/common';
+import { startNats, tempDir, waitFor, type NatsServer } from '@muster/testing';
+import { serve, type Server } from './serve.js';
+import type { WireLoad, WireReply, WireRequest } from './types.js';
+import { loadSubject, replicaSubject } from './wire.js';
+
+let dir: { path: string; remove(): Promise<void> };
+let nats: NatsServer;
+let client: NatsConnection;
+const servers: Server[] = [];
+
+beforeAll(async () => {
+  dir = await tempDir('muster-dp-serve-');
+  nats = await startNats({ dir: dir.path });
+  client = await connectNats(nats.access, 'serve-test');
+});
+
+afterAll(async () => {
+  for (const s of servers) await s.close();
+  await client?.close();
+  await nats?.stop();
+  await dir?.remove();
+});
+
+async function start(group: string, handlers: Parameters<typeof serve>[0], opts: Parameters<typeof serve>[1] = {}): Promise<Server> {
+  const s = await serve(handlers, { nats: client, subject: replicaSubject('muster', group, 'r0'), group, replicaId: 'r0', ...opts });
+  servers.push(s);
+  return s;
+}
+
+const request = (id: string, deadline: number, payload: unknown = null): WireRequest => ({ v: 1, id, deadline, stream: false, payload });
+
+async function ask(subject: string, req: WireRequest): Promise<WireReply> {
+  return decode<WireReply>((await client.request(subject, encode(req), { timeout: 5_000 })).data);
+}
+
+describe('serve()', () => {
+  it('takes its defaults from the environment the head gives a shard, and names what is missing', async () => {
+    const env = {
+      MUSTER_NATS_URL: nats.access.servers.join(','),
+      MUSTER_NATS_USER: nats.access.user,
+      MUSTER_NATS_PASSWORD: nats.access.password,
+      MUSTER_SUBJECT: replicaSubject('muster', 'env', 'r9'),
+      MUSTER_GROUP: 'env',
+      MUSTER_REPLICA_ID: 'r9',
+    };
+    for (const name of ['MUSTER_SUBJECT', 'MUSTER_GROUP', 'MUSTER_REPLICA_ID', 'MUSTER_NATS_URL'] as const) {
+      await expect(serve({ unary: () => 1 }, { env: { ...env, [name]: undefined } })).rejects.toThrow(new RegExp(`${name} is not set`));
+    }
+    const s = await serve({ unary: (p) => ({ got: p }) }, { env });
+    servers.push(s);
+    expect(await ask(env.MUSTER_SUBJECT, request('e1', Date.now() + 5_000, 7))).toEqual({ v: 1, ok: true, result: { got: 7 } });
+    await s.close();
+  });
+
+  it('answers an expired request with DEADLINE_EXCEEDED without running the handler', async () => {
+    let runs = 0;
+    const s = await start('expired', { unary: () => ++runs });
+    const reply = await ask(s.subject, request('x1', Date.now() - 10));
+    expect(reply).toMatchObject({ ok: false, error: { code: ErrorCode.DEADLINE_EXCEEDED } });
+    expect(runs).toBe(0);
+  });
+
+  it('limits concurrency, queues the rest (reported), and drops queued requests whose deadline passed', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const ran: string[] = [];
+    const handler = async (_p: unknown, ctx: { id: string }) => {
+      ran.push(ctx.id);
+      await gate;
+      return ctx.id;
+    };
+    const s = await start('conc', { unary: handler }, { maxConcurrent: 1, loadIntervalMs: 20 });
+    const reports: WireLoad[] = [];
+    const sub = client.subscribe(loadSubject('muster', 'conc'), { callback: (_e, m) => reports.push(decode(m.data)) });
+    const first = ask(s.subject, request('q1', Date.now() + 5_000));
+    const q2Deadline = Date.now() + 150;
+    const second = ask(s.subject, request('q2', q2Deadline));
+    const third = ask(s.subject, request('q3', Date.now() + 5_000));
+    await waitFor('one running, two queued', () => s.inFlight === 1 && s.queued === 2);
+    await waitFor('a load report with the queue', () => reports.some((r) => r.replicaId === 'r0' && r.inFlight === 1 && r.queued === 2));
+    await waitFor("q2's deadline to pass while it waits", () => Date.now() > q2Deadline, { intervalMs: 10 });
+    open();
+    expect((await first) as unknown).toEqual({ v: 1, ok: true, result: 'q1' });
+    expect(await second).toMatchObject({ ok: false, error: { code: ErrorCode.DEADLINE_EXCEEDED, message: expect.stringMatching(/waited in replica r0's queue past its deadline/) } });
+    expect(await third).toEqual({ v: 1, ok: true, result: 'q3' });
+    expect(ran).toEqual(['q1', 'q3']);
+    sub.unsubscribe();
+  });
+
+  it('drain(): stops taking requests at once ("no responders"), resolves after the running ones answer', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const s = await start('drain', {
+      unary: async () => {
+        await gate;
+        return 'done';
+      },
+    });
+    const running = ask(s.subject, request('d1', Date.now() + 5_000));
+    await waitFor('running', () => s.inFlight === 1);
+    let drained = false;
+    const draining = s.drain().then(() => (drained = true));
+    await expect(client.request(s.subject, encode(request('d2', Date.now() + 5_000)), { timeout: 2_000 })).rejects.toThrow(/no responders/i);
+    expect(drained).toBe(false);
+    open();
+    expect(await running).toEqual({ v: 1, ok: true, result: 'done' });
+    await draining;
+  });
+
+  it('close(): answers queued requests MUSTER_UNAVAILABLE (never started) and aborts running ones', async () => {
+    let aborted = false;
+    const unary = (_p: unknown, ctx: { signal: AbortSignal }) =>
+      new Promise((resolve) =>
+        ctx.signal.addEventListener('abort', () => {
+          aborted = true;
+          resolve('aborted');
+        }),
+      );
+    const s = await start('close', { unary }, { maxConcurrent: 1 });
+    const running = ask(s.subject, request('c1', Date.now() + 5_000));
+    const queued = ask(s.subject, request('c2', Date.now() + 5_000));
+    await waitFor('one running, one queued', () => s.inFlight === 1 && s.queued === 1);
+    await s.close();
+    expect(await queued).toMatchObject({ ok: false, error: { code: ErrorCode.UNAVAILABLE } });
+    expect(await running).toEqual({ v: 1, ok: true, result: 'aborted' });
+    expect(aborted).toBe(true);
+  });
+
+  it('answers a malformed request with INVALID_ARGUMENT instead of crashing', async () => {
+    const s = await start('bad', { unary: () => 1 });
+    const reply = decode<WireReply>((await client.request(s.subject, encode({ hello: 'world' }), { timeout: 2_000 })).data);
+    expect(reply).toMatchObject({ ok: false, error: { code: ErrorCode.INVALID_ARGUMENT } });
+  });
+});

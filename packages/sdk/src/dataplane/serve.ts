@@ -1,0 +1,294 @@
+/**
+ * serve(): the replica side of the data plane, for shards written in TS.
+ *
+ *   import { serve } from '@muster/sdk';
+ *   const server = await serve({ unary: async (req) => model.run(req) });
+ *   process.on('SIGTERM', () => server.drain().then(() => process.exit(0)));
+ *
+ * One subscription on the replica's own subject (queue group "muster"), a
+ * concurrency limit with a FIFO queue behind it, deadlines checked before a
+ * handler starts and signalled (ctx.signal) while it runs, and a load report
+ * every second that routers (and the head's autoscaler) read.
+ *
+ * Why drain() unsubscribes before waiting: once the NATS server has dropped
+ * the subscription, a request that still picks this replica is answered
+ * "no responders" by NATS itself, and the router sends it elsewhere. NATS'
+ * subscription drain also hands over what was already on the wire, so no
+ * request is lost between "removed from membership" and "stopped".
+ */
+import { connectNats, decode, encode, ErrorCode, MusterError, parseList, type NatsConnection } from '@muster/common';
+import type { Msg, Subscription } from '@nats-io/transport-node';
+import { z } from 'zod';
+import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireLoad, WireReply, WireRequest } from './types.js';
+import { loadSubject, QUEUE_GROUP, wireError } from './wire.js';
+
+export interface ServeHandlers {
+  unary?: UnaryHandler;
+  stream?: StreamHandler;
+}
+
+export interface ServeOptions {
+  /** A connection to use (not closed by the server); default: connect from MUSTER_NATS_URL/USER/PASSWORD. */
+  nats?: NatsConnection;
+  /** Default MUSTER_SUBJECT. */
+  subject?: string;
+  /** Default MUSTER_GROUP. */
+  group?: string;
+  /** Default MUSTER_REPLICA_ID. */
+  replicaId?: string;
+  /** Default MUSTER_NATS_SUBJECT_PREFIX, else "muster". */
+  subjectPrefix?: string;
+  /** Handlers running at once (default 64); more requests wait in a FIFO queue, reported as `queued`. */
+  maxConcurrent?: number;
+  /** Period of load reports (default 1000 ms). */
+  loadIntervalMs?: number;
+  /** Where the defaults come from (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Server {
+  readonly subject: string;
+  readonly group: string;
+  readonly replicaId: string;
+  /** Handlers running now. */
+  readonly inFlight: number;
+  /** Requests waiting for a handler slot. */
+  readonly queued: number;
+  /** Stops taking requests, resolves once every accepted one is answered. */
+  drain(): Promise<void>;
+  /** Stops now: queued requests are answered MUSTER_UNAVAILABLE (never started, so routers retry them), running ones are aborted. */
+  close(): Promise<void>;
+}
+
+const limits = z.object({
+  maxConcurrent: z.int().min(1).max(100_000).default(64),
+  loadIntervalMs: z.int().min(10).max(60_000).default(1_000),
+});
+
+function required(given: string | undefined, env: NodeJS.ProcessEnv, name: string, opt: string): string {
+  const v = given ?? env[name];
+  if (v) return v;
+  throw new MusterError(ErrorCode.INVALID_ARGUMENT, `serve(): ${name} is not set and opts.${opt} was not given (the head sets ${name} for replica-group shards)`, { details: { field: name } });
+}
+
+export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): Promise<Server> {
+  if (!handlers.unary && !handlers.stream) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'serve(): give a unary or a stream handler (or both)');
+  const parsed = limits.safeParse({ maxConcurrent: opts.maxConcurrent, loadIntervalMs: opts.loadIntervalMs });
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `serve(): ${i.path.join('.')}: ${i.message}`, { details: { field: i.path.join('.') } });
+  }
+  const env = opts.env ?? process.env;
+  const cfg = {
+    ...parsed.data,
+    subject: required(opts.subject, env, 'MUSTER_SUBJECT', 'subject'),
+    group: required(opts.group, env, 'MUSTER_GROUP', 'group'),
+    replicaId: required(opts.replicaId, env, 'MUSTER_REPLICA_ID', 'replicaId'),
+    prefix: opts.subjectPrefix ?? (env.MUSTER_NATS_SUBJECT_PREFIX || 'muster'),
+  };
+  let nc = opts.nats;
+  if (!nc) {
+    const servers = parseList(required(undefined, env, 'MUSTER_NATS_URL', 'nats'));
+    const access = { servers, user: env.MUSTER_NATS_USER ?? '', password: env.MUSTER_NATS_PASSWORD ?? '', subjectPrefix: cfg.prefix };
+    nc = await connectNats(access, `muster-replica ${cfg.group}/${cfg.replicaId}`);
+  }
+  const server = new ReplicaServer(nc, !opts.nats, handlers, cfg);
+  await nc.flush(); // the subscription is live at the NATS server before we say we serve
+  return server;
+}
+
+interface Job {
+  id: string;
+  deadline: number;
+  stream: boolean;
+  payload: unknown;
+  reply: string;
+  /** Set once started. */
+  ac?: AbortController;
+  timer?: NodeJS.Timeout;
+}
+
+class ReplicaServer implements Server {
+  private running = 0;
+  private readonly waiting: Job[] = [];
+  /** Started and waiting jobs by request id, for cancels. */
+  private readonly jobs = new Map<string, Job>();
+  private readonly sub: Subscription;
+  private readonly loadTimer: NodeJS.Timeout;
+  private state: 'serving' | 'draining' | 'closed' = 'serving';
+  private idleWaiters: (() => void)[] = [];
+  readonly subject: string;
+  readonly group: string;
+  readonly replicaId: string;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly ownsConnection: boolean,
+    private readonly handlers: ServeHandlers,
+    private readonly cfg: { maxConcurrent: number; loadIntervalMs: number; subject: string; group: string; replicaId: string; prefix: string },
+  ) {
+    this.subject = cfg.subject;
+    this.group = cfg.group;
+    this.replicaId = cfg.replicaId;
+    this.sub = nc.subscribe(cfg.subject, { queue: QUEUE_GROUP, callback: (err, msg) => {
+      if (!err) this.onMessage(msg);
+    } });
+    this.loadTimer = setInterval(() => this.report(), cfg.loadIntervalMs);
+    this.loadTimer.unref();
+    this.report();
+  }
+
+  get inFlight(): number {
+    return this.running;
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  private onMessage(msg: Msg): void {
+    let req: Partial<WireRequest & WireCancel> | undefined;
+    try {
+      req = decode(msg.data);
+    } catch {
+      req = undefined;
+    }
+    if (req?.cancel === true) return this.cancel(String(req.id));
+    if (!msg.reply) return; // nobody to answer: not a data-plane request
+    if (req?.v !== 1 || typeof req.id !== 'string' || typeof req.deadline !== 'number') {
+      return this.publish(msg.reply, { v: 1, ok: false, error: wireError(ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId}: not a v1 data-plane request`) });
+    }
+    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply };
+    if (!(job.stream ? this.handlers.stream : this.handlers.unary)) {
+      return this.fail(job, ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId} of group ${this.group} serves no ${job.stream ? 'stream' : 'unary'} handler`);
+    }
+    if (this.state === 'closed') return this.fail(job, ErrorCode.UNAVAILABLE, `replica ${this.replicaId} is closed; the call never started`);
+    const late = Date.now() - job.deadline;
+    if (late >= 0) return this.fail(job, ErrorCode.DEADLINE_EXCEEDED, `call ${job.id} reached replica ${this.replicaId} ${late} ms after its deadline; not started`);
+    this.jobs.set(job.id, job);
+    if (this.running < this.cfg.maxConcurrent) this.start(job);
+    else this.waiting.push(job);
+  }
+
+  private start(job: Job): void {
+    this.running++;
+    const ac = new AbortController();
+    job.ac = ac;
+    job.timer = setTimeout(() => ac.abort(new MusterError(ErrorCode.DEADLINE_EXCEEDED, `call ${job.id} passed its deadline`)), job.deadline - Date.now());
+    const ctx: RequestContext = { id: job.id, deadline: job.deadline, signal: ac.signal };
+    void (job.stream ? this.runStream(job, ctx) : this.runUnary(job, ctx)).then(() => this.finish(job));
+  }
+
+  private async runUnary(job: Job, ctx: RequestContext): Promise<void> {
+    let out: WireReply;
+    try {
+      out = { v: 1, ok: true, result: await this.handlers.unary!(job.payload, ctx) };
+    } catch (e) {
+      out = { v: 1, ok: false, error: wireError(ErrorCode.APPLICATION, messageOf(e)) };
+    }
+    this.publish(job.reply, out);
+  }
+
+  private async runStream(job: Job, ctx: RequestContext): Promise<void> {
+    let seq = 0;
+    try {
+      for await (const data of this.handlers.stream!(job.payload, ctx)) {
+        if (ctx.signal.aborted) return; // cancelled or past the deadline: the caller has stopped listening
+        this.publish(job.reply, { v: 1, seq: seq++, data } satisfies WireChunk);
+      }
+      if (!ctx.signal.aborted) this.publish(job.reply, { v: 1, seq, end: true } satisfies WireChunk);
+    } catch (e) {
+      this.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.APPLICATION, messageOf(e)) } satisfies WireChunk);
+    }
+  }
+
+  private finish(job: Job): void {
+    clearTimeout(job.timer);
+    this.jobs.delete(job.id);
+    this.running--;
+    while (this.running < this.cfg.maxConcurrent && this.waiting.length > 0) {
+      const next = this.waiting.shift()!;
+      const late = Date.now() - next.deadline;
+      if (late < 0) {
+        this.start(next);
+        continue;
+      }
+      this.jobs.delete(next.id);
+      this.fail(next, ErrorCode.DEADLINE_EXCEEDED, `call ${next.id} waited in replica ${this.replicaId}'s queue past its deadline; not started`);
+    }
+    this.checkIdle();
+  }
+
+  /** Best effort: a queued request is dropped, a running one sees ctx.signal abort. */
+  private cancel(id: string): void {
+    const job = this.jobs.get(id);
+    if (!job) return;
+    if (job.ac) {
+      job.ac.abort(new MusterError(ErrorCode.CANCELLED, `call ${id} was cancelled by its caller`));
+      return;
+    }
+    this.jobs.delete(id);
+    this.waiting.splice(this.waiting.indexOf(job), 1);
+    this.checkIdle();
+  }
+
+  private fail(job: Job, code: ErrorCode, message: string): void {
+    // A stream's caller reads chunks, a unary caller a reply; both read `error`.
+    this.publish(job.reply, job.stream ? { v: 1, seq: 0, error: wireError(code, message) } : { v: 1, ok: false, error: wireError(code, message) });
+  }
+
+  private publish(subject: string, value: WireReply | WireChunk | WireLoad): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = encode(value);
+    } catch (e) {
+      const error = wireError(ErrorCode.APPLICATION, `replica ${this.replicaId}: the handler's answer cannot be encoded with msgpack: ${messageOf(e)}`);
+      bytes = encode('seq' in value ? { v: 1, seq: value.seq, error } : { v: 1, ok: false, error });
+    }
+    try {
+      this.nc.publish(subject, bytes);
+    } catch {
+      // connection closed: the caller's router sees the replica as lost
+    }
+  }
+
+  private report(): void {
+    const load: WireLoad = { v: 1, replicaId: this.replicaId, inFlight: this.running, queued: this.waiting.length, timeMs: Date.now() };
+    this.publish(loadSubject(this.cfg.prefix, this.group), load);
+  }
+
+  private checkIdle(): void {
+    if (this.running > 0 || this.waiting.length > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  async drain(): Promise<void> {
+    if (this.state === 'serving') {
+      this.state = 'draining';
+      await this.sub.drain().catch(() => undefined); // closed connection: nothing more can arrive anyway
+    }
+    if (this.running > 0 || this.waiting.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    this.report(); // routers see it idle at once
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearInterval(this.loadTimer);
+    if (!this.sub.isClosed()) this.sub.unsubscribe();
+    for (const job of this.waiting.splice(0)) {
+      this.jobs.delete(job.id);
+      this.fail(job, ErrorCode.UNAVAILABLE, `replica ${this.replicaId} closed before starting call ${job.id}`);
+    }
+    for (const job of this.jobs.values()) job.ac?.abort(new MusterError(ErrorCode.CANCELLED, `replica ${this.replicaId} is closing`));
+    this.checkIdle();
+    if (this.ownsConnection) await this.nc.drain().catch(() => undefined);
+    else await this.nc.flush().catch(() => undefined);
+  }
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

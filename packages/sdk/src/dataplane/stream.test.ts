@@ -1,0 +1,131 @@
+/** Streaming calls end to end: `serve({ stream })` ↔ `Router.stream()` over a real nats-server. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectNats, ErrorCode, isMusterError, type NatsConnection } from '@muster/common';
+import { startNats, tempDir, waitFor, type NatsServer } from '@muster/testing';
+import { Router } from './router.js';
+import { serve } from './serve.js';
+import type { ReplicaInfo, StreamHandler } from './types.js';
+import { replicaSubject } from './wire.js';
+
+let dir: { path: string; remove(): Promise<void> };
+let nats: NatsServer;
+let client: NatsConnection;
+const cleanup: (() => Promise<unknown> | unknown)[] = [];
+
+beforeAll(async () => {
+  dir = await tempDir('muster-dp-stream-');
+  nats = await startNats({ dir: dir.path });
+  client = await connectNats(nats.access, 'stream-test');
+});
+
+afterAll(async () => {
+  for (const c of cleanup.reverse()) await c();
+  await client?.close();
+  await nats?.stop();
+  await dir?.remove();
+});
+
+async function setup(group: string, handlers: Record<string, StreamHandler>): Promise<{ router: Router; servers: Awaited<ReturnType<typeof serve>>[] }> {
+  const infos: ReplicaInfo[] = [];
+  const servers = [];
+  for (const [id, stream] of Object.entries(handlers)) {
+    const subject = replicaSubject('muster', group, id);
+    const server = await serve({ stream }, { nats: client, subject, group, replicaId: id });
+    cleanup.push(() => server.close());
+    servers.push(server);
+    infos.push({ replicaId: id, revision: 'r1', subject });
+  }
+  const router = new Router(client, undefined, { group });
+  cleanup.push(() => router.close());
+  router.update({ group, version: 1, replicas: infos });
+  return { router, servers };
+}
+
+async function collect(it: AsyncIterable<unknown>): Promise<{ chunks: unknown[]; error?: { code: string; message: string } }> {
+  const chunks: unknown[] = [];
+  try {
+    for await (const c of it) chunks.push(c);
+    return { chunks };
+  } catch (e) {
+    if (!isMusterError(e)) throw e;
+    return { chunks, error: { code: e.code, message: e.message } };
+  }
+}
+
+describe('Router.stream', () => {
+  it('yields every chunk in order', async () => {
+    const { router } = await setup('s-ok', {
+      a: async function* (p) {
+        for (let i = 0; i < 200; i++) {
+          if (i % 50 === 0) await new Promise((r) => setImmediate(r));
+          yield { i, of: p };
+        }
+      },
+    });
+    const { chunks, error } = await collect(router.stream('x'));
+    expect(error).toBeUndefined();
+    expect(chunks).toEqual(Array.from({ length: 200 }, (_, i) => ({ i, of: 'x' })));
+    expect(router.stats().replicas[0]!.inFlight).toBe(0);
+  });
+
+  it("throws the handler's error after the chunks sent before it", async () => {
+    const { router } = await setup('s-err', {
+      a: async function* () {
+        yield 1;
+        yield 2;
+        throw new Error('tokenizer broke');
+      },
+    });
+    expect(await collect(router.stream(null))).toEqual({ chunks: [1, 2], error: { code: ErrorCode.APPLICATION, message: 'tokenizer broke' } });
+  });
+
+  it('a consumer that stops early cancels the stream on the replica and frees its slot', async () => {
+    let aborted = false;
+    const { router } = await setup('s-break', {
+      a: async function* (_p, ctx) {
+        ctx.signal.addEventListener('abort', () => (aborted = true));
+        for (let i = 0; i < 10_000 && !ctx.signal.aborted; i++) {
+          yield i;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      },
+    });
+    const got: unknown[] = [];
+    for await (const c of router.stream(null)) {
+      got.push(c);
+      if (got.length === 3) break;
+    }
+    expect(got).toEqual([0, 1, 2]);
+    await waitFor('the replica saw the cancel', () => aborted);
+    expect(router.stats().replicas[0]!.inFlight).toBe(0);
+  });
+
+  it('ends with DEADLINE_EXCEEDED when the stream outlives its deadline', async () => {
+    const { router } = await setup('s-dl', {
+      a: async function* (_p, ctx) {
+        yield 'first';
+        await new Promise((r) => ctx.signal.addEventListener('abort', r));
+      },
+    });
+    const { chunks, error } = await collect(router.stream(null, { timeoutMs: 300 }));
+    expect(chunks).toEqual(['first']);
+    expect(error?.code).toBe(ErrorCode.DEADLINE_EXCEEDED);
+  });
+
+  it('retries a stream that reached no replica on another one, each stream run once', async () => {
+    const runs = new Map<string, number>();
+    const handler: StreamHandler = async function* (p, ctx) {
+      runs.set(ctx.id, (runs.get(ctx.id) ?? 0) + 1);
+      yield p;
+      yield 'done';
+    };
+    const { router, servers } = await setup('s-nr', { a: handler, b: handler });
+    await servers[1]!.close();
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => collect(router.stream(i))));
+    expect(results.map((r) => r.error)).toEqual(Array(40).fill(undefined));
+    expect(results.map((r) => r.chunks)).toEqual(Array.from({ length: 40 }, (_, i) => [i, 'done']));
+    expect(runs.size).toBe(40);
+    expect([...runs.values()].every((n) => n === 1)).toBe(true);
+    expect(router.stats().retries).toBeGreaterThanOrEqual(1);
+  });
+});

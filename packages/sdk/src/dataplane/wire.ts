@@ -1,0 +1,41 @@
+/**
+ * Small helpers both ends of the data plane share: subject names, the
+ * "no responders" test and the mapping of wire errors to MusterError. The
+ * message shapes themselves are in types.ts (the contract).
+ */
+import { ErrorCode, MusterError } from '@muster/common';
+import type { Msg } from '@nats-io/transport-node';
+import type { WireError } from './types.js';
+
+/** Queue group of every replica subscription: a replica restarted under the same subject never doubles up. */
+export const QUEUE_GROUP = 'muster';
+
+export function replicaSubject(prefix: string, group: string, replicaId: string): string {
+  return `${prefix}.rg.${group}.${replicaId}`;
+}
+
+export function loadSubject(prefix: string, group: string): string {
+  return `${prefix}.load.${group}`;
+}
+
+/**
+ * The NATS server's answer to a request published on a subject nobody
+ * subscribes to: an empty message with status 503. It proves the request
+ * reached no replica, so it is always safe to send it elsewhere.
+ */
+export function isNoResponders(msg: Msg): boolean {
+  return msg.data.length === 0 && msg.headers?.code === 503;
+}
+
+const knownCodes = new Set<string>(Object.values(ErrorCode));
+
+/** A replica's error as the caller sees it; codes we don't know become APPLICATION. */
+export function errorFromWire(e: WireError | undefined, replicaId: string): MusterError {
+  const code = typeof e?.code === 'string' && knownCodes.has(e.code) ? (e.code as ErrorCode) : ErrorCode.APPLICATION;
+  const message = typeof e?.message === 'string' ? e.message : 'replica sent a malformed error';
+  return new MusterError(code, message, { details: { replicaId, remoteCode: e?.code } });
+}
+
+export function wireError(code: ErrorCode, message: string): WireError {
+  return { code, message };
+}

@@ -1,0 +1,240 @@
+/**
+ * Replica groups from the SDK: declare N replicas of a TP×PP shard template;
+ * the head keeps them running (each one placement group + one gang), and
+ * calls are routed in the caller, over NATS, to the live membership.
+ *
+ *   await cluster.replicaGroups.apply({ name: 'echo', tp: 2, resources: { gpus: 1 },
+ *     template: { command: 'node', args: ['replica.js'] }, replicas: { initial: 3, max: 8 } });
+ *   const echo = await cluster.replicaGroups.get('echo');
+ *   const answer = await echo.call({ text: 'hi' }, { timeoutMs: 5_000 });
+ */
+import type { Metadata } from '@grpc/grpc-js';
+import { ErrorCode, MusterError, connectNats, fromGrpcError, type NatsConnection } from '@muster/common';
+import type { Membership as WireMembership, ReplicaGroup as WireRG, ReplicaGroupServiceClient, ReplicaGroupSpec as WireSpec } from '@muster/proto';
+import type { CallOptions, Membership, RouterOptions } from './dataplane/types.js';
+import { Router } from './dataplane/index.js';
+import { startupToWire, templateToWire, type GangSpec } from './gangs.js';
+import type { TopologyLevel, Strategy } from './placement-groups.js';
+
+export interface ReplicaGroupSpec {
+  name: string;
+  template: GangSpec['template'];
+  tp?: number;
+  pp?: number;
+  /** Per shard (rank). */
+  resources?: { gpus?: number; cpuMillis?: number; memoryBytes?: number; gpuMemoryMiB?: number; migProfile?: string; custom?: Record<string, number> };
+  placement?: {
+    strategy?: Strategy;
+    topology?: Array<{ level: TopologyLevel; mode?: 'required' | 'preferred' }>;
+    selector?: { matchLabels?: Record<string, string> };
+    tolerations?: Array<{ key?: string; operator?: 'Equal' | 'Exists'; value?: string; effect?: 'NoSchedule' | 'PreferNoSchedule' }>;
+    priority?: number;
+  };
+  replicas?: { min?: number; max?: number; initial?: number };
+  startup?: GangSpec['startup'];
+  rollout?: { strategy?: 'rolling' | 'canary'; canaryWeight?: number; maxSurge?: number };
+  drainDeadlineMs?: number;
+}
+
+export interface ReplicaView {
+  id: string;
+  revision: string;
+  state: string;
+  placementGroupId: string;
+  gangId: string;
+  subject: string;
+  message: string;
+}
+
+export interface ReplicaGroupView {
+  name: string;
+  desired: number;
+  revision: string;
+  stableRevision: string;
+  replicas: ReplicaView[];
+  membershipVersion: number;
+  message: string;
+  deleting: boolean;
+  spec: WireSpec | undefined;
+}
+
+const n = (v: number | undefined) => v ?? 0;
+
+function toWire(s: ReplicaGroupSpec): WireSpec {
+  const r = s.resources ?? {};
+  const p = s.placement;
+  return {
+    name: s.name ?? '',
+    template: templateToWire(s.template),
+    tp: n(s.tp),
+    pp: n(s.pp),
+    resources: { gpus: n(r.gpus), cpuMillis: n(r.cpuMillis), memoryBytes: n(r.memoryBytes), gpuMemoryMib: n(r.gpuMemoryMiB), migProfile: r.migProfile ?? '', custom: r.custom ?? {} },
+    placement: p && {
+      strategy: p.strategy ?? '',
+      topology: (p.topology ?? []).map((t) => ({ level: t.level, mode: t.mode ?? '' })),
+      matchLabels: p.selector?.matchLabels ?? {},
+      tolerations: (p.tolerations ?? []).map((t) => ({ key: t.key ?? '', operator: t.operator ?? '', value: t.value ?? '', effect: t.effect ?? '' })),
+      priority: n(p.priority),
+    },
+    replicas: s.replicas && { min: n(s.replicas.min), max: n(s.replicas.max), initial: n(s.replicas.initial) },
+    startup: startupToWire(s.startup),
+    rollout: s.rollout && { strategy: s.rollout.strategy ?? '', canaryWeight: n(s.rollout.canaryWeight), maxSurge: n(s.rollout.maxSurge) },
+    drainDeadlineMs: n(s.drainDeadlineMs),
+  };
+}
+
+export function replicaGroupView(g: WireRG): ReplicaGroupView {
+  return {
+    name: g.name,
+    desired: g.desired,
+    revision: g.revision,
+    stableRevision: g.stableRevision,
+    replicas: g.replicas.map((r) => ({ id: r.id, revision: r.revision, state: r.state, placementGroupId: r.placementGroupId, gangId: r.gangId, subject: r.subject, message: r.message })),
+    membershipVersion: g.membershipVersion,
+    message: g.message,
+    deleting: g.deleting,
+    spec: g.spec,
+  };
+}
+
+type Call = <T>(fn: (md: Metadata, opts: { deadline: number }, cb: (err: unknown, res?: T) => void) => void, timeoutMs?: number) => Promise<T>;
+
+/** A replica group handle: its last known state, its membership, and calls to it. */
+export class ReplicaGroup {
+  private router: Router | undefined;
+
+  constructor(private view: ReplicaGroupView, private readonly api: ReplicaGroups) {}
+
+  get name(): string { return this.view.name; }
+  get replicas(): ReplicaView[] { return this.view.replicas; }
+  get desired(): number { return this.view.desired; }
+  toJSON(): ReplicaGroupView { return this.view; }
+
+  async refresh(): Promise<this> {
+    this.view = (await this.api.get(this.name)).view;
+    return this;
+  }
+
+  async scale(replicas: number): Promise<this> {
+    this.view = (await this.api.scale(this.name, replicas)).view;
+    return this;
+  }
+
+  /** The live membership: now, then every change (until `signal` aborts). */
+  membership(signal?: AbortSignal): AsyncIterable<Membership> {
+    return this.api.membership(this.name, signal);
+  }
+
+  /** Sends one request to a replica (power of two choices, limits, retries, hedging: see docs/dataplane.md). */
+  async call(payload: unknown, opts?: CallOptions): Promise<unknown> {
+    return (await this.routerOf()).call(payload, opts);
+  }
+
+  /** A streaming request: yields the replica's chunks. */
+  async *stream(payload: unknown, opts?: CallOptions): AsyncGenerator<unknown> {
+    yield* (await this.routerOf()).stream(payload, opts);
+  }
+
+  /** The router this handle uses (created on first call). */
+  async routerOf(opts?: RouterOptions): Promise<Router> {
+    this.router ??= await this.api.router(this.name, opts);
+    return this.router;
+  }
+
+  close(): void {
+    this.router?.close();
+    this.router = undefined;
+  }
+}
+
+export class ReplicaGroups {
+  private nats: Promise<{ conn: NatsConnection; prefix: string }> | undefined;
+
+  constructor(
+    private readonly client: ReplicaGroupServiceClient,
+    private readonly call: Call,
+    private readonly metadata: Metadata,
+    private readonly natsAccess: () => Promise<{ servers: string[]; user: string; password: string; subjectPrefix: string } | undefined>,
+  ) {}
+
+  /** Create or update; idempotent. Changing only `replicas` never rolls out. */
+  async apply(spec: ReplicaGroupSpec): Promise<ReplicaGroup> {
+    const wire = toWire(spec);
+    return this.handle(await this.call<WireRG>((md, o, cb) => this.client.applyReplicaGroup({ spec: wire }, md, o, cb)));
+  }
+
+  async get(name: string): Promise<ReplicaGroup> {
+    return this.handle(await this.call<WireRG>((md, o, cb) => this.client.getReplicaGroup({ name }, md, o, cb)));
+  }
+
+  async list(): Promise<ReplicaGroup[]> {
+    const res = await this.call<{ groups: WireRG[] }>((md, o, cb) => this.client.listReplicaGroups({}, md, o, cb));
+    return res.groups.map((g) => this.handle(g));
+  }
+
+  async scale(name: string, replicas: number): Promise<ReplicaGroup> {
+    return this.handle(await this.call<WireRG>((md, o, cb) => this.client.scaleReplicaGroup({ name, replicas }, md, o, cb)));
+  }
+
+  async delete(name: string): Promise<ReplicaGroup> {
+    return this.handle(await this.call<WireRG>((md, o, cb) => this.client.deleteReplicaGroup({ name }, md, o, cb)));
+  }
+
+  /** Membership snapshots from the head; reconnects (and resumes) when the stream breaks. */
+  async *membership(name: string, signal?: AbortSignal): AsyncGenerator<Membership> {
+    let delay = 100;
+    while (!signal?.aborted) {
+      const call = this.client.watchMembership({ group: name }, this.metadata);
+      const abort = () => call.cancel();
+      signal?.addEventListener('abort', abort, { once: true });
+      try {
+        for await (const m of call as AsyncIterable<WireMembership>) {
+          delay = 100;
+          yield { group: m.group, version: m.version, replicas: m.replicas, revisionWeights: Object.keys(m.revisionWeights).length ? m.revisionWeights : undefined };
+        }
+      } catch (e) {
+        if (signal?.aborted) return;
+        const err = fromGrpcError(e);
+        if (!err.retryable && err.code !== ErrorCode.CANCELLED) throw err;
+      } finally {
+        signal?.removeEventListener('abort', abort);
+        call.cancel();
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 2_000);
+    }
+  }
+
+  /** A router for `name`, fed by the head's membership, on the cluster's NATS. */
+  async router(name: string, opts: RouterOptions = {}): Promise<Router> {
+    const { conn, prefix } = await this.dataPlane();
+    const abort = new AbortController();
+    const router = new Router(conn, this.membership(name, abort.signal), { ...opts, group: name, subjectPrefix: prefix });
+    const close = router.close.bind(router);
+    router.close = () => {
+      abort.abort();
+      close();
+    };
+    return router;
+  }
+
+  /** @internal */
+  async closeDataPlane(): Promise<void> {
+    const n = await this.nats?.catch(() => undefined);
+    this.nats = undefined;
+    await n?.conn.close();
+  }
+
+  private dataPlane(): Promise<{ conn: NatsConnection; prefix: string }> {
+    this.nats ??= (async () => {
+      const access = await this.natsAccess();
+      if (!access) throw new MusterError(ErrorCode.FAILED_PRECONDITION, 'the head runs without NATS (--nats-url): there is no data plane to call replicas on');
+      return { conn: await connectNats({ ...access }, 'muster-sdk'), prefix: access.subjectPrefix || 'muster' };
+    })();
+    return this.nats;
+  }
+
+  private handle(g: WireRG): ReplicaGroup {
+    return new ReplicaGroup(replicaGroupView(g), this);
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Replica groups end to end: the head's controller, real gangs of TS
+ * replicas (test/fixtures/replica.mjs serving with the SDK's serve()), real
+ * NATS, and the router in this process.
+ */
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Cluster, ReplicaGroup, ReplicaGroupSpec } from '@muster/sdk';
+import { execa } from 'execa';
+import { createTestCluster, spawnManaged, waitFor, type LocalCluster } from '@muster/testing';
+
+const replica = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
+const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
+
+type Answer = { replicaId: string; revision: string; pid: number };
+
+/** Runs `total` calls with `concurrency` in flight; returns answers and errors. */
+async function load(g: ReplicaGroup, total: number, concurrency: number, opts: { idempotent?: boolean; during?: (done: number) => Promise<void> | void } = {}) {
+  const answers: Answer[] = [];
+  const errors: unknown[] = [];
+  let issued = 0;
+  let duringRan = false;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (issued < total) {
+      const i = issued++;
+      if (opts.during && !duringRan && i >= total / 4) {
+        duringRan = true;
+        void opts.during(i);
+      }
+      try {
+        answers.push((await g.call({ i }, { timeoutMs: 10_000, idempotent: opts.idempotent ?? false })) as Answer);
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+  }));
+  return { answers, errors };
+}
+
+const countBy = <T>(xs: T[], key: (x: T) => string) => xs.reduce((m, x) => m.set(key(x), (m.get(key(x)) ?? 0) + 1), new Map<string, number>());
+
+describe('replica groups', () => {
+  let cluster: LocalCluster;
+  let sdk: Cluster;
+  const spec = (over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec => ({
+    name: 'echo',
+    tp: 2,
+    resources: { gpus: 1 },
+    template: { command: process.execPath, args: [replica], readiness: { kind: 'sdk' }, env: { SERVICE_MS: '2' } },
+    replicas: { min: 0, max: 6, initial: 3 },
+    startup: { gracePeriodMs: 5_000, backoffInitialMs: 200 },
+    drainDeadlineMs: 10_000,
+    ...over,
+  });
+  const readyCount = async (g: ReplicaGroup, n: number) =>
+    waitFor(`${n} ready replicas of ${g.name}`, async () => {
+      const r = await g.refresh();
+      return r.replicas.filter((x) => x.state === 'ready').length === n && r.replicas.length === n ? r : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+
+  beforeAll(async () => {
+    cluster = await createTestCluster({ workers: 3 });
+    sdk = await cluster.connect();
+  });
+  afterAll(async () => {
+    sdk?.close();
+    await cluster?.stop();
+  });
+
+  it('spreads 2,000 calls over 3 replicas (TP=2 each) within ±15%, with zero errors', async () => {
+    const g = await sdk.replicaGroups.apply(spec());
+    await readyCount(g, 3);
+    for (const r of g.replicas) {
+      const gang = await sdk.gangs.get(r.gangId);
+      expect(gang.ranks).toHaveLength(2);
+    }
+    const { answers, errors } = await load(g, 2_000, 16);
+    expect(errors).toEqual([]);
+    const per = countBy(answers, (a) => a.replicaId);
+    expect(per.size).toBe(3);
+    for (const n of per.values()) expect(Math.abs(n - 2_000 / 3)).toBeLessThanOrEqual(0.15 * (2_000 / 3));
+  });
+
+  it('applies idempotently, and a replica count change never rolls out', async () => {
+    const before = (await sdk.replicaGroups.get('echo')).toJSON();
+    const same = (await sdk.replicaGroups.apply(spec())).toJSON();
+    expect(same.revision).toBe(before.revision);
+    expect(same.replicas.map((r) => r.id).sort()).toEqual(before.replicas.map((r) => r.id).sort());
+    const more = await sdk.replicaGroups.apply(spec({ replicas: { min: 0, max: 6, initial: 3 } }));
+    expect(more.toJSON().revision).toBe(before.revision);
+  });
+
+  it('keeps answering every call while a rank of one replica is killed, and rebuilds the replica', async () => {
+    const g = await sdk.replicaGroups.get('echo');
+    const victim = g.replicas[0]!;
+    const gang = await sdk.gangs.get(victim.gangId);
+    const rank1 = gang.ranks.find((r) => r.rank === 1)!;
+    const { answers, errors } = await load(g, 1_500, 16, { idempotent: true, during: () => process.kill(rank1.pid, 'SIGKILL') });
+    expect(errors).toEqual([]);
+    expect(answers).toHaveLength(1_500);
+    await waitFor('the replica rebuilt', async () => (await sdk.gangs.get(victim.gangId)).toJSON().attempt === 2 || undefined, { timeoutMs: 15_000 });
+    await readyCount(g, 3);
+  });
+
+  it('scales 3 → 1 under load with zero failed calls (drain), then 1 → 3 with new replicas taking traffic', async () => {
+    const g = await sdk.replicaGroups.get('echo');
+    const down = await load(g, 1_500, 16, { during: () => void g.scale(1) });
+    expect(down.errors).toEqual([]);
+    await readyCount(g, 1);
+    await g.scale(3);
+    await readyCount(g, 3);
+    await waitFor('routers to see 3 replicas', async () => {
+      const { answers } = await load(g, 90, 8);
+      return countBy(answers, (a) => a.replicaId).size === 3 || undefined;
+    }, { timeoutMs: 10_000 });
+  });
+
+  it('sends 10% ± 3% of 1,000 calls to a canary revision', async () => {
+    const canary = spec({ template: { command: process.execPath, args: [replica], readiness: { kind: 'sdk' }, env: { SERVICE_MS: '2', FLAVOUR: 'canary' } }, rollout: { strategy: 'canary', canaryWeight: 0.1 } });
+    const g = await sdk.replicaGroups.apply(canary);
+    const v = g.toJSON();
+    expect(v.stableRevision).not.toBe('');
+    await waitFor('stable and canary both serving', async () => {
+      const r = (await g.refresh()).toJSON();
+      return r.replicas.some((x) => x.revision === v.revision && x.state === 'ready') && r.replicas.filter((x) => x.revision === v.stableRevision && x.state === 'ready').length === 3 || undefined;
+    }, { timeoutMs: 30_000 });
+    await waitFor('the router to see the weights', async () => {
+      const { answers } = await load(g, 200, 8);
+      return answers.some((a) => a.revision === v.revision) || undefined;
+    }, { timeoutMs: 10_000 });
+    const { answers, errors } = await load(g, 1_000, 8);
+    expect(errors).toEqual([]);
+    const share = answers.filter((a) => a.revision === v.revision).length / answers.length;
+    expect(share).toBeGreaterThanOrEqual(0.07);
+    expect(share).toBeLessThanOrEqual(0.13);
+  });
+
+  it('serves the group over HTTP through `muster gateway`: curl streams, bad requests get a clear 4xx', async () => {
+    const gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0'], { env: { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile } });
+    try {
+      const address = (JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string }).address;
+      const call = await execa('curl', ['-sS', '-X', 'POST', '-d', '{"hello":1}', `http://${address}/v1/groups/echo/call`]);
+      expect(JSON.parse(call.stdout)).toMatchObject({ echo: { hello: 1 } });
+      const stream = await execa('curl', ['-sS', '-N', '-X', 'POST', '-d', '{"n":3}', `http://${address}/v1/groups/echo/stream`]);
+      const lines = stream.stdout.trim().split('\n').map((l) => JSON.parse(l) as { i: number });
+      expect(lines.map((l) => l.i)).toEqual([0, 1, 2]);
+      const bad = await execa('curl', ['-sS', '-w', '\n%{http_code}', '-X', 'POST', '-d', '{not json', `http://${address}/v1/groups/echo/call`]);
+      expect(bad.stdout.split('\n').pop()).toBe('400');
+      expect(bad.stdout).toMatch(/malformed JSON body/);
+      const unknown = await execa('curl', ['-sS', '-w', '\n%{http_code}', '-X', 'POST', '-d', '{}', `http://${address}/v1/groups/nope/call`]);
+      expect(unknown.stdout.split('\n').pop()).toBe('404');
+      expect(unknown.stdout).toMatch(/no replica group \\"nope\\"/);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('deletes a group: drains, stops every gang, frees every placement group', async () => {
+    await sdk.replicaGroups.delete('echo');
+    await waitFor('the group to be gone', async () => (await sdk.replicaGroups.list()).length === 0 || undefined, { timeoutMs: 30_000 });
+    expect(await sdk.placementGroups.list()).toEqual([]);
+  });
+});
