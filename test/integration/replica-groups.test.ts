@@ -155,6 +155,33 @@ describe('replica groups', () => {
     }
   });
 
+  it('bridges a shard that speaks HTTP (vLLM-style): JSON calls and SSE streaming through the gateway', async () => {
+    const httpShard = fileURLToPath(new URL('../fixtures/http-shard.mjs', import.meta.url));
+    const g = await sdk.replicaGroups.apply({
+      name: 'llm',
+      resources: { gpus: 1 },
+      httpPort: 'http',
+      template: { command: process.execPath, args: [httpShard], ports: [{ name: 'http' }], readiness: { kind: 'http', port: 'http', path: '/health', periodMs: 50 } },
+      replicas: { initial: 2, max: 2 },
+    });
+    await readyCount(g, 2);
+    const viaSdk = (await g.call({ path: '/v1/completions', body: { prompt: 'hi there' } }, { timeoutMs: 5_000 })) as { status: number; body: { text: string } };
+    expect(viaSdk).toMatchObject({ status: 200, body: { text: 'echo: hi there' } });
+    const gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0'], { env: { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile } });
+    try {
+      const address = (JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string }).address;
+      const json = await execa('curl', ['-sS', '-H', 'content-type: application/json', '-d', '{"prompt":"a b"}', `http://${address}/v1/groups/llm/http/v1/completions`]);
+      expect(JSON.parse(json.stdout)).toMatchObject({ text: 'echo: a b' });
+      const sse = await execa('curl', ['-sS', '-N', '-H', 'accept: text/event-stream', '-H', 'content-type: application/json', '-d', '{"prompt":"one two three","stream":true}', `http://${address}/v1/groups/llm/http/v1/completions`]);
+      const events = sse.stdout.split('\n\n').map((e) => e.trim()).filter(Boolean).map((e) => e.replace(/^data: /, ''));
+      expect(events).toEqual(['{"token":"one"}', '{"token":"two"}', '{"token":"three"}', '[DONE]']);
+    } finally {
+      await gw.stop();
+    }
+    await sdk.replicaGroups.delete('llm');
+    await waitFor('llm gone', async () => !(await sdk.replicaGroups.list()).some((x) => x.name === 'llm') || undefined, { timeoutMs: 30_000 });
+  });
+
   it('deletes a group: drains, stops every gang, frees every placement group', async () => {
     await sdk.replicaGroups.delete('echo');
     await waitFor('the group to be gone', async () => (await sdk.replicaGroups.list()).length === 0 || undefined, { timeoutMs: 30_000 });

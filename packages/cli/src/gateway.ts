@@ -5,6 +5,11 @@
  *
  *   POST /v1/groups/<group>/call     JSON body → JSON answer
  *   POST /v1/groups/<group>/stream   JSON body → NDJSON, one line per chunk, flushed as it comes
+ *   ANY  /v1/groups/<group>/http/<path>
+ *                                    for groups whose shards speak HTTP (bridged by the worker):
+ *                                    the request goes to <path> on a replica's rank 0 as it is;
+ *                                    with `accept: text/event-stream` the body streams back
+ *                                    chunk by chunk (SSE passes through)
  *   GET  /healthz                    200
  *
  * Headers: `x-muster-timeout-ms` (deadline), `x-muster-idempotent: true`.
@@ -53,6 +58,8 @@ export async function startGateway(cluster: Cluster, listen: { host: string; por
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://gateway');
     if (req.method === 'GET' && url.pathname === '/healthz') return void res.end('ok\n');
+    const h = /^\/v1\/groups\/([a-z0-9-]+)\/http(\/.*)$/.exec(url.pathname);
+    if (h) return proxyHttp(req, res, await group(h[1]!), `${h[2]}${url.search}`);
     const m = /^\/v1\/groups\/([a-z0-9-]+)\/(call|stream)$/.exec(url.pathname);
     if (!m) throw new MusterError(ErrorCode.NOT_FOUND, `no route ${req.method} ${url.pathname}: use POST /v1/groups/<group>/call or /stream`);
     if (req.method !== 'POST') throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${req.method} ${url.pathname}: use POST with a JSON body`);
@@ -102,7 +109,43 @@ export async function startGateway(cluster: Cluster, listen: { host: string; por
   };
 }
 
+/** The HTTP bridge's side of the gateway: an HTTP request in, the shard's HTTP answer out. */
+async function proxyHttp(req: IncomingMessage, res: ServerResponse, g: ReplicaGroup, path: string): Promise<void> {
+  const body = await readText(req);
+  const headers: Record<string, string> = {};
+  for (const k of ['content-type', 'accept', 'authorization']) if (typeof req.headers[k] === 'string') headers[k] = req.headers[k];
+  const payload = { method: req.method, path, headers, ...(body ? { body } : {}) };
+  const timeoutMs = Number(req.headers['x-muster-timeout-ms'] ?? 30_000) || 30_000;
+  if (req.headers.accept?.includes('text/event-stream')) {
+    const abort = new AbortController();
+    res.once('close', () => abort.abort());
+    let started = false;
+    for await (const chunk of g.stream(payload, { timeoutMs, signal: abort.signal })) {
+      if (!started) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      started = true;
+      res.write(String(chunk));
+    }
+    if (!started) res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.end();
+    return;
+  }
+  const answer = (await g.call(payload, { timeoutMs })) as { status: number; headers: Record<string, string>; body: unknown };
+  const ct = answer.headers['content-type'] ?? 'application/octet-stream';
+  res.writeHead(answer.status, { 'content-type': ct });
+  res.end(typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body));
+}
+
 async function readJson(req: IncomingMessage): Promise<unknown> {
+  const text = await readText(req);
+  if (text.trim() === '') return null;
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `malformed JSON body: ${(e as Error).message}`);
+  }
+}
+
+async function readText(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req as AsyncIterable<Buffer>) {
@@ -110,13 +153,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     if (size > MAX_BODY) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `request body larger than ${MAX_BODY} bytes`);
     chunks.push(c);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') return null;
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `malformed JSON body: ${(e as Error).message}`);
-  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function fail(res: ServerResponse, e: unknown): void {

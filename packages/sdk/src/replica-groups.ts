@@ -34,6 +34,8 @@ export interface ReplicaGroupSpec {
   startup?: GangSpec['startup'];
   rollout?: { strategy?: 'rolling' | 'canary'; canaryWeight?: number; maxSurge?: number };
   drainDeadlineMs?: number;
+  /** A port name of the template where the shard speaks HTTP: the worker bridges calls to it. */
+  httpPort?: string;
 }
 
 export interface ReplicaView {
@@ -80,6 +82,7 @@ function toWire(s: ReplicaGroupSpec): WireSpec {
     startup: startupToWire(s.startup),
     rollout: s.rollout && { strategy: s.rollout.strategy ?? '', canaryWeight: n(s.rollout.canaryWeight), maxSurge: n(s.rollout.maxSurge) },
     drainDeadlineMs: n(s.drainDeadlineMs),
+    httpPort: s.httpPort ?? '',
   };
 }
 

@@ -10,6 +10,9 @@
  */
 import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import type { AgentMessage, HeadMessage, LaunchShards, LogRequest, Probe, ShardStatusReport } from '@muster/proto';
+import type { Server } from '@muster/sdk';
+import type { NatsConnection } from '@muster/common';
+import { startHttpBridge } from './http-bridge.js';
 import type { ProbeSpec, ProbeTiming, ShardStatus, ShardSupervisor } from './shards/types.js';
 
 type Send = (msg: AgentMessage) => void;
@@ -17,8 +20,16 @@ type Send = (msg: AgentMessage) => void;
 export class ShardAgent {
   private send: Send | undefined;
   private readonly logReads = new Map<number, AbortController>();
+  /** Shards to bridge once ready (key → env), and running bridges (key → server). */
+  private readonly toBridge = new Map<string, Record<string, string>>();
+  private readonly bridges = new Map<string, Promise<Server | undefined>>();
 
-  constructor(private readonly supervisor: ShardSupervisor, private readonly log: Logger) {}
+  constructor(
+    private readonly supervisor: ShardSupervisor,
+    private readonly log: Logger,
+    /** The cluster's NATS, for HTTP bridges (undefined: the head runs without NATS). */
+    private readonly dataPlane: () => Promise<NatsConnection | undefined> = async () => undefined,
+  ) {}
 
   /** A new head stream is registered: report everything we run. */
   attach(send: Send): void {
@@ -35,6 +46,8 @@ export class ShardAgent {
   /** The supervisor's hook: forward, and stop the rest of a failed gang attempt here. */
   onStatus(s: ShardStatus): void {
     this.send?.({ msg: { $case: 'shardStatus', value: report(s) } });
+    if (s.phase === 'ready' && this.toBridge.has(s.key)) this.bridge(s.key);
+    if (s.phase === 'stopping' || s.phase === 'exited') this.unbridge(s.key);
     if (s.phase === 'exited' && !s.stopped) {
       void this.supervisor.stopGang(s.gangId, s.attempt).catch((e: unknown) => this.log.error({ err: e, gang: s.gangId }, 'could not stop the gang after a rank failed'));
     }
@@ -85,12 +98,43 @@ export class ShardAgent {
           gracePeriodMs: s.gracePeriodMs,
           logMaxBytes: s.logMaxBytes,
         });
+        const port = s.env.MUSTER_HTTP_BRIDGE ? Number(s.env[`MUSTER_PORT_${s.env.MUSTER_HTTP_BRIDGE.toUpperCase()}`]) : 0;
+        if (s.rank === 0 && port > 0) this.toBridge.set(key, s.env);
       } catch (e) {
         // Nothing started: report the rank as failed so the head decides.
         const reason = `could not launch: ${e instanceof Error ? e.message : String(e)}`;
         this.onStatus({ key, gangId: l.gangId, attempt: l.attempt, rank: s.rank, phase: 'exited', reason });
       }
     }
+  }
+
+  /** Serves a ready HTTP shard's replica subject by forwarding to its port. */
+  private bridge(key: string): void {
+    const env = this.toBridge.get(key)!;
+    this.toBridge.delete(key);
+    const port = Number(env[`MUSTER_PORT_${env.MUSTER_HTTP_BRIDGE!.toUpperCase()}`]);
+    this.bridges.set(key, (async () => {
+      const nats = await this.dataPlane();
+      if (!nats) {
+        this.log.error({ key }, 'cannot bridge an HTTP shard: the head gave no NATS access');
+        return undefined;
+      }
+      const server = await startHttpBridge(nats, env, port);
+      this.log.info({ key, subject: server.subject, port }, 'HTTP bridge serving');
+      return server;
+    })().catch((e: unknown) => {
+      this.log.error({ key, err: e instanceof Error ? e.message : e }, 'HTTP bridge failed to start');
+      return undefined;
+    }));
+  }
+
+  /** Finishes the bridge's in-flight calls, then stops it. */
+  private unbridge(key: string): void {
+    this.toBridge.delete(key);
+    const b = this.bridges.get(key);
+    if (!b) return;
+    this.bridges.delete(key);
+    void b.then((server) => server?.drain());
   }
 
   private async streamLog(r: LogRequest): Promise<void> {

@@ -3,7 +3,8 @@
  * agent registered with the head.
  */
 import { networkInterfaces } from 'node:os';
-import { ErrorCode, MusterError, parseHostPort, readToken, startMetrics, type Logger } from '@muster/common';
+import { ErrorCode, MusterError, connectNats, parseHostPort, readToken, startMetrics, type Logger, type NatsConnection } from '@muster/common';
+import type { NatsAccess } from '@muster/proto';
 import { Agent } from './agent.js';
 import type { WorkerConfig } from './config.js';
 import { discoverInventory } from './inventory/index.js';
@@ -32,9 +33,11 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   const metrics = await startMetrics('worker', config.metricsListen);
   const address = config.address || defaultAddress(config.head[0]!);
   // The supervisor reports through the shard agent, which needs the supervisor: bind late.
-  const late: { agent?: ShardAgent } = {};
+  const late: { agent?: ShardAgent; nats?: NatsAccess; conn?: Promise<NatsConnection> } = {};
   const supervisor = await LocalSupervisor.open({ dataDir: config.dataDir, log, onStatus: (s) => late.agent?.onStatus(s) });
-  const shardAgent = (late.agent = new ShardAgent(supervisor, log));
+  // The data plane (for HTTP bridges) is the NATS the head names at registration.
+  const dataPlane = async () => (late.nats ? (late.conn ??= connectNats(late.nats, `muster-worker ${config.nodeId}`)) : undefined);
+  const shardAgent = (late.agent = new ShardAgent(supervisor, log, dataPlane));
   const agent = new Agent(
     {
       heads: config.head,
@@ -52,6 +55,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   );
   let first = true;
   agent.onRegistered = (r) => {
+    late.nats = r.nats;
     if (first) log.info({ nodeId: r.nodeId, headId: r.headId, gpus: inventory.gpus.length, metrics: metrics.address }, 'worker registered');
     first = false;
   };
@@ -63,6 +67,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     async close() {
       await agent.stop();
       await supervisor.close({ stopShards: config.stopShardsOnExit });
+      await (await late.conn?.catch(() => undefined))?.drain();
       await metrics.close();
     },
   };

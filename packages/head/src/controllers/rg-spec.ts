@@ -48,10 +48,12 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     startup: w?.startup,
     rollout: { strategy: w?.rollout?.strategy || 'rolling', canaryWeight: w?.rollout?.canaryWeight ?? 0, maxSurge: w?.rollout?.maxSurge || 1 },
     drainDeadlineMs: w?.drainDeadlineMs || 30_000,
+    httpPort: w?.httpPort ?? '',
   };
   const checked = schema.safeParse(spec);
   const issues = checked.success ? [] : checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
   if (spec.rollout.strategy === 'canary' && !(spec.rollout.canaryWeight > 0 && spec.rollout.canaryWeight < 1)) issues.push('rollout.canaryWeight: a canary takes a share of traffic strictly between 0 and 1');
+  if (spec.httpPort && !spec.template?.ports.some((p) => p.name === spec.httpPort)) issues.push(`httpPort: "${spec.httpPort}" is not a port name of the template (${spec.template?.ports.map((p) => p.name).join(', ') || 'none'})`);
   if (issues.length) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${issues.join('; ')}`);
   // The shard template and startup policy are a gang's: validate them as one.
   try {
@@ -113,6 +115,7 @@ export function gangSpecOf(s: ValidRgSpec, revision: string, replicaId: string, 
     MUSTER_SUBJECT: subjectOf(prefix, s.name, replicaId),
     MUSTER_REVISION: revision,
     MUSTER_NATS_SUBJECT_PREFIX: prefix,
+    ...(s.httpPort ? { MUSTER_HTTP_BRIDGE: s.httpPort } : {}),
     ...(nats ? { MUSTER_NATS_URL: nats.servers.join(','), MUSTER_NATS_USER: nats.user, MUSTER_NATS_PASSWORD: nats.password } : {}),
   };
   return {

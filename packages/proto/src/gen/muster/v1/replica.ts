@@ -80,6 +80,11 @@ export interface ReplicaGroupSpec {
     | undefined;
   /** scale-down: wait this long at most for in-flight calls (default 30000) */
   drainDeadlineMs: number;
+  /**
+   * A port name of the template: the shard speaks HTTP there, and the worker
+   * bridges the replica's data-plane subject to it (rank 0). "" = the shard serves NATS itself.
+   */
+  httpPort: string;
 }
 
 export interface Replica {
@@ -839,6 +844,7 @@ function createBaseReplicaGroupSpec(): ReplicaGroupSpec {
     startup: undefined,
     rollout: undefined,
     drainDeadlineMs: 0,
+    httpPort: "",
   };
 }
 
@@ -873,6 +879,9 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.drainDeadlineMs !== 0) {
       writer.uint32(80).int32(message.drainDeadlineMs);
+    }
+    if (message.httpPort !== "") {
+      writer.uint32(90).string(message.httpPort);
     }
     return writer;
   },
@@ -970,6 +979,14 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
             message.drainDeadlineMs = reader.int32();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.httpPort = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -998,6 +1015,11 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
         : isSet(object.drain_deadline_ms)
         ? globalThis.Number(object.drain_deadline_ms)
         : 0,
+      httpPort: isSet(object.httpPort)
+        ? globalThis.String(object.httpPort)
+        : isSet(object.http_port)
+        ? globalThis.String(object.http_port)
+        : "",
     };
   },
 
@@ -1032,6 +1054,9 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.drainDeadlineMs !== 0) {
       obj.drainDeadlineMs = Math.round(message.drainDeadlineMs);
+    }
+    if (message.httpPort !== "") {
+      obj.httpPort = message.httpPort;
     }
     return obj;
   },
