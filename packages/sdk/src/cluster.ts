@@ -14,6 +14,7 @@ import { ErrorCode, MusterError, fromGrpcError, readToken, tokenMetadata } from 
 import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, ReplicaGroupServiceClient, type ClusterEvent, type ClusterInfo } from '@muster/proto';
 import { Gangs } from './gangs.js';
 import { ReplicaGroups } from './replica-groups.js';
+import { Actors } from './actors.js';
 import { PlacementGroups } from './placement-groups.js';
 import { eventView, nodeView, type ClusterEventView, type NodeStateName, type NodeView } from './types.js';
 
@@ -70,6 +71,8 @@ export class Cluster {
   private readonly rgClient: ReplicaGroupServiceClient;
   /** Declare replica groups, scale them, and call them (routed here, over NATS). */
   readonly replicaGroups: ReplicaGroups;
+  /** TS class instances hosted on workers, called by method name. */
+  readonly actors: Actors;
   private readonly metadata: Metadata;
   /** Create, inspect, wait for and remove placement groups. */
   readonly placementGroups: PlacementGroups;
@@ -87,6 +90,7 @@ export class Cluster {
     this.gangs = new Gangs(this.gangClient, call, this.metadata);
     this.rgClient = new ReplicaGroupServiceClient(address, credentials.createInsecure(), options);
     this.replicaGroups = new ReplicaGroups(this.rgClient, call, this.metadata, async () => (await this.info()).nats);
+    this.actors = new Actors(this.replicaGroups);
   }
 
   async info(): Promise<ClusterInfo> {

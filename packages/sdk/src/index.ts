@@ -17,3 +17,4 @@ export { Gang, Gangs, type GangSpec, type ProbeSpec, type GangView, type GangSta
 export * as shard from './shard.js';
 export { ReplicaGroup, ReplicaGroups, type ReplicaGroupSpec, type ReplicaGroupView, type ReplicaView } from './replica-groups.js';
 export * from './dataplane/index.js';
+export { Actor, Actors, type ActorOptions } from './actors.js';

@@ -36,6 +36,8 @@ export interface ReplicaGroupSpec {
   drainDeadlineMs?: number;
   /** A port name of the template where the shard speaks HTTP: the worker bridges calls to it. */
   httpPort?: string;
+  /** Failed replicas replaced within 10 minutes before giving up (default 3; 0: never). */
+  maxReplacements?: number;
 }
 
 export interface ReplicaView {
@@ -83,6 +85,7 @@ function toWire(s: ReplicaGroupSpec): WireSpec {
     rollout: s.rollout && { strategy: s.rollout.strategy ?? '', canaryWeight: n(s.rollout.canaryWeight), maxSurge: n(s.rollout.maxSurge) },
     drainDeadlineMs: n(s.drainDeadlineMs),
     httpPort: s.httpPort ?? '',
+    maxReplacements: s.maxReplacements === 0 ? -1 : n(s.maxReplacements),
   };
 }
 

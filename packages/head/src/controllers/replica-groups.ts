@@ -8,7 +8,9 @@
  *   1. created           → starting   placement group created, gang launched on it
  *   2. gang READY        → ready      joins the membership (routers send traffic)
  *   3. gang not READY    → starting   leaves the membership (a rank failed: the gang restarts)
- *   4. gang FAILED       → failed     removed and replaced by a new replica
+ *   4. gang FAILED       → failed     its placement group freed; replaced by a new replica
+ *                                     unless more than maxReplacements failed in 10 minutes
+ *                                     (then the group says so and stops replacing: no restart loop)
  *   5. surplus           → draining   leaves the membership at once; waits until the replica
  *                                     reports no call in flight (NATS load reports) or the
  *                                     drain deadline passes
@@ -43,6 +45,8 @@ interface Entry {
   watchers: Set<(m: Membership) => void>;
   /** replica id → when draining started (ms) */
   drainingSince: Map<string, number>;
+  /** When replicas failed (for the replacement budget). */
+  failures: number[];
   running: boolean;
   again: boolean;
 }
@@ -205,7 +209,7 @@ export class ReplicaGroupController {
   // ── reconcile ──────────────────────────────────────────────────────────
 
   private entry(rg: ReplicaGroup, spec: ValidRgSpec, stableSpec: ValidRgSpec | undefined): Entry {
-    return { rg, spec, stableSpec, membership: { group: rg.name, version: 0, replicas: [], revisionWeights: {} }, watchers: new Set(), drainingSince: new Map(), running: false, again: false };
+    return { rg, spec, stableSpec, membership: { group: rg.name, version: 0, replicas: [], revisionWeights: {} }, watchers: new Set(), drainingSince: new Map(), failures: [], running: false, again: false };
   }
 
   private kick(name: string): void {
@@ -244,11 +248,19 @@ export class ReplicaGroupController {
           if (next === 'failed') this.log.warn({ group: rg.name, replica: r.id, reason: r.message }, 'replica failed; replacing it');
         }
       }
-      if (r.state === 'failed') {
-        await this.retire(e, r);
+      if (r.state === 'failed' && r.placementGroupId) {
+        // Free what it held; keep the entry (with its reason) for people to see.
+        await this.pgs.remove(r.placementGroupId).catch(() => undefined);
+        r.placementGroupId = '';
+        e.failures.push(Date.now());
         changed = true;
       }
     }
+    const failed = rg.replicas.filter((r) => r.state === 'failed');
+    if (failed.length > 3) rg.replicas = rg.replicas.filter((r) => r.state !== 'failed' || failed.slice(-3).includes(r));
+    e.failures = e.failures.filter((t) => t > Date.now() - 600_000);
+    const budget = e.spec.maxReplacements === -1 ? 0 : e.spec.maxReplacements;
+    const blocked = e.failures.length > budget;
     // 2. Drains that are done.
     for (const r of rg.replicas.filter((x) => x.state === 'draining')) {
       const since = e.drainingSince.get(r.id) ?? Date.now();
@@ -283,7 +295,7 @@ export class ReplicaGroupController {
       const spec = rev === rg.revision ? e.spec : e.stableSpec!;
       const others = rg.replicas.filter((r) => !want.has(r.revision) && (r.state === 'starting' || r.state === 'ready')).length;
       let room = others > 0 ? Math.max(0, rg.desired + e.spec.rollout.maxSurge - rg.replicas.filter((r) => r.state === 'starting' || r.state === 'ready').length) : Infinity;
-      for (let i = live(rev).length; i < n && room > 0; i++, room--) {
+      for (let i = live(rev).length; i < n && room > 0 && !blocked; i++, room--) {
         await this.startReplica(e, spec, rev);
         changed = true;
       }
@@ -306,13 +318,16 @@ export class ReplicaGroupController {
     }
     // 4. Membership and persistence.
     this.publish(e);
+    if (rg.deleting) rg.replicas = rg.replicas.filter((r) => r.state !== 'failed');
     if (rg.deleting && rg.replicas.length === 0) {
       this.groups.delete(rg.name);
       await this.writer.txn([{ type: 'delete', key: RGS_PREFIX + rg.name }]);
       void this.events.append('rg.deleted', { message: `replica group ${rg.name} deleted`, attributes: { group: rg.name } });
       return;
     }
-    const counts = `${rg.replicas.filter((r) => r.state === 'ready').length}/${rg.desired} ready`;
+    const lastFailed = rg.replicas.filter((r) => r.state === 'failed').at(-1);
+    const counts = `${rg.replicas.filter((r) => r.state === 'ready').length}/${rg.desired} ready` +
+      (blocked ? `; ${e.failures.length} replica(s) failed in the last 10 min, more than maxReplacements ${budget}: not replacing (last: ${lastFailed?.message ?? '?'})` : '');
     if (changed || rg.message !== counts) {
       rg.message = counts;
       await this.persist(e, '', '');

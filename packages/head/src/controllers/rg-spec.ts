@@ -49,6 +49,7 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     rollout: { strategy: w?.rollout?.strategy || 'rolling', canaryWeight: w?.rollout?.canaryWeight ?? 0, maxSurge: w?.rollout?.maxSurge || 1 },
     drainDeadlineMs: w?.drainDeadlineMs || 30_000,
     httpPort: w?.httpPort ?? '',
+    maxReplacements: w?.maxReplacements === -1 ? -1 : w?.maxReplacements || 3,
   };
   const checked = schema.safeParse(spec);
   const issues = checked.success ? [] : checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);

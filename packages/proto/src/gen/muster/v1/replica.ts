@@ -85,6 +85,11 @@ export interface ReplicaGroupSpec {
    * bridges the replica's data-plane subject to it (rank 0). "" = the shard serves NATS itself.
    */
   httpPort: string;
+  /**
+   * Failed replicas replaced within 10 minutes before the group stops
+   * replacing them (no restart loop): 0 = 3, -1 = never replace.
+   */
+  maxReplacements: number;
 }
 
 export interface Replica {
@@ -845,6 +850,7 @@ function createBaseReplicaGroupSpec(): ReplicaGroupSpec {
     rollout: undefined,
     drainDeadlineMs: 0,
     httpPort: "",
+    maxReplacements: 0,
   };
 }
 
@@ -882,6 +888,9 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.httpPort !== "") {
       writer.uint32(90).string(message.httpPort);
+    }
+    if (message.maxReplacements !== 0) {
+      writer.uint32(96).int32(message.maxReplacements);
     }
     return writer;
   },
@@ -987,6 +996,14 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
             message.httpPort = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.maxReplacements = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1020,6 +1037,11 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
         : isSet(object.http_port)
         ? globalThis.String(object.http_port)
         : "",
+      maxReplacements: isSet(object.maxReplacements)
+        ? globalThis.Number(object.maxReplacements)
+        : isSet(object.max_replacements)
+        ? globalThis.Number(object.max_replacements)
+        : 0,
     };
   },
 
@@ -1057,6 +1079,9 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.httpPort !== "") {
       obj.httpPort = message.httpPort;
+    }
+    if (message.maxReplacements !== 0) {
+      obj.maxReplacements = Math.round(message.maxReplacements);
     }
     return obj;
   },
