@@ -38,6 +38,18 @@ export interface ReplicaGroupSpec {
   httpPort?: string;
   /** Failed replicas replaced within 10 minutes before giving up (default 3; 0: never). */
   maxReplacements?: number;
+  /** Let the head move the replica count between replicas.min and replicas.max (docs/autoscaling.md). */
+  autoscaling?: {
+    metric?: 'queue' | 'ongoing';
+    target?: number;
+    upscaleDelayMs?: number;
+    downscaleDelayMs?: number;
+    maxStep?: number;
+    tolerance?: number;
+    scaleToZeroAfterMs?: number;
+    lookbackMs?: number;
+    floors?: Array<{ cron: string; durationMs: number; timezone?: string; min: number }>;
+  };
 }
 
 export interface ReplicaView {
@@ -86,6 +98,17 @@ function toWire(s: ReplicaGroupSpec): WireSpec {
     drainDeadlineMs: n(s.drainDeadlineMs),
     httpPort: s.httpPort ?? '',
     maxReplacements: s.maxReplacements === 0 ? -1 : n(s.maxReplacements),
+    autoscaling: s.autoscaling && {
+      metric: s.autoscaling.metric ?? '',
+      target: n(s.autoscaling.target),
+      upscaleDelayMs: n(s.autoscaling.upscaleDelayMs),
+      downscaleDelayMs: n(s.autoscaling.downscaleDelayMs),
+      maxStep: n(s.autoscaling.maxStep),
+      tolerance: n(s.autoscaling.tolerance),
+      scaleToZeroAfterMs: n(s.autoscaling.scaleToZeroAfterMs),
+      lookbackMs: n(s.autoscaling.lookbackMs),
+      floors: (s.autoscaling.floors ?? []).map((f) => ({ cron: f.cron, durationMs: f.durationMs, timezone: f.timezone ?? '', min: f.min })),
+    },
   };
 }
 

@@ -62,6 +62,30 @@ export function rgCommand(program: Command): void {
       });
     });
 
+  addConnectionFlags(rg.command('events <name>').description("a group's events: scaling decisions with their inputs and reasons, rollouts, replicas"))
+    .option('-f, --follow', 'keep printing new events')
+    .option('--json', 'print JSON lines')
+    .action(async (name: string, flags: Flags & { follow?: boolean }) => {
+      await withCluster(flags, async (cluster) => {
+        const abort = new AbortController();
+        process.once('SIGINT', () => abort.abort());
+        // Without --follow: stop once the replay has gone quiet.
+        let quiet: NodeJS.Timeout | undefined;
+        const rearm = () => {
+          if (flags.follow) return;
+          clearTimeout(quiet);
+          quiet = setTimeout(() => abort.abort(), 400);
+        };
+        rearm();
+        for await (const e of cluster.events({ replay: true, kinds: ['rg.'], signal: abort.signal })) {
+          rearm();
+          if (e.attributes.group !== name) continue;
+          process.stdout.write(flags.json ? `${JSON.stringify(e)}\n` : `${e.time.toISOString()}  ${e.kind.padEnd(12)}  ${e.message}\n`);
+        }
+        clearTimeout(quiet);
+      });
+    });
+
   addConnectionFlags(rg.command('delete <name>').description('drain and delete every replica of a group'))
     .action(async (name: string, flags: Flags) => {
       await withCluster(flags, async (cluster) => {

@@ -33,7 +33,8 @@ import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import type { GangController } from './gangs.js';
 import type { PlacementGroupController } from './placement-groups.js';
-import { gangSpecOf, parseRgSpec, pgSpecOf, revisionOf, subjectOf, type ValidRgSpec } from './rg-spec.js';
+import { gangSpecOf, parseRgSpec, pgSpecOf, policyOf, revisionOf, subjectOf, type ValidRgSpec } from './rg-spec.js';
+import { decide } from '../autoscaler/index.js';
 
 export const RGS_PREFIX = '/muster/rgs/';
 
@@ -55,6 +56,9 @@ export class ReplicaGroupController {
   private readonly groups = new Map<string, Entry>();
   /** replica id → its last load report */
   private readonly loadReports = new Map<string, { inFlight: number; queued: number; timeMs: number }>();
+  /** group → router id → its last demand report */
+  private readonly demand = new Map<string, Map<string, { waiting: number; timeMs: number }>>();
+  private readonly autoscaleTimer: NodeJS.Timeout;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -70,6 +74,19 @@ export class ReplicaGroupController {
       if (group) this.kick(group);
     });
     if (nats) {
+      const demand = nats.conn.subscribe(`${nats.access.subjectPrefix}.demand.>`);
+      void (async () => {
+        for await (const m of demand) {
+          try {
+            const r = decode<{ routerId: string; waiting: number; timeMs: number }>(m.data);
+            const group = m.subject.split('.').pop()!;
+            if (!this.demand.has(group)) this.demand.set(group, new Map());
+            this.demand.get(group)!.set(r.routerId, { waiting: r.waiting, timeMs: r.timeMs });
+          } catch {
+            // not a demand report: ignore
+          }
+        }
+      })();
       const sub = nats.conn.subscribe(`${nats.access.subjectPrefix}.load.>`);
       void (async () => {
         for await (const m of sub) {
@@ -87,10 +104,46 @@ export class ReplicaGroupController {
       for (const name of this.groups.keys()) this.kick(name);
     }, 500);
     this.timer.unref();
+    // Autoscaling decisions: at least every 250 ms (docs/autoscaling.md).
+    this.autoscaleTimer = setInterval(() => {
+      for (const e of this.groups.values()) void this.autoscale(e).catch((err: unknown) => this.log.error({ group: e.rg.name, err: (err as Error).message }, 'autoscaling decision failed'));
+    }, 250);
+    this.autoscaleTimer.unref();
   }
 
   close(): void {
     clearInterval(this.timer);
+    clearInterval(this.autoscaleTimer);
+  }
+
+  /** One decision for an autoscaled group; a change is recorded as an `rg.autoscale` event with its inputs. */
+  private async autoscale(e: Entry): Promise<void> {
+    const policy = policyOf(e.spec);
+    if (!policy || e.rg.deleting) return;
+    const now = Date.now();
+    const mine = new Set(e.rg.replicas.map((r) => r.id));
+    const samples = [...this.loadReports].filter(([id, r]) => mine.has(id) && now - r.timeMs <= policy.lookbackMs).map(([replicaId, r]) => ({ replicaId, ...r }));
+    const demand = [...(this.demand.get(e.rg.name) ?? new Map<string, { waiting: number; timeMs: number }>())]
+      .filter(([, d]) => now - d.timeMs <= policy.lookbackMs)
+      .map(([routerId, d]) => ({ routerId, ...d }));
+    const mem = e.rg.autoscaler;
+    const state = { aboveSinceMs: mem?.aboveSinceMs || undefined, belowSinceMs: mem?.belowSinceMs || undefined, idleSinceMs: mem?.idleSinceMs || undefined, lastChangeMs: mem?.lastChangeMs || undefined };
+    const ready = e.rg.replicas.filter((r) => r.state === 'ready').length;
+    const d = decide(policy, { nowMs: now, current: e.rg.desired, ready, samples, demand }, state);
+    e.rg.autoscaler = { aboveSinceMs: d.state.aboveSinceMs ?? 0, belowSinceMs: d.state.belowSinceMs ?? 0, idleSinceMs: d.state.idleSinceMs ?? 0, lastChangeMs: d.state.lastChangeMs ?? 0, lastReason: d.reason };
+    if (!d.changed) return;
+    const from = e.rg.desired;
+    e.rg.desired = d.desired;
+    const inputs = Object.fromEntries(Object.entries(d.inputs).map(([k, v]) => [k, String(Math.round(v * 1000) / 1000)]));
+    const staged = this.events.stage('rg.autoscale', { message: `replica group ${e.rg.name}: ${from} → ${d.desired}: ${d.reason}`, attributes: { group: e.rg.name, from: String(from), to: String(d.desired), ...inputs } });
+    try {
+      await this.writer.txn([{ type: 'put', key: RGS_PREFIX + e.rg.name, value: ReplicaGroup.encode(e.rg).finish() }, staged.op]);
+      staged.settle(true);
+    } catch (err) {
+      staged.settle(false);
+      throw err;
+    }
+    this.kick(e.rg.name);
   }
 
   async load(): Promise<void> {
@@ -115,7 +168,7 @@ export class ReplicaGroupController {
     if (!e) {
       const rg: ReplicaGroup = {
         name: spec.name, spec, desired: spec.replicas.initial, revision, stableRevision: '', replicas: [],
-        membershipVersion: 0, message: 'created', createdAtMs: Date.now(), deleting: false, stableSpec: undefined,
+        membershipVersion: 0, message: 'created', createdAtMs: Date.now(), deleting: false, stableSpec: undefined, autoscaler: undefined,
       };
       const entry = this.entry(rg, spec, undefined);
       this.groups.set(spec.name, entry);
@@ -160,6 +213,9 @@ export class ReplicaGroupController {
     const e = this.groups.get(name);
     if (!e) throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}"`);
     const { min, max } = e.spec.replicas;
+    if (e.spec.autoscaling) {
+      throw new MusterError(ErrorCode.FAILED_PRECONDITION, `replica group ${name} is autoscaled between ${min} and ${max}; change its bounds or its policy with apply instead`, { details: { field: 'replicas' } });
+    }
     if (!Number.isInteger(replicas) || replicas < min || replicas > max) {
       throw new MusterError(ErrorCode.INVALID_ARGUMENT, `replicas: ${replicas} is outside ${name}'s bounds min ${min} … max ${max} (change them with apply)`, { details: { field: 'replicas' } });
     }

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { ErrorCode, MusterError } from '@muster/common';
 import type { GangSpec as WireGangSpec, NatsAccess, PlacementGroupSpec as WirePgSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
+import { parsePolicy, type AutoscalingPolicy } from '../autoscaler/index.js';
 
 const counts = z
   .object({ min: z.int().min(0).max(10_000), max: z.int().min(0).max(10_000), initial: z.int().min(0).max(10_000) })
@@ -50,12 +51,14 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     drainDeadlineMs: w?.drainDeadlineMs || 30_000,
     httpPort: w?.httpPort ?? '',
     maxReplacements: w?.maxReplacements === -1 ? -1 : w?.maxReplacements || 3,
+    autoscaling: w?.autoscaling,
   };
   const checked = schema.safeParse(spec);
   const issues = checked.success ? [] : checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
   if (spec.rollout.strategy === 'canary' && !(spec.rollout.canaryWeight > 0 && spec.rollout.canaryWeight < 1)) issues.push('rollout.canaryWeight: a canary takes a share of traffic strictly between 0 and 1');
   if (spec.httpPort && !spec.template?.ports.some((p) => p.name === spec.httpPort)) issues.push(`httpPort: "${spec.httpPort}" is not a port name of the template (${spec.template?.ports.map((p) => p.name).join(', ') || 'none'})`);
   if (issues.length) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${issues.join('; ')}`);
+  if (spec.autoscaling) policyOf(spec); // refuses a bad policy now, naming the field
   // The shard template and startup policy are a gang's: validate them as one.
   try {
     parseGangSpec(gangSpecOf(spec, 'check', 'r-check', 'pg-check', undefined));
@@ -130,4 +133,27 @@ export function gangSpecOf(s: ValidRgSpec, revision: string, replicaId: string, 
     replicaGroup: s.name,
     replicaId,
   };
+}
+
+/**
+ * The autoscaling policy of a spec (undefined: not autoscaled). proto3 zero
+ * values mean "the default"; min and max are the spec's replica bounds.
+ */
+export function policyOf(s: ValidRgSpec): AutoscalingPolicy | undefined {
+  const a = s.autoscaling;
+  if (!a) return undefined;
+  const z = <T>(v: T) => (v === 0 || v === '' ? undefined : v);
+  return parsePolicy({
+    metric: z(a.metric),
+    target: z(a.target),
+    min: s.replicas.min,
+    max: s.replicas.max,
+    upscaleDelayMs: z(a.upscaleDelayMs),
+    downscaleDelayMs: z(a.downscaleDelayMs),
+    maxStep: z(a.maxStep),
+    tolerance: z(a.tolerance),
+    scaleToZeroAfterMs: z(a.scaleToZeroAfterMs),
+    lookbackMs: z(a.lookbackMs),
+    floors: a.floors.map((f) => ({ cron: f.cron, durationMs: f.durationMs, timezone: f.timezone || 'UTC', min: f.min })),
+  });
 }

@@ -12,7 +12,8 @@
  * replay freely). The router may also be fed by hand with `update()`.
  * Selection and queueing: balancer.ts. One call's outcomes: call.ts.
  */
-import { decode, ErrorCode, MusterError, type NatsConnection } from '@muster/common';
+import { randomBytes } from 'node:crypto';
+import { decode, encode, ErrorCode, MusterError, type NatsConnection } from '@muster/common';
 import type { Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Balancer } from './balancer.js';
@@ -20,7 +21,7 @@ import { UnaryCall, type Call, type CallHost, type ResolvedCallOptions } from '.
 import { Inbox } from './inbox.js';
 import { StreamCall } from './stream.js';
 import type { CallOptions, Membership, RouterOptions, WireLoad } from './types.js';
-import { loadSubject } from './wire.js';
+import { demandSubject, loadSubject } from './wire.js';
 
 /** Where memberships come from: a stream of snapshots, optionally with the one known now. */
 export type MembershipFeed = AsyncIterable<Membership> | { current(): Membership | undefined; updates: AsyncIterable<Membership> };
@@ -62,6 +63,10 @@ export class Router {
   private readonly lostAfterMs: number;
   private feed: AsyncIterator<Membership> | undefined;
   private closed = false;
+  private readonly nats: NatsConnection;
+  private readonly demandSubject: string;
+  private readonly routerId = randomBytes(4).toString('hex');
+  private lastDemand = { waiting: 0, at: 0 };
   /** Why the membership feed stopped, if it failed (the last membership stays in use). */
   feedError: unknown;
 
@@ -73,6 +78,8 @@ export class Router {
     }
     const o = parsed.data;
     this.lostAfterMs = o.replicaLostAfterMs;
+    this.nats = nats;
+    this.demandSubject = demandSubject(o.subjectPrefix, o.group);
     this.balancer = new Balancer({ group: o.group, maxOngoing: o.maxOngoingPerReplica, maxQueued: o.maxQueued, reportFreshMs: o.reportFreshMs });
     this.inbox = new Inbox(nats);
     this.host = { group: o.group, nats, balancer: this.balancer, inbox: this.inbox, maxRetries: o.maxRetries, calls: new Set<Call>(), counters: { retries: 0, hedges: 0, lost: 0 } };
@@ -86,7 +93,10 @@ export class Router {
         }
       },
     });
-    this.sweepTimer = setInterval(() => this.sweep(), Math.max(10, Math.min(250, Math.floor(this.lostAfterMs / 4))));
+    this.sweepTimer = setInterval(() => {
+      this.sweep();
+      this.reportDemand();
+    }, Math.max(10, Math.min(250, Math.floor(this.lostAfterMs / 4))));
     this.sweepTimer.unref();
     if (membership) {
       const updates = Symbol.asyncIterator in membership ? membership : membership.updates;
@@ -143,6 +153,19 @@ export class Router {
   /** Calls waiting in this router, in flight and reported queue per replica, and totals of retries, hedges and lost calls. */
   stats(): { queued: number; replicas: ReturnType<Balancer['stats']>; retries: number; hedges: number; lost: number } {
     return { queued: this.balancer.queued, replicas: this.balancer.stats(), ...this.host.counters };
+  }
+
+  /**
+   * Tells the autoscaler how many calls wait here: at once when calls start
+   * waiting, every second while they do, and once more when none is left.
+   */
+  private reportDemand(): void {
+    const waiting = this.balancer.queued;
+    const now = Date.now();
+    const due = waiting > 0 ? this.lastDemand.waiting === 0 || now - this.lastDemand.at >= 1_000 : this.lastDemand.waiting > 0;
+    if (!due || this.nats.isClosed()) return;
+    this.lastDemand = { waiting, at: now };
+    this.nats.publish(this.demandSubject, encode({ v: 1, routerId: this.routerId, waiting, timeMs: now }));
   }
 
   /** Fails calls still pending with CANCELLED and stops listening. Does not close the NATS connection. */

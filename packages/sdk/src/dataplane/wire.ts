@@ -14,6 +14,11 @@ export function replicaSubject(prefix: string, group: string, replicaId: string)
   return `${prefix}.rg.${group}.${replicaId}`;
 }
 
+/** Routers report calls waiting for a replica here (the autoscaler's demand signal, scale from zero). */
+export function demandSubject(prefix: string, group: string): string {
+  return `${prefix}.demand.${group}`;
+}
+
 export function loadSubject(prefix: string, group: string): string {
   return `${prefix}.load.${group}`;
 }

@@ -90,6 +90,48 @@ export interface ReplicaGroupSpec {
    * replacing them (no restart loop): 0 = 3, -1 = never replace.
    */
   maxReplacements: number;
+  /**
+   * Unset: the replica count is what apply/scale say. Set: the autoscaler
+   * moves it between replicas.min and replicas.max (docs/autoscaling.md).
+   */
+  autoscaling: Autoscaling | undefined;
+}
+
+export interface ScheduledFloor {
+  /** "0 8 * * 1-5" */
+  cron: string;
+  /** how long each window lasts */
+  durationMs: number;
+  /** IANA, e.g. "Europe/Berlin" (default UTC) */
+  timezone: string;
+  min: number;
+}
+
+export interface Autoscaling {
+  /** queue (default) | ongoing */
+  metric: string;
+  /** per replica (default 5) */
+  target: number;
+  upscaleDelayMs: number;
+  downscaleDelayMs: number;
+  maxStep: number;
+  tolerance: number;
+  /** 0: never to zero */
+  scaleToZeroAfterMs: number;
+  lookbackMs: number;
+  floors: ScheduledFloor[];
+}
+
+/**
+ * What the autoscaler carries between decisions (persisted: a new leader
+ * does not start blind).
+ */
+export interface AutoscalerMemory {
+  aboveSinceMs: number;
+  belowSinceMs: number;
+  idleSinceMs: number;
+  lastChangeMs: number;
+  lastReason: string;
 }
 
 export interface Replica {
@@ -119,6 +161,7 @@ export interface ReplicaGroup {
   deleting: boolean;
   /** Canary: the spec of the stable revision, to replace its failed replicas. */
   stableSpec: ReplicaGroupSpec | undefined;
+  autoscaler: AutoscalerMemory | undefined;
 }
 
 export interface MemberReplica {
@@ -851,6 +894,7 @@ function createBaseReplicaGroupSpec(): ReplicaGroupSpec {
     drainDeadlineMs: 0,
     httpPort: "",
     maxReplacements: 0,
+    autoscaling: undefined,
   };
 }
 
@@ -891,6 +935,9 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.maxReplacements !== 0) {
       writer.uint32(96).int32(message.maxReplacements);
+    }
+    if (message.autoscaling !== undefined) {
+      Autoscaling.encode(message.autoscaling, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -1004,6 +1051,14 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
             message.maxReplacements = reader.int32();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.autoscaling = Autoscaling.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1042,6 +1097,7 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
         : isSet(object.max_replacements)
         ? globalThis.Number(object.max_replacements)
         : 0,
+      autoscaling: isSet(object.autoscaling) ? Autoscaling.fromJSON(object.autoscaling) : undefined,
     };
   },
 
@@ -1082,6 +1138,470 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.maxReplacements !== 0) {
       obj.maxReplacements = Math.round(message.maxReplacements);
+    }
+    if (message.autoscaling !== undefined) {
+      obj.autoscaling = Autoscaling.toJSON(message.autoscaling);
+    }
+    return obj;
+  },
+};
+
+function createBaseScheduledFloor(): ScheduledFloor {
+  return { cron: "", durationMs: 0, timezone: "", min: 0 };
+}
+
+export const ScheduledFloor: MessageFns<ScheduledFloor> = {
+  encode(message: ScheduledFloor, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cron !== "") {
+      writer.uint32(10).string(message.cron);
+    }
+    if (message.durationMs !== 0) {
+      writer.uint32(16).int64(message.durationMs);
+    }
+    if (message.timezone !== "") {
+      writer.uint32(26).string(message.timezone);
+    }
+    if (message.min !== 0) {
+      writer.uint32(32).int32(message.min);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ScheduledFloor {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseScheduledFloor();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cron = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.durationMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.timezone = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.min = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ScheduledFloor {
+    return {
+      cron: isSet(object.cron) ? globalThis.String(object.cron) : "",
+      durationMs: isSet(object.durationMs)
+        ? globalThis.Number(object.durationMs)
+        : isSet(object.duration_ms)
+        ? globalThis.Number(object.duration_ms)
+        : 0,
+      timezone: isSet(object.timezone) ? globalThis.String(object.timezone) : "",
+      min: isSet(object.min) ? globalThis.Number(object.min) : 0,
+    };
+  },
+
+  toJSON(message: ScheduledFloor): unknown {
+    const obj: any = {};
+    if (message.cron !== "") {
+      obj.cron = message.cron;
+    }
+    if (message.durationMs !== 0) {
+      obj.durationMs = Math.round(message.durationMs);
+    }
+    if (message.timezone !== "") {
+      obj.timezone = message.timezone;
+    }
+    if (message.min !== 0) {
+      obj.min = Math.round(message.min);
+    }
+    return obj;
+  },
+};
+
+function createBaseAutoscaling(): Autoscaling {
+  return {
+    metric: "",
+    target: 0,
+    upscaleDelayMs: 0,
+    downscaleDelayMs: 0,
+    maxStep: 0,
+    tolerance: 0,
+    scaleToZeroAfterMs: 0,
+    lookbackMs: 0,
+    floors: [],
+  };
+}
+
+export const Autoscaling: MessageFns<Autoscaling> = {
+  encode(message: Autoscaling, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.metric !== "") {
+      writer.uint32(10).string(message.metric);
+    }
+    if (message.target !== 0) {
+      writer.uint32(17).double(message.target);
+    }
+    if (message.upscaleDelayMs !== 0) {
+      writer.uint32(24).int32(message.upscaleDelayMs);
+    }
+    if (message.downscaleDelayMs !== 0) {
+      writer.uint32(32).int32(message.downscaleDelayMs);
+    }
+    if (message.maxStep !== 0) {
+      writer.uint32(40).int32(message.maxStep);
+    }
+    if (message.tolerance !== 0) {
+      writer.uint32(49).double(message.tolerance);
+    }
+    if (message.scaleToZeroAfterMs !== 0) {
+      writer.uint32(56).int32(message.scaleToZeroAfterMs);
+    }
+    if (message.lookbackMs !== 0) {
+      writer.uint32(64).int32(message.lookbackMs);
+    }
+    for (const v of message.floors) {
+      ScheduledFloor.encode(v!, writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Autoscaling {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAutoscaling();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.metric = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.target = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.upscaleDelayMs = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.downscaleDelayMs = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.maxStep = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.tolerance = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.scaleToZeroAfterMs = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.lookbackMs = reader.int32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.floors.push(ScheduledFloor.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Autoscaling {
+    return {
+      metric: isSet(object.metric) ? globalThis.String(object.metric) : "",
+      target: isSet(object.target) ? globalThis.Number(object.target) : 0,
+      upscaleDelayMs: isSet(object.upscaleDelayMs)
+        ? globalThis.Number(object.upscaleDelayMs)
+        : isSet(object.upscale_delay_ms)
+        ? globalThis.Number(object.upscale_delay_ms)
+        : 0,
+      downscaleDelayMs: isSet(object.downscaleDelayMs)
+        ? globalThis.Number(object.downscaleDelayMs)
+        : isSet(object.downscale_delay_ms)
+        ? globalThis.Number(object.downscale_delay_ms)
+        : 0,
+      maxStep: isSet(object.maxStep)
+        ? globalThis.Number(object.maxStep)
+        : isSet(object.max_step)
+        ? globalThis.Number(object.max_step)
+        : 0,
+      tolerance: isSet(object.tolerance) ? globalThis.Number(object.tolerance) : 0,
+      scaleToZeroAfterMs: isSet(object.scaleToZeroAfterMs)
+        ? globalThis.Number(object.scaleToZeroAfterMs)
+        : isSet(object.scale_to_zero_after_ms)
+        ? globalThis.Number(object.scale_to_zero_after_ms)
+        : 0,
+      lookbackMs: isSet(object.lookbackMs)
+        ? globalThis.Number(object.lookbackMs)
+        : isSet(object.lookback_ms)
+        ? globalThis.Number(object.lookback_ms)
+        : 0,
+      floors: globalThis.Array.isArray(object?.floors)
+        ? object.floors.map((e: any) => ScheduledFloor.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: Autoscaling): unknown {
+    const obj: any = {};
+    if (message.metric !== "") {
+      obj.metric = message.metric;
+    }
+    if (message.target !== 0) {
+      obj.target = floatToJson(message.target);
+    }
+    if (message.upscaleDelayMs !== 0) {
+      obj.upscaleDelayMs = Math.round(message.upscaleDelayMs);
+    }
+    if (message.downscaleDelayMs !== 0) {
+      obj.downscaleDelayMs = Math.round(message.downscaleDelayMs);
+    }
+    if (message.maxStep !== 0) {
+      obj.maxStep = Math.round(message.maxStep);
+    }
+    if (message.tolerance !== 0) {
+      obj.tolerance = floatToJson(message.tolerance);
+    }
+    if (message.scaleToZeroAfterMs !== 0) {
+      obj.scaleToZeroAfterMs = Math.round(message.scaleToZeroAfterMs);
+    }
+    if (message.lookbackMs !== 0) {
+      obj.lookbackMs = Math.round(message.lookbackMs);
+    }
+    if (message.floors?.length) {
+      obj.floors = message.floors.map((e) => ScheduledFloor.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseAutoscalerMemory(): AutoscalerMemory {
+  return { aboveSinceMs: 0, belowSinceMs: 0, idleSinceMs: 0, lastChangeMs: 0, lastReason: "" };
+}
+
+export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
+  encode(message: AutoscalerMemory, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.aboveSinceMs !== 0) {
+      writer.uint32(8).int64(message.aboveSinceMs);
+    }
+    if (message.belowSinceMs !== 0) {
+      writer.uint32(16).int64(message.belowSinceMs);
+    }
+    if (message.idleSinceMs !== 0) {
+      writer.uint32(24).int64(message.idleSinceMs);
+    }
+    if (message.lastChangeMs !== 0) {
+      writer.uint32(32).int64(message.lastChangeMs);
+    }
+    if (message.lastReason !== "") {
+      writer.uint32(42).string(message.lastReason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AutoscalerMemory {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAutoscalerMemory();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.aboveSinceMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.belowSinceMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.idleSinceMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.lastChangeMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.lastReason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AutoscalerMemory {
+    return {
+      aboveSinceMs: isSet(object.aboveSinceMs)
+        ? globalThis.Number(object.aboveSinceMs)
+        : isSet(object.above_since_ms)
+        ? globalThis.Number(object.above_since_ms)
+        : 0,
+      belowSinceMs: isSet(object.belowSinceMs)
+        ? globalThis.Number(object.belowSinceMs)
+        : isSet(object.below_since_ms)
+        ? globalThis.Number(object.below_since_ms)
+        : 0,
+      idleSinceMs: isSet(object.idleSinceMs)
+        ? globalThis.Number(object.idleSinceMs)
+        : isSet(object.idle_since_ms)
+        ? globalThis.Number(object.idle_since_ms)
+        : 0,
+      lastChangeMs: isSet(object.lastChangeMs)
+        ? globalThis.Number(object.lastChangeMs)
+        : isSet(object.last_change_ms)
+        ? globalThis.Number(object.last_change_ms)
+        : 0,
+      lastReason: isSet(object.lastReason)
+        ? globalThis.String(object.lastReason)
+        : isSet(object.last_reason)
+        ? globalThis.String(object.last_reason)
+        : "",
+    };
+  },
+
+  toJSON(message: AutoscalerMemory): unknown {
+    const obj: any = {};
+    if (message.aboveSinceMs !== 0) {
+      obj.aboveSinceMs = Math.round(message.aboveSinceMs);
+    }
+    if (message.belowSinceMs !== 0) {
+      obj.belowSinceMs = Math.round(message.belowSinceMs);
+    }
+    if (message.idleSinceMs !== 0) {
+      obj.idleSinceMs = Math.round(message.idleSinceMs);
+    }
+    if (message.lastChangeMs !== 0) {
+      obj.lastChangeMs = Math.round(message.lastChangeMs);
+    }
+    if (message.lastReason !== "") {
+      obj.lastReason = message.lastReason;
     }
     return obj;
   },
@@ -1286,6 +1806,7 @@ function createBaseReplicaGroup(): ReplicaGroup {
     createdAtMs: 0,
     deleting: false,
     stableSpec: undefined,
+    autoscaler: undefined,
   };
 }
 
@@ -1323,6 +1844,9 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
     }
     if (message.stableSpec !== undefined) {
       ReplicaGroupSpec.encode(message.stableSpec, writer.uint32(90).fork()).join();
+    }
+    if (message.autoscaler !== undefined) {
+      AutoscalerMemory.encode(message.autoscaler, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -1428,6 +1952,14 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
             message.stableSpec = ReplicaGroupSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.autoscaler = AutoscalerMemory.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1469,6 +2001,7 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
         : isSet(object.stable_spec)
         ? ReplicaGroupSpec.fromJSON(object.stable_spec)
         : undefined,
+      autoscaler: isSet(object.autoscaler) ? AutoscalerMemory.fromJSON(object.autoscaler) : undefined,
     };
   },
 
@@ -1506,6 +2039,9 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
     }
     if (message.stableSpec !== undefined) {
       obj.stableSpec = ReplicaGroupSpec.toJSON(message.stableSpec);
+    }
+    if (message.autoscaler !== undefined) {
+      obj.autoscaler = AutoscalerMemory.toJSON(message.autoscaler);
     }
     return obj;
   },

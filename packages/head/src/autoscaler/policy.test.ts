@@ -1,0 +1,60 @@
+import { ErrorCode, isMusterError } from '@muster/common';
+import { describe, expect, it } from 'vitest';
+import { POLICY_DEFAULTS, parsePolicy, type AutoscalingPolicyInput } from './policy.js';
+
+function refusal(input: unknown): { message: string; fields: unknown } {
+  try {
+    parsePolicy(input);
+  } catch (e) {
+    if (!isMusterError(e)) throw e;
+    expect(e.code).toBe(ErrorCode.INVALID_ARGUMENT);
+    return { message: e.message, fields: e.details.fields };
+  }
+  throw new Error('policy was accepted');
+}
+
+describe('parsePolicy', () => {
+  it('fills the documented defaults', () => {
+    expect(parsePolicy({})).toEqual({ ...POLICY_DEFAULTS, floors: [] });
+    expect(parsePolicy(undefined).target).toBe(5);
+    expect(POLICY_DEFAULTS).toMatchObject({ metric: 'queue', upscaleDelayMs: 1000, downscaleDelayMs: 30_000, maxStep: 4, tolerance: 0.1, scaleToZeroAfterMs: 0, lookbackMs: 5000 });
+  });
+
+  it('keeps what is given and defaults a floor to UTC', () => {
+    const input: AutoscalingPolicyInput = { metric: 'ongoing', target: 2, min: 0, max: 8, scaleToZeroAfterMs: 60_000, floors: [{ cron: '0 8 * * 1-5', durationMs: 43_200_000, min: 4 }] };
+    const p = parsePolicy(input);
+    expect(p).toMatchObject({ metric: 'ongoing', target: 2, min: 0, max: 8, scaleToZeroAfterMs: 60_000 });
+    expect(p.floors).toEqual([{ cron: '0 8 * * 1-5', durationMs: 43_200_000, timezone: 'UTC', min: 4 }]);
+  });
+
+  it.each<[string, unknown, string]>([
+    ['min > max', { min: 5, max: 2 }, 'max: max 2 is below min 5'],
+    ['negative upscale delay', { upscaleDelayMs: -1 }, 'upscaleDelayMs: must be ≥ 0 ms'],
+    ['negative downscale delay', { downscaleDelayMs: -5 }, 'downscaleDelayMs: must be ≥ 0 ms'],
+    ['negative idle delay', { scaleToZeroAfterMs: -1 }, 'scaleToZeroAfterMs: must be ≥ 0 ms'],
+    ['target 0', { target: 0 }, 'target: must be > 0'],
+    ['negative target', { target: -3 }, 'target: must be > 0'],
+    ['max step 0', { maxStep: 0 }, 'maxStep: must be ≥ 1'],
+    ['tolerance 1', { tolerance: 1 }, 'tolerance: must be < 1'],
+    ['unknown metric', { metric: 'gpu' }, 'metric:'],
+    ['unknown field', { targt: 5 }, 'targt'],
+    ['bad cron', { floors: [{ cron: '61 8 * * *', durationMs: 1000, min: 1 }] }, 'floors[0].cron: invalid cron "61 8 * * *"'],
+    ['unknown time zone', { floors: [{ cron: '0 8 * * *', durationMs: 1000, timezone: 'Mars/Olympus', min: 1 }] }, 'floors[0].timezone: unknown time zone "Mars/Olympus"'],
+    ['floor above max', { max: 3, floors: [{ cron: '0 8 * * *', durationMs: 1000, min: 4 }] }, 'floors[0].min: floor min 4 is above max 3'],
+    ['zero duration', { floors: [{ cron: '0 8 * * *', durationMs: 0, min: 1 }] }, 'floors[0].durationMs: must be > 0 ms'],
+  ])('refuses %s, naming the field', (_name, input, expected) => {
+    const { message } = refusal(input);
+    expect(message.startsWith('invalid autoscaling policy: ')).toBe(true);
+    expect(message).toContain(expected);
+  });
+
+  it('names every bad field at once', () => {
+    const { message, fields } = refusal({ target: 0, upscaleDelayMs: -1, floors: [{ cron: 'nope', durationMs: 1000, min: 1 }, { cron: '0 8 * * *', durationMs: 1000, min: 1 }] });
+    expect(fields).toEqual(['target', 'upscaleDelayMs', 'floors[0].cron']);
+    expect(message).toMatch(/^invalid autoscaling policy: target: .+; upscaleDelayMs: .+; floors\[0\]\.cron: /);
+  });
+
+  it('refuses a non-object', () => {
+    expect(refusal(42).message).toMatch(/^invalid autoscaling policy: \(policy\): /);
+  });
+});

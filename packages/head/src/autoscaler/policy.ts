@@ -1,0 +1,94 @@
+/**
+ * The autoscaling policy: a zod schema with documented defaults
+ * (docs/autoscaling.md), validated once at the edge. A bad policy is refused
+ * with one MusterError naming every bad field; nothing is half-applied.
+ */
+import { ErrorCode, MusterError } from '@muster/common';
+import { z } from 'zod';
+import { cronOf } from './floors.js';
+import type { AutoscalingPolicy } from './types.js';
+
+/** Defaults, in one place (the docs table mirrors it). */
+export const POLICY_DEFAULTS = {
+  metric: 'queue',
+  target: 5,
+  min: 1,
+  max: 10,
+  /** Fast up: one second filters a single noisy report (replicas report every second). */
+  upscaleDelayMs: 1_000,
+  /** Slow down. */
+  downscaleDelayMs: 30_000,
+  maxStep: 4,
+  tolerance: 0.1,
+  /** 0: never to zero. */
+  scaleToZeroAfterMs: 0,
+  lookbackMs: 5_000,
+} as const satisfies Omit<AutoscalingPolicy, 'floors'>;
+
+const DAY_MS = 86_400_000;
+const delay = z.int().min(0, 'must be ≥ 0 ms').max(DAY_MS, 'must be ≤ 1 day');
+
+function validZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const floorSchema = z
+  .strictObject({
+    cron: z.string().min(1, 'must be a cron pattern'),
+    durationMs: z.int().min(1, 'must be > 0 ms').max(31 * DAY_MS, 'must be ≤ 31 days'),
+    timezone: z.string().default('UTC'),
+    min: z.int().min(0, 'must be ≥ 0').max(10_000),
+  })
+  .superRefine((f, ctx) => {
+    if (!validZone(f.timezone)) {
+      ctx.addIssue({ code: 'custom', path: ['timezone'], message: `unknown time zone "${f.timezone}" (use an IANA name such as Europe/Berlin)` });
+      return;
+    }
+    try {
+      cronOf(f.cron, f.timezone);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', path: ['cron'], message: `invalid cron "${f.cron}": ${(e as Error).message}` });
+    }
+  });
+
+export const policySchema = z
+  .strictObject({
+    metric: z.enum(['queue', 'ongoing']).default(POLICY_DEFAULTS.metric),
+    target: z.number().positive('must be > 0').max(1e6).default(POLICY_DEFAULTS.target),
+    min: z.int().min(0, 'must be ≥ 0').max(10_000).default(POLICY_DEFAULTS.min),
+    max: z.int().min(1, 'must be ≥ 1').max(10_000).default(POLICY_DEFAULTS.max),
+    upscaleDelayMs: delay.default(POLICY_DEFAULTS.upscaleDelayMs),
+    downscaleDelayMs: delay.default(POLICY_DEFAULTS.downscaleDelayMs),
+    maxStep: z.int().min(1, 'must be ≥ 1').max(10_000).default(POLICY_DEFAULTS.maxStep),
+    tolerance: z.number().min(0, 'must be ≥ 0').lt(1, 'must be < 1').default(POLICY_DEFAULTS.tolerance),
+    scaleToZeroAfterMs: delay.default(POLICY_DEFAULTS.scaleToZeroAfterMs),
+    lookbackMs: z.int().min(250, 'must be ≥ 250 ms').max(600_000).default(POLICY_DEFAULTS.lookbackMs),
+    floors: z.array(floorSchema).max(64).default([]),
+  })
+  .superRefine((p, ctx) => {
+    if (p.min > p.max) ctx.addIssue({ code: 'custom', path: ['max'], message: `max ${p.max} is below min ${p.min}` });
+    p.floors.forEach((f, i) => {
+      if (f.min > p.max) ctx.addIssue({ code: 'custom', path: ['floors', i, 'min'], message: `floor min ${f.min} is above max ${p.max}` });
+    });
+  });
+
+/** What a caller may write: every field optional, defaults as in POLICY_DEFAULTS. */
+export type AutoscalingPolicyInput = z.input<typeof policySchema>;
+
+function fieldOf(path: readonly PropertyKey[]): string {
+  return path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`)).join('') || '(policy)';
+}
+
+/** Validates a policy and fills its defaults; throws INVALID_ARGUMENT naming each bad field. */
+export function parsePolicy(input: unknown): AutoscalingPolicy {
+  const r = policySchema.safeParse(input ?? {});
+  if (r.success) return r.data;
+  const fields = r.error.issues.map((i) => fieldOf(i.path));
+  const msgs = r.error.issues.map((i, n) => `${fields[n]}: ${i.message}`);
+  throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid autoscaling policy: ${msgs.join('; ')}`, { details: { fields } });
+}

@@ -1,0 +1,70 @@
+/**
+ * The autoscaler's vocabulary. The decision core is pure (decide.ts): the
+ * controller feeds it load samples and the clock, and applies what it
+ * returns; every decision carries its inputs and a reason, recorded as an
+ * event.
+ */
+
+/** What a replica reports every second on <prefix>.load.<group>. */
+export interface LoadSample {
+  timeMs: number;
+  replicaId: string;
+  /** Calls its handlers are running. */
+  inFlight: number;
+  /** Calls waiting inside the replica for a handler slot. */
+  queued: number;
+}
+
+/** What a router reports every second while calls wait for a replica (scale from zero, back-pressure). */
+export interface DemandSample {
+  timeMs: number;
+  routerId: string;
+  /** Calls waiting in the router for a replica or a free slot. */
+  waiting: number;
+}
+
+/** The policy after validation (policy.ts), defaults filled. */
+export interface AutoscalingPolicy {
+  /** `queue`: requests waiting per replica (KEDA's num_requests_waiting); `ongoing`: in flight + waiting per replica. */
+  metric: 'queue' | 'ongoing';
+  /** Desired value of the metric per replica. */
+  target: number;
+  min: number;
+  max: number;
+  /** The metric must stay above target × (1 + tolerance) this long before scaling up. */
+  upscaleDelayMs: number;
+  /** …below target × (1 − tolerance) this long before scaling down. */
+  downscaleDelayMs: number;
+  /** Replicas added or removed by one decision, at most. */
+  maxStep: number;
+  /** Relative dead band around the target. */
+  tolerance: number;
+  /** Scale from min ≥ 1 down to 0 after no traffic at all for this long (0: never to zero). */
+  scaleToZeroAfterMs: number;
+  /** Samples older than this are not used. */
+  lookbackMs: number;
+  /** Raise `min` during cron windows. */
+  floors: Array<{ cron: string; durationMs: number; timezone: string; min: number }>;
+}
+
+/** Carried from one decision to the next (and persisted, so a new head does not start blind). */
+export interface AutoscalerState {
+  /** Since when the metric has been above the upscale threshold (undefined: it is not). */
+  aboveSinceMs?: number | undefined;
+  belowSinceMs?: number | undefined;
+  /** Since when there has been no traffic at all. */
+  idleSinceMs?: number | undefined;
+  lastChangeMs?: number | undefined;
+}
+
+export interface Decision {
+  /** The replica count to have. */
+  desired: number;
+  /** Whether it differs from `current`. */
+  changed: boolean;
+  /** Why, in one sentence ("queue 9.2/replica > 5 × 1.1 for 1.0 s: 2 → 4 (max step 2)"). */
+  reason: string;
+  /** The numbers it was based on, for the event. */
+  inputs: { metric: number; perReplica: number; replicas: number; waiting: number; samples: number; floor: number };
+  state: AutoscalerState;
+}
