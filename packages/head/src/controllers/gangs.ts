@@ -35,6 +35,7 @@ import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import type { PlacementGroupController } from './placement-groups.js';
+import { ChangeWaiters } from './waiters.js';
 import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, portSpace, rankEnv, wireGangSpec, type GangSpec, type PortRange } from './gang-spec.js';
 
 export const GANGS_PREFIX = '/muster/gangs/';
@@ -49,7 +50,7 @@ interface Entry {
 
 export class GangController {
   private readonly gangs = new Map<string, Entry>();
-  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly waiters = new ChangeWaiters();
   private readonly listeners: Array<(g: Gang) => void> = [];
 
   constructor(
@@ -147,25 +148,9 @@ export class GangController {
   }
 
   /** Resolves when READY, FAILED or STOPPED, or at the deadline. */
-  async wait(idOrName: string, timeoutMs: number): Promise<Gang> {
-    const deadline = Date.now() + Math.min(Math.max(timeoutMs, 0), 60_000);
-    for (;;) {
-      const g = this.get(idOrName);
-      const s = g.state;
-      if (s === G.GANG_STATE_READY || s === G.GANG_STATE_FAILED || s === G.GANG_STATE_STOPPED || Date.now() >= deadline) return g;
-      await new Promise<void>((resolve) => {
-        const set = this.waiters.get(g.id) ?? new Set();
-        this.waiters.set(g.id, set);
-        const done = () => {
-          clearTimeout(t);
-          set.delete(done);
-          if (set.size === 0) this.waiters.delete(g.id);
-          resolve();
-        };
-        const t = setTimeout(done, deadline - Date.now());
-        set.add(done);
-      });
-    }
+  wait(idOrName: string, timeoutMs: number): Promise<Gang> {
+    const id = this.get(idOrName).id;
+    return this.waiters.until(id, timeoutMs, () => this.get(id), (g) => g.state === G.GANG_STATE_READY || g.state === G.GANG_STATE_FAILED || g.state === G.GANG_STATE_STOPPED);
   }
 
   /** Where a rank of a gang runs now: for log requests. */
@@ -404,7 +389,7 @@ export class GangController {
   }
 
   private notify(e: Entry): void {
-    for (const w of this.waiters.get(e.gang.id) ?? []) w();
+    this.waiters.wake(e.gang.id);
   }
 }
 

@@ -49,6 +49,7 @@ import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog, StagedEvent } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import type { Op } from '../state/index.js';
+import { ChangeWaiters } from './waiters.js';
 import { corePlacement, plainReason, schedulerNode, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
 
 export const PGS_PREFIX = '/muster/pgs/';
@@ -80,7 +81,7 @@ export class PlacementGroupController {
   private readonly after: Array<() => void> = [];
   private readonly staged: StagedEvent[] = [];
   private commitWaiters: Waiter[] = [];
-  private readonly changeWaiters = new Map<string, Set<() => void>>();
+  private readonly waiters = new ChangeWaiters();
   private readonly changeListeners: Array<(pgId: string) => void> = [];
   private hold: Hold | undefined;
   private running = false;
@@ -179,24 +180,9 @@ export class PlacementGroupController {
   }
 
   /** Resolves when the group is CREATED, INFEASIBLE or REMOVED, or at the deadline, with its record. */
-  async wait(idOrName: string, timeoutMs: number): Promise<PlacementGroup> {
-    const deadline = Date.now() + Math.min(Math.max(timeoutMs, 0), 60_000);
-    for (;;) {
-      const pg = this.get(idOrName);
-      if (settled(pg.state) || Date.now() >= deadline) return pg;
-      await new Promise<void>((resolve) => {
-        const set = this.changeWaiters.get(pg.id) ?? new Set();
-        this.changeWaiters.set(pg.id, set);
-        const done = () => {
-          clearTimeout(timer);
-          set.delete(done);
-          if (set.size === 0) this.changeWaiters.delete(pg.id);
-          resolve();
-        };
-        const timer = setTimeout(done, deadline - Date.now());
-        set.add(done);
-      });
-    }
+  wait(idOrName: string, timeoutMs: number): Promise<PlacementGroup> {
+    const id = this.get(idOrName).id;
+    return this.waiters.until(id, timeoutMs, () => this.get(id), (pg) => settled(pg.state));
   }
 
   /** Called (after the commit) whenever a group changes state. */
@@ -271,7 +257,7 @@ export class PlacementGroupController {
   }
 
   private wake(id: string): void {
-    for (const w of this.changeWaiters.get(id) ?? []) w();
+    this.waiters.wake(id);
   }
 
   private remember(pg: PlacementGroup): void {
