@@ -27,7 +27,7 @@
  * never changes the revision, so never rolls out.
  */
 import { randomBytes } from 'node:crypto';
-import { decode, ErrorCode, MusterError, type Logger, type NatsConnection } from '@muster/common';
+import { ErrorCode, MusterError, type Logger, type NatsConnection } from '@muster/common';
 import { GangState as G, ReplicaGroup, type Membership, type NatsAccess, type Replica, type ReplicaGroupSpec } from '@muster/proto';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
@@ -35,6 +35,7 @@ import type { GangController } from './gangs.js';
 import type { PlacementGroupController } from './placement-groups.js';
 import { gangSpecOf, parseRgSpec, pgSpecOf, policyOf, revisionOf, subjectOf, type ValidRgSpec } from './rg-spec.js';
 import { decide } from '../autoscaler/index.js';
+import { LoadReports } from './load-reports.js';
 
 export const RGS_PREFIX = '/muster/rgs/';
 
@@ -54,10 +55,7 @@ interface Entry {
 
 export class ReplicaGroupController {
   private readonly groups = new Map<string, Entry>();
-  /** replica id → its last load report */
-  private readonly loadReports = new Map<string, { inFlight: number; queued: number; timeMs: number }>();
-  /** group → router id → its last demand report */
-  private readonly demand = new Map<string, Map<string, { waiting: number; timeMs: number }>>();
+  private readonly reports: LoadReports;
   private readonly autoscaleTimer: NodeJS.Timeout;
   private readonly timer: NodeJS.Timeout;
 
@@ -73,32 +71,7 @@ export class ReplicaGroupController {
       const group = g.spec?.replicaGroup;
       if (group) this.kick(group);
     });
-    if (nats) {
-      const demand = nats.conn.subscribe(`${nats.access.subjectPrefix}.demand.>`);
-      void (async () => {
-        for await (const m of demand) {
-          try {
-            const r = decode<{ routerId: string; waiting: number; timeMs: number }>(m.data);
-            const group = m.subject.split('.').pop()!;
-            if (!this.demand.has(group)) this.demand.set(group, new Map());
-            this.demand.get(group)!.set(r.routerId, { waiting: r.waiting, timeMs: r.timeMs });
-          } catch {
-            // not a demand report: ignore
-          }
-        }
-      })();
-      const sub = nats.conn.subscribe(`${nats.access.subjectPrefix}.load.>`);
-      void (async () => {
-        for await (const m of sub) {
-          try {
-            const r = decode<{ replicaId: string; inFlight: number; queued: number; timeMs: number }>(m.data);
-            if (typeof r?.replicaId === 'string') this.loadReports.set(r.replicaId, { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs });
-          } catch {
-            // not a load report: ignore
-          }
-        }
-      })();
-    }
+    this.reports = new LoadReports(nats && { conn: nats.conn, prefix: nats.access.subjectPrefix });
     // Drains and deadlines progress with time, not only with events.
     this.timer = setInterval(() => {
       for (const name of this.groups.keys()) this.kick(name);
@@ -121,11 +94,7 @@ export class ReplicaGroupController {
     const policy = policyOf(e.spec);
     if (!policy || e.rg.deleting) return;
     const now = Date.now();
-    const mine = new Set(e.rg.replicas.map((r) => r.id));
-    const samples = [...this.loadReports].filter(([id, r]) => mine.has(id) && now - r.timeMs <= policy.lookbackMs).map(([replicaId, r]) => ({ replicaId, ...r }));
-    const demand = [...(this.demand.get(e.rg.name) ?? new Map<string, { waiting: number; timeMs: number }>())]
-      .filter(([, d]) => now - d.timeMs <= policy.lookbackMs)
-      .map(([routerId, d]) => ({ routerId, ...d }));
+    const { samples, demand } = this.reports.window(e.rg.name, e.rg.replicas.map((r) => r.id), policy.lookbackMs, now);
     const mem = e.rg.autoscaler;
     const state = { aboveSinceMs: mem?.aboveSinceMs || undefined, belowSinceMs: mem?.belowSinceMs || undefined, idleSinceMs: mem?.idleSinceMs || undefined, lastChangeMs: mem?.lastChangeMs || undefined };
     const ready = e.rg.replicas.filter((r) => r.state === 'ready').length;
@@ -135,14 +104,7 @@ export class ReplicaGroupController {
     const from = e.rg.desired;
     e.rg.desired = d.desired;
     const inputs = Object.fromEntries(Object.entries(d.inputs).map(([k, v]) => [k, String(Math.round(v * 1000) / 1000)]));
-    const staged = this.events.stage('rg.autoscale', { message: `replica group ${e.rg.name}: ${from} → ${d.desired}: ${d.reason}`, attributes: { group: e.rg.name, from: String(from), to: String(d.desired), ...inputs } });
-    try {
-      await this.writer.txn([{ type: 'put', key: RGS_PREFIX + e.rg.name, value: ReplicaGroup.encode(e.rg).finish() }, staged.op]);
-      staged.settle(true);
-    } catch (err) {
-      staged.settle(false);
-      throw err;
-    }
+    await this.persist(e, 'rg.autoscale', `replica group ${e.rg.name}: ${from} → ${d.desired}: ${d.reason}`, { from: String(from), to: String(d.desired), ...inputs });
     this.kick(e.rg.name);
   }
 
@@ -320,9 +282,9 @@ export class ReplicaGroupController {
     // 2. Drains that are done.
     for (const r of rg.replicas.filter((x) => x.state === 'draining')) {
       const since = e.drainingSince.get(r.id) ?? Date.now();
-      const report = this.loadReports.get(r.id);
+      const report = this.reports.of(r.id);
       const idle = report && report.timeMs >= since + 1_000 && report.inFlight + report.queued === 0;
-      if (idle || Date.now() - since >= e.spec.drainDeadlineMs || !this.nats) {
+      if (idle || Date.now() - since >= e.spec.drainDeadlineMs || !this.reports.listening) {
         r.state = 'stopping';
         r.message = idle ? 'drained' : 'drain deadline passed';
         if (r.gangId) await this.gangs.stop(r.gangId).catch(() => undefined);
@@ -426,7 +388,7 @@ export class ReplicaGroupController {
     if (r.placementGroupId) await this.pgs.remove(r.placementGroupId).catch(() => undefined);
     e.rg.replicas = e.rg.replicas.filter((x) => x.id !== r.id);
     e.drainingSince.delete(r.id);
-    this.loadReports.delete(r.id);
+    this.reports.forget(r.id);
   }
 
   private gangOf(r: Replica) {
@@ -455,14 +417,14 @@ export class ReplicaGroupController {
     for (const w of e.watchers) w(next);
   }
 
-  private async persist(e: Entry, event: string, message: string): Promise<void> {
+  private async persist(e: Entry, event: string, message: string, attributes: Record<string, string> = {}): Promise<void> {
     e.rg.membershipVersion = e.membership.version;
     const ops = [{ type: 'put' as const, key: RGS_PREFIX + e.rg.name, value: ReplicaGroup.encode(e.rg).finish() }];
     if (!event) {
       await this.writer.txn(ops);
       return;
     }
-    const staged = this.events.stage(event, { message, attributes: { group: e.rg.name } });
+    const staged = this.events.stage(event, { message, attributes: { group: e.rg.name, ...attributes } });
     try {
       await this.writer.txn([...ops, staged.op]);
       staged.settle(true);

@@ -1,0 +1,63 @@
+/**
+ * What the head hears on the data plane: replicas' load reports
+ * (`<prefix>.load.<group>`, every second, from `serve()` and HTTP bridges)
+ * and routers' demand reports (`<prefix>.demand.<group>`, calls waiting for
+ * a replica). The replica group controller uses them to finish drains and
+ * to autoscale. Without NATS there is nothing to hear.
+ */
+import { decode, type NatsConnection } from '@muster/common';
+import type { DemandSample, LoadSample } from '../autoscaler/index.js';
+
+export class LoadReports {
+  private readonly load = new Map<string, Omit<LoadSample, 'replicaId'>>();
+  /** group → router id → its last report */
+  private readonly demand = new Map<string, Map<string, Omit<DemandSample, 'routerId'>>>();
+  readonly listening: boolean;
+
+  constructor(nats: { conn: NatsConnection; prefix: string } | undefined) {
+    this.listening = nats !== undefined;
+    if (!nats) return;
+    this.follow(nats.conn, `${nats.prefix}.load.>`, (subject, r: { replicaId?: unknown; inFlight: number; queued: number; timeMs: number }) => {
+      if (typeof r?.replicaId === 'string') this.load.set(r.replicaId, { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs });
+    });
+    this.follow(nats.conn, `${nats.prefix}.demand.>`, (subject, r: { routerId?: unknown; waiting: number; timeMs: number }) => {
+      if (typeof r?.routerId !== 'string') return;
+      const group = subject.split('.').pop()!;
+      if (!this.demand.has(group)) this.demand.set(group, new Map());
+      this.demand.get(group)!.set(r.routerId, { waiting: r.waiting, timeMs: r.timeMs });
+    });
+  }
+
+  /** The last report of a replica. */
+  of(replicaId: string): Omit<LoadSample, 'replicaId'> | undefined {
+    return this.load.get(replicaId);
+  }
+
+  /** Reports of these replicas, and of the group's routers, no older than `lookbackMs`. */
+  window(group: string, replicaIds: Iterable<string>, lookbackMs: number, nowMs: number): { samples: LoadSample[]; demand: DemandSample[] } {
+    const samples: LoadSample[] = [];
+    for (const id of replicaIds) {
+      const r = this.load.get(id);
+      if (r && nowMs - r.timeMs <= lookbackMs) samples.push({ replicaId: id, ...r });
+    }
+    const demand = [...(this.demand.get(group) ?? [])].filter(([, d]) => nowMs - d.timeMs <= lookbackMs).map(([routerId, d]) => ({ routerId, ...d }));
+    return { samples, demand };
+  }
+
+  forget(replicaId: string): void {
+    this.load.delete(replicaId);
+  }
+
+  private follow<T>(conn: NatsConnection, subject: string, onReport: (subject: string, r: T) => void): void {
+    const sub = conn.subscribe(subject);
+    void (async () => {
+      for await (const m of sub) {
+        try {
+          onReport(m.subject, decode<T>(m.data));
+        } catch {
+          // not a report: ignore
+        }
+      }
+    })();
+  }
+}
