@@ -3,6 +3,8 @@
  * replicas (test/fixtures/replica.mjs serving with the SDK's serve()), real
  * NATS, and the router in this process.
  */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster, ReplicaGroup, ReplicaGroupSpec } from '@muster/sdk';
@@ -180,6 +182,33 @@ describe('replica groups', () => {
     }
     await sdk.replicaGroups.delete('llm');
     await waitFor('llm gone', async () => !(await sdk.replicaGroups.list()).some((x) => x.name === 'llm') || undefined, { timeoutMs: 30_000 });
+  });
+
+  it('works from the CLI: apply -f (idempotent), rg ls, get, scale, events, delete', async () => {
+    const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+    const file = join(cluster.dataDir, 'cli-rg.yaml');
+    await writeFile(file, [
+      'kind: ReplicaGroup', 'name: cli-echo', 'resources: { gpus: 1 }', 'replicas: { min: 1, max: 3, initial: 1 }',
+      'template:', `  command: ${process.execPath}`, `  args: [${replica}]`, '  readiness: { kind: sdk }', '',
+    ].join('\n'));
+    const first = await execa(process.execPath, [cli, 'apply', '-f', file], { env });
+    const again = await execa(process.execPath, [cli, 'apply', '-f', file], { env });
+    expect(again.stdout).toBe(first.stdout); // same revision, nothing rolled out
+    const g = await sdk.replicaGroups.get('cli-echo');
+    await readyCount(g, 1);
+    expect((await execa(process.execPath, [cli, 'rg', 'scale', 'cli-echo', '2'], { env })).stdout).toMatch(/scaled to 2/);
+    await readyCount(g, 2);
+    expect((await execa(process.execPath, [cli, 'rg', 'ls'], { env })).stdout).toMatch(/cli-echo\s+2\s+2/);
+    const get = await execa(process.execPath, [cli, 'rg', 'get', 'cli-echo'], { env });
+    expect(get.stdout.split('\n').filter((l) => /^r-[0-9a-f]+\s/.test(l))).toHaveLength(2);
+    const bad = await execa(process.execPath, [cli, 'rg', 'scale', 'cli-echo', '9'], { env, reject: false });
+    expect(bad.stderr).toMatch(/replicas: 9 is outside cli-echo's bounds min 1 … max 3 .*\[MUSTER_INVALID_ARGUMENT\]/);
+    const events = await execa(process.execPath, [cli, 'rg', 'events', 'cli-echo'], { env });
+    expect(events.stdout).toMatch(/rg\.created/);
+    expect(events.stdout).toMatch(/rg\.scaled .*scaled to 2/);
+    expect((await execa(process.execPath, [cli, 'rg', 'delete', 'cli-echo'], { env })).stdout).toMatch(/being deleted/);
+    await waitFor('cli-echo gone', async () => !(await sdk.replicaGroups.list()).some((x) => x.name === 'cli-echo') || undefined, { timeoutMs: 30_000 });
+    g.close();
   });
 
   it('deletes a group: drains, stops every gang, frees every placement group', async () => {
