@@ -356,6 +356,11 @@ export class PlacementGroupController {
     const reservations: Reservation[] = [];
     for (const e of this.groups.values()) for (const p of e.pg.placements) reservations.push({ groupId: e.pg.id, ...corePlacement(p) });
     const nodes = this.registry.list();
+    // A GPU in MIG mode with no MIG device can run nothing: keep it out of every plan.
+    for (const n of nodes) {
+      const idle = (n.inventory?.gpus ?? []).filter((g) => g.migEnabled && g.mig.length === 0).map((g) => g.index);
+      if (idle.length) reservations.push({ groupId: '(mig-mode-without-devices)', bundleIndex: 0, nodeId: n.nodeId, gpuIndices: idle, migUuids: [], cpuMillis: 0, memoryBytes: 0, custom: {} });
+    }
     const state = ClusterState.from({ nodes: nodes.map(schedulerNode), reservations });
     const result = runCycle(state, queue, Date.now(), this.hold, { starvationAfterMs: this.opts.starvationAfterMs });
     this.hold = result.hold;

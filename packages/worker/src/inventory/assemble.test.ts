@@ -13,8 +13,8 @@ describe('assembleInventory', () => {
     const { inventory, warnings } = assembleInventory(parseSmiTexts({ queryGpu: QUERY, topo: TOPO, list }), META);
     expect(warnings).toEqual([]);
     expect(inventory.gpus).toEqual([
-      { index: 0, uuid: U0, name: 'NVIDIA A100-SXM4-40GB', memoryMib: 40960, numaNode: 0, pciBusId: '00000000:07:00.0', mig: [{ profile: '3g.20gb', uuid: 'MIG-aaaaaaaa-1111-2222-3333-444455556666', index: 0 }] },
-      { index: 1, uuid: U1, name: 'NVIDIA A100-SXM4-40GB', memoryMib: 40960, numaNode: 0, pciBusId: '00000000:0F:00.0', mig: [] },
+      { index: 0, uuid: U0, name: 'NVIDIA A100-SXM4-40GB', memoryMib: 40960, numaNode: 0, pciBusId: '00000000:07:00.0', mig: [{ profile: '3g.20gb', uuid: 'MIG-aaaaaaaa-1111-2222-3333-444455556666', index: 0 }], migEnabled: true },
+      { index: 1, uuid: U1, name: 'NVIDIA A100-SXM4-40GB', memoryMib: 40960, numaNode: 0, pciBusId: '00000000:0F:00.0', mig: [], migEnabled: false },
     ]);
     expect(inventory.topology).toEqual({ links: ['X', 'NV12', 'NV12', 'X'], nvlinkIslands: [{ gpuIndices: [0, 1] }], nics: [] });
     expect(inventory).toMatchObject({ hostname: 'n1', cpuCores: 8, memoryBytes: 1024, source: 'files', nvlinkDomain: '', customResources: {} });

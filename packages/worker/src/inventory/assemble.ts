@@ -101,6 +101,7 @@ export function assembleInventory(p: ParsedSmi, meta: InventoryMeta): Assembled 
       ...(numa === null ? {} : { numaNode: numa }),
       mig,
       pciBusId: q?.pciBusId ?? '',
+      migEnabled: q?.migEnabled ?? mig.length > 0,
     });
   }
 

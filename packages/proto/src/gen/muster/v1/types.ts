@@ -65,6 +65,11 @@ export interface GpuDevice {
   numaNode?: number | undefined;
   mig: MigDevice[];
   pciBusId: string;
+  /**
+   * MIG mode is on: the GPU is only usable through its MIG devices (none
+   * listed yet = not usable at all), never whole.
+   */
+  migEnabled: boolean;
 }
 
 /** A network interface and how each GPU reaches it. */
@@ -264,7 +269,7 @@ export const MigDevice: MessageFns<MigDevice> = {
 };
 
 function createBaseGpuDevice(): GpuDevice {
-  return { index: 0, uuid: "", name: "", memoryMib: 0, numaNode: undefined, mig: [], pciBusId: "" };
+  return { index: 0, uuid: "", name: "", memoryMib: 0, numaNode: undefined, mig: [], pciBusId: "", migEnabled: false };
 }
 
 export const GpuDevice: MessageFns<GpuDevice> = {
@@ -289,6 +294,9 @@ export const GpuDevice: MessageFns<GpuDevice> = {
     }
     if (message.pciBusId !== "") {
       writer.uint32(58).string(message.pciBusId);
+    }
+    if (message.migEnabled !== false) {
+      writer.uint32(64).bool(message.migEnabled);
     }
     return writer;
   },
@@ -362,6 +370,14 @@ export const GpuDevice: MessageFns<GpuDevice> = {
             message.pciBusId = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.migEnabled = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -395,6 +411,11 @@ export const GpuDevice: MessageFns<GpuDevice> = {
         : isSet(object.pci_bus_id)
         ? globalThis.String(object.pci_bus_id)
         : "",
+      migEnabled: isSet(object.migEnabled)
+        ? globalThis.Boolean(object.migEnabled)
+        : isSet(object.mig_enabled)
+        ? globalThis.Boolean(object.mig_enabled)
+        : false,
     };
   },
 
@@ -420,6 +441,9 @@ export const GpuDevice: MessageFns<GpuDevice> = {
     }
     if (message.pciBusId !== "") {
       obj.pciBusId = message.pciBusId;
+    }
+    if (message.migEnabled !== false) {
+      obj.migEnabled = message.migEnabled;
     }
     return obj;
   },
