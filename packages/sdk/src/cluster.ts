@@ -11,6 +11,7 @@
 import { credentials, type Metadata } from '@grpc/grpc-js';
 import { z } from 'zod';
 import { ErrorCode, MusterError, fromGrpcError, readToken, tokenMetadata } from '@muster/common';
+import { resumingStream } from './rpc.js';
 import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, ReplicaGroupServiceClient, type ClusterEvent, type ClusterInfo } from '@muster/proto';
 import { Gangs } from './gangs.js';
 import { ReplicaGroups } from './replica-groups.js';
@@ -118,32 +119,12 @@ export class Cluster {
    */
   async *events(options: EventsOptions = {}): AsyncGenerator<ClusterEventView> {
     let afterId = options.afterId ?? '';
-    let replay = options.replay ?? false;
-    let delay = 100;
-    while (!options.signal?.aborted) {
-      const call = this.client.watchEvents({ replay, afterId, kinds: options.kinds ?? [] }, this.metadata);
-      const abort = () => call.cancel();
-      options.signal?.addEventListener('abort', abort, { once: true });
-      try {
-        for await (const e of call as AsyncIterable<ClusterEvent>) {
-          delay = 100;
-          afterId = e.id;
-          yield eventView(e);
-        }
-        // The head ended the stream (it is shutting down): resume below.
-      } catch (e) {
-        if (options.signal?.aborted) return;
-        const err = fromGrpcError(e);
-        // CANCELLED here came from the head's side (we did not abort).
-        if (!err.retryable && err.code !== ErrorCode.CANCELLED) throw err;
-      } finally {
-        options.signal?.removeEventListener('abort', abort);
-        call.cancel();
-      }
-      // Resume after the last delivered event (all newer ones are replayed).
-      replay = true;
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 2_000);
+    const replay = options.replay ?? false;
+    // Every reconnection resumes after the last delivered event (newer ones are replayed).
+    const open = () => this.client.watchEvents({ replay: replay || afterId !== '', afterId, kinds: options.kinds ?? [] }, this.metadata);
+    for await (const e of resumingStream<ClusterEvent>(open, options.signal)) {
+      afterId = e.id;
+      yield eventView(e);
     }
   }
 

@@ -13,6 +13,7 @@
  *   await gang.stop();
  */
 import type { Metadata } from '@grpc/grpc-js';
+import type { Call } from './rpc.js';
 import { ErrorCode, MusterError, fromGrpcError } from '@muster/common';
 import { GangState as G, type Gang as WireGang, type GangFailure, type GangServiceClient, type GangSpec as WireSpec, type Probe, type ShardTemplate, type StartupPolicy } from '@muster/proto';
 
@@ -141,7 +142,6 @@ function toWire(s: GangSpec): WireSpec {
   };
 }
 
-type Call = <T>(fn: (md: Metadata, opts: { deadline: number }, cb: (err: unknown, res?: T) => void) => void, timeoutMs?: number) => Promise<T>;
 
 export class Gang {
   constructor(private view: GangView, private readonly api: Gangs) {}

@@ -13,7 +13,7 @@
  * The head validates specs and names the bad field (MUSTER_INVALID_ARGUMENT);
  * a group that fits no node shape rejects `ready()` with MUSTER_PG_INFEASIBLE.
  */
-import type { Metadata } from '@grpc/grpc-js';
+import type { Call } from './rpc.js';
 import { ErrorCode, MusterError } from '@muster/common';
 import {
   PlacementGroupState as S,
@@ -176,7 +176,6 @@ function toWire(spec: PlacementGroupSpec): WireSpec {
   };
 }
 
-type Call = <T>(fn: (md: Metadata, opts: { deadline: number }, cb: (err: unknown, res?: T) => void) => void, timeoutMs?: number) => Promise<T>;
 
 /** A handle on one placement group; `refresh()` re-reads it. */
 export class PlacementGroup {

@@ -9,7 +9,8 @@
  *   const answer = await echo.call({ text: 'hi' }, { timeoutMs: 5_000 });
  */
 import type { Metadata } from '@grpc/grpc-js';
-import { ErrorCode, MusterError, connectNats, fromGrpcError, type NatsConnection } from '@muster/common';
+import { resumingStream, type Call } from './rpc.js';
+import { ErrorCode, MusterError, connectNats, type NatsConnection } from '@muster/common';
 import type { Membership as WireMembership, ReplicaGroup as WireRG, ReplicaGroupServiceClient, ReplicaGroupSpec as WireSpec } from '@muster/proto';
 import type { CallOptions, Membership, RouterOptions } from './dataplane/types.js';
 import { Router } from './dataplane/index.js';
@@ -126,7 +127,6 @@ export function replicaGroupView(g: WireRG): ReplicaGroupView {
   };
 }
 
-type Call = <T>(fn: (md: Metadata, opts: { deadline: number }, cb: (err: unknown, res?: T) => void) => void, timeoutMs?: number) => Promise<T>;
 
 /** A replica group handle: its last known state, its membership, and calls to it. */
 export class ReplicaGroup {
@@ -211,26 +211,8 @@ export class ReplicaGroups {
 
   /** Membership snapshots from the head; reconnects (and resumes) when the stream breaks. */
   async *membership(name: string, signal?: AbortSignal): AsyncGenerator<Membership> {
-    let delay = 100;
-    while (!signal?.aborted) {
-      const call = this.client.watchMembership({ group: name }, this.metadata);
-      const abort = () => call.cancel();
-      signal?.addEventListener('abort', abort, { once: true });
-      try {
-        for await (const m of call as AsyncIterable<WireMembership>) {
-          delay = 100;
-          yield { group: m.group, version: m.version, replicas: m.replicas, revisionWeights: Object.keys(m.revisionWeights).length ? m.revisionWeights : undefined };
-        }
-      } catch (e) {
-        if (signal?.aborted) return;
-        const err = fromGrpcError(e);
-        if (!err.retryable && err.code !== ErrorCode.CANCELLED) throw err;
-      } finally {
-        signal?.removeEventListener('abort', abort);
-        call.cancel();
-      }
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 2_000);
+    for await (const m of resumingStream<WireMembership>(() => this.client.watchMembership({ group: name }, this.metadata), signal)) {
+      yield { group: m.group, version: m.version, replicas: m.replicas, revisionWeights: Object.keys(m.revisionWeights).length ? m.revisionWeights : undefined };
     }
   }
 

@@ -2,28 +2,16 @@
  * A real etcd for tests and benchmarks: started on free loopback ports with a
  * temp data dir, stopped (and its dir removed) by stop().
  */
-import { createServer } from 'node:net';
 import { spawnManaged, type ManagedProcess } from './procs.js';
 import { tempDir } from './tmp.js';
 import { waitFor } from './wait.js';
 import { findBinary } from './binaries.js';
+import { freePort } from './ports.js';
 
 export interface EtcdServer {
   readonly endpoint: string; // "http://127.0.0.1:<port>"
   readonly process: ManagedProcess;
   stop(): Promise<void>;
-}
-
-/** A port that was free a moment ago (the OS picks it). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startEtcd(): Promise<EtcdServer> {

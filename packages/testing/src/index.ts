@@ -1,5 +1,6 @@
 export { spawnManaged, findTaggedProcesses, killTagged, type ManagedProcess, type SpawnOptions } from './procs.js';
-export { startEtcd, freePort, type EtcdServer } from './etcd.js';
+export { startEtcd, type EtcdServer } from './etcd.js';
+export { freePort } from './ports.js';
 export { startNats, type NatsServer } from './nats.js';
 export { LocalCluster, createTestCluster, type ClusterOptions, type WorkerSpec, type WorkerHandle } from './cluster.js';
 export { findBinary } from './binaries.js';

@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NatsAccess } from '@muster/proto';
 import { findBinary } from './binaries.js';
-import { freePort } from './etcd.js';
+import { freePort } from './ports.js';
 import { spawnManaged, type ManagedProcess } from './procs.js';
 
 export interface NatsServer {

@@ -10,7 +10,7 @@ import {
   type PendingReason,
   type PlacementGroupSpec as WireSpec,
 } from '@muster/proto';
-import type { BundlePlacement, PlacementGroupSpec, PlacementGroupSpecInput, SchedulerNode, Taint, Unschedulable } from '../scheduler/index.js';
+import type { BundlePlacement, PlacementGroupSpec, PlacementGroupSpecInput, Reservation, SchedulerNode, Taint, Unschedulable } from '../scheduler/index.js';
 
 /** What the user sent, as input to the spec schema (empty strings = "use the default"). */
 export function specInput(w: WireSpec | undefined): PlacementGroupSpecInput {
@@ -72,6 +72,27 @@ export function schedulerNode(n: Node): SchedulerNode {
     links: squareMatrix(inv?.topology?.links ?? [], gpus.length),
     islands: inv?.topology?.nvlinkIslands.map((i) => i.gpuIndices) ?? [],
   };
+}
+
+const views = new WeakMap<Node, { node: SchedulerNode; unusable: Reservation | undefined }>();
+
+/**
+ * A node as the scheduler sees it, and what it can never hand out (GPUs in
+ * MIG mode without MIG devices), as one reservation. Cached per registry
+ * record: the registry makes a new record on every transition, so a cycle
+ * converts only the nodes that changed.
+ */
+export function schedulerView(n: Node): { node: SchedulerNode; unusable: Reservation | undefined } {
+  let v = views.get(n);
+  if (!v) {
+    const idle = (n.inventory?.gpus ?? []).filter((g) => g.migEnabled && g.mig.length === 0).map((g) => g.index);
+    v = {
+      node: schedulerNode(n),
+      unusable: idle.length ? { groupId: '(mig-mode-without-devices)', bundleIndex: 0, nodeId: n.nodeId, gpuIndices: idle, migUuids: [], cpuMillis: 0, memoryBytes: 0, custom: {} } : undefined,
+    };
+    views.set(n, v);
+  }
+  return v;
 }
 
 export function wirePlacement(p: BundlePlacement, node: Node | undefined): WirePlacement {

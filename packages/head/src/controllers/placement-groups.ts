@@ -50,7 +50,7 @@ import type { EventLog, StagedEvent } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import type { Op } from '../state/index.js';
 import { ChangeWaiters } from './waiters.js';
-import { corePlacement, plainReason, schedulerNode, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
+import { corePlacement, plainReason, schedulerView, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
 
 export const PGS_PREFIX = '/muster/pgs/';
 const REMOVED_REMEMBERED = 1_000;
@@ -356,12 +356,10 @@ export class PlacementGroupController {
     const reservations: Reservation[] = [];
     for (const e of this.groups.values()) for (const p of e.pg.placements) reservations.push({ groupId: e.pg.id, ...corePlacement(p) });
     const nodes = this.registry.list();
-    // A GPU in MIG mode with no MIG device can run nothing: keep it out of every plan.
-    for (const n of nodes) {
-      const idle = (n.inventory?.gpus ?? []).filter((g) => g.migEnabled && g.mig.length === 0).map((g) => g.index);
-      if (idle.length) reservations.push({ groupId: '(mig-mode-without-devices)', bundleIndex: 0, nodeId: n.nodeId, gpuIndices: idle, migUuids: [], cpuMillis: 0, memoryBytes: 0, custom: {} });
-    }
-    const state = ClusterState.from({ nodes: nodes.map(schedulerNode), reservations });
+    const views = nodes.map(schedulerView);
+    // A GPU in MIG mode with no MIG device can run nothing: it stays out of every plan.
+    for (const v of views) if (v.unusable) reservations.push(v.unusable);
+    const state = ClusterState.from({ nodes: views.map((v) => v.node), reservations });
     const result = runCycle(state, queue, Date.now(), this.hold, { starvationAfterMs: this.opts.starvationAfterMs });
     this.hold = result.hold;
     const nodeById = new Map(nodes.map((n) => [n.nodeId, n]));

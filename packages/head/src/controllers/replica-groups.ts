@@ -34,7 +34,7 @@ import type { StateWriter } from '../state/fence.js';
 import type { GangController } from './gangs.js';
 import type { PlacementGroupController } from './placement-groups.js';
 import { gangSpecOf, parseRgSpec, pgSpecOf, policyOf, revisionOf, subjectOf, type ValidRgSpec } from './rg-spec.js';
-import { decide } from '../autoscaler/index.js';
+import { decide, type AutoscalingPolicy } from '../autoscaler/index.js';
 import { LoadReports } from './load-reports.js';
 
 export const RGS_PREFIX = '/muster/rgs/';
@@ -42,6 +42,8 @@ export const RGS_PREFIX = '/muster/rgs/';
 interface Entry {
   rg: ReplicaGroup;
   spec: ValidRgSpec;
+  /** The spec's autoscaling policy, parsed once per spec (undefined: not autoscaled). */
+  policy: AutoscalingPolicy | undefined;
   stableSpec: ValidRgSpec | undefined;
   membership: Membership;
   watchers: Set<(m: Membership) => void>;
@@ -91,7 +93,7 @@ export class ReplicaGroupController {
 
   /** One decision for an autoscaled group; a change is recorded as an `rg.autoscale` event with its inputs. */
   private async autoscale(e: Entry): Promise<void> {
-    const policy = policyOf(e.spec);
+    const policy = e.policy;
     if (!policy || e.rg.deleting) return;
     const now = Date.now();
     const { samples, demand } = this.reports.window(e.rg.name, e.rg.replicas.map((r) => r.id), policy.lookbackMs, now);
@@ -151,6 +153,7 @@ export class ReplicaGroupController {
         e.rg.stableSpec = undefined;
       }
       e.spec = spec;
+      e.policy = policyOf(spec);
       e.rg.spec = spec;
       e.rg.revision = revision;
       e.rg.desired = Math.min(spec.replicas.max, Math.max(spec.replicas.min, e.rg.desired));
@@ -227,7 +230,7 @@ export class ReplicaGroupController {
   // ── reconcile ──────────────────────────────────────────────────────────
 
   private entry(rg: ReplicaGroup, spec: ValidRgSpec, stableSpec: ValidRgSpec | undefined): Entry {
-    return { rg, spec, stableSpec, membership: { group: rg.name, version: 0, replicas: [], revisionWeights: {} }, watchers: new Set(), drainingSince: new Map(), failures: [], running: false, again: false };
+    return { rg, spec, policy: policyOf(spec), stableSpec, membership: { group: rg.name, version: 0, replicas: [], revisionWeights: {} }, watchers: new Set(), drainingSince: new Map(), failures: [], running: false, again: false };
   }
 
   private kick(name: string): void {
@@ -260,17 +263,18 @@ export class ReplicaGroupController {
       if (r.state === 'starting' || r.state === 'ready') {
         const next = gang?.state === G.GANG_STATE_READY ? 'ready' : gang?.state === G.GANG_STATE_FAILED || !gang ? 'failed' : 'starting';
         if (next !== r.state) {
-          r.state = next;
-          r.message = gang?.message ?? 'gang gone';
           changed = true;
-          if (next === 'failed') this.log.warn({ group: rg.name, replica: r.id, reason: r.message }, 'replica failed; replacing it');
+          if (next === 'failed') this.markFailed(e, r, gang?.message ?? 'gang gone');
+          else {
+            r.state = next;
+            r.message = gang?.message ?? '';
+          }
         }
       }
       if (r.state === 'failed' && r.placementGroupId) {
         // Free what it held; keep the entry (with its reason) for people to see.
         await this.pgs.remove(r.placementGroupId).catch(() => undefined);
         r.placementGroupId = '';
-        e.failures.push(Date.now());
         changed = true;
       }
     }
@@ -366,10 +370,16 @@ export class ReplicaGroupController {
       replica.gangId = gang.id;
       replica.message = gang.message;
     } catch (err) {
-      replica.state = 'failed';
-      replica.message = (err as Error).message;
-      this.log.error({ group: spec.name, replica: id, err: replica.message }, 'could not start a replica');
+      this.markFailed(e, replica, `could not start: ${(err as Error).message}`);
     }
+  }
+
+  /** A replica failed: it counts against the replacement budget (whatever failed: placing, launching, running). */
+  private markFailed(e: Entry, r: Replica, message: string): void {
+    r.state = 'failed';
+    r.message = message;
+    e.failures.push(Date.now());
+    this.log.warn({ group: e.rg.name, replica: r.id, reason: message }, 'replica failed');
   }
 
   private drain(e: Entry, r: Replica, why: string): void {
