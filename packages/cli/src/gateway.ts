@@ -50,9 +50,19 @@ export async function startGateway(cluster: Cluster, listen: { host: string; por
     }
     return g;
   };
+  const forget = (name: string) => {
+    const g = groups.get(name);
+    groups.delete(name);
+    void g?.then((h) => h.close(), () => undefined);
+  };
 
   const server: Server = createServer((req, res) => {
-    void handle(req, res).catch((e: unknown) => fail(res, e));
+    void handle(req, res).catch((e: unknown) => {
+      // A group with no replica may have been deleted: look it up again next time (404 then).
+      const name = /^\/v1\/groups\/([a-z0-9-]+)\//.exec(req.url ?? '')?.[1];
+      if (name && isMusterError(e) && e.code === ErrorCode.NO_REPLICAS) forget(name);
+      fail(res, e);
+    });
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
