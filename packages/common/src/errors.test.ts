@@ -11,6 +11,12 @@ describe('MusterError', () => {
     }
   });
 
+  it('carries the leader address of a NOT_LEADER refusal, and nothing for other errors', () => {
+    const wire = toGrpcError(new MusterError(ErrorCode.NOT_LEADER, 'standby', { details: { leader: '10.0.0.7:7400' } }));
+    expect(fromGrpcError(wire).details).toEqual({ leader: '10.0.0.7:7400' });
+    expect(fromGrpcError(toGrpcError(new MusterError(ErrorCode.NOT_LEADER, 'no leader yet'))).details).toEqual({});
+  });
+
   it('maps a plain gRPC error without our trailer by its status', () => {
     expect(fromGrpcError({ code: 14, details: 'No connection established' }).code).toBe(ErrorCode.UNAVAILABLE);
     expect(fromGrpcError({ code: 99, details: 'odd' }).code).toBe(ErrorCode.INTERNAL);

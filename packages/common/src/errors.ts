@@ -76,6 +76,11 @@ const retryable = new Set<ErrorCode>([ErrorCode.UNAVAILABLE, ErrorCode.STORE_CON
 
 const BRAND = Symbol.for('muster.error');
 const CODE_KEY = 'muster-error-code';
+/**
+ * Sent with MUSTER_NOT_LEADER when the refusing head knows the leader: its
+ * address "host:port", so a client goes there next instead of guessing.
+ */
+const LEADER_KEY = 'muster-leader';
 const knownCodes = new Set<string>(Object.values(ErrorCode));
 
 export class MusterError extends Error {
@@ -116,6 +121,7 @@ export function toGrpcError(e: unknown): Partial<ServiceError> {
   const err = toMusterError(e);
   const metadata = new Metadata();
   metadata.set(CODE_KEY, err.code);
+  if (typeof err.details.leader === 'string' && err.details.leader !== '') metadata.set(LEADER_KEY, err.details.leader);
   return { code: err.grpcStatus, details: err.message, message: err.message, metadata };
 }
 
@@ -141,5 +147,9 @@ export function fromGrpcError(e: unknown): MusterError {
     typeof sent === 'string' && knownCodes.has(sent)
       ? (sent as ErrorCode)
       : (codeOfGrpcStatus.get(se.code) ?? ErrorCode.INTERNAL);
-  return new MusterError(code, se.details || se.message || 'unknown error', { cause: e });
+  const leader = se.metadata?.get(LEADER_KEY)[0];
+  return new MusterError(code, se.details || se.message || 'unknown error', {
+    cause: e,
+    details: typeof leader === 'string' ? { leader } : {},
+  });
 }

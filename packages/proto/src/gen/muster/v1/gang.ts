@@ -214,10 +214,16 @@ export interface Gang {
   nextRestartAtMs: number;
   masterAddr: string;
   masterPort: number;
+  /** The request_id of the launch call that made it (idempotent retries). */
+  requestId: string;
 }
 
 export interface LaunchGangRequest {
-  spec: GangSpec | undefined;
+  spec:
+    | GangSpec
+    | undefined;
+  /** Same contract as CreatePlacementGroupRequest.request_id. */
+  requestId: string;
 }
 
 export interface GetGangRequest {
@@ -1639,6 +1645,7 @@ function createBaseGang(): Gang {
     nextRestartAtMs: 0,
     masterAddr: "",
     masterPort: 0,
+    requestId: "",
   };
 }
 
@@ -1688,6 +1695,9 @@ export const Gang: MessageFns<Gang> = {
     }
     if (message.masterPort !== 0) {
       writer.uint32(120).int32(message.masterPort);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(130).string(message.requestId);
     }
     return writer;
   },
@@ -1825,6 +1835,14 @@ export const Gang: MessageFns<Gang> = {
             message.masterPort = reader.int32();
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1886,6 +1904,11 @@ export const Gang: MessageFns<Gang> = {
         : isSet(object.master_port)
         ? globalThis.Number(object.master_port)
         : 0,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -1936,18 +1959,24 @@ export const Gang: MessageFns<Gang> = {
     if (message.masterPort !== 0) {
       obj.masterPort = Math.round(message.masterPort);
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 };
 
 function createBaseLaunchGangRequest(): LaunchGangRequest {
-  return { spec: undefined };
+  return { spec: undefined, requestId: "" };
 }
 
 export const LaunchGangRequest: MessageFns<LaunchGangRequest> = {
   encode(message: LaunchGangRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.spec !== undefined) {
       GangSpec.encode(message.spec, writer.uint32(10).fork()).join();
+    }
+    if (message.requestId !== "") {
+      writer.uint32(18).string(message.requestId);
     }
     return writer;
   },
@@ -1973,6 +2002,14 @@ export const LaunchGangRequest: MessageFns<LaunchGangRequest> = {
             message.spec = GangSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1986,13 +2023,23 @@ export const LaunchGangRequest: MessageFns<LaunchGangRequest> = {
   },
 
   fromJSON(object: any): LaunchGangRequest {
-    return { spec: isSet(object.spec) ? GangSpec.fromJSON(object.spec) : undefined };
+    return {
+      spec: isSet(object.spec) ? GangSpec.fromJSON(object.spec) : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+    };
   },
 
   toJSON(message: LaunchGangRequest): unknown {
     const obj: any = {};
     if (message.spec !== undefined) {
       obj.spec = GangSpec.toJSON(message.spec);
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
     }
     return obj;
   },

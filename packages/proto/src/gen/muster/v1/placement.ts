@@ -183,10 +183,21 @@ export interface PlacementGroup {
   stateChangedAtMs: number;
   /** How many times the group was placed again after losing a node. */
   reschedules: number;
+  /** The request_id of the create call that made it (idempotent retries). */
+  requestId: string;
 }
 
 export interface CreatePlacementGroupRequest {
-  spec: PlacementGroupSpec | undefined;
+  spec:
+    | PlacementGroupSpec
+    | undefined;
+  /**
+   * Chosen by the client once per logical create and sent again on every
+   * retry: a create whose name exists with the same request_id returns that
+   * group instead of ALREADY_EXISTS, so a retry after a failover never
+   * duplicates or fails a create that did commit.
+   */
+  requestId: string;
 }
 
 export interface GetPlacementGroupRequest {
@@ -1594,6 +1605,7 @@ function createBasePlacementGroup(): PlacementGroup {
     createdAtMs: 0,
     stateChangedAtMs: 0,
     reschedules: 0,
+    requestId: "",
   };
 }
 
@@ -1622,6 +1634,9 @@ export const PlacementGroup: MessageFns<PlacementGroup> = {
     }
     if (message.reschedules !== 0) {
       writer.uint32(64).uint32(message.reschedules);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(74).string(message.requestId);
     }
     return writer;
   },
@@ -1703,6 +1718,14 @@ export const PlacementGroup: MessageFns<PlacementGroup> = {
             message.reschedules = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1735,6 +1758,11 @@ export const PlacementGroup: MessageFns<PlacementGroup> = {
         ? globalThis.Number(object.state_changed_at_ms)
         : 0,
       reschedules: isSet(object.reschedules) ? globalThis.Number(object.reschedules) : 0,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -1764,18 +1792,24 @@ export const PlacementGroup: MessageFns<PlacementGroup> = {
     if (message.reschedules !== 0) {
       obj.reschedules = Math.round(message.reschedules);
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 };
 
 function createBaseCreatePlacementGroupRequest(): CreatePlacementGroupRequest {
-  return { spec: undefined };
+  return { spec: undefined, requestId: "" };
 }
 
 export const CreatePlacementGroupRequest: MessageFns<CreatePlacementGroupRequest> = {
   encode(message: CreatePlacementGroupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.spec !== undefined) {
       PlacementGroupSpec.encode(message.spec, writer.uint32(10).fork()).join();
+    }
+    if (message.requestId !== "") {
+      writer.uint32(18).string(message.requestId);
     }
     return writer;
   },
@@ -1801,6 +1835,14 @@ export const CreatePlacementGroupRequest: MessageFns<CreatePlacementGroupRequest
             message.spec = PlacementGroupSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1814,13 +1856,23 @@ export const CreatePlacementGroupRequest: MessageFns<CreatePlacementGroupRequest
   },
 
   fromJSON(object: any): CreatePlacementGroupRequest {
-    return { spec: isSet(object.spec) ? PlacementGroupSpec.fromJSON(object.spec) : undefined };
+    return {
+      spec: isSet(object.spec) ? PlacementGroupSpec.fromJSON(object.spec) : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+    };
   },
 
   toJSON(message: CreatePlacementGroupRequest): unknown {
     const obj: any = {};
     if (message.spec !== undefined) {
       obj.spec = PlacementGroupSpec.toJSON(message.spec);
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
     }
     return obj;
   },
