@@ -12,6 +12,7 @@
  *   for await (const chunk of gang.logs({ rank: 0 })) process.stdout.write(chunk);
  *   await gang.stop();
  */
+import { randomUUID } from 'node:crypto';
 import type { Metadata } from '@grpc/grpc-js';
 import type { Call } from './rpc.js';
 import { ErrorCode, MusterError, fromGrpcError } from '@muster/common';
@@ -193,7 +194,9 @@ export class Gangs {
 
   async launch(spec: GangSpec): Promise<Gang> {
     const wire = toWire(spec);
-    return this.handle(await this.call<WireGang>((md, o, cb) => this.client.launchGang({ spec: wire }, md, o, cb)));
+    // One id for every attempt of this launch: a retry after a failover returns the gang it made.
+    const requestId = randomUUID();
+    return this.handle(await this.call<WireGang>((md, o, cb) => this.client.launchGang({ spec: wire, requestId }, md, o, cb)));
   }
 
   async get(idOrName: string): Promise<Gang> {

@@ -13,6 +13,7 @@
  * The head validates specs and names the bad field (MUSTER_INVALID_ARGUMENT);
  * a group that fits no node shape rejects `ready()` with MUSTER_PG_INFEASIBLE.
  */
+import { randomUUID } from 'node:crypto';
 import type { Call } from './rpc.js';
 import { ErrorCode, MusterError } from '@muster/common';
 import {
@@ -234,7 +235,9 @@ export class PlacementGroups {
 
   async create(spec: PlacementGroupSpec): Promise<PlacementGroup> {
     const wire = toWire(spec);
-    return this.handle(await this.call<WirePG>((md, o, cb) => this.client.createPlacementGroup({ spec: wire }, md, o, cb)));
+    // One id for every attempt of this create: a retry after a failover returns the group it made.
+    const requestId = randomUUID();
+    return this.handle(await this.call<WirePG>((md, o, cb) => this.client.createPlacementGroup({ spec: wire, requestId }, md, o, cb)));
   }
 
   /** By id or name. */

@@ -6,7 +6,7 @@ import { serverStream, unary, type RpcContext } from './rpc.js';
 
 export function gangService(ctx: RpcContext, gangs: GangController, logs: LogRelay): GangServiceServer {
   return {
-    launchGang: unary(ctx, 'LaunchGang', (req) => gangs.launch(req.spec)),
+    launchGang: unary(ctx, 'LaunchGang', (req) => gangs.launch(req.spec, req.requestId)),
     getGang: unary(ctx, 'GetGang', async (req) => gangs.get(req.id)),
     listGangs: unary(ctx, 'ListGangs', async () => ({ gangs: gangs.list() })),
     stopGang: unary(ctx, 'StopGang', (req) => gangs.stop(req.id)),

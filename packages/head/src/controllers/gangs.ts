@@ -87,8 +87,12 @@ export class GangController {
 
   // ── API ────────────────────────────────────────────────────────────────
 
-  async launch(wire: WireGangSpec | undefined): Promise<Gang> {
+  /** A launch repeating the `requestId` of a live gang of that name returns it (idempotent retry). */
+  async launch(wire: WireGangSpec | undefined, requestId = ''): Promise<Gang> {
     const spec = parseGangSpec(wire);
+    if (requestId !== '') {
+      for (const e of this.gangs.values()) if (e.spec.name === spec.name && e.gang.requestId === requestId && LIVE.has(e.gang.state)) return e.gang;
+    }
     let pg;
     try {
       pg = this.pgs.get(spec.placementGroup);
@@ -120,6 +124,7 @@ export class GangController {
       nextRestartAtMs: 0,
       masterAddr: '',
       masterPort: 0,
+      requestId,
     };
     const e: Entry = { gang, spec };
     this.gangs.set(gang.id, e);

@@ -123,13 +123,20 @@ export class PlacementGroupController {
 
   // ── API ────────────────────────────────────────────────────────────────
 
-  async create(wire: WireSpec | undefined): Promise<PlacementGroup> {
+  /**
+   * A create whose name exists with the same non-empty `requestId` is a retry
+   * of one that committed (the reply was lost in a failover): it returns that
+   * group rather than ALREADY_EXISTS.
+   */
+  async create(wire: WireSpec | undefined, requestId = ''): Promise<PlacementGroup> {
     const parsed = parsePlacementGroupSpec(specInput(wire));
     if (!parsed.ok) {
       throw new MusterError(ErrorCode.INVALID_ARGUMENT, parsed.message, { details: { fields: parsed.issues.map((i) => i.path) } });
     }
     const spec = parsed.spec;
-    if (this.byName.has(spec.name)) {
+    const existing = this.byName.get(spec.name);
+    if (existing !== undefined && requestId !== '' && this.groups.get(existing)?.pg.requestId === requestId) return this.current(existing);
+    if (existing !== undefined) {
       throw new MusterError(ErrorCode.ALREADY_EXISTS, `a placement group named "${spec.name}" exists (${this.byName.get(spec.name)}); remove it or pick another name`, { details: { field: 'name' } });
     }
     const now = Date.now();
@@ -142,6 +149,7 @@ export class PlacementGroupController {
       createdAtMs: now,
       stateChangedAtMs: now,
       reschedules: 0,
+      requestId,
     };
     this.groups.set(pg.id, { pg, spec, acked: new Set() });
     this.byName.set(spec.name, pg.id);
