@@ -2,11 +2,11 @@
  * NATS connections of every Muster process: same options everywhere
  * (credentials, unlimited reconnects, a name that says who we are).
  */
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { NatsAccess } from '@muster/proto';
 import { ErrorCode, MusterError } from './errors.js';
 
-export type { NatsConnection };
+export type { NatsConnection, Subscription };
 
 export async function connectNats(access: NatsAccess, name: string): Promise<NatsConnection> {
   try {

@@ -26,6 +26,8 @@ export const headConfigSchema = z
     metricsListen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9400'),
     maxMessageBytes: z.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     eventRetention: z.number().int().min(100).max(1_000_000).default(10_000),
+    advertiseAddress: z.union([z.literal(''), hostPort]).default(''),
+    leaseSeconds: z.number().int().min(2).max(60).default(2),
     headId: z.string().min(1).default(() => `${hostname()}-${randomBytes(3).toString('hex')}`),
     shardPortRange: z
       .string()
@@ -57,6 +59,8 @@ export const headOptions: OptionSpec[] = [
   { key: 'maxMessageBytes', flag: 'max-message-bytes', env: 'MUSTER_MAX_MESSAGE_BYTES', parse: parseNumber, description: 'largest gRPC message accepted' },
   { key: 'eventRetention', flag: 'event-retention', env: 'MUSTER_EVENT_RETENTION', parse: parseNumber, description: 'cluster events kept in the store' },
   { key: 'shardPortRange', flag: 'shard-port-range', env: 'MUSTER_SHARD_PORT_RANGE', description: 'ports the head allocates to shard ranks, FIRST-LAST' },
+  { key: 'advertiseAddress', flag: 'advertise-address', env: 'MUSTER_ADVERTISE_ADDRESS', description: 'host:port other heads send clients to when this head leads (default: the bound --listen address; set it when listening on 0.0.0.0)' },
+  { key: 'leaseSeconds', flag: 'lease-seconds', env: 'MUSTER_LEASE_SECONDS', parse: parseNumber, description: 'leader lease TTL: a dead leader is replaced after about this long (etcd\'s minimum is 2)' },
   { key: 'headId', flag: 'head-id', env: 'MUSTER_HEAD_ID', description: 'this head\'s id (default hostname-random)' },
 ];
 

@@ -1,49 +1,52 @@
 /**
- * A running head: wires store, event log, node registry, liveness, gRPC API
- * and metrics together. `startHead` returns once the gRPC port is bound and
- * persisted state is loaded; `close()` stops everything in reverse order.
+ * A running head process: store, NATS, metrics and the gRPC server live as
+ * long as the process; the leader's work (registry, controllers, liveness)
+ * lives for one term of leadership (leader-term.ts).
+ *
+ *   start ──▶ bind gRPC (calls refused: NOT_LEADER) ──▶ campaign ──▶ won ──▶ load term, serve
+ *                                                          ▲                          │
+ *                                                          └──── term ended ◀─────────┘
+ *
+ * Several heads on one etcd elect one leader (ha/election.ts); the others
+ * stand by with their port bound, refusing calls with the leader's address
+ * so clients and agents move there. `startHead` returns once the port is
+ * bound and the first campaign attempt has decided this head's role.
  */
 import { join } from 'node:path';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import {
-  VERSION,
+  ErrorCode,
+  MusterError,
   connectNats,
   loadOrCreateToken,
   parseHostPort,
   startMetrics,
   type Logger,
-  type NatsConnection,
 } from '@muster/common';
-import { AgentServiceService, ClusterServiceService, GangServiceService, NodeState, PlacementGroupServiceService, ReplicaGroupServiceService, type NatsAccess } from '@muster/proto';
-import { gangService } from './api/gang-service.js';
-import { LogRelay } from './api/log-relay.js';
-import { GangController } from './controllers/gangs.js';
-import { ReplicaGroupController } from './controllers/replica-groups.js';
-import { replicaService } from './api/replica-service.js';
-import { agentService } from './api/agent-service.js';
-import { clusterService } from './api/cluster-service.js';
-import { placementService } from './api/placement-service.js';
-import { PlacementGroupController } from './controllers/placement-groups.js';
-import { StateWriter } from './state/fence.js';
+import { AgentServiceService, ClusterServiceService, GangServiceService, NodeState, PlacementGroupServiceService, ReplicaGroupServiceService } from '@muster/proto';
 import { rpcContext } from './api/rpc.js';
-import { Liveness } from './cluster/liveness.js';
-import { NodeRegistry } from './cluster/registry.js';
 import { tokenPath, type HeadConfig } from './config.js';
-import { EventLog } from './events/event-log.js';
+import { Election, type Term } from './ha/election.js';
+import { LeaderGate } from './ha/gate.js';
+import { startLeaderTerm, type HeadProcess, type LeaderTerm } from './leader-term.js';
 import { openStore, type StateStore } from './state/index.js';
 
 export interface Head {
   /** Bound gRPC address "host:port". */
   readonly address: string;
+  /** The address written into the leader key (what clients are sent to). */
+  readonly advertiseAddress: string;
   readonly metricsAddress: string | undefined;
   readonly headId: string;
   readonly store: StateStore;
-  readonly registry: NodeRegistry;
-  readonly events: EventLog;
-  readonly placementGroups: PlacementGroupController;
-  readonly gangs: GangController;
+  /** The current term while this head leads, else undefined. */
+  readonly term: LeaderTerm | undefined;
+  /** Resolves when this head leads (at once if it does). */
+  leading(): Promise<void>;
   close(): Promise<void>;
 }
+
+const SERVICES = [ClusterServiceService, AgentServiceService, GangServiceService, ReplicaGroupServiceService, PlacementGroupServiceService];
 
 export async function startHead(config: HeadConfig, log: Logger): Promise<Head> {
   const token = await loadOrCreateToken(tokenPath(config));
@@ -63,12 +66,11 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
     }
   };
   try {
-    let nats: NatsConnection | undefined;
-    let natsAccess: NatsAccess | undefined;
+    let nats: HeadProcess['nats'];
     if (config.natsUrl.length > 0) {
-      natsAccess = { servers: config.natsUrl, user: config.natsUser, password: config.natsPassword, subjectPrefix: config.natsSubjectPrefix };
-      const conn = await connectNats(natsAccess, `muster-head ${config.headId}`);
-      nats = conn;
+      const access = { servers: config.natsUrl, user: config.natsUser, password: config.natsPassword, subjectPrefix: config.natsSubjectPrefix };
+      const conn = await connectNats(access, `muster-head ${config.headId}`);
+      nats = { conn, access };
       cleanups.push(() => conn.drain());
       log.info({ servers: config.natsUrl }, 'connected to NATS');
     } else {
@@ -77,43 +79,20 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
 
     const metrics = await startMetrics('head', config.metricsListen);
     cleanups.push(() => metrics.close());
-    const writer = await StateWriter.claim(store, config.headId);
-    const events = new EventLog(writer, log, { retention: config.eventRetention, nats, subjectPrefix: config.natsSubjectPrefix });
-    const registry = new NodeRegistry(writer, events, log, config.deadAfterMs);
-    await registry.load();
-    const placementGroups = new PlacementGroupController(writer, registry, events, log.child({ controller: 'placement-groups' }), {
-      metrics: {
-        cycleSeconds: metrics.meter.createHistogram('muster_pg_cycle_seconds', { description: 'placement group controller cycle time, by phase (schedule, commit)', unit: 's' }),
-        cycleWrites: metrics.meter.createHistogram('muster_pg_cycle_writes', { description: 'records written per controller cycle (group commit size)' }),
+    const meter = metrics.meter;
+    const headProcess: HeadProcess = {
+      config,
+      log,
+      storeKind: store.kind,
+      nats,
+      rpc: rpcContext(token, metrics),
+      instruments: {
+        pgCycleSeconds: meter.createHistogram('muster_pg_cycle_seconds', { description: 'placement group controller cycle time, by phase (schedule, commit)', unit: 's' }),
+        pgCycleWrites: meter.createHistogram('muster_pg_cycle_writes', { description: 'records written per controller cycle (group commit size)' }),
+        heartbeatLag: meter.createHistogram('muster_heartbeat_lag_seconds', { description: 'delay between an agent sending a heartbeat and the head handling it', unit: 's' }),
       },
-    });
-    await placementGroups.load();
-    const gangs = new GangController(writer, registry, placementGroups, events, log.child({ controller: 'gangs' }), config.shardPortRange);
-    await gangs.load();
-    const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats && natsAccess ? { conn: nats, access: natsAccess } : undefined);
-    await replicaGroups.load();
-    cleanups.push(() => replicaGroups.close());
-    const logRelay = new LogRelay(registry);
-    const liveness = new Liveness(registry, config.deadAfterMs, log);
-    liveness.start();
-    cleanups.push(() => liveness.stop());
+    };
 
-    const nodeGauge = metrics.meter.createObservableGauge('muster_nodes', { description: 'nodes by state' });
-    nodeGauge.addCallback((r) => {
-      r.observe(registry.count(NodeState.NODE_STATE_ALIVE), { state: 'alive' });
-      r.observe(registry.count(NodeState.NODE_STATE_DEAD), { state: 'dead' });
-    });
-    const silence = metrics.meter.createObservableGauge('muster_node_heartbeat_silence_max_seconds', {
-      description: 'longest time since the last heartbeat among alive nodes',
-      unit: 's',
-    });
-    silence.addCallback((r) => r.observe(Math.max(0, ...registry.silences()) / 1000));
-    const heartbeatLag = metrics.meter.createHistogram('muster_heartbeat_lag_seconds', {
-      description: 'delay between an agent sending a heartbeat and the head handling it',
-      unit: 's',
-    });
-
-    const ctx = rpcContext(token, metrics);
     const server = new Server({
       'grpc.max_receive_message_length': config.maxMessageBytes,
       'grpc.max_send_message_length': 64 * 1024 * 1024,
@@ -122,30 +101,12 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
     });
-    server.addService(ClusterServiceService, clusterService(ctx, {
-      registry,
-      events,
-      info: { headId: config.headId, version: VERSION, store: store.kind, nats: natsAccess, heartbeatIntervalMs: config.heartbeatIntervalMs, deadAfterMs: config.deadAfterMs },
-    }));
-    server.addService(AgentServiceService, agentService(ctx, {
-      registry,
-      log,
-      headId: config.headId,
-      heartbeatIntervalMs: config.heartbeatIntervalMs,
-      deadAfterMs: config.deadAfterMs,
-      nats: natsAccess,
-      heartbeatLag,
-      reservations: placementGroups,
-      shards: gangs,
-      logs: logRelay,
-    }));
-    server.addService(GangServiceService, gangService(ctx, gangs, logRelay));
-    server.addService(ReplicaGroupServiceService, replicaService(ctx, replicaGroups));
-    server.addService(PlacementGroupServiceService, placementService(ctx, placementGroups));
     const { host } = parseHostPort(config.listen, '--listen');
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
+    const address = `${host}:${port}`;
+    const advertiseAddress = config.advertiseAddress || address;
     cleanups.push(
       () =>
         new Promise<void>((resolve) => {
@@ -156,16 +117,94 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
           });
         }),
     );
-    const address = `${host}:${port}`;
+
+    const election = new Election(store, { headId: config.headId, address: advertiseAddress, leaseSeconds: config.leaseSeconds, log });
+    const gate = new LeaderGate(token, () => {
+      const leader = election.leader;
+      return leader && leader.headId !== config.headId
+        ? new MusterError(ErrorCode.NOT_LEADER, `head ${config.headId} is a standby; the leader is ${leader.headId} at ${leader.address}`, { details: { leader: leader.address } })
+        : new MusterError(ErrorCode.NOT_LEADER, `head ${config.headId} is not the leader and no leader is elected yet (state store: ${store.kind}); retry shortly`);
+    });
+    for (const s of SERVICES) server.addService(s, gate.serve(s));
+
+    let term: LeaderTerm | undefined;
+    let leadingNow: (() => void) | undefined;
+    let leadingSignal = new Promise<void>((r) => (leadingNow = r));
+    let stopping = false;
+    let stopNow!: () => void;
+    const stopped = new Promise<void>((r) => (stopNow = r));
+
+    meter.createObservableGauge('muster_head_leader', { description: '1 while this head leads, 0 on a standby' }).addCallback((r) => r.observe(term ? 1 : 0));
+    const nodeGauge = meter.createObservableGauge('muster_nodes', { description: 'nodes by state (leader only)' });
+    nodeGauge.addCallback((r) => {
+      if (!term) return;
+      r.observe(term.registry.count(NodeState.NODE_STATE_ALIVE), { state: 'alive' });
+      r.observe(term.registry.count(NodeState.NODE_STATE_DEAD), { state: 'dead' });
+    });
+    meter
+      .createObservableGauge('muster_node_heartbeat_silence_max_seconds', { description: 'longest time since the last heartbeat among alive nodes (leader only)', unit: 's' })
+      .addCallback((r) => {
+        if (term) r.observe(Math.max(0, ...term.registry.silences()) / 1000);
+      });
+
+    let decided!: () => void;
+    const roleDecided = new Promise<void>((r) => (decided = r));
+    /** Serves one won term until it ends; false if its state could not be loaded. */
+    const lead = async (won: Term): Promise<boolean> => {
+      try {
+        term = await startLeaderTerm(won.writer, headProcess);
+      } catch (e) {
+        log.error({ err: (e as Error).message }, 'won the election but could not load the state; resigning');
+        won.end('state load failed');
+        await election.resign();
+        decided();
+        return false;
+      }
+      gate.open(term.services);
+      log.info({ headId: config.headId, address: advertiseAddress, revision: won.revision }, 'became leader');
+      leadingNow?.();
+      decided();
+      const reason = await Promise.race([won.ended, stopped.then(() => 'head stopping')]);
+      gate.close();
+      term.close();
+      term = undefined;
+      leadingSignal = new Promise<void>((r) => (leadingNow = r));
+      if (!stopping) log.warn({ headId: config.headId, reason }, 'leadership lost; standing by');
+      return true;
+    };
+
+    const loop = (async () => {
+      while (!stopping) {
+        let won: Term;
+        try {
+          won = await election.campaign(decided);
+        } catch {
+          break; // stopped
+        }
+        const ok = await lead(won);
+        if (!ok) await new Promise((r) => setTimeout(r, 1_000));
+      }
+    })();
+    cleanups.push(async () => {
+      stopping = true;
+      stopNow();
+      // Hand over at once (the lease is revoked) rather than after its TTL.
+      await election.resign();
+      election.stop();
+      await loop;
+    });
+    await roleDecided;
+
     return {
       address,
+      advertiseAddress,
       metricsAddress: metrics.address,
       headId: config.headId,
       store,
-      registry,
-      events,
-      placementGroups,
-      gangs,
+      get term() {
+        return term;
+      },
+      leading: () => (term ? Promise.resolve() : leadingSignal),
       close: closeAll,
     };
   } catch (e) {

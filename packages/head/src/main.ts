@@ -2,9 +2,11 @@
 /**
  * muster-head: the control plane process.
  *
- * Prints one JSON log line `{"msg":"head ready","address":...}` when it
- * serves, so scripts (and the test kit) can wait for it; SIGTERM/SIGINT stop
- * it cleanly (connections drained, store flushed).
+ * Prints one JSON log line `{"msg":"head ready","address":...,"role":...}`
+ * once it serves (as leader or standby), and "became leader" / "leadership
+ * lost" as its role changes, so scripts (and the test kit) can wait for
+ * them. SIGTERM/SIGINT stop it cleanly: a leader resigns so a standby takes
+ * over at once, connections are drained, the store flushed.
  */
 import { Command } from 'commander';
 import { createLogger, isMusterError } from '@muster/common';
@@ -26,7 +28,7 @@ async function main(): Promise<void> {
   const config = loadHeadConfig({ file: opts.config, flags });
   const head = await startHead(config, log);
   log.info(
-    { address: head.address, headId: head.headId, store: head.store.kind, metrics: head.metricsAddress, tokenFile: tokenPath(config), dataDir: config.dataDir },
+    { address: head.address, advertise: head.advertiseAddress, role: head.term ? 'leader' : 'standby', headId: head.headId, store: head.store.kind, metrics: head.metricsAddress, tokenFile: tokenPath(config), dataDir: config.dataDir },
     'head ready',
   );
   let stopping = false;

@@ -9,13 +9,14 @@
  *
  * Heartbeats are acknowledged; a head that stops acknowledging for
  * deadAfterMs (frozen, partitioned) is abandoned and the agent reconnects,
- * trying the next head address. Backoff resets after a successful register.
+ * trying the next head address; a standby head refuses with the leader's
+ * address, which is tried next. Backoff resets after a successful register.
  */
 import { randomUUID } from 'node:crypto';
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Counter } from '@opentelemetry/api';
-import { VERSION, fromGrpcError, tokenMetadata, type Logger, type Metrics } from '@muster/common';
+import { ErrorCode, VERSION, fromGrpcError, tokenMetadata, type Logger, type Metrics } from '@muster/common';
 import type { ShardAgent } from './shard-agent.js';
 import { AgentServiceClient, type AgentMessage, type BundlePlacement, type HeadMessage, type NodeInventory, type Registered, type Taint } from '@muster/proto';
 
@@ -41,6 +42,8 @@ export class Agent {
   private current: ClientDuplexStream<AgentMessage, HeadMessage> | undefined;
   private wake: (() => void) | undefined;
   private headIndex = 0;
+  /** The leader a standby sent us to; tried next, once. */
+  private leaderHint: string | undefined;
   private readonly clients = new Map<string, AgentServiceClient>();
   private readonly reconnects: Counter;
   private readonly heartbeats: Counter;
@@ -83,20 +86,23 @@ export class Agent {
     const factory = new ExponentialBackoff({ initialDelay: 100, maxDelay: this.opts.reconnectMaxMs });
     let backoff: IBackoff<unknown> | undefined;
     while (!this.stopped) {
-      const head = this.opts.heads[this.headIndex % this.opts.heads.length]!;
+      const head = this.leaderHint ?? this.opts.heads[this.headIndex % this.opts.heads.length]!;
+      this.leaderHint = undefined;
       this.reconnects.add(1);
       let registered = false;
       try {
         registered = await this.session(head);
       } catch (e) {
         const err = fromGrpcError(e);
-        if (!this.stopped) this.log.warn({ head, code: err.code, err: err.message }, 'head connection lost');
+        // A standby names the leader: go there next instead of trying the list in turn.
+        if (err.code === ErrorCode.NOT_LEADER && typeof err.details.leader === 'string') this.leaderHint = err.details.leader;
+        if (!this.stopped) this.log.warn({ head, code: err.code, err: err.message, next: this.leaderHint }, 'head connection lost');
       }
       this.stateValue = this.stopped ? 'stopped' : 'connecting';
       if (this.stopped) break;
-      if (registered) backoff = undefined;
+      if (registered || this.leaderHint) backoff = undefined;
       backoff = backoff ? backoff.next(undefined) : factory.next();
-      this.headIndex++;
+      if (!this.leaderHint) this.headIndex++;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, backoff!.duration);
         this.wake = () => {

@@ -85,6 +85,11 @@ export class GangController {
     }
   }
 
+  /** Stops restart timers (the term ended; the next leader loads the gangs as stored). */
+  close(): void {
+    for (const e of this.gangs.values()) clearTimeout(e.timer);
+  }
+
   // ── API ────────────────────────────────────────────────────────────────
 
   /** A launch repeating the `requestId` of a live gang of that name returns it (idempotent retry). */

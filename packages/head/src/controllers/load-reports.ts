@@ -5,7 +5,7 @@
  * a replica). The replica group controller uses them to finish drains and
  * to autoscale. Without NATS there is nothing to hear.
  */
-import { decode, type NatsConnection } from '@muster/common';
+import { decode, type NatsConnection, type Subscription } from '@muster/common';
 import type { DemandSample, LoadSample } from '../autoscaler/index.js';
 
 export class LoadReports {
@@ -13,6 +13,7 @@ export class LoadReports {
   /** group → router id → its last report */
   private readonly demand = new Map<string, Map<string, Omit<DemandSample, 'routerId'>>>();
   readonly listening: boolean;
+  private readonly subs: Subscription[] = [];
 
   constructor(nats: { conn: NatsConnection; prefix: string } | undefined) {
     this.listening = nats !== undefined;
@@ -48,8 +49,13 @@ export class LoadReports {
     this.load.delete(replicaId);
   }
 
+  close(): void {
+    for (const sub of this.subs) sub.unsubscribe();
+  }
+
   private follow<T>(conn: NatsConnection, subject: string, onReport: (subject: string, r: T) => void): void {
     const sub = conn.subscribe(subject);
+    this.subs.push(sub);
     void (async () => {
       for await (const m of sub) {
         try {

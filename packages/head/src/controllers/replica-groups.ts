@@ -89,6 +89,7 @@ export class ReplicaGroupController {
   close(): void {
     clearInterval(this.timer);
     clearInterval(this.autoscaleTimer);
+    this.reports.close();
   }
 
   /** One decision for an autoscaled group; a change is recorded as an `rg.autoscale` event with its inputs. */

@@ -1,30 +1,54 @@
 /**
- * Fenced writes: every write of the head goes through one `StateWriter`,
- * which adds a compare on the leader key to the transaction, so a head that
+ * Fenced writes: every write of a leader term goes through one `StateWriter`,
+ * which adds a compare on the leader key to the transaction: the key must
+ * still carry the revision at which this head won the election. A head that
  * is no longer the leader (another head took over, or it was frozen past its
- * term) cannot commit anything — its write fails with MUSTER_NOT_LEADER
- * instead of silently overwriting the new leader's state.
- *
- * Today the leader key is claimed at start (one head per store; the embedded
- * store also holds a lock file). Leader election for several heads on one
- * etcd builds on the same key.
+ * lease) cannot commit anything — its write fails with MUSTER_NOT_LEADER
+ * instead of silently overwriting the new leader's state, and `onFenced`
+ * tells its term to end. The election (ha/election.ts) writes the key.
  */
 import { ErrorCode, MusterError } from '@muster/common';
 import type { Compare, Op, StateStore, TxnResult } from './store.js';
 
 export const LEADER_KEY = '/muster/leader';
 
+/** What the leader key holds: who leads, and where clients reach it. */
+export interface LeaderRecord {
+  headId: string;
+  /** gRPC address "host:port" clients and agents should use. */
+  address: string;
+  /** When it won, ms since the epoch. */
+  sinceMs: number;
+}
+
+export function encodeLeaderRecord(r: LeaderRecord): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(r));
+}
+
+/** The record in a leader key's value, or undefined for a value it cannot read. */
+export function leaderRecordOf(value: Uint8Array): LeaderRecord | undefined {
+  try {
+    const r = JSON.parse(new TextDecoder().decode(value)) as Partial<LeaderRecord>;
+    return typeof r.headId === 'string' && typeof r.address === 'string' ? { headId: r.headId, address: r.address, sinceMs: Number(r.sinceMs) || 0 } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class StateWriter {
-  private constructor(
+  private readonly fence: Compare;
+
+  /**
+   * A writer for the term that put the leader key at `revision`. `onFenced`
+   * runs (once per refused write) when the key has moved on.
+   */
+  constructor(
     readonly store: StateStore,
     readonly headId: string,
-    private readonly fence: Compare,
-  ) {}
-
-  /** Claims the leader key for `headId` and returns a writer fenced on it. */
-  static async claim(store: StateStore, headId: string): Promise<StateWriter> {
-    const { revision } = await store.put(LEADER_KEY, new TextEncoder().encode(headId));
-    return new StateWriter(store, headId, { key: LEADER_KEY, target: 'modRevision', op: '==', value: revision });
+    revision: number,
+    private readonly onFenced: (holder: string) => void = () => {},
+  ) {
+    this.fence = { key: LEADER_KEY, target: 'modRevision', op: '==', value: revision };
   }
 
   put(key: string, value: Uint8Array): Promise<TxnResult> {
@@ -41,10 +65,9 @@ export class StateWriter {
     if (r.succeeded) return r;
     const leader = r.results[0]?.kv;
     if (!leader || leader.modRevision !== this.fence.value) {
-      throw new MusterError(
-        ErrorCode.NOT_LEADER,
-        `head ${this.headId} is no longer the leader (leader key now held by ${leader ? new TextDecoder().decode(leader.value) : 'nobody'}); write refused`,
-      );
+      const holder = leader ? leaderRecordOf(leader.value)?.headId ?? 'unknown' : 'nobody';
+      this.onFenced(holder);
+      throw new MusterError(ErrorCode.NOT_LEADER, `head ${this.headId} is no longer the leader (leader key now held by ${holder}); write refused`);
     }
     throw new MusterError(ErrorCode.STORE_CONFLICT, 'a concurrent write changed the state first; retry');
   }

@@ -1,0 +1,99 @@
+/**
+ * Everything a head runs while it leads: the node registry, event log,
+ * controllers and liveness, loaded from the store at the start of each term
+ * and stopped at its end. Nothing survives from one term to the next, so a
+ * head that lost leadership and won it back starts from the store exactly as
+ * a freshly started standby would. All writes go through the term's fenced
+ * writer.
+ */
+import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Histogram } from '@opentelemetry/api';
+import { VERSION, type Logger, type NatsConnection } from '@muster/common';
+import { AgentServiceService, ClusterServiceService, GangServiceService, PlacementGroupServiceService, ReplicaGroupServiceService, type NatsAccess } from '@muster/proto';
+import { agentService } from './api/agent-service.js';
+import { clusterService } from './api/cluster-service.js';
+import { gangService } from './api/gang-service.js';
+import { LogRelay } from './api/log-relay.js';
+import { placementService } from './api/placement-service.js';
+import { replicaService } from './api/replica-service.js';
+import type { RpcContext } from './api/rpc.js';
+import { Liveness } from './cluster/liveness.js';
+import { NodeRegistry } from './cluster/registry.js';
+import type { HeadConfig } from './config.js';
+import { GangController } from './controllers/gangs.js';
+import { PlacementGroupController } from './controllers/placement-groups.js';
+import { ReplicaGroupController } from './controllers/replica-groups.js';
+import { EventLog } from './events/event-log.js';
+import type { StateWriter } from './state/fence.js';
+
+/** What a head has for its whole life, handed to each term. */
+export interface HeadProcess {
+  config: HeadConfig;
+  log: Logger;
+  storeKind: string;
+  nats: { conn: NatsConnection; access: NatsAccess } | undefined;
+  rpc: RpcContext;
+  instruments: { pgCycleSeconds: Histogram; pgCycleWrites: Histogram; heartbeatLag: Histogram };
+}
+
+export interface LeaderTerm {
+  readonly registry: NodeRegistry;
+  readonly events: EventLog;
+  readonly placementGroups: PlacementGroupController;
+  readonly gangs: GangController;
+  /** The gRPC service implementations of this term. */
+  readonly services: Map<ServiceDefinition, UntypedServiceImplementation>;
+  close(): void;
+}
+
+export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): Promise<LeaderTerm> {
+  const { config, log, nats } = head;
+  const events = new EventLog(writer, log, { retention: config.eventRetention, nats: nats?.conn, subjectPrefix: config.natsSubjectPrefix });
+  const registry = new NodeRegistry(writer, events, log, config.deadAfterMs);
+  await registry.load();
+  const placementGroups = new PlacementGroupController(writer, registry, events, log.child({ controller: 'placement-groups' }), {
+    metrics: { cycleSeconds: head.instruments.pgCycleSeconds, cycleWrites: head.instruments.pgCycleWrites },
+  });
+  await placementGroups.load();
+  const gangs = new GangController(writer, registry, placementGroups, events, log.child({ controller: 'gangs' }), config.shardPortRange);
+  await gangs.load();
+  const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats);
+  const liveness = new Liveness(registry, config.deadAfterMs, log);
+  const close = () => {
+    liveness.stop();
+    replicaGroups.close();
+    gangs.close();
+  };
+  try {
+    await replicaGroups.load();
+  } catch (e) {
+    close();
+    throw e;
+  }
+  liveness.start();
+
+  const logRelay = new LogRelay(registry);
+  const services = new Map<ServiceDefinition, UntypedServiceImplementation>([
+    [ClusterServiceService, clusterService(head.rpc, {
+      registry,
+      events,
+      info: { headId: config.headId, version: VERSION, store: head.storeKind, nats: nats?.access, heartbeatIntervalMs: config.heartbeatIntervalMs, deadAfterMs: config.deadAfterMs },
+    })],
+    [AgentServiceService, agentService(head.rpc, {
+      registry,
+      log,
+      headId: config.headId,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      deadAfterMs: config.deadAfterMs,
+      nats: nats?.access,
+      heartbeatLag: head.instruments.heartbeatLag,
+      reservations: placementGroups,
+      shards: gangs,
+      logs: logRelay,
+    })],
+    [GangServiceService, gangService(head.rpc, gangs, logRelay)],
+    [ReplicaGroupServiceService, replicaService(head.rpc, replicaGroups)],
+    [PlacementGroupServiceService, placementService(head.rpc, placementGroups)],
+  ] as Array<[ServiceDefinition, UntypedServiceImplementation]>);
+  return { registry, events, placementGroups, gangs, services, close };
+}
