@@ -28,6 +28,7 @@ import { rpcContext } from './api/rpc.js';
 import { tokenPath, type HeadConfig } from './config.js';
 import { Election, type Term } from './ha/election.js';
 import { LeaderGate } from './ha/gate.js';
+import { StateMirror } from './ha/mirror.js';
 import { startLeaderTerm, type HeadProcess, type LeaderTerm } from './leader-term.js';
 import { openStore, type StateStore } from './state/index.js';
 
@@ -149,10 +150,17 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
 
     let decided!: () => void;
     const roleDecided = new Promise<void>((r) => (decided = r));
+    // A standby on etcd follows the state (ha/mirror.ts); the embedded store has no standbys.
+    const follow = () => (store.kind === 'etcd' ? new StateMirror(store, log) : undefined);
+    let mirror = follow();
+
     /** Serves one won term until it ends; false if its state could not be loaded. */
     const lead = async (won: Term): Promise<boolean> => {
+      const started = performance.now();
+      const loading = mirror && (await mirror.caughtUp(won.revision, 1_000)) ? mirror.forLoading() : undefined;
       try {
-        term = await startLeaderTerm(won.writer, headProcess);
+        term = await startLeaderTerm(loading ? won.writer.withStore(loading.store) : won.writer, headProcess);
+        loading?.loaded();
       } catch (e) {
         log.error({ err: (e as Error).message }, 'won the election but could not load the state; resigning');
         won.end('state load failed');
@@ -161,13 +169,19 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
         return false;
       }
       gate.open(term.services);
-      log.info({ headId: config.headId, address: advertiseAddress, revision: won.revision }, 'became leader');
+      await mirror?.close();
+      mirror = undefined;
+      log.info(
+        { headId: config.headId, address: advertiseAddress, revision: won.revision, loadedFrom: loading ? 'mirror' : 'store', loadMs: Math.round(performance.now() - started) },
+        'became leader',
+      );
       leadingNow?.();
       decided();
       const reason = await Promise.race([won.ended, stopped.then(() => 'head stopping')]);
       gate.close();
       term.close();
       term = undefined;
+      if (!stopping) mirror = follow();
       leadingSignal = new Promise<void>((r) => (leadingNow = r));
       if (!stopping) log.warn({ headId: config.headId, reason }, 'leadership lost; standing by');
       return true;
@@ -192,6 +206,7 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       await election.resign();
       election.stop();
       await loop;
+      await mirror?.close();
     });
     await roleDecided;
 

@@ -37,6 +37,7 @@ export function leaderRecordOf(value: Uint8Array): LeaderRecord | undefined {
 
 export class StateWriter {
   private readonly fence: Compare;
+  private readonly revision: number;
 
   /**
    * A writer for the term that put the leader key at `revision`. `onFenced`
@@ -48,7 +49,13 @@ export class StateWriter {
     revision: number,
     private readonly onFenced: (holder: string) => void = () => {},
   ) {
+    this.revision = revision;
     this.fence = { key: LEADER_KEY, target: 'modRevision', op: '==', value: revision };
+  }
+
+  /** The same term's writer over another view of the store (e.g. one that loads from a mirror). */
+  withStore(store: StateStore): StateWriter {
+    return new StateWriter(store, this.headId, this.revision, this.onFenced);
   }
 
   put(key: string, value: Uint8Array): Promise<TxnResult> {
