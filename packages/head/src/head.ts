@@ -124,7 +124,12 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       const leader = election.leader;
       return leader && leader.headId !== config.headId
         ? new MusterError(ErrorCode.NOT_LEADER, `head ${config.headId} is a standby; the leader is ${leader.headId} at ${leader.address}`, { details: { leader: leader.address } })
-        : new MusterError(ErrorCode.NOT_LEADER, `head ${config.headId} is not the leader and no leader is elected yet (state store: ${store.kind}); retry shortly`);
+        : new MusterError(
+            ErrorCode.NOT_LEADER,
+            election.lastError
+              ? `no leader: the state store is unreachable (${election.lastError}); changes are refused until it returns`
+              : `head ${config.headId} is not the leader and no leader is elected yet; retry shortly`,
+          );
     });
     for (const s of SERVICES) server.addService(s, gate.serve(s));
 
@@ -154,8 +159,21 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
     const follow = () => (store.kind === 'etcd' ? new StateMirror(store, log) : undefined);
     let mirror = follow();
 
+    // Backstop: a failure nothing awaited (a store call during an outage) must
+    // not kill the process. The term's memory may have run ahead of the store,
+    // so the term ends and the next one starts from the stored state.
+    let current: Term | undefined;
+    const onUnhandled = (e: unknown) => {
+      const msg = e instanceof Error ? e.message : String(e);
+      log.error({ err: msg }, current ? 'unhandled failure in the leader term; ending the term' : 'unhandled failure');
+      current?.end(`unhandled failure: ${msg}`);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    cleanups.push(() => void process.off('unhandledRejection', onUnhandled));
+
     /** Serves one won term until it ends; false if its state could not be loaded. */
     const lead = async (won: Term): Promise<boolean> => {
+      current = won;
       const started = performance.now();
       const loading = mirror && (await mirror.caughtUp(won.revision, 1_000)) ? mirror.forLoading() : undefined;
       try {
@@ -164,6 +182,7 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       } catch (e) {
         log.error({ err: (e as Error).message }, 'won the election but could not load the state; resigning');
         won.end('state load failed');
+        current = undefined;
         await election.resign();
         decided();
         return false;
@@ -181,6 +200,7 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       gate.close();
       term.close();
       term = undefined;
+      current = undefined;
       if (!stopping) mirror = follow();
       leadingSignal = new Promise<void>((r) => (leadingNow = r));
       if (!stopping) log.warn({ headId: config.headId, reason }, 'leadership lost; standing by');

@@ -345,7 +345,11 @@ export class PlacementGroupController {
       // The in-memory view ran ahead of the store: reload the truth.
       this.groups.clear();
       this.byName.clear();
-      await this.load();
+      try {
+        await this.load();
+      } catch (reload) {
+        this.writer.abandon(`placement groups could not be read back after a failed commit: ${(reload as Error).message}`);
+      }
       return;
     }
     for (const s of staged) s.settle(true);

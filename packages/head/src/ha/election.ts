@@ -49,6 +49,8 @@ const RETRY_MS = 250;
 export class Election {
   /** The leader as last read from the store; undefined while there is none. */
   leader: LeaderRecord | undefined;
+  /** Why the last campaign attempt failed (the store was unreachable), until one succeeds. */
+  lastError: string | undefined;
   private lease: Lease | undefined;
   private stopped = false;
   private wake: (() => void) | undefined;
@@ -70,6 +72,7 @@ export class Election {
     while (!this.stopped) {
       try {
         const term = await this.tryOnce();
+        this.lastError = undefined;
         if (term) return term;
         const holder = this.leader ? `${this.leader.headId} at ${this.leader.address}` : 'unknown';
         if (waitingOn !== holder) this.opts.log.info({ leader: this.leader }, `standing by: ${holder} leads`);
@@ -78,6 +81,7 @@ export class Election {
         await this.untilLeaderKeyChanges();
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
+        this.lastError = msg;
         if (waitingOn !== msg) this.opts.log.warn({ err: msg }, 'cannot campaign for leadership (state store unreachable?); retrying');
         waitingOn = msg;
         this.leader = undefined;
@@ -149,7 +153,7 @@ export class Election {
       done = true;
       resolve(reason);
     };
-    const writer = new StateWriter(this.store, this.opts.headId, revision, (holder) => end(`a write was fenced: the leader key is now held by ${holder}`));
+    const writer = new StateWriter(this.store, this.opts.headId, revision, end);
     void lease.lost.then(() => end(`lease ${lease.id} lost (expired, revoked, or not renewed for ${2 * this.opts.leaseSeconds} s)`));
     void this.watchOwnKey(revision, end, ended);
     return { writer, revision, ended, end };

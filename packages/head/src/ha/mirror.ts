@@ -89,9 +89,12 @@ export class StateMirror {
   }
 
   private async follow(): Promise<void> {
+    let failing = false;
     while (!this.stopped) {
       try {
         const { kvs, revision } = await this.store.range(ROOT);
+        if (failing) this.log.info({ keys: kvs.length, revision }, 'state mirror reads the store again');
+        failing = false;
         this.kvs.clear();
         for (const kv of kvs) this.kvs.set(kv.key, kv);
         this.advance(revision);
@@ -110,7 +113,8 @@ export class StateMirror {
           }
         }
       } catch (e) {
-        if (!this.stopped) this.log.warn({ err: (e as Error).message }, 'state mirror lost its watch; reading the state again');
+        if (!this.stopped && !failing) this.log.warn({ err: (e as Error).message }, 'state mirror lost the store; retrying every 500 ms');
+        failing = true;
       }
       if (!this.stopped) await new Promise((r) => setTimeout(r, 500));
     }

@@ -40,14 +40,15 @@ export class StateWriter {
   private readonly revision: number;
 
   /**
-   * A writer for the term that put the leader key at `revision`. `onFenced`
-   * runs (once per refused write) when the key has moved on.
+   * A writer for the term that put the leader key at `revision`. `onLost`
+   * ends the term: called when a write finds the key has moved on, or by
+   * `abandon`.
    */
   constructor(
     readonly store: StateStore,
     readonly headId: string,
     revision: number,
-    private readonly onFenced: (holder: string) => void = () => {},
+    private readonly onLost: (reason: string) => void = () => {},
   ) {
     this.revision = revision;
     this.fence = { key: LEADER_KEY, target: 'modRevision', op: '==', value: revision };
@@ -55,7 +56,16 @@ export class StateWriter {
 
   /** The same term's writer over another view of the store (e.g. one that loads from a mirror). */
   withStore(store: StateStore): StateWriter {
-    return new StateWriter(store, this.headId, this.revision, this.onFenced);
+    return new StateWriter(store, this.headId, this.revision, this.onLost);
+  }
+
+  /**
+   * Ends the term: for a component whose memory can no longer be trusted to
+   * match the store (a commit failed and the store cannot be read back). The
+   * head stands by and the next term loads the stored state.
+   */
+  abandon(reason: string): void {
+    this.onLost(reason);
   }
 
   put(key: string, value: Uint8Array): Promise<TxnResult> {
@@ -73,7 +83,7 @@ export class StateWriter {
     const leader = r.results[0]?.kv;
     if (!leader || leader.modRevision !== this.fence.value) {
       const holder = leader ? leaderRecordOf(leader.value)?.headId ?? 'unknown' : 'nobody';
-      this.onFenced(holder);
+      this.onLost(`a write was fenced: the leader key is now held by ${holder}`);
       throw new MusterError(ErrorCode.NOT_LEADER, `head ${this.headId} is no longer the leader (leader key now held by ${holder}); write refused`);
     }
     throw new MusterError(ErrorCode.STORE_CONFLICT, 'a concurrent write changed the state first; retry');
