@@ -394,12 +394,19 @@ describe.each(overlays)('overlay %s', (name) => {
     }
   });
 
-  it('runs exactly one head, stopped before its replacement starts (no leader election yet)', () => {
+  it('runs 3 heads in production (1 in dev) on etcd, replaced one at a time, each advertising its pod address', () => {
     const head = find(objects, 'Deployment', 'muster-head');
-    expect(head.spec!.replicas).toBe(1);
-    expect(head.spec!.strategy!.type).toBe('Recreate');
-    const config = loadHeadConfig({ env: containerEnv(objects, cliContainers(objects, 'head')[0]!) });
+    expect(head.spec!.replicas).toBe(name === 'production' ? 3 : 1);
+    expect(head.spec!.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } });
+    expect(find(objects, 'PodDisruptionBudget', 'muster-head').spec!.maxUnavailable).toBe(1);
+    const container = cliContainers(objects, 'head')[0]!;
+    const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e]));
+    expect(env.POD_IP?.valueFrom?.fieldRef?.fieldPath).toBe('status.podIP');
+    // Kubernetes expands $(POD_IP) because POD_IP is defined before it.
+    expect(env.MUSTER_ADVERTISE_ADDRESS?.value).toBe('$(POD_IP):7400');
+    const config = loadHeadConfig({ env: { ...containerEnv(objects, container), MUSTER_ADVERTISE_ADDRESS: '10.0.0.7:7400' } });
     expect(config.store).toBe('etcd');
+    expect(config.advertiseAddress).toBe('10.0.0.7:7400');
   });
 
   it('runs the worker as a DaemonSet that tolerates GPU taints, on GPU nodes with the NVIDIA runtime (or a simulated profile)', () => {

@@ -1,6 +1,7 @@
 /**
  * How CLI commands find the cluster: --address / MUSTER_ADDRESS (default
- * 127.0.0.1:7400, what `muster up` binds) and --token-file /
+ * 127.0.0.1:7400, what `muster up` binds; with several heads, all of them,
+ * comma-separated: the SDK finds the leader) and --token-file /
  * MUSTER_TOKEN_FILE (default .muster/head/token, where `muster up` keeps it)
  * or MUSTER_TOKEN.
  */
@@ -14,7 +15,7 @@ export interface ConnectionFlags {
 
 export function addConnectionFlags(cmd: Command): Command {
   return cmd
-    .option('--address <host:port>', 'head address [env MUSTER_ADDRESS] (default 127.0.0.1:7400)')
+    .option('--address <host:port,...>', 'head address, or every head of an HA cluster comma-separated [env MUSTER_ADDRESS] (default 127.0.0.1:7400)')
     .option('--token-file <file>', 'cluster token file [env MUSTER_TOKEN_FILE] (default .muster/head/token)');
 }
 

@@ -7,30 +7,57 @@
  *
  * Every call carries the cluster token; errors are MusterError with a stable
  * `code` (MUSTER_UNAUTHENTICATED, MUSTER_UNAVAILABLE, ...).
+ *
+ * High availability: give every head of the cluster (`address:
+ * 'h1:7400,h2:7400,h3:7400'` or `addresses: [...]`) and the SDK finds the
+ * leader by itself. A standby head refuses with MUSTER_NOT_LEADER, usually
+ * naming the leader; a dead head refuses the connection. Either way a control
+ * call goes on at the named leader, else at the next address, with backoff
+ * (50 ms … 1 s), until its own deadline (`callTimeoutMs`, or the wait's
+ * timeout); the final error names the heads it tried. A failover is thus
+ * invisible to callers but for the delay. Retries are safe: creates carry one
+ * request id for all their attempts and every other call is idempotent.
+ * Watches (`events()`, replica group membership) reopen at the new leader
+ * and resume where they stopped. Errors that retrying cannot fix (a wrong
+ * token, an invalid spec) are thrown at once. Log streams are not resumed.
  */
-import { credentials, type Metadata } from '@grpc/grpc-js';
+import type { Metadata } from '@grpc/grpc-js';
 import { z } from 'zod';
-import { ErrorCode, MusterError, fromGrpcError, readToken, tokenMetadata } from '@muster/common';
-import { resumingStream } from './rpc.js';
+import { ErrorCode, MusterError, readToken, tokenMetadata } from '@muster/common';
 import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, ReplicaGroupServiceClient, type ClusterEvent, type ClusterInfo } from '@muster/proto';
+import { Endpoints, isHostPort } from './endpoints.js';
+import { HeadService } from './rpc.js';
 import { Gangs } from './gangs.js';
 import { ReplicaGroups } from './replica-groups.js';
 import { Actors } from './actors.js';
 import { PlacementGroups } from './placement-groups.js';
 import { eventView, nodeView, type ClusterEventView, type NodeStateName, type NodeView } from './types.js';
 
+/** One head address; the message names the entry, so a typo in a list of five is found at once. */
+const headAddress = z
+  .string()
+  .trim()
+  .refine(isHostPort, { error: (issue) => `${JSON.stringify(issue.input)} is not host:port` });
+
 const connectOptionsSchema = z
   .object({
-    /** Head address "host:port". */
-    address: z.string().regex(/^(\[[^\]]+\]|[^:]+):\d{1,5}$/, 'expected host:port'),
+    /** Head address "host:port", or every head of an HA cluster, comma-separated. */
+    address: z
+      .string()
+      .transform((list) => list.split(','))
+      .pipe(z.array(headAddress))
+      .optional(),
+    /** Head addresses "host:port" (with `address`, both are used). */
+    addresses: z.array(headAddress).optional(),
     /** The cluster token, or… */
     token: z.string().min(1).optional(),
     /** …a file holding it (the head writes <data dir>/token). */
     tokenFile: z.string().min(1).optional(),
-    /** Deadline of each control call, ms. */
+    /** Deadline of each control call, retries across heads included, ms. */
     callTimeoutMs: z.number().int().positive().default(10_000),
   })
-  .refine((o) => o.token || o.tokenFile, { message: 'give token or tokenFile', path: ['token'] });
+  .refine((o) => o.token || o.tokenFile, { message: 'give token or tokenFile', path: ['token'] })
+  .refine((o) => (o.address?.length ?? 0) + (o.addresses?.length ?? 0) > 0, { message: 'give address or addresses', path: ['address'] });
 
 export type ConnectOptions = z.input<typeof connectOptionsSchema>;
 
@@ -45,6 +72,12 @@ export interface EventsOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Connects to the cluster and checks the token with one call (so a wrong
+ * token or address fails here, not on first use). With several heads, that
+ * call also finds the leader: see the module comment for how calls follow it
+ * across a failover.
+ */
 export async function connect(options: ConnectOptions): Promise<Cluster> {
   const parsed = connectOptionsSchema.safeParse(options);
   if (!parsed.success) {
@@ -53,9 +86,10 @@ export async function connect(options: ConnectOptions): Promise<Cluster> {
   }
   const o = parsed.data;
   const token = o.token ?? (await readToken(o.tokenFile!));
-  const cluster = new Cluster(o.address, token, o.callTimeoutMs);
+  const heads = [...new Set([...(o.address ?? []), ...(o.addresses ?? [])])];
+  const cluster = new Cluster(new Endpoints(heads), token, o.callTimeoutMs);
   try {
-    await cluster.info(); // fail fast on a wrong token or an unreachable head
+    await cluster.info(); // fail fast on a wrong token; find the leader
   } catch (e) {
     cluster.close();
     throw e;
@@ -64,85 +98,76 @@ export async function connect(options: ConnectOptions): Promise<Cluster> {
 }
 
 export class Cluster {
-  private readonly client: ClusterServiceClient;
-  private readonly pgClient: PlacementGroupServiceClient;
-  private readonly gangClient: GangServiceClient;
+  private readonly service: HeadService<ClusterServiceClient>;
+  /** Create, inspect, wait for and remove placement groups. */
+  readonly placementGroups: PlacementGroups;
   /** Launch, watch and stop gangs (the ranks of a TP×PP replica). */
   readonly gangs: Gangs;
-  private readonly rgClient: ReplicaGroupServiceClient;
   /** Declare replica groups, scale them, and call them (routed here, over NATS). */
   readonly replicaGroups: ReplicaGroups;
   /** TS class instances hosted on workers, called by method name. */
   readonly actors: Actors;
-  private readonly metadata: Metadata;
-  /** Create, inspect, wait for and remove placement groups. */
-  readonly placementGroups: PlacementGroups;
 
-  constructor(readonly address: string, token: string, private readonly callTimeoutMs: number) {
-    const options = { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 2_000 };
-    this.client = new ClusterServiceClient(address, credentials.createInsecure(), options);
-    // Same target and options: grpc-js shares one channel (one connection) between the two.
-    this.pgClient = new PlacementGroupServiceClient(address, credentials.createInsecure(), options);
-    this.metadata = tokenMetadata(token);
-    const call = <T>(fn: (md: Metadata, o: { deadline: number }, cb: (err: unknown, res?: T) => void) => void, timeoutMs?: number) =>
-      this.unary<T>((cb) => fn(this.metadata, { deadline: Date.now() + (timeoutMs ?? this.callTimeoutMs) }, cb));
-    this.placementGroups = new PlacementGroups(this.pgClient, call);
-    this.gangClient = new GangServiceClient(address, credentials.createInsecure(), options);
-    this.gangs = new Gangs(this.gangClient, call, this.metadata);
-    this.rgClient = new ReplicaGroupServiceClient(address, credentials.createInsecure(), options);
-    this.replicaGroups = new ReplicaGroups(this.rgClient, call, this.metadata, async () => (await this.info()).nats);
+  constructor(private readonly endpoints: Endpoints, token: string, callTimeoutMs: number) {
+    const metadata = tokenMetadata(token);
+    this.service = new HeadService(endpoints, ClusterServiceClient, metadata, callTimeoutMs);
+    this.placementGroups = new PlacementGroups(new HeadService(endpoints, PlacementGroupServiceClient, metadata, callTimeoutMs));
+    this.gangs = new Gangs(new HeadService(endpoints, GangServiceClient, metadata, callTimeoutMs));
+    this.replicaGroups = new ReplicaGroups(new HeadService(endpoints, ReplicaGroupServiceClient, metadata, callTimeoutMs), async () => (await this.info()).nats);
     this.actors = new Actors(this.replicaGroups);
   }
 
+  /**
+   * The head calls go to now: after the first call, the leader (it changes
+   * on a failover). With a single head, the address given to connect().
+   */
+  get address(): string {
+    return this.endpoints.current;
+  }
+
+  /** Every head given to connect(), in order. */
+  get addresses(): readonly string[] {
+    return this.endpoints.addresses;
+  }
+
   async info(): Promise<ClusterInfo> {
-    return this.unary((cb) => this.client.getClusterInfo({}, this.metadata, this.opts(), cb));
+    return this.service.call((c, md, o, cb) => c.getClusterInfo({}, md, o, cb));
   }
 
   /** Every node the head knows, or only those in `state`. */
   async nodes(filter: { state?: Exclude<NodeStateName, 'unknown'> } = {}): Promise<NodeView[]> {
     const state =
       filter.state === 'alive' ? NodeState.NODE_STATE_ALIVE : filter.state === 'dead' ? NodeState.NODE_STATE_DEAD : NodeState.NODE_STATE_UNSPECIFIED;
-    const res = await this.unary<{ nodes: Parameters<typeof nodeView>[0][] }>((cb) => this.client.listNodes({ state }, this.metadata, this.opts(), cb));
+    const res = await this.service.call<{ nodes: Parameters<typeof nodeView>[0][] }>((c, md, o, cb) => c.listNodes({ state }, md, o, cb));
     return res.nodes.map(nodeView);
   }
 
   async node(id: string): Promise<NodeView> {
-    return nodeView(await this.unary((cb) => this.client.getNode({ nodeId: id }, this.metadata, this.opts(), cb)));
+    return nodeView(await this.service.call((c, md, o, cb) => c.getNode({ nodeId: id }, md, o, cb)));
   }
 
   /**
    * Cluster events as an async iterable. If the stream to the head breaks
-   * (head restart), it reconnects and resumes after the last event it
-   * delivered, so none is lost or repeated (like a Kubernetes informer, it
-   * keeps trying while the head is away). It ends when `signal` aborts or the
-   * loop breaks, and throws on a non-retryable error (a revoked token).
+   * (head restart, failover), it reconnects, to the leader, and resumes after
+   * the last event it delivered, so none is lost or repeated (like a
+   * Kubernetes informer, it keeps trying while no head answers). It ends when
+   * `signal` aborts or the loop breaks, and throws on a non-retryable error
+   * (a revoked token).
    */
   async *events(options: EventsOptions = {}): AsyncGenerator<ClusterEventView> {
     let afterId = options.afterId ?? '';
     const replay = options.replay ?? false;
     // Every reconnection resumes after the last delivered event (newer ones are replayed).
-    const open = () => this.client.watchEvents({ replay: replay || afterId !== '', afterId, kinds: options.kinds ?? [] }, this.metadata);
-    for await (const e of resumingStream<ClusterEvent>(open, options.signal)) {
+    const open = (c: ClusterServiceClient, md: Metadata) => c.watchEvents({ replay: replay || afterId !== '', afterId, kinds: options.kinds ?? [] }, md);
+    for await (const e of this.service.watch<ClusterEvent>(open, options.signal)) {
       afterId = e.id;
       yield eventView(e);
     }
   }
 
+  /** Closes the connections to every head. */
   close(): void {
-    this.client.close();
-    this.pgClient.close();
-    this.gangClient.close();
-    this.rgClient.close();
+    this.endpoints.close();
     void this.replicaGroups.closeDataPlane();
-  }
-
-  private opts() {
-    return { deadline: Date.now() + this.callTimeoutMs };
-  }
-
-  private unary<T>(fn: (cb: (err: unknown, res?: T) => void) => void): Promise<T> {
-    return new Promise<T>((resolve, reject) =>
-      fn((err, res) => (err ? reject(fromGrpcError(err)) : resolve(res as T))),
-    );
   }
 }

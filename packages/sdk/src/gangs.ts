@@ -13,8 +13,7 @@
  *   await gang.stop();
  */
 import { randomUUID } from 'node:crypto';
-import type { Metadata } from '@grpc/grpc-js';
-import type { Call } from './rpc.js';
+import type { HeadService } from './rpc.js';
 import { ErrorCode, MusterError, fromGrpcError } from '@muster/common';
 import { GangState as G, type Gang as WireGang, type GangFailure, type GangServiceClient, type GangSpec as WireSpec, type Probe, type ShardTemplate, type StartupPolicy } from '@muster/proto';
 
@@ -190,35 +189,41 @@ export class Gang {
 }
 
 export class Gangs {
-  constructor(private readonly client: GangServiceClient, private readonly call: Call, private readonly metadata: Metadata) {}
+  constructor(private readonly head: HeadService<GangServiceClient>) {}
 
   async launch(spec: GangSpec): Promise<Gang> {
     const wire = toWire(spec);
     // One id for every attempt of this launch: a retry after a failover returns the gang it made.
     const requestId = randomUUID();
-    return this.handle(await this.call<WireGang>((md, o, cb) => this.client.launchGang({ spec: wire, requestId }, md, o, cb)));
+    return this.handle(await this.head.call<WireGang>((c, md, o, cb) => c.launchGang({ spec: wire, requestId }, md, o, cb)));
   }
 
   async get(idOrName: string): Promise<Gang> {
-    return this.handle(await this.call<WireGang>((md, o, cb) => this.client.getGang({ id: idOrName }, md, o, cb)));
+    return this.handle(await this.head.call<WireGang>((c, md, o, cb) => c.getGang({ id: idOrName }, md, o, cb)));
   }
 
   async list(): Promise<Gang[]> {
-    const res = await this.call<{ gangs: WireGang[] }>((md, o, cb) => this.client.listGangs({}, md, o, cb));
+    const res = await this.head.call<{ gangs: WireGang[] }>((c, md, o, cb) => c.listGangs({}, md, o, cb));
     return res.gangs.map((g) => this.handle(g));
   }
 
   async stop(idOrName: string): Promise<Gang> {
-    return this.handle(await this.call<WireGang>((md, o, cb) => this.client.stopGang({ id: idOrName }, md, o, cb)));
+    return this.handle(await this.head.call<WireGang>((c, md, o, cb) => c.stopGang({ id: idOrName }, md, o, cb)));
   }
 
-  /** @internal */
+  /**
+   * @internal Waits up to `timeoutMs` on the head. A wait cut by a failover
+   * is sent again to the new leader for the time that is left.
+   */
   waitRaw(id: string, timeoutMs: number): Promise<WireGang> {
-    return this.call<WireGang>((md, o, cb) => this.client.waitGang({ id, timeoutMs }, md, o, cb), timeoutMs + 10_000);
+    const until = Date.now() + timeoutMs;
+    const left = () => Math.max(0, until - Date.now());
+    return this.head.call<WireGang>((c, md, o, cb) => c.waitGang({ id, timeoutMs: left() }, md, o, cb), timeoutMs + 10_000);
   }
 
+  /** A rank's log, from the current head; not resumed if the stream breaks (it would repeat the tail). */
   async *logs(idOrName: string, opts: { rank?: number; follow?: boolean; tailBytes?: number; signal?: AbortSignal }): AsyncGenerator<Uint8Array> {
-    const call = this.client.streamLogs({ gang: idOrName, rank: opts.rank ?? 0, follow: opts.follow ?? false, tailBytes: opts.tailBytes ?? 0 }, this.metadata);
+    const call = this.head.current().streamLogs({ gang: idOrName, rank: opts.rank ?? 0, follow: opts.follow ?? false, tailBytes: opts.tailBytes ?? 0 }, this.head.metadata);
     const abort = () => call.cancel();
     opts.signal?.addEventListener('abort', abort, { once: true });
     try {

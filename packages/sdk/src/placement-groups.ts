@@ -14,7 +14,7 @@
  * a group that fits no node shape rejects `ready()` with MUSTER_PG_INFEASIBLE.
  */
 import { randomUUID } from 'node:crypto';
-import type { Call } from './rpc.js';
+import type { HeadService } from './rpc.js';
 import { ErrorCode, MusterError } from '@muster/common';
 import {
   PlacementGroupState as S,
@@ -231,35 +231,40 @@ export class PlacementGroup {
 }
 
 export class PlacementGroups {
-  constructor(private readonly client: PlacementGroupServiceClient, private readonly call: Call) {}
+  constructor(private readonly head: HeadService<PlacementGroupServiceClient>) {}
 
   async create(spec: PlacementGroupSpec): Promise<PlacementGroup> {
     const wire = toWire(spec);
     // One id for every attempt of this create: a retry after a failover returns the group it made.
     const requestId = randomUUID();
-    return this.handle(await this.call<WirePG>((md, o, cb) => this.client.createPlacementGroup({ spec: wire, requestId }, md, o, cb)));
+    return this.handle(await this.head.call<WirePG>((c, md, o, cb) => c.createPlacementGroup({ spec: wire, requestId }, md, o, cb)));
   }
 
   /** By id or name. */
   async get(idOrName: string): Promise<PlacementGroup> {
-    return this.handle(await this.call<WirePG>((md, o, cb) => this.client.getPlacementGroup({ id: idOrName }, md, o, cb)));
+    return this.handle(await this.head.call<WirePG>((c, md, o, cb) => c.getPlacementGroup({ id: idOrName }, md, o, cb)));
   }
 
   /** All groups but removed ones, or those in `state`. */
   async list(filter: { state?: Exclude<PlacementGroupStateName, 'unknown'> } = {}): Promise<PlacementGroup[]> {
     const state = filter.state ? stateOfName.get(filter.state)! : S.PLACEMENT_GROUP_STATE_UNSPECIFIED;
-    const res = await this.call<{ groups: WirePG[] }>((md, o, cb) => this.client.listPlacementGroups({ state }, md, o, cb));
+    const res = await this.head.call<{ groups: WirePG[] }>((c, md, o, cb) => c.listPlacementGroups({ state }, md, o, cb));
     return res.groups.map((g) => this.handle(g));
   }
 
   /** Idempotent: removing a removed group returns it again. */
   async remove(idOrName: string): Promise<PlacementGroup> {
-    return this.handle(await this.call<WirePG>((md, o, cb) => this.client.removePlacementGroup({ id: idOrName }, md, o, cb)));
+    return this.handle(await this.head.call<WirePG>((c, md, o, cb) => c.removePlacementGroup({ id: idOrName }, md, o, cb)));
   }
 
-  /** @internal */
+  /**
+   * @internal Waits up to `timeoutMs` on the head. A wait cut by a failover
+   * is sent again to the new leader for the time that is left.
+   */
   waitRaw(id: string, timeoutMs: number): Promise<WirePG> {
-    return this.call<WirePG>((md, o, cb) => this.client.waitPlacementGroup({ id, timeoutMs }, md, o, cb), timeoutMs + 10_000);
+    const until = Date.now() + timeoutMs;
+    const left = () => Math.max(0, until - Date.now());
+    return this.head.call<WirePG>((c, md, o, cb) => c.waitPlacementGroup({ id, timeoutMs: left() }, md, o, cb), timeoutMs + 10_000);
   }
 
   private handle(pg: WirePG): PlacementGroup {

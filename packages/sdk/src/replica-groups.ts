@@ -8,8 +8,7 @@
  *   const echo = await cluster.replicaGroups.get('echo');
  *   const answer = await echo.call({ text: 'hi' }, { timeoutMs: 5_000 });
  */
-import type { Metadata } from '@grpc/grpc-js';
-import { resumingStream, type Call } from './rpc.js';
+import type { HeadService } from './rpc.js';
 import { ErrorCode, MusterError, connectNats, type NatsConnection } from '@muster/common';
 import type { Membership as WireMembership, ReplicaGroup as WireRG, ReplicaGroupServiceClient, ReplicaGroupSpec as WireSpec } from '@muster/proto';
 import type { CallOptions, Membership, RouterOptions } from './dataplane/types.js';
@@ -180,38 +179,36 @@ export class ReplicaGroups {
   private nats: Promise<{ conn: NatsConnection; prefix: string }> | undefined;
 
   constructor(
-    private readonly client: ReplicaGroupServiceClient,
-    private readonly call: Call,
-    private readonly metadata: Metadata,
+    private readonly head: HeadService<ReplicaGroupServiceClient>,
     private readonly natsAccess: () => Promise<{ servers: string[]; user: string; password: string; subjectPrefix: string } | undefined>,
   ) {}
 
   /** Create or update; idempotent. Changing only `replicas` never rolls out. */
   async apply(spec: ReplicaGroupSpec): Promise<ReplicaGroup> {
     const wire = toWire(spec);
-    return this.handle(await this.call<WireRG>((md, o, cb) => this.client.applyReplicaGroup({ spec: wire }, md, o, cb)));
+    return this.handle(await this.head.call<WireRG>((c, md, o, cb) => c.applyReplicaGroup({ spec: wire }, md, o, cb)));
   }
 
   async get(name: string): Promise<ReplicaGroup> {
-    return this.handle(await this.call<WireRG>((md, o, cb) => this.client.getReplicaGroup({ name }, md, o, cb)));
+    return this.handle(await this.head.call<WireRG>((c, md, o, cb) => c.getReplicaGroup({ name }, md, o, cb)));
   }
 
   async list(): Promise<ReplicaGroup[]> {
-    const res = await this.call<{ groups: WireRG[] }>((md, o, cb) => this.client.listReplicaGroups({}, md, o, cb));
+    const res = await this.head.call<{ groups: WireRG[] }>((c, md, o, cb) => c.listReplicaGroups({}, md, o, cb));
     return res.groups.map((g) => this.handle(g));
   }
 
   async scale(name: string, replicas: number): Promise<ReplicaGroup> {
-    return this.handle(await this.call<WireRG>((md, o, cb) => this.client.scaleReplicaGroup({ name, replicas }, md, o, cb)));
+    return this.handle(await this.head.call<WireRG>((c, md, o, cb) => c.scaleReplicaGroup({ name, replicas }, md, o, cb)));
   }
 
   async delete(name: string): Promise<ReplicaGroup> {
-    return this.handle(await this.call<WireRG>((md, o, cb) => this.client.deleteReplicaGroup({ name }, md, o, cb)));
+    return this.handle(await this.head.call<WireRG>((c, md, o, cb) => c.deleteReplicaGroup({ name }, md, o, cb)));
   }
 
-  /** Membership snapshots from the head; reconnects (and resumes) when the stream breaks. */
+  /** Membership snapshots from the leading head; reconnects (to the leader) when the stream breaks. */
   async *membership(name: string, signal?: AbortSignal): AsyncGenerator<Membership> {
-    for await (const m of resumingStream<WireMembership>(() => this.client.watchMembership({ group: name }, this.metadata), signal)) {
+    for await (const m of this.head.watch<WireMembership>((c, md) => c.watchMembership({ group: name }, md), signal)) {
       yield { group: m.group, version: m.version, replicas: m.replicas, revisionWeights: Object.keys(m.revisionWeights).length ? m.revisionWeights : undefined };
     }
   }
