@@ -125,4 +125,20 @@ describe('Balancer', () => {
     b.update(members(2, { r: ['a'] }));
     expect(b.tryAcquire()?.info.replicaId).toBe('a');
   });
+
+  it('makes an unreachable replica a candidate again on its next load report, unless it is draining, and wakes a waiter', () => {
+    // After a NATS outage the router may be back before a replica is: "no responders" until the replica's first report.
+    const b = balancer();
+    b.update(members(1, { r: ['a'] }));
+    const a = b.tryAcquire()!;
+    b.markUnreachable(a);
+    b.release(a);
+    const got: string[] = [];
+    b.enqueue(undefined, (r) => got.push(r.info.replicaId));
+    b.report({ v: 1, replicaId: 'a', inFlight: 0, queued: 0, timeMs: Date.now(), draining: true });
+    expect(got).toEqual([]);
+    expect(b.tryAcquire()).toBeUndefined();
+    b.report({ v: 1, replicaId: 'a', inFlight: 0, queued: 0, timeMs: Date.now() });
+    expect(got).toEqual(['a']);
+  });
 });

@@ -5,8 +5,9 @@
  *
  * Selection, in this order (docs/dataplane.md has the why):
  *   1. candidates: replicas of the latest membership that did not answer
- *      "no responders" since that version, that this call has not tried, and
- *      that have a free slot (in flight from this router < maxOngoing);
+ *      "no responders" since that version (or have sent a load report, not
+ *      draining, since), that this call has not tried, and that have a free
+ *      slot (in flight from this router < maxOngoing);
  *   2. a revision, by smooth weighted round robin among those with a
  *      candidate (membership.revisionWeights; absent or all zero: by replica
  *      count) — canaries and blue/green; a revision of weight 0 gets none;
@@ -14,7 +15,8 @@
  *      with less load wins, load = in flight from this router + the queue
  *      the replica last reported, if that report is fresh.
  * When no replica can take the call it waits in one FIFO queue (bounded by
- * maxQueued) until a slot frees or the membership changes.
+ * maxQueued) until a slot frees, the membership changes or a replica becomes
+ * reachable again.
  */
 import { ErrorCode, MusterError } from '@muster/common';
 import type { Membership, ReplicaInfo, WireLoad } from './types.js';
@@ -31,7 +33,7 @@ export interface ReplicaState {
   inFlight: number;
   /** In the latest membership. */
   live: boolean;
-  /** Answered "no responders": skipped until the next membership version. */
+  /** Answered "no responders": skipped until the next membership version or its next load report (not draining). */
   unreachable: boolean;
   readonly attempts: Set<Tracked>;
 }
@@ -111,9 +113,21 @@ export class Balancer {
     return true;
   }
 
+  /**
+   * A replica's load report. It also proves the replica is subscribed again
+   * if it had answered "no responders" (a replica reconnecting after a NATS
+   * outage): on its connection the report follows its subscription, and on
+   * ours it follows the "no responders". A draining replica has unsubscribed
+   * for good and says so.
+   */
   report(load: WireLoad): void {
     if (typeof load?.replicaId !== 'string' || typeof load.queued !== 'number') return;
     this.reports.set(load.replicaId, { queued: load.queued, at: Date.now() });
+    const r = this.replicas.get(load.replicaId);
+    if (r?.unreachable && load.draining !== true) {
+      r.unreachable = false;
+      if (this.queue.length > 0) this.pump();
+    }
   }
 
   /** When this replica last reported its load (epoch ms, local clock), or undefined. */

@@ -14,15 +14,21 @@
  *   and went silent)                       marked the call idempotent
  *   deadline                            → REPLICA_LOST if the replica is gone from the
  *                                          membership, else DEADLINE_EXCEEDED
+ *   the router's NATS connection drops  → UNAVAILABLE at once (retryable by the caller,
+ *                                          who is told it may have run): its answer
+ *                                          can no longer arrive. Never resent here
  *
- * Settling is guarded by one flag, and every late message is dropped by its
- * closed inbox token, so the caller never sees two answers.
+ * A call also fails UNAVAILABLE, without being sent, when it starts (or its
+ * turn comes) while the connection is down. Settling is guarded by one flag,
+ * and every late message is dropped by its closed inbox token, so the caller
+ * never sees two answers.
  */
 import { decode, encode, ErrorCode, MusterError, type NatsConnection } from '@muster/common';
 import { nuid, type Msg } from '@nats-io/transport-node';
 import type { Balancer, ReplicaState, Tracked, Waiter } from './balancer.js';
+import type { Link } from './connection.js';
 import type { Inbox, Listener } from './inbox.js';
-import type { WireCancel, WireError } from './types.js';
+import type { WireError } from './types.js';
 import { errorFromWire, isNoResponders } from './wire.js';
 
 /** What a call needs from its router. */
@@ -31,11 +37,15 @@ export interface CallHost {
   readonly nats: NatsConnection;
   readonly balancer: Balancer;
   readonly inbox: Inbox;
+  /** Whether the connection is up now. */
+  readonly link: Link;
   readonly maxRetries: number;
   /** Calls not settled yet (the router fails them on close). */
   readonly calls: Set<Call>;
   /** Totals since the router started (observability, tests). */
   readonly counters: { retries: number; hedges: number; lost: number };
+  /** Tells a replica to drop call `id` (best effort; held until the replica is reachable again if the connection is down). */
+  cancel(replica: ReplicaState, id: string, deadline: number): void;
 }
 
 export interface ResolvedCallOptions {
@@ -68,7 +78,10 @@ export class Attempt implements Listener, Tracked {
 export abstract class Call {
   readonly id = nuid.next();
   protected readonly started = Date.now();
+  /** Replicas that may hold a copy (sent to, not bounced): never picked again for this call. */
   protected readonly tried = new Set<string>();
+  /** Replicas that proved the call never reached them ("no responders", closing): only for messages. */
+  private readonly bounced = new Set<string>();
   protected readonly attempts = new Set<Attempt>();
   protected settled = false;
   private retries = 0;
@@ -88,6 +101,7 @@ export abstract class Call {
 
   start(): void {
     if (this.opts.signal?.aborted) return this.onAbort();
+    if (!this.host.link.up) return this.fail(this.unsent());
     this.host.calls.add(this);
     this.timer = setTimeout(() => this.onDeadline(), this.opts.timeoutMs);
     this.opts.signal?.addEventListener('abort', this.onAbort, { once: true });
@@ -134,6 +148,27 @@ export abstract class Call {
     if (this.attempts.size === 0) this.fail(err);
   }
 
+  /**
+   * The router's NATS connection dropped. Answers to copies in flight can no
+   * longer arrive (nats.js drops what was published during the outage, at
+   * both ends), so the call fails now rather than at its deadline. It is not
+   * resent: a copy in flight may have run. Calls not sent yet fail too —
+   * nothing waits on a connection that is down.
+   */
+  connectionLost(closed: boolean): void {
+    if (this.settled) return;
+    if (this.attempts.size === 0) return this.fail(this.unsent());
+    const on = [...this.attempts].map((a) => a.replica.info.replicaId);
+    const what = closed ? 'was closed' : 'was lost';
+    this.fail(
+      new MusterError(
+        ErrorCode.UNAVAILABLE,
+        `call ${this.id} to replica group "${this.host.group}": the NATS connection ${what} while the call was in flight; it may have run on replica ${on.join(', ')}. Retry it if running it twice is safe`,
+        { details: { group: this.host.group, replicaIds: on, mayHaveRun: true } },
+      ),
+    );
+  }
+
   /** Sends a copy to the best free replica, or queues for one. */
   protected launch(): void {
     const exclude = this.tried.size > 0 ? this.tried : undefined;
@@ -152,6 +187,11 @@ export abstract class Call {
   }
 
   protected send(r: ReplicaState): void {
+    if (!this.host.link.up) {
+      // Published now, it would be dropped by nats.js on reconnect: the call would wait for its deadline.
+      this.host.balancer.release(r);
+      return this.fail(this.unsent());
+    }
     this.tried.add(r.info.replicaId);
     const a = new Attempt(this, r);
     a.reply = this.host.inbox.open(a);
@@ -173,12 +213,7 @@ export abstract class Call {
     this.attempts.delete(a);
     a.replica.attempts.delete(a);
     this.host.balancer.release(a.replica);
-    if (!cancel) return;
-    try {
-      this.host.nats.publish(a.replica.info.subject, encode({ v: 1, id: this.id, cancel: true } satisfies WireCancel));
-    } catch {
-      // best effort
-    }
+    if (cancel) this.host.cancel(a.replica, this.id, this.started + this.opts.timeoutMs);
   }
 
   /** Marks the call settled and releases everything; false if it already was. */
@@ -197,8 +232,11 @@ export abstract class Call {
   private neverReached(a: Attempt, why: string): void {
     this.end(a, false);
     this.host.balancer.markUnreachable(a.replica);
+    // Not a copy it may hold: once the replica is reachable again (it reports load) this call may go back to it.
+    this.tried.delete(a.replica.info.replicaId);
+    this.bounced.add(a.replica.info.replicaId);
     this.retry(() => {
-      const tried = [...this.tried].join(', ');
+      const tried = [...new Set([...this.bounced, ...this.tried])].join(', ');
       return new MusterError(ErrorCode.NO_REPLICAS, `call ${this.id} reached no replica of group "${this.host.group}" after ${this.retries + 1} attempt(s) (tried ${tried}); the last ${why}. The membership is probably stale: replicas are leaving or restarting`, { details: { group: this.host.group, tried } });
     });
   }
@@ -221,6 +259,13 @@ export abstract class Call {
     if (gone) return this.fail(this.lostError(gone, `left the membership before answering (deadline ${this.opts.timeoutMs} ms)`));
     const on = [...this.attempts].map((a) => a.replica.info.replicaId).join(', ') || 'none';
     this.fail(new MusterError(ErrorCode.DEADLINE_EXCEEDED, `call ${this.id} to replica group "${this.host.group}" got no answer within ${this.opts.timeoutMs} ms (replica(s): ${on})`, { details: { group: this.host.group, timeoutMs: this.opts.timeoutMs } }));
+  }
+
+  /** Not sent: the connection is down (or closed). Retryable as is: no replica has seen it. */
+  private unsent(): MusterError {
+    return new MusterError(ErrorCode.UNAVAILABLE, `call ${this.id} to replica group "${this.host.group}" was not sent: ${this.host.link.why ?? 'not connected to NATS'}. Retry it shortly`, {
+      details: { group: this.host.group, mayHaveRun: false },
+    });
   }
 
   private lostError(a: Attempt, why: string): MusterError {

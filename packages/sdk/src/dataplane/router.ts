@@ -11,16 +11,28 @@
  * one we have, an older or equal one is ignored, so a reconnecting watch can
  * replay freely). The router may also be fed by hand with `update()`.
  * Selection and queueing: balancer.ts. One call's outcomes: call.ts.
+ *
+ * NATS outages (connection.ts): nats.js reconnects by itself and restores the
+ * router's subscriptions, but drops what is published while it is down. So
+ * when the connection drops, every unsettled call fails at once with
+ * MUSTER_UNAVAILABLE (retryable; `details.mayHaveRun` says whether a copy was
+ * out), and until it is back new calls fail the same way without being sent
+ * — no call waits on a connection that is down, none is buffered. Cancels for
+ * the copies that were out are held and sent to each replica when it reports
+ * load again (its subscription is back then), so it stops work nobody waits
+ * for. Replicas that answered "no responders" while they were reconnecting
+ * become candidates again with that first report.
  */
 import { randomBytes } from 'node:crypto';
 import { decode, encode, ErrorCode, MusterError, type NatsConnection } from '@muster/common';
 import type { Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
-import { Balancer } from './balancer.js';
+import { Balancer, type ReplicaState } from './balancer.js';
 import { UnaryCall, type Call, type CallHost, type ResolvedCallOptions } from './call.js';
+import { Link } from './connection.js';
 import { Inbox } from './inbox.js';
 import { StreamCall } from './stream.js';
-import type { CallOptions, Membership, RouterOptions, WireLoad } from './types.js';
+import type { CallOptions, Membership, RouterOptions, WireCancel, WireLoad } from './types.js';
 import { demandSubject, loadSubject } from './wire.js';
 
 /** Where memberships come from: a stream of snapshots, optionally with the one known now. */
@@ -58,6 +70,9 @@ export class Router {
   private readonly host: CallHost;
   private readonly balancer: Balancer;
   private readonly inbox: Inbox;
+  private readonly link: Link;
+  /** Cancels that could not be sent (connection down), per replica id: call id → deadline. */
+  private readonly heldCancels = new Map<string, { subject: string; ids: Map<string, number> }>();
   private readonly loadSub: Subscription;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly lostAfterMs: number;
@@ -82,15 +97,22 @@ export class Router {
     this.demandSubject = demandSubject(o.subjectPrefix, o.group);
     this.balancer = new Balancer({ group: o.group, maxOngoing: o.maxOngoingPerReplica, maxQueued: o.maxQueued, reportFreshMs: o.reportFreshMs });
     this.inbox = new Inbox(nats);
-    this.host = { group: o.group, nats, balancer: this.balancer, inbox: this.inbox, maxRetries: o.maxRetries, calls: new Set<Call>(), counters: { retries: 0, hedges: 0, lost: 0 } };
+    this.link = new Link(nats, { down: (closed) => this.connectionLost(closed) });
+    const calls = new Set<Call>();
+    const counters = { retries: 0, hedges: 0, lost: 0 };
+    const cancel = (r: ReplicaState, id: string, deadline: number) => this.cancel(r.info.replicaId, r.info.subject, id, deadline);
+    this.host = { group: o.group, nats, balancer: this.balancer, inbox: this.inbox, link: this.link, maxRetries: o.maxRetries, calls, counters, cancel };
     this.loadSub = nats.subscribe(loadSubject(o.subjectPrefix, o.group), {
       callback: (err, msg) => {
         if (err) return;
+        let load: WireLoad;
         try {
-          this.balancer.report(decode<WireLoad>(msg.data));
+          load = decode<WireLoad>(msg.data);
         } catch {
-          // not a load report: ignore
+          return; // not a load report
         }
+        this.balancer.report(load);
+        if (typeof load?.replicaId === 'string') this.sendHeldCancels(load.replicaId);
       },
     });
     this.sweepTimer = setInterval(() => {
@@ -150,9 +172,9 @@ export class Router {
     }
   }
 
-  /** Calls waiting in this router, in flight and reported queue per replica, and totals of retries, hedges and lost calls. */
-  stats(): { queued: number; replicas: ReturnType<Balancer['stats']>; retries: number; hedges: number; lost: number } {
-    return { queued: this.balancer.queued, replicas: this.balancer.stats(), ...this.host.counters };
+  /** Calls waiting in this router, in flight and reported queue per replica, totals of retries, hedges and lost calls, and whether its NATS connection is up. */
+  stats(): { queued: number; replicas: ReturnType<Balancer['stats']>; retries: number; hedges: number; lost: number; connected: boolean } {
+    return { queued: this.balancer.queued, replicas: this.balancer.stats(), ...this.host.counters, connected: this.link.up };
   }
 
   /**
@@ -163,7 +185,7 @@ export class Router {
     const waiting = this.balancer.queued;
     const now = Date.now();
     const due = waiting > 0 ? this.lastDemand.waiting === 0 || now - this.lastDemand.at >= 1_000 : this.lastDemand.waiting > 0;
-    if (!due || this.nats.isClosed()) return;
+    if (!due || !this.link.up) return;
     this.lastDemand = { waiting, at: now };
     this.nats.publish(this.demandSubject, encode({ v: 1, routerId: this.routerId, waiting, timeMs: now }));
   }
@@ -174,6 +196,8 @@ export class Router {
     this.closed = true;
     clearInterval(this.sweepTimer);
     for (const c of [...this.host.calls]) c.fail(new MusterError(ErrorCode.CANCELLED, `the router of replica group "${this.group}" was closed`));
+    this.link.stop();
+    this.heldCancels.clear();
     if (!this.loadSub.isClosed()) this.loadSub.unsubscribe();
     this.inbox.stop();
     void this.feed?.return?.().catch(() => undefined);
@@ -203,9 +227,43 @@ export class Router {
     }
   }
 
+  /** Every unsettled call fails UNAVAILABLE at once: see call.ts, connectionLost(). */
+  private connectionLost(closed: boolean): void {
+    for (const c of [...this.host.calls]) c.connectionLost(closed);
+  }
+
+  /** Best effort: now if the connection is up, else held until the replica reports load again (or the call's deadline passes: then the replica aborts it by itself). */
+  private cancel(replicaId: string, subject: string, id: string, deadline: number): void {
+    if (this.link.up) {
+      try {
+        this.nats.publish(subject, encode({ v: 1, id, cancel: true } satisfies WireCancel));
+      } catch {
+        // best effort
+      }
+      return;
+    }
+    if (this.link.closed || deadline <= Date.now()) return;
+    const held = this.heldCancels.get(replicaId) ?? { subject, ids: new Map<string, number>() };
+    held.ids.set(id, deadline);
+    this.heldCancels.set(replicaId, held);
+  }
+
+  /** A load report proves the replica's subscription is back (it comes after it on the replica's connection). */
+  private sendHeldCancels(replicaId: string): void {
+    const held = this.heldCancels.get(replicaId);
+    if (!held || !this.link.up) return;
+    this.heldCancels.delete(replicaId);
+    const now = Date.now();
+    for (const [id, deadline] of held.ids) if (deadline > now) this.cancel(replicaId, held.subject, id, deadline);
+  }
+
   /** Fails (or resends) calls on replicas that left the membership and went silent: dead, not draining. */
   private sweep(): void {
     const now = Date.now();
+    for (const [replicaId, held] of this.heldCancels) {
+      for (const [id, deadline] of held.ids) if (deadline <= now) held.ids.delete(id);
+      if (held.ids.size === 0) this.heldCancels.delete(replicaId);
+    }
     for (const r of this.balancer.departed) {
       if (r.attempts.size === 0) {
         this.balancer.departed.delete(r);

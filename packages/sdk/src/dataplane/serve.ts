@@ -15,10 +15,18 @@
  * "no responders" by NATS itself, and the router sends it elsewhere. NATS'
  * subscription drain also hands over what was already on the wire, so no
  * request is lost between "removed from membership" and "stopped".
+ *
+ * NATS outages need nothing from the handlers: nats.js reconnects and
+ * restores the subscription by itself, and the server reports its load at
+ * once when the connection is back — that first report is what tells routers
+ * it is reachable again. Handlers running during the outage go on; answers
+ * published while disconnected are lost (their callers have already failed
+ * with MUSTER_UNAVAILABLE, and their routers send a cancel after that report).
  */
 import { connectNats, decode, encode, ErrorCode, MusterError, parseList, type NatsConnection } from '@muster/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
+import { Link } from './connection.js';
 import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireLoad, WireReply, WireRequest } from './types.js';
 import { loadSubject, QUEUE_GROUP, wireError } from './wire.js';
 
@@ -115,6 +123,7 @@ class ReplicaServer implements Server {
   private readonly jobs = new Map<string, Job>();
   private readonly sub: Subscription;
   private readonly loadTimer: NodeJS.Timeout;
+  private readonly link: Link;
   private state: 'serving' | 'draining' | 'closed' = 'serving';
   private idleWaiters: (() => void)[] = [];
   readonly subject: string;
@@ -135,6 +144,12 @@ class ReplicaServer implements Server {
     } });
     this.loadTimer = setInterval(() => this.report(), cfg.loadIntervalMs);
     this.loadTimer.unref();
+    // Back after an outage: say so now rather than at the next tick (routers wait for it, see balancer.ts).
+    this.link = new Link(nc, {
+      up: () => {
+        if (this.state !== 'closed') this.report();
+      },
+    });
     this.report();
   }
 
@@ -253,7 +268,7 @@ class ReplicaServer implements Server {
   }
 
   private report(): void {
-    const load: WireLoad = { v: 1, replicaId: this.replicaId, inFlight: this.running, queued: this.waiting.length, timeMs: Date.now() };
+    const load: WireLoad = { v: 1, replicaId: this.replicaId, inFlight: this.running, queued: this.waiting.length, timeMs: Date.now(), draining: this.state !== 'serving' };
     this.publish(loadSubject(this.cfg.prefix, this.group), load);
   }
 
@@ -277,6 +292,7 @@ class ReplicaServer implements Server {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearInterval(this.loadTimer);
+    this.link.stop();
     if (!this.sub.isClosed()) this.sub.unsubscribe();
     for (const job of this.waiting.splice(0)) {
       this.jobs.delete(job.id);

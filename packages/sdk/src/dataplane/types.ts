@@ -11,7 +11,7 @@
  *            unary: sent with NATS request/reply; streaming: the reply inbox gets chunks.
  *   Reply    { v: 1, ok: true, result: unknown } | { v: 1, ok: false, error: { code: string, message: string } }
  *   Chunk    { v: 1, seq: number, data: unknown } ... then { v: 1, seq, end: true } or { v: 1, seq, error: {...} }
- *   Load     { v: 1, replicaId: string, inFlight: number, queued: number, timeMs: number }
+ *   Load     { v: 1, replicaId: string, inFlight: number, queued: number, timeMs: number, draining?: boolean }
  *   Cancel   { v: 1, id: string, cancel: true }   (router → replica subject, no reply: stop or
  *            drop that request; sent for hedge losers, aborted calls, abandoned streams)
  *
@@ -102,11 +102,13 @@ export type WireChunk =
   | { v: 1; seq: number; end: true }
   | { v: 1; seq: number; error: WireError };
 
-/** A replica's load report, every second on `<prefix>.load.<group>`. */
+/** A replica's load report, every second on `<prefix>.load.<group>` (and at once after a NATS reconnect). */
 export interface WireLoad {
   v: 1;
   replicaId: string;
   inFlight: number;
   queued: number;
   timeMs: number;
+  /** Unsubscribed, finishing what it has: it takes no new request (absent: false). */
+  draining?: boolean;
 }
