@@ -1,6 +1,7 @@
 /**
  * NATS connections of every Muster process: same options everywhere
- * (credentials, unlimited reconnects, a name that says who we are).
+ * (credentials, unlimited reconnects, pings every 5 s, a name that says who
+ * we are).
  */
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { NatsAccess } from '@muster/proto';
@@ -19,6 +20,11 @@ export async function connectNats(access: NatsAccess, name: string): Promise<Nat
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       timeout: 5_000,
+      // A silent partition (no closed socket) is noticed after two missed
+      // pings, ~10 s, instead of the client's default ~4 min; the data plane
+      // then fails in-flight calls with a retryable error (docs/dataplane.md).
+      pingInterval: 5_000,
+      maxPingOut: 2,
     });
   } catch (e) {
     throw new MusterError(
