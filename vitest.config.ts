@@ -35,6 +35,20 @@ export default defineConfig({
           globalSetup: ['test/global-setup.ts'],
         },
       },
+      {
+        resolve: { alias },
+        test: {
+          name: 'chaos',
+          include: ['test/chaos/**/*.test.ts'],
+          // Faults, restarts and settling take seconds each; one file at a time, alone on the CPU.
+          testTimeout: 120_000,
+          hookTimeout: 90_000,
+          pool: 'forks',
+          maxWorkers: 1,
+          sequence: { groupOrder: 2 },
+          globalSetup: ['test/global-setup.ts'],
+        },
+      },
     ],
   },
 });

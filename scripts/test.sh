@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: setup, generated-code check,
-# lint, typecheck (the build), unit and integration tests.
+# lint, typecheck (the build), unit, integration and chaos tests (the vitest
+# projects of vitest.config.ts, run in that order by their groupOrder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,7 +13,8 @@ pnpm -s lint
 echo "== tests"
 report="$(mktemp)"
 set +e
-pnpm -s exec vitest run --reporter=default --reporter=json --outputFile.json="$report"
+pnpm -s exec vitest run --project unit --project integration --project chaos \
+  --reporter=default --reporter=json --outputFile.json="$report"
 status=$?
 set -e
 node -e '

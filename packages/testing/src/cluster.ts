@@ -1,24 +1,35 @@
 /**
- * A whole Muster cluster of real processes on this machine: a nats-server, a
- * head (embedded store by default, or a real etcd) and N workers with
- * simulated GPU profiles. `muster up` runs one; tests run many
- * (`createTestCluster()` picks temp dirs, free ports and fast intervals).
+ * A whole Muster cluster of real processes on this machine: a nats-server,
+ * one head (embedded store by default, or a real etcd) or several heads on
+ * one etcd (`heads: 3`: they elect a leader), and N workers with simulated
+ * GPU profiles. `muster up` runs one; tests run many (`createTestCluster()`
+ * picks temp dirs, free ports and fast intervals).
+ *
+ * Layout under `dataDir`: `head/` (the one head's data dir, and the cluster
+ * token `head/token`, shared by every head), `head-<i>/` (head i's data dir
+ * when there are several), `workers/<node id>/`, `nats.conf`.
  *
  * Every child is in its own process group and is stopped by `stop()`; the
- * head and workers are plain `node dist/main.js` processes, so build first.
+ * heads and workers are plain `node dist/main.js` processes, so build first.
+ * A test cluster tags its children MUSTER_TEST_RUN=<run id>/<cluster id>
+ * (`runTag`); workers pass the tag on to their shards, which is how chaos
+ * helpers and the invariant checker find this cluster's shard processes.
  */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
+import { loadOrCreateToken } from '@muster/common';
 import { connect, type Cluster } from '@muster/sdk';
+import { thawAll } from './chaos.js';
 import { startEtcd, type EtcdServer } from './etcd.js';
+import { binOf, ElectionLog, launchHead, type HeadHandle } from './heads.js';
 import { startNats, type NatsServer } from './nats.js';
 import { spawnManaged, type ManagedProcess } from './procs.js';
 import { tempDir } from './tmp.js';
 import { waitFor } from './wait.js';
 
-const require = createRequire(import.meta.url);
-const binOf = (pkg: string) => join(dirname(require.resolve(`${pkg}/package.json`)), 'dist/main.js');
+export type { HeadHandle } from './heads.js';
+export type StopSignal = 'SIGTERM' | 'SIGKILL';
 
 export interface WorkerSpec {
   nodeId?: string;
@@ -32,8 +43,10 @@ export interface WorkerSpec {
 export interface ClusterOptions {
   /** Where data and logs go; a temp dir (removed on stop) when unset. */
   dataDir?: string;
-  /** Head gRPC port; 0 = any free one. */
+  /** gRPC port of the first head; 0 = any free one (the others always pick a free one). */
   port?: number;
+  /** How many heads; default 1. More than one needs `store: 'etcd'`. */
+  heads?: number;
   workers?: number | WorkerSpec[];
   /** Default GPU profile of workers. */
   profile?: string;
@@ -45,8 +58,14 @@ export interface ClusterOptions {
   onLine?: (name: string, line: string) => void;
   /** Extra flags for muster-head. */
   headArgs?: string[];
-  /** Flags for node itself when it runs the head (e.g. --cpu-prof). */
+  /** Flags for node itself when it runs a head (e.g. --cpu-prof). */
   headNodeArgs?: string[];
+  /**
+   * MUSTER_TEST_RUN of every child (workers pass it on to shards). Default:
+   * `<MUSTER_TEST_RUN>/<random>` when this process runs under the test suite,
+   * else none. `createTestCluster()` always sets one.
+   */
+  runTag?: string;
 }
 
 export interface ChildInfo {
@@ -62,11 +81,15 @@ export interface WorkerHandle extends ChildInfo {
 }
 
 export class LocalCluster {
-  head!: ChildInfo;
-  /** gRPC address of the head, "127.0.0.1:port". */
-  address = '';
+  /** Every head, by index (`head-<index>`); an entry is replaced when that head restarts. */
+  readonly heads: HeadHandle[] = [];
   readonly workers = new Map<string, WorkerHandle>();
-  private headPort = 0;
+  /** MUSTER_TEST_RUN of this cluster's processes and shards; undefined: untagged. */
+  readonly runTag: string | undefined;
+  private readonly headCount: number;
+  /** Head i's port, fixed once it first bound one, so restarts keep the address. */
+  private readonly headPorts: number[] = [];
+  private readonly election = new ElectionLog();
   private removeDir: (() => Promise<void>) | undefined;
 
   private constructor(
@@ -74,13 +97,32 @@ export class LocalCluster {
     readonly opts: ClusterOptions,
     readonly nats: NatsServer | undefined,
     readonly etcd: EtcdServer | undefined,
-  ) {}
+  ) {
+    this.headCount = opts.heads ?? 1;
+    this.runTag = opts.runTag;
+  }
 
+  /** The first head (the only one, unless `heads` > 1). */
+  get head(): HeadHandle {
+    return this.heads[0]!;
+  }
+
+  /** gRPC addresses of every head, comma-separated ("127.0.0.1:port" for a single head). */
+  get address(): string {
+    return this.heads.map((h) => h.address).join(',');
+  }
+
+  /** The cluster token, written once before any head starts and shared by all of them. */
   get tokenFile(): string {
     return join(this.dataDir, 'head', 'token');
   }
 
   static async start(opts: ClusterOptions = {}): Promise<LocalCluster> {
+    const heads = opts.heads ?? 1;
+    if (!Number.isInteger(heads) || heads < 1) throw new Error(`LocalCluster: heads must be a whole number ≥ 1, got ${heads}`);
+    if (heads > 1 && opts.store !== 'etcd') {
+      throw new Error(`LocalCluster: heads: ${heads} needs store: 'etcd' (the embedded store belongs to a single head)`);
+    }
     const tmp = opts.dataDir ? undefined : await tempDir('muster-cluster-');
     const dataDir = opts.dataDir ?? tmp!.path;
     await mkdir(dataDir, { recursive: true });
@@ -88,11 +130,15 @@ export class LocalCluster {
     let etcd: EtcdServer | undefined;
     let cluster: LocalCluster | undefined;
     try {
-      if (opts.nats ?? true) nats = await startNats({ dir: dataDir });
-      if (opts.store === 'etcd') etcd = await startEtcd();
-      cluster = new LocalCluster(dataDir, opts, nats, etcd);
+      const run = process.env.MUSTER_TEST_RUN;
+      const tag = opts.runTag ?? (run ? newRunTag(run) : undefined);
+      if (opts.nats ?? true) nats = await startNats({ dir: dataDir, tag });
+      if (opts.store === 'etcd') etcd = await startEtcd({ tag });
+      cluster = new LocalCluster(dataDir, { ...opts, runTag: tag }, nats, etcd);
       cluster.removeDir = tmp?.remove;
-      await cluster.startHead();
+      await loadOrCreateToken(cluster.tokenFile);
+      // One at a time: head 0 binds `port` first, and on etcd the first head up usually leads.
+      for (let i = 0; i < heads; i++) await cluster.startHead(i);
       const specs = typeof opts.workers === 'number' || opts.workers === undefined
         ? Array.from({ length: (opts.workers as number | undefined) ?? 0 }, () => ({}))
         : opts.workers;
@@ -109,41 +155,69 @@ export class LocalCluster {
     }
   }
 
-  /** Starts (or restarts) the head on the same data dir and port. */
-  async startHead(): Promise<void> {
-    const o = this.opts;
-    const args = [
-      ...(o.headNodeArgs ?? []),
-      binOf('@muster/head'),
-      '--listen', `127.0.0.1:${this.headPort || o.port || 0}`,
-      '--data-dir', join(this.dataDir, 'head'),
-      '--metrics-listen', '127.0.0.1:0',
-      '--store', o.store ?? 'embedded',
-      ...(this.etcd ? ['--etcd-endpoints', this.etcd.endpoint] : []),
-      ...(o.heartbeatIntervalMs ? ['--heartbeat-interval-ms', String(o.heartbeatIntervalMs)] : []),
-      ...(o.deadAfterMs ? ['--dead-after-ms', String(o.deadAfterMs)] : []),
-      ...(this.nats ? ['--nats-url', this.nats.url, '--nats-user', this.nats.access.user] : []),
-      ...(o.headArgs ?? []),
-    ];
-    const proc = spawnManaged('head', process.execPath, args, {
-      env: this.nats ? { MUSTER_NATS_PASSWORD: this.nats.access.password } : {},
-      onLine: (l) => o.onLine?.('head', l),
-    });
-    const line = await proc.waitForLine((l) => l.includes('"head ready"'), 30_000).catch(async (e: unknown) => {
-      await proc.stop(1_000);
-      throw e;
-    });
-    const ready = JSON.parse(line) as { address: string; metrics?: string };
-    this.address = ready.address;
-    this.headPort = Number(this.address.split(':').pop());
-    this.head = { name: 'head', process: proc, metricsAddress: ready.metrics };
+  /** Head i's data dir: `head/` for a lone head (as `muster up` always had it), `head-<i>/` for several. */
+  headDataDir(index: number): string {
+    return join(this.dataDir, this.headCount === 1 ? 'head' : `head-${index}`);
   }
 
-  async stopHead(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+  /** Starts (or restarts) head `index` on its own data dir and port; it must not be running. */
+  async startHead(index = 0): Promise<HeadHandle> {
+    if (!Number.isInteger(index) || index < 0 || index >= this.headCount) throw new Error(`no head ${index} (the cluster has ${this.headCount})`);
+    if (this.heads[index]?.process.running) throw new Error(`head ${index} is running: stop it first (or restartHead(${index}))`);
+    const port = this.headPorts[index] ?? (index === 0 ? this.opts.port ?? 0 : 0);
+    const name = this.headCount === 1 ? 'head' : `head-${index}`;
+    const head = await launchHead({
+      index,
+      name,
+      headId: `head-${index}`,
+      dataDir: this.headDataDir(index),
+      listen: `127.0.0.1:${port}`,
+      tokenFile: this.tokenFile,
+      etcdEndpoint: this.etcd?.endpoint,
+      nats: this.nats && { url: this.nats.url, user: this.nats.access.user, password: this.nats.access.password },
+      tag: this.runTag,
+      opts: this.opts,
+      onLine: (l) => this.opts.onLine?.(name, l),
+      election: this.election,
+    });
+    this.headPorts[index] = Number(head.address.split(':').pop());
+    this.heads[index] = head;
+    return head;
+  }
+
+  /** Stops a head: SIGTERM (clean, the default) or SIGKILL (a crash); waits until it has exited. */
+  async stopHead(signal?: StopSignal): Promise<void>;
+  async stopHead(index: number, signal?: StopSignal): Promise<void>;
+  async stopHead(a: number | StopSignal = 0, b: StopSignal = 'SIGTERM'): Promise<void> {
+    const [index, signal] = typeof a === 'number' ? [a, b] : [0, a];
+    const h = this.heads[index];
+    if (!h) throw new Error(`no head ${index}`);
     if (signal === 'SIGKILL') {
-      this.head.process.signal('SIGKILL');
-      await this.head.process.exited;
-    } else await this.head.process.stop();
+      h.process.signal('SIGKILL');
+      await h.process.exited;
+    } else await h.process.stop();
+  }
+
+  /** stopHead(index, signal), then startHead(index): same id, port and data dir. */
+  async restartHead(index = 0, signal: StopSignal = 'SIGTERM'): Promise<HeadHandle> {
+    await this.stopHead(index, signal);
+    return this.startHead(index);
+  }
+
+  /**
+   * The head that leads now, from the heads' "became leader" / "leadership
+   * lost" log lines (see heads.ts); undefined while none does.
+   */
+  leader(): HeadHandle | undefined {
+    return this.election.leader(this.heads);
+  }
+
+  /** Waits for a leader (other than `not`, e.g. a head that was just killed or frozen). */
+  async waitForLeader(opts: { timeoutMs?: number; not?: HeadHandle } = {}): Promise<HeadHandle> {
+    return waitFor('a leading head', () => {
+      const l = this.leader();
+      return l && l.index !== opts.not?.index ? l : undefined;
+    }, { timeoutMs: opts.timeoutMs ?? 15_000 });
   }
 
   async addWorker(spec: WorkerSpec = {}, opts: { readyTimeoutMs?: number } = {}): Promise<WorkerHandle> {
@@ -164,7 +238,7 @@ export class LocalCluster {
       ...(spec.taints?.length ? ['--taints', spec.taints.join(',')] : []),
       ...(spec.args ?? []),
     ];
-    const proc = spawnManaged(nodeId, process.execPath, args, { onLine: (l) => this.opts.onLine?.(nodeId, l) });
+    const proc = spawnManaged(nodeId, process.execPath, args, { onLine: (l) => this.opts.onLine?.(nodeId, l), tag: this.runTag });
     this.workers.set(nodeId, { name: nodeId, nodeId, spec, process: proc, metricsAddress: undefined });
     const line = await proc.waitForLine((l) => l.includes('"worker registered"'), opts.readyTimeoutMs ?? 30_000).catch(async (e: unknown) => {
       await proc.stop(1_000);
@@ -199,17 +273,27 @@ export class LocalCluster {
     }
   }
 
-  /** Stops every child (workers, head, NATS, etcd) and removes a temp dir. */
+  /** Stops every child (workers, heads, NATS, etcd) and removes a temp dir; thaws what chaos froze first. */
   async stop(): Promise<void> {
+    thawAll();
     await Promise.all([...this.workers.values()].map((w) => w.process.stop(3_000)));
-    if (this.head) await this.head.process.stop(5_000);
+    await Promise.all(this.heads.map((h) => h.process.stop(5_000)));
     await this.nats?.stop();
     await this.etcd?.stop();
     await this.removeDir?.();
   }
 }
 
-/** A cluster for tests: temp dir, free ports, and fast liveness by default. */
+/** `<parent>/<8 hex>`: a tag below the run's, for one cluster. */
+const newRunTag = (parent: string) => `${parent}/${randomBytes(4).toString('hex')}`;
+
+/** A cluster for tests: temp dir, free ports, fast liveness, and a run tag of its own by default. */
 export function createTestCluster(opts: ClusterOptions = {}): Promise<LocalCluster> {
-  return LocalCluster.start({ heartbeatIntervalMs: 200, deadAfterMs: 1_000, profile: 'hgx-h100-8', ...opts });
+  return LocalCluster.start({
+    heartbeatIntervalMs: 200,
+    deadAfterMs: 1_000,
+    profile: 'hgx-h100-8',
+    runTag: newRunTag(process.env.MUSTER_TEST_RUN ?? 'test'),
+    ...opts,
+  });
 }

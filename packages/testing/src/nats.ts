@@ -1,6 +1,7 @@
 /**
  * A real nats-server with user/password auth, on a free loopback port (or the
- * one given), its config (mode 0600) in `dir`.
+ * one given), its config (mode 0600) in `dir`. It can be killed and started
+ * again on the same port with the same config (clients reconnect by themselves).
  */
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -13,11 +14,18 @@ import { spawnManaged, type ManagedProcess } from './procs.js';
 export interface NatsServer {
   readonly access: NatsAccess;
   readonly url: string;
+  /** The current nats-server process (a new one after each start). */
   readonly process: ManagedProcess;
+  /** Ends the process (SIGKILL: a crash; SIGTERM: a clean stop), keeping port and config. */
+  kill(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Starts it again on the same port and config, and waits until it is ready. */
+  start(): Promise<void>;
+  /** kill(signal) then start(). */
+  restart(opts?: { signal?: 'SIGTERM' | 'SIGKILL' }): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startNats(opts: { dir: string; port?: number; subjectPrefix?: string }): Promise<NatsServer> {
+export async function startNats(opts: { dir: string; port?: number; subjectPrefix?: string; tag?: string }): Promise<NatsServer> {
   const bin = await findBinary('nats-server');
   const port = opts.port ?? (await freePort());
   const user = 'muster';
@@ -33,13 +41,37 @@ export async function startNats(opts: { dir: string; port?: number; subjectPrefi
     ].join('\n'),
     { mode: 0o600 },
   );
-  const proc = spawnManaged('nats-server', bin, ['-c', conf]);
-  await proc.waitForLine((l) => l.includes('Server is ready'), 15_000);
+  const launch = async (): Promise<ManagedProcess> => {
+    const p = spawnManaged('nats-server', bin, ['-c', conf], { tag: opts.tag });
+    await p.waitForLine((l) => l.includes('Server is ready'), 15_000).catch(async (e: unknown) => {
+      await p.stop(1_000);
+      throw e;
+    });
+    return p;
+  };
+  let proc = await launch();
+  const kill = async (signal: 'SIGTERM' | 'SIGKILL' = 'SIGKILL') => {
+    if (signal === 'SIGTERM') return proc.stop(2_000);
+    proc.signal('SIGKILL');
+    await proc.exited;
+  };
+  const start = async () => {
+    if (proc.running) throw new Error('nats-server is running: kill() it first');
+    proc = await launch();
+  };
   const url = `nats://127.0.0.1:${port}`;
   return {
     url,
     access: { servers: [url], user, password, subjectPrefix: opts.subjectPrefix ?? 'muster' },
-    process: proc,
+    get process() {
+      return proc;
+    },
+    kill,
+    start,
+    async restart(o = {}) {
+      await kill(o.signal);
+      await start();
+    },
     stop: () => proc.stop(2_000),
   };
 }

@@ -3,6 +3,11 @@
  * own process group (so a stop reaches its children too), tagged with
  * MUSTER_TEST_RUN when set (so the suite can prove nothing was left behind),
  * stopped with SIGTERM → grace → SIGKILL, and killed when this process exits.
+ *
+ * Tags: the test run's id (MUSTER_TEST_RUN, set by the suite's global setup),
+ * or a narrower tag below it, `<run id>/<more>` (a LocalCluster tags its own
+ * children so that it can tell its shards from another cluster's); both count
+ * as the run's processes for `findTaggedProcesses(runId)`.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { execa, type ResultPromise } from 'execa';
@@ -17,7 +22,10 @@ export interface ManagedProcess {
   output(): string;
   /** Resolves with the first output line that `match` accepts; rejects on exit or timeout. */
   waitForLine(match: (line: string) => boolean, timeoutMs?: number): Promise<string>;
-  /** SIGTERM the process group, SIGKILL after `graceMs`. */
+  /**
+   * SIGTERM the process group, SIGKILL after `graceMs`. A frozen (SIGSTOPped)
+   * process is sent SIGCONT right after the SIGTERM, so it can act on it.
+   */
   stop(graceMs?: number): Promise<void>;
   /** Send a signal to the whole process group. */
   signal(sig: NodeJS.Signals): void;
@@ -30,6 +38,8 @@ export interface SpawnOptions {
   onLine?: (line: string) => void;
   /** Bytes of output kept for output(); default 256 KiB. */
   keepBytes?: number;
+  /** MUSTER_TEST_RUN for this child; default: this process's MUSTER_TEST_RUN. */
+  tag?: string;
 }
 
 const live = new Set<ManagedProcess>();
@@ -45,7 +55,7 @@ function installExitHook(): void {
 
 export function spawnManaged(name: string, file: string, args: string[], opts: SpawnOptions = {}): ManagedProcess {
   installExitHook();
-  const tag = process.env.MUSTER_TEST_RUN;
+  const tag = opts.tag ?? process.env.MUSTER_TEST_RUN;
   const child: ResultPromise = execa(file, args, {
     cwd: opts.cwd,
     env: { ...opts.env, ...(tag ? { MUSTER_TEST_RUN: tag } : {}) },
@@ -126,6 +136,8 @@ export function spawnManaged(name: string, file: string, args: string[], opts: S
     async stop(graceMs = 5_000) {
       if (!running) return;
       proc.signal('SIGTERM');
+      // A stopped (SIGSTOP) process keeps SIGTERM pending until it runs again.
+      proc.signal('SIGCONT');
       const timer = setTimeout(() => proc.signal('SIGKILL'), graceMs);
       await exited;
       clearTimeout(timer);
@@ -142,7 +154,7 @@ export interface TaggedProcess {
   cmdline: string;
 }
 
-/** Processes whose environment carries MUSTER_TEST_RUN=<runId>. */
+/** Processes whose environment carries MUSTER_TEST_RUN=<runId> or MUSTER_TEST_RUN=<runId>/<anything>. */
 export async function findTaggedProcesses(runId: string): Promise<TaggedProcess[]> {
   const needle = `MUSTER_TEST_RUN=${runId}`;
   const found: TaggedProcess[] = [];
@@ -150,7 +162,7 @@ export async function findTaggedProcesses(runId: string): Promise<TaggedProcess[
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     try {
       const env = await readFile(`/proc/${entry}/environ`, 'utf8');
-      if (!env.split('\0').includes(needle)) continue;
+      if (!env.split('\0').some((v) => v === needle || v.startsWith(`${needle}/`))) continue;
       const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
       if (/\) Z /.test(stat)) continue; // zombie: already dead, awaiting its parent
       const cmdline = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').join(' ').trim();
