@@ -27,7 +27,16 @@ export function isHostPort(address: string): boolean {
  * address is built with the same options, so grpc-js gives them one channel
  * (one connection) to that head.
  */
-const clientOptions = { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 2_000 };
+// Keepalive pings find a frozen or partitioned head (its TCP stays open) in
+// ~15 s, so a watch stream on it breaks and reopens at the new leader. The
+// head accepts pings every 5 s (its min_ping_interval).
+const clientOptions = {
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+};
 
 export class Endpoints {
   private readonly clients = new Map<string, Map<ServiceClass<Client>, Client>>();

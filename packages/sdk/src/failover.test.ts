@@ -42,6 +42,8 @@ interface HeadBehaviour {
   events?: ClusterEvent[];
   /** How long WaitPlacementGroup takes to answer (or to refuse). */
   waitMs?: number;
+  /** Takes GetClusterInfo calls and never answers (a frozen head). */
+  silent?: boolean;
 }
 
 const servers: Server[] = [];
@@ -59,6 +61,7 @@ async function fakeHead(headId: string, behaviour: HeadBehaviour = {}): Promise<
   const impl: ClusterServiceServer = {
     getClusterInfo: (_call, cb) => {
       head.calls++;
+      if (behaviour.silent) return;
       const refusal = behaviour.refuse?.('getClusterInfo');
       if (refusal) cb(toGrpcError(refusal));
       else cb(null, info);
@@ -256,5 +259,18 @@ describe('Endpoints', () => {
     expect(e.current).toBe('a:1');
     e.failover('a:1', refusal('not an address'));
     expect(e.current).toBe('b:1');
+  });
+});
+
+describe('a head that takes calls and never answers (frozen)', () => {
+  it('costs one attempt of at most 3 s, then the next head answers', async () => {
+    const frozen = await fakeHead('frozen', { silent: true });
+    const leader = await fakeHead('leader');
+    const started = Date.now();
+    const cluster = await connected(`${frozen.address},${leader.address}`);
+    expect(cluster.address).toBe(leader.address);
+    expect(frozen.calls).toBe(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_900);
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 });

@@ -38,11 +38,18 @@ export class HeadService<C extends Client> {
    * One unary call, retried across heads until `timeoutMs` (default: the
    * cluster's callTimeoutMs) has passed; rejects with MusterError. `fn` runs
    * once per attempt, with that attempt's client.
+   *
+   * A call with the default timeout gives each attempt at most
+   * ATTEMPT_TIMEOUT_MS: a head that accepts the call but never answers
+   * (frozen, partitioned) costs that long, then the next head is tried. A
+   * call with an explicit timeout (a long-poll wait) gives its attempt all
+   * of it.
    */
-  call<T>(fn: Attempt<C, T>, timeoutMs: number = this.callTimeoutMs): Promise<T> {
-    return withFailover(this.endpoints, timeoutMs, (address, deadline) =>
+  call<T>(fn: Attempt<C, T>, timeoutMs?: number): Promise<T> {
+    const attemptMs = timeoutMs === undefined ? ATTEMPT_TIMEOUT_MS : Infinity;
+    return withFailover(this.endpoints, timeoutMs ?? this.callTimeoutMs, (address, deadline) =>
       new Promise<T>((resolve, reject) =>
-        fn(this.endpoints.client(this.service, address), this.metadata, { deadline }, (err, res) => (err ? reject(err) : resolve(res as T))),
+        fn(this.endpoints.client(this.service, address), this.metadata, { deadline: Math.min(deadline, Date.now() + attemptMs) }, (err, res) => (err ? reject(err) : resolve(res as T))),
       ),
     );
   }
@@ -80,6 +87,11 @@ async function withFailover<T>(endpoints: Endpoints, timeoutMs: number, attempt:
       err = fromGrpcError(e);
     }
     const hung = refusal !== undefined && err.code === ErrorCode.DEADLINE_EXCEEDED && Date.now() >= deadline;
+    // An attempt cut short before the call's deadline: that head did not answer, try the next.
+    const silent = err.code === ErrorCode.DEADLINE_EXCEEDED && deadline - Date.now() > TIMER_SLACK_MS;
+    if (silent) {
+      err = new MusterError(ErrorCode.UNAVAILABLE, `head ${address} did not answer within ${duration(ATTEMPT_TIMEOUT_MS)}`, { cause: err });
+    }
     if (err.retryable) {
       refusal = { err, address };
       endpoints.failover(address, err);
@@ -101,6 +113,8 @@ async function withFailover<T>(endpoints: Endpoints, timeoutMs: number, attempt:
   }
 }
 
+/** The longest one attempt of a default-timeout call waits for a head before trying the next. */
+const ATTEMPT_TIMEOUT_MS = 3_000;
 /** A timer may fire a millisecond before Date.now() reaches its time; a try with no time left could only time out. */
 const TIMER_SLACK_MS = 2;
 const duration = (ms: number) => (ms % 1_000 === 0 ? `${ms / 1_000} s` : `${ms} ms`);

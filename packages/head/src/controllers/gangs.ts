@@ -24,6 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import {
   Gang,
+  gangStateToJSON,
   GangState as G,
   PlacementGroupState as P,
   type GangFailure,
@@ -187,13 +188,19 @@ export class GangController {
     }
     const r = e.gang.ranks.find((x) => x.rank === s.rank && x.nodeId === nodeId);
     if (!r) return;
+    const state = e.gang.state;
+    // A rank still running while its gang winds down was out of reach when the
+    // stop went out (its node was declared dead, then came back): stop it now,
+    // or the restart would wait for it forever.
+    if (s.phase !== 'exited' && state !== G.GANG_STATE_STARTING && state !== G.GANG_STATE_READY) {
+      this.send(nodeId, { msg: { $case: 'stopShards', value: { gangId: s.gangId, attempt: s.attempt, reason: `gang ${e.spec.name} is ${gangStateToJSON(state).replace("GANG_STATE_", "").toLowerCase()}; rank ${s.rank} missed the stop while node ${nodeId} was unreachable` } } });
+    }
     r.phase = s.phase;
     r.pid = s.pid;
     r.exitCode = s.exitCode;
     r.signal = s.signal;
     r.reason = s.reason;
     this.notify(e);
-    const state = e.gang.state;
     if (s.phase === 'exited' && !s.stopped && (state === G.GANG_STATE_STARTING || state === G.GANG_STATE_READY)) {
       await this.fail(e, { attempt: s.attempt, rank: s.rank, nodeId, reason: s.reason || 'exited', exitCode: s.exitCode, signal: s.signal, logTail: s.logTail, timeMs: Date.now() });
     } else if (state === G.GANG_STATE_STARTING && e.gang.ranks.every((x) => x.phase === 'ready')) {
