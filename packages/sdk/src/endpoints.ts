@@ -9,7 +9,7 @@
  * rpc.ts's decision (after a retryable failure).
  */
 import { credentials, type ChannelCredentials, type Client, type ClientOptions } from '@grpc/grpc-js';
-import type { MusterError } from '@muster/common';
+import { ErrorCode, type MusterError } from '@muster/common';
 
 /** A generated service client class (`ClusterServiceClient`, `GangServiceClient`, ...). */
 export type ServiceClass<C extends Client> = new (address: string, creds: ChannelCredentials, options?: Partial<ClientOptions>) => C;
@@ -43,6 +43,8 @@ export class Endpoints {
   /** Where rotation stands in `addresses`; `current` may be a leader hint outside the list. */
   private cursor = 0;
   private at: string;
+  /** When each head last failed other than by refusing (down, silent): hints naming it are passed over for a second. */
+  private readonly unreachable = new Map<string, number>();
 
   /** `addresses`: validated, non-empty, without duplicates. */
   constructor(readonly addresses: readonly string[]) {
@@ -70,11 +72,18 @@ export class Endpoints {
    * itself as it sees fit), else to the next address of the list. Does
    * nothing when `from` is no longer current: a concurrent call that failed
    * on the same head has already moved, and moving again would skip a head.
+   *
+   * A hint naming a head that did not answer in the last second is passed
+   * over: right after a leader dies, standbys still name it until its lease
+   * runs out, and following them would bounce between dead leader and
+   * standby instead of finding the new leader as soon as it is elected.
    */
   failover(from: string, err: MusterError): void {
+    if (err.code !== ErrorCode.NOT_LEADER) this.unreachable.set(from, Date.now());
     if (from !== this.at) return;
     const hint = err.details.leader;
-    if (typeof hint === 'string' && hint !== from && isHostPort(hint)) {
+    const hintDown = typeof hint === 'string' && Date.now() - (this.unreachable.get(hint) ?? 0) < 1_000;
+    if (typeof hint === 'string' && hint !== from && isHostPort(hint) && !hintDown) {
       this.at = hint;
       const i = this.addresses.indexOf(hint);
       if (i >= 0) this.cursor = i;

@@ -5,7 +5,7 @@
  *
  * A unary call that fails with a retryable error (the head went away, a
  * standby refused with MUSTER_NOT_LEADER, a store conflict) is tried again
- * after a backoff (50 ms doubling to 1 s, with jitter), each time at the next
+ * after a backoff (50 ms doubling to 500 ms, with jitter), each time at the next
  * head (`Endpoints.failover`: the leader the refusal named, else the next
  * address), until the call's own deadline. Any other error is thrown at once.
  * Retrying is safe because every control call is idempotent on the head:
@@ -101,7 +101,7 @@ async function withFailover<T>(endpoints: Endpoints, timeoutMs: number, attempt:
     // Equal jitter: callers that failed together do not come back together.
     const pause = backoff / 2 + (Math.random() * backoff) / 2;
     await new Promise((r) => setTimeout(r, Math.max(0, Math.min(pause, deadline - Date.now()))));
-    backoff = Math.min(backoff * 2, 1_000);
+    backoff = Math.min(backoff * 2, 500);
     if (deadline - Date.now() <= TIMER_SLACK_MS) {
       const last = refusal!;
       const then = hung ? `; then ${address} did not answer in time` : '';
