@@ -9,18 +9,11 @@ import { tempDir } from './tmp.js';
 import { waitFor } from './wait.js';
 import { findBinary } from './binaries.js';
 import { freePort } from './ports.js';
+import { restartable, type Restartable } from './restartable.js';
 
-export interface EtcdServer {
+export interface EtcdServer extends Restartable {
   readonly endpoint: string; // "http://127.0.0.1:<port>"
-  /** The current etcd process (a new one after each start). */
-  readonly process: ManagedProcess;
   readonly dataDir: string;
-  /** Ends the process (SIGKILL: a crash; SIGTERM: a clean stop), keeping ports and data. */
-  kill(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
-  /** Starts it again on the same ports and data dir, and waits until it is healthy. */
-  start(): Promise<void>;
-  /** kill(signal) then start(). */
-  restart(opts?: { signal?: 'SIGTERM' | 'SIGKILL' }): Promise<void>;
   /** Stops it for good and removes its data dir. */
   stop(): Promise<void>;
 }
@@ -59,37 +52,19 @@ export async function startEtcd(opts: { tag?: string } = {}): Promise<EtcdServer
     return p;
   };
 
-  let proc: ManagedProcess;
+  let server: Restartable;
   try {
-    proc = await launch();
+    server = await restartable('etcd', launch);
   } catch (e) {
     await dir.remove();
     throw e;
   }
-  const kill = async (signal: 'SIGTERM' | 'SIGKILL' = 'SIGKILL') => {
-    if (signal === 'SIGTERM') return proc.stop(2000);
-    proc.signal('SIGKILL');
-    await proc.exited;
-  };
-  const start = async () => {
-    if (proc.running) throw new Error('etcd is running: kill() it first');
-    proc = await launch();
-  };
-  return {
+  return Object.assign(server, {
     endpoint,
     dataDir: dir.path,
-    get process() {
-      return proc;
-    },
-    kill,
-    start,
-    async restart(o = {}) {
-      await kill(o.signal);
-      await start();
-    },
     async stop() {
-      await proc.stop(2000);
+      await server.process.stop(2000);
       await dir.remove();
     },
-  };
+  });
 }

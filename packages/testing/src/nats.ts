@@ -10,18 +10,11 @@ import type { NatsAccess } from '@muster/proto';
 import { findBinary } from './binaries.js';
 import { freePort } from './ports.js';
 import { spawnManaged, type ManagedProcess } from './procs.js';
+import { restartable, type Restartable } from './restartable.js';
 
-export interface NatsServer {
+export interface NatsServer extends Restartable {
   readonly access: NatsAccess;
   readonly url: string;
-  /** The current nats-server process (a new one after each start). */
-  readonly process: ManagedProcess;
-  /** Ends the process (SIGKILL: a crash; SIGTERM: a clean stop), keeping port and config. */
-  kill(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
-  /** Starts it again on the same port and config, and waits until it is ready. */
-  start(): Promise<void>;
-  /** kill(signal) then start(). */
-  restart(opts?: { signal?: 'SIGTERM' | 'SIGKILL' }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,29 +42,11 @@ export async function startNats(opts: { dir: string; port?: number; subjectPrefi
     });
     return p;
   };
-  let proc = await launch();
-  const kill = async (signal: 'SIGTERM' | 'SIGKILL' = 'SIGKILL') => {
-    if (signal === 'SIGTERM') return proc.stop(2_000);
-    proc.signal('SIGKILL');
-    await proc.exited;
-  };
-  const start = async () => {
-    if (proc.running) throw new Error('nats-server is running: kill() it first');
-    proc = await launch();
-  };
+  const server = await restartable('nats-server', launch);
   const url = `nats://127.0.0.1:${port}`;
-  return {
+  return Object.assign(server, {
     url,
     access: { servers: [url], user, password, subjectPrefix: opts.subjectPrefix ?? 'muster' },
-    get process() {
-      return proc;
-    },
-    kill,
-    start,
-    async restart(o = {}) {
-      await kill(o.signal);
-      await start();
-    },
-    stop: () => proc.stop(2_000),
-  };
+    stop: () => server.process.stop(2_000),
+  });
 }
