@@ -60,7 +60,7 @@ export function nodesTable(nodes: NodeView[]): string {
     const gpuMem = n.gpus.reduce((s, g) => s + g.memoryMiB, 0) * 1024 * 1024;
     return [
       n.id,
-      n.state === 'dead' ? `dead (${n.stateReason})` : n.state,
+      (n.state === 'dead' ? `dead (${n.stateReason})` : n.state) + (n.draining ? `, draining${n.drainReason ? ` (${n.drainReason})` : ''}` : ''),
       gpuSummary(n),
       gpuMem ? bytes(gpuMem) : '-',
       islands(n),
@@ -76,5 +76,6 @@ export function nodesTable(nodes: NodeView[]): string {
 export function clusterSummary(nodes: NodeView[]): string {
   const alive = nodes.filter((n) => n.state === 'alive');
   const gpus = alive.reduce((s, n) => s + n.gpus.length, 0);
-  return `${nodes.length} node(s): ${alive.length} alive, ${nodes.length - alive.length} dead; ${gpus} GPU(s) on alive nodes`;
+  const draining = nodes.filter((n) => n.draining).length;
+  return `${nodes.length} node(s): ${alive.length} alive, ${nodes.length - alive.length} dead${draining ? `, ${draining} draining` : ''}; ${gpus} GPU(s) on alive nodes`;
 }

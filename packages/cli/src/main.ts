@@ -3,6 +3,7 @@
  * muster: the user CLI.
  *   muster up       local cluster (nats-server, head, simulated workers)
  *   muster status   nodes, GPUs and state (--json)
+ *   muster node     drain <id> [--reason R] [--wait [S]], uncordon <id>, drain-status <id>
  *   muster pg       placement groups: create -f, ls, get, why, rm
  *   muster gang     gangs: launch -f, ls, get, stop;  muster logs <gang> [--rank N] [-f]
  *   muster apply    replica groups from a spec file;  muster rg ls|get|scale|delete
@@ -16,10 +17,12 @@ import { pgCommand } from './commands/pg.js';
 import { gangCommand } from './commands/gang.js';
 import { rgCommand } from './commands/rg.js';
 import { gatewayCommand } from './commands/gateway.js';
+import { nodeCommand } from './commands/node.js';
 
 const program = new Command('muster').description('Muster: gang-scheduled GPU model serving').showHelpAfterError();
 upCommand(program);
 statusCommand(program);
+nodeCommand(program);
 pgCommand(program);
 gangCommand(program);
 rgCommand(program);

@@ -20,6 +20,7 @@ import type { RpcContext } from './api/rpc.js';
 import { Liveness } from './cluster/liveness.js';
 import { NodeRegistry } from './cluster/registry.js';
 import type { HeadConfig } from './config.js';
+import { NodeDrains } from './controllers/drain.js';
 import { GangController } from './controllers/gangs.js';
 import { PlacementGroupController } from './controllers/placement-groups.js';
 import { ReplicaGroupController } from './controllers/replica-groups.js';
@@ -57,15 +58,23 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
   await placementGroups.load();
   const gangs = new GangController(writer, registry, placementGroups, events, log.child({ controller: 'gangs' }), config.shardPortRange);
   await gangs.load();
-  const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats);
+  const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats, (n) => registry.get(n)?.draining === true);
+  registry.onTransition((kind) => {
+    if (kind === 'node.draining' || kind === 'node.uncordoned') replicaGroups.nodesChanged();
+  });
+  const drains = new NodeDrains({ registry, pgs: placementGroups, gangs, replicaGroups }, events, log.child({ controller: 'drains' }));
   const liveness = new Liveness(registry, config.deadAfterMs, log);
   const close = () => {
     liveness.stop();
+    drains.close();
     replicaGroups.close();
     gangs.close();
   };
   try {
     await replicaGroups.load();
+    // Replicas move off draining nodes make-before-break (their controller);
+    // every other group is moved by the placement group controller, from now on.
+    placementGroups.setMoveOwner((pgId) => replicaGroups.owns(pgId));
   } catch (e) {
     close();
     throw e;
@@ -77,6 +86,7 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
     [ClusterServiceService, clusterService(head.rpc, {
       registry,
       events,
+      drains,
       info: { headId: config.headId, version: VERSION, store: head.storeKind, nats: nats?.access, heartbeatIntervalMs: config.heartbeatIntervalMs, deadAfterMs: config.deadAfterMs },
     })],
     [AgentServiceService, agentService(head.rpc, {

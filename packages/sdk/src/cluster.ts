@@ -31,7 +31,7 @@ import { Gangs } from './gangs.js';
 import { ReplicaGroups } from './replica-groups.js';
 import { Actors } from './actors.js';
 import { PlacementGroups } from './placement-groups.js';
-import { eventView, nodeView, type ClusterEventView, type NodeStateName, type NodeView } from './types.js';
+import { drainStatusView, eventView, nodeView, type ClusterEventView, type DrainStatusView, type NodeStateName, type NodeView } from './types.js';
 
 /** One head address; the message names the entry, so a typo in a list of five is found at once. */
 const headAddress = z
@@ -144,6 +144,28 @@ export class Cluster {
 
   async node(id: string): Promise<NodeView> {
     return nodeView(await this.service.call((c, md, o, cb) => c.getNode({ nodeId: id }, md, o, cb)));
+  }
+
+  /**
+   * Drains a node: it takes no new placements, and the head moves what runs
+   * there — replicas of replica groups (and actors) make-before-break, once a
+   * replacement fits elsewhere; a gang or placement group of its own once the
+   * whole group fits elsewhere (it is then restarted there). Nothing is
+   * stopped for want of room. The node stays alive and serving meanwhile;
+   * `drainStatus` says what is left and what it waits on. Idempotent.
+   */
+  async drainNode(id: string, opts: { reason?: string } = {}): Promise<NodeView> {
+    return nodeView(await this.service.call((c, md, o, cb) => c.drainNode({ nodeId: id, reason: opts.reason ?? '' }, md, o, cb)));
+  }
+
+  /** Makes a draining node schedulable again (whoever drained it). Idempotent. */
+  async uncordonNode(id: string): Promise<NodeView> {
+    return nodeView(await this.service.call((c, md, o, cb) => c.uncordonNode({ nodeId: id }, md, o, cb)));
+  }
+
+  /** What is still placed or running on a node, what moving each thing waits on, and whether it is drained. */
+  async drainStatus(id: string): Promise<DrainStatusView> {
+    return drainStatusView(await this.service.call((c, md, o, cb) => c.getDrainStatus({ nodeId: id }, md, o, cb)));
   }
 
   /**

@@ -60,6 +60,8 @@ export interface ReplicaView {
   gangId: string;
   subject: string;
   message: string;
+  /** The replica this one replaces, moving it off a draining node (make-before-break); "" if none. */
+  replaces: string;
 }
 
 export interface ReplicaGroupView {
@@ -118,7 +120,7 @@ export function replicaGroupView(g: WireRG): ReplicaGroupView {
     desired: g.desired,
     revision: g.revision,
     stableRevision: g.stableRevision,
-    replicas: g.replicas.map((r) => ({ id: r.id, revision: r.revision, state: r.state, placementGroupId: r.placementGroupId, gangId: r.gangId, subject: r.subject, message: r.message })),
+    replicas: g.replicas.map((r) => ({ id: r.id, revision: r.revision, state: r.state, placementGroupId: r.placementGroupId, gangId: r.gangId, subject: r.subject, message: r.message, replaces: r.replaces })),
     membershipVersion: g.membershipVersion,
     message: g.message,
     deleting: g.deleting,

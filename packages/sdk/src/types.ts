@@ -1,5 +1,5 @@
 /** The SDK's view of cluster objects: plain, documented, stable. */
-import type { ClusterEvent as WireEvent, Node as WireNode } from '@muster/proto';
+import type { ClusterEvent as WireEvent, DrainStatus as WireDrainStatus, Node as WireNode } from '@muster/proto';
 import { NodeState } from '@muster/proto';
 import { squareMatrix } from '@muster/common';
 
@@ -36,6 +36,32 @@ export interface NodeView {
   registeredAt: Date;
   lastHeartbeatAt: Date;
   stateChangedAt: Date;
+  /**
+   * Draining (cordoned): takes no new placements, and what runs there is being
+   * moved elsewhere. The node stays alive meanwhile. See `Cluster.drainNode`.
+   */
+  draining: boolean;
+  /** Why, as given to drainNode (or "Kubernetes node … cordoned"); "" when not draining. */
+  drainReason: string;
+  /** Since when (undefined when not draining). */
+  drainingSince: Date | undefined;
+  /** Who drained it: "operator", "agent" (its worker, e.g. a Kubernetes cordon) or "". */
+  drainedBy: string;
+}
+
+/** What is still on a node and what moving it waits on (`Cluster.drainStatus`). */
+export interface DrainStatusView {
+  node: NodeView;
+  /** Draining and nothing placed or running there any more. */
+  drained: boolean;
+  remaining: Array<{
+    placementGroupId: string;
+    placementGroup: string;
+    /** "replica group echo, replica r-1a2b", "gang train", or "" for a bare placement group. */
+    owner: string;
+    /** What moving it waits on, as a sentence. */
+    waitingOn: string;
+  }>;
 }
 
 /** Kinds of events the head emits today; see docs/events.md. */
@@ -45,6 +71,9 @@ export type ClusterEventKind =
   | 'node.reconnected'
   | 'node.restarted'
   | 'node.dead'
+  | 'node.draining'
+  | 'node.uncordoned'
+  | 'node.drained'
   | 'pg.reserved'
   | 'pg.created'
   | 'pg.infeasible'
@@ -96,7 +125,15 @@ export function nodeView(n: WireNode): NodeView {
     registeredAt: new Date(n.registeredAtMs),
     lastHeartbeatAt: new Date(n.lastHeartbeatMs),
     stateChangedAt: new Date(n.stateChangedAtMs),
+    draining: n.draining,
+    drainReason: n.drainReason,
+    drainingSince: n.draining ? new Date(n.drainSinceMs) : undefined,
+    drainedBy: n.drainedBy,
   };
+}
+
+export function drainStatusView(s: WireDrainStatus): DrainStatusView {
+  return { node: nodeView(s.node!), drained: s.drained, remaining: s.remaining.map((r) => ({ ...r })) };
 }
 
 export function eventView(e: WireEvent): ClusterEventView {

@@ -11,6 +11,11 @@
  * deadAfterMs (frozen, partitioned) is abandoned and the agent reconnects,
  * trying the next head address; a standby head refuses with the leader's
  * address, which is tried next. Backoff resets after a successful register.
+ *
+ * Drain: `setDrain` records whether this node should be drained (its
+ * Kubernetes node was cordoned, kube-node.ts) and tells the head at once if
+ * registered, and again after every registration (a message sent while
+ * disconnected is lost, and a new leader must hear it too).
  */
 import { randomUUID } from 'node:crypto';
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
@@ -18,7 +23,7 @@ import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Counter } from '@opentelemetry/api';
 import { ErrorCode, VERSION, fromGrpcError, tokenMetadata, type Logger, type Metrics } from '@muster/common';
 import type { ShardAgent } from './shard-agent.js';
-import { AgentServiceClient, type AgentMessage, type BundlePlacement, type HeadMessage, type NodeInventory, type Registered, type Taint } from '@muster/proto';
+import { AgentServiceClient, type AgentMessage, type BundlePlacement, type HeadMessage, type NodeDrain, type NodeInventory, type Registered, type Taint } from '@muster/proto';
 
 export interface AgentOptions {
   heads: string[];
@@ -57,6 +62,10 @@ export class Agent {
   readonly reservations = new Map<string, BundlePlacement[]>();
   /** Called after every successful registration (tests, status). */
   onRegistered: ((r: Registered) => void) | undefined;
+  /** The agent's own view of draining (undefined: it has none); sent after every registration. */
+  private drainWanted: NodeDrain | undefined;
+  /** Writes to the head while registered. */
+  private sendToHead: ((m: AgentMessage) => void) | undefined;
 
   constructor(private readonly opts: AgentOptions, private readonly log: Logger, metrics: Metrics) {
     this.reconnects = metrics.meter.createCounter('muster_agent_reconnects_total', { description: 'agent stream (re)connection attempts' });
@@ -71,6 +80,14 @@ export class Agent {
 
   start(): void {
     this.loop ??= this.run();
+  }
+
+  /** This node should (not) be drained; the head hears it now if registered, else right after registering. */
+  setDrain(drain: NodeDrain): void {
+    if (this.drainWanted?.draining === drain.draining && this.drainWanted.reason === drain.reason) return;
+    this.drainWanted = { ...drain };
+    this.log.info({ draining: drain.draining, reason: drain.reason }, drain.draining ? 'asking the head to drain this node' : 'asking the head to undrain this node');
+    this.sendToHead?.({ msg: { $case: 'drain', value: this.drainWanted } });
   }
 
   async stop(): Promise<void> {
@@ -138,6 +155,7 @@ export class Agent {
       let timer: NodeJS.Timeout | undefined;
       const done = (err?: unknown) => {
         clearInterval(timer);
+        this.sendToHead = undefined;
         this.opts.shards?.detach();
         this.current = undefined;
         if (err && !registered) reject(err);
@@ -176,6 +194,8 @@ export class Agent {
         this.log.info({ head, headId: r.headId, nodeId: r.nodeId, heartbeatIntervalMs: r.heartbeatIntervalMs }, 'registered with head');
         this.onRegistered?.(r);
         this.opts.shards?.attach((m) => call.write(m));
+        this.sendToHead = (m) => call.write(m);
+        if (this.drainWanted) call.write({ msg: { $case: 'drain', value: this.drainWanted } });
         timer = setInterval(() => {
           if (performance.now() - lastAck > r.deadAfterMs) {
             this.log.warn({ head, silentMs: Math.round(performance.now() - lastAck) }, 'head stopped answering heartbeats; reconnecting');

@@ -1,11 +1,14 @@
 /**
  * muster-worker configuration: defaults < --config file < MUSTER_* env < flags.
  * In a Kubernetes pod the node identity and topology labels come from the
- * environment (MUSTER_NODE_ID from the downward API, MUSTER_LABELS, ...).
+ * environment (MUSTER_NODE_ID from the downward API, MUSTER_LABELS, ...), and
+ * the worker follows its Node's cordon (kube-node.ts): `watchNodeCordon`
+ * unset means "on when running in a pod with a service account token".
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { loadConfig, parseBool, parseList, parseMap, type ConfigSources, type OptionSpec } from '@muster/common';
+import { DEFAULT_SERVICE_ACCOUNT_DIR } from './kube-node.js';
 
 const hostPort = z.string().regex(/^(\[[^\]]+\]|[^:]*):\d{1,5}$/, 'expected host:port');
 
@@ -35,6 +38,10 @@ export const workerConfigSchema = z.object({
   stopShardsOnExit: z.boolean().default(false),
   metricsListen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9401'),
   reconnectMaxMs: z.number().int().min(100).max(60_000).default(2_000),
+  watchNodeCordon: z.boolean().optional(),
+  kubeApi: z.url({ protocol: /^https?$/ }).optional(),
+  serviceAccountDir: z.string().min(1).default(DEFAULT_SERVICE_ACCOUNT_DIR),
+  nodePollMs: z.number().int().min(100).max(300_000).default(5_000),
 });
 
 export type WorkerConfig = z.infer<typeof workerConfigSchema>;
@@ -56,6 +63,10 @@ export const workerOptions: OptionSpec[] = [
   { key: 'stopShardsOnExit', flag: 'stop-shards-on-exit', env: 'MUSTER_STOP_SHARDS_ON_EXIT', parse: parseBool, description: 'stop every shard when the agent stops (default: leave them running, to be adopted)' },
   { key: 'metricsListen', flag: 'metrics-listen', env: 'MUSTER_METRICS_LISTEN', description: 'Prometheus endpoint host:port ("" disables)' },
   { key: 'reconnectMaxMs', flag: 'reconnect-max-ms', env: 'MUSTER_RECONNECT_MAX_MS', parse: (s) => Number(s), description: 'longest wait between reconnect attempts' },
+  { key: 'watchNodeCordon', flag: 'watch-node-cordon', env: 'MUSTER_WATCH_NODE_CORDON', parse: parseBool, description: 'drain this node while its Kubernetes Node (named by --node-id) is cordoned (default: on in a pod with a service account token)' },
+  { key: 'kubeApi', flag: 'kube-api', env: 'MUSTER_KUBE_API', description: 'Kubernetes API base URL (default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)' },
+  { key: 'serviceAccountDir', flag: 'service-account-dir', env: 'MUSTER_SERVICE_ACCOUNT_DIR', description: 'directory holding the service account token and ca.crt' },
+  { key: 'nodePollMs', flag: 'node-poll-ms', env: 'MUSTER_NODE_POLL_MS', parse: (s) => Number(s), description: 'how often the Kubernetes Node is read for its cordon' },
 ];
 
 export function loadWorkerConfig(sources: ConfigSources): WorkerConfig {

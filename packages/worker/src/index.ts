@@ -5,3 +5,4 @@ export * from './inventory/index.js';
 export { LocalSupervisor } from './shards/index.js';
 export type * from './shards/types.js';
 export { ShardAgent } from './shard-agent.js';
+export { NodeCordonWatch, kubeApiFromEnv, hasServiceAccount, type NodeCordonWatchOptions } from './kube-node.js';

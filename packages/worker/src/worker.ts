@@ -1,13 +1,17 @@
 /**
- * A running worker: discovers the inventory, serves metrics, and keeps the
- * agent registered with the head.
+ * A running worker: discovers the inventory, serves metrics, keeps the agent
+ * registered with the head and, in Kubernetes, drains the node while it is
+ * cordoned (kube-node.ts).
  */
+import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
 import { ErrorCode, MusterError, connectNats, parseHostPort, readToken, startMetrics, type Logger, type NatsConnection } from '@muster/common';
 import type { NatsAccess } from '@muster/proto';
 import { Agent } from './agent.js';
 import type { WorkerConfig } from './config.js';
 import { discoverInventory } from './inventory/index.js';
+import { hasServiceAccount, kubeApiFromEnv, NodeCordonWatch } from './kube-node.js';
 import { ShardAgent } from './shard-agent.js';
 import { LocalSupervisor } from './shards/index.js';
 
@@ -21,6 +25,16 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   const token = config.token ?? (config.tokenFile ? await readToken(config.tokenFile) : undefined);
   if (!token) {
     throw new MusterError(ErrorCode.UNAUTHENTICATED, 'no cluster token: pass --token-file <head data dir>/token or set MUSTER_TOKEN', { details: { field: 'token' } });
+  }
+  const kubeApi = config.kubeApi ?? kubeApiFromEnv();
+  // Default: on in a pod (KUBERNETES_SERVICE_HOST set) with a service account token, off elsewhere.
+  const watchCordon = config.watchNodeCordon ?? hasServiceAccount(config.serviceAccountDir);
+  if (watchCordon && (!kubeApi || !existsSync(join(config.serviceAccountDir, 'token')))) {
+    throw new MusterError(
+      ErrorCode.INVALID_ARGUMENT,
+      `--watch-node-cordon needs the Kubernetes API (${kubeApi ?? 'no --kube-api and no KUBERNETES_SERVICE_HOST: not in a pod?'}) and a service account token in ${config.serviceAccountDir}`,
+      { details: { field: 'watchNodeCordon' } },
+    );
   }
   const inventory = await discoverInventory({
     profile: config.profile,
@@ -59,12 +73,17 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     if (first) log.info({ nodeId: r.nodeId, headId: r.headId, gpus: inventory.gpus.length, metrics: metrics.address }, 'worker registered');
     first = false;
   };
-  log.info({ heads: config.head, gpus: inventory.gpus.length, source: inventory.source, address }, 'worker starting');
+  log.info({ heads: config.head, gpus: inventory.gpus.length, source: inventory.source, address, watchNodeCordon: watchCordon }, 'worker starting');
   agent.start();
+  const cordon = watchCordon
+    ? new NodeCordonWatch({ nodeName: config.nodeId, apiBase: kubeApi!, serviceAccountDir: config.serviceAccountDir, pollMs: config.nodePollMs, onChange: (d) => agent.setDrain(d), log })
+    : undefined;
+  cordon?.start();
   return {
     agent,
     metricsAddress: metrics.address,
     async close() {
+      cordon?.stop();
       await agent.stop();
       await supervisor.close({ stopShards: config.stopShardsOnExit });
       await (await late.conn?.catch(() => undefined))?.drain();

@@ -98,6 +98,6 @@ export function rgCommand(program: Command): void {
 function describe(g: ReplicaGroup): string {
   const v = g.toJSON();
   const lines = [`${g.name}  desired ${g.desired}  revision ${v.revision}${v.stableRevision ? ` (canary over ${v.stableRevision})` : ''}  membership v${v.membershipVersion}  ${v.message}`];
-  if (g.replicas.length) lines.push(table(['REPLICA', 'REVISION', 'STATE', 'GANG', 'SUBJECT', 'MESSAGE'], g.replicas.map((r) => [r.id, r.revision, r.state, r.gangId || '-', r.subject, r.message])));
+  if (g.replicas.length) lines.push(table(['REPLICA', 'REVISION', 'STATE', 'GANG', 'SUBJECT', 'MESSAGE'], g.replicas.map((r) => [r.id, r.revision, r.replaces ? `${r.state} (replaces ${r.replaces})` : r.state, r.gangId || '-', r.subject, r.message])));
   return lines.join('\n');
 }

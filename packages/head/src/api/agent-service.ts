@@ -124,6 +124,13 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
       case 'bundlesReserved':
         deps.reservations.acked(nodeId, msg.msg.value.groupId);
         return;
+      case 'drain': {
+        // The agent's own view (its Kubernetes node cordoned or not): an undrain clears only an agent's drain.
+        const d = msg.msg.value;
+        if (d.draining) await registry.drain(nodeId, d.reason || 'asked by the node agent', 'agent');
+        else await registry.uncordon(nodeId, 'agent');
+        return;
+      }
       case 'register':
         throw new MusterError(ErrorCode.FAILED_PRECONDITION, `node ${nodeId} is already registered on this stream`);
       default:

@@ -1,4 +1,4 @@
-/** ClusterService: the SDK's and CLI's view of the cluster. */
+/** ClusterService: the SDK's and CLI's view of the cluster, and node drains. */
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import { ErrorCode, MusterError } from '@muster/common';
 import {
@@ -6,6 +6,8 @@ import {
   type ClusterEvent,
   type ClusterInfo,
   type ClusterServiceServer,
+  type DrainNodeRequest,
+  type DrainStatus,
   type NatsAccess,
   type WatchEventsRequest,
 } from '@muster/proto';
@@ -16,11 +18,16 @@ import { unary, serverStream, type RpcContext } from './rpc.js';
 export interface ClusterServiceDeps {
   registry: NodeRegistry;
   events: EventLog;
+  drains: { status(nodeId: string): DrainStatus };
   info: { headId: string; version: string; store: string; nats: NatsAccess | undefined; heartbeatIntervalMs: number; deadAfterMs: number };
 }
 
 export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): ClusterServiceServer {
   const { registry, events, info } = deps;
+  const nodeId = (id: string) => {
+    if (!id) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'node_id is required', { details: { field: 'nodeId' } });
+    return id;
+  };
   return {
     getClusterInfo: unary(ctx, 'GetClusterInfo', async (): Promise<ClusterInfo> => ({
       headId: info.headId,
@@ -39,6 +46,9 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
       return node;
     }),
     watchEvents: serverStream(ctx, 'WatchEvents', (call) => watchEvents(events, call)),
+    drainNode: unary(ctx, 'DrainNode', async (req: DrainNodeRequest) => registry.drain(nodeId(req.nodeId), req.reason.trim(), 'operator')),
+    uncordonNode: unary(ctx, 'UncordonNode', async (req: { nodeId: string }) => registry.uncordon(nodeId(req.nodeId), 'operator')),
+    getDrainStatus: unary(ctx, 'GetDrainStatus', async (req: { nodeId: string }) => deps.drains.status(nodeId(req.nodeId))),
   };
 }
 

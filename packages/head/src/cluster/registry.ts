@@ -18,6 +18,22 @@
  *                               → refused ALREADY_EXISTS (two agents claim one id)
  *   6. no heartbeat for deadAfterMs (liveness sweep) → DEAD, event node.dead
  *
+ * Draining is a flag beside the state, not a state: a draining node is ALIVE
+ * (or DEAD) as before, keeps heartbeating and keeps running what it runs, but
+ * takes no new placement (the scheduler's `draining` filter), and the
+ * controllers move its work elsewhere (docs/deploy.md, "Draining a node").
+ *
+ *   7. drain (operator: DrainNode; agent: its Kubernetes node was cordoned)
+ *                               → draining, event node.draining
+ *   8. uncordon (operator: any drain; agent: only a drain an agent asked for)
+ *                               → not draining, event node.uncordoned
+ *
+ * The flag, its reason, since when and who set it are persisted with the
+ * record, carried over by every registration (a restarted agent does not
+ * undo a drain; it sends its own view again after registering) and read back
+ * after a head restart. Every change makes a new record object, which is
+ * what the scheduler's per-record view cache keys on.
+ *
  * A closed stream alone does not kill a node: the agent gets deadAfterMs to
  * come back (a network blip or a head restart must not restart shards).
  * After a head restart, nodes read back as ALIVE get twice deadAfterMs to
@@ -32,6 +48,9 @@ import type { EventLog } from '../events/event-log.js';
 
 export const NODES_PREFIX = '/muster/nodes/';
 
+/** Who asked for a drain (persisted as `Node.drainedBy`). */
+export type DrainedBy = 'operator' | 'agent';
+
 /** One live agent stream. `close` ends it with an error the agent sees. */
 export interface AgentConnection {
   readonly id: number;
@@ -39,7 +58,7 @@ export interface AgentConnection {
   close(err: MusterError): void;
 }
 
-/** A node changed state; `kind` is the event kind (node.registered, node.dead, ...). */
+/** A node changed state; `kind` is the event kind (node.registered, node.dead, node.draining, ...). */
 export type NodeListener = (kind: string, node: Node) => void;
 
 interface Entry {
@@ -131,8 +150,16 @@ export class NodeRegistry {
       lastHeartbeatMs: wall,
       stateChangedAtMs: prev?.node.state === NodeState.NODE_STATE_ALIVE ? prev.node.stateChangedAtMs : wall,
       stateReason: kind === 'node.registered' ? 'registered' : kind.slice('node.'.length),
+      ...drainOf(prev?.node),
     };
     await this.persist(node);
+    // A drain or uncordon that landed while this record was being written:
+    // keep it (and write it again), a registration never undoes one.
+    const now = this.nodes.get(node.nodeId)?.node;
+    if (now && now !== prev?.node && now.draining !== node.draining) {
+      Object.assign(node, drainOf(now));
+      await this.persist(node);
+    }
     const old = prev?.conn;
     this.nodes.set(node.nodeId, { node, conn, lastSeen: t });
     if (old && old.id !== conn.id) {
@@ -188,13 +215,82 @@ export class NodeRegistry {
     return dead;
   }
 
+  /**
+   * Transition 7. Idempotent: a node already draining stays so (an
+   * operator's drain takes over an agent's, so an agent's undrain no longer
+   * clears it). A dead node may be drained too: it will not take work when it
+   * comes back.
+   */
+  async drain(nodeId: string, reason: string, by: DrainedBy): Promise<Node> {
+    const e = this.entry(nodeId);
+    const cur = e.node;
+    if (cur.draining && (by === 'agent' || (cur.drainedBy === 'operator' && (reason === '' || reason === cur.drainReason)))) return cur;
+    const first = !cur.draining;
+    const node: Node = { ...cur, draining: true, drainReason: reason || cur.drainReason, drainSinceMs: first ? Date.now() : cur.drainSinceMs, drainedBy: by };
+    await this.change(e, node);
+    if (first) {
+      await this.events.append('node.draining', {
+        nodeId,
+        message: `node ${nodeId} draining${node.drainReason ? ` (${node.drainReason})` : ''}, asked by the ${by}: no new placements; its work moves elsewhere`,
+        attributes: { reason: node.drainReason, by },
+      });
+      for (const l of this.listeners) l('node.draining', node);
+    }
+    return node;
+  }
+
+  /** Transition 8. Idempotent; an agent's uncordon leaves an operator's drain alone. */
+  async uncordon(nodeId: string, by: DrainedBy): Promise<Node> {
+    const e = this.entry(nodeId);
+    const cur = e.node;
+    if (!cur.draining) return cur;
+    if (by === 'agent' && cur.drainedBy !== 'agent') {
+      this.log.info({ nodeId, drainedBy: cur.drainedBy }, 'agent asked to undrain a node an operator drained; left draining');
+      return cur;
+    }
+    const node: Node = { ...cur, ...drainOf(undefined) };
+    await this.change(e, node);
+    await this.events.append('node.uncordoned', {
+      nodeId,
+      message: `node ${nodeId} uncordoned by the ${by}: it takes new placements again`,
+      attributes: { by, drainedForMs: String(Date.now() - cur.drainSinceMs) },
+    });
+    for (const l of this.listeners) l('node.uncordoned', node);
+    return node;
+  }
+
   /** Heartbeat lag of alive nodes, ms since last sign of life. */
   silences(): number[] {
     const t = this.now();
     return [...this.nodes.values()].filter((e) => e.node.state === NodeState.NODE_STATE_ALIVE).map((e) => t - e.lastSeen);
   }
 
+  private entry(nodeId: string): Entry {
+    const e = this.nodes.get(nodeId);
+    if (!e) throw new MusterError(ErrorCode.NOT_FOUND, `no node "${nodeId}"`, { details: { nodeId } });
+    return e;
+  }
+
+  /** Replaces a record (a new object: views cached per record see the change), persisted; undone if the write fails. */
+  private async change(e: Entry, node: Node): Promise<void> {
+    const before = e.node;
+    e.node = node;
+    try {
+      await this.persist(node);
+    } catch (err) {
+      if (e.node === node) e.node = before;
+      throw err;
+    }
+  }
+
   private async persist(node: Node): Promise<void> {
     await this.writer.put(NODES_PREFIX + node.nodeId, Node.encode(node).finish());
   }
+}
+
+/** The drain fields of a record (none: not draining). */
+function drainOf(n: Node | undefined): Pick<Node, 'draining' | 'drainReason' | 'drainSinceMs' | 'drainedBy'> {
+  return n?.draining
+    ? { draining: true, drainReason: n.drainReason, drainSinceMs: n.drainSinceMs, drainedBy: n.drainedBy }
+    : { draining: false, drainReason: '', drainSinceMs: 0, drainedBy: '' };
 }

@@ -14,6 +14,14 @@
  *                                                             the group was re-placed: then PENDING)
  *   6. 4 with the restart budget spent          → FAILED      (ranks stopped; first failure kept)
  *   7. stop                                     → STOPPING → STOPPED once every rank is gone
+ *   8. STARTING or READY, and a rank runs on a node its placement group no
+ *      longer holds (the group was moved off a draining node: placement-groups.ts
+ *      step 7)                                  → RESTARTING  every rank stopped, no backoff, not
+ *                                                             counted against maxRestarts (a move is
+ *                                                             not a failure); then 5: it waits for
+ *                                                             the group's new placement and starts there
+ *      (a head that restarts during a move counts that one restart: the
+ *      "moving" mark is not persisted)
  *
  * Rank phases come from the agents (prestart, started, ready, stopping,
  * exited). An agent that registers sends the shards it runs; ranks the head
@@ -47,6 +55,8 @@ interface Entry {
   spec: GangSpec;
   timer?: NodeJS.Timeout | undefined;
   restartDue?: boolean;
+  /** Restarting because its group moved (step 8): the restart is not counted. */
+  moving?: boolean;
 }
 
 export class GangController {
@@ -152,6 +162,7 @@ export class GangController {
     if (!LIVE.has(e.gang.state) || e.gang.state === G.GANG_STATE_STOPPING) return e.gang;
     clearTimeout(e.timer);
     e.restartDue = false;
+    e.moving = false;
     this.stopRanks(e, 'gang stopped');
     await this.setState(e, G.GANG_STATE_STOPPING, 'stopping every rank', 'gang.stopping');
     await this.maybeStopped(e);
@@ -237,11 +248,35 @@ export class GangController {
     return e;
   }
 
-  /** PENDING or RESTARTING-and-due gangs start once their group is CREATED. */
+  /**
+   * PENDING or RESTARTING-and-due gangs start once their group is CREATED;
+   * running ones follow their group when it moved (step 8).
+   */
   private async pgChanged(e: Entry): Promise<void> {
     const s = e.gang.state;
     if (s === G.GANG_STATE_PENDING) await this.start(e);
     else if (s === G.GANG_STATE_RESTARTING) await this.maybeRestart(e);
+    else if (s === G.GANG_STATE_STARTING || s === G.GANG_STATE_READY) await this.followMove(e);
+  }
+
+  /** Step 8: ranks on nodes the group left are stopped, and the gang starts again where the group is now. */
+  private async followMove(e: Entry): Promise<void> {
+    let pg;
+    try {
+      pg = this.pgs.get(e.gang.placementGroupId);
+    } catch {
+      return;
+    }
+    const held = new Set(pg.placements.map((p) => p.nodeId));
+    const left = [...new Set(e.gang.ranks.filter((r) => !held.has(r.nodeId)).map((r) => r.nodeId))];
+    if (left.length === 0 || pg.state === P.PLACEMENT_GROUP_STATE_REMOVED) return;
+    clearTimeout(e.timer);
+    e.moving = true;
+    e.restartDue = true;
+    const why = `placement group ${pg.spec?.name} moved off ${left.join(', ')}; restarting every rank where it is placed now`;
+    this.stopRanks(e, why);
+    await this.setState(e, G.GANG_STATE_RESTARTING, why, 'gang.restarting');
+    await this.maybeRestart(e);
   }
 
   private async start(e: Entry): Promise<void> {
@@ -329,7 +364,8 @@ export class GangController {
     if (e.gang.state !== G.GANG_STATE_RESTARTING || !e.restartDue) return;
     if (!e.gang.ranks.every((r) => r.phase === 'exited' || r.phase === 'pending')) return;
     e.restartDue = false;
-    e.gang.restarts++;
+    if (e.moving) e.moving = false;
+    else e.gang.restarts++;
     await this.start(e);
   }
 

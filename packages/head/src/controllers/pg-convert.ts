@@ -64,6 +64,7 @@ export function schedulerNode(n: Node): SchedulerNode {
   return {
     id: n.nodeId,
     alive: n.state === NodeState.NODE_STATE_ALIVE,
+    draining: n.draining,
     labels: n.labels,
     ...(inv?.nvlinkDomain ? { nvlinkDomain: inv.nvlinkDomain } : {}),
     taints: n.taints.map((t) => ({ key: t.key, value: t.value, effect: t.effect as Taint['effect'] })),
@@ -79,8 +80,8 @@ const views = new WeakMap<Node, { node: SchedulerNode; unusable: Reservation | u
 /**
  * A node as the scheduler sees it, and what it can never hand out (GPUs in
  * MIG mode without MIG devices), as one reservation. Cached per registry
- * record: the registry makes a new record on every transition, so a cycle
- * converts only the nodes that changed.
+ * record: the registry makes a new record on every transition (a drain and
+ * an uncordon included), so a cycle converts only the nodes that changed.
  */
 export function schedulerView(n: Node): { node: SchedulerNode; unusable: Reservation | undefined } {
   let v = views.get(n);

@@ -19,6 +19,15 @@
  *                                    → RESCHEDULING       event pg.rescheduling
  *      (every bundle is released and the gang is placed again whole: 2 → 3)
  *   6. remove                        → REMOVED            event pg.removed
+ *   7. a RESERVED/CREATED group holds a bundle on a draining node, no other
+ *      controller claims it (replica groups move theirs make-before-break),
+ *      and the whole group fits elsewhere now
+ *                                    → RESCHEDULING → RESERVED, in one cycle
+ *      events pg.rescheduling + pg.reserved; `reschedules` + 1
+ *      (placed again whole off every draining node, in the same transaction
+ *      that frees the old bundles; its gang restarts there, gangs.ts step 8.
+ *      A group that does not fit elsewhere stays where it is and runs on; it
+ *      is tried again every cycle and `blockedMove` says why it waits)
  *
  * PENDING and RESCHEDULING groups carry the scheduler's latest reason, from
  * data (`explain`). On head restart, every record is read back: RESERVED
@@ -39,12 +48,13 @@ import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import {
   NodeState,
   PlacementGroup,
+  type Node,
   PlacementGroupState as S,
   type HeadMessage,
   type PlacementGroupSpec as WireSpec,
   type ReservationSnapshot,
 } from '@muster/proto';
-import { ClusterState, parsePlacementGroupSpec, runCycle, type Hold, type PlacementGroupSpec, type Reservation } from '../scheduler/index.js';
+import { ClusterState, parsePlacementGroupSpec, planMoves, runCycle, type BundlePlacement, type Hold, type PlacementGroupSpec, type Reservation } from '../scheduler/index.js';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog, StagedEvent } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
@@ -84,6 +94,14 @@ export class PlacementGroupController {
   private readonly waiters = new ChangeWaiters();
   private readonly changeListeners: Array<(pgId: string) => void> = [];
   private hold: Hold | undefined;
+  /**
+   * Groups another controller moves off draining nodes itself (replica
+   * groups). Undefined until that controller has loaded: no group moves
+   * before then, or a replica could be moved break-before-make.
+   */
+  private claimsMove: ((pgId: string) => boolean) | undefined;
+  /** Why a group on a draining node could not move in the last cycle. */
+  private readonly moveBlocked = new Map<string, string>();
   private running = false;
   private again = false;
   private readonly inflight: Array<Promise<void>> = [];
@@ -191,6 +209,21 @@ export class PlacementGroupController {
   wait(idOrName: string, timeoutMs: number): Promise<PlacementGroup> {
     const id = this.get(idOrName).id;
     return this.waiters.until(id, timeoutMs, () => this.get(id), (pg) => settled(pg.state));
+  }
+
+  /**
+   * Groups for which `claims` says yes are moved off draining nodes by their
+   * owner (the replica group controller: make-before-break); every other
+   * group is moved here (lifecycle step 7).
+   */
+  setMoveOwner(claims: (pgId: string) => boolean): void {
+    this.claimsMove = claims;
+    this.kick();
+  }
+
+  /** Why a group holding a bundle on a draining node has not moved yet (undefined: it is not waiting). */
+  blockedMove(pgId: string): string | undefined {
+    return this.moveBlocked.get(pgId);
   }
 
   /** Called (after the commit) whenever a group changes state. */
@@ -359,33 +392,52 @@ export class PlacementGroupController {
     this.opts.metrics?.cycleWrites.record(ops.length);
   }
 
-  /** Places queued groups on a snapshot of the cluster (pure core, scheduler/). */
+  /**
+   * Places queued groups on a snapshot of the cluster (pure core, scheduler/),
+   * then moves groups off draining nodes where they fit (step 7): after the
+   * queue, so a drain never takes room a pending group could have had.
+   */
   private schedule(): void {
     const queue = [...this.groups.values()]
       .filter((e) => e.pg.state === S.PLACEMENT_GROUP_STATE_PENDING || e.pg.state === S.PLACEMENT_GROUP_STATE_RESCHEDULING || e.pg.state === S.PLACEMENT_GROUP_STATE_INFEASIBLE)
       .map((e) => ({ id: e.pg.id, spec: e.spec, enqueuedAtMs: e.pg.createdAtMs }));
-    if (queue.length === 0) return;
+    const nodes = this.registry.list();
+    const draining = new Set(nodes.filter((n) => n.draining).map((n) => n.nodeId));
+    const claims = this.claimsMove;
+    const moving = draining.size === 0 || !claims ? [] : [...this.groups.values()].filter((e) =>
+      (e.pg.state === S.PLACEMENT_GROUP_STATE_RESERVED || e.pg.state === S.PLACEMENT_GROUP_STATE_CREATED) &&
+      e.pg.placements.some((p) => draining.has(p.nodeId)) && !claims(e.pg.id));
+    const movingIds = new Set(moving.map((e) => e.pg.id));
+    for (const id of this.moveBlocked.keys()) if (!movingIds.has(id)) this.moveBlocked.delete(id);
+    if (queue.length === 0 && moving.length === 0) return;
     const reservations: Reservation[] = [];
     for (const e of this.groups.values()) for (const p of e.pg.placements) reservations.push({ groupId: e.pg.id, ...corePlacement(p) });
-    const nodes = this.registry.list();
     const views = nodes.map(schedulerView);
     // A GPU in MIG mode with no MIG device can run nothing: it stays out of every plan.
     for (const v of views) if (v.unusable) reservations.push(v.unusable);
     const state = ClusterState.from({ nodes: views.map((v) => v.node), reservations });
+    const nodeById = new Map(nodes.map((n) => [n.nodeId, n]));
+    if (queue.length > 0) this.placeQueued(state, queue, nodeById);
+    else this.hold = undefined; // nothing queued: nobody starves
+    if (moving.length === 0) return;
+    const held = this.hold && new Map(this.hold.nodeIds.map((n) => [n, this.hold!.groupId]));
+    const plan = planMoves(state, moving.map((e) => ({ id: e.pg.id, spec: e.spec, enqueuedAtMs: e.pg.createdAtMs })), held);
+    for (const { id, placements } of plan.moved) {
+      const e = this.groups.get(id)!;
+      const from = nodesOf(e.pg).filter((n) => draining.has(n));
+      this.moveBlocked.delete(id);
+      this.release(e);
+      e.pg.reschedules++;
+      this.transition(e, S.PLACEMENT_GROUP_STATE_RESCHEDULING, 'pg.rescheduling', `placement group ${e.spec.name} moves off draining node(s) ${from.join(', ')}; placed again whole`);
+      this.reserve(e, placements, nodeById);
+    }
+    for (const { id, reason } of plan.blocked) this.moveBlocked.set(id, `no room elsewhere: ${reason.message}`);
+  }
+
+  private placeQueued(state: ClusterState, queue: Array<{ id: string; spec: PlacementGroupSpec; enqueuedAtMs: number }>, nodeById: Map<string, Node>): void {
     const result = runCycle(state, queue, Date.now(), this.hold, { starvationAfterMs: this.opts.starvationAfterMs });
     this.hold = result.hold;
-    const nodeById = new Map(nodes.map((n) => [n.nodeId, n]));
-    for (const { id, placements } of result.placed) {
-      const e = this.groups.get(id)!;
-      e.pg.placements = placements.map((p) => wirePlacement(p, nodeById.get(p.nodeId)));
-      e.acked.clear();
-      this.transition(e, S.PLACEMENT_GROUP_STATE_RESERVED, 'pg.reserved', `placement group ${e.spec.name} reserved: ${describePlacements(e.pg)}`);
-      e.pg.reason = plainReason('AWAITING_AGENTS', `waiting for node(s) ${nodesOf(e.pg).join(', ')} to confirm their bundles`);
-      for (const nodeId of nodesOf(e.pg)) {
-        const msg: HeadMessage = { msg: { $case: 'reserveBundles', value: { groupId: id, bundles: e.pg.placements.filter((p) => p.nodeId === nodeId) } } };
-        this.after.push(() => this.registry.connection(nodeId)?.send(msg));
-      }
-    }
+    for (const { id, placements } of result.placed) this.reserve(this.groups.get(id)!, placements, nodeById);
     for (const { id, reason } of result.pending) {
       this.groups.get(id)!.pg.reason = wireReason(reason);
     }
@@ -396,6 +448,18 @@ export class PlacementGroupController {
       if (was !== S.PLACEMENT_GROUP_STATE_INFEASIBLE) {
         this.transition(e, S.PLACEMENT_GROUP_STATE_INFEASIBLE, 'pg.infeasible', `placement group ${e.spec.name} is infeasible: ${reason.message}`);
       }
+    }
+  }
+
+  /** Step 2: the group holds `placements` now (after the commit: its agents are told). */
+  private reserve(e: Entry, placements: BundlePlacement[], nodeById: Map<string, Node>): void {
+    e.pg.placements = placements.map((p) => wirePlacement(p, nodeById.get(p.nodeId)));
+    e.acked.clear();
+    this.transition(e, S.PLACEMENT_GROUP_STATE_RESERVED, 'pg.reserved', `placement group ${e.spec.name} reserved: ${describePlacements(e.pg)}`);
+    e.pg.reason = plainReason('AWAITING_AGENTS', `waiting for node(s) ${nodesOf(e.pg).join(', ')} to confirm their bundles`);
+    for (const nodeId of nodesOf(e.pg)) {
+      const msg: HeadMessage = { msg: { $case: 'reserveBundles', value: { groupId: e.pg.id, bundles: e.pg.placements.filter((p) => p.nodeId === nodeId) } } };
+      this.after.push(() => this.registry.connection(nodeId)?.send(msg));
     }
   }
 }

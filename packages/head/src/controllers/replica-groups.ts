@@ -16,12 +16,24 @@
  *                                     drain deadline passes
  *   6. drained           → stopping   gang stopped; when STOPPED its placement group is removed
  *                                     and the replica forgotten
+ *   7. a bundle on a draining node (starting or ready)
+ *                        → (stays)    a replacement of the same revision is started, `replaces`
+ *                                     naming it (persisted): a surge beyond `desired`, at most one
+ *                                     per group at a time; the two count as one replica, so
+ *                                     scaling, rollouts and the autoscaler see `desired` unchanged
+ *   8. its replacement READY
+ *                        → draining   then 6 (make-before-break). While the replacement cannot be
+ *                                     placed, this one keeps serving and the group's message says
+ *                                     what it waits for; it moves once there is room
+ *   (an uncordon before 8 dissolves the pair: the replacement is then a plain surplus replica,
+ *   drained by the scale-down rule, not ready first)
  *
  * Reconcile (one pass per change, per group): count ready/starting replicas per
  * revision, start replicas of the current revision up to `desired` (rolling:
  * with at most maxSurge extra while old-revision replicas remain), drain old
- * revision replicas as new ones become ready, drain surplus (not-ready first,
- * then newest). Canary: `stable` keeps `desired` replicas of the previous
+ * revision replicas as new ones become ready, drain surplus (replicas on
+ * draining nodes first, then not-ready, then newest), replace replicas on
+ * draining nodes one at a time. Canary: `stable` keeps `desired` replicas of the previous
  * revision, the canary revision gets max(1, round(desired × weight)), and the
  * membership carries the traffic weights. Changing only the replica count
  * never changes the revision, so never rolls out.
@@ -36,6 +48,7 @@ import type { PlacementGroupController } from './placement-groups.js';
 import { gangSpecOf, parseRgSpec, pgSpecOf, policyOf, revisionOf, subjectOf, type ValidRgSpec } from './rg-spec.js';
 import { decide, type AutoscalingPolicy } from '../autoscaler/index.js';
 import { LoadReports } from './load-reports.js';
+import { drainingNodesOf, isLive, progressOf, ReplicaMoves } from './rg-moves.js';
 
 export const RGS_PREFIX = '/muster/rgs/';
 
@@ -68,6 +81,8 @@ export class ReplicaGroupController {
     private readonly events: EventLog,
     private readonly log: Logger,
     private readonly nats: { conn: NatsConnection; access: NatsAccess } | undefined,
+    /** Whether a node is being drained (the node registry). */
+    private readonly isDraining: (nodeId: string) => boolean = () => false,
   ) {
     gangs.onChange((g) => {
       const group = g.spec?.replicaGroup;
@@ -84,6 +99,17 @@ export class ReplicaGroupController {
       for (const e of this.groups.values()) void this.autoscale(e).catch((err: unknown) => this.log.error({ group: e.rg.name, err: (err as Error).message }, 'autoscaling decision failed'));
     }, 250);
     this.autoscaleTimer.unref();
+  }
+
+  /** A node was drained or uncordoned: every group looks at its replicas again now. */
+  nodesChanged(): void {
+    for (const name of this.groups.keys()) this.kick(name);
+  }
+
+  /** Whether `pgId` is a replica's placement group (replicas move off draining nodes here, make-before-break). */
+  owns(pgId: string): boolean {
+    for (const e of this.groups.values()) if (e.rg.replicas.some((r) => r.placementGroupId === pgId)) return true;
+    return false;
   }
 
   close(): void {
@@ -303,8 +329,17 @@ export class ReplicaGroupController {
         changed = true;
       }
     }
-    // 3. Wanted replicas per revision.
-    const live = (rev: string) => rg.replicas.filter((r) => r.revision === rev && (r.state === 'starting' || r.state === 'ready'));
+    // 3. Replicas on draining nodes (steps 7-8, rg-moves.ts): an evacuee and
+    //    its replacement count as one replica below, until the replacement is
+    //    READY and the evacuee drained (make-before-break).
+    const moves = new ReplicaMoves(rg.replicas, (r) => drainingNodesOf(this.pgs, this.isDraining, r));
+    for (const { evacuee, replacement, nodes } of moves.takeDone()) {
+      this.drain(e, evacuee, `moved off draining node ${nodes.join(', ')}: replaced by ${replacement.id}`);
+      changed = true;
+    }
+    const shadows = moves.shadows();
+    // 4. Wanted replicas per revision.
+    const live = (rev: string) => rg.replicas.filter((r) => r.revision === rev && isLive(r) && !shadows.has(r.id));
     const ready = (rev: string) => live(rev).filter((r) => r.state === 'ready');
     const want = new Map<string, number>();
     if (rg.stableRevision && rg.stableRevision !== rg.revision && e.stableSpec) {
@@ -333,13 +368,24 @@ export class ReplicaGroupController {
       changed = true;
     }
     for (const [rev, n] of want) {
-      const extra = live(rev).sort(byNotReadyThenNewest).slice(0, Math.max(0, live(rev).length - n));
+      const extra = live(rev).sort((a, b) => moves.evacueesFirst(a, b) || byNotReadyThenNewest(a, b)).slice(0, Math.max(0, live(rev).length - n));
       for (const r of extra) {
         this.drain(e, r, 'scaled down');
         changed = true;
       }
     }
-    // 4. Membership and persistence.
+    // Step 7: a replacement for one replica on a draining node at a time (a
+    // surge of one, as a rolling update's), of its own revision.
+    for (const [rev] of want) {
+      const x = blocked || rg.deleting ? undefined : moves.next(live(rev));
+      if (!x) continue;
+      const s = await this.startReplica(e, rev === rg.revision ? e.spec : e.stableSpec!, rev, x.id);
+      if (isLive(s)) moves.replacementOf.set(x.id, s);
+      changed = true;
+      break;
+    }
+    const moving = moves.describe((s) => progressOf(this.pgs, s));
+    // 5. Membership and persistence.
     this.publish(e);
     if (rg.deleting) rg.replicas = rg.replicas.filter((r) => r.state !== 'failed');
     if (rg.deleting && rg.replicas.length === 0) {
@@ -350,18 +396,19 @@ export class ReplicaGroupController {
     }
     const lastFailed = rg.replicas.filter((r) => r.state === 'failed').at(-1);
     const counts = `${rg.replicas.filter((r) => r.state === 'ready').length}/${rg.desired} ready` +
-      (blocked ? `; ${e.failures.length} replica(s) failed in the last 10 min, more than maxReplacements ${budget}: not replacing (last: ${lastFailed?.message ?? '?'})` : '');
+      (blocked ? `; ${e.failures.length} replica(s) failed in the last 10 min, more than maxReplacements ${budget}: not replacing (last: ${lastFailed?.message ?? '?'})` : '') +
+      moving.map((m) => `; ${m}`).join('');
     if (changed || rg.message !== counts) {
       rg.message = counts;
       await this.persist(e, '', '');
     }
   }
 
-  private async startReplica(e: Entry, spec: ValidRgSpec, revision: string): Promise<void> {
+  private async startReplica(e: Entry, spec: ValidRgSpec, revision: string, replaces = ''): Promise<Replica> {
     const id = `r-${randomBytes(4).toString('hex')}`;
     const replica: Replica = {
       id, revision, state: 'starting', placementGroupId: '', gangId: '',
-      subject: subjectOf(this.nats?.access.subjectPrefix || 'muster', spec.name, id), message: 'placing', createdAtMs: Date.now(),
+      subject: subjectOf(this.nats?.access.subjectPrefix || 'muster', spec.name, id), message: 'placing', createdAtMs: Date.now(), replaces,
     };
     e.rg.replicas.push(replica);
     try {
@@ -373,6 +420,7 @@ export class ReplicaGroupController {
     } catch (err) {
       this.markFailed(e, replica, `could not start: ${(err as Error).message}`);
     }
+    return replica;
   }
 
   /** A replica failed: it counts against the replacement budget (whatever failed: placing, launching, running). */

@@ -66,7 +66,7 @@ export function placeGroup(state: ClusterState, spec: PlacementGroupSpec, opts: 
 
   const ctx = gangContext(spec, opts);
 
-  // 1. Node filters. Liveness, taints, labels and holds do not depend on the
+  // 1. Node filters. Liveness, draining, taints, labels and holds do not depend on the
   //    bundle, so they run once per node for the whole group; what survives is
   //    the candidate list every later stage works from. Without a hold the
   //    answer depends only on immutable node data, so the state memoises it.

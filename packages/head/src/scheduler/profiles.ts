@@ -117,6 +117,8 @@ export interface NodeOptions {
   labels?: Record<string, string>;
   taints?: Taint[];
   alive?: boolean;
+  /** Draining (cordoned): takes no new placement. */
+  draining?: boolean;
   nvlinkDomain?: string;
   custom?: Record<string, number>;
   /** Omit NUMA nodes (as when the inventory lacks them). */
@@ -129,6 +131,7 @@ export function makeNode(profile: NodeProfile, id: string, opts: NodeOptions = {
   return {
     id,
     alive: opts.alive ?? true,
+    ...(opts.draining === true ? { draining: true } : {}),
     labels: { ...opts.labels },
     ...(opts.nvlinkDomain !== undefined ? { nvlinkDomain: opts.nvlinkDomain } : {}),
     taints: opts.taints ?? [],

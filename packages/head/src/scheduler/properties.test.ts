@@ -1,12 +1,12 @@
 /**
  * Property tests over random clusters (real and random topologies, MIG, dead
- * nodes, taints, labels) and random streams of groups and releases. Every
+ * and draining nodes, taints, labels) and random streams of groups and releases. Every
  * result is checked against an independent ledger, not against the
  * scheduler's own state:
  *   - no GPU, MIG slice, CPU, memory or custom resource is ever double-booked;
  *   - a gang is placed whole or not at all (and a refusal leaves no trace);
  *   - strict constraints hold: STRICT_PACK, STRICT_SPREAD, required levels,
- *     selectors, NoSchedule taints, liveness, GPU memory, MIG profiles;
+ *     selectors, NoSchedule taints, liveness, draining, GPU memory, MIG profiles;
  *   - `gpu-island` required is never broken, and a lone TP bundle is split
  *     across islands only when no eligible node had one free island for it;
  *   - a lone bundle that some node can hold is placed; one called INFEASIBLE
@@ -41,6 +41,7 @@ const arbNode = (id: string): fc.Arbitrary<SchedulerNode> =>
     .record({
       shape: fc.oneof(fc.integer({ min: 0, max: PROFILES.length - 1 }), arbRandomTopology),
       alive: fc.integer({ min: 0, max: 9 }).map((x) => x < 8),
+      draining: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
       taints: fc.array(arbTaint, { maxLength: 1 }),
       rack: fc.option(fc.constantFrom('r0', 'r1', 'r2'), { nil: undefined }),
       zone: fc.option(fc.constantFrom('z0', 'z1'), { nil: undefined }),
@@ -53,7 +54,7 @@ const arbNode = (id: string): fc.Arbitrary<SchedulerNode> =>
       const labels: Record<string, string> = { pool: r.pool };
       if (r.rack !== undefined) labels['muster.io/rack'] = r.rack;
       if (r.zone !== undefined) labels['muster.io/zone'] = r.zone;
-      const opts = { labels, taints: r.taints, alive: r.alive, custom: { ib: r.ib }, ...(r.domain !== undefined ? { nvlinkDomain: r.domain } : {}) };
+      const opts = { labels, taints: r.taints, alive: r.alive, draining: r.draining, custom: { ib: r.ib }, ...(r.domain !== undefined ? { nvlinkDomain: r.domain } : {}) };
       if (typeof r.shape === 'number') {
         const node = makeNode(PROFILES[r.shape]!, id, opts);
         return { ...node, capacity: { ...node.capacity, cpuMillis: r.cpuMillis } };
@@ -65,6 +66,7 @@ const arbNode = (id: string): fc.Arbitrary<SchedulerNode> =>
       return {
         id,
         alive: r.alive,
+        draining: r.draining,
         labels,
         ...(r.domain !== undefined ? { nvlinkDomain: r.domain } : {}),
         taints: r.taints,
@@ -179,7 +181,8 @@ function islandsOf(node: SchedulerNode): number[][] {
 /** Brute force: could `node` take bundle 0 of a single-bundle spec right now? Optionally ignore islands. */
 function loneBundleFits(node: SchedulerNode, spec: PlacementGroupSpec, ledger: Ledger | undefined, needIsland: boolean): boolean {
   const b = spec.bundles[0]!;
-  if (ledger !== undefined && !node.alive) return false;
+  // With a ledger: "could it take it now" (dead and draining nodes cannot); without: "on an empty cluster" (they could).
+  if (ledger !== undefined && (!node.alive || node.draining === true)) return false;
   if (node.taints.some((t) => t.effect === 'NoSchedule' && !tolerated(spec.tolerations, t))) return false;
   if (Object.entries(spec.selector.matchLabels).some(([k, v]) => node.labels[k] !== v)) return false;
   if (spec.topology.some((c) => c.mode === 'required' && c.level !== 'gpu-island' && domainOf(node, c.level) === undefined)) return false;
@@ -202,6 +205,7 @@ function checkPlaced(id: string, spec: PlacementGroupSpec, ps: BundlePlacement[]
     const b = spec.bundles[p.bundleIndex]!;
     const node = nodes.get(p.nodeId)!;
     expect(node.alive).toBe(true);
+    expect(node.draining ?? false).toBe(false);
     expect(node.taints.every((t) => t.effect !== 'NoSchedule' || tolerated(spec.tolerations, t))).toBe(true);
     for (const [k, v] of Object.entries(spec.selector.matchLabels)) expect(node.labels[k]).toBe(v);
     if (b.migProfile !== undefined) {

@@ -6,6 +6,7 @@
 export const ReasonCode = {
   // Node-level rejections (one per node, for its first failing filter).
   NODE_DEAD: 'node-dead',
+  NODE_DRAINING: 'node-draining',
   NODE_UNSUPPORTED: 'node-unsupported',
   NODE_HELD: 'node-held',
   TAINT: 'taint-not-tolerated',
@@ -32,6 +33,7 @@ export type ReasonCode = (typeof ReasonCode)[keyof typeof ReasonCode];
 /** How each node rejection reads in a sentence; `detail` is appended when present. */
 export const reasonPhrase: Record<string, string> = {
   [ReasonCode.NODE_DEAD]: 'node dead',
+  [ReasonCode.NODE_DRAINING]: 'node draining',
   [ReasonCode.NODE_UNSUPPORTED]: 'unsupported node',
   [ReasonCode.NODE_HELD]: 'held for starving group',
   [ReasonCode.TAINT]: 'untolerated taint',

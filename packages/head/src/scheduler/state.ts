@@ -23,6 +23,8 @@ export class NodeState {
   readonly idx: number;
   readonly node: SchedulerNode;
   readonly alive: boolean;
+  /** Takes no new placement (false on the empty twin: a drain may be undone). */
+  readonly draining: boolean;
   readonly topo: Topology;
   /** Empty when the scheduler can use the node; else why not (e.g. more than 32 GPUs). */
   readonly unsupported: string;
@@ -41,10 +43,11 @@ export class NodeState {
   readonly rack: string | undefined;
   readonly nvlinkDomain: string | undefined;
 
-  constructor(idx: number, node: SchedulerNode, alive: boolean) {
+  constructor(idx: number, node: SchedulerNode, alive: boolean, draining = node.draining === true) {
     this.idx = idx;
     this.node = node;
     this.alive = alive;
+    this.draining = draining;
     const n = node.gpus.length;
     this.unsupported = n > MAX_GPUS_PER_NODE ? `more than ${MAX_GPUS_PER_NODE} GPUs` : node.gpus.some((g, i) => g.index !== i) ? 'GPU indices not 0..N-1' : '';
     const usable = this.unsupported === '' ? node.gpus : [];
@@ -98,7 +101,7 @@ export class ClusterState {
   readonly memo = new Map<string, unknown>();
 
   private constructor(nodes: SchedulerNode[], forceAlive: boolean) {
-    this.nodes = nodes.map((n, i) => new NodeState(i, n, forceAlive || n.alive));
+    this.nodes = nodes.map((n, i) => new NodeState(i, n, forceAlive || n.alive, !forceAlive && n.draining === true));
     for (const ns of this.nodes) this.byId.set(ns.node.id, ns);
   }
 
@@ -124,7 +127,7 @@ export class ClusterState {
     return this.byId.get(id);
   }
 
-  /** Same nodes, nothing reserved, every node alive: "would it fit on an empty cluster?" */
+  /** Same nodes, nothing reserved, every node alive and none draining: "would it fit on an empty cluster?" */
   emptyTwin(): ClusterState {
     this.twin ??= new ClusterState(this.nodes.map((n) => n.node), true);
     return this.twin;

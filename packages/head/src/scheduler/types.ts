@@ -43,6 +43,12 @@ export interface SchedulerGpu {
 export interface SchedulerNode {
   id: string;
   alive: boolean;
+  /**
+   * Draining (cordoned): takes no new placement (filter `draining`). It still
+   * counts as a node shape for "would it fit an empty cluster?", as a dead node
+   * does: it may be uncordoned.
+   */
+  draining?: boolean;
   labels: Record<string, string>;
   /** Multi-node NVLink domain; falls back to the `muster.io/nvlink-domain` label. */
   nvlinkDomain?: string;

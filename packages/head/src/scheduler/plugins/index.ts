@@ -5,6 +5,7 @@
  * pipeline.ts.
  */
 import { alivePlugin } from './alive.js';
+import { drainingPlugin } from './draining.js';
 import { gpuIslandPlugin } from './gpu-island.js';
 import { heldPlugin } from './held.js';
 import { resourcesPlugin } from './resources.js';
@@ -13,13 +14,13 @@ import { strategyPlugin } from './strategy.js';
 import { taintsPlugin } from './taints.js';
 import { topologyPlugin } from './topology.js';
 
-export { alivePlugin, gpuIslandPlugin, heldPlugin, resourcesPlugin, selectorPlugin, strategyPlugin, taintsPlugin, topologyPlugin };
+export { alivePlugin, drainingPlugin, gpuIslandPlugin, heldPlugin, resourcesPlugin, selectorPlugin, strategyPlugin, taintsPlugin, topologyPlugin };
 export { domainOf } from './topology.js';
 export { tolerates } from './taints.js';
 export * from './types.js';
 
 /** Group-scope filters: once per node per group. */
-export const nodeFilters = [alivePlugin, heldPlugin, taintsPlugin, selectorPlugin, topologyPlugin] as const;
+export const nodeFilters = [alivePlugin, drainingPlugin, heldPlugin, taintsPlugin, selectorPlugin, topologyPlugin] as const;
 
 /** Bundle-scope filters: per node per bundle, after the gang's earlier bundles reserved. */
 export const bundleFilters = [strategyPlugin, resourcesPlugin, gpuIslandPlugin] as const;

@@ -31,7 +31,19 @@ export interface AgentMessage {
     /** Sent after `registered`: every shard this agent runs (adopted ones too). */
     { $case: "shardInventory"; value: ShardInventory }
     | { $case: "logChunk"; value: AgentLogChunk }
+    | //
+    /**
+     * The node should (not) be drained: sent whenever the agent's view changes
+     * (its Kubernetes node was cordoned or uncordoned) and again after every
+     * registration. An undrain clears only a drain an agent asked for.
+     */
+    { $case: "drain"; value: NodeDrain }
     | undefined;
+}
+
+export interface NodeDrain {
+  draining: boolean;
+  reason: string;
 }
 
 export interface ShardStatusReport {
@@ -201,6 +213,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "logChunk":
         AgentLogChunk.encode(message.msg.value, writer.uint32(50).fork()).join();
         break;
+      case "drain":
+        NodeDrain.encode(message.msg.value, writer.uint32(58).fork()).join();
+        break;
     }
     return writer;
   },
@@ -266,6 +281,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.msg = { $case: "logChunk", value: AgentLogChunk.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.msg = { $case: "drain", value: NodeDrain.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -300,6 +323,8 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         ? { $case: "logChunk", value: AgentLogChunk.fromJSON(object.logChunk) }
         : isSet(object.log_chunk)
         ? { $case: "logChunk", value: AgentLogChunk.fromJSON(object.log_chunk) }
+        : isSet(object.drain)
+        ? { $case: "drain", value: NodeDrain.fromJSON(object.drain) }
         : undefined,
     };
   },
@@ -318,6 +343,83 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.shardInventory = ShardInventory.toJSON(message.msg.value);
     } else if (message.msg?.$case === "logChunk") {
       obj.logChunk = AgentLogChunk.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "drain") {
+      obj.drain = NodeDrain.toJSON(message.msg.value);
+    }
+    return obj;
+  },
+};
+
+function createBaseNodeDrain(): NodeDrain {
+  return { draining: false, reason: "" };
+}
+
+export const NodeDrain: MessageFns<NodeDrain> = {
+  encode(message: NodeDrain, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.draining !== false) {
+      writer.uint32(8).bool(message.draining);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeDrain {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeDrain();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NodeDrain {
+    return {
+      draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: NodeDrain): unknown {
+    const obj: any = {};
+    if (message.draining !== false) {
+      obj.draining = message.draining;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
     }
     return obj;
   },

@@ -58,6 +58,44 @@ export interface WatchEventsRequest {
   kinds: string[];
 }
 
+export interface DrainNodeRequest {
+  nodeId: string;
+  /** free text, shown by `muster status` and in events */
+  reason: string;
+}
+
+export interface UncordonNodeRequest {
+  nodeId: string;
+}
+
+export interface GetDrainStatusRequest {
+  nodeId: string;
+}
+
+/** One thing still on a draining node. */
+export interface DrainItem {
+  /** "" for ranks of a gang whose group already moved */
+  placementGroupId: string;
+  /** its name */
+  placementGroup: string;
+  /** Who it belongs to: "replica group echo, replica r-1a2b", "gang train", "" (a bare placement group). */
+  owner: string;
+  /**
+   * What moving it waits on, as a sentence ("replacement r-3c4d starting: 1/2 ranks ready",
+   * "no room elsewhere: bundle 0 needs 8 GPUs; ...").
+   */
+  waitingOn: string;
+}
+
+export interface DrainStatus {
+  node:
+    | Node
+    | undefined;
+  /** Draining and nothing placed or running there any more. */
+  drained: boolean;
+  remaining: DrainItem[];
+}
+
 function createBaseGetClusterInfoRequest(): GetClusterInfoRequest {
   return {};
 }
@@ -570,6 +608,422 @@ export const WatchEventsRequest: MessageFns<WatchEventsRequest> = {
   },
 };
 
+function createBaseDrainNodeRequest(): DrainNodeRequest {
+  return { nodeId: "", reason: "" };
+}
+
+export const DrainNodeRequest: MessageFns<DrainNodeRequest> = {
+  encode(message: DrainNodeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nodeId !== "") {
+      writer.uint32(10).string(message.nodeId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DrainNodeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDrainNodeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DrainNodeRequest {
+    return {
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: DrainNodeRequest): unknown {
+    const obj: any = {};
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+};
+
+function createBaseUncordonNodeRequest(): UncordonNodeRequest {
+  return { nodeId: "" };
+}
+
+export const UncordonNodeRequest: MessageFns<UncordonNodeRequest> = {
+  encode(message: UncordonNodeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nodeId !== "") {
+      writer.uint32(10).string(message.nodeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UncordonNodeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUncordonNodeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UncordonNodeRequest {
+    return {
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+    };
+  },
+
+  toJSON(message: UncordonNodeRequest): unknown {
+    const obj: any = {};
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    return obj;
+  },
+};
+
+function createBaseGetDrainStatusRequest(): GetDrainStatusRequest {
+  return { nodeId: "" };
+}
+
+export const GetDrainStatusRequest: MessageFns<GetDrainStatusRequest> = {
+  encode(message: GetDrainStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nodeId !== "") {
+      writer.uint32(10).string(message.nodeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetDrainStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetDrainStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetDrainStatusRequest {
+    return {
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetDrainStatusRequest): unknown {
+    const obj: any = {};
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    return obj;
+  },
+};
+
+function createBaseDrainItem(): DrainItem {
+  return { placementGroupId: "", placementGroup: "", owner: "", waitingOn: "" };
+}
+
+export const DrainItem: MessageFns<DrainItem> = {
+  encode(message: DrainItem, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.placementGroupId !== "") {
+      writer.uint32(10).string(message.placementGroupId);
+    }
+    if (message.placementGroup !== "") {
+      writer.uint32(18).string(message.placementGroup);
+    }
+    if (message.owner !== "") {
+      writer.uint32(26).string(message.owner);
+    }
+    if (message.waitingOn !== "") {
+      writer.uint32(34).string(message.waitingOn);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DrainItem {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDrainItem();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.placementGroupId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.placementGroup = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.owner = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.waitingOn = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DrainItem {
+    return {
+      placementGroupId: isSet(object.placementGroupId)
+        ? globalThis.String(object.placementGroupId)
+        : isSet(object.placement_group_id)
+        ? globalThis.String(object.placement_group_id)
+        : "",
+      placementGroup: isSet(object.placementGroup)
+        ? globalThis.String(object.placementGroup)
+        : isSet(object.placement_group)
+        ? globalThis.String(object.placement_group)
+        : "",
+      owner: isSet(object.owner) ? globalThis.String(object.owner) : "",
+      waitingOn: isSet(object.waitingOn)
+        ? globalThis.String(object.waitingOn)
+        : isSet(object.waiting_on)
+        ? globalThis.String(object.waiting_on)
+        : "",
+    };
+  },
+
+  toJSON(message: DrainItem): unknown {
+    const obj: any = {};
+    if (message.placementGroupId !== "") {
+      obj.placementGroupId = message.placementGroupId;
+    }
+    if (message.placementGroup !== "") {
+      obj.placementGroup = message.placementGroup;
+    }
+    if (message.owner !== "") {
+      obj.owner = message.owner;
+    }
+    if (message.waitingOn !== "") {
+      obj.waitingOn = message.waitingOn;
+    }
+    return obj;
+  },
+};
+
+function createBaseDrainStatus(): DrainStatus {
+  return { node: undefined, drained: false, remaining: [] };
+}
+
+export const DrainStatus: MessageFns<DrainStatus> = {
+  encode(message: DrainStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.node !== undefined) {
+      Node.encode(message.node, writer.uint32(10).fork()).join();
+    }
+    if (message.drained !== false) {
+      writer.uint32(16).bool(message.drained);
+    }
+    for (const v of message.remaining) {
+      DrainItem.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DrainStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDrainStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.node = Node.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.drained = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.remaining.push(DrainItem.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DrainStatus {
+    return {
+      node: isSet(object.node) ? Node.fromJSON(object.node) : undefined,
+      drained: isSet(object.drained) ? globalThis.Boolean(object.drained) : false,
+      remaining: globalThis.Array.isArray(object?.remaining)
+        ? object.remaining.map((e: any) => DrainItem.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DrainStatus): unknown {
+    const obj: any = {};
+    if (message.node !== undefined) {
+      obj.node = Node.toJSON(message.node);
+    }
+    if (message.drained !== false) {
+      obj.drained = message.drained;
+    }
+    if (message.remaining?.length) {
+      obj.remaining = message.remaining.map((e) => DrainItem.toJSON(e));
+    }
+    return obj;
+  },
+};
+
 /**
  * The head's API for SDK clients and the `muster` CLI. Every call carries
  * `authorization: Bearer <cluster token>` metadata.
@@ -617,6 +1071,41 @@ export const ClusterServiceService = {
     responseSerialize: (value: ClusterEvent): Buffer => Buffer.from(ClusterEvent.encode(value).finish()),
     responseDeserialize: (value: Buffer): ClusterEvent => ClusterEvent.decode(value),
   },
+  /**
+   * Marks a node draining: it takes no new placements, and what runs there is
+   * moved elsewhere (replicas make-before-break, when capacity allows).
+   * Idempotent; returns the node record.
+   */
+  drainNode: {
+    path: "/muster.v1.ClusterService/DrainNode" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DrainNodeRequest): Buffer => Buffer.from(DrainNodeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DrainNodeRequest => DrainNodeRequest.decode(value),
+    responseSerialize: (value: Node): Buffer => Buffer.from(Node.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Node => Node.decode(value),
+  },
+  /** Makes a draining node schedulable again (whoever drained it). Idempotent. */
+  uncordonNode: {
+    path: "/muster.v1.ClusterService/UncordonNode" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UncordonNodeRequest): Buffer => Buffer.from(UncordonNodeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UncordonNodeRequest => UncordonNodeRequest.decode(value),
+    responseSerialize: (value: Node): Buffer => Buffer.from(Node.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Node => Node.decode(value),
+  },
+  /** What is still placed on a node and what moving it waits on. */
+  getDrainStatus: {
+    path: "/muster.v1.ClusterService/GetDrainStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetDrainStatusRequest): Buffer =>
+      Buffer.from(GetDrainStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetDrainStatusRequest => GetDrainStatusRequest.decode(value),
+    responseSerialize: (value: DrainStatus): Buffer => Buffer.from(DrainStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DrainStatus => DrainStatus.decode(value),
+  },
 } as const;
 
 export interface ClusterServiceServer extends UntypedServiceImplementation {
@@ -628,6 +1117,16 @@ export interface ClusterServiceServer extends UntypedServiceImplementation {
    * (all retained when empty and `replay` is set), then live ones.
    */
   watchEvents: handleServerStreamingCall<WatchEventsRequest, ClusterEvent>;
+  /**
+   * Marks a node draining: it takes no new placements, and what runs there is
+   * moved elsewhere (replicas make-before-break, when capacity allows).
+   * Idempotent; returns the node record.
+   */
+  drainNode: handleUnaryCall<DrainNodeRequest, Node>;
+  /** Makes a draining node schedulable again (whoever drained it). Idempotent. */
+  uncordonNode: handleUnaryCall<UncordonNodeRequest, Node>;
+  /** What is still placed on a node and what moving it waits on. */
+  getDrainStatus: handleUnaryCall<GetDrainStatusRequest, DrainStatus>;
 }
 
 export interface ClusterServiceClient extends Client {
@@ -683,6 +1182,55 @@ export interface ClusterServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<ClusterEvent>;
+  /**
+   * Marks a node draining: it takes no new placements, and what runs there is
+   * moved elsewhere (replicas make-before-break, when capacity allows).
+   * Idempotent; returns the node record.
+   */
+  drainNode(request: DrainNodeRequest, callback: (error: ServiceError | null, response: Node) => void): ClientUnaryCall;
+  drainNode(
+    request: DrainNodeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Node) => void,
+  ): ClientUnaryCall;
+  drainNode(
+    request: DrainNodeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Node) => void,
+  ): ClientUnaryCall;
+  /** Makes a draining node schedulable again (whoever drained it). Idempotent. */
+  uncordonNode(
+    request: UncordonNodeRequest,
+    callback: (error: ServiceError | null, response: Node) => void,
+  ): ClientUnaryCall;
+  uncordonNode(
+    request: UncordonNodeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Node) => void,
+  ): ClientUnaryCall;
+  uncordonNode(
+    request: UncordonNodeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Node) => void,
+  ): ClientUnaryCall;
+  /** What is still placed on a node and what moving it waits on. */
+  getDrainStatus(
+    request: GetDrainStatusRequest,
+    callback: (error: ServiceError | null, response: DrainStatus) => void,
+  ): ClientUnaryCall;
+  getDrainStatus(
+    request: GetDrainStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DrainStatus) => void,
+  ): ClientUnaryCall;
+  getDrainStatus(
+    request: GetDrainStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DrainStatus) => void,
+  ): ClientUnaryCall;
 }
 
 export const ClusterServiceClient = makeGenericClientConstructor(

@@ -144,6 +144,11 @@ export interface Replica {
   subject: string;
   message: string;
   createdAtMs: number;
+  /**
+   * Set on a replica started to move `replaces` off a draining node: that one
+   * is drained once this one is READY (make-before-break).
+   */
+  replaces: string;
 }
 
 export interface ReplicaGroup {
@@ -1617,6 +1622,7 @@ function createBaseReplica(): Replica {
     subject: "",
     message: "",
     createdAtMs: 0,
+    replaces: "",
   };
 }
 
@@ -1645,6 +1651,9 @@ export const Replica: MessageFns<Replica> = {
     }
     if (message.createdAtMs !== 0) {
       writer.uint32(64).int64(message.createdAtMs);
+    }
+    if (message.replaces !== "") {
+      writer.uint32(74).string(message.replaces);
     }
     return writer;
   },
@@ -1726,6 +1735,14 @@ export const Replica: MessageFns<Replica> = {
             message.createdAtMs = longToNumber(reader.int64());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.replaces = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1760,6 +1777,7 @@ export const Replica: MessageFns<Replica> = {
         : isSet(object.created_at_ms)
         ? globalThis.Number(object.created_at_ms)
         : 0,
+      replaces: isSet(object.replaces) ? globalThis.String(object.replaces) : "",
     };
   },
 
@@ -1788,6 +1806,9 @@ export const Replica: MessageFns<Replica> = {
     }
     if (message.createdAtMs !== 0) {
       obj.createdAtMs = Math.round(message.createdAtMs);
+    }
+    if (message.replaces !== "") {
+      obj.replaces = message.replaces;
     }
     return obj;
   },

@@ -143,6 +143,20 @@ export interface Node {
   stateChangedAtMs: number;
   /** Why the node is in its state ("heartbeat silent for 3012 ms"). */
   stateReason: string;
+  /**
+   * Draining (cordoned): the node takes no new placements, and what runs there
+   * is moved elsewhere (replicas make-before-break). It stays ALIVE and keeps
+   * running what it runs until that is moved. Persisted with the record:
+   * survives head restarts and re-registration. See docs/deploy.md.
+   */
+  draining: boolean;
+  drainReason: string;
+  drainSinceMs: number;
+  /**
+   * Who drained it: "operator" (DrainNode) or "agent" (the worker, e.g. its
+   * Kubernetes node was cordoned). An agent's undrain clears only an agent's drain.
+   */
+  drainedBy: string;
 }
 
 export interface Node_LabelsEntry {
@@ -1096,6 +1110,10 @@ function createBaseNode(): Node {
     lastHeartbeatMs: 0,
     stateChangedAtMs: 0,
     stateReason: "",
+    draining: false,
+    drainReason: "",
+    drainSinceMs: 0,
+    drainedBy: "",
   };
 }
 
@@ -1136,6 +1154,18 @@ export const Node: MessageFns<Node> = {
     }
     if (message.stateReason !== "") {
       writer.uint32(98).string(message.stateReason);
+    }
+    if (message.draining !== false) {
+      writer.uint32(104).bool(message.draining);
+    }
+    if (message.drainReason !== "") {
+      writer.uint32(114).string(message.drainReason);
+    }
+    if (message.drainSinceMs !== 0) {
+      writer.uint32(120).int64(message.drainSinceMs);
+    }
+    if (message.drainedBy !== "") {
+      writer.uint32(130).string(message.drainedBy);
     }
     return writer;
   },
@@ -1252,6 +1282,38 @@ export const Node: MessageFns<Node> = {
             message.stateReason = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.drainReason = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.drainSinceMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.drainedBy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1315,6 +1377,22 @@ export const Node: MessageFns<Node> = {
         : isSet(object.state_reason)
         ? globalThis.String(object.state_reason)
         : "",
+      draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
+      drainReason: isSet(object.drainReason)
+        ? globalThis.String(object.drainReason)
+        : isSet(object.drain_reason)
+        ? globalThis.String(object.drain_reason)
+        : "",
+      drainSinceMs: isSet(object.drainSinceMs)
+        ? globalThis.Number(object.drainSinceMs)
+        : isSet(object.drain_since_ms)
+        ? globalThis.Number(object.drain_since_ms)
+        : 0,
+      drainedBy: isSet(object.drainedBy)
+        ? globalThis.String(object.drainedBy)
+        : isSet(object.drained_by)
+        ? globalThis.String(object.drained_by)
+        : "",
     };
   },
 
@@ -1361,6 +1439,18 @@ export const Node: MessageFns<Node> = {
     }
     if (message.stateReason !== "") {
       obj.stateReason = message.stateReason;
+    }
+    if (message.draining !== false) {
+      obj.draining = message.draining;
+    }
+    if (message.drainReason !== "") {
+      obj.drainReason = message.drainReason;
+    }
+    if (message.drainSinceMs !== 0) {
+      obj.drainSinceMs = Math.round(message.drainSinceMs);
+    }
+    if (message.drainedBy !== "") {
+      obj.drainedBy = message.drainedBy;
     }
     return obj;
   },

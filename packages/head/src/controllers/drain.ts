@@ -1,0 +1,121 @@
+/**
+ * Draining a node, seen from above: who moves what (each controller moves its
+ * own), what is still on a node and what moving it waits on, and when a
+ * draining node is *drained* — nothing placed and nothing running there.
+ *
+ *   node draining (registry) ─▶ scheduler: the node takes no new placement
+ *        │
+ *        ├─ a replica's group ─▶ replica-groups.ts steps 7-8: replacement
+ *        │                        first, READY, then the old replica drained
+ *        │                        and stopped (make-before-break)
+ *        ├─ any other group  ──▶ placement-groups.ts step 7: placed again
+ *        │   (with or without    whole elsewhere once it fits there NOW, in
+ *        │    a gang on it)      one cycle; else it stays and runs on.
+ *        │                       Its gang follows: gangs.ts step 8 (stopped,
+ *        │                       started where the group is now)
+ *        └─ nothing left     ──▶ drained: event node.drained (once per drain
+ *                                and leader term)
+ *
+ * Why a bare gang moves only when it fits elsewhere now (Ray's choice, not
+ * Kubernetes' evict-anyway): a training or batch gang has no second copy to
+ * serve meanwhile, so stopping it before there is room elsewhere turns a
+ * maintenance into an outage of unknown length. The drain waits on it
+ * instead, and says so (`GetDrainStatus`); an operator who wants it gone
+ * anyway stops the gang.
+ */
+import { GangState as G, PlacementGroupState as P, type DrainItem, type DrainStatus, type Gang, type PlacementGroup, type ReplicaGroup } from '@muster/proto';
+import { ErrorCode, MusterError, type Logger } from '@muster/common';
+import type { NodeRegistry } from '../cluster/registry.js';
+import type { EventLog } from '../events/event-log.js';
+import { isLive, progressOf } from './rg-moves.js';
+
+const LIVE_GANG = new Set([G.GANG_STATE_PENDING, G.GANG_STATE_STARTING, G.GANG_STATE_READY, G.GANG_STATE_RESTARTING, G.GANG_STATE_STOPPING]);
+
+export interface DrainSources {
+  registry: NodeRegistry;
+  pgs: { list(): PlacementGroup[]; get(id: string): PlacementGroup; blockedMove(pgId: string): string | undefined };
+  gangs: { list(): Gang[] };
+  replicaGroups: { list(): ReplicaGroup[] };
+}
+
+export class NodeDrains {
+  /** Draining nodes already announced as drained in this term. */
+  private readonly announced = new Set<string>();
+  private readonly timer: NodeJS.Timeout;
+  private checking = false;
+
+  constructor(private readonly src: DrainSources, private readonly events: EventLog, private readonly log: Logger) {
+    this.timer = setInterval(() => void this.announce(), 500);
+    this.timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+
+  /** What is still on `nodeId`, what moving each thing waits on, and whether it is drained. */
+  status(nodeId: string): DrainStatus {
+    const node = this.src.registry.get(nodeId);
+    if (!node) throw new MusterError(ErrorCode.NOT_FOUND, `no node "${nodeId}"`, { details: { nodeId } });
+    const remaining: DrainItem[] = [];
+    const gangs = this.src.gangs.list().filter((g) => LIVE_GANG.has(g.state));
+    const replicas = new Map(this.src.replicaGroups.list().flatMap((rg) => rg.replicas.filter((r) => r.placementGroupId).map((r) => [r.placementGroupId, { rg, r }] as const)));
+    const here = new Set<string>();
+    for (const pg of this.src.pgs.list()) {
+      if (!pg.placements.some((p) => p.nodeId === nodeId)) continue;
+      here.add(pg.id);
+      const item = { placementGroupId: pg.id, placementGroup: pg.spec?.name ?? pg.id };
+      const owned = replicas.get(pg.id);
+      if (owned) {
+        remaining.push({ ...item, owner: `replica group ${owned.rg.name}, replica ${owned.r.id}`, waitingOn: node.draining ? this.replicaWaits(owned.rg, owned.r) : 'node not draining' });
+        continue;
+      }
+      const gang = gangs.find((g) => g.placementGroupId === pg.id);
+      const blocked = this.src.pgs.blockedMove(pg.id);
+      const waitingOn = !node.draining ? 'node not draining' : blocked ?? (pg.state === P.PLACEMENT_GROUP_STATE_RESERVED || pg.state === P.PLACEMENT_GROUP_STATE_CREATED ? 'its next placement cycle' : 'placement');
+      remaining.push({ ...item, owner: gang ? `gang ${gang.spec?.name ?? gang.id}` : '', waitingOn: gang && blocked ? `${blocked}; the gang keeps running here until its group fits elsewhere` : waitingOn });
+    }
+    // Ranks still running on the node after their group moved away (being stopped).
+    for (const g of gangs) {
+      if (here.has(g.placementGroupId)) continue;
+      const ranks = g.ranks.filter((r) => r.nodeId === nodeId && r.phase !== 'exited' && r.phase !== 'pending');
+      if (ranks.length === 0) continue;
+      remaining.push({ placementGroupId: '', placementGroup: '', owner: `gang ${g.spec?.name ?? g.id}`, waitingOn: `${ranks.length} rank(s) stopping (${g.message})` });
+    }
+    return { node, drained: node.draining && remaining.length === 0, remaining };
+  }
+
+  private replicaWaits(rg: ReplicaGroup, r: ReplicaGroup['replicas'][number]): string {
+    if (r.state === 'draining' || r.state === 'stopping') return r.message;
+    if (r.state === 'failed') return 'a failed replica; its placement group is being freed';
+    const replacement = rg.replicas.find((x) => x.replaces === r.id && isLive(x));
+    if (replacement) return `replacement ${replacement.id} ${progressOf(this.src.pgs, replacement)}`;
+    if (!isLive(r)) return r.message;
+    return `its turn to be replaced (one move per group at a time): ${rg.message}`;
+  }
+
+  /** node.drained, once per drain (per leader term: the mark is not persisted). */
+  private async announce(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      for (const n of this.src.registry.list()) {
+        if (!n.draining) {
+          this.announced.delete(n.nodeId);
+          continue;
+        }
+        if (this.announced.has(n.nodeId) || !this.status(n.nodeId).drained) continue;
+        this.announced.add(n.nodeId);
+        await this.events.append('node.drained', {
+          nodeId: n.nodeId,
+          message: `node ${n.nodeId} drained: nothing is placed or running there${n.drainReason ? ` (${n.drainReason})` : ''}`,
+          attributes: { reason: n.drainReason, drainedForMs: String(Date.now() - n.drainSinceMs) },
+        });
+      }
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'drain check failed; retrying');
+    } finally {
+      this.checking = false;
+    }
+  }
+}
