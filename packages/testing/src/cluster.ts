@@ -58,6 +58,8 @@ export interface ClusterOptions {
   onLine?: (name: string, line: string) => void;
   /** Extra flags for muster-head. */
   headArgs?: string[];
+  /** Ports the heads hand to shard ranks, "FIRST-LAST" (default: the head's own). */
+  shardPortRange?: string;
   /** Flags for node itself when it runs a head (e.g. --cpu-prof). */
   headNodeArgs?: string[];
   /**
@@ -294,6 +296,20 @@ export function createTestCluster(opts: ClusterOptions = {}): Promise<LocalClust
     deadAfterMs: 1_000,
     profile: 'hgx-h100-8',
     runTag: newRunTag(process.env.MUSTER_TEST_RUN ?? 'test'),
+    shardPortRange: shardPortsOfThisWorker(),
     ...opts,
   });
+}
+
+/**
+ * Test files run in parallel worker processes, each with its own clusters,
+ * and shards really bind the ports their head hands out: each vitest worker
+ * gets its own 500-port block of the head's default range (30000-32767), so
+ * two clusters never hand out the same port.
+ */
+function shardPortsOfThisWorker(): string | undefined {
+  const pool = Number(process.env.VITEST_POOL_ID);
+  if (!Number.isInteger(pool) || pool < 1) return undefined;
+  const first = 30_000 + ((pool - 1) % 5) * 500;
+  return `${first}-${first + 499}`;
 }

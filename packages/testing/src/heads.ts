@@ -63,6 +63,7 @@ export async function launchHead(l: HeadLaunch): Promise<HeadHandle> {
     ...(o.heartbeatIntervalMs ? ['--heartbeat-interval-ms', String(o.heartbeatIntervalMs)] : []),
     ...(o.deadAfterMs ? ['--dead-after-ms', String(o.deadAfterMs)] : []),
     ...(l.nats ? ['--nats-url', l.nats.url, '--nats-user', l.nats.user] : []),
+    ...(o.shardPortRange ? ['--shard-port-range', o.shardPortRange] : []),
     ...(o.headArgs ?? []),
   ];
   // Lines arrive asynchronously, so `proc` is set before the first one.
