@@ -286,6 +286,14 @@ export class ReplicaGroupController {
     let changed = false;
     // 1. Replica states from their gangs.
     for (const r of [...rg.replicas]) {
+      // Recorded by a leader that died before making it (startReplica makes
+      // its replicas within one reconcile, so no other is half-made here).
+      if (r.state === 'starting' && !r.gangId) {
+        const spec = r.revision === rg.revision ? e.spec : r.revision === rg.stableRevision ? e.stableSpec : undefined;
+        if (spec) await this.materialize(e, spec, r);
+        else this.markFailed(e, r, `its revision ${r.revision} is no longer wanted`);
+        changed = true;
+      }
       const gang = this.gangOf(r);
       if (r.state === 'starting' || r.state === 'ready') {
         const next = gang?.state === G.GANG_STATE_READY ? 'ready' : gang?.state === G.GANG_STATE_FAILED || !gang ? 'failed' : 'starting';
@@ -411,16 +419,30 @@ export class ReplicaGroupController {
       subject: subjectOf(this.nats?.access.subjectPrefix || 'muster', spec.name, id), message: 'placing', createdAtMs: Date.now(), replaces,
     };
     e.rg.replicas.push(replica);
+    // Recorded before anything is made for it: a leader that dies in between
+    // leaves a replica its successor finishes (load → materialize), never a
+    // placement group or gang that no replica group knows.
+    await this.persist(e, '', '');
+    await this.materialize(e, spec, replica);
+    return replica;
+  }
+
+  /**
+   * Creates the replica's placement group and gang. Both carry the replica as
+   * request id, so doing it again after a failover returns what the first
+   * attempt made instead of a second copy.
+   */
+  private async materialize(e: Entry, spec: ValidRgSpec, replica: Replica): Promise<void> {
+    const requestId = `replica ${e.rg.name}/${replica.id}`;
     try {
-      const pg = await this.pgs.create(pgSpecOf(spec, id));
+      const pg = await this.pgs.create(pgSpecOf(spec, replica.id), requestId);
       replica.placementGroupId = pg.id;
-      const gang = await this.gangs.launch(gangSpecOf(spec, revision, id, pg.id, this.nats?.access));
+      const gang = await this.gangs.launch(gangSpecOf(spec, replica.revision, replica.id, pg.id, this.nats?.access), requestId);
       replica.gangId = gang.id;
       replica.message = gang.message;
     } catch (err) {
       this.markFailed(e, replica, `could not start: ${(err as Error).message}`);
     }
-    return replica;
   }
 
   /** A replica failed: it counts against the replacement budget (whatever failed: placing, launching, running). */

@@ -1,0 +1,57 @@
+// A leader that records a new replica and dies before making its placement
+// group and gang: the next leader finishes that replica instead of leaving it
+// half-made or starting another one. The "died in between" state is written
+// into the stopped head's store by hand, then the head starts on it.
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ReplicaGroup } from '@muster/proto';
+import type { Cluster } from '@muster/sdk';
+import { createTestCluster, waitFor, type LocalCluster } from '@muster/testing';
+import { EmbeddedStore } from '../../packages/head/src/state/embedded.js';
+
+const replica = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
+
+describe('a replica recorded but not made when the leader died', () => {
+  let cluster: LocalCluster;
+  let sdk: Cluster;
+
+  beforeAll(async () => {
+    cluster = await createTestCluster({ workers: 2 });
+    sdk = await cluster.connect();
+  });
+  afterAll(async () => {
+    sdk?.close();
+    await cluster?.stop();
+  });
+
+  it('is made by the next leader: the group ends with exactly its desired replicas, that one among them', async () => {
+    const g = await sdk.replicaGroups.apply({
+      name: 'resume', tp: 1, resources: { gpus: 1 },
+      template: { command: process.execPath, args: [replica], readiness: { kind: 'sdk' } },
+      replicas: { min: 0, max: 4, initial: 1 },
+    });
+    await waitFor('1 ready replica', async () => ((await g.refresh()).replicas.filter((r) => r.state === 'ready').length === 1) || undefined, { timeoutMs: 20_000 });
+
+    await cluster.stopHead();
+    const store = await EmbeddedStore.open(join(cluster.headDataDir(0), 'store'));
+    try {
+      const key = '/muster/rgs/resume';
+      const rg = ReplicaGroup.decode((await store.get(key))!.value);
+      rg.desired = 2;
+      rg.replicas.push({ ...rg.replicas[0]!, id: 'r-orphan', state: 'starting', placementGroupId: '', gangId: '', subject: rg.replicas[0]!.subject.replace(rg.replicas[0]!.id, 'r-orphan'), message: 'placing', replaces: '' });
+      await store.put(key, ReplicaGroup.encode(rg).finish());
+    } finally {
+      await store.close();
+    }
+    await cluster.startHead();
+
+    const after = await waitFor('2 ready replicas', async () => {
+      const r = (await g.refresh()).replicas;
+      return r.length === 2 && r.every((x) => x.state === 'ready') ? r : undefined;
+    }, { timeoutMs: 20_000 });
+    expect(after.map((r) => r.id)).toContain('r-orphan');
+    const groups = (await sdk.placementGroups.list()).filter((p) => p.name.startsWith('resume-'));
+    expect(groups.map((p) => p.name).sort()).toEqual(after.map((r) => `resume-${r.id}`).sort());
+  });
+});
