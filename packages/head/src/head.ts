@@ -30,6 +30,7 @@ import { Election, type Term } from './ha/election.js';
 import { LeaderGate } from './ha/gate.js';
 import { StateMirror } from './ha/mirror.js';
 import { startLeaderTerm, type HeadProcess, type LeaderTerm } from './leader-term.js';
+import { LEADER_KEY } from './state/fence.js';
 import { openStore, type StateStore } from './state/index.js';
 
 export interface Head {
@@ -183,6 +184,7 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
         log.error({ err: (e as Error).message }, 'won the election but could not load the state; resigning');
         won.end('state load failed');
         current = undefined;
+        await releaseKey(won);
         await election.resign();
         decided();
         return false;
@@ -204,8 +206,21 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       if (!stopping) mirror = follow();
       leadingSignal = new Promise<void>((r) => (leadingNow = r));
       if (!stopping) log.warn({ headId: config.headId, reason }, 'leadership lost; standing by');
+      await releaseKey(won);
       return true;
     };
+
+    /**
+     * Gives the leader key up through the term's fence. When the term ended
+     * with the key still ours (a failure here, a stop), a standby can win at
+     * once instead of after the lease. When another head already leads, etcd
+     * refuses the write, and the log shows a deposed leader's write fenced.
+     */
+    const releaseKey = (won: Term) =>
+      won.writer.txn([{ type: 'delete', key: LEADER_KEY }]).then(
+        () => log.info({ headId: config.headId }, 'leader key released'),
+        (e: unknown) => log.warn({ headId: config.headId, code: (e as MusterError).code, err: (e as Error).message }, 'leader key not released'),
+      );
 
     const loop = (async () => {
       while (!stopping) {

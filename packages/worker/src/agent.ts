@@ -47,6 +47,8 @@ export class Agent {
   private current: ClientDuplexStream<AgentMessage, HeadMessage> | undefined;
   private wake: (() => void) | undefined;
   private headIndex = 0;
+  /** The head's dead-after time, as last told; also how long a registration may take. */
+  private deadAfterMs = 3_000;
   /** The leader a standby sent us to; tried next, once. */
   private leaderHint: string | undefined;
   private readonly clients = new Map<string, AgentServiceClient>();
@@ -153,7 +155,14 @@ export class Agent {
       let seq = 0;
       let lastAck = performance.now();
       let timer: NodeJS.Timeout | undefined;
+      // A head that takes the connection but never answers (frozen, or named
+      // by a standby whose news is a moment old) is given up like a silent one.
+      const registerBy = setTimeout(() => {
+        this.log.warn({ head, waitedMs: this.deadAfterMs }, 'head did not answer the registration; trying another');
+        call.cancel();
+      }, this.deadAfterMs);
       const done = (err?: unknown) => {
+        clearTimeout(registerBy);
         clearInterval(timer);
         this.sendToHead = undefined;
         this.opts.shards?.detach();
@@ -190,6 +199,8 @@ export class Agent {
         }
         const r = msg.msg.value;
         registered = true;
+        clearTimeout(registerBy);
+        this.deadAfterMs = r.deadAfterMs;
         this.stateValue = 'registered';
         this.log.info({ head, headId: r.headId, nodeId: r.nodeId, heartbeatIntervalMs: r.heartbeatIntervalMs }, 'registered with head');
         this.onRegistered?.(r);
