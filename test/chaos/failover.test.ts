@@ -101,7 +101,7 @@ describe('head failover on default settings (3 heads, 4 workers, a replica group
     const old = await cluster.waitForLeader();
     const traffic = load(chat, 4);
     let next: HeadHandle | undefined;
-    let tookMs = 0;
+    let tookMs: number | undefined;
     try {
       await waitFor('calls flowing', () => traffic.counts.ok > 50 || undefined);
       const killedAt = Date.now();
