@@ -237,10 +237,10 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
     cleanups.push(async () => {
       stopping = true;
       stopNow();
+      election.stop();
+      await loop; // a leader's term ends and gives the key up first
       // Hand over at once (the lease is revoked) rather than after its TTL.
       await election.resign();
-      election.stop();
-      await loop;
       await mirror?.close();
     });
     await roleDecided;
