@@ -2,7 +2,8 @@
  * Head failover, on DEFAULT settings (1 s heartbeats, dead after 3 s, 2 s
  * leader lease): three heads on one etcd, four simulated 8×H100 workers, a
  * TP×PP gang and a replica group under steady load from the SDK. The leader
- * is SIGKILLed, then another leader is frozen (SIGSTOP) for 10 s and thawed.
+ * is SIGKILLed, then another leader is frozen (SIGSTOP) for 10 s and thawed,
+ * then etcd is down for longer than the lease.
  *
  * What must hold (the HA issue's acceptance):
  *  - a new leader soon after the kill: the 3 s target is measured by
@@ -12,13 +13,16 @@
  *  - zero failed data-plane calls, before, during and after;
  *  - the thawed leader's writes are refused by the fence (its log shows it),
  *    and it stands by;
+ *  - etcd down past the lease: every head stands by and refuses with the
+ *    reason, the data plane keeps serving, and a leader is back by itself
+ *    once etcd is;
  *  - after every fault, the invariants (packages/testing/src/invariants.ts).
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Cluster, Gang, ReplicaGroup } from '@muster/sdk';
+import { connect, type Cluster, type Gang, type ReplicaGroup } from '@muster/sdk';
 import { LocalCluster, assertInvariants, clusterShards, freeze, kill, thaw, waitFor, type HeadHandle } from '@muster/testing';
 
 const shard = fileURLToPath(new URL('../fixtures/shard.mjs', import.meta.url));
@@ -157,6 +161,31 @@ describe('head failover on default settings (3 heads, 4 workers, a replica group
     expect(counts.failed).toBe(0);
     // Nothing it tried went through: every node is alive, nothing moved.
     expect((await sdk.nodes({ state: 'dead' })).map((n) => n.id)).toEqual([]);
+    await assertInvariants(cluster, { acknowledged });
+    expect(await workload()).toEqual(before);
+  });
+
+  it('etcd down past the lease: every head stands by and says why, the data plane keeps serving, a leader is back by itself', async () => {
+    const before = await workload();
+    // Short control calls, to see the refusal itself rather than the SDK's 10 s of retries.
+    const probe = await connect({ address: cluster.address, tokenFile: cluster.tokenFile, callTimeoutMs: 1_000 });
+    const traffic = load(chat, 4);
+    try {
+      await waitFor('calls flowing', () => traffic.counts.ok > 50 || undefined);
+      await cluster.etcd!.kill('SIGKILL');
+      const refusal = await waitFor('heads refusing for want of the store', () =>
+        probe.nodes().then(() => undefined, (e: Error) => (/the state store is unreachable/.test(e.message) ? e.message : undefined)), { timeoutMs: 15_000, intervalMs: 250 });
+      expect(refusal).toMatch(/no leader: the state store is unreachable \(etcd at http:\/\/127\.0\.0\.1:\d+ is unavailable/);
+      await cluster.etcd!.start();
+      const pg = await waitFor('a create accepted again', () => sdk.placementGroups.create({ name: 'after-etcd', bundles: [{ gpus: 1 }] }).catch(() => undefined), { timeoutMs: 20_000, intervalMs: 250 });
+      acknowledged.push(pg.id);
+      await pg.ready({ timeout: 10_000 });
+    } finally {
+      await traffic.stop();
+      probe.close();
+    }
+    expect(traffic.counts.errors).toEqual([]);
+    expect(traffic.counts.failed).toBe(0);
     await assertInvariants(cluster, { acknowledged });
     expect(await workload()).toEqual(before);
   });
