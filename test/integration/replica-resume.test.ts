@@ -29,9 +29,20 @@ describe('a replica recorded but not made when the leader died', () => {
     const g = await sdk.replicaGroups.apply({
       name: 'resume', tp: 1, resources: { gpus: 1 },
       template: { command: process.execPath, args: [replica], readiness: { kind: 'sdk' } },
-      replicas: { min: 0, max: 4, initial: 1 },
+      replicas: { min: 0, max: 4, initial: 2 },
     });
-    await waitFor('1 ready replica', async () => ((await g.refresh()).replicas.filter((r) => r.state === 'ready').length === 1) || undefined, { timeoutMs: 20_000 });
+    const ready = (n: number) => waitFor(`${n} ready replica(s)`, async () => {
+      const r = (await g.refresh()).replicas;
+      return (r.length === n && r.every((x) => x.state === 'ready')) || undefined;
+    }, { timeoutMs: 20_000 });
+    await ready(2);
+    // A router that has seen several membership versions of the first head (2 replicas, then 1),
+    // kept across the restart: the next head's versions must go on from there to be heard.
+    await waitFor('an answer', () => g.call({ hi: 1 }, { timeoutMs: 2_000 }).catch(() => undefined), { timeoutMs: 10_000 });
+    await g.scale(1);
+    await ready(1);
+    const versionBefore = (await g.refresh()).toJSON().membershipVersion;
+    expect(versionBefore).toBeGreaterThanOrEqual(3);
 
     await cluster.stopHead();
     const store = await EmbeddedStore.open(join(cluster.headDataDir(0), 'store'));
@@ -51,6 +62,12 @@ describe('a replica recorded but not made when the leader died', () => {
       return r.length === 2 && r.every((x) => x.state === 'ready') ? r : undefined;
     }, { timeoutMs: 20_000 });
     expect(after.map((r) => r.id)).toContain('r-orphan');
+    // Membership versions go on from the stored one, so the old router takes the new membership.
+    expect((await g.refresh()).toJSON().membershipVersion).toBeGreaterThan(versionBefore);
+    await waitFor('the router to reach the finished replica', async () => {
+      const answer = (await g.call({ hi: 2 }, { timeoutMs: 2_000 }).catch(() => undefined)) as { replicaId?: string } | undefined;
+      return answer?.replicaId === 'r-orphan' || undefined;
+    }, { timeoutMs: 10_000 });
     const groups = (await sdk.placementGroups.list()).filter((p) => p.name.startsWith('resume-'));
     expect(groups.map((p) => p.name).sort()).toEqual(after.map((r) => `resume-${r.id}`).sort());
   });

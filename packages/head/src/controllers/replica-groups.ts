@@ -257,7 +257,10 @@ export class ReplicaGroupController {
   // ── reconcile ──────────────────────────────────────────────────────────
 
   private entry(rg: ReplicaGroup, spec: ValidRgSpec, stableSpec: ValidRgSpec | undefined): Entry {
-    return { rg, spec, policy: policyOf(spec), stableSpec, membership: { group: rg.name, version: 0, replicas: [], revisionWeights: {} }, watchers: new Set(), drainingSince: new Map(), failures: [], running: false, again: false };
+    // Versions go on from the last one stored: routers ignore a version they have seen, so a
+    // new leader (or a restarted head) starting again at 1 would not be heard.
+    const membership = { group: rg.name, version: rg.membershipVersion, replicas: [], revisionWeights: {} };
+    return { rg, spec, policy: policyOf(spec), stableSpec, membership, watchers: new Set(), drainingSince: new Map(), failures: [], running: false, again: false };
   }
 
   private kick(name: string): void {
@@ -393,12 +396,19 @@ export class ReplicaGroupController {
       break;
     }
     const moving = moves.describe((s) => progressOf(this.pgs, s));
-    // 5. Membership and persistence.
-    this.publish(e);
+    // 5. Membership and persistence. A new membership version is stored
+    //    before anyone hears of it, so the next leader numbers on from it.
+    const membership = this.nextMembership(e);
+    const previous = e.membership;
+    if (membership) {
+      e.membership = membership;
+      changed = true;
+    }
     if (rg.deleting) rg.replicas = rg.replicas.filter((r) => r.state !== 'failed');
     if (rg.deleting && rg.replicas.length === 0) {
       this.groups.delete(rg.name);
       await this.writer.txn([{ type: 'delete', key: RGS_PREFIX + rg.name }]);
+      if (membership) this.announce(e);
       void this.events.append('rg.deleted', { message: `replica group ${rg.name} deleted`, attributes: { group: rg.name } });
       return;
     }
@@ -408,8 +418,14 @@ export class ReplicaGroupController {
       moving.map((m) => `; ${m}`).join('');
     if (changed || rg.message !== counts) {
       rg.message = counts;
-      await this.persist(e, '', '');
+      try {
+        await this.persist(e, '', '');
+      } catch (err) {
+        e.membership = previous; // not stored, so not announced: the next reconcile tries again
+        throw err;
+      }
     }
+    if (membership) this.announce(e);
   }
 
   private async startReplica(e: Entry, spec: ValidRgSpec, revision: string, replaces = ''): Promise<Replica> {
@@ -481,8 +497,8 @@ export class ReplicaGroupController {
     }
   }
 
-  /** Recomputes the membership; a new version goes to every watcher when it changed. */
-  private publish(e: Entry): void {
+  /** The membership as the replicas stand now, with the next version; undefined when unchanged. */
+  private nextMembership(e: Entry): Membership | undefined {
     const members = e.rg.replicas.filter((r) => r.state === 'ready').map((r) => ({ replicaId: r.id, revision: r.revision, subject: r.subject }));
     const weights: Record<string, number> = {};
     const revs = new Set(members.map((m) => m.revision));
@@ -492,10 +508,14 @@ export class ReplicaGroupController {
     }
     const key = (m: Membership | { replicas: typeof members; revisionWeights: Record<string, number> }) => JSON.stringify([m.replicas.map((x) => x.replicaId).sort(), m.revisionWeights]);
     const next = { group: e.rg.name, version: e.membership.version, replicas: members, revisionWeights: weights };
-    if (key(next) === key(e.membership)) return;
+    if (key(next) === key(e.membership)) return undefined;
     next.version = e.membership.version + 1;
-    e.membership = next;
-    for (const w of e.watchers) w(next);
+    return next;
+  }
+
+  /** Sends the current membership to every watcher. */
+  private announce(e: Entry): void {
+    for (const w of e.watchers) w(e.membership);
   }
 
   private async persist(e: Entry, event: string, message: string, attributes: Record<string, string> = {}): Promise<void> {
