@@ -48,6 +48,7 @@ import type { PlacementGroupController } from './placement-groups.js';
 import { gangSpecOf, parseRgSpec, pgSpecOf, policyOf, revisionOf, subjectOf, type ValidRgSpec } from './rg-spec.js';
 import { decide, type AutoscalingPolicy } from '../autoscaler/index.js';
 import { LoadReports } from './load-reports.js';
+import { MembershipFeed } from './rg-membership.js';
 import { drainingNodesOf, isLive, progressOf, ReplicaMoves } from './rg-moves.js';
 
 export const RGS_PREFIX = '/muster/rgs/';
@@ -58,8 +59,7 @@ interface Entry {
   /** The spec's autoscaling policy, parsed once per spec (undefined: not autoscaled). */
   policy: AutoscalingPolicy | undefined;
   stableSpec: ValidRgSpec | undefined;
-  membership: Membership;
-  watchers: Set<(m: Membership) => void>;
+  membership: MembershipFeed;
   /** replica id → when draining started (ms) */
   drainingSince: Map<string, number>;
   /** When replicas failed (for the replacement budget). */
@@ -193,7 +193,6 @@ export class ReplicaGroupController {
   get(name: string): ReplicaGroup {
     const e = this.groups.get(name);
     if (!e) throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}"`);
-    e.rg.membershipVersion = e.membership.version;
     return e.rg;
   }
 
@@ -231,36 +230,14 @@ export class ReplicaGroupController {
   async *watch(name: string, signal: AbortSignal): AsyncGenerator<Membership> {
     const e = this.groups.get(name);
     if (!e) throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}"`);
-    let latest: Membership | undefined = e.membership;
-    let wake: (() => void) | undefined;
-    const w = (m: Membership) => {
-      latest = m;
-      wake?.();
-    };
-    e.watchers.add(w);
-    signal.addEventListener('abort', () => wake?.(), { once: true });
-    try {
-      while (!signal.aborted) {
-        if (latest) {
-          const m: Membership = latest;
-          latest = undefined;
-          yield m;
-          continue;
-        }
-        await new Promise<void>((r) => (wake = r));
-      }
-    } finally {
-      e.watchers.delete(w);
-    }
+    yield* e.membership.watch(signal);
   }
 
   // ── reconcile ──────────────────────────────────────────────────────────
 
   private entry(rg: ReplicaGroup, spec: ValidRgSpec, stableSpec: ValidRgSpec | undefined): Entry {
-    // Versions go on from the last one stored: routers ignore a version they have seen, so a
-    // new leader (or a restarted head) starting again at 1 would not be heard.
-    const membership = { group: rg.name, version: rg.membershipVersion, replicas: [], revisionWeights: {} };
-    return { rg, spec, policy: policyOf(spec), stableSpec, membership, watchers: new Set(), drainingSince: new Map(), failures: [], running: false, again: false };
+    const membership = new MembershipFeed(rg.name, rg.membershipVersion);
+    return { rg, spec, policy: policyOf(spec), stableSpec, membership, drainingSince: new Map(), failures: [], running: false, again: false };
   }
 
   private kick(name: string): void {
@@ -398,17 +375,16 @@ export class ReplicaGroupController {
     const moving = moves.describe((s) => progressOf(this.pgs, s));
     // 5. Membership and persistence. A new membership version is stored
     //    before anyone hears of it, so the next leader numbers on from it.
-    const membership = this.nextMembership(e);
-    const previous = e.membership;
+    const membership = e.membership.propose(rg, e.spec.rollout.canaryWeight);
     if (membership) {
-      e.membership = membership;
+      rg.membershipVersion = membership.version;
       changed = true;
     }
     if (rg.deleting) rg.replicas = rg.replicas.filter((r) => r.state !== 'failed');
     if (rg.deleting && rg.replicas.length === 0) {
       this.groups.delete(rg.name);
       await this.writer.txn([{ type: 'delete', key: RGS_PREFIX + rg.name }]);
-      if (membership) this.announce(e);
+      if (membership) e.membership.commit(membership);
       void this.events.append('rg.deleted', { message: `replica group ${rg.name} deleted`, attributes: { group: rg.name } });
       return;
     }
@@ -421,11 +397,11 @@ export class ReplicaGroupController {
       try {
         await this.persist(e, '', '');
       } catch (err) {
-        e.membership = previous; // not stored, so not announced: the next reconcile tries again
+        rg.membershipVersion = e.membership.version; // not stored, so not announced: the next reconcile tries again
         throw err;
       }
     }
-    if (membership) this.announce(e);
+    if (membership) e.membership.commit(membership);
   }
 
   private async startReplica(e: Entry, spec: ValidRgSpec, revision: string, replaces = ''): Promise<Replica> {
@@ -497,29 +473,7 @@ export class ReplicaGroupController {
     }
   }
 
-  /** The membership as the replicas stand now, with the next version; undefined when unchanged. */
-  private nextMembership(e: Entry): Membership | undefined {
-    const members = e.rg.replicas.filter((r) => r.state === 'ready').map((r) => ({ replicaId: r.id, revision: r.revision, subject: r.subject }));
-    const weights: Record<string, number> = {};
-    const revs = new Set(members.map((m) => m.revision));
-    if (e.rg.stableRevision && revs.has(e.rg.stableRevision) && revs.has(e.rg.revision) && e.rg.stableRevision !== e.rg.revision) {
-      weights[e.rg.revision] = e.spec.rollout.canaryWeight;
-      weights[e.rg.stableRevision] = 1 - e.spec.rollout.canaryWeight;
-    }
-    const key = (m: Membership | { replicas: typeof members; revisionWeights: Record<string, number> }) => JSON.stringify([m.replicas.map((x) => x.replicaId).sort(), m.revisionWeights]);
-    const next = { group: e.rg.name, version: e.membership.version, replicas: members, revisionWeights: weights };
-    if (key(next) === key(e.membership)) return undefined;
-    next.version = e.membership.version + 1;
-    return next;
-  }
-
-  /** Sends the current membership to every watcher. */
-  private announce(e: Entry): void {
-    for (const w of e.watchers) w(e.membership);
-  }
-
   private async persist(e: Entry, event: string, message: string, attributes: Record<string, string> = {}): Promise<void> {
-    e.rg.membershipVersion = e.membership.version;
     const ops = [{ type: 'put' as const, key: RGS_PREFIX + e.rg.name, value: ReplicaGroup.encode(e.rg).finish() }];
     if (!event) {
       await this.writer.txn(ops);

@@ -1,0 +1,71 @@
+/**
+ * A replica group's live membership: its READY replicas and, during a
+ * canary, the traffic weight of each revision. Routers take a membership
+ * only when its version is higher than the one they have, so versions must
+ * only grow — across head restarts and failovers too: a feed starts from the
+ * version stored with the group, and the controller stores a new version
+ * before it announces it (`propose` → store → `commit`, or `abandon`).
+ */
+import type { Membership, ReplicaGroup } from '@muster/proto';
+
+export class MembershipFeed {
+  private current: Membership;
+  private readonly watchers = new Set<(m: Membership) => void>();
+
+  constructor(group: string, storedVersion: number) {
+    this.current = { group, version: storedVersion, replicas: [], revisionWeights: {} };
+  }
+
+  get version(): number {
+    return this.current.version;
+  }
+
+  /** The membership as `rg` stands now, with the next version; undefined when nothing changed. */
+  propose(rg: ReplicaGroup, canaryWeight: number): Membership | undefined {
+    const replicas = rg.replicas.filter((r) => r.state === 'ready').map((r) => ({ replicaId: r.id, revision: r.revision, subject: r.subject }));
+    const revisionWeights: Record<string, number> = {};
+    const revisions = new Set(replicas.map((m) => m.revision));
+    if (rg.stableRevision && rg.stableRevision !== rg.revision && revisions.has(rg.stableRevision) && revisions.has(rg.revision)) {
+      revisionWeights[rg.revision] = canaryWeight;
+      revisionWeights[rg.stableRevision] = 1 - canaryWeight;
+    }
+    const next = { group: rg.name, version: this.current.version + 1, replicas, revisionWeights };
+    return sameMembers(next, this.current) ? undefined : next;
+  }
+
+  /** `next` was stored: it becomes the membership and goes to every watcher. */
+  commit(next: Membership): void {
+    this.current = next;
+    for (const w of this.watchers) w(next);
+  }
+
+  /** The membership now, then on every commit, until `signal` aborts. */
+  async *watch(signal: AbortSignal): AsyncGenerator<Membership> {
+    let latest: Membership | undefined = this.current;
+    let wake: (() => void) | undefined;
+    const w = (m: Membership) => {
+      latest = m;
+      wake?.();
+    };
+    this.watchers.add(w);
+    signal.addEventListener('abort', () => wake?.(), { once: true });
+    try {
+      while (!signal.aborted) {
+        if (latest) {
+          const m: Membership = latest;
+          latest = undefined;
+          yield m;
+          continue;
+        }
+        await new Promise<void>((r) => (wake = r));
+      }
+    } finally {
+      this.watchers.delete(w);
+    }
+  }
+}
+
+function sameMembers(a: Membership, b: Membership): boolean {
+  const key = (m: Membership) => JSON.stringify([m.replicas.map((x) => x.replicaId).sort(), m.revisionWeights]);
+  return key(a) === key(b);
+}
