@@ -43,8 +43,6 @@ export interface Head {
   readonly store: StateStore;
   /** The current term while this head leads, else undefined. */
   readonly term: LeaderTerm | undefined;
-  /** Resolves when this head leads (at once if it does). */
-  leading(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -135,8 +133,6 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
     for (const s of SERVICES) server.addService(s, gate.serve(s));
 
     let term: LeaderTerm | undefined;
-    let leadingNow: (() => void) | undefined;
-    let leadingSignal = new Promise<void>((r) => (leadingNow = r));
     let stopping = false;
     let stopNow!: () => void;
     const stopped = new Promise<void>((r) => (stopNow = r));
@@ -196,7 +192,6 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
         { headId: config.headId, address: advertiseAddress, revision: won.revision, loadedFrom: loading ? 'mirror' : 'store', loadMs: Math.round(performance.now() - started) },
         'became leader',
       );
-      leadingNow?.();
       decided();
       const reason = await Promise.race([won.ended, stopped.then(() => 'head stopping')]);
       gate.close();
@@ -204,7 +199,6 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       term = undefined;
       current = undefined;
       if (!stopping) mirror = follow();
-      leadingSignal = new Promise<void>((r) => (leadingNow = r));
       if (!stopping) log.warn({ headId: config.headId, reason }, 'leadership lost; standing by');
       await releaseKey(won);
       return true;
@@ -254,7 +248,6 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       get term() {
         return term;
       },
-      leading: () => (term ? Promise.resolve() : leadingSignal),
       close: closeAll,
     };
   } catch (e) {

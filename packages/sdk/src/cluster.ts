@@ -13,7 +13,7 @@
  * leader by itself. A standby head refuses with MUSTER_NOT_LEADER, usually
  * naming the leader; a dead head refuses the connection. Either way a control
  * call goes on at the named leader, else at the next address, with backoff
- * (50 ms … 1 s), until its own deadline (`callTimeoutMs`, or the wait's
+ * (50 ms … 500 ms), until its own deadline (`callTimeoutMs`, or the wait's
  * timeout); the final error names the heads it tried. A failover is thus
  * invisible to callers but for the delay. Retries are safe: creates carry one
  * request id for all their attempts and every other call is idempotent.

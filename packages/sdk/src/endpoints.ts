@@ -23,13 +23,12 @@ export function isHostPort(address: string): boolean {
 }
 
 /**
- * Reconnect quickly to a head that comes back. Every service client of one
- * address is built with the same options, so grpc-js gives them one channel
- * (one connection) to that head.
+ * Reconnect quickly to a head that comes back. Keepalive pings find a frozen
+ * or partitioned head (its TCP stays open) in ~15 s, so a watch stream on it
+ * breaks and reopens at the new leader (the head accepts pings every 5 s).
+ * Every service client of one address is built with these same options, so
+ * grpc-js gives them one channel (one connection) to that head.
  */
-// Keepalive pings find a frozen or partitioned head (its TCP stays open) in
-// ~15 s, so a watch stream on it breaks and reopens at the new leader. The
-// head accepts pings every 5 s (its min_ping_interval).
 const clientOptions = {
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': 2_000,

@@ -44,7 +44,8 @@ export interface Term {
   end(reason: string): void;
 }
 
-const RETRY_MS = 250;
+/** Pause after a failed campaign attempt (the store is unreachable). */
+const RETRY_MS = 1_000;
 
 export class Election {
   /** The leader as last read from the store; undefined while there is none. */
@@ -86,7 +87,7 @@ export class Election {
         waitingOn = msg;
         this.leader = undefined;
         onStandby();
-        await this.pause(RETRY_MS * 4);
+        await this.pause(RETRY_MS);
       }
     }
     throw new MusterError(ErrorCode.UNAVAILABLE, 'head is stopping');
