@@ -24,7 +24,7 @@ import { thawAll } from './chaos.js';
 import { startEtcd, type EtcdServer } from './etcd.js';
 import { binOf, ElectionLog, launchHead, type HeadHandle } from './heads.js';
 import { startNats, type NatsServer } from './nats.js';
-import { spawnManaged, type ManagedProcess } from './procs.js';
+import { killTagged, spawnManaged, type ManagedProcess } from './procs.js';
 import { tempDir } from './tmp.js';
 import { waitFor } from './wait.js';
 
@@ -282,6 +282,9 @@ export class LocalCluster {
     await Promise.all(this.heads.map((h) => h.process.stop(5_000)));
     await this.nats?.stop();
     await this.etcd?.stop();
+    // Shards a SIGKILLed worker left for adoption outlive it; they hold real
+    // ports the next cluster in this test process would be given.
+    if (this.runTag) await killTagged(this.runTag);
     await this.removeDir?.();
   }
 }

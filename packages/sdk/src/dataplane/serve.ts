@@ -23,7 +23,7 @@
  * published while disconnected are lost (their callers have already failed
  * with MUSTER_UNAVAILABLE, and their routers send a cancel after that report).
  */
-import { connectNats, decode, encode, ErrorCode, MusterError, parseList, type NatsConnection } from '@muster/common';
+import { connectNats, decode, encode, ErrorCode, isMusterError, MusterError, parseList, type NatsConnection } from '@muster/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Link } from './connection.js';
@@ -201,7 +201,11 @@ class ReplicaServer implements Server {
     } catch (e) {
       out = { v: 1, ok: false, error: wireError(ErrorCode.APPLICATION, messageOf(e)) };
     }
-    this.publish(job.reply, out);
+    // Past its deadline the answer is not sent: it could reach the caller just
+    // before the caller's own deadline timer fires and turn a timed-out call into
+    // a success. (Answers to a cancel or a closing replica still go out.)
+    const expired = ctx.signal.aborted && isMusterError(ctx.signal.reason) && ctx.signal.reason.code === ErrorCode.DEADLINE_EXCEEDED;
+    if (!expired) this.publish(job.reply, out);
   }
 
   private async runStream(job: Job, ctx: RequestContext): Promise<void> {
