@@ -8,12 +8,13 @@
  * machine. Each op creates a one-bundle group ({ cpuMillis: 10 }, like Ray's
  * microbenchmark's tiny CPU bundles), waits until it is CREATED (reserved in
  * the store and acknowledged by its node's agent), then removes it. `clients`
- * separate SDK connections each keep `inflight` ops going. Prints ops/s and
- * per-op latency percentiles as one JSON line.
+ * separate SDK connections each keep `inflight` ops going. Prints ops/s,
+ * per-op latency percentiles and the CPU time per op of the client process,
+ * the head and the workers (together) as one JSON line.
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { LocalCluster } from '../packages/testing/src/index.js';
+import { LocalCluster, procInfo } from '../packages/testing/src/index.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -50,9 +51,17 @@ try {
   };
   await run(warmup, []);
   const latencies: number[] = [];
+  const cpu = () => ({
+    client: process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000,
+    head: procInfo(cluster.head.process.pid)?.cpuMs ?? 0,
+    workers: [...cluster.workers.values()].reduce((ms, w) => ms + (procInfo(w.process.pid)?.cpuMs ?? 0), 0),
+  });
+  const cpu0 = cpu();
   const t0 = performance.now();
   await run(ops, latencies);
   const seconds = (performance.now() - t0) / 1000;
+  const cpu1 = cpu();
+  const usPerOp = (k: keyof typeof cpu0) => Math.round(((cpu1[k] - cpu0[k]) * 1000) / latencies.length);
   latencies.sort((x, y) => x - y);
   const pct = (p: number) => Number(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!.toFixed(2));
   console.log(JSON.stringify({
@@ -63,6 +72,7 @@ try {
     ops: latencies.length,
     opsPerSecond: Math.round(latencies.length / seconds),
     latencyMs: { p50: pct(0.5), p99: pct(0.99) },
+    cpuUsPerOp: { client: usPerOp('client'), head: usPerOp('head'), workers: usPerOp('workers') },
     machine: `${cpus().length}× ${cpus()[0]?.model}`,
   }));
   if (process.env.BENCH_METRICS) {

@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
+import { credentials } from '@grpc/grpc-js';
+import { readToken, tokenMetadata } from '@muster/common';
+import { PlacementGroupServiceClient, PlacementGroupState, type WaitPlacementGroupsReply } from '@muster/proto';
 import { ErrorCode, type Cluster, type PlacementGroup } from '@muster/sdk';
 import { createTestCluster, waitFor, type LocalCluster } from '@muster/testing';
 
@@ -91,6 +94,42 @@ describe('placement groups', () => {
     for (const g of all) expect(g.placements.length === 0 || g.placements.length === 2).toBe(true);
     expect((await gpusInUse()).size).toBe(32);
     await Promise.all(groups.map((g) => g.remove()));
+  });
+
+  it('answers many waits over one stream, each under its tag, as soon as each can be answered', async () => {
+    const placed = await sdk.placementGroups.create({ name: 'w-placed', bundles: [{ gpus: 1 }] });
+    await placed.ready({ timeout: 5_000 });
+    // Every GPU of the cluster: pending while w-placed holds one.
+    const whole = await sdk.placementGroups.create({ name: 'w-whole', strategy: 'STRICT_SPREAD', bundles: Array.from({ length: 4 }, () => ({ gpus: 8 })) });
+    const client = new PlacementGroupServiceClient(cluster.address, credentials.createInsecure());
+    const stream = client.waitPlacementGroups(tokenMetadata(await readToken(cluster.tokenFile)));
+    try {
+      const replies = new Map<number, { reply: WaitPlacementGroupsReply; ms: number }>();
+      const t0 = Date.now();
+      stream.on('data', (r: WaitPlacementGroupsReply) => replies.set(r.tag, { reply: r, ms: Date.now() - t0 }));
+      stream.on('error', () => undefined); // CANCELLED, from the cancel below
+      stream.write({ tag: 1, id: whole.id, timeoutMs: 400 });
+      stream.write({ tag: 2, id: 'pg-nosuchgroup', timeoutMs: 5_000 });
+      stream.write({ tag: 3, id: 'w-placed', timeoutMs: 5_000 }); // by name
+      await waitFor('three replies', () => replies.size === 3 || undefined, { timeoutMs: 5_000 });
+      expect(replies.get(2)!.reply).toMatchObject({ errorCode: ErrorCode.NOT_FOUND, errorMessage: 'no placement group "pg-nosuchgroup"' });
+      expect(replies.get(3)!.reply.group).toMatchObject({ id: placed.id, state: PlacementGroupState.PLACEMENT_GROUP_STATE_CREATED });
+      expect(replies.get(3)!.ms).toBeLessThan(400);
+      // Not settled: answered at its time, with the state and the reason it waits.
+      expect(replies.get(1)!.ms).toBeGreaterThanOrEqual(390);
+      expect(replies.get(1)!.reply.group).toMatchObject({ id: whole.id, state: PlacementGroupState.PLACEMENT_GROUP_STATE_PENDING });
+      expect(replies.get(1)!.reply.group!.reason?.message).toMatch(/GPU/);
+
+      stream.write({ tag: 4, id: whole.id, timeoutMs: 10_000 });
+      const removedAt = Date.now() - t0;
+      await placed.remove(); // the GPU it lacked is free: it is placed, and the wait answered then
+      await waitFor('the wait to be answered', () => replies.get(4), { timeoutMs: 5_000 });
+      expect(replies.get(4)!.reply.group?.state).toBe(PlacementGroupState.PLACEMENT_GROUP_STATE_CREATED);
+      expect(replies.get(4)!.ms - removedAt).toBeLessThan(5_000);
+    } finally {
+      stream.cancel();
+      client.close();
+    }
   });
 
   it('refuses invalid specs by naming the field, and marks impossible ones INFEASIBLE', async () => {

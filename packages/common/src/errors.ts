@@ -153,3 +153,8 @@ export function fromGrpcError(e: unknown): MusterError {
     details: typeof leader === 'string' ? { leader } : {},
   });
 }
+
+/** An error the head sent inside a message (a stream's reply), not as a call's status; an unknown code reads as INTERNAL. */
+export function errorFromReply(code: string, message: string): MusterError {
+  return new MusterError(knownCodes.has(code) ? (code as ErrorCode) : ErrorCode.INTERNAL, message || 'unknown error');
+}

@@ -100,6 +100,7 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+      'grpc.enable_channelz': 0,
     });
     const { host } = parseHostPort(config.listen, '--listen');
     const port = await new Promise<number>((resolve, reject) =>

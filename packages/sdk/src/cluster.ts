@@ -189,6 +189,7 @@ export class Cluster {
 
   /** Closes the connections to every head. */
   close(): void {
+    this.placementGroups.close();
     this.endpoints.close();
     void this.replicaGroups.closeDataPlane();
   }

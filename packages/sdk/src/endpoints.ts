@@ -35,6 +35,8 @@ const clientOptions = {
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,
+  'grpc.enable_channelz': 0,
+  'grpc.enable_retries': 0,
 };
 
 export class Endpoints {

@@ -15,6 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { HeadService } from './rpc.js';
+import { PlacementGroupWaits } from './pg-waits.js';
 import { ErrorCode, MusterError } from '@muster/common';
 import {
   PlacementGroupState as S,
@@ -231,7 +232,11 @@ export class PlacementGroup {
 }
 
 export class PlacementGroups {
-  constructor(private readonly head: HeadService<PlacementGroupServiceClient>) {}
+  private readonly waits: PlacementGroupWaits;
+
+  constructor(private readonly head: HeadService<PlacementGroupServiceClient>) {
+    this.waits = new PlacementGroupWaits(head);
+  }
 
   async create(spec: PlacementGroupSpec): Promise<PlacementGroup> {
     const wire = toWire(spec);
@@ -258,13 +263,21 @@ export class PlacementGroups {
   }
 
   /**
-   * @internal Waits up to `timeoutMs` on the head. A wait cut by a failover
-   * is sent again to the new leader for the time that is left.
+   * @internal Waits up to `timeoutMs` on the head: over the shared wait
+   * stream (pg-waits.ts) when it answers, else by call. A wait cut by a
+   * failover is sent again to the new leader for the time that is left.
    */
-  waitRaw(id: string, timeoutMs: number): Promise<WirePG> {
+  async waitRaw(id: string, timeoutMs: number): Promise<WirePG> {
     const until = Date.now() + timeoutMs;
     const left = () => Math.max(0, until - Date.now());
-    return this.head.call<WirePG>((c, md, o, cb) => c.waitPlacementGroup({ id, timeoutMs: left() }, md, o, cb), timeoutMs + 10_000);
+    const streamed = await this.waits.wait(id, timeoutMs);
+    if (streamed) return streamed;
+    return this.head.call<WirePG>((c, md, o, cb) => c.waitPlacementGroup({ id, timeoutMs: left() }, md, o, cb), left() + 10_000);
+  }
+
+  /** @internal Ends the wait stream (the cluster is closing). */
+  close(): void {
+    this.waits.close();
   }
 
   private handle(pg: WirePG): PlacementGroup {

@@ -13,6 +13,8 @@ export interface ProcInfo {
   state: string;
   ppid: number;
   pgrp: number;
+  /** CPU time used so far, user + system, in ms (clock ticks of 10 ms, Linux's USER_HZ). */
+  cpuMs: number;
 }
 
 /** /proc/<pid>/stat, parsed; undefined when there is no such process. */
@@ -27,7 +29,8 @@ export function procInfo(pid: number): ProcInfo | undefined {
   const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
   const [state, ppid, pgrp] = [rest[0], Number(rest[1]), Number(rest[2])];
   if (state === undefined || !Number.isFinite(ppid) || !Number.isFinite(pgrp)) return undefined;
-  return { pid, state, ppid, pgrp };
+  const cpuMs = (Number(rest[11]) + Number(rest[12])) * 10;
+  return { pid, state, ppid, pgrp, cpuMs };
 }
 
 /** True while `pid` exists and is neither a zombie nor dead (kill(pid, 0) alone also answers for zombies). */

@@ -1,7 +1,9 @@
 /** PlacementGroupService: create, inspect, wait for and remove placement groups. */
-import type { PlacementGroupServiceServer } from '@muster/proto';
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { PlacementGroupServiceServer, WaitPlacementGroupsReply, WaitPlacementGroupsRequest } from '@muster/proto';
+import { toMusterError } from '@muster/common';
 import type { PlacementGroupController } from '../controllers/placement-groups.js';
-import { unary, type RpcContext } from './rpc.js';
+import { bidiStream, unary, type RpcContext } from './rpc.js';
 
 export function placementService(ctx: RpcContext, pgs: PlacementGroupController): PlacementGroupServiceServer {
   return {
@@ -10,5 +12,41 @@ export function placementService(ctx: RpcContext, pgs: PlacementGroupController)
     listPlacementGroups: unary(ctx, 'ListPlacementGroups', async (req) => ({ groups: pgs.list(req.state) })),
     removePlacementGroup: unary(ctx, 'RemovePlacementGroup', (req) => pgs.remove(req.id)),
     waitPlacementGroup: unary(ctx, 'WaitPlacementGroup', (req) => pgs.wait(req.id, req.timeoutMs)),
+    waitPlacementGroups: bidiStream(ctx, 'WaitPlacementGroups', (call) => serveWaits(call, pgs)),
   };
+}
+
+/**
+ * Answers each wait of the stream when its group settles or its time is up,
+ * in whatever order that happens. Waits still open when the stream ends are
+ * dropped: their timers end them on their own (at most 60 s).
+ */
+function serveWaits(call: ServerDuplexStream<WaitPlacementGroupsRequest, WaitPlacementGroupsReply>, pgs: PlacementGroupController): Promise<void> {
+  let open = true;
+  const answer = (reply: WaitPlacementGroupsReply) => {
+    if (open) call.write(reply);
+  };
+  return new Promise<void>((resolve) => {
+    const finish = () => {
+      open = false;
+      resolve();
+    };
+    call.on('data', (req: WaitPlacementGroupsRequest) => {
+      const refuse = (e: unknown) => {
+        const err = toMusterError(e);
+        answer({ tag: req.tag, group: undefined, errorCode: err.code, errorMessage: err.message });
+      };
+      try {
+        pgs.wait(req.id, req.timeoutMs).then((group) => answer({ tag: req.tag, group, errorCode: '', errorMessage: '' }), refuse);
+      } catch (e) {
+        refuse(e); // an unknown group is refused before any waiting
+      }
+    });
+    call.on('end', () => {
+      if (open) call.end();
+      finish();
+    });
+    call.on('cancelled', finish);
+    call.on('error', finish);
+  });
 }

@@ -10,8 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -223,6 +225,26 @@ export interface WaitPlacementGroupRequest {
   id: string;
   /** capped at 60000 by the head */
   timeoutMs: number;
+}
+
+export interface WaitPlacementGroupsRequest {
+  /** chosen by the client; its reply carries it */
+  tag: number;
+  /** id or name */
+  id: string;
+  /** capped at 60000 by the head */
+  timeoutMs: number;
+}
+
+export interface WaitPlacementGroupsReply {
+  tag: number;
+  /** unset when the wait was refused */
+  group:
+    | PlacementGroup
+    | undefined;
+  /** a MUSTER_* code when refused, else "" */
+  errorCode: string;
+  errorMessage: string;
 }
 
 function createBaseBundle(): Bundle {
@@ -2191,6 +2213,213 @@ export const WaitPlacementGroupRequest: MessageFns<WaitPlacementGroupRequest> = 
   },
 };
 
+function createBaseWaitPlacementGroupsRequest(): WaitPlacementGroupsRequest {
+  return { tag: 0, id: "", timeoutMs: 0 };
+}
+
+export const WaitPlacementGroupsRequest: MessageFns<WaitPlacementGroupsRequest> = {
+  encode(message: WaitPlacementGroupsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tag !== 0) {
+      writer.uint32(8).uint32(message.tag);
+    }
+    if (message.id !== "") {
+      writer.uint32(18).string(message.id);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(24).uint32(message.timeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WaitPlacementGroupsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWaitPlacementGroupsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.tag = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WaitPlacementGroupsRequest {
+    return {
+      tag: isSet(object.tag) ? globalThis.Number(object.tag) : 0,
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: WaitPlacementGroupsRequest): unknown {
+    const obj: any = {};
+    if (message.tag !== 0) {
+      obj.tag = Math.round(message.tag);
+    }
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    return obj;
+  },
+};
+
+function createBaseWaitPlacementGroupsReply(): WaitPlacementGroupsReply {
+  return { tag: 0, group: undefined, errorCode: "", errorMessage: "" };
+}
+
+export const WaitPlacementGroupsReply: MessageFns<WaitPlacementGroupsReply> = {
+  encode(message: WaitPlacementGroupsReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tag !== 0) {
+      writer.uint32(8).uint32(message.tag);
+    }
+    if (message.group !== undefined) {
+      PlacementGroup.encode(message.group, writer.uint32(18).fork()).join();
+    }
+    if (message.errorCode !== "") {
+      writer.uint32(26).string(message.errorCode);
+    }
+    if (message.errorMessage !== "") {
+      writer.uint32(34).string(message.errorMessage);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WaitPlacementGroupsReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWaitPlacementGroupsReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.tag = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.group = PlacementGroup.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.errorCode = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.errorMessage = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WaitPlacementGroupsReply {
+    return {
+      tag: isSet(object.tag) ? globalThis.Number(object.tag) : 0,
+      group: isSet(object.group) ? PlacementGroup.fromJSON(object.group) : undefined,
+      errorCode: isSet(object.errorCode)
+        ? globalThis.String(object.errorCode)
+        : isSet(object.error_code)
+        ? globalThis.String(object.error_code)
+        : "",
+      errorMessage: isSet(object.errorMessage)
+        ? globalThis.String(object.errorMessage)
+        : isSet(object.error_message)
+        ? globalThis.String(object.error_message)
+        : "",
+    };
+  },
+
+  toJSON(message: WaitPlacementGroupsReply): unknown {
+    const obj: any = {};
+    if (message.tag !== 0) {
+      obj.tag = Math.round(message.tag);
+    }
+    if (message.group !== undefined) {
+      obj.group = PlacementGroup.toJSON(message.group);
+    }
+    if (message.errorCode !== "") {
+      obj.errorCode = message.errorCode;
+    }
+    if (message.errorMessage !== "") {
+      obj.errorMessage = message.errorMessage;
+    }
+    return obj;
+  },
+};
+
 /**
  * Placement groups: gangs of resource bundles reserved all together or not
  * at all. The head validates specs (zod, docs/scheduler.md); numbers are
@@ -2255,6 +2484,25 @@ export const PlacementGroupServiceService = {
     responseSerialize: (value: PlacementGroup): Buffer => Buffer.from(PlacementGroup.encode(value).finish()),
     responseDeserialize: (value: Buffer): PlacementGroup => PlacementGroup.decode(value),
   },
+  /**
+   * Many waits over one stream, so a client waiting on many groups does not
+   * pay a call for each (the SDK's ready() uses it). Each request is answered
+   * once, under its tag, as WaitPlacementGroup would answer it; a request the
+   * head refuses (an unknown group) is answered with the error. The stream
+   * lasts until the client ends it or the head stops leading (then it ends
+   * with MUSTER_NOT_LEADER, and unanswered waits are the client's to retry).
+   */
+  waitPlacementGroups: {
+    path: "/muster.v1.PlacementGroupService/WaitPlacementGroups" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: WaitPlacementGroupsRequest): Buffer =>
+      Buffer.from(WaitPlacementGroupsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WaitPlacementGroupsRequest => WaitPlacementGroupsRequest.decode(value),
+    responseSerialize: (value: WaitPlacementGroupsReply): Buffer =>
+      Buffer.from(WaitPlacementGroupsReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WaitPlacementGroupsReply => WaitPlacementGroupsReply.decode(value),
+  },
 } as const;
 
 export interface PlacementGroupServiceServer extends UntypedServiceImplementation {
@@ -2268,6 +2516,15 @@ export interface PlacementGroupServiceServer extends UntypedServiceImplementatio
    * `timeout_ms` passes (then with its current state and pending reason).
    */
   waitPlacementGroup: handleUnaryCall<WaitPlacementGroupRequest, PlacementGroup>;
+  /**
+   * Many waits over one stream, so a client waiting on many groups does not
+   * pay a call for each (the SDK's ready() uses it). Each request is answered
+   * once, under its tag, as WaitPlacementGroup would answer it; a request the
+   * head refuses (an unknown group) is answered with the error. The stream
+   * lasts until the client ends it or the head stops leading (then it ends
+   * with MUSTER_NOT_LEADER, and unanswered waits are the client's to retry).
+   */
+  waitPlacementGroups: handleBidiStreamingCall<WaitPlacementGroupsRequest, WaitPlacementGroupsReply>;
 }
 
 export interface PlacementGroupServiceClient extends Client {
@@ -2351,6 +2608,22 @@ export interface PlacementGroupServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PlacementGroup) => void,
   ): ClientUnaryCall;
+  /**
+   * Many waits over one stream, so a client waiting on many groups does not
+   * pay a call for each (the SDK's ready() uses it). Each request is answered
+   * once, under its tag, as WaitPlacementGroup would answer it; a request the
+   * head refuses (an unknown group) is answered with the error. The stream
+   * lasts until the client ends it or the head stops leading (then it ends
+   * with MUSTER_NOT_LEADER, and unanswered waits are the client's to retry).
+   */
+  waitPlacementGroups(): ClientDuplexStream<WaitPlacementGroupsRequest, WaitPlacementGroupsReply>;
+  waitPlacementGroups(
+    options: Partial<CallOptions>,
+  ): ClientDuplexStream<WaitPlacementGroupsRequest, WaitPlacementGroupsReply>;
+  waitPlacementGroups(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<WaitPlacementGroupsRequest, WaitPlacementGroupsReply>;
 }
 
 export const PlacementGroupServiceClient = makeGenericClientConstructor(
