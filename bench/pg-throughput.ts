@@ -23,6 +23,8 @@ const { values: a } = parseArgs({
     inflight: { type: 'string', default: '64' },
     ops: { type: 'string', default: '20000' },
     warmup: { type: 'string', default: '2000' },
+    /** Groups created first and kept for the whole run: a cluster that already holds many. */
+    background: { type: 'string', default: '0' },
     'head-prof': { type: 'string' },
   },
 });
@@ -49,6 +51,10 @@ try {
     };
     await Promise.all(conns.flatMap((c) => Array.from({ length: inflight }, () => lane(c))));
   };
+  for (let i = 0; i < Number(a.background); i += 100) {
+    await Promise.all(Array.from({ length: Math.min(100, Number(a.background) - i) }, (_, j) =>
+      conns[0]!.placementGroups.create({ name: `kept-${i + j}`, bundles: [{ cpuMillis: 10 }] }).then((pg) => pg.ready({ timeout: 30_000 }))));
+  }
   await run(warmup, []);
   const latencies: number[] = [];
   const cpu = () => ({
@@ -69,6 +75,7 @@ try {
     store: a.store,
     clients,
     inflightPerClient: inflight,
+    background: Number(a.background),
     ops: latencies.length,
     opsPerSecond: Math.round(latencies.length / seconds),
     latencyMs: { p50: pct(0.5), p99: pct(0.99) },

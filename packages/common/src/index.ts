@@ -7,3 +7,4 @@ export * from './config.js';
 export * from './nats.js';
 export * from './auth.js';
 export * from './version.js';
+export * from './ids.js';

@@ -71,6 +71,7 @@ interface Entry {
 export class NodeRegistry {
   private readonly nodes = new Map<string, Entry>();
   private readonly listeners: NodeListener[] = [];
+  private replaced = 0;
 
   constructor(
     private readonly writer: StateWriter,
@@ -88,7 +89,16 @@ export class NodeRegistry {
       const node = Node.decode(kv.value);
       this.nodes.set(node.nodeId, { node, lastSeen: grace });
     }
+    this.replaced++;
     this.log.info({ nodes: kvs.length }, 'node records loaded');
+  }
+
+  /**
+   * Moves whenever a node record is added or replaced (a heartbeat does not
+   * replace it): what is derived from the node set is kept while it stays.
+   */
+  get version(): number {
+    return this.replaced;
   }
 
   list(state: NodeState = NodeState.NODE_STATE_UNSPECIFIED): Node[] {
@@ -162,6 +172,7 @@ export class NodeRegistry {
     }
     const old = prev?.conn;
     this.nodes.set(node.nodeId, { node, conn, lastSeen: t });
+    this.replaced++;
     if (old && old.id !== conn.id) {
       old.close(new MusterError(ErrorCode.NODE_SUPERSEDED, `a newer connection of node ${node.nodeId} replaced this one`));
     }
@@ -205,6 +216,7 @@ export class NodeRegistry {
         stateReason: `no heartbeat for ${silentMs} ms (limit ${this.deadAfterMs} ms)`,
       };
       e.node = node;
+      this.replaced++;
       e.conn?.close(new MusterError(ErrorCode.UNAVAILABLE, `node ${node.nodeId} declared dead: ${node.stateReason}`));
       e.conn = undefined;
       dead.push(node);
@@ -275,10 +287,14 @@ export class NodeRegistry {
   private async change(e: Entry, node: Node): Promise<void> {
     const before = e.node;
     e.node = node;
+    this.replaced++;
     try {
       await this.persist(node);
     } catch (err) {
-      if (e.node === node) e.node = before;
+      if (e.node === node) {
+        e.node = before;
+        this.replaced++;
+      }
       throw err;
     }
   }

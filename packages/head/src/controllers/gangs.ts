@@ -28,8 +28,7 @@
  * expects there but that are missing count as failed, and shards of unknown
  * gangs or old attempts are stopped — never orphaned, never doubled.
  */
-import { randomBytes } from 'node:crypto';
-import { ErrorCode, MusterError, type Logger } from '@muster/common';
+import { ErrorCode, MusterError, type Logger, randomId } from '@muster/common';
 import {
   Gang,
   gangStateToJSON,
@@ -125,7 +124,7 @@ export class GangController {
     }
     const now = Date.now();
     const gang: Gang = {
-      id: `gang-${randomBytes(5).toString('hex')}`,
+      id: randomId('gang', 10),
       spec: wireGangSpec(spec),
       state: G.GANG_STATE_PENDING,
       placementGroupId: pg.id,

@@ -42,9 +42,8 @@
  * be booked twice because one cycle sees the reservations of all the
  * previous ones, and a deposed head cannot commit (StateWriter's fence).
  */
-import { randomBytes } from 'node:crypto';
 import type { Histogram } from '@opentelemetry/api';
-import { ErrorCode, MusterError, type Logger } from '@muster/common';
+import { ErrorCode, MusterError, type Logger, randomId } from '@muster/common';
 import {
   NodeState,
   PlacementGroup,
@@ -54,13 +53,14 @@ import {
   type PlacementGroupSpec as WireSpec,
   type ReservationSnapshot,
 } from '@muster/proto';
-import { ClusterState, parsePlacementGroupSpec, planMoves, runCycle, type BundlePlacement, type Hold, type PlacementGroupSpec, type Reservation } from '../scheduler/index.js';
+import { parsePlacementGroupSpec, planMoves, runCycle, type BundlePlacement, type ClusterState, type Hold, type PlacementGroupSpec } from '../scheduler/index.js';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog, StagedEvent } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import type { Op } from '../state/index.js';
 import { ChangeWaiters } from './waiters.js';
-import { corePlacement, plainReason, schedulerView, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
+import { plainReason, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
+import { SchedulingView } from './pg-view.js';
 
 export const PGS_PREFIX = '/muster/pgs/';
 const REMOVED_REMEMBERED = 1_000;
@@ -85,6 +85,9 @@ export interface PlacementGroupControllerOptions {
 export class PlacementGroupController {
   private readonly groups = new Map<string, Entry>();
   private readonly byName = new Map<string, string>();
+  /** Groups the scheduler tries each cycle: PENDING, RESCHEDULING, INFEASIBLE. */
+  private readonly queued = new Set<string>();
+  private readonly view: SchedulingView;
   private readonly removed = new Map<string, PlacementGroup>();
   private readonly dirty = new Set<string>();
   private readonly deleted = new Set<string>();
@@ -113,6 +116,7 @@ export class PlacementGroupController {
     private readonly log: Logger,
     private readonly opts: PlacementGroupControllerOptions = {},
   ) {
+    this.view = new SchedulingView(registry, () => [...this.groups.values()].map((e) => e.pg));
     registry.onTransition((kind, node) => {
       if (kind === 'node.dead') this.nodeLost(node.nodeId);
       else this.kick(); // capacity (or a shape) came back: pending and infeasible groups get a new try
@@ -130,7 +134,9 @@ export class PlacementGroupController {
       }
       this.groups.set(pg.id, { pg, spec: parsed.spec, acked: new Set() });
       this.byName.set(pg.spec!.name, pg.id);
+      if (QUEUED.has(pg.state)) this.queued.add(pg.id);
     }
+    this.view.invalidate();
     this.log.info({ groups: this.groups.size }, 'placement groups loaded');
     // Bundles on nodes that died (or vanished) while no head was watching.
     const alive = new Set(this.registry.list(NodeState.NODE_STATE_ALIVE).map((n) => n.nodeId));
@@ -159,7 +165,7 @@ export class PlacementGroupController {
     }
     const now = Date.now();
     const pg: PlacementGroup = {
-      id: `pg-${randomBytes(6).toString('hex')}`,
+      id: randomId('pg', 12),
       spec: wireSpec(spec),
       state: S.PLACEMENT_GROUP_STATE_PENDING,
       placements: [],
@@ -171,6 +177,7 @@ export class PlacementGroupController {
     };
     this.groups.set(pg.id, { pg, spec, acked: new Set() });
     this.byName.set(spec.name, pg.id);
+    this.queued.add(pg.id);
     this.dirty.add(pg.id);
     await this.flush();
     return this.current(pg.id);
@@ -195,6 +202,7 @@ export class PlacementGroupController {
     const entry = this.groups.get(pg.id);
     if (!entry) return pg; // already removed: idempotent
     this.release(entry);
+    this.view.release(pg.id);
     this.transition(entry, S.PLACEMENT_GROUP_STATE_REMOVED, 'pg.removed', `placement group ${pg.spec!.name} removed`);
     this.groups.delete(pg.id);
     this.byName.delete(pg.spec!.name);
@@ -224,6 +232,15 @@ export class PlacementGroupController {
   /** Why a group holding a bundle on a draining node has not moved yet (undefined: it is not waiting). */
   blockedMove(pgId: string): string | undefined {
     return this.moveBlocked.get(pgId);
+  }
+
+  /**
+   * Resolves once a cycle that starts after this call has committed: what
+   * was asked before it (creates, removals, node changes) is scheduled and
+   * durable.
+   */
+  sync(): Promise<void> {
+    return this.flush();
   }
 
   /** Called (after the commit) whenever a group changes state. */
@@ -269,6 +286,7 @@ export class PlacementGroupController {
     for (const e of this.groups.values()) {
       if (!e.pg.placements.some((p) => p.nodeId === nodeId)) continue;
       this.release(e, nodeId);
+      this.view.release(e.pg.id);
       e.pg.placements = [];
       e.pg.reschedules++;
       e.acked.clear();
@@ -286,6 +304,8 @@ export class PlacementGroupController {
 
   private transition(e: Entry, state: S, kind: string, message: string): void {
     e.pg.state = state;
+    if (QUEUED.has(state)) this.queued.add(e.pg.id);
+    else this.queued.delete(e.pg.id);
     e.pg.stateChangedAtMs = Date.now();
     if (state === S.PLACEMENT_GROUP_STATE_CREATED || state === S.PLACEMENT_GROUP_STATE_RESERVED) e.pg.reason = undefined;
     this.dirty.add(e.pg.id);
@@ -378,6 +398,7 @@ export class PlacementGroupController {
       // The in-memory view ran ahead of the store: reload the truth.
       this.groups.clear();
       this.byName.clear();
+      this.queued.clear();
       try {
         await this.load();
       } catch (reload) {
@@ -398,25 +419,17 @@ export class PlacementGroupController {
    * queue, so a drain never takes room a pending group could have had.
    */
   private schedule(): void {
-    const queue = [...this.groups.values()]
-      .filter((e) => e.pg.state === S.PLACEMENT_GROUP_STATE_PENDING || e.pg.state === S.PLACEMENT_GROUP_STATE_RESCHEDULING || e.pg.state === S.PLACEMENT_GROUP_STATE_INFEASIBLE)
-      .map((e) => ({ id: e.pg.id, spec: e.spec, enqueuedAtMs: e.pg.createdAtMs }));
-    const nodes = this.registry.list();
-    const draining = new Set(nodes.filter((n) => n.draining).map((n) => n.nodeId));
+    const queue = [...this.queued].map((id) => {
+      const e = this.groups.get(id)!;
+      return { id, spec: e.spec, enqueuedAtMs: e.pg.createdAtMs };
+    });
+    const { state, nodeById, draining } = this.view.current();
     const claims = this.claimsMove;
     const moving = draining.size === 0 || !claims ? [] : [...this.groups.values()].filter((e) =>
       (e.pg.state === S.PLACEMENT_GROUP_STATE_RESERVED || e.pg.state === S.PLACEMENT_GROUP_STATE_CREATED) &&
       e.pg.placements.some((p) => draining.has(p.nodeId)) && !claims(e.pg.id));
     const movingIds = new Set(moving.map((e) => e.pg.id));
     for (const id of this.moveBlocked.keys()) if (!movingIds.has(id)) this.moveBlocked.delete(id);
-    if (queue.length === 0 && moving.length === 0) return;
-    const reservations: Reservation[] = [];
-    for (const e of this.groups.values()) for (const p of e.pg.placements) reservations.push({ groupId: e.pg.id, ...corePlacement(p) });
-    const views = nodes.map(schedulerView);
-    // A GPU in MIG mode with no MIG device can run nothing: it stays out of every plan.
-    for (const v of views) if (v.unusable) reservations.push(v.unusable);
-    const state = ClusterState.from({ nodes: views.map((v) => v.node), reservations });
-    const nodeById = new Map(nodes.map((n) => [n.nodeId, n]));
     if (queue.length > 0) this.placeQueued(state, queue, nodeById);
     else this.hold = undefined; // nothing queued: nobody starves
     if (moving.length === 0) return;
@@ -434,7 +447,7 @@ export class PlacementGroupController {
     for (const { id, reason } of plan.blocked) this.moveBlocked.set(id, `no room elsewhere: ${reason.message}`);
   }
 
-  private placeQueued(state: ClusterState, queue: Array<{ id: string; spec: PlacementGroupSpec; enqueuedAtMs: number }>, nodeById: Map<string, Node>): void {
+  private placeQueued(state: ClusterState, queue: Array<{ id: string; spec: PlacementGroupSpec; enqueuedAtMs: number }>, nodeById: ReadonlyMap<string, Node>): void {
     const result = runCycle(state, queue, Date.now(), this.hold, { starvationAfterMs: this.opts.starvationAfterMs });
     this.hold = result.hold;
     for (const { id, placements } of result.placed) this.reserve(this.groups.get(id)!, placements, nodeById);
@@ -452,7 +465,7 @@ export class PlacementGroupController {
   }
 
   /** Step 2: the group holds `placements` now (after the commit: its agents are told). */
-  private reserve(e: Entry, placements: BundlePlacement[], nodeById: Map<string, Node>): void {
+  private reserve(e: Entry, placements: BundlePlacement[], nodeById: ReadonlyMap<string, Node>): void {
     e.pg.placements = placements.map((p) => wirePlacement(p, nodeById.get(p.nodeId)));
     e.acked.clear();
     this.transition(e, S.PLACEMENT_GROUP_STATE_RESERVED, 'pg.reserved', `placement group ${e.spec.name} reserved: ${describePlacements(e.pg)}`);
@@ -463,6 +476,8 @@ export class PlacementGroupController {
     }
   }
 }
+
+const QUEUED = new Set([S.PLACEMENT_GROUP_STATE_PENDING, S.PLACEMENT_GROUP_STATE_RESCHEDULING, S.PLACEMENT_GROUP_STATE_INFEASIBLE]);
 
 function settled(s: S): boolean {
   return s === S.PLACEMENT_GROUP_STATE_CREATED || s === S.PLACEMENT_GROUP_STATE_INFEASIBLE || s === S.PLACEMENT_GROUP_STATE_REMOVED;

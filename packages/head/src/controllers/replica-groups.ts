@@ -38,8 +38,7 @@
  * membership carries the traffic weights. Changing only the replica count
  * never changes the revision, so never rolls out.
  */
-import { randomBytes } from 'node:crypto';
-import { ErrorCode, MusterError, type Logger, type NatsConnection } from '@muster/common';
+import { ErrorCode, MusterError, type Logger, type NatsConnection, randomId } from '@muster/common';
 import { GangState as G, ReplicaGroup, type Membership, type NatsAccess, type Replica, type ReplicaGroupSpec } from '@muster/proto';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
@@ -405,7 +404,7 @@ export class ReplicaGroupController {
   }
 
   private async startReplica(e: Entry, spec: ValidRgSpec, revision: string, replaces = ''): Promise<Replica> {
-    const id = `r-${randomBytes(4).toString('hex')}`;
+    const id = randomId('r', 8);
     const replica: Replica = {
       id, revision, state: 'starting', placementGroupId: '', gangId: '',
       subject: subjectOf(this.nats?.access.subjectPrefix || 'muster', spec.name, id), message: 'placing', createdAtMs: Date.now(), replaces,

@@ -1,0 +1,192 @@
+/**
+ * The placement group controller keeps one scheduling state from cycle to
+ * cycle (pg-view.ts) and changes it by deltas. These tests drive the real
+ * controller (real embedded store, event log and node registry; agents are
+ * in-process stubs that acknowledge what they are told) through random
+ * streams of creates, removes, node deaths and returns, and check after
+ * every step what drift in that state would break:
+ *   - a GPU booked by two groups (the state thought a used GPU free);
+ *   - a PENDING group that fits the cluster as it really is (the state
+ *     thought a free GPU used);
+ *   - a group placed on a dead node (the state missed a node change).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '@muster/common';
+import { NodeState, PlacementGroupState as S, type HeadMessage, type Register } from '@muster/proto';
+import { NodeRegistry, type AgentConnection } from '../cluster/registry.js';
+import { EventLog } from '../events/event-log.js';
+import { ClusterState, parsePlacementGroupSpec, placeGroup, type Reservation } from '../scheduler/index.js';
+import { EmbeddedStore } from '../state/embedded.js';
+import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
+import { corePlacement, schedulerView, specInput } from './pg-convert.js';
+import { PlacementGroupController } from './placement-groups.js';
+
+const DEAD_AFTER_MS = 1_000;
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A seeded PRNG (mulberry32), so a failing stream can be replayed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function registration(nodeId: string, incarnation: string): Register {
+  return {
+    nodeId,
+    incarnation,
+    agentVersion: 'test',
+    address: '127.0.0.1',
+    labels: {},
+    taints: [],
+    inventory: {
+      hostname: nodeId,
+      cpuCores: 64,
+      memoryBytes: 512 * 2 ** 30,
+      gpus: Array.from({ length: 8 }, (_, i) => ({ index: i, uuid: `GPU-${nodeId}-${i}`, name: 'Test GPU', memoryMib: 81_559, numaNode: i < 4 ? 0 : 1, mig: [], pciBusId: '', migEnabled: false })),
+      topology: { links: [], nvlinkIslands: [{ gpuIndices: [0, 1, 2, 3] }, { gpuIndices: [4, 5, 6, 7] }], nics: [] },
+      nvlinkDomain: '',
+      source: 'test',
+      customResources: {},
+    },
+  };
+}
+
+async function harness() {
+  const dir = await mkdtemp(join(tmpdir(), 'muster-pgc-'));
+  const store = await EmbeddedStore.open(dir);
+  cleanups.push(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const { revision } = await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'test', address: '127.0.0.1:1', sinceMs: Date.now() }));
+  const writer = new StateWriter(store, 'test', revision);
+  const log = createLogger('test', { level: 'silent' });
+  const events = new EventLog(writer, log, { retention: 10_000, subjectPrefix: 'muster' });
+  let clock = 0;
+  const registry = new NodeRegistry(writer, events, log, DEAD_AFTER_MS, () => clock);
+  const pgs = new PlacementGroupController(writer, registry, events, log);
+  await pgs.load();
+
+  let connIds = 0;
+  const conns = new Map<string, AgentConnection>();
+  /** A stub agent: acknowledges every reservation it is told about, as the real one does. */
+  const start = async (nodeId: string) => {
+    const conn: AgentConnection = {
+      id: ++connIds,
+      send: (msg: HeadMessage) => {
+        if (msg.msg?.$case === 'reserveBundles') {
+          const groupId = msg.msg.value.groupId;
+          queueMicrotask(() => pgs.acked(nodeId, groupId));
+        }
+      },
+      close: () => undefined,
+    };
+    conns.set(nodeId, conn);
+    await registry.register(registration(nodeId, `inc-${conn.id}`), conn);
+  };
+  /** Every node but `nodeId` heartbeats; then the sweep finds `nodeId` silent past dead-after. */
+  const kill = async (nodeId: string) => {
+    clock += DEAD_AFTER_MS + 1;
+    for (const [id, conn] of conns) if (id !== nodeId) registry.heartbeat(id, conn);
+    conns.delete(nodeId);
+    await registry.sweep();
+  };
+  return { pgs, registry, start, kill };
+}
+
+type Harness = Awaited<ReturnType<typeof harness>>;
+
+/** What a drifted scheduling state would break, checked against the groups as they are. */
+function check(h: Harness, step: string): { placed: number; pending: number } {
+  const groups = h.pgs.list();
+  const nodes = h.registry.list();
+  const booked = new Map<string, string>();
+  const alive = new Set(nodes.filter((n) => n.state === NodeState.NODE_STATE_ALIVE).map((n) => n.nodeId));
+  for (const g of groups) {
+    for (const p of g.placements) {
+      expect(alive.has(p.nodeId), `${step}: ${g.spec!.name} placed on dead node ${p.nodeId}`).toBe(true);
+      for (const i of p.gpuIndices) {
+        const gpu = `${p.nodeId}/${i}`;
+        expect(booked.get(gpu), `${step}: GPU ${gpu} booked by ${booked.get(gpu)} and ${g.id}`).toBeUndefined();
+        booked.set(gpu, g.id);
+      }
+    }
+  }
+  const reservations: Reservation[] = groups.flatMap((g) => g.placements.map((p) => ({ groupId: g.id, ...corePlacement(p) })));
+  const truth = ClusterState.from({ nodes: nodes.map((n) => schedulerView(n).node), reservations });
+  const seen = { placed: 0, pending: 0 };
+  for (const g of groups) {
+    const parsed = parsePlacementGroupSpec(specInput(g.spec));
+    if (!parsed.ok) throw new Error(parsed.message);
+    if (g.state === S.PLACEMENT_GROUP_STATE_PENDING) {
+      seen.pending++;
+      expect(placeGroup(truth, parsed.spec).status, `${step}: ${g.spec!.name} is pending but fits the cluster as it is`).not.toBe('PLACED');
+    } else if (g.state === S.PLACEMENT_GROUP_STATE_INFEASIBLE) {
+      expect(placeGroup(truth.emptyTwin(), parsed.spec).status, `${step}: ${g.spec!.name} is infeasible but fits the cluster empty`).not.toBe('PLACED');
+    } else if (g.placements.length > 0) seen.placed++;
+  }
+  return seen;
+}
+
+describe('placement group controller: the scheduling state kept between cycles', () => {
+  it.each([1, 2, 3, 4, 5])('never double-books and never leaves a fitting group pending, over a random stream (seed %i)', async (seed) => {
+    const random = rng(seed);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+    const h = await harness();
+    const nodeIds = ['n1', 'n2', 'n3', 'n4'];
+    for (const n of nodeIds) await h.start(n);
+    const dead = new Set<string>();
+    let names = 0;
+    const seen = { placed: 0, pending: 0, kills: 0, returns: 0 };
+    for (let step = 0; step < 150; step++) {
+      const r = random();
+      const live = h.pgs.list();
+      let what: string;
+      if (r < 0.5 || live.length === 0) {
+        const bundles = Array.from({ length: 1 + Math.floor(random() * 3) }, () => ({ cpuMillis: 1_000, memoryBytes: 0, gpus: pick([1, 1, 2, 4, 8]), gpuMemoryMib: 0, migProfile: '', custom: {} }));
+        const name = `g${names++}`;
+        what = `create ${name} ${bundles.map((b) => b.gpus).join('+')} GPUs`;
+        await h.pgs.create({ name, strategy: pick(['PACK', 'SPREAD', 'STRICT_PACK', '']), bundles, topology: [{ level: 'gpu-island', mode: '' }], matchLabels: {}, tolerations: [], priority: 0 });
+      } else if (r < 0.85) {
+        const g = pick(live);
+        what = `remove ${g.spec!.name}`;
+        await h.pgs.remove(g.id);
+      } else if (r < 0.93 && dead.size < 2) {
+        const n = pick(nodeIds.filter((x) => !dead.has(x)));
+        what = `kill ${n}`;
+        await h.kill(n);
+        dead.add(n);
+        seen.kills++;
+      } else if (dead.size > 0) {
+        const n = pick([...dead]);
+        what = `return ${n}`;
+        await h.start(n);
+        dead.delete(n);
+        seen.returns++;
+      } else continue;
+      // Let the cycles that the step set off (acks, node changes) run to the end.
+      await h.pgs.sync();
+      await h.pgs.sync();
+      const now = check(h, `step ${step} (${what})`);
+      seen.placed = Math.max(seen.placed, now.placed);
+      seen.pending = Math.max(seen.pending, now.pending);
+    }
+    // The stream did what it is for: a full cluster with a queue, nodes dying and coming back.
+    expect(seen.placed).toBeGreaterThan(5);
+    expect(seen.pending).toBeGreaterThan(0);
+    expect(seen.kills).toBeGreaterThan(2);
+    expect(seen.returns).toBeGreaterThan(1);
+  });
+});
