@@ -34,13 +34,14 @@
  * groups wait for their agents' acknowledgements again (agents get a snapshot
  * of their reservations whenever they register), pending ones are queued.
  *
- * Concurrency: all changes are made by one loop (`cycle`), one cycle at a
- * time. Creates, removals, acknowledgements and node deaths mark groups
- * dirty and kick the loop; a cycle schedules what is queued, then writes
- * every dirty record in one fenced transaction (group commit: many creates,
- * one write), and only then answers callers and tells the agents. No GPU can
- * be booked twice because one cycle sees the reservations of all the
- * previous ones, and a deposed head cannot commit (StateWriter's fence).
+ * Concurrency: all changes are made by one loop of cycles (group-commit.ts),
+ * one cycle at a time. Creates, removals, acknowledgements and node deaths
+ * mark records and kick the loop; a cycle schedules what is queued
+ * (`schedule`), then writes every marked record in one fenced transaction,
+ * and only then answers callers and tells the agents. No GPU can be booked
+ * twice because one cycle sees the reservations of all the previous ones
+ * (pg-view.ts keeps them between cycles), and a deposed head cannot commit
+ * (StateWriter's fence).
  */
 import type { Histogram } from '@opentelemetry/api';
 import { ErrorCode, MusterError, type Logger, randomId } from '@muster/common';
@@ -55,17 +56,15 @@ import {
 } from '@muster/proto';
 import { parsePlacementGroupSpec, planMoves, runCycle, type BundlePlacement, type ClusterState, type Hold, type PlacementGroupSpec } from '../scheduler/index.js';
 import type { NodeRegistry } from '../cluster/registry.js';
-import type { EventLog, StagedEvent } from '../events/event-log.js';
+import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
-import type { Op } from '../state/index.js';
 import { ChangeWaiters } from './waiters.js';
+import { GroupCommit } from './group-commit.js';
 import { plainReason, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
 import { SchedulingView } from './pg-view.js';
 
 export const PGS_PREFIX = '/muster/pgs/';
 const REMOVED_REMEMBERED = 1_000;
-const TXN_OPS = 100; // etcd allows 128 per transaction
-const MAX_INFLIGHT = 4;
 
 interface Entry {
   pg: PlacementGroup;
@@ -73,8 +72,6 @@ interface Entry {
   /** Nodes that acknowledged this group's bundles (RESERVED → CREATED). */
   acked: Set<string>;
 }
-
-type Waiter = { resolve: () => void; reject: (e: unknown) => void };
 
 export interface PlacementGroupControllerOptions {
   /** How long the first group in the queue waits before holding nodes (scheduler/queue.ts). */
@@ -89,11 +86,7 @@ export class PlacementGroupController {
   private readonly queued = new Set<string>();
   private readonly view: SchedulingView;
   private readonly removed = new Map<string, PlacementGroup>();
-  private readonly dirty = new Set<string>();
-  private readonly deleted = new Set<string>();
-  private readonly after: Array<() => void> = [];
-  private readonly staged: StagedEvent[] = [];
-  private commitWaiters: Waiter[] = [];
+  private readonly commits: GroupCommit;
   private readonly waiters = new ChangeWaiters();
   private readonly changeListeners: Array<(pgId: string) => void> = [];
   private hold: Hold | undefined;
@@ -105,9 +98,6 @@ export class PlacementGroupController {
   private claimsMove: ((pgId: string) => boolean) | undefined;
   /** Why a group on a draining node could not move in the last cycle. */
   private readonly moveBlocked = new Map<string, string>();
-  private running = false;
-  private again = false;
-  private readonly inflight: Array<Promise<void>> = [];
 
   constructor(
     private readonly writer: StateWriter,
@@ -117,6 +107,7 @@ export class PlacementGroupController {
     private readonly opts: PlacementGroupControllerOptions = {},
   ) {
     this.view = new SchedulingView(registry, () => [...this.groups.values()].map((e) => e.pg));
+    this.commits = new GroupCommit(writer, log, { step: () => this.schedule(), recover: () => this.recover(), metrics: opts.metrics });
     registry.onTransition((kind, node) => {
       if (kind === 'node.dead') this.nodeLost(node.nodeId);
       else this.kick(); // capacity (or a shape) came back: pending and infeasible groups get a new try
@@ -178,8 +169,8 @@ export class PlacementGroupController {
     this.groups.set(pg.id, { pg, spec, acked: new Set() });
     this.byName.set(spec.name, pg.id);
     this.queued.add(pg.id);
-    this.dirty.add(pg.id);
-    await this.flush();
+    this.markDirty(pg);
+    await this.commits.flush();
     return this.current(pg.id);
   }
 
@@ -207,9 +198,8 @@ export class PlacementGroupController {
     this.groups.delete(pg.id);
     this.byName.delete(pg.spec!.name);
     this.remember(entry.pg);
-    this.dirty.delete(pg.id);
-    this.deleted.add(pg.id);
-    await this.flush();
+    this.commits.delete(PGS_PREFIX + pg.id);
+    await this.commits.flush();
     return entry.pg;
   }
 
@@ -240,7 +230,7 @@ export class PlacementGroupController {
    * durable.
    */
   sync(): Promise<void> {
-    return this.flush();
+    return this.commits.flush();
   }
 
   /** Called (after the commit) whenever a group changes state. */
@@ -299,7 +289,7 @@ export class PlacementGroupController {
   /** Tells the agents holding bundles of `e` to drop them (after the next commit). */
   private release(e: Entry, except?: string): void {
     const msg: HeadMessage = { msg: { $case: 'releaseBundles', value: { groupId: e.pg.id } } };
-    for (const n of nodesOf(e.pg)) if (n !== except) this.after.push(() => this.registry.connection(n)?.send(msg));
+    for (const n of nodesOf(e.pg)) if (n !== except) this.commits.after(() => this.registry.connection(n)?.send(msg));
   }
 
   private transition(e: Entry, state: S, kind: string, message: string): void {
@@ -308,10 +298,10 @@ export class PlacementGroupController {
     else this.queued.delete(e.pg.id);
     e.pg.stateChangedAtMs = Date.now();
     if (state === S.PLACEMENT_GROUP_STATE_CREATED || state === S.PLACEMENT_GROUP_STATE_RESERVED) e.pg.reason = undefined;
-    this.dirty.add(e.pg.id);
+    this.markDirty(e.pg);
     const id = e.pg.id;
-    this.staged.push(this.events.stage(kind, { message, attributes: { pg: id, name: e.spec.name } }));
-    this.after.push(() => {
+    this.commits.stage(this.events.stage(kind, { message, attributes: { pg: id, name: e.spec.name } }));
+    this.commits.after(() => {
       this.wake(id);
       for (const l of this.changeListeners) l(id);
     });
@@ -330,91 +320,29 @@ export class PlacementGroupController {
     return this.groups.get(id)?.pg ?? this.get(id);
   }
 
-  /** Resolves once everything dirty now is durable. */
-  private flush(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.commitWaiters.push({ resolve, reject });
-      this.kick();
-    });
+  /** `pg`'s record is written by the next commit, as it is then. */
+  private markDirty(pg: PlacementGroup): void {
+    this.commits.put(PGS_PREFIX + pg.id, () => PlacementGroup.encode(pg).finish());
   }
 
   private kick(): void {
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = true;
-    setImmediate(() => void this.loop());
+    this.commits.kick();
   }
 
-  private async loop(): Promise<void> {
-    do {
-      this.again = false;
-      try {
-        await this.cycle();
-      } catch (e) {
-        this.log.error({ err: e instanceof Error ? e.message : e }, 'placement group cycle failed');
-      }
-    } while (this.again);
-    this.running = false;
-  }
-
-  /**
-   * One cycle: schedule what is queued, then commit what is dirty and, once
-   * durable, answer and tell. On a store that orders writes (embedded), up to
-   * MAX_INFLIGHT commits overlap — the next cycle schedules on the state the
-   * previous one left while its write is still in flight, and the store
-   * batches both into one fsync; elsewhere each commit is awaited first.
-   */
-  private async cycle(): Promise<void> {
-    const t0 = performance.now();
-    this.schedule();
-    this.opts.metrics?.cycleSeconds.record((performance.now() - t0) / 1000, { phase: 'schedule' });
-    const ops: Op[] = [];
-    for (const id of this.deleted) ops.push({ type: 'delete', key: PGS_PREFIX + id });
-    for (const id of this.dirty) {
-      const e = this.groups.get(id);
-      if (e) ops.push({ type: 'put', key: PGS_PREFIX + id, value: PlacementGroup.encode(e.pg).finish() });
-    }
-    this.deleted.clear();
-    this.dirty.clear();
-    const staged = this.staged.splice(0);
-    ops.push(...staged.map((s) => s.op));
-    const commit = this.commit(ops, this.commitWaiters.splice(0), staged, this.after.splice(0));
-    this.inflight.push(commit);
-    void commit.finally(() => this.inflight.splice(this.inflight.indexOf(commit), 1));
-    const max = this.writer.store.ordersWrites ? MAX_INFLIGHT : 1;
-    while (this.inflight.length >= max) await this.inflight[0];
-  }
-
-  private async commit(ops: Op[], waiters: Waiter[], staged: StagedEvent[], after: Array<() => void>): Promise<void> {
-    const t = performance.now();
+  /** A commit failed: the in-memory view ran ahead of the store, so read the truth back. */
+  private async recover(): Promise<void> {
+    this.groups.clear();
+    this.byName.clear();
+    this.queued.clear();
     try {
-      for (let i = 0; i < ops.length; i += TXN_OPS) await this.writer.txn(ops.slice(i, i + TXN_OPS));
-    } catch (e) {
-      for (const s of staged) s.settle(false);
-      for (const w of waiters) w.reject(e);
-      this.log.error({ err: e instanceof Error ? e.message : e }, 'placement group commit failed; reloading state from the store');
-      // The in-memory view ran ahead of the store: reload the truth.
-      this.groups.clear();
-      this.byName.clear();
-      this.queued.clear();
-      try {
-        await this.load();
-      } catch (reload) {
-        this.writer.abandon(`placement groups could not be read back after a failed commit: ${(reload as Error).message}`);
-      }
-      return;
+      await this.load();
+    } catch (reload) {
+      this.writer.abandon(`placement groups could not be read back after a failed commit: ${(reload as Error).message}`);
     }
-    for (const s of staged) s.settle(true);
-    for (const w of waiters) w.resolve();
-    for (const f of after) f();
-    this.opts.metrics?.cycleSeconds.record((performance.now() - t) / 1000, { phase: 'commit' });
-    this.opts.metrics?.cycleWrites.record(ops.length);
   }
 
   /**
-   * Places queued groups on a snapshot of the cluster (pure core, scheduler/),
+   * Places queued groups on the scheduling state (pg-view.ts; pure core, scheduler/),
    * then moves groups off draining nodes where they fit (step 7): after the
    * queue, so a drain never takes room a pending group could have had.
    */
@@ -472,7 +400,7 @@ export class PlacementGroupController {
     e.pg.reason = plainReason('AWAITING_AGENTS', `waiting for node(s) ${nodesOf(e.pg).join(', ')} to confirm their bundles`);
     for (const nodeId of nodesOf(e.pg)) {
       const msg: HeadMessage = { msg: { $case: 'reserveBundles', value: { groupId: e.pg.id, bundles: e.pg.placements.filter((p) => p.nodeId === nodeId) } } };
-      this.after.push(() => this.registry.connection(nodeId)?.send(msg));
+      this.commits.after(() => this.registry.connection(nodeId)?.send(msg));
     }
   }
 }

@@ -1,0 +1,83 @@
+/** The controller's write path on a real embedded store: one write per cycle, nothing told before it is durable. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ErrorCode, createLogger } from '@muster/common';
+import { EmbeddedStore } from '../state/embedded.js';
+import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
+import { GroupCommit } from './group-commit.js';
+
+const stores: Array<{ store: EmbeddedStore; dir: string }> = [];
+afterEach(async () => {
+  for (const { store, dir } of stores.splice(0)) {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+async function setup(opts: { fenced?: boolean } = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'muster-gc-'));
+  const store = await EmbeddedStore.open(dir);
+  stores.push({ store, dir });
+  const { revision } = await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'me', address: '127.0.0.1:1', sinceMs: 0 }));
+  if (opts.fenced) await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'other', address: '127.0.0.1:2', sinceMs: 0 }));
+  const lost: string[] = [];
+  const writer = new StateWriter(store, 'me', revision, (why) => lost.push(why));
+  const calls = { steps: 0, recovers: 0 };
+  const commits = new GroupCommit(writer, createLogger('test', { level: 'silent' }), {
+    step: () => void calls.steps++,
+    recover: async () => void calls.recovers++,
+  });
+  return { store, commits, calls, lost };
+}
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+const event = (key: string, settled: boolean[]) => ({ op: { type: 'put' as const, key, value: bytes('e') }, settle: (ok: boolean) => void settled.push(ok) });
+
+describe('group commit', () => {
+  it('writes everything marked in one tick in one transaction, with the latest value of each key', async () => {
+    const { store, commits, calls } = await setup();
+    let value = 'old';
+    commits.put('/t/a', () => bytes(value));
+    commits.put('/t/b', () => bytes('b'));
+    commits.put('/t/gone', () => bytes('x'));
+    commits.delete('/t/gone');
+    const settled: boolean[] = [];
+    commits.stage(event('/t/event', settled));
+    const told: string[] = [];
+    commits.after(() => told.push('agent told'));
+    const waits = Array.from({ length: 20 }, () => commits.flush());
+    value = 'new'; // encoded at commit time: the record as it is then
+    await Promise.all(waits);
+    const { kvs } = await store.range('/t/');
+    expect(kvs.map((kv) => [kv.key, new TextDecoder().decode(kv.value)])).toEqual([['/t/a', 'new'], ['/t/b', 'b'], ['/t/event', 'e']]);
+    expect(new Set(kvs.map((kv) => kv.modRevision)).size).toBe(1);
+    expect(settled).toEqual([true]);
+    expect(told).toEqual(['agent told']);
+    expect(calls.steps).toBe(1);
+  });
+
+  it('on a failed commit rejects its waiters, drops its events and actions, and recovers', async () => {
+    const { store, commits, calls, lost } = await setup({ fenced: true });
+    commits.put('/t/a', () => bytes('a'));
+    const settled: boolean[] = [];
+    commits.stage(event('/t/event', settled));
+    const told: string[] = [];
+    commits.after(() => told.push('agent told'));
+    await expect(commits.flush()).rejects.toMatchObject({ code: ErrorCode.NOT_LEADER });
+    expect(settled).toEqual([false]);
+    expect(told).toEqual([]);
+    expect(calls.recovers).toBe(1);
+    expect(lost).toHaveLength(1);
+    expect((await store.range('/t/')).kvs).toEqual([]);
+  });
+
+  it('a put after a delete of the same key writes it again', async () => {
+    const { store, commits } = await setup();
+    commits.delete('/t/a');
+    commits.put('/t/a', () => bytes('back'));
+    await commits.flush();
+    expect((await store.get('/t/a'))?.value).toEqual(bytes('back'));
+  });
+});
