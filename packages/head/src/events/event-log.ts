@@ -38,6 +38,9 @@ export class EventLog {
   private seq = 0;
   private lastMs = 0;
   private sinceTrim = 0;
+  /** Events in the store, once the first trim of this log has counted them; kept by adding what is written. */
+  private stored: number | undefined;
+  private trimming = false;
   private readonly listeners = new Set<Listener>();
   /** Events not yet released, in id order. */
   private readonly order: Pending[] = [];
@@ -118,6 +121,7 @@ export class EventLog {
   /** Marks events durable (or failed) and releases every leading durable one, in order. */
   private settle(ps: Pending[], ok: boolean): void {
     for (const p of ps) p.state = ok ? 'durable' : 'failed';
+    if (ok && this.stored !== undefined) this.stored += ps.length;
     while (this.order.length > 0 && this.order[0]!.state !== 'pending') {
       const p = this.order.shift()!;
       if (p.state === 'durable') this.release(p);
@@ -133,20 +137,26 @@ export class EventLog {
     for (const l of this.listeners) l(e);
     this.opts.nats?.publish(eventSubject(this.opts.subjectPrefix, e.kind), encode(ClusterEvent.toJSON(e)));
     p.resolve?.(e);
-    if (++this.sinceTrim >= 1_000) {
+    if (++this.sinceTrim >= 1_000 && !this.trimming) {
       this.sinceTrim = 0;
-      void this.trim();
+      this.trimming = true;
+      void this.trim().finally(() => (this.trimming = false));
     }
   }
 
+  /** Deletes the oldest events beyond `retention`: reads only those, once the count is known. */
   private async trim(): Promise<void> {
     try {
-      const { kvs } = await this.writer.store.range(EVENTS_PREFIX);
-      const old = kvs.slice(0, Math.max(0, kvs.length - this.opts.retention));
+      this.stored ??= (await this.writer.store.range(EVENTS_PREFIX)).kvs.length;
+      const excess = this.stored - this.opts.retention;
+      if (excess <= 0) return;
+      const { kvs: old } = await this.writer.store.range(EVENTS_PREFIX, { limit: excess });
       for (let i = 0; i < old.length; i += 100) {
         await this.writer.txn(old.slice(i, i + 100).map((kv) => ({ type: 'delete' as const, key: kv.key })));
+        this.stored -= Math.min(100, old.length - i);
       }
     } catch (e) {
+      this.stored = undefined; // count again next time
       this.log.warn({ err: e }, 'could not trim old cluster events; will retry');
     }
   }
