@@ -13,6 +13,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@muster/common';
 import { NodeState, PlacementGroupState as S, type HeadMessage, type Register } from '@muster/proto';
@@ -30,16 +31,11 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** A seeded PRNG (mulberry32), so a failing stream can be replayed. */
+/** Uniform draws in [0, 1) from fast-check's generator: a seed replays a failing stream. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const draws = fc.sample(fc.noBias(fc.integer({ min: 0, max: 999_999 })), { seed, numRuns: 2_000 });
+  let i = 0;
+  return () => draws[i++ % draws.length]! / 1_000_000;
 }
 
 function registration(nodeId: string, incarnation: string): Register {
