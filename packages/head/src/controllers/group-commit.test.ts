@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, createLogger } from '@muster/common';
 import { EmbeddedStore } from '../state/embedded.js';
+import type { StateStore } from '../state/index.js';
 import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
 import { GroupCommit } from './group-commit.js';
 
@@ -16,14 +17,14 @@ afterEach(async () => {
   }
 });
 
-async function setup(opts: { fenced?: boolean } = {}) {
+async function setup(opts: { fenced?: boolean; wrap?: (store: EmbeddedStore) => StateStore } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'muster-gc-'));
   const store = await EmbeddedStore.open(dir);
   stores.push({ store, dir });
   const { revision } = await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'me', address: '127.0.0.1:1', sinceMs: 0 }));
   if (opts.fenced) await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'other', address: '127.0.0.1:2', sinceMs: 0 }));
   const lost: string[] = [];
-  const writer = new StateWriter(store, 'me', revision, (why) => lost.push(why));
+  const writer = new StateWriter(opts.wrap ? opts.wrap(store) : store, 'me', revision, (why) => lost.push(why));
   const calls = { steps: 0, recovers: 0 };
   const commits = new GroupCommit(writer, createLogger('test', { level: 'silent' }), {
     step: () => void calls.steps++,
@@ -58,15 +59,40 @@ describe('group commit', () => {
     expect(calls.steps).toBe(1);
   });
 
-  it('on a failed commit rejects its waiters, drops its events and actions, and recovers', async () => {
-    const { store, commits, calls, lost } = await setup({ fenced: true });
+  it('on a failed commit rejects its waiters and those of the next commit, drops their events and actions, and recovers once', async () => {
+    // A store that commits one cycle at a time (as etcd) and holds the first write until the test lets it go.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const { store, commits, calls, lost } = await setup({
+      fenced: true,
+      wrap: (real) => new Proxy(real, {
+        get: (target, key) => {
+          if (key === 'ordersWrites') return false;
+          if (key === 'txn') return async (req: Parameters<EmbeddedStore['txn']>[0]) => (await held, target.txn(req));
+          const v = Reflect.get(target, key) as unknown;
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      }),
+    });
     commits.put('/t/a', () => bytes('a'));
     const settled: boolean[] = [];
     commits.stage(event('/t/event', settled));
     const told: string[] = [];
     commits.after(() => told.push('agent told'));
-    await expect(commits.flush()).rejects.toMatchObject({ code: ErrorCode.NOT_LEADER });
+    const failing = commits.flush();
+    await new Promise((r) => setImmediate(r)); // the cycle ran; its write waits
+    // Marked for the next commit while that one is in flight: made on memory about to be replaced.
+    commits.put('/t/later', () => bytes('later'));
+    const laterSettled: boolean[] = [];
+    commits.stage(event('/t/later-event', laterSettled));
+    commits.after(() => told.push('later agent told'));
+    const later = commits.flush();
+    release();
+    const [first, second] = await Promise.allSettled([failing, later]);
+    expect(first).toMatchObject({ status: 'rejected', reason: { code: ErrorCode.NOT_LEADER } });
+    expect(second).toMatchObject({ status: 'rejected', reason: { code: ErrorCode.NOT_LEADER } });
     expect(settled).toEqual([false]);
+    expect(laterSettled).toEqual([false]);
     expect(told).toEqual([]);
     expect(calls.recovers).toBe(1);
     expect(lost).toHaveLength(1);

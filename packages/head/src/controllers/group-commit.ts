@@ -16,7 +16,10 @@
  * previous one left while that write is still in flight, and the store
  * puts both in one fsync. Elsewhere each commit is awaited before the next
  * cycle. A failed commit rejects its waiters, drops its events and actions,
- * and hands over to `recover`: memory ran ahead of the store.
+ * and hands over to `recover`: memory ran ahead of the store. What was
+ * marked for the next commit meanwhile is dropped the same way (it was made
+ * on the memory that `recover` replaces), so nobody is told a change took
+ * effect that the store never got.
  */
 import type { Histogram } from '@opentelemetry/api';
 import type { Logger } from '@muster/common';
@@ -47,6 +50,8 @@ export class GroupCommit {
   private running = false;
   private again = false;
   private readonly inflight: Array<Promise<void>> = [];
+  /** The recovery under way: overlapping commits that fail together recover once. */
+  private recovering: Promise<void> | undefined;
 
   constructor(
     private readonly writer: StateWriter,
@@ -129,10 +134,15 @@ export class GroupCommit {
     try {
       for (let i = 0; i < ops.length; i += TXN_OPS) await this.writer.txn(ops.slice(i, i + TXN_OPS));
     } catch (e) {
-      for (const s of staged) s.settle(false);
-      for (const w of waiters) w.reject(e);
       this.log.error({ err: e instanceof Error ? e.message : e }, 'placement group commit failed; reloading state from the store');
-      await this.opts.recover();
+      // Dropped too: what the next commit would have written, made on the memory recover() replaces.
+      this.puts.clear();
+      this.deletes.clear();
+      this.afters.length = 0;
+      for (const s of [...staged, ...this.staged.splice(0)]) s.settle(false);
+      for (const w of [...waiters, ...this.waiters.splice(0)]) w.reject(e);
+      this.recovering ??= this.opts.recover().finally(() => (this.recovering = undefined));
+      await this.recovering;
       return;
     }
     for (const s of staged) s.settle(true);
