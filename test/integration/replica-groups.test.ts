@@ -83,6 +83,17 @@ describe('replica groups', () => {
     for (const n of per.values()) expect(Math.abs(n - 2_000 / 3)).toBeLessThanOrEqual(0.15 * (2_000 / 3));
   });
 
+  it('gives concurrent first calls on one handle one router (each router holds a NATS subscription and a membership watch)', async () => {
+    const g = await sdk.replicaGroups.get('echo');
+    const routers = await Promise.all(Array.from({ length: 8 }, () => g.routerOf()));
+    expect(new Set(routers).size).toBe(1);
+    const answers = await Promise.all(Array.from({ length: 8 }, () => g.call({ n: 1 })));
+    expect(answers).toHaveLength(8);
+    g.close();
+    expect(await g.routerOf()).not.toBe(routers[0]); // closed: the next call makes a new one
+    g.close();
+  });
+
   it('applies idempotently, and a replica count change never rolls out', async () => {
     const before = (await sdk.replicaGroups.get('echo')).toJSON();
     const same = (await sdk.replicaGroups.apply(spec())).toJSON();

@@ -131,7 +131,8 @@ export function replicaGroupView(g: WireRG): ReplicaGroupView {
 
 /** A replica group handle: its last known state, its membership, and calls to it. */
 export class ReplicaGroup {
-  private router: Router | undefined;
+  /** The router of this handle, made by the first call (concurrent first calls share it). */
+  private router: Promise<Router> | undefined;
 
   constructor(private view: ReplicaGroupView, private readonly api: ReplicaGroups) {}
 
@@ -165,14 +166,17 @@ export class ReplicaGroup {
     yield* (await this.routerOf()).stream(payload, opts);
   }
 
-  /** The router this handle uses (created on first call). */
-  async routerOf(opts?: RouterOptions): Promise<Router> {
-    this.router ??= await this.api.router(this.name, opts);
-    return this.router;
+  /** The router this handle uses (created on first call; a failed creation is tried again by the next). */
+  routerOf(opts?: RouterOptions): Promise<Router> {
+    const router = (this.router ??= this.api.router(this.name, opts));
+    router.catch(() => {
+      if (this.router === router) this.router = undefined;
+    });
+    return router;
   }
 
   close(): void {
-    this.router?.close();
+    void this.router?.then((r) => r.close(), () => undefined);
     this.router = undefined;
   }
 }

@@ -1,0 +1,36 @@
+/**
+ * The tour `npm run demo` runs (examples/quickstart) passes its own checks on
+ * a fresh cluster and leaves nothing behind: a README promise kept by CI.
+ */
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import type { Cluster } from '@muster/sdk';
+import { createTestCluster, type LocalCluster } from '@muster/testing';
+
+const tour = fileURLToPath(new URL('../../examples/quickstart/dist/main.js', import.meta.url));
+
+describe('the quick start tour', () => {
+  let cluster: LocalCluster;
+  let sdk: Cluster;
+
+  beforeAll(async () => {
+    cluster = await createTestCluster({ workers: 3 });
+    sdk = await cluster.connect();
+  });
+  afterAll(async () => {
+    sdk?.close();
+    await cluster?.stop();
+  });
+
+  it('places, launches and serves the model, every check passing, and removes what it made', async () => {
+    const run = await execa(process.execPath, [tour], { env: { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile }, reject: false, timeout: 90_000 });
+    expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/ok {3}the gang's answer equals the single-process reference/);
+    expect(run.stdout).toMatch(/ok {3}the new replica takes calls/);
+    expect(run.stdout).toMatch(/all checks passed/);
+    expect(run.stdout).not.toMatch(/FAIL/);
+    expect(await sdk.placementGroups.list()).toEqual([]);
+    expect((await sdk.gangs.list()).filter((g) => g.state !== 'stopped')).toEqual([]);
+  });
+});
