@@ -25,6 +25,8 @@ const { values: a } = parseArgs({
     warmup: { type: 'string', default: '2000' },
     /** Groups created first and kept for the whole run: a cluster that already holds many. */
     background: { type: 'string', default: '0' },
+    /** Groups created first that cannot be placed (each wants two whole free nodes): a long pending queue. */
+    pending: { type: 'string', default: '0' },
     'head-prof': { type: 'string' },
   },
 });
@@ -55,6 +57,10 @@ try {
     await Promise.all(Array.from({ length: Math.min(100, Number(a.background) - i) }, (_, j) =>
       conns[0]!.placementGroups.create({ name: `kept-${i + j}`, bundles: [{ cpuMillis: 10 }] }).then((pg) => pg.ready({ timeout: 30_000 }))));
   }
+  for (let i = 0; i < Number(a.pending); i += 100) {
+    await Promise.all(Array.from({ length: Math.min(100, Number(a.pending) - i) }, (_, j) =>
+      conns[0]!.placementGroups.create({ name: `waiting-${i + j}`, strategy: 'STRICT_SPREAD', bundles: [{ gpus: 8 }, { gpus: 8 }] })));
+  }
   await run(warmup, []);
   const latencies: number[] = [];
   const cpu = () => ({
@@ -76,6 +82,7 @@ try {
     clients,
     inflightPerClient: inflight,
     background: Number(a.background),
+    pending: Number(a.pending),
     ops: latencies.length,
     opsPerSecond: Math.round(latencies.length / seconds),
     latencyMs: { p50: pct(0.5), p99: pct(0.99) },

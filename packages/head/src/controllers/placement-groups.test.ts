@@ -185,4 +185,24 @@ describe('placement group controller: the scheduling state kept between cycles',
     expect(seen.kills).toBeGreaterThan(2);
     expect(seen.returns).toBeGreaterThan(1);
   });
+
+  it('places a group of a pending backlog in the first cycle after room appears, not a retry period later', async () => {
+    const h = await harness();
+    for (const n of ['n1', 'n2', 'n3', 'n4']) await h.start(n);
+    const spec = (name: string, gpus: number) => ({ name, strategy: 'PACK', bundles: [{ cpuMillis: 0, memoryBytes: 0, gpus, gpuMemoryMib: 0, migProfile: '', custom: {} }], topology: [], matchLabels: {}, tolerations: [], priority: 0 });
+    const fillers = [];
+    for (let i = 0; i < 4; i++) fillers.push(await h.pgs.create(spec(`full-${i}`, 8)));
+    const backlog = [];
+    for (let i = 0; i < 50; i++) backlog.push(await h.pgs.create(spec(`wait-${i}`, 8)));
+    await h.pgs.sync();
+    expect(backlog.every((g) => h.pgs.get(g.id).state === S.PLACEMENT_GROUP_STATE_PENDING)).toBe(true);
+    // The backlog was tried once and is skipped now (no room at all); a removal makes room.
+    const t0 = Date.now();
+    await h.pgs.remove(fillers[0]!.id);
+    await h.pgs.sync();
+    expect(Date.now() - t0).toBeLessThan(500); // well inside the 1 s retry period: it was not waiting for it
+    const placed = backlog.filter((g) => h.pgs.get(g.id).placements.length > 0);
+    expect(placed).toHaveLength(1); // one node's worth of room: one of the backlog
+    check(h, 'after the removal');
+  });
 });

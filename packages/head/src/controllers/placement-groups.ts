@@ -54,7 +54,20 @@ import {
   type PlacementGroupSpec as WireSpec,
   type ReservationSnapshot,
 } from '@muster/proto';
-import { parsePlacementGroupSpec, planMoves, runCycle, type BundlePlacement, type ClusterState, type Hold, type PlacementGroupSpec } from '../scheduler/index.js';
+import {
+  DEFAULT_STARVATION_AFTER_MS,
+  freeTotals,
+  parsePlacementGroupSpec,
+  planMoves,
+  roomFor,
+  runCycle,
+  type BundlePlacement,
+  type ClusterState,
+  type FreeTotals,
+  type Hold,
+  type PlacementGroupSpec,
+  type QueuedGroup,
+} from '../scheduler/index.js';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
@@ -65,6 +78,8 @@ import { SchedulingView } from './pg-view.js';
 
 export const PGS_PREFIX = '/muster/pgs/';
 const REMOVED_REMEMBERED = 1_000;
+/** How often a pending group the cluster has no room for is run through the pipeline anyway (to keep its `why` current). */
+const PENDING_RETRY_MS = 1_000;
 
 interface Entry {
   pg: PlacementGroup;
@@ -84,6 +99,8 @@ export class PlacementGroupController {
   private readonly byName = new Map<string, string>();
   /** Groups the scheduler tries each cycle: PENDING, RESCHEDULING, INFEASIBLE. */
   private readonly queued = new Set<string>();
+  /** When each group the last cycles left pending last went through the pipeline. */
+  private readonly triedAt = new Map<string, number>();
   private readonly view: SchedulingView;
   private readonly removed = new Map<string, PlacementGroup>();
   private readonly commits: GroupCommit;
@@ -295,7 +312,10 @@ export class PlacementGroupController {
   private transition(e: Entry, state: S, kind: string, message: string): void {
     e.pg.state = state;
     if (QUEUED.has(state)) this.queued.add(e.pg.id);
-    else this.queued.delete(e.pg.id);
+    else {
+      this.queued.delete(e.pg.id);
+      this.triedAt.delete(e.pg.id);
+    }
     e.pg.stateChangedAtMs = Date.now();
     if (state === S.PLACEMENT_GROUP_STATE_CREATED || state === S.PLACEMENT_GROUP_STATE_RESERVED) e.pg.reason = undefined;
     this.markDirty(e.pg);
@@ -334,6 +354,7 @@ export class PlacementGroupController {
     this.groups.clear();
     this.byName.clear();
     this.queued.clear();
+    this.triedAt.clear();
     try {
       await this.load();
     } catch (reload) {
@@ -347,11 +368,8 @@ export class PlacementGroupController {
    * queue, so a drain never takes room a pending group could have had.
    */
   private schedule(): void {
-    const queue = [...this.queued].map((id) => {
-      const e = this.groups.get(id)!;
-      return { id, spec: e.spec, enqueuedAtMs: e.pg.createdAtMs };
-    });
     const { state, nodeById, draining } = this.view.current();
+    const queue = this.dueGroups(state);
     const claims = this.claimsMove;
     const moving = draining.size === 0 || !claims ? [] : [...this.groups.values()].filter((e) =>
       (e.pg.state === S.PLACEMENT_GROUP_STATE_RESERVED || e.pg.state === S.PLACEMENT_GROUP_STATE_CREATED) &&
@@ -375,12 +393,42 @@ export class PlacementGroupController {
     for (const { id, reason } of plan.blocked) this.moveBlocked.set(id, `no room elsewhere: ${reason.message}`);
   }
 
-  private placeQueued(state: ClusterState, queue: Array<{ id: string; spec: PlacementGroupSpec; enqueuedAtMs: number }>, nodeById: ReadonlyMap<string, Node>): void {
-    const result = runCycle(state, queue, Date.now(), this.hold, { starvationAfterMs: this.opts.starvationAfterMs });
+  /**
+   * The queued groups worth a pipeline run this cycle. A group that stayed
+   * pending is skipped while the cluster has no room for it at all
+   * (scheduler/room.ts: fewer free GPUs, CPU, memory or MIG slices in total
+   * than it asks for, or no node with as many free GPUs as its largest
+   * bundle). It could not fit, so skipping it never delays a placement; it
+   * is still run every PENDING_RETRY_MS so that its `why` stays current. A
+   * backlog of pending gangs then costs a sum per group and cycle instead of
+   * a placement attempt. The hold's group is always run, and every group
+   * is while one has waited past the starvation time without a hold: the
+   * hold goes to the first of them in queue order, as if none were skipped.
+   */
+  private dueGroups(state: ClusterState): QueuedGroup[] {
+    const now = Date.now();
+    const all = [...this.queued].map((id) => {
+      const e = this.groups.get(id)!;
+      return { id, spec: e.spec, enqueuedAtMs: e.pg.createdAtMs };
+    });
+    const starvationAfterMs = this.opts.starvationAfterMs ?? DEFAULT_STARVATION_AFTER_MS;
+    if (this.hold === undefined && all.some((g) => this.triedAt.has(g.id) && now - g.enqueuedAtMs >= starvationAfterMs)) return all;
+    let free: FreeTotals | undefined;
+    return all.filter((g) => {
+      const last = this.triedAt.get(g.id);
+      if (last === undefined || g.id === this.hold?.groupId || now - last >= PENDING_RETRY_MS) return true;
+      return roomFor((free ??= freeTotals(state)), g.spec);
+    });
+  }
+
+  private placeQueued(state: ClusterState, queue: QueuedGroup[], nodeById: ReadonlyMap<string, Node>): void {
+    const now = Date.now();
+    const result = runCycle(state, queue, now, this.hold, { starvationAfterMs: this.opts.starvationAfterMs });
     this.hold = result.hold;
     for (const { id, placements } of result.placed) this.reserve(this.groups.get(id)!, placements, nodeById);
     for (const { id, reason } of result.pending) {
       this.groups.get(id)!.pg.reason = wireReason(reason);
+      this.triedAt.set(id, now);
     }
     for (const { id, reason } of result.infeasible) {
       const e = this.groups.get(id)!;

@@ -10,6 +10,7 @@ export { schedule, placeGroup, type PlaceOptions } from './pipeline.js';
 export { planMoves, type MoveCandidate, type MovePlan } from './moves.js';
 export { runCycle, compareQueued, chooseHold, DEFAULT_STARVATION_AFTER_MS, type QueuedGroup, type Hold, type CycleResult, type QueueOptions } from './queue.js';
 export { rejectionSentence } from './explain.js';
+export { freeTotals, roomFor, type FreeTotals } from './room.js';
 export { selectGpus, selectMig } from './gpu-select.js';
 export { buildTopology, deriveIslands, linkScore, topologyOf, type Topology } from './topology.js';
 export { makeNode, PROFILES, DGX1_V100, HGX_H100, PCIE_4090, PCIE_SWITCHED, TWO_TRAY_16, A100_MIG, type NodeProfile, type NodeOptions } from './profiles.js';

@@ -17,6 +17,7 @@ import { describe, expect, it } from 'vitest';
 import { placeGroup } from './pipeline.js';
 import { PROFILES, makeNode } from './profiles.js';
 import { runCycle, type Hold, type QueuedGroup } from './queue.js';
+import { freeTotals, roomFor } from './room.js';
 import { ClusterState } from './state.js';
 import { deriveIslands } from './topology.js';
 import type { BundlePlacement, PlacementGroupSpec, SchedulerNode, Taint, Toleration } from './types.js';
@@ -254,7 +255,10 @@ describe('scheduler properties', () => {
           }
           const spec = op.spec;
           const before = state.usage();
+          const room = roomFor(freeTotals(state), spec);
           const r = placeGroup(state, spec);
+          // "No room" is a necessary condition: the queue skips such groups without missing one that fits.
+          if (r.status === 'PLACED') expect(room).toBe(true);
           expect(state.usage()).toEqual(before); // placeGroup never leaves tentative reservations
           const lone = spec.bundles.length === 1 && !spec.topology.some((c) => c.mode === 'required' && c.level !== 'gpu-island');
           const islandReq = spec.topology.some((c) => c.level === 'gpu-island' && c.mode === 'required');
@@ -278,6 +282,38 @@ describe('scheduler properties', () => {
         const u = state.usage();
         expect(u.gpus - u.freeGpus).toBe(ledger.gpus.size);
         expect(u.migSlices - u.freeMigSlices).toBe(ledger.mig.size);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('"no room" never rules out a group that fits, also at the exact edge of what is free', () => {
+    fc.assert(
+      fc.property(arbCluster, fc.array(arbSpec, { maxLength: 12 }), fc.nat(), (nodeList, fill, pick) => {
+        const state = ClusterState.from({ nodes: nodeList, reservations: [] });
+        fill.forEach((spec, i) => {
+          const r = placeGroup(state, spec);
+          if (r.status === 'PLACED') state.commit(`f${i}`, r.placements);
+        });
+        // Probes sized by what is left: the whole free GPUs of one node, and of two, tolerating every taint.
+        const free = freeTotals(state);
+        const usable = state.nodes.filter((n) => n.alive && !n.draining && n.unsupported === '');
+        const byFree = [...usable].sort((a, b) => b.freeGpuCount() - a.freeGpuCount());
+        const one = byFree[pick % Math.max(1, byFree.length)]?.freeGpuCount() ?? 0;
+        const probe = (gpus: number[], strategy: PlacementGroupSpec['strategy']): PlacementGroupSpec => ({
+          name: 'probe',
+          strategy,
+          bundles: gpus.map((g) => ({ cpuMillis: 0, memoryBytes: 0, gpus: g, gpuMemoryMiB: 0, custom: {} })),
+          topology: [],
+          selector: { matchLabels: {} },
+          tolerations: [{ key: '', operator: 'Exists', value: '' }],
+          priority: 0,
+        });
+        const probes = [probe([one], 'PACK'), probe([free.maxNodeGpus], 'PACK'), probe([byFree[0]?.freeGpuCount() ?? 0, byFree[1]?.freeGpuCount() ?? 0], 'SPREAD')];
+        for (const spec of probes) {
+          if (placeGroup(state, spec).status === 'PLACED') expect(roomFor(free, spec), JSON.stringify(spec.bundles)).toBe(true);
+        }
+        for (const spec of fill) if (placeGroup(state, spec).status === 'PLACED') expect(roomFor(free, spec)).toBe(true);
       }),
       { numRuns: 300 },
     );
