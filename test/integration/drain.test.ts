@@ -217,6 +217,8 @@ describe('draining a node', () => {
 
   it('the drain survives a head restart and the agent\'s re-registration, and `pg why` counts the draining node', async () => {
     // Now: b is draining and empty; the gang and one replica run on a and c.
+    const drainedEvents = async () => (await events(0)).filter((e) => e.kind === 'node.drained' && e.nodeId === b);
+    await waitFor(`${b}'s node.drained event`, async () => ((await drainedEvents()).length > 0) || undefined, { timeoutMs: 5_000 });
     await cluster.restartHead();
     sdk.close();
     sdk = await cluster.connect();
@@ -225,6 +227,10 @@ describe('draining a node', () => {
     await waitFor(`${b} to re-register`, async () => (await sdk.node(b)).lastHeartbeatAt.getTime() > restartedAt || undefined, { timeoutMs: 5_000 });
     expect(await sdk.node(b)).toMatchObject({ state: 'alive', draining: true, drainReason: 'gang test' });
     expect((await sdk.drainStatus(b)).drained).toBe(true);
+    // Announced once per drain: the new leader term reads the retained events and does not say it again.
+    // (An absence, so a window: three rounds of the head's 500 ms drain check.)
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await drainedEvents()).toHaveLength(1);
 
     const big = await sdk.placementGroups.create({ name: 'big', bundles: [{ gpus: 8 }] });
     const why = await waitFor('a scheduler reason', async () => ((await sdk.placementGroups.get('big')).reason?.rejections.length ? true : undefined), { timeoutMs: 5_000 });

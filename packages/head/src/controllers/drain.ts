@@ -13,8 +13,9 @@
  *        │    a gang on it)      one cycle; else it stays and runs on.
  *        │                       Its gang follows: gangs.ts step 8 (stopped,
  *        │                       started where the group is now)
- *        └─ nothing left     ──▶ drained: event node.drained (once per drain
- *                                and leader term)
+ *        └─ nothing left     ──▶ drained: event node.drained (once per drain,
+ *                                also across leader terms: a new term reads
+ *                                the retained events before announcing)
  *
  * Why a bare gang moves only when it fits elsewhere now (Ray's choice, not
  * Kubernetes' evict-anyway): a training or batch gang has no second copy to
@@ -39,8 +40,9 @@ export interface DrainSources {
 }
 
 export class NodeDrains {
-  /** Draining nodes already announced as drained in this term. */
+  /** Draining nodes already announced as drained (this drain); seeded from the stored events once per term. */
   private readonly announced = new Set<string>();
+  private seeded = false;
   private readonly timer: NodeJS.Timeout;
   private checking = false;
 
@@ -94,11 +96,19 @@ export class NodeDrains {
     return `its turn to be replaced (one move per group at a time): ${rg.message}`;
   }
 
-  /** node.drained, once per drain (per leader term: the mark is not persisted). */
+  /** node.drained, once per drain: a drain announced by an earlier term (its event is still retained) is not announced again. */
   private async announce(): Promise<void> {
     if (this.checking) return;
     this.checking = true;
     try {
+      if (!this.seeded) {
+        const drainedAt = new Map<string, number>();
+        for (const e of await this.events.history()) if (e.kind === 'node.drained') drainedAt.set(e.nodeId, e.timeMs);
+        for (const n of this.src.registry.list()) {
+          if (n.draining && (drainedAt.get(n.nodeId) ?? -1) >= n.drainSinceMs) this.announced.add(n.nodeId);
+        }
+        this.seeded = true;
+      }
       for (const n of this.src.registry.list()) {
         if (!n.draining) {
           this.announced.delete(n.nodeId);
