@@ -165,13 +165,23 @@ try {
   console.log(`    3 replicas READY in ${since(t)}; ${served} calls meanwhile, answered by ${byReplica.size} replicas`);
   check(byReplica.size === 3, 'the new replica takes calls');
   check(wrong === 0, 'no failed or wrong call while scaling');
+
+  t = performance.now();
+  group.close();
+  await cluster.replicaGroups.delete('quickstart-mlp');
+  await gone(async () => {
+    const left = (await cluster.replicaGroups.list()).find((g) => g.name === 'quickstart-mlp')?.toJSON();
+    return left && `replica group still there: ${left.replicas.map((r) => `${r.id} ${r.state}`).join(', ') || 'no replica left'}`;
+  });
+  group = undefined;
+  console.log(`    deleted: every replica drained and stopped, its placement group freed, in ${since(t)}`);
 } catch (e) {
   failures.push(e instanceof Error ? e.message : String(e));
   console.error(`FAIL ${e instanceof Error ? e.message : String(e)}`);
 } finally {
   // Clean up whatever is left, in order: callers, replicas, gang, group.
   group?.close();
-  await cluster.replicaGroups.delete('quickstart-mlp').catch(() => undefined);
+  if (group) await cluster.replicaGroups.delete('quickstart-mlp').catch(() => undefined);
   await gang?.stop().catch(() => undefined);
   await pg?.remove().catch(() => undefined);
   cluster.close();
@@ -194,6 +204,20 @@ async function whileWaiting<T>(done: Promise<T>, status: () => Promise<string>):
   } finally {
     finished = true;
     void ticker;
+  }
+}
+
+/** Resolves once `pending` says nothing is left (returns undefined); says what is left every second; fails after 30 s. */
+async function gone(pending: () => Promise<string | undefined>): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  let said = Date.now();
+  for (let left = await pending(); left !== undefined; left = await pending()) {
+    if (Date.now() > deadline) throw new Error(`still there after 30 s: ${left}`);
+    if (Date.now() - said >= 1_000) {
+      console.log(`    waiting: ${left}`);
+      said = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
