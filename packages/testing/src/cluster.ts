@@ -24,6 +24,7 @@ import { thawAll } from './chaos.js';
 import { startEtcd, type EtcdServer } from './etcd.js';
 import { binOf, ElectionLog, launchHead, type HeadHandle } from './heads.js';
 import { startNats, type NatsServer } from './nats.js';
+import { claimPortBlock } from './ports.js';
 import { killTagged, spawnManaged, type ManagedProcess } from './procs.js';
 import { tempDir } from './tmp.js';
 import { waitFor } from './wait.js';
@@ -93,6 +94,7 @@ export class LocalCluster {
   private readonly headPorts: number[] = [];
   private readonly election = new ElectionLog();
   private removeDir: (() => Promise<void>) | undefined;
+  private readonly stopped: Array<() => Promise<void>> = [];
 
   private constructor(
     readonly dataDir: string,
@@ -286,33 +288,37 @@ export class LocalCluster {
     // ports the next cluster in this test process would be given.
     if (this.runTag) await killTagged(this.runTag);
     await this.removeDir?.();
+    for (const f of this.stopped.splice(0)) await f();
+  }
+
+  /** Runs `f` at the end of `stop()`, once every process is gone. */
+  onStop(f: () => Promise<void>): void {
+    this.stopped.push(f);
   }
 }
 
 /** `<parent>/<8 hex>`: a tag below the run's, for one cluster. */
 const newRunTag = (parent: string) => `${parent}/${randomBytes(4).toString('hex')}`;
 
-/** A cluster for tests: temp dir, free ports, fast liveness, and a run tag of its own by default. */
-export function createTestCluster(opts: ClusterOptions = {}): Promise<LocalCluster> {
-  return LocalCluster.start({
-    heartbeatIntervalMs: 200,
-    deadAfterMs: 1_000,
-    profile: 'hgx-h100-8',
-    runTag: newRunTag(process.env.MUSTER_TEST_RUN ?? 'test'),
-    shardPortRange: shardPortsOfThisWorker(),
-    ...opts,
-  });
-}
-
 /**
- * Test files run in parallel worker processes, each with its own clusters,
- * and shards really bind the ports their head hands out: each vitest worker
- * gets its own 500-port block of the head's default range (30000-32767), so
- * two clusters never hand out the same port.
+ * A cluster for tests: temp dir, free ports, fast liveness, a run tag of its
+ * own, and a shard port block no other live test cluster uses (ports.ts).
  */
-function shardPortsOfThisWorker(): string | undefined {
-  const pool = Number(process.env.VITEST_POOL_ID);
-  if (!Number.isInteger(pool) || pool < 1) return undefined;
-  const first = 30_000 + ((pool - 1) % 5) * 500;
-  return `${first}-${first + 499}`;
+export async function createTestCluster(opts: ClusterOptions = {}): Promise<LocalCluster> {
+  const block = opts.shardPortRange ? undefined : await claimPortBlock();
+  try {
+    const cluster = await LocalCluster.start({
+      heartbeatIntervalMs: 200,
+      deadAfterMs: 1_000,
+      profile: 'hgx-h100-8',
+      runTag: newRunTag(process.env.MUSTER_TEST_RUN ?? 'test'),
+      shardPortRange: block?.range,
+      ...opts,
+    });
+    if (block) cluster.onStop(block.release);
+    return cluster;
+  } catch (e) {
+    await block?.release();
+    throw e;
+  }
 }

@@ -1,6 +1,6 @@
 export { spawnManaged, findTaggedProcesses, killTagged, type ManagedProcess, type SpawnOptions } from './procs.js';
 export { startEtcd, type EtcdServer } from './etcd.js';
-export { freePort } from './ports.js';
+export { freePort, claimPortBlock } from './ports.js';
 export { startNats, type NatsServer } from './nats.js';
 export {
   LocalCluster,

@@ -1,4 +1,8 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pidAlive } from './procfs.js';
 
 /** A port that was free a moment ago (the OS picks it). */
 export async function freePort(): Promise<number> {
@@ -10,4 +14,56 @@ export async function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** Shard port blocks inside the head's default range (30000-32767), one per live test cluster on this machine. */
+const BLOCKS = 10;
+const BLOCK_SIZE = 270;
+const BLOCK_DIR = join(tmpdir(), 'muster-test-port-blocks');
+
+/**
+ * Claims a block of ports no other live test cluster on this machine hands
+ * to its shards, and returns it as a head's `--shard-port-range`.
+ *
+ * Shards bind the ports their head allocates, and test files run in
+ * parallel processes, each with its own cluster: two clusters handing out
+ * the same port made ranks fail with EADDRINUSE. A block is claimed by
+ * creating `<tmp>/muster-test-port-blocks/<n>` exclusively with our pid in
+ * it; `release` removes it, and a block whose process is gone is taken over.
+ * (Vitest's VITEST_POOL_ID cannot serve: it is 1 in every forks worker.)
+ */
+export async function claimPortBlock(): Promise<{ range: string; release: () => Promise<void> }> {
+  await mkdir(BLOCK_DIR, { recursive: true });
+  const holders: string[] = [];
+  for (let i = 0; i < BLOCKS; i++) {
+    const path = join(BLOCK_DIR, String(i));
+    if (!(await takeFile(path))) {
+      holders.push(`${i}: pid ${(await readFile(path, 'utf8').catch(() => '?')).trim()}`);
+      continue;
+    }
+    const first = 30_000 + i * BLOCK_SIZE;
+    return {
+      range: `${first}-${first + BLOCK_SIZE - 1}`,
+      release: async () => {
+        if ((await readFile(path, 'utf8').catch(() => '')).trim() === String(process.pid)) await rm(path, { force: true });
+      },
+    };
+  }
+  throw new Error(`all ${BLOCKS} shard port blocks are held by live test clusters (${holders.join(', ')}); stop some, or remove stale files in ${BLOCK_DIR}`);
+}
+
+/** Creates `path` with our pid unless a live process holds it; takes over the file of a dead one. */
+async function takeFile(path: string): Promise<boolean> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const pid = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
+    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) return false;
+    await rm(path, { force: true }); // its process is gone
+  }
+  return false;
 }
