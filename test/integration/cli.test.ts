@@ -39,4 +39,13 @@ describe('muster CLI', () => {
     expect(await up.exited).toBe(130);
     expect(up.output()).toMatch(/stopped/);
   });
+
+  it('against a dead head, says it is retrying and why, then names the head and the error', async () => {
+    const probe = await execa(process.execPath, ['-e', "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"]);
+    const dead = `127.0.0.1:${probe.stdout.trim()}`;
+    const r = await execa(process.execPath, [cli, 'status'], { env: { MUSTER_ADDRESS: dead, MUSTER_TOKEN: 'x', MUSTER_TOKEN_FILE: '', MUSTER_CALL_TIMEOUT_MS: '1500' }, reject: false });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^muster: ${dead}: cannot connect: connect ECONNREFUSED ${dead} \\[MUSTER_UNAVAILABLE\\]; trying again \\(1\\.\\d s left\\)$`, 'm'));
+    expect(r.stderr).toMatch(new RegExp(`head ${dead} did not answer within 1500 ms`));
+  });
 });

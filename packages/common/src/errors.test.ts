@@ -19,6 +19,8 @@ describe('MusterError', () => {
 
   it('maps a plain gRPC error without our trailer by its status', () => {
     expect(fromGrpcError({ code: 14, details: 'No connection established' }).code).toBe(ErrorCode.UNAVAILABLE);
+    // grpc-js's wording of a refused connection, as users should read it.
+    expect(fromGrpcError({ code: 14, details: 'No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:7400. Resolution note: ' }).message).toBe('cannot connect: connect ECONNREFUSED 127.0.0.1:7400');
     expect(fromGrpcError({ code: 99, details: 'odd' }).code).toBe(ErrorCode.INTERNAL);
   });
 

@@ -148,10 +148,20 @@ export function fromGrpcError(e: unknown): MusterError {
       ? (sent as ErrorCode)
       : (codeOfGrpcStatus.get(se.code) ?? ErrorCode.INTERNAL);
   const leader = se.metadata?.get(LEADER_KEY)[0];
-  return new MusterError(code, se.details || se.message || 'unknown error', {
+  return new MusterError(code, plainTransportMessage(se.details || se.message || 'unknown error'), {
     cause: e,
     details: typeof leader === 'string' ? { leader } : {},
   });
+}
+
+/**
+ * grpc-js words a refused connection as "No connection established. Last
+ * error: Error: connect ECONNREFUSED 127.0.0.1:7400. Resolution note: ";
+ * users read "cannot connect: connect ECONNREFUSED 127.0.0.1:7400".
+ */
+function plainTransportMessage(message: string): string {
+  const m = /^No connection established\. Last error: (?:Error: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(message);
+  return m?.[1] ? `cannot connect: ${m[1]}` : message;
 }
 
 /** An error the head sent inside a message (a stream's reply), not as a call's status; an unknown code reads as INTERNAL. */

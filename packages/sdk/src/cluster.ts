@@ -25,7 +25,7 @@ import type { Metadata } from '@grpc/grpc-js';
 import { z } from 'zod';
 import { ErrorCode, MusterError, readToken, tokenMetadata } from '@muster/common';
 import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, ReplicaGroupServiceClient, type ClusterEvent, type ClusterInfo } from '@muster/proto';
-import { Endpoints, isHostPort } from './endpoints.js';
+import { Endpoints, isHostPort, type RetryNotice } from './endpoints.js';
 import { HeadService } from './rpc.js';
 import { Gangs } from './gangs.js';
 import { ReplicaGroups } from './replica-groups.js';
@@ -55,6 +55,8 @@ const connectOptionsSchema = z
     tokenFile: z.string().min(1).optional(),
     /** Deadline of each control call, retries across heads included, ms. */
     callTimeoutMs: z.number().int().positive().default(10_000),
+    /** Called before each retry of a control call (a head down, a standby refusing): for progress output. */
+    onRetry: z.custom<(notice: RetryNotice) => void>((v) => typeof v === 'function', { error: 'expected a function' }).optional(),
   })
   .refine((o) => o.token || o.tokenFile, { message: 'give token or tokenFile', path: ['token'] })
   .refine((o) => (o.address?.length ?? 0) + (o.addresses?.length ?? 0) > 0, { message: 'give address or addresses', path: ['address'] });
@@ -87,7 +89,7 @@ export async function connect(options: ConnectOptions): Promise<Cluster> {
   const o = parsed.data;
   const token = o.token ?? (await readToken(o.tokenFile!));
   const heads = [...new Set([...(o.address ?? []), ...(o.addresses ?? [])])];
-  const cluster = new Cluster(new Endpoints(heads), token, o.callTimeoutMs);
+  const cluster = new Cluster(new Endpoints(heads, o.onRetry), token, o.callTimeoutMs);
   try {
     await cluster.info(); // fail fast on a wrong token; find the leader
   } catch (e) {

@@ -11,6 +11,17 @@
 import { credentials, type ChannelCredentials, type Client, type ClientOptions } from '@grpc/grpc-js';
 import { ErrorCode, type MusterError } from '@muster/common';
 
+/** What a control call that failed with a retryable error tells before it tries again (progress for CLIs). */
+export interface RetryNotice {
+  /** The head that failed. */
+  address: string;
+  error: MusterError;
+  /** Until the next try, ms. */
+  retryInMs: number;
+  /** Until the call gives up, ms. */
+  deadlineInMs: number;
+}
+
 /** A generated service client class (`ClusterServiceClient`, `GangServiceClient`, ...). */
 export type ServiceClass<C extends Client> = new (address: string, creds: ChannelCredentials, options?: Partial<ClientOptions>) => C;
 
@@ -48,7 +59,11 @@ export class Endpoints {
   private readonly unreachable = new Map<string, number>();
 
   /** `addresses`: validated, non-empty, without duplicates. */
-  constructor(readonly addresses: readonly string[]) {
+  constructor(
+    readonly addresses: readonly string[],
+    /** Called before every retry of a control call, whichever service. */
+    readonly onRetry?: (notice: RetryNotice) => void,
+  ) {
     if (addresses.length === 0) throw new Error('Endpoints: no address');
     this.at = addresses[0]!;
   }

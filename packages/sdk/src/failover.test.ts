@@ -20,7 +20,7 @@ import {
   type WatchEventsRequest,
 } from '@muster/proto';
 import { connect, type Cluster } from './cluster.js';
-import { Endpoints } from './endpoints.js';
+import { Endpoints, type RetryNotice } from './endpoints.js';
 
 interface FakeHead {
   address: string;
@@ -168,6 +168,26 @@ describe('leader discovery', () => {
     expect(err.message).toContain('this head is a standby');
     expect(ms).toBeLessThan(600 + 200);
     for (const h of heads) expect(h.calls).toBeGreaterThanOrEqual(1);
+  });
+
+  it('tells onRetry before each retry (which head, why, how long is left), and names a lone dead head', async () => {
+    const b = await fakeHead('b');
+    const a = await fakeHead('a', { refuse: notLeader() });
+    const notices: RetryNotice[] = [];
+    const cluster = await connect({ address: `${a.address},${b.address}`, token: 'secret', onRetry: (n) => notices.push(n) });
+    clusters.push(cluster);
+    expect(notices).toHaveLength(1);
+    expect(notices[0]).toMatchObject({ address: a.address, error: { code: ErrorCode.NOT_LEADER } });
+    expect(notices[0]!.deadlineInMs).toBeGreaterThan(9_000);
+    expect(notices[0]!.retryInMs).toBeLessThanOrEqual(50);
+
+    const dead = await deadAddress();
+    const seen: RetryNotice[] = [];
+    const { err } = await failure(connect({ address: dead, token: 'secret', callTimeoutMs: 500, onRetry: (n) => seen.push(n) }));
+    expect(seen.length).toBeGreaterThanOrEqual(2);
+    expect(seen.every((n) => n.address === dead && n.error.code === ErrorCode.UNAVAILABLE)).toBe(true);
+    expect(seen.at(-1)!.deadlineInMs).toBeLessThan(seen[0]!.deadlineInMs);
+    expect(err.message).toMatch(new RegExp(`^head ${dead} did not answer within 500 ms; last error \\(from ${dead}\\): cannot connect: connect ECONNREFUSED`));
   });
 
   it.each<[string, Code]>([

@@ -1,4 +1,5 @@
 export { connect, Cluster, type ConnectOptions, type EventsOptions } from './cluster.js';
+export type { RetryNotice } from './endpoints.js';
 export type { NodeView, GpuView, NodeStateName, ClusterEventView, ClusterEventKind, DrainStatusView } from './types.js';
 export { ErrorCode, MusterError, isMusterError } from './errors.js';
 export {

@@ -100,12 +100,15 @@ async function withFailover<T>(endpoints: Endpoints, timeoutMs: number, attempt:
     }
     // Equal jitter: callers that failed together do not come back together.
     const pause = backoff / 2 + (Math.random() * backoff) / 2;
+    endpoints.onRetry?.({ address, error: err, retryInMs: Math.round(pause), deadlineInMs: Math.max(0, deadline - Date.now()) });
     await new Promise((r) => setTimeout(r, Math.max(0, Math.min(pause, deadline - Date.now()))));
     backoff = Math.min(backoff * 2, 500);
     if (deadline - Date.now() <= TIMER_SLACK_MS) {
       const last = refusal!;
       const then = hung ? `; then ${address} did not answer in time` : '';
-      throw new MusterError(last.err.code, `no leader among ${tried.join(',')} answered within ${duration(timeoutMs)}; last error (from ${last.address}): ${last.err.message}${then}`, {
+      // One head configured: name it; several: none of them led and answered.
+      const who = endpoints.addresses.length === 1 && tried.length === 1 ? `head ${tried[0]} did not answer` : `no leader among ${tried.join(',')} answered`;
+      throw new MusterError(last.err.code, `${who} within ${duration(timeoutMs)}; last error (from ${last.address}): ${last.err.message}${then}`, {
         cause: last.err,
         details: { ...last.err.details, tried },
       });
