@@ -54,32 +54,18 @@ import {
   type PlacementGroupSpec as WireSpec,
   type ReservationSnapshot,
 } from '@muster/proto';
-import {
-  DEFAULT_STARVATION_AFTER_MS,
-  freeTotals,
-  parsePlacementGroupSpec,
-  planMoves,
-  roomFor,
-  runCycle,
-  type BundlePlacement,
-  type ClusterState,
-  type FreeTotals,
-  type Hold,
-  type PlacementGroupSpec,
-  type QueuedGroup,
-} from '../scheduler/index.js';
+import { parsePlacementGroupSpec, planMoves, runCycle, type BundlePlacement, type ClusterState, type Hold, type PlacementGroupSpec, type QueuedGroup } from '../scheduler/index.js';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import { ChangeWaiters } from './waiters.js';
 import { GroupCommit } from './group-commit.js';
 import { plainReason, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
+import { PendingQueue } from './pg-queue.js';
 import { SchedulingView } from './pg-view.js';
 
 export const PGS_PREFIX = '/muster/pgs/';
 const REMOVED_REMEMBERED = 1_000;
-/** How often a pending group the cluster has no room for is run through the pipeline anyway (to keep its `why` current). */
-const PENDING_RETRY_MS = 1_000;
 
 interface Entry {
   pg: PlacementGroup;
@@ -97,10 +83,7 @@ export interface PlacementGroupControllerOptions {
 export class PlacementGroupController {
   private readonly groups = new Map<string, Entry>();
   private readonly byName = new Map<string, string>();
-  /** Groups the scheduler tries each cycle: PENDING, RESCHEDULING, INFEASIBLE. */
-  private readonly queued = new Set<string>();
-  /** When each group the last cycles left pending last went through the pipeline. */
-  private readonly triedAt = new Map<string, number>();
+  private readonly queue: PendingQueue;
   private readonly view: SchedulingView;
   private readonly removed = new Map<string, PlacementGroup>();
   private readonly commits: GroupCommit;
@@ -124,6 +107,10 @@ export class PlacementGroupController {
     private readonly opts: PlacementGroupControllerOptions = {},
   ) {
     this.view = new SchedulingView(registry, () => [...this.groups.values()].map((e) => e.pg));
+    this.queue = new PendingQueue((id) => {
+      const e = this.groups.get(id)!;
+      return { spec: e.spec, createdAtMs: e.pg.createdAtMs };
+    }, opts.starvationAfterMs);
     this.commits = new GroupCommit(writer, log, { step: () => this.schedule(), recover: () => this.recover(), metrics: opts.metrics });
     registry.onTransition((kind, node) => {
       if (kind === 'node.dead') this.nodeLost(node.nodeId);
@@ -142,7 +129,7 @@ export class PlacementGroupController {
       }
       this.groups.set(pg.id, { pg, spec: parsed.spec, acked: new Set() });
       this.byName.set(pg.spec!.name, pg.id);
-      if (QUEUED.has(pg.state)) this.queued.add(pg.id);
+      this.queue.track(pg.id, pg.state);
     }
     this.view.invalidate();
     this.log.info({ groups: this.groups.size }, 'placement groups loaded');
@@ -185,7 +172,7 @@ export class PlacementGroupController {
     };
     this.groups.set(pg.id, { pg, spec, acked: new Set() });
     this.byName.set(spec.name, pg.id);
-    this.queued.add(pg.id);
+    this.queue.track(pg.id, pg.state);
     this.markDirty(pg);
     await this.commits.flush();
     return this.current(pg.id);
@@ -311,11 +298,7 @@ export class PlacementGroupController {
 
   private transition(e: Entry, state: S, kind: string, message: string): void {
     e.pg.state = state;
-    if (QUEUED.has(state)) this.queued.add(e.pg.id);
-    else {
-      this.queued.delete(e.pg.id);
-      this.triedAt.delete(e.pg.id);
-    }
+    this.queue.track(e.pg.id, state);
     e.pg.stateChangedAtMs = Date.now();
     if (state === S.PLACEMENT_GROUP_STATE_CREATED || state === S.PLACEMENT_GROUP_STATE_RESERVED) e.pg.reason = undefined;
     this.markDirty(e.pg);
@@ -353,8 +336,7 @@ export class PlacementGroupController {
   private async recover(): Promise<void> {
     this.groups.clear();
     this.byName.clear();
-    this.queued.clear();
-    this.triedAt.clear();
+    this.queue.clear();
     try {
       await this.load();
     } catch (reload) {
@@ -369,7 +351,7 @@ export class PlacementGroupController {
    */
   private schedule(): void {
     const { state, nodeById, draining } = this.view.current();
-    const queue = this.dueGroups(state);
+    const queue = this.queue.due(state, this.hold, Date.now());
     const claims = this.claimsMove;
     const moving = draining.size === 0 || !claims ? [] : [...this.groups.values()].filter((e) =>
       (e.pg.state === S.PLACEMENT_GROUP_STATE_RESERVED || e.pg.state === S.PLACEMENT_GROUP_STATE_CREATED) &&
@@ -393,34 +375,6 @@ export class PlacementGroupController {
     for (const { id, reason } of plan.blocked) this.moveBlocked.set(id, `no room elsewhere: ${reason.message}`);
   }
 
-  /**
-   * The queued groups worth a pipeline run this cycle. A group that stayed
-   * pending is skipped while the cluster has no room for it at all
-   * (scheduler/room.ts: fewer free GPUs, CPU, memory or MIG slices in total
-   * than it asks for, or no node with as many free GPUs as its largest
-   * bundle). It could not fit, so skipping it never delays a placement; it
-   * is still run every PENDING_RETRY_MS so that its `why` stays current. A
-   * backlog of pending gangs then costs a sum per group and cycle instead of
-   * a placement attempt. The hold's group is always run, and every group
-   * is while one has waited past the starvation time without a hold: the
-   * hold goes to the first of them in queue order, as if none were skipped.
-   */
-  private dueGroups(state: ClusterState): QueuedGroup[] {
-    const now = Date.now();
-    const all = [...this.queued].map((id) => {
-      const e = this.groups.get(id)!;
-      return { id, spec: e.spec, enqueuedAtMs: e.pg.createdAtMs };
-    });
-    const starvationAfterMs = this.opts.starvationAfterMs ?? DEFAULT_STARVATION_AFTER_MS;
-    if (this.hold === undefined && all.some((g) => this.triedAt.has(g.id) && now - g.enqueuedAtMs >= starvationAfterMs)) return all;
-    let free: FreeTotals | undefined;
-    return all.filter((g) => {
-      const last = this.triedAt.get(g.id);
-      if (last === undefined || g.id === this.hold?.groupId || now - last >= PENDING_RETRY_MS) return true;
-      return roomFor((free ??= freeTotals(state)), g.spec);
-    });
-  }
-
   private placeQueued(state: ClusterState, queue: QueuedGroup[], nodeById: ReadonlyMap<string, Node>): void {
     const now = Date.now();
     const result = runCycle(state, queue, now, this.hold, { starvationAfterMs: this.opts.starvationAfterMs });
@@ -428,7 +382,7 @@ export class PlacementGroupController {
     for (const { id, placements } of result.placed) this.reserve(this.groups.get(id)!, placements, nodeById);
     for (const { id, reason } of result.pending) {
       this.groups.get(id)!.pg.reason = wireReason(reason);
-      this.triedAt.set(id, now);
+      this.queue.stayedPending(id, now);
     }
     for (const { id, reason } of result.infeasible) {
       const e = this.groups.get(id)!;
@@ -452,8 +406,6 @@ export class PlacementGroupController {
     }
   }
 }
-
-const QUEUED = new Set([S.PLACEMENT_GROUP_STATE_PENDING, S.PLACEMENT_GROUP_STATE_RESCHEDULING, S.PLACEMENT_GROUP_STATE_INFEASIBLE]);
 
 function settled(s: S): boolean {
   return s === S.PLACEMENT_GROUP_STATE_CREATED || s === S.PLACEMENT_GROUP_STATE_INFEASIBLE || s === S.PLACEMENT_GROUP_STATE_REMOVED;

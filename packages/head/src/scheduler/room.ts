@@ -2,7 +2,7 @@
  * "Is there room at all?": a necessary condition for a group to fit, from
  * cluster-wide free totals, in O(bundles) per group.
  *
- * The queue (controllers/placement-groups.ts) keeps a backlog of pending
+ * The queue (controllers/pg-queue.ts) keeps a backlog of pending
  * groups without running the whole pipeline for each of them in every cycle:
  * when the cluster has fewer free GPUs (or CPU, memory, MIG slices of a
  * profile) than a group asks for in total, or no node has as many free
