@@ -8,3 +8,4 @@ export * from './nats.js';
 export * from './auth.js';
 export * from './version.js';
 export * from './ids.js';
+export * from './procfs.js';

@@ -9,7 +9,8 @@
  * start time (field 22 of /proc/<pid>/stat): a recycled pid has another one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { procStat } from '@muster/common';
 import type { ShardSpec } from './types.js';
 
 /**
@@ -40,38 +41,6 @@ export function spawnShard(spec: ShardSpec, logFd: number, ipc: boolean): ChildP
   });
 }
 
-export interface ProcStat {
-  /** R, S, D, Z (zombie), X (dead), ... */
-  state: string;
-  pgrp: number;
-  /** Field 22, clock ticks since boot; kept as text (compared, never computed with). */
-  startTime: string;
-}
-
-/** Parses /proc/<pid>/stat; undefined when the process does not exist. */
-export function procStat(pid: number): ProcStat | undefined {
-  let s: string;
-  try {
-    s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // comm (field 2) may hold spaces and parentheses: fields 3.. start after the last ')'.
-  const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  const state = rest[0];
-  const pgrp = Number(rest[2]);
-  const startTime = rest[19];
-  if (state === undefined || startTime === undefined || !Number.isFinite(pgrp)) return undefined;
-  return { state, pgrp, startTime };
-}
-
-const gone = (st: ProcStat | undefined): boolean => st === undefined || st.state === 'Z' || st.state === 'X';
-
-/** True when `pid` runs (not a zombie) and, if given, started at `startTime` (so it is the same process). */
-export function pidAlive(pid: number, startTime?: string): boolean {
-  const st = procStat(pid);
-  return !gone(st) && (startTime === undefined || st!.startTime === startTime);
-}
 
 /** True while any non-zombie process is in group `pgid`. */
 export function groupAlive(pgid: number): boolean {
@@ -85,7 +54,7 @@ export function groupAlive(pgid: number): boolean {
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const st = procStat(Number(name));
-    if (st && st.pgrp === pgid && !gone(st)) return true;
+    if (st && st.pgrp === pgid && st.state !== 'Z' && st.state !== 'X') return true;
   }
   return false;
 }

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { procStat } from './process.js';
+import { procStat } from '@muster/common';
 import { registryPath } from './registry.js';
 import { alive, Harness, node, until } from './test-support.js';
 import type { ShardStatus } from './types.js';

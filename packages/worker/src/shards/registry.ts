@@ -13,7 +13,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { pidAlive } from './process.js';
+import { pidAlive } from '@muster/common';
 import type { ShardSpec } from './types.js';
 import { validateSpec } from './validate.js';
 

@@ -16,7 +16,8 @@
 import { closeSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { readTail, openLogFd } from './logs.js';
-import { childEnv, groupAlive, pidAlive, procStat, signalGroup, spawnShard } from './process.js';
+import { pidAlive, procStat } from '@muster/common';
+import { childEnv, groupAlive, signalGroup, spawnShard } from './process.js';
 import { runProbe, type ProbeContext } from './probes.js';
 import type { RegistryEntry } from './registry.js';
 import type { ShardPhase, ShardSpec, ShardStatus } from './types.js';

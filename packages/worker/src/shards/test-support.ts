@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pidAlive, procStat } from './process.js';
+import { pidAlive, procStat } from '@muster/common';
 import { LocalSupervisor, type LocalSupervisorOptions } from './supervisor.js';
 import type { ShardSpec, ShardStatus } from './types.js';
 
