@@ -99,7 +99,10 @@ try {
   check(err <= TOLERANCE, `the gang's answer equals the single-process reference (max abs error ${err.toExponential(1)})`);
   t = performance.now();
   await gang.stop();
-  while ((await gang.refresh()).state !== 'stopped') await new Promise((r) => setTimeout(r, 50));
+  await until(10_000, async () => {
+    const state = (await gang!.refresh()).state;
+    return state === 'stopped' ? undefined : `gang ${state}`;
+  });
   await pg.remove();
   console.log(`    every rank stopped and the group removed in ${since(t)}`);
   [gang, pg] = [undefined, undefined];
@@ -169,7 +172,7 @@ try {
   t = performance.now();
   group.close();
   await cluster.replicaGroups.delete('quickstart-mlp');
-  await gone(async () => {
+  await until(30_000, async () => {
     const left = (await cluster.replicaGroups.list()).find((g) => g.name === 'quickstart-mlp')?.toJSON();
     return left && `replica group still there: ${left.replicas.map((r) => `${r.id} ${r.state}`).join(', ') || 'no replica left'}`;
   });
@@ -191,50 +194,39 @@ process.exitCode = failures.length === 0 ? 0 : 1;
 
 /** Waits for `done`, printing what `status` says every second until then. */
 async function whileWaiting<T>(done: Promise<T>, status: () => Promise<string>): Promise<T> {
-  let finished = false;
-  const ticker = (async () => {
-    for (;;) {
-      await new Promise((r) => setTimeout(r, 1_000));
-      if (finished) return;
-      console.log(`    waiting: ${await status().catch((e: unknown) => String(e))}`);
-    }
-  })();
+  const ticker = setInterval(() => {
+    void status().then((s) => console.log(`    waiting: ${s}`), () => undefined);
+  }, 1_000);
   try {
     return await done;
   } finally {
-    finished = true;
-    void ticker;
+    clearInterval(ticker);
   }
 }
 
-/** Resolves once `pending` says nothing is left (returns undefined); says what is left every second; fails after 30 s. */
-async function gone(pending: () => Promise<string | undefined>): Promise<void> {
-  const deadline = Date.now() + 30_000;
+/**
+ * Polls `pending` until it returns undefined; until then it says what is
+ * still awaited, which is printed every second and named in the error after
+ * `limitMs`.
+ */
+async function until(limitMs: number, pending: () => Promise<string | undefined>): Promise<void> {
+  const deadline = Date.now() + limitMs;
   let said = Date.now();
   for (let left = await pending(); left !== undefined; left = await pending()) {
-    if (Date.now() > deadline) throw new Error(`still there after 30 s: ${left}`);
+    if (Date.now() > deadline) throw new Error(`after ${limitMs / 1000} s still ${left}`);
     if (Date.now() - said >= 1_000) {
       console.log(`    waiting: ${left}`);
       said = Date.now();
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-/** Resolves once `n` replicas of `group` are READY; says what it waits on every second; fails after 60 s. */
-async function replicasReady(group: ReplicaGroup, n: number): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  let said = 0;
-  for (;;) {
+/** Resolves once `n` replicas of `group` are READY (fails after 60 s). */
+function replicasReady(group: ReplicaGroup, n: number): Promise<void> {
+  return until(60_000, async () => {
     const v = (await group.refresh()).toJSON();
     const ready = v.replicas.filter((r) => r.state === 'ready').length;
-    if (ready >= n) return;
-    if (Date.now() > deadline) throw new Error(`replica group ${v.name}: ${ready}/${n} replicas ready after 60 s (${v.replicas.map((r) => `${r.id} ${r.state}: ${r.message}`).join('; ')})`);
-    if (Date.now() - said >= 1_000) {
-      if (said !== 0) console.log(`    waiting: ${ready}/${n} replicas ready (${v.replicas.map((r) => `${r.id} ${r.state}`).join(', ')})`);
-      said = Date.now();
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    return ready >= n ? undefined : `${ready}/${n} replicas ready (${v.replicas.map((r) => `${r.id} ${r.state}: ${r.message}`).join('; ')})`;
+  });
 }
-
