@@ -1,7 +1,8 @@
 /**
- * The placement group controller's write path: one loop of cycles, each of
- * which changes memory first and then makes all of its changes durable in
- * one fenced write (group commit: 64 concurrent creates cost one write).
+ * The one write path of every controller (placement groups, gangs, replica
+ * groups, the node registry): one loop of cycles, each of which changes
+ * memory first and then makes all of its changes durable in one fenced write
+ * (group commit: 64 concurrent creates cost one write).
  *
  *   kick() ─▶ cycle: step() ─ schedules, marks records (put/delete),
  *                     │       stages events, queues after() actions
@@ -33,8 +34,10 @@ const MAX_INFLIGHT = 4;
 type Waiter = { resolve: () => void; reject: (e: unknown) => void };
 
 export interface GroupCommitOptions {
-  /** The cycle's in-memory work: runs first in every cycle. */
-  step(): void;
+  /** Who commits, for logs ("placement groups", "gangs"). */
+  name?: string;
+  /** The cycle's in-memory work: runs first in every cycle (none: commit what was marked). */
+  step?(): void;
   /** After a failed commit: read the truth back from the store. */
   recover(): Promise<void>;
   metrics?: { cycleSeconds: Histogram; cycleWrites: Histogram } | undefined;
@@ -58,6 +61,10 @@ export class GroupCommit {
     private readonly log: Logger,
     private readonly opts: GroupCommitOptions,
   ) {}
+
+  private get name(): string {
+    return this.opts.name ?? 'controller';
+  }
 
   /** `key` is written by the next commit, with what `encode` returns then. */
   put(key: string, encode: () => Uint8Array): void {
@@ -105,7 +112,7 @@ export class GroupCommit {
       try {
         await this.cycle();
       } catch (e) {
-        this.log.error({ err: e instanceof Error ? e.message : e }, 'placement group cycle failed');
+        this.log.error({ err: e instanceof Error ? e.message : e }, `${this.name} cycle failed`);
       }
     } while (this.again);
     this.running = false;
@@ -113,7 +120,7 @@ export class GroupCommit {
 
   private async cycle(): Promise<void> {
     const t0 = performance.now();
-    this.opts.step();
+    this.opts.step?.();
     this.opts.metrics?.cycleSeconds.record((performance.now() - t0) / 1000, { phase: 'schedule' });
     const ops: Op[] = [];
     for (const key of this.deletes) ops.push({ type: 'delete', key });
@@ -134,7 +141,7 @@ export class GroupCommit {
     try {
       for (let i = 0; i < ops.length; i += TXN_OPS) await this.writer.txn(ops.slice(i, i + TXN_OPS));
     } catch (e) {
-      this.log.error({ err: e instanceof Error ? e.message : e }, 'placement group commit failed; reloading state from the store');
+      this.log.error({ err: e instanceof Error ? e.message : e }, `${this.name} commit failed; reloading state from the store`);
       // Dropped too: what the next commit would have written, made on the memory recover() replaces.
       this.puts.clear();
       this.deletes.clear();

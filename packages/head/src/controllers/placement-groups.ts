@@ -111,7 +111,7 @@ export class PlacementGroupController {
       const e = this.groups.get(id)!;
       return { spec: e.spec, createdAtMs: e.pg.createdAtMs };
     }, opts.starvationAfterMs);
-    this.commits = new GroupCommit(writer, log, { step: () => this.schedule(), recover: () => this.recover(), metrics: opts.metrics });
+    this.commits = new GroupCommit(writer, log, { name: 'placement groups', step: () => this.schedule(), recover: () => this.recover(), metrics: opts.metrics });
     registry.onTransition((kind, node) => {
       if (kind === 'node.dead') this.nodeLost(node.nodeId);
       else this.kick(); // capacity (or a shape) came back: pending and infeasible groups get a new try

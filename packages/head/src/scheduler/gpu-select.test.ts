@@ -1,7 +1,7 @@
 /**
  * GPU choice inside one node, on real topologies: the sets an expert would
  * pick, with the reason in each test name. Link matrices are transcribed in
- * profiles.ts from shared/fixtures/nvidia-smi (source on each profile).
+ * profiles.ts from packages/worker/test-fixtures/nvidia-smi (source on each profile).
  */
 import { describe, expect, it } from 'vitest';
 import { indicesOf, maskOf } from './bits.js';

@@ -2,7 +2,7 @@
  * Node shapes for simulated clusters (tests, the scheduler benchmark, demos).
  *
  * The link matrices of real machines are transcribed from the published
- * `nvidia-smi topo -m` outputs in shared/fixtures/nvidia-smi (source noted on
+ * `nvidia-smi topo -m` outputs in packages/worker/test-fixtures/nvidia-smi (source noted on
  * each); NUMA nodes come from the same outputs' CPU affinity column. Shapes
  * marked synthetic are made up to cover layouts those fixtures don't.
  */

@@ -4,8 +4,8 @@ import type { InventoryJson } from './format.js';
 import { discoverInventory } from './discover.js';
 import { indexSet, summarizeInventory } from './format.js';
 
-const SHARED = new URL('../../../../../shared/fixtures/nvidia-smi/', import.meta.url);
-const path = (name: string): string => new URL(name, SHARED).pathname;
+const FIXTURES = new URL('../../test-fixtures/nvidia-smi/', import.meta.url);
+const path = (name: string): string => new URL(name, FIXTURES).pathname;
 
 describe('muster-worker inventory', () => {
   beforeEach(() => {

@@ -6,8 +6,7 @@ import { isMusterError } from '@muster/common';
 import { discoverInventory, type InventoryLog } from './discover.js';
 import { inventoryToJson } from './format.js';
 
-const SHARED = new URL('../../../../../shared/fixtures/nvidia-smi/', import.meta.url);
-const OWN = new URL('../../test-fixtures/nvidia-smi/', import.meta.url);
+const FIXTURES = new URL('../../test-fixtures/nvidia-smi/', import.meta.url);
 const fixturePath = (dir: URL, name: string): string => new URL(name, dir).pathname;
 const fixture = (dir: URL, name: string): string => readFileSync(new URL(name, dir), 'utf8').split('\n').slice(1).join('\n');
 
@@ -53,7 +52,7 @@ describe('discoverInventory', () => {
   });
 
   it('runs nvidia-smi and assembles its three outputs', async () => {
-    const smi = fakeSmi('hgx', { query: QUERY, topo: fixture(SHARED, 'hgx-h100-8gpu-nv18-8nic.txt'), list: LIST });
+    const smi = fakeSmi('hgx', { query: QUERY, topo: fixture(FIXTURES, 'hgx-h100-8gpu-nv18-8nic.txt'), list: LIST });
     const inv = await discoverInventory({ nvidiaSmi: smi });
     expect(inv.source).toBe('nvidia-smi');
     expect(inv.gpus.map((g) => [g.index, g.uuid, g.numaNode, g.pciBusId])).toEqual(
@@ -103,28 +102,28 @@ describe('discoverInventory', () => {
   });
 
   it('passes a parse error of real output on, naming the line', async () => {
-    const smi = fakeSmi('badtopo', { query: QUERY, list: LIST, topo: fixture(OWN, 'malformed-h100-12nic-merged-columns-tabs.txt') });
+    const smi = fakeSmi('badtopo', { query: QUERY, list: LIST, topo: fixture(FIXTURES, 'malformed-h100-12nic-merged-columns-tabs.txt') });
     await expect(discoverInventory({ nvidiaSmi: smi })).rejects.toThrow(/^topo -m line 1: column 'NIC8NIC9'/);
   });
 
   it('reads recorded files, keeping line numbers of their # source: line', async () => {
     const inv = await discoverInventory({
-      topoFile: fixturePath(SHARED, 'dgx1-v100-8gpu-hybrid-cube-mesh.txt'),
+      topoFile: fixturePath(FIXTURES, 'dgx1-v100-8gpu-hybrid-cube-mesh.txt'),
     });
     expect(inv.source).toBe('files');
     expect(inv.gpus).toHaveLength(8);
     expect(inv.topology!.links.slice(0, 8)).toEqual(['X', 'NV1', 'NV1', 'NV2', 'NV2', 'SYS', 'SYS', 'SYS']);
-    const mig = await discoverInventory({ listFile: fixturePath(SHARED, 'mig-L-a100-sxm4-80gb-7x1g10gb.txt') });
+    const mig = await discoverInventory({ listFile: fixturePath(FIXTURES, 'mig-L-a100-sxm4-80gb-7x1g10gb.txt') });
     expect(mig.gpus[0]!.mig).toHaveLength(7);
     const broken = join(tmp, 'broken-topo.txt');
-    writeFileSync(broken, `# source: test\n${fixture(SHARED, 'hgx-h100-8gpu-nv18-8nic.txt').replace('GPU3    NV18', 'GPU3    NV17')}`);
+    writeFileSync(broken, `# source: test\n${fixture(FIXTURES, 'hgx-h100-8gpu-nv18-8nic.txt').replace('GPU3    NV18', 'GPU3    NV17')}`);
     await expect(discoverInventory({ topoFile: broken })).rejects.toThrow(/^topo -m line 6: GPU3\/GPU0 is NV17 here but NV18 in row GPU0 \(line 3\)/);
   });
 
   it('refuses sources that disagree', async () => {
     const err = await discoverInventory({
-      topoFile: fixturePath(SHARED, 'hgx-h100-8gpu-nv18-8nic.txt'),
-      listFile: fixturePath(SHARED, 'mig-L-a100-sxm4-80gb-7x1g10gb.txt'),
+      topoFile: fixturePath(FIXTURES, 'hgx-h100-8gpu-nv18-8nic.txt'),
+      listFile: fixturePath(FIXTURES, 'mig-L-a100-sxm4-80gb-7x1g10gb.txt'),
     }).catch((e: unknown) => e);
     expect((err as Error).message).toBe('nvidia-smi outputs disagree: topo -m lists 8 GPUs, -L lists 1');
   });
@@ -133,7 +132,7 @@ describe('discoverInventory', () => {
     const dir = join(tmp, 'recorded-node');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(dir);
-    writeFileSync(join(dir, 'topo.txt'), readFileSync(new URL('v100-4gpu-nv3-power9-numa8-tabs.txt', OWN)));
+    writeFileSync(join(dir, 'topo.txt'), readFileSync(new URL('v100-4gpu-nv3-power9-numa8-tabs.txt', FIXTURES)));
     const inv = await discoverInventory({ profile: dir });
     expect(inv.source).toBe('files');
     expect(inv.topology!.nvlinkIslands).toEqual([{ gpuIndices: [0, 1] }, { gpuIndices: [2, 3] }]);

@@ -17,16 +17,15 @@ import { parseGpuList, type ListGpu } from './parse-list.js';
 import { parseQueryGpu, QUERY_GPU_FIELDS } from './parse-query.js';
 import { parseTopo, type TopoResult } from './parse-topo.js';
 
-const SHARED = new URL('../../../../../shared/fixtures/nvidia-smi/', import.meta.url);
-const OWN = new URL('../../test-fixtures/nvidia-smi/', import.meta.url);
+const DIR = new URL('../../test-fixtures/nvidia-smi/', import.meta.url);
 const fixture = (dir: URL, name: string): string => readFileSync(new URL(name, dir), 'utf8').split('\n').slice(1).join('\n');
 
 const FIXTURES: [string, string][] = [
-  ['hgx-h100 (spaces, NIC legend)', fixture(SHARED, 'hgx-h100-8gpu-nv18-8nic.txt')],
-  ['dgx1-v100 (spaces, mlx5_0 column)', fixture(SHARED, 'dgx1-v100-8gpu-hybrid-cube-mesh.txt')],
-  ['rtx4090 (tabs, no legend)', fixture(SHARED, 'pcie-8x-rtx4090-all-sys-2nic-tabs.txt')],
-  ['k40m (SOC)', fixture(OWN, 'k40m-4gpu-soc-mlx4-tabs.txt')],
-  ['v100-power9 (NV3 islands)', fixture(OWN, 'v100-4gpu-nv3-power9-numa8-tabs.txt')],
+  ['hgx-h100 (spaces, NIC legend)', fixture(DIR, 'hgx-h100-8gpu-nv18-8nic.txt')],
+  ['dgx1-v100 (spaces, mlx5_0 column)', fixture(DIR, 'dgx1-v100-8gpu-hybrid-cube-mesh.txt')],
+  ['rtx4090 (tabs, no legend)', fixture(DIR, 'pcie-8x-rtx4090-all-sys-2nic-tabs.txt')],
+  ['k40m (SOC)', fixture(DIR, 'k40m-4gpu-soc-mlx4-tabs.txt')],
+  ['v100-power9 (NV3 islands)', fixture(DIR, 'v100-4gpu-nv3-power9-numa8-tabs.txt')],
 ];
 
 type Outcome<T> = { ok: true; result: T } | { ok: false; line: number };
@@ -134,7 +133,7 @@ const applyEdit = (text: string, { at, kind, char }: { at: number; kind: string;
   text.slice(0, at) + (kind === 'delete' ? '' : char) + text.slice(kind === 'insert' ? at : at + 1);
 
 describe('-L and --query-gpu variants', () => {
-  const list = fixture(OWN, 'list-4x-a100-80gb-gpu0-mig-4x1g20gb.txt');
+  const list = fixture(DIR, 'list-4x-a100-80gb-gpu0-mig-4x1g20gb.txt');
   const listBase = parseGpuList(list);
   const query = [
     'index, uuid, name, memory.total [MiB], pci.bus_id, mig.mode.current',

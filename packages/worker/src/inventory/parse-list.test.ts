@@ -3,8 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { isMusterError } from '@muster/common';
 import { parseGpuList } from './parse-list.js';
 
-const SHARED = new URL('../../../../../shared/fixtures/nvidia-smi/', import.meta.url);
-const OWN = new URL('../../test-fixtures/nvidia-smi/', import.meta.url);
+const FIXTURES = new URL('../../test-fixtures/nvidia-smi/', import.meta.url);
 const fixture = (dir: URL, name: string): string => readFileSync(new URL(name, dir), 'utf8').split('\n').slice(1).join('\n');
 
 function fails(text: string): { line: number; message: string } {
@@ -18,8 +17,8 @@ function fails(text: string): { line: number; message: string } {
 }
 
 describe('parseGpuList', () => {
-  it('reads the shared fixture: one A100 split into 7 × 1g.10gb', () => {
-    const gpus = parseGpuList(fixture(SHARED, 'mig-L-a100-sxm4-80gb-7x1g10gb.txt'));
+  it('reads the recorded fixture: one A100 split into 7 × 1g.10gb', () => {
+    const gpus = parseGpuList(fixture(FIXTURES, 'mig-L-a100-sxm4-80gb-7x1g10gb.txt'));
     expect(gpus).toHaveLength(1);
     expect(gpus[0]).toMatchObject({ index: 0, name: 'NVIDIA A100-SXM4-80GB', uuid: 'GPU-7fdaf0a5-179b-f636-d15d-daf243e3ff16' });
     expect(gpus[0]!.mig.map((m) => [m.index, m.profile, m.uuid])).toEqual([
@@ -34,14 +33,14 @@ describe('parseGpuList', () => {
   });
 
   it('reads GPUs of two kinds without MIG', () => {
-    expect(parseGpuList(fixture(OWN, 'list-k80-p100-heterogeneous.txt')).map((g) => [g.index, g.name, g.uuid, g.mig.length])).toEqual([
+    expect(parseGpuList(fixture(FIXTURES, 'list-k80-p100-heterogeneous.txt')).map((g) => [g.index, g.name, g.uuid, g.mig.length])).toEqual([
       [0, 'Tesla K80', 'GPU-5c6dd8d9-b3bd-4e11-5d86-e33307f46ea5', 0],
       [1, 'Tesla P100-PCIE-16GB', 'GPU-10c6b41b-e02b-8724-b8ff-4d786579b7fa', 0],
     ]);
   });
 
   it('reads MIG on one GPU of four', () => {
-    const gpus = parseGpuList(fixture(OWN, 'list-4x-a100-80gb-gpu0-mig-4x1g20gb.txt'));
+    const gpus = parseGpuList(fixture(FIXTURES, 'list-4x-a100-80gb-gpu0-mig-4x1g20gb.txt'));
     expect(gpus.map((g) => g.mig.map((m) => m.profile))).toEqual([['1g.20gb', '1g.20gb', '1g.20gb', '1g.20gb'], [], [], []]);
     expect(gpus[3]!.uuid).toBe('GPU-69ec2344-ebac-b028-f88f-452abb3d7f11');
   });
@@ -66,7 +65,7 @@ describe('parseGpuList', () => {
     expect(parseGpuList('')).toEqual([]);
   });
 
-  const mig7 = fixture(SHARED, 'mig-L-a100-sxm4-80gb-7x1g10gb.txt');
+  const mig7 = fixture(FIXTURES, 'mig-L-a100-sxm4-80gb-7x1g10gb.txt');
   it.each([
     ['a MIG line before any GPU', mig7.split('\n').slice(1).join('\n'), 1, 'MIG device before any GPU line'],
     ['a cut UUID', mig7.replace('d08145b22e01)', 'd08145b22e0'), 4, 'found'],

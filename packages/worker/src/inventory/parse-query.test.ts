@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { isMusterError } from '@muster/common';
 import { parseQueryGpu } from './parse-query.js';
 
-const SHARED = new URL('../../../../../shared/fixtures/nvidia-smi/', import.meta.url);
-const fixture = (name: string): string => readFileSync(new URL(name, SHARED), 'utf8').split('\n').slice(1).join('\n');
+const FIXTURES = new URL('../../test-fixtures/nvidia-smi/', import.meta.url);
+const fixture = (name: string): string => readFileSync(new URL(name, FIXTURES), 'utf8').split('\n').slice(1).join('\n');
 
 function fails(text: string, opts: { columns?: string[] } = {}): { line: number; message: string } {
   try {
@@ -24,7 +24,7 @@ const H100 = [
 ].join('\n');
 
 describe('parseQueryGpu', () => {
-  it('reads the shared noheader fixture with the columns it was queried with', () => {
+  it('reads the recorded noheader fixture with the columns it was queried with', () => {
     expect(parseQueryGpu(fixture('query-gpu-csv-noheader-h100nvl.txt'), { columns: ['name', 'pci.device_id'] })).toEqual([
       { line: 1, index: 0, name: 'NVIDIA H100 NVL' },
     ]);

@@ -4,8 +4,7 @@ import { isMusterError } from '@muster/common';
 import { parseTopo } from './parse-topo.js';
 import { nvlinkIslands } from './topology.js';
 
-const SHARED = new URL('../../../../../shared/fixtures/nvidia-smi/', import.meta.url);
-const OWN = new URL('../../test-fixtures/nvidia-smi/', import.meta.url);
+const FIXTURES = new URL('../../test-fixtures/nvidia-smi/', import.meta.url);
 /** A fixture's output, without its first `# source:` line. */
 const fixture = (dir: URL, name: string): string => readFileSync(new URL(name, dir), 'utf8').split('\n').slice(1).join('\n');
 
@@ -24,9 +23,9 @@ function parseFails(text: string): { line: number; message: string } {
   throw new Error('expected a parse error');
 }
 
-describe('parseTopo on the shared fixtures', () => {
+describe('parseTopo on the recorded fixtures', () => {
   it('HGX H100: NV18 everywhere, 8 NICs named by the NIC legend, 3 affinity columns', () => {
-    const t = parseTopo(fixture(SHARED, 'hgx-h100-8gpu-nv18-8nic.txt'));
+    const t = parseTopo(fixture(FIXTURES, 'hgx-h100-8gpu-nv18-8nic.txt'));
     expect(t.links).toEqual(Array.from({ length: 8 }, (_, i) => Array.from({ length: 8 }, (_, j) => (i === j ? 'X' : 'NV18'))));
     expect(t.nics.map((n) => [n.column, n.name])).toEqual(Array.from({ length: 8 }, (_, k) => [`NIC${k}`, `mlx5_${k}`]));
     expect(t.nics.map((n) => n.links.join(' '))).toEqual([
@@ -46,7 +45,7 @@ describe('parseTopo on the shared fixtures', () => {
   });
 
   it('DGX-1 V100: the hybrid cube-mesh of NV1/NV2, a raw mlx5_0 column, CPU Affinity only', () => {
-    const t = parseTopo(fixture(SHARED, 'dgx1-v100-8gpu-hybrid-cube-mesh.txt'));
+    const t = parseTopo(fixture(FIXTURES, 'dgx1-v100-8gpu-hybrid-cube-mesh.txt'));
     expect(t.links).toEqual(
       m(
         'X NV1 NV1 NV2 NV2 SYS SYS SYS',
@@ -66,7 +65,7 @@ describe('parseTopo on the shared fixtures', () => {
   });
 
   it('8× RTX 4090 (tabs, padded empty field, no legend): all SYS, NIC0/NIC1 keep their column names', () => {
-    const t = parseTopo(fixture(SHARED, 'pcie-8x-rtx4090-all-sys-2nic-tabs.txt'));
+    const t = parseTopo(fixture(FIXTURES, 'pcie-8x-rtx4090-all-sys-2nic-tabs.txt'));
     expect(t.links).toEqual(Array.from({ length: 8 }, (_, i) => Array.from({ length: 8 }, (_, j) => (i === j ? 'X' : 'SYS'))));
     expect(t.nics).toEqual([
       { column: 'NIC0', name: 'NIC0', links: m('SYS SYS SYS SYS SYS SYS PHB SYS')[0] },
@@ -80,7 +79,7 @@ describe('parseTopo on the shared fixtures', () => {
 
 describe('parseTopo on further recorded outputs', () => {
   it('4× K40m from a 2017 driver: SOC is read as SYS, mlx4_0 column', () => {
-    const t = parseTopo(fixture(OWN, 'k40m-4gpu-soc-mlx4-tabs.txt'));
+    const t = parseTopo(fixture(FIXTURES, 'k40m-4gpu-soc-mlx4-tabs.txt'));
     expect(t.links).toEqual(m('X PHB SYS SYS', 'PHB X SYS SYS', 'SYS SYS X PHB', 'SYS SYS PHB X'));
     expect(t.nics).toEqual([{ column: 'mlx4_0', name: 'mlx4_0', links: ['SYS', 'SYS', 'PHB', 'PHB'] }]);
     expect(t.cpuAffinity).toEqual(['0-5', '0-5', '6-11', '6-11']);
@@ -89,7 +88,7 @@ describe('parseTopo on further recorded outputs', () => {
   });
 
   it('2× A100 with NIC rows padded by empty tab fields, NUMA Affinity', () => {
-    const t = parseTopo(fixture(OWN, 'a100-2gpu-2nic-numa-tabs.txt'));
+    const t = parseTopo(fixture(FIXTURES, 'a100-2gpu-2nic-numa-tabs.txt'));
     expect(t.links).toEqual(m('X SYS', 'SYS X'));
     expect(t.nics.map((n) => [n.name, ...n.links])).toEqual([
       ['mlx5_0', 'NODE', 'SYS'],
@@ -99,7 +98,7 @@ describe('parseTopo on further recorded outputs', () => {
   });
 
   it('4× V100 on POWER9: two NV3 islands on NUMA nodes 0 and 8', () => {
-    const t = parseTopo(fixture(OWN, 'v100-4gpu-nv3-power9-numa8-tabs.txt'));
+    const t = parseTopo(fixture(FIXTURES, 'v100-4gpu-nv3-power9-numa8-tabs.txt'));
     expect(t.links).toEqual(m('X NV3 SYS SYS', 'NV3 X SYS SYS', 'SYS SYS X NV3', 'SYS SYS NV3 X'));
     expect(t.numaNodes).toEqual([0, 0, 8, 8]);
     expect(t.nics.map((n) => n.name)).toEqual(['mlx5_0', 'mlx5_1', 'mlx5_2', 'mlx5_3']);
@@ -110,21 +109,21 @@ describe('parseTopo on further recorded outputs', () => {
   });
 
   it('refuses the published H100 output whose copy ran two columns together, naming the header', () => {
-    const err = parseFails(fixture(OWN, 'malformed-h100-12nic-merged-columns-tabs.txt'));
+    const err = parseFails(fixture(FIXTURES, 'malformed-h100-12nic-merged-columns-tabs.txt'));
     expect(err.line).toBe(1);
     expect(err.message).toContain("'NIC8NIC9'");
   });
 
   it('refuses the GB200 output cut inside row GPU3, naming that line', () => {
-    const err = parseFails(fixture(OWN, 'truncated-gb200-4gpu-6nic.txt'));
+    const err = parseFails(fixture(FIXTURES, 'truncated-gb200-4gpu-6nic.txt'));
     expect(err.line).toBe(5);
     expect(err.message).toContain('row GPU3 has 5 cells, expected 13');
   });
 });
 
 describe('parseTopo tolerance', () => {
-  const hgx = fixture(SHARED, 'hgx-h100-8gpu-nv18-8nic.txt');
-  const rtx = fixture(SHARED, 'pcie-8x-rtx4090-all-sys-2nic-tabs.txt');
+  const hgx = fixture(FIXTURES, 'hgx-h100-8gpu-nv18-8nic.txt');
+  const rtx = fixture(FIXTURES, 'pcie-8x-rtx4090-all-sys-2nic-tabs.txt');
 
   it('reads tabs and runs of spaces alike', () => {
     expect(parseTopo(hgx.replace(/ {2,}/g, '\t'))).toEqual(parseTopo(hgx));
@@ -161,7 +160,7 @@ describe('parseTopo tolerance', () => {
 });
 
 describe('parseTopo refuses malformed input, naming the line', () => {
-  const rtx = fixture(SHARED, 'pcie-8x-rtx4090-all-sys-2nic-tabs.txt');
+  const rtx = fixture(FIXTURES, 'pcie-8x-rtx4090-all-sys-2nic-tabs.txt');
   const lines = rtx.split('\n');
   /** The RTX fixture with line `no` (1-based) replaced. */
   const withLine = (no: number, text: string): string => lines.map((l, i) => (i === no - 1 ? text : l)).join('\n');
@@ -210,7 +209,7 @@ describe('parseTopo refuses malformed input, naming the line', () => {
   });
 
   it('refuses an incomplete or inconsistent NIC legend', () => {
-    const hgx = fixture(SHARED, 'hgx-h100-8gpu-nv18-8nic.txt');
+    const hgx = fixture(FIXTURES, 'hgx-h100-8gpu-nv18-8nic.txt');
     const hgxLines = hgx.split('\n');
     const without7 = `${hgxLines.filter((l) => !l.includes('NIC7: mlx5_7')).join('\n')}`;
     expect(parseFails(without7).message).toContain('NIC legend does not name NIC7');

@@ -6,8 +6,8 @@ import { inventoryToJson } from './format.js';
 import { parseTopo } from './parse-topo.js';
 import { loadProfile, profileNames } from './profiles.js';
 
-const SHARED = new URL('../../../../../shared/fixtures/nvidia-smi/', import.meta.url);
-const fixture = (name: string): string => readFileSync(new URL(name, SHARED), 'utf8').split('\n').slice(1).join('\n');
+const FIXTURES = new URL('../../test-fixtures/nvidia-smi/', import.meta.url);
+const fixture = (name: string): string => readFileSync(new URL(name, FIXTURES), 'utf8').split('\n').slice(1).join('\n');
 const all = (n: number, link: string): string[][] => Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 'X' : link)));
 
 async function profile(name: string) {
