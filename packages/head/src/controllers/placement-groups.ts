@@ -2,32 +2,10 @@
  * The placement group controller: turns specs into reservations, all or
  * nothing, and keeps them placed while nodes come and go.
  *
- * Lifecycle (persisted at /muster/pgs/<id>; REMOVED records are deleted and
- * remembered in memory for a while, so `get` still answers for them):
- *
- *   1. create, spec valid            → PENDING            event pg.pending
- *   2. scheduler places every bundle → RESERVED           event pg.reserved
- *      (one txn writes the whole gang; the agents are told their bundles)
- *   3. every node holding a bundle acknowledged it
- *                                    → CREATED            event pg.created
- *      (announced at once, written by the next cycle: the reservation is
- *      already durable and agents confirm it again after a head restart)
- *   4. fits no node shape of the cluster, even empty
- *                                    → INFEASIBLE         event pg.infeasible
- *      (tried again whenever a node registers: the cluster's shapes changed)
- *   5. a node holding a bundle of a RESERVED/CREATED group dies
- *                                    → RESCHEDULING       event pg.rescheduling
- *      (every bundle is released and the gang is placed again whole: 2 → 3)
- *   6. remove                        → REMOVED            event pg.removed
- *   7. a RESERVED/CREATED group holds a bundle on a draining node, no other
- *      controller claims it (replica groups move theirs make-before-break),
- *      and the whole group fits elsewhere now
- *                                    → RESCHEDULING → RESERVED, in one cycle
- *      events pg.rescheduling + pg.reserved; `reschedules` + 1
- *      (placed again whole off every draining node, in the same transaction
- *      that frees the old bundles; its gang restarts there, gangs.ts step 8.
- *      A group that does not fit elsewhere stays where it is and runs on; it
- *      is tried again every cycle and `blockedMove` says why it waits)
+ * Lifecycle: the numbered transition table is docs/placement-groups.md
+ * ("Lifecycle"); "row N" in this file refers to it. Records live at
+ * /muster/pgs/<id>; REMOVED records are deleted and remembered in memory for
+ * a while, so `get` still answers for them.
  *
  * PENDING and RESCHEDULING groups carry the scheduler's latest reason, from
  * data (`explain`). On head restart, every record is read back: RESERVED
@@ -216,7 +194,7 @@ export class PlacementGroupController {
   /**
    * Groups for which `claims` says yes are moved off draining nodes by their
    * owner (the replica group controller: make-before-break); every other
-   * group is moved here (lifecycle step 7).
+   * group is moved here (lifecycle row 8).
    */
   setMoveOwner(claims: (pgId: string) => boolean): void {
     this.claimsMove = claims;
@@ -346,7 +324,7 @@ export class PlacementGroupController {
 
   /**
    * Places queued groups on the scheduling state (pg-view.ts; pure core, scheduler/),
-   * then moves groups off draining nodes where they fit (step 7): after the
+   * then moves groups off draining nodes where they fit (row 8): after the
    * queue, so a drain never takes room a pending group could have had.
    */
   private schedule(): void {
