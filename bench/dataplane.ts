@@ -15,7 +15,7 @@ import { cpus, platform, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { connectNats } from '../packages/common/src/index.js';
 import type { NatsAccess } from '../packages/proto/src/index.js';
-import { Router, replicaSubject, type Membership } from '../packages/sdk/src/dataplane/index.js';
+import { Router, replicaSubject, type Membership } from '../packages/dataplane/src/index.js';
 import { startNats, tempDir } from '../packages/testing/src/index.js';
 
 const { values: a } = parseArgs({
