@@ -10,6 +10,7 @@ export * from './subjects.js';
 export * from './shard-env.js';
 export * from './client-env.js';
 export * from './topology.js';
+export * from './profiles.js';
 export * from './address.js';
 export * from './leader.js';
 export * from './grpc-options.js';
