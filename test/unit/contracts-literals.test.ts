@@ -98,6 +98,14 @@ describe('contract names have one home', () => {
     expect(problems, problems.join('\n')).toEqual([]);
   });
 
+  it('@muster/contracts stays pure: it imports nothing but its own modules', () => {
+    const dir = join(root, 'packages', 'contracts', 'src');
+    const imports = readdirSync(dir)
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+      .flatMap((f) => [...readFileSync(join(dir, f), 'utf8').matchAll(/^import .* from '([^']+)';$/gm)].map((m) => `${f}: ${m[1]}`));
+    expect(imports.filter((i) => !/: \.\/[a-z-]+\.js$/.test(i))).toEqual([]);
+  });
+
   it('sees names in strings, templates, property access and keys, and subjects in templates; not in comments or flag tables', () => {
     const src = [
       '// MUSTER_TP_RANK in a comment is documentation; so is `${x} breaks MUSTER_TP_RANK=${y}` in a message',

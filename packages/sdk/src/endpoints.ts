@@ -5,8 +5,9 @@
  * every RPC with MUSTER_NOT_LEADER, naming the leader when they know it.
  * `Endpoints` holds the configured list, the address in use, and one grpc-js
  * client per (address, service), built on first use and kept, so going back
- * to a head reuses its connection. It decides where to go next; when to go is
- * rpc.ts's decision (after a retryable failure).
+ * to a head reuses its connection. Where to go next is `HeadRotation`'s
+ * decision (@muster/contracts leader.ts); when to go is rpc.ts's (after a
+ * retryable failure).
  */
 import { credentials, type ChannelCredentials, type Client, type ClientOptions } from '@grpc/grpc-js';
 import { ErrorCode, type MusterError } from '@muster/common';
@@ -60,15 +61,8 @@ export class Endpoints {
 
   /**
    * Moves off `from` after a retryable failure there: to the leader the
-   * refusal named (it may be an address outside the list: a head advertises
-   * itself as it sees fit), else to the next address of the list. Does
-   * nothing when `from` is no longer current: a concurrent call that failed
-   * on the same head has already moved, and moving again would skip a head.
-   *
-   * A hint naming a head that did not answer in the last second is passed
-   * over: right after a leader dies, standbys still name it until its lease
-   * runs out, and following them would bounce between dead leader and
-   * standby instead of finding the new leader as soon as it is elected.
+   * refusal named, else to the next address of the list — the rule of
+   * @muster/contracts leader.ts, which the worker agent follows too.
    */
   failover(from: string, err: MusterError): void {
     const hint = err.details.leader;
