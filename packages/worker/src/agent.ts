@@ -109,7 +109,7 @@ export class Agent {
       const head = this.rotation.current;
       this.reconnects.add(1);
       let registered = false;
-      let followsHint = false;
+      let namedLeader = false;
       try {
         registered = await this.session(head);
         this.rotation.failed(head, { notLeader: false, nowMs: Date.now() });
@@ -119,12 +119,13 @@ export class Agent {
         const notLeader = err.code === ErrorCode.NOT_LEADER;
         const hint = notLeader && typeof err.details.leader === 'string' ? err.details.leader : undefined;
         const next = this.rotation.failed(head, { notLeader, leaderHint: hint, nowMs: Date.now() });
-        followsHint = hint !== undefined && next === hint;
+        // A standby that names a leader answered: the cluster is mid-election, so try again at once.
+        namedLeader = hint !== undefined;
         if (!this.stopped) this.log.warn({ head, code: err.code, err: err.message, next }, 'head connection lost');
       }
       this.stateValue = this.stopped ? 'stopped' : 'connecting';
       if (this.stopped) break;
-      if (registered || followsHint) backoff = undefined;
+      if (registered || namedLeader) backoff = undefined;
       backoff = backoff ? backoff.next(undefined) : factory.next();
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, backoff!.duration);
