@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 
 // Tests import workspace packages from source, so unit tests need no build.
 // (Integration tests spawn the built CLIs: `pnpm build` first; scripts/test.sh does.)
-const pkgs = ['proto', 'common', 'head', 'worker', 'sdk', 'testing', 'cli'];
+const pkgs = ['proto', 'contracts', 'common', 'dataplane', 'head', 'worker', 'sdk', 'testing', 'cli'];
 const alias = Object.fromEntries(
   pkgs.map((p) => [`@muster/${p}`, fileURLToPath(new URL(`./packages/${p}/src/index.ts`, import.meta.url))]),
 );

@@ -15,7 +15,8 @@ import { cpus, platform, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { connectNats } from '../packages/common/src/index.js';
 import type { NatsAccess } from '../packages/proto/src/index.js';
-import { Router, replicaSubject, type Membership } from '../packages/sdk/src/dataplane/index.js';
+import { DEFAULT_SUBJECT_PREFIX, replicaSubject, SHARD_ENV } from '../packages/contracts/src/index.js';
+import { Router, type Membership } from '../packages/dataplane/src/index.js';
 import { startNats, tempDir } from '../packages/testing/src/index.js';
 
 const { values: a } = parseArgs({
@@ -90,11 +91,12 @@ async function main(): Promise<void> {
     p.once('exit', (code) => reject(new Error(`child exited with ${code} before it was ready`)));
   });
   const replica = async (id: string) => {
-    const env = { ...process.env, MUSTER_NATS_URL: nats.url, MUSTER_NATS_USER: nats.access.user, MUSTER_NATS_PASSWORD: nats.access.password, MUSTER_GROUP: group, MUSTER_REPLICA_ID: id, MUSTER_SUBJECT: replicaSubject('muster', group, id) };
+    const subject = replicaSubject(DEFAULT_SUBJECT_PREFIX, group, id);
+    const env = { ...process.env, [SHARD_ENV.NATS_URL]: nats.url, [SHARD_ENV.NATS_USER]: nats.access.user, [SHARD_ENV.NATS_PASSWORD]: nats.access.password, [SHARD_ENV.GROUP]: group, [SHARD_ENV.REPLICA_ID]: id, [SHARD_ENV.SUBJECT]: subject };
     const p = fork(new URL('./dataplane-replica.ts', import.meta.url), { env, execArgv: ['--import', 'tsx'] });
     children.push(p);
     await ready(p);
-    return { replicaId: id, revision: 'r1', subject: env.MUSTER_SUBJECT };
+    return { replicaId: id, revision: 'r1', subject };
   };
   try {
     const one: Membership = { group, version: 1, replicas: [await replica('r0')] };

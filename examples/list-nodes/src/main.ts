@@ -5,10 +5,11 @@
  *   MUSTER_ADDRESS=127.0.0.1:7400 MUSTER_TOKEN_FILE=.muster/head/token node dist/main.js
  */
 import { connect } from '@muster/sdk';
+import { CLIENT_ENV } from '@muster/contracts';
 
 const cluster = await connect({
-  address: process.env.MUSTER_ADDRESS ?? '127.0.0.1:7400',
-  tokenFile: process.env.MUSTER_TOKEN_FILE ?? '.muster/head/token',
+  address: process.env[CLIENT_ENV.ADDRESS] ?? '127.0.0.1:7400',
+  tokenFile: process.env[CLIENT_ENV.TOKEN_FILE] ?? '.muster/head/token',
 });
 
 try {

@@ -23,6 +23,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BATCH, D_MODEL, inputBatch, maxAbsDiff, reference } from '@muster/example-tp-pp-mlp/model';
 import { connect, type Gang, type PlacementGroup, type ReplicaGroup } from '@muster/sdk';
+import { CLIENT_ENV } from '@muster/contracts';
 
 const SEED = 7;
 const TOLERANCE = 1e-9;
@@ -35,8 +36,8 @@ const since = (t: number) => {
 };
 
 const cluster = await connect({
-  address: process.env.MUSTER_ADDRESS ?? '127.0.0.1:7400',
-  tokenFile: process.env.MUSTER_TOKEN_FILE ?? '.muster/head/token',
+  address: process.env[CLIENT_ENV.ADDRESS] ?? '127.0.0.1:7400',
+  tokenFile: process.env[CLIENT_ENV.TOKEN_FILE] ?? '.muster/head/token',
 });
 const failures: string[] = [];
 const check = (ok: boolean, what: string) => {

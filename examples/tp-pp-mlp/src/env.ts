@@ -16,6 +16,7 @@
  * on GPUs puts a TP group on the wrong devices. Only this check (and rank
  * 0's re-check of every rank's coordinates at the rendezvous) catches it.
  */
+import { portVar, SHARD_ENV } from '@muster/contracts';
 import { D_HIDDEN } from './model.js';
 
 /** A broken contract: `variable` is the one to fix. */
@@ -60,17 +61,17 @@ export const CONTRACT_VARS = [
   'LOCAL_WORLD_SIZE',
   'MASTER_ADDR',
   'MASTER_PORT',
-  'MUSTER_TP_RANK',
-  'MUSTER_TP_SIZE',
-  'MUSTER_PP_RANK',
-  'MUSTER_PP_SIZE',
-  'MUSTER_REPLICA_ID',
-  'MUSTER_GROUP',
+  SHARD_ENV.TP_RANK,
+  SHARD_ENV.TP_SIZE,
+  SHARD_ENV.PP_RANK,
+  SHARD_ENV.PP_SIZE,
+  SHARD_ENV.REPLICA_ID,
+  SHARD_ENV.GROUP,
   'CUDA_VISIBLE_DEVICES',
 ] as const;
 
 /** Set by Muster's gang launcher on top of the contract; logged when present. */
-const GANG_VARS = ['MUSTER_GANG_ID', 'MUSTER_ATTEMPT'] as const;
+const GANG_VARS = [SHARD_ENV.GANG_ID, SHARD_ENV.ATTEMPT] as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -79,7 +80,7 @@ export function rawContract(env: Env): Record<string, string | null> {
   const out: Record<string, string | null> = {};
   for (const name of CONTRACT_VARS) out[name] = env[name] ?? null;
   for (const name of GANG_VARS) if (env[name] !== undefined) out[name] = env[name];
-  for (const name of Object.keys(env).sort()) if (name.startsWith('MUSTER_PORT_')) out[name] = env[name] ?? null;
+  for (const name of Object.keys(env).sort()) if (name.startsWith(SHARD_ENV.PORT_PREFIX)) out[name] = env[name] ?? null;
   return out;
 }
 
@@ -112,16 +113,16 @@ export function parseShardEnv(env: Env): ShardEnv {
     localWorldSize: int(env, 'LOCAL_WORLD_SIZE', 1),
     masterAddr: text(env, 'MASTER_ADDR'),
     masterPort: int(env, 'MASTER_PORT', 1, 65535),
-    tpRank: int(env, 'MUSTER_TP_RANK', 0),
-    tpSize: int(env, 'MUSTER_TP_SIZE', 1),
-    ppRank: int(env, 'MUSTER_PP_RANK', 0),
-    ppSize: int(env, 'MUSTER_PP_SIZE', 1),
-    replicaId: text(env, 'MUSTER_REPLICA_ID'),
-    group: text(env, 'MUSTER_GROUP'),
+    tpRank: int(env, SHARD_ENV.TP_RANK, 0),
+    tpSize: int(env, SHARD_ENV.TP_SIZE, 1),
+    ppRank: int(env, SHARD_ENV.PP_RANK, 0),
+    ppSize: int(env, SHARD_ENV.PP_SIZE, 1),
+    replicaId: text(env, SHARD_ENV.REPLICA_ID),
+    group: text(env, SHARD_ENV.GROUP),
     cudaVisibleDevices: env['CUDA_VISIBLE_DEVICES'] ?? null,
-    httpPort: optionalPort(env, 'MUSTER_PORT_HTTP'),
-    distPort: optionalPort(env, 'MUSTER_PORT_DIST'),
-    attempt: env['MUSTER_ATTEMPT'] ?? null,
+    httpPort: optionalPort(env, portVar('http')),
+    distPort: optionalPort(env, portVar('dist')),
+    attempt: env[SHARD_ENV.ATTEMPT] ?? null,
   };
   const fail = (variable: string, message: string): never => {
     throw new EnvError(variable, message);
@@ -130,12 +131,12 @@ export function parseShardEnv(env: Env): ShardEnv {
     fail('WORLD_SIZE', `WORLD_SIZE=${s.worldSize} but MUSTER_TP_SIZE × MUSTER_PP_SIZE = ${s.tpSize} × ${s.ppSize} = ${s.tpSize * s.ppSize}`);
   }
   if (s.rank >= s.worldSize) fail('RANK', `RANK=${s.rank} is out of range for WORLD_SIZE=${s.worldSize}`);
-  if (s.tpRank >= s.tpSize) fail('MUSTER_TP_RANK', `MUSTER_TP_RANK=${s.tpRank} is out of range for MUSTER_TP_SIZE=${s.tpSize}`);
-  if (s.ppRank >= s.ppSize) fail('MUSTER_PP_RANK', `MUSTER_PP_RANK=${s.ppRank} is out of range for MUSTER_PP_SIZE=${s.ppSize}`);
+  if (s.tpRank >= s.tpSize) fail(SHARD_ENV.TP_RANK, `MUSTER_TP_RANK=${s.tpRank} is out of range for MUSTER_TP_SIZE=${s.tpSize}`);
+  if (s.ppRank >= s.ppSize) fail(SHARD_ENV.PP_RANK, `MUSTER_PP_RANK=${s.ppRank} is out of range for MUSTER_PP_SIZE=${s.ppSize}`);
   const expected = s.ppRank * s.tpSize + s.tpRank;
   if (expected !== s.rank) {
     // Name the coordinate that disagrees with RANK: the stage if RANK lies in another stage, else the TP rank.
-    const variable = Math.floor(s.rank / s.tpSize) !== s.ppRank ? 'MUSTER_PP_RANK' : 'MUSTER_TP_RANK';
+    const variable = Math.floor(s.rank / s.tpSize) !== s.ppRank ? SHARD_ENV.PP_RANK : SHARD_ENV.TP_RANK;
     fail(
       variable,
       `${variable} breaks the rank layout: RANK must be MUSTER_PP_RANK × MUSTER_TP_SIZE + MUSTER_TP_RANK = ` +
@@ -149,7 +150,7 @@ export function parseShardEnv(env: Env): ShardEnv {
     fail('LOCAL_WORLD_SIZE', `LOCAL_WORLD_SIZE=${s.localWorldSize} exceeds WORLD_SIZE=${s.worldSize}`);
   }
   if (D_HIDDEN % s.tpSize !== 0) {
-    fail('MUSTER_TP_SIZE', `MUSTER_TP_SIZE=${s.tpSize} does not divide the model's hidden width ${D_HIDDEN}`);
+    fail(SHARD_ENV.TP_SIZE, `MUSTER_TP_SIZE=${s.tpSize} does not divide the model's hidden width ${D_HIDDEN}`);
   }
   return s;
 }

@@ -11,6 +11,7 @@
  *
  * The tests drive the same LocalGang class, with `editEnv` to break the layout.
  */
+import { portVar, SHARD_ENV } from '@muster/contracts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -75,14 +76,14 @@ export class LocalGang {
         LOCAL_WORLD_SIZE: String(world),
         MASTER_ADDR: '127.0.0.1',
         MASTER_PORT: String(masterPort),
-        MUSTER_TP_RANK: String(rank % opts.tp),
-        MUSTER_TP_SIZE: String(opts.tp),
-        MUSTER_PP_RANK: String(Math.floor(rank / opts.tp)),
-        MUSTER_PP_SIZE: String(opts.pp),
-        MUSTER_REPLICA_ID: 'local-0',
-        MUSTER_GROUP: 'tp-pp-mlp',
+        [SHARD_ENV.TP_RANK]: String(rank % opts.tp),
+        [SHARD_ENV.TP_SIZE]: String(opts.tp),
+        [SHARD_ENV.PP_RANK]: String(Math.floor(rank / opts.tp)),
+        [SHARD_ENV.PP_SIZE]: String(opts.pp),
+        [SHARD_ENV.REPLICA_ID]: 'local-0',
+        [SHARD_ENV.GROUP]: 'tp-pp-mlp',
         CUDA_VISIBLE_DEVICES: String(rank),
-        MUSTER_PORT_HTTP: String(httpPort),
+        [portVar('http')]: String(httpPort),
       };
       opts.editEnv?.(rank, env);
       // Only PATH etc. from our environment: a stray RANK or MASTER_PORT here must not leak into the gang.

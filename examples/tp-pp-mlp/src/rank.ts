@@ -15,6 +15,7 @@
  * the rendezvous and each wait on a peer; default 30000), and --reference
  * [--layers N] to print the single-process answer and exit.
  */
+import { SHARD_ENV } from '@muster/contracts';
 import { parseArgs } from 'node:util';
 import { EnvError, bindHost, httpBindHost, parseShardEnv, rawContract, type ShardEnv } from './env.js';
 import { startHttp, type RankState } from './http.js';
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
   }
   const seed = intFlag(flags.seed ?? process.env['MODEL_SEED'], '--seed / MODEL_SEED', DEFAULT_SEED);
   if (flags.reference) {
-    const pp = Number(process.env['MUSTER_PP_SIZE']);
+    const pp = Number(process.env[SHARD_ENV.PP_SIZE]);
     const layers = intFlag(flags.layers, '--layers', totalLayers(Number.isInteger(pp) && pp > 0 ? pp : 2));
     emit({ muster: 'reference', seed, layers, shape: [BATCH, D_MODEL], output: Array.from(reference(seed, layers)) });
     return;

@@ -16,6 +16,7 @@
  * answers everyone alike, so a broken gang fails on every rank at once with
  * the same message instead of half the ranks waiting for a timeout.
  */
+import { SHARD_ENV } from '@muster/contracts';
 import { createServer, type Server } from 'node:net';
 import type { ShardEnv } from './env.js';
 import { Conn, TimeoutError, dial, seconds } from './frames.js';
@@ -69,12 +70,12 @@ export function helloOf(env: ShardEnv, seed: number, port: number): Hello {
 export function checkHellos(own: Hello, hellos: readonly Hello[]): { variable: string; message: string } | null {
   const same: Array<[keyof Hello, string]> = [
     ['worldSize', 'WORLD_SIZE'],
-    ['tpSize', 'MUSTER_TP_SIZE'],
-    ['ppSize', 'MUSTER_PP_SIZE'],
-    ['replicaId', 'MUSTER_REPLICA_ID'],
-    ['group', 'MUSTER_GROUP'],
+    ['tpSize', SHARD_ENV.TP_SIZE],
+    ['ppSize', SHARD_ENV.PP_SIZE],
+    ['replicaId', SHARD_ENV.REPLICA_ID],
+    ['group', SHARD_ENV.GROUP],
     // A straggler of a previous attempt that reaches the new rank 0 (same port, fast restart).
-    ['attempt', 'MUSTER_ATTEMPT'],
+    ['attempt', SHARD_ENV.ATTEMPT],
     ['seed', 'MODEL_SEED'],
   ];
   const seen = new Map<number, Hello>();
@@ -90,7 +91,7 @@ export function checkHellos(own: Hello, hellos: readonly Hello[]): { variable: s
     if (h.rank < 0 || h.rank >= own.worldSize) return { variable: 'RANK', message: `RANK=${h.rank} is out of range for WORLD_SIZE=${own.worldSize}` };
     if (h.ppRank * own.tpSize + h.tpRank !== h.rank) {
       return {
-        variable: 'MUSTER_TP_RANK',
+        variable: SHARD_ENV.TP_RANK,
         message: `rank ${h.rank} claims MUSTER_PP_RANK=${h.ppRank}, MUSTER_TP_RANK=${h.tpRank}; the layout puts it at ${Math.floor(h.rank / own.tpSize)}, ${h.rank % own.tpSize}`,
       };
     }

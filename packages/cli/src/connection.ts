@@ -12,6 +12,7 @@
  */
 import type { Command } from 'commander';
 import { connect, type Cluster, type RetryNotice } from '@muster/sdk';
+import { CLIENT_ENV } from '@muster/contracts';
 
 export interface ConnectionFlags {
   address?: string;
@@ -25,12 +26,12 @@ export function addConnectionFlags(cmd: Command): Command {
 }
 
 export function connectFromFlags(flags: ConnectionFlags): Promise<Cluster> {
-  const address = flags.address ?? process.env.MUSTER_ADDRESS ?? '127.0.0.1:7400';
+  const address = flags.address ?? process.env[CLIENT_ENV.ADDRESS] ?? '127.0.0.1:7400';
   const timeout = process.env.MUSTER_CALL_TIMEOUT_MS;
   const common = { address, onRetry: retryReporter(), ...(timeout ? { callTimeoutMs: Number(timeout) } : {}) };
-  const token = process.env.MUSTER_TOKEN;
+  const token = process.env[CLIENT_ENV.TOKEN];
   if (token && !flags.tokenFile) return connect({ ...common, token });
-  return connect({ ...common, tokenFile: flags.tokenFile ?? process.env.MUSTER_TOKEN_FILE ?? '.muster/head/token' });
+  return connect({ ...common, tokenFile: flags.tokenFile ?? process.env[CLIENT_ENV.TOKEN_FILE] ?? '.muster/head/token' });
 }
 
 /** Says on stderr that a call is retrying, and why: the first time, then at most every 2 s. */

@@ -8,6 +8,7 @@
  * are loaded.
  */
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { LEADER_TRAILER } from '@muster/contracts';
 
 export const ErrorCode = {
   /** No token, or a wrong one. */
@@ -80,7 +81,7 @@ const CODE_KEY = 'muster-error-code';
  * Sent with MUSTER_NOT_LEADER when the refusing head knows the leader: its
  * address "host:port", so a client goes there next instead of guessing.
  */
-const LEADER_KEY = 'muster-leader';
+const LEADER_KEY = LEADER_TRAILER;
 const knownCodes = new Set<string>(Object.values(ErrorCode));
 
 export class MusterError extends Error {

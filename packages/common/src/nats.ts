@@ -34,8 +34,3 @@ export async function connectNats(access: NatsAccess, name: string): Promise<Nat
     );
   }
 }
-
-/** Subject of a cluster event: "<prefix>.events.<kind>". */
-export function eventSubject(prefix: string, kind: string): string {
-  return `${prefix}.events.${kind}`;
-}

@@ -7,8 +7,11 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { loadConfig, parseList, parseNumber, type ConfigSources, type OptionSpec } from '@muster/common';
+import { isHostPort } from '@muster/contracts';
 
-const hostPort = z.string().regex(/^(\[[^\]]+\]|[^:]*):\d{1,5}$/, 'expected host:port');
+/** Listen addresses (port 0: any); the advertised address is dialled, so it takes a host and a real port. */
+const hostPort = z.string().refine((v) => isHostPort(v, 'listen'), 'expected host:port');
+const dialAddress = z.string().refine((v) => isHostPort(v, 'dial'), 'expected host:port with a host and a port 1…65535');
 
 export const headConfigSchema = z
   .object({
@@ -26,7 +29,7 @@ export const headConfigSchema = z
     metricsListen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9400'),
     maxMessageBytes: z.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     eventRetention: z.number().int().min(100).max(1_000_000).default(10_000),
-    advertiseAddress: z.union([z.literal(''), hostPort]).default(''),
+    advertiseAddress: z.union([z.literal(''), dialAddress]).default(''),
     leaseSeconds: z.number().int().min(2).max(60).default(2),
     headId: z.string().min(1).default(() => `${hostname()}-${randomBytes(3).toString('hex')}`),
     shardPortRange: z

@@ -23,6 +23,7 @@ import {
   startMetrics,
   type Logger,
 } from '@muster/common';
+import { serverChannelOptions } from '@muster/contracts';
 import { AgentServiceService, ClusterServiceService, GangServiceService, NodeState, PlacementGroupServiceService, ReplicaGroupServiceService } from '@muster/proto';
 import { rpcContext } from './api/rpc.js';
 import { tokenPath, type HeadConfig } from './config.js';
@@ -93,15 +94,7 @@ export async function startHead(config: HeadConfig, log: Logger): Promise<Head> 
       },
     };
 
-    const server = new Server({
-      'grpc.max_receive_message_length': config.maxMessageBytes,
-      'grpc.max_send_message_length': 64 * 1024 * 1024,
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-      'grpc.keepalive_permit_without_calls': 1,
-      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-      'grpc.enable_channelz': 0,
-    });
+    const server = new Server(serverChannelOptions(config.maxMessageBytes));
     const { host } = parseHostPort(config.listen, '--listen');
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),

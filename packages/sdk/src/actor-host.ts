@@ -10,7 +10,8 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ErrorCode, MusterError } from '@muster/common';
-import { serve } from './dataplane/index.js';
+import { SHARD_ENV } from '@muster/contracts';
+import { serve } from '@muster/dataplane';
 import { ready } from './shard.js';
 
 const [modulePath, className] = process.argv.slice(2);
@@ -25,7 +26,7 @@ if (typeof Cls !== 'function') {
   process.stderr.write(`actor-host: ${modulePath} exports no class "${className}" (it exports: ${Object.keys(mod).join(', ') || 'nothing'})\n`);
   process.exit(2);
 }
-const args = JSON.parse(process.env.MUSTER_ACTOR_ARGS ?? '[]') as unknown[];
+const args = JSON.parse(process.env[SHARD_ENV.ACTOR_ARGS] ?? '[]') as unknown[];
 const actor = new Cls(...args);
 
 const server = await serve({

@@ -16,7 +16,8 @@ import { randomBytes } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, MusterError } from '@muster/common';
-import type { CallOptions } from './dataplane/types.js';
+import { SHARD_ENV } from '@muster/contracts';
+import type { CallOptions } from '@muster/dataplane';
 import type { ReplicaGroup, ReplicaGroups } from './replica-groups.js';
 
 /** The host script, compiled (tests import this file from src/ but processes run dist/). */
@@ -77,7 +78,7 @@ export class Actors {
       template: {
         command: process.execPath,
         args: [host, modulePath, className],
-        env: { MUSTER_ACTOR_ARGS: JSON.stringify(opts.args ?? []) },
+        env: { [SHARD_ENV.ACTOR_ARGS]: JSON.stringify(opts.args ?? []) },
         readiness: { kind: 'sdk' },
       },
       replicas: { min: 1, max: 1, initial: 1 },

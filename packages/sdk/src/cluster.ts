@@ -25,7 +25,8 @@ import type { Metadata } from '@grpc/grpc-js';
 import { z } from 'zod';
 import { ErrorCode, MusterError, readToken, tokenMetadata } from '@muster/common';
 import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, ReplicaGroupServiceClient, type ClusterEvent, type ClusterInfo } from '@muster/proto';
-import { Endpoints, isHostPort, type RetryNotice } from './endpoints.js';
+import { isHostPort } from '@muster/contracts';
+import { Endpoints, type RetryNotice } from './endpoints.js';
 import { HeadService } from './rpc.js';
 import { Gangs } from './gangs.js';
 import { ReplicaGroups } from './replica-groups.js';
@@ -37,7 +38,7 @@ import { drainStatusView, eventView, nodeView, type ClusterEventView, type Drain
 const headAddress = z
   .string()
   .trim()
-  .refine(isHostPort, { error: (issue) => `${JSON.stringify(issue.input)} is not host:port` });
+  .refine((v) => isHostPort(v, 'dial'), { error: (issue) => `${JSON.stringify(issue.input)} is not host:port` });
 
 const connectOptionsSchema = z
   .object({

@@ -17,5 +17,5 @@ export {
 export { Gang, Gangs, type GangSpec, type ProbeSpec, type GangView, type GangStateName, type RankView, type FailureView } from './gangs.js';
 export * as shard from './shard.js';
 export { ReplicaGroup, ReplicaGroups, type ReplicaGroupSpec, type ReplicaGroupView, type ReplicaView } from './replica-groups.js';
-export * from './dataplane/index.js';
+export * from '@muster/dataplane';
 export { Actor, Actors, type ActorOptions } from './actors.js';

@@ -11,8 +11,7 @@
 import type { HeadService } from './rpc.js';
 import { ErrorCode, MusterError, connectNats, type NatsConnection } from '@muster/common';
 import type { Membership as WireMembership, ReplicaGroup as WireRG, ReplicaGroupServiceClient, ReplicaGroupSpec as WireSpec } from '@muster/proto';
-import type { CallOptions, Membership, RouterOptions } from './dataplane/types.js';
-import { Router } from './dataplane/index.js';
+import { Router, type CallOptions, type Membership, type RouterOptions } from '@muster/dataplane';
 import { startupToWire, templateToWire, type GangSpec } from './gangs.js';
 import type { TopologyLevel, Strategy } from './placement-groups.js';
 

@@ -22,6 +22,7 @@ import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Counter } from '@opentelemetry/api';
 import { ErrorCode, VERSION, fromGrpcError, tokenMetadata, type Logger, type Metrics } from '@muster/common';
+import { clientChannelOptions, HeadRotation } from '@muster/contracts';
 import type { ShardAgent } from './shard-agent.js';
 import { AgentServiceClient, type AgentMessage, type BundlePlacement, type HeadMessage, type NodeDrain, type NodeInventory, type Registered, type Taint } from '@muster/proto';
 
@@ -46,11 +47,10 @@ export class Agent {
   private stopped = false;
   private current: ClientDuplexStream<AgentMessage, HeadMessage> | undefined;
   private wake: (() => void) | undefined;
-  private headIndex = 0;
+  /** Which head next: the leader a standby named, else the next of the list (@muster/contracts leader.ts). */
+  private readonly rotation: HeadRotation;
   /** The head's dead-after time, as last told; also how long a registration may take. */
   private deadAfterMs = 3_000;
-  /** The leader a standby sent us to; tried next, once. */
-  private leaderHint: string | undefined;
   private readonly clients = new Map<string, AgentServiceClient>();
   private readonly reconnects: Counter;
   private readonly heartbeats: Counter;
@@ -70,6 +70,7 @@ export class Agent {
   private sendToHead: ((m: AgentMessage) => void) | undefined;
 
   constructor(private readonly opts: AgentOptions, private readonly log: Logger, metrics: Metrics) {
+    this.rotation = new HeadRotation(opts.heads);
     this.reconnects = metrics.meter.createCounter('muster_agent_reconnects_total', { description: 'agent stream (re)connection attempts' });
     this.heartbeats = metrics.meter.createCounter('muster_agent_heartbeats_total', { description: 'heartbeats sent to the head' });
     const connected = metrics.meter.createObservableGauge('muster_agent_registered', { description: '1 while registered with a head' });
@@ -105,23 +106,27 @@ export class Agent {
     const factory = new ExponentialBackoff({ initialDelay: 100, maxDelay: this.opts.reconnectMaxMs });
     let backoff: IBackoff<unknown> | undefined;
     while (!this.stopped) {
-      const head = this.leaderHint ?? this.opts.heads[this.headIndex % this.opts.heads.length]!;
-      this.leaderHint = undefined;
+      const head = this.rotation.current;
       this.reconnects.add(1);
       let registered = false;
+      let namedLeader = false;
       try {
         registered = await this.session(head);
+        this.rotation.failed(head, { notLeader: false, nowMs: Date.now() });
       } catch (e) {
         const err = fromGrpcError(e);
         // A standby names the leader: go there next instead of trying the list in turn.
-        if (err.code === ErrorCode.NOT_LEADER && typeof err.details.leader === 'string') this.leaderHint = err.details.leader;
-        if (!this.stopped) this.log.warn({ head, code: err.code, err: err.message, next: this.leaderHint }, 'head connection lost');
+        const notLeader = err.code === ErrorCode.NOT_LEADER;
+        const hint = notLeader && typeof err.details.leader === 'string' ? err.details.leader : undefined;
+        const next = this.rotation.failed(head, { notLeader, leaderHint: hint, nowMs: Date.now() });
+        // A standby that names a leader answered: the cluster is mid-election, so try again at once.
+        namedLeader = hint !== undefined;
+        if (!this.stopped) this.log.warn({ head, code: err.code, err: err.message, next }, 'head connection lost');
       }
       this.stateValue = this.stopped ? 'stopped' : 'connecting';
       if (this.stopped) break;
-      if (registered || this.leaderHint) backoff = undefined;
+      if (registered || namedLeader) backoff = undefined;
       backoff = backoff ? backoff.next(undefined) : factory.next();
-      if (!this.leaderHint) this.headIndex++;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, backoff!.duration);
         this.wake = () => {
@@ -135,12 +140,7 @@ export class Agent {
   private client(head: string): AgentServiceClient {
     let c = this.clients.get(head);
     if (!c) {
-      c = new AgentServiceClient(head, credentials.createInsecure(), {
-        'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': this.opts.reconnectMaxMs,
-        'grpc.keepalive_time_ms': 10_000,
-        'grpc.keepalive_timeout_ms': 5_000,
-      });
+      c = new AgentServiceClient(head, credentials.createInsecure(), clientChannelOptions({ reconnectMaxMs: this.opts.reconnectMaxMs }));
       this.clients.set(head, c);
     }
     return c;

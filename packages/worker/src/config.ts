@@ -8,15 +8,18 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { loadConfig, parseBool, parseList, parseMap, type ConfigSources, type OptionSpec } from '@muster/common';
+import { isHostPort } from '@muster/contracts';
 import { DEFAULT_SERVICE_ACCOUNT_DIR } from './kube-node.js';
 
-const hostPort = z.string().regex(/^(\[[^\]]+\]|[^:]*):\d{1,5}$/, 'expected host:port');
+/** Listen addresses (port 0: any); head addresses are dialled, so they take a host and a real port. */
+const hostPort = z.string().refine((v) => isHostPort(v, 'listen'), 'expected host:port');
+const dialAddress = z.string().refine((v) => isHostPort(v, 'dial'), 'expected host:port with a host and a port 1…65535');
 
 /** "key=value:Effect" or "key:Effect" */
 const TAINT = /^([^=:]+)(?:=([^:]*))?:(NoSchedule|PreferNoSchedule)$/;
 
 export const workerConfigSchema = z.object({
-  head: z.array(hostPort).min(1, 'at least one head address').default(['127.0.0.1:7400']),
+  head: z.array(dialAddress).min(1, 'at least one head address').default(['127.0.0.1:7400']),
   token: z.string().optional(),
   tokenFile: z.string().optional(),
   nodeId: z.string().min(1).default(() => hostname()),

@@ -12,7 +12,7 @@
  *                  a non-2xx status ends the stream with an error naming it.
  */
 import { ErrorCode, MusterError, type NatsConnection } from '@muster/common';
-import { serve, type Server } from '@muster/sdk';
+import { serve, type Server } from '@muster/dataplane';
 
 interface HttpRequest {
   method?: string;

@@ -10,7 +10,8 @@
  */
 import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import type { AgentMessage, HeadMessage, LaunchShards, LogRequest, Probe, ShardStatusReport } from '@muster/proto';
-import type { Server } from '@muster/sdk';
+import { httpBridgePort, SHARD_ENV } from '@muster/contracts';
+import type { Server } from '@muster/dataplane';
 import type { NatsConnection } from '@muster/common';
 import { startHttpBridge } from './http-bridge.js';
 import type { ProbeSpec, ProbeTiming, ShardStatus, ShardSupervisor } from './shards/types.js';
@@ -78,6 +79,7 @@ export class ShardAgent {
 
   private launch(l: LaunchShards): void {
     this.log.info({ gang: l.gangId, attempt: l.attempt, ranks: l.shards.map((s) => s.rank) }, 'launching shards');
+    const testRun = process.env[SHARD_ENV.TEST_RUN];
     for (const s of l.shards) {
       const key = `${l.gangId}/${l.attempt}/${s.rank}`;
       try {
@@ -90,7 +92,7 @@ export class ShardAgent {
           args: s.args,
           // The test kit tags every process it starts; shards inherit the tag
           // so a test run can prove none was left behind.
-          env: process.env.MUSTER_TEST_RUN ? { ...s.env, MUSTER_TEST_RUN: process.env.MUSTER_TEST_RUN } : s.env,
+          env: testRun ? { ...s.env, [SHARD_ENV.TEST_RUN]: testRun } : s.env,
           cwd: s.cwd || undefined,
           startupDeadlineMs: s.startupDeadlineMs,
           readiness: probe(s.readiness),
@@ -98,8 +100,7 @@ export class ShardAgent {
           gracePeriodMs: s.gracePeriodMs,
           logMaxBytes: s.logMaxBytes,
         });
-        const port = s.env.MUSTER_HTTP_BRIDGE ? Number(s.env[`MUSTER_PORT_${s.env.MUSTER_HTTP_BRIDGE.toUpperCase()}`]) : 0;
-        if (s.rank === 0 && port > 0) this.toBridge.set(key, s.env);
+        if (s.rank === 0 && httpBridgePort(s.env) > 0) this.toBridge.set(key, s.env);
       } catch (e) {
         // Nothing started: report the rank as failed so the head decides.
         const reason = `could not launch: ${e instanceof Error ? e.message : String(e)}`;
@@ -112,7 +113,7 @@ export class ShardAgent {
   private bridge(key: string): void {
     const env = this.toBridge.get(key)!;
     this.toBridge.delete(key);
-    const port = Number(env[`MUSTER_PORT_${env.MUSTER_HTTP_BRIDGE!.toUpperCase()}`]);
+    const port = httpBridgePort(env);
     this.bridges.set(key, (async () => {
       const nats = await this.dataPlane();
       if (!nats) {

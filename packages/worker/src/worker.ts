@@ -94,7 +94,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
 
 /** Loopback when the head is local (a dev cluster), else the first external IPv4. */
 function defaultAddress(head: string): string {
-  const { host } = parseHostPort(head, '--head');
+  const { host } = parseHostPort(head, '--head', 'dial');
   if (host === 'localhost' || host.startsWith('127.') || host === '::1') return '127.0.0.1';
   for (const addrs of Object.values(networkInterfaces())) {
     for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;

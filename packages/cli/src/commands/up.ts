@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import { execaCommand } from 'execa';
 import { LocalCluster } from '@muster/testing';
 import { clusterSummary, nodesTable } from '../format.js';
+import { CLIENT_ENV } from '@muster/contracts';
 
 interface UpFlags {
   workers: string;
@@ -74,13 +75,13 @@ export function upCommand(program: Command): void {
       const nodes = await c.nodes();
       c.close();
       say(`${clusterSummary(nodes)}\n${nodes.length ? `${nodesTable(nodes)}\n` : ''}`);
-      const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+      const env = { [CLIENT_ENV.ADDRESS]: cluster.address, [CLIENT_ENV.TOKEN_FILE]: cluster.tokenFile };
       if (flags.run) {
         say(`running: ${flags.run}\n`);
         const r = await execaCommand(flags.run, { shell: true, stdio: 'inherit', reject: false, env });
         await stop();
         process.exit(r.exitCode ?? 1);
       }
-      say(`\ncluster is up. In another shell:\n  export MUSTER_ADDRESS=${env.MUSTER_ADDRESS} MUSTER_TOKEN_FILE=${env.MUSTER_TOKEN_FILE}\n  muster status\nCtrl-C stops it.\n`);
+      say(`\ncluster is up. In another shell:\n  export ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}\n  muster status\nCtrl-C stops it.\n`);
     });
 }

@@ -12,6 +12,7 @@
  */
 import { z } from 'zod';
 import { ErrorCode, MusterError } from '@muster/common';
+import { rankEnv as contractRankEnv } from '@muster/contracts';
 import type { GangSpec as WireGangSpec, Node, PlacementGroup, Probe } from '@muster/proto';
 
 const PORT_NAME = /^[a-z][a-z0-9_]{0,30}$/;
@@ -243,25 +244,19 @@ export function planLayout(spec: GangSpec, pg: PlacementGroup, nodes: Map<string
 
 /** The environment contract of one rank (BRIEF.md), over the template's env. */
 export function rankEnv(spec: GangSpec, gangId: string, attempt: number, plan: LayoutPlan, r: RankPlan): Record<string, string> {
-  const env: Record<string, string> = {
+  return {
     ...spec.template.env,
-    RANK: String(r.rank),
-    WORLD_SIZE: String(spec.tp * spec.pp),
-    LOCAL_RANK: String(r.localRank),
-    LOCAL_WORLD_SIZE: String(r.localWorldSize),
-    MASTER_ADDR: plan.masterAddr,
-    MASTER_PORT: String(plan.masterPort),
-    MUSTER_TP_RANK: String(r.tpRank),
-    MUSTER_TP_SIZE: String(spec.tp),
-    MUSTER_PP_RANK: String(r.ppRank),
-    MUSTER_PP_SIZE: String(spec.pp),
-    MUSTER_REPLICA_ID: spec.replicaId || gangId,
-    MUSTER_GROUP: spec.replicaGroup || spec.name,
-    MUSTER_GANG_ID: gangId,
-    MUSTER_ATTEMPT: String(attempt),
-    CUDA_VISIBLE_DEVICES: r.cudaVisibleDevices,
-    CUDA_DEVICE_ORDER: 'PCI_BUS_ID',
+    ...contractRankEnv({
+      ...r,
+      worldSize: spec.tp * spec.pp,
+      masterAddr: plan.masterAddr,
+      masterPort: plan.masterPort,
+      tpSize: spec.tp,
+      ppSize: spec.pp,
+      replicaId: spec.replicaId || gangId,
+      group: spec.replicaGroup || spec.name,
+      gangId,
+      attempt,
+    }),
   };
-  for (const [name, port] of Object.entries(r.ports)) env[`MUSTER_PORT_${name.toUpperCase()}`] = String(port);
-  return env;
 }

@@ -3,9 +3,12 @@
  * (`<prefix>.load.<group>`, every second, from `serve()` and HTTP bridges)
  * and routers' demand reports (`<prefix>.demand.<group>`, calls waiting for
  * a replica). The replica group controller uses them to finish drains and
- * to autoscale. Without NATS there is nothing to hear.
+ * to autoscale. Without NATS there is nothing to hear. Subjects and report
+ * shapes are @muster/contracts' (subjects.ts); a report its decoder refuses
+ * (no id, a negative or absurd count) is ignored.
  */
 import { decode, type NatsConnection, type Subscription } from '@muster/common';
+import { allDemandSubjects, allLoadSubjects, groupOfSubject, toDemandReport, toLoadReport } from '@muster/contracts';
 import type { DemandSample, LoadSample } from '../autoscaler/index.js';
 
 export class LoadReports {
@@ -18,12 +21,14 @@ export class LoadReports {
   constructor(nats: { conn: NatsConnection; prefix: string } | undefined) {
     this.listening = nats !== undefined;
     if (!nats) return;
-    this.follow(nats.conn, `${nats.prefix}.load.>`, (subject, r: { replicaId?: unknown; inFlight: number; queued: number; timeMs: number }) => {
-      if (typeof r?.replicaId === 'string') this.load.set(r.replicaId, { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs });
+    this.follow(nats.conn, allLoadSubjects(nats.prefix), (_subject, data) => {
+      const r = toLoadReport(data);
+      if (r) this.load.set(r.replicaId, { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs });
     });
-    this.follow(nats.conn, `${nats.prefix}.demand.>`, (subject, r: { routerId?: unknown; waiting: number; timeMs: number }) => {
-      if (typeof r?.routerId !== 'string') return;
-      const group = subject.split('.').pop()!;
+    this.follow(nats.conn, allDemandSubjects(nats.prefix), (subject, data) => {
+      const r = toDemandReport(data);
+      if (!r) return;
+      const group = groupOfSubject(subject);
       if (!this.demand.has(group)) this.demand.set(group, new Map());
       this.demand.get(group)!.set(r.routerId, { waiting: r.waiting, timeMs: r.timeMs });
     });
@@ -53,13 +58,13 @@ export class LoadReports {
     for (const sub of this.subs) sub.unsubscribe();
   }
 
-  private follow<T>(conn: NatsConnection, subject: string, onReport: (subject: string, r: T) => void): void {
+  private follow(conn: NatsConnection, subject: string, onReport: (subject: string, r: unknown) => void): void {
     const sub = conn.subscribe(subject);
     this.subs.push(sub);
     void (async () => {
       for await (const m of sub) {
         try {
-          onReport(m.subject, decode<T>(m.data));
+          onReport(m.subject, decode<unknown>(m.data));
         } catch {
           // not a report: ignore
         }

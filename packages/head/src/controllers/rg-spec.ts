@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorCode, MusterError } from '@muster/common';
+import { DEFAULT_SUBJECT_PREFIX, replicaEnv, replicaSubject } from '@muster/contracts';
 import type { GangSpec as WireGangSpec, NatsAccess, PlacementGroupSpec as WirePgSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
 import { parsePolicy, type AutoscalingPolicy } from '../autoscaler/index.js';
@@ -106,21 +107,16 @@ export function pgSpecOf(s: ValidRgSpec, replicaId: string): WirePgSpec {
   };
 }
 
-export function subjectOf(prefix: string, group: string, replicaId: string): string {
-  return `${prefix}.rg.${group}.${replicaId}`;
-}
+/** The subject a replica serves on (the data-plane contract's). */
+export const subjectOf = replicaSubject;
 
 /** One replica's gang: the template plus what a replica needs to serve on NATS. */
 export function gangSpecOf(s: ValidRgSpec, revision: string, replicaId: string, pgId: string, nats: NatsAccess | undefined): WireGangSpec {
   const t = s.template;
-  const prefix = nats?.subjectPrefix || 'muster';
+  const prefix = nats?.subjectPrefix || DEFAULT_SUBJECT_PREFIX;
   const env: Record<string, string> = {
     ...t?.env,
-    MUSTER_SUBJECT: subjectOf(prefix, s.name, replicaId),
-    MUSTER_REVISION: revision,
-    MUSTER_NATS_SUBJECT_PREFIX: prefix,
-    ...(s.httpPort ? { MUSTER_HTTP_BRIDGE: s.httpPort } : {}),
-    ...(nats ? { MUSTER_NATS_URL: nats.servers.join(','), MUSTER_NATS_USER: nats.user, MUSTER_NATS_PASSWORD: nats.password } : {}),
+    ...replicaEnv({ subject: replicaSubject(prefix, s.name, replicaId), revision, subjectPrefix: prefix, httpBridge: s.httpPort, nats }),
   };
   return {
     name: `${s.name}-${replicaId}`,

@@ -10,7 +10,8 @@
  * are released to listeners and NATS strictly in id order, once durable: a
  * watcher never sees an id lower than one it already has.
  */
-import { encode, eventSubject, type Logger, type NatsConnection } from '@muster/common';
+import { encode, type Logger, type NatsConnection } from '@muster/common';
+import { eventSubject } from '@muster/contracts';
 import { ClusterEvent } from '@muster/proto';
 import type { StateWriter } from '../state/fence.js';
 import type { Op } from '../state/index.js';

@@ -1,14 +1,14 @@
 /**
- * Node shapes for simulated clusters (tests, the scheduler benchmark, demos).
- *
- * The link matrices of real machines are transcribed from the published
- * `nvidia-smi topo -m` outputs in packages/worker/test-fixtures/nvidia-smi (source noted on
- * each); NUMA nodes come from the same outputs' CPU affinity column. Shapes
- * marked synthetic are made up to cover layouts those fixtures don't.
+ * Node shapes for simulated clusters (tests, the scheduler benchmark, demos),
+ * as the scheduler sees them. The machines themselves are @muster/contracts'
+ * profiles (profiles.ts), the same ones a worker simulates with `--profile`,
+ * so a scheduler test and a simulated cluster place on the same machines.
  */
+import { gpuLinks, machineProfile, type MachineProfile } from '@muster/contracts';
 import { deriveIslands } from './topology.js';
 import type { SchedulerNode, Taint } from './types.js';
 
+/** A machine as the scheduler reads it. */
 export interface NodeProfile {
   name: string;
   links: string[][];
@@ -20,96 +20,31 @@ export interface NodeProfile {
   mig?: Record<number, string[]>;
 }
 
-const GiB = 2 ** 30;
-
-function matrix(rows: string[]): string[][] {
-  return rows.map((r) => r.trim().split(/\s+/));
+/** The scheduler's view of a machine profile. */
+export function nodeProfileOf(m: MachineProfile): NodeProfile {
+  return {
+    name: m.name,
+    links: gpuLinks(m),
+    numa: m.gpuPlaces.map((p) => p.numa),
+    gpuMemoryMiB: m.gpu?.memoryMiB ?? 0,
+    cpuMillis: m.cpuCores * 1000,
+    memoryBytes: m.memoryBytes,
+    ...(m.mig ? { mig: m.mig } : {}),
+  };
 }
 
-function uniform(n: number, cell: (i: number, j: number) => string): string[][] {
-  return Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 'X' : cell(i, j))));
-}
-
-/** dgx1-v100-8gpu-hybrid-cube-mesh.txt (Oneflow-Inc/DLPerf README; 8x V100-SXM2-16GB). */
-export const DGX1_V100: NodeProfile = {
-  name: 'dgx1-v100',
-  links: matrix([
-    'X   NV1 NV1 NV2 NV2 SYS SYS SYS',
-    'NV1 X   NV2 NV1 SYS NV2 SYS SYS',
-    'NV1 NV2 X   NV2 SYS SYS NV1 SYS',
-    'NV2 NV1 NV2 X   SYS SYS SYS NV1',
-    'NV2 SYS SYS SYS X   NV1 NV1 NV2',
-    'SYS NV2 SYS SYS NV1 X   NV2 NV1',
-    'SYS SYS NV1 SYS NV1 NV2 X   NV2',
-    'SYS SYS SYS NV1 NV2 NV1 NV2 X  ',
-  ]),
-  numa: [0, 0, 0, 0, 1, 1, 1, 1], // CPU affinity 0-11,24-35 vs 12-23,36-47
-  gpuMemoryMiB: 16160,
-  cpuMillis: 48_000,
-  memoryBytes: 512 * GiB,
-};
-
-/** hgx-h100-8gpu-nv18-8nic.txt (sgl-project/sglang#25887; 8x H100 80GB HBM3, NVSwitch). */
-export const HGX_H100: NodeProfile = {
-  name: 'hgx-h100',
-  links: uniform(8, () => 'NV18'),
-  numa: [0, 0, 0, 0, 1, 1, 1, 1], // NUMA affinity column
-  gpuMemoryMiB: 81559,
-  cpuMillis: 192_000,
-  memoryBytes: 2048 * GiB,
-};
-
-/** pcie-8x-rtx4090-all-sys-2nic-tabs.txt (NVIDIA/go-gpuallocator#17; 8x RTX 4090, every pair SYS). */
-export const PCIE_4090: NodeProfile = {
-  name: 'pcie-4090',
-  links: uniform(8, () => 'SYS'),
-  numa: [0, 0, 0, 0, 1, 1, 1, 1], // NUMA affinity column: the only sign of the two sockets
-  gpuMemoryMiB: 24564,
-  cpuMillis: 224_000,
-  memoryBytes: 1024 * GiB,
-};
-
-/**
- * Synthetic: 8 PCIe GPUs over two sockets behind switches. Socket 0: {0,1}
- * and {2,3} on two switches under one upper switch (PXB); socket 1: {4,5}
- * and {6,7} under different host bridges (NODE). Across sockets: SYS.
- */
-export const PCIE_SWITCHED: NodeProfile = {
-  name: 'pcie-switched-2socket',
-  links: uniform(8, (i, j) => {
-    if ((i < 4) !== (j < 4)) return 'SYS';
-    if (i >> 1 === j >> 1) return 'PIX';
-    return i < 4 ? 'PXB' : 'NODE';
-  }),
-  numa: [0, 0, 0, 0, 1, 1, 1, 1],
-  gpuMemoryMiB: 49140,
-  cpuMillis: 128_000,
-  memoryBytes: 1024 * GiB,
-};
-
-/** Synthetic: 16 GPUs as two NVSwitch trays of 8 (NV12 inside a tray), SYS between trays. */
-export const TWO_TRAY_16: NodeProfile = {
-  name: 'two-tray-16gpu',
-  links: uniform(16, (i, j) => ((i < 8) === (j < 8) ? 'NV12' : 'SYS')),
-  numa: Array.from({ length: 16 }, (_, i) => (i < 8 ? 0 : 1)),
-  gpuMemoryMiB: 32768,
-  cpuMillis: 96_000,
-  memoryBytes: 1536 * GiB,
-};
-
-/**
- * 8x A100-SXM4-80GB (NVSwitch, NV12), GPUs 0-3 split into 7 MIG 1g.10gb slices
- * each (profile names as in mig-L-a100-sxm4-80gb-7x1g10gb.txt), GPUs 4-7 whole.
- */
-export const A100_MIG: NodeProfile = {
-  name: 'a100-mig',
-  links: uniform(8, () => 'NV12'),
-  numa: [0, 0, 0, 0, 1, 1, 1, 1],
-  gpuMemoryMiB: 81920,
-  cpuMillis: 256_000,
-  memoryBytes: 2048 * GiB,
-  mig: Object.fromEntries([0, 1, 2, 3].map((g) => [g, Array.from({ length: 7 }, () => '1g.10gb')])),
-};
+/** Hybrid cube-mesh of NV1/NV2 links (one island through hops), SYS across sockets. */
+export const DGX1_V100 = nodeProfileOf(machineProfile('dgx1-v100-8'));
+/** NVSwitch, NV18 between all 8 GPUs. */
+export const HGX_H100 = nodeProfileOf(machineProfile('hgx-h100-8'));
+/** Every GPU pair SYS: NUMA is the only sign of the two sockets. */
+export const PCIE_4090 = nodeProfileOf(machineProfile('pcie-4090-8'));
+/** PCIe switches over two sockets: PIX, PXB, NODE and SYS pairs. */
+export const PCIE_SWITCHED = nodeProfileOf(machineProfile('pcie-switched-8'));
+/** Two NVSwitch trays of 8, SYS between them. */
+export const TWO_TRAY_16 = nodeProfileOf(machineProfile('two-tray-16'));
+/** 8 A100s, GPUs 0-3 split into 7 MIG 1g.10gb slices each. */
+export const A100_MIG = nodeProfileOf(machineProfile('a100-8-half-mig'));
 
 export const PROFILES = [HGX_H100, DGX1_V100, PCIE_4090, PCIE_SWITCHED, TWO_TRAY_16, A100_MIG] as const;
 

@@ -9,7 +9,9 @@
  *   then PIX > PXB > PHB > NODE > SYS. GPUs on the same NUMA node get a small
  *   bonus, so on a machine whose matrix says only "SYS" (some PCIe boxes) the
  *   two sockets still show.
- * - `islands` are NVLink islands (connected components of the NVLink graph).
+ * - `islands` are NVLink islands (connected components of the NVLink graph),
+ *   as the node reported them, else derived by @muster/contracts' `nvlinkIslands`
+ *   (the one derivation the worker uses too).
  * - `blocks` is a binary hierarchy of nested GPU groups, built by merging the
  *   two groups with the strongest average link first (average-linkage
  *   clustering), islands first, then islands together. On a DGX-1 it yields
@@ -18,6 +20,7 @@
  *   allocator: taking GPUs out of an intact block "breaks" it, and breaking
  *   big intact blocks is what fragments a node.
  */
+import { nvlinkIslands } from '@muster/contracts';
 import { bit, indicesOf, maskOf, popcount } from './bits.js';
 import type { SchedulerNode } from './types.js';
 
@@ -87,7 +90,7 @@ export function buildTopology(n: number, links: string[][], islandsIn: number[][
       score[i * n + j] = s + (sameNuma ? LinkScore.SAME_NUMA : 0);
     }
   }
-  const islands = normaliseIslands(n, islandsIn, score);
+  const islands = normaliseIslands(n, islandsIn, links);
   const blocks: number[] = [];
   const islandTrees = islands.map((m) => agglomerate(indicesOf(m).map(leaf), score, n, blocks));
   const root = agglomerate(islandTrees, score, n, blocks);
@@ -105,10 +108,7 @@ export function buildTopology(n: number, links: string[][], islandsIn: number[][
 
 /** NVLink islands of an N×N link matrix, as lists of GPU indices (what a worker reports). */
 export function deriveIslands(links: string[][]): number[][] {
-  const n = links.length;
-  const score = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j) score[i * n + j] = Math.min(linkScore(links[i]?.[j] ?? ''), linkScore(links[j]?.[i] ?? ''));
-  return normaliseIslands(n, [], score).map(indicesOf);
+  return nvlinkIslands(links);
 }
 
 function leaf(i: number): HierarchyNode {
@@ -116,7 +116,7 @@ function leaf(i: number): HierarchyNode {
 }
 
 /** Islands from the snapshot when they cover each GPU once; else NVLink components. */
-function normaliseIslands(n: number, given: number[][], score: Float64Array): number[] {
+function normaliseIslands(n: number, given: number[][], links: string[][]): number[] {
   const all = n === 0 ? 0 : (n === 32 ? 0xffffffff : bit(n) - 1) >>> 0;
   let seen = 0;
   let valid = given.length > 0;
@@ -126,27 +126,8 @@ function normaliseIslands(n: number, given: number[][], score: Float64Array): nu
     if (m === 0 || (m & seen) !== 0) valid = false;
     seen = (seen | m) >>> 0;
   }
-  if (valid && seen === all) return given.map((isl) => maskOf(isl)).sort((a, b) => lowest(a) - lowest(b));
-  const out: number[] = [];
-  let left = all;
-  while (left !== 0) {
-    let comp = bit(lowest(left));
-    let grew = true;
-    while (grew) {
-      grew = false;
-      for (const i of indicesOf(comp)) {
-        for (let j = 0; j < n; j++) {
-          if ((comp & bit(j)) === 0 && (score[i * n + j] ?? 0) >= LinkScore.NVLINK_BASE) {
-            comp = (comp | bit(j)) >>> 0;
-            grew = true;
-          }
-        }
-      }
-    }
-    out.push(comp);
-    left = (left & ~comp) >>> 0;
-  }
-  return out;
+  const islands = valid && seen === all ? given : nvlinkIslands(Array.from({ length: n }, (_, i) => links[i] ?? []));
+  return islands.map((isl) => maskOf(isl)).sort((a, b) => lowest(a) - lowest(b));
 }
 
 function lowest(m: number): number {

@@ -4,6 +4,7 @@ import { isMusterError } from '@muster/common';
 import { discoverInventory } from './discover.js';
 import { inventoryToJson } from './format.js';
 import { parseTopo } from './parse-topo.js';
+import { gpuLinks, machineProfile, nvlinkIslands } from '@muster/contracts';
 import { loadProfile, profileNames } from './profiles.js';
 
 const FIXTURES = new URL('../../test-fixtures/nvidia-smi/', import.meta.url);
@@ -21,7 +22,7 @@ describe('simulated profiles', () => {
   });
 
   it('offers the documented profiles', () => {
-    expect(profileNames).toEqual(['hgx-h100-8', 'dgx-a100-8', 'dgx1-v100-8', 'pcie-8x-2socket', 'a100-mig-7x1g', 'gb200-4', 'cpu-only']);
+    expect(profileNames).toEqual(['hgx-h100-8', 'dgx-a100-8', 'dgx1-v100-8', 'pcie-8x-2socket', 'pcie-4090-8', 'pcie-switched-8', 'two-tray-16', 'a100-mig-7x1g', 'a100-8-half-mig', 'gb200-4', 'cpu-only']);
   });
 
   it('hgx-h100-8: NV18 all pairs, one island, a PIX NIC per GPU, NUMA by socket', async () => {
@@ -83,6 +84,17 @@ describe('simulated profiles', () => {
     expect(other.nvlinkDomain).toBe('nvl72-b');
   });
 
+  it('renders every profile to text that parses back to the matrix and islands the head\'s scheduler sees', async () => {
+    for (const name of profileNames) {
+      const m = machineProfile(name);
+      const j = await profile(name);
+      expect(j.links, name).toEqual(m.gpu ? gpuLinks(m) : []);
+      expect(j.nvlinkIslands, name).toEqual(nvlinkIslands(gpuLinks(m)));
+      expect(j.gpus.map((g) => g.memoryMiB), name).toEqual(m.gpuPlaces.map(() => m.gpu!.memoryMiB));
+      expect(j.cpuCores, name).toBe(m.cpuCores);
+    }
+  });
+
   it('cpu-only: no GPUs, empty topology', async () => {
     const j = await profile('cpu-only');
     expect(j).toMatchObject({ source: 'simulated:cpu-only', gpus: [], links: [], nvlinkIslands: [], nics: [] });
@@ -96,7 +108,7 @@ describe('simulated profiles', () => {
     const err = await loadProfile('h100').catch((e: unknown) => e);
     expect(isMusterError(err) && err.code).toBe('MUSTER_INVALID_ARGUMENT');
     expect((err as Error).message).toBe(
-      "unknown profile 'h100'; known profiles: hgx-h100-8, dgx-a100-8, dgx1-v100-8, pcie-8x-2socket, a100-mig-7x1g, gb200-4, cpu-only (or a directory of recorded nvidia-smi output)",
+      "unknown profile 'h100'; known profiles: hgx-h100-8, dgx-a100-8, dgx1-v100-8, pcie-8x-2socket, pcie-4090-8, pcie-switched-8, two-tray-16, a100-mig-7x1g, a100-8-half-mig, gb200-4, cpu-only (or a directory of recorded nvidia-smi output)",
     );
   });
 });

@@ -2,8 +2,9 @@
  * The topology model the scheduler reasons with: what one cell of
  * `nvidia-smi topo -m` means, how cells compare, and the NVLink islands.
  *
- * Pure functions over plain data (no I/O), so the head's scheduler can import
- * them from the worker package without pulling in discovery.
+ * Pure functions over plain data (no I/O). The cell grammar (parseLink) and
+ * the NVLink islands live in @muster/contracts, shared with the head's
+ * scheduler; this file adds ranking and the MusterError of a bad cell.
  *
  * Link strings are nvidia-smi's own, best first:
  *   X     the GPU itself
@@ -17,28 +18,14 @@
  * it, and linkKind still accepts it.
  */
 import { ErrorCode, MusterError } from '@muster/common';
+import { isNvlink, nvlinkIslands, parseLink, type LinkInfo, type LinkKind } from '@muster/contracts';
 import type { GpuTopology } from '@muster/proto';
 
-export type LinkKind = 'X' | 'NV' | 'PIX' | 'PXB' | 'PHB' | 'NODE' | 'SYS';
-
-export interface LinkInfo {
-  kind: LinkKind;
-  /** Number of bonded NVLinks; 0 unless kind is NV. */
-  nvlinks: number;
-}
+// The link grammar and the NVLink islands are a contract the head's scheduler
+// shares (@muster/contracts topology.ts); re-exported for the inventory's callers.
+export { isNvlink, nvlinkIslands, parseLink, type LinkInfo, type LinkKind };
 
 const PCIE_RANK: Record<Exclude<LinkKind, 'X' | 'NV'>, number> = { PIX: 5, PXB: 4, PHB: 3, NODE: 2, SYS: 1 };
-
-/** Reads one cell; undefined when it is not a link nvidia-smi prints. */
-export function parseLink(s: string): LinkInfo | undefined {
-  const t = s.trim();
-  if (t === 'X') return { kind: 'X', nvlinks: 0 };
-  if (t === 'SOC') return { kind: 'SYS', nvlinks: 0 };
-  const nv = /^NV([1-9]\d{0,2})$/.exec(t);
-  if (nv) return { kind: 'NV', nvlinks: Number(nv[1]) };
-  if (t in PCIE_RANK) return { kind: t as LinkKind, nvlinks: 0 };
-  return undefined;
-}
 
 /** Reads one cell; throws INVALID_ARGUMENT for anything nvidia-smi does not print. */
 export function linkKind(s: string): LinkInfo {
@@ -67,10 +54,6 @@ export function compareLinks(a: string, b: string): number {
   return linkRank(b) - linkRank(a);
 }
 
-export function isNvlink(s: string): boolean {
-  return parseLink(s)?.kind === 'NV';
-}
-
 /** Rebuilds the N×N matrix from the proto's row-major flattening. */
 export function linkMatrix(links: readonly string[], n: number): string[][] {
   if (links.length !== n * n) {
@@ -86,43 +69,6 @@ export function linkBetween(topology: Pick<GpuTopology, 'links'>, n: number, a: 
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, `no link between GPU ${a} and GPU ${b} in a ${n}-GPU topology`, { details: { a, b, gpus: n } });
   }
   return s;
-}
-
-/**
- * Connected components of the NVLink graph, each sorted, ordered by their
- * lowest GPU. Every GPU is in exactly one island; a GPU without NVLink is an
- * island of its own. On an NVSwitch system (HGX, DGX A100, GB200) all GPUs are
- * one island; on a DGX-1 hybrid cube-mesh too (every GPU reaches every other
- * through NVLink hops), which is why TP placement should also weigh linkRank
- * of the pairs, not just island membership.
- */
-export function nvlinkIslands(matrix: readonly (readonly string[])[]): number[][] {
-  const n = matrix.length;
-  const parent = Array.from({ length: n }, (_, i) => i);
-  const find = (i: number): number => {
-    while (parent[i] !== i) {
-      parent[i] = parent[parent[i]!]!;
-      i = parent[i]!;
-    }
-    return i;
-  };
-  for (let i = 0; i < n; i++) {
-    for (let j = i + 1; j < n; j++) {
-      if (isNvlink(matrix[i]![j]!)) {
-        const a = find(i);
-        const b = find(j);
-        if (a !== b) parent[Math.max(a, b)] = Math.min(a, b);
-      }
-    }
-  }
-  const groups = new Map<number, number[]>();
-  for (let i = 0; i < n; i++) {
-    const root = find(i);
-    const g = groups.get(root) ?? [];
-    g.push(i);
-    groups.set(root, g);
-  }
-  return [...groups.values()].sort((a, b) => a[0]! - b[0]!);
 }
 
 /** The NICs a GPU reaches by its best link (several when tied), in NIC order. */

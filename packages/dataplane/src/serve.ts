@@ -1,7 +1,7 @@
 /**
  * serve(): the replica side of the data plane, for shards written in TS.
  *
- *   import { serve } from '@muster/sdk';
+ *   import { serve } from '@muster/sdk';   // or '@muster/dataplane'
  *   const server = await serve({ unary: async (req) => model.run(req) });
  *   process.on('SIGTERM', () => server.drain().then(() => process.exit(0)));
  *
@@ -28,7 +28,8 @@ import type { Msg, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Link } from './connection.js';
 import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireLoad, WireReply, WireRequest } from './types.js';
-import { loadSubject, QUEUE_GROUP, wireError } from './wire.js';
+import { DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, SHARD_ENV } from '@muster/contracts';
+import { wireError } from './wire.js';
 
 export interface ServeHandlers {
   unary?: UnaryHandler;
@@ -89,15 +90,15 @@ export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): P
   const env = opts.env ?? process.env;
   const cfg = {
     ...parsed.data,
-    subject: required(opts.subject, env, 'MUSTER_SUBJECT', 'subject'),
-    group: required(opts.group, env, 'MUSTER_GROUP', 'group'),
-    replicaId: required(opts.replicaId, env, 'MUSTER_REPLICA_ID', 'replicaId'),
-    prefix: opts.subjectPrefix ?? (env.MUSTER_NATS_SUBJECT_PREFIX || 'muster'),
+    subject: required(opts.subject, env, SHARD_ENV.SUBJECT, 'subject'),
+    group: required(opts.group, env, SHARD_ENV.GROUP, 'group'),
+    replicaId: required(opts.replicaId, env, SHARD_ENV.REPLICA_ID, 'replicaId'),
+    prefix: opts.subjectPrefix ?? (env[SHARD_ENV.NATS_SUBJECT_PREFIX] || DEFAULT_SUBJECT_PREFIX),
   };
   let nc = opts.nats;
   if (!nc) {
-    const servers = parseList(required(undefined, env, 'MUSTER_NATS_URL', 'nats'));
-    const access = { servers, user: env.MUSTER_NATS_USER ?? '', password: env.MUSTER_NATS_PASSWORD ?? '', subjectPrefix: cfg.prefix };
+    const servers = parseList(required(undefined, env, SHARD_ENV.NATS_URL, 'nats'));
+    const access = { servers, user: env[SHARD_ENV.NATS_USER] ?? '', password: env[SHARD_ENV.NATS_PASSWORD] ?? '', subjectPrefix: cfg.prefix };
     nc = await connectNats(access, `muster-replica ${cfg.group}/${cfg.replicaId}`);
   }
   const server = new ReplicaServer(nc, !opts.nats, handlers, cfg);

@@ -5,10 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, ErrorCode, isMusterError, type NatsConnection } from '@muster/common';
 import { startNats, tempDir, waitFor, type NatsServer } from '@muster/testing';
-import { Router } from './router.js';
-import { serve, type ServeHandlers, type Server } from './serve.js';
-import type { Membership, ReplicaInfo } from './types.js';
-import { replicaSubject } from './wire.js';
+import { replicaSubject } from '@muster/contracts';
+import { Router, serve, type ServeHandlers, type Server, type Membership, type ReplicaInfo } from '@muster/dataplane';
 
 let dir: { path: string; remove(): Promise<void> };
 let nats: NatsServer;

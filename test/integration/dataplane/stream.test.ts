@@ -2,10 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, ErrorCode, isMusterError, type NatsConnection } from '@muster/common';
 import { startNats, tempDir, waitFor, type NatsServer } from '@muster/testing';
-import { Router } from './router.js';
-import { serve } from './serve.js';
-import type { ReplicaInfo, StreamHandler } from './types.js';
-import { replicaSubject } from './wire.js';
+import { replicaSubject } from '@muster/contracts';
+import { Router, serve, type ReplicaInfo, type StreamHandler } from '@muster/dataplane';
 
 let dir: { path: string; remove(): Promise<void> };
 let nats: NatsServer;

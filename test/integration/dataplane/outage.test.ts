@@ -9,10 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, ErrorCode, isMusterError, type MusterError, type NatsConnection } from '@muster/common';
 import { startNats, tempDir, waitFor, type NatsServer } from '@muster/testing';
 import { connect } from '@nats-io/transport-node';
-import { Router } from './router.js';
-import { serve, type ServeHandlers } from './serve.js';
-import type { ReplicaInfo } from './types.js';
-import { loadSubject, replicaSubject } from './wire.js';
+import { loadSubject, replicaSubject } from '@muster/contracts';
+import { Router, serve, type ServeHandlers, type ReplicaInfo } from '@muster/dataplane';
 
 let dir: { path: string; remove(): Promise<void> };
 let nats: NatsServer;

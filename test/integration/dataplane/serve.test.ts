@@ -5,9 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, decode, encode, ErrorCode, type NatsConnection } from '@muster/common';
 import { startNats, tempDir, waitFor, type NatsServer } from '@muster/testing';
-import { serve, type Server } from './serve.js';
-import type { WireLoad, WireReply, WireRequest } from './types.js';
-import { loadSubject, replicaSubject } from './wire.js';
+import { loadSubject, replicaSubject } from '@muster/contracts';
+import { serve, type Server, type WireLoad, type WireReply, type WireRequest } from '@muster/dataplane';
 
 let dir: { path: string; remove(): Promise<void> };
 let nats: NatsServer;

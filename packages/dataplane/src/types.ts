@@ -2,7 +2,7 @@
  * Muster's data plane: requests to replicas over NATS, msgpack payloads
  * (the one codec config of @muster/common: `encode` / `decode`).
  *
- * Subjects (prefix = NatsAccess.subjectPrefix, default "muster"):
+ * Subjects (@muster/contracts subjects.ts; prefix = NatsAccess.subjectPrefix, default "muster"):
  *   <prefix>.rg.<group>.<replicaId>   requests to one replica (queue group "muster")
  *   <prefix>.load.<group>             load reports of the group's replicas, every second
  *
@@ -23,6 +23,7 @@
  * another replica. A request that reached a replica which then died is NOT
  * retried unless the caller marked it idempotent (it may have had effects).
  */
+import type { LoadReport } from '@muster/contracts';
 
 /** One replica as the router sees it (from the head's membership). */
 export interface ReplicaInfo {
@@ -102,13 +103,5 @@ export type WireChunk =
   | { v: 1; seq: number; end: true }
   | { v: 1; seq: number; error: WireError };
 
-/** A replica's load report, every second on `<prefix>.load.<group>` (and at once after a NATS reconnect). */
-export interface WireLoad {
-  v: 1;
-  replicaId: string;
-  inFlight: number;
-  queued: number;
-  timeMs: number;
-  /** Unsubscribed, finishing what it has: it takes no new request (absent: false). */
-  draining?: boolean;
-}
+/** A replica's load report (the contract's `LoadReport`, @muster/contracts subjects.ts), under the name the SDK has exported. */
+export type WireLoad = LoadReport;

@@ -33,7 +33,7 @@ import { Link } from './connection.js';
 import { Inbox } from './inbox.js';
 import { StreamCall } from './stream.js';
 import type { CallOptions, Membership, RouterOptions, WireCancel, WireLoad } from './types.js';
-import { demandSubject, loadSubject } from './wire.js';
+import { demandSubject, loadSubject, toLoadReport, type DemandReport } from '@muster/contracts';
 
 /** Where memberships come from: a stream of snapshots, optionally with the one known now. */
 export type MembershipFeed = AsyncIterable<Membership> | { current(): Membership | undefined; updates: AsyncIterable<Membership> };
@@ -105,14 +105,15 @@ export class Router {
     this.loadSub = nats.subscribe(loadSubject(o.subjectPrefix, o.group), {
       callback: (err, msg) => {
         if (err) return;
-        let load: WireLoad;
+        let load: WireLoad | undefined;
         try {
-          load = decode<WireLoad>(msg.data);
+          load = toLoadReport(decode<unknown>(msg.data));
         } catch {
-          return; // not a load report
+          return; // not msgpack
         }
+        if (!load) return; // not a load report (no id, a negative or absurd count)
         this.balancer.report(load);
-        if (typeof load?.replicaId === 'string') this.sendHeldCancels(load.replicaId);
+        this.sendHeldCancels(load.replicaId);
       },
     });
     this.sweepTimer = setInterval(() => {
@@ -187,7 +188,8 @@ export class Router {
     const due = waiting > 0 ? this.lastDemand.waiting === 0 || now - this.lastDemand.at >= 1_000 : this.lastDemand.waiting > 0;
     if (!due || !this.link.up) return;
     this.lastDemand = { waiting, at: now };
-    this.nats.publish(this.demandSubject, encode({ v: 1, routerId: this.routerId, waiting, timeMs: now }));
+    const report: DemandReport = { v: 1, routerId: this.routerId, waiting, timeMs: now };
+    this.nats.publish(this.demandSubject, encode(report));
   }
 
   /** Fails calls still pending with CANCELLED and stops listening. Does not close the NATS connection. */

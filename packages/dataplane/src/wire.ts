@@ -1,27 +1,12 @@
 /**
- * Small helpers both ends of the data plane share: subject names, the
- * "no responders" test and the mapping of wire errors to MusterError. The
- * message shapes themselves are in types.ts (the contract).
+ * Small helpers both ends of the data plane share: the "no responders" test
+ * and the mapping of wire errors to MusterError. The message shapes are in
+ * types.ts; subjects and the load/demand reports are @muster/contracts'
+ * (subjects.ts), which the head reads too.
  */
 import { ErrorCode, MusterError } from '@muster/common';
 import type { Msg } from '@nats-io/transport-node';
 import type { WireError } from './types.js';
-
-/** Queue group of every replica subscription: a replica restarted under the same subject never doubles up. */
-export const QUEUE_GROUP = 'muster';
-
-export function replicaSubject(prefix: string, group: string, replicaId: string): string {
-  return `${prefix}.rg.${group}.${replicaId}`;
-}
-
-/** Routers report calls waiting for a replica here (the autoscaler's demand signal, scale from zero). */
-export function demandSubject(prefix: string, group: string): string {
-  return `${prefix}.demand.${group}`;
-}
-
-export function loadSubject(prefix: string, group: string): string {
-  return `${prefix}.load.${group}`;
-}
 
 /**
  * The NATS server's answer to a request published on a subject nobody

@@ -1,0 +1,53 @@
+/**
+ * The gRPC channel options of the control plane, in one table: the head's
+ * server, the worker agent's stream and the SDK's clients must agree on
+ * keepalive (a client pinging more often than the server permits gets
+ * GOAWAY "too_many_pings") and on message sizes (a client that may receive
+ * less than the server may send fails on large lists).
+ *
+ * Keepalive: clients ping every 10 s and give up after 5 s without an
+ * answer, so a frozen or partitioned head (its TCP stays open) is found in
+ * ~15 s and streams reopen at the new leader; the server accepts pings down
+ * to every 5 s, also on idle connections. Reconnect backoff starts at 100 ms
+ * so a head that comes back is found at once. Channelz (grpc's
+ * introspection, which nothing here reads) is off: it costs on every call.
+ *
+ * Plain objects with grpc-js's option names; this package imports no gRPC.
+ */
+
+/** Largest message the head sends (a ListNodes of 10,000 nodes fits). */
+export const MAX_SEND_MESSAGE_BYTES = 64 * 1024 * 1024;
+/** Default of the largest message the head accepts (`--max-message-bytes`). */
+export const DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+const KEEPALIVE = {
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+} as const;
+
+/** Options of the head's gRPC server. */
+export function serverChannelOptions(maxReceiveMessageBytes: number = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES): Record<string, number> {
+  return {
+    ...KEEPALIVE,
+    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    'grpc.max_receive_message_length': maxReceiveMessageBytes,
+    'grpc.max_send_message_length': MAX_SEND_MESSAGE_BYTES,
+    'grpc.enable_channelz': 0,
+  };
+}
+
+/**
+ * Options of a client channel to a head (SDK clients, the worker agent).
+ * Every client of one address must be built with the same options, so
+ * grpc-js gives them one channel (one connection).
+ */
+export function clientChannelOptions(opts: { reconnectMaxMs?: number } = {}): Record<string, number> {
+  return {
+    ...KEEPALIVE,
+    'grpc.initial_reconnect_backoff_ms': 100,
+    'grpc.max_reconnect_backoff_ms': opts.reconnectMaxMs ?? 2_000,
+    'grpc.max_receive_message_length': MAX_SEND_MESSAGE_BYTES,
+    'grpc.enable_channelz': 0,
+  };
+}

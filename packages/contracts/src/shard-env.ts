@@ -1,0 +1,207 @@
+/**
+ * The environment contract of a shard process: every variable name the head
+ * writes into a rank's environment (and the worker adds), the one function
+ * that builds a rank's variables (the head's gang controller) and the ones
+ * that read them (the SDK's `shard.env()`, `serve()`, the worker's HTTP
+ * bridge). docs/gangs.md documents the contract for users.
+ *
+ * Decisions:
+ *  - The torch-compatible names (RANK, WORLD_SIZE, MASTER_ADDR, …) are kept as
+ *    torch spells them; everything Muster adds starts with MUSTER_.
+ *  - A named port `http` of the template is MUSTER_PORT_HTTP: the name upper-
+ *    cased behind PORT_PREFIX. Readers give ports back by lower-case name.
+ *  - Readers throw `ShardEnvError` (a plain Error naming the variable): this
+ *    package has no error table; callers wrap it into their own (the SDK
+ *    turns it into MUSTER_FAILED_PRECONDITION / MUSTER_INVALID_ARGUMENT).
+ *  - An environment is a plain string map here (no `process`): the package
+ *    does no I/O, callers pass `process.env`.
+ */
+
+/** Every variable name of the shard contract. */
+export const SHARD_ENV = {
+  // torch.distributed compatible
+  RANK: 'RANK',
+  WORLD_SIZE: 'WORLD_SIZE',
+  LOCAL_RANK: 'LOCAL_RANK',
+  LOCAL_WORLD_SIZE: 'LOCAL_WORLD_SIZE',
+  MASTER_ADDR: 'MASTER_ADDR',
+  MASTER_PORT: 'MASTER_PORT',
+  // CUDA
+  CUDA_VISIBLE_DEVICES: 'CUDA_VISIBLE_DEVICES',
+  CUDA_DEVICE_ORDER: 'CUDA_DEVICE_ORDER',
+  // the rank's place in its gang
+  TP_RANK: 'MUSTER_TP_RANK',
+  TP_SIZE: 'MUSTER_TP_SIZE',
+  PP_RANK: 'MUSTER_PP_RANK',
+  PP_SIZE: 'MUSTER_PP_SIZE',
+  REPLICA_ID: 'MUSTER_REPLICA_ID',
+  GROUP: 'MUSTER_GROUP',
+  GANG_ID: 'MUSTER_GANG_ID',
+  ATTEMPT: 'MUSTER_ATTEMPT',
+  /** Followed by the upper-cased port name: MUSTER_PORT_HTTP. */
+  PORT_PREFIX: 'MUSTER_PORT_',
+  // what a replica-group shard needs to serve on the data plane
+  SUBJECT: 'MUSTER_SUBJECT',
+  REVISION: 'MUSTER_REVISION',
+  NATS_SUBJECT_PREFIX: 'MUSTER_NATS_SUBJECT_PREFIX',
+  NATS_URL: 'MUSTER_NATS_URL',
+  NATS_USER: 'MUSTER_NATS_USER',
+  NATS_PASSWORD: 'MUSTER_NATS_PASSWORD',
+  /** The port name the worker bridges HTTP requests to (replica groups with `httpPort`). */
+  HTTP_BRIDGE: 'MUSTER_HTTP_BRIDGE',
+  /** JSON constructor arguments of an actor's host process. */
+  ACTOR_ARGS: 'MUSTER_ACTOR_ARGS',
+  /** The test kit's run tag; the worker passes it on to shards so a run can prove none was left behind. */
+  TEST_RUN: 'MUSTER_TEST_RUN',
+} as const;
+
+/** The environment as this package sees it. */
+export type EnvMap = Readonly<Record<string, string | undefined>>;
+
+/** A variable of the contract is missing or malformed. */
+export class ShardEnvError extends Error {
+  override readonly name = 'ShardEnvError';
+  constructor(
+    /** The variable at fault. */
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** MUSTER_PORT_<NAME> of a template port. */
+export function portVar(name: string): string {
+  return `${SHARD_ENV.PORT_PREFIX}${name.toUpperCase()}`;
+}
+
+/** The rank as the head places it. */
+export interface RankEnvInput {
+  rank: number;
+  worldSize: number;
+  localRank: number;
+  localWorldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  tpRank: number;
+  tpSize: number;
+  ppRank: number;
+  ppSize: number;
+  replicaId: string;
+  group: string;
+  gangId: string;
+  attempt: number;
+  cudaVisibleDevices: string;
+  /** Allocated port by template port name. */
+  ports: Readonly<Record<string, number>>;
+}
+
+/** The variables of one rank (the head writes them over the template's env). */
+export function rankEnv(r: RankEnvInput): Record<string, string> {
+  const env: Record<string, string> = {
+    [SHARD_ENV.RANK]: String(r.rank),
+    [SHARD_ENV.WORLD_SIZE]: String(r.worldSize),
+    [SHARD_ENV.LOCAL_RANK]: String(r.localRank),
+    [SHARD_ENV.LOCAL_WORLD_SIZE]: String(r.localWorldSize),
+    [SHARD_ENV.MASTER_ADDR]: r.masterAddr,
+    [SHARD_ENV.MASTER_PORT]: String(r.masterPort),
+    [SHARD_ENV.TP_RANK]: String(r.tpRank),
+    [SHARD_ENV.TP_SIZE]: String(r.tpSize),
+    [SHARD_ENV.PP_RANK]: String(r.ppRank),
+    [SHARD_ENV.PP_SIZE]: String(r.ppSize),
+    [SHARD_ENV.REPLICA_ID]: r.replicaId,
+    [SHARD_ENV.GROUP]: r.group,
+    [SHARD_ENV.GANG_ID]: r.gangId,
+    [SHARD_ENV.ATTEMPT]: String(r.attempt),
+    [SHARD_ENV.CUDA_VISIBLE_DEVICES]: r.cudaVisibleDevices,
+    [SHARD_ENV.CUDA_DEVICE_ORDER]: 'PCI_BUS_ID',
+  };
+  for (const [name, port] of Object.entries(r.ports)) env[portVar(name)] = String(port);
+  return env;
+}
+
+/** What a replica-group shard gets on top of the rank variables. */
+export interface ReplicaEnvInput {
+  subject: string;
+  revision: string;
+  subjectPrefix: string;
+  /** Port name to bridge HTTP to; '' for none. */
+  httpBridge: string;
+  nats?: { servers: readonly string[]; user: string; password: string } | undefined;
+}
+
+export function replicaEnv(r: ReplicaEnvInput): Record<string, string> {
+  return {
+    [SHARD_ENV.SUBJECT]: r.subject,
+    [SHARD_ENV.REVISION]: r.revision,
+    [SHARD_ENV.NATS_SUBJECT_PREFIX]: r.subjectPrefix,
+    ...(r.httpBridge ? { [SHARD_ENV.HTTP_BRIDGE]: r.httpBridge } : {}),
+    ...(r.nats ? { [SHARD_ENV.NATS_URL]: r.nats.servers.join(','), [SHARD_ENV.NATS_USER]: r.nats.user, [SHARD_ENV.NATS_PASSWORD]: r.nats.password } : {}),
+  };
+}
+
+/** A rank's view of its environment (`shard.env()`). */
+export interface ShardEnv {
+  rank: number;
+  worldSize: number;
+  localRank: number;
+  localWorldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  tpRank: number;
+  tpSize: number;
+  ppRank: number;
+  ppSize: number;
+  replicaId: string;
+  group: string;
+  cudaVisibleDevices: string;
+  /** MUSTER_PORT_<NAME> values, by lower-case name. */
+  ports: Record<string, number>;
+}
+
+function num(env: EnvMap, name: string): number {
+  const v = env[name];
+  const n = Number(v);
+  if (v === undefined || v === '' || !Number.isInteger(n) || n < 0) {
+    throw new ShardEnvError(name, `shard environment: ${name} is ${v === undefined ? 'missing' : `"${v}", not a non-negative integer`} (is this process running as a Muster shard?)`);
+  }
+  return n;
+}
+
+/** MUSTER_PORT_<NAME> values by lower-case name. */
+export function portsOf(env: EnvMap): Record<string, number> {
+  const ports: Record<string, number> = {};
+  for (const [k, v] of Object.entries(env)) if (k.startsWith(SHARD_ENV.PORT_PREFIX) && v) ports[k.slice(SHARD_ENV.PORT_PREFIX.length).toLowerCase()] = Number(v);
+  return ports;
+}
+
+/** Reads and checks a rank's environment; throws ShardEnvError naming the variable. */
+export function readShardEnv(env: EnvMap): ShardEnv {
+  const s: ShardEnv = {
+    rank: num(env, SHARD_ENV.RANK),
+    worldSize: num(env, SHARD_ENV.WORLD_SIZE),
+    localRank: num(env, SHARD_ENV.LOCAL_RANK),
+    localWorldSize: num(env, SHARD_ENV.LOCAL_WORLD_SIZE),
+    masterAddr: env[SHARD_ENV.MASTER_ADDR] ?? '',
+    masterPort: num(env, SHARD_ENV.MASTER_PORT),
+    tpRank: num(env, SHARD_ENV.TP_RANK),
+    tpSize: num(env, SHARD_ENV.TP_SIZE),
+    ppRank: num(env, SHARD_ENV.PP_RANK),
+    ppSize: num(env, SHARD_ENV.PP_SIZE),
+    replicaId: env[SHARD_ENV.REPLICA_ID] ?? '',
+    group: env[SHARD_ENV.GROUP] ?? '',
+    cudaVisibleDevices: env[SHARD_ENV.CUDA_VISIBLE_DEVICES] ?? '',
+    ports: portsOf(env),
+  };
+  if (s.worldSize !== s.tpSize * s.ppSize) throw new ShardEnvError(SHARD_ENV.WORLD_SIZE, `shard environment: WORLD_SIZE ${s.worldSize} ≠ MUSTER_TP_SIZE ${s.tpSize} × MUSTER_PP_SIZE ${s.ppSize}`);
+  if (s.rank !== s.ppRank * s.tpSize + s.tpRank) throw new ShardEnvError(SHARD_ENV.RANK, `shard environment: RANK ${s.rank} ≠ MUSTER_PP_RANK × MUSTER_TP_SIZE + MUSTER_TP_RANK`);
+  return s;
+}
+
+/** The port an HTTP replica is bridged to (its `MUSTER_HTTP_BRIDGE` port), 0 for none. */
+export function httpBridgePort(env: EnvMap): number {
+  const name = env[SHARD_ENV.HTTP_BRIDGE];
+  if (!name) return 0;
+  const port = Number(env[portVar(name)]);
+  return Number.isInteger(port) && port > 0 && port <= 65_535 ? port : 0;
+}

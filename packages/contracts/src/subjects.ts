@@ -1,0 +1,109 @@
+/**
+ * The NATS subjects of the data plane and the reports that travel on them —
+ * the one place a subject is spelled. `serve()` and the worker's HTTP bridge
+ * subscribe to replica subjects and publish load reports, routers publish
+ * demand reports, the head builds the replica subject it hands a replica and
+ * listens to both kinds of report, and the event log publishes events.
+ *
+ *   <prefix>.rg.<group>.<replicaId>   requests to one replica (queue group QUEUE_GROUP)
+ *   <prefix>.load.<group>             a replica's load, every second (LoadReport)
+ *   <prefix>.demand.<group>           a router's calls waiting for a replica (DemandReport)
+ *   <prefix>.events.<kind>            cluster events (the head's event log)
+ *
+ * A report comes from another process, so it is decoded, not trusted: the
+ * decoders below refuse a report with a missing id or a negative, fractional
+ * or absurd count (a broken or hostile publisher must not steer the
+ * autoscaler), and the head ignores what they refuse.
+ */
+
+/** The prefix of every subject unless the head is configured otherwise (`--nats-subject-prefix`). */
+export const DEFAULT_SUBJECT_PREFIX = 'muster';
+
+/** Queue group of every replica subscription: a replica restarted under the same subject never doubles up. */
+export const QUEUE_GROUP = 'muster';
+
+/** Requests to one replica of a replica group. */
+export function replicaSubject(prefix: string, group: string, replicaId: string): string {
+  return `${prefix}.rg.${group}.${replicaId}`;
+}
+
+/** A replica's load reports (its group's; the report names the replica). */
+export function loadSubject(prefix: string, group: string): string {
+  return `${prefix}.load.${group}`;
+}
+
+/** Routers report calls waiting for a replica here (the autoscaler's demand signal, scale from zero). */
+export function demandSubject(prefix: string, group: string): string {
+  return `${prefix}.demand.${group}`;
+}
+
+/** Every group's load reports (what the head subscribes to). */
+export function allLoadSubjects(prefix: string): string {
+  return `${prefix}.load.>`;
+}
+
+/** Every group's demand reports (what the head subscribes to). */
+export function allDemandSubjects(prefix: string): string {
+  return `${prefix}.demand.>`;
+}
+
+/** The group a load or demand subject belongs to (its last token). */
+export function groupOfSubject(subject: string): string {
+  return subject.slice(subject.lastIndexOf('.') + 1);
+}
+
+/** Cluster events of one kind, as the head's event log publishes them. */
+export function eventSubject(prefix: string, kind: string): string {
+  return `${prefix}.events.${kind}`;
+}
+
+/** A replica's load report, every second on `<prefix>.load.<group>` (and at once after a NATS reconnect). */
+export interface LoadReport {
+  v: 1;
+  replicaId: string;
+  inFlight: number;
+  queued: number;
+  timeMs: number;
+  /** Unsubscribed, finishing what it has: it takes no new request (absent: false). */
+  draining?: boolean;
+}
+
+/** A router's demand report on `<prefix>.demand.<group>`: calls it holds that wait for a replica. */
+export interface DemandReport {
+  v: 1;
+  routerId: string;
+  waiting: number;
+  timeMs: number;
+}
+
+/** Counts above this are not a real process's: ten million requests in flight or waiting. */
+export const MAX_REPORTED_COUNT = 10_000_000;
+
+function count(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_REPORTED_COUNT;
+}
+
+function time(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0;
+}
+
+function id(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= 256;
+}
+
+/** A load report as decoded from msgpack; undefined when it is not a valid one. */
+export function toLoadReport(r: unknown): LoadReport | undefined {
+  if (typeof r !== 'object' || r === null) return undefined;
+  const o = r as Record<string, unknown>;
+  if (!id(o.replicaId) || !count(o.inFlight) || !count(o.queued) || !time(o.timeMs)) return undefined;
+  if (o.draining !== undefined && typeof o.draining !== 'boolean') return undefined;
+  return { v: 1, replicaId: o.replicaId, inFlight: o.inFlight, queued: o.queued, timeMs: o.timeMs, ...(o.draining === undefined ? {} : { draining: o.draining }) };
+}
+
+/** A demand report as decoded from msgpack; undefined when it is not a valid one. */
+export function toDemandReport(r: unknown): DemandReport | undefined {
+  if (typeof r !== 'object' || r === null) return undefined;
+  const o = r as Record<string, unknown>;
+  if (!id(o.routerId) || !count(o.waiting) || !time(o.timeMs)) return undefined;
+  return { v: 1, routerId: o.routerId, waiting: o.waiting, timeMs: o.timeMs };
+}

@@ -1,0 +1,9 @@
+/**
+ * @muster/dataplane: `serve()` for replicas, `Router` for callers, and the
+ * wire types both share — the SDK re-exports it, and the worker's HTTP
+ * bridge serves with it (so the worker needs no SDK). See docs/dataplane.md.
+ */
+export { serve, type Server, type ServeHandlers, type ServeOptions } from './serve.js';
+export { Router, type RouterInit, type MembershipFeed } from './router.js';
+export { replicaSubject, loadSubject, QUEUE_GROUP } from '@muster/contracts';
+export type * from './types.js';
