@@ -18,18 +18,10 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { spawnManaged, type ManagedProcess } from './procs.js';
-import type { ChildInfo, ClusterOptions } from './cluster.js';
+import type { ClusterOptions, HeadHandle } from './types.js';
 
 const require = createRequire(import.meta.url);
 export const binOf = (pkg: string): string => join(dirname(require.resolve(`${pkg}/package.json`)), 'dist/main.js');
-
-export interface HeadHandle extends ChildInfo {
-  /** Position in `cluster.heads`; the head id is `head-<index>`. */
-  readonly index: number;
-  readonly headId: string;
-  /** gRPC address "127.0.0.1:port" (the same port across restarts). */
-  readonly address: string;
-}
 
 export interface HeadLaunch {
   index: number;
