@@ -20,9 +20,9 @@ import {
   connectNats,
   loadOrCreateToken,
   parseHostPort,
-  startMetrics,
   type Logger,
 } from '@muster/common';
+import { startMetrics } from '@muster/common/metrics';
 import { AgentServiceService, ClusterServiceService, GangServiceService, NodeState, PlacementGroupServiceService, ReplicaGroupServiceService } from '@muster/proto';
 import { rpcContext } from './api/rpc.js';
 import { tokenPath, type HeadConfig } from './config.js';

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '@muster/common';
+import { createLogger } from '@muster/common/log';
 import type { NodeDrain } from '@muster/proto';
 import { hasServiceAccount, kubeApiFromEnv, NodeCordonWatch } from './kube-node.js';
 

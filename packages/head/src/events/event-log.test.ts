@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '@muster/common';
+import { createLogger } from '@muster/common/log';
 import { EmbeddedStore } from '../state/embedded.js';
 import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
 import { EVENTS_PREFIX, EventLog } from './event-log.js';
