@@ -13,10 +13,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { cpus, platform, release } from 'node:os';
 import { parseArgs } from 'node:util';
-import { connectNats } from '../packages/common/src/index.js';
-import type { NatsAccess } from '../packages/proto/src/index.js';
-import { Router, replicaSubject, type Membership } from '../packages/sdk/src/dataplane/index.js';
-import { startNats, tempDir } from '../packages/testing/src/index.js';
+import { connectNats } from '@muster/common';
+import type { NatsAccess } from '@muster/proto';
+import { Router, replicaSubject, type Membership } from '@muster/sdk';
+import { startNats, tempDir } from '@muster/testing';
 
 const { values: a } = parseArgs({
   options: {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReplicaGroup } from '@muster/proto';
 import type { Cluster } from '@muster/sdk';
 import { createTestCluster, waitFor, type LocalCluster } from '@muster/testing';
-import { EmbeddedStore } from '../../packages/head/src/state/embedded.js';
+import { EmbeddedStore } from '@muster/head/state';
 
 const replica = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
 
