@@ -33,9 +33,8 @@ describe('head restart', () => {
           return nodes.length === 3 && nodes.every((n) => n.lastHeartbeatAt.getTime() > restartedAt) ? nodes : undefined;
         }, { timeoutMs: 5_000 });
         const events = [];
-        const stop = new AbortController();
-        setTimeout(() => stop.abort(), 300);
-        for await (const e of sdk.events({ replay: true, signal: stop.signal })) events.push(e);
+        // Every retained event, up to the head's end-of-replay marker.
+        for await (const e of sdk.events({ replay: true, untilReplayed: true })) events.push(e);
         const reconnected = events.filter((e) => e.kind === 'node.reconnected' && e.time.getTime() >= restartedAt - 1000);
         expect(new Set(reconnected.map((e) => e.nodeId))).toEqual(new Set(registered.keys()));
         // Same agents (incarnations), no duplicates, nobody declared dead.
