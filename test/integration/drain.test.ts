@@ -10,10 +10,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import type { Cluster, ClusterEventView, ReplicaGroup, ReplicaGroupSpec } from '@muster/sdk';
-import { createTestCluster, waitFor, type LocalCluster } from '@muster/testing';
+import { waitFor, type LocalCluster } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
 
 const replica = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
 const shard = fileURLToPath(new URL('../fixtures/shard.mjs', import.meta.url));
@@ -67,15 +68,12 @@ describe('draining a node', () => {
   let c = ''; // the free node
   const evac = { old: '', oldGang: '' };
 
-  beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 3 });
-    sdk = await cluster.connect();
+  useCluster({ workers: 3 }, (fx) => {
+    ({ cluster, sdk } = fx);
     env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
   });
-  afterAll(async () => {
-    sdk?.close();
-    await cluster?.stop();
-  });
+  // The head-restart test below connects a new client; the fixture closes the one it made.
+  afterAll(() => sdk?.close());
 
   it('no room elsewhere: the replica on the draining node keeps serving, and the group says it waits for capacity', async () => {
     const g = await sdk.replicaGroups.apply(spec);

@@ -1,16 +1,12 @@
 /** Head restarts: state survives on the embedded store; agents come back by themselves. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestCluster, waitFor, type LocalCluster } from '@muster/testing';
+import { describe, expect, it } from 'vitest';
+import { waitFor, type LocalCluster } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
 
 describe('head restart', () => {
   let cluster: LocalCluster;
 
-  beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 3 });
-  });
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  useCluster({ workers: 3 }, (fx) => ({ cluster } = fx));
 
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     it(`keeps node records and gets every worker back within 5 s (${signal})`, async () => {
@@ -52,12 +48,7 @@ describe('head restart', () => {
 describe('placement groups across a head restart', () => {
   let cluster: LocalCluster;
 
-  beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 3 });
-  });
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  useCluster({ workers: 3 }, (fx) => ({ cluster } = fx));
 
   it('keeps every group and its placements, and re-places those whose node died while the head was down', async () => {
     let sdk = await cluster.connect();
