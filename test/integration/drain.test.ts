@@ -226,7 +226,8 @@ describe('draining a node', () => {
     // Announced once per drain: the new leader term reads the retained events and does not say it again.
     // (An absence, so a window: three rounds of the head's 500 ms drain check.)
     await new Promise((r) => setTimeout(r, 1_500));
-    expect(await drainedEvents()).toHaveLength(1);
+    const drained = await drainedEvents();
+    expect(drained, JSON.stringify(drained)).toHaveLength(1);
 
     const big = await sdk.placementGroups.create({ name: 'big', bundles: [{ gpus: 8 }] });
     const why = await waitFor('a scheduler reason', async () => ((await sdk.placementGroups.get('big')).reason?.rejections.length ? true : undefined), { timeoutMs: 5_000 });
