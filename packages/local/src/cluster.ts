@@ -15,9 +15,10 @@
  * (`runTag`); workers pass the tag on to their shards, which is how chaos
  * helpers and the invariant checker find this cluster's shard processes.
  *
- * This is `@muster/local`: `muster up` and the test kit both build on it, and
- * it knows nothing of tests. Test-only behaviour (thawing what chaos froze,
- * shard port blocks) is hooked in by the kit through `onStopping`/`onStop`.
+ * This is `@muster/local`: `muster up` and the test kit both build on it,
+ * and it imports nothing of the kit. Test-only behaviour (thawing what chaos
+ * froze, shard port blocks) is hooked in by the kit through
+ * `onStopping`/`onStop`.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -30,8 +31,6 @@ import { startNats, type NatsServer } from './nats.js';
 import { killTagged, spawnManaged } from './procs.js';
 import { tempDir } from './tmp.js';
 import type { ClusterOptions, HeadHandle, StopSignal, WorkerHandle, WorkerSpec } from './types.js';
-
-export type { ChildInfo, ClusterOptions, HeadHandle, StopSignal, WorkerHandle, WorkerSpec } from './types.js';
 
 export class LocalCluster {
   /** Every head, by index (`head-<index>`); an entry is replaced when that head restarts. */
