@@ -1,19 +1,26 @@
-import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-// Tests import workspace packages from source, so unit tests need no build.
-// (Integration tests spawn the built CLIs: `pnpm build` first; scripts/test.sh does.)
-const pkgs = ['proto', 'contracts', 'common', 'dataplane', 'head', 'worker', 'sdk', 'testing', 'cli'];
-const alias = Object.fromEntries(
-  pkgs.map((p) => [`@muster/${p}`, fileURLToPath(new URL(`./packages/${p}/src/index.ts`, import.meta.url))]),
-);
+/**
+ * Tests import workspace packages from source, so unit tests need no build.
+ * (Integration tests spawn the built CLIs: `pnpm build` first; scripts/test.sh does.)
+ *
+ * How: every export of every workspace package.json carries a `"source"`
+ * condition pointing at its TypeScript (`"source": "./src/index.ts"` before
+ * `types`/`default`), and vitest resolves with that condition first. Node and
+ * tsc ignore the condition and take dist, so a new package (or a new subpath
+ * export) needs no entry here — only its package.json.
+ */
+const conditions = ['source', 'node', 'development|production'];
+const resolve = { conditions };
+const ssr = { resolve: { conditions } };
 
 export default defineConfig({
-  resolve: { alias },
+  resolve,
+  ssr,
   test: {
     projects: [
       {
-        resolve: { alias },
+        extends: true,
         test: {
           name: 'unit',
           include: ['packages/*/src/**/*.test.ts', 'test/unit/**/*.test.ts'],
@@ -22,7 +29,7 @@ export default defineConfig({
         },
       },
       {
-        resolve: { alias },
+        extends: true,
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
@@ -36,7 +43,7 @@ export default defineConfig({
         },
       },
       {
-        resolve: { alias },
+        extends: true,
         test: {
           name: 'chaos',
           include: ['test/chaos/**/*.test.ts'],

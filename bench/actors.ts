@@ -10,7 +10,7 @@
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { LocalCluster } from '../packages/testing/src/index.js';
+import { LocalCluster } from '@muster/testing';
 
 const { values: a } = parseArgs({ options: { n: { type: 'string', default: '2' }, calls: { type: 'string', default: '20000' }, inflight: { type: 'string', default: '64' } } });
 const n = Number(a.n);

@@ -3,7 +3,7 @@
  * and server never share an event loop. Configured like a real replica-group
  * shard, from MUSTER_* variables; says "ready" over IPC.
  */
-import { serve } from '../packages/dataplane/src/index.js';
+import { serve } from '@muster/dataplane';
 
 const server = await serve({ unary: () => null }, { maxConcurrent: Number(process.env.BENCH_MAX_CONCURRENT ?? 1_024) });
 process.send?.('ready');

@@ -13,11 +13,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { cpus, platform, release } from 'node:os';
 import { parseArgs } from 'node:util';
-import { connectNats } from '../packages/common/src/index.js';
-import type { NatsAccess } from '../packages/proto/src/index.js';
-import { DEFAULT_SUBJECT_PREFIX, replicaSubject, SHARD_ENV } from '../packages/contracts/src/index.js';
-import { Router, type Membership } from '../packages/dataplane/src/index.js';
-import { startNats, tempDir } from '../packages/testing/src/index.js';
+import { connectNats } from '@muster/common';
+import type { NatsAccess } from '@muster/proto';
+import { DEFAULT_SUBJECT_PREFIX, replicaSubject, SHARD_ENV } from '@muster/contracts';
+import { Router, type Membership } from '@muster/dataplane';
+import { startNats, tempDir } from '@muster/testing';
 
 const { values: a } = parseArgs({
   options: {

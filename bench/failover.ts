@@ -11,7 +11,7 @@
  *   pnpm build && npx tsx bench/failover.ts [runs]
  */
 import { cpus } from 'node:os';
-import { LocalCluster, kill } from '../packages/testing/src/index.js';
+import { LocalCluster, kill } from '@muster/testing';
 
 const runs = Number(process.argv[2] ?? 10);
 const cluster = await LocalCluster.start({ store: 'etcd', heads: 3, workers: 2, profile: 'hgx-h100-8' });

@@ -6,7 +6,7 @@
  *   pnpm build && npx tsx bench/node-failure.ts [runs]
  */
 import { cpus } from 'node:os';
-import { LocalCluster, waitFor } from '../packages/testing/src/index.js';
+import { LocalCluster, waitFor } from '@muster/testing';
 
 const runs = Number(process.argv[2] ?? 7);
 const cluster = await LocalCluster.start({ workers: 2, profile: 'hgx-h100-8' });

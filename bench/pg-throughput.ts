@@ -14,7 +14,7 @@
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { LocalCluster, procInfo } from '../packages/testing/src/index.js';
+import { LocalCluster, procInfo } from '@muster/testing';
 
 const { values: a } = parseArgs({
   options: {

@@ -28,7 +28,7 @@ import { parseArgs } from 'node:util';
 import {
   A100_MIG, ClusterState, DGX1_V100, HGX_H100, PCIE_4090, PCIE_SWITCHED, TWO_TRAY_16,
   makeNode, placeGroup, selectGpus, topologyOf, type BundlePlacement, type NodeProfile, type PlacementGroupSpec, type SchedulerNode,
-} from '../packages/head/src/scheduler/index.js';
+} from '@muster/head/scheduler';
 
 const { values: args } = parseArgs({
   options: { cluster: { type: 'string', default: 'mixed' }, runs: { type: 'string', default: '5' }, seed: { type: 'string', default: '1' }, nodes: { type: 'string', default: '1000' }, out: { type: 'string', default: 'bench/results/scheduler.json' } },

@@ -3,7 +3,7 @@
 // Processes started by the test kit carry MUSTER_TEST_RUN=<this run's id> in
 // their environment, which is how they are found in /proc.
 import { randomUUID } from 'node:crypto';
-import { findTaggedProcesses, killTagged } from '../packages/testing/src/procs.js';
+import { findTaggedProcesses, killTagged } from '@muster/local';
 
 export default function setup() {
   const runId = randomUUID();

@@ -1,8 +1,9 @@
 /** Actors: TS class instances hosted on workers, called by method name through the data plane. */
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ErrorCode, type Cluster } from '@muster/sdk';
-import { createTestCluster, waitFor, type LocalCluster } from '@muster/testing';
+import { waitFor, type LocalCluster } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
 
 const counter = fileURLToPath(new URL('../fixtures/counter-actor.mjs', import.meta.url));
 
@@ -10,14 +11,7 @@ describe('actors', () => {
   let cluster: LocalCluster;
   let sdk: Cluster;
 
-  beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 2 });
-    sdk = await cluster.connect();
-  });
-  afterAll(async () => {
-    sdk?.close();
-    await cluster?.stop();
-  });
+  useCluster({ workers: 2 }, (fx) => ({ cluster, sdk } = fx));
 
   it('hosts a class instance, keeps its state across calls, and is found by name from another client', async () => {
     const c = await sdk.actors.create(counter, 'Counter', { name: 'c1', args: [10] });

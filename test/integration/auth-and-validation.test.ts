@@ -3,12 +3,13 @@
  * nothing; malformed registrations are refused naming the field, and the
  * head keeps serving the nodes it has.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { ErrorCode, readToken, tokenMetadata } from '@muster/common';
 import { AgentMessage, HeadMessage, type Register } from '@muster/proto';
 import { connect } from '@muster/sdk';
-import { createTestCluster, type LocalCluster } from '@muster/testing';
+import { type LocalCluster } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
 
 /** Opens an agent stream, sends `messages`, resolves with how it ended. */
 function agentExchange(address: string, md: Metadata, messages: Buffer[], opts: { cancelOnReply?: boolean } = {}): Promise<{ error?: ServiceError; received: Buffer[] }> {
@@ -56,12 +57,9 @@ describe('auth and validation at the head', () => {
   let cluster: LocalCluster;
   let token: string;
 
+  useCluster({ workers: 2 }, (fx) => ({ cluster } = fx));
   beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 2 });
     token = await readToken(cluster.tokenFile);
-  });
-  afterAll(async () => {
-    await cluster?.stop();
   });
 
   const aliveIds = async () => {

@@ -7,21 +7,20 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster, ClusterEventView, ReplicaGroup } from '@muster/sdk';
-import { createTestCluster, waitFor, type LocalCluster } from '@muster/testing';
+import { waitFor } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
 
 const replica = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
 
 describe('autoscaling', () => {
-  let cluster: LocalCluster;
   let sdk: Cluster;
   let g: ReplicaGroup;
   const decisions: ClusterEventView[] = [];
   const stopEvents = new AbortController();
   let watching: Promise<void>;
 
+  useCluster({ workers: 2 }, (fx) => ({ sdk } = fx));
   beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 2 });
-    sdk = await cluster.connect();
     watching = (async () => {
       for await (const e of sdk.events({ kinds: ['rg.autoscale'], signal: stopEvents.signal })) decisions.push(e);
     })();
@@ -38,8 +37,6 @@ describe('autoscaling', () => {
     stopEvents.abort();
     await watching;
     g?.close();
-    sdk?.close();
-    await cluster?.stop();
   });
 
   it('scales up within a second after the upscale delay under a step from 1 to 40 callers, settles with at most one reversal, then down and to zero with zero failed calls, and back from zero', async () => {

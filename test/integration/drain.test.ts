@@ -10,10 +10,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import type { Cluster, ClusterEventView, ReplicaGroup, ReplicaGroupSpec } from '@muster/sdk';
-import { createTestCluster, waitFor, type LocalCluster } from '@muster/testing';
+import { waitFor, type LocalCluster } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
 
 const replica = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
 const shard = fileURLToPath(new URL('../fixtures/shard.mjs', import.meta.url));
@@ -58,10 +59,8 @@ describe('draining a node', () => {
   const onNode = async (nodeId: string) => (await sdk.placementGroups.list()).filter((pg) => pg.placements.some((p) => p.nodeId === nodeId)).map((pg) => pg.name);
   const events = async (after: number): Promise<ClusterEventView[]> => {
     const out: ClusterEventView[] = [];
-    const stop = new AbortController();
-    const t = setTimeout(() => stop.abort(), 300);
-    for await (const e of sdk.events({ replay: true, signal: stop.signal })) if (e.time.getTime() >= after) out.push(e);
-    clearTimeout(t);
+    // Every retained event, up to the head's end-of-replay marker.
+    for await (const e of sdk.events({ replay: true, untilReplayed: true })) if (e.time.getTime() >= after) out.push(e);
     return out;
   };
   let a = ''; // the node drained first
@@ -69,15 +68,12 @@ describe('draining a node', () => {
   let c = ''; // the free node
   const evac = { old: '', oldGang: '' };
 
-  beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 3 });
-    sdk = await cluster.connect();
+  useCluster({ workers: 3 }, (fx) => {
+    ({ cluster, sdk } = fx);
     env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
   });
-  afterAll(async () => {
-    sdk?.close();
-    await cluster?.stop();
-  });
+  // The head-restart test below connects a new client; the fixture closes the one it made.
+  afterAll(() => sdk?.close());
 
   it('no room elsewhere: the replica on the draining node keeps serving, and the group says it waits for capacity', async () => {
     const g = await sdk.replicaGroups.apply(spec);
@@ -230,7 +226,8 @@ describe('draining a node', () => {
     // Announced once per drain: the new leader term reads the retained events and does not say it again.
     // (An absence, so a window: three rounds of the head's 500 ms drain check.)
     await new Promise((r) => setTimeout(r, 1_500));
-    expect(await drainedEvents()).toHaveLength(1);
+    const drained = await drainedEvents();
+    expect(drained, JSON.stringify(drained)).toHaveLength(1);
 
     const big = await sdk.placementGroups.create({ name: 'big', bundles: [{ gpus: 8 }] });
     const why = await waitFor('a scheduler reason', async () => ((await sdk.placementGroups.get('big')).reason?.rejections.length ? true : undefined), { timeoutMs: 5_000 });

@@ -6,10 +6,11 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { ErrorCode, type Cluster, type Gang, type GangSpec } from '@muster/sdk';
-import { createTestCluster, waitFor, type LocalCluster } from '@muster/testing';
+import { waitFor, type LocalCluster } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
 
 const shard = fileURLToPath(new URL('../fixtures/shard.mjs', import.meta.url));
 const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
@@ -37,18 +38,11 @@ describe('gangs', () => {
   let sdk: Cluster;
   let n = 0;
 
-  beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 2 });
-    sdk = await cluster.connect();
-  });
+  useCluster({ workers: 2 }, (fx) => ({ cluster, sdk } = fx));
   afterEach(async () => {
     for (const g of await sdk.gangs.list()) if (!['stopped', 'failed'].includes(g.state)) await g.stop();
     for (const g of await sdk.gangs.list()) await waitFor(`gang ${g.name} to stop`, async () => (await gangProcs(g.id)).length === 0, { timeoutMs: 10_000 });
     for (const pg of await sdk.placementGroups.list()) await pg.remove();
-  });
-  afterAll(async () => {
-    sdk?.close();
-    await cluster?.stop();
   });
 
   /** A TP=4×PP=2 placement group, one stage per node, and a gang of test shards on it. */

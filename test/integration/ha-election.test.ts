@@ -3,11 +3,11 @@
 // own etcd client, so one can "die" by closing its client).
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '@muster/common';
+import { createLogger } from '@muster/common/log';
 import { startEtcd, waitFor, type EtcdServer } from '@muster/testing';
-import { EtcdStore } from '../../packages/head/src/state/etcd.js';
-import { Election, type Term } from '../../packages/head/src/ha/election.js';
-import { StateMirror } from '../../packages/head/src/ha/mirror.js';
+import { EtcdStore } from '@muster/head/state';
+import { Election, type Term } from '@muster/head/ha/election';
+import { StateMirror } from '@muster/head/ha/mirror';
 
 const log = createLogger('test', { level: 'silent' });
 const bytes = (s: string) => new TextEncoder().encode(s);

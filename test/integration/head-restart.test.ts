@@ -1,16 +1,12 @@
 /** Head restarts: state survives on the embedded store; agents come back by themselves. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestCluster, waitFor, type LocalCluster } from '@muster/testing';
+import { describe, expect, it } from 'vitest';
+import { waitFor, type LocalCluster } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
 
 describe('head restart', () => {
   let cluster: LocalCluster;
 
-  beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 3 });
-  });
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  useCluster({ workers: 3 }, (fx) => ({ cluster } = fx));
 
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     it(`keeps node records and gets every worker back within 5 s (${signal})`, async () => {
@@ -33,9 +29,8 @@ describe('head restart', () => {
           return nodes.length === 3 && nodes.every((n) => n.lastHeartbeatAt.getTime() > restartedAt) ? nodes : undefined;
         }, { timeoutMs: 5_000 });
         const events = [];
-        const stop = new AbortController();
-        setTimeout(() => stop.abort(), 300);
-        for await (const e of sdk.events({ replay: true, signal: stop.signal })) events.push(e);
+        // Every retained event, up to the head's end-of-replay marker.
+        for await (const e of sdk.events({ replay: true, untilReplayed: true })) events.push(e);
         const reconnected = events.filter((e) => e.kind === 'node.reconnected' && e.time.getTime() >= restartedAt - 1000);
         expect(new Set(reconnected.map((e) => e.nodeId))).toEqual(new Set(registered.keys()));
         // Same agents (incarnations), no duplicates, nobody declared dead.
@@ -53,12 +48,7 @@ describe('head restart', () => {
 describe('placement groups across a head restart', () => {
   let cluster: LocalCluster;
 
-  beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 3 });
-  });
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  useCluster({ workers: 3 }, (fx) => ({ cluster } = fx));
 
   it('keeps every group and its placements, and re-places those whose node died while the head was down', async () => {
     let sdk = await cluster.connect();

@@ -3,23 +3,17 @@
  * Intervals are shortened (200 ms heartbeats, dead after 1 s); the default
  * 3 s detection is measured in bench/node-failure.ts.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectNats, decode } from '@muster/common';
 import type { Cluster, ClusterEventView } from '@muster/sdk';
-import { createTestCluster, waitFor, type LocalCluster } from '@muster/testing';
+import { waitFor, type LocalCluster } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
 
 describe('node liveness', () => {
   let cluster: LocalCluster;
   let sdk: Cluster;
 
-  beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 3 });
-    sdk = await cluster.connect();
-  });
-  afterAll(async () => {
-    sdk?.close();
-    await cluster?.stop();
-  });
+  useCluster({ workers: 3 }, (fx) => ({ cluster, sdk } = fx));
 
   it('registers every worker with its simulated inventory', async () => {
     const nodes = await sdk.nodes();

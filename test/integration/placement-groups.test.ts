@@ -5,13 +5,14 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { credentials } from '@grpc/grpc-js';
 import { readToken, tokenMetadata } from '@muster/common';
 import { PlacementGroupServiceClient, PlacementGroupState, type WaitPlacementGroupsReply } from '@muster/proto';
 import { ErrorCode, type Cluster, type PlacementGroup } from '@muster/sdk';
-import { createTestCluster, waitFor, type LocalCluster } from '@muster/testing';
+import { waitFor, type LocalCluster } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
 
 const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 
@@ -19,16 +20,9 @@ describe('placement groups', () => {
   let cluster: LocalCluster;
   let sdk: Cluster;
 
-  beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 4 });
-    sdk = await cluster.connect();
-  });
+  useCluster({ workers: 4 }, (fx) => ({ cluster, sdk } = fx));
   afterEach(async () => {
     for (const g of await sdk.placementGroups.list()) await g.remove();
-  });
-  afterAll(async () => {
-    sdk?.close();
-    await cluster?.stop();
   });
 
   const gpusInUse = async () => {

@@ -3,10 +3,11 @@
  * a fresh cluster and leaves nothing behind: a README promise kept by CI.
  */
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import type { Cluster } from '@muster/sdk';
-import { createTestCluster, type LocalCluster } from '@muster/testing';
+import { type LocalCluster } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
 
 const tour = fileURLToPath(new URL('../../examples/quickstart/dist/main.js', import.meta.url));
 
@@ -14,14 +15,7 @@ describe('the quick start tour', () => {
   let cluster: LocalCluster;
   let sdk: Cluster;
 
-  beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 3 });
-    sdk = await cluster.connect();
-  });
-  afterAll(async () => {
-    sdk?.close();
-    await cluster?.stop();
-  });
+  useCluster({ workers: 3 }, (fx) => ({ cluster, sdk } = fx));
 
   it('places, launches and serves the model, every check passing, and removes what it made', async () => {
     const run = await execa(process.execPath, [tour], { env: { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile }, reject: false, timeout: 90_000 });

@@ -6,10 +6,11 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Cluster, ReplicaGroup, ReplicaGroupSpec } from '@muster/sdk';
 import { execa } from 'execa';
-import { createTestCluster, spawnManaged, waitFor, type LocalCluster } from '@muster/testing';
+import { spawnManaged, waitFor, type LocalCluster } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
 
 const replica = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
 const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
@@ -60,14 +61,7 @@ describe('replica groups', () => {
       return r.replicas.filter((x) => x.state === 'ready').length === n && r.replicas.length === n ? r : undefined;
     }, { timeoutMs: 30_000, intervalMs: 100 });
 
-  beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 3 });
-    sdk = await cluster.connect();
-  });
-  afterAll(async () => {
-    sdk?.close();
-    await cluster?.stop();
-  });
+  useCluster({ workers: 3 }, (fx) => ({ cluster, sdk } = fx));
 
   it('spreads 2,000 calls over 3 replicas (TP=2 each) within ±15%, with zero errors', async () => {
     const g = await sdk.replicaGroups.apply(spec());

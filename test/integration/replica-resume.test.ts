@@ -4,11 +4,12 @@
 // into the stopped head's store by hand, then the head starts on it.
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ReplicaGroup } from '@muster/proto';
 import type { Cluster } from '@muster/sdk';
-import { createTestCluster, waitFor, type LocalCluster } from '@muster/testing';
-import { EmbeddedStore } from '../../packages/head/src/state/embedded.js';
+import { waitFor, type LocalCluster } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
+import { EmbeddedStore } from '@muster/head/state';
 
 const replica = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
 
@@ -16,14 +17,7 @@ describe('a replica recorded but not made when the leader died', () => {
   let cluster: LocalCluster;
   let sdk: Cluster;
 
-  beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 2 });
-    sdk = await cluster.connect();
-  });
-  afterAll(async () => {
-    sdk?.close();
-    await cluster?.stop();
-  });
+  useCluster({ workers: 2 }, (fx) => ({ cluster, sdk } = fx));
 
   it('is made by the next leader: the group ends with exactly its desired replicas, that one among them', async () => {
     const g = await sdk.replicaGroups.apply({

@@ -3,8 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startEtcd, type EtcdServer } from '@muster/testing';
-import { describeStoreContract } from '../../packages/head/src/state/contract.js';
-import { EtcdStore } from '../../packages/head/src/state/etcd.js';
+import { describeStoreContract } from '@muster/head/state/contract';
+import { EtcdStore } from '@muster/head/state';
 
 let etcd: EtcdServer | undefined;
 beforeAll(async () => {

@@ -6,24 +6,16 @@
  */
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Cluster } from '@muster/sdk';
-import { createTestCluster, type LocalCluster } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
 
 const rankJs = fileURLToPath(new URL('../../examples/tp-pp-mlp/dist/rank.js', import.meta.url));
 
 describe('examples/tp-pp-mlp as a gang', () => {
-  let cluster: LocalCluster;
   let sdk: Cluster;
 
-  beforeAll(async () => {
-    cluster = await createTestCluster({ workers: 2 });
-    sdk = await cluster.connect();
-  });
-  afterAll(async () => {
-    sdk?.close();
-    await cluster?.stop();
-  });
+  useCluster({ workers: 2 }, (fx) => ({ sdk } = fx));
 
   it('gets 8 ranks READY and an output equal to the single-process reference', async () => {
     const pg = await sdk.placementGroups.create({ name: 'mlp-pg', bundles: [{ gpus: 4 }, { gpus: 4 }], topology: [{ level: 'gpu-island' }], strategy: 'STRICT_SPREAD' });

@@ -1,6 +1,15 @@
+/**
+ * `@muster/common`: what every Muster package shares (errors and their gRPC
+ * mapping, config layering, codec, NATS connection, auth, ids, /proc, the
+ * one `waitFor`). No I/O at import time.
+ */
 export * from './errors.js';
-export * from './log.js';
-export * from './metrics.js';
+// pino and the Prometheus exporter load only where asked for: processes
+// import `@muster/common/log` and `@muster/common/metrics`; the index
+// re-exports their types alone (erased at run time), so `@muster/sdk` users
+// load neither.
+export type { Logger } from './log.js';
+export type { Metrics } from './metrics.js';
 export * from './net.js';
 export * from './codec.js';
 export * from './config.js';
@@ -9,3 +18,4 @@ export * from './auth.js';
 export * from './version.js';
 export * from './ids.js';
 export * from './procfs.js';
+export * from './wait.js';

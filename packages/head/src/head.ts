@@ -20,10 +20,10 @@ import {
   connectNats,
   loadOrCreateToken,
   parseHostPort,
-  startMetrics,
   type Logger,
 } from '@muster/common';
 import { serverChannelOptions } from '@muster/contracts';
+import { startMetrics } from '@muster/common/metrics';
 import { AgentServiceService, ClusterServiceService, GangServiceService, NodeState, PlacementGroupServiceService, ReplicaGroupServiceService } from '@muster/proto';
 import { rpcContext } from './api/rpc.js';
 import { tokenPath, type HeadConfig } from './config.js';

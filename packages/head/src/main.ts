@@ -9,7 +9,8 @@
  * over at once, connections are drained, the store flushed.
  */
 import { Command } from 'commander';
-import { createLogger, isMusterError } from '@muster/common';
+import { isMusterError } from '@muster/common';
+import { createLogger } from '@muster/common/log';
 import { headOptions, loadHeadConfig, tokenPath } from './config.js';
 import { startHead } from './head.js';
 

@@ -73,6 +73,17 @@ export interface EventsOptions {
   kinds?: string[];
   /** Ends the iteration when aborted. */
   signal?: AbortSignal;
+  /**
+   * Called once, when the head has sent every retained event this stream
+   * asked for (at once without `replay`/`afterId`): what follows is live.
+   * The stream's end-of-replay marker itself is never yielded.
+   */
+  onReplayed?: () => void;
+  /**
+   * End the iteration at the end of the replay: "every retained event so
+   * far", for a caller that checks what happened rather than follows it.
+   */
+  untilReplayed?: boolean;
 }
 
 /**
@@ -176,15 +187,27 @@ export class Cluster {
    * (head restart, failover), it reconnects, to the leader, and resumes after
    * the last event it delivered, so none is lost or repeated (like a
    * Kubernetes informer, it keeps trying while no head answers). It ends when
-   * `signal` aborts or the loop breaks, and throws on a non-retryable error
-   * (a revoked token).
+   * `signal` aborts or the loop breaks (or, with `untilReplayed`, at the end
+   * of the replay), and throws on a non-retryable error (a revoked token).
+   * The head marks the end of the replay on the stream (docs/events.md):
+   * `onReplayed` tells the caller when it has seen everything retained.
    */
   async *events(options: EventsOptions = {}): AsyncGenerator<ClusterEventView> {
     let afterId = options.afterId ?? '';
     const replay = options.replay ?? false;
     // Every reconnection resumes after the last delivered event (newer ones are replayed).
-    const open = (c: ClusterServiceClient, md: Metadata) => c.watchEvents({ replay: replay || afterId !== '', afterId, kinds: options.kinds ?? [] }, md);
+    const open = (c: ClusterServiceClient, md: Metadata) =>
+      c.watchEvents({ replay: replay || afterId !== '', afterId, kinds: options.kinds ?? [], markReplayEnd: true }, md);
+    let replayed = false;
     for await (const e of this.service.watch<ClusterEvent>(open, options.signal)) {
+      if (e.replayEnd) {
+        // A resumed stream replays again and marks its end again: only the first counts.
+        if (replayed) continue;
+        replayed = true;
+        options.onReplayed?.();
+        if (options.untilReplayed) return;
+        continue;
+      }
       afterId = e.id;
       yield eventView(e);
     }

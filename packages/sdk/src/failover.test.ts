@@ -73,6 +73,7 @@ async function fakeHead(headId: string, behaviour: HeadBehaviour = {}): Promise<
       const refusal = behaviour.refuse?.('watchEvents');
       if (refusal) return call.emit('error', toGrpcError(refusal));
       for (const e of behaviour.events ?? []) if (e.id > call.request.afterId) call.write(e);
+      if (call.request.markReplayEnd) call.write({ ...event(''), kind: '', nodeId: '', replayEnd: true });
     },
   };
   const pg = (id: string, requestId = ''): WirePG => ({ id, spec: undefined, state: PlacementGroupState.PLACEMENT_GROUP_STATE_CREATED, placements: [], reason: undefined, createdAtMs: 0, stateChangedAtMs: 0, reschedules: 0, requestId });
@@ -241,8 +242,31 @@ describe('control calls across a failover', () => {
   });
 });
 
+const event = (id: string): ClusterEvent => ({ id, timeMs: 0, kind: 'node.registered', nodeId: `node-${id}`, message: '', attributes: {}, replayEnd: false });
+
+describe('the end of the event replay', () => {
+  it('asks for the marker, never yields it, and with untilReplayed ends right after the retained events', async () => {
+    const a = await fakeHead('a', { events: [event('1'), event('2')] });
+    const cluster = await connected(a.address);
+    let replayed = 0;
+    const seen: string[] = [];
+    for await (const e of cluster.events({ replay: true, untilReplayed: true, onReplayed: () => replayed++ })) seen.push(e.id);
+    expect(seen).toEqual(['1', '2']);
+    expect(replayed).toBe(1);
+    expect(a.watches.map((w) => w.markReplayEnd)).toEqual([true]);
+  });
+
+  it('calls onReplayed once, before the first live event', async () => {
+    const a = await fakeHead('a', { events: [event('1')] });
+    const cluster = await connected(a.address);
+    const stop = new AbortController();
+    const order: string[] = [];
+    for await (const e of cluster.events({ replay: true, signal: stop.signal, onReplayed: () => (order.push('replayed'), stop.abort()) })) order.push(e.id);
+    expect(order).toEqual(['1', 'replayed']);
+  });
+});
+
 describe('watch streams across a failover', () => {
-  const event = (id: string): ClusterEvent => ({ id, timeMs: 0, kind: 'node.registered', nodeId: `node-${id}`, message: '', attributes: {} });
 
   it('resume on the next head after the last event delivered', async () => {
     const a = await fakeHead('a', { events: [event('1')] });

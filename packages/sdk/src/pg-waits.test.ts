@@ -6,7 +6,7 @@
  */
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCode, MusterError, toGrpcError } from '@muster/common';
+import { ErrorCode, MusterError, toGrpcError, waitFor } from '@muster/common';
 import {
   ClusterServiceService,
   PlacementGroupServiceService,
@@ -87,15 +87,6 @@ async function connected(address: string): Promise<Cluster> {
   const cluster = await connect({ address, token: 'secret' });
   clusters.push(cluster);
   return cluster;
-}
-
-/** Polls `cond` until it holds; fails naming `what` after `timeoutMs`. (The test kit depends on the SDK, so not its waitFor.) */
-async function waitFor(what: string, cond: () => boolean | undefined, opts: { timeoutMs?: number } = {}): Promise<void> {
-  const until = Date.now() + (opts.timeoutMs ?? 2_000);
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 const answerNow = (req: WaitPlacementGroupsRequest, call: WaitStream) =>

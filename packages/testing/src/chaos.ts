@@ -14,14 +14,13 @@
  *   await cluster.nats!.restart();
  *   await cluster.restartHead(0, 'SIGKILL');
  *
- * A frozen process is remembered until it is thawed; LocalCluster.stop()
- * thaws everything first, and ManagedProcess.stop() sends SIGCONT after its
+ * A frozen process is remembered until it is thawed; a test cluster's stop()
+ * thaws everything first (createTestCluster hooks thawAll into it), and ManagedProcess.stop() sends SIGCONT after its
  * SIGTERM, so a forgotten freeze cannot hang a teardown.
  */
-import type { LocalCluster } from './cluster.js';
+import { waitFor } from '@muster/common';
+import type { LocalCluster, ManagedProcess } from '@muster/local';
 import { pidAlive, procInfo, scanProcesses } from './procfs.js';
-import type { ManagedProcess } from './procs.js';
-import { waitFor } from './wait.js';
 
 /** A process the kit started, or any pid (a shard). */
 export type Target = ManagedProcess | number;

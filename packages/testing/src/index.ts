@@ -1,20 +1,33 @@
-export { spawnManaged, findTaggedProcesses, killTagged, type ManagedProcess, type SpawnOptions } from './procs.js';
-export { startEtcd, type EtcdServer } from './etcd.js';
-export { freePort, claimPortBlock } from './ports.js';
-export { startNats, type NatsServer } from './nats.js';
+/**
+ * `@muster/testing`: the public test kit. It builds on `@muster/local` (the
+ * local-cluster launcher, re-exported here so tests need one import) and adds
+ * the test-only parts: `createTestCluster()`, chaos faults, the invariant
+ * checker, /proc readers, and the fixtures of the integration suite.
+ */
 export {
+  spawnManaged,
+  findTaggedProcesses,
+  killTagged,
+  startEtcd,
+  startNats,
+  freePort,
+  findBinary,
+  tempDir,
   LocalCluster,
-  createTestCluster,
+  type ManagedProcess,
+  type SpawnOptions,
+  type EtcdServer,
+  type NatsServer,
   type ChildInfo,
   type ClusterOptions,
   type HeadHandle,
   type StopSignal,
   type WorkerSpec,
   type WorkerHandle,
-} from './cluster.js';
+} from '@muster/local';
+export { waitFor } from '@muster/common';
+export { createTestCluster } from './test-cluster.js';
+export { claimPortBlock } from './port-blocks.js';
 export { kill, freeze, thaw, thawAll, isFrozen, findShards, clusterShards, killShard, type Target, type ShardProcess } from './chaos.js';
 export { checkInvariants, assertInvariants, type InvariantOptions, type InvariantRule, type Violation } from './invariants.js';
 export { pidAlive, procEnv, procInfo, scanProcesses, type ProcInfo, type ScannedProcess } from './procfs.js';
-export { findBinary } from './binaries.js';
-export { tempDir } from './tmp.js';
-export { waitFor } from './wait.js';

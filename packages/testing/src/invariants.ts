@@ -48,7 +48,7 @@
  */
 import { connect, type Cluster, type Gang, type PlacementGroup } from '@muster/sdk';
 import { isFrozen } from './chaos.js';
-import type { LocalCluster } from './cluster.js';
+import type { LocalCluster } from '@muster/local';
 import { pidAlive, procEnv, scanProcesses, type ScannedProcess } from './procfs.js';
 
 export type InvariantRule = 'settled' | 'no-double-booking' | 'no-half-gang' | 'no-orphan' | 'no-lost-group';

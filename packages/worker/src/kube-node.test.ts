@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '@muster/common';
+import { waitFor } from '@muster/common';
+import { createLogger } from '@muster/common/log';
 import type { NodeDrain } from '@muster/proto';
 import { hasServiceAccount, kubeApiFromEnv, NodeCordonWatch } from './kube-node.js';
 
@@ -81,9 +82,9 @@ describe('NodeCordonWatch', () => {
     const w = watch('gpu-2', changes, 20);
     w.start();
     try {
-      await until(() => changes.length === 1);
+      await waitFor('the first drain report', () => changes.length === 1, { timeoutMs: 5_000, intervalMs: 10 });
       nodes.set('gpu-2', true);
-      await until(() => changes.length === 2);
+      await waitFor('the cordon to be reported', () => changes.length === 2, { timeoutMs: 5_000, intervalMs: 10 });
       expect(changes[1]).toEqual({ draining: true, reason: 'Kubernetes node gpu-2 cordoned' });
     } finally {
       w.stop();
@@ -102,11 +103,3 @@ describe('NodeCordonWatch', () => {
     expect(hasServiceAccount(join(dir, 'nope'), { KUBERNETES_SERVICE_HOST: '10.96.0.1' })).toBe(false);
   });
 });
-
-async function until(cond: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

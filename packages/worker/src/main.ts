@@ -9,7 +9,8 @@
  * kit waits for it) and re-registers by itself whenever the head comes back.
  */
 import { Command } from 'commander';
-import { createLogger, isMusterError } from '@muster/common';
+import { isMusterError } from '@muster/common';
+import { createLogger } from '@muster/common/log';
 import { loadWorkerConfig, workerOptions } from './config.js';
 import { runInventoryCommand } from './inventory/index.js';
 import { startWorker } from './worker.js';

@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { ErrorCode, MusterError, connectNats, parseHostPort, readToken, startMetrics, type Logger, type NatsConnection } from '@muster/common';
+import { ErrorCode, MusterError, connectNats, parseHostPort, readToken, type Logger, type NatsConnection } from '@muster/common';
+import { startMetrics } from '@muster/common/metrics';
 import type { NatsAccess } from '@muster/proto';
 import { Agent } from './agent.js';
 import type { WorkerConfig } from './config.js';

@@ -10,7 +10,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { execaCommand } from 'execa';
-import { LocalCluster } from '@muster/testing';
+import { LocalCluster } from '@muster/local';
 import { clusterSummary, nodesTable } from '../format.js';
 import { CLIENT_ENV } from '@muster/contracts';
 

@@ -55,10 +55,12 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
 /**
  * Replays retained events (if asked), then streams live ones until the
  * client goes away. Live events that arrive during the replay are queued
- * and de-duplicated by id, so none is lost or sent twice.
+ * and de-duplicated by id, so none is lost or sent twice. With
+ * `markReplayEnd`, one marker (`replayEnd: true`, nothing else) follows the
+ * replay (at once without one): what comes after it is live.
  */
 async function watchEvents(events: EventLog, call: ServerWritableStream<WatchEventsRequest, ClusterEvent>): Promise<void> {
-  const { replay, afterId, kinds } = call.request;
+  const { replay, afterId, kinds, markReplayEnd } = call.request;
   const wanted = (e: ClusterEvent) => kinds.length === 0 || kinds.some((k) => e.kind.startsWith(k));
   let lastId = afterId;
   let replaying = replay || afterId !== '';
@@ -75,6 +77,7 @@ async function watchEvents(events: EventLog, call: ServerWritableStream<WatchEve
       for (const e of queued) send(e);
       replaying = false;
     }
+    if (markReplayEnd) call.write({ id: '', timeMs: 0, kind: '', nodeId: '', message: '', attributes: {}, replayEnd: true });
     await new Promise<void>((resolve) => {
       call.once('cancelled', resolve);
       call.once('close', resolve);

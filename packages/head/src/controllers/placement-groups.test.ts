@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '@muster/common';
+import { createLogger } from '@muster/common/log';
 import { NodeState, PlacementGroupState as S, type HeadMessage, type Register } from '@muster/proto';
 import { NodeRegistry, type AgentConnection } from '../cluster/registry.js';
 import { EventLog } from '../events/event-log.js';

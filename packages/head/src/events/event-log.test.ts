@@ -2,7 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '@muster/common';
+import { waitFor } from '@muster/common';
+import { createLogger } from '@muster/common/log';
 import { EmbeddedStore } from '../state/embedded.js';
 import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
 import { EVENTS_PREFIX, EventLog } from './event-log.js';
@@ -22,14 +23,6 @@ async function eventLog(retention: number, dir?: string) {
 
 const count = async (store: EmbeddedStore) => (await store.range(EVENTS_PREFIX)).kvs.length;
 
-async function until(what: string, cond: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('event retention', () => {
   it('keeps the newest `retention` events, counting the store once per log and then by what it writes', async () => {
     const { dir, store, events } = await eventLog(50);
@@ -40,7 +33,7 @@ describe('event retention', () => {
       ids.push(...batch.map((e) => e.id));
     }
     // A trim runs after every 1,000 events: the one after event 3,000 leaves exactly the newest 50.
-    await until('the last trim', async () => (await count(store)) === 50);
+    await waitFor('the last trim', async () => (await count(store)) === 50, { timeoutMs: 5_000, intervalMs: 10 });
     expect((await events.history()).map((e) => e.id)).toEqual(ids.slice(-50));
 
     // A new log over the same store (a new leader term) counts again, then trims by its own count.
@@ -48,6 +41,6 @@ describe('event retention', () => {
     const next = await eventLog(20, dir);
     cleanups.push(() => next.store.close());
     for (let i = 0; i < 1_000; i += 100) await Promise.all(Array.from({ length: 100 }, () => next.events.append('test.event', { message: 'later' })));
-    await until('the next term to trim', async () => (await count(next.store)) === 20);
+    await waitFor('the next term to trim', async () => (await count(next.store)) === 20, { timeoutMs: 5_000, intervalMs: 10 });
   });
 });

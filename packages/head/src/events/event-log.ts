@@ -99,6 +99,7 @@ export class EventLog {
       nodeId: fields.nodeId ?? '',
       message: fields.message,
       attributes: fields.attributes ?? {},
+      replayEnd: false,
     };
     const p: Pending = { event, state: 'pending' };
     this.order.push(p);

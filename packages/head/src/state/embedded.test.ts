@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { describeStoreContract } from './contract.js';
+import { waitFor } from '@muster/common';
+import { describeStoreContract } from './contract.test-suite.js';
 import { EmbeddedStore } from './embedded.js';
 import { listDataDir, segmentName } from './wal.js';
 
@@ -20,14 +21,6 @@ async function tmp(): Promise<string> {
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
-
-async function until(what: string, cond: () => unknown, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describeStoreContract('embedded', async () => {
   const dir = await tmp();
@@ -208,7 +201,7 @@ describe('EmbeddedStore durability', () => {
     const b = await EmbeddedStore.open(dir);
     const opened = Date.now();
     expect((await b.get('l/a'))?.lease).toBe(lease.id);
-    await until('the restored lease to expire', async () => (await b.get('l/a')) === undefined);
+    await waitFor('the restored lease to expire', async () => (await b.get('l/a')) === undefined);
     expect(Date.now() - opened).toBeGreaterThanOrEqual(900);
     await expect(b.put('l/b', enc('b'), { lease: lease.id })).rejects.toMatchObject({ code: 'MUSTER_NOT_FOUND' });
     await b.close();
@@ -246,7 +239,7 @@ describe('EmbeddedStore durability', () => {
     child.stderr.on('data', (d: Buffer) => (errText += d.toString()));
     const exited = new Promise((r) => child.once('exit', r));
     try {
-      await until('the child to acknowledge 2,000 writes', () => {
+      await waitFor('the child to acknowledge 2,000 writes', () => {
         if (child.exitCode !== null) throw new Error(`writer exited: ${errText}`);
         return acked.length >= 2000;
       }, 15_000);

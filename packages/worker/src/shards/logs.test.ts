@@ -1,8 +1,9 @@
 import { appendFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitFor } from '@muster/common';
 import { followLog, readTail, rotateIfNeeded } from './logs.js';
-import { Harness, node, until } from './test-support.js';
+import { Harness, node } from './test-support.js';
 
 let h: Harness;
 beforeEach(() => {
@@ -29,11 +30,11 @@ describe('shard logs', () => {
     const file = started.logFile!;
     let maxLog = 0;
     let maxOld = 0;
-    await until(() => {
+    await waitFor('shard to finish writing', () => {
       maxLog = Math.max(maxLog, size(file));
       maxOld = Math.max(maxOld, size(`${file}.1`));
       return sup.list()[0]!.phase === 'exited';
-    }, 15_000, 'shard to finish writing');
+    }, { timeoutMs: 15_000, intervalMs: 20 });
     // Soft bound: logMaxBytes plus what one check period lets through (generous for a loaded CI box).
     expect(maxLog).toBeLessThanOrEqual(64 * 1024);
     expect(maxOld).toBeGreaterThanOrEqual(8192);
@@ -74,7 +75,7 @@ describe('shard logs', () => {
     const ac = new AbortController();
     const got = { text: '' };
     const reading = collect(sup.readLog(s.key, { follow: true, signal: ac.signal }), got);
-    await until(() => got.text.includes('tick 2'), 5000, 'tick 2');
+    await waitFor('tick 2', () => got.text.includes('tick 2'), { timeoutMs: 5000, intervalMs: 20 });
     ac.abort();
     await reading;
     expect(sup.list()[0]!.phase).toBe('ready');
@@ -87,13 +88,13 @@ describe('shard logs', () => {
     let done = false;
     const got = { text: '' };
     const reading = collect(followLog(file, { tailBytes: 1 << 20, follow: true, isDone: () => done, pollMs: 300 }), got);
-    await until(() => got.text === 'aaaa\n', 5000, 'first read');
+    await waitFor('first read', () => got.text === 'aaaa\n', { timeoutMs: 5000, intervalMs: 20 });
     // While the follower sleeps: more output, then a rotation before it looked.
     appendFileSync(file, 'bbbb\n');
     expect(rotateIfNeeded(file, 8)).toBe(true);
     expect(size(file)).toBe(0);
     appendFileSync(file, 'cc\n');
-    await until(() => got.text.endsWith('cc\n'), 5000, 'after rotation');
+    await waitFor('after rotation', () => got.text.endsWith('cc\n'), { timeoutMs: 5000, intervalMs: 20 });
     done = true;
     await reading;
     expect(got.text).toBe('aaaa\nbbbb\ncc\n');

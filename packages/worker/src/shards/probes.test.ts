@@ -1,7 +1,8 @@
 import { existsSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { alive, freePort, Harness, node, until } from './test-support.js';
+import { waitFor } from '@muster/common';
+import { alive, freePort, Harness, node } from './test-support.js';
 
 let h: Harness;
 beforeEach(() => {
@@ -94,7 +95,7 @@ describe('liveness', () => {
     sup.launch(s);
     const ready = await h.status(s.key, 'ready');
     const probes = (): number => (existsSync(count) ? readFileSync(count, 'utf8').length : 0);
-    await until(() => probes() >= 5, 5000, 'five passing probes');
+    await waitFor('five passing probes', () => probes() >= 5, { timeoutMs: 5000, intervalMs: 20 });
     expect(sup.list()[0]!.phase).toBe('ready');
     rmSync(okFile);
     const ex = await h.status(s.key, 'exited');

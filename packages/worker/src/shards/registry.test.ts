@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { procStat } from '@muster/common';
+import { procStat, waitFor } from '@muster/common';
 import { registryPath } from './registry.js';
-import { alive, Harness, node, until } from './test-support.js';
+import { alive, Harness, node } from './test-support.js';
 import type { ShardStatus } from './types.js';
 
 let h: Harness;
@@ -23,7 +23,7 @@ describe('adoption after an agent restart', () => {
     const s = h.spec(node('console.log("up"); setInterval(() => {}, 1000)'));
     a.launch(s);
     const ready = await h.status(s.key, 'ready');
-    await until(() => h.log(ready).includes('up'), 5000, 'shard output');
+    await waitFor('shard output', () => h.log(ready).includes('up'), { timeoutMs: 5000, intervalMs: 20 });
     expect(registry().shards).toMatchObject([{ spec: { key: s.key }, pid: ready.pid, phase: 'ready' }]);
     expect(statSync(registryPath(h.dataDir)).mode & 0o777).toBe(0o600);
     await a.close();
@@ -57,7 +57,7 @@ describe('adoption after an agent restart', () => {
     const seen: ShardStatus[] = [];
     await h.open({ onStatus: (st) => seen.push(st) });
     rmSync(okFile);
-    await until(() => seen.some((e) => e.phase === 'exited'), 8000, 'adopted shard stopped by liveness');
+    await waitFor('adopted shard stopped by liveness', () => seen.some((e) => e.phase === 'exited'), { timeoutMs: 8000, intervalMs: 20 });
     expect(seen.at(-1)).toMatchObject({ reason: 'liveness exec /bin/sh failed 2 times', stopped: false });
     expect(alive(ready.pid!)).toBe(false);
   });
@@ -72,7 +72,7 @@ describe('adoption after an agent restart', () => {
     const seen: ShardStatus[] = [];
     await h.open({ onStatus: (st) => seen.push(st), pollMs: 50 });
     writeFileSync(flag, '');
-    await until(() => seen.some((e) => e.phase === 'exited'), 8000, 'exit of adopted shard');
+    await waitFor('exit of adopted shard', () => seen.some((e) => e.phase === 'exited'), { timeoutMs: 8000, intervalMs: 20 });
     expect(seen.at(-1)).toMatchObject({ phase: 'exited', stopped: false, exitCode: undefined });
     expect(seen.at(-1)!.reason).toMatch(/^exited \(status unknown/);
   });

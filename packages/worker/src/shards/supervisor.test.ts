@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCode, isMusterError } from '@muster/common';
-import { alive, Harness, node, until } from './test-support.js';
+import { ErrorCode, isMusterError, waitFor } from '@muster/common';
+import { alive, Harness, node } from './test-support.js';
 import type { ShardSpec } from './types.js';
 
 let h: Harness;
@@ -17,7 +17,7 @@ afterEach(async () => {
 async function childPid(key: string): Promise<number> {
   const started = await h.status(key, 'started');
   let pid = 0;
-  await until(() => (pid = Number(/child (\d+)/.exec(h.log(started))?.[1] ?? 0)) > 0, 5000, 'child pid in log');
+  await waitFor('child pid in log', () => (pid = Number(/child (\d+)/.exec(h.log(started))?.[1] ?? 0)) > 0, { timeoutMs: 5000, intervalMs: 20 });
   h.track(pid);
   return pid;
 }
@@ -78,7 +78,7 @@ describe('LocalSupervisor: processes', () => {
     const s = h.spec({ ...node(script), gracePeriodMs: 500 });
     sup.launch(s);
     const started = await h.status(s.key, 'started');
-    await until(() => h.log(started).includes('armed'), 5000, 'handler installed');
+    await waitFor('handler installed', () => h.log(started).includes('armed'), { timeoutMs: 5000, intervalMs: 20 });
     const t0 = Date.now();
     await sup.stop(s.key, 'drained');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(500);

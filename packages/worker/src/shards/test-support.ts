@@ -1,26 +1,16 @@
 /**
  * Helpers for the shard supervisor tests (kept free of vitest so it compiles
- * with the package): condition waits with deadlines instead of sleeps, free
- * ports, spec builders, and a Harness that remembers every process a test
- * started and kills what is left, checked through /proc, whatever happened.
+ * with the package): free ports, spec builders, and a Harness that remembers
+ * every process a test started and kills what is left, checked through
+ * /proc, whatever happened. Condition waits are common's `waitFor`.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pidAlive, procStat } from '@muster/common';
+import { pidAlive, procStat, waitFor } from '@muster/common';
 import { LocalSupervisor, type LocalSupervisorOptions } from './supervisor.js';
 import type { ShardSpec, ShardStatus } from './types.js';
-
-/** Polls `check` every 20 ms until it is truthy; throws after `timeoutMs`, saying what it waited for. */
-export async function until(check: () => unknown, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Alive = in /proc and not a zombie (this sandbox's PID 1 does not reap orphans). */
 export const alive = (pid: number): boolean => pidAlive(pid);
@@ -88,7 +78,7 @@ export class Harness {
 
   /** Waits for a status of `key` matching `phase`, and returns it. */
   async status(key: string, phase: ShardStatus['phase'], timeoutMs = 8000): Promise<ShardStatus> {
-    await until(() => this.events.some((e) => e.key === key && e.phase === phase), timeoutMs, `${key} ${phase}`);
+    await waitFor(`${key} ${phase}`, () => this.events.some((e) => e.key === key && e.phase === phase), { timeoutMs: timeoutMs, intervalMs: 20 });
     return this.events.find((e) => e.key === key && e.phase === phase)!;
   }
 
@@ -119,7 +109,7 @@ export class Harness {
         }
       }
     }
-    await until(() => ours.every(([pid, start]) => !pidAlive(pid, start)), 5000, 'test processes to be gone');
+    await waitFor('test processes to be gone', () => ours.every(([pid, start]) => !pidAlive(pid, start)), { timeoutMs: 5000, intervalMs: 20 });
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

@@ -56,6 +56,13 @@ export interface WatchEventsRequest {
   afterId: string;
   /** Only events whose kind starts with one of these prefixes; empty = all. */
   kinds: string[];
+  /**
+   * Ask for an end-of-replay marker: once the head has sent every retained
+   * event the request asked for (none without replay), it sends one
+   * ClusterEvent with `replay_end` set and nothing else; every event after it
+   * is live. Opt-in, so a client that does not know the marker never sees it.
+   */
+  markReplayEnd: boolean;
 }
 
 export interface DrainNodeRequest {
@@ -515,7 +522,7 @@ export const GetNodeRequest: MessageFns<GetNodeRequest> = {
 };
 
 function createBaseWatchEventsRequest(): WatchEventsRequest {
-  return { replay: false, afterId: "", kinds: [] };
+  return { replay: false, afterId: "", kinds: [], markReplayEnd: false };
 }
 
 export const WatchEventsRequest: MessageFns<WatchEventsRequest> = {
@@ -528,6 +535,9 @@ export const WatchEventsRequest: MessageFns<WatchEventsRequest> = {
     }
     for (const v of message.kinds) {
       writer.uint32(26).string(v!);
+    }
+    if (message.markReplayEnd !== false) {
+      writer.uint32(32).bool(message.markReplayEnd);
     }
     return writer;
   },
@@ -569,6 +579,14 @@ export const WatchEventsRequest: MessageFns<WatchEventsRequest> = {
             message.kinds.push(reader.string());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.markReplayEnd = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -590,6 +608,11 @@ export const WatchEventsRequest: MessageFns<WatchEventsRequest> = {
         ? globalThis.String(object.after_id)
         : "",
       kinds: globalThis.Array.isArray(object?.kinds) ? object.kinds.map((e: any) => globalThis.String(e)) : [],
+      markReplayEnd: isSet(object.markReplayEnd)
+        ? globalThis.Boolean(object.markReplayEnd)
+        : isSet(object.mark_replay_end)
+        ? globalThis.Boolean(object.mark_replay_end)
+        : false,
     };
   },
 
@@ -603,6 +626,9 @@ export const WatchEventsRequest: MessageFns<WatchEventsRequest> = {
     }
     if (message.kinds?.length) {
       obj.kinds = message.kinds;
+    }
+    if (message.markReplayEnd !== false) {
+      obj.markReplayEnd = message.markReplayEnd;
     }
     return obj;
   },

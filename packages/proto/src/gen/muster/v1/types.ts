@@ -177,6 +177,11 @@ export interface ClusterEvent {
   nodeId: string;
   message: string;
   attributes: { [key: string]: string };
+  /**
+   * Not an event: the end-of-replay marker of WatchEvents (see
+   * WatchEventsRequest.mark_replay_end); its other fields are empty.
+   */
+  replayEnd: boolean;
 }
 
 export interface ClusterEvent_AttributesEntry {
@@ -1532,7 +1537,7 @@ export const Node_LabelsEntry: MessageFns<Node_LabelsEntry> = {
 };
 
 function createBaseClusterEvent(): ClusterEvent {
-  return { id: "", timeMs: 0, kind: "", nodeId: "", message: "", attributes: {} };
+  return { id: "", timeMs: 0, kind: "", nodeId: "", message: "", attributes: {}, replayEnd: false };
 }
 
 export const ClusterEvent: MessageFns<ClusterEvent> = {
@@ -1555,6 +1560,9 @@ export const ClusterEvent: MessageFns<ClusterEvent> = {
     globalThis.Object.entries(message.attributes).forEach(([key, value]: [string, string]) => {
       ClusterEvent_AttributesEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
     });
+    if (message.replayEnd !== false) {
+      writer.uint32(56).bool(message.replayEnd);
+    }
     return writer;
   },
 
@@ -1622,6 +1630,14 @@ export const ClusterEvent: MessageFns<ClusterEvent> = {
             }
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.replayEnd = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1663,6 +1679,11 @@ export const ClusterEvent: MessageFns<ClusterEvent> = {
           {},
         )
         : {},
+      replayEnd: isSet(object.replayEnd)
+        ? globalThis.Boolean(object.replayEnd)
+        : isSet(object.replay_end)
+        ? globalThis.Boolean(object.replay_end)
+        : false,
     };
   },
 
@@ -1691,6 +1712,9 @@ export const ClusterEvent: MessageFns<ClusterEvent> = {
           obj.attributes[k] = v;
         });
       }
+    }
+    if (message.replayEnd !== false) {
+      obj.replayEnd = message.replayEnd;
     }
     return obj;
   },

@@ -2,8 +2,8 @@
  * A whole Muster cluster of real processes on this machine: a nats-server,
  * one head (embedded store by default, or a real etcd) or several heads on
  * one etcd (`heads: 3`: they elect a leader), and N workers with simulated
- * GPU profiles. `muster up` runs one; tests run many (`createTestCluster()`
- * picks temp dirs, free ports and fast intervals).
+ * GPU profiles. `muster up` runs one; tests run many (the test kit's
+ * `createTestCluster()` picks temp dirs, free ports and fast intervals).
  *
  * Layout under `dataDir`: `head/` (the one head's data dir, and the cluster
  * token `head/token`, shared by every head), `head-<i>/` (head i's data dir
@@ -14,74 +14,24 @@
  * A test cluster tags its children MUSTER_TEST_RUN=<run id>/<cluster id>
  * (`runTag`); workers pass the tag on to their shards, which is how chaos
  * helpers and the invariant checker find this cluster's shard processes.
+ *
+ * This is `@muster/local`: `muster up` and the test kit both build on it,
+ * and it imports nothing of the kit. Test-only behaviour (thawing what chaos
+ * froze, shard port blocks) is hooked in by the kit through
+ * `onStopping`/`onStop`.
  */
+import { parseHostPort, SHARD_ENV } from '@muster/contracts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import { loadOrCreateToken } from '@muster/common';
+import { loadOrCreateToken, waitFor } from '@muster/common';
 import { connect, type Cluster } from '@muster/sdk';
-import { thawAll } from './chaos.js';
 import { startEtcd, type EtcdServer } from './etcd.js';
-import { binOf, ElectionLog, launchHead, type HeadHandle } from './heads.js';
+import { binOf, ElectionLog, launchHead } from './heads.js';
 import { startNats, type NatsServer } from './nats.js';
-import { claimPortBlock } from './ports.js';
-import { killTagged, spawnManaged, type ManagedProcess } from './procs.js';
+import { killTagged, spawnManaged } from './procs.js';
 import { tempDir } from './tmp.js';
-import { waitFor } from './wait.js';
-
-export type { HeadHandle } from './heads.js';
-export type StopSignal = 'SIGTERM' | 'SIGKILL';
-
-export interface WorkerSpec {
-  nodeId?: string;
-  profile?: string;
-  labels?: Record<string, string>;
-  taints?: string[];
-  /** Extra flags for muster-worker. */
-  args?: string[];
-}
-
-export interface ClusterOptions {
-  /** Where data and logs go; a temp dir (removed on stop) when unset. */
-  dataDir?: string;
-  /** gRPC port of the first head; 0 = any free one (the others always pick a free one). */
-  port?: number;
-  /** How many heads; default 1. More than one needs `store: 'etcd'`. */
-  heads?: number;
-  workers?: number | WorkerSpec[];
-  /** Default GPU profile of workers. */
-  profile?: string;
-  store?: 'embedded' | 'etcd';
-  nats?: boolean;
-  heartbeatIntervalMs?: number;
-  deadAfterMs?: number;
-  /** Called with every line a child prints, prefixed by its name. */
-  onLine?: (name: string, line: string) => void;
-  /** Extra flags for muster-head. */
-  headArgs?: string[];
-  /** Ports the heads hand to shard ranks, "FIRST-LAST" (default: the head's own). */
-  shardPortRange?: string;
-  /** Flags for node itself when it runs a head (e.g. --cpu-prof). */
-  headNodeArgs?: string[];
-  /**
-   * MUSTER_TEST_RUN of every child (workers pass it on to shards). Default:
-   * `<MUSTER_TEST_RUN>/<random>` when this process runs under the test suite,
-   * else none. `createTestCluster()` always sets one.
-   */
-  runTag?: string;
-}
-
-export interface ChildInfo {
-  readonly name: string;
-  readonly process: ManagedProcess;
-  /** Its Prometheus endpoint "host:port", when it serves one. */
-  readonly metricsAddress: string | undefined;
-}
-
-export interface WorkerHandle extends ChildInfo {
-  readonly nodeId: string;
-  readonly spec: WorkerSpec;
-}
+import type { ClusterOptions, HeadHandle, StopSignal, WorkerHandle, WorkerSpec } from './types.js';
 
 export class LocalCluster {
   /** Every head, by index (`head-<index>`); an entry is replaced when that head restarts. */
@@ -94,6 +44,7 @@ export class LocalCluster {
   private readonly headPorts: number[] = [];
   private readonly election = new ElectionLog();
   private removeDir: (() => Promise<void>) | undefined;
+  private readonly stopping: Array<() => void | Promise<void>> = [];
   private readonly stopped: Array<() => Promise<void>> = [];
 
   private constructor(
@@ -134,8 +85,8 @@ export class LocalCluster {
     let etcd: EtcdServer | undefined;
     let cluster: LocalCluster | undefined;
     try {
-      const run = process.env.MUSTER_TEST_RUN;
-      const tag = opts.runTag ?? (run ? newRunTag(run) : undefined);
+      const run = process.env[SHARD_ENV.TEST_RUN];
+      const tag = opts.runTag ?? (run ? childRunTag(run) : undefined);
       if (opts.nats ?? true) nats = await startNats({ dir: dataDir, tag });
       if (opts.store === 'etcd') etcd = await startEtcd({ tag });
       cluster = new LocalCluster(dataDir, { ...opts, runTag: tag }, nats, etcd);
@@ -184,7 +135,7 @@ export class LocalCluster {
       onLine: (l) => this.opts.onLine?.(name, l),
       election: this.election,
     });
-    this.headPorts[index] = Number(head.address.split(':').pop());
+    this.headPorts[index] = parseHostPort(head.address, 'head address').port;
     this.heads[index] = head;
     return head;
   }
@@ -277,9 +228,12 @@ export class LocalCluster {
     }
   }
 
-  /** Stops every child (workers, heads, NATS, etcd) and removes a temp dir; thaws what chaos froze first. */
+  /**
+   * Stops every child (workers, heads, NATS, etcd) and removes a temp dir;
+   * runs the `onStopping` hooks first (the test kit thaws what chaos froze).
+   */
   async stop(): Promise<void> {
-    thawAll();
+    for (const f of this.stopping.splice(0)) await f();
     await Promise.all([...this.workers.values()].map((w) => w.process.stop(3_000)));
     await Promise.all(this.heads.map((h) => h.process.stop(5_000)));
     await this.nats?.stop();
@@ -291,34 +245,16 @@ export class LocalCluster {
     for (const f of this.stopped.splice(0)) await f();
   }
 
+  /** Runs `f` at the start of `stop()`, before any process is stopped. */
+  onStopping(f: () => void | Promise<void>): void {
+    this.stopping.push(f);
+  }
+
   /** Runs `f` at the end of `stop()`, once every process is gone. */
   onStop(f: () => Promise<void>): void {
     this.stopped.push(f);
   }
 }
 
-/** `<parent>/<8 hex>`: a tag below the run's, for one cluster. */
-const newRunTag = (parent: string) => `${parent}/${randomBytes(4).toString('hex')}`;
-
-/**
- * A cluster for tests: temp dir, free ports, fast liveness, a run tag of its
- * own, and a shard port block no other live test cluster uses (ports.ts).
- */
-export async function createTestCluster(opts: ClusterOptions = {}): Promise<LocalCluster> {
-  const block = opts.shardPortRange ? undefined : await claimPortBlock();
-  try {
-    const cluster = await LocalCluster.start({
-      heartbeatIntervalMs: 200,
-      deadAfterMs: 1_000,
-      profile: 'hgx-h100-8',
-      runTag: newRunTag(process.env.MUSTER_TEST_RUN ?? 'test'),
-      shardPortRange: block?.range,
-      ...opts,
-    });
-    if (block) cluster.onStop(block.release);
-    return cluster;
-  } catch (e) {
-    await block?.release();
-    throw e;
-  }
-}
+/** `<parent>/<8 hex>`: a tag below the run's, for one cluster (the test kit tags its clusters so). */
+export const childRunTag = (parent: string): string => `${parent}/${randomBytes(4).toString('hex')}`;

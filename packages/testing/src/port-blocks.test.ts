@@ -3,7 +3,7 @@ import { readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { claimPortBlock } from './ports.js';
+import { claimPortBlock } from './port-blocks.js';
 
 const dir = join(tmpdir(), 'muster-test-port-blocks');
 

@@ -9,6 +9,7 @@
  * children so that it can tell its shards from another cluster's); both count
  * as the run's processes for `findTaggedProcesses(runId)`.
  */
+import { SHARD_ENV } from '@muster/contracts';
 import { readdir, readFile } from 'node:fs/promises';
 import { execa, type ResultPromise } from 'execa';
 
@@ -55,10 +56,10 @@ function installExitHook(): void {
 
 export function spawnManaged(name: string, file: string, args: string[], opts: SpawnOptions = {}): ManagedProcess {
   installExitHook();
-  const tag = opts.tag ?? process.env.MUSTER_TEST_RUN;
+  const tag = opts.tag ?? process.env[SHARD_ENV.TEST_RUN];
   const child: ResultPromise = execa(file, args, {
     cwd: opts.cwd,
-    env: { ...opts.env, ...(tag ? { MUSTER_TEST_RUN: tag } : {}) },
+    env: { ...opts.env, ...(tag ? { [SHARD_ENV.TEST_RUN]: tag } : {}) },
     extendEnv: true,
     detached: true,
     cleanup: true,

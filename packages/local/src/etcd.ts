@@ -4,9 +4,9 @@
  * data dir (chaos tests: the data survives, as a real etcd's would); stop()
  * ends it for good and removes the dir.
  */
+import { waitFor } from '@muster/common';
 import { spawnManaged, type ManagedProcess } from './procs.js';
 import { tempDir } from './tmp.js';
-import { waitFor } from './wait.js';
 import { findBinary } from './binaries.js';
 import { freePort } from './ports.js';
 import { restartable, type Restartable } from './restartable.js';

@@ -1,3 +1,4 @@
+/** Temp directories for a local cluster's data and for test servers, removed by their owner. */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

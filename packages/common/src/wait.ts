@@ -1,7 +1,12 @@
 /**
- * Waits for a condition with a deadline: no sleep-and-hope. `check` returns a
- * value (done) or undefined/false (not yet); the error on timeout says what
- * was awaited and the last value/error seen.
+ * The one `waitFor` of the project: waits for a condition with a deadline,
+ * no sleep-and-hope. `check` returns a value (done) or undefined/false (not
+ * yet); a thrown error counts as "not yet" and is remembered. The error on
+ * timeout says what was awaited and the last value or error seen.
+ *
+ * It lives in common (not in the test kit) so that unit tests inside head,
+ * worker and sdk can use it without importing `@muster/testing`, which sits
+ * above them; the local-cluster launcher uses it to wait for servers too.
  */
 export async function waitFor<T>(
   what: string,

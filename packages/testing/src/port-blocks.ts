@@ -1,20 +1,12 @@
+/**
+ * Shard port blocks for test clusters: each live test cluster on this machine
+ * hands its shards ports from a block no other one uses (see claimPortBlock).
+ * Test-only, so it lives in the test kit, not in `@muster/local`.
+ */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pidAlive } from './procfs.js';
-
-/** A port that was free a moment ago (the OS picks it). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { pidAlive } from '@muster/common';
 
 /** Shard port blocks inside the head's default range (30000-32767), one per live test cluster on this machine. */
 const BLOCKS = 10;

@@ -15,21 +15,14 @@
  * another head wins: callers that freeze heads should wait for a *different*
  * leader (`waitForLeader({ not })`).
  */
+import { SHARD_ENV } from '@muster/contracts';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { spawnManaged, type ManagedProcess } from './procs.js';
-import type { ChildInfo, ClusterOptions } from './cluster.js';
+import type { ClusterOptions, HeadHandle } from './types.js';
 
 const require = createRequire(import.meta.url);
 export const binOf = (pkg: string): string => join(dirname(require.resolve(`${pkg}/package.json`)), 'dist/main.js');
-
-export interface HeadHandle extends ChildInfo {
-  /** Position in `cluster.heads`; the head id is `head-<index>`. */
-  readonly index: number;
-  readonly headId: string;
-  /** gRPC address "127.0.0.1:port" (the same port across restarts). */
-  readonly address: string;
-}
 
 export interface HeadLaunch {
   index: number;
@@ -68,7 +61,8 @@ export async function launchHead(l: HeadLaunch): Promise<HeadHandle> {
   ];
   // Lines arrive asynchronously, so `proc` is set before the first one.
   const proc: ManagedProcess = spawnManaged(l.name, process.execPath, args, {
-    env: l.nats ? { MUSTER_NATS_PASSWORD: l.nats.password } : {},
+    // The head reads its NATS password from the variable it hands replicas theirs in.
+    env: l.nats ? { [SHARD_ENV.NATS_PASSWORD]: l.nats.password } : {},
     onLine: (line) => {
       l.election.onLine(proc, line);
       l.onLine(line);

@@ -6,9 +6,17 @@
  *
  * Revisions are compared relative to each other, never as absolute numbers,
  * because a shared etcd's revision counter is global. Waits are condition
- * waits with deadlines (`until`), never fixed sleeps.
+ * waits with deadlines (`waitFor`), never fixed sleeps.
+ *
+ * Not part of head's dist: it imports vitest, so the file is named
+ * `*.test-suite.ts`, which head's tsconfig excludes. It stays beside the
+ * interface it pins down (rather than moving into the test kit, which would
+ * make head's own embedded run import the kit above it); tests outside head
+ * reach it as `@muster/head/state/contract`, an export with only the
+ * `source` condition — vitest resolves it, Node refuses it.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitFor } from '@muster/common';
 import type { Compare, StateStore, Watch, WatchEvent } from './store.js';
 
 export interface StoreUnderTest {
@@ -23,14 +31,8 @@ const text = (v: Uint8Array | undefined) => (v === undefined ? undefined : Buffe
 const keyOf = (e: WatchEvent) => (e.type === 'put' ? e.kv.key : e.key);
 const revOf = (e: WatchEvent) => (e.type === 'put' ? e.kv.modRevision : e.modRevision);
 
-/** Polls `cond` until it is truthy or the deadline passes (then fails naming `what`). */
-async function until(what: string, cond: () => unknown, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** How long the suite waits for a condition (etcd over loopback can be slow on a busy machine). */
+const patience = { timeoutMs: 15_000, intervalMs: 20 };
 
 /** Settles `p` or fails after `ms`. */
 async function within<T>(what: string, p: Promise<T>, ms = 15_000): Promise<T> {
@@ -291,7 +293,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
         const r3 = (await s.put('w/b', enc('3'))).revision;
         const r4 = (await s.delete('w/a')).revision;
         const t = await s.txn({ compare: [], success: [{ type: 'put', key: 'w/c', value: enc('c') }, { type: 'put', key: 'w/d', value: enc('d') }] });
-        await until('6 watch events', () => c.events().length >= 6);
+        await waitFor('6 watch events', () => c.events().length >= 6, patience);
         const ev = c.events();
         expect(ev.map((e) => [e.type, keyOf(e), revOf(e)])).toEqual([
           ['put', 'w/a', r1], ['put', 'w/a', r2], ['put', 'w/b', r3], ['delete', 'w/a', r4], ['put', 'w/c', t.revision], ['put', 'w/d', t.revision],
@@ -312,14 +314,14 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
         const w = await s.watch('h/', { fromRevision: r1 });
         const c = collect(w);
         const r4 = (await s.put('h/c', enc('3'))).revision;
-        await until('4 watch events', () => c.events().length >= 4);
+        await waitFor('4 watch events', () => c.events().length >= 4, patience);
         expect(c.events().map((e) => [e.type, keyOf(e), revOf(e)])).toEqual([
           ['put', 'h/a', r1], ['put', 'h/b', r2], ['delete', 'h/a', r3], ['put', 'h/c', r4],
         ]);
         await w.close();
         const w2 = await s.watch('h/', { fromRevision: r3 });
         const c2 = collect(w2);
-        await until('2 replayed events', () => c2.events().length >= 2);
+        await waitFor('2 replayed events', () => c2.events().length >= 2, patience);
         expect(c2.events().map(revOf)).toEqual([r3, r4]);
         await w2.close();
       });
@@ -331,7 +333,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
         const puts: [string, number][] = [];
         for (const k of ['fu/a', 'fu/b', 'fu/c', 'fu/d']) puts.push([k, (await s.put(k, enc(k))).revision]);
         const want = puts.filter(([, rev]) => rev >= from);
-        await until(`${want.length} events`, () => c.events().length >= want.length);
+        await waitFor(`${want.length} events`, () => c.events().length >= want.length, patience);
         expect(c.events().map((e) => [keyOf(e), revOf(e)])).toEqual(want);
         await w.close();
       });
@@ -341,7 +343,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
         const w = await s.watch('n/');
         const c = collect(w);
         await s.put('n/after', enc('y'));
-        await until('the live event', () => c.events().length >= 1);
+        await waitFor('the live event', () => c.events().length >= 1, patience);
         expect(c.events().map(keyOf)).toEqual(['n/after']);
         await w.close();
         await within('iteration to end after close()', c.done);
@@ -366,7 +368,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
         })();
         expect((err as { code?: string }).code).toBe('MUSTER_STORE_COMPACTED');
         const c = collect(await s.watch('c/', { fromRevision: r3 })); // the compaction point itself is kept
-        await until('the event at the compaction revision', () => c.events().length >= 1);
+        await waitFor('the event at the compaction revision', () => c.events().length >= 1, patience);
         expect(c.events().map(revOf)).toEqual([r3]);
       });
     });
@@ -382,7 +384,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
         await lease.revoke();
         await within('lost after revoke', lease.lost);
         expect((await s.range('l/')).kvs.map((kv) => kv.key)).toEqual(['l/c']);
-        await until('2 delete events', () => c.events().length >= 2);
+        await waitFor('2 delete events', () => c.events().length >= 2, patience);
         expect(c.events().map((e) => [e.type, keyOf(e)])).toEqual([['delete', 'l/a'], ['delete', 'l/b']]);
         expect(new Set(c.events().map(revOf)).size).toBe(1); // one revision, like etcd
       });
@@ -405,7 +407,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
         let expired = false;
         void control.lost.then(() => (expired = true));
         // Renew `manual` by hand until the control lease, granted last, has expired.
-        await until('the control lease to expire', async () => (await manual.keepAliveOnce(), expired));
+        await waitFor('the control lease to expire', async () => (await manual.keepAliveOnce(), expired), patience);
         expect((await s.range('k/')).kvs.map((kv) => kv.key)).toEqual(['k/auto', 'k/manual']);
         await auto.revoke();
         await manual.revoke();
