@@ -70,6 +70,7 @@ function summary(p: GangPlan) {
     attempt: p.gang.attempt,
     restarts: p.gang.restarts,
     write: p.write,
+    moving: p.moving,
   };
 }
 
@@ -122,9 +123,9 @@ describe('gang planner: one row per decision', () => {
     ['7 stop a STOPPED gang → nothing', running(gang(G.GANG_STATE_STOPPED, 'exited')), { type: 'stop' }, {},
       { state: 'STOPPED', steps: [], stop: [], write: false }],
     ['8 the group moved off n2 → RESTARTING, not counted, no backoff', running(gang(G.GANG_STATE_READY, 'ready')), { type: 'placement' }, { pg: group(P.PLACEMENT_GROUP_STATE_RESERVED, ['n1', 'n3']) },
-      { state: 'RESTARTING', steps: [8], stop: ['n1', 'n2'], timer: [], restarts: 0 }],
+      { state: 'RESTARTING', steps: [8], stop: ['n1', 'n2'], timer: [], restarts: 0, moving: true }],
     ['8 then 5: the moved gang starts on the new placement, restart not counted', running(gang(G.GANG_STATE_RESTARTING, ['exited', 'exited', 'exited', 'stopping'], { nextRestartAtMs: T0 }), true), report(3, 'exited', { stopped: true }), { pg: group(P.PLACEMENT_GROUP_STATE_CREATED, ['n1', 'n3']), nodes: new Map([['n1', node('n1')], ['n3', node('n3')]]) },
-      { state: 'STARTING', steps: [5], launch: ['n1', 'n3'], restarts: 0, attempt: 2 }],
+      { state: 'STARTING', steps: [5], launch: ['n1', 'n3'], restarts: 0, attempt: 2, moving: false }],
     ['8 the group still holds every rank\'s node → nothing', running(gang(G.GANG_STATE_READY, 'ready')), { type: 'placement' }, {},
       { state: 'READY', steps: [], stop: [], write: false }],
     ['9 PENDING, the group was removed → FAILED', running(gang(G.GANG_STATE_PENDING, [], { attempt: 0 })), { type: 'placement' }, { pg: undefined },
