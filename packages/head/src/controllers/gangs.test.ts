@@ -64,7 +64,13 @@ async function harness() {
   const writer = new StateWriter(store, 'test', revision);
   const log = createLogger('test', { level: 'silent' });
   const events = new EventLog(writer, log, { retention: 10_000, subjectPrefix: 'muster' });
-  const registry = new NodeRegistry(writer, events, log, 60_000);
+  let clock = 0;
+  const registry = new NodeRegistry(writer, events, log, 60_000, () => clock);
+  /** n1 silent past dead-after: the sweep declares it dead. */
+  const kill = async () => {
+    clock += 60_001;
+    await registry.sweep();
+  };
   const pgs = new PlacementGroupController(writer, registry, events, log);
   await pgs.load();
   /** What the agent of n1 was told, in order (reservations it acknowledges, as the real one does). */
@@ -95,11 +101,20 @@ async function harness() {
     const kv = await store.get(GANGS_PREFIX + id);
     return kv && Gang.decode(kv.value);
   };
-  return { store, gangs, told, changed, published, gangEvents, stored };
+  return { store, gangs, told, changed, published, gangEvents, stored, kill };
 }
 
 function report(rank: number, phase: string, over: Partial<ShardStatusReport> = {}): ShardStatusReport {
   return { gangId: '', attempt: 1, rank, phase, pid: 100 + rank, exitCode: undefined, signal: '', reason: '', stopped: false, logTail: '', ...over };
+}
+
+/** Polls `ok` until it holds; fails the test at the deadline. */
+async function waitFor(ok: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error('condition not met before the deadline');
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 const kinds = (msgs: HeadMessage[]) => msgs.map((m) => m.msg?.$case);
@@ -161,6 +176,32 @@ describe('gang controller on a failing store', () => {
     expect(after).toMatchObject({ state: G.GANG_STATE_RESTARTING, restarts: 0, lastFailure: { rank: 2, reason: 'crashed', exitCode: 1 } });
     expect(await h.stored(g.id)).toEqual(after);
     expect(kinds(h.told)).toEqual(['stopShards']);
+    expect(h.changed.map((x) => x.state)).toEqual([G.GANG_STATE_RESTARTING]);
+    expect(await h.gangEvents()).toEqual(['gang.pending', 'gang.starting', 'gang.ready', 'gang.restarting']);
+  });
+
+  it('a node death whose write fails leaves the gang as stored, tells no one, and is decided again once the store heals', async () => {
+    const h = await harness();
+    const g = await h.gangs.launch(wire);
+    for (const rank of [0, 1, 2, 3]) await h.gangs.shardStatus('n1', report(rank, 'ready', { gangId: g.id }));
+    h.told.length = 0;
+    h.changed.length = 0;
+
+    h.store.failWrites({ prefix: GANGS_PREFIX });
+    await h.kill();
+    await waitFor(() => h.store.failed > 0);
+    await h.gangs.shardInventory('n2', []); // a call that waits for the reload and changes nothing
+    const stored = await h.stored(g.id);
+    expect(stored?.state).toBe(G.GANG_STATE_READY);
+    expect(h.gangs.get(g.id)).toEqual(stored);
+    expect(h.told).toEqual([]);
+    expect(h.changed).toEqual([]);
+
+    // Healed: the retry pass finds the ranks on a dead node (the node's death itself is not sent again).
+    h.store.heal();
+    await waitFor(() => h.gangs.get(g.id).state === G.GANG_STATE_RESTARTING);
+    expect(h.gangs.get(g.id)).toMatchObject({ restarts: 0, lastFailure: { rank: 0, nodeId: 'n1', reason: 'node n1 died' } });
+    expect(await h.stored(g.id)).toEqual(h.gangs.get(g.id));
     expect(h.changed.map((x) => x.state)).toEqual([G.GANG_STATE_RESTARTING]);
     expect(await h.gangEvents()).toEqual(['gang.pending', 'gang.starting', 'gang.ready', 'gang.restarting']);
   });

@@ -41,22 +41,26 @@
  * agent's report: its stream is refused and the agent re-registers) and the
  * controller reloads what the store holds; nothing decided on the lost
  * memory is told. Events that arrive during that reload wait for it.
- * On head restart, the records are read back; RESTARTING gangs restart when
- * their stored backoff is over, PENDING ones start when their group is placed.
+ * On head restart (and after such a reload, a second later) the records are
+ * read back and decided again: ranks on nodes that are not alive are lost,
+ * groups that were placed, moved or removed are followed; RESTARTING gangs
+ * restart when their stored backoff is over, STARTING ones get a fresh
+ * backstop deadline.
  */
 import { ErrorCode, MusterError, type Logger, randomId } from '@muster/common';
-import { Gang, GangState as G, PlacementGroupState as P, type GangSpec as WireGangSpec, type HeadMessage, type ShardStatusReport } from '@muster/proto';
+import { Gang, GangState as G, NodeState, PlacementGroupState as P, type GangSpec as WireGangSpec, type HeadMessage, type ShardStatusReport } from '@muster/proto';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import { GroupCommit } from './group-commit.js';
-import { LIVE, planGang, planLaunch, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
+import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
 import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, portSpace, wireGangSpec, type GangSpec, type PortRange } from './gang-spec.js';
 import type { PlacementGroupController } from './placement-groups.js';
 import { ChangeWaiters } from './waiters.js';
 
 export { progress } from './gang-plan.js';
 export const GANGS_PREFIX = '/muster/gangs/';
+const REDERIVE_AFTER_MS = 1_000;
 
 interface Entry {
   /** The working record: what the planner decides on; may be ahead of the store. */
@@ -75,6 +79,8 @@ export class GangController {
   private readonly commits: GroupCommit;
   /** The reload under way after a failed commit. */
   private reloading: Promise<void> | undefined;
+  /** The pass that decides again after a reload (`recover`). */
+  private retry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly writer: StateWriter,
@@ -91,7 +97,20 @@ export class GangController {
     pgs.onChange((pgId) => this.background((e) => e.gang.placementGroupId === pgId && this.apply(e, { type: 'placement' })));
   }
 
+  /** Reads every gang back and decides what happened while no one watched (head start). */
   async load(): Promise<void> {
+    await this.reload();
+    this.rederive();
+  }
+
+  /** Stops the timers (the term ended; the next leader loads the gangs as stored). */
+  close(): void {
+    clearTimeout(this.retry);
+    for (const e of this.gangs.values()) clearTimeout(e.timer);
+  }
+
+  /** Memory becomes what the store holds, in one swap (no event ever sees a half-loaded map); timers are armed again. */
+  private async reload(): Promise<void> {
     const { kvs } = await this.writer.store.range(GANGS_PREFIX);
     const loaded = new Map<string, Entry>();
     for (const kv of kvs) {
@@ -103,19 +122,28 @@ export class GangController {
       }
     }
     this.close();
-    this.gangs = loaded; // one swap: no event ever sees a half-loaded map
+    this.gangs = loaded;
     const now = Date.now();
     for (const e of loaded.values()) {
-      const s = e.gang.state;
-      if (s === G.GANG_STATE_RESTARTING && e.gang.nextRestartAtMs > now) this.arm(e, { type: 'backoffOver' }, e.gang.nextRestartAtMs);
-      if (s === G.GANG_STATE_PENDING || s === G.GANG_STATE_RESTARTING) this.apply(e, { type: 'placement' });
+      const g = e.gang;
+      if (g.state === G.GANG_STATE_RESTARTING && g.nextRestartAtMs > now) this.arm(e, { type: 'backoffOver' }, g.nextRestartAtMs);
+      // The backstop deadline gets a full window again: the agents re-report their ranks first.
+      if (g.state === G.GANG_STATE_STARTING) this.arm(e, { type: 'deadline', attempt: g.attempt }, now + e.spec.startup.deadlineMs + DEADLINE_SLACK_MS);
     }
-    this.commits.kick();
   }
 
-  /** Stops restart timers (the term ended; the next leader loads the gangs as stored). */
-  close(): void {
-    for (const e of this.gangs.values()) clearTimeout(e.timer);
+  /**
+   * Decides again what the events lost with memory would have decided: ranks
+   * on nodes that are not alive are lost (4), groups that were placed, moved
+   * or removed are followed (2, 5, 8, 9).
+   */
+  private rederive(): void {
+    const alive = new Set(this.registry.list(NodeState.NODE_STATE_ALIVE).map((n) => n.nodeId));
+    for (const e of this.gangs.values()) {
+      for (const nodeId of new Set(e.gang.ranks.map((r) => r.nodeId))) if (!alive.has(nodeId)) this.apply(e, { type: 'nodeLost', nodeId });
+      this.apply(e, { type: 'placement' });
+    }
+    this.commits.kick();
   }
 
   // ── API ────────────────────────────────────────────────────────────────
@@ -272,11 +300,12 @@ export class GangController {
     return e.shown ?? this.entry(e.gang.id).shown;
   }
 
-  /** An event nobody awaits (a node's death, a group's change, a timer): decided for every gang `each` picks. */
-  private background(each: (e: Entry) => unknown): void {
+  /** An event nobody awaits (a node's death, a group's change, a timer): decided for every gang `each` picks, then `after`. */
+  private background(each: (e: Entry) => unknown, after?: () => void): void {
     const run = () => {
       try {
         for (const e of [...this.gangs.values()]) each(e);
+        after?.();
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'gang decision failed');
       }
@@ -290,9 +319,15 @@ export class GangController {
     e.timer = setTimeout(() => this.background((x) => x === e && this.apply(e, ev)), Math.max(0, atMs - Date.now()));
   }
 
-  /** A commit failed: memory ran ahead of the store, so read the truth back (group-commit.ts). */
+  /**
+   * A commit failed: memory ran ahead of the store, so read the truth back
+   * (group-commit.ts). What the lost events meant is decided again after a
+   * pause, not at once: a store that keeps failing is retried at 1 Hz, not
+   * in a loop.
+   */
   private recover(): Promise<void> {
-    this.reloading ??= this.load()
+    this.reloading ??= this.reload()
+      .then(() => void (this.retry = setTimeout(() => this.background(() => undefined, () => this.rederive()), REDERIVE_AFTER_MS)))
       .catch((err: unknown) => this.writer.abandon(`gangs could not be read back after a failed commit: ${(err as Error).message}`))
       .finally(() => (this.reloading = undefined));
     return this.reloading;
