@@ -38,9 +38,11 @@
  * that is durable are agents told, timers armed, listeners called and
  * waiters woken. Answers (get, list, wait, locate, onChange) show the last
  * durable record. A failed write is reported to the caller (launch, stop, an
- * agent's report: its stream is refused and the agent re-registers) and the
- * controller reloads what the store holds; nothing decided on the lost
- * memory is told. Events that arrive during that reload wait for it.
+ * agent's report that changes the gang's state: its stream is refused and
+ * the agent re-registers) and the controller reloads what the store holds;
+ * nothing decided on the lost memory is told. Events that arrive during that
+ * reload wait for it. A report that only moves a rank's phase is written
+ * without the agent waiting for it (its heartbeats share the stream).
  * On head restart (and after such a reload, a second later) the records are
  * read back and decided again: ranks on nodes that are not alive are lost,
  * groups that were placed, moved or removed are followed; RESTARTING gangs
@@ -214,7 +216,13 @@ export class GangController {
 
   // ── agents ─────────────────────────────────────────────────────────────
 
-  /** A status report of one shard from the agent of `nodeId`; rejects if what it changed could not be written. */
+  /**
+   * A status report of one shard from the agent of `nodeId`. A report that
+   * changes the gang's state resolves once that is durable and rejects if it
+   * could not be written. One that only moves a rank's phase is written by
+   * the next commit without being waited for: the agent's stream (its
+   * heartbeats too) must not queue behind the store for every phase.
+   */
   async shardStatus(nodeId: string, s: ShardStatusReport): Promise<void> {
     await this.reloading;
     if (this.report(nodeId, s)) await this.flush();
@@ -223,11 +231,11 @@ export class GangController {
   /** What an agent runs, sent when it registers: reconcile both ways, in one write. */
   async shardInventory(nodeId: string, shards: ShardStatusReport[]): Promise<void> {
     await this.reloading;
-    let wrote = false;
-    for (const s of shards) wrote = this.report(nodeId, s) || wrote;
+    let changed = false;
+    for (const s of shards) changed = this.report(nodeId, s) || changed;
     const running = new Set(shards.map((s) => `${s.gangId}/${s.attempt}/${s.rank}`));
-    for (const e of [...this.gangs.values()]) wrote = this.apply(e, { type: 'inventory', nodeId, running }) || wrote;
-    if (wrote) await this.flush();
+    for (const e of [...this.gangs.values()]) changed = this.apply(e, { type: 'inventory', nodeId, running }) || changed;
+    if (changed) await this.flush();
   }
 
   // ── executor ───────────────────────────────────────────────────────────
@@ -240,7 +248,7 @@ export class GangController {
     return false;
   }
 
-  /** Decides `ev` for `e` and hands the plan to the commit; true if it marked anything. */
+  /** Decides `ev` for `e` and hands the plan to the commit; true if the gang's state changed. */
   private apply(e: Entry, ev: GangEvent): boolean {
     return this.execute(e, planGang(e, ev, this.context(e)));
   }
@@ -254,13 +262,12 @@ export class GangController {
     e.gang = plan.gang;
     e.moving = plan.moving;
     if (!plan.write && plan.actions.length === 0) return false;
+    const transitions = plan.actions.filter((a) => a.type === 'transition').length;
     const g = plan.gang;
     if (plan.write) this.commits.put(GANGS_PREFIX + g.id, () => Gang.encode(e.gang).finish());
-    let transitions = 0;
     for (const a of plan.actions) {
       switch (a.type) {
         case 'transition':
-          transitions++;
           this.commits.stage(this.events.stage(a.event, { message: `gang ${e.spec.name}: ${a.reason}`, attributes: { gang: g.id, name: e.spec.name, attempt: String(g.attempt), step: String(a.step) } }));
           this.commits.after(() => clearTimeout(e.timer));
           break;
@@ -282,7 +289,7 @@ export class GangController {
       if (transitions > 0) for (const l of this.listeners) l(g);
     });
     this.commits.kick();
-    return true;
+    return transitions > 0;
   }
 
   /** The next commit, durable; on failure the error once memory holds what the store does. */
