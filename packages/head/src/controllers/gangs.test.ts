@@ -206,6 +206,26 @@ describe('gang controller on a failing store', () => {
     expect(await h.gangEvents()).toEqual(['gang.pending', 'gang.starting', 'gang.ready', 'gang.restarting']);
   });
 
+  it('a phase report whose write fails is not waited for, tells no one, and leaves memory as stored', async () => {
+    const h = await harness();
+    const g = await h.gangs.launch(wire);
+    h.told.length = 0;
+    h.changed.length = 0;
+    h.store.failWrites({ prefix: GANGS_PREFIX });
+    await h.gangs.shardStatus('n1', report(0, 'started', { gangId: g.id })); // resolves before the write: nothing waits on it
+    await waitFor(() => h.store.failed > 0);
+    await h.gangs.shardInventory('n2', []); // a call that waits for the reload and changes nothing
+    expect(h.gangs.get(g.id)).toEqual(await h.stored(g.id));
+    expect(h.gangs.get(g.id).ranks[0]?.phase).toBe('pending');
+    expect(h.told).toEqual([]);
+    expect(h.changed).toEqual([]);
+
+    h.store.heal();
+    for (const rank of [0, 1, 2, 3]) await h.gangs.shardStatus('n1', report(rank, 'ready', { gangId: g.id }));
+    expect(h.gangs.get(g.id).state).toBe(G.GANG_STATE_READY);
+    expect(await h.stored(g.id)).toEqual(h.gangs.get(g.id));
+  });
+
   it('answers show only durable records: a launch in flight is not listed until its write is', async () => {
     const h = await harness();
     const launching = h.gangs.launch(wire);
