@@ -24,7 +24,7 @@ import {
   type ShardLaunch,
   type ShardStatusReport,
 } from '@muster/proto';
-import { planLayout, rankEnv, type GangSpec, type LayoutPlan, type PortRange } from './gang-spec.js';
+import { planLayout, portSpace, rankEnv, type GangSpec, type LayoutPlan, type PortRange } from './gang-spec.js';
 
 /** The numbered transitions of the lifecycle table at the top of gangs.ts. */
 export type Step = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
@@ -317,6 +317,20 @@ function launchShards(spec: GangSpec, gangId: string, attempt: number, plan: Lay
     gracePeriodMs: spec.startup.gracePeriodMs,
     logMaxBytes: spec.logMaxBytes,
   }));
+}
+
+/** The ports `gangs` hold (every rank's, and the rendezvous port on rank 0's node), by port space. */
+export function portsInUse(gangs: Iterable<Gang>, nodes: Map<string, Node>): Map<string, Set<number>> {
+  const used = new Map<string, Set<number>>();
+  const add = (nodeId: string, port: number) => {
+    const space = portSpace(nodes, nodeId);
+    used.set(space, (used.get(space) ?? new Set()).add(port));
+  };
+  for (const g of gangs) {
+    for (const r of g.ranks) for (const p of Object.values(r.ports)) add(r.nodeId, p);
+    if (g.masterPort && g.ranks[0]) add(g.ranks[0].nodeId, g.masterPort);
+  }
+  return used;
 }
 
 function stateName(s: G): string {

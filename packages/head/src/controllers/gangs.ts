@@ -55,12 +55,12 @@ import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import { GroupCommit } from './group-commit.js';
-import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
-import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, portSpace, wireGangSpec, type GangSpec, type PortRange } from './gang-spec.js';
+import { stagePlan, type PlanSink } from './gang-executor.js';
+import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, portsInUse, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
+import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, wireGangSpec, type GangSpec, type PortRange } from './gang-spec.js';
 import type { PlacementGroupController } from './placement-groups.js';
 import { ChangeWaiters } from './waiters.js';
 
-export { progress } from './gang-plan.js';
 export const GANGS_PREFIX = '/muster/gangs/';
 const REDERIVE_AFTER_MS = 1_000;
 
@@ -79,6 +79,7 @@ export class GangController {
   private readonly waiters = new ChangeWaiters();
   private readonly listeners: Array<(g: Gang) => void> = [];
   private readonly commits: GroupCommit;
+  private readonly sink: PlanSink;
   /** The reload under way after a failed commit. */
   private reloading: Promise<void> | undefined;
   /** The pass that decides again after a reload (`recover`). */
@@ -93,6 +94,7 @@ export class GangController {
     private readonly portRange: PortRange = DEFAULT_PORT_RANGE,
   ) {
     this.commits = new GroupCommit(writer, log, { name: 'gangs', recover: () => this.recover() });
+    this.sink = { commits: this.commits, events, send: (nodeId, msg) => this.send(nodeId, msg) };
     registry.onTransition((kind, node) => {
       if (kind === 'node.dead') this.background((e) => this.apply(e, { type: 'nodeLost', nodeId: node.nodeId }));
     });
@@ -253,43 +255,21 @@ export class GangController {
     return this.execute(e, planGang(e, ev, this.context(e)));
   }
 
-  /**
-   * The thin half: the record goes to the next commit; events are staged in
-   * it; agents, timers, listeners and waiters hear of the plan only once that
-   * commit is durable (a failed one drops all of it, group-commit.ts).
-   */
+  /** The plan goes through the commit (gang-executor.ts); the entry hears of it once durable. */
   private execute(e: Entry, plan: GangPlan): boolean {
     e.gang = plan.gang;
     e.moving = plan.moving;
-    if (!plan.write && plan.actions.length === 0) return false;
-    const transitions = plan.actions.filter((a) => a.type === 'transition').length;
-    const g = plan.gang;
-    if (plan.write) this.commits.put(GANGS_PREFIX + g.id, () => Gang.encode(e.gang).finish());
-    for (const a of plan.actions) {
-      switch (a.type) {
-        case 'transition':
-          this.commits.stage(this.events.stage(a.event, { message: `gang ${e.spec.name}: ${a.reason}`, attributes: { gang: g.id, name: e.spec.name, attempt: String(g.attempt), step: String(a.step) } }));
-          this.commits.after(() => clearTimeout(e.timer));
-          break;
-        case 'launch':
-          this.commits.after(() => this.send(a.nodeId, { msg: { $case: 'launchShards', value: { gangId: g.id, attempt: a.attempt, shards: a.shards } } }));
-          break;
-        case 'stop':
-          this.commits.after(() => this.send(a.nodeId, { msg: { $case: 'stopShards', value: { gangId: g.id, attempt: a.attempt, reason: a.reason } } }));
-          break;
-        case 'timer':
-          this.commits.after(() => this.arm(e, a.fire === 'deadline' ? { type: 'deadline', attempt: a.attempt } : { type: 'backoffOver' }, a.atMs));
-          break;
-      }
-    }
-    this.commits.after(() => {
-      if (this.gangs.get(g.id) !== e) return; // reloaded meanwhile
-      if (plan.write) e.shown = g;
-      this.waiters.wake(g.id);
-      if (transitions > 0) for (const l of this.listeners) l(g);
+    const live = () => this.gangs.get(plan.gang.id) === e; // not replaced by a reload meanwhile
+    return stagePlan(this.sink, GANGS_PREFIX + plan.gang.id, () => e.gang, e.spec.name, plan, {
+      clearTimer: () => clearTimeout(e.timer),
+      arm: (ev, atMs) => this.arm(e, ev, atMs),
+      settled: (g, stateChanged) => {
+        if (!live()) return;
+        if (plan.write) e.shown = g;
+        this.waiters.wake(g.id);
+        if (stateChanged) for (const l of this.listeners) l(g);
+      },
     });
-    this.commits.kick();
-    return transitions > 0;
   }
 
   /** The next commit, durable; on failure the error once memory holds what the store does. */
@@ -373,21 +353,9 @@ export class GangController {
     return new Map(this.registry.list().map((n) => [n.nodeId, n]));
   }
 
-  /** Ports held by the other live gangs, by port space (host address). */
+  /** Ports held by the live gangs other than `except`, by port space. */
   private usedPorts(except: string): Map<string, Set<number>> {
-    const nodes = this.nodeMap();
-    const used = new Map<string, Set<number>>();
-    const add = (nodeId: string, p: number) => {
-      const space = portSpace(nodes, nodeId);
-      if (!used.has(space)) used.set(space, new Set());
-      used.get(space)!.add(p);
-    };
-    for (const e of this.gangs.values()) {
-      if (e.gang.id === except || !LIVE.has(e.gang.state)) continue;
-      for (const r of e.gang.ranks) for (const p of Object.values(r.ports)) add(r.nodeId, p);
-      if (e.gang.masterPort && e.gang.ranks[0]) add(e.gang.ranks[0].nodeId, e.gang.masterPort);
-    }
-    return used;
+    return portsInUse([...this.gangs.values()].map((e) => e.gang).filter((g) => g.id !== except && LIVE.has(g.state)), this.nodeMap());
   }
 
   private send(nodeId: string, msg: HeadMessage): void {
