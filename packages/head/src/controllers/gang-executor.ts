@@ -1,0 +1,60 @@
+/**
+ * The thin half of the gang controller: a plan (gang-plan.ts) handed to the
+ * GroupCommit. The record is marked for the next commit and each step's event
+ * staged in it; agent orders, timers and the entry's own bookkeeping
+ * (`Durable`) are queued as after() actions, so they happen once that commit
+ * is durable and never if it fails (group-commit.ts drops them).
+ */
+import { Gang, type HeadMessage } from '@muster/proto';
+import type { EventLog } from '../events/event-log.js';
+import type { GangEvent, GangPlan } from './gang-plan.js';
+import type { GroupCommit } from './group-commit.js';
+
+export interface PlanSink {
+  commits: GroupCommit;
+  events: EventLog;
+  send(nodeId: string, msg: HeadMessage): void;
+}
+
+/** What one gang's entry does once the plan is durable. */
+export interface Durable {
+  clearTimer(): void;
+  arm(ev: GangEvent, atMs: number): void;
+  /** The plan's record is durable (`stateChanged`: it took a step of the lifecycle). */
+  settled(g: Gang, stateChanged: boolean): void;
+}
+
+/**
+ * Stages `plan` for the gang stored at `key` (`current` encodes the record as
+ * it is at commit time); true if the gang's state changed, which its caller
+ * then waits for.
+ */
+export function stagePlan(sink: PlanSink, key: string, current: () => Gang, name: string, plan: GangPlan, on: Durable): boolean {
+  if (!plan.write && plan.actions.length === 0) return false;
+  const { commits } = sink;
+  const g = plan.gang;
+  if (plan.write) commits.put(key, () => Gang.encode(current()).finish());
+  let transitions = 0;
+  for (const a of plan.actions) {
+    switch (a.type) {
+      case 'transition':
+        transitions++;
+        commits.stage(sink.events.stage(a.event, { message: `gang ${name}: ${a.reason}`, attributes: { gang: g.id, name, attempt: String(g.attempt), step: String(a.step) } }));
+        commits.after(() => on.clearTimer());
+        break;
+      case 'launch':
+        commits.after(() => sink.send(a.nodeId, { msg: { $case: 'launchShards', value: { gangId: g.id, attempt: a.attempt, shards: a.shards } } }));
+        break;
+      case 'stop':
+        commits.after(() => sink.send(a.nodeId, { msg: { $case: 'stopShards', value: { gangId: g.id, attempt: a.attempt, reason: a.reason } } }));
+        break;
+      case 'timer':
+        commits.after(() => on.arm(a.fire === 'deadline' ? { type: 'deadline', attempt: a.attempt } : { type: 'backoffOver' }, a.atMs));
+        break;
+    }
+  }
+  const changed = transitions > 0;
+  commits.after(() => on.settled(g, changed));
+  commits.kick();
+  return changed;
+}

@@ -1,0 +1,236 @@
+/**
+ * The gang controller's write path, on a store that fails on command
+ * (FaultyStore over a real EmbeddedStore; real event log, node registry and
+ * placement group controller; the agent is an in-process stub that records
+ * what it is told). The rule: a call whose write fails returns the store's
+ * error and changes nothing — memory, agents, events and listeners see only
+ * what the store holds — and once the store heals, the same call works.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ErrorCode, createLogger } from '@muster/common';
+import {
+  Gang,
+  GangState as G,
+  PlacementGroupState as P,
+  type ClusterEvent,
+  type GangSpec as WireGangSpec,
+  type HeadMessage,
+  type Register,
+  type ShardStatusReport,
+} from '@muster/proto';
+import { NodeRegistry, type AgentConnection } from '../cluster/registry.js';
+import { EventLog } from '../events/event-log.js';
+import { EmbeddedStore } from '../state/embedded.js';
+import { FaultyStore } from '../state/faulty.js';
+import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
+import { GANGS_PREFIX, GangController } from './gangs.js';
+import { PlacementGroupController } from './placement-groups.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function registration(nodeId: string): Register {
+  return {
+    nodeId, incarnation: 'inc-1', agentVersion: 'test', address: '127.0.0.1', labels: {}, taints: [],
+    inventory: {
+      hostname: nodeId, cpuCores: 64, memoryBytes: 512 * 2 ** 30, nvlinkDomain: '', source: 'test', customResources: {},
+      gpus: Array.from({ length: 4 }, (_, i) => ({ index: i, uuid: `GPU-${nodeId}-${i}`, name: 'Test GPU', memoryMib: 81_559, numaNode: 0, mig: [], pciBusId: '', migEnabled: false })),
+      topology: { links: [], nvlinkIslands: [{ gpuIndices: [0, 1, 2, 3] }], nics: [] },
+    },
+  };
+}
+
+const wire: WireGangSpec = {
+  name: 'llm', placementGroup: 'pg-llm', tp: 2, pp: 2, logMaxBytes: 0, replicaGroup: '', replicaId: '',
+  template: { command: 'serve', args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined },
+  startup: { deadlineMs: 60_000, maxRestarts: 3, backoffInitialMs: 60_000, backoffMaxMs: 0, gracePeriodMs: 0 },
+};
+
+/** A placed group of two 2-GPU bundles on node n1, and a gang controller over a FaultyStore. */
+async function harness() {
+  const dir = await mkdtemp(join(tmpdir(), 'muster-gangs-'));
+  const real = await EmbeddedStore.open(dir);
+  cleanups.push(async () => {
+    await real.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const store = new FaultyStore(real);
+  const { revision } = await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'test', address: '127.0.0.1:1', sinceMs: Date.now() }));
+  const writer = new StateWriter(store, 'test', revision);
+  const log = createLogger('test', { level: 'silent' });
+  const events = new EventLog(writer, log, { retention: 10_000, subjectPrefix: 'muster' });
+  let clock = 0;
+  const registry = new NodeRegistry(writer, events, log, 60_000, () => clock);
+  /** n1 silent past dead-after: the sweep declares it dead. */
+  const kill = async () => {
+    clock += 60_001;
+    await registry.sweep();
+  };
+  const pgs = new PlacementGroupController(writer, registry, events, log);
+  await pgs.load();
+  /** What the agent of n1 was told, in order (reservations it acknowledges, as the real one does). */
+  const told: HeadMessage[] = [];
+  const conn: AgentConnection = {
+    id: 1,
+    send: (msg) => {
+      if (msg.msg?.$case === 'reserveBundles') {
+        const groupId = msg.msg.value.groupId;
+        queueMicrotask(() => pgs.acked('n1', groupId));
+      } else told.push(msg);
+    },
+    close: () => undefined,
+  };
+  await registry.register(registration('n1'), conn);
+  await pgs.create({ name: 'pg-llm', strategy: 'PACK', bundles: [0, 1].map(() => ({ cpuMillis: 0, memoryBytes: 0, gpus: 2, gpuMemoryMib: 0, migProfile: '', custom: {} })), topology: [], matchLabels: {}, tolerations: [], priority: 0 });
+  expect((await pgs.wait('pg-llm', 5_000)).state).toBe(P.PLACEMENT_GROUP_STATE_CREATED);
+
+  const gangs = new GangController(writer, registry, pgs, events, log);
+  await gangs.load();
+  cleanups.push(() => gangs.close());
+  const changed: Gang[] = [];
+  gangs.onChange((g) => changed.push(g));
+  const published: ClusterEvent[] = [];
+  events.subscribe((e) => published.push(e));
+  const gangEvents = async () => (await events.history()).filter((e) => e.kind.startsWith('gang.')).map((e) => e.kind);
+  const stored = async (id: string) => {
+    const kv = await store.get(GANGS_PREFIX + id);
+    return kv && Gang.decode(kv.value);
+  };
+  return { store, gangs, told, changed, published, gangEvents, stored, kill };
+}
+
+function report(rank: number, phase: string, over: Partial<ShardStatusReport> = {}): ShardStatusReport {
+  return { gangId: '', attempt: 1, rank, phase, pid: 100 + rank, exitCode: undefined, signal: '', reason: '', stopped: false, logTail: '', ...over };
+}
+
+/** Polls `ok` until it holds; fails the test at the deadline. */
+async function waitFor(ok: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error('condition not met before the deadline');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const kinds = (msgs: HeadMessage[]) => msgs.map((m) => m.msg?.$case);
+
+describe('gang controller on a failing store', () => {
+  it('a launch whose write fails rejects and leaves nothing: no gang, no agent order, no event, no listener call; healed, it works', async () => {
+    const h = await harness();
+    h.store.failWrites({ prefix: GANGS_PREFIX });
+    await expect(h.gangs.launch(wire)).rejects.toMatchObject({ code: ErrorCode.UNAVAILABLE, message: expect.stringMatching(/injected store fault/) });
+    expect(h.store.failed).toBeGreaterThan(0);
+    expect(h.gangs.list()).toEqual([]);
+    expect(() => h.gangs.get('llm')).toThrow(/no gang "llm"/);
+    expect(h.told).toEqual([]);
+    expect(h.changed).toEqual([]);
+    expect(h.published.filter((e) => e.kind.startsWith('gang.'))).toEqual([]);
+    expect(await h.gangEvents()).toEqual([]);
+    expect((await h.store.range(GANGS_PREFIX)).kvs).toEqual([]);
+
+    // Healed: the same launch (same name, same group) goes through; nothing of the failed one is in its way.
+    h.store.heal();
+    const g = await h.gangs.launch(wire);
+    expect(g.state).toBe(G.GANG_STATE_STARTING);
+    expect(await h.stored(g.id)).toEqual(g);
+    expect(kinds(h.told)).toEqual(['launchShards']);
+    expect(h.told[0]?.msg?.$case === 'launchShards' && h.told[0].msg.value.shards.map((s) => s.rank)).toEqual([0, 1, 2, 3]);
+    expect(h.changed.map((x) => x.state)).toEqual([G.GANG_STATE_PENDING, G.GANG_STATE_STARTING]);
+    expect(await h.gangEvents()).toEqual(['gang.pending', 'gang.starting']);
+  });
+
+  it('a report whose write fails rejects; memory is what the store holds and no agent is told; healed, the report is decided again', async () => {
+    const h = await harness();
+    const g = await h.gangs.launch(wire);
+    for (const rank of [0, 1, 2, 3]) await h.gangs.shardStatus('n1', report(rank, 'ready', { gangId: g.id }));
+    expect(h.gangs.get(g.id).state).toBe(G.GANG_STATE_READY);
+    h.told.length = 0;
+    h.changed.length = 0;
+
+    h.store.failWrites({ prefix: GANGS_PREFIX });
+    const exited = report(2, 'exited', { gangId: g.id, exitCode: 1, reason: 'crashed' });
+    await expect(h.gangs.shardStatus('n1', exited)).rejects.toMatchObject({ code: ErrorCode.UNAVAILABLE });
+    const stored = await h.stored(g.id);
+    expect(stored?.state).toBe(G.GANG_STATE_READY);
+    expect(h.gangs.get(g.id)).toEqual(stored);
+    expect(h.gangs.list()).toEqual([stored]);
+    expect(h.told).toEqual([]);
+    expect(h.changed).toEqual([]);
+    expect(await h.gangEvents()).toEqual(['gang.pending', 'gang.starting', 'gang.ready']);
+
+    // A stop whose write fails: the same.
+    await expect(h.gangs.stop(g.id)).rejects.toMatchObject({ code: ErrorCode.UNAVAILABLE });
+    expect(h.gangs.get(g.id)).toEqual(await h.stored(g.id));
+    expect(h.told).toEqual([]);
+
+    // Healed: the agent sends the report again (its stream was refused; it re-registers). Had memory
+    // kept the failed decision (RESTARTING), this report would change nothing.
+    h.store.heal();
+    await h.gangs.shardStatus('n1', exited);
+    const after = h.gangs.get(g.id);
+    expect(after).toMatchObject({ state: G.GANG_STATE_RESTARTING, restarts: 0, lastFailure: { rank: 2, reason: 'crashed', exitCode: 1 } });
+    expect(await h.stored(g.id)).toEqual(after);
+    expect(kinds(h.told)).toEqual(['stopShards']);
+    expect(h.changed.map((x) => x.state)).toEqual([G.GANG_STATE_RESTARTING]);
+    expect(await h.gangEvents()).toEqual(['gang.pending', 'gang.starting', 'gang.ready', 'gang.restarting']);
+  });
+
+  it('a node death whose write fails leaves the gang as stored, tells no one, and is decided again once the store heals', async () => {
+    const h = await harness();
+    const g = await h.gangs.launch(wire);
+    for (const rank of [0, 1, 2, 3]) await h.gangs.shardStatus('n1', report(rank, 'ready', { gangId: g.id }));
+    h.told.length = 0;
+    h.changed.length = 0;
+
+    h.store.failWrites({ prefix: GANGS_PREFIX });
+    await h.kill();
+    await waitFor(() => h.store.failed > 0);
+    await h.gangs.shardInventory('n2', []); // a call that waits for the reload and changes nothing
+    const stored = await h.stored(g.id);
+    expect(stored?.state).toBe(G.GANG_STATE_READY);
+    expect(h.gangs.get(g.id)).toEqual(stored);
+    expect(h.told).toEqual([]);
+    expect(h.changed).toEqual([]);
+
+    // Healed: the retry pass finds the ranks on a dead node (the node's death itself is not sent again).
+    h.store.heal();
+    await waitFor(() => h.gangs.get(g.id).state === G.GANG_STATE_RESTARTING);
+    expect(h.gangs.get(g.id)).toMatchObject({ restarts: 0, lastFailure: { rank: 0, nodeId: 'n1', reason: 'node n1 died' } });
+    expect(await h.stored(g.id)).toEqual(h.gangs.get(g.id));
+    expect(h.changed.map((x) => x.state)).toEqual([G.GANG_STATE_RESTARTING]);
+    expect(await h.gangEvents()).toEqual(['gang.pending', 'gang.starting', 'gang.ready', 'gang.restarting']);
+  });
+
+  it('a phase report whose write fails is not waited for, tells no one, and leaves memory as stored', async () => {
+    const h = await harness();
+    const g = await h.gangs.launch(wire);
+    h.told.length = 0;
+    h.changed.length = 0;
+    h.store.failWrites({ prefix: GANGS_PREFIX });
+    await h.gangs.shardStatus('n1', report(0, 'started', { gangId: g.id })); // resolves before the write: nothing waits on it
+    await waitFor(() => h.store.failed > 0);
+    await h.gangs.shardInventory('n2', []); // a call that waits for the reload and changes nothing
+    expect(h.gangs.get(g.id)).toEqual(await h.stored(g.id));
+    expect(h.gangs.get(g.id).ranks[0]?.phase).toBe('pending');
+    expect(h.told).toEqual([]);
+    expect(h.changed).toEqual([]);
+
+    h.store.heal();
+    for (const rank of [0, 1, 2, 3]) await h.gangs.shardStatus('n1', report(rank, 'ready', { gangId: g.id }));
+    expect(h.gangs.get(g.id).state).toBe(G.GANG_STATE_READY);
+    expect(await h.stored(g.id)).toEqual(h.gangs.get(g.id));
+  });
+
+  it('answers show only durable records: a launch in flight is not listed until its write is', async () => {
+    const h = await harness();
+    const launching = h.gangs.launch(wire);
+    expect(h.gangs.list()).toEqual([]);
+    const g = await launching;
+    expect(h.gangs.list()).toEqual([g]);
+  });
+});
