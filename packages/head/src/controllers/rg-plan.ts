@@ -145,7 +145,7 @@ export function planReplicaGroup(input: RgPlanInput): RgPlan {
     } else if (r.state === 'starting' || r.state === 'ready') {
       const gang = view(r).gang;
       const next = gang?.state === G.GANG_STATE_READY ? 'ready' : !gang || gang.state === G.GANG_STATE_FAILED ? 'failed' : 'starting';
-      if (next === 'failed') fail(r, gang?.message ?? 'gang gone');
+      if (next === 'failed') fail(r, gang ? gang.message || 'its gang FAILED' : 'gang gone');
       else if (next !== r.state) {
         r.state = next;
         r.message = gang?.message ?? '';
