@@ -29,7 +29,8 @@ import { LoadReports } from './load-reports.js';
 import { RgExecutor, type GangsPort, type PgsPort } from './rg-executor.js';
 import { MembershipFeed } from './rg-membership.js';
 import { planReplicaGroup } from './rg-plan.js';
-import { parseRgSpec, policyOf, revisionOf, type ValidRgSpec } from './rg-spec.js';
+import { appliedRecord, autoscaledRecord, autoscalerMemory, deletingRecord, scaledRecord, type RecordEvent } from './rg-records.js';
+import { parseRgSpec, policyOf, type ValidRgSpec } from './rg-spec.js';
 
 export const RGS_PREFIX = '/muster/rgs/';
 
@@ -52,9 +53,6 @@ export interface Entry {
   running: boolean;
   again: boolean;
 }
-
-/** An event written with the record, in the same transaction. */
-type Staged = { kind: string; message: string; attributes?: Record<string, string> };
 
 export class ReplicaGroupController {
   private readonly groups = new Map<string, Entry>();
@@ -125,41 +123,14 @@ export class ReplicaGroupController {
   async apply(wire: ReplicaGroupSpec | undefined): Promise<ReplicaGroup> {
     const spec = parseRgSpec(wire);
     return this.serial(spec.name, async () => {
-      const revision = revisionOf(spec);
       const e = this.groups.get(spec.name);
-      if (!e) {
-        const rg: ReplicaGroup = {
-          name: spec.name, spec, desired: spec.replicas.initial, revision, stableRevision: '', replicas: [],
-          membershipVersion: 0, message: 'created', createdAtMs: Date.now(), deleting: false, stableSpec: undefined, autoscaler: undefined,
-        };
-        const entry = this.entry(rg, spec, undefined);
-        await this.write(entry, rg, { kind: 'rg.created', message: `replica group ${spec.name} created with ${rg.desired} replica(s), revision ${revision}` }, () => this.groups.set(spec.name, entry));
-      } else {
-        if (e.rg.deleting) throw new MusterError(ErrorCode.FAILED_PRECONDITION, `replica group ${spec.name} is being deleted`);
-        const rolled = revision !== e.rg.revision;
-        let { stableRevision } = e.rg;
-        let stableSpec = e.stableSpec;
-        if (rolled && spec.rollout.strategy === 'canary') {
-          // The running revision becomes the stable one (unless a canary is already running: then it stays).
-          if (!stableRevision) {
-            stableRevision = e.rg.revision;
-            stableSpec = e.spec;
-          }
-        } else if (spec.rollout.strategy === 'rolling') {
-          stableRevision = '';
-          stableSpec = undefined;
-        }
-        const desired = Math.min(spec.replicas.max, Math.max(spec.replicas.min, e.rg.desired));
-        const next: ReplicaGroup = { ...e.rg, spec, revision, desired, stableRevision, stableSpec };
-        const event = rolled
-          ? { kind: 'rg.rollout', message: `replica group ${spec.name}: rolling out revision ${revision} (${spec.rollout.strategy})` }
-          : { kind: 'rg.updated', message: `replica group ${spec.name} updated (no rollout)` };
-        await this.write(e, next, event, () => {
-          e.spec = spec;
-          e.policy = policyOf(spec);
-          e.stableSpec = stableSpec;
-        });
-      }
+      if (e?.rg.deleting) throw new MusterError(ErrorCode.FAILED_PRECONDITION, `replica group ${spec.name} is being deleted`);
+      const { rg, stableSpec, event } = appliedRecord(e, spec, Date.now());
+      const entry = e ?? this.entry(rg, spec, undefined);
+      await this.write(entry, rg, event, () => {
+        Object.assign(entry, { spec, policy: policyOf(spec), stableSpec });
+        this.groups.set(spec.name, entry);
+      });
       this.kick(spec.name);
       return this.get(spec.name);
     });
@@ -185,7 +156,8 @@ export class ReplicaGroupController {
       if (!Number.isInteger(replicas) || replicas < min || replicas > max) {
         throw new MusterError(ErrorCode.INVALID_ARGUMENT, `replicas: ${replicas} is outside ${name}'s bounds min ${min} … max ${max} (change them with apply)`, { details: { field: 'replicas' } });
       }
-      await this.write(e, { ...e.rg, desired: replicas }, { kind: 'rg.scaled', message: `replica group ${name} scaled to ${replicas}` });
+      const { rg, event } = scaledRecord(e.rg, replicas);
+      await this.write(e, rg, event);
       this.kick(name);
       return this.get(name);
     });
@@ -194,8 +166,8 @@ export class ReplicaGroupController {
   async delete(name: string): Promise<ReplicaGroup> {
     return this.serial(name, async () => {
       const e = this.entryOf(name);
-      const next: ReplicaGroup = { ...e.rg, deleting: true, desired: 0 };
-      await this.write(e, next, { kind: 'rg.deleting', message: `replica group ${name} is being deleted: draining ${e.rg.replicas.length} replica(s)` });
+      const { rg, event } = deletingRecord(e.rg);
+      await this.write(e, rg, event);
       this.kick(name);
       return e.rg;
     });
@@ -321,21 +293,12 @@ export class ReplicaGroupController {
     const state = { aboveSinceMs: mem?.aboveSinceMs || undefined, belowSinceMs: mem?.belowSinceMs || undefined, idleSinceMs: mem?.idleSinceMs || undefined, lastChangeMs: mem?.lastChangeMs || undefined };
     const ready = e.rg.replicas.filter((r) => r.state === 'ready').length;
     const d = decide(policy, { nowMs: now, current: e.rg.desired, ready, samples, demand }, state);
-    const memory: AutoscalerMemory = { aboveSinceMs: d.state.aboveSinceMs ?? 0, belowSinceMs: d.state.belowSinceMs ?? 0, idleSinceMs: d.state.idleSinceMs ?? 0, lastChangeMs: d.state.lastChangeMs ?? 0, lastReason: d.reason };
     if (!d.changed) {
-      e.autoscaler = memory;
+      e.autoscaler = autoscalerMemory(d);
       return;
     }
-    const from = e.rg.desired;
-    const inputs = Object.fromEntries(Object.entries(d.inputs).map(([k, v]) => [k, String(Math.round(v * 1000) / 1000)]));
-    const event = { kind: 'rg.autoscale', message: `replica group ${name}: ${from} → ${d.desired}: ${d.reason}`, attributes: { from: String(from), to: String(d.desired), ...inputs } };
-    e.autoscaler = memory;
-    try {
-      await this.write(e, { ...e.rg, desired: d.desired }, event);
-    } catch (err) {
-      e.autoscaler = mem; // not stored: the decision is made again
-      throw err;
-    }
+    const { rg, event } = autoscaledRecord(e.rg, d);
+    await this.write(e, rg, event, () => (e.autoscaler = rg.autoscaler));
     this.kick(name);
   }
 
@@ -344,8 +307,9 @@ export class ReplicaGroupController {
    * once durable the entry takes it and `then` runs. Rejects, changing
    * nothing, when the write fails.
    */
-  private write(e: Entry, next: ReplicaGroup, event?: Staged, then?: () => void): Promise<void> {
-    const record: ReplicaGroup = { ...next, autoscaler: e.autoscaler ?? next.autoscaler };
+  private write(e: Entry, next: ReplicaGroup, event?: RecordEvent, then?: () => void): Promise<void> {
+    // The autoscaler's soft timers ride along, unless `next` is the autoscaler's own decision.
+    const record: ReplicaGroup = next.autoscaler !== e.rg.autoscaler ? next : { ...next, autoscaler: e.autoscaler ?? next.autoscaler };
     this.commits.put(RGS_PREFIX + record.name, () => ReplicaGroup.encode(record).finish());
     if (event) this.commits.stage(this.events.stage(event.kind, { message: event.message, attributes: { group: record.name, ...event.attributes } }));
     this.commits.after(() => {
