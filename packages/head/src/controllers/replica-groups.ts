@@ -28,7 +28,7 @@ import { GroupCommit } from './group-commit.js';
 import { LoadReports } from './load-reports.js';
 import { RgExecutor, type GangsPort, type PgsPort } from './rg-executor.js';
 import { MembershipFeed } from './rg-membership.js';
-import { planReplicaGroup } from './rg-plan.js';
+import { FAILURE_WINDOW_MS, planReplicaGroup } from './rg-plan.js';
 import { appliedRecord, autoscaledRecord, autoscalerMemory, deletingRecord, scaledRecord, type RecordEvent } from './rg-records.js';
 import { parseRgSpec, policyOf, type ValidRgSpec } from './rg-spec.js';
 
@@ -251,7 +251,7 @@ export class ReplicaGroupController {
       rg: e.rg, spec: e.spec, stableSpec: e.stableSpec, views: this.executor.views(e.rg), drainingSince: e.drainingSince, failures: e.failures,
       listening: this.reports.listening, subjectPrefix: this.nats?.access.subjectPrefix || 'muster', nowMs: now, newId: () => randomId('r', 8),
     });
-    e.failures = e.failures.filter((t) => t > now - 600_000);
+    e.failures = e.failures.filter((t) => t > now - FAILURE_WINDOW_MS);
     const membership = e.membership.propose(plan.next, e.spec.rollout.canaryWeight);
     if (plan.actions.some((a) => a.kind === 'delete')) return this.forget(e, membership);
     // A new membership version is stored before anyone hears of it, so the next leader numbers on from it.
