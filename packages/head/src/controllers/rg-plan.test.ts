@@ -54,6 +54,7 @@ describe('planReplicaGroup: one rule per row', () => {
     ['5→6. draining, idle report 1 s after the drain began → stopping', input(group(0, [rep('r1', { state: 'draining' })]), { drainingSince: new Map([['r1', ago(2000)]]), see: { r1: { load: { inFlight: 0, queued: 0, timeMs: ago(500) } } } }), ['stop:r1']],
     ['5. draining, calls in flight, before the deadline → waits', input(group(0, [rep('r1', { state: 'draining' })]), { drainingSince: new Map([['r1', ago(2000)]]), see: { r1: { load: { inFlight: 2, queued: 0, timeMs: ago(100) } } } }), []],
     ['5. draining, idle report from before the drain → waits', input(group(0, [rep('r1', { state: 'draining' })]), { drainingSince: new Map([['r1', ago(2000)]]), see: { r1: { load: { inFlight: 0, queued: 0, timeMs: ago(1500) } } } }), []],
+    ['5. draining with no recorded start (a new leader) → counts from now, waits', input(group(0, [rep('r1', { state: 'draining' })])), []],
     ['5→6. draining past drainDeadlineMs → stopping', input(group(0, [rep('r1', { state: 'draining' })]), { drainingSince: new Map([['r1', ago(30_000)]]) }), ['stop:r1']],
     ['5→6. no load reports heard (no NATS) → stopping at once', input(group(0, [rep('r1', { state: 'draining' })]), { listening: false }), ['stop:r1']],
     ['6. stopping, gang STOPPED → retired', input(group(0, [rep('r1', { state: 'stopping' })]), { see: { r1: gang(G.GANG_STATE_STOPPED) } }), ['retire:r1']],
@@ -78,6 +79,7 @@ describe('planReplicaGroup: one rule per row', () => {
     // Delete.
     ['delete: nothing left → the record goes', input(group(0, [], { deleting: true })), ['delete:']],
     ['delete: a failed replica still holding its placement group is freed first', input(group(0, [rep('r1', { state: 'failed' })], { deleting: true })), ['free:r1']],
+    ['delete: every live replica drains, nothing is started', input(group(0, [rep('r1'), rep('r2', { state: 'starting' })], { deleting: true })), ['drain:r2', 'drain:r1']],
     ['delete: no replacement for a replica on a draining node', input(group(0, [rep('r1')], { deleting: true }), { see: { r1: { drainingNodes: ['gpu-1'] } } }), ['drain:r1']],
   ])('%s', (_name, inp, want, message) => {
     const plan = planReplicaGroup(inp);
