@@ -195,4 +195,23 @@ describe('ReplicaGroupController on a store that fails on command', () => {
     expect(memberships.at(-1)!.version).toBe(stored);
     expect(memberships.map((m) => m.version)).toEqual([...memberships.map((m) => m.version)].sort((a, b) => a - b));
   });
+
+  it('a deleted group whose reconcile writes fail stays listed; healed, it drains, frees and goes', async () => {
+    const { store, rgs, storedEvents, allReady } = await harness();
+    await rgs.apply(spec);
+    await vi.waitFor(() => expect(rgs.get('web').replicas.filter((r) => r.gangId)).toHaveLength(1), { timeout: 5_000 });
+    allReady();
+    await vi.waitFor(() => expect(rgs.get('web').replicas[0]!.state).toBe('ready'), { timeout: 5_000 });
+
+    await rgs.delete('web');
+    store.failWrites({ prefix: RGS_PREFIX });
+    const failedBefore = store.failed;
+    await vi.waitFor(() => expect(store.failed).toBeGreaterThan(failedBefore + 1), { timeout: 5_000 });
+    expect(rgs.get('web')).toMatchObject({ deleting: true, replicas: [{ state: 'ready' }] });
+    expect(await storedEvents()).not.toContain('rg.deleted');
+
+    store.heal();
+    await vi.waitFor(() => expect(() => rgs.get('web')).toThrow(/no replica group/), { timeout: 5_000 });
+    expect(await storedEvents()).toContain('rg.deleted');
+  });
 });
