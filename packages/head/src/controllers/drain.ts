@@ -5,7 +5,7 @@
  *
  *   node draining (registry) ─▶ scheduler: the node takes no new placement
  *        │
- *        ├─ a replica's group ─▶ replica-groups.ts steps 7-8: replacement
+ *        ├─ a replica's group ─▶ rg-plan.ts steps 7-8: replacement
  *        │                        first, READY, then the old replica drained
  *        │                        and stopped (make-before-break)
  *        ├─ any other group  ──▶ placement-groups.ts step 7: placed again

@@ -4,7 +4,8 @@
  * only when its version is higher than the one they have, so versions must
  * only grow — across head restarts and failovers too: a feed starts from the
  * version stored with the group, and the controller stores a new version
- * before it announces it (`propose` → store → `commit`, or `abandon`).
+ * before it announces it (`propose` → store → `commit`; a proposal whose
+ * write fails is dropped, and the next one reuses its number).
  */
 import type { Membership, ReplicaGroup } from '@muster/proto';
 
@@ -18,6 +19,15 @@ export class MembershipFeed {
 
   get version(): number {
     return this.current.version;
+  }
+
+  /**
+   * A record read back from the store carries `version`: a later proposal
+   * numbers on from it (a write that failed at the store after taking
+   * effect may have stored a version nobody heard of). Nothing is announced.
+   */
+  observeStored(version: number): void {
+    if (version > this.current.version) this.current = { ...this.current, version };
   }
 
   /** The membership as `rg` stands now, with the next version; undefined when nothing changed. */

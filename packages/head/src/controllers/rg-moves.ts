@@ -1,6 +1,6 @@
 /**
  * Moving a replica group's replicas off draining nodes, make-before-break
- * (replica-groups.ts, lifecycle steps 7-8), as seen in one reconcile pass.
+ * (rg-plan.ts, lifecycle steps 7-8), as seen in one reconcile pass.
  *
  * An *evacuee* is a live (starting or ready) replica with a bundle on a
  * draining node. Its *replacement* is a live replica whose persisted

@@ -1,0 +1,217 @@
+/**
+ * The replica group controller's one rule for writes: a call whose write
+ * fails returns an error and changes nothing — get()/list(), the membership,
+ * events and their listeners see only what the store holds. The store is a
+ * real embedded store behind the fault-injecting FaultyStore; placement
+ * groups and gangs are in-process stubs (a test turns a gang READY).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createLogger } from '@muster/common';
+import { ClusterEvent, GangState as G, type Gang, type GangSpec, type Membership, type PlacementGroup, type PlacementGroupSpec, type ReplicaGroupSpec } from '@muster/proto';
+import { EVENTS_PREFIX, EventLog } from '../events/event-log.js';
+import { EmbeddedStore } from '../state/embedded.js';
+import { FaultyStore } from '../state/faulty.js';
+import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
+import { RGS_PREFIX, ReplicaGroupController } from './replica-groups.js';
+import type { GangsPort, PgsPort } from './rg-executor.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** Placement groups and gangs as in-process stubs: created at once, a gang READY when the test says. */
+function stubs() {
+  const pgs = new Map<string, PlacementGroup>();
+  const gangs = new Map<string, Gang>();
+  const listeners: Array<(g: Gang) => void> = [];
+  const pgsPort = {
+    create: async (spec: PlacementGroupSpec, requestId: string) => {
+      const pg = pgs.get(`pg-${spec.name}`) ?? ({ id: `pg-${spec.name}`, spec, placements: [], requestId } as unknown as PlacementGroup);
+      pgs.set(pg.id, pg);
+      return pg;
+    },
+    get: (id: string) => pgs.get(id) ?? (() => { throw new Error(`no placement group ${id}`); })(),
+    remove: async (id: string) => {
+      const pg = pgs.get(id)!;
+      pgs.delete(id);
+      return pg;
+    },
+  } as unknown as PgsPort;
+  const change = (g: Gang) => listeners.forEach((l) => l(g));
+  const gangsPort = {
+    launch: async (spec: GangSpec) => {
+      const g = { id: `gang-${spec.name}`, spec, state: G.GANG_STATE_STARTING, message: 'starting' } as unknown as Gang;
+      gangs.set(g.id, g);
+      return g;
+    },
+    get: (id: string) => gangs.get(id) ?? (() => { throw new Error(`no gang ${id}`); })(),
+    stop: async (id: string) => {
+      const g = gangs.get(id)!;
+      g.state = G.GANG_STATE_STOPPED;
+      change(g);
+      return g;
+    },
+    onChange: (l: (g: Gang) => void) => listeners.push(l),
+  } as unknown as GangsPort;
+  /** Every gang READY now (as if its ranks reported ready). */
+  const allReady = () => {
+    for (const g of gangs.values()) {
+      g.state = G.GANG_STATE_READY;
+      change(g);
+    }
+  };
+  return { pgsPort, gangsPort, allReady };
+}
+
+async function harness() {
+  const dir = await mkdtemp(join(tmpdir(), 'muster-rgc-'));
+  const inner = await EmbeddedStore.open(dir);
+  cleanups.push(async () => {
+    await inner.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const store = new FaultyStore(inner);
+  const { revision } = await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'test', address: '127.0.0.1:1', sinceMs: Date.now() }));
+  const writer = new StateWriter(store, 'test', revision);
+  const log = createLogger('test', { level: 'silent' });
+  const events = new EventLog(writer, log, { retention: 10_000, subjectPrefix: 'muster' });
+  const heard: string[] = [];
+  cleanups.push(events.subscribe((e) => heard.push(e.kind)));
+  const { pgsPort, gangsPort, allReady } = stubs();
+  const rgs = new ReplicaGroupController(writer, pgsPort, gangsPort, events, log, undefined);
+  cleanups.push(() => rgs.close());
+  await rgs.load();
+  const storedEvents = async () => (await inner.range(EVENTS_PREFIX)).kvs.map((kv) => ClusterEvent.decode(kv.value).kind);
+  return { store, rgs, heard, storedEvents, allReady };
+}
+
+const spec: ReplicaGroupSpec = { name: 'web', template: { command: 'node', args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined }, replicas: { min: 0, max: 5, initial: 1 } } as unknown as ReplicaGroupSpec;
+
+/** The memberships a watcher of `name` has received, until the test ends. */
+function watch(rgs: ReplicaGroupController, name: string): Membership[] {
+  const got: Membership[] = [];
+  const abort = new AbortController();
+  cleanups.push(() => abort.abort());
+  void (async () => {
+    for await (const m of rgs.watch(name, abort.signal)) got.push(m);
+  })();
+  return got;
+}
+
+/** Rejects as `call` does; meanwhile `probe` looks at the controller on every turn of the event loop. */
+async function during(call: Promise<unknown>, probe: () => void): Promise<unknown> {
+  let settled = false;
+  const settle = () => (settled = true);
+  call.then(settle, settle);
+  while (!settled) {
+    probe();
+    await new Promise((r) => setImmediate(r));
+  }
+  return call;
+}
+
+describe('ReplicaGroupController on a store that fails on command', () => {
+  it('apply: a failed write creates nothing; healed, it creates the group', async () => {
+    const { store, rgs, heard, storedEvents } = await harness();
+    store.failWrites({ prefix: RGS_PREFIX });
+    await expect(rgs.apply(spec)).rejects.toThrow(/injected store fault/);
+    expect(store.failed).toBe(1);
+    expect(rgs.list()).toEqual([]);
+    expect(() => rgs.get('web')).toThrow(/no replica group/);
+    expect(await storedEvents()).toEqual([]);
+    expect(heard).toEqual([]);
+
+    store.heal();
+    const rg = await rgs.apply(spec);
+    expect(rg).toMatchObject({ name: 'web', desired: 1 });
+    expect(await storedEvents()).toContain('rg.created');
+    expect(heard).toContain('rg.created');
+  });
+
+  it('scale, apply and delete: a failed write leaves the group, its membership and its events as stored', async () => {
+    const { store, rgs, heard, storedEvents, allReady } = await harness();
+    await rgs.apply(spec);
+    const memberships = watch(rgs, 'web');
+    await vi.waitFor(() => expect(rgs.get('web').replicas.filter((r) => r.gangId)).toHaveLength(1), { timeout: 5_000 });
+    allReady();
+    await vi.waitFor(() => expect(memberships.at(-1)?.replicas).toHaveLength(1), { timeout: 5_000 });
+    const before = structuredClone(rgs.get('web'));
+    const [eventsBefore, heardBefore, announced] = [await storedEvents(), [...heard], memberships.length];
+
+    store.failWrites({ prefix: RGS_PREFIX });
+    // Not even for a moment: what the call would change is looked at while it is in flight too.
+    const seen: unknown[] = [];
+    const probe = () => seen.push(rgs.get('web'));
+    await expect(during(rgs.scale('web', 3), probe)).rejects.toThrow(/injected store fault/);
+    await expect(during(rgs.apply({ ...spec, replicas: { min: 2, max: 5, initial: 2 } } as ReplicaGroupSpec), probe)).rejects.toThrow(/injected store fault/);
+    await expect(during(rgs.delete('web'), probe)).rejects.toThrow(/injected store fault/);
+    expect(seen.length).toBeGreaterThan(3);
+    for (const rg of seen) expect(rg).toEqual(before);
+    expect(store.failed).toBeGreaterThanOrEqual(3);
+    expect(rgs.get('web')).toEqual(before);
+    expect(rgs.list()).toEqual([before]);
+    expect(await storedEvents()).toEqual(eventsBefore);
+    expect(heard).toEqual(heardBefore);
+    expect(memberships).toHaveLength(announced);
+
+    store.heal();
+    await rgs.scale('web', 3);
+    expect(rgs.get('web').desired).toBe(3);
+    expect(await storedEvents()).toContain('rg.scaled');
+    await rgs.delete('web');
+    expect(rgs.get('web').deleting).toBe(true);
+  });
+
+  it('reconcile: a replica turning READY is not announced until its record is stored; the version never goes back', async () => {
+    const { store, rgs, allReady } = await harness();
+    await rgs.apply(spec);
+    const memberships = watch(rgs, 'web');
+    await vi.waitFor(() => expect(rgs.get('web').replicas.filter((r) => r.gangId)).toHaveLength(1), { timeout: 5_000 });
+    const version = rgs.get('web').membershipVersion;
+
+    store.failWrites({ prefix: RGS_PREFIX });
+    const failedBefore = store.failed;
+    const seen: number[] = [];
+    allReady();
+    // The reconcile this kicks tried to store the replica READY (the proof the window was observed).
+    await vi.waitFor(() => {
+      seen.push(rgs.get('web').membershipVersion);
+      expect(store.failed).toBeGreaterThan(failedBefore);
+    }, { timeout: 5_000, interval: 1 });
+    expect(new Set(seen)).toEqual(new Set([version]));
+    expect(rgs.get('web').replicas[0]!.state).toBe('starting');
+    expect(rgs.get('web').membershipVersion).toBe(version);
+    expect(memberships.every((m) => m.replicas.length === 0)).toBe(true);
+
+    store.heal();
+    await vi.waitFor(() => expect(rgs.get('web').replicas[0]!.state).toBe('ready'), { timeout: 5_000 });
+    await vi.waitFor(() => expect(memberships.at(-1)?.replicas).toHaveLength(1), { timeout: 5_000 });
+    const stored = rgs.get('web').membershipVersion;
+    expect(stored).toBe(version + 1);
+    expect(memberships.at(-1)!.version).toBe(stored);
+    expect(memberships.map((m) => m.version)).toEqual([...memberships.map((m) => m.version)].sort((a, b) => a - b));
+  });
+
+  it('a deleted group whose reconcile writes fail stays listed; healed, it drains, frees and goes', async () => {
+    const { store, rgs, storedEvents, allReady } = await harness();
+    await rgs.apply(spec);
+    await vi.waitFor(() => expect(rgs.get('web').replicas.filter((r) => r.gangId)).toHaveLength(1), { timeout: 5_000 });
+    allReady();
+    await vi.waitFor(() => expect(rgs.get('web').replicas[0]!.state).toBe('ready'), { timeout: 5_000 });
+
+    await rgs.delete('web');
+    store.failWrites({ prefix: RGS_PREFIX });
+    const failedBefore = store.failed;
+    await vi.waitFor(() => expect(store.failed).toBeGreaterThan(failedBefore + 1), { timeout: 5_000 });
+    expect(rgs.get('web')).toMatchObject({ deleting: true, replicas: [{ state: 'ready' }] });
+    expect(await storedEvents()).not.toContain('rg.deleted');
+
+    store.heal();
+    await vi.waitFor(() => expect(() => rgs.get('web')).toThrow(/no replica group/), { timeout: 5_000 });
+    expect(await storedEvents()).toContain('rg.deleted');
+  });
+});

@@ -1,0 +1,136 @@
+/**
+ * The replica group planner's hands (rg-plan.ts decides, this does): what the
+ * head sees of each replica, gathered for the planner, and the I/O of a plan
+ * once its record is stored — make a replica's placement group and gang,
+ * stop a gang, free a placement group. What that I/O yields (ids made, a
+ * placement group freed, a replica gone, a start that failed) goes into the
+ * record through the same commit path, after the I/O: the record never names
+ * less than what exists, so a head that stops in between leaves nothing its
+ * successor cannot find (request ids make a repeated make idempotent).
+ * Errors of stop/free are swallowed: the planner asks again next pass.
+ */
+import type { Logger } from '@muster/common';
+import type { NatsAccess, Replica, ReplicaGroup } from '@muster/proto';
+import type { GangController } from './gangs.js';
+import type { LoadReports } from './load-reports.js';
+import type { PlacementGroupController } from './placement-groups.js';
+import type { Entry } from './replica-groups.js';
+import { drainingNodesOf, isLive, progressOf } from './rg-moves.js';
+import type { RgAction, ReplicaView } from './rg-plan.js';
+import { gangSpecOf, pgSpecOf } from './rg-spec.js';
+
+/** What the controller needs of the placement group controller. */
+export type PgsPort = Pick<PlacementGroupController, 'create' | 'get' | 'remove'>;
+/** What the controller needs of the gang controller. */
+export type GangsPort = Pick<GangController, 'launch' | 'get' | 'stop' | 'onChange'>;
+
+/** A change to one replica's record that I/O produced (undefined: the replica is forgotten). */
+type Patch = (r: Replica) => Replica | undefined;
+
+export class RgExecutor {
+  constructor(
+    private readonly pgs: PgsPort,
+    private readonly gangs: GangsPort,
+    private readonly log: Logger,
+    private readonly access: NatsAccess | undefined,
+    private readonly reports: LoadReports,
+    private readonly isDraining: (nodeId: string) => boolean,
+    /** Stores a record through the controller's commit path; `then` runs once it is durable. */
+    private readonly store: (e: Entry, next: ReplicaGroup, then?: () => void) => Promise<void>,
+  ) {}
+
+  /** What the head sees of each replica of `rg` (the planner's input). */
+  views(rg: ReplicaGroup): Map<string, ReplicaView> {
+    return new Map(rg.replicas.map((r) => {
+      const gang = this.gangOf(r);
+      const view: ReplicaView = {
+        gang: gang && { state: gang.state, message: gang.message },
+        drainingNodes: isLive(r) ? drainingNodesOf(this.pgs, this.isDraining, r) : [],
+        load: this.reports.of(r.id),
+        ...(r.replaces ? { progress: progressOf(this.pgs, r) } : {}),
+      };
+      return [r.id, view] as const;
+    }));
+  }
+
+  /**
+   * Does the I/O of `actions` (their record is stored), then stores what it
+   * yielded. Returns whether the group should be looked at again now.
+   */
+  async act(e: Entry, actions: readonly RgAction[]): Promise<boolean> {
+    const patches = new Map<string, Patch>();
+    const failedAt: number[] = [];
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'materialize': {
+          const r = e.rg.replicas.find((x) => x.id === a.replicaId);
+          const spec = r?.revision === e.rg.revision ? e.spec : r?.revision === e.rg.stableRevision ? e.stableSpec : undefined;
+          if (!r || !spec) break;
+          const made = await this.materialize(e, spec, r);
+          if ('failed' in made) failedAt.push(Date.now());
+          patches.set(r.id, (x) => ({ ...x, ...made.fields }));
+          break;
+        }
+        case 'stop':
+          await this.gangs.stop(a.gangId).catch(() => undefined);
+          break;
+        case 'free':
+          await this.pgs.remove(a.placementGroupId).catch(() => undefined);
+          patches.set(a.replicaId, (x) => ({ ...x, placementGroupId: '' }));
+          break;
+        case 'retire':
+          if (a.placementGroupId) await this.pgs.remove(a.placementGroupId).catch(() => undefined);
+          patches.set(a.replicaId, () => undefined);
+          break;
+        default:
+          break;
+      }
+    }
+    if (patches.size === 0) return false;
+    const replicas = e.rg.replicas.flatMap((r) => {
+      const patch = patches.get(r.id);
+      const next = patch ? patch(r) : r;
+      return next ? [next] : [];
+    });
+    await this.store(e, { ...e.rg, replicas }, () => {
+      e.failures.push(...failedAt);
+      for (const id of patches.keys()) {
+        if (replicas.some((r) => r.id === id)) continue;
+        e.drainingSince.delete(id);
+        this.reports.forget(id);
+      }
+    });
+    for (const r of replicas) e.making.delete(r.placementGroupId);
+    return true;
+  }
+
+  /**
+   * Creates the replica's placement group and gang. Both carry the replica as
+   * request id, so doing it again after a failover returns what the first
+   * attempt made instead of a second copy.
+   */
+  private async materialize(e: Entry, spec: NonNullable<Entry['stableSpec']>, r: Replica): Promise<{ fields: Partial<Replica>; failed?: true }> {
+    const requestId = `replica ${e.rg.name}/${r.id}`;
+    const fields: Partial<Replica> = {};
+    try {
+      const pg = await this.pgs.create(pgSpecOf(spec, r.id), requestId);
+      fields.placementGroupId = pg.id;
+      e.making.add(pg.id);
+      const gang = await this.gangs.launch(gangSpecOf(spec, r.revision, r.id, pg.id, this.access), requestId);
+      return { fields: { ...fields, gangId: gang.id, message: gang.message } };
+    } catch (err) {
+      const message = `could not start: ${(err as Error).message}`;
+      this.log.warn({ group: e.rg.name, replica: r.id, reason: message }, 'replica failed');
+      return { fields: { ...fields, state: 'failed', message }, failed: true };
+    }
+  }
+
+  private gangOf(r: Replica) {
+    if (!r.gangId) return undefined;
+    try {
+      return this.gangs.get(r.gangId);
+    } catch {
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,63 @@
+/** The records apply, scale, delete and the autoscaler store: one rule per case. */
+import { describe, expect, it } from 'vitest';
+import { appliedRecord, autoscaledRecord, deletingRecord, scaledRecord } from './rg-records.js';
+import { parseRgSpec, revisionOf, type ValidRgSpec } from './rg-spec.js';
+
+const template = (command: string) => ({ command, args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined });
+const spec = (command: string, over: object = {}): ValidRgSpec => parseRgSpec({ name: 'g', template: template(command), replicas: { min: 1, max: 8, initial: 2 }, ...over } as never);
+const V1 = spec('a');
+const V2 = spec('b');
+const V2_CANARY = spec('b', { rollout: { strategy: 'canary', canaryWeight: 0.2, maxSurge: 1 } });
+const V3_CANARY = spec('c', { rollout: { strategy: 'canary', canaryWeight: 0.2, maxSurge: 1 } });
+
+const created = appliedRecord(undefined, V1, 5);
+const running = { rg: created.rg, spec: V1, stableSpec: undefined };
+
+describe('appliedRecord', () => {
+  it('a new group: initial replicas, its revision, no stable one', () => {
+    expect(created.rg).toMatchObject({ name: 'g', desired: 2, revision: revisionOf(V1), stableRevision: '', createdAtMs: 5, deleting: false });
+    expect(created.event.kind).toBe('rg.created');
+  });
+
+  it('the same revision with other counts: updated, no rollout, desired kept within the new bounds', () => {
+    const next = appliedRecord(running, spec('a', { replicas: { min: 3, max: 8, initial: 3 } }), 6);
+    expect(next.rg).toMatchObject({ revision: revisionOf(V1), desired: 3 });
+    expect(next.event.kind).toBe('rg.updated');
+  });
+
+  it('rolling: a new revision rolls out and ends any canary', () => {
+    const canary = appliedRecord(running, V2_CANARY, 6);
+    const next = appliedRecord({ rg: canary.rg, spec: V2_CANARY, stableSpec: canary.stableSpec }, spec('c'), 7);
+    expect(next.rg).toMatchObject({ revision: revisionOf(spec('c')), stableRevision: '' });
+    expect(next.stableSpec).toBeUndefined();
+    expect(next.event.kind).toBe('rg.rollout');
+  });
+
+  it('canary: the running revision becomes the stable one', () => {
+    const next = appliedRecord(running, V2_CANARY, 6);
+    expect(next.rg).toMatchObject({ revision: revisionOf(V2), stableRevision: revisionOf(V1), stableSpec: V1 });
+    expect(next.stableSpec).toBe(V1);
+  });
+
+  it('a second canary while one runs keeps the first stable revision', () => {
+    const first = appliedRecord(running, V2_CANARY, 6);
+    const second = appliedRecord({ rg: first.rg, spec: V2_CANARY, stableSpec: first.stableSpec }, V3_CANARY, 7);
+    expect(second.rg.stableRevision).toBe(revisionOf(V1));
+    expect(second.stableSpec).toBe(V1);
+  });
+});
+
+describe('scale, delete, autoscale', () => {
+  it('scale sets desired; delete marks deleting with desired 0; neither touches the input', () => {
+    expect(scaledRecord(created.rg, 5)).toMatchObject({ rg: { desired: 5 }, event: { kind: 'rg.scaled' } });
+    expect(deletingRecord(created.rg)).toMatchObject({ rg: { deleting: true, desired: 0 }, event: { kind: 'rg.deleting' } });
+    expect(created.rg).toMatchObject({ desired: 2, deleting: false });
+  });
+
+  it('an autoscaling change stores the count and the timers, and names its inputs on the event', () => {
+    const d = { desired: 4, reason: 'queue high', inputs: { metric: 9.25, perReplica: 4.6254, replicas: 2, waiting: 0, samples: 2, floor: 0 }, state: { aboveSinceMs: 100, lastChangeMs: 200 } };
+    const next = autoscaledRecord(created.rg, d);
+    expect(next.rg).toMatchObject({ desired: 4, autoscaler: { aboveSinceMs: 100, belowSinceMs: 0, lastChangeMs: 200, lastReason: 'queue high' } });
+    expect(next.event).toMatchObject({ kind: 'rg.autoscale', attributes: { from: '2', to: '4', perReplica: '4.625' } });
+  });
+});

@@ -1,0 +1,79 @@
+/**
+ * The records the replica group API and the autoscaler store: pure functions
+ * from the stored record (and a spec, a count or a decision) to the next
+ * record and the event written with it. The controller stores them through
+ * its one commit path and takes them into memory only once durable; nothing
+ * here throws for a store reason or touches memory.
+ *
+ * Revisions: a spec's revision hashes everything but `replicas` and
+ * `rollout` (rg-spec.ts), so a new count never rolls out. A canary keeps the
+ * revision running before it as the stable one (a second canary while one
+ * runs keeps the first stable); a rolling apply ends any canary.
+ */
+import type { AutoscalerMemory, ReplicaGroup } from '@muster/proto';
+import type { Decision } from '../autoscaler/index.js';
+import { revisionOf, type ValidRgSpec } from './rg-spec.js';
+
+/** An event written in the same transaction as the record. */
+export interface RecordEvent {
+  kind: string;
+  message: string;
+  attributes?: Record<string, string>;
+}
+
+export interface NextRecord {
+  rg: ReplicaGroup;
+  event: RecordEvent;
+}
+
+/** What apply stores: a new group, or the group under `spec` (and the stable spec a canary keeps). */
+export function appliedRecord(current: { rg: ReplicaGroup; spec: ValidRgSpec; stableSpec: ValidRgSpec | undefined } | undefined, spec: ValidRgSpec, nowMs: number): NextRecord & { stableSpec: ValidRgSpec | undefined } {
+  const revision = revisionOf(spec);
+  if (!current) {
+    const rg: ReplicaGroup = {
+      name: spec.name, spec, desired: spec.replicas.initial, revision, stableRevision: '', replicas: [],
+      membershipVersion: 0, message: 'created', createdAtMs: nowMs, deleting: false, stableSpec: undefined, autoscaler: undefined,
+    };
+    return { rg, stableSpec: undefined, event: { kind: 'rg.created', message: `replica group ${spec.name} created with ${rg.desired} replica(s), revision ${revision}` } };
+  }
+  const rolled = revision !== current.rg.revision;
+  let { stableRevision } = current.rg;
+  let stableSpec = current.stableSpec;
+  if (rolled && spec.rollout.strategy === 'canary') {
+    if (!stableRevision) {
+      stableRevision = current.rg.revision;
+      stableSpec = current.spec;
+    }
+  } else if (spec.rollout.strategy === 'rolling') {
+    stableRevision = '';
+    stableSpec = undefined;
+  }
+  const desired = Math.min(spec.replicas.max, Math.max(spec.replicas.min, current.rg.desired));
+  const rg: ReplicaGroup = { ...current.rg, spec, revision, desired, stableRevision, stableSpec };
+  const event = rolled
+    ? { kind: 'rg.rollout', message: `replica group ${spec.name}: rolling out revision ${revision} (${spec.rollout.strategy})` }
+    : { kind: 'rg.updated', message: `replica group ${spec.name} updated (no rollout)` };
+  return { rg, stableSpec, event };
+}
+
+export function scaledRecord(rg: ReplicaGroup, replicas: number): NextRecord {
+  return { rg: { ...rg, desired: replicas }, event: { kind: 'rg.scaled', message: `replica group ${rg.name} scaled to ${replicas}` } };
+}
+
+export function deletingRecord(rg: ReplicaGroup): NextRecord {
+  return { rg: { ...rg, deleting: true, desired: 0 }, event: { kind: 'rg.deleting', message: `replica group ${rg.name} is being deleted: draining ${rg.replicas.length} replica(s)` } };
+}
+
+/** The autoscaler's timers as stored (0: unset). */
+export function autoscalerMemory(d: Pick<Decision, 'state' | 'reason'>): AutoscalerMemory {
+  return { aboveSinceMs: d.state.aboveSinceMs ?? 0, belowSinceMs: d.state.belowSinceMs ?? 0, idleSinceMs: d.state.idleSinceMs ?? 0, lastChangeMs: d.state.lastChangeMs ?? 0, lastReason: d.reason };
+}
+
+/** What a changed autoscaling decision stores, with its inputs on the event. */
+export function autoscaledRecord(rg: ReplicaGroup, d: Pick<Decision, 'desired' | 'reason' | 'inputs' | 'state'>): NextRecord {
+  const inputs = Object.fromEntries(Object.entries(d.inputs).map(([k, v]) => [k, String(Math.round(v * 1000) / 1000)]));
+  return {
+    rg: { ...rg, desired: d.desired, autoscaler: autoscalerMemory(d) },
+    event: { kind: 'rg.autoscale', message: `replica group ${rg.name}: ${rg.desired} → ${d.desired}: ${d.reason}`, attributes: { from: String(rg.desired), to: String(d.desired), ...inputs } },
+  };
+}
