@@ -154,7 +154,15 @@ export class GroupCommit {
     }
     for (const s of staged) s.settle(true);
     for (const w of waiters) w.resolve();
-    for (const f of afters) f();
+    // An action that throws is a bug in its controller; it must not take the
+    // actions after it, the metrics or the loop down with it.
+    for (const f of afters) {
+      try {
+        f();
+      } catch (e) {
+        this.log.error({ err: e instanceof Error ? e.stack : e }, `${this.name}: an action after a commit threw`);
+      }
+    }
     this.opts.metrics?.cycleSeconds.record((performance.now() - t) / 1000, { phase: 'commit' });
     this.opts.metrics?.cycleWrites.record(ops.length);
   }
