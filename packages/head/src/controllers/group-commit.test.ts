@@ -107,4 +107,19 @@ describe('group commit', () => {
     await commits.flush();
     expect((await store.get('/t/a'))?.value).toEqual(bytes('back'));
   });
+
+  it('an action that throws does not stop the actions after it, nor the commit', async () => {
+    const { store, commits } = await setup();
+    const told: string[] = [];
+    commits.put('/t/a', () => bytes('a'));
+    commits.after(() => {
+      throw new Error('controller bug');
+    });
+    commits.after(() => told.push('second'));
+    await commits.flush();
+    expect(told).toEqual(['second']);
+    commits.put('/t/b', () => bytes('b'));
+    await commits.flush();
+    expect((await store.range('/t/')).kvs.map((kv) => kv.key)).toEqual(['/t/a', '/t/b']);
+  });
 });
