@@ -3,7 +3,7 @@
  * hands its shards ports from a block no other one uses (see claimPortBlock).
  * Test-only, so it lives in the test kit, not in `@muster/local`.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pidAlive } from '@muster/common';
@@ -44,18 +44,31 @@ export async function claimPortBlock(): Promise<{ range: string; release: () => 
   throw new Error(`all ${BLOCKS} shard port blocks are held by live test clusters (${holders.join(', ')}); stop some, or remove stale files in ${BLOCK_DIR}`);
 }
 
-/** Creates `path` with our pid unless a live process holds it; takes over the file of a dead one. */
+/**
+ * Creates `path` with our pid unless a live process holds it; takes over the
+ * file of a dead one. The file appears with its pid already in it (written
+ * to a private file, then hard-linked into place, which fails if the name
+ * exists): a file created empty and written after would let a cluster
+ * starting at the same moment read no pid, take the holder for dead and
+ * share its block.
+ */
 async function takeFile(path: string): Promise<boolean> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  const mine = `${path}.${process.pid}`;
+  await writeFile(mine, `${process.pid}\n`);
+  try {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await link(mine, path);
+        return true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const pid = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
+      if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) return false;
+      await rm(path, { force: true }); // its process is gone
     }
-    const pid = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
-    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) return false;
-    await rm(path, { force: true }); // its process is gone
+    return false;
+  } finally {
+    await rm(mine, { force: true });
   }
-  return false;
 }
