@@ -9,3 +9,4 @@ export * from './auth.js';
 export * from './version.js';
 export * from './ids.js';
 export * from './procfs.js';
+export * from './strict.js';

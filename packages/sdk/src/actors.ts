@@ -17,6 +17,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, MusterError } from '@muster/common';
 import type { CallOptions } from './dataplane/types.js';
+import { checkActorOptions } from './spec-schemas.js';
 import type { ReplicaGroup, ReplicaGroups } from './replica-groups.js';
 
 /** The host script, compiled (tests import this file from src/ but processes run dist/). */
@@ -61,7 +62,8 @@ export class Actors {
   constructor(private readonly groups: ReplicaGroups) {}
 
   /** Starts an actor; resolves once it serves (its constructor ran). */
-  async create(module: string, className: string, opts: ActorOptions = {}): Promise<Actor> {
+  async create(module: string, className: string, options: ActorOptions = {}): Promise<Actor> {
+    const opts = checkActorOptions(options);
     const name = opts.name ?? randomBytes(4).toString('hex');
     if (!/^[a-z0-9]([a-z0-9-]{0,33}[a-z0-9])?$/.test(name)) {
       throw new MusterError(ErrorCode.INVALID_ARGUMENT, `actor name "${name}": 1-35 lowercase letters, digits or "-"`, { details: { field: 'name' } });

@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { HeadService } from './rpc.js';
 import { ErrorCode, MusterError, fromGrpcError } from '@muster/common';
+import { checkGangSpec } from './spec-schemas.js';
 import { GangState as G, type Gang as WireGang, type GangFailure, type GangServiceClient, type GangSpec as WireSpec, type Probe, type ShardTemplate, type StartupPolicy } from '@muster/proto';
 
 export interface ProbeSpec {
@@ -128,7 +129,9 @@ export function startupToWire(s: GangSpec['startup']): StartupPolicy | undefined
   return s && { deadlineMs: int(s.deadlineMs), maxRestarts: s.maxRestarts === 0 ? -1 : int(s.maxRestarts), backoffInitialMs: int(s.backoffInitialMs), backoffMaxMs: int(s.backoffMaxMs), gracePeriodMs: int(s.gracePeriodMs) };
 }
 
-function toWire(s: GangSpec): WireSpec {
+/** The wire has no room for unknown keys: a misspelt one is refused here, by path (spec-schemas.ts). */
+function toWire(input: GangSpec): WireSpec {
+  const s = checkGangSpec(input);
   return {
     name: s.name ?? '',
     placementGroup: s.placementGroup ?? '',

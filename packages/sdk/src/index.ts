@@ -19,3 +19,4 @@ export * as shard from './shard.js';
 export { ReplicaGroup, ReplicaGroups, type ReplicaGroupSpec, type ReplicaGroupView, type ReplicaView } from './replica-groups.js';
 export * from './dataplane/index.js';
 export { Actor, Actors, type ActorOptions } from './actors.js';
+export { checkPlacementGroupSpec, checkGangSpec, checkReplicaGroupSpec, checkActorOptions } from './spec-schemas.js';

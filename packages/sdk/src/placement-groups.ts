@@ -16,6 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import type { HeadService } from './rpc.js';
 import { PlacementGroupWaits } from './pg-waits.js';
+import { checkPlacementGroupSpec } from './spec-schemas.js';
 import { ErrorCode, MusterError } from '@muster/common';
 import {
   PlacementGroupState as S,
@@ -138,28 +139,9 @@ function int(value: number | undefined, field: string): number {
   return value;
 }
 
-/**
- * The wire has no room for unknown keys, so a misspelt one ("gpu" for
- * "gpus") would vanish on the way; refuse it here, by name, as the head does.
- */
-function knownKeys(obj: unknown, allowed: string[], path: string): void {
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
-    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid placement group spec: ${path || 'spec'}: expected an object`, { details: { field: path } });
-  }
-  for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) {
-      const field = path ? `${path}.${k}` : k;
-      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid placement group spec: ${field}: unknown key (expected one of ${allowed.join(', ')})`, { details: { field } });
-    }
-  }
-}
-
-function toWire(spec: PlacementGroupSpec): WireSpec {
-  knownKeys(spec, ['name', 'strategy', 'bundles', 'topology', 'selector', 'tolerations', 'priority'], '');
-  (spec.bundles ?? []).forEach((b, i) => knownKeys(b, ['cpuMillis', 'memoryBytes', 'gpus', 'gpuMemoryMiB', 'migProfile', 'custom'], `bundles[${i}]`));
-  (spec.topology ?? []).forEach((t, i) => knownKeys(t, ['level', 'mode'], `topology[${i}]`));
-  (spec.tolerations ?? []).forEach((t, i) => knownKeys(t, ['key', 'operator', 'value', 'effect'], `tolerations[${i}]`));
-  if (spec.selector !== undefined) knownKeys(spec.selector, ['matchLabels'], 'selector');
+/** The wire has no room for unknown keys: a misspelt one is refused here, by path (spec-schemas.ts). */
+function toWire(input: PlacementGroupSpec): WireSpec {
+  const spec = checkPlacementGroupSpec(input);
   return {
     name: spec.name ?? '',
     strategy: spec.strategy ?? '',

@@ -14,6 +14,7 @@ import type { Membership as WireMembership, ReplicaGroup as WireRG, ReplicaGroup
 import type { CallOptions, Membership, RouterOptions } from './dataplane/types.js';
 import { Router } from './dataplane/index.js';
 import { startupToWire, templateToWire, type GangSpec } from './gangs.js';
+import { checkReplicaGroupSpec } from './spec-schemas.js';
 import type { TopologyLevel, Strategy } from './placement-groups.js';
 
 export interface ReplicaGroupSpec {
@@ -78,7 +79,9 @@ export interface ReplicaGroupView {
 
 const n = (v: number | undefined) => v ?? 0;
 
-function toWire(s: ReplicaGroupSpec): WireSpec {
+/** The wire has no room for unknown keys: a misspelt one is refused here, by path (spec-schemas.ts). */
+function toWire(input: ReplicaGroupSpec): WireSpec {
+  const s = checkReplicaGroupSpec(input);
   const r = s.resources ?? {};
   const p = s.placement;
   return {
