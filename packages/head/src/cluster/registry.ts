@@ -7,6 +7,11 @@
  * transaction, and only then changes memory, closes streams and reaches the
  * listeners; a failed write changes nothing (the caller gets the error, a
  * death is retried by the next sweep). Changes of one node run one at a time.
+ * Why the fenced writer, awaited, and not a GroupCommit: a group commit
+ * changes memory first and reloads it when the write fails, which would let
+ * an agent be answered, or a stream closed, for a change the store never
+ * got; here different nodes still write concurrently, and the store batches
+ * their fsyncs (node changes are rare: never a heartbeat).
  *
  *   (none) ──register──▶ ALIVE ──silent ≥ deadAfterMs──▶ DEAD
  *                          ▲                               │
