@@ -5,12 +5,16 @@
  * event log and the listeners see only what the store holds — and happens
  * once the store takes writes again. Heartbeats write nothing.
  */
+import { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Metadata } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger, type MusterError } from '@muster/common';
-import { Node, NodeState, type Register } from '@muster/proto';
+import { Node, NodeState, type AgentMessage, type HeadMessage, type Register } from '@muster/proto';
+import { agentService } from '../api/agent-service.js';
+import type { RpcContext } from '../api/rpc.js';
 import { EventLog } from '../events/event-log.js';
 import { EmbeddedStore } from '../state/embedded.js';
 import { FaultyStore } from '../state/faulty.js';
@@ -24,7 +28,24 @@ afterEach(async () => {
 });
 
 function registration(nodeId: string, incarnation = 'inc-1'): Register {
-  return { nodeId, incarnation, agentVersion: 'test', address: '127.0.0.1', labels: {}, taints: [], inventory: undefined };
+  return {
+    nodeId,
+    incarnation,
+    agentVersion: 'test',
+    address: '127.0.0.1',
+    labels: {},
+    taints: [],
+    inventory: {
+      hostname: nodeId,
+      cpuCores: 8,
+      memoryBytes: 2 ** 34,
+      gpus: [{ index: 0, uuid: `GPU-${nodeId}-0`, name: 'Test GPU', memoryMib: 81_559, numaNode: 0, mig: [], pciBusId: '', migEnabled: false }],
+      topology: { links: ['X'], nvlinkIslands: [{ gpuIndices: [0] }], nics: [] },
+      nvlinkDomain: '',
+      source: 'test',
+      customResources: {},
+    },
+  };
 }
 
 async function harness() {
@@ -54,7 +75,7 @@ async function harness() {
     return kv && Node.decode(kv.value);
   };
   const eventKinds = async () => (await events.history()).map((e) => `${e.kind} ${e.nodeId}`);
-  return { store, registry, heard, closed, conn, stored, eventKinds, advance: (ms: number) => (clock += ms) };
+  return { store, registry, log, heard, closed, conn, stored, eventKinds, advance: (ms: number) => (clock += ms) };
 }
 
 describe('NodeRegistry on a store that fails writes', () => {
@@ -150,5 +171,51 @@ describe('NodeRegistry on a store that fails writes', () => {
     }
     expect(h.store.failed).toBe(0);
     expect(await h.store.revision()).toBe(before);
+  });
+});
+
+/** An agent's stream as the gRPC server hands it over: messages in, writes and an error out. */
+function agentStream() {
+  const call = Object.assign(new EventEmitter(), {
+    metadata: new Metadata(),
+    written: [] as HeadMessage[],
+    write(msg: HeadMessage) {
+      call.written.push(msg);
+      return true;
+    },
+    end() {},
+  });
+  call.metadata.set('authorization', 'Bearer t0ken');
+  const failed = new Promise<Error>((resolve) => call.once('error', resolve));
+  return { call, failed };
+}
+
+describe('an agent registering while the store refuses the write', () => {
+  it('gets an error on its stream, and is neither answered nor heard of', async () => {
+    const h = await harness();
+    const ctx = { token: 't0ken', rpcCount: { add: () => undefined }, rpcLatency: { record: () => undefined } } as unknown as RpcContext;
+    const noop = () => undefined;
+    const service = agentService(ctx, {
+      registry: h.registry,
+      log: h.log,
+      headId: 'test',
+      heartbeatIntervalMs: 100,
+      deadAfterMs: DEAD_AFTER_MS,
+      nats: undefined,
+      heartbeatLag: { record: noop } as never,
+      shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
+      logs: { chunk: noop },
+      reservations: { snapshotFor: () => ({ bundles: [] }) as never, acked: noop },
+    });
+    h.store.failWrites({ prefix: NODES_PREFIX });
+    const { call, failed } = agentStream();
+    service.connect(call as never);
+    const register: AgentMessage = { msg: { $case: 'register', value: registration('n1') } };
+    call.emit('data', register);
+    const err = (await failed) as Error & { code: number };
+    expect(err.message).toMatch(/injected store fault/);
+    expect(call.written).toEqual([]); // no `registered`, no reservations
+    expect(h.heard).toEqual([]);
+    expect(h.registry.get('n1')).toBeUndefined();
   });
 });
