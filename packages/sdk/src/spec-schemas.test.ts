@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '@muster/common';
 import { Actors } from './actors.js';
+import { connect } from './cluster.js';
 import { Gangs, type GangSpec } from './gangs.js';
 import { PlacementGroups } from './placement-groups.js';
 import { ReplicaGroups, type ReplicaGroupSpec } from './replica-groups.js';
@@ -81,5 +82,13 @@ describe('actor options', () => {
     expect(e).toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
     expect((e as Error).message).toContain('invalid actor options: resource: unknown key; did you mean "resources"?');
     expect(calls).toEqual([]);
+  });
+});
+
+describe('connect options', () => {
+  it('an unknown option is refused with a suggestion before any connection is tried', async () => {
+    const e = await connect({ address: '127.0.0.1:1', token: 'x', callTimeout: 500 } as never).catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+    expect((e as Error).message).toBe('connect(): callTimeout: unknown key; did you mean "callTimeoutMs"?');
   });
 });
