@@ -49,7 +49,7 @@ describe('loadConfig layers: defaults < file < env < flags', () => {
   });
 
   it('refuses unknown keys, non-mappings and unreadable files', () => {
-    expect(() => loadConfig(schema, options, { file: file('deadAfter: 1\n'), env: {} })).toThrow(/unknown option "deadAfter"/);
+    expect(() => loadConfig(schema, options, { file: file('deadAfter: 1\n'), env: {} })).toThrow(/unknown option "deadAfter" \(did you mean "deadAfterMs"\?/);
     expect(() => loadConfig(schema, options, { file: file('- a\n- b\n'), env: {} })).toThrow(/expected a mapping/);
     expect(() => loadConfig(schema, options, { file: file('a: [\n'), env: {} })).toThrow(/config file/);
     expect(() => loadConfig(schema, options, { file: '/nonexistent/muster.yaml', env: {} })).toThrow(/ENOENT/);

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ErrorCode, MusterError } from './errors.js';
+import { didYouMean } from './strict.js';
 
 export interface OptionSpec {
   /** Key in the config object (and in the config file). */
@@ -66,7 +67,8 @@ export function loadConfig<S extends z.ZodType>(schema: S, options: OptionSpec[]
       const known = new Set(options.map((o) => o.key));
       for (const [k, v] of Object.entries(data)) {
         if (!known.has(k)) {
-          throw new MusterError(ErrorCode.INVALID_ARGUMENT, `config file ${sources.file}: unknown option "${k}" (known: ${[...known].join(', ')})`, { details: { field: k } });
+          const hint = didYouMean(k, [...known]);
+          throw new MusterError(ErrorCode.INVALID_ARGUMENT, `config file ${sources.file}: unknown option "${k}" (${hint ? `did you mean "${hint}"? ` : ''}known: ${[...known].join(', ')})`, { details: { field: k } });
         }
         merged[k] = v;
         origin[k] = `${k} (config file ${sources.file})`;

@@ -19,3 +19,4 @@ export * from './version.js';
 export * from './ids.js';
 export * from './procfs.js';
 export * from './wait.js';
+export * from './strict.js';

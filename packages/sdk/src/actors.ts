@@ -18,21 +18,14 @@ import { fileURLToPath } from 'node:url';
 import { ErrorCode, MusterError } from '@muster/common';
 import { SHARD_ENV } from '@muster/contracts';
 import type { CallOptions } from '@muster/dataplane';
+import { checkActorOptions } from './spec-schemas.js';
+import type { ActorOptions } from './specs.js';
 import type { ReplicaGroup, ReplicaGroups } from './replica-groups.js';
 
 /** The host script, compiled (tests import this file from src/ but processes run dist/). */
 const host = fileURLToPath(new URL(import.meta.url.includes('/src/') ? '../dist/actor-host.js' : './actor-host.js', import.meta.url));
 const PREFIX = 'actor-';
 
-export interface ActorOptions {
-  /** Find it later by this name (lowercase letters, digits, "-"); default: a random one. */
-  name?: string;
-  /** Constructor arguments (JSON). */
-  args?: unknown[];
-  resources?: { gpus?: number; cpuMillis?: number; memoryBytes?: number };
-  /** Restarts after a crash before the actor is FAILED (default 3). */
-  maxRestarts?: number;
-}
 
 export class Actor {
   constructor(readonly name: string, private readonly group: ReplicaGroup, private readonly api: Actors) {}
@@ -62,7 +55,8 @@ export class Actors {
   constructor(private readonly groups: ReplicaGroups) {}
 
   /** Starts an actor; resolves once it serves (its constructor ran). */
-  async create(module: string, className: string, opts: ActorOptions = {}): Promise<Actor> {
+  async create(module: string, className: string, options: ActorOptions = {}): Promise<Actor> {
+    const opts = checkActorOptions(options);
     const name = opts.name ?? randomBytes(4).toString('hex');
     if (!/^[a-z0-9]([a-z0-9-]{0,33}[a-z0-9])?$/.test(name)) {
       throw new MusterError(ErrorCode.INVALID_ARGUMENT, `actor name "${name}": 1-35 lowercase letters, digits or "-"`, { details: { field: 'name' } });

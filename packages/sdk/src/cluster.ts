@@ -23,7 +23,7 @@
  */
 import type { Metadata } from '@grpc/grpc-js';
 import { z } from 'zod';
-import { ErrorCode, MusterError, readToken, tokenMetadata } from '@muster/common';
+import { ErrorCode, MusterError, didYouMeanKeys, issueLines, readToken, tokenMetadata } from '@muster/common';
 import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, ReplicaGroupServiceClient, type ClusterEvent, type ClusterInfo } from '@muster/proto';
 import { isHostPort } from '@muster/contracts';
 import { Endpoints, type RetryNotice } from './endpoints.js';
@@ -41,7 +41,7 @@ const headAddress = z
   .refine((v) => isHostPort(v, 'dial'), { error: (issue) => `${JSON.stringify(issue.input)} is not host:port` });
 
 const connectOptionsSchema = z
-  .object({
+  .strictObject({
     /** Head address "host:port", or every head of an HA cluster, comma-separated. */
     address: z
       .string()
@@ -58,7 +58,7 @@ const connectOptionsSchema = z
     callTimeoutMs: z.number().int().positive().default(10_000),
     /** Called before each retry of a control call (a head down, a standby refusing): for progress output. */
     onRetry: z.custom<(notice: RetryNotice) => void>((v) => typeof v === 'function', { error: 'expected a function' }).optional(),
-  })
+  }, didYouMeanKeys)
   .refine((o) => o.token || o.tokenFile, { message: 'give token or tokenFile', path: ['token'] })
   .refine((o) => (o.address?.length ?? 0) + (o.addresses?.length ?? 0) > 0, { message: 'give address or addresses', path: ['address'] });
 
@@ -95,8 +95,9 @@ export interface EventsOptions {
 export async function connect(options: ConnectOptions): Promise<Cluster> {
   const parsed = connectOptionsSchema.safeParse(options);
   if (!parsed.success) {
-    const i = parsed.error.issues[0]!;
-    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `connect(): ${i.path.join('.')}: ${i.message}`, { details: { field: i.path.join('.') } });
+    const first = parsed.error.issues[0]!;
+    const i = first.code === 'unrecognized_keys' ? issueLines([first])[0]! : { path: first.path.join('.'), message: first.message };
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `connect(): ${i.path}: ${i.message}`, { details: { field: i.path } });
   }
   const o = parsed.data;
   const token = o.token ?? (await readToken(o.tokenFile!));

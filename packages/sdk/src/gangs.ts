@@ -15,38 +15,10 @@
 import { randomUUID } from 'node:crypto';
 import type { HeadService } from './rpc.js';
 import { ErrorCode, MusterError, fromGrpcError } from '@muster/common';
+import { checkGangSpec } from './spec-schemas.js';
+import type { GangSpec, ProbeSpec } from './specs.js';
 import { GangState as G, type Gang as WireGang, type GangFailure, type GangServiceClient, type GangSpec as WireSpec, type Probe, type ShardTemplate, type StartupPolicy } from '@muster/proto';
 
-export interface ProbeSpec {
-  kind: 'http' | 'tcp' | 'exec' | 'sdk';
-  /** A port name of the template, or a number. */
-  port?: string | number;
-  path?: string;
-  command?: string[];
-  periodMs?: number;
-  timeoutMs?: number;
-  failureThreshold?: number;
-}
-
-export interface GangSpec {
-  name: string;
-  /** Name or id of the placement group: one bundle per PP stage, its GPUs split over the TP ranks. */
-  placementGroup: string;
-  tp: number;
-  pp: number;
-  template: {
-    command: string;
-    args?: string[];
-    env?: Record<string, string>;
-    cwd?: string;
-    /** Each becomes MUSTER_PORT_<NAME>; port 0/absent: allocated on the rank's node. */
-    ports?: Array<{ name: string; port?: number }>;
-    readiness?: ProbeSpec;
-    liveness?: ProbeSpec;
-  };
-  startup?: { deadlineMs?: number; maxRestarts?: number; backoffInitialMs?: number; backoffMaxMs?: number; gracePeriodMs?: number };
-  logMaxBytes?: number;
-}
 
 export type GangStateName = 'pending' | 'starting' | 'ready' | 'restarting' | 'failed' | 'stopping' | 'stopped' | 'unknown';
 
@@ -128,7 +100,9 @@ export function startupToWire(s: GangSpec['startup']): StartupPolicy | undefined
   return s && { deadlineMs: int(s.deadlineMs), maxRestarts: s.maxRestarts === 0 ? -1 : int(s.maxRestarts), backoffInitialMs: int(s.backoffInitialMs), backoffMaxMs: int(s.backoffMaxMs), gracePeriodMs: int(s.gracePeriodMs) };
 }
 
-function toWire(s: GangSpec): WireSpec {
+/** The wire has no room for unknown keys: a misspelt one is refused here, by path (spec-schemas.ts). */
+function toWire(input: GangSpec): WireSpec {
+  const s = checkGangSpec(input);
   return {
     name: s.name ?? '',
     placementGroup: s.placementGroup ?? '',

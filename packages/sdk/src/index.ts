@@ -2,20 +2,18 @@ export { connect, Cluster, type ConnectOptions, type EventsOptions } from './clu
 export type { RetryNotice } from './endpoints.js';
 export type { NodeView, GpuView, NodeStateName, ClusterEventView, ClusterEventKind, DrainStatusView } from './types.js';
 export { ErrorCode, MusterError, isMusterError } from './errors.js';
+export type { PlacementGroupSpec, BundleSpec, Strategy, TopologyLevel, GangSpec, ProbeSpec, ReplicaGroupSpec, ActorOptions } from './specs.js';
 export {
   PlacementGroup,
   PlacementGroups,
-  type PlacementGroupSpec,
-  type BundleSpec,
-  type Strategy,
-  type TopologyLevel,
   type PlacementGroupView,
   type PlacementGroupStateName,
   type BundleAssignment,
   type PendingReasonView,
 } from './placement-groups.js';
-export { Gang, Gangs, type GangSpec, type ProbeSpec, type GangView, type GangStateName, type RankView, type FailureView } from './gangs.js';
+export { Gang, Gangs, type GangView, type GangStateName, type RankView, type FailureView } from './gangs.js';
 export * as shard from './shard.js';
-export { ReplicaGroup, ReplicaGroups, type ReplicaGroupSpec, type ReplicaGroupView, type ReplicaView } from './replica-groups.js';
+export { ReplicaGroup, ReplicaGroups, type ReplicaGroupView, type ReplicaView } from './replica-groups.js';
 export * from '@muster/dataplane';
-export { Actor, Actors, type ActorOptions } from './actors.js';
+export { Actor, Actors } from './actors.js';
+export { checkPlacementGroupSpec, checkGangSpec, checkReplicaGroupSpec, checkActorOptions } from './spec-schemas.js';

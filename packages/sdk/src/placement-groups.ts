@@ -16,6 +16,8 @@
 import { randomUUID } from 'node:crypto';
 import type { HeadService } from './rpc.js';
 import { PlacementGroupWaits } from './pg-waits.js';
+import { checkPlacementGroupSpec } from './spec-schemas.js';
+import type { PlacementGroupSpec } from './specs.js';
 import { ErrorCode, MusterError } from '@muster/common';
 import {
   PlacementGroupState as S,
@@ -25,29 +27,6 @@ import {
   type PlacementGroupSpec as WireSpec,
 } from '@muster/proto';
 
-export interface BundleSpec {
-  cpuMillis?: number;
-  memoryBytes?: number;
-  /** Whole GPUs; with `migProfile`, the number of MIG slices. */
-  gpus?: number;
-  /** Minimum memory of each whole GPU. */
-  gpuMemoryMiB?: number;
-  migProfile?: string;
-  custom?: Record<string, number>;
-}
-
-export type Strategy = 'PACK' | 'SPREAD' | 'STRICT_PACK' | 'STRICT_SPREAD';
-export type TopologyLevel = 'gpu-island' | 'node' | 'nvlink-domain' | 'rack' | 'zone';
-
-export interface PlacementGroupSpec {
-  name: string;
-  strategy?: Strategy;
-  bundles: BundleSpec[];
-  topology?: Array<{ level: TopologyLevel; mode?: 'required' | 'preferred' }>;
-  selector?: { matchLabels?: Record<string, string> };
-  tolerations?: Array<{ key?: string; operator?: 'Equal' | 'Exists'; value?: string; effect?: 'NoSchedule' | 'PreferNoSchedule' }>;
-  priority?: number;
-}
 
 export type PlacementGroupStateName = 'pending' | 'reserved' | 'created' | 'rescheduling' | 'removed' | 'infeasible' | 'unknown';
 
@@ -138,28 +117,9 @@ function int(value: number | undefined, field: string): number {
   return value;
 }
 
-/**
- * The wire has no room for unknown keys, so a misspelt one ("gpu" for
- * "gpus") would vanish on the way; refuse it here, by name, as the head does.
- */
-function knownKeys(obj: unknown, allowed: string[], path: string): void {
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
-    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid placement group spec: ${path || 'spec'}: expected an object`, { details: { field: path } });
-  }
-  for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) {
-      const field = path ? `${path}.${k}` : k;
-      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid placement group spec: ${field}: unknown key (expected one of ${allowed.join(', ')})`, { details: { field } });
-    }
-  }
-}
-
-function toWire(spec: PlacementGroupSpec): WireSpec {
-  knownKeys(spec, ['name', 'strategy', 'bundles', 'topology', 'selector', 'tolerations', 'priority'], '');
-  (spec.bundles ?? []).forEach((b, i) => knownKeys(b, ['cpuMillis', 'memoryBytes', 'gpus', 'gpuMemoryMiB', 'migProfile', 'custom'], `bundles[${i}]`));
-  (spec.topology ?? []).forEach((t, i) => knownKeys(t, ['level', 'mode'], `topology[${i}]`));
-  (spec.tolerations ?? []).forEach((t, i) => knownKeys(t, ['key', 'operator', 'value', 'effect'], `tolerations[${i}]`));
-  if (spec.selector !== undefined) knownKeys(spec.selector, ['matchLabels'], 'selector');
+/** The wire has no room for unknown keys: a misspelt one is refused here, by path (spec-schemas.ts). */
+function toWire(input: PlacementGroupSpec): WireSpec {
+  const spec = checkPlacementGroupSpec(input);
   return {
     name: spec.name ?? '',
     strategy: spec.strategy ?? '',

@@ -12,44 +12,10 @@ import type { HeadService } from './rpc.js';
 import { ErrorCode, MusterError, connectNats, type NatsConnection } from '@muster/common';
 import type { Membership as WireMembership, ReplicaGroup as WireRG, ReplicaGroupServiceClient, ReplicaGroupSpec as WireSpec } from '@muster/proto';
 import { Router, type CallOptions, type Membership, type RouterOptions } from '@muster/dataplane';
-import { startupToWire, templateToWire, type GangSpec } from './gangs.js';
-import type { TopologyLevel, Strategy } from './placement-groups.js';
+import { startupToWire, templateToWire } from './gangs.js';
+import { checkReplicaGroupSpec } from './spec-schemas.js';
+import type { ReplicaGroupSpec } from './specs.js';
 
-export interface ReplicaGroupSpec {
-  name: string;
-  template: GangSpec['template'];
-  tp?: number;
-  pp?: number;
-  /** Per shard (rank). */
-  resources?: { gpus?: number; cpuMillis?: number; memoryBytes?: number; gpuMemoryMiB?: number; migProfile?: string; custom?: Record<string, number> };
-  placement?: {
-    strategy?: Strategy;
-    topology?: Array<{ level: TopologyLevel; mode?: 'required' | 'preferred' }>;
-    selector?: { matchLabels?: Record<string, string> };
-    tolerations?: Array<{ key?: string; operator?: 'Equal' | 'Exists'; value?: string; effect?: 'NoSchedule' | 'PreferNoSchedule' }>;
-    priority?: number;
-  };
-  replicas?: { min?: number; max?: number; initial?: number };
-  startup?: GangSpec['startup'];
-  rollout?: { strategy?: 'rolling' | 'canary'; canaryWeight?: number; maxSurge?: number };
-  drainDeadlineMs?: number;
-  /** A port name of the template where the shard speaks HTTP: the worker bridges calls to it. */
-  httpPort?: string;
-  /** Failed replicas replaced within 10 minutes before giving up (default 3; 0: never). */
-  maxReplacements?: number;
-  /** Let the head move the replica count between replicas.min and replicas.max (docs/autoscaling.md). */
-  autoscaling?: {
-    metric?: 'queue' | 'ongoing';
-    target?: number;
-    upscaleDelayMs?: number;
-    downscaleDelayMs?: number;
-    maxStep?: number;
-    tolerance?: number;
-    scaleToZeroAfterMs?: number;
-    lookbackMs?: number;
-    floors?: Array<{ cron: string; durationMs: number; timezone?: string; min: number }>;
-  };
-}
 
 export interface ReplicaView {
   id: string;
@@ -77,7 +43,9 @@ export interface ReplicaGroupView {
 
 const n = (v: number | undefined) => v ?? 0;
 
-function toWire(s: ReplicaGroupSpec): WireSpec {
+/** The wire has no room for unknown keys: a misspelt one is refused here, by path (spec-schemas.ts). */
+function toWire(input: ReplicaGroupSpec): WireSpec {
+  const s = checkReplicaGroupSpec(input);
   const r = s.resources ?? {};
   const p = s.placement;
   return {

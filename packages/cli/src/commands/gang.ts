@@ -1,10 +1,9 @@
 /** `muster gang launch|ls|get|stop` and `muster logs`: gangs from the shell. */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
-import { ErrorCode, MusterError, isMusterError, type Gang, type GangSpec } from '@muster/sdk';
+import { ErrorCode, checkGangSpec, isMusterError, type Gang } from '@muster/sdk';
 import { addConnectionFlags, withCluster, type ConnectionFlags } from '../connection.js';
 import { ago, table } from '../format.js';
+import { readSpecFile } from '../spec-file.js';
 
 type Flags = ConnectionFlags & { json?: boolean };
 
@@ -16,12 +15,7 @@ export function gangCommand(program: Command): void {
     .option('--wait <seconds>', 'wait until every rank is ready, showing progress', '0')
     .option('--json', 'print JSON')
     .action(async (flags: Flags & { file: string; wait: string }) => {
-      let spec: GangSpec;
-      try {
-        spec = parseYaml(await readFile(flags.file, 'utf8')) as GangSpec;
-      } catch (e) {
-        throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${flags.file}: ${(e as Error).message}`, { cause: e });
-      }
+      const spec = await readSpecFile(flags.file, 'Gang', checkGangSpec);
       await withCluster(flags, async (cluster) => {
         const g = await cluster.gangs.launch(spec);
         process.stderr.write(`launched ${g.id} (${g.name}): ${g.state} — ${g.message}\n`);

@@ -1,10 +1,9 @@
 /** `muster pg create|ls|get|why|rm`: placement groups from the shell. */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
-import { ErrorCode, MusterError, isMusterError, type PlacementGroup, type PlacementGroupSpec } from '@muster/sdk';
+import { ErrorCode, checkPlacementGroupSpec, isMusterError, type PlacementGroup } from '@muster/sdk';
 import { addConnectionFlags, withCluster, type ConnectionFlags } from '../connection.js';
 import { ago, table } from '../format.js';
+import { readSpecFile } from '../spec-file.js';
 
 type Flags = ConnectionFlags & { json?: boolean };
 
@@ -16,12 +15,7 @@ export function pgCommand(program: Command): void {
     .option('--wait <seconds>', 'wait until it is created, showing what it waits on', '0')
     .option('--json', 'print JSON')
     .action(async (flags: Flags & { file: string; wait: string }) => {
-      let spec: PlacementGroupSpec;
-      try {
-        spec = parseYaml(await readFile(flags.file, 'utf8')) as PlacementGroupSpec;
-      } catch (e) {
-        throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${flags.file}: ${(e as Error).message}`, { cause: e });
-      }
+      const spec = await readSpecFile(flags.file, 'PlacementGroup', checkPlacementGroupSpec);
       await withCluster(flags, async (cluster) => {
         const group = await cluster.placementGroups.create(spec);
         process.stderr.write(`created ${group.id} (${group.name}): ${group.state}\n`);

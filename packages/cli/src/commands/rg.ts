@@ -1,10 +1,9 @@
 /** `muster apply -f` and `muster rg ls|get|scale|delete`: replica groups from the shell. */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
-import { ErrorCode, MusterError, type ReplicaGroup, type ReplicaGroupSpec } from '@muster/sdk';
+import { ErrorCode, MusterError, checkReplicaGroupSpec, type ReplicaGroup } from '@muster/sdk';
 import { addConnectionFlags, withCluster, type ConnectionFlags } from '../connection.js';
 import { table } from '../format.js';
+import { readSpecFile } from '../spec-file.js';
 
 type Flags = ConnectionFlags & { json?: boolean };
 
@@ -13,14 +12,7 @@ export function rgCommand(program: Command): void {
     .requiredOption('-f, --file <file>', 'spec file (see docs/replica-groups.md)')
     .option('--json', 'print JSON')
     .action(async (flags: Flags & { file: string }) => {
-      let spec: ReplicaGroupSpec & { kind?: string };
-      try {
-        spec = parseYaml(await readFile(flags.file, 'utf8')) as ReplicaGroupSpec & { kind?: string };
-      } catch (e) {
-        throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${flags.file}: ${(e as Error).message}`, { cause: e });
-      }
-      if (spec?.kind !== undefined && spec.kind !== 'ReplicaGroup') throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${flags.file}: kind "${spec.kind}" is not something apply knows (ReplicaGroup)`);
-      delete spec.kind;
+      const spec = await readSpecFile(flags.file, 'ReplicaGroup', checkReplicaGroupSpec);
       await withCluster(flags, async (cluster) => {
         const g = await cluster.replicaGroups.apply(spec);
         process.stdout.write(flags.json ? `${JSON.stringify(g, null, 2)}\n` : `replica group ${g.name}: ${g.desired} replica(s), revision ${g.toJSON().revision}\n`);

@@ -2,7 +2,16 @@
  * The node registry: the head's view of every node, fed by agent streams.
  *
  * Node lifecycle (persisted at /muster/nodes/<id> on every transition, never on
- * a plain heartbeat — 2,000 nodes × 1 Hz must not become 2,000 writes/s):
+ * a plain heartbeat — 2,000 nodes × 1 Hz must not become 2,000 writes/s).
+ * Every transition is written first, with its event in the same fenced
+ * transaction, and only then changes memory, closes streams and reaches the
+ * listeners; a failed write changes nothing (the caller gets the error, a
+ * death is retried by the next sweep). Changes of one node run one at a time.
+ * Why the fenced writer, awaited, and not a GroupCommit: a group commit
+ * changes memory first and reloads it when the write fails, which would let
+ * an agent be answered, or a stream closed, for a change the store never
+ * got; here different nodes still write concurrently, and the store batches
+ * their fsyncs (node changes are rare: never a heartbeat).
  *
  *   (none) ──register──▶ ALIVE ──silent ≥ deadAfterMs──▶ DEAD
  *                          ▲                               │
@@ -43,8 +52,9 @@
  */
 import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import { Node, NodeState, type HeadMessage, type Register } from '@muster/proto';
+import type { EventFields, EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
-import type { EventLog } from '../events/event-log.js';
+import type { Op } from '../state/index.js';
 
 export const NODES_PREFIX = '/muster/nodes/';
 
@@ -71,6 +81,8 @@ interface Entry {
 export class NodeRegistry {
   private readonly nodes = new Map<string, Entry>();
   private readonly listeners: NodeListener[] = [];
+  /** Per node, the tail of its queued changes (see `serial`). */
+  private readonly busy = new Map<string, Promise<void>>();
   private replaced = 0;
 
   constructor(
@@ -129,14 +141,17 @@ export class NodeRegistry {
   }
 
   /** Transitions 1-5 of the table above. */
-  async register(reg: Register, conn: AgentConnection): Promise<Node> {
+  register(reg: Register, conn: AgentConnection): Promise<Node> {
+    return this.serial(reg.nodeId, () => this.admit(reg, conn));
+  }
+
+  private async admit(reg: Register, conn: AgentConnection): Promise<Node> {
     const prev = this.nodes.get(reg.nodeId);
-    const t = this.now();
     let kind: string;
     if (!prev) kind = 'node.registered';
     else if (prev.node.state !== NodeState.NODE_STATE_ALIVE) kind = 'node.alive';
     else if (prev.node.incarnation === reg.incarnation) kind = 'node.reconnected';
-    else if (prev.conn && t - prev.lastSeen < this.deadAfterMs) {
+    else if (prev.conn && this.now() - prev.lastSeen < this.deadAfterMs) {
       throw new MusterError(
         ErrorCode.ALREADY_EXISTS,
         `node id "${reg.nodeId}" is held by another live agent (incarnation ${prev.node.incarnation}, address ${prev.node.address}); ` +
@@ -160,33 +175,26 @@ export class NodeRegistry {
       lastHeartbeatMs: wall,
       stateChangedAtMs: prev?.node.state === NodeState.NODE_STATE_ALIVE ? prev.node.stateChangedAtMs : wall,
       stateReason: kind === 'node.registered' ? 'registered' : kind.slice('node.'.length),
+      // A registration never undoes a drain (changes of one node are serial, so this is the latest).
       ...drainOf(prev?.node),
     };
-    await this.persist(node);
-    // A drain or uncordon that landed while this record was being written:
-    // keep it (and write it again), a registration never undoes one.
-    const now = this.nodes.get(node.nodeId)?.node;
-    if (now && now !== prev?.node && now.draining !== node.draining) {
-      Object.assign(node, drainOf(now));
-      await this.persist(node);
-    }
-    const old = prev?.conn;
-    this.nodes.set(node.nodeId, { node, conn, lastSeen: t });
-    this.replaced++;
-    if (old && old.id !== conn.id) {
-      old.close(new MusterError(ErrorCode.NODE_SUPERSEDED, `a newer connection of node ${node.nodeId} replaced this one`));
-    }
     const gpus = reg.inventory?.gpus.length ?? 0;
-    await this.events.append(kind, {
+    const event = {
       nodeId: node.nodeId,
       message: `node ${node.nodeId} ${kind.slice('node.'.length)} (${gpus} GPUs, incarnation ${node.incarnation})`,
       attributes: { incarnation: node.incarnation, gpus: String(gpus) },
+    };
+    await this.commit(node, kind, event, () => {
+      const old = prev?.conn;
+      this.nodes.set(node.nodeId, { node, conn, lastSeen: this.now() });
+      if (old && old.id !== conn.id) {
+        old.close(new MusterError(ErrorCode.NODE_SUPERSEDED, `a newer connection of node ${node.nodeId} replaced this one`));
+      }
     });
-    for (const l of this.listeners) l(kind, node);
     return node;
   }
 
-  /** A heartbeat from `conn`; ignored when that stream was superseded. */
+  /** A heartbeat from `conn`; ignored when that stream was superseded. Never written: it only moves lastSeen. */
   heartbeat(nodeId: string, conn: AgentConnection): boolean {
     const e = this.nodes.get(nodeId);
     if (!e || e.conn?.id !== conn.id || e.node.state !== NodeState.NODE_STATE_ALIVE) return false;
@@ -201,30 +209,46 @@ export class NodeRegistry {
     if (e?.conn?.id === conn.id) e.conn = undefined;
   }
 
-  /** Transition 6: returns the nodes declared dead by this sweep. */
+  /**
+   * Transition 6: returns the nodes declared dead by this sweep. Each death
+   * is written before anything sees it; a node whose write fails stays as
+   * stored (ALIVE, still silent) and is tried again by the next sweep.
+   */
   async sweep(): Promise<Node[]> {
     const t = this.now();
+    const due = [...this.nodes.values()].filter((e) => e.node.state === NodeState.NODE_STATE_ALIVE && t - e.lastSeen >= this.deadAfterMs);
+    const results = await Promise.allSettled(due.map((e) => this.serial(e.node.nodeId, () => this.markDead(e.node.nodeId))));
     const dead: Node[] = [];
-    for (const e of this.nodes.values()) {
-      if (e.node.state !== NodeState.NODE_STATE_ALIVE) continue;
-      const silentMs = Math.round(t - e.lastSeen);
-      if (silentMs < this.deadAfterMs) continue;
-      const node: Node = {
-        ...e.node,
-        state: NodeState.NODE_STATE_DEAD,
-        stateChangedAtMs: Date.now(),
-        stateReason: `no heartbeat for ${silentMs} ms (limit ${this.deadAfterMs} ms)`,
-      };
-      e.node = node;
-      this.replaced++;
-      e.conn?.close(new MusterError(ErrorCode.UNAVAILABLE, `node ${node.nodeId} declared dead: ${node.stateReason}`));
-      e.conn = undefined;
-      dead.push(node);
-      await this.persist(node);
-      await this.events.append('node.dead', { nodeId: node.nodeId, message: `node ${node.nodeId} dead: ${node.stateReason}`, attributes: { silentMs: String(silentMs) } });
-      for (const l of this.listeners) l('node.dead', node);
+    const failed: unknown[] = [];
+    for (const r of results) {
+      if (r.status === 'rejected') failed.push(r.reason);
+      else if (r.value) dead.push(r.value);
+    }
+    if (failed.length > 0) {
+      const err = failed[0] instanceof Error ? failed[0].message : String(failed[0]);
+      this.log.error({ nodes: failed.length, err }, 'could not persist node deaths; they stay as stored and are retried on the next sweep');
     }
     return dead;
+  }
+
+  /** The node is still alive and silent (it may have registered while waiting its turn): marks it DEAD. */
+  private async markDead(nodeId: string): Promise<Node | undefined> {
+    const e = this.nodes.get(nodeId);
+    const silentMs = e ? Math.round(this.now() - e.lastSeen) : 0;
+    if (!e || e.node.state !== NodeState.NODE_STATE_ALIVE || silentMs < this.deadAfterMs) return undefined;
+    const node: Node = {
+      ...e.node,
+      state: NodeState.NODE_STATE_DEAD,
+      stateChangedAtMs: Date.now(),
+      stateReason: `no heartbeat for ${silentMs} ms (limit ${this.deadAfterMs} ms)`,
+    };
+    const event = { nodeId, message: `node ${nodeId} dead: ${node.stateReason}`, attributes: { silentMs: String(silentMs) } };
+    await this.commit(node, 'node.dead', event, () => {
+      e.node = node;
+      e.conn?.close(new MusterError(ErrorCode.UNAVAILABLE, `node ${nodeId} declared dead: ${node.stateReason}`));
+      e.conn = undefined;
+    });
+    return node;
   }
 
   /**
@@ -233,42 +257,43 @@ export class NodeRegistry {
    * clears it). A dead node may be drained too: it will not take work when it
    * comes back.
    */
-  async drain(nodeId: string, reason: string, by: DrainedBy): Promise<Node> {
-    const e = this.entry(nodeId);
-    const cur = e.node;
-    if (cur.draining && (by === 'agent' || (cur.drainedBy === 'operator' && (reason === '' || reason === cur.drainReason)))) return cur;
-    const first = !cur.draining;
-    const node: Node = { ...cur, draining: true, drainReason: reason || cur.drainReason, drainSinceMs: first ? Date.now() : cur.drainSinceMs, drainedBy: by };
-    await this.change(e, node);
-    if (first) {
-      await this.events.append('node.draining', {
+  drain(nodeId: string, reason: string, by: DrainedBy): Promise<Node> {
+    return this.serial(nodeId, async () => {
+      const e = this.entry(nodeId);
+      const cur = e.node;
+      if (cur.draining && (by === 'agent' || (cur.drainedBy === 'operator' && (reason === '' || reason === cur.drainReason)))) return cur;
+      const first = !cur.draining;
+      const node: Node = { ...cur, draining: true, drainReason: reason || cur.drainReason, drainSinceMs: first ? Date.now() : cur.drainSinceMs, drainedBy: by };
+      const event = {
         nodeId,
         message: `node ${nodeId} draining${node.drainReason ? ` (${node.drainReason})` : ''}, asked by the ${by}: no new placements; its work moves elsewhere`,
         attributes: { reason: node.drainReason, by },
-      });
-      for (const l of this.listeners) l('node.draining', node);
-    }
-    return node;
+      };
+      // A second drain (an operator's over an agent's, a new reason) is written, not announced.
+      await this.commit(node, first ? 'node.draining' : undefined, event, () => (e.node = node));
+      return node;
+    });
   }
 
   /** Transition 8. Idempotent; an agent's uncordon leaves an operator's drain alone. */
-  async uncordon(nodeId: string, by: DrainedBy): Promise<Node> {
-    const e = this.entry(nodeId);
-    const cur = e.node;
-    if (!cur.draining) return cur;
-    if (by === 'agent' && cur.drainedBy !== 'agent') {
-      this.log.info({ nodeId, drainedBy: cur.drainedBy }, 'agent asked to undrain a node an operator drained; left draining');
-      return cur;
-    }
-    const node: Node = { ...cur, ...drainOf(undefined) };
-    await this.change(e, node);
-    await this.events.append('node.uncordoned', {
-      nodeId,
-      message: `node ${nodeId} uncordoned by the ${by}: it takes new placements again`,
-      attributes: { by, drainedForMs: String(Date.now() - cur.drainSinceMs) },
+  uncordon(nodeId: string, by: DrainedBy): Promise<Node> {
+    return this.serial(nodeId, async () => {
+      const e = this.entry(nodeId);
+      const cur = e.node;
+      if (!cur.draining) return cur;
+      if (by === 'agent' && cur.drainedBy !== 'agent') {
+        this.log.info({ nodeId, drainedBy: cur.drainedBy }, 'agent asked to undrain a node an operator drained; left draining');
+        return cur;
+      }
+      const node: Node = { ...cur, ...drainOf(undefined) };
+      const event = {
+        nodeId,
+        message: `node ${nodeId} uncordoned by the ${by}: it takes new placements again`,
+        attributes: { by, drainedForMs: String(Date.now() - cur.drainSinceMs) },
+      };
+      await this.commit(node, 'node.uncordoned', event, () => (e.node = node));
+      return node;
     });
-    for (const l of this.listeners) l('node.uncordoned', node);
-    return node;
   }
 
   /** Heartbeat lag of alive nodes, ms since last sign of life. */
@@ -283,24 +308,44 @@ export class NodeRegistry {
     return e;
   }
 
-  /** Replaces a record (a new object: views cached per record see the change), persisted; undone if the write fails. */
-  private async change(e: Entry, node: Node): Promise<void> {
-    const before = e.node;
-    e.node = node;
-    this.replaced++;
-    try {
-      await this.persist(node);
-    } catch (err) {
-      if (e.node === node) {
-        e.node = before;
-        this.replaced++;
-      }
-      throw err;
-    }
+  /**
+   * Runs `change` after every earlier change of the same node has settled:
+   * each reads the record the last one left (no lost update between a drain
+   * and a death), while different nodes write concurrently.
+   */
+  private serial<T>(nodeId: string, change: () => Promise<T>): Promise<T> {
+    const run = (this.busy.get(nodeId) ?? Promise.resolve()).then(change);
+    const done = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.busy.set(nodeId, done);
+    void done.then(() => {
+      if (this.busy.get(nodeId) === done) this.busy.delete(nodeId);
+    });
+    return run;
   }
 
-  private async persist(node: Node): Promise<void> {
-    await this.writer.put(NODES_PREFIX + node.nodeId, Node.encode(node).finish());
+  /**
+   * The one write path: the record and its event (when `kind` is given) in
+   * one fenced transaction; only once it is durable does `apply` change
+   * memory (a new record object: views cached per record see the change),
+   * and then the listeners hear of it. A failed write throws and changes
+   * nothing: memory, streams, events and listeners see what the store holds.
+   */
+  private async commit(node: Node, kind: string | undefined, event: EventFields, apply: () => void): Promise<void> {
+    const staged = kind ? this.events.stage(kind, event) : undefined;
+    const put: Op = { type: 'put', key: NODES_PREFIX + node.nodeId, value: Node.encode(node).finish() };
+    try {
+      await this.writer.txn(staged ? [put, staged.op] : [put]);
+    } catch (e) {
+      staged?.settle(false);
+      throw e;
+    }
+    staged?.settle(true);
+    apply();
+    this.replaced++;
+    if (kind) for (const l of this.listeners) l(kind, node);
   }
 }
 

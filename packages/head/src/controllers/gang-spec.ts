@@ -11,7 +11,7 @@
  *  - MASTER_ADDR is rank 0's node, MASTER_PORT a port allocated there.
  */
 import { z } from 'zod';
-import { ErrorCode, MusterError } from '@muster/common';
+import { ErrorCode, MusterError, didYouMeanKeys, formatIssues } from '@muster/common';
 import { rankEnv as contractRankEnv } from '@muster/contracts';
 import type { GangSpec as WireGangSpec, Node, PlacementGroup, Probe } from '@muster/proto';
 
@@ -25,7 +25,7 @@ const probeSchema = z
     periodMs: z.int().min(0).max(3_600_000).default(0),
     timeoutMs: z.int().min(0).max(3_600_000).default(0),
     failureThreshold: z.int().min(0).max(1000).default(0),
-  })
+  }, didYouMeanKeys)
   .check((ctx) => {
     const p = ctx.value;
     if ((p.kind === 'http' || p.kind === 'tcp') && p.port === '') ctx.issues.push({ code: 'custom', input: p, path: ['port'], message: `a ${p.kind} probe needs a port (a port name of the template, or a number)` });
@@ -43,10 +43,10 @@ export const gangSpecSchema = z
       args: z.array(z.string()).default([]),
       env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not a valid environment variable name'), z.string()).default({}),
       cwd: z.string().default(''),
-      ports: z.array(z.strictObject({ name: z.string().regex(PORT_NAME, 'lowercase letters, digits and _'), port: z.int().min(0).max(65535).default(0) })).default([]),
+      ports: z.array(z.strictObject({ name: z.string().regex(PORT_NAME, 'lowercase letters, digits and _'), port: z.int().min(0).max(65535).default(0) }, didYouMeanKeys)).default([]),
       readiness: probeSchema.optional(),
       liveness: probeSchema.optional(),
-    }),
+    }, didYouMeanKeys),
     startup: z
       .strictObject({
         deadlineMs: z.int().min(0).max(86_400_000).default(0),
@@ -54,7 +54,7 @@ export const gangSpecSchema = z
         backoffInitialMs: z.int().min(0).max(3_600_000).default(0),
         backoffMaxMs: z.int().min(0).max(3_600_000).default(0),
         gracePeriodMs: z.int().min(0).max(3_600_000).default(0),
-      })
+      }, didYouMeanKeys)
       .default({ deadlineMs: 0, maxRestarts: 0, backoffInitialMs: 0, backoffMaxMs: 0, gracePeriodMs: 0 })
       .transform((s) => ({
         // proto3 cannot tell 0 from unset: 0 means "the default".
@@ -67,7 +67,7 @@ export const gangSpecSchema = z
     logMaxBytes: z.int().min(0).max(2 ** 40).default(0).transform((n) => n || 16 * 1024 * 1024),
     replicaGroup: z.string().default(''),
     replicaId: z.string().default(''),
-  })
+  }, didYouMeanKeys)
   .check((ctx) => {
     const t = ctx.value.template;
     const names = new Set<string>();
@@ -111,8 +111,7 @@ export function parseGangSpec(w: WireGangSpec | undefined): GangSpec {
   };
   const r = gangSpecSchema.safeParse(input);
   if (r.success) return r.data;
-  const issues = r.error.issues.map((i) => `${i.path.map((p, n) => (typeof p === 'number' ? `[${p}]` : n === 0 ? String(p) : `.${String(p)}`)).join('')}: ${i.message}`);
-  throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: ${issues.join('; ')}`, { details: { fields: r.error.issues.map((i) => i.path.join('.')) } });
+  throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: ${formatIssues(r.error.issues)}`, { details: { fields: r.error.issues.map((i) => i.path.join('.')) } });
 }
 
 /** The spec back on the wire, with defaults spelled out. */

@@ -10,7 +10,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCode, createLogger } from '@muster/common';
+import { ErrorCode } from '@muster/common';
+import { createLogger } from '@muster/common/log';
 import {
   Gang,
   GangState as G,

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createLogger } from '@muster/common';
+import { createLogger } from '@muster/common/log';
 import { ClusterEvent, GangState as G, type Gang, type GangSpec, type Membership, type PlacementGroup, type PlacementGroupSpec, type ReplicaGroupSpec } from '@muster/proto';
 import { EVENTS_PREFIX, EventLog } from '../events/event-log.js';
 import { EmbeddedStore } from '../state/embedded.js';

@@ -20,12 +20,13 @@
  * autoscaler's timers, which ride along with the next write of the record.
  */
 import { ErrorCode, MusterError, type Logger, type NatsConnection, randomId } from '@muster/common';
-import { ReplicaGroup, type AutoscalerMemory, type Membership, type NatsAccess, type ReplicaGroupSpec } from '@muster/proto';
+import { ReplicaGroup, type Membership, type NatsAccess, type ReplicaGroupSpec } from '@muster/proto';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
-import { decide, type AutoscalingPolicy } from '../autoscaler/index.js';
+import { decide } from '../autoscaler/index.js';
 import { GroupCommit } from './group-commit.js';
 import { LoadReports } from './load-reports.js';
+import type { Entry } from './rg-entry.js';
 import { RgExecutor, type GangsPort, type PgsPort } from './rg-executor.js';
 import { MembershipFeed } from './rg-membership.js';
 import { FAILURE_WINDOW_MS, planReplicaGroup } from './rg-plan.js';
@@ -33,26 +34,6 @@ import { appliedRecord, autoscaledRecord, autoscalerMemory, deletingRecord, scal
 import { parseRgSpec, policyOf, type ValidRgSpec } from './rg-spec.js';
 
 export const RGS_PREFIX = '/muster/rgs/';
-
-export interface Entry {
-  /** The record as stored. */
-  rg: ReplicaGroup;
-  spec: ValidRgSpec;
-  /** The spec's autoscaling policy, parsed once per spec (undefined: not autoscaled). */
-  policy: AutoscalingPolicy | undefined;
-  stableSpec: ValidRgSpec | undefined;
-  membership: MembershipFeed;
-  /** The autoscaler's timers and last reason (soft: written with the next record). */
-  autoscaler: AutoscalerMemory | undefined;
-  /** replica id → when draining started (ms) */
-  drainingSince: Map<string, number>;
-  /** When replicas failed (for the replacement budget). */
-  failures: number[];
-  /** Placement groups made for replicas whose record does not name them yet. */
-  making: Set<string>;
-  running: boolean;
-  again: boolean;
-}
 
 export class ReplicaGroupController {
   private readonly groups = new Map<string, Entry>();

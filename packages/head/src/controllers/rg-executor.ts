@@ -14,7 +14,7 @@ import type { NatsAccess, Replica, ReplicaGroup } from '@muster/proto';
 import type { GangController } from './gangs.js';
 import type { LoadReports } from './load-reports.js';
 import type { PlacementGroupController } from './placement-groups.js';
-import type { Entry } from './replica-groups.js';
+import type { Entry } from './rg-entry.js';
 import { drainingNodesOf, isLive, progressOf } from './rg-moves.js';
 import type { RgAction, ReplicaView } from './rg-plan.js';
 import { gangSpecOf, pgSpecOf } from './rg-spec.js';

@@ -9,29 +9,38 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ErrorCode, MusterError } from '@muster/common';
+import { ErrorCode, MusterError, didYouMeanKeys, formatIssues } from '@muster/common';
 import { DEFAULT_SUBJECT_PREFIX, replicaEnv, replicaSubject } from '@muster/contracts';
 import type { GangSpec as WireGangSpec, NatsAccess, PlacementGroupSpec as WirePgSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
+import { specInput } from './pg-convert.js';
+import { parsePlacementGroupSpec } from '../scheduler/index.js';
 import { parsePolicy, type AutoscalingPolicy } from '../autoscaler/index.js';
 
 const counts = z
-  .object({ min: z.int().min(0).max(10_000), max: z.int().min(0).max(10_000), initial: z.int().min(0).max(10_000) })
+  .strictObject({ min: z.int().min(0).max(10_000), max: z.int().min(0).max(10_000), initial: z.int().min(0).max(10_000) }, didYouMeanKeys)
   .check((ctx) => {
     const r = ctx.value;
     if (r.min > r.max) ctx.issues.push({ code: 'custom', input: r, path: ['max'], message: `max ${r.max} is below min ${r.min}` });
     if (r.initial < r.min || r.initial > r.max) ctx.issues.push({ code: 'custom', input: r, path: ['initial'], message: `initial ${r.initial} is outside min ${r.min} … max ${r.max}` });
   });
 
-const schema = z.object({
+const schema = z.strictObject({
   name: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$/, 'must be 1-42 lowercase letters, digits or "-"'),
   tp: z.int().min(1).max(1024),
   pp: z.int().min(1).max(1024),
-  resources: z.object({ gpus: z.int().min(0).max(64), cpuMillis: z.int().min(0), memoryBytes: z.int().min(0), gpuMemoryMib: z.int().min(0), migProfile: z.string(), custom: z.record(z.string(), z.number().min(0)) }),
+  resources: z.strictObject({ gpus: z.int().min(0).max(64), cpuMillis: z.int().min(0), memoryBytes: z.int().min(0), gpuMemoryMib: z.int().min(0), migProfile: z.string(), custom: z.record(z.string(), z.number().min(0)) }, didYouMeanKeys),
   replicas: counts,
-  rollout: z.object({ strategy: z.enum(['rolling', 'canary']), canaryWeight: z.number().min(0).max(1), maxSurge: z.int().min(0).max(100) }),
+  rollout: z.strictObject({ strategy: z.enum(['rolling', 'canary']), canaryWeight: z.number().min(0).max(1), maxSurge: z.int().min(0).max(100) }, didYouMeanKeys),
   drainDeadlineMs: z.int().min(0).max(3_600_000),
-});
+  httpPort: z.string(),
+  maxReplacements: z.int().min(-1).max(10_000),
+  // Checked below as what they become: a gang's template and startup, a placement group, a policy.
+  template: z.unknown(),
+  startup: z.unknown(),
+  placement: z.unknown(),
+  autoscaling: z.unknown(),
+}, didYouMeanKeys);
 
 export type ValidRgSpec = ReplicaGroupSpec & { rollout: NonNullable<ReplicaGroupSpec['rollout']>; replicas: NonNullable<ReplicaGroupSpec['replicas']> };
 
@@ -55,7 +64,7 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     autoscaling: w?.autoscaling,
   };
   const checked = schema.safeParse(spec);
-  const issues = checked.success ? [] : checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  const issues = checked.success ? [] : [formatIssues(checked.error.issues)];
   if (spec.rollout.strategy === 'canary' && !(spec.rollout.canaryWeight > 0 && spec.rollout.canaryWeight < 1)) issues.push('rollout.canaryWeight: a canary takes a share of traffic strictly between 0 and 1');
   if (spec.httpPort && !spec.template?.ports.some((p) => p.name === spec.httpPort)) issues.push(`httpPort: "${spec.httpPort}" is not a port name of the template (${spec.template?.ports.map((p) => p.name).join(', ') || 'none'})`);
   if (issues.length) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${issues.join('; ')}`);
@@ -66,7 +75,20 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
   } catch (e) {
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, (e as Error).message.replace('invalid gang spec', 'invalid replica group spec'), { cause: e });
   }
+  // Placement and resources make each replica's placement group: refuse now what its creation would.
+  const pg = parsePlacementGroupSpec(specInput(pgSpecOf(spec, 'check')));
+  if (!pg.ok) {
+    const why = pg.issues.map((i) => `${placementField(i.path)}: ${i.message}`).join('; ');
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${why}`);
+  }
   return spec;
+}
+
+/** Where a replica's placement group field comes from in the replica group spec. */
+function placementField(path: string): string {
+  if (path === 'name') return 'name';
+  if (path.startsWith('bundles')) return path.includes('.') ? `resources${path.slice(path.indexOf('.'))}` : 'resources';
+  return path === 'selector.matchLabels' ? 'placement.selector.matchLabels' : `placement.${path}`;
 }
 
 /** The revision of a spec: a hash of everything but the replica counts and rollout, so scaling never rolls out. */

@@ -45,7 +45,7 @@ describe('placement group spec', () => {
     ['negative GPUs', { name: 'x', bundles: [{ gpus: -1 }] }, 'bundles[0].gpus: Too small: expected number to be >=0'],
     ['fractional GPUs', { name: 'x', bundles: [{ gpus: 1.5 }] }, 'bundles[0].gpus: Invalid input: expected int'],
     ['unknown strategy', { name: 'x', strategy: 'BALANCED', bundles: [{ gpus: 1 }] }, 'strategy: Invalid option: expected one of "PACK"|"SPREAD"|"STRICT_PACK"|"STRICT_SPREAD"'],
-    ['misspelt key', { name: 'x', bundles: [{ gpu: 1 }] }, 'bundles[0]: Unrecognized key: "gpu"'],
+    ['misspelt key', { name: 'x', bundles: [{ gpu: 1 }] }, 'bundles[0].gpu: unknown key; did you mean "gpus"?'],
     ['unknown topology level', { name: 'x', bundles: [{ gpus: 1 }], topology: [{ level: 'row' }] }, 'topology[0].level: Invalid option'],
     ['level given twice', { name: 'x', bundles: [{ gpus: 1 }], topology: [{ level: 'rack' }, { level: 'rack', mode: 'preferred' }] }, 'topology[1].level: level "rack" given twice'],
     ['MIG profile without slices', { name: 'x', bundles: [{ migProfile: '1g.10gb' }] }, 'bundles[0].gpus: with migProfile, gpus counts MIG slices'],

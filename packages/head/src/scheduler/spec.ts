@@ -13,10 +13,12 @@
  *   priority      0    (higher goes first; equal priorities go oldest first)
  *
  * Objects are strict: a misspelt key ("gpu" for "gpus") is an error that
- * names it, not a silently ignored field. Errors read
- * `bundles[0].gpus: Too small: expected number to be >=0`.
+ * names it and what it probably meant (common/strict.ts), not a silently
+ * ignored field. Errors read `bundles[0].gpus: Too small: expected number
+ * to be >=0` or `bundles[0].gpu: unknown key; did you mean "gpus"?`.
  */
 import { z } from 'zod';
+import { didYouMeanKeys, issueLines } from '@muster/common';
 import type { PlacementGroupSpec } from './types.js';
 
 const nonNegInt = z.int().nonnegative();
@@ -29,7 +31,7 @@ export const BundleSchema = z
     gpuMemoryMiB: nonNegInt.default(0),
     migProfile: z.string().regex(/^\d+g\.\d+gb(\+\w+)?$/, 'expected a MIG profile such as "1g.10gb"').optional(),
     custom: z.record(z.string().min(1), z.number().nonnegative().finite()).default({}),
-  })
+  }, didYouMeanKeys)
   .check((ctx) => {
     const b = ctx.value;
     if (b.migProfile !== undefined && b.gpus < 1) {
@@ -43,14 +45,14 @@ export const BundleSchema = z
 export const TopologyConstraintSchema = z.strictObject({
   level: z.enum(['gpu-island', 'node', 'nvlink-domain', 'rack', 'zone']),
   mode: z.enum(['required', 'preferred']).default('required'),
-});
+}, didYouMeanKeys);
 
 export const TolerationSchema = z.strictObject({
   key: z.string().default(''),
   operator: z.enum(['Equal', 'Exists']).default('Equal'),
   value: z.string().default(''),
   effect: z.enum(['NoSchedule', 'PreferNoSchedule']).optional(),
-});
+}, didYouMeanKeys);
 
 export const PlacementGroupSpecSchema = z
   .strictObject({
@@ -58,10 +60,10 @@ export const PlacementGroupSpecSchema = z
     strategy: z.enum(['PACK', 'SPREAD', 'STRICT_PACK', 'STRICT_SPREAD']).default('PACK'),
     bundles: z.array(BundleSchema).min(1, 'a placement group needs at least one bundle').max(1024),
     topology: z.array(TopologyConstraintSchema).default([]),
-    selector: z.strictObject({ matchLabels: z.record(z.string(), z.string()).default({}) }).default({ matchLabels: {} }),
+    selector: z.strictObject({ matchLabels: z.record(z.string(), z.string()).default({}) }, didYouMeanKeys).default({ matchLabels: {} }),
     tolerations: z.array(TolerationSchema).default([]),
     priority: z.int().min(-1_000_000).max(1_000_000).default(0),
-  })
+  }, didYouMeanKeys)
   .check((ctx) => {
     const s = ctx.value;
     const seen = new Set<string>();
@@ -91,12 +93,7 @@ export type SpecParseResult = { ok: true; spec: PlacementGroupSpec } | { ok: fal
 export function parsePlacementGroupSpec(input: unknown): SpecParseResult {
   const r = PlacementGroupSpecSchema.safeParse(input);
   if (r.success) return { ok: true, spec: r.data };
-  const issues = r.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
+  const issues = issueLines(r.error.issues);
   return { ok: false, issues, message: `invalid placement group spec: ${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}` };
 }
 
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
-  return out;
-}

@@ -1,0 +1,222 @@
+/**
+ * The registry's commit rule, on a store that fails writes on command
+ * (FaultyStore over a real EmbeddedStore): a node change whose write fails
+ * returns an error and changes nothing — memory, the agent's stream, the
+ * event log and the listeners see only what the store holds — and happens
+ * once the store takes writes again. Heartbeats write nothing.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Metadata } from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { MusterError } from '@muster/common';
+import { createLogger } from '@muster/common/log';
+import { Node, NodeState, type AgentMessage, type HeadMessage, type Register } from '@muster/proto';
+import { agentService } from '../api/agent-service.js';
+import type { RpcContext } from '../api/rpc.js';
+import { EventLog } from '../events/event-log.js';
+import { EmbeddedStore } from '../state/embedded.js';
+import { FaultyStore } from '../state/faulty.js';
+import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
+import { NODES_PREFIX, NodeRegistry, type AgentConnection } from './registry.js';
+
+const DEAD_AFTER_MS = 1_000;
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function registration(nodeId: string, incarnation = 'inc-1'): Register {
+  return {
+    nodeId,
+    incarnation,
+    agentVersion: 'test',
+    address: '127.0.0.1',
+    labels: {},
+    taints: [],
+    inventory: {
+      hostname: nodeId,
+      cpuCores: 8,
+      memoryBytes: 2 ** 34,
+      gpus: [{ index: 0, uuid: `GPU-${nodeId}-0`, name: 'Test GPU', memoryMib: 81_559, numaNode: 0, mig: [], pciBusId: '', migEnabled: false }],
+      topology: { links: ['X'], nvlinkIslands: [{ gpuIndices: [0] }], nics: [] },
+      nvlinkDomain: '',
+      source: 'test',
+      customResources: {},
+    },
+  };
+}
+
+async function harness() {
+  const dir = await mkdtemp(join(tmpdir(), 'muster-registry-'));
+  const inner = await EmbeddedStore.open(dir);
+  cleanups.push(async () => {
+    await inner.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const store = new FaultyStore(inner);
+  const { revision } = await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'test', address: '127.0.0.1:1', sinceMs: Date.now() }));
+  const writer = new StateWriter(store, 'test', revision);
+  const log = createLogger('test', { level: 'silent' });
+  const events = new EventLog(writer, log, { retention: 1_000, subjectPrefix: 'muster' });
+  let clock = 0;
+  const registry = new NodeRegistry(writer, events, log, DEAD_AFTER_MS, () => clock);
+  const heard: string[] = [];
+  registry.onTransition((kind, node) => heard.push(`${kind} ${node.nodeId}`));
+  const closed: string[] = [];
+  let ids = 0;
+  const conn = (): AgentConnection => {
+    const id = ++ids;
+    return { id, send: () => undefined, close: (e: MusterError) => void closed.push(`${id}: ${e.code}`) };
+  };
+  const stored = async (nodeId: string) => {
+    const kv = await store.get(NODES_PREFIX + nodeId);
+    return kv && Node.decode(kv.value);
+  };
+  const eventKinds = async () => (await events.history()).map((e) => `${e.kind} ${e.nodeId}`);
+  return { store, registry, log, heard, closed, conn, stored, eventKinds, advance: (ms: number) => (clock += ms) };
+}
+
+describe('NodeRegistry on a store that fails writes', () => {
+  it('a registration whose write fails is refused and leaves no trace; healed, it registers', async () => {
+    const h = await harness();
+    h.store.failWrites({ prefix: NODES_PREFIX });
+    await expect(h.registry.register(registration('n1'), h.conn())).rejects.toMatchObject({ code: 'MUSTER_UNAVAILABLE' });
+    expect(h.store.failed).toBe(1);
+    expect(h.registry.get('n1')).toBeUndefined();
+    expect(h.registry.connection('n1')).toBeUndefined();
+    expect(h.registry.version).toBe(0);
+    expect(h.heard).toEqual([]);
+    expect(await h.stored('n1')).toBeUndefined();
+    expect(await h.eventKinds()).toEqual([]);
+
+    h.store.heal();
+    const node = await h.registry.register(registration('n1'), h.conn());
+    expect(node.state).toBe(NodeState.NODE_STATE_ALIVE);
+    expect(h.registry.get('n1')).toBe(node);
+    expect(h.heard).toEqual(['node.registered n1']);
+    expect((await h.stored('n1'))?.state).toBe(NodeState.NODE_STATE_ALIVE);
+    expect(await h.eventKinds()).toEqual(['node.registered n1']);
+  });
+
+  it('a death whose write fails is not seen by anyone and is retried by the next sweep', async () => {
+    const h = await harness();
+    const c = h.conn();
+    const alive = await h.registry.register(registration('n1'), c);
+    h.heard.length = 0;
+    h.advance(DEAD_AFTER_MS + 1);
+    h.store.failWrites({ prefix: NODES_PREFIX });
+
+    expect(await h.registry.sweep()).toEqual([]);
+    expect(h.store.failed).toBe(1);
+    expect(h.registry.get('n1')).toBe(alive);
+    expect(h.registry.get('n1')?.state).toBe(NodeState.NODE_STATE_ALIVE);
+    expect(h.registry.connection('n1')).toBe(c);
+    expect(h.closed).toEqual([]);
+    expect(h.heard).toEqual([]);
+    expect(h.registry.count(NodeState.NODE_STATE_DEAD)).toBe(0);
+    expect((await h.stored('n1'))?.state).toBe(NodeState.NODE_STATE_ALIVE);
+    expect(await h.eventKinds()).toEqual(['node.registered n1']);
+
+    h.store.heal();
+    const dead = await h.registry.sweep();
+    expect(dead.map((n) => n.nodeId)).toEqual(['n1']);
+    expect(h.registry.get('n1')?.state).toBe(NodeState.NODE_STATE_DEAD);
+    expect(h.registry.connection('n1')).toBeUndefined();
+    expect(h.closed).toEqual([`${c.id}: MUSTER_UNAVAILABLE`]);
+    expect(h.heard).toEqual(['node.dead n1']);
+    expect((await h.stored('n1'))?.state).toBe(NodeState.NODE_STATE_DEAD);
+    expect(await h.eventKinds()).toEqual(['node.registered n1', 'node.dead n1']);
+  });
+
+  it('a drain or uncordon whose write fails is refused and changes nothing', async () => {
+    const h = await harness();
+    await h.registry.register(registration('n1'), h.conn());
+    h.heard.length = 0;
+    h.store.failWrites({ prefix: NODES_PREFIX, times: 1 });
+    await expect(h.registry.drain('n1', 'maintenance', 'operator')).rejects.toMatchObject({ code: 'MUSTER_UNAVAILABLE' });
+    expect(h.registry.get('n1')?.draining).toBe(false);
+    expect(h.heard).toEqual([]);
+
+    await h.registry.drain('n1', 'maintenance', 'operator');
+    expect(h.registry.get('n1')?.draining).toBe(true);
+    h.store.failWrites({ prefix: NODES_PREFIX, times: 1 });
+    await expect(h.registry.uncordon('n1', 'operator')).rejects.toMatchObject({ code: 'MUSTER_UNAVAILABLE' });
+    expect(h.registry.get('n1')?.draining).toBe(true);
+    expect((await h.stored('n1'))?.draining).toBe(true);
+    expect(h.heard).toEqual(['node.draining n1']);
+  });
+
+  it('changes of one node run in turn: a drain sent during a registration is kept by it', async () => {
+    const h = await harness();
+    await h.registry.register(registration('n1', 'inc-1'), h.conn());
+    h.advance(DEAD_AFTER_MS + 1);
+    const again = h.registry.register(registration('n1', 'inc-2'), h.conn());
+    const drained = h.registry.drain('n1', 'maintenance', 'operator');
+    await Promise.all([again, drained]);
+    expect(h.registry.get('n1')).toMatchObject({ incarnation: 'inc-2', draining: true });
+    expect(await h.stored('n1')).toMatchObject({ incarnation: 'inc-2', draining: true });
+  });
+
+  it('heartbeats write nothing', async () => {
+    const h = await harness();
+    const c = h.conn();
+    await h.registry.register(registration('n1'), c);
+    const before = await h.store.revision();
+    h.store.failWrites();
+    for (let i = 0; i < 100; i++) {
+      h.advance(10);
+      expect(h.registry.heartbeat('n1', c)).toBe(true);
+    }
+    expect(h.store.failed).toBe(0);
+    expect(await h.store.revision()).toBe(before);
+  });
+});
+
+/** An agent's stream as the gRPC server hands it over: messages in, writes and an error out. */
+function agentStream() {
+  const call = Object.assign(new EventEmitter(), {
+    metadata: new Metadata(),
+    written: [] as HeadMessage[],
+    write(msg: HeadMessage) {
+      call.written.push(msg);
+      return true;
+    },
+    end() {},
+  });
+  call.metadata.set('authorization', 'Bearer t0ken');
+  const failed = new Promise<Error>((resolve) => call.once('error', resolve));
+  return { call, failed };
+}
+
+describe('an agent registering while the store refuses the write', () => {
+  it('gets an error on its stream, and is neither answered nor heard of', async () => {
+    const h = await harness();
+    const ctx = { token: 't0ken', rpcCount: { add: () => undefined }, rpcLatency: { record: () => undefined } } as unknown as RpcContext;
+    const noop = () => undefined;
+    const service = agentService(ctx, {
+      registry: h.registry,
+      log: h.log,
+      headId: 'test',
+      heartbeatIntervalMs: 100,
+      deadAfterMs: DEAD_AFTER_MS,
+      nats: undefined,
+      heartbeatLag: { record: noop } as never,
+      shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
+      logs: { chunk: noop },
+      reservations: { snapshotFor: () => ({ bundles: [] }) as never, acked: noop },
+    });
+    h.store.failWrites({ prefix: NODES_PREFIX });
+    const { call, failed } = agentStream();
+    service.connect(call as never);
+    const register: AgentMessage = { msg: { $case: 'register', value: registration('n1') } };
+    call.emit('data', register);
+    const err = (await failed) as Error & { code: number };
+    expect(err.message).toMatch(/injected store fault/);
+    expect(call.written).toEqual([]); // no `registered`, no reservations
+    expect(h.heard).toEqual([]);
+    expect(h.registry.get('n1')).toBeUndefined();
+  });
+});

@@ -1,0 +1,90 @@
+/**
+ * The process-long parts a head is made of, one function each, in the order
+ * `startHead` (head.ts) starts them: the state (token and store), the event
+ * bus (NATS), the gRPC server, the metrics a head exports about itself.
+ * Each returns what it started together with how to stop it, so head.ts
+ * only has to stop them in reverse.
+ */
+import { join } from 'node:path';
+import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Meter } from '@opentelemetry/api';
+import { connectNats, loadOrCreateToken, parseHostPort, type Logger } from '@muster/common';
+import { serverChannelOptions } from '@muster/contracts';
+import { NodeState } from '@muster/proto';
+import { tokenPath, type HeadConfig } from './config.js';
+import type { HeadProcess, LeaderTerm } from './leader-term.js';
+import { openStore, type StateStore } from './state/index.js';
+
+/** Stops what a part started. */
+export type Stop = () => Promise<void> | void;
+
+/** The cluster token (made on first start) and the state store the config names. */
+export async function openState(config: HeadConfig): Promise<{ token: string; store: StateStore }> {
+  const token = await loadOrCreateToken(tokenPath(config));
+  const store = await openStore(
+    config.store === 'etcd' ? { kind: 'etcd', endpoints: config.etcdEndpoints } : { kind: 'embedded', dataDir: join(config.dataDir, 'store') },
+  );
+  return { token, store };
+}
+
+/** The NATS connection events are published on (none without --nats-url: no data plane then). */
+export async function connectEventBus(config: HeadConfig, log: Logger): Promise<{ nats: HeadProcess['nats']; stop: Stop }> {
+  if (config.natsUrl.length === 0) {
+    log.warn('no --nats-url: cluster events are not published on NATS and there is no data plane');
+    return { nats: undefined, stop: () => undefined };
+  }
+  const access = { servers: config.natsUrl, user: config.natsUser, password: config.natsPassword, subjectPrefix: config.natsSubjectPrefix };
+  const conn = await connectNats(access, `muster-head ${config.headId}`);
+  log.info({ servers: config.natsUrl }, 'connected to NATS');
+  return { nats: { conn, access }, stop: () => conn.drain() };
+}
+
+/**
+ * The gRPC server, bound to --listen before any service is added (a standby
+ * binds its port too, and refuses calls with the leader's address).
+ * Its channel options (keepalive, message sizes) are the one table in
+ * @muster/contracts that agents and clients dial with.
+ */
+export async function startGrpc(config: HeadConfig): Promise<{ address: string; addService(s: ServiceDefinition, impl: UntypedServiceImplementation): void; stop: Stop }> {
+  const server = new Server(serverChannelOptions(config.maxMessageBytes));
+  const { host } = parseHostPort(config.listen, '--listen');
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(config.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  // Calls in flight get two seconds to finish.
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      const force = setTimeout(() => server.forceShutdown(), 2_000);
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  return { address: `${host}:${port}`, addService: (s, impl) => server.addService(s, impl), stop };
+}
+
+/** The histograms a term records into; they live as long as the process, so a new term keeps adding to them. */
+export function headInstruments(meter: Meter): HeadProcess['instruments'] {
+  return {
+    pgCycleSeconds: meter.createHistogram('muster_pg_cycle_seconds', { description: 'placement group controller cycle time, by phase (schedule, commit)', unit: 's' }),
+    pgCycleWrites: meter.createHistogram('muster_pg_cycle_writes', { description: 'records written per controller cycle (group commit size)' }),
+    heartbeatLag: meter.createHistogram('muster_heartbeat_lag_seconds', { description: 'delay between an agent sending a heartbeat and the head handling it', unit: 's' }),
+  };
+}
+
+/** Gauges read from the current term when observed: leader or not, nodes by state, the longest heartbeat silence. */
+export function observeHead(meter: Meter, term: () => LeaderTerm | undefined): void {
+  meter.createObservableGauge('muster_head_leader', { description: '1 while this head leads, 0 on a standby' }).addCallback((r) => r.observe(term() ? 1 : 0));
+  meter.createObservableGauge('muster_nodes', { description: 'nodes by state (leader only)' }).addCallback((r) => {
+    const t = term();
+    if (!t) return;
+    r.observe(t.registry.count(NodeState.NODE_STATE_ALIVE), { state: 'alive' });
+    r.observe(t.registry.count(NodeState.NODE_STATE_DEAD), { state: 'dead' });
+  });
+  meter
+    .createObservableGauge('muster_node_heartbeat_silence_max_seconds', { description: 'longest time since the last heartbeat among alive nodes (leader only)', unit: 's' })
+    .addCallback((r) => {
+      const t = term();
+      if (t) r.observe(Math.max(0, ...t.registry.silences()) / 1000);
+    });
+}

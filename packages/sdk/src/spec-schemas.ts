@@ -1,0 +1,145 @@
+/**
+ * The shapes of the specs users write — SDK objects, and the YAML/JSON the
+ * CLI reads into them — checked before anything goes on the wire.
+ *
+ * Why here: the wire (protobuf) has no room for a key it does not know, so a
+ * misspelt one (`resource:` for `resources:`, `readines:`, `autoscaling:
+ * { taget: 5 }`) would vanish between the user and the head and leave a
+ * default in its place. These schemas refuse every unknown key, at every
+ * level, with its path and the key it most likely meant (common/strict.ts).
+ *
+ * What they check is the shape: known keys, and the JS type of each value.
+ * Value rules (ranges, names, "a canary weight is strictly between 0 and 1")
+ * are the head's, which validates every spec it receives whatever the
+ * client (controllers/rg-spec.ts, gang-spec.ts, scheduler/spec.ts): one
+ * place for each rule, and no client can skip it. Every field is optional
+ * here, so what is missing is reported by the head as before.
+ *
+ * The compile-time checks at the end keep each schema and its documented
+ * interface (PlacementGroupSpec, GangSpec, ReplicaGroupSpec, ActorOptions) in step: a key
+ * added to an interface and not here fails the build.
+ */
+import { z } from 'zod';
+import { ErrorCode, MusterError, didYouMeanKeys, formatIssues } from '@muster/common';
+import type { ActorOptions, GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from './specs.js';
+
+/** A strict object whose unknown keys are refused with a "did you mean". */
+const strictObject = <S extends z.core.$ZodLooseShape>(shape: S) => z.strictObject(shape, didYouMeanKeys);
+const num = z.number().optional();
+const str = z.string().optional();
+const strings = z.array(z.string()).optional();
+const numbers = z.record(z.string(), z.number()).optional();
+const labels = z.record(z.string(), z.string()).optional();
+
+const topology = z.array(strictObject({ level: z.string(), mode: str })).optional();
+const selector = strictObject({ matchLabels: labels }).optional();
+const tolerations = z.array(strictObject({ key: str, operator: str, value: str, effect: str })).optional();
+
+export const placementGroupSpecShape = strictObject({
+  name: str,
+  strategy: str,
+  bundles: z.array(strictObject({ cpuMillis: num, memoryBytes: num, gpus: num, gpuMemoryMiB: num, migProfile: str, custom: numbers })).optional(),
+  topology,
+  selector,
+  tolerations,
+  priority: num,
+});
+
+const probe = strictObject({
+  kind: z.string(),
+  port: z.union([z.string(), z.number()]).optional(),
+  path: str,
+  command: strings,
+  periodMs: num,
+  timeoutMs: num,
+  failureThreshold: num,
+}).optional();
+
+const template = strictObject({
+  command: str,
+  args: strings,
+  env: labels,
+  cwd: str,
+  ports: z.array(strictObject({ name: z.string(), port: num })).optional(),
+  readiness: probe,
+  liveness: probe,
+}).optional();
+
+const startup = strictObject({ deadlineMs: num, maxRestarts: num, backoffInitialMs: num, backoffMaxMs: num, gracePeriodMs: num }).optional();
+
+export const gangSpecShape = strictObject({ name: str, placementGroup: str, tp: num, pp: num, template, startup, logMaxBytes: num });
+
+export const replicaGroupSpecShape = strictObject({
+  name: str,
+  template,
+  tp: num,
+  pp: num,
+  resources: strictObject({ gpus: num, cpuMillis: num, memoryBytes: num, gpuMemoryMiB: num, migProfile: str, custom: numbers }).optional(),
+  placement: strictObject({ strategy: str, topology, selector, tolerations, priority: num }).optional(),
+  replicas: strictObject({ min: num, max: num, initial: num }).optional(),
+  startup,
+  rollout: strictObject({ strategy: str, canaryWeight: num, maxSurge: num }).optional(),
+  drainDeadlineMs: num,
+  httpPort: str,
+  maxReplacements: num,
+  autoscaling: strictObject({
+    metric: str,
+    target: num,
+    upscaleDelayMs: num,
+    downscaleDelayMs: num,
+    maxStep: num,
+    tolerance: num,
+    scaleToZeroAfterMs: num,
+    lookbackMs: num,
+    floors: z.array(strictObject({ cron: z.string(), durationMs: z.number(), timezone: str, min: z.number() })).optional(),
+  }).optional(),
+});
+
+export const actorOptionsShape = strictObject({
+  name: str,
+  args: z.array(z.unknown()).optional(),
+  resources: strictObject({ gpus: num, cpuMillis: num, memoryBytes: num }).optional(),
+  maxRestarts: num,
+});
+
+function check<T>(schema: z.ZodType, what: string, input: unknown): T {
+  const r = schema.safeParse(input);
+  if (r.success) return input as T;
+  throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid ${what}: ${formatIssues(r.error.issues)}`, {
+    details: { fields: r.error.issues.map((i) => [...i.path, ...(i.code === 'unrecognized_keys' ? i.keys.slice(0, 1) : [])].join('.')) },
+  });
+}
+
+/** `input` as a placement group spec, or MUSTER_INVALID_ARGUMENT naming every unknown key and wrong type. */
+export const checkPlacementGroupSpec = (input: unknown) => check<PlacementGroupSpec>(placementGroupSpecShape, 'placement group spec', input);
+/** `input` as a gang spec (see checkPlacementGroupSpec). */
+export const checkGangSpec = (input: unknown) => check<GangSpec>(gangSpecShape, 'gang spec', input);
+/** `input` as a replica group spec (see checkPlacementGroupSpec). */
+export const checkReplicaGroupSpec = (input: unknown) => check<ReplicaGroupSpec>(replicaGroupSpecShape, 'replica group spec', input);
+/** `input` as actor options (see checkPlacementGroupSpec). */
+export const checkActorOptions = (input: unknown) => check<ActorOptions>(actorOptionsShape, 'actor options', input);
+
+/** Every key path of a spec type ("template.readiness.port", "bundles[].gpus"); maps stop at their own path. */
+type Paths<T, P extends string = ''> = T extends ReadonlyArray<infer E>
+  ? Paths<E, `${P}[]`>
+  : T extends object
+    ? string extends keyof T
+      ? never
+      : { [K in keyof T & string]-?: `${P}.${K}` | Paths<NonNullable<T[K]>, `${P}.${K}`> }[keyof T & string]
+    : never;
+/** `true` when both types have the same key paths at every depth; else the paths only one of them has. */
+type SameKeys<A, B> = [Exclude<Paths<A>, Paths<B>>, Exclude<Paths<B>, Paths<A>>] extends [never, never] ? true : [Exclude<Paths<A>, Paths<B>>, Exclude<Paths<B>, Paths<A>>];
+
+// Each schema allows exactly the keys its documented interface has, at every depth.
+const _sameKeys: [
+  SameKeys<z.input<typeof placementGroupSpecShape>, PlacementGroupSpec>,
+  SameKeys<z.input<typeof gangSpecShape>, GangSpec>,
+  SameKeys<z.input<typeof replicaGroupSpecShape>, ReplicaGroupSpec>,
+  SameKeys<z.input<typeof actorOptionsShape>, ActorOptions>,
+] = [true, true, true, true];
+// ...and takes each value type the interface allows.
+const _pg = (s: PlacementGroupSpec): z.input<typeof placementGroupSpecShape> => s;
+const _gang = (s: GangSpec): z.input<typeof gangSpecShape> => s;
+const _rg = (s: ReplicaGroupSpec): z.input<typeof replicaGroupSpecShape> => s;
+const _actor = (s: ActorOptions): z.input<typeof actorOptionsShape> => s;
+void [_sameKeys, _pg, _gang, _rg, _actor];
