@@ -27,7 +27,7 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   A100_MIG, ClusterState, DGX1_V100, HGX_H100, PCIE_4090, PCIE_SWITCHED, TWO_TRAY_16,
-  makeNode, placeGroup, selectGpus, topologyOf, type BundlePlacement, type NodeProfile, type PlacementGroupSpec, type SchedulerNode,
+  makeNode, placeGroup, selectGpus, topologyOf, type BundlePlacement, type NodeProfile, type ValidPgSpec, type SchedulerNode,
 } from '@muster/head/scheduler';
 
 const { values: args } = parseArgs({
@@ -73,9 +73,9 @@ function bundle(gpus: number) {
   return { gpus, cpuMillis: 4000 * Math.max(1, gpus), memoryBytes: 32 * GiB * Math.max(1, gpus), gpuMemoryMiB: 0, custom: {} };
 }
 
-function gang(r: () => number, i: number): PlacementGroupSpec {
-  const base = { name: `g${i}`, topology: [] as PlacementGroupSpec['topology'], selector: { matchLabels: {} }, tolerations: r() < 0.3 ? [{ key: 'spot', operator: 'Exists' as const, value: '' }] : [], priority: 0 };
-  const island = (): PlacementGroupSpec['topology'] => (r() < 0.5 ? [{ level: 'gpu-island', mode: 'required' }] : []);
+function gang(r: () => number, i: number): ValidPgSpec {
+  const base = { name: `g${i}`, topology: [] as ValidPgSpec['topology'], selector: { matchLabels: {} }, tolerations: r() < 0.3 ? [{ key: 'spot', operator: 'Exists' as const, value: '' }] : [], priority: 0 };
+  const island = (): ValidPgSpec['topology'] => (r() < 0.5 ? [{ level: 'gpu-island', mode: 'required' }] : []);
   const kind = weighted(r, [['tp1', 30], ['tp2', 15], ['tp4', 15], ['tp8', 10], ['pp', 12], ['spread', 5], ['mig', 8], ['cpu', 5]] as const);
   switch (kind) {
     case 'tp1': return { ...base, strategy: 'PACK', bundles: [bundle(1)] };
@@ -85,7 +85,7 @@ function gang(r: () => number, i: number): PlacementGroupSpec {
     case 'pp': {
       const tp = weighted(r, [[2, 1], [4, 2], [8, 2]] as const);
       const stages = 2 + Math.floor(r() * 3);
-      const topology: PlacementGroupSpec['topology'] = [...island(), ...(r() < 0.3 ? [{ level: 'rack' as const, mode: 'preferred' as const }] : [])];
+      const topology: ValidPgSpec['topology'] = [...island(), ...(r() < 0.3 ? [{ level: 'rack' as const, mode: 'preferred' as const }] : [])];
       return { ...base, strategy: r() < 0.5 ? 'PACK' : 'SPREAD', bundles: Array.from({ length: stages }, () => bundle(tp)), topology };
     }
     case 'spread': return { ...base, strategy: 'STRICT_SPREAD', bundles: Array.from({ length: 2 + Math.floor(r() * 7) }, () => bundle(1 + Math.floor(r() * 2))) };
@@ -96,7 +96,7 @@ function gang(r: () => number, i: number): PlacementGroupSpec {
 
 /** What a scheduler under test must offer the harness. */
 interface Subject {
-  place(spec: PlacementGroupSpec): BundlePlacement[] | undefined;
+  place(spec: ValidPgSpec): BundlePlacement[] | undefined;
   commit(id: string, ps: BundlePlacement[]): void;
   release(id: string): void;
 }
@@ -195,7 +195,7 @@ class Observer {
    * Share of the GPUs this gang could ever use (tolerated nodes; with
    * gpu-island required, islands as large as its largest bundle) that are taken.
    */
-  eligibleShare(spec: PlacementGroupSpec): number {
+  eligibleShare(spec: ValidPgSpec): number {
     const islandReq = spec.topology.some((c) => c.level === 'gpu-island' && c.mode === 'required');
     const k = islandReq ? Math.max(1, ...spec.bundles.map((b) => b.gpus)) : 1;
     let total = 0;
@@ -220,7 +220,7 @@ class Observer {
     return this.nodes.get(p.nodeId)!.islands.some((isl) => p.gpuIndices.every((g) => isl.includes(g)));
   }
   /** Some node the spec may use has `k` free GPUs inside one island. */
-  islandExists(spec: PlacementGroupSpec, k: number): boolean {
+  islandExists(spec: ValidPgSpec, k: number): boolean {
     for (const n of this.nodes.values()) {
       if (!n.alive || n.taints.some((t) => t.effect === 'NoSchedule' && !spec.tolerations.some((x) => x.key === t.key))) continue;
       const used = this.used.get(n.id);
@@ -258,7 +258,7 @@ function run(seed: number, make: (nodes: SchedulerNode[]) => Subject): RunResult
   let bundlesPlaced = 0;
   let firstRejection: number | undefined;
   let firstRejectionEligible = 1;
-  let lastSpec: PlacementGroupSpec | undefined;
+  let lastSpec: ValidPgSpec | undefined;
   let tp = 0;
   let tpIn = 0;
   let tpExisted = 0;

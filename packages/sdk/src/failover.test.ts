@@ -8,17 +8,8 @@ import { createServer } from 'node:net';
 import { Server, ServerCredentials, type sendUnaryData, type ServerWritableStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, MusterError, toGrpcError, type ErrorCode as Code } from '@muster/common';
-import {
-  ClusterServiceService,
-  PlacementGroupServiceService,
-  PlacementGroupState,
-  type ClusterEvent,
-  type ClusterInfo,
-  type ClusterServiceServer,
-  type PlacementGroup as WirePG,
-  type PlacementGroupServiceServer,
-  type WatchEventsRequest,
-} from '@muster/proto';
+import { ClusterServiceService, PlacementGroupServiceService, PlacementGroupState, type ClusterEvent, type ClusterInfo, type ClusterServiceServer, type PlacementGroupServiceServer, type WatchEventsRequest } from '@muster/proto';
+import type * as wire from '@muster/proto';
 import { connect, type Cluster } from './cluster.js';
 import { Endpoints, type RetryNotice } from './endpoints.js';
 
@@ -76,8 +67,8 @@ async function fakeHead(headId: string, behaviour: HeadBehaviour = {}): Promise<
       if (call.request.markReplayEnd) call.write({ ...event(''), kind: '', nodeId: '', replayEnd: true });
     },
   };
-  const pg = (id: string, requestId = ''): WirePG => ({ id, spec: undefined, state: PlacementGroupState.PLACEMENT_GROUP_STATE_CREATED, placements: [], reason: undefined, createdAtMs: 0, stateChangedAtMs: 0, reschedules: 0, requestId });
-  const answer = (method: string, cb: sendUnaryData<WirePG>, res: WirePG) => {
+  const pg = (id: string, requestId = ''): wire.PlacementGroup => ({ id, spec: undefined, state: PlacementGroupState.PLACEMENT_GROUP_STATE_CREATED, placements: [], reason: undefined, createdAtMs: 0, stateChangedAtMs: 0, reschedules: 0, requestId });
+  const answer = (method: string, cb: sendUnaryData<wire.PlacementGroup>, res: wire.PlacementGroup) => {
     const refusal = behaviour.refuse?.(method);
     if (refusal) cb(toGrpcError(refusal));
     else cb(null, res);

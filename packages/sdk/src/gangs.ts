@@ -17,7 +17,8 @@ import type { HeadService } from './rpc.js';
 import { ErrorCode, MusterError, fromGrpcError } from '@muster/common';
 import { checkGangSpec } from './spec-schemas.js';
 import type { GangSpec, ProbeSpec } from './specs.js';
-import { GangState as G, type Gang as WireGang, type GangFailure, type GangServiceClient, type GangSpec as WireSpec, type Probe, type ShardTemplate, type StartupPolicy } from '@muster/proto';
+import { GangState as G, type GangFailure, type GangServiceClient, type Probe, type ShardTemplate, type StartupPolicy } from '@muster/proto';
+import type * as wire from '@muster/proto';
 
 
 export type GangStateName = 'pending' | 'starting' | 'ready' | 'restarting' | 'failed' | 'stopping' | 'stopped' | 'unknown';
@@ -68,7 +69,7 @@ export interface GangView {
 const failure = (f: GangFailure | undefined): FailureView | undefined =>
   f && { attempt: f.attempt, rank: f.rank, nodeId: f.nodeId, reason: f.reason, exitCode: f.exitCode, signal: f.signal, logTail: f.logTail, time: new Date(f.timeMs) };
 
-export function gangView(g: WireGang): GangView {
+export function gangView(g: wire.Gang): GangView {
   return {
     id: g.id,
     name: g.spec?.name ?? '',
@@ -101,7 +102,7 @@ export function startupToWire(s: GangSpec['startup']): StartupPolicy | undefined
 }
 
 /** The wire has no room for unknown keys: a misspelt one is refused here, by path (spec-schemas.ts). */
-function toWire(input: GangSpec): WireSpec {
+function toWire(input: GangSpec): wire.GangSpec {
   const s = checkGangSpec(input);
   return {
     name: s.name ?? '',
@@ -166,33 +167,33 @@ export class Gangs {
   constructor(private readonly head: HeadService<GangServiceClient>) {}
 
   async launch(spec: GangSpec): Promise<Gang> {
-    const wire = toWire(spec);
+    const sent = toWire(spec);
     // One id for every attempt of this launch: a retry after a failover returns the gang it made.
     const requestId = randomUUID();
-    return this.handle(await this.head.call<WireGang>((c, md, o, cb) => c.launchGang({ spec: wire, requestId }, md, o, cb)));
+    return this.handle(await this.head.call<wire.Gang>((c, md, o, cb) => c.launchGang({ spec: sent, requestId }, md, o, cb)));
   }
 
   async get(idOrName: string): Promise<Gang> {
-    return this.handle(await this.head.call<WireGang>((c, md, o, cb) => c.getGang({ id: idOrName }, md, o, cb)));
+    return this.handle(await this.head.call<wire.Gang>((c, md, o, cb) => c.getGang({ id: idOrName }, md, o, cb)));
   }
 
   async list(): Promise<Gang[]> {
-    const res = await this.head.call<{ gangs: WireGang[] }>((c, md, o, cb) => c.listGangs({}, md, o, cb));
+    const res = await this.head.call<{ gangs: wire.Gang[] }>((c, md, o, cb) => c.listGangs({}, md, o, cb));
     return res.gangs.map((g) => this.handle(g));
   }
 
   async stop(idOrName: string): Promise<Gang> {
-    return this.handle(await this.head.call<WireGang>((c, md, o, cb) => c.stopGang({ id: idOrName }, md, o, cb)));
+    return this.handle(await this.head.call<wire.Gang>((c, md, o, cb) => c.stopGang({ id: idOrName }, md, o, cb)));
   }
 
   /**
    * @internal Waits up to `timeoutMs` on the head. A wait cut by a failover
    * is sent again to the new leader for the time that is left.
    */
-  waitRaw(id: string, timeoutMs: number): Promise<WireGang> {
+  waitRaw(id: string, timeoutMs: number): Promise<wire.Gang> {
     const until = Date.now() + timeoutMs;
     const left = () => Math.max(0, until - Date.now());
-    return this.head.call<WireGang>((c, md, o, cb) => c.waitGang({ id, timeoutMs: left() }, md, o, cb), timeoutMs + 10_000);
+    return this.head.call<wire.Gang>((c, md, o, cb) => c.waitGang({ id, timeoutMs: left() }, md, o, cb), timeoutMs + 10_000);
   }
 
   /** A rank's log, from the current head; not resumed if the stream breaks (it would repeat the tail). */
@@ -210,7 +211,7 @@ export class Gangs {
     }
   }
 
-  private handle(g: WireGang): Gang {
+  private handle(g: wire.Gang): Gang {
     return new Gang(gangView(g), this);
   }
 }

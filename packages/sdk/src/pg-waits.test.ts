@@ -7,16 +7,8 @@
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, MusterError, toGrpcError, waitFor } from '@muster/common';
-import {
-  ClusterServiceService,
-  PlacementGroupServiceService,
-  PlacementGroupState as S,
-  type ClusterServiceServer,
-  type PlacementGroup as WirePG,
-  type PlacementGroupServiceServer,
-  type WaitPlacementGroupsReply,
-  type WaitPlacementGroupsRequest,
-} from '@muster/proto';
+import { ClusterServiceService, PlacementGroupServiceService, PlacementGroupState as S, type ClusterServiceServer, type PlacementGroupServiceServer, type WaitPlacementGroupsReply, type WaitPlacementGroupsRequest } from '@muster/proto';
+import type * as wire from '@muster/proto';
 import { connect, type Cluster } from './cluster.js';
 
 type WaitStream = ServerDuplexStream<WaitPlacementGroupsRequest, WaitPlacementGroupsReply>;
@@ -37,7 +29,7 @@ afterEach(() => {
   for (const s of servers.splice(0)) s.forceShutdown();
 });
 
-const record = (id: string, state = S.PLACEMENT_GROUP_STATE_CREATED): WirePG => ({
+const record = (id: string, state = S.PLACEMENT_GROUP_STATE_CREATED): wire.PlacementGroup => ({
   id, spec: undefined, state, placements: [], reason: undefined, createdAtMs: 0, stateChangedAtMs: 0, reschedules: 0, requestId: '',
 });
 

@@ -13,7 +13,8 @@
  */
 import { status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { errorFromReply } from '@muster/common';
-import type { PlacementGroup as WirePG, PlacementGroupServiceClient, WaitPlacementGroupsReply, WaitPlacementGroupsRequest } from '@muster/proto';
+import type { PlacementGroupServiceClient, WaitPlacementGroupsReply, WaitPlacementGroupsRequest } from '@muster/proto';
+import type * as wire from '@muster/proto';
 import type { HeadService } from './rpc.js';
 
 /** How long an unused stream stays open for the next wait. */
@@ -22,7 +23,7 @@ const IDLE_CLOSE_MS = 500;
 const ANSWER_SLACK_MS = 10_000;
 
 interface Pending {
-  resolve(pg: WirePG | undefined): void;
+  resolve(pg: wire.PlacementGroup | undefined): void;
   reject(e: unknown): void;
   timer: NodeJS.Timeout;
 }
@@ -43,7 +44,7 @@ export class PlacementGroupWaits {
    * wait answers); `undefined` when the stream could not answer. Rejects
    * with the head's refusal (an unknown group).
    */
-  wait(id: string, timeoutMs: number): Promise<WirePG | undefined> {
+  wait(id: string, timeoutMs: number): Promise<wire.PlacementGroup | undefined> {
     if (this.unsupported || this.closed) return Promise.resolve(undefined);
     const stream = this.stream ?? this.open();
     clearTimeout(this.idle);

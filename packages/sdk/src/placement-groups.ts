@@ -19,13 +19,8 @@ import { PlacementGroupWaits } from './pg-waits.js';
 import { checkPlacementGroupSpec } from './spec-schemas.js';
 import type { PlacementGroupSpec } from './specs.js';
 import { ErrorCode, MusterError } from '@muster/common';
-import {
-  PlacementGroupState as S,
-  type PendingReason,
-  type PlacementGroup as WirePG,
-  type PlacementGroupServiceClient,
-  type PlacementGroupSpec as WireSpec,
-} from '@muster/proto';
+import { PlacementGroupState as S, type PendingReason, type PlacementGroupServiceClient } from '@muster/proto';
+import type * as wire from '@muster/proto';
 
 
 export type PlacementGroupStateName = 'pending' | 'reserved' | 'created' | 'rescheduling' | 'removed' | 'infeasible' | 'unknown';
@@ -56,7 +51,7 @@ export interface PlacementGroupView {
   id: string;
   name: string;
   state: PlacementGroupStateName;
-  spec: WireSpec;
+  spec: wire.PlacementGroupSpec;
   placements: BundleAssignment[];
   /** Why it is not (yet) placed; undefined once reserved. */
   reason: PendingReasonView | undefined;
@@ -89,7 +84,7 @@ function reasonView(r: PendingReason | undefined): PendingReasonView | undefined
   };
 }
 
-export function placementGroupView(pg: WirePG): PlacementGroupView {
+export function placementGroupView(pg: wire.PlacementGroup): PlacementGroupView {
   return {
     id: pg.id,
     name: pg.spec?.name ?? '',
@@ -118,7 +113,7 @@ function int(value: number | undefined, field: string): number {
 }
 
 /** The wire has no room for unknown keys: a misspelt one is refused here, by path (spec-schemas.ts). */
-function toWire(input: PlacementGroupSpec): WireSpec {
+function toWire(input: PlacementGroupSpec): wire.PlacementGroupSpec {
   const spec = checkPlacementGroupSpec(input);
   return {
     name: spec.name ?? '',
@@ -199,27 +194,27 @@ export class PlacementGroups {
   }
 
   async create(spec: PlacementGroupSpec): Promise<PlacementGroup> {
-    const wire = toWire(spec);
+    const sent = toWire(spec);
     // One id for every attempt of this create: a retry after a failover returns the group it made.
     const requestId = randomUUID();
-    return this.handle(await this.head.call<WirePG>((c, md, o, cb) => c.createPlacementGroup({ spec: wire, requestId }, md, o, cb)));
+    return this.handle(await this.head.call<wire.PlacementGroup>((c, md, o, cb) => c.createPlacementGroup({ spec: sent, requestId }, md, o, cb)));
   }
 
   /** By id or name. */
   async get(idOrName: string): Promise<PlacementGroup> {
-    return this.handle(await this.head.call<WirePG>((c, md, o, cb) => c.getPlacementGroup({ id: idOrName }, md, o, cb)));
+    return this.handle(await this.head.call<wire.PlacementGroup>((c, md, o, cb) => c.getPlacementGroup({ id: idOrName }, md, o, cb)));
   }
 
   /** All groups but removed ones, or those in `state`. */
   async list(filter: { state?: Exclude<PlacementGroupStateName, 'unknown'> } = {}): Promise<PlacementGroup[]> {
     const state = filter.state ? stateOfName.get(filter.state)! : S.PLACEMENT_GROUP_STATE_UNSPECIFIED;
-    const res = await this.head.call<{ groups: WirePG[] }>((c, md, o, cb) => c.listPlacementGroups({ state }, md, o, cb));
+    const res = await this.head.call<{ groups: wire.PlacementGroup[] }>((c, md, o, cb) => c.listPlacementGroups({ state }, md, o, cb));
     return res.groups.map((g) => this.handle(g));
   }
 
   /** Idempotent: removing a removed group returns it again. */
   async remove(idOrName: string): Promise<PlacementGroup> {
-    return this.handle(await this.head.call<WirePG>((c, md, o, cb) => c.removePlacementGroup({ id: idOrName }, md, o, cb)));
+    return this.handle(await this.head.call<wire.PlacementGroup>((c, md, o, cb) => c.removePlacementGroup({ id: idOrName }, md, o, cb)));
   }
 
   /**
@@ -227,12 +222,12 @@ export class PlacementGroups {
    * stream (pg-waits.ts) when it answers, else by call. A wait cut by a
    * failover is sent again to the new leader for the time that is left.
    */
-  async waitRaw(id: string, timeoutMs: number): Promise<WirePG> {
+  async waitRaw(id: string, timeoutMs: number): Promise<wire.PlacementGroup> {
     const until = Date.now() + timeoutMs;
     const left = () => Math.max(0, until - Date.now());
     const streamed = await this.waits.wait(id, timeoutMs);
     if (streamed) return streamed;
-    return this.head.call<WirePG>((c, md, o, cb) => c.waitPlacementGroup({ id, timeoutMs: left() }, md, o, cb), left() + 10_000);
+    return this.head.call<wire.PlacementGroup>((c, md, o, cb) => c.waitPlacementGroup({ id, timeoutMs: left() }, md, o, cb), left() + 10_000);
   }
 
   /** @internal Ends the wait stream (the cluster is closing). */
@@ -240,7 +235,7 @@ export class PlacementGroups {
     this.waits.close();
   }
 
-  private handle(pg: WirePG): PlacementGroup {
+  private handle(pg: wire.PlacementGroup): PlacementGroup {
     return new PlacementGroup(placementGroupView(pg), this);
   }
 }

@@ -10,7 +10,8 @@
  */
 import type { HeadService } from './rpc.js';
 import { ErrorCode, MusterError, connectNats, type NatsConnection } from '@muster/common';
-import type { Membership as WireMembership, ReplicaGroup as WireRG, ReplicaGroupServiceClient, ReplicaGroupSpec as WireSpec } from '@muster/proto';
+import type { ReplicaGroupServiceClient } from '@muster/proto';
+import type * as wire from '@muster/proto';
 import { Router, type CallOptions, type Membership, type RouterOptions } from '@muster/dataplane';
 import { startupToWire, templateToWire } from './gangs.js';
 import { checkReplicaGroupSpec } from './spec-schemas.js';
@@ -38,13 +39,13 @@ export interface ReplicaGroupView {
   membershipVersion: number;
   message: string;
   deleting: boolean;
-  spec: WireSpec | undefined;
+  spec: wire.ReplicaGroupSpec | undefined;
 }
 
 const n = (v: number | undefined) => v ?? 0;
 
 /** The wire has no room for unknown keys: a misspelt one is refused here, by path (spec-schemas.ts). */
-function toWire(input: ReplicaGroupSpec): WireSpec {
+function toWire(input: ReplicaGroupSpec): wire.ReplicaGroupSpec {
   const s = checkReplicaGroupSpec(input);
   const r = s.resources ?? {};
   const p = s.placement;
@@ -66,7 +67,7 @@ function toWire(input: ReplicaGroupSpec): WireSpec {
     rollout: s.rollout && { strategy: s.rollout.strategy ?? '', canaryWeight: n(s.rollout.canaryWeight), maxSurge: n(s.rollout.maxSurge) },
     drainDeadlineMs: n(s.drainDeadlineMs),
     httpPort: s.httpPort ?? '',
-    maxReplacements: s.maxReplacements === 0 ? -1 : n(s.maxReplacements),
+    maxReplacements: s.maxReplacements,
     autoscaling: s.autoscaling && {
       metric: s.autoscaling.metric ?? '',
       target: n(s.autoscaling.target),
@@ -81,7 +82,7 @@ function toWire(input: ReplicaGroupSpec): WireSpec {
   };
 }
 
-export function replicaGroupView(g: WireRG): ReplicaGroupView {
+export function replicaGroupView(g: wire.ReplicaGroup): ReplicaGroupView {
   return {
     name: g.name,
     desired: g.desired,
@@ -158,30 +159,30 @@ export class ReplicaGroups {
 
   /** Create or update; idempotent. Changing only `replicas` never rolls out. */
   async apply(spec: ReplicaGroupSpec): Promise<ReplicaGroup> {
-    const wire = toWire(spec);
-    return this.handle(await this.head.call<WireRG>((c, md, o, cb) => c.applyReplicaGroup({ spec: wire }, md, o, cb)));
+    const sent = toWire(spec);
+    return this.handle(await this.head.call<wire.ReplicaGroup>((c, md, o, cb) => c.applyReplicaGroup({ spec: sent }, md, o, cb)));
   }
 
   async get(name: string): Promise<ReplicaGroup> {
-    return this.handle(await this.head.call<WireRG>((c, md, o, cb) => c.getReplicaGroup({ name }, md, o, cb)));
+    return this.handle(await this.head.call<wire.ReplicaGroup>((c, md, o, cb) => c.getReplicaGroup({ name }, md, o, cb)));
   }
 
   async list(): Promise<ReplicaGroup[]> {
-    const res = await this.head.call<{ groups: WireRG[] }>((c, md, o, cb) => c.listReplicaGroups({}, md, o, cb));
+    const res = await this.head.call<{ groups: wire.ReplicaGroup[] }>((c, md, o, cb) => c.listReplicaGroups({}, md, o, cb));
     return res.groups.map((g) => this.handle(g));
   }
 
   async scale(name: string, replicas: number): Promise<ReplicaGroup> {
-    return this.handle(await this.head.call<WireRG>((c, md, o, cb) => c.scaleReplicaGroup({ name, replicas }, md, o, cb)));
+    return this.handle(await this.head.call<wire.ReplicaGroup>((c, md, o, cb) => c.scaleReplicaGroup({ name, replicas }, md, o, cb)));
   }
 
   async delete(name: string): Promise<ReplicaGroup> {
-    return this.handle(await this.head.call<WireRG>((c, md, o, cb) => c.deleteReplicaGroup({ name }, md, o, cb)));
+    return this.handle(await this.head.call<wire.ReplicaGroup>((c, md, o, cb) => c.deleteReplicaGroup({ name }, md, o, cb)));
   }
 
   /** Membership snapshots from the leading head; reconnects (to the leader) when the stream breaks. */
   async *membership(name: string, signal?: AbortSignal): AsyncGenerator<Membership> {
-    for await (const m of this.head.watch<WireMembership>((c, md) => c.watchMembership({ group: name }, md), signal)) {
+    for await (const m of this.head.watch<wire.Membership>((c, md) => c.watchMembership({ group: name }, md), signal)) {
       yield { group: m.group, version: m.version, replicas: m.replicas, revisionWeights: Object.keys(m.revisionWeights).length ? m.revisionWeights : undefined };
     }
   }
@@ -215,7 +216,7 @@ export class ReplicaGroups {
     return this.nats;
   }
 
-  private handle(g: WireRG): ReplicaGroup {
+  private handle(g: wire.ReplicaGroup): ReplicaGroup {
     return new ReplicaGroup(replicaGroupView(g), this);
   }
 }

@@ -1,5 +1,5 @@
 /** The SDK's view of cluster objects: plain, documented, stable. */
-import type { ClusterEvent as WireEvent, DrainStatus as WireDrainStatus, Node as WireNode } from '@muster/proto';
+import type * as wire from '@muster/proto';
 import { NodeState } from '@muster/proto';
 import { squareMatrix } from '@muster/common';
 
@@ -96,7 +96,7 @@ const stateNames: Record<number, NodeStateName> = {
   [NodeState.NODE_STATE_DEAD]: 'dead',
 };
 
-export function nodeView(n: WireNode): NodeView {
+export function nodeView(n: wire.Node): NodeView {
   const inv = n.inventory;
   const gpus = inv?.gpus ?? [];
   return {
@@ -132,11 +132,11 @@ export function nodeView(n: WireNode): NodeView {
   };
 }
 
-export function drainStatusView(s: WireDrainStatus): DrainStatusView {
+export function drainStatusView(s: wire.DrainStatus): DrainStatusView {
   return { node: nodeView(s.node!), drained: s.drained, remaining: s.remaining.map((r) => ({ ...r })) };
 }
 
-export function eventView(e: WireEvent): ClusterEventView {
+export function eventView(e: wire.ClusterEvent): ClusterEventView {
   return {
     id: e.id,
     time: new Date(e.timeMs),

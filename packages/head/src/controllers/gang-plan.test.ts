@@ -8,7 +8,7 @@ import {
   GangState as G,
   PlacementGroupState as P,
   type Gang,
-  type GangSpec as WireGangSpec,
+  type GangSpec,
   type Node,
   type PlacementGroup,
   type RankStatus,
@@ -18,7 +18,7 @@ import { planGang, planLaunch, progress, type GangContext, type GangEvent, type 
 import { parseGangSpec, wireGangSpec } from './gang-spec.js';
 
 const T0 = 1_000_000;
-const wire: WireGangSpec = {
+const wire: GangSpec = {
   name: 'llm', placementGroup: 'pg-llm', tp: 2, pp: 2, logMaxBytes: 0, replicaGroup: '', replicaId: '',
   template: { command: 'serve', args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined },
   startup: { deadlineMs: 10_000, maxRestarts: 2, backoffInitialMs: 1_000, backoffMaxMs: 3_000, gracePeriodMs: 0 },

@@ -24,7 +24,7 @@ import {
   type ShardLaunch,
   type ShardStatusReport,
 } from '@muster/proto';
-import { planLayout, portSpace, rankEnv, type GangSpec, type LayoutPlan, type PortRange } from './gang-spec.js';
+import { planLayout, portSpace, rankEnv, type ValidGangSpec, type LayoutPlan, type PortRange } from './gang-spec.js';
 
 /** The numbered transitions of the lifecycle table at the top of gangs.ts. */
 export type Step = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
@@ -65,7 +65,7 @@ export interface GangContext {
 
 export interface GangInput {
   gang: Gang;
-  spec: GangSpec;
+  spec: ValidGangSpec;
   /** Restarting because the group moved (step 8): that restart is not counted. In memory only. */
   moving: boolean;
 }
@@ -79,7 +79,7 @@ export interface GangPlan {
 }
 
 /** A new gang's first record (step 1). */
-export function planLaunch(spec: GangSpec, wire: Gang['spec'], pg: PlacementGroup, id: string, requestId: string, nowMs: number): GangPlan {
+export function planLaunch(spec: ValidGangSpec, wire: Gang['spec'], pg: PlacementGroup, id: string, requestId: string, nowMs: number): GangPlan {
   const gang: Gang = {
     id, spec: wire, state: G.GANG_STATE_PENDING, placementGroupId: pg.id, attempt: 0, restarts: 0, ranks: [],
     firstFailure: undefined, lastFailure: undefined, message: `waiting for placement group ${pg.spec?.name}`,
@@ -100,7 +100,7 @@ class Planner {
   moving: boolean;
   write = false;
   readonly actions: GangAction[] = [];
-  private readonly spec: GangSpec;
+  private readonly spec: ValidGangSpec;
 
   constructor(input: GangInput, private readonly ctx: GangContext) {
     this.g = structuredClone(input.gang);
@@ -301,9 +301,9 @@ class Planner {
 }
 
 /** What the agent of `nodeId` runs for this attempt: its ranks, fully resolved (env contract, probe ports). */
-function launchShards(spec: GangSpec, gangId: string, attempt: number, plan: LayoutPlan, nodeId: string): ShardLaunch[] {
+function launchShards(spec: ValidGangSpec, gangId: string, attempt: number, plan: LayoutPlan, nodeId: string): ShardLaunch[] {
   const t = spec.template;
-  const resolve = (p: GangSpec['template']['readiness'], ports: Record<string, number>) =>
+  const resolve = (p: ValidGangSpec['template']['readiness'], ports: Record<string, number>) =>
     p ? { ...p, port: p.port in ports ? String(ports[p.port]) : p.port } : undefined;
   return plan.ranks.filter((r) => r.nodeId === nodeId).map((r) => ({
     rank: r.rank,

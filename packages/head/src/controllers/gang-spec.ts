@@ -13,7 +13,7 @@
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, formatIssues } from '@muster/common';
 import { rankEnv as contractRankEnv } from '@muster/contracts';
-import type { GangSpec as WireGangSpec, Node, PlacementGroup, Probe } from '@muster/proto';
+import type { GangSpec, Node, PlacementGroup, Probe } from '@muster/proto';
 
 const PORT_NAME = /^[a-z][a-z0-9_]{0,30}$/;
 const probeSchema = z
@@ -84,10 +84,10 @@ export const gangSpecSchema = z
     }
   });
 
-export type GangSpec = z.output<typeof gangSpecSchema>;
+export type ValidGangSpec = z.output<typeof gangSpecSchema>;
 
 /** Validates a wire spec (proto3 zero values = defaults); errors name the field. */
-export function parseGangSpec(w: WireGangSpec | undefined): GangSpec {
+export function parseGangSpec(w: GangSpec | undefined): ValidGangSpec {
   const t = w?.template;
   const probe = (p: Probe | undefined) => (p && p.kind ? { kind: p.kind, port: p.port, path: p.path || '/', command: p.command, periodMs: p.periodMs, timeoutMs: p.timeoutMs, failureThreshold: p.failureThreshold } : undefined);
   const input = {
@@ -115,8 +115,8 @@ export function parseGangSpec(w: WireGangSpec | undefined): GangSpec {
 }
 
 /** The spec back on the wire, with defaults spelled out. */
-export function wireGangSpec(s: GangSpec): WireGangSpec {
-  const probe = (p: GangSpec['template']['readiness']): Probe | undefined => (p ? { ...p } : undefined);
+export function wireGangSpec(s: ValidGangSpec): GangSpec {
+  const probe = (p: ValidGangSpec['template']['readiness']): Probe | undefined => (p ? { ...p } : undefined);
   return {
     name: s.name,
     placementGroup: s.placementGroup,
@@ -131,7 +131,7 @@ export function wireGangSpec(s: GangSpec): WireGangSpec {
 }
 
 /** Throws INVALID_ARGUMENT unless the group's bundles can carry TP×PP ranks. */
-export function checkBundles(spec: GangSpec, pg: PlacementGroup): void {
+export function checkBundles(spec: ValidGangSpec, pg: PlacementGroup): void {
   const bundles = pg.spec?.bundles ?? [];
   if (bundles.length !== spec.pp) {
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: pp: ${spec.pp} stages need ${spec.pp} bundles, placement group ${pg.spec?.name} has ${bundles.length}`, { details: { field: 'pp' } });
@@ -181,7 +181,7 @@ export function portSpace(nodes: Map<string, Node>, nodeId: string): string {
  * port of `range` on the rank's host, skipping `used`, keyed by
  * `portSpace`). Throws INVALID_ARGUMENT on a fixed-port clash.
  */
-export function planLayout(spec: GangSpec, pg: PlacementGroup, nodes: Map<string, Node>, used: Map<string, Set<number>>, range: PortRange = DEFAULT_PORT_RANGE): LayoutPlan {
+export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: Map<string, Node>, used: Map<string, Set<number>>, range: PortRange = DEFAULT_PORT_RANGE): LayoutPlan {
   checkBundles(spec, pg);
   const placements = [...pg.placements].sort((a, b) => a.bundleIndex - b.bundleIndex);
   const nodeOrder = new Map<string, number>();
@@ -242,7 +242,7 @@ export function planLayout(spec: GangSpec, pg: PlacementGroup, nodes: Map<string
 }
 
 /** The environment contract of one rank (BRIEF.md), over the template's env. */
-export function rankEnv(spec: GangSpec, gangId: string, attempt: number, plan: LayoutPlan, r: RankPlan): Record<string, string> {
+export function rankEnv(spec: ValidGangSpec, gangId: string, attempt: number, plan: LayoutPlan, r: RankPlan): Record<string, string> {
   return {
     ...spec.template.env,
     ...contractRankEnv({

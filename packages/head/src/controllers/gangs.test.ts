@@ -17,7 +17,7 @@ import {
   GangState as G,
   PlacementGroupState as P,
   type ClusterEvent,
-  type GangSpec as WireGangSpec,
+  type GangSpec,
   type HeadMessage,
   type Register,
   type ShardStatusReport,
@@ -46,7 +46,7 @@ function registration(nodeId: string): Register {
   };
 }
 
-const wire: WireGangSpec = {
+const wire: GangSpec = {
   name: 'llm', placementGroup: 'pg-llm', tp: 2, pp: 2, logMaxBytes: 0, replicaGroup: '', replicaId: '',
   template: { command: 'serve', args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined },
   startup: { deadlineMs: 60_000, maxRestarts: 3, backoffInitialMs: 60_000, backoffMaxMs: 0, gracePeriodMs: 0 },

@@ -50,14 +50,14 @@
  * backstop deadline.
  */
 import { ErrorCode, MusterError, type Logger, randomId } from '@muster/common';
-import { Gang, GangState as G, NodeState, PlacementGroupState as P, type GangSpec as WireGangSpec, type HeadMessage, type ShardStatusReport } from '@muster/proto';
+import { Gang, GangState as G, NodeState, PlacementGroupState as P, type GangSpec, type HeadMessage, type ShardStatusReport } from '@muster/proto';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import { GroupCommit } from './group-commit.js';
 import { stagePlan, type PlanSink } from './gang-executor.js';
 import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, portsInUse, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
-import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, wireGangSpec, type GangSpec, type PortRange } from './gang-spec.js';
+import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, wireGangSpec, type ValidGangSpec, type PortRange } from './gang-spec.js';
 import type { PlacementGroupController } from './placement-groups.js';
 import { ChangeWaiters } from './waiters.js';
 
@@ -69,7 +69,7 @@ interface Entry {
   gang: Gang;
   /** The last record known durable: what answers show (undefined until the first write is). */
   shown: Gang | undefined;
-  spec: GangSpec;
+  spec: ValidGangSpec;
   moving: boolean;
   timer?: NodeJS.Timeout | undefined;
 }
@@ -153,7 +153,7 @@ export class GangController {
   // ── API ────────────────────────────────────────────────────────────────
 
   /** A launch repeating the `requestId` of a live gang of that name returns it (idempotent retry). */
-  async launch(wire: WireGangSpec | undefined, requestId = ''): Promise<Gang> {
+  async launch(wire: GangSpec | undefined, requestId = ''): Promise<Gang> {
     await this.reloading;
     const spec = parseGangSpec(wire);
     if (requestId !== '') {

@@ -3,21 +3,16 @@
  * The core never sees proto types; the API never sees core types.
  */
 import { squareMatrix } from '@muster/common';
-import {
-  NodeState,
-  type BundlePlacement as WirePlacement,
-  type Node,
-  type PendingReason,
-  type PlacementGroupSpec as WireSpec,
-} from '@muster/proto';
-import type { BundlePlacement, PlacementGroupSpec, PlacementGroupSpecInput, Reservation, SchedulerNode, Taint, Unschedulable } from '../scheduler/index.js';
+import { NodeState, type Node, type PendingReason, type PlacementGroupSpec } from '@muster/proto';
+import type * as wire from '@muster/proto';
+import type { BundlePlacement, ValidPgSpec, PgSpecInput, Reservation, SchedulerNode, Taint, Unschedulable } from '../scheduler/index.js';
 
 /** What the user sent, as input to the spec schema (empty strings = "use the default"). */
-export function specInput(w: WireSpec | undefined): PlacementGroupSpecInput {
-  if (!w) return {} as PlacementGroupSpecInput;
+export function specInput(w: PlacementGroupSpec | undefined): PgSpecInput {
+  if (!w) return {} as PgSpecInput;
   return {
     name: w.name,
-    ...(w.strategy ? { strategy: w.strategy as PlacementGroupSpec['strategy'] } : {}),
+    ...(w.strategy ? { strategy: w.strategy as ValidPgSpec['strategy'] } : {}),
     bundles: w.bundles.map((b) => ({
       cpuMillis: b.cpuMillis,
       memoryBytes: b.memoryBytes,
@@ -39,7 +34,7 @@ export function specInput(w: WireSpec | undefined): PlacementGroupSpecInput {
 }
 
 /** A validated spec back on the wire, defaults spelled out. */
-export function wireSpec(s: PlacementGroupSpec): WireSpec {
+export function wireSpec(s: ValidPgSpec): PlacementGroupSpec {
   return {
     name: s.name,
     strategy: s.strategy,
@@ -96,7 +91,7 @@ export function schedulerView(n: Node): { node: SchedulerNode; unusable: Reserva
   return v;
 }
 
-export function wirePlacement(p: BundlePlacement, node: Node | undefined): WirePlacement {
+export function wirePlacement(p: BundlePlacement, node: Node | undefined): wire.BundlePlacement {
   const uuids = new Map((node?.inventory?.gpus ?? []).map((g) => [g.index, g.uuid]));
   return {
     bundleIndex: p.bundleIndex,
@@ -110,7 +105,7 @@ export function wirePlacement(p: BundlePlacement, node: Node | undefined): WireP
   };
 }
 
-export function corePlacement(p: WirePlacement): BundlePlacement {
+export function corePlacement(p: wire.BundlePlacement): BundlePlacement {
   return {
     bundleIndex: p.bundleIndex,
     nodeId: p.nodeId,

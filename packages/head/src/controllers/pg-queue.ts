@@ -14,7 +14,7 @@
  * of them in queue order, as if none were skipped.
  */
 import { PlacementGroupState as S } from '@muster/proto';
-import { DEFAULT_STARVATION_AFTER_MS, freeTotals, roomFor, type ClusterState, type FreeTotals, type Hold, type PlacementGroupSpec, type QueuedGroup } from '../scheduler/index.js';
+import { DEFAULT_STARVATION_AFTER_MS, freeTotals, roomFor, type ClusterState, type FreeTotals, type Hold, type ValidPgSpec, type QueuedGroup } from '../scheduler/index.js';
 
 /** How often a pending group the cluster has no room for is run through the pipeline anyway. */
 const RETRY_MS = 1_000;
@@ -27,7 +27,7 @@ export class PendingQueue {
 
   constructor(
     /** The group's spec and age; called only for ids in the queue. */
-    private readonly entryOf: (id: string) => { spec: PlacementGroupSpec; createdAtMs: number },
+    private readonly entryOf: (id: string) => { spec: ValidPgSpec; createdAtMs: number },
     private readonly starvationAfterMs = DEFAULT_STARVATION_AFTER_MS,
   ) {}
 

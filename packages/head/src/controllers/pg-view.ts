@@ -12,7 +12,8 @@
  * its placements (removed, or its node died). A build also drops the
  * scheduler's memo, whose answers hold only for one node set.
  */
-import type { Node, BundlePlacement as WirePlacement } from '@muster/proto';
+import type { Node } from '@muster/proto';
+import type * as wire from '@muster/proto';
 import type { NodeRegistry } from '../cluster/registry.js';
 import { ClusterState, type Reservation } from '../scheduler/index.js';
 import { corePlacement, schedulerView } from './pg-convert.js';
@@ -30,7 +31,7 @@ export class SchedulingView {
   constructor(
     private readonly registry: NodeRegistry,
     /** Every group that holds placements, with them. */
-    private readonly holders: () => Iterable<{ id: string; placements: readonly WirePlacement[] }>,
+    private readonly holders: () => Iterable<{ id: string; placements: readonly wire.BundlePlacement[] }>,
   ) {}
 
   /** The state to schedule on; rebuilt only when the node set moved since the last build. */

@@ -29,10 +29,10 @@ import {
   type Node,
   PlacementGroupState as S,
   type HeadMessage,
-  type PlacementGroupSpec as WireSpec,
+  type PlacementGroupSpec,
   type ReservationSnapshot,
 } from '@muster/proto';
-import { parsePlacementGroupSpec, planMoves, runCycle, type BundlePlacement, type ClusterState, type Hold, type PlacementGroupSpec, type QueuedGroup } from '../scheduler/index.js';
+import { parsePlacementGroupSpec, planMoves, runCycle, type BundlePlacement, type ClusterState, type Hold, type ValidPgSpec, type QueuedGroup } from '../scheduler/index.js';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
@@ -47,7 +47,7 @@ const REMOVED_REMEMBERED = 1_000;
 
 interface Entry {
   pg: PlacementGroup;
-  spec: PlacementGroupSpec;
+  spec: ValidPgSpec;
   /** Nodes that acknowledged this group's bundles (RESERVED → CREATED). */
   acked: Set<string>;
 }
@@ -125,7 +125,7 @@ export class PlacementGroupController {
    * of one that committed (the reply was lost in a failover): it returns that
    * group rather than ALREADY_EXISTS.
    */
-  async create(wire: WireSpec | undefined, requestId = ''): Promise<PlacementGroup> {
+  async create(wire: PlacementGroupSpec | undefined, requestId = ''): Promise<PlacementGroup> {
     const parsed = parsePlacementGroupSpec(specInput(wire));
     if (!parsed.ok) {
       throw new MusterError(ErrorCode.INVALID_ARGUMENT, parsed.message, { details: { fields: parsed.issues.map((i) => i.path) } });

@@ -49,7 +49,7 @@ describe('planReplicaGroup: one rule per row', () => {
     // Replacement budget.
     ['budget: more than maxReplacements (3) failed in 10 min → nothing started', input(group(1, [rep('r1')]), { see: { r1: gang(G.GANG_STATE_FAILED, 'boom') }, failures: [ago(1000), ago(2000), ago(3000)] }), ['fail:r1', 'free:r1'], /4 replica\(s\) failed in the last 10 min, more than maxReplacements 3: not replacing \(last: boom\)/],
     ['budget: failures older than 10 min do not count', input(group(1, [rep('r1')]), { see: { r1: gang(G.GANG_STATE_FAILED) }, failures: [ago(600_001), ago(700_000), ago(800_000)] }), ['fail:r1', 'free:r1', 'materialize:n1']],
-    ['budget: maxReplacements 0 (stored -1) → never replaced', input(group(1, [rep('r1')]), { spec: spec({ maxReplacements: -1 }), see: { r1: gang(G.GANG_STATE_FAILED) } }), ['fail:r1', 'free:r1'], /more than maxReplacements 0/],
+    ['budget: maxReplacements 0 → never replaced', input(group(1, [rep('r1')]), { spec: spec({ maxReplacements: 0 }), see: { r1: gang(G.GANG_STATE_FAILED) } }), ['fail:r1', 'free:r1'], /more than maxReplacements 0/],
     // 5-6: drains.
     ['5→6. draining, idle report 1 s after the drain began → stopping', input(group(0, [rep('r1', { state: 'draining' })]), { drainingSince: new Map([['r1', ago(2000)]]), see: { r1: { load: { inFlight: 0, queued: 0, timeMs: ago(500) } } } }), ['stop:r1']],
     ['5. draining, calls in flight, before the deadline → waits', input(group(0, [rep('r1', { state: 'draining' })]), { drainingSince: new Map([['r1', ago(2000)]]), see: { r1: { load: { inFlight: 2, queued: 0, timeMs: ago(100) } } } }), []],

@@ -118,9 +118,9 @@ export interface RgPlan {
   blocked: boolean;
 }
 
-/** maxReplacements as a count: the spec's -1 ("never replace", proto3 has no unset) is 0. */
+/** Failed replicas replaced within the failure window before the group stops replacing them. */
 export function replacementBudget(spec: ValidRgSpec): number {
-  return spec.maxReplacements === -1 ? 0 : spec.maxReplacements;
+  return spec.maxReplacements;
 }
 
 export function planReplicaGroup(input: RgPlanInput): RgPlan {

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, formatIssues } from '@muster/common';
 import { DEFAULT_SUBJECT_PREFIX, replicaEnv, replicaSubject } from '@muster/contracts';
-import type { GangSpec as WireGangSpec, NatsAccess, PlacementGroupSpec as WirePgSpec, ReplicaGroupSpec } from '@muster/proto';
+import type { GangSpec, NatsAccess, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
 import { specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
@@ -34,7 +34,7 @@ const schema = z.strictObject({
   rollout: z.strictObject({ strategy: z.enum(['rolling', 'canary']), canaryWeight: z.number().min(0).max(1), maxSurge: z.int().min(0).max(100) }, didYouMeanKeys),
   drainDeadlineMs: z.int().min(0).max(3_600_000),
   httpPort: z.string(),
-  maxReplacements: z.int().min(-1).max(10_000),
+  maxReplacements: z.int().min(0).max(10_000),
   // Checked below as what they become: a gang's template and startup, a placement group, a policy.
   template: z.unknown(),
   startup: z.unknown(),
@@ -42,7 +42,7 @@ const schema = z.strictObject({
   autoscaling: z.unknown(),
 }, didYouMeanKeys);
 
-export type ValidRgSpec = ReplicaGroupSpec & { rollout: NonNullable<ReplicaGroupSpec['rollout']>; replicas: NonNullable<ReplicaGroupSpec['replicas']> };
+export type ValidRgSpec = ReplicaGroupSpec & { rollout: NonNullable<ReplicaGroupSpec['rollout']>; replicas: NonNullable<ReplicaGroupSpec['replicas']>; maxReplacements: number };
 
 /** Fills defaults and validates; errors name the field. */
 export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
@@ -60,7 +60,7 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     rollout: { strategy: w?.rollout?.strategy || 'rolling', canaryWeight: w?.rollout?.canaryWeight ?? 0, maxSurge: w?.rollout?.maxSurge || 1 },
     drainDeadlineMs: w?.drainDeadlineMs || 30_000,
     httpPort: w?.httpPort ?? '',
-    maxReplacements: w?.maxReplacements === -1 ? -1 : w?.maxReplacements || 3,
+    maxReplacements: w?.maxReplacements === undefined ? 3 : w.maxReplacements === -1 ? 0 : w.maxReplacements,
     autoscaling: w?.autoscaling,
   };
   const checked = schema.safeParse(spec);
@@ -105,7 +105,7 @@ function stable(v: unknown): string {
 }
 
 /** One replica's placement group: one bundle per PP stage, each holding TP ranks. */
-export function pgSpecOf(s: ValidRgSpec, replicaId: string): WirePgSpec {
+export function pgSpecOf(s: ValidRgSpec, replicaId: string): PlacementGroupSpec {
   const r = s.resources!;
   const tp = s.tp;
   const topology = s.placement?.topology.length
@@ -133,7 +133,7 @@ export function pgSpecOf(s: ValidRgSpec, replicaId: string): WirePgSpec {
 export const subjectOf = replicaSubject;
 
 /** One replica's gang: the template plus what a replica needs to serve on NATS. */
-export function gangSpecOf(s: ValidRgSpec, revision: string, replicaId: string, pgId: string, nats: NatsAccess | undefined): WireGangSpec {
+export function gangSpecOf(s: ValidRgSpec, revision: string, replicaId: string, pgId: string, nats: NatsAccess | undefined): GangSpec {
   const t = s.template;
   const prefix = nats?.subjectPrefix || DEFAULT_SUBJECT_PREFIX;
   const env: Record<string, string> = {

@@ -22,7 +22,7 @@ function wire(over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec {
     rollout: undefined,
     drainDeadlineMs: 0,
     httpPort: '',
-    maxReplacements: 0,
+    maxReplacements: undefined,
     autoscaling: undefined,
     ...over,
   };
@@ -52,5 +52,12 @@ describe('replica group specs at the head', () => {
     const e = refusal(w);
     expect(e.code).toBe('MUSTER_INVALID_ARGUMENT');
     expect(e.message).toContain(message);
+  });
+
+  it('maxReplacements: unset is 3, 0 is never, a stored -1 (before presence tracking) is 0, -2 is refused', () => {
+    expect(parseRgSpec(wire()).maxReplacements).toBe(3);
+    expect(parseRgSpec(wire({ maxReplacements: 0 })).maxReplacements).toBe(0);
+    expect(parseRgSpec(wire({ maxReplacements: -1 })).maxReplacements).toBe(0);
+    expect(refusal(wire({ maxReplacements: -2 })).message).toMatch(/maxReplacements/);
   });
 });

@@ -14,7 +14,7 @@
  * that cannot possibly work, so their failure is not paid for.
  */
 import { popcount } from './bits.js';
-import type { NodeState } from './state.js';
+import type { NodeHeadroom } from './state.js';
 import { domainOf, type DomainLevel } from './plugins/index.js';
 
 /** Narrowest first. */
@@ -26,7 +26,7 @@ export const MAX_PREFERRED_ATTEMPTS = 64;
 export interface Attempt {
   /** e.g. "rack=r7", or "" for the unconfined attempt. */
   label: string;
-  nodes: NodeState[];
+  nodes: NodeHeadroom[];
   required: boolean;
 }
 
@@ -47,7 +47,7 @@ export interface AttemptPlan {
   requiredDomains?: { level: string; count: number; roomiest?: { label: string; freeGpus: number; nodes: number } };
 }
 
-export function planAttempts(candidates: NodeState[], required: readonly DomainLevel[], preferred: readonly DomainLevel[], demand: Demand): AttemptPlan {
+export function planAttempts(candidates: NodeHeadroom[], required: readonly DomainLevel[], preferred: readonly DomainLevel[], demand: Demand): AttemptPlan {
   const attempts: Attempt[] = [];
   const narrowFirst = (ls: readonly DomainLevel[]) => DOMAIN_LEVELS.filter((l) => ls.includes(l));
 
@@ -73,13 +73,13 @@ export function planAttempts(candidates: NodeState[], required: readonly DomainL
 
 interface Domain {
   label: string;
-  nodes: NodeState[];
+  nodes: NodeHeadroom[];
   freeGpus: number;
   /** Largest free NVLink island on any of its nodes. */
   largestIsland: number;
 }
 
-function fittingDomains(candidates: NodeState[], levels: readonly DomainLevel[], demand: Demand): { fitting: Domain[]; all: Domain[] } {
+function fittingDomains(candidates: NodeHeadroom[], levels: readonly DomainLevel[], demand: Demand): { fitting: Domain[]; all: Domain[] } {
   const byKey = new Map<string, Domain & { mig: number; cpu: number; mem: number }>();
   for (const ns of candidates) {
     const parts: string[] = [];

@@ -7,9 +7,9 @@ import { runCycle } from './queue.js';
 import { ReasonCode } from './reasons.js';
 import { parsePlacementGroupSpec } from './spec.js';
 import { ClusterState } from './state.js';
-import type { PlacementGroupSpec, Reservation, SchedulerNode } from './types.js';
+import type { ValidPgSpec, Reservation, SchedulerNode } from './types.js';
 
-function spec(input: object): PlacementGroupSpec {
+function spec(input: object): ValidPgSpec {
   const r = parsePlacementGroupSpec({ name: 'pg', ...input });
   if (!r.ok) throw new Error(r.message);
   return r.spec;

@@ -4,9 +4,9 @@ import { schedule } from './pipeline.js';
 import { HGX_H100, TWO_TRAY_16, makeNode } from './profiles.js';
 import { ReasonCode } from './reasons.js';
 import { parsePlacementGroupSpec } from './spec.js';
-import type { PlacementGroupSpec, Reservation } from './types.js';
+import type { ValidPgSpec, Reservation } from './types.js';
 
-function spec(input: object): PlacementGroupSpec {
+function spec(input: object): ValidPgSpec {
   const r = parsePlacementGroupSpec({ name: 'pg', ...input });
   if (!r.ok) throw new Error(r.message);
   return r.spec;

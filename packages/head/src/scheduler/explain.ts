@@ -11,8 +11,8 @@
  */
 import { ReasonCode, reasonPhrase, type RejectionCounter } from './reasons.js';
 import type { AttemptPlan } from './domains.js';
-import type { NodeState } from './state.js';
-import type { PlacementGroupSpec, RejectionCount, Unschedulable } from './types.js';
+import type { NodeHeadroom } from './state.js';
+import type { ValidPgSpec, RejectionCount, Unschedulable } from './types.js';
 import type { BundleContext, GangContext } from './plugins/index.js';
 
 /** The best failed attempt of a gang. */
@@ -33,7 +33,7 @@ export interface Facts {
 }
 
 /** Facts over the candidate nodes (those that passed the node filters). */
-export function collectFacts(candidates: readonly NodeState[], bundle: BundleContext, islandRequired: boolean): Facts {
+export function collectFacts(candidates: readonly NodeHeadroom[], bundle: BundleContext, islandRequired: boolean): Facts {
   if (bundle.gpus === 0) return {};
   bundle.resetMemo();
   let island: Facts['largestFreeIsland'];
@@ -51,7 +51,7 @@ export function collectFacts(candidates: readonly NodeState[], bundle: BundleCon
 }
 
 export interface ExplainInput {
-  spec: PlacementGroupSpec;
+  spec: ValidPgSpec;
   ctx: GangContext;
   nodeRejections: RejectionCounter;
   failure: Failure | undefined;

@@ -23,7 +23,7 @@
  * scored in O(k² + n): a few thousand operations on a 16-GPU node.
  */
 import { indicesOf, popcount } from './bits.js';
-import type { NodeState } from './state.js';
+import type { NodeHeadroom } from './state.js';
 import type { HierarchyNode, Topology } from './topology.js';
 
 /** Picks `k` GPUs from `free` (a mask); null when impossible (or no single island can when `requireIsland`). */
@@ -127,7 +127,7 @@ function better(a: number, b: number, free: number, topo: Topology): boolean {
  * GPUs first (fewest free slices of any profile), so idle MIG GPUs stay idle
  * for bundles that need several slices, or for re-partitioning.
  */
-export function selectMig(ns: NodeState, profile: string, count: number): string[] | null {
+export function selectMig(ns: NodeHeadroom, profile: string, count: number): string[] | null {
   if (count <= 0) return [];
   if ((ns.migFree.get(profile) ?? 0) < count) return null;
   const freePerGpu = new Map<number, number>();

@@ -4,8 +4,8 @@
  */
 export * from './types.js';
 export { ReasonCode, reasonPhrase, type FilterResult } from './reasons.js';
-export { parsePlacementGroupSpec, PlacementGroupSpecSchema, BundleSchema, type PlacementGroupSpecInput, type SpecParseResult } from './spec.js';
-export { ClusterState, NodeState } from './state.js';
+export { parsePlacementGroupSpec, PlacementGroupSpecSchema, BundleSchema, type PgSpecInput, type SpecParseResult } from './spec.js';
+export { ClusterState, NodeHeadroom } from './state.js';
 export { schedule, placeGroup, type PlaceOptions } from './pipeline.js';
 export { planMoves, type MoveCandidate, type MovePlan } from './moves.js';
 export { runCycle, compareQueued, chooseHold, DEFAULT_STARVATION_AFTER_MS, type QueuedGroup, type Hold, type CycleResult, type QueueOptions } from './queue.js';

@@ -16,11 +16,11 @@
  */
 import { placeGroup } from './pipeline.js';
 import type { ClusterState } from './state.js';
-import type { BundlePlacement, PlacementGroupSpec, Unschedulable } from './types.js';
+import type { BundlePlacement, ValidPgSpec, Unschedulable } from './types.js';
 
 export interface MoveCandidate {
   id: string;
-  spec: PlacementGroupSpec;
+  spec: ValidPgSpec;
   enqueuedAtMs: number;
 }
 

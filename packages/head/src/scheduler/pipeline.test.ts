@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { placeGroup, schedule } from './pipeline.js';
 import { A100_MIG, DGX1_V100, HGX_H100, PCIE_4090, TWO_TRAY_16, makeNode, type NodeOptions, type NodeProfile } from './profiles.js';
 import { ReasonCode } from './reasons.js';
-import { parsePlacementGroupSpec, type PlacementGroupSpecInput } from './spec.js';
+import { parsePlacementGroupSpec, type PgSpecInput } from './spec.js';
 import { ClusterState } from './state.js';
-import type { PlacementGroupSpec, Reservation, ScheduleResult, SchedulerNode } from './types.js';
+import type { ValidPgSpec, Reservation, ScheduleResult, SchedulerNode } from './types.js';
 
-function spec(input: Omit<PlacementGroupSpecInput, 'name'> & { name?: string }): PlacementGroupSpec {
+function spec(input: Omit<PgSpecInput, 'name'> & { name?: string }): ValidPgSpec {
   const r = parsePlacementGroupSpec({ name: 'pg', ...input });
   if (!r.ok) throw new Error(r.message);
   return r.spec;
@@ -209,13 +209,13 @@ describe('infeasible and invalid', () => {
 
   it('a spec that skipped validation cannot crash the core', () => {
     const good = spec({ bundles: gpuBundles(1) });
-    const bad: PlacementGroupSpec[] = [
+    const bad: ValidPgSpec[] = [
       { ...good, bundles: [] },
       { ...good, bundles: [{ ...good.bundles[0]!, gpus: -1 }] },
       { ...good, bundles: [{ ...good.bundles[0]!, gpus: Number.NaN }] },
-      { ...good, strategy: 'BOGUS' as PlacementGroupSpec['strategy'] },
-      { ...good, topology: undefined } as unknown as PlacementGroupSpec,
-      { ...good, bundles: [{ gpus: 1 }] } as unknown as PlacementGroupSpec,
+      { ...good, strategy: 'BOGUS' as ValidPgSpec['strategy'] },
+      { ...good, topology: undefined } as unknown as ValidPgSpec,
+      { ...good, bundles: [{ gpus: 1 }] } as unknown as ValidPgSpec,
     ];
     for (const s of bad) {
       const r = schedule(cluster(), s);

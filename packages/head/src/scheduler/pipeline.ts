@@ -16,8 +16,8 @@ import { planAttempts } from './domains.js';
 import { buildUnschedulable, collectFacts, type Failure } from './explain.js';
 import { selectGpus, selectMig } from './gpu-select.js';
 import { ReasonCode, RejectionCounter } from './reasons.js';
-import { ClusterState, type NodeState } from './state.js';
-import type { BundlePlacement, ClusterSnapshot, PlacementGroupSpec, ScheduleResult, Unschedulable } from './types.js';
+import { ClusterState, type NodeHeadroom } from './state.js';
+import type { BundlePlacement, ClusterSnapshot, ValidPgSpec, ScheduleResult, Unschedulable } from './types.js';
 import {
   BundleContext,
   bundleFilters,
@@ -53,12 +53,12 @@ const SCORERS = [
 ] as const;
 
 /** The pure entry point: snapshot in, result out. */
-export function schedule(snapshot: ClusterSnapshot, spec: PlacementGroupSpec, opts: PlaceOptions = {}): ScheduleResult {
+export function schedule(snapshot: ClusterSnapshot, spec: ValidPgSpec, opts: PlaceOptions = {}): ScheduleResult {
   return placeGroup(ClusterState.from(snapshot), spec, opts);
 }
 
 /** Places one group on `state`, leaving `state` unchanged; call `state.commit` to accept the plan. */
-export function placeGroup(state: ClusterState, spec: PlacementGroupSpec, opts: PlaceOptions = {}): ScheduleResult {
+export function placeGroup(state: ClusterState, spec: ValidPgSpec, opts: PlaceOptions = {}): ScheduleResult {
   // 0. Sanity. Specs are validated at the edge (spec.ts), but the core must
   //    not crash or loop on one that skipped validation.
   const problem = specProblem(spec);
@@ -126,7 +126,7 @@ export function placeGroup(state: ClusterState, spec: PlacementGroupSpec, opts: 
  * only on the spec's shape and the node set, so the state memoises it: a
  * pending group re-tried every cycle pays for it once.
  */
-function infeasibility(state: ClusterState, spec: PlacementGroupSpec): Unschedulable | undefined {
+function infeasibility(state: ClusterState, spec: ValidPgSpec): Unschedulable | undefined {
   const key = `feasible:${JSON.stringify([spec.strategy, spec.bundles, spec.topology, spec.selector, spec.tolerations])}`;
   if (state.memo.has(key)) return state.memo.get(key) as Unschedulable | undefined;
   const twin = placeGroup(state.emptyTwin(), spec, { checkFeasibility: false });
@@ -135,12 +135,12 @@ function infeasibility(state: ClusterState, spec: PlacementGroupSpec): Unschedul
   return verdict;
 }
 
-function filterNodes(state: ClusterState, ctx: GangContext): { candidates: NodeState[]; nodeRejections: RejectionCounter } {
+function filterNodes(state: ClusterState, ctx: GangContext): { candidates: NodeHeadroom[]; nodeRejections: RejectionCounter } {
   const key = ctx.held === undefined ? `nodes:${JSON.stringify([ctx.spec.tolerations, ctx.spec.selector.matchLabels, ctx.requiredLevels])}` : undefined;
   const cached = key === undefined ? undefined : state.memo.get(key);
   if (cached !== undefined) return cached as ReturnType<typeof filterNodes>;
   const nodeRejections = new RejectionCounter();
-  const candidates: NodeState[] = [];
+  const candidates: NodeHeadroom[] = [];
   for (const ns of state.nodes) {
     let ok = true;
     for (const f of nodeFilters) {
@@ -160,7 +160,7 @@ function filterNodes(state: ClusterState, ctx: GangContext): { candidates: NodeS
 type GangOutcome = { ok: true; placements: BundlePlacement[] } | { ok: false; failure: Omit<Failure, 'attempt' | 'required'> };
 
 /** One all-or-nothing try of the whole gang on `nodes`. */
-function tryGang(state: ClusterState, nodes: readonly NodeState[], order: readonly BundleContext[], ctx: GangContext): GangOutcome {
+function tryGang(state: ClusterState, nodes: readonly NodeHeadroom[], order: readonly BundleContext[], ctx: GangContext): GangOutcome {
   ctx.bundlesOnNode.clear();
   for (const s of ctx.placedDomains.values()) s.clear();
   const need = ctx.remaining;
@@ -176,7 +176,7 @@ function tryGang(state: ClusterState, nodes: readonly NodeState[], order: readon
     // candidate list is built. Ties go to the lower node index (deterministic).
     b.resetMemo();
     const rejections = new RejectionCounter();
-    let bestNode: NodeState | undefined;
+    let bestNode: NodeHeadroom | undefined;
     let bestScore = -Infinity;
     for (const ns of nodes) {
       let ok = true;
@@ -224,7 +224,7 @@ function tryGang(state: ClusterState, nodes: readonly NodeState[], order: readon
   return outcome ?? { ok: true, placements: placed };
 }
 
-function bind(ns: NodeState, b: BundleContext, ctx: GangContext): BundlePlacement | undefined {
+function bind(ns: NodeHeadroom, b: BundleContext, ctx: GangContext): BundlePlacement | undefined {
   let gpuIndices: number[] = [];
   if (b.gpus > 0) {
     const mask = selectGpus(ns.topo, b.fit(ns).eligible, b.gpus, ctx.islandRequired);
@@ -256,7 +256,7 @@ function adjustDemand(need: GangContext['remaining'], b: BundleContext, sign: 1 
   for (const [k, v] of b.custom) need.custom.set(k, (need.custom.get(k) ?? 0) + sign * v);
 }
 
-function gangContext(spec: PlacementGroupSpec, opts: PlaceOptions): GangContext {
+function gangContext(spec: ValidPgSpec, opts: PlaceOptions): GangContext {
   const required = new Set<DomainLevel>();
   const preferred = new Set<DomainLevel>();
   let islandRequired = false;
@@ -280,7 +280,7 @@ function gangContext(spec: PlacementGroupSpec, opts: PlaceOptions): GangContext 
 }
 
 /** Empty string when the spec is one the core can work on (a spec that skipped spec.ts must not crash it). */
-function specProblem(spec: PlacementGroupSpec): string {
+function specProblem(spec: ValidPgSpec): string {
   if (!Array.isArray(spec.bundles) || spec.bundles.length === 0) return 'a placement group needs at least one bundle';
   if (!['PACK', 'SPREAD', 'STRICT_PACK', 'STRICT_SPREAD'].includes(spec.strategy)) return `unknown strategy ${JSON.stringify(spec.strategy)}`;
   if (!Array.isArray(spec.topology) || !Array.isArray(spec.tolerations) || typeof spec.selector?.matchLabels !== 'object' || spec.selector.matchLabels === null) {

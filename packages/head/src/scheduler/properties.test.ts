@@ -20,7 +20,7 @@ import { runCycle, type Hold, type QueuedGroup } from './queue.js';
 import { freeTotals, roomFor } from './room.js';
 import { ClusterState } from './state.js';
 import { deriveIslands } from './topology.js';
-import type { BundlePlacement, PlacementGroupSpec, SchedulerNode, Taint, Toleration } from './types.js';
+import type { BundlePlacement, ValidPgSpec, SchedulerNode, Taint, Toleration } from './types.js';
 
 const CELLS = ['NV1', 'NV2', 'NV12', 'NV18', 'PIX', 'PXB', 'PHB', 'NODE', 'SYS'];
 const LEVELS = ['gpu-island', 'node', 'nvlink-domain', 'rack', 'zone'] as const;
@@ -92,7 +92,7 @@ const arbBundle = fc.record({
   ib: fc.constantFrom(0, 0, 1),
 });
 
-const arbSpec: fc.Arbitrary<PlacementGroupSpec> = fc
+const arbSpec: fc.Arbitrary<ValidPgSpec> = fc
   .record({
     bundles: fc.array(arbBundle, { minLength: 1, maxLength: 4 }),
     strategy: fc.constantFrom('PACK' as const, 'SPREAD' as const, 'STRICT_PACK' as const, 'STRICT_SPREAD' as const),
@@ -119,7 +119,7 @@ const arbSpec: fc.Arbitrary<PlacementGroupSpec> = fc
     priority: r.priority,
   }));
 
-type Op = { kind: 'place'; spec: PlacementGroupSpec } | { kind: 'release'; pick: number };
+type Op = { kind: 'place'; spec: ValidPgSpec } | { kind: 'release'; pick: number };
 const arbOps = fc.array(fc.oneof({ arbitrary: arbSpec.map((spec): Op => ({ kind: 'place', spec })), weight: 4 }, { arbitrary: fc.nat().map((pick): Op => ({ kind: 'release', pick })), weight: 1 }), { minLength: 1, maxLength: 25 });
 
 // ---- the independent ledger -------------------------------------------------
@@ -180,7 +180,7 @@ function islandsOf(node: SchedulerNode): number[][] {
 }
 
 /** Brute force: could `node` take bundle 0 of a single-bundle spec right now? Optionally ignore islands. */
-function loneBundleFits(node: SchedulerNode, spec: PlacementGroupSpec, ledger: Ledger | undefined, needIsland: boolean): boolean {
+function loneBundleFits(node: SchedulerNode, spec: ValidPgSpec, ledger: Ledger | undefined, needIsland: boolean): boolean {
   const b = spec.bundles[0]!;
   // With a ledger: "could it take it now" (dead and draining nodes cannot); without: "on an empty cluster" (they could).
   if (ledger !== undefined && (!node.alive || node.draining === true)) return false;
@@ -200,7 +200,7 @@ function loneBundleFits(node: SchedulerNode, spec: PlacementGroupSpec, ledger: L
 }
 
 /** Checks a placed gang against the spec, then books it in the ledger (which throws on double booking). */
-function checkPlaced(id: string, spec: PlacementGroupSpec, ps: BundlePlacement[], nodes: Map<string, SchedulerNode>, ledger: Ledger): void {
+function checkPlaced(id: string, spec: ValidPgSpec, ps: BundlePlacement[], nodes: Map<string, SchedulerNode>, ledger: Ledger): void {
   expect(ps.map((p) => p.bundleIndex)).toEqual(spec.bundles.map((_, i) => i)); // whole gang, each bundle once
   for (const p of ps) {
     const b = spec.bundles[p.bundleIndex]!;
@@ -300,7 +300,7 @@ describe('scheduler properties', () => {
         const usable = state.nodes.filter((n) => n.alive && !n.draining && n.unsupported === '');
         const byFree = [...usable].sort((a, b) => b.freeGpuCount() - a.freeGpuCount());
         const one = byFree[pick % Math.max(1, byFree.length)]?.freeGpuCount() ?? 0;
-        const probe = (gpus: number[], strategy: PlacementGroupSpec['strategy']): PlacementGroupSpec => ({
+        const probe = (gpus: number[], strategy: ValidPgSpec['strategy']): ValidPgSpec => ({
           name: 'probe',
           strategy,
           bundles: gpus.map((g) => ({ cpuMillis: 0, memoryBytes: 0, gpus: g, gpuMemoryMiB: 0, custom: {} })),

@@ -4,9 +4,9 @@ import { compareQueued, runCycle, type Hold, type QueuedGroup } from './queue.js
 import { ReasonCode } from './reasons.js';
 import { parsePlacementGroupSpec } from './spec.js';
 import { ClusterState } from './state.js';
-import type { PlacementGroupSpec } from './types.js';
+import type { ValidPgSpec } from './types.js';
 
-function spec(gpus: number, priority = 0, extra: object = {}): PlacementGroupSpec {
+function spec(gpus: number, priority = 0, extra: object = {}): ValidPgSpec {
   const r = parsePlacementGroupSpec({ name: 'pg', bundles: [{ gpus }], priority, ...extra });
   if (!r.ok) throw new Error(r.message);
   return r.spec;

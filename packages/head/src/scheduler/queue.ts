@@ -23,11 +23,11 @@
  */
 import { placeGroup } from './pipeline.js';
 import { ClusterState } from './state.js';
-import type { BundlePlacement, PlacementGroupSpec, Unschedulable } from './types.js';
+import type { BundlePlacement, ValidPgSpec, Unschedulable } from './types.js';
 
 export interface QueuedGroup {
   id: string;
-  spec: PlacementGroupSpec;
+  spec: ValidPgSpec;
   enqueuedAtMs: number;
 }
 

@@ -13,7 +13,7 @@
  */
 import { popcount } from './bits.js';
 import type { ClusterState } from './state.js';
-import type { PlacementGroupSpec } from './types.js';
+import type { ValidPgSpec } from './types.js';
 
 export interface FreeTotals {
   gpus: number;
@@ -41,7 +41,7 @@ export function freeTotals(state: ClusterState): FreeTotals {
 }
 
 /** False only when `spec` cannot fit in what `free` says is left (true does not mean it fits). */
-export function roomFor(free: FreeTotals, spec: PlacementGroupSpec): boolean {
+export function roomFor(free: FreeTotals, spec: ValidPgSpec): boolean {
   let gpus = 0;
   let largest = 0;
   let cpuMillis = 0;

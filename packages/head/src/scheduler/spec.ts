@@ -19,7 +19,7 @@
  */
 import { z } from 'zod';
 import { didYouMeanKeys, issueLines } from '@muster/common';
-import type { PlacementGroupSpec } from './types.js';
+import type { ValidPgSpec } from './types.js';
 
 const nonNegInt = z.int().nonnegative();
 
@@ -81,13 +81,13 @@ export const PlacementGroupSpecSchema = z
   });
 
 /** What users write (defaults optional). */
-export type PlacementGroupSpecInput = z.input<typeof PlacementGroupSpecSchema>;
+export type PgSpecInput = z.input<typeof PlacementGroupSpecSchema>;
 
 // The schema's output must stay assignable to the core's type.
-const _outputMatches = (x: z.output<typeof PlacementGroupSpecSchema>): PlacementGroupSpec => x;
+const _outputMatches = (x: z.output<typeof PlacementGroupSpecSchema>): ValidPgSpec => x;
 void _outputMatches;
 
-export type SpecParseResult = { ok: true; spec: PlacementGroupSpec } | { ok: false; message: string; issues: { path: string; message: string }[] };
+export type SpecParseResult = { ok: true; spec: ValidPgSpec } | { ok: false; message: string; issues: { path: string; message: string }[] };
 
 /** Validates and applies defaults; never throws. The message names every bad field. */
 export function parsePlacementGroupSpec(input: unknown): SpecParseResult {

@@ -18,7 +18,7 @@ export interface MigSlot {
   free: boolean;
 }
 
-export class NodeState {
+export class NodeHeadroom {
   /** Position in `ClusterState.nodes`; ties between equal scores go to the lower one. */
   readonly idx: number;
   readonly node: SchedulerNode;
@@ -88,8 +88,8 @@ export class NodeState {
 }
 
 export class ClusterState {
-  readonly nodes: NodeState[];
-  private readonly byId = new Map<string, NodeState>();
+  readonly nodes: NodeHeadroom[];
+  private readonly byId = new Map<string, NodeHeadroom>();
   private readonly groups = new Map<string, BundlePlacement[]>();
   private twin: ClusterState | undefined;
   /** Reservations in the snapshot that named an unknown node or an already-taken GPU. */
@@ -101,7 +101,7 @@ export class ClusterState {
   readonly memo = new Map<string, unknown>();
 
   private constructor(nodes: SchedulerNode[], forceAlive: boolean) {
-    this.nodes = nodes.map((n, i) => new NodeState(i, n, forceAlive || n.alive, !forceAlive && n.draining === true));
+    this.nodes = nodes.map((n, i) => new NodeHeadroom(i, n, forceAlive || n.alive, !forceAlive && n.draining === true));
     for (const ns of this.nodes) this.byId.set(ns.node.id, ns);
   }
 
@@ -123,7 +123,7 @@ export class ClusterState {
     this.memo.set(key, value);
   }
 
-  node(id: string): NodeState | undefined {
+  node(id: string): NodeHeadroom | undefined {
     return this.byId.get(id);
   }
 

@@ -116,7 +116,7 @@ export interface Toleration {
 }
 
 /** A validated placement group spec (the output of `parsePlacementGroupSpec`). */
-export interface PlacementGroupSpec {
+export interface ValidPgSpec {
   name: string;
   strategy: Strategy;
   bundles: Bundle[];

@@ -9,14 +9,14 @@
  * node could hold is PENDING, counted under `node-draining`, never INFEASIBLE.
  */
 import { OK, ReasonCode, reject, type FilterResult } from '../reasons.js';
-import type { NodeState } from '../state.js';
+import type { NodeHeadroom } from '../state.js';
 import type { SchedulerPlugin } from './types.js';
 
 const DRAINING = reject(ReasonCode.NODE_DRAINING);
 
 export const drainingPlugin = {
   name: 'draining',
-  filterNode(node: NodeState): FilterResult {
+  filterNode(node: NodeHeadroom): FilterResult {
     return node.draining ? DRAINING : OK;
   },
 } satisfies SchedulerPlugin;

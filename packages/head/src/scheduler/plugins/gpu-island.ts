@@ -7,18 +7,18 @@
  * one exists" holds by default.
  */
 import { OK, ReasonCode, reject, type FilterResult } from '../reasons.js';
-import type { NodeState } from '../state.js';
+import type { NodeHeadroom } from '../state.js';
 import type { BundleContext, GangContext, SchedulerPlugin } from './types.js';
 
 const NO_ISLAND = reject(ReasonCode.GPU_ISLAND);
 
 export const gpuIslandPlugin = {
   name: 'gpu-island',
-  filterBundle(node: NodeState, b: BundleContext, ctx: GangContext): FilterResult {
+  filterBundle(node: NodeHeadroom, b: BundleContext, ctx: GangContext): FilterResult {
     if (!ctx.islandRequired || b.gpus < 2) return OK;
     return b.fit(node).bestIslandFree >= 0 ? OK : NO_ISLAND;
   },
-  score(node: NodeState, b: BundleContext): number {
+  score(node: NodeHeadroom, b: BundleContext): number {
     if (b.gpus < 2) return 100;
     return b.fit(node).bestIslandFree >= 0 ? 100 : 0;
   },

@@ -4,12 +4,12 @@
  * everywhere else but cannot take what the starving gang is waiting for.
  */
 import { OK, ReasonCode, reject, type FilterResult } from '../reasons.js';
-import type { NodeState } from '../state.js';
+import type { NodeHeadroom } from '../state.js';
 import type { GangContext, SchedulerPlugin } from './types.js';
 
 export const heldPlugin = {
   name: 'held',
-  filterNode(node: NodeState, ctx: GangContext): FilterResult {
+  filterNode(node: NodeHeadroom, ctx: GangContext): FilterResult {
     const holder = ctx.held?.get(node.node.id);
     return holder === undefined ? OK : reject(ReasonCode.NODE_HELD, holder);
   },

@@ -12,7 +12,7 @@
  * GPUs prefer nodes with no free GPUs, so they don't strand them.
  */
 import { OK, ReasonCode, reject, type FilterResult } from '../reasons.js';
-import type { NodeState } from '../state.js';
+import type { NodeHeadroom } from '../state.js';
 import type { BundleContext, SchedulerPlugin } from './types.js';
 
 const NO_GPU = reject(ReasonCode.GPU, 'gpu');
@@ -21,7 +21,7 @@ const NO_MEMORY = reject(ReasonCode.MEMORY, 'memory');
 
 export const resourcesPlugin = {
   name: 'resources',
-  filterBundle(node: NodeState, b: BundleContext): FilterResult {
+  filterBundle(node: NodeHeadroom, b: BundleContext): FilterResult {
     if (b.gpus > 0) {
       if (node.freeGpuCount() < b.gpus) return NO_GPU;
       if (b.fit(node).count < b.gpus) return reject(ReasonCode.GPU_MEMORY, `${b.bundle.gpuMemoryMiB}MiB`);
@@ -34,7 +34,7 @@ export const resourcesPlugin = {
     }
     return OK;
   },
-  score(node: NodeState, b: BundleContext): number {
+  score(node: NodeHeadroom, b: BundleContext): number {
     if (b.gpus > 0) {
       const fit = b.fit(node);
       const islandLeft = fit.bestIslandFree >= 0 ? fit.bestIslandFree - b.gpus : 32;

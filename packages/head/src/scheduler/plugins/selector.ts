@@ -4,12 +4,12 @@
  * "3 label mismatch gpu=h100" says which one to fix.
  */
 import { OK, ReasonCode, reject, type FilterResult } from '../reasons.js';
-import type { NodeState } from '../state.js';
+import type { NodeHeadroom } from '../state.js';
 import type { GangContext, SchedulerPlugin } from './types.js';
 
 export const selectorPlugin = {
   name: 'selector',
-  filterNode(node: NodeState, ctx: GangContext): FilterResult {
+  filterNode(node: NodeHeadroom, ctx: GangContext): FilterResult {
     const labels = node.node.labels;
     for (const key in ctx.spec.selector.matchLabels) {
       const want = ctx.spec.selector.matchLabels[key];

@@ -9,12 +9,12 @@
  *   attempt to one node (see domains.ts), so nothing to do here.
  */
 import { OK, ReasonCode, reject, type FilterResult } from '../reasons.js';
-import type { NodeState } from '../state.js';
+import type { NodeHeadroom } from '../state.js';
 import type { GangContext, GangDemand, SchedulerPlugin } from './types.js';
 
 const NODE_USED = reject(ReasonCode.SPREAD_NODE_USED);
 
-function takesAll(node: NodeState, need: GangDemand): boolean {
+function takesAll(node: NodeHeadroom, need: GangDemand): boolean {
   if (node.freeGpuCount() < need.gpus || node.freeCpu < need.cpuMillis || node.freeMem < need.memoryBytes) return false;
   if (need.migSlices > 0) {
     let free = 0;
@@ -27,11 +27,11 @@ function takesAll(node: NodeState, need: GangDemand): boolean {
 
 export const strategyPlugin = {
   name: 'strategy',
-  filterBundle(node: NodeState, _bundle, ctx: GangContext): FilterResult {
+  filterBundle(node: NodeHeadroom, _bundle, ctx: GangContext): FilterResult {
     if (ctx.strategy === 'STRICT_SPREAD' && (ctx.bundlesOnNode.get(node.idx) ?? 0) > 0) return NODE_USED;
     return OK;
   },
-  score(node: NodeState, _bundle, ctx: GangContext): number {
+  score(node: NodeHeadroom, _bundle, ctx: GangContext): number {
     const here = (ctx.bundlesOnNode.get(node.idx) ?? 0) > 0;
     if (ctx.strategy === 'PACK') return here ? 100 : takesAll(node, ctx.remaining) ? 50 : 0;
     if (ctx.strategy === 'SPREAD') return here ? 0 : 100;

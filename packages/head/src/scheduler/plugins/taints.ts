@@ -5,7 +5,7 @@
  * nodes are used when nothing else fits.
  */
 import { OK, ReasonCode, reject, type FilterResult } from '../reasons.js';
-import type { NodeState } from '../state.js';
+import type { NodeHeadroom } from '../state.js';
 import type { Taint, Toleration } from '../types.js';
 import type { GangContext, SchedulerPlugin } from './types.js';
 
@@ -20,13 +20,13 @@ export function tolerates(tolerations: readonly Toleration[], taint: Taint): boo
 
 export const taintsPlugin = {
   name: 'taints',
-  filterNode(node: NodeState, ctx: GangContext): FilterResult {
+  filterNode(node: NodeHeadroom, ctx: GangContext): FilterResult {
     for (const taint of node.node.taints) {
       if (taint.effect === 'NoSchedule' && !tolerates(ctx.spec.tolerations, taint)) return reject(ReasonCode.TAINT, taint.key);
     }
     return OK;
   },
-  score(node: NodeState, _bundle, ctx: GangContext): number {
+  score(node: NodeHeadroom, _bundle, ctx: GangContext): number {
     for (const taint of node.node.taints) {
       if (taint.effect === 'PreferNoSchedule' && !tolerates(ctx.spec.tolerations, taint)) return 0;
     }

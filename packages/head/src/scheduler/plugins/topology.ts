@@ -9,11 +9,11 @@
  * already placed.
  */
 import { OK, ReasonCode, reject, type FilterResult } from '../reasons.js';
-import type { NodeState } from '../state.js';
+import type { NodeHeadroom } from '../state.js';
 import type { DomainLevel, GangContext, SchedulerPlugin } from './types.js';
 
 /** Which domain of `level` the node is in; undefined when its label is missing. */
-export function domainOf(node: NodeState, level: DomainLevel): string | undefined {
+export function domainOf(node: NodeHeadroom, level: DomainLevel): string | undefined {
   switch (level) {
     case 'node': return node.node.id;
     case 'nvlink-domain': return node.nvlinkDomain;
@@ -24,11 +24,11 @@ export function domainOf(node: NodeState, level: DomainLevel): string | undefine
 
 export const topologyPlugin = {
   name: 'topology',
-  filterNode(node: NodeState, ctx: GangContext): FilterResult {
+  filterNode(node: NodeHeadroom, ctx: GangContext): FilterResult {
     for (const level of ctx.requiredLevels) if (domainOf(node, level) === undefined) return reject(ReasonCode.TOPOLOGY_LABEL, level);
     return OK;
   },
-  score(node: NodeState, _b, ctx: GangContext): number {
+  score(node: NodeHeadroom, _b, ctx: GangContext): number {
     if (ctx.preferredLevels.length === 0 || ctx.bundlesOnNode.size === 0) return 0;
     let hits = 0;
     for (const level of ctx.preferredLevels) {

@@ -11,15 +11,15 @@
  */
 import { popcount } from '../bits.js';
 import type { FilterResult } from '../reasons.js';
-import type { NodeState } from '../state.js';
-import type { Bundle, PlacementGroupSpec, Strategy } from '../types.js';
+import type { NodeHeadroom } from '../state.js';
+import type { Bundle, ValidPgSpec, Strategy } from '../types.js';
 
 /** The co-location levels (everything but `gpu-island`, which is inside one bundle). */
 export type DomainLevel = 'node' | 'nvlink-domain' | 'rack' | 'zone';
 
 /** What every plugin may know about the group being placed. */
 export interface GangContext {
-  readonly spec: PlacementGroupSpec;
+  readonly spec: ValidPgSpec;
   readonly strategy: Strategy;
   /** `gpu-island` required: each bundle's GPUs inside one NVLink island. */
   readonly islandRequired: boolean;
@@ -81,7 +81,7 @@ export class BundleContext {
     this.memoNode = -1;
   }
 
-  fit(ns: NodeState): NodeFit {
+  fit(ns: NodeHeadroom): NodeFit {
     if (this.memoNode === ns.idx) return this.memo;
     const eligible = ns.eligibleMask(this.bundle.gpuMemoryMiB);
     let best = -1;
@@ -126,9 +126,9 @@ export function formatBytes(n: number): string {
 export interface SchedulerPlugin {
   readonly name: string;
   /** Depends on node and group only; runs once per node per group. */
-  filterNode?(node: NodeState, ctx: GangContext): FilterResult;
+  filterNode?(node: NodeHeadroom, ctx: GangContext): FilterResult;
   /** Depends on the bundle and the gang's tentative reservations; runs per node per bundle. */
-  filterBundle?(node: NodeState, bundle: BundleContext, ctx: GangContext): FilterResult;
+  filterBundle?(node: NodeHeadroom, bundle: BundleContext, ctx: GangContext): FilterResult;
   /** 0..100, higher is better; only on nodes that passed every filter. */
-  score?(node: NodeState, bundle: BundleContext, ctx: GangContext): number;
+  score?(node: NodeHeadroom, bundle: BundleContext, ctx: GangContext): number;
 }

@@ -87,9 +87,12 @@ export interface ReplicaGroupSpec {
   httpPort: string;
   /**
    * Failed replicas replaced within 10 minutes before the group stops
-   * replacing them (no restart loop): 0 = 3, -1 = never replace.
+   * replacing them (no restart loop). Unset: 3; 0: never replace. (Written
+   * before the field tracked presence, -1 meant "never": the head reads it as 0.)
    */
-  maxReplacements: number;
+  maxReplacements?:
+    | number
+    | undefined;
   /**
    * Unset: the replica count is what apply/scale say. Set: the autoscaler
    * moves it between replicas.min and replicas.max (docs/autoscaling.md).
@@ -898,7 +901,7 @@ function createBaseReplicaGroupSpec(): ReplicaGroupSpec {
     rollout: undefined,
     drainDeadlineMs: 0,
     httpPort: "",
-    maxReplacements: 0,
+    maxReplacements: undefined,
     autoscaling: undefined,
   };
 }
@@ -938,7 +941,7 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     if (message.httpPort !== "") {
       writer.uint32(90).string(message.httpPort);
     }
-    if (message.maxReplacements !== 0) {
+    if (message.maxReplacements !== undefined) {
       writer.uint32(96).int32(message.maxReplacements);
     }
     if (message.autoscaling !== undefined) {
@@ -1101,7 +1104,7 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
         ? globalThis.Number(object.maxReplacements)
         : isSet(object.max_replacements)
         ? globalThis.Number(object.max_replacements)
-        : 0,
+        : undefined,
       autoscaling: isSet(object.autoscaling) ? Autoscaling.fromJSON(object.autoscaling) : undefined,
     };
   },
@@ -1141,7 +1144,7 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     if (message.httpPort !== "") {
       obj.httpPort = message.httpPort;
     }
-    if (message.maxReplacements !== 0) {
+    if (message.maxReplacements !== undefined) {
       obj.maxReplacements = Math.round(message.maxReplacements);
     }
     if (message.autoscaling !== undefined) {
