@@ -76,7 +76,7 @@ export function useCluster(opts: ClusterOptions = {}, onReady?: (fx: ClusterFixt
 }
 
 /** A nats-server and a connected client for the enclosing suite, stopped (and its dir removed) in afterAll. */
-export function useNats(opts: { clientName?: string } = {}): NatsFixture {
+export function useNats(opts: { clientName?: string } = {}, onReady?: (fx: NatsFixture) => void): NatsFixture {
   const fx = lateFields<NatsFixture>('useNats()', ['server', 'client']);
   let dir: Awaited<ReturnType<typeof tempDir>> | undefined;
   let server: NatsServer | undefined;
@@ -86,6 +86,7 @@ export function useNats(opts: { clientName?: string } = {}): NatsFixture {
     server = await startNats({ dir: dir.path });
     client = await connectNats(server.access, opts.clientName ?? 'muster-test');
     fx.set({ server, client });
+    onReady?.({ server, client });
   });
   afterAll(async () => {
     await client?.close();

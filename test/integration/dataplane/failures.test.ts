@@ -3,28 +3,21 @@
  * mid-call, drains (scale down), and hedging past a slow replica. Every test
  * counts handler runs per request id: no call may be lost or run twice.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { connectNats, ErrorCode, isMusterError, type NatsConnection } from '@muster/common';
-import { startNats, tempDir, waitFor, type NatsServer } from '@muster/testing';
+import { waitFor, type NatsServer } from '@muster/testing';
+import { useNats } from '@muster/testing/vitest';
 import { replicaSubject } from '@muster/contracts';
 import { Router, serve, type Server, type Membership, type ReplicaInfo, type UnaryHandler } from '@muster/dataplane';
 
-let dir: { path: string; remove(): Promise<void> };
 let nats: NatsServer;
 let client: NatsConnection;
 const cleanup: (() => Promise<unknown> | unknown)[] = [];
 
-beforeAll(async () => {
-  dir = await tempDir('muster-dp-failures-');
-  nats = await startNats({ dir: dir.path });
-  client = await connectNats(nats.access, 'failures-test');
-});
+useNats({ clientName: 'failures-test' }, (fx) => ({ server: nats, client } = fx));
 
 afterAll(async () => {
   for (const c of cleanup.reverse()) await c();
-  await client?.close();
-  await nats?.stop();
-  await dir?.remove();
 });
 
 /** Handler runs per request id, over all replicas of a test. */

@@ -5,29 +5,22 @@
  * flight and calls made during the outage fail at once with a retryable
  * MUSTER_UNAVAILABLE, and the same router serves again once NATS is back.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { connectNats, ErrorCode, isMusterError, type MusterError, type NatsConnection } from '@muster/common';
-import { startNats, tempDir, waitFor, type NatsServer } from '@muster/testing';
+import { waitFor, type NatsServer } from '@muster/testing';
+import { useNats } from '@muster/testing/vitest';
 import { connect } from '@nats-io/transport-node';
 import { loadSubject, replicaSubject } from '@muster/contracts';
 import { Router, serve, type ServeHandlers, type ReplicaInfo } from '@muster/dataplane';
 
-let dir: { path: string; remove(): Promise<void> };
 let nats: NatsServer;
 let client: NatsConnection;
 const cleanup: (() => Promise<unknown> | unknown)[] = [];
 
-beforeAll(async () => {
-  dir = await tempDir('muster-dp-outage-');
-  nats = await startNats({ dir: dir.path });
-  client = await connectNats(nats.access, 'outage-test');
-});
+useNats({ clientName: 'outage-test' }, (fx) => ({ server: nats, client } = fx));
 
 afterAll(async () => {
   for (const c of cleanup.reverse()) await c();
-  await client?.close();
-  await nats?.stop();
-  await dir?.remove();
 });
 
 /** Handler runs per request id: nothing may run twice. */

@@ -2,28 +2,21 @@
  * The router against real replicas: `serve()` on a real nats-server, the
  * membership fed by hand (the head's role).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { connectNats, ErrorCode, isMusterError, type NatsConnection } from '@muster/common';
-import { startNats, tempDir, waitFor, type NatsServer } from '@muster/testing';
+import { waitFor, type NatsServer } from '@muster/testing';
+import { useNats } from '@muster/testing/vitest';
 import { replicaSubject } from '@muster/contracts';
 import { Router, serve, type ServeHandlers, type Server, type Membership, type ReplicaInfo } from '@muster/dataplane';
 
-let dir: { path: string; remove(): Promise<void> };
 let nats: NatsServer;
 let client: NatsConnection;
 const cleanup: (() => Promise<unknown> | unknown)[] = [];
 
-beforeAll(async () => {
-  dir = await tempDir('muster-dp-router-');
-  nats = await startNats({ dir: dir.path });
-  client = await connectNats(nats.access, 'router-test');
-});
+useNats({ clientName: 'router-test' }, (fx) => ({ server: nats, client } = fx));
 
 afterAll(async () => {
   for (const c of cleanup.reverse()) await c();
-  await client?.close();
-  await nats?.stop();
-  await dir?.remove();
 });
 
 async function replica(group: string, id: string, revision: string, handlers?: ServeHandlers): Promise<{ server: Server; info: ReplicaInfo }> {

@@ -2,28 +2,21 @@
  * The replica side alone, spoken to in raw wire messages over a real
  * nats-server: what any router (TS or not) can rely on.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectNats, decode, encode, ErrorCode, type NatsConnection } from '@muster/common';
-import { startNats, tempDir, waitFor, type NatsServer } from '@muster/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+import { decode, encode, ErrorCode, type NatsConnection } from '@muster/common';
+import { waitFor, type NatsServer } from '@muster/testing';
+import { useNats } from '@muster/testing/vitest';
 import { loadSubject, replicaSubject } from '@muster/contracts';
 import { serve, type Server, type WireLoad, type WireReply, type WireRequest } from '@muster/dataplane';
 
-let dir: { path: string; remove(): Promise<void> };
 let nats: NatsServer;
 let client: NatsConnection;
 const servers: Server[] = [];
 
-beforeAll(async () => {
-  dir = await tempDir('muster-dp-serve-');
-  nats = await startNats({ dir: dir.path });
-  client = await connectNats(nats.access, 'serve-test');
-});
+useNats({ clientName: 'serve-test' }, (fx) => ({ server: nats, client } = fx));
 
 afterAll(async () => {
   for (const s of servers) await s.close();
-  await client?.close();
-  await nats?.stop();
-  await dir?.remove();
 });
 
 async function start(group: string, handlers: Parameters<typeof serve>[0], opts: Parameters<typeof serve>[1] = {}): Promise<Server> {

@@ -1,26 +1,18 @@
 /** Streaming calls end to end: `serve({ stream })` ↔ `Router.stream()` over a real nats-server. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectNats, ErrorCode, isMusterError, type NatsConnection } from '@muster/common';
-import { startNats, tempDir, waitFor, type NatsServer } from '@muster/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ErrorCode, isMusterError, type NatsConnection } from '@muster/common';
+import { waitFor } from '@muster/testing';
+import { useNats } from '@muster/testing/vitest';
 import { replicaSubject } from '@muster/contracts';
 import { Router, serve, type ReplicaInfo, type StreamHandler } from '@muster/dataplane';
 
-let dir: { path: string; remove(): Promise<void> };
-let nats: NatsServer;
 let client: NatsConnection;
 const cleanup: (() => Promise<unknown> | unknown)[] = [];
 
-beforeAll(async () => {
-  dir = await tempDir('muster-dp-stream-');
-  nats = await startNats({ dir: dir.path });
-  client = await connectNats(nats.access, 'stream-test');
-});
+useNats({ clientName: 'stream-test' }, (fx) => ({ client } = fx));
 
 afterAll(async () => {
   for (const c of cleanup.reverse()) await c();
-  await client?.close();
-  await nats?.stop();
-  await dir?.remove();
 });
 
 async function setup(group: string, handlers: Record<string, StreamHandler>): Promise<{ router: Router; servers: Awaited<ReturnType<typeof serve>>[] }> {

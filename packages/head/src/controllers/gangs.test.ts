@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCode } from '@muster/common';
+import { ErrorCode, waitFor } from '@muster/common';
 import { createLogger } from '@muster/common/log';
 import {
   Gang,
@@ -109,15 +109,6 @@ function report(rank: number, phase: string, over: Partial<ShardStatusReport> = 
   return { gangId: '', attempt: 1, rank, phase, pid: 100 + rank, exitCode: undefined, signal: '', reason: '', stopped: false, logTail: '', ...over };
 }
 
-/** Polls `ok` until it holds; fails the test at the deadline. */
-async function waitFor(ok: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error('condition not met before the deadline');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 const kinds = (msgs: HeadMessage[]) => msgs.map((m) => m.msg?.$case);
 
 describe('gang controller on a failing store', () => {
@@ -190,7 +181,7 @@ describe('gang controller on a failing store', () => {
 
     h.store.failWrites({ prefix: GANGS_PREFIX });
     await h.kill();
-    await waitFor(() => h.store.failed > 0);
+    await waitFor('the store to refuse a write', () => h.store.failed > 0);
     await h.gangs.shardInventory('n2', []); // a call that waits for the reload and changes nothing
     const stored = await h.stored(g.id);
     expect(stored?.state).toBe(G.GANG_STATE_READY);
@@ -200,7 +191,7 @@ describe('gang controller on a failing store', () => {
 
     // Healed: the retry pass finds the ranks on a dead node (the node's death itself is not sent again).
     h.store.heal();
-    await waitFor(() => h.gangs.get(g.id).state === G.GANG_STATE_RESTARTING);
+    await waitFor('the gang to restart', () => h.gangs.get(g.id).state === G.GANG_STATE_RESTARTING);
     expect(h.gangs.get(g.id)).toMatchObject({ restarts: 0, lastFailure: { rank: 0, nodeId: 'n1', reason: 'node n1 died' } });
     expect(await h.stored(g.id)).toEqual(h.gangs.get(g.id));
     expect(h.changed.map((x) => x.state)).toEqual([G.GANG_STATE_RESTARTING]);
@@ -214,7 +205,7 @@ describe('gang controller on a failing store', () => {
     h.changed.length = 0;
     h.store.failWrites({ prefix: GANGS_PREFIX });
     await h.gangs.shardStatus('n1', report(0, 'started', { gangId: g.id })); // resolves before the write: nothing waits on it
-    await waitFor(() => h.store.failed > 0);
+    await waitFor('the store to refuse a write', () => h.store.failed > 0);
     await h.gangs.shardInventory('n2', []); // a call that waits for the reload and changes nothing
     expect(h.gangs.get(g.id)).toEqual(await h.stored(g.id));
     expect(h.gangs.get(g.id).ranks[0]?.phase).toBe('pending');
