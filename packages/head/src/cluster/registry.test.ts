@@ -6,20 +6,13 @@
  * once the store takes writes again. Heartbeats write nothing.
  */
 import { EventEmitter } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Metadata } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MusterError } from '@muster/common';
-import { createLogger } from '@muster/common/log';
 import { Node, NodeState, type AgentMessage, type HeadMessage, type Register } from '@muster/proto';
 import { agentService } from '../api/agent-service.js';
 import type { RpcContext } from '../api/rpc.js';
-import { EventLog } from '../events/event-log.js';
-import { EmbeddedStore } from '../state/embedded.js';
-import { FaultyStore } from '../state/faulty.js';
-import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
+import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
 import { NODES_PREFIX, NodeRegistry, type AgentConnection } from './registry.js';
 
 const DEAD_AFTER_MS = 1_000;
@@ -50,17 +43,8 @@ function registration(nodeId: string, incarnation = 'inc-1'): Register {
 }
 
 async function harness() {
-  const dir = await mkdtemp(join(tmpdir(), 'muster-registry-'));
-  const inner = await EmbeddedStore.open(dir);
-  cleanups.push(async () => {
-    await inner.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const store = new FaultyStore(inner);
-  const { revision } = await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'test', address: '127.0.0.1:1', sinceMs: Date.now() }));
-  const writer = new StateWriter(store, 'test', revision);
-  const log = createLogger('test', { level: 'silent' });
-  const events = new EventLog(writer, log, { retention: 1_000, subjectPrefix: 'muster' });
+  const { store, writer, log, events, close } = await leaderOnFaultyStore('registry', { eventRetention: 1_000 });
+  cleanups.push(close);
   let clock = 0;
   const registry = new NodeRegistry(writer, events, log, DEAD_AFTER_MS, () => clock);
   const heard: string[] = [];

@@ -6,12 +6,8 @@
  * error and changes nothing — memory, agents, events and listeners see only
  * what the store holds — and once the store heals, the same call works.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, waitFor } from '@muster/common';
-import { createLogger } from '@muster/common/log';
 import {
   Gang,
   GangState as G,
@@ -23,10 +19,7 @@ import {
   type ShardStatusReport,
 } from '@muster/proto';
 import { NodeRegistry, type AgentConnection } from '../cluster/registry.js';
-import { EventLog } from '../events/event-log.js';
-import { EmbeddedStore } from '../state/embedded.js';
-import { FaultyStore } from '../state/faulty.js';
-import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
+import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
 import { GANGS_PREFIX, GangController } from './gangs.js';
 import { PlacementGroupController } from './placement-groups.js';
 
@@ -54,17 +47,8 @@ const wire: GangSpec = {
 
 /** A placed group of two 2-GPU bundles on node n1, and a gang controller over a FaultyStore. */
 async function harness() {
-  const dir = await mkdtemp(join(tmpdir(), 'muster-gangs-'));
-  const real = await EmbeddedStore.open(dir);
-  cleanups.push(async () => {
-    await real.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const store = new FaultyStore(real);
-  const { revision } = await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'test', address: '127.0.0.1:1', sinceMs: Date.now() }));
-  const writer = new StateWriter(store, 'test', revision);
-  const log = createLogger('test', { level: 'silent' });
-  const events = new EventLog(writer, log, { retention: 10_000, subjectPrefix: 'muster' });
+  const { store, writer, log, events, close } = await leaderOnFaultyStore('gangs');
+  cleanups.push(close);
   let clock = 0;
   const registry = new NodeRegistry(writer, events, log, 60_000, () => clock);
   /** n1 silent past dead-after: the sweep declares it dead. */

@@ -5,16 +5,10 @@
  * real embedded store behind the fault-injecting FaultyStore; placement
  * groups and gangs are in-process stubs (a test turns a gang READY).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createLogger } from '@muster/common/log';
 import { ClusterEvent, GangState as G, type Gang, type GangSpec, type Membership, type PlacementGroup, type PlacementGroupSpec, type ReplicaGroupSpec } from '@muster/proto';
-import { EVENTS_PREFIX, EventLog } from '../events/event-log.js';
-import { EmbeddedStore } from '../state/embedded.js';
-import { FaultyStore } from '../state/faulty.js';
-import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
+import { EVENTS_PREFIX } from '../events/event-log.js';
+import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
 import { RGS_PREFIX, ReplicaGroupController } from './replica-groups.js';
 import type { GangsPort, PgsPort } from './rg-executor.js';
 
@@ -68,17 +62,8 @@ function stubs() {
 }
 
 async function harness() {
-  const dir = await mkdtemp(join(tmpdir(), 'muster-rgc-'));
-  const inner = await EmbeddedStore.open(dir);
-  cleanups.push(async () => {
-    await inner.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const store = new FaultyStore(inner);
-  const { revision } = await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'test', address: '127.0.0.1:1', sinceMs: Date.now() }));
-  const writer = new StateWriter(store, 'test', revision);
-  const log = createLogger('test', { level: 'silent' });
-  const events = new EventLog(writer, log, { retention: 10_000, subjectPrefix: 'muster' });
+  const { inner, store, writer, log, events, close } = await leaderOnFaultyStore('rgc');
+  cleanups.push(close);
   const heard: string[] = [];
   cleanups.push(events.subscribe((e) => heard.push(e.kind)));
   const { pgsPort, gangsPort, allReady } = stubs();
