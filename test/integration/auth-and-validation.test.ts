@@ -3,13 +3,19 @@
  * nothing; malformed registrations are refused naming the field, and the
  * head keeps serving the nodes it has.
  */
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { ErrorCode, readToken, tokenMetadata } from '@muster/common';
 import { AgentMessage, HeadMessage, type Register } from '@muster/proto';
 import { connect } from '@muster/sdk';
-import { type LocalCluster } from '@muster/testing';
+import { tempDir, type LocalCluster } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
+
+const headBin = join(dirname(createRequire(import.meta.url).resolve('@muster/head/package.json')), 'dist/main.js');
 
 /** Opens an agent stream, sends `messages`, resolves with how it ended. */
 function agentExchange(address: string, md: Metadata, messages: Buffer[], opts: { cancelOnReply?: boolean } = {}): Promise<{ error?: ServiceError; received: Buffer[] }> {
@@ -155,5 +161,34 @@ describe('auth and validation at the head', () => {
   it('a worker started with a wrong token says so and does not register', async () => {
     await expect(cluster.addWorker({ nodeId: 'wrong-token', args: ['--token', 'wrong'] }, { readyTimeoutMs: 2_000 })).rejects.toThrow(/wrong cluster token/);
     expect(await aliveIds()).not.toContain('wrong-token');
+  });
+});
+
+describe('the head refuses a weak token file at start', () => {
+  it.each([
+    ['empty', ''],
+    ['whitespace-only', ' \n\t\n'],
+    ['short', 'letmein\n'],
+  ])('an %s token file: exits non-zero naming the file, serves nothing', async (_what, content) => {
+    const dir = await tempDir('muster-weak-token-');
+    try {
+      const tokenFile = join(dir.path, 'token');
+      await writeFile(tokenFile, content, { mode: 0o600 });
+      const head = await new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = execFile(
+          process.execPath,
+          [headBin, '--listen', '127.0.0.1:0', '--data-dir', join(dir.path, 'data'), '--token-file', tokenFile, '--metrics-listen', ''],
+          { timeout: 20_000 },
+          (_err, stdout, stderr) => resolve({ code: child.exitCode, out: stdout + stderr }),
+        );
+      });
+      expect(head.code).toBe(1);
+      expect(head.out).toContain('head failed to start');
+      expect(head.out).toContain(tokenFile);
+      expect(head.out).toMatch(/at least 32 bytes are required/);
+      expect(head.out).not.toContain('head ready');
+    } finally {
+      await dir.remove();
+    }
   });
 });

@@ -11,10 +11,21 @@ import { ErrorCode, MusterError } from './errors.js';
 
 export const AUTH_HEADER = 'authorization';
 
-/** Reads the token at `path`, creating it (0600) when absent. */
+/**
+ * The shortest token a head accepts, in bytes: a generated one has 43
+ * (32 random bytes, base64url). An empty or short token file would make the
+ * head accept an empty or guessable credential from anyone.
+ */
+export const MIN_TOKEN_BYTES = 32;
+
+/**
+ * Reads the token at `path`, creating it (0600) when absent. An existing
+ * file whose token is empty or shorter than MIN_TOKEN_BYTES is refused: the
+ * head does not start on it.
+ */
 export async function loadOrCreateToken(path: string): Promise<string> {
   try {
-    return (await readFile(path, 'utf8')).trim();
+    return checkTokenStrength((await readFile(path, 'utf8')).trim(), path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
@@ -29,6 +40,15 @@ export async function loadOrCreateToken(path: string): Promise<string> {
   }
   await chmod(path, 0o600);
   return token;
+}
+
+function checkTokenStrength(token: string, path: string): string {
+  const bytes = Buffer.byteLength(token);
+  if (bytes >= MIN_TOKEN_BYTES) return token;
+  throw new MusterError(
+    ErrorCode.FAILED_PRECONDITION,
+    `cluster token file ${path} holds ${bytes === 0 ? 'no token' : `a ${bytes}-byte token`}; at least ${MIN_TOKEN_BYTES} bytes are required (remove the file and the head creates a strong one, or write e.g. \`openssl rand -base64 32\` into it)`,
+  );
 }
 
 /** Reads a token file written by the head (for agents and clients). */
