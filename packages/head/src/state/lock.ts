@@ -52,7 +52,7 @@ export async function lockDataDir(dir: string, waitSeconds = WAIT_SECONDS): Prom
   });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2_000)));
-  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const locked = await new Promise<boolean>((resolve, reject) => {
     child.once('error', (e: NodeJS.ErrnoException) =>
       reject(
@@ -95,6 +95,7 @@ export async function lockDataDir(dir: string, waitSeconds = WAIT_SECONDS): Prom
       if (released) return;
       released = true;
       await writeFile(path, '').catch(() => undefined); // still ours until stdin closes
+      child.ref(); // until it has let go: a process exiting right after must not outrun the release
       child.stdin.end();
       await exited;
     },
