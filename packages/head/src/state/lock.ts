@@ -37,6 +37,8 @@ export interface DataDirLock {
   release(): Promise<void>;
   /** Resolves if the lock is lost while held (its holder process was killed). */
   lost: Promise<void>;
+  /** The flock(1) process holding the lock (for diagnostics and tests). */
+  holderPid: number;
 }
 
 /** How long a start waits for a lock whose holder is going away (a head killed a moment ago). */
@@ -50,6 +52,7 @@ export async function lockDataDir(dir: string, waitSeconds = WAIT_SECONDS): Prom
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,
   });
+  child.stdin.on('error', () => undefined); // EPIPE once the holder is gone: `lost` reports that
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2_000)));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -91,6 +94,7 @@ export async function lockDataDir(dir: string, waitSeconds = WAIT_SECONDS): Prom
   await writeFile(path, `pid ${process.pid} on ${hostname()} since ${new Date().toISOString()}\n`);
   return {
     lost,
+    holderPid: child.pid!,
     release: async () => {
       if (released) return;
       released = true;
