@@ -156,6 +156,20 @@ describe('WAL recovery: torn tail or corruption', () => {
     await writeFile(join(dir, segmentName(1)), Buffer.concat([old(1, 'k0'), old(2, 'k1')]));
     expect(await keys(dir)).toEqual(['k0', 'k1']); // an old, undamaged log still loads
   });
+  it('refuses a segment that ends badly when a later segment follows it; repair drops that segment, keeping a copy', async () => {
+    const dir = await tmp();
+    const rec = (s: number, key: string): Buffer => frame({ s, r: s, b: s, ch: [[key, enc('v'), null]] } satisfies WalRecord);
+    const torn = rec(2, 'k1').subarray(0, 10);
+    await writeFile(join(dir, segmentName(1)), Buffer.concat([rec(1, 'k0'), torn]));
+    await writeFile(join(dir, segmentName(2)), rec(3, 'k2'));
+    const err = await openError(dir);
+    expect(err).toMatchObject({ code: 'MUSTER_STORE_CORRUPT' });
+    expect(err.message).toContain('1 more log segment');
+
+    expect(await keys(dir, { repairWal: true, onWarning: () => undefined })).toEqual(['k0']);
+    expect((await listDataDir(dir)).segments).toEqual([1]);
+    expect(await readFile(join(dir, `${segmentName(2)}.dropped-0`))).toEqual(rec(3, 'k2'));
+  });
 });
 
 describe('snapshots larger than one frame', () => {
