@@ -30,6 +30,8 @@ export const ErrorCode = {
   STORE_COMPACTED: 'MUSTER_STORE_COMPACTED',
   /** A state-store transaction lost a compare (another writer won). */
   STORE_CONFLICT: 'MUSTER_STORE_CONFLICT',
+  /** The embedded store's files are damaged beyond a torn last write; the head will not start on them. */
+  STORE_CORRUPT: 'MUSTER_STORE_CORRUPT',
   /** This head lost leadership; its write was fenced off. Retry against the leader. */
   NOT_LEADER: 'MUSTER_NOT_LEADER',
   /** A placement group fits no node shape in the cluster; waiting will not help. */
@@ -62,6 +64,7 @@ const grpcStatusOf: Record<ErrorCode, GrpcStatus> = {
   MUSTER_NODE_SUPERSEDED: GrpcStatus.ABORTED,
   MUSTER_STORE_COMPACTED: GrpcStatus.OUT_OF_RANGE,
   MUSTER_STORE_CONFLICT: GrpcStatus.ABORTED,
+  MUSTER_STORE_CORRUPT: GrpcStatus.DATA_LOSS,
   MUSTER_NOT_LEADER: GrpcStatus.UNAVAILABLE,
   MUSTER_PG_INFEASIBLE: GrpcStatus.FAILED_PRECONDITION,
   MUSTER_BACKPRESSURE: GrpcStatus.RESOURCE_EXHAUSTED,

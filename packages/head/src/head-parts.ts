@@ -18,11 +18,19 @@ import { openStore, type StateStore } from './state/index.js';
 /** Stops what a part started. */
 export type Stop = () => Promise<void> | void;
 
+/** What one start of the head is asked to do beyond its config (flags that must not persist). */
+export interface StartOnce {
+  /** --repair-wal: truncate a damaged embedded store log at its bad frame instead of refusing. */
+  repairWal?: boolean;
+}
+
 /** The cluster token (made on first start) and the state store the config names. */
-export async function openState(config: HeadConfig): Promise<{ token: string; store: StateStore }> {
+export async function openState(config: HeadConfig, log: Logger, once: StartOnce = {}): Promise<{ token: string; store: StateStore }> {
   const token = await loadOrCreateToken(tokenPath(config));
   const store = await openStore(
-    config.store === 'etcd' ? { kind: 'etcd', endpoints: config.etcdEndpoints } : { kind: 'embedded', dataDir: join(config.dataDir, 'store') },
+    config.store === 'etcd'
+      ? { kind: 'etcd', endpoints: config.etcdEndpoints }
+      : { kind: 'embedded', dataDir: join(config.dataDir, 'store'), repairWal: once.repairWal, onWarning: (msg, details) => log.warn(details, msg) },
   );
   return { token, store };
 }

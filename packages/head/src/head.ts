@@ -24,7 +24,7 @@ import { rpcContext } from './api/rpc.js';
 import type { HeadConfig } from './config.js';
 import { Election } from './ha/election.js';
 import { LeaderGate } from './ha/gate.js';
-import { connectEventBus, headInstruments, observeHead, openState, startGrpc, type Stop } from './head-parts.js';
+import { connectEventBus, headInstruments, observeHead, openState, startGrpc, type StartOnce, type Stop } from './head-parts.js';
 import { Leadership, notLeaderError } from './leadership.js';
 import type { LeaderTerm } from './leader-term.js';
 import type { StateStore } from './state/index.js';
@@ -44,8 +44,8 @@ export interface Head {
 
 const SERVICES = [ClusterServiceService, AgentServiceService, GangServiceService, ReplicaGroupServiceService, PlacementGroupServiceService];
 
-export async function startHead(config: HeadConfig, log: Logger): Promise<Head> {
-  const { token, store } = await openState(config);
+export async function startHead(config: HeadConfig, log: Logger, once: StartOnce = {}): Promise<Head> {
+  const { token, store } = await openState(config, log, once);
   const stops: Stop[] = [() => store.close()];
   const close = () => stopAll(stops, log);
   try {

@@ -17,6 +17,8 @@ import { startHead } from './head.js';
 const program = new Command('muster-head')
   .description('Muster head: cluster state, scheduling, agent and SDK API')
   .option('--config <file>', 'YAML or JSON config file (layered under MUSTER_* env and flags)')
+  // A one-off act on a damaged data dir, so a flag only: never a setting left in a file or the environment.
+  .option('--repair-wal', 'embedded store: truncate a log damaged before its end at the bad frame instead of refusing to start (what is cut is saved beside it; back up the data dir first)')
   .showHelpAfterError();
 for (const o of headOptions) program.option(`--${o.flag} <value>`, `${o.description} [env ${o.env}]`);
 program.parse();
@@ -24,14 +26,11 @@ program.parse();
 const log = createLogger('head');
 const opts = program.opts<Record<string, string>>();
 const flags = Object.fromEntries(headOptions.map((o) => [o.key, opts[o.key]]));
+const repairWal = (opts as { repairWal?: boolean }).repairWal === true;
 
 async function main(): Promise<void> {
   const config = loadHeadConfig({ file: opts.config, flags });
-  const head = await startHead(config, log);
-  log.info(
-    { address: head.address, advertise: head.advertiseAddress, role: head.term ? 'leader' : 'standby', headId: head.headId, store: head.store.kind, metrics: head.metricsAddress, tokenFile: tokenPath(config), dataDir: config.dataDir },
-    'head ready',
-  );
+  const head = await startHead(config, log, { repairWal });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -43,6 +42,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // Only now: whoever waits for this line may signal us at once, and must find the handlers in place.
+  log.info(
+    { address: head.address, advertise: head.advertiseAddress, role: head.term ? 'leader' : 'standby', headId: head.headId, store: head.store.kind, metrics: head.metricsAddress, tokenFile: tokenPath(config), dataDir: config.dataDir },
+    'head ready',
+  );
 }
 
 main().catch((e: unknown) => {

@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { appendFile, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -161,21 +161,29 @@ describe('EmbeddedStore durability', () => {
     await s.close();
   });
 
-  it('refuses a data dir locked by a live process, naming it; takes over a dead one', async () => {
+  it('refuses a second open of a locked data dir, naming the holder; outside processes cannot take the lock either', async () => {
     const dir = await tmp();
     const a = await EmbeddedStore.open(dir);
     const err = await EmbeddedStore.open(dir).then(() => undefined, (e: Error & { code?: string }) => e);
     expect(err?.code).toBe('MUSTER_FAILED_PRECONDITION');
     expect(err?.message).toContain(dir);
-    expect(err?.message).toContain(String(process.pid));
+    expect(err?.message).toContain(`pid ${process.pid}`);
+    // flock(1) from another process: the kernel lock, not the file's content, is what refuses it.
+    expect(spawnSync('flock', ['--nonblock', join(dir, 'LOCK'), 'true']).status).toBe(1);
     await a.close();
+    expect(spawnSync('flock', ['--nonblock', join(dir, 'LOCK'), 'true']).status).toBe(0);
+  });
 
-    const child = spawn(process.execPath, ['-e', '']);
-    await new Promise((r) => child.once('exit', r));
-    await writeFile(join(dir, 'LOCK'), `${child.pid}\n`); // a lock left by a process that died
+  it('starts on a lock file left by a dead holder, even one naming this very pid (a restarted container)', async () => {
+    const dir = await tmp();
+    await writeFile(join(dir, 'LOCK'), `pid ${process.pid} on ${hostname()} since 2026-01-01T00:00:00.000Z\n`);
     const b = await EmbeddedStore.open(dir);
-    expect((await readFile(join(dir, 'LOCK'), 'utf8')).trim()).toBe(String(process.pid));
+    await b.put('k', enc('v'));
     await b.close();
+    await writeFile(join(dir, 'LOCK'), `${process.pid}\n`); // the pid file of an older version
+    const c = await EmbeddedStore.open(dir);
+    expect(text((await c.get('k'))?.value)).toBe('v');
+    await c.close();
   });
 
   it('keeps a bounded watch history; older revisions are compacted', async () => {
@@ -247,7 +255,7 @@ describe('EmbeddedStore durability', () => {
       child.kill('SIGKILL');
       await exited;
     }
-    const s = await EmbeddedStore.open(dir); // also takes over the dead child's lock
+    const s = await EmbeddedStore.open(dir); // the dead child's flock lock went with it
     const have = new Set((await s.range('c/')).kvs.map((kv) => kv.key));
     expect(acked.filter((k) => !have.has(k))).toEqual([]);
     expect(have.size).toBeGreaterThanOrEqual(acked.length);

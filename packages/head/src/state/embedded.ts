@@ -28,7 +28,9 @@ import type {
 import type { Keyspace, Change, WalRecord } from './keyspace.js';
 import { eventKey, eventRev, type History } from './history.js';
 import { recover } from './recovery.js';
-import { SegmentWriter, frame, lockDataDir, writeSnapshot } from './wal.js';
+import { lockDataDir } from './lock.js';
+import { snapshotFrames } from './snapshot.js';
+import { SegmentWriter, frame, writeSnapshot } from './wal.js';
 import { WatchQueue } from './watch-queue.js';
 import { checkFromRevision, checkKey, checkLimit, checkPrefix, checkTxn, leaseTtl } from './validate.js';
 
@@ -37,9 +39,18 @@ export interface EmbeddedStoreOptions {
   historyRevisions?: number;
   /** Snapshot the state and start a new log segment once the segment is this big. Default 64 MiB. */
   snapshotBytes?: number;
+  /**
+   * Open a log damaged before its end by truncating it at the bad frame
+   * (what is cut is saved beside the segment) instead of refusing. Default false.
+   */
+  repairWal?: boolean;
+  /** Told what recovery cut off the log. Default: process.emitWarning. */
+  onWarning?: (message: string, details: Record<string, unknown>) => void;
 }
 
 interface Batch {
+  /** Sequence number of its first record. */
+  first: number;
   frames: Buffer[];
   bytes: number;
   events: WatchEvent[];
@@ -50,12 +61,12 @@ interface Batch {
   reject(e: Error): void;
 }
 
-function newBatch(): Batch {
+function newBatch(first: number): Batch {
   let resolve!: () => void;
   let reject!: (e: Error) => void;
   const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
   done.catch(() => undefined); // rejections reach the writers that await it
-  return { frames: [], bytes: 0, events: [], rev: 0, done, resolve, reject };
+  return { first, frames: [], bytes: 0, events: [], rev: 0, done, resolve, reject };
 }
 
 export class EmbeddedStore implements StateStore {
@@ -90,17 +101,22 @@ export class EmbeddedStore implements StateStore {
   /** Opens (creating if needed) the store in `dataDir`: lock, load snapshot, replay log. */
   static async open(dataDir: string, opts: EmbeddedStoreOptions = {}): Promise<EmbeddedStore> {
     await mkdir(dataDir, { recursive: true });
-    const unlock = await lockDataDir(dataDir);
+    const lock = await lockDataDir(dataDir);
     try {
-      const { ks, history, seq, gen } = await recover(dataDir, opts.historyRevisions ?? 10_000);
+      const { ks, history, seq, gen } = await recover(dataDir, {
+        historyRevisions: opts.historyRevisions ?? 10_000,
+        repairWal: opts.repairWal,
+        warn: opts.onWarning ?? ((message) => process.emitWarning(message, 'MusterStoreWarning')),
+      });
       const wal = await SegmentWriter.open(dataDir, gen);
-      const store = new EmbeddedStore(dataDir, ks, history, wal, seq, unlock, opts.snapshotBytes ?? 64 << 20);
+      const store = new EmbeddedStore(dataDir, ks, history, wal, seq, lock.release, opts.snapshotBytes ?? 64 << 20);
+      void lock.lost.then(() => store.fail(new Error(`the lock on ${dataDir} was lost (its flock process exited)`)));
       // Leases survive a restart with their full TTL (as in etcd): their
       // holders get that long to come back before the keys go.
       for (const [id, lease] of ks.leases) store.armExpiry(id, lease.ttl);
       return store;
     } catch (e) {
-      await unlock();
+      await lock.release();
       throw e;
     }
   }
@@ -270,12 +286,19 @@ export class EmbeddedStore implements StateStore {
   private append(rec: WalRecord, events: WatchEvent[]): Promise<void> {
     rec.s = ++this.seq;
     if (rec.ch?.length === 0) delete rec.ch;
-    const f = frame(rec);
     let b = this.collecting;
     if (!b) {
-      b = this.collecting = newBatch();
+      b = this.collecting = newBatch(rec.s);
       // Wait out the current tick so every write issued in it joins the batch.
       if (!this.loop) setImmediate(() => this.kick());
+    }
+    rec.b = b.first;
+    let f: Buffer;
+    try {
+      f = frame(rec);
+    } catch (e) {
+      this.fail(e); // applied in memory but cannot be logged: memory is ahead of disk
+      throw this.broken!;
     }
     b.frames.push(f);
     b.bytes += f.length;
@@ -323,9 +346,10 @@ export class EmbeddedStore implements StateStore {
    * replay skips them by sequence number.
    */
   private async startSnapshot(): Promise<void> {
-    const state = frame(this.ks.snapshot(this.seq, this.wal.gen + 1));
     const seq = this.seq;
+    let state: Buffer[];
     try {
+      state = snapshotFrames(this.ks.snapshot(seq, this.wal.gen + 1));
       await this.wal.rotate();
     } catch (e) {
       this.fail(e);
@@ -352,6 +376,7 @@ export class EmbeddedStore implements StateStore {
 
   /** A log write failed: memory is now ahead of disk, so stop accepting anything. */
   private fail(e: unknown): void {
+    if (this.broken) return; // the first failure is the one to report
     const msg = e instanceof Error ? e.message : String(e);
     this.broken = new MusterError(
       ErrorCode.INTERNAL,

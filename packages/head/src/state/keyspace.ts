@@ -23,6 +23,12 @@ export interface WalRecord {
   lg?: [string, number];
   /** Lease revoked or expired (its keys are deleted by `ch` of the same record). */
   lr?: string;
+  /**
+   * Sequence number of the first record of the batch (one write + fdatasync)
+   * this record was written in; recovery uses it to tell a torn last batch
+   * from corruption. Absent in logs written before it existed.
+   */
+  b?: number;
 }
 
 interface SnapshotState {

@@ -1,34 +1,41 @@
 /**
- * The embedded store's files: write-ahead log segments, snapshots, the lock.
+ * The embedded store's files: write-ahead log segments and snapshots.
  *
  * Every record on disk is one frame:
  *
  *   [u32 LE payload length][u32 LE crc32(payload)][payload: msgpack]
  *
- * A crash can leave the last frame of the last segment half-written; the
+ * A crash can leave the last batch of the last segment half-written; the
  * length and checksum catch that (a zero-filled tail, which some filesystems
- * leave after a crash, is caught by the length, as no payload is empty), and
- * recovery drops the torn frame and truncates it away, so an incomplete record
- * is never read as a short or garbled one.
+ * leave after a crash, is caught by the length, as no payload is empty).
+ * Whether a bad frame is such a torn tail or corruption of written data is
+ * decided by recovery.ts from what `readFrames` finds after it.
  *
  * Layout of the data directory:
- *   LOCK                   pid of the process that has the store open
+ *   LOCK                   held with flock(2) by the process that has the store open (lock.ts)
  *   wal-<gen>.log          log segments, replayed in generation order
- *   snap-<seq>.snap        full state as of record `seq` (newest wins)
+ *   snap-<seq>.snap        full state as of record `seq` (newest wins), one or more frames
  * A snapshot is written to a .tmp file, fdatasync'd and renamed, so a
  * snapshot file that exists is complete; segments it covers are deleted after.
  */
-import { open, readdir, readFile, rename, rm, truncate, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import { ErrorCode, MusterError, decode, encode } from '@muster/common';
 
 const HEADER = 8;
-/** Larger than any sane record: a length above it is garbage, not a record. */
-const MAX_FRAME = 1 << 30;
+/**
+ * The largest payload a frame may carry, on write and on read: a length above
+ * it is garbage, not a record. Writers that could exceed it (the snapshot)
+ * split their data into several frames (snapshot.ts).
+ */
+export const MAX_FRAME = 1 << 30;
 
 export function frame(value: unknown): Buffer {
   const payload = encode(value);
+  if (payload.length > MAX_FRAME) {
+    throw new MusterError(ErrorCode.INTERNAL, `a ${payload.length}-byte record exceeds the log's frame limit of ${MAX_FRAME} bytes`);
+  }
   const buf = Buffer.allocUnsafe(HEADER + payload.length);
   buf.writeUInt32LE(payload.length, 0);
   buf.writeUInt32LE(crc32(payload), 4);
@@ -36,26 +43,62 @@ export function frame(value: unknown): Buffer {
   return buf;
 }
 
+/** The whole frame at `pos` and where it ends, or undefined if its length, checksum or payload is bad. */
+function frameAt<T>(buf: Buffer, pos: number): { record: T; end: number } | undefined {
+  if (pos + HEADER > buf.length) return undefined;
+  const len = buf.readUInt32LE(pos);
+  if (len === 0 || len > MAX_FRAME || pos + HEADER + len > buf.length) return undefined;
+  const payload = buf.subarray(pos + HEADER, pos + HEADER + len);
+  if (crc32(payload) !== buf.readUInt32LE(pos + 4)) return undefined;
+  try {
+    return { record: decode<T>(payload), end: pos + HEADER + len };
+  } catch {
+    return undefined;
+  }
+}
+
+export interface FrameScan<T> {
+  /** The whole frames at the start of the buffer. */
+  records: T[];
+  /** Where the first bad frame starts (buf.length when all are whole). */
+  validBytes: number;
+  /**
+   * Whole frames found after the first bad one (at most `maxAfter`), with
+   * their offsets: evidence that the bad frame is not simply a torn tail.
+   */
+  after: { offset: number; record: T }[];
+}
+
 /**
- * Decodes the complete frames at the start of `buf`. `validBytes` is where the
- * first torn or corrupt frame starts (buf.length when all are whole).
+ * Reads the frames of a segment or snapshot. Past the first bad frame it
+ * keeps looking for whole frames: first where the bad frame's own length
+ * says the next one starts (a flipped payload byte leaves the length
+ * intact), then byte by byte. A random match needs a plausible length and a
+ * matching CRC-32 and a decodable payload, so it is practically impossible.
  */
-export function readFrames<T>(buf: Buffer): { records: T[]; validBytes: number } {
+export function readFrames<T>(buf: Buffer, maxAfter = 1_000): FrameScan<T> {
   const records: T[] = [];
   let pos = 0;
-  while (pos + HEADER <= buf.length) {
-    const len = buf.readUInt32LE(pos);
-    if (len === 0 || len > MAX_FRAME || pos + HEADER + len > buf.length) break;
-    const payload = buf.subarray(pos + HEADER, pos + HEADER + len);
-    if (crc32(payload) !== buf.readUInt32LE(pos + 4)) break;
-    try {
-      records.push(decode<T>(payload));
-    } catch {
-      break;
-    }
-    pos += HEADER + len;
+  for (let f = frameAt<T>(buf, pos); f; f = frameAt<T>(buf, pos)) {
+    records.push(f.record);
+    pos = f.end;
   }
-  return { records, validBytes: pos };
+  const after: FrameScan<T>['after'] = [];
+  if (pos < buf.length) {
+    const len = buf.length - pos >= HEADER ? buf.readUInt32LE(pos) : 0;
+    const skip = len > 0 && pos + HEADER + len < buf.length ? pos + HEADER + len : undefined;
+    let p = skip !== undefined && frameAt(buf, skip) ? skip : pos + 1;
+    while (p + HEADER <= buf.length && after.length < maxAfter) {
+      const f = frameAt<T>(buf, p);
+      if (!f) {
+        p++;
+        continue;
+      }
+      after.push({ offset: p, record: f.record });
+      p = f.end;
+    }
+  }
+  return { records, validBytes: pos, after };
 }
 
 const pad = (n: number, width: number) => String(n).padStart(width, '0');
@@ -83,14 +126,28 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Reads one segment; a torn tail is cut off the file when `repair` is set. */
-export async function readSegment<T>(dir: string, gen: number, repair: boolean): Promise<{ records: T[]; torn: boolean }> {
+/** Reads one segment whole: its frames, and what follows the first bad one. */
+export async function readSegment<T>(dir: string, gen: number): Promise<FrameScan<T> & { path: string; size: number }> {
   const path = join(dir, segmentName(gen));
   const buf = await readFile(path);
-  const { records, validBytes } = readFrames<T>(buf);
-  const torn = validBytes < buf.length;
-  if (torn && repair) await truncate(path, validBytes);
-  return { records, torn };
+  return { ...readFrames<T>(buf), path, size: buf.length };
+}
+
+/**
+ * Cuts a segment at `offset`. The bytes cut off are first saved beside it
+ * (`<segment>.dropped-<offset>`), so even a repair loses nothing for good.
+ */
+export async function truncateSegment(path: string, offset: number, keepDropped: boolean): Promise<void> {
+  if (keepDropped) {
+    const buf = await readFile(path);
+    await writeFile(`${path}.dropped-${offset}`, buf.subarray(offset));
+  }
+  await truncate(path, offset);
+}
+
+async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
+  let off = 0;
+  while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
 }
 
 /** Appends batches of frames to the current segment; one write + fdatasync per batch. */
@@ -111,8 +168,7 @@ export class SegmentWriter {
 
   async append(frames: Buffer[], bytes: number): Promise<void> {
     const buf = frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes);
-    let off = 0;
-    while (off < buf.length) off += (await this.fh.write(buf, off, buf.length - off)).bytesWritten;
+    await writeAll(this.fh, buf);
     await this.fh.datasync();
     this.bytes += buf.length;
   }
@@ -132,11 +188,11 @@ export class SegmentWriter {
 }
 
 /** Writes a snapshot atomically, then deletes the files it makes obsolete. */
-export async function writeSnapshot(dir: string, seq: number, firstGen: number, state: Buffer): Promise<void> {
+export async function writeSnapshot(dir: string, seq: number, firstGen: number, frames: Buffer[]): Promise<void> {
   const tmp = join(dir, `${snapshotName(seq)}.tmp`);
   const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(state);
+    for (const f of frames) await writeAll(fh, f);
     await fh.datasync();
   } finally {
     await fh.close();
@@ -147,45 +203,4 @@ export async function writeSnapshot(dir: string, seq: number, firstGen: number, 
   for (const g of segments) if (g < firstGen) await rm(join(dir, segmentName(g)), { force: true });
   for (const s of snapshots) if (s < seq) await rm(join(dir, snapshotName(s)), { force: true });
   for (const n of await readdir(dir)) if (n.endsWith('.snap.tmp')) await rm(join(dir, n), { force: true }); // left by a crash
-}
-
-/**
- * Takes the data directory's lock: LOCK is created exclusively and holds our
- * pid. A lock whose pid is alive (this process included: two stores in one
- * process would corrupt each other just the same) is refused; the lock of a
- * dead process is taken over. Returns the release function.
- */
-export async function lockDataDir(dir: string): Promise<() => Promise<void>> {
-  const path = join(dir, 'LOCK');
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const fh = await open(path, 'wx');
-      await fh.writeFile(`${process.pid}\n`);
-      await fh.close();
-      return async () => {
-        const owner = await readFile(path, 'utf8').catch(() => '');
-        if (Number.parseInt(owner, 10) === process.pid) await rm(path, { force: true });
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
-    }
-    const pid = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
-    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
-      throw new MusterError(
-        ErrorCode.FAILED_PRECONDITION,
-        `state directory ${dir} is locked by process ${pid} (another head is using it); stop that process or use another --data-dir`,
-        { details: { dataDir: dir, pid } },
-      );
-    }
-    await rm(path, { force: true }); // stale: its process is gone
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
