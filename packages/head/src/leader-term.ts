@@ -56,6 +56,8 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
     metrics: { cycleSeconds: head.instruments.pgCycleSeconds, cycleWrites: head.instruments.pgCycleWrites },
   });
   await placementGroups.load();
+  // A node is not removed while a placement group still holds bundles on it (registry transition 9).
+  registry.setHolders((nodeId) => placementGroups.list().filter((pg) => pg.placements.some((p) => p.nodeId === nodeId)).map((pg) => pg.spec?.name ?? pg.id));
   const gangs = new GangController(writer, registry, placementGroups, events, log.child({ controller: 'gangs' }), config.shardPortRange);
   await gangs.load();
   const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats, (n) => registry.get(n)?.draining === true);
@@ -63,7 +65,7 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
     if (kind === 'node.draining' || kind === 'node.uncordoned') replicaGroups.nodesChanged();
   });
   const drains = new NodeDrains({ registry, pgs: placementGroups, gangs, replicaGroups }, events, log.child({ controller: 'drains' }));
-  const liveness = new Liveness(registry, config.deadAfterMs, log);
+  const liveness = new Liveness(registry, config.deadAfterMs, log, config.deadNodeTtlMs);
   const close = () => {
     liveness.stop();
     drains.close();

@@ -2,7 +2,9 @@
  * Liveness: sweeps the registry often enough that a node silent for
  * deadAfterMs is declared dead within deadAfterMs + sweepMs (sweep = a tenth
  * of deadAfterMs, at most 100 ms: 3 s default → dead 3.0-3.1 s after its
- * last heartbeat).
+ * last heartbeat). The same loop forgets nodes DEAD for deadNodeTtlMs
+ * (registry transition 9), checked every tenth of that TTL, at most once a
+ * minute: a 24 h TTL is kept to within a minute, without a scan per sweep.
  */
 import type { Logger } from '@muster/common';
 import type { NodeRegistry } from './registry.js';
@@ -10,11 +12,14 @@ import type { NodeRegistry } from './registry.js';
 export class Liveness {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  private lastCollect = 0;
 
   constructor(
     private readonly registry: NodeRegistry,
     private readonly deadAfterMs: number,
     private readonly log: Logger,
+    /** A DEAD node is removed this long after it died (none: never). */
+    private readonly deadNodeTtlMs?: number,
   ) {}
 
   start(): void {
@@ -32,6 +37,11 @@ export class Liveness {
     this.running = true;
     try {
       await this.registry.sweep();
+      const ttl = this.deadNodeTtlMs;
+      if (ttl !== undefined && Date.now() - this.lastCollect >= Math.min(60_000, ttl / 10)) {
+        this.lastCollect = Date.now();
+        await this.registry.collectDead(ttl);
+      }
     } catch (e) {
       this.log.error({ err: e }, 'liveness sweep failed; retrying on the next tick');
     } finally {
