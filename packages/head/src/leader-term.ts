@@ -58,7 +58,10 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
   await placementGroups.load();
   // A node is not removed while a placement group still holds bundles on it (registry transition 9).
   registry.setHolders((nodeId) => placementGroups.list().filter((pg) => pg.placements.some((p) => p.nodeId === nodeId)).map((pg) => pg.spec?.name ?? pg.id));
-  const gangs = new GangController(writer, registry, placementGroups, events, log.child({ controller: 'gangs' }), config.shardPortRange);
+  const gangs = new GangController(writer, registry, placementGroups, events, log.child({ controller: 'gangs' }), config.shardPortRange, {
+    kept: config.finishedGangsKept,
+    maxAgeMs: config.finishedGangMaxAgeMs,
+  });
   await gangs.load();
   const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats, (n) => registry.get(n)?.draining === true);
   registry.onTransition((kind) => {
@@ -77,6 +80,8 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
     // Replicas move off draining nodes make-before-break (their controller);
     // every other group is moved by the placement group controller, from now on.
     placementGroups.setMoveOwner((pgId) => replicaGroups.owns(pgId));
+    // A replica's gang stays (finished or not) while its replica record names it.
+    gangs.setOwner((gangId) => replicaGroups.holdsGang(gangId));
   } catch (e) {
     close();
     throw e;

@@ -82,6 +82,12 @@ export class ReplicaGroupController {
   }
 
   /** Whether `pgId` is a replica's placement group (replicas move off draining nodes here, make-before-break). */
+  /** Whether a replica record still names `gangId` (its gang is not collected before the group lets go). */
+  holdsGang(gangId: string): boolean {
+    for (const e of this.groups.values()) if (e.rg.replicas.some((r) => r.gangId === gangId)) return true;
+    return false;
+  }
+
   owns(pgId: string): boolean {
     for (const e of this.groups.values()) if (e.making.has(pgId) || e.rg.replicas.some((r) => r.placementGroupId === pgId)) return true;
     return false;
