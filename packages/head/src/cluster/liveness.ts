@@ -7,7 +7,25 @@
  * minute: a 24 h TTL is kept to within a minute, without a scan per sweep.
  */
 import type { Logger } from '@muster/common';
+import { NodeState, type Node } from '@muster/proto';
 import type { NodeRegistry } from './registry.js';
+
+/**
+ * Removes the nodes DEAD for `ttlMs` or more (registry transition 9; wall
+ * clock from the persisted `stateChangedAtMs`, so a head restart does not
+ * reset it). Returns those removed; one refused (still held) or whose write
+ * failed stays and is tried again by the next call.
+ */
+export async function collectDead(registry: NodeRegistry, ttlMs: number, log: Logger, nowMs = Date.now()): Promise<Node[]> {
+  const due = registry.list(NodeState.NODE_STATE_DEAD).filter((n) => nowMs - n.stateChangedAtMs >= ttlMs);
+  const results = await Promise.allSettled(due.map((n) => registry.remove(n.nodeId, `dead for more than ${ttlMs} ms (--dead-node-ttl-ms)`)));
+  const removed: Node[] = [];
+  for (const r of results) {
+    if (r.status === 'fulfilled') removed.push(r.value);
+    else log.warn({ err: r.reason instanceof Error ? r.reason.message : String(r.reason) }, 'dead node not removed; tried again on the next sweep');
+  }
+  return removed;
+}
 
 export class Liveness {
   private timer: NodeJS.Timeout | undefined;
@@ -40,7 +58,7 @@ export class Liveness {
       const ttl = this.deadNodeTtlMs;
       if (ttl !== undefined && Date.now() - this.lastCollect >= Math.min(60_000, ttl / 10)) {
         this.lastCollect = Date.now();
-        await this.registry.collectDead(ttl);
+        await collectDead(this.registry, ttl, this.log);
       }
     } catch (e) {
       this.log.error({ err: e }, 'liveness sweep failed; retrying on the next tick');

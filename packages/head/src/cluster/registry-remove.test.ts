@@ -1,6 +1,6 @@
 /**
  * Registry transition 9: a DEAD node is forgotten — by an operator
- * (`remove`) or once dead for the TTL (`collectDead`) — written first (record
+ * (`remove`) or once dead for the TTL (liveness.ts `collectDead`) — written first (record
  * deleted with its node.removed event), then memory and listeners. A live
  * node or one still holding bundles is refused by name; a failed write
  * forgets nothing.
@@ -15,6 +15,7 @@ import { EventLog } from '../events/event-log.js';
 import { EmbeddedStore } from '../state/embedded.js';
 import { FaultyStore } from '../state/faulty.js';
 import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
+import { collectDead } from './liveness.js';
 import { NODES_PREFIX, NodeRegistry, type AgentConnection } from './registry.js';
 
 const DEAD_AFTER_MS = 1_000;
@@ -49,7 +50,7 @@ async function harness() {
     await registry.sweep();
   };
   const kinds = async () => (await events.history()).map((e) => `${e.kind} ${e.nodeId}`).filter((k) => k.startsWith('node.removed'));
-  return { store, registry, heard, conn, dead, kinds, stored: async (id: string) => (await store.get(NODES_PREFIX + id)) !== undefined };
+  return { store, registry, log, heard, conn, dead, kinds, stored: async (id: string) => (await store.get(NODES_PREFIX + id)) !== undefined };
 }
 
 describe('NodeRegistry.remove', () => {
@@ -101,14 +102,14 @@ describe('NodeRegistry.remove', () => {
   });
 });
 
-describe('NodeRegistry.collectDead', () => {
+describe('collectDead (the dead-node TTL)', () => {
   it('removes only nodes dead for the TTL; live and recently dead ones stay', async () => {
     const h = await harness();
     await h.dead('old1', 'old2');
     await h.registry.register(registration('live'), h.conn(9));
     const diedAt = h.registry.get('old1')!.stateChangedAtMs;
-    expect(await h.registry.collectDead(60_000, diedAt + 59_000)).toEqual([]);
-    const removed = await h.registry.collectDead(60_000, diedAt + 60_000);
+    expect(await collectDead(h.registry, 60_000, h.log, diedAt + 59_000)).toEqual([]);
+    const removed = await collectDead(h.registry, 60_000, h.log, diedAt + 60_000);
     expect(removed.map((n) => n.nodeId).sort()).toEqual(['old1', 'old2']);
     expect(h.registry.list().map((n) => n.nodeId)).toEqual(['live']);
     expect((await h.kinds()).sort()).toEqual(['node.removed old1', 'node.removed old2']);
@@ -120,8 +121,8 @@ describe('NodeRegistry.collectDead', () => {
     let held = ['pg-a'];
     h.registry.setHolders(() => held);
     const later = Date.now() + 120_000;
-    expect(await h.registry.collectDead(60_000, later)).toEqual([]);
+    expect(await collectDead(h.registry, 60_000, h.log, later)).toEqual([]);
     held = [];
-    expect((await h.registry.collectDead(60_000, later)).map((n) => n.nodeId)).toEqual(['n1']);
+    expect((await collectDead(h.registry, 60_000, h.log, later)).map((n) => n.nodeId)).toEqual(['n1']);
   });
 });

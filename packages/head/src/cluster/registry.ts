@@ -38,7 +38,7 @@
  *                               → not draining, event node.uncordoned
  *
  * A DEAD node is forgotten (its record deleted, event node.removed) after
- * --dead-node-ttl-ms (the liveness sweep, `collectDead`) or at once by an
+ * --dead-node-ttl-ms (liveness.ts `collectDead`) or at once by an
  * operator (`muster node rm`, RemoveNode):
  *
  *   9. remove, DEAD, no placement group holds bundles on it
@@ -351,23 +351,6 @@ export class NodeRegistry {
       for (const l of this.listeners) l('node.removed', node);
       return node;
     });
-  }
-
-  /**
-   * Transition 9, by the TTL: removes the nodes DEAD for `ttlMs` or more
-   * (wall clock from the persisted `stateChangedAtMs`, so a head restart does
-   * not reset it). Returns those removed; one refused or failed stays and is
-   * tried again by the next call.
-   */
-  async collectDead(ttlMs: number, nowMs = Date.now()): Promise<Node[]> {
-    const due = [...this.nodes.values()].filter((e) => e.node.state === NodeState.NODE_STATE_DEAD && nowMs - e.node.stateChangedAtMs >= ttlMs);
-    const results = await Promise.allSettled(due.map((e) => this.remove(e.node.nodeId, `dead for more than ${ttlMs} ms (--dead-node-ttl-ms)`)));
-    const removed: Node[] = [];
-    for (const r of results) {
-      if (r.status === 'fulfilled') removed.push(r.value);
-      else this.log.warn({ err: r.reason instanceof Error ? r.reason.message : String(r.reason) }, 'dead node not removed; tried again on the next sweep');
-    }
-    return removed;
   }
 
   /** Heartbeat lag of alive nodes, ms since last sign of life. */

@@ -62,8 +62,8 @@ import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import { GroupCommit } from './group-commit.js';
-import { stagePlan, type PlanSink } from './gang-executor.js';
-import { collectEveryMs, DEFAULT_GANG_RETENTION, isFinished, planCollection, type GangRetention } from './gang-gc.js';
+import { CollectTimer, stageCollection, stagePlan, type PlanSink } from './gang-executor.js';
+import { DEFAULT_GANG_RETENTION, isFinished, planCollection, type GangRetention } from './gang-gc.js';
 import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, portsInUse, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
 import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, wireGangSpec, type ValidGangSpec, type PortRange } from './gang-spec.js';
 import type { PlacementGroupController } from './placement-groups.js';
@@ -94,9 +94,7 @@ export class GangController {
   private reloading: Promise<void> | undefined;
   /** The pass that decides again after a reload (`recover`). */
   private retry: NodeJS.Timeout | undefined;
-  /** The age bound's check; a count-bound check runs soon after a gang finishes. */
-  private gcTimer: NodeJS.Timeout | undefined;
-  private gcSoon = false;
+  private readonly gc: CollectTimer;
   private closed = false;
   /** Whether a gang's owner (a replica group) still names it: such a gang is not collected. */
   private held: (gangId: string) => boolean = () => false;
@@ -112,6 +110,7 @@ export class GangController {
   ) {
     this.commits = new GroupCommit(writer, log, { name: 'gangs', recover: () => this.recover() });
     this.sink = { commits: this.commits, events, send: (nodeId, msg) => this.send(nodeId, msg) };
+    this.gc = new CollectTimer(() => this.collect(), log);
     registry.onTransition((kind, node) => {
       if (kind === 'node.dead') this.background((e) => this.apply(e, { type: 'nodeLost', nodeId: node.nodeId }));
     });
@@ -122,9 +121,7 @@ export class GangController {
   async load(): Promise<void> {
     await this.reload();
     this.rederive();
-    clearInterval(this.gcTimer);
-    this.gcTimer = setInterval(() => void this.collect().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'finished gangs not collected; tried again later')), collectEveryMs(this.retention));
-    this.gcTimer.unref();
+    this.gc.start(this.retention);
   }
 
   /** Who owns gangs (the replica group controller): a gang it still names is not collected. */
@@ -144,17 +141,14 @@ export class GangController {
     // Decided on durable records, of gangs whose memory is finished too (nothing after the finish is in flight).
     const shown = [...this.gangs.values()].flatMap((e) => (!e.collecting && e.shown && isFinished(e.gang) ? [e.shown] : []));
     const due = planCollection(shown, this.held, this.retention, nowMs);
-    for (const { gang, reason } of due) {
-      const e = this.gangs.get(gang.id);
+    for (const c of due) {
+      const e = this.gangs.get(c.gang.id);
       if (!e) continue;
       e.collecting = true;
-      const name = e.spec.name;
-      this.commits.delete(GANGS_PREFIX + gang.id);
-      this.commits.stage(this.events.stage('gang.collected', { message: `gang ${name} (${gang.id}) deleted: ${reason}`, attributes: { gang: gang.id, name, state: G[gang.state] } }));
-      this.commits.after(() => {
-        if (this.gangs.get(gang.id) !== e) return; // replaced by a reload meanwhile
+      stageCollection(this.sink, GANGS_PREFIX + c.gang.id, e.spec.name, c, () => {
+        if (this.gangs.get(c.gang.id) !== e) return; // replaced by a reload meanwhile
         clearTimeout(e.timer);
-        this.gangs.delete(gang.id);
+        this.gangs.delete(c.gang.id);
       });
     }
     if (due.length > 0) await this.flush();
@@ -164,7 +158,7 @@ export class GangController {
   /** Stops the timers (the term ended; the next leader loads the gangs as stored). */
   close(): void {
     this.closed = true;
-    clearInterval(this.gcTimer);
+    this.gc.close();
     this.stopTimers();
   }
 
@@ -329,7 +323,7 @@ export class GangController {
         if (plan.write) e.shown = g;
         this.waiters.wake(g.id);
         if (stateChanged) for (const l of this.listeners) l(g);
-        if (stateChanged && isFinished(g)) this.collectSoon();
+        if (stateChanged && isFinished(g)) this.gc.soon();
       },
     });
   }
@@ -361,16 +355,6 @@ export class GangController {
     };
     if (this.reloading) void this.reloading.then(run);
     else run();
-  }
-
-  /** A gang finished: the count bound is checked once the current burst of events is over. */
-  private collectSoon(): void {
-    if (this.gcSoon) return;
-    this.gcSoon = true;
-    setImmediate(() => {
-      this.gcSoon = false;
-      this.collect().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'finished gangs not collected; tried again later'));
-    });
   }
 
   private arm(e: Entry, ev: GangEvent, atMs: number): void {
