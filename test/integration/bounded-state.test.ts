@@ -7,7 +7,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { execa } from 'execa';
+import { RemoveNodeRequest } from '@muster/proto';
 import type { Cluster, ClusterEventView } from '@muster/sdk';
 import { waitFor, type LocalCluster } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
@@ -67,6 +69,14 @@ describe('finished gangs and `muster node rm`', () => {
     expect(live.exitCode).toBe(1);
     expect(live.stderr).toMatch(/node node-1 is ALIVE: only a DEAD node can be removed.*\[MUSTER_FAILED_PRECONDITION\]/);
     expect((await sdk.node('node-1')).state).toBe('alive');
+
+    // Authenticated like every other call: without the token, refused and nothing removed.
+    const raw = new Client(cluster.address, credentials.createInsecure());
+    const err = await new Promise<ServiceError>((resolve) =>
+      raw.makeUnaryRequest('/muster.v1.ClusterService/RemoveNode', (r: RemoveNodeRequest) => Buffer.from(RemoveNodeRequest.encode(r).finish()), (b: Buffer) => b, { nodeId: 'node-3' }, new Metadata(), (e) => resolve(e!)),
+    );
+    raw.close();
+    expect(err.code).toBe(16); // UNAUTHENTICATED
 
     const events = watch(sdk, ['node.dead', 'node.removed']);
     cluster.workers.get('node-3')!.process.signal('SIGKILL');
