@@ -11,6 +11,7 @@ import { isHostPort } from '@muster/contracts';
 
 /** Listen addresses (port 0: any); the advertised address is dialled, so it takes a host and a real port. */
 const hostPort = z.string().refine((v) => isHostPort(v, 'listen'), 'expected host:port');
+const DAY_MS = 24 * 60 * 60 * 1000;
 const dialAddress = z.string().refine((v) => isHostPort(v, 'dial'), 'expected host:port with a host and a port 1…65535');
 
 export const headConfigSchema = z
@@ -29,6 +30,11 @@ export const headConfigSchema = z
     metricsListen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9400'),
     maxMessageBytes: z.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     eventRetention: z.number().int().min(100).max(1_000_000).default(10_000),
+    /** Retention of finished (STOPPED, FAILED) gangs: docs/gangs.md, "Finished gangs". */
+    finishedGangsKept: z.number().int().min(0).max(1_000_000).default(1_000),
+    finishedGangMaxAgeMs: z.number().int().min(1_000).max(365 * DAY_MS).default(DAY_MS),
+    /** A DEAD node's record is deleted this long after it died (event node.removed). */
+    deadNodeTtlMs: z.number().int().min(1_000).max(365 * DAY_MS).default(DAY_MS),
     advertiseAddress: z.union([z.literal(''), dialAddress]).default(''),
     leaseSeconds: z.number().int().min(2).max(60).default(2),
     headId: z.string().min(1).default(() => `${hostname()}-${randomBytes(3).toString('hex')}`),
@@ -61,6 +67,9 @@ export const headOptions: OptionSpec[] = [
   { key: 'metricsListen', flag: 'metrics-listen', env: 'MUSTER_METRICS_LISTEN', description: 'Prometheus endpoint host:port ("" disables)' },
   { key: 'maxMessageBytes', flag: 'max-message-bytes', env: 'MUSTER_MAX_MESSAGE_BYTES', parse: parseNumber, description: 'largest gRPC message accepted' },
   { key: 'eventRetention', flag: 'event-retention', env: 'MUSTER_EVENT_RETENTION', parse: parseNumber, description: 'cluster events kept in the store' },
+  { key: 'finishedGangsKept', flag: 'finished-gangs-kept', env: 'MUSTER_FINISHED_GANGS_KEPT', parse: parseNumber, description: 'finished (STOPPED, FAILED) gangs kept, newest first; older ones are deleted (default 1000)' },
+  { key: 'finishedGangMaxAgeMs', flag: 'finished-gang-max-age-ms', env: 'MUSTER_FINISHED_GANG_MAX_AGE_MS', parse: parseNumber, description: 'a finished gang is deleted this long after it finished (default 24 h)' },
+  { key: 'deadNodeTtlMs', flag: 'dead-node-ttl-ms', env: 'MUSTER_DEAD_NODE_TTL_MS', parse: parseNumber, description: 'a DEAD node is forgotten this long after it died (default 24 h; `muster node rm` does it at once)' },
   { key: 'shardPortRange', flag: 'shard-port-range', env: 'MUSTER_SHARD_PORT_RANGE', description: 'ports the head allocates to shard ranks, FIRST-LAST' },
   { key: 'advertiseAddress', flag: 'advertise-address', env: 'MUSTER_ADVERTISE_ADDRESS', description: 'host:port other heads send clients to when this head leads (default: the bound --listen address; set it when listening on 0.0.0.0)' },
   { key: 'leaseSeconds', flag: 'lease-seconds', env: 'MUSTER_LEASE_SECONDS', parse: parseNumber, description: 'leader lease TTL: a dead leader is replaced after about this long (etcd\'s minimum is 2)' },

@@ -56,14 +56,19 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
     metrics: { cycleSeconds: head.instruments.pgCycleSeconds, cycleWrites: head.instruments.pgCycleWrites },
   });
   await placementGroups.load();
-  const gangs = new GangController(writer, registry, placementGroups, events, log.child({ controller: 'gangs' }), config.shardPortRange);
+  // A node is not removed while a placement group still holds bundles on it (registry transition 9).
+  registry.setHolders((nodeId) => placementGroups.list().filter((pg) => pg.placements.some((p) => p.nodeId === nodeId)).map((pg) => pg.spec?.name ?? pg.id));
+  const gangs = new GangController(writer, registry, placementGroups, events, log.child({ controller: 'gangs' }), config.shardPortRange, {
+    kept: config.finishedGangsKept,
+    maxAgeMs: config.finishedGangMaxAgeMs,
+  });
   await gangs.load();
   const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats, (n) => registry.get(n)?.draining === true);
   registry.onTransition((kind) => {
     if (kind === 'node.draining' || kind === 'node.uncordoned') replicaGroups.nodesChanged();
   });
   const drains = new NodeDrains({ registry, pgs: placementGroups, gangs, replicaGroups }, events, log.child({ controller: 'drains' }));
-  const liveness = new Liveness(registry, config.deadAfterMs, log);
+  const liveness = new Liveness(registry, config.deadAfterMs, log, config.deadNodeTtlMs);
   const close = () => {
     liveness.stop();
     drains.close();
@@ -75,6 +80,8 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
     // Replicas move off draining nodes make-before-break (their controller);
     // every other group is moved by the placement group controller, from now on.
     placementGroups.setMoveOwner((pgId) => replicaGroups.owns(pgId));
+    // A replica's gang stays (finished or not) while its replica record names it.
+    gangs.setOwner((gangId) => replicaGroups.holdsGang(gangId));
   } catch (e) {
     close();
     throw e;

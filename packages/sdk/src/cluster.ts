@@ -178,6 +178,15 @@ export class Cluster {
     return nodeView(await this.service.call((c, md, o, cb) => c.uncordonNode({ nodeId: id }, md, o, cb)));
   }
 
+  /**
+   * Forgets a DEAD node now (the head also does so after its dead-node TTL):
+   * returns its last record. A live node, or one a placement group still
+   * holds bundles on, is refused with MUSTER_FAILED_PRECONDITION.
+   */
+  async removeNode(id: string): Promise<NodeView> {
+    return nodeView(await this.service.call((c, md, o, cb) => c.removeNode({ nodeId: id }, md, o, cb)));
+  }
+
   /** What is still placed or running on a node, what moving each thing waits on, and whether it is drained. */
   async drainStatus(id: string): Promise<DrainStatusView> {
     return drainStatusView(await this.service.call((c, md, o, cb) => c.getDrainStatus({ nodeId: id }, md, o, cb)));

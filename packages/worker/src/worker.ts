@@ -49,7 +49,12 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   const address = config.address || defaultAddress(config.head[0]!);
   // The supervisor reports through the shard agent, which needs the supervisor: bind late.
   const late: { agent?: ShardAgent; nats?: NatsAccess; conn?: Promise<NatsConnection> } = {};
-  const supervisor = await LocalSupervisor.open({ dataDir: config.dataDir, log, onStatus: (s) => late.agent?.onStatus(s) });
+  const supervisor = await LocalSupervisor.open({
+    dataDir: config.dataDir,
+    log,
+    onStatus: (s) => late.agent?.onStatus(s),
+    logRetention: { maxAgeMs: config.logRetentionMs, attemptsKept: config.logAttemptsKept },
+  });
   // The data plane (for HTTP bridges) is the NATS the head names at registration.
   const dataPlane = async () => (late.nats ? (late.conn ??= connectNats(late.nats, `muster-worker ${config.nodeId}`)) : undefined);
   const shardAgent = (late.agent = new ShardAgent(supervisor, log, dataPlane));

@@ -1,8 +1,9 @@
 /**
- * `muster node drain|uncordon|drain-status`: take a node out of service and
+ * `muster node drain|uncordon|drain-status|rm`: take a node out of service and
  * back. Draining keeps the node alive; the head moves its work elsewhere
  * (replicas make-before-break) and `--wait` follows that until nothing is
- * left there, printing what still runs and what it waits on.
+ * left there, printing what still runs and what it waits on. `rm` forgets a
+ * dead node now instead of after the head's dead-node TTL.
  */
 import type { Command } from 'commander';
 import { ErrorCode, MusterError, type Cluster, type DrainStatusView } from '@muster/sdk';
@@ -11,7 +12,7 @@ import { addConnectionFlags, withCluster, type ConnectionFlags } from '../connec
 type Flags = ConnectionFlags & { json?: boolean };
 
 export function nodeCommand(program: Command): void {
-  const node = program.command('node').description('nodes: drain (no new placements, move what runs there) and uncordon');
+  const node = program.command('node').description('nodes: drain (no new placements, move what runs there), uncordon, rm (forget a dead node)');
 
   addConnectionFlags(node.command('drain <id>').description('drain a node: no new placements; its replicas and gangs move elsewhere when there is room'))
     .option('--reason <text>', 'why (shown by `muster status` and in the node.draining event)', '')
@@ -36,6 +37,16 @@ export function nodeCommand(program: Command): void {
         const n = await cluster.uncordonNode(id);
         if (flags.json) return void process.stdout.write(`${JSON.stringify(n, null, 2)}\n`);
         process.stdout.write(`node ${n.id} uncordoned: it takes new placements again\n`);
+      });
+    });
+
+  addConnectionFlags(node.command('rm <id>').description('forget a DEAD node now (a live node is refused; the head forgets dead nodes itself after --dead-node-ttl-ms)'))
+    .option('--json', 'print JSON')
+    .action(async (id: string, flags: Flags) => {
+      await withCluster(flags, async (cluster) => {
+        const n = await cluster.removeNode(id);
+        if (flags.json) return void process.stdout.write(`${JSON.stringify(n, null, 2)}\n`);
+        process.stdout.write(`node ${n.id} removed\n`);
       });
     });
 

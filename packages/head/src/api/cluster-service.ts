@@ -49,6 +49,7 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
     drainNode: unary(ctx, 'DrainNode', async (req: DrainNodeRequest) => registry.drain(nodeId(req.nodeId), req.reason.trim(), 'operator')),
     uncordonNode: unary(ctx, 'UncordonNode', async (req: { nodeId: string }) => registry.uncordon(nodeId(req.nodeId), 'operator')),
     getDrainStatus: unary(ctx, 'GetDrainStatus', async (req: { nodeId: string }) => deps.drains.status(nodeId(req.nodeId))),
+    removeNode: unary(ctx, 'RemoveNode', async (req: { nodeId: string }) => registry.remove(nodeId(req.nodeId))),
   };
 }
 

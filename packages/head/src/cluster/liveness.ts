@@ -2,19 +2,42 @@
  * Liveness: sweeps the registry often enough that a node silent for
  * deadAfterMs is declared dead within deadAfterMs + sweepMs (sweep = a tenth
  * of deadAfterMs, at most 100 ms: 3 s default → dead 3.0-3.1 s after its
- * last heartbeat).
+ * last heartbeat). The same loop forgets nodes DEAD for deadNodeTtlMs
+ * (registry transition 9), checked every tenth of that TTL, at most once a
+ * minute: a 24 h TTL is kept to within a minute, without a scan per sweep.
  */
 import type { Logger } from '@muster/common';
+import { NodeState, type Node } from '@muster/proto';
 import type { NodeRegistry } from './registry.js';
+
+/**
+ * Removes the nodes DEAD for `ttlMs` or more (registry transition 9; wall
+ * clock from the persisted `stateChangedAtMs`, so a head restart does not
+ * reset it). Returns those removed; one refused (still held) or whose write
+ * failed stays and is tried again by the next call.
+ */
+export async function collectDead(registry: NodeRegistry, ttlMs: number, log: Logger, nowMs = Date.now()): Promise<Node[]> {
+  const due = registry.list(NodeState.NODE_STATE_DEAD).filter((n) => nowMs - n.stateChangedAtMs >= ttlMs);
+  const results = await Promise.allSettled(due.map((n) => registry.remove(n.nodeId, `dead for more than ${ttlMs} ms (--dead-node-ttl-ms)`)));
+  const removed: Node[] = [];
+  for (const r of results) {
+    if (r.status === 'fulfilled') removed.push(r.value);
+    else log.warn({ err: r.reason instanceof Error ? r.reason.message : String(r.reason) }, 'dead node not removed; tried again on the next sweep');
+  }
+  return removed;
+}
 
 export class Liveness {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  private lastCollect = 0;
 
   constructor(
     private readonly registry: NodeRegistry,
     private readonly deadAfterMs: number,
     private readonly log: Logger,
+    /** A DEAD node is removed this long after it died (none: never). */
+    private readonly deadNodeTtlMs?: number,
   ) {}
 
   start(): void {
@@ -32,6 +55,11 @@ export class Liveness {
     this.running = true;
     try {
       await this.registry.sweep();
+      const ttl = this.deadNodeTtlMs;
+      if (ttl !== undefined && Date.now() - this.lastCollect >= Math.min(60_000, ttl / 10)) {
+        this.lastCollect = Date.now();
+        await collectDead(this.registry, ttl, this.log);
+      }
     } catch (e) {
       this.log.error({ err: e }, 'liveness sweep failed; retrying on the next tick');
     } finally {

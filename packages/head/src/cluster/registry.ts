@@ -37,6 +37,18 @@
  *   8. uncordon (operator: any drain; agent: only a drain an agent asked for)
  *                               → not draining, event node.uncordoned
  *
+ * A DEAD node is forgotten (its record deleted, event node.removed) after
+ * --dead-node-ttl-ms (liveness.ts `collectDead`) or at once by an
+ * operator (`muster node rm`, RemoveNode):
+ *
+ *   9. remove, DEAD, no placement group holds bundles on it
+ *                               → (no record), event node.removed
+ *      remove, ALIVE, or still holding bundles → refused FAILED_PRECONDITION
+ *      (nothing is released for it: the placement group controller releases
+ *      a dead node's bundles itself, so a refusal is a moment's race, and the
+ *      TTL sweep tries again). If the agent comes back later it registers as
+ *      new (1).
+ *
  * The flag, its reason, since when and who set it are persisted with the
  * record, carried over by every registration (a restarted agent does not
  * undo a drain; it sends its own view again after registering) and read back
@@ -84,6 +96,7 @@ export class NodeRegistry {
   /** Per node, the tail of its queued changes (see `serial`). */
   private readonly busy = new Map<string, Promise<void>>();
   private replaced = 0;
+  private holders: (nodeId: string) => string[] = () => [];
 
   constructor(
     private readonly writer: StateWriter,
@@ -292,6 +305,50 @@ export class NodeRegistry {
         attributes: { by, drainedForMs: String(Date.now() - cur.drainSinceMs) },
       };
       await this.commit(node, 'node.uncordoned', event, () => (e.node = node));
+      return node;
+    });
+  }
+
+  /**
+   * Who still holds bundles on a node (placement group names): a node held
+   * is not removed. Set by the leader term; none set: nothing holds.
+   */
+  setHolders(holders: (nodeId: string) => string[]): void {
+    this.holders = holders;
+  }
+
+  /**
+   * Transition 9, by an operator: forgets a DEAD node (deleted from the
+   * store with its event node.removed, then from memory). Returns its last
+   * record. Refused for an ALIVE node or one still holding bundles.
+   */
+  remove(nodeId: string, reason = 'removed by an operator'): Promise<Node> {
+    return this.serial(nodeId, async () => {
+      const e = this.entry(nodeId);
+      const state = e.node.state === NodeState.NODE_STATE_ALIVE ? 'ALIVE' : e.node.state === NodeState.NODE_STATE_DEAD ? 'DEAD' : String(e.node.state);
+      if (e.node.state !== NodeState.NODE_STATE_DEAD) {
+        throw new MusterError(ErrorCode.FAILED_PRECONDITION, `node ${nodeId} is ${state}: only a DEAD node can be removed (stop its agent first; it is dead after ${this.deadAfterMs} ms of silence)`, {
+          details: { nodeId, state },
+        });
+      }
+      const held = this.holders(nodeId);
+      if (held.length > 0) {
+        throw new MusterError(ErrorCode.FAILED_PRECONDITION, `node ${nodeId} is DEAD but placement groups still hold bundles on it (${held.slice(0, 5).join(', ')}); try again once they are placed elsewhere`, {
+          details: { nodeId, state, holders: held.slice(0, 5).join(',') },
+        });
+      }
+      const node = e.node;
+      const staged = this.events.stage('node.removed', { nodeId, message: `node ${nodeId} removed: ${reason}`, attributes: { reason, deadForMs: String(Math.max(0, Date.now() - node.stateChangedAtMs)) } });
+      try {
+        await this.writer.txn([{ type: 'delete', key: NODES_PREFIX + nodeId }, staged.op]);
+      } catch (err) {
+        staged.settle(false);
+        throw err;
+      }
+      staged.settle(true);
+      this.nodes.delete(nodeId);
+      this.replaced++;
+      for (const l of this.listeners) l('node.removed', node);
       return node;
     });
   }

@@ -109,6 +109,8 @@ export class NodeDrains {
         }
         this.seeded = true;
       }
+      // A node that was removed (`muster node rm`, the dead-node TTL) leaves the set too.
+      for (const id of this.announced) if (!this.src.registry.get(id)) this.announced.delete(id);
       for (const n of this.src.registry.list()) {
         if (!n.draining) {
           this.announced.delete(n.nodeId);

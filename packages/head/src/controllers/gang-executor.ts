@@ -3,9 +3,13 @@
  * GroupCommit. The record is marked for the next commit and each step's event
  * staged in it; agent orders, timers and the entry's own bookkeeping
  * (`Durable`) are queued as after() actions, so they happen once that commit
- * is durable and never if it fails (group-commit.ts drops them).
+ * is durable and never if it fails (group-commit.ts drops them). A collected
+ * gang (gang-gc.ts) is a delete staged the same way; `CollectTimer` says when
+ * the controller looks for one.
  */
-import { Gang, type HeadMessage } from '@muster/proto';
+import type { Logger } from '@muster/common';
+import { Gang, GangState, type HeadMessage } from '@muster/proto';
+import { collectEveryMs, type Collection, type GangRetention } from './gang-gc.js';
 import type { EventLog } from '../events/event-log.js';
 import type { GangEvent, GangPlan } from './gang-plan.js';
 import type { GroupCommit } from './group-commit.js';
@@ -57,4 +61,50 @@ export function stagePlan(sink: PlanSink, key: string, current: () => Gang, name
   commits.after(() => on.settled(g, changed));
   commits.kick();
   return changed;
+}
+
+/** Stages the delete of a collected gang with its `gang.collected` event; `forget` runs once that is durable. */
+export function stageCollection(sink: PlanSink, key: string, name: string, c: Collection, forget: () => void): void {
+  const { gang, reason } = c;
+  sink.commits.delete(key);
+  sink.commits.stage(sink.events.stage('gang.collected', { message: `gang ${name} (${gang.id}) deleted: ${reason}`, attributes: { gang: gang.id, name, state: GangState[gang.state] } }));
+  sink.commits.after(forget);
+}
+
+/**
+ * When finished gangs are looked at: every `collectEveryMs` (the age bound)
+ * and soon after a gang finishes (the count bound), once the burst of events
+ * that finished it is over. A failed collection is logged and tried again.
+ */
+export class CollectTimer {
+  private timer: NodeJS.Timeout | undefined;
+  private pending = false;
+  private closed = false;
+
+  constructor(private readonly collect: () => Promise<number>, private readonly log: Logger) {}
+
+  start(retention: GangRetention): void {
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.run(), collectEveryMs(retention));
+    this.timer.unref();
+  }
+
+  soon(): void {
+    if (this.pending || this.closed) return;
+    this.pending = true;
+    setImmediate(() => {
+      this.pending = false;
+      this.run();
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.timer);
+  }
+
+  private run(): void {
+    if (this.closed) return;
+    this.collect().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'finished gangs not collected; tried again later'));
+  }
 }

@@ -24,6 +24,7 @@ import {
   type ShardLaunch,
   type ShardStatusReport,
 } from '@muster/proto';
+import { boundFailure } from './gang-gc.js';
 import { planLayout, portSpace, rankEnv, type ValidGangSpec, type LayoutPlan, type PortRange } from './gang-spec.js';
 
 /** The numbered transitions of the lifecycle table at the top of gangs.ts. */
@@ -243,7 +244,8 @@ class Planner {
   /** Step 4, or 6 with the restart budget spent. */
   private fail(f: Pick<GangFailure, 'rank' | 'nodeId' | 'reason'> & Partial<GangFailure>): void {
     const { g, spec } = this;
-    const failure: GangFailure = { attempt: g.attempt, exitCode: undefined, signal: '', logTail: '', timeMs: this.ctx.nowMs, ...f };
+    // An agent's report is input: its log tail and reason are bounded before a record keeps them (gang-gc.ts).
+    const failure: GangFailure = boundFailure({ attempt: g.attempt, exitCode: undefined, signal: '', logTail: '', timeMs: this.ctx.nowMs, ...f });
     g.firstFailure ??= failure;
     g.lastFailure = failure;
     this.stopRanks(`rank ${f.rank} failed: ${f.reason}`);

@@ -20,6 +20,7 @@ import {
 } from '@muster/proto';
 import { NodeRegistry, type AgentConnection } from '../cluster/registry.js';
 import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
+import type { GangRetention } from './gang-gc.js';
 import { GANGS_PREFIX, GangController } from './gangs.js';
 import { PlacementGroupController } from './placement-groups.js';
 
@@ -46,7 +47,7 @@ const wire: GangSpec = {
 };
 
 /** A placed group of two 2-GPU bundles on node n1, and a gang controller over a FaultyStore. */
-async function harness() {
+async function harness(retention?: GangRetention) {
   const { store, writer, log, events, close } = await leaderOnFaultyStore('gangs');
   cleanups.push(close);
   let clock = 0;
@@ -74,7 +75,7 @@ async function harness() {
   await pgs.create({ name: 'pg-llm', strategy: 'PACK', bundles: [0, 1].map(() => ({ cpuMillis: 0, memoryBytes: 0, gpus: 2, gpuMemoryMib: 0, migProfile: '', custom: {} })), topology: [], matchLabels: {}, tolerations: [], priority: 0 });
   expect((await pgs.wait('pg-llm', 5_000)).state).toBe(P.PLACEMENT_GROUP_STATE_CREATED);
 
-  const gangs = new GangController(writer, registry, pgs, events, log);
+  const gangs = new GangController(writer, registry, pgs, events, log, undefined, retention);
   await gangs.load();
   cleanups.push(() => gangs.close());
   const changed: Gang[] = [];
@@ -208,5 +209,37 @@ describe('gang controller on a failing store', () => {
     expect(h.gangs.list()).toEqual([]);
     const g = await launching;
     expect(h.gangs.list()).toEqual([g]);
+  });
+});
+
+describe('finished gangs are collected through the commit', () => {
+  it('a finished gang its owner holds stays; let go, a failed delete forgets nothing; healed, it is deleted with gang.collected', async () => {
+    const h = await harness({ kept: 0, maxAgeMs: 3_600_000 });
+    let held = true;
+    h.gangs.setOwner(() => held);
+    const g = await h.gangs.launch(wire);
+    await h.gangs.stop(g.id);
+    for (const rank of [0, 1, 2, 3]) await h.gangs.shardStatus('n1', report(rank, 'exited', { gangId: g.id, stopped: true }));
+    await waitFor('the gang to stop', () => h.gangs.get(g.id).state === G.GANG_STATE_STOPPED);
+    expect(await h.gangs.collect()).toBe(0);
+    expect(h.gangs.list().map((x) => x.id)).toEqual([g.id]);
+
+    held = false;
+    h.store.failWrites({ prefix: GANGS_PREFIX });
+    await expect(h.gangs.collect()).rejects.toMatchObject({ code: ErrorCode.UNAVAILABLE });
+    expect(h.gangs.list().map((x) => x.id)).toEqual([g.id]);
+    expect((await h.stored(g.id))?.state).toBe(G.GANG_STATE_STOPPED);
+    expect(await h.gangEvents()).not.toContain('gang.collected');
+
+    h.store.heal();
+    expect(await h.gangs.collect()).toBe(1);
+    expect(h.gangs.list()).toEqual([]);
+    expect(() => h.gangs.get(g.id)).toThrow(/no gang/);
+    expect(await h.stored(g.id)).toBeUndefined();
+    expect((await h.gangEvents()).filter((k) => k === 'gang.collected')).toHaveLength(1);
+    // A late report of the collected gang is answered as one of an unknown gang.
+    h.told.length = 0;
+    await h.gangs.shardStatus('n1', report(0, 'ready', { gangId: g.id }));
+    expect(kinds(h.told)).toEqual(['stopShards']);
   });
 });

@@ -48,6 +48,13 @@
  * groups that were placed, moved or removed are followed; RESTARTING gangs
  * restart when their stored backoff is over, STARTING ones get a fresh
  * backstop deadline.
+ *
+ * Finished gangs (STOPPED, FAILED) are kept by a retention policy
+ * (gang-gc.ts: the newest --finished-gangs-kept, none older than
+ * --finished-gang-max-age-ms, none a replica group still names) and then
+ * deleted through the same GroupCommit, each with a `gang.collected` event;
+ * the gang leaves memory (and `gang ls`) once its delete is durable, and no
+ * event is decided on it meanwhile.
  */
 import { ErrorCode, MusterError, type Logger, randomId } from '@muster/common';
 import { Gang, GangState as G, NodeState, PlacementGroupState as P, type GangSpec, type HeadMessage, type ShardStatusReport } from '@muster/proto';
@@ -55,7 +62,8 @@ import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import { GroupCommit } from './group-commit.js';
-import { stagePlan, type PlanSink } from './gang-executor.js';
+import { CollectTimer, stageCollection, stagePlan, type PlanSink } from './gang-executor.js';
+import { DEFAULT_GANG_RETENTION, isFinished, planCollection, type GangRetention } from './gang-gc.js';
 import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, portsInUse, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
 import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, wireGangSpec, type ValidGangSpec, type PortRange } from './gang-spec.js';
 import type { PlacementGroupController } from './placement-groups.js';
@@ -72,6 +80,8 @@ interface Entry {
   spec: ValidGangSpec;
   moving: boolean;
   timer?: NodeJS.Timeout | undefined;
+  /** Its delete is in the next commit (gang-gc.ts): no event is decided on it any more. */
+  collecting?: boolean;
 }
 
 export class GangController {
@@ -84,6 +94,10 @@ export class GangController {
   private reloading: Promise<void> | undefined;
   /** The pass that decides again after a reload (`recover`). */
   private retry: NodeJS.Timeout | undefined;
+  private readonly gc: CollectTimer;
+  private closed = false;
+  /** Whether a gang's owner (a replica group) still names it: such a gang is not collected. */
+  private held: (gangId: string) => boolean = () => false;
 
   constructor(
     private readonly writer: StateWriter,
@@ -92,9 +106,11 @@ export class GangController {
     private readonly events: EventLog,
     private readonly log: Logger,
     private readonly portRange: PortRange = DEFAULT_PORT_RANGE,
+    private readonly retention: GangRetention = DEFAULT_GANG_RETENTION,
   ) {
     this.commits = new GroupCommit(writer, log, { name: 'gangs', recover: () => this.recover() });
     this.sink = { commits: this.commits, events, send: (nodeId, msg) => this.send(nodeId, msg) };
+    this.gc = new CollectTimer(() => this.collect(), log);
     registry.onTransition((kind, node) => {
       if (kind === 'node.dead') this.background((e) => this.apply(e, { type: 'nodeLost', nodeId: node.nodeId }));
     });
@@ -105,10 +121,48 @@ export class GangController {
   async load(): Promise<void> {
     await this.reload();
     this.rederive();
+    this.gc.start(this.retention);
+  }
+
+  /** Who owns gangs (the replica group controller): a gang it still names is not collected. */
+  setOwner(held: (gangId: string) => boolean): void {
+    this.held = held;
+  }
+
+  /**
+   * Deletes the finished gangs the retention policy no longer keeps
+   * (gang-gc.ts), each with a `gang.collected` event, in one commit; they
+   * leave memory once it is durable. Resolves with how many; rejects if the
+   * write failed (then nothing was forgotten).
+   */
+  async collect(nowMs = Date.now()): Promise<number> {
+    await this.reloading;
+    if (this.closed) return 0;
+    // Decided on durable records, of gangs whose memory is finished too (nothing after the finish is in flight).
+    const shown = [...this.gangs.values()].flatMap((e) => (!e.collecting && e.shown && isFinished(e.gang) ? [e.shown] : []));
+    const due = planCollection(shown, this.held, this.retention, nowMs);
+    for (const c of due) {
+      const e = this.gangs.get(c.gang.id);
+      if (!e) continue;
+      e.collecting = true;
+      stageCollection(this.sink, GANGS_PREFIX + c.gang.id, e.spec.name, c, () => {
+        if (this.gangs.get(c.gang.id) !== e) return; // replaced by a reload meanwhile
+        clearTimeout(e.timer);
+        this.gangs.delete(c.gang.id);
+      });
+    }
+    if (due.length > 0) await this.flush();
+    return due.length;
   }
 
   /** Stops the timers (the term ended; the next leader loads the gangs as stored). */
   close(): void {
+    this.closed = true;
+    this.gc.close();
+    this.stopTimers();
+  }
+
+  private stopTimers(): void {
     clearTimeout(this.retry);
     for (const e of this.gangs.values()) clearTimeout(e.timer);
   }
@@ -125,7 +179,7 @@ export class GangController {
         this.log.error({ gang: gang.id, err: (e as Error).message }, 'stored gang has an invalid spec; left out');
       }
     }
-    this.close();
+    this.stopTimers();
     this.gangs = loaded;
     const now = Date.now();
     for (const e of loaded.values()) {
@@ -252,6 +306,7 @@ export class GangController {
 
   /** Decides `ev` for `e` and hands the plan to the commit; true if the gang's state changed. */
   private apply(e: Entry, ev: GangEvent): boolean {
+    if (e.collecting) return false;
     return this.execute(e, planGang(e, ev, this.context(e)));
   }
 
@@ -268,6 +323,7 @@ export class GangController {
         if (plan.write) e.shown = g;
         this.waiters.wake(g.id);
         if (stateChanged) for (const l of this.listeners) l(g);
+        if (stateChanged && isFinished(g)) this.gc.soon();
       },
     });
   }

@@ -6,32 +6,98 @@
  * to autoscale. Without NATS there is nothing to hear. Subjects and report
  * shapes are @muster/contracts' (subjects.ts); a report its decoder refuses
  * (no id, a negative or absurd count) is ignored.
+ *
+ * Bounded: anyone on the bus can publish reports for ids the head never
+ * made, and replicas and routers come and go. A report not refreshed for
+ * STALE_MS (longer than any autoscaler lookback) is dropped; at most
+ * MAX_REPLICAS replica reports, MAX_GROUPS groups' demand and
+ * MAX_ROUTERS_PER_GROUP routers per group are kept (the least recently
+ * heard go first); a replica that leaves its group's record (`forget`) and a
+ * deleted group (`forgetGroup`) are dropped at once.
  */
 import { decode, type NatsConnection, type Subscription } from '@muster/common';
 import { allDemandSubjects, allLoadSubjects, groupOfSubject, toDemandReport, toLoadReport } from '@muster/contracts';
 import type { DemandSample, LoadSample } from '../autoscaler/index.js';
 
+/** Longer than the longest autoscaler lookback (policy.ts: 600 s). */
+export const STALE_MS = 15 * 60_000;
+export const MAX_REPLICAS = 100_000;
+export const MAX_GROUPS = 10_000;
+export const MAX_ROUTERS_PER_GROUP = 1_000;
+
+/**
+ * A map that keeps what was heard most recently: at most `max` entries, none
+ * heard longer than STALE_MS ago. Insertion order is arrival order (a set
+ * moves the key to the end), so the oldest are always first.
+ */
+export class RecentMap<K, V> {
+  private readonly m = new Map<K, { v: V; at: number }>();
+  constructor(private readonly max: number) {}
+
+  set(k: K, v: V, at: number): void {
+    this.m.delete(k);
+    this.m.set(k, { v, at });
+    this.prune(at);
+    while (this.m.size > this.max) this.m.delete(this.m.keys().next().value as K);
+  }
+
+  get(k: K): V | undefined {
+    return this.m.get(k)?.v;
+  }
+
+  delete(k: K): void {
+    this.m.delete(k);
+  }
+
+  get size(): number {
+    return this.m.size;
+  }
+
+  *entries(): IterableIterator<[K, V]> {
+    for (const [k, { v }] of this.m) yield [k, v];
+  }
+
+  /** Drops what was last heard STALE_MS or more before `now`. */
+  prune(now: number): void {
+    for (const [k, { at }] of this.m) {
+      if (now - at < STALE_MS) break;
+      this.m.delete(k);
+    }
+  }
+}
+
 export class LoadReports {
-  private readonly load = new Map<string, Omit<LoadSample, 'replicaId'>>();
+  private readonly load = new RecentMap<string, Omit<LoadSample, 'replicaId'>>(MAX_REPLICAS);
   /** group → router id → its last report */
-  private readonly demand = new Map<string, Map<string, Omit<DemandSample, 'routerId'>>>();
+  private readonly demand = new RecentMap<string, RecentMap<string, Omit<DemandSample, 'routerId'>>>(MAX_GROUPS);
   readonly listening: boolean;
   private readonly subs: Subscription[] = [];
 
-  constructor(nats: { conn: NatsConnection; prefix: string } | undefined) {
+  constructor(
+    nats: { conn: NatsConnection; prefix: string } | undefined,
+    /** The head's monotonic clock, for staleness (reports carry the sender's wall clock). */
+    private readonly now: () => number = () => performance.now(),
+  ) {
     this.listening = nats !== undefined;
     if (!nats) return;
-    this.follow(nats.conn, allLoadSubjects(nats.prefix), (_subject, data) => {
+    this.follow(nats.conn, allLoadSubjects(nats.prefix), (subject, data) => this.heard(subject, data, 'load'));
+    this.follow(nats.conn, allDemandSubjects(nats.prefix), (subject, data) => this.heard(subject, data, 'demand'));
+  }
+
+  /** One report off the bus (public for tests: the bounds without a NATS server). */
+  heard(subject: string, data: unknown, kind: 'load' | 'demand'): void {
+    const at = this.now();
+    if (kind === 'load') {
       const r = toLoadReport(data);
-      if (r) this.load.set(r.replicaId, { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs });
-    });
-    this.follow(nats.conn, allDemandSubjects(nats.prefix), (subject, data) => {
-      const r = toDemandReport(data);
-      if (!r) return;
-      const group = groupOfSubject(subject);
-      if (!this.demand.has(group)) this.demand.set(group, new Map());
-      this.demand.get(group)!.set(r.routerId, { waiting: r.waiting, timeMs: r.timeMs });
-    });
+      if (r) this.load.set(r.replicaId, { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs }, at);
+      return;
+    }
+    const r = toDemandReport(data);
+    if (!r) return;
+    const group = groupOfSubject(subject);
+    const routers = this.demand.get(group) ?? new RecentMap(MAX_ROUTERS_PER_GROUP);
+    routers.set(r.routerId, { waiting: r.waiting, timeMs: r.timeMs }, at);
+    this.demand.set(group, routers, at);
   }
 
   /** The last report of a replica. */
@@ -42,16 +108,31 @@ export class LoadReports {
   /** Reports of these replicas, and of the group's routers, no older than `lookbackMs`. */
   window(group: string, replicaIds: Iterable<string>, lookbackMs: number, nowMs: number): { samples: LoadSample[]; demand: DemandSample[] } {
     const samples: LoadSample[] = [];
+    this.load.prune(this.now());
     for (const id of replicaIds) {
       const r = this.load.get(id);
       if (r && nowMs - r.timeMs <= lookbackMs) samples.push({ replicaId: id, ...r });
     }
-    const demand = [...(this.demand.get(group) ?? [])].filter(([, d]) => nowMs - d.timeMs <= lookbackMs).map(([routerId, d]) => ({ routerId, ...d }));
+    const routers = this.demand.get(group);
+    routers?.prune(this.now());
+    const demand = [...(routers?.entries() ?? [])].filter(([, d]) => nowMs - d.timeMs <= lookbackMs).map(([routerId, d]) => ({ routerId, ...d }));
     return { samples, demand };
   }
 
   forget(replicaId: string): void {
     this.load.delete(replicaId);
+  }
+
+  /** A deleted group: its routers' demand goes. */
+  forgetGroup(group: string): void {
+    this.demand.delete(group);
+  }
+
+  /** How many reports are held (for tests and metrics). */
+  get sizes(): { replicas: number; groups: number; routers: number } {
+    let routers = 0;
+    for (const [, r] of this.demand.entries()) routers += r.size;
+    return { replicas: this.load.size, groups: this.demand.size, routers };
   }
 
   close(): void {

@@ -29,7 +29,7 @@ import { LoadReports } from './load-reports.js';
 import type { Entry } from './rg-entry.js';
 import { RgExecutor, type GangsPort, type PgsPort } from './rg-executor.js';
 import { MembershipFeed } from './rg-membership.js';
-import { FAILURE_WINDOW_MS, planReplicaGroup } from './rg-plan.js';
+import { FAILURE_WINDOW_MS, planReplicaGroup, replacementBudget } from './rg-plan.js';
 import { appliedRecord, autoscaledRecord, autoscalerMemory, deletingRecord, scaledRecord, type RecordEvent } from './rg-records.js';
 import { parseRgSpec, policyOf, type ValidRgSpec } from './rg-spec.js';
 
@@ -82,6 +82,12 @@ export class ReplicaGroupController {
   }
 
   /** Whether `pgId` is a replica's placement group (replicas move off draining nodes here, make-before-break). */
+  /** Whether a replica record still names `gangId` (its gang is not collected before the group lets go). */
+  holdsGang(gangId: string): boolean {
+    for (const e of this.groups.values()) if (e.rg.replicas.some((r) => r.gangId === gangId)) return true;
+    return false;
+  }
+
   owns(pgId: string): boolean {
     for (const e of this.groups.values()) if (e.making.has(pgId) || e.rg.replicas.some((r) => r.placementGroupId === pgId)) return true;
     return false;
@@ -232,7 +238,7 @@ export class ReplicaGroupController {
       rg: e.rg, spec: e.spec, stableSpec: e.stableSpec, views: this.executor.views(e.rg), drainingSince: e.drainingSince, failures: e.failures,
       listening: this.reports.listening, subjectPrefix: this.nats?.access.subjectPrefix || 'muster', nowMs: now, newId: () => randomId('r', 8),
     });
-    e.failures = e.failures.filter((t) => t > now - FAILURE_WINDOW_MS);
+    pruneMemory(e, now);
     const membership = e.membership.propose(plan.next, e.spec.rollout.canaryWeight);
     if (plan.actions.some((a) => a.kind === 'delete')) return this.forget(e, membership);
     // A new membership version is stored before anyone hears of it, so the next leader numbers on from it.
@@ -258,6 +264,7 @@ export class ReplicaGroupController {
     this.commits.stage(this.events.stage('rg.deleted', { message: `replica group ${e.rg.name} deleted`, attributes: { group: e.rg.name } }));
     this.commits.after(() => {
       this.groups.delete(e.rg.name);
+      this.reports.forgetGroup(e.rg.name);
       if (membership) e.membership.commit(membership);
     });
     await this.commits.flush();
@@ -318,4 +325,17 @@ export class ReplicaGroupController {
 
 function sameRecord(a: ReplicaGroup, b: ReplicaGroup): boolean {
   return Buffer.from(ReplicaGroup.encode({ ...a, autoscaler: undefined }).finish()).equals(ReplicaGroup.encode({ ...b, autoscaler: undefined }).finish());
+}
+
+/**
+ * The group's soft memory stays bounded however long it runs and however
+ * many replicas come and go: failure times inside the replacement window,
+ * at most one more than the budget (enough to know it is spent); drain
+ * starts only of replicas the record still has draining. (The record's own
+ * history is bounded by the planner: FAILED_KEPT failed replicas.)
+ */
+export function pruneMemory(e: Pick<Entry, 'failures' | 'drainingSince' | 'rg' | 'spec'>, nowMs: number): void {
+  e.failures = e.failures.filter((t) => t > nowMs - FAILURE_WINDOW_MS).slice(-(replacementBudget(e.spec) + 1));
+  const draining = new Set(e.rg.replicas.filter((r) => r.state === 'draining').map((r) => r.id));
+  for (const id of e.drainingSince.keys()) if (!draining.has(id)) e.drainingSince.delete(id);
 }

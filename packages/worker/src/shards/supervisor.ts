@@ -4,7 +4,8 @@
  * It owns the set of shards on this node (one ShardRunner each), reports every
  * phase change through onStatus, keeps `<dataDir>/shards.json` in step with
  * the live ones (so a restarted agent adopts instead of orphaning them),
- * and bounds their log files.
+ * and bounds their log files: each one's size (logs.ts) and, once its
+ * attempt is over, how long it is kept (log-retention.ts).
  *
  * Restart story: open() reads the registry and adopts every entry whose
  * process is still the one we spawned (pid + start time); others are dropped
@@ -13,6 +14,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { ErrorCode, MusterError } from '@muster/common';
+import { DEFAULT_LOG_RETENTION, sweepEveryMs, sweepLogs, type LogRetention } from './log-retention.js';
 import { followLog, logPathOf, rotateIfNeeded } from './logs.js';
 import { isAdoptable, loadRegistry, registryPath, saveRegistry, type RegistryEntry } from './registry.js';
 import { ShardRunner, type RunnerHost } from './shard.js';
@@ -26,6 +28,8 @@ export interface LocalSupervisorOptions extends SupervisorOptions {
   pollMs?: number;
   /** How many exited shards list() keeps reporting (default 256, oldest dropped first). */
   keepExited?: number;
+  /** How long finished attempts' logs are kept, and how many per gang (log-retention.ts; default 24 h, 5). */
+  logRetention?: LogRetention;
 }
 
 export class LocalSupervisor implements ShardSupervisor {
@@ -33,6 +37,7 @@ export class LocalSupervisor implements ShardSupervisor {
   private readonly registryFile: string;
   private readonly host: RunnerHost;
   private readonly logTimer: NodeJS.Timeout;
+  private readonly retentionTimer: NodeJS.Timeout;
   private closing = false;
   private detached = false;
 
@@ -41,6 +46,8 @@ export class LocalSupervisor implements ShardSupervisor {
     this.host = { changed: (r) => this.changed(r), log: opts.log, pollMs: opts.pollMs ?? 200 };
     this.logTimer = setInterval(() => this.checkLogs(), opts.logCheckMs ?? 500);
     this.logTimer.unref();
+    this.retentionTimer = setInterval(() => this.sweepLogs(), sweepEveryMs(opts.logRetention ?? DEFAULT_LOG_RETENTION));
+    this.retentionTimer.unref();
   }
 
   /** Opens the data dir, adopts the shards a previous agent left running, and reports them through onStatus before resolving. */
@@ -49,6 +56,7 @@ export class LocalSupervisor implements ShardSupervisor {
     const sup = new LocalSupervisor(opts);
     const adopted = sup.adoptAll(loadRegistry(sup.registryFile, opts.log));
     sup.save();
+    sup.sweepLogs();
     for (const r of adopted) sup.report(r);
     for (const r of adopted) r.resume();
     return sup;
@@ -110,6 +118,7 @@ export class LocalSupervisor implements ShardSupervisor {
     if (this.detached) return;
     this.closing = true;
     clearInterval(this.logTimer);
+    clearInterval(this.retentionTimer);
     const runners = [...this.shards.values()];
     if (opts.stopShards) await Promise.all(runners.map((r) => r.stop('stopped', true)));
     else await this.finishStops(runners.filter((r) => r.phase === 'stopping'));
@@ -180,6 +189,19 @@ export class LocalSupervisor implements ShardSupervisor {
       } catch (e) {
         this.opts.log.warn({ key: r.spec.key, err: String(e) }, 'shard log rotation failed');
       }
+    }
+  }
+
+  /** Deletes the logs of finished attempts past their retention (never of a shard that runs). */
+  sweepLogs(nowMs = Date.now()): string[] {
+    const running = new Set([...this.shards.values()].filter((r) => r.phase !== 'exited').map((r) => `${r.spec.gangId}/${r.spec.attempt}`));
+    try {
+      const deleted = sweepLogs(this.opts.dataDir, running, this.opts.logRetention ?? DEFAULT_LOG_RETENTION, nowMs);
+      if (deleted.length > 0) this.opts.log.info({ attempts: deleted.length }, 'deleted logs of finished shards past their retention');
+      return deleted;
+    } catch (e) {
+      this.opts.log.warn({ err: String(e) }, 'shard log retention sweep failed; tried again later');
+      return [];
     }
   }
 

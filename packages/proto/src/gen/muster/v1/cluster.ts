@@ -75,6 +75,10 @@ export interface UncordonNodeRequest {
   nodeId: string;
 }
 
+export interface RemoveNodeRequest {
+  nodeId: string;
+}
+
 export interface GetDrainStatusRequest {
   nodeId: string;
 }
@@ -777,6 +781,70 @@ export const UncordonNodeRequest: MessageFns<UncordonNodeRequest> = {
   },
 };
 
+function createBaseRemoveNodeRequest(): RemoveNodeRequest {
+  return { nodeId: "" };
+}
+
+export const RemoveNodeRequest: MessageFns<RemoveNodeRequest> = {
+  encode(message: RemoveNodeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nodeId !== "") {
+      writer.uint32(10).string(message.nodeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveNodeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveNodeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveNodeRequest {
+    return {
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RemoveNodeRequest): unknown {
+    const obj: any = {};
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    return obj;
+  },
+};
+
 function createBaseGetDrainStatusRequest(): GetDrainStatusRequest {
   return { nodeId: "" };
 }
@@ -1132,6 +1200,21 @@ export const ClusterServiceService = {
     responseSerialize: (value: DrainStatus): Buffer => Buffer.from(DrainStatus.encode(value).finish()),
     responseDeserialize: (value: Buffer): DrainStatus => DrainStatus.decode(value),
   },
+  /**
+   * Forgets a DEAD node now (the head also does so after --dead-node-ttl-ms):
+   * its record is deleted and node.removed recorded. An ALIVE node, or one a
+   * placement group still holds bundles on, is refused (FAILED_PRECONDITION).
+   * Returns the node's last record.
+   */
+  removeNode: {
+    path: "/muster.v1.ClusterService/RemoveNode" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RemoveNodeRequest): Buffer => Buffer.from(RemoveNodeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveNodeRequest => RemoveNodeRequest.decode(value),
+    responseSerialize: (value: Node): Buffer => Buffer.from(Node.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Node => Node.decode(value),
+  },
 } as const;
 
 export interface ClusterServiceServer extends UntypedServiceImplementation {
@@ -1153,6 +1236,13 @@ export interface ClusterServiceServer extends UntypedServiceImplementation {
   uncordonNode: handleUnaryCall<UncordonNodeRequest, Node>;
   /** What is still placed on a node and what moving it waits on. */
   getDrainStatus: handleUnaryCall<GetDrainStatusRequest, DrainStatus>;
+  /**
+   * Forgets a DEAD node now (the head also does so after --dead-node-ttl-ms):
+   * its record is deleted and node.removed recorded. An ALIVE node, or one a
+   * placement group still holds bundles on, is refused (FAILED_PRECONDITION).
+   * Returns the node's last record.
+   */
+  removeNode: handleUnaryCall<RemoveNodeRequest, Node>;
 }
 
 export interface ClusterServiceClient extends Client {
@@ -1256,6 +1346,27 @@ export interface ClusterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DrainStatus) => void,
+  ): ClientUnaryCall;
+  /**
+   * Forgets a DEAD node now (the head also does so after --dead-node-ttl-ms):
+   * its record is deleted and node.removed recorded. An ALIVE node, or one a
+   * placement group still holds bundles on, is refused (FAILED_PRECONDITION).
+   * Returns the node's last record.
+   */
+  removeNode(
+    request: RemoveNodeRequest,
+    callback: (error: ServiceError | null, response: Node) => void,
+  ): ClientUnaryCall;
+  removeNode(
+    request: RemoveNodeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Node) => void,
+  ): ClientUnaryCall;
+  removeNode(
+    request: RemoveNodeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Node) => void,
   ): ClientUnaryCall;
 }
 
