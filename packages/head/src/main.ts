@@ -41,8 +41,15 @@ async function main(): Promise<void> {
     log.info('head stopped');
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  // A close that fails still ends the process: say so and exit non-zero.
+  const stopOrExit = (signal: string) => {
+    stop(signal).catch((e: unknown) => {
+      log.error({ err: e instanceof Error ? e.message : e }, 'head did not stop cleanly; exiting');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stopOrExit('SIGTERM'));
+  process.on('SIGINT', () => stopOrExit('SIGINT'));
 }
 
 main().catch((e: unknown) => {

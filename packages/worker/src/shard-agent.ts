@@ -63,11 +63,15 @@ export class ShardAgent {
       case 'stopShards': {
         const { gangId, attempt, reason } = msg.msg.value;
         this.log.info({ gang: gangId, attempt, reason }, 'stopping shards');
-        void this.supervisor.stopGang(gangId, attempt || undefined);
+        void this.supervisor.stopGang(gangId, attempt || undefined).catch((e: unknown) => {
+          // Its ranks report what they are; the head sends the stop again while they still run.
+          this.log.error({ err: e, gang: gangId }, 'could not stop the gang as the head asked');
+        });
         return true;
       }
       case 'logRequest':
-        void this.streamLog(msg.msg.value);
+        // streamLog() answers its own failures to the head (an eof chunk with the error); this keeps a bug in it visible.
+        void this.streamLog(msg.msg.value).catch((e: unknown) => this.log.error({ err: e }, 'log stream failed'));
         return true;
       case 'logCancel':
         this.logReads.get(msg.msg.value.requestId)?.abort();
@@ -135,7 +139,7 @@ export class ShardAgent {
     const b = this.bridges.get(key);
     if (!b) return;
     this.bridges.delete(key);
-    void b.then((server) => server?.drain());
+    void b.then((server) => server?.drain()).catch((e: unknown) => this.log.warn({ key, err: e instanceof Error ? e.message : e }, 'HTTP bridge did not drain cleanly; it is gone all the same'));
   }
 
   private async streamLog(r: LogRequest): Promise<void> {

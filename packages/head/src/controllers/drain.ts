@@ -47,7 +47,10 @@ export class NodeDrains {
   private checking = false;
 
   constructor(private readonly src: DrainSources, private readonly events: EventLog, private readonly log: Logger) {
-    this.timer = setInterval(() => void this.announce(), 500);
+    // announce() catches its own failure (retried on the next tick); the catch here only keeps a bug in it visible.
+    this.timer = setInterval(() => {
+      this.announce().catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'drain check threw; the next tick checks again'));
+    }, 500);
     this.timer.unref();
   }
 

@@ -7,7 +7,7 @@
  * shapes are @muster/contracts' (subjects.ts); a report its decoder refuses
  * (no id, a negative or absurd count) is ignored.
  */
-import { decode, type NatsConnection, type Subscription } from '@muster/common';
+import { decode, type Logger, type NatsConnection, type Subscription } from '@muster/common';
 import { allDemandSubjects, allLoadSubjects, groupOfSubject, toDemandReport, toLoadReport } from '@muster/contracts';
 import type { DemandSample, LoadSample } from '../autoscaler/index.js';
 
@@ -18,7 +18,7 @@ export class LoadReports {
   readonly listening: boolean;
   private readonly subs: Subscription[] = [];
 
-  constructor(nats: { conn: NatsConnection; prefix: string } | undefined) {
+  constructor(nats: { conn: NatsConnection; prefix: string } | undefined, private readonly log: Logger) {
     this.listening = nats !== undefined;
     if (!nats) return;
     this.follow(nats.conn, allLoadSubjects(nats.prefix), (_subject, data) => {
@@ -61,7 +61,7 @@ export class LoadReports {
   private follow(conn: NatsConnection, subject: string, onReport: (subject: string, r: unknown) => void): void {
     const sub = conn.subscribe(subject);
     this.subs.push(sub);
-    void (async () => {
+    (async () => {
       for await (const m of sub) {
         try {
           onReport(m.subject, decode<unknown>(m.data));
@@ -69,6 +69,9 @@ export class LoadReports {
           // not a report: ignore
         }
       }
-    })();
+    })().catch((e: unknown) => {
+      // The subscription broke (NATS closed it): reports on this subject stop until the next term subscribes again.
+      this.log.warn({ subject, err: (e as Error).message }, 'load report subscription ended with an error; reports stop until the next leader term');
+    });
   }
 }
