@@ -40,8 +40,15 @@ async function main(): Promise<void> {
     log.info('head stopped');
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  // A close that fails still ends the process: say so and exit non-zero.
+  const stopOrExit = (signal: string) => {
+    stop(signal).catch((e: unknown) => {
+      log.error({ err: e instanceof Error ? e.message : e }, 'head did not stop cleanly; exiting');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stopOrExit('SIGTERM'));
+  process.on('SIGINT', () => stopOrExit('SIGINT'));
   // Only now: whoever waits for this line may signal us at once, and must find the handlers in place.
   log.info(
     { address: head.address, advertise: head.advertiseAddress, role: head.term ? 'leader' : 'standby', headId: head.headId, store: head.store.kind, metrics: head.metricsAddress, tokenFile: tokenPath(config), dataDir: config.dataDir },

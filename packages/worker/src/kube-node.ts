@@ -63,14 +63,19 @@ export class NodeCordonWatch {
   constructor(private readonly opts: NodeCordonWatchOptions) {}
 
   start(): void {
-    const loop = async () => {
-      await this.poll();
-      if (!this.stopped) {
-        this.timer = setTimeout(() => void loop(), this.opts.pollMs);
-        this.timer.unref();
-      }
+    // poll() never throws (it logs and keeps the drain state); a bug in it still must not stop the polling.
+    const next = () => {
+      if (this.stopped) return;
+      this.timer = setTimeout(loop, this.opts.pollMs);
+      this.timer.unref();
     };
-    void loop();
+    const loop = () => {
+      this.poll().then(next, (e: unknown) => {
+        this.opts.log.error({ err: (e as Error).message }, 'node cordon poll threw; polling again');
+        next();
+      });
+    };
+    loop();
   }
 
   stop(): void {

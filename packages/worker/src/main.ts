@@ -35,8 +35,15 @@ run.action(async (opts: Record<string, string>) => {
       await worker.close();
       process.exit(0);
     };
-    process.on('SIGTERM', () => void stop('SIGTERM'));
-    process.on('SIGINT', () => void stop('SIGINT'));
+    // A close that fails still ends the process: say so and exit non-zero.
+    const stopOrExit = (signal: string) => {
+      stop(signal).catch((e: unknown) => {
+        log.error({ err: e instanceof Error ? e.message : e }, 'worker did not stop cleanly; exiting');
+        process.exit(1);
+      });
+    };
+    process.on('SIGTERM', () => stopOrExit('SIGTERM'));
+    process.on('SIGINT', () => stopOrExit('SIGINT'));
   } catch (e) {
     log.fatal({ code: isMusterError(e) ? e.code : undefined, err: e instanceof Error ? e.message : e }, 'worker failed to start');
     process.exit(1);

@@ -14,6 +14,7 @@ import { httpBridgePort, SHARD_ENV } from '@muster/contracts';
 import type { Server } from '@muster/dataplane';
 import type { NatsConnection } from '@muster/common';
 import { startHttpBridge } from './http-bridge.js';
+import { firstPortInUse } from './shards/ports.js';
 import type { ProbeSpec, ProbeTiming, ShardStatus, ShardSupervisor } from './shards/types.js';
 
 type Send = (msg: AgentMessage) => void;
@@ -57,17 +58,24 @@ export class ShardAgent {
   /** Handles the shard messages of the head; false for the others. */
   handle(msg: HeadMessage): boolean {
     switch (msg.msg?.$case) {
-      case 'launchShards':
-        this.launch(msg.msg.value);
+      case 'launchShards': {
+        const l = msg.msg.value;
+        // launch() reports each rank it could not start as exited; this keeps a bug in it visible.
+        void this.launch(l).catch((e: unknown) => this.log.error({ err: e, gang: l.gangId }, 'launching shards failed'));
         return true;
+      }
       case 'stopShards': {
         const { gangId, attempt, reason } = msg.msg.value;
         this.log.info({ gang: gangId, attempt, reason }, 'stopping shards');
-        void this.supervisor.stopGang(gangId, attempt || undefined);
+        void this.supervisor.stopGang(gangId, attempt || undefined).catch((e: unknown) => {
+          // Its ranks report what they are; the head sends the stop again while they still run.
+          this.log.error({ err: e, gang: gangId }, 'could not stop the gang as the head asked');
+        });
         return true;
       }
       case 'logRequest':
-        void this.streamLog(msg.msg.value);
+        // streamLog() answers its own failures to the head (an eof chunk with the error); this keeps a bug in it visible.
+        void this.streamLog(msg.msg.value).catch((e: unknown) => this.log.error({ err: e }, 'log stream failed'));
         return true;
       case 'logCancel':
         this.logReads.get(msg.msg.value.requestId)?.abort();
@@ -77,11 +85,19 @@ export class ShardAgent {
     }
   }
 
-  private launch(l: LaunchShards): void {
+  private async launch(l: LaunchShards): Promise<void> {
     this.log.info({ gang: l.gangId, attempt: l.attempt, ranks: l.shards.map((s) => s.rank) }, 'launching shards');
     const testRun = process.env[SHARD_ENV.TEST_RUN];
     for (const s of l.shards) {
       const key = `${l.gangId}/${l.attempt}/${s.rank}`;
+      // A port of the rank already held on this host: not started, reported so the head allocates another.
+      const busy = await firstPortInUse(s.ports);
+      if (busy !== undefined) {
+        const reason = `port-in-use: port ${busy} is held by another process on this host; rank not started`;
+        this.log.warn({ gang: l.gangId, attempt: l.attempt, rank: s.rank, port: busy }, reason);
+        this.onStatus({ key, gangId: l.gangId, attempt: l.attempt, rank: s.rank, phase: 'exited', reason, portInUse: busy });
+        continue;
+      }
       try {
         this.supervisor.launch({
           key,
@@ -135,7 +151,7 @@ export class ShardAgent {
     const b = this.bridges.get(key);
     if (!b) return;
     this.bridges.delete(key);
-    void b.then((server) => server?.drain());
+    void b.then((server) => server?.drain()).catch((e: unknown) => this.log.warn({ key, err: e instanceof Error ? e.message : e }, 'HTTP bridge did not drain cleanly; it is gone all the same'));
   }
 
   private async streamLog(r: LogRequest): Promise<void> {
@@ -168,6 +184,7 @@ function report(s: ShardStatus): ShardStatusReport {
     reason: s.reason ?? '',
     stopped: s.stopped ?? false,
     logTail: s.logTail ?? '',
+    portInUse: s.portInUse ?? 0,
   };
 }
 

@@ -18,7 +18,7 @@ import { unary, serverStream, type RpcContext } from './rpc.js';
 export interface ClusterServiceDeps {
   registry: NodeRegistry;
   events: EventLog;
-  drains: { status(nodeId: string): DrainStatus };
+  drains: { settledStatus(nodeId: string): Promise<DrainStatus> };
   info: { headId: string; version: string; store: string; nats: NatsAccess | undefined; heartbeatIntervalMs: number; deadAfterMs: number };
 }
 
@@ -48,7 +48,7 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
     watchEvents: serverStream(ctx, 'WatchEvents', (call) => watchEvents(events, call)),
     drainNode: unary(ctx, 'DrainNode', async (req: DrainNodeRequest) => registry.drain(nodeId(req.nodeId), req.reason.trim(), 'operator')),
     uncordonNode: unary(ctx, 'UncordonNode', async (req: { nodeId: string }) => registry.uncordon(nodeId(req.nodeId), 'operator')),
-    getDrainStatus: unary(ctx, 'GetDrainStatus', async (req: { nodeId: string }) => deps.drains.status(nodeId(req.nodeId))),
+    getDrainStatus: unary(ctx, 'GetDrainStatus', (req: { nodeId: string }) => deps.drains.settledStatus(nodeId(req.nodeId))),
     removeNode: unary(ctx, 'RemoveNode', async (req: { nodeId: string }) => registry.remove(nodeId(req.nodeId))),
   };
 }

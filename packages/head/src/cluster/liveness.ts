@@ -42,7 +42,10 @@ export class Liveness {
 
   start(): void {
     const every = Math.max(20, Math.min(100, Math.floor(this.deadAfterMs / 10)));
-    this.timer = setInterval(() => void this.tick(), every);
+    // tick() catches its own failure (retried on the next tick); the catch here only keeps a bug in it visible.
+    this.timer = setInterval(() => {
+      this.tick().catch((e: unknown) => this.log.error({ err: e }, 'liveness tick threw; the next tick sweeps again'));
+    }, every);
     this.timer.unref();
   }
 

@@ -377,9 +377,10 @@ export class NodeRegistry {
       () => undefined,
     );
     this.busy.set(nodeId, done);
-    void done.then(() => {
+    // `done` never rejects (both outcomes map to undefined): nothing to catch.
+    done.then(() => {
       if (this.busy.get(nodeId) === done) this.busy.delete(nodeId);
-    });
+    }, () => undefined);
     return run;
   }
 

@@ -5,6 +5,7 @@
  * (replica-groups.ts `pruneMemory`).
  */
 import { describe, expect, it } from 'vitest';
+import { createLogger } from '@muster/common/log';
 import type { ReplicaGroup } from '@muster/proto';
 import { LoadReports, MAX_REPLICAS, MAX_ROUTERS_PER_GROUP, RecentMap, STALE_MS } from './load-reports.js';
 import { pruneMemory } from './replica-groups.js';
@@ -34,7 +35,7 @@ describe('RecentMap', () => {
 describe('LoadReports', () => {
   it('under a flood of replica ids never holds more than MAX_REPLICAS; stale ones go', () => {
     let now = 0;
-    const r = new LoadReports(undefined, () => now);
+    const r = new LoadReports(undefined, createLogger('test', { level: 'silent' }), () => now);
     for (let i = 0; i < MAX_REPLICAS + 5_000; i++) r.heard('muster.load.g', load(`r${i}`), 'load');
     expect(r.sizes.replicas).toBe(MAX_REPLICAS);
     expect(r.of('r0')).toBeUndefined();
@@ -46,7 +47,7 @@ describe('LoadReports', () => {
 
   it('routers per group and groups are bounded; a deleted group and a forgotten replica go at once', () => {
     const now = 0;
-    const r = new LoadReports(undefined, () => now);
+    const r = new LoadReports(undefined, createLogger('test', { level: 'silent' }), () => now);
     for (let i = 0; i < MAX_ROUTERS_PER_GROUP * 2; i++) r.heard('muster.demand.g1', demand(`router-${i}`), 'demand');
     r.heard('muster.demand.g2', demand('a'), 'demand');
     r.heard('muster.load.g2', load('r1'), 'load');

@@ -17,6 +17,13 @@
  *                                also across leader terms: a new term reads
  *                                the retained events before announcing)
  *
+ * When node.drained is announced: by the check every 500 ms, or at once when
+ * `GetDrainStatus` finds the node drained (`settledStatus`): a caller told
+ * "drained" can rely on the event being durable. Without that, a drain that
+ * completed and was uncordoned within one check (`muster node drain --wait`
+ * then `uncordon`) was announced or not by chance, and a later drain of the
+ * same node could find one node.drained more than it expected.
+ *
  * Why a bare gang moves only when it fits elsewhere now (Ray's choice, not
  * Kubernetes' evict-anyway): a training or batch gang has no second copy to
  * serve meanwhile, so stopping it before there is room elsewhere turns a
@@ -24,7 +31,7 @@
  * instead, and says so (`GetDrainStatus`); an operator who wants it gone
  * anyway stops the gang.
  */
-import { GangState as G, PlacementGroupState as P, type DrainItem, type DrainStatus, type Gang, type PlacementGroup, type ReplicaGroup } from '@muster/proto';
+import { GangState as G, PlacementGroupState as P, type DrainItem, type DrainStatus, type Gang, type Node, type PlacementGroup, type ReplicaGroup } from '@muster/proto';
 import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
@@ -40,19 +47,38 @@ export interface DrainSources {
 }
 
 export class NodeDrains {
-  /** Draining nodes already announced as drained (this drain); seeded from the stored events once per term. */
-  private readonly announced = new Set<string>();
+  /**
+   * Drains announced as drained, or being announced: node id → the drain (its
+   * `drainSinceMs`) and the write. A drain is told apart by its start, so a
+   * node drained again is announced again even if no check saw the uncordon
+   * between. Seeded from the stored events once per term.
+   */
+  private readonly announced = new Map<string, { sinceMs: number; written: Promise<void> }>();
   private seeded = false;
   private readonly timer: NodeJS.Timeout;
   private checking = false;
 
   constructor(private readonly src: DrainSources, private readonly events: EventLog, private readonly log: Logger) {
-    this.timer = setInterval(() => void this.announce(), 500);
+    // announce() catches its own failure (retried on the next tick); the catch here only keeps a bug in it visible.
+    this.timer = setInterval(() => {
+      this.announce().catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'drain check threw; the next tick checks again'));
+    }, 500);
     this.timer.unref();
   }
 
   close(): void {
     clearInterval(this.timer);
+  }
+
+  /** `status`, and when it says drained, node.drained is durable before it answers (announced now if the check has not yet). */
+  async settledStatus(nodeId: string): Promise<DrainStatus> {
+    const s = this.status(nodeId);
+    const node = s.node;
+    if (s.drained && node) {
+      await this.seed();
+      await this.announceOnce(node);
+    }
+    return s;
   }
 
   /** What is still on `nodeId`, what moving each thing waits on, and whether it is drained. */
@@ -101,33 +127,48 @@ export class NodeDrains {
     if (this.checking) return;
     this.checking = true;
     try {
-      if (!this.seeded) {
-        const drainedAt = new Map<string, number>();
-        for (const e of await this.events.history()) if (e.kind === 'node.drained') drainedAt.set(e.nodeId, e.timeMs);
-        for (const n of this.src.registry.list()) {
-          if (n.draining && (drainedAt.get(n.nodeId) ?? -1) >= n.drainSinceMs) this.announced.add(n.nodeId);
-        }
-        this.seeded = true;
-      }
-      // A node that was removed (`muster node rm`, the dead-node TTL) leaves the set too.
-      for (const id of this.announced) if (!this.src.registry.get(id)) this.announced.delete(id);
+      await this.seed();
+      // A node that was removed (`muster node rm`, the dead-node TTL) leaves the map too.
+      for (const id of this.announced.keys()) if (!this.src.registry.get(id)) this.announced.delete(id);
       for (const n of this.src.registry.list()) {
         if (!n.draining) {
           this.announced.delete(n.nodeId);
           continue;
         }
-        if (this.announced.has(n.nodeId) || !this.status(n.nodeId).drained) continue;
-        this.announced.add(n.nodeId);
-        await this.events.append('node.drained', {
-          nodeId: n.nodeId,
-          message: `node ${n.nodeId} drained: nothing is placed or running there${n.drainReason ? ` (${n.drainReason})` : ''}`,
-          attributes: { reason: n.drainReason, drainedForMs: String(Date.now() - n.drainSinceMs) },
-        });
+        if (this.announced.get(n.nodeId)?.sinceMs !== n.drainSinceMs && this.status(n.nodeId).drained) await this.announceOnce(n);
       }
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'drain check failed; retrying');
     } finally {
       this.checking = false;
     }
+  }
+
+  /** Once per term, before the first announcement: the drains an earlier term already announced (their event is retained). */
+  private async seed(): Promise<void> {
+    if (this.seeded) return;
+    const drainedAt = new Map<string, number>();
+    for (const e of await this.events.history()) if (e.kind === 'node.drained') drainedAt.set(e.nodeId, e.timeMs);
+    if (this.seeded) return; // a concurrent caller seeded meanwhile
+    for (const n of this.src.registry.list()) {
+      if (n.draining && (drainedAt.get(n.nodeId) ?? -1) >= n.drainSinceMs) this.announced.set(n.nodeId, { sinceMs: n.drainSinceMs, written: Promise.resolve() });
+    }
+    this.seeded = true;
+  }
+
+  /** Appends node.drained unless this drain's is written or being written (then waits for that one); a failed write is retried by the next check. */
+  private announceOnce(n: Node): Promise<void> {
+    const known = this.announced.get(n.nodeId);
+    if (known?.sinceMs === n.drainSinceMs) return known.written;
+    const written = this.events.append('node.drained', {
+      nodeId: n.nodeId,
+      message: `node ${n.nodeId} drained: nothing is placed or running there${n.drainReason ? ` (${n.drainReason})` : ''}`,
+      attributes: { reason: n.drainReason, drainedForMs: String(Date.now() - n.drainSinceMs) },
+    }).then(() => undefined, (e: unknown) => {
+      if (this.announced.get(n.nodeId)?.written === written) this.announced.delete(n.nodeId);
+      throw e;
+    });
+    this.announced.set(n.nodeId, { sinceMs: n.drainSinceMs, written });
+    return written;
   }
 }

@@ -14,7 +14,7 @@ import {
   type RankStatus,
   type ShardStatusReport,
 } from '@muster/proto';
-import { planGang, planLaunch, progress, type GangContext, type GangEvent, type GangInput, type GangPlan } from './gang-plan.js';
+import { MAX_PORTS_IN_USE, planGang, planLaunch, progress, type GangContext, type GangEvent, type GangInput, type GangPlan } from './gang-plan.js';
 import { parseGangSpec, wireGangSpec } from './gang-spec.js';
 
 const T0 = 1_000_000;
@@ -46,7 +46,7 @@ function gang(state: G, phase: string | string[], over: Partial<Gang> = {}): Gan
     id: 'gang1', spec: wireGangSpec(spec), state, placementGroupId: 'pg1', attempt: 1, restarts: 0,
     ranks: state === G.GANG_STATE_PENDING ? [] : phases.map((ph, i) => rank(i, ph)),
     firstFailure: undefined, lastFailure: undefined, message: '', createdAtMs: 0, stateChangedAtMs: 0, nextRestartAtMs: 0,
-    masterAddr: '10.0.0.1', masterPort: 30_010, requestId: '', ...over,
+    masterAddr: '10.0.0.1', masterPort: 30_010, requestId: '', portsInUse: [], ...over,
   };
 }
 
@@ -55,7 +55,7 @@ function ctx(over: Partial<GangContext> = {}): GangContext {
 }
 
 function report(r: number, phase: string, over: Partial<ShardStatusReport> = {}): GangEvent {
-  return { type: 'report', nodeId: r < 2 ? 'n1' : 'n2', report: { gangId: 'gang1', attempt: 1, rank: r, phase, pid: 100 + r, exitCode: undefined, signal: '', reason: '', stopped: false, logTail: '', ...over } };
+  return { type: 'report', nodeId: r < 2 ? 'n1' : 'n2', report: { gangId: 'gang1', attempt: 1, rank: r, phase, pid: 100 + r, exitCode: undefined, signal: '', reason: '', stopped: false, logTail: '', portInUse: 0, ...over } };
 }
 
 /** What a plan did, in a form a row can state. */
@@ -179,5 +179,52 @@ describe('gang planner: one row per decision', () => {
     const p = planGang(running(gang(G.GANG_STATE_STARTING, ['ready', 'pending', 'started', 'pending'])), report(1, 'ready'), ctx());
     expect(p.gang.message).toBe(progress(p.gang));
     expect(p.gang.message).toBe('2/4 ranks ready, 3 launched, 0 failed');
+  });
+});
+
+describe('gang planner: a port in use on the host (issue 15, point 8)', () => {
+  const inUse = (r: number, port: number) => report(r, 'exited', { pid: 0, reason: `port-in-use: port ${port} is held by another process on this host; rank not started`, portInUse: port });
+
+  it('the port is remembered, every rank stops, and the restart is immediate and not counted', () => {
+    const p = planGang(running(gang(G.GANG_STATE_STARTING, ['started', 'started', 'pending', 'pending'])), inUse(0, 30_000), ctx());
+    expect(summary(p)).toMatchObject({ state: 'RESTARTING', steps: [4], stop: ['n1', 'n2'], timer: [], restarts: 0, moving: true });
+    expect(p.gang.portsInUse).toEqual([{ nodeId: 'n1', port: 30_000 }]);
+    expect(p.gang.message).toMatch(/^rank 0 on n1 not started: port 30000 is in use on node n1's host .*not counted as a restart/);
+    expect(p.gang.lastFailure).toMatchObject({ rank: 0, nodeId: 'n1', reason: expect.stringContaining('port 30000 is in use') });
+  });
+
+  it('the next attempt allocates around it on that host only, and tells the agent which ports to check', () => {
+    const waiting = gang(G.GANG_STATE_RESTARTING, 'exited', { portsInUse: [{ nodeId: 'n1', port: 30_000 }] });
+    const p = planGang({ gang: waiting, spec, moving: true }, { type: 'backoffOver', attempt: 1 }, ctx());
+    expect(summary(p)).toMatchObject({ state: 'STARTING', attempt: 2, restarts: 0, moving: false });
+    const ports = (nodeId: string) => p.gang.ranks.filter((r) => r.nodeId === nodeId).map((r) => r.ports.http);
+    expect(ports('n1')).toEqual([30_001, 30_002]);
+    expect(ports('n2')).toEqual([30_000, 30_001]); // another host: 30000 is free there
+    expect(p.gang.masterPort).toBe(30_003);
+    const launch = p.actions.find((a) => a.type === 'launch' && a.nodeId === 'n1');
+    expect(launch?.type === 'launch' && launch.shards.map((s) => s.ports)).toEqual([[30_001, 30_003], [30_002]]);
+  });
+
+  it('a port fixed in the spec cannot move: an ordinary, counted failure with backoff', () => {
+    const fixed = parseGangSpec({ ...wire, template: { ...wire.template, ports: [{ name: 'http', port: 31_000 }] } });
+    const p = planGang({ gang: gang(G.GANG_STATE_STARTING, 'started'), spec: fixed, moving: false }, inUse(0, 31_000), ctx());
+    expect(summary(p)).toMatchObject({ state: 'RESTARTING', steps: [4], timer: ['backoffOver@+1000'], moving: false });
+    expect(p.gang.portsInUse).toEqual([]);
+  });
+
+  it('an exhausted range fails the gang (step 9) instead of looping', () => {
+    const taken = Array.from({ length: 3 }, (_, i) => ({ nodeId: 'n1', port: 30_000 + i }));
+    const waiting = gang(G.GANG_STATE_RESTARTING, 'exited', { portsInUse: taken });
+    const p = planGang({ gang: waiting, spec, moving: true }, { type: 'backoffOver', attempt: 1 }, ctx({ portRange: { first: 30_000, last: 30_003 } }));
+    expect(summary(p)).toMatchObject({ state: 'FAILED', steps: [9] });
+    expect(p.gang.message).toMatch(/no free port left in 30000-30003 on node n1/);
+  });
+
+  it('the record keeps at most MAX_PORTS_IN_USE ports, the newest', () => {
+    const many = Array.from({ length: MAX_PORTS_IN_USE }, (_, i) => ({ nodeId: 'n2', port: 31_000 + i }));
+    const p = planGang(running(gang(G.GANG_STATE_STARTING, 'started', { portsInUse: many })), inUse(0, 30_000), ctx());
+    expect(p.gang.portsInUse).toHaveLength(MAX_PORTS_IN_USE);
+    expect(p.gang.portsInUse.at(-1)).toEqual({ nodeId: 'n1', port: 30_000 });
+    expect(p.gang.portsInUse[0]).toEqual({ nodeId: 'n2', port: 31_001 });
   });
 });

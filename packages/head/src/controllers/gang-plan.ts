@@ -13,6 +13,16 @@
  *
  * The input record is never changed: the plan holds a copy, so the executor
  * can keep the last durable record for answers while the next is in flight.
+ *
+ * A port in use (issue 15, point 8): the head's port ledger knows only
+ * Muster's gangs, so an agent checks a rank's ports before spawning it and
+ * reports one held by another process (`portInUse`). That is the host's
+ * doing, not the gang's: the port joins the gang's `portsInUse` (bounded,
+ * oldest dropped), every rank stops, and the next attempt starts at once on a
+ * layout allocated around it, without backoff and not counted against
+ * maxRestarts (like a move). It cannot loop: each report takes one more port
+ * of the range out, and an exhausted range fails the gang (step 9). A port
+ * fixed in the spec cannot be moved: that is an ordinary, counted failure.
  */
 import {
   GangState as G,
@@ -34,6 +44,9 @@ export const LIVE = new Set([G.GANG_STATE_PENDING, G.GANG_STATE_STARTING, G.GANG
 const RUNNING = new Set([G.GANG_STATE_STARTING, G.GANG_STATE_READY]);
 /** The head's own backstop after the agents' startup deadline (they enforce it themselves). */
 export const DEADLINE_SLACK_MS = 2_000;
+
+/** Ports found taken on hosts that a gang's record remembers (Gang.portsInUse); older ones are dropped. */
+export const MAX_PORTS_IN_USE = 64;
 
 export type GangEvent =
   /** The placement group changed, the gang was just launched, or it was loaded. */
@@ -84,7 +97,7 @@ export function planLaunch(spec: ValidGangSpec, wire: Gang['spec'], pg: Placemen
   const gang: Gang = {
     id, spec: wire, state: G.GANG_STATE_PENDING, placementGroupId: pg.id, attempt: 0, restarts: 0, ranks: [],
     firstFailure: undefined, lastFailure: undefined, message: `waiting for placement group ${pg.spec?.name}`,
-    createdAtMs: nowMs, stateChangedAtMs: nowMs, nextRestartAtMs: 0, masterAddr: '', masterPort: 0, requestId,
+    createdAtMs: nowMs, stateChangedAtMs: nowMs, nextRestartAtMs: 0, masterAddr: '', masterPort: 0, requestId, portsInUse: [],
   };
   const reason = `gang ${spec.name} waits for placement group ${pg.spec?.name}`;
   return { gang, moving: false, write: true, actions: [{ type: 'transition', step: 1, state: G.GANG_STATE_PENDING, event: 'gang.pending', reason }] };
@@ -159,7 +172,9 @@ class Planner {
       Object.assign(r, { phase: s.phase, pid: s.pid, exitCode: s.exitCode, signal: s.signal, reason: s.reason });
       this.write = true;
     }
-    if (s.phase === 'exited' && !s.stopped && RUNNING.has(state)) {
+    if (s.phase === 'exited' && !s.stopped && RUNNING.has(state) && s.portInUse > 0 && !this.fixedPort(s.portInUse)) {
+      this.reallocate(r.rank, nodeId, s.portInUse);
+    } else if (s.phase === 'exited' && !s.stopped && RUNNING.has(state)) {
       this.fail({ rank: s.rank, nodeId, reason: s.reason || 'exited', exitCode: s.exitCode, signal: s.signal, logTail: s.logTail });
     } else if (state === G.GANG_STATE_STARTING && g.ranks.every((x) => x.phase === 'ready')) {
       this.transition(3, G.GANG_STATE_READY, 'gang.ready', `all ${g.ranks.length} ranks ready`);
@@ -168,6 +183,25 @@ class Planner {
     }
     if (state === G.GANG_STATE_STOPPING) this.maybeStopped();
     if (state === G.GANG_STATE_RESTARTING) this.maybeRestart(false);
+  }
+
+  private fixedPort(port: number): boolean {
+    return this.spec.template.ports.some((p) => p.port === port);
+  }
+
+  /** Step 4 without its cost: a rank's allocated port was taken on its host; the next attempt allocates around it (see the top). */
+  private reallocate(rank: number, nodeId: string, port: number): void {
+    const g = this.g;
+    const reason = `port ${port} is in use on node ${nodeId}'s host (another process holds it)`;
+    g.portsInUse = [...g.portsInUse.filter((p) => !(p.nodeId === nodeId && p.port === port)), { nodeId, port }].slice(-MAX_PORTS_IN_USE);
+    const failure: GangFailure = { attempt: g.attempt, rank, nodeId, reason, exitCode: undefined, signal: '', logTail: '', timeMs: this.ctx.nowMs };
+    g.firstFailure ??= failure;
+    g.lastFailure = failure;
+    this.moving = true; // not counted against maxRestarts
+    g.nextRestartAtMs = this.ctx.nowMs; // no backoff: nothing of the gang's failed
+    this.stopRanks(`rank ${rank}: ${reason}`);
+    this.transition(4, G.GANG_STATE_RESTARTING, 'gang.restarting', `rank ${rank} on ${nodeId} not started: ${reason}; restarting every rank on newly allocated ports (not counted as a restart)`);
+    this.maybeRestart(false);
   }
 
   /** Ranks the head expects on `nodeId` that its agent does not run count as failed (the first one found). */
@@ -205,6 +239,10 @@ class Planner {
     let plan: LayoutPlan;
     try {
       const used = new Map([...ctx.usedPorts].map(([space, ports]) => [space, new Set(ports)]));
+      for (const p of g.portsInUse) {
+        const space = portSpace(ctx.nodes, p.nodeId);
+        used.set(space, (used.get(space) ?? new Set()).add(p.port));
+      }
       plan = planLayout(spec, pg, new Map(ctx.nodes), used, ctx.portRange);
     } catch (err) {
       return this.failFinal((err as Error).message);
@@ -318,6 +356,8 @@ function launchShards(spec: ValidGangSpec, gangId: string, attempt: number, plan
     startupDeadlineMs: spec.startup.deadlineMs,
     gracePeriodMs: spec.startup.gracePeriodMs,
     logMaxBytes: spec.logMaxBytes,
+    // What the agent checks is free before spawning (rank 0 binds the rendezvous port too).
+    ports: [...Object.values(r.ports), ...(r.rank === 0 ? [plan.masterPort] : [])],
   }));
 }
 

@@ -172,7 +172,7 @@ export const DEFAULT_PORT_RANGE: PortRange = { first: 30_000, last: 32_767 };
  * Port spaces are per host address, not per node id: simulated nodes on one
  * machine (`muster up`, tests) share one.
  */
-export function portSpace(nodes: Map<string, Node>, nodeId: string): string {
+export function portSpace(nodes: ReadonlyMap<string, Node>, nodeId: string): string {
   return nodes.get(nodeId)?.address || nodeId;
 }
 

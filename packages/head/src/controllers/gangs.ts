@@ -353,7 +353,7 @@ export class GangController {
         this.log.error({ err: (err as Error).message }, 'gang decision failed');
       }
     };
-    if (this.reloading) void this.reloading.then(run);
+    if (this.reloading) this.reloading.then(run, (err: unknown) => this.log.error({ err: (err as Error).message }, 'gang reload failed; the decision waits for the next event'));
     else run();
   }
 

@@ -103,7 +103,13 @@ export class GroupCommit {
       return;
     }
     this.running = true;
-    setImmediate(() => void this.loop());
+    setImmediate(() => {
+      // loop() catches each cycle's failure (the next kick runs again); this keeps a bug in it visible.
+      this.loop().catch((e: unknown) => {
+        this.running = false;
+        this.log.error({ err: e instanceof Error ? e.message : e }, `${this.name} loop threw; the next change runs it again`);
+      });
+    });
   }
 
   private async loop(): Promise<void> {
@@ -131,7 +137,10 @@ export class GroupCommit {
     for (const s of staged) ops.push(s.op);
     const commit = this.commit(ops, this.waiters.splice(0), staged, this.afters.splice(0));
     this.inflight.push(commit);
-    void commit.finally(() => this.inflight.splice(this.inflight.indexOf(commit), 1));
+    // A failed write reaches its waiters inside commit(); what can still reject is the reload after it.
+    commit.finally(() => this.inflight.splice(this.inflight.indexOf(commit), 1)).catch((e: unknown) => {
+      this.log.error({ err: e instanceof Error ? e.message : e }, `${this.name}: reloading after a failed commit failed; the next failed commit reloads again`);
+    });
     const max = this.writer.store.ordersWrites ? MAX_INFLIGHT : 1;
     while (this.inflight.length >= max) await this.inflight[0];
   }

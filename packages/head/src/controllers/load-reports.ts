@@ -15,7 +15,7 @@
  * heard go first); a replica that leaves its group's record (`forget`) and a
  * deleted group (`forgetGroup`) are dropped at once.
  */
-import { decode, type NatsConnection, type Subscription } from '@muster/common';
+import { decode, type Logger, type NatsConnection, type Subscription } from '@muster/common';
 import { allDemandSubjects, allLoadSubjects, groupOfSubject, toDemandReport, toLoadReport } from '@muster/contracts';
 import type { DemandSample, LoadSample } from '../autoscaler/index.js';
 
@@ -75,6 +75,7 @@ export class LoadReports {
 
   constructor(
     nats: { conn: NatsConnection; prefix: string } | undefined,
+    private readonly log: Logger,
     /** The head's monotonic clock, for staleness (reports carry the sender's wall clock). */
     private readonly now: () => number = () => performance.now(),
   ) {
@@ -142,7 +143,7 @@ export class LoadReports {
   private follow(conn: NatsConnection, subject: string, onReport: (subject: string, r: unknown) => void): void {
     const sub = conn.subscribe(subject);
     this.subs.push(sub);
-    void (async () => {
+    (async () => {
       for await (const m of sub) {
         try {
           onReport(m.subject, decode<unknown>(m.data));
@@ -150,6 +151,9 @@ export class LoadReports {
           // not a report: ignore
         }
       }
-    })();
+    })().catch((e: unknown) => {
+      // The subscription broke (NATS closed it): reports on this subject stop until the next term subscribes again.
+      this.log.warn({ subject, err: (e as Error).message }, 'load report subscription ended with an error; reports stop until the next leader term');
+    });
   }
 }

@@ -59,7 +59,7 @@ export class ReplicaGroupController {
       const group = g.spec?.replicaGroup;
       if (group) this.kick(group);
     });
-    this.reports = new LoadReports(nats && { conn: nats.conn, prefix: nats.access.subjectPrefix });
+    this.reports = new LoadReports(nats && { conn: nats.conn, prefix: nats.access.subjectPrefix }, log);
     this.commits = new GroupCommit(writer, log, { name: 'replica groups', recover: () => this.recover() });
     this.executor = new RgExecutor(pgs, gangs, log, nats?.access, this.reports, isDraining, (e, next, then) => this.write(e, next, undefined, then));
     // Drains and deadlines progress with time, not only with events.
@@ -200,9 +200,10 @@ export class ReplicaGroupController {
     const run = (this.tails.get(name) ?? Promise.resolve()).then(fn);
     const tail = run.catch(() => undefined);
     this.tails.set(name, tail);
-    void tail.then(() => {
+    // `tail` never rejects (caught above): nothing to catch.
+    tail.then(() => {
       if (this.tails.get(name) === tail) this.tails.delete(name);
-    });
+    }, () => undefined);
     return run;
   }
 
@@ -214,7 +215,7 @@ export class ReplicaGroupController {
       return;
     }
     e.running = true;
-    void (async () => {
+    (async () => {
       do {
         e.again = false;
         try {
@@ -224,7 +225,10 @@ export class ReplicaGroupController {
         }
       } while (e.again);
       e.running = false;
-    })();
+    })().catch((err: unknown) => {
+      e.running = false;
+      this.log.error({ group: name, err: (err as Error).message }, 'replica group reconcile loop threw; the next change runs it again');
+    });
   }
 
   /** One pass: plan on the stored record, store the plan's record, then act on it. */

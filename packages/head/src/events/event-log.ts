@@ -63,7 +63,13 @@ export class EventLog {
       this.batch.push(p);
       if (!this.flushing) {
         this.flushing = true;
-        setImmediate(() => void this.flush());
+        setImmediate(() => {
+          // flush() rejects each batch's appends itself; this keeps a bug in it visible and lets the next append flush.
+          this.flush().catch((e: unknown) => {
+            this.flushing = false;
+            this.log.error({ err: e }, 'event flush threw; the next append flushes again');
+          });
+        });
       }
     });
   }
@@ -142,7 +148,8 @@ export class EventLog {
     if (++this.sinceTrim >= 1_000 && !this.trimming) {
       this.sinceTrim = 0;
       this.trimming = true;
-      void this.trim().finally(() => (this.trimming = false));
+      // trim() catches its own failure (retried after the next 1,000 events).
+      this.trim().catch((e: unknown) => this.log.error({ err: e }, 'event trim threw; retried after the next 1,000 events')).finally(() => (this.trimming = false));
     }
   }
 

@@ -139,9 +139,10 @@ export class Election {
     if (this.lease) return this.lease;
     const lease = await this.store.grantLease(this.opts.leaseSeconds);
     this.lease = lease;
-    void lease.lost.then(() => {
+    // `lost` only resolves (a lease that is lost says so, it never throws): nothing to catch.
+    lease.lost.then(() => {
       if (this.lease === lease) this.lease = undefined;
-    });
+    }, () => undefined);
     return lease;
   }
 
@@ -155,8 +156,11 @@ export class Election {
       resolve(reason);
     };
     const writer = new StateWriter(this.store, this.opts.headId, revision, end);
-    void lease.lost.then(() => end(`lease ${lease.id} lost (expired, revoked, or not renewed for ${2 * this.opts.leaseSeconds} s)`));
-    void this.watchOwnKey(revision, end, ended);
+    lease.lost.then(() => end(`lease ${lease.id} lost (expired, revoked, or not renewed for ${2 * this.opts.leaseSeconds} s)`), () => undefined);
+    this.watchOwnKey(revision, end, ended).catch((e: unknown) => {
+      // The watch is a second, faster signal; the lease watchdog still ends the term.
+      this.opts.log.warn({ err: (e as Error).message }, 'watching the leader key failed; the lease alone now ends this term');
+    });
     return { writer, revision, ended, end };
   }
 
@@ -168,7 +172,7 @@ export class Election {
     } catch {
       return; // the lease watchdog still ends the term
     }
-    void ended.then(() => watch.close());
+    ended.then(() => watch.close()).catch(() => undefined); // closing a watch twice or after a store outage: nothing left to do
     try {
       for await (const batch of watch) {
         const ev = batch.find((e) => (e.type === 'put' ? e.kv.key : e.key) === LEADER_KEY);
@@ -186,8 +190,10 @@ export class Election {
   /** Waits for the leader key to change, with a timeout so a missed event cannot strand a standby. */
   private async untilLeaderKeyChanges(): Promise<void> {
     const watch = await this.store.watch(LEADER_KEY);
-    const timeout = setTimeout(() => void watch.close(), this.opts.leaseSeconds * 1000);
-    const onStop = () => void watch.close();
+    // A watch that fails to close ends the wait all the same (its iterator ends or throws below).
+    const close = () => void watch.close().catch((e: unknown) => this.opts.log.debug({ err: (e as Error).message }, 'closing the leader-key watch failed'));
+    const timeout = setTimeout(close, this.opts.leaseSeconds * 1000);
+    const onStop = close;
     this.stopSignal.signal.addEventListener('abort', onStop, { once: true });
     try {
       // The key may have gone between our txn and the watch: look once more.

@@ -40,7 +40,10 @@ export async function watchEtcd(spec: EtcdWatchSpec): Promise<WatchQueue> {
     await within(watcher.cancel(), spec.timeoutMs);
   });
   watcher.on('data', (res) => queue.push(res.events.map((ev) => spec.toEvent(ev))));
-  watcher.on('error', (err) => void explain(spec, watcher, err).then((e) => queue.fail(e)));
+  // explain() only asks etcd why; if even that fails, the watch fails with the original error.
+  watcher.on('error', (err) => {
+    explain(spec, watcher, err).then((e) => queue.fail(e), () => queue.fail(spec.toError(err, 'watch')));
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(

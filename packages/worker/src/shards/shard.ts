@@ -152,7 +152,7 @@ export class ShardRunner {
     const deadline = this.spec.startupDeadlineMs;
     const why = `startup deadline ${deadline} ms passed (readiness ${describeProbe(r)} never passed)`;
     this.later(this.spawnedAt + deadline - Date.now(), () => {
-      if (this.phase === 'started') void this.stop(why, false);
+      if (this.phase === 'started') return this.stop(why, false); // later() catches and logs a failure
     });
     if (r.kind === 'sdk') {
       if (this.sdkReady) this.becomeReady();
@@ -186,7 +186,7 @@ export class ShardRunner {
       const ok = await runProbe(l, timeout, this.probeContext());
       if (this.phase !== 'ready' || this.detached) return;
       failures = ok ? 0 : failures + 1;
-      if (failures >= threshold) void this.stop(`liveness ${describeProbe(l)} failed ${failures} times`, false);
+      if (failures >= threshold) await this.stop(`liveness ${describeProbe(l)} failed ${failures} times`, false); // later() catches and logs a failure
       else this.later(period, tick);
     };
     this.later(period, tick);

@@ -84,6 +84,8 @@ export interface ShardStatus {
   logTail?: string | undefined;
   /** The log file path on this node. */
   logFile?: string | undefined;
+  /** Never started: this allocated port was held by another process on the host (shards/ports.ts). */
+  portInUse?: number | undefined;
 }
 
 export interface ShardSupervisor {

@@ -59,6 +59,11 @@ export interface ShardStatusReport {
   /** exited because it was told to stop */
   stopped: boolean;
   logTail: string;
+  /**
+   * Non-zero: the rank was never started because this port of its launch
+   * (ShardLaunch.ports) was already bound by another process on the host.
+   */
+  portInUse: number;
 }
 
 export interface ShardInventory {
@@ -119,6 +124,12 @@ export interface ShardLaunch {
   startupDeadlineMs: number;
   gracePeriodMs: number;
   logMaxBytes: number;
+  /**
+   * Ports the head allocated to this rank on this host (its named ports, and
+   * the rendezvous port on rank 0): the agent checks each is free before it
+   * spawns the rank, and reports ShardStatusReport.port_in_use if not.
+   */
+  ports: number[];
 }
 
 export interface ShardLaunch_EnvEntry {
@@ -437,6 +448,7 @@ function createBaseShardStatusReport(): ShardStatusReport {
     reason: "",
     stopped: false,
     logTail: "",
+    portInUse: 0,
   };
 }
 
@@ -471,6 +483,9 @@ export const ShardStatusReport: MessageFns<ShardStatusReport> = {
     }
     if (message.logTail !== "") {
       writer.uint32(82).string(message.logTail);
+    }
+    if (message.portInUse !== 0) {
+      writer.uint32(88).uint32(message.portInUse);
     }
     return writer;
   },
@@ -568,6 +583,14 @@ export const ShardStatusReport: MessageFns<ShardStatusReport> = {
             message.logTail = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.portInUse = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -604,6 +627,11 @@ export const ShardStatusReport: MessageFns<ShardStatusReport> = {
         : isSet(object.log_tail)
         ? globalThis.String(object.log_tail)
         : "",
+      portInUse: isSet(object.portInUse)
+        ? globalThis.Number(object.portInUse)
+        : isSet(object.port_in_use)
+        ? globalThis.Number(object.port_in_use)
+        : 0,
     };
   },
 
@@ -638,6 +666,9 @@ export const ShardStatusReport: MessageFns<ShardStatusReport> = {
     }
     if (message.logTail !== "") {
       obj.logTail = message.logTail;
+    }
+    if (message.portInUse !== 0) {
+      obj.portInUse = Math.round(message.portInUse);
     }
     return obj;
   },
@@ -1358,6 +1389,7 @@ function createBaseShardLaunch(): ShardLaunch {
     startupDeadlineMs: 0,
     gracePeriodMs: 0,
     logMaxBytes: 0,
+    ports: [],
   };
 }
 
@@ -1392,6 +1424,13 @@ export const ShardLaunch: MessageFns<ShardLaunch> = {
     }
     if (message.logMaxBytes !== 0) {
       writer.uint32(80).int64(message.logMaxBytes);
+    }
+    if (message.ports.length !== 0) {
+      writer.uint32(90).fork();
+      for (const v of message.ports) {
+        writer.uint32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -1492,6 +1531,24 @@ export const ShardLaunch: MessageFns<ShardLaunch> = {
             message.logMaxBytes = longToNumber(reader.int64());
             continue;
           }
+          case 11: {
+            if (tag === 88) {
+              message.ports.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 90) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.ports.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1541,6 +1598,9 @@ export const ShardLaunch: MessageFns<ShardLaunch> = {
         : isSet(object.log_max_bytes)
         ? globalThis.Number(object.log_max_bytes)
         : 0,
+      ports: globalThis.Array.isArray(object?.ports)
+        ? object.ports.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -1581,6 +1641,9 @@ export const ShardLaunch: MessageFns<ShardLaunch> = {
     }
     if (message.logMaxBytes !== 0) {
       obj.logMaxBytes = Math.round(message.logMaxBytes);
+    }
+    if (message.ports?.length) {
+      obj.ports = message.ports.map((e) => Math.round(e));
     }
     return obj;
   },

@@ -216,6 +216,17 @@ export interface Gang {
   masterPort: number;
   /** The request_id of the launch call that made it (idempotent retries). */
   requestId: string;
+  /**
+   * Ports an agent found taken by another process on a rank's host: later
+   * attempts of this gang allocate around them (bounded; oldest dropped).
+   */
+  portsInUse: HostPort[];
+}
+
+/** A port on the host of a node (its port space: nodes sharing an address share one). */
+export interface HostPort {
+  nodeId: string;
+  port: number;
 }
 
 export interface LaunchGangRequest {
@@ -1646,6 +1657,7 @@ function createBaseGang(): Gang {
     masterAddr: "",
     masterPort: 0,
     requestId: "",
+    portsInUse: [],
   };
 }
 
@@ -1698,6 +1710,9 @@ export const Gang: MessageFns<Gang> = {
     }
     if (message.requestId !== "") {
       writer.uint32(130).string(message.requestId);
+    }
+    for (const v of message.portsInUse) {
+      HostPort.encode(v!, writer.uint32(138).fork()).join();
     }
     return writer;
   },
@@ -1843,6 +1858,14 @@ export const Gang: MessageFns<Gang> = {
             message.requestId = reader.string();
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.portsInUse.push(HostPort.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1909,6 +1932,11 @@ export const Gang: MessageFns<Gang> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      portsInUse: globalThis.Array.isArray(object?.portsInUse)
+        ? object.portsInUse.map((e: any) => HostPort.fromJSON(e))
+        : globalThis.Array.isArray(object?.ports_in_use)
+        ? object.ports_in_use.map((e: any) => HostPort.fromJSON(e))
+        : [],
     };
   },
 
@@ -1961,6 +1989,88 @@ export const Gang: MessageFns<Gang> = {
     }
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
+    }
+    if (message.portsInUse?.length) {
+      obj.portsInUse = message.portsInUse.map((e) => HostPort.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseHostPort(): HostPort {
+  return { nodeId: "", port: 0 };
+}
+
+export const HostPort: MessageFns<HostPort> = {
+  encode(message: HostPort, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nodeId !== "") {
+      writer.uint32(10).string(message.nodeId);
+    }
+    if (message.port !== 0) {
+      writer.uint32(16).uint32(message.port);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostPort {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostPort();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HostPort {
+    return {
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
+    };
+  },
+
+  toJSON(message: HostPort): unknown {
+    const obj: any = {};
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    if (message.port !== 0) {
+      obj.port = Math.round(message.port);
     }
     return obj;
   },
