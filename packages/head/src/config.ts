@@ -29,6 +29,9 @@ export const headConfigSchema = z
     metricsListen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9400'),
     maxMessageBytes: z.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     eventRetention: z.number().int().min(100).max(1_000_000).default(10_000),
+    eventMaxAgeMs: z.number().int().min(1_000).max(365 * 86_400_000).default(86_400_000),
+    /** Test only: added to this head's clock for event ids, to show they survive a clock step. */
+    testClockOffsetMs: z.number().int().default(0),
     advertiseAddress: z.union([z.literal(''), dialAddress]).default(''),
     leaseSeconds: z.number().int().min(2).max(60).default(2),
     headId: z.string().min(1).default(() => `${hostname()}-${randomBytes(3).toString('hex')}`),
@@ -61,6 +64,8 @@ export const headOptions: OptionSpec[] = [
   { key: 'metricsListen', flag: 'metrics-listen', env: 'MUSTER_METRICS_LISTEN', description: 'Prometheus endpoint host:port ("" disables)' },
   { key: 'maxMessageBytes', flag: 'max-message-bytes', env: 'MUSTER_MAX_MESSAGE_BYTES', parse: parseNumber, description: 'largest gRPC message accepted' },
   { key: 'eventRetention', flag: 'event-retention', env: 'MUSTER_EVENT_RETENTION', parse: parseNumber, description: 'cluster events kept in the store' },
+  { key: 'eventMaxAgeMs', flag: 'event-max-age-ms', env: 'MUSTER_EVENT_MAX_AGE_MS', parse: parseNumber, description: 'cluster events older than this are deleted (default 24 h)' },
+  { key: 'testClockOffsetMs', flag: 'test-clock-offset-ms', env: 'MUSTER_TEST_CLOCK_OFFSET_MS', parse: parseNumber, description: 'test only: shifts this head\'s event clock (a clock step)' },
   { key: 'shardPortRange', flag: 'shard-port-range', env: 'MUSTER_SHARD_PORT_RANGE', description: 'ports the head allocates to shard ranks, FIRST-LAST' },
   { key: 'advertiseAddress', flag: 'advertise-address', env: 'MUSTER_ADVERTISE_ADDRESS', description: 'host:port other heads send clients to when this head leads (default: the bound --listen address; set it when listening on 0.0.0.0)' },
   { key: 'leaseSeconds', flag: 'lease-seconds', env: 'MUSTER_LEASE_SECONDS', parse: parseNumber, description: 'leader lease TTL: a dead leader is replaced after about this long (etcd\'s minimum is 2)' },

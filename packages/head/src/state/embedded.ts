@@ -22,7 +22,7 @@
 import { mkdir } from 'node:fs/promises';
 import { ErrorCode, MusterError } from '@muster/common';
 import type {
-  Compare, KeyValue, Lease, LeaseOptions, Op, OpResult, RangeResult, StateStore, TxnRequest, TxnResult, Watch,
+  Compare, KeyValue, Lease, LeaseOptions, Op, OpResult, RangeOptions, RangeResult, StateStore, TxnRequest, TxnResult, Watch,
   WatchEvent, WatchOptions,
 } from './store.js';
 import type { Keyspace, Change, WalRecord } from './keyspace.js';
@@ -113,10 +113,10 @@ export class EmbeddedStore implements StateStore {
     return kv;
   }
 
-  async range(prefix: string, opts: { limit?: number } = {}): Promise<RangeResult> {
+  async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
     this.check();
     checkPrefix(prefix);
-    const kvs = this.ks.range(prefix, checkLimit(opts.limit) || Infinity);
+    const kvs = this.ks.range(prefix, checkLimit(opts.limit) || Infinity, opts.after);
     const revision = this.ks.rev;
     await this.visible();
     return { kvs, revision };
