@@ -16,10 +16,20 @@ import type { NatsConnection } from '@muster/common';
 import { startHttpBridge } from './http-bridge.js';
 import type { ProbeSpec, ProbeTiming, ShardStatus, ShardSupervisor } from './shards/types.js';
 
-type Send = (msg: AgentMessage) => void;
+/** Writes to the head stream; false when its buffer is full (grpc-js `write`). */
+type Send = (msg: AgentMessage) => boolean;
+/** Resolves when the head stream's buffer drained, or `signal` aborted. */
+type Drained = (signal: AbortSignal) => Promise<void>;
+
+/**
+ * Log bytes per chunk on the agent stream: small, so a heartbeat written
+ * after a chunk waits behind at most one HTTP/2 frame of log data.
+ */
+export const LOG_CHUNK_BYTES = 16 * 1024;
 
 export class ShardAgent {
   private send: Send | undefined;
+  private drained: Drained = async () => {};
   private readonly logReads = new Map<number, AbortController>();
   /** Shards to bridge once ready (key → env), and running bridges (key → server). */
   private readonly toBridge = new Map<string, Record<string, string>>();
@@ -33,8 +43,9 @@ export class ShardAgent {
   ) {}
 
   /** A new head stream is registered: report everything we run. */
-  attach(send: Send): void {
+  attach(send: Send, drained?: Drained): void {
     this.send = send;
+    if (drained) this.drained = drained;
     send({ msg: { $case: 'shardInventory', value: { shards: this.supervisor.list().map(report) } } });
   }
 
@@ -138,15 +149,24 @@ export class ShardAgent {
     void b.then((server) => server?.drain());
   }
 
+  /**
+   * Sends a rank's log to the head in LOG_CHUNK_BYTES chunks, flow-controlled:
+   * when the stream's buffer is full the read waits for it to drain, so log
+   * data never piles up in front of heartbeats and status reports.
+   */
   private async streamLog(r: LogRequest): Promise<void> {
     const abort = new AbortController();
     this.logReads.set(r.requestId, abort);
     const chunk = (data: Uint8Array, eof: boolean, error = '') =>
-      this.send?.({ msg: { $case: 'logChunk', value: { requestId: r.requestId, data: Buffer.from(data), eof, error } } });
+      this.send?.({ msg: { $case: 'logChunk', value: { requestId: r.requestId, data: Buffer.from(data), eof, error } } }) ?? false;
     try {
       const key = `${r.gangId}/${r.attempt}/${r.rank}`;
       if (!this.supervisor.list().some((s) => s.key === key)) throw new MusterError(ErrorCode.NOT_FOUND, `no log for rank ${r.rank} of ${r.gangId} (attempt ${r.attempt}) on this node`);
-      for await (const data of this.supervisor.readLog(key, { tailBytes: r.tailBytes, follow: r.follow, signal: abort.signal })) chunk(data, false);
+      for await (const data of this.supervisor.readLog(key, { tailBytes: r.tailBytes, follow: r.follow, signal: abort.signal })) {
+        for (let at = 0; at < data.length && !abort.signal.aborted; at += LOG_CHUNK_BYTES) {
+          if (!chunk(data.subarray(at, at + LOG_CHUNK_BYTES), false)) await this.drained(abort.signal);
+        }
+      }
       chunk(new Uint8Array(), true);
     } catch (e) {
       if (!abort.signal.aborted) chunk(new Uint8Array(), true, e instanceof Error ? e.message : String(e));

@@ -72,9 +72,22 @@ export class BoundedStream<T> {
     this.queue.push(message);
   }
 
-  /** Resolves when the transport takes more (at once if it does now): for producers that can wait. */
-  async ready(): Promise<void> {
-    while (this.blocked && !this.cutError) await new Promise<void>((r) => this.call.once('drain', r));
+  /**
+   * Resolves when the transport takes more (at once if it does now), or when
+   * `signal` aborts (the client went away): for producers that can wait, such
+   * as a paged replay, a log read or a feed that keeps only the latest value.
+   */
+  async ready(signal?: AbortSignal): Promise<void> {
+    while (this.blocked && !this.cutError && !signal?.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        this.call.once('drain', done);
+        signal?.addEventListener('abort', done, { once: true });
+      });
+    }
   }
 
   private writeNow(message: T): void {

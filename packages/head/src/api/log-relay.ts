@@ -2,11 +2,21 @@
  * Relays shard logs from workers to `StreamLogs` callers: the head asks the
  * rank's agent for the log over its stream (LogRequest), the agent answers
  * with chunks (AgentLogChunk), the relay hands them to the waiting call.
- * Nothing is buffered beyond what is in flight.
+ *
+ * Bounded: the agent paces its chunks by its own stream's buffer (it cannot
+ * be paused from here: heartbeats share its stream), so what a slow caller
+ * has not taken yet waits in the relay, at most MAX_RELAY_BYTES per request;
+ * past that the caller is cut with MUSTER_CONSUMER_TOO_SLOW and the agent
+ * told to stop reading. A tail is at most MAX_TAIL_BYTES.
  */
 import { ErrorCode, MusterError } from '@muster/common';
 import type { AgentLogChunk, HeadMessage } from '@muster/proto';
 import type { NodeRegistry } from '../cluster/registry.js';
+
+/** Log bytes held for one caller that is slower than the agent sends them. */
+export const MAX_RELAY_BYTES = 4 * 1024 * 1024;
+/** The largest tail one request may ask for. */
+export const MAX_TAIL_BYTES = 16 * 1024 * 1024;
 
 interface Sink {
   nodeId: string;
@@ -21,15 +31,23 @@ export class LogRelay {
 
   /** Streams a rank's log; ends at EOF (no follow) or when `signal` aborts. */
   async *open(nodeId: string, req: { gangId: string; attempt: number; rank: number; tailBytes: number; follow: boolean }, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    if (req.tailBytes > MAX_TAIL_BYTES) {
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `tail_bytes ${req.tailBytes} is over the limit of ${MAX_TAIL_BYTES}`, { details: { field: 'tailBytes' } });
+    }
     const conn = this.registry.connection(nodeId);
     if (!conn) throw new MusterError(ErrorCode.UNAVAILABLE, `node ${nodeId} is not connected; its logs cannot be read now`);
     const requestId = this.nextId++;
     const queue: AgentLogChunk[] = [];
+    let queuedBytes = 0;
+    let overflow = false;
     let wake: (() => void) | undefined;
     this.sinks.set(requestId, {
       nodeId,
       push: (c) => {
-        queue.push(c);
+        if (overflow) return;
+        queuedBytes += c.data.length;
+        if (queuedBytes > MAX_RELAY_BYTES) overflow = true;
+        else queue.push(c);
         wake?.();
       },
     });
@@ -40,6 +58,10 @@ export class LogRelay {
     try {
       while (!signal.aborted) {
         const c = queue.shift();
+        if (c) queuedBytes -= c.data.length;
+        else if (overflow) {
+          throw new MusterError(ErrorCode.CONSUMER_TOO_SLOW, `consumer too slow: more than ${MAX_RELAY_BYTES} bytes of this log waited for the reader; open it again (a tail, or follow from now)`);
+        }
         if (!c) {
           await new Promise<void>((r) => (wake = r));
           continue;
