@@ -29,6 +29,7 @@ export const headConfigSchema = z
     metricsListen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9400'),
     maxMessageBytes: z.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     eventRetention: z.number().int().min(100).max(1_000_000).default(10_000),
+    streamBufferMessages: z.number().int().min(4).max(1_000_000).default(1_024),
     eventMaxAgeMs: z.number().int().min(1_000).max(365 * 86_400_000).default(86_400_000),
     /** Test only: added to this head's clock for event ids, to show they survive a clock step. */
     testClockOffsetMs: z.number().int().default(0),
@@ -64,6 +65,7 @@ export const headOptions: OptionSpec[] = [
   { key: 'metricsListen', flag: 'metrics-listen', env: 'MUSTER_METRICS_LISTEN', description: 'Prometheus endpoint host:port ("" disables)' },
   { key: 'maxMessageBytes', flag: 'max-message-bytes', env: 'MUSTER_MAX_MESSAGE_BYTES', parse: parseNumber, description: 'largest gRPC message accepted' },
   { key: 'eventRetention', flag: 'event-retention', env: 'MUSTER_EVENT_RETENTION', parse: parseNumber, description: 'cluster events kept in the store' },
+  { key: 'streamBufferMessages', flag: 'stream-buffer-messages', env: 'MUSTER_STREAM_BUFFER_MESSAGES', parse: parseNumber, description: 'messages a slow stream consumer may fall behind before it is cut (it resumes from its last id)' },
   { key: 'eventMaxAgeMs', flag: 'event-max-age-ms', env: 'MUSTER_EVENT_MAX_AGE_MS', parse: parseNumber, description: 'cluster events older than this are deleted (default 24 h)' },
   { key: 'testClockOffsetMs', flag: 'test-clock-offset-ms', env: 'MUSTER_TEST_CLOCK_OFFSET_MS', parse: parseNumber, description: 'test only: shifts this head\'s event clock (a clock step)' },
   { key: 'shardPortRange', flag: 'shard-port-range', env: 'MUSTER_SHARD_PORT_RANGE', description: 'ports the head allocates to shard ranks, FIRST-LAST' },

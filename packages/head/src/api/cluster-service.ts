@@ -20,6 +20,8 @@ export interface ClusterServiceDeps {
   registry: NodeRegistry;
   events: EventLog;
   drains: { status(nodeId: string): DrainStatus };
+  /** Events a WatchEvents consumer may fall behind before it is cut. */
+  streamBufferMessages?: number;
   info: { headId: string; version: string; store: string; nats: NatsAccess | undefined; heartbeatIntervalMs: number; deadAfterMs: number };
 }
 
@@ -46,7 +48,7 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
       if (!node) throw new MusterError(ErrorCode.NOT_FOUND, `no node "${req.nodeId}"`, { details: { nodeId: req.nodeId } });
       return node;
     }),
-    watchEvents: serverStream(ctx, 'WatchEvents', (call) => watchEvents(events, call)),
+    watchEvents: serverStream(ctx, 'WatchEvents', (call) => watchEvents(events, call, deps.streamBufferMessages)),
     drainNode: unary(ctx, 'DrainNode', async (req: DrainNodeRequest) => registry.drain(nodeId(req.nodeId), req.reason.trim(), 'operator')),
     uncordonNode: unary(ctx, 'UncordonNode', async (req: { nodeId: string }) => registry.uncordon(nodeId(req.nodeId), 'operator')),
     getDrainStatus: unary(ctx, 'GetDrainStatus', async (req: { nodeId: string }) => deps.drains.status(nodeId(req.nodeId))),
