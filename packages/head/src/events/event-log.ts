@@ -87,9 +87,10 @@ export class EventLog {
     let after: string | undefined;
     for (;;) {
       const { kvs } = await this.writer.store.range(EVENTS_PREFIX, { limit: PAGE, after });
-      if (kvs.length === 0) break;
+      const last = kvs.at(-1)?.key;
+      if (last === undefined || (after !== undefined && last <= after)) break; // no page, or a store that does not move on
       count += kvs.length;
-      after = kvs[kvs.length - 1]!.key;
+      after = last;
       if (kvs.length < PAGE) break;
     }
     if (after !== undefined) this.ids.resumeAfter(after.slice(EVENTS_PREFIX.length));
@@ -128,10 +129,11 @@ export class EventLog {
     let after = afterId === '' ? undefined : EVENTS_PREFIX + afterId;
     for (;;) {
       const { kvs } = await this.writer.store.range(EVENTS_PREFIX, { limit: PAGE, after });
-      if (kvs.length === 0) return;
+      const last = kvs.at(-1)?.key;
+      if (last === undefined || (after !== undefined && last <= after)) return; // no page, or a store that does not move on
       yield kvs.map((kv) => ClusterEvent.decode(kv.value));
       if (kvs.length < PAGE) return;
-      after = kvs[kvs.length - 1]!.key;
+      after = last;
     }
   }
 
