@@ -7,16 +7,19 @@
  * be paused from here: heartbeats share its stream), so what a slow caller
  * has not taken yet waits in the relay, at most MAX_RELAY_BYTES per request;
  * past that the caller is cut with MUSTER_CONSUMER_TOO_SLOW and the agent
- * told to stop reading. A tail is at most MAX_TAIL_BYTES.
+ * told to stop reading. A tail is at most MAX_TAIL_BYTES, so a whole tail
+ * always fits; only a follower that stays far behind is cut. (Credit-based
+ * flow control with the agent would bound this per request without a cut;
+ * it needs a proto message and is not done yet.)
  */
 import { ErrorCode, MusterError } from '@muster/common';
 import type { AgentLogChunk, HeadMessage } from '@muster/proto';
 import type { NodeRegistry } from '../cluster/registry.js';
 
 /** Log bytes held for one caller that is slower than the agent sends them. */
-export const MAX_RELAY_BYTES = 4 * 1024 * 1024;
+export const MAX_RELAY_BYTES = 8 * 1024 * 1024;
 /** The largest tail one request may ask for. */
-export const MAX_TAIL_BYTES = 16 * 1024 * 1024;
+export const MAX_TAIL_BYTES = 4 * 1024 * 1024;
 
 interface Sink {
   nodeId: string;
