@@ -21,6 +21,8 @@ import type { Op } from '../state/index.js';
 import { EventIds } from './event-id.js';
 
 export const EVENTS_PREFIX = '/muster/events/';
+/** Events older than this are deleted unless the head is told otherwise (--event-max-age-ms). */
+export const DEFAULT_MAX_AGE_MS = 86_400_000;
 /** Events read or deleted per store request. */
 const PAGE = 100;
 /** Age trimming runs this often even when no events are written. */
@@ -46,8 +48,8 @@ export interface StagedEvent {
 export interface EventLogOptions {
   /** Events kept at most (the oldest go first). */
   retention: number;
-  /** Events older than this (by `timeMs`) are deleted. */
-  maxAgeMs: number;
+  /** Events older than this (by `timeMs`) are deleted; default 24 h. */
+  maxAgeMs?: number;
   nats?: NatsConnection | undefined;
   subjectPrefix: string;
   /** The wall clock (tests step it). */
@@ -216,7 +218,7 @@ export class EventLog {
   private async trim(): Promise<void> {
     try {
       for (;;) {
-        const cutoff = this.clock() - this.opts.maxAgeMs;
+        const cutoff = this.clock() - (this.opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS);
         const { kvs } = await this.writer.store.range(EVENTS_PREFIX, { limit: PAGE });
         let n = 0;
         while (n < kvs.length && (this.stored! - n > this.opts.retention || ClusterEvent.decode(kvs[n]!.value).timeMs < cutoff)) n++;
