@@ -29,10 +29,14 @@ export const MAX_OPEN_WAITS = 10_000;
  * taken by the transport) is refused with MUSTER_RESOURCE_EXHAUSTED, so the
  * answers held for a client that does not read them stay bounded too.
  */
-function serveWaits(call: ServerDuplexStream<WaitPlacementGroupsRequest, WaitPlacementGroupsReply>, pgs: PlacementGroupController): Promise<void> {
+export function serveWaits(
+  call: ServerDuplexStream<WaitPlacementGroupsRequest, WaitPlacementGroupsReply>,
+  pgs: Pick<PlacementGroupController, 'wait'>,
+  maxOpen = MAX_OPEN_WAITS,
+): Promise<void> {
   let open = true;
   let waiting = 0;
-  const out = new BoundedStream<WaitPlacementGroupsReply>(call, { what: 'the placement group waits', maxQueued: MAX_OPEN_WAITS });
+  const out = new BoundedStream<WaitPlacementGroupsReply>(call, { what: 'the placement group waits', maxQueued: maxOpen });
   const answer = (reply: WaitPlacementGroupsReply) => {
     if (open) out.send(reply);
   };
@@ -51,8 +55,8 @@ function serveWaits(call: ServerDuplexStream<WaitPlacementGroupsRequest, WaitPla
         const err = toMusterError(e);
         answer({ tag: req.tag, group: undefined, errorCode: err.code, errorMessage: err.message });
       };
-      if (waiting + out.queued >= MAX_OPEN_WAITS) {
-        refuse(new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `more than ${MAX_OPEN_WAITS} waits open on one stream; read the answers or wait on another stream`));
+      if (waiting + out.queued >= maxOpen) {
+        refuse(new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `more than ${maxOpen} waits open on one stream; read the answers or wait on another stream`));
         return;
       }
       try {
