@@ -27,10 +27,17 @@ type Drained = (signal: AbortSignal) => Promise<void>;
  */
 export const LOG_CHUNK_BYTES = 16 * 1024;
 
+/** A log read in progress: its abort, and the bytes sent that the head has not credited back. */
+interface LogRead {
+  abort: AbortController;
+  unacked: number;
+  wake?: (() => void) | undefined;
+}
+
 export class ShardAgent {
   private send: Send | undefined;
   private drained: Drained = async () => {};
-  private readonly logReads = new Map<number, AbortController>();
+  private readonly logReads = new Map<number, LogRead>();
   /** Shards to bridge once ready (key → env), and running bridges (key → server). */
   private readonly toBridge = new Map<string, Record<string, string>>();
   private readonly bridges = new Map<string, Promise<Server | undefined>>();
@@ -51,7 +58,7 @@ export class ShardAgent {
 
   detach(): void {
     this.send = undefined;
-    for (const c of this.logReads.values()) c.abort();
+    for (const r of this.logReads.values()) r.abort.abort();
     this.logReads.clear();
   }
 
@@ -81,8 +88,16 @@ export class ShardAgent {
         void this.streamLog(msg.msg.value);
         return true;
       case 'logCancel':
-        this.logReads.get(msg.msg.value.requestId)?.abort();
+        this.logReads.get(msg.msg.value.requestId)?.abort.abort();
         return true;
+      case 'logCredit': {
+        const read = this.logReads.get(msg.msg.value.requestId);
+        if (read) {
+          read.unacked = Math.max(0, read.unacked - msg.msg.value.bytes);
+          read.wake?.();
+        }
+        return true;
+      }
       default:
         return false;
     }
@@ -150,13 +165,25 @@ export class ShardAgent {
   }
 
   /**
-   * Sends a rank's log to the head in LOG_CHUNK_BYTES chunks, flow-controlled:
-   * when the stream's buffer is full the read waits for it to drain, so log
-   * data never piles up in front of heartbeats and status reports.
+   * Sends a rank's log to the head in LOG_CHUNK_BYTES chunks, flow-controlled
+   * twice: when the stream's buffer is full the read waits for it to drain,
+   * so log data never piles up in front of heartbeats and status reports;
+   * and at most `windowBytes` are sent and not yet credited back by the head
+   * (LogCredit, as its reader takes them), so a slow reader slows the read.
    */
   private async streamLog(r: LogRequest): Promise<void> {
     const abort = new AbortController();
-    this.logReads.set(r.requestId, abort);
+    const read: LogRead = { abort, unacked: 0 };
+    this.logReads.set(r.requestId, read);
+    const credited = async () => {
+      while (r.windowBytes > 0 && read.unacked >= r.windowBytes && !abort.signal.aborted) {
+        await new Promise<void>((resolve) => {
+          read.wake = resolve;
+          abort.signal.addEventListener('abort', () => resolve(), { once: true });
+        });
+        read.wake = undefined;
+      }
+    };
     const chunk = (data: Uint8Array, eof: boolean, error = '') =>
       this.send?.({ msg: { $case: 'logChunk', value: { requestId: r.requestId, data: Buffer.from(data), eof, error } } }) ?? false;
     try {
@@ -164,7 +191,11 @@ export class ShardAgent {
       if (!this.supervisor.list().some((s) => s.key === key)) throw new MusterError(ErrorCode.NOT_FOUND, `no log for rank ${r.rank} of ${r.gangId} (attempt ${r.attempt}) on this node`);
       for await (const data of this.supervisor.readLog(key, { tailBytes: r.tailBytes, follow: r.follow, signal: abort.signal })) {
         for (let at = 0; at < data.length && !abort.signal.aborted; at += LOG_CHUNK_BYTES) {
-          if (!chunk(data.subarray(at, at + LOG_CHUNK_BYTES), false)) await this.drained(abort.signal);
+          await credited();
+          if (abort.signal.aborted) break;
+          const piece = data.subarray(at, at + LOG_CHUNK_BYTES);
+          read.unacked += piece.length;
+          if (!chunk(piece, false)) await this.drained(abort.signal);
         }
       }
       chunk(new Uint8Array(), true);

@@ -3,14 +3,15 @@
  * rank's agent for the log over its stream (LogRequest), the agent answers
  * with chunks (AgentLogChunk), the relay hands them to the waiting call.
  *
- * Bounded: the agent paces its chunks by its own stream's buffer (it cannot
- * be paused from here: heartbeats share its stream), so what a slow caller
- * has not taken yet waits in the relay, at most MAX_RELAY_BYTES per request;
- * past that the caller is cut with MUSTER_CONSUMER_TOO_SLOW and the agent
- * told to stop reading. A tail is at most MAX_TAIL_BYTES, so a whole tail
- * always fits; only a follower that stays far behind is cut. (Credit-based
- * flow control with the agent would bound this per request without a cut;
- * it needs a proto message and is not done yet.)
+ * Flow control by credits: the agent's stream cannot be paused from here
+ * (heartbeats share it), so each request carries a window (LOG_WINDOW_BYTES):
+ * the agent has at most that many bytes sent and not credited back, and the
+ * relay credits a chunk's bytes (LogCredit) once its reader took it. A slow
+ * reader thus slows the agent's read, and the relay holds at most a window
+ * per request. An agent that predates credits ignores the window: for it the
+ * relay holds at most MAX_RELAY_BYTES and then cuts the reader with
+ * MUSTER_CONSUMER_TOO_SLOW, telling the agent to stop. A tail is at most
+ * MAX_TAIL_BYTES.
  */
 import { ErrorCode, MusterError } from '@muster/common';
 import type { AgentLogChunk, HeadMessage } from '@muster/proto';
@@ -18,6 +19,8 @@ import type { NodeRegistry } from '../cluster/registry.js';
 
 /** Log bytes held for one caller that is slower than the agent sends them. */
 export const MAX_RELAY_BYTES = 8 * 1024 * 1024;
+/** Log bytes one request may have in flight from the agent, not yet taken by its reader. */
+export const LOG_WINDOW_BYTES = 1024 * 1024;
 /** The largest tail one request may ask for. */
 export const MAX_TAIL_BYTES = 4 * 1024 * 1024;
 
@@ -57,7 +60,7 @@ export class LogRelay {
     const send = (msg: HeadMessage) => this.registry.connection(nodeId)?.send(msg);
     const onAbort = () => wake?.();
     signal.addEventListener('abort', onAbort);
-    send({ msg: { $case: 'logRequest', value: { requestId, ...req } } });
+    send({ msg: { $case: 'logRequest', value: { requestId, ...req, windowBytes: LOG_WINDOW_BYTES } } });
     try {
       while (!signal.aborted) {
         const c = queue.shift();
@@ -70,7 +73,11 @@ export class LogRelay {
           continue;
         }
         if (c.error) throw new MusterError(ErrorCode.NOT_FOUND, c.error);
-        if (c.data.length > 0) yield c.data;
+        if (c.data.length > 0) {
+          yield c.data;
+          // The reader took it (the caller asks for the next one only then): the agent may send as much again.
+          send({ msg: { $case: 'logCredit', value: { requestId, bytes: c.data.length } } });
+        }
         if (c.eof) return;
       }
     } finally {
