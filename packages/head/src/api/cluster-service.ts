@@ -78,6 +78,11 @@ export async function watchEvents(
   let replaying = replay || afterId !== '';
   const queued: ClusterEvent[] = [];
   const out = new BoundedStream<ClusterEvent>(call, { what: 'the event stream', maxQueued, idOf: (e) => e.id });
+  const gone = new AbortController(); // the client went away: stop waiting for it
+  const leave = () => gone.abort();
+  call.once('cancelled', leave);
+  call.once('close', leave);
+  call.once('error', leave);
   const send = (e: ClusterEvent) => {
     if (e.id <= lastId) return;
     lastId = e.id;
@@ -93,18 +98,15 @@ export async function watchEvents(
     const served = (async () => {
       if (replaying) {
         for await (const page of events.pages(afterId)) {
+          if (gone.signal.aborted) return;
           for (const e of page) send(e);
-          await out.ready();
+          await out.ready(gone.signal);
         }
         for (const e of queued.splice(0)) send(e);
         replaying = false;
       }
       if (markReplayEnd) out.send({ id: '', timeMs: 0, kind: '', nodeId: '', message: '', attributes: {}, replayEnd: true });
-      await new Promise<void>((resolve) => {
-        call.once('cancelled', resolve);
-        call.once('close', resolve);
-        call.once('error', resolve);
-      });
+      if (!gone.signal.aborted) await new Promise<void>((resolve) => gone.signal.addEventListener('abort', () => resolve(), { once: true }));
     })();
     // Live events overflowing the replay's queue cut the consumer like a full buffer does.
     const cutDuringReplay = new Promise<never>((_, reject) => {
