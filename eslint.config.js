@@ -7,7 +7,7 @@ import tseslint from 'typescript-eslint';
  * head's and the worker's own (non-test) sources, where the cost of type-aware linting pays.
  */
 const longLivedSources = ['packages/head/src/**/*.ts', 'packages/worker/src/**/*.ts'];
-const longLivedTests = ['**/*.test.ts', '**/*.test-suite.ts', '**/test-support.ts'];
+const longLivedTests = ['**/*.test.ts', '**/*.test-suite.ts', '**/test-support.ts', '**/*.test-support.ts'];
 
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', 'packages/proto/src/gen/**', '**/*.tsbuildinfo'] },

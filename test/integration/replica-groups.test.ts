@@ -174,6 +174,18 @@ describe('replica groups', () => {
     await readyCount(g, 2);
     const viaSdk = (await g.call({ path: '/v1/completions', body: { prompt: 'hi there' } }, { timeoutMs: 5_000 })) as { status: number; body: { text: string } };
     expect(viaSdk).toMatchObject({ status: 200, body: { text: 'echo: hi there' } });
+    // A large body: streamed in bounded chunks, whole; as a unary answer, refused by its limit.
+    const big = 12 * 1024 * 1024;
+    let streamed = 0;
+    let largest = 0;
+    for await (const chunk of g.stream({ method: 'GET', path: `/big?bytes=${big}` }, { timeoutMs: 30_000 })) {
+      streamed += (chunk as string).length;
+      largest = Math.max(largest, (chunk as string).length);
+    }
+    expect(streamed).toBe(big);
+    expect(largest).toBeLessThanOrEqual(64 * 1024);
+    const tooBig = await g.call({ method: 'GET', path: `/big?bytes=${big}` }, { timeoutMs: 10_000 }).then(() => undefined, (e: unknown) => e as Error);
+    expect(tooBig?.message).toMatch(/over 4194304 bytes.*call it as a stream/);
     const gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0'], { env: { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile } });
     try {
       const address = (JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string }).address;

@@ -38,6 +38,11 @@ export const ErrorCode = {
   PG_INFEASIBLE: 'MUSTER_PG_INFEASIBLE',
   /** A router's queue for a replica group is full: slow down. */
   BACKPRESSURE: 'MUSTER_BACKPRESSURE',
+  /**
+   * A stream's reader fell further behind than the server buffers for one
+   * consumer; the stream was cut. Open it again from the last id received.
+   */
+  CONSUMER_TOO_SLOW: 'MUSTER_CONSUMER_TOO_SLOW',
   /** A replica group has no ready replica (within the call's deadline). */
   NO_REPLICAS: 'MUSTER_NO_REPLICAS',
   /** The replica handling a call went away before answering; the call may or may not have run. */
@@ -68,6 +73,7 @@ const grpcStatusOf: Record<ErrorCode, GrpcStatus> = {
   MUSTER_NOT_LEADER: GrpcStatus.UNAVAILABLE,
   MUSTER_PG_INFEASIBLE: GrpcStatus.FAILED_PRECONDITION,
   MUSTER_BACKPRESSURE: GrpcStatus.RESOURCE_EXHAUSTED,
+  MUSTER_CONSUMER_TOO_SLOW: GrpcStatus.RESOURCE_EXHAUSTED,
   MUSTER_NO_REPLICAS: GrpcStatus.UNAVAILABLE,
   MUSTER_REPLICA_LOST: GrpcStatus.UNAVAILABLE,
   MUSTER_APPLICATION_ERROR: GrpcStatus.UNKNOWN,

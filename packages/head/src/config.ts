@@ -35,6 +35,10 @@ export const headConfigSchema = z
     finishedGangMaxAgeMs: z.number().int().min(1_000).max(365 * DAY_MS).default(DAY_MS),
     /** A DEAD node's record is deleted this long after it died (event node.removed). */
     deadNodeTtlMs: z.number().int().min(1_000).max(365 * DAY_MS).default(DAY_MS),
+    streamBufferMessages: z.number().int().min(4).max(1_000_000).default(1_024),
+    eventMaxAgeMs: z.number().int().min(1_000).max(365 * 86_400_000).default(86_400_000),
+    /** Test only: added to this head's clock for event ids, to show they survive a clock step. */
+    testClockOffsetMs: z.number().int().default(0),
     advertiseAddress: z.union([z.literal(''), dialAddress]).default(''),
     leaseSeconds: z.number().int().min(2).max(60).default(2),
     headId: z.string().min(1).default(() => `${hostname()}-${randomBytes(3).toString('hex')}`),
@@ -70,6 +74,9 @@ export const headOptions: OptionSpec[] = [
   { key: 'finishedGangsKept', flag: 'finished-gangs-kept', env: 'MUSTER_FINISHED_GANGS_KEPT', parse: parseNumber, description: 'finished (STOPPED, FAILED) gangs kept, newest first; older ones are deleted (default 1000)' },
   { key: 'finishedGangMaxAgeMs', flag: 'finished-gang-max-age-ms', env: 'MUSTER_FINISHED_GANG_MAX_AGE_MS', parse: parseNumber, description: 'a finished gang is deleted this long after it finished (default 24 h)' },
   { key: 'deadNodeTtlMs', flag: 'dead-node-ttl-ms', env: 'MUSTER_DEAD_NODE_TTL_MS', parse: parseNumber, description: 'a DEAD node is forgotten this long after it died (default 24 h; `muster node rm` does it at once)' },
+  { key: 'streamBufferMessages', flag: 'stream-buffer-messages', env: 'MUSTER_STREAM_BUFFER_MESSAGES', parse: parseNumber, description: 'messages a slow stream consumer may fall behind before it is cut (it resumes from its last id)' },
+  { key: 'eventMaxAgeMs', flag: 'event-max-age-ms', env: 'MUSTER_EVENT_MAX_AGE_MS', parse: parseNumber, description: 'cluster events older than this are deleted (default 24 h)' },
+  { key: 'testClockOffsetMs', flag: 'test-clock-offset-ms', env: 'MUSTER_TEST_CLOCK_OFFSET_MS', parse: parseNumber, description: 'test only: shifts this head\'s event clock (a clock step)' },
   { key: 'shardPortRange', flag: 'shard-port-range', env: 'MUSTER_SHARD_PORT_RANGE', description: 'ports the head allocates to shard ranks, FIRST-LAST' },
   { key: 'advertiseAddress', flag: 'advertise-address', env: 'MUSTER_ADVERTISE_ADDRESS', description: 'host:port other heads send clients to when this head leads (default: the bound --listen address; set it when listening on 0.0.0.0)' },
   { key: 'leaseSeconds', flag: 'lease-seconds', env: 'MUSTER_LEASE_SECONDS', parse: parseNumber, description: 'leader lease TTL: a dead leader is replaced after about this long (etcd\'s minimum is 2)' },

@@ -49,7 +49,15 @@ export interface LeaderTerm {
 
 export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): Promise<LeaderTerm> {
   const { config, log, nats } = head;
-  const events = new EventLog(writer, log, { retention: config.eventRetention, nats: nats?.conn, subjectPrefix: config.natsSubjectPrefix });
+  const offset = config.testClockOffsetMs;
+  const events = new EventLog(writer, log, {
+    retention: config.eventRetention,
+    maxAgeMs: config.eventMaxAgeMs,
+    nats: nats?.conn,
+    subjectPrefix: config.natsSubjectPrefix,
+    clock: offset === 0 ? Date.now : () => Date.now() + offset,
+  });
+  await events.load();
   const registry = new NodeRegistry(writer, events, log, config.deadAfterMs);
   await registry.load();
   const placementGroups = new PlacementGroupController(writer, registry, events, log.child({ controller: 'placement-groups' }), {
@@ -70,6 +78,7 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
   const drains = new NodeDrains({ registry, pgs: placementGroups, gangs, replicaGroups }, events, log.child({ controller: 'drains' }));
   const liveness = new Liveness(registry, config.deadAfterMs, log, config.deadNodeTtlMs);
   const close = () => {
+    events.close();
     liveness.stop();
     drains.close();
     replicaGroups.close();
@@ -94,6 +103,7 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
       registry,
       events,
       drains,
+      streamBufferMessages: config.streamBufferMessages,
       info: { headId: config.headId, version: VERSION, store: head.storeKind, nats: nats?.access, heartbeatIntervalMs: config.heartbeatIntervalMs, deadAfterMs: config.deadAfterMs },
     })],
     [AgentServiceService, agentService(head.rpc, {

@@ -128,7 +128,9 @@ const duration = (ms: number) => (ms % 1_000 === 0 ? `${ms / 1_000} s` : `${ms} 
  * informer. After a retryable error it reopens at the next head (the leader
  * a refusal named, else the next address), as a unary call would retry.
  * `open` is called for every (re)connection with the head to open it at, so
- * it can resume after the last message seen. Ends when `signal` aborts or
+ * it can resume after the last message seen. A stream the head cut because
+ * this reader fell behind (MUSTER_CONSUMER_TOO_SLOW) reopens at once, at the
+ * same head. Ends when `signal` aborts or
  * the consumer stops; throws on a non-retryable error (a revoked token).
  */
 async function* resumingStream<T>(endpoints: Endpoints, open: (address: string) => ClientReadableStream<T>, signal?: AbortSignal): AsyncGenerator<T> {
@@ -148,6 +150,8 @@ async function* resumingStream<T>(endpoints: Endpoints, open: (address: string) 
       if (signal?.aborted) return;
       const err = fromGrpcError(e);
       if (err.retryable) endpoints.failover(address, err);
+      // The head cut a reader that fell too far behind: open again at the same head, from the last message.
+      else if (err.code === ErrorCode.CONSUMER_TOO_SLOW) delay = 0;
       // CANCELLED here came from the head's side (we did not abort).
       else if (err.code !== ErrorCode.CANCELLED) throw err;
     } finally {
@@ -155,6 +159,6 @@ async function* resumingStream<T>(endpoints: Endpoints, open: (address: string) 
       call.cancel();
     }
     await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 2_000);
+    delay = Math.min(Math.max(delay * 2, 100), 2_000);
   }
 }

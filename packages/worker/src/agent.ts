@@ -204,7 +204,7 @@ export class Agent {
         this.stateValue = 'registered';
         this.log.info({ head, headId: r.headId, nodeId: r.nodeId, heartbeatIntervalMs: r.heartbeatIntervalMs }, 'registered with head');
         this.onRegistered?.(r);
-        this.opts.shards?.attach((m) => call.write(m));
+        this.opts.shards?.attach((m) => call.write(m), (signal) => drained(call, signal));
         this.sendToHead = (m) => call.write(m);
         if (this.drainWanted) call.write({ msg: { $case: 'drain', value: this.drainWanted } });
         timer = setInterval(() => {
@@ -228,4 +228,17 @@ export class Agent {
       });
     });
   }
+}
+
+/** Resolves once `call` drained its write buffer, ended, or `signal` aborted. */
+function drained(call: { once(event: string, listener: () => void): unknown; off(event: string, listener: () => void): unknown }, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      for (const e of ['drain', 'close', 'error']) call.off(e, done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    for (const e of ['drain', 'close', 'error']) call.once(e, done);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

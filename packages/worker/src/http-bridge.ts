@@ -8,11 +8,23 @@
  *
  * Request payload: { method?: "POST", path: "/v1/completions", headers?: {…}, body?: JSON | string }
  * Unary answer:    { status, headers, body }  (body parsed when the reply is JSON)
- * Stream chunks:   the response body as text, chunk by chunk (SSE passes through untouched);
- *                  a non-2xx status ends the stream with an error naming it.
+ * Stream chunks:   the response body as text, chunk by chunk (SSE passes through untouched),
+ *                  at most STREAM_CHUNK_BYTES each and read from the shard only as fast as the
+ *                  caller takes them; a non-2xx status ends the stream with an error naming it.
+ *
+ * Bounds: a unary answer is one data-plane message, so its body is read up
+ * to MAX_UNARY_BODY_BYTES and refused past it (naming the limit: call it as a
+ * stream instead); a streamed body is never held whole. A request body comes
+ * in one data-plane message (the data plane has no client streaming), so the
+ * NATS payload limit bounds it.
  */
 import { ErrorCode, MusterError, type NatsConnection } from '@muster/common';
 import { serve, type Server } from '@muster/dataplane';
+
+/** The largest response body a unary call answers with (it travels as one message). */
+export const MAX_UNARY_BODY_BYTES = 4 * 1024 * 1024;
+/** The largest piece of a streamed response body sent as one chunk. */
+export const STREAM_CHUNK_BYTES = 64 * 1024;
 
 interface HttpRequest {
   method?: string;
@@ -37,7 +49,7 @@ export async function startHttpBridge(nats: NatsConnection, env: Record<string, 
     {
       unary: async (payload, ctx) => {
         const res = await request(port, payload, ctx.signal);
-        const text = await res.text();
+        const text = await readCapped(res, MAX_UNARY_BODY_BYTES);
         const json = res.headers.get('content-type')?.includes('json');
         let body: unknown = text;
         if (json) {
@@ -53,9 +65,34 @@ export async function startHttpBridge(nats: NatsConnection, env: Record<string, 
         const res = await request(port, payload, ctx.signal);
         if (!res.ok || !res.body) throw new MusterError(ErrorCode.APPLICATION, `HTTP ${res.status} from the shard: ${(await res.text()).slice(0, 500)}`);
         const decoder = new TextDecoder();
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) yield decoder.decode(chunk, { stream: true });
+        // Pulled one chunk at a time: the shard's body is read as the caller takes it, never whole.
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          for (let at = 0; at < chunk.length; at += STREAM_CHUNK_BYTES) {
+            const text = decoder.decode(chunk.subarray(at, at + STREAM_CHUNK_BYTES), { stream: true });
+            if (text) yield text;
+          }
+        }
+        const rest = decoder.decode();
+        if (rest) yield rest;
       },
     },
     { nats, env },
   );
+}
+
+/** The response body as text, read chunk by chunk and refused once it passes `max` bytes. */
+async function readCapped(res: Response, max: number): Promise<string> {
+  if (!res.body) return '';
+  const decoder = new TextDecoder();
+  let bytes = 0;
+  let text = '';
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    bytes += chunk.length;
+    if (bytes > max) {
+      await res.body.cancel().catch(() => undefined);
+      throw new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `HTTP bridge: the shard's response body is over ${max} bytes, the most a unary call answers with; call it as a stream`);
+    }
+    text += decoder.decode(chunk, { stream: true });
+  }
+  return text + decoder.decode();
 }

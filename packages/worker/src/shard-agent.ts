@@ -17,11 +17,28 @@ import { startHttpBridge } from './http-bridge.js';
 import { firstPortInUse } from './shards/ports.js';
 import type { ProbeSpec, ProbeTiming, ShardStatus, ShardSupervisor } from './shards/types.js';
 
-type Send = (msg: AgentMessage) => void;
+/** Writes to the head stream; false when its buffer is full (grpc-js `write`). */
+type Send = (msg: AgentMessage) => boolean;
+/** Resolves when the head stream's buffer drained, or `signal` aborted. */
+type Drained = (signal: AbortSignal) => Promise<void>;
+
+/**
+ * Log bytes per chunk on the agent stream: small, so a heartbeat written
+ * after a chunk waits behind at most one HTTP/2 frame of log data.
+ */
+export const LOG_CHUNK_BYTES = 16 * 1024;
+
+/** A log read in progress: its abort, and the bytes sent that the head has not credited back. */
+interface LogRead {
+  abort: AbortController;
+  unacked: number;
+  wake?: (() => void) | undefined;
+}
 
 export class ShardAgent {
   private send: Send | undefined;
-  private readonly logReads = new Map<number, AbortController>();
+  private drained: Drained = async () => {};
+  private readonly logReads = new Map<number, LogRead>();
   /** Shards to bridge once ready (key → env), and running bridges (key → server). */
   private readonly toBridge = new Map<string, Record<string, string>>();
   private readonly bridges = new Map<string, Promise<Server | undefined>>();
@@ -34,14 +51,15 @@ export class ShardAgent {
   ) {}
 
   /** A new head stream is registered: report everything we run. */
-  attach(send: Send): void {
+  attach(send: Send, drained?: Drained): void {
     this.send = send;
+    if (drained) this.drained = drained;
     send({ msg: { $case: 'shardInventory', value: { shards: this.supervisor.list().map(report) } } });
   }
 
   detach(): void {
     this.send = undefined;
-    for (const c of this.logReads.values()) c.abort();
+    for (const r of this.logReads.values()) r.abort.abort();
     this.logReads.clear();
   }
 
@@ -78,8 +96,16 @@ export class ShardAgent {
         void this.streamLog(msg.msg.value).catch((e: unknown) => this.log.error({ err: e }, 'log stream failed'));
         return true;
       case 'logCancel':
-        this.logReads.get(msg.msg.value.requestId)?.abort();
+        this.logReads.get(msg.msg.value.requestId)?.abort.abort();
         return true;
+      case 'logCredit': {
+        const read = this.logReads.get(msg.msg.value.requestId);
+        if (read) {
+          read.unacked = Math.max(0, read.unacked - msg.msg.value.bytes);
+          read.wake?.();
+        }
+        return true;
+      }
       default:
         return false;
     }
@@ -154,15 +180,40 @@ export class ShardAgent {
     void b.then((server) => server?.drain()).catch((e: unknown) => this.log.warn({ key, err: e instanceof Error ? e.message : e }, 'HTTP bridge did not drain cleanly; it is gone all the same'));
   }
 
+  /**
+   * Sends a rank's log to the head in LOG_CHUNK_BYTES chunks, flow-controlled
+   * twice: when the stream's buffer is full the read waits for it to drain,
+   * so log data never piles up in front of heartbeats and status reports;
+   * and at most `windowBytes` are sent and not yet credited back by the head
+   * (LogCredit, as its reader takes them), so a slow reader slows the read.
+   */
   private async streamLog(r: LogRequest): Promise<void> {
     const abort = new AbortController();
-    this.logReads.set(r.requestId, abort);
+    const read: LogRead = { abort, unacked: 0 };
+    this.logReads.set(r.requestId, read);
+    const credited = async () => {
+      while (r.windowBytes > 0 && read.unacked >= r.windowBytes && !abort.signal.aborted) {
+        await new Promise<void>((resolve) => {
+          read.wake = resolve;
+          abort.signal.addEventListener('abort', () => resolve(), { once: true });
+        });
+        read.wake = undefined;
+      }
+    };
     const chunk = (data: Uint8Array, eof: boolean, error = '') =>
-      this.send?.({ msg: { $case: 'logChunk', value: { requestId: r.requestId, data: Buffer.from(data), eof, error } } });
+      this.send?.({ msg: { $case: 'logChunk', value: { requestId: r.requestId, data: Buffer.from(data), eof, error } } }) ?? false;
     try {
       const key = `${r.gangId}/${r.attempt}/${r.rank}`;
       if (!this.supervisor.list().some((s) => s.key === key)) throw new MusterError(ErrorCode.NOT_FOUND, `no log for rank ${r.rank} of ${r.gangId} (attempt ${r.attempt}) on this node`);
-      for await (const data of this.supervisor.readLog(key, { tailBytes: r.tailBytes, follow: r.follow, signal: abort.signal })) chunk(data, false);
+      for await (const data of this.supervisor.readLog(key, { tailBytes: r.tailBytes, follow: r.follow, signal: abort.signal })) {
+        for (let at = 0; at < data.length && !abort.signal.aborted; at += LOG_CHUNK_BYTES) {
+          await credited();
+          if (abort.signal.aborted) break;
+          const piece = data.subarray(at, at + LOG_CHUNK_BYTES);
+          read.unacked += piece.length;
+          if (!chunk(piece, false)) await this.drained(abort.signal);
+        }
+      }
       chunk(new Uint8Array(), true);
     } catch (e) {
       if (!abort.signal.aborted) chunk(new Uint8Array(), true, e instanceof Error ? e.message : String(e));

@@ -13,12 +13,15 @@ import {
 } from '@muster/proto';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
+import { BoundedStream, DEFAULT_MAX_QUEUED } from './bounded-stream.js';
 import { unary, serverStream, type RpcContext } from './rpc.js';
 
 export interface ClusterServiceDeps {
   registry: NodeRegistry;
   events: EventLog;
   drains: { settledStatus(nodeId: string): Promise<DrainStatus> };
+  /** Events a WatchEvents consumer may fall behind before it is cut. */
+  streamBufferMessages?: number;
   info: { headId: string; version: string; store: string; nats: NatsAccess | undefined; heartbeatIntervalMs: number; deadAfterMs: number };
 }
 
@@ -45,7 +48,7 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
       if (!node) throw new MusterError(ErrorCode.NOT_FOUND, `no node "${req.nodeId}"`, { details: { nodeId: req.nodeId } });
       return node;
     }),
-    watchEvents: serverStream(ctx, 'WatchEvents', (call) => watchEvents(events, call)),
+    watchEvents: serverStream(ctx, 'WatchEvents', (call) => watchEvents(events, call, deps.streamBufferMessages)),
     drainNode: unary(ctx, 'DrainNode', async (req: DrainNodeRequest) => registry.drain(nodeId(req.nodeId), req.reason.trim(), 'operator')),
     uncordonNode: unary(ctx, 'UncordonNode', async (req: { nodeId: string }) => registry.uncordon(nodeId(req.nodeId), 'operator')),
     getDrainStatus: unary(ctx, 'GetDrainStatus', (req: { nodeId: string }) => deps.drains.settledStatus(nodeId(req.nodeId))),
@@ -59,31 +62,60 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
  * and de-duplicated by id, so none is lost or sent twice. With
  * `markReplayEnd`, one marker (`replayEnd: true`, nothing else) follows the
  * replay (at once without one): what comes after it is live.
+ *
+ * Back-pressure: the replay reads a page at a time and waits for the client
+ * between pages; live events go through a BoundedStream, and a consumer
+ * that falls `maxQueued` events behind (live, or queued during its replay)
+ * is cut with MUSTER_CONSUMER_TOO_SLOW naming the id to resume from.
  */
-async function watchEvents(events: EventLog, call: ServerWritableStream<WatchEventsRequest, ClusterEvent>): Promise<void> {
+export async function watchEvents(
+  events: Pick<EventLog, 'pages' | 'subscribe'>,
+  call: ServerWritableStream<WatchEventsRequest, ClusterEvent>,
+  maxQueued = DEFAULT_MAX_QUEUED,
+): Promise<void> {
   const { replay, afterId, kinds, markReplayEnd } = call.request;
   const wanted = (e: ClusterEvent) => kinds.length === 0 || kinds.some((k) => e.kind.startsWith(k));
   let lastId = afterId;
   let replaying = replay || afterId !== '';
   const queued: ClusterEvent[] = [];
+  const out = new BoundedStream<ClusterEvent>(call, { what: 'the event stream', maxQueued, idOf: (e) => e.id });
+  const gone = new AbortController(); // the client went away: stop waiting for it
+  const leave = () => gone.abort();
+  call.once('cancelled', leave);
+  call.once('close', leave);
+  call.once('error', leave);
   const send = (e: ClusterEvent) => {
     if (e.id <= lastId) return;
     lastId = e.id;
-    if (wanted(e)) call.write(e);
+    if (wanted(e)) out.send(e);
   };
-  const unsubscribe = events.subscribe((e) => (replaying ? queued.push(e) : send(e)));
+  let overflow: (() => void) | undefined;
+  const unsubscribe = events.subscribe((e) => {
+    if (!replaying) send(e);
+    else if (queued.length < maxQueued) queued.push(e);
+    else overflow?.();
+  });
   try {
-    if (replaying) {
-      for (const e of await events.history(afterId)) send(e);
-      for (const e of queued) send(e);
-      replaying = false;
-    }
-    if (markReplayEnd) call.write({ id: '', timeMs: 0, kind: '', nodeId: '', message: '', attributes: {}, replayEnd: true });
-    await new Promise<void>((resolve) => {
-      call.once('cancelled', resolve);
-      call.once('close', resolve);
-      call.once('error', resolve);
+    const served = (async () => {
+      if (replaying) {
+        for await (const page of events.pages(afterId)) {
+          if (gone.signal.aborted) return;
+          for (const e of page) send(e);
+          await out.ready(gone.signal);
+        }
+        for (const e of queued.splice(0)) send(e);
+        replaying = false;
+      }
+      if (markReplayEnd) out.send({ id: '', timeMs: 0, kind: '', nodeId: '', message: '', attributes: {}, replayEnd: true });
+      if (!gone.signal.aborted) await new Promise<void>((resolve) => gone.signal.addEventListener('abort', () => resolve(), { once: true }));
+    })();
+    // Live events overflowing the replay's queue cut the consumer like a full buffer does.
+    const cutDuringReplay = new Promise<never>((_, reject) => {
+      overflow = () => reject(new MusterError(ErrorCode.CONSUMER_TOO_SLOW, `consumer too slow: more than ${maxQueued} live events arrived during its replay; resume from the last id received`));
     });
+    cutDuringReplay.catch(() => {}); // settled or not, the race below decides
+    served.catch(() => {}); // a replay read failing after a cut has no one left to tell
+    await Promise.race([served, out.cut, cutDuringReplay]);
   } finally {
     unsubscribe();
   }

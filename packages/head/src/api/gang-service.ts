@@ -2,6 +2,7 @@
 import type { GangServiceServer } from '@muster/proto';
 import type { GangController } from '../controllers/gangs.js';
 import type { LogRelay } from './log-relay.js';
+import { BoundedStream } from './bounded-stream.js';
 import { serverStream, unary, type RpcContext } from './rpc.js';
 
 export function gangService(ctx: RpcContext, gangs: GangController, logs: LogRelay): GangServiceServer {
@@ -17,8 +18,11 @@ export function gangService(ctx: RpcContext, gangs: GangController, logs: LogRel
       const abort = new AbortController();
       call.once('cancelled', () => abort.abort());
       call.once('close', () => abort.abort());
+      // Paced by the reader: the next chunk is taken from the relay once the transport took this one.
+      const out = new BoundedStream(call, { what: `the log of rank ${rank}` });
       for await (const data of logs.open(where.nodeId, { gangId: where.gangId, attempt: where.attempt, rank, tailBytes: tailBytes || 65_536, follow }, abort.signal)) {
-        call.write({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) });
+        out.send({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) });
+        await out.ready(abort.signal);
       }
     }),
   };

@@ -1,8 +1,9 @@
 /** PlacementGroupService: create, inspect, wait for and remove placement groups. */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { PlacementGroupServiceServer, WaitPlacementGroupsReply, WaitPlacementGroupsRequest } from '@muster/proto';
-import { toMusterError } from '@muster/common';
+import { ErrorCode, MusterError, toMusterError } from '@muster/common';
 import type { PlacementGroupController } from '../controllers/placement-groups.js';
+import { BoundedStream } from './bounded-stream.js';
 import { bidiStream, unary, type RpcContext } from './rpc.js';
 
 export function placementService(ctx: RpcContext, pgs: PlacementGroupController): PlacementGroupServiceServer {
@@ -16,29 +17,56 @@ export function placementService(ctx: RpcContext, pgs: PlacementGroupController)
   };
 }
 
+/** Waits one stream may hold open (asked, not yet answered to the transport). */
+export const MAX_OPEN_WAITS = 10_000;
+
 /**
  * Answers each wait of the stream when its group settles or its time is up,
  * in whatever order that happens. Waits still open when the stream ends are
  * dropped: their timers end them on their own (at most 60 s).
+ *
+ * Bounded: a wait beyond MAX_OPEN_WAITS (open plus answered but not yet
+ * taken by the transport) is refused with MUSTER_RESOURCE_EXHAUSTED, so the
+ * answers held for a client that does not read them stay bounded too.
  */
-function serveWaits(call: ServerDuplexStream<WaitPlacementGroupsRequest, WaitPlacementGroupsReply>, pgs: PlacementGroupController): Promise<void> {
+export function serveWaits(
+  call: ServerDuplexStream<WaitPlacementGroupsRequest, WaitPlacementGroupsReply>,
+  pgs: Pick<PlacementGroupController, 'wait'>,
+  maxOpen = MAX_OPEN_WAITS,
+): Promise<void> {
   let open = true;
+  let waiting = 0;
+  const out = new BoundedStream<WaitPlacementGroupsReply>(call, { what: 'the placement group waits', maxQueued: maxOpen });
   const answer = (reply: WaitPlacementGroupsReply) => {
-    if (open) call.write(reply);
+    if (open) out.send(reply);
   };
-  return new Promise<void>((resolve) => {
+  return new Promise<void>((resolve, reject) => {
     const finish = () => {
       open = false;
       resolve();
     };
+    // A client that keeps asking (and being refused) without reading is cut.
+    out.cut.catch((e: unknown) => {
+      open = false;
+      reject(e);
+    });
     call.on('data', (req: WaitPlacementGroupsRequest) => {
       const refuse = (e: unknown) => {
         const err = toMusterError(e);
         answer({ tag: req.tag, group: undefined, errorCode: err.code, errorMessage: err.message });
       };
+      if (waiting + out.queued >= maxOpen) {
+        refuse(new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `more than ${maxOpen} waits open on one stream; read the answers or wait on another stream`));
+        return;
+      }
       try {
-        pgs.wait(req.id, req.timeoutMs).then((group) => answer({ tag: req.tag, group, errorCode: '', errorMessage: '' }), refuse);
+        waiting++;
+        void pgs.wait(req.id, req.timeoutMs).then(
+          (group) => answer({ tag: req.tag, group, errorCode: '', errorMessage: '' }),
+          refuse,
+        ).finally(() => waiting--);
       } catch (e) {
+        waiting--;
         refuse(e); // an unknown group is refused before any waiting
       }
     });

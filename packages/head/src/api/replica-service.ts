@@ -1,6 +1,7 @@
 /** ReplicaGroupService: apply, inspect, scale and delete replica groups; stream their membership. */
 import type { ReplicaGroupServiceServer } from '@muster/proto';
 import type { ReplicaGroupController } from '../controllers/replica-groups.js';
+import { BoundedStream } from './bounded-stream.js';
 import { serverStream, unary, type RpcContext } from './rpc.js';
 
 export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): ReplicaGroupServiceServer {
@@ -14,7 +15,13 @@ export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): Re
       const abort = new AbortController();
       call.once('cancelled', () => abort.abort());
       call.once('close', () => abort.abort());
-      for await (const m of rgs.watch(call.request.group, abort.signal)) call.write(m);
+      // The feed keeps only the newest membership: waiting for a slow reader
+      // here holds one message for it, and it gets the newest when it catches up.
+      const out = new BoundedStream(call, { what: `the membership of "${call.request.group}"` });
+      for await (const m of rgs.watch(call.request.group, abort.signal)) {
+        out.send(m);
+        await out.ready(abort.signal);
+      }
     }),
   };
 }

@@ -1,10 +1,13 @@
 /**
- * Cluster events: persisted in the state store under /muster/events/ (the last
- * `retention` kept), published on NATS as msgpack ("<prefix>.events.<kind>"),
- * and fanned out in process to gRPC WatchEvents streams.
+ * Cluster events: persisted in the state store under /muster/events/ (the
+ * newest `retention`, none older than `maxAgeMs`), published on NATS as
+ * msgpack ("<prefix>.events.<kind>"), and fanned out in process to gRPC
+ * WatchEvents streams.
  *
- * Ids sort in time order: 13-digit ms timestamp, "-", 6-digit sequence, so a
- * watcher can resume with `afterId` across head restarts. Events are written
+ * Ids come from a hybrid logical clock (event-id.ts) that `load()` starts
+ * after the newest stored id, so they never go backwards across leaders,
+ * clock steps or restarts, and a watcher resumes with `afterId` without
+ * skipping or repeating an event. Every store read is a page. Events are written
  * either on their own (`append`, batched per tick) or inside a caller's
  * transaction (`stage`, so a state change and its event cost one write), and
  * are released to listeners and NATS strictly in id order, once durable: a
@@ -15,8 +18,15 @@ import { eventSubject } from '@muster/contracts';
 import { ClusterEvent } from '@muster/proto';
 import type { StateWriter } from '../state/fence.js';
 import type { Op } from '../state/index.js';
+import { EventIds } from './event-id.js';
 
 export const EVENTS_PREFIX = '/muster/events/';
+/** Events older than this are deleted unless the head is told otherwise (--event-max-age-ms). */
+export const DEFAULT_MAX_AGE_MS = 86_400_000;
+/** Events read or deleted per store request. */
+const PAGE = 100;
+/** Age trimming runs this often even when no events are written. */
+const AGE_TRIM_INTERVAL_MS = 60_000;
 
 type Listener = (e: ClusterEvent) => void;
 export type EventFields = { nodeId?: string; message: string; attributes?: Record<string, string> };
@@ -35,12 +45,24 @@ export interface StagedEvent {
   settle(committed: boolean): void;
 }
 
+export interface EventLogOptions {
+  /** Events kept at most (the oldest go first). */
+  retention: number;
+  /** Events older than this (by `timeMs`) are deleted; default 24 h. */
+  maxAgeMs?: number;
+  nats?: NatsConnection | undefined;
+  subjectPrefix: string;
+  /** The wall clock (tests step it). */
+  clock?: () => number;
+}
+
 export class EventLog {
-  private seq = 0;
-  private lastMs = 0;
+  private readonly ids: EventIds;
+  private readonly clock: () => number;
   private sinceTrim = 0;
-  /** Events in the store, once the first trim of this log has counted them; kept by adding what is written. */
+  /** Events in the store: counted by `load()` (page by page), then kept by adding what is written. */
   private stored: number | undefined;
+  private ageTimer: NodeJS.Timeout | undefined;
   private trimming = false;
   private readonly listeners = new Set<Listener>();
   /** Events not yet released, in id order. */
@@ -51,8 +73,38 @@ export class EventLog {
   constructor(
     private readonly writer: StateWriter,
     private readonly log: Logger,
-    private readonly opts: { retention: number; nats?: NatsConnection | undefined; subjectPrefix: string },
-  ) {}
+    private readonly opts: EventLogOptions,
+  ) {
+    this.clock = opts.clock ?? Date.now;
+    this.ids = new EventIds(this.clock);
+  }
+
+  /**
+   * Reads the stored events page by page: counts them and starts the id
+   * clock after the newest, so this term's ids follow every earlier term's.
+   * Call once, before the first event; then age trimming runs on a timer.
+   */
+  async load(): Promise<void> {
+    let count = 0;
+    let after: string | undefined;
+    for (;;) {
+      const { kvs } = await this.writer.store.range(EVENTS_PREFIX, { limit: PAGE, after });
+      const last = kvs.at(-1)?.key;
+      if (last === undefined || (after !== undefined && last <= after)) break; // no page, or a store that does not move on
+      count += kvs.length;
+      after = last;
+      if (kvs.length < PAGE) break;
+    }
+    if (after !== undefined) this.ids.resumeAfter(after.slice(EVENTS_PREFIX.length));
+    this.stored = count;
+    this.ageTimer = setInterval(() => this.startTrim(), AGE_TRIM_INTERVAL_MS).unref();
+    this.startTrim();
+  }
+
+  /** Stops the age-trimming timer (the leader term ended). */
+  close(): void {
+    clearInterval(this.ageTimer);
+  }
 
   /** Records an event; resolves once it is durable. Appends of one tick share a transaction. */
   append(kind: string, fields: EventFields): Promise<ClusterEvent> {
@@ -80,12 +132,24 @@ export class EventLog {
     return { op: putOp(p.event), settle: (ok) => this.settle([p], ok) };
   }
 
-  /** Retained events with id > afterId ("" = all), oldest first. */
+  /** Retained events with id > afterId ("" = all), oldest first, read a page at a time. */
+  async *pages(afterId = ''): AsyncGenerator<ClusterEvent[]> {
+    let after = afterId === '' ? undefined : EVENTS_PREFIX + afterId;
+    for (;;) {
+      const { kvs } = await this.writer.store.range(EVENTS_PREFIX, { limit: PAGE, after });
+      const last = kvs.at(-1)?.key;
+      if (last === undefined || (after !== undefined && last <= after)) return; // no page, or a store that does not move on
+      yield kvs.map((kv) => ClusterEvent.decode(kv.value));
+      if (kvs.length < PAGE) return;
+      after = last;
+    }
+  }
+
+  /** Retained events with id > afterId ("" = all), oldest first (at most `retention`). */
   async history(afterId = ''): Promise<ClusterEvent[]> {
-    const { kvs } = await this.writer.store.range(EVENTS_PREFIX);
-    return kvs
-      .filter((kv) => kv.key.slice(EVENTS_PREFIX.length) > afterId)
-      .map((kv) => ClusterEvent.decode(kv.value));
+    const out: ClusterEvent[] = [];
+    for await (const page of this.pages(afterId)) out.push(...page);
+    return out;
   }
 
   /** Live events from now on; returns the unsubscribe function. */
@@ -95,12 +159,9 @@ export class EventLog {
   }
 
   private open(kind: string, fields: EventFields): Pending {
-    const now = Date.now();
-    this.seq = now === this.lastMs ? this.seq + 1 : 0;
-    this.lastMs = now;
     const event: ClusterEvent = {
-      id: `${String(now).padStart(13, '0')}-${String(this.seq).padStart(6, '0')}`,
-      timeMs: now,
+      id: this.ids.next(),
+      timeMs: this.clock(),
       kind,
       nodeId: fields.nodeId ?? '',
       message: fields.message,
@@ -145,27 +206,37 @@ export class EventLog {
     for (const l of this.listeners) l(e);
     this.opts.nats?.publish(eventSubject(this.opts.subjectPrefix, e.kind), encode(ClusterEvent.toJSON(e)));
     p.resolve?.(e);
-    if (++this.sinceTrim >= 1_000 && !this.trimming) {
-      this.sinceTrim = 0;
-      this.trimming = true;
-      // trim() catches its own failure (retried after the next 1,000 events).
-      this.trim().catch((e: unknown) => this.log.error({ err: e }, 'event trim threw; retried after the next 1,000 events')).finally(() => (this.trimming = false));
-    }
+    if (++this.sinceTrim >= 1_000) this.startTrim();
   }
 
-  /** Deletes the oldest events beyond `retention`: reads only those, once the count is known. */
+  private startTrim(): void {
+    if (this.trimming || this.stored === undefined) return;
+    this.sinceTrim = 0;
+    this.trimming = true;
+    // trim() catches its own store failures; anything else is logged and the next trigger retries.
+    this.trim()
+      .catch((e: unknown) => this.log.error({ err: e }, 'event trim threw; retried by the next trigger'))
+      .finally(() => (this.trimming = false));
+  }
+
+  /**
+   * Deletes the oldest events while there are more than `retention` or they
+   * are older than `maxAgeMs`: reads a page of the oldest, deletes the ones
+   * to go, and stops at the first one to keep.
+   */
   private async trim(): Promise<void> {
     try {
-      this.stored ??= (await this.writer.store.range(EVENTS_PREFIX)).kvs.length;
-      const excess = this.stored - this.opts.retention;
-      if (excess <= 0) return;
-      const { kvs: old } = await this.writer.store.range(EVENTS_PREFIX, { limit: excess });
-      for (let i = 0; i < old.length; i += 100) {
-        await this.writer.txn(old.slice(i, i + 100).map((kv) => ({ type: 'delete' as const, key: kv.key })));
-        this.stored -= Math.min(100, old.length - i);
+      for (;;) {
+        const cutoff = this.clock() - (this.opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS);
+        const { kvs } = await this.writer.store.range(EVENTS_PREFIX, { limit: PAGE });
+        let n = 0;
+        while (n < kvs.length && (this.stored! - n > this.opts.retention || ClusterEvent.decode(kvs[n]!.value).timeMs < cutoff)) n++;
+        if (n === 0) return;
+        await this.writer.txn(kvs.slice(0, n).map((kv) => ({ type: 'delete' as const, key: kv.key })));
+        this.stored! -= n;
+        if (n < kvs.length) return;
       }
     } catch (e) {
-      this.stored = undefined; // count again next time
       this.log.warn({ err: e }, 'could not trim old cluster events; will retry');
     }
   }

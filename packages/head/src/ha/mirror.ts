@@ -12,7 +12,8 @@
  * head that stands by again starts a new one.
  */
 import type { Logger } from '@muster/common';
-import type { KeyValue, RangeResult, StateStore } from '../state/store.js';
+import type { KeyValue, RangeOptions, RangeResult, StateStore } from '../state/store.js';
+import { compareKeys } from '../state/sorted-keys.js';
 
 const ROOT = '/muster/';
 
@@ -59,9 +60,10 @@ export class StateMirror {
   forLoading(): { store: StateStore; loaded(): void } {
     const s = this.store;
     let fromCopy = true;
-    const range = (prefix: string, opts: { limit?: number } = {}): Promise<RangeResult> => {
+    const range = (prefix: string, opts: RangeOptions = {}): Promise<RangeResult> => {
       if (!fromCopy) return s.range(prefix, opts);
-      const keys = [...this.kvs.keys()].filter((k) => k.startsWith(prefix)).sort();
+      const after = opts.after;
+      const keys = [...this.kvs.keys()].filter((k) => k.startsWith(prefix) && (after === undefined || compareKeys(k, after) > 0)).sort(compareKeys);
       const kept = opts.limit ? keys.slice(0, opts.limit) : keys;
       return Promise.resolve({ kvs: kept.map((k) => this.kvs.get(k)!), revision: this.revision });
     };

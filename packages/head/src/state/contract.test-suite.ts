@@ -141,6 +141,16 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
         expect((await s.range('r/', { limit: 2 })).kvs.map((kv) => kv.key)).toEqual(byBytes.slice(0, 2));
         expect((await s.range('r/a')).kvs.map((kv) => kv.key)).toEqual(['r/a', 'r/a/1']);
         expect((await s.range('zz/')).kvs).toEqual([]);
+        // Pages: each resumes after the last key of the one before, and together they are the whole range.
+        const paged: string[] = [];
+        for (let after: string | undefined; ; ) {
+          const page = (await s.range('r/', { limit: 2, after })).kvs.map((kv) => kv.key);
+          if (page.length === 0) break;
+          paged.push(...page);
+          after = page[page.length - 1];
+        }
+        expect(paged).toEqual(byBytes);
+        expect((await s.range('r/', { after: 'q' })).kvs.map((kv) => kv.key)).toEqual(byBytes);
       });
 
       it('rejects bad input with MUSTER_INVALID_ARGUMENT', async () => {

@@ -22,7 +22,7 @@
 import { mkdir } from 'node:fs/promises';
 import { ErrorCode, MusterError } from '@muster/common';
 import type {
-  Compare, KeyValue, Lease, LeaseOptions, Op, OpResult, RangeResult, StateStore, TxnRequest, TxnResult, Watch,
+  Compare, KeyValue, Lease, LeaseOptions, Op, OpResult, RangeOptions, RangeResult, StateStore, TxnRequest, TxnResult, Watch,
   WatchEvent, WatchOptions,
 } from './store.js';
 import type { Keyspace, Change, WalRecord } from './keyspace.js';
@@ -110,7 +110,10 @@ export class EmbeddedStore implements StateStore {
       });
       const wal = await SegmentWriter.open(dataDir, gen);
       const store = new EmbeddedStore(dataDir, ks, history, wal, seq, lock.release, opts.snapshotBytes ?? 64 << 20);
-      void lock.lost.then(() => store.fail(new Error(`the lock on ${dataDir} was lost (its flock process exited)`)));
+      lock.lost.then(
+        () => store.fail(new Error(`the lock on ${dataDir} was lost (its flock process exited)`)),
+        () => undefined, // lost never rejects
+      );
       // Leases survive a restart with their full TTL (as in etcd): their
       // holders get that long to come back before the keys go.
       for (const [id, lease] of ks.leases) store.armExpiry(id, lease.ttl);
@@ -129,10 +132,10 @@ export class EmbeddedStore implements StateStore {
     return kv;
   }
 
-  async range(prefix: string, opts: { limit?: number } = {}): Promise<RangeResult> {
+  async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
     this.check();
     checkPrefix(prefix);
-    const kvs = this.ks.range(prefix, checkLimit(opts.limit) || Infinity);
+    const kvs = this.ks.range(prefix, checkLimit(opts.limit) || Infinity, opts.after);
     const revision = this.ks.rev;
     await this.visible();
     return { kvs, revision };

@@ -18,9 +18,10 @@ import {
 } from 'etcd3';
 import { ErrorCode, MusterError, isMusterError } from '@muster/common';
 import type {
-  Compare, KeyValue, Lease, LeaseOptions, Op, OpResult, RangeResult, StateStore, TxnRequest, TxnResult, Watch,
+  Compare, KeyValue, Lease, LeaseOptions, Op, OpResult, RangeOptions, RangeResult, StateStore, TxnRequest, TxnResult, Watch,
   WatchEvent, WatchOptions,
 } from './store.js';
+import { compareKeys } from './sorted-keys.js';
 import { WatchQueue } from './watch-queue.js';
 import { checkFromRevision, checkKey, checkLimit, checkPrefix, checkTxn, checkValue, invalid, leaseTtl } from './validate.js';
 import { watchEtcd } from './etcd-watch.js';
@@ -159,11 +160,13 @@ export class EtcdStore implements StateStore {
     return kv ? this.kv(kv) : undefined;
   }
 
-  async range(prefix: string, opts: { limit?: number } = {}): Promise<RangeResult> {
+  async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
     checkPrefix(prefix);
     const limit = checkLimit(opts.limit);
     const r = this.span(prefix);
-    const res = await this.call('range', () => this.client.kv.range({ key: r.start, range_end: r.end, limit }));
+    // The smallest key after `after` is `after` + NUL.
+    const start = opts.after !== undefined && compareKeys(opts.after, prefix) >= 0 ? Buffer.from(this.prefix + opts.after + '\0') : r.start;
+    const res = await this.call('range', () => this.client.kv.range({ key: start, range_end: r.end, limit }));
     return { kvs: res.kvs.map((kv) => this.kv(kv)), revision: Number(res.header.revision) };
   }
 

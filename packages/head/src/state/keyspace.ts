@@ -8,7 +8,7 @@
  */
 import { ErrorCode, MusterError } from '@muster/common';
 import type { KeyValue, WatchEvent } from './store.js';
-import { SortedKeys } from './sorted-keys.js';
+import { SortedKeys, compareKeys } from './sorted-keys.js';
 
 /** One effect of a write: [key, value (null = delete), lease (null = none)]. */
 export type Change = [key: string, value: Uint8Array | null, lease: string | null];
@@ -64,11 +64,13 @@ export class Keyspace {
   }
 
   /** Keys starting with `prefix`, in order, at most `limit` of them. */
-  range(prefix: string, limit = Infinity): KeyValue[] {
+  range(prefix: string, limit = Infinity, after?: string): KeyValue[] {
     const out: KeyValue[] = [];
     if (limit <= 0) return out;
-    for (const key of this.order.from(prefix)) {
+    const from = after !== undefined && compareKeys(after, prefix) > 0 ? after : prefix;
+    for (const key of this.order.from(from)) {
       if (!key.startsWith(prefix)) break;
+      if (after !== undefined && compareKeys(key, after) <= 0) continue;
       out.push(this.kvs.get(key)!);
       if (out.length >= limit) break;
     }

@@ -69,7 +69,7 @@ export async function lockDataDir(dir: string, waitSeconds = WAIT_SECONDS): Prom
       ),
     );
     child.stdout.once('data', () => resolve(true));
-    void exited.then(() => resolve(false));
+    exited.then(() => resolve(false), () => resolve(false)); // exited never rejects
   });
   if (!locked) {
     const code = await exited;

@@ -69,6 +69,12 @@ export interface TxnResult {
   results: OpResult[];
 }
 
+export interface RangeOptions {
+  limit?: number;
+  /** Start after this full key (exclusive); keys at or before it are skipped. */
+  after?: string;
+}
+
 export interface RangeResult {
   kvs: KeyValue[];
   /** The store revision the range was read at. */
@@ -124,8 +130,12 @@ export interface StateStore {
    */
   readonly ordersWrites: boolean;
   get(key: string): Promise<KeyValue | undefined>;
-  /** All keys starting with `prefix`, in key order. */
-  range(prefix: string, opts?: { limit?: number }): Promise<RangeResult>;
+  /**
+   * Keys starting with `prefix`, in key order: at most `limit`, and only
+   * those after the key `after` (exclusive) — a page read resumes after the
+   * last key of the page before.
+   */
+  range(prefix: string, opts?: RangeOptions): Promise<RangeResult>;
   put(key: string, value: Uint8Array, opts?: { lease?: string }): Promise<{ revision: number }>;
   delete(key: string): Promise<{ deleted: number; revision: number }>;
   deletePrefix(prefix: string): Promise<{ deleted: number; revision: number }>;

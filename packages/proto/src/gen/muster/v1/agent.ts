@@ -108,6 +108,7 @@ export interface HeadMessage {
     | { $case: "stopShards"; value: StopShards }
     | { $case: "logRequest"; value: LogRequest }
     | { $case: "logCancel"; value: LogCancel }
+    | { $case: "logCredit"; value: LogCredit }
     | undefined;
 }
 
@@ -157,6 +158,18 @@ export interface LogRequest {
   rank: number;
   tailBytes: number;
   follow: boolean;
+  /**
+   * Flow control: the agent has at most this many log bytes of this request
+   * sent and not yet credited back (LogCredit) at any time. 0: no credits
+   * (a head that predates them); the agent then paces by its stream only.
+   */
+  windowBytes: number;
+}
+
+/** The head's reader took `bytes` of a log request's chunks: the agent may send that many more. */
+export interface LogCredit {
+  requestId: number;
+  bytes: number;
 }
 
 export interface LogCancel {
@@ -1213,6 +1226,9 @@ export const HeadMessage: MessageFns<HeadMessage> = {
       case "logCancel":
         LogCancel.encode(message.msg.value, writer.uint32(74).fork()).join();
         break;
+      case "logCredit":
+        LogCredit.encode(message.msg.value, writer.uint32(162).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1302,6 +1318,14 @@ export const HeadMessage: MessageFns<HeadMessage> = {
             message.msg = { $case: "logCancel", value: LogCancel.decode(reader, reader.uint32()) };
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.msg = { $case: "logCredit", value: LogCredit.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1348,6 +1372,10 @@ export const HeadMessage: MessageFns<HeadMessage> = {
         ? { $case: "logCancel", value: LogCancel.fromJSON(object.logCancel) }
         : isSet(object.log_cancel)
         ? { $case: "logCancel", value: LogCancel.fromJSON(object.log_cancel) }
+        : isSet(object.logCredit)
+        ? { $case: "logCredit", value: LogCredit.fromJSON(object.logCredit) }
+        : isSet(object.log_credit)
+        ? { $case: "logCredit", value: LogCredit.fromJSON(object.log_credit) }
         : undefined,
     };
   },
@@ -1372,6 +1400,8 @@ export const HeadMessage: MessageFns<HeadMessage> = {
       obj.logRequest = LogRequest.toJSON(message.msg.value);
     } else if (message.msg?.$case === "logCancel") {
       obj.logCancel = LogCancel.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "logCredit") {
+      obj.logCredit = LogCredit.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -1913,7 +1943,7 @@ export const StopShards: MessageFns<StopShards> = {
 };
 
 function createBaseLogRequest(): LogRequest {
-  return { requestId: 0, gangId: "", attempt: 0, rank: 0, tailBytes: 0, follow: false };
+  return { requestId: 0, gangId: "", attempt: 0, rank: 0, tailBytes: 0, follow: false, windowBytes: 0 };
 }
 
 export const LogRequest: MessageFns<LogRequest> = {
@@ -1935,6 +1965,9 @@ export const LogRequest: MessageFns<LogRequest> = {
     }
     if (message.follow !== false) {
       writer.uint32(48).bool(message.follow);
+    }
+    if (message.windowBytes !== 0) {
+      writer.uint32(56).uint32(message.windowBytes);
     }
     return writer;
   },
@@ -2000,6 +2033,14 @@ export const LogRequest: MessageFns<LogRequest> = {
             message.follow = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.windowBytes = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2032,6 +2073,11 @@ export const LogRequest: MessageFns<LogRequest> = {
         ? globalThis.Number(object.tail_bytes)
         : 0,
       follow: isSet(object.follow) ? globalThis.Boolean(object.follow) : false,
+      windowBytes: isSet(object.windowBytes)
+        ? globalThis.Number(object.windowBytes)
+        : isSet(object.window_bytes)
+        ? globalThis.Number(object.window_bytes)
+        : 0,
     };
   },
 
@@ -2054,6 +2100,88 @@ export const LogRequest: MessageFns<LogRequest> = {
     }
     if (message.follow !== false) {
       obj.follow = message.follow;
+    }
+    if (message.windowBytes !== 0) {
+      obj.windowBytes = Math.round(message.windowBytes);
+    }
+    return obj;
+  },
+};
+
+function createBaseLogCredit(): LogCredit {
+  return { requestId: 0, bytes: 0 };
+}
+
+export const LogCredit: MessageFns<LogCredit> = {
+  encode(message: LogCredit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    if (message.bytes !== 0) {
+      writer.uint32(16).uint32(message.bytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LogCredit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLogCredit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.bytes = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LogCredit {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.Number(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.Number(object.request_id)
+        : 0,
+      bytes: isSet(object.bytes) ? globalThis.Number(object.bytes) : 0,
+    };
+  },
+
+  toJSON(message: LogCredit): unknown {
+    const obj: any = {};
+    if (message.requestId !== 0) {
+      obj.requestId = Math.round(message.requestId);
+    }
+    if (message.bytes !== 0) {
+      obj.bytes = Math.round(message.bytes);
     }
     return obj;
   },

@@ -1,0 +1,94 @@
+/** Bounds of the placement-group waits stream and the membership stream (docs/events.md#slow-readers). */
+import { EventEmitter } from 'node:events';
+import type { ServerDuplexStream, ServerWritableStream } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { isMusterError } from '@muster/common';
+import type { PlacementGroup, WaitPlacementGroupsReply, WaitPlacementGroupsRequest } from '@muster/proto';
+import { serveWaits } from './placement-service.js';
+
+/** A duplex call whose client sends when told and reads nothing: `write` is false past `highWaterMark`. */
+class StalledCall extends EventEmitter {
+  readonly written: WaitPlacementGroupsReply[] = [];
+  constructor(private readonly highWaterMark: number) {
+    super();
+  }
+  write(m: WaitPlacementGroupsReply): boolean {
+    this.written.push(m);
+    return this.written.length < this.highWaterMark;
+  }
+  end(): void {}
+  ask(tag: number): void {
+    this.emit('data', { id: `pg-${tag}`, timeoutMs: 1_000, tag } as WaitPlacementGroupsRequest);
+  }
+}
+
+const asCall = (c: StalledCall) => c as unknown as ServerDuplexStream<WaitPlacementGroupsRequest, WaitPlacementGroupsReply>;
+const settled = () => new Promise((r) => setImmediate(r));
+
+describe('WaitPlacementGroups bounds', () => {
+  it('refuses a wait beyond the open-wait limit by name, and answers the rest', async () => {
+    const call = new StalledCall(1_000);
+    const never = { wait: () => new Promise<PlacementGroup>(() => {}) };
+    void serveWaits(asCall(call), never, 3);
+    for (let tag = 1; tag <= 5; tag++) call.ask(tag);
+    await settled();
+    expect(call.written.map((r) => [r.tag, r.errorCode])).toEqual([
+      [4, 'MUSTER_RESOURCE_EXHAUSTED'],
+      [5, 'MUSTER_RESOURCE_EXHAUSTED'],
+    ]);
+    expect(call.written[0]!.errorMessage).toMatch(/more than 3 waits open on one stream/);
+    call.emit('cancelled');
+  });
+
+  it('cuts a client that keeps asking without reading its answers; what it holds stays under the limit', async () => {
+    const call = new StalledCall(2);
+    const at = { wait: async () => ({}) as PlacementGroup };
+    const served = serveWaits(asCall(call), at, 4).catch((e: unknown) => e);
+    for (let tag = 1; tag <= 20; tag++) {
+      call.ask(tag);
+      await settled();
+    }
+    const err = await served;
+    expect(isMusterError(err) && err.code).toBe('MUSTER_CONSUMER_TOO_SLOW');
+    expect(call.written).toHaveLength(2); // the transport's share; at most 4 more waited in the head
+  });
+});
+
+// Membership is paced, not cut: the handler sends the next snapshot only once the transport took the last.
+describe('WatchMembership pacing', () => {
+  it('pulls the next snapshot from the feed (which keeps only the newest) only once the transport took the last', async () => {
+    const { replicaService } = await import('./replica-service.js');
+    const snapshots = Array.from({ length: 50 }, (_, i) => ({ group: 'g', version: i + 1, replicas: [], revisionWeights: {} }));
+    let pulled = 0;
+    const rgs = {
+      async *watch() {
+        for (const s of snapshots) {
+          pulled++;
+          yield s;
+        }
+        await new Promise(() => {});
+      },
+    };
+    const ctx = { token: 't', rpcCount: { add() {} }, rpcLatency: { record() {} } };
+    const call = Object.assign(new EventEmitter(), {
+      request: { group: 'g' },
+      metadata: { get: () => ['Bearer t'] },
+      written: [] as unknown[],
+      write(m: unknown) {
+        this.written.push(m);
+        return false; // the transport is always full
+      },
+      end() {},
+    });
+    const service = replicaService(ctx as never, rgs as never);
+    service.watchMembership(call as unknown as ServerWritableStream<never, never>);
+    await settled();
+    await settled();
+    expect(call.written).toHaveLength(1);
+    expect(pulled).toBe(1); // the feed was not drained into a buffer
+    call.emit('drain');
+    await settled();
+    expect(call.written).toHaveLength(2);
+    call.emit('cancelled');
+  });
+});
