@@ -87,6 +87,7 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
       registry,
       events,
       drains,
+      groups: { pgs: placementGroups, gangs, replicaGroups },
       info: { headId: config.headId, version: VERSION, store: head.storeKind, nats: nats?.access, heartbeatIntervalMs: config.heartbeatIntervalMs, deadAfterMs: config.deadAfterMs },
     })],
     [AgentServiceService, agentService(head.rpc, {

@@ -8,17 +8,24 @@ import {
   type ClusterServiceServer,
   type DrainNodeRequest,
   type DrainStatus,
+  type ListNodesRequest,
+  type ListNodesResponse,
+  type Node,
   type NatsAccess,
   type WatchEventsRequest,
 } from '@muster/proto';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
+import { paginate } from './pages.js';
 import { unary, serverStream, type RpcContext } from './rpc.js';
+import { clusterSummary, type SummarySources } from './summary.js';
 
 export interface ClusterServiceDeps {
   registry: NodeRegistry;
   events: EventLog;
   drains: { status(nodeId: string): DrainStatus };
+  /** What the summary counts besides nodes. */
+  groups: Omit<SummarySources, 'nodes'>;
   info: { headId: string; version: string; store: string; nats: NatsAccess | undefined; heartbeatIntervalMs: number; deadAfterMs: number };
 }
 
@@ -38,8 +45,9 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
       nats: info.nats,
       heartbeatIntervalMs: info.heartbeatIntervalMs,
       deadAfterMs: info.deadAfterMs,
+      summary: clusterSummary({ nodes: registry, ...deps.groups }),
     })),
-    listNodes: unary(ctx, 'ListNodes', async (req: { state: NodeState }) => ({ nodes: registry.list(req.state) })),
+    listNodes: unary(ctx, 'ListNodes', async (req: ListNodesRequest): Promise<ListNodesResponse> => listNodes(ctx, registry, req)),
     getNode: unary(ctx, 'GetNode', async (req: { nodeId: string }) => {
       const node = registry.get(req.nodeId);
       if (!node) throw new MusterError(ErrorCode.NOT_FOUND, `no node "${req.nodeId}"`, { details: { nodeId: req.nodeId } });
@@ -50,6 +58,17 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
     uncordonNode: unary(ctx, 'UncordonNode', async (req: { nodeId: string }) => registry.uncordon(nodeId(req.nodeId), 'operator')),
     getDrainStatus: unary(ctx, 'GetDrainStatus', async (req: { nodeId: string }) => deps.drains.status(nodeId(req.nodeId))),
   };
+}
+
+/** One page of nodes in id order, filtered by state, id prefix, labels and draining. */
+function listNodes(ctx: RpcContext, registry: NodeRegistry, req: ListNodesRequest): ListNodesResponse {
+  const { state, nodeIdPrefix, labels, draining } = req;
+  const wanted = Object.entries(labels);
+  const matches = (n: Node) =>
+    n.nodeId.startsWith(nodeIdPrefix) && (draining === undefined || n.draining === draining) && wanted.every(([k, v]) => n.labels[k] === v);
+  const filters = { state, nodeIdPrefix, labels, draining };
+  const page = paginate(ctx.pageKey, 'nodes', filters, req, registry.list(state).filter(matches), (n) => n.nodeId);
+  return { nodes: page.items, nextPageToken: page.nextPageToken };
 }
 
 /**

@@ -1,15 +1,21 @@
 /** PlacementGroupService: create, inspect, wait for and remove placement groups. */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import type { PlacementGroupServiceServer, WaitPlacementGroupsReply, WaitPlacementGroupsRequest } from '@muster/proto';
+import type { ListPlacementGroupsRequest, PlacementGroupServiceServer, WaitPlacementGroupsReply, WaitPlacementGroupsRequest } from '@muster/proto';
 import { toMusterError } from '@muster/common';
 import type { PlacementGroupController } from '../controllers/placement-groups.js';
+import { paginate, timeKey } from './pages.js';
 import { bidiStream, unary, type RpcContext } from './rpc.js';
 
 export function placementService(ctx: RpcContext, pgs: PlacementGroupController): PlacementGroupServiceServer {
   return {
     createPlacementGroup: unary(ctx, 'CreatePlacementGroup', (req) => pgs.create(req.spec, req.requestId)),
     getPlacementGroup: unary(ctx, 'GetPlacementGroup', async (req) => pgs.get(req.id)),
-    listPlacementGroups: unary(ctx, 'ListPlacementGroups', async (req) => ({ groups: pgs.list(req.state) })),
+    listPlacementGroups: unary(ctx, 'ListPlacementGroups', async (req: ListPlacementGroupsRequest) => {
+      const { state, namePrefix } = req;
+      const all = pgs.list(state).filter((pg) => pg.spec?.name.startsWith(namePrefix) !== false);
+      const page = paginate(ctx.pageKey, 'placement-groups', { state, namePrefix }, req, all, (pg) => timeKey(pg.createdAtMs, pg.id));
+      return { groups: page.items, nextPageToken: page.nextPageToken };
+    }),
     removePlacementGroup: unary(ctx, 'RemovePlacementGroup', (req) => pgs.remove(req.id)),
     waitPlacementGroup: unary(ctx, 'WaitPlacementGroup', (req) => pgs.wait(req.id, req.timeoutMs)),
     waitPlacementGroups: bidiStream(ctx, 'WaitPlacementGroups', (call) => serveWaits(call, pgs)),

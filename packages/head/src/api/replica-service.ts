@@ -1,13 +1,18 @@
 /** ReplicaGroupService: apply, inspect, scale and delete replica groups; stream their membership. */
-import type { ReplicaGroupServiceServer } from '@muster/proto';
+import type { ListReplicaGroupsRequest, ReplicaGroupServiceServer } from '@muster/proto';
 import type { ReplicaGroupController } from '../controllers/replica-groups.js';
+import { paginate } from './pages.js';
 import { serverStream, unary, type RpcContext } from './rpc.js';
 
 export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): ReplicaGroupServiceServer {
   return {
     applyReplicaGroup: unary(ctx, 'ApplyReplicaGroup', (req) => rgs.apply(req.spec)),
     getReplicaGroup: unary(ctx, 'GetReplicaGroup', async (req) => rgs.get(req.name)),
-    listReplicaGroups: unary(ctx, 'ListReplicaGroups', async () => ({ groups: rgs.list() })),
+    listReplicaGroups: unary(ctx, 'ListReplicaGroups', async (req: ListReplicaGroupsRequest) => {
+      const { namePrefix } = req;
+      const page = paginate(ctx.pageKey, 'replica-groups', { namePrefix }, req, rgs.list().filter((g) => g.name.startsWith(namePrefix)), (g) => g.name);
+      return { groups: page.items, nextPageToken: page.nextPageToken };
+    }),
     scaleReplicaGroup: unary(ctx, 'ScaleReplicaGroup', (req) => rgs.scale(req.name, req.replicas)),
     deleteReplicaGroup: unary(ctx, 'DeleteReplicaGroup', (req) => rgs.delete(req.name)),
     watchMembership: serverStream(ctx, 'WatchMembership', async (call) => {
