@@ -10,7 +10,7 @@ import {
   type DrainStatus,
   type ListNodesRequest,
   type ListNodesResponse,
-  type Node,
+  Node,
   type NatsAccess,
   type WatchEventsRequest,
 } from '@muster/proto';
@@ -67,7 +67,14 @@ function listNodes(ctx: RpcContext, registry: NodeRegistry, req: ListNodesReques
   const matches = (n: Node) =>
     n.nodeId.startsWith(nodeIdPrefix) && (draining === undefined || n.draining === draining) && wanted.every(([k, v]) => n.labels[k] === v);
   const filters = { state, nodeIdPrefix, labels, draining };
-  const page = paginate(ctx.pageKey, 'nodes', filters, req, registry.list(state).filter(matches), (n) => n.nodeId);
+  const page = paginate(ctx.pageKey, {
+    list: 'nodes',
+    filters,
+    req,
+    items: registry.list(state).filter(matches),
+    sortKey: (n) => n.nodeId,
+    sizeOf: (n) => Node.encode(n).finish().length,
+  });
   return { nodes: page.items, nextPageToken: page.nextPageToken };
 }
 

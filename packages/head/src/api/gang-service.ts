@@ -1,5 +1,5 @@
 /** GangService: launch, inspect, wait for and stop gangs; relay rank logs. */
-import { GangState, type GangServiceServer, type ListGangsRequest } from '@muster/proto';
+import { Gang, GangState, type GangServiceServer, type ListGangsRequest } from '@muster/proto';
 import type { GangController } from '../controllers/gangs.js';
 import type { LogRelay } from './log-relay.js';
 import { paginate, timeKey } from './pages.js';
@@ -12,7 +12,14 @@ export function gangService(ctx: RpcContext, gangs: GangController, logs: LogRel
     listGangs: unary(ctx, 'ListGangs', async (req: ListGangsRequest) => {
       const { state, namePrefix } = req;
       const all = gangs.list().filter((g) => (state === GangState.GANG_STATE_UNSPECIFIED || g.state === state) && g.spec?.name.startsWith(namePrefix) !== false);
-      const page = paginate(ctx.pageKey, 'gangs', { state, namePrefix }, req, all, (g) => timeKey(g.createdAtMs, g.id));
+      const page = paginate(ctx.pageKey, {
+        list: 'gangs',
+        filters: { state, namePrefix },
+        req,
+        items: all,
+        sortKey: (g) => timeKey(g.createdAtMs, g.id),
+        sizeOf: (g) => Gang.encode(g).finish().length,
+      });
       return { gangs: page.items, nextPageToken: page.nextPageToken };
     }),
     stopGang: unary(ctx, 'StopGang', (req) => gangs.stop(req.id)),

@@ -8,6 +8,10 @@
  * removed between pages never shift the others, so a walk sees every item
  * that lived through it exactly once.
  *
+ * A page holds at most `page_size` items (default 500, at most 1,000) and at
+ * most PAGE_BYTES (1 MiB) of encoded records, so no reply nears the 4 MiB
+ * message limit of @muster/contracts however large the cluster.
+ *
  * The page token is opaque to clients: base64url of {list, filters hash, last
  * key}, then an HMAC-SHA256 tag keyed by the head's page key (derived from the
  * cluster token, so every head of the cluster accepts the tokens of the
@@ -17,6 +21,7 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ErrorCode, MusterError } from '@muster/common';
+import { PAGE_BYTES } from '@muster/contracts';
 
 /** Items per page when the request does not say (page_size 0). */
 export const DEFAULT_PAGE_SIZE = 500;
@@ -103,33 +108,47 @@ export function pageSizeOf(req: { pageSize: number }): number {
   return Math.min(req.pageSize, MAX_PAGE_SIZE);
 }
 
+export interface PageQuery<T> {
+  /** The list's name, bound into its tokens ("nodes", "gangs", ...). */
+  list: string;
+  /** The request's filters, bound into its tokens (a walk cannot change them). */
+  filters: unknown;
+  req: PageRequest;
+  /** The items the filters keep, in any order. */
+  items: Iterable<T>;
+  /** The stable key pages are ordered and resumed by. */
+  sortKey: (item: T) => string;
+  /** Encoded size of an item: a page ends early rather than pass PAGE_BYTES. */
+  sizeOf: (item: T) => number;
+}
+
 /**
- * One page of `items` (already filtered) in `sortKey` order. Items need not
- * come sorted; the sort costs O(n log n) over the filtered items, cheap beside
- * encoding them at 10,000 nodes.
+ * One page of the items in `sortKey` order: at most the page size, and at
+ * most PAGE_BYTES of records (at least one item, however large). The sort
+ * costs O(n log n) over the filtered items, cheap beside encoding them.
  */
-export function paginate<T>(
-  key: Buffer,
-  list: string,
-  filters: unknown,
-  req: PageRequest,
-  items: Iterable<T>,
-  sortKey: (item: T) => string,
-): Page<T> {
-  const after = req.pageToken ? decodeToken(key, list, filters, req.pageToken) : undefined;
-  const size = pageSizeOf(req);
+export function paginate<T>(key: Buffer, q: PageQuery<T>): Page<T> {
+  const after = q.req.pageToken ? decodeToken(key, q.list, q.filters, q.req.pageToken) : undefined;
+  const size = pageSizeOf(q.req);
   const keyed: Array<[string, T]> = [];
-  for (const item of items) {
-    const k = sortKey(item);
+  for (const item of q.items) {
+    const k = q.sortKey(item);
     if (after === undefined || k > after) keyed.push([k, item]);
   }
   keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const page = keyed.slice(0, size);
+  const page: Array<[string, T]> = [];
+  let bytes = 0;
+  for (const entry of keyed) {
+    if (page.length === size) break;
+    bytes += q.sizeOf(entry[1]);
+    if (page.length > 0 && bytes > PAGE_BYTES) break;
+    page.push(entry);
+  }
   const last = page[page.length - 1];
-  const more = keyed.length > size && last !== undefined;
+  const more = keyed.length > page.length && last !== undefined;
   return {
     items: page.map(([, item]) => item),
-    nextPageToken: more ? encodeToken(key, { l: list, f: filtersHash(filters), k: last[0] }) : '',
+    nextPageToken: more ? encodeToken(key, { l: q.list, f: filtersHash(q.filters), k: last[0] }) : '',
   };
 }
 

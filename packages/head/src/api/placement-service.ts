@@ -1,6 +1,6 @@
 /** PlacementGroupService: create, inspect, wait for and remove placement groups. */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import type { ListPlacementGroupsRequest, PlacementGroupServiceServer, WaitPlacementGroupsReply, WaitPlacementGroupsRequest } from '@muster/proto';
+import { PlacementGroup, type ListPlacementGroupsRequest, type PlacementGroupServiceServer, type WaitPlacementGroupsReply, type WaitPlacementGroupsRequest } from '@muster/proto';
 import { toMusterError } from '@muster/common';
 import type { PlacementGroupController } from '../controllers/placement-groups.js';
 import { paginate, timeKey } from './pages.js';
@@ -13,7 +13,14 @@ export function placementService(ctx: RpcContext, pgs: PlacementGroupController)
     listPlacementGroups: unary(ctx, 'ListPlacementGroups', async (req: ListPlacementGroupsRequest) => {
       const { state, namePrefix } = req;
       const all = pgs.list(state).filter((pg) => pg.spec?.name.startsWith(namePrefix) !== false);
-      const page = paginate(ctx.pageKey, 'placement-groups', { state, namePrefix }, req, all, (pg) => timeKey(pg.createdAtMs, pg.id));
+      const page = paginate(ctx.pageKey, {
+        list: 'placement-groups',
+        filters: { state, namePrefix },
+        req,
+        items: all,
+        sortKey: (pg) => timeKey(pg.createdAtMs, pg.id),
+        sizeOf: (pg) => PlacementGroup.encode(pg).finish().length,
+      });
       return { groups: page.items, nextPageToken: page.nextPageToken };
     }),
     removePlacementGroup: unary(ctx, 'RemovePlacementGroup', (req) => pgs.remove(req.id)),

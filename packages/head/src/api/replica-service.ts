@@ -1,5 +1,5 @@
 /** ReplicaGroupService: apply, inspect, scale and delete replica groups; stream their membership. */
-import type { ListReplicaGroupsRequest, ReplicaGroupServiceServer } from '@muster/proto';
+import { ReplicaGroup, type ListReplicaGroupsRequest, type ReplicaGroupServiceServer } from '@muster/proto';
 import type { ReplicaGroupController } from '../controllers/replica-groups.js';
 import { paginate } from './pages.js';
 import { serverStream, unary, type RpcContext } from './rpc.js';
@@ -10,7 +10,14 @@ export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): Re
     getReplicaGroup: unary(ctx, 'GetReplicaGroup', async (req) => rgs.get(req.name)),
     listReplicaGroups: unary(ctx, 'ListReplicaGroups', async (req: ListReplicaGroupsRequest) => {
       const { namePrefix } = req;
-      const page = paginate(ctx.pageKey, 'replica-groups', { namePrefix }, req, rgs.list().filter((g) => g.name.startsWith(namePrefix)), (g) => g.name);
+      const page = paginate(ctx.pageKey, {
+        list: 'replica-groups',
+        filters: { namePrefix },
+        req,
+        items: rgs.list().filter((g) => g.name.startsWith(namePrefix)),
+        sortKey: (g) => g.name,
+        sizeOf: (g) => ReplicaGroup.encode(g).finish().length,
+      });
       return { groups: page.items, nextPageToken: page.nextPageToken };
     }),
     scaleReplicaGroup: unary(ctx, 'ScaleReplicaGroup', (req) => rgs.scale(req.name, req.replicas)),

@@ -16,6 +16,7 @@ import {
   type ICompare, type IEvent, type IKeyValue, type IOptions, type IRequestOp, type IResponseOp, type ITxnRequest,
   type Lease as EtcdLease,
 } from 'etcd3';
+import { etcdChannelOptions } from '@muster/contracts';
 import { ErrorCode, MusterError, isMusterError } from '@muster/common';
 import type {
   Compare, KeyValue, Lease, LeaseOptions, Op, OpResult, RangeResult, StateStore, TxnRequest, TxnResult, Watch,
@@ -77,6 +78,7 @@ export class EtcdStore implements StateStore {
       dialTimeout: opts.dialTimeoutMs ?? 5000,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
       faultHandling: { global: once },
+      grpcOptions: etcdChannelOptions(),
     });
     const store = new EtcdStore(client, opts.endpoints, opts);
     try {
