@@ -54,6 +54,7 @@ import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import { Node, NodeState, type HeadMessage, type Register } from '@muster/proto';
 import type { EventFields, EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
+import { readAll } from '../state/paged.js';
 import type { Op } from '../state/index.js';
 
 export const NODES_PREFIX = '/muster/nodes/';
@@ -95,7 +96,7 @@ export class NodeRegistry {
 
   /** Loads persisted nodes (head restart). */
   async load(): Promise<void> {
-    const { kvs } = await this.writer.store.range(NODES_PREFIX);
+    const { kvs } = await readAll(this.writer.store, NODES_PREFIX);
     const grace = this.now() + this.deadAfterMs;
     for (const kv of kvs) {
       const node = Node.decode(kv.value);

@@ -54,6 +54,7 @@ import { Gang, GangState as G, NodeState, PlacementGroupState as P, type GangSpe
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
+import { readAll } from '../state/paged.js';
 import { GroupCommit } from './group-commit.js';
 import { stagePlan, type PlanSink } from './gang-executor.js';
 import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, portsInUse, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
@@ -115,7 +116,7 @@ export class GangController {
 
   /** Memory becomes what the store holds, in one swap (no event ever sees a half-loaded map); timers are armed again. */
   private async reload(): Promise<void> {
-    const { kvs } = await this.writer.store.range(GANGS_PREFIX);
+    const { kvs } = await readAll(this.writer.store, GANGS_PREFIX);
     const loaded = new Map<string, Entry>();
     for (const kv of kvs) {
       const gang = Gang.decode(kv.value);

@@ -19,11 +19,11 @@ import {
 import { etcdChannelOptions } from '@muster/contracts';
 import { ErrorCode, MusterError, isMusterError } from '@muster/common';
 import type {
-  Compare, KeyValue, Lease, LeaseOptions, Op, OpResult, RangeResult, StateStore, TxnRequest, TxnResult, Watch,
+  Compare, KeyValue, Lease, LeaseOptions, Op, OpResult, RangeOptions, RangeResult, StateStore, TxnRequest, TxnResult, Watch,
   WatchEvent, WatchOptions,
 } from './store.js';
 import { WatchQueue } from './watch-queue.js';
-import { checkFromRevision, checkKey, checkLimit, checkPrefix, checkTxn, checkValue, invalid, leaseTtl } from './validate.js';
+import { checkAfter, checkFromRevision, checkKey, checkLimit, checkPrefix, checkRevision, checkTxn, checkValue, invalid, leaseTtl } from './validate.js';
 import { watchEtcd } from './etcd-watch.js';
 
 export interface EtcdStoreOptions {
@@ -50,6 +50,8 @@ const bytes = (v: Uint8Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLengt
 export class EtcdStore implements StateStore {
   readonly kind = 'etcd';
   readonly ordersWrites = false;
+  /** etcd's MVCC: a range can read any revision not yet compacted. */
+  readonly snapshotReads = true;
   private readonly prefix: string;
   private readonly prefixBytes: number;
   private readonly callTimeoutMs: number;
@@ -161,12 +163,18 @@ export class EtcdStore implements StateStore {
     return kv ? this.kv(kv) : undefined;
   }
 
-  async range(prefix: string, opts: { limit?: number } = {}): Promise<RangeResult> {
+  async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
     checkPrefix(prefix);
     const limit = checkLimit(opts.limit);
+    const after = checkAfter(opts.after, prefix);
+    const revision = checkRevision(opts.revision);
     const r = this.span(prefix);
-    const res = await this.call('range', () => this.client.kv.range({ key: r.start, range_end: r.end, limit }));
-    return { kvs: res.kvs.map((kv) => this.kv(kv)), revision: Number(res.header.revision) };
+    // The smallest key after `after` is `after` + NUL.
+    const start = after === undefined ? r.start : Buffer.concat([this.key(after), Buffer.from([0])]);
+    const res = await this.call('range', () => this.client.kv.range({ key: start, range_end: r.end, limit, ...(revision === undefined ? {} : { revision }) }));
+    const kvs = res.kvs.map((kv) => this.kv(kv));
+    // etcd answers with the current header revision; a pinned read reflects the one asked for.
+    return { kvs, revision: revision ?? Number(res.header.revision), more: Boolean(res.more) };
   }
 
   async revision(): Promise<number> {

@@ -8,7 +8,7 @@
  * a key prefix, so a test can fail one controller's records and no one else's.
  */
 import { ErrorCode, MusterError } from '@muster/common';
-import type { LeaseOptions, Op, StateStore, TxnRequest } from './store.js';
+import type { LeaseOptions, Op, RangeOptions, StateStore, TxnRequest } from './store.js';
 
 export interface Fault {
   /** Fail only writes touching a key under this prefix (default: every write). */
@@ -32,6 +32,10 @@ export class FaultyStore implements StateStore {
     return this.inner.ordersWrites;
   }
 
+  get snapshotReads(): boolean {
+    return this.inner.snapshotReads;
+  }
+
   /** Arms a fault: the matching writes that follow fail. */
   failWrites(fault: Fault = {}): void {
     this.fault = { prefix: fault.prefix ?? '', times: fault.times ?? Infinity };
@@ -42,7 +46,7 @@ export class FaultyStore implements StateStore {
   }
 
   get = (key: string) => this.inner.get(key);
-  range = (prefix: string, opts?: { limit?: number }) => this.inner.range(prefix, opts);
+  range = (prefix: string, opts?: RangeOptions) => this.inner.range(prefix, opts);
   watch = (prefix: string, opts?: Parameters<StateStore['watch']>[1]) => this.inner.watch(prefix, opts);
   grantLease = (ttlSeconds: number, opts?: LeaseOptions) => this.inner.grantLease(ttlSeconds, opts);
   revision = () => this.inner.revision();
