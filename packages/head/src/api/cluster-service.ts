@@ -45,7 +45,7 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
       nats: info.nats,
       heartbeatIntervalMs: info.heartbeatIntervalMs,
       deadAfterMs: info.deadAfterMs,
-      summary: clusterSummary({ nodes: registry, ...deps.groups }),
+      summary: clusterSummary({ nodes: registry.all(), ...deps.groups }),
     })),
     listNodes: unary(ctx, 'ListNodes', async (req: ListNodesRequest): Promise<ListNodesResponse> => listNodes(ctx, registry, req)),
     getNode: unary(ctx, 'GetNode', async (req: { nodeId: string }) => {
@@ -65,13 +65,14 @@ function listNodes(ctx: RpcContext, registry: NodeRegistry, req: ListNodesReques
   const { state, nodeIdPrefix, labels, draining } = req;
   const wanted = Object.entries(labels);
   const matches = (n: Node) =>
+    (state === NodeState.NODE_STATE_UNSPECIFIED || n.state === state) &&
     n.nodeId.startsWith(nodeIdPrefix) && (draining === undefined || n.draining === draining) && wanted.every(([k, v]) => n.labels[k] === v);
   const filters = { state, nodeIdPrefix, labels, draining };
   const page = paginate(ctx.pageKey, {
     list: 'nodes',
     filters,
     req,
-    items: registry.list(state).filter(matches),
+    items: [...registry.all()].filter(matches),
     sortKey: (n) => n.nodeId,
     sizeOf: (n) => Node.encode(n).finish().length,
   });

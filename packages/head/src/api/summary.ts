@@ -19,7 +19,8 @@ import {
 } from '@muster/proto';
 
 export interface SummarySources {
-  nodes: { list(): Node[] };
+  /** Every node, in any order. */
+  nodes: Iterable<Node>;
   pgs: { list(): PlacementGroup[] };
   gangs: { list(): Gang[] };
   replicaGroups: { list(): unknown[] };
@@ -41,7 +42,7 @@ export function clusterSummary(src: SummarySources): ClusterSummary {
     replicaGroups: src.replicaGroups.list().length,
   };
   const alive = new Set<string>();
-  for (const n of src.nodes.list()) {
+  for (const n of src.nodes) {
     if (n.state === NodeState.NODE_STATE_ALIVE) {
       s.nodesAlive++;
       if (n.draining) s.nodesDraining++;

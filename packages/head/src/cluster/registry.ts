@@ -114,6 +114,11 @@ export class NodeRegistry {
     return this.replaced;
   }
 
+  /** Every node record, unsorted: for one pass over the nodes (a summary, a page) without list()'s sort. */
+  *all(): IterableIterator<Node> {
+    for (const e of this.nodes.values()) yield e.node;
+  }
+
   list(state: NodeState = NodeState.NODE_STATE_UNSPECIFIED): Node[] {
     return [...this.nodes.values()]
       .map((e) => e.node)
