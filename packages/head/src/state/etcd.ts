@@ -117,6 +117,8 @@ export class EtcdStore implements StateStore {
     // cockatiel's BrokenCircuitError: etcd3 stops calling a host for 5 s after 3 failures in a row.
     const brokenCircuit = (e as { isBrokenCircuitError?: boolean } | undefined)?.isBrokenCircuitError === true;
     if (/compacted/.test(msg)) return new MusterError(ErrorCode.STORE_COMPACTED, `etcd ${what}: ${msg}`, opts);
+    // A reply over the channel's message limit (MAX_MESSAGE_BYTES): rangeAll asks for fewer keys.
+    if (/larger than max/.test(msg)) return new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `etcd ${what}: ${msg}`, opts);
     if (e instanceof EtcdLeaseInvalidError) {
       return new MusterError(ErrorCode.NOT_FOUND, `etcd ${what}: lease not found (expired or revoked)`, opts);
     }
