@@ -33,7 +33,11 @@ export interface GangFilter extends PageOptions {
 
 /** "ready" → GANG_STATE_READY. */
 function gangStateOfName(name: Exclude<GangStateName, 'unknown'>): G {
-  return G[`GANG_STATE_${name.toUpperCase()}` as keyof typeof G];
+  const state = G[`GANG_STATE_${String(name).toUpperCase()}` as keyof typeof G] as G | undefined;
+  if (state === undefined || state === G.GANG_STATE_UNSPECIFIED || state === G.UNRECOGNIZED) {
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `unknown gang state "${name}" (pending, starting, ready, restarting, failed, stopping, stopped)`, { details: { field: 'state' } });
+  }
+  return state;
 }
 
 export interface RankView {

@@ -224,7 +224,10 @@ export class PlacementGroups {
   }
 
   private fetchPage(filter: PlacementGroupFilter) {
-    const state = filter.state ? stateOfName.get(filter.state)! : S.PLACEMENT_GROUP_STATE_UNSPECIFIED;
+    const state = filter.state ? stateOfName.get(filter.state) : S.PLACEMENT_GROUP_STATE_UNSPECIFIED;
+    if (state === undefined || state === S.UNRECOGNIZED) {
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `unknown placement group state "${String(filter.state)}" (pending, reserved, created, rescheduling, removed, infeasible)`, { details: { field: 'state' } });
+    }
     const req = { state, namePrefix: filter.namePrefix ?? '', pageSize: filter.pageSize ?? 0 };
     return async (pageToken: string) => {
       const res = await this.head.call<wire.ListPlacementGroupsResponse>((c, md, o, cb) => c.listPlacementGroups({ ...req, pageToken }, md, o, cb));
