@@ -182,6 +182,9 @@ export class Cluster {
   }
 
   private fetchNodes(filter: NodeFilter) {
+    if (filter.state !== undefined && filter.state !== 'alive' && filter.state !== 'dead') {
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `unknown node state "${String(filter.state)}" (alive, dead)`, { details: { field: 'state' } });
+    }
     const state =
       filter.state === 'alive' ? NodeState.NODE_STATE_ALIVE : filter.state === 'dead' ? NodeState.NODE_STATE_DEAD : NodeState.NODE_STATE_UNSPECIFIED;
     const req = { state, nodeIdPrefix: filter.idPrefix ?? '', labels: filter.labels ?? {}, draining: filter.draining, pageSize: filter.pageSize ?? 0 };
