@@ -9,7 +9,8 @@
  * every link: head server, worker agent, SDK clients and the head's etcd
  * client. What travels is kept well under it by design: lists are paged to
  * at most PAGE_BYTES (1 MiB) a reply, store reads to at most STORE_PAGE_KEYS
- * keys and PAGE_BYTES a request, so the 4x margin absorbs one large record
+ * keys and about PAGE_BYTES a request, the head's store writes to
+ * STORE_REQUEST_BYTES (1 MiB) a transaction, so the 4x margin absorbs one large record
  * and never a growing cluster. A message over the limit fails its call with
  * RESOURCE_EXHAUSTED instead of growing the head's memory.
  *
@@ -27,6 +28,8 @@
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** The most bytes of records one page of a list reply carries (a page ends early to stay under it). */
 export const PAGE_BYTES = 1024 * 1024;
+/** The most bytes of keys and values one store write request carries (the head's commits split there). */
+export const STORE_REQUEST_BYTES = 1024 * 1024;
 /** The most keys one store read returns (StateStore.range pages, rangeAll). */
 export const STORE_PAGE_KEYS = 1000;
 /** Default of the largest message the head accepts (`--max-message-bytes`, at most MAX_MESSAGE_BYTES). */
