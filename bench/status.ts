@@ -14,6 +14,7 @@ import { cpus } from 'node:os';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readToken } from '@muster/common';
+import { CLIENT_ENV } from '@muster/contracts';
 import { createLogger } from '@muster/common/log';
 import { startMetrics } from '@muster/common/metrics';
 import { LocalCluster, waitFor } from '@muster/testing';
@@ -59,7 +60,7 @@ try {
   await waitFor(`${nodes} nodes alive`, async () => ((await sdk.summary()).nodesAlive === nodes) || undefined, { timeoutMs: 600_000, intervalMs: 500 });
   console.log(`${nodes} agents registered in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
-  const env = { ...process.env, MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+  const env = { ...process.env, [CLIENT_ENV.ADDRESS]: cluster.address, [CLIENT_ENV.TOKEN_FILE]: cluster.tokenFile };
   const statusMs = await time('muster status', () => run(process.execPath, [cli, 'status'], { env }));
   const listMs = await time('muster status --nodes --json', () => run(process.execPath, [cli, 'status', '--nodes', '--json'], { env, maxBuffer: 1 << 30 }));
   const summaryMs = await time('sdk.summary()', () => sdk.summary());
