@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { loadConfig, parseList, parseNumber, type ConfigSources, type OptionSpec } from '@muster/common';
-import { isHostPort } from '@muster/contracts';
+import { isHostPort, MAX_MESSAGE_BYTES } from '@muster/contracts';
 
 /** Listen addresses (port 0: any); the advertised address is dialled, so it takes a host and a real port. */
 const hostPort = z.string().refine((v) => isHostPort(v, 'listen'), 'expected host:port');
@@ -28,7 +28,7 @@ export const headConfigSchema = z
     heartbeatIntervalMs: z.number().int().min(50).max(60_000).default(1_000),
     deadAfterMs: z.number().int().min(100).max(600_000).default(3_000),
     metricsListen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9400'),
-    maxMessageBytes: z.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+    maxMessageBytes: z.number().int().min(64 * 1024).max(MAX_MESSAGE_BYTES).default(MAX_MESSAGE_BYTES),
     eventRetention: z.number().int().min(100).max(1_000_000).default(10_000),
     /** Retention of finished (STOPPED, FAILED) gangs: docs/gangs.md, "Finished gangs". */
     finishedGangsKept: z.number().int().min(0).max(1_000_000).default(1_000),
@@ -69,7 +69,7 @@ export const headOptions: OptionSpec[] = [
   { key: 'heartbeatIntervalMs', flag: 'heartbeat-interval-ms', env: 'MUSTER_HEARTBEAT_INTERVAL_MS', parse: parseNumber, description: 'agent heartbeat interval' },
   { key: 'deadAfterMs', flag: 'dead-after-ms', env: 'MUSTER_DEAD_AFTER_MS', parse: parseNumber, description: 'a node silent this long is dead' },
   { key: 'metricsListen', flag: 'metrics-listen', env: 'MUSTER_METRICS_LISTEN', description: 'Prometheus endpoint host:port ("" disables)' },
-  { key: 'maxMessageBytes', flag: 'max-message-bytes', env: 'MUSTER_MAX_MESSAGE_BYTES', parse: parseNumber, description: 'largest gRPC message accepted' },
+  { key: 'maxMessageBytes', flag: 'max-message-bytes', env: 'MUSTER_MAX_MESSAGE_BYTES', parse: parseNumber, description: 'largest gRPC message accepted (at most the system-wide limit, 4 MiB)' },
   { key: 'eventRetention', flag: 'event-retention', env: 'MUSTER_EVENT_RETENTION', parse: parseNumber, description: 'cluster events kept in the store' },
   { key: 'finishedGangsKept', flag: 'finished-gangs-kept', env: 'MUSTER_FINISHED_GANGS_KEPT', parse: parseNumber, description: 'finished (STOPPED, FAILED) gangs kept, newest first; older ones are deleted (default 1000)' },
   { key: 'finishedGangMaxAgeMs', flag: 'finished-gang-max-age-ms', env: 'MUSTER_FINISHED_GANG_MAX_AGE_MS', parse: parseNumber, description: 'a finished gang is deleted this long after it finished (default 24 h)' },

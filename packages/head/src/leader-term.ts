@@ -104,6 +104,7 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
       events,
       drains,
       streamBufferMessages: config.streamBufferMessages,
+      groups: { pgs: placementGroups, gangs, replicaGroups },
       info: { headId: config.headId, version: VERSION, store: head.storeKind, nats: nats?.access, heartbeatIntervalMs: config.heartbeatIntervalMs, deadAfterMs: config.deadAfterMs },
     })],
     [AgentServiceService, agentService(head.rpc, {

@@ -24,9 +24,10 @@
 import type { Metadata } from '@grpc/grpc-js';
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, issueLines, readToken, tokenMetadata } from '@muster/common';
-import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, ReplicaGroupServiceClient, type ClusterEvent, type ClusterInfo } from '@muster/proto';
+import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, ReplicaGroupServiceClient, type ClusterEvent, type ClusterInfo, type ClusterSummary, type Node } from '@muster/proto';
 import { isHostPort } from '@muster/contracts';
 import { Endpoints, type RetryNotice } from './endpoints.js';
+import { collect, pages, type PageOptions } from './pages.js';
 import { HeadService } from './rpc.js';
 import { Gangs } from './gangs.js';
 import { ReplicaGroups } from './replica-groups.js';
@@ -112,6 +113,17 @@ export async function connect(options: ConnectOptions): Promise<Cluster> {
   return cluster;
 }
 
+/** Which nodes `nodes()` / `nodePages()` return; the head filters, so only those are sent. */
+export interface NodeFilter extends PageOptions {
+  state?: Exclude<NodeStateName, 'unknown'>;
+  /** Only ids starting with this. */
+  idPrefix?: string;
+  /** Only nodes carrying every one of these labels with these values. */
+  labels?: Record<string, string>;
+  /** Only draining nodes (true) or only schedulable ones (false). */
+  draining?: boolean;
+}
+
 export class Cluster {
   private readonly service: HeadService<ClusterServiceClient>;
   /** Create, inspect, wait for and remove placement groups. */
@@ -149,12 +161,37 @@ export class Cluster {
     return this.service.call((c, md, o, cb) => c.getClusterInfo({}, md, o, cb));
   }
 
-  /** Every node the head knows, or only those in `state`. */
-  async nodes(filter: { state?: Exclude<NodeStateName, 'unknown'> } = {}): Promise<NodeView[]> {
+  /**
+   * Counts by state and GPUs total / used / free, computed by the head from
+   * memory: cheap at any cluster size (the node list is not sent).
+   */
+  async summary(): Promise<ClusterSummary> {
+    const info = await this.info();
+    if (!info.summary) throw new MusterError(ErrorCode.UNAVAILABLE, 'this head sends no cluster summary (an older version)');
+    return info.summary;
+  }
+
+  /** Every node the head knows, or only those the filter keeps, in id order (fetched page by page). */
+  async nodes(filter: NodeFilter = {}): Promise<NodeView[]> {
+    return collect(this.fetchNodes(filter));
+  }
+
+  /** The nodes the filter keeps, one page (head request) at a time. */
+  nodePages(filter: NodeFilter = {}): AsyncGenerator<NodeView[]> {
+    return pages(this.fetchNodes(filter));
+  }
+
+  private fetchNodes(filter: NodeFilter) {
+    if (filter.state !== undefined && filter.state !== 'alive' && filter.state !== 'dead') {
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `unknown node state "${String(filter.state)}" (alive, dead)`, { details: { field: 'state' } });
+    }
     const state =
       filter.state === 'alive' ? NodeState.NODE_STATE_ALIVE : filter.state === 'dead' ? NodeState.NODE_STATE_DEAD : NodeState.NODE_STATE_UNSPECIFIED;
-    const res = await this.service.call<{ nodes: Parameters<typeof nodeView>[0][] }>((c, md, o, cb) => c.listNodes({ state }, md, o, cb));
-    return res.nodes.map(nodeView);
+    const req = { state, nodeIdPrefix: filter.idPrefix ?? '', labels: filter.labels ?? {}, draining: filter.draining, pageSize: filter.pageSize ?? 0 };
+    return async (pageToken: string) => {
+      const res = await this.service.call<{ nodes: Node[]; nextPageToken: string }>((c, md, o, cb) => c.listNodes({ ...req, pageToken }, md, o, cb));
+      return { items: res.nodes.map(nodeView), nextPageToken: res.nextPageToken };
+    };
   }
 
   async node(id: string): Promise<NodeView> {

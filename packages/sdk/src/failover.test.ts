@@ -48,7 +48,7 @@ afterEach(() => {
 async function fakeHead(headId: string, behaviour: HeadBehaviour = {}): Promise<FakeHead> {
   const server = new Server();
   const head: FakeHead = { address: '', calls: 0, watches: [], creates: [], waits: [], server };
-  const info: ClusterInfo = { headId, version: 'test', store: 'etcd', nodesAlive: 0, nodesDead: 0, nats: undefined, heartbeatIntervalMs: 1_000, deadAfterMs: 5_000 };
+  const info: ClusterInfo = { headId, version: 'test', store: 'etcd', nodesAlive: 0, nodesDead: 0, nats: undefined, heartbeatIntervalMs: 1_000, deadAfterMs: 5_000, summary: undefined };
   const impl: ClusterServiceServer = {
     getClusterInfo: (_call, cb) => {
       head.calls++;

@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { HeadService } from './rpc.js';
 import { ErrorCode, MusterError, fromGrpcError } from '@muster/common';
+import { collect, pages, type PageOptions } from './pages.js';
 import { checkGangSpec } from './spec-schemas.js';
 import type { GangSpec, ProbeSpec } from './specs.js';
 import { GangState as G, type GangFailure, type GangServiceClient, type Probe, type ShardTemplate, type StartupPolicy } from '@muster/proto';
@@ -22,6 +23,22 @@ import type * as wire from '@muster/proto';
 
 
 export type GangStateName = 'pending' | 'starting' | 'ready' | 'restarting' | 'failed' | 'stopping' | 'stopped' | 'unknown';
+
+/** Which gangs `list()` / `pages()` return; the head filters. */
+export interface GangFilter extends PageOptions {
+  state?: Exclude<GangStateName, 'unknown'>;
+  /** Only names starting with this. */
+  namePrefix?: string;
+}
+
+/** "ready" → GANG_STATE_READY. */
+function gangStateOfName(name: Exclude<GangStateName, 'unknown'>): G {
+  const state = G[`GANG_STATE_${String(name).toUpperCase()}` as keyof typeof G] as G | undefined;
+  if (state === undefined || state === G.GANG_STATE_UNSPECIFIED || state === G.UNRECOGNIZED) {
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `unknown gang state "${name}" (pending, starting, ready, restarting, failed, stopping, stopped)`, { details: { field: 'state' } });
+  }
+  return state;
+}
 
 export interface RankView {
   rank: number;
@@ -177,9 +194,22 @@ export class Gangs {
     return this.handle(await this.head.call<wire.Gang>((c, md, o, cb) => c.getGang({ id: idOrName }, md, o, cb)));
   }
 
-  async list(): Promise<Gang[]> {
-    const res = await this.head.call<{ gangs: wire.Gang[] }>((c, md, o, cb) => c.listGangs({}, md, o, cb));
-    return res.gangs.map((g) => this.handle(g));
+  /** Every gang, or those the filter keeps, oldest first (fetched page by page). */
+  async list(filter: GangFilter = {}): Promise<Gang[]> {
+    return collect(this.fetchPage(filter));
+  }
+
+  /** Like list(), one page (head request) at a time. */
+  pages(filter: GangFilter = {}): AsyncGenerator<Gang[]> {
+    return pages(this.fetchPage(filter));
+  }
+
+  private fetchPage(filter: GangFilter) {
+    const req = { state: filter.state ? gangStateOfName(filter.state) : G.GANG_STATE_UNSPECIFIED, namePrefix: filter.namePrefix ?? '', pageSize: filter.pageSize ?? 0 };
+    return async (pageToken: string) => {
+      const res = await this.head.call<wire.ListGangsResponse>((c, md, o, cb) => c.listGangs({ ...req, pageToken }, md, o, cb));
+      return { items: res.gangs.map((g) => this.handle(g)), nextPageToken: res.nextPageToken };
+    };
   }
 
   async stop(idOrName: string): Promise<Gang> {

@@ -1,4 +1,5 @@
-export { connect, Cluster, type ConnectOptions, type EventsOptions } from './cluster.js';
+export { connect, Cluster, type ConnectOptions, type EventsOptions, type NodeFilter } from './cluster.js';
+export type { PageOptions } from './pages.js';
 export type { RetryNotice } from './endpoints.js';
 export type { NodeView, GpuView, NodeStateName, ClusterEventView, ClusterEventKind, DrainStatusView } from './types.js';
 export { ErrorCode, MusterError, isMusterError } from './errors.js';
@@ -8,12 +9,14 @@ export {
   PlacementGroups,
   type PlacementGroupView,
   type PlacementGroupStateName,
+  type PlacementGroupFilter,
   type BundleAssignment,
   type PendingReasonView,
 } from './placement-groups.js';
-export { Gang, Gangs, type GangView, type GangStateName, type RankView, type FailureView } from './gangs.js';
+export { Gang, Gangs, type GangView, type GangStateName, type GangFilter, type RankView, type FailureView } from './gangs.js';
 export * as shard from './shard.js';
 export { ReplicaGroup, ReplicaGroups, type ReplicaGroupView, type ReplicaView } from './replica-groups.js';
 export * from '@muster/dataplane';
 export { Actor, Actors } from './actors.js';
 export { checkPlacementGroupSpec, checkGangSpec, checkReplicaGroupSpec, checkActorOptions } from './spec-schemas.js';
+export type { ClusterInfo, ClusterSummary } from '@muster/proto';

@@ -42,7 +42,7 @@ async function fakeHead(opts: { onWait?: (req: WaitPlacementGroupsRequest, call:
   const server = new Server();
   const head: Head = { address: '', streams: [], unaryWaits: [] };
   const cluster: Partial<ClusterServiceServer> = {
-    getClusterInfo: (_call, cb) => cb(null, { headId: 'h', version: 'test', store: 'embedded', nodesAlive: 0, nodesDead: 0, nats: undefined, heartbeatIntervalMs: 1_000, deadAfterMs: 5_000 }),
+    getClusterInfo: (_call, cb) => cb(null, { headId: 'h', version: 'test', store: 'embedded', nodesAlive: 0, nodesDead: 0, nats: undefined, heartbeatIntervalMs: 1_000, deadAfterMs: 5_000, summary: undefined }),
   };
   const pgs: Partial<PlacementGroupServiceServer> = {
     getPlacementGroup: (call, cb) => cb(null, record(call.request.id, S.PLACEMENT_GROUP_STATE_RESERVED)),

@@ -16,6 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import type { HeadService } from './rpc.js';
 import { PlacementGroupWaits } from './pg-waits.js';
+import { collect, pages, type PageOptions } from './pages.js';
 import { checkPlacementGroupSpec } from './spec-schemas.js';
 import type { PlacementGroupSpec } from './specs.js';
 import { ErrorCode, MusterError } from '@muster/common';
@@ -24,6 +25,13 @@ import type * as wire from '@muster/proto';
 
 
 export type PlacementGroupStateName = 'pending' | 'reserved' | 'created' | 'rescheduling' | 'removed' | 'infeasible' | 'unknown';
+
+/** Which groups `list()` / `pages()` return; the head filters. */
+export interface PlacementGroupFilter extends PageOptions {
+  state?: Exclude<PlacementGroupStateName, 'unknown'>;
+  /** Only names starting with this. */
+  namePrefix?: string;
+}
 
 export interface BundleAssignment {
   bundleIndex: number;
@@ -205,11 +213,26 @@ export class PlacementGroups {
     return this.handle(await this.head.call<wire.PlacementGroup>((c, md, o, cb) => c.getPlacementGroup({ id: idOrName }, md, o, cb)));
   }
 
-  /** All groups but removed ones, or those in `state`. */
-  async list(filter: { state?: Exclude<PlacementGroupStateName, 'unknown'> } = {}): Promise<PlacementGroup[]> {
-    const state = filter.state ? stateOfName.get(filter.state)! : S.PLACEMENT_GROUP_STATE_UNSPECIFIED;
-    const res = await this.head.call<{ groups: wire.PlacementGroup[] }>((c, md, o, cb) => c.listPlacementGroups({ state }, md, o, cb));
-    return res.groups.map((g) => this.handle(g));
+  /** All groups but removed ones, or those in `state` / with a name prefix, oldest first (fetched page by page). */
+  async list(filter: PlacementGroupFilter = {}): Promise<PlacementGroup[]> {
+    return collect(this.fetchPage(filter));
+  }
+
+  /** Like list(), one page (head request) at a time. */
+  pages(filter: PlacementGroupFilter = {}): AsyncGenerator<PlacementGroup[]> {
+    return pages(this.fetchPage(filter));
+  }
+
+  private fetchPage(filter: PlacementGroupFilter) {
+    const state = filter.state ? stateOfName.get(filter.state) : S.PLACEMENT_GROUP_STATE_UNSPECIFIED;
+    if (state === undefined || state === S.UNRECOGNIZED) {
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `unknown placement group state "${String(filter.state)}" (pending, reserved, created, rescheduling, removed, infeasible)`, { details: { field: 'state' } });
+    }
+    const req = { state, namePrefix: filter.namePrefix ?? '', pageSize: filter.pageSize ?? 0 };
+    return async (pageToken: string) => {
+      const res = await this.head.call<wire.ListPlacementGroupsResponse>((c, md, o, cb) => c.listPlacementGroups({ ...req, pageToken }, md, o, cb));
+      return { items: res.groups.map((g) => this.handle(g)), nextPageToken: res.nextPageToken };
+    };
   }
 
   /** Idempotent: removing a removed group returns it again. */

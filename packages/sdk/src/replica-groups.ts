@@ -14,6 +14,7 @@ import type { ReplicaGroupServiceClient } from '@muster/proto';
 import type * as wire from '@muster/proto';
 import { Router, type CallOptions, type Membership, type RouterOptions } from '@muster/dataplane';
 import { startupToWire, templateToWire } from './gangs.js';
+import { collect, type PageOptions } from './pages.js';
 import { checkReplicaGroupSpec } from './spec-schemas.js';
 import type { ReplicaGroupSpec } from './specs.js';
 
@@ -167,9 +168,13 @@ export class ReplicaGroups {
     return this.handle(await this.head.call<wire.ReplicaGroup>((c, md, o, cb) => c.getReplicaGroup({ name }, md, o, cb)));
   }
 
-  async list(): Promise<ReplicaGroup[]> {
-    const res = await this.head.call<{ groups: wire.ReplicaGroup[] }>((c, md, o, cb) => c.listReplicaGroups({}, md, o, cb));
-    return res.groups.map((g) => this.handle(g));
+  /** Every replica group, or those whose name starts with `namePrefix`, by name (fetched page by page). */
+  async list(filter: { namePrefix?: string } & PageOptions = {}): Promise<ReplicaGroup[]> {
+    const req = { namePrefix: filter.namePrefix ?? '', pageSize: filter.pageSize ?? 0 };
+    return collect(async (pageToken) => {
+      const res = await this.head.call<wire.ListReplicaGroupsResponse>((c, md, o, cb) => c.listReplicaGroups({ ...req, pageToken }, md, o, cb));
+      return { items: res.groups.map((g) => this.handle(g)), nextPageToken: res.nextPageToken };
+    });
   }
 
   async scale(name: string, replicas: number): Promise<ReplicaGroup> {

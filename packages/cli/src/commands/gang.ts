@@ -25,10 +25,13 @@ export function gangCommand(program: Command): void {
     });
 
   addConnectionFlags(gang.command('ls').description('list gangs'))
+    .option('--state <state>', 'only this state (pending, starting, ready, restarting, failed, stopping, stopped)')
+    .option('--prefix <name-prefix>', 'only names starting with this')
     .option('--json', 'print JSON')
-    .action(async (flags: Flags) => {
+    .action(async (flags: Flags & { state?: string; prefix?: string }) => {
       await withCluster(flags, async (cluster) => {
-        const gangs = await cluster.gangs.list();
+        // Fetched page by page; the head filters.
+        const gangs = await cluster.gangs.list({ ...(flags.state ? { state: flags.state as 'ready' } : {}), ...(flags.prefix ? { namePrefix: flags.prefix } : {}) });
         if (flags.json) return void process.stdout.write(`${JSON.stringify(gangs, null, 2)}\n`);
         if (gangs.length === 0) return void process.stdout.write('no gangs\n');
         process.stdout.write(`${table(['ID', 'NAME', 'STATE', 'RANKS', 'READY', 'ATTEMPT', 'RESTARTS', 'AGE', 'MESSAGE'], gangs.map((g) => {

@@ -27,10 +27,12 @@ export function pgCommand(program: Command): void {
 
   addConnectionFlags(pg.command('ls').description('list placement groups'))
     .option('--state <state>', 'only this state (pending, reserved, created, rescheduling, infeasible, removed)')
+    .option('--prefix <name-prefix>', 'only names starting with this')
     .option('--json', 'print JSON')
-    .action(async (flags: Flags & { state?: string }) => {
+    .action(async (flags: Flags & { state?: string; prefix?: string }) => {
       await withCluster(flags, async (cluster) => {
-        const groups = await cluster.placementGroups.list(flags.state ? { state: flags.state as 'pending' } : {});
+        // Fetched page by page; the head filters.
+        const groups = await cluster.placementGroups.list({ ...(flags.state ? { state: flags.state as 'pending' } : {}), ...(flags.prefix ? { namePrefix: flags.prefix } : {}) });
         if (flags.json) return void process.stdout.write(`${JSON.stringify(groups, null, 2)}\n`);
         if (groups.length === 0) return void process.stdout.write('no placement groups\n');
         process.stdout.write(`${table(['ID', 'NAME', 'STATE', 'BUNDLES', 'GPUS', 'NODES', 'AGE', 'REASON'], groups.map((g) => {

@@ -22,10 +22,12 @@ export function rgCommand(program: Command): void {
   const rg = program.command('rg').description('replica groups: N replicas of a TP×PP shard template, routed over NATS');
 
   addConnectionFlags(rg.command('ls').description('list replica groups'))
+    .option('--prefix <name-prefix>', 'only names starting with this')
     .option('--json', 'print JSON')
-    .action(async (flags: Flags) => {
+    .action(async (flags: Flags & { prefix?: string }) => {
       await withCluster(flags, async (cluster) => {
-        const groups = await cluster.replicaGroups.list();
+        // Fetched page by page; the head filters.
+        const groups = await cluster.replicaGroups.list(flags.prefix ? { namePrefix: flags.prefix } : {});
         if (flags.json) return void process.stdout.write(`${JSON.stringify(groups, null, 2)}\n`);
         if (groups.length === 0) return void process.stdout.write('no replica groups\n');
         process.stdout.write(`${table(['NAME', 'DESIRED', 'READY', 'REVISION', 'MEMBERSHIP', 'STATUS'], groups.map((g) => {

@@ -1,22 +1,88 @@
-/** `muster status`: nodes, GPUs and state, as a table or JSON. */
+/**
+ * `muster status`: the cluster summary (nodes by state, GPUs used / free,
+ * groups and gangs by state), then the nodes.
+ *
+ * The summary is one small reply whatever the cluster's size. Nodes are
+ * listed page by page (ListNodes, 500 a request): always with `--nodes`
+ * (which also takes server-side filters), and by default only while the
+ * cluster is small (SMALL_CLUSTER nodes), so `muster status` on 10,000 nodes
+ * answers with the summary at once.
+ */
 import type { Command } from 'commander';
+import type { NodeFilter, NodeView } from '@muster/sdk';
 import { addConnectionFlags, withCluster, type ConnectionFlags } from '../connection.js';
-import { clusterSummary, nodesTable } from '../format.js';
+import { nodesTable, summaryLines } from '../format.js';
+
+/** Up to this many nodes, `muster status` lists them without `--nodes`. */
+export const SMALL_CLUSTER = 100;
+
+interface StatusFlags extends ConnectionFlags {
+  json?: boolean;
+  nodes?: boolean;
+  state?: string;
+  label?: string[];
+  prefix?: string;
+  draining?: boolean;
+}
 
 export function statusCommand(program: Command): void {
-  addConnectionFlags(program.command('status').description('show the nodes of the cluster, their GPUs and state'))
-    .option('--json', 'print JSON (cluster info and nodes)')
-    .action(async (flags: ConnectionFlags & { json?: boolean }) => {
+  addConnectionFlags(program.command('status').description('show the cluster summary (nodes by state, GPUs used/free, groups) and its nodes'))
+    .option('--json', 'print JSON (cluster info with its summary, and nodes when listed)')
+    .option('--nodes', `list the nodes, page by page, however many (without it: only up to ${SMALL_CLUSTER} nodes)`)
+    .option('--state <state>', 'with --nodes: only nodes in this state (alive | dead)')
+    .option('--label <key=value...>', 'with --nodes: only nodes with these labels')
+    .option('--prefix <id-prefix>', 'with --nodes: only node ids starting with this')
+    .option('--draining', 'with --nodes: only draining nodes')
+    .action(async (flags: StatusFlags) => {
+      const filter = nodeFilter(flags);
       await withCluster(flags, async (cluster) => {
-        const [info, nodes] = [await cluster.info(), await cluster.nodes()];
+        const info = await cluster.info();
+        const summary = info.summary;
+        const total = summary ? summary.nodesAlive + summary.nodesDead : info.nodesAlive + info.nodesDead;
+        const listNodes = flags.nodes === true || total <= SMALL_CLUSTER;
         if (flags.json) {
           const { nats: _nats, ...publicInfo } = info; // never print NATS credentials
-          process.stdout.write(`${JSON.stringify({ cluster: publicInfo, nodes }, null, 2)}\n`);
+          const nodes = listNodes ? await cluster.nodes(filter) : undefined;
+          process.stdout.write(`${JSON.stringify({ cluster: publicInfo, ...(nodes ? { nodes } : {}) }, null, 2)}\n`);
           return;
         }
         process.stdout.write(`head ${info.headId} (v${info.version}, ${info.store} store) at ${cluster.address}\n`);
-        process.stdout.write(`${clusterSummary(nodes)}\n\n`);
-        if (nodes.length > 0) process.stdout.write(`${nodesTable(nodes)}\n`);
+        if (summary) process.stdout.write(`${summaryLines(summary).join('\n')}\n`);
+        if (!listNodes) {
+          process.stdout.write(`\n(${total} nodes: pass --nodes to list them, --state / --label / --prefix / --draining to filter)\n`);
+          return;
+        }
+        let first = true;
+        for await (const page of cluster.nodePages(filter)) {
+          if (page.length === 0) continue;
+          process.stdout.write(`${first ? '\n' : ''}${pageTable(page, first)}\n`);
+          first = false;
+        }
       });
     });
+}
+
+/** A page of the node table; later pages without the header line. */
+function pageTable(page: NodeView[], header: boolean): string {
+  const t = nodesTable(page);
+  return header ? t : t.split('\n').slice(1).join('\n');
+}
+
+function nodeFilter(flags: StatusFlags): NodeFilter {
+  const filter: NodeFilter = {};
+  if (flags.state !== undefined) {
+    if (flags.state !== 'alive' && flags.state !== 'dead') throw new Error(`--state must be alive or dead, not "${flags.state}"`);
+    filter.state = flags.state;
+  }
+  if (flags.label) {
+    filter.labels = {};
+    for (const kv of flags.label) {
+      const eq = kv.indexOf('=');
+      if (eq <= 0) throw new Error(`--label takes key=value, not "${kv}"`);
+      filter.labels[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
+  }
+  if (flags.prefix !== undefined) filter.idPrefix = flags.prefix;
+  if (flags.draining) filter.draining = true;
+  return filter;
 }

@@ -8,13 +8,18 @@ import {
   type ClusterServiceServer,
   type DrainNodeRequest,
   type DrainStatus,
+  type ListNodesRequest,
+  type ListNodesResponse,
+  Node,
   type NatsAccess,
   type WatchEventsRequest,
 } from '@muster/proto';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import { BoundedStream, DEFAULT_MAX_QUEUED } from './bounded-stream.js';
+import { paginate } from './pages.js';
 import { unary, serverStream, type RpcContext } from './rpc.js';
+import { clusterSummary, type SummarySources } from './summary.js';
 
 export interface ClusterServiceDeps {
   registry: NodeRegistry;
@@ -22,6 +27,8 @@ export interface ClusterServiceDeps {
   drains: { settledStatus(nodeId: string): Promise<DrainStatus> };
   /** Events a WatchEvents consumer may fall behind before it is cut. */
   streamBufferMessages?: number;
+  /** What the summary counts besides nodes. */
+  groups: Omit<SummarySources, 'nodes'>;
   info: { headId: string; version: string; store: string; nats: NatsAccess | undefined; heartbeatIntervalMs: number; deadAfterMs: number };
 }
 
@@ -41,8 +48,9 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
       nats: info.nats,
       heartbeatIntervalMs: info.heartbeatIntervalMs,
       deadAfterMs: info.deadAfterMs,
+      summary: clusterSummary({ nodes: registry.all(), ...deps.groups }),
     })),
-    listNodes: unary(ctx, 'ListNodes', async (req: { state: NodeState }) => ({ nodes: registry.list(req.state) })),
+    listNodes: unary(ctx, 'ListNodes', async (req: ListNodesRequest): Promise<ListNodesResponse> => listNodes(ctx, registry, req)),
     getNode: unary(ctx, 'GetNode', async (req: { nodeId: string }) => {
       const node = registry.get(req.nodeId);
       if (!node) throw new MusterError(ErrorCode.NOT_FOUND, `no node "${req.nodeId}"`, { details: { nodeId: req.nodeId } });
@@ -54,6 +62,25 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
     getDrainStatus: unary(ctx, 'GetDrainStatus', (req: { nodeId: string }) => deps.drains.settledStatus(nodeId(req.nodeId))),
     removeNode: unary(ctx, 'RemoveNode', async (req: { nodeId: string }) => registry.remove(nodeId(req.nodeId))),
   };
+}
+
+/** One page of nodes in id order, filtered by state, id prefix, labels and draining. */
+function listNodes(ctx: RpcContext, registry: NodeRegistry, req: ListNodesRequest): ListNodesResponse {
+  const { state, nodeIdPrefix, labels, draining } = req;
+  const wanted = Object.entries(labels);
+  const matches = (n: Node) =>
+    (state === NodeState.NODE_STATE_UNSPECIFIED || n.state === state) &&
+    n.nodeId.startsWith(nodeIdPrefix) && (draining === undefined || n.draining === draining) && wanted.every(([k, v]) => n.labels[k] === v);
+  const filters = { state, nodeIdPrefix, labels, draining };
+  const page = paginate(ctx.pageKey, {
+    list: 'nodes',
+    filters,
+    req,
+    items: [...registry.all()].filter(matches),
+    sortKey: (n) => n.nodeId,
+    sizeOf: (n) => Node.encode(n).finish().length,
+  });
+  return { nodes: page.items, nextPageToken: page.nextPageToken };
 }
 
 /**

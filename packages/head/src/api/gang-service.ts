@@ -1,15 +1,28 @@
 /** GangService: launch, inspect, wait for and stop gangs; relay rank logs. */
-import type { GangServiceServer } from '@muster/proto';
+import { Gang, GangState, type GangServiceServer, type ListGangsRequest } from '@muster/proto';
 import type { GangController } from '../controllers/gangs.js';
 import type { LogRelay } from './log-relay.js';
 import { BoundedStream } from './bounded-stream.js';
+import { paginate, timeKey } from './pages.js';
 import { serverStream, unary, type RpcContext } from './rpc.js';
 
 export function gangService(ctx: RpcContext, gangs: GangController, logs: LogRelay): GangServiceServer {
   return {
     launchGang: unary(ctx, 'LaunchGang', (req) => gangs.launch(req.spec, req.requestId)),
     getGang: unary(ctx, 'GetGang', async (req) => gangs.get(req.id)),
-    listGangs: unary(ctx, 'ListGangs', async () => ({ gangs: gangs.list() })),
+    listGangs: unary(ctx, 'ListGangs', async (req: ListGangsRequest) => {
+      const { state, namePrefix } = req;
+      const all = gangs.list().filter((g) => (state === GangState.GANG_STATE_UNSPECIFIED || g.state === state) && g.spec?.name.startsWith(namePrefix) !== false);
+      const page = paginate(ctx.pageKey, {
+        list: 'gangs',
+        filters: { state, namePrefix },
+        req,
+        items: all,
+        sortKey: (g) => timeKey(g.createdAtMs, g.id),
+        sizeOf: (g) => Gang.encode(g).finish().length,
+      });
+      return { gangs: page.items, nextPageToken: page.nextPageToken };
+    }),
     stopGang: unary(ctx, 'StopGang', (req) => gangs.stop(req.id)),
     waitGang: unary(ctx, 'WaitGang', (req) => gangs.wait(req.id, req.timeoutMs)),
     streamLogs: serverStream(ctx, 'StreamLogs', async (call) => {

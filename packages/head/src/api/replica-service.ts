@@ -1,14 +1,26 @@
 /** ReplicaGroupService: apply, inspect, scale and delete replica groups; stream their membership. */
-import type { ReplicaGroupServiceServer } from '@muster/proto';
+import { ReplicaGroup, type ListReplicaGroupsRequest, type ReplicaGroupServiceServer } from '@muster/proto';
 import type { ReplicaGroupController } from '../controllers/replica-groups.js';
 import { BoundedStream } from './bounded-stream.js';
+import { paginate } from './pages.js';
 import { serverStream, unary, type RpcContext } from './rpc.js';
 
 export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): ReplicaGroupServiceServer {
   return {
     applyReplicaGroup: unary(ctx, 'ApplyReplicaGroup', (req) => rgs.apply(req.spec)),
     getReplicaGroup: unary(ctx, 'GetReplicaGroup', async (req) => rgs.get(req.name)),
-    listReplicaGroups: unary(ctx, 'ListReplicaGroups', async () => ({ groups: rgs.list() })),
+    listReplicaGroups: unary(ctx, 'ListReplicaGroups', async (req: ListReplicaGroupsRequest) => {
+      const { namePrefix } = req;
+      const page = paginate(ctx.pageKey, {
+        list: 'replica-groups',
+        filters: { namePrefix },
+        req,
+        items: rgs.list().filter((g) => g.name.startsWith(namePrefix)),
+        sortKey: (g) => g.name,
+        sizeOf: (g) => ReplicaGroup.encode(g).finish().length,
+      });
+      return { groups: page.items, nextPageToken: page.nextPageToken };
+    }),
     scaleReplicaGroup: unary(ctx, 'ScaleReplicaGroup', (req) => rgs.scale(req.name, req.replicas)),
     deleteReplicaGroup: unary(ctx, 'DeleteReplicaGroup', (req) => rgs.delete(req.name)),
     watchMembership: serverStream(ctx, 'WatchMembership', async (call) => {

@@ -13,16 +13,20 @@ import type {
 } from '@grpc/grpc-js';
 import type { Counter, Histogram } from '@opentelemetry/api';
 import { checkToken, toGrpcError, toMusterError, type Metrics } from '@muster/common';
+import { pageKey } from './pages.js';
 
 export interface RpcContext {
   token: string;
   rpcCount: Counter;
   rpcLatency: Histogram;
+  /** Signs the list APIs' page tokens (pages.ts). */
+  pageKey: Buffer;
 }
 
 export function rpcContext(token: string, metrics: Metrics): RpcContext {
   return {
     token,
+    pageKey: pageKey(token),
     rpcCount: metrics.meter.createCounter('muster_rpc_total', { description: 'gRPC calls handled by the head, by method and result code' }),
     rpcLatency: metrics.meter.createHistogram('muster_rpc_duration_seconds', {
       description: 'gRPC call latency (streams: until the stream ends)',

@@ -66,6 +66,7 @@ import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import { Node, NodeState, type HeadMessage, type Register } from '@muster/proto';
 import type { EventFields, EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
+import { readAll } from '../state/paged.js';
 import type { Op } from '../state/index.js';
 
 export const NODES_PREFIX = '/muster/nodes/';
@@ -108,7 +109,7 @@ export class NodeRegistry {
 
   /** Loads persisted nodes (head restart). */
   async load(): Promise<void> {
-    const { kvs } = await this.writer.store.range(NODES_PREFIX);
+    const { kvs } = await readAll(this.writer.store, NODES_PREFIX);
     const grace = this.now() + this.deadAfterMs;
     for (const kv of kvs) {
       const node = Node.decode(kv.value);
@@ -124,6 +125,11 @@ export class NodeRegistry {
    */
   get version(): number {
     return this.replaced;
+  }
+
+  /** Every node record, unsorted: for one pass over the nodes (a summary, a page) without list()'s sort. */
+  *all(): IterableIterator<Node> {
+    for (const e of this.nodes.values()) yield e.node;
   }
 
   list(state: NodeState = NodeState.NODE_STATE_UNSPECIFIED): Node[] {

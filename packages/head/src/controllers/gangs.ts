@@ -61,6 +61,7 @@ import { Gang, GangState as G, NodeState, PlacementGroupState as P, type GangSpe
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
+import { readAll } from '../state/paged.js';
 import { GroupCommit } from './group-commit.js';
 import { CollectTimer, stageCollection, stagePlan, type PlanSink } from './gang-executor.js';
 import { DEFAULT_GANG_RETENTION, isFinished, planCollection, type GangRetention } from './gang-gc.js';
@@ -169,7 +170,7 @@ export class GangController {
 
   /** Memory becomes what the store holds, in one swap (no event ever sees a half-loaded map); timers are armed again. */
   private async reload(): Promise<void> {
-    const { kvs } = await this.writer.store.range(GANGS_PREFIX);
+    const { kvs } = await readAll(this.writer.store, GANGS_PREFIX);
     const loaded = new Map<string, Entry>();
     for (const kv of kvs) {
       const gang = Gang.decode(kv.value);

@@ -6,9 +6,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '@muster/common';
 import { createLogger } from '@muster/common/log';
 import { EmbeddedStore } from '../state/embedded.js';
-import type { StateStore } from '../state/index.js';
+import type { Op, StateStore } from '../state/index.js';
+import { STORE_REQUEST_BYTES } from '@muster/contracts';
 import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
-import { GroupCommit } from './group-commit.js';
+import { GroupCommit, txnChunks } from './group-commit.js';
 
 const stores: Array<{ store: EmbeddedStore; dir: string }> = [];
 afterEach(async () => {
@@ -121,5 +122,19 @@ describe('group commit', () => {
     commits.put('/t/b', () => bytes('b'));
     await commits.flush();
     expect((await store.range('/t/')).kvs.map((kv) => kv.key)).toEqual(['/t/a', '/t/b']);
+  });
+});
+
+describe('commit chunks', () => {
+  const put = (key: string, bytes: number): Op => ({ type: 'put', key, value: new Uint8Array(bytes) });
+  it('split at 100 ops and at STORE_REQUEST_BYTES, in order; one op larger than that goes alone', () => {
+    const small = Array.from({ length: 250 }, (_, i) => put(`k${i}`, 10));
+    expect(txnChunks(small).map((c) => c.length)).toEqual([100, 100, 50]);
+    const big = Array.from({ length: 10 }, (_, i) => put(`b${i}`, 300 * 1024));
+    const chunks = txnChunks(big);
+    expect(chunks.map((c) => c.length)).toEqual([3, 3, 3, 1]);
+    expect(chunks.flat()).toEqual(big);
+    const huge = [put('a', 10), put('h', 2 * STORE_REQUEST_BYTES), put('z', 10)];
+    expect(txnChunks(huge).map((c) => c.map((o) => (o.type === 'put' ? o.key : '')))).toEqual([['a'], ['h'], ['z']]);
   });
 });

@@ -8,7 +8,7 @@
  *                     │       stages events, queues after() actions
  *                     ▼
  *            one txn of every marked record + staged event (split at
- *            TXN_OPS for etcd) ─▶ durable: events settle, flush() waiters
+ *            TXN_OPS ops or STORE_REQUEST_BYTES) ─▶ durable: events settle, flush() waiters
  *            resolve, after() actions run (wake waiters, tell agents)
  *
  * Nothing is answered or told before it is durable. Cycles run one at a
@@ -26,6 +26,7 @@ import type { Histogram } from '@opentelemetry/api';
 import type { Logger } from '@muster/common';
 import type { StagedEvent } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
+import { STORE_REQUEST_BYTES } from '@muster/contracts';
 import type { Op } from '../state/index.js';
 
 const TXN_OPS = 100; // etcd allows 128 per transaction
@@ -148,7 +149,7 @@ export class GroupCommit {
   private async commit(ops: Op[], waiters: Waiter[], staged: StagedEvent[], afters: Array<() => void>): Promise<void> {
     const t = performance.now();
     try {
-      for (let i = 0; i < ops.length; i += TXN_OPS) await this.writer.txn(ops.slice(i, i + TXN_OPS));
+      for (const chunk of txnChunks(ops)) await this.writer.txn(chunk);
     } catch (e) {
       this.log.error({ err: e instanceof Error ? e.message : e }, `${this.name} commit failed; reloading state from the store`);
       // Dropped too: what the next commit would have written, made on the memory recover() replaces.
@@ -175,4 +176,23 @@ export class GroupCommit {
     this.opts.metrics?.cycleSeconds.record((performance.now() - t) / 1000, { phase: 'commit' });
     this.opts.metrics?.cycleWrites.record(ops.length);
   }
+}
+
+/** The commit's ops in txns of at most TXN_OPS ops and STORE_REQUEST_BYTES (one larger op goes alone). */
+export function txnChunks(ops: Op[]): Op[][] {
+  const chunks: Op[][] = [];
+  let chunk: Op[] = [];
+  let bytes = 0;
+  for (const op of ops) {
+    const size = op.type === 'put' ? op.key.length + op.value.byteLength : op.type === 'deletePrefix' ? op.prefix.length : op.key.length;
+    if (chunk.length > 0 && (chunk.length === TXN_OPS || bytes + size > STORE_REQUEST_BYTES)) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(op);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }

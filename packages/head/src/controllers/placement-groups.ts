@@ -36,6 +36,7 @@ import { parsePlacementGroupSpec, planMoves, runCycle, type BundlePlacement, typ
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
+import { readAll } from '../state/paged.js';
 import { ChangeWaiters } from './waiters.js';
 import { GroupCommit } from './group-commit.js';
 import { plainReason, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
@@ -97,7 +98,7 @@ export class PlacementGroupController {
   }
 
   async load(): Promise<void> {
-    const { kvs } = await this.writer.store.range(PGS_PREFIX);
+    const { kvs } = await readAll(this.writer.store, PGS_PREFIX);
     for (const kv of kvs) {
       const pg = PlacementGroup.decode(kv.value);
       const parsed = parsePlacementGroupSpec(specInput(pg.spec));

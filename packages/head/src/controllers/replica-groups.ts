@@ -23,6 +23,7 @@ import { ErrorCode, MusterError, type Logger, type NatsConnection, randomId } fr
 import { ReplicaGroup, type Membership, type NatsAccess, type ReplicaGroupSpec } from '@muster/proto';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
+import { readAll } from '../state/paged.js';
 import { decide } from '../autoscaler/index.js';
 import { GroupCommit } from './group-commit.js';
 import { LoadReports } from './load-reports.js';
@@ -100,7 +101,7 @@ export class ReplicaGroupController {
   }
 
   async load(): Promise<void> {
-    const { kvs } = await this.writer.store.range(RGS_PREFIX);
+    const { kvs } = await readAll(this.writer.store, RGS_PREFIX);
     for (const kv of kvs) this.adopt(ReplicaGroup.decode(kv.value));
     for (const name of this.groups.keys()) this.kick(name);
   }

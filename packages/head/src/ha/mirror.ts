@@ -10,10 +10,15 @@
  * (store outage, compaction) is re-established by reading everything again.
  * The leader closes its mirror (it would only echo its own writes) and a
  * head that stands by again starts a new one.
+ *
+ * The copy is read in pages (readAll: STORE_PAGE_KEYS keys a request, one
+ * etcd snapshot), never as one range of the whole keyspace, and the watch
+ * resumes from the snapshot's revision. Loads from the copy page the same
+ * way (`after`, `limit`), so a term's loads behave as on the store.
  */
 import type { Logger } from '@muster/common';
+import { readAll } from '../state/paged.js';
 import type { KeyValue, RangeOptions, RangeResult, StateStore } from '../state/store.js';
-import { compareKeys } from '../state/sorted-keys.js';
 
 const ROOT = '/muster/';
 
@@ -60,16 +65,26 @@ export class StateMirror {
   forLoading(): { store: StateStore; loaded(): void } {
     const s = this.store;
     let fromCopy = true;
+    let sorted: { keys: string[]; revision: number } | undefined;
     const range = (prefix: string, opts: RangeOptions = {}): Promise<RangeResult> => {
       if (!fromCopy) return s.range(prefix, opts);
-      const after = opts.after;
-      const keys = [...this.kvs.keys()].filter((k) => k.startsWith(prefix) && (after === undefined || compareKeys(k, after) > 0)).sort(compareKeys);
-      const kept = opts.limit ? keys.slice(0, opts.limit) : keys;
-      return Promise.resolve({ kvs: kept.map((k) => this.kvs.get(k)!), revision: this.revision });
+      // One sort per revision of the copy, not one per page.
+      if (sorted?.revision !== this.revision) sorted = { keys: [...this.kvs.keys()].sort(), revision: this.revision };
+      const { keys } = sorted;
+      let i = lowerBound(keys, opts.after ?? prefix);
+      if (keys[i] === opts.after) i++;
+      const kvs: KeyValue[] = [];
+      for (; i < keys.length && keys[i]!.startsWith(prefix); i++) {
+        if (opts.limit && kvs.length >= opts.limit) return Promise.resolve({ kvs, revision: this.revision, more: true });
+        const kv = this.kvs.get(keys[i]!);
+        if (kv) kvs.push(kv);
+      }
+      return Promise.resolve({ kvs, revision: this.revision, more: false });
     };
     const store: StateStore = {
       kind: s.kind,
       ordersWrites: s.ordersWrites,
+      snapshotReads: false, // the copy keeps no old versions
       range,
       get: (key) => s.get(key),
       put: (key, value, opts) => s.put(key, value, opts),
@@ -94,7 +109,7 @@ export class StateMirror {
     let failing = false;
     while (!this.stopped) {
       try {
-        const { kvs, revision } = await this.store.range(ROOT);
+        const { kvs, revision } = await readAll(this.store, ROOT);
         if (failing) this.log.info({ keys: kvs.length, revision }, 'state mirror reads the store again');
         failing = false;
         this.kvs.clear();
@@ -127,4 +142,16 @@ export class StateMirror {
     this.revision = revision;
     for (const w of this.waiters) if (w.revision <= revision) w.resolve();
   }
+}
+
+/** The first index of sorted `keys` whose key is >= `key`. */
+function lowerBound(keys: string[], key: string): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (keys[mid]! < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

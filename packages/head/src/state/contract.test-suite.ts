@@ -17,6 +17,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from '@muster/common';
+import { rangeAll, readAll } from './paged.js';
 import type { Compare, StateStore, Watch, WatchEvent } from './store.js';
 
 export interface StoreUnderTest {
@@ -150,13 +151,78 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
           after = page[page.length - 1];
         }
         expect(paged).toEqual(byBytes);
-        expect((await s.range('r/', { after: 'q' })).kvs.map((kv) => kv.key)).toEqual(byBytes);
+        expect((await rejection(s.range('r/', { after: 'q' }))).code).toBe('MUSTER_INVALID_ARGUMENT'); // after outside the prefix
+      });
+
+      it('range pages: limit + after walk every key once in order, more says when keys follow', async () => {
+        const keys = Array.from({ length: 23 }, (_, i) => `pg/${String.fromCharCode(97 + (i % 26))}${i}`);
+        for (const k of [...keys, 'pg', 'pg0', 'ph/a']) await s.put(k, enc(k));
+        const byBytes = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+        const seen: string[] = [];
+        const mores: boolean[] = [];
+        let after: string | undefined;
+        for (let n = 0; n < 10; n++) {
+          const page = await s.range('pg/', { limit: 5, ...(after === undefined ? {} : { after }) });
+          seen.push(...page.kvs.map((kv) => kv.key));
+          mores.push(page.more);
+          if (!page.more) break;
+          after = page.kvs.at(-1)!.key;
+        }
+        expect(seen).toEqual(byBytes);
+        expect(mores).toEqual([true, true, true, true, false]);
+        expect((await s.range('pg/', { limit: 23 })).more).toBe(false);
+        expect((await s.range('pg/')).more).toBe(false);
+        expect((await s.range('pg/', { after: byBytes.at(-1)! })).kvs).toEqual([]);
+        expect((await rejection(s.range('pg/', { after: 'ph/a' }))).code).toBe('MUSTER_INVALID_ARGUMENT');
+      });
+
+      it('rangeAll / readAll read a prefix in pages; a range at the current revision is allowed on every store', async () => {
+        const keys = Array.from({ length: 37 }, (_, i) => `ra/${String(i).padStart(3, '0')}`);
+        for (const k of keys) await s.put(k, enc(k));
+        await s.put('rb/x', enc('x'));
+        const pages: string[][] = [];
+        for await (const page of rangeAll(s, 'ra/', 10)) pages.push(page.kvs.map((kv) => kv.key));
+        expect(pages.map((p) => p.length)).toEqual([10, 10, 10, 7]);
+        expect(pages.flat()).toEqual(keys);
+        const all = await readAll(s, 'ra/', 4);
+        expect(all.kvs.map((kv) => kv.key)).toEqual(keys);
+        const now = await s.revision();
+        expect(all.revision).toBeLessThanOrEqual(now);
+        expect((await s.range('ra/', { limit: 1, revision: now })).kvs.map((kv) => kv.key)).toEqual([keys[0]]);
+      });
+
+      it('readAll loads a prefix larger than the message limit (pages shrink to fit)', async () => {
+        const value = new Uint8Array(128 * 1024).fill(7);
+        const keys = Array.from({ length: 48 }, (_, i) => `big/${String(i).padStart(2, '0')}`); // 6 MiB > MAX_MESSAGE_BYTES
+        for (const k of keys) await s.put(k, value);
+        const all = await readAll(s, 'big/');
+        expect(all.kvs.map((kv) => kv.key)).toEqual(keys);
+        expect(all.kvs.every((kv) => kv.value.byteLength === value.byteLength)).toBe(true);
+        // Over the network, one range of it is refused as over the limit (and says so).
+        if (s.kind === 'etcd') expect((await rejection(s.range('big/'))).code).toBe('MUSTER_RESOURCE_EXHAUSTED');
+      });
+
+      it('a snapshot read (snapshotReads) sees the keys as of its revision; a store without them refuses an old revision', async () => {
+        await s.put('sn/a', enc('1'));
+        const { revision } = await s.put('sn/b', enc('1'));
+        await s.put('sn/a', enc('2'));
+        await s.delete('sn/b');
+        await s.put('sn/c', enc('1'));
+        if (s.snapshotReads) {
+          const old = await s.range('sn/', { revision });
+          expect(old.kvs.map((kv) => `${kv.key}=${text(kv.value)}`)).toEqual(['sn/a=1', 'sn/b=1']);
+          expect(old.revision).toBe(revision);
+        } else {
+          expect((await rejection(s.range('sn/', { revision }))).code).toBe('MUSTER_STORE_COMPACTED');
+        }
+        expect((await s.range('sn/')).kvs.map((kv) => `${kv.key}=${text(kv.value)}`)).toEqual(['sn/a=2', 'sn/c=1']);
       });
 
       it('rejects bad input with MUSTER_INVALID_ARGUMENT', async () => {
         expect((await rejection(s.put('', enc('x')))).code).toBe('MUSTER_INVALID_ARGUMENT');
         expect((await rejection(s.put('k', 'text' as unknown as Uint8Array))).code).toBe('MUSTER_INVALID_ARGUMENT');
         expect((await rejection(s.range('a/', { limit: -1 }))).code).toBe('MUSTER_INVALID_ARGUMENT');
+        expect((await rejection(s.range('a/', { revision: 0 }))).code).toBe('MUSTER_INVALID_ARGUMENT');
       });
     });
 

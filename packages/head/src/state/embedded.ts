@@ -32,7 +32,7 @@ import { lockDataDir } from './lock.js';
 import { snapshotFrames } from './snapshot.js';
 import { SegmentWriter, frame, writeSnapshot } from './wal.js';
 import { WatchQueue } from './watch-queue.js';
-import { checkFromRevision, checkKey, checkLimit, checkPrefix, checkTxn, leaseTtl } from './validate.js';
+import { checkAfter, checkFromRevision, checkKey, checkLimit, checkPrefix, checkRevision, checkTxn, leaseTtl } from './validate.js';
 
 export interface EmbeddedStoreOptions {
   /** Revisions of change history kept for watch replay. Default 10,000. */
@@ -72,6 +72,8 @@ function newBatch(first: number): Batch {
 export class EmbeddedStore implements StateStore {
   readonly kind = 'embedded';
   readonly ordersWrites = true;
+  /** No old versions are kept: a range reads the current revision only. */
+  readonly snapshotReads = false;
   /** Counters for metrics and tests: log batches written (= fdatasyncs), records, snapshots. */
   readonly stats = { batches: 0, records: 0, snapshots: 0 };
   private collecting: Batch | undefined;
@@ -135,10 +137,17 @@ export class EmbeddedStore implements StateStore {
   async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
     this.check();
     checkPrefix(prefix);
-    const kvs = this.ks.range(prefix, checkLimit(opts.limit) || Infinity, opts.after);
+    const limit = checkLimit(opts.limit) || Infinity;
+    const after = checkAfter(opts.after, prefix);
+    const at = checkRevision(opts.revision);
+    if (at !== undefined && at !== this.ks.rev) {
+      const why = at < this.ks.rev ? 'the embedded store keeps no old versions' : 'it is a future revision';
+      throw new MusterError(at < this.ks.rev ? ErrorCode.STORE_COMPACTED : ErrorCode.INVALID_ARGUMENT, `cannot read at revision ${at} (now ${this.ks.rev}): ${why}`, { details: { field: 'revision' } });
+    }
+    const { kvs, more } = this.ks.page(prefix, limit, after);
     const revision = this.ks.rev;
     await this.visible();
-    return { kvs, revision };
+    return { kvs, revision, more };
   }
 
   async revision(): Promise<number> {

@@ -16,14 +16,14 @@ import {
   type ICompare, type IEvent, type IKeyValue, type IOptions, type IRequestOp, type IResponseOp, type ITxnRequest,
   type Lease as EtcdLease,
 } from 'etcd3';
+import { etcdChannelOptions } from '@muster/contracts';
 import { ErrorCode, MusterError, isMusterError } from '@muster/common';
 import type {
   Compare, KeyValue, Lease, LeaseOptions, Op, OpResult, RangeOptions, RangeResult, StateStore, TxnRequest, TxnResult, Watch,
   WatchEvent, WatchOptions,
 } from './store.js';
-import { compareKeys } from './sorted-keys.js';
 import { WatchQueue } from './watch-queue.js';
-import { checkFromRevision, checkKey, checkLimit, checkPrefix, checkTxn, checkValue, invalid, leaseTtl } from './validate.js';
+import { checkAfter, checkFromRevision, checkKey, checkLimit, checkPrefix, checkRevision, checkTxn, checkValue, invalid, leaseTtl } from './validate.js';
 import { watchEtcd } from './etcd-watch.js';
 
 export interface EtcdStoreOptions {
@@ -50,6 +50,8 @@ const bytes = (v: Uint8Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLengt
 export class EtcdStore implements StateStore {
   readonly kind = 'etcd';
   readonly ordersWrites = false;
+  /** etcd's MVCC: a range can read any revision not yet compacted. */
+  readonly snapshotReads = true;
   private readonly prefix: string;
   private readonly prefixBytes: number;
   private readonly callTimeoutMs: number;
@@ -78,6 +80,7 @@ export class EtcdStore implements StateStore {
       dialTimeout: opts.dialTimeoutMs ?? 5000,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
       faultHandling: { global: once },
+      grpcOptions: etcdChannelOptions(),
     });
     const store = new EtcdStore(client, opts.endpoints, opts);
     try {
@@ -114,6 +117,8 @@ export class EtcdStore implements StateStore {
     // cockatiel's BrokenCircuitError: etcd3 stops calling a host for 5 s after 3 failures in a row.
     const brokenCircuit = (e as { isBrokenCircuitError?: boolean } | undefined)?.isBrokenCircuitError === true;
     if (/compacted/.test(msg)) return new MusterError(ErrorCode.STORE_COMPACTED, `etcd ${what}: ${msg}`, opts);
+    // A reply over the channel's message limit (MAX_MESSAGE_BYTES): rangeAll asks for fewer keys.
+    if (/larger than max/.test(msg)) return new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `etcd ${what}: ${msg}`, opts);
     if (e instanceof EtcdLeaseInvalidError) {
       return new MusterError(ErrorCode.NOT_FOUND, `etcd ${what}: lease not found (expired or revoked)`, opts);
     }
@@ -163,11 +168,15 @@ export class EtcdStore implements StateStore {
   async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
     checkPrefix(prefix);
     const limit = checkLimit(opts.limit);
+    const after = checkAfter(opts.after, prefix);
+    const revision = checkRevision(opts.revision);
     const r = this.span(prefix);
     // The smallest key after `after` is `after` + NUL.
-    const start = opts.after !== undefined && compareKeys(opts.after, prefix) >= 0 ? Buffer.from(this.prefix + opts.after + '\0') : r.start;
-    const res = await this.call('range', () => this.client.kv.range({ key: start, range_end: r.end, limit }));
-    return { kvs: res.kvs.map((kv) => this.kv(kv)), revision: Number(res.header.revision) };
+    const start = after === undefined ? r.start : Buffer.concat([this.key(after), Buffer.from([0])]);
+    const res = await this.call('range', () => this.client.kv.range({ key: start, range_end: r.end, limit, ...(revision === undefined ? {} : { revision }) }));
+    const kvs = res.kvs.map((kv) => this.kv(kv));
+    // etcd answers with the current header revision; a pinned read reflects the one asked for.
+    return { kvs, revision: revision ?? Number(res.header.revision), more: Boolean(res.more) };
   }
 
   async revision(): Promise<number> {

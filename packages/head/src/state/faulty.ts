@@ -32,6 +32,10 @@ export class FaultyStore implements StateStore {
     return this.inner.ordersWrites;
   }
 
+  get snapshotReads(): boolean {
+    return this.inner.snapshotReads;
+  }
+
   /** Arms a fault: the matching writes that follow fail. */
   failWrites(fault: Fault = {}): void {
     this.fault = { prefix: fault.prefix ?? '', times: fault.times ?? Infinity };

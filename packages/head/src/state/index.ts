@@ -7,6 +7,7 @@ import { EtcdStore, type EtcdStoreOptions } from './etcd.js';
 import type { StateStore } from './store.js';
 
 export type * from './store.js';
+export { rangeAll, readAll, type RangePage } from './paged.js';
 export { EmbeddedStore, type EmbeddedStoreOptions } from './embedded.js';
 export { EtcdStore, type EtcdStoreOptions } from './etcd.js';
 

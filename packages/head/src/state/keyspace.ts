@@ -77,6 +77,21 @@ export class Keyspace {
     return out;
   }
 
+  /**
+   * One page of the keys starting with `prefix`, in order: at most `limit`,
+   * only keys after `after` when given; `more` when keys were left out.
+   */
+  page(prefix: string, limit: number, after?: string): { kvs: KeyValue[]; more: boolean } {
+    const kvs: KeyValue[] = [];
+    for (const key of this.order.from(after ?? prefix)) {
+      if (!key.startsWith(prefix)) break;
+      if (key === after) continue;
+      if (kvs.length >= limit) return { kvs, more: true };
+      kvs.push(this.kvs.get(key)!);
+    }
+    return { kvs, more: false };
+  }
+
   /** Puts at revision `rev` (the caller bumps `this.rev` once per write). */
   put(key: string, value: Uint8Array, lease: string | null, rev: number): WatchEvent {
     const prev = this.kvs.get(key);

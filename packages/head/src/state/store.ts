@@ -79,6 +79,26 @@ export interface RangeResult {
   kvs: KeyValue[];
   /** The store revision the range was read at. */
   revision: number;
+  /** True when `limit` cut the range short: more keys follow the last one. */
+  more: boolean;
+}
+
+/**
+ * One page of a range. Pages are walked by key: the next page starts `after`
+ * the last key of this one (rangeAll in paged.ts does it).
+ */
+export interface RangeOptions {
+  /** At most this many keys; undefined or 0 = all. */
+  limit?: number;
+  /** Only keys after this one (exclusive); it must start with the prefix. */
+  after?: string;
+  /**
+   * Read as of this past revision (etcd's MVCC read), so the pages of one
+   * walk are one snapshot. Only where `snapshotReads`; the embedded store
+   * takes only its current revision and refuses an older one with
+   * MUSTER_STORE_COMPACTED.
+   */
+  revision?: number;
 }
 
 export type WatchEvent =
@@ -129,11 +149,16 @@ export interface StateStore {
    * requests, so its writers wait for each before issuing the next.
    */
   readonly ordersWrites: boolean;
+  /**
+   * True when `range` can read at a past revision (RangeOptions.revision):
+   * etcd keeps old versions until compaction; the embedded store keeps none.
+   */
+  readonly snapshotReads: boolean;
   get(key: string): Promise<KeyValue | undefined>;
   /**
-   * Keys starting with `prefix`, in key order: at most `limit`, and only
-   * those after the key `after` (exclusive) — a page read resumes after the
-   * last key of the page before.
+   * Keys starting with `prefix`, in key order: all of them, or one page
+   * (`limit`, `after`). Loads read in pages (rangeAll), so no request or
+   * reply grows with the keyspace.
    */
   range(prefix: string, opts?: RangeOptions): Promise<RangeResult>;
   put(key: string, value: Uint8Array, opts?: { lease?: string }): Promise<{ revision: number }>;

@@ -31,6 +31,20 @@ export function checkLimit(limit: unknown): number {
   return limit;
 }
 
+/** `after` of a paged range: a key under the prefix, or undefined. */
+export function checkAfter(after: unknown, prefix: string): string | undefined {
+  if (after === undefined) return undefined;
+  if (typeof after !== 'string' || !after.startsWith(prefix)) throw invalid(`after must be a key starting with the prefix "${prefix}"`, 'after');
+  return after;
+}
+
+/** `revision` of a range: a positive integer, or undefined (the current one). */
+export function checkRevision(revision: unknown): number | undefined {
+  if (revision === undefined) return undefined;
+  if (typeof revision !== 'number' || !Number.isInteger(revision) || revision <= 0) throw invalid('revision must be a positive integer', 'revision');
+  return revision;
+}
+
 /** Lease TTLs are whole seconds, as in etcd: a fraction rounds up. */
 export function leaseTtl(ttlSeconds: unknown): number {
   if (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds) || ttlSeconds <= 0) {

@@ -36,15 +36,66 @@ export interface ClusterInfo {
   nats: NatsAccess | undefined;
   heartbeatIntervalMs: number;
   deadAfterMs: number;
+  /**
+   * Counts for `muster status`, computed from the head's memory: small
+   * whatever the cluster's size. The lists themselves are paged.
+   */
+  summary: ClusterSummary | undefined;
+}
+
+export interface ClusterSummary {
+  nodesAlive: number;
+  nodesDead: number;
+  /** alive and draining */
+  nodesDraining: number;
+  /** GPUs of alive nodes: all, those held by placement-group bundles, the rest. */
+  gpusTotal: number;
+  gpusUsed: number;
+  gpusFree: number;
+  /** Counts by state name ("CREATED", "PENDING", "RUNNING", ...), removed groups not counted. */
+  placementGroups: { [key: string]: number };
+  gangs: { [key: string]: number };
+  replicaGroups: number;
+}
+
+export interface ClusterSummary_PlacementGroupsEntry {
+  key: string;
+  value: number;
+}
+
+export interface ClusterSummary_GangsEntry {
+  key: string;
+  value: number;
 }
 
 export interface ListNodesRequest {
   /** Only nodes in this state; NODE_STATE_UNSPECIFIED lists all. */
   state: NodeState;
+  /**
+   * Paging: at most `page_size` items (0 = 500, more than 1000 = 1000), in a
+   * stable key order. `page_token` is the `next_page_token` of the previous
+   * page of the same list with the same filters; any other token is refused
+   * (MUSTER_INVALID_ARGUMENT naming page_token).
+   */
+  pageSize: number;
+  pageToken: string;
+  /** Only nodes whose id starts with this. */
+  nodeIdPrefix: string;
+  /** Only nodes carrying every one of these labels with these values. */
+  labels: { [key: string]: string };
+  /** Only draining nodes (true) or only schedulable ones (false); unset = both. */
+  draining?: boolean | undefined;
+}
+
+export interface ListNodesRequest_LabelsEntry {
+  key: string;
+  value: string;
 }
 
 export interface ListNodesResponse {
   nodes: Node[];
+  /** Set when more items follow: pass it as `page_token` to get them. */
+  nextPageToken: string;
 }
 
 export interface GetNodeRequest {
@@ -161,6 +212,7 @@ function createBaseClusterInfo(): ClusterInfo {
     nats: undefined,
     heartbeatIntervalMs: 0,
     deadAfterMs: 0,
+    summary: undefined,
   };
 }
 
@@ -189,6 +241,9 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     }
     if (message.deadAfterMs !== 0) {
       writer.uint32(64).uint32(message.deadAfterMs);
+    }
+    if (message.summary !== undefined) {
+      ClusterSummary.encode(message.summary, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -270,6 +325,14 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
             message.deadAfterMs = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.summary = ClusterSummary.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -312,6 +375,7 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
         : isSet(object.dead_after_ms)
         ? globalThis.Number(object.dead_after_ms)
         : 0,
+      summary: isSet(object.summary) ? ClusterSummary.fromJSON(object.summary) : undefined,
     };
   },
 
@@ -341,18 +405,461 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     if (message.deadAfterMs !== 0) {
       obj.deadAfterMs = Math.round(message.deadAfterMs);
     }
+    if (message.summary !== undefined) {
+      obj.summary = ClusterSummary.toJSON(message.summary);
+    }
+    return obj;
+  },
+};
+
+function createBaseClusterSummary(): ClusterSummary {
+  return {
+    nodesAlive: 0,
+    nodesDead: 0,
+    nodesDraining: 0,
+    gpusTotal: 0,
+    gpusUsed: 0,
+    gpusFree: 0,
+    placementGroups: {},
+    gangs: {},
+    replicaGroups: 0,
+  };
+}
+
+export const ClusterSummary: MessageFns<ClusterSummary> = {
+  encode(message: ClusterSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nodesAlive !== 0) {
+      writer.uint32(8).uint32(message.nodesAlive);
+    }
+    if (message.nodesDead !== 0) {
+      writer.uint32(16).uint32(message.nodesDead);
+    }
+    if (message.nodesDraining !== 0) {
+      writer.uint32(24).uint32(message.nodesDraining);
+    }
+    if (message.gpusTotal !== 0) {
+      writer.uint32(32).uint32(message.gpusTotal);
+    }
+    if (message.gpusUsed !== 0) {
+      writer.uint32(40).uint32(message.gpusUsed);
+    }
+    if (message.gpusFree !== 0) {
+      writer.uint32(48).uint32(message.gpusFree);
+    }
+    globalThis.Object.entries(message.placementGroups).forEach(([key, value]: [string, number]) => {
+      ClusterSummary_PlacementGroupsEntry.encode({ key: key as any, value }, writer.uint32(58).fork()).join();
+    });
+    globalThis.Object.entries(message.gangs).forEach(([key, value]: [string, number]) => {
+      ClusterSummary_GangsEntry.encode({ key: key as any, value }, writer.uint32(66).fork()).join();
+    });
+    if (message.replicaGroups !== 0) {
+      writer.uint32(72).uint32(message.replicaGroups);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.nodesAlive = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.nodesDead = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.nodesDraining = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.gpusTotal = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.gpusUsed = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.gpusFree = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            const entry7 = ClusterSummary_PlacementGroupsEntry.decode(reader, reader.uint32());
+            if (entry7.value !== undefined) {
+              message.placementGroups[entry7.key] = entry7.value;
+            }
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            const entry8 = ClusterSummary_GangsEntry.decode(reader, reader.uint32());
+            if (entry8.value !== undefined) {
+              message.gangs[entry8.key] = entry8.value;
+            }
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.replicaGroups = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClusterSummary {
+    return {
+      nodesAlive: isSet(object.nodesAlive)
+        ? globalThis.Number(object.nodesAlive)
+        : isSet(object.nodes_alive)
+        ? globalThis.Number(object.nodes_alive)
+        : 0,
+      nodesDead: isSet(object.nodesDead)
+        ? globalThis.Number(object.nodesDead)
+        : isSet(object.nodes_dead)
+        ? globalThis.Number(object.nodes_dead)
+        : 0,
+      nodesDraining: isSet(object.nodesDraining)
+        ? globalThis.Number(object.nodesDraining)
+        : isSet(object.nodes_draining)
+        ? globalThis.Number(object.nodes_draining)
+        : 0,
+      gpusTotal: isSet(object.gpusTotal)
+        ? globalThis.Number(object.gpusTotal)
+        : isSet(object.gpus_total)
+        ? globalThis.Number(object.gpus_total)
+        : 0,
+      gpusUsed: isSet(object.gpusUsed)
+        ? globalThis.Number(object.gpusUsed)
+        : isSet(object.gpus_used)
+        ? globalThis.Number(object.gpus_used)
+        : 0,
+      gpusFree: isSet(object.gpusFree)
+        ? globalThis.Number(object.gpusFree)
+        : isSet(object.gpus_free)
+        ? globalThis.Number(object.gpus_free)
+        : 0,
+      placementGroups: isObject(object.placementGroups)
+        ? (globalThis.Object.entries(object.placementGroups) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.placement_groups)
+        ? (globalThis.Object.entries(object.placement_groups) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      gangs: isObject(object.gangs)
+        ? (globalThis.Object.entries(object.gangs) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      replicaGroups: isSet(object.replicaGroups)
+        ? globalThis.Number(object.replicaGroups)
+        : isSet(object.replica_groups)
+        ? globalThis.Number(object.replica_groups)
+        : 0,
+    };
+  },
+
+  toJSON(message: ClusterSummary): unknown {
+    const obj: any = {};
+    if (message.nodesAlive !== 0) {
+      obj.nodesAlive = Math.round(message.nodesAlive);
+    }
+    if (message.nodesDead !== 0) {
+      obj.nodesDead = Math.round(message.nodesDead);
+    }
+    if (message.nodesDraining !== 0) {
+      obj.nodesDraining = Math.round(message.nodesDraining);
+    }
+    if (message.gpusTotal !== 0) {
+      obj.gpusTotal = Math.round(message.gpusTotal);
+    }
+    if (message.gpusUsed !== 0) {
+      obj.gpusUsed = Math.round(message.gpusUsed);
+    }
+    if (message.gpusFree !== 0) {
+      obj.gpusFree = Math.round(message.gpusFree);
+    }
+    if (message.placementGroups) {
+      const entries = globalThis.Object.entries(message.placementGroups) as [string, number][];
+      if (entries.length > 0) {
+        obj.placementGroups = {};
+        entries.forEach(([k, v]) => {
+          obj.placementGroups[k] = Math.round(v);
+        });
+      }
+    }
+    if (message.gangs) {
+      const entries = globalThis.Object.entries(message.gangs) as [string, number][];
+      if (entries.length > 0) {
+        obj.gangs = {};
+        entries.forEach(([k, v]) => {
+          obj.gangs[k] = Math.round(v);
+        });
+      }
+    }
+    if (message.replicaGroups !== 0) {
+      obj.replicaGroups = Math.round(message.replicaGroups);
+    }
+    return obj;
+  },
+};
+
+function createBaseClusterSummary_PlacementGroupsEntry(): ClusterSummary_PlacementGroupsEntry {
+  return { key: "", value: 0 };
+}
+
+export const ClusterSummary_PlacementGroupsEntry: MessageFns<ClusterSummary_PlacementGroupsEntry> = {
+  encode(message: ClusterSummary_PlacementGroupsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).uint32(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterSummary_PlacementGroupsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterSummary_PlacementGroupsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClusterSummary_PlacementGroupsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: ClusterSummary_PlacementGroupsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+};
+
+function createBaseClusterSummary_GangsEntry(): ClusterSummary_GangsEntry {
+  return { key: "", value: 0 };
+}
+
+export const ClusterSummary_GangsEntry: MessageFns<ClusterSummary_GangsEntry> = {
+  encode(message: ClusterSummary_GangsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).uint32(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterSummary_GangsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterSummary_GangsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClusterSummary_GangsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: ClusterSummary_GangsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
     return obj;
   },
 };
 
 function createBaseListNodesRequest(): ListNodesRequest {
-  return { state: 0 };
+  return { state: 0, pageSize: 0, pageToken: "", nodeIdPrefix: "", labels: {}, draining: undefined };
 }
 
 export const ListNodesRequest: MessageFns<ListNodesRequest> = {
   encode(message: ListNodesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.state !== 0) {
       writer.uint32(8).int32(message.state);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    if (message.nodeIdPrefix !== "") {
+      writer.uint32(34).string(message.nodeIdPrefix);
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      ListNodesRequest_LabelsEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
+    });
+    if (message.draining !== undefined) {
+      writer.uint32(48).bool(message.draining);
     }
     return writer;
   },
@@ -378,6 +885,49 @@ export const ListNodesRequest: MessageFns<ListNodesRequest> = {
             message.state = reader.int32() as any;
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.nodeIdPrefix = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = ListNodesRequest_LabelsEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.labels[entry5.key] = entry5.value;
+            }
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -391,7 +941,39 @@ export const ListNodesRequest: MessageFns<ListNodesRequest> = {
   },
 
   fromJSON(object: any): ListNodesRequest {
-    return { state: isSet(object.state) ? nodeStateFromJSON(object.state) : 0 };
+    return {
+      state: isSet(object.state) ? nodeStateFromJSON(object.state) : 0,
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+      nodeIdPrefix: isSet(object.nodeIdPrefix)
+        ? globalThis.String(object.nodeIdPrefix)
+        : isSet(object.node_id_prefix)
+        ? globalThis.String(object.node_id_prefix)
+        : "",
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : undefined,
+    };
   },
 
   toJSON(message: ListNodesRequest): unknown {
@@ -399,18 +981,117 @@ export const ListNodesRequest: MessageFns<ListNodesRequest> = {
     if (message.state !== 0) {
       obj.state = nodeStateToJSON(message.state);
     }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    if (message.nodeIdPrefix !== "") {
+      obj.nodeIdPrefix = message.nodeIdPrefix;
+    }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
+    if (message.draining !== undefined) {
+      obj.draining = message.draining;
+    }
+    return obj;
+  },
+};
+
+function createBaseListNodesRequest_LabelsEntry(): ListNodesRequest_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const ListNodesRequest_LabelsEntry: MessageFns<ListNodesRequest_LabelsEntry> = {
+  encode(message: ListNodesRequest_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListNodesRequest_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListNodesRequest_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListNodesRequest_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ListNodesRequest_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
     return obj;
   },
 };
 
 function createBaseListNodesResponse(): ListNodesResponse {
-  return { nodes: [] };
+  return { nodes: [], nextPageToken: "" };
 }
 
 export const ListNodesResponse: MessageFns<ListNodesResponse> = {
   encode(message: ListNodesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.nodes) {
       Node.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -436,6 +1117,14 @@ export const ListNodesResponse: MessageFns<ListNodesResponse> = {
             message.nodes.push(Node.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -449,13 +1138,23 @@ export const ListNodesResponse: MessageFns<ListNodesResponse> = {
   },
 
   fromJSON(object: any): ListNodesResponse {
-    return { nodes: globalThis.Array.isArray(object?.nodes) ? object.nodes.map((e: any) => Node.fromJSON(e)) : [] };
+    return {
+      nodes: globalThis.Array.isArray(object?.nodes) ? object.nodes.map((e: any) => Node.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
   },
 
   toJSON(message: ListNodesResponse): unknown {
     const obj: any = {};
     if (message.nodes?.length) {
       obj.nodes = message.nodes.map((e) => Node.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -1378,6 +2077,10 @@ export const ClusterServiceClient = makeGenericClientConstructor(
   service: typeof ClusterServiceService;
   serviceName: string;
 };
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

@@ -242,10 +242,24 @@ export interface GetGangRequest {
 }
 
 export interface ListGangsRequest {
+  /**
+   * Paging: at most `page_size` items (0 = 500, more than 1000 = 1000), in a
+   * stable key order. `page_token` is the `next_page_token` of the previous
+   * page of the same list with the same filters; any other token is refused
+   * (MUSTER_INVALID_ARGUMENT naming page_token).
+   */
+  pageSize: number;
+  pageToken: string;
+  /** Only gangs in this state; UNSPECIFIED lists all. */
+  state: GangState;
+  /** Only gangs whose name starts with this. */
+  namePrefix: string;
 }
 
 export interface ListGangsResponse {
   gangs: Gang[];
+  /** Set when more items follow: pass it as `page_token` to get them. */
+  nextPageToken: string;
 }
 
 export interface StopGangRequest {
@@ -2214,11 +2228,23 @@ export const GetGangRequest: MessageFns<GetGangRequest> = {
 };
 
 function createBaseListGangsRequest(): ListGangsRequest {
-  return {};
+  return { pageSize: 0, pageToken: "", state: 0, namePrefix: "" };
 }
 
 export const ListGangsRequest: MessageFns<ListGangsRequest> = {
-  encode(_: ListGangsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListGangsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    if (message.state !== 0) {
+      writer.uint32(24).int32(message.state);
+    }
+    if (message.namePrefix !== "") {
+      writer.uint32(34).string(message.namePrefix);
+    }
     return writer;
   },
 
@@ -2235,6 +2261,38 @@ export const ListGangsRequest: MessageFns<ListGangsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.namePrefix = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2247,24 +2305,56 @@ export const ListGangsRequest: MessageFns<ListGangsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListGangsRequest {
-    return {};
+  fromJSON(object: any): ListGangsRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+      state: isSet(object.state) ? gangStateFromJSON(object.state) : 0,
+      namePrefix: isSet(object.namePrefix)
+        ? globalThis.String(object.namePrefix)
+        : isSet(object.name_prefix)
+        ? globalThis.String(object.name_prefix)
+        : "",
+    };
   },
 
-  toJSON(_: ListGangsRequest): unknown {
+  toJSON(message: ListGangsRequest): unknown {
     const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    if (message.state !== 0) {
+      obj.state = gangStateToJSON(message.state);
+    }
+    if (message.namePrefix !== "") {
+      obj.namePrefix = message.namePrefix;
+    }
     return obj;
   },
 };
 
 function createBaseListGangsResponse(): ListGangsResponse {
-  return { gangs: [] };
+  return { gangs: [], nextPageToken: "" };
 }
 
 export const ListGangsResponse: MessageFns<ListGangsResponse> = {
   encode(message: ListGangsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.gangs) {
       Gang.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -2290,6 +2380,14 @@ export const ListGangsResponse: MessageFns<ListGangsResponse> = {
             message.gangs.push(Gang.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2303,13 +2401,23 @@ export const ListGangsResponse: MessageFns<ListGangsResponse> = {
   },
 
   fromJSON(object: any): ListGangsResponse {
-    return { gangs: globalThis.Array.isArray(object?.gangs) ? object.gangs.map((e: any) => Gang.fromJSON(e)) : [] };
+    return {
+      gangs: globalThis.Array.isArray(object?.gangs) ? object.gangs.map((e: any) => Gang.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
   },
 
   toJSON(message: ListGangsResponse): unknown {
     const obj: any = {};
     if (message.gangs?.length) {
       obj.gangs = message.gangs.map((e) => Gang.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },

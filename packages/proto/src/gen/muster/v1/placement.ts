@@ -210,10 +210,22 @@ export interface GetPlacementGroupRequest {
 export interface ListPlacementGroupsRequest {
   /** UNSPECIFIED = all but REMOVED */
   state: PlacementGroupState;
+  /**
+   * Paging: at most `page_size` items (0 = 500, more than 1000 = 1000), in a
+   * stable key order. `page_token` is the `next_page_token` of the previous
+   * page of the same list with the same filters; any other token is refused
+   * (MUSTER_INVALID_ARGUMENT naming page_token).
+   */
+  pageSize: number;
+  pageToken: string;
+  /** Only groups whose name starts with this. */
+  namePrefix: string;
 }
 
 export interface ListPlacementGroupsResponse {
   groups: PlacementGroup[];
+  /** Set when more items follow: pass it as `page_token` to get them. */
+  nextPageToken: string;
 }
 
 export interface RemovePlacementGroupRequest {
@@ -1959,13 +1971,22 @@ export const GetPlacementGroupRequest: MessageFns<GetPlacementGroupRequest> = {
 };
 
 function createBaseListPlacementGroupsRequest(): ListPlacementGroupsRequest {
-  return { state: 0 };
+  return { state: 0, pageSize: 0, pageToken: "", namePrefix: "" };
 }
 
 export const ListPlacementGroupsRequest: MessageFns<ListPlacementGroupsRequest> = {
   encode(message: ListPlacementGroupsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.state !== 0) {
       writer.uint32(8).int32(message.state);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    if (message.namePrefix !== "") {
+      writer.uint32(34).string(message.namePrefix);
     }
     return writer;
   },
@@ -1991,6 +2012,30 @@ export const ListPlacementGroupsRequest: MessageFns<ListPlacementGroupsRequest> 
             message.state = reader.int32() as any;
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.namePrefix = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2004,7 +2049,24 @@ export const ListPlacementGroupsRequest: MessageFns<ListPlacementGroupsRequest> 
   },
 
   fromJSON(object: any): ListPlacementGroupsRequest {
-    return { state: isSet(object.state) ? placementGroupStateFromJSON(object.state) : 0 };
+    return {
+      state: isSet(object.state) ? placementGroupStateFromJSON(object.state) : 0,
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+      namePrefix: isSet(object.namePrefix)
+        ? globalThis.String(object.namePrefix)
+        : isSet(object.name_prefix)
+        ? globalThis.String(object.name_prefix)
+        : "",
+    };
   },
 
   toJSON(message: ListPlacementGroupsRequest): unknown {
@@ -2012,18 +2074,30 @@ export const ListPlacementGroupsRequest: MessageFns<ListPlacementGroupsRequest> 
     if (message.state !== 0) {
       obj.state = placementGroupStateToJSON(message.state);
     }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    if (message.namePrefix !== "") {
+      obj.namePrefix = message.namePrefix;
+    }
     return obj;
   },
 };
 
 function createBaseListPlacementGroupsResponse(): ListPlacementGroupsResponse {
-  return { groups: [] };
+  return { groups: [], nextPageToken: "" };
 }
 
 export const ListPlacementGroupsResponse: MessageFns<ListPlacementGroupsResponse> = {
   encode(message: ListPlacementGroupsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.groups) {
       PlacementGroup.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -2049,6 +2123,14 @@ export const ListPlacementGroupsResponse: MessageFns<ListPlacementGroupsResponse
             message.groups.push(PlacementGroup.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2064,6 +2146,11 @@ export const ListPlacementGroupsResponse: MessageFns<ListPlacementGroupsResponse
   fromJSON(object: any): ListPlacementGroupsResponse {
     return {
       groups: globalThis.Array.isArray(object?.groups) ? object.groups.map((e: any) => PlacementGroup.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -2071,6 +2158,9 @@ export const ListPlacementGroupsResponse: MessageFns<ListPlacementGroupsResponse
     const obj: any = {};
     if (message.groups?.length) {
       obj.groups = message.groups.map((e) => PlacementGroup.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },

@@ -199,10 +199,22 @@ export interface GetReplicaGroupRequest {
 }
 
 export interface ListReplicaGroupsRequest {
+  /**
+   * Paging: at most `page_size` items (0 = 500, more than 1000 = 1000), in a
+   * stable key order. `page_token` is the `next_page_token` of the previous
+   * page of the same list with the same filters; any other token is refused
+   * (MUSTER_INVALID_ARGUMENT naming page_token).
+   */
+  pageSize: number;
+  pageToken: string;
+  /** Only groups whose name starts with this. */
+  namePrefix: string;
 }
 
 export interface ListReplicaGroupsResponse {
   groups: ReplicaGroup[];
+  /** Set when more items follow: pass it as `page_token` to get them. */
+  nextPageToken: string;
 }
 
 export interface ScaleReplicaGroupRequest {
@@ -2499,11 +2511,20 @@ export const GetReplicaGroupRequest: MessageFns<GetReplicaGroupRequest> = {
 };
 
 function createBaseListReplicaGroupsRequest(): ListReplicaGroupsRequest {
-  return {};
+  return { pageSize: 0, pageToken: "", namePrefix: "" };
 }
 
 export const ListReplicaGroupsRequest: MessageFns<ListReplicaGroupsRequest> = {
-  encode(_: ListReplicaGroupsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListReplicaGroupsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    if (message.namePrefix !== "") {
+      writer.uint32(26).string(message.namePrefix);
+    }
     return writer;
   },
 
@@ -2520,6 +2541,30 @@ export const ListReplicaGroupsRequest: MessageFns<ListReplicaGroupsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.namePrefix = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2532,24 +2577,52 @@ export const ListReplicaGroupsRequest: MessageFns<ListReplicaGroupsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListReplicaGroupsRequest {
-    return {};
+  fromJSON(object: any): ListReplicaGroupsRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+      namePrefix: isSet(object.namePrefix)
+        ? globalThis.String(object.namePrefix)
+        : isSet(object.name_prefix)
+        ? globalThis.String(object.name_prefix)
+        : "",
+    };
   },
 
-  toJSON(_: ListReplicaGroupsRequest): unknown {
+  toJSON(message: ListReplicaGroupsRequest): unknown {
     const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    if (message.namePrefix !== "") {
+      obj.namePrefix = message.namePrefix;
+    }
     return obj;
   },
 };
 
 function createBaseListReplicaGroupsResponse(): ListReplicaGroupsResponse {
-  return { groups: [] };
+  return { groups: [], nextPageToken: "" };
 }
 
 export const ListReplicaGroupsResponse: MessageFns<ListReplicaGroupsResponse> = {
   encode(message: ListReplicaGroupsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.groups) {
       ReplicaGroup.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -2575,6 +2648,14 @@ export const ListReplicaGroupsResponse: MessageFns<ListReplicaGroupsResponse> = 
             message.groups.push(ReplicaGroup.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2590,6 +2671,11 @@ export const ListReplicaGroupsResponse: MessageFns<ListReplicaGroupsResponse> = 
   fromJSON(object: any): ListReplicaGroupsResponse {
     return {
       groups: globalThis.Array.isArray(object?.groups) ? object.groups.map((e: any) => ReplicaGroup.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -2597,6 +2683,9 @@ export const ListReplicaGroupsResponse: MessageFns<ListReplicaGroupsResponse> = 
     const obj: any = {};
     if (message.groups?.length) {
       obj.groups = message.groups.map((e) => ReplicaGroup.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },

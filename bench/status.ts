@@ -1,0 +1,89 @@
+/**
+ * `muster status` at scale: registers N in-process agents (the worker's own
+ * Agent class, real gRPC streams, simulated 8-GPU inventory, default 1 s
+ * heartbeats) with one head, then times, R times each:
+ *  - `muster status` as a user runs it (a CLI process: summary only above
+ *    100 nodes), end to end;
+ *  - `muster status --nodes --json` (every node, page by page);
+ *  - the SDK's summary() and a full nodes() walk, in process.
+ * Prints the medians and the largest ListNodes page (nodes).
+ *
+ *   pnpm build && npx tsx bench/status.ts [nodes=2000] [runs=5]
+ */
+import { cpus } from 'node:os';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readToken } from '@muster/common';
+import { CLIENT_ENV } from '@muster/contracts';
+import { createLogger } from '@muster/common/log';
+import { startMetrics } from '@muster/common/metrics';
+import { LocalCluster, waitFor } from '@muster/testing';
+import { Agent, discoverInventory } from '@muster/worker';
+
+const nodes = Number(process.argv[2] ?? 2_000);
+const runs = Number(process.argv[3] ?? 5);
+const cli = new URL('../packages/cli/dist/main.js', import.meta.url).pathname;
+
+const run = promisify(execFile);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+async function time(what: string, fn: () => Promise<unknown>): Promise<number> {
+  const ms: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    ms.push(performance.now() - t0);
+  }
+  console.log(`${what}: ${ms.map((m) => m.toFixed(0)).join(' · ')} ms`);
+  return median(ms);
+}
+
+const cluster = await LocalCluster.start({ workers: 0 });
+const agents: Agent[] = [];
+try {
+  const token = await readToken(cluster.tokenFile);
+  const log = createLogger('bench', { level: 'error' });
+  const metrics = await startMetrics('bench', undefined);
+  const inventory = await discoverInventory({ profile: 'hgx-h100-8', log });
+  const t0 = Date.now();
+  for (let i = 0; i < nodes; i++) {
+    const nodeId = `n-${String(i).padStart(5, '0')}`;
+    const agent = new Agent(
+      { heads: [cluster.address], token, nodeId, address: '127.0.0.1', labels: { rack: `r${i % 40}` }, taints: [], inventory: { ...inventory, hostname: nodeId }, reconnectMaxMs: 3_000 }, // not the SDK's 2 s: agents get a channel of their own
+      log,
+      metrics,
+    );
+    agents.push(agent);
+    agent.start();
+    if (i % 500 === 499) await new Promise((r) => setTimeout(r, 50)); // let the head breathe between batches
+  }
+  const sdk = await cluster.connect();
+  await waitFor(`${nodes} nodes alive`, async () => ((await sdk.summary()).nodesAlive === nodes) || undefined, { timeoutMs: 600_000, intervalMs: 500 });
+  console.log(`${nodes} agents registered in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+  const env = { ...process.env, [CLIENT_ENV.ADDRESS]: cluster.address, [CLIENT_ENV.TOKEN_FILE]: cluster.tokenFile };
+  const statusMs = await time('muster status', () => run(process.execPath, [cli, 'status'], { env }));
+  const listMs = await time('muster status --nodes --json', () => run(process.execPath, [cli, 'status', '--nodes', '--json'], { env, maxBuffer: 1 << 30 }));
+  const summaryMs = await time('sdk.summary()', () => sdk.summary());
+  let largestPage = 0;
+  const walkMs = await time('sdk.nodePages() walk', async () => {
+    for await (const page of sdk.nodePages()) largestPage = Math.max(largestPage, page.length);
+  });
+  sdk.close();
+  await metrics.close();
+  console.log(
+    JSON.stringify({
+      bench: 'status',
+      nodes,
+      runs,
+      statusMedianMs: Math.round(statusMs),
+      statusNodesJsonMedianMs: Math.round(listMs),
+      sdkSummaryMedianMs: Math.round(summaryMs),
+      sdkWalkMedianMs: Math.round(walkMs),
+      largestPageNodes: largestPage,
+      machine: `${cpus().length}× ${cpus()[0]?.model}`,
+    }),
+  );
+} finally {
+  await Promise.all(agents.map((a) => a.stop()));
+  await cluster.stop();
+}

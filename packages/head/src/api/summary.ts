@@ -1,0 +1,68 @@
+/**
+ * The cluster summary in GetClusterInfo: node counts by state, GPUs total /
+ * used / free, placement groups and gangs by state. `muster status` shows it
+ * at any cluster size; the node list itself is paged (ListNodes).
+ *
+ * Computed from the head's memory in one pass over nodes and one over groups,
+ * and small whatever the cluster's size: a handful of counters, no records.
+ */
+import {
+  GangState,
+  NodeState,
+  PlacementGroupState,
+  gangStateToJSON,
+  placementGroupStateToJSON,
+  type ClusterSummary,
+  type Gang,
+  type Node,
+  type PlacementGroup,
+} from '@muster/proto';
+
+export interface SummarySources {
+  /** Every node, in any order. */
+  nodes: Iterable<Node>;
+  pgs: { list(): PlacementGroup[] };
+  gangs: { list(): Gang[] };
+  replicaGroups: { list(): unknown[] };
+}
+
+/** "PLACEMENT_GROUP_STATE_RUNNING" → "RUNNING". */
+const shortName = (full: string, prefix: string) => (full.startsWith(prefix) ? full.slice(prefix.length) : full);
+
+export function clusterSummary(src: SummarySources): ClusterSummary {
+  const s: ClusterSummary = {
+    nodesAlive: 0,
+    nodesDead: 0,
+    nodesDraining: 0,
+    gpusTotal: 0,
+    gpusUsed: 0,
+    gpusFree: 0,
+    placementGroups: {},
+    gangs: {},
+    replicaGroups: src.replicaGroups.list().length,
+  };
+  const alive = new Set<string>();
+  for (const n of src.nodes) {
+    if (n.state === NodeState.NODE_STATE_ALIVE) {
+      s.nodesAlive++;
+      if (n.draining) s.nodesDraining++;
+      s.gpusTotal += n.inventory?.gpus.length ?? 0;
+      alive.add(n.nodeId);
+    } else if (n.state === NodeState.NODE_STATE_DEAD) {
+      s.nodesDead++;
+    }
+  }
+  for (const pg of src.pgs.list()) {
+    if (pg.state === PlacementGroupState.PLACEMENT_GROUP_STATE_REMOVED) continue;
+    const name = shortName(placementGroupStateToJSON(pg.state), 'PLACEMENT_GROUP_STATE_');
+    s.placementGroups[name] = (s.placementGroups[name] ?? 0) + 1;
+    for (const p of pg.placements) if (alive.has(p.nodeId)) s.gpusUsed += p.gpuIndices.length;
+  }
+  for (const g of src.gangs.list()) {
+    if (g.state === GangState.GANG_STATE_UNSPECIFIED) continue;
+    const name = shortName(gangStateToJSON(g.state), 'GANG_STATE_');
+    s.gangs[name] = (s.gangs[name] ?? 0) + 1;
+  }
+  s.gpusFree = Math.max(0, s.gpusTotal - s.gpusUsed);
+  return s;
+}
