@@ -9,7 +9,7 @@
  *   4. restart storm: the head is SIGKILLed and started again; seconds from
  *      the kill until every live agent is registered again.
  *
- *   pnpm build && npx tsx bench/registration.ts [--agents 10000] [--processes 2] [--etcd]
+ *   pnpm build && npx tsx bench/registration.ts [--agents 10000] [--processes 2] [--etcd] [--deaths 5] [--cpu-prof <dir>] [--skip-storm]
  */
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -18,11 +18,13 @@ import { LocalCluster, procInfo, waitFor } from '@muster/testing';
 import { Fleet } from './agents/fleet.js';
 
 const { values: a } = parseArgs({
-  options: { agents: { type: 'string', default: '10000' }, processes: { type: 'string', default: '2' }, etcd: { type: 'boolean', default: false }, deaths: { type: 'string', default: '5' } },
+  options: { agents: { type: 'string', default: '10000' }, processes: { type: 'string', default: '2' }, etcd: { type: 'boolean', default: false }, deaths: { type: 'string', default: '5' }, 'cpu-prof': { type: 'string' }, 'skip-storm': { type: 'boolean', default: false } },
 });
 const agents = Number(a.agents);
 const processes = Number(a.processes);
-const cluster = await LocalCluster.start({ workers: 0, ...(a.etcd ? { store: 'etcd' as const } : {}) });
+// --cpu-prof <dir>: the head writes a V8 CPU profile there when it exits (open it in Chrome DevTools).
+const headNodeArgs = a['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${a['cpu-prof']}`] : [];
+const cluster = await LocalCluster.start({ workers: 0, headNodeArgs, ...(a.etcd ? { store: 'etcd' as const } : {}) });
 const token = readFileSync(cluster.tokenFile, 'utf8').trim();
 
 function rssMiB(pid: number): number {
@@ -80,6 +82,7 @@ try {
   sdk.close();
 
   // 4. Restart storm: SIGKILL the head, start it again; every live agent reconnects at once.
+  if (!a['skip-storm']) {
   const alive = agents - detect.length;
   t0 = performance.now();
   await cluster.stopHead(0, 'SIGKILL');
@@ -92,6 +95,7 @@ try {
   }, { timeoutMs: 300_000, intervalMs: 1_000 });
   result.restartStormS = Math.round(performance.now() - t0) / 1000;
   result.afterStorm = { headRssMiB: rssMiB(cluster.head.process.pid) };
+  }
 } finally {
   result.loadavg = loadavg().map((x) => Math.round(x * 100) / 100);
   result.machine = `${cpus().length}× ${cpus()[0]?.model}`;

@@ -92,7 +92,10 @@ export class PlacementGroupController {
     this.commits = new GroupCommit(writer, log, { name: 'placement groups', step: () => this.schedule(), recover: () => this.recover(), metrics: opts.metrics });
     registry.onTransition((kind, node) => {
       if (kind === 'node.dead') this.nodeLost(node.nodeId);
-      else this.kick(); // capacity (or a shape) came back: pending and infeasible groups get a new try
+      // Capacity (or a shape) came back: queued groups and blocked moves get a new try. With
+      // nothing waiting there is nothing to schedule: a registration storm must not rebuild
+      // the scheduling view (O(nodes)) once per node.
+      else if (this.queue.size > 0 || this.moveBlocked.size > 0 || kind === 'node.draining' || kind === 'node.uncordoned') this.kick();
     });
   }
 
