@@ -24,7 +24,21 @@ const agents = Number(a.agents);
 const processes = Number(a.processes);
 // --cpu-prof <dir>: the head writes a V8 CPU profile there when it exits (open it in Chrome DevTools).
 const headNodeArgs = a['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${a['cpu-prof']}`] : [];
-const cluster = await LocalCluster.start({ workers: 0, headNodeArgs, ...(a.etcd ? { store: 'etcd' as const } : {}) });
+const headLog = { stalls: 0, stalledMs: 0, warnings: 0, lastWarning: '' };
+const cluster = await LocalCluster.start({
+  workers: 0,
+  headNodeArgs,
+  onLine: (_name, line) => {
+    const m = /"stalledMs":(\d+)/.exec(line);
+    if (m) {
+      headLog.stalls++;
+      headLog.stalledMs += Number(m[1]);
+    } else if (line.includes('"level":40') || line.includes('"level":50')) {
+      headLog.warnings++;
+      headLog.lastWarning = line.slice(0, 300);
+    }
+  },
+  ...(a.etcd ? { store: 'etcd' as const } : {}) });
 const token = readFileSync(cluster.tokenFile, 'utf8').trim();
 
 function rssMiB(pid: number): number {
@@ -41,7 +55,7 @@ try {
   let t0 = performance.now();
   await waitFor('every agent registered', () => {
     const s = fleet.stats();
-    log({ phase: 'cold', t: Math.round(performance.now() - t0) / 1000, registered: s.registered, refusals: s.refusals, headCpuMs: cpuMs(cluster.head.process.pid) });
+    log({ phase: 'cold', t: Math.round(performance.now() - t0) / 1000, registered: s.registered, refusals: s.refusals, simTickLateMs: s.tickLateMs, simCpu: s.cpu, dropped: s.dropped, head: headLog, headCpuMs: cpuMs(cluster.head.process.pid) });
     return s.registered === agents;
   }, { timeoutMs: 300_000, intervalMs: 1_000 });
   result.coldStartS = Math.round(performance.now() - t0) / 1000;

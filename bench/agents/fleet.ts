@@ -43,10 +43,11 @@ export class Fleet {
 
   /** The sum of the children's latest stats (lags: the worst child's). */
   stats(): PoolStats & { processes: number; pids: number[] } {
-    const sum: PoolStats = { agents: 0, registered: 0, registering: 0, idle: 0, dead: 0, registrations: 0, refusals: 0, lagP50: 0, lagP99: 0, lagMax: 0, cpu: 0, rssMiB: 0 };
+    const sum: PoolStats = { agents: 0, registered: 0, registering: 0, idle: 0, dead: 0, registrations: 0, refusals: 0, lagP50: 0, lagP99: 0, lagMax: 0, cpu: 0, rssMiB: 0, tickLateMs: 0, dropped: {} };
     for (const s of this.latest.values()) {
       for (const k of ['agents', 'registered', 'registering', 'idle', 'dead', 'registrations', 'refusals', 'cpu', 'rssMiB'] as const) sum[k] += s[k];
-      for (const k of ['lagP50', 'lagP99', 'lagMax'] as const) sum[k] = Math.max(sum[k], s[k]);
+      for (const k of ['lagP50', 'lagP99', 'lagMax', 'tickLateMs'] as const) sum[k] = Math.max(sum[k], s[k]);
+      for (const [why, n] of Object.entries(s.dropped)) sum.dropped[why] = (sum.dropped[why] ?? 0) + n;
     }
     sum.cpu = Math.round(sum.cpu * 100) / 100;
     return { ...sum, processes: this.children.length, pids: this.children.map((c) => c.pid ?? 0) };

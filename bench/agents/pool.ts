@@ -45,6 +45,10 @@ export interface PoolStats {
   /** This process's CPU since the last stats() call, in cores. */
   cpu: number;
   rssMiB: number;
+  /** The simulator's own worst ticker delay since the last stats() call, ms (its heartbeats are that late). */
+  tickLateMs: number;
+  /** Streams of registered agents that ended, by why (error code or "end"), since the start. */
+  dropped: Record<string, number>;
 }
 
 export class AgentPool {
@@ -55,8 +59,10 @@ export class AgentPool {
   private ticker: NodeJS.Timeout | undefined;
   private churnAt = 0;
   private cpuAt = { usage: process.cpuUsage(), t: performance.now() };
-  private next = 0;
   private extra = 0;
+  private lastTick = performance.now();
+  private tickLate = 0;
+  private readonly dropped: Record<string, number> = {};
 
   private constructor(
     private readonly opts: PoolOptions,
@@ -89,6 +95,9 @@ export class AgentPool {
         this.counts[from]--;
         this.counts[agent.state]++;
       },
+      ended: (why, registered) => {
+        if (registered) this.dropped[why] = (this.dropped[why] ?? 0) + 1;
+      },
       lag: (ms) => {
         if (this.lags.length < 100_000) this.lags.push(ms);
       },
@@ -100,6 +109,8 @@ export class AgentPool {
 
   private tick(): void {
     const now = performance.now();
+    this.tickLate = Math.max(this.tickLate, now - this.lastTick - (this.opts.tickMs ?? 25));
+    this.lastTick = now;
     for (const a of this.agents) {
       if (a.state === 'idle' && now >= a.dueAt) a.connect(now);
       else a.tick(now);
@@ -145,6 +156,7 @@ export class AgentPool {
     this.lags = [];
     const q = (p: number) => (lags.length ? Math.round(lags[Math.min(lags.length - 1, Math.floor(p * lags.length))]!) : 0);
     const t = performance.now();
+    this.tickLate = 0;
     const used = process.cpuUsage(this.cpuAt.usage);
     const cpu = (used.user + used.system) / 1000 / (t - this.cpuAt.t);
     this.cpuAt = { usage: process.cpuUsage(), t };
@@ -164,6 +176,8 @@ export class AgentPool {
       lagMax: q(1),
       cpu: Math.round(cpu * 100) / 100,
       rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
+      tickLateMs: Math.round(this.tickLate),
+      dropped: { ...this.dropped },
     };
   }
 

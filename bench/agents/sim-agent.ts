@@ -29,6 +29,8 @@ export interface SimAgentDeps {
   changed(a: SimAgent, from: SimState): void;
   /** Heartbeat round trip, ms. */
   lag(ms: number): void;
+  /** A stream ended: why (the error code, or "end"), and whether it had registered. */
+  ended(why: string, registered: boolean): void;
 }
 
 const BACKOFF_FIRST_MS = 100;
@@ -134,7 +136,9 @@ export class SimAgent {
     this.call = undefined;
     this.sent.clear();
     if (this.state === 'dead') return;
-    const refused = err !== undefined && fromGrpcError(err).code === ErrorCode.RESOURCE_EXHAUSTED;
+    const code = err === undefined ? 'end' : fromGrpcError(err).code;
+    this.deps.ended(code, this.state === 'registered');
+    const refused = code === ErrorCode.RESOURCE_EXHAUSTED;
     if (refused) this.refusals++;
     // Full jitter: a uniform wait up to the exponential bound, so a storm spreads out.
     const base = refused ? BACKOFF_REFUSED_MS : BACKOFF_FIRST_MS;

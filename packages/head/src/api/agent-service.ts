@@ -135,7 +135,7 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
     switch (msg.msg?.$case) {
       case 'heartbeat': {
         const hb = msg.msg.value;
-        if (!registry.heartbeat(nodeId, conn)) {
+        if (!registry.heartbeat(nodeId, conn, hb.sentAtMs)) {
           throw new MusterError(ErrorCode.FAILED_PRECONDITION, `node ${nodeId} is not registered on this stream any more; reconnect and register again`);
         }
         if (hb.sentAtMs > 0) deps.heartbeatLag.record(Math.max(0, Date.now() - hb.sentAtMs) / 1000);

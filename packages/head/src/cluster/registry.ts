@@ -49,6 +49,17 @@
  * after a head restart. Every change makes a new record object, which is
  * what the scheduler's per-record view cache keys on.
  *
+ * Silence is counted from when the head could have read a heartbeat, not
+ * from when it did: an overloaded head (a starved CPU, a registration storm)
+ * reads heartbeats late, and declaring their nodes dead would close their
+ * streams and start the very reconnect storm that overloads it (10,000
+ * agents thrashed this way). Each heartbeat carries the agent's send time;
+ * per node the smallest delay seen is its baseline (clock skew plus the
+ * network), and how far the delays of the last sweep period stood above
+ * their baselines is the head's backlog. A node is dead after deadAfterMs +
+ * backlog of silence: 3 s on a head that keeps up, later on one that does
+ * not (liveness.ts excuses whole event-loop stalls the same way).
+ *
  * A closed stream alone does not kill a node: the agent gets deadAfterMs to
  * come back (a network blip or a head restart must not restart shards).
  * After a head restart, nodes read back as ALIVE get twice deadAfterMs to
@@ -82,6 +93,8 @@ interface Entry {
   conn?: AgentConnection | undefined;
   /** Monotonic ms of the last sign of life (register or heartbeat). */
   lastSeen: number;
+  /** The smallest (head wall clock − heartbeat send time) seen on this stream: skew plus network. */
+  baseDelay?: number | undefined;
 }
 
 export class NodeRegistry {
@@ -91,6 +104,10 @@ export class NodeRegistry {
   private readonly busy = new Map<string, Promise<void>>();
   private replaced = 0;
   private readonly commits: GroupCommit;
+  /** The largest heartbeat delay above its node's baseline in this sweep period, and in the last. */
+  private backlogNow = 0;
+  private backlog = 0;
+  private heartbeatsNow = 0;
 
   constructor(
     private readonly writer: StateWriter,
@@ -123,11 +140,11 @@ export class NodeRegistry {
     return this.replaced;
   }
 
+  /** Sorted by id (code-point order: localeCompare cost a sweep of 10,000 nodes most of its time). */
   list(state: NodeState = NodeState.NODE_STATE_UNSPECIFIED): Node[] {
-    return [...this.nodes.values()]
-      .map((e) => e.node)
-      .filter((n) => state === NodeState.NODE_STATE_UNSPECIFIED || n.state === state)
-      .sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+    const out: Node[] = [];
+    for (const e of this.nodes.values()) if (state === NodeState.NODE_STATE_UNSPECIFIED || e.node.state === state) out.push(e.node);
+    return out.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
   }
 
   /** Called after every transition of the table above, once it is persisted. */
@@ -205,12 +222,33 @@ export class NodeRegistry {
   }
 
   /** A heartbeat from `conn`; ignored when that stream was superseded. Never written: it only moves lastSeen. */
-  heartbeat(nodeId: string, conn: AgentConnection): boolean {
+  heartbeat(nodeId: string, conn: AgentConnection, sentAtMs = 0): boolean {
     const e = this.nodes.get(nodeId);
     if (!e || e.conn?.id !== conn.id || e.node.state !== NodeState.NODE_STATE_ALIVE) return false;
+    const wall = Date.now();
     e.lastSeen = this.now();
-    e.node.lastHeartbeatMs = Date.now();
+    e.node.lastHeartbeatMs = wall;
+    if (sentAtMs > 0) {
+      const delay = wall - sentAtMs;
+      if (e.baseDelay === undefined || delay < e.baseDelay) e.baseDelay = delay;
+      this.backlogNow = Math.max(this.backlogNow, delay - e.baseDelay);
+      this.heartbeatsNow++;
+    }
     return true;
+  }
+
+  /** How far behind the head reads heartbeats, ms (see the file comment); 0 on a head that keeps up. */
+  get heartbeatBacklogMs(): number {
+    return this.backlog;
+  }
+
+  /**
+   * The head itself was not listening for `ms` (its event loop stalled: a
+   * long GC, a registration storm): every alive node gets that long back, so
+   * heartbeats the head could not read in time do not count as silence.
+   */
+  excuse(ms: number): void {
+    for (const e of this.nodes.values()) if (e.node.state === NodeState.NODE_STATE_ALIVE) e.lastSeen += ms;
   }
 
   /** The stream of `conn` ended; the node lives on until the sweep says otherwise. */
@@ -226,7 +264,13 @@ export class NodeRegistry {
    */
   async sweep(): Promise<Node[]> {
     const t = this.now();
-    const due = [...this.nodes.values()].filter((e) => e.node.state === NodeState.NODE_STATE_ALIVE && t - e.lastSeen >= this.deadAfterMs);
+    // A period in which no heartbeat was read says nothing new about the backlog: keep the last.
+    if (this.heartbeatsNow > 0) this.backlog = this.backlogNow;
+    this.backlogNow = 0;
+    this.heartbeatsNow = 0;
+    const limit = this.deadAfterMs + this.backlog;
+    const due: Entry[] = [];
+    for (const e of this.nodes.values()) if (e.node.state === NodeState.NODE_STATE_ALIVE && t - e.lastSeen >= limit) due.push(e);
     const results = await Promise.allSettled(due.map((e) => this.serial(e.node.nodeId, () => this.markDead(e.node.nodeId))));
     const dead: Node[] = [];
     const failed: unknown[] = [];
@@ -245,12 +289,12 @@ export class NodeRegistry {
   private async markDead(nodeId: string): Promise<Node | undefined> {
     const e = this.nodes.get(nodeId);
     const silentMs = e ? Math.round(this.now() - e.lastSeen) : 0;
-    if (!e || e.node.state !== NodeState.NODE_STATE_ALIVE || silentMs < this.deadAfterMs) return undefined;
+    if (!e || e.node.state !== NodeState.NODE_STATE_ALIVE || silentMs < this.deadAfterMs + this.backlog) return undefined;
     const node: Node = {
       ...e.node,
       state: NodeState.NODE_STATE_DEAD,
       stateChangedAtMs: Date.now(),
-      stateReason: `no heartbeat for ${silentMs} ms (limit ${this.deadAfterMs} ms)`,
+      stateReason: `no heartbeat for ${silentMs} ms (limit ${this.deadAfterMs} ms${this.backlog > 0 ? ` + ${Math.round(this.backlog)} ms the head was behind reading heartbeats` : ''})`,
     };
     const event = { nodeId, message: `node ${nodeId} dead: ${node.stateReason}`, attributes: { silentMs: String(silentMs) } };
     await this.commit(node, 'node.dead', event, () => {

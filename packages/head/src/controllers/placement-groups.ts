@@ -258,8 +258,10 @@ export class PlacementGroupController {
   // ── internals ──────────────────────────────────────────────────────────
 
   private nodeLost(nodeId: string): void {
+    let lost = false;
     for (const e of this.groups.values()) {
       if (!e.pg.placements.some((p) => p.nodeId === nodeId)) continue;
+      lost = true;
       this.release(e, nodeId);
       this.view.release(e.pg.id);
       e.pg.placements = [];
@@ -268,7 +270,8 @@ export class PlacementGroupController {
       this.transition(e, S.PLACEMENT_GROUP_STATE_RESCHEDULING, 'pg.rescheduling', `placement group ${e.spec.name} lost node ${nodeId}; placing it again whole`);
       e.pg.reason = plainReason('NODE_LOST', `node ${nodeId} died; waiting to be placed again`);
     }
-    this.kick();
+    // A node that held nothing changes no group: no cycle (and no O(nodes) view rebuild) for it.
+    if (lost || this.queue.size > 0) this.kick();
   }
 
   /** Tells the agents holding bundles of `e` to drop them (after the next commit). */
