@@ -156,6 +156,7 @@ export class AgentPool {
     this.lags = [];
     const q = (p: number) => (lags.length ? Math.round(lags[Math.min(lags.length - 1, Math.floor(p * lags.length))]!) : 0);
     const t = performance.now();
+    const tickLateMs = Math.round(this.tickLate);
     this.tickLate = 0;
     const used = process.cpuUsage(this.cpuAt.usage);
     const cpu = (used.user + used.system) / 1000 / (t - this.cpuAt.t);
@@ -176,7 +177,7 @@ export class AgentPool {
       lagMax: q(1),
       cpu: Math.round(cpu * 100) / 100,
       rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
-      tickLateMs: Math.round(this.tickLate),
+      tickLateMs,
       dropped: { ...this.dropped },
     };
   }
