@@ -58,7 +58,12 @@
  * network), and how far the delays of the last sweep period stood above
  * their baselines is the head's backlog. A node is dead after deadAfterMs +
  * backlog of silence: 3 s on a head that keeps up, later on one that does
- * not (liveness.ts excuses whole event-loop stalls the same way).
+ * not (liveness.ts excuses whole event-loop stalls the same way). And a
+ * sweep declares at most MIN_DEATHS_PER_SWEEP deaths (one per 1,000 alive
+ * nodes on larger clusters), the longest silent first: 100 a second at the
+ * default sweep, so a rack of 1,000 nodes failing at once is declared dead
+ * over 10 s, and a node that only looked silent has its heartbeat read
+ * before its turn.
  *
  * A closed stream alone does not kill a node: the agent gets deadAfterMs to
  * come back (a network blip or a head restart must not restart shards).
@@ -74,6 +79,9 @@ import { GroupCommit } from '../controllers/group-commit.js';
 import type { StateWriter } from '../state/fence.js';
 
 export const NODES_PREFIX = '/muster/nodes/';
+
+/** Deaths declared per sweep at most (more on clusters over 10,000 nodes: one per 1,000 alive). */
+const MIN_DEATHS_PER_SWEEP = 10;
 
 /** Who asked for a drain (persisted as `Node.drainedBy`). */
 export type DrainedBy = 'operator' | 'agent';
@@ -270,7 +278,20 @@ export class NodeRegistry {
     this.heartbeatsNow = 0;
     const limit = this.deadAfterMs + this.backlog;
     const due: Entry[] = [];
-    for (const e of this.nodes.values()) if (e.node.state === NodeState.NODE_STATE_ALIVE && t - e.lastSeen >= limit) due.push(e);
+    let alive = 0;
+    for (const e of this.nodes.values()) {
+      if (e.node.state !== NodeState.NODE_STATE_ALIVE) continue;
+      alive++;
+      if (t - e.lastSeen >= limit) due.push(e);
+    }
+    // At most a few deaths per sweep, the longest silent first (like Kubernetes' eviction rate
+    // limit): a node that only looked silent because the head was behind has its heartbeat read
+    // before its turn comes, instead of being cut off and joining a reconnect storm.
+    const cap = Math.max(MIN_DEATHS_PER_SWEEP, Math.ceil(alive / 1_000));
+    if (due.length > cap) {
+      due.sort((a, b) => a.lastSeen - b.lastSeen);
+      due.length = cap;
+    }
     const results = await Promise.allSettled(due.map((e) => this.serial(e.node.nodeId, () => this.markDead(e.node.nodeId))));
     const dead: Node[] = [];
     const failed: unknown[] = [];
