@@ -7,6 +7,11 @@
  *         ▲   stream error / head silent > deadAfterMs / superseded │
  *         └──────────────── backoff (100 ms … reconnectMaxMs) ◀─────┘
  *
+ * The backoff is jittered (cockatiel's decorrelated jitter), so agents cut
+ * off together do not come back together; a head refusing the registration
+ * because it is admitting too many at once (RESOURCE_EXHAUSTED, after a
+ * head restart or failover) starts it at a second instead of 100 ms.
+ *
  * Heartbeats are acknowledged; a head that stops acknowledging for
  * deadAfterMs (frozen, partitioned) is abandoned and the agent reconnects,
  * trying the next head address; a standby head refuses with the leader's
@@ -104,12 +109,14 @@ export class Agent {
 
   private async run(): Promise<void> {
     const factory = new ExponentialBackoff({ initialDelay: 100, maxDelay: this.opts.reconnectMaxMs });
+    const busyFactory = new ExponentialBackoff({ initialDelay: 1_000, maxDelay: Math.max(1_000, this.opts.reconnectMaxMs) });
     let backoff: IBackoff<unknown> | undefined;
     while (!this.stopped) {
       const head = this.rotation.current;
       this.reconnects.add(1);
       let registered = false;
       let namedLeader = false;
+      let busy = false;
       try {
         registered = await this.session(head);
         this.rotation.failed(head, { notLeader: false, nowMs: Date.now() });
@@ -117,16 +124,19 @@ export class Agent {
         const err = fromGrpcError(e);
         // A standby names the leader: go there next instead of trying the list in turn.
         const notLeader = err.code === ErrorCode.NOT_LEADER;
+        busy = err.code === ErrorCode.RESOURCE_EXHAUSTED;
         const hint = notLeader && typeof err.details.leader === 'string' ? err.details.leader : undefined;
-        const next = this.rotation.failed(head, { notLeader, leaderHint: hint, nowMs: Date.now() });
+        // A busy leader is still the leader: stay with it (a standby would only name it again).
+        const next = busy ? head : this.rotation.failed(head, { notLeader, leaderHint: hint, nowMs: Date.now() });
         // A standby that names a leader answered: the cluster is mid-election, so try again at once.
         namedLeader = hint !== undefined;
-        if (!this.stopped) this.log.warn({ head, code: err.code, err: err.message, next }, 'head connection lost');
+        if (!this.stopped && !busy) this.log.warn({ head, code: err.code, err: err.message, next }, 'head connection lost');
+        else if (busy) this.log.debug({ head, err: err.message }, 'head busy admitting other nodes; retrying after a backoff');
       }
       this.stateValue = this.stopped ? 'stopped' : 'connecting';
       if (this.stopped) break;
       if (registered || namedLeader) backoff = undefined;
-      backoff = backoff ? backoff.next(undefined) : factory.next();
+      backoff = backoff ? backoff.next(undefined) : (busy ? busyFactory : factory).next();
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, backoff!.duration);
         this.wake = () => {

@@ -4,6 +4,16 @@
  * INVALID_ARGUMENT naming the field and touches nothing else); then every
  * heartbeat refreshes liveness and is acknowledged, so the agent can tell a
  * frozen head from a quiet one.
+ *
+ * Admission control: at most `maxAdmitting` registrations are in flight
+ * (waiting for their durable write) at once; one more is refused at once
+ * with RESOURCE_EXHAUSTED, and the agent retries after a jittered backoff
+ * that starts at a second. When every agent reconnects at once (a head
+ * restart or failover) the head thus answers each within a commit or two,
+ * either way, instead of queueing 10,000 registrations behind each other
+ * until agents give up on their registration deadline and reconnect again
+ * (the thrash that kept 10,000 agents from ever registering), and heartbeats
+ * of admitted nodes are not starved behind the queue.
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { Histogram } from '@opentelemetry/api';
@@ -27,6 +37,8 @@ export interface AgentServiceDeps {
     shardInventory(nodeId: string, shards: ShardStatusReport[]): Promise<void>;
   };
   logs: { chunk(nodeId: string, c: AgentLogChunk): void };
+  /** Registrations in flight at most (default DEFAULT_MAX_ADMITTING). */
+  maxAdmitting?: number;
   /** Where reservations live (the placement group controller). */
   reservations: {
     snapshotFor(nodeId: string): ReservationSnapshot;
@@ -34,13 +46,17 @@ export interface AgentServiceDeps {
   };
 }
 
+/** Enough to fill a group commit or two (the store's fsync is the pace), few enough to answer each within a second. */
+export const DEFAULT_MAX_ADMITTING = 512;
+
 let nextConnId = 1;
 
 export function agentService(ctx: RpcContext, deps: AgentServiceDeps): AgentServiceServer {
-  return { connect: bidiStream(ctx, 'AgentConnect', (call) => serveAgent(call, deps)) };
+  const admission = { inFlight: 0, max: deps.maxAdmitting ?? DEFAULT_MAX_ADMITTING };
+  return { connect: bidiStream(ctx, 'AgentConnect', (call) => serveAgent(call, deps, admission)) };
 }
 
-function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: AgentServiceDeps): Promise<void> {
+function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: AgentServiceDeps, admission: { inFlight: number; max: number }): Promise<void> {
   const { registry, log } = deps;
   let nodeId: string | undefined;
   let ended = false;
@@ -66,7 +82,9 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
     };
     call.on('data', (msg: AgentMessage) => {
       chain = chain.then(() => handle(msg)).catch((e: unknown) => {
-        log.warn({ nodeId, err: e instanceof Error ? e.message : e }, 'agent stream refused');
+        // A refused admission is routine in a storm (thousands a second): not worth a warning each.
+        const busy = e instanceof MusterError && e.code === ErrorCode.RESOURCE_EXHAUSTED;
+        log[busy ? 'debug' : 'warn']({ nodeId, err: e instanceof Error ? e.message : e }, 'agent stream refused');
         conn.close(e instanceof MusterError ? e : new MusterError(ErrorCode.INTERNAL, String(e), { cause: e }));
       });
     });
@@ -85,7 +103,19 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
     if (ended) return;
     if (!nodeId) {
       const reg = validateRegister(msg.msg?.$case === 'register' ? msg.msg.value : undefined);
-      await registry.register(reg, conn);
+      if (admission.inFlight >= admission.max) {
+        throw new MusterError(
+          ErrorCode.RESOURCE_EXHAUSTED,
+          `the head is admitting ${admission.inFlight} registrations already; node ${reg.nodeId}: retry after a jittered backoff`,
+          { details: { nodeId: reg.nodeId } },
+        );
+      }
+      admission.inFlight++;
+      try {
+        await registry.register(reg, conn);
+      } finally {
+        admission.inFlight--;
+      }
       nodeId = reg.nodeId;
       call.write({
         msg: {
@@ -105,7 +135,7 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
     switch (msg.msg?.$case) {
       case 'heartbeat': {
         const hb = msg.msg.value;
-        if (!registry.heartbeat(nodeId, conn)) {
+        if (!registry.heartbeat(nodeId, conn, hb.sentAtMs)) {
           throw new MusterError(ErrorCode.FAILED_PRECONDITION, `node ${nodeId} is not registered on this stream any more; reconnect and register again`);
         }
         if (hb.sentAtMs > 0) deps.heartbeatLag.record(Math.max(0, Date.now() - hb.sentAtMs) / 1000);

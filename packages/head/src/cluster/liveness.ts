@@ -5,10 +5,20 @@
  * last heartbeat). The same loop forgets nodes DEAD for deadNodeTtlMs
  * (registry transition 9), checked every tenth of that TTL, at most once a
  * minute: a 24 h TTL is kept to within a minute, without a scan per sweep.
+ *
+ * A sweep that runs late means the head was not listening (its event loop
+ * stalled: a long GC pause, a burst of registrations): heartbeats sat unread
+ * in its sockets, so the time beyond STALL_MS is excused for every node
+ * (NodeRegistry.excuse) instead of being counted as their silence — a busy
+ * head must not declare healthy nodes dead and start a reconnect storm.
+ * A node that really died during the stall is found that much later.
  */
 import type { Logger } from '@muster/common';
 import { NodeState, type Node } from '@muster/proto';
 import type { NodeRegistry } from './registry.js';
+
+/** A sweep this late (beyond its period) means the head stalled. */
+const STALL_MS = 250;
 
 /**
  * Removes the nodes DEAD for `ttlMs` or more (registry transition 9; wall
@@ -31,6 +41,8 @@ export class Liveness {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private lastCollect = 0;
+  private every = 100;
+  private lastTick = 0;
 
   constructor(
     private readonly registry: NodeRegistry,
@@ -41,11 +53,12 @@ export class Liveness {
   ) {}
 
   start(): void {
-    const every = Math.max(20, Math.min(100, Math.floor(this.deadAfterMs / 10)));
+    this.every = Math.max(20, Math.min(100, Math.floor(this.deadAfterMs / 10)));
+    this.lastTick = performance.now();
     // tick() catches its own failure (retried on the next tick); the catch here only keeps a bug in it visible.
     this.timer = setInterval(() => {
       this.tick().catch((e: unknown) => this.log.error({ err: e }, 'liveness tick threw; the next tick sweeps again'));
-    }, every);
+    }, this.every);
     this.timer.unref();
   }
 
@@ -54,6 +67,13 @@ export class Liveness {
   }
 
   private async tick(): Promise<void> {
+    const t = performance.now();
+    const late = t - this.lastTick - this.every;
+    this.lastTick = t;
+    if (late > STALL_MS) {
+      this.registry.excuse(late);
+      this.log.info({ stalledMs: Math.round(late) }, 'head event loop stalled; node silences excused for that long');
+    }
     if (this.running) return; // a slow store must not pile sweeps up
     this.running = true;
     try {

@@ -204,3 +204,57 @@ describe('an agent registering while the store refuses the write', () => {
     expect(h.registry.get('n1')).toBeUndefined();
   });
 });
+
+describe('NodeRegistry under load', () => {
+  it('registrations that share one failed batched write are all refused and leave no trace', async () => {
+    const h = await harness();
+    h.store.failWrites({ prefix: NODES_PREFIX });
+    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => h.registry.register(registration(`n${i}`), h.conn())));
+    expect(results.every((r) => r.status === 'rejected')).toBe(true);
+    expect(h.registry.list()).toEqual([]);
+    expect(h.heard).toEqual([]);
+    expect(await h.eventKinds()).toEqual([]);
+
+    h.store.heal();
+    await Promise.all(Array.from({ length: 20 }, (_, i) => h.registry.register(registration(`n${i}`), h.conn())));
+    expect(h.registry.count(NodeState.NODE_STATE_ALIVE)).toBe(20);
+    expect(h.heard).toHaveLength(20);
+    expect(await h.eventKinds()).toHaveLength(20);
+  });
+
+  it('counts silence from when the head could read a heartbeat: its backlog extends the limit', async () => {
+    const h = await harness();
+    const c1 = h.conn();
+    const c2 = h.conn();
+    await h.registry.register(registration('n1'), c1);
+    await h.registry.register(registration('n2'), c2);
+    // Baselines: heartbeats read as soon as sent.
+    h.registry.heartbeat('n1', c1, Date.now());
+    h.registry.heartbeat('n2', c2, Date.now());
+    expect(await h.registry.sweep()).toEqual([]);
+    expect(h.registry.heartbeatBacklogMs).toBeLessThan(50);
+
+    // The head reads n2's next heartbeat 2 s after it was sent: it is 2 s behind.
+    h.advance(1_500);
+    h.registry.heartbeat('n2', c2, Date.now() - 2_000);
+    expect(await h.registry.sweep()).toEqual([]); // n1 silent 1.5 s, limit 1 s + 2 s
+    expect(h.registry.heartbeatBacklogMs).toBeGreaterThanOrEqual(1_950);
+
+    // No heartbeat read since: the backlog stands, and n1 is dead once silent beyond it.
+    h.advance(1_600);
+    expect((await h.registry.sweep()).map((n) => n.nodeId)).toEqual(['n1']);
+    expect(h.registry.get('n1')?.stateReason).toMatch(/the head was behind reading heartbeats/);
+    expect(h.registry.get('n2')?.state).toBe(NodeState.NODE_STATE_ALIVE);
+  });
+
+  it('excuses a stall of the head for every node', async () => {
+    const h = await harness();
+    await h.registry.register(registration('n1'), h.conn());
+    h.advance(900);
+    h.registry.excuse(500);
+    h.advance(200); // 1.1 s since the last heartbeat, 0.6 s of it while the head listened
+    expect(await h.registry.sweep()).toEqual([]);
+    h.advance(400);
+    expect((await h.registry.sweep()).map((n) => n.nodeId)).toEqual(['n1']);
+  });
+});

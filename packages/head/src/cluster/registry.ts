@@ -7,11 +7,17 @@
  * transaction, and only then changes memory, closes streams and reaches the
  * listeners; a failed write changes nothing (the caller gets the error, a
  * death is retried by the next sweep). Changes of one node run one at a time.
- * Why the fenced writer, awaited, and not a GroupCommit: a group commit
- * changes memory first and reloads it when the write fails, which would let
- * an agent be answered, or a stream closed, for a change the store never
- * got; here different nodes still write concurrently, and the store batches
- * their fsyncs (node changes are rare: never a heartbeat).
+ * Writes go through the shared GroupCommit (controllers/group-commit.ts):
+ * the changes of every node that arrive while a commit is in flight share
+ * the next transaction, so a storm of 10,000 registrations is a few hundred
+ * writes, not 10,000. Unlike the other controllers, the registry changes no
+ * memory in the cycle: the record is encoded and marked, and memory, streams
+ * and listeners change in the commit's `after()` — so there is nothing to
+ * recover when a write fails (its waiters get the error and memory still
+ * matches the store). On etcd a batch larger than one transaction is split;
+ * a later part failing leaves the earlier records written while memory keeps
+ * the old ones: the next change of such a node (a re-register, the next
+ * sweep) writes it again.
  *
  *   (none) ──register──▶ ALIVE ──silent ≥ deadAfterMs──▶ DEAD
  *                          ▲                               │
@@ -55,6 +61,22 @@
  * after a head restart. Every change makes a new record object, which is
  * what the scheduler's per-record view cache keys on.
  *
+ * Silence is counted from when the head could have read a heartbeat, not
+ * from when it did: an overloaded head (a starved CPU, a registration storm)
+ * reads heartbeats late, and declaring their nodes dead would close their
+ * streams and start the very reconnect storm that overloads it (10,000
+ * agents thrashed this way). Each heartbeat carries the agent's send time;
+ * per node the smallest delay seen is its baseline (clock skew plus the
+ * network), and how far the delays of the last sweep period stood above
+ * their baselines is the head's backlog. A node is dead after deadAfterMs +
+ * backlog of silence: 3 s on a head that keeps up, later on one that does
+ * not (liveness.ts excuses whole event-loop stalls the same way). And a
+ * sweep declares at most MIN_DEATHS_PER_SWEEP deaths (one per 1,000 alive
+ * nodes on larger clusters), the longest silent first: 100 a second at the
+ * default sweep, so a rack of 1,000 nodes failing at once is declared dead
+ * over 10 s, and a node that only looked silent has its heartbeat read
+ * before its turn.
+ *
  * A closed stream alone does not kill a node: the agent gets deadAfterMs to
  * come back (a network blip or a head restart must not restart shards).
  * After a head restart, nodes read back as ALIVE get twice deadAfterMs to
@@ -65,11 +87,14 @@
 import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import { Node, NodeState, type HeadMessage, type Register } from '@muster/proto';
 import type { EventFields, EventLog } from '../events/event-log.js';
+import { GroupCommit } from '../controllers/group-commit.js';
 import type { StateWriter } from '../state/fence.js';
 import { readAll } from '../state/paged.js';
-import type { Op } from '../state/index.js';
 
 export const NODES_PREFIX = '/muster/nodes/';
+
+/** Deaths declared per sweep at most (more on clusters over 10,000 nodes: one per 1,000 alive). */
+const MIN_DEATHS_PER_SWEEP = 10;
 
 /** Who asked for a drain (persisted as `Node.drainedBy`). */
 export type DrainedBy = 'operator' | 'agent';
@@ -89,6 +114,8 @@ interface Entry {
   conn?: AgentConnection | undefined;
   /** Monotonic ms of the last sign of life (register or heartbeat). */
   lastSeen: number;
+  /** The smallest (head wall clock − heartbeat send time) seen on this stream: skew plus network. */
+  baseDelay?: number | undefined;
 }
 
 export class NodeRegistry {
@@ -98,6 +125,11 @@ export class NodeRegistry {
   private readonly busy = new Map<string, Promise<void>>();
   private replaced = 0;
   private holders: (nodeId: string) => string[] = () => [];
+  private readonly commits: GroupCommit;
+  /** The largest heartbeat delay above its node's baseline in this sweep period, and in the last. */
+  private backlogNow = 0;
+  private backlog = 0;
+  private heartbeatsNow = 0;
 
   constructor(
     private readonly writer: StateWriter,
@@ -105,7 +137,10 @@ export class NodeRegistry {
     private readonly log: Logger,
     private readonly deadAfterMs: number,
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    // Memory changes only after a durable write (see `commit`): nothing to reload when one fails.
+    this.commits = new GroupCommit(writer, log, { name: 'node registry', recover: () => Promise.resolve() });
+  }
 
   /** Loads persisted nodes (head restart). */
   async load(): Promise<void> {
@@ -132,11 +167,11 @@ export class NodeRegistry {
     for (const e of this.nodes.values()) yield e.node;
   }
 
+  /** Sorted by id (code-point order: localeCompare cost a sweep of 10,000 nodes most of its time). */
   list(state: NodeState = NodeState.NODE_STATE_UNSPECIFIED): Node[] {
-    return [...this.nodes.values()]
-      .map((e) => e.node)
-      .filter((n) => state === NodeState.NODE_STATE_UNSPECIFIED || n.state === state)
-      .sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+    const out: Node[] = [];
+    for (const e of this.nodes.values()) if (state === NodeState.NODE_STATE_UNSPECIFIED || e.node.state === state) out.push(e.node);
+    return out.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
   }
 
   /** Called after every transition of the table above, once it is persisted. */
@@ -214,12 +249,33 @@ export class NodeRegistry {
   }
 
   /** A heartbeat from `conn`; ignored when that stream was superseded. Never written: it only moves lastSeen. */
-  heartbeat(nodeId: string, conn: AgentConnection): boolean {
+  heartbeat(nodeId: string, conn: AgentConnection, sentAtMs = 0): boolean {
     const e = this.nodes.get(nodeId);
     if (!e || e.conn?.id !== conn.id || e.node.state !== NodeState.NODE_STATE_ALIVE) return false;
+    const wall = Date.now();
     e.lastSeen = this.now();
-    e.node.lastHeartbeatMs = Date.now();
+    e.node.lastHeartbeatMs = wall;
+    if (sentAtMs > 0) {
+      const delay = wall - sentAtMs;
+      if (e.baseDelay === undefined || delay < e.baseDelay) e.baseDelay = delay;
+      this.backlogNow = Math.max(this.backlogNow, delay - e.baseDelay);
+      this.heartbeatsNow++;
+    }
     return true;
+  }
+
+  /** How far behind the head reads heartbeats, ms (see the file comment); 0 on a head that keeps up. */
+  get heartbeatBacklogMs(): number {
+    return this.backlog;
+  }
+
+  /**
+   * The head itself was not listening for `ms` (its event loop stalled: a
+   * long GC, a registration storm): every alive node gets that long back, so
+   * heartbeats the head could not read in time do not count as silence.
+   */
+  excuse(ms: number): void {
+    for (const e of this.nodes.values()) if (e.node.state === NodeState.NODE_STATE_ALIVE) e.lastSeen += ms;
   }
 
   /** The stream of `conn` ended; the node lives on until the sweep says otherwise. */
@@ -235,7 +291,26 @@ export class NodeRegistry {
    */
   async sweep(): Promise<Node[]> {
     const t = this.now();
-    const due = [...this.nodes.values()].filter((e) => e.node.state === NodeState.NODE_STATE_ALIVE && t - e.lastSeen >= this.deadAfterMs);
+    // A period in which no heartbeat was read says nothing new about the backlog: keep the last.
+    if (this.heartbeatsNow > 0) this.backlog = this.backlogNow;
+    this.backlogNow = 0;
+    this.heartbeatsNow = 0;
+    const limit = this.deadAfterMs + this.backlog;
+    const due: Entry[] = [];
+    let alive = 0;
+    for (const e of this.nodes.values()) {
+      if (e.node.state !== NodeState.NODE_STATE_ALIVE) continue;
+      alive++;
+      if (t - e.lastSeen >= limit) due.push(e);
+    }
+    // At most a few deaths per sweep, the longest silent first (like Kubernetes' eviction rate
+    // limit): a node that only looked silent because the head was behind has its heartbeat read
+    // before its turn comes, instead of being cut off and joining a reconnect storm.
+    const cap = Math.max(MIN_DEATHS_PER_SWEEP, Math.ceil(alive / 1_000));
+    if (due.length > cap) {
+      due.sort((a, b) => a.lastSeen - b.lastSeen);
+      due.length = cap;
+    }
     const results = await Promise.allSettled(due.map((e) => this.serial(e.node.nodeId, () => this.markDead(e.node.nodeId))));
     const dead: Node[] = [];
     const failed: unknown[] = [];
@@ -254,12 +329,12 @@ export class NodeRegistry {
   private async markDead(nodeId: string): Promise<Node | undefined> {
     const e = this.nodes.get(nodeId);
     const silentMs = e ? Math.round(this.now() - e.lastSeen) : 0;
-    if (!e || e.node.state !== NodeState.NODE_STATE_ALIVE || silentMs < this.deadAfterMs) return undefined;
+    if (!e || e.node.state !== NodeState.NODE_STATE_ALIVE || silentMs < this.deadAfterMs + this.backlog) return undefined;
     const node: Node = {
       ...e.node,
       state: NodeState.NODE_STATE_DEAD,
       stateChangedAtMs: Date.now(),
-      stateReason: `no heartbeat for ${silentMs} ms (limit ${this.deadAfterMs} ms)`,
+      stateReason: `no heartbeat for ${silentMs} ms (limit ${this.deadAfterMs} ms${this.backlog > 0 ? ` + ${Math.round(this.backlog)} ms the head was behind reading heartbeats` : ''})`,
     };
     const event = { nodeId, message: `node ${nodeId} dead: ${node.stateReason}`, attributes: { silentMs: String(silentMs) } };
     await this.commit(node, 'node.dead', event, () => {
@@ -344,17 +419,15 @@ export class NodeRegistry {
         });
       }
       const node = e.node;
-      const staged = this.events.stage('node.removed', { nodeId, message: `node ${nodeId} removed: ${reason}`, attributes: { reason, deadForMs: String(Math.max(0, Date.now() - node.stateChangedAtMs)) } });
-      try {
-        await this.writer.txn([{ type: 'delete', key: NODES_PREFIX + nodeId }, staged.op]);
-      } catch (err) {
-        staged.settle(false);
-        throw err;
-      }
-      staged.settle(true);
-      this.nodes.delete(nodeId);
-      this.replaced++;
-      for (const l of this.listeners) l('node.removed', node);
+      // Through the one write path, as a delete: memory forgets the node only once it is durable.
+      this.commits.delete(NODES_PREFIX + nodeId);
+      this.commits.stage(this.events.stage('node.removed', { nodeId, message: `node ${nodeId} removed: ${reason}`, attributes: { reason, deadForMs: String(Math.max(0, Date.now() - node.stateChangedAtMs)) } }));
+      this.commits.after(() => {
+        this.nodes.delete(nodeId);
+        this.replaced++;
+        for (const l of this.listeners) l('node.removed', node);
+      });
+      await this.commits.flush();
       return node;
     });
   }
@@ -391,25 +464,23 @@ export class NodeRegistry {
   }
 
   /**
-   * The one write path: the record and its event (when `kind` is given) in
-   * one fenced transaction; only once it is durable does `apply` change
-   * memory (a new record object: views cached per record see the change),
-   * and then the listeners hear of it. A failed write throws and changes
-   * nothing: memory, streams, events and listeners see what the store holds.
+   * The one write path: the record and its event (when `kind` is given) are
+   * marked for the next group commit; only once it is durable does `apply`
+   * change memory (a new record object: views cached per record see the
+   * change), and then the listeners hear of it. A failed write rejects and
+   * changes nothing: memory, streams, events and listeners see what the
+   * store holds.
    */
-  private async commit(node: Node, kind: string | undefined, event: EventFields, apply: () => void): Promise<void> {
-    const staged = kind ? this.events.stage(kind, event) : undefined;
-    const put: Op = { type: 'put', key: NODES_PREFIX + node.nodeId, value: Node.encode(node).finish() };
-    try {
-      await this.writer.txn(staged ? [put, staged.op] : [put]);
-    } catch (e) {
-      staged?.settle(false);
-      throw e;
-    }
-    staged?.settle(true);
-    apply();
-    this.replaced++;
-    if (kind) for (const l of this.listeners) l(kind, node);
+  private commit(node: Node, kind: string | undefined, event: EventFields, apply: () => void): Promise<void> {
+    const value = Node.encode(node).finish();
+    this.commits.put(NODES_PREFIX + node.nodeId, () => value);
+    if (kind) this.commits.stage(this.events.stage(kind, event));
+    this.commits.after(() => {
+      apply();
+      this.replaced++;
+      if (kind) for (const l of this.listeners) l(kind, node);
+    });
+    return this.commits.flush();
   }
 }
 

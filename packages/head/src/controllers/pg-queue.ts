@@ -40,6 +40,11 @@ export class PendingQueue {
     }
   }
 
+  /** How many groups are queued (pending, rescheduling or infeasible). */
+  get size(): number {
+    return this.ids.size;
+  }
+
   clear(): void {
     this.ids.clear();
     this.triedAt.clear();

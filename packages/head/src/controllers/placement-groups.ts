@@ -93,7 +93,10 @@ export class PlacementGroupController {
     this.commits = new GroupCommit(writer, log, { name: 'placement groups', step: () => this.schedule(), recover: () => this.recover(), metrics: opts.metrics });
     registry.onTransition((kind, node) => {
       if (kind === 'node.dead') this.nodeLost(node.nodeId);
-      else this.kick(); // capacity (or a shape) came back: pending and infeasible groups get a new try
+      // Capacity (or a shape) came back: queued groups and blocked moves get a new try. With
+      // nothing waiting there is nothing to schedule: a registration storm must not rebuild
+      // the scheduling view (O(nodes)) once per node.
+      else if (this.queue.size > 0 || this.moveBlocked.size > 0 || kind === 'node.draining' || kind === 'node.uncordoned') this.kick();
     });
   }
 
@@ -256,8 +259,10 @@ export class PlacementGroupController {
   // ── internals ──────────────────────────────────────────────────────────
 
   private nodeLost(nodeId: string): void {
+    let lost = false;
     for (const e of this.groups.values()) {
       if (!e.pg.placements.some((p) => p.nodeId === nodeId)) continue;
+      lost = true;
       this.release(e, nodeId);
       this.view.release(e.pg.id);
       e.pg.placements = [];
@@ -266,7 +271,8 @@ export class PlacementGroupController {
       this.transition(e, S.PLACEMENT_GROUP_STATE_RESCHEDULING, 'pg.rescheduling', `placement group ${e.spec.name} lost node ${nodeId}; placing it again whole`);
       e.pg.reason = plainReason('NODE_LOST', `node ${nodeId} died; waiting to be placed again`);
     }
-    this.kick();
+    // A node that held nothing changes no group: no cycle (and no O(nodes) view rebuild) for it.
+    if (lost || this.queue.size > 0) this.kick();
   }
 
   /** Tells the agents holding bundles of `e` to drop them (after the next commit). */

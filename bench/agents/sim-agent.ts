@@ -1,0 +1,176 @@
+/**
+ * One simulated node agent: the real agent protocol (AgentService.Connect,
+ * one bidi stream) without the worker around it — no shards, no inventory
+ * discovery, no per-agent timers or channels — so thousands fit in one
+ * process. The pool (pool.ts) owns the gRPC channels and the one heartbeat
+ * ticker; this class is the per-node state machine:
+ *
+ *   idle ──connect──▶ registering ──registered──▶ registered ──┐ heartbeat when due
+ *    ▲                                                          │ (pool ticker)
+ *    └── jittered exponential backoff ◀── stream error / refused ┘
+ *
+ * Like the real agent (packages/worker/src/agent.ts) it acknowledges every
+ * reservation, sends an empty shard inventory after registering, and backs
+ * off with full jitter (a head refusing admission, RESOURCE_EXHAUSTED, starts
+ * the backoff at a second instead of 100 ms). A `kill` ends the stream
+ * without a goodbye and stops heartbeats: to the head it is a dead node.
+ */
+import type { ClientDuplexStream, Metadata } from '@grpc/grpc-js';
+import { ErrorCode, VERSION, fromGrpcError } from '@muster/common';
+import type { AgentMessage, AgentServiceClient, HeadMessage, NodeInventory } from '@muster/proto';
+
+export type SimState = 'idle' | 'registering' | 'registered' | 'dead';
+
+export interface SimAgentDeps {
+  client: () => AgentServiceClient;
+  metadata: Metadata;
+  inventory: NodeInventory;
+  /** Called on every state change (the pool counts). */
+  changed(a: SimAgent, from: SimState): void;
+  /** Heartbeat round trip, ms. */
+  lag(ms: number): void;
+  /** A stream ended: why (the error code, or "end"), and whether it had registered. */
+  ended(why: string, registered: boolean): void;
+}
+
+const BACKOFF_FIRST_MS = 100;
+const BACKOFF_REFUSED_MS = 1_000;
+const BACKOFF_MAX_MS = 5_000;
+
+export class SimAgent {
+  state: SimState = 'idle';
+  incarnation = crypto.randomUUID();
+  /** Monotonic ms when the next heartbeat is due (registered) or the next try (idle). */
+  dueAt = 0;
+  heartbeatMs = 1_000;
+  registrations = 0;
+  refusals = 0;
+  readonly reservations = new Set<string>();
+  private call: ClientDuplexStream<AgentMessage, HeadMessage> | undefined;
+  private seq = 0;
+  private sent = new Map<number, number>();
+  private attempt = 0;
+
+  constructor(
+    readonly nodeId: string,
+    private readonly deps: SimAgentDeps,
+  ) {}
+
+  private set(state: SimState): void {
+    const from = this.state;
+    this.state = state;
+    if (from !== state) this.deps.changed(this, from);
+  }
+
+  /** Opens a stream and registers (from idle). */
+  connect(now: number): void {
+    if (this.state !== 'idle') return;
+    this.set('registering');
+    const call = this.deps.client().connect(this.deps.metadata);
+    this.call = call;
+    call.on('data', (msg: HeadMessage) => this.onMessage(msg, call));
+    call.on('error', (e) => this.ended(call, e));
+    call.on('end', () => this.ended(call, undefined));
+    call.write({
+      msg: {
+        $case: 'register',
+        value: { nodeId: this.nodeId, incarnation: this.incarnation, agentVersion: VERSION, inventory: this.deps.inventory, labels: { sim: 'true' }, taints: [], address: '127.0.0.1' },
+      },
+    });
+    this.dueAt = now;
+  }
+
+  private onMessage(msg: HeadMessage, call: ClientDuplexStream<AgentMessage, HeadMessage>): void {
+    if (call !== this.call) return;
+    switch (msg.msg?.$case) {
+      case 'registered':
+        this.heartbeatMs = msg.msg.value.heartbeatIntervalMs;
+        this.attempt = 0;
+        this.registrations++;
+        // A random phase, as real agents have: heartbeats spread over the interval.
+        this.dueAt = performance.now() + Math.random() * this.heartbeatMs;
+        call.write({ msg: { $case: 'shardInventory', value: { shards: [] } } });
+        this.set('registered');
+        return;
+      case 'heartbeatAck': {
+        const at = this.sent.get(msg.msg.value.seq);
+        if (at !== undefined) {
+          this.sent.delete(msg.msg.value.seq);
+          this.deps.lag(performance.now() - at);
+        }
+        return;
+      }
+      case 'reservations':
+        this.reservations.clear();
+        for (const g of msg.msg.value.groups) this.ack(call, g.groupId);
+        return;
+      case 'reserveBundles':
+        this.ack(call, msg.msg.value.groupId);
+        return;
+      case 'releaseBundles':
+        this.reservations.delete(msg.msg.value.groupId);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private ack(call: ClientDuplexStream<AgentMessage, HeadMessage>, groupId: string): void {
+    this.reservations.add(groupId);
+    call.write({ msg: { $case: 'bundlesReserved', value: { groupId } } });
+  }
+
+  /** The pool's ticker: sends a heartbeat if one is due. */
+  tick(now: number): void {
+    if (this.state !== 'registered' || now < this.dueAt || !this.call) return;
+    this.dueAt += this.heartbeatMs;
+    if (this.dueAt < now) this.dueAt = now + this.heartbeatMs;
+    const seq = ++this.seq;
+    this.sent.set(seq, now);
+    if (this.sent.size > 8) this.sent.delete(this.sent.keys().next().value!);
+    this.call.write({ msg: { $case: 'heartbeat', value: { seq, sentAtMs: Date.now() } } });
+  }
+
+  private ended(call: ClientDuplexStream<AgentMessage, HeadMessage>, err: unknown): void {
+    if (call !== this.call) return;
+    this.call = undefined;
+    this.sent.clear();
+    if (this.state === 'dead') return;
+    const code = err === undefined ? 'end' : fromGrpcError(err).code;
+    this.deps.ended(code, this.state === 'registered');
+    const refused = code === ErrorCode.RESOURCE_EXHAUSTED;
+    if (refused) this.refusals++;
+    // Full jitter: a uniform wait up to the exponential bound, so a storm spreads out.
+    const base = refused ? BACKOFF_REFUSED_MS : BACKOFF_FIRST_MS;
+    const bound = Math.min(BACKOFF_MAX_MS, base * 2 ** this.attempt++);
+    this.dueAt = performance.now() + Math.random() * bound;
+    this.set('idle');
+  }
+
+  /** Drops the stream now (a network cut); the agent reconnects after its backoff. */
+  disconnect(): void {
+    const call = this.call;
+    if (!call) return;
+    this.call = undefined;
+    call.cancel();
+    this.dueAt = performance.now();
+    this.set('idle');
+  }
+
+  /** Dies: no goodbye, no more heartbeats, never reconnects (until `revive`). */
+  kill(): void {
+    const call = this.call;
+    this.call = undefined;
+    this.set('dead');
+    call?.cancel();
+  }
+
+  /** A restarted agent process: a new incarnation, connecting at once. */
+  revive(now: number): void {
+    if (this.state !== 'dead') return;
+    this.incarnation = crypto.randomUUID();
+    this.attempt = 0;
+    this.dueAt = now;
+    this.set('idle');
+  }
+}
