@@ -8,7 +8,7 @@
  *        ├─ a replica's group ─▶ rg-plan.ts steps 7-8: replacement
  *        │                        first, READY, then the old replica drained
  *        │                        and stopped (make-before-break)
- *        ├─ any other group  ──▶ placement-groups.ts step 7: placed again
+ *        ├─ any other group  ──▶ docs/placement-groups.md row 8: placed again
  *        │   (with or without    whole elsewhere once it fits there NOW, in
  *        │    a gang on it)      one cycle; else it stays and runs on.
  *        │                       Its gang follows: gangs.ts step 8 (stopped,

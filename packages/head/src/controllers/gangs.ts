@@ -16,8 +16,8 @@
  *   6. 4 with the restart budget spent          → FAILED      (ranks stopped; first failure kept)
  *   7. stop                                     → STOPPING → STOPPED once every rank is gone
  *   8. STARTING or READY, and a rank runs on a node its placement group no
- *      longer holds (the group was moved off a draining node: placement-groups.ts
- *      step 7)                                  → RESTARTING  every rank stopped, no backoff, not
+ *      longer holds (the group was moved off a draining node: docs/placement-groups.md
+ *      row 8)                                   → RESTARTING  every rank stopped, no backoff, not
  *                                                             counted against maxRestarts (a move is
  *                                                             not a failure); then 5: it waits for
  *                                                             the group's new placement and starts there
