@@ -10,20 +10,14 @@
  *     thought a free GPU used);
  *   - a group placed on a dead node (the state missed a node change).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '@muster/common/log';
 import { NodeState, PlacementGroupState as S, type HeadMessage, type Register } from '@muster/proto';
 import { NodeRegistry, type AgentConnection } from '../cluster/registry.js';
-import { EventLog } from '../events/event-log.js';
 import { ClusterState, parsePlacementGroupSpec, placeGroup, type Reservation } from '../scheduler/index.js';
-import { EmbeddedStore } from '../state/embedded.js';
-import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
+import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
 import { corePlacement, schedulerView, specInput } from './pg-convert.js';
-import { PlacementGroupController } from './placement-groups.js';
+import { PGS_PREFIX, PlacementGroupController } from './placement-groups.js';
 
 const DEAD_AFTER_MS = 1_000;
 const cleanups: Array<() => Promise<void>> = [];
@@ -60,16 +54,8 @@ function registration(nodeId: string, incarnation: string): Register {
 }
 
 async function harness() {
-  const dir = await mkdtemp(join(tmpdir(), 'muster-pgc-'));
-  const store = await EmbeddedStore.open(dir);
-  cleanups.push(async () => {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const { revision } = await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'test', address: '127.0.0.1:1', sinceMs: Date.now() }));
-  const writer = new StateWriter(store, 'test', revision);
-  const log = createLogger('test', { level: 'silent' });
-  const events = new EventLog(writer, log, { retention: 10_000, subjectPrefix: 'muster' });
+  const { store, writer, log, events, close } = await leaderOnFaultyStore('pgc');
+  cleanups.push(close);
   let clock = 0;
   const registry = new NodeRegistry(writer, events, log, DEAD_AFTER_MS, () => clock);
   const pgs = new PlacementGroupController(writer, registry, events, log);
@@ -77,6 +63,8 @@ async function harness() {
 
   let connIds = 0;
   const conns = new Map<string, AgentConnection>();
+  /** Every reservation an agent was told of, as "node group". */
+  const told: string[] = [];
   /** A stub agent: acknowledges every reservation it is told about, as the real one does. */
   const start = async (nodeId: string) => {
     const conn: AgentConnection = {
@@ -84,6 +72,7 @@ async function harness() {
       send: (msg: HeadMessage) => {
         if (msg.msg?.$case === 'reserveBundles') {
           const groupId = msg.msg.value.groupId;
+          told.push(`${nodeId} ${groupId}`);
           queueMicrotask(() => pgs.acked(nodeId, groupId));
         }
       },
@@ -99,7 +88,7 @@ async function harness() {
     conns.delete(nodeId);
     await registry.sweep();
   };
-  return { pgs, registry, start, kill };
+  return { pgs, registry, start, kill, store, events, told };
 }
 
 type Harness = Awaited<ReturnType<typeof harness>>;
@@ -204,5 +193,33 @@ describe('placement group controller: the scheduling state kept between cycles',
     const placed = backlog.filter((g) => h.pgs.get(g.id).placements.length > 0);
     expect(placed).toHaveLength(1); // one node's worth of room: one of the backlog
     check(h, 'after the removal');
+  });
+});
+
+describe('placement group controller on a failing store', () => {
+  it('a create whose write fails rejects and leaves nothing: no group, no agent told, no event; healed, the same create works', async () => {
+    const h = await harness();
+    await h.start('n1');
+    const heard: string[] = [];
+    const unsubscribe = h.events.subscribe((e) => heard.push(e.kind));
+    const spec = { name: 'tp4', strategy: 'PACK', bundles: [{ cpuMillis: 0, memoryBytes: 0, gpus: 4, gpuMemoryMib: 0, migProfile: '', custom: {} }], topology: [], matchLabels: {}, tolerations: [], priority: 0 };
+
+    h.store.failWrites({ prefix: PGS_PREFIX });
+    await expect(h.pgs.create(spec)).rejects.toMatchObject({ code: 'MUSTER_UNAVAILABLE' });
+    await h.pgs.sync(); // the recovery after the failed commit has run
+    expect(h.store.failed).toBeGreaterThan(0);
+    expect(h.pgs.list()).toEqual([]);
+    expect(() => h.pgs.get('tp4')).toThrow(/no placement group/);
+    expect(h.told).toEqual([]);
+    expect(heard.filter((k) => k.startsWith('pg.'))).toEqual([]);
+    expect((await h.store.range(PGS_PREFIX)).kvs).toEqual([]);
+
+    h.store.heal();
+    const pg = await h.pgs.create(spec);
+    await h.pgs.sync();
+    expect(h.pgs.get(pg.id).placements).toHaveLength(1);
+    expect(h.told).toEqual([`n1 ${pg.id}`]);
+    expect(heard).toContain('pg.reserved');
+    unsubscribe();
   });
 });
