@@ -28,7 +28,7 @@ import type {
   Compare, KeyValue, Lease, LeaseOptions, Op, OpResult, RangeOptions, RangeResult, StateStore, TxnRequest, TxnResult, Watch,
   WatchEvent, WatchOptions,
 } from './store.js';
-import type { Keyspace, Change, WalRecord } from './keyspace.js';
+import type { Keyspace, Change } from './keyspace.js';
 import { eventKey, eventRev, type History } from './history.js';
 import { recover } from './recovery.js';
 import { lockDataDir } from './lock.js';
