@@ -95,6 +95,8 @@ export const NODES_PREFIX = '/muster/nodes/';
 
 /** Deaths declared per sweep at most (more on clusters over 10,000 nodes: one per 1,000 alive). */
 const MIN_DEATHS_PER_SWEEP = 10;
+/** How many node ids the per-sweep death warning names. */
+const DEATHS_NAMED = 5;
 
 /** Who asked for a drain (persisted as `Node.drainedBy`). */
 export type DrainedBy = 'operator' | 'agent';
@@ -120,6 +122,8 @@ interface Entry {
 
 export class NodeRegistry {
   private readonly nodes = new Map<string, Entry>();
+  /** Ids of the draining nodes (alive or dead), kept in step with `nodes` where a record changes: per-tick checks read these, not every node. */
+  private readonly drainingIds = new Set<string>();
   private readonly listeners: NodeListener[] = [];
   /** Per node, the tail of its queued changes (see `serial`). */
   private readonly busy = new Map<string, Promise<void>>();
@@ -149,6 +153,7 @@ export class NodeRegistry {
     for (const kv of kvs) {
       const node = Node.decode(kv.value);
       this.nodes.set(node.nodeId, { node, lastSeen: grace });
+      if (node.draining) this.drainingIds.add(node.nodeId);
     }
     this.replaced++;
     this.log.info({ nodes: kvs.length }, 'node records loaded');
@@ -171,6 +176,16 @@ export class NodeRegistry {
   list(state: NodeState = NodeState.NODE_STATE_UNSPECIFIED): Node[] {
     const out: Node[] = [];
     for (const e of this.nodes.values()) if (state === NodeState.NODE_STATE_UNSPECIFIED || e.node.state === state) out.push(e.node);
+    return out.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+  }
+
+  /** The draining nodes, sorted by id: what a drain check visits instead of every node. */
+  listDraining(): Node[] {
+    const out: Node[] = [];
+    for (const id of this.drainingIds) {
+      const n = this.nodes.get(id)?.node;
+      if (n) out.push(n);
+    }
     return out.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
   }
 
@@ -322,7 +337,22 @@ export class NodeRegistry {
       const err = failed[0] instanceof Error ? failed[0].message : String(failed[0]);
       this.log.error({ nodes: failed.length, err }, 'could not persist node deaths; they stay as stored and are retried on the next sweep');
     }
+    if (dead.length > 0) this.warnDeaths(dead);
     return dead;
+  }
+
+  /**
+   * One warning per sweep for its (durable) deaths, naming the first few: a
+   * storm of 10,000 agents is a handful of lines, not one per node. Each
+   * death keeps its own node.dead event (logged at debug by the event log).
+   */
+  private warnDeaths(dead: Node[]): void {
+    const first = dead.slice(0, DEATHS_NAMED).map((n) => n.nodeId);
+    const reason = dead[0]!.stateReason;
+    const msg = dead.length === 1
+      ? `node ${first[0]} dead: ${reason}`
+      : `${dead.length} nodes dead this sweep (${first.join(', ')}${dead.length > first.length ? ', ...' : ''}); the first: ${reason}`;
+    this.log.warn({ event: 'node.dead', nodes: dead.length, nodeIds: first }, msg);
   }
 
   /** The node is still alive and silent (it may have registered while waiting its turn): marks it DEAD. */
@@ -424,6 +454,7 @@ export class NodeRegistry {
       this.commits.stage(this.events.stage('node.removed', { nodeId, message: `node ${nodeId} removed: ${reason}`, attributes: { reason, deadForMs: String(Math.max(0, Date.now() - node.stateChangedAtMs)) } }));
       this.commits.after(() => {
         this.nodes.delete(nodeId);
+        this.drainingIds.delete(nodeId);
         this.replaced++;
         for (const l of this.listeners) l('node.removed', node);
       });
@@ -477,6 +508,8 @@ export class NodeRegistry {
     if (kind) this.commits.stage(this.events.stage(kind, event));
     this.commits.after(() => {
       apply();
+      if (node.draining) this.drainingIds.add(node.nodeId);
+      else this.drainingIds.delete(node.nodeId);
       this.replaced++;
       if (kind) for (const l of this.listeners) l(kind, node);
     });
