@@ -179,6 +179,11 @@ export class NodeRegistry {
     return out.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
   }
 
+  /** How many nodes are draining (alive or dead), without a pass over the nodes. */
+  get drainingCount(): number {
+    return this.drainingIds.size;
+  }
+
   /** The draining nodes, sorted by id: what a drain check visits instead of every node. */
   listDraining(): Node[] {
     const out: Node[] = [];
