@@ -18,6 +18,10 @@
  * a later part failing leaves the earlier records written while memory keeps
  * the old ones: the next change of such a node (a re-register, the next
  * sweep) writes it again.
+ * What a registration makes of a record (and the drain fields, the death
+ * warning line) is derived by pure functions in node-records.ts. The ids of
+ * the draining nodes are kept beside the map (updated in the same `after()`)
+ * so the drain check visits those, not every node, twice a second.
  *
  *   (none) ──register──▶ ALIVE ──silent ≥ deadAfterMs──▶ DEAD
  *                          ▲                               │
@@ -90,13 +94,12 @@ import type { EventFields, EventLog } from '../events/event-log.js';
 import { GroupCommit } from '../controllers/group-commit.js';
 import type { StateWriter } from '../state/fence.js';
 import { readAll } from '../state/paged.js';
+import { admission, deathWarning, drainOf } from './node-records.js';
 
 export const NODES_PREFIX = '/muster/nodes/';
 
 /** Deaths declared per sweep at most (more on clusters over 10,000 nodes: one per 1,000 alive). */
 const MIN_DEATHS_PER_SWEEP = 10;
-/** How many node ids the per-sweep death warning names. */
-const DEATHS_NAMED = 5;
 
 /** Who asked for a drain (persisted as `Node.drainedBy`). */
 export type DrainedBy = 'operator' | 'agent';
@@ -221,43 +224,8 @@ export class NodeRegistry {
 
   private async admit(reg: Register, conn: AgentConnection): Promise<Node> {
     const prev = this.nodes.get(reg.nodeId);
-    let kind: string;
-    if (!prev) kind = 'node.registered';
-    else if (prev.node.state !== NodeState.NODE_STATE_ALIVE) kind = 'node.alive';
-    else if (prev.node.incarnation === reg.incarnation) kind = 'node.reconnected';
-    else if (prev.conn && this.now() - prev.lastSeen < this.deadAfterMs) {
-      throw new MusterError(
-        ErrorCode.ALREADY_EXISTS,
-        `node id "${reg.nodeId}" is held by another live agent (incarnation ${prev.node.incarnation}, address ${prev.node.address}); ` +
-          'give each agent its own --node-id, or stop the other one (it is considered gone after ' +
-          `${this.deadAfterMs} ms of silence)`,
-        { details: { field: 'nodeId', nodeId: reg.nodeId } },
-      );
-    } else kind = 'node.restarted';
-
-    const wall = Date.now();
-    const node: Node = {
-      nodeId: reg.nodeId,
-      state: NodeState.NODE_STATE_ALIVE,
-      labels: reg.labels,
-      taints: reg.taints,
-      inventory: reg.inventory,
-      address: reg.address,
-      incarnation: reg.incarnation,
-      agentVersion: reg.agentVersion,
-      registeredAtMs: prev && kind === 'node.reconnected' ? prev.node.registeredAtMs : wall,
-      lastHeartbeatMs: wall,
-      stateChangedAtMs: prev?.node.state === NodeState.NODE_STATE_ALIVE ? prev.node.stateChangedAtMs : wall,
-      stateReason: kind === 'node.registered' ? 'registered' : kind.slice('node.'.length),
-      // A registration never undoes a drain (changes of one node are serial, so this is the latest).
-      ...drainOf(prev?.node),
-    };
-    const gpus = reg.inventory?.gpus.length ?? 0;
-    const event = {
-      nodeId: node.nodeId,
-      message: `node ${node.nodeId} ${kind.slice('node.'.length)} (${gpus} GPUs, incarnation ${node.incarnation})`,
-      attributes: { incarnation: node.incarnation, gpus: String(gpus) },
-    };
+    const live = !!prev?.conn && this.now() - prev.lastSeen < this.deadAfterMs;
+    const { kind, node, event } = admission(prev && { node: prev.node, live }, reg, this.deadAfterMs);
     await this.commit(node, kind, event, () => {
       const old = prev?.conn;
       this.nodes.set(node.nodeId, { node, conn, lastSeen: this.now() });
@@ -342,22 +310,12 @@ export class NodeRegistry {
       const err = failed[0] instanceof Error ? failed[0].message : String(failed[0]);
       this.log.error({ nodes: failed.length, err }, 'could not persist node deaths; they stay as stored and are retried on the next sweep');
     }
-    if (dead.length > 0) this.warnDeaths(dead);
+    if (dead.length > 0) {
+      // One line per sweep, not per node (the event log logs each node.dead at debug).
+      const { fields, message } = deathWarning(dead);
+      this.log.warn(fields, message);
+    }
     return dead;
-  }
-
-  /**
-   * One warning per sweep for its (durable) deaths, naming the first few: a
-   * storm of 10,000 agents is a handful of lines, not one per node. Each
-   * death keeps its own node.dead event (logged at debug by the event log).
-   */
-  private warnDeaths(dead: Node[]): void {
-    const first = dead.slice(0, DEATHS_NAMED).map((n) => n.nodeId);
-    const reason = dead[0]!.stateReason;
-    const msg = dead.length === 1
-      ? `node ${first[0]} dead: ${reason}`
-      : `${dead.length} nodes dead this sweep (${first.join(', ')}${dead.length > first.length ? ', ...' : ''}); the first: ${reason}`;
-    this.log.warn({ event: 'node.dead', nodes: dead.length, nodeIds: first }, msg);
   }
 
   /** The node is still alive and silent (it may have registered while waiting its turn): marks it DEAD. */
@@ -520,11 +478,4 @@ export class NodeRegistry {
     });
     return this.commits.flush();
   }
-}
-
-/** The drain fields of a record (none: not draining). */
-function drainOf(n: Node | undefined): Pick<Node, 'draining' | 'drainReason' | 'drainSinceMs' | 'drainedBy'> {
-  return n?.draining
-    ? { draining: true, drainReason: n.drainReason, drainSinceMs: n.drainSinceMs, drainedBy: n.drainedBy }
-    : { draining: false, drainReason: '', drainSinceMs: 0, drainedBy: '' };
 }
