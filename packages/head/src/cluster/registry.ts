@@ -18,6 +18,10 @@
  * a later part failing leaves the earlier records written while memory keeps
  * the old ones: the next change of such a node (a re-register, the next
  * sweep) writes it again.
+ * What a registration makes of a record (and the drain fields, the death
+ * warning line) is derived by pure functions in node-records.ts. The ids of
+ * the draining nodes are kept beside the map (updated in the same `after()`)
+ * so the drain check visits those, not every node, twice a second.
  *
  *   (none) ──register──▶ ALIVE ──silent ≥ deadAfterMs──▶ DEAD
  *                          ▲                               │
@@ -90,6 +94,7 @@ import type { EventFields, EventLog } from '../events/event-log.js';
 import { GroupCommit } from '../controllers/group-commit.js';
 import type { StateWriter } from '../state/fence.js';
 import { readAll } from '../state/paged.js';
+import { admission, deathWarning, drainOf } from './node-records.js';
 
 export const NODES_PREFIX = '/muster/nodes/';
 
@@ -120,6 +125,8 @@ interface Entry {
 
 export class NodeRegistry {
   private readonly nodes = new Map<string, Entry>();
+  /** Ids of the draining nodes (alive or dead), kept in step with `nodes` where a record changes: per-tick checks read these, not every node. */
+  private readonly drainingIds = new Set<string>();
   private readonly listeners: NodeListener[] = [];
   /** Per node, the tail of its queued changes (see `serial`). */
   private readonly busy = new Map<string, Promise<void>>();
@@ -149,6 +156,7 @@ export class NodeRegistry {
     for (const kv of kvs) {
       const node = Node.decode(kv.value);
       this.nodes.set(node.nodeId, { node, lastSeen: grace });
+      if (node.draining) this.drainingIds.add(node.nodeId);
     }
     this.replaced++;
     this.log.info({ nodes: kvs.length }, 'node records loaded');
@@ -171,6 +179,21 @@ export class NodeRegistry {
   list(state: NodeState = NodeState.NODE_STATE_UNSPECIFIED): Node[] {
     const out: Node[] = [];
     for (const e of this.nodes.values()) if (state === NodeState.NODE_STATE_UNSPECIFIED || e.node.state === state) out.push(e.node);
+    return out.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+  }
+
+  /** How many nodes are draining (alive or dead), without a pass over the nodes. */
+  get drainingCount(): number {
+    return this.drainingIds.size;
+  }
+
+  /** The draining nodes, sorted by id: what a drain check visits instead of every node. */
+  listDraining(): Node[] {
+    const out: Node[] = [];
+    for (const id of this.drainingIds) {
+      const n = this.nodes.get(id)?.node;
+      if (n) out.push(n);
+    }
     return out.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
   }
 
@@ -201,43 +224,8 @@ export class NodeRegistry {
 
   private async admit(reg: Register, conn: AgentConnection): Promise<Node> {
     const prev = this.nodes.get(reg.nodeId);
-    let kind: string;
-    if (!prev) kind = 'node.registered';
-    else if (prev.node.state !== NodeState.NODE_STATE_ALIVE) kind = 'node.alive';
-    else if (prev.node.incarnation === reg.incarnation) kind = 'node.reconnected';
-    else if (prev.conn && this.now() - prev.lastSeen < this.deadAfterMs) {
-      throw new MusterError(
-        ErrorCode.ALREADY_EXISTS,
-        `node id "${reg.nodeId}" is held by another live agent (incarnation ${prev.node.incarnation}, address ${prev.node.address}); ` +
-          'give each agent its own --node-id, or stop the other one (it is considered gone after ' +
-          `${this.deadAfterMs} ms of silence)`,
-        { details: { field: 'nodeId', nodeId: reg.nodeId } },
-      );
-    } else kind = 'node.restarted';
-
-    const wall = Date.now();
-    const node: Node = {
-      nodeId: reg.nodeId,
-      state: NodeState.NODE_STATE_ALIVE,
-      labels: reg.labels,
-      taints: reg.taints,
-      inventory: reg.inventory,
-      address: reg.address,
-      incarnation: reg.incarnation,
-      agentVersion: reg.agentVersion,
-      registeredAtMs: prev && kind === 'node.reconnected' ? prev.node.registeredAtMs : wall,
-      lastHeartbeatMs: wall,
-      stateChangedAtMs: prev?.node.state === NodeState.NODE_STATE_ALIVE ? prev.node.stateChangedAtMs : wall,
-      stateReason: kind === 'node.registered' ? 'registered' : kind.slice('node.'.length),
-      // A registration never undoes a drain (changes of one node are serial, so this is the latest).
-      ...drainOf(prev?.node),
-    };
-    const gpus = reg.inventory?.gpus.length ?? 0;
-    const event = {
-      nodeId: node.nodeId,
-      message: `node ${node.nodeId} ${kind.slice('node.'.length)} (${gpus} GPUs, incarnation ${node.incarnation})`,
-      attributes: { incarnation: node.incarnation, gpus: String(gpus) },
-    };
+    const live = !!prev?.conn && this.now() - prev.lastSeen < this.deadAfterMs;
+    const { kind, node, event } = admission(prev && { node: prev.node, live }, reg, this.deadAfterMs);
     await this.commit(node, kind, event, () => {
       const old = prev?.conn;
       this.nodes.set(node.nodeId, { node, conn, lastSeen: this.now() });
@@ -321,6 +309,11 @@ export class NodeRegistry {
     if (failed.length > 0) {
       const err = failed[0] instanceof Error ? failed[0].message : String(failed[0]);
       this.log.error({ nodes: failed.length, err }, 'could not persist node deaths; they stay as stored and are retried on the next sweep');
+    }
+    if (dead.length > 0) {
+      // One line per sweep, not per node (the event log logs each node.dead at debug).
+      const { fields, message } = deathWarning(dead);
+      this.log.warn(fields, message);
     }
     return dead;
   }
@@ -424,6 +417,7 @@ export class NodeRegistry {
       this.commits.stage(this.events.stage('node.removed', { nodeId, message: `node ${nodeId} removed: ${reason}`, attributes: { reason, deadForMs: String(Math.max(0, Date.now() - node.stateChangedAtMs)) } }));
       this.commits.after(() => {
         this.nodes.delete(nodeId);
+        this.drainingIds.delete(nodeId);
         this.replaced++;
         for (const l of this.listeners) l('node.removed', node);
       });
@@ -477,16 +471,11 @@ export class NodeRegistry {
     if (kind) this.commits.stage(this.events.stage(kind, event));
     this.commits.after(() => {
       apply();
+      if (node.draining) this.drainingIds.add(node.nodeId);
+      else this.drainingIds.delete(node.nodeId);
       this.replaced++;
       if (kind) for (const l of this.listeners) l(kind, node);
     });
     return this.commits.flush();
   }
-}
-
-/** The drain fields of a record (none: not draining). */
-function drainOf(n: Node | undefined): Pick<Node, 'draining' | 'drainReason' | 'drainSinceMs' | 'drainedBy'> {
-  return n?.draining
-    ? { draining: true, drainReason: n.drainReason, drainSinceMs: n.drainSinceMs, drainedBy: n.drainedBy }
-    : { draining: false, drainReason: '', drainSinceMs: 0, drainedBy: '' };
 }

@@ -128,13 +128,10 @@ export class NodeDrains {
     this.checking = true;
     try {
       await this.seed();
-      // A node that was removed (`muster node rm`, the dead-node TTL) leaves the map too.
-      for (const id of this.announced.keys()) if (!this.src.registry.get(id)) this.announced.delete(id);
-      for (const n of this.src.registry.list()) {
-        if (!n.draining) {
-          this.announced.delete(n.nodeId);
-          continue;
-        }
+      // A node no longer draining (uncordoned, or removed: `muster node rm`, the dead-node TTL) leaves the map.
+      for (const id of this.announced.keys()) if (!this.src.registry.get(id)?.draining) this.announced.delete(id);
+      // Only the draining nodes are visited: this runs twice a second on clusters of 10,000 nodes.
+      for (const n of this.src.registry.listDraining()) {
         if (this.announced.get(n.nodeId)?.sinceMs !== n.drainSinceMs && this.status(n.nodeId).drained) await this.announceOnce(n);
       }
     } catch (e) {
@@ -150,8 +147,8 @@ export class NodeDrains {
     const drainedAt = new Map<string, number>();
     for (const e of await this.events.history()) if (e.kind === 'node.drained') drainedAt.set(e.nodeId, e.timeMs);
     if (this.seeded) return; // a concurrent caller seeded meanwhile
-    for (const n of this.src.registry.list()) {
-      if (n.draining && (drainedAt.get(n.nodeId) ?? -1) >= n.drainSinceMs) this.announced.set(n.nodeId, { sinceMs: n.drainSinceMs, written: Promise.resolve() });
+    for (const n of this.src.registry.listDraining()) {
+      if ((drainedAt.get(n.nodeId) ?? -1) >= n.drainSinceMs) this.announced.set(n.nodeId, { sinceMs: n.drainSinceMs, written: Promise.resolve() });
     }
     this.seeded = true;
   }

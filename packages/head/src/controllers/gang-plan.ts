@@ -35,7 +35,7 @@ import {
   type ShardStatusReport,
 } from '@muster/proto';
 import { boundFailure } from './gang-gc.js';
-import { planLayout, portSpace, rankEnv, type ValidGangSpec, type LayoutPlan, type PortRange } from './gang-spec.js';
+import { launchShards, planLayout, portSpace, type ValidGangSpec, type LayoutPlan, type PortRange } from './gang-spec.js';
 
 /** The numbered transitions of the lifecycle table at the top of gangs.ts. */
 export type Step = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
@@ -338,41 +338,6 @@ class Planner {
     this.write = true;
     this.actions.push({ type: 'transition', step, state, event, reason });
   }
-}
-
-/** What the agent of `nodeId` runs for this attempt: its ranks, fully resolved (env contract, probe ports). */
-function launchShards(spec: ValidGangSpec, gangId: string, attempt: number, plan: LayoutPlan, nodeId: string): ShardLaunch[] {
-  const t = spec.template;
-  const resolve = (p: ValidGangSpec['template']['readiness'], ports: Record<string, number>) =>
-    p ? { ...p, port: p.port in ports ? String(ports[p.port]) : p.port } : undefined;
-  return plan.ranks.filter((r) => r.nodeId === nodeId).map((r) => ({
-    rank: r.rank,
-    command: t.command,
-    args: t.args,
-    env: rankEnv(spec, gangId, attempt, plan, r),
-    cwd: t.cwd,
-    readiness: resolve(t.readiness, r.ports),
-    liveness: resolve(t.liveness, r.ports),
-    startupDeadlineMs: spec.startup.deadlineMs,
-    gracePeriodMs: spec.startup.gracePeriodMs,
-    logMaxBytes: spec.logMaxBytes,
-    // What the agent checks is free before spawning (rank 0 binds the rendezvous port too).
-    ports: [...Object.values(r.ports), ...(r.rank === 0 ? [plan.masterPort] : [])],
-  }));
-}
-
-/** The ports `gangs` hold (every rank's, and the rendezvous port on rank 0's node), by port space. */
-export function portsInUse(gangs: Iterable<Gang>, nodes: Map<string, Node>): Map<string, Set<number>> {
-  const used = new Map<string, Set<number>>();
-  const add = (nodeId: string, port: number) => {
-    const space = portSpace(nodes, nodeId);
-    used.set(space, (used.get(space) ?? new Set()).add(port));
-  };
-  for (const g of gangs) {
-    for (const r of g.ranks) for (const p of Object.values(r.ports)) add(r.nodeId, p);
-    if (g.masterPort && g.ranks[0]) add(g.ranks[0].nodeId, g.masterPort);
-  }
-  return used;
 }
 
 function stateName(s: G): string {

@@ -9,11 +9,14 @@
  *  - stages are mapped to bundles node by node (nodes in order of their first
  *    bundle), so ranks are contiguous per node; RANK = PP_RANK × TP + TP_RANK;
  *  - MASTER_ADDR is rank 0's node, MASTER_PORT a port allocated there.
+ *
+ * Also what each node's agent runs for a layout (`launchShards`) and the
+ * ports the gangs hold (`portsInUse`), which the next layout allocates around.
  */
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, formatIssues } from '@muster/common';
 import { rankEnv as contractRankEnv } from '@muster/contracts';
-import type { GangSpec, Node, PlacementGroup, Probe } from '@muster/proto';
+import type { Gang, GangSpec, Node, PlacementGroup, Probe, ShardLaunch } from '@muster/proto';
 
 const PORT_NAME = /^[a-z][a-z0-9_]{0,30}$/;
 const probeSchema = z
@@ -258,4 +261,39 @@ export function rankEnv(spec: ValidGangSpec, gangId: string, attempt: number, pl
       attempt,
     }),
   };
+}
+
+/** What the agent of `nodeId` runs for this attempt: its ranks, fully resolved (env contract, probe ports). */
+export function launchShards(spec: ValidGangSpec, gangId: string, attempt: number, plan: LayoutPlan, nodeId: string): ShardLaunch[] {
+  const t = spec.template;
+  const resolve = (p: ValidGangSpec['template']['readiness'], ports: Record<string, number>) =>
+    p ? { ...p, port: p.port in ports ? String(ports[p.port]) : p.port } : undefined;
+  return plan.ranks.filter((r) => r.nodeId === nodeId).map((r) => ({
+    rank: r.rank,
+    command: t.command,
+    args: t.args,
+    env: rankEnv(spec, gangId, attempt, plan, r),
+    cwd: t.cwd,
+    readiness: resolve(t.readiness, r.ports),
+    liveness: resolve(t.liveness, r.ports),
+    startupDeadlineMs: spec.startup.deadlineMs,
+    gracePeriodMs: spec.startup.gracePeriodMs,
+    logMaxBytes: spec.logMaxBytes,
+    // What the agent checks is free before spawning (rank 0 binds the rendezvous port too).
+    ports: [...Object.values(r.ports), ...(r.rank === 0 ? [plan.masterPort] : [])],
+  }));
+}
+
+/** The ports `gangs` hold (every rank's, and the rendezvous port on rank 0's node), by port space. */
+export function portsInUse(gangs: Iterable<Gang>, nodes: Map<string, Node>): Map<string, Set<number>> {
+  const used = new Map<string, Set<number>>();
+  const add = (nodeId: string, port: number) => {
+    const space = portSpace(nodes, nodeId);
+    used.set(space, (used.get(space) ?? new Set()).add(port));
+  };
+  for (const g of gangs) {
+    for (const r of g.ranks) for (const p of Object.values(r.ports)) add(r.nodeId, p);
+    if (g.masterPort && g.ranks[0]) add(g.ranks[0].nodeId, g.masterPort);
+  }
+  return used;
 }

@@ -65,8 +65,8 @@ import { readAll } from '../state/paged.js';
 import { GroupCommit } from './group-commit.js';
 import { CollectTimer, stageCollection, stagePlan, type PlanSink } from './gang-executor.js';
 import { DEFAULT_GANG_RETENTION, isFinished, planCollection, type GangRetention } from './gang-gc.js';
-import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, portsInUse, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
-import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, wireGangSpec, type ValidGangSpec, type PortRange } from './gang-spec.js';
+import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
+import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, portsInUse, wireGangSpec, type ValidGangSpec, type PortRange } from './gang-spec.js';
 import type { PlacementGroupController } from './placement-groups.js';
 import { ChangeWaiters } from './waiters.js';
 

@@ -201,7 +201,9 @@ export class EventLog {
     const e = p.event;
     // Node events are rare and matter to operators; the rest (thousands of
     // placement groups a second) stay queryable as events, not log lines.
-    const level = e.kind === 'node.dead' ? 'warn' : e.kind.startsWith('node.') ? 'info' : 'debug';
+    // node.dead is warned once per liveness sweep by the registry (a storm
+    // is one line with the count, not one per node): here it is debug.
+    const level = e.kind.startsWith('node.') && e.kind !== 'node.dead' ? 'info' : 'debug';
     this.log[level]({ event: e.kind, nodeId: e.nodeId || undefined, attributes: e.attributes }, e.message);
     for (const l of this.listeners) l(e);
     this.opts.nats?.publish(eventSubject(this.opts.subjectPrefix, e.kind), encode(ClusterEvent.toJSON(e)));

@@ -18,6 +18,9 @@
  * it is synchronous), and nothing is *visible* before it is durable: writers
  * resolve, watchers hear, and readers return only once the state they saw is
  * on disk (a read that sees un-synced writes waits for that batch).
+ *
+ * This file decides what changes (txns, leases, watches); embedded-log.ts
+ * batches the records, syncs them, snapshots, and says when they are durable.
  */
 import { mkdir } from 'node:fs/promises';
 import { ErrorCode, MusterError } from '@muster/common';
@@ -25,12 +28,12 @@ import type {
   Compare, KeyValue, Lease, LeaseOptions, Op, OpResult, RangeOptions, RangeResult, StateStore, TxnRequest, TxnResult, Watch,
   WatchEvent, WatchOptions,
 } from './store.js';
-import type { Keyspace, Change, WalRecord } from './keyspace.js';
+import type { Keyspace, Change } from './keyspace.js';
 import { eventKey, eventRev, type History } from './history.js';
 import { recover } from './recovery.js';
 import { lockDataDir } from './lock.js';
-import { snapshotFrames } from './snapshot.js';
-import { SegmentWriter, frame, writeSnapshot } from './wal.js';
+import { SegmentWriter } from './wal.js';
+import { EmbeddedLog } from './embedded-log.js';
 import { WatchQueue } from './watch-queue.js';
 import { checkAfter, checkFromRevision, checkKey, checkLimit, checkPrefix, checkRevision, checkTxn, leaseTtl } from './validate.js';
 
@@ -48,41 +51,14 @@ export interface EmbeddedStoreOptions {
   onWarning?: (message: string, details: Record<string, unknown>) => void;
 }
 
-interface Batch {
-  /** Sequence number of its first record. */
-  first: number;
-  frames: Buffer[];
-  bytes: number;
-  events: WatchEvent[];
-  /** Store revision after the batch's last record. */
-  rev: number;
-  done: Promise<void>;
-  resolve(): void;
-  reject(e: Error): void;
-}
-
-function newBatch(first: number): Batch {
-  let resolve!: () => void;
-  let reject!: (e: Error) => void;
-  const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
-  done.catch(() => undefined); // rejections reach the writers that await it
-  return { first, frames: [], bytes: 0, events: [], rev: 0, done, resolve, reject };
-}
-
 export class EmbeddedStore implements StateStore {
   readonly kind = 'embedded';
   readonly ordersWrites = true;
   /** No old versions are kept: a range reads the current revision only. */
   readonly snapshotReads = false;
   /** Counters for metrics and tests: log batches written (= fdatasyncs), records, snapshots. */
-  readonly stats = { batches: 0, records: 0, snapshots: 0 };
-  private collecting: Batch | undefined;
-  private flushing: Batch | undefined;
-  /** The flush loop, while it runs. */
-  private loop: Promise<void> | undefined;
-  private snapshotting: Promise<void> | undefined;
-  private durableRev: number;
-  private broken: MusterError | undefined;
+  readonly stats: EmbeddedLog['stats'];
+  private readonly log: EmbeddedLog;
   private closed = false;
   private readonly watchers = new Set<{ prefix: string; from: number; queue: WatchQueue }>();
   private readonly leaseTimers = new Map<string, NodeJS.Timeout>();
@@ -92,12 +68,18 @@ export class EmbeddedStore implements StateStore {
     readonly dataDir: string,
     private readonly ks: Keyspace,
     private readonly history: History,
-    private readonly wal: SegmentWriter,
-    private seq: number,
+    wal: SegmentWriter,
+    seq: number,
     private readonly unlock: () => Promise<void>,
-    private readonly snapshotBytes: number,
+    snapshotBytes: number,
   ) {
-    this.durableRev = ks.rev;
+    this.log = new EmbeddedLog(dataDir, ks, history, wal, seq, snapshotBytes, {
+      dispatch: (events) => this.dispatch(events),
+      failed: (err) => {
+        for (const w of this.watchers) w.queue.fail(err);
+      },
+    });
+    this.stats = this.log.stats;
   }
 
   /** Opens (creating if needed) the store in `dataDir`: lock, load snapshot, replay log. */
@@ -113,7 +95,7 @@ export class EmbeddedStore implements StateStore {
       const wal = await SegmentWriter.open(dataDir, gen);
       const store = new EmbeddedStore(dataDir, ks, history, wal, seq, lock.release, opts.snapshotBytes ?? 64 << 20);
       lock.lost.then(
-        () => store.fail(new Error(`the lock on ${dataDir} was lost (its flock process exited)`)),
+        () => store.log.fail(new Error(`the lock on ${dataDir} was lost (its flock process exited)`)),
         () => undefined, // lost never rejects
       );
       // Leases survive a restart with their full TTL (as in etcd): their
@@ -130,7 +112,7 @@ export class EmbeddedStore implements StateStore {
     this.check();
     checkKey(key);
     const kv = this.ks.get(key);
-    await this.visible();
+    await this.log.visible();
     return kv;
   }
 
@@ -146,14 +128,14 @@ export class EmbeddedStore implements StateStore {
     }
     const { kvs, more } = this.ks.page(prefix, limit, after);
     const revision = this.ks.rev;
-    await this.visible();
+    await this.log.visible();
     return { kvs, revision, more };
   }
 
   async revision(): Promise<number> {
     this.check();
     const rev = this.ks.rev;
-    await this.visible();
+    await this.log.visible();
     return rev;
   }
 
@@ -189,11 +171,11 @@ export class EmbeddedStore implements StateStore {
     const results = ops.map((op) => this.applyOp(op, rev, changes, events));
     if (changes.length === 0) {
       const revision = this.ks.rev;
-      await this.visible();
+      await this.log.visible();
       return { succeeded, revision, results };
     }
     this.ks.rev = rev;
-    await this.append({ s: 0, r: rev, ch: changes }, events);
+    await this.log.append({ s: 0, r: rev, ch: changes }, events);
     return { succeeded, revision: rev, results };
   }
 
@@ -228,7 +210,7 @@ export class EmbeddedStore implements StateStore {
     // Replay and registration happen in one synchronous step, and live events
     // are dispatched only at durability points, so no event is missed or
     // delivered twice between history and live.
-    const replay = opts.fromRevision === undefined ? [] : this.history.since(opts.fromRevision, this.durableRev, prefix);
+    const replay = opts.fromRevision === undefined ? [] : this.history.since(opts.fromRevision, this.log.durableRev, prefix);
     // `from` matters when it is ahead of the store: etcd waits for that revision.
     const entry = { prefix, from: opts.fromRevision ?? 0, queue: new WatchQueue(() => void this.watchers.delete(entry)) };
     this.watchers.add(entry);
@@ -239,7 +221,7 @@ export class EmbeddedStore implements StateStore {
   /** Drops watch history below `revision`, as etcd's compact(revision) does. */
   async compact(revision: number): Promise<void> {
     this.check();
-    this.history.compact(Math.min(revision, this.durableRev + 1) - 1);
+    this.history.compact(Math.min(revision, this.log.durableRev + 1) - 1);
   }
 
   async grantLease(ttlSeconds: number, opts: LeaseOptions = {}): Promise<Lease> {
@@ -250,7 +232,7 @@ export class EmbeddedStore implements StateStore {
     const lost = new Promise<void>((resolve) => this.lostSignals.set(id, resolve));
     // Kept alive in-process: it simply does not expire while the store is open.
     if (opts.keepAlive === false) this.armExpiry(id, ttl);
-    await this.append({ s: 0, r: this.ks.rev, lg: [id, ttl] }, []);
+    await this.log.append({ s: 0, r: this.ks.rev, lg: [id, ttl] }, []);
     return {
       id,
       ttlSeconds: ttl,
@@ -282,7 +264,7 @@ export class EmbeddedStore implements StateStore {
     }
     this.ks.leases.delete(id);
     if (changes.length > 0) this.ks.rev = rev;
-    await this.append({ s: 0, r: this.ks.rev, ch: changes, lr: id }, events);
+    await this.log.append({ s: 0, r: this.ks.rev, ch: changes, lr: id }, events);
     this.lostSignals.get(id)?.();
     this.lostSignals.delete(id);
   }
@@ -294,85 +276,6 @@ export class EmbeddedStore implements StateStore {
     this.leaseTimers.set(id, timer);
   }
 
-  /** Adds one record to the open batch; resolves once that batch is durable. */
-  private append(rec: WalRecord, events: WatchEvent[]): Promise<void> {
-    rec.s = ++this.seq;
-    if (rec.ch?.length === 0) delete rec.ch;
-    let b = this.collecting;
-    if (!b) {
-      b = this.collecting = newBatch(rec.s);
-      // Wait out the current tick so every write issued in it joins the batch.
-      if (!this.loop) setImmediate(() => this.kick());
-    }
-    rec.b = b.first;
-    let f: Buffer;
-    try {
-      f = frame(rec);
-    } catch (e) {
-      this.fail(e); // applied in memory but cannot be logged: memory is ahead of disk
-      throw this.broken!;
-    }
-    b.frames.push(f);
-    b.bytes += f.length;
-    b.rev = this.ks.rev;
-    if (events.length > 0) {
-      for (const e of events) b.events.push(e);
-      this.history.add(this.ks.rev, events);
-    }
-    return b.done;
-  }
-
-  private kick(): void {
-    if (this.loop || !this.collecting || this.broken) return;
-    this.loop = this.flushLoop().finally(() => {
-      this.loop = undefined;
-      this.kick(); // a batch opened while the loop was winding down
-    });
-  }
-
-  private async flushLoop(): Promise<void> {
-    while (this.collecting && !this.broken) {
-      const b = (this.flushing = this.collecting);
-      this.collecting = undefined;
-      try {
-        await this.wal.append(b.frames, b.bytes);
-      } catch (e) {
-        this.fail(e);
-        break;
-      }
-      this.flushing = undefined;
-      this.stats.batches++;
-      this.stats.records += b.frames.length;
-      this.durableRev = b.rev;
-      this.dispatch(b.events);
-      b.resolve();
-      if (this.wal.bytes >= this.snapshotBytes && !this.snapshotting) await this.startSnapshot();
-    }
-  }
-
-  /**
-   * Captures the state (synchronously, so it is exactly "records 1..seq") and
-   * moves the log to a new segment; the snapshot file is written in the
-   * background while batches keep flowing into the new segment. Records of
-   * the open batch are in the snapshot and will also be in the new segment:
-   * replay skips them by sequence number.
-   */
-  private async startSnapshot(): Promise<void> {
-    const seq = this.seq;
-    let state: Buffer[];
-    try {
-      state = snapshotFrames(this.ks.snapshot(seq, this.wal.gen + 1));
-      await this.wal.rotate();
-    } catch (e) {
-      this.fail(e);
-      return;
-    }
-    // A failed snapshot loses nothing (the segments stay); the next one retries.
-    this.snapshotting = writeSnapshot(this.dataDir, seq, this.wal.gen, state)
-      .then(() => void this.stats.snapshots++, () => undefined)
-      .finally(() => (this.snapshotting = undefined));
-  }
-
   private dispatch(events: WatchEvent[]): void {
     if (events.length === 0) return;
     for (const w of this.watchers) {
@@ -380,29 +283,9 @@ export class EmbeddedStore implements StateStore {
     }
   }
 
-  /** Waits until everything applied so far (what a read just saw) is durable. */
-  private async visible(): Promise<void> {
-    const b = this.collecting ?? this.flushing;
-    if (b) await b.done;
-  }
-
-  /** A log write failed: memory is now ahead of disk, so stop accepting anything. */
-  private fail(e: unknown): void {
-    if (this.broken) return; // the first failure is the one to report
-    const msg = e instanceof Error ? e.message : String(e);
-    this.broken = new MusterError(
-      ErrorCode.INTERNAL,
-      `state log write failed in ${this.dataDir} (${msg}); restart the head to recover from the log`,
-      { cause: e },
-    );
-    for (const b of [this.flushing, this.collecting]) b?.reject(this.broken);
-    this.flushing = this.collecting = undefined;
-    for (const w of this.watchers) w.queue.fail(this.broken);
-  }
-
   private check(): void {
     if (this.closed) throw new MusterError(ErrorCode.FAILED_PRECONDITION, `embedded store ${this.dataDir} is closed`);
-    if (this.broken) throw this.broken;
+    if (this.log.broken) throw this.log.broken;
   }
 
   /** Flushes pending writes, stops lease timers and watches, releases the lock. */
@@ -411,11 +294,8 @@ export class EmbeddedStore implements StateStore {
     this.closed = true;
     for (const t of this.leaseTimers.values()) clearTimeout(t);
     this.leaseTimers.clear();
-    await (this.collecting ?? this.flushing)?.done.catch(() => undefined);
-    await this.loop;
-    await this.snapshotting;
+    await this.log.close();
     for (const w of [...this.watchers]) await w.queue.close();
-    await this.wal.close();
     await this.unlock();
   }
 }
