@@ -124,7 +124,7 @@ const arbSpec: fc.Arbitrary<ValidPgSpec> = fc
 
 /** A copy of a node that differs (or not) in one or more ways: shape classes must tell them apart. */
 const arbTweak = fc.record({
-  taints: fc.option(fc.array(arbTaint, { maxLength: 1 }), { nil: undefined }),
+  taints: fc.option(fc.constantFrom<Taint[]>([], [{ key: 'spot', value: 'true', effect: 'PreferNoSchedule' }], [{ key: 'maint', value: 'true', effect: 'NoSchedule' }]), { nil: undefined, freq: 2 }),
   alive: fc.option(fc.boolean(), { nil: undefined, freq: 4 }),
   draining: fc.option(fc.boolean(), { nil: undefined, freq: 4 }),
   cpuMillis: fc.option(fc.constantFrom(1000, 8000, 64_000), { nil: undefined }),
