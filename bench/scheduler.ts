@@ -5,7 +5,12 @@
  * notion of link quality — what a topology-blind PACK does).
  *
  *   npx tsx bench/scheduler.ts [--runs 5] [--seed 1] [--nodes 1000] [--cluster mixed|nvlink]
- *                              [--out bench/results/scheduler.json]
+ *                              [--baseline on|off] [--quality on|off] [--out bench/results/scheduler.json]
+ *
+ * --baseline off skips first-fit (at 10,000 nodes its O(nodes) scan per
+ * bundle takes most of the run's wall time); --quality off skips the
+ * island-quality bookkeeping (an O(nodes) search per TP bundle, outside the
+ * timed section), leaving its two island columns at 0.
  *
  * `mixed` (default) draws nodes from every shape, PCIe boxes included;
  * `nvlink` leaves the PCIe boxes out, so every whole GPU sits in an island
@@ -31,7 +36,7 @@ import {
 } from '@muster/head/scheduler';
 
 const { values: args } = parseArgs({
-  options: { cluster: { type: 'string', default: 'mixed' }, runs: { type: 'string', default: '5' }, seed: { type: 'string', default: '1' }, nodes: { type: 'string', default: '1000' }, out: { type: 'string', default: 'bench/results/scheduler.json' } },
+  options: { cluster: { type: 'string', default: 'mixed' }, runs: { type: 'string', default: '5' }, seed: { type: 'string', default: '1' }, nodes: { type: 'string', default: '1000' }, baseline: { type: 'string', default: 'on' }, quality: { type: 'string', default: 'on' }, out: { type: 'string', default: 'bench/results/scheduler.json' } },
 });
 const RUNS = Number(args.runs);
 const NODES = Number(args.nodes);
@@ -282,7 +287,7 @@ function run(seed: number, make: (nodes: SchedulerNode[]) => Subject): RunResult
     // Island quality, bundle by bundle, largest first: "did some usable node
     // have a free island this big, given the gang's larger bundles?"
     for (const p of [...ps].sort((a, b) => b.gpuIndices.length - a.gpuIndices.length || a.bundleIndex - b.bundleIndex)) {
-      if (p.gpuIndices.length >= 2) {
+      if (p.gpuIndices.length >= 2 && args.quality !== 'off') {
         const existed = obs.islandExists(spec, p.gpuIndices.length);
         const inside = obs.inOneIsland(p);
         tp++;
@@ -375,9 +380,9 @@ run(seed0 + 1000, muster); // warm the JIT once, not reported
 const results = { muster: [] as RunResult[], firstFit: [] as RunResult[] };
 for (let i = 0; i < RUNS; i++) {
   results.muster.push(run(seed0 + i, muster));
-  results.firstFit.push(run(seed0 + i, firstFit));
+  if (args.baseline !== 'off') results.firstFit.push(run(seed0 + i, firstFit));
 }
-const summary = { muster: medians(results.muster), firstFit: medians(results.firstFit) };
+const summary = { muster: medians(results.muster), ...(results.firstFit.length > 0 ? { firstFit: medians(results.firstFit) } : {}) };
 gpuSelectMicros(TWO_TRAY_16, 99); // warm
 const gpuSelect = { [TWO_TRAY_16.name]: gpuSelectMicros(TWO_TRAY_16, seed0), [DGX1_V100.name]: gpuSelectMicros(DGX1_V100, seed0) };
 const fmt = (x: number, d = 3) => Number(x.toFixed(d));

@@ -8,20 +8,26 @@
  *  - the SDK's summary() and a full nodes() walk, in process.
  * Prints the medians and the largest ListNodes page (nodes).
  *
- *   pnpm build && npx tsx bench/status.ts [nodes=2000] [runs=5]
+ *   pnpm build && npx tsx bench/status.ts [nodes=2000] [runs=5] [--sim [--processes 2]]
+ *
+ * --sim: the nodes are the agent simulator's (bench/agents, forked processes,
+ * `sim: true` label, no rack label) instead of in-process Agents: the way to
+ * 10,000 nodes on a small machine.
  */
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { readToken } from '@muster/common';
 import { CLIENT_ENV } from '@muster/contracts';
 import { createLogger } from '@muster/common/log';
 import { startMetrics } from '@muster/common/metrics';
 import { LocalCluster, waitFor } from '@muster/testing';
 import { Agent, discoverInventory } from '@muster/worker';
+import { Fleet } from './agents/fleet.js';
 
-const nodes = Number(process.argv[2] ?? 2_000);
-const runs = Number(process.argv[3] ?? 5);
+const { values: opt, positionals } = parseArgs({ allowPositionals: true, options: { sim: { type: 'boolean', default: false }, processes: { type: 'string', default: '2' } } });
+const nodes = Number(positionals[0] ?? 2_000);
+const runs = Number(positionals[1] ?? 5);
 const cli = new URL('../packages/cli/dist/main.js', import.meta.url).pathname;
 
 const run = promisify(execFile);
@@ -39,13 +45,15 @@ async function time(what: string, fn: () => Promise<unknown>): Promise<number> {
 
 const cluster = await LocalCluster.start({ workers: 0 });
 const agents: Agent[] = [];
+let fleet: Fleet | undefined;
 try {
   const token = await readToken(cluster.tokenFile);
   const log = createLogger('bench', { level: 'error' });
   const metrics = await startMetrics('bench', undefined);
   const inventory = await discoverInventory({ profile: 'hgx-h100-8', log });
   const t0 = Date.now();
-  for (let i = 0; i < nodes; i++) {
+  if (opt.sim) fleet = Fleet.start({ head: cluster.address, token, agents: nodes, processes: Number(opt.processes) });
+  for (let i = 0; i < (opt.sim ? 0 : nodes); i++) {
     const nodeId = `n-${String(i).padStart(5, '0')}`;
     const agent = new Agent(
       { heads: [cluster.address], token, nodeId, address: '127.0.0.1', labels: { rack: `r${i % 40}` }, taints: [], inventory: { ...inventory, hostname: nodeId }, reconnectMaxMs: 3_000 }, // not the SDK's 2 s: agents get a channel of their own
@@ -74,16 +82,19 @@ try {
     JSON.stringify({
       bench: 'status',
       nodes,
+      agents: opt.sim ? 'simulator' : 'in-process',
       runs,
       statusMedianMs: Math.round(statusMs),
       statusNodesJsonMedianMs: Math.round(listMs),
       sdkSummaryMedianMs: Math.round(summaryMs),
       sdkWalkMedianMs: Math.round(walkMs),
       largestPageNodes: largestPage,
+      loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
       machine: `${cpus().length}× ${cpus()[0]?.model}`,
     }),
   );
 } finally {
   await Promise.all(agents.map((a) => a.stop()));
+  await fleet?.stop();
   await cluster.stop();
 }

@@ -29,13 +29,12 @@ import {
   PlacementGroupState as P,
   type Gang,
   type GangFailure,
-  type Node,
   type PlacementGroup,
   type ShardLaunch,
   type ShardStatusReport,
 } from '@muster/proto';
 import { boundFailure } from './gang-gc.js';
-import { launchShards, planLayout, portSpace, type ValidGangSpec, type LayoutPlan, type PortRange } from './gang-spec.js';
+import { launchShards, planLayout, portSpace, type NodeLookup, type ValidGangSpec, type LayoutPlan, type PortRange } from './gang-spec.js';
 
 /** The numbered transitions of the lifecycle table at the top of gangs.ts. */
 export type Step = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
@@ -71,7 +70,7 @@ export interface GangContext {
   nowMs: number;
   /** The gang's placement group; undefined if there is none (removed and forgotten). */
   pg: PlacementGroup | undefined;
-  nodes: ReadonlyMap<string, Node>;
+  nodes: NodeLookup;
   /** Ports the other live gangs hold, by port space (gang-spec.ts `portSpace`). */
   usedPorts: ReadonlyMap<string, ReadonlySet<number>>;
   portRange: PortRange;
@@ -243,7 +242,7 @@ class Planner {
         const space = portSpace(ctx.nodes, p.nodeId);
         used.set(space, (used.get(space) ?? new Set()).add(p.port));
       }
-      plan = planLayout(spec, pg, new Map(ctx.nodes), used, ctx.portRange);
+      plan = planLayout(spec, pg, ctx.nodes, used, ctx.portRange);
     } catch (err) {
       return this.failFinal((err as Error).message);
     }

@@ -171,11 +171,14 @@ export interface PortRange {
 /** Default rank port range; `--shard-port-range` changes it (it is Kubernetes' NodePort range: move it where NodePorts are used on GPU nodes). */
 export const DEFAULT_PORT_RANGE: PortRange = { first: 30_000, last: 32_767 };
 
+/** Node records by id: a Map, or the registry itself (no copy of 10,000 nodes per launch). */
+export type NodeLookup = Pick<ReadonlyMap<string, Node>, 'get'>;
+
 /**
  * Port spaces are per host address, not per node id: simulated nodes on one
  * machine (`muster up`, tests) share one.
  */
-export function portSpace(nodes: ReadonlyMap<string, Node>, nodeId: string): string {
+export function portSpace(nodes: NodeLookup, nodeId: string): string {
   return nodes.get(nodeId)?.address || nodeId;
 }
 
@@ -184,7 +187,7 @@ export function portSpace(nodes: ReadonlyMap<string, Node>, nodeId: string): str
  * port of `range` on the rank's host, skipping `used`, keyed by
  * `portSpace`). Throws INVALID_ARGUMENT on a fixed-port clash.
  */
-export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: Map<string, Node>, used: Map<string, Set<number>>, range: PortRange = DEFAULT_PORT_RANGE): LayoutPlan {
+export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: NodeLookup, used: Map<string, Set<number>>, range: PortRange = DEFAULT_PORT_RANGE): LayoutPlan {
   checkBundles(spec, pg);
   const placements = [...pg.placements].sort((a, b) => a.bundleIndex - b.bundleIndex);
   const nodeOrder = new Map<string, number>();
@@ -285,7 +288,7 @@ export function launchShards(spec: ValidGangSpec, gangId: string, attempt: numbe
 }
 
 /** The ports `gangs` hold (every rank's, and the rendezvous port on rank 0's node), by port space. */
-export function portsInUse(gangs: Iterable<Gang>, nodes: Map<string, Node>): Map<string, Set<number>> {
+export function portsInUse(gangs: Iterable<Gang>, nodes: NodeLookup): Map<string, Set<number>> {
   const used = new Map<string, Set<number>>();
   const add = (nodeId: string, port: number) => {
     const space = portSpace(nodes, nodeId);

@@ -66,7 +66,7 @@ import { GroupCommit } from './group-commit.js';
 import { CollectTimer, stageCollection, stagePlan, type PlanSink } from './gang-executor.js';
 import { DEFAULT_GANG_RETENTION, isFinished, planCollection, type GangRetention } from './gang-gc.js';
 import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
-import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, portsInUse, wireGangSpec, type ValidGangSpec, type PortRange } from './gang-spec.js';
+import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, portsInUse, wireGangSpec, type NodeLookup, type ValidGangSpec, type PortRange } from './gang-spec.js';
 import type { PlacementGroupController } from './placement-groups.js';
 import { ChangeWaiters } from './waiters.js';
 
@@ -406,8 +406,9 @@ export class GangController {
     return { e, shown: e.shown };
   }
 
-  private nodeMap() {
-    return new Map(this.registry.list().map((n) => [n.nodeId, n]));
+  /** The registry, read by id: no copy (nor sort) of every node per launch. */
+  private nodeMap(): NodeLookup {
+    return { get: (id) => this.registry.get(id) };
   }
 
   /** Ports held by the live gangs other than `except`, by port space. */

@@ -228,3 +228,19 @@ describe('infeasible and invalid', () => {
     expect(r.status === 'INFEASIBLE' && r.reason.code).toBe(ReasonCode.NO_NODES);
   });
 });
+
+describe('shape classes (untouched nodes of one shape judged once)', () => {
+  it('a taint or a reservation puts a node in a class of its own', () => {
+    const spot = makeNode(HGX_H100, 'a-spot', { taints: [{ key: 'spot', value: 'true', effect: 'PreferNoSchedule' }] });
+    const plain = [makeNode(HGX_H100, 'b'), makeNode(HGX_H100, 'c')];
+    const state = ClusterState.from({ nodes: [spot, ...plain], reservations: [] });
+    const one = spec({ bundles: [{ cpuMillis: 10 }] });
+    const first = placeGroup(state, one);
+    expect(first.status === 'PLACED' && first.placements[0]!.nodeId).toBe('b'); // not the spot node judged first
+    if (first.status !== 'PLACED') return;
+    state.commit('g1', first.placements);
+    // PACK with best fit: the node now holding something is no longer like `c`, and wins.
+    const second = placeGroup(state, one);
+    expect(second.status === 'PLACED' && second.placements[0]!.nodeId).toBe('b');
+  });
+});

@@ -15,7 +15,7 @@ import { indicesOf } from './bits.js';
 import { planAttempts } from './domains.js';
 import { buildUnschedulable, collectFacts, type Failure } from './explain.js';
 import { selectGpus, selectMig } from './gpu-select.js';
-import { ReasonCode, RejectionCounter } from './reasons.js';
+import { ReasonCode, RejectionCounter, type Rejection } from './reasons.js';
 import { ClusterState, type NodeHeadroom } from './state.js';
 import type { BundlePlacement, ClusterSnapshot, ValidPgSpec, ScheduleResult, Unschedulable } from './types.js';
 import {
@@ -174,21 +174,33 @@ function tryGang(state: ClusterState, nodes: readonly NodeHeadroom[], order: rea
     // Filter, then score, in one pass over the nodes: scoring only what
     // passed, and keeping just the best, so a bundle costs O(N) and no
     // candidate list is built. Ties go to the lower node index (deterministic).
+    // An untouched node that holds nothing of this gang is judged like the
+    // first such node of its shape class (state.ts shapeOf): it would score
+    // the same, and lose the tie to the lower index, or be refused alike.
     b.resetMemo();
     const rejections = new RejectionCounter();
+    const judged = new Map<number, Rejection | undefined>();
     let bestNode: NodeHeadroom | undefined;
     let bestScore = -Infinity;
     for (const ns of nodes) {
+      const shape = ns.untouched && !ctx.bundlesOnNode.has(ns.idx) ? state.shapeOf(ns) : -1;
+      if (shape >= 0 && judged.has(shape)) {
+        const like = judged.get(shape);
+        if (like !== undefined) rejections.add(like);
+        continue;
+      }
       let ok = true;
       for (const f of bundleFilters) {
         const r = f.filterBundle(ns, b, ctx);
         if (!r.ok) {
           rejections.add(r);
+          if (shape >= 0) judged.set(shape, r);
           ok = false;
           break;
         }
       }
       if (!ok) continue;
+      if (shape >= 0) judged.set(shape, undefined);
       let score = 0;
       for (const s of SCORERS) score += s.weight * s.plugin.score(ns, b, ctx);
       if (score > bestScore) {

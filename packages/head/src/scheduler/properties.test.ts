@@ -10,7 +10,10 @@
  *   - `gpu-island` required is never broken, and a lone TP bundle is split
  *     across islands only when no eligible node had one free island for it;
  *   - a lone bundle that some node can hold is placed; one called INFEASIBLE
- *     fits no node even when the cluster is empty.
+ *     fits no node even when the cluster is empty;
+ *   - judging untouched nodes once per shape class (state.ts shapeOf) changes
+ *     no decision and no explanation: the same stream on the same cluster with
+ *     every node made unique gives the same answers.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -118,6 +121,15 @@ const arbSpec: fc.Arbitrary<ValidPgSpec> = fc
     tolerations: r.tolerate ? [{ key: 'spot', operator: 'Exists' as const, value: '' }] : [],
     priority: r.priority,
   }));
+
+/** A copy of a node that differs (or not) in one or more ways: shape classes must tell them apart. */
+const arbTweak = fc.record({
+  taints: fc.option(fc.constantFrom<Taint[]>([], [{ key: 'spot', value: 'true', effect: 'PreferNoSchedule' }], [{ key: 'maint', value: 'true', effect: 'NoSchedule' }]), { nil: undefined, freq: 2 }),
+  alive: fc.option(fc.boolean(), { nil: undefined, freq: 4 }),
+  draining: fc.option(fc.boolean(), { nil: undefined, freq: 4 }),
+  cpuMillis: fc.option(fc.constantFrom(1000, 8000, 64_000), { nil: undefined }),
+  rack: fc.option(fc.constantFrom('r0', 'r1'), { nil: undefined }),
+});
 
 type Op = { kind: 'place'; spec: ValidPgSpec } | { kind: 'release'; pick: number };
 const arbOps = fc.array(fc.oneof({ arbitrary: arbSpec.map((spec): Op => ({ kind: 'place', spec })), weight: 4 }, { arbitrary: fc.nat().map((pick): Op => ({ kind: 'release', pick })), weight: 1 }), { minLength: 1, maxLength: 25 });
@@ -349,6 +361,45 @@ describe('scheduler properties', () => {
         }
         const u = state.usage();
         expect(u.gpus - u.freeGpus).toBe(ledger.gpus.size);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('shape classes change nothing: identical nodes judged once decide exactly as unique ones', () => {
+    fc.assert(
+      fc.property(arbCluster, fc.array(arbTweak, { minLength: 2, maxLength: 4 }), arbOps, (templates, tweaks, ops) => {
+        // Each template node once per tweak: many untouched nodes of one class, and near misses of it.
+        const nodes = templates.flatMap((t) => tweaks.map((w, k) => ({
+          ...t,
+          id: `${t.id}-${k}`,
+          ...(w.taints !== undefined ? { taints: w.taints } : {}),
+          ...(w.alive !== undefined ? { alive: w.alive } : {}),
+          ...(w.draining !== undefined ? { draining: w.draining } : {}),
+          ...(w.cpuMillis !== undefined ? { capacity: { ...t.capacity, cpuMillis: w.cpuMillis } } : {}),
+          ...(w.rack !== undefined ? { labels: { ...t.labels, 'muster.io/rack': w.rack } } : {}),
+        })));
+        const shared = ClusterState.from({ nodes, reservations: [] });
+        const unique = ClusterState.from({ nodes: nodes.map((n) => ({ ...n, labels: { ...n.labels, uniq: n.id } })), reservations: [] });
+        let gid = 0;
+        for (const op of ops) {
+          if (op.kind === 'release') {
+            const ids = shared.groupIds();
+            if (ids.length === 0) continue;
+            const id = ids[op.pick % ids.length]!;
+            shared.releaseGroup(id);
+            unique.releaseGroup(id);
+            continue;
+          }
+          const a = placeGroup(shared, op.spec);
+          const b = placeGroup(unique, op.spec);
+          expect(a).toEqual(b);
+          if (a.status === 'PLACED') {
+            const id = `g${gid++}`;
+            shared.commit(id, a.placements);
+            unique.commit(id, a.placements);
+          }
+        }
       }),
       { numRuns: 150 },
     );

@@ -42,6 +42,10 @@ export class NodeHeadroom {
   readonly zone: string | undefined;
   readonly rack: string | undefined;
   readonly nvlinkDomain: string | undefined;
+  /** Placements on the node now (tentative ones included); 0: nothing is taken. */
+  reservations = 0;
+  /** Its shape class (ClusterState.shapeOf), -1 until asked. */
+  shape = -1;
 
   constructor(idx: number, node: SchedulerNode, alive: boolean, draining = node.draining === true) {
     this.idx = idx;
@@ -85,6 +89,11 @@ export class NodeHeadroom {
   freeGpuCount(): number {
     return popcount(this.freeMask);
   }
+
+  /** Nothing reserved: everything the node has is free. */
+  get untouched(): boolean {
+    return this.reservations === 0 && this.freeMask === this.wholeMask && this.freeCpu === this.node.capacity.cpuMillis && this.freeMem === this.node.capacity.memoryBytes;
+  }
 }
 
 export class ClusterState {
@@ -92,6 +101,8 @@ export class ClusterState {
   private readonly byId = new Map<string, NodeHeadroom>();
   private readonly groups = new Map<string, BundlePlacement[]>();
   private twin: ClusterState | undefined;
+  /** Shape class ids by shape (see shapeOf); at most one per node. */
+  private readonly shapes = new Map<string, number>();
   /** Reservations in the snapshot that named an unknown node or an already-taken GPU. */
   loadConflicts = 0;
   /**
@@ -118,6 +129,23 @@ export class ClusterState {
     return s;
   }
 
+  /**
+   * The node's shape class: nodes of one class are the same to every filter
+   * and scorer while untouched (everything but the id and device uuids). A
+   * bundle's pass over 10,000 nodes then judges one untouched node per class
+   * and counts the rest like it (pipeline.ts), instead of scoring each.
+   */
+  shapeOf(ns: NodeHeadroom): number {
+    if (ns.shape >= 0) return ns.shape;
+    const n = ns.node;
+    const key = JSON.stringify([ns.alive, ns.draining, ns.unsupported, n.labels, n.nvlinkDomain, n.taints, n.capacity,
+      n.gpus.map((g) => [g.index, g.memoryMiB, g.numaNode, g.mig.map((m) => m.profile)]), n.links, n.islands]);
+    let shape = this.shapes.get(key);
+    if (shape === undefined) this.shapes.set(key, (shape = this.shapes.size));
+    ns.shape = shape;
+    return shape;
+  }
+
   remember(key: string, value: unknown): void {
     if (this.memo.size >= 4096) this.memo.clear();
     this.memo.set(key, value);
@@ -141,6 +169,7 @@ export class ClusterState {
       return false;
     }
     const want = (maskOf(p.gpuIndices.filter((i) => i >= 0 && i < MAX_GPUS_PER_NODE)) & ns.wholeMask) >>> 0;
+    ns.reservations++;
     let clean = (ns.freeMask & want) === want;
     ns.freeMask = andNot(ns.freeMask, want);
     ns.freeCpu -= p.cpuMillis;
@@ -163,6 +192,7 @@ export class ClusterState {
   release(p: BundlePlacement): void {
     const ns = this.byId.get(p.nodeId);
     if (ns === undefined) return;
+    ns.reservations--;
     ns.freeMask = (ns.freeMask | (maskOf(p.gpuIndices.filter((i) => i >= 0 && i < MAX_GPUS_PER_NODE)) & ns.wholeMask)) >>> 0;
     ns.freeCpu += p.cpuMillis;
     ns.freeMem += p.memoryBytes;
