@@ -1,0 +1,232 @@
+/**
+ * The compressed soak (issue 15, point 10): months of a busy cluster's churn
+ * pushed through one real head in minutes, with the retention settings
+ * shrunk to seconds so that every kind of record is created *and* collected
+ * many times over. Used by `bench/soak/run.ts` (the long run) and by
+ * test/integration/soak.test.ts (the one-minute CI version).
+ *
+ * The churn, all at once:
+ *  - gang lifecycles: `gangConcurrency` loops of placement group created →
+ *    reserved → gang launched (one rank, `/bin/sleep`) → ready → stopped →
+ *    group removed, on real workers (real shard processes);
+ *  - failing-replica replacements: a replica group whose replicas run
+ *    `/bin/false`, so every replica fails at once and is replaced;
+ *  - node joins and deaths: simulated agents (bench/agents, CPU-only so no
+ *    gang lands on them) dying without a goodbye and coming back;
+ *  - the event stream: one live watcher counting every event by kind.
+ * Each interval it samples store keys and bytes (measure.ts), head RSS and
+ * the p99 of GetClusterInfo calls made throughout the interval. The verdict
+ * compares the last sample with the first one after warm-up.
+ */
+import { join } from 'node:path';
+import { LocalCluster } from '@muster/local';
+import type { Cluster } from '@muster/sdk';
+import { AgentPool } from '../agents/pool.js';
+import { openEtcdSampler, rssMiB, sampleEmbedded, type StoreSample } from './measure.js';
+
+export interface SoakOptions {
+  store: 'embedded' | 'etcd';
+  durationMs: number;
+  intervalMs: number;
+  /** Samples before this are warm-up: not compared. */
+  warmupMs: number;
+  /** Gang lifecycle loops running at once. */
+  gangConcurrency: number;
+  /** Simulated agents, and how many of them die (and come back) per minute. */
+  agents: number;
+  nodeChurnPerMin: number;
+  /** Replicas of the always-failing replica group. */
+  failingReplicas: number;
+  /** Real workers (8 simulated GPUs each) that run the shards. */
+  workers: number;
+  /** Allowed growth, last sample over the first after warm-up (0.1 = 10%). */
+  tolerance: number;
+  /** RSS may also grow by this many MiB beyond the tolerance (V8 heap noise). */
+  rssSlackMiB: number;
+  log: (line: string) => void;
+}
+
+export interface Sample {
+  t: number;
+  storeKeys: number;
+  storeBytes: number;
+  headRssMiB: number;
+  p99Ms: number;
+  calls: number;
+  byPrefix: Record<string, number>;
+  churn: Churn;
+}
+
+export interface Churn {
+  gangLifecycles: number;
+  gangErrors: number;
+  replacements: number;
+  nodeDeaths: number;
+  nodeJoins: number;
+  events: number;
+  collected: number;
+  nodesRemoved: number;
+}
+
+export interface Verdict {
+  metric: 'storeKeys' | 'storeBytes' | 'headRssMiB' | 'p99Ms';
+  first: number;
+  last: number;
+  bound: number;
+  ok: boolean;
+}
+
+export interface SoakResult {
+  samples: Sample[];
+  verdicts: Verdict[];
+  /** Every kind of churn happened, and at most one lifecycle in ten failed. */
+  churned: boolean;
+  ok: boolean;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Retention shrunk to seconds: what a month keeps, the soak keeps for a few seconds. */
+export const SOAK_HEAD_ARGS = [
+  '--finished-gangs-kept', '20',
+  '--finished-gang-max-age-ms', '5000',
+  '--dead-node-ttl-ms', '3000',
+  '--event-max-age-ms', '15000',
+];
+
+export async function runSoak(o: SoakOptions): Promise<SoakResult> {
+  const cluster = await LocalCluster.start({
+    workers: o.workers,
+    profile: 'hgx-h100-8',
+    store: o.store,
+    heartbeatIntervalMs: 500,
+    deadAfterMs: 2_000,
+    headArgs: SOAK_HEAD_ARGS,
+  });
+  const stop = new AbortController();
+  const tasks: Promise<unknown>[] = [];
+  let pool: AgentPool | undefined;
+  let sampler: Awaited<ReturnType<typeof openEtcdSampler>> | undefined;
+  const sdk = await cluster.connect();
+  try {
+    const token = (await import('node:fs')).readFileSync(cluster.tokenFile, 'utf8').trim();
+    const churn: Churn = { gangLifecycles: 0, gangErrors: 0, replacements: 0, nodeDeaths: 0, nodeJoins: 0, events: 0, collected: 0, nodesRemoved: 0 };
+    tasks.push(watchEvents(sdk, stop.signal, churn));
+    pool = await AgentPool.start({ head: cluster.address, token, agents: o.agents, prefix: 'soak-', profile: 'cpu-only', churn: { deathsPerMin: o.nodeChurnPerMin, joinsPerMin: o.nodeChurnPerMin } });
+    await sdk.replicaGroups.apply({
+      name: 'flaky',
+      tp: 1,
+      resources: { gpus: 1 },
+      template: { command: '/bin/false' },
+      replicas: { min: 0, max: o.failingReplicas, initial: o.failingReplicas },
+      startup: { maxRestarts: 0, backoffInitialMs: 100, backoffMaxMs: 500, gracePeriodMs: 100 },
+    });
+    for (let i = 0; i < o.gangConcurrency; i++) tasks.push(gangLoop(sdk, i, stop.signal, churn));
+    const latencies: number[] = [];
+    tasks.push(probe(sdk, stop.signal, latencies));
+    if (o.store === 'etcd') sampler = await openEtcdSampler(cluster.etcd!.endpoint);
+    const headDir = join(cluster.dataDir, 'head', 'store');
+
+    const samples: Sample[] = [];
+    const t0 = performance.now();
+    while (performance.now() - t0 < o.durationMs) {
+      await sleep(Math.min(o.intervalMs, o.durationMs - (performance.now() - t0)));
+      const lat = latencies.splice(0).sort((a, b) => a - b);
+      const store: StoreSample = sampler ? await sampler.sample() : await sampleEmbedded(headDir);
+      const s: Sample = {
+        t: Math.round((performance.now() - t0) / 1000),
+        storeKeys: store.keys,
+        storeBytes: store.bytes,
+        headRssMiB: await rssMiB(cluster.head.process.pid),
+        p99Ms: Math.round((lat[Math.min(lat.length - 1, Math.floor(0.99 * lat.length))] ?? 0) * 10) / 10,
+        calls: lat.length,
+        byPrefix: store.byPrefix,
+        churn: { ...churn },
+      };
+      samples.push(s);
+      o.log(JSON.stringify(s));
+    }
+    const verdicts = judge(samples.filter((s) => s.t * 1000 >= o.warmupMs), o);
+    // A soak that did no work proves nothing: every kind of churn must have happened.
+    const c = samples.at(-1)?.churn;
+    const churned = !!c && c.gangLifecycles > 0 && c.replacements > 0 && c.nodeDeaths > 0 && c.collected > 0 && c.gangErrors <= c.gangLifecycles / 10;
+    return { samples, verdicts, churned, ok: churned && verdicts.every((v) => v.ok) };
+  } finally {
+    stop.abort();
+    await Promise.allSettled(tasks);
+    await pool?.stop();
+    await sampler?.close();
+    sdk.close();
+    await cluster.stop();
+  }
+}
+
+/** Last over first after warm-up, per metric; RSS gets the absolute slack too. */
+export function judge(after: Sample[], o: Pick<SoakOptions, 'tolerance' | 'rssSlackMiB'>): Verdict[] {
+  const first = after[0];
+  const last = after.at(-1);
+  if (!first || !last || first === last) throw new Error('soak: fewer than two samples after warm-up; run longer or sample more often');
+  return (['storeKeys', 'storeBytes', 'headRssMiB', 'p99Ms'] as const).map((metric) => {
+    // p99 of a tiny call is a few ms: 10% of that is scheduler noise, so it gets a 5 ms floor.
+    const slack = metric === 'headRssMiB' ? o.rssSlackMiB : metric === 'p99Ms' ? 5 : 0;
+    const bound = Math.round(first[metric] * (1 + o.tolerance) + slack);
+    return { metric, first: first[metric], last: last[metric], bound, ok: last[metric] <= bound };
+  });
+}
+
+/** One lifecycle after another: PG → gang → ready → stop → PG removed. Errors are counted, not fatal. */
+async function gangLoop(sdk: Cluster, loop: number, signal: AbortSignal, churn: Churn): Promise<void> {
+  for (let n = 0; !signal.aborted; n++) {
+    const name = `soak-${loop}-${n}`;
+    try {
+      const pg = await sdk.placementGroups.create({ name, strategy: 'PACK', bundles: [{ gpus: 1 }] });
+      try {
+        await pg.ready({ timeout: 15_000 });
+        const gang = await sdk.gangs.launch({ name, placementGroup: pg.name, tp: 1, pp: 1, template: { command: '/bin/sleep', args: ['3600'] }, startup: { gracePeriodMs: 200 } });
+        await gang.ready({ timeout: 15_000 });
+        await gang.stop();
+        churn.gangLifecycles++;
+      } finally {
+        await pg.remove();
+      }
+    } catch (e) {
+      if (signal.aborted) return;
+      churn.gangErrors++;
+      if (churn.gangErrors <= 5) console.error(`soak: gang ${name}: ${(e as Error).message.split('\n')[0]}`);
+      await sleep(200);
+    }
+  }
+}
+
+/** The live event stream, counted; reconnects when cut. */
+async function watchEvents(sdk: Cluster, signal: AbortSignal, churn: Churn): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      for await (const e of sdk.events({ replay: false, signal })) {
+        churn.events++;
+        // Only the replica group's gangs fail (the loop's gangs are stopped); each failure is replaced.
+        if (e.kind === 'gang.failed') churn.replacements++;
+        else if (e.kind === 'node.dead') churn.nodeDeaths++;
+        else if (e.kind === 'node.registered') churn.nodeJoins++;
+        else if (e.kind === 'gang.collected') churn.collected++;
+        else if (e.kind === 'node.removed') churn.nodesRemoved++;
+      }
+    } catch {
+      if (!signal.aborted) await sleep(200);
+    }
+  }
+}
+
+/** A control call in a steady loop (10 per second): GetClusterInfo, timed. */
+async function probe(sdk: Cluster, signal: AbortSignal, out: number[]): Promise<void> {
+  while (!signal.aborted) {
+    const t = performance.now();
+    try {
+      await sdk.info();
+      if (out.length < 100_000) out.push(performance.now() - t);
+    } catch {
+      /* a failed call shows as a gap in `calls` */
+    }
+    await sleep(100);
+  }
+}
