@@ -5,11 +5,12 @@
  * The embedded store belongs to the running head (its data dir is locked and
  * its log is being appended to), so it is never opened in place: the data
  * dir is copied and the copy opened (recovery may cut a torn last frame — of
- * the copy only). Store bytes are the live data dir's file sizes (log
- * segments and snapshots, so they saw-tooth between snapshots). On etcd the
- * keys are read with the same paged ranges and the bytes are the sum of key
- * and value sizes (the logical size; etcd's own db file only grows until a
- * defrag, which is etcd's business, not ours).
+ * the copy only). Store bytes are the logical size on both stores: the sum
+ * of key and value sizes. The embedded data dir's file sizes are reported
+ * too (diskBytes): the log grows to the snapshot threshold (64 MiB) and is
+ * then cut, so they saw-tooth and are checked against a cap, not a trend.
+ * On etcd the keys are read with the same paged ranges (etcd's own db file
+ * only grows until a defrag, which is etcd's business, not ours).
  */
 import { cp, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,15 +19,17 @@ import { openStore, rangeAll, type StateStore } from '@muster/head/state';
 
 export interface StoreSample {
   keys: number;
+  /** Logical size: the sum of key and value sizes. */
   bytes: number;
-  /** Keys by their first two path segments, e.g. "/gangs". */
+  /** Embedded only: the data dir's files (log segments + snapshot); saw-tooths up to the snapshot threshold. */
+  diskBytes?: number;
+  /** Keys by their first two path segments, e.g. "/muster/gangs". */
   byPrefix: Record<string, number>;
 }
 
-/** "/gangs/abc/x" → "/gangs"; "gangs/abc" → "gangs". */
+/** "/muster/gangs/abc" → "/muster/gangs". */
 function prefixOf(key: string): string {
-  const parts = key.split('/');
-  return parts[0] === '' ? `/${parts[1] ?? ''}` : (parts[0] ?? '');
+  return key.split('/').slice(0, 3).join('/');
 }
 
 async function countKeys(store: StateStore): Promise<{ keys: number; valueBytes: number; byPrefix: Record<string, number> }> {
@@ -55,7 +58,7 @@ async function dirBytes(dir: string): Promise<number> {
 
 /** The embedded store of a running head, read from a copy of `dataDir`. */
 export async function sampleEmbedded(dataDir: string): Promise<StoreSample> {
-  const bytes = await dirBytes(dataDir);
+  const diskBytes = await dirBytes(dataDir);
   const copy = await mkdtemp(join(tmpdir(), 'muster-soak-copy-'));
   try {
     // Skip the lock and token; a segment deleted mid-copy (after a snapshot) is simply missed.
@@ -66,7 +69,7 @@ export async function sampleEmbedded(dataDir: string): Promise<StoreSample> {
     const store = await openStore({ kind: 'embedded', dataDir: copy, repairWal: true });
     try {
       const c = await countKeys(store);
-      return { keys: c.keys, bytes, byPrefix: c.byPrefix };
+      return { keys: c.keys, bytes: c.valueBytes, diskBytes, byPrefix: c.byPrefix };
     } finally {
       await store.close();
     }

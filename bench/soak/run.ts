@@ -3,9 +3,15 @@
  * for the churn). Prints one JSON line per interval (store keys and bytes,
  * head RSS, p99 GetClusterInfo latency, churn so far), then the verdict, and
  * exits 1 if store keys, store bytes, RSS or p99 grew beyond the tolerance
- * between the first sample after warm-up and the last. RSS gets an absolute
+ * after warm-up (the peak of the later half of the samples against the peak
+ * of the earlier half: bounded state saw-tooths, see judge in soak.ts), or
+ * if some kind of churn did not happen. RSS gets an absolute
  * slack on top (--rss-slack-mib, default 64 MiB): V8 grows and shrinks its
- * heap in steps of tens of MiB with no leak behind them.
+ * heap in steps of tens of MiB with no leak behind them. p99 gets one too
+ * (--p99-slack-ms, default 50): on a shared 2-core machine a neighbour's
+ * burst preempts the head for tens of ms. Store keys and bytes get none.
+ * The embedded data dir's files are checked against a cap instead (the log
+ * is cut at the 64 MiB snapshot threshold, so they saw-tooth).
  *
  *   pnpm build && npx tsx bench/soak/run.ts --store embedded|etcd --minutes 30 [--interval-s 60] [--warmup-s 120]
  *     [--gangs 4] [--agents 200] [--node-churn 60] [--failing-replicas 2] [--workers 2]
@@ -27,6 +33,7 @@ const { values: a } = parseArgs({
     workers: { type: 'string', default: '2' },
     tolerance: { type: 'string', default: '0.1' },
     'rss-slack-mib': { type: 'string', default: '64' },
+    'p99-slack-ms': { type: 'string', default: '50' },
   },
 });
 if (a.store !== 'embedded' && a.store !== 'etcd') throw new Error(`--store must be embedded or etcd, not ${a.store}`);
@@ -45,6 +52,7 @@ const result = await runSoak({
   workers: Number(a.workers),
   tolerance: Number(a.tolerance),
   rssSlackMiB: Number(a['rss-slack-mib']),
+  p99SlackMs: Number(a['p99-slack-ms']),
   log: (line) => console.log(line),
 });
 console.log(JSON.stringify({

@@ -16,7 +16,7 @@
  *  - the event stream: one live watcher counting every event by kind.
  * Each interval it samples store keys and bytes (measure.ts), head RSS and
  * the p99 of GetClusterInfo calls made throughout the interval. The verdict
- * compares the last sample with the first one after warm-up.
+ * (judge) compares peaks of the later and earlier halves after warm-up.
  */
 import { join } from 'node:path';
 import { LocalCluster } from '@muster/local';
@@ -43,6 +43,8 @@ export interface SoakOptions {
   tolerance: number;
   /** RSS may also grow by this many MiB beyond the tolerance (V8 heap noise). */
   rssSlackMiB: number;
+  /** p99 may also grow by this many ms (a shared 2-core machine: other work preempts the head). */
+  p99SlackMs: number;
   log: (line: string) => void;
 }
 
@@ -50,6 +52,8 @@ export interface Sample {
   t: number;
   storeKeys: number;
   storeBytes: number;
+  /** Embedded: the data dir's file sizes. */
+  diskBytes?: number;
   headRssMiB: number;
   p99Ms: number;
   calls: number;
@@ -69,7 +73,7 @@ export interface Churn {
 }
 
 export interface Verdict {
-  metric: 'storeKeys' | 'storeBytes' | 'headRssMiB' | 'p99Ms';
+  metric: 'storeKeys' | 'storeBytes' | 'headRssMiB' | 'p99Ms' | 'diskBytesMax';
   first: number;
   last: number;
   bound: number;
@@ -84,6 +88,9 @@ export interface SoakResult {
   ok: boolean;
 }
 
+/** The embedded store's snapshot threshold (its default) plus a 16 MiB segment of slack. */
+const DISK_CAP_BYTES = (64 + 16) * 2 ** 20;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Retention shrunk to seconds: what a month keeps, the soak keeps for a few seconds. */
@@ -92,6 +99,8 @@ export const SOAK_HEAD_ARGS = [
   '--finished-gang-max-age-ms', '5000',
   '--dead-node-ttl-ms', '3000',
   '--event-max-age-ms', '15000',
+  // Events are trimmed by count too: the count, not the event rate (which follows the machine's load), bounds them.
+  '--event-retention', '2000',
 ];
 
 export async function runSoak(o: SoakOptions): Promise<SoakResult> {
@@ -119,6 +128,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       resources: { gpus: 1 },
       template: { command: '/bin/false' },
       replicas: { min: 0, max: o.failingReplicas, initial: o.failingReplicas },
+      // The largest budget allowed: replaced however often they fail.
+      maxReplacements: 10_000,
       startup: { maxRestarts: 0, backoffInitialMs: 100, backoffMaxMs: 500, gracePeriodMs: 100 },
     });
     for (let i = 0; i < o.gangConcurrency; i++) tasks.push(gangLoop(sdk, i, stop.signal, churn));
@@ -137,6 +148,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         t: Math.round((performance.now() - t0) / 1000),
         storeKeys: store.keys,
         storeBytes: store.bytes,
+        ...(store.diskBytes === undefined ? {} : { diskBytes: store.diskBytes }),
         headRssMiB: await rssMiB(cluster.head.process.pid),
         p99Ms: Math.round((lat[Math.min(lat.length - 1, Math.floor(0.99 * lat.length))] ?? 0) * 10) / 10,
         calls: lat.length,
@@ -161,17 +173,34 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   }
 }
 
-/** Last over first after warm-up, per metric; RSS gets the absolute slack too. */
-export function judge(after: Sample[], o: Pick<SoakOptions, 'tolerance' | 'rssSlackMiB'>): Verdict[] {
-  const first = after[0];
-  const last = after.at(-1);
-  if (!first || !last || first === last) throw new Error('soak: fewer than two samples after warm-up; run longer or sample more often');
-  return (['storeKeys', 'storeBytes', 'headRssMiB', 'p99Ms'] as const).map((metric) => {
-    // p99 of a tiny call is a few ms: 10% of that is scheduler noise, so it gets a 5 ms floor.
-    const slack = metric === 'headRssMiB' ? o.rssSlackMiB : metric === 'p99Ms' ? 5 : 0;
-    const bound = Math.round(first[metric] * (1 + o.tolerance) + slack);
-    return { metric, first: first[metric], last: last[metric], bound, ok: last[metric] <= bound };
+/**
+ * Flat means the envelope does not rise: the peak of the later half of the
+ * samples after warm-up against the peak of the earlier half, per metric.
+ * Peaks, not single samples, because bounded state saw-tooths — the event
+ * trimmer cuts to the retention count on its period, the GC collects in
+ * sweeps — so one sample against another measures where each fell in its
+ * tooth. RSS and p99 get an absolute slack on top (see SoakOptions).
+ */
+export function judge(after: Sample[], o: Pick<SoakOptions, 'tolerance' | 'rssSlackMiB' | 'p99SlackMs'>): Verdict[] {
+  if (after.length < 2) throw new Error('soak: fewer than two samples after warm-up; run longer or sample more often');
+  const half = Math.floor(after.length / 2);
+  const earlier = after.slice(0, half);
+  const later = after.slice(half);
+  const peak = (xs: Sample[], f: (s: Sample) => number) => Math.max(...xs.map(f));
+  const verdicts: Verdict[] = (['storeKeys', 'storeBytes', 'headRssMiB', 'p99Ms'] as const).map((metric) => {
+    const slack = metric === 'headRssMiB' ? o.rssSlackMiB : metric === 'p99Ms' ? o.p99SlackMs : 0;
+    const first = peak(earlier, (s) => s[metric]);
+    const last = peak(later, (s) => s[metric]);
+    const bound = Math.round(first * (1 + o.tolerance) + slack);
+    return { metric, first, last, bound, ok: last <= bound };
   });
+  // The embedded log is cut at the snapshot threshold: its files stay under threshold + snapshot + a segment.
+  if (after[0]!.diskBytes !== undefined) {
+    const bound = DISK_CAP_BYTES + 2 * peak(after, (s) => s.storeBytes);
+    const last = peak(after, (s) => s.diskBytes ?? 0);
+    verdicts.push({ metric: 'diskBytesMax', first: after[0]!.diskBytes ?? 0, last, bound, ok: last <= bound });
+  }
+  return verdicts;
 }
 
 /** One lifecycle after another: PG → gang → ready → stop → PG removed. Errors are counted, not fatal. */
