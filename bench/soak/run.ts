@@ -14,7 +14,7 @@
  * is cut at the 64 MiB snapshot threshold, so they saw-tooth).
  *
  *   pnpm build && npx tsx bench/soak/run.ts --store embedded|etcd --minutes 30 [--interval-s 60] [--warmup-s 120]
- *     [--gangs 4] [--agents 200] [--node-churn 60] [--failing-replicas 2] [--workers 2]
+ *     [--gangs 4] [--agents 200] [--node-churn 120] [--failing-replicas 2] [--workers 2]
  */
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -28,7 +28,7 @@ const { values: a } = parseArgs({
     'warmup-s': { type: 'string' },
     gangs: { type: 'string', default: '4' },
     agents: { type: 'string', default: '200' },
-    'node-churn': { type: 'string', default: '60' },
+    'node-churn': { type: 'string', default: '120' },
     'failing-replicas': { type: 'string', default: '2' },
     workers: { type: 'string', default: '2' },
     tolerance: { type: 'string', default: '0.1' },

@@ -9,8 +9,8 @@
  *  - gang lifecycles: `gangConcurrency` loops of placement group created →
  *    reserved → gang launched (one rank, `/bin/sleep`) → ready → stopped →
  *    group removed, on real workers (real shard processes);
- *  - failing-replica replacements: a replica group whose replicas run
- *    `/bin/false`, so every replica fails at once and is replaced;
+ *  - failing-replica replacements: a replica group whose replicas exit 1
+ *    half a second after starting, so every replica fails and is replaced;
  *  - node joins and deaths: simulated agents (bench/agents, CPU-only so no
  *    gang lands on them) dying without a goodbye and coming back;
  *  - the event stream: one live watcher counting every event by kind.
@@ -126,7 +126,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       name: 'flaky',
       tp: 1,
       resources: { gpus: 1 },
-      template: { command: '/bin/false' },
+      // Fails half a second after it starts: at most ~2 replacements a second per replica, under
+      // the group's budget (maxReplacements per 10 minutes), which would otherwise stop them.
+      template: { command: '/bin/sh', args: ['-c', 'sleep 0.5; exit 1'] },
       replicas: { min: 0, max: o.failingReplicas, initial: o.failingReplicas },
       // The largest budget allowed: replaced however often they fail.
       maxReplacements: 10_000,

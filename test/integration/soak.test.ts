@@ -16,7 +16,7 @@ describe('soak, one minute', () => {
   it('keeps store keys and bytes flat under sustained churn', async () => {
     const lines: string[] = [];
     const r = await runSoak({
-      store: 'embedded', durationMs: 50_000, intervalMs: 5_000, warmupMs: 20_000,
+      store: 'embedded', durationMs: 50_000, intervalMs: 2_500, warmupMs: 20_000,
       gangConcurrency: 2, agents: 50, nodeChurnPerMin: 30, failingReplicas: 1, workers: 1,
       tolerance: 0.1, rssSlackMiB: 64, p99SlackMs: 50,
       log: (l) => lines.push(l),
