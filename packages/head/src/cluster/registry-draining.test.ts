@@ -5,16 +5,9 @@
  * write leaves it alone), and a storm of node deaths is one warning per
  * liveness sweep, not one per node (each death keeps its node.dead event).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createLogger } from '@muster/common/log';
 import { NodeState, type Register } from '@muster/proto';
-import { EventLog } from '../events/event-log.js';
-import { EmbeddedStore } from '../state/embedded.js';
-import { FaultyStore } from '../state/faulty.js';
-import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
+import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
 import { NODES_PREFIX, NodeRegistry, type AgentConnection } from './registry.js';
 
 const DEAD_AFTER_MS = 1_000;
@@ -27,17 +20,8 @@ const registration = (nodeId: string): Register => ({ nodeId, incarnation: 'inc-
 const conn = (id: number): AgentConnection => ({ id, send: () => undefined, close: () => undefined });
 
 async function harness() {
-  const dir = await mkdtemp(join(tmpdir(), 'muster-registry-draining-'));
-  const inner = await EmbeddedStore.open(dir);
-  cleanups.push(async () => {
-    await inner.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const store = new FaultyStore(inner);
-  const { revision } = await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'test', address: '127.0.0.1:1', sinceMs: Date.now() }));
-  const writer = new StateWriter(store, 'test', revision);
-  const log = createLogger('test', { level: 'silent' });
-  const events = new EventLog(writer, log, { retention: 10_000, subjectPrefix: 'muster' });
+  const { store, writer, log, events, close } = await leaderOnFaultyStore('registry-draining');
+  cleanups.push(close);
   const clock = { t: 0 };
   const open = () => new NodeRegistry(writer, events, log, DEAD_AFTER_MS, () => clock.t);
   const registry = open();

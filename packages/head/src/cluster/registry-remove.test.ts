@@ -5,16 +5,9 @@
  * node or one still holding bundles is refused by name; a failed write
  * forgets nothing.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '@muster/common/log';
 import { NodeState, type Register } from '@muster/proto';
-import { EventLog } from '../events/event-log.js';
-import { EmbeddedStore } from '../state/embedded.js';
-import { FaultyStore } from '../state/faulty.js';
-import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
+import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
 import { collectDead } from './liveness.js';
 import { NODES_PREFIX, NodeRegistry, type AgentConnection } from './registry.js';
 
@@ -27,17 +20,8 @@ afterEach(async () => {
 const registration = (nodeId: string): Register => ({ nodeId, incarnation: 'inc-1', agentVersion: 'test', address: '127.0.0.1', labels: {}, taints: [], inventory: undefined });
 
 async function harness() {
-  const dir = await mkdtemp(join(tmpdir(), 'muster-registry-rm-'));
-  const inner = await EmbeddedStore.open(dir);
-  cleanups.push(async () => {
-    await inner.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const store = new FaultyStore(inner);
-  const { revision } = await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'test', address: '127.0.0.1:1', sinceMs: Date.now() }));
-  const writer = new StateWriter(store, 'test', revision);
-  const log = createLogger('test', { level: 'silent' });
-  const events = new EventLog(writer, log, { retention: 1_000, subjectPrefix: 'muster' });
+  const { store, writer, log, events, close } = await leaderOnFaultyStore('registry-rm', { eventRetention: 1_000 });
+  cleanups.push(close);
   let clock = 0;
   const registry = new NodeRegistry(writer, events, log, DEAD_AFTER_MS, () => clock);
   const heard: string[] = [];

@@ -6,17 +6,11 @@
  * check's timer is stopped and the drain status call is the only trigger, on
  * a real embedded store (FaultyStore to fail the event write).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '@muster/common/log';
 import { ClusterEvent, type Register } from '@muster/proto';
 import { NodeRegistry } from '../cluster/registry.js';
 import { EVENTS_PREFIX, EventLog } from '../events/event-log.js';
-import { EmbeddedStore } from '../state/embedded.js';
-import { FaultyStore } from '../state/faulty.js';
-import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
+import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
 import { NodeDrains } from './drain.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -35,16 +29,8 @@ const registration: Register = {
 };
 
 async function harness() {
-  const dir = await mkdtemp(join(tmpdir(), 'muster-drain-'));
-  const inner = await EmbeddedStore.open(dir);
-  cleanups.push(async () => {
-    await inner.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const store = new FaultyStore(inner);
-  const { revision } = await store.put(LEADER_KEY, encodeLeaderRecord({ headId: 'test', address: '127.0.0.1:1', sinceMs: Date.now() }));
-  const writer = new StateWriter(store, 'test', revision);
-  const log = createLogger('test', { level: 'silent' });
+  const { inner, store, writer, log, close } = await leaderOnFaultyStore('drain');
+  cleanups.push(close);
   /** One leader term's registry, event log and drain announcer, loaded from the store; its timer stopped. */
   const term = async () => {
     const events = new EventLog(writer, log, { retention: 1_000, subjectPrefix: 'muster' });
