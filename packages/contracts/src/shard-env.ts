@@ -140,24 +140,11 @@ export function replicaEnv(r: ReplicaEnvInput): Record<string, string> {
   };
 }
 
-/** A rank's view of its environment (`shard.env()`). */
-export interface ShardEnv {
-  rank: number;
-  worldSize: number;
-  localRank: number;
-  localWorldSize: number;
-  masterAddr: string;
-  masterPort: number;
-  tpRank: number;
-  tpSize: number;
-  ppRank: number;
-  ppSize: number;
-  replicaId: string;
-  group: string;
-  cudaVisibleDevices: string;
+/** A rank's view of its environment (`shard.env()`): what the head wrote, less the gang's own bookkeeping. */
+export type ShardEnv = Omit<RankEnvInput, 'gangId' | 'attempt' | 'ports'> & {
   /** MUSTER_PORT_<NAME> values, by lower-case name. */
   ports: Record<string, number>;
-}
+};
 
 function num(env: EnvMap, name: string): number {
   const v = env[name];
