@@ -24,8 +24,12 @@ export interface PoolOptions {
   channels?: number;
   /** A machine profile from @muster/contracts (default hgx-h100-8). */
   profile?: string;
-  /** Per minute, over the whole pool: agents that die (no goodbye) and agents that come back or join. */
-  churn?: { deathsPerMin: number; joinsPerMin: number };
+  /**
+   * Per minute, over the whole pool: agents that die (no goodbye) and agents that come back or join.
+   * `keepPopulation`: a join with no dead agent to revive adds none (the pool stays at `agents`,
+   * as a soak needs: a growing population reads as growing state).
+   */
+  churn?: { deathsPerMin: number; joinsPerMin: number; keepPopulation?: boolean };
   /** Ticker period, ms (default 25). */
   tickMs?: number;
 }
@@ -129,7 +133,7 @@ export class AgentPool {
         joins--;
         const dead = this.agents.find((a) => a.state === 'dead');
         if (dead) dead.revive(now);
-        else this.add(this.opts.first ?? 0);
+        else if (!churn.keepPopulation) this.add(this.opts.first ?? 0);
       }
     }
   }

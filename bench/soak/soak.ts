@@ -121,7 +121,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const token = (await import('node:fs')).readFileSync(cluster.tokenFile, 'utf8').trim();
     const churn: Churn = { gangLifecycles: 0, gangErrors: 0, replacements: 0, nodeDeaths: 0, nodeJoins: 0, events: 0, collected: 0, nodesRemoved: 0 };
     tasks.push(watchEvents(sdk, stop.signal, churn));
-    pool = await AgentPool.start({ head: cluster.address, token, agents: o.agents, prefix: 'soak-', profile: 'cpu-only', churn: { deathsPerMin: o.nodeChurnPerMin, joinsPerMin: o.nodeChurnPerMin } });
+    pool = await AgentPool.start({ head: cluster.address, token, agents: o.agents, prefix: 'soak-', profile: 'cpu-only', churn: { deathsPerMin: o.nodeChurnPerMin, joinsPerMin: o.nodeChurnPerMin, keepPopulation: true } });
     await sdk.replicaGroups.apply({
       name: 'flaky',
       tp: 1,
