@@ -14,8 +14,14 @@
  * substitute: Levenshtein distance; an adjacent swap counts two), and the
  * allowed key is not so short that two edits make anything of it. The
  * closest wins; ties go to the order the schema lists its keys in.
+ *
+ * Also the bounded shapes every spec builds on (`limitedString`,
+ * `limitedArray`, `limitedRecord`): each takes its number from SPEC_LIMITS
+ * (@muster/contracts) by name, and its error names the limit, so a refusal
+ * reads `template.args: 2000 items; the limit is 1024 (args)`.
  */
 import { z } from 'zod';
+import { SPEC_LIMITS, type SpecLimit } from '@muster/contracts';
 
 /** The allowed key `key` most likely meant, or undefined when none is close. */
 export function didYouMean(key: string, allowed: readonly string[]): string | undefined {
@@ -91,4 +97,34 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
   return issueLines(issues)
     .map((l) => (l.path ? `${l.path}: ${l.message}` : l.message))
     .join('; ');
+}
+
+/** What an over-limit error says: the size seen, the limit and its name in SPEC_LIMITS. */
+export function limitMessage(limit: SpecLimit, seen: number, unit: string): string {
+  return `${seen} ${unit}; the limit is ${SPEC_LIMITS[limit]} (${limit})`;
+}
+
+/** A string of at most SPEC_LIMITS[limit] characters. */
+export function limitedString(limit: SpecLimit): z.ZodString {
+  return z.string().max(SPEC_LIMITS[limit], { error: (iss) => limitMessage(limit, String(iss.input).length, 'characters') });
+}
+
+/** An array of at most SPEC_LIMITS[limit] items. */
+export function limitedArray<T extends z.ZodType>(item: T, limit: SpecLimit): z.ZodArray<T> {
+  return z.array(item).max(SPEC_LIMITS[limit], { error: (iss) => limitMessage(limit, (iss.input as unknown[]).length, 'items') });
+}
+
+/**
+ * A record of at most SPEC_LIMITS[limit] entries whose keys are at most
+ * SPEC_LIMITS[keyLimit] characters (values and the keys' form are checked by
+ * their own schemas). A long key is reported on the record, shortened: the
+ * error must not be as large as what it refuses.
+ */
+export function limitedRecord<K extends z.core.$ZodRecordKey, V extends z.ZodType>(key: K, value: V, limit: SpecLimit, keyLimit: SpecLimit) {
+  return z.record(key, value).check((ctx) => {
+    const keys = Object.keys(ctx.value);
+    if (keys.length > SPEC_LIMITS[limit]) ctx.issues.push({ code: 'custom', input: ctx.value, message: limitMessage(limit, keys.length, 'entries') });
+    const long = keys.find((k) => k.length > SPEC_LIMITS[keyLimit]);
+    if (long !== undefined) ctx.issues.push({ code: 'custom', input: ctx.value, message: `key "${long.slice(0, 32)}…": ${limitMessage(keyLimit, long.length, 'characters')}` });
+  });
 }

@@ -15,30 +15,39 @@
  * place for each rule, and no client can skip it. Every field is optional
  * here, so what is missing is reported by the head as before.
  *
+ * The exception is size: the upper bounds of SPEC_LIMITS (@muster/contracts;
+ * string lengths, counts, TP × PP, replicas) are checked here too, with the
+ * head's numbers and messages, so a spec the head would refuse for its size
+ * is refused before it is encoded (a spec over the gRPC message limit would
+ * otherwise fail with a transport error that names no field).
+ *
  * The compile-time checks at the end keep each schema and its documented
  * interface (PlacementGroupSpec, GangSpec, ReplicaGroupSpec, ActorOptions) in step: a key
  * added to an interface and not here fails the build.
  */
 import { z } from 'zod';
-import { ErrorCode, MusterError, didYouMeanKeys, formatIssues } from '@muster/common';
+import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
+import { SPEC_LIMITS, templateBytes, type SpecLimit } from '@muster/contracts';
 import type { ActorOptions, GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from './specs.js';
 
 /** A strict object whose unknown keys are refused with a "did you mean". */
 const strictObject = <S extends z.core.$ZodLooseShape>(shape: S) => z.strictObject(shape, didYouMeanKeys);
 const num = z.number().optional();
 const str = z.string().optional();
-const strings = z.array(z.string()).optional();
-const numbers = z.record(z.string(), z.number()).optional();
-const labels = z.record(z.string(), z.string()).optional();
+/** A string of at most SPEC_LIMITS[limit] characters. */
+const bounded = (limit: SpecLimit) => limitedString(limit).optional();
+const numbers = limitedRecord(z.string(), z.number(), 'customResources', 'labelLength').optional();
+const labels = limitedRecord(z.string(), limitedString('labelLength'), 'labels', 'labelLength').optional();
+const count = (limit: SpecLimit) => z.number().max(SPEC_LIMITS[limit], { error: (iss) => limitMessage(limit, Number(iss.input), limit === 'replicas' ? 'replicas' : 'items') }).optional();
 
-const topology = z.array(strictObject({ level: z.string(), mode: str })).optional();
+const topology = z.array(strictObject({ level: z.string(), mode: str })).max(5, 'at most one constraint per level (5 levels)').optional();
 const selector = strictObject({ matchLabels: labels }).optional();
-const tolerations = z.array(strictObject({ key: str, operator: str, value: str, effect: str })).optional();
+const tolerations = limitedArray(strictObject({ key: bounded('labelLength'), operator: str, value: bounded('labelLength'), effect: str }), 'tolerations').optional();
 
 export const placementGroupSpecShape = strictObject({
-  name: str,
+  name: bounded('nameLength'),
   strategy: str,
-  bundles: z.array(strictObject({ cpuMillis: num, memoryBytes: num, gpus: num, gpuMemoryMiB: num, migProfile: str, custom: numbers })).optional(),
+  bundles: limitedArray(strictObject({ cpuMillis: num, memoryBytes: num, gpus: num, gpuMemoryMiB: num, migProfile: bounded('refLength'), custom: numbers }), 'bundles').optional(),
   topology,
   selector,
   tolerations,
@@ -47,40 +56,51 @@ export const placementGroupSpecShape = strictObject({
 
 const probe = strictObject({
   kind: z.string(),
-  port: z.union([z.string(), z.number()]).optional(),
-  path: str,
-  command: strings,
+  port: z.union([limitedString('refLength'), z.number()]).optional(),
+  path: bounded('probePathLength'),
+  command: limitedArray(limitedString('argLength'), 'args').optional(),
   periodMs: num,
   timeoutMs: num,
   failureThreshold: num,
 }).optional();
 
 const template = strictObject({
-  command: str,
-  args: strings,
-  env: labels,
-  cwd: str,
-  ports: z.array(strictObject({ name: z.string(), port: num })).optional(),
+  command: bounded('commandLength'),
+  args: limitedArray(limitedString('argLength'), 'args').optional(),
+  env: limitedRecord(z.string(), limitedString('envValueLength'), 'envEntries', 'envKeyLength').optional(),
+  cwd: bounded('cwdLength'),
+  ports: limitedArray(strictObject({ name: limitedString('refLength'), port: num }), 'ports').optional(),
   readiness: probe,
   liveness: probe,
-}).optional();
+})
+  .check((ctx) => {
+    const bytes = templateBytes(ctx.value);
+    if (bytes > SPEC_LIMITS.templateBytes) ctx.issues.push({ code: 'custom', input: bytes, message: `command, args and env take ${limitMessage('templateBytes', bytes, 'bytes')}` });
+  })
+  .optional();
+
+/** TP × PP of a gang or replica group, against SPEC_LIMITS.ranksPerReplica (reported on tp, as the head does). */
+const ranksWithinLimit = (ctx: { value: { tp?: number | undefined; pp?: number | undefined }; issues: z.core.$ZodRawIssue[] }) => {
+  const ranks = (ctx.value.tp ?? 1) * (ctx.value.pp ?? 1);
+  if (ranks > SPEC_LIMITS.ranksPerReplica) ctx.issues.push({ code: 'custom', input: ranks, path: ['tp'], message: `tp × pp = ${limitMessage('ranksPerReplica', ranks, 'ranks')}` });
+};
 
 const startup = strictObject({ deadlineMs: num, maxRestarts: num, backoffInitialMs: num, backoffMaxMs: num, gracePeriodMs: num }).optional();
 
-export const gangSpecShape = strictObject({ name: str, placementGroup: str, tp: num, pp: num, template, startup, logMaxBytes: num });
+export const gangSpecShape = strictObject({ name: bounded('nameLength'), placementGroup: bounded('refLength'), tp: num, pp: num, template, startup, logMaxBytes: num }).check(ranksWithinLimit);
 
 export const replicaGroupSpecShape = strictObject({
-  name: str,
+  name: bounded('nameLength'),
   template,
   tp: num,
   pp: num,
   resources: strictObject({ gpus: num, cpuMillis: num, memoryBytes: num, gpuMemoryMiB: num, migProfile: str, custom: numbers }).optional(),
   placement: strictObject({ strategy: str, topology, selector, tolerations, priority: num }).optional(),
-  replicas: strictObject({ min: num, max: num, initial: num }).optional(),
+  replicas: strictObject({ min: count('replicas'), max: count('replicas'), initial: count('replicas') }).optional(),
   startup,
   rollout: strictObject({ strategy: str, canaryWeight: num, maxSurge: num }).optional(),
   drainDeadlineMs: num,
-  httpPort: str,
+  httpPort: bounded('refLength'),
   maxReplacements: num,
   autoscaling: strictObject({
     metric: str,
@@ -91,9 +111,9 @@ export const replicaGroupSpecShape = strictObject({
     tolerance: num,
     scaleToZeroAfterMs: num,
     lookbackMs: num,
-    floors: z.array(strictObject({ cron: z.string(), durationMs: z.number(), timezone: str, min: z.number() })).optional(),
+    floors: limitedArray(strictObject({ cron: limitedString('floorFieldLength'), durationMs: z.number(), timezone: bounded('floorFieldLength'), min: z.number() }), 'floors').optional(),
   }).optional(),
-});
+}).check(ranksWithinLimit);
 
 export const actorOptionsShape = strictObject({
   name: str,

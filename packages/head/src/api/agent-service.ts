@@ -18,6 +18,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { Histogram } from '@opentelemetry/api';
 import { ErrorCode, MusterError, toGrpcError, type Logger } from '@muster/common';
+import { SPEC_LIMITS } from '@muster/contracts';
 import type { AgentLogChunk, AgentMessage, AgentServiceServer, HeadMessage, NatsAccess, ReservationSnapshot, ShardStatusReport } from '@muster/proto';
 import type { AgentConnection, NodeRegistry } from '../cluster/registry.js';
 import { validateRegister } from '../cluster/validate.js';
@@ -157,7 +158,8 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
       case 'drain': {
         // The agent's own view (its Kubernetes node cordoned or not): an undrain clears only an agent's drain.
         const d = msg.msg.value;
-        if (d.draining) await registry.drain(nodeId, d.reason || 'asked by the node agent', 'agent');
+        // Kept, not refused: a long reason from a node's own tooling must not undo its drain.
+        if (d.draining) await registry.drain(nodeId, d.reason.slice(0, SPEC_LIMITS.reasonLength) || 'asked by the node agent', 'agent');
         else await registry.uncordon(nodeId, 'agent');
         return;
       }

@@ -3,7 +3,8 @@
  * (docs/autoscaling.md), validated once at the edge. A bad policy is refused
  * with one MusterError naming every bad field; nothing is half-applied.
  */
-import { ErrorCode, MusterError } from '@muster/common';
+import { ErrorCode, MusterError, limitedArray, limitedString } from '@muster/common';
+import { SPEC_LIMITS } from '@muster/contracts';
 import { z } from 'zod';
 import { cronOf } from './floors.js';
 import type { AutoscalingPolicy } from './types.js';
@@ -39,10 +40,10 @@ function validZone(tz: string): boolean {
 
 const floorSchema = z
   .strictObject({
-    cron: z.string().min(1, 'must be a cron pattern'),
+    cron: limitedString('floorFieldLength').min(1, 'must be a cron pattern'),
     durationMs: z.int().min(1, 'must be > 0 ms').max(31 * DAY_MS, 'must be ≤ 31 days'),
-    timezone: z.string().default('UTC'),
-    min: z.int().min(0, 'must be ≥ 0').max(10_000),
+    timezone: limitedString('floorFieldLength').default('UTC'),
+    min: z.int().min(0, 'must be ≥ 0').max(SPEC_LIMITS.replicas),
   })
   .superRefine((f, ctx) => {
     if (!validZone(f.timezone)) {
@@ -60,15 +61,15 @@ export const policySchema = z
   .strictObject({
     metric: z.enum(['queue', 'ongoing']).default(POLICY_DEFAULTS.metric),
     target: z.number().positive('must be > 0').max(1e6).default(POLICY_DEFAULTS.target),
-    min: z.int().min(0, 'must be ≥ 0').max(10_000).default(POLICY_DEFAULTS.min),
-    max: z.int().min(1, 'must be ≥ 1').max(10_000).default(POLICY_DEFAULTS.max),
+    min: z.int().min(0, 'must be ≥ 0').max(SPEC_LIMITS.replicas).default(POLICY_DEFAULTS.min),
+    max: z.int().min(1, 'must be ≥ 1').max(SPEC_LIMITS.replicas).default(POLICY_DEFAULTS.max),
     upscaleDelayMs: delay.default(POLICY_DEFAULTS.upscaleDelayMs),
     downscaleDelayMs: delay.default(POLICY_DEFAULTS.downscaleDelayMs),
-    maxStep: z.int().min(1, 'must be ≥ 1').max(10_000).default(POLICY_DEFAULTS.maxStep),
+    maxStep: z.int().min(1, 'must be ≥ 1').max(SPEC_LIMITS.replicas).default(POLICY_DEFAULTS.maxStep),
     tolerance: z.number().min(0, 'must be ≥ 0').lt(1, 'must be < 1').default(POLICY_DEFAULTS.tolerance),
     scaleToZeroAfterMs: delay.default(POLICY_DEFAULTS.scaleToZeroAfterMs),
     lookbackMs: z.int().min(250, 'must be ≥ 250 ms').max(600_000).default(POLICY_DEFAULTS.lookbackMs),
-    floors: z.array(floorSchema).max(64).default([]),
+    floors: limitedArray(floorSchema, 'floors').default([]),
   })
   .superRefine((p, ctx) => {
     if (p.min > p.max) ctx.addIssue({ code: 'custom', path: ['max'], message: `max ${p.max} is below min ${p.min}` });

@@ -14,17 +14,17 @@
  * ports the gangs hold (`portsInUse`), which the next layout allocates around.
  */
 import { z } from 'zod';
-import { ErrorCode, MusterError, didYouMeanKeys, formatIssues } from '@muster/common';
-import { rankEnv as contractRankEnv } from '@muster/contracts';
+import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
+import { rankEnv as contractRankEnv, SPEC_LIMITS, templateBytes } from '@muster/contracts';
 import type { Gang, GangSpec, Node, PlacementGroup, Probe, ShardLaunch } from '@muster/proto';
 
 const PORT_NAME = /^[a-z][a-z0-9_]{0,30}$/;
 const probeSchema = z
   .strictObject({
     kind: z.enum(['http', 'tcp', 'exec', 'sdk']),
-    port: z.string().default(''),
-    path: z.string().default('/'),
-    command: z.array(z.string()).default([]),
+    port: limitedString('refLength').default(''),
+    path: limitedString('probePathLength').default('/'),
+    command: limitedArray(limitedString('argLength'), 'args').default([]),
     periodMs: z.int().min(0).max(3_600_000).default(0),
     timeoutMs: z.int().min(0).max(3_600_000).default(0),
     failureThreshold: z.int().min(0).max(1000).default(0),
@@ -38,15 +38,15 @@ const probeSchema = z
 export const gangSpecSchema = z
   .strictObject({
     name: z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/, 'must be 1-63 lowercase letters, digits, "." or "-"'),
-    placementGroup: z.string().min(1, 'name or id of the placement group whose bundles are the PP stages'),
+    placementGroup: limitedString('refLength').min(1, 'name or id of the placement group whose bundles are the PP stages'),
     tp: z.int().min(1).max(1024),
     pp: z.int().min(1).max(1024),
     template: z.strictObject({
-      command: z.string().min(1, 'the command to run for every rank'),
-      args: z.array(z.string()).default([]),
-      env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not a valid environment variable name'), z.string()).default({}),
-      cwd: z.string().default(''),
-      ports: z.array(z.strictObject({ name: z.string().regex(PORT_NAME, 'lowercase letters, digits and _'), port: z.int().min(0).max(65535).default(0) }, didYouMeanKeys)).default([]),
+      command: limitedString('commandLength').min(1, 'the command to run for every rank'),
+      args: limitedArray(limitedString('argLength'), 'args').default([]),
+      env: limitedRecord(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not a valid environment variable name'), limitedString('envValueLength'), 'envEntries', 'envKeyLength').default({}),
+      cwd: limitedString('cwdLength').default(''),
+      ports: limitedArray(z.strictObject({ name: z.string().regex(PORT_NAME, 'lowercase letters, digits and _'), port: z.int().min(0).max(65535).default(0) }, didYouMeanKeys), 'ports').default([]),
       readiness: probeSchema.optional(),
       liveness: probeSchema.optional(),
     }, didYouMeanKeys),
@@ -68,11 +68,15 @@ export const gangSpecSchema = z
         gracePeriodMs: s.gracePeriodMs || 5_000,
       })),
     logMaxBytes: z.int().min(0).max(2 ** 40).default(0).transform((n) => n || 16 * 1024 * 1024),
-    replicaGroup: z.string().default(''),
-    replicaId: z.string().default(''),
+    replicaGroup: limitedString('refLength').default(''),
+    replicaId: limitedString('refLength').default(''),
   }, didYouMeanKeys)
   .check((ctx) => {
     const t = ctx.value.template;
+    const ranks = ctx.value.tp * ctx.value.pp;
+    if (ranks > SPEC_LIMITS.ranksPerReplica) ctx.issues.push({ code: 'custom', input: ranks, path: ['tp'], message: `tp × pp = ${limitMessage('ranksPerReplica', ranks, 'ranks')}` });
+    const bytes = templateBytes(t);
+    if (bytes > SPEC_LIMITS.templateBytes) ctx.issues.push({ code: 'custom', input: bytes, path: ['template'], message: `command, args and env take ${limitMessage('templateBytes', bytes, 'bytes')}` });
     const names = new Set<string>();
     const fixed = new Set<number>();
     t.ports.forEach((p, i) => {

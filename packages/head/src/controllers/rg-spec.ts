@@ -9,16 +9,17 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ErrorCode, MusterError, didYouMeanKeys, formatIssues } from '@muster/common';
-import { DEFAULT_SUBJECT_PREFIX, replicaEnv, replicaSubject } from '@muster/contracts';
+import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitedRecord, limitedString } from '@muster/common';
+import { DEFAULT_SUBJECT_PREFIX, replicaEnv, replicaSubject, SPEC_LIMITS } from '@muster/contracts';
 import type { GangSpec, NatsAccess, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
 import { specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
 import { parsePolicy, type AutoscalingPolicy } from '../autoscaler/index.js';
 
+const replicaCount = z.int().min(0).max(SPEC_LIMITS.replicas, { error: (iss) => `${String(iss.input)} replicas; the limit is ${SPEC_LIMITS.replicas} (replicas)` });
 const counts = z
-  .strictObject({ min: z.int().min(0).max(10_000), max: z.int().min(0).max(10_000), initial: z.int().min(0).max(10_000) }, didYouMeanKeys)
+  .strictObject({ min: replicaCount, max: replicaCount, initial: replicaCount }, didYouMeanKeys)
   .check((ctx) => {
     const r = ctx.value;
     if (r.min > r.max) ctx.issues.push({ code: 'custom', input: r, path: ['max'], message: `max ${r.max} is below min ${r.min}` });
@@ -29,12 +30,12 @@ const schema = z.strictObject({
   name: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$/, 'must be 1-42 lowercase letters, digits or "-"'),
   tp: z.int().min(1).max(1024),
   pp: z.int().min(1).max(1024),
-  resources: z.strictObject({ gpus: z.int().min(0).max(64), cpuMillis: z.int().min(0), memoryBytes: z.int().min(0), gpuMemoryMib: z.int().min(0), migProfile: z.string(), custom: z.record(z.string(), z.number().min(0)) }, didYouMeanKeys),
+  resources: z.strictObject({ gpus: z.int().min(0).max(64), cpuMillis: z.int().min(0), memoryBytes: z.int().min(0), gpuMemoryMib: z.int().min(0), migProfile: limitedString('refLength'), custom: limitedRecord(z.string(), z.number().min(0), 'customResources', 'labelLength') }, didYouMeanKeys),
   replicas: counts,
   rollout: z.strictObject({ strategy: z.enum(['rolling', 'canary']), canaryWeight: z.number().min(0).max(1), maxSurge: z.int().min(0).max(100) }, didYouMeanKeys),
   drainDeadlineMs: z.int().min(0).max(3_600_000),
-  httpPort: z.string(),
-  maxReplacements: z.int().min(0).max(10_000),
+  httpPort: limitedString('refLength'),
+  maxReplacements: z.int().min(0).max(SPEC_LIMITS.replicas),
   // Checked below as what they become: a gang's template and startup, a placement group, a policy.
   template: z.unknown(),
   startup: z.unknown(),

@@ -18,7 +18,7 @@
  * to be >=0` or `bundles[0].gpu: unknown key; did you mean "gpus"?`.
  */
 import { z } from 'zod';
-import { didYouMeanKeys, issueLines } from '@muster/common';
+import { didYouMeanKeys, issueLines, limitedArray, limitedRecord, limitedString } from '@muster/common';
 import type { ValidPgSpec } from './types.js';
 
 const nonNegInt = z.int().nonnegative();
@@ -29,8 +29,8 @@ export const BundleSchema = z
     memoryBytes: nonNegInt.default(0),
     gpus: nonNegInt.max(1024).default(0),
     gpuMemoryMiB: nonNegInt.default(0),
-    migProfile: z.string().regex(/^\d+g\.\d+gb(\+\w+)?$/, 'expected a MIG profile such as "1g.10gb"').optional(),
-    custom: z.record(z.string().min(1), z.number().nonnegative().finite()).default({}),
+    migProfile: limitedString('refLength').regex(/^\d+g\.\d+gb(\+\w+)?$/, 'expected a MIG profile such as "1g.10gb"').optional(),
+    custom: limitedRecord(z.string().min(1), z.number().nonnegative().finite(), 'customResources', 'labelLength').default({}),
   }, didYouMeanKeys)
   .check((ctx) => {
     const b = ctx.value;
@@ -48,20 +48,21 @@ export const TopologyConstraintSchema = z.strictObject({
 }, didYouMeanKeys);
 
 export const TolerationSchema = z.strictObject({
-  key: z.string().default(''),
+  key: limitedString('labelLength').default(''),
   operator: z.enum(['Equal', 'Exists']).default('Equal'),
-  value: z.string().default(''),
+  value: limitedString('labelLength').default(''),
   effect: z.enum(['NoSchedule', 'PreferNoSchedule']).optional(),
 }, didYouMeanKeys);
 
 export const PlacementGroupSpecSchema = z
   .strictObject({
-    name: z.string().min(1).max(253),
+    name: limitedString('nameLength').min(1),
     strategy: z.enum(['PACK', 'SPREAD', 'STRICT_PACK', 'STRICT_SPREAD']).default('PACK'),
-    bundles: z.array(BundleSchema).min(1, 'a placement group needs at least one bundle').max(1024),
-    topology: z.array(TopologyConstraintSchema).default([]),
-    selector: z.strictObject({ matchLabels: z.record(z.string(), z.string()).default({}) }, didYouMeanKeys).default({ matchLabels: {} }),
-    tolerations: z.array(TolerationSchema).default([]),
+    bundles: limitedArray(BundleSchema, 'bundles').min(1, 'a placement group needs at least one bundle'),
+    // Five levels, each at most once (checked below).
+    topology: z.array(TopologyConstraintSchema).max(5, 'at most one constraint per level (5 levels)').default([]),
+    selector: z.strictObject({ matchLabels: limitedRecord(z.string(), limitedString('labelLength'), 'labels', 'labelLength').default({}) }, didYouMeanKeys).default({ matchLabels: {} }),
+    tolerations: limitedArray(TolerationSchema, 'tolerations').default([]),
     priority: z.int().min(-1_000_000).max(1_000_000).default(0),
   }, didYouMeanKeys)
   .check((ctx) => {

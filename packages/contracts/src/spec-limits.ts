@@ -1,0 +1,88 @@
+/**
+ * Upper bounds on what a spec may ask for, in one table: the head refuses a
+ * placement group, gang or replica group spec that passes one (naming the
+ * field and the limit), and the SDK checks the same numbers before a spec
+ * goes on the wire. docs/limits.md lists them with the reason for each.
+ *
+ * Why bounds at all: a spec is stored (etcd refuses requests over 1.5 MiB),
+ * copied into every rank's launch order, expanded into TP × PP processes and
+ * REPLICAS placement groups, and read back by every list. An unbounded count
+ * or string lets one request cost the head memory, the store a key it cannot
+ * write, or a worker an execve() that fails with E2BIG. The numbers are far
+ * above any real model server (the largest TP × PP in use is a few hundred
+ * ranks) and far below what breaks something.
+ *
+ * Pure numbers: the head (zod schemas) and the SDK import them from here, so
+ * the two never disagree.
+ */
+export const SPEC_LIMITS = {
+  /** TP × PP: processes of one replica (one gang). */
+  ranksPerReplica: 1024,
+  /** replicas.max (and min, initial) of a replica group. */
+  replicas: 10_000,
+  /** Bundles of one placement group. */
+  bundles: 1024,
+  /** Placement group names (DNS subdomain length); gang and replica group names are shorter by their own rule. */
+  nameLength: 253,
+  /** The command of a template or an exec probe (a path or a program name). */
+  commandLength: 4096,
+  /** Arguments of a template, or of an exec probe's command. */
+  args: 1024,
+  /** One argument. Linux refuses a single argv or envp string of 128 KiB (MAX_ARG_STRLEN). */
+  argLength: 65_536,
+  /** Variables of a template's env. */
+  envEntries: 1024,
+  /** One variable name. */
+  envKeyLength: 256,
+  /** One variable's value (KEY=value stays under MAX_ARG_STRLEN). */
+  envValueLength: 65_536,
+  /** command + args + env keys and values of one template together (execve's whole argv + envp, and the stored record). */
+  templateBytes: 512 * 1024,
+  /** The working directory of a template. */
+  cwdLength: 4096,
+  /** Path of an HTTP probe. */
+  probePathLength: 2048,
+  /** Named ports of a template. */
+  ports: 64,
+  /** Label selectors (matchLabels) of a placement. */
+  labels: 64,
+  /** A label key (prefix/name) or value, a toleration's key or value, a custom resource name. */
+  labelLength: 253,
+  /** Tolerations of a placement. */
+  tolerations: 64,
+  /** Custom resources of a bundle. */
+  customResources: 64,
+  /** References to other objects (a gang's placement group, replica group and replica id; a probe's port name). */
+  refLength: 253,
+  /** A free-text reason (a drain's reason from an operator or an agent). */
+  reasonLength: 1024,
+  /** Scheduled floors of an autoscaling policy. */
+  floors: 64,
+  /** A floor's cron expression or time zone. */
+  floorFieldLength: 128,
+} as const;
+
+export type SpecLimit = keyof typeof SPEC_LIMITS;
+
+/** Bytes of a string as UTF-8 (what execve and the store count). */
+export function utf8Bytes(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      n += 4; // a surrogate pair is one 4-byte code point
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** The bytes a template costs in argv + envp: each string plus its NUL, "KEY=value" for env. */
+export function templateBytes(t: { command?: string; args?: readonly string[]; env?: Readonly<Record<string, string>> }): number {
+  let n = utf8Bytes(t.command ?? '') + 1;
+  for (const a of t.args ?? []) n += utf8Bytes(a) + 1;
+  for (const [k, v] of Object.entries(t.env ?? {})) n += utf8Bytes(k) + utf8Bytes(v) + 2;
+  return n;
+}
