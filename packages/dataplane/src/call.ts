@@ -17,6 +17,9 @@
  *   the router's NATS connection drops  → UNAVAILABLE at once (retryable by the caller,
  *                                          who is told it may have run): its answer
  *                                          can no longer arrive. Never resent here
+ *   request over NATS' max_payload      → RESOURCE_EXHAUSTED before anything is sent,
+ *                                          naming both sizes (a reply over it comes
+ *                                          back from serve() as the same code)
  *
  * A call also fails UNAVAILABLE, without being sent, when it starts (or its
  * turn comes) while the connection is down. Settling is guarded by one flag,
@@ -29,7 +32,7 @@ import type { Balancer, ReplicaState, Tracked, Waiter } from './balancer.js';
 import type { Link } from './connection.js';
 import type { Inbox, Listener } from './inbox.js';
 import type { WireError } from './types.js';
-import { errorFromWire, isNoResponders } from './wire.js';
+import { errorFromWire, isNoResponders, maxPayloadOf, tooLargeMessage } from './wire.js';
 
 /** What a call needs from its router. */
 export interface CallHost {
@@ -102,6 +105,8 @@ export abstract class Call {
   start(): void {
     if (this.opts.signal?.aborted) return this.onAbort();
     if (!this.host.link.up) return this.fail(this.unsent());
+    const tooLarge = this.tooLarge();
+    if (tooLarge) return this.fail(tooLarge);
     this.host.calls.add(this);
     this.timer = setTimeout(() => this.onDeadline(), this.opts.timeoutMs);
     this.opts.signal?.addEventListener('abort', this.onAbort, { once: true });
@@ -201,8 +206,18 @@ export abstract class Call {
       this.host.nats.publish(r.info.subject, this.request, { reply: a.reply });
     } catch (e) {
       this.end(a, false);
-      this.fail(new MusterError(ErrorCode.UNAVAILABLE, `cannot send call ${this.id} over NATS: ${(e as Error).message}`, { cause: e }));
+      // Reconnected to a server with a lower max_payload since start(): say that, not "unavailable".
+      this.fail(this.tooLarge() ?? new MusterError(ErrorCode.UNAVAILABLE, `cannot send call ${this.id} over NATS: ${(e as Error).message}`, { cause: e }));
     }
+  }
+
+  /** RESOURCE_EXHAUSTED when the encoded request is over the connection's max_payload: no server would take it. */
+  private tooLarge(): MusterError | undefined {
+    const limit = maxPayloadOf(this.host.nats);
+    if (limit === undefined || this.request.length <= limit) return undefined;
+    return new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `call ${this.id} to replica group "${this.host.group}" was not sent: ${tooLargeMessage('its request', this.request.length, limit)}. Send a smaller payload (or store large data elsewhere and send a reference)`, {
+      details: { group: this.host.group, field: 'payload', bytes: this.request.length, limit, mayHaveRun: false },
+    });
   }
 
   /** Stops listening to an attempt and frees its slot; `cancel` also tells the replica. */

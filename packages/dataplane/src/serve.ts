@@ -16,6 +16,11 @@
  * subscription drain also hands over what was already on the wire, so no
  * request is lost between "removed from membership" and "stopped".
  *
+ * An answer larger than the connection's max_payload (NATS would refuse it,
+ * and the caller would wait for its deadline) is replaced by a small
+ * MUSTER_RESOURCE_EXHAUSTED error naming both sizes; a stream ends with it
+ * and its handler is stopped.
+ *
  * NATS outages need nothing from the handlers: nats.js reconnects and
  * restores the subscription by itself, and the server reports its load at
  * once when the connection is back — that first report is what tells routers
@@ -27,9 +32,9 @@ import { connectNats, decode, encode, ErrorCode, isMusterError, MusterError, par
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Link } from './connection.js';
-import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireLoad, WireReply, WireRequest } from './types.js';
+import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireError, WireLoad, WireReply, WireRequest } from './types.js';
 import { DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, SHARD_ENV } from '@muster/contracts';
-import { wireError } from './wire.js';
+import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
 
 export interface ServeHandlers {
   unary?: UnaryHandler;
@@ -172,7 +177,8 @@ class ReplicaServer implements Server {
     if (req?.cancel === true) return this.cancel(String(req.id));
     if (!msg.reply) return; // nobody to answer: not a data-plane request
     if (req?.v !== 1 || typeof req.id !== 'string' || typeof req.deadline !== 'number') {
-      return this.publish(msg.reply, { v: 1, ok: false, error: wireError(ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId}: not a v1 data-plane request`) });
+      this.publish(msg.reply, { v: 1, ok: false, error: wireError(ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId}: not a v1 data-plane request`) });
+      return;
     }
     const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply };
     if (!(job.stream ? this.handlers.stream : this.handlers.unary)) {
@@ -206,7 +212,7 @@ class ReplicaServer implements Server {
     // before the caller's own deadline timer fires and turn a timed-out call into
     // a success. (Answers to a cancel or a closing replica still go out.)
     const expired = ctx.signal.aborted && isMusterError(ctx.signal.reason) && ctx.signal.reason.code === ErrorCode.DEADLINE_EXCEEDED;
-    if (!expired) this.publish(job.reply, out);
+    if (!expired) this.publish(job.reply, out, job.id);
   }
 
   private async runStream(job: Job, ctx: RequestContext): Promise<void> {
@@ -214,11 +220,12 @@ class ReplicaServer implements Server {
     try {
       for await (const data of this.handlers.stream!(job.payload, ctx)) {
         if (ctx.signal.aborted) return; // cancelled or past the deadline: the caller has stopped listening
-        this.publish(job.reply, { v: 1, seq: seq++, data } satisfies WireChunk);
+        // Not sent as it was (too large, not encodable): an error chunk ended the stream; leaving the loop stops the handler.
+        if (!this.publish(job.reply, { v: 1, seq: seq++, data } satisfies WireChunk, job.id)) return;
       }
-      if (!ctx.signal.aborted) this.publish(job.reply, { v: 1, seq, end: true } satisfies WireChunk);
+      if (!ctx.signal.aborted) this.publish(job.reply, { v: 1, seq, end: true } satisfies WireChunk, job.id);
     } catch (e) {
-      this.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.APPLICATION, messageOf(e)) } satisfies WireChunk);
+      this.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.APPLICATION, messageOf(e)) } satisfies WireChunk, job.id);
     }
   }
 
@@ -257,19 +264,34 @@ class ReplicaServer implements Server {
     this.publish(job.reply, job.stream ? { v: 1, seq: 0, error: wireError(code, message) } : { v: 1, ok: false, error: wireError(code, message) });
   }
 
-  private publish(subject: string, value: WireReply | WireChunk | WireLoad): void {
+  /**
+   * Publishes an answer (or a load report); false when it did not go out as
+   * given. An answer that cannot be encoded, or is over the connection's
+   * max_payload, is replaced by an error in its place (the reply, or the
+   * chunk's seq), so the caller fails at once with the reason.
+   */
+  private publish(subject: string, value: WireReply | WireChunk | WireLoad, callId?: string): boolean {
+    const instead = (error: WireError) => encode('seq' in value ? { v: 1, seq: value.seq, error } : { v: 1, ok: false, error });
     let bytes: Uint8Array;
+    let asGiven = true;
     try {
       bytes = encode(value);
     } catch (e) {
-      const error = wireError(ErrorCode.APPLICATION, `replica ${this.replicaId}: the handler's answer cannot be encoded with msgpack: ${messageOf(e)}`);
-      bytes = encode('seq' in value ? { v: 1, seq: value.seq, error } : { v: 1, ok: false, error });
+      bytes = instead(wireError(ErrorCode.APPLICATION, `replica ${this.replicaId}: the handler's answer cannot be encoded with msgpack: ${messageOf(e)}`));
+      asGiven = false;
+    }
+    const limit = maxPayloadOf(this.nc);
+    if (limit !== undefined && bytes.length > limit && callId !== undefined) {
+      const what = `the answer to call ${callId}${'seq' in value ? ` (stream chunk ${value.seq})` : ''}`;
+      bytes = instead(wireError(ErrorCode.RESOURCE_EXHAUSTED, `replica ${this.replicaId}: ${tooLargeMessage(what, bytes.length, limit)}; it was not sent. Return less (or store large results elsewhere and return a reference)`));
+      asGiven = false;
     }
     try {
       this.nc.publish(subject, bytes);
     } catch {
-      // connection closed: the caller's router sees the replica as lost
+      return false; // connection closed: the caller's router sees the replica as lost
     }
+    return asGiven;
   }
 
   private report(): void {
