@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MAX_MESSAGE_BYTES } from '@muster/contracts';
 import type { NatsAccess } from '@muster/proto';
 import { findBinary } from './binaries.js';
 import { freePort } from './ports.js';
@@ -29,7 +30,8 @@ export async function startNats(opts: { dir: string; port?: number; subjectPrefi
     [
       `listen: "127.0.0.1:${port}"`,
       `authorization { user: "${user}", password: "${password}" }`,
-      'max_payload: 8MB',
+      // The one message limit of every link (gRPC's too): larger payloads fail with MUSTER_RESOURCE_EXHAUSTED.
+      `max_payload: ${MAX_MESSAGE_BYTES}`,
       '',
     ].join('\n'),
     { mode: 0o600 },

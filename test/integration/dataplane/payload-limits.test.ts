@@ -10,8 +10,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, ErrorCode, isMusterError, type MusterError, type NatsConnection } from '@muster/common';
-import { findBinary, freePort, spawnManaged, tempDir, type ManagedProcess } from '@muster/testing';
-import { replicaSubject } from '@muster/contracts';
+import { findBinary, freePort, spawnManaged, startNats, tempDir, type ManagedProcess } from '@muster/testing';
+import { MAX_MESSAGE_BYTES, replicaSubject } from '@muster/contracts';
 import { Router, serve, type Server } from '@muster/dataplane';
 
 const MAX_PAYLOAD = 4096;
@@ -55,6 +55,19 @@ async function errorOf(p: Promise<unknown>): Promise<MusterError> {
 describe('payloads over max_payload', () => {
   it('the connection knows the server\'s limit', () => {
     expect(client.info?.max_payload).toBe(MAX_PAYLOAD);
+  });
+
+  it('the nats-server of a local cluster takes the one message limit of every link', async () => {
+    const dir = await tempDir('muster-payload-kit-');
+    const kit = await startNats({ dir: dir.path });
+    try {
+      const nc = await connectNats(kit.access, 'payload-kit');
+      expect(nc.info?.max_payload).toBe(MAX_MESSAGE_BYTES);
+      await nc.close();
+    } finally {
+      await kit.stop();
+      await dir.remove();
+    }
   });
 
   it('a request too large fails at once, naming its size and the limit, and reaches no replica', async () => {
