@@ -159,7 +159,10 @@ describe('auth and validation at the head', () => {
   });
 
   it('a worker started with a wrong token says so and does not register', async () => {
-    await expect(cluster.addWorker({ nodeId: 'wrong-token', args: ['--token', 'wrong'] }, { readyTimeoutMs: 2_000 })).rejects.toThrow(/wrong cluster token/);
+    // By file: the kit refuses a secret on a command line (--token). This --token-file comes after, and wins over, the kit's own.
+    const wrong = join(cluster.dataDir, 'wrong-token');
+    await writeFile(wrong, 'wrong'.repeat(8), { mode: 0o600 });
+    await expect(cluster.addWorker({ nodeId: 'wrong-token', args: ['--token-file', wrong] }, { readyTimeoutMs: 2_000 })).rejects.toThrow(/wrong cluster token/);
     expect(await aliveIds()).not.toContain('wrong-token');
   });
 });

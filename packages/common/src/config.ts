@@ -7,6 +7,12 @@
  * parser); `loadConfig` merges the layers and validates the result with the
  * role's zod schema, so a bad value from any layer is reported with the layer
  * and the option's name ("--dead-after-ms (flag): must be ≥ 100").
+ *
+ * Secrets (`secret: true`: a token, a password) may still be given as flags,
+ * so scripts keep working, but argv is readable by every user of the machine
+ * (`ps`, /proc/<pid>/cmdline): `secretFlagWarnings` says which were, and each
+ * process logs that warning at start with the file or env form to use.
+ * Nothing here ever puts an option's value into an error message.
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -24,6 +30,10 @@ export interface OptionSpec {
   /** Turns a string from env or flag into the config value. */
   parse?: (raw: string) => unknown;
   description: string;
+  /** A secret: never to be passed on the command line (a warning names the file or env form instead). */
+  secret?: boolean;
+  /** For a secret: what to use instead of the flag ("--token-file or MUSTER_TOKEN"). */
+  instead?: string;
 }
 
 export const parseList = (raw: string): string[] => raw.split(',').map((s) => s.trim()).filter(Boolean);
@@ -101,4 +111,15 @@ export function loadConfig<S extends z.ZodType>(schema: S, options: OptionSpec[]
     });
   }
   return result.data;
+}
+
+/**
+ * One warning per secret option given as a flag: argv is visible to every
+ * user of the machine. The warning names the flag and the safer form, never
+ * the value.
+ */
+export function secretFlagWarnings(options: readonly OptionSpec[], flags: Record<string, string | undefined>): string[] {
+  return options
+    .filter((o) => o.secret && flags[o.key] !== undefined)
+    .map((o) => `--${o.flag} was given on the command line, where every user of this machine can read it (ps, /proc/<pid>/cmdline); use ${o.instead ?? o.env} instead`);
 }

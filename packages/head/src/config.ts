@@ -64,7 +64,7 @@ export const headOptions: OptionSpec[] = [
   { key: 'etcdEndpoints', flag: 'etcd-endpoints', env: 'MUSTER_ETCD_ENDPOINTS', parse: parseList, description: 'etcd endpoints, comma-separated' },
   { key: 'natsUrl', flag: 'nats-url', env: 'MUSTER_NATS_URL', parse: parseList, description: 'NATS servers, comma-separated (none: no data plane)' },
   { key: 'natsUser', flag: 'nats-user', env: 'MUSTER_NATS_USER', description: 'NATS user' },
-  { key: 'natsPassword', flag: 'nats-password', env: 'MUSTER_NATS_PASSWORD', description: 'NATS password (prefer the env var to the flag)' },
+  { key: 'natsPassword', flag: 'nats-password', env: 'MUSTER_NATS_PASSWORD', secret: true, instead: 'the MUSTER_NATS_PASSWORD environment variable', description: 'NATS password (prefer the env var: a flag is visible to every user of the machine, and the head warns)' },
   { key: 'natsSubjectPrefix', flag: 'nats-subject-prefix', env: 'MUSTER_NATS_SUBJECT_PREFIX', description: 'first token of every NATS subject' },
   { key: 'heartbeatIntervalMs', flag: 'heartbeat-interval-ms', env: 'MUSTER_HEARTBEAT_INTERVAL_MS', parse: parseNumber, description: 'agent heartbeat interval' },
   { key: 'deadAfterMs', flag: 'dead-after-ms', env: 'MUSTER_DEAD_AFTER_MS', parse: parseNumber, description: 'a node silent this long is dead' },

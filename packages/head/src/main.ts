@@ -9,7 +9,7 @@
  * over at once, connections are drained, the store flushed.
  */
 import { Command } from 'commander';
-import { isMusterError } from '@muster/common';
+import { isMusterError, secretFlagWarnings } from '@muster/common';
 import { createLogger } from '@muster/common/log';
 import { headOptions, loadHeadConfig, tokenPath } from './config.js';
 import { startHead } from './head.js';
@@ -30,6 +30,7 @@ const repairWal = (opts as { repairWal?: boolean }).repairWal === true;
 
 async function main(): Promise<void> {
   const config = loadHeadConfig({ file: opts.config, flags });
+  for (const warning of secretFlagWarnings(headOptions, flags)) log.warn(warning);
   const head = await startHead(config, log, { repairWal });
   let stopping = false;
   const stop = async (signal: string) => {

@@ -8,6 +8,11 @@
  * or a narrower tag below it, `<run id>/<more>` (a LocalCluster tags its own
  * children so that it can tell its shards from another cluster's); both count
  * as the run's processes for `findTaggedProcesses(runId)`.
+ *
+ * No secret on a command line: argv is readable by every user of the
+ * machine (`ps`, /proc/<pid>/cmdline), so `spawnManaged` refuses a flag that
+ * carries one (`--token`, `--nats-password`, …; SECRET_FLAG) and says to pass
+ * it by file or environment variable, as the kit itself does.
  */
 import { SHARD_ENV } from '@muster/contracts';
 import { readdir, readFile } from 'node:fs/promises';
@@ -54,7 +59,14 @@ function installExitHook(): void {
   });
 }
 
+/** Flags whose value is a secret (as `--flag value` or `--flag=value`). */
+export const SECRET_FLAG = /^--(token|nats-password|password|seed|api-key)(=|$)/;
+
 export function spawnManaged(name: string, file: string, args: string[], opts: SpawnOptions = {}): ManagedProcess {
+  const secret = args.find((a) => SECRET_FLAG.test(a));
+  if (secret !== undefined) {
+    throw new Error(`${name}: ${secret.split('=')[0]} would put a secret on its command line, which every user of this machine can read; pass it by file (--token-file) or environment variable instead`);
+  }
   installExitHook();
   const tag = opts.tag ?? process.env[SHARD_ENV.TEST_RUN];
   const child: ResultPromise = execa(file, args, {

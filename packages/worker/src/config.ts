@@ -54,7 +54,7 @@ export type WorkerConfig = z.infer<typeof workerConfigSchema>;
 
 export const workerOptions: OptionSpec[] = [
   { key: 'head', flag: 'head', env: 'MUSTER_HEAD', parse: parseList, description: 'head address(es) host:port, comma-separated' },
-  { key: 'token', flag: 'token', env: 'MUSTER_TOKEN', description: 'cluster token (prefer --token-file or the env var)' },
+  { key: 'token', flag: 'token', env: 'MUSTER_TOKEN', secret: true, instead: '--token-file or the MUSTER_TOKEN environment variable', description: 'cluster token (prefer --token-file or the env var: a flag is visible to every user of the machine, and the worker warns)' },
   { key: 'tokenFile', flag: 'token-file', env: 'MUSTER_TOKEN_FILE', description: 'file holding the cluster token' },
   { key: 'nodeId', flag: 'node-id', env: 'MUSTER_NODE_ID', description: 'node id (default: hostname)' },
   { key: 'address', flag: 'address', env: 'MUSTER_ADDRESS', description: 'address other nodes reach this one at (default: derived)' },

@@ -9,7 +9,7 @@
  * kit waits for it) and re-registers by itself whenever the head comes back.
  */
 import { Command } from 'commander';
-import { isMusterError } from '@muster/common';
+import { isMusterError, secretFlagWarnings } from '@muster/common';
 import { createLogger } from '@muster/common/log';
 import { loadWorkerConfig, workerOptions } from './config.js';
 import { runInventoryCommand } from './inventory/index.js';
@@ -25,7 +25,9 @@ for (const o of workerOptions) run.option(`--${o.flag} <value>`, `${o.descriptio
 run.action(async (opts: Record<string, string>) => {
   const log = createLogger('worker');
   try {
-    const config = loadWorkerConfig({ file: opts.config, flags: Object.fromEntries(workerOptions.map((o) => [o.key, opts[o.key]])) });
+    const flags = Object.fromEntries(workerOptions.map((o) => [o.key, opts[o.key]]));
+    const config = loadWorkerConfig({ file: opts.config, flags });
+    for (const warning of secretFlagWarnings(workerOptions, flags)) log.warn(warning);
     const worker = await startWorker(config, log.child({ nodeId: config.nodeId }));
     let stopping = false;
     const stop = async (signal: string) => {
