@@ -80,7 +80,6 @@ describe('a secret given as a flag', () => {
     let headOut = '';
     head.stdout.on('data', (b: Buffer) => (headOut += b.toString()));
     head.stderr.on('data', (b: Buffer) => (headOut += b.toString()));
-    let workerOut = '';
     try {
       await waitFor('the head to be ready', () => headOut.includes('"head ready"'), { timeoutMs: 20_000 });
       const address = (JSON.parse(headOut.split('\n').find((l) => l.includes('"head ready"'))!) as { address: string }).address;
@@ -88,7 +87,7 @@ describe('a secret given as a flag', () => {
       expect(headOut).toContain('use the MUSTER_NATS_PASSWORD environment variable instead');
       expect(headOut).not.toContain(natsPassword);
 
-      workerOut = await new Promise<string>((resolve) => {
+      const workerOut = await new Promise<string>((resolve) => {
         const w = execFile(process.execPath, [bin('@muster/worker'), '--head', address, '--token', token, '--node-id', 'flagged', '--metrics-listen', '', '--data-dir', join(dir.path, 'w')], (_e, out, err) => resolve(out + err));
         let seen = '';
         w.stdout?.on('data', (b: Buffer) => {
