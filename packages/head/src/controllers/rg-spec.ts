@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitedRecord, limitedString } from '@muster/common';
+import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedRecord, limitedString } from '@muster/common';
 import { DEFAULT_SUBJECT_PREFIX, replicaEnv, replicaSubject, SPEC_LIMITS } from '@muster/contracts';
 import type { GangSpec, NatsAccess, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
@@ -66,6 +66,9 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
   };
   const checked = schema.safeParse(spec);
   const issues = checked.success ? [] : [formatIssues(checked.error.issues)];
+  // Also the gang's rule, checked here too so it is reported whatever else the template gets wrong.
+  const ranks = spec.tp * spec.pp;
+  if (ranks > SPEC_LIMITS.ranksPerReplica) issues.push(`tp: tp × pp = ${limitMessage('ranksPerReplica', ranks, 'ranks')}`);
   if (spec.rollout.strategy === 'canary' && !(spec.rollout.canaryWeight > 0 && spec.rollout.canaryWeight < 1)) issues.push('rollout.canaryWeight: a canary takes a share of traffic strictly between 0 and 1');
   if (spec.httpPort && !spec.template?.ports.some((p) => p.name === spec.httpPort)) issues.push(`httpPort: "${spec.httpPort}" is not a port name of the template (${spec.template?.ports.map((p) => p.name).join(', ') || 'none'})`);
   if (issues.length) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${issues.join('; ')}`);
