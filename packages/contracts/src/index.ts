@@ -14,4 +14,5 @@ export * from './profiles.js';
 export * from './address.js';
 export * from './leader.js';
 export * from './grpc-options.js';
+export * from './identity.js';
 export * from './spec-limits.js';
