@@ -22,6 +22,7 @@
  */
 import { z } from 'zod';
 import { SPEC_LIMITS, type SpecLimit } from '@muster/contracts';
+import { ErrorCode, MusterError } from './errors.js';
 
 /** The allowed key `key` most likely meant, or undefined when none is close. */
 export function didYouMean(key: string, allowed: readonly string[]): string | undefined {
@@ -102,6 +103,12 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
 /** What an over-limit error says: the size seen, the limit and its name in SPEC_LIMITS. */
 export function limitMessage(limit: SpecLimit, seen: number, unit: string): string {
   return `${seen} ${unit}; the limit is ${SPEC_LIMITS[limit]} (${limit})`;
+}
+
+/** `value` if it has at most SPEC_LIMITS[limit] characters, else MUSTER_INVALID_ARGUMENT naming `field` (a request field outside a spec schema). */
+export function checkLength(field: string, value: string, limit: SpecLimit): string {
+  if (value.length <= SPEC_LIMITS[limit]) return value;
+  throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${field}: ${limitMessage(limit, value.length, 'characters')}`, { details: { field } });
 }
 
 /** A string of at most SPEC_LIMITS[limit] characters. */

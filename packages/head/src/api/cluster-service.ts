@@ -1,7 +1,6 @@
 /** ClusterService: the SDK's and CLI's view of the cluster, and node drains. */
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import { ErrorCode, MusterError, limitMessage } from '@muster/common';
-import { SPEC_LIMITS } from '@muster/contracts';
+import { checkLength, ErrorCode, MusterError } from '@muster/common';
 import {
   NodeState,
   type ClusterEvent,
@@ -58,18 +57,11 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
       return node;
     }),
     watchEvents: serverStream(ctx, 'WatchEvents', (call) => watchEvents(events, call, deps.streamBufferMessages)),
-    drainNode: unary(ctx, 'DrainNode', async (req: DrainNodeRequest) => registry.drain(nodeId(req.nodeId), drainReason(req.reason), 'operator')),
+    drainNode: unary(ctx, 'DrainNode', async (req: DrainNodeRequest) => registry.drain(nodeId(req.nodeId), checkLength('reason', req.reason.trim(), 'reasonLength'), 'operator')),
     uncordonNode: unary(ctx, 'UncordonNode', async (req: { nodeId: string }) => registry.uncordon(nodeId(req.nodeId), 'operator')),
     getDrainStatus: unary(ctx, 'GetDrainStatus', (req: { nodeId: string }) => deps.drains.settledStatus(nodeId(req.nodeId))),
     removeNode: unary(ctx, 'RemoveNode', async (req: { nodeId: string }) => registry.remove(nodeId(req.nodeId))),
   };
-}
-
-/** An operator's drain reason: free text, bounded (it is stored with the node and in its event). */
-function drainReason(raw: string): string {
-  const reason = raw.trim();
-  if (reason.length > SPEC_LIMITS.reasonLength) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `reason: ${limitMessage('reasonLength', reason.length, 'characters')}`, { details: { field: 'reason' } });
-  return reason;
 }
 
 /** One page of nodes in id order, filtered by state, id prefix, labels and draining. */

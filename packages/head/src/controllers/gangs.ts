@@ -56,7 +56,7 @@
  * the gang leaves memory (and `gang ls`) once its delete is durable, and no
  * event is decided on it meanwhile.
  */
-import { ErrorCode, MusterError, type Logger, randomId } from '@muster/common';
+import { checkLength, ErrorCode, MusterError, type Logger, randomId } from '@muster/common';
 import { Gang, GangState as G, NodeState, PlacementGroupState as P, type GangSpec, type HeadMessage, type ShardStatusReport } from '@muster/proto';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
@@ -211,6 +211,7 @@ export class GangController {
   async launch(wire: GangSpec | undefined, requestId = ''): Promise<Gang> {
     await this.reloading;
     const spec = parseGangSpec(wire);
+    checkLength('request_id', requestId, 'refLength'); // stored with the gang
     if (requestId !== '') {
       const same = [...this.gangs.values()].find((e) => e.spec.name === spec.name && e.gang.requestId === requestId && LIVE.has(e.gang.state));
       if (same) return this.durable(same);

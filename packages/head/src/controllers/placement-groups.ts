@@ -22,7 +22,7 @@
  * (StateWriter's fence).
  */
 import type { Histogram } from '@opentelemetry/api';
-import { ErrorCode, MusterError, type Logger, randomId } from '@muster/common';
+import { checkLength, ErrorCode, MusterError, type Logger, randomId } from '@muster/common';
 import {
   NodeState,
   PlacementGroup,
@@ -130,6 +130,7 @@ export class PlacementGroupController {
    * group rather than ALREADY_EXISTS.
    */
   async create(wire: PlacementGroupSpec | undefined, requestId = ''): Promise<PlacementGroup> {
+    checkLength('request_id', requestId, 'refLength'); // stored with the group
     const parsed = parsePlacementGroupSpec(specInput(wire));
     if (!parsed.ok) {
       throw new MusterError(ErrorCode.INVALID_ARGUMENT, parsed.message, { details: { fields: parsed.issues.map((i) => i.path) } });

@@ -5,6 +5,7 @@
  * the limit's number and name, and taking a spec exactly at the limit.
  */
 import { describe, expect, it } from 'vitest';
+import { checkLength } from '@muster/common';
 import { SPEC_LIMITS } from '@muster/contracts';
 import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
@@ -118,6 +119,14 @@ describe('string lengths', () => {
     const placement = { strategy: '', topology: [], matchLabels: { zone: x(L.labelLength + 1) }, tolerations: [], priority: 0 };
     expect(refusal(() => parseRgSpec(rg({ placement })))).toContain('placement.selector.matchLabels');
     expect(refusal(() => parseRgSpec(rg({ httpPort: x(L.refLength + 1) })))).toContain(`httpPort: ${L.refLength + 1} characters; the limit is ${L.refLength} (refLength)`);
+  });
+});
+
+describe('request fields outside a spec', () => {
+  it('a request id (stored with its group) or a drain reason over its limit is refused by name; one at it is taken', () => {
+    expect(refusal(() => checkLength('request_id', x(L.refLength + 1), 'refLength'))).toBe(`request_id: ${L.refLength + 1} characters; the limit is ${L.refLength} (refLength)`);
+    expect(refusal(() => checkLength('reason', x(L.reasonLength + 1), 'reasonLength'))).toContain('(reasonLength)');
+    expect(checkLength('reason', x(L.reasonLength), 'reasonLength')).toHaveLength(L.reasonLength);
   });
 });
 
