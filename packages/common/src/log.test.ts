@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger, REDACTED, SECRET_FIELDS } from './log.js';
+import { withoutCredentials } from './nats.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'muster-log-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,5 +47,14 @@ describe('log redaction', () => {
   it('keeps fields that only point at secrets or share a generic name', () => {
     const [line] = lines((log) => log.info({ tokenFile: '/etc/muster/token', key: '/muster/nodes/n1', tlsKey: '/pki/head.key' }, 'kept'));
     expect(line).toMatchObject({ tokenFile: '/etc/muster/token', key: '/muster/nodes/n1', tlsKey: '/pki/head.key' });
+  });
+});
+
+describe('server URLs in logs and errors', () => {
+  it('lose their user:password part and keep the rest', () => {
+    expect(withoutCredentials('nats://muster:s3cr3t@10.0.0.1:4222')).toBe('nats://***@10.0.0.1:4222');
+    expect(withoutCredentials('tls://token@nats.example:4222')).toBe('tls://***@nats.example:4222');
+    expect(withoutCredentials('nats://10.0.0.1:4222')).toBe('nats://10.0.0.1:4222');
+    expect(withoutCredentials('127.0.0.1:4222')).toBe('127.0.0.1:4222');
   });
 });

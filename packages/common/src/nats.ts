@@ -1,7 +1,8 @@
 /**
  * NATS connections of every Muster process: same options everywhere
  * (credentials, unlimited reconnects, pings every 5 s, a name that says who
- * we are).
+ * we are). Server URLs are printed (errors, logs) without their user:password
+ * part (`withoutCredentials`): a URL may carry one.
  */
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { NatsAccess } from '@muster/proto';
@@ -29,8 +30,13 @@ export async function connectNats(access: NatsAccess, name: string): Promise<Nat
   } catch (e) {
     throw new MusterError(
       ErrorCode.UNAVAILABLE,
-      `cannot connect to NATS at ${access.servers.join(', ')}: ${(e as Error).message}`,
+      `cannot connect to NATS at ${access.servers.map(withoutCredentials).join(', ')}: ${(e as Error).message}`,
       { cause: e },
     );
   }
+}
+
+/** `nats://user:pass@host:4222` → `nats://***@host:4222`, for logs and errors; anything else unchanged. */
+export function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1***@');
 }

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Meter } from '@opentelemetry/api';
-import { connectNats, loadOrCreateToken, parseHostPort, type Logger } from '@muster/common';
+import { connectNats, loadOrCreateToken, parseHostPort, withoutCredentials, type Logger } from '@muster/common';
 import { serverChannelOptions } from '@muster/contracts';
 import { NodeState } from '@muster/proto';
 import { tokenPath, type HeadConfig } from './config.js';
@@ -43,7 +43,7 @@ export async function connectEventBus(config: HeadConfig, log: Logger): Promise<
   }
   const access = { servers: config.natsUrl, user: config.natsUser, password: config.natsPassword, subjectPrefix: config.natsSubjectPrefix };
   const conn = await connectNats(access, `muster-head ${config.headId}`);
-  log.info({ servers: config.natsUrl }, 'connected to NATS');
+  log.info({ servers: config.natsUrl.map(withoutCredentials) }, 'connected to NATS');
   return { nats: { conn, access }, stop: () => conn.drain() };
 }
 
