@@ -49,13 +49,20 @@ export function editDistance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
+/** Longest key or path segment an error message repeats; longer ones are cut with "…" (an error is never as large as what it refuses). */
+const SHOWN_KEY_CHARS = 64;
+/** Most unknown keys one message names. */
+const SHOWN_KEYS = 10;
+const clip = (k: string) => (k.length > SHOWN_KEY_CHARS ? `${k.slice(0, SHOWN_KEY_CHARS)}…` : k);
+
 /** The message for keys an object does not allow, with a suggestion for each close one. */
 export function unknownKeysMessage(keys: readonly string[], allowed: readonly string[]): string {
   const one = (k: string) => {
-    const hint = didYouMean(k, allowed);
-    return hint ? `"${k}" (did you mean "${hint}"?)` : `"${k}"`;
+    const hint = k.length <= SHOWN_KEY_CHARS ? didYouMean(k, allowed) : undefined;
+    return hint ? `"${k}" (did you mean "${hint}"?)` : `"${clip(k)}"`;
   };
-  return `unknown key${keys.length > 1 ? 's' : ''} ${keys.map(one).join(', ')}; allowed: ${allowed.join(', ')}`;
+  const more = keys.length > SHOWN_KEYS ? ` and ${keys.length - SHOWN_KEYS} more` : '';
+  return `unknown key${keys.length > 1 ? 's' : ''} ${keys.slice(0, SHOWN_KEYS).map(one).join(', ')}${more}; allowed: ${allowed.join(', ')}`;
 }
 
 /**
@@ -74,7 +81,7 @@ export const didYouMeanKeys = {
 /** `a.b[0].c`: a zod issue path as the user wrote it. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? clip(String(p)) : `.${clip(String(p))}`;
   return out;
 }
 

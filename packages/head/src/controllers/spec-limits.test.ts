@@ -143,3 +143,14 @@ describe('a template in total', () => {
     expect(() => parseGangSpec(gang({}, { env: { A: x(L.envValueLength), B: x(L.envValueLength) } }))).not.toThrow();
   });
 });
+
+describe('errors are bounded too', () => {
+  it('a huge unknown key, or thousands of them, are named shortened and counted, not repeated', () => {
+    const many = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`junk${i}`, 1]));
+    const r = parsePlacementGroupSpec({ name: 'pg', bundles: [{}], [x(100_000)]: 1, ...many });
+    if (r.ok) throw new Error('expected a refusal');
+    expect(r.message.length).toBeLessThan(1_000);
+    expect(r.message).toContain('and 4991 more');
+    expect(r.message).toContain(`"${x(64)}…"`);
+  });
+});
