@@ -144,10 +144,10 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
         return;
       }
       case 'shardStatus':
-        await deps.shards.shardStatus(nodeId, msg.msg.value);
+        await deps.shards.shardStatus(nodeId, boundedReport(msg.msg.value));
         return;
       case 'shardInventory':
-        await deps.shards.shardInventory(nodeId, msg.msg.value.shards);
+        await deps.shards.shardInventory(nodeId, msg.msg.value.shards.map(boundedReport));
         return;
       case 'logChunk':
         deps.logs.chunk(nodeId, msg.msg.value);
@@ -169,4 +169,13 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
         throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'unknown or empty agent message (a field had the wrong wire type?)');
     }
   }
+}
+
+/**
+ * An agent's report with its free text cut to the limits (a reason to
+ * SPEC_LIMITS.reasonLength, a signal name to 32, the log tail to its last
+ * 4 KiB): the rank records keep these, so a report must not grow them.
+ */
+function boundedReport(s: ShardStatusReport): ShardStatusReport {
+  return { ...s, reason: s.reason.slice(0, SPEC_LIMITS.reasonLength), signal: s.signal.slice(0, 32), phase: s.phase.slice(0, 32), logTail: s.logTail.slice(-4096) };
 }
