@@ -176,6 +176,6 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
  * SPEC_LIMITS.reasonLength, a signal name to 32, the log tail to its last
  * 4 KiB): the rank records keep these, so a report must not grow them.
  */
-function boundedReport(s: ShardStatusReport): ShardStatusReport {
+export function boundedReport(s: ShardStatusReport): ShardStatusReport {
   return { ...s, reason: s.reason.slice(0, SPEC_LIMITS.reasonLength), signal: s.signal.slice(0, 32), phase: s.phase.slice(0, 32), logTail: s.logTail.slice(-4096) };
 }
