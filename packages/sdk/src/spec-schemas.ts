@@ -116,7 +116,7 @@ export const replicaGroupSpecShape = strictObject({
 }).check(ranksWithinLimit);
 
 export const actorOptionsShape = strictObject({
-  name: str,
+  name: bounded('nameLength'),
   args: z.array(z.unknown()).optional(),
   resources: strictObject({ gpus: num, cpuMillis: num, memoryBytes: num }).optional(),
   maxRestarts: num,
