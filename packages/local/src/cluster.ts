@@ -23,7 +23,7 @@
 import { parseHostPort, SHARD_ENV } from '@muster/contracts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { loadOrCreateToken, waitFor } from '@muster/common';
 import { connect, type Cluster } from '@muster/sdk';
 import { startEtcd, type EtcdServer } from './etcd.js';
@@ -81,6 +81,8 @@ export class LocalCluster {
     const tmp = opts.dataDir ? undefined : await tempDir('muster-cluster-');
     const dataDir = opts.dataDir ?? tmp!.path;
     await mkdir(dataDir, { recursive: true });
+    // mkdtemp makes it 0700; ranks under their own uids must reach their homes below it (workers/<id>-homes).
+    if (tmp) await chmod(dataDir, 0o711);
     let nats: NatsServer | undefined;
     let etcd: EtcdServer | undefined;
     let cluster: LocalCluster | undefined;
@@ -188,6 +190,7 @@ export class LocalCluster {
       // A local cluster owns its shards: stopping a worker stops them (a
       // SIGKILLed worker leaves them, to be adopted when it comes back).
       '--stop-shards-on-exit', 'true',
+      ...(this.opts.shardUser ? ['--shard-user', this.opts.shardUser] : []),
       ...(spec.profile ?? this.opts.profile ? ['--profile', (spec.profile ?? this.opts.profile)!] : []),
       ...(spec.labels ? ['--labels', Object.entries(spec.labels).map(([k, v]) => `${k}=${v}`).join(',')] : []),
       ...(spec.taints?.length ? ['--taints', spec.taints.join(',')] : []),

@@ -12,10 +12,12 @@
  * and never signalled. close() by default only detaches: timers stop, the
  * registry is saved, the processes keep running for the next agent.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { ErrorCode, MusterError } from '@muster/common';
 import { DEFAULT_LOG_RETENTION, sweepEveryMs, sweepLogs, type LogRetention } from './log-retention.js';
 import { followLog, logPathOf, rotateIfNeeded } from './logs.js';
+import { prepareHome, userForGang } from './rank-homes.js';
+import type { RankUser } from './rank-users.js';
 import { isAdoptable, loadRegistry, registryPath, saveRegistry, type RegistryEntry } from './registry.js';
 import { ShardRunner, type RunnerHost } from './shard.js';
 import type { ShardSpec, ShardStatus, ShardSupervisor, SupervisorOptions } from './types.js';
@@ -50,9 +52,14 @@ export class LocalSupervisor implements ShardSupervisor {
     this.retentionTimer.unref();
   }
 
-  /** Opens the data dir, adopts the shards a previous agent left running, and reports them through onStatus before resolving. */
+  /**
+   * Opens the data dir (made private: 0700, whatever it was), adopts the
+   * shards a previous agent left running, and reports them through onStatus
+   * before resolving.
+   */
   static async open(opts: LocalSupervisorOptions): Promise<LocalSupervisor> {
-    mkdirSync(opts.dataDir, { recursive: true });
+    mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    chmodSync(opts.dataDir, 0o700);
     const sup = new LocalSupervisor(opts);
     const adopted = sup.adoptAll(loadRegistry(sup.registryFile, opts.log));
     sup.save();
@@ -62,13 +69,14 @@ export class LocalSupervisor implements ShardSupervisor {
     return sup;
   }
 
-  launch(spec: ShardSpec): void {
+  launch(given: ShardSpec): void {
     if (this.closing) throw new MusterError(ErrorCode.FAILED_PRECONDITION, 'shard supervisor is closed');
-    validateSpec(spec);
-    const prev = this.shards.get(spec.key);
+    validateSpec(given);
+    const prev = this.shards.get(given.key);
     if (prev && prev.phase !== 'exited') {
-      throw new MusterError(ErrorCode.ALREADY_EXISTS, `shard ${spec.key} is already running (pid ${prev.pid ?? '?'})`, { details: { key: spec.key } });
+      throw new MusterError(ErrorCode.ALREADY_EXISTS, `shard ${given.key} is already running (pid ${prev.pid ?? '?'})`, { details: { key: given.key } });
     }
+    const spec = this.placeRank(given);
     const r = new ShardRunner(spec, logPathOf(this.opts.dataDir, spec.gangId, spec.attempt, spec.rank), this.host);
     this.shards.delete(spec.key); // re-insert: Map order is age order for pruning
     this.shards.set(spec.key, r);
@@ -80,6 +88,24 @@ export class LocalSupervisor implements ShardSupervisor {
       throw new MusterError(ErrorCode.INTERNAL, `shard ${spec.key}: cannot open log file ${r.logFile}: ${(e as Error).message}`, { cause: e });
     }
     this.prune();
+  }
+
+  /**
+   * The spec as it will run: under its gang's user, in its gang's home
+   * (rank-homes.ts). A spec that already names a user (tests) keeps it.
+   */
+  private placeRank(spec: ShardSpec): ShardSpec {
+    const ranks = this.opts.ranks;
+    if (!ranks || spec.user) return spec;
+    const live = new Map<string, RankUser>();
+    for (const r of this.shards.values()) if (r.phase !== 'exited' && r.spec.user) live.set(r.spec.gangId, r.spec.user);
+    let user = userForGang(ranks.policy, spec.gangId, live);
+    if (user && user.uid === process.getuid?.() && user.gid === process.getgid?.()) user = undefined; // already us: no switch
+    try {
+      return { ...spec, user, home: prepareHome(ranks.homeRoot, spec.gangId, user) };
+    } catch (e) {
+      throw new MusterError(ErrorCode.INTERNAL, `shard ${spec.key}: cannot prepare its home in ${ranks.homeRoot}: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   stop(key: string, reason = 'stopped'): Promise<void> {
