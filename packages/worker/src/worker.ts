@@ -15,7 +15,7 @@ import { discoverInventory } from './inventory/index.js';
 import { hasServiceAccount, kubeApiFromEnv, NodeCordonWatch } from './kube-node.js';
 import { ShardAgent } from './shard-agent.js';
 import { LocalSupervisor } from './shards/index.js';
-import { checkHomeRootReachable, defaultHomeRoot } from './shards/rank-homes.js';
+import { checkHomeRootReachable, defaultHomeRoot, makeHomeRoot } from './shards/rank-homes.js';
 import { hostFacts, resolveRankUsers, type RankUserPolicy } from './shards/rank-users.js';
 
 export interface Worker {
@@ -107,8 +107,9 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
 async function rankPlacement(config: WorkerConfig, log: Logger): Promise<{ policy: RankUserPolicy; homeRoot: string }> {
   const policy = await resolveRankUsers(config, hostFacts(), (m) => log.warn(m));
   const homeRoot = config.shardHomeDir ?? defaultHomeRoot(config.dataDir);
-  if (policy.kind === 'fixed') checkHomeRootReachable(homeRoot, policy.user);
-  if (policy.kind === 'per-gang') checkHomeRootReachable(homeRoot, { uid: policy.first, gid: policy.first });
+  if (policy.kind === 'worker') return { policy, homeRoot };
+  makeHomeRoot(homeRoot, true);
+  checkHomeRootReachable(homeRoot, policy.kind === 'fixed' ? policy.user : { uid: policy.first, gid: policy.first });
   return { policy, homeRoot };
 }
 

@@ -77,8 +77,7 @@ export function uidInUse(): (uid: number) => boolean {
  * first: its files belong to someone else.
  */
 export function prepareHome(root: string, gangId: string, user: RankUser | undefined): string {
-  mkdirSync(root, { recursive: true, mode: 0o711 });
-  chmodSync(root, user ? 0o711 : 0o700);
+  makeHomeRoot(root, user !== undefined);
   const home = join(root, gangId);
   const owner = user ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
   let st: Stats | undefined;
@@ -97,6 +96,12 @@ export function prepareHome(root: string, gangId: string, user: RankUser | undef
   return home;
 }
 
+/** The home root: 0711 when ranks run as other uids (they reach their home, list nothing), else 0700. Parents as umask says. */
+export function makeHomeRoot(root: string, otherUids: boolean): void {
+  mkdirSync(root, { recursive: true });
+  chmodSync(root, otherUids ? 0o711 : 0o700);
+}
+
 /**
  * Throws MUSTER_INVALID_ARGUMENT when a rank running as `user` could not
  * reach `root` (some directory above it is not searchable by that user),
@@ -106,7 +111,7 @@ export function checkHomeRootReachable(root: string, user: RankUser): void {
   if (user.uid === 0) return;
   const abs = resolve(root);
   for (let dir = dirname(abs); ; dir = dirname(dir)) {
-    const st = statOrUndefined(dir); // not there yet: made by us (mkdir -p), searchable
+    const st = statOrUndefined(dir); // not there yet: made by mkdir -p under the umask
     const bit = st && (st.uid === user.uid ? 0o100 : st.gid === user.gid ? 0o010 : 0o001);
     if (st && bit && (st.mode & bit) === 0) {
       throw new MusterError(

@@ -58,7 +58,7 @@ export class LocalSupervisor implements ShardSupervisor {
    * before resolving.
    */
   static async open(opts: LocalSupervisorOptions): Promise<LocalSupervisor> {
-    mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    mkdirSync(opts.dataDir, { recursive: true }); // parents as umask says: homes beside it must stay reachable
     chmodSync(opts.dataDir, 0o700);
     const sup = new LocalSupervisor(opts);
     const adopted = sup.adoptAll(loadRegistry(sup.registryFile, opts.log));
