@@ -32,7 +32,6 @@ describe('resolveRankUsers', () => {
     ['root, --shard-user uid:gid', { shardUser: '4242:100' }, root, { policy: { kind: 'fixed', user: { uid: 4242, gid: 100 } } }],
     ['root, --shard-user name', { shardUser: 'muster-rank' }, root, { policy: { kind: 'fixed', user: { uid: 991, gid: 992 } } }],
     ['not root, --shard-user its own uid', { shardUser: '1000' }, plain, { policy: { kind: 'fixed', user: { uid: 1000, gid: 1000 } } }],
-    ['CAP_SETUID without root, no flags', {}, { ...plain, canSwitch: true }, { policy: { kind: 'per-gang', ...DEFAULT_SHARD_UID_RANGE } }],
   ])('%s', async (_what, flags, host, want) => {
     const r = await resolve(flags, host);
     expect(r).toMatchObject(want);
@@ -47,7 +46,7 @@ describe('resolveRankUsers', () => {
   });
 
   it.each<[string, RankUserFlags, HostFacts, string, RegExp]>([
-    ['not root, --shard-user another uid', { shardUser: '2000' }, plain, 'shardUser', /--shard-user 2000 \(uid 2000, gid 2000\): this worker runs as uid 1000 without CAP_SETUID\/CAP_SETGID and cannot switch to it/],
+    ['not root, --shard-user another uid', { shardUser: '2000' }, plain, 'shardUser', /--shard-user 2000 \(uid 2000, gid 2000\): this worker runs as uid 1000, not root, and cannot switch ranks to it; run the worker as root/],
     ['not root, --shard-uid-range', { shardUidRange: '5000-5999' }, plain, 'shardUidRange', /--shard-uid-range 5000-5999: this worker runs as uid 1000/],
     ['both flags', { shardUser: '4242', shardUidRange: '5000-5999' }, root, 'shardUser', /exclude each other/],
     ['an unknown user name', { shardUser: 'nobody-here' }, root, 'shardUser', /--shard-user nobody-here: no such user on this host/],

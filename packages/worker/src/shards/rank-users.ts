@@ -7,13 +7,19 @@
  * Policies, decided once at start (resolveRankUsers):
  *   per-gang  each gang gets a uid of its own from a range (gid = uid), so
  *             ranks of different gangs cannot read each other's files or
- *             /proc/<pid>/environ either. Default when the worker may
- *             switch users (root, or CAP_SETUID + CAP_SETGID): 200000-299999;
+ *             /proc/<pid>/environ either. Default when the worker runs as
+ *             root: 200000-299999;
  *             `--shard-uid-range FIRST-LAST` picks another range. The uids
  *             need not exist in /etc/passwd.
  *   fixed     every rank runs as `--shard-user name|uid[:gid]`.
- *   worker    ranks run as the worker's own uid: a worker that may not
- *             switch users and was given neither flag. Warned once at start.
+ *   worker    ranks run as the worker's own uid: a worker not run as root
+ *             that was given neither flag. Warned once at start.
+ *
+ * Only root switches. A non-root worker given CAP_SETUID as an ambient
+ * capability would hand it on to every rank it starts (ambient capabilities
+ * survive exec, and setuid between non-zero uids keeps them): the rank could
+ * then become any user, the worker's included. Root loses every capability
+ * on its switch to a non-zero uid, so its ranks get none.
  *
  * The uid a gang got is part of its shard specs, so it is persisted with the
  * shard registry and survives an agent restart (adopted ranks keep theirs,
@@ -45,7 +51,7 @@ export const SHARD_UID_RANGE = /^(\d{1,10})-(\d{1,10})$/;
 export interface HostFacts {
   uid: number;
   gid: number;
-  /** Whether this process may setuid/setgid to anyone (root, or CAP_SETUID + CAP_SETGID). */
+  /** Whether ranks may be switched to other users: the worker runs as root. */
   canSwitch: boolean;
   /** Text of /proc/self/uid_map and gid_map (undefined: no user namespaces, all ids valid). */
   uidMap: string | undefined;
@@ -72,7 +78,7 @@ export async function resolveRankUsers(flags: RankUserFlags, host: HostFacts, wa
     const user = await parseShardUser(flags.shardUser, host);
     if (user.uid === host.uid && user.gid === host.gid) return { kind: 'fixed', user };
     if (!host.canSwitch) {
-      throw invalid('shardUser', `--shard-user ${flags.shardUser} (uid ${user.uid}, gid ${user.gid}): this worker runs as uid ${host.uid} without CAP_SETUID/CAP_SETGID and cannot switch to it; run the worker as root, or drop --shard-user`);
+      throw invalid('shardUser', `--shard-user ${flags.shardUser} (uid ${user.uid}, gid ${user.gid}): this worker runs as uid ${host.uid}, not root, and cannot switch ranks to it; run the worker as root, or drop --shard-user`);
     }
     checkMapped('shardUser', '--shard-user', user.uid, user.uid, user.gid, user.gid, host);
     return { kind: 'fixed', user };
@@ -80,7 +86,7 @@ export async function resolveRankUsers(flags: RankUserFlags, host: HostFacts, wa
   if (flags.shardUidRange !== undefined) {
     const { first, last } = parseUidRange(flags.shardUidRange);
     if (!host.canSwitch) {
-      throw invalid('shardUidRange', `--shard-uid-range ${flags.shardUidRange}: this worker runs as uid ${host.uid} without CAP_SETUID/CAP_SETGID and cannot switch ranks to other uids; run the worker as root, or drop the flag`);
+      throw invalid('shardUidRange', `--shard-uid-range ${flags.shardUidRange}: this worker runs as uid ${host.uid}, not root, and cannot switch ranks to other uids; run the worker as root, or drop the flag`);
     }
     checkMapped('shardUidRange', '--shard-uid-range', first, last, first, last, host);
     return { kind: 'per-gang', first, last };
@@ -141,16 +147,11 @@ export function covered(map: string | undefined, first: number, last: number): b
 
 /** The facts of this process and host. */
 export function hostFacts(): HostFacts {
-  const status = read('/proc/self/status') ?? '';
-  const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-  const caps = capEff ? BigInt(`0x${capEff}`) : 0n;
-  const CAP_SETGID = 6n;
-  const CAP_SETUID = 7n;
   const uid = process.getuid?.() ?? 0;
   return {
     uid,
     gid: process.getgid?.() ?? 0,
-    canSwitch: uid === 0 || (((caps >> CAP_SETUID) & 1n) === 1n && ((caps >> CAP_SETGID) & 1n) === 1n),
+    canSwitch: uid === 0,
     uidMap: read('/proc/self/uid_map'),
     gidMap: read('/proc/self/gid_map'),
     lookupUser: async (name) => {
