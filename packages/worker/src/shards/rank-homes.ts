@@ -12,7 +12,10 @@
  * 0700; it is the rank's working directory unless its spec names one, and
  * its HOME unless its env sets one. The root is 0711 (owned by the worker):
  * ranks can reach their own home but not list the others. The data dir
- * stays 0700, which is why homes live beside it, not in it.
+ * stays 0700, which is why homes live beside it, not in it. A home goes with
+ * the gang's last log (log-retention.ts): once no rank of the gang runs
+ * here, its logs are all deleted and no process runs as the home's owner
+ * (so nothing can swap paths under the removal), sweepHomes deletes it.
  */
 import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, type Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -94,6 +97,30 @@ export function prepareHome(root: string, gangId: string, user: RankUser | undef
   if (user) chownSync(home, user.uid, user.gid);
   chmodSync(home, 0o700);
   return home;
+}
+
+/**
+ * Deletes the homes of gangs that are over here: none of `running` (gang ids
+ * with a rank not exited), no log directory left under `logsRoot`, and no
+ * process running as the home's owner. Returns the gang ids whose home went.
+ */
+export function sweepHomes(root: string, logsRoot: string, running: ReadonlySet<string>, busy: (uid: number) => boolean = uidInUse()): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return [];
+  }
+  const own = process.getuid?.() ?? 0;
+  const gone: string[] = [];
+  for (const gangId of names) {
+    if (running.has(gangId) || statOrUndefined(join(logsRoot, gangId))) continue;
+    const st = statOrUndefined(join(root, gangId));
+    if (!st || (st.uid !== own && busy(st.uid))) continue;
+    rmSync(join(root, gangId), { recursive: true, force: true });
+    gone.push(gangId);
+  }
+  return gone;
 }
 
 /** The home root: 0711 when ranks run as other uids (they reach their home, list nothing), else 0700. Parents as umask says. */

@@ -8,12 +8,12 @@
  * rank can rewrite must never run as root). The root-only tests are skipped
  * elsewhere, saying so.
  */
-import { chmodSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from '@muster/common';
 import { Harness, node } from './test-support.js';
-import { prepareHome } from './rank-homes.js';
+import { prepareHome, sweepHomes } from './rank-homes.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) process.stderr.write('rank-identity: root-only tests skipped: not running as root\n');
@@ -41,6 +41,23 @@ describe('the worker\'s own files', () => {
     expect(mode(join(h.dataDir, 'shards.json'))).toBe(0o600);
     expect(mode(started.logFile!)).toBe(0o600);
     await sup.stop(spec.key);
+  });
+});
+
+describe('sweepHomes', () => {
+  it('deletes a gang\'s home only once no rank of it runs, its logs are gone and no process runs as its owner', () => {
+    const root = `${h.dataDir}-homes`;
+    const logs = join(h.dataDir, 'logs');
+    for (const g of ['running', 'logged', 'over']) prepareHome(root, g, undefined);
+    mkdirSync(join(logs, 'logged', '1'), { recursive: true });
+    // Homes owned by the worker itself (ranks run as the worker) are not asked about: the worker runs, always.
+    expect(sweepHomes(root, logs, new Set(['running']), () => true)).toEqual(['over']);
+    expect(readdirSync(root).sort()).toEqual(['logged', 'running']);
+    if (isRoot) {
+      prepareHome(root, 'other', { uid: 310_077, gid: 310_077 });
+      expect(sweepHomes(root, logs, new Set(['running']), (uid) => uid === 310_077)).toEqual([]); // a process still runs as its owner
+      expect(sweepHomes(root, logs, new Set(['running']), () => false)).toEqual(['other']);
+    }
   });
 });
 

@@ -13,10 +13,11 @@
  * registry is saved, the processes keep running for the next agent.
  */
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { ErrorCode, MusterError } from '@muster/common';
 import { DEFAULT_LOG_RETENTION, sweepEveryMs, sweepLogs, type LogRetention } from './log-retention.js';
 import { followLog, logPathOf, rotateIfNeeded } from './logs.js';
-import { prepareHome, userForGang } from './rank-homes.js';
+import { prepareHome, sweepHomes, userForGang } from './rank-homes.js';
 import type { RankUser } from './rank-users.js';
 import { isAdoptable, loadRegistry, registryPath, saveRegistry, type RegistryEntry } from './registry.js';
 import { ShardRunner, type RunnerHost } from './shard.js';
@@ -218,17 +219,23 @@ export class LocalSupervisor implements ShardSupervisor {
     }
   }
 
-  /** Deletes the logs of finished attempts past their retention (never of a shard that runs). */
+  /**
+   * Deletes the logs of finished attempts past their retention (never of a
+   * shard that runs), then the homes of gangs whose last log went.
+   */
   sweepLogs(nowMs = Date.now()): string[] {
-    const running = new Set([...this.shards.values()].filter((r) => r.phase !== 'exited').map((r) => `${r.spec.gangId}/${r.spec.attempt}`));
+    const live = [...this.shards.values()].filter((r) => r.phase !== 'exited');
+    const running = new Set(live.map((r) => `${r.spec.gangId}/${r.spec.attempt}`));
+    let deleted: string[] = [];
     try {
-      const deleted = sweepLogs(this.opts.dataDir, running, this.opts.logRetention ?? DEFAULT_LOG_RETENTION, nowMs);
+      deleted = sweepLogs(this.opts.dataDir, running, this.opts.logRetention ?? DEFAULT_LOG_RETENTION, nowMs);
       if (deleted.length > 0) this.opts.log.info({ attempts: deleted.length }, 'deleted logs of finished shards past their retention');
-      return deleted;
+      const homes = this.opts.ranks && sweepHomes(this.opts.ranks.homeRoot, join(this.opts.dataDir, 'logs'), new Set(live.map((r) => r.spec.gangId)));
+      if (homes && homes.length > 0) this.opts.log.info({ gangs: homes }, 'deleted the homes of gangs whose logs are gone');
     } catch (e) {
       this.opts.log.warn({ err: String(e) }, 'shard log retention sweep failed; tried again later');
-      return [];
     }
+    return deleted;
   }
 
   /** Drops the oldest exited shards beyond keepExited. */
