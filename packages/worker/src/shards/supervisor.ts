@@ -5,7 +5,9 @@
  * phase change through onStatus, keeps `<dataDir>/shards.json` in step with
  * the live ones (so a restarted agent adopts instead of orphaning them),
  * and bounds their log files: each one's size (logs.ts) and, once its
- * attempt is over, how long it is kept (log-retention.ts).
+ * attempt is over, how long it is kept (log-retention.ts). Each rank runs as
+ * its gang's user, in its gang's home (rank-users.ts, rank-homes.ts); the
+ * data dir, the registry and the logs are the agent's alone (0700 / 0600).
  *
  * Restart story: open() reads the registry and adopts every entry whose
  * process is still the one we spawned (pid + start time); others are dropped
