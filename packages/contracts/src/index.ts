@@ -14,3 +14,4 @@ export * from './profiles.js';
 export * from './address.js';
 export * from './leader.js';
 export * from './grpc-options.js';
+export * from './identity.js';

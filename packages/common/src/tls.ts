@@ -1,0 +1,93 @@
+/**
+ * TLS for gRPC links and the identity a verified peer certificate carries.
+ *
+ * Every gRPC link is mutual TLS on the cluster CA (docs/security.md):
+ * - a server (the head) presents a `head` certificate whose SANs name the
+ *   address it is dialled at, and asks for a client certificate without
+ *   requiring one (a bearer token is the other way in: the cluster token);
+ * - a client checks the usual hostname match AND that the server's
+ *   certificate has role `head`: a node's or the gateway's certificate, also
+ *   signed by the CA, cannot pose as a head (leader hints included);
+ * - `identityOf` turns the verified client certificate into an Identity.
+ */
+import { readFileSync } from 'node:fs';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { ChannelCredentials, experimental, type ServerCredentials } from '@grpc/grpc-js';
+import { groupOfCallRightUri, roleOfOrganization, ALL_GROUPS, type Identity, type Role } from '@muster/contracts';
+import { ErrorCode, MusterError } from './errors.js';
+
+/** Paths of a TLS identity: the CA that signs peers, and this side's certificate and key. */
+export interface TlsFiles {
+  ca: string;
+  cert?: string;
+  key?: string;
+}
+
+function read(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new MusterError(ErrorCode.FAILED_PRECONDITION, `cannot read ${what} ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * A head's server credentials: its certificate, and the CA its clients'
+ * certificates must chain to. A client certificate is asked for but not
+ * required (a bearer token is the other way in); one that does not verify
+ * gives no identity (grpc-js hands a handler the peer certificate only when
+ * the TLS socket is authorized), so it authenticates nothing.
+ */
+export function grpcServerCredentials(files: Required<TlsFiles>): ServerCredentials {
+  const ca = read(files.ca, 'TLS CA file');
+  const identity = { certificate: read(files.cert, 'TLS certificate file'), privateKey: read(files.key, 'TLS key file') };
+  // Plain createSsl() either requires a client certificate or never asks for
+  // one; a provider-based credential asks without requiring. The provider
+  // answers on the next tick: grpc-js registers the server as a watcher only
+  // after adding the listener, and would miss a synchronous first update.
+  const provider: experimental.CertificateProvider = {
+    addCaCertificateListener: (l) => setImmediate(() => l({ caCertificate: ca })),
+    removeCaCertificateListener: () => {},
+    addIdentityCertificateListener: (l) => setImmediate(() => l(identity)),
+    removeIdentityCertificateListener: () => {},
+  };
+  return experimental.createCertificateProviderServerCredentials(provider, provider, false);
+}
+
+/** Channel credentials that trust only the cluster CA and only servers with role `head`. */
+export function grpcChannelCredentials(files: TlsFiles): ChannelCredentials {
+  const ca = read(files.ca, 'TLS CA file');
+  const key = files.key ? read(files.key, 'TLS key file') : null;
+  const cert = files.cert ? read(files.cert, 'TLS certificate file') : null;
+  return ChannelCredentials.createSsl(ca, key, cert, {
+    checkServerIdentity: (host, peer) => checkServerIdentity(host, peer) ?? checkRole(peer, 'head'),
+  });
+}
+
+function checkRole(peer: PeerCertificate, want: Role): Error | undefined {
+  const role = roleOfOrganization(first(peer.subject?.O));
+  if (role === want) return undefined;
+  return new Error(`the server's certificate (CN=${first(peer.subject?.CN) ?? '?'}) has role ${role ?? 'none'}, not ${want}`);
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * The identity a verified peer certificate carries; undefined when it has no
+ * Muster role (a certificate of the CA made for something else).
+ */
+export function identityOf(peer: PeerCertificate | undefined): Identity | undefined {
+  if (!peer?.subject) return undefined;
+  const role = roleOfOrganization(first(peer.subject.O));
+  const name = first(peer.subject.CN);
+  if (!role || !name) return undefined;
+  const groups: string[] = [];
+  for (const san of (peer.subjectaltname ?? '').split(', ')) {
+    if (!san.startsWith('URI:')) continue;
+    const g = groupOfCallRightUri(san.slice('URI:'.length));
+    if (g !== undefined) groups.push(g);
+  }
+  return { role, name, callGroups: groups.includes(ALL_GROUPS) ? 'all' : groups };
+}
