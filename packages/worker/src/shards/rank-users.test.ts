@@ -38,6 +38,12 @@ describe('resolveRankUsers', () => {
     expect(r.warnings).toEqual([]);
   });
 
+  it('root, --shard-user 0: ranks run as root, with a warning that says so', async () => {
+    const r = await resolve({ shardUser: '0:0' }, root);
+    expect(r.policy).toEqual({ kind: 'fixed', user: { uid: 0, gid: 0 } });
+    expect(r.warnings).toEqual(['--shard-user 0:0: ranks run as root and can read every credential of this node']);
+  });
+
   it('not root, no flags: ranks run as the worker, with one warning that says what that exposes', async () => {
     const r = await resolve({}, plain);
     expect(r.policy).toEqual({ kind: 'worker' });

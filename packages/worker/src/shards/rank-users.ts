@@ -76,6 +76,7 @@ export async function resolveRankUsers(flags: RankUserFlags, host: HostFacts, wa
   }
   if (flags.shardUser !== undefined) {
     const user = await parseShardUser(flags.shardUser, host);
+    if (user.uid === 0) warn(`--shard-user ${flags.shardUser}: ranks run as root and can read every credential of this node`);
     if (user.uid === host.uid && user.gid === host.gid) return { kind: 'fixed', user };
     if (!host.canSwitch) {
       throw invalid('shardUser', `--shard-user ${flags.shardUser} (uid ${user.uid}, gid ${user.gid}): this worker runs as uid ${host.uid}, not root, and cannot switch ranks to it; run the worker as root, or drop --shard-user`);
