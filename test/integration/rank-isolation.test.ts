@@ -3,7 +3,8 @@
  * as root and real rank processes: a rank (test/fixtures/secret-reader.mjs)
  * tries to read the worker's token file, a key file in its data dir,
  * shards.json and /proc/<worker>/environ, and a rank of a second gang also
- * another gang's /proc/<pid>/environ: every read fails with EACCES. The
+ * the first gang's /proc/<pid>/environ and a file in its home: every read
+ * fails with EACCES. The
  * uids are read from /proc (not from what the rank says): a rank's differs
  * from the worker's, and the two gangs' differ from each other. Each gang's
  * home is its cwd and HOME, 0700, its own. The uid survives a SIGKILLed and
@@ -74,7 +75,7 @@ describe.skipIf(skip !== '')('ranks and the worker\'s secrets', () => {
     expect(workerIds.uid).toBe(0);
 
     const a = await launch('iso-a', secrets);
-    const b = await launch('iso-b', [...secrets, `/proc/${a.report.pid}/environ`]);
+    const b = await launch('iso-b', [...secrets, `/proc/${a.report.pid}/environ`, join(a.report.home, 'probe.txt')]);
 
     for (const { report } of [a, b]) {
       expect(idsOf(report.pid)).toEqual({ uid: report.uid, gid: report.gid });
@@ -87,7 +88,7 @@ describe.skipIf(skip !== '')('ranks and the worker\'s secrets', () => {
       expect(report.cwd).toBe(report.home);
       expect({ mode: report.homeMode, owner: report.homeUid, writable: report.homeWritable }).toEqual({ mode: '700', owner: report.uid, writable: true });
     }
-    expect(Object.keys(b.report.attempts)).toContain(`/proc/${a.report.pid}/environ`);
+    expect(Object.keys(b.report.attempts)).toEqual(expect.arrayContaining([`/proc/${a.report.pid}/environ`, join(a.report.home, 'probe.txt')]));
     expect(b.report.uid).not.toBe(a.report.uid);
 
     // The worker dies (its ranks run on) and comes back: it adopts them with the uid they had.
