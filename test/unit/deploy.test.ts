@@ -611,7 +611,7 @@ describe('systemd units (deploy/systemd)', () => {
     .map((l) => (withComments ? l.replace(/^#(?=[A-Z_]+=)/, '') : l))
     .filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 
-  it.each([['head', headOptions], ['worker', workerOptions]] as const)('muster-%s.service starts the real CLI as a non-root user, with options that exist', (role, options) => {
+  it.each([['head', headOptions], ['worker', workerOptions]] as const)('muster-%s.service starts the real CLI as its user (the head unprivileged, the worker root so its ranks are not), with options that exist', (role, options) => {
     const unit = ini(`deploy/systemd/muster-${role}.service`);
     const exec = unit.Service!.ExecStart![0]!.split(/\s+/);
     expect(exec.slice(0, 2)).toEqual(['/usr/bin/node', `/opt/muster/${role}/dist/main.js`]);
@@ -632,7 +632,7 @@ describe('systemd units (deploy/systemd)', () => {
       ? loadHeadConfig({ env: envFile('deploy/systemd/head.env'), flags: flagsToKeys(options, flags) })
       : loadWorkerConfig({ env: envFile('deploy/systemd/worker.env', true), flags: flagsToKeys(options, flags) });
     expect(config).toBeDefined();
-    expect(unit.Service!.User![0]).toBe('muster');
+    expect(unit.Service!.User![0]).toBe(role === 'worker' ? 'root' : 'muster');
     expect(unit.Service!.KillSignal![0]).toBe('SIGTERM');
     expect(unit.Install!.WantedBy![0]).toBe('multi-user.target');
   });

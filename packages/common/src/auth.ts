@@ -8,6 +8,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Metadata } from '@grpc/grpc-js';
 import { ErrorCode, MusterError } from './errors.js';
+import { checkSecretFile, type SecretFileOptions } from './secret-file.js';
 
 export const AUTH_HEADER = 'authorization';
 
@@ -21,11 +22,14 @@ export const MIN_TOKEN_BYTES = 32;
 /**
  * Reads the token at `path`, creating it (0600) when absent. An existing
  * file whose token is empty or shorter than MIN_TOKEN_BYTES is refused: the
- * head does not start on it.
+ * head does not start on it; so is one readable by group or others
+ * (secret-file.ts), unless `opts.allowInsecurePermissions`.
  */
-export async function loadOrCreateToken(path: string): Promise<string> {
+export async function loadOrCreateToken(path: string, opts: SecretFileOptions = {}): Promise<string> {
   try {
-    return checkTokenStrength((await readFile(path, 'utf8')).trim(), path);
+    const text = await readFile(path, 'utf8');
+    checkSecretFile(path, 'cluster token file', opts);
+    return checkTokenStrength(text.trim(), path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
@@ -51,8 +55,13 @@ function checkTokenStrength(token: string, path: string): string {
   );
 }
 
-/** Reads a token file written by the head (for agents and clients). */
-export async function readToken(path: string): Promise<string> {
+/**
+ * Reads a token file written by the head (for agents and clients); one
+ * readable by group or others is refused (secret-file.ts), unless
+ * `opts.allowInsecurePermissions`.
+ */
+export async function readToken(path: string, opts: SecretFileOptions = {}): Promise<string> {
+  checkSecretFile(path, 'cluster token file', opts);
   try {
     const token = (await readFile(path, 'utf8')).trim();
     if (token) return token;

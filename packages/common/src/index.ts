@@ -15,6 +15,7 @@ export * from './codec.js';
 export * from './config.js';
 export * from './nats.js';
 export * from './auth.js';
+export * from './secret-file.js';
 export * from './tls.js';
 export * from './version.js';
 export * from './ids.js';

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { loadConfig, parseList, parseNumber, type ConfigSources, type OptionSpec } from '@muster/common';
+import { loadConfig, parseBool, parseList, parseNumber, type ConfigSources, type OptionSpec } from '@muster/common';
 import { isHostPort, MAX_MESSAGE_BYTES } from '@muster/contracts';
 
 /** Listen addresses (port 0: any); the advertised address is dialled, so it takes a host and a real port. */
@@ -19,6 +19,7 @@ export const headConfigSchema = z
     listen: hostPort.default('127.0.0.1:7400'),
     dataDir: z.string().min(1).default('.muster/head'),
     tokenFile: z.string().optional(),
+    allowInsecurePermissions: z.boolean().default(false),
     store: z.enum(['embedded', 'etcd']).default('embedded'),
     etcdEndpoints: z.array(z.string().url()).default(['http://127.0.0.1:2379']),
     natsUrl: z.array(z.string()).default([]),
@@ -60,6 +61,7 @@ export const headOptions: OptionSpec[] = [
   { key: 'listen', flag: 'listen', env: 'MUSTER_LISTEN', description: 'gRPC listen address host:port (port 0 picks one)' },
   { key: 'dataDir', flag: 'data-dir', env: 'MUSTER_DATA_DIR', description: 'data directory (embedded store, token)' },
   { key: 'tokenFile', flag: 'token-file', env: 'MUSTER_TOKEN_FILE', description: 'cluster token file (default <data-dir>/token, created 0600)' },
+  { key: 'allowInsecurePermissions', flag: 'allow-insecure-permissions', env: 'MUSTER_ALLOW_INSECURE_PERMISSIONS', parse: parseBool, description: 'accept a token or key file readable by group or others, with a warning (default: refuse to start)' },
   { key: 'store', flag: 'store', env: 'MUSTER_STORE', description: 'state store: embedded | etcd' },
   { key: 'etcdEndpoints', flag: 'etcd-endpoints', env: 'MUSTER_ETCD_ENDPOINTS', parse: parseList, description: 'etcd endpoints, comma-separated' },
   { key: 'natsUrl', flag: 'nats-url', env: 'MUSTER_NATS_URL', parse: parseList, description: 'NATS servers, comma-separated (none: no data plane)' },

@@ -26,7 +26,7 @@ export interface StartOnce {
 
 /** The cluster token (made on first start) and the state store the config names. */
 export async function openState(config: HeadConfig, log: Logger, once: StartOnce = {}): Promise<{ token: string; store: StateStore }> {
-  const token = await loadOrCreateToken(tokenPath(config));
+  const token = await loadOrCreateToken(tokenPath(config), { allowInsecurePermissions: config.allowInsecurePermissions, warn: (m) => log.warn({ file: tokenPath(config) }, m) });
   const store = await openStore(
     config.store === 'etcd'
       ? { kind: 'etcd', endpoints: config.etcdEndpoints }

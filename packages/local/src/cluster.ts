@@ -23,7 +23,7 @@
 import { parseHostPort, SHARD_ENV } from '@muster/contracts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import { loadOrCreateToken, waitFor } from '@muster/common';
 import { connect, type Cluster } from '@muster/sdk';
 import { startEtcd, type EtcdServer } from './etcd.js';
@@ -81,6 +81,7 @@ export class LocalCluster {
     const tmp = opts.dataDir ? undefined : await tempDir('muster-cluster-');
     const dataDir = opts.dataDir ?? tmp!.path;
     await mkdir(dataDir, { recursive: true });
+    await letRanksThrough(dataDir);
     let nats: NatsServer | undefined;
     let etcd: EtcdServer | undefined;
     let cluster: LocalCluster | undefined;
@@ -188,6 +189,7 @@ export class LocalCluster {
       // A local cluster owns its shards: stopping a worker stops them (a
       // SIGKILLed worker leaves them, to be adopted when it comes back).
       '--stop-shards-on-exit', 'true',
+      ...(this.opts.shardUser ? ['--shard-user', this.opts.shardUser] : []),
       ...(spec.profile ?? this.opts.profile ? ['--profile', (spec.profile ?? this.opts.profile)!] : []),
       ...(spec.labels ? ['--labels', Object.entries(spec.labels).map(([k, v]) => `${k}=${v}`).join(',')] : []),
       ...(spec.taints?.length ? ['--taints', spec.taints.join(',')] : []),
@@ -254,6 +256,19 @@ export class LocalCluster {
   onStop(f: () => Promise<void>): void {
     this.stopped.push(f);
   }
+}
+
+/**
+ * As root, workers run each gang's ranks under a uid of its own, whose home
+ * is below the data dir (`workers/<id>-homes/<gang>`): the data dir must be
+ * searchable by other uids. mkdtemp (and many a `--data-dir`) make it 0700,
+ * so add o+x, which lets ranks pass through to their own home but list or
+ * read nothing here (what is secret below has modes of its own).
+ */
+async function letRanksThrough(dataDir: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const st = await stat(dataDir);
+  if ((st.mode & 0o001) === 0 && st.uid === 0) await chmod(dataDir, (st.mode & 0o7777) | 0o001);
 }
 
 /** `<parent>/<8 hex>`: a tag below the run's, for one cluster (the test kit tags its clusters so). */

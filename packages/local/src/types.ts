@@ -35,6 +35,8 @@ export interface ClusterOptions {
   onLine?: (name: string, line: string) => void;
   /** Extra flags for muster-head. */
   headArgs?: string[];
+  /** `--shard-user` of every worker (default: the worker's own choice, a uid per gang when it runs as root). */
+  shardUser?: string;
   /** Ports the heads hand to shard ranks, "FIRST-LAST" (default: the head's own). */
   shardPortRange?: string;
   /** Flags for node itself when it runs a head (e.g. --cpu-prof). */

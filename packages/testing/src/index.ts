@@ -26,7 +26,7 @@ export {
   type WorkerHandle,
 } from '@muster/local';
 export { waitFor } from '@muster/common';
-export { createTestCluster } from './test-cluster.js';
+export { createTestCluster, rootRanksFallback } from './test-cluster.js';
 export { claimPortBlock } from './port-blocks.js';
 export { kill, freeze, thaw, thawAll, isFrozen, findShards, clusterShards, killShard, type Target, type ShardProcess } from './chaos.js';
 export { checkInvariants, assertInvariants, type InvariantOptions, type InvariantRule, type Violation } from './invariants.js';

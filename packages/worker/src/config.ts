@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { loadConfig, parseBool, parseList, parseMap, type ConfigSources, type OptionSpec } from '@muster/common';
 import { isHostPort } from '@muster/contracts';
 import { DEFAULT_SERVICE_ACCOUNT_DIR } from './kube-node.js';
+import { SHARD_UID_RANGE, SHARD_USER } from './shards/rank-users.js';
 
 /** Listen addresses (port 0: any); head addresses are dialled, so they take a host and a real port. */
 const hostPort = z.string().refine((v) => isHostPort(v, 'listen'), 'expected host:port');
@@ -38,6 +39,12 @@ export const workerConfigSchema = z.object({
       return { key: m[1]!, value: m[2] ?? '', effect: m[3]! };
     })),
   dataDir: z.string().min(1).default('.muster/worker'),
+  /** Who ranks run as (shards/rank-users.ts): one user, or one uid per gang from a range; neither: per gang from 200000-299999 when the worker may switch users. */
+  shardUser: z.string().regex(SHARD_USER, 'expected a user name or uid[:gid]').optional(),
+  shardUidRange: z.string().regex(SHARD_UID_RANGE, 'expected FIRST-LAST, e.g. 200000-299999').optional(),
+  /** Where gangs' homes are made (default: <data-dir>-homes; the data dir itself stays 0700). */
+  shardHomeDir: z.string().min(1).optional(),
+  allowInsecurePermissions: z.boolean().default(false),
   stopShardsOnExit: z.boolean().default(false),
   /** Finished attempts' shard logs: kept this long after their last write, and at most this many per gang (log-retention.ts). */
   logRetentionMs: z.number().int().min(1_000).max(365 * 24 * 3_600_000).default(24 * 3_600_000),
@@ -66,6 +73,10 @@ export const workerOptions: OptionSpec[] = [
   { key: 'labels', flag: 'labels', env: 'MUSTER_LABELS', parse: parseMap, description: 'node labels k=v,k2=v2 (zone: muster.io/zone, rack: muster.io/rack)' },
   { key: 'taints', flag: 'taints', env: 'MUSTER_TAINTS', parse: parseList, description: 'taints key[=value]:Effect, comma-separated' },
   { key: 'dataDir', flag: 'data-dir', env: 'MUSTER_DATA_DIR', description: 'shard logs and the shard registry (adoption after a restart)' },
+  { key: 'shardUser', flag: 'shard-user', env: 'MUSTER_SHARD_USER', description: 'run every rank as this user: name or uid[:gid] (default: as root, each gang its own uid from --shard-uid-range)' },
+  { key: 'shardUidRange', flag: 'shard-uid-range', env: 'MUSTER_SHARD_UID_RANGE', description: 'uids FIRST-LAST to give each gang its own (gid = uid; default 200000-299999 when the worker runs as root)' },
+  { key: 'shardHomeDir', flag: 'shard-home-dir', env: 'MUSTER_SHARD_HOME_DIR', description: 'where each gang\'s home (its cwd and HOME, 0700, owned by its uid) is made (default <data-dir>-homes)' },
+  { key: 'allowInsecurePermissions', flag: 'allow-insecure-permissions', env: 'MUSTER_ALLOW_INSECURE_PERMISSIONS', parse: parseBool, description: 'accept a token or key file readable by group or others, with a warning (default: refuse to start)' },
   { key: 'stopShardsOnExit', flag: 'stop-shards-on-exit', env: 'MUSTER_STOP_SHARDS_ON_EXIT', parse: parseBool, description: 'stop every shard when the agent stops (default: leave them running, to be adopted)' },
   { key: 'logRetentionMs', flag: 'log-retention-ms', env: 'MUSTER_LOG_RETENTION_MS', parse: (s) => Number(s), description: 'finished shards\' log files are deleted this long after their last write (default 24 h)' },
   { key: 'logAttemptsKept', flag: 'log-attempts-kept', env: 'MUSTER_LOG_ATTEMPTS_KEPT', parse: (s) => Number(s), description: 'logs of at most this many finished attempts are kept per gang (default 5)' },

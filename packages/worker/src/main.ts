@@ -10,6 +10,7 @@
  */
 import { Command } from 'commander';
 import { isMusterError, secretFlagWarnings } from '@muster/common';
+import { CLIENT_ENV } from '@muster/contracts';
 import { createLogger } from '@muster/common/log';
 import { loadWorkerConfig, workerOptions } from './config.js';
 import { runInventoryCommand } from './inventory/index.js';
@@ -28,6 +29,8 @@ run.action(async (opts: Record<string, string>) => {
     const flags = Object.fromEntries(workerOptions.map((o) => [o.key, opts[o.key]]));
     const config = loadWorkerConfig({ file: opts.config, flags });
     for (const warning of secretFlagWarnings(workerOptions, flags)) log.warn(warning);
+    // Read once; no child (rank, probe, nvidia-smi) may inherit it. Ranks' env is built from nothing anyway (shards/process.ts).
+    delete process.env[CLIENT_ENV.TOKEN];
     const worker = await startWorker(config, log.child({ nodeId: config.nodeId }));
     let stopping = false;
     const stop = async (signal: string) => {

@@ -15,6 +15,8 @@ import { discoverInventory } from './inventory/index.js';
 import { hasServiceAccount, kubeApiFromEnv, NodeCordonWatch } from './kube-node.js';
 import { ShardAgent } from './shard-agent.js';
 import { LocalSupervisor } from './shards/index.js';
+import { checkHomeRootReachable, defaultHomeRoot, makeHomeRoot } from './shards/rank-homes.js';
+import { hostFacts, resolveRankUsers, type RankUserPolicy } from './shards/rank-users.js';
 
 export interface Worker {
   readonly agent: Agent;
@@ -23,10 +25,12 @@ export interface Worker {
 }
 
 export async function startWorker(config: WorkerConfig, log: Logger): Promise<Worker> {
-  const token = config.token ?? (config.tokenFile ? await readToken(config.tokenFile) : undefined);
+  const secretFiles = { allowInsecurePermissions: config.allowInsecurePermissions, warn: (m: string) => log.warn(m) };
+  const token = config.token ?? (config.tokenFile ? await readToken(config.tokenFile, secretFiles) : undefined);
   if (!token) {
     throw new MusterError(ErrorCode.UNAUTHENTICATED, 'no cluster token: pass --token-file <head data dir>/token or set MUSTER_TOKEN', { details: { field: 'token' } });
   }
+  const ranks = await rankPlacement(config, log);
   const kubeApi = config.kubeApi ?? kubeApiFromEnv();
   // Default: on in a pod (KUBERNETES_SERVICE_HOST set) with a service account token, off elsewhere.
   const watchCordon = config.watchNodeCordon ?? hasServiceAccount(config.serviceAccountDir);
@@ -51,6 +55,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   const late: { agent?: ShardAgent; nats?: NatsAccess; conn?: Promise<NatsConnection> } = {};
   const supervisor = await LocalSupervisor.open({
     dataDir: config.dataDir,
+    ranks,
     log,
     onStatus: (s) => late.agent?.onStatus(s),
     logRetention: { maxAgeMs: config.logRetentionMs, attemptsKept: config.logAttemptsKept },
@@ -79,7 +84,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     if (first) log.info({ nodeId: r.nodeId, headId: r.headId, gpus: inventory.gpus.length, metrics: metrics.address }, 'worker registered');
     first = false;
   };
-  log.info({ heads: config.head, gpus: inventory.gpus.length, source: inventory.source, address, watchNodeCordon: watchCordon }, 'worker starting');
+  log.info({ heads: config.head, gpus: inventory.gpus.length, source: inventory.source, address, watchNodeCordon: watchCordon, ranks: describePolicy(ranks.policy), shardHomes: ranks.homeRoot }, 'worker starting');
   agent.start();
   const cordon = watchCordon
     ? new NodeCordonWatch({ nodeName: config.nodeId, apiBase: kubeApi!, serviceAccountDir: config.serviceAccountDir, pollMs: config.nodePollMs, onChange: (d) => agent.setDrain(d), log })
@@ -96,6 +101,22 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
       await metrics.close();
     },
   };
+}
+
+/** Who ranks run as and where their homes go; refused at start when the flags cannot be honoured here. */
+async function rankPlacement(config: WorkerConfig, log: Logger): Promise<{ policy: RankUserPolicy; homeRoot: string }> {
+  const policy = await resolveRankUsers(config, hostFacts(), (m) => log.warn(m));
+  const homeRoot = config.shardHomeDir ?? defaultHomeRoot(config.dataDir);
+  if (policy.kind === 'worker') return { policy, homeRoot };
+  makeHomeRoot(homeRoot, true);
+  checkHomeRootReachable(homeRoot, policy.kind === 'fixed' ? policy.user : { uid: policy.first, gid: policy.first });
+  return { policy, homeRoot };
+}
+
+function describePolicy(p: RankUserPolicy): string {
+  if (p.kind === 'per-gang') return `a uid per gang from ${p.first}-${p.last}`;
+  if (p.kind === 'fixed') return `uid ${p.user.uid} gid ${p.user.gid}`;
+  return "the worker's uid";
 }
 
 /** Loopback when the head is local (a dev cluster), else the first external IPv4. */

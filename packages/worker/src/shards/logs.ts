@@ -22,8 +22,8 @@ export function logPathOf(dataDir: string, gangId: string, attempt: number, rank
 
 /** Opens (creating the directories) the log file for appending; the fd is handed to the child. */
 export function openLogFd(file: string): number {
-  mkdirSync(dirname(file), { recursive: true });
-  return openSync(file, 'a', 0o640);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  return openSync(file, 'a', 0o600);
 }
 
 /** Truncate-copy rotation when `file` reached `maxBytes`; true when it rotated. */

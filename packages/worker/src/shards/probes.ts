@@ -12,9 +12,15 @@ import { execa } from 'execa';
 import type { ProbeSpec } from './types.js';
 
 export interface ProbeContext {
-  /** Environment and cwd of exec probes: the shard's own, as if run inside it. */
+  /**
+   * Environment, cwd and uid/gid of exec probes: the shard's own, as if run
+   * inside it (never the agent's: the probe's program may sit in the rank's
+   * home, which the rank can rewrite).
+   */
   env: Record<string, string>;
   cwd?: string | undefined;
+  uid?: number;
+  gid?: number;
   /**
    * sdk probes: readiness passes once the shard sent `{ muster: 'ready' }`;
    * liveness passes while its IPC channel is connected (a shard whose SDK
@@ -76,6 +82,8 @@ async function execProbe(command: string, args: string[], timeoutMs: number, ctx
     env: ctx.env,
     extendEnv: false,
     cwd: ctx.cwd,
+    ...(ctx.uid !== undefined ? { uid: ctx.uid } : {}),
+    ...(ctx.gid !== undefined ? { gid: ctx.gid } : {}),
     stdio: 'ignore',
     timeout: timeoutMs,
     forceKillAfterDelay: 1000,

@@ -15,14 +15,21 @@ import type { ShardSpec } from './types.js';
 
 /**
  * The child's environment: exactly `env`, plus the agent's PATH when `env`
- * has none (so a bare command name still resolves). Nothing else leaks from
- * the agent (tokens, MUSTER_* config). Note Node adds NODE_CHANNEL_FD /
+ * has none (so a bare command name still resolves) and HOME = the gang's
+ * home when `env` has none. Nothing else leaks from the agent (tokens,
+ * MUSTER_* config). Note Node adds NODE_CHANNEL_FD /
  * NODE_CHANNEL_SERIALIZATION_MODE when an IPC channel is requested (sdk probes).
  */
-export function childEnv(env: Record<string, string>): Record<string, string> {
+export function childEnv(env: Record<string, string>, home?: string): Record<string, string> {
   const out = { ...env };
   if (out.PATH === undefined && process.env.PATH !== undefined) out.PATH = process.env.PATH;
+  if (out.HOME === undefined && home !== undefined) out.HOME = home;
   return out;
+}
+
+/** How the child is run: its uid/gid (when not the agent's) and working directory. */
+export function childIdentity(spec: Pick<ShardSpec, 'user' | 'cwd' | 'home'>): { uid?: number; gid?: number; cwd?: string | undefined } {
+  return { ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}), cwd: spec.cwd ?? spec.home };
 }
 
 /**
@@ -30,11 +37,13 @@ export function childEnv(env: Record<string, string>): Record<string, string> {
  * closed, stdout and stderr both on `logFd` (an O_APPEND file the caller
  * opened): the shard writes straight to the file, so it keeps logging even if
  * the agent dies. No `cleanup`-style kill on agent exit: shards outlive it.
+ * Under its gang's uid/gid when the spec names one (libuv drops the agent's
+ * supplementary groups then); the agent, as root, still signals its group.
  */
 export function spawnShard(spec: ShardSpec, logFd: number, ipc: boolean): ChildProcess {
   return spawn(spec.command, spec.args, {
-    env: childEnv(spec.env),
-    cwd: spec.cwd,
+    env: childEnv(spec.env, spec.home),
+    ...childIdentity(spec),
     detached: true,
     stdio: ipc ? ['ignore', logFd, logFd, 'ipc'] : ['ignore', logFd, logFd],
     serialization: 'json',

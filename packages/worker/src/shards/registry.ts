@@ -4,7 +4,8 @@
  *
  * Written on every change, atomically (temp file + rename), so a crash leaves
  * either the old or the new registry, never half of one. Mode 0600: specs
- * carry the shards' environments, which may hold secrets.
+ * carry the shards' environments, which may hold secrets. Specs also carry
+ * the uid each rank runs as (rank-users.ts), so adoption keeps it.
  *
  * An entry is adopted only when /proc/<pid> exists, is not a zombie, and has
  * the recorded start time: pids are recycled, and a process with our pid but

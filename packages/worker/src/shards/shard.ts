@@ -17,7 +17,7 @@ import { closeSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { readTail, openLogFd } from './logs.js';
 import { pidAlive, procStat } from '@muster/common';
-import { childEnv, groupAlive, signalGroup, spawnShard } from './process.js';
+import { childEnv, childIdentity, groupAlive, signalGroup, spawnShard } from './process.js';
 import { runProbe, type ProbeContext } from './probes.js';
 import type { RegistryEntry } from './registry.js';
 import type { ShardPhase, ShardSpec, ShardStatus } from './types.js';
@@ -193,7 +193,7 @@ export class ShardRunner {
   }
 
   private probeContext(): ProbeContext {
-    return { env: childEnv(this.spec.env), cwd: this.spec.cwd, sdk: () => this.sdkReady && this.child?.connected === true };
+    return { env: childEnv(this.spec.env, this.spec.home), ...childIdentity(this.spec), sdk: () => this.sdkReady && this.child?.connected === true };
   }
 
   /** Adopted shards are not our children: their exit is seen by polling /proc (pid + start time). */

@@ -5,17 +5,22 @@
  * phase change through onStatus, keeps `<dataDir>/shards.json` in step with
  * the live ones (so a restarted agent adopts instead of orphaning them),
  * and bounds their log files: each one's size (logs.ts) and, once its
- * attempt is over, how long it is kept (log-retention.ts).
+ * attempt is over, how long it is kept (log-retention.ts). Each rank runs as
+ * its gang's user, in its gang's home (rank-users.ts, rank-homes.ts); the
+ * data dir, the registry and the logs are the agent's alone (0700 / 0600).
  *
  * Restart story: open() reads the registry and adopts every entry whose
  * process is still the one we spawned (pid + start time); others are dropped
  * and never signalled. close() by default only detaches: timers stop, the
  * registry is saved, the processes keep running for the next agent.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { ErrorCode, MusterError } from '@muster/common';
 import { DEFAULT_LOG_RETENTION, sweepEveryMs, sweepLogs, type LogRetention } from './log-retention.js';
 import { followLog, logPathOf, rotateIfNeeded } from './logs.js';
+import { prepareHome, sweepHomes, userForGang } from './rank-homes.js';
+import type { RankUser } from './rank-users.js';
 import { isAdoptable, loadRegistry, registryPath, saveRegistry, type RegistryEntry } from './registry.js';
 import { ShardRunner, type RunnerHost } from './shard.js';
 import type { ShardSpec, ShardStatus, ShardSupervisor, SupervisorOptions } from './types.js';
@@ -50,9 +55,14 @@ export class LocalSupervisor implements ShardSupervisor {
     this.retentionTimer.unref();
   }
 
-  /** Opens the data dir, adopts the shards a previous agent left running, and reports them through onStatus before resolving. */
+  /**
+   * Opens the data dir (made private: 0700, whatever it was), adopts the
+   * shards a previous agent left running, and reports them through onStatus
+   * before resolving.
+   */
   static async open(opts: LocalSupervisorOptions): Promise<LocalSupervisor> {
-    mkdirSync(opts.dataDir, { recursive: true });
+    mkdirSync(opts.dataDir, { recursive: true }); // parents as umask says: homes beside it must stay reachable
+    chmodSync(opts.dataDir, 0o700);
     const sup = new LocalSupervisor(opts);
     const adopted = sup.adoptAll(loadRegistry(sup.registryFile, opts.log));
     sup.save();
@@ -62,13 +72,14 @@ export class LocalSupervisor implements ShardSupervisor {
     return sup;
   }
 
-  launch(spec: ShardSpec): void {
+  launch(given: ShardSpec): void {
     if (this.closing) throw new MusterError(ErrorCode.FAILED_PRECONDITION, 'shard supervisor is closed');
-    validateSpec(spec);
-    const prev = this.shards.get(spec.key);
+    validateSpec(given);
+    const prev = this.shards.get(given.key);
     if (prev && prev.phase !== 'exited') {
-      throw new MusterError(ErrorCode.ALREADY_EXISTS, `shard ${spec.key} is already running (pid ${prev.pid ?? '?'})`, { details: { key: spec.key } });
+      throw new MusterError(ErrorCode.ALREADY_EXISTS, `shard ${given.key} is already running (pid ${prev.pid ?? '?'})`, { details: { key: given.key } });
     }
+    const spec = this.placeRank(given);
     const r = new ShardRunner(spec, logPathOf(this.opts.dataDir, spec.gangId, spec.attempt, spec.rank), this.host);
     this.shards.delete(spec.key); // re-insert: Map order is age order for pruning
     this.shards.set(spec.key, r);
@@ -80,6 +91,24 @@ export class LocalSupervisor implements ShardSupervisor {
       throw new MusterError(ErrorCode.INTERNAL, `shard ${spec.key}: cannot open log file ${r.logFile}: ${(e as Error).message}`, { cause: e });
     }
     this.prune();
+  }
+
+  /**
+   * The spec as it will run: under its gang's user, in its gang's home
+   * (rank-homes.ts). A spec that already names a user (tests) keeps it.
+   */
+  private placeRank(spec: ShardSpec): ShardSpec {
+    const ranks = this.opts.ranks;
+    if (!ranks || spec.user) return spec;
+    const live = new Map<string, RankUser>();
+    for (const r of this.shards.values()) if (r.phase !== 'exited' && r.spec.user) live.set(r.spec.gangId, r.spec.user);
+    let user = userForGang(ranks.policy, spec.gangId, live);
+    if (user && user.uid === process.getuid?.() && user.gid === process.getgid?.()) user = undefined; // already us: no switch
+    try {
+      return { ...spec, user, home: prepareHome(ranks.homeRoot, spec.gangId, user) };
+    } catch (e) {
+      throw new MusterError(ErrorCode.INTERNAL, `shard ${spec.key}: cannot prepare its home in ${ranks.homeRoot}: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   stop(key: string, reason = 'stopped'): Promise<void> {
@@ -192,17 +221,23 @@ export class LocalSupervisor implements ShardSupervisor {
     }
   }
 
-  /** Deletes the logs of finished attempts past their retention (never of a shard that runs). */
+  /**
+   * Deletes the logs of finished attempts past their retention (never of a
+   * shard that runs), then the homes of gangs whose last log went.
+   */
   sweepLogs(nowMs = Date.now()): string[] {
-    const running = new Set([...this.shards.values()].filter((r) => r.phase !== 'exited').map((r) => `${r.spec.gangId}/${r.spec.attempt}`));
+    const live = [...this.shards.values()].filter((r) => r.phase !== 'exited');
+    const running = new Set(live.map((r) => `${r.spec.gangId}/${r.spec.attempt}`));
+    let deleted: string[] = [];
     try {
-      const deleted = sweepLogs(this.opts.dataDir, running, this.opts.logRetention ?? DEFAULT_LOG_RETENTION, nowMs);
+      deleted = sweepLogs(this.opts.dataDir, running, this.opts.logRetention ?? DEFAULT_LOG_RETENTION, nowMs);
       if (deleted.length > 0) this.opts.log.info({ attempts: deleted.length }, 'deleted logs of finished shards past their retention');
-      return deleted;
+      const homes = this.opts.ranks && sweepHomes(this.opts.ranks.homeRoot, join(this.opts.dataDir, 'logs'), new Set(live.map((r) => r.spec.gangId)));
+      if (homes && homes.length > 0) this.opts.log.info({ gangs: homes }, 'deleted the homes of gangs whose logs are gone');
     } catch (e) {
       this.opts.log.warn({ err: String(e) }, 'shard log retention sweep failed; tried again later');
-      return [];
     }
+    return deleted;
   }
 
   /** Drops the oldest exited shards beyond keepExited. */

@@ -24,6 +24,7 @@
  * (stop requested), exited (process group gone; exit code / signal /
  * reason / last log lines).
  */
+import type { RankUserPolicy } from './rank-users.js';
 
 export type ProbeSpec =
   | { kind: 'http'; port: number; path: string }
@@ -52,6 +53,14 @@ export interface ShardSpec {
   /** The complete environment of the process (the agent merges the contract in). */
   env: Record<string, string>;
   cwd?: string | undefined;
+  /**
+   * The uid/gid the process runs as (rank-users.ts); undefined: the agent's
+   * own. Set by the supervisor at launch and persisted with the spec, so an
+   * adopted rank keeps its gang's uid.
+   */
+  user?: { uid: number; gid: number } | undefined;
+  /** The gang's home on this node (rank-homes.ts): the cwd when none is given, and HOME unless env sets it. */
+  home?: string | undefined;
   /** Startup must finish (readiness passes) within this, from spawn. */
   startupDeadlineMs: number;
   /** Readiness (none = ready as soon as started). */
@@ -109,6 +118,11 @@ export interface ShardSupervisor {
 export interface SupervisorOptions {
   /** Where log files and the shard registry (for adoption after an agent restart) live. */
   dataDir: string;
+  /**
+   * Who ranks run as and where their homes are (rank-users.ts, rank-homes.ts).
+   * Undefined: as the agent, in the agent's cwd, with no home made (unit tests).
+   */
+  ranks?: { policy: RankUserPolicy; homeRoot: string } | undefined;
   onStatus: (s: ShardStatus) => void;
   log: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void; error(o: object, msg?: string): void };
 }

@@ -42,6 +42,8 @@ const specSchema = z.object({
   args: z.array(text),
   env: z.record(z.string().regex(/^[^=\0]+$/, 'must be non-empty and contain no "=" or NUL'), text),
   cwd: text.pipe(z.string().min(1)).optional(),
+  user: z.object({ uid: z.number().int().min(0).max(0xfffffffe), gid: z.number().int().min(0).max(0xfffffffe) }).optional(),
+  home: text.pipe(z.string().min(1)).optional(),
   startupDeadlineMs: positiveMs,
   readiness: probeSchema.optional(),
   liveness: probeSchema.optional(),
