@@ -88,3 +88,8 @@ Returns the subject (the public key) or fails naming the value.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* An object name for a node's DaemonSet or Certificate: node names may hold dots and run long. { prefix, node } */}}
+{{- define "muster.nodeObjectName" -}}
+{{- printf "%s-%s-%s" .prefix (.node | replace "." "-" | trunc 40 | trimSuffix "-") (sha256sum .node | trunc 6) -}}
+{{- end -}}
