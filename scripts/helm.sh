@@ -7,8 +7,9 @@
 #   bash scripts/helm.sh            build if needed, print the path
 #   "$(bash scripts/helm.sh)" lint deploy/helm/muster
 #
-# Needs Go (>= the go directive of helm's go.mod; /usr/local/go/bin/go is tried
-# when `go` is not on PATH). Without Go it exits 1 and says so.
+# Needs Go (helm v3.22.0's go.mod asks for 1.26; a Go >= 1.21 downloads that
+# toolchain by itself; /usr/local/go/bin/go is tried when `go` is not on PATH).
+# Without Go it exits 1 and says so.
 set -euo pipefail
 
 HELM_VERSION=v3.22.0
@@ -21,11 +22,21 @@ if [ -x "$bin" ]; then
   exit 0
 fi
 
+# One build at a time (two test files may ask at once): wait for the other, then use its binary.
+mkdir -p "$cache"
+exec 9>"$cache/helm-$HELM_VERSION.lock"
+command -v flock >/dev/null 2>&1 && flock 9
+if [ -x "$bin" ]; then
+  echo "$bin"
+  exit 0
+fi
+
 go="$(command -v go || true)"
 [ -z "$go" ] && [ -x /usr/local/go/bin/go ] && go=/usr/local/go/bin/go
 if [ -z "$go" ]; then
   echo "scripts/helm.sh: Go is not installed, and helm $HELM_VERSION is built from the Go module proxy" >&2
-  echo "  (the chart tests need the real helm). Install Go (https://go.dev/dl/), or put a helm $HELM_VERSION binary at $bin." >&2
+  echo "  (the chart tests need the real helm). Install Go >= 1.26 (https://go.dev/dl/; Debian 12's golang-go, 1.19, is too old;" >&2
+  echo "  Go >= 1.21 fetches the toolchain helm asks for by itself), or put a helm $HELM_VERSION binary at $bin." >&2
   exit 1
 fi
 
@@ -42,5 +53,5 @@ if ! "$go" version -m "$tmp/helm" | grep -q "^[[:space:]]*mod[[:space:]]*helm.sh
   exit 1
 fi
 mkdir -p "$(dirname "$bin")"
-mv "$tmp/helm" "$bin.partial" && mv "$bin.partial" "$bin"
+mv "$tmp/helm" "$bin.$$" && mv -f "$bin.$$" "$bin"
 echo "$bin"

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 echo "== helm (the chart tests render with it; built once from the Go module proxy, then cached)"
-bash scripts/helm.sh >/dev/null
+bash scripts/helm.sh >/dev/null || echo "== no helm: test/unit/chart.test.ts will fail (the reason is above)"
 echo "== generated code"
 pnpm -s gen:check
 echo "== lint"
