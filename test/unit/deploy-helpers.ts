@@ -217,3 +217,17 @@ export function render(files: string[], extra: string[] = []): { status: number 
   }
   return { status: r.status, objects, stderr: r.stderr };
 }
+
+// ---- who mounts what ----
+/** The mounts of container `c` of workload `o` that show Secret `secret`. */
+export const mounts = (o: Obj, c: Container, secret: string) => {
+  const vols = (podSpec(o).volumes ?? []).filter((v) => v.secret?.secretName === secret).map((v) => v.name);
+  return (c.volumeMounts ?? []).filter((m) => vols.includes(m.name));
+};
+/** Every container that mounts Secret `secret`, as "<workload>/<container>". */
+export const mountedBy = (objects: Obj[], secret: string) =>
+  workloads(objects).flatMap((o) => allContainers(podSpec(o)).filter((c) => mounts(o, c, secret).length > 0).map((c) => `${o.metadata.name}/${c.name}`));
+/** The workers' DaemonSets, one per node. */
+export const workerSets = (objects: Obj[]) => objects.filter((o) => o.kind === 'DaemonSet' && o.metadata.name.startsWith('muster-worker-'));
+/** The node a worker DaemonSet runs on. */
+export const nodeOf = (ds: Obj) => ds.metadata.annotations!['muster.io/node']!;
