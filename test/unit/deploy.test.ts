@@ -220,4 +220,13 @@ describe('docs/deploy.md', () => {
     expect(docs).toContain('Kubernetes 1.33');
     expect(docs).toContain(`helm ${/HELM_VERSION=(v[0-9.]+)/.exec(read('scripts/helm.sh'))![1]}`);
   });
+
+  it('says how to rotate each credential the chart mounts', () => {
+    const at = docs.indexOf('### Rotating credentials');
+    expect(at).toBeGreaterThan(-1);
+    const rows = docs.slice(at, docs.indexOf('\n### ', at + 1)).split('\n').filter((l) => l.startsWith('| ')).map((l) => l.split('|')[1]!.trim());
+    for (const credential of ['cluster token', 'the CAs', 'etcd client certificate', 'NATS account seed', 'a node\'s certificate', 'leaf certificates, cert-manager', 'leaf certificates, `muster cert`']) {
+      expect(rows, credential).toContain(credential);
+    }
+  });
 });
