@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: setup, generated-code check,
-# lint, typecheck (the build), unit, integration and chaos tests (the vitest
+# helm for the chart tests (scripts/helm.sh), lint, typecheck (the build), unit, integration and chaos tests (the vitest
 # projects of vitest.config.ts, run in that order by their groupOrder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
+echo "== helm (the chart tests render with it; built once from the Go module proxy, then cached)"
+bash scripts/helm.sh >/dev/null || echo "== no helm: test/unit/chart.test.ts will fail (the reason is above)"
 echo "== generated code"
 pnpm -s gen:check
 echo "== lint"
