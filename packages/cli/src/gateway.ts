@@ -259,16 +259,27 @@ function parseJson(text: string): unknown {
  * throws a 413 (a body without a Content-Length, or one that lied). A client
  * waiting on `Expect: 100-continue` is told to send only now, after the checks.
  */
-async function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promise<string> {
+function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promise<string> {
   if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > max) throw bodyTooLarge(max, `the body (${size} bytes so far)`);
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  // Listeners, not `for await`: leaving that loop early destroys the socket, and the 413 with it.
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (e: Error | undefined) => {
+      req.off('data', onData).off('end', onEnd).off('error', done);
+      if (e) {
+        req.pause();
+        reject(e);
+      } else resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > max) done(bodyTooLarge(max, `the body (${size} bytes so far)`));
+      else chunks.push(c);
+    };
+    const onEnd = () => done(undefined);
+    req.on('data', onData).on('end', onEnd).on('error', done);
+  });
 }
 
 /**
