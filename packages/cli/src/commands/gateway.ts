@@ -8,7 +8,7 @@
  * keys file (polled every second).
  */
 import type { Command } from 'commander';
-import { parseHostPort, parseList } from '@muster/common';
+import { ErrorCode, MusterError, parseHostPort, parseList } from '@muster/common';
 import { ALL_GROUPS } from '@muster/contracts';
 import { addConnectionFlags, connectFromFlags, type ConnectionFlags } from '../connection.js';
 import { table } from '../format.js';
@@ -22,9 +22,19 @@ function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<strin
   process.stderr.write(`${JSON.stringify({ level, msg, ...fields })}\n`);
 }
 
+function numberFlag(raw: string, flag: string): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n)) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${flag}: expected a number, got "${raw}"`);
+  return n;
+}
+
 export function gatewayCommand(program: Command): void {
+  // `gateway key create --keys-file F`: the subcommand's --keys-file, not the server's. Commander
+  // needs positional options on every ancestor for that; `muster` itself has no options to lose.
+  program.enablePositionalOptions();
   const gateway = addConnectionFlags(program.command('gateway').description('serve replica groups over HTTP(S) to API key holders (POST /v1/groups/<group>/call|stream)'))
-    .option('--config <file>', 'YAML or JSON gateway config file (layered under MUSTER_GATEWAY_* env and flags)');
+    .option('--config <file>', 'YAML or JSON gateway config file (layered under MUSTER_GATEWAY_* env and flags)')
+    .enablePositionalOptions();
   for (const o of gatewayOptions) {
     if (o.key === 'noAuth') gateway.option(`--${o.flag}`, `${o.description} [env ${o.env}]`);
     else gateway.option(`--${o.flag} <value>`, `${o.description} [env ${o.env}]`);
@@ -80,8 +90,8 @@ export function gatewayCommand(program: Command): void {
       const secret = await createKey(path, {
         name: flags.name,
         groups,
-        ...(flags.rate !== undefined ? { ratePerSecond: Number(flags.rate) } : {}),
-        ...(flags.burst !== undefined ? { burst: Number(flags.burst) } : {}),
+        ...(flags.rate !== undefined ? { ratePerSecond: numberFlag(flags.rate, '--rate') } : {}),
+        ...(flags.burst !== undefined ? { burst: numberFlag(flags.burst, '--burst') } : {}),
       });
       process.stdout.write(`${secret}\n`);
       process.stderr.write(`muster: key "${flags.name}" added to ${path} (its hash only): the key above is shown this once\n`);
