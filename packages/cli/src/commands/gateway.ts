@@ -57,7 +57,6 @@ export function gatewayCommand(program: Command): void {
       cluster.close();
       throw e;
     });
-    process.stdout.write(`${JSON.stringify({ msg: 'gateway ready', address: gw.address, url: gw.url, auth: config.noAuth ? 'none' : 'api-keys' })}\n`);
     const stop = async () => {
       await gw.close();
       cluster.close();
@@ -66,6 +65,8 @@ export function gatewayCommand(program: Command): void {
     process.once('SIGINT', () => void stop());
     process.once('SIGTERM', () => void stop());
     process.on('SIGHUP', () => void gw.reload().catch(() => undefined)); // a failed reload is logged and changes nothing
+    // Only now: whoever waits for this line may signal us at once, and must find the handlers in place.
+    process.stdout.write(`${JSON.stringify({ msg: 'gateway ready', address: gw.address, url: gw.url, auth: config.noAuth ? 'none' : 'api-keys' })}\n`);
   });
 
   const key = gateway.command('key').description('API keys of the gateway: only their SHA-256 is stored');
