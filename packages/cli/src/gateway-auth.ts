@@ -39,12 +39,16 @@ export class HttpError extends Error {
 
 const REALM = 'Bearer realm="muster-gateway"';
 
-/** The key a request presents, and the header it came in (the HTTP bridge must not pass that one on). */
+/**
+ * The key a request presents, and the header it came in (the HTTP bridge must
+ * not pass that one on). `x-api-key` wins: with both, `authorization` is the
+ * HTTP shard's own credential (vLLM's --api-key) and goes through to it.
+ */
 export function presentedKey(req: IncomingMessage): { key: string; header: 'authorization' | 'x-api-key' } | undefined {
-  const auth = req.headers.authorization;
-  if (typeof auth === 'string' && /^bearer /i.test(auth)) return { key: auth.slice('bearer '.length).trim(), header: 'authorization' };
   const apiKey = req.headers['x-api-key'];
   if (typeof apiKey === 'string' && apiKey.trim() !== '') return { key: apiKey.trim(), header: 'x-api-key' };
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string' && /^bearer /i.test(auth)) return { key: auth.slice('bearer '.length).trim(), header: 'authorization' };
   return undefined;
 }
 

@@ -71,6 +71,8 @@ describe('authentication and rights', () => {
     expect(refusal(() => authenticate(ring, req({ authorization: 'Bearer short' })))).toMatchObject({ status: 401 });
     expect(authenticate(ring, req({ authorization: `Bearer ${key}` }))).toEqual({ entry, header: 'authorization' });
     expect(authenticate(ring, req({ 'x-api-key': key }))).toEqual({ entry, header: 'x-api-key' });
+    // With both, x-api-key is the gateway's and authorization the HTTP shard's own.
+    expect(authenticate(ring, req({ 'x-api-key': key, authorization: 'Bearer for-the-shard' }))).toEqual({ entry, header: 'x-api-key' });
   });
 
   it('403 for a group the key does not name; "*" calls every group', () => {
