@@ -36,8 +36,14 @@ export function gatewayCommand(program: Command): void {
     .option('--config <file>', 'YAML or JSON gateway config file (layered under MUSTER_GATEWAY_* env and flags)')
     .enablePositionalOptions();
   for (const o of gatewayOptions) {
-    if (o.key === 'noAuth') gateway.option(`--${o.flag}`, `${o.description} [env ${o.env}]`);
-    else gateway.option(`--${o.flag} <value>`, `${o.description} [env ${o.env}]`);
+    const help = `${o.description} [env ${o.env}]`;
+    // The CLI's connection flags may have a --tls-cert/--tls-key of their own (the certificate a
+    // client shows the head). On `muster gateway` the one option names the HTTPS files; the link to
+    // the head then takes its certificate from the environment or the context (see the action).
+    const same = gateway.options.find((x) => x.long === `--${o.flag}`);
+    if (same) same.description = help;
+    else if (o.key === 'noAuth') gateway.option(`--${o.flag}`, help);
+    else gateway.option(`--${o.flag} <value>`, help);
   }
   gateway.action(async (raw: ConnectionFlags & Record<string, unknown>) => {
     // Commander turns --no-auth into `auth: false`.
@@ -45,7 +51,8 @@ export function gatewayCommand(program: Command): void {
     const config = loadGatewayConfig({ file: raw.config as string | undefined, flags });
     const listen = parseHostPort(config.listen, '--listen');
     if (config.noAuth) log('warn', 'the gateway serves WITHOUT authentication (--no-auth): anyone who reaches it may call every replica group');
-    const cluster = await connectFromFlags(raw);
+    // --tls-cert/--tls-key are the gateway's HTTPS pair here, never a client certificate for the head.
+    const cluster = await connectFromFlags({ ...raw, tlsCert: undefined, tlsKey: undefined } as ConnectionFlags);
     const gw = await startGateway(cluster, {
       listen,
       keysFile: config.keysFile,
