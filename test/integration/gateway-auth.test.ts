@@ -28,24 +28,33 @@ interface Answer {
   body: string;
 }
 
-/** One HTTPS request trusting only `ca`; `chunks` streams a body without a Content-Length. */
-function call(url: string, ca: Buffer, opts: { headers?: Record<string, string>; body?: string; chunks?: AsyncIterable<Buffer> } = {}): Promise<Answer> {
+/**
+ * One HTTPS request trusting only `ca`. `upload` streams `bytes` of body without a Content-Length,
+ * 64 KiB at a time, and after `pauseAfter` bytes waits for the answer before writing more: a
+ * client still writing when the gateway closes on it could lose the answer to EPIPE.
+ */
+function call(url: string, ca: Buffer, opts: { headers?: Record<string, string>; body?: string; upload?: { bytes: number; pauseAfter: number } } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
+    let answered = false;
     const req = request(url, { method: 'POST', ca, headers: opts.headers ?? {} }, (res) => {
+      answered = true;
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
       res.on('error', reject);
     });
-    // Once the gateway has answered, the rest of an upload it refused may fail to send: that is the point.
-    req.on('error', (e) => (req.writableEnded ? undefined : reject(e)));
-    if (opts.chunks) {
-      void (async () => {
-        for await (const c of opts.chunks!) if (!req.write(c)) await new Promise((r) => req.once('drain', r));
-        req.end();
-      })().catch(() => undefined);
-    } else req.end(opts.body ?? '{}');
+    req.on('error', (e) => (answered ? undefined : reject(e))); // the rest of a refused upload may fail to send
+    const upload = opts.upload;
+    if (!upload) return void req.end(opts.body ?? '{}');
+    const response = new Promise((r) => req.once('response', r));
+    void (async () => {
+      for (let sent = 0; sent < upload.bytes && !answered; sent += 64 * 1024) {
+        if (sent >= upload.pauseAfter) await response;
+        else if (!req.write(Buffer.alloc(64 * 1024, 0x20))) await new Promise((r) => req.once('drain', r));
+      }
+      if (!answered) req.end();
+    })();
   });
 }
 
@@ -113,16 +122,13 @@ describe('gateway: API keys, rights, rate and size limits, HTTPS', () => {
       // 413: a 20 MB body, declared (curl waits for 100-continue and never uploads it) and streamed without a length.
       const bigFile = join(cluster.dataDir, 'big.json');
       await writeFile(bigFile, `"${'x'.repeat(20 * 1024 * 1024)}"`);
-      const big = await execa('curl', ['-sS', '--cacert', pairPaths(pki, PKI_FILES.ca).cert, '-w', '\n%{http_code} %{size_upload}', '-H', `authorization: Bearer ${web}`, '--data-binary', `@${bigFile}`, echo]);
+      const big = await execa('curl', ['-sS', '--expect100-timeout', '30', '--cacert', pairPaths(pki, PKI_FILES.ca).cert, '-w', '\n%{http_code} %{size_upload}', '-H', `authorization: Bearer ${web}`, '--data-binary', `@${bigFile}`, echo]);
       const lines = big.stdout.split('\n');
       const [bigBody, bigStatus] = [lines[0], lines.at(-1)];
       expect(bigStatus!.split(' ')[0]).toBe('413');
       expect(Number(bigStatus!.split(' ')[1])).toBeLessThan(1024 * 1024); // refused before the upload
       expect(JSON.parse(bigBody!)).toMatchObject({ error: { code: 'MUSTER_RESOURCE_EXHAUSTED', message: expect.stringMatching(/Content-Length 20971522 is over the gateway's limit of 1048576 bytes/) } });
-      async function* twentyMegabytes() {
-        for (let i = 0; i < 320; i++) yield Buffer.alloc(64 * 1024, 0x20);
-      }
-      const streamed = await call(echo, ca, { headers: { authorization: `Bearer ${web}`, 'transfer-encoding': 'chunked' }, chunks: twentyMegabytes() });
+      const streamed = await call(echo, ca, { headers: { authorization: `Bearer ${web}`, 'transfer-encoding': 'chunked' }, upload: { bytes: 20 * 1024 * 1024, pauseAfter: 2 * 1024 * 1024 } });
       expect(streamed.status).toBe(413);
       expect(streamed.body).toMatch(/the body \(\d+ bytes so far\) is over the gateway's limit/);
       expect((await call(echo, ca, { headers: { authorization: `Bearer ${web}` } })).status).toBe(200); // still serving

