@@ -1,2 +1,2 @@
 export { nodesTable, clusterSummary } from './format.js';
-export { startGateway, type Gateway } from './gateway.js';
+export { startGateway, DEFAULT_MAX_BODY_BYTES, type Gateway, type GatewayOptions } from './gateway.js';

@@ -49,6 +49,10 @@ export const headConfigSchema = z
       .default('30000-32767')
       .transform((r) => ({ first: Number(r.split('-')[0]), last: Number(r.split('-')[1]) }))
       .refine((r) => r.first >= 1024 && r.last <= 65535 && r.first <= r.last, 'expected 1024 ≤ FIRST ≤ LAST ≤ 65535'),
+    /** Metrics endpoint protection (common/metrics.ts): a scrape token file, HTTPS. */
+    metricsTokenFile: z.string().min(1).optional(),
+    metricsTlsCert: z.string().min(1).optional(),
+    metricsTlsKey: z.string().min(1).optional(),
   })
   .refine((c) => c.deadAfterMs >= 2 * c.heartbeatIntervalMs, {
     message: 'deadAfterMs must be at least twice heartbeatIntervalMs, or one late heartbeat kills a node',
@@ -83,6 +87,9 @@ export const headOptions: OptionSpec[] = [
   { key: 'advertiseAddress', flag: 'advertise-address', env: 'MUSTER_ADVERTISE_ADDRESS', description: 'host:port other heads send clients to when this head leads (default: the bound --listen address; set it when listening on 0.0.0.0)' },
   { key: 'leaseSeconds', flag: 'lease-seconds', env: 'MUSTER_LEASE_SECONDS', parse: parseNumber, description: 'leader lease TTL: a dead leader is replaced after about this long (etcd\'s minimum is 2)' },
   { key: 'headId', flag: 'head-id', env: 'MUSTER_HEAD_ID', description: 'this head\'s id (default hostname-random)' },
+  { key: 'metricsTokenFile', flag: 'metrics-token-file', env: 'MUSTER_METRICS_TOKEN_FILE', description: 'scrapes of /metrics must send "Authorization: Bearer <this file\'s token>" (≥ 32 bytes; re-read when it changes)' },
+  { key: 'metricsTlsCert', flag: 'metrics-tls-cert', env: 'MUSTER_METRICS_TLS_CERT', description: 'serve /metrics over HTTPS with this certificate (PEM)' },
+  { key: 'metricsTlsKey', flag: 'metrics-tls-key', env: 'MUSTER_METRICS_TLS_KEY', description: 'the metrics HTTPS certificate\'s key (PEM)' },
 ];
 
 export function loadHeadConfig(sources: ConfigSources): HeadConfig {

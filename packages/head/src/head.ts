@@ -52,7 +52,7 @@ export async function startHead(config: HeadConfig, log: Logger, once: StartOnce
   try {
     const bus = await connectEventBus(config, log);
     stops.push(bus.stop);
-    const metrics = await startMetrics('head', config.metricsListen);
+    const metrics = await startMetrics('head', config.metricsListen, { tokenFile: config.metricsTokenFile, tlsCert: config.metricsTlsCert, tlsKey: config.metricsTlsKey });
     stops.push(() => metrics.close());
     const grpc = await startGrpc(config);
     stops.push(grpc.stop);

@@ -55,6 +55,10 @@ export const workerConfigSchema = z.object({
   kubeApi: z.url({ protocol: /^https?$/ }).optional(),
   serviceAccountDir: z.string().min(1).default(DEFAULT_SERVICE_ACCOUNT_DIR),
   nodePollMs: z.number().int().min(100).max(300_000).default(5_000),
+  /** Metrics endpoint protection (common/metrics.ts): a scrape token file, HTTPS. */
+  metricsTokenFile: z.string().min(1).optional(),
+  metricsTlsCert: z.string().min(1).optional(),
+  metricsTlsKey: z.string().min(1).optional(),
 });
 
 export type WorkerConfig = z.infer<typeof workerConfigSchema>;
@@ -86,6 +90,9 @@ export const workerOptions: OptionSpec[] = [
   { key: 'kubeApi', flag: 'kube-api', env: 'MUSTER_KUBE_API', description: 'Kubernetes API base URL (default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)' },
   { key: 'serviceAccountDir', flag: 'service-account-dir', env: 'MUSTER_SERVICE_ACCOUNT_DIR', description: 'directory holding the service account token and ca.crt' },
   { key: 'nodePollMs', flag: 'node-poll-ms', env: 'MUSTER_NODE_POLL_MS', parse: (s) => Number(s), description: 'how often the Kubernetes Node is read for its cordon' },
+  { key: 'metricsTokenFile', flag: 'metrics-token-file', env: 'MUSTER_METRICS_TOKEN_FILE', description: 'scrapes of /metrics must send "Authorization: Bearer <this file\'s token>" (≥ 32 bytes; re-read when it changes)' },
+  { key: 'metricsTlsCert', flag: 'metrics-tls-cert', env: 'MUSTER_METRICS_TLS_CERT', description: 'serve /metrics over HTTPS with this certificate (PEM)' },
+  { key: 'metricsTlsKey', flag: 'metrics-tls-key', env: 'MUSTER_METRICS_TLS_KEY', description: 'the metrics HTTPS certificate\'s key (PEM)' },
 ];
 
 export function loadWorkerConfig(sources: ConfigSources): WorkerConfig {

@@ -1,0 +1,43 @@
+/**
+ * `muster gateway` configuration: defaults < --config file < MUSTER_GATEWAY_*
+ * env < flags, validated once (the same layering as the head and worker).
+ * The gateway's own HTTPS certificate has variables of its own
+ * (MUSTER_GATEWAY_TLS_CERT/KEY): MUSTER_TLS_* name the certificate a CLI
+ * presents to the head, which is another thing.
+ */
+import { z } from 'zod';
+import { loadConfig, parseBool, parseNumber, type ConfigSources, type OptionSpec } from '@muster/common';
+import { isHostPort } from '@muster/contracts';
+import { DEFAULT_MAX_BODY_BYTES } from './gateway.js';
+
+export const gatewayConfigSchema = z
+  .object({
+    listen: z.string().refine((v) => isHostPort(v, 'listen'), 'expected host:port').default('127.0.0.1:8080'),
+    keysFile: z.string().min(1).optional(),
+    noAuth: z.boolean().default(false),
+    /** Bodies over this are refused with 413 (at most 1 GiB: the gateway buffers a body whole). */
+    maxBodyBytes: z.number().int().min(1024).max(1024 ** 3).default(DEFAULT_MAX_BODY_BYTES),
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+  })
+  .refine((c) => !c.keysFile || !c.noAuth, { message: '--no-auth and --keys-file contradict each other: give one', path: ['noAuth'] })
+  .refine((c) => c.keysFile !== undefined || c.noAuth, {
+    message: 'the gateway needs API keys: --keys-file FILE (create keys with `muster gateway key create`), or --no-auth to let every caller call every group',
+    path: ['keysFile'],
+  })
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'HTTPS needs both --tls-cert and --tls-key', path: ['tlsCert'] });
+
+export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
+
+export const gatewayOptions: OptionSpec[] = [
+  { key: 'listen', flag: 'listen', env: 'MUSTER_GATEWAY_LISTEN', description: 'where to listen, host:port (default 127.0.0.1:8080)' },
+  { key: 'keysFile', flag: 'keys-file', env: 'MUSTER_GATEWAY_KEYS_FILE', description: 'API keys file (hashes and rights; `muster gateway key create`); re-read on change and on SIGHUP' },
+  { key: 'noAuth', flag: 'no-auth', env: 'MUSTER_GATEWAY_NO_AUTH', parse: parseBool, description: 'serve without API keys: anyone who reaches the gateway calls every group (logs a warning)' },
+  { key: 'maxBodyBytes', flag: 'max-body-bytes', env: 'MUSTER_GATEWAY_MAX_BODY_BYTES', parse: parseNumber, description: `largest request body; larger ones get 413 (default ${DEFAULT_MAX_BODY_BYTES}, the data plane's message limit)` },
+  { key: 'tlsCert', flag: 'tls-cert', env: 'MUSTER_GATEWAY_TLS_CERT', description: 'serve HTTPS with this certificate (PEM, chain); re-read on SIGHUP' },
+  { key: 'tlsKey', flag: 'tls-key', env: 'MUSTER_GATEWAY_TLS_KEY', description: 'the HTTPS certificate\'s private key (PEM)' },
+];
+
+export function loadGatewayConfig(sources: ConfigSources): GatewayConfig {
+  return loadConfig(gatewayConfigSchema, gatewayOptions, sources);
+}
