@@ -1,0 +1,46 @@
+/**
+ * Who is calling: the one way a head turns a gRPC call into an Identity.
+ *
+ * 1. A client certificate that verified against the cluster CA (grpc-js hands
+ *    a handler the peer certificate only when the TLS socket is authorized:
+ *    a certificate of another CA, an expired one or none gives nothing here)
+ *    → the identity it carries (role, name, call rights). It wins over a
+ *    token sent beside it: a node's agent is bound to its node id even if it
+ *    also holds the token.
+ * 2. Else the cluster token as `authorization: Bearer <token>` → an admin
+ *    (TOKEN_IDENTITY, the break-glass credential).
+ * 3. Else UNAUTHENTICATED, saying what to send.
+ * What the identity may do is access.ts's business.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
+import type { Metadata } from '@grpc/grpc-js';
+import { TOKEN_IDENTITY, type Identity } from '@muster/contracts';
+import { AUTH_HEADER, ErrorCode, MusterError, identityOf } from '@muster/common';
+
+/** What authentication reads of a call (every grpc-js server call has both). */
+export interface AuthenticatedCall {
+  readonly metadata: Metadata;
+  /** grpc-js's AuthContext (not exported by name): the peer certificate of an authorized TLS socket. */
+  getAuthContext(): { sslPeerCertificate?: PeerCertificate };
+}
+
+const HOW =
+  'present a client certificate of the cluster CA (--tls-cert/--tls-key, or a context of the muster config file) ' +
+  'or send the cluster token as "authorization: Bearer <token>" (file "token" in the head\'s data dir)';
+
+export function authenticate(call: AuthenticatedCall, token: string): Identity {
+  const fromCert = identityOf(call.getAuthContext().sslPeerCertificate);
+  if (fromCert) return fromCert;
+  const value = call.metadata.get(AUTH_HEADER)[0];
+  if (typeof value !== 'string' || !value.startsWith('Bearer ')) {
+    throw new MusterError(ErrorCode.UNAUTHENTICATED, `no credential: ${HOW}. A certificate another CA signed, or an expired one, counts as none`);
+  }
+  const given = Buffer.from(value.slice('Bearer '.length).trim());
+  const want = Buffer.from(token);
+  // An empty configured token never matches (the head refuses to start on one; this is the second lock).
+  if (want.length === 0 || given.length !== want.length || !timingSafeEqual(given, want)) {
+    throw new MusterError(ErrorCode.UNAUTHENTICATED, `wrong cluster token: ${HOW}`);
+  }
+  return TOKEN_IDENTITY;
+}
