@@ -26,21 +26,21 @@ export interface AuthenticatedCall {
 }
 
 const HOW =
-  'present a client certificate of the cluster CA (--tls-cert/--tls-key, or a context of the muster config file) ' +
-  'or send the cluster token as "authorization: Bearer <token>" (file "token" in the head\'s data dir)';
+  'present a client certificate of the cluster CA (--tls-cert/--tls-key) or send "authorization: Bearer <token>" ' +
+  '(the cluster token: file "token" in the head\'s data dir). A certificate another CA signed, or an expired one, counts as none';
 
 export function authenticate(call: AuthenticatedCall, token: string): Identity {
   const fromCert = identityOf(call.getAuthContext().sslPeerCertificate);
   if (fromCert) return fromCert;
   const value = call.metadata.get(AUTH_HEADER)[0];
   if (typeof value !== 'string' || !value.startsWith('Bearer ')) {
-    throw new MusterError(ErrorCode.UNAUTHENTICATED, `no credential: ${HOW}. A certificate another CA signed, or an expired one, counts as none`);
+    throw new MusterError(ErrorCode.UNAUTHENTICATED, `no client certificate and missing cluster token: ${HOW}`);
   }
   const given = Buffer.from(value.slice('Bearer '.length).trim());
   const want = Buffer.from(token);
   // An empty configured token never matches (the head refuses to start on one; this is the second lock).
   if (want.length === 0 || given.length !== want.length || !timingSafeEqual(given, want)) {
-    throw new MusterError(ErrorCode.UNAUTHENTICATED, `wrong cluster token: ${HOW}`);
+    throw new MusterError(ErrorCode.UNAUTHENTICATED, 'wrong cluster token');
   }
   return TOKEN_IDENTITY;
 }

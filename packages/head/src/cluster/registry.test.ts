@@ -163,6 +163,8 @@ describe('NodeRegistry on a store that fails writes', () => {
 function agentStream() {
   const call = Object.assign(new EventEmitter(), {
     metadata: new Metadata(),
+    getAuthContext: () => ({}),
+    getPath: () => '/muster.v1.AgentService/Connect',
     written: [] as HeadMessage[],
     write(msg: HeadMessage) {
       call.written.push(msg);
