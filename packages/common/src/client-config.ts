@@ -100,7 +100,7 @@ export async function readClientConfig(file: string = clientConfigPath()): Promi
 export async function loadClientContext(name?: string, file: string = clientConfigPath()): Promise<ClientContext & { name: string }> {
   const config = await readClientConfig(file);
   const want = name ?? config['current-context'];
-  if (!want) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `client config ${file}: no context given and no current-context set (\`muster use-context <name>\`)`);
+  if (!want) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `client config ${file}: no context given and no current-context set: give the head's address and TLS files (or insecure), run \`muster up\` (it writes a context), or \`muster use-context <name>\``);
   const ctx = config.contexts[want];
   if (!ctx) {
     const known = Object.keys(config.contexts);

@@ -28,7 +28,7 @@
  * froze, shard port blocks) is hooked in by the kit through
  * `onStopping`/`onStop`.
  */
-import { parseHostPort, SHARD_ENV } from '@muster/contracts';
+import { CLIENT_ENV, parseHostPort, SHARD_ENV } from '@muster/contracts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
@@ -258,6 +258,20 @@ export class LocalCluster {
     if (w.process.running) await w.process.stop();
     this.workers.delete(nodeId);
     return this.addWorker({ ...w.spec, nodeId });
+  }
+
+  /**
+   * The same as environment variables (CLIENT_ENV), for a program started
+   * against this cluster (`muster up --run`, the examples): the SDK's
+   * `connectOptionsFromEnv()` and the CLI read them.
+   */
+  clientEnv(): Record<string, string> {
+    const tls = this.tls;
+    return {
+      [CLIENT_ENV.ADDRESS]: this.address,
+      [CLIENT_ENV.TOKEN_FILE]: this.tokenFile,
+      ...(tls ? { [CLIENT_ENV.TLS_CA]: tls.ca, [CLIENT_ENV.TLS_CERT]: tls.cert, [CLIENT_ENV.TLS_KEY]: tls.key } : { [CLIENT_ENV.INSECURE]: 'true' }),
+    };
   }
 
   /** An SDK client of this cluster, as its admin (`clientOptions()`). */
