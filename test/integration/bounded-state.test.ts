@@ -7,7 +7,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Client, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { grpcChannelCredentials } from '@muster/common';
 import { execa } from 'execa';
 import { RemoveNodeRequest } from '@muster/proto';
 import type { Cluster, ClusterEventView } from '@muster/sdk';
@@ -71,7 +72,7 @@ describe('finished gangs and `muster node rm`', () => {
     expect((await sdk.node('node-1')).state).toBe('alive');
 
     // Authenticated like every other call: without the token, refused and nothing removed.
-    const raw = new Client(cluster.address, credentials.createInsecure());
+    const raw = new Client(cluster.address, grpcChannelCredentials(cluster.tls!));
     const err = await new Promise<ServiceError>((resolve) =>
       raw.makeUnaryRequest('/muster.v1.ClusterService/RemoveNode', (r: RemoveNodeRequest) => Buffer.from(RemoveNodeRequest.encode(r).finish()), (b: Buffer) => b, { nodeId: 'node-3' }, new Metadata(), (e) => resolve(e!)),
     );

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { loadConfig, parseList, parseNumber, type ConfigSources, type OptionSpec } from '@muster/common';
+import { loadConfig, parseBool, parseList, parseNumber, type ConfigSources, type OptionSpec } from '@muster/common';
 import { isHostPort, MAX_MESSAGE_BYTES } from '@muster/contracts';
 
 /** Listen addresses (port 0: any); the advertised address is dialled, so it takes a host and a real port. */
@@ -20,7 +20,17 @@ export const headConfigSchema = z
     dataDir: z.string().min(1).default('.muster/head'),
     tokenFile: z.string().optional(),
     store: z.enum(['embedded', 'etcd']).default('embedded'),
-    etcdEndpoints: z.array(z.string().url()).default(['http://127.0.0.1:2379']),
+    etcdEndpoints: z.array(z.string().url()).default(['https://127.0.0.1:2379']),
+    /** etcd's CA and the head's etcd client certificate (the etcd CA's, not the cluster CA's): TLS to etcd when etcdCa is set. */
+    etcdCa: z.string().min(1).optional(),
+    etcdCert: z.string().min(1).optional(),
+    etcdKey: z.string().min(1).optional(),
+    /** The cluster CA and this head's certificate (role head); default <dataDir>/pki/ca.crt, head.crt, head.key. */
+    tlsCa: z.string().min(1).optional(),
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    /** Plaintext gRPC (the token is the only credential, and it travels in clear): a warning is logged. */
+    insecure: z.boolean().default(false),
     natsUrl: z.array(z.string()).default([]),
     natsUser: z.string().default(''),
     natsPassword: z.string().default(''),
@@ -49,6 +59,10 @@ export const headConfigSchema = z
       .transform((r) => ({ first: Number(r.split('-')[0]), last: Number(r.split('-')[1]) }))
       .refine((r) => r.first >= 1024 && r.last <= 65535 && r.first <= r.last, 'expected 1024 ≤ FIRST ≤ LAST ≤ 65535'),
   })
+  .refine((c) => !c.etcdCert === !c.etcdKey && (!c.etcdCert || c.etcdCa), {
+    message: 'etcdCert and etcdKey go together, and need etcdCa',
+    path: ['etcdCert'],
+  })
   .refine((c) => c.deadAfterMs >= 2 * c.heartbeatIntervalMs, {
     message: 'deadAfterMs must be at least twice heartbeatIntervalMs, or one late heartbeat kills a node',
     path: ['deadAfterMs'],
@@ -61,7 +75,14 @@ export const headOptions: OptionSpec[] = [
   { key: 'dataDir', flag: 'data-dir', env: 'MUSTER_DATA_DIR', description: 'data directory (embedded store, token)' },
   { key: 'tokenFile', flag: 'token-file', env: 'MUSTER_TOKEN_FILE', description: 'cluster token file (default <data-dir>/token, created 0600)' },
   { key: 'store', flag: 'store', env: 'MUSTER_STORE', description: 'state store: embedded | etcd' },
-  { key: 'etcdEndpoints', flag: 'etcd-endpoints', env: 'MUSTER_ETCD_ENDPOINTS', parse: parseList, description: 'etcd endpoints, comma-separated' },
+  { key: 'etcdEndpoints', flag: 'etcd-endpoints', env: 'MUSTER_ETCD_ENDPOINTS', parse: parseList, description: 'etcd endpoints, comma-separated (https:// with --etcd-ca)' },
+  { key: 'etcdCa', flag: 'etcd-ca', env: 'MUSTER_ETCD_CA', description: 'CA file of etcd\'s server certificate (pki/etcd-ca.crt): TLS to etcd' },
+  { key: 'etcdCert', flag: 'etcd-cert', env: 'MUSTER_ETCD_CERT', description: 'the head\'s etcd client certificate file (pki/etcd-client.crt)' },
+  { key: 'etcdKey', flag: 'etcd-key', env: 'MUSTER_ETCD_KEY', description: 'the head\'s etcd client key file (pki/etcd-client.key)' },
+  { key: 'tlsCa', flag: 'tls-ca', env: 'MUSTER_TLS_CA', description: 'cluster CA file: signs clients\' and agents\' certificates (default <data-dir>/pki/ca.crt)' },
+  { key: 'tlsCert', flag: 'tls-cert', env: 'MUSTER_TLS_CERT', description: 'this head\'s certificate, role head, naming its dial addresses (default <data-dir>/pki/head.crt)' },
+  { key: 'tlsKey', flag: 'tls-key', env: 'MUSTER_TLS_KEY', description: 'this head\'s private key (default <data-dir>/pki/head.key)' },
+  { key: 'insecure', flag: 'insecure', env: 'MUSTER_INSECURE', parse: parseBool, boolean: true, description: 'plaintext gRPC: no TLS, the token travels in clear (logs a warning)' },
   { key: 'natsUrl', flag: 'nats-url', env: 'MUSTER_NATS_URL', parse: parseList, description: 'NATS servers, comma-separated (none: no data plane)' },
   { key: 'natsUser', flag: 'nats-user', env: 'MUSTER_NATS_USER', description: 'NATS user' },
   { key: 'natsPassword', flag: 'nats-password', env: 'MUSTER_NATS_PASSWORD', description: 'NATS password (prefer the env var to the flag)' },
@@ -89,4 +110,11 @@ export function loadHeadConfig(sources: ConfigSources): HeadConfig {
 
 export function tokenPath(config: HeadConfig): string {
   return config.tokenFile ?? join(config.dataDir, 'token');
+}
+
+/** The TLS files the gRPC server binds with: the flags, else <dataDir>/pki/; undefined with --insecure. */
+export function headTlsFiles(config: HeadConfig): { ca: string; cert: string; key: string } | undefined {
+  if (config.insecure) return undefined;
+  const pki = join(config.dataDir, 'pki');
+  return { ca: config.tlsCa ?? join(pki, 'ca.crt'), cert: config.tlsCert ?? join(pki, 'head.crt'), key: config.tlsKey ?? join(pki, 'head.key') };
 }

@@ -94,7 +94,8 @@ async function withFailover<T>(endpoints: Endpoints, timeoutMs: number, attempt:
     }
     if (err.retryable) {
       refusal = { err, address };
-      endpoints.failover(address, err);
+      const refused = endpoints.failover(address, err);
+      if (refused) throw refused;
     } else if (!hung) {
       throw err;
     }
@@ -149,7 +150,10 @@ async function* resumingStream<T>(endpoints: Endpoints, open: (address: string) 
     } catch (e) {
       if (signal?.aborted) return;
       const err = fromGrpcError(e);
-      if (err.retryable) endpoints.failover(address, err);
+      if (err.retryable) {
+        const refused = endpoints.failover(address, err);
+        if (refused) throw refused;
+      }
       // The head cut a reader that fell too far behind: open again at the same head, from the last message.
       else if (err.code === ErrorCode.CONSUMER_TOO_SLOW) delay = 0;
       // CANCELLED here came from the head's side (we did not abort).

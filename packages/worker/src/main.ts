@@ -9,7 +9,7 @@
  * kit waits for it) and re-registers by itself whenever the head comes back.
  */
 import { Command } from 'commander';
-import { isMusterError } from '@muster/common';
+import { flagSpelling, givenFlags, isMusterError } from '@muster/common';
 import { createLogger } from '@muster/common/log';
 import { loadWorkerConfig, workerOptions } from './config.js';
 import { runInventoryCommand } from './inventory/index.js';
@@ -21,11 +21,11 @@ const run = program
   .command('run', { isDefault: true })
   .description('connect to the head and serve this node')
   .option('--config <file>', 'YAML or JSON config file (layered under MUSTER_* env and flags)');
-for (const o of workerOptions) run.option(`--${o.flag} <value>`, `${o.description} [env ${o.env}]`);
+for (const o of workerOptions) run.option(flagSpelling(o), `${o.description} [env ${o.env}]`);
 run.action(async (opts: Record<string, string>) => {
   const log = createLogger('worker');
   try {
-    const config = loadWorkerConfig({ file: opts.config, flags: Object.fromEntries(workerOptions.map((o) => [o.key, opts[o.key]])) });
+    const config = loadWorkerConfig({ file: opts.config, flags: givenFlags(workerOptions, opts) });
     const worker = await startWorker(config, log.child({ nodeId: config.nodeId }));
     let stopping = false;
     const stop = async (signal: string) => {
