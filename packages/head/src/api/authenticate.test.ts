@@ -87,11 +87,13 @@ describe('authenticate and authorize every call', () => {
     expect(seen.at(-1)).toEqual({ role: 'viewer', name: 'vera', callGroups: [] });
   });
 
-  it('takes the cluster token as an admin, and the certificate over a token sent beside it', async () => {
+  it('takes the cluster token as an admin, the certificate over a right token sent beside it, and refuses a wrong one', async () => {
     await expect(call('drainNode', {}, tokenMetadata(TOKEN))).resolves.toMatchObject({ nodeId: 'n1' });
     await expect(call('getClusterInfo', {}, tokenMetadata(TOKEN))).resolves.toMatchObject({ headId: 'cluster-token' });
     const node = await ensureNodeCert(dir, 'n1');
     await expect(call('listNodes', node, tokenMetadata(TOKEN))).rejects.toMatchObject({ code: 'MUSTER_PERMISSION_DENIED' });
+    // A wrong token is refused even beside a good certificate.
+    await expect(call('getClusterInfo', pairPaths(dir, PKI_FILES.admin), tokenMetadata('y'.repeat(40)))).rejects.toMatchObject({ code: 'MUSTER_UNAUTHENTICATED', message: 'wrong cluster token' });
   });
 
   it('refuses a call with no credential, or a wrong token, as UNAUTHENTICATED saying what to send', async () => {

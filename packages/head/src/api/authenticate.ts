@@ -1,10 +1,12 @@
 /**
  * Who is calling: the one way a head turns a gRPC call into an Identity.
  *
+ 0. A bearer token that is sent must be the cluster token, whatever else the
+ *    call shows (UNAUTHENTICATED "wrong cluster token" otherwise).
  * 1. A client certificate that verified against the cluster CA (grpc-js hands
  *    a handler the peer certificate only when the TLS socket is authorized:
  *    a certificate of another CA, an expired one or none gives nothing here)
- *    → the identity it carries (role, name, call rights). It wins over a
+ *    → the identity it carries (role, name, call rights). It wins over the
  *    token sent beside it: a node's agent is bound to its node id even if it
  *    also holds the token.
  * 2. Else the cluster token as `authorization: Bearer <token>` → an admin
@@ -30,17 +32,22 @@ const HOW =
   '(the cluster token: file "token" in the head\'s data dir). A certificate another CA signed, or an expired one, counts as none';
 
 export function authenticate(call: AuthenticatedCall, token: string): Identity {
+  const tokenSent = bearerToken(call.metadata);
+  // A wrong token is refused even beside a good certificate: a credential that fails is a mistake to report, not to skip.
+  if (tokenSent !== undefined && !sameToken(tokenSent, token)) throw new MusterError(ErrorCode.UNAUTHENTICATED, 'wrong cluster token');
   const fromCert = identityOf(call.getAuthContext().sslPeerCertificate);
   if (fromCert) return fromCert;
-  const value = call.metadata.get(AUTH_HEADER)[0];
-  if (typeof value !== 'string' || !value.startsWith('Bearer ')) {
-    throw new MusterError(ErrorCode.UNAUTHENTICATED, `no client certificate and missing cluster token: ${HOW}`);
-  }
-  const given = Buffer.from(value.slice('Bearer '.length).trim());
+  if (tokenSent !== undefined) return TOKEN_IDENTITY;
+  throw new MusterError(ErrorCode.UNAUTHENTICATED, `no client certificate and missing cluster token: ${HOW}`);
+}
+
+function bearerToken(md: Metadata): Buffer | undefined {
+  const value = md.get(AUTH_HEADER)[0];
+  return typeof value === 'string' && value.startsWith('Bearer ') ? Buffer.from(value.slice('Bearer '.length).trim()) : undefined;
+}
+
+function sameToken(given: Buffer, token: string): boolean {
   const want = Buffer.from(token);
   // An empty configured token never matches (the head refuses to start on one; this is the second lock).
-  if (want.length === 0 || given.length !== want.length || !timingSafeEqual(given, want)) {
-    throw new MusterError(ErrorCode.UNAUTHENTICATED, 'wrong cluster token');
-  }
-  return TOKEN_IDENTITY;
+  return want.length > 0 && given.length === want.length && timingSafeEqual(given, want);
 }
