@@ -123,12 +123,13 @@ describe('authenticate and authorize every call', () => {
     await expect(call('getClusterInfo', caller)).resolves.toMatchObject({ headId: 'app' });
   });
 
-  it('on a standby: a stranger gets UNAUTHENTICATED (not the leader address); a known caller NOT_LEADER', async () => {
+  it('on a standby: a stranger gets UNAUTHENTICATED and a lesser role PERMISSION_DENIED (not the leader address); an allowed caller NOT_LEADER', async () => {
     gate.close();
     try {
       await expect(call('getClusterInfo', {})).rejects.toMatchObject({ code: 'MUSTER_UNAUTHENTICATED', details: {} });
       const viewer = pairPaths(dir, 'vera');
       await expect(call('getClusterInfo', viewer)).rejects.toMatchObject({ code: 'MUSTER_NOT_LEADER', details: { leader: '10.0.0.9:7400' } });
+      await expect(call('listNodes', await ensureNodeCert(dir, 'n1'))).rejects.toMatchObject({ code: 'MUSTER_PERMISSION_DENIED', details: {} });
     } finally {
       gate.open(impls);
     }

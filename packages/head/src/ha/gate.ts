@@ -3,17 +3,21 @@
  * behind them changes with leadership. `LeaderGate` holds the current term's
  * service implementations: while this head leads, calls pass through to
  * them (which authenticate and authorize each call: api/rpc.ts); while it
- * stands by, every call is authenticated (a stranger learns nothing, not even
- * where the leader is) and refused with MUSTER_NOT_LEADER carrying the
- * leader's address, which the SDK and the agents follow. When a term ends, its open streams (agent sessions,
+ * stands by, every call is authenticated and authorized as the leader would
+ * (a stranger learns nothing, not even where the leader is) and then refused
+ * with MUSTER_NOT_LEADER carrying the leader's address, which the SDK and the
+ * agents follow. When a term ends, its open streams (agent sessions,
  * event and membership watches) are ended with the same refusal, so their
  * clients reconnect to the new leader instead of hanging on a deposed one.
  */
 import type { ServiceDefinition, UntypedHandleCall, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { ErrorCode, MusterError, toGrpcError } from '@muster/common';
+import { authorize } from '../api/access.js';
 import { authenticate, type AuthenticatedCall } from '../api/authenticate.js';
 
 interface StreamCall extends AuthenticatedCall {
+  /** A unary or server-stream call's request (the access table reads a caller's group from it). */
+  readonly request?: unknown;
   emit(event: string, ...args: unknown[]): boolean;
   once(event: string, listener: () => void): unknown;
 }
@@ -83,7 +87,7 @@ export class LeaderGate {
     // A leader's handlers check the caller themselves (and count refusals in the rpc metric).
     if (impl) return impl as (...args: never[]) => void;
     try {
-      authenticate(call, this.token);
+      authorize(authenticate(call, this.token), service[name]!.path, call.request);
     } catch (e) {
       return e as MusterError;
     }
