@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeGenericClientConstructor, Server, type ServerCredentials, type ServerUnaryCall, type sendUnaryData, type ServiceDefinition } from '@grpc/grpc-js';
-import { ErrorCode, grpcChannelCredentials, grpcServerCredentials, identityOf, MusterError, toGrpcError } from '@muster/common';
+import { ErrorCode, grpcChannelCredentials, grpcServerCredentials, identityOf, MusterError, setClientContext, toGrpcError } from '@muster/common';
 import { createCa, ensureClusterPki, issueCert, pairPaths, PKI_FILES, readPair, writePair, type CertRequest } from '@muster/common/pki';
 import { ClusterServiceService, type ClusterInfo, type ClusterServiceServer } from '@muster/proto';
 import { connect, type Cluster } from '@muster/sdk';
@@ -51,6 +51,17 @@ describe('a TLS head', () => {
     const sdk = await connect(cluster.clientOptions());
     expect((await sdk.nodes()).length).toBe(1);
     sdk.close();
+  });
+
+  it('connects from a context of the client config file; explicit options win over it', async () => {
+    const configFile = join(dir.path, 'config.yaml');
+    await setClientContext('here', { address: cluster.address, ...cluster.tls!, tokenFile: cluster.tokenFile }, { file: configFile });
+    const sdk = await connect({ context: true, configFile });
+    expect(sdk.address).toBe(cluster.address);
+    sdk.close();
+    // The context's TLS, but a wrong token given explicitly: the explicit one is what is sent.
+    await expect(connect({ context: 'here', configFile, token: 'wrong' })).rejects.toMatchObject({ code: ErrorCode.UNAUTHENTICATED });
+    await expect(connect({ context: 'nope', configFile })).rejects.toThrow(/no context "nope" \(known: here\)/);
   });
 
   it('a certificate of another CA, or an expired one, is no identity: without the token, refused', async () => {
