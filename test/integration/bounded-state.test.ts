@@ -34,7 +34,7 @@ describe('finished gangs and `muster node rm`', () => {
   useCluster({ workers: 3, headArgs: ['--finished-gangs-kept', '2'] }, (fx) => ({ cluster, sdk } = fx));
 
   it('keeps the newest 2 finished gangs: the older ones leave `gang ls` and the store, with gang.collected', async () => {
-    const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+    const env = cluster.clientEnv();
     const events = watch(sdk, ['gang.collected']);
     const ids: string[] = [];
     for (const name of ['g1', 'g2', 'g3', 'g4']) {
@@ -65,7 +65,7 @@ describe('finished gangs and `muster node rm`', () => {
   });
 
   it('`muster node rm` refuses a live node by name and state, and removes a dead one', async () => {
-    const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+    const env = cluster.clientEnv();
     const live = await execa(process.execPath, [cli, 'node', 'rm', 'node-1'], { env, reject: false });
     expect(live.exitCode).toBe(1);
     expect(live.stderr).toMatch(/node node-1 is ALIVE: only a DEAD node can be removed.*\[MUSTER_FAILED_PRECONDITION\]/);

@@ -208,7 +208,7 @@ describe(`paged lists at ${NODES} nodes`, () => {
   });
 
   it('CLI: `muster status` shows the summary and lists nodes only on demand, page by page, with filters', async () => {
-    const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+    const env = cluster.clientEnv();
     const status = await execa(process.execPath, [cli, 'status'], { env });
     expect(status.stdout).toMatch(new RegExp(`^${NODES} node\\(s\\): ${NODES} alive, 0 dead, 2 draining; \\d+ GPU\\(s\\) on alive nodes: \\d+ used, \\d+ free$`, 'm'));
     expect(status.stdout).toMatch(/placement group\(s\)/);

@@ -152,7 +152,7 @@ describe('placement groups', () => {
   });
 
   it('works from the CLI: create -f, ls, get, why, rm', async () => {
-    const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+    const env = cluster.clientEnv();
     const spec = join(cluster.dataDir, 'pg.yaml');
     await writeFile(spec, 'name: cli-pg\nstrategy: PACK\nbundles:\n  - gpus: 2\n    cpuMillis: 1000\ntopology:\n  - level: gpu-island\n');
     const created = await execa(process.execPath, [cli, 'pg', 'create', '-f', spec, '--wait', '10'], { env });

@@ -53,6 +53,15 @@ export class Endpoints {
     this.rotation = new HeadRotation(addresses, { hintsOutsideList: creds.tls });
   }
 
+  /**
+   * Said after an error for a head that could not be reached: a plaintext
+   * client at a TLS head sees only "failed to connect", so name the likely
+   * cause. Empty on TLS.
+   */
+  get unreachableHint(): string {
+    return this.creds.tls ? '' : ' (this is a plaintext (insecure) connection: if the head serves TLS, connect with tls: { ca, cert, key } or --tls-ca/--tls-cert/--tls-key)';
+  }
+
   /** The head calls go to now: the leader once a call has found it. */
   get current(): string {
     return this.rotation.current;

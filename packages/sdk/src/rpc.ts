@@ -109,7 +109,8 @@ async function withFailover<T>(endpoints: Endpoints, timeoutMs: number, attempt:
       const then = hung ? `; then ${address} did not answer in time` : '';
       // One head configured: name it; several: none of them led and answered.
       const who = endpoints.addresses.length === 1 && tried.length === 1 ? `head ${tried[0]} did not answer` : `no leader among ${tried.join(',')} answered`;
-      throw new MusterError(last.err.code, `${who} within ${duration(timeoutMs)}; last error (from ${last.address}): ${last.err.message}${then}`, {
+      const hint = last.err.code === ErrorCode.UNAVAILABLE ? endpoints.unreachableHint : '';
+      throw new MusterError(last.err.code, `${who} within ${duration(timeoutMs)}; last error (from ${last.address}): ${last.err.message}${then}${hint}`, {
         cause: last.err,
         details: { ...last.err.details, tried },
       });
