@@ -16,6 +16,8 @@
  *   - a leader hint to an address outside the set, served by no head → not followed, nothing sent there
  *
  * Elsewhere, by the engineers who built the defence:
+ *   - TLS in more detail (a client trusting another CA, a head without certificates, a hint to a
+ *     head certificate that does not name the hinted address): engineer W's test/integration/tls.test.ts
  *   - a rank reading the worker's token, keys, /proc/<worker>/environ (EACCES): engineer R's
  *     shard-uid tests (test/integration, "ranks under their own uid")
  *   - a rank subscribing to another group's subject, a forged or negative load report
