@@ -33,7 +33,7 @@ const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.len
 
 const cluster = await LocalCluster.start({ workers: 0, headNodeArgs });
 const token = readFileSync(cluster.tokenFile, 'utf8').trim();
-const fleet = Fleet.start({ head: cluster.address, token, agents: nodes, processes: Number(a.processes) });
+const fleet = Fleet.start({ head: cluster.address, token, tlsCa: cluster.tls?.ca, agents: nodes, processes: Number(a.processes) });
 try {
   const t0 = performance.now();
   await waitFor(`${nodes} agents registered`, () => fleet.stats().registered === nodes, { timeoutMs: 300_000, intervalMs: 500 });

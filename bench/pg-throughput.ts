@@ -3,6 +3,7 @@
  *
  *   npx tsx bench/pg-throughput.ts --store embedded --clients 1 --inflight 64 --ops 20000
  *   npx tsx bench/pg-throughput.ts --store etcd --clients 64 --inflight 1 --ops 20000
+ *   npx tsx bench/pg-throughput.ts ... --insecure    plaintext gRPC and etcd (default: TLS, as LocalCluster)
  *
  * A real cluster (nats-server, head, 4 simulated 8×H100 workers) on this
  * machine. Each op creates a one-bundle group ({ cpuMillis: 10 }, like Ray's
@@ -28,6 +29,8 @@ const { values: a } = parseArgs({
     /** Groups created first that cannot be placed (each wants two whole free nodes): a long pending queue. */
     pending: { type: 'string', default: '0' },
     'head-prof': { type: 'string' },
+    /** Plaintext everywhere, to measure what TLS costs (the default is TLS on every link). */
+    insecure: { type: 'boolean', default: false },
   },
 });
 const clients = Number(a.clients);
@@ -35,7 +38,7 @@ const inflight = Number(a.inflight);
 const ops = Number(a.ops);
 const warmup = Number(a.warmup);
 
-const cluster = await LocalCluster.start({ workers: 4, profile: 'hgx-h100-8', store: a.store as 'embedded' | 'etcd', headNodeArgs: a['head-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${a['head-prof']}`] : [] });
+const cluster = await LocalCluster.start({ workers: 4, profile: 'hgx-h100-8', store: a.store as 'embedded' | 'etcd', insecure: a.insecure, headNodeArgs: a['head-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${a['head-prof']}`] : [] });
 try {
   const conns = await Promise.all(Array.from({ length: clients }, () => cluster.connect()));
   let next = 0;

@@ -48,7 +48,7 @@ function rssMiB(pid: number): number {
 const cpuMs = (pid: number) => procInfo(pid)?.cpuMs ?? 0;
 const log = (o: object) => console.log(JSON.stringify(o));
 
-const fleet = Fleet.start({ head: cluster.address, token, agents, processes });
+const fleet = Fleet.start({ head: cluster.address, token, tlsCa: cluster.tls?.ca, agents, processes });
 const result: Record<string, unknown> = { bench: 'registration', agents, processes, store: a.etcd ? 'etcd' : 'embedded' };
 try {
   // 1. Cold start.

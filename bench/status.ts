@@ -17,8 +17,7 @@
 import { cpus, loadavg } from 'node:os';
 import { execFile } from 'node:child_process';
 import { parseArgs, promisify } from 'node:util';
-import { readToken } from '@muster/common';
-import { CLIENT_ENV } from '@muster/contracts';
+import { grpcChannelCredentials, readToken } from '@muster/common';
 import { createLogger } from '@muster/common/log';
 import { startMetrics } from '@muster/common/metrics';
 import { LocalCluster, waitFor } from '@muster/testing';
@@ -51,12 +50,14 @@ try {
   const log = createLogger('bench', { level: 'error' });
   const metrics = await startMetrics('bench', undefined);
   const inventory = await discoverInventory({ profile: 'hgx-h100-8', log });
+  // The agents register with the cluster token (an admin may register any node id), over TLS.
+  const credentials = { channel: grpcChannelCredentials({ ca: cluster.tls!.ca }), tls: true };
   const t0 = Date.now();
-  if (opt.sim) fleet = Fleet.start({ head: cluster.address, token, agents: nodes, processes: Number(opt.processes) });
+  if (opt.sim) fleet = Fleet.start({ head: cluster.address, token, tlsCa: cluster.tls?.ca, agents: nodes, processes: Number(opt.processes) });
   for (let i = 0; i < (opt.sim ? 0 : nodes); i++) {
     const nodeId = `n-${String(i).padStart(5, '0')}`;
     const agent = new Agent(
-      { heads: [cluster.address], token, nodeId, address: '127.0.0.1', labels: { rack: `r${i % 40}` }, taints: [], inventory: { ...inventory, hostname: nodeId }, reconnectMaxMs: 3_000 }, // not the SDK's 2 s: agents get a channel of their own
+      { heads: [cluster.address], token, credentials, nodeId, address: '127.0.0.1', labels: { rack: `r${i % 40}` }, taints: [], inventory: { ...inventory, hostname: nodeId }, reconnectMaxMs: 3_000 }, // not the SDK's 2 s: agents get a channel of their own
       log,
       metrics,
     );
@@ -68,7 +69,7 @@ try {
   await waitFor(`${nodes} nodes alive`, async () => ((await sdk.summary()).nodesAlive === nodes) || undefined, { timeoutMs: 600_000, intervalMs: 500 });
   console.log(`${nodes} agents registered in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
-  const env = { ...process.env, [CLIENT_ENV.ADDRESS]: cluster.address, [CLIENT_ENV.TOKEN_FILE]: cluster.tokenFile };
+  const env = { ...process.env, ...cluster.clientEnv() };
   const statusMs = await time('muster status', () => run(process.execPath, [cli, 'status'], { env }));
   const listMs = await time('muster status --nodes --json', () => run(process.execPath, [cli, 'status', '--nodes', '--json'], { env, maxBuffer: 1 << 30 }));
   const summaryMs = await time('sdk.summary()', () => sdk.summary());

@@ -7,7 +7,7 @@
  * fraction of a core.
  */
 import { credentials, Metadata } from '@grpc/grpc-js';
-import { tokenMetadata } from '@muster/common';
+import { grpcChannelCredentials, tokenMetadata } from '@muster/common';
 import { clientChannelOptions } from '@muster/contracts';
 import { AgentServiceClient, type NodeInventory } from '@muster/proto';
 import { discoverInventory } from '@muster/worker';
@@ -15,7 +15,10 @@ import { SimAgent, type SimState } from './sim-agent.js';
 
 export interface PoolOptions {
   head: string;
+  /** The cluster token: the simulator registers its agents as the admin (any node id). */
   token: string;
+  /** The cluster CA file: TLS to the head (LocalCluster's `tls.ca`); unset: plaintext, for an --insecure head. */
+  tlsCa?: string | undefined;
   agents: number;
   /** Node ids are `${prefix}${first + i}`. */
   prefix?: string;
@@ -73,9 +76,10 @@ export class AgentPool {
     private readonly inventory: NodeInventory,
   ) {
     const n = opts.channels ?? Math.max(2, Math.ceil(opts.agents / 1_250));
+    const creds = opts.tlsCa ? grpcChannelCredentials({ ca: opts.tlsCa }) : credentials.createInsecure();
     for (let i = 0; i < n; i++) {
       // A local subchannel pool per client: each is its own TCP connection.
-      this.clients.push(new AgentServiceClient(opts.head, credentials.createInsecure(), { ...clientChannelOptions({ reconnectMaxMs: 1_000 }), 'grpc.use_local_subchannel_pool': 1 }));
+      this.clients.push(new AgentServiceClient(opts.head, creds, { ...clientChannelOptions({ reconnectMaxMs: 1_000 }), 'grpc.use_local_subchannel_pool': 1 }));
     }
     for (let i = 0; i < opts.agents; i++) this.add(opts.first ?? 0);
   }

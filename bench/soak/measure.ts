@@ -79,8 +79,8 @@ export async function sampleEmbedded(dataDir: string): Promise<StoreSample> {
 }
 
 /** A store shared with the head (etcd): opened once, read with paged ranges. */
-export async function openEtcdSampler(endpoint: string): Promise<{ sample(): Promise<StoreSample>; close(): Promise<void> }> {
-  const store = await openStore({ kind: 'etcd', endpoints: [endpoint] });
+export async function openEtcdSampler(etcd: { endpoint: string; credentials(): { rootCertificate: Buffer; certChain: Buffer; privateKey: Buffer } | undefined }): Promise<{ sample(): Promise<StoreSample>; close(): Promise<void> }> {
+  const store = await openStore({ kind: 'etcd', endpoints: [etcd.endpoint], credentials: etcd.credentials() });
   return {
     async sample() {
       const c = await countKeys(store);

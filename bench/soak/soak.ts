@@ -121,7 +121,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const token = (await import('node:fs')).readFileSync(cluster.tokenFile, 'utf8').trim();
     const churn: Churn = { gangLifecycles: 0, gangErrors: 0, replacements: 0, nodeDeaths: 0, nodeJoins: 0, events: 0, collected: 0, nodesRemoved: 0 };
     tasks.push(watchEvents(sdk, stop.signal, churn));
-    pool = await AgentPool.start({ head: cluster.address, token, agents: o.agents, prefix: 'soak-', profile: 'cpu-only', churn: { deathsPerMin: o.nodeChurnPerMin, joinsPerMin: o.nodeChurnPerMin, keepPopulation: true } });
+    pool = await AgentPool.start({ head: cluster.address, token, tlsCa: cluster.tls?.ca, agents: o.agents, prefix: 'soak-', profile: 'cpu-only', churn: { deathsPerMin: o.nodeChurnPerMin, joinsPerMin: o.nodeChurnPerMin, keepPopulation: true } });
     await sdk.replicaGroups.apply({
       name: 'flaky',
       tp: 1,
@@ -137,7 +137,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     for (let i = 0; i < o.gangConcurrency; i++) tasks.push(gangLoop(sdk, i, stop.signal, churn));
     const latencies: number[] = [];
     tasks.push(probe(sdk, stop.signal, latencies));
-    if (o.store === 'etcd') sampler = await openEtcdSampler(cluster.etcd!.endpoint);
+    if (o.store === 'etcd') sampler = await openEtcdSampler(cluster.etcd!);
     const headDir = join(cluster.dataDir, 'head', 'store');
 
     const samples: Sample[] = [];

@@ -168,7 +168,7 @@ describe('head failover on default settings (3 heads, 4 workers, a replica group
   it('etcd down past the lease: every head stands by and says why, the data plane keeps serving, a leader is back by itself', async () => {
     const before = await workload();
     // Short control calls, to see the refusal itself rather than the SDK's 10 s of retries.
-    const probe = await connect({ address: cluster.address, tokenFile: cluster.tokenFile, callTimeoutMs: 1_000 });
+    const probe = await connect({ ...cluster.clientOptions(), callTimeoutMs: 1_000 });
     const traffic = load(chat, 4);
     try {
       await waitFor('calls flowing', () => traffic.counts.ok > 50 || undefined);

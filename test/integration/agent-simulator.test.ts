@@ -24,7 +24,7 @@ describe('agent simulator', () => {
 
   it('registers 200 simulated agents, places a group on one, and detects its death', async () => {
     const token = readFileSync(cluster.tokenFile, 'utf8').trim();
-    pool = await AgentPool.start({ head: cluster.address, token, agents: 200, channels: 2, profile: 'hgx-h100-8' });
+    pool = await AgentPool.start({ head: cluster.address, token, tlsCa: cluster.tls?.ca, agents: 200, channels: 2, profile: 'hgx-h100-8' });
     const agents = pool;
     await waitFor('200 agents registered', () => agents.stats().registered === 200, { timeoutMs: 30_000 });
     const alive = await sdk.nodes({ state: 'alive' });

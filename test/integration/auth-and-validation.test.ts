@@ -8,8 +8,8 @@ import { writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { ErrorCode, readToken, tokenMetadata } from '@muster/common';
+import { Client, Metadata, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import { ErrorCode, grpcChannelCredentials, readToken, tokenMetadata } from '@muster/common';
 import { AgentMessage, HeadMessage, type Register } from '@muster/proto';
 import { connect } from '@muster/sdk';
 import { tempDir, type LocalCluster } from '@muster/testing';
@@ -17,9 +17,12 @@ import { useCluster } from '@muster/testing/vitest';
 
 const headBin = join(dirname(createRequire(import.meta.url).resolve('@muster/head/package.json')), 'dist/main.js');
 
+/** TLS that verifies the head but shows no client certificate: the token is the only credential these calls carry. */
+let channel: ChannelCredentials;
+
 /** Opens an agent stream, sends `messages`, resolves with how it ended. */
 function agentExchange(address: string, md: Metadata, messages: Buffer[], opts: { cancelOnReply?: boolean } = {}): Promise<{ error?: ServiceError; received: Buffer[] }> {
-  const client = new Client(address, credentials.createInsecure());
+  const client = new Client(address, channel);
   const received: Buffer[] = [];
   return new Promise((resolve) => {
     const call = client.makeBidiStreamRequest('/muster.v1.AgentService/Connect', (b: Buffer) => b, (b: Buffer) => b, md);
@@ -66,6 +69,7 @@ describe('auth and validation at the head', () => {
   useCluster({ workers: 2 }, (fx) => ({ cluster } = fx));
   beforeAll(async () => {
     token = await readToken(cluster.tokenFile);
+    channel = grpcChannelCredentials({ ca: cluster.tls!.ca });
   });
 
   const aliveIds = async () => {
@@ -78,8 +82,8 @@ describe('auth and validation at the head', () => {
   };
 
   it('refuses SDK calls without a token or with a wrong one', async () => {
-    await expect(connect({ address: cluster.address, token: 'wrong' })).rejects.toMatchObject({ code: ErrorCode.UNAUTHENTICATED, message: 'wrong cluster token' });
-    const raw = new Client(cluster.address, credentials.createInsecure());
+    await expect(connect({ address: cluster.address, tls: { ca: cluster.tls!.ca }, token: 'wrong' })).rejects.toMatchObject({ code: ErrorCode.UNAUTHENTICATED, message: 'wrong cluster token' });
+    const raw = new Client(cluster.address, channel);
     const err = await new Promise<ServiceError>((resolve) =>
       raw.makeUnaryRequest('/muster.v1.ClusterService/ListNodes', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), new Metadata(), (e) => resolve(e!)),
     );
@@ -180,7 +184,7 @@ describe('the head refuses a weak token file at start', () => {
       const head = await new Promise<{ code: number | null; out: string }>((resolve) => {
         const child = execFile(
           process.execPath,
-          [headBin, '--listen', '127.0.0.1:0', '--data-dir', join(dir.path, 'data'), '--token-file', tokenFile, '--metrics-listen', ''],
+          [headBin, '--listen', '127.0.0.1:0', '--data-dir', join(dir.path, 'data'), '--token-file', tokenFile, '--metrics-listen', '', '--insecure'],
           { timeout: 20_000 },
           (_err, stdout, stderr) => resolve({ code: child.exitCode, out: stdout + stderr }),
         );

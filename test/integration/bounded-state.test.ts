@@ -7,7 +7,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Client, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { grpcChannelCredentials } from '@muster/common';
 import { execa } from 'execa';
 import { RemoveNodeRequest } from '@muster/proto';
 import type { Cluster, ClusterEventView } from '@muster/sdk';
@@ -33,7 +34,7 @@ describe('finished gangs and `muster node rm`', () => {
   useCluster({ workers: 3, headArgs: ['--finished-gangs-kept', '2'] }, (fx) => ({ cluster, sdk } = fx));
 
   it('keeps the newest 2 finished gangs: the older ones leave `gang ls` and the store, with gang.collected', async () => {
-    const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+    const env = cluster.clientEnv();
     const events = watch(sdk, ['gang.collected']);
     const ids: string[] = [];
     for (const name of ['g1', 'g2', 'g3', 'g4']) {
@@ -64,14 +65,14 @@ describe('finished gangs and `muster node rm`', () => {
   });
 
   it('`muster node rm` refuses a live node by name and state, and removes a dead one', async () => {
-    const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+    const env = cluster.clientEnv();
     const live = await execa(process.execPath, [cli, 'node', 'rm', 'node-1'], { env, reject: false });
     expect(live.exitCode).toBe(1);
     expect(live.stderr).toMatch(/node node-1 is ALIVE: only a DEAD node can be removed.*\[MUSTER_FAILED_PRECONDITION\]/);
     expect((await sdk.node('node-1')).state).toBe('alive');
 
     // Authenticated like every other call: without the token, refused and nothing removed.
-    const raw = new Client(cluster.address, credentials.createInsecure());
+    const raw = new Client(cluster.address, grpcChannelCredentials(cluster.tls!));
     const err = await new Promise<ServiceError>((resolve) =>
       raw.makeUnaryRequest('/muster.v1.ClusterService/RemoveNode', (r: RemoveNodeRequest) => Buffer.from(RemoveNodeRequest.encode(r).finish()), (b: Buffer) => b, { nodeId: 'node-3' }, new Metadata(), (e) => resolve(e!)),
     );

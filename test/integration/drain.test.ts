@@ -70,7 +70,7 @@ describe('draining a node', () => {
 
   useCluster({ workers: 3 }, (fx) => {
     ({ cluster, sdk } = fx);
-    env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+    env = cluster.clientEnv();
   });
   // The head-restart test below connects a new client; the fixture closes the one it made.
   afterAll(() => sdk?.close());

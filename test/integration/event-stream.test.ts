@@ -10,12 +10,11 @@
  *    events, and the SDK's events() resumes by itself from its last id,
  *    losing and repeating none.
  */
-import { credentials } from '@grpc/grpc-js';
 import { appendFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromGrpcError, tokenMetadata } from '@muster/common';
+import { fromGrpcError, grpcChannelCredentials, tokenMetadata } from '@muster/common';
 import { ClusterServiceClient, type ClusterEvent } from '@muster/proto';
 import type { Cluster, ClusterEventView } from '@muster/sdk';
 import { LocalCluster, waitFor } from '@muster/testing';
@@ -59,7 +58,7 @@ describe('cluster events', () => {
   it('cuts a consumer that stops reading, with the id to resume from; the SDK resumes by itself and loses none', async () => {
     const leader = await cluster.waitForLeader();
     const token = (await readFile(cluster.tokenFile, 'utf8')).trim();
-    const raw = new ClusterServiceClient(leader.address, credentials.createInsecure());
+    const raw = new ClusterServiceClient(leader.address, grpcChannelCredentials(cluster.tls!));
     const slow = raw.watchEvents({ replay: false, afterId: '', kinds: [], markReplayEnd: true }, tokenMetadata(token));
     const ended = new Promise<unknown>((resolve) => {
       slow.on('error', resolve);

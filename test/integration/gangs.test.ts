@@ -183,7 +183,7 @@ describe('gangs', () => {
   });
 
   it('shows progress while it waits, and logs, in the CLI', async () => {
-    const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+    const env = cluster.clientEnv();
     const pg = await sdk.placementGroups.create({ name: 'cli-pg', strategy: 'STRICT_SPREAD', bundles: [{ gpus: 4 }, { gpus: 4 }] });
     await pg.ready({ timeout: 5_000 });
     const spec = join(cluster.dataDir, 'gang.yaml');

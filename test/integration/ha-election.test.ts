@@ -32,7 +32,7 @@ async function candidates(n: number): Promise<{ heads: Candidate[]; close(): Pro
   const prefix = `/election/${randomUUID()}/`;
   const heads: Candidate[] = [];
   for (let i = 0; i < n; i++) {
-    const store = await EtcdStore.connect({ endpoints: [etcd!.endpoint], prefix });
+    const store = await EtcdStore.connect({ endpoints: [etcd!.endpoint], credentials: etcd!.credentials(), prefix });
     const c: Candidate = { id: `h${i}`, store, election: new Election(store, { headId: `h${i}`, address: `127.0.0.1:${7400 + i}`, leaseSeconds: 2, log }) };
     void c.election.campaign().then((t) => (c.term = t), () => undefined);
     heads.push(c);
@@ -99,7 +99,7 @@ describe('leader election', () => {
 
 describe('standby state mirror', () => {
   it('follows every change by watch and serves the load from memory at the leader revision', async () => {
-    const store = await EtcdStore.connect({ endpoints: [etcd!.endpoint], prefix: `/mirror/${randomUUID()}/` });
+    const store = await EtcdStore.connect({ endpoints: [etcd!.endpoint], credentials: etcd!.credentials(), prefix: `/mirror/${randomUUID()}/` });
     await store.put('/muster/nodes/a', bytes('1'));
     const mirror = new StateMirror(store, log);
     try {

@@ -10,10 +10,10 @@
  * CLI follow pages; the summary counts nodes and GPUs without the node list.
  */
 import { fileURLToPath } from 'node:url';
-import { credentials, type ClientDuplexStream, type Metadata, type ServiceError } from '@grpc/grpc-js';
+import { type ClientDuplexStream, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readToken, tokenMetadata } from '@muster/common';
+import { grpcChannelCredentials, readToken, tokenMetadata } from '@muster/common';
 import { clientChannelOptions } from '@muster/contracts';
 import {
   AgentServiceClient,
@@ -115,9 +115,9 @@ describe(`paged lists at ${NODES} nodes`, () => {
   beforeAll(async () => {
     md = tokenMetadata(await readToken(cluster.tokenFile));
     const opts = clientChannelOptions();
-    agents = new InTestAgents(new AgentServiceClient(cluster.address, credentials.createInsecure(), opts), md, 500);
-    nodesClient = new ClusterServiceClient(cluster.address, credentials.createInsecure(), opts);
-    pgClient = new PlacementGroupServiceClient(cluster.address, credentials.createInsecure(), opts);
+    agents = new InTestAgents(new AgentServiceClient(cluster.address, grpcChannelCredentials(cluster.tls!), opts), md, 500);
+    nodesClient = new ClusterServiceClient(cluster.address, grpcChannelCredentials(cluster.tls!), opts);
+    pgClient = new PlacementGroupServiceClient(cluster.address, grpcChannelCredentials(cluster.tls!), opts);
     for (let i = 0; i < NODES; i += 50) await Promise.all(ids.slice(i, i + 50).map((id, j) => agents.register(id, i + j)));
     await sdk.drainNode('sim-007', { reason: 'test' });
     await sdk.drainNode('sim-123', { reason: 'test' });
@@ -168,8 +168,8 @@ describe(`paged lists at ${NODES} nodes`, () => {
     expect(await refusal(call(pgClient.listPlacementGroups.bind(pgClient), { ...emptyPg, pageToken: token }, md))).toMatch(
       /^MUSTER_INVALID_ARGUMENT: page_token belongs to the nodes list, not the placement-groups list/,
     );
-    const gangs = new GangServiceClient(cluster.address, credentials.createInsecure(), clientChannelOptions());
-    const rgs = new ReplicaGroupServiceClient(cluster.address, credentials.createInsecure(), clientChannelOptions());
+    const gangs = new GangServiceClient(cluster.address, grpcChannelCredentials(cluster.tls!), clientChannelOptions());
+    const rgs = new ReplicaGroupServiceClient(cluster.address, grpcChannelCredentials(cluster.tls!), clientChannelOptions());
     try {
       expect(await refusal(call(gangs.listGangs.bind(gangs), { pageSize: 0, pageToken: token, state: 0, namePrefix: '' }, md))).toMatch(/^MUSTER_INVALID_ARGUMENT: page_token belongs to the nodes list/);
       expect(await refusal(call(rgs.listReplicaGroups.bind(rgs), { pageSize: 0, pageToken: token, namePrefix: '' }, md))).toMatch(/^MUSTER_INVALID_ARGUMENT: page_token belongs to the nodes list/);
@@ -208,7 +208,7 @@ describe(`paged lists at ${NODES} nodes`, () => {
   });
 
   it('CLI: `muster status` shows the summary and lists nodes only on demand, page by page, with filters', async () => {
-    const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+    const env = cluster.clientEnv();
     const status = await execa(process.execPath, [cli, 'status'], { env });
     expect(status.stdout).toMatch(new RegExp(`^${NODES} node\\(s\\): ${NODES} alive, 0 dead, 2 draining; \\d+ GPU\\(s\\) on alive nodes: \\d+ used, \\d+ free$`, 'm'));
     expect(status.stdout).toMatch(/placement group\(s\)/);

@@ -7,8 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { credentials } from '@grpc/grpc-js';
-import { readToken, tokenMetadata } from '@muster/common';
+import { grpcChannelCredentials, readToken, tokenMetadata } from '@muster/common';
 import { PlacementGroupServiceClient, PlacementGroupState, type WaitPlacementGroupsReply } from '@muster/proto';
 import { ErrorCode, type Cluster, type PlacementGroup } from '@muster/sdk';
 import { waitFor, type LocalCluster } from '@muster/testing';
@@ -95,7 +94,7 @@ describe('placement groups', () => {
     await placed.ready({ timeout: 5_000 });
     // Every GPU of the cluster: pending while w-placed holds one.
     const whole = await sdk.placementGroups.create({ name: 'w-whole', strategy: 'STRICT_SPREAD', bundles: Array.from({ length: 4 }, () => ({ gpus: 8 })) });
-    const client = new PlacementGroupServiceClient(cluster.address, credentials.createInsecure());
+    const client = new PlacementGroupServiceClient(cluster.address, grpcChannelCredentials(cluster.tls!));
     const stream = client.waitPlacementGroups(tokenMetadata(await readToken(cluster.tokenFile)));
     try {
       const replies = new Map<number, { reply: WaitPlacementGroupsReply; ms: number }>();
@@ -153,7 +152,7 @@ describe('placement groups', () => {
   });
 
   it('works from the CLI: create -f, ls, get, why, rm', async () => {
-    const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+    const env = cluster.clientEnv();
     const spec = join(cluster.dataDir, 'pg.yaml');
     await writeFile(spec, 'name: cli-pg\nstrategy: PACK\nbundles:\n  - gpus: 2\n    cpuMillis: 1000\ntopology:\n  - level: gpu-island\n');
     const created = await execa(process.execPath, [cli, 'pg', 'create', '-f', spec, '--wait', '10'], { env });

@@ -18,7 +18,7 @@ describe('the quick start tour', () => {
   useCluster({ workers: 3 }, (fx) => ({ cluster, sdk } = fx));
 
   it('places, launches and serves the model, every check passing, and removes what it made', async () => {
-    const run = await execa(process.execPath, [tour], { env: { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile }, reject: false, timeout: 90_000 });
+    const run = await execa(process.execPath, [tour], { env: cluster.clientEnv(), reject: false, timeout: 90_000 });
     expect(run.exitCode, run.stdout + run.stderr).toBe(0);
     expect(run.stdout).toMatch(/ok {3}the gang's answer equals the single-process reference/);
     expect(run.stdout).toMatch(/ok {3}the new replica takes calls/);

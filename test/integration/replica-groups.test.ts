@@ -143,7 +143,7 @@ describe('replica groups', () => {
   });
 
   it('serves the group over HTTP through `muster gateway`: curl streams, bad requests get a clear 4xx', async () => {
-    const gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth'], { env: { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile } });
+    const gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth'], { env: cluster.clientEnv() });
     try {
       const address = (JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string }).address;
       const call = await execa('curl', ['-sS', '-X', 'POST', '-d', '{"hello":1}', `http://${address}/v1/groups/echo/call`]);
@@ -186,7 +186,7 @@ describe('replica groups', () => {
     expect(largest).toBeLessThanOrEqual(64 * 1024);
     const tooBig = await g.call({ method: 'GET', path: `/big?bytes=${big}` }, { timeoutMs: 10_000 }).then(() => undefined, (e: unknown) => e as Error);
     expect(tooBig?.message).toMatch(/over 4194304 bytes.*call it as a stream/);
-    const gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth'], { env: { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile } });
+    const gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth'], { env: cluster.clientEnv() });
     try {
       const address = (JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string }).address;
       const json = await execa('curl', ['-sS', '-H', 'content-type: application/json', '-d', '{"prompt":"a b"}', `http://${address}/v1/groups/llm/http/v1/completions`]);
@@ -202,7 +202,7 @@ describe('replica groups', () => {
   });
 
   it('works from the CLI: apply -f (idempotent), rg ls, get, scale, events, delete', async () => {
-    const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+    const env = cluster.clientEnv();
     const file = join(cluster.dataDir, 'cli-rg.yaml');
     await writeFile(file, [
       'kind: ReplicaGroup', 'name: cli-echo', 'resources: { gpus: 1 }', 'replicas: { min: 1, max: 3, initial: 1 }',

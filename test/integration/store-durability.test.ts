@@ -19,7 +19,7 @@ afterAll(async () => {
 });
 
 function head(dataDir: string, ...extra: string[]): ManagedProcess {
-  const p = spawnManaged('head', process.execPath, [headBin, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--data-dir', dataDir, ...extra]);
+  const p = spawnManaged('head', process.execPath, [headBin, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--data-dir', dataDir, '--insecure', ...extra]);
   started.push(p);
   return p;
 }

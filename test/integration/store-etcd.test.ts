@@ -16,7 +16,7 @@ afterAll(async () => {
 
 // Every test gets its own key prefix: they share one etcd, never each other's keys.
 describeStoreContract('etcd', async () => {
-  const store = await EtcdStore.connect({ endpoints: [etcd!.endpoint], prefix: `/contract/${randomUUID()}/` });
+  const store = await EtcdStore.connect({ endpoints: [etcd!.endpoint], credentials: etcd!.credentials(), prefix: `/contract/${randomUUID()}/` });
   return {
     store,
     compact: (rev) => store.compact(rev),
@@ -29,7 +29,7 @@ describeStoreContract('etcd', async () => {
 
 describe('EtcdStore lifecycle', () => {
   it('close() ends open watches and refuses later calls', async () => {
-    const store = await EtcdStore.connect({ endpoints: [etcd!.endpoint], prefix: `/close/${randomUUID()}/` });
+    const store = await EtcdStore.connect({ endpoints: [etcd!.endpoint], credentials: etcd!.credentials(), prefix: `/close/${randomUUID()}/` });
     const w = await store.watch('');
     const ended = (async () => {
       for await (const _ of w) void _;
@@ -59,7 +59,7 @@ describe('EtcdStore when etcd is unreachable', () => {
     const own = await startEtcd();
     let store: EtcdStore | undefined;
     try {
-      store = await EtcdStore.connect({ endpoints: [own.endpoint], callTimeoutMs: 2000 });
+      store = await EtcdStore.connect({ endpoints: [own.endpoint], credentials: own.credentials(), callTimeoutMs: 2000 });
       await store.put('k', new Uint8Array([1]));
       const lease = await store.grantLease(2);
       await own.stop();

@@ -34,7 +34,7 @@ describe('strict specs against a running cluster', () => {
   beforeAll(async () => {
     cluster = await createTestCluster({ workers: 1 });
     sdk = await cluster.connect();
-    env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile };
+    env = cluster.clientEnv();
   });
   afterAll(async () => {
     sdk?.close();

@@ -2,15 +2,12 @@
  * The smallest Muster program: connect with the SDK, list the nodes and
  * their GPUs, and show the last cluster events.
  *
- *   MUSTER_ADDRESS=127.0.0.1:7400 MUSTER_TOKEN_FILE=.muster/head/token node dist/main.js
+ *   node dist/main.js   # after `muster up` (its context), or with the MUSTER_* variables it prints
  */
-import { connect } from '@muster/sdk';
-import { CLIENT_ENV } from '@muster/contracts';
+import { connect, connectOptionsFromEnv } from '@muster/sdk';
 
-const cluster = await connect({
-  address: process.env[CLIENT_ENV.ADDRESS] ?? '127.0.0.1:7400',
-  tokenFile: process.env[CLIENT_ENV.TOKEN_FILE] ?? '.muster/head/token',
-});
+// MUSTER_ADDRESS, MUSTER_TLS_CA/CERT/KEY (what `muster up` prints), else the current context of ~/.muster/config.yaml.
+const cluster = await connect(connectOptionsFromEnv());
 
 try {
   const info = await cluster.info();

@@ -16,14 +16,13 @@
  *
  * Everything it creates is removed at the end. Exits 1 when a check fails.
  *
- *   MUSTER_ADDRESS=127.0.0.1:7400 MUSTER_TOKEN_FILE=.muster/head/token node dist/main.js
+ *   node dist/main.js   # after `muster up` (its context), or with the MUSTER_* variables it prints
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BATCH, D_MODEL, inputBatch, maxAbsDiff, reference } from '@muster/example-tp-pp-mlp/model';
-import { connect, type Gang, type PlacementGroup, type ReplicaGroup } from '@muster/sdk';
-import { CLIENT_ENV } from '@muster/contracts';
+import { connect, connectOptionsFromEnv, type Gang, type PlacementGroup, type ReplicaGroup } from '@muster/sdk';
 
 const SEED = 7;
 const TOLERANCE = 1e-9;
@@ -35,10 +34,8 @@ const since = (t: number) => {
   return ms < 1_000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 };
 
-const cluster = await connect({
-  address: process.env[CLIENT_ENV.ADDRESS] ?? '127.0.0.1:7400',
-  tokenFile: process.env[CLIENT_ENV.TOKEN_FILE] ?? '.muster/head/token',
-});
+// MUSTER_ADDRESS, MUSTER_TLS_CA/CERT/KEY (what `muster up` prints), else the current context of ~/.muster/config.yaml.
+const cluster = await connect(connectOptionsFromEnv());
 const failures: string[] = [];
 const check = (ok: boolean, what: string) => {
   console.log(`    ${ok ? 'ok  ' : 'FAIL'} ${what}`);

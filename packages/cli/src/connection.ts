@@ -1,37 +1,78 @@
 /**
- * How CLI commands find the cluster: --address / MUSTER_ADDRESS (default
- * 127.0.0.1:7400, what `muster up` binds; with several heads, all of them,
- * comma-separated: the SDK finds the leader) and --token-file /
- * MUSTER_TOKEN_FILE (default .muster/head/token, where `muster up` keeps it)
- * or MUSTER_TOKEN. MUSTER_CALL_TIMEOUT_MS bounds each call, retries across
- * heads included (default 10 s).
+ * How CLI commands find the cluster, kubectl's way: flags win over the
+ * environment, which wins over the context of the client config file.
+ *
+ *   flags        --address --tls-ca --tls-cert --tls-key --insecure
+ *                --token-file --context
+ *   environment  MUSTER_ADDRESS MUSTER_TLS_CA MUSTER_TLS_CERT MUSTER_TLS_KEY
+ *                MUSTER_INSECURE MUSTER_TOKEN_FILE MUSTER_TOKEN MUSTER_CONTEXT
+ *   context      `--context` / MUSTER_CONTEXT, else current-context of
+ *                MUSTER_CONFIG (default ~/.muster/config.yaml), which
+ *                `muster up` writes
+ *
+ * A context is used when the flags and environment leave out the address or
+ * the transport (TLS files or --insecure); what they do give overrides the
+ * context's entry. No secret is ever needed on the command line: a
+ * certificate's key and the token are read from files. MUSTER_CALL_TIMEOUT_MS
+ * bounds each call, retries across heads included (default 10 s).
  *
  * A call that has to retry (the head is down or restarting, a standby
  * refuses) says so on stderr, at most every 2 s, with the time it has left:
  * a command against a dead head is not silent for its whole timeout.
  */
 import type { Command } from 'commander';
-import { connect, type Cluster, type RetryNotice } from '@muster/sdk';
+import { connect, connectOptionsFromEnv, type Cluster, type ConnectOptions, type RetryNotice } from '@muster/sdk';
 import { CLIENT_ENV } from '@muster/contracts';
 
 export interface ConnectionFlags {
   address?: string;
   tokenFile?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecure?: boolean;
+  context?: string;
 }
 
 export function addConnectionFlags(cmd: Command): Command {
   return cmd
-    .option('--address <host:port,...>', 'head address, or every head of an HA cluster comma-separated [env MUSTER_ADDRESS] (default 127.0.0.1:7400)')
-    .option('--token-file <file>', 'cluster token file [env MUSTER_TOKEN_FILE] (default .muster/head/token)');
+    .option('--address <host:port,...>', 'head address, or every head of an HA cluster comma-separated [env MUSTER_ADDRESS] (default: the context\'s)')
+    .option('--tls-ca <file>', 'cluster CA file: the head must present a certificate it signed, with role head [env MUSTER_TLS_CA]')
+    .option('--tls-cert <file>', 'your client certificate (`muster cert client`): your identity [env MUSTER_TLS_CERT]')
+    .option('--tls-key <file>', 'your client key [env MUSTER_TLS_KEY]')
+    .option('--insecure', 'plaintext, to a head started with --insecure [env MUSTER_INSECURE]')
+    .option('--token-file <file>', 'cluster token file (the admin break-glass credential) [env MUSTER_TOKEN_FILE]')
+    .option('--context <name>', 'context of the client config file [env MUSTER_CONTEXT] (default: its current-context)');
+}
+
+/** The environment the flags override: a flag replaces its variable, and a transport or credential flag the other's. */
+export function flagsOverEnv(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  const set = (name: string, v: string | undefined) => {
+    if (v !== undefined) out[name] = v;
+  };
+  if (flags.tlsCa !== undefined || flags.insecure) {
+    for (const n of [CLIENT_ENV.TLS_CA, CLIENT_ENV.TLS_CERT, CLIENT_ENV.TLS_KEY, CLIENT_ENV.INSECURE]) delete out[n];
+  }
+  if (flags.tokenFile !== undefined) delete out[CLIENT_ENV.TOKEN];
+  set(CLIENT_ENV.ADDRESS, flags.address);
+  set(CLIENT_ENV.TLS_CA, flags.tlsCa);
+  set(CLIENT_ENV.TLS_CERT, flags.tlsCert);
+  set(CLIENT_ENV.TLS_KEY, flags.tlsKey);
+  set(CLIENT_ENV.INSECURE, flags.insecure ? 'true' : undefined);
+  set(CLIENT_ENV.TOKEN_FILE, flags.tokenFile);
+  set(CLIENT_ENV.CONTEXT, flags.context);
+  return out;
+}
+
+/** connect() options from the flags, the environment and the config file, in that order. */
+export function connectionOptions(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env): ConnectOptions {
+  const timeout = env.MUSTER_CALL_TIMEOUT_MS;
+  return { ...connectOptionsFromEnv(flagsOverEnv(flags, env)), onRetry: retryReporter(), ...(timeout ? { callTimeoutMs: Number(timeout) } : {}) };
 }
 
 export function connectFromFlags(flags: ConnectionFlags): Promise<Cluster> {
-  const address = flags.address ?? process.env[CLIENT_ENV.ADDRESS] ?? '127.0.0.1:7400';
-  const timeout = process.env.MUSTER_CALL_TIMEOUT_MS;
-  const common = { address, onRetry: retryReporter(), ...(timeout ? { callTimeoutMs: Number(timeout) } : {}) };
-  const token = process.env[CLIENT_ENV.TOKEN];
-  if (token && !flags.tokenFile) return connect({ ...common, token });
-  return connect({ ...common, tokenFile: flags.tokenFile ?? process.env[CLIENT_ENV.TOKEN_FILE] ?? '.muster/head/token' });
+  return connect(connectionOptions(flags));
 }
 
 /** Says on stderr that a call is retrying, and why: the first time, then at most every 2 s. */

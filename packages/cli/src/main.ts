@@ -8,6 +8,8 @@
  *   muster gang     gangs: launch -f, ls, get, stop;  muster logs <gang> [--rank N] [-f]
  *   muster apply    replica groups from a spec file;  muster rg ls|get|scale|delete
  *   muster gateway  HTTP access to replica groups
+ *   muster cert     the cluster's CA and certificates: init, head, node, client
+ *   muster use-context <name>, muster config get-contexts   the client config file
  */
 import { Command } from 'commander';
 import { isMusterError } from '@muster/common';
@@ -18,6 +20,8 @@ import { gangCommand } from './commands/gang.js';
 import { rgCommand } from './commands/rg.js';
 import { gatewayCommand } from './commands/gateway.js';
 import { nodeCommand } from './commands/node.js';
+import { certCommand } from './commands/cert.js';
+import { contextCommands } from './commands/contexts.js';
 
 const program = new Command('muster').description('Muster: gang-scheduled GPU model serving').showHelpAfterError();
 upCommand(program);
@@ -27,6 +31,8 @@ pgCommand(program);
 gangCommand(program);
 rgCommand(program);
 gatewayCommand(program);
+certCommand(program);
+contextCommands(program);
 
 program.parseAsync().catch((e: unknown) => {
   const code = isMusterError(e) ? ` [${e.code}]` : '';

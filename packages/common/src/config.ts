@@ -34,6 +34,21 @@ export interface OptionSpec {
   secret?: boolean;
   /** For a secret: what to use instead of the flag ("--token-file or MUSTER_TOKEN"). */
   instead?: string;
+  /** A switch: the flag takes no value (`--insecure`); its env var still takes true/false. */
+  boolean?: true;
+}
+
+/** Commander's spelling of an option: `--name <value>`, or `--name` for a switch. */
+export function flagSpelling(o: OptionSpec): string {
+  return o.boolean ? `--${o.flag}` : `--${o.flag} <value>`;
+}
+
+/** The flags a user gave, from commander's parsed options, as loadConfig takes them (a switch given is "true"). */
+export function givenFlags(options: OptionSpec[], parsed: Record<string, unknown>): Record<string, string | undefined> {
+  return Object.fromEntries(options.map((o) => {
+    const v = parsed[o.key];
+    return [o.key, v === true ? 'true' : typeof v === 'string' ? v : undefined];
+  }));
 }
 
 export const parseList = (raw: string): string[] => raw.split(',').map((s) => s.trim()).filter(Boolean);

@@ -11,8 +11,10 @@ import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js
 import { LEADER_TRAILER } from '@muster/contracts';
 
 export const ErrorCode = {
-  /** No token, or a wrong one. */
+  /** No credential (certificate or token), or a wrong one. */
   UNAUTHENTICATED: 'MUSTER_UNAUTHENTICATED',
+  /** The caller is known, but its role (or call rights) does not allow this. */
+  PERMISSION_DENIED: 'MUSTER_PERMISSION_DENIED',
   /** A spec, flag or message failed validation; the message names the field. */
   INVALID_ARGUMENT: 'MUSTER_INVALID_ARGUMENT',
   NOT_FOUND: 'MUSTER_NOT_FOUND',
@@ -59,6 +61,7 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** The one table mapping our codes to gRPC status codes. */
 const grpcStatusOf: Record<ErrorCode, GrpcStatus> = {
   MUSTER_UNAUTHENTICATED: GrpcStatus.UNAUTHENTICATED,
+  MUSTER_PERMISSION_DENIED: GrpcStatus.PERMISSION_DENIED,
   MUSTER_INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
   MUSTER_NOT_FOUND: GrpcStatus.NOT_FOUND,
   MUSTER_ALREADY_EXISTS: GrpcStatus.ALREADY_EXISTS,
@@ -137,6 +140,7 @@ export function toGrpcError(e: unknown): Partial<ServiceError> {
 
 const codeOfGrpcStatus = new Map<number, ErrorCode>([
   [GrpcStatus.UNAUTHENTICATED, ErrorCode.UNAUTHENTICATED],
+  [GrpcStatus.PERMISSION_DENIED, ErrorCode.PERMISSION_DENIED],
   [GrpcStatus.INVALID_ARGUMENT, ErrorCode.INVALID_ARGUMENT],
   [GrpcStatus.NOT_FOUND, ErrorCode.NOT_FOUND],
   [GrpcStatus.ALREADY_EXISTS, ErrorCode.ALREADY_EXISTS],

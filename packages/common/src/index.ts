@@ -22,3 +22,4 @@ export * from './ids.js';
 export * from './procfs.js';
 export * from './wait.js';
 export * from './strict.js';
+export * from './client-config.js';

@@ -34,6 +34,14 @@ describe('which head next', () => {
     expect(r.failed('a:1', down())).toBe('b:1');
   });
 
+  it('plaintext: refuses a hint outside the list, says which, and goes on in the list', () => {
+    const r = new HeadRotation(['a:1', 'b:1', 'c:1'], { hintsOutsideList: false });
+    expect(r.failed('a:1', refused('elsewhere:7400'))).toBe('b:1');
+    expect(r.refusedHint).toBe('elsewhere:7400');
+    expect(r.failed('b:1', refused('a:1'))).toBe('a:1'); // a hint within the list is followed
+    expect(r.refusedHint).toBeUndefined();
+  });
+
   it('needs an address', () => {
     expect(() => new HeadRotation([])).toThrow(/no address/);
   });

@@ -21,7 +21,17 @@ export const headConfigSchema = z
     tokenFile: z.string().optional(),
     allowInsecurePermissions: z.boolean().default(false),
     store: z.enum(['embedded', 'etcd']).default('embedded'),
-    etcdEndpoints: z.array(z.string().url()).default(['http://127.0.0.1:2379']),
+    etcdEndpoints: z.array(z.string().url()).default(['https://127.0.0.1:2379']),
+    /** etcd's CA and the head's etcd client certificate (the etcd CA's, not the cluster CA's): TLS to etcd when etcdCa is set. */
+    etcdCa: z.string().min(1).optional(),
+    etcdCert: z.string().min(1).optional(),
+    etcdKey: z.string().min(1).optional(),
+    /** The cluster CA and this head's certificate (role head); default <dataDir>/pki/ca.crt, head.crt, head.key. */
+    tlsCa: z.string().min(1).optional(),
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    /** Plaintext gRPC (the token is the only credential, and it travels in clear): a warning is logged. */
+    insecure: z.boolean().default(false),
     natsUrl: z.array(z.string()).default([]),
     natsUser: z.string().default(''),
     natsPassword: z.string().default(''),
@@ -54,6 +64,10 @@ export const headConfigSchema = z
     metricsTlsCert: z.string().min(1).optional(),
     metricsTlsKey: z.string().min(1).optional(),
   })
+  .refine((c) => !c.etcdCert === !c.etcdKey && (!c.etcdCert || c.etcdCa), {
+    message: 'etcdCert and etcdKey go together, and need etcdCa',
+    path: ['etcdCert'],
+  })
   .refine((c) => c.deadAfterMs >= 2 * c.heartbeatIntervalMs, {
     message: 'deadAfterMs must be at least twice heartbeatIntervalMs, or one late heartbeat kills a node',
     path: ['deadAfterMs'],
@@ -67,7 +81,14 @@ export const headOptions: OptionSpec[] = [
   { key: 'tokenFile', flag: 'token-file', env: 'MUSTER_TOKEN_FILE', description: 'cluster token file (default <data-dir>/token, created 0600)' },
   { key: 'allowInsecurePermissions', flag: 'allow-insecure-permissions', env: 'MUSTER_ALLOW_INSECURE_PERMISSIONS', parse: parseBool, description: 'accept a token or key file readable by group or others, with a warning (default: refuse to start)' },
   { key: 'store', flag: 'store', env: 'MUSTER_STORE', description: 'state store: embedded | etcd' },
-  { key: 'etcdEndpoints', flag: 'etcd-endpoints', env: 'MUSTER_ETCD_ENDPOINTS', parse: parseList, description: 'etcd endpoints, comma-separated' },
+  { key: 'etcdEndpoints', flag: 'etcd-endpoints', env: 'MUSTER_ETCD_ENDPOINTS', parse: parseList, description: 'etcd endpoints, comma-separated (https:// with --etcd-ca)' },
+  { key: 'etcdCa', flag: 'etcd-ca', env: 'MUSTER_ETCD_CA', description: 'CA file of etcd\'s server certificate (pki/etcd-ca.crt): TLS to etcd' },
+  { key: 'etcdCert', flag: 'etcd-cert', env: 'MUSTER_ETCD_CERT', description: 'the head\'s etcd client certificate file (pki/etcd-client.crt)' },
+  { key: 'etcdKey', flag: 'etcd-key', env: 'MUSTER_ETCD_KEY', description: 'the head\'s etcd client key file (pki/etcd-client.key)' },
+  { key: 'tlsCa', flag: 'tls-ca', env: 'MUSTER_TLS_CA', description: 'cluster CA file: signs clients\' and agents\' certificates (default <data-dir>/pki/ca.crt)' },
+  { key: 'tlsCert', flag: 'tls-cert', env: 'MUSTER_TLS_CERT', description: 'this head\'s certificate, role head, naming its dial addresses (default <data-dir>/pki/head.crt)' },
+  { key: 'tlsKey', flag: 'tls-key', env: 'MUSTER_TLS_KEY', description: 'this head\'s private key (default <data-dir>/pki/head.key)' },
+  { key: 'insecure', flag: 'insecure', env: 'MUSTER_INSECURE', parse: parseBool, boolean: true, description: 'plaintext gRPC: no TLS, the token travels in clear (logs a warning)' },
   { key: 'natsUrl', flag: 'nats-url', env: 'MUSTER_NATS_URL', parse: parseList, description: 'NATS servers, comma-separated (none: no data plane)' },
   { key: 'natsUser', flag: 'nats-user', env: 'MUSTER_NATS_USER', description: 'NATS user' },
   { key: 'natsPassword', flag: 'nats-password', env: 'MUSTER_NATS_PASSWORD', secret: true, instead: 'the MUSTER_NATS_PASSWORD environment variable', description: 'NATS password (prefer the env var: a flag is visible to every user of the machine, and the head warns)' },
@@ -98,4 +119,11 @@ export function loadHeadConfig(sources: ConfigSources): HeadConfig {
 
 export function tokenPath(config: HeadConfig): string {
   return config.tokenFile ?? join(config.dataDir, 'token');
+}
+
+/** The TLS files the gRPC server binds with: the flags, else <dataDir>/pki/; undefined with --insecure. */
+export function headTlsFiles(config: HeadConfig): { ca: string; cert: string; key: string } | undefined {
+  if (config.insecure) return undefined;
+  const pki = join(config.dataDir, 'pki');
+  return { ca: config.tlsCa ?? join(pki, 'ca.crt'), cert: config.tlsCert ?? join(pki, 'head.crt'), key: config.tlsKey ?? join(pki, 'head.key') };
 }

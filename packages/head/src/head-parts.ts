@@ -1,17 +1,20 @@
 /**
  * The process-long parts a head is made of, one function each, in the order
- * `startHead` (head.ts) starts them: the state (token and store), the event
- * bus (NATS), the gRPC server, the metrics a head exports about itself.
+ * `startHead` (head.ts) starts them: the TLS credentials (checked first, so a
+ * head without certificates refuses before it opens anything), the state
+ * (token and store), the event bus (NATS), the gRPC server, the metrics a
+ * head exports about itself.
  * Each returns what it started together with how to stop it, so head.ts
  * only has to stop them in reverse.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Meter } from '@opentelemetry/api';
-import { connectNats, loadOrCreateToken, parseHostPort, withoutCredentials, type Logger } from '@muster/common';
+import { connectNats, ErrorCode, grpcServerCredentials, loadOrCreateToken, MusterError, parseHostPort, withoutCredentials, type Logger } from '@muster/common';
 import { serverChannelOptions } from '@muster/contracts';
 import { NodeState } from '@muster/proto';
-import { tokenPath, type HeadConfig } from './config.js';
+import { headTlsFiles, tokenPath, type HeadConfig } from './config.js';
 import type { HeadProcess, LeaderTerm } from './leader-term.js';
 import { openStore, type StateStore } from './state/index.js';
 
@@ -24,12 +27,55 @@ export interface StartOnce {
   repairWal?: boolean;
 }
 
+/**
+ * The gRPC server's credentials: mutual TLS on the cluster CA (the head's
+ * certificate, role head; clients' certificates asked for, not required),
+ * or plaintext with --insecure, said loudly. A head with neither refuses to
+ * start and says how to make the files.
+ */
+export function serverCredentials(config: HeadConfig, log: Logger): ServerCredentials {
+  const files = headTlsFiles(config);
+  if (!files) {
+    log.warn('--insecure: gRPC is plaintext, with no TLS: the cluster token and every call travel in clear and anyone on the network can pose as this head');
+    return ServerCredentials.createInsecure();
+  }
+  const missing = Object.entries(files).filter(([, path]) => !existsSync(path)).map(([what, path]) => `${what} ${path}`);
+  if (missing.length > 0) {
+    throw new MusterError(
+      ErrorCode.FAILED_PRECONDITION,
+      `no TLS ${missing.join(', ')}: create the cluster's certificates with \`muster cert init --dir ${join(config.dataDir, 'pki')} --host <this head's addresses>\` ` +
+        '(or give --tls-ca, --tls-cert, --tls-key), or run plaintext with --insecure',
+      { details: { field: 'tlsCert' } },
+    );
+  }
+  return grpcServerCredentials(files);
+}
+
+/** etcd's TLS: its CA and the head's etcd client certificate (from the etcd CA), when --etcd-ca is given. */
+function etcdCredentials(config: HeadConfig): { rootCertificate: Buffer; certChain?: Buffer; privateKey?: Buffer } | undefined {
+  if (!config.etcdCa) return undefined;
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new MusterError(ErrorCode.FAILED_PRECONDITION, `cannot read ${what} ${path}: ${(e as Error).message}`, { cause: e });
+    }
+  };
+  return {
+    rootCertificate: read(config.etcdCa, '--etcd-ca'),
+    ...(config.etcdCert && config.etcdKey ? { certChain: read(config.etcdCert, '--etcd-cert'), privateKey: read(config.etcdKey, '--etcd-key') } : {}),
+  };
+}
+
 /** The cluster token (made on first start) and the state store the config names. */
 export async function openState(config: HeadConfig, log: Logger, once: StartOnce = {}): Promise<{ token: string; store: StateStore }> {
   const token = await loadOrCreateToken(tokenPath(config), { allowInsecurePermissions: config.allowInsecurePermissions, warn: (m) => log.warn({ file: tokenPath(config) }, m) });
+  if (config.store === 'etcd' && !config.etcdCa) {
+    log.warn({ endpoints: config.etcdEndpoints }, 'no --etcd-ca: the etcd connection is not verified (and plaintext on http:// endpoints)');
+  }
   const store = await openStore(
     config.store === 'etcd'
-      ? { kind: 'etcd', endpoints: config.etcdEndpoints }
+      ? { kind: 'etcd', endpoints: config.etcdEndpoints, credentials: etcdCredentials(config) }
       : { kind: 'embedded', dataDir: join(config.dataDir, 'store'), repairWal: once.repairWal, onWarning: (msg, details) => log.warn(details, msg) },
   );
   return { token, store };
@@ -53,11 +99,11 @@ export async function connectEventBus(config: HeadConfig, log: Logger): Promise<
  * Its channel options (keepalive, message sizes) are the one table in
  * @muster/contracts that agents and clients dial with.
  */
-export async function startGrpc(config: HeadConfig): Promise<{ address: string; addService(s: ServiceDefinition, impl: UntypedServiceImplementation): void; stop: Stop }> {
+export async function startGrpc(config: HeadConfig, creds: ServerCredentials): Promise<{ address: string; addService(s: ServiceDefinition, impl: UntypedServiceImplementation): void; stop: Stop }> {
   const server = new Server(serverChannelOptions(config.maxMessageBytes));
   const { host } = parseHostPort(config.listen, '--listen');
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(config.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(config.listen, creds, (err, p) => (err ? reject(err) : resolve(p))),
   );
   // Calls in flight get two seconds to finish.
   const stop = () =>

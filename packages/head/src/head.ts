@@ -25,7 +25,7 @@ import { rpcContext } from './api/rpc.js';
 import type { HeadConfig } from './config.js';
 import { Election } from './ha/election.js';
 import { LeaderGate } from './ha/gate.js';
-import { connectEventBus, headInstruments, observeHead, openState, startGrpc, type StartOnce, type Stop } from './head-parts.js';
+import { connectEventBus, headInstruments, observeHead, openState, serverCredentials, startGrpc, type StartOnce, type Stop } from './head-parts.js';
 import { Leadership, notLeaderError } from './leadership.js';
 import type { LeaderTerm } from './leader-term.js';
 import type { StateStore } from './state/index.js';
@@ -46,6 +46,7 @@ export interface Head {
 const SERVICES = [ClusterServiceService, AgentServiceService, GangServiceService, ReplicaGroupServiceService, PlacementGroupServiceService];
 
 export async function startHead(config: HeadConfig, log: Logger, once: StartOnce = {}): Promise<Head> {
+  const creds = serverCredentials(config, log);
   const { token, store } = await openState(config, log, once);
   const stops: Stop[] = [() => store.close()];
   const close = () => stopAll(stops, log);
@@ -54,7 +55,7 @@ export async function startHead(config: HeadConfig, log: Logger, once: StartOnce
     stops.push(bus.stop);
     const metrics = await startMetrics('head', config.metricsListen, { tokenFile: config.metricsTokenFile, tlsCert: config.metricsTlsCert, tlsKey: config.metricsTlsKey });
     stops.push(() => metrics.close());
-    const grpc = await startGrpc(config);
+    const grpc = await startGrpc(config, creds);
     stops.push(grpc.stop);
     const advertiseAddress = config.advertiseAddress || grpc.address;
 

@@ -9,7 +9,7 @@
  * over at once, connections are drained, the store flushed.
  */
 import { Command } from 'commander';
-import { isMusterError, secretFlagWarnings } from '@muster/common';
+import { flagSpelling, givenFlags, isMusterError, secretFlagWarnings } from '@muster/common';
 import { createLogger } from '@muster/common/log';
 import { headOptions, loadHeadConfig, tokenPath } from './config.js';
 import { startHead } from './head.js';
@@ -20,12 +20,12 @@ const program = new Command('muster-head')
   // A one-off act on a damaged data dir, so a flag only: never a setting left in a file or the environment.
   .option('--repair-wal', 'embedded store: truncate a log damaged before its end at the bad frame instead of refusing to start (what is cut is saved beside it; back up the data dir first)')
   .showHelpAfterError();
-for (const o of headOptions) program.option(`--${o.flag} <value>`, `${o.description} [env ${o.env}]`);
+for (const o of headOptions) program.option(flagSpelling(o), `${o.description} [env ${o.env}]`);
 program.parse();
 
 const log = createLogger('head');
 const opts = program.opts<Record<string, string>>();
-const flags = Object.fromEntries(headOptions.map((o) => [o.key, opts[o.key]]));
+const flags = givenFlags(headOptions, opts);
 const repairWal = (opts as { repairWal?: boolean }).repairWal === true;
 
 async function main(): Promise<void> {

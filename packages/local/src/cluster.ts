@@ -7,7 +7,15 @@
  *
  * Layout under `dataDir`: `head/` (the one head's data dir, and the cluster
  * token `head/token`, shared by every head), `head-<i>/` (head i's data dir
- * when there are several), `workers/<node id>/`, `nats.conf`.
+ * when there are several), `workers/<node id>/`, `nats.conf`, and `pki/`
+ * (ensureClusterPki: the cluster CA, the heads' certificate for localhost,
+ * 127.0.0.1 and ::1, the admin's, a node certificate per worker, etcd's CA
+ * and pairs).
+ *
+ * Secure by default: heads serve mutual TLS, each worker dials with its own
+ * node certificate, etcd (when used) serves TLS with client-certificate
+ * authentication, and `tls` / `clientOptions()` give a client the admin's
+ * certificate. `insecure: true` runs all of it plaintext, as before.
  *
  * Every child is in its own process group and is stopped by `stop()`; the
  * heads and workers are plain `node dist/main.js` processes, so build first.
@@ -20,12 +28,13 @@
  * froze, shard port blocks) is hooked in by the kit through
  * `onStopping`/`onStop`.
  */
-import { parseHostPort, SHARD_ENV } from '@muster/contracts';
+import { CLIENT_ENV, parseHostPort, SHARD_ENV } from '@muster/contracts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { loadOrCreateToken, waitFor } from '@muster/common';
-import { connect, type Cluster } from '@muster/sdk';
+import { ensureClusterPki, ensureNodeCert, pairPaths, PKI_FILES } from '@muster/common/pki';
+import { connect, type Cluster, type ConnectOptions } from '@muster/sdk';
 import { startEtcd, type EtcdServer } from './etcd.js';
 import { binOf, ElectionLog, launchHead } from './heads.js';
 import { startNats, type NatsServer } from './nats.js';
@@ -43,6 +52,8 @@ export class LocalCluster {
   /** Head i's port, fixed once it first bound one, so restarts keep the address. */
   private readonly headPorts: number[] = [];
   private readonly election = new ElectionLog();
+  /** Node ids whose certificate addWorker is issuing (not yet in `workers`). */
+  private readonly issuing = new Set<string>();
   private removeDir: (() => Promise<void>) | undefined;
   private readonly stopping: Array<() => void | Promise<void>> = [];
   private readonly stopped: Array<() => Promise<void>> = [];
@@ -72,6 +83,28 @@ export class LocalCluster {
     return join(this.dataDir, 'head', 'token');
   }
 
+  /** The cluster's PKI directory (`<dataDir>/pki`); undefined when insecure. */
+  get pkiDir(): string | undefined {
+    return this.opts.insecure ? undefined : join(this.dataDir, 'pki');
+  }
+
+  /** What a client connects with: the cluster CA and the admin's certificate and key (paths); undefined when insecure. */
+  get tls(): { ca: string; cert: string; key: string } | undefined {
+    const pki = this.pkiDir;
+    return pki === undefined ? undefined : { ca: pairPaths(pki, PKI_FILES.ca).cert, ...pairPaths(pki, PKI_FILES.admin) };
+  }
+
+  /**
+   * Options for the SDK's `connect()` that reach this cluster as its admin:
+   * every head's address, the admin's TLS files (or `insecure`), and the
+   * cluster token. Tests, benches and examples connect through this, so
+   * they follow the cluster's TLS setting.
+   */
+  clientOptions(): ConnectOptions & { address: string; tokenFile: string } {
+    const tls = this.tls;
+    return { address: this.address, tokenFile: this.tokenFile, ...(tls ? { tls } : { insecure: true as const }) };
+  }
+
   static async start(opts: ClusterOptions = {}): Promise<LocalCluster> {
     const heads = opts.heads ?? 1;
     if (!Number.isInteger(heads) || heads < 1) throw new Error(`LocalCluster: heads must be a whole number ≥ 1, got ${heads}`);
@@ -88,8 +121,9 @@ export class LocalCluster {
     try {
       const run = process.env[SHARD_ENV.TEST_RUN];
       const tag = opts.runTag ?? (run ? childRunTag(run) : undefined);
+      const pkiDir = opts.insecure ? undefined : await ensureClusterPki(join(dataDir, 'pki'), { hosts: ['localhost', '127.0.0.1', '::1'] });
       if (opts.nats ?? true) nats = await startNats({ dir: dataDir, tag });
-      if (opts.store === 'etcd') etcd = await startEtcd({ tag });
+      if (opts.store === 'etcd') etcd = await startEtcd({ tag, pkiDir, insecure: opts.insecure });
       cluster = new LocalCluster(dataDir, { ...opts, runTag: tag }, nats, etcd);
       cluster.removeDir = tmp?.remove;
       await loadOrCreateToken(cluster.tokenFile);
@@ -130,6 +164,8 @@ export class LocalCluster {
       listen: `127.0.0.1:${port}`,
       tokenFile: this.tokenFile,
       etcdEndpoint: this.etcd?.endpoint,
+      tls: this.pkiDir === undefined ? undefined : { ca: pairPaths(this.pkiDir, PKI_FILES.ca).cert, ...pairPaths(this.pkiDir, PKI_FILES.head) },
+      etcdTls: this.etcd?.clientTls,
       nats: this.nats && { url: this.nats.url, user: this.nats.access.user, password: this.nats.access.password },
       tag: this.runTag,
       opts: this.opts,
@@ -177,12 +213,22 @@ export class LocalCluster {
   }
 
   async addWorker(spec: WorkerSpec = {}, opts: { readyTimeoutMs?: number } = {}): Promise<WorkerHandle> {
-    const nodeId = spec.nodeId ?? `node-${this.workers.size + 1}`;
+    const nodeId = spec.nodeId ?? `node-${this.workers.size + this.issuing.size + 1}`;
+    // Counted while its certificate is issued, so workers added together get distinct ids.
+    this.issuing.add(nodeId);
+    const pki = this.pkiDir;
+    let node: { cert: string; key: string } | undefined;
+    try {
+      node = pki === undefined ? undefined : await ensureNodeCert(pki, nodeId);
+    } finally {
+      this.issuing.delete(nodeId);
+    }
     const args = [
       binOf('@muster/worker'), 'run',
       '--head', this.address,
       '--token-file', this.tokenFile,
       '--node-id', nodeId,
+      ...(pki && node ? ['--tls-ca', pairPaths(pki, PKI_FILES.ca).cert, '--tls-cert', node.cert, '--tls-key', node.key] : ['--insecure']),
       '--metrics-listen', '127.0.0.1:0',
       '--reconnect-max-ms', '1000',
       '--data-dir', join(this.dataDir, 'workers', nodeId),
@@ -216,8 +262,23 @@ export class LocalCluster {
     return this.addWorker({ ...w.spec, nodeId });
   }
 
+  /**
+   * The same as environment variables (CLIENT_ENV), for a program started
+   * against this cluster (`muster up --run`, the examples): the SDK's
+   * `connectOptionsFromEnv()` and the CLI read them.
+   */
+  clientEnv(): Record<string, string> {
+    const tls = this.tls;
+    return {
+      [CLIENT_ENV.ADDRESS]: this.address,
+      [CLIENT_ENV.TOKEN_FILE]: this.tokenFile,
+      ...(tls ? { [CLIENT_ENV.TLS_CA]: tls.ca, [CLIENT_ENV.TLS_CERT]: tls.cert, [CLIENT_ENV.TLS_KEY]: tls.key } : { [CLIENT_ENV.INSECURE]: 'true' }),
+    };
+  }
+
+  /** An SDK client of this cluster, as its admin (`clientOptions()`). */
   async connect(): Promise<Cluster> {
-    return connect({ address: this.address, tokenFile: this.tokenFile });
+    return connect(this.clientOptions());
   }
 
   /** Waits until the head lists `count` alive nodes. */

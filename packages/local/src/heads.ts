@@ -33,6 +33,10 @@ export interface HeadLaunch {
   listen: string;
   tokenFile: string;
   etcdEndpoint: string | undefined;
+  /** The head's gRPC TLS files (cluster CA, head pair); undefined: --insecure. */
+  tls: { ca: string; cert: string; key: string } | undefined;
+  /** etcd's CA and the heads' etcd client pair; undefined: plaintext etcd (or none). */
+  etcdTls: { ca: string; cert: string; key: string } | undefined;
   nats: { url: string; user: string; password: string } | undefined;
   tag: string | undefined;
   opts: ClusterOptions;
@@ -53,6 +57,8 @@ export async function launchHead(l: HeadLaunch): Promise<HeadHandle> {
     '--metrics-listen', '127.0.0.1:0',
     '--store', o.store ?? 'embedded',
     ...(l.etcdEndpoint ? ['--etcd-endpoints', l.etcdEndpoint] : []),
+    ...(l.etcdTls ? ['--etcd-ca', l.etcdTls.ca, '--etcd-cert', l.etcdTls.cert, '--etcd-key', l.etcdTls.key] : []),
+    ...(l.tls ? ['--tls-ca', l.tls.ca, '--tls-cert', l.tls.cert, '--tls-key', l.tls.key] : ['--insecure']),
     ...(o.heartbeatIntervalMs ? ['--heartbeat-interval-ms', String(o.heartbeatIntervalMs)] : []),
     ...(o.deadAfterMs ? ['--dead-after-ms', String(o.deadAfterMs)] : []),
     ...(l.nats ? ['--nats-url', l.nats.url, '--nats-user', l.nats.user] : []),

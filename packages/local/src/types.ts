@@ -28,6 +28,12 @@ export interface ClusterOptions {
   /** Default GPU profile of workers. */
   profile?: string;
   store?: 'embedded' | 'etcd';
+  /**
+   * Plaintext everywhere (heads started with --insecure, workers and clients
+   * use the token only, etcd without TLS). Default false: the cluster gets a
+   * PKI in `<dataDir>/pki` and every gRPC and etcd link is TLS.
+   */
+  insecure?: boolean;
   nats?: boolean;
   heartbeatIntervalMs?: number;
   deadAfterMs?: number;

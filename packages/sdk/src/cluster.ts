@@ -1,11 +1,18 @@
 /**
  * `connect()` and the Cluster handle: the SDK's entry point.
  *
- *   const cluster = await connect({ address: '127.0.0.1:7400', tokenFile: '.muster/head/token' });
+ *   const cluster = await connect({ context: 'local' }); // ~/.muster/config.yaml, written by `muster up`
+ *   const cluster = await connect({ address: 'h:7400', tls: { ca: 'pki/ca.crt', cert: 'pki/admin.crt', key: 'pki/admin.key' } });
  *   for (const n of await cluster.nodes()) console.log(n.id, n.state, n.gpus.length);
  *   for await (const e of cluster.events()) console.log(e.kind, e.message);
  *
- * Every call carries the cluster token; errors are MusterError with a stable
+ * Every link is TLS (docs/security.md, "TLS on every link"): the SDK trusts
+ * only the cluster CA and only a head whose certificate has role head and
+ * names the address dialled; its own certificate is its identity, so a TLS
+ * client with a certificate needs no token. `insecure: true` talks plaintext
+ * to a head started with --insecure; the token is then the only credential.
+ * A context (`context: name`, or `true` for the file's current-context)
+ * supplies what the options leave out. Errors are MusterError with a stable
  * `code` (MUSTER_UNAUTHENTICATED, MUSTER_UNAVAILABLE, ...).
  *
  * High availability: give every head of the cluster (`address:
@@ -20,10 +27,12 @@
  * Watches (`events()`, replica group membership) reopen at the new leader
  * and resume where they stopped. Errors that retrying cannot fix (a wrong
  * token, an invalid spec) are thrown at once. Log streams are not resumed.
+ * A standby that names a leader outside the list is followed on TLS (the
+ * handshake proves it is a head at that address) and refused on plaintext.
  */
-import type { Metadata } from '@grpc/grpc-js';
+import { credentials, Metadata } from '@grpc/grpc-js';
 import { z } from 'zod';
-import { ErrorCode, MusterError, didYouMeanKeys, issueLines, readToken, tokenMetadata } from '@muster/common';
+import { ErrorCode, MusterError, didYouMeanKeys, grpcChannelCredentials, issueLines, loadClientContext, readToken, tokenMetadata } from '@muster/common';
 import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, ReplicaGroupServiceClient, type ClusterEvent, type ClusterInfo, type ClusterSummary, type Node } from '@muster/proto';
 import { isHostPort } from '@muster/contracts';
 import { Endpoints, type RetryNotice } from './endpoints.js';
@@ -53,15 +62,24 @@ const connectOptionsSchema = z
     addresses: z.array(headAddress).optional(),
     /** The cluster token, or… */
     token: z.string().min(1).optional(),
-    /** …a file holding it (the head writes <data dir>/token). */
+    /** …a file holding it (the head writes <data dir>/token). Not needed with a client certificate. */
     tokenFile: z.string().min(1).optional(),
+    /** TLS: the cluster CA file, and this client's certificate and key files (its identity). */
+    tls: z.strictObject({ ca: z.string().min(1), cert: z.string().min(1).optional(), key: z.string().min(1).optional() }, didYouMeanKeys)
+      .refine((t) => !t.cert === !t.key, { message: 'cert and key go together', path: ['cert'] })
+      .optional(),
+    /** Plaintext, to a head started with --insecure: nothing proves who answers. */
+    insecure: z.literal(true).optional(),
+    /** A context of the client config file (MUSTER_CONFIG, ~/.muster/config.yaml); true: its current-context. */
+    context: z.union([z.string().min(1), z.literal(true)]).optional(),
+    /** The client config file the context is read from (default $MUSTER_CONFIG, else ~/.muster/config.yaml). */
+    configFile: z.string().min(1).optional(),
     /** Deadline of each control call, retries across heads included, ms. */
     callTimeoutMs: z.number().int().positive().default(10_000),
     /** Called before each retry of a control call (a head down, a standby refusing): for progress output. */
     onRetry: z.custom<(notice: RetryNotice) => void>((v) => typeof v === 'function', { error: 'expected a function' }).optional(),
   }, didYouMeanKeys)
-  .refine((o) => o.token || o.tokenFile, { message: 'give token or tokenFile', path: ['token'] })
-  .refine((o) => (o.address?.length ?? 0) + (o.addresses?.length ?? 0) > 0, { message: 'give address or addresses', path: ['address'] });
+  .refine((o) => !(o.tls && o.insecure), { message: 'give tls or insecure, not both', path: ['insecure'] });
 
 export type ConnectOptions = z.input<typeof connectOptionsSchema>;
 
@@ -94,16 +112,16 @@ export interface EventsOptions {
  * across a failover.
  */
 export async function connect(options: ConnectOptions): Promise<Cluster> {
-  const parsed = connectOptionsSchema.safeParse(options);
-  if (!parsed.success) {
-    const first = parsed.error.issues[0]!;
-    const i = first.code === 'unrecognized_keys' ? issueLines([first])[0]! : { path: first.path.join('.'), message: first.message };
-    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `connect(): ${i.path}: ${i.message}`, { details: { field: i.path } });
-  }
-  const o = parsed.data;
-  const token = o.token ?? (await readToken(o.tokenFile!));
+  const o = await withContext(parseOptions(options));
   const heads = [...new Set([...(o.address ?? []), ...(o.addresses ?? [])])];
-  const cluster = new Cluster(new Endpoints(heads, o.onRetry), token, o.callTimeoutMs);
+  if (heads.length === 0) throw invalidOption('address', 'give address or addresses (or a context)');
+  if (!o.tls && !o.insecure) {
+    throw invalidOption('tls', 'give tls: { ca, cert, key } (the cluster CA and a client certificate: `muster cert`), a context, or insecure: true for a head started with --insecure');
+  }
+  if (!o.token && !o.tokenFile && !o.tls?.cert) throw invalidOption('token', 'give a client certificate (tls.cert, tls.key), token or tokenFile');
+  const token = o.token ?? (o.tokenFile ? await readToken(o.tokenFile) : undefined);
+  const channel = o.tls ? grpcChannelCredentials(o.tls) : credentials.createInsecure();
+  const cluster = new Cluster(new Endpoints(heads, { channel, tls: o.tls !== undefined }, o.onRetry), token, o.callTimeoutMs);
   try {
     await cluster.info(); // fail fast on a wrong token; find the leader
   } catch (e) {
@@ -111,6 +129,41 @@ export async function connect(options: ConnectOptions): Promise<Cluster> {
     throw e;
   }
   return cluster;
+}
+
+type ParsedOptions = z.output<typeof connectOptionsSchema>;
+
+function invalidOption(field: string, message: string): MusterError {
+  return new MusterError(ErrorCode.INVALID_ARGUMENT, `connect(): ${field}: ${message}`, { details: { field } });
+}
+
+function parseOptions(options: ConnectOptions): ParsedOptions {
+  const parsed = connectOptionsSchema.safeParse(options);
+  if (parsed.success) return parsed.data;
+  const first = parsed.error.issues[0]!;
+  const i = first.code === 'unrecognized_keys' ? issueLines([first])[0]! : { path: first.path.join('.'), message: first.message };
+  throw invalidOption(i.path, i.message);
+}
+
+/** The options, with what they leave out taken from the context they name (options win, as kubectl's flags do). */
+async function withContext(o: ParsedOptions): Promise<ParsedOptions> {
+  if (o.context === undefined) return o;
+  const ctx = await loadClientContext(o.context === true ? undefined : o.context, o.configFile);
+  const hasAddress = (o.address?.length ?? 0) + (o.addresses?.length ?? 0) > 0;
+  const fromCtx = parseOptions({
+    address: ctx.address,
+    ...(ctx.ca ? { tls: { ca: ctx.ca, ...(ctx.cert ? { cert: ctx.cert } : {}), ...(ctx.key ? { key: ctx.key } : {}) } } : {}),
+    ...(ctx.insecure ? { insecure: true } : {}),
+    ...(ctx.tokenFile ? { tokenFile: ctx.tokenFile } : {}),
+  });
+  const secured = o.tls !== undefined || o.insecure !== undefined;
+  const authed = o.token !== undefined || o.tokenFile !== undefined;
+  return {
+    ...o,
+    ...(hasAddress ? {} : { address: fromCtx.address }),
+    ...(secured ? {} : { tls: fromCtx.tls, insecure: fromCtx.insecure }),
+    ...(authed ? {} : { tokenFile: fromCtx.tokenFile }),
+  };
 }
 
 /** Which nodes `nodes()` / `nodePages()` return; the head filters, so only those are sent. */
@@ -135,8 +188,9 @@ export class Cluster {
   /** TS class instances hosted on workers, called by method name. */
   readonly actors: Actors;
 
-  constructor(private readonly endpoints: Endpoints, token: string, callTimeoutMs: number) {
-    const metadata = tokenMetadata(token);
+  /** `token`: sent with every call when given; a TLS client with a certificate may have none. */
+  constructor(private readonly endpoints: Endpoints, token: string | undefined, callTimeoutMs: number) {
+    const metadata = token ? tokenMetadata(token) : new Metadata();
     this.service = new HeadService(endpoints, ClusterServiceClient, metadata, callTimeoutMs);
     this.placementGroups = new PlacementGroups(new HeadService(endpoints, PlacementGroupServiceClient, metadata, callTimeoutMs));
     this.gangs = new Gangs(new HeadService(endpoints, GangServiceClient, metadata, callTimeoutMs));

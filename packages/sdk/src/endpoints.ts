@@ -8,9 +8,16 @@
  * to a head reuses its connection. Where to go next is `HeadRotation`'s
  * decision (@muster/contracts leader.ts); when to go is rpc.ts's (after a
  * retryable failure).
+ *
+ * Every client is built with the one set of channel credentials connect()
+ * made: TLS (only a server whose certificate has role head and names the
+ * dialled address is talked to, so a leader hint to anywhere else fails its
+ * handshake before the token is sent), or plaintext, where the rotation
+ * follows no hint outside the configured list and `failover` turns such a
+ * hint into an error.
  */
-import { credentials, type ChannelCredentials, type Client, type ClientOptions } from '@grpc/grpc-js';
-import { ErrorCode, type MusterError } from '@muster/common';
+import type { ChannelCredentials, Client, ClientOptions } from '@grpc/grpc-js';
+import { ErrorCode, MusterError } from '@muster/common';
 import { clientChannelOptions, HeadRotation } from '@muster/contracts';
 
 /** What a control call that failed with a retryable error tells before it tries again (progress for CLIs). */
@@ -38,11 +45,21 @@ export class Endpoints {
   /** `addresses`: validated, non-empty, without duplicates. */
   constructor(
     readonly addresses: readonly string[],
+    private readonly creds: { channel: ChannelCredentials; tls: boolean },
     /** Called before every retry of a control call, whichever service. */
     readonly onRetry?: (notice: RetryNotice) => void,
   ) {
     if (addresses.length === 0) throw new Error('Endpoints: no address');
-    this.rotation = new HeadRotation(addresses);
+    this.rotation = new HeadRotation(addresses, { hintsOutsideList: creds.tls });
+  }
+
+  /**
+   * Said after an error for a head that could not be reached: a plaintext
+   * client at a TLS head sees only "failed to connect", so name the likely
+   * cause. Empty on TLS.
+   */
+  get unreachableHint(): string {
+    return this.creds.tls ? '' : ' (this is a plaintext (insecure) connection: if the head serves TLS, connect with tls: { ca, cert, key } or --tls-ca/--tls-cert/--tls-key)';
   }
 
   /** The head calls go to now: the leader once a call has found it. */
@@ -55,7 +72,7 @@ export class Endpoints {
     let byService = this.clients.get(address);
     if (!byService) this.clients.set(address, (byService = new Map()));
     let client = byService.get(service);
-    if (!client) byService.set(service, (client = new service(address, credentials.createInsecure(), clientOptions)));
+    if (!client) byService.set(service, (client = new service(address, this.creds.channel, clientOptions)));
     return client as C;
   }
 
@@ -63,10 +80,20 @@ export class Endpoints {
    * Moves off `from` after a retryable failure there: to the leader the
    * refusal named, else to the next address of the list — the rule of
    * @muster/contracts leader.ts, which the worker agent follows too.
+   * Returns the error to fail the call with when the refusal named a leader
+   * a plaintext client must not follow (outside the configured list).
    */
-  failover(from: string, err: MusterError): void {
+  failover(from: string, err: MusterError): MusterError | undefined {
     const hint = err.details.leader;
     this.rotation.failed(from, { notLeader: err.code === ErrorCode.NOT_LEADER, leaderHint: typeof hint === 'string' ? hint : undefined, nowMs: Date.now() });
+    const refused = this.rotation.refusedHint;
+    if (refused === undefined) return undefined;
+    return new MusterError(
+      ErrorCode.FAILED_PRECONDITION,
+      `head ${from} names ${refused} as the leader, which is not among the configured heads (${this.addresses.join(',')}); ` +
+        'a plaintext (insecure) connection follows no leader outside its list, as nothing proves who answers there and the token would go with the call: add it to the address list, or connect with TLS',
+      { cause: err, details: { leader: refused, tried: [from] } },
+    );
   }
 
   /** Closes every client built, at every address. */

@@ -5,7 +5,7 @@
  * with or without the leader's address), a leader answers.
  */
 import { createServer } from 'node:net';
-import { Server, ServerCredentials, type sendUnaryData, type ServerWritableStream } from '@grpc/grpc-js';
+import { credentials, Server, ServerCredentials, type sendUnaryData, type ServerWritableStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, MusterError, toGrpcError, type ErrorCode as Code } from '@muster/common';
 import { ClusterServiceService, PlacementGroupServiceService, PlacementGroupState, type ClusterEvent, type ClusterInfo, type ClusterServiceServer, type PlacementGroupServiceServer, type WatchEventsRequest } from '@muster/proto';
@@ -109,7 +109,7 @@ const standby = (leader?: string) => new MusterError(ErrorCode.NOT_LEADER, 'this
 const notLeader = (leader?: string) => () => standby(leader);
 
 async function connected(address: string): Promise<Cluster> {
-  const cluster = await connect({ address, token: 'secret' });
+  const cluster = await connect({ address, insecure: true, token: 'secret' });
   clusters.push(cluster);
   return cluster;
 }
@@ -134,12 +134,14 @@ describe('leader discovery', () => {
     expect([a.calls, c.calls, b.calls]).toEqual([1, 0, 2]);
   });
 
-  it('follows a leader hint outside the configured list', async () => {
+  it('plaintext: refuses a leader hint outside the configured list, at once, sending nothing there (TLS follows it: tls-hints.test.ts)', async () => {
     const b = await fakeHead('b');
     const a = await fakeHead('a', { refuse: notLeader(b.address) });
-    const cluster = await connected(a.address);
-    expect(cluster.address).toBe(b.address);
-    expect(cluster.addresses).toEqual([a.address]);
+    const { err } = await failure(connect({ address: a.address, insecure: true, token: 'secret' }));
+    expect(err.code).toBe(ErrorCode.FAILED_PRECONDITION);
+    expect(err.message).toContain(`head ${a.address} names ${b.address} as the leader, which is not among the configured heads`);
+    expect(err.message).toContain('connect with TLS');
+    expect(b.calls).toBe(0);
   });
 
   it('rotates through the list when a standby knows no leader and a head is down', async () => {
@@ -154,7 +156,7 @@ describe('leader discovery', () => {
   it('gives up at the deadline, naming every head it tried', async () => {
     const heads = await Promise.all(['a', 'b', 'c'].map((id) => fakeHead(id, { refuse: notLeader() })));
     const list = heads.map((h) => h.address).join(',');
-    const { err, ms } = await failure(connect({ address: list, token: 'secret', callTimeoutMs: 600 }));
+    const { err, ms } = await failure(connect({ address: list, insecure: true, token: 'secret', callTimeoutMs: 600 }));
     expect(err.code).toBe(ErrorCode.NOT_LEADER);
     expect(err.message).toContain(`no leader among ${list} answered within 600 ms`);
     expect(err.message).toContain('this head is a standby');
@@ -166,7 +168,7 @@ describe('leader discovery', () => {
     const b = await fakeHead('b');
     const a = await fakeHead('a', { refuse: notLeader() });
     const notices: RetryNotice[] = [];
-    const cluster = await connect({ address: `${a.address},${b.address}`, token: 'secret', onRetry: (n) => notices.push(n) });
+    const cluster = await connect({ address: `${a.address},${b.address}`, insecure: true, token: 'secret', onRetry: (n) => notices.push(n) });
     clusters.push(cluster);
     expect(notices).toHaveLength(1);
     expect(notices[0]).toMatchObject({ address: a.address, error: { code: ErrorCode.NOT_LEADER } });
@@ -175,7 +177,7 @@ describe('leader discovery', () => {
 
     const dead = await deadAddress();
     const seen: RetryNotice[] = [];
-    const { err } = await failure(connect({ address: dead, token: 'secret', callTimeoutMs: 500, onRetry: (n) => seen.push(n) }));
+    const { err } = await failure(connect({ address: dead, insecure: true, token: 'secret', callTimeoutMs: 500, onRetry: (n) => seen.push(n) }));
     expect(seen.length).toBeGreaterThanOrEqual(2);
     expect(seen.every((n) => n.address === dead && n.error.code === ErrorCode.UNAVAILABLE)).toBe(true);
     expect(seen.at(-1)!.deadlineInMs).toBeLessThan(seen[0]!.deadlineInMs);
@@ -188,18 +190,18 @@ describe('leader discovery', () => {
   ])('does not retry %s', async (_, code) => {
     const a = await fakeHead('a', { refuse: () => new MusterError(code, 'refused') });
     const b = await fakeHead('b');
-    const { err } = await failure(connect({ address: `${a.address},${b.address}`, token: 'secret' }));
+    const { err } = await failure(connect({ address: `${a.address},${b.address}`, insecure: true, token: 'secret' }));
     expect(err).toMatchObject({ code, message: 'refused' });
     expect([a.calls, b.calls]).toEqual([1, 0]);
   });
 
   it('names the entry that is not host:port', async () => {
-    const { err } = await failure(connect({ address: '127.0.0.1:7400,head-2', token: 'secret' }));
+    const { err } = await failure(connect({ address: '127.0.0.1:7400,head-2', insecure: true, token: 'secret' }));
     expect(err).toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: 'connect(): address.1: "head-2" is not host:port' });
-    const { err: err2 } = await failure(connect({ addresses: ['h:7400', 'h:99999'], token: 'secret' }));
+    const { err: err2 } = await failure(connect({ addresses: ['h:7400', 'h:99999'], insecure: true, token: 'secret' }));
     expect(err2.message).toBe('connect(): addresses.1: "h:99999" is not host:port');
-    const { err: err3 } = await failure(connect({ token: 'secret' }));
-    expect(err3.message).toBe('connect(): address: give address or addresses');
+    const { err: err3 } = await failure(connect({ insecure: true, token: 'secret' }));
+    expect(err3.message).toBe('connect(): address: give address or addresses (or a context)');
   });
 });
 
@@ -280,14 +282,14 @@ describe('Endpoints', () => {
   const refusal = (leader?: string) => notLeader(leader)();
 
   it('moves once when calls that failed together all report it', () => {
-    const e = new Endpoints(['a:1', 'b:1', 'c:1']);
+    const e = new Endpoints(['a:1', 'b:1', 'c:1'], { channel: credentials.createInsecure(), tls: true });
     e.failover('a:1', refusal());
     e.failover('a:1', refusal());
     expect(e.current).toBe('b:1');
   });
 
   it('goes to a hint, then rotates on from where the hint stands in the list', () => {
-    const e = new Endpoints(['a:1', 'b:1', 'c:1']);
+    const e = new Endpoints(['a:1', 'b:1', 'c:1'], { channel: credentials.createInsecure(), tls: true });
     e.failover('a:1', refusal('c:1'));
     expect(e.current).toBe('c:1');
     e.failover('c:1', refusal());

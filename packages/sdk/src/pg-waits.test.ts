@@ -76,7 +76,7 @@ async function fakeHead(opts: { onWait?: (req: WaitPlacementGroupsRequest, call:
 }
 
 async function connected(address: string): Promise<Cluster> {
-  const cluster = await connect({ address, token: 'secret' });
+  const cluster = await connect({ address, insecure: true, token: 'secret' });
   clusters.push(cluster);
   return cluster;
 }

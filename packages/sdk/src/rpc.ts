@@ -94,7 +94,8 @@ async function withFailover<T>(endpoints: Endpoints, timeoutMs: number, attempt:
     }
     if (err.retryable) {
       refusal = { err, address };
-      endpoints.failover(address, err);
+      const refused = endpoints.failover(address, err);
+      if (refused) throw refused;
     } else if (!hung) {
       throw err;
     }
@@ -108,7 +109,8 @@ async function withFailover<T>(endpoints: Endpoints, timeoutMs: number, attempt:
       const then = hung ? `; then ${address} did not answer in time` : '';
       // One head configured: name it; several: none of them led and answered.
       const who = endpoints.addresses.length === 1 && tried.length === 1 ? `head ${tried[0]} did not answer` : `no leader among ${tried.join(',')} answered`;
-      throw new MusterError(last.err.code, `${who} within ${duration(timeoutMs)}; last error (from ${last.address}): ${last.err.message}${then}`, {
+      const hint = last.err.code === ErrorCode.UNAVAILABLE ? endpoints.unreachableHint : '';
+      throw new MusterError(last.err.code, `${who} within ${duration(timeoutMs)}; last error (from ${last.address}): ${last.err.message}${then}${hint}`, {
         cause: last.err,
         details: { ...last.err.details, tried },
       });
@@ -149,7 +151,10 @@ async function* resumingStream<T>(endpoints: Endpoints, open: (address: string) 
     } catch (e) {
       if (signal?.aborted) return;
       const err = fromGrpcError(e);
-      if (err.retryable) endpoints.failover(address, err);
+      if (err.retryable) {
+        const refused = endpoints.failover(address, err);
+        if (refused) throw refused;
+      }
       // The head cut a reader that fell too far behind: open again at the same head, from the last message.
       else if (err.code === ErrorCode.CONSUMER_TOO_SLOW) delay = 0;
       // CANCELLED here came from the head's side (we did not abort).

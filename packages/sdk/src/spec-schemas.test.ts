@@ -88,7 +88,7 @@ describe('actor options', () => {
 
 describe('connect options', () => {
   it('an unknown option is refused with a suggestion before any connection is tried', async () => {
-    const e = await connect({ address: '127.0.0.1:1', token: 'x', callTimeout: 500 } as never).catch((x: unknown) => x);
+    const e = await connect({ address: '127.0.0.1:1', insecure: true, token: 'x', callTimeout: 500 } as never).catch((x: unknown) => x);
     expect(e).toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
     expect((e as Error).message).toBe('connect(): callTimeout: unknown key; did you mean "callTimeoutMs"?');
   });

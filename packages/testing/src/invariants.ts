@@ -84,7 +84,7 @@ export async function checkInvariants(cluster: LocalCluster, opts: InvariantOpti
   try {
     for (;;) {
       try {
-        sdk ??= await connect({ address: cluster.address, tokenFile: cluster.tokenFile, callTimeoutMs: 3_000 });
+        sdk ??= await connect({ ...cluster.clientOptions(), callTimeoutMs: 3_000 });
         last = await round(cluster, sdk, opts);
       } catch (e) {
         // No head answered (or it failed mid-round): connect afresh next round.

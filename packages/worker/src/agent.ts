@@ -23,7 +23,7 @@
  * disconnected is lost, and a new leader must hear it too).
  */
 import { randomUUID } from 'node:crypto';
-import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
+import { Metadata, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Counter } from '@opentelemetry/api';
 import { ErrorCode, VERSION, fromGrpcError, tokenMetadata, type Logger, type Metrics } from '@muster/common';
@@ -33,7 +33,10 @@ import { AgentServiceClient, type AgentMessage, type BundlePlacement, type HeadM
 
 export interface AgentOptions {
   heads: string[];
-  token: string;
+  /** The cluster token, sent when given (a node certificate is the other credential). */
+  token: string | undefined;
+  /** How heads are dialled: TLS (a hint anywhere is followed: the head's certificate proves it) or plaintext (hints in the list only). */
+  credentials: { channel: ChannelCredentials; tls: boolean };
   nodeId: string;
   address: string;
   labels: Record<string, string>;
@@ -75,7 +78,7 @@ export class Agent {
   private sendToHead: ((m: AgentMessage) => void) | undefined;
 
   constructor(private readonly opts: AgentOptions, private readonly log: Logger, metrics: Metrics) {
-    this.rotation = new HeadRotation(opts.heads);
+    this.rotation = new HeadRotation(opts.heads, { hintsOutsideList: opts.credentials.tls });
     this.reconnects = metrics.meter.createCounter('muster_agent_reconnects_total', { description: 'agent stream (re)connection attempts' });
     this.heartbeats = metrics.meter.createCounter('muster_agent_heartbeats_total', { description: 'heartbeats sent to the head' });
     const connected = metrics.meter.createObservableGauge('muster_agent_registered', { description: '1 while registered with a head' });
@@ -128,6 +131,12 @@ export class Agent {
         const hint = notLeader && typeof err.details.leader === 'string' ? err.details.leader : undefined;
         // A busy leader is still the leader: stay with it (a standby would only name it again).
         const next = busy ? head : this.rotation.failed(head, { notLeader, leaderHint: hint, nowMs: Date.now() });
+        if (this.rotation.refusedHint !== undefined) {
+          this.log.error(
+            { head, leader: this.rotation.refusedHint, heads: this.opts.heads },
+            'a head names a leader outside --head; a plaintext (--insecure) agent follows none (nothing proves who answers there): add it to --head, or use TLS',
+          );
+        }
         // A standby that names a leader answered: the cluster is mid-election, so try again at once.
         namedLeader = hint !== undefined;
         if (!this.stopped && !busy) this.log.warn({ head, code: err.code, err: err.message, next }, 'head connection lost');
@@ -150,7 +159,7 @@ export class Agent {
   private client(head: string): AgentServiceClient {
     let c = this.clients.get(head);
     if (!c) {
-      c = new AgentServiceClient(head, credentials.createInsecure(), clientChannelOptions({ reconnectMaxMs: this.opts.reconnectMaxMs }));
+      c = new AgentServiceClient(head, this.opts.credentials.channel, clientChannelOptions({ reconnectMaxMs: this.opts.reconnectMaxMs }));
       this.clients.set(head, c);
     }
     return c;
@@ -159,7 +168,7 @@ export class Agent {
   /** One stream's life; resolves true if it got registered before ending. */
   private session(head: string): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
-      const call = this.client(head).connect(tokenMetadata(this.opts.token));
+      const call = this.client(head).connect(this.opts.token ? tokenMetadata(this.opts.token) : new Metadata());
       this.current = call;
       let registered = false;
       let seq = 0;

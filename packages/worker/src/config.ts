@@ -7,7 +7,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { loadConfig, parseBool, parseList, parseMap, type ConfigSources, type OptionSpec } from '@muster/common';
+import { ErrorCode, MusterError, loadConfig, parseBool, parseList, parseMap, type ConfigSources, type OptionSpec } from '@muster/common';
 import { isHostPort } from '@muster/contracts';
 import { DEFAULT_SERVICE_ACCOUNT_DIR } from './kube-node.js';
 import { SHARD_UID_RANGE, SHARD_USER } from './shards/rank-users.js';
@@ -23,6 +23,12 @@ export const workerConfigSchema = z.object({
   head: z.array(dialAddress).min(1, 'at least one head address').default(['127.0.0.1:7400']),
   token: z.string().optional(),
   tokenFile: z.string().optional(),
+  /** The cluster CA, and this node's certificate (role node, CN = the node id) and key. */
+  tlsCa: z.string().min(1).optional(),
+  tlsCert: z.string().min(1).optional(),
+  tlsKey: z.string().min(1).optional(),
+  /** Plaintext gRPC to a head started with --insecure (logs a warning). */
+  insecure: z.boolean().default(false),
   nodeId: z.string().min(1).default(() => hostname()),
   address: z.string().default(''),
   profile: z.string().optional(),
@@ -63,10 +69,31 @@ export const workerConfigSchema = z.object({
 
 export type WorkerConfig = z.infer<typeof workerConfigSchema>;
 
+/**
+ * The TLS files the agent dials with; undefined with --insecure. Without
+ * either, MUSTER_INVALID_ARGUMENT saying how to get a node certificate.
+ */
+export function workerTlsFiles(config: WorkerConfig): { ca: string; cert?: string; key?: string } | undefined {
+  if (config.insecure) return undefined;
+  if (!config.tlsCa) {
+    throw new MusterError(
+      ErrorCode.INVALID_ARGUMENT,
+      `no --tls-ca: the agent talks to heads over TLS; give --tls-ca <pki>/ca.crt and this node's certificate (\`muster cert node --dir <pki> --node-id ${config.nodeId}\` writes <pki>/nodes/${config.nodeId}.crt and .key) as --tls-cert and --tls-key, or --insecure for a plaintext head`,
+      { details: { field: 'tlsCa' } },
+    );
+  }
+  if (!config.tlsCert !== !config.tlsKey) throw new MusterError(ErrorCode.INVALID_ARGUMENT, '--tls-cert and --tls-key go together', { details: { field: 'tlsCert' } });
+  return { ca: config.tlsCa, ...(config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : {}) };
+}
+
 export const workerOptions: OptionSpec[] = [
   { key: 'head', flag: 'head', env: 'MUSTER_HEAD', parse: parseList, description: 'head address(es) host:port, comma-separated' },
   { key: 'token', flag: 'token', env: 'MUSTER_TOKEN', secret: true, instead: '--token-file or the MUSTER_TOKEN environment variable', description: 'cluster token (prefer --token-file or the env var: a flag is visible to every user of the machine, and the worker warns)' },
   { key: 'tokenFile', flag: 'token-file', env: 'MUSTER_TOKEN_FILE', description: 'file holding the cluster token' },
+  { key: 'tlsCa', flag: 'tls-ca', env: 'MUSTER_TLS_CA', description: 'cluster CA file: the head must present a certificate it signed, with role head, naming the address dialled' },
+  { key: 'tlsCert', flag: 'tls-cert', env: 'MUSTER_TLS_CERT', description: 'this node\'s certificate (`muster cert node`: role node, CN = the node id)' },
+  { key: 'tlsKey', flag: 'tls-key', env: 'MUSTER_TLS_KEY', description: 'this node\'s private key' },
+  { key: 'insecure', flag: 'insecure', env: 'MUSTER_INSECURE', parse: parseBool, boolean: true, description: 'plaintext gRPC to a head started with --insecure: nothing proves the head is one (logs a warning)' },
   { key: 'nodeId', flag: 'node-id', env: 'MUSTER_NODE_ID', description: 'node id (default: hostname)' },
   { key: 'address', flag: 'address', env: 'MUSTER_ADDRESS', description: 'address other nodes reach this one at (default: derived)' },
   { key: 'profile', flag: 'profile', env: 'MUSTER_GPU_PROFILE', description: 'simulated GPU profile instead of nvidia-smi (see `muster-worker inventory --help`)' },

@@ -9,7 +9,7 @@
  * kit waits for it) and re-registers by itself whenever the head comes back.
  */
 import { Command } from 'commander';
-import { isMusterError, secretFlagWarnings } from '@muster/common';
+import { flagSpelling, givenFlags, isMusterError, secretFlagWarnings } from '@muster/common';
 import { CLIENT_ENV } from '@muster/contracts';
 import { createLogger } from '@muster/common/log';
 import { loadWorkerConfig, workerOptions } from './config.js';
@@ -22,11 +22,11 @@ const run = program
   .command('run', { isDefault: true })
   .description('connect to the head and serve this node')
   .option('--config <file>', 'YAML or JSON config file (layered under MUSTER_* env and flags)');
-for (const o of workerOptions) run.option(`--${o.flag} <value>`, `${o.description} [env ${o.env}]`);
+for (const o of workerOptions) run.option(flagSpelling(o), `${o.description} [env ${o.env}]`);
 run.action(async (opts: Record<string, string>) => {
   const log = createLogger('worker');
   try {
-    const flags = Object.fromEntries(workerOptions.map((o) => [o.key, opts[o.key]]));
+    const flags = givenFlags(workerOptions, opts);
     const config = loadWorkerConfig({ file: opts.config, flags });
     for (const warning of secretFlagWarnings(workerOptions, flags)) log.warn(warning);
     // Read once; no child (rank, probe, nvidia-smi) may inherit it. Ranks' env is built from nothing anyway (shards/process.ts).

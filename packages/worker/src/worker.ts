@@ -6,11 +6,12 @@
 import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { ErrorCode, MusterError, connectNats, parseHostPort, readToken, type Logger, type NatsConnection } from '@muster/common';
+import { credentials } from '@grpc/grpc-js';
+import { ErrorCode, MusterError, connectNats, grpcChannelCredentials, parseHostPort, readToken, type Logger, type NatsConnection } from '@muster/common';
 import { startMetrics } from '@muster/common/metrics';
 import type { NatsAccess } from '@muster/proto';
 import { Agent } from './agent.js';
-import type { WorkerConfig } from './config.js';
+import { workerTlsFiles, type WorkerConfig } from './config.js';
 import { discoverInventory } from './inventory/index.js';
 import { hasServiceAccount, kubeApiFromEnv, NodeCordonWatch } from './kube-node.js';
 import { ShardAgent } from './shard-agent.js';
@@ -26,10 +27,14 @@ export interface Worker {
 
 export async function startWorker(config: WorkerConfig, log: Logger): Promise<Worker> {
   const secretFiles = { allowInsecurePermissions: config.allowInsecurePermissions, warn: (m: string) => log.warn(m) };
+  const tls = workerTlsFiles(config);
   const token = config.token ?? (config.tokenFile ? await readToken(config.tokenFile, secretFiles) : undefined);
-  if (!token) {
-    throw new MusterError(ErrorCode.UNAUTHENTICATED, 'no cluster token: pass --token-file <head data dir>/token or set MUSTER_TOKEN', { details: { field: 'token' } });
+  // A node certificate is the node's credential; without one, the cluster token is.
+  if (!token && !tls?.cert) {
+    throw new MusterError(ErrorCode.UNAUTHENTICATED, 'no credential: give this node\'s certificate (--tls-cert, --tls-key) or the cluster token (--token-file, MUSTER_TOKEN)', { details: { field: 'token' } });
   }
+  if (!tls) log.warn('--insecure: the head link is plaintext: the token travels in clear and nothing proves that a head is one');
+  const channel = tls ? grpcChannelCredentials(tls) : credentials.createInsecure();
   const ranks = await rankPlacement(config, log);
   const kubeApi = config.kubeApi ?? kubeApiFromEnv();
   // Default: on in a pod (KUBERNETES_SERVICE_HOST set) with a service account token, off elsewhere.
@@ -67,6 +72,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     {
       heads: config.head,
       token,
+      credentials: { channel, tls: tls !== undefined },
       nodeId: config.nodeId,
       address,
       labels: config.labels,

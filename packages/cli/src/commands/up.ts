@@ -4,6 +4,13 @@
  * Ctrl-C (or SIGTERM) stops every child. With `--run <command>` it runs the
  * command against the cluster once it is up, then stops it and exits with
  * the command's exit code (how the quick-start demo runs).
+ *
+ * TLS by default: the cluster's PKI is made in `<data-dir>/pki` (kept across
+ * runs) and every link uses it; `--insecure` runs plaintext. Once up, it
+ * writes a context (`--context-name`, default "local") with the admin's
+ * certificate to the client config file (MUSTER_CONFIG, default
+ * ~/.muster/config.yaml) and makes it current, so `muster status` in another
+ * shell needs no flag; `--no-context` leaves the file alone.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -12,7 +19,7 @@ import type { Command } from 'commander';
 import { execaCommand } from 'execa';
 import { LocalCluster } from '@muster/local';
 import { clusterSummary, nodesTable } from '../format.js';
-import { CLIENT_ENV } from '@muster/contracts';
+import { clientConfigPath, setClientContext } from '@muster/common';
 
 interface UpFlags {
   workers: string;
@@ -20,6 +27,9 @@ interface UpFlags {
   port: string;
   dataDir: string;
   run?: string;
+  insecure?: boolean;
+  context: boolean;
+  contextName: string;
 }
 
 export function upCommand(program: Command): void {
@@ -31,6 +41,9 @@ export function upCommand(program: Command): void {
     .option('--port <port>', 'head gRPC port', '7400')
     .option('--data-dir <dir>', 'where state, token and logs go', '.muster')
     .option('--run <command>', 'run this shell command against the cluster, then stop it')
+    .option('--insecure', 'plaintext everywhere: no TLS, the token is the only credential')
+    .option('--context-name <name>', 'the context written to the client config file', 'local')
+    .option('--no-context', 'do not write a context to the client config file [MUSTER_CONFIG, default ~/.muster/config.yaml]')
     .action(async (flags: UpFlags) => {
       const workers = Number(flags.workers);
       const port = Number(flags.port);
@@ -61,9 +74,9 @@ export function upCommand(program: Command): void {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
 
-      const cluster = await LocalCluster.start({ dataDir, port, workers: 0, profile: flags.profile, onLine });
+      const cluster = await LocalCluster.start({ dataDir, port, workers: 0, profile: flags.profile, onLine, insecure: flags.insecure === true });
       started.cluster = cluster;
-      say(`head ready at ${cluster.address} (token: ${cluster.tokenFile})\n`);
+      say(`head ready at ${cluster.address} (${cluster.tls ? `TLS, CA ${cluster.tls.ca}` : 'INSECURE: plaintext'}; token: ${cluster.tokenFile})\n`);
       let registered = 0;
       const tty = process.stdout.isTTY;
       await Promise.all(Array.from({ length: workers }, (_, i) => cluster.addWorker({ nodeId: `node-${i + 1}` }).then(() => {
@@ -75,13 +88,21 @@ export function upCommand(program: Command): void {
       const nodes = await c.nodes();
       c.close();
       say(`${clusterSummary(nodes)}\n${nodes.length ? `${nodesTable(nodes)}\n` : ''}`);
-      const env = { [CLIENT_ENV.ADDRESS]: cluster.address, [CLIENT_ENV.TOKEN_FILE]: cluster.tokenFile };
+      const env = cluster.clientEnv();
+      if (flags.context) {
+        const tls = cluster.tls;
+        // The token file too: until the head authorizes by certificate alone, the token is what it checks.
+        const ctx = { address: cluster.address, ...(tls ? { ca: tls.ca, cert: tls.cert, key: tls.key } : { insecure: true }), tokenFile: cluster.tokenFile };
+        await setClientContext(flags.contextName, ctx);
+        say(`context "${flags.contextName}" written to ${clientConfigPath()} (current)\n`);
+      }
       if (flags.run) {
         say(`running: ${flags.run}\n`);
         const r = await execaCommand(flags.run, { shell: true, stdio: 'inherit', reject: false, env });
         await stop();
         process.exit(r.exitCode ?? 1);
       }
-      say(`\ncluster is up. In another shell:\n  export ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}\n  muster status\nCtrl-C stops it.\n`);
+      const exports = flags.context ? '' : `  export ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}\n`;
+      say(`\ncluster is up. In another shell:\n${exports}  muster status\nCtrl-C stops it.\n`);
     });
 }

@@ -14,9 +14,17 @@
  * until agents give up on their registration deadline and reconnect again
  * (the thrash that kept 10,000 agents from ever registering), and heartbeats
  * of admitted nodes are not starved behind the queue.
+ *
+ * Node identity (as Kubernetes' NodeRestriction binds a kubelet to its Node):
+ * an agent that authenticated with a node certificate registers only as the
+ * node id its certificate names, so it cannot register, take over (by
+ * replaying an incarnation) or hear the orders of another node: the stream,
+ * and everything the head sends on it, is bound to that id. An admin (the
+ * cluster token) may register any node id.
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { Histogram } from '@opentelemetry/api';
+import type { Identity } from '@muster/contracts';
 import { ErrorCode, MusterError, toGrpcError, type Logger } from '@muster/common';
 import { SPEC_LIMITS } from '@muster/contracts';
 import type { AgentLogChunk, AgentMessage, AgentServiceServer, HeadMessage, NatsAccess, ReservationSnapshot, ShardStatusReport } from '@muster/proto';
@@ -54,10 +62,10 @@ let nextConnId = 1;
 
 export function agentService(ctx: RpcContext, deps: AgentServiceDeps): AgentServiceServer {
   const admission = { inFlight: 0, max: deps.maxAdmitting ?? DEFAULT_MAX_ADMITTING };
-  return { connect: bidiStream(ctx, 'AgentConnect', (call) => serveAgent(call, deps, admission)) };
+  return { connect: bidiStream(ctx, 'AgentConnect', (call, who) => serveAgent(call, who, deps, admission)) };
 }
 
-function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: AgentServiceDeps, admission: { inFlight: number; max: number }): Promise<void> {
+function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, who: Identity, deps: AgentServiceDeps, admission: { inFlight: number; max: number }): Promise<void> {
   const { registry, log } = deps;
   let nodeId: string | undefined;
   let ended = false;
@@ -104,6 +112,7 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
     if (ended) return;
     if (!nodeId) {
       const reg = validateRegister(msg.msg?.$case === 'register' ? msg.msg.value : undefined);
+      checkNodeBinding(who, reg.nodeId);
       if (admission.inFlight >= admission.max) {
         throw new MusterError(
           ErrorCode.RESOURCE_EXHAUSTED,
@@ -178,4 +187,16 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, deps: A
  */
 export function boundedReport(s: ShardStatusReport): ShardStatusReport {
   return { ...s, reason: s.reason.slice(0, SPEC_LIMITS.reasonLength), signal: s.signal.slice(0, 32), phase: s.phase.slice(0, 32), logTail: s.logTail.slice(-4096) };
+}
+
+/** A node certificate registers its own node id only; an admin any. */
+export function checkNodeBinding(who: Identity, nodeId: string): void {
+  if (who.role === 'admin' || (who.role === 'node' && who.name === nodeId)) return;
+  throw new MusterError(
+    ErrorCode.PERMISSION_DENIED,
+    who.role === 'node'
+      ? `node "${who.name}" may not register as node "${nodeId}": a node certificate registers only the node id it names (CN)`
+      : `${who.role} "${who.name}" may not register a node: it needs a node certificate or role admin`,
+    { details: { role: who.role, name: who.name, nodeId } },
+  );
 }

@@ -60,7 +60,7 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
     drainNode: unary(ctx, 'DrainNode', async (req: DrainNodeRequest) => registry.drain(nodeId(req.nodeId), checkLength('reason', req.reason.trim(), 'reasonLength'), 'operator')),
     uncordonNode: unary(ctx, 'UncordonNode', async (req: { nodeId: string }) => registry.uncordon(nodeId(req.nodeId), 'operator')),
     getDrainStatus: unary(ctx, 'GetDrainStatus', (req: { nodeId: string }) => deps.drains.settledStatus(nodeId(req.nodeId))),
-    removeNode: unary(ctx, 'RemoveNode', async (req: { nodeId: string }) => registry.remove(nodeId(req.nodeId))),
+    removeNode: unary(ctx, 'RemoveNode', async (req: { nodeId: string }, _md, who) => registry.remove(nodeId(req.nodeId), `removed by ${who.role} "${who.name}"`)),
   };
 }
 

@@ -7,7 +7,7 @@ import { serverStream, unary, type RpcContext } from './rpc.js';
 
 export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): ReplicaGroupServiceServer {
   return {
-    applyReplicaGroup: unary(ctx, 'ApplyReplicaGroup', (req) => rgs.apply(req.spec)),
+    applyReplicaGroup: unary(ctx, 'ApplyReplicaGroup', (req, _md, who) => rgs.apply(req.spec, who)),
     getReplicaGroup: unary(ctx, 'GetReplicaGroup', async (req) => rgs.get(req.name)),
     listReplicaGroups: unary(ctx, 'ListReplicaGroups', async (req: ListReplicaGroupsRequest) => {
       const { namePrefix } = req;
@@ -21,8 +21,8 @@ export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): Re
       });
       return { groups: page.items, nextPageToken: page.nextPageToken };
     }),
-    scaleReplicaGroup: unary(ctx, 'ScaleReplicaGroup', (req) => rgs.scale(req.name, req.replicas)),
-    deleteReplicaGroup: unary(ctx, 'DeleteReplicaGroup', (req) => rgs.delete(req.name)),
+    scaleReplicaGroup: unary(ctx, 'ScaleReplicaGroup', (req, _md, who) => rgs.scale(req.name, req.replicas, who)),
+    deleteReplicaGroup: unary(ctx, 'DeleteReplicaGroup', (req, _md, who) => rgs.delete(req.name, who)),
     watchMembership: serverStream(ctx, 'WatchMembership', async (call) => {
       const abort = new AbortController();
       call.once('cancelled', () => abort.abort());

@@ -1,8 +1,11 @@
 /**
- * What every gRPC handler of the head shares: the token check, RPC metrics
- * (count by method and code, latency) and the mapping of thrown errors to
- * gRPC status + `muster-error-code`. Handlers are plain async functions that
- * return a value or throw a MusterError.
+ * What every gRPC handler of the head shares: authentication (a client
+ * certificate or the cluster token, authenticate.ts) and authorization by the
+ * access table (access.ts) before the handler runs, RPC metrics (count by
+ * method and code, refusals included; latency) and the mapping of thrown
+ * errors to gRPC status + `muster-error-code`. Handlers are plain async
+ * functions that return a value or throw a MusterError; the caller's identity
+ * is their last argument.
  */
 import type {
   sendUnaryData,
@@ -12,7 +15,10 @@ import type {
   Metadata,
 } from '@grpc/grpc-js';
 import type { Counter, Histogram } from '@opentelemetry/api';
-import { checkToken, toGrpcError, toMusterError, type Metrics } from '@muster/common';
+import type { Identity } from '@muster/contracts';
+import { toGrpcError, toMusterError, type Metrics } from '@muster/common';
+import { authorize } from './access.js';
+import { authenticate, type AuthenticatedCall } from './authenticate.js';
 import { pageKey } from './pages.js';
 
 export interface RpcContext {
@@ -36,17 +42,24 @@ export function rpcContext(token: string, metrics: Metrics): RpcContext {
   };
 }
 
+/** The caller's identity, once it may call this method with this request (else throws). */
+function admit(ctx: RpcContext, call: AuthenticatedCall & { getPath(): string }, request?: unknown): Identity {
+  const who = authenticate(call, ctx.token);
+  authorize(who, call.getPath(), request);
+  return who;
+}
+
 function record(ctx: RpcContext, method: string, started: number, code: string): void {
   ctx.rpcCount.add(1, { method, code });
   ctx.rpcLatency.record((performance.now() - started) / 1000, { method });
 }
 
-export function unary<Req, Res>(ctx: RpcContext, method: string, handler: (req: Req, md: Metadata) => Promise<Res>) {
+export function unary<Req, Res>(ctx: RpcContext, method: string, handler: (req: Req, md: Metadata, who: Identity) => Promise<Res>) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     const started = performance.now();
     (async () => {
-      checkToken(call.metadata, ctx.token);
-      return handler(call.request, call.metadata);
+      const who = admit(ctx, call, call.request);
+      return handler(call.request, call.metadata, who);
     })().then(
       (res) => {
         record(ctx, method, started, 'OK');
@@ -60,12 +73,12 @@ export function unary<Req, Res>(ctx: RpcContext, method: string, handler: (req: 
   };
 }
 
-export function serverStream<Req, Res>(ctx: RpcContext, method: string, handler: (call: ServerWritableStream<Req, Res>) => Promise<void>) {
+export function serverStream<Req, Res>(ctx: RpcContext, method: string, handler: (call: ServerWritableStream<Req, Res>, who: Identity) => Promise<void>) {
   return (call: ServerWritableStream<Req, Res>) => {
     const started = performance.now();
     (async () => {
-      checkToken(call.metadata, ctx.token);
-      await handler(call);
+      const who = admit(ctx, call, call.request);
+      await handler(call, who);
     })().then(
       () => {
         record(ctx, method, started, 'OK');
@@ -79,12 +92,12 @@ export function serverStream<Req, Res>(ctx: RpcContext, method: string, handler:
   };
 }
 
-export function bidiStream<Req, Res>(ctx: RpcContext, method: string, handler: (call: ServerDuplexStream<Req, Res>) => Promise<void>) {
+export function bidiStream<Req, Res>(ctx: RpcContext, method: string, handler: (call: ServerDuplexStream<Req, Res>, who: Identity) => Promise<void>) {
   return (call: ServerDuplexStream<Req, Res>) => {
     const started = performance.now();
     (async () => {
-      checkToken(call.metadata, ctx.token);
-      await handler(call);
+      const who = admit(ctx, call);
+      await handler(call, who);
     })().then(
       () => record(ctx, method, started, 'OK'),
       (e: unknown) => {

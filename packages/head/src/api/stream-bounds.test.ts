@@ -73,6 +73,8 @@ describe('WatchMembership pacing', () => {
     const call = Object.assign(new EventEmitter(), {
       request: { group: 'g' },
       metadata: { get: () => ['Bearer t'] },
+      getAuthContext: () => ({}),
+      getPath: () => '/muster.v1.ReplicaGroupService/WatchMembership',
       written: [] as unknown[],
       write(m: unknown) {
         this.written.push(m);

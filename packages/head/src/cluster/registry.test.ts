@@ -159,10 +159,16 @@ describe('NodeRegistry on a store that fails writes', () => {
   });
 });
 
-/** An agent's stream as the gRPC server hands it over: messages in, writes and an error out. */
-function agentStream() {
+/**
+ * An agent's stream as the gRPC server hands it over: messages in, writes and
+ * an error out; `node`: the node id of the verified certificate it shows (else the token only).
+ */
+function agentStream(node?: string) {
+  const peer = node === undefined ? undefined : { subject: { CN: node, O: 'muster:node' }, subjectaltname: '' };
   const call = Object.assign(new EventEmitter(), {
     metadata: new Metadata(),
+    getAuthContext: () => ({ sslPeerCertificate: peer }),
+    getPath: () => '/muster.v1.AgentService/Connect',
     written: [] as HeadMessage[],
     write(msg: HeadMessage) {
       call.written.push(msg);
@@ -202,6 +208,65 @@ describe('an agent registering while the store refuses the write', () => {
     expect(call.written).toEqual([]); // no `registered`, no reservations
     expect(h.heard).toEqual([]);
     expect(h.registry.get('n1')).toBeUndefined();
+  });
+});
+
+describe('an agent with a node certificate', () => {
+  const ctx = { token: 't0ken', rpcCount: { add: () => undefined }, rpcLatency: { record: () => undefined } } as unknown as RpcContext;
+  const noop = () => undefined;
+  async function serve() {
+    const h = await harness();
+    const service = agentService(ctx, {
+      registry: h.registry,
+      log: h.log,
+      headId: 'test',
+      heartbeatIntervalMs: 100,
+      deadAfterMs: DEAD_AFTER_MS,
+      nats: undefined,
+      heartbeatLag: { record: noop } as never,
+      shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
+      logs: { chunk: noop },
+      reservations: { snapshotFor: () => ({ bundles: [] }) as never, acked: noop },
+    });
+    const open = (node?: string) => {
+      const stream = agentStream(node);
+      service.connect(stream.call as never);
+      return stream;
+    };
+    return { h, open };
+  }
+  const register = (nodeId: string, incarnation?: string): AgentMessage => ({ msg: { $case: 'register', value: registration(nodeId, incarnation) } });
+
+  it('registers its own node id, and no other (nothing written, nothing heard)', async () => {
+    const { h, open } = await serve();
+    const own = open('n2');
+    own.call.emit('data', register('n2'));
+    await expect.poll(() => own.call.written[0]?.msg?.$case).toBe('registered');
+    const other = open('n2');
+    other.call.emit('data', register('n3'));
+    const err = (await other.failed) as Error & { code: number };
+    expect(err.code).toBe(7); // PERMISSION_DENIED
+    expect(err.message).toBe('node "n2" may not register as node "n3": a node certificate registers only the node id it names (CN)');
+    expect(other.call.written).toEqual([]);
+    expect(h.registry.get('n3')).toBeUndefined();
+    expect(h.heard).toEqual(['node.registered n2']);
+  });
+
+  it('cannot take over another node by replaying its incarnation; the token (an admin) registers any node', async () => {
+    const { h, open } = await serve();
+    const victim = open(); // the token only: an admin
+    victim.call.emit('data', register('n1', 'inc-victim'));
+    await expect.poll(() => victim.call.written[0]?.msg?.$case).toBe('registered');
+    let victimCut = false;
+    void victim.failed.then(() => (victimCut = true));
+    const thief = open('n2');
+    thief.call.emit('data', register('n1', 'inc-victim'));
+    // The thief's refusal is the marker: its registration was handled to the end.
+    expect(((await thief.failed) as Error & { code: number }).code).toBe(7);
+    expect(thief.call.written).toEqual([]);
+    expect(h.registry.get('n1')?.incarnation).toBe('inc-victim');
+    expect(victimCut).toBe(false); // the victim's stream was not superseded
+    expect(h.heard).toEqual(['node.registered n1']);
   });
 });
 

@@ -70,8 +70,9 @@ async function harness() {
   const rgs = new ReplicaGroupController(writer, pgsPort, gangsPort, events, log, undefined);
   cleanups.push(() => rgs.close());
   await rgs.load();
-  const storedEvents = async () => (await inner.range(EVENTS_PREFIX)).kvs.map((kv) => ClusterEvent.decode(kv.value).kind);
-  return { store, rgs, heard, storedEvents, allReady };
+  const stored = async () => (await inner.range(EVENTS_PREFIX)).kvs.map((kv) => ClusterEvent.decode(kv.value));
+  const storedEvents = async () => (await stored()).map((e) => e.kind);
+  return { store, rgs, heard, stored, storedEvents, allReady };
 }
 
 const spec: ReplicaGroupSpec = { name: 'web', template: { command: 'node', args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined }, replicas: { min: 0, max: 5, initial: 1 } } as unknown as ReplicaGroupSpec;
@@ -98,6 +99,18 @@ async function during(call: Promise<unknown>, probe: () => void): Promise<unknow
   }
   return call;
 }
+
+describe('ReplicaGroupController audit', () => {
+  it('names the API caller who applied, scaled and deleted a group in its stored events', async () => {
+    const { rgs, stored } = await harness();
+    const dora = { role: 'deployer', name: 'dora', callGroups: [] } as const;
+    await rgs.apply(spec, dora);
+    await rgs.scale('web', 2, { ...dora, name: 'dan' });
+    await rgs.delete('web', dora);
+    const by = (await stored()).filter((e) => e.kind.startsWith('rg.')).map((e) => [e.kind, e.attributes.by]);
+    expect(by).toEqual(expect.arrayContaining([['rg.created', 'deployer:dora'], ['rg.scaled', 'deployer:dan'], ['rg.deleting', 'deployer:dora']]));
+  });
+});
 
 describe('ReplicaGroupController on a store that fails on command', () => {
   it('apply: a failed write creates nothing; healed, it creates the group', async () => {

@@ -19,6 +19,7 @@
  * draining, when replicas failed (the replacement budget), and the
  * autoscaler's timers, which ride along with the next write of the record.
  */
+import type { Identity } from '@muster/contracts';
 import { ErrorCode, MusterError, type Logger, type NatsConnection, randomId } from '@muster/common';
 import { ReplicaGroup, type Membership, type NatsAccess, type ReplicaGroupSpec } from '@muster/proto';
 import type { EventLog } from '../events/event-log.js';
@@ -31,7 +32,7 @@ import type { Entry } from './rg-entry.js';
 import { RgExecutor, type GangsPort, type PgsPort } from './rg-executor.js';
 import { MembershipFeed } from './rg-membership.js';
 import { FAILURE_WINDOW_MS, planReplicaGroup, replacementBudget } from './rg-plan.js';
-import { appliedRecord, autoscaledRecord, autoscalerMemory, deletingRecord, scaledRecord, type RecordEvent } from './rg-records.js';
+import { appliedRecord, autoscaledRecord, autoscalerMemory, byWhom, deletingRecord, scaledRecord, type RecordEvent } from './rg-records.js';
 import { parseRgSpec, policyOf, type ValidRgSpec } from './rg-spec.js';
 
 export const RGS_PREFIX = '/muster/rgs/';
@@ -108,14 +109,15 @@ export class ReplicaGroupController {
 
   // ── API ────────────────────────────────────────────────────────────────
 
-  async apply(wire: ReplicaGroupSpec | undefined): Promise<ReplicaGroup> {
+  /** `by`: who asked (an API caller), named in the event. */
+  async apply(wire: ReplicaGroupSpec | undefined, by?: Identity): Promise<ReplicaGroup> {
     const spec = parseRgSpec(wire);
     return this.serial(spec.name, async () => {
       const e = this.groups.get(spec.name);
       if (e?.rg.deleting) throw new MusterError(ErrorCode.FAILED_PRECONDITION, `replica group ${spec.name} is being deleted`);
       const { rg, stableSpec, event } = appliedRecord(e, spec, Date.now());
       const entry = e ?? this.entry(rg, spec, undefined);
-      await this.write(entry, rg, event, () => {
+      await this.write(entry, rg, byWhom(event, by), () => {
         Object.assign(entry, { spec, policy: policyOf(spec), stableSpec });
         this.groups.set(spec.name, entry);
       });
@@ -134,7 +136,7 @@ export class ReplicaGroupController {
     return [...this.groups.keys()].sort().map((n) => this.get(n));
   }
 
-  async scale(name: string, replicas: number): Promise<ReplicaGroup> {
+  async scale(name: string, replicas: number, by?: Identity): Promise<ReplicaGroup> {
     return this.serial(name, async () => {
       const e = this.entryOf(name);
       const { min, max } = e.spec.replicas;
@@ -145,17 +147,17 @@ export class ReplicaGroupController {
         throw new MusterError(ErrorCode.INVALID_ARGUMENT, `replicas: ${replicas} is outside ${name}'s bounds min ${min} … max ${max} (change them with apply)`, { details: { field: 'replicas' } });
       }
       const { rg, event } = scaledRecord(e.rg, replicas);
-      await this.write(e, rg, event);
+      await this.write(e, rg, byWhom(event, by));
       this.kick(name);
       return this.get(name);
     });
   }
 
-  async delete(name: string): Promise<ReplicaGroup> {
+  async delete(name: string, by?: Identity): Promise<ReplicaGroup> {
     return this.serial(name, async () => {
       const e = this.entryOf(name);
       const { rg, event } = deletingRecord(e.rg);
-      await this.write(e, rg, event);
+      await this.write(e, rg, byWhom(event, by));
       this.kick(name);
       return e.rg;
     });

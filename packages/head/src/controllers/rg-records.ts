@@ -10,6 +10,7 @@
  * revision running before it as the stable one (a second canary while one
  * runs keeps the first stable); a rolling apply ends any canary.
  */
+import type { Identity } from '@muster/contracts';
 import type { AutoscalerMemory, ReplicaGroup } from '@muster/proto';
 import type { Decision } from '../autoscaler/index.js';
 import { revisionOf, type ValidRgSpec } from './rg-spec.js';
@@ -19,6 +20,14 @@ export interface RecordEvent {
   kind: string;
   message: string;
   attributes?: Record<string, string>;
+}
+
+/**
+ * `event` naming who asked for it (attribute `by`: "<role>:<name>" of the API
+ * caller), the audit trail of a change; unchanged when the head itself acts.
+ */
+export function byWhom(event: RecordEvent, by: Identity | undefined): RecordEvent {
+  return by ? { ...event, attributes: { ...event.attributes, by: `${by.role}:${by.name}` } } : event;
 }
 
 export interface NextRecord {

@@ -2,17 +2,22 @@
  * The gRPC services of a head stay bound for its whole life; what answers
  * behind them changes with leadership. `LeaderGate` holds the current term's
  * service implementations: while this head leads, calls pass through to
- * them; while it stands by, every call (after the token check) is refused
- * with MUSTER_NOT_LEADER carrying the leader's address, which the SDK and
- * the agents follow. When a term ends, its open streams (agent sessions,
+ * them (which authenticate and authorize each call: api/rpc.ts); while it
+ * stands by, every call is authenticated and authorized as the leader would
+ * (a stranger learns nothing, not even where the leader is) and then refused
+ * with MUSTER_NOT_LEADER carrying the leader's address, which the SDK and the
+ * agents follow. When a term ends, its open streams (agent sessions,
  * event and membership watches) are ended with the same refusal, so their
  * clients reconnect to the new leader instead of hanging on a deposed one.
  */
-import type { Metadata, ServiceDefinition, UntypedHandleCall, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { ErrorCode, MusterError, checkToken, toGrpcError } from '@muster/common';
+import type { ServiceDefinition, UntypedHandleCall, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { ErrorCode, MusterError, toGrpcError } from '@muster/common';
+import { authorize } from '../api/access.js';
+import { authenticate, type AuthenticatedCall } from '../api/authenticate.js';
 
-interface StreamCall {
-  readonly metadata: Metadata;
+interface StreamCall extends AuthenticatedCall {
+  /** A unary or server-stream call's request (the access table reads a caller's group from it). */
+  readonly request?: unknown;
   emit(event: string, ...args: unknown[]): boolean;
   once(event: string, listener: () => void): unknown;
 }
@@ -78,13 +83,14 @@ export class LeaderGate {
   }
 
   private check(call: StreamCall, service: ServiceDefinition, name: string): MusterError | ((...args: never[]) => void) {
+    const impl = this.impls?.get(service)?.[name];
+    // A leader's handlers check the caller themselves (and count refusals in the rpc metric).
+    if (impl) return impl as (...args: never[]) => void;
     try {
-      checkToken(call.metadata, this.token);
+      authorize(authenticate(call, this.token), service[name]!.path, call.request);
     } catch (e) {
       return e as MusterError;
     }
-    const impl = this.impls?.get(service)?.[name];
-    if (!impl) return this.impls ? new MusterError(ErrorCode.INTERNAL, `method ${name} is not implemented`) : this.refusal();
-    return impl as (...args: never[]) => void;
+    return this.impls ? new MusterError(ErrorCode.INTERNAL, `method ${name} is not implemented`) : this.refusal();
   }
 }

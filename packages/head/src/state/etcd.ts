@@ -28,6 +28,8 @@ import { watchEtcd } from './etcd-watch.js';
 
 export interface EtcdStoreOptions {
   endpoints: string[];
+  /** TLS: etcd's CA, and a client certificate and key for etcd's --client-cert-auth (PEM). */
+  credentials?: { rootCertificate: Buffer; certChain?: Buffer; privateKey?: Buffer } | undefined;
   /** Prepended to every key, so several stores (tests, clusters) can share one etcd. */
   prefix?: string;
   /** Deadline of each call in ms. Default 5,000. */
@@ -77,6 +79,7 @@ export class EtcdStore implements StateStore {
     const timeout = opts.callTimeoutMs ?? 5000;
     const client = new Etcd3({
       hosts: opts.endpoints,
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
       dialTimeout: opts.dialTimeoutMs ?? 5000,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
       faultHandling: { global: once },
