@@ -12,6 +12,7 @@ import { connectNats, loadOrCreateToken, parseHostPort, type Logger } from '@mus
 import { serverChannelOptions } from '@muster/contracts';
 import { NodeState } from '@muster/proto';
 import { tokenPath, type HeadConfig } from './config.js';
+import { NatsUsers } from './dataplane/nats-users.js';
 import type { HeadProcess, LeaderTerm } from './leader-term.js';
 import { openStore, type StateStore } from './state/index.js';
 
@@ -41,10 +42,11 @@ export async function connectEventBus(config: HeadConfig, log: Logger): Promise<
     log.warn('no --nats-url: cluster events are not published on NATS and there is no data plane');
     return { nats: undefined, stop: () => undefined };
   }
-  const access = { servers: config.natsUrl, user: config.natsUser, password: config.natsPassword, subjectPrefix: config.natsSubjectPrefix };
-  const conn = await connectNats(access, `muster-head ${config.headId}`);
-  log.info({ servers: config.natsUrl }, 'connected to NATS');
-  return { nats: { conn, access }, stop: () => conn.drain() };
+  const users = await NatsUsers.fromConfig(config);
+  const conn = await connectNats(users.head(config.headId), `muster-head ${config.headId}`);
+  log.info({ servers: config.natsUrl, tls: users.publicAccess.caPem !== '' }, 'connected to NATS');
+  if (!users.publicAccess.caPem) log.warn('no --nats-ca: NATS traffic (requests, replies, credentials presented) is not encrypted');
+  return { nats: { conn, access: users.publicAccess, users }, stop: () => conn.drain() };
 }
 
 /**

@@ -26,13 +26,15 @@ import { PlacementGroupController } from './controllers/placement-groups.js';
 import { ReplicaGroupController } from './controllers/replica-groups.js';
 import { EventLog } from './events/event-log.js';
 import type { StateWriter } from './state/fence.js';
+import type { NatsUsers } from './dataplane/nats-users.js';
 
 /** What a head has for its whole life, handed to each term. */
 export interface HeadProcess {
   config: HeadConfig;
   log: Logger;
   storeKind: string;
-  nats: { conn: NatsConnection; access: NatsAccess } | undefined;
+  /** The event bus and data plane: the head's connection, what anyone may know of it, the users it mints. */
+  nats: { conn: NatsConnection; access: NatsAccess; users: NatsUsers } | undefined;
   rpc: RpcContext;
   instruments: { pgCycleSeconds: Histogram; pgCycleWrites: Histogram; heartbeatLag: Histogram };
 }
@@ -69,7 +71,7 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
   const gangs = new GangController(writer, registry, placementGroups, events, log.child({ controller: 'gangs' }), config.shardPortRange, {
     kept: config.finishedGangsKept,
     maxAgeMs: config.finishedGangMaxAgeMs,
-  });
+  }, nats && ((group) => nats.users.replicaEnv(group)));
   await gangs.load();
   const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats, (n) => registry.get(n)?.draining === true);
   registry.onTransition((kind) => {
@@ -105,6 +107,7 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
       drains,
       streamBufferMessages: config.streamBufferMessages,
       groups: { pgs: placementGroups, gangs, replicaGroups },
+      dataPlane: nats?.users,
       info: { headId: config.headId, version: VERSION, store: head.storeKind, nats: nats?.access, heartbeatIntervalMs: config.heartbeatIntervalMs, deadAfterMs: config.deadAfterMs },
     })],
     [AgentServiceService, agentService(head.rpc, {

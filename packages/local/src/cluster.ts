@@ -129,7 +129,7 @@ export class LocalCluster {
       listen: `127.0.0.1:${port}`,
       tokenFile: this.tokenFile,
       etcdEndpoint: this.etcd?.endpoint,
-      nats: this.nats && { url: this.nats.url, user: this.nats.access.user, password: this.nats.access.password },
+      nats: this.nats && { url: this.nats.url, account: this.nats.account, accountSeedFile: this.nats.accountSeedFile, caFile: this.nats.caFile },
       tag: this.runTag,
       opts: this.opts,
       onLine: (l) => this.opts.onLine?.(name, l),

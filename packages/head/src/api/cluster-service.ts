@@ -8,13 +8,16 @@ import {
   type ClusterServiceServer,
   type DrainNodeRequest,
   type DrainStatus,
+  type GetDataPlaneAccessRequest,
   type ListNodesRequest,
   type ListNodesResponse,
   Node,
   type NatsAccess,
   type WatchEventsRequest,
 } from '@muster/proto';
+import { TOKEN_IDENTITY } from '@muster/contracts';
 import type { NodeRegistry } from '../cluster/registry.js';
+import type { NatsUsers } from '../dataplane/nats-users.js';
 import type { EventLog } from '../events/event-log.js';
 import { BoundedStream, DEFAULT_MAX_QUEUED } from './bounded-stream.js';
 import { paginate } from './pages.js';
@@ -30,6 +33,8 @@ export interface ClusterServiceDeps {
   /** What the summary counts besides nodes. */
   groups: Omit<SummarySources, 'nodes'>;
   info: { headId: string; version: string; store: string; nats: NatsAccess | undefined; heartbeatIntervalMs: number; deadAfterMs: number };
+  /** The NATS users the head mints (undefined: no NATS, GetDataPlaneAccess is refused). */
+  dataPlane?: NatsUsers | undefined;
 }
 
 export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): ClusterServiceServer {
@@ -55,6 +60,14 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
       const node = registry.get(req.nodeId);
       if (!node) throw new MusterError(ErrorCode.NOT_FOUND, `no node "${req.nodeId}"`, { details: { nodeId: req.nodeId } });
       return node;
+    }),
+    // TODO(X, lead): access table entry — every authenticated client role may
+    // ask; mint for the call's verified Identity (identityOf its certificate)
+    // instead of TOKEN_IDENTITY once handlers see it. The minted permissions
+    // already follow mayCall(identity, group), so a viewer gets no group.
+    getDataPlaneAccess: unary(ctx, 'GetDataPlaneAccess', async (req: GetDataPlaneAccessRequest): Promise<NatsAccess> => {
+      if (!deps.dataPlane) throw new MusterError(ErrorCode.FAILED_PRECONDITION, 'the head runs without NATS (--nats-url): there is no data plane');
+      return deps.dataPlane.caller(TOKEN_IDENTITY, req.inboxPrefix.slice(0, 64));
     }),
     watchEvents: serverStream(ctx, 'WatchEvents', (call) => watchEvents(events, call, deps.streamBufferMessages)),
     drainNode: unary(ctx, 'DrainNode', async (req: DrainNodeRequest) => registry.drain(nodeId(req.nodeId), req.reason.trim(), 'operator')),

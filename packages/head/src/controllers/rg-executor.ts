@@ -116,7 +116,7 @@ export class RgExecutor {
       const pg = await this.pgs.create(pgSpecOf(spec, r.id), requestId);
       fields.placementGroupId = pg.id;
       e.making.add(pg.id);
-      const gang = await this.gangs.launch(gangSpecOf(spec, r.revision, r.id, pg.id, this.access), requestId);
+      const gang = await this.gangs.launch(gangSpecOf(spec, r.revision, r.id, pg.id, this.access?.subjectPrefix), requestId);
       return { fields: { ...fields, gangId: gang.id, message: gang.message } };
     } catch (err) {
       const message = `could not start: ${(err as Error).message}`;

@@ -1,0 +1,68 @@
+/**
+ * The SDK's connection to the data plane, as its own NATS user: the head
+ * mints one for this client's identity (ClusterService.GetDataPlaneAccess:
+ * publish to the groups it may call, read their load reports and its own
+ * inbox, nothing else). The user's JWT expires (the head's
+ * --nats-caller-ttl-ms, 24 h by default): at three quarters of its life
+ * this asks the head again, and the connection presents the new JWT at its
+ * next (re)connect — nats-server closes a connection whose JWT expired and
+ * nats.js reconnects at once, so calls in flight at that moment fail with a
+ * retryable UNAVAILABLE, as on any NATS reconnect (docs/dataplane.md).
+ */
+import { connectNats, type NatsConnection } from '@muster/common';
+import type { NatsAccess } from '@muster/proto';
+
+/** Ask again this long before expiry at the latest (a quarter of the life, at most 1 h). */
+const RENEW_MARGIN_MAX_MS = 60 * 60 * 1000;
+/** A failed renewal is tried again this often until it works or the JWT expires. */
+const RENEW_RETRY_MS = 5_000;
+
+export interface DataPlane {
+  conn: NatsConnection;
+  prefix: string;
+  /** The inbox prefix the connection's user may read (routers must use it). */
+  inboxPrefix: string;
+}
+
+export class DataPlaneAccess {
+  private access: NatsAccess | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly fetch: (renewInboxPrefix: string) => Promise<NatsAccess>) {}
+
+  /** Connects as this client's data-plane user (FAILED_PRECONDITION when the head runs without NATS). */
+  async connect(name: string): Promise<DataPlane> {
+    const first = await this.fetch('');
+    this.access = first;
+    const conn = await connectNats(first, name, () => this.access ?? first);
+    this.schedule(first);
+    return { conn, prefix: first.subjectPrefix || 'muster', inboxPrefix: first.inboxPrefix };
+  }
+
+  /** Stops renewing. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+  }
+
+  private schedule(a: NatsAccess, retry = false): void {
+    if (this.closed || a.expiresAtMs <= 0) return;
+    const life = a.expiresAtMs - Date.now();
+    const inMs = retry ? RENEW_RETRY_MS : Math.max(0, life - Math.min(life / 4, RENEW_MARGIN_MAX_MS));
+    this.timer = setTimeout(() => void this.renew(), Math.min(inMs, 2_147_483_647));
+    this.timer.unref();
+  }
+
+  private async renew(): Promise<void> {
+    try {
+      // The inbox prefix is the connection's for its life: the head keeps it for the same identity.
+      const next = await this.fetch(this.access?.inboxPrefix ?? '');
+      if (next.inboxPrefix !== this.access?.inboxPrefix) throw new Error('the head did not keep the inbox prefix');
+      this.access = next;
+      this.schedule(next);
+    } catch {
+      if (this.access && this.access.expiresAtMs > Date.now()) this.schedule(this.access, true);
+    }
+  }
+}
