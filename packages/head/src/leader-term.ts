@@ -7,7 +7,7 @@
  * writer.
  */
 import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { Histogram } from '@opentelemetry/api';
+import type { Counter, Histogram } from '@opentelemetry/api';
 import { VERSION, type Logger, type NatsConnection } from '@muster/common';
 import { AgentServiceService, ClusterServiceService, GangServiceService, PlacementGroupServiceService, ReplicaGroupServiceService, type NatsAccess } from '@muster/proto';
 import { agentService } from './api/agent-service.js';
@@ -36,7 +36,7 @@ export interface HeadProcess {
   /** The event bus and data plane: the head's connection, what anyone may know of it, the users it mints. */
   nats: { conn: NatsConnection; access: NatsAccess; users: NatsUsers } | undefined;
   rpc: RpcContext;
-  instruments: { pgCycleSeconds: Histogram; pgCycleWrites: Histogram; heartbeatLag: Histogram };
+  instruments: { pgCycleSeconds: Histogram; pgCycleWrites: Histogram; heartbeatLag: Histogram; reportsDropped: Counter };
 }
 
 export interface LeaderTerm {
@@ -73,7 +73,8 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
     maxAgeMs: config.finishedGangMaxAgeMs,
   }, nats && ((group) => nats.users.replicaEnv(group)));
   await gangs.load();
-  const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats, (n) => registry.get(n)?.draining === true);
+  const dropped = head.instruments.reportsDropped;
+  const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats && { ...nats, onReportDropped: (kind) => dropped.add(1, { kind }) }, (n) => registry.get(n)?.draining === true);
   registry.onTransition((kind) => {
     if (kind === 'node.draining' || kind === 'node.uncordoned') replicaGroups.nodesChanged();
   });
