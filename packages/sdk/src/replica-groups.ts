@@ -9,7 +9,6 @@
  *   const answer = await echo.call({ text: 'hi' }, { timeoutMs: 5_000 });
  */
 import type { HeadService } from './rpc.js';
-import { ErrorCode, MusterError } from '@muster/common';
 import type { NatsAccess, ReplicaGroupServiceClient } from '@muster/proto';
 import { DataPlaneAccess, type DataPlane } from './data-plane-access.js';
 import type * as wire from '@muster/proto';

@@ -33,15 +33,19 @@ export class NatsUsers {
   /** From the head's config: reads the seed file and the CA (both checked now, so a bad one fails the start). */
   static async fromConfig(config: HeadConfig): Promise<NatsUsers> {
     const seed = (await readFile(config.natsAccountSeedFile, 'utf8').catch((e: unknown) => {
-      throw new Error(`--nats-account-seed-file ${config.natsAccountSeedFile}: ${(e as Error).message}`);
+      throw new Error(`--nats-account-seed-file ${config.natsAccountSeedFile}: ${(e as Error).message}`, { cause: e });
     })).trim();
     const signer = { account: config.natsAccount, seed };
     try {
       checkNatsSigner(signer);
     } catch (e) {
-      throw new Error(`--nats-account-seed-file ${config.natsAccountSeedFile}: ${(e as Error).message}`);
+      throw new Error(`--nats-account-seed-file ${config.natsAccountSeedFile}: ${(e as Error).message}`, { cause: e });
     }
-    const caPem = config.natsCa ? await readFile(config.natsCa, 'utf8') : '';
+    const caPem = config.natsCa
+      ? await readFile(config.natsCa, 'utf8').catch((e: unknown) => {
+        throw new Error(`--nats-ca ${config.natsCa}: ${(e as Error).message}`, { cause: e });
+      })
+      : '';
     return new NatsUsers(signer, { ...blank(), servers: config.natsUrl, subjectPrefix: config.natsSubjectPrefix, caPem }, config.natsCallerTtlMs);
   }
 
