@@ -98,7 +98,7 @@ async function main(): Promise<void> {
   });
   const replica = async (id: string) => {
     const subject = replicaSubject(DEFAULT_SUBJECT_PREFIX, group, id);
-    const user = nats.mint(`replica ${group}`, replicaPermissions(DEFAULT_SUBJECT_PREFIX, group, 60_000));
+    const user = nats.mint(`replica ${group}`, replicaPermissions(DEFAULT_SUBJECT_PREFIX, group));
     const creds = natsCredentialEnv({ servers: [nats.url], jwt: user.jwt, seed: user.seed, caPem: user.caPem });
     const env = { ...process.env, ...creds, [SHARD_ENV.GROUP]: group, [SHARD_ENV.REPLICA_ID]: id, [SHARD_ENV.SUBJECT]: subject };
     const p = fork(new URL('./dataplane-replica.ts', import.meta.url), { env, execArgv: ['--import', 'tsx'] });

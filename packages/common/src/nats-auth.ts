@@ -93,7 +93,6 @@ export function mintNatsUser(signer: NatsSigner, name: string, perms: SubjectPer
     nats: {
       pub: { allow: perms.pub },
       sub: { allow: perms.sub },
-      ...(perms.responses ? { resp: { max: perms.responses.max, ttl: perms.responses.ttlMs * 1_000_000 } } : {}),
       subs: -1,
       data: -1,
       payload: -1,

@@ -48,16 +48,17 @@ describe('report decoders', () => {
 });
 
 describe('subject permissions per role', () => {
-  it('a replica has its group\'s requests and load subject and answers with allow_responses; a caller its groups and its own inbox; only the head has the prefix wildcard', () => {
-    expect(replicaPermissions('p', 'g', 5_000)).toEqual({ pub: ['p.load.g'], sub: ['p.rg.g.>'], responses: { max: -1, ttlMs: 5_000 } });
+  it('a replica has its group\'s requests and load subject and answers under _INBOX; a caller its groups and its own inbox; only the head has the prefix wildcard', () => {
+    expect(replicaPermissions('p', 'g')).toEqual({ pub: ['p.load.g', '_INBOX.>'], sub: ['p.rg.g.>'] });
     expect(callerPermissions('p', ['a', 'b'], callerInboxPrefix('x'))).toEqual({
       pub: ['p.rg.a.>', 'p.demand.a', 'p.rg.b.>', 'p.demand.b'],
-      sub: ['p.load.a', 'p.load.b', '_INBOX_x.>'],
+      sub: ['p.load.a', 'p.load.b', '_INBOX.x.>'],
     });
-    expect(headPermissions('p', '_INBOX_h')).toEqual({ pub: ['p.>', '_INBOX_h.>'], sub: ['p.>', '_INBOX_h.>'] });
-    for (const perms of [replicaPermissions('p', 'g', 1), callerPermissions('p', ['*'], '_INBOX_y')]) {
+    expect(headPermissions('p', '_INBOX.h')).toEqual({ pub: ['p.>', '_INBOX.h.>'], sub: ['p.>', '_INBOX.h.>'] });
+    for (const perms of [replicaPermissions('p', 'g'), callerPermissions('p', ['*'], '_INBOX.y')]) {
       expect([...perms.pub, ...perms.sub]).not.toContain('p.>');
       expect([...perms.pub, ...perms.sub]).not.toContain('>');
+      expect(perms.sub).not.toContain('_INBOX.>');
     }
   });
 });

@@ -66,21 +66,22 @@ export function allSubjects(prefix: string): string {
   return `${prefix}.>`;
 }
 
+/** Every reply subject: replicas publish their answers under it (see replicaPermissions). */
+export const ALL_INBOXES = '_INBOX.>';
+
 /**
- * The inbox prefix of one caller's connection: `_INBOX_<token>`. Replies to
+ * The inbox prefix of one caller's connection: `_INBOX.<token>`. Replies to
  * its calls come to `<inboxPrefix>.…`, which only its own user may
  * subscribe to. nats.js builds inboxes as `<inboxPrefix>.<nuid>`.
  */
 export function callerInboxPrefix(token: string): string {
-  return `_INBOX_${token}`;
+  return `_INBOX.${token}`;
 }
 
-/** NATS subject permissions of one user (nats-server's `permissions`, JWT `nats.pub/sub/resp`). */
+/** NATS subject permissions of one user (nats-server's `permissions`, JWT `nats.pub/sub`). */
 export interface SubjectPermissions {
   pub: string[];
   sub: string[];
-  /** allow_responses: publish to the reply subjects of requests received (streams: many per request). */
-  responses?: { max: number; ttlMs: number };
 }
 
 /** The head: everything under the prefix, and its own inbox. */
@@ -90,12 +91,17 @@ export function headPermissions(prefix: string, inboxPrefix: string): SubjectPer
 
 /**
  * A replica of `group` (and the worker's HTTP bridge of that group): its
- * group's requests (queue), its group's load reports, and answers only to
- * the requests it received (`allow_responses`, unlimited messages for
- * streamed replies within `ttlMs`).
+ * group's requests (queue), its group's load reports, and answers under
+ * `_INBOX.>`. Not `allow_responses`: nats-server (2.9) keeps one entry per
+ * reply subject until it was used `max` times or its TTL passed, and a
+ * stream needs unlimited replies, so entries pile up and every prune scans
+ * them — calls/s fell 25× in bench/dataplane.ts. A reply subject is
+ * unguessable (a caller's sealed prefix, the router's nuid, a token), and a
+ * replica learns only those of routers that call its own group
+ * (docs/security.md, "NATS: users per role").
  */
-export function replicaPermissions(prefix: string, group: string, ttlMs: number): SubjectPermissions {
-  return { pub: [loadSubject(prefix, group)], sub: [groupReplicaSubjects(prefix, group)], responses: { max: -1, ttlMs } };
+export function replicaPermissions(prefix: string, group: string): SubjectPermissions {
+  return { pub: [loadSubject(prefix, group), ALL_INBOXES], sub: [groupReplicaSubjects(prefix, group)] };
 }
 
 /**

@@ -38,7 +38,7 @@ function watch(subject: string): { got: Msg[]; seenMarker: () => boolean } {
 
 describe('NATS users per role', () => {
   it('a replica of A cannot subscribe to B\'s requests: the subscription is refused with a permission violation', async () => {
-    const { nc } = await as('replica a', replicaPermissions('muster', 'a', 60_000));
+    const { nc } = await as('replica a', replicaPermissions('muster', 'a'));
     const sub = nc.subscribe(`muster.rg.b.>`);
     const closed = await sub.closed;
     expect(String(closed)).toMatch(/Permissions Violation for Subscription to "muster\.rg\.b\.>"/);
@@ -49,7 +49,7 @@ describe('NATS users per role', () => {
   });
 
   it('a replica of A cannot publish B\'s load reports (nor anything but its own); its own reach the bus', async () => {
-    const { nc, errors } = await as('replica a', replicaPermissions('muster', 'a', 60_000));
+    const { nc, errors } = await as('replica a', replicaPermissions('muster', 'a'));
     const seen = watch('muster.load.*');
     await admin.flush();
     nc.publish(loadSubject('muster', 'b'), encode({ forged: true }));
@@ -60,15 +60,17 @@ describe('NATS users per role', () => {
     expect(seen.got.map((m) => m.subject)).toEqual(['muster.load.a']);
   });
 
-  it('a replica answers the requests it received and nothing else (allow_responses)', async () => {
-    const { nc, errors } = await as('replica a', replicaPermissions('muster', 'a', 60_000));
+  it('a replica answers a caller\'s request under _INBOX, and publishes nothing else: no request, demand or event subject', async () => {
+    const { nc, errors } = await as('replica a', replicaPermissions('muster', 'a'));
     nc.subscribe(replicaSubject('muster', 'a', 'r1'), { callback: (_e, m) => m.respond('pong') });
     await nc.flush();
-    const reply = await admin.request(replicaSubject('muster', 'a', 'r1'), 'ping', { timeout: 5_000 });
+    const inbox = callerInboxPrefix('c2');
+    const { nc: callerNc } = await as('caller a', callerPermissions('muster', ['a'], inbox));
+    const reply = await callerNc.request(replicaSubject('muster', 'a', 'r1'), 'ping', { timeout: 5_000 });
     expect(new TextDecoder().decode(reply.data)).toBe('pong');
-    nc.publish('_INBOX_someone.1', 'unasked');
+    for (const s of [replicaSubject('muster', 'a', 'r2'), demandSubject('muster', 'a'), 'muster.events.node.dead', '_INBOX_x']) nc.publish(s, 'forged');
     await nc.flush();
-    await waitFor('the refusal', () => errors.some((e) => /Permissions Violation for Publish to "_INBOX_someone\.1"/.test(e)), { timeoutMs: 5_000 });
+    await waitFor('four refusals', () => errors.filter((e) => /Permissions Violation for Publish/.test(e)).length === 4, { timeoutMs: 5_000 });
   });
 
   it('a caller of A cannot publish to B\'s replicas or B\'s demand; A\'s it can', async () => {

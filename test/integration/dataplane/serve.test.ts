@@ -33,7 +33,7 @@ async function ask(subject: string, req: WireRequest): Promise<WireReply> {
 
 describe('serve()', () => {
   it('takes its defaults from the environment the head gives a shard, and names what is missing', async () => {
-    const user = nats.mint('replica env', replicaPermissions('muster', 'env', 60_000));
+    const user = nats.mint('replica env', replicaPermissions('muster', 'env'));
     const env = {
       MUSTER_NATS_URL: nats.access.servers.join(','),
       MUSTER_NATS_JWT: user.jwt,

@@ -19,7 +19,7 @@ function decode<T>(jwt: string): { sub: string; exp?: number; nats: T } {
   return JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { sub: string; exp?: number; nats: T };
 }
 
-type UserClaims = { pub: { allow: string[] }; sub: { allow: string[] }; resp?: { max: number; ttl: number }; issuer_account: string; type: string };
+type UserClaims = { pub: { allow: string[] }; sub: { allow: string[] }; issuer_account: string; type: string };
 
 async function users(over: Record<string, unknown> = {}) {
   const trust = await createNatsTrust();
@@ -38,8 +38,7 @@ describe('NatsUsers', () => {
     const env = u.replicaEnv('llama');
     const c = decode<UserClaims>(env.MUSTER_NATS_JWT!);
     expect(c.nats.sub.allow).toEqual(['muster.rg.llama.>']);
-    expect(c.nats.pub.allow).toEqual(['muster.load.llama']);
-    expect(c.nats.resp?.max).toBe(-1);
+    expect(c.nats.pub.allow).toEqual(['muster.load.llama', '_INBOX.>']);
     expect(c.nats.issuer_account).toBe(trust.account);
     expect(c.exp).toBeUndefined();
     // The JWT's subject is the public key of the seed handed with it.
@@ -65,7 +64,7 @@ describe('NatsUsers', () => {
     const first = u.caller(caller('app', ['a']));
     expect(u.caller(caller('app', ['a']), first.inboxPrefix).inboxPrefix).toBe(first.inboxPrefix);
     expect(u.caller(caller('intruder', ['a']), first.inboxPrefix).inboxPrefix).not.toBe(first.inboxPrefix);
-    expect(u.caller(caller('app', ['a']), '_INBOX_0000000000000000ffffffffffffffffffffffffffffffff').inboxPrefix).not.toMatch(/f{32}$/);
+    expect(u.caller(caller('app', ['a']), '_INBOX.0000000000000000ffffffffffffffffffffffffffffffff').inboxPrefix).not.toMatch(/f{32}$/);
   });
 
   it('gives admins every group, viewers none, and drops call rights that are not one subject token', () => {

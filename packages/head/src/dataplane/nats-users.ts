@@ -19,9 +19,6 @@ import { ALL_GROUPS, callerInboxPrefix, callerPermissions, headPermissions, mayC
 import type { NatsAccess } from '@muster/proto';
 import type { HeadConfig } from '../config.js';
 
-/** How long a replica may keep answering one request (allow_responses TTL: the longest stream). */
-const RESPONSE_TTL_MS = 24 * 60 * 60 * 1000;
-
 export class NatsUsers {
   private constructor(
     private readonly signer: NatsSigner,
@@ -58,7 +55,7 @@ export class NatsUsers {
 
   /** The environment variables a rank of `group` (or its HTTP bridge) connects with. */
   replicaEnv(group: string): Record<string, string> {
-    const u = mintNatsUser(this.signer, `replica ${group}`, replicaPermissions(this.publicAccess.subjectPrefix, group, RESPONSE_TTL_MS));
+    const u = mintNatsUser(this.signer, `replica ${group}`, replicaPermissions(this.publicAccess.subjectPrefix, group));
     return natsCredentialEnv({ servers: this.publicAccess.servers, jwt: u.jwt, seed: u.seed, caPem: this.publicAccess.caPem });
   }
 
@@ -74,7 +71,7 @@ export class NatsUsers {
   }
 
   /**
-   * A caller's inbox prefix: `_INBOX_<nonce><mac>`, the MAC binding the nonce
+   * A caller's inbox prefix: `_INBOX.<nonce><mac>`, the MAC binding the nonce
    * to the identity under a key derived from the signing seed (the same on
    * every head). A renewal that presents its prefix keeps it — the client's
    * connection cannot change its inbox — but only the identity it was minted
@@ -82,7 +79,7 @@ export class NatsUsers {
    */
   private sealedInbox(who: Identity, renewing: string): string {
     const mac = (nonce: string) => createHmac('sha256', this.inboxKey).update(`${nonce}\0${who.role}\0${who.name}`).digest('hex').slice(0, 32);
-    const m = /^_INBOX_([0-9a-f]{16})([0-9a-f]{32})$/.exec(renewing);
+    const m = /^_INBOX\.([0-9a-f]{16})([0-9a-f]{32})$/.exec(renewing);
     if (m && timingSafeEqual(Buffer.from(mac(m[1]!)), Buffer.from(m[2]!))) return renewing;
     const nonce = randomBytes(8).toString('hex');
     return callerInboxPrefix(nonce + mac(nonce));
