@@ -17,6 +17,13 @@ const RENEW_MARGIN_MAX_MS = 60 * 60 * 1000;
 /** A failed renewal is tried again this often until it works or the JWT expires. */
 const RENEW_RETRY_MS = 5_000;
 
+/** When to ask again for a JWT that expires at `expiresAtMs` (0: never): at ¾ of what is left, at most RENEW_MARGIN_MAX_MS before the end. */
+export function renewInMs(expiresAtMs: number, nowMs: number): number | undefined {
+  if (expiresAtMs <= 0) return undefined;
+  const life = Math.max(0, expiresAtMs - nowMs);
+  return Math.min(life - Math.min(life / 4, RENEW_MARGIN_MAX_MS), 2_147_483_647);
+}
+
 export interface DataPlane {
   conn: NatsConnection;
   prefix: string;
@@ -33,6 +40,7 @@ export class DataPlaneAccess {
 
   /** Connects as this client's data-plane user (FAILED_PRECONDITION when the head runs without NATS). */
   async connect(name: string): Promise<DataPlane> {
+    this.fetches++;
     const first = await this.fetch('');
     this.access = first;
     const conn = await connectNats(first, name, () => this.access ?? first);
@@ -46,17 +54,20 @@ export class DataPlaneAccess {
     clearTimeout(this.timer);
   }
 
+  /** How many times the head was asked (tests). */
+  fetches = 0;
+
   private schedule(a: NatsAccess, retry = false): void {
-    if (this.closed || a.expiresAtMs <= 0) return;
-    const life = a.expiresAtMs - Date.now();
-    const inMs = retry ? RENEW_RETRY_MS : Math.max(0, life - Math.min(life / 4, RENEW_MARGIN_MAX_MS));
-    this.timer = setTimeout(() => void this.renew(), Math.min(inMs, 2_147_483_647));
+    const inMs = renewInMs(a.expiresAtMs, Date.now());
+    if (this.closed || inMs === undefined) return;
+    this.timer = setTimeout(() => void this.renew(), retry ? RENEW_RETRY_MS : inMs);
     this.timer.unref();
   }
 
   private async renew(): Promise<void> {
     try {
       // The inbox prefix is the connection's for its life: the head keeps it for the same identity.
+      this.fetches++;
       const next = await this.fetch(this.access?.inboxPrefix ?? '');
       if (next.inboxPrefix !== this.access?.inboxPrefix) throw new Error('the head did not keep the inbox prefix');
       this.access = next;
