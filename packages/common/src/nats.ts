@@ -7,7 +7,7 @@
  * users per role"): nats.js presents the JWT and signs the server's nonce.
  * They are read through a function at every (re)connect, so a client whose
  * JWT is renewed (the SDK asks the head again before it expires) reconnects
- * with the new one. `caPem` set: the connection requires TLS and trusts only
+ * with the new one (`user`/`password`: the legacy shared user). `caPem` set: the connection requires TLS and trusts only
  * that CA. `inboxPrefix` set: replies come under it (a caller may subscribe
  * to nothing else).
  */
@@ -18,7 +18,7 @@ import { ErrorCode, MusterError } from './errors.js';
 export type { NatsConnection, Subscription };
 
 /** The fields of NatsAccess a connection uses (servers, JWT, seed, CA, inbox prefix). */
-export type NatsDial = Pick<NatsAccess, 'servers' | 'jwt' | 'seed' | 'caPem' | 'inboxPrefix'>;
+export type NatsDial = Pick<NatsAccess, 'servers' | 'jwt' | 'seed' | 'caPem' | 'inboxPrefix'> & Partial<Pick<NatsAccess, 'user' | 'password'>>;
 
 /**
  * Connects with `access`, or with whatever `current()` answers at each
@@ -31,6 +31,8 @@ export async function connectNats(access: NatsDial, name: string, current?: () =
     return await connect({
       servers: access.servers,
       ...(access.jwt ? { authenticator: jwtAuthenticator(() => now().jwt, () => enc.encode(now().seed)) } : {}),
+      // The legacy shared user (a head started with --nats-user).
+      ...(!access.jwt && access.user ? { user: access.user, pass: access.password ?? '' } : {}),
       ...(access.caPem ? { tls: { ca: access.caPem } } : {}),
       ...(access.inboxPrefix ? { inboxPrefix: access.inboxPrefix } : {}),
       name,

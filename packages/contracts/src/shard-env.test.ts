@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { httpBridgePort, portsOf, portVar, rankEnv, readNatsCredentialEnv, readShardEnv, replicaEnv, SHARD_ENV, ShardEnvError, type RankEnvInput } from './shard-env.js';
+import { httpBridgePort, natsCredentialEnv, portsOf, portVar, rankEnv, readNatsCredentialEnv, readShardEnv, replicaEnv, SHARD_ENV, ShardEnvError, type RankEnvInput } from './shard-env.js';
 
 const rank: RankEnvInput = {
   rank: 5, worldSize: 8, localRank: 1, localWorldSize: 4, masterAddr: '10.0.0.1', masterPort: 30_001,
@@ -43,6 +43,11 @@ describe('the shard environment', () => {
     expect(readNatsCredentialEnv(withNats)).toEqual({ servers: ['n1:4222', 'n2:4222'], jwt: 'j', seed: 'SU', caPem: 'pem' });
     expect(readNatsCredentialEnv({})).toBeUndefined();
     expect(() => readNatsCredentialEnv({ MUSTER_NATS_URL: 'n1:4222', MUSTER_NATS_JWT: 'j' })).toThrow(/MUSTER_NATS_SEED is missing/);
+    expect(() => readNatsCredentialEnv({ MUSTER_NATS_URL: 'n1:4222' })).toThrow(/MUSTER_NATS_JWT is missing/);
+    // The legacy shared user (a head started with --nats-user).
+    const legacy = natsCredentialEnv({ servers: ['n1:4222'], jwt: '', seed: '', caPem: '', user: 'u', password: 'p' });
+    expect(legacy).toEqual({ MUSTER_NATS_URL: 'n1:4222', MUSTER_NATS_USER: 'u', MUSTER_NATS_PASSWORD: 'p' });
+    expect(readNatsCredentialEnv(legacy)).toEqual({ servers: ['n1:4222'], jwt: '', seed: '', caPem: '', user: 'u', password: 'p' });
     expect(Object.keys(replicaEnv({ subject: 's', revision: 'abc', subjectPrefix: 'muster', httpBridge: '' }))).toEqual(['MUSTER_SUBJECT', 'MUSTER_REVISION', 'MUSTER_NATS_SUBJECT_PREFIX']);
   });
 

@@ -51,6 +51,9 @@ export const SHARD_ENV = {
   NATS_SEED: 'MUSTER_NATS_SEED',
   /** PEM of the CA that signed the NATS server's certificate ('' when NATS runs without TLS). */
   NATS_CA: 'MUSTER_NATS_CA',
+  /** Legacy shared NATS user (a head started with --nats-user): instead of NATS_JWT/NATS_SEED. */
+  NATS_USER: 'MUSTER_NATS_USER',
+  NATS_PASSWORD: 'MUSTER_NATS_PASSWORD',
   /** The port name the worker bridges HTTP requests to (replica groups with `httpPort`). */
   HTTP_BRIDGE: 'MUSTER_HTTP_BRIDGE',
   /** JSON constructor arguments of an actor's host process. */
@@ -142,14 +145,17 @@ export interface NatsCredentialEnv {
   seed: string;
   /** PEM of the NATS server's CA; '' for plaintext NATS. */
   caPem: string;
+  /** Legacy shared user instead of jwt/seed. */
+  user?: string;
+  password?: string;
 }
 
 /** The NATS variables of a rank (merged into its launch order's env by the head, after the spec's). */
 export function natsCredentialEnv(c: NatsCredentialEnv): Record<string, string> {
   return {
     [SHARD_ENV.NATS_URL]: c.servers.join(','),
-    [SHARD_ENV.NATS_JWT]: c.jwt,
-    [SHARD_ENV.NATS_SEED]: c.seed,
+    ...(c.jwt ? { [SHARD_ENV.NATS_JWT]: c.jwt, [SHARD_ENV.NATS_SEED]: c.seed } : {}),
+    ...(c.user ? { [SHARD_ENV.NATS_USER]: c.user, [SHARD_ENV.NATS_PASSWORD]: c.password ?? '' } : {}),
     ...(c.caPem ? { [SHARD_ENV.NATS_CA]: c.caPem } : {}),
   };
 }
@@ -160,8 +166,11 @@ export function readNatsCredentialEnv(env: EnvMap): NatsCredentialEnv | undefine
   if (!url) return undefined;
   const jwt = env[SHARD_ENV.NATS_JWT] ?? '';
   const seed = env[SHARD_ENV.NATS_SEED] ?? '';
+  const servers = url.split(',').map((u) => u.trim()).filter((u) => u.length > 0);
+  const user = env[SHARD_ENV.NATS_USER];
+  if (!jwt && user) return { servers, jwt: '', seed: '', caPem: env[SHARD_ENV.NATS_CA] ?? '', user, password: env[SHARD_ENV.NATS_PASSWORD] ?? '' };
   if (!jwt || !seed) throw new ShardEnvError(jwt ? SHARD_ENV.NATS_SEED : SHARD_ENV.NATS_JWT, `shard environment: ${SHARD_ENV.NATS_URL} is set but ${jwt ? SHARD_ENV.NATS_SEED : SHARD_ENV.NATS_JWT} is missing (the head launches replicas with their group's NATS user)`);
-  return { servers: url.split(',').map((u) => u.trim()).filter((u) => u.length > 0), jwt, seed, caPem: env[SHARD_ENV.NATS_CA] ?? '' };
+  return { servers, jwt, seed, caPem: env[SHARD_ENV.NATS_CA] ?? '' };
 }
 
 export function replicaEnv(r: ReplicaEnvInput): Record<string, string> {

@@ -104,7 +104,7 @@ export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): P
     } catch (e) {
       throw new MusterError(ErrorCode.INVALID_ARGUMENT, `serve(): ${(e as Error).message}`, { details: { field: e instanceof ShardEnvError ? e.field : SHARD_ENV.NATS_JWT } });
     }
-    nc = await connectNats({ servers: [...cred!.servers], jwt: cred!.jwt, seed: cred!.seed, caPem: cred!.caPem, inboxPrefix: '' }, `muster-replica ${cfg.group}/${cfg.replicaId}`);
+    nc = await connectNats({ servers: [...cred!.servers], jwt: cred!.jwt, seed: cred!.seed, caPem: cred!.caPem, inboxPrefix: '', user: cred!.user ?? '', password: cred!.password ?? '' }, `muster-replica ${cfg.group}/${cfg.replicaId}`);
   }
   const server = new ReplicaServer(nc, !opts.nats, handlers, cfg);
   await nc.flush(); // the subscription is live at the NATS server before we say we serve

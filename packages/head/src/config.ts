@@ -28,6 +28,9 @@ export const headConfigSchema = z
     natsAccountSeedFile: z.string().default(''),
     /** CA of the NATS server's certificate ('' : plaintext NATS). */
     natsCa: z.string().default(''),
+    /** Legacy: one NATS user shared by head, replicas and callers (instead of operator mode; a warning at start). */
+    natsUser: z.string().default(''),
+    natsPassword: z.string().default(''),
     /** Lifetime of a caller's NATS user (GetDataPlaneAccess); clients ask again before it ends. */
     natsCallerTtlMs: z.number().int().min(60_000).max(30 * DAY_MS).default(DAY_MS),
     natsSubjectPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected NATS subject tokens').default('muster'),
@@ -55,9 +58,13 @@ export const headConfigSchema = z
       .transform((r) => ({ first: Number(r.split('-')[0]), last: Number(r.split('-')[1]) }))
       .refine((r) => r.first >= 1024 && r.last <= 65535 && r.first <= r.last, 'expected 1024 ≤ FIRST ≤ LAST ≤ 65535'),
   })
-  .refine((c) => c.natsUrl.length === 0 || (c.natsAccount !== '' && c.natsAccountSeedFile !== ''), {
-    message: 'NATS runs in operator mode: --nats-url needs --nats-account and --nats-account-seed-file (the head mints every NATS user)',
+  .refine((c) => c.natsUrl.length === 0 || c.natsUser !== '' || (c.natsAccount !== '' && c.natsAccountSeedFile !== ''), {
+    message: 'NATS runs in operator mode: --nats-url needs --nats-account and --nats-account-seed-file (the head mints every NATS user; --nats-user is the legacy shared user)',
     path: ['natsAccountSeedFile'],
+  })
+  .refine((c) => c.natsUser === '' || (c.natsAccount === '' && c.natsAccountSeedFile === ''), {
+    message: 'give either operator mode (--nats-account, --nats-account-seed-file) or the legacy shared user (--nats-user), not both',
+    path: ['natsUser'],
   })
   .refine((c) => c.deadAfterMs >= 2 * c.heartbeatIntervalMs, {
     message: 'deadAfterMs must be at least twice heartbeatIntervalMs, or one late heartbeat kills a node',
@@ -76,6 +83,8 @@ export const headOptions: OptionSpec[] = [
   { key: 'natsAccount', flag: 'nats-account', env: 'MUSTER_NATS_ACCOUNT', description: 'public key of the Muster NATS account (operator mode; required with --nats-url)' },
   { key: 'natsAccountSeedFile', flag: 'nats-account-seed-file', env: 'MUSTER_NATS_ACCOUNT_SEED_FILE', description: 'file (0600) with the account signing-key seed the head mints NATS users with' },
   { key: 'natsCa', flag: 'nats-ca', env: 'MUSTER_NATS_CA', description: 'CA certificate of the NATS server (TLS); empty: plaintext NATS' },
+  { key: 'natsUser', flag: 'nats-user', env: 'MUSTER_NATS_USER', description: 'legacy: one NATS user shared by head, replicas and callers (prefer operator mode: --nats-account)' },
+  { key: 'natsPassword', flag: 'nats-password', env: 'MUSTER_NATS_PASSWORD', description: 'legacy: the shared NATS user\'s password (set the env var, not the flag)' },
   { key: 'natsCallerTtlMs', flag: 'nats-caller-ttl-ms', env: 'MUSTER_NATS_CALLER_TTL_MS', parse: parseNumber, description: 'lifetime of a caller\'s NATS user (default 24 h; clients renew it before)' },
   { key: 'natsSubjectPrefix', flag: 'nats-subject-prefix', env: 'MUSTER_NATS_SUBJECT_PREFIX', description: 'first token of every NATS subject' },
   { key: 'heartbeatIntervalMs', flag: 'heartbeat-interval-ms', env: 'MUSTER_HEARTBEAT_INTERVAL_MS', parse: parseNumber, description: 'agent heartbeat interval' },

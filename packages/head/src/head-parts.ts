@@ -12,7 +12,7 @@ import { connectNats, loadOrCreateToken, parseHostPort, type Logger } from '@mus
 import { serverChannelOptions } from '@muster/contracts';
 import { NodeState } from '@muster/proto';
 import { tokenPath, type HeadConfig } from './config.js';
-import { NatsUsers } from './dataplane/nats-users.js';
+import { dataPlaneUsers } from './dataplane/index.js';
 import type { HeadProcess, LeaderTerm } from './leader-term.js';
 import { openStore, type StateStore } from './state/index.js';
 
@@ -42,7 +42,8 @@ export async function connectEventBus(config: HeadConfig, log: Logger): Promise<
     log.warn('no --nats-url: cluster events are not published on NATS and there is no data plane');
     return { nats: undefined, stop: () => undefined };
   }
-  const users = await NatsUsers.fromConfig(config);
+  const users = await dataPlaneUsers(config);
+  if (config.natsUser) log.warn('--nats-user: legacy shared NATS user — every replica and caller gets its password and may read and publish anything; use operator mode (--nats-account, docs/security.md)');
   const conn = await connectNats(users.head(config.headId), `muster-head ${config.headId}`);
   log.info({ servers: config.natsUrl, tls: users.publicAccess.caPem !== '' }, 'connected to NATS');
   if (!users.publicAccess.caPem) log.warn('no --nats-ca: NATS traffic (requests, replies, credentials presented) is not encrypted');

@@ -26,7 +26,7 @@ import { PlacementGroupController } from './controllers/placement-groups.js';
 import { ReplicaGroupController } from './controllers/replica-groups.js';
 import { EventLog } from './events/event-log.js';
 import type { StateWriter } from './state/fence.js';
-import type { NatsUsers } from './dataplane/nats-users.js';
+import type { DataPlaneUsers } from './dataplane/index.js';
 
 /** What a head has for its whole life, handed to each term. */
 export interface HeadProcess {
@@ -34,7 +34,7 @@ export interface HeadProcess {
   log: Logger;
   storeKind: string;
   /** The event bus and data plane: the head's connection, what anyone may know of it, the users it mints. */
-  nats: { conn: NatsConnection; access: NatsAccess; users: NatsUsers } | undefined;
+  nats: { conn: NatsConnection; access: NatsAccess; users: DataPlaneUsers } | undefined;
   rpc: RpcContext;
   instruments: { pgCycleSeconds: Histogram; pgCycleWrites: Histogram; heartbeatLag: Histogram; reportsDropped: Counter };
 }

@@ -23,7 +23,7 @@ import type { ProbeSpec, ProbeTiming, ShardStatus, ShardSupervisor } from './sha
  */
 function rankEnv(env: Record<string, string>, testRun: string | undefined): Record<string, string> {
   const out: Record<string, string> = testRun ? { ...env, [SHARD_ENV.TEST_RUN]: testRun } : { ...env };
-  if (httpBridgePort(env) > 0) for (const k of [SHARD_ENV.NATS_JWT, SHARD_ENV.NATS_SEED]) delete out[k];
+  if (httpBridgePort(env) > 0) for (const k of [SHARD_ENV.NATS_JWT, SHARD_ENV.NATS_SEED, SHARD_ENV.NATS_USER, SHARD_ENV.NATS_PASSWORD]) delete out[k];
   return out;
 }
 

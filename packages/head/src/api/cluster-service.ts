@@ -17,7 +17,7 @@ import {
 } from '@muster/proto';
 import { TOKEN_IDENTITY } from '@muster/contracts';
 import type { NodeRegistry } from '../cluster/registry.js';
-import type { NatsUsers } from '../dataplane/nats-users.js';
+import type { DataPlaneUsers } from '../dataplane/index.js';
 import type { EventLog } from '../events/event-log.js';
 import { BoundedStream, DEFAULT_MAX_QUEUED } from './bounded-stream.js';
 import { paginate } from './pages.js';
@@ -34,7 +34,7 @@ export interface ClusterServiceDeps {
   groups: Omit<SummarySources, 'nodes'>;
   info: { headId: string; version: string; store: string; nats: NatsAccess | undefined; heartbeatIntervalMs: number; deadAfterMs: number };
   /** The NATS users the head mints (undefined: no NATS, GetDataPlaneAccess is refused). */
-  dataPlane?: NatsUsers | undefined;
+  dataPlane?: DataPlaneUsers | undefined;
 }
 
 export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): ClusterServiceServer {

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { createNatsTrust } from '@muster/common/nats-auth';
 import type { Identity } from '@muster/contracts';
 import { headConfigSchema } from '../config.js';
-import { callableGroups, NatsUsers } from './nats-users.js';
+import { callableGroups, dataPlaneUsers, NatsUsers } from './index.js';
 
 /** A JWT's claims (its middle part). */
 function decode<T>(jwt: string): { sub: string; exp?: number; nats: T } {
@@ -83,5 +83,14 @@ describe('NatsUsers', () => {
     const config = headConfigSchema.parse({ natsUrl: ['nats://x:4222'], natsAccount: trust.account, natsAccountSeedFile: seedFile });
     await expect(NatsUsers.fromConfig(config)).rejects.toThrow(/--nats-account-seed-file/);
     expect(() => headConfigSchema.parse({ natsUrl: ['nats://x:4222'] })).toThrow(/--nats-account-seed-file|natsAccountSeedFile/);
+    expect(() => headConfigSchema.parse({ natsUrl: ['nats://x:4222'], natsUser: 'u', natsAccount: trust.account, natsAccountSeedFile: seedFile })).toThrow(/not both/);
+  });
+
+  it('in the legacy shared-user mode hands everyone the one user (and says so: ClusterInfo still carries none)', async () => {
+    const config = headConfigSchema.parse({ natsUrl: ['nats://x:4222'], natsUser: 'muster', natsPassword: 'pw' });
+    const u = await dataPlaneUsers(config);
+    expect(u.publicAccess).toMatchObject({ user: '', password: '', jwt: '', seed: '' });
+    expect(u.replicaEnv('g')).toEqual({ MUSTER_NATS_URL: 'nats://x:4222', MUSTER_NATS_USER: 'muster', MUSTER_NATS_PASSWORD: 'pw' });
+    expect(u.caller(caller('v', [], 'viewer'))).toMatchObject({ user: 'muster', password: 'pw' });
   });
 });

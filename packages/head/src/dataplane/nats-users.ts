@@ -18,8 +18,9 @@ import { checkNatsSigner, mintNatsUser, type NatsSigner } from '@muster/common/n
 import { ALL_GROUPS, callerInboxPrefix, callerPermissions, headPermissions, mayCall, natsCredentialEnv, replicaPermissions, type Identity } from '@muster/contracts';
 import type { NatsAccess } from '@muster/proto';
 import type { HeadConfig } from '../config.js';
+import { blank, readNatsCa, type DataPlaneUsers } from './users.js';
 
-export class NatsUsers {
+export class NatsUsers implements DataPlaneUsers {
   private constructor(
     private readonly signer: NatsSigner,
     /** What anyone may know: servers, prefix, CA (ClusterInfo, Registered). */
@@ -38,11 +39,7 @@ export class NatsUsers {
     } catch (e) {
       throw new Error(`--nats-account-seed-file ${config.natsAccountSeedFile}: ${(e as Error).message}`, { cause: e });
     }
-    const caPem = config.natsCa
-      ? await readFile(config.natsCa, 'utf8').catch((e: unknown) => {
-        throw new Error(`--nats-ca ${config.natsCa}: ${(e as Error).message}`, { cause: e });
-      })
-      : '';
+    const caPem = await readNatsCa(config);
     return new NatsUsers(signer, { ...blank(), servers: config.natsUrl, subjectPrefix: config.natsSubjectPrefix, caPem }, config.natsCallerTtlMs);
   }
 
@@ -96,8 +93,4 @@ export function callableGroups(who: Identity): string[] {
   if (who.callGroups === 'all') return [];
   // A name that is not one subject token could widen the permission ("a.>"): such a right grants nothing.
   return who.callGroups.filter((g) => g !== ALL_GROUPS && /^[A-Za-z0-9_-]+$/.test(g) && mayCall(who, g));
-}
-
-function blank(): NatsAccess {
-  return { servers: [], user: '', password: '', subjectPrefix: '', jwt: '', seed: '', caPem: '', inboxPrefix: '', expiresAtMs: 0, groups: [] };
 }
