@@ -8,6 +8,7 @@
  *   muster gang     gangs: launch -f, ls, get, stop;  muster logs <gang> [--rank N] [-f]
  *   muster apply    replica groups from a spec file;  muster rg ls|get|scale|delete
  *   muster gateway  HTTP access to replica groups
+ *   muster nats     init --dir D: the NATS operator-mode trust (operator, accounts, the head's signing key)
  */
 import { Command } from 'commander';
 import { isMusterError } from '@muster/common';
@@ -18,6 +19,7 @@ import { gangCommand } from './commands/gang.js';
 import { rgCommand } from './commands/rg.js';
 import { gatewayCommand } from './commands/gateway.js';
 import { nodeCommand } from './commands/node.js';
+import { natsCommand } from './commands/nats.js';
 
 const program = new Command('muster').description('Muster: gang-scheduled GPU model serving').showHelpAfterError();
 upCommand(program);
@@ -27,6 +29,7 @@ pgCommand(program);
 gangCommand(program);
 rgCommand(program);
 gatewayCommand(program);
+natsCommand(program);
 
 program.parseAsync().catch((e: unknown) => {
   const code = isMusterError(e) ? ` [${e.code}]` : '';
