@@ -38,6 +38,9 @@ export async function connectNats(access: NatsDial, name: string, current?: () =
       name,
       reconnect: true,
       maxReconnectAttempts: -1,
+      // An expired JWT refused at a reconnect is not the end: the SDK renews it
+      // (docs/security.md), and the next attempt presents the new one.
+      ignoreAuthErrorAbort: true,
       reconnectTimeWait: 250,
       timeout: 5_000,
       // A silent partition (no closed socket) is noticed after two missed

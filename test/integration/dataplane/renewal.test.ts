@@ -2,7 +2,7 @@
  * A caller's NATS user expires; the SDK's DataPlaneAccess asks again before
  * it does, and the connection presents the new JWT when the server cuts the
  * old one: the connection comes back by itself and keeps its inbox (the
- * renewal keeps the inbox prefix). Real nats-server, JWTs of 3 s.
+ * renewal keeps the inbox prefix). Real nats-server, JWTs of 6 s.
  */
 import { describe, expect, it } from 'vitest';
 import { callerInboxPrefix, callerPermissions, replicaSubject } from '@muster/contracts';
@@ -28,7 +28,7 @@ describe('DataPlaneAccess', () => {
     const asked: string[] = [];
     const access = new DataPlaneAccess(async (renewInboxPrefix) => {
       asked.push(renewInboxPrefix);
-      return { ...nats.mint('caller', callerPermissions('muster', ['a'], renewInboxPrefix || inbox), 3_000), groups: ['a'] };
+      return { ...nats.mint('caller', callerPermissions('muster', ['a'], renewInboxPrefix || inbox), 6_000), groups: ['a'] };
     });
     const dp = await access.connect('renewal-test');
     try {
@@ -41,8 +41,8 @@ describe('DataPlaneAccess', () => {
         for await (const s of dp.conn.status()) if (s.type === 'reconnect') reconnects++;
       })();
       expect(new TextDecoder().decode((await dp.conn.request(subject, 'ping', { timeout: 2_000 })).data)).toBe('pong');
-      // The first JWT ends 3 s after it was minted: the server cuts the connection, which comes back with the renewed one.
-      await waitFor('the server cut the expired user and the client came back', () => reconnects >= 1, { timeoutMs: 10_000 });
+      // The first JWT ends 6 s after it was minted (renewed at 4.5 s): the server cuts the connection, which comes back with the renewed one.
+      await waitFor('the server cut the expired user and the client came back', () => reconnects >= 1, { timeoutMs: 20_000 });
       expect(asked.length).toBeGreaterThanOrEqual(2);
       expect(asked.slice(1).every((p) => p === inbox)).toBe(true);
       expect(new TextDecoder().decode((await dp.conn.request(subject, 'ping', { timeout: 2_000 })).data)).toBe('pong');
