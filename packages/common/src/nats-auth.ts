@@ -36,6 +36,32 @@ export interface NatsTrust {
   accountJwt: string;
   /** Seed of the account's signing key: the one secret the head needs (`--nats-account-seed-file`). */
   signingSeed: string;
+  /**
+   * The operator's and the account's identity seeds: what re-signs the
+   * account JWT with other signing keys (`musterAccountJwt`, a rotation).
+   * Nothing in Muster writes them anywhere; keep them offline or drop them.
+   */
+  operatorSeed: string;
+  accountSeed: string;
+}
+
+const ACCOUNT_LIMITS = { subs: -1, conn: -1, leaf: -1, imports: -1, exports: -1, data: -1, payload: -1, wildcards: true };
+
+/** The Muster account's JWT with these signing keys (public "A…" keys), signed by the operator. */
+export async function musterAccountJwt(t: Pick<NatsTrust, 'operatorSeed' | 'accountSeed'>, signingKeys: readonly string[], name = 'muster'): Promise<string> {
+  const enc = new TextEncoder();
+  return encodeAccount(name, fromSeed(enc.encode(t.accountSeed)), { signing_keys: [...signingKeys], limits: ACCOUNT_LIMITS }, { signer: fromSeed(enc.encode(t.operatorSeed)) });
+}
+
+/** The public key of an nkey seed. */
+export function publicKeyOf(seed: string): string {
+  return fromSeed(new TextEncoder().encode(seed.trim())).getPublicKey();
+}
+
+/** A new account signing key: its public key and seed. */
+export function newSigningKey(): { publicKey: string; seed: string } {
+  const kp = createAccount();
+  return { publicKey: kp.getPublicKey(), seed: new TextDecoder().decode(kp.getSeed()) };
 }
 
 /** An operator, a system account and the Muster account with one signing key. */
@@ -47,8 +73,10 @@ export async function createNatsTrust(name = 'muster'): Promise<NatsTrust> {
   const systemAccount = system.getPublicKey();
   const operatorJwt = await encodeOperator(name, operator, { system_account: systemAccount });
   const systemAccountJwt = await encodeAccount('SYS', system, {}, { signer: operator });
-  const accountJwt = await encodeAccount(name, account, { signing_keys: [signer.getPublicKey()], limits: { subs: -1, conn: -1, leaf: -1, imports: -1, exports: -1, data: -1, payload: -1, wildcards: true } }, { signer: operator });
-  return { operatorJwt, systemAccount, systemAccountJwt, account: account.getPublicKey(), accountJwt, signingSeed: new TextDecoder().decode(signer.getSeed()) };
+  const dec = new TextDecoder();
+  const seeds = { operatorSeed: dec.decode(operator.getSeed()), accountSeed: dec.decode(account.getSeed()) };
+  const accountJwt = await musterAccountJwt(seeds, [signer.getPublicKey()], name);
+  return { operatorJwt, systemAccount, systemAccountJwt, account: account.getPublicKey(), accountJwt, signingSeed: dec.decode(signer.getSeed()), ...seeds };
 }
 
 /** The account signing key the head mints with. */

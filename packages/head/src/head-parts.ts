@@ -37,12 +37,12 @@ export async function openState(config: HeadConfig, log: Logger, once: StartOnce
 }
 
 /** The NATS connection events are published on (none without --nats-url: no data plane then). */
-export async function connectEventBus(config: HeadConfig, log: Logger): Promise<{ nats: HeadProcess['nats']; stop: Stop }> {
+export async function connectEventBus(config: HeadConfig, log: Logger, token: string): Promise<{ nats: HeadProcess['nats']; stop: Stop }> {
   if (config.natsUrl.length === 0) {
     log.warn('no --nats-url: cluster events are not published on NATS and there is no data plane');
     return { nats: undefined, stop: () => undefined };
   }
-  const users = await dataPlaneUsers(config);
+  const users = await dataPlaneUsers(config, token);
   if (config.natsUser) log.warn('--nats-user: legacy shared NATS user — every replica and caller gets its password and may read and publish anything; use operator mode (--nats-account, docs/security.md)');
   const conn = await connectNats(users.head(config.headId), `muster-head ${config.headId}`);
   log.info({ servers: config.natsUrl, tls: users.publicAccess.caPem !== '' }, 'connected to NATS');

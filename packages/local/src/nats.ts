@@ -19,7 +19,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureClusterPki, pairPaths, PKI_FILES } from '@muster/common/pki';
-import { createNatsTrust, mintNatsUser, operatorConfig, type NatsSigner } from '@muster/common/nats-auth';
+import { createNatsTrust, mintNatsUser, musterAccountJwt, newSigningKey, operatorConfig, publicKeyOf, type NatsSigner } from '@muster/common/nats-auth';
 import { DEFAULT_SUBJECT_PREFIX, type SubjectPermissions } from '@muster/contracts';
 import type { NatsAccess } from '@muster/proto';
 import { findBinary } from './binaries.js';
@@ -37,8 +37,16 @@ export interface NatsServer extends Restartable {
   readonly accountSeedFile: string;
   /** The CA file clients trust ('' without TLS; the head's `--nats-ca`). */
   readonly caFile: string;
-  /** A user with `perms` (tests: what a replica, a caller or a stranger may do). */
+  /** A user with `perms` (tests: what a replica, a caller or a stranger may do), signed by the current signing key. */
   mint(name: string, perms: SubjectPermissions, ttlMs?: number): NatsAccess;
+  /**
+   * A signing-key rotation, step one: a new signing key next to the old one
+   * in the account JWT (server reloaded), its seed written over
+   * `accountSeedFile` (heads read it when they start). `retireOld()` is step
+   * two: the old key leaves the account JWT, and every user it signed is cut
+   * off. docs/security.md, "Rotating credentials".
+   */
+  rotateSigningKey(): Promise<{ publicKey: string; retireOld(): Promise<void> }>;
   stop(): Promise<void>;
 }
 
@@ -67,7 +75,8 @@ export async function startNats(opts: StartNatsOptions): Promise<NatsServer> {
     tlsBlock = ['tls {', `  cert_file: "${pair.cert}"`, `  key_file: "${pair.key}"`, '  timeout: 2', '}'];
   }
   const conf = join(opts.dir, 'nats.conf');
-  await writeFile(conf, [`listen: "127.0.0.1:${port}"`, 'max_payload: 8MB', ...operatorConfig(trust), ...tlsBlock, ''].join('\n'), { mode: 0o600 });
+  const writeConf = () => writeFile(conf, [`listen: "127.0.0.1:${port}"`, 'max_payload: 8MB', ...operatorConfig(trust), ...tlsBlock, ''].join('\n'), { mode: 0o600 });
+  await writeConf();
   const launch = async (): Promise<ManagedProcess> => {
     const p = spawnManaged('nats-server', bin, ['-c', conf], { tag: opts.tag });
     await p.waitForLine((l) => l.includes('Server is ready'), 15_000).catch(async (e: unknown) => {
@@ -79,7 +88,25 @@ export async function startNats(opts: StartNatsOptions): Promise<NatsServer> {
   const server = await restartable('nats-server', launch);
   const url = `nats://127.0.0.1:${port}`;
   const caPem = caFile ? await readFile(caFile, 'utf8') : '';
-  const signer: NatsSigner = { account: trust.account, seed: trust.signingSeed };
+  let signer: NatsSigner = { account: trust.account, seed: trust.signingSeed };
+  let signingKeys = [publicKeyOf(trust.signingSeed)];
+  /** Writes the account JWT with `keys` and reloads the server (SIGHUP), once it says it did. */
+  const resign = async (keys: string[]): Promise<void> => {
+    signingKeys = keys;
+    trust.accountJwt = await musterAccountJwt(trust, keys);
+    await writeConf();
+    const reloaded = server.process.waitForLine((l) => l.includes('Reloaded server configuration'), 10_000);
+    server.process.signal('SIGHUP');
+    await reloaded;
+  };
+  const rotateSigningKey = async () => {
+    const next = newSigningKey();
+    const old = signingKeys;
+    await resign([...old, next.publicKey]);
+    await writeFile(accountSeedFile, `${next.seed}\n`, { mode: 0o600 });
+    signer = { account: trust.account, seed: next.seed };
+    return { publicKey: next.publicKey, retireOld: () => resign(signingKeys.filter((k) => !old.includes(k))) };
+  };
   const mint = (name: string, perms: SubjectPermissions, ttlMs = 0): NatsAccess => {
     const inboxPrefix = perms.sub.find((s) => s.startsWith('_INBOX'))?.replace(/\.>$/, '') ?? '';
     const u = mintNatsUser(signer, name, perms, ttlMs);
@@ -91,6 +118,7 @@ export async function startNats(opts: StartNatsOptions): Promise<NatsServer> {
     accountSeedFile,
     caFile,
     mint,
+    rotateSigningKey,
     access: mint('test-admin', { pub: ['>'], sub: ['>'] }),
     stop: () => server.process.stop(2_000),
   });

@@ -8,6 +8,11 @@
  * next (re)connect — nats-server closes a connection whose JWT expired and
  * nats.js reconnects at once, so calls in flight at that moment fail with a
  * retryable UNAVAILABLE, as on any NATS reconnect (docs/dataplane.md).
+ *
+ * A refusal by the server (its user revoked: the account signing key was
+ * rotated, or its JWT expired while the head was away) makes it ask again at
+ * once, at most every RENEW_RETRY_MS, so a rotation does not leave clients
+ * cut off until their next scheduled renewal.
  */
 import { connectNats, type NatsConnection } from '@muster/common';
 import type { NatsAccess } from '@muster/proto';
@@ -45,6 +50,11 @@ export class DataPlaneAccess {
     this.access = first;
     const conn = await connectNats(first, name, () => this.access ?? first);
     this.schedule(first);
+    void (async () => {
+      for await (const s of conn.status()) {
+        if (s.type === 'error' && isAuthRefusal(s.error)) this.renewAfterRefusal();
+      }
+    })().catch(() => undefined);
     return { conn, prefix: first.subjectPrefix || 'muster', inboxPrefix: first.inboxPrefix };
   }
 
@@ -64,6 +74,15 @@ export class DataPlaneAccess {
     this.timer.unref();
   }
 
+  private lastRefusalRenewal = 0;
+
+  private renewAfterRefusal(): void {
+    if (this.closed || Date.now() - this.lastRefusalRenewal < RENEW_RETRY_MS) return;
+    this.lastRefusalRenewal = Date.now();
+    clearTimeout(this.timer);
+    void this.renew();
+  }
+
   private async renew(): Promise<void> {
     try {
       // The inbox prefix is the connection's for its life: the head keeps it for the same identity.
@@ -76,4 +95,9 @@ export class DataPlaneAccess {
       if (this.access && this.access.expiresAtMs > Date.now()) this.schedule(this.access, true);
     }
   }
+}
+
+/** The server refused this user (revoked, expired, unknown): nats.js' AuthorizationError or UserAuthenticationExpiredError. */
+function isAuthRefusal(e: unknown): boolean {
+  return e instanceof Error && (e.name === 'AuthorizationError' || e.name === 'UserAuthenticationExpiredError' || /authorization violation|authentication expired/i.test(e.message));
 }

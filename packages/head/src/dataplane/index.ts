@@ -1,5 +1,5 @@
 /**
- * The head's data-plane credentials: `dataPlaneUsers(config)` is operator
+ * The head's data-plane credentials: `dataPlaneUsers(config, token)` is operator
  * mode (a user per role, minted by the head) unless --nats-user names the
  * legacy shared user. docs/security.md, "NATS: users per role".
  */
@@ -11,6 +11,7 @@ import type { DataPlaneUsers } from './users.js';
 export type { DataPlaneUsers } from './users.js';
 export { NatsUsers, callableGroups } from './nats-users.js';
 
-export async function dataPlaneUsers(config: HeadConfig): Promise<DataPlaneUsers> {
-  return config.natsUser ? SharedNatsUser.fromConfig(config) : NatsUsers.fromConfig(config);
+/** `clusterSecret` (the cluster token) keys callers' inbox prefixes, the same on every head and across signing-key rotations. */
+export async function dataPlaneUsers(config: HeadConfig, clusterSecret: string): Promise<DataPlaneUsers> {
+  return config.natsUser ? SharedNatsUser.fromConfig(config) : NatsUsers.fromConfig(config, clusterSecret);
 }

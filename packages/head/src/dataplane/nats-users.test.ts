@@ -27,7 +27,7 @@ async function users(over: Record<string, unknown> = {}) {
   const seedFile = join(dir, 'seed');
   await writeFile(seedFile, `${trust.signingSeed}\n`, { mode: 0o600 });
   const config = headConfigSchema.parse({ natsUrl: ['nats://127.0.0.1:4222'], natsAccount: trust.account, natsAccountSeedFile: seedFile, ...over });
-  return { trust, users: await NatsUsers.fromConfig(config) };
+  return { trust, users: await NatsUsers.fromConfig(config, 'cluster-token') };
 }
 
 const caller = (name: string, callGroups: Identity['callGroups'], role: Identity['role'] = 'caller'): Identity => ({ role, name, callGroups });
@@ -81,14 +81,14 @@ describe('NatsUsers', () => {
     const seedFile = join(dir, 'seed');
     await writeFile(seedFile, 'not a seed\n', { mode: 0o600 });
     const config = headConfigSchema.parse({ natsUrl: ['nats://x:4222'], natsAccount: trust.account, natsAccountSeedFile: seedFile });
-    await expect(NatsUsers.fromConfig(config)).rejects.toThrow(/--nats-account-seed-file/);
+    await expect(NatsUsers.fromConfig(config, 'cluster-token')).rejects.toThrow(/--nats-account-seed-file/);
     expect(() => headConfigSchema.parse({ natsUrl: ['nats://x:4222'] })).toThrow(/--nats-account-seed-file|natsAccountSeedFile/);
     expect(() => headConfigSchema.parse({ natsUrl: ['nats://x:4222'], natsUser: 'u', natsAccount: trust.account, natsAccountSeedFile: seedFile })).toThrow(/not both/);
   });
 
   it('in the legacy shared-user mode hands everyone the one user (and says so: ClusterInfo still carries none)', async () => {
     const config = headConfigSchema.parse({ natsUrl: ['nats://x:4222'], natsUser: 'muster', natsPassword: 'pw' });
-    const u = await dataPlaneUsers(config);
+    const u = await dataPlaneUsers(config, 'cluster-token');
     expect(u.publicAccess).toMatchObject({ user: '', password: '', jwt: '', seed: '' });
     expect(u.replicaEnv('g')).toEqual({ MUSTER_NATS_URL: 'nats://x:4222', MUSTER_NATS_USER: 'muster', MUSTER_NATS_PASSWORD: 'pw' });
     expect(u.caller(caller('v', [], 'viewer'))).toMatchObject({ user: 'muster', password: 'pw' });

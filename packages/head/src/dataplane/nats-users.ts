@@ -26,10 +26,12 @@ export class NatsUsers implements DataPlaneUsers {
     /** What anyone may know: servers, prefix, CA (ClusterInfo, Registered). */
     readonly publicAccess: NatsAccess,
     private readonly callerTtlMs: number,
+    /** Keys the MAC of callers' inbox prefixes (derived from the cluster token). */
+    private readonly inboxKey: Buffer,
   ) {}
 
   /** From the head's config: reads the seed file and the CA (both checked now, so a bad one fails the start). */
-  static async fromConfig(config: HeadConfig): Promise<NatsUsers> {
+  static async fromConfig(config: HeadConfig, clusterSecret: string): Promise<NatsUsers> {
     const seed = (await readFile(config.natsAccountSeedFile, 'utf8').catch((e: unknown) => {
       throw new Error(`--nats-account-seed-file ${config.natsAccountSeedFile}: ${(e as Error).message}`, { cause: e });
     })).trim();
@@ -40,7 +42,8 @@ export class NatsUsers implements DataPlaneUsers {
       throw new Error(`--nats-account-seed-file ${config.natsAccountSeedFile}: ${(e as Error).message}`, { cause: e });
     }
     const caPem = await readNatsCa(config);
-    return new NatsUsers(signer, { ...blank(), servers: config.natsUrl, subjectPrefix: config.natsSubjectPrefix, caPem }, config.natsCallerTtlMs);
+    const inboxKey = createHash('sha256').update('muster inbox prefix\0').update(clusterSecret).digest();
+    return new NatsUsers(signer, { ...blank(), servers: config.natsUrl, subjectPrefix: config.natsSubjectPrefix, caPem }, config.natsCallerTtlMs, inboxKey);
   }
 
   /** The head's own user: everything under the prefix. */
@@ -69,8 +72,8 @@ export class NatsUsers implements DataPlaneUsers {
 
   /**
    * A caller's inbox prefix: `_INBOX.<nonce><mac>`, the MAC binding the nonce
-   * to the identity under a key derived from the signing seed (the same on
-   * every head). A renewal that presents its prefix keeps it — the client's
+   * to the identity under a key derived from the cluster token (the same on
+   * every head, and unchanged when the signing key rotates). A renewal that presents its prefix keeps it — the client's
    * connection cannot change its inbox — but only the identity it was minted
    * for can: another caller cannot ask for a prefix it saw on the wire.
    */
@@ -80,10 +83,6 @@ export class NatsUsers implements DataPlaneUsers {
     if (m && timingSafeEqual(Buffer.from(mac(m[1]!)), Buffer.from(m[2]!))) return renewing;
     const nonce = randomBytes(8).toString('hex');
     return callerInboxPrefix(nonce + mac(nonce));
-  }
-
-  private get inboxKey(): Buffer {
-    return createHash('sha256').update('muster inbox prefix\0').update(this.signer.seed).digest();
   }
 }
 
