@@ -3,19 +3,22 @@
  * over a local nats-server, msgpack payloads. The replica runs in a child
  * process (bench/dataplane-replica.ts); the client is this process.
  *
- *   npx tsx bench/dataplane.ts [--runs 3] [--seq 5000] [--calls 20000] [--inflight 64] [--nn 4]
+ *   npx tsx bench/dataplane.ts [--runs 3] [--seq 5000] [--calls 20000] [--inflight 64] [--nn 4] [--tls on|off]
  *
  * Per run: latency of `seq` sequential calls (p50, p99), then throughput of
  * `calls` calls with `inflight` in flight. Prints the median of the runs as
  * one JSON line. `--nn N` adds an n:n run: N replica processes and N client
  * processes (this file with --role client), each client doing `calls` calls.
+ * NATS runs as a cluster runs it: operator mode, each side its own user
+ * (the replica its group's, the client a caller's), over TLS unless
+ * `--tls off`.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { cpus, platform, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { connectNats } from '@muster/common';
 import type { NatsAccess } from '@muster/proto';
-import { DEFAULT_SUBJECT_PREFIX, replicaSubject, SHARD_ENV } from '@muster/contracts';
+import { callerInboxPrefix, callerPermissions, DEFAULT_SUBJECT_PREFIX, natsCredentialEnv, replicaPermissions, replicaSubject, SHARD_ENV } from '@muster/contracts';
 import { Router, type Membership } from '@muster/dataplane';
 import { startNats, tempDir } from '@muster/testing';
 
@@ -28,6 +31,7 @@ const { values: a } = parseArgs({
     warmup: { type: 'string', default: '2000' },
     nn: { type: 'string', default: '0' },
     role: { type: 'string', default: 'main' },
+    tls: { type: 'string', default: 'on' },
   },
 });
 const [runs, seq, calls, inflight, warmup, nn] = [a.runs, a.seq, a.calls, a.inflight, a.warmup, a.nn].map(Number) as [number, number, number, number, number, number];
@@ -84,7 +88,9 @@ if (a.role === 'client') {
 
 async function main(): Promise<void> {
   const dir = await tempDir('muster-bench-dp-');
-  const nats = await startNats({ dir: dir.path });
+  const nats = await startNats({ dir: dir.path, tls: a.tls !== 'off' });
+  const callerInbox = callerInboxPrefix('bench');
+  const caller = nats.mint('bench caller', callerPermissions(DEFAULT_SUBJECT_PREFIX, [group], callerInbox));
   const children: ChildProcess[] = [];
   const ready = (p: ChildProcess) => new Promise<void>((resolve, reject) => {
     p.once('message', () => resolve());
@@ -92,7 +98,9 @@ async function main(): Promise<void> {
   });
   const replica = async (id: string) => {
     const subject = replicaSubject(DEFAULT_SUBJECT_PREFIX, group, id);
-    const env = { ...process.env, [SHARD_ENV.NATS_URL]: nats.url, [SHARD_ENV.NATS_USER]: nats.access.user, [SHARD_ENV.NATS_PASSWORD]: nats.access.password, [SHARD_ENV.GROUP]: group, [SHARD_ENV.REPLICA_ID]: id, [SHARD_ENV.SUBJECT]: subject };
+    const user = nats.mint(`replica ${group}`, replicaPermissions(DEFAULT_SUBJECT_PREFIX, group));
+    const creds = natsCredentialEnv({ servers: [nats.url], jwt: user.jwt, seed: user.seed, caPem: user.caPem });
+    const env = { ...process.env, ...creds, [SHARD_ENV.GROUP]: group, [SHARD_ENV.REPLICA_ID]: id, [SHARD_ENV.SUBJECT]: subject };
     const p = fork(new URL('./dataplane-replica.ts', import.meta.url), { env, execArgv: ['--import', 'tsx'] });
     children.push(p);
     await ready(p);
@@ -100,7 +108,7 @@ async function main(): Promise<void> {
   };
   try {
     const one: Membership = { group, version: 1, replicas: [await replica('r0')] };
-    const c = await clientRouter(nats.access, one);
+    const c = await clientRouter(caller, one);
     await sequential(c.router, warmup);
     await throughput(c.router, warmup, inflight);
     const perRun = [];
@@ -109,7 +117,7 @@ async function main(): Promise<void> {
     let nToN: { clients: number; replicas: number; callsPerSec: number[] } | undefined;
     if (nn > 0) {
       const m: Membership = { group, version: 2, replicas: [one.replicas[0]!, ...(await Promise.all(Array.from({ length: nn - 1 }, (_, i) => replica(`r${i + 1}`))))] };
-      const setup = JSON.stringify({ access: nats.access, membership: m });
+      const setup = JSON.stringify({ access: caller, membership: m });
       nToN = { clients: nn, replicas: nn, callsPerSec: [] };
       for (let r = 0; r < runs; r++) {
         const clients = Array.from({ length: nn }, () => fork(new URL(import.meta.url), ['--role', 'client', '--calls', String(calls), '--inflight', String(inflight), '--warmup', String(warmup)], { env: { ...process.env, BENCH_SETUP: setup }, execArgv: ['--import', 'tsx'] }));
@@ -123,6 +131,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({
       bench: 'dataplane',
       command: `npx tsx bench/dataplane.ts ${process.argv.slice(2).join(' ')}`.trim(),
+      natsTls: a.tls !== 'off',
       machine: `${cpus().length}× ${cpus()[0]?.model}, ${platform()} ${release()}, node ${process.version}`,
       runs,
       sequentialCalls: seq,

@@ -177,8 +177,9 @@ describe('attacks on the control plane, TLS on', () => {
     }
   });
 
-  // The data-plane side needs engineer U's NATS users per role (branch h4/u): unskip once it is merged.
-  it.skip('a deployer calling a group it has no right to on the data plane: NATS permission error (engineer U)', async () => {
+  // The SDK refuses before publishing; NATS refuses the publish itself too (the caller's user has no
+  // permission on payroll's subjects): test/integration/dataplane/nats-users.test.ts.
+  it('a deployer calling a group it has no right to on the data plane: refused', async () => {
     const admin = await cluster.connect();
     const dora = await client(await certificate('dora', { role: 'deployer', name: 'dora', callGroups: ['llm'] }));
     try {
@@ -188,7 +189,7 @@ describe('attacks on the control plane, TLS on', () => {
       await expect(payroll.call({ from: 'admin' }, { timeoutMs: 5_000 })).resolves.toMatchObject({ echo: { from: 'admin' } });
       // A deployer reads every group (membership included), but calls only those its certificate names.
       const seen = await dora.replicaGroups.get('payroll');
-      await expect(seen.call({ from: 'dora' }, { timeoutMs: 5_000 })).rejects.toThrow(/[Pp]ermissions? [Vv]iolation|PERMISSION_DENIED/);
+      await expect(seen.call({ from: 'dora' }, { timeoutMs: 5_000 })).rejects.toMatchObject({ code: ErrorCode.PERMISSION_DENIED, message: expect.stringContaining('may not call replica group "payroll"') });
     } finally {
       dora.close();
       admin.close();

@@ -27,8 +27,9 @@ describe('node liveness', () => {
   });
 
   it('marks a SIGKILLed worker dead within deadAfterMs, tells SDK and NATS, and takes it back as one record', async () => {
-    const info = await sdk.info();
-    const nc = await connectNats(info.nats!, 'liveness-test');
+    // Events on NATS are the head's subjects: read here with the launcher's all-subjects test user
+    // (ClusterInfo names the servers but hands out no NATS credential).
+    const nc = await connectNats(cluster.nats!.access, 'liveness-test');
     const natsDead = new Promise<{ nodeId: string }>((resolve) => {
       const sub = nc.subscribe('muster.events.node.dead');
       void (async () => {

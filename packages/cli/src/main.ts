@@ -10,6 +10,7 @@
  *   muster gateway  HTTP access to replica groups
  *   muster cert     the cluster's CA and certificates: init, head, node, client
  *   muster use-context <name>, muster config get-contexts   the client config file
+ *   muster nats     init --dir D: the NATS operator-mode trust (operator, accounts, the head's signing key)
  */
 import { Command } from 'commander';
 import { isMusterError } from '@muster/common';
@@ -22,6 +23,7 @@ import { gatewayCommand } from './commands/gateway.js';
 import { nodeCommand } from './commands/node.js';
 import { certCommand } from './commands/cert.js';
 import { contextCommands } from './commands/contexts.js';
+import { natsCommand } from './commands/nats.js';
 
 const program = new Command('muster').description('Muster: gang-scheduled GPU model serving').showHelpAfterError();
 upCommand(program);
@@ -33,6 +35,7 @@ rgCommand(program);
 gatewayCommand(program);
 certCommand(program);
 contextCommands(program);
+natsCommand(program);
 
 program.parseAsync().catch((e: unknown) => {
   const code = isMusterError(e) ? ` [${e.code}]` : '';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { httpBridgePort, portsOf, portVar, rankEnv, readShardEnv, replicaEnv, SHARD_ENV, ShardEnvError, type RankEnvInput } from './shard-env.js';
+import { httpBridgePort, natsCredentialEnv, portsOf, portVar, rankEnv, readNatsCredentialEnv, readShardEnv, replicaEnv, SHARD_ENV, ShardEnvError, type RankEnvInput } from './shard-env.js';
 
 const rank: RankEnvInput = {
   rank: 5, worldSize: 8, localRank: 1, localWorldSize: 4, masterAddr: '10.0.0.1', masterPort: 30_001,
@@ -38,8 +38,16 @@ describe('the shard environment', () => {
   });
 
   it('adds the data-plane variables of a replica, the NATS access only when there is one', () => {
-    const withNats = replicaEnv({ subject: 's', revision: 'abc', subjectPrefix: 'muster', httpBridge: 'http', nats: { servers: ['n1:4222', 'n2:4222'], user: 'u', password: 'p' } });
-    expect(withNats).toEqual({ MUSTER_SUBJECT: 's', MUSTER_REVISION: 'abc', MUSTER_NATS_SUBJECT_PREFIX: 'muster', MUSTER_HTTP_BRIDGE: 'http', MUSTER_NATS_URL: 'n1:4222,n2:4222', MUSTER_NATS_USER: 'u', MUSTER_NATS_PASSWORD: 'p' });
+    const withNats = replicaEnv({ subject: 's', revision: 'abc', subjectPrefix: 'muster', httpBridge: 'http', nats: { servers: ['n1:4222', 'n2:4222'], jwt: 'j', seed: 'SU', caPem: 'pem' } });
+    expect(withNats).toEqual({ MUSTER_SUBJECT: 's', MUSTER_REVISION: 'abc', MUSTER_NATS_SUBJECT_PREFIX: 'muster', MUSTER_HTTP_BRIDGE: 'http', MUSTER_NATS_URL: 'n1:4222,n2:4222', MUSTER_NATS_JWT: 'j', MUSTER_NATS_SEED: 'SU', MUSTER_NATS_CA: 'pem' });
+    expect(readNatsCredentialEnv(withNats)).toEqual({ servers: ['n1:4222', 'n2:4222'], jwt: 'j', seed: 'SU', caPem: 'pem' });
+    expect(readNatsCredentialEnv({})).toBeUndefined();
+    expect(() => readNatsCredentialEnv({ MUSTER_NATS_URL: 'n1:4222', MUSTER_NATS_JWT: 'j' })).toThrow(/MUSTER_NATS_SEED is missing/);
+    expect(() => readNatsCredentialEnv({ MUSTER_NATS_URL: 'n1:4222' })).toThrow(/MUSTER_NATS_JWT is missing/);
+    // The legacy shared user (a head started with --nats-user).
+    const legacy = natsCredentialEnv({ servers: ['n1:4222'], jwt: '', seed: '', caPem: '', user: 'u', password: 'p' });
+    expect(legacy).toEqual({ MUSTER_NATS_URL: 'n1:4222', MUSTER_NATS_USER: 'u', MUSTER_NATS_PASSWORD: 'p' });
+    expect(readNatsCredentialEnv(legacy)).toEqual({ servers: ['n1:4222'], jwt: '', seed: '', caPem: '', user: 'u', password: 'p' });
     expect(Object.keys(replicaEnv({ subject: 's', revision: 'abc', subjectPrefix: 'muster', httpBridge: '' }))).toEqual(['MUSTER_SUBJECT', 'MUSTER_REVISION', 'MUSTER_NATS_SUBJECT_PREFIX']);
   });
 

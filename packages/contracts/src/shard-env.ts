@@ -45,6 +45,13 @@ export const SHARD_ENV = {
   REVISION: 'MUSTER_REVISION',
   NATS_SUBJECT_PREFIX: 'MUSTER_NATS_SUBJECT_PREFIX',
   NATS_URL: 'MUSTER_NATS_URL',
+  /** The group's data-plane user: a NATS user JWT minted by the head for this replica group (docs/security.md). */
+  NATS_JWT: 'MUSTER_NATS_JWT',
+  /** The nkey seed that goes with NATS_JWT (never written anywhere but this environment). */
+  NATS_SEED: 'MUSTER_NATS_SEED',
+  /** PEM of the CA that signed the NATS server's certificate ('' when NATS runs without TLS). */
+  NATS_CA: 'MUSTER_NATS_CA',
+  /** Legacy shared NATS user (a head started with --nats-user): instead of NATS_JWT/NATS_SEED. */
   NATS_USER: 'MUSTER_NATS_USER',
   NATS_PASSWORD: 'MUSTER_NATS_PASSWORD',
   /** The port name the worker bridges HTTP requests to (replica groups with `httpPort`). */
@@ -127,7 +134,43 @@ export interface ReplicaEnvInput {
   subjectPrefix: string;
   /** Port name to bridge HTTP to; '' for none. */
   httpBridge: string;
-  nats?: { servers: readonly string[]; user: string; password: string } | undefined;
+  /** The group's data-plane credential (minted per launch, never stored with the spec). */
+  nats?: NatsCredentialEnv | undefined;
+}
+
+/** What a rank needs to reach NATS as its group's user. */
+export interface NatsCredentialEnv {
+  servers: readonly string[];
+  jwt: string;
+  seed: string;
+  /** PEM of the NATS server's CA; '' for plaintext NATS. */
+  caPem: string;
+  /** Legacy shared user instead of jwt/seed. */
+  user?: string;
+  password?: string;
+}
+
+/** The NATS variables of a rank (merged into its launch order's env by the head, after the spec's). */
+export function natsCredentialEnv(c: NatsCredentialEnv): Record<string, string> {
+  return {
+    [SHARD_ENV.NATS_URL]: c.servers.join(','),
+    ...(c.jwt ? { [SHARD_ENV.NATS_JWT]: c.jwt, [SHARD_ENV.NATS_SEED]: c.seed } : {}),
+    ...(c.user ? { [SHARD_ENV.NATS_USER]: c.user, [SHARD_ENV.NATS_PASSWORD]: c.password ?? '' } : {}),
+    ...(c.caPem ? { [SHARD_ENV.NATS_CA]: c.caPem } : {}),
+  };
+}
+
+/** The NATS credential a rank was given (undefined: none; MUSTER_NATS_URL without a JWT is refused). */
+export function readNatsCredentialEnv(env: EnvMap): NatsCredentialEnv | undefined {
+  const url = env[SHARD_ENV.NATS_URL];
+  if (!url) return undefined;
+  const jwt = env[SHARD_ENV.NATS_JWT] ?? '';
+  const seed = env[SHARD_ENV.NATS_SEED] ?? '';
+  const servers = url.split(',').map((u) => u.trim()).filter((u) => u.length > 0);
+  const user = env[SHARD_ENV.NATS_USER];
+  if (!jwt && user) return { servers, jwt: '', seed: '', caPem: env[SHARD_ENV.NATS_CA] ?? '', user, password: env[SHARD_ENV.NATS_PASSWORD] ?? '' };
+  if (!jwt || !seed) throw new ShardEnvError(jwt ? SHARD_ENV.NATS_SEED : SHARD_ENV.NATS_JWT, `shard environment: ${SHARD_ENV.NATS_URL} is set but ${jwt ? SHARD_ENV.NATS_SEED : SHARD_ENV.NATS_JWT} is missing (the head launches replicas with their group's NATS user)`);
+  return { servers, jwt, seed, caPem: env[SHARD_ENV.NATS_CA] ?? '' };
 }
 
 export function replicaEnv(r: ReplicaEnvInput): Record<string, string> {
@@ -136,7 +179,7 @@ export function replicaEnv(r: ReplicaEnvInput): Record<string, string> {
     [SHARD_ENV.REVISION]: r.revision,
     [SHARD_ENV.NATS_SUBJECT_PREFIX]: r.subjectPrefix,
     ...(r.httpBridge ? { [SHARD_ENV.HTTP_BRIDGE]: r.httpBridge } : {}),
-    ...(r.nats ? { [SHARD_ENV.NATS_URL]: r.nats.servers.join(','), [SHARD_ENV.NATS_USER]: r.nats.user, [SHARD_ENV.NATS_PASSWORD]: r.nats.password } : {}),
+    ...(r.nats ? natsCredentialEnv(r.nats) : {}),
   };
 }
 

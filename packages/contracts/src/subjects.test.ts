@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allDemandSubjects, allLoadSubjects, demandSubject, groupOfSubject, loadSubject, MAX_REPORTED_COUNT, replicaSubject, toDemandReport, toLoadReport } from './subjects.js';
+import { allDemandSubjects, allLoadSubjects, callerInboxPrefix, callerPermissions, demandSubject, groupOfSubject, headPermissions, loadSubject, MAX_REPORTED_COUNT, replicaPermissions, replicaSubject, toDemandReport, toLoadReport } from './subjects.js';
 
 describe('subjects', () => {
   it('builds the subjects of one group, and the wildcards the head listens on', () => {
@@ -44,5 +44,21 @@ describe('report decoders', () => {
     expect(toDemandReport({ ...d, waiting: -3 })).toBeUndefined();
     expect(toDemandReport({ ...d, routerId: 7 })).toBeUndefined();
     expect(toDemandReport({ ...d, waiting: 1e12 })).toBeUndefined();
+  });
+});
+
+describe('subject permissions per role', () => {
+  it('a replica has its group\'s requests and load subject and answers under _INBOX; a caller its groups and its own inbox; only the head has the prefix wildcard', () => {
+    expect(replicaPermissions('p', 'g')).toEqual({ pub: ['p.load.g', '_INBOX.>'], sub: ['p.rg.g.>'] });
+    expect(callerPermissions('p', ['a', 'b'], callerInboxPrefix('x'))).toEqual({
+      pub: ['p.rg.a.>', 'p.demand.a', 'p.rg.b.>', 'p.demand.b'],
+      sub: ['p.load.a', 'p.load.b', '_INBOX.x.>'],
+    });
+    expect(headPermissions('p', '_INBOX.h')).toEqual({ pub: ['p.>', '_INBOX.h.>'], sub: ['p.>', '_INBOX.h.>'] });
+    for (const perms of [replicaPermissions('p', 'g'), callerPermissions('p', ['*'], '_INBOX.y')]) {
+      expect([...perms.pub, ...perms.sub]).not.toContain('p.>');
+      expect([...perms.pub, ...perms.sub]).not.toContain('>');
+      expect(perms.sub).not.toContain('_INBOX.>');
+    }
   });
 });

@@ -10,6 +10,10 @@
  *   <prefix>.demand.<group>           a router's calls waiting for a replica (DemandReport)
  *   <prefix>.events.<kind>            cluster events (the head's event log)
  *
+ * Who may use which subject (NATS user permissions, minted by the head; see
+ * docs/security.md "NATS: users per role") is written here too, next to the
+ * subjects: `headPermissions`, `replicaPermissions`, `callerPermissions`.
+ *
  * A report comes from another process, so it is decoded, not trusted: the
  * decoders below refuse a report with a missing id or a negative, fractional
  * or absurd count (a broken or hostile publisher must not steer the
@@ -50,6 +54,66 @@ export function allDemandSubjects(prefix: string): string {
 /** The group a load or demand subject belongs to (its last token). */
 export function groupOfSubject(subject: string): string {
   return subject.slice(subject.lastIndexOf('.') + 1);
+}
+
+/** Every subject of a replica group's replicas (their queue subscription). */
+export function groupReplicaSubjects(prefix: string, group: string): string {
+  return `${prefix}.rg.${group}.>`;
+}
+
+/** Every subject under the prefix (only the head's user may use it). */
+export function allSubjects(prefix: string): string {
+  return `${prefix}.>`;
+}
+
+/** Every reply subject: replicas publish their answers under it (see replicaPermissions). */
+export const ALL_INBOXES = '_INBOX.>';
+
+/**
+ * The inbox prefix of one caller's connection: `_INBOX.<token>`. Replies to
+ * its calls come to `<inboxPrefix>.…`, which only its own user may
+ * subscribe to. nats.js builds inboxes as `<inboxPrefix>.<nuid>`.
+ */
+export function callerInboxPrefix(token: string): string {
+  return `_INBOX.${token}`;
+}
+
+/** NATS subject permissions of one user (nats-server's `permissions`, JWT `nats.pub/sub`). */
+export interface SubjectPermissions {
+  pub: string[];
+  sub: string[];
+}
+
+/** The head: everything under the prefix, and its own inbox. */
+export function headPermissions(prefix: string, inboxPrefix: string): SubjectPermissions {
+  return { pub: [allSubjects(prefix), `${inboxPrefix}.>`], sub: [allSubjects(prefix), `${inboxPrefix}.>`] };
+}
+
+/**
+ * A replica of `group` (and the worker's HTTP bridge of that group): its
+ * group's requests (queue), its group's load reports, and answers under
+ * `_INBOX.>`. Not `allow_responses`: nats-server (2.9) keeps one entry per
+ * reply subject until it was used `max` times or its TTL passed, and a
+ * stream needs unlimited replies, so entries pile up and every prune scans
+ * them — calls/s fell 25× in bench/dataplane.ts. A reply subject is
+ * unguessable (a caller's sealed prefix, the router's nuid, a token), and a
+ * replica learns only those of routers that call its own group
+ * (docs/security.md, "NATS: users per role").
+ */
+export function replicaPermissions(prefix: string, group: string): SubjectPermissions {
+  return { pub: [loadSubject(prefix, group), ALL_INBOXES], sub: [groupReplicaSubjects(prefix, group)] };
+}
+
+/**
+ * A caller allowed to call `groups`: requests and cancels to their replicas,
+ * demand reports for them, their load reports (the router's balancing
+ * input), and only its own inbox.
+ */
+export function callerPermissions(prefix: string, groups: readonly string[], inboxPrefix: string): SubjectPermissions {
+  return {
+    pub: groups.flatMap((g) => [groupReplicaSubjects(prefix, g), demandSubject(prefix, g)]),
+    sub: [...groups.map((g) => loadSubject(prefix, g)), `${inboxPrefix}.>`],
+  };
 }
 
 /** Cluster events of one kind, as the head's event log publishes them. */

@@ -17,8 +17,13 @@ export class Inbox {
   private readonly sub: Subscription;
   private next = 0;
 
-  constructor(nc: NatsConnection) {
-    this.prefix = `${createInbox()}.`;
+  /**
+   * `inboxPrefix`: the one the connection's NATS user may subscribe under (a
+   * caller's own; see callerInboxPrefix); default the connection's own
+   * `inboxPrefix` option, else nats.js' `_INBOX`.
+   */
+  constructor(nc: NatsConnection, inboxPrefix?: string) {
+    this.prefix = `${createInbox(inboxPrefix ?? connectionInboxPrefix(nc))}.`;
     this.sub = nc.subscribe(`${this.prefix}*`, {
       callback: (err, msg) => {
         if (!err) this.listeners.get(msg.subject.slice(this.prefix.length))?.onMessage(msg);
@@ -41,4 +46,10 @@ export class Inbox {
     this.listeners.clear();
     if (!this.sub.isClosed()) this.sub.unsubscribe();
   }
+}
+
+/** The inbox prefix a connection was opened with (nats.js keeps its options on the connection object). */
+function connectionInboxPrefix(nc: NatsConnection): string | undefined {
+  const p = (nc as unknown as { options?: { inboxPrefix?: unknown } }).options?.inboxPrefix;
+  return typeof p === 'string' && p.length > 0 ? p : undefined;
 }

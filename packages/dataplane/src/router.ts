@@ -51,6 +51,11 @@ export interface RouterInit extends RouterOptions {
   replicaLostAfterMs?: number;
   /** Load reports older than this are ignored when choosing (default 3000 ms). */
   reportFreshMs?: number;
+  /**
+   * The inbox prefix the connection's NATS user may subscribe under (a
+   * caller's `NatsAccess.inboxPrefix`); default nats.js' `_INBOX`.
+   */
+  inboxPrefix?: string;
 }
 
 const initSchema = z.object({
@@ -61,6 +66,7 @@ const initSchema = z.object({
   maxRetries: z.int().min(0).max(100).default(3),
   replicaLostAfterMs: z.int().min(10).max(600_000).default(3_000),
   reportFreshMs: z.int().min(10).max(600_000).default(3_000),
+  inboxPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected NATS subject tokens').optional(),
 });
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -96,7 +102,7 @@ export class Router {
     this.nats = nats;
     this.demandSubject = demandSubject(o.subjectPrefix, o.group);
     this.balancer = new Balancer({ group: o.group, maxOngoing: o.maxOngoingPerReplica, maxQueued: o.maxQueued, reportFreshMs: o.reportFreshMs });
-    this.inbox = new Inbox(nats);
+    this.inbox = new Inbox(nats, o.inboxPrefix);
     this.link = new Link(nats, { down: (closed) => this.connectionLost(closed) });
     const calls = new Set<Call>();
     const counters = { retries: 0, hedges: 0, lost: 0 };

@@ -28,12 +28,12 @@
  * published while disconnected are lost (their callers have already failed
  * with MUSTER_UNAVAILABLE, and their routers send a cancel after that report).
  */
-import { connectNats, decode, encode, ErrorCode, isMusterError, MusterError, parseList, type NatsConnection } from '@muster/common';
+import { connectNats, decode, encode, ErrorCode, isMusterError, MusterError, type NatsConnection } from '@muster/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Link } from './connection.js';
 import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireError, WireLoad, WireReply, WireRequest } from './types.js';
-import { DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, SHARD_ENV } from '@muster/contracts';
+import { DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, readNatsCredentialEnv, SHARD_ENV, ShardEnvError } from '@muster/contracts';
 import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
 
 export interface ServeHandlers {
@@ -42,7 +42,7 @@ export interface ServeHandlers {
 }
 
 export interface ServeOptions {
-  /** A connection to use (not closed by the server); default: connect from MUSTER_NATS_URL/USER/PASSWORD. */
+  /** A connection to use (not closed by the server); default: connect as the group's NATS user (MUSTER_NATS_URL/JWT/SEED/CA). */
   nats?: NatsConnection;
   /** Default MUSTER_SUBJECT. */
   subject?: string;
@@ -102,9 +102,14 @@ export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): P
   };
   let nc = opts.nats;
   if (!nc) {
-    const servers = parseList(required(undefined, env, SHARD_ENV.NATS_URL, 'nats'));
-    const access = { servers, user: env[SHARD_ENV.NATS_USER] ?? '', password: env[SHARD_ENV.NATS_PASSWORD] ?? '', subjectPrefix: cfg.prefix };
-    nc = await connectNats(access, `muster-replica ${cfg.group}/${cfg.replicaId}`);
+    required(undefined, env, SHARD_ENV.NATS_URL, 'nats');
+    let cred;
+    try {
+      cred = readNatsCredentialEnv(env);
+    } catch (e) {
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `serve(): ${(e as Error).message}`, { details: { field: e instanceof ShardEnvError ? e.field : SHARD_ENV.NATS_JWT } });
+    }
+    nc = await connectNats({ servers: [...cred!.servers], jwt: cred!.jwt, seed: cred!.seed, caPem: cred!.caPem, inboxPrefix: '', user: cred!.user ?? '', password: cred!.password ?? '' }, `muster-replica ${cfg.group}/${cfg.replicaId}`);
   }
   const server = new ReplicaServer(nc, !opts.nats, handlers, cfg);
   await nc.flush(); // the subscription is live at the NATS server before we say we serve

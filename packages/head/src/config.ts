@@ -33,8 +33,17 @@ export const headConfigSchema = z
     /** Plaintext gRPC (the token is the only credential, and it travels in clear): a warning is logged. */
     insecure: z.boolean().default(false),
     natsUrl: z.array(z.string()).default([]),
+    /** The Muster NATS account's public key ("A…", 56 characters): issuer_account of the users the head mints. */
+    natsAccount: z.union([z.literal(''), z.string().regex(/^A[A-Z2-7]{55}$/, 'expected a NATS account public key (56 characters starting "A")')]).default(''),
+    /** File (0600) holding the account's signing-key seed ("SA…"): the head mints every NATS user with it. */
+    natsAccountSeedFile: z.string().default(''),
+    /** CA of the NATS server's certificate ('' : plaintext NATS). */
+    natsCa: z.string().default(''),
+    /** Legacy: one NATS user shared by head, replicas and callers (instead of operator mode; a warning at start). */
     natsUser: z.string().default(''),
     natsPassword: z.string().default(''),
+    /** Lifetime of a caller's NATS user (GetDataPlaneAccess); clients ask again before it ends. */
+    natsCallerTtlMs: z.number().int().min(60_000).max(30 * DAY_MS).default(DAY_MS),
     natsSubjectPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected NATS subject tokens').default('muster'),
     heartbeatIntervalMs: z.number().int().min(50).max(60_000).default(1_000),
     deadAfterMs: z.number().int().min(100).max(600_000).default(3_000),
@@ -68,6 +77,14 @@ export const headConfigSchema = z
     message: 'etcdCert and etcdKey go together, and need etcdCa',
     path: ['etcdCert'],
   })
+  .refine((c) => c.natsUrl.length === 0 || c.natsUser !== '' || (c.natsAccount !== '' && c.natsAccountSeedFile !== ''), {
+    message: 'NATS runs in operator mode: --nats-url needs --nats-account and --nats-account-seed-file (the head mints every NATS user; --nats-user is the legacy shared user)',
+    path: ['natsAccountSeedFile'],
+  })
+  .refine((c) => c.natsUser === '' || (c.natsAccount === '' && c.natsAccountSeedFile === ''), {
+    message: 'give either operator mode (--nats-account, --nats-account-seed-file) or the legacy shared user (--nats-user), not both',
+    path: ['natsUser'],
+  })
   .refine((c) => c.deadAfterMs >= 2 * c.heartbeatIntervalMs, {
     message: 'deadAfterMs must be at least twice heartbeatIntervalMs, or one late heartbeat kills a node',
     path: ['deadAfterMs'],
@@ -90,8 +107,12 @@ export const headOptions: OptionSpec[] = [
   { key: 'tlsKey', flag: 'tls-key', env: 'MUSTER_TLS_KEY', description: 'this head\'s private key (default <data-dir>/pki/head.key)' },
   { key: 'insecure', flag: 'insecure', env: 'MUSTER_INSECURE', parse: parseBool, boolean: true, description: 'plaintext gRPC: no TLS, the token travels in clear (logs a warning)' },
   { key: 'natsUrl', flag: 'nats-url', env: 'MUSTER_NATS_URL', parse: parseList, description: 'NATS servers, comma-separated (none: no data plane)' },
-  { key: 'natsUser', flag: 'nats-user', env: 'MUSTER_NATS_USER', description: 'NATS user' },
-  { key: 'natsPassword', flag: 'nats-password', env: 'MUSTER_NATS_PASSWORD', secret: true, instead: 'the MUSTER_NATS_PASSWORD environment variable', description: 'NATS password (prefer the env var: a flag is visible to every user of the machine, and the head warns)' },
+  { key: 'natsAccount', flag: 'nats-account', env: 'MUSTER_NATS_ACCOUNT', description: 'public key of the Muster NATS account (operator mode; required with --nats-url)' },
+  { key: 'natsAccountSeedFile', flag: 'nats-account-seed-file', env: 'MUSTER_NATS_ACCOUNT_SEED_FILE', description: 'file (0600) with the account signing-key seed the head mints NATS users with' },
+  { key: 'natsCa', flag: 'nats-ca', env: 'MUSTER_NATS_CA', description: 'CA certificate of the NATS server (TLS); empty: plaintext NATS' },
+  { key: 'natsUser', flag: 'nats-user', env: 'MUSTER_NATS_USER', description: 'legacy: one NATS user shared by head, replicas and callers (prefer operator mode: --nats-account)' },
+  { key: 'natsPassword', flag: 'nats-password', env: 'MUSTER_NATS_PASSWORD', secret: true, instead: 'the MUSTER_NATS_PASSWORD environment variable', description: 'legacy: the shared NATS user\'s password (set the env var, not the flag: a flag is visible to every user of the machine, and the head warns)' },
+  { key: 'natsCallerTtlMs', flag: 'nats-caller-ttl-ms', env: 'MUSTER_NATS_CALLER_TTL_MS', parse: parseNumber, description: 'lifetime of a caller\'s NATS user (default 24 h; clients renew it before)' },
   { key: 'natsSubjectPrefix', flag: 'nats-subject-prefix', env: 'MUSTER_NATS_SUBJECT_PREFIX', description: 'first token of every NATS subject' },
   { key: 'heartbeatIntervalMs', flag: 'heartbeat-interval-ms', env: 'MUSTER_HEARTBEAT_INTERVAL_MS', parse: parseNumber, description: 'agent heartbeat interval' },
   { key: 'deadAfterMs', flag: 'dead-after-ms', env: 'MUSTER_DEAD_AFTER_MS', parse: parseNumber, description: 'a node silent this long is dead' },

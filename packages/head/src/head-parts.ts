@@ -15,6 +15,7 @@ import { connectNats, ErrorCode, grpcServerCredentials, loadOrCreateToken, Muste
 import { serverChannelOptions } from '@muster/contracts';
 import { NodeState } from '@muster/proto';
 import { headTlsFiles, tokenPath, type HeadConfig } from './config.js';
+import { dataPlaneUsers } from './dataplane/index.js';
 import type { HeadProcess, LeaderTerm } from './leader-term.js';
 import { openStore, type StateStore } from './state/index.js';
 
@@ -82,15 +83,17 @@ export async function openState(config: HeadConfig, log: Logger, once: StartOnce
 }
 
 /** The NATS connection events are published on (none without --nats-url: no data plane then). */
-export async function connectEventBus(config: HeadConfig, log: Logger): Promise<{ nats: HeadProcess['nats']; stop: Stop }> {
+export async function connectEventBus(config: HeadConfig, log: Logger, token: string): Promise<{ nats: HeadProcess['nats']; stop: Stop }> {
   if (config.natsUrl.length === 0) {
     log.warn('no --nats-url: cluster events are not published on NATS and there is no data plane');
     return { nats: undefined, stop: () => undefined };
   }
-  const access = { servers: config.natsUrl, user: config.natsUser, password: config.natsPassword, subjectPrefix: config.natsSubjectPrefix };
-  const conn = await connectNats(access, `muster-head ${config.headId}`);
-  log.info({ servers: config.natsUrl.map(withoutCredentials) }, 'connected to NATS');
-  return { nats: { conn, access }, stop: () => conn.drain() };
+  const users = await dataPlaneUsers(config, token);
+  if (config.natsUser) log.warn('--nats-user: legacy shared NATS user — every replica and caller gets its password and may read and publish anything; use operator mode (--nats-account, docs/security.md)');
+  const conn = await connectNats(users.head(config.headId), `muster-head ${config.headId}`);
+  log.info({ servers: config.natsUrl.map(withoutCredentials), tls: users.publicAccess.caPem !== '' }, 'connected to NATS');
+  if (!users.publicAccess.caPem) log.warn('no --nats-ca: NATS traffic (requests, replies, credentials presented) is not encrypted');
+  return { nats: { conn, access: users.publicAccess, users }, stop: () => conn.drain() };
 }
 
 /**
@@ -123,6 +126,7 @@ export function headInstruments(meter: Meter): HeadProcess['instruments'] {
     pgCycleSeconds: meter.createHistogram('muster_pg_cycle_seconds', { description: 'placement group controller cycle time, by phase (schedule, commit)', unit: 's' }),
     pgCycleWrites: meter.createHistogram('muster_pg_cycle_writes', { description: 'records written per controller cycle (group commit size)' }),
     heartbeatLag: meter.createHistogram('muster_heartbeat_lag_seconds', { description: 'delay between an agent sending a heartbeat and the head handling it', unit: 's' }),
+    reportsDropped: meter.createCounter('muster_load_reports_dropped_total', { description: 'load and demand reports refused by their decoder (negative, fractional or absurd counts, no id), by kind' }),
   };
 }
 

@@ -51,7 +51,7 @@ export async function startHead(config: HeadConfig, log: Logger, once: StartOnce
   const stops: Stop[] = [() => store.close()];
   const close = () => stopAll(stops, log);
   try {
-    const bus = await connectEventBus(config, log);
+    const bus = await connectEventBus(config, log, token);
     stops.push(bus.stop);
     const metrics = await startMetrics('head', config.metricsListen, { tokenFile: config.metricsTokenFile, tlsCert: config.metricsTlsCert, tlsKey: config.metricsTlsKey });
     stops.push(() => metrics.close());

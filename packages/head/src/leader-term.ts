@@ -7,7 +7,7 @@
  * writer.
  */
 import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { Histogram } from '@opentelemetry/api';
+import type { Counter, Histogram } from '@opentelemetry/api';
 import { VERSION, type Logger, type NatsConnection } from '@muster/common';
 import { AgentServiceService, ClusterServiceService, GangServiceService, PlacementGroupServiceService, ReplicaGroupServiceService, type NatsAccess } from '@muster/proto';
 import { agentService } from './api/agent-service.js';
@@ -26,15 +26,17 @@ import { PlacementGroupController } from './controllers/placement-groups.js';
 import { ReplicaGroupController } from './controllers/replica-groups.js';
 import { EventLog } from './events/event-log.js';
 import type { StateWriter } from './state/fence.js';
+import type { DataPlaneUsers } from './dataplane/index.js';
 
 /** What a head has for its whole life, handed to each term. */
 export interface HeadProcess {
   config: HeadConfig;
   log: Logger;
   storeKind: string;
-  nats: { conn: NatsConnection; access: NatsAccess } | undefined;
+  /** The event bus and data plane: the head's connection, what anyone may know of it, the users it mints. */
+  nats: { conn: NatsConnection; access: NatsAccess; users: DataPlaneUsers } | undefined;
   rpc: RpcContext;
-  instruments: { pgCycleSeconds: Histogram; pgCycleWrites: Histogram; heartbeatLag: Histogram };
+  instruments: { pgCycleSeconds: Histogram; pgCycleWrites: Histogram; heartbeatLag: Histogram; reportsDropped: Counter };
 }
 
 export interface LeaderTerm {
@@ -69,9 +71,10 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
   const gangs = new GangController(writer, registry, placementGroups, events, log.child({ controller: 'gangs' }), config.shardPortRange, {
     kept: config.finishedGangsKept,
     maxAgeMs: config.finishedGangMaxAgeMs,
-  });
+  }, nats && ((group) => nats.users.replicaEnv(group)));
   await gangs.load();
-  const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats, (n) => registry.get(n)?.draining === true);
+  const dropped = head.instruments.reportsDropped;
+  const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats && { ...nats, onReportDropped: (kind) => dropped.add(1, { kind }) }, (n) => registry.get(n)?.draining === true);
   registry.onTransition((kind) => {
     if (kind === 'node.draining' || kind === 'node.uncordoned') replicaGroups.nodesChanged();
   });
@@ -105,6 +108,7 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
       drains,
       streamBufferMessages: config.streamBufferMessages,
       groups: { pgs: placementGroups, gangs, replicaGroups },
+      dataPlane: nats?.users,
       info: { headId: config.headId, version: VERSION, store: head.storeKind, nats: nats?.access, heartbeatIntervalMs: config.heartbeatIntervalMs, deadAfterMs: config.deadAfterMs },
     })],
     [AgentServiceService, agentService(head.rpc, {

@@ -166,7 +166,7 @@ export class LocalCluster {
       etcdEndpoint: this.etcd?.endpoint,
       tls: this.pkiDir === undefined ? undefined : { ca: pairPaths(this.pkiDir, PKI_FILES.ca).cert, ...pairPaths(this.pkiDir, PKI_FILES.head) },
       etcdTls: this.etcd?.clientTls,
-      nats: this.nats && { url: this.nats.url, user: this.nats.access.user, password: this.nats.access.password },
+      nats: this.nats && { url: this.nats.url, account: this.nats.account, accountSeedFile: this.nats.accountSeedFile, caFile: this.nats.caFile },
       tag: this.runTag,
       opts: this.opts,
       onLine: (l) => this.opts.onLine?.(name, l),

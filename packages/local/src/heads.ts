@@ -15,7 +15,6 @@
  * another head wins: callers that freeze heads should wait for a *different*
  * leader (`waitForLeader({ not })`).
  */
-import { SHARD_ENV } from '@muster/contracts';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { spawnManaged, type ManagedProcess } from './procs.js';
@@ -37,7 +36,7 @@ export interface HeadLaunch {
   tls: { ca: string; cert: string; key: string } | undefined;
   /** etcd's CA and the heads' etcd client pair; undefined: plaintext etcd (or none). */
   etcdTls: { ca: string; cert: string; key: string } | undefined;
-  nats: { url: string; user: string; password: string } | undefined;
+  nats: { url: string; account: string; accountSeedFile: string; caFile: string } | undefined;
   tag: string | undefined;
   opts: ClusterOptions;
   onLine: (line: string) => void;
@@ -61,14 +60,13 @@ export async function launchHead(l: HeadLaunch): Promise<HeadHandle> {
     ...(l.tls ? ['--tls-ca', l.tls.ca, '--tls-cert', l.tls.cert, '--tls-key', l.tls.key] : ['--insecure']),
     ...(o.heartbeatIntervalMs ? ['--heartbeat-interval-ms', String(o.heartbeatIntervalMs)] : []),
     ...(o.deadAfterMs ? ['--dead-after-ms', String(o.deadAfterMs)] : []),
-    ...(l.nats ? ['--nats-url', l.nats.url, '--nats-user', l.nats.user] : []),
+    ...(l.nats ? ['--nats-url', l.nats.url, '--nats-account', l.nats.account, '--nats-account-seed-file', l.nats.accountSeedFile, ...(l.nats.caFile ? ['--nats-ca', l.nats.caFile] : [])] : []),
     ...(o.shardPortRange ? ['--shard-port-range', o.shardPortRange] : []),
     ...(o.headArgs ?? []),
   ];
   // Lines arrive asynchronously, so `proc` is set before the first one.
   const proc: ManagedProcess = spawnManaged(l.name, process.execPath, args, {
-    // The head reads its NATS password from the variable it hands replicas theirs in.
-    env: l.nats ? { [SHARD_ENV.NATS_PASSWORD]: l.nats.password } : {},
+    env: {},
     onLine: (line) => {
       l.election.onLine(proc, line);
       l.onLine(line);

@@ -33,7 +33,7 @@
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, grpcChannelCredentials, issueLines, loadClientContext, readToken, tokenMetadata } from '@muster/common';
-import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, ReplicaGroupServiceClient, type ClusterEvent, type ClusterInfo, type ClusterSummary, type Node } from '@muster/proto';
+import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, ReplicaGroupServiceClient, type ClusterEvent, type ClusterInfo, type ClusterSummary, type NatsAccess, type Node } from '@muster/proto';
 import { isHostPort } from '@muster/contracts';
 import { Endpoints, type RetryNotice } from './endpoints.js';
 import { collect, pages, type PageOptions } from './pages.js';
@@ -194,7 +194,7 @@ export class Cluster {
     this.service = new HeadService(endpoints, ClusterServiceClient, metadata, callTimeoutMs);
     this.placementGroups = new PlacementGroups(new HeadService(endpoints, PlacementGroupServiceClient, metadata, callTimeoutMs));
     this.gangs = new Gangs(new HeadService(endpoints, GangServiceClient, metadata, callTimeoutMs));
-    this.replicaGroups = new ReplicaGroups(new HeadService(endpoints, ReplicaGroupServiceClient, metadata, callTimeoutMs), async () => (await this.info()).nats);
+    this.replicaGroups = new ReplicaGroups(new HeadService(endpoints, ReplicaGroupServiceClient, metadata, callTimeoutMs), (inboxPrefix) => this.service.call<NatsAccess>((c, md, o, cb) => c.getDataPlaneAccess({ inboxPrefix }, md, o, cb)));
     this.actors = new Actors(this.replicaGroups);
   }
 

@@ -9,8 +9,10 @@
  *   const answer = await echo.call({ text: 'hi' }, { timeoutMs: 5_000 });
  */
 import type { HeadService } from './rpc.js';
-import { ErrorCode, MusterError, connectNats, type NatsConnection } from '@muster/common';
-import type { ReplicaGroupServiceClient } from '@muster/proto';
+import type { NatsAccess, ReplicaGroupServiceClient } from '@muster/proto';
+import { DataPlaneAccess, type DataPlane } from './data-plane-access.js';
+import { ErrorCode, MusterError } from '@muster/common';
+import { ALL_GROUPS } from '@muster/contracts';
 import type * as wire from '@muster/proto';
 import { Router, type CallOptions, type Membership, type RouterOptions } from '@muster/dataplane';
 import { startupToWire, templateToWire } from './gangs.js';
@@ -151,11 +153,13 @@ export class ReplicaGroup {
 }
 
 export class ReplicaGroups {
-  private nats: Promise<{ conn: NatsConnection; prefix: string }> | undefined;
+  private nats: Promise<DataPlane> | undefined;
+  private access: DataPlaneAccess | undefined;
 
   constructor(
     private readonly head: HeadService<ReplicaGroupServiceClient>,
-    private readonly natsAccess: () => Promise<{ servers: string[]; user: string; password: string; subjectPrefix: string } | undefined>,
+    /** GetDataPlaneAccess: this client's own NATS user. */
+    private readonly natsAccess: (renewInboxPrefix: string) => Promise<NatsAccess>,
   ) {}
 
   /** Create or update; idempotent. Changing only `replicas` never rolls out. */
@@ -194,9 +198,14 @@ export class ReplicaGroups {
 
   /** A router for `name`, fed by the head's membership, on the cluster's NATS. */
   async router(name: string, opts: RouterOptions = {}): Promise<Router> {
-    const { conn, prefix } = await this.dataPlane();
+    const { conn, prefix, inboxPrefix, groups } = await this.dataPlane();
+    // NATS refuses the publish anyway (the user's permissions); refusing here
+    // names the reason at once instead of letting the call time out.
+    if (!groups.includes(ALL_GROUPS) && !groups.includes(name)) {
+      throw new MusterError(ErrorCode.PERMISSION_DENIED, `this client may not call replica group "${name}": its identity's call rights are ${groups.length ? groups.join(', ') : 'none'} (a certificate's urn:muster:call:<group> names, docs/security.md)`, { details: { group: name } });
+    }
     const abort = new AbortController();
-    const router = new Router(conn, this.membership(name, abort.signal), { ...opts, group: name, subjectPrefix: prefix });
+    const router = new Router(conn, this.membership(name, abort.signal), { ...opts, group: name, subjectPrefix: prefix, ...(inboxPrefix ? { inboxPrefix } : {}) });
     const close = router.close.bind(router);
     router.close = () => {
       abort.abort();
@@ -209,15 +218,20 @@ export class ReplicaGroups {
   async closeDataPlane(): Promise<void> {
     const n = await this.nats?.catch(() => undefined);
     this.nats = undefined;
+    this.access?.close();
+    this.access = undefined;
     await n?.conn.close();
   }
 
-  private dataPlane(): Promise<{ conn: NatsConnection; prefix: string }> {
-    this.nats ??= (async () => {
-      const access = await this.natsAccess();
-      if (!access) throw new MusterError(ErrorCode.FAILED_PRECONDITION, 'the head runs without NATS (--nats-url): there is no data plane to call replicas on');
-      return { conn: await connectNats({ ...access }, 'muster-sdk'), prefix: access.subjectPrefix || 'muster' };
-    })();
+  private dataPlane(): Promise<DataPlane> {
+    if (!this.nats) {
+      const access = (this.access = new DataPlaneAccess(this.natsAccess));
+      const nats = (this.nats = access.connect('muster-sdk'));
+      // A failed connect is not kept: the next call asks the head again.
+      nats.catch(() => {
+        if (this.nats === nats) this.nats = undefined;
+      });
+    }
     return this.nats;
   }
 

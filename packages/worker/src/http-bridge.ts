@@ -18,7 +18,7 @@
  * in one data-plane message (the data plane has no client streaming), so the
  * NATS payload limit bounds it.
  */
-import { ErrorCode, MusterError, type NatsConnection } from '@muster/common';
+import { ErrorCode, MusterError } from '@muster/common';
 import { serve, type Server } from '@muster/dataplane';
 
 /** The largest response body a unary call answers with (it travels as one message). */
@@ -43,8 +43,12 @@ function request(port: number, payload: unknown, signal: AbortSignal): Promise<R
   return fetch(`http://127.0.0.1:${port}${r.path ?? '/'}`, { method: r.method ?? (body === undefined ? 'GET' : 'POST'), headers, body, signal });
 }
 
-/** Starts serving `env`'s replica subject by forwarding to the shard's HTTP port. */
-export async function startHttpBridge(nats: NatsConnection, env: Record<string, string>, port: number): Promise<Server> {
+/**
+ * Starts serving `env`'s replica subject by forwarding to the shard's HTTP
+ * port, on its own NATS connection as the group's user (the credential the
+ * head put in the launch order's env), closed when the bridge drains.
+ */
+export async function startHttpBridge(env: Record<string, string>, port: number): Promise<Server> {
   return serve(
     {
       unary: async (payload, ctx) => {
@@ -76,7 +80,7 @@ export async function startHttpBridge(nats: NatsConnection, env: Record<string, 
         if (rest) yield rest;
       },
     },
-    { nats, env },
+    { env },
   );
 }
 

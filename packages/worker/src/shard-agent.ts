@@ -12,10 +12,20 @@ import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import type { AgentMessage, HeadMessage, LaunchShards, LogRequest, Probe, ShardStatusReport } from '@muster/proto';
 import { httpBridgePort, SHARD_ENV } from '@muster/contracts';
 import type { Server } from '@muster/dataplane';
-import type { NatsConnection } from '@muster/common';
 import { startHttpBridge } from './http-bridge.js';
 import { firstPortInUse } from './shards/ports.js';
 import type { ProbeSpec, ProbeTiming, ShardStatus, ShardSupervisor } from './shards/types.js';
+
+/**
+ * A rank's environment: the launch order's, with the test kit's run tag. An
+ * HTTP-bridged rank does not speak NATS (the agent's bridge does, as the
+ * group's user): it does not get the group's NATS credential.
+ */
+function rankEnv(env: Record<string, string>, testRun: string | undefined): Record<string, string> {
+  const out: Record<string, string> = testRun ? { ...env, [SHARD_ENV.TEST_RUN]: testRun } : { ...env };
+  if (httpBridgePort(env) > 0) for (const k of [SHARD_ENV.NATS_JWT, SHARD_ENV.NATS_SEED, SHARD_ENV.NATS_USER, SHARD_ENV.NATS_PASSWORD]) delete out[k];
+  return out;
+}
 
 /** Writes to the head stream; false when its buffer is full (grpc-js `write`). */
 type Send = (msg: AgentMessage) => boolean;
@@ -46,8 +56,6 @@ export class ShardAgent {
   constructor(
     private readonly supervisor: ShardSupervisor,
     private readonly log: Logger,
-    /** The cluster's NATS, for HTTP bridges (undefined: the head runs without NATS). */
-    private readonly dataPlane: () => Promise<NatsConnection | undefined> = async () => undefined,
   ) {}
 
   /** A new head stream is registered: report everything we run. */
@@ -134,7 +142,7 @@ export class ShardAgent {
           args: s.args,
           // The test kit tags every process it starts; shards inherit the tag
           // so a test run can prove none was left behind.
-          env: testRun ? { ...s.env, [SHARD_ENV.TEST_RUN]: testRun } : s.env,
+          env: rankEnv(s.env, testRun),
           cwd: s.cwd || undefined,
           startupDeadlineMs: s.startupDeadlineMs,
           readiness: probe(s.readiness),
@@ -157,12 +165,11 @@ export class ShardAgent {
     this.toBridge.delete(key);
     const port = httpBridgePort(env);
     this.bridges.set(key, (async () => {
-      const nats = await this.dataPlane();
-      if (!nats) {
-        this.log.error({ key }, 'cannot bridge an HTTP shard: the head gave no NATS access');
+      if (!env[SHARD_ENV.NATS_URL]) {
+        this.log.error({ key }, 'cannot bridge an HTTP shard: the head gave no NATS access (it runs without --nats-url)');
         return undefined;
       }
-      const server = await startHttpBridge(nats, env, port);
+      const server = await startHttpBridge(env, port);
       this.log.info({ key, subject: server.subject, port }, 'HTTP bridge serving');
       return server;
     })().catch((e: unknown) => {

@@ -7,9 +7,8 @@ import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { ErrorCode, MusterError, connectNats, grpcChannelCredentials, parseHostPort, readToken, type Logger, type NatsConnection } from '@muster/common';
+import { ErrorCode, MusterError, grpcChannelCredentials, parseHostPort, readToken, type Logger } from '@muster/common';
 import { startMetrics } from '@muster/common/metrics';
-import type { NatsAccess } from '@muster/proto';
 import { Agent } from './agent.js';
 import { workerTlsFiles, type WorkerConfig } from './config.js';
 import { discoverInventory } from './inventory/index.js';
@@ -57,7 +56,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   const metrics = await startMetrics('worker', config.metricsListen, { tokenFile: config.metricsTokenFile, tlsCert: config.metricsTlsCert, tlsKey: config.metricsTlsKey });
   const address = config.address || defaultAddress(config.head[0]!);
   // The supervisor reports through the shard agent, which needs the supervisor: bind late.
-  const late: { agent?: ShardAgent; nats?: NatsAccess; conn?: Promise<NatsConnection> } = {};
+  const late: { agent?: ShardAgent } = {};
   const supervisor = await LocalSupervisor.open({
     dataDir: config.dataDir,
     ranks,
@@ -65,9 +64,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     onStatus: (s) => late.agent?.onStatus(s),
     logRetention: { maxAgeMs: config.logRetentionMs, attemptsKept: config.logAttemptsKept },
   });
-  // The data plane (for HTTP bridges) is the NATS the head names at registration.
-  const dataPlane = async () => (late.nats ? (late.conn ??= connectNats(late.nats, `muster-worker ${config.nodeId}`)) : undefined);
-  const shardAgent = (late.agent = new ShardAgent(supervisor, log, dataPlane));
+  // HTTP bridges connect to NATS as their group's user, from the launch order (shard-agent.ts): the agent has no NATS user.
+  const shardAgent = (late.agent = new ShardAgent(supervisor, log));
   const agent = new Agent(
     {
       heads: config.head,
@@ -86,7 +84,6 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   );
   let first = true;
   agent.onRegistered = (r) => {
-    late.nats = r.nats;
     if (first) log.info({ nodeId: r.nodeId, headId: r.headId, gpus: inventory.gpus.length, metrics: metrics.address }, 'worker registered');
     first = false;
   };
@@ -103,7 +100,6 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
       cordon?.stop();
       await agent.stop();
       await supervisor.close({ stopShards: config.stopShardsOnExit });
-      await (await late.conn?.catch(() => undefined))?.drain();
       await metrics.close();
     },
   };

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { connectNats, ErrorCode, isMusterError, type MusterError, type NatsConnection } from '@muster/common';
 import { waitFor, type NatsServer } from '@muster/testing';
 import { useNats } from '@muster/testing/vitest';
-import { connect } from '@nats-io/transport-node';
+import { connect, jwtAuthenticator } from '@nats-io/transport-node';
 import { loadSubject, replicaSubject } from '@muster/contracts';
 import { Router, serve, type ServeHandlers, type ReplicaInfo } from '@muster/dataplane';
 
@@ -136,7 +136,7 @@ describe('Router and serve() across a NATS restart', () => {
   it('a replica that reconnects after the router: calls in the gap wait for it (no membership change) and run once', async () => {
     const runs: Runs = new Map();
     // Slower to reconnect than the router (250 ms): NATS answers "no responders" for its subject in between.
-    const conn = await connect({ servers: nats.access.servers, user: nats.access.user, pass: nats.access.password, name: 'replica-late', maxReconnectAttempts: -1, reconnectTimeWait: 2_500, reconnectJitter: 0 });
+    const conn = await connect({ servers: nats.access.servers, authenticator: jwtAuthenticator(nats.access.jwt, new TextEncoder().encode(nats.access.seed)), tls: { ca: nats.access.caPem }, name: 'replica-late', maxReconnectAttempts: -1, reconnectTimeWait: 2_500, reconnectJitter: 0 });
     const info = await replica(conn, 'late', 'a', runs, { unary: (p) => ({ echo: p }) });
     const r = router('late', [info]);
     expect(await r.call('warm')).toEqual({ echo: 'warm' });

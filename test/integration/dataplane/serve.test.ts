@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { decode, encode, ErrorCode, type NatsConnection } from '@muster/common';
 import { waitFor, type NatsServer } from '@muster/testing';
 import { useNats } from '@muster/testing/vitest';
-import { loadSubject, replicaSubject } from '@muster/contracts';
+import { loadSubject, replicaPermissions, replicaSubject } from '@muster/contracts';
 import { serve, type Server, type WireLoad, type WireReply, type WireRequest } from '@muster/dataplane';
 
 let nats: NatsServer;
@@ -33,10 +33,12 @@ async function ask(subject: string, req: WireRequest): Promise<WireReply> {
 
 describe('serve()', () => {
   it('takes its defaults from the environment the head gives a shard, and names what is missing', async () => {
+    const user = nats.mint('replica env', replicaPermissions('muster', 'env'));
     const env = {
       MUSTER_NATS_URL: nats.access.servers.join(','),
-      MUSTER_NATS_USER: nats.access.user,
-      MUSTER_NATS_PASSWORD: nats.access.password,
+      MUSTER_NATS_JWT: user.jwt,
+      MUSTER_NATS_SEED: user.seed,
+      MUSTER_NATS_CA: user.caPem,
       MUSTER_SUBJECT: replicaSubject('muster', 'env', 'r9'),
       MUSTER_GROUP: 'env',
       MUSTER_REPLICA_ID: 'r9',

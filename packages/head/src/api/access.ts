@@ -46,6 +46,8 @@ const ADMIN: Rule = { need: 'admin' };
 const CLUSTER: Table<typeof ClusterServiceService> = {
   // Every client needs the cluster's data-plane access to call a group.
   getClusterInfo: { need: 'caller' },
+  // A NATS user minted for the asker's own call rights (none for a viewer).
+  getDataPlaneAccess: { need: 'caller' },
   listNodes: VIEWER,
   getNode: VIEWER,
   watchEvents: VIEWER,

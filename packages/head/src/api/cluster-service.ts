@@ -8,6 +8,7 @@ import {
   type ClusterServiceServer,
   type DrainNodeRequest,
   type DrainStatus,
+  type GetDataPlaneAccessRequest,
   type ListNodesRequest,
   type ListNodesResponse,
   Node,
@@ -15,6 +16,7 @@ import {
   type WatchEventsRequest,
 } from '@muster/proto';
 import type { NodeRegistry } from '../cluster/registry.js';
+import type { DataPlaneUsers } from '../dataplane/index.js';
 import type { EventLog } from '../events/event-log.js';
 import { BoundedStream, DEFAULT_MAX_QUEUED } from './bounded-stream.js';
 import { paginate } from './pages.js';
@@ -30,6 +32,8 @@ export interface ClusterServiceDeps {
   /** What the summary counts besides nodes. */
   groups: Omit<SummarySources, 'nodes'>;
   info: { headId: string; version: string; store: string; nats: NatsAccess | undefined; heartbeatIntervalMs: number; deadAfterMs: number };
+  /** The NATS users the head mints (undefined: no NATS, GetDataPlaneAccess is refused). */
+  dataPlane?: DataPlaneUsers | undefined;
 }
 
 export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): ClusterServiceServer {
@@ -55,6 +59,12 @@ export function clusterService(ctx: RpcContext, deps: ClusterServiceDeps): Clust
       const node = registry.get(req.nodeId);
       if (!node) throw new MusterError(ErrorCode.NOT_FOUND, `no node "${req.nodeId}"`, { details: { nodeId: req.nodeId } });
       return node;
+    }),
+    // Minted for the caller's own identity: its NATS permissions follow
+    // mayCall(identity, group), so a viewer's user may publish to no group.
+    getDataPlaneAccess: unary(ctx, 'GetDataPlaneAccess', async (req: GetDataPlaneAccessRequest, _md, who): Promise<NatsAccess> => {
+      if (!deps.dataPlane) throw new MusterError(ErrorCode.FAILED_PRECONDITION, 'the head runs without NATS (--nats-url): there is no data plane');
+      return deps.dataPlane.caller(who, req.inboxPrefix.slice(0, 64));
     }),
     watchEvents: serverStream(ctx, 'WatchEvents', (call) => watchEvents(events, call, deps.streamBufferMessages)),
     drainNode: unary(ctx, 'DrainNode', async (req: DrainNodeRequest) => registry.drain(nodeId(req.nodeId), checkLength('reason', req.reason.trim(), 'reasonLength'), 'operator')),

@@ -1,4 +1,5 @@
 /** GangService: launch, inspect, wait for and stop gangs; relay rank logs. */
+import { ErrorCode, MusterError } from '@muster/common';
 import { Gang, GangState, type GangServiceServer, type ListGangsRequest } from '@muster/proto';
 import type { GangController } from '../controllers/gangs.js';
 import type { LogRelay } from './log-relay.js';
@@ -8,7 +9,14 @@ import { serverStream, unary, type RpcContext } from './rpc.js';
 
 export function gangService(ctx: RpcContext, gangs: GangController, logs: LogRelay): GangServiceServer {
   return {
-    launchGang: unary(ctx, 'LaunchGang', (req) => gangs.launch(req.spec, req.requestId)),
+    launchGang: unary(ctx, 'LaunchGang', async (req) => {
+      // A replica group's gangs get that group's NATS user in their launch orders: only the
+      // head's replica-group controller may make one, or any caller could mint itself a replica.
+      if (req.spec?.replicaGroup) {
+        throw new MusterError(ErrorCode.INVALID_ARGUMENT, `spec.replicaGroup: set by the head for the gangs of replica group "${req.spec.replicaGroup.slice(0, 128)}"; apply a replica group instead of launching its gang`, { details: { field: 'replicaGroup' } });
+      }
+      return gangs.launch(req.spec, req.requestId);
+    }),
     getGang: unary(ctx, 'GetGang', async (req) => gangs.get(req.id)),
     listGangs: unary(ctx, 'ListGangs', async (req: ListGangsRequest) => {
       const { state, namePrefix } = req;

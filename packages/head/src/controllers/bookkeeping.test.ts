@@ -38,8 +38,8 @@ describe('LoadReports', () => {
     const r = new LoadReports(undefined, createLogger('test', { level: 'silent' }), () => now);
     for (let i = 0; i < MAX_REPLICAS + 5_000; i++) r.heard('muster.load.g', load(`r${i}`), 'load');
     expect(r.sizes.replicas).toBe(MAX_REPLICAS);
-    expect(r.of('r0')).toBeUndefined();
-    expect(r.of(`r${MAX_REPLICAS + 4_999}`)).toBeDefined();
+    expect(r.of('g', 'r0')).toBeUndefined();
+    expect(r.of('g', `r${MAX_REPLICAS + 4_999}`)).toBeDefined();
     now += STALE_MS;
     r.heard('muster.load.g', load('fresh'), 'load');
     expect(r.sizes.replicas).toBe(1);
@@ -54,9 +54,32 @@ describe('LoadReports', () => {
     expect(r.sizes).toEqual({ replicas: 1, groups: 2, routers: MAX_ROUTERS_PER_GROUP + 1 });
     expect(r.window('g1', [], 10, 5).demand).toHaveLength(MAX_ROUTERS_PER_GROUP);
     r.forgetGroup('g1');
-    r.forget('r1');
+    r.forget('g2', 'r1');
     expect(r.sizes).toEqual({ replicas: 0, groups: 1, routers: 1 });
     expect(r.window('g1', [], 10, 5).demand).toEqual([]);
+  });
+});
+
+describe('LoadReports: who reports for whom', () => {
+  it('keys a load report by the group its subject names: a report on load.a does not speak for a replica of b', () => {
+    const dropped: string[] = [];
+    const r = new LoadReports(undefined, createLogger('test', { level: 'silent' }), () => 0, (kind) => dropped.push(kind));
+    r.heard('muster.load.a', load('r-of-b'), 'load');
+    expect(r.of('b', 'r-of-b')).toBeUndefined();
+    expect(r.of('a', 'r-of-b')).toBeDefined();
+    expect(r.window('b', ['r-of-b'], 10_000, 5).samples).toEqual([]);
+  });
+
+  it('counts what its decoders refuse (negative, fractional, absurd counts; no id) and keeps none of it', () => {
+    const dropped: string[] = [];
+    const r = new LoadReports(undefined, createLogger('test', { level: 'silent' }), () => 0, (kind) => dropped.push(kind));
+    r.heard('muster.load.a', { ...load('x'), queued: -5 }, 'load');
+    r.heard('muster.load.a', { ...load('x'), inFlight: 0.5 }, 'load');
+    r.heard('muster.load.a', { ...load('x'), queued: 1e12 }, 'load');
+    r.heard('muster.demand.a', { ...demand('rt'), waiting: -1 }, 'demand');
+    r.heard('muster.demand.a', { waiting: 1, timeMs: 1 }, 'demand');
+    expect(dropped).toEqual(['load', 'load', 'load', 'demand', 'demand']);
+    expect(r.sizes).toEqual({ replicas: 0, groups: 0, routers: 0 });
   });
 });
 

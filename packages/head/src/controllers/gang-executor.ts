@@ -8,7 +8,7 @@
  * the controller looks for one.
  */
 import type { Logger } from '@muster/common';
-import { Gang, GangState, type HeadMessage } from '@muster/proto';
+import { Gang, GangState, type HeadMessage, type ShardLaunch } from '@muster/proto';
 import { collectEveryMs, type Collection, type GangRetention } from './gang-gc.js';
 import type { EventLog } from '../events/event-log.js';
 import type { GangEvent, GangPlan } from './gang-plan.js';
@@ -18,6 +18,15 @@ export interface PlanSink {
   commits: GroupCommit;
   events: EventLog;
   send(nodeId: string, msg: HeadMessage): void;
+  /** The NATS variables a replica group's ranks get in their launch order (minted then; see dataplane/nats-users.ts). */
+  replicaCredentials?: ((group: string) => Record<string, string>) | undefined;
+}
+
+/** A launch order's ranks with their group's data-plane credential merged into their env (none for a plain gang). */
+function withCredentials(sink: PlanSink, group: string | undefined, shards: ShardLaunch[]): ShardLaunch[] {
+  if (!group || !sink.replicaCredentials) return shards;
+  const creds = sink.replicaCredentials(group);
+  return shards.map((s) => ({ ...s, env: { ...s.env, ...creds } }));
 }
 
 /** What one gang's entry does once the plan is durable. */
@@ -47,7 +56,7 @@ export function stagePlan(sink: PlanSink, key: string, current: () => Gang, name
         commits.after(() => on.clearTimer());
         break;
       case 'launch':
-        commits.after(() => sink.send(a.nodeId, { msg: { $case: 'launchShards', value: { gangId: g.id, attempt: a.attempt, shards: a.shards } } }));
+        commits.after(() => sink.send(a.nodeId, { msg: { $case: 'launchShards', value: { gangId: g.id, attempt: a.attempt, shards: withCredentials(sink, g.spec?.replicaGroup, a.shards) } } }));
         break;
       case 'stop':
         commits.after(() => sink.send(a.nodeId, { msg: { $case: 'stopShards', value: { gangId: g.id, attempt: a.attempt, reason: a.reason } } }));

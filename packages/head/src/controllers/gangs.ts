@@ -108,9 +108,11 @@ export class GangController {
     private readonly log: Logger,
     private readonly portRange: PortRange = DEFAULT_PORT_RANGE,
     private readonly retention: GangRetention = DEFAULT_GANG_RETENTION,
+    /** The NATS variables of a replica group's ranks, minted per launch order (never stored with the gang). */
+    replicaCredentials?: (group: string) => Record<string, string>,
   ) {
     this.commits = new GroupCommit(writer, log, { name: 'gangs', recover: () => this.recover() });
-    this.sink = { commits: this.commits, events, send: (nodeId, msg) => this.send(nodeId, msg) };
+    this.sink = { commits: this.commits, events, send: (nodeId, msg) => this.send(nodeId, msg), replicaCredentials };
     this.gc = new CollectTimer(() => this.collect(), log);
     registry.onTransition((kind, node) => {
       if (kind === 'node.dead') this.background((e) => this.apply(e, { type: 'nodeLost', nodeId: node.nodeId }));

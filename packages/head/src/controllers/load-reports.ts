@@ -5,7 +5,13 @@
  * a replica). The replica group controller uses them to finish drains and
  * to autoscale. Without NATS there is nothing to hear. Subjects and report
  * shapes are @muster/contracts' (subjects.ts); a report its decoder refuses
- * (no id, a negative or absurd count) is ignored.
+ * (no id, a negative or absurd count) is dropped and counted
+ * (`muster_load_reports_dropped_total`).
+ *
+ * Who may publish: only the head's NATS users for a group's replicas may
+ * publish `<prefix>.load.<group>` (docs/security.md, "NATS: users per
+ * role"), so a replica's report is keyed by the group its subject names: a
+ * replica of one group cannot report for another group's replica ids.
  *
  * Bounded: anyone on the bus can publish reports for ids the head never
  * made, and replicas and routers come and go. A report not refreshed for
@@ -78,6 +84,8 @@ export class LoadReports {
     private readonly log: Logger,
     /** The head's monotonic clock, for staleness (reports carry the sender's wall clock). */
     private readonly now: () => number = () => performance.now(),
+    /** Told of every report its decoder refused (the head counts them). */
+    private readonly onDropped: (kind: 'load' | 'demand') => void = () => undefined,
   ) {
     this.listening = nats !== undefined;
     if (!nats) return;
@@ -88,22 +96,26 @@ export class LoadReports {
   /** One report off the bus (public for tests: the bounds without a NATS server). */
   heard(subject: string, data: unknown, kind: 'load' | 'demand'): void {
     const at = this.now();
+    const group = groupOfSubject(subject);
     if (kind === 'load') {
       const r = toLoadReport(data);
-      if (r) this.load.set(r.replicaId, { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs }, at);
+      if (r) this.load.set(replicaKey(group, r.replicaId), { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs }, at);
+      else this.onDropped(kind);
       return;
     }
     const r = toDemandReport(data);
-    if (!r) return;
-    const group = groupOfSubject(subject);
+    if (!r) {
+      this.onDropped(kind);
+      return;
+    }
     const routers = this.demand.get(group) ?? new RecentMap(MAX_ROUTERS_PER_GROUP);
     routers.set(r.routerId, { waiting: r.waiting, timeMs: r.timeMs }, at);
     this.demand.set(group, routers, at);
   }
 
-  /** The last report of a replica. */
-  of(replicaId: string): Omit<LoadSample, 'replicaId'> | undefined {
-    return this.load.get(replicaId);
+  /** The last report of a replica of `group` (heard on that group's subject). */
+  of(group: string, replicaId: string): Omit<LoadSample, 'replicaId'> | undefined {
+    return this.load.get(replicaKey(group, replicaId));
   }
 
   /** Reports of these replicas, and of the group's routers, no older than `lookbackMs`. */
@@ -111,7 +123,7 @@ export class LoadReports {
     const samples: LoadSample[] = [];
     this.load.prune(this.now());
     for (const id of replicaIds) {
-      const r = this.load.get(id);
+      const r = this.load.get(replicaKey(group, id));
       if (r && nowMs - r.timeMs <= lookbackMs) samples.push({ replicaId: id, ...r });
     }
     const routers = this.demand.get(group);
@@ -120,8 +132,8 @@ export class LoadReports {
     return { samples, demand };
   }
 
-  forget(replicaId: string): void {
-    this.load.delete(replicaId);
+  forget(group: string, replicaId: string): void {
+    this.load.delete(replicaKey(group, replicaId));
   }
 
   /** A deleted group: its routers' demand goes. */
@@ -156,4 +168,9 @@ export class LoadReports {
       this.log.warn({ subject, err: (e as Error).message }, 'load report subscription ended with an error; reports stop until the next leader term');
     });
   }
+}
+
+/** A replica's report key: its group (from the subject) and its id. */
+function replicaKey(group: string, replicaId: string): string {
+  return `${group}\0${replicaId}`;
 }

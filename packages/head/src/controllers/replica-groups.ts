@@ -53,7 +53,8 @@ export class ReplicaGroupController {
     gangs: GangsPort,
     private readonly events: EventLog,
     private readonly log: Logger,
-    private readonly nats: { conn: NatsConnection; access: NatsAccess } | undefined,
+    /** The data plane; `onReportDropped` counts load and demand reports the decoders refused. */
+    private readonly nats: { conn: NatsConnection; access: NatsAccess; onReportDropped?: (kind: 'load' | 'demand') => void } | undefined,
     /** Whether a node is being drained (the node registry). */
     private readonly isDraining: (nodeId: string) => boolean = () => false,
   ) {
@@ -61,7 +62,7 @@ export class ReplicaGroupController {
       const group = g.spec?.replicaGroup;
       if (group) this.kick(group);
     });
-    this.reports = new LoadReports(nats && { conn: nats.conn, prefix: nats.access.subjectPrefix }, log);
+    this.reports = new LoadReports(nats && { conn: nats.conn, prefix: nats.access.subjectPrefix }, log, undefined, nats?.onReportDropped);
     this.commits = new GroupCommit(writer, log, { name: 'replica groups', recover: () => this.recover() });
     this.executor = new RgExecutor(pgs, gangs, log, nats?.access, this.reports, isDraining, (e, next, then) => this.write(e, next, undefined, then));
     // Drains and deadlines progress with time, not only with events.

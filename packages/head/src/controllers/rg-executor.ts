@@ -46,7 +46,7 @@ export class RgExecutor {
       const view: ReplicaView = {
         gang: gang && { state: gang.state, message: gang.message },
         drainingNodes: isLive(r) ? drainingNodesOf(this.pgs, this.isDraining, r) : [],
-        load: this.reports.of(r.id),
+        load: this.reports.of(rg.name, r.id),
         ...(r.replaces ? { progress: progressOf(this.pgs, r) } : {}),
       };
       return [r.id, view] as const;
@@ -97,7 +97,7 @@ export class RgExecutor {
       for (const id of patches.keys()) {
         if (replicas.some((r) => r.id === id)) continue;
         e.drainingSince.delete(id);
-        this.reports.forget(id);
+        this.reports.forget(e.rg.name, id);
       }
     });
     for (const r of replicas) e.making.delete(r.placementGroupId);
@@ -116,7 +116,7 @@ export class RgExecutor {
       const pg = await this.pgs.create(pgSpecOf(spec, r.id), requestId);
       fields.placementGroupId = pg.id;
       e.making.add(pg.id);
-      const gang = await this.gangs.launch(gangSpecOf(spec, r.revision, r.id, pg.id, this.access), requestId);
+      const gang = await this.gangs.launch(gangSpecOf(spec, r.revision, r.id, pg.id, this.access?.subjectPrefix), requestId);
       return { fields: { ...fields, gangId: gang.id, message: gang.message } };
     } catch (err) {
       const message = `could not start: ${(err as Error).message}`;

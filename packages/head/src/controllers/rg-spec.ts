@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedRecord, limitedString } from '@muster/common';
 import { DEFAULT_SUBJECT_PREFIX, replicaEnv, replicaSubject, SPEC_LIMITS } from '@muster/contracts';
-import type { GangSpec, NatsAccess, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
+import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
 import { specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
@@ -136,13 +136,17 @@ export function pgSpecOf(s: ValidRgSpec, replicaId: string): PlacementGroupSpec 
 /** The subject a replica serves on (the data-plane contract's). */
 export const subjectOf = replicaSubject;
 
-/** One replica's gang: the template plus what a replica needs to serve on NATS. */
-export function gangSpecOf(s: ValidRgSpec, revision: string, replicaId: string, pgId: string, nats: NatsAccess | undefined): GangSpec {
+/**
+ * One replica's gang: the template plus what a replica needs to serve on
+ * NATS, less its NATS user: that is minted for each launch order and never
+ * stored with the spec (gang-executor.ts).
+ */
+export function gangSpecOf(s: ValidRgSpec, revision: string, replicaId: string, pgId: string, subjectPrefix: string | undefined): GangSpec {
   const t = s.template;
-  const prefix = nats?.subjectPrefix || DEFAULT_SUBJECT_PREFIX;
+  const prefix = subjectPrefix || DEFAULT_SUBJECT_PREFIX;
   const env: Record<string, string> = {
     ...t?.env,
-    ...replicaEnv({ subject: replicaSubject(prefix, s.name, replicaId), revision, subjectPrefix: prefix, httpBridge: s.httpPort, nats }),
+    ...replicaEnv({ subject: replicaSubject(prefix, s.name, replicaId), revision, subjectPrefix: prefix, httpBridge: s.httpPort }),
   };
   return {
     name: `${s.name}-${replicaId}`,

@@ -18,6 +18,20 @@ afterEach(async () => {
 const registry = (): { shards: { spec: { key: string }; pid: number; phase: string }[] } => JSON.parse(readFileSync(registryPath(h.dataDir), 'utf8'));
 
 describe('adoption after an agent restart', () => {
+  it('keeps the rank\'s NATS credential out of shards.json (the rank has it; an adopted rank keeps running with it)', async () => {
+    const a = await h.open();
+    const s = { ...h.spec(node('setInterval(() => {}, 1000)')), env: { MUSTER_NATS_URL: 'nats://x:4222', MUSTER_NATS_JWT: 'eyJ.jwt.sig', MUSTER_NATS_SEED: 'SUSEED', KEEP: '1' } };
+    a.launch(s);
+    const ready = await h.status(s.key, 'ready');
+    const text = readFileSync(registryPath(h.dataDir), 'utf8');
+    expect(text).not.toContain('SUSEED');
+    expect(text).not.toContain('eyJ.jwt.sig');
+    expect(text).toContain('MUSTER_NATS_URL');
+    expect(readFileSync(`/proc/${ready.pid}/environ`, 'utf8')).toContain('MUSTER_NATS_SEED=SUSEED');
+    await a.stop(s.key);
+    await a.close();
+  });
+
   it('a new supervisor adopts a running shard (same pid, reported on open) and can stop it', async () => {
     const a = await h.open();
     const s = h.spec(node('console.log("up"); setInterval(() => {}, 1000)'));

@@ -15,6 +15,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { pidAlive } from '@muster/common';
+import { SHARD_ENV } from '@muster/contracts';
 import type { ShardSpec } from './types.js';
 import { validateSpec } from './validate.js';
 
@@ -79,9 +80,17 @@ export function loadRegistry(file: string, log: Log): RegistryEntry[] {
   return out;
 }
 
+/**
+ * The rank's data-plane credential is not written (docs/security.md, "NATS:
+ * users per role"): an adopted rank keeps the one in its own environment,
+ * and a restart of its gang brings a new one with the launch order.
+ */
+const UNSAVED_ENV: readonly string[] = [SHARD_ENV.NATS_JWT, SHARD_ENV.NATS_SEED, SHARD_ENV.NATS_PASSWORD];
+
 export function saveRegistry(file: string, entries: RegistryEntry[]): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ version: 1, shards: entries }), { mode: 0o600 });
+  const saved = entries.map((e) => ({ ...e, spec: { ...e.spec, env: Object.fromEntries(Object.entries(e.spec.env).filter(([k]) => !UNSAVED_ENV.includes(k))) } }));
+  writeFileSync(tmp, JSON.stringify({ version: 1, shards: saved }), { mode: 0o600 });
   renameSync(tmp, file);
 }
 

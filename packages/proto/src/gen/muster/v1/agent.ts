@@ -204,7 +204,7 @@ export interface Registered {
   headId: string;
   heartbeatIntervalMs: number;
   deadAfterMs: number;
-  /** unset when the head runs without NATS */
+  /** servers, prefix and CA only (no credential); unset without NATS */
   nats: NatsAccess | undefined;
 }
 

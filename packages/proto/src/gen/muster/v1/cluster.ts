@@ -25,6 +25,15 @@ import { ClusterEvent, NatsAccess, Node, NodeState, nodeStateFromJSON, nodeState
 export interface GetClusterInfoRequest {
 }
 
+export interface GetDataPlaneAccessRequest {
+  /**
+   * A renewal: the inbox prefix of the access this client holds. The head
+   * keeps it only if it minted it for the same identity (it is sealed with a
+   * MAC); otherwise the answer has a fresh one.
+   */
+  inboxPrefix: string;
+}
+
 export interface ClusterInfo {
   headId: string;
   version: string;
@@ -32,7 +41,7 @@ export interface ClusterInfo {
   store: string;
   nodesAlive: number;
   nodesDead: number;
-  /** unset when the head runs without NATS */
+  /** servers, prefix and CA only (no credential); unset without NATS */
   nats: NatsAccess | undefined;
   heartbeatIntervalMs: number;
   deadAfterMs: number;
@@ -198,6 +207,70 @@ export const GetClusterInfoRequest: MessageFns<GetClusterInfoRequest> = {
 
   toJSON(_: GetClusterInfoRequest): unknown {
     const obj: any = {};
+    return obj;
+  },
+};
+
+function createBaseGetDataPlaneAccessRequest(): GetDataPlaneAccessRequest {
+  return { inboxPrefix: "" };
+}
+
+export const GetDataPlaneAccessRequest: MessageFns<GetDataPlaneAccessRequest> = {
+  encode(message: GetDataPlaneAccessRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.inboxPrefix !== "") {
+      writer.uint32(10).string(message.inboxPrefix);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetDataPlaneAccessRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetDataPlaneAccessRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.inboxPrefix = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetDataPlaneAccessRequest {
+    return {
+      inboxPrefix: isSet(object.inboxPrefix)
+        ? globalThis.String(object.inboxPrefix)
+        : isSet(object.inbox_prefix)
+        ? globalThis.String(object.inbox_prefix)
+        : "",
+    };
+  },
+
+  toJSON(message: GetDataPlaneAccessRequest): unknown {
+    const obj: any = {};
+    if (message.inboxPrefix !== "") {
+      obj.inboxPrefix = message.inboxPrefix;
+    }
     return obj;
   },
 };
@@ -1914,6 +1987,21 @@ export const ClusterServiceService = {
     responseSerialize: (value: Node): Buffer => Buffer.from(Node.encode(value).finish()),
     responseDeserialize: (value: Buffer): Node => Node.decode(value),
   },
+  /**
+   * A NATS user for the calling identity, with the subject permissions of a
+   * caller of the groups it may call, its own inbox prefix and an expiry.
+   * FAILED_PRECONDITION when the head runs without NATS.
+   */
+  getDataPlaneAccess: {
+    path: "/muster.v1.ClusterService/GetDataPlaneAccess" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetDataPlaneAccessRequest): Buffer =>
+      Buffer.from(GetDataPlaneAccessRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetDataPlaneAccessRequest => GetDataPlaneAccessRequest.decode(value),
+    responseSerialize: (value: NatsAccess): Buffer => Buffer.from(NatsAccess.encode(value).finish()),
+    responseDeserialize: (value: Buffer): NatsAccess => NatsAccess.decode(value),
+  },
 } as const;
 
 export interface ClusterServiceServer extends UntypedServiceImplementation {
@@ -1942,6 +2030,12 @@ export interface ClusterServiceServer extends UntypedServiceImplementation {
    * Returns the node's last record.
    */
   removeNode: handleUnaryCall<RemoveNodeRequest, Node>;
+  /**
+   * A NATS user for the calling identity, with the subject permissions of a
+   * caller of the groups it may call, its own inbox prefix and an expiry.
+   * FAILED_PRECONDITION when the head runs without NATS.
+   */
+  getDataPlaneAccess: handleUnaryCall<GetDataPlaneAccessRequest, NatsAccess>;
 }
 
 export interface ClusterServiceClient extends Client {
@@ -2066,6 +2160,26 @@ export interface ClusterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Node) => void,
+  ): ClientUnaryCall;
+  /**
+   * A NATS user for the calling identity, with the subject permissions of a
+   * caller of the groups it may call, its own inbox prefix and an expiry.
+   * FAILED_PRECONDITION when the head runs without NATS.
+   */
+  getDataPlaneAccess(
+    request: GetDataPlaneAccessRequest,
+    callback: (error: ServiceError | null, response: NatsAccess) => void,
+  ): ClientUnaryCall;
+  getDataPlaneAccess(
+    request: GetDataPlaneAccessRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: NatsAccess) => void,
+  ): ClientUnaryCall;
+  getDataPlaneAccess(
+    request: GetDataPlaneAccessRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: NatsAccess) => void,
   ): ClientUnaryCall;
 }
 

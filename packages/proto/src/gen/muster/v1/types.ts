@@ -189,12 +189,30 @@ export interface ClusterEvent_AttributesEntry {
   value: string;
 }
 
-/** How to reach the cluster's NATS data plane. */
+/**
+ * How to reach the cluster's NATS data plane. In ClusterInfo and Registered
+ * it carries no credential (servers, prefix, CA); GetDataPlaneAccess answers
+ * it with the caller's own NATS user (docs/security.md, "NATS: users per role").
+ */
 export interface NatsAccess {
   servers: string[];
+  /** No longer set (the one shared NATS user is gone); kept for wire compatibility. */
   user: string;
+  /** No longer set; kept for wire compatibility. */
   password: string;
   subjectPrefix: string;
+  /** A NATS user JWT minted by the head for this caller's identity. */
+  jwt: string;
+  /** The nkey seed of that user (proves the JWT; never logged or stored). */
+  seed: string;
+  /** PEM of the CA of the NATS server's certificate ("" for plaintext NATS). */
+  caPem: string;
+  /** The inbox prefix the user may subscribe under; the client must connect with it. */
+  inboxPrefix: string;
+  /** When the JWT expires (0: never); the client asks again before. */
+  expiresAtMs: number;
+  /** The groups this user may call ("*": every group). */
+  groups: string[];
 }
 
 function createBaseMigDevice(): MigDevice {
@@ -1796,7 +1814,18 @@ export const ClusterEvent_AttributesEntry: MessageFns<ClusterEvent_AttributesEnt
 };
 
 function createBaseNatsAccess(): NatsAccess {
-  return { servers: [], user: "", password: "", subjectPrefix: "" };
+  return {
+    servers: [],
+    user: "",
+    password: "",
+    subjectPrefix: "",
+    jwt: "",
+    seed: "",
+    caPem: "",
+    inboxPrefix: "",
+    expiresAtMs: 0,
+    groups: [],
+  };
 }
 
 export const NatsAccess: MessageFns<NatsAccess> = {
@@ -1812,6 +1841,24 @@ export const NatsAccess: MessageFns<NatsAccess> = {
     }
     if (message.subjectPrefix !== "") {
       writer.uint32(34).string(message.subjectPrefix);
+    }
+    if (message.jwt !== "") {
+      writer.uint32(42).string(message.jwt);
+    }
+    if (message.seed !== "") {
+      writer.uint32(50).string(message.seed);
+    }
+    if (message.caPem !== "") {
+      writer.uint32(58).string(message.caPem);
+    }
+    if (message.inboxPrefix !== "") {
+      writer.uint32(66).string(message.inboxPrefix);
+    }
+    if (message.expiresAtMs !== 0) {
+      writer.uint32(72).int64(message.expiresAtMs);
+    }
+    for (const v of message.groups) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -1861,6 +1908,54 @@ export const NatsAccess: MessageFns<NatsAccess> = {
             message.subjectPrefix = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.jwt = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.seed = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.caPem = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.inboxPrefix = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.expiresAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.groups.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1883,6 +1978,26 @@ export const NatsAccess: MessageFns<NatsAccess> = {
         : isSet(object.subject_prefix)
         ? globalThis.String(object.subject_prefix)
         : "",
+      jwt: isSet(object.jwt) ? globalThis.String(object.jwt) : "",
+      seed: isSet(object.seed) ? globalThis.String(object.seed) : "",
+      caPem: isSet(object.caPem)
+        ? globalThis.String(object.caPem)
+        : isSet(object.ca_pem)
+        ? globalThis.String(object.ca_pem)
+        : "",
+      inboxPrefix: isSet(object.inboxPrefix)
+        ? globalThis.String(object.inboxPrefix)
+        : isSet(object.inbox_prefix)
+        ? globalThis.String(object.inbox_prefix)
+        : "",
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? globalThis.Number(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? globalThis.Number(object.expires_at_ms)
+        : 0,
+      groups: globalThis.Array.isArray(object?.groups)
+        ? object.groups.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1899,6 +2014,24 @@ export const NatsAccess: MessageFns<NatsAccess> = {
     }
     if (message.subjectPrefix !== "") {
       obj.subjectPrefix = message.subjectPrefix;
+    }
+    if (message.jwt !== "") {
+      obj.jwt = message.jwt;
+    }
+    if (message.seed !== "") {
+      obj.seed = message.seed;
+    }
+    if (message.caPem !== "") {
+      obj.caPem = message.caPem;
+    }
+    if (message.inboxPrefix !== "") {
+      obj.inboxPrefix = message.inboxPrefix;
+    }
+    if (message.expiresAtMs !== 0) {
+      obj.expiresAtMs = Math.round(message.expiresAtMs);
+    }
+    if (message.groups?.length) {
+      obj.groups = message.groups;
     }
     return obj;
   },
