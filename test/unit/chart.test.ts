@@ -21,18 +21,7 @@ import {
   helm, parseFlags, parseImage, podSpec, read, render, selects, unknownFields, workerSets, workloads,
 } from './deploy-helpers.js';
 
-/**
- * Flags of the shared design (issue 21) that other branches add to the CLIs. Until a
- * CLI knows one, it is left out of the option checks below (and listed by the last
- * test); once it exists, it is checked like every other flag.
- */
-const DESIGNED_FLAGS = {
-  head: ['tls-ca', 'tls-cert', 'tls-key', 'etcd-ca', 'etcd-cert', 'etcd-key', 'nats-ca', 'nats-account-seed-file'],
-  worker: ['tls-ca', 'tls-cert', 'tls-key', 'shard-uid-range'],
-};
 const cliOptions = { head: headOptions, worker: workerOptions };
-const pendingFlag = (role: 'head' | 'worker', flag: string) =>
-  DESIGNED_FLAGS[role].includes(flag) && !cliOptions[role].some((o) => o.flag === flag);
 
 const rendered = Object.fromEntries(Object.entries(VARIANTS).map(([name, files]) => [name, render(files)]));
 const objectsOf = (variant: string) => rendered[variant]!.objects;
@@ -199,7 +188,7 @@ describe.each(Object.keys(VARIANTS))('chart with the %s values', (variant) => {
             expect(args[0]).toBe('run');
             args = args.slice(1);
           }
-          const flags = parseFlags(args).filter((f) => !pendingFlag(role, f.flag));
+          const flags = parseFlags(args);
           const env = containerEnv(objects, c);
           expect(checkOptions(cliOptions[role], flags, Object.keys(env))).toEqual([]);
           const file = flags.find((f) => f.flag === 'config') ? join(dir, `${role}.json`) : undefined;
@@ -260,20 +249,6 @@ describe.each(Object.keys(VARIANTS))('chart with the %s values', (variant) => {
     for (const n of ['muster-etcd', 'muster-nats']) {
       const anti = podSpec(find(objects, 'StatefulSet', n)).affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
       expect(anti.some((a) => a.topologyKey === 'kubernetes.io/hostname' && a.labelSelector.matchLabels['app.kubernetes.io/name'] === n), n).toBe(true);
-    }
-  });
-});
-
-describe('flags of the shared design the chart passes', () => {
-  it('are listed while a CLI lacks them (and no longer once it has them)', () => {
-    const pending = (['head', 'worker'] as const).flatMap((role) => DESIGNED_FLAGS[role].filter((f) => pendingFlag(role, f)).map((f) => `${role} --${f}`));
-    // Informational: which of them the CLIs do not know yet (other branches of issue 21 add them).
-    console.info(`chart flags not in the CLIs yet: ${pending.join(', ') || 'none'}`);
-    for (const role of ['head', 'worker'] as const) {
-      for (const flag of DESIGNED_FLAGS[role]) {
-        const passed = cliContainers(objectsOf('default'), role).some((c) => parseFlags(c.args!.slice(role === 'worker' ? 1 : 0)).some((f) => f.flag === flag));
-        expect(passed, `${role} --${flag} is listed but not passed by the chart`).toBe(true);
-      }
     }
   });
 });
