@@ -21,7 +21,7 @@ describe('GangService.LaunchGang', () => {
     md.set('authorization', 'Bearer t0ken');
     const call = (spec: Partial<GangSpec>) =>
       new Promise<ServiceError | null>((resolve) => {
-        svc.launchGang({ request: { spec: spec as GangSpec, requestId: '' }, metadata: md, getAuthContext: () => ({}) } as unknown as ServerUnaryCall<LaunchGangRequest, never>, (e) => resolve(e as ServiceError | null));
+        svc.launchGang({ request: { spec: spec as GangSpec, requestId: '' }, metadata: md, getAuthContext: () => ({}), getPath: () => '/muster.v1.GangService/LaunchGang' } as unknown as ServerUnaryCall<LaunchGangRequest, never>, (e) => resolve(e as ServiceError | null));
       });
     const refused = await call({ name: 'g', replicaGroup: 'victim' });
     expect(refused?.code).toBe(status.INVALID_ARGUMENT);
