@@ -24,12 +24,12 @@ describe('metrics endpoints with a scrape token', () => {
       const tokenFile = join(dir.path, 'scrape-token');
       const token = randomBytes(32).toString('base64url');
       await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
-      const head = spawnManaged('head', process.execPath, [headBin, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--data-dir', join(dir.path, 'head'), '--metrics-token-file', tokenFile]);
+      const head = spawnManaged('head', process.execPath, [headBin, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--data-dir', join(dir.path, 'head'), '--metrics-token-file', tokenFile, '--insecure']);
       started.push(head);
       const h = JSON.parse(await head.waitForLine((l) => l.includes('"head ready"'))) as { address: string; metrics: string; tokenFile: string };
       const worker = spawnManaged('worker', process.execPath, [
         workerBin, 'run', '--head', h.address, '--token-file', h.tokenFile, '--node-id', 'metrics-1', '--profile', 'hgx-h100-8',
-        '--metrics-listen', '127.0.0.1:0', '--data-dir', join(dir.path, 'worker'), '--stop-shards-on-exit', 'true', '--metrics-token-file', tokenFile,
+        '--metrics-listen', '127.0.0.1:0', '--data-dir', join(dir.path, 'worker'), '--stop-shards-on-exit', 'true', '--metrics-token-file', tokenFile, '--insecure',
       ]);
       started.push(worker);
       const w = JSON.parse(await worker.waitForLine((l) => l.includes('"worker registered"'))) as { metrics: string };

@@ -35,7 +35,7 @@ describe('token files readable by group or others', () => {
   afterEach(() => dir.remove());
 
   it('the head refuses one, naming the file and the fix', async () => {
-    const r = await run([binOf('@muster/head'), '--listen', '127.0.0.1:0', '--data-dir', join(dir.path, 'data'), '--token-file', tokenFile, '--metrics-listen', '']);
+    const r = await run([binOf('@muster/head'), '--listen', '127.0.0.1:0', '--data-dir', join(dir.path, 'data'), '--token-file', tokenFile, '--metrics-listen', '', '--insecure']);
     expect(r.code).toBe(1);
     expect(r.out).toContain(`cluster token file ${tokenFile}: mode 0644 gives its group and others access`);
     expect(r.out).toContain(`chmod 600 ${tokenFile}`);
@@ -43,7 +43,7 @@ describe('token files readable by group or others', () => {
   });
 
   it('the head starts on one with --allow-insecure-permissions, and warns', async () => {
-    const head = spawnManaged('head', process.execPath, [binOf('@muster/head'), '--listen', '127.0.0.1:0', '--data-dir', join(dir.path, 'data'), '--token-file', tokenFile, '--metrics-listen', '', '--allow-insecure-permissions', 'true']);
+    const head = spawnManaged('head', process.execPath, [binOf('@muster/head'), '--listen', '127.0.0.1:0', '--data-dir', join(dir.path, 'data'), '--token-file', tokenFile, '--metrics-listen', '', '--insecure', '--allow-insecure-permissions', 'true']);
     try {
       const warning = await head.waitForLine((l) => l.includes('accepted: --allow-insecure-permissions'), 20_000);
       expect(warning).toContain(tokenFile);
@@ -54,14 +54,14 @@ describe('token files readable by group or others', () => {
   });
 
   it('the worker refuses one before dialling any head', async () => {
-    const r = await run([binOf('@muster/worker'), 'run', '--head', '127.0.0.1:9', '--token-file', tokenFile, '--data-dir', join(dir.path, 'worker'), '--profile', 'hgx-h100-8', '--metrics-listen', '']);
+    const r = await run([binOf('@muster/worker'), 'run', '--head', '127.0.0.1:9', '--token-file', tokenFile, '--data-dir', join(dir.path, 'worker'), '--profile', 'hgx-h100-8', '--metrics-listen', '', '--insecure']);
     expect(r.code).toBe(1);
     expect(r.out).toContain('worker failed to start');
     expect(r.out).toContain(`chmod 600 ${tokenFile}`);
   });
 
   it('the CLI (the SDK\'s token read) refuses one', async () => {
-    const r = await run([cli, 'status'], { MUSTER_ADDRESS: '127.0.0.1:9', MUSTER_TOKEN_FILE: tokenFile });
+    const r = await run([cli, 'status'], { MUSTER_ADDRESS: '127.0.0.1:9', MUSTER_TOKEN_FILE: tokenFile, MUSTER_INSECURE: 'true' });
     expect(r.code).not.toBe(0);
     expect(r.out).toContain(`chmod 600 ${tokenFile}`);
   });

@@ -27,14 +27,17 @@ describe('secrets stay out of argv and logs', () => {
   let sdk: Cluster;
   useCluster({ workers: 1 }, (fx) => ({ cluster, sdk } = fx));
 
-  it('a head and a worker never show the token or the NATS password', async () => {
+  it('a head and a worker never show the token, the NATS account seed or a TLS key', async () => {
     const token = (await readFile(cluster.tokenFile, 'utf8')).trim();
-    const natsPassword = cluster.nats!.access.password;
+    const natsSeed = (await readFile(cluster.nats!.accountSeedFile, 'utf8')).trim();
+    const tlsKey = (await readFile(cluster.tls!.key, 'utf8')).split('\n')[1]!;
     expect(token.length).toBeGreaterThanOrEqual(32);
-    expect(natsPassword.length).toBeGreaterThan(8);
+    expect(natsSeed.length).toBeGreaterThan(8);
+    expect(tlsKey.length).toBeGreaterThan(32);
 
     // Traffic that could log a credential: a refused call, accepted ones, a gang with a secret in its env.
-    const refused = await connect({ address: cluster.address, token: 'x'.repeat(40) }).then((c) => c.nodes().finally(() => c.close()), (e: unknown) => e);
+    const { tokenFile: _ignored, ...asAdmin } = cluster.clientOptions();
+    const refused = await connect({ ...asAdmin, token: 'x'.repeat(40) }).then((c) => c.nodes().finally(() => c.close()), (e: unknown) => e);
     expect(isMusterError(refused) && refused.code).toBe(ErrorCode.UNAUTHENTICATED);
     const pg = await sdk.placementGroups.create({ name: 'secret-pg', bundles: [{ cpuMillis: 10 }] });
     await pg.ready({ timeout: 10_000 });
@@ -53,7 +56,7 @@ describe('secrets stay out of argv and logs', () => {
     for (const p of procs) {
       const argv = await cmdline(p.pid);
       expect(argv).toContain('--token-file'); // the window: this is the process, and it got its token by file
-      for (const secret of [token, natsPassword, TEMPLATE_SECRET]) {
+      for (const secret of [token, natsSeed, tlsKey, TEMPLATE_SECRET]) {
         expect(argv, `${p.name}'s cmdline`).not.toContain(secret);
         expect(p.output(), `${p.name}'s log`).not.toContain(secret);
       }
@@ -76,7 +79,7 @@ describe('a secret given as a flag', () => {
     const token = 't'.repeat(48);
     await writeFile(join(dir.path, 'token'), token, { mode: 0o600 });
     // Spawned by hand: the kit would refuse these command lines.
-    const head = spawn(process.execPath, [bin('@muster/head'), '--listen', '127.0.0.1:0', '--data-dir', dir.path, '--metrics-listen', '', '--nats-password', natsPassword], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const head = spawn(process.execPath, [bin('@muster/head'), '--listen', '127.0.0.1:0', '--data-dir', dir.path, '--metrics-listen', '', '--insecure', '--nats-password', natsPassword], { stdio: ['ignore', 'pipe', 'pipe'] });
     let headOut = '';
     head.stdout.on('data', (b: Buffer) => (headOut += b.toString()));
     head.stderr.on('data', (b: Buffer) => (headOut += b.toString()));
@@ -88,7 +91,7 @@ describe('a secret given as a flag', () => {
       expect(headOut).not.toContain(natsPassword);
 
       const workerOut = await new Promise<string>((resolve) => {
-        const w = execFile(process.execPath, [bin('@muster/worker'), '--head', address, '--token', token, '--node-id', 'flagged', '--metrics-listen', '', '--data-dir', join(dir.path, 'w')], (_e, out, err) => resolve(out + err));
+        const w = execFile(process.execPath, [bin('@muster/worker'), '--head', address, '--insecure', '--token', token, '--node-id', 'flagged', '--metrics-listen', '', '--data-dir', join(dir.path, 'w')], (_e, out, err) => resolve(out + err));
         let seen = '';
         w.stdout?.on('data', (b: Buffer) => {
           seen += b.toString();
