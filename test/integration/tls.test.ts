@@ -89,6 +89,24 @@ describe('a TLS head', () => {
   });
 });
 
+describe('a LocalCluster started insecure', () => {
+  let cluster: LocalCluster;
+  useCluster({ workers: 1, insecure: true }, (fx) => ({ cluster } = fx));
+
+  it('runs plaintext end to end, says so, and hands clients plaintext options', async () => {
+    expect(cluster.tls).toBeUndefined();
+    expect(cluster.clientOptions()).toMatchObject({ insecure: true });
+    expect(cluster.head.process.output()).toContain('--insecure: gRPC is plaintext');
+    const sdk = await connect(cluster.clientOptions());
+    expect((await sdk.nodes({ state: 'alive' })).map((n) => n.id)).toEqual(['node-1']);
+    sdk.close();
+    // A TLS client finds no TLS there, and sends nothing.
+    await writePair(cluster.dataDir, 'some-ca', await createCa('some-ca'));
+    const err = await connect({ address: cluster.address, tls: { ca: pairPaths(cluster.dataDir, 'some-ca').cert }, tokenFile: cluster.tokenFile, callTimeoutMs: 1_500 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: ErrorCode.UNAVAILABLE });
+  });
+});
+
 describe('a head without certificates', () => {
   it('refuses to start, saying how to make them; starts plaintext with --insecure, with a warning', async () => {
     const dir = await tempDir('muster-no-tls-');
