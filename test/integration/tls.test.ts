@@ -151,12 +151,13 @@ describe('leader hints over TLS', () => {
   });
 
   /** A fake head on 127.0.0.1 with `creds`: a standby naming `leader`, or a leader that counts its calls. */
-  async function fakeHead(creds: ServerCredentials, leader?: () => string): Promise<{ address: string; calls: number }> {
-    const head = { address: '', calls: 0 };
+  async function fakeHead(creds: ServerCredentials, leader?: () => string): Promise<{ address: string; calls: number; peers: string[] }> {
+    const head = { address: '', calls: 0, peers: [] as string[] };
     const info: ClusterInfo = { headId: 'fake', version: 'test', store: 'etcd', nodesAlive: 0, nodesDead: 0, nats: undefined, heartbeatIntervalMs: 1_000, deadAfterMs: 5_000, summary: undefined };
     const impl: Partial<ClusterServiceServer> = {
-      getClusterInfo: (_call, cb) => {
+      getClusterInfo: (call, cb) => {
         head.calls++;
+        head.peers.push(call.getPeer());
         if (leader) cb(toGrpcError(new MusterError(ErrorCode.NOT_LEADER, 'this head is a standby', { details: { leader: leader() } })));
         else cb(null, info);
       },
@@ -211,6 +212,15 @@ describe('leader hints over TLS', () => {
     clients.push(c);
     expect(c.address).toBe(leader.address);
     expect(leader.calls).toBe(1);
+  });
+
+  it('connect()s of one process with the same files share one TLS connection, as plaintext ones do', async () => {
+    const head = await fakeHead(headCreds());
+    const tls = { ca, ...pairPaths(dir.path, PKI_FILES.admin) };
+    const [a, b] = [await connect({ address: head.address, tls }), await connect({ address: head.address, tls })];
+    clients.push(a, b);
+    expect(head.peers).toHaveLength(2);
+    expect(head.peers[1]).toBe(head.peers[0]);
   });
 
   it.each([

@@ -31,7 +31,8 @@
  * handshake proves it is a head at that address) and refused on plaintext.
  */
 import { credentials, Metadata } from '@grpc/grpc-js';
-import { ErrorCode, MusterError, grpcChannelCredentials, readToken, tokenMetadata } from '@muster/common';
+import { ErrorCode, MusterError, readToken, tokenMetadata } from '@muster/common';
+import { sharedChannelCredentials } from './channel-credentials.js';
 import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, ReplicaGroupServiceClient, type ClusterEvent, type ClusterInfo, type ClusterSummary, type Node } from '@muster/proto';
 import { resolveConnectOptions, type ConnectOptions } from './connect-options.js';
 import { Endpoints } from './endpoints.js';
@@ -74,7 +75,7 @@ export interface EventsOptions {
 export async function connect(options: ConnectOptions): Promise<Cluster> {
   const o = await resolveConnectOptions(options);
   const token = o.token ?? (o.tokenFile ? await readToken(o.tokenFile) : undefined);
-  const channel = o.tls ? grpcChannelCredentials(o.tls) : credentials.createInsecure();
+  const channel = o.tls ? sharedChannelCredentials(o.tls) : credentials.createInsecure();
   const cluster = new Cluster(new Endpoints(o.heads, { channel, tls: o.tls !== undefined }, o.onRetry), token, o.callTimeoutMs);
   try {
     await cluster.info(); // fail fast on a wrong token; find the leader
