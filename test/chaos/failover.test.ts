@@ -175,7 +175,7 @@ describe('head failover on default settings (3 heads, 4 workers, a replica group
       await cluster.etcd!.kill('SIGKILL');
       const refusal = await waitFor('heads refusing for want of the store', () =>
         probe.nodes().then(() => undefined, (e: Error) => (/the state store is unreachable/.test(e.message) ? e.message : undefined)), { timeoutMs: 15_000, intervalMs: 250 });
-      expect(refusal).toMatch(/no leader: the state store is unreachable \(etcd at http:\/\/127\.0\.0\.1:\d+ is unavailable/);
+      expect(refusal).toMatch(/no leader: the state store is unreachable \(etcd at https:\/\/127\.0\.0\.1:\d+ is unavailable/);
       await cluster.etcd!.start();
       const pg = await waitFor('a create accepted again', () => sdk.placementGroups.create({ name: 'after-etcd', bundles: [{ gpus: 1 }] }).catch(() => undefined), { timeoutMs: 20_000, intervalMs: 250 });
       acknowledged.push(pg.id);

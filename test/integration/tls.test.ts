@@ -7,21 +7,25 @@
  *  - a head without certificates refuses to start unless told --insecure;
  *  - a leader hint is followed only to a server whose certificate has role
  *    head and names the hinted address (fake heads: real grpc-js servers
- *    on loopback, so who answers is under the test's control).
+ *    on loopback, so who answers is under the test's control); a plaintext
+ *    agent follows no hint outside its --head list.
  */
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeGenericClientConstructor, Server, type ServerCredentials, type ServerUnaryCall, type sendUnaryData, type ServiceDefinition } from '@grpc/grpc-js';
+import { makeGenericClientConstructor, Server, ServerCredentials as Creds, type ServerCredentials, type ServerUnaryCall, type sendUnaryData, type ServiceDefinition } from '@grpc/grpc-js';
 import { ErrorCode, grpcChannelCredentials, grpcServerCredentials, identityOf, MusterError, setClientContext, toGrpcError } from '@muster/common';
 import { createCa, ensureClusterPki, issueCert, pairPaths, PKI_FILES, readPair, writePair, type CertRequest } from '@muster/common/pki';
-import { ClusterServiceService, type ClusterInfo, type ClusterServiceServer } from '@muster/proto';
+import { AgentServiceService, ClusterServiceService, type AgentServiceServer, type ClusterInfo, type ClusterServiceServer } from '@muster/proto';
 import { connect, type Cluster } from '@muster/sdk';
-import { tempDir, type LocalCluster } from '@muster/testing';
+import { spawnManaged, tempDir, waitFor, type LocalCluster } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
 
-const headBin = join(dirname(createRequire(import.meta.url).resolve('@muster/head/package.json')), 'dist/main.js');
+const require = createRequire(import.meta.url);
+const headBin = join(dirname(require.resolve('@muster/head/package.json')), 'dist/main.js');
+const workerBin = join(dirname(require.resolve('@muster/worker/package.json')), 'dist/main.js');
 
 describe('a TLS head', () => {
   let cluster: LocalCluster;
@@ -85,6 +89,24 @@ describe('a TLS head', () => {
   });
 });
 
+describe('a LocalCluster started insecure', () => {
+  let cluster: LocalCluster;
+  useCluster({ workers: 1, insecure: true }, (fx) => ({ cluster } = fx));
+
+  it('runs plaintext end to end, says so, and hands clients plaintext options', async () => {
+    expect(cluster.tls).toBeUndefined();
+    expect(cluster.clientOptions()).toMatchObject({ insecure: true });
+    expect(cluster.head.process.output()).toContain('--insecure: gRPC is plaintext');
+    const sdk = await connect(cluster.clientOptions());
+    expect((await sdk.nodes({ state: 'alive' })).map((n) => n.id)).toEqual(['node-1']);
+    sdk.close();
+    // A TLS client finds no TLS there, and sends nothing.
+    await writePair(cluster.dataDir, 'some-ca', await createCa('some-ca'));
+    const err = await connect({ address: cluster.address, tls: { ca: pairPaths(cluster.dataDir, 'some-ca').cert }, tokenFile: cluster.tokenFile, callTimeoutMs: 1_500 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: ErrorCode.UNAVAILABLE });
+  });
+});
+
 describe('a head without certificates', () => {
   it('refuses to start, saying how to make them; starts plaintext with --insecure, with a warning', async () => {
     const dir = await tempDir('muster-no-tls-');
@@ -129,12 +151,13 @@ describe('leader hints over TLS', () => {
   });
 
   /** A fake head on 127.0.0.1 with `creds`: a standby naming `leader`, or a leader that counts its calls. */
-  async function fakeHead(creds: ServerCredentials, leader?: () => string): Promise<{ address: string; calls: number }> {
-    const head = { address: '', calls: 0 };
+  async function fakeHead(creds: ServerCredentials, leader?: () => string): Promise<{ address: string; calls: number; peers: string[] }> {
+    const head = { address: '', calls: 0, peers: [] as string[] };
     const info: ClusterInfo = { headId: 'fake', version: 'test', store: 'etcd', nodesAlive: 0, nodesDead: 0, nats: undefined, heartbeatIntervalMs: 1_000, deadAfterMs: 5_000, summary: undefined };
     const impl: Partial<ClusterServiceServer> = {
-      getClusterInfo: (_call, cb) => {
+      getClusterInfo: (call, cb) => {
         head.calls++;
+        head.peers.push(call.getPeer());
         if (leader) cb(toGrpcError(new MusterError(ErrorCode.NOT_LEADER, 'this head is a standby', { details: { leader: leader() } })));
         else cb(null, info);
       },
@@ -191,6 +214,15 @@ describe('leader hints over TLS', () => {
     expect(leader.calls).toBe(1);
   });
 
+  it('connect()s of one process with the same files share one TLS connection, as plaintext ones do', async () => {
+    const head = await fakeHead(headCreds());
+    const tls = { ca, ...pairPaths(dir.path, PKI_FILES.admin) };
+    const [a, b] = [await connect({ address: head.address, tls }), await connect({ address: head.address, tls })];
+    clients.push(a, b);
+    expect(head.peers).toHaveLength(2);
+    expect(head.peers[1]).toBe(head.peers[0]);
+  });
+
   it.each([
     ['a certificate of the cluster CA without role head (a node posing as the leader)', { role: 'node', name: 'evil', hosts: ['127.0.0.1'] } satisfies CertRequest],
     ['a head certificate that does not name the hinted address', { role: 'head', name: 'elsewhere', hosts: ['head.elsewhere.example'] } satisfies CertRequest],
@@ -201,5 +233,43 @@ describe('leader hints over TLS', () => {
     expect(err).toBeInstanceOf(MusterError);
     expect(impostor.calls).toBe(0);
     expect((err as MusterError).message).toMatch(/role node, not head|does not match certificate|Hostname\/IP does not match|NOT_LEADER|standby/);
+  });
+});
+
+describe('a plaintext agent and a leader hint outside its --head list', () => {
+  it('does not follow it: nothing connects there, and the agent says why', async () => {
+    // Where the hint points: counts every TCP connection made to it.
+    let reached = 0;
+    const elsewhere = createServer((sock) => {
+      reached++;
+      sock.destroy();
+    });
+    await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve));
+    const hint = `127.0.0.1:${(elsewhere.address() as { port: number }).port}`;
+    // A plaintext standby that refuses every agent, naming that address as the leader.
+    const standby = new Server();
+    const refuse: Partial<AgentServiceServer> = {
+      connect: (call) => call.emit('error', toGrpcError(new MusterError(ErrorCode.NOT_LEADER, 'this head is a standby', { details: { leader: hint } }))),
+    };
+    standby.addService(AgentServiceService, refuse as AgentServiceServer);
+    const port = await new Promise<number>((resolve, reject) => standby.bindAsync('127.0.0.1:0', Creds.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const dir = await tempDir('muster-agent-hint-');
+    const worker = spawnManaged('worker', process.execPath, [
+      workerBin, 'run', '--head', `127.0.0.1:${port}`, '--insecure', '--token', 'x'.repeat(40), '--node-id', 'n1',
+      '--profile', 'cpu-only', '--metrics-listen', '', '--data-dir', dir.path, '--reconnect-max-ms', '200',
+    ]);
+    try {
+      const line = await worker.waitForLine((l) => l.includes('names a leader outside --head'), 20_000);
+      expect(JSON.parse(line)).toMatchObject({ leader: hint });
+      // Proof the window was observed: the agent came back to the standby after refusing the hint.
+      await waitFor('a second refusal logged', () => worker.output().split('names a leader outside --head').length > 2 || undefined, { timeoutMs: 20_000 });
+      expect(worker.output()).toContain('--insecure: the head link is plaintext');
+      expect(reached).toBe(0);
+    } finally {
+      await worker.stop(2_000);
+      standby.forceShutdown();
+      elsewhere.close();
+      await dir.remove();
+    }
   });
 });

@@ -71,8 +71,10 @@ function etcdCredentials(config: HeadConfig): { rootCertificate: Buffer; certCha
 /** The cluster token (made on first start) and the state store the config names. */
 export async function openState(config: HeadConfig, log: Logger, once: StartOnce = {}): Promise<{ token: string; store: StateStore }> {
   const token = await loadOrCreateToken(tokenPath(config), { allowInsecurePermissions: config.allowInsecurePermissions, warn: (m) => log.warn({ file: tokenPath(config) }, m) });
-  if (config.store === 'etcd' && !config.etcdCa) {
-    log.warn({ endpoints: config.etcdEndpoints }, 'no --etcd-ca: the etcd connection is not verified (and plaintext on http:// endpoints)');
+  if (config.store === 'etcd' && config.etcdEndpoints.some((e) => e.startsWith('http://'))) {
+    log.warn({ endpoints: config.etcdEndpoints }, 'etcd over http://: the state store link is plaintext and unauthenticated; use https:// with --etcd-ca, --etcd-cert, --etcd-key');
+  } else if (config.store === 'etcd' && !config.etcdCa) {
+    log.warn({ endpoints: config.etcdEndpoints }, 'no --etcd-ca: etcd is checked against the system CAs, not the etcd CA, and the head shows no client certificate');
   }
   const store = await openStore(
     config.store === 'etcd'

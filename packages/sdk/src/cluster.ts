@@ -31,11 +31,11 @@
  * handshake proves it is a head at that address) and refused on plaintext.
  */
 import { credentials, Metadata } from '@grpc/grpc-js';
-import { z } from 'zod';
-import { ErrorCode, MusterError, didYouMeanKeys, grpcChannelCredentials, issueLines, loadClientContext, readToken, tokenMetadata } from '@muster/common';
+import { ErrorCode, MusterError, readToken, tokenMetadata } from '@muster/common';
+import { sharedChannelCredentials } from './channel-credentials.js';
 import { ClusterServiceClient, GangServiceClient, NodeState, PlacementGroupServiceClient, ReplicaGroupServiceClient, type ClusterEvent, type ClusterInfo, type ClusterSummary, type NatsAccess, type Node } from '@muster/proto';
-import { isHostPort } from '@muster/contracts';
-import { Endpoints, type RetryNotice } from './endpoints.js';
+import { resolveConnectOptions, type ConnectOptions } from './connect-options.js';
+import { Endpoints } from './endpoints.js';
 import { collect, pages, type PageOptions } from './pages.js';
 import { HeadService } from './rpc.js';
 import { Gangs } from './gangs.js';
@@ -43,45 +43,6 @@ import { ReplicaGroups } from './replica-groups.js';
 import { Actors } from './actors.js';
 import { PlacementGroups } from './placement-groups.js';
 import { drainStatusView, eventView, nodeView, type ClusterEventView, type DrainStatusView, type NodeStateName, type NodeView } from './types.js';
-
-/** One head address; the message names the entry, so a typo in a list of five is found at once. */
-const headAddress = z
-  .string()
-  .trim()
-  .refine((v) => isHostPort(v, 'dial'), { error: (issue) => `${JSON.stringify(issue.input)} is not host:port` });
-
-const connectOptionsSchema = z
-  .strictObject({
-    /** Head address "host:port", or every head of an HA cluster, comma-separated. */
-    address: z
-      .string()
-      .transform((list) => list.split(','))
-      .pipe(z.array(headAddress))
-      .optional(),
-    /** Head addresses "host:port" (with `address`, both are used). */
-    addresses: z.array(headAddress).optional(),
-    /** The cluster token, or… */
-    token: z.string().min(1).optional(),
-    /** …a file holding it (the head writes <data dir>/token). Not needed with a client certificate. */
-    tokenFile: z.string().min(1).optional(),
-    /** TLS: the cluster CA file, and this client's certificate and key files (its identity). */
-    tls: z.strictObject({ ca: z.string().min(1), cert: z.string().min(1).optional(), key: z.string().min(1).optional() }, didYouMeanKeys)
-      .refine((t) => !t.cert === !t.key, { message: 'cert and key go together', path: ['cert'] })
-      .optional(),
-    /** Plaintext, to a head started with --insecure: nothing proves who answers. */
-    insecure: z.literal(true).optional(),
-    /** A context of the client config file (MUSTER_CONFIG, ~/.muster/config.yaml); true: its current-context. */
-    context: z.union([z.string().min(1), z.literal(true)]).optional(),
-    /** The client config file the context is read from (default $MUSTER_CONFIG, else ~/.muster/config.yaml). */
-    configFile: z.string().min(1).optional(),
-    /** Deadline of each control call, retries across heads included, ms. */
-    callTimeoutMs: z.number().int().positive().default(10_000),
-    /** Called before each retry of a control call (a head down, a standby refusing): for progress output. */
-    onRetry: z.custom<(notice: RetryNotice) => void>((v) => typeof v === 'function', { error: 'expected a function' }).optional(),
-  }, didYouMeanKeys)
-  .refine((o) => !(o.tls && o.insecure), { message: 'give tls or insecure, not both', path: ['insecure'] });
-
-export type ConnectOptions = z.input<typeof connectOptionsSchema>;
 
 export interface EventsOptions {
   /** First replay the events the head retained (default false: only new ones). */
@@ -112,16 +73,10 @@ export interface EventsOptions {
  * across a failover.
  */
 export async function connect(options: ConnectOptions): Promise<Cluster> {
-  const o = await withContext(parseOptions(options));
-  const heads = [...new Set([...(o.address ?? []), ...(o.addresses ?? [])])];
-  if (heads.length === 0) throw invalidOption('address', 'give address or addresses (or a context)');
-  if (!o.tls && !o.insecure) {
-    throw invalidOption('tls', 'give tls: { ca, cert, key } (the cluster CA and a client certificate: `muster cert`), a context, or insecure: true for a head started with --insecure');
-  }
-  if (!o.token && !o.tokenFile && !o.tls?.cert) throw invalidOption('token', 'give a client certificate (tls.cert, tls.key), token or tokenFile');
+  const o = await resolveConnectOptions(options);
   const token = o.token ?? (o.tokenFile ? await readToken(o.tokenFile) : undefined);
-  const channel = o.tls ? grpcChannelCredentials(o.tls) : credentials.createInsecure();
-  const cluster = new Cluster(new Endpoints(heads, { channel, tls: o.tls !== undefined }, o.onRetry), token, o.callTimeoutMs);
+  const channel = o.tls ? sharedChannelCredentials(o.tls) : credentials.createInsecure();
+  const cluster = new Cluster(new Endpoints(o.heads, { channel, tls: o.tls !== undefined }, o.onRetry), token, o.callTimeoutMs);
   try {
     await cluster.info(); // fail fast on a wrong token; find the leader
   } catch (e) {
@@ -129,41 +84,6 @@ export async function connect(options: ConnectOptions): Promise<Cluster> {
     throw e;
   }
   return cluster;
-}
-
-type ParsedOptions = z.output<typeof connectOptionsSchema>;
-
-function invalidOption(field: string, message: string): MusterError {
-  return new MusterError(ErrorCode.INVALID_ARGUMENT, `connect(): ${field}: ${message}`, { details: { field } });
-}
-
-function parseOptions(options: ConnectOptions): ParsedOptions {
-  const parsed = connectOptionsSchema.safeParse(options);
-  if (parsed.success) return parsed.data;
-  const first = parsed.error.issues[0]!;
-  const i = first.code === 'unrecognized_keys' ? issueLines([first])[0]! : { path: first.path.join('.'), message: first.message };
-  throw invalidOption(i.path, i.message);
-}
-
-/** The options, with what they leave out taken from the context they name (options win, as kubectl's flags do). */
-async function withContext(o: ParsedOptions): Promise<ParsedOptions> {
-  if (o.context === undefined) return o;
-  const ctx = await loadClientContext(o.context === true ? undefined : o.context, o.configFile);
-  const hasAddress = (o.address?.length ?? 0) + (o.addresses?.length ?? 0) > 0;
-  const fromCtx = parseOptions({
-    address: ctx.address,
-    ...(ctx.ca ? { tls: { ca: ctx.ca, ...(ctx.cert ? { cert: ctx.cert } : {}), ...(ctx.key ? { key: ctx.key } : {}) } } : {}),
-    ...(ctx.insecure ? { insecure: true } : {}),
-    ...(ctx.tokenFile ? { tokenFile: ctx.tokenFile } : {}),
-  });
-  const secured = o.tls !== undefined || o.insecure !== undefined;
-  const authed = o.token !== undefined || o.tokenFile !== undefined;
-  return {
-    ...o,
-    ...(hasAddress ? {} : { address: fromCtx.address }),
-    ...(secured ? {} : { tls: fromCtx.tls, insecure: fromCtx.insecure }),
-    ...(authed ? {} : { tokenFile: fromCtx.tokenFile }),
-  };
 }
 
 /** Which nodes `nodes()` / `nodePages()` return; the head filters, so only those are sent. */

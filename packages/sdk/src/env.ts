@@ -12,7 +12,7 @@
  */
 import { clientConfigPath } from '@muster/common';
 import { CLIENT_ENV } from '@muster/contracts';
-import type { ConnectOptions } from './cluster.js';
+import type { ConnectOptions } from './connect-options.js';
 
 export function connectOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): ConnectOptions {
   const get = (name: string) => env[name] || undefined;

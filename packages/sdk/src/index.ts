@@ -1,4 +1,5 @@
-export { connect, Cluster, type ConnectOptions, type EventsOptions, type NodeFilter } from './cluster.js';
+export { connect, Cluster, type EventsOptions, type NodeFilter } from './cluster.js';
+export type { ConnectOptions } from './connect-options.js';
 export { connectOptionsFromEnv } from './env.js';
 export type { PageOptions } from './pages.js';
 export type { RetryNotice } from './endpoints.js';

@@ -17,6 +17,12 @@
  * trying the next head address; a standby head refuses with the leader's
  * address, which is tried next. Backoff resets after a successful register.
  *
+ * TLS: the agent dials with the channel credentials it is given (its node
+ * certificate, and the cluster CA: a server must present role head and the
+ * dialled address, so a leader hint anywhere is safe to follow); plaintext
+ * (--insecure) follows hints inside its --head list only (@muster/contracts
+ * leader.ts) and logs the one it refused.
+ *
  * Drain: `setDrain` records whether this node should be drained (its
  * Kubernetes node was cordoned, kube-node.ts) and tells the head at once if
  * registered, and again after every registration (a message sent while
