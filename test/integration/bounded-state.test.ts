@@ -71,8 +71,8 @@ describe('finished gangs and `muster node rm`', () => {
     expect(live.stderr).toMatch(/node node-1 is ALIVE: only a DEAD node can be removed.*\[MUSTER_FAILED_PRECONDITION\]/);
     expect((await sdk.node('node-1')).state).toBe('alive');
 
-    // Authenticated like every other call: without the token, refused and nothing removed.
-    const raw = new Client(cluster.address, grpcChannelCredentials(cluster.tls!));
+    // Authenticated like every other call: without the token or a client certificate, refused and nothing removed.
+    const raw = new Client(cluster.address, grpcChannelCredentials({ ca: cluster.tls!.ca }));
     const err = await new Promise<ServiceError>((resolve) =>
       raw.makeUnaryRequest('/muster.v1.ClusterService/RemoveNode', (r: RemoveNodeRequest) => Buffer.from(RemoveNodeRequest.encode(r).finish()), (b: Buffer) => b, { nodeId: 'node-3' }, new Metadata(), (e) => resolve(e!)),
     );

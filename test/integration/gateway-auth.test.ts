@@ -68,7 +68,7 @@ describe('gateway: API keys, rights, rate and size limits, HTTPS', () => {
     const ca = readFileSync(pairPaths(pki, PKI_FILES.ca).cert);
     const tls = pairPaths(pki, PKI_FILES.gateway);
     const keysFile = join(cluster.dataDir, 'gateway-keys.yaml');
-    const env = { MUSTER_ADDRESS: cluster.address, MUSTER_TOKEN_FILE: cluster.tokenFile, MUSTER_GATEWAY_KEYS_FILE: keysFile };
+    const env = { ...cluster.clientEnv(), MUSTER_GATEWAY_KEYS_FILE: keysFile };
     const newKey = async (...args: string[]) => (await execa(process.execPath, [cli, 'gateway', 'key', 'create', ...args], { env })).stdout.trim();
     const web = await newKey('--name', 'web', '--groups', 'echo');
     const slow = await newKey('--name', 'slow', '--groups', '*', '--rate', '0.01', '--burst', '1');

@@ -29,7 +29,7 @@ describe('metrics endpoints with a scrape token', () => {
       const h = JSON.parse(await head.waitForLine((l) => l.includes('"head ready"'))) as { address: string; metrics: string; tokenFile: string };
       const worker = spawnManaged('worker', process.execPath, [
         workerBin, 'run', '--head', h.address, '--token-file', h.tokenFile, '--node-id', 'metrics-1', '--profile', 'hgx-h100-8',
-        '--metrics-listen', '127.0.0.1:0', '--data-dir', join(dir.path, 'worker'), '--stop-shards-on-exit', 'true', '--metrics-token-file', tokenFile, '--insecure',
+        '--metrics-listen', '127.0.0.1:0', '--data-dir', join(dir.path, 'worker'), '--stop-shards-on-exit', 'true', '--metrics-token-file', tokenFile, '--insecure', '--shard-user', '0:0',
       ]);
       started.push(worker);
       const w = JSON.parse(await worker.waitForLine((l) => l.includes('"worker registered"'))) as { metrics: string };

@@ -91,7 +91,7 @@ describe('a secret given as a flag', () => {
       expect(headOut).not.toContain(natsPassword);
 
       const workerOut = await new Promise<string>((resolve) => {
-        const w = execFile(process.execPath, [bin('@muster/worker'), '--head', address, '--insecure', '--token', token, '--node-id', 'flagged', '--metrics-listen', '', '--data-dir', join(dir.path, 'w')], (_e, out, err) => resolve(out + err));
+        const w = execFile(process.execPath, [bin('@muster/worker'), '--head', address, '--insecure', '--shard-user', '0:0', '--token', token, '--node-id', 'flagged', '--metrics-listen', '', '--data-dir', join(dir.path, 'w')], (_e, out, err) => resolve(out + err));
         let seen = '';
         w.stdout?.on('data', (b: Buffer) => {
           seen += b.toString();
