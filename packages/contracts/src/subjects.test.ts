@@ -18,6 +18,9 @@ describe('report decoders', () => {
   it('take a valid load report, draining or not', () => {
     expect(toLoadReport(load)).toEqual(load);
     expect(toLoadReport({ ...load, draining: true })).toEqual({ ...load, draining: true });
+    expect(toLoadReport({ ...load, incarnation: 'c0ffee' })).toEqual({ ...load, incarnation: 'c0ffee' });
+    expect(toLoadReport({ ...load, incarnation: 7 })).toBeUndefined();
+    expect(toLoadReport({ ...load, incarnation: '' })).toBeUndefined();
   });
 
   it.each([

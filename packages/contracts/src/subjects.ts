@@ -130,6 +130,12 @@ export interface LoadReport {
   timeMs: number;
   /** Unsubscribed, finishing what it has: it takes no new request (absent: false). */
   draining?: boolean;
+  /**
+   * The serving process's incarnation (random per `serve()` start). A replica
+   * restarted under the same id reports a new one: the calls its predecessor
+   * held died with it, however fresh the replica's reports are.
+   */
+  incarnation?: string;
 }
 
 /** A router's demand report on `<prefix>.demand.<group>`: calls it holds that wait for a replica. */
@@ -161,7 +167,12 @@ export function toLoadReport(r: unknown): LoadReport | undefined {
   const o = r as Record<string, unknown>;
   if (!id(o.replicaId) || !count(o.inFlight) || !count(o.queued) || !time(o.timeMs)) return undefined;
   if (o.draining !== undefined && typeof o.draining !== 'boolean') return undefined;
-  return { v: 1, replicaId: o.replicaId, inFlight: o.inFlight, queued: o.queued, timeMs: o.timeMs, ...(o.draining === undefined ? {} : { draining: o.draining }) };
+  if (o.incarnation !== undefined && !id(o.incarnation)) return undefined;
+  return {
+    v: 1, replicaId: o.replicaId, inFlight: o.inFlight, queued: o.queued, timeMs: o.timeMs,
+    ...(o.draining === undefined ? {} : { draining: o.draining }),
+    ...(o.incarnation === undefined ? {} : { incarnation: o.incarnation }),
+  };
 }
 
 /** A demand report as decoded from msgpack; undefined when it is not a valid one. */

@@ -142,3 +142,28 @@ describe('Balancer', () => {
     expect(got).toEqual(['a']);
   });
 });
+
+describe('a replica restarted under the same id', () => {
+  const load = (incarnation: string | undefined) => ({ v: 1 as const, replicaId: 'r1', inFlight: 0, queued: 0, timeMs: Date.now(), ...(incarnation ? { incarnation } : {}) });
+
+  it('is replaced when a report with a new incarnation follows one with another, not before', () => {
+    const b = balancer();
+    b.report(load('a'));
+    b.report(load('a'));
+    expect(b.replacedAt('r1')).toBeUndefined();
+    const before = Date.now();
+    b.report(load('b'));
+    expect(b.replacedAt('r1')).toBeGreaterThanOrEqual(before);
+    const at = b.replacedAt('r1');
+    b.report(load('b'));
+    expect(b.replacedAt('r1')).toBe(at);
+  });
+
+  it('is never replaced by reports without an incarnation (an older serve())', () => {
+    const b = balancer();
+    b.report(load(undefined));
+    b.report(load('a'));
+    b.report(load(undefined));
+    expect(b.replacedAt('r1')).toBeUndefined();
+  });
+});

@@ -64,7 +64,7 @@ export class Balancer {
   private current: Membership | undefined;
   private readonly replicas = new Map<string, ReplicaState>();
   private revisions: Revision[] = [];
-  private readonly reports = new Map<string, { queued: number; at: number }>();
+  private readonly reports = new Map<string, { queued: number; at: number; incarnation?: string; replacedAt?: number }>();
   /** Left the membership with calls still on them (watched for loss). */
   readonly departed = new Set<ReplicaState>();
   private readonly queue: Waiter[] = [];
@@ -122,7 +122,10 @@ export class Balancer {
    */
   report(load: WireLoad): void {
     if (typeof load?.replicaId !== 'string' || typeof load.queued !== 'number') return;
-    this.reports.set(load.replicaId, { queued: load.queued, at: Date.now() });
+    const now = Date.now();
+    const before = this.reports.get(load.replicaId);
+    const replaced = before?.incarnation !== undefined && load.incarnation !== undefined && before.incarnation !== load.incarnation;
+    this.reports.set(load.replicaId, { queued: load.queued, at: now, incarnation: load.incarnation, replacedAt: replaced ? now : before?.replacedAt });
     const r = this.replicas.get(load.replicaId);
     if (r?.unreachable && load.draining !== true) {
       r.unreachable = false;
@@ -133,6 +136,16 @@ export class Balancer {
   /** When this replica last reported its load (epoch ms, local clock), or undefined. */
   lastReportAt(replicaId: string): number | undefined {
     return this.reports.get(replicaId)?.at;
+  }
+
+  /**
+   * When (epoch ms, local clock) another process last took over this replica
+   * id — a report with a new incarnation after one with another (a restarted
+   * gang); undefined if never seen. Attempts sent before it were held by the
+   * process that died.
+   */
+  replacedAt(replicaId: string): number | undefined {
+    return this.reports.get(replicaId)?.replacedAt;
   }
 
   markUnreachable(r: ReplicaState): void {

@@ -278,7 +278,12 @@ export class Router {
         continue;
       }
       const last = this.balancer.lastReportAt(r.info.replicaId) ?? 0;
-      for (const a of [...r.attempts]) if (now - Math.max(last, a.startedAt) > this.lostAfterMs) a.lost();
+      // Fresh reports from a successor under the same replica id (a restarted
+      // gang) do not keep its predecessor's calls alive: those died with it.
+      const replacedAt = this.balancer.replacedAt(r.info.replicaId) ?? 0;
+      for (const a of [...r.attempts]) {
+        if (a.startedAt < replacedAt || now - Math.max(last, a.startedAt) > this.lostAfterMs) a.lost();
+      }
     }
   }
 }

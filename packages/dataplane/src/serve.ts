@@ -28,6 +28,7 @@
  * published while disconnected are lost (their callers have already failed
  * with MUSTER_UNAVAILABLE, and their routers send a cancel after that report).
  */
+import { randomBytes } from 'node:crypto';
 import { connectNats, decode, encode, ErrorCode, isMusterError, MusterError, type NatsConnection } from '@muster/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
@@ -134,6 +135,8 @@ class ReplicaServer implements Server {
   private readonly jobs = new Map<string, Job>();
   private readonly sub: Subscription;
   private readonly loadTimer: NodeJS.Timeout;
+  /** This process's incarnation in load reports (LoadReport.incarnation). */
+  private readonly incarnation = randomBytes(8).toString('hex');
   private readonly link: Link;
   private state: 'serving' | 'draining' | 'closed' = 'serving';
   private idleWaiters: (() => void)[] = [];
@@ -300,7 +303,7 @@ class ReplicaServer implements Server {
   }
 
   private report(): void {
-    const load: WireLoad = { v: 1, replicaId: this.replicaId, inFlight: this.running, queued: this.waiting.length, timeMs: Date.now(), draining: this.state !== 'serving' };
+    const load: WireLoad = { v: 1, replicaId: this.replicaId, inFlight: this.running, queued: this.waiting.length, timeMs: Date.now(), draining: this.state !== 'serving', incarnation: this.incarnation };
     this.publish(loadSubject(this.cfg.prefix, this.group), load);
   }
 
@@ -318,6 +321,10 @@ class ReplicaServer implements Server {
     }
     if (this.running > 0 || this.waiting.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.report(); // routers see it idle at once
+    // Answers published so far may still sit in the client's buffer (over TLS,
+    // behind the socket's encryption): a process that exits right after drain()
+    // would lose them, and their callers would wait for their deadline.
+    await this.nc.flush().catch(() => undefined);
   }
 
   async close(): Promise<void> {
