@@ -255,9 +255,9 @@ describe('a plaintext agent and a leader hint outside its --head list', () => {
     const port = await new Promise<number>((resolve, reject) => standby.bindAsync('127.0.0.1:0', Creds.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
     const dir = await tempDir('muster-agent-hint-');
     const worker = spawnManaged('worker', process.execPath, [
-      workerBin, 'run', '--head', `127.0.0.1:${port}`, '--insecure', '--token', 'x'.repeat(40), '--node-id', 'n1',
+      workerBin, 'run', '--head', `127.0.0.1:${port}`, '--insecure', '--node-id', 'n1', '--shard-user', '0:0',
       '--profile', 'cpu-only', '--metrics-listen', '', '--data-dir', dir.path, '--reconnect-max-ms', '200',
-    ]);
+    ], { env: { MUSTER_TOKEN: 'x'.repeat(40) } });
     try {
       const line = await worker.waitForLine((l) => l.includes('names a leader outside --head'), 20_000);
       expect(JSON.parse(line)).toMatchObject({ leader: hint });
