@@ -13,7 +13,7 @@
  *   muster nats     init --dir D: the NATS operator-mode trust (operator, accounts, the head's signing key)
  */
 import { Command } from 'commander';
-import { isMusterError } from '@muster/common';
+import { isMusterError, quietIpServernameWarning } from '@muster/common';
 import { statusCommand } from './commands/status.js';
 import { upCommand } from './commands/up.js';
 import { pgCommand } from './commands/pg.js';
@@ -24,6 +24,8 @@ import { nodeCommand } from './commands/node.js';
 import { certCommand } from './commands/cert.js';
 import { contextCommands } from './commands/contexts.js';
 import { natsCommand } from './commands/nats.js';
+
+quietIpServernameWarning();
 
 const program = new Command('muster').description('Muster: gang-scheduled GPU model serving').showHelpAfterError();
 upCommand(program);

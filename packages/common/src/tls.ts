@@ -91,3 +91,21 @@ export function identityOf(peer: PeerCertificate | undefined): Identity | undefi
   }
   return { role, name, callGroups: groups.includes(ALL_GROUPS) ? 'all' : groups };
 }
+
+/**
+ * Silences Node's DEP0123 ("Setting the TLS ServerName to an IP address"):
+ * grpc-js passes the dialled host as the TLS server name, and heads are often
+ * dialled by IP. The certificate is still checked against that IP (its IP
+ * SANs); only SNI, which an IP cannot carry, is affected. Muster's own
+ * programs call this at start; a library never changes its host's warnings,
+ * so SDK users see the warning once per process.
+ */
+export function quietIpServernameWarning(): void {
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+    const opts = rest[0];
+    const code = typeof opts === 'object' && opts !== null ? (opts as { code?: string }).code : rest[1];
+    if (code === 'DEP0123') return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
+}

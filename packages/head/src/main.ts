@@ -9,10 +9,12 @@
  * over at once, connections are drained, the store flushed.
  */
 import { Command } from 'commander';
-import { flagSpelling, givenFlags, isMusterError, secretFlagWarnings } from '@muster/common';
+import { flagSpelling, givenFlags, isMusterError, quietIpServernameWarning, secretFlagWarnings } from '@muster/common';
 import { createLogger } from '@muster/common/log';
 import { headOptions, loadHeadConfig, tokenPath } from './config.js';
 import { startHead } from './head.js';
+
+quietIpServernameWarning();
 
 const program = new Command('muster-head')
   .description('Muster head: cluster state, scheduling, agent and SDK API')

@@ -9,12 +9,14 @@
  * kit waits for it) and re-registers by itself whenever the head comes back.
  */
 import { Command } from 'commander';
-import { flagSpelling, givenFlags, isMusterError, secretFlagWarnings } from '@muster/common';
+import { flagSpelling, givenFlags, isMusterError, quietIpServernameWarning, secretFlagWarnings } from '@muster/common';
 import { CLIENT_ENV } from '@muster/contracts';
 import { createLogger } from '@muster/common/log';
 import { loadWorkerConfig, workerOptions } from './config.js';
 import { runInventoryCommand } from './inventory/index.js';
 import { startWorker } from './worker.js';
+
+quietIpServernameWarning();
 
 const program = new Command('muster-worker').description('Muster worker agent: inventory, registration, shard supervision').showHelpAfterError();
 
