@@ -1,5 +1,5 @@
 /**
- * Token files readable by group or others are refused at start (issue 21
+ * Token and key files readable by group or others are refused at start (issue 21
  * point 5), by the real head, worker and CLI: each exits non-zero naming the
  * file and the fix (`chmod 600`); with --allow-insecure-permissions the head
  * starts (warned) instead. The worker's check runs before it dials anything,
@@ -64,5 +64,23 @@ describe('token files readable by group or others', () => {
     const r = await run([cli, 'status'], { MUSTER_ADDRESS: '127.0.0.1:9', MUSTER_TOKEN_FILE: tokenFile, MUSTER_INSECURE: 'true' });
     expect(r.code).not.toBe(0);
     expect(r.out).toContain(`chmod 600 ${tokenFile}`);
+  });
+});
+
+describe('key files readable by group or others', () => {
+  it('the head refuses a group-readable TLS key, naming it', async () => {
+    const dir = await tempDir('muster-secret-keys-');
+    try {
+      const { ensureClusterPki, pairPaths, PKI_FILES } = await import('@muster/common/pki');
+      const pki = await ensureClusterPki(join(dir.path, 'data', 'pki'));
+      const key = pairPaths(pki, PKI_FILES.head).key;
+      await chmod(key, 0o640);
+      await writeFile(join(dir.path, 'token'), `${'t'.repeat(43)}\n`, { mode: 0o600 });
+      const r = await run([binOf('@muster/head'), '--listen', '127.0.0.1:0', '--data-dir', join(dir.path, 'data'), '--token-file', join(dir.path, 'token'), '--metrics-listen', '']);
+      expect(r.code).toBe(1);
+      expect(r.out).toContain(`TLS key file ${key}: mode 0640 gives its group access`);
+    } finally {
+      await dir.remove();
+    }
   });
 });

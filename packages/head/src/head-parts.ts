@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Meter } from '@opentelemetry/api';
-import { connectNats, ErrorCode, grpcServerCredentials, loadOrCreateToken, MusterError, parseHostPort, withoutCredentials, type Logger } from '@muster/common';
+import { checkSecretFile, connectNats, ErrorCode, grpcServerCredentials, loadOrCreateToken, MusterError, parseHostPort, withoutCredentials, type Logger } from '@muster/common';
 import { serverChannelOptions } from '@muster/contracts';
 import { NodeState } from '@muster/proto';
 import { headTlsFiles, tokenPath, type HeadConfig } from './config.js';
@@ -49,6 +49,7 @@ export function serverCredentials(config: HeadConfig, log: Logger): ServerCreden
       { details: { field: 'tlsCert' } },
     );
   }
+  checkSecretFile(files.key, 'TLS key file', { allowInsecurePermissions: config.allowInsecurePermissions, warn: (m) => log.warn({ file: files.key }, m) });
   return grpcServerCredentials(files);
 }
 

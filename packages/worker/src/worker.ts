@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { ErrorCode, MusterError, grpcChannelCredentials, parseHostPort, readToken, type Logger } from '@muster/common';
+import { checkSecretFile, ErrorCode, MusterError, grpcChannelCredentials, parseHostPort, readToken, type Logger } from '@muster/common';
 import { startMetrics } from '@muster/common/metrics';
 import { Agent } from './agent.js';
 import { workerTlsFiles, type WorkerConfig } from './config.js';
@@ -27,6 +27,7 @@ export interface Worker {
 export async function startWorker(config: WorkerConfig, log: Logger): Promise<Worker> {
   const secretFiles = { allowInsecurePermissions: config.allowInsecurePermissions, warn: (m: string) => log.warn(m) };
   const tls = workerTlsFiles(config);
+  if (tls?.key) checkSecretFile(tls.key, 'TLS key file', secretFiles);
   const token = config.token ?? (config.tokenFile ? await readToken(config.tokenFile, secretFiles) : undefined);
   // A node certificate is the node's credential; without one, the cluster token is.
   if (!token && !tls?.cert) {
