@@ -178,12 +178,21 @@ describe('systemd units (deploy/systemd)', () => {
     expect(unit.Install!.WantedBy![0]).toBe('multi-user.target');
   });
 
-  it('keeps the NATS password out of committed files, and points the head at the etcd it ships', () => {
-    expect(read('deploy/systemd/nats-server.conf')).toMatch(/password:\s*\$MUSTER_NATS_PASSWORD\s/);
-    expect(ini('deploy/systemd/nats-server.service.d/muster.conf').Service!.EnvironmentFile).toEqual(['/etc/muster/nats.env']);
-    expect(ini('deploy/systemd/muster-head.service').Service!.EnvironmentFile).toContain('-/etc/muster/nats.env');
+  it('runs NATS in operator mode over TLS with no password anywhere, and points the head at the etcd it ships', () => {
+    const conf = read('deploy/systemd/nats-server.conf');
+    const settings = conf.split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
+    expect(settings).not.toMatch(/password|authorization|user/);
+    expect(settings).toMatch(/^include muster\/nats\/nats-operator\.conf$/m);
+    expect(conf).toMatch(/tls \{[^}]*cert_file: "\/etc\/muster\/pki\/nats\.crt"/);
+    const head = envFile('deploy/systemd/head.env');
+    expect(head.MUSTER_NATS_URL).toMatch(/^tls:\/\//);
+    expect(head.MUSTER_NATS_ACCOUNT_SEED_FILE).toBe('/etc/muster/nats/nats-account.seed');
+    expect(head.MUSTER_NATS_USER).toBeUndefined();
+    expect(ini('deploy/systemd/muster-head.service').Service!.EnvironmentFile).toEqual(['/etc/muster/head.env']);
+    // A worker needs no cluster token: its node certificate is its credential.
+    expect(ini('deploy/systemd/muster-worker.service').Service!.ExecStart![0]).not.toMatch(/token/);
     const etcd = envFile('deploy/systemd/etcd.default');
-    expect(envFile('deploy/systemd/head.env').MUSTER_ETCD_ENDPOINTS).toBe(etcd.ETCD_ADVERTISE_CLIENT_URLS);
+    expect(head.MUSTER_ETCD_ENDPOINTS).toBe(etcd.ETCD_ADVERTISE_CLIENT_URLS);
   });
 
   it.skipIf(!has('etcd'))('etcd.default sets only settings the local etcd knows', () => {
@@ -193,9 +202,22 @@ describe('systemd units (deploy/systemd)', () => {
     }
   });
 
-  it.skipIf(!has('nats-server'))('nats-server.conf parses', () => {
-    const r = output('nats-server', ['-t', '-c', join(repoRoot, 'deploy/systemd/nats-server.conf')], { MUSTER_NATS_PASSWORD: 'p' });
-    expect(r.status, r.text).toBe(0);
+  it.skipIf(!has('nats-server'))('nats-server.conf parses, with the files `muster cert init` and `muster nats init` write', async () => {
+    const { ensureClusterPki } = await import('@muster/common/pki');
+    const { createNatsTrust, operatorConfig } = await import('@muster/common/nats-auth');
+    // A stand-in for /etc: the config beside muster/pki and muster/nats, as installed.
+    const etc = mkdtempSync(join(tmpdir(), 'muster-etc-'));
+    try {
+      await ensureClusterPki(join(etc, 'muster', 'pki'));
+      mkdirSync(join(etc, 'muster', 'nats'));
+      writeFileSync(join(etc, 'muster', 'nats', 'nats-operator.conf'), `${operatorConfig(await createNatsTrust()).join('\n')}\n`);
+      const conf = join(etc, 'nats-server.conf');
+      writeFileSync(conf, read('deploy/systemd/nats-server.conf').replaceAll('/etc/muster/', `${etc}/muster/`));
+      const r = output('nats-server', ['-t', '-c', conf]);
+      expect(r.status, r.text).toBe(0);
+    } finally {
+      rmSync(etc, { recursive: true, force: true });
+    }
   });
 
   it.skipIf(!has('systemd-analyze') || !existsSync('/usr/bin/node'))('systemd-analyze verify finds nothing to say about the units', () => {
