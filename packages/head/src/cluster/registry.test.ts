@@ -115,6 +115,24 @@ describe('NodeRegistry on a store that fails writes', () => {
     expect(await h.eventKinds()).toEqual(['node.registered n1', 'node.dead n1']);
   });
 
+  it('a split commit whose later part fails: memory takes what the earlier parts wrote', async () => {
+    const h = await harness();
+    const ids = Array.from({ length: 150 }, (_, i) => `n${i}`);
+    // One commit of 150 registrations is split into several transactions; the second one fails.
+    h.store.failWrites({ prefix: NODES_PREFIX, after: 1, times: 1 });
+    const results = await Promise.allSettled(ids.map((id) => h.registry.register(registration(id), h.conn())));
+    expect(h.store.failed).toBe(1);
+    const refused = ids.filter((_, i) => results[i]!.status === 'rejected');
+    const written = (await Promise.all(ids.map(async (id) => ((await h.stored(id)) ? id : undefined)))).filter((id) => id !== undefined);
+    // The case under test: records written by an earlier part of a commit whose caller was refused.
+    expect(refused.some((id) => written.includes(id))).toBe(true);
+    for (const id of ids) expect(h.registry.get(id)?.nodeId, id).toBe(written.includes(id) ? id : undefined);
+    // Such a node's agent retries, and is taken as the reconnect of the node the store holds.
+    const back = refused.find((id) => written.includes(id))!;
+    await h.registry.register(registration(back), h.conn());
+    expect(h.heard).toContain(`node.reconnected ${back}`);
+  });
+
   it('a drain or uncordon whose write fails is refused and changes nothing', async () => {
     const h = await harness();
     await h.registry.register(registration('n1'), h.conn());

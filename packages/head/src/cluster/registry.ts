@@ -13,11 +13,14 @@
  * writes, not 10,000. Unlike the other controllers, the registry changes no
  * memory in the cycle: the record is encoded and marked, and memory, streams
  * and listeners change in the commit's `after()` — so there is nothing to
- * recover when a write fails (its waiters get the error and memory still
- * matches the store). On etcd a batch larger than one transaction is split;
- * a later part failing leaves the earlier records written while memory keeps
- * the old ones: the next change of such a node (a re-register, the next
- * sweep) writes it again.
+ * undo when a write fails (its waiters get the error). One case remains: a
+ * batch larger than one transaction is split (group-commit.ts), and a later
+ * part failing leaves the earlier parts' records written while memory keeps
+ * the old ones. So a failed commit reloads the records from the store
+ * (`reloadRecords`): memory takes what the store holds, keeping each live
+ * node's stream and last sign of life. Listeners hear nothing of it: a node
+ * whose registration was written but refused to its agent comes back by the
+ * agent's retry (a reconnect, 3), and a death by the next sweep.
  * What a registration makes of a record (and the drain fields, the death
  * warning line) is derived by pure functions in node-records.ts. The ids of
  * the draining nodes are kept beside the map (updated in the same `after()`)
@@ -145,21 +148,48 @@ export class NodeRegistry {
     private readonly deadAfterMs: number,
     private readonly now: () => number = () => performance.now(),
   ) {
-    // Memory changes only after a durable write (see `commit`): nothing to reload when one fails.
-    this.commits = new GroupCommit(writer, log, { name: 'node registry', recover: () => Promise.resolve() });
+    // Memory changes only after a durable write (see `commit`); a failed commit
+    // may still have written its earlier transactions: memory takes the store's records.
+    this.commits = new GroupCommit(writer, log, { name: 'node registry', recover: async () => void (await this.reloadRecords()) });
   }
 
   /** Loads persisted nodes (head restart). */
   async load(): Promise<void> {
+    const loaded = await this.reloadRecords();
+    this.log.info({ nodes: loaded }, 'node records loaded');
+  }
+
+  /**
+   * Memory takes the store's node records: an entry keeps its stream and last
+   * sign of life, a record memory lacked gets a grace of deadAfterMs (as at a
+   * head restart), and an entry whose record is gone goes. Returns the count.
+   */
+  private async reloadRecords(): Promise<number> {
     const { kvs } = await readAll(this.writer.store, NODES_PREFIX);
     const grace = this.now() + this.deadAfterMs;
+    const seen = new Set<string>();
+    let changed = false;
     for (const kv of kvs) {
       const node = Node.decode(kv.value);
-      this.nodes.set(node.nodeId, { node, lastSeen: grace });
-      if (node.draining) this.drainingIds.add(node.nodeId);
+      seen.add(node.nodeId);
+      const entry = this.nodes.get(node.nodeId);
+      // A record memory already holds keeps its object (its readers compare by identity).
+      if (entry && Buffer.from(Node.encode(entry.node).finish()).equals(Buffer.from(kv.value))) continue;
+      changed = true;
+      if (entry) entry.node = node;
+      else this.nodes.set(node.nodeId, { node, lastSeen: grace });
     }
-    this.replaced++;
-    this.log.info({ nodes: kvs.length }, 'node records loaded');
+    for (const id of [...this.nodes.keys()]) {
+      if (seen.has(id)) continue;
+      this.nodes.delete(id);
+      changed = true;
+    }
+    if (changed) {
+      this.drainingIds.clear();
+      for (const [id, e] of this.nodes) if (e.node.draining) this.drainingIds.add(id);
+      this.replaced++;
+    }
+    return kvs.length;
   }
 
   /**

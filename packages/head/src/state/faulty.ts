@@ -4,8 +4,9 @@
  * and leases pass through; a write (put, delete, deletePrefix, or a txn with
  * any write op) fails with MUSTER_UNAVAILABLE while a fault is armed, and
  * reaches the inner store untouched otherwise. The fault is armed for the
- * next `n` writes, or until `heal()`, and may be limited to writes that touch
- * a key prefix, so a test can fail one controller's records and no one else's.
+ * next `n` writes, or until `heal()`, may let a few writes through first (a
+ * split commit's later part), and may be limited to writes that touch a key
+ * prefix, so a test can fail one controller's records and no one else's.
  */
 import { ErrorCode, MusterError } from '@muster/common';
 import type { LeaseOptions, Op, RangeOptions, StateStore, TxnRequest } from './store.js';
@@ -15,6 +16,8 @@ export interface Fault {
   prefix?: string;
   /** Fail this many matching writes, then heal (default: until `heal()`). */
   times?: number;
+  /** Let this many matching writes through first (default 0): the later part of a split commit. */
+  after?: number;
 }
 
 export class FaultyStore implements StateStore {
@@ -38,7 +41,7 @@ export class FaultyStore implements StateStore {
 
   /** Arms a fault: the matching writes that follow fail. */
   failWrites(fault: Fault = {}): void {
-    this.fault = { prefix: fault.prefix ?? '', times: fault.times ?? Infinity };
+    this.fault = { prefix: fault.prefix ?? '', times: fault.times ?? Infinity, after: fault.after ?? 0 };
   }
 
   heal(): void {
@@ -75,6 +78,10 @@ export class FaultyStore implements StateStore {
   private check(keys: string[]): void {
     const f = this.fault;
     if (!f || !keys.some((k) => k.startsWith(f.prefix))) return;
+    if (f.after > 0) {
+      f.after--;
+      return;
+    }
     if (--f.times <= 0) this.fault = undefined;
     this.failed++;
     throw new MusterError(ErrorCode.UNAVAILABLE, `injected store fault: write to ${keys.find((k) => k.startsWith(f.prefix))} refused`);
