@@ -16,14 +16,8 @@
  * not even whether a group exists. A refused request does not take a token.
  */
 import type { IncomingMessage } from 'node:http';
-import { ErrorCode } from '@muster/common';
+import { bearerToken, ErrorCode } from '@muster/common';
 import { keyMayCall, type KeyEntry, type KeyRing } from './gateway-keys.js';
-
-/**
- * The code of a 403. It is ErrorCode.PERMISSION_DENIED once the head's
- * authorization (issue 21, point 2) adds that code to @muster/common.
- */
-const PERMISSION_DENIED = 'MUSTER_PERMISSION_DENIED';
 
 /** A refusal the gateway answers itself: its status, stable code, message and headers. */
 export class HttpError extends Error {
@@ -48,7 +42,8 @@ export function presentedKey(req: IncomingMessage): { key: string; header: 'auth
   const apiKey = req.headers['x-api-key'];
   if (typeof apiKey === 'string' && apiKey.trim() !== '') return { key: apiKey.trim(), header: 'x-api-key' };
   const auth = req.headers.authorization;
-  if (typeof auth === 'string' && /^bearer /i.test(auth)) return { key: auth.slice('bearer '.length).trim(), header: 'authorization' };
+  const bearer = bearerToken(auth);
+  if (bearer !== undefined) return { key: bearer, header: 'authorization' };
   return undefined;
 }
 
@@ -66,7 +61,7 @@ export function authenticate(ring: KeyRing, req: IncomingMessage): { entry: KeyE
 /** Step 2: a 403 unless the key may call `group`. */
 export function authorize(entry: KeyEntry, group: string): void {
   if (keyMayCall(entry, group)) return;
-  throw new HttpError(403, PERMISSION_DENIED, `API key "${entry.name}" may not call group "${group}" (it may call: ${(entry.groups as string[]).join(', ')})`);
+  throw new HttpError(403, ErrorCode.PERMISSION_DENIED, `API key "${entry.name}" may not call group "${group}" (it may call: ${(entry.groups as string[]).join(', ')})`);
 }
 
 /** Step 4, before the body: a 413 when the declared length is over `max`. */

@@ -18,7 +18,7 @@
  * or a change of the keys file reloads the keys (and the certificate): see
  * `reload`.
  *
- * Headers: `x-muster-timeout-ms` (deadline), `x-muster-idempotent: true`.
+ * Headers: `x-muster-timeout-ms` (deadline, default 30 s, at most 1 h), `x-muster-idempotent: true`.
  * Errors are JSON `{ "error": { "code", "message" } }` with a status that
  * says whose fault it is: 400 malformed request, 401 no or unknown key, 403
  * group not allowed, 404 unknown group, 413 body too large, 429 key over its
@@ -26,12 +26,12 @@
  * failed.
  */
 import { unwatchFile, watchFile } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { MAX_MESSAGE_BYTES } from '@muster/contracts';
 import { ErrorCode, MusterError, isMusterError, type Cluster, type ReplicaGroup } from '@muster/sdk';
+import { readKeyFile, readPemFile } from '@muster/common';
 import { HttpError, RateLimiter, authenticate, authorize, bodyTooLarge, checkDeclaredLength } from './gateway-auth.js';
 import { KeyRing, readKeysFile } from './gateway-keys.js';
 
@@ -111,7 +111,7 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
       fail(req, res, e);
     });
   };
-  const tls = opts.tls ? await readTls(opts.tls) : undefined;
+  const tls = opts.tls ? readTls(opts.tls) : undefined;
   const server: Server | HttpsServer = tls ? createHttpsServer(tls, onRequest) : createServer(onRequest);
   // `Expect: 100-continue` (curl sends it for large bodies): the checks run
   // before the client is told to send the body, so a 401 or 413 costs no upload.
@@ -136,8 +136,7 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
     if (req.method !== 'POST') throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${req.method} ${url.pathname}: use POST with a JSON body`);
     const payload = parseJson(await body());
     const g = await group(name);
-    const timeoutMs = Number(req.headers['x-muster-timeout-ms'] ?? 30_000);
-    const callOpts = { timeoutMs: Number.isFinite(timeoutMs) && timeoutMs > 0 ? timeoutMs : 30_000, idempotent: req.headers['x-muster-idempotent'] === 'true' };
+    const callOpts = callOptions(req);
     if (m![2] === 'call') {
       const answer = await g.call(payload, callOpts);
       res.setHeader('content-type', 'application/json');
@@ -171,7 +170,7 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
         ring.replace(await readKeysFile(opts.keysFile));
         limiter.retain(ring.hashes());
       }
-      if (opts.tls && 'setSecureContext' in server) server.setSecureContext(await readTls(opts.tls));
+      if (opts.tls && 'setSecureContext' in server) server.setSecureContext(readTls(opts.tls));
     } catch (e) {
       log('error', 'gateway reload failed: keeping the keys and certificate it had', { error: (e as Error).message });
       throw e;
@@ -206,15 +205,8 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
   };
 }
 
-async function readTls(files: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
-  const read = async (path: string, what: string) => {
-    try {
-      return await readFile(path);
-    } catch (e) {
-      throw new MusterError(ErrorCode.FAILED_PRECONDITION, `cannot read the gateway's TLS ${what} ${path}: ${(e as Error).message}`, { cause: e });
-    }
-  };
-  return { cert: await read(files.cert, 'certificate'), key: await read(files.key, 'key') };
+function readTls(files: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
+  return { cert: readPemFile(files.cert, "the gateway's TLS certificate"), key: readKeyFile(files.key, "the gateway's TLS key") };
 }
 
 /**
@@ -225,12 +217,12 @@ async function proxyHttp(req: IncomingMessage, res: ServerResponse, g: ReplicaGr
   const headers: Record<string, string> = {};
   for (const k of ['content-type', 'accept', 'authorization']) if (k !== keyHeader && typeof req.headers[k] === 'string') headers[k] = req.headers[k];
   const payload = { method: req.method, path, headers, ...(body ? { body } : {}) };
-  const timeoutMs = Number(req.headers['x-muster-timeout-ms'] ?? 30_000) || 30_000;
+  const opts = callOptions(req);
   if (req.headers.accept?.includes('text/event-stream')) {
     const abort = new AbortController();
     res.once('close', () => abort.abort());
     let started = false;
-    for await (const chunk of g.stream(payload, { timeoutMs, signal: abort.signal })) {
+    for await (const chunk of g.stream(payload, { ...opts, signal: abort.signal })) {
       if (!started) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       started = true;
       res.write(String(chunk));
@@ -239,7 +231,7 @@ async function proxyHttp(req: IncomingMessage, res: ServerResponse, g: ReplicaGr
     res.end();
     return;
   }
-  const answer = (await g.call(payload, { timeoutMs })) as { status: number; headers: Record<string, string>; body: unknown };
+  const answer = (await g.call(payload, opts)) as { status: number; headers: Record<string, string>; body: unknown };
   const ct = answer.headers['content-type'] ?? 'application/octet-stream';
   res.writeHead(answer.status, { 'content-type': ct });
   res.end(typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body));
@@ -252,6 +244,21 @@ function parseJson(text: string): unknown {
   } catch (e) {
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, `malformed JSON body: ${(e as Error).message}`);
   }
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** The longest deadline a request may ask for (and below Node's 2^31 ms timer limit). */
+const MAX_TIMEOUT_MS = 3_600_000;
+
+/**
+ * A call's options from its headers, the same on every route:
+ * `x-muster-timeout-ms` (default 30 s; a value that is no positive number
+ * counts as none; at most an hour) and `x-muster-idempotent: true`.
+ */
+function callOptions(req: IncomingMessage): { timeoutMs: number; idempotent: boolean } {
+  const asked = Number(req.headers['x-muster-timeout-ms'] ?? DEFAULT_TIMEOUT_MS);
+  const timeoutMs = Number.isFinite(asked) && asked > 0 ? Math.min(asked, MAX_TIMEOUT_MS) : DEFAULT_TIMEOUT_MS;
+  return { timeoutMs, idempotent: req.headers['x-muster-idempotent'] === 'true' };
 }
 
 /**

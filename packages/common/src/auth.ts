@@ -3,7 +3,7 @@
  * base64url, file mode 0600 in its data dir) and sent by every SDK client and
  * agent as `authorization: Bearer <token>` gRPC metadata.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Metadata } from '@grpc/grpc-js';
@@ -38,8 +38,8 @@ export async function loadOrCreateToken(path: string, opts: SecretFileOptions = 
   try {
     await writeFile(path, `${token}\n`, { mode: 0o600, flag: 'wx' });
   } catch (e) {
-    // Lost a race with another process creating it: use theirs.
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return (await readFile(path, 'utf8')).trim();
+    // Lost a race with another process creating it: use theirs, checked as any existing file.
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return loadOrCreateToken(path, opts);
     throw e;
   }
   await chmod(path, 0o600);
@@ -77,15 +77,11 @@ export function tokenMetadata(token: string): Metadata {
   return md;
 }
 
-/** Throws UNAUTHENTICATED unless `md` carries exactly `token`. */
-export function checkToken(md: Metadata, token: string): void {
-  const value = md.get(AUTH_HEADER)[0];
-  if (typeof value !== 'string' || !value.startsWith('Bearer ')) {
-    throw new MusterError(ErrorCode.UNAUTHENTICATED, 'missing cluster token: send "authorization: Bearer <token>" (the token is in the head\'s data dir, file "token")');
-  }
-  const given = Buffer.from(value.slice('Bearer '.length).trim());
-  const want = Buffer.from(token);
-  if (given.length !== want.length || !timingSafeEqual(given, want)) {
-    throw new MusterError(ErrorCode.UNAUTHENTICATED, 'wrong cluster token');
-  }
+/**
+ * The credential of an `Authorization: Bearer <credential>` header (the
+ * scheme is case-insensitive, RFC 6750); undefined for anything else. The one
+ * parser of the head's token check, the metrics endpoints and the gateway.
+ */
+export function bearerToken(header: unknown): string | undefined {
+  return typeof header === 'string' && /^bearer /i.test(header) ? header.slice('bearer '.length).trim() : undefined;
 }

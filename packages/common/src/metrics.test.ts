@@ -44,8 +44,8 @@ describe('the metrics endpoint', () => {
   });
 
   it('refuses to start on an empty or short token file, or half a TLS pair', async () => {
-    await writeFile(join(dir, 'empty'), '\n');
-    await writeFile(join(dir, 'short'), 'abc');
+    await writeFile(join(dir, 'empty'), '\n', { mode: 0o600 });
+    await writeFile(join(dir, 'short'), 'abc', { mode: 0o600 });
     await expect(startMetrics('test', '127.0.0.1:0', { tokenFile: join(dir, 'empty') })).rejects.toThrow(/holds no token; need 32 bytes/);
     await expect(startMetrics('test', '127.0.0.1:0', { tokenFile: join(dir, 'short') })).rejects.toThrow(/shorter than 32 bytes/);
     await expect(startMetrics('test', '127.0.0.1:0', { tokenFile: join(dir, 'none') })).rejects.toThrow(/cannot read metrics token file/);

@@ -13,7 +13,6 @@
  * rotates without a restart; a file that cannot be read keeps the last token.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -22,7 +21,8 @@ import type { Meter } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { MIN_TOKEN_BYTES } from './auth.js';
+import { bearerToken, MIN_TOKEN_BYTES } from './auth.js';
+import { checkSecretFile, readKeyFile, readPemFile } from './secret-file.js';
 import { ErrorCode, MusterError } from './errors.js';
 import { parseHostPort } from './net.js';
 
@@ -46,6 +46,7 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
 /** The scrape token of `path`, checked; its hash is what requests are compared against. */
 async function readScrapeToken(path: string): Promise<{ hash: Buffer; mtimeMs: number }> {
+  checkSecretFile(path, 'metrics token file');
   let text: string;
   let mtimeMs: number;
   try {
@@ -66,23 +67,15 @@ async function scrapeTokenCheck(path: string): Promise<(req: IncomingMessage) =>
   return async (req) => {
     const mtimeMs = await stat(path).then((s) => s.mtimeMs, () => current.mtimeMs);
     if (mtimeMs !== current.mtimeMs) current = await readScrapeToken(path).catch(() => current);
-    const auth = req.headers.authorization;
-    if (typeof auth !== 'string' || !/^bearer /i.test(auth)) return false;
-    return timingSafeEqual(sha256(auth.slice('bearer '.length).trim()), current.hash);
+    const given = bearerToken(req.headers.authorization);
+    return given !== undefined && timingSafeEqual(sha256(given), current.hash);
   };
 }
 
 function tlsOptions(p: MetricsProtection): { cert: Buffer; key: Buffer } | undefined {
   if (!p.tlsCert && !p.tlsKey) return undefined;
   if (!p.tlsCert || !p.tlsKey) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'metrics over HTTPS needs both --metrics-tls-cert and --metrics-tls-key');
-  const read = (path: string, what: string) => {
-    try {
-      return readFileSync(path);
-    } catch (e) {
-      throw new MusterError(ErrorCode.FAILED_PRECONDITION, `cannot read metrics TLS ${what} ${path}: ${(e as Error).message}`, { cause: e });
-    }
-  };
-  return { cert: read(p.tlsCert, 'certificate'), key: read(p.tlsKey, 'key') };
+  return { cert: readPemFile(p.tlsCert, 'metrics TLS certificate'), key: readKeyFile(p.tlsKey, 'metrics TLS key') };
 }
 
 /** Starts metrics for `role`; `listen` undefined or "" disables the endpoint. */

@@ -182,8 +182,10 @@ async function ensurePair(dir: string, name: string, make: () => Promise<CertPai
   return pair;
 }
 
+const LOOPBACK = ['localhost', '127.0.0.1', '::1'];
+
 export interface ClusterPkiOptions {
-  /** DNS names and IPs of the heads (and NATS, the gateway, etcd when local). Default: localhost, 127.0.0.1, ::1. */
+  /** DNS names and IPs of the heads (and NATS, the gateway, etcd); loopback is always added. */
   hosts?: readonly string[];
   /** Node ids to issue node certificates for. */
   nodes?: readonly string[];
@@ -197,7 +199,8 @@ export interface ClusterPkiOptions {
 export async function ensureClusterPki(dir: string, opts: ClusterPkiOptions = {}): Promise<string> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
-  const hosts = opts.hosts ?? ['localhost', '127.0.0.1', '::1'];
+  // Loopback always: on a head machine the head dials its etcd and NATS there (deploy/systemd).
+  const hosts = [...new Set([...(opts.hosts ?? []), ...LOOPBACK])];
   const ca = await ensurePair(dir, PKI_FILES.ca, () => createCa('muster-ca'));
   await ensurePair(dir, PKI_FILES.head, () => issueCert(ca, { role: 'head', name: 'muster-head', hosts }));
   await ensurePair(dir, PKI_FILES.admin, () => issueCert(ca, { role: 'admin', name: 'admin', callGroups: 'all' }));
@@ -212,8 +215,7 @@ export async function ensureClusterPki(dir: string, opts: ClusterPkiOptions = {}
 
 /** Issues (or keeps) node `nodeId`'s certificate in `dir`, signed by its CA. */
 export async function ensureNodeCert(dir: string, nodeId: string): Promise<{ cert: string; key: string }> {
-  const ca = await readPair(dir, PKI_FILES.ca);
   const name = nodePairName(nodeId);
-  await ensurePair(dir, name, () => issueCert(ca, { role: 'node', name: nodeId }));
+  await ensurePair(dir, name, async () => issueCert(await readPair(dir, PKI_FILES.ca), { role: 'node', name: nodeId }));
   return pairPaths(dir, name);
 }

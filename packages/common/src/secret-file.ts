@@ -10,7 +10,7 @@
  * lstat): a Kubernetes Secret volume links `token` to `..data/token`, and
  * it is the target's mode (the volume's `defaultMode`) that matters.
  */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { ErrorCode, MusterError } from './errors.js';
 
 export interface SecretFileOptions {
@@ -54,4 +54,23 @@ export function checkSecretFile(path: string, what: string, opts: SecretFileOpti
   throw new MusterError(ErrorCode.FAILED_PRECONDITION, `${message}, or pass --allow-insecure-permissions to accept it`, {
     details: { file: path, mode: (mode & 0o777).toString(8) },
   });
+}
+
+/** A certificate or CA file (PEM); FAILED_PRECONDITION naming `what` and the file when it cannot be read. */
+export function readPemFile(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new MusterError(ErrorCode.FAILED_PRECONDITION, `cannot read ${what} ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * A private key file: refused when its group or others can read it
+ * (`checkSecretFile`, with `opts`), then read as readPemFile reads. Every TLS
+ * key Muster loads — gRPC, etcd, metrics, the gateway — goes through here.
+ */
+export function readKeyFile(path: string, what: string, opts: SecretFileOptions = {}): Buffer {
+  checkSecretFile(path, what, opts);
+  return readPemFile(path, what);
 }

@@ -10,25 +10,16 @@
  *   signed by the CA, cannot pose as a head (leader hints included);
  * - `identityOf` turns the verified client certificate into an Identity.
  */
-import { readFileSync } from 'node:fs';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { ChannelCredentials, experimental, type ServerCredentials } from '@grpc/grpc-js';
 import { groupOfCallRightUri, roleOfOrganization, ALL_GROUPS, type Identity, type Role } from '@muster/contracts';
-import { ErrorCode, MusterError } from './errors.js';
+import { readKeyFile, readPemFile, type SecretFileOptions } from './secret-file.js';
 
 /** Paths of a TLS identity: the CA that signs peers, and this side's certificate and key. */
 export interface TlsFiles {
   ca: string;
   cert?: string;
   key?: string;
-}
-
-function read(path: string, what: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new MusterError(ErrorCode.FAILED_PRECONDITION, `cannot read ${what} ${path}: ${(e as Error).message}`, { cause: e });
-  }
 }
 
 /**
@@ -38,9 +29,9 @@ function read(path: string, what: string): Buffer {
  * gives no identity (grpc-js hands a handler the peer certificate only when
  * the TLS socket is authorized), so it authenticates nothing.
  */
-export function grpcServerCredentials(files: Required<TlsFiles>): ServerCredentials {
-  const ca = read(files.ca, 'TLS CA file');
-  const identity = { certificate: read(files.cert, 'TLS certificate file'), privateKey: read(files.key, 'TLS key file') };
+export function grpcServerCredentials(files: Required<TlsFiles>, secret: SecretFileOptions = {}): ServerCredentials {
+  const ca = readPemFile(files.ca, 'TLS CA file');
+  const identity = { certificate: readPemFile(files.cert, 'TLS certificate file'), privateKey: readKeyFile(files.key, 'TLS key file', secret) };
   // Plain createSsl() either requires a client certificate or never asks for
   // one; a provider-based credential asks without requiring. The provider
   // answers on the next tick: grpc-js registers the server as a watcher only
@@ -55,10 +46,10 @@ export function grpcServerCredentials(files: Required<TlsFiles>): ServerCredenti
 }
 
 /** Channel credentials that trust only the cluster CA and only servers with role `head`. */
-export function grpcChannelCredentials(files: TlsFiles): ChannelCredentials {
-  const ca = read(files.ca, 'TLS CA file');
-  const key = files.key ? read(files.key, 'TLS key file') : null;
-  const cert = files.cert ? read(files.cert, 'TLS certificate file') : null;
+export function grpcChannelCredentials(files: TlsFiles, secret: SecretFileOptions = {}): ChannelCredentials {
+  const ca = readPemFile(files.ca, 'TLS CA file');
+  const key = files.key ? readKeyFile(files.key, 'TLS key file', secret) : null;
+  const cert = files.cert ? readPemFile(files.cert, 'TLS certificate file') : null;
   return ChannelCredentials.createSsl(ca, key, cert, {
     checkServerIdentity: (host, peer) => checkServerIdentity(host, peer) ?? checkRole(peer, 'head'),
   });

@@ -38,7 +38,7 @@ describe('the shard environment', () => {
   });
 
   it('adds the data-plane variables of a replica, the NATS access only when there is one', () => {
-    const withNats = replicaEnv({ subject: 's', revision: 'abc', subjectPrefix: 'muster', httpBridge: 'http', nats: { servers: ['n1:4222', 'n2:4222'], jwt: 'j', seed: 'SU', caPem: 'pem' } });
+    const withNats = { ...replicaEnv({ subject: 's', revision: 'abc', subjectPrefix: 'muster', httpBridge: 'http' }), ...natsCredentialEnv({ servers: ['n1:4222', 'n2:4222'], jwt: 'j', seed: 'SU', caPem: 'pem' }) };
     expect(withNats).toEqual({ MUSTER_SUBJECT: 's', MUSTER_REVISION: 'abc', MUSTER_NATS_SUBJECT_PREFIX: 'muster', MUSTER_HTTP_BRIDGE: 'http', MUSTER_NATS_URL: 'n1:4222,n2:4222', MUSTER_NATS_JWT: 'j', MUSTER_NATS_SEED: 'SU', MUSTER_NATS_CA: 'pem' });
     expect(readNatsCredentialEnv(withNats)).toEqual({ servers: ['n1:4222', 'n2:4222'], jwt: 'j', seed: 'SU', caPem: 'pem' });
     expect(readNatsCredentialEnv({})).toBeUndefined();

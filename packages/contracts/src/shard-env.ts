@@ -134,8 +134,6 @@ export interface ReplicaEnvInput {
   subjectPrefix: string;
   /** Port name to bridge HTTP to; '' for none. */
   httpBridge: string;
-  /** The group's data-plane credential (minted per launch, never stored with the spec). */
-  nats?: NatsCredentialEnv | undefined;
 }
 
 /** What a rank needs to reach NATS as its group's user. */
@@ -150,7 +148,17 @@ export interface NatsCredentialEnv {
   password?: string;
 }
 
-/** The NATS variables of a rank (merged into its launch order's env by the head, after the spec's). */
+/**
+ * The variables of a rank that hold a NATS secret: never written to the
+ * worker's registry, never given to an HTTP-bridged rank (it speaks no NATS).
+ */
+export const NATS_SECRET_ENV: readonly string[] = [SHARD_ENV.NATS_JWT, SHARD_ENV.NATS_SEED, SHARD_ENV.NATS_USER, SHARD_ENV.NATS_PASSWORD];
+
+/**
+ * The NATS variables of a rank, merged into its launch order's env by the
+ * head after the spec's (gang-executor.ts), minted per launch: never part of a
+ * stored spec.
+ */
 export function natsCredentialEnv(c: NatsCredentialEnv): Record<string, string> {
   return {
     [SHARD_ENV.NATS_URL]: c.servers.join(','),
@@ -179,7 +187,6 @@ export function replicaEnv(r: ReplicaEnvInput): Record<string, string> {
     [SHARD_ENV.REVISION]: r.revision,
     [SHARD_ENV.NATS_SUBJECT_PREFIX]: r.subjectPrefix,
     ...(r.httpBridge ? { [SHARD_ENV.HTTP_BRIDGE]: r.httpBridge } : {}),
-    ...(r.nats ? natsCredentialEnv(r.nats) : {}),
   };
 }
 

@@ -148,6 +148,7 @@ describe('a replica restarted under the same id', () => {
 
   it('is replaced when a report with a new incarnation follows one with another, not before', () => {
     const b = balancer();
+    b.update(members(1, { rev: ['r1'] }));
     b.report(load('a'));
     b.report(load('a'));
     expect(b.replacedAt('r1')).toBeUndefined();
@@ -161,9 +162,19 @@ describe('a replica restarted under the same id', () => {
 
   it('is never replaced by reports without an incarnation (an older serve())', () => {
     const b = balancer();
+    b.update(members(1, { rev: ['r1'] }));
     b.report(load(undefined));
     b.report(load('a'));
     b.report(load(undefined));
     expect(b.replacedAt('r1')).toBeUndefined();
+  });
+
+  it('keeps no report of a replica it does not know (the map is bounded by the membership)', () => {
+    const b = balancer();
+    b.update(members(1, { rev: ['r1'] }));
+    b.report({ ...load('a'), replicaId: 'made-up' });
+    expect(b.lastReportAt('made-up')).toBeUndefined();
+    b.report(load('a'));
+    expect(b.lastReportAt('r1')).toBeDefined();
   });
 });

@@ -122,6 +122,9 @@ export class Balancer {
    */
   report(load: WireLoad): void {
     if (typeof load?.replicaId !== 'string' || typeof load.queued !== 'number') return;
+    // Only replicas this router knows (members, or departed ones it still has calls on): the map
+    // stays bounded by the membership, whatever ids a publisher makes up.
+    if (!this.replicas.has(load.replicaId) && ![...this.departed].some((d) => d.info.replicaId === load.replicaId)) return;
     const now = Date.now();
     const before = this.reports.get(load.replicaId);
     const replaced = before?.incarnation !== undefined && load.incarnation !== undefined && before.incarnation !== load.incarnation;

@@ -19,11 +19,10 @@ export class Inbox {
 
   /**
    * `inboxPrefix`: the one the connection's NATS user may subscribe under (a
-   * caller's own; see callerInboxPrefix); default the connection's own
-   * `inboxPrefix` option, else nats.js' `_INBOX`.
+   * caller's own; see callerInboxPrefix); default nats.js' `_INBOX`.
    */
   constructor(nc: NatsConnection, inboxPrefix?: string) {
-    this.prefix = `${createInbox(inboxPrefix ?? connectionInboxPrefix(nc))}.`;
+    this.prefix = `${createInbox(inboxPrefix)}.`;
     this.sub = nc.subscribe(`${this.prefix}*`, {
       callback: (err, msg) => {
         if (!err) this.listeners.get(msg.subject.slice(this.prefix.length))?.onMessage(msg);
@@ -48,8 +47,3 @@ export class Inbox {
   }
 }
 
-/** The inbox prefix a connection was opened with (nats.js keeps its options on the connection object). */
-function connectionInboxPrefix(nc: NatsConnection): string | undefined {
-  const p = (nc as unknown as { options?: { inboxPrefix?: unknown } }).options?.inboxPrefix;
-  return typeof p === 'string' && p.length > 0 ? p : undefined;
-}

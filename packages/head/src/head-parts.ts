@@ -7,11 +7,11 @@
  * Each returns what it started together with how to stop it, so head.ts
  * only has to stop them in reverse.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Meter } from '@opentelemetry/api';
-import { checkSecretFile, connectNats, ErrorCode, grpcServerCredentials, loadOrCreateToken, MusterError, parseHostPort, withoutCredentials, type Logger } from '@muster/common';
+import { connectNats, ErrorCode, grpcServerCredentials, loadOrCreateToken, MusterError, parseHostPort, readKeyFile, readPemFile, withoutCredentials, type Logger, type SecretFileOptions } from '@muster/common';
 import { serverChannelOptions } from '@muster/contracts';
 import { NodeState } from '@muster/proto';
 import { headTlsFiles, tokenPath, type HeadConfig } from './config.js';
@@ -49,29 +49,28 @@ export function serverCredentials(config: HeadConfig, log: Logger): ServerCreden
       { details: { field: 'tlsCert' } },
     );
   }
-  checkSecretFile(files.key, 'TLS key file', { allowInsecurePermissions: config.allowInsecurePermissions, warn: (m) => log.warn({ file: files.key }, m) });
-  return grpcServerCredentials(files);
+  return grpcServerCredentials(files, secretFileOptions(config, log));
 }
 
 /** etcd's TLS: its CA and the head's etcd client certificate (from the etcd CA), when --etcd-ca is given. */
-function etcdCredentials(config: HeadConfig): { rootCertificate: Buffer; certChain?: Buffer; privateKey?: Buffer } | undefined {
+function etcdCredentials(config: HeadConfig, log: Logger): { rootCertificate: Buffer; certChain?: Buffer; privateKey?: Buffer } | undefined {
   if (!config.etcdCa) return undefined;
-  const read = (path: string, what: string) => {
-    try {
-      return readFileSync(path);
-    } catch (e) {
-      throw new MusterError(ErrorCode.FAILED_PRECONDITION, `cannot read ${what} ${path}: ${(e as Error).message}`, { cause: e });
-    }
-  };
   return {
-    rootCertificate: read(config.etcdCa, '--etcd-ca'),
-    ...(config.etcdCert && config.etcdKey ? { certChain: read(config.etcdCert, '--etcd-cert'), privateKey: read(config.etcdKey, '--etcd-key') } : {}),
+    rootCertificate: readPemFile(config.etcdCa, '--etcd-ca'),
+    ...(config.etcdCert && config.etcdKey
+      ? { certChain: readPemFile(config.etcdCert, '--etcd-cert'), privateKey: readKeyFile(config.etcdKey, '--etcd-key', secretFileOptions(config, log)) }
+      : {}),
   };
+}
+
+/** How this head treats a secret file its group or others can read (--allow-insecure-permissions). */
+export function secretFileOptions(config: HeadConfig, log: Logger): SecretFileOptions {
+  return { allowInsecurePermissions: config.allowInsecurePermissions, warn: (m) => log.warn(m) };
 }
 
 /** The cluster token (made on first start) and the state store the config names. */
 export async function openState(config: HeadConfig, log: Logger, once: StartOnce = {}): Promise<{ token: string; store: StateStore }> {
-  const token = await loadOrCreateToken(tokenPath(config), { allowInsecurePermissions: config.allowInsecurePermissions, warn: (m) => log.warn({ file: tokenPath(config) }, m) });
+  const token = await loadOrCreateToken(tokenPath(config), secretFileOptions(config, log));
   if (config.store === 'etcd' && config.etcdEndpoints.some((e) => e.startsWith('http://'))) {
     log.warn({ endpoints: config.etcdEndpoints }, 'etcd over http://: the state store link is plaintext and unauthenticated; use https:// with --etcd-ca, --etcd-cert, --etcd-key');
   } else if (config.store === 'etcd' && !config.etcdCa) {
@@ -79,7 +78,7 @@ export async function openState(config: HeadConfig, log: Logger, once: StartOnce
   }
   const store = await openStore(
     config.store === 'etcd'
-      ? { kind: 'etcd', endpoints: config.etcdEndpoints, credentials: etcdCredentials(config) }
+      ? { kind: 'etcd', endpoints: config.etcdEndpoints, credentials: etcdCredentials(config, log) }
       : { kind: 'embedded', dataDir: join(config.dataDir, 'store'), repairWal: once.repairWal, onWarning: (msg, details) => log.warn(details, msg) },
   );
   return { token, store };
@@ -91,7 +90,7 @@ export async function connectEventBus(config: HeadConfig, log: Logger, token: st
     log.warn('no --nats-url: cluster events are not published on NATS and there is no data plane');
     return { nats: undefined, stop: () => undefined };
   }
-  const users = await dataPlaneUsers(config, token);
+  const users = await dataPlaneUsers(config, token, secretFileOptions(config, log));
   if (config.natsUser) log.warn('--nats-user: legacy shared NATS user — every replica and caller gets its password and may read and publish anything; use operator mode (--nats-account, docs/security.md)');
   const conn = await connectNats(users.head(config.headId), `muster-head ${config.headId}`);
   log.info({ servers: config.natsUrl.map(withoutCredentials), tls: users.publicAccess.caPem !== '' }, 'connected to NATS');

@@ -38,7 +38,7 @@ import { connect, type Cluster, type ConnectOptions } from '@muster/sdk';
 import { startEtcd, type EtcdServer } from './etcd.js';
 import { binOf, ElectionLog, launchHead } from './heads.js';
 import { startNats, type NatsServer } from './nats.js';
-import { killTagged, spawnManaged } from './procs.js';
+import { killTagged, spawnManaged, WITHOUT_CLIENT_ENV } from './procs.js';
 import { tempDir } from './tmp.js';
 import type { ClusterOptions, HeadHandle, StopSignal, WorkerHandle, WorkerSpec } from './types.js';
 
@@ -241,7 +241,7 @@ export class LocalCluster {
       ...(spec.taints?.length ? ['--taints', spec.taints.join(',')] : []),
       ...(spec.args ?? []),
     ];
-    const proc = spawnManaged(nodeId, process.execPath, args, { onLine: (l) => this.opts.onLine?.(nodeId, l), tag: this.runTag });
+    const proc = spawnManaged(nodeId, process.execPath, args, { env: { ...WITHOUT_CLIENT_ENV }, onLine: (l) => this.opts.onLine?.(nodeId, l), tag: this.runTag });
     this.workers.set(nodeId, { name: nodeId, nodeId, spec, process: proc, metricsAddress: undefined });
     const line = await proc.waitForLine((l) => l.includes('"worker registered"'), opts.readyTimeoutMs ?? 30_000).catch(async (e: unknown) => {
       await proc.stop(1_000);

@@ -17,7 +17,7 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { spawnManaged, type ManagedProcess } from './procs.js';
+import { spawnManaged, WITHOUT_CLIENT_ENV, type ManagedProcess } from './procs.js';
 import type { ClusterOptions, HeadHandle } from './types.js';
 
 const require = createRequire(import.meta.url);
@@ -66,7 +66,7 @@ export async function launchHead(l: HeadLaunch): Promise<HeadHandle> {
   ];
   // Lines arrive asynchronously, so `proc` is set before the first one.
   const proc: ManagedProcess = spawnManaged(l.name, process.execPath, args, {
-    env: {},
+    env: { ...WITHOUT_CLIENT_ENV },
     onLine: (line) => {
       l.election.onLine(proc, line);
       l.onLine(line);

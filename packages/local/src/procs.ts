@@ -14,7 +14,7 @@
  * carries one (`--token`, `--nats-password`, …; SECRET_FLAG) and says to pass
  * it by file or environment variable, as the kit itself does.
  */
-import { SHARD_ENV } from '@muster/contracts';
+import { CLIENT_ENV, SHARD_ENV } from '@muster/contracts';
 import { readdir, readFile } from 'node:fs/promises';
 import { execa, type ResultPromise } from 'execa';
 
@@ -58,6 +58,14 @@ function installExitHook(): void {
     for (const p of live) p.signal('SIGKILL');
   });
 }
+
+/**
+ * The client variables (CLIENT_ENV) unset: heads and workers read settings of
+ * their own under several of the same names (MUSTER_TLS_CERT, MUSTER_INSECURE,
+ * MUSTER_ADDRESS, ...), so a launcher's child must not inherit what a user
+ * exported for the CLI (`muster up` prints such exports).
+ */
+export const WITHOUT_CLIENT_ENV: Readonly<Record<string, undefined>> = Object.freeze(Object.fromEntries(Object.values(CLIENT_ENV).map((k) => [k, undefined])));
 
 /** Flags whose value is a secret (as `--flag value` or `--flag=value`). */
 export const SECRET_FLAG = /^--(token|nats-password|password|seed|api-key)(=|$)/;

@@ -3,8 +3,8 @@
  * mints one for this client's identity (ClusterService.GetDataPlaneAccess:
  * publish to the groups it may call, read their load reports and its own
  * inbox, nothing else). The user's JWT expires (the head's
- * --nats-caller-ttl-ms, 24 h by default): at three quarters of its life
- * this asks the head again, and the connection presents the new JWT at its
+ * --nats-caller-ttl-ms, 24 h by default): a quarter of its life before it
+ * ends, and at most an hour before (renewInMs), this asks the head again, and the connection presents the new JWT at its
  * next (re)connect — nats-server closes a connection whose JWT expired and
  * nats.js reconnects at once, so calls in flight at that moment fail with a
  * retryable UNAVAILABLE, as on any NATS reconnect (docs/dataplane.md).
@@ -12,7 +12,10 @@
  * A refusal by the server (its user revoked: the account signing key was
  * rotated, or its JWT expired while the head was away) makes it ask again at
  * once, at most every RENEW_RETRY_MS, so a rotation does not leave clients
- * cut off until their next scheduled renewal.
+ * cut off until their next scheduled renewal. A renewal that comes back with
+ * another inbox prefix (the cluster token that keys it was rotated) cannot
+ * serve this connection: renewing stops and `onStale` tells the owner to open
+ * a new one.
  */
 import { connectNats, type NatsConnection } from '@muster/common';
 import type { NatsAccess } from '@muster/proto';
@@ -43,7 +46,11 @@ export class DataPlaneAccess {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(private readonly fetch: (renewInboxPrefix: string) => Promise<NatsAccess>) {}
+  constructor(
+    private readonly fetch: (renewInboxPrefix: string) => Promise<NatsAccess>,
+    /** Called once when this connection's user can no longer be renewed (the head changed its inbox prefix). */
+    private readonly onStale?: () => void,
+  ) {}
 
   /** Connects as this client's data-plane user (FAILED_PRECONDITION when the head runs without NATS). */
   async connect(name: string): Promise<DataPlane> {
@@ -90,7 +97,13 @@ export class DataPlaneAccess {
       // The inbox prefix is the connection's for its life: the head keeps it for the same identity.
       this.fetches++;
       const next = await this.fetch(this.access?.inboxPrefix ?? '');
-      if (next.inboxPrefix !== this.access?.inboxPrefix) throw new Error('the head did not keep the inbox prefix');
+      if (next.inboxPrefix !== this.access?.inboxPrefix) {
+        // A new prefix (the cluster token that keys it was rotated) cannot serve this connection,
+        // whose inbox is fixed: stop renewing it and let the owner open a new one.
+        this.close();
+        this.onStale?.();
+        return;
+      }
       this.access = next;
       this.schedule(next);
     } catch {

@@ -10,7 +10,7 @@
  *
  *   const cluster = await connect(connectOptionsFromEnv());
  */
-import { clientConfigPath } from '@muster/common';
+import { clientConfigPath, ErrorCode, MusterError } from '@muster/common';
 import { CLIENT_ENV } from '@muster/contracts';
 import type { ConnectOptions } from './connect-options.js';
 
@@ -24,6 +24,11 @@ export function connectOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Con
   const token = get(CLIENT_ENV.TOKEN);
   const tokenFile = get(CLIENT_ENV.TOKEN_FILE);
   const context = get(CLIENT_ENV.CONTEXT);
+  // A client certificate without its CA would be dropped for the context's whole TLS block
+  // (its certificate too): the call would go out as someone else. Say so instead.
+  if ((cert !== undefined || key !== undefined) && ca === undefined) {
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${CLIENT_ENV.TLS_CERT}/${CLIENT_ENV.TLS_KEY} (--tls-cert/--tls-key) given without ${CLIENT_ENV.TLS_CA} (--tls-ca): give the cluster CA too, or put the pair in a context`, { details: { field: 'tlsCa' } });
+  }
   // Complete without a context: an address, and TLS or plaintext said.
   const complete = address !== undefined && (ca !== undefined || insecure);
   return {

@@ -225,8 +225,11 @@ export class ReplicaGroups {
 
   private dataPlane(): Promise<DataPlane> {
     if (!this.nats) {
-      const access = (this.access = new DataPlaneAccess(this.natsAccess));
-      const nats = (this.nats = access.connect('muster-sdk'));
+      // Stale (its user can no longer be renewed): the next router opens a new connection.
+      const access = (this.access = new DataPlaneAccess(this.natsAccess, () => {
+        if (this.nats === nats) this.nats = undefined;
+      }));
+      const nats: Promise<DataPlane> = (this.nats = access.connect('muster-sdk'));
       // A failed connect is not kept: the next call asks the head again.
       nats.catch(() => {
         if (this.nats === nats) this.nats = undefined;

@@ -143,8 +143,9 @@ export class Agent {
             'a head names a leader outside --head; a plaintext (--insecure) agent follows none (nothing proves who answers there): add it to --head, or use TLS',
           );
         }
-        // A standby that names a leader answered: the cluster is mid-election, so try again at once.
-        namedLeader = hint !== undefined;
+        // A standby that names a leader we may follow answered: the cluster is mid-election, so
+        // try again at once. A refused hint is no news: back off as after any failure.
+        namedLeader = hint !== undefined && this.rotation.refusedHint === undefined;
         if (!this.stopped && !busy) this.log.warn({ head, code: err.code, err: err.message, next }, 'head connection lost');
         else if (busy) this.log.debug({ head, err: err.message }, 'head busy admitting other nodes; retrying after a backoff');
       }

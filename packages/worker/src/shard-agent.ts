@@ -10,7 +10,7 @@
  */
 import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import type { AgentMessage, HeadMessage, LaunchShards, LogRequest, Probe, ShardStatusReport } from '@muster/proto';
-import { httpBridgePort, SHARD_ENV } from '@muster/contracts';
+import { httpBridgePort, NATS_SECRET_ENV, SHARD_ENV } from '@muster/contracts';
 import type { Server } from '@muster/dataplane';
 import { startHttpBridge } from './http-bridge.js';
 import { firstPortInUse } from './shards/ports.js';
@@ -23,7 +23,7 @@ import type { ProbeSpec, ProbeTiming, ShardStatus, ShardSupervisor } from './sha
  */
 function rankEnv(env: Record<string, string>, testRun: string | undefined): Record<string, string> {
   const out: Record<string, string> = testRun ? { ...env, [SHARD_ENV.TEST_RUN]: testRun } : { ...env };
-  if (httpBridgePort(env) > 0) for (const k of [SHARD_ENV.NATS_JWT, SHARD_ENV.NATS_SEED, SHARD_ENV.NATS_USER, SHARD_ENV.NATS_PASSWORD]) delete out[k];
+  if (httpBridgePort(env) > 0) for (const k of NATS_SECRET_ENV) delete out[k];
   return out;
 }
 

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { checkSecretFile, ErrorCode, MusterError, grpcChannelCredentials, parseHostPort, readToken, type Logger } from '@muster/common';
+import { ErrorCode, MusterError, grpcChannelCredentials, parseHostPort, readToken, type Logger } from '@muster/common';
 import { startMetrics } from '@muster/common/metrics';
 import { Agent } from './agent.js';
 import { workerTlsFiles, type WorkerConfig } from './config.js';
@@ -27,14 +27,13 @@ export interface Worker {
 export async function startWorker(config: WorkerConfig, log: Logger): Promise<Worker> {
   const secretFiles = { allowInsecurePermissions: config.allowInsecurePermissions, warn: (m: string) => log.warn(m) };
   const tls = workerTlsFiles(config);
-  if (tls?.key) checkSecretFile(tls.key, 'TLS key file', secretFiles);
   const token = config.token ?? (config.tokenFile ? await readToken(config.tokenFile, secretFiles) : undefined);
   // A node certificate is the node's credential; without one, the cluster token is.
   if (!token && !tls?.cert) {
     throw new MusterError(ErrorCode.UNAUTHENTICATED, 'no credential: give this node\'s certificate (--tls-cert, --tls-key) or the cluster token (--token-file, MUSTER_TOKEN)', { details: { field: 'token' } });
   }
   if (!tls) log.warn('--insecure: the head link is plaintext: the token travels in clear and nothing proves that a head is one');
-  const channel = tls ? grpcChannelCredentials(tls) : credentials.createInsecure();
+  const channel = tls ? grpcChannelCredentials(tls, secretFiles) : credentials.createInsecure();
   const ranks = await rankPlacement(config, log);
   const kubeApi = config.kubeApi ?? kubeApiFromEnv();
   // Default: on in a pod (KUBERNETES_SERVICE_HOST set) with a service account token, off elsewhere.

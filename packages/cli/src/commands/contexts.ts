@@ -9,15 +9,12 @@
  * MUSTER_CONFIG, default ~/.muster/config.yaml.
  */
 import type { Command } from 'commander';
-import { clientConfigPath, readClientConfig, writeClientConfig } from '@muster/common';
+import { clientConfigPath, loadClientContext, readClientConfig, writeClientConfig } from '@muster/common';
 
 async function useContext(name: string): Promise<void> {
   const file = clientConfigPath();
+  await loadClientContext(name, file); // refuses an unknown name, listing the known ones
   const config = await readClientConfig(file);
-  if (!config.contexts[name]) {
-    const known = Object.keys(config.contexts);
-    throw new Error(`${file}: no context "${name}" (${known.length ? `known: ${known.join(', ')}` : 'it has none; `muster up` writes one'})`);
-  }
   config['current-context'] = name;
   await writeClientConfig(config, file);
   process.stdout.write(`current context: ${name} (${file})\n`);

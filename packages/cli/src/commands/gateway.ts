@@ -9,7 +9,7 @@
  */
 import type { Command } from 'commander';
 import { ErrorCode, MusterError, parseHostPort, parseList } from '@muster/common';
-import { ALL_GROUPS } from '@muster/contracts';
+import { ALL_GROUPS, CLIENT_ENV } from '@muster/contracts';
 import { addConnectionFlags, connectFromFlags, type ConnectionFlags } from '../connection.js';
 import { table } from '../format.js';
 import { startGateway } from '../gateway.js';
@@ -51,8 +51,10 @@ export function gatewayCommand(program: Command): void {
     const config = loadGatewayConfig({ file: raw.config as string | undefined, flags });
     const listen = parseHostPort(config.listen, '--listen');
     if (config.noAuth) log('warn', 'the gateway serves WITHOUT authentication (--no-auth): anyone who reaches it may call every replica group');
-    // --tls-cert/--tls-key are the gateway's HTTPS pair here, never a client certificate for the head.
-    const cluster = await connectFromFlags({ ...raw, tlsCert: undefined, tlsKey: undefined } as ConnectionFlags);
+    // --tls-cert/--tls-key are the gateway's HTTPS pair here, never a client certificate for the
+    // head: its own client pair is MUSTER_TLS_CERT/MUSTER_TLS_KEY (kept beside a --tls-ca flag), or
+    // the context's.
+    const cluster = await connectFromFlags({ ...raw, tlsCert: process.env[CLIENT_ENV.TLS_CERT], tlsKey: process.env[CLIENT_ENV.TLS_KEY] } as ConnectionFlags);
     const gw = await startGateway(cluster, {
       listen,
       keysFile: config.keysFile,

@@ -36,9 +36,10 @@ export function natsCommand(program: Command): void {
       }
       await mkdir(flags.dir, { recursive: true, mode: 0o700 });
       const trust = await createNatsTrust();
-      await writeFile(paths.seed, `${trust.signingSeed}\n`, { mode: 0o600, flag: 'wx' });
+      // The seed last: a failure before it leaves no secret behind, and nothing that works without it.
       await writeFile(paths.config, `${operatorConfig(trust).join('\n')}\n`, { mode: 0o644, flag: 'wx' });
       await writeFile(paths.account, `${trust.account}\n`, { mode: 0o644, flag: 'wx' });
+      await writeFile(paths.seed, `${trust.signingSeed}\n`, { mode: 0o600, flag: 'wx' });
       process.stdout.write([
         `wrote ${paths.config} (include it in nats-server.conf), ${paths.seed} (0600) and ${paths.account}`,
         `head flags: --nats-account ${trust.account} --nats-account-seed-file ${paths.seed}`,

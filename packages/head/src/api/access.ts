@@ -111,22 +111,22 @@ const RANK: Partial<Record<Role, number>> = { caller: 0, viewer: 1, deployer: 2,
 
 /** Why `who` may not call `path` with `request`; undefined when it may. */
 export function refusal(who: Identity, path: string, request?: unknown): string | undefined {
+  // Every call comes through here: the words of a refusal are put together only for a refusal.
+  const refused = (why: string) => `${who.role} "${who.name}" may not call ${path.replace(/^\/muster\.v1\./, '')}${why}`;
   const rule = ACCESS.get(path);
-  const method = path.replace(/^\/muster\.v1\./, '');
-  const named = `${who.role} "${who.name}"`;
-  if (!rule) return `${named} may not call ${method}: the head has no access rule for it`;
+  if (!rule) return refused(': the head has no access rule for it');
   if (rule.need === 'node') {
-    return who.role === 'node' || who.role === 'admin' ? undefined : `${named} may not call ${method}: it needs role node (a node certificate) or admin`;
+    return who.role === 'node' || who.role === 'admin' ? undefined : refused(': it needs role node (a node certificate) or admin');
   }
   const rank = RANK[who.role];
   if (rank === undefined || rank < RANK[rule.need]!) {
     const kind = who.role === 'node' ? ' (a node certificate opens the agent stream only)' : '';
-    return `${named} may not call ${method}: it needs role ${rule.need} or above${kind}`;
+    return refused(`: it needs role ${rule.need} or above${kind}`);
   }
   if (who.role === 'caller' && rule.group) {
     const group = (request as Record<string, unknown> | undefined)?.[rule.group];
     if (typeof group !== 'string' || !mayCall(who, group)) {
-      return `${named} may not call ${method} for group "${String(group)}": its certificate grants calls to ${rightsOf(who)} only`;
+      return refused(` for group "${String(group)}": its certificate grants calls to ${rightsOf(who)} only`);
     }
   }
   return undefined;

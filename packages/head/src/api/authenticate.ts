@@ -18,7 +18,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type { Metadata } from '@grpc/grpc-js';
 import { TOKEN_IDENTITY, type Identity } from '@muster/contracts';
-import { AUTH_HEADER, ErrorCode, MusterError, identityOf } from '@muster/common';
+import { AUTH_HEADER, bearerToken, ErrorCode, MusterError, identityOf } from '@muster/common';
 
 /** What authentication reads of a call (every grpc-js server call has both). */
 export interface AuthenticatedCall {
@@ -32,7 +32,7 @@ const HOW =
   '(the cluster token: file "token" in the head\'s data dir). A certificate another CA signed, or an expired one, counts as none';
 
 export function authenticate(call: AuthenticatedCall, token: string): Identity {
-  const tokenSent = bearerToken(call.metadata);
+  const tokenSent = sentToken(call.metadata);
   // A wrong token is refused even beside a good certificate: a credential that fails is a mistake to report, not to skip.
   if (tokenSent !== undefined && !sameToken(tokenSent, token)) throw new MusterError(ErrorCode.UNAUTHENTICATED, 'wrong cluster token');
   const fromCert = certificateIdentity(call);
@@ -61,9 +61,9 @@ function certificateIdentity(call: AuthenticatedCall): Identity | undefined {
   return identity;
 }
 
-function bearerToken(md: Metadata): Buffer | undefined {
-  const value = md.get(AUTH_HEADER)[0];
-  return typeof value === 'string' && value.startsWith('Bearer ') ? Buffer.from(value.slice('Bearer '.length).trim()) : undefined;
+function sentToken(md: Metadata): Buffer | undefined {
+  const token = bearerToken(md.get(AUTH_HEADER)[0]);
+  return token === undefined ? undefined : Buffer.from(token);
 }
 
 function sameToken(given: Buffer, token: string): boolean {

@@ -16,7 +16,7 @@
  * undo when a write fails (its waiters get the error). One case remains: a
  * batch larger than one transaction is split (group-commit.ts), and a later
  * part failing leaves the earlier parts' records written while memory keeps
- * the old ones. So a failed commit reloads the records from the store
+ * the old ones. So such a commit reloads the records from the store
  * (`reloadRecords`): memory takes what the store holds, keeping each live
  * node's stream and last sign of life. Listeners hear nothing of it: a node
  * whose registration was written but refused to its agent comes back by the
@@ -148,9 +148,15 @@ export class NodeRegistry {
     private readonly deadAfterMs: number,
     private readonly now: () => number = () => performance.now(),
   ) {
-    // Memory changes only after a durable write (see `commit`); a failed commit
-    // may still have written its earlier transactions: memory takes the store's records.
-    this.commits = new GroupCommit(writer, log, { name: 'node registry', recover: async () => void (await this.reloadRecords()) });
+    // Memory changes only after a durable write (see `commit`): a failed commit
+    // leaves memory as the store has it, unless a split commit wrote its earlier
+    // transactions: then memory takes the store's records.
+    this.commits = new GroupCommit(writer, log, {
+      name: 'node registry',
+      recover: async (partlyWritten) => {
+        if (partlyWritten) await this.reloadRecords();
+      },
+    });
   }
 
   /** Loads persisted nodes (head restart). */

@@ -39,8 +39,12 @@ export interface GroupCommitOptions {
   name?: string;
   /** The cycle's in-memory work: runs first in every cycle (none: commit what was marked). */
   step?(): void;
-  /** After a failed commit: read the truth back from the store. */
-  recover(): Promise<void>;
+  /**
+   * After a failed commit: read the truth back from the store. `partlyWritten`:
+   * the commit was split into several transactions and the earlier ones were
+   * written before one failed.
+   */
+  recover(partlyWritten: boolean): Promise<void>;
   metrics?: { cycleSeconds: Histogram; cycleWrites: Histogram } | undefined;
 }
 
@@ -148,8 +152,12 @@ export class GroupCommit {
 
   private async commit(ops: Op[], waiters: Waiter[], staged: StagedEvent[], afters: Array<() => void>): Promise<void> {
     const t = performance.now();
+    let written = 0;
     try {
-      for (const chunk of txnChunks(ops)) await this.writer.txn(chunk);
+      for (const chunk of txnChunks(ops)) {
+        await this.writer.txn(chunk);
+        written++;
+      }
     } catch (e) {
       this.log.error({ err: e instanceof Error ? e.message : e }, `${this.name} commit failed; reloading state from the store`);
       // Dropped too: what the next commit would have written, made on the memory recover() replaces.
@@ -158,7 +166,7 @@ export class GroupCommit {
       this.afters.length = 0;
       for (const s of [...staged, ...this.staged.splice(0)]) s.settle(false);
       for (const w of [...waiters, ...this.waiters.splice(0)]) w.reject(e);
-      this.recovering ??= this.opts.recover().finally(() => (this.recovering = undefined));
+      this.recovering ??= this.opts.recover(written > 0).finally(() => (this.recovering = undefined));
       await this.recovering;
       return;
     }

@@ -16,7 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { checkNatsSigner, mintNatsUser, type NatsSigner } from '@muster/common/nats-auth';
 import { ALL_GROUPS, callerInboxPrefix, callerPermissions, headPermissions, mayCall, natsCredentialEnv, replicaPermissions, type Identity } from '@muster/contracts';
-import { checkSecretFile } from '@muster/common';
+import { checkSecretFile, type SecretFileOptions } from '@muster/common';
 import type { NatsAccess } from '@muster/proto';
 import type { HeadConfig } from '../config.js';
 import { blank, readNatsCa, type DataPlaneUsers } from './users.js';
@@ -32,8 +32,8 @@ export class NatsUsers implements DataPlaneUsers {
   ) {}
 
   /** From the head's config: reads the seed file and the CA (both checked now, so a bad one fails the start). */
-  static async fromConfig(config: HeadConfig, clusterSecret: string): Promise<NatsUsers> {
-    checkSecretFile(config.natsAccountSeedFile, '--nats-account-seed-file', { allowInsecurePermissions: config.allowInsecurePermissions });
+  static async fromConfig(config: HeadConfig, clusterSecret: string, secret: SecretFileOptions = {}): Promise<NatsUsers> {
+    checkSecretFile(config.natsAccountSeedFile, '--nats-account-seed-file', secret);
     const seed = (await readFile(config.natsAccountSeedFile, 'utf8').catch((e: unknown) => {
       throw new Error(`--nats-account-seed-file ${config.natsAccountSeedFile}: ${(e as Error).message}`, { cause: e });
     })).trim();

@@ -54,6 +54,30 @@ export function userForGang(policy: RankUserPolicy, gangId: string, live: Readon
   throw new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `no free rank uid in ${policy.first}-${policy.last}: every one is held by a gang or a process on this node; widen --shard-uid-range`);
 }
 
+/**
+ * The uids that own a gang home under `root`, other than `gangId`'s own: a
+ * finished gang's home (kept while its logs are) still belongs to its uid,
+ * so that uid is not given to another gang before `sweepHomes` removes it.
+ */
+export function homeOwners(root: string, gangId: string): Set<number> {
+  const owners = new Set<number>();
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return owners; // no homes yet
+  }
+  for (const name of names) {
+    if (name === gangId) continue;
+    try {
+      owners.add(statSync(join(root, name)).uid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return owners;
+}
+
 /** A snapshot of the uids processes on this host run as (real, effective, saved or fs uid), read from /proc once. */
 export function uidInUse(): (uid: number) => boolean {
   let seen: Set<number> | undefined;

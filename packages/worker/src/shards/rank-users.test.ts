@@ -7,8 +7,11 @@
  * rank-homes.ts: stable per gang, distinct between gangs, never a uid some
  * process already runs as.
  */
+import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { userForGang } from './rank-homes.js';
+import { homeOwners, userForGang } from './rank-homes.js';
 import { covered, DEFAULT_SHARD_UID_RANGE, resolveRankUsers, type HostFacts, type RankUserFlags } from './rank-users.js';
 
 const FULL_MAP = '         0          0 4294967295\n';
@@ -113,5 +116,26 @@ describe('userForGang', () => {
   it('fixed and worker policies', () => {
     expect(userForGang({ kind: 'fixed', user: { uid: 7, gid: 8 } }, 'g', new Map(), none)).toEqual({ uid: 7, gid: 8 });
     expect(userForGang({ kind: 'worker' }, 'g', new Map(), none)).toBeUndefined();
+  });
+});
+
+describe('homeOwners', () => {
+  it('names the uids that own other gangs\' homes, not this gang\'s, so a kept home keeps its uid to itself', () => {
+    const homes = mkdtempSync(join(tmpdir(), 'muster-homes-'));
+    try {
+      expect(homeOwners(join(homes, 'none'), 'g')).toEqual(new Set());
+      mkdirSync(join(homes, 'gang-old'));
+      mkdirSync(join(homes, 'gang-me'));
+      const isRoot = process.getuid?.() === 0;
+      if (isRoot) chownSync(join(homes, 'gang-old'), 200_123, 200_123);
+      const owners = homeOwners(homes, 'gang-me');
+      expect(owners.has(isRoot ? 200_123 : process.getuid!())).toBe(true);
+      if (isRoot) expect(owners.has(0)).toBe(false); // gang-me (owned by root here) is this gang's own
+      // A uid held by a kept home is skipped like one a process runs as.
+      const perGangOne = { kind: 'per-gang' as const, first: 200_123, last: 200_124 };
+      expect(userForGang(perGangOne, 'gang-new', new Map(), (uid) => owners.has(uid))?.uid).toBe(isRoot ? 200_124 : 200_123);
+    } finally {
+      rmSync(homes, { recursive: true, force: true });
+    }
   });
 });

@@ -15,7 +15,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { pidAlive } from '@muster/common';
-import { SHARD_ENV } from '@muster/contracts';
+import { NATS_SECRET_ENV } from '@muster/contracts';
 import type { ShardSpec } from './types.js';
 import { validateSpec } from './validate.js';
 
@@ -85,11 +85,10 @@ export function loadRegistry(file: string, log: Log): RegistryEntry[] {
  * users per role"): an adopted rank keeps the one in its own environment,
  * and a restart of its gang brings a new one with the launch order.
  */
-const UNSAVED_ENV: readonly string[] = [SHARD_ENV.NATS_JWT, SHARD_ENV.NATS_SEED, SHARD_ENV.NATS_PASSWORD];
 
 export function saveRegistry(file: string, entries: RegistryEntry[]): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  const saved = entries.map((e) => ({ ...e, spec: { ...e.spec, env: Object.fromEntries(Object.entries(e.spec.env).filter(([k]) => !UNSAVED_ENV.includes(k))) } }));
+  const saved = entries.map((e) => ({ ...e, spec: { ...e.spec, env: Object.fromEntries(Object.entries(e.spec.env).filter(([k]) => !NATS_SECRET_ENV.includes(k))) } }));
   writeFileSync(tmp, JSON.stringify({ version: 1, shards: saved }), { mode: 0o600 });
   renameSync(tmp, file);
 }

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { ErrorCode, MusterError } from '@muster/common';
 import { DEFAULT_LOG_RETENTION, sweepEveryMs, sweepLogs, type LogRetention } from './log-retention.js';
 import { followLog, logPathOf, rotateIfNeeded } from './logs.js';
-import { prepareHome, sweepHomes, userForGang } from './rank-homes.js';
+import { homeOwners, prepareHome, sweepHomes, uidInUse, userForGang } from './rank-homes.js';
 import type { RankUser } from './rank-users.js';
 import { isAdoptable, loadRegistry, registryPath, saveRegistry, type RegistryEntry } from './registry.js';
 import { ShardRunner, type RunnerHost } from './shard.js';
@@ -102,7 +102,9 @@ export class LocalSupervisor implements ShardSupervisor {
     if (!ranks || spec.user) return spec;
     const live = new Map<string, RankUser>();
     for (const r of this.shards.values()) if (r.phase !== 'exited' && r.spec.user) live.set(r.spec.gangId, r.spec.user);
-    let user = userForGang(ranks.policy, spec.gangId, live);
+    const running = uidInUse();
+    const homes = ranks.policy.kind === 'per-gang' && !live.has(spec.gangId) ? homeOwners(ranks.homeRoot, spec.gangId) : new Set<number>();
+    let user = userForGang(ranks.policy, spec.gangId, live, (uid) => homes.has(uid) || running(uid));
     if (user && user.uid === process.getuid?.() && user.gid === process.getgid?.()) user = undefined; // already us: no switch
     try {
       return { ...spec, user, home: prepareHome(ranks.homeRoot, spec.gangId, user) };
