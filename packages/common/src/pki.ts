@@ -185,7 +185,7 @@ async function ensurePair(dir: string, name: string, make: () => Promise<CertPai
 const LOOPBACK = ['localhost', '127.0.0.1', '::1'];
 
 export interface ClusterPkiOptions {
-  /** DNS names and IPs of the heads (and NATS, the gateway, etcd); loopback is always added. */
+  /** DNS names and IPs of the heads (and NATS, the gateway, etcd); default loopback, which NATS' and etcd's certificates always name. */
   hosts?: readonly string[];
   /** Node ids to issue node certificates for. */
   nodes?: readonly string[];
@@ -199,15 +199,16 @@ export interface ClusterPkiOptions {
 export async function ensureClusterPki(dir: string, opts: ClusterPkiOptions = {}): Promise<string> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
-  // Loopback always: on a head machine the head dials its etcd and NATS there (deploy/systemd).
-  const hosts = [...new Set([...(opts.hosts ?? []), ...LOOPBACK])];
+  const hosts = opts.hosts ?? LOOPBACK;
+  // Loopback always for etcd and NATS: on a head machine the head dials them there (deploy/systemd).
+  const local = [...new Set([...hosts, ...LOOPBACK])];
   const ca = await ensurePair(dir, PKI_FILES.ca, () => createCa('muster-ca'));
   await ensurePair(dir, PKI_FILES.head, () => issueCert(ca, { role: 'head', name: 'muster-head', hosts }));
   await ensurePair(dir, PKI_FILES.admin, () => issueCert(ca, { role: 'admin', name: 'admin', callGroups: 'all' }));
-  await ensurePair(dir, PKI_FILES.nats, () => issueCert(ca, { role: 'service', name: 'nats', hosts }));
+  await ensurePair(dir, PKI_FILES.nats, () => issueCert(ca, { role: 'service', name: 'nats', hosts: local }));
   await ensurePair(dir, PKI_FILES.gateway, () => issueCert(ca, { role: 'service', name: 'gateway', hosts }));
   const etcdCa = await ensurePair(dir, PKI_FILES.etcdCa, () => createCa('muster-etcd-ca'));
-  await ensurePair(dir, PKI_FILES.etcdServer, () => issueCert(etcdCa, { role: 'service', name: 'etcd', hosts }));
+  await ensurePair(dir, PKI_FILES.etcdServer, () => issueCert(etcdCa, { role: 'service', name: 'etcd', hosts: local }));
   await ensurePair(dir, PKI_FILES.etcdClient, () => issueCert(etcdCa, { role: 'head', name: 'muster-head' }));
   for (const id of opts.nodes ?? []) await ensurePair(dir, nodePairName(id), () => issueCert(ca, { role: 'node', name: id }));
   return dir;

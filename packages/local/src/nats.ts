@@ -61,7 +61,7 @@ export interface StartNatsOptions {
 
 export async function startNats(opts: StartNatsOptions): Promise<NatsServer> {
   const bin = await findBinary('nats-server');
-  const port = opts.port ?? (await freePort());
+  let port = opts.port ?? (await freePort());
   const prefix = opts.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
   const trust = await createNatsTrust();
   const accountSeedFile = join(opts.dir, 'nats-account.seed');
@@ -86,7 +86,22 @@ export async function startNats(opts: StartNatsOptions): Promise<NatsServer> {
     });
     return p;
   };
-  const server = await restartable('nats-server', launch);
+  // A free port can be taken by another process before nats-server binds it: on a port it chose
+  // itself, the first start tries another (restarts keep the port the clients know).
+  let started = false;
+  const server = await restartable('nats-server', async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const p = await launch();
+        started = true;
+        return p;
+      } catch (e) {
+        if (started || opts.port !== undefined || attempt >= 3 || !/address already in use/.test((e as Error).message)) throw e;
+        port = await freePort();
+        await writeConf();
+      }
+    }
+  });
   const url = `nats://127.0.0.1:${port}`;
   const caPem = caFile ? await readFile(caFile, 'utf8') : '';
   let signer: NatsSigner = { account: trust.account, seed: trust.signingSeed };
