@@ -12,16 +12,25 @@ import type { Cluster } from '@muster/sdk';
 import { startGateway, type Gateway } from './gateway.js';
 import { createKey } from './gateway-keys.js';
 
-/** A cluster whose every group answers a unary call with what it was sent. */
+/**
+ * A cluster whose every group answers with what it was sent: a unary call
+ * as the HTTP bridge would, a stream as the bridge's `head: true` stream
+ * (status and headers, then the body's bytes). It lists no group.
+ */
 function standIn(calls: unknown[]): Cluster {
   const group = {
     call: (payload: unknown) => {
       calls.push(payload);
       return Promise.resolve({ status: 200, headers: { 'content-type': 'application/json' }, body: { got: payload } });
     },
+    stream: async function* (payload: unknown) {
+      calls.push(payload);
+      yield await Promise.resolve({ status: 200, headers: { 'content-type': 'application/json' } });
+      yield new TextEncoder().encode(JSON.stringify({ got: payload }));
+    },
     close: () => undefined,
   };
-  return { replicaGroups: { get: () => Promise.resolve(group) } } as unknown as Cluster;
+  return { replicaGroups: { get: () => Promise.resolve(group), list: () => Promise.resolve([]) } } as unknown as Cluster;
 }
 
 /** POSTs with a declared `size` and no `Expect`, sends the headers and one 64 KiB chunk, and waits for the answer. */
@@ -64,10 +73,12 @@ describe('the gateway', () => {
     expect(viaBearer.status).toBe(200);
     const viaApiKey = await fetch(`${gw.url}/v1/groups/llm/http/v1/completions`, { method: 'POST', headers: { 'x-api-key': key, authorization: 'Bearer shard-own-key' }, body: '{}' });
     expect(viaApiKey.status).toBe(200);
-    expect(calls).toEqual([
-      { method: 'POST', path: '/v1/completions', headers: { accept: '*/*', 'content-type': 'application/json' }, body: '{}' },
-      { method: 'POST', path: '/v1/completions', headers: { accept: '*/*', 'content-type': 'text/plain;charset=UTF-8', authorization: 'Bearer shard-own-key' }, body: '{}' },
+    expect(viaApiKey.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(calls).toMatchObject([
+      { method: 'POST', path: '/v1/completions', headers: { accept: '*/*', 'content-type': 'application/json' }, body: '{}', head: true },
+      { method: 'POST', path: '/v1/completions', headers: { accept: '*/*', 'content-type': 'text/plain;charset=UTF-8', authorization: 'Bearer shard-own-key' }, body: '{}', head: true },
     ]);
+    expect((calls[0] as { headers: Record<string, string> }).headers.authorization).toBeUndefined();
     expect(JSON.stringify(calls)).not.toContain(key);
   });
 

@@ -1,15 +1,18 @@
 /**
  * The HTTP gateway: exposes replica groups to clients that do not speak the
- * SDK (curl, locust), through the same in-process router. Several gateways
- * can run side by side; they share nothing but the head and NATS.
+ * SDK (curl, locust, OpenAI clients), through the same in-process router.
+ * Several gateways can run side by side; they share nothing but the head and
+ * NATS. docs/gateway.md is the user's guide.
  *
- *   POST /v1/groups/<group>/call     JSON body → JSON answer
+ *   POST /v1/chat/completions, /v1/completions, /v1/embeddings
+ *                                    OpenAI-compatible, routed by the body's "model" (gateway-openai.ts)
+ *   GET  /v1/models                  the models the caller may call
+ *   POST /v1/groups/<group>/call     JSON body → JSON answer (an HTTP group: the shard's status and body)
  *   POST /v1/groups/<group>/stream   JSON body → NDJSON, one line per chunk, flushed as it comes
  *   ANY  /v1/groups/<group>/http/<path>
  *                                    for groups whose shards speak HTTP (bridged by the worker):
- *                                    the request goes to <path> on a replica's rank 0 as it is;
- *                                    with `accept: text/event-stream` the body streams back
- *                                    chunk by chunk (SSE passes through)
+ *                                    the request goes to <path> on a replica's rank 0 as it is, and
+ *                                    the answer comes back as it is, streamed (gateway-proxy.ts)
  *   GET  /healthz                    200, without a key (for load balancers)
  *
  * Every other request carries an API key with the right to call its group
@@ -18,33 +21,28 @@
  * or a change of the keys file reloads the keys (and the certificate): see
  * `reload`.
  *
- * Headers: `x-muster-timeout-ms` (deadline, default 30 s, at most 1 h), `x-muster-idempotent: true`.
- * Errors are JSON `{ "error": { "code", "message" } }` with a status that
- * says whose fault it is: 400 malformed request, 401 no or unknown key, 403
- * group not allowed, 404 unknown group, 413 body too large, 429 key over its
- * rate or back-pressure, 503 no replica, 504 deadline, 502 replica lost or
- * failed.
+ * Headers, deadlines, request ids and error bodies: gateway-http.ts. Errors
+ * of the gateway have a status that says whose fault it is: 400 malformed
+ * request, 401 no or unknown key, 403 group not allowed, 404 unknown group,
+ * model or route, 413 body too large, 429 key over its rate or back-pressure,
+ * 503 no replica, 504 deadline, 502 replica lost or failed. An HTTP shard's
+ * own status passes through.
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { MAX_MESSAGE_BYTES } from '@muster/contracts';
-import { ErrorCode, MusterError, isMusterError, type Cluster, type ReplicaGroup } from '@muster/sdk';
+import { ErrorCode, MusterError, isMusterError, type Cluster } from '@muster/sdk';
 import { readKeyFile, readPemFile } from '@muster/common';
-import { HttpError, RateLimiter, authenticate, authorize, bodyTooLarge, checkDeclaredLength } from './gateway-auth.js';
+import { RateLimiter, authenticate, authorize, checkDeclaredLength } from './gateway-auth.js';
+import { GroupDirectory, checkGroupName, deadlinesOf } from './gateway-groups.js';
+import { REQUEST_ID_HEADER, callOptions, fail, parseJson, readBody, requestIdOf, writeAndWait } from './gateway-http.js';
 import { KeyRing, readKeysFile } from './gateway-keys.js';
+import { OPENAI_ROUTES, listModels, openAiCall } from './gateway-openai.js';
+import { proxyHttp, writeBridgeAnswer } from './gateway-proxy.js';
 
-const statusOf: Partial<Record<string, number>> = {
-  [ErrorCode.INVALID_ARGUMENT]: 400,
-  [ErrorCode.NOT_FOUND]: 404,
-  [ErrorCode.BACKPRESSURE]: 429,
-  [ErrorCode.NO_REPLICAS]: 503,
-  [ErrorCode.UNAVAILABLE]: 503,
-  [ErrorCode.DEADLINE_EXCEEDED]: 504,
-  [ErrorCode.REPLICA_LOST]: 502,
-  [ErrorCode.APPLICATION]: 502,
-};
+const ROUTES_HINT = 'use POST /v1/chat/completions, /v1/completions or /v1/embeddings (by "model"), GET /v1/models, POST /v1/groups/<group>/call or /stream, or ANY /v1/groups/<group>/http/<path> for a group whose shards speak HTTP';
 
 /**
  * Default of `--max-body-bytes`: the data plane's message limit. A larger
@@ -87,27 +85,15 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const ring = opts.keysFile ? new KeyRing(await readKeysFile(opts.keysFile)) : undefined;
   const limiter = new RateLimiter();
-  const groups = new Map<string, Promise<ReplicaGroup>>();
-  const group = (name: string) => {
-    let g = groups.get(name);
-    if (!g) {
-      g = cluster.replicaGroups.get(name);
-      groups.set(name, g);
-      g.catch(() => groups.delete(name)); // unknown now may exist later
-    }
-    return g;
-  };
-  const forget = (name: string) => {
-    const g = groups.get(name);
-    groups.delete(name);
-    void g?.then((h) => h.close(), () => undefined);
-  };
+  const groups = new GroupDirectory(cluster);
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    void handle(req, res).catch((e: unknown) => {
+    const requestId = requestIdOf(req);
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    void handle(req, res, requestId).catch((e: unknown) => {
       // A group with no replica may have been deleted: look it up again next time (404 then).
       const name = /^\/v1\/groups\/([a-z0-9-]+)\//.exec(req.url ?? '')?.[1];
-      if (name && isMusterError(e) && e.code === ErrorCode.NO_REPLICAS) forget(name);
+      if (name && isMusterError(e) && e.code === ErrorCode.NO_REPLICAS) groups.forget(name);
       fail(req, res, e);
     });
   };
@@ -116,29 +102,44 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
   // `Expect: 100-continue` (curl sends it for large bodies): the checks run
   // before the client is told to send the body, so a 401 or 413 costs no upload.
   server.on('checkContinue', onRequest);
+  // Small answers and SSE chunks leave at once (no Nagle wait for the client's delayed ACK).
+  server.on('connection', (socket: { setNoDelay(on: boolean): void }) => socket.setNoDelay(true));
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://gateway');
     if (req.method === 'GET' && url.pathname === '/healthz') return void res.end('ok\n');
     const key = ring ? authenticate(ring, req) : undefined;
-    const h = /^\/v1\/groups\/([a-z0-9-]+)\/http(\/.*)$/.exec(url.pathname);
-    const m = h ? undefined : /^\/v1\/groups\/([a-z0-9-]+)\/(call|stream)$/.exec(url.pathname);
-    if (!h && !m) throw new MusterError(ErrorCode.NOT_FOUND, `no route ${req.method} ${url.pathname}: use POST /v1/groups/<group>/call or /stream`);
-    const name = (h ?? m)![1]!;
+    const body = () => readBody(req, res, maxBody);
+    if (url.pathname === '/v1/models' || OPENAI_ROUTES.has(url.pathname)) {
+      checkDeclaredLength(req, maxBody);
+      const ctx = { groups, limiter, key, requestId, body };
+      if (url.pathname !== '/v1/models') return openAiCall(req, res, url.pathname, ctx);
+      if (req.method !== 'GET') throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${req.method} /v1/models: use GET`);
+      return listModels(res, ctx);
+    }
+    const h = /^\/v1\/groups\/([^/]+)\/http(\/.*)$/.exec(url.pathname);
+    const m = h ? undefined : /^\/v1\/groups\/([^/]+)\/(call|stream)$/.exec(url.pathname);
+    if (!h && !m) throw new MusterError(ErrorCode.NOT_FOUND, `no route ${req.method} ${url.pathname}: ${ROUTES_HINT}`);
+    const name = checkGroupName(decodeURIComponent((h ?? m)![1]!));
     if (key) {
       authorize(key.entry, name);
       limiter.take(key.entry);
     }
     checkDeclaredLength(req, maxBody);
-    const body = () => readBody(req, res, maxBody);
+    const info = await groups.info(name);
+    const callOpts = callOptions(req, deadlinesOf(info));
     // The key that opened the gateway is not the shard's business: only a header it did not come in reaches the shard.
-    if (h) return proxyHttp(req, res, await group(name), `${h[2]}${url.search}`, await body(), key?.header);
+    if (h) {
+      const text = await body();
+      return proxyHttp(req, res, await groups.handle(name), { method: req.method ?? 'GET', path: `${h[2]}${url.search}`, body: text, requestId, keyHeader: key?.header, ...callOpts });
+    }
     if (req.method !== 'POST') throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${req.method} ${url.pathname}: use POST with a JSON body`);
     const payload = parseJson(await body());
-    const g = await group(name);
-    const callOpts = callOptions(req);
+    const g = await groups.handle(name);
     if (m![2] === 'call') {
       const answer = await g.call(payload, callOpts);
+      // An HTTP group's answer is the shard's: its status, not a 200 around it.
+      if (info?.http && writeBridgeAnswer(res, answer, requestId)) return;
       res.setHeader('content-type', 'application/json');
       res.end(`${JSON.stringify(answer)}\n`);
       return;
@@ -152,7 +153,7 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
           started = true;
           res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
         }
-        res.write(`${JSON.stringify(chunk)}\n`);
+        if (!(await writeAndWait(res, `${JSON.stringify(chunk)}\n`))) return;
       }
     } catch (e) {
       if (!started) throw e;
@@ -200,110 +201,11 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
       if (keysFile && ring) unwatchFile(keysFile, onKeysFileChange);
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      for (const g of groups.values()) (await g.catch(() => undefined))?.close();
+      groups.close();
     },
   };
 }
 
 function readTls(files: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
   return { cert: readPemFile(files.cert, "the gateway's TLS certificate"), key: readKeyFile(files.key, "the gateway's TLS key") };
-}
-
-/**
- * The HTTP bridge's side of the gateway: an HTTP request in, the shard's HTTP
- * answer out. `keyHeader` is the header the API key came in: it stays here.
- */
-async function proxyHttp(req: IncomingMessage, res: ServerResponse, g: ReplicaGroup, path: string, body: string, keyHeader: string | undefined): Promise<void> {
-  const headers: Record<string, string> = {};
-  for (const k of ['content-type', 'accept', 'authorization']) if (k !== keyHeader && typeof req.headers[k] === 'string') headers[k] = req.headers[k];
-  const payload = { method: req.method, path, headers, ...(body ? { body } : {}) };
-  const opts = callOptions(req);
-  if (req.headers.accept?.includes('text/event-stream')) {
-    const abort = new AbortController();
-    res.once('close', () => abort.abort());
-    let started = false;
-    for await (const chunk of g.stream(payload, { ...opts, signal: abort.signal })) {
-      if (!started) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      started = true;
-      res.write(String(chunk));
-    }
-    if (!started) res.writeHead(200, { 'content-type': 'text/event-stream' });
-    res.end();
-    return;
-  }
-  const answer = (await g.call(payload, opts)) as { status: number; headers: Record<string, string>; body: unknown };
-  const ct = answer.headers['content-type'] ?? 'application/octet-stream';
-  res.writeHead(answer.status, { 'content-type': ct });
-  res.end(typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body));
-}
-
-function parseJson(text: string): unknown {
-  if (text.trim() === '') return null;
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `malformed JSON body: ${(e as Error).message}`);
-  }
-}
-
-const DEFAULT_TIMEOUT_MS = 30_000;
-/** The longest deadline a request may ask for (and below Node's 2^31 ms timer limit). */
-const MAX_TIMEOUT_MS = 3_600_000;
-
-/**
- * A call's options from its headers, the same on every route:
- * `x-muster-timeout-ms` (default 30 s; a value that is no positive number
- * counts as none; at most an hour) and `x-muster-idempotent: true`.
- */
-function callOptions(req: IncomingMessage): { timeoutMs: number; idempotent: boolean } {
-  const asked = Number(req.headers['x-muster-timeout-ms'] ?? DEFAULT_TIMEOUT_MS);
-  const timeoutMs = Number.isFinite(asked) && asked > 0 ? Math.min(asked, MAX_TIMEOUT_MS) : DEFAULT_TIMEOUT_MS;
-  return { timeoutMs, idempotent: req.headers['x-muster-idempotent'] === 'true' };
-}
-
-/**
- * The request body, at most `max` bytes: past that it stops reading and
- * throws a 413 (a body without a Content-Length, or one that lied). A client
- * waiting on `Expect: 100-continue` is told to send only now, after the checks.
- */
-function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promise<string> {
-  if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
-  // Listeners, not `for await`: leaving that loop early destroys the socket, and the 413 with it.
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = (e: Error | undefined) => {
-      req.off('data', onData).off('end', onEnd).off('error', done);
-      if (e) {
-        req.pause();
-        reject(e);
-      } else resolve(Buffer.concat(chunks).toString('utf8'));
-    };
-    const onData = (c: Buffer) => {
-      size += c.length;
-      if (size > max) done(bodyTooLarge(max, `the body (${size} bytes so far)`));
-      else chunks.push(c);
-    };
-    const onEnd = () => done(undefined);
-    req.on('data', onData).on('end', onEnd).on('error', done);
-  });
-}
-
-/**
- * Answers an error as JSON. When the body was not read to its end the
- * connection closes after the answer: the rest of an oversized upload is
- * not read to keep the connection.
- */
-function fail(req: IncomingMessage, res: ServerResponse, e: unknown): void {
-  if (res.headersSent) return void res.end();
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (!req.complete) headers.connection = 'close';
-  if (e instanceof HttpError) {
-    res.writeHead(e.status, { ...headers, ...e.headers });
-    res.end(`${JSON.stringify({ error: { code: e.code, message: e.message } })}\n`);
-    return;
-  }
-  const err = isMusterError(e) ? e : new MusterError(ErrorCode.INTERNAL, e instanceof Error ? e.message : String(e));
-  res.writeHead(statusOf[err.code] ?? 500, headers);
-  res.end(`${JSON.stringify({ error: { code: err.code, message: err.message } })}\n`);
 }

@@ -60,7 +60,16 @@ export const SPEC_LIMITS = {
   floors: 64,
   /** A floor's cron expression or time zone. */
   floorFieldLength: 128,
+  /** Model names one replica group serves on the gateway's OpenAI routes. */
+  models: 64,
+  /** One model name ("meta-llama/Llama-3.1-8B-Instruct"; Hugging Face ids stay under 100). */
+  modelNameLength: 256,
 } as const;
+
+/** What a model name may be: printable, no whitespace (it travels in JSON bodies and URLs). */
+export const MODEL_NAME_PATTERN = /^[^\s\p{Cc}]+$/u;
+/** The longest per-group request deadline a spec may set (ms): the gateway's own ceiling. */
+export const MAX_REQUEST_TIMEOUT_MS = 3_600_000;
 
 export type SpecLimit = keyof typeof SPEC_LIMITS;
 

@@ -71,6 +71,8 @@ function toWire(input: ReplicaGroupSpec): wire.ReplicaGroupSpec {
     drainDeadlineMs: n(s.drainDeadlineMs),
     httpPort: s.httpPort ?? '',
     maxReplacements: s.maxReplacements,
+    models: s.models ?? [],
+    requestTimeoutMs: n(s.requestTimeoutMs),
     autoscaling: s.autoscaling && {
       metric: s.autoscaling.metric ?? '',
       target: n(s.autoscaling.target),

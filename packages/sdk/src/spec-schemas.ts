@@ -102,6 +102,8 @@ export const replicaGroupSpecShape = strictObject({
   drainDeadlineMs: num,
   httpPort: bounded('refLength'),
   maxReplacements: num,
+  models: limitedArray(limitedString('modelNameLength'), 'models').optional(),
+  requestTimeoutMs: num,
   autoscaling: strictObject({
     metric: str,
     target: num,

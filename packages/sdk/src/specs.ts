@@ -84,6 +84,10 @@ export interface ReplicaGroupSpec {
   httpPort?: string;
   /** Failed replicas replaced within 10 minutes before giving up (default 3; 0: never). */
   maxReplacements?: number;
+  /** Model names served on the gateway's OpenAI routes (the body's "model"); each name in one group only (docs/gateway.md). */
+  models?: string[];
+  /** A call's deadline when the caller gives none (ms, at most 1 h; default: the gateway's 30 s). */
+  requestTimeoutMs?: number;
   /** Let the head move the replica count between replicas.min and replicas.max (docs/autoscaling.md). */
   autoscaling?: {
     metric?: 'queue' | 'ongoing';

@@ -11,6 +11,12 @@
  * Stream chunks:   the response body as text, chunk by chunk (SSE passes through untouched),
  *                  at most STREAM_CHUNK_BYTES each and read from the shard only as fast as the
  *                  caller takes them; a non-2xx status ends the stream with an error naming it.
+ * With `head: true` in the payload (what the gateway sends), the stream says what the shard
+ *                  answered instead: first { status, headers } (whatever the status; hop-by-hop
+ *                  headers and those fetch() undid, content-length and -encoding, left out), then
+ *                  the body's bytes as they come. The gateway learns from the first chunk whether
+ *                  the answer is SSE, an error to pass through, or a plain body, without asking
+ *                  the caller to say in advance. Without `head`, the old contract above holds.
  *
  * Bounds: a unary answer is one data-plane message, so its body is read up
  * to MAX_UNARY_BODY_BYTES and refused past it (naming the limit: call it as a
@@ -31,6 +37,17 @@ interface HttpRequest {
   path?: string;
   headers?: Record<string, string>;
   body?: unknown;
+  head?: boolean;
+}
+
+/** Headers of the shard's answer that describe this hop or a body fetch() already decoded: not passed on. */
+const DROPPED_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'content-encoding', 'upgrade', 'proxy-connection', 'trailer', 'te']);
+
+/** The first chunk of a `head: true` stream: the shard's status and the headers that still hold. */
+function headOf(res: Response): { status: number; headers: Record<string, string> } {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of res.headers) if (!DROPPED_HEADERS.has(k)) headers[k] = v;
+  return { status: res.status, headers };
 }
 
 function request(port: number, payload: unknown, signal: AbortSignal): Promise<Response> {
@@ -67,6 +84,15 @@ export async function startHttpBridge(env: Record<string, string>, port: number)
       },
       stream: async function* (payload, ctx) {
         const res = await request(port, payload, ctx.signal);
+        if ((payload as HttpRequest | undefined)?.head === true) {
+          yield headOf(res);
+          if (!res.body) return;
+          // Bytes, not text: msgpack carries them as they are, whatever the body's encoding.
+          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+            for (let at = 0; at < chunk.length; at += STREAM_CHUNK_BYTES) yield chunk.subarray(at, at + STREAM_CHUNK_BYTES);
+          }
+          return;
+        }
         if (!res.ok || !res.body) throw new MusterError(ErrorCode.APPLICATION, `HTTP ${res.status} from the shard: ${(await res.text()).slice(0, 500)}`);
         const decoder = new TextDecoder();
         // Pulled one chunk at a time: the shard's body is read as the caller takes it, never whole.

@@ -63,7 +63,7 @@ describe('the access table', () => {
     [who('service', 'gateway'), 'ReplicaGroupService', 'ListReplicaGroups', false],
     [caller, 'ClusterService', 'GetClusterInfo', true],
     [caller, 'ClusterService', 'ListNodes', false],
-    [caller, 'ReplicaGroupService', 'ListReplicaGroups', false],
+    [caller, 'ReplicaGroupService', 'ListReplicaGroups', true], // filtered to its groups (replica-service.ts)
   ] as const)('%o calls %s/%s: allowed %s', (id, service, method, allowed) => {
     expect(refusal(id, path(service, method), {}) === undefined).toBe(allowed);
   });

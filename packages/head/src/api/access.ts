@@ -79,7 +79,8 @@ const REPLICA: Table<typeof ReplicaGroupServiceService> = {
   // A caller's handle and router: the group it calls, and its live membership.
   getReplicaGroup: { need: 'caller', group: 'name' },
   watchMembership: { need: 'caller', group: 'group' },
-  listReplicaGroups: VIEWER,
+  // A caller (the gateway routing by model) lists only the groups it may call (replica-service.ts).
+  listReplicaGroups: { need: 'caller' },
   applyReplicaGroup: DEPLOYER,
   scaleReplicaGroup: DEPLOYER,
   deleteReplicaGroup: DEPLOYER,

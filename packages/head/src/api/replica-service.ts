@@ -1,5 +1,6 @@
 /** ReplicaGroupService: apply, inspect, scale and delete replica groups; stream their membership. */
 import { ReplicaGroup, type ListReplicaGroupsRequest, type ReplicaGroupServiceServer } from '@muster/proto';
+import { mayCall } from '@muster/contracts';
 import type { ReplicaGroupController } from '../controllers/replica-groups.js';
 import { BoundedStream } from './bounded-stream.js';
 import { paginate } from './pages.js';
@@ -9,13 +10,14 @@ export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): Re
   return {
     applyReplicaGroup: unary(ctx, 'ApplyReplicaGroup', (req, _md, who) => rgs.apply(req.spec, who)),
     getReplicaGroup: unary(ctx, 'GetReplicaGroup', async (req) => rgs.get(req.name)),
-    listReplicaGroups: unary(ctx, 'ListReplicaGroups', async (req: ListReplicaGroupsRequest) => {
+    listReplicaGroups: unary(ctx, 'ListReplicaGroups', async (req: ListReplicaGroupsRequest, _md, who) => {
       const { namePrefix } = req;
       const page = paginate(ctx.pageKey, {
         list: 'replica-groups',
         filters: { namePrefix },
         req,
-        items: rgs.list().filter((g) => g.name.startsWith(namePrefix)),
+        // A caller sees the groups it may call (what GetReplicaGroup shows it one by one), no others.
+        items: rgs.list().filter((g) => g.name.startsWith(namePrefix) && (who.role !== 'caller' || mayCall(who, g.name))),
         sortKey: (g) => g.name,
         sizeOf: (g) => ReplicaGroup.encode(g).finish().length,
       });

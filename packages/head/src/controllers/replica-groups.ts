@@ -33,7 +33,7 @@ import { RgExecutor, type GangsPort, type PgsPort } from './rg-executor.js';
 import { MembershipFeed } from './rg-membership.js';
 import { FAILURE_WINDOW_MS, planReplicaGroup, replacementBudget } from './rg-plan.js';
 import { appliedRecord, autoscaledRecord, autoscalerMemory, byWhom, deletingRecord, scaledRecord, type RecordEvent } from './rg-records.js';
-import { parseRgSpec, policyOf, type ValidRgSpec } from './rg-spec.js';
+import { modelConflicts, parseRgSpec, policyOf, type ValidRgSpec } from './rg-spec.js';
 
 export const RGS_PREFIX = '/muster/rgs/';
 
@@ -116,6 +116,8 @@ export class ReplicaGroupController {
     return this.serial(spec.name, async () => {
       const e = this.groups.get(spec.name);
       if (e?.rg.deleting) throw new MusterError(ErrorCode.FAILED_PRECONDITION, `replica group ${spec.name} is being deleted`);
+      const taken = modelConflicts(spec, [...this.groups.values()].map((o) => ({ name: o.rg.name, models: o.spec.models, deleting: o.rg.deleting })));
+      if (taken.length) throw new MusterError(ErrorCode.ALREADY_EXISTS, `models: ${taken.join(', ')}: a model name routes to one group; remove it there first`, { details: { field: 'models' } });
       const { rg, stableSpec, event } = appliedRecord(e, spec, Date.now());
       const entry = e ?? this.entry(rg, spec, undefined);
       await this.write(entry, rg, byWhom(event, by), () => {

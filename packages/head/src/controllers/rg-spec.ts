@@ -9,8 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedRecord, limitedString } from '@muster/common';
-import { DEFAULT_SUBJECT_PREFIX, replicaEnv, replicaSubject, SPEC_LIMITS } from '@muster/contracts';
+import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
+import { DEFAULT_SUBJECT_PREFIX, MAX_REQUEST_TIMEOUT_MS, MODEL_NAME_PATTERN, replicaEnv, replicaSubject, SPEC_LIMITS } from '@muster/contracts';
 import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
 import { specInput } from './pg-convert.js';
@@ -36,6 +36,8 @@ const schema = z.strictObject({
   drainDeadlineMs: z.int().min(0).max(3_600_000),
   httpPort: limitedString('refLength'),
   maxReplacements: z.int().min(0).max(SPEC_LIMITS.replicas),
+  models: limitedArray(limitedString('modelNameLength').regex(MODEL_NAME_PATTERN, 'a model name is printable, without whitespace').min(1, 'a model name is not empty'), 'models').refine((m) => new Set(m).size === m.length, 'a model name is listed twice'),
+  requestTimeoutMs: z.int().min(0).max(MAX_REQUEST_TIMEOUT_MS),
   // Checked below as what they become: a gang's template and startup, a placement group, a policy.
   template: z.unknown(),
   startup: z.unknown(),
@@ -63,6 +65,8 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     httpPort: w?.httpPort ?? '',
     maxReplacements: w?.maxReplacements === undefined ? 3 : w.maxReplacements === -1 ? 0 : w.maxReplacements,
     autoscaling: w?.autoscaling,
+    models: w?.models ?? [],
+    requestTimeoutMs: w?.requestTimeoutMs ?? 0,
   };
   const checked = schema.safeParse(spec);
   const issues = checked.success ? [] : [formatIssues(checked.error.issues)];
@@ -182,4 +186,16 @@ export function policyOf(s: ValidRgSpec): AutoscalingPolicy | undefined {
     lookbackMs: z(a.lookbackMs),
     floors: a.floors.map((f) => ({ cron: f.cron, durationMs: f.durationMs, timezone: f.timezone || 'UTC', min: f.min })),
   });
+}
+
+/**
+ * The model names `spec` would take from another live group: a model name
+ * routes the gateway's OpenAI calls, so it belongs to one group at a time
+ * (docs/gateway.md). A group being deleted gives its names up.
+ */
+export function modelConflicts(spec: ValidRgSpec, others: Iterable<{ name: string; models: readonly string[]; deleting: boolean }>): string[] {
+  const mine = new Set(spec.models);
+  const taken: string[] = [];
+  for (const o of others) if (o.name !== spec.name && !o.deleting) for (const m of o.models) if (mine.has(m)) taken.push(`"${m}" (served by ${o.name})`);
+  return taken;
 }

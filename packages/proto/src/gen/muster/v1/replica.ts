@@ -97,7 +97,16 @@ export interface ReplicaGroupSpec {
    * Unset: the replica count is what apply/scale say. Set: the autoscaler
    * moves it between replicas.min and replicas.max (docs/autoscaling.md).
    */
-  autoscaling: Autoscaling | undefined;
+  autoscaling:
+    | Autoscaling
+    | undefined;
+  /**
+   * The model names this group serves on the gateway's OpenAI routes (the
+   * request body's "model"); each name belongs to at most one group.
+   */
+  models: string[];
+  /** A call's deadline when the caller gives none (ms; 0: the gateway's default, 30 s). */
+  requestTimeoutMs: number;
 }
 
 export interface ScheduledFloor {
@@ -915,6 +924,8 @@ function createBaseReplicaGroupSpec(): ReplicaGroupSpec {
     httpPort: "",
     maxReplacements: undefined,
     autoscaling: undefined,
+    models: [],
+    requestTimeoutMs: 0,
   };
 }
 
@@ -958,6 +969,12 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.autoscaling !== undefined) {
       Autoscaling.encode(message.autoscaling, writer.uint32(106).fork()).join();
+    }
+    for (const v of message.models) {
+      writer.uint32(114).string(v!);
+    }
+    if (message.requestTimeoutMs !== 0) {
+      writer.uint32(120).int32(message.requestTimeoutMs);
     }
     return writer;
   },
@@ -1079,6 +1096,22 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
             message.autoscaling = Autoscaling.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.models.push(reader.string());
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.requestTimeoutMs = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1118,6 +1151,14 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
         ? globalThis.Number(object.max_replacements)
         : undefined,
       autoscaling: isSet(object.autoscaling) ? Autoscaling.fromJSON(object.autoscaling) : undefined,
+      models: globalThis.Array.isArray(object?.models)
+        ? object.models.map((e: any) => globalThis.String(e))
+        : [],
+      requestTimeoutMs: isSet(object.requestTimeoutMs)
+        ? globalThis.Number(object.requestTimeoutMs)
+        : isSet(object.request_timeout_ms)
+        ? globalThis.Number(object.request_timeout_ms)
+        : 0,
     };
   },
 
@@ -1161,6 +1202,12 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.autoscaling !== undefined) {
       obj.autoscaling = Autoscaling.toJSON(message.autoscaling);
+    }
+    if (message.models?.length) {
+      obj.models = message.models;
+    }
+    if (message.requestTimeoutMs !== 0) {
+      obj.requestTimeoutMs = Math.round(message.requestTimeoutMs);
     }
     return obj;
   },
