@@ -233,6 +233,9 @@ class ReplicaServer implements Server {
       }
       if (!ctx.signal.aborted) this.publish(job.reply, { v: 1, seq, end: true } satisfies WireChunk, job.id);
     } catch (e) {
+      // Cancelled or past the deadline (the handler's fetch or I/O aborted with it): as for a unary
+      // answer, nothing is sent; the caller's own deadline says DEADLINE_EXCEEDED, not this abort.
+      if (ctx.signal.aborted) return;
       this.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.APPLICATION, messageOf(e)) } satisfies WireChunk, job.id);
     }
   }
