@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { ReplicaGroupSpec } from '@muster/proto';
-import { parseRgSpec } from './rg-spec.js';
+import { modelConflicts, parseRgSpec } from './rg-spec.js';
 
 function wire(over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec {
   return {
@@ -24,6 +24,8 @@ function wire(over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec {
     httpPort: '',
     maxReplacements: undefined,
     autoscaling: undefined,
+    models: [],
+    requestTimeoutMs: 0,
     ...over,
   };
 }
@@ -59,5 +61,27 @@ describe('replica group specs at the head', () => {
     expect(parseRgSpec(wire({ maxReplacements: 0 })).maxReplacements).toBe(0);
     expect(parseRgSpec(wire({ maxReplacements: -1 })).maxReplacements).toBe(0);
     expect(refusal(wire({ maxReplacements: -2 })).message).toMatch(/maxReplacements/);
+  });
+
+  it('models: bounded, printable without whitespace, once each; unique across live groups', () => {
+    expect(parseRgSpec(wire({ models: ['meta-llama/Llama-3.1-8B-Instruct', 'llama'] })).models).toEqual(['meta-llama/Llama-3.1-8B-Instruct', 'llama']);
+    expect(refusal(wire({ models: ['a b'] })).message).toMatch(/models\[0\]: a model name is printable, without whitespace/);
+    expect(refusal(wire({ models: [''] })).message).toMatch(/models\[0\]: a model name is not empty/);
+    expect(refusal(wire({ models: ['m', 'm'] })).message).toMatch(/models: a model name is listed twice/);
+    expect(refusal(wire({ models: ['x'.repeat(257)] })).message).toMatch(/models\[0\]: .*256/);
+    expect(refusal(wire({ models: Array.from({ length: 65 }, (_, i) => `m${i}`) })).message).toMatch(/models: .*64/);
+    const spec = parseRgSpec(wire({ models: ['a', 'b'] }));
+    const others = [
+      { name: 'other', models: ['b', 'c'], deleting: false },
+      { name: 'gone', models: ['a'], deleting: true }, // a group being deleted gives its names up
+      { name: 'echo', models: ['a'], deleting: false }, // its own earlier spec
+    ];
+    expect(modelConflicts(spec, others)).toEqual(['"b" (served by other)']);
+  });
+
+  it('requestTimeoutMs: 0 (the gateway default) up to an hour', () => {
+    expect(parseRgSpec(wire({ requestTimeoutMs: 120_000 })).requestTimeoutMs).toBe(120_000);
+    expect(refusal(wire({ requestTimeoutMs: -1 })).message).toMatch(/requestTimeoutMs/);
+    expect(refusal(wire({ requestTimeoutMs: 3_600_001 })).message).toMatch(/requestTimeoutMs/);
   });
 });
