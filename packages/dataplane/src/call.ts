@@ -31,7 +31,7 @@ import { nuid, type Msg } from '@nats-io/transport-node';
 import type { Balancer, ReplicaState, Tracked, Waiter } from './balancer.js';
 import type { Link } from './connection.js';
 import type { Inbox, Listener } from './inbox.js';
-import type { WireError } from './types.js';
+import { STREAM_WINDOW, type WireError } from './types.js';
 import { errorFromWire, isNoResponders, maxPayloadOf, tooLargeMessage } from './wire.js';
 
 /** What a call needs from its router. */
@@ -99,7 +99,7 @@ export abstract class Call {
     stream: boolean,
     protected readonly opts: ResolvedCallOptions,
   ) {
-    this.request = encode({ v: 1, id: this.id, deadline: this.started + opts.timeoutMs, stream, payload });
+    this.request = encode({ v: 1, id: this.id, deadline: this.started + opts.timeoutMs, stream, payload, ...(stream ? { window: STREAM_WINDOW } : {}) });
   }
 
   start(): void {

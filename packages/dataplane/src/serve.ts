@@ -33,7 +33,7 @@ import { connectNats, decode, encode, ErrorCode, isMusterError, MusterError, typ
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Link } from './connection.js';
-import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireError, WireLoad, WireReply, WireRequest } from './types.js';
+import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireCredit, WireError, WireLoad, WireReply, WireRequest } from './types.js';
 import { DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, readNatsCredentialEnv, SHARD_ENV, ShardEnvError } from '@muster/contracts';
 import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
 
@@ -126,6 +126,10 @@ interface Job {
   /** Set once started. */
   ac?: AbortController;
   timer?: NodeJS.Timeout;
+  /** Streams with flow control: chunks sent past `credit` at most (the caller's WireCredit). */
+  window?: number;
+  credit: number;
+  onCredit?: () => void;
 }
 
 class ReplicaServer implements Server {
@@ -176,19 +180,21 @@ class ReplicaServer implements Server {
   }
 
   private onMessage(msg: Msg): void {
-    let req: Partial<WireRequest & WireCancel> | undefined;
+    let req: Partial<WireRequest & WireCancel & WireCredit> | undefined;
     try {
       req = decode(msg.data);
     } catch {
       req = undefined;
     }
     if (req?.cancel === true) return this.cancel(String(req.id));
+    if (typeof req?.credit === 'number') return this.credit(String(req.id), req.credit);
     if (!msg.reply) return; // nobody to answer: not a data-plane request
     if (req?.v !== 1 || typeof req.id !== 'string' || typeof req.deadline !== 'number') {
       this.publish(msg.reply, { v: 1, ok: false, error: wireError(ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId}: not a v1 data-plane request`) });
       return;
     }
-    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply };
+    const window = Number.isInteger(req.window) && req.window! > 0 ? req.window : undefined;
+    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply, credit: 0, ...(window ? { window } : {}) };
     if (!(job.stream ? this.handlers.stream : this.handlers.unary)) {
       return this.fail(job, ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId} of group ${this.group} serves no ${job.stream ? 'stream' : 'unary'} handler`);
     }
@@ -227,6 +233,8 @@ class ReplicaServer implements Server {
     let seq = 0;
     try {
       for await (const data of this.handlers.stream!(job.payload, ctx)) {
+        // Flow control: the handler is not pulled again until the caller has room for this chunk.
+        if (job.window !== undefined && seq >= job.credit + job.window) await this.creditFor(job, seq, ctx.signal);
         if (ctx.signal.aborted) return; // cancelled or past the deadline: the caller has stopped listening
         // Not sent as it was (too large, not encodable): an error chunk ended the stream; leaving the loop stops the handler.
         if (!this.publish(job.reply, { v: 1, seq: seq++, data } satisfies WireChunk, job.id)) return;
@@ -255,6 +263,29 @@ class ReplicaServer implements Server {
       this.fail(next, ErrorCode.DEADLINE_EXCEEDED, `call ${next.id} waited in replica ${this.replicaId}'s queue past its deadline; not started`);
     }
     this.checkIdle();
+  }
+
+  /** The caller took chunks seq < `credit` of stream `id`. */
+  private credit(id: string, credit: number): void {
+    const job = this.jobs.get(id);
+    if (!job || !(credit > job.credit)) return;
+    job.credit = credit;
+    job.onCredit?.();
+  }
+
+  /** Waits until the caller's credit lets chunk `seq` go, or the call ends. */
+  private async creditFor(job: Job, seq: number, signal: AbortSignal): Promise<void> {
+    while (seq >= job.credit + job.window! && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        job.onCredit = done;
+        signal.addEventListener('abort', done, { once: true });
+      });
+      job.onCredit = undefined;
+    }
   }
 
   /** Best effort: a queued request is dropped, a running one sees ctx.signal abort. */

@@ -9,11 +9,18 @@
  * request arrived. Once a chunk has reached the caller the stream is never
  * sent again, not even for an idempotent call (the caller would see chunks
  * twice). No hedging for streams.
+ *
+ * Flow control: the request carries a window (STREAM_WINDOW chunks); every
+ * STREAM_CREDIT_EVERY chunks the consumer takes, a credit goes to the replica
+ * (WireCredit), which sends no chunk past credit + window. So a consumer that
+ * stops reading (a slow HTTP client behind the gateway) stops the replica's
+ * handler after at most a window of chunks held here, instead of an
+ * unbounded buffer. A replica without flow control ignores the credits.
  */
-import { ErrorCode, MusterError } from '@muster/common';
+import { encode, ErrorCode, MusterError } from '@muster/common';
 import { Call, type Attempt, type CallHost, type ResolvedCallOptions } from './call.js';
 import type { ReplicaState } from './balancer.js';
-import type { WireError } from './types.js';
+import { STREAM_CREDIT_EVERY, type WireCredit, type WireError } from './types.js';
 import { errorFromWire } from './wire.js';
 
 export class StreamCall extends Call {
@@ -26,6 +33,9 @@ export class StreamCall extends Call {
   private finished = false;
   private error: MusterError | undefined;
   private wake: (() => void) | undefined;
+  /** Chunks the consumer has taken, and the attempt they came from (where credits go). */
+  private taken = 0;
+  private source: Attempt | undefined;
 
   constructor(host: CallHost, payload: unknown, opts: ResolvedCallOptions) {
     super(host, payload, true, opts);
@@ -41,6 +51,7 @@ export class StreamCall extends Call {
           this.ready.splice(0, this.head);
           this.head = 0;
         }
+        if (++this.taken % STREAM_CREDIT_EVERY === 0) this.grant();
         return { value, done: false };
       }
       if (this.error) throw this.error;
@@ -58,6 +69,17 @@ export class StreamCall extends Call {
     if (!this.settle()) return;
     this.error = e;
     this.notify();
+  }
+
+  /** Tells the replica the consumer has taken `taken` chunks (best effort: a lost credit is made up by the next). */
+  private grant(): void {
+    const a = this.source;
+    if (!a || a.ended || this.settled) return;
+    try {
+      this.host.nats.publish(a.replica.info.subject, encode({ v: 1, id: this.id, credit: this.taken } satisfies WireCredit));
+    } catch {
+      // connection closed: the call fails by its own path
+    }
   }
 
   protected override delivering(): boolean {
@@ -81,6 +103,7 @@ export class StreamCall extends Call {
       this.end(a, false);
       return this.fail(body.error ? errorFromWire(body.error as WireError, a.replica.info.replicaId) : new MusterError(ErrorCode.INTERNAL, `replica ${a.replica.info.replicaId} sent a stream message without seq`));
     }
+    this.source = a;
     this.early.set(body.seq, body);
     for (let c = this.early.get(this.nextSeq); c; c = this.early.get(this.nextSeq)) {
       this.early.delete(this.nextSeq++);

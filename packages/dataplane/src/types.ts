@@ -80,7 +80,28 @@ export interface WireRequest {
   deadline: number;
   stream: boolean;
   payload: unknown;
+  /**
+   * Streams: chunks the replica may send beyond what the caller has taken
+   * (WireCredit); absent (an older router), the replica sends without waiting.
+   */
+  window?: number;
 }
+
+/**
+ * Flow control of a stream (router → replica, never answered): the caller
+ * has taken chunks seq < `credit`, so the replica may send up to seq
+ * credit + window - 1. A replica that does not know it ignores it (no reply subject).
+ */
+export interface WireCredit {
+  v: 1;
+  id: string;
+  credit: number;
+}
+
+/** A stream's window in chunks (HTTP bridge chunks are ≤ 64 KiB: ≤ 4 MiB in flight per stream). */
+export const STREAM_WINDOW = 64;
+/** The caller grants credit every this many chunks taken. */
+export const STREAM_CREDIT_EVERY = 16;
 
 /** Cancel on the wire (router → replica): best effort, never answered. */
 export interface WireCancel {

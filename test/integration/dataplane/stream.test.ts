@@ -43,6 +43,28 @@ async function collect(it: AsyncIterable<unknown>): Promise<{ chunks: unknown[];
 }
 
 describe('Router.stream', () => {
+  it('holds the replica to a window of chunks the consumer has not taken (flow control), and finishes whole', async () => {
+    let produced = 0;
+    const { router } = await setup('s-window', {
+      a: async function* () {
+        for (let i = 0; i < 1_000; i++) {
+          produced = i + 1;
+          yield i;
+        }
+      },
+    });
+    const it = router.stream('x', { timeoutMs: 30_000 })[Symbol.asyncIterator]();
+    expect((await it.next()).value).toBe(0);
+    // A window is 64 chunks: the handler made chunks 0…63 and holds chunk 64 until the consumer takes more.
+    await waitFor('the replica stopped at the window', () => produced === 65 || undefined, { timeoutMs: 10_000 });
+    const taken: unknown[] = [0];
+    for (let i = 1; i < 16; i++) taken.push((await it.next()).value);
+    // 16 taken: a credit of 16 lets chunks up to seq 79 go, and the handler holds chunk 80.
+    await waitFor('the credit moved the window by 16', () => produced === 81 || undefined, { timeoutMs: 10_000 });
+    for (let r = await it.next(); !r.done; r = await it.next()) taken.push(r.value);
+    expect(taken).toEqual(Array.from({ length: 1_000 }, (_, i) => i));
+  });
+
   it('yields every chunk in order', async () => {
     const { router } = await setup('s-ok', {
       a: async function* (p) {
