@@ -69,7 +69,7 @@ export async function openAiCall(req: IncomingMessage, res: ServerResponse, path
   const opts = callOptions(req, deadlinesOf(group));
   if (group.http) {
     const url = new URL(req.url ?? path, 'http://gateway');
-    return proxyHttp(req, res, handle, { method: 'POST', path: `${path}${url.search}`, body: text, requestId: ctx.requestId, keyHeader: ctx.key?.header, ...opts });
+    return proxyHttp(req, res, handle, { method: 'POST', path: `${path}${url.search}`, body: text, requestId: ctx.requestId, keyHeader: ctx.key?.header, json: true, ...opts });
   }
   const payload = { method: 'POST', path, headers: { [REQUEST_ID_HEADER]: ctx.requestId }, body };
   if (body.stream !== true) {

@@ -33,12 +33,15 @@ export interface ProxyRequest {
   keyHeader: string | undefined;
   timeoutMs: number;
   idempotent: boolean;
+  /** The body is JSON (an OpenAI route): said so to the shard when the client did not. */
+  json?: boolean;
 }
 
 /** The HTTP bridge's payload for `p`. */
 export function bridgePayload(req: IncomingMessage, p: ProxyRequest, head: boolean): Record<string, unknown> {
   const headers: Record<string, string> = { [REQUEST_ID_HEADER]: p.requestId };
   for (const k of FORWARDED) if (k !== p.keyHeader && typeof req.headers[k] === 'string') headers[k] = req.headers[k];
+  if (p.json && !headers['content-type']?.includes('json')) headers['content-type'] = 'application/json';
   return { method: p.method, path: p.path, headers, ...(p.body ? { body: p.body } : {}), ...(head ? { head: true } : {}) };
 }
 
