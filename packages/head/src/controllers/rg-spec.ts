@@ -99,9 +99,12 @@ function placementField(path: string): string {
   return path === 'selector.matchLabels' ? 'placement.selector.matchLabels' : `placement.${path}`;
 }
 
-/** The revision of a spec: a hash of everything but the replica counts and rollout, so scaling never rolls out. */
+/**
+ * The revision of a spec: a hash of everything but the replica counts and rollout, so scaling never
+ * rolls out, and but the gateway's routing (models, requestTimeoutMs: nothing a replica runs with).
+ */
 export function revisionOf(s: ReplicaGroupSpec): string {
-  const { replicas: _r, rollout: _o, ...rest } = s;
+  const { replicas: _r, rollout: _o, models: _m, requestTimeoutMs: _t, ...rest } = s;
   return createHash('sha256').update(stable(rest)).digest('hex').slice(0, 10);
 }
 

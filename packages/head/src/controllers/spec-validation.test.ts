@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { ReplicaGroupSpec } from '@muster/proto';
-import { modelConflicts, parseRgSpec } from './rg-spec.js';
+import { modelConflicts, parseRgSpec, revisionOf } from './rg-spec.js';
 
 function wire(over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec {
   return {
@@ -77,6 +77,14 @@ describe('replica group specs at the head', () => {
       { name: 'echo', models: ['a'], deleting: false }, // its own earlier spec
     ];
     expect(modelConflicts(spec, others)).toEqual(['"b" (served by other)']);
+  });
+
+  it('models and requestTimeoutMs are routing, not what runs: they leave the revision as it was before they existed', () => {
+    const before = parseRgSpec(wire());
+    const { models: _m, requestTimeoutMs: _t, ...older } = before; // a spec as parsed before the fields existed
+    expect(revisionOf(before)).toBe(revisionOf(older as typeof before));
+    expect(revisionOf(parseRgSpec(wire({ models: ['a'], requestTimeoutMs: 5_000 })))).toBe(revisionOf(before));
+    expect(revisionOf(parseRgSpec(wire({ tp: 1 })))).not.toBe(revisionOf(before));
   });
 
   it('requestTimeoutMs: 0 (the gateway default) up to an hour', () => {
