@@ -120,7 +120,7 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
     const h = /^\/v1\/groups\/([^/]+)\/http(\/.*)$/.exec(url.pathname);
     const m = h ? undefined : /^\/v1\/groups\/([^/]+)\/(call|stream)$/.exec(url.pathname);
     if (!h && !m) throw new MusterError(ErrorCode.NOT_FOUND, `no route ${req.method} ${url.pathname}: ${ROUTES_HINT}`);
-    const name = checkGroupName(decodeURIComponent((h ?? m)![1]!));
+    const name = checkGroupName((h ?? m)![1]!);
     if (key) {
       authorize(key.entry, name);
       limiter.take(key.entry);
