@@ -27,7 +27,7 @@
  */
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
-import { SPEC_LIMITS, templateBytes, type SpecLimit } from '@muster/contracts';
+import { MAX_NAMED_ENGINE_METRICS, SPEC_LIMITS, templateBytes, type SpecLimit } from '@muster/contracts';
 import type { ActorOptions, GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from './specs.js';
 
 /** A strict object whose unknown keys are refused with a "did you mean". */
@@ -102,6 +102,15 @@ export const replicaGroupSpecShape = strictObject({
   drainDeadlineMs: num,
   httpPort: bounded('refLength'),
   maxReplacements: num,
+  engineMetrics: strictObject({
+    path: bounded('refLength'),
+    intervalMs: num,
+    waitingMetric: bounded('refLength'),
+    runningMetric: bounded('refLength'),
+    kvCacheMetric: bounded('refLength'),
+    metrics: z.array(limitedString('refLength')).max(MAX_NAMED_ENGINE_METRICS).optional(),
+  }).optional(),
+  maxInFlightPerReplica: num,
   autoscaling: strictObject({
     metric: str,
     target: num,

@@ -75,7 +75,16 @@ export function deletingRecord(rg: ReplicaGroup): NextRecord {
 
 /** The autoscaler's timers as stored (0: unset). */
 export function autoscalerMemory(d: Pick<Decision, 'state' | 'reason'>): AutoscalerMemory {
-  return { aboveSinceMs: d.state.aboveSinceMs ?? 0, belowSinceMs: d.state.belowSinceMs ?? 0, idleSinceMs: d.state.idleSinceMs ?? 0, lastChangeMs: d.state.lastChangeMs ?? 0, lastReason: d.reason };
+  const { belowPeak, aboveLow } = d.state;
+  return {
+    aboveSinceMs: d.state.aboveSinceMs ?? 0,
+    belowSinceMs: d.state.belowSinceMs ?? 0,
+    idleSinceMs: d.state.idleSinceMs ?? 0,
+    lastChangeMs: d.state.lastChangeMs ?? 0,
+    lastReason: d.reason,
+    ...(belowPeak === undefined ? {} : { belowPeak }),
+    ...(aboveLow === undefined ? {} : { aboveLow }),
+  };
 }
 
 /** What a changed autoscaling decision stores, with its inputs on the event. */
