@@ -176,7 +176,7 @@ export function decide(policy: AutoscalingPolicy, input: DecideInput, state: Aut
     let k = Math.min(maxStep, current - bottom);
     while (k > 0 && after(k) > target) k--;
     if (k === 0) return hold(`${load} < ${fmt(lo)}, but one replica less would make it ${fmt(after(1))} > ${fmt(target)}`, next);
-    return change(current - k, `${load} < ${fmt(target)} × ${fmt(1 - tolerance)} for ${secs(held)} (peak ${fmt(peak)}), ${fmt(after(k))} after`);
+    return change(current - k, `${load} < ${fmt(target)} × ${fmt(1 - tolerance)} for ${secs(held)}, ${fmt(after(k))} after${peak > metric ? ` (sized for the peak ${fmt(peak)})` : ''}`);
   }
 
   // 7. Inside the band.
