@@ -24,6 +24,8 @@ function wire(over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec {
     httpPort: '',
     maxReplacements: undefined,
     autoscaling: undefined,
+    engineMetrics: undefined,
+    maxInFlightPerReplica: 0,
     ...over,
   };
 }
