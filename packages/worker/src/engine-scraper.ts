@@ -50,15 +50,19 @@ export class EngineScraper {
   /** Scrapes now, then every interval until stop(). */
   start(): void {
     if (this.timer || this.abort.signal.aborted) return;
-    const loop = async (): Promise<void> => {
-      await this.scrapeOnce();
-      if (this.abort.signal.aborted) return;
-      const wait = this.fails >= FAILS_BEFORE_BACKOFF ? BACKOFF_MS : this.cfg.intervalMs;
-      this.timer = setTimeout(() => void loop(), wait);
+    // scrapeOnce never throws; the catch only keeps a bug from becoming an unhandled rejection.
+    const next = (wait: number) => {
+      this.timer = setTimeout(() => {
+        this.scrapeOnce().then(
+          () => {
+            if (!this.abort.signal.aborted) next(this.fails >= FAILS_BEFORE_BACKOFF ? BACKOFF_MS : this.cfg.intervalMs);
+          },
+          () => undefined,
+        );
+      }, wait);
       this.timer.unref();
     };
-    this.timer = setTimeout(() => void loop(), 0);
-    this.timer.unref();
+    next(0);
   }
 
   stop(): void {
