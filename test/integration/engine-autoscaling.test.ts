@@ -77,10 +77,17 @@ describe('engine-metric autoscaling', () => {
     const [replica] = await ready();
     const revision = before.toJSON().revision;
     const membership = new AbortController();
+    const limits: Array<number | undefined> = [];
     const limitSeen = (async () => {
-      for await (const m of g.membership(membership.signal)) if (m.maxInFlightPerReplica === 64) return m.version;
+      for await (const m of g.membership(membership.signal)) {
+        limits.push(m.maxInFlightPerReplica);
+        if (m.maxInFlightPerReplica === 64) return m.version;
+      }
       return undefined;
     })();
+    // An HTTP group's routers let the engine queue: 1,024 calls per replica unless the spec says otherwise.
+    await waitFor('the first membership', () => limits.length > 0 || undefined);
+    expect(limits[0]).toBe(1024);
     g = await sdk.replicaGroups.apply(spec(SEED, { maxInFlightPerReplica: 64, drainDeadlineMs: 20_000, maxReplacements: 2 }));
     // The marker: a membership carrying the new limit is announced by a reconcile pass that had the new spec.
     const version = await limitSeen;
