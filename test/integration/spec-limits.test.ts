@@ -38,7 +38,7 @@ describe('spec limits at a real head', () => {
     const spec: wire.ReplicaGroupSpec = {
       name: 'huge', tp: 64, pp: 32, template: template({ args: Array.from({ length: L.args + 1 }, () => 'a') }),
       resources: undefined, placement: undefined, replicas: { min: 0, max: 1_000_000, initial: 1 }, startup: undefined, rollout: undefined,
-      drainDeadlineMs: 0, httpPort: '', maxReplacements: undefined, autoscaling: undefined, models: [], requestTimeoutMs: 0,
+      drainDeadlineMs: 0, httpPort: '', maxReplacements: undefined, autoscaling: undefined, models: [], requestTimeoutMs: 0, engineMetrics: undefined, maxInFlightPerReplica: 0,
     };
     const e = await refusal(rgs.head.call((c, md, o, cb) => c.applyReplicaGroup({ spec }, md as never, o as never, cb)));
     expect(e.code).toBe(ErrorCode.INVALID_ARGUMENT);

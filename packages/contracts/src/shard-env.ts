@@ -56,6 +56,8 @@ export const SHARD_ENV = {
   NATS_PASSWORD: 'MUSTER_NATS_PASSWORD',
   /** The port name the worker bridges HTTP requests to (replica groups with `httpPort`). */
   HTTP_BRIDGE: 'MUSTER_HTTP_BRIDGE',
+  /** How the worker scrapes an HTTP replica's engine metrics: JSON of EngineScrapeConfig (engine-metrics.ts). */
+  ENGINE_METRICS: 'MUSTER_ENGINE_METRICS',
   /** JSON constructor arguments of an actor's host process. */
   ACTOR_ARGS: 'MUSTER_ACTOR_ARGS',
   /** The test kit's run tag; the worker passes it on to shards so a run can prove none was left behind. */
@@ -134,6 +136,8 @@ export interface ReplicaEnvInput {
   subjectPrefix: string;
   /** Port name to bridge HTTP to; '' for none. */
   httpBridge: string;
+  /** With httpBridge: the engine metrics scrape configuration (encodeEngineScrapeConfig's JSON). */
+  engineMetrics?: string;
 }
 
 /** What a rank needs to reach NATS as its group's user. */
@@ -187,6 +191,7 @@ export function replicaEnv(r: ReplicaEnvInput): Record<string, string> {
     [SHARD_ENV.REVISION]: r.revision,
     [SHARD_ENV.NATS_SUBJECT_PREFIX]: r.subjectPrefix,
     ...(r.httpBridge ? { [SHARD_ENV.HTTP_BRIDGE]: r.httpBridge } : {}),
+    ...(r.httpBridge && r.engineMetrics ? { [SHARD_ENV.ENGINE_METRICS]: r.engineMetrics } : {}),
   };
 }
 

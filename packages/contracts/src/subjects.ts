@@ -21,6 +21,7 @@
  */
 
 /** The prefix of every subject unless the head is configured otherwise (`--nats-subject-prefix`). */
+import { toEngineLoad, type EngineLoad } from './engine-metrics.js';
 export const DEFAULT_SUBJECT_PREFIX = 'muster';
 
 /** Queue group of every replica subscription: a replica restarted under the same subject never doubles up. */
@@ -136,6 +137,8 @@ export interface LoadReport {
    * held died with it, however fresh the replica's reports are.
    */
   incarnation?: string;
+  /** An HTTP shard's engine metrics, as the worker last scraped them (engine-metrics.ts); absent when none were read. */
+  engine?: EngineLoad;
 }
 
 /** A router's demand report on `<prefix>.demand.<group>`: calls it holds that wait for a replica. */
@@ -168,10 +171,14 @@ export function toLoadReport(r: unknown): LoadReport | undefined {
   if (!id(o.replicaId) || !count(o.inFlight) || !count(o.queued) || !time(o.timeMs)) return undefined;
   if (o.draining !== undefined && typeof o.draining !== 'boolean') return undefined;
   if (o.incarnation !== undefined && !id(o.incarnation)) return undefined;
+  // null is what msgpack makes of an undefined field: absent, as undefined is.
+  const engine = o.engine == null ? undefined : toEngineLoad(o.engine);
+  if (o.engine != null && engine === undefined) return undefined;
   return {
     v: 1, replicaId: o.replicaId, inFlight: o.inFlight, queued: o.queued, timeMs: o.timeMs,
     ...(o.draining === undefined ? {} : { draining: o.draining }),
     ...(o.incarnation === undefined ? {} : { incarnation: o.incarnation }),
+    ...(engine === undefined ? {} : { engine }),
   };
 }
 

@@ -177,4 +177,33 @@ describe('a replica restarted under the same id', () => {
     b.report(load('a'));
     expect(b.lastReportAt('r1')).toBeDefined();
   });
+
+  it('takes the per-replica limit from the group (membership) unless the caller set one', () => {
+    const hold = (b: Balancer) => {
+      let n = 0;
+      while (b.tryAcquire()) n++;
+      return n;
+    };
+    const fromGroup = balancer({ maxOngoing: undefined });
+    fromGroup.update(members(1, { r: ['a'] }));
+    expect(fromGroup.limit).toBe(32); // an older head sends no limit: the router's default
+    expect(hold(fromGroup)).toBe(32);
+    fromGroup.update({ ...members(2, { r: ['a'] }), maxInFlightPerReplica: 1024 });
+    expect(fromGroup.limit).toBe(1024);
+    expect(hold(fromGroup)).toBe(1024 - 32);
+    const own = balancer({ maxOngoing: 4 });
+    own.update({ ...members(1, { r: ['a'] }), maxInFlightPerReplica: 1024 });
+    expect(hold(own)).toBe(4);
+  });
+
+  it('a raised group limit hands free slots to waiting calls at once', () => {
+    const b = balancer({ maxOngoing: undefined, maxQueued: 10 });
+    b.update({ ...members(1, { r: ['a'] }), maxInFlightPerReplica: 1 });
+    expect(b.tryAcquire()).toBeDefined();
+    const granted: string[] = [];
+    b.enqueue(undefined, (r) => granted.push(r.info.replicaId));
+    expect(granted).toEqual([]);
+    b.update({ ...members(2, { r: ['a'] }), maxInFlightPerReplica: 2 });
+    expect(granted).toEqual(['a']);
+  });
 });

@@ -7,7 +7,9 @@
  *   1. candidates: replicas of the latest membership that did not answer
  *      "no responders" since that version (or have sent a load report, not
  *      draining, since), that this call has not tried, and that have a free
- *      slot (in flight from this router < maxOngoing);
+ *      slot (in flight from this router < maxOngoing: the caller's
+ *      option, else the group's `maxInFlightPerReplica` from its membership —
+ *      high for HTTP shards, whose engine queues and batches — else 32);
  *   2. a revision, by smooth weighted round robin among those with a
  *      candidate (membership.revisionWeights; absent or all zero: by replica
  *      count) — canaries and blue/green; a revision of weight 0 gets none;
@@ -51,9 +53,15 @@ interface Revision {
   replicas: ReplicaState[];
 }
 
+/** The per-replica limit when neither the caller nor the group's membership sets one. */
+export const DEFAULT_MAX_ONGOING = 32;
+/** Bound on a limit a membership may set (the router's own option has the same). */
+const MAX_ONGOING = 1_000_000;
+
 export interface BalancerOptions {
   group: string;
-  maxOngoing: number;
+  /** Calls in flight per replica from this router; undefined: the membership's `maxInFlightPerReplica`, else DEFAULT_MAX_ONGOING. */
+  maxOngoing?: number | undefined;
   maxQueued: number;
   /** Load reports older than this are ignored (ms). */
   reportFreshMs: number;
@@ -71,9 +79,17 @@ export class Balancer {
   private pumping = false;
   private pumpAgain = false;
   private readonly random: () => number;
+  /** The per-replica limit in force: the caller's, else the group's (from its membership), else the default. */
+  private maxOngoing: number;
 
   constructor(private readonly opts: BalancerOptions) {
     this.random = opts.random ?? Math.random;
+    this.maxOngoing = opts.maxOngoing ?? DEFAULT_MAX_ONGOING;
+  }
+
+  /** The per-replica limit in force now. */
+  get limit(): number {
+    return this.maxOngoing;
   }
 
   get membership(): Membership | undefined {
@@ -88,6 +104,10 @@ export class Balancer {
   update(m: Membership): boolean {
     if (m.group !== this.opts.group || (this.current && m.version <= this.current.version)) return false;
     this.current = m;
+    const groupLimit = m.maxInFlightPerReplica;
+    if (this.opts.maxOngoing === undefined) {
+      this.maxOngoing = groupLimit && Number.isInteger(groupLimit) && groupLimit > 0 ? Math.min(groupLimit, MAX_ONGOING) : DEFAULT_MAX_ONGOING;
+    }
     const next = new Map<string, ReplicaState>();
     for (const info of m.replicas) {
       const old = this.replicas.get(info.replicaId);
@@ -186,7 +206,8 @@ export class Balancer {
   /** Queues for a slot; BACKPRESSURE when the queue is full. */
   enqueue(exclude: ReadonlySet<string> | undefined, grant: (r: ReplicaState) => void): Waiter {
     if (this.queue.length >= this.opts.maxQueued) {
-      const { group, maxOngoing, maxQueued } = this.opts;
+      const { group, maxQueued } = this.opts;
+      const maxOngoing = this.maxOngoing;
       const n = this.replicas.size;
       throw new MusterError(
         ErrorCode.BACKPRESSURE,
@@ -213,7 +234,8 @@ export class Balancer {
 
   /** Why a waiter got nothing before its deadline: no replica at all, or no free slot. */
   waitError(exclude: ReadonlySet<string> | undefined, waitedMs: number): MusterError {
-    const { group, maxOngoing } = this.opts;
+    const { group } = this.opts;
+    const maxOngoing = this.maxOngoing;
     const eligible = this.revisions.filter((rv) => rv.weight > 0).flatMap((rv) => rv.replicas).filter((r) => !r.unreachable && !exclude?.has(r.info.replicaId));
     if (eligible.length === 0) {
       const tried = exclude?.size ? ` that this call had not tried already (tried: ${[...exclude].join(', ')})` : '';
@@ -228,7 +250,7 @@ export class Balancer {
   }
 
   private usable(r: ReplicaState, exclude: ReadonlySet<string> | undefined): boolean {
-    return !r.unreachable && r.inFlight < this.opts.maxOngoing && !exclude?.has(r.info.replicaId);
+    return !r.unreachable && r.inFlight < this.maxOngoing && !exclude?.has(r.info.replicaId);
   }
 
   private load(r: ReplicaState): number {

@@ -61,7 +61,7 @@ export interface RouterInit extends RouterOptions {
 const initSchema = z.object({
   group: z.string().min(1),
   subjectPrefix: z.string().min(1).default('muster'),
-  maxOngoingPerReplica: z.int().min(1).max(1_000_000).default(32),
+  maxOngoingPerReplica: z.int().min(1).max(1_000_000).optional(),
   maxQueued: z.int().min(0).max(10_000_000).default(1_000),
   maxRetries: z.int().min(0).max(100).default(3),
   replicaLostAfterMs: z.int().min(10).max(600_000).default(3_000),

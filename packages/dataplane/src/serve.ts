@@ -34,7 +34,7 @@ import type { Msg, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Link } from './connection.js';
 import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireCredit, WireError, WireLoad, WireReply, WireRequest } from './types.js';
-import { DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, readNatsCredentialEnv, SHARD_ENV, ShardEnvError } from '@muster/contracts';
+import { DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, readNatsCredentialEnv, SHARD_ENV, ShardEnvError, type EngineLoad } from '@muster/contracts';
 import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
 
 export interface ServeHandlers {
@@ -59,6 +59,8 @@ export interface ServeOptions {
   loadIntervalMs?: number;
   /** Where the defaults come from (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Engine metrics to add to each load report (the worker's HTTP bridge: its scraper's latest values). */
+  engineLoad?: () => EngineLoad | undefined;
 }
 
 export interface Server {
@@ -112,7 +114,7 @@ export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): P
     }
     nc = await connectNats({ servers: [...cred!.servers], jwt: cred!.jwt, seed: cred!.seed, caPem: cred!.caPem, inboxPrefix: '', user: cred!.user ?? '', password: cred!.password ?? '' }, `muster-replica ${cfg.group}/${cfg.replicaId}`);
   }
-  const server = new ReplicaServer(nc, !opts.nats, handlers, cfg);
+  const server = new ReplicaServer(nc, !opts.nats, handlers, { ...cfg, engineLoad: opts.engineLoad });
   await nc.flush(); // the subscription is live at the NATS server before we say we serve
   return server;
 }
@@ -152,7 +154,7 @@ class ReplicaServer implements Server {
     private readonly nc: NatsConnection,
     private readonly ownsConnection: boolean,
     private readonly handlers: ServeHandlers,
-    private readonly cfg: { maxConcurrent: number; loadIntervalMs: number; subject: string; group: string; replicaId: string; prefix: string },
+    private readonly cfg: { maxConcurrent: number; loadIntervalMs: number; subject: string; group: string; replicaId: string; prefix: string; engineLoad?: (() => EngineLoad | undefined) | undefined },
   ) {
     this.subject = cfg.subject;
     this.group = cfg.group;
@@ -338,6 +340,8 @@ class ReplicaServer implements Server {
 
   private report(): void {
     const load: WireLoad = { v: 1, replicaId: this.replicaId, inFlight: this.running, queued: this.waiting.length, timeMs: Date.now(), draining: this.state !== 'serving', incarnation: this.incarnation };
+    const engine = this.cfg.engineLoad?.();
+    if (engine) load.engine = engine;
     this.publish(loadSubject(this.cfg.prefix, this.group), load);
   }
 

@@ -41,6 +41,8 @@ export interface Membership {
   replicas: ReplicaInfo[];
   /** Traffic weight by revision (sums to 1 over revisions present); absent: equal by replica count. */
   revisionWeights?: Record<string, number>;
+  /** The group's limit of calls in flight per replica from one router (its spec's maxInFlightPerReplica, defaults filled); absent or 0: the router's. */
+  maxInFlightPerReplica?: number;
 }
 
 export interface CallOptions {
@@ -54,7 +56,11 @@ export interface CallOptions {
 }
 
 export interface RouterOptions {
-  /** Max requests in flight to one replica from this router (default 32). */
+  /**
+   * Max requests in flight to one replica from this router. Default: the
+   * group's `maxInFlightPerReplica` as the membership carries it (32 for NATS
+   * shards, 1024 for HTTP shards), else 32. Given here, it wins over the group's.
+   */
   maxOngoingPerReplica?: number;
   /** Max requests waiting for a free slot (default 1000); beyond: MUSTER_BACKPRESSURE. */
   maxQueued?: number;

@@ -73,6 +73,15 @@ function toWire(input: ReplicaGroupSpec): wire.ReplicaGroupSpec {
     maxReplacements: s.maxReplacements,
     models: s.models ?? [],
     requestTimeoutMs: n(s.requestTimeoutMs),
+    engineMetrics: s.engineMetrics && {
+      path: s.engineMetrics.path ?? '',
+      intervalMs: n(s.engineMetrics.intervalMs),
+      waitingMetric: s.engineMetrics.waitingMetric ?? '',
+      runningMetric: s.engineMetrics.runningMetric ?? '',
+      kvCacheMetric: s.engineMetrics.kvCacheMetric ?? '',
+      metrics: s.engineMetrics.metrics ?? [],
+    },
+    maxInFlightPerReplica: n(s.maxInFlightPerReplica),
     autoscaling: s.autoscaling && {
       metric: s.autoscaling.metric ?? '',
       target: n(s.autoscaling.target),
@@ -194,7 +203,7 @@ export class ReplicaGroups {
   /** Membership snapshots from the leading head; reconnects (to the leader) when the stream breaks. */
   async *membership(name: string, signal?: AbortSignal): AsyncGenerator<Membership> {
     for await (const m of this.head.watch<wire.Membership>((c, md) => c.watchMembership({ group: name }, md), signal)) {
-      yield { group: m.group, version: m.version, replicas: m.replicas, revisionWeights: Object.keys(m.revisionWeights).length ? m.revisionWeights : undefined };
+      yield { group: m.group, version: m.version, replicas: m.replicas, revisionWeights: Object.keys(m.revisionWeights).length ? m.revisionWeights : undefined, ...(m.maxInFlightPerReplica > 0 ? { maxInFlightPerReplica: m.maxInFlightPerReplica } : {}) };
     }
   }
 

@@ -27,7 +27,7 @@
  */
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
-import { SPEC_LIMITS, templateBytes, type SpecLimit } from '@muster/contracts';
+import { MAX_ENGINE_METRIC_NAME, MAX_ENGINE_PATH, MAX_NAMED_ENGINE_METRICS, SPEC_LIMITS, templateBytes, type SpecLimit } from '@muster/contracts';
 import type { ActorOptions, GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from './specs.js';
 
 /** A strict object whose unknown keys are refused with a "did you mean". */
@@ -36,6 +36,7 @@ const num = z.number().optional();
 const str = z.string().optional();
 /** A string of at most SPEC_LIMITS[limit] characters. */
 const bounded = (limit: SpecLimit) => limitedString(limit).optional();
+const metricName = z.string().max(MAX_ENGINE_METRIC_NAME).optional();
 const numbers = limitedRecord(z.string(), z.number(), 'customResources', 'labelLength').optional();
 const labels = limitedRecord(z.string(), limitedString('labelLength'), 'labels', 'labelLength').optional();
 const count = (limit: SpecLimit) => z.number().max(SPEC_LIMITS[limit], { error: (iss) => limitMessage(limit, Number(iss.input), limit === 'replicas' ? 'replicas' : 'items') }).optional();
@@ -104,6 +105,16 @@ export const replicaGroupSpecShape = strictObject({
   maxReplacements: num,
   models: limitedArray(limitedString('modelNameLength'), 'models').optional(),
   requestTimeoutMs: num,
+  // The head checks the values (names, interval range); the sizes are @muster/contracts' engine-metrics.ts bounds.
+  engineMetrics: strictObject({
+    path: z.string().max(MAX_ENGINE_PATH).optional(),
+    intervalMs: num,
+    waitingMetric: metricName,
+    runningMetric: metricName,
+    kvCacheMetric: metricName,
+    metrics: z.array(z.string().max(MAX_ENGINE_METRIC_NAME)).max(MAX_NAMED_ENGINE_METRICS).optional(),
+  }).optional(),
+  maxInFlightPerReplica: num,
   autoscaling: strictObject({
     metric: str,
     target: num,

@@ -88,9 +88,23 @@ export interface ReplicaGroupSpec {
   models?: string[];
   /** A call's deadline when the caller gives none (ms, at most 1 h; default: the gateway's 30 s). */
   requestTimeoutMs?: number;
+  /**
+   * HTTP shards: how the worker reads the engine's Prometheus endpoint for
+   * `engine-*` autoscaling metrics. Default: vLLM's names on /metrics every
+   * second (docs/autoscaling.md, "Engine metrics"). Changing it rolls replicas
+   * (each learns it at launch).
+   */
+  engineMetrics?: { path?: string; intervalMs?: number; waitingMetric?: string; runningMetric?: string; kvCacheMetric?: string; metrics?: string[] };
+  /**
+   * The router's limit of calls in flight per replica (from each caller).
+   * Default: 32 for NATS shards; 1024 for HTTP shards, so the engine does the
+   * queueing and batching. Changing it does not roll replicas.
+   */
+  maxInFlightPerReplica?: number;
   /** Let the head move the replica count between replicas.min and replicas.max (docs/autoscaling.md). */
   autoscaling?: {
-    metric?: 'queue' | 'ongoing';
+    /** queue (default) | ongoing | engine-waiting | engine-running | engine-kv-cache | `engine:<a name in engineMetrics.metrics>`. */
+    metric?: 'queue' | 'ongoing' | 'engine-waiting' | 'engine-running' | 'engine-kv-cache' | `engine:${string}`;
     target?: number;
     upscaleDelayMs?: number;
     downscaleDelayMs?: number;

@@ -24,13 +24,22 @@
  * in one data-plane message (the data plane has no client streaming), so the
  * NATS payload limit bounds it.
  */
-import { ErrorCode, MusterError } from '@muster/common';
+import { ErrorCode, MusterError, type Logger } from '@muster/common';
+import { decodeEngineScrapeConfig, SHARD_ENV } from '@muster/contracts';
 import { serve, type Server } from '@muster/dataplane';
+import { EngineScraper } from './engine-scraper.js';
 
 /** The largest response body a unary call answers with (it travels as one message). */
 export const MAX_UNARY_BODY_BYTES = 4 * 1024 * 1024;
 /** The largest piece of a streamed response body sent as one chunk. */
 export const STREAM_CHUNK_BYTES = 64 * 1024;
+/**
+ * Calls forwarded to the shard at once. High: an engine such as vLLM batches
+ * what it has and queues the rest itself (reported as its waiting metric),
+ * so the bridge forwards what the routers send (their per-replica limit,
+ * `maxInFlightPerReplica`, is the bound that matters) and queues only past this.
+ */
+export const BRIDGE_MAX_CONCURRENT = 10_000;
 
 interface HttpRequest {
   method?: string;
@@ -65,8 +74,15 @@ function request(port: number, payload: unknown, signal: AbortSignal): Promise<R
  * port, on its own NATS connection as the group's user (the credential the
  * head put in the launch order's env), closed when the bridge drains.
  */
-export async function startHttpBridge(env: Record<string, string>, port: number): Promise<Server> {
-  return serve(
+export async function startHttpBridge(env: Record<string, string>, port: number, log: Pick<Logger, 'warn' | 'info'>): Promise<Server> {
+  // Engine metrics for the autoscaler (engine-scraper.ts): a malformed configuration is the head's bug, not the shard's; serve without.
+  let scraper: EngineScraper | undefined;
+  try {
+    scraper = new EngineScraper(port, decodeEngineScrapeConfig(env[SHARD_ENV.ENGINE_METRICS]), log);
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'engine metrics not scraped');
+  }
+  const server = await serve(
     {
       unary: async (payload, ctx) => {
         const res = await request(port, payload, ctx.signal);
@@ -106,8 +122,27 @@ export async function startHttpBridge(env: Record<string, string>, port: number)
         if (rest) yield rest;
       },
     },
-    { env },
-  );
+    { env, maxConcurrent: BRIDGE_MAX_CONCURRENT, ...(scraper ? { engineLoad: () => scraper.latest() } : {}) },
+  ).catch((e: unknown) => {
+    scraper?.stop();
+    throw e;
+  });
+  if (!scraper) return server;
+  scraper.start();
+  const s = scraper;
+  return {
+    subject: server.subject,
+    group: server.group,
+    replicaId: server.replicaId,
+    get inFlight() {
+      return server.inFlight;
+    },
+    get queued() {
+      return server.queued;
+    },
+    drain: () => server.drain().finally(() => s.stop()),
+    close: () => server.close().finally(() => s.stop()),
+  };
 }
 
 /** The response body as text, read chunk by chunk and refused once it passes `max` bytes. */

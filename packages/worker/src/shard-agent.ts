@@ -169,7 +169,7 @@ export class ShardAgent {
         this.log.error({ key }, 'cannot bridge an HTTP shard: the head gave no NATS access (it runs without --nats-url)');
         return undefined;
       }
-      const server = await startHttpBridge(env, port);
+      const server = await startHttpBridge(env, port, this.log);
       this.log.info({ key, subject: server.subject, port }, 'HTTP bridge serving');
       return server;
     })().catch((e: unknown) => {

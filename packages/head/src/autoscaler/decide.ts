@@ -10,9 +10,10 @@
  *  3. missing data: fewer fresh replica samples than ready replicas → hold,
  *     forget the timers (just after a head failover, or reports lost);
  *  4. to zero: min and floor 0, no traffic at all for scaleToZeroAfterMs → 0;
- *  5. above target × (1 + tolerance) for upscaleDelayMs → up, at most maxStep;
+ *  5. above target × (1 + tolerance) for upscaleDelayMs → up, at most maxStep,
+ *     sized for the lowest value seen meanwhile;
  *  6. below target × (1 − tolerance) for downscaleDelayMs → down, never below 1
- *     nor so far that the metric would rise over the target;
+ *     nor so far that the peak seen meanwhile would rise over the target;
  *  7. otherwise hold.
  */
 import { floorAt } from './floors.js';
@@ -43,29 +44,61 @@ function latest<T extends { timeMs: number }>(items: readonly T[], keyOf: (t: T)
 const fmt = (n: number): string => String(Math.round(n * 100) / 100);
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
+/** Counts of calls (summed with the routers' waiting calls); the others are levels (KV-cache use, a named metric). */
+const COUNTS = new Set(['queue', 'ongoing', 'engine-waiting', 'engine-running']);
+
+/** One replica's value of the policy's metric; undefined when its report does not carry it. */
+function valueOf(metric: AutoscalingPolicy['metric'], s: LoadSample): number | undefined {
+  switch (metric) {
+    case 'queue':
+      return Math.max(0, s.queued);
+    case 'ongoing':
+      return Math.max(0, s.queued) + Math.max(0, s.inFlight);
+    case 'engine-waiting':
+      return s.engine?.waiting;
+    case 'engine-running':
+      return s.engine?.running;
+    case 'engine-kv-cache':
+      return s.engine?.kvCache;
+    default:
+      return s.engine?.named?.[metric.slice('engine:'.length)];
+  }
+}
+
 export function decide(policy: AutoscalingPolicy, input: DecideInput, state: AutoscalerState): Decision {
   const { nowMs, current, ready } = input;
   const { target, tolerance, maxStep } = policy;
+  const counts = COUNTS.has(policy.metric);
 
   // Aggregate: the latest report of each replica and of each router in the look-back window.
   const replicas = latest(input.samples, (s) => s.replicaId, nowMs, policy.lookbackMs);
   const routers = latest(input.demand, (d) => d.routerId, nowMs, policy.lookbackMs);
   let queued = 0;
   let inFlight = 0;
+  let engineBusy = 0;
+  let engineRunning: number | undefined;
+  let reported = 0;
+  let sum = 0;
   for (const s of replicas.values()) {
     queued += Math.max(0, s.queued);
     inFlight += Math.max(0, s.inFlight);
+    engineBusy += Math.max(0, s.engine?.waiting ?? 0) + Math.max(0, s.engine?.running ?? 0);
+    if (s.engine?.running !== undefined) engineRunning = (engineRunning ?? 0) + Math.max(0, s.engine.running);
+    const v = valueOf(policy.metric, s);
+    if (v === undefined || !Number.isFinite(v)) continue;
+    reported++;
+    sum += v;
   }
   let waiting = 0;
   for (const d of routers.values()) waiting += Math.max(0, d.waiting);
-  const metric = queued + waiting + (policy.metric === 'ongoing' ? inFlight : 0);
-  const traffic = queued + waiting + inFlight;
+  // Calls waiting in routers for a replica are demand under every count metric (the only demand at zero replicas).
+  const metric = sum + (counts ? waiting : 0);
+  const traffic = queued + waiting + inFlight + engineBusy;
   const perReplica = metric / Math.max(ready, 1);
   const floor = floorAt(policy.floors, nowMs);
   const lower = Math.min(Math.max(policy.min, floor), policy.max);
-  const inputs: Decision['inputs'] = { metric, perReplica, replicas: ready, waiting: queued + waiting, samples: replicas.size, floor };
-  const name = policy.metric === 'queue' ? 'queue' : 'ongoing';
-  const load = `${name} ${fmt(perReplica)}/replica (${fmt(metric)} over ${ready} ready)`;
+  const inputs: Decision['inputs'] = { metric, perReplica, replicas: ready, waiting: queued + waiting, samples: reported, floor };
+  const load = `${policy.metric} ${fmt(perReplica)}/replica (${fmt(metric)} over ${ready} ready)`;
   const idleSinceMs = traffic === 0 ? (state.idleSinceMs ?? nowMs) : undefined;
 
   const hold = (reason: string, next: AutoscalerState): Decision => ({ desired: current, changed: false, reason, inputs, state: next });
@@ -85,15 +118,16 @@ export function decide(policy: AutoscalingPolicy, input: DecideInput, state: Aut
   // 2. From zero: no replica can report, so the routers' waiting calls decide, at once.
   if (current === 0) {
     if (waiting > 0) {
-      const want = Math.min(policy.max, maxStep, Math.max(1, Math.ceil(metric / target)));
+      const want = Math.min(policy.max, maxStep, counts ? Math.max(1, Math.ceil(metric / target)) : 1);
       return change(want, `${fmt(waiting)} calls waiting with no replica`);
     }
-    return hold(`no replicas and no calls waiting`, { ...state, aboveSinceMs: undefined, belowSinceMs: undefined, idleSinceMs });
+    return hold(`no replicas and no calls waiting`, { ...state, aboveSinceMs: undefined, aboveLow: undefined, belowSinceMs: undefined, belowPeak: undefined, idleSinceMs });
   }
 
   // 3. Too little fresh data: hold and forget timers rather than decide blind.
-  if (replicas.size < ready) {
-    return hold(`holding: ${replicas.size} of ${ready} ready replicas reported in the last ${secs(policy.lookbackMs)}`, {
+  if (reported < ready) {
+    const what = policy.metric === 'queue' || policy.metric === 'ongoing' ? '' : ` ${policy.metric}`;
+    return hold(`holding: ${reported} of ${ready} ready replicas reported${what} in the last ${secs(policy.lookbackMs)}`, {
       lastChangeMs: state.lastChangeMs,
     });
   }
@@ -105,14 +139,16 @@ export function decide(policy: AutoscalingPolicy, input: DecideInput, state: Aut
 
   const hi = target * (1 + tolerance);
   const lo = target * (1 - tolerance);
-  const raw = Math.ceil(metric / target);
 
-  // 5. Up: the metric has stayed above the band for the upscale delay.
+  // 5. Up: the metric has stayed above the band for the upscale delay; sized for the
+  //    lowest value seen meanwhile, so one noisy report cannot buy an extra replica.
   if (perReplica > hi) {
     const since = state.aboveSinceMs ?? nowMs;
-    const next: AutoscalerState = { ...state, aboveSinceMs: since, belowSinceMs: undefined, idleSinceMs };
+    const low = Math.min(metric, state.aboveSinceMs === undefined ? metric : (state.aboveLow ?? metric));
+    const next: AutoscalerState = { ...state, aboveSinceMs: since, aboveLow: low, belowSinceMs: undefined, belowPeak: undefined, idleSinceMs };
     const held = nowMs - since;
-    if (raw <= current) return hold(`${load} > ${fmt(hi)}, but ${current} replicas (${current - ready} starting) cover ${fmt(metric)}`, next);
+    const raw = Math.ceil(low / target);
+    if (raw <= current) return hold(`${load} > ${fmt(hi)}, but ${current} replicas (${current - ready} starting) cover ${fmt(low)}`, next);
     if (held < policy.upscaleDelayMs) return hold(`${load} > ${fmt(hi)} for ${secs(held)} < ${secs(policy.upscaleDelayMs)}`, next);
     const want = Math.min(policy.max, raw, current + maxStep);
     const why = want === policy.max && raw > policy.max ? ` (max ${policy.max})` : want < raw ? ` (max step ${maxStep})` : '';
@@ -121,23 +157,28 @@ export function decide(policy: AutoscalingPolicy, input: DecideInput, state: Aut
   }
 
   // 6. Down: below the band for the downscale delay, by the largest step (≤ maxStep)
-  //    that does not by itself push the metric over the target. Under `ongoing`
-  //    the remaining replicas share the same total; under `queue` the calls the
-  //    removed replicas were running are counted as waiting (an upper bound).
+  //    that does not by itself push the metric over the target — sized for the
+  //    highest value seen during the delay (the peak), so a steady load that
+  //    wobbles is not scaled down on a trough and back up on the next crest.
+  //    Under `ongoing` and the levels the remaining replicas share the same
+  //    total; under `queue` / `engine-waiting` the calls the removed replicas
+  //    were running are counted as waiting (an upper bound).
   if (perReplica < lo) {
     const since = state.belowSinceMs ?? nowMs;
-    const next: AutoscalerState = { ...state, aboveSinceMs: undefined, belowSinceMs: since, idleSinceMs };
+    const peak = Math.max(metric, state.belowSinceMs === undefined ? metric : (state.belowPeak ?? metric));
+    const next: AutoscalerState = { ...state, aboveSinceMs: undefined, aboveLow: undefined, belowSinceMs: since, belowPeak: peak, idleSinceMs };
     const held = nowMs - since;
     const bottom = Math.max(lower, 1);
     if (current <= bottom) return hold(`${load} < ${fmt(lo)}, at the lower bound ${bottom}`, next);
     if (held < policy.downscaleDelayMs) return hold(`${load} < ${fmt(lo)} for ${secs(held)} < ${secs(policy.downscaleDelayMs)}`, next);
-    const after = (k: number): number => (metric + (policy.metric === 'queue' ? (inFlight * k) / Math.max(ready, 1) : 0)) / (current - k);
+    const running = policy.metric === 'queue' ? inFlight : policy.metric === 'engine-waiting' ? (engineRunning ?? inFlight) : 0;
+    const after = (k: number): number => (peak + (running * k) / Math.max(ready, 1)) / (current - k);
     let k = Math.min(maxStep, current - bottom);
     while (k > 0 && after(k) > target) k--;
     if (k === 0) return hold(`${load} < ${fmt(lo)}, but one replica less would make it ${fmt(after(1))} > ${fmt(target)}`, next);
-    return change(current - k, `${load} < ${fmt(target)} × ${fmt(1 - tolerance)} for ${secs(held)}, ${fmt(after(k))} after`);
+    return change(current - k, `${load} < ${fmt(target)} × ${fmt(1 - tolerance)} for ${secs(held)}, ${fmt(after(k))} after${peak > metric ? ` (sized for the peak ${fmt(peak)})` : ''}`);
   }
 
   // 7. Inside the band.
-  return hold(`${load} within ${fmt(lo)}…${fmt(hi)}`, { ...state, aboveSinceMs: undefined, belowSinceMs: undefined, idleSinceMs });
+  return hold(`${load} within ${fmt(lo)}…${fmt(hi)}`, { ...state, aboveSinceMs: undefined, aboveLow: undefined, belowSinceMs: undefined, belowPeak: undefined, idleSinceMs });
 }

@@ -4,10 +4,10 @@
  * with one MusterError naming every bad field; nothing is half-applied.
  */
 import { ErrorCode, MusterError, limitedArray, limitedString } from '@muster/common';
-import { SPEC_LIMITS } from '@muster/contracts';
+import { MAX_ENGINE_METRIC_NAME, PROMETHEUS_NAME, SPEC_LIMITS } from '@muster/contracts';
 import { z } from 'zod';
 import { cronOf } from './floors.js';
-import type { AutoscalingPolicy } from './types.js';
+import type { AutoscalingMetric, AutoscalingPolicy } from './types.js';
 
 /** Defaults, in one place (the docs table mirrors it). */
 export const POLICY_DEFAULTS = {
@@ -27,6 +27,24 @@ export const POLICY_DEFAULTS = {
 } as const satisfies Omit<AutoscalingPolicy, 'floors'>;
 
 const DAY_MS = 86_400_000;
+const METRICS = ['queue', 'ongoing', 'engine-waiting', 'engine-running', 'engine-kv-cache'] as const;
+const NAMED = 'engine:';
+
+/** The Prometheus name in `engine:<name>`, or undefined for the built-in metrics. */
+export function namedMetricOf(metric: string): string | undefined {
+  return metric.startsWith(NAMED) ? metric.slice(NAMED.length) : undefined;
+}
+
+const metricSchema = z.string().check((ctx) => {
+  const m = ctx.value;
+  const named = namedMetricOf(m);
+  if (named !== undefined ? PROMETHEUS_NAME.test(named) && named.length <= MAX_ENGINE_METRIC_NAME : (METRICS as readonly string[]).includes(m)) return;
+  ctx.issues.push({
+    code: 'custom',
+    input: m,
+    message: named !== undefined ? `"${named.slice(0, 80)}" is not a Prometheus metric name` : `"${m.slice(0, 80)}" is not a metric: use one of ${METRICS.join(', ')} or engine:<metric name>`,
+  });
+}) as z.ZodType<AutoscalingMetric, string>;
 const delay = z.int().min(0, 'must be ≥ 0 ms').max(DAY_MS, 'must be ≤ 1 day');
 
 function validZone(tz: string): boolean {
@@ -59,7 +77,7 @@ const floorSchema = z
 
 export const policySchema = z
   .strictObject({
-    metric: z.enum(['queue', 'ongoing']).default(POLICY_DEFAULTS.metric),
+    metric: metricSchema.default(POLICY_DEFAULTS.metric),
     target: z.number().positive('must be > 0').max(1e6).default(POLICY_DEFAULTS.target),
     min: z.int().min(0, 'must be ≥ 0').max(SPEC_LIMITS.replicas).default(POLICY_DEFAULTS.min),
     max: z.int().min(1, 'must be ≥ 1').max(SPEC_LIMITS.replicas).default(POLICY_DEFAULTS.max),

@@ -4,6 +4,7 @@
  * returns; every decision carries its inputs and a reason, recorded as an
  * event.
  */
+import type { EngineLoad } from '@muster/contracts';
 
 /** What a replica reports every second on <prefix>.load.<group>. */
 export interface LoadSample {
@@ -13,6 +14,8 @@ export interface LoadSample {
   inFlight: number;
   /** Calls waiting inside the replica for a handler slot. */
   queued: number;
+  /** An HTTP replica's engine metrics, as the worker last scraped them. */
+  engine?: EngineLoad | undefined;
 }
 
 /** What a router reports every second while calls wait for a replica (scale from zero, back-pressure). */
@@ -23,10 +26,18 @@ export interface DemandSample {
   waiting: number;
 }
 
+export type AutoscalingMetric = 'queue' | 'ongoing' | 'engine-waiting' | 'engine-running' | 'engine-kv-cache' | `engine:${string}`;
+
 /** The policy after validation (policy.ts), defaults filled. */
 export interface AutoscalingPolicy {
-  /** `queue`: requests waiting per replica (KEDA's num_requests_waiting); `ongoing`: in flight + waiting per replica. */
-  metric: 'queue' | 'ongoing';
+  /**
+   * `queue`: requests waiting per replica; `ongoing`: in flight + waiting per
+   * replica; `engine-waiting` / `engine-running`: the engine's own queue /
+   * running requests (vLLM's num_requests_waiting / _running, scraped by the
+   * worker); `engine-kv-cache`: KV-cache use (0…1); `engine:<name>`: a
+   * metric named in the group's engineMetrics.metrics.
+   */
+  metric: AutoscalingMetric;
   /** Desired value of the metric per replica. */
   target: number;
   min: number;
@@ -55,6 +66,10 @@ export interface AutoscalerState {
   /** Since when there has been no traffic at all. */
   idleSinceMs?: number | undefined;
   lastChangeMs?: number | undefined;
+  /** Hysteresis: the highest metric seen since belowSinceMs (a scale-down sizes for it). */
+  belowPeak?: number | undefined;
+  /** …the lowest since aboveSinceMs (a scale-up sizes for it). */
+  aboveLow?: number | undefined;
 }
 
 export interface Decision {

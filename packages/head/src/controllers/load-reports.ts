@@ -99,7 +99,7 @@ export class LoadReports {
     const group = groupOfSubject(subject);
     if (kind === 'load') {
       const r = toLoadReport(data);
-      if (r) this.load.set(replicaKey(group, r.replicaId), { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs }, at);
+      if (r) this.load.set(replicaKey(group, r.replicaId), { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs, ...(r.engine ? { engine: r.engine } : {}) }, at);
       else this.onDropped(kind);
       return;
     }

@@ -288,7 +288,7 @@ export class ReplicaGroupController {
     const now = Date.now();
     const { samples, demand } = this.reports.window(name, e.rg.replicas.map((r) => r.id), policy.lookbackMs, now);
     const mem = e.autoscaler;
-    const state = { aboveSinceMs: mem?.aboveSinceMs || undefined, belowSinceMs: mem?.belowSinceMs || undefined, idleSinceMs: mem?.idleSinceMs || undefined, lastChangeMs: mem?.lastChangeMs || undefined };
+    const state = { aboveSinceMs: mem?.aboveSinceMs || undefined, belowSinceMs: mem?.belowSinceMs || undefined, idleSinceMs: mem?.idleSinceMs || undefined, lastChangeMs: mem?.lastChangeMs || undefined, belowPeak: mem?.belowPeak, aboveLow: mem?.aboveLow };
     const ready = e.rg.replicas.filter((r) => r.state === 'ready').length;
     const d = decide(policy, { nowMs: now, current: e.rg.desired, ready, samples, demand }, state);
     if (!d.changed) {

@@ -5,16 +5,19 @@
  * only grow — across head restarts and failovers too: a feed starts from the
  * version stored with the group, and the controller stores a new version
  * before it announces it (`propose` → store → `commit`; a proposal whose
- * write fails is dropped, and the next one reuses its number).
+ * write fails is dropped, and the next one reuses its number). It also
+ * carries the group's router limit per replica (`maxInFlightPerReplica`), so
+ * a change of that limit reaches every router without a roll.
  */
 import type { Membership, ReplicaGroup } from '@muster/proto';
+import { maxInFlightOf } from './rg-spec.js';
 
 export class MembershipFeed {
   private current: Membership;
   private readonly watchers = new Set<(m: Membership) => void>();
 
   constructor(group: string, storedVersion: number) {
-    this.current = { group, version: storedVersion, replicas: [], revisionWeights: {} };
+    this.current = { group, version: storedVersion, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0 };
   }
 
   get version(): number {
@@ -39,7 +42,8 @@ export class MembershipFeed {
       revisionWeights[rg.revision] = canaryWeight;
       revisionWeights[rg.stableRevision] = 1 - canaryWeight;
     }
-    const next = { group: rg.name, version: this.current.version + 1, replicas, revisionWeights };
+    const maxInFlightPerReplica = rg.spec ? maxInFlightOf(rg.spec) : 0;
+    const next = { group: rg.name, version: this.current.version + 1, replicas, revisionWeights, maxInFlightPerReplica };
     return sameMembers(next, this.current) ? undefined : next;
   }
 
@@ -76,6 +80,6 @@ export class MembershipFeed {
 }
 
 function sameMembers(a: Membership, b: Membership): boolean {
-  const key = (m: Membership) => JSON.stringify([m.replicas.map((x) => x.replicaId).sort(), m.revisionWeights]);
+  const key = (m: Membership) => JSON.stringify([m.replicas.map((x) => x.replicaId).sort(), m.revisionWeights, m.maxInFlightPerReplica]);
   return key(a) === key(b);
 }

@@ -1,6 +1,7 @@
 /** The records apply, scale, delete and the autoscaler store: one rule per case. */
 import { describe, expect, it } from 'vitest';
-import { appliedRecord, autoscaledRecord, deletingRecord, scaledRecord } from './rg-records.js';
+import { ReplicaGroup } from '@muster/proto';
+import { appliedRecord, autoscaledRecord, autoscalerMemory, deletingRecord, scaledRecord } from './rg-records.js';
 import { parseRgSpec, revisionOf, type ValidRgSpec } from './rg-spec.js';
 
 const template = (command: string) => ({ command, args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined });
@@ -23,6 +24,16 @@ describe('appliedRecord', () => {
     const next = appliedRecord(running, spec('a', { replicas: { min: 3, max: 8, initial: 3 } }), 6);
     expect(next.rg).toMatchObject({ revision: revisionOf(V1), desired: 3 });
     expect(next.event.kind).toBe('rg.updated');
+  });
+
+  it('a revision stored by an older head (another hash of the same spec) is kept: upgrading the head rolls nothing', () => {
+    const legacy = { ...running, rg: { ...running.rg, revision: 'oldhash123' } };
+    const same = appliedRecord(legacy, V1, 6);
+    expect(same.rg.revision).toBe('oldhash123');
+    expect(same.event.kind).toBe('rg.updated');
+    const changed = appliedRecord(legacy, V2, 7);
+    expect(changed.rg.revision).toBe(revisionOf(V2));
+    expect(changed.event.kind).toBe('rg.rollout');
   });
 
   it('rolling: a new revision rolls out and ends any canary', () => {
@@ -59,5 +70,13 @@ describe('scale, delete, autoscale', () => {
     const next = autoscaledRecord(created.rg, d);
     expect(next.rg).toMatchObject({ desired: 4, autoscaler: { aboveSinceMs: 100, belowSinceMs: 0, lastChangeMs: 200, lastReason: 'queue high' } });
     expect(next.event).toMatchObject({ kind: 'rg.autoscale', attributes: { from: '2', to: '4', perReplica: '4.625' } });
+  });
+
+  it('the hysteresis values are stored with the timers and survive the wire (a new leader sizes as the old one would)', () => {
+    const d = { desired: 2, reason: 'hold', inputs: { metric: 9, perReplica: 4.5, replicas: 2, waiting: 0, samples: 2, floor: 0 }, state: { belowSinceMs: 100, belowPeak: 13.5 } };
+    const stored = ReplicaGroup.decode(ReplicaGroup.encode(autoscaledRecord(created.rg, d).rg).finish());
+    expect(stored.autoscaler).toMatchObject({ belowSinceMs: 100, belowPeak: 13.5 });
+    expect(stored.autoscaler?.aboveLow).toBeUndefined();
+    expect(autoscalerMemory({ state: {}, reason: 'x' })).not.toHaveProperty('belowPeak');
   });
 });

@@ -45,7 +45,10 @@ export function appliedRecord(current: { rg: ReplicaGroup; spec: ValidRgSpec; st
     };
     return { rg, stableSpec: undefined, event: { kind: 'rg.created', message: `replica group ${spec.name} created with ${rg.desired} replica(s), revision ${revision}` } };
   }
-  const rolled = revision !== current.rg.revision;
+  // What runs is compared spec to spec, not to the stored string: a revision
+  // stored by an older head (another hash of the same spec) stays as it is,
+  // so upgrading the head rolls nothing.
+  const rolled = revision !== revisionOf(current.spec);
   let { stableRevision } = current.rg;
   let stableSpec = current.stableSpec;
   if (rolled && spec.rollout.strategy === 'canary') {
@@ -58,7 +61,7 @@ export function appliedRecord(current: { rg: ReplicaGroup; spec: ValidRgSpec; st
     stableSpec = undefined;
   }
   const desired = Math.min(spec.replicas.max, Math.max(spec.replicas.min, current.rg.desired));
-  const rg: ReplicaGroup = { ...current.rg, spec, revision, desired, stableRevision, stableSpec };
+  const rg: ReplicaGroup = { ...current.rg, spec, revision: rolled ? revision : current.rg.revision, desired, stableRevision, stableSpec };
   const event = rolled
     ? { kind: 'rg.rollout', message: `replica group ${spec.name}: rolling out revision ${revision} (${spec.rollout.strategy})` }
     : { kind: 'rg.updated', message: `replica group ${spec.name} updated (no rollout)` };
@@ -75,7 +78,16 @@ export function deletingRecord(rg: ReplicaGroup): NextRecord {
 
 /** The autoscaler's timers as stored (0: unset). */
 export function autoscalerMemory(d: Pick<Decision, 'state' | 'reason'>): AutoscalerMemory {
-  return { aboveSinceMs: d.state.aboveSinceMs ?? 0, belowSinceMs: d.state.belowSinceMs ?? 0, idleSinceMs: d.state.idleSinceMs ?? 0, lastChangeMs: d.state.lastChangeMs ?? 0, lastReason: d.reason };
+  const { belowPeak, aboveLow } = d.state;
+  return {
+    aboveSinceMs: d.state.aboveSinceMs ?? 0,
+    belowSinceMs: d.state.belowSinceMs ?? 0,
+    idleSinceMs: d.state.idleSinceMs ?? 0,
+    lastChangeMs: d.state.lastChangeMs ?? 0,
+    lastReason: d.reason,
+    ...(belowPeak === undefined ? {} : { belowPeak }),
+    ...(aboveLow === undefined ? {} : { aboveLow }),
+  };
 }
 
 /** What a changed autoscaling decision stores, with its inputs on the event. */

@@ -5,17 +5,23 @@
  * Defaults (proto3 zero = default): tp/pp 1, resources.gpus 0, placement
  * strategy PACK with `gpu-island` required when a rank group spans GPUs
  * (tp > 1 with GPUs), replicas min 0 / max = max(initial, 1) / initial 1,
- * rollout rolling with maxSurge 1, drain deadline 30 s.
+ * rollout rolling with maxSurge 1, drain deadline 30 s, router in-flight
+ * limit per replica 32 (HTTP shards: 1024, the engine queues), engine
+ * metrics scraped with vLLM's names on /metrics every second (HTTP shards).
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
-import { DEFAULT_SUBJECT_PREFIX, MAX_REQUEST_TIMEOUT_MS, MODEL_NAME_PATTERN, replicaEnv, replicaSubject, SPEC_LIMITS } from '@muster/contracts';
+import { DEFAULT_SUBJECT_PREFIX, encodeEngineScrapeConfig, engineScrapeConfig, engineScrapeProblem, MAX_REQUEST_TIMEOUT_MS, MODEL_NAME_PATTERN, replicaEnv, replicaSubject, SPEC_LIMITS, type EngineScrapeConfig } from '@muster/contracts';
 import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
 import { specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
-import { parsePolicy, type AutoscalingPolicy } from '../autoscaler/index.js';
+import { namedMetricOf, parsePolicy, type AutoscalingPolicy } from '../autoscaler/index.js';
+
+const encodeScrape = (c: EngineScrapeConfig | undefined): string | undefined => (c ? encodeEngineScrapeConfig(c) : undefined);
+
+export const MAX_IN_FLIGHT_PER_REPLICA = 1_000_000;
 
 const replicaCount = z.int().min(0).max(SPEC_LIMITS.replicas, { error: (iss) => `${String(iss.input)} replicas; the limit is ${SPEC_LIMITS.replicas} (replicas)` });
 const counts = z
@@ -42,8 +48,23 @@ const schema = z.strictObject({
   template: z.unknown(),
   startup: z.unknown(),
   placement: z.unknown(),
+  maxInFlightPerReplica: z.int().min(0, 'must be ≥ 0 (0: the default)').max(MAX_IN_FLIGHT_PER_REPLICA),
+  engineMetrics: z.unknown(),
   autoscaling: z.unknown(),
 }, didYouMeanKeys);
+
+/** The router's per-replica limit when the spec says 0: NATS shards queue in the replica (serve()), HTTP shards in their engine. */
+export const DEFAULT_MAX_IN_FLIGHT = { nats: 32, http: 1024 } as const;
+
+/** The router's limit of calls in flight per replica for this group (membership carries it to routers). */
+export function maxInFlightOf(s: Pick<ReplicaGroupSpec, 'maxInFlightPerReplica' | 'httpPort'>): number {
+  return s.maxInFlightPerReplica || (s.httpPort ? DEFAULT_MAX_IN_FLIGHT.http : DEFAULT_MAX_IN_FLIGHT.nats);
+}
+
+/** The engine metrics scrape configuration of an HTTP group, defaults filled; undefined for a NATS group. */
+export function engineScrapeOf(s: Pick<ReplicaGroupSpec, 'engineMetrics' | 'httpPort'>): EngineScrapeConfig | undefined {
+  return s.httpPort ? engineScrapeConfig(s.engineMetrics) : undefined;
+}
 
 export type ValidRgSpec = ReplicaGroupSpec & { rollout: NonNullable<ReplicaGroupSpec['rollout']>; replicas: NonNullable<ReplicaGroupSpec['replicas']>; maxReplacements: number };
 
@@ -67,6 +88,8 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     autoscaling: w?.autoscaling,
     models: w?.models ?? [],
     requestTimeoutMs: w?.requestTimeoutMs ?? 0,
+    engineMetrics: w?.engineMetrics,
+    maxInFlightPerReplica: w?.maxInFlightPerReplica ?? 0,
   };
   const checked = schema.safeParse(spec);
   const issues = checked.success ? [] : [formatIssues(checked.error.issues)];
@@ -75,8 +98,14 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
   if (ranks > SPEC_LIMITS.ranksPerReplica) issues.push(`tp: tp × pp = ${limitMessage('ranksPerReplica', ranks, 'ranks')}`);
   if (spec.rollout.strategy === 'canary' && !(spec.rollout.canaryWeight > 0 && spec.rollout.canaryWeight < 1)) issues.push('rollout.canaryWeight: a canary takes a share of traffic strictly between 0 and 1');
   if (spec.httpPort && !spec.template?.ports.some((p) => p.name === spec.httpPort)) issues.push(`httpPort: "${spec.httpPort}" is not a port name of the template (${spec.template?.ports.map((p) => p.name).join(', ') || 'none'})`);
+  if (spec.engineMetrics) {
+    if (!spec.httpPort) issues.push('engineMetrics: only an HTTP group (httpPort) has an engine to scrape');
+    const problem = engineScrapeProblem(engineScrapeConfig(spec.engineMetrics));
+    if (problem) issues.push(`engineMetrics.${problem}`);
+  }
   if (issues.length) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${issues.join('; ')}`);
-  if (spec.autoscaling) policyOf(spec); // refuses a bad policy now, naming the field
+  const policy = spec.autoscaling ? policyOf(spec) : undefined; // refuses a bad policy now, naming the field
+  if (policy) checkEngineMetric(policy, spec);
   // The shard template and startup policy are a gang's: validate them as one.
   try {
     parseGangSpec(gangSpecOf(spec, 'check', 'r-check', 'pg-check', undefined));
@@ -99,13 +128,39 @@ function placementField(path: string): string {
   return path === 'selector.matchLabels' ? 'placement.selector.matchLabels' : `placement.${path}`;
 }
 
+/** An `engine-*` policy needs an engine to scrape, and a named metric must be one the worker reports. */
+function checkEngineMetric(p: AutoscalingPolicy, s: ValidRgSpec): void {
+  if (!p.metric.startsWith('engine')) return;
+  const scrape = engineScrapeOf(s);
+  if (!scrape) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: autoscaling.metric: "${p.metric}" reads the engine's Prometheus metrics, which only HTTP shards have (set httpPort)`, { details: { fields: ['autoscaling.metric'] } });
+  const named = namedMetricOf(p.metric);
+  if (named !== undefined && !scrape.metrics.includes(named)) {
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: autoscaling.metric: "${named}" is not scraped; add it to engineMetrics.metrics (now: ${scrape.metrics.join(', ') || 'none'})`, { details: { fields: ['autoscaling.metric'] } });
+  }
+}
+
 /**
- * The revision of a spec: a hash of everything but the replica counts and rollout, so scaling never
- * rolls out, and but the gateway's routing (models, requestTimeoutMs: nothing a replica runs with).
+ * The revision of a spec: a hash of what runs — the template, parallelism,
+ * resources, placement, startup policy, the HTTP port and how the engine is
+ * scraped — and nothing else. Replica counts, rollout, autoscaling, drain
+ * deadline, replacement budget, the router's in-flight limit (and any field
+ * added later unless it is listed here) change the group without rolling a
+ * replica. The scrape configuration is listed because it reaches the worker
+ * in each replica's launch order: a running replica cannot learn a new one.
  */
 export function revisionOf(s: ReplicaGroupSpec): string {
-  const { replicas: _r, rollout: _o, models: _m, requestTimeoutMs: _t, ...rest } = s;
-  return createHash('sha256').update(stable(rest)).digest('hex').slice(0, 10);
+  const runs = {
+    name: s.name,
+    template: s.template,
+    tp: s.tp,
+    pp: s.pp,
+    resources: s.resources,
+    placement: s.placement,
+    startup: s.startup,
+    httpPort: s.httpPort,
+    engineMetrics: engineScrapeOf(s),
+  };
+  return createHash('sha256').update(stable(runs)).digest('hex').slice(0, 10);
 }
 
 /** JSON with object keys sorted at every level (map fields have no fixed order). */
@@ -153,7 +208,7 @@ export function gangSpecOf(s: ValidRgSpec, revision: string, replicaId: string, 
   const prefix = subjectPrefix || DEFAULT_SUBJECT_PREFIX;
   const env: Record<string, string> = {
     ...t?.env,
-    ...replicaEnv({ subject: replicaSubject(prefix, s.name, replicaId), revision, subjectPrefix: prefix, httpBridge: s.httpPort }),
+    ...replicaEnv({ subject: replicaSubject(prefix, s.name, replicaId), revision, subjectPrefix: prefix, httpBridge: s.httpPort, engineMetrics: encodeScrape(engineScrapeOf(s)) }),
   };
   return {
     name: `${s.name}-${replicaId}`,

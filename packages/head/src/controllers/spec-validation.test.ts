@@ -26,6 +26,8 @@ function wire(over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec {
     autoscaling: undefined,
     models: [],
     requestTimeoutMs: 0,
+    engineMetrics: undefined,
+    maxInFlightPerReplica: 0,
     ...over,
   };
 }

@@ -107,6 +107,40 @@ export interface ReplicaGroupSpec {
   models: string[];
   /** A call's deadline when the caller gives none (ms; 0: the gateway's default, 30 s). */
   requestTimeoutMs: number;
+  /**
+   * HTTP shards: how the worker reads the engine's Prometheus endpoint (rank
+   * 0 of each replica) for `engine-*` autoscaling metrics. Unset: vLLM's
+   * names on /metrics every second (docs/autoscaling.md, "Engine metrics").
+   */
+  engineMetrics:
+    | EngineMetrics
+    | undefined;
+  /**
+   * The router's limit of calls in flight per replica (from each caller).
+   * 0: 32 for NATS shards; for HTTP shards 1024, so the engine does the
+   * queueing (docs/dataplane.md). Changing it does not roll replicas.
+   */
+  maxInFlightPerReplica: number;
+}
+
+/**
+ * Where and what to scrape from an HTTP shard's Prometheus text endpoint.
+ * Empty strings and 0 take the defaults. Series of one name are summed over
+ * their labels.
+ */
+export interface EngineMetrics {
+  /** default /metrics */
+  path: string;
+  /** default 1000; 250 … 60000 */
+  intervalMs: number;
+  /** default vllm:num_requests_waiting */
+  waitingMetric: string;
+  /** default vllm:num_requests_running */
+  runningMetric: string;
+  /** default vllm:gpu_cache_usage_perc (a 0…1 fraction) */
+  kvCacheMetric: string;
+  /** More metric names to report, for `metric: "engine:<name>"` policies (at most 8). */
+  metrics: string[];
 }
 
 export interface ScheduledFloor {
@@ -120,7 +154,10 @@ export interface ScheduledFloor {
 }
 
 export interface Autoscaling {
-  /** queue (default) | ongoing */
+  /**
+   * queue (default) | ongoing | engine-waiting | engine-running |
+   * engine-kv-cache | engine:<a name in engine_metrics.metrics>
+   */
   metric: string;
   /** per replica (default 5) */
   target: number;
@@ -144,6 +181,12 @@ export interface AutoscalerMemory {
   idleSinceMs: number;
   lastChangeMs: number;
   lastReason: string;
+  /**
+   * Hysteresis: the highest metric seen while below the band, the lowest
+   * while above it (set with below_since_ms / above_since_ms).
+   */
+  belowPeak?: number | undefined;
+  aboveLow?: number | undefined;
 }
 
 export interface Replica {
@@ -192,6 +235,11 @@ export interface Membership {
   version: number;
   replicas: MemberReplica[];
   revisionWeights: { [key: string]: number };
+  /**
+   * The group's router limit per replica (spec max_in_flight_per_replica
+   * with its default filled); 0 from an older head: the router's own default.
+   */
+  maxInFlightPerReplica: number;
 }
 
 export interface Membership_RevisionWeightsEntry {
@@ -926,6 +974,8 @@ function createBaseReplicaGroupSpec(): ReplicaGroupSpec {
     autoscaling: undefined,
     models: [],
     requestTimeoutMs: 0,
+    engineMetrics: undefined,
+    maxInFlightPerReplica: 0,
   };
 }
 
@@ -975,6 +1025,12 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.requestTimeoutMs !== 0) {
       writer.uint32(120).int32(message.requestTimeoutMs);
+    }
+    if (message.engineMetrics !== undefined) {
+      EngineMetrics.encode(message.engineMetrics, writer.uint32(130).fork()).join();
+    }
+    if (message.maxInFlightPerReplica !== 0) {
+      writer.uint32(136).int32(message.maxInFlightPerReplica);
     }
     return writer;
   },
@@ -1112,6 +1168,22 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
             message.requestTimeoutMs = reader.int32();
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.engineMetrics = EngineMetrics.decode(reader, reader.uint32());
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.maxInFlightPerReplica = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1158,6 +1230,16 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
         ? globalThis.Number(object.requestTimeoutMs)
         : isSet(object.request_timeout_ms)
         ? globalThis.Number(object.request_timeout_ms)
+        : 0,
+      engineMetrics: isSet(object.engineMetrics)
+        ? EngineMetrics.fromJSON(object.engineMetrics)
+        : isSet(object.engine_metrics)
+        ? EngineMetrics.fromJSON(object.engine_metrics)
+        : undefined,
+      maxInFlightPerReplica: isSet(object.maxInFlightPerReplica)
+        ? globalThis.Number(object.maxInFlightPerReplica)
+        : isSet(object.max_in_flight_per_replica)
+        ? globalThis.Number(object.max_in_flight_per_replica)
         : 0,
     };
   },
@@ -1208,6 +1290,165 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.requestTimeoutMs !== 0) {
       obj.requestTimeoutMs = Math.round(message.requestTimeoutMs);
+    }
+    if (message.engineMetrics !== undefined) {
+      obj.engineMetrics = EngineMetrics.toJSON(message.engineMetrics);
+    }
+    if (message.maxInFlightPerReplica !== 0) {
+      obj.maxInFlightPerReplica = Math.round(message.maxInFlightPerReplica);
+    }
+    return obj;
+  },
+};
+
+function createBaseEngineMetrics(): EngineMetrics {
+  return { path: "", intervalMs: 0, waitingMetric: "", runningMetric: "", kvCacheMetric: "", metrics: [] };
+}
+
+export const EngineMetrics: MessageFns<EngineMetrics> = {
+  encode(message: EngineMetrics, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.intervalMs !== 0) {
+      writer.uint32(16).int32(message.intervalMs);
+    }
+    if (message.waitingMetric !== "") {
+      writer.uint32(26).string(message.waitingMetric);
+    }
+    if (message.runningMetric !== "") {
+      writer.uint32(34).string(message.runningMetric);
+    }
+    if (message.kvCacheMetric !== "") {
+      writer.uint32(42).string(message.kvCacheMetric);
+    }
+    for (const v of message.metrics) {
+      writer.uint32(50).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EngineMetrics {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEngineMetrics();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.intervalMs = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.waitingMetric = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.runningMetric = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kvCacheMetric = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.metrics.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EngineMetrics {
+    return {
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      intervalMs: isSet(object.intervalMs)
+        ? globalThis.Number(object.intervalMs)
+        : isSet(object.interval_ms)
+        ? globalThis.Number(object.interval_ms)
+        : 0,
+      waitingMetric: isSet(object.waitingMetric)
+        ? globalThis.String(object.waitingMetric)
+        : isSet(object.waiting_metric)
+        ? globalThis.String(object.waiting_metric)
+        : "",
+      runningMetric: isSet(object.runningMetric)
+        ? globalThis.String(object.runningMetric)
+        : isSet(object.running_metric)
+        ? globalThis.String(object.running_metric)
+        : "",
+      kvCacheMetric: isSet(object.kvCacheMetric)
+        ? globalThis.String(object.kvCacheMetric)
+        : isSet(object.kv_cache_metric)
+        ? globalThis.String(object.kv_cache_metric)
+        : "",
+      metrics: globalThis.Array.isArray(object?.metrics)
+        ? object.metrics.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: EngineMetrics): unknown {
+    const obj: any = {};
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.intervalMs !== 0) {
+      obj.intervalMs = Math.round(message.intervalMs);
+    }
+    if (message.waitingMetric !== "") {
+      obj.waitingMetric = message.waitingMetric;
+    }
+    if (message.runningMetric !== "") {
+      obj.runningMetric = message.runningMetric;
+    }
+    if (message.kvCacheMetric !== "") {
+      obj.kvCacheMetric = message.kvCacheMetric;
+    }
+    if (message.metrics?.length) {
+      obj.metrics = message.metrics;
     }
     return obj;
   },
@@ -1535,7 +1776,15 @@ export const Autoscaling: MessageFns<Autoscaling> = {
 };
 
 function createBaseAutoscalerMemory(): AutoscalerMemory {
-  return { aboveSinceMs: 0, belowSinceMs: 0, idleSinceMs: 0, lastChangeMs: 0, lastReason: "" };
+  return {
+    aboveSinceMs: 0,
+    belowSinceMs: 0,
+    idleSinceMs: 0,
+    lastChangeMs: 0,
+    lastReason: "",
+    belowPeak: undefined,
+    aboveLow: undefined,
+  };
 }
 
 export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
@@ -1554,6 +1803,12 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
     }
     if (message.lastReason !== "") {
       writer.uint32(42).string(message.lastReason);
+    }
+    if (message.belowPeak !== undefined) {
+      writer.uint32(49).double(message.belowPeak);
+    }
+    if (message.aboveLow !== undefined) {
+      writer.uint32(57).double(message.aboveLow);
     }
     return writer;
   },
@@ -1611,6 +1866,22 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
             message.lastReason = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.belowPeak = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.aboveLow = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1650,6 +1921,16 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
         : isSet(object.last_reason)
         ? globalThis.String(object.last_reason)
         : "",
+      belowPeak: isSet(object.belowPeak)
+        ? globalThis.Number(object.belowPeak)
+        : isSet(object.below_peak)
+        ? globalThis.Number(object.below_peak)
+        : undefined,
+      aboveLow: isSet(object.aboveLow)
+        ? globalThis.Number(object.aboveLow)
+        : isSet(object.above_low)
+        ? globalThis.Number(object.above_low)
+        : undefined,
     };
   },
 
@@ -1669,6 +1950,12 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
     }
     if (message.lastReason !== "") {
       obj.lastReason = message.lastReason;
+    }
+    if (message.belowPeak !== undefined) {
+      obj.belowPeak = floatToJson(message.belowPeak);
+    }
+    if (message.aboveLow !== undefined) {
+      obj.aboveLow = floatToJson(message.aboveLow);
     }
     return obj;
   },
@@ -2225,7 +2512,7 @@ export const MemberReplica: MessageFns<MemberReplica> = {
 };
 
 function createBaseMembership(): Membership {
-  return { group: "", version: 0, replicas: [], revisionWeights: {} };
+  return { group: "", version: 0, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0 };
 }
 
 export const Membership: MessageFns<Membership> = {
@@ -2242,6 +2529,9 @@ export const Membership: MessageFns<Membership> = {
     globalThis.Object.entries(message.revisionWeights).forEach(([key, value]: [string, number]) => {
       Membership_RevisionWeightsEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
     });
+    if (message.maxInFlightPerReplica !== 0) {
+      writer.uint32(40).int32(message.maxInFlightPerReplica);
+    }
     return writer;
   },
 
@@ -2293,6 +2583,14 @@ export const Membership: MessageFns<Membership> = {
             }
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.maxInFlightPerReplica = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2339,6 +2637,11 @@ export const Membership: MessageFns<Membership> = {
           {},
         )
         : {},
+      maxInFlightPerReplica: isSet(object.maxInFlightPerReplica)
+        ? globalThis.Number(object.maxInFlightPerReplica)
+        : isSet(object.max_in_flight_per_replica)
+        ? globalThis.Number(object.max_in_flight_per_replica)
+        : 0,
     };
   },
 
@@ -2361,6 +2664,9 @@ export const Membership: MessageFns<Membership> = {
           obj.revisionWeights[k] = floatToJson(v);
         });
       }
+    }
+    if (message.maxInFlightPerReplica !== 0) {
+      obj.maxInFlightPerReplica = Math.round(message.maxInFlightPerReplica);
     }
     return obj;
   },
