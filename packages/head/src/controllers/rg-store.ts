@@ -92,9 +92,7 @@ export function assemble(kvs: readonly KeyValue[]): { groups: StoredGroup[]; orp
     const stored = replicas.get(name) ?? [];
     const keyed = new Set(stored.map((r) => r.id));
     const inline = record.replicas.length > 0;
-    // Keys carry no order: creation order, as the planner appended them (ties by id).
-    const fromKeys = stored.sort((a, b) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    groups.push({ rg: { ...record, replicas: inline ? record.replicas : fromKeys }, keyed, inline });
+    groups.push({ rg: bounded({ ...record, replicas: inline ? record.replicas : stored }), keyed, inline });
   }
   const orphans = [...keysOf].filter(([name]) => !records.has(name)).flatMap(([, keys]) => keys);
   return { groups, orphans, skipped };
@@ -130,10 +128,15 @@ export function keysOf(stored: StoredGroup): string[] {
   return [...[...stored.keyed].map((id) => replicaKey(stored.rg.name, id)), groupKey(stored.rg.name)];
 }
 
-/** `rg` with its messages cut to their stored bounds (the same objects where nothing is cut). */
+/**
+ * `rg` as it is stored and kept in memory: its replicas in creation order
+ * (ties by id; keys carry no order, so this is the order a new leader reads
+ * back and every API answer shows), messages cut to their bounds. The same
+ * objects where nothing changes.
+ */
 export function bounded(rg: ReplicaGroup): ReplicaGroup {
-  let changed = false;
-  const replicas = rg.replicas.map((r) => {
+  let changed = !rg.replicas.every((r, i) => i === 0 || byCreation(rg.replicas[i - 1]!, r) <= 0);
+  const replicas = (changed ? [...rg.replicas].sort(byCreation) : rg.replicas).map((r) => {
     const message = cut(r.message, REPLICA_MESSAGE_BYTES);
     if (message === r.message) return r;
     changed = true;
@@ -153,6 +156,10 @@ export function cut(s: string, max: number): string {
 /** The group's own fields as stored (no replicas; the autoscaler's soft timers left out: they only ride along). */
 function ownFields(rg: ReplicaGroup): Uint8Array {
   return ReplicaGroup.encode({ ...rg, replicas: [], autoscaler: undefined }).finish();
+}
+
+function byCreation(a: Replica, b: Replica): number {
+  return a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
