@@ -66,6 +66,18 @@ describe('replica group layout in the store', () => {
     expect([...(await keysUnder(inner)).keys()]).toEqual([]);
   });
 
+  it('replica keys of a group with no record (a deletion cut short) are deleted by the next leader', async () => {
+    const { inner, rgs, restart } = await rgHarness(cleanups);
+    await rgs.apply(spec(2));
+    await placed(rgs, 2);
+    const [stray] = rgs.get('web').replicas;
+    await inner.put(replicaKey('gone', stray!.id), Replica.encode(stray!).finish());
+    const next = await restart();
+    await vi.waitFor(async () => expect(await inner.get(replicaKey('gone', stray!.id))).toBeUndefined(), { timeout: 5_000 });
+    expect(next.list().map((g) => g.name)).toEqual(['web']);
+    expect((await keysUnder(inner)).size).toBe(3);
+  });
+
   it('an old record with its replicas inline is read as it is and migrated by its first write', async () => {
     const { inner, rgs, restart } = await rgHarness(cleanups);
     await rgs.apply(spec(3));
