@@ -9,9 +9,10 @@
  * GroupCommit (group-commit.ts), and memory follows the store, never the
  * reverse. The store holds one key for the group and one per replica
  * (rg-store.ts): a write puts only the keys whose value changed, all in the
- * commit of the call that changed them. A call computes the next record from the stored one; only once it
- * is durable (the commit's after()) does the entry take it, the membership
- * move on, the failure and drain clocks start, and a reconcile get kicked.
+ * commit of the call that changed them. A call computes the next record from
+ * the stored one; only once it is durable (the commit's after()) does the
+ * entry take it, the membership move on, the failure and drain clocks
+ * start, and a reconcile get kicked.
  * A write that fails rejects the call and changes nothing: get()/list(),
  * watchers, events and agents see only what the store holds. Writes of one
  * group are serialised (one at a time per name), so a reconcile and an
@@ -19,7 +20,8 @@
  *
  * Soft state, kept in memory only (as before): when each replica started
  * draining, when replicas failed (the replacement budget), and the
- * autoscaler's timers, which ride along with the next write of the record.
+ * autoscaler's timers, which ride along with the next write of the group's
+ * own key.
  */
 import type { Identity } from '@muster/contracts';
 import { ErrorCode, MusterError, type Logger, type NatsConnection, randomId } from '@muster/common';
