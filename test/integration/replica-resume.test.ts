@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ReplicaGroup } from '@muster/proto';
+import { Replica, ReplicaGroup } from '@muster/proto';
 import type { Cluster } from '@muster/sdk';
 import { waitFor, type LocalCluster } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
@@ -41,10 +41,13 @@ describe('a replica recorded but not made when the leader died', () => {
     await cluster.stopHead();
     const store = await EmbeddedStore.open(join(cluster.headDataDir(0), 'store'));
     try {
+      // One key for the group, one per replica (packages/head/src/controllers/rg-store.ts).
       const key = '/muster/rgs/resume';
       const rg = ReplicaGroup.decode((await store.get(key))!.value);
+      const [first] = (await store.range(`${key}/replicas/`)).kvs.map((kv) => Replica.decode(kv.value));
       rg.desired = 2;
-      rg.replicas.push({ ...rg.replicas[0]!, id: 'r-orphan', state: 'starting', placementGroupId: '', gangId: '', subject: rg.replicas[0]!.subject.replace(rg.replicas[0]!.id, 'r-orphan'), message: 'placing', replaces: '' });
+      const orphan: Replica = { ...first!, id: 'r-orphan', state: 'starting', placementGroupId: '', gangId: '', subject: first!.subject.replace(first!.id, 'r-orphan'), message: 'placing', replaces: '' };
+      await store.put(`${key}/replicas/${orphan.id}`, Replica.encode(orphan).finish());
       await store.put(key, ReplicaGroup.encode(rg).finish());
     } finally {
       await store.close();

@@ -6,74 +6,15 @@
  * groups and gangs are in-process stubs (a test turns a gang READY).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ClusterEvent, GangState as G, type Gang, type GangSpec, type Membership, type PlacementGroup, type PlacementGroupSpec, type ReplicaGroupSpec } from '@muster/proto';
-import { EVENTS_PREFIX } from '../events/event-log.js';
-import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
-import { RGS_PREFIX, ReplicaGroupController } from './replica-groups.js';
-import type { GangsPort, PgsPort } from './rg-executor.js';
+import type { Membership, ReplicaGroupSpec } from '@muster/proto';
+import { RGS_PREFIX, type ReplicaGroupController } from './replica-groups.js';
+import { rgHarness } from './rg-controller.test-support.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-/** Placement groups and gangs as in-process stubs: created at once, a gang READY when the test says. */
-function stubs() {
-  const pgs = new Map<string, PlacementGroup>();
-  const gangs = new Map<string, Gang>();
-  const listeners: Array<(g: Gang) => void> = [];
-  const pgsPort = {
-    create: async (spec: PlacementGroupSpec, requestId: string) => {
-      const pg = pgs.get(`pg-${spec.name}`) ?? ({ id: `pg-${spec.name}`, spec, placements: [], requestId } as unknown as PlacementGroup);
-      pgs.set(pg.id, pg);
-      return pg;
-    },
-    get: (id: string) => pgs.get(id) ?? (() => { throw new Error(`no placement group ${id}`); })(),
-    remove: async (id: string) => {
-      const pg = pgs.get(id)!;
-      pgs.delete(id);
-      return pg;
-    },
-  } as unknown as PgsPort;
-  const change = (g: Gang) => listeners.forEach((l) => l(g));
-  const gangsPort = {
-    launch: async (spec: GangSpec) => {
-      const g = { id: `gang-${spec.name}`, spec, state: G.GANG_STATE_STARTING, message: 'starting' } as unknown as Gang;
-      gangs.set(g.id, g);
-      return g;
-    },
-    get: (id: string) => gangs.get(id) ?? (() => { throw new Error(`no gang ${id}`); })(),
-    stop: async (id: string) => {
-      const g = gangs.get(id)!;
-      g.state = G.GANG_STATE_STOPPED;
-      change(g);
-      return g;
-    },
-    onChange: (l: (g: Gang) => void) => listeners.push(l),
-  } as unknown as GangsPort;
-  /** Every gang READY now (as if its ranks reported ready). */
-  const allReady = () => {
-    for (const g of gangs.values()) {
-      g.state = G.GANG_STATE_READY;
-      change(g);
-    }
-  };
-  return { pgsPort, gangsPort, allReady };
-}
-
-async function harness() {
-  const { inner, store, writer, log, events, close } = await leaderOnFaultyStore('rgc');
-  cleanups.push(close);
-  const heard: string[] = [];
-  cleanups.push(events.subscribe((e) => heard.push(e.kind)));
-  const { pgsPort, gangsPort, allReady } = stubs();
-  const rgs = new ReplicaGroupController(writer, pgsPort, gangsPort, events, log, undefined);
-  cleanups.push(() => rgs.close());
-  await rgs.load();
-  const stored = async () => (await inner.range(EVENTS_PREFIX)).kvs.map((kv) => ClusterEvent.decode(kv.value));
-  const storedEvents = async () => (await stored()).map((e) => e.kind);
-  return { store, rgs, heard, stored, storedEvents, allReady };
-}
+const harness = () => rgHarness(cleanups);
 
 const spec: ReplicaGroupSpec = { name: 'web', template: { command: 'node', args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined }, replicas: { min: 0, max: 5, initial: 1 } } as unknown as ReplicaGroupSpec;
 

@@ -7,9 +7,12 @@
  *
  * One commit path: every write of a group's record goes through the shared
  * GroupCommit (group-commit.ts), and memory follows the store, never the
- * reverse. A call computes the next record from the stored one; only once it
- * is durable (the commit's after()) does the entry take it, the membership
- * move on, the failure and drain clocks start, and a reconcile get kicked.
+ * reverse. The store holds one key for the group and one per replica
+ * (rg-store.ts): a write puts only the keys whose value changed, all in the
+ * commit of the call that changed them. A call computes the next record from
+ * the stored one; only once it is durable (the commit's after()) does the
+ * entry take it, the membership move on, the failure and drain clocks
+ * start, and a reconcile get kicked.
  * A write that fails rejects the call and changes nothing: get()/list(),
  * watchers, events and agents see only what the store holds. Writes of one
  * group are serialised (one at a time per name), so a reconcile and an
@@ -17,7 +20,8 @@
  *
  * Soft state, kept in memory only (as before): when each replica started
  * draining, when replicas failed (the replacement budget), and the
- * autoscaler's timers, which ride along with the next write of the record.
+ * autoscaler's timers, which ride along with the next write of the group's
+ * own key.
  */
 import type { Identity } from '@muster/contracts';
 import { ErrorCode, MusterError, type Logger, type NatsConnection, randomId } from '@muster/common';
@@ -25,6 +29,7 @@ import { ReplicaGroup, type Membership, type NatsAccess, type ReplicaGroupSpec }
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import { readAll } from '../state/paged.js';
+import type { KeyValue } from '../state/store.js';
 import { decide } from '../autoscaler/index.js';
 import { GroupCommit } from './group-commit.js';
 import { LoadReports } from './load-reports.js';
@@ -34,8 +39,9 @@ import { MembershipFeed } from './rg-membership.js';
 import { FAILURE_WINDOW_MS, planReplicaGroup, replacementBudget } from './rg-plan.js';
 import { appliedRecord, autoscaledRecord, autoscalerMemory, byWhom, deletingRecord, scaledRecord, type RecordEvent } from './rg-records.js';
 import { modelConflicts, parseRgSpec, policyOf, type ValidRgSpec } from './rg-spec.js';
+import { RGS_PREFIX, assemble, bounded, groupKey, keysOf, replicasPrefix, storeOps, type StoredGroup } from './rg-store.js';
 
-export const RGS_PREFIX = '/muster/rgs/';
+export { RGS_PREFIX } from './rg-store.js';
 
 export class ReplicaGroupController {
   private readonly groups = new Map<string, Entry>();
@@ -102,10 +108,15 @@ export class ReplicaGroupController {
     this.reports.close();
   }
 
+  /** Reads every group and replica key (paged), then reconciles each group. */
   async load(): Promise<void> {
     const { kvs } = await readAll(this.writer.store, RGS_PREFIX);
-    for (const kv of kvs) this.adopt(ReplicaGroup.decode(kv.value));
+    const { orphans } = this.adoptAll(kvs);
     for (const name of this.groups.keys()) this.kick(name);
+    if (orphans.length === 0) return;
+    // Replica keys of a group that has no record (a deletion cut short): nothing refers to them.
+    for (const key of orphans) this.commits.delete(key);
+    await this.commits.flush().catch((err: unknown) => this.log.warn({ keys: orphans.length, err: (err as Error).message }, 'could not delete replica keys of deleted groups; the next leader tries again'));
   }
 
   // ── API ────────────────────────────────────────────────────────────────
@@ -179,22 +190,34 @@ export class ReplicaGroupController {
     return e;
   }
 
-  private entry(rg: ReplicaGroup, spec: ValidRgSpec, stableSpec: ValidRgSpec | undefined): Entry {
+  private entry(rg: ReplicaGroup, spec: ValidRgSpec, stableSpec: ValidRgSpec | undefined, stored?: StoredGroup): Entry {
     const membership = new MembershipFeed(rg.name, rg.membershipVersion);
-    return { rg, spec, policy: policyOf(spec), stableSpec, membership, autoscaler: rg.autoscaler, drainingSince: new Map(), failures: [], making: new Set(), running: false, again: false };
+    return {
+      rg, keyed: stored?.keyed ?? new Set(), inline: stored?.inline ?? false, spec, policy: policyOf(spec), stableSpec, membership,
+      autoscaler: rg.autoscaler, drainingSince: new Map(), failures: [], making: new Set(), running: false, again: false,
+    };
   }
 
-  /** A stored record becomes (or replaces) the group's entry; an invalid one is left out. */
-  private adopt(rg: ReplicaGroup): void {
+  /** Adopts every group found in `kvs` (group and replica keys, any order). */
+  private adoptAll(kvs: readonly KeyValue[]): ReturnType<typeof assemble> {
+    const found = assemble(kvs);
+    if (found.skipped.length > 0) this.log.error({ keys: found.skipped.slice(0, 10), count: found.skipped.length }, 'stored replica group keys could not be read; left out');
+    for (const stored of found.groups) this.adopt(stored);
+    return found;
+  }
+
+  /** A stored group becomes (or replaces) the group's entry; an invalid one is left out. */
+  private adopt(stored: StoredGroup): void {
+    const { rg, keyed, inline } = stored;
     try {
       const spec = parseRgSpec(rg.spec);
       const stableSpec = rg.stableSpec ? parseRgSpec(rg.stableSpec) : undefined;
       const e = this.groups.get(rg.name);
       if (!e) {
-        this.groups.set(rg.name, this.entry(rg, spec, stableSpec));
+        this.groups.set(rg.name, this.entry(rg, spec, stableSpec, stored));
         return;
       }
-      Object.assign(e, { rg, spec, stableSpec, policy: policyOf(spec) });
+      Object.assign(e, { rg, keyed, inline, spec, stableSpec, policy: policyOf(spec) });
       e.membership.observeStored(rg.membershipVersion);
     } catch (err) {
       this.log.error({ group: rg.name, err: (err as Error).message }, 'stored replica group is invalid; left out');
@@ -268,9 +291,9 @@ export class ReplicaGroupController {
     if (await this.executor.act(e, plan.actions)) this.kick(name);
   }
 
-  /** The group is deleted and empty: its record goes, then the entry. */
+  /** The group is deleted and empty: its keys go (any replica key left too), then the entry. */
   private async forget(e: Entry, membership: Membership | undefined): Promise<void> {
-    this.commits.delete(RGS_PREFIX + e.rg.name);
+    for (const key of keysOf(e)) this.commits.delete(key);
     this.commits.stage(this.events.stage('rg.deleted', { message: `replica group ${e.rg.name} deleted`, attributes: { group: e.rg.name } }));
     this.commits.after(() => {
       this.groups.delete(e.rg.name);
@@ -301,17 +324,21 @@ export class ReplicaGroupController {
   }
 
   /**
-   * Stores `next` as the group's record (with `event`, in the same write);
-   * once durable the entry takes it and `then` runs. Rejects, changing
-   * nothing, when the write fails.
+   * Stores `next` as the group's record (with `event`, in the same write):
+   * the keys of the replicas that changed, came or went, and the group's key
+   * when its own fields changed (rg-store.ts). Once durable the entry takes
+   * it and `then` runs. Rejects, changing nothing, when the write fails.
    */
   private write(e: Entry, next: ReplicaGroup, event?: RecordEvent, then?: () => void): Promise<void> {
-    // The autoscaler's soft timers ride along, unless `next` is the autoscaler's own decision.
-    const record: ReplicaGroup = next.autoscaler !== e.rg.autoscaler ? next : { ...next, autoscaler: e.autoscaler ?? next.autoscaler };
-    this.commits.put(RGS_PREFIX + record.name, () => ReplicaGroup.encode(record).finish());
+    // The autoscaler's soft timers ride along when the group key is written, unless `next` is the autoscaler's own decision.
+    const record: ReplicaGroup = bounded(next.autoscaler !== e.rg.autoscaler ? next : { ...next, autoscaler: e.autoscaler ?? next.autoscaler });
+    const isNew = !this.groups.has(record.name);
+    const ops = storeOps(isNew ? undefined : e, record);
+    for (const key of ops.deletes) this.commits.delete(key);
+    for (const [key, value] of ops.puts) this.commits.put(key, () => value);
     if (event) this.commits.stage(this.events.stage(event.kind, { message: event.message, attributes: { group: record.name, ...event.attributes } }));
     this.commits.after(() => {
-      e.rg = record;
+      Object.assign(e, { rg: record, keyed: ops.keyed, inline: false });
       then?.();
     });
     return this.commits.flush();
@@ -325,9 +352,13 @@ export class ReplicaGroupController {
   private async recover(): Promise<void> {
     for (const name of this.groups.keys()) {
       void this.serial(name, async () => {
-        const kv = await this.writer.store.get(RGS_PREFIX + name);
-        if (kv) this.adopt(ReplicaGroup.decode(kv.value));
-        else this.groups.delete(name);
+        const kv = await this.writer.store.get(groupKey(name));
+        if (!kv) {
+          this.groups.delete(name);
+          return;
+        }
+        const { kvs } = await readAll(this.writer.store, replicasPrefix(name));
+        this.adoptAll([kv, ...kvs]);
       }).catch((err: unknown) => this.writer.abandon(`replica group ${name} could not be read back after a failed commit: ${(err as Error).message}`));
     }
   }

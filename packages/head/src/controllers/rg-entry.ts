@@ -8,10 +8,11 @@
 import type { AutoscalerMemory, ReplicaGroup } from '@muster/proto';
 import type { AutoscalingPolicy } from '../autoscaler/index.js';
 import type { MembershipFeed } from './rg-membership.js';
+import type { StoredGroup } from './rg-store.js';
 import type { ValidRgSpec } from './rg-spec.js';
 
-export interface Entry {
-  /** The record as stored. */
+export interface Entry extends StoredGroup {
+  /** The record as stored (its replicas from their own keys, rg-store.ts). */
   rg: ReplicaGroup;
   spec: ValidRgSpec;
   /** The spec's autoscaling policy, parsed once per spec (undefined: not autoscaled). */

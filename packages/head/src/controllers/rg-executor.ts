@@ -24,6 +24,14 @@ export type PgsPort = Pick<PlacementGroupController, 'create' | 'get' | 'remove'
 /** What the controller needs of the gang controller. */
 export type GangsPort = Pick<GangController, 'launch' | 'get' | 'stop' | 'onChange'>;
 
+/**
+ * Replicas whose placement group and gang are made at the same time. One
+ * after the other, each waits for two commits, and a group of 1,000
+ * replicas took minutes to place (docs/benchmarks.md, bench/rg-bytes); the
+ * placement group and gang controllers commit concurrent creates together.
+ */
+const MATERIALIZE_CONCURRENCY = 16;
+
 /** A change to one replica's record that I/O produced (undefined: the replica is forgotten). */
 type Patch = (r: Replica) => Replica | undefined;
 
@@ -60,17 +68,9 @@ export class RgExecutor {
   async act(e: Entry, actions: readonly RgAction[]): Promise<boolean> {
     const patches = new Map<string, Patch>();
     const failedAt: number[] = [];
+    // What frees capacity first (stop, free, retire), then what takes it.
     for (const a of actions) {
       switch (a.kind) {
-        case 'materialize': {
-          const r = e.rg.replicas.find((x) => x.id === a.replicaId);
-          const spec = r?.revision === e.rg.revision ? e.spec : r?.revision === e.rg.stableRevision ? e.stableSpec : undefined;
-          if (!r || !spec) break;
-          const made = await this.materialize(e, spec, r);
-          if ('failed' in made) failedAt.push(Date.now());
-          patches.set(r.id, (x) => ({ ...x, ...made.fields }));
-          break;
-        }
         case 'stop':
           await this.gangs.stop(a.gangId).catch(() => undefined);
           break;
@@ -86,6 +86,17 @@ export class RgExecutor {
           break;
       }
     }
+    const byId = new Map(e.rg.replicas.map((r) => [r.id, r] as const));
+    const makes = actions.flatMap((a) => (a.kind === 'materialize' && byId.has(a.replicaId) ? [byId.get(a.replicaId)!] : []));
+    for (let i = 0; i < makes.length; i += MATERIALIZE_CONCURRENCY) {
+      await Promise.all(makes.slice(i, i + MATERIALIZE_CONCURRENCY).map(async (r) => {
+        const spec = r.revision === e.rg.revision ? e.spec : r.revision === e.rg.stableRevision ? e.stableSpec : undefined;
+        if (!spec) return;
+        const made = await this.materialize(e, spec, r);
+        if ('failed' in made) failedAt.push(Date.now());
+        patches.set(r.id, (x) => ({ ...x, ...made.fields }));
+      }));
+    }
     if (patches.size === 0) return false;
     const replicas = e.rg.replicas.flatMap((r) => {
       const patch = patches.get(r.id);
@@ -94,8 +105,9 @@ export class RgExecutor {
     });
     await this.store(e, { ...e.rg, replicas }, () => {
       e.failures.push(...failedAt);
+      const kept = new Set(replicas.map((r) => r.id));
       for (const id of patches.keys()) {
-        if (replicas.some((r) => r.id === id)) continue;
+        if (kept.has(id)) continue;
         e.drainingSince.delete(id);
         this.reports.forget(e.rg.name, id);
       }

@@ -1,0 +1,43 @@
+/**
+ * Store bytes per replica change of a large replica group (measure.ts says
+ * how): a cluster on etcd, simulated agents with 8 GPUs each, a group of
+ * --replicas one-GPU replicas, scaled up by one. Prints one JSON line: the
+ * group's keys, the bytes the change wrote and what the old inline layout
+ * would have written for the same writes, with the load average.
+ *
+ *   pnpm build && npx tsx bench/rg-bytes/main.ts [--replicas 1000]
+ */
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { EtcdStore } from '@muster/head/state';
+import { connect } from '@muster/sdk';
+import { LocalCluster } from '@muster/testing';
+import { AgentPool } from '../agents/pool.js';
+import { groupKeys, oneReplicaChange, placeGroup } from './measure.js';
+
+const { values: a } = parseArgs({ options: { replicas: { type: 'string', default: '1000' } }, strict: true });
+const replicas = Number(a.replicas);
+if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`rg-bytes: --replicas must be a whole number ≥ 1, got ${a.replicas}`);
+
+const cluster = await LocalCluster.start({ workers: 0, store: 'etcd' });
+let pool: AgentPool | undefined;
+let store: EtcdStore | undefined;
+try {
+  const token = readFileSync(cluster.tokenFile, 'utf8').trim();
+  // 8 GPUs an agent, a quarter spare so placement never waits for the last GPU.
+  pool = await AgentPool.start({ head: cluster.address, token, tlsCa: cluster.tls?.ca, agents: Math.ceil((replicas + 1) / 6), profile: 'hgx-h100-8' });
+  const sdk = await connect(cluster.clientOptions());
+  store = await EtcdStore.connect({ endpoints: [cluster.etcd!.endpoint], credentials: cluster.etcd!.credentials() });
+  const t0 = performance.now();
+  await placeGroup(sdk, 'big', replicas, 600_000);
+  const placedS = (performance.now() - t0) / 1000;
+  const keys = await groupKeys(store, 'big');
+  const change = await oneReplicaChange(sdk, store, 'big', 60_000);
+  console.log(JSON.stringify({ bench: 'rg-bytes', replicas, store: 'etcd', placedS: Math.round(placedS * 10) / 10, keys, change, load: loadavg().map((l) => Math.round(l * 100) / 100), cpus: cpus().length }));
+  sdk.close();
+} finally {
+  await store?.close();
+  await pool?.stop();
+  await cluster.stop();
+}
