@@ -4,7 +4,7 @@
  * lines. The Python file does the measuring; this file only starts it, reads
  * its results, and lets the runner point wrk at Serve's proxy while Ray is up.
  *
- * The virtualenv lives under ~/.cache/muster/peers-venv (MUSTER_PEERS_VENV
+ * The virtualenv lives under ~/.cache/muster/peers-venv (BENCH_PEERS_VENV
  * moves it) and is reused when its Ray is the pinned version; `python3 -m venv`
  * and pip are the only tools it needs (pip reaches PyPI, or a mirror pip is
  * configured for).
@@ -22,7 +22,7 @@ export const RAY_VERSION = '2.60.0';
 const script = fileURLToPath(new URL('./ray_peers.py', import.meta.url));
 
 export function venvDir(): string {
-  return process.env.MUSTER_PEERS_VENV ?? join(homedir(), '.cache', 'muster', 'peers-venv');
+  return process.env.BENCH_PEERS_VENV ?? join(homedir(), '.cache', 'muster', 'peers-venv');
 }
 
 function run(cmd: string, args: string[]): void {
