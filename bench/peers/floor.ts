@@ -6,8 +6,16 @@
  * group has two replicas) answering a msgpack `null`. The SDK's call is
  * judged against it: p50 one at a time ≤ 1.3× the floor's, throughput with 64
  * in flight ≥ 0.8× the floor's.
+ *
+ * Two ways to ask, both measured: `request` is nats.js' own `nc.request()`
+ * (a timer and a promise per call, its shared inbox); `mux` is the least a
+ * caller can do — publish with a reply subject under one wildcard inbox
+ * subscription, a map from token to waiter, no timer. `mux` is the floor the
+ * table uses (the stricter one: it is what the SDK's router does, minus
+ * Muster's envelope, balancing and bookkeeping); `request` is printed beside it.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { connectNats, type NatsConnection } from '@muster/common';
 import type { NatsServer } from '@muster/local';
 
@@ -16,8 +24,10 @@ const SUBJECT = 'peers.floor';
 const ONE = Uint8Array.of(0x01);
 
 export interface Floor {
-  /** One request/reply, as a caller makes it. */
-  call(): Promise<unknown>;
+  /** One request/reply through `nc.request()`. */
+  request(): Promise<unknown>;
+  /** One request/reply published under the floor's own inbox subscription (no timer). */
+  mux(): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -38,8 +48,25 @@ export async function startFloor(nats: NatsServer, responders = 2): Promise<Floo
     }
     const conn = await connectNats(nats.access, 'peers-floor-client');
     nc = conn;
+    const prefix = `_INBOX.peers-${randomUUID()}.`;
+    const waiting = new Map<string, (data: Uint8Array) => void>();
+    let next = 0;
+    conn.subscribe(`${prefix}*`, {
+      callback: (err, msg) => {
+        const token = msg.subject.slice(prefix.length);
+        const done = err ? undefined : waiting.get(token);
+        waiting.delete(token);
+        done?.(msg.data);
+      },
+    });
+    await conn.flush();
     return {
-      call: () => conn.request(SUBJECT, ONE, { timeout: 10_000 }),
+      request: () => conn.request(SUBJECT, ONE, { timeout: 10_000 }),
+      mux: () => new Promise((resolve) => {
+        const token = (next++).toString(36);
+        waiting.set(token, resolve);
+        conn.publish(SUBJECT, ONE, { reply: prefix + token });
+      }),
       async close() {
         await conn.close();
         for (const p of children) if (p.exitCode === null) p.kill('SIGTERM');

@@ -112,21 +112,21 @@ try {
         ours.latency = p50;
       }
       if (shapes.has('floor')) {
-        // Interleaved, floor then SDK, round by round: both see the same moments of a shared machine.
+        // Interleaved round by round (floor, nc.request, SDK): all three see the same moments of a shared machine.
         const floor = await startFloor(cluster.nats!);
         try {
-          const f = { p50: [] as number[], rate: [] as number[] };
-          const s = { p50: [] as number[], rate: [] as number[] };
-          await sequentialP50(() => floor.call(), 500);
-          await inflightRate(() => floor.call(), 2_000, 64);
-          await inflightRate(sdkCall, 2_000, 64);
-          for (let r = 0; r < rounds; r++) {
-            f.p50.push(await sequentialP50(() => floor.call(), seq));
-            s.p50.push(await sequentialP50(sdkCall, seq));
-            f.rate.push(await inflightRate(() => floor.call(), calls, 64));
-            s.rate.push(await inflightRate(sdkCall, calls, 64));
+          const series = () => ({ p50: [] as number[], rate: [] as number[] });
+          const [f, q, s] = [series(), series(), series()];
+          const sides: Array<[{ p50: number[]; rate: number[] }, (i: number) => Promise<unknown>]> = [[f, () => floor.mux()], [q, () => floor.request()], [s, sdkCall]];
+          for (const [, call] of sides) {
+            await sequentialP50(call, 500);
+            await inflightRate(call, 2_000, 64);
           }
-          ours.floor = { floor: f, sdk: s };
+          for (let r = 0; r < rounds; r++) {
+            for (const [out, call] of sides) out.p50.push(await sequentialP50(call, seq));
+            for (const [out, call] of sides) out.rate.push(await inflightRate(call, calls, 64));
+          }
+          ours.floor = { floor: f, request: q, sdk: s };
         } finally {
           await floor.close();
         }
@@ -174,9 +174,10 @@ if (shapes.has('latency')) {
   rows.push({ shape: 'call p50: Serve handle vs SDK → no-op replica', peer: 'Ray Serve handle', theirs: median(th), ours: median(o), unit: 'ms', kind: 'latency', target: { op: '>=', ratio: 3 }, note: `Ray ${runs(th)}` });
 }
 if (shapes.has('floor')) {
-  const { floor: f, sdk: s } = ours.floor as { floor: { p50: number[]; rate: number[] }; sdk: { p50: number[]; rate: number[] } };
-  rows.push({ shape: 'call p50, one at a time: SDK vs raw NATS request/reply', peer: 'NATS floor', theirs: median(f.p50), ours: median(s.p50), unit: 'ms', kind: 'latency', target: { op: '<=', ratio: 1.3 }, note: `floor ${runs(f.p50)}; SDK ${runs(s.p50)}` });
-  rows.push({ shape: 'calls/s, 64 in flight: SDK vs raw NATS request/reply', peer: 'NATS floor', theirs: median(f.rate), ours: median(s.rate), unit: '/s', kind: 'rate', target: { op: '>=', ratio: 0.8 }, note: `floor ${runs(f.rate)}; SDK ${runs(s.rate)}` });
+  type Series = { p50: number[]; rate: number[] };
+  const { floor: f, request: q, sdk: s } = ours.floor as { floor: Series; request: Series; sdk: Series };
+  rows.push({ shape: 'call p50, one at a time: SDK vs raw NATS request/reply', peer: 'NATS floor', theirs: median(f.p50), ours: median(s.p50), unit: 'ms', kind: 'latency', target: { op: '<=', ratio: 1.3 }, note: `floor ${runs(f.p50)}; SDK ${runs(s.p50)}; nc.request() ${median(q.p50)} ms` });
+  rows.push({ shape: 'calls/s, 64 in flight: SDK vs raw NATS request/reply', peer: 'NATS floor', theirs: median(f.rate), ours: median(s.rate), unit: '/s', kind: 'rate', target: { op: '>=', ratio: 0.8 }, note: `floor ${runs(f.rate)}; SDK ${runs(s.rate)}; nc.request() ${median(q.rate)}/s` });
 }
 if (shapes.has('http')) {
   const [t, o] = [ray.http as WrkResult[], ours.http as WrkResult[]];
