@@ -66,3 +66,15 @@ export function renderTable(rows: Row[]): { text: string; ok: boolean } {
   const text = [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
   return { text, ok: rows.every(meets) };
 }
+
+/** `a` and `b` with every array concatenated (the rounds of two passes as one sample). */
+export function mergeRounds<T>(a: T | undefined, b: T): T {
+  if (a === undefined) return b;
+  if (Array.isArray(a) && Array.isArray(b)) return [...a, ...b] as T;
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) {
+    const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
+    for (const [k, v] of Object.entries(b)) out[k] = mergeRounds(out[k], v);
+    return out as T;
+  }
+  return b;
+}

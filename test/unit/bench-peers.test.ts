@@ -4,7 +4,7 @@
  * on the wrong side of its target must fail the run, exit 1).
  */
 import { describe, expect, it } from 'vitest';
-import { median, meets, ratioOf, renderTable, type Row } from '../../bench/peers/report.js';
+import { median, meets, mergeRounds, ratioOf, renderTable, type Row } from '../../bench/peers/report.js';
 import { parseDuration, parseWrk } from '../../bench/peers/wrk.js';
 
 const WRK = `Running 10s test @ http://127.0.0.1:8000/noop
@@ -65,5 +65,14 @@ describe('bench/peers: ratios and targets', () => {
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 3, 2])).toBe(2.5);
     expect(median([])).toBeNaN();
+  });
+});
+
+describe('bench/peers: passes pooled', () => {
+  it('concatenates every round array, however deep, and keeps the rest', () => {
+    const a = { pg: [1, 2], floor: { sdk: { p50: [0.1], rate: [10] } } };
+    const b = { pg: [3], floor: { sdk: { p50: [0.2], rate: [20] } }, http: [{ requestsPerSec: 5 }] };
+    expect(mergeRounds<Record<string, unknown>>(a, b)).toEqual({ pg: [1, 2, 3], floor: { sdk: { p50: [0.1, 0.2], rate: [10, 20] } }, http: [{ requestsPerSec: 5 }] });
+    expect(mergeRounds(undefined, b)).toBe(b);
   });
 });
