@@ -44,8 +44,8 @@ export function meets(r: Row): boolean {
 
 const fmt = (x: number, unit: string): string => {
   if (!Number.isFinite(x)) return '—';
-  const digits = unit === 'ms' ? 3 : x < 10 ? 2 : 0;
-  return `${x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: unit === 'ms' ? 2 : 0 })} ${unit}`;
+  const digits = x >= 100 ? 0 : unit === 'ms' ? 3 : x < 10 ? 2 : 0;
+  return `${x.toLocaleString('en-US', { maximumFractionDigits: digits })} ${unit}`;
 };
 
 /** The table as aligned text (also valid Markdown), and whether every row met its target. */
