@@ -81,6 +81,12 @@ export async function rayPass(python: string, o: PassOptions): Promise<RayResult
 export async function musterPass(o: PassOptions): Promise<MusterResults> {
   const out: MusterResults = {};
   const cluster = await LocalCluster.start({ workers: 2, profile: 'hgx-h100-8', store: o.store });
+  // The cluster's processes run in process groups of their own: a Ctrl-C reaches only this one, so it stops them.
+  // Once, however many signals come (a Ctrl-C under npm brings SIGINT, then SIGTERM).
+  let stopping: Promise<void> | undefined;
+  const interrupted = () => void (stopping ??= cluster.stop().finally(() => process.exit(130)));
+  process.on('SIGINT', interrupted);
+  process.on('SIGTERM', interrupted);
   try {
     const sdk = await cluster.connect();
     try {
@@ -112,6 +118,8 @@ export async function musterPass(o: PassOptions): Promise<MusterResults> {
       sdk.close();
     }
   } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
     await cluster.stop();
   }
   return out;

@@ -25,6 +25,7 @@
  */
 import { cpus, loadavg, platform, release } from 'node:os';
 import { parseArgs } from 'node:util';
+import { didYouMean } from '@muster/common';
 import { musterPass, rayPass, SHAPES, type MusterResults, type PassOptions, type RayResults, type Shape } from './phases.js';
 import { ensureRayVenv, RAY_VERSION } from './ray.js';
 import { median, mergeRounds, renderTable, type Row } from './report.js';
@@ -35,22 +36,33 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-const { values: a } = parseArgs({
-  options: {
-    shapes: { type: 'string', default: SHAPES.join(',') },
-    rounds: { type: 'string', default: '3' },
-    repeat: { type: 'string', default: '1' },
-    store: { type: 'string', default: 'embedded' },
-    'tp8-groups': { type: 'string', default: '10' },
-    'ray-calls': { type: 'string', default: '5000' },
-    calls: { type: 'string', default: '20000' },
-    seq: { type: 'string', default: '2000' },
-    'http-seconds': { type: 'string', default: '10' },
-    connections: { type: 'string', default: '32' },
-  },
-});
+const options = {
+  shapes: { type: 'string', default: SHAPES.join(',') },
+  rounds: { type: 'string', default: '3' },
+  repeat: { type: 'string', default: '1' },
+  store: { type: 'string', default: 'embedded' },
+  'tp8-groups': { type: 'string', default: '10' },
+  'ray-calls': { type: 'string', default: '5000' },
+  calls: { type: 'string', default: '20000' },
+  seq: { type: 'string', default: '2000' },
+  'http-seconds': { type: 'string', default: '10' },
+  connections: { type: 'string', default: '32' },
+} as const;
+const a = (() => {
+  try {
+    return parseArgs({ options }).values;
+  } catch (e) {
+    // An unknown flag: say which ones exist (and the nearest) rather than a stack trace.
+    const flag = /'(--[^']+)'/.exec((e as Error).message)?.[1] ?? '';
+    const hint = didYouMean(flag.replace(/^--/, ''), Object.keys(options));
+    return fail(`${(e as Error).message.split('.')[0]}${hint ? `; did you mean --${hint}?` : ''} (flags: ${Object.keys(options).map((k) => `--${k}`).join(', ')})`);
+  }
+})();
 const shapes = new Set(a.shapes.split(',').filter(Boolean).map((s) => {
-  if (!(SHAPES as readonly string[]).includes(s)) fail(`--shapes: unknown shape "${s}"; the shapes are ${SHAPES.join(', ')}`);
+  if (!(SHAPES as readonly string[]).includes(s)) {
+    const hint = didYouMean(s, SHAPES);
+    fail(`--shapes: unknown shape "${s}"${hint ? `; did you mean "${hint}"?` : ''} (the shapes: ${SHAPES.join(', ')})`);
+  }
   return s as Shape;
 }));
 if (shapes.size === 0) fail('--shapes: name at least one shape');
