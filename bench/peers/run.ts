@@ -83,7 +83,13 @@ if (shapes.has('http') && wrkMissing()) fail(wrkMissing()!);
 const load = [loadavg()[0]!];
 let ray: RayResults = {};
 let ours: MusterResults = {};
-const python = [...shapes].some((s) => s !== 'floor') ? ensureRayVenv() : undefined;
+const python = [...shapes].some((s) => s !== 'floor') ? (() => {
+  try {
+    return ensureRayVenv();
+  } catch (e) {
+    return fail(`cannot make Ray's virtualenv: ${(e as Error).message} (needs python3 with venv and pip reaching PyPI)`);
+  }
+})() : undefined;
 for (let pass = 0; pass < repeat; pass++) {
   if (python) {
     ray = mergeRounds(ray, await rayPass(python, o));
