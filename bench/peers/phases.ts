@@ -1,0 +1,147 @@
+/**
+ * The two halves of one bench/peers pass: everything measured on Ray (one Ray
+ * instance, ray_peers.py), then everything measured on Muster (one
+ * LocalCluster), never both up at once — an idle cluster of either side would
+ * take cores from the other. run.ts alternates them (`--repeat`: Ray, Muster,
+ * Ray, Muster…) and concatenates their rounds, so both sides are sampled
+ * across the same stretch of a shared machine's load.
+ */
+import { LocalCluster } from '@muster/testing';
+import { startFloor } from './floor.js';
+import { startGateway } from './gateway.js';
+import { actorRates, inflightRate, NOOP_GROUP, noopGroup, pgShape, sequentialP50, tp8Shape } from './muster.js';
+import { startRay } from './ray.js';
+import { runWrk, type WrkResult } from './wrk.js';
+
+export const SHAPES = ['pg', 'tp8', 'actors', 'latency', 'floor', 'http'] as const;
+export type Shape = (typeof SHAPES)[number];
+
+export interface PassOptions {
+  shapes: Set<Shape>;
+  rounds: number;
+  store: 'embedded' | 'etcd';
+  tp8Groups: number;
+  rayCalls: number;
+  calls: number;
+  seq: number;
+  httpSeconds: number;
+  connections: number;
+}
+
+export interface RayResults {
+  pg?: number[];
+  tp8?: number[];
+  actors?: { oneToOne: number[]; nToN: number[] };
+  latency?: { actorP50Ms: number[]; serveHandleP50Ms: number[] };
+  http?: WrkResult[];
+}
+
+export interface Series { p50: number[]; rate: number[] }
+
+export interface MusterResults {
+  pg?: number[];
+  tp8?: number[];
+  actors?: { oneToOne: number[]; nToN: number[] };
+  latency?: number[];
+  /** The hand-muxed NATS floor, nc.request(), and the SDK, interleaved round by round. */
+  floor?: { floor: Series; request: Series; sdk: Series };
+  http?: WrkResult[];
+}
+
+function wrkRounds(url: string, o: PassOptions): WrkResult[] {
+  runWrk(url, { connections: o.connections, seconds: 2 }); // warm-up: connections, JIT, Serve's replicas
+  return Array.from({ length: o.rounds }, () => runWrk(url, { connections: o.connections, seconds: o.httpSeconds }));
+}
+
+/** One pass on Ray: the shapes other than `floor` (Muster's own yardstick). */
+export async function rayPass(python: string, o: PassOptions): Promise<RayResults> {
+  const shapes = [...o.shapes].filter((s) => s !== 'floor');
+  const out: RayResults = {};
+  if (shapes.length === 0) return out;
+  const session = startRay(python, ['--shapes', shapes.join(','), '--rounds', String(o.rounds), '--tp8-groups', String(o.tp8Groups), '--calls', String(o.rayCalls), '--seq', String(o.seq)]);
+  try {
+    const started = await session.next('started', 300_000);
+    console.error(`bench/peers: Ray ${String(started.ray)} up in ${String(started.seconds)} s`);
+    if (o.shapes.has('pg')) out.pg = (await session.next('pg', 600_000)).rates as number[];
+    if (o.shapes.has('tp8')) out.tp8 = (await session.next('tp8', 600_000)).rates as number[];
+    if (o.shapes.has('actors')) out.actors = (await session.next('actors', 600_000)) as unknown as RayResults['actors'];
+    if (o.shapes.has('latency')) out.latency = (await session.next('latency', 600_000)) as unknown as RayResults['latency'];
+    if (o.shapes.has('http')) {
+      const ready = await session.next('http-ready', 300_000);
+      out.http = wrkRounds(String(ready.url), o);
+      session.release();
+    }
+  } finally {
+    await session.close();
+  }
+  return out;
+}
+
+/** One pass on Muster: nats-server, head, 2 workers simulating 8×H100, TLS everywhere (the defaults). */
+export async function musterPass(o: PassOptions): Promise<MusterResults> {
+  const out: MusterResults = {};
+  const cluster = await LocalCluster.start({ workers: 2, profile: 'hgx-h100-8', store: o.store });
+  // The cluster's processes run in process groups of their own: a Ctrl-C reaches only this one, so it stops them.
+  // Once, however many signals come (a Ctrl-C under npm brings SIGINT, then SIGTERM).
+  let stopping: Promise<void> | undefined;
+  const interrupted = () => void (stopping ??= cluster.stop().finally(() => process.exit(130)));
+  process.on('SIGINT', interrupted);
+  process.on('SIGTERM', interrupted);
+  try {
+    const sdk = await cluster.connect();
+    try {
+      if (o.shapes.has('pg')) out.pg = await pgShape(sdk, o.rounds);
+      if (o.shapes.has('tp8')) out.tp8 = await tp8Shape(sdk, o.rounds, o.tp8Groups);
+      if (o.shapes.has('actors')) out.actors = await actorRates(() => cluster.connect(), o.rounds, o.calls);
+      if (!o.shapes.has('latency') && !o.shapes.has('floor') && !o.shapes.has('http')) return out;
+      const group = await noopGroup(sdk);
+      try {
+        const sdkCall = (i: number) => group.call(i);
+        await sequentialP50(sdkCall, 500);
+        if (o.shapes.has('latency')) {
+          out.latency = [];
+          for (let r = 0; r < o.rounds; r++) out.latency.push(await sequentialP50(sdkCall, o.seq));
+        }
+        if (o.shapes.has('floor')) out.floor = await floorRounds(cluster, sdkCall, o);
+        if (o.shapes.has('http')) {
+          const gw = await startGateway(cluster, NOOP_GROUP);
+          try {
+            out.http = wrkRounds(gw.url, o);
+          } finally {
+            await gw.process.stop();
+          }
+        }
+      } finally {
+        group.close();
+      }
+    } finally {
+      sdk.close();
+    }
+  } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+    await cluster.stop();
+  }
+  return out;
+}
+
+/** The floor, nc.request() and the SDK, interleaved round by round: all three see the same moments of the machine. */
+async function floorRounds(cluster: LocalCluster, sdkCall: (i: number) => Promise<unknown>, o: PassOptions): Promise<NonNullable<MusterResults['floor']>> {
+  const floor = await startFloor(cluster.nats!);
+  try {
+    const series = (): Series => ({ p50: [], rate: [] });
+    const result = { floor: series(), request: series(), sdk: series() };
+    const sides: Array<[Series, (i: number) => Promise<unknown>]> = [[result.floor, () => floor.mux()], [result.request, () => floor.request()], [result.sdk, sdkCall]];
+    for (const [, call] of sides) {
+      await sequentialP50(call, 500);
+      await inflightRate(call, 2_000, 64);
+    }
+    for (let r = 0; r < o.rounds; r++) {
+      for (const [out, call] of sides) out.p50.push(await sequentialP50(call, o.seq));
+      for (const [out, call] of sides) out.rate.push(await inflightRate(call, o.calls, 64));
+    }
+    return result;
+  } finally {
+    await floor.close();
+  }
+}
