@@ -16,3 +16,4 @@ export * from './leader.js';
 export * from './grpc-options.js';
 export * from './identity.js';
 export * from './spec-limits.js';
+export * from './batches.js';

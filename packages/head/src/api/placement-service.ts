@@ -1,6 +1,21 @@
-/** PlacementGroupService: create, inspect, wait for and remove placement groups. */
+/**
+ * PlacementGroupService: create, inspect, wait for and remove placement
+ * groups, one at a time or in batches (CreatePlacementGroups,
+ * RemovePlacementGroups: the SDK coalesces the creates and removes an
+ * application issues together into them, so 100 concurrent creates cost one
+ * call and one commit instead of 100 calls).
+ */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { PlacementGroup, type ListPlacementGroupsRequest, type PlacementGroupServiceServer, type WaitPlacementGroupsReply, type WaitPlacementGroupsRequest } from '@muster/proto';
+import {
+  PlacementGroup,
+  type ListPlacementGroupsRequest,
+  type PlacementGroupResult,
+  type PlacementGroupServiceServer,
+  type PlacementGroupsReply,
+  type WaitPlacementGroupsReply,
+  type WaitPlacementGroupsRequest,
+} from '@muster/proto';
+import { MAX_PG_BATCH, PG_BATCH_BYTES } from '@muster/contracts';
 import { ErrorCode, MusterError, toMusterError } from '@muster/common';
 import type { PlacementGroupController } from '../controllers/placement-groups.js';
 import { BoundedStream } from './bounded-stream.js';
@@ -25,9 +40,37 @@ export function placementService(ctx: RpcContext, pgs: PlacementGroupController)
       return { groups: page.items, nextPageToken: page.nextPageToken };
     }),
     removePlacementGroup: unary(ctx, 'RemovePlacementGroup', (req) => pgs.remove(req.id)),
+    createPlacementGroups: unary(ctx, 'CreatePlacementGroups', async (req) => {
+      const done = await pgs.createMany(checkBatch(req.items));
+      return batchReply(done.map((r) => (typeof r === 'string' ? pgs.get(r) : r)));
+    }),
+    removePlacementGroups: unary(ctx, 'RemovePlacementGroups', async (req) => batchReply(await pgs.removeMany(checkBatch(req.items).map((it) => it.id)))),
     waitPlacementGroup: unary(ctx, 'WaitPlacementGroup', (req) => pgs.wait(req.id, req.timeoutMs)),
     waitPlacementGroups: bidiStream(ctx, 'WaitPlacementGroups', (call) => serveWaits(call, pgs)),
   };
+}
+
+function checkBatch<T>(items: T[]): T[] {
+  if (items.length > MAX_PG_BATCH) {
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `items: ${items.length} in one batch; the limit is ${MAX_PG_BATCH} (MAX_PG_BATCH): send them in several`, { details: { field: 'items' } });
+  }
+  return items;
+}
+
+/**
+ * One result per item, in order. Records are put in while the reply's
+ * records stay within PG_BATCH_BYTES; a group past that is answered by id
+ * only (the client reads it with GetPlacementGroup), so a batch of large
+ * groups never makes a reply over the message limit.
+ */
+export function batchReply(done: Array<PlacementGroup | MusterError>, budget = PG_BATCH_BYTES): PlacementGroupsReply {
+  let bytes = 0;
+  const results = done.map((r): PlacementGroupResult => {
+    if (r instanceof MusterError) return { group: undefined, id: '', errorCode: r.code, errorMessage: r.message };
+    bytes += PlacementGroup.encode(r).finish().length;
+    return { group: bytes <= budget ? r : undefined, id: r.id, errorCode: '', errorMessage: '' };
+  });
+  return { results };
 }
 
 /** Waits one stream may hold open (asked, not yet answered to the transport). */
