@@ -125,6 +125,35 @@ describe('placement groups', () => {
     }
   });
 
+  it('sends creates and removes issued together as one batched call each; a refused item fails only itself', async () => {
+    /** Calls the head counted for `method`, from its metrics. */
+    const calls = async (method: string) => {
+      const text = await (await fetch(`http://${cluster.head.metricsAddress}/metrics`)).text();
+      return text.split('\n').filter((l) => l.startsWith('muster_rpc_total{') && l.includes(`method="${method}"`)).reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+    };
+    const taken = await sdk.placementGroups.create({ name: 'b-taken', bundles: [{ gpus: 1 }] });
+    const before = { create: await calls('CreatePlacementGroup'), creates: await calls('CreatePlacementGroups'), remove: await calls('RemovePlacementGroup'), removes: await calls('RemovePlacementGroups') };
+    const made = await Promise.allSettled([
+      ...Array.from({ length: 20 }, (_, i) => sdk.placementGroups.create({ name: `b-${i}`, bundles: [{ gpus: 1 }] })),
+      sdk.placementGroups.create({ name: 'b-taken', bundles: [{ gpus: 1 }] }),
+    ]);
+    expect(made.slice(0, 20).every((r) => r.status === 'fulfilled')).toBe(true);
+    expect((made[20] as PromiseRejectedResult).reason).toMatchObject({ code: ErrorCode.ALREADY_EXISTS });
+    const groups = made.slice(0, 20).map((r) => (r as PromiseFulfilledResult<PlacementGroup>).value);
+    await Promise.all(groups.map((g) => g.ready({ timeout: 10_000 })));
+    expect((await gpusInUse()).size).toBe(21);
+    const removed = await Promise.allSettled([...groups.map((g) => g.remove()), sdk.placementGroups.remove('pg-nosuchgroup')]);
+    expect(removed.slice(0, 20).every((r) => r.status === 'fulfilled')).toBe(true);
+    expect((removed[20] as PromiseRejectedResult).reason).toMatchObject({ code: ErrorCode.NOT_FOUND });
+    expect(groups.every((g) => g.state === 'removed')).toBe(true);
+    expect([...(await gpusInUse())]).toEqual([`${taken.placements[0]!.nodeId}/${taken.placements[0]!.gpuIndices[0]}`]);
+    // One batched call each way, no single ones.
+    expect(await calls('CreatePlacementGroups')).toBe(before.creates + 1);
+    expect(await calls('CreatePlacementGroup')).toBe(before.create);
+    expect(await calls('RemovePlacementGroups')).toBe(before.removes + 1);
+    expect(await calls('RemovePlacementGroup')).toBe(before.remove);
+  });
+
   it('refuses invalid specs by naming the field, and marks impossible ones INFEASIBLE', async () => {
     const refusals: Array<[unknown, RegExp]> = [
       [{ name: 'x', bundles: [] }, /bundles: a placement group needs at least one bundle/],

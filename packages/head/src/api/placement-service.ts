@@ -50,7 +50,8 @@ export function placementService(ctx: RpcContext, pgs: PlacementGroupController)
   };
 }
 
-function checkBatch<T>(items: T[]): T[] {
+/** A batch over MAX_PG_BATCH items is refused whole, naming `items`. */
+export function checkBatch<T>(items: T[]): T[] {
   if (items.length > MAX_PG_BATCH) {
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, `items: ${items.length} in one batch; the limit is ${MAX_PG_BATCH} (MAX_PG_BATCH): send them in several`, { details: { field: 'items' } });
   }
