@@ -277,7 +277,7 @@ describe('placement group controller: batches (createMany, removeMany)', () => {
   it('removes each item on its own: an unknown group fails only itself, a group named twice is removed once, all durable when answered', async () => {
     const h = await harness();
     await h.start('n1');
-    const [a, b] = await Promise.all([h.pgs.create(spec('a', 8)), h.pgs.create(spec('b'))]);
+    const [a] = await Promise.all([h.pgs.create(spec('a', 8)), h.pgs.create(spec('b'))]);
     await h.pgs.sync();
     const txns = pgTxns(h);
     const out = await h.pgs.removeMany([a!.id, 'nope', 'b', a!.id]);
