@@ -13,7 +13,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NodeState, PlacementGroup, PlacementGroupState as S, type HeadMessage, type PlacementGroupSpec, type Register } from '@muster/proto';
-import { MusterError } from '@muster/common';
+import { MusterError, waitFor } from '@muster/common';
 import { NodeRegistry, type AgentConnection } from '../cluster/registry.js';
 import { ClusterState, parsePlacementGroupSpec, placeGroup, type Reservation } from '../scheduler/index.js';
 import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
@@ -288,5 +288,52 @@ describe('placement group controller: batches (createMany, removeMany)', () => {
     // a's 8 GPUs are free again: a group that needs all of them is placed.
     const c = await h.pgs.create(spec('c', 8));
     expect(c.placements).toHaveLength(1);
+  });
+});
+
+describe('placement group controller: the CREATED record', () => {
+  const spec = (name: string): PlacementGroupSpec => ({ name, strategy: 'PACK', bundles: [{ cpuMillis: 10, memoryBytes: 0, gpus: 1, gpuMemoryMib: 0, migProfile: '', custom: {} }], topology: [], matchLabels: {}, tolerations: [], priority: 0 });
+  const storedState = async (h: Harness, id: string) => {
+    const kv = (await h.store.range(PGS_PREFIX)).kvs.find((x) => x.key === PGS_PREFIX + id);
+    return kv && PlacementGroup.decode(kv.value).state;
+  };
+
+  it('is written without another change to carry it, and its waiters are answered before', async () => {
+    const h = await harness();
+    await h.start('n1');
+    const heard: string[] = [];
+    h.events.subscribe((e) => heard.push(e.kind));
+    const pg = await h.pgs.create(spec('alone'));
+    expect((await h.pgs.wait(pg.id, 5_000)).state).toBe(S.PLACEMENT_GROUP_STATE_CREATED);
+    await waitFor('the CREATED record', async () => (await storedState(h, pg.id)) === S.PLACEMENT_GROUP_STATE_CREATED || undefined, { timeoutMs: 5_000 });
+    expect(heard.filter((k) => k.startsWith('pg.'))).toEqual(['pg.reserved', 'pg.created']);
+  });
+
+  it('of a group removed at once is never written: the remove deletes the RESERVED record, and the events are all there', async () => {
+    const h = await harness();
+    await h.start('n1');
+    const written: number[] = [];
+    const txn = h.store.txn.bind(h.store);
+    vi.spyOn(h.store, 'txn').mockImplementation((req) => {
+      for (const op of req.success) if (op.type === 'put' && op.key.startsWith(PGS_PREFIX)) written.push(PlacementGroup.decode(op.value).state);
+      return txn(req);
+    });
+    const heard: string[] = [];
+    h.events.subscribe((e) => heard.push(e.kind));
+    // The CREATED write's own timer does not fire until the test says so: the remove comes first, however slow the machine.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let pg: PlacementGroup;
+    try {
+      pg = await h.pgs.create(spec('brief'));
+      expect((await h.pgs.wait(pg.id, 5_000)).state).toBe(S.PLACEMENT_GROUP_STATE_CREATED);
+      await h.pgs.remove(pg.id);
+      vi.advanceTimersByTime(1_000);
+      await h.pgs.sync();
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(written).toEqual([S.PLACEMENT_GROUP_STATE_RESERVED]);
+    expect(await storedState(h, pg.id)).toBeUndefined();
+    expect(heard.filter((k) => k.startsWith('pg.'))).toEqual(['pg.reserved', 'pg.created', 'pg.removed']);
   });
 });
