@@ -101,10 +101,10 @@ describe('placement groups', () => {
       const t0 = Date.now();
       stream.on('data', (r: WaitPlacementGroupsReply) => replies.set(r.tag, { reply: r, ms: Date.now() - t0 }));
       stream.on('error', () => undefined); // CANCELLED, from the cancel below
-      stream.write({ tag: 1, id: whole.id, timeoutMs: 400 });
-      stream.write({ tag: 2, id: 'pg-nosuchgroup', timeoutMs: 5_000 });
-      stream.write({ tag: 3, id: 'w-placed', timeoutMs: 5_000 }); // by name
-      await waitFor('three replies', () => replies.size === 3 || undefined, { timeoutMs: 5_000 });
+      stream.write({ tag: 1, id: whole.id, timeoutMs: 400, batchedAnswers: false });
+      stream.write({ tag: 2, id: 'pg-nosuchgroup', timeoutMs: 5_000, batchedAnswers: false });
+      stream.write({ tag: 3, id: 'w-placed', timeoutMs: 5_000, batchedAnswers: false }); // by name
+      await waitFor('three replies', () => replies.size === 3 || undefined, { timeoutMs: 5_000, batchedAnswers: false });
       expect(replies.get(2)!.reply).toMatchObject({ errorCode: ErrorCode.NOT_FOUND, errorMessage: 'no placement group "pg-nosuchgroup"' });
       expect(replies.get(3)!.reply.group).toMatchObject({ id: placed.id, state: PlacementGroupState.PLACEMENT_GROUP_STATE_CREATED });
       expect(replies.get(3)!.ms).toBeLessThan(400);
@@ -113,7 +113,7 @@ describe('placement groups', () => {
       expect(replies.get(1)!.reply.group).toMatchObject({ id: whole.id, state: PlacementGroupState.PLACEMENT_GROUP_STATE_PENDING });
       expect(replies.get(1)!.reply.group!.reason?.message).toMatch(/GPU/);
 
-      stream.write({ tag: 4, id: whole.id, timeoutMs: 10_000 });
+      stream.write({ tag: 4, id: whole.id, timeoutMs: 10_000, batchedAnswers: false });
       const removedAt = Date.now() - t0;
       await placed.remove(); // the GPU it lacked is free: it is placed, and the wait answered then
       await waitFor('the wait to be answered', () => replies.get(4), { timeoutMs: 5_000 });

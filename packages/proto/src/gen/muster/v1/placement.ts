@@ -246,6 +246,13 @@ export interface WaitPlacementGroupsRequest {
   id: string;
   /** capped at 60000 by the head */
   timeoutMs: number;
+  /**
+   * The client reads `more`: the head may answer this wait inside the reply
+   * of another one that settled at the same time (at most 256 answers and
+   * about 1 MiB of records a reply). A head that does not know the field
+   * answers every wait in a reply of its own, which such a client reads too.
+   */
+  batchedAnswers: boolean;
 }
 
 export interface WaitPlacementGroupsReply {
@@ -257,6 +264,11 @@ export interface WaitPlacementGroupsReply {
   /** a MUSTER_* code when refused, else "" */
   errorCode: string;
   errorMessage: string;
+  /**
+   * Answers to other waits, each as if it came in a reply of its own (only
+   * to waits asked with batched_answers).
+   */
+  more: WaitPlacementGroupsReply[];
 }
 
 export interface CreatePlacementGroupsRequest {
@@ -2335,7 +2347,7 @@ export const WaitPlacementGroupRequest: MessageFns<WaitPlacementGroupRequest> = 
 };
 
 function createBaseWaitPlacementGroupsRequest(): WaitPlacementGroupsRequest {
-  return { tag: 0, id: "", timeoutMs: 0 };
+  return { tag: 0, id: "", timeoutMs: 0, batchedAnswers: false };
 }
 
 export const WaitPlacementGroupsRequest: MessageFns<WaitPlacementGroupsRequest> = {
@@ -2348,6 +2360,9 @@ export const WaitPlacementGroupsRequest: MessageFns<WaitPlacementGroupsRequest> 
     }
     if (message.timeoutMs !== 0) {
       writer.uint32(24).uint32(message.timeoutMs);
+    }
+    if (message.batchedAnswers !== false) {
+      writer.uint32(32).bool(message.batchedAnswers);
     }
     return writer;
   },
@@ -2389,6 +2404,14 @@ export const WaitPlacementGroupsRequest: MessageFns<WaitPlacementGroupsRequest> 
             message.timeoutMs = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.batchedAnswers = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2410,6 +2433,11 @@ export const WaitPlacementGroupsRequest: MessageFns<WaitPlacementGroupsRequest> 
         : isSet(object.timeout_ms)
         ? globalThis.Number(object.timeout_ms)
         : 0,
+      batchedAnswers: isSet(object.batchedAnswers)
+        ? globalThis.Boolean(object.batchedAnswers)
+        : isSet(object.batched_answers)
+        ? globalThis.Boolean(object.batched_answers)
+        : false,
     };
   },
 
@@ -2424,12 +2452,15 @@ export const WaitPlacementGroupsRequest: MessageFns<WaitPlacementGroupsRequest> 
     if (message.timeoutMs !== 0) {
       obj.timeoutMs = Math.round(message.timeoutMs);
     }
+    if (message.batchedAnswers !== false) {
+      obj.batchedAnswers = message.batchedAnswers;
+    }
     return obj;
   },
 };
 
 function createBaseWaitPlacementGroupsReply(): WaitPlacementGroupsReply {
-  return { tag: 0, group: undefined, errorCode: "", errorMessage: "" };
+  return { tag: 0, group: undefined, errorCode: "", errorMessage: "", more: [] };
 }
 
 export const WaitPlacementGroupsReply: MessageFns<WaitPlacementGroupsReply> = {
@@ -2445,6 +2476,9 @@ export const WaitPlacementGroupsReply: MessageFns<WaitPlacementGroupsReply> = {
     }
     if (message.errorMessage !== "") {
       writer.uint32(34).string(message.errorMessage);
+    }
+    for (const v of message.more) {
+      WaitPlacementGroupsReply.encode(v!, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -2494,6 +2528,14 @@ export const WaitPlacementGroupsReply: MessageFns<WaitPlacementGroupsReply> = {
             message.errorMessage = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.more.push(WaitPlacementGroupsReply.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2520,6 +2562,9 @@ export const WaitPlacementGroupsReply: MessageFns<WaitPlacementGroupsReply> = {
         : isSet(object.error_message)
         ? globalThis.String(object.error_message)
         : "",
+      more: globalThis.Array.isArray(object?.more)
+        ? object.more.map((e: any) => WaitPlacementGroupsReply.fromJSON(e))
+        : [],
     };
   },
 
@@ -2536,6 +2581,9 @@ export const WaitPlacementGroupsReply: MessageFns<WaitPlacementGroupsReply> = {
     }
     if (message.errorMessage !== "") {
       obj.errorMessage = message.errorMessage;
+    }
+    if (message.more?.length) {
+      obj.more = message.more.map((e) => WaitPlacementGroupsReply.toJSON(e));
     }
     return obj;
   },
