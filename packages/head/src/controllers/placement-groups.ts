@@ -45,14 +45,6 @@ import { SchedulingView } from './pg-view.js';
 
 export const PGS_PREFIX = '/muster/pgs/';
 const REMOVED_REMEMBERED = 1_000;
-/**
- * How long the CREATED record (and its event) of a group may wait for a
- * cycle that runs anyway. Its waiters are answered at once; listeners (the
- * gang controller) and event watchers hear of it after this commit. In Ray's
- * shape (create, wait, remove at once) the remove's cycle carries it, and
- * the group's record is deleted without ever being written CREATED.
- */
-const CREATED_WRITE_WITHIN_MS = 20;
 
 interface Entry {
   pg: PlacementGroup;
@@ -77,8 +69,6 @@ export class PlacementGroupController {
   private readonly waiters = new ChangeWaiters();
   private readonly changeListeners: Array<(pgId: string) => void> = [];
   private hold: Hold | undefined;
-  /** The timer of kickWithin(). */
-  private lateKick: NodeJS.Timeout | undefined;
   /**
    * Groups another controller moves off draining nodes itself (replica
    * groups). Undefined until that controller has loaded: no group moves
@@ -289,12 +279,10 @@ export class PlacementGroupController {
       // CREATED needs no durable write before it is announced: the
       // reservation is durable already (RESERVED), and after a head restart
       // the agents confirm it again. So waiters are woken now and the record
-      // is written by the next cycle, off the caller's path: one that runs
-      // anyway within CREATED_WRITE_WITHIN_MS (a create or remove), else one
-      // kicked then. A group removed before that is never written CREATED.
+      // is written by the next cycle, off the caller's path.
       this.transition(e, S.PLACEMENT_GROUP_STATE_CREATED, 'pg.created', `placement group ${e.spec.name} created: ${describePlacements(e.pg)}`);
       this.wake(e.pg.id);
-      this.kickWithin();
+      this.kick();
     } else {
       const waiting = nodesOf(e.pg).filter((n) => !e.acked.has(n));
       e.pg.reason = plainReason('AWAITING_AGENTS', `waiting for node(s) ${waiting.join(', ')} to confirm their bundles`);
@@ -360,15 +348,6 @@ export class PlacementGroupController {
 
   private kick(): void {
     this.commits.kick();
-  }
-
-  /** A cycle within CREATED_WRITE_WITHIN_MS: the one that runs anyway, or one kicked then. */
-  private kickWithin(): void {
-    if (this.lateKick) return;
-    this.lateKick = setTimeout(() => {
-      this.lateKick = undefined;
-      this.kick();
-    }, CREATED_WRITE_WITHIN_MS);
   }
 
   /** A commit failed: the in-memory view ran ahead of the store, so read the truth back. */
