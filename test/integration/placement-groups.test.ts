@@ -101,10 +101,10 @@ describe('placement groups', () => {
       const t0 = Date.now();
       stream.on('data', (r: WaitPlacementGroupsReply) => replies.set(r.tag, { reply: r, ms: Date.now() - t0 }));
       stream.on('error', () => undefined); // CANCELLED, from the cancel below
-      stream.write({ tag: 1, id: whole.id, timeoutMs: 400 });
-      stream.write({ tag: 2, id: 'pg-nosuchgroup', timeoutMs: 5_000 });
-      stream.write({ tag: 3, id: 'w-placed', timeoutMs: 5_000 }); // by name
-      await waitFor('three replies', () => replies.size === 3 || undefined, { timeoutMs: 5_000 });
+      stream.write({ tag: 1, id: whole.id, timeoutMs: 400, batchedAnswers: false });
+      stream.write({ tag: 2, id: 'pg-nosuchgroup', timeoutMs: 5_000, batchedAnswers: false });
+      stream.write({ tag: 3, id: 'w-placed', timeoutMs: 5_000, batchedAnswers: false }); // by name
+      await waitFor('three replies', () => replies.size === 3 || undefined, { timeoutMs: 5_000, batchedAnswers: false });
       expect(replies.get(2)!.reply).toMatchObject({ errorCode: ErrorCode.NOT_FOUND, errorMessage: 'no placement group "pg-nosuchgroup"' });
       expect(replies.get(3)!.reply.group).toMatchObject({ id: placed.id, state: PlacementGroupState.PLACEMENT_GROUP_STATE_CREATED });
       expect(replies.get(3)!.ms).toBeLessThan(400);
@@ -113,7 +113,7 @@ describe('placement groups', () => {
       expect(replies.get(1)!.reply.group).toMatchObject({ id: whole.id, state: PlacementGroupState.PLACEMENT_GROUP_STATE_PENDING });
       expect(replies.get(1)!.reply.group!.reason?.message).toMatch(/GPU/);
 
-      stream.write({ tag: 4, id: whole.id, timeoutMs: 10_000 });
+      stream.write({ tag: 4, id: whole.id, timeoutMs: 10_000, batchedAnswers: false });
       const removedAt = Date.now() - t0;
       await placed.remove(); // the GPU it lacked is free: it is placed, and the wait answered then
       await waitFor('the wait to be answered', () => replies.get(4), { timeoutMs: 5_000 });
@@ -123,6 +123,35 @@ describe('placement groups', () => {
       stream.cancel();
       client.close();
     }
+  });
+
+  it('sends creates and removes issued together as one batched call each; a refused item fails only itself', async () => {
+    /** Calls the head counted for `method`, from its metrics. */
+    const calls = async (method: string) => {
+      const text = await (await fetch(`http://${cluster.head.metricsAddress}/metrics`)).text();
+      return text.split('\n').filter((l) => l.startsWith('muster_rpc_total{') && l.includes(`method="${method}"`)).reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+    };
+    const taken = await sdk.placementGroups.create({ name: 'b-taken', bundles: [{ gpus: 1 }] });
+    const before = { create: await calls('CreatePlacementGroup'), creates: await calls('CreatePlacementGroups'), remove: await calls('RemovePlacementGroup'), removes: await calls('RemovePlacementGroups') };
+    const made = await Promise.allSettled([
+      ...Array.from({ length: 20 }, (_, i) => sdk.placementGroups.create({ name: `b-${i}`, bundles: [{ gpus: 1 }] })),
+      sdk.placementGroups.create({ name: 'b-taken', bundles: [{ gpus: 1 }] }),
+    ]);
+    expect(made.slice(0, 20).every((r) => r.status === 'fulfilled')).toBe(true);
+    expect((made[20] as PromiseRejectedResult).reason).toMatchObject({ code: ErrorCode.ALREADY_EXISTS });
+    const groups = made.slice(0, 20).map((r) => (r as PromiseFulfilledResult<PlacementGroup>).value);
+    await Promise.all(groups.map((g) => g.ready({ timeout: 10_000 })));
+    expect((await gpusInUse()).size).toBe(21);
+    const removed = await Promise.allSettled([...groups.map((g) => g.remove()), sdk.placementGroups.remove('pg-nosuchgroup')]);
+    expect(removed.slice(0, 20).every((r) => r.status === 'fulfilled')).toBe(true);
+    expect((removed[20] as PromiseRejectedResult).reason).toMatchObject({ code: ErrorCode.NOT_FOUND });
+    expect(groups.every((g) => g.state === 'removed')).toBe(true);
+    expect([...(await gpusInUse())]).toEqual([`${taken.placements[0]!.nodeId}/${taken.placements[0]!.gpuIndices[0]}`]);
+    // One batched call each way, no single ones.
+    expect(await calls('CreatePlacementGroups')).toBe(before.creates + 1);
+    expect(await calls('CreatePlacementGroup')).toBe(before.create);
+    expect(await calls('RemovePlacementGroups')).toBe(before.removes + 1);
+    expect(await calls('RemovePlacementGroup')).toBe(before.remove);
   });
 
   it('refuses invalid specs by naming the field, and marks impossible ones INFEASIBLE', async () => {

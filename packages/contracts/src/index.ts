@@ -17,3 +17,4 @@ export * from './grpc-options.js';
 export * from './identity.js';
 export * from './spec-limits.js';
 export * from './engine-metrics.js';
+export * from './batches.js';

@@ -82,7 +82,7 @@ async function connected(address: string): Promise<Cluster> {
 }
 
 const answerNow = (req: WaitPlacementGroupsRequest, call: WaitStream) =>
-  call.write({ tag: req.tag, group: record(req.id), errorCode: '', errorMessage: '' });
+  call.write({ tag: req.tag, group: record(req.id), errorCode: '', errorMessage: '', more: [] });
 
 describe('placement group waits over one stream', () => {
   it('sends many waits over one stream and matches answers that come back in any order', async () => {
@@ -101,9 +101,23 @@ describe('placement group waits over one stream', () => {
     expect(head.unaryWaits).toEqual([]);
   });
 
+  it('asks for batched answers and reads the answers a reply carries in more', async () => {
+    const head = await fakeHead();
+    const cluster = await connected(head.address);
+    const groups = await Promise.all(['a', 'b', 'c'].map((id) => cluster.placementGroups.get(id)));
+    const ready = Promise.all(groups.map((g) => g.ready({ timeout: 5_000 })));
+    await waitFor('3 waits on the stream', () => head.streams[0]?.requests.length === 3);
+    const { call, requests } = head.streams[0]!;
+    expect(requests.every((r) => r.batchedAnswers)).toBe(true);
+    const [first, ...rest] = requests.map((r) => ({ tag: r.tag, group: record(r.id), errorCode: '', errorMessage: '', more: [] }));
+    call.write({ ...first!, more: rest });
+    expect((await ready).map((g) => g.state)).toEqual(['created', 'created', 'created']);
+    expect(head.unaryWaits).toEqual([]);
+  });
+
   it('rejects with the refusal the head puts in the reply', async () => {
     const head = await fakeHead({
-      onWait: (req, call) => call.write({ tag: req.tag, group: undefined, errorCode: ErrorCode.NOT_FOUND, errorMessage: `no placement group "${req.id}"` }),
+      onWait: (req, call) => call.write({ tag: req.tag, group: undefined, errorCode: ErrorCode.NOT_FOUND, errorMessage: `no placement group "${req.id}"`, more: [] }),
     });
     const cluster = await connected(head.address);
     const g = await cluster.placementGroups.get('gone');

@@ -2,6 +2,9 @@
  * Placement group waits multiplexed over one WaitPlacementGroups stream to
  * the head, so `ready()` on many groups costs a message each instead of a
  * call each (a unary call costs both sides several times a stream message).
+ * Waits are asked with `batchedAnswers`: the head answers the waits that
+ * settle together in one reply (`more`), and a head that does not know the
+ * field answers each in a reply of its own; both read the same here.
  *
  * The stream is opened by the first wait and half-closed once no wait has
  * been pending for IDLE_CLOSE_MS: an open stream keeps the process alive.
@@ -53,7 +56,7 @@ export class PlacementGroupWaits {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.giveUp(), timeoutMs + ANSWER_SLACK_MS);
       this.pending.set(tag, { resolve, reject, timer });
-      stream.write({ tag, id, timeoutMs });
+      stream.write({ tag, id, timeoutMs, batchedAnswers: true });
     });
   }
 
@@ -78,7 +81,18 @@ export class PlacementGroupWaits {
     return stream;
   }
 
+  /** A reply: its own answer, and those of the waits it carries in `more` (asked with batchedAnswers). */
   private answer(reply: WaitPlacementGroupsReply): void {
+    this.settle(reply);
+    for (const m of reply.more) this.settle(m);
+    if (this.pending.size === 0 && this.stream) {
+      clearTimeout(this.idle);
+      this.idle = setTimeout(() => this.endIdle(), IDLE_CLOSE_MS);
+      this.idle.unref();
+    }
+  }
+
+  private settle(reply: WaitPlacementGroupsReply): void {
     const p = this.pending.get(reply.tag);
     if (!p) return;
     this.pending.delete(reply.tag);
@@ -89,10 +103,6 @@ export class PlacementGroupWaits {
       // A retryable refusal is the unary path's to retry.
       if (err.retryable) p.resolve(undefined);
       else p.reject(err);
-    }
-    if (this.pending.size === 0 && this.stream) {
-      this.idle = setTimeout(() => this.endIdle(), IDLE_CLOSE_MS);
-      this.idle.unref();
     }
   }
 

@@ -16,11 +16,12 @@
 import { randomUUID } from 'node:crypto';
 import type { HeadService } from './rpc.js';
 import { PlacementGroupWaits } from './pg-waits.js';
+import { Coalescer } from './pg-batch.js';
 import { collect, pages, type PageOptions } from './pages.js';
 import { checkPlacementGroupSpec } from './spec-schemas.js';
 import type { PlacementGroupSpec } from './specs.js';
 import { ErrorCode, MusterError } from '@muster/common';
-import { PlacementGroupState as S, type PendingReason, type PlacementGroupServiceClient } from '@muster/proto';
+import { CreatePlacementGroupRequest, PlacementGroupState as S, type PendingReason, type PlacementGroupServiceClient } from '@muster/proto';
 import type * as wire from '@muster/proto';
 
 
@@ -196,21 +197,42 @@ export class PlacementGroup {
 
 export class PlacementGroups {
   private readonly waits: PlacementGroupWaits;
+  /** Creates and removes issued together travel as one batched call each (pg-batch.ts). */
+  private readonly creates: Coalescer<wire.CreatePlacementGroupRequest>;
+  private readonly removes: Coalescer<wire.RemovePlacementGroupRequest>;
 
   constructor(private readonly head: HeadService<PlacementGroupServiceClient>) {
     this.waits = new PlacementGroupWaits(head);
+    const read = (id: string) => this.getRaw(id);
+    this.creates = new Coalescer({
+      many: async (items) => (await head.call<wire.PlacementGroupsReply>((c, md, o, cb) => c.createPlacementGroups({ items }, md, o, cb))).results,
+      one: (item) => head.call<wire.PlacementGroup>((c, md, o, cb) => c.createPlacementGroup(item, md, o, cb)),
+      read,
+      size: (item) => CreatePlacementGroupRequest.encode(item).finish().length,
+    });
+    this.removes = new Coalescer({
+      many: async (items) => (await head.call<wire.PlacementGroupsReply>((c, md, o, cb) => c.removePlacementGroups({ items }, md, o, cb))).results,
+      one: (item) => head.call<wire.PlacementGroup>((c, md, o, cb) => c.removePlacementGroup(item, md, o, cb)),
+      read,
+      size: (item) => item.id.length + 4,
+    });
   }
 
+  /** Creates issued together (in one tick, or while earlier ones are on their way) go to the head as one call. */
   async create(spec: PlacementGroupSpec): Promise<PlacementGroup> {
     const sent = toWire(spec);
     // One id for every attempt of this create: a retry after a failover returns the group it made.
     const requestId = randomUUID();
-    return this.handle(await this.head.call<wire.PlacementGroup>((c, md, o, cb) => c.createPlacementGroup({ spec: sent, requestId }, md, o, cb)));
+    return this.handle(await this.creates.submit({ spec: sent, requestId }));
   }
 
   /** By id or name. */
   async get(idOrName: string): Promise<PlacementGroup> {
-    return this.handle(await this.head.call<wire.PlacementGroup>((c, md, o, cb) => c.getPlacementGroup({ id: idOrName }, md, o, cb)));
+    return this.handle(await this.getRaw(idOrName));
+  }
+
+  private getRaw(idOrName: string): Promise<wire.PlacementGroup> {
+    return this.head.call<wire.PlacementGroup>((c, md, o, cb) => c.getPlacementGroup({ id: idOrName }, md, o, cb));
   }
 
   /** All groups but removed ones, or those in `state` / with a name prefix, oldest first (fetched page by page). */
@@ -235,9 +257,9 @@ export class PlacementGroups {
     };
   }
 
-  /** Idempotent: removing a removed group returns it again. */
+  /** Idempotent: removing a removed group returns it again. Removes issued together go as one call, as creates do. */
   async remove(idOrName: string): Promise<PlacementGroup> {
-    return this.handle(await this.head.call<wire.PlacementGroup>((c, md, o, cb) => c.removePlacementGroup({ id: idOrName }, md, o, cb)));
+    return this.handle(await this.removes.submit({ id: idOrName }));
   }
 
   /**

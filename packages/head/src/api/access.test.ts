@@ -46,6 +46,11 @@ describe('the access table', () => {
     [viewer, 'ClusterService', 'DrainNode', false],
     [viewer, 'AgentService', 'Connect', false],
     [deployer, 'PlacementGroupService', 'CreatePlacementGroup', true],
+    [deployer, 'PlacementGroupService', 'CreatePlacementGroups', true],
+    [deployer, 'PlacementGroupService', 'RemovePlacementGroups', true],
+    [viewer, 'PlacementGroupService', 'CreatePlacementGroups', false],
+    [viewer, 'PlacementGroupService', 'RemovePlacementGroups', false],
+    [caller, 'PlacementGroupService', 'CreatePlacementGroups', false],
     [deployer, 'GangService', 'LaunchGang', true],
     [deployer, 'ReplicaGroupService', 'ApplyReplicaGroup', true],
     [deployer, 'ReplicaGroupService', 'DeleteReplicaGroup', true],
@@ -66,6 +71,12 @@ describe('the access table', () => {
     [caller, 'ReplicaGroupService', 'ListReplicaGroups', true], // filtered to its groups (replica-service.ts)
   ] as const)('%o calls %s/%s: allowed %s', (id, service, method, allowed) => {
     expect(refusal(id, path(service, method), {}) === undefined).toBe(allowed);
+  });
+
+  it('asks of a batched placement group call what the single call asks of each of its items', () => {
+    for (const [batch, single] of [['CreatePlacementGroups', 'CreatePlacementGroup'], ['RemovePlacementGroups', 'RemovePlacementGroup']] as const) {
+      expect(ACCESS.get(path('PlacementGroupService', batch))).toEqual(ACCESS.get(path('PlacementGroupService', single)));
+    }
   });
 
   it('lets a caller read only the groups it may call', () => {

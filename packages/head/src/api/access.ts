@@ -64,6 +64,10 @@ const PLACEMENT: Table<typeof PlacementGroupServiceService> = {
   waitPlacementGroups: VIEWER,
   createPlacementGroup: DEPLOYER,
   removePlacementGroup: DEPLOYER,
+  // The batched forms need what the single calls need. Placement groups carry
+  // no per-group call rights, so the method's rule is every item's.
+  createPlacementGroups: DEPLOYER,
+  removePlacementGroups: DEPLOYER,
 };
 
 const GANG: Table<typeof GangServiceService> = {

@@ -11,8 +11,9 @@
  *   - a group placed on a dead node (the state missed a node change).
  */
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
-import { NodeState, PlacementGroupState as S, type HeadMessage, type Register } from '@muster/proto';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { NodeState, PlacementGroup, PlacementGroupState as S, type HeadMessage, type PlacementGroupSpec, type Register } from '@muster/proto';
+import { MusterError, waitFor } from '@muster/common';
 import { NodeRegistry, type AgentConnection } from '../cluster/registry.js';
 import { ClusterState, parsePlacementGroupSpec, placeGroup, type Reservation } from '../scheduler/index.js';
 import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
@@ -221,5 +222,90 @@ describe('placement group controller on a failing store', () => {
     expect(h.told).toEqual([`n1 ${pg.id}`]);
     expect(heard).toContain('pg.reserved');
     unsubscribe();
+  });
+});
+
+describe('placement group controller: batches (createMany, removeMany)', () => {
+  const spec = (name: string, gpus = 1): PlacementGroupSpec => ({ name, strategy: 'PACK', bundles: [{ cpuMillis: 10, memoryBytes: 0, gpus, gpuMemoryMib: 0, migProfile: '', custom: {} }], topology: [], matchLabels: {}, tolerations: [], priority: 0 });
+  const codeOf = (r: string | PlacementGroup | MusterError) => (r instanceof MusterError ? r.code : 'ok');
+  /** Transactions that wrote placement group records. */
+  const pgTxns = (h: Harness) => {
+    const spy = vi.spyOn(h.store, 'txn');
+    return () => spy.mock.calls.filter(([req]) => req.success.some((op) => op.type !== 'get' && (op.type === 'deletePrefix' ? op.prefix : op.key).startsWith(PGS_PREFIX))).length;
+  };
+
+  it('answers every item on its own: a bad spec, a taken name and a name twice in the batch fail only themselves; the rest are durable, in one commit, before it answers', async () => {
+    const h = await harness();
+    await h.start('n1');
+    await h.pgs.create(spec('taken'));
+    await h.pgs.sync();
+    const txns = pgTxns(h);
+    const out = await h.pgs.createMany([
+      { spec: spec('a'), requestId: 'ra' },
+      { spec: spec('bad', -1), requestId: '' },
+      { spec: spec('taken'), requestId: '' },
+      { spec: spec('b'), requestId: 'rb' },
+      { spec: spec('a'), requestId: 'other' },
+      { spec: spec('b'), requestId: 'rb' }, // the same create again (a retry): the same group
+    ]);
+    expect(out.map(codeOf)).toEqual(['ok', 'MUSTER_INVALID_ARGUMENT', 'MUSTER_ALREADY_EXISTS', 'ok', 'MUSTER_ALREADY_EXISTS', 'ok']);
+    expect((out[1] as MusterError).message).toMatch(/gpus/);
+    expect(out[5]).toBe(out[3]);
+    // Durable when answered, and in one transaction (its records are reserved already: the cycle scheduled them before writing).
+    expect(txns()).toBe(1);
+    const stored = (await h.store.range(PGS_PREFIX)).kvs.map((kv) => PlacementGroup.decode(kv.value));
+    for (const id of [out[0], out[3]] as string[]) {
+      expect(stored.find((pg) => pg.id === id)?.state).toBe(S.PLACEMENT_GROUP_STATE_RESERVED);
+    }
+    expect(stored.map((pg) => pg.spec!.name).sort()).toEqual(['a', 'b', 'taken']);
+  });
+
+  it('a batch whose commit fails rejects whole and leaves nothing; sent again, it is made', async () => {
+    const h = await harness();
+    await h.start('n1');
+    h.store.failWrites({ prefix: PGS_PREFIX });
+    const items = [{ spec: spec('x'), requestId: 'rx' }, { spec: spec('y'), requestId: 'ry' }];
+    await expect(h.pgs.createMany(items)).rejects.toMatchObject({ code: 'MUSTER_UNAVAILABLE' });
+    await h.pgs.sync();
+    expect(h.store.failed).toBeGreaterThan(0);
+    expect(h.pgs.list()).toEqual([]);
+    expect(h.told).toEqual([]);
+    h.store.heal();
+    expect((await h.pgs.createMany(items)).map(codeOf)).toEqual(['ok', 'ok']);
+  });
+
+  it('removes each item on its own: an unknown group fails only itself, a group named twice is removed once, all durable when answered', async () => {
+    const h = await harness();
+    await h.start('n1');
+    const [a] = await Promise.all([h.pgs.create(spec('a', 8)), h.pgs.create(spec('b'))]);
+    await h.pgs.sync();
+    const txns = pgTxns(h);
+    const out = await h.pgs.removeMany([a!.id, 'nope', 'b', a!.id]);
+    expect(out.map(codeOf)).toEqual(['ok', 'MUSTER_NOT_FOUND', 'ok', 'ok']);
+    expect(out.map((r) => (r instanceof MusterError ? undefined : r.state))).toEqual([S.PLACEMENT_GROUP_STATE_REMOVED, undefined, S.PLACEMENT_GROUP_STATE_REMOVED, S.PLACEMENT_GROUP_STATE_REMOVED]);
+    expect(txns()).toBe(1);
+    expect((await h.store.range(PGS_PREFIX)).kvs).toEqual([]);
+    // a's 8 GPUs are free again: a group that needs all of them is placed.
+    const c = await h.pgs.create(spec('c', 8));
+    expect(c.placements).toHaveLength(1);
+  });
+});
+
+describe('placement group controller: the CREATED record', () => {
+  const spec = (name: string): PlacementGroupSpec => ({ name, strategy: 'PACK', bundles: [{ cpuMillis: 10, memoryBytes: 0, gpus: 1, gpuMemoryMib: 0, migProfile: '', custom: {} }], topology: [], matchLabels: {}, tolerations: [], priority: 0 });
+  const storedState = async (h: Harness, id: string) => {
+    const kv = (await h.store.range(PGS_PREFIX)).kvs.find((x) => x.key === PGS_PREFIX + id);
+    return kv && PlacementGroup.decode(kv.value).state;
+  };
+
+  it('is written by a cycle of its own, and its waiters are answered before', async () => {
+    const h = await harness();
+    await h.start('n1');
+    const heard: string[] = [];
+    h.events.subscribe((e) => heard.push(e.kind));
+    const pg = await h.pgs.create(spec('alone'));
+    expect((await h.pgs.wait(pg.id, 5_000)).state).toBe(S.PLACEMENT_GROUP_STATE_CREATED);
+    await waitFor('the CREATED record', async () => (await storedState(h, pg.id)) === S.PLACEMENT_GROUP_STATE_CREATED || undefined, { timeoutMs: 5_000 });
+    expect(heard.filter((k) => k.startsWith('pg.'))).toEqual(['pg.reserved', 'pg.created']);
   });
 });

@@ -22,7 +22,7 @@
  * (StateWriter's fence).
  */
 import type { Histogram } from '@opentelemetry/api';
-import { checkLength, ErrorCode, MusterError, type Logger, randomId } from '@muster/common';
+import { checkLength, ErrorCode, MusterError, type Logger, randomId, toMusterError } from '@muster/common';
 import {
   NodeState,
   PlacementGroup,
@@ -127,9 +127,28 @@ export class PlacementGroupController {
   /**
    * A create whose name exists with the same non-empty `requestId` is a retry
    * of one that committed (the reply was lost in a failover): it returns that
-   * group rather than ALREADY_EXISTS.
+   * group rather than ALREADY_EXISTS, once it is durable.
    */
   async create(wire: PlacementGroupSpec | undefined, requestId = ''): Promise<PlacementGroup> {
+    const id = this.admit(wire, requestId);
+    await this.commits.flush();
+    return this.current(id);
+  }
+
+  /**
+   * Many creates, each admitted (or refused) on its own as `create` would,
+   * made durable by one commit: the batched call's path. Resolves with each
+   * item's group id or refusal, in order; rejects (and changes nothing) when
+   * the commit fails.
+   */
+  async createMany(items: ReadonlyArray<{ spec: PlacementGroupSpec | undefined; requestId: string }>): Promise<Array<string | MusterError>> {
+    const out = items.map((it) => attempt(() => this.admit(it.spec, it.requestId)));
+    if (out.some((r) => typeof r === 'string')) await this.commits.flush();
+    return out;
+  }
+
+  /** Validates a create and makes the group in memory (its record marked for the next commit); returns its id. */
+  private admit(wire: PlacementGroupSpec | undefined, requestId: string): string {
     checkLength('request_id', requestId, 'refLength'); // stored with the group
     const parsed = parsePlacementGroupSpec(specInput(wire));
     if (!parsed.ok) {
@@ -137,9 +156,9 @@ export class PlacementGroupController {
     }
     const spec = parsed.spec;
     const existing = this.byName.get(spec.name);
-    if (existing !== undefined && requestId !== '' && this.groups.get(existing)?.pg.requestId === requestId) return this.current(existing);
+    if (existing !== undefined && requestId !== '' && this.groups.get(existing)?.pg.requestId === requestId) return existing;
     if (existing !== undefined) {
-      throw new MusterError(ErrorCode.ALREADY_EXISTS, `a placement group named "${spec.name}" exists (${this.byName.get(spec.name)}); remove it or pick another name`, { details: { field: 'name' } });
+      throw new MusterError(ErrorCode.ALREADY_EXISTS, `a placement group named "${spec.name}" exists (${existing}); remove it or pick another name`, { details: { field: 'name' } });
     }
     const now = Date.now();
     const pg: PlacementGroup = {
@@ -157,8 +176,7 @@ export class PlacementGroupController {
     this.byName.set(spec.name, pg.id);
     this.queue.track(pg.id, pg.state);
     this.markDirty(pg);
-    await this.commits.flush();
-    return this.current(pg.id);
+    return pg.id;
   }
 
   get(idOrName: string): PlacementGroup {
@@ -175,10 +193,25 @@ export class PlacementGroupController {
       .sort((a, b) => a.createdAtMs - b.createdAtMs || a.id.localeCompare(b.id));
   }
 
+  /** Idempotent: a removed group is answered again (once its removal is durable). */
   async remove(idOrName: string): Promise<PlacementGroup> {
+    const pg = this.drop(idOrName);
+    await this.commits.flush();
+    return pg;
+  }
+
+  /** Many removes, each as `remove` would do it, made durable by one commit (see createMany). */
+  async removeMany(idsOrNames: readonly string[]): Promise<Array<PlacementGroup | MusterError>> {
+    const out = idsOrNames.map((id) => attempt(() => this.drop(id)));
+    if (out.some((r) => !(r instanceof MusterError))) await this.commits.flush();
+    return out;
+  }
+
+  /** Removes the group from memory (its record's delete and event marked for the next commit). */
+  private drop(idOrName: string): PlacementGroup {
     const pg = this.get(idOrName);
     const entry = this.groups.get(pg.id);
-    if (!entry) return pg; // already removed: idempotent
+    if (!entry) return pg; // already removed
     this.release(entry);
     this.view.release(pg.id);
     this.transition(entry, S.PLACEMENT_GROUP_STATE_REMOVED, 'pg.removed', `placement group ${pg.spec!.name} removed`);
@@ -186,7 +219,6 @@ export class PlacementGroupController {
     this.byName.delete(pg.spec!.name);
     this.remember(entry.pg);
     this.commits.delete(PGS_PREFIX + pg.id);
-    await this.commits.flush();
     return entry.pg;
   }
 
@@ -390,6 +422,15 @@ export class PlacementGroupController {
       const msg: HeadMessage = { msg: { $case: 'reserveBundles', value: { groupId: e.pg.id, bundles: e.pg.placements.filter((p) => p.nodeId === nodeId) } } };
       this.commits.after(() => this.registry.connection(nodeId)?.send(msg));
     }
+  }
+}
+
+/** What `f` returns, or what it throws as a MusterError: one item of a batch fails only itself. */
+function attempt<T>(f: () => T): T | MusterError {
+  try {
+    return f();
+  } catch (e) {
+    return toMusterError(e);
   }
 }
 

@@ -246,6 +246,13 @@ export interface WaitPlacementGroupsRequest {
   id: string;
   /** capped at 60000 by the head */
   timeoutMs: number;
+  /**
+   * The client reads `more`: the head may answer this wait inside the reply
+   * of another one that settled at the same time (at most 256 answers and
+   * about 1 MiB of records a reply). A head that does not know the field
+   * answers every wait in a reply of its own, which such a client reads too.
+   */
+  batchedAnswers: boolean;
 }
 
 export interface WaitPlacementGroupsReply {
@@ -257,6 +264,42 @@ export interface WaitPlacementGroupsReply {
   /** a MUSTER_* code when refused, else "" */
   errorCode: string;
   errorMessage: string;
+  /**
+   * Answers to other waits, each as if it came in a reply of its own (only
+   * to waits asked with batched_answers).
+   */
+  more: WaitPlacementGroupsReply[];
+}
+
+export interface CreatePlacementGroupsRequest {
+  items: CreatePlacementGroupRequest[];
+}
+
+export interface RemovePlacementGroupsRequest {
+  items: RemovePlacementGroupRequest[];
+}
+
+/** The answer to one item of a batch: the group, or why it was refused. */
+export interface PlacementGroupResult {
+  /**
+   * The group as the single call would answer it. Unset when refused, and
+   * when the reply had no room left for it (the records of one reply stay
+   * under 2 MiB, BATCH_REPLY_BYTES): then `id` names it, and the client
+   * reads it with GetPlacementGroup.
+   */
+  group:
+    | PlacementGroup
+    | undefined;
+  /** a MUSTER_* code when refused, else "" */
+  errorCode: string;
+  errorMessage: string;
+  /** the group's id when not refused */
+  id: string;
+}
+
+export interface PlacementGroupsReply {
+  /** one per item, in request order */
+  results: PlacementGroupResult[];
 }
 
 function createBaseBundle(): Bundle {
@@ -2304,7 +2347,7 @@ export const WaitPlacementGroupRequest: MessageFns<WaitPlacementGroupRequest> = 
 };
 
 function createBaseWaitPlacementGroupsRequest(): WaitPlacementGroupsRequest {
-  return { tag: 0, id: "", timeoutMs: 0 };
+  return { tag: 0, id: "", timeoutMs: 0, batchedAnswers: false };
 }
 
 export const WaitPlacementGroupsRequest: MessageFns<WaitPlacementGroupsRequest> = {
@@ -2317,6 +2360,9 @@ export const WaitPlacementGroupsRequest: MessageFns<WaitPlacementGroupsRequest> 
     }
     if (message.timeoutMs !== 0) {
       writer.uint32(24).uint32(message.timeoutMs);
+    }
+    if (message.batchedAnswers !== false) {
+      writer.uint32(32).bool(message.batchedAnswers);
     }
     return writer;
   },
@@ -2358,6 +2404,14 @@ export const WaitPlacementGroupsRequest: MessageFns<WaitPlacementGroupsRequest> 
             message.timeoutMs = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.batchedAnswers = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2379,6 +2433,11 @@ export const WaitPlacementGroupsRequest: MessageFns<WaitPlacementGroupsRequest> 
         : isSet(object.timeout_ms)
         ? globalThis.Number(object.timeout_ms)
         : 0,
+      batchedAnswers: isSet(object.batchedAnswers)
+        ? globalThis.Boolean(object.batchedAnswers)
+        : isSet(object.batched_answers)
+        ? globalThis.Boolean(object.batched_answers)
+        : false,
     };
   },
 
@@ -2393,12 +2452,15 @@ export const WaitPlacementGroupsRequest: MessageFns<WaitPlacementGroupsRequest> 
     if (message.timeoutMs !== 0) {
       obj.timeoutMs = Math.round(message.timeoutMs);
     }
+    if (message.batchedAnswers !== false) {
+      obj.batchedAnswers = message.batchedAnswers;
+    }
     return obj;
   },
 };
 
 function createBaseWaitPlacementGroupsReply(): WaitPlacementGroupsReply {
-  return { tag: 0, group: undefined, errorCode: "", errorMessage: "" };
+  return { tag: 0, group: undefined, errorCode: "", errorMessage: "", more: [] };
 }
 
 export const WaitPlacementGroupsReply: MessageFns<WaitPlacementGroupsReply> = {
@@ -2414,6 +2476,9 @@ export const WaitPlacementGroupsReply: MessageFns<WaitPlacementGroupsReply> = {
     }
     if (message.errorMessage !== "") {
       writer.uint32(34).string(message.errorMessage);
+    }
+    for (const v of message.more) {
+      WaitPlacementGroupsReply.encode(v!, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -2463,6 +2528,14 @@ export const WaitPlacementGroupsReply: MessageFns<WaitPlacementGroupsReply> = {
             message.errorMessage = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.more.push(WaitPlacementGroupsReply.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2489,6 +2562,9 @@ export const WaitPlacementGroupsReply: MessageFns<WaitPlacementGroupsReply> = {
         : isSet(object.error_message)
         ? globalThis.String(object.error_message)
         : "",
+      more: globalThis.Array.isArray(object?.more)
+        ? object.more.map((e: any) => WaitPlacementGroupsReply.fromJSON(e))
+        : [],
     };
   },
 
@@ -2505,6 +2581,308 @@ export const WaitPlacementGroupsReply: MessageFns<WaitPlacementGroupsReply> = {
     }
     if (message.errorMessage !== "") {
       obj.errorMessage = message.errorMessage;
+    }
+    if (message.more?.length) {
+      obj.more = message.more.map((e) => WaitPlacementGroupsReply.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseCreatePlacementGroupsRequest(): CreatePlacementGroupsRequest {
+  return { items: [] };
+}
+
+export const CreatePlacementGroupsRequest: MessageFns<CreatePlacementGroupsRequest> = {
+  encode(message: CreatePlacementGroupsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      CreatePlacementGroupRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreatePlacementGroupsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreatePlacementGroupsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(CreatePlacementGroupRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreatePlacementGroupsRequest {
+    return {
+      items: globalThis.Array.isArray(object?.items)
+        ? object.items.map((e: any) => CreatePlacementGroupRequest.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: CreatePlacementGroupsRequest): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => CreatePlacementGroupRequest.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseRemovePlacementGroupsRequest(): RemovePlacementGroupsRequest {
+  return { items: [] };
+}
+
+export const RemovePlacementGroupsRequest: MessageFns<RemovePlacementGroupsRequest> = {
+  encode(message: RemovePlacementGroupsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      RemovePlacementGroupRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemovePlacementGroupsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemovePlacementGroupsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(RemovePlacementGroupRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemovePlacementGroupsRequest {
+    return {
+      items: globalThis.Array.isArray(object?.items)
+        ? object.items.map((e: any) => RemovePlacementGroupRequest.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: RemovePlacementGroupsRequest): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => RemovePlacementGroupRequest.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBasePlacementGroupResult(): PlacementGroupResult {
+  return { group: undefined, errorCode: "", errorMessage: "", id: "" };
+}
+
+export const PlacementGroupResult: MessageFns<PlacementGroupResult> = {
+  encode(message: PlacementGroupResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== undefined) {
+      PlacementGroup.encode(message.group, writer.uint32(10).fork()).join();
+    }
+    if (message.errorCode !== "") {
+      writer.uint32(18).string(message.errorCode);
+    }
+    if (message.errorMessage !== "") {
+      writer.uint32(26).string(message.errorMessage);
+    }
+    if (message.id !== "") {
+      writer.uint32(34).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PlacementGroupResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePlacementGroupResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.group = PlacementGroup.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.errorCode = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.errorMessage = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PlacementGroupResult {
+    return {
+      group: isSet(object.group) ? PlacementGroup.fromJSON(object.group) : undefined,
+      errorCode: isSet(object.errorCode)
+        ? globalThis.String(object.errorCode)
+        : isSet(object.error_code)
+        ? globalThis.String(object.error_code)
+        : "",
+      errorMessage: isSet(object.errorMessage)
+        ? globalThis.String(object.errorMessage)
+        : isSet(object.error_message)
+        ? globalThis.String(object.error_message)
+        : "",
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+    };
+  },
+
+  toJSON(message: PlacementGroupResult): unknown {
+    const obj: any = {};
+    if (message.group !== undefined) {
+      obj.group = PlacementGroup.toJSON(message.group);
+    }
+    if (message.errorCode !== "") {
+      obj.errorCode = message.errorCode;
+    }
+    if (message.errorMessage !== "") {
+      obj.errorMessage = message.errorMessage;
+    }
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+};
+
+function createBasePlacementGroupsReply(): PlacementGroupsReply {
+  return { results: [] };
+}
+
+export const PlacementGroupsReply: MessageFns<PlacementGroupsReply> = {
+  encode(message: PlacementGroupsReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      PlacementGroupResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PlacementGroupsReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePlacementGroupsReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(PlacementGroupResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PlacementGroupsReply {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => PlacementGroupResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: PlacementGroupsReply): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => PlacementGroupResult.toJSON(e));
     }
     return obj;
   },
@@ -2593,6 +2971,43 @@ export const PlacementGroupServiceService = {
       Buffer.from(WaitPlacementGroupsReply.encode(value).finish()),
     responseDeserialize: (value: Buffer): WaitPlacementGroupsReply => WaitPlacementGroupsReply.decode(value),
   },
+  /**
+   * Many creates in one call: the SDK sends the creates its application
+   * issues together (in one tick, or while a batch is in flight) this way.
+   * Each item is validated and created on its own, exactly as
+   * CreatePlacementGroup would (its own request_id, its own refusal: one bad
+   * spec fails only itself); the ones accepted are made durable by one
+   * commit before the call answers. At most 1,000 items (MAX_PG_BATCH; more
+   * is refused whole, MUSTER_INVALID_ARGUMENT naming `items`); answers come
+   * in request order. A failed commit fails the call: the creates are then
+   * retried with the same request_ids, which makes them idempotent.
+   */
+  createPlacementGroups: {
+    path: "/muster.v1.PlacementGroupService/CreatePlacementGroups" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreatePlacementGroupsRequest): Buffer =>
+      Buffer.from(CreatePlacementGroupsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreatePlacementGroupsRequest => CreatePlacementGroupsRequest.decode(value),
+    responseSerialize: (value: PlacementGroupsReply): Buffer =>
+      Buffer.from(PlacementGroupsReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PlacementGroupsReply => PlacementGroupsReply.decode(value),
+  },
+  /**
+   * Many removes in one call, each as RemovePlacementGroup would do it (an
+   * unknown group fails only itself); same bounds and order as above.
+   */
+  removePlacementGroups: {
+    path: "/muster.v1.PlacementGroupService/RemovePlacementGroups" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RemovePlacementGroupsRequest): Buffer =>
+      Buffer.from(RemovePlacementGroupsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemovePlacementGroupsRequest => RemovePlacementGroupsRequest.decode(value),
+    responseSerialize: (value: PlacementGroupsReply): Buffer =>
+      Buffer.from(PlacementGroupsReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PlacementGroupsReply => PlacementGroupsReply.decode(value),
+  },
 } as const;
 
 export interface PlacementGroupServiceServer extends UntypedServiceImplementation {
@@ -2615,6 +3030,23 @@ export interface PlacementGroupServiceServer extends UntypedServiceImplementatio
    * with MUSTER_NOT_LEADER, and unanswered waits are the client's to retry).
    */
   waitPlacementGroups: handleBidiStreamingCall<WaitPlacementGroupsRequest, WaitPlacementGroupsReply>;
+  /**
+   * Many creates in one call: the SDK sends the creates its application
+   * issues together (in one tick, or while a batch is in flight) this way.
+   * Each item is validated and created on its own, exactly as
+   * CreatePlacementGroup would (its own request_id, its own refusal: one bad
+   * spec fails only itself); the ones accepted are made durable by one
+   * commit before the call answers. At most 1,000 items (MAX_PG_BATCH; more
+   * is refused whole, MUSTER_INVALID_ARGUMENT naming `items`); answers come
+   * in request order. A failed commit fails the call: the creates are then
+   * retried with the same request_ids, which makes them idempotent.
+   */
+  createPlacementGroups: handleUnaryCall<CreatePlacementGroupsRequest, PlacementGroupsReply>;
+  /**
+   * Many removes in one call, each as RemovePlacementGroup would do it (an
+   * unknown group fails only itself); same bounds and order as above.
+   */
+  removePlacementGroups: handleUnaryCall<RemovePlacementGroupsRequest, PlacementGroupsReply>;
 }
 
 export interface PlacementGroupServiceClient extends Client {
@@ -2714,6 +3146,51 @@ export interface PlacementGroupServiceClient extends Client {
     metadata: Metadata,
     options?: Partial<CallOptions>,
   ): ClientDuplexStream<WaitPlacementGroupsRequest, WaitPlacementGroupsReply>;
+  /**
+   * Many creates in one call: the SDK sends the creates its application
+   * issues together (in one tick, or while a batch is in flight) this way.
+   * Each item is validated and created on its own, exactly as
+   * CreatePlacementGroup would (its own request_id, its own refusal: one bad
+   * spec fails only itself); the ones accepted are made durable by one
+   * commit before the call answers. At most 1,000 items (MAX_PG_BATCH; more
+   * is refused whole, MUSTER_INVALID_ARGUMENT naming `items`); answers come
+   * in request order. A failed commit fails the call: the creates are then
+   * retried with the same request_ids, which makes them idempotent.
+   */
+  createPlacementGroups(
+    request: CreatePlacementGroupsRequest,
+    callback: (error: ServiceError | null, response: PlacementGroupsReply) => void,
+  ): ClientUnaryCall;
+  createPlacementGroups(
+    request: CreatePlacementGroupsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PlacementGroupsReply) => void,
+  ): ClientUnaryCall;
+  createPlacementGroups(
+    request: CreatePlacementGroupsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PlacementGroupsReply) => void,
+  ): ClientUnaryCall;
+  /**
+   * Many removes in one call, each as RemovePlacementGroup would do it (an
+   * unknown group fails only itself); same bounds and order as above.
+   */
+  removePlacementGroups(
+    request: RemovePlacementGroupsRequest,
+    callback: (error: ServiceError | null, response: PlacementGroupsReply) => void,
+  ): ClientUnaryCall;
+  removePlacementGroups(
+    request: RemovePlacementGroupsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PlacementGroupsReply) => void,
+  ): ClientUnaryCall;
+  removePlacementGroups(
+    request: RemovePlacementGroupsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PlacementGroupsReply) => void,
+  ): ClientUnaryCall;
 }
 
 export const PlacementGroupServiceClient = makeGenericClientConstructor(
