@@ -22,6 +22,7 @@
 import type { Logger } from '@muster/common';
 import { type EngineLoad, type EngineScrapeConfig, MAX_ENGINE_VALUE } from '@muster/contracts';
 import { sumSeries } from './prometheus-text.js';
+import { readCapped } from './read-capped.js';
 
 /** The largest /metrics body read (vLLM's is ~100 KiB with several models). */
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -99,18 +100,7 @@ export class EngineScraper {
       await res.body?.cancel().catch(() => undefined);
       throw new Error(`HTTP ${res.status}`);
     }
-    const decoder = new TextDecoder();
-    let bytes = 0;
-    let text = '';
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      bytes += chunk.length;
-      if (bytes > MAX_BODY_BYTES) {
-        await res.body.cancel().catch(() => undefined);
-        throw new Error(`body over ${MAX_BODY_BYTES} bytes`);
-      }
-      text += decoder.decode(chunk, { stream: true });
-    }
-    return text + decoder.decode();
+    return readCapped(res, MAX_BODY_BYTES, (max) => new Error(`body over ${max} bytes`));
   }
 
   /** The configured metrics out of one scrape, each only if a load report may carry it. */

@@ -28,6 +28,7 @@ import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import { decodeEngineScrapeConfig, SHARD_ENV } from '@muster/contracts';
 import { serve, type Server } from '@muster/dataplane';
 import { EngineScraper } from './engine-scraper.js';
+import { readCapped } from './read-capped.js';
 
 /** The largest response body a unary call answers with (it travels as one message). */
 export const MAX_UNARY_BODY_BYTES = 4 * 1024 * 1024;
@@ -86,7 +87,7 @@ export async function startHttpBridge(env: Record<string, string>, port: number,
     {
       unary: async (payload, ctx) => {
         const res = await request(port, payload, ctx.signal);
-        const text = await readCapped(res, MAX_UNARY_BODY_BYTES);
+        const text = await readCapped(res, MAX_UNARY_BODY_BYTES, (max) => new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `HTTP bridge: the shard's response body is over ${max} bytes, the most a unary call answers with; call it as a stream`));
         const json = res.headers.get('content-type')?.includes('json');
         let body: unknown = text;
         if (json) {
@@ -143,21 +144,4 @@ export async function startHttpBridge(env: Record<string, string>, port: number,
     drain: () => server.drain().finally(() => s.stop()),
     close: () => server.close().finally(() => s.stop()),
   };
-}
-
-/** The response body as text, read chunk by chunk and refused once it passes `max` bytes. */
-async function readCapped(res: Response, max: number): Promise<string> {
-  if (!res.body) return '';
-  const decoder = new TextDecoder();
-  let bytes = 0;
-  let text = '';
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    bytes += chunk.length;
-    if (bytes > max) {
-      await res.body.cancel().catch(() => undefined);
-      throw new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `HTTP bridge: the shard's response body is over ${max} bytes, the most a unary call answers with; call it as a stream`);
-    }
-    text += decoder.decode(chunk, { stream: true });
-  }
-  return text + decoder.decode();
 }
