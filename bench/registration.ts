@@ -15,16 +15,16 @@
  *      kill: until the new leader says "became leader", and until every
  *      live agent is registered with it; then the new leader's CPU and RSS.
  *
- *   pnpm build && npx tsx bench/registration.ts [--agents 10000] [--processes 2] [--etcd] [--heads 1] [--deaths 5] [--cpu-prof <dir>] [--skip-storm]
+ *   pnpm build && npx tsx bench/registration.ts [--agents 10000] [--processes 2] [--etcd] [--heads 1] [--deaths 5] [--cpu-prof <dir>] [--head-log <file>] [--skip-storm]
  */
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LocalCluster, procInfo, waitFor, type HeadHandle } from '@muster/testing';
 import { Fleet } from './agents/fleet.js';
 
 const { values: a } = parseArgs({
-  options: { agents: { type: 'string', default: '10000' }, processes: { type: 'string', default: '2' }, etcd: { type: 'boolean', default: false }, heads: { type: 'string', default: '1' }, deaths: { type: 'string', default: '5' }, 'cpu-prof': { type: 'string' }, 'skip-storm': { type: 'boolean', default: false } },
+  options: { agents: { type: 'string', default: '10000' }, processes: { type: 'string', default: '2' }, etcd: { type: 'boolean', default: false }, heads: { type: 'string', default: '1' }, deaths: { type: 'string', default: '5' }, 'cpu-prof': { type: 'string' }, 'skip-storm': { type: 'boolean', default: false }, 'head-log': { type: 'string' } },
 });
 const agents = Number(a.agents);
 const processes = Number(a.processes);
@@ -38,7 +38,8 @@ const cluster = await LocalCluster.start({
   workers: 0,
   heads,
   headNodeArgs,
-  onLine: (_name, line) => {
+  onLine: (name, line) => {
+    if (a['head-log']) appendFileSync(a['head-log'], `${name} ${line}\n`);
     const m = /"stalledMs":(\d+)/.exec(line);
     if (m) {
       headLog.stalls++;

@@ -340,4 +340,44 @@ describe('NodeRegistry under load', () => {
     h.advance(400);
     expect((await h.registry.sweep()).map((n) => n.nodeId)).toEqual(['n1']);
   });
+
+  it('declares no streamless node dead while registrations are turned away (a storm), and does once they are not', async () => {
+    const h = await harness();
+    const ctx = { token: 't0ken', rpcCount: { add: () => undefined }, rpcLatency: { record: () => undefined } } as unknown as RpcContext;
+    const noop = () => undefined;
+    // No room at all: every registration is refused, as in a storm.
+    const full = agentService(ctx, {
+      registry: h.registry,
+      log: h.log,
+      headId: 'test',
+      heartbeatIntervalMs: 100,
+      deadAfterMs: DEAD_AFTER_MS,
+      maxAdmitting: 0,
+      nats: undefined,
+      heartbeatLag: { record: noop } as never,
+      shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
+      logs: { chunk: noop },
+      reservations: { snapshotFor: () => ({ bundles: [] }) as never, acked: noop },
+    });
+    const waiting = h.conn();
+    const streaming = h.conn();
+    await h.registry.register(registration('waiting'), waiting);
+    await h.registry.register(registration('streaming'), streaming);
+    h.registry.disconnected('waiting', waiting); // its head went away; its agent queues to get back in
+
+    h.advance(500);
+    const { call, failed } = agentStream();
+    full.connect(call as never);
+    call.emit('data', { msg: { $case: 'register', value: registration('waiting', 'inc-1') } } satisfies AgentMessage);
+    expect(await failed).toMatchObject({ message: expect.stringMatching(/admitting 0 registrations/) });
+
+    // Both silent 1.2 s (limit 1 s): the one with a stream is judged by its heartbeats; the one without is excused.
+    h.advance(700);
+    expect((await h.registry.sweep()).map((n) => n.nodeId)).toEqual(['streaming']);
+    expect(h.registry.get('waiting')?.state).toBe(NodeState.NODE_STATE_ALIVE);
+
+    // No refusal for deadAfterMs: its silence counts again.
+    h.advance(400);
+    expect((await h.registry.sweep()).map((n) => n.nodeId)).toEqual(['waiting']);
+  });
 });

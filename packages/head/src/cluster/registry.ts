@@ -89,7 +89,15 @@
  * After a head restart, nodes read back as ALIVE get twice deadAfterMs to
  * reconnect before the sweep may declare them dead: agents were backing off
  * while the head was away, and a restart of the head alone must not look like
- * the death of every node.
+ * the death of every node. And while the head turns registrations away for
+ * want of room (admission control, `admissionRefused`: every agent of a
+ * large cluster reconnecting at once after a failover), a node without a
+ * stream is not declared dead: its agent is more likely waiting in that
+ * storm than gone (10,000 agents after a failover on etcd took longer than
+ * the grace to get in, and the new leader declared the ones still waiting
+ * dead — each a gang restart on a real cluster). Its silence counts again
+ * once no registration was refused for deadAfterMs; a node that still has
+ * a stream is judged by its heartbeats as always.
  */
 import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import { Node, NodeState, type HeadMessage, type Register } from '@muster/proto';
@@ -140,6 +148,8 @@ export class NodeRegistry {
   private backlogNow = 0;
   private backlog = 0;
   private heartbeatsNow = 0;
+  /** When a registration was last turned away for want of room (see the file comment). */
+  private refusedAt = -Infinity;
 
   constructor(
     private readonly writer: StateWriter,
@@ -302,6 +312,19 @@ export class NodeRegistry {
     for (const e of this.nodes.values()) if (e.node.state === NodeState.NODE_STATE_ALIVE) e.lastSeen += ms;
   }
 
+  /**
+   * A registration was turned away for want of room (admission control): for
+   * deadAfterMs from now, nodes without a stream are not declared dead.
+   */
+  admissionRefused(): void {
+    this.refusedAt = this.now();
+  }
+
+  /** Whether the sweep may judge `e` by its silence now (not while its agent may be queueing in a storm). */
+  private judged(e: Entry, t: number): boolean {
+    return e.conn !== undefined || t - this.refusedAt >= this.deadAfterMs;
+  }
+
   /** The stream of `conn` ended; the node lives on until the sweep says otherwise. */
   disconnected(nodeId: string, conn: AgentConnection): void {
     const e = this.nodes.get(nodeId);
@@ -325,7 +348,7 @@ export class NodeRegistry {
     for (const e of this.nodes.values()) {
       if (e.node.state !== NodeState.NODE_STATE_ALIVE) continue;
       alive++;
-      if (t - e.lastSeen >= limit) due.push(e);
+      if (t - e.lastSeen >= limit && this.judged(e, t)) due.push(e);
     }
     // At most a few deaths per sweep, the longest silent first (like Kubernetes' eviction rate
     // limit): a node that only looked silent because the head was behind has its heartbeat read
@@ -358,7 +381,7 @@ export class NodeRegistry {
   private async markDead(nodeId: string): Promise<Node | undefined> {
     const e = this.nodes.get(nodeId);
     const silentMs = e ? Math.round(this.now() - e.lastSeen) : 0;
-    if (!e || e.node.state !== NodeState.NODE_STATE_ALIVE || silentMs < this.deadAfterMs + this.backlog) return undefined;
+    if (!e || e.node.state !== NodeState.NODE_STATE_ALIVE || silentMs < this.deadAfterMs + this.backlog || !this.judged(e, this.now())) return undefined;
     const node: Node = {
       ...e.node,
       state: NodeState.NODE_STATE_DEAD,
