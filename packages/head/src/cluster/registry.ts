@@ -111,6 +111,8 @@ export const NODES_PREFIX = '/muster/nodes/';
 
 /** Deaths declared per sweep at most (more on clusters over 10,000 nodes: one per 1,000 alive). */
 const MIN_DEATHS_PER_SWEEP = 10;
+/** Records decoded between turns of the event loop in a first load (~50 ms of work on a busy machine). */
+const DECODE_SLICE = 1_000;
 
 /** Who asked for a drain (persisted as `Node.drainedBy`). */
 export type DrainedBy = 'operator' | 'agent';
@@ -171,7 +173,7 @@ export class NodeRegistry {
 
   /** Loads persisted nodes (head restart). */
   async load(): Promise<void> {
-    const loaded = await this.reloadRecords();
+    const loaded = await this.reloadRecords(true);
     this.log.info({ nodes: loaded }, 'node records loaded');
   }
 
@@ -179,13 +181,20 @@ export class NodeRegistry {
    * Memory takes the store's node records: an entry keeps its stream and last
    * sign of life, a record memory lacked gets a grace of deadAfterMs (as at a
    * head restart), and an entry whose record is gone goes. Returns the count.
+   * `yielding` (a term's first load, before anything else runs): the decoding
+   * gives the event loop a turn every DECODE_SLICE records, so the leader
+   * lease's keepalives go out while 10,000 records are decoded (mirror.ts).
+   * Not after a failed commit: changes made between slices would be
+   * overwritten by the older records read before them.
    */
-  private async reloadRecords(): Promise<number> {
+  private async reloadRecords(yielding = false): Promise<number> {
     const { kvs } = await readAll(this.writer.store, NODES_PREFIX);
     const grace = this.now() + this.deadAfterMs;
     const seen = new Set<string>();
     let changed = false;
+    let decoded = 0;
     for (const kv of kvs) {
+      if (yielding && ++decoded % DECODE_SLICE === 0) await new Promise((r) => setImmediate(r));
       const node = Node.decode(kv.value);
       seen.add(node.nodeId);
       const entry = this.nodes.get(node.nodeId);
