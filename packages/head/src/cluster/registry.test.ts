@@ -60,7 +60,7 @@ async function harness() {
     return kv && Node.decode(kv.value);
   };
   const eventKinds = async () => (await events.history()).map((e) => `${e.kind} ${e.nodeId}`);
-  return { store, registry, log, heard, closed, conn, stored, eventKinds, advance: (ms: number) => (clock += ms) };
+  return { store, writer, events, registry, log, heard, closed, conn, stored, eventKinds, advance: (ms: number) => (clock += ms), clock: () => clock };
 }
 
 describe('NodeRegistry on a store that fails writes', () => {
@@ -379,5 +379,19 @@ describe('NodeRegistry under load', () => {
     // No refusal for deadAfterMs: its silence counts again.
     h.advance(400);
     expect((await h.registry.sweep()).map((n) => n.nodeId)).toEqual(['waiting']);
+  });
+
+  it('gives nodes read back at load their grace from when the term starts judging, not from the read', async () => {
+    const h = await harness();
+    await h.registry.register(registration('n1'), h.conn());
+    // A new term: a registry that loads the stored record, and takes 5 s (a busy machine) to start serving.
+    const next = new NodeRegistry(h.writer, h.events, h.log, DEAD_AFTER_MS, () => h.clock());
+    await next.load();
+    h.advance(5_000);
+    next.startJudging();
+    h.advance(1_500); // 6.5 s after the read, 1.5 s into the term (grace: 2 × deadAfterMs)
+    expect(await next.sweep()).toEqual([]);
+    h.advance(600);
+    expect((await next.sweep()).map((n) => n.nodeId)).toEqual(['n1']);
   });
 });

@@ -178,6 +178,17 @@ export class NodeRegistry {
   }
 
   /**
+   * The term starts judging silence now: nodes read back at load (no stream
+   * yet) get their grace from this moment, not from when their records were
+   * read — the rest of a term's load took 4 s at 10,000 nodes on a busy
+   * machine, and the new leader declared nodes dead 2 s into its term.
+   */
+  startJudging(): void {
+    const grace = this.now() + this.deadAfterMs;
+    for (const e of this.nodes.values()) if (!e.conn && e.node.state === NodeState.NODE_STATE_ALIVE) e.lastSeen = Math.max(e.lastSeen, grace);
+  }
+
+  /**
    * Memory takes the store's node records: an entry keeps its stream and last
    * sign of life, a record memory lacked gets a grace of deadAfterMs (as at a
    * head restart), and an entry whose record is gone goes. Returns the count.
