@@ -4,7 +4,9 @@
  * ticker that sends each agent's heartbeat when due and reconnects agents
  * whose backoff ran out, and optional churn. Cheap by construction: no
  * timer, channel or logger per agent, so 10,000 agents at 1 Hz cost a
- * fraction of a core.
+ * fraction of a core. Given several heads (an HA cluster), each agent
+ * follows the leader as the real agent does (sim-agent.ts); the pool keeps
+ * its channels per head.
  */
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { grpcChannelCredentials, tokenMetadata } from '@muster/common';
@@ -14,6 +16,7 @@ import { discoverInventory } from '@muster/worker';
 import { SimAgent, type SimState } from './sim-agent.js';
 
 export interface PoolOptions {
+  /** The head's "host:port", or every head of an HA cluster comma-separated (agents follow the leader). */
   head: string;
   /** The cluster token: the simulator registers its agents as the admin (any node id). */
   token: string;
@@ -61,7 +64,9 @@ export interface PoolStats {
 export class AgentPool {
   readonly agents: SimAgent[] = [];
   private readonly counts: Record<SimState, number> = { idle: 0, registering: 0, registered: 0, dead: 0 };
-  private readonly clients: AgentServiceClient[] = [];
+  /** Per head, its channels. */
+  private readonly clients = new Map<string, AgentServiceClient[]>();
+  private readonly heads: string[];
   private lags: number[] = [];
   private ticker: NodeJS.Timeout | undefined;
   private churnAt = 0;
@@ -75,12 +80,9 @@ export class AgentPool {
     private readonly opts: PoolOptions,
     private readonly inventory: NodeInventory,
   ) {
-    const n = opts.channels ?? Math.max(2, Math.ceil(opts.agents / 1_250));
-    const creds = opts.tlsCa ? grpcChannelCredentials({ ca: opts.tlsCa }) : credentials.createInsecure();
-    for (let i = 0; i < n; i++) {
-      // A local subchannel pool per client: each is its own TCP connection.
-      this.clients.push(new AgentServiceClient(opts.head, creds, { ...clientChannelOptions({ reconnectMaxMs: 1_000 }), 'grpc.use_local_subchannel_pool': 1 }));
-    }
+    this.heads = opts.head.split(',').map((h) => h.trim()).filter((h) => h !== '');
+    if (this.heads.length === 0) throw new Error('AgentPool: no head address');
+    for (const head of this.heads) this.channels(head);
     for (let i = 0; i < opts.agents; i++) this.add(opts.first ?? 0);
   }
 
@@ -92,11 +94,28 @@ export class AgentPool {
     return pool;
   }
 
+  /** The channels to `head`, made on first use (a leader hint may name a head outside the list). */
+  private channels(head: string): AgentServiceClient[] {
+    let channels = this.clients.get(head);
+    if (!channels) {
+      const n = this.opts.channels ?? Math.max(2, Math.ceil(this.opts.agents / 1_250));
+      const creds = this.opts.tlsCa ? grpcChannelCredentials({ ca: this.opts.tlsCa }) : credentials.createInsecure();
+      // A local subchannel pool per client: each is its own TCP connection.
+      channels = Array.from({ length: n }, () => new AgentServiceClient(head, creds, { ...clientChannelOptions({ reconnectMaxMs: 1_000 }), 'grpc.use_local_subchannel_pool': 1 }));
+      this.clients.set(head, channels);
+    }
+    return channels;
+  }
+
   private add(first: number): SimAgent {
     const meta: Metadata = tokenMetadata(this.opts.token);
     const index = this.agents.length;
     const a = new SimAgent(`${this.opts.prefix ?? 'sim-'}${first + index}`, {
-      client: () => this.clients[index % this.clients.length]!,
+      heads: this.heads,
+      client: (head) => {
+        const channels = this.channels(head);
+        return channels[index % channels.length]!;
+      },
       metadata: meta,
       inventory: this.inventory,
       changed: (agent, from) => {
@@ -193,6 +212,6 @@ export class AgentPool {
   async stop(): Promise<void> {
     clearInterval(this.ticker);
     for (const a of this.agents) a.kill();
-    for (const c of this.clients) c.close();
+    for (const channels of this.clients.values()) for (const c of channels) c.close();
   }
 }

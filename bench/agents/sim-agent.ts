@@ -12,17 +12,25 @@
  * Like the real agent (packages/worker/src/agent.ts) it acknowledges every
  * reservation, sends an empty shard inventory after registering, and backs
  * off with full jitter (a head refusing admission, RESOURCE_EXHAUSTED, starts
- * the backoff at a second instead of 100 ms). A `kill` ends the stream
- * without a goodbye and stops heartbeats: to the head it is a dead node.
+ * the backoff at a second instead of 100 ms). With several heads it follows
+ * the leader by the same rule as the real agent (HeadRotation from
+ * @muster/contracts): a stream that ends moves to the next head, a standby's
+ * MUSTER_NOT_LEADER naming the leader sends it there at once, a busy leader
+ * is kept. A `kill` ends the stream without a goodbye and stops heartbeats:
+ * to the head it is a dead node.
  */
 import type { ClientDuplexStream, Metadata } from '@grpc/grpc-js';
 import { ErrorCode, VERSION, fromGrpcError } from '@muster/common';
+import { HeadRotation } from '@muster/contracts';
 import type { AgentMessage, AgentServiceClient, HeadMessage, NodeInventory } from '@muster/proto';
 
 export type SimState = 'idle' | 'registering' | 'registered' | 'dead';
 
 export interface SimAgentDeps {
-  client: () => AgentServiceClient;
+  /** The heads, in the order tried (one, or every head of an HA cluster). */
+  heads: readonly string[];
+  /** The (shared) client of one head. */
+  client: (head: string) => AgentServiceClient;
   metadata: Metadata;
   inventory: NodeInventory;
   /** Called on every state change (the pool counts). */
@@ -50,11 +58,17 @@ export class SimAgent {
   private seq = 0;
   private sent = new Map<number, number>();
   private attempt = 0;
+  /** Which head to try: the leader follower of an HA cluster (none for one head). */
+  private readonly rotation: HeadRotation | undefined;
+  private head: string;
 
   constructor(
     readonly nodeId: string,
     private readonly deps: SimAgentDeps,
-  ) {}
+  ) {
+    this.rotation = deps.heads.length > 1 ? new HeadRotation(deps.heads) : undefined;
+    this.head = deps.heads[0]!;
+  }
 
   private set(state: SimState): void {
     const from = this.state;
@@ -66,7 +80,8 @@ export class SimAgent {
   connect(now: number): void {
     if (this.state !== 'idle') return;
     this.set('registering');
-    const call = this.deps.client().connect(this.deps.metadata);
+    this.head = this.rotation?.current ?? this.head;
+    const call = this.deps.client(this.head).connect(this.deps.metadata);
     this.call = call;
     call.on('data', (msg: HeadMessage) => this.onMessage(msg, call));
     call.on('error', (e) => this.ended(call, e));
@@ -136,10 +151,18 @@ export class SimAgent {
     this.call = undefined;
     this.sent.clear();
     if (this.state === 'dead') return;
-    const code = err === undefined ? 'end' : fromGrpcError(err).code;
-    this.deps.ended(code, this.state === 'registered');
+    const e = err === undefined ? undefined : fromGrpcError(err);
+    const code = e?.code ?? 'end';
+    const registered = this.state === 'registered';
+    this.deps.ended(code, registered);
     const refused = code === ErrorCode.RESOURCE_EXHAUSTED;
     if (refused) this.refusals++;
+    // A busy leader is still the leader: stay. Otherwise move on, to the leader a standby names if any.
+    const notLeader = code === ErrorCode.NOT_LEADER;
+    const hint = notLeader && typeof e?.details.leader === 'string' ? e.details.leader : undefined;
+    if (this.rotation && !refused) this.rotation.failed(this.head, { notLeader, leaderHint: hint, nowMs: Date.now() });
+    // A named leader (mid-election) or a stream that had registered (its head just went): start the backoff over.
+    if (registered || (hint !== undefined && this.rotation?.current === hint)) this.attempt = 0;
     // Full jitter: a uniform wait up to the exponential bound, so a storm spreads out.
     const base = refused ? BACKOFF_REFUSED_MS : BACKOFF_FIRST_MS;
     const bound = Math.min(BACKOFF_MAX_MS, base * 2 ** this.attempt++);

@@ -78,7 +78,7 @@ export async function openState(config: HeadConfig, log: Logger, once: StartOnce
   }
   const store = await openStore(
     config.store === 'etcd'
-      ? { kind: 'etcd', endpoints: config.etcdEndpoints, credentials: etcdCredentials(config, log) }
+      ? { kind: 'etcd', endpoints: config.etcdEndpoints, credentials: etcdCredentials(config, log), onWarning: (msg, details) => log.warn(details, msg) }
       : { kind: 'embedded', dataDir: join(config.dataDir, 'store'), repairWal: once.repairWal, onWarning: (msg, details) => log.warn(details, msg) },
   );
   return { token, store };

@@ -98,6 +98,7 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
     close();
     throw e;
   }
+  registry.startJudging(); // the grace of loaded nodes runs from now, not from their read
   liveness.start();
 
   const logRelay = new LogRelay(registry);

@@ -114,6 +114,8 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, who: Id
       const reg = validateRegister(msg.msg?.$case === 'register' ? msg.msg.value : undefined);
       checkNodeBinding(who, reg.nodeId);
       if (admission.inFlight >= admission.max) {
+        // A storm: nodes still outside are waiting in it, not dead (registry.ts).
+        registry.admissionRefused();
         throw new MusterError(
           ErrorCode.RESOURCE_EXHAUSTED,
           `the head is admitting ${admission.inFlight} registrations already; node ${reg.nodeId}: retry after a jittered backoff`,

@@ -60,7 +60,7 @@ async function harness() {
     return kv && Node.decode(kv.value);
   };
   const eventKinds = async () => (await events.history()).map((e) => `${e.kind} ${e.nodeId}`);
-  return { store, registry, log, heard, closed, conn, stored, eventKinds, advance: (ms: number) => (clock += ms) };
+  return { store, writer, events, registry, log, heard, closed, conn, stored, eventKinds, advance: (ms: number) => (clock += ms), clock: () => clock };
 }
 
 describe('NodeRegistry on a store that fails writes', () => {
@@ -339,5 +339,59 @@ describe('NodeRegistry under load', () => {
     expect(await h.registry.sweep()).toEqual([]);
     h.advance(400);
     expect((await h.registry.sweep()).map((n) => n.nodeId)).toEqual(['n1']);
+  });
+
+  it('declares no streamless node dead while registrations are turned away (a storm), and does once they are not', async () => {
+    const h = await harness();
+    const ctx = { token: 't0ken', rpcCount: { add: () => undefined }, rpcLatency: { record: () => undefined } } as unknown as RpcContext;
+    const noop = () => undefined;
+    // No room at all: every registration is refused, as in a storm.
+    const full = agentService(ctx, {
+      registry: h.registry,
+      log: h.log,
+      headId: 'test',
+      heartbeatIntervalMs: 100,
+      deadAfterMs: DEAD_AFTER_MS,
+      maxAdmitting: 0,
+      nats: undefined,
+      heartbeatLag: { record: noop } as never,
+      shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
+      logs: { chunk: noop },
+      reservations: { snapshotFor: () => ({ bundles: [] }) as never, acked: noop },
+    });
+    const waiting = h.conn();
+    const streaming = h.conn();
+    await h.registry.register(registration('waiting'), waiting);
+    await h.registry.register(registration('streaming'), streaming);
+    h.registry.disconnected('waiting', waiting); // its head went away; its agent queues to get back in
+
+    h.advance(500);
+    const { call, failed } = agentStream();
+    full.connect(call as never);
+    call.emit('data', { msg: { $case: 'register', value: registration('waiting', 'inc-1') } } satisfies AgentMessage);
+    expect(await failed).toMatchObject({ message: expect.stringMatching(/admitting 0 registrations/) });
+
+    // Both silent 1.2 s (limit 1 s): the one with a stream is judged by its heartbeats; the one without is excused.
+    h.advance(700);
+    expect((await h.registry.sweep()).map((n) => n.nodeId)).toEqual(['streaming']);
+    expect(h.registry.get('waiting')?.state).toBe(NodeState.NODE_STATE_ALIVE);
+
+    // No refusal for deadAfterMs: its silence counts again.
+    h.advance(400);
+    expect((await h.registry.sweep()).map((n) => n.nodeId)).toEqual(['waiting']);
+  });
+
+  it('gives nodes read back at load their grace from when the term starts judging, not from the read', async () => {
+    const h = await harness();
+    await h.registry.register(registration('n1'), h.conn());
+    // A new term: a registry that loads the stored record, and takes 5 s (a busy machine) to start serving.
+    const next = new NodeRegistry(h.writer, h.events, h.log, DEAD_AFTER_MS, () => h.clock());
+    await next.load();
+    h.advance(5_000);
+    next.startJudging();
+    h.advance(1_500); // 6.5 s after the read, 1.5 s into the term (grace: 2 × deadAfterMs)
+    expect(await next.sweep()).toEqual([]);
+    h.advance(600);
+    expect((await next.sweep()).map((n) => n.nodeId)).toEqual(['n1']);
   });
 });

@@ -14,7 +14,13 @@
  * The copy is read in pages (readAll: STORE_PAGE_KEYS keys a request, one
  * etcd snapshot), never as one range of the whole keyspace, and the watch
  * resumes from the snapshot's revision. Loads from the copy page the same
- * way (`after`, `limit`), so a term's loads behave as on the store.
+ * way (`after`, `limit`), so a term's loads behave as on the store — and,
+ * as a store's pages do, each page is answered on a later turn of the event
+ * loop (setImmediate), not as an already-resolved promise: a load of 10,000
+ * node records answered in microtasks held the event loop for seconds on a
+ * busy machine, the leader lease's keepalives could not go out, and a head
+ * lost the lease it had just won before its term had loaded (the heads then
+ * took turns winning and losing, each load as long as the last).
  */
 import type { Logger } from '@muster/common';
 import { readAll } from '../state/paged.js';
@@ -68,6 +74,10 @@ export class StateMirror {
     let sorted: { keys: string[]; revision: number } | undefined;
     const range = (prefix: string, opts: RangeOptions = {}): Promise<RangeResult> => {
       if (!fromCopy) return s.range(prefix, opts);
+      // A later turn of the event loop (see the file comment); the copy is read then.
+      return new Promise((resolve) => setImmediate(() => resolve(fromTheCopy(prefix, opts))));
+    };
+    const fromTheCopy = (prefix: string, opts: RangeOptions): RangeResult => {
       // One sort per revision of the copy, not one per page.
       if (sorted?.revision !== this.revision) sorted = { keys: [...this.kvs.keys()].sort(), revision: this.revision };
       const { keys } = sorted;
@@ -75,11 +85,11 @@ export class StateMirror {
       if (keys[i] === opts.after) i++;
       const kvs: KeyValue[] = [];
       for (; i < keys.length && keys[i]!.startsWith(prefix); i++) {
-        if (opts.limit && kvs.length >= opts.limit) return Promise.resolve({ kvs, revision: this.revision, more: true });
+        if (opts.limit && kvs.length >= opts.limit) return { kvs, revision: this.revision, more: true };
         const kv = this.kvs.get(keys[i]!);
         if (kv) kvs.push(kv);
       }
-      return Promise.resolve({ kvs, revision: this.revision, more: false });
+      return { kvs, revision: this.revision, more: false };
     };
     const store: StateStore = {
       kind: s.kind,

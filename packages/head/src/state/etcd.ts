@@ -5,6 +5,9 @@
  * the one semantic etcd lacks (a value `!=` compare that holds for a missing
  * key, see `txn`).
  *
+ * Leases kept alive are renewed from a worker thread too (etcd-lease-keeper.ts:
+ * a stalled event loop must not cost the leader its 2 s lease).
+ *
  * Calls are never retried here: etcd3's default retry would re-send a txn
  * whose first attempt may have committed (a CAS then reports a false
  * conflict, a plain txn applies twice). Failures surface as
@@ -25,6 +28,7 @@ import type {
 import { WatchQueue } from './watch-queue.js';
 import { checkAfter, checkFromRevision, checkKey, checkLimit, checkPrefix, checkRevision, checkTxn, checkValue, invalid, leaseTtl } from './validate.js';
 import { watchEtcd } from './etcd-watch.js';
+import { LeaseKeeper } from './etcd-lease-keeper.js';
 
 export interface EtcdStoreOptions {
   endpoints: string[];
@@ -36,6 +40,10 @@ export interface EtcdStoreOptions {
   callTimeoutMs?: number;
   /** Time allowed to connect in ms. Default 5,000. */
   dialTimeoutMs?: number;
+  /** Renew kept-alive leases from a worker thread too (etcd-lease-keeper.ts). Default true. */
+  leaseKeeper?: boolean;
+  /** Something the head should log (the lease keeper failed). */
+  onWarning?: (msg: string, details: Record<string, unknown>) => void;
 }
 
 type GlobalPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
@@ -60,15 +68,29 @@ export class EtcdStore implements StateStore {
   private readonly watches = new Set<WatchQueue>();
   private readonly leases = new Map<string, { lease: EtcdLease; stop(): void }>();
   private closed = false;
+  /** Renews kept-alive leases from a worker thread as well, so a stalled event loop does not lose them. */
+  private keeper: LeaseKeeper | undefined;
 
   private constructor(
     private readonly client: Etcd3,
     private readonly endpoints: string[],
-    opts: EtcdStoreOptions,
+    private readonly opts: EtcdStoreOptions,
   ) {
     this.prefix = opts.prefix ?? '';
     this.prefixBytes = Buffer.byteLength(this.prefix);
     this.callTimeoutMs = opts.callTimeoutMs ?? 5000;
+  }
+
+  /** The worker-thread lease keeper, started with the first kept-alive lease. */
+  private leaseKeeper(): LeaseKeeper | undefined {
+    if (this.opts.leaseKeeper === false) return undefined;
+    this.keeper ??= new LeaseKeeper({
+      endpoints: this.endpoints,
+      credentials: this.opts.credentials,
+      grpcOptions: etcdChannelOptions(),
+      onError: (e) => this.opts.onWarning?.('the etcd lease keeper thread failed; leases are renewed from the main thread only', { err: e.message }),
+    });
+    return this.keeper;
   }
 
   /** Connects and checks that etcd answers; MUSTER_UNAVAILABLE naming the endpoints if not. */
@@ -314,6 +336,7 @@ export class EtcdStore implements StateStore {
     const finish = () => {
       clearTimeout(timer);
       this.leases.delete(id);
+      if (keepAlive && id) this.keeper?.drop(id);
       signal();
     };
     lease.on('lost', () => finish()); // also fires when the grant itself fails
@@ -332,6 +355,7 @@ export class EtcdStore implements StateStore {
       timer.unref();
     };
     if (!keepAlive) watchdog(ttl * 1000 + 100);
+    else this.leaseKeeper()?.keep(id, ttl);
     this.leases.set(id, { lease, stop: () => clearTimeout(timer) });
     return {
       id,
@@ -358,6 +382,7 @@ export class EtcdStore implements StateStore {
       lease.release();
     }
     this.leases.clear();
+    await this.keeper?.close();
     this.client.close();
   }
 }

@@ -10,6 +10,7 @@ export type * from './store.js';
 export { rangeAll, readAll, type RangePage } from './paged.js';
 export { EmbeddedStore, type EmbeddedStoreOptions } from './embedded.js';
 export { EtcdStore, type EtcdStoreOptions } from './etcd.js';
+export { LeaseKeeper, type LeaseKeeperOptions } from './etcd-lease-keeper.js';
 
 export type StoreConfig =
   | ({ kind: 'embedded'; dataDir: string } & EmbeddedStoreOptions)
