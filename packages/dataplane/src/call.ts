@@ -56,6 +56,7 @@ export interface ResolvedCallOptions {
   idempotent: boolean;
   hedgeAfterMs: number | undefined;
   signal: AbortSignal | undefined;
+  onReplica: ((replicaId: string) => void) | undefined;
 }
 
 /** One copy of the request on one replica. */
@@ -87,6 +88,8 @@ export abstract class Call {
   private readonly bounced = new Set<string>();
   protected readonly attempts = new Set<Attempt>();
   protected settled = false;
+  /** `onReplica` was told who answered first. */
+  private answered = false;
   private retries = 0;
   private waiter: Waiter | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -141,6 +144,10 @@ export abstract class Call {
     }
     if (typeof body !== 'object' || body === null) body = {};
     if ((body.error as WireError | undefined)?.code === ErrorCode.UNAVAILABLE && !this.delivering()) return this.neverReached(a, 'was closing and did not start the call');
+    if (this.opts.onReplica && !this.answered) {
+      this.answered = true;
+      this.opts.onReplica(a.replica.info.replicaId);
+    }
     this.onBody(a, body);
   }
 

@@ -17,26 +17,13 @@
  * Cardinality is bounded by what the labels can hold: group and revision
  * names (the cluster's own), and the fixed set of error codes plus "OK".
  */
-import { metrics, type Attributes, type ObservableResult } from '@opentelemetry/api';
+import { metrics, type Attributes, type Counter, type Histogram, type ObservableResult } from '@opentelemetry/api';
 
 /** Latency buckets in seconds: 1 ms to 2 min, the span of a no-op call to a long generation. */
 export const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** The result code of a call that succeeded. */
 export const OK = 'OK';
-
-const meter = metrics.getMeter('@muster/dataplane');
-
-const routerRequests = meter.createCounter('muster_router_requests_total', { description: 'calls made by routers in this process, by group and result code (OK or a MUSTER_* code)' });
-const routerLatency = meter.createHistogram('muster_router_request_duration_seconds', {
-  description: 'router call latency, from call() to its answer (streams: to their end), by group and result code',
-  advice: { explicitBucketBoundaries: LATENCY_BUCKETS_S },
-});
-const replicaRequests = meter.createCounter('muster_replica_requests_total', { description: 'requests answered by serve() replicas in this process, by group, revision and result code' });
-const replicaLatency = meter.createHistogram('muster_replica_request_duration_seconds', {
-  description: 'replica-side latency, from arrival (queue wait included) to the answer, by group, revision and result code',
-  advice: { explicitBucketBoundaries: LATENCY_BUCKETS_S },
-});
 
 /** What a live router shows when scraped. */
 export interface RouterGauges {
@@ -72,20 +59,46 @@ function observeSum<T>(sources: Set<T>, attrs: (s: T) => Attributes, value: (s: 
   };
 }
 
-const byGroup = (r: RouterGauges) => ({ group: r.group });
-const byRevision = (r: ReplicaGauges) => ({ group: r.group, revision: r.revision });
-meter.createObservableGauge('muster_router_in_flight', { description: 'calls of routers in this process waiting for an answer, by group' })
-  .addCallback(observeSum(routers, byGroup, (r) => r.inFlight()));
-meter.createObservableGauge('muster_router_queued', { description: 'calls waiting in routers of this process for a replica with room, by group' })
-  .addCallback(observeSum(routers, byGroup, (r) => r.queued()));
-meter.createObservableCounter('muster_router_retries_total', { description: 'attempts sent again to another replica (no responders, replica lost), by group' })
-  .addCallback(observeSum(routers, byGroup, (r) => r.counters.retries));
-meter.createObservableCounter('muster_router_hedges_total', { description: 'hedged copies sent (hedgeAfterMs), by group' })
-  .addCallback(observeSum(routers, byGroup, (r) => r.counters.hedges));
-meter.createObservableGauge('muster_replica_in_flight', { description: 'handlers running in serve() replicas of this process, by group and revision' })
-  .addCallback(observeSum(replicas, byRevision, (r) => r.inFlight()));
-meter.createObservableGauge('muster_replica_queued', { description: 'requests waiting for a handler slot in serve() replicas of this process, by group and revision' })
-  .addCallback(observeSum(replicas, byRevision, (r) => r.queued()));
+/**
+ * The instruments, made on the global MeterProvider of the moment. The API
+ * hands out a no-op meter until a provider is registered (it has no proxy for
+ * metrics), and a process may register one after this module loaded: so they
+ * are looked up at each record and made again when the provider changed.
+ */
+let made: { provider: unknown; routerRequests: Counter; routerLatency: Histogram; replicaRequests: Counter; replicaLatency: Histogram } | undefined;
+function instruments(): NonNullable<typeof made> {
+  const provider = metrics.getMeterProvider();
+  if (made?.provider === provider) return made;
+  const m = provider.getMeter('@muster/dataplane');
+  const byGroup = (r: RouterGauges) => ({ group: r.group });
+  const byRevision = (r: ReplicaGauges) => ({ group: r.group, revision: r.revision });
+  m.createObservableGauge('muster_router_in_flight', { description: 'calls of routers in this process waiting for an answer, by group' })
+    .addCallback(observeSum(routers, byGroup, (r) => r.inFlight()));
+  m.createObservableGauge('muster_router_queued', { description: 'calls waiting in routers of this process for a replica with room, by group' })
+    .addCallback(observeSum(routers, byGroup, (r) => r.queued()));
+  m.createObservableCounter('muster_router_retries_total', { description: 'attempts sent again to another replica (no responders, replica lost), by group' })
+    .addCallback(observeSum(routers, byGroup, (r) => r.counters.retries));
+  m.createObservableCounter('muster_router_hedges_total', { description: 'hedged copies sent (hedgeAfterMs), by group' })
+    .addCallback(observeSum(routers, byGroup, (r) => r.counters.hedges));
+  m.createObservableGauge('muster_replica_in_flight', { description: 'handlers running in serve() replicas of this process, by group and revision' })
+    .addCallback(observeSum(replicas, byRevision, (r) => r.inFlight()));
+  m.createObservableGauge('muster_replica_queued', { description: 'requests waiting for a handler slot in serve() replicas of this process, by group and revision' })
+    .addCallback(observeSum(replicas, byRevision, (r) => r.queued()));
+  made = {
+    provider,
+    routerRequests: m.createCounter('muster_router_requests_total', { description: 'calls made by routers in this process, by group and result code (OK or a MUSTER_* code)' }),
+    routerLatency: m.createHistogram('muster_router_request_duration_seconds', {
+      description: 'router call latency, from call() to its answer (streams: to their end), by group and result code',
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS_S },
+    }),
+    replicaRequests: m.createCounter('muster_replica_requests_total', { description: 'requests answered by serve() replicas in this process, by group, revision and result code' }),
+    replicaLatency: m.createHistogram('muster_replica_request_duration_seconds', {
+      description: 'replica-side latency, from arrival (queue wait included) to the answer, by group, revision and result code',
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS_S },
+    }),
+  };
+  return made;
+}
 
 /**
  * Routers come and go (one per group handle): a closed router leaves the
@@ -94,6 +107,7 @@ meter.createObservableGauge('muster_replica_queued', { description: 'requests wa
  */
 const retired = new Map<string, RouterGauges>();
 export function trackRouter(r: RouterGauges): () => void {
+  instruments();
   routers.add(r);
   return () => {
     if (!routers.delete(r)) return;
@@ -108,6 +122,7 @@ export function trackRouter(r: RouterGauges): () => void {
 }
 
 export function trackReplica(r: ReplicaGauges): () => void {
+  instruments();
   replicas.add(r);
   return () => void replicas.delete(r);
 }
@@ -115,13 +130,15 @@ export function trackReplica(r: ReplicaGauges): () => void {
 /** One router call ended with `code` after `startedMs` (performance.now()). */
 export function recordRouterCall(group: string, code: string, startedMs: number): void {
   const attrs = { group, code };
-  routerRequests.add(1, attrs);
-  routerLatency.record((performance.now() - startedMs) / 1000, attrs);
+  const i = instruments();
+  i.routerRequests.add(1, attrs);
+  i.routerLatency.record((performance.now() - startedMs) / 1000, attrs);
 }
 
 /** One request answered (or refused) by a replica with `code` after `arrivedMs` (performance.now()). */
 export function recordReplicaRequest(group: string, revision: string, code: string, arrivedMs: number): void {
   const attrs = { group, revision, code };
-  replicaRequests.add(1, attrs);
-  replicaLatency.record((performance.now() - arrivedMs) / 1000, attrs);
+  const i = instruments();
+  i.replicaRequests.add(1, attrs);
+  i.replicaLatency.record((performance.now() - arrivedMs) / 1000, attrs);
 }

@@ -241,7 +241,9 @@ export class Router {
     if (hedgeAfterMs !== undefined && !(typeof hedgeAfterMs === 'number' && hedgeAfterMs >= 0 && hedgeAfterMs <= MAX_TIMER_MS)) {
       throw new MusterError(ErrorCode.INVALID_ARGUMENT, `hedgeAfterMs: must be a number of ms ≥ 0, got ${String(hedgeAfterMs)}`, { details: { field: 'hedgeAfterMs' } });
     }
-    return { timeoutMs, hedgeAfterMs, idempotent: o?.idempotent === true, signal: o?.signal };
+    const onReplica = o?.onReplica;
+    if (onReplica !== undefined && typeof onReplica !== 'function') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'onReplica: must be a function', { details: { field: 'onReplica' } });
+    return { timeoutMs, hedgeAfterMs, idempotent: o?.idempotent === true, signal: o?.signal, onReplica };
   }
 
   private async follow(updates: AsyncIterable<Membership>): Promise<void> {
