@@ -57,7 +57,7 @@ export function table(head: string[], rows: string[][]): string {
 
 /** The node table; with `gpusUsed` (GPUs held by placement groups, by node id) a USED/FREE column too. */
 export function nodesTable(nodes: NodeView[], gpusUsed?: ReadonlyMap<string, number>): string {
-  const head = ['NODE', 'STATE', 'GPUS', ...(gpusUsed ? ['GPUS USED/FREE'] : []), 'GPU MEM', 'NVLINK ISLANDS', 'MIG', 'CPU', 'MEMORY', 'ADDRESS', 'HEARTBEAT'];
+  const head = ['NODE', 'STATE', 'GPUS', 'GPU MEM', 'NVLINK ISLANDS', ...(gpusUsed ? ['GPUS USED/FREE'] : []), 'MIG', 'CPU', 'MEMORY', 'ADDRESS', 'HEARTBEAT'];
   return table(head, nodes.map((n) => {
     const gpuMem = n.gpus.reduce((s, g) => s + g.memoryMiB, 0) * 1024 * 1024;
     const used = gpusUsed?.get(n.id) ?? 0;
@@ -65,9 +65,9 @@ export function nodesTable(nodes: NodeView[], gpusUsed?: ReadonlyMap<string, num
       n.id,
       (n.state === 'dead' ? `dead (${n.stateReason})` : n.state) + (n.draining ? `, draining${n.drainReason ? ` (${n.drainReason})` : ''}` : ''),
       gpuSummary(n),
-      ...(gpusUsed ? [`${used}/${Math.max(0, n.gpus.length - used)}`] : []),
       gpuMem ? bytes(gpuMem) : '-',
       islands(n),
+      ...(gpusUsed ? [`${used}/${Math.max(0, n.gpus.length - used)}`] : []),
       mig(n),
       String(n.cpuCores),
       bytes(n.memoryBytes),
