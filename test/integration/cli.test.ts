@@ -26,6 +26,12 @@ describe('muster CLI', () => {
     expect(ready).toBeTruthy();
     expect(up.output()).toMatch(/head ready at \S+ \(TLS, CA /);
     expect(up.output()).toContain(`context "local" written to ${env.MUSTER_CONFIG} (current)`);
+    // Every child's metrics endpoint is printed: 9400 and the ports after it, or a free one (said why) when taken.
+    const endpoints = [...up.output().matchAll(/^ {2}(head|node-\d): http:\/\/(127\.0\.0\.1:(\d+))\/metrics(.*)$/gm)];
+    expect(endpoints.map((m) => m[1])).toEqual(['head', 'node-1', 'node-2', 'node-3']);
+    endpoints.forEach((m, i) => expect(m[3] === String(9400 + i) || m[4]!.includes(`port ${9400 + i} was taken: fell back to a free one`)).toBe(true));
+    expect(await (await fetch(`http://${endpoints[0]![2]}/metrics`)).text()).toContain('target_info{service_name="muster-head"}');
+    expect(await (await fetch(`http://${endpoints[1]![2]}/metrics`)).text()).toContain('target_info{service_name="muster-worker"}');
     const contexts = await execa(process.execPath, [cli, 'config', 'get-contexts'], { env });
     expect(contexts.stdout).toMatch(new RegExp(`^\\* local\t127\\.0\\.0\\.1:\\d+\ttls, cert ${join(dir.path, 'pki', 'admin.crt')}$`, 'm'));
 

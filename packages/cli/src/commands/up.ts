@@ -11,6 +11,12 @@
  * certificate to the client config file (MUSTER_CONFIG, default
  * ~/.muster/config.yaml) and makes it current, so `muster status` in another
  * shell needs no flag; `--no-context` leaves the file alone.
+ *
+ * Metrics: the head serves Prometheus on 127.0.0.1:`--metrics-port` (default
+ * 9400), worker i on the next ports (9401, 9402, …), as the head and worker
+ * defaults are; `--metrics-port 0` picks free ports. A port that is taken
+ * falls back to a free one, and the line saying where each endpoint is says
+ * so. The endpoints are printed once the cluster is up (docs/observability.md).
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -30,7 +36,11 @@ interface UpFlags {
   insecure?: boolean;
   context: boolean;
   contextName: string;
+  metricsPort: string;
 }
+
+/** The head's default metrics port (its --metrics-listen default); workers take the ones after it. */
+export const UP_METRICS_PORT = 9400;
 
 export function upCommand(program: Command): void {
   program
@@ -39,6 +49,7 @@ export function upCommand(program: Command): void {
     .option('--workers <n>', 'number of simulated workers', '3')
     .option('--profile <name>', 'GPU profile of the workers (muster-worker inventory --help)', 'hgx-h100-8')
     .option('--port <port>', 'head gRPC port', '7400')
+    .option('--metrics-port <port>', `Prometheus port of the head; worker i gets the port + i (0: free ports; a taken port falls back to a free one)`, String(UP_METRICS_PORT))
     .option('--data-dir <dir>', 'where state, token and logs go', '.muster')
     .option('--run <command>', 'run this shell command against the cluster, then stop it')
     .option('--insecure', 'plaintext everywhere: no TLS, the token is the only credential')
@@ -49,6 +60,9 @@ export function upCommand(program: Command): void {
       const port = Number(flags.port);
       if (!Number.isInteger(workers) || workers < 0 || workers > 256) throw new Error(`--workers: expected 0..256, got "${flags.workers}"`);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: expected a port number, got "${flags.port}"`);
+      const metricsPort = Number(flags.metricsPort);
+      if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort + workers > 65535) throw new Error(`--metrics-port: expected a port number (with ${workers} more after it), got "${flags.metricsPort}"`);
+      const metricsPortOf = (i: number) => (metricsPort ? metricsPort + i : 0);
       const dataDir = resolve(flags.dataDir);
       const logDir = join(dataDir, 'logs');
       await mkdir(logDir, { recursive: true });
@@ -74,12 +88,12 @@ export function upCommand(program: Command): void {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
 
-      const cluster = await LocalCluster.start({ dataDir, port, workers: 0, profile: flags.profile, onLine, insecure: flags.insecure === true });
+      const cluster = await LocalCluster.start({ dataDir, port, metricsPort: metricsPortOf(0), workers: 0, profile: flags.profile, onLine, insecure: flags.insecure === true });
       started.cluster = cluster;
       say(`head ready at ${cluster.address} (${cluster.tls ? `TLS, CA ${cluster.tls.ca}` : 'INSECURE: plaintext'}; token: ${cluster.tokenFile})\n`);
       let registered = 0;
       const tty = process.stdout.isTTY;
-      await Promise.all(Array.from({ length: workers }, (_, i) => cluster.addWorker({ nodeId: `node-${i + 1}` }).then(() => {
+      await Promise.all(Array.from({ length: workers }, (_, i) => cluster.addWorker({ nodeId: `node-${i + 1}`, metricsPort: metricsPortOf(i + 1) }).then(() => {
         registered++;
         if (tty) say(`\rworkers registered: ${registered}/${workers}`);
       })));
@@ -88,6 +102,7 @@ export function upCommand(program: Command): void {
       const nodes = await c.nodes();
       c.close();
       say(`${clusterSummary(nodes)}\n${nodes.length ? `${nodesTable(nodes)}\n` : ''}`);
+      say(metricsLines(cluster, metricsPortOf));
       const env = cluster.clientEnv();
       if (flags.context) {
         const tls = cluster.tls;
@@ -105,4 +120,17 @@ export function upCommand(program: Command): void {
       const exports = flags.context ? '' : `  export ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}\n`;
       say(`\ncluster is up. In another shell:\n${exports}  muster status\nCtrl-C stops it.\n`);
     });
+}
+
+/** "metrics (Prometheus): head http://127.0.0.1:9400/metrics, node-1 …", with a note for each port that was taken. */
+function metricsLines(cluster: LocalCluster, wanted: (i: number) => number): string {
+  const children = [...cluster.heads.slice(0, 1), ...[...cluster.workers.values()].sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }))];
+  const lines = children.map((c, i) => {
+    const at = c.metricsAddress;
+    if (!at) return `  ${c.name}: no metrics endpoint`;
+    const port = Number(at.slice(at.lastIndexOf(':') + 1));
+    const moved = wanted(i) !== 0 && port !== wanted(i) ? `  (port ${wanted(i)} was taken: fell back to a free one; --metrics-port changes the ports)` : '';
+    return `  ${c.name}: http://${at}/metrics${moved}`;
+  });
+  return `metrics (Prometheus, loopback):\n${lines.join('\n')}\n`;
 }
