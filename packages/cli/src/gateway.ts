@@ -125,13 +125,14 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
     const m = h ? undefined : /^\/v1\/groups\/([^/]+)\/(call|stream)$/.exec(url.pathname);
     if (!h && !m) throw new MusterError(ErrorCode.NOT_FOUND, `no route ${req.method} ${url.pathname}: ${ROUTES_HINT}`);
     const name = checkGroupName((h ?? m)![1]!);
-    if (record) record.group = name;
     if (key) {
       authorize(key.entry, name);
       limiter.take(key.entry);
     }
     checkDeclaredLength(req, maxBody);
     const info = await groups.info(name);
+    // Only a group that exists becomes a metrics label: made-up names in paths must not add series.
+    if (record && info) record.group = name;
     const callOpts = { ...callOptions(req, deadlinesOf(info)), onReplica: record?.onReplica };
     // The key that opened the gateway is not the shard's business: only a header it did not come in reaches the shard.
     if (h) {

@@ -103,8 +103,11 @@ function instruments(): NonNullable<typeof made> {
 /**
  * Routers come and go (one per group handle): a closed router leaves the
  * gauges, and its retry and hedge totals stay counted in `retired` so the
- * counters never go down.
+ * counters never go down — for the MAX_RETIRED_GROUPS groups retired last
+ * (a process that has called more groups than that, since deleted, lets the
+ * oldest totals go).
  */
+export const MAX_RETIRED_GROUPS = 10_000;
 const retired = new Map<string, RouterGauges>();
 export function trackRouter(r: RouterGauges): () => void {
   instruments();
@@ -117,6 +120,11 @@ export function trackRouter(r: RouterGauges): () => void {
     if (!retired.has(r.group)) {
       retired.set(r.group, kept);
       routers.add(kept);
+      if (retired.size > MAX_RETIRED_GROUPS) {
+        const [oldest, gone] = retired.entries().next().value as [string, RouterGauges];
+        retired.delete(oldest);
+        routers.delete(gone);
+      }
     }
   };
 }
