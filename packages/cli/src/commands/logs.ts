@@ -73,7 +73,7 @@ async function groupReplicas(cluster: Cluster, name: string): Promise<ReplicaVie
   try {
     return (await cluster.replicaGroups.get(name)).replicas;
   } catch (e) {
-    if (isMusterError(e) && (e.code === ErrorCode.NOT_FOUND || e.code === ErrorCode.INVALID_ARGUMENT)) return undefined;
+    if (isMusterError(e) && (e.code === ErrorCode.NOT_FOUND || e.code === ErrorCode.INVALID_ARGUMENT || e.code === ErrorCode.PERMISSION_DENIED)) return undefined;
     throw e;
   }
 }
