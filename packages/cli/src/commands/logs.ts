@@ -7,8 +7,7 @@
  *   muster logs gang-0a1b2c3d4e          a gang by id (or by name), as before
  *
  * A replica group is looked up first; a name that is no group (or one the
- * caller may not read) is taken as a
- * gang id or name. For a group, each replica's gang is read in turn under a
+ * caller may not read) is taken as a gang id or name. For a group, each replica's gang is read in turn under a
  * `==> replica <id> (gang <id>, rank <n>) <==` header; with `--follow` they
  * are read at once and every line is prefixed with `[<replica id>] ` so the
  * interleaved lines can be told apart. A replica with no gang yet is named
