@@ -74,17 +74,17 @@ describe('data-plane metrics and request logs', () => {
       const t = await (await fetch(metricsUrl)).text();
       return sample(t, 'muster_gateway_requests_total', { group: 'llm' }) === ok + failed ? t : undefined;
     }, { timeoutMs: 10_000 });
-    expect(sample(text, 'muster_gateway_requests_total', { group: 'llm', route: 'chat/completions', status: '200' })).toBe(ok);
+    const revision = (await sdk.replicaGroups.get('llm')).toJSON().revision;
+    expect(sample(text, 'muster_gateway_requests_total', { group: 'llm', revision, route: 'chat/completions', status: '200' })).toBe(ok);
     expect(sample(text, 'muster_gateway_requests_total', { group: 'llm', route: 'chat/completions', status: '503' })).toBe(failed);
     expect(sample(text, 'muster_gateway_request_duration_seconds_count', { group: 'llm', status: '200' })).toBe(ok);
     expect(sample(text, 'muster_gateway_in_flight', { route: 'chat/completions' })).toBe(0);
     // The gateway's router, through the OpenTelemetry API (registered globally by the gateway).
-    expect(sample(text, 'muster_router_requests_total', { group: 'llm', code: 'OK' })).toBe(ok + failed);
+    expect(sample(text, 'muster_router_requests_total', { group: 'llm', revision, code: 'OK' })).toBe(ok + failed);
     expect(sample(text, 'muster_router_request_duration_seconds_count', { group: 'llm' })).toBe(ok + failed);
     expect(sample(text, 'muster_router_in_flight', { group: 'llm' })).toBe(0);
 
     // The replica side: the worker's HTTP bridge is the group's serve() replica, labelled with its revision.
-    const revision = (await sdk.replicaGroups.get('llm')).toJSON().revision;
     const worker = [...cluster.workers.values()][0]!;
     const replicaText = await (await fetch(`http://${worker.metricsAddress}/metrics`)).text();
     expect(sample(replicaText, 'muster_replica_requests_total', { group: 'llm', revision, code: 'OK' })).toBe(ok + failed);
@@ -93,7 +93,7 @@ describe('data-plane metrics and request logs', () => {
     // The request log: one JSON line per request with its id, group, replica, status and latency; no body.
     const lines = gw.output().split('\n').filter((l) => l.includes('"msg":"request"')).map((l) => JSON.parse(l) as Record<string, unknown>);
     const replicaId = (await sdk.replicaGroups.get('llm')).replicas[0]!.id;
-    expect(lines.find((l) => l.requestId === 'ok-0')).toMatchObject({ level: 'info', group: 'llm', replica: replicaId, status: 200, route: 'chat/completions' });
+    expect(lines.find((l) => l.requestId === 'ok-0')).toMatchObject({ level: 'info', group: 'llm', replica: replicaId, revision, status: 200, route: 'chat/completions' });
     expect(lines.find((l) => l.requestId === 'bad-2')).toMatchObject({ level: 'error', group: 'llm', status: 503 });
     expect(typeof lines.find((l) => l.requestId === 'ok-0')?.latencyMs).toBe('number');
     expect(gw.output()).not.toContain('"messages"');

@@ -35,7 +35,7 @@ describe('GatewayObserver request log', () => {
     server = createServer((req, res) => {
       const record = observer.begin(req, res, req.headers['x-request-id'] as string);
       record.group = 'llm';
-      record.onReplica('r-1');
+      record.onReplica({ replicaId: 'r-1', revision: 'rev-1' });
       const status = Number(req.url!.split('/').pop());
       if (status === CLIENT_CLOSED) return void res.write('partial'); // never ended: the client leaves
       res.statusCode = status;
@@ -51,7 +51,7 @@ describe('GatewayObserver request log', () => {
     for (const status of [200, 200, 404, 503]) await (await fetch(`${base}/v1/groups/llm/call/${status}`, { headers: { 'x-request-id': `id-${status}` } })).text();
     await expect.poll(() => lines.length).toBe(2);
     expect(lines.map((l) => [l.requestId, l.status])).toEqual([['id-404', 404], ['id-503', 503]]);
-    expect(lines[0]).toMatchObject({ msg: 'request', method: 'GET', route: 'call', group: 'llm', replica: 'r-1' });
+    expect(lines[0]).toMatchObject({ msg: 'request', method: 'GET', route: 'call', group: 'llm', replica: 'r-1', revision: 'rev-1' });
     expect(JSON.stringify(lines)).not.toContain('secret');
   });
 

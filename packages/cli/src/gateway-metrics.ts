@@ -5,12 +5,13 @@
  * Metrics (on the gateway's own `--metrics-listen`, served by
  * @muster/common's startMetrics, so the same bearer-token and HTTPS options
  * as the head's apply), per group and route:
- *   muster_gateway_requests_total{group,route,status}
- *   muster_gateway_request_duration_seconds{group,route,status}  (to the last byte)
+ *   muster_gateway_requests_total{group,revision,route,status}
+ *   muster_gateway_request_duration_seconds{group,revision,route,status}  (to the last byte)
  *   muster_gateway_in_flight{route}
  * `status` is the HTTP status sent; 499 when the client went away before
  * the answer ended (nginx's convention). `group` is "" where no group was
- * resolved (an unknown model, a 401 before the route was read). The router
+ * resolved (an unknown model, a 401 before the route was read), `revision`
+ * the revision of the replica that answered ("" when none did). The router
  * inside the gateway adds its own muster_router_* series (@muster/dataplane
  * metrics.ts) to the same endpoint.
  *
@@ -42,6 +43,7 @@ export type RequestLogLine = {
   route: string;
   group: string;
   replica: string;
+  revision: string;
   status: number;
   latencyMs: number;
 };
@@ -50,9 +52,11 @@ export type RequestLogLine = {
 export class RequestRecord {
   group = '';
   replica = '';
+  revision = '';
   /** For CallOptions.onReplica: the replica whose answer came first. */
-  readonly onReplica = (replicaId: string): void => {
-    this.replica = replicaId;
+  readonly onReplica = (r: { replicaId: string; revision: string }): void => {
+    this.replica = r.replicaId;
+    this.revision = r.revision;
   };
 
   constructor(readonly route: string) {}
@@ -85,9 +89,9 @@ export class GatewayObserver {
 
   constructor(private readonly opts: GatewayObserverOptions) {
     const m = opts.meter;
-    this.requests = m?.createCounter('muster_gateway_requests_total', { description: 'requests answered by the gateway, by group, route and HTTP status (499: the client left first)' });
+    this.requests = m?.createCounter('muster_gateway_requests_total', { description: 'requests answered by the gateway, by group, revision of the replica that answered, route and HTTP status (499: the client left first)' });
     this.latency = m?.createHistogram('muster_gateway_request_duration_seconds', {
-      description: 'gateway request latency, from arrival to the last byte sent, by group, route and HTTP status',
+      description: 'gateway request latency, from arrival to the last byte sent, by group, revision, route and HTTP status',
       advice: { explicitBucketBoundaries: BUCKETS_S },
     });
     this.inFlight = m?.createUpDownCounter('muster_gateway_in_flight', { description: 'requests the gateway is answering now, by route' });
@@ -102,12 +106,12 @@ export class GatewayObserver {
     res.once('close', () => {
       const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED;
       const seconds = (performance.now() - started) / 1000;
-      const attrs = { group: record.group, route: record.route, status: String(status) };
+      const attrs = { group: record.group, revision: record.revision, route: record.route, status: String(status) };
       this.inFlight?.add(-1, { route: record.route });
       this.requests?.add(1, attrs);
       this.latency?.record(seconds, attrs);
       if (status >= 400 || (this.opts.sample > 0 && (this.opts.random ?? Math.random)() < this.opts.sample)) {
-        this.opts.log({ msg: 'request', requestId, method: req.method ?? '', route: record.route, group: record.group, replica: record.replica, status, latencyMs: Math.round(seconds * 10_000) / 10 });
+        this.opts.log({ msg: 'request', requestId, method: req.method ?? '', route: record.route, group: record.group, replica: record.replica, revision: record.revision, status, latencyMs: Math.round(seconds * 10_000) / 10 });
       }
     });
     return record;

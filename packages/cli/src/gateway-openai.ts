@@ -40,7 +40,7 @@ export interface OpenAiContext {
   /** Reads the request body (capped: 413). */
   body: () => Promise<string>;
   /** The request's metrics and log record (gateway-metrics.ts), told the group and replica. */
-  record?: { group: string; onReplica: (replicaId: string) => void } | undefined;
+  record?: { group: string; onReplica: (replica: { replicaId: string; revision: string }) => void } | undefined;
 }
 
 /** GET /v1/models: the models the caller may call. */

@@ -34,7 +34,7 @@ export interface ProxyRequest {
   timeoutMs: number;
   idempotent: boolean;
   /** Told the replica that answered (the request log). */
-  onReplica?: ((replicaId: string) => void) | undefined;
+  onReplica?: ((replica: { replicaId: string; revision: string }) => void) | undefined;
   /** The body is JSON (an OpenAI route): said so to the shard when the client did not. */
   json?: boolean;
 }

@@ -9,13 +9,16 @@
  * in @muster/common; an application may register its own) they appear on
  * that provider's exporter. docs/observability.md lists the names.
  *
- * Router side (the caller), per group: requests and their latency by result
- * code, and — read when scraped — calls in flight, calls queued, retries and
- * hedges. Replica side (`serve()`), per group and revision: requests and
+ * Router side (the caller), per group: requests and their latency by the
+ * revision of the replica that answered ("" when none did) and result code,
+ * and — read when scraped — calls in flight, calls queued, retries and
+ * hedges (per group: they are not one replica's). Replica side (`serve()`), per group and revision: requests and
  * latency by result code, handlers in flight, requests queued.
  *
  * Cardinality is bounded by what the labels can hold: group and revision
- * names (the cluster's own), and the fixed set of error codes plus "OK".
+ * names (the cluster's own), and the fixed set of error codes plus "OK";
+ * and by the SDK's per-instrument cardinality limit (2000 series by default)
+ * in a process that runs for many rollouts.
  */
 import { metrics, type Attributes, type Counter, type Histogram, type ObservableResult } from '@opentelemetry/api';
 
@@ -86,9 +89,9 @@ function instruments(): NonNullable<typeof made> {
     .addCallback(observeSum(replicas, byRevision, (r) => r.queued()));
   made = {
     provider,
-    routerRequests: m.createCounter('muster_router_requests_total', { description: 'calls made by routers in this process, by group and result code (OK or a MUSTER_* code)' }),
+    routerRequests: m.createCounter('muster_router_requests_total', { description: 'calls made by routers in this process, by group, revision of the replica that answered ("": none) and result code (OK or a MUSTER_* code)' }),
     routerLatency: m.createHistogram('muster_router_request_duration_seconds', {
-      description: 'router call latency, from call() to its answer (streams: to their end), by group and result code',
+      description: 'router call latency, from call() to its answer (streams: to their end), by group, revision and result code',
       advice: { explicitBucketBoundaries: LATENCY_BUCKETS_S },
     }),
     replicaRequests: m.createCounter('muster_replica_requests_total', { description: 'requests answered by serve() replicas in this process, by group, revision and result code' }),
@@ -135,9 +138,9 @@ export function trackReplica(r: ReplicaGauges): () => void {
   return () => void replicas.delete(r);
 }
 
-/** One router call ended with `code` after `startedMs` (performance.now()). */
-export function recordRouterCall(group: string, code: string, startedMs: number): void {
-  const attrs = { group, code };
+/** One router call ended with `code` after `startedMs` (performance.now()); `revision`: of the replica that answered, "" if none. */
+export function recordRouterCall(group: string, revision: string, code: string, startedMs: number): void {
+  const attrs = { group, revision, code };
   const i = instruments();
   i.routerRequests.add(1, attrs);
   i.routerLatency.record((performance.now() - startedMs) / 1000, attrs);

@@ -167,8 +167,8 @@ export class Router {
     const call = new UnaryCall(this.host, payload, resolved);
     call.start();
     call.result.then(
-      () => recordRouterCall(this.group, OK, started),
-      (e: unknown) => recordRouterCall(this.group, codeOf(e), started),
+      () => recordRouterCall(this.group, call.answeredBy?.revision ?? '', OK, started),
+      (e: unknown) => recordRouterCall(this.group, call.answeredBy?.revision ?? '', codeOf(e), started),
     );
     return call.result;
   }
@@ -194,7 +194,7 @@ export class Router {
       throw e;
     } finally {
       call.abandon();
-      recordRouterCall(this.group, code, started);
+      recordRouterCall(this.group, call.answeredBy?.revision ?? '', code, started);
     }
   }
 

@@ -73,8 +73,9 @@ describe('data-plane metrics', () => {
       await held;
 
       const text = await scrape();
-      expect(sample(text, 'muster_router_requests_total', { group: 'mx', code: 'OK' })).toBe(5);
-      expect(sample(text, 'muster_router_requests_total', { group: 'mx', code: ErrorCode.APPLICATION })).toBe(2);
+      // Labelled with the revision of the replica that answered (here every call was answered).
+      expect(sample(text, 'muster_router_requests_total', { group: 'mx', revision: 'rev-a', code: 'OK' })).toBe(5);
+      expect(sample(text, 'muster_router_requests_total', { group: 'mx', revision: 'rev-a', code: ErrorCode.APPLICATION })).toBe(2);
       expect(sample(text, 'muster_router_request_duration_seconds_count', { group: 'mx', code: 'OK' })).toBe(5);
       expect(sample(text, 'muster_replica_requests_total', { group: 'mx', revision: 'rev-a', code: 'OK' })).toBe(5);
       expect(sample(text, 'muster_replica_requests_total', { group: 'mx', revision: 'rev-a', code: ErrorCode.APPLICATION })).toBe(2);
