@@ -316,6 +316,7 @@ class ReplicaServer implements Server {
     }
     this.jobs.delete(id);
     this.waiting.splice(this.waiting.indexOf(job), 1);
+    recordReplicaRequest(this.group, this.revision, ErrorCode.CANCELLED, job.arrived);
     this.checkIdle();
   }
 
