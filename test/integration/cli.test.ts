@@ -21,11 +21,30 @@ describe('muster CLI', () => {
     dir = await tempDir('muster-up-');
     // `muster up` writes its context here (never to the home of whoever runs the tests).
     const env = { MUSTER_CONFIG: join(dir.path, 'config.yaml') };
-    up = spawnManaged('muster-up', process.execPath, [cli, 'up', '--workers', '3', '--port', '0', '--data-dir', dir.path, '--profile', 'dgx1-v100-8'], { env });
+    up = spawnManaged('muster-up', process.execPath, [cli, 'up', '--workers', '3', '--port', '0', '--data-dir', dir.path, '--profile', 'dgx1-v100-8', '--gateway', '127.0.0.1:0'], { env });
     const ready = await up.waitForLine((l) => l.includes('cluster is up'), 60_000);
     expect(ready).toBeTruthy();
     expect(up.output()).toMatch(/head ready at \S+ \(TLS, CA /);
     expect(up.output()).toContain(`context "local" written to ${env.MUSTER_CONFIG} (current)`);
+    // Every child's metrics endpoint is printed: 9400 and the ports after it, or a free one (said why) when taken.
+    const endpoints = [...up.output().matchAll(/^ {2}(head|node-\d|gateway): http:\/\/(127\.0\.0\.1:(\d+))\/metrics(.*)$/gm)];
+    expect(endpoints.map((m) => m[1])).toEqual(['head', 'node-1', 'node-2', 'node-3', 'gateway']);
+    endpoints.forEach((m, i) => {
+      const wanted = m[1] === 'gateway' ? 9390 : 9400 + i;
+      expect(m[3] === String(wanted) || m[4]!.includes(`port ${wanted} was taken: fell back to a free one`)).toBe(true);
+    });
+    // The gateway asks for its key, which is in a 0600 file (never printed); its metrics count both answers.
+    const gw = /^gateway at (http:\/\/\S+) \(API key in (\S+):/m.exec(up.output())!;
+    expect((await stat(gw[2]!)).mode & 0o777).toBe(0o600);
+    const key = (await readFile(gw[2]!, 'utf8')).trim();
+    expect(up.output()).not.toContain(key);
+    expect((await fetch(`${gw[1]}/v1/models`)).status).toBe(401);
+    expect((await fetch(`${gw[1]}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
+    const gwMetrics = await (await fetch(`http://${endpoints[4]![2]}/metrics`)).text();
+    expect(gwMetrics).toMatch(/^muster_gateway_requests_total\{group="",route="models",status="401",[^}]*\} 1$/m);
+    expect(gwMetrics).toMatch(/^muster_gateway_requests_total\{group="",route="models",status="200",[^}]*\} 1$/m);
+    expect(await (await fetch(`http://${endpoints[0]![2]}/metrics`)).text()).toContain('target_info{service_name="muster-head"}');
+    expect(await (await fetch(`http://${endpoints[1]![2]}/metrics`)).text()).toContain('target_info{service_name="muster-worker"}');
     const contexts = await execa(process.execPath, [cli, 'config', 'get-contexts'], { env });
     expect(contexts.stdout).toMatch(new RegExp(`^\\* local\t127\\.0\\.0\\.1:\\d+\ttls, cert ${join(dir.path, 'pki', 'admin.crt')}$`, 'm'));
 

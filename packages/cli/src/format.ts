@@ -55,15 +55,19 @@ export function table(head: string[], rows: string[][]): string {
   return t.toString().split('\n').map((l) => l.trimEnd()).join('\n');
 }
 
-export function nodesTable(nodes: NodeView[]): string {
-  return table(['NODE', 'STATE', 'GPUS', 'GPU MEM', 'NVLINK ISLANDS', 'MIG', 'CPU', 'MEMORY', 'ADDRESS', 'HEARTBEAT'], nodes.map((n) => {
+/** The node table; with `gpusUsed` (GPUs held by placement groups, by node id) a USED/FREE column too. */
+export function nodesTable(nodes: NodeView[], gpusUsed?: ReadonlyMap<string, number>): string {
+  const head = ['NODE', 'STATE', 'GPUS', 'GPU MEM', 'NVLINK ISLANDS', ...(gpusUsed ? ['GPUS USED/FREE'] : []), 'MIG', 'CPU', 'MEMORY', 'ADDRESS', 'HEARTBEAT'];
+  return table(head, nodes.map((n) => {
     const gpuMem = n.gpus.reduce((s, g) => s + g.memoryMiB, 0) * 1024 * 1024;
+    const used = gpusUsed?.get(n.id) ?? 0;
     return [
       n.id,
       (n.state === 'dead' ? `dead (${n.stateReason})` : n.state) + (n.draining ? `, draining${n.drainReason ? ` (${n.drainReason})` : ''}` : ''),
       gpuSummary(n),
       gpuMem ? bytes(gpuMem) : '-',
       islands(n),
+      ...(gpusUsed ? [`${used}/${Math.max(0, n.gpus.length - used)}`] : []),
       mig(n),
       String(n.cpuCores),
       bytes(n.memoryBytes),

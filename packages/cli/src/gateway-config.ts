@@ -19,13 +19,30 @@ export const gatewayConfigSchema = z
     maxBodyBytes: z.number().int().min(1024).max(1024 ** 3).default(DEFAULT_MAX_BODY_BYTES),
     tlsCert: z.string().min(1).optional(),
     tlsKey: z.string().min(1).optional(),
+    /** Prometheus /metrics on its own address (gateway-metrics.ts); "" (the default): not served. */
+    metricsListen: z.union([z.literal(''), z.string().refine((v) => isHostPort(v, 'listen'), 'expected host:port')]).default(''),
+    metricsTokenFile: z.string().min(1).optional(),
+    metricsTlsCert: z.string().min(1).optional(),
+    metricsTlsKey: z.string().min(1).optional(),
+    /** Share of successful requests logged (errors always are), 0 to 1. */
+    requestLogSample: z.number().min(0).max(1).default(0.01),
   })
   .refine((c) => !c.keysFile || !c.noAuth, { message: '--no-auth and --keys-file contradict each other: give one', path: ['noAuth'] })
   .refine((c) => c.keysFile !== undefined || c.noAuth, {
     message: 'the gateway needs API keys: --keys-file FILE (create keys with `muster gateway key create`), or --no-auth to let every caller call every group',
     path: ['keysFile'],
   })
-  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'HTTPS needs both --tls-cert and --tls-key', path: ['tlsCert'] });
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'HTTPS needs both --tls-cert and --tls-key', path: ['tlsCert'] })
+  .refine((c) => !c.metricsListen || isLoopbackListen(c.metricsListen) || c.metricsTokenFile !== undefined, {
+    message: 'metrics beyond loopback need --metrics-token-file (every scrape then sends its bearer token); or listen on 127.0.0.1',
+    path: ['metricsTokenFile'],
+  });
+
+/** A listen address only this host reaches. */
+export function isLoopbackListen(hostPort: string): boolean {
+  const host = hostPort.slice(0, hostPort.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
 
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 
@@ -36,6 +53,11 @@ export const gatewayOptions: OptionSpec[] = [
   { key: 'maxBodyBytes', flag: 'max-body-bytes', env: 'MUSTER_GATEWAY_MAX_BODY_BYTES', parse: parseNumber, description: `largest request body; larger ones get 413 (default ${DEFAULT_MAX_BODY_BYTES}, the data plane's message limit)` },
   { key: 'tlsCert', flag: 'tls-cert', env: 'MUSTER_GATEWAY_TLS_CERT', description: 'serve HTTPS with this certificate (PEM, chain); re-read on SIGHUP' },
   { key: 'tlsKey', flag: 'tls-key', env: 'MUSTER_GATEWAY_TLS_KEY', description: 'the HTTPS certificate\'s private key (PEM)' },
+  { key: 'metricsListen', flag: 'metrics-listen', env: 'MUSTER_GATEWAY_METRICS_LISTEN', description: 'serve Prometheus /metrics on this host:port (default: not served); beyond loopback it needs --metrics-token-file' },
+  { key: 'metricsTokenFile', flag: 'metrics-token-file', env: 'MUSTER_GATEWAY_METRICS_TOKEN_FILE', description: 'scrapes of /metrics must send "Authorization: Bearer <this file\'s token>" (≥ 32 bytes; re-read when it changes)' },
+  { key: 'metricsTlsCert', flag: 'metrics-tls-cert', env: 'MUSTER_GATEWAY_METRICS_TLS_CERT', description: 'serve /metrics over HTTPS with this certificate (PEM)' },
+  { key: 'metricsTlsKey', flag: 'metrics-tls-key', env: 'MUSTER_GATEWAY_METRICS_TLS_KEY', description: 'the metrics HTTPS certificate\'s key (PEM)' },
+  { key: 'requestLogSample', flag: 'request-log-sample', env: 'MUSTER_GATEWAY_REQUEST_LOG_SAMPLE', parse: parseNumber, description: 'share of successful requests written to the JSON request log, 0 to 1 (default 0.01); answers ≥ 400 are always logged' },
 ];
 
 export function loadGatewayConfig(sources: ConfigSources): GatewayConfig {

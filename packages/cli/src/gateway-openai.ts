@@ -39,6 +39,8 @@ export interface OpenAiContext {
   requestId: string;
   /** Reads the request body (capped: 413). */
   body: () => Promise<string>;
+  /** The request's metrics and log record (gateway-metrics.ts), told the group and replica. */
+  record?: { group: string; onReplica: (replica: { replicaId: string; revision: string }) => void } | undefined;
 }
 
 /** GET /v1/models: the models the caller may call. */
@@ -65,8 +67,9 @@ export async function openAiCall(req: IncomingMessage, res: ServerResponse, path
     authorize(ctx.key.entry, group.name);
     ctx.limiter.take(ctx.key.entry);
   }
+  if (ctx.record) ctx.record.group = group.name;
   const handle = await ctx.groups.handle(group.name);
-  const opts = callOptions(req, deadlinesOf(group));
+  const opts = { ...callOptions(req, deadlinesOf(group)), onReplica: ctx.record?.onReplica };
   if (group.http) {
     const url = new URL(req.url ?? path, 'http://gateway');
     return proxyHttp(req, res, handle, { method: 'POST', path: `${path}${url.search}`, body: text, requestId: ctx.requestId, keyHeader: ctx.key?.header, json: true, ...opts });

@@ -33,6 +33,8 @@ export interface ProxyRequest {
   keyHeader: string | undefined;
   timeoutMs: number;
   idempotent: boolean;
+  /** Told the replica that answered (the request log). */
+  onReplica?: ((replica: { replicaId: string; revision: string }) => void) | undefined;
   /** The body is JSON (an OpenAI route): said so to the shard when the client did not. */
   json?: boolean;
 }
@@ -52,7 +54,7 @@ export async function proxyHttp(req: IncomingMessage, res: ServerResponse, g: Re
     if (!res.writableFinished) abort.abort(new MusterError(ErrorCode.CANCELLED, 'the client went away'));
   };
   res.once('close', onClose);
-  const stream = g.stream(bridgePayload(req, p, true), { timeoutMs: p.timeoutMs, idempotent: p.idempotent, signal: abort.signal });
+  const stream = g.stream(bridgePayload(req, p, true), { timeoutMs: p.timeoutMs, idempotent: p.idempotent, signal: abort.signal, onReplica: p.onReplica });
   try {
     let started = false;
     for await (const chunk of stream) {

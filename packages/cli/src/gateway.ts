@@ -39,6 +39,7 @@ import { RateLimiter, authenticate, authorize, checkDeclaredLength } from './gat
 import { GroupDirectory, checkGroupName, deadlinesOf } from './gateway-groups.js';
 import { REQUEST_ID_HEADER, callOptions, fail, parseJson, readBody, requestIdOf, writeAndWait } from './gateway-http.js';
 import { KeyRing, readKeysFile } from './gateway-keys.js';
+import type { GatewayObserver, RequestRecord } from './gateway-metrics.js';
 import { OPENAI_ROUTES, listModels, openAiCall } from './gateway-openai.js';
 import { proxyHttp, writeBridgeAnswer } from './gateway-proxy.js';
 
@@ -60,6 +61,8 @@ export interface GatewayOptions {
   maxBodyBytes?: number;
   /** PEM files of the HTTPS certificate (chain) and key; plain HTTP without. */
   tls?: { cert: string; key: string } | undefined;
+  /** Counts and logs each request (gateway-metrics.ts); none: neither. */
+  observer?: GatewayObserver | undefined;
   /** Where the gateway says what it did (reloads, their failures). */
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -90,7 +93,8 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const requestId = requestIdOf(req);
     res.setHeader(REQUEST_ID_HEADER, requestId);
-    void handle(req, res, requestId).catch((e: unknown) => {
+    const record = opts.observer?.begin(req, res, requestId);
+    void handle(req, res, requestId, record).catch((e: unknown) => {
       // A group with no replica may have been deleted: look it up again next time (404 then).
       const name = /^\/v1\/groups\/([a-z0-9-]+)\//.exec(req.url ?? '')?.[1];
       if (name && isMusterError(e) && e.code === ErrorCode.NO_REPLICAS) groups.forget(name);
@@ -105,14 +109,14 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
   // Small answers and SSE chunks leave at once (no Nagle wait for the client's delayed ACK).
   server.on('connection', (socket: { setNoDelay(on: boolean): void }) => socket.setNoDelay(true));
 
-  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string, record: RequestRecord | undefined): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://gateway');
     if (req.method === 'GET' && url.pathname === '/healthz') return void res.end('ok\n');
     const key = ring ? authenticate(ring, req) : undefined;
     const body = () => readBody(req, res, maxBody);
     if (url.pathname === '/v1/models' || OPENAI_ROUTES.has(url.pathname)) {
       checkDeclaredLength(req, maxBody);
-      const ctx = { groups, limiter, key, requestId, body };
+      const ctx = { groups, limiter, key, requestId, body, record };
       if (url.pathname !== '/v1/models') return openAiCall(req, res, url.pathname, ctx);
       if (req.method !== 'GET') throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${req.method} /v1/models: use GET`);
       return listModels(res, ctx);
@@ -127,7 +131,9 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
     }
     checkDeclaredLength(req, maxBody);
     const info = await groups.info(name);
-    const callOpts = callOptions(req, deadlinesOf(info));
+    // Only a group that exists becomes a metrics label: made-up names in paths must not add series.
+    if (record && info) record.group = name;
+    const callOpts = { ...callOptions(req, deadlinesOf(info)), onReplica: record?.onReplica };
     // The key that opened the gateway is not the shard's business: only a header it did not come in reaches the shard.
     if (h) {
       const text = await body();

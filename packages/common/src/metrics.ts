@@ -11,13 +11,19 @@
  * `authorization.credentials_file`) and serve HTTPS (`tlsCert`/`tlsKey`).
  * The token file is read again on each scrape whose file changed, so it
  * rotates without a restart; a file that cannot be read keeps the last token.
+ *
+ * `global: true` also makes the provider OpenTelemetry's global one, so what
+ * libraries record through the bare API (the data plane's router and serve()
+ * metrics, @muster/dataplane metrics.ts) is served here too. The gateway and
+ * the worker (whose HTTP bridge is a serve() replica) ask for it; one process
+ * has one global provider, so only a process's own Metrics should.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Meter } from '@opentelemetry/api';
+import { metrics as otelMetrics, type Meter } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
@@ -79,13 +85,14 @@ function tlsOptions(p: MetricsProtection): { cert: Buffer; key: Buffer } | undef
 }
 
 /** Starts metrics for `role`; `listen` undefined or "" disables the endpoint. */
-export async function startMetrics(role: string, listen: string | undefined, protection: MetricsProtection = {}): Promise<Metrics> {
+export async function startMetrics(role: string, listen: string | undefined, protection: MetricsProtection = {}, opts: { global?: boolean } = {}): Promise<Metrics> {
   const exporter = new PrometheusExporter({ preventServerStart: true });
   const provider = new MeterProvider({
     resource: resourceFromAttributes({ 'service.name': `muster-${role}` }),
     readers: [exporter],
   });
   const meter = provider.getMeter('muster');
+  const global = opts.global === true && otelMetrics.setGlobalMeterProvider(provider);
   let server: Server | undefined;
   let address: string | undefined;
   if (listen) {
@@ -117,6 +124,7 @@ export async function startMetrics(role: string, listen: string | undefined, pro
     address,
     async close() {
       if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+      if (global) otelMetrics.disable();
       await provider.shutdown();
     },
   };

@@ -31,7 +31,7 @@ import { nuid, type Msg } from '@nats-io/transport-node';
 import type { Balancer, ReplicaState, Tracked, Waiter } from './balancer.js';
 import type { Link } from './connection.js';
 import type { Inbox, Listener } from './inbox.js';
-import { STREAM_WINDOW, type WireError } from './types.js';
+import { STREAM_WINDOW, type ReplicaInfo, type WireError } from './types.js';
 import { errorFromWire, isNoResponders, maxPayloadOf, tooLargeMessage } from './wire.js';
 
 /** What a call needs from its router. */
@@ -56,6 +56,7 @@ export interface ResolvedCallOptions {
   idempotent: boolean;
   hedgeAfterMs: number | undefined;
   signal: AbortSignal | undefined;
+  onReplica: ((replica: { replicaId: string; revision: string }) => void) | undefined;
 }
 
 /** One copy of the request on one replica. */
@@ -87,6 +88,8 @@ export abstract class Call {
   private readonly bounced = new Set<string>();
   protected readonly attempts = new Set<Attempt>();
   protected settled = false;
+  /** The replica whose answer came first (its revision labels the call's metrics). */
+  answeredBy: ReplicaInfo | undefined;
   private retries = 0;
   private waiter: Waiter | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -141,6 +144,14 @@ export abstract class Call {
     }
     if (typeof body !== 'object' || body === null) body = {};
     if ((body.error as WireError | undefined)?.code === ErrorCode.UNAVAILABLE && !this.delivering()) return this.neverReached(a, 'was closing and did not start the call');
+    if (!this.answeredBy) {
+      this.answeredBy = a.replica.info;
+      try {
+        this.opts.onReplica?.({ replicaId: a.replica.info.replicaId, revision: a.replica.info.revision });
+      } catch {
+        // the caller's hook: its failure is not the call's
+      }
+    }
     this.onBody(a, body);
   }
 

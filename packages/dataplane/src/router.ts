@@ -24,12 +24,13 @@
  * become candidates again with that first report.
  */
 import { randomBytes } from 'node:crypto';
-import { decode, encode, ErrorCode, MusterError, type NatsConnection } from '@muster/common';
+import { decode, encode, ErrorCode, isMusterError, MusterError, type NatsConnection } from '@muster/common';
 import type { Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Balancer, type ReplicaState } from './balancer.js';
 import { UnaryCall, type Call, type CallHost, type ResolvedCallOptions } from './call.js';
 import { Link } from './connection.js';
+import { OK, recordRouterCall, trackRouter } from './metrics.js';
 import { Inbox } from './inbox.js';
 import { StreamCall } from './stream.js';
 import type { CallOptions, Membership, RouterOptions, WireCancel, WireLoad } from './types.js';
@@ -88,6 +89,8 @@ export class Router {
   private readonly demandSubject: string;
   private readonly routerId = randomBytes(4).toString('hex');
   private lastDemand = { waiting: 0, at: 0 };
+  /** Leaves the data-plane gauges (metrics.ts) on close. */
+  private readonly untrack: () => void;
   /** Why the membership feed stopped, if it failed (the last membership stays in use). */
   feedError: unknown;
 
@@ -108,6 +111,7 @@ export class Router {
     const counters = { retries: 0, hedges: 0, lost: 0 };
     const cancel = (r: ReplicaState, id: string, deadline: number) => this.cancel(r.info.replicaId, r.info.subject, id, deadline);
     this.host = { group: o.group, nats, balancer: this.balancer, inbox: this.inbox, link: this.link, maxRetries: o.maxRetries, calls, counters, cancel };
+    this.untrack = trackRouter({ group: o.group, inFlight: () => calls.size, queued: () => this.balancer.queued, counters });
     this.loadSub = nats.subscribe(loadSubject(o.subjectPrefix, o.group), {
       callback: (err, msg) => {
         if (err) return;
@@ -159,23 +163,38 @@ export class Router {
     } catch (e) {
       return Promise.reject(e);
     }
+    const started = performance.now();
     const call = new UnaryCall(this.host, payload, resolved);
     call.start();
+    call.result.then(
+      () => recordRouterCall(this.group, call.answeredBy?.revision ?? '', OK, started),
+      (e: unknown) => recordRouterCall(this.group, call.answeredBy?.revision ?? '', codeOf(e), started),
+    );
     return call.result;
   }
 
   /** One request, a stream of chunks in order; throws the replica's error mid-stream. Breaking out cancels it on the replica. */
   async *stream(payload: unknown, opts?: CallOptions): AsyncGenerator<unknown, void, undefined> {
+    const started = performance.now();
     const call = new StreamCall(this.host, payload, this.resolve(opts));
     call.start();
+    // A stream the caller left before its end counts as CANCELLED.
+    let code: string = ErrorCode.CANCELLED;
     try {
       for (;;) {
         const r = await call.next();
-        if (r.done) return;
+        if (r.done) {
+          code = OK;
+          return;
+        }
         yield r.value;
       }
+    } catch (e) {
+      code = codeOf(e);
+      throw e;
     } finally {
       call.abandon();
+      recordRouterCall(this.group, call.answeredBy?.revision ?? '', code, started);
     }
   }
 
@@ -203,6 +222,7 @@ export class Router {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweepTimer);
+    this.untrack();
     for (const c of [...this.host.calls]) c.fail(new MusterError(ErrorCode.CANCELLED, `the router of replica group "${this.group}" was closed`));
     this.link.stop();
     this.heldCancels.clear();
@@ -221,7 +241,9 @@ export class Router {
     if (hedgeAfterMs !== undefined && !(typeof hedgeAfterMs === 'number' && hedgeAfterMs >= 0 && hedgeAfterMs <= MAX_TIMER_MS)) {
       throw new MusterError(ErrorCode.INVALID_ARGUMENT, `hedgeAfterMs: must be a number of ms ≥ 0, got ${String(hedgeAfterMs)}`, { details: { field: 'hedgeAfterMs' } });
     }
-    return { timeoutMs, hedgeAfterMs, idempotent: o?.idempotent === true, signal: o?.signal };
+    const onReplica = o?.onReplica;
+    if (onReplica !== undefined && typeof onReplica !== 'function') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'onReplica: must be a function', { details: { field: 'onReplica' } });
+    return { timeoutMs, hedgeAfterMs, idempotent: o?.idempotent === true, signal: o?.signal, onReplica };
   }
 
   private async follow(updates: AsyncIterable<Membership>): Promise<void> {
@@ -286,4 +308,9 @@ export class Router {
       }
     }
   }
+}
+
+/** The metrics label of a failed call: its MUSTER_* code. */
+function codeOf(e: unknown): string {
+  return isMusterError(e) ? e.code : ErrorCode.INTERNAL;
 }

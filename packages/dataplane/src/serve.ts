@@ -33,6 +33,7 @@ import { connectNats, decode, encode, ErrorCode, isMusterError, MusterError, typ
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Link } from './connection.js';
+import { OK, recordReplicaRequest, trackReplica } from './metrics.js';
 import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireCredit, WireError, WireLoad, WireReply, WireRequest } from './types.js';
 import { DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, readNatsCredentialEnv, SHARD_ENV, ShardEnvError, type EngineLoad } from '@muster/contracts';
 import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
@@ -51,6 +52,8 @@ export interface ServeOptions {
   group?: string;
   /** Default MUSTER_REPLICA_ID. */
   replicaId?: string;
+  /** The revision label of this replica's metrics; default MUSTER_REVISION, else "". */
+  revision?: string;
   /** Default MUSTER_NATS_SUBJECT_PREFIX, else "muster". */
   subjectPrefix?: string;
   /** Handlers running at once (default 64); more requests wait in a FIFO queue, reported as `queued`. */
@@ -101,6 +104,7 @@ export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): P
     subject: required(opts.subject, env, SHARD_ENV.SUBJECT, 'subject'),
     group: required(opts.group, env, SHARD_ENV.GROUP, 'group'),
     replicaId: required(opts.replicaId, env, SHARD_ENV.REPLICA_ID, 'replicaId'),
+    revision: opts.revision ?? env[SHARD_ENV.REVISION] ?? '',
     prefix: opts.subjectPrefix ?? (env[SHARD_ENV.NATS_SUBJECT_PREFIX] || DEFAULT_SUBJECT_PREFIX),
   };
   let nc = opts.nats;
@@ -125,6 +129,9 @@ interface Job {
   stream: boolean;
   payload: unknown;
   reply: string;
+  /** performance.now() at arrival; the outcome's code once known (metrics.ts). */
+  arrived: number;
+  code: string;
   /** Set once started. */
   ac?: AbortController;
   timer?: NodeJS.Timeout;
@@ -149,16 +156,20 @@ class ReplicaServer implements Server {
   readonly subject: string;
   readonly group: string;
   readonly replicaId: string;
+  private readonly revision: string;
+  private readonly untrack: () => void;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly ownsConnection: boolean,
     private readonly handlers: ServeHandlers,
-    private readonly cfg: { maxConcurrent: number; loadIntervalMs: number; subject: string; group: string; replicaId: string; prefix: string; engineLoad?: (() => EngineLoad | undefined) | undefined },
+    private readonly cfg: { maxConcurrent: number; loadIntervalMs: number; subject: string; group: string; replicaId: string; revision: string; prefix: string; engineLoad?: (() => EngineLoad | undefined) | undefined },
   ) {
     this.subject = cfg.subject;
     this.group = cfg.group;
     this.replicaId = cfg.replicaId;
+    this.revision = cfg.revision;
+    this.untrack = trackReplica({ group: cfg.group, revision: cfg.revision, inFlight: () => this.running, queued: () => this.waiting.length });
     this.sub = nc.subscribe(cfg.subject, { queue: QUEUE_GROUP, callback: (err, msg) => {
       if (!err) this.onMessage(msg);
     } });
@@ -196,7 +207,7 @@ class ReplicaServer implements Server {
       return;
     }
     const window = Number.isInteger(req.window) && req.window! > 0 ? req.window : undefined;
-    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply, credit: 0, ...(window ? { window } : {}) };
+    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply, arrived: performance.now(), code: OK, credit: 0, ...(window ? { window } : {}) };
     if (!(job.stream ? this.handlers.stream : this.handlers.unary)) {
       return this.fail(job, ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId} of group ${this.group} serves no ${job.stream ? 'stream' : 'unary'} handler`);
     }
@@ -223,12 +234,14 @@ class ReplicaServer implements Server {
       out = { v: 1, ok: true, result: await this.handlers.unary!(job.payload, ctx) };
     } catch (e) {
       out = { v: 1, ok: false, error: wireError(ErrorCode.APPLICATION, messageOf(e)) };
+      job.code = ErrorCode.APPLICATION;
     }
     // Past its deadline the answer is not sent: it could reach the caller just
     // before the caller's own deadline timer fires and turn a timed-out call into
     // a success. (Answers to a cancel or a closing replica still go out.)
     const expired = ctx.signal.aborted && isMusterError(ctx.signal.reason) && ctx.signal.reason.code === ErrorCode.DEADLINE_EXCEEDED;
-    if (!expired) this.publish(job.reply, out, job.id);
+    if (expired) job.code = ErrorCode.DEADLINE_EXCEEDED;
+    else if (!this.publish(job.reply, out, job.id) && job.code === OK) job.code = ErrorCode.RESOURCE_EXHAUSTED;
   }
 
   private async runStream(job: Job, ctx: RequestContext): Promise<void> {
@@ -237,20 +250,23 @@ class ReplicaServer implements Server {
       for await (const data of this.handlers.stream!(job.payload, ctx)) {
         // Flow control: the handler is not pulled again until the caller has room for this chunk.
         if (job.window !== undefined && seq >= job.credit + job.window) await this.creditFor(job, seq, ctx.signal);
-        if (ctx.signal.aborted) return; // cancelled or past the deadline: the caller has stopped listening
+        if (ctx.signal.aborted) return void (job.code = abortCode(ctx.signal)); // cancelled or past the deadline: the caller has stopped listening
         // Not sent as it was (too large, not encodable): an error chunk ended the stream; leaving the loop stops the handler.
-        if (!this.publish(job.reply, { v: 1, seq: seq++, data } satisfies WireChunk, job.id)) return;
+        if (!this.publish(job.reply, { v: 1, seq: seq++, data } satisfies WireChunk, job.id)) return void (job.code = ErrorCode.RESOURCE_EXHAUSTED);
       }
-      if (!ctx.signal.aborted) this.publish(job.reply, { v: 1, seq, end: true } satisfies WireChunk, job.id);
+      if (ctx.signal.aborted) job.code = abortCode(ctx.signal);
+      else this.publish(job.reply, { v: 1, seq, end: true } satisfies WireChunk, job.id);
     } catch (e) {
       // Cancelled or past the deadline (the handler's fetch or I/O aborted with it): as for a unary
       // answer, nothing is sent; the caller's own deadline says DEADLINE_EXCEEDED, not this abort.
-      if (ctx.signal.aborted) return;
+      if (ctx.signal.aborted) return void (job.code = abortCode(ctx.signal));
+      job.code = ErrorCode.APPLICATION;
       this.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.APPLICATION, messageOf(e)) } satisfies WireChunk, job.id);
     }
   }
 
   private finish(job: Job): void {
+    recordReplicaRequest(this.group, this.revision, job.code, job.arrived);
     clearTimeout(job.timer);
     this.jobs.delete(job.id);
     this.running--;
@@ -300,10 +316,13 @@ class ReplicaServer implements Server {
     }
     this.jobs.delete(id);
     this.waiting.splice(this.waiting.indexOf(job), 1);
+    recordReplicaRequest(this.group, this.revision, ErrorCode.CANCELLED, job.arrived);
     this.checkIdle();
   }
 
+  /** Answers a request that never ran (counted with its code: it was a request all the same). */
   private fail(job: Job, code: ErrorCode, message: string): void {
+    recordReplicaRequest(this.group, this.revision, code, job.arrived);
     // A stream's caller reads chunks, a unary caller a reply; both read `error`.
     this.publish(job.reply, job.stream ? { v: 1, seq: 0, error: wireError(code, message) } : { v: 1, ok: false, error: wireError(code, message) });
   }
@@ -369,6 +388,7 @@ class ReplicaServer implements Server {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearInterval(this.loadTimer);
+    this.untrack();
     this.link.stop();
     if (!this.sub.isClosed()) this.sub.unsubscribe();
     for (const job of this.waiting.splice(0)) {
@@ -380,6 +400,11 @@ class ReplicaServer implements Server {
     if (this.ownsConnection) await this.nc.drain().catch(() => undefined);
     else await this.nc.flush().catch(() => undefined);
   }
+}
+
+/** Why a running handler's signal fired: DEADLINE_EXCEEDED, else CANCELLED (by its caller or a closing replica). */
+function abortCode(signal: AbortSignal): string {
+  return isMusterError(signal.reason) && signal.reason.code === ErrorCode.DEADLINE_EXCEEDED ? ErrorCode.DEADLINE_EXCEEDED : ErrorCode.CANCELLED;
 }
 
 function messageOf(e: unknown): string {

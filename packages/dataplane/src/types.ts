@@ -53,6 +53,8 @@ export interface CallOptions {
   /** Critical call: if no answer after `hedgeAfterMs`, send a second copy to another replica; first answer wins. */
   hedgeAfterMs?: number;
   signal?: AbortSignal;
+  /** Told once, with the replica whose answer (or first chunk) came first: for request logs. */
+  onReplica?: (replica: { replicaId: string; revision: string }) => void;
 }
 
 export interface RouterOptions {

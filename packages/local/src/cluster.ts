@@ -38,6 +38,7 @@ import { connect, type Cluster, type ConnectOptions } from '@muster/sdk';
 import { startEtcd, type EtcdServer } from './etcd.js';
 import { binOf, ElectionLog, launchHead } from './heads.js';
 import { startNats, type NatsServer } from './nats.js';
+import { metricsListen } from './ports.js';
 import { killTagged, spawnManaged, WITHOUT_CLIENT_ENV } from './procs.js';
 import { tempDir } from './tmp.js';
 import type { ClusterOptions, HeadHandle, StopSignal, WorkerHandle, WorkerSpec } from './types.js';
@@ -162,6 +163,7 @@ export class LocalCluster {
       headId: `head-${index}`,
       dataDir: this.headDataDir(index),
       listen: `127.0.0.1:${port}`,
+      metricsListen: await metricsListen(index === 0 ? this.opts.metricsPort : undefined),
       tokenFile: this.tokenFile,
       etcdEndpoint: this.etcd?.endpoint,
       tls: this.pkiDir === undefined ? undefined : { ca: pairPaths(this.pkiDir, PKI_FILES.ca).cert, ...pairPaths(this.pkiDir, PKI_FILES.head) },
@@ -229,7 +231,7 @@ export class LocalCluster {
       '--token-file', this.tokenFile,
       '--node-id', nodeId,
       ...(pki && node ? ['--tls-ca', pairPaths(pki, PKI_FILES.ca).cert, '--tls-cert', node.cert, '--tls-key', node.key] : ['--insecure']),
-      '--metrics-listen', '127.0.0.1:0',
+      '--metrics-listen', await metricsListen(spec.metricsPort),
       '--reconnect-max-ms', '1000',
       '--data-dir', join(this.dataDir, 'workers', nodeId),
       // A local cluster owns its shards: stopping a worker stops them (a

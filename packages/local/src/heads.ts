@@ -30,6 +30,8 @@ export interface HeadLaunch {
   dataDir: string;
   /** "127.0.0.1:<port>", port 0 = any free one. */
   listen: string;
+  /** The Prometheus listen address, "127.0.0.1:<port>" (0: a free one). */
+  metricsListen: string;
   tokenFile: string;
   etcdEndpoint: string | undefined;
   /** The head's gRPC TLS files (cluster CA, head pair); undefined: --insecure. */
@@ -53,7 +55,7 @@ export async function launchHead(l: HeadLaunch): Promise<HeadHandle> {
     '--data-dir', l.dataDir,
     '--token-file', l.tokenFile,
     '--head-id', l.headId,
-    '--metrics-listen', '127.0.0.1:0',
+    '--metrics-listen', l.metricsListen,
     '--store', o.store ?? 'embedded',
     ...(l.etcdEndpoint ? ['--etcd-endpoints', l.etcdEndpoint] : []),
     ...(l.etcdTls ? ['--etcd-ca', l.etcdTls.ca, '--etcd-cert', l.etcdTls.cert, '--etcd-key', l.etcdTls.key] : []),

@@ -8,7 +8,7 @@
 export { spawnManaged, findTaggedProcesses, killTagged, type ManagedProcess, type SpawnOptions, type TaggedProcess } from './procs.js';
 export { startEtcd, type EtcdServer } from './etcd.js';
 export { startNats, type NatsServer } from './nats.js';
-export { freePort } from './ports.js';
+export { freePort, metricsListen } from './ports.js';
 export { findBinary } from './binaries.js';
 export { tempDir } from './tmp.js';
 export { restartable, type Restartable, type KillSignal } from './restartable.js';

@@ -15,6 +15,11 @@ export interface WorkerSpec {
   taints?: string[];
   /** Extra flags for muster-worker. */
   args?: string[];
+  /**
+   * Its Prometheus port on 127.0.0.1; one that is taken falls back to a free
+   * one (the handle's metricsAddress says which). Default: a free one.
+   */
+  metricsPort?: number;
 }
 
 export interface ClusterOptions {
@@ -22,6 +27,12 @@ export interface ClusterOptions {
   dataDir?: string;
   /** gRPC port of the first head; 0 = any free one (the others always pick a free one). */
   port?: number;
+  /**
+   * Prometheus port of the first head on 127.0.0.1; one that is taken falls
+   * back to a free one (HeadHandle.metricsAddress says which). Default: a
+   * free one. (Workers: WorkerSpec.metricsPort.)
+   */
+  metricsPort?: number;
   /** How many heads; default 1. More than one needs `store: 'etcd'`. */
   heads?: number;
   workers?: number | WorkerSpec[];

@@ -31,6 +31,31 @@ export interface ReplicaView {
   message: string;
   /** The replica this one replaces, moving it off a draining node (make-before-break); "" if none. */
   replaces: string;
+  /** `get()` only: its last load report as the head heard it (absent when none was heard). */
+  load?: ReplicaLoadView;
+}
+
+/** A replica's last load report: handlers running, requests queued, and an HTTP replica's engine metrics. */
+export interface ReplicaLoadView {
+  time: Date;
+  inFlight: number;
+  queued: number;
+  engineWaiting?: number;
+  engineRunning?: number;
+  engineKvCache?: number;
+}
+
+/** `get()` of an autoscaled group: what its autoscaler sees now (computed for the answer; nothing is decided by it). */
+export interface AutoscalerView {
+  metric: string;
+  /** The metric over the group, and per replica counted. */
+  value: number;
+  perReplica: number;
+  target: number;
+  /** The replica count the autoscaler would choose now, and why. */
+  desired: number;
+  reason: string;
+  samples: number;
 }
 
 export interface ReplicaGroupView {
@@ -43,6 +68,8 @@ export interface ReplicaGroupView {
   message: string;
   deleting: boolean;
   spec: wire.ReplicaGroupSpec | undefined;
+  /** `get()` of an autoscaled group only. */
+  autoscaler?: AutoscalerView;
 }
 
 const n = (v: number | undefined) => v ?? 0;
@@ -96,17 +123,29 @@ function toWire(input: ReplicaGroupSpec): wire.ReplicaGroupSpec {
   };
 }
 
+function loadView(l: wire.ReplicaLoad): ReplicaLoadView {
+  return {
+    time: new Date(l.timeMs),
+    inFlight: l.inFlight,
+    queued: l.queued,
+    ...(l.engineWaiting !== undefined ? { engineWaiting: l.engineWaiting } : {}),
+    ...(l.engineRunning !== undefined ? { engineRunning: l.engineRunning } : {}),
+    ...(l.engineKvCache !== undefined ? { engineKvCache: l.engineKvCache } : {}),
+  };
+}
+
 export function replicaGroupView(g: wire.ReplicaGroup): ReplicaGroupView {
   return {
     name: g.name,
     desired: g.desired,
     revision: g.revision,
     stableRevision: g.stableRevision,
-    replicas: g.replicas.map((r) => ({ id: r.id, revision: r.revision, state: r.state, placementGroupId: r.placementGroupId, gangId: r.gangId, subject: r.subject, message: r.message, replaces: r.replaces })),
+    replicas: g.replicas.map((r) => ({ id: r.id, revision: r.revision, state: r.state, placementGroupId: r.placementGroupId, gangId: r.gangId, subject: r.subject, message: r.message, replaces: r.replaces, ...(r.load ? { load: loadView(r.load) } : {}) })),
     membershipVersion: g.membershipVersion,
     message: g.message,
     deleting: g.deleting,
     spec: g.spec,
+    ...(g.autoscalerView ? { autoscaler: { ...g.autoscalerView } } : {}),
   };
 }
 

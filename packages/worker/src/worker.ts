@@ -53,7 +53,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     nvlinkDomain: config.nvlinkDomain,
     log,
   });
-  const metrics = await startMetrics('worker', config.metricsListen, { tokenFile: config.metricsTokenFile, tlsCert: config.metricsTlsCert, tlsKey: config.metricsTlsKey });
+  const metrics = await startMetrics('worker', config.metricsListen, { tokenFile: config.metricsTokenFile, tlsCert: config.metricsTlsCert, tlsKey: config.metricsTlsKey }, { global: true });
   const address = config.address || defaultAddress(config.head[0]!);
   // The supervisor reports through the shard agent, which needs the supervisor: bind late.
   const late: { agent?: ShardAgent } = {};

@@ -1,4 +1,4 @@
-/** `muster gang launch|ls|get|stop` and `muster logs`: gangs from the shell. */
+/** `muster gang launch|ls|get|stop`: gangs from the shell (their logs: `muster logs`, logs.ts). */
 import type { Command } from 'commander';
 import { ErrorCode, checkGangSpec, isMusterError, type Gang } from '@muster/sdk';
 import { addConnectionFlags, withCluster, type ConnectionFlags } from '../connection.js';
@@ -61,20 +61,6 @@ export function gangCommand(program: Command): void {
           await g.refresh();
         }
         process.stdout.write(`${g.name}: ${g.state}\n`);
-      });
-    });
-
-  addConnectionFlags(program.command('logs <gang>').description("print a rank's log (stdout and stderr), relayed from its worker"))
-    .option('--rank <n>', 'rank', '0')
-    .option('-f, --follow', 'keep printing new output')
-    .option('--tail <bytes>', 'bytes from the end to start with', '65536')
-    .action(async (id: string, flags: ConnectionFlags & { rank: string; follow?: boolean; tail: string }) => {
-      await withCluster(flags, async (cluster) => {
-        const abort = new AbortController();
-        process.once('SIGINT', () => abort.abort());
-        for await (const chunk of cluster.gangs.logs(id, { rank: Number(flags.rank), follow: !!flags.follow, tailBytes: Number(flags.tail), signal: abort.signal })) {
-          process.stdout.write(chunk);
-        }
       });
     });
 }

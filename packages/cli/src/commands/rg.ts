@@ -1,8 +1,8 @@
 /** `muster apply -f` and `muster rg ls|get|scale|delete`: replica groups from the shell. */
 import type { Command } from 'commander';
-import { ErrorCode, MusterError, checkReplicaGroupSpec, type ReplicaGroup } from '@muster/sdk';
+import { ErrorCode, MusterError, checkReplicaGroupSpec, type ReplicaGroup, type ReplicaLoadView } from '@muster/sdk';
 import { addConnectionFlags, withCluster, type ConnectionFlags } from '../connection.js';
-import { table } from '../format.js';
+import { ago, table } from '../format.js';
 import { readSpecFile } from '../spec-file.js';
 
 type Flags = ConnectionFlags & { json?: boolean };
@@ -89,9 +89,33 @@ export function rgCommand(program: Command): void {
     });
 }
 
-function describe(g: ReplicaGroup): string {
+/**
+ * The group, its autoscaler's view (metric now, target, the count it would
+ * choose and why) and its replicas with their last load report: in flight,
+ * queued, and an HTTP replica's engine metrics (waiting/running, KV cache).
+ */
+export function describe(g: ReplicaGroup, now = Date.now()): string {
   const v = g.toJSON();
   const lines = [`${g.name}  desired ${g.desired}  revision ${v.revision}${v.stableRevision ? ` (canary over ${v.stableRevision})` : ''}  membership v${v.membershipVersion}  ${v.message}`];
-  if (g.replicas.length) lines.push(table(['REPLICA', 'REVISION', 'STATE', 'GANG', 'SUBJECT', 'MESSAGE'], g.replicas.map((r) => [r.id, r.revision, r.replaces ? `${r.state} (replaces ${r.replaces})` : r.state, r.gangId || '-', r.subject, r.message])));
+  const a = v.autoscaler;
+  if (a) lines.push(`autoscaler: ${a.metric} ${num(a.perReplica)}/replica (total ${num(a.value)}, target ${num(a.target)}, ${a.samples} report(s)) → desired ${a.desired}: ${a.reason}`);
+  if (g.replicas.length) {
+    lines.push(table(['REPLICA', 'REVISION', 'STATE', 'IN FLIGHT', 'QUEUED', 'ENGINE W/R/KV', 'REPORTED', 'GANG', 'MESSAGE'], g.replicas.map((r) => {
+      const l = r.load;
+      return [
+        r.id, r.revision, r.replaces ? `${r.state} (replaces ${r.replaces})` : r.state,
+        l ? String(l.inFlight) : '-', l ? String(l.queued) : '-', l ? engine(l) : '-', l ? `${ago(l.time, now)} ago` : '-',
+        r.gangId || '-', r.message,
+      ];
+    })));
+  }
   return lines.join('\n');
+}
+
+const num = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(2));
+
+function engine(l: ReplicaLoadView): string {
+  if (l.engineWaiting === undefined && l.engineRunning === undefined && l.engineKvCache === undefined) return '-';
+  const part = (x: number | undefined, f: (x: number) => string) => (x === undefined ? '-' : f(x));
+  return `${part(l.engineWaiting, num)}/${part(l.engineRunning, num)}/${part(l.engineKvCache, (x) => `${Math.round(x * 100)}%`)}`;
 }

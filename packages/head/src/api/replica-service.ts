@@ -1,4 +1,14 @@
-/** ReplicaGroupService: apply, inspect, scale and delete replica groups; stream their membership. */
+/**
+ * ReplicaGroupService: apply, inspect, scale and delete replica groups;
+ * stream their membership.
+ *
+ * GetReplicaGroup adds what the head knows live beside the stored record
+ * (`muster rg get` shows it): each replica's last load report
+ * (`Replica.load`) and, for an autoscaled group, the autoscaler's view now
+ * (`ReplicaGroup.autoscaler_view`: its metric's value, the desired count it
+ * would choose, and why). These are never stored, and ListReplicaGroups
+ * leaves them out (a page holds many groups).
+ */
 import { ReplicaGroup, type ListReplicaGroupsRequest, type ReplicaGroupServiceServer } from '@muster/proto';
 import { mayCall } from '@muster/contracts';
 import type { ReplicaGroupController } from '../controllers/replica-groups.js';
@@ -9,7 +19,7 @@ import { serverStream, unary, type RpcContext } from './rpc.js';
 export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): ReplicaGroupServiceServer {
   return {
     applyReplicaGroup: unary(ctx, 'ApplyReplicaGroup', (req, _md, who) => rgs.apply(req.spec, who)),
-    getReplicaGroup: unary(ctx, 'GetReplicaGroup', async (req) => rgs.get(req.name)),
+    getReplicaGroup: unary(ctx, 'GetReplicaGroup', async (req) => withLive(rgs.get(req.name), rgs.live(req.name))),
     listReplicaGroups: unary(ctx, 'ListReplicaGroups', async (req: ListReplicaGroupsRequest, _md, who) => {
       const { namePrefix } = req;
       const page = paginate(ctx.pageKey, {
@@ -38,4 +48,19 @@ export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): Re
       }
     }),
   };
+}
+
+/** `g` with its replicas' loads and the autoscaler's view (see the top of this file). */
+function withLive(g: ReplicaGroup, live: ReturnType<ReplicaGroupController['live']>): ReplicaGroup {
+  const replicas = g.replicas.map((r) => {
+    const l = live.loads.get(r.id);
+    if (!l) return r;
+    const e = l.engine;
+    return { ...r, load: { timeMs: l.timeMs, inFlight: l.inFlight, queued: l.queued, engineWaiting: e?.waiting, engineRunning: e?.running, engineKvCache: e?.kvCache } };
+  });
+  const d = live.decision;
+  const autoscalerView = d && live.policy
+    ? { metric: live.policy.metric, value: d.inputs.metric, perReplica: d.inputs.perReplica, target: live.policy.target, desired: d.desired, reason: d.reason, samples: d.inputs.samples }
+    : undefined;
+  return { ...g, replicas, autoscalerView };
 }

@@ -30,7 +30,7 @@ import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import { readAll } from '../state/paged.js';
 import type { KeyValue } from '../state/store.js';
-import { decide } from '../autoscaler/index.js';
+import { decide, type AutoscalingPolicy, type Decision, type LoadSample } from '../autoscaler/index.js';
 import { GroupCommit } from './group-commit.js';
 import { LoadReports } from './load-reports.js';
 import type { Entry } from './rg-entry.js';
@@ -148,6 +148,31 @@ export class ReplicaGroupController {
 
   list(): ReplicaGroup[] {
     return [...this.groups.keys()].sort().map((n) => this.get(n));
+  }
+
+  /**
+   * What GetReplicaGroup shows beside the record: each replica's last load
+   * report, and — for an autoscaled group — the decision the autoscaler
+   * would make now, from the inputs of its next tick (decide() is pure:
+   * nothing is stored or changed).
+   */
+  live(name: string): { loads: Map<string, Omit<LoadSample, 'replicaId'>>; policy: AutoscalingPolicy | undefined; decision: Decision | undefined } {
+    const e = this.groups.get(name);
+    if (!e) throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}"`);
+    const loads = new Map<string, Omit<LoadSample, 'replicaId'>>();
+    for (const r of e.rg.replicas) {
+      const l = this.reports.of(name, r.id);
+      if (l) loads.set(r.id, l);
+    }
+    return { loads, policy: e.policy, decision: e.policy ? this.decideNow(e, e.policy, Date.now()) : undefined };
+  }
+
+  private decideNow(e: Entry, policy: AutoscalingPolicy, now: number): Decision {
+    const { samples, demand } = this.reports.window(e.rg.name, e.rg.replicas.map((r) => r.id), policy.lookbackMs, now);
+    const mem = e.autoscaler;
+    const state = { aboveSinceMs: mem?.aboveSinceMs || undefined, belowSinceMs: mem?.belowSinceMs || undefined, idleSinceMs: mem?.idleSinceMs || undefined, lastChangeMs: mem?.lastChangeMs || undefined, belowPeak: mem?.belowPeak, aboveLow: mem?.aboveLow };
+    const ready = e.rg.replicas.filter((r) => r.state === 'ready').length;
+    return decide(policy, { nowMs: now, current: e.rg.desired, ready, samples, demand }, state);
   }
 
   async scale(name: string, replicas: number, by?: Identity): Promise<ReplicaGroup> {
@@ -308,12 +333,7 @@ export class ReplicaGroupController {
     const e = this.groups.get(name);
     const policy = e?.policy;
     if (!e || !policy || e.rg.deleting) return;
-    const now = Date.now();
-    const { samples, demand } = this.reports.window(name, e.rg.replicas.map((r) => r.id), policy.lookbackMs, now);
-    const mem = e.autoscaler;
-    const state = { aboveSinceMs: mem?.aboveSinceMs || undefined, belowSinceMs: mem?.belowSinceMs || undefined, idleSinceMs: mem?.idleSinceMs || undefined, lastChangeMs: mem?.lastChangeMs || undefined, belowPeak: mem?.belowPeak, aboveLow: mem?.aboveLow };
-    const ready = e.rg.replicas.filter((r) => r.state === 'ready').length;
-    const d = decide(policy, { nowMs: now, current: e.rg.desired, ready, samples, demand }, state);
+    const d = this.decideNow(e, policy, Date.now());
     if (!d.changed) {
       e.autoscaler = autoscalerMemory(d);
       return;

@@ -204,6 +204,43 @@ export interface Replica {
    * is drained once this one is READY (make-before-break).
    */
   replaces: string;
+  /**
+   * GetReplicaGroup only (never stored): the replica's last load report as
+   * the head heard it; unset when none was heard (STALE_MS at most).
+   */
+  load?: ReplicaLoad | undefined;
+}
+
+/** A replica's last load report (serve() or the HTTP bridge, every second). */
+export interface ReplicaLoad {
+  timeMs: number;
+  inFlight: number;
+  queued: number;
+  /** An HTTP replica's engine metrics, as the worker last scraped them. */
+  engineWaiting?: number | undefined;
+  engineRunning?: number | undefined;
+  engineKvCache?: number | undefined;
+}
+
+/**
+ * GetReplicaGroup only (never stored): what the autoscaler sees now, from the
+ * same inputs as its next decision (computed for the answer; it decides nothing).
+ */
+export interface AutoscalerView {
+  /** the policy's metric ("queue", "engine-waiting", …) */
+  metric: string;
+  /** the metric, summed over the group */
+  value: number;
+  /** value / replicas counted */
+  perReplica: number;
+  /** the policy's target per replica */
+  target: number;
+  /** the count the autoscaler would want now */
+  desired: number;
+  /** its reason, in one sentence */
+  reason: string;
+  /** load reports within the policy's lookback */
+  samples: number;
 }
 
 export interface ReplicaGroup {
@@ -221,7 +258,11 @@ export interface ReplicaGroup {
   deleting: boolean;
   /** Canary: the spec of the stable revision, to replace its failed replicas. */
   stableSpec: ReplicaGroupSpec | undefined;
-  autoscaler: AutoscalerMemory | undefined;
+  autoscaler:
+    | AutoscalerMemory
+    | undefined;
+  /** GetReplicaGroup only (never stored): set for an autoscaled group. */
+  autoscalerView?: AutoscalerView | undefined;
 }
 
 export interface MemberReplica {
@@ -1972,6 +2013,7 @@ function createBaseReplica(): Replica {
     message: "",
     createdAtMs: 0,
     replaces: "",
+    load: undefined,
   };
 }
 
@@ -2003,6 +2045,9 @@ export const Replica: MessageFns<Replica> = {
     }
     if (message.replaces !== "") {
       writer.uint32(74).string(message.replaces);
+    }
+    if (message.load !== undefined) {
+      ReplicaLoad.encode(message.load, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -2092,6 +2137,14 @@ export const Replica: MessageFns<Replica> = {
             message.replaces = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.load = ReplicaLoad.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2127,6 +2180,7 @@ export const Replica: MessageFns<Replica> = {
         ? globalThis.Number(object.created_at_ms)
         : 0,
       replaces: isSet(object.replaces) ? globalThis.String(object.replaces) : "",
+      load: isSet(object.load) ? ReplicaLoad.fromJSON(object.load) : undefined,
     };
   },
 
@@ -2159,6 +2213,325 @@ export const Replica: MessageFns<Replica> = {
     if (message.replaces !== "") {
       obj.replaces = message.replaces;
     }
+    if (message.load !== undefined) {
+      obj.load = ReplicaLoad.toJSON(message.load);
+    }
+    return obj;
+  },
+};
+
+function createBaseReplicaLoad(): ReplicaLoad {
+  return {
+    timeMs: 0,
+    inFlight: 0,
+    queued: 0,
+    engineWaiting: undefined,
+    engineRunning: undefined,
+    engineKvCache: undefined,
+  };
+}
+
+export const ReplicaLoad: MessageFns<ReplicaLoad> = {
+  encode(message: ReplicaLoad, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.timeMs !== 0) {
+      writer.uint32(8).int64(message.timeMs);
+    }
+    if (message.inFlight !== 0) {
+      writer.uint32(16).int32(message.inFlight);
+    }
+    if (message.queued !== 0) {
+      writer.uint32(24).int32(message.queued);
+    }
+    if (message.engineWaiting !== undefined) {
+      writer.uint32(33).double(message.engineWaiting);
+    }
+    if (message.engineRunning !== undefined) {
+      writer.uint32(41).double(message.engineRunning);
+    }
+    if (message.engineKvCache !== undefined) {
+      writer.uint32(49).double(message.engineKvCache);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaLoad {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaLoad();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.timeMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.inFlight = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.queued = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.engineWaiting = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.engineRunning = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.engineKvCache = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaLoad {
+    return {
+      timeMs: isSet(object.timeMs)
+        ? globalThis.Number(object.timeMs)
+        : isSet(object.time_ms)
+        ? globalThis.Number(object.time_ms)
+        : 0,
+      inFlight: isSet(object.inFlight)
+        ? globalThis.Number(object.inFlight)
+        : isSet(object.in_flight)
+        ? globalThis.Number(object.in_flight)
+        : 0,
+      queued: isSet(object.queued) ? globalThis.Number(object.queued) : 0,
+      engineWaiting: isSet(object.engineWaiting)
+        ? globalThis.Number(object.engineWaiting)
+        : isSet(object.engine_waiting)
+        ? globalThis.Number(object.engine_waiting)
+        : undefined,
+      engineRunning: isSet(object.engineRunning)
+        ? globalThis.Number(object.engineRunning)
+        : isSet(object.engine_running)
+        ? globalThis.Number(object.engine_running)
+        : undefined,
+      engineKvCache: isSet(object.engineKvCache)
+        ? globalThis.Number(object.engineKvCache)
+        : isSet(object.engine_kv_cache)
+        ? globalThis.Number(object.engine_kv_cache)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ReplicaLoad): unknown {
+    const obj: any = {};
+    if (message.timeMs !== 0) {
+      obj.timeMs = Math.round(message.timeMs);
+    }
+    if (message.inFlight !== 0) {
+      obj.inFlight = Math.round(message.inFlight);
+    }
+    if (message.queued !== 0) {
+      obj.queued = Math.round(message.queued);
+    }
+    if (message.engineWaiting !== undefined) {
+      obj.engineWaiting = floatToJson(message.engineWaiting);
+    }
+    if (message.engineRunning !== undefined) {
+      obj.engineRunning = floatToJson(message.engineRunning);
+    }
+    if (message.engineKvCache !== undefined) {
+      obj.engineKvCache = floatToJson(message.engineKvCache);
+    }
+    return obj;
+  },
+};
+
+function createBaseAutoscalerView(): AutoscalerView {
+  return { metric: "", value: 0, perReplica: 0, target: 0, desired: 0, reason: "", samples: 0 };
+}
+
+export const AutoscalerView: MessageFns<AutoscalerView> = {
+  encode(message: AutoscalerView, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.metric !== "") {
+      writer.uint32(10).string(message.metric);
+    }
+    if (message.value !== 0) {
+      writer.uint32(17).double(message.value);
+    }
+    if (message.perReplica !== 0) {
+      writer.uint32(25).double(message.perReplica);
+    }
+    if (message.target !== 0) {
+      writer.uint32(33).double(message.target);
+    }
+    if (message.desired !== 0) {
+      writer.uint32(40).int32(message.desired);
+    }
+    if (message.reason !== "") {
+      writer.uint32(50).string(message.reason);
+    }
+    if (message.samples !== 0) {
+      writer.uint32(56).int32(message.samples);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AutoscalerView {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAutoscalerView();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.metric = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.perReplica = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.target = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.desired = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.samples = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AutoscalerView {
+    return {
+      metric: isSet(object.metric) ? globalThis.String(object.metric) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+      perReplica: isSet(object.perReplica)
+        ? globalThis.Number(object.perReplica)
+        : isSet(object.per_replica)
+        ? globalThis.Number(object.per_replica)
+        : 0,
+      target: isSet(object.target) ? globalThis.Number(object.target) : 0,
+      desired: isSet(object.desired) ? globalThis.Number(object.desired) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      samples: isSet(object.samples) ? globalThis.Number(object.samples) : 0,
+    };
+  },
+
+  toJSON(message: AutoscalerView): unknown {
+    const obj: any = {};
+    if (message.metric !== "") {
+      obj.metric = message.metric;
+    }
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    if (message.perReplica !== 0) {
+      obj.perReplica = floatToJson(message.perReplica);
+    }
+    if (message.target !== 0) {
+      obj.target = floatToJson(message.target);
+    }
+    if (message.desired !== 0) {
+      obj.desired = Math.round(message.desired);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.samples !== 0) {
+      obj.samples = Math.round(message.samples);
+    }
     return obj;
   },
 };
@@ -2177,6 +2550,7 @@ function createBaseReplicaGroup(): ReplicaGroup {
     deleting: false,
     stableSpec: undefined,
     autoscaler: undefined,
+    autoscalerView: undefined,
   };
 }
 
@@ -2217,6 +2591,9 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
     }
     if (message.autoscaler !== undefined) {
       AutoscalerMemory.encode(message.autoscaler, writer.uint32(98).fork()).join();
+    }
+    if (message.autoscalerView !== undefined) {
+      AutoscalerView.encode(message.autoscalerView, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -2330,6 +2707,14 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
             message.autoscaler = AutoscalerMemory.decode(reader, reader.uint32());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.autoscalerView = AutoscalerView.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2372,6 +2757,11 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
         ? ReplicaGroupSpec.fromJSON(object.stable_spec)
         : undefined,
       autoscaler: isSet(object.autoscaler) ? AutoscalerMemory.fromJSON(object.autoscaler) : undefined,
+      autoscalerView: isSet(object.autoscalerView)
+        ? AutoscalerView.fromJSON(object.autoscalerView)
+        : isSet(object.autoscaler_view)
+        ? AutoscalerView.fromJSON(object.autoscaler_view)
+        : undefined,
     };
   },
 
@@ -2412,6 +2802,9 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
     }
     if (message.autoscaler !== undefined) {
       obj.autoscaler = AutoscalerMemory.toJSON(message.autoscaler);
+    }
+    if (message.autoscalerView !== undefined) {
+      obj.autoscalerView = AutoscalerView.toJSON(message.autoscalerView);
     }
     return obj;
   },

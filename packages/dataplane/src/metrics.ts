@@ -1,0 +1,155 @@
+/**
+ * Data-plane metrics, recorded through the OpenTelemetry API only.
+ *
+ * A library must not choose where metrics go: `@muster/sdk` (and so this
+ * package) loads no exporter (test/integration/sdk-imports.test.ts). The
+ * instruments below come from the global MeterProvider: until a process
+ * registers one they record nothing and cost next to nothing; once it does
+ * (the gateway and the worker do, through `startMetrics(..., { global: true })`
+ * in @muster/common; an application may register its own) they appear on
+ * that provider's exporter. docs/observability.md lists the names.
+ *
+ * Router side (the caller), per group: requests and their latency by the
+ * revision of the replica that answered ("" when none did) and result code,
+ * and — read when scraped — calls in flight, calls queued, retries and
+ * hedges (per group: they are not one replica's). Replica side (`serve()`), per group and revision: requests and
+ * latency by result code, handlers in flight, requests queued.
+ *
+ * Cardinality is bounded by what the labels can hold: group and revision
+ * names (the cluster's own), and the fixed set of error codes plus "OK";
+ * and by the SDK's per-instrument cardinality limit (2000 series by default)
+ * in a process that runs for many rollouts.
+ */
+import { metrics, type Attributes, type Counter, type Histogram, type ObservableResult } from '@opentelemetry/api';
+
+/** Latency buckets in seconds: 1 ms to 2 min, the span of a no-op call to a long generation. */
+export const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** The result code of a call that succeeded. */
+export const OK = 'OK';
+
+/** What a live router shows when scraped. */
+export interface RouterGauges {
+  group: string;
+  inFlight(): number;
+  queued(): number;
+  counters: { retries: number; hedges: number };
+}
+
+/** What a live replica shows when scraped. */
+export interface ReplicaGauges {
+  group: string;
+  revision: string;
+  inFlight(): number;
+  queued(): number;
+}
+
+const routers = new Set<RouterGauges>();
+const replicas = new Set<ReplicaGauges>();
+
+/** Sums `value` over `sources` by their attributes (two routers of one group are one series). */
+function observeSum<T>(sources: Set<T>, attrs: (s: T) => Attributes, value: (s: T) => number) {
+  return (result: ObservableResult) => {
+    const sums = new Map<string, { attrs: Attributes; v: number }>();
+    for (const s of sources) {
+      const a = attrs(s);
+      const key = JSON.stringify(a);
+      const e = sums.get(key) ?? { attrs: a, v: 0 };
+      e.v += value(s);
+      sums.set(key, e);
+    }
+    for (const { attrs: a, v } of sums.values()) result.observe(v, a);
+  };
+}
+
+/**
+ * The instruments, made on the global MeterProvider of the moment. The API
+ * hands out a no-op meter until a provider is registered (it has no proxy for
+ * metrics), and a process may register one after this module loaded: so they
+ * are looked up at each record and made again when the provider changed.
+ */
+let made: { provider: unknown; routerRequests: Counter; routerLatency: Histogram; replicaRequests: Counter; replicaLatency: Histogram } | undefined;
+function instruments(): NonNullable<typeof made> {
+  const provider = metrics.getMeterProvider();
+  if (made?.provider === provider) return made;
+  const m = provider.getMeter('@muster/dataplane');
+  const byGroup = (r: RouterGauges) => ({ group: r.group });
+  const byRevision = (r: ReplicaGauges) => ({ group: r.group, revision: r.revision });
+  m.createObservableGauge('muster_router_in_flight', { description: 'calls of routers in this process waiting for an answer, by group' })
+    .addCallback(observeSum(routers, byGroup, (r) => r.inFlight()));
+  m.createObservableGauge('muster_router_queued', { description: 'calls waiting in routers of this process for a replica with room, by group' })
+    .addCallback(observeSum(routers, byGroup, (r) => r.queued()));
+  m.createObservableCounter('muster_router_retries_total', { description: 'attempts sent again to another replica (no responders, replica lost), by group' })
+    .addCallback(observeSum(routers, byGroup, (r) => r.counters.retries));
+  m.createObservableCounter('muster_router_hedges_total', { description: 'hedged copies sent (hedgeAfterMs), by group' })
+    .addCallback(observeSum(routers, byGroup, (r) => r.counters.hedges));
+  m.createObservableGauge('muster_replica_in_flight', { description: 'handlers running in serve() replicas of this process, by group and revision' })
+    .addCallback(observeSum(replicas, byRevision, (r) => r.inFlight()));
+  m.createObservableGauge('muster_replica_queued', { description: 'requests waiting for a handler slot in serve() replicas of this process, by group and revision' })
+    .addCallback(observeSum(replicas, byRevision, (r) => r.queued()));
+  made = {
+    provider,
+    routerRequests: m.createCounter('muster_router_requests_total', { description: 'calls made by routers in this process, by group, revision of the replica that answered ("": none) and result code (OK or a MUSTER_* code)' }),
+    routerLatency: m.createHistogram('muster_router_request_duration_seconds', {
+      description: 'router call latency, from call() to its answer (streams: to their end), by group, revision and result code',
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS_S },
+    }),
+    replicaRequests: m.createCounter('muster_replica_requests_total', { description: 'requests answered by serve() replicas in this process, by group, revision and result code' }),
+    replicaLatency: m.createHistogram('muster_replica_request_duration_seconds', {
+      description: 'replica-side latency, from arrival (queue wait included) to the answer, by group, revision and result code',
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS_S },
+    }),
+  };
+  return made;
+}
+
+/**
+ * Routers come and go (one per group handle): a closed router leaves the
+ * gauges, and its retry and hedge totals stay counted in `retired` so the
+ * counters never go down — for the MAX_RETIRED_GROUPS groups retired last
+ * (a process that has called more groups than that, since deleted, lets the
+ * oldest totals go).
+ */
+export const MAX_RETIRED_GROUPS = 10_000;
+const retired = new Map<string, RouterGauges>();
+export function trackRouter(r: RouterGauges): () => void {
+  instruments();
+  routers.add(r);
+  return () => {
+    if (!routers.delete(r)) return;
+    const kept = retired.get(r.group) ?? { group: r.group, inFlight: () => 0, queued: () => 0, counters: { retries: 0, hedges: 0 } };
+    kept.counters.retries += r.counters.retries;
+    kept.counters.hedges += r.counters.hedges;
+    if (!retired.has(r.group)) {
+      retired.set(r.group, kept);
+      routers.add(kept);
+      if (retired.size > MAX_RETIRED_GROUPS) {
+        const [oldest, gone] = retired.entries().next().value as [string, RouterGauges];
+        retired.delete(oldest);
+        routers.delete(gone);
+      }
+    }
+  };
+}
+
+export function trackReplica(r: ReplicaGauges): () => void {
+  instruments();
+  replicas.add(r);
+  return () => void replicas.delete(r);
+}
+
+/** One router call ended with `code` after `startedMs` (performance.now()); `revision`: of the replica that answered, "" if none. */
+export function recordRouterCall(group: string, revision: string, code: string, startedMs: number): void {
+  const attrs = { group, revision, code };
+  const i = instruments();
+  i.routerRequests.add(1, attrs);
+  i.routerLatency.record((performance.now() - startedMs) / 1000, attrs);
+}
+
+/** One request answered (or refused) by a replica with `code` after `arrivedMs` (performance.now()). */
+export function recordReplicaRequest(group: string, revision: string, code: string, arrivedMs: number): void {
+  const attrs = { group, revision, code };
+  const i = instruments();
+  i.replicaRequests.add(1, attrs);
+  i.replicaLatency.record((performance.now() - arrivedMs) / 1000, attrs);
+}

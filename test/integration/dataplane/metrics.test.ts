@@ -1,0 +1,91 @@
+/**
+ * The data plane's metrics (@muster/dataplane metrics.ts), recorded through
+ * the OpenTelemetry API and served by a process's own endpoint
+ * (startMetrics with `global: true`, as the gateway and worker do): calls
+ * made and failed through a Router, and the same requests seen by the
+ * serve() replica, counted by group, revision and result code; in flight on
+ * both sides while a call runs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectNats, ErrorCode, isMusterError, type NatsConnection } from '@muster/common';
+import { startMetrics, type Metrics } from '@muster/common/metrics';
+import { useNats } from '@muster/testing/vitest';
+import { waitFor, type NatsServer } from '@muster/testing';
+import { replicaSubject } from '@muster/contracts';
+import { Router, serve, type Server } from '@muster/dataplane';
+
+let nats: NatsServer;
+let client: NatsConnection;
+useNats({ clientName: 'metrics-test' }, (fx) => ({ server: nats, client } = fx));
+
+/** Sum of the samples of `name` whose labels include all of `labels` (the exporter adds otel_scope_name). */
+function sample(text: string, name: string, labels: Record<string, string>): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([\w:]+)\{(.*)\} (\S+)/.exec(line);
+    if (m?.[1] !== name) continue;
+    const have = Object.fromEntries([...m[2]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+describe('data-plane metrics', () => {
+  let metrics: Metrics;
+  let server: Server;
+  let conn: NatsConnection;
+  let release: (() => void) | undefined;
+  const scrape = async () => (await fetch(`http://${metrics.address}/metrics`)).text();
+
+  beforeAll(async () => {
+    metrics = await startMetrics('test', '127.0.0.1:0', {}, { global: true });
+    conn = await connectNats(nats.access, 'metrics-replica');
+    const subject = replicaSubject('muster', 'mx', 'r-1');
+    server = await serve({
+      unary: async (p) => {
+        const ask = p as { fail?: boolean; hold?: boolean };
+        if (ask.fail) throw new Error('failed as asked');
+        if (ask.hold) await new Promise<void>((r) => (release = r));
+        return 'ok';
+      },
+    }, { nats: conn, subject, group: 'mx', replicaId: 'r-1', revision: 'rev-a', loadIntervalMs: 100 });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await conn?.close();
+    await metrics?.close();
+  });
+
+  it('counts requests by group and code at the router, and by group, revision and code at the replica', async () => {
+    const router = new Router(client, undefined, { group: 'mx' });
+    try {
+      router.update({ group: 'mx', version: 1, replicas: [{ replicaId: 'r-1', revision: 'rev-a', subject: replicaSubject('muster', 'mx', 'r-1') }] });
+      for (let i = 0; i < 4; i++) expect(await router.call({})).toBe('ok');
+      for (let i = 0; i < 2; i++) await expect(router.call({ fail: true })).rejects.toSatisfy((e) => isMusterError(e) && e.code === ErrorCode.APPLICATION);
+
+      // One call held in its handler: in flight on both sides.
+      const held = router.call({ hold: true });
+      await waitFor('the held call running', () => release !== undefined || undefined, { timeoutMs: 5_000 });
+      const during = await scrape();
+      expect(sample(during, 'muster_router_in_flight', { group: 'mx' })).toBe(1);
+      expect(sample(during, 'muster_replica_in_flight', { group: 'mx', revision: 'rev-a' })).toBe(1);
+      release!();
+      await held;
+
+      const text = await scrape();
+      // Labelled with the revision of the replica that answered (here every call was answered).
+      expect(sample(text, 'muster_router_requests_total', { group: 'mx', revision: 'rev-a', code: 'OK' })).toBe(5);
+      expect(sample(text, 'muster_router_requests_total', { group: 'mx', revision: 'rev-a', code: ErrorCode.APPLICATION })).toBe(2);
+      expect(sample(text, 'muster_router_request_duration_seconds_count', { group: 'mx', code: 'OK' })).toBe(5);
+      expect(sample(text, 'muster_replica_requests_total', { group: 'mx', revision: 'rev-a', code: 'OK' })).toBe(5);
+      expect(sample(text, 'muster_replica_requests_total', { group: 'mx', revision: 'rev-a', code: ErrorCode.APPLICATION })).toBe(2);
+      expect(sample(text, 'muster_replica_request_duration_seconds_count', { group: 'mx', revision: 'rev-a', code: ErrorCode.APPLICATION })).toBe(2);
+      expect(sample(text, 'muster_router_in_flight', { group: 'mx' })).toBe(0);
+      expect(sample(text, 'muster_replica_in_flight', { group: 'mx', revision: 'rev-a' })).toBe(0);
+      expect(sample(text, 'muster_router_retries_total', { group: 'mx' })).toBe(0);
+      expect(text).toMatch(/^muster_router_hedges_total\{group="mx",[^}]*\} 0$/m);
+    } finally {
+      router.close();
+    }
+  });
+});
