@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
+import { waitFor } from '@muster/common';
 import { spawnManaged, tempDir, type ManagedProcess } from '@muster/testing';
 
 const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
@@ -40,9 +41,14 @@ describe('muster CLI', () => {
     expect(up.output()).not.toContain(key);
     expect((await fetch(`${gw[1]}/v1/models`)).status).toBe(401);
     expect((await fetch(`${gw[1]}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
-    const gwMetrics = await (await fetch(`http://${endpoints[4]![2]}/metrics`)).text();
-    expect(gwMetrics).toMatch(/^muster_gateway_requests_total\{group="",route="models",status="401",[^}]*\} 1$/m);
-    expect(gwMetrics).toMatch(/^muster_gateway_requests_total\{group="",route="models",status="200",[^}]*\} 1$/m);
+    // Counted when the server's side of each answer closes, which may follow the client's read.
+    let gwMetrics = '';
+    await waitFor('the gateway metrics to count both answers', async () => {
+      gwMetrics = await (await fetch(`http://${endpoints[4]![2]}/metrics`)).text();
+      return /status="200"/.test(gwMetrics) && /status="401"/.test(gwMetrics);
+    });
+    expect(gwMetrics).toMatch(/^muster_gateway_requests_total\{group="",revision="",route="models",status="401",[^}]*\} 1$/m);
+    expect(gwMetrics).toMatch(/^muster_gateway_requests_total\{group="",revision="",route="models",status="200",[^}]*\} 1$/m);
     expect(await (await fetch(`http://${endpoints[0]![2]}/metrics`)).text()).toContain('target_info{service_name="muster-head"}');
     expect(await (await fetch(`http://${endpoints[1]![2]}/metrics`)).text()).toContain('target_info{service_name="muster-worker"}');
     const contexts = await execa(process.execPath, [cli, 'config', 'get-contexts'], { env });
