@@ -17,7 +17,7 @@ import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/pro
 import { parseGangSpec } from './gang-spec.js';
 import { specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
-import { namedMetricOf, parsePolicy, type AutoscalingPolicy } from '../autoscaler/index.js';
+import { namedMetricOf, parsePolicy, readsEngine, type AutoscalingPolicy } from '../autoscaler/index.js';
 
 const encodeScrape = (c: EngineScrapeConfig | undefined): string | undefined => (c ? encodeEngineScrapeConfig(c) : undefined);
 
@@ -125,7 +125,7 @@ function placementField(path: string): string {
 
 /** An `engine-*` policy needs an engine to scrape, and a named metric must be one the worker reports. */
 function checkEngineMetric(p: AutoscalingPolicy, s: ValidRgSpec): void {
-  if (!p.metric.startsWith('engine')) return;
+  if (!readsEngine(p.metric)) return;
   const scrape = engineScrapeOf(s);
   if (!scrape) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: autoscaling.metric: "${p.metric}" reads the engine's Prometheus metrics, which only HTTP shards have (set httpPort)`, { details: { fields: ['autoscaling.metric'] } });
   const named = namedMetricOf(p.metric);
