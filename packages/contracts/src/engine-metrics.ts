@@ -7,13 +7,18 @@
  * Two contracts cross process boundaries here, so they are defined once:
  *  - the scrape configuration the head gives rank 0 of an HTTP replica in
  *    `MUSTER_ENGINE_METRICS` (JSON of EngineScrapeConfig), read by the worker;
- *  - the `engine` part of a LoadReport (subjects.ts), decoded by the head and
- *    routers with `toEngineLoad`, which refuses a negative or absurd value.
+ *  - the `engine` part of a LoadReport (subjects.ts), built by the worker and
+ *    decoded by the head and routers with the one `engineLoadOf`, which drops
+ *    each value a report may not carry (a negative or absurd count, a
+ *    KV-cache value outside [0, 1], a bad name) and keeps the rest.
  *
  * Bounds: at most MAX_NAMED_ENGINE_METRICS extra names, each a Prometheus
  * metric name of at most MAX_ENGINE_METRIC_NAME characters; counts up to
- * MAX_REPORTED_COUNT; the KV-cache value is a fraction in [0, 1]; a named
- * metric's value is finite and within ±MAX_ENGINE_VALUE.
+ * MAX_REPORTED_COUNT (the bound of every count a load report carries,
+ * imported by subjects.ts); the KV-cache value is a fraction in [0, 1]; a
+ * named metric's value is finite and within ±MAX_ENGINE_VALUE. Engine counts
+ * are sums of gauges over the metric's series, so they may be fractional
+ * (a load report's own counts may not).
  */
 
 /** vLLM's metric names, the documented defaults. */
@@ -32,8 +37,8 @@ export const MAX_ENGINE_METRIC_NAME = 200;
 export const MAX_ENGINE_PATH = 512;
 /** A named metric's value beyond this is not a real engine's. */
 export const MAX_ENGINE_VALUE = 1e12;
-/** Counts above this are not a real process's (the same bound as a load report's counts). */
-const MAX_COUNT = 10_000_000;
+/** Counts above this are not a real process's: ten million requests in flight or waiting (every count of a load report). */
+export const MAX_REPORTED_COUNT = 10_000_000;
 
 /** A Prometheus metric name (the text format's, colons allowed as recording rules and vLLM use them). */
 export const PROMETHEUS_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
@@ -60,11 +65,12 @@ export interface EngineLoad {
   named?: Record<string, number>;
 }
 
-function metricName(v: unknown): v is string {
+/** Whether `v` is a metric name the worker may scrape and a report may carry (also `engine:<name>` policies). */
+export function isEngineMetricName(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= MAX_ENGINE_METRIC_NAME && PROMETHEUS_NAME.test(v);
 }
 
-const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= MAX_COUNT;
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= MAX_REPORTED_COUNT;
 const isFraction = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1;
 const isValue = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= MAX_ENGINE_VALUE;
 
@@ -73,10 +79,10 @@ export function engineScrapeProblem(c: EngineScrapeConfig): string | undefined {
   if (!c.path.startsWith('/') || c.path.length > MAX_ENGINE_PATH || /[\s#]/.test(c.path)) return `path: "${c.path.slice(0, 80)}" must be an absolute URL path ("/metrics") of at most ${MAX_ENGINE_PATH} characters`;
   if (!Number.isInteger(c.intervalMs) || c.intervalMs < ENGINE_INTERVAL_MS.min || c.intervalMs > ENGINE_INTERVAL_MS.max) return `intervalMs: ${c.intervalMs} is outside ${ENGINE_INTERVAL_MS.min} … ${ENGINE_INTERVAL_MS.max} ms`;
   for (const k of ['waitingMetric', 'runningMetric', 'kvCacheMetric'] as const) {
-    if (!metricName(c[k])) return `${k}: "${String(c[k]).slice(0, 80)}" is not a Prometheus metric name`;
+    if (!isEngineMetricName(c[k])) return `${k}: "${String(c[k]).slice(0, 80)}" is not a Prometheus metric name`;
   }
   if (c.metrics.length > MAX_NAMED_ENGINE_METRICS) return `metrics: ${c.metrics.length} names; the limit is ${MAX_NAMED_ENGINE_METRICS}`;
-  const bad = c.metrics.findIndex((m) => !metricName(m));
+  const bad = c.metrics.findIndex((m) => !isEngineMetricName(m));
   if (bad >= 0) return `metrics[${bad}]: "${String(c.metrics[bad]).slice(0, 80)}" is not a Prometheus metric name`;
   return undefined;
 }
@@ -123,28 +129,28 @@ export function decodeEngineScrapeConfig(value: string | undefined): EngineScrap
   return c;
 }
 
-/** A load report's `engine` part as decoded from msgpack; undefined when it is not a valid one. */
-export function toEngineLoad(v: unknown): EngineLoad | undefined {
+/**
+ * A load report's `engine` part from what a scrape found or what msgpack
+ * decoded: each value a report may not carry is dropped, the rest kept (one
+ * odd metric never costs the others). Undefined only when `v` is not an
+ * object at all.
+ */
+export function engineLoadOf(v: unknown): EngineLoad | undefined {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
   const o = v as Record<string, unknown>;
-  if (o.waiting !== undefined && !isCount(o.waiting)) return undefined;
-  if (o.running !== undefined && !isCount(o.running)) return undefined;
-  if (o.kvCache !== undefined && !isFraction(o.kvCache)) return undefined;
   let named: Record<string, number> | undefined;
-  if (o.named !== undefined) {
-    if (typeof o.named !== 'object' || o.named === null || Array.isArray(o.named)) return undefined;
-    const entries = Object.entries(o.named as Record<string, unknown>);
-    if (entries.length > MAX_NAMED_ENGINE_METRICS) return undefined;
-    named = {};
-    for (const [k, x] of entries) {
-      if (!metricName(k) || !isValue(x)) return undefined;
+  if (typeof o.named === 'object' && o.named !== null && !Array.isArray(o.named)) {
+    for (const [k, x] of Object.entries(o.named as Record<string, unknown>)) {
+      if (!isEngineMetricName(k) || !isValue(x)) continue;
+      named ??= {};
       named[k] = x;
+      if (Object.keys(named).length === MAX_NAMED_ENGINE_METRICS) break;
     }
   }
   return {
-    ...(o.waiting === undefined ? {} : { waiting: o.waiting as number }),
-    ...(o.running === undefined ? {} : { running: o.running as number }),
-    ...(o.kvCache === undefined ? {} : { kvCache: o.kvCache as number }),
+    ...(isCount(o.waiting) ? { waiting: o.waiting } : {}),
+    ...(isCount(o.running) ? { running: o.running } : {}),
+    ...(isFraction(o.kvCache) ? { kvCache: o.kvCache } : {}),
     ...(named === undefined ? {} : { named }),
   };
 }

@@ -95,3 +95,17 @@ export function templateBytes(t: { command?: string; args?: readonly string[]; e
   for (const [k, v] of Object.entries(t.env ?? {})) n += utf8Bytes(k) + utf8Bytes(v) + 2;
   return n;
 }
+
+/**
+ * Calls in flight per replica from one router: the bound on a group's
+ * `maxInFlightPerReplica` (the head's spec check) and on what a router takes
+ * from a membership or its own `maxOngoingPerReplica` option.
+ */
+export const MAX_IN_FLIGHT_PER_REPLICA = 1_000_000;
+
+/**
+ * The per-replica limit when a group's spec says 0 (membership then carries
+ * it filled): NATS shards queue in the replica (serve()), HTTP shards in
+ * their engine. A router given no limit at all (an older head) uses `nats`.
+ */
+export const DEFAULT_MAX_IN_FLIGHT = { nats: 32, http: 1024 } as const;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { allDemandSubjects, allLoadSubjects, callerInboxPrefix, callerPermissions, demandSubject, groupOfSubject, headPermissions, loadSubject, MAX_REPORTED_COUNT, replicaPermissions, replicaSubject, toDemandReport, toLoadReport } from './subjects.js';
+import { allDemandSubjects, allLoadSubjects, callerInboxPrefix, callerPermissions, demandSubject, groupOfSubject, headPermissions, loadSubject, replicaPermissions, replicaSubject, toDemandReport, toLoadReport } from './subjects.js';
+import { MAX_REPORTED_COUNT } from './engine-metrics.js';
 
 describe('subjects', () => {
   it('builds the subjects of one group, and the wildcards the head listens on', () => {

@@ -17,11 +17,14 @@
  * A report comes from another process, so it is decoded, not trusted: the
  * decoders below refuse a report with a missing id or a negative, fractional
  * or absurd count (a broken or hostile publisher must not steer the
- * autoscaler), and the head ignores what they refuse.
+ * autoscaler), and the head ignores what they refuse. A report's `engine`
+ * part is checked value by value (engine-metrics.ts): a bad one is dropped,
+ * never the report, whose liveness routers need.
  */
 
+import { engineLoadOf, MAX_REPORTED_COUNT, type EngineLoad } from './engine-metrics.js';
+
 /** The prefix of every subject unless the head is configured otherwise (`--nats-subject-prefix`). */
-import { toEngineLoad, type EngineLoad } from './engine-metrics.js';
 export const DEFAULT_SUBJECT_PREFIX = 'muster';
 
 /** Queue group of every replica subscription: a replica restarted under the same subject never doubles up. */
@@ -149,9 +152,6 @@ export interface DemandReport {
   timeMs: number;
 }
 
-/** Counts above this are not a real process's: ten million requests in flight or waiting. */
-export const MAX_REPORTED_COUNT = 10_000_000;
-
 function count(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_REPORTED_COUNT;
 }
@@ -171,9 +171,9 @@ export function toLoadReport(r: unknown): LoadReport | undefined {
   if (!id(o.replicaId) || !count(o.inFlight) || !count(o.queued) || !time(o.timeMs)) return undefined;
   if (o.draining !== undefined && typeof o.draining !== 'boolean') return undefined;
   if (o.incarnation !== undefined && !id(o.incarnation)) return undefined;
-  // null is what msgpack makes of an undefined field: absent, as undefined is.
-  const engine = o.engine == null ? undefined : toEngineLoad(o.engine);
-  if (o.engine != null && engine === undefined) return undefined;
+  // null is what msgpack makes of an undefined field: absent, as undefined is. A bad
+  // `engine` part costs only itself: the report's liveness and counts still count.
+  const engine = o.engine == null ? undefined : engineLoadOf(o.engine);
   return {
     v: 1, replicaId: o.replicaId, inFlight: o.inFlight, queued: o.queued, timeMs: o.timeMs,
     ...(o.draining === undefined ? {} : { draining: o.draining }),

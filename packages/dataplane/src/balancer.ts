@@ -21,6 +21,7 @@
  * reachable again.
  */
 import { ErrorCode, MusterError } from '@muster/common';
+import { DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_REPLICA } from '@muster/contracts';
 import type { Membership, ReplicaInfo, WireLoad } from './types.js';
 
 /** Something in flight on a replica that must hear when the replica is found lost. */
@@ -53,10 +54,8 @@ interface Revision {
   replicas: ReplicaState[];
 }
 
-/** The per-replica limit when neither the caller nor the group's membership sets one. */
-export const DEFAULT_MAX_ONGOING = 32;
-/** Bound on a limit a membership may set (the router's own option has the same). */
-const MAX_ONGOING = 1_000_000;
+/** The per-replica limit when neither the caller nor the group's membership sets one (a NATS group's default). */
+export const DEFAULT_MAX_ONGOING = DEFAULT_MAX_IN_FLIGHT.nats;
 
 export interface BalancerOptions {
   group: string;
@@ -87,11 +86,6 @@ export class Balancer {
     this.maxOngoing = opts.maxOngoing ?? DEFAULT_MAX_ONGOING;
   }
 
-  /** The per-replica limit in force now. */
-  get limit(): number {
-    return this.maxOngoing;
-  }
-
   get membership(): Membership | undefined {
     return this.current;
   }
@@ -106,7 +100,7 @@ export class Balancer {
     this.current = m;
     const groupLimit = m.maxInFlightPerReplica;
     if (this.opts.maxOngoing === undefined) {
-      this.maxOngoing = groupLimit && Number.isInteger(groupLimit) && groupLimit > 0 ? Math.min(groupLimit, MAX_ONGOING) : DEFAULT_MAX_ONGOING;
+      this.maxOngoing = groupLimit && Number.isInteger(groupLimit) && groupLimit > 0 ? Math.min(groupLimit, MAX_IN_FLIGHT_PER_REPLICA) : DEFAULT_MAX_ONGOING;
     }
     const next = new Map<string, ReplicaState>();
     for (const info of m.replicas) {

@@ -34,7 +34,7 @@ import { OK, recordRouterCall, trackRouter } from './metrics.js';
 import { Inbox } from './inbox.js';
 import { StreamCall } from './stream.js';
 import type { CallOptions, Membership, RouterOptions, WireCancel, WireLoad } from './types.js';
-import { demandSubject, loadSubject, toLoadReport, type DemandReport } from '@muster/contracts';
+import { demandSubject, loadSubject, MAX_IN_FLIGHT_PER_REPLICA, toLoadReport, type DemandReport } from '@muster/contracts';
 
 /** Where memberships come from: a stream of snapshots, optionally with the one known now. */
 export type MembershipFeed = AsyncIterable<Membership> | { current(): Membership | undefined; updates: AsyncIterable<Membership> };
@@ -62,7 +62,7 @@ export interface RouterInit extends RouterOptions {
 const initSchema = z.object({
   group: z.string().min(1),
   subjectPrefix: z.string().min(1).default('muster'),
-  maxOngoingPerReplica: z.int().min(1).max(1_000_000).optional(),
+  maxOngoingPerReplica: z.int().min(1).max(MAX_IN_FLIGHT_PER_REPLICA).optional(),
   maxQueued: z.int().min(0).max(10_000_000).default(1_000),
   maxRetries: z.int().min(0).max(100).default(3),
   replicaLostAfterMs: z.int().min(10).max(600_000).default(3_000),

@@ -7,37 +7,54 @@
  * autoscaler targets with `metric: engine-waiting` and friends.
  *
  *   scrape ──ok──▶ latest = values, at = now ──▶ load report carries them
- *     │ fail (HTTP error, timeout, not Prometheus text, over the bounds)
+ *     │ slow (SCRAPE_TIMEOUT_MS) or no connection
+ *     │   → next try after one interval, as after a success: a slow
+ *     │     /metrics is an engine under load, exactly when scaling matters
+ *     │ refused (HTTP error status, not Prometheus text, body over the bound)
+ *     │   → the next try waits interval × 2^refusals, at most BACKOFF_MAX_MS
+ *     │     (an HTTP shard without /metrics costs one request per 30 s)
  *     ▼
  *   latest kept until it is STALE_INTERVALS old, then dropped (the report
- *   carries no `engine`: the autoscaler holds rather than read zeros);
- *   after FAILS_BEFORE_BACKOFF failures in a row, one try per BACKOFF_MS
- *   (an HTTP shard without /metrics costs one request per 30 s)
+ *   carries no `engine`: the autoscaler holds rather than read zeros).
  *
- * Bounds: one scrape at a time, a per-scrape timeout (the interval, at most
- * 5 s), a body of at most MAX_BODY_BYTES, at most MAX_SERIES sample lines.
- * Values outside what a load report may carry (a negative count, a KV-cache
- * fraction over 1) are left out, so one odd metric never costs the report.
+ * A scrape that succeeds but lacks a configured name (a non-vLLM engine, a
+ * typo) logs that name once: the report then lacks the value, and an
+ * autoscaler reading it holds (docs/autoscaling.md says how).
+ *
+ * Bounds: one scrape at a time (the next is timed from the end of the last),
+ * SCRAPE_TIMEOUT_MS per scrape, a body of at most MAX_BODY_BYTES, at most
+ * MAX_SERIES sample lines. Values outside what a load report may carry (a
+ * negative count, a KV-cache fraction over 1) are left out by the contracts'
+ * `engineLoadOf`, so one odd metric never costs the report.
  */
 import type { Logger } from '@muster/common';
-import { type EngineLoad, type EngineScrapeConfig, MAX_ENGINE_VALUE } from '@muster/contracts';
+import { engineLoadOf, type EngineLoad, type EngineScrapeConfig } from '@muster/contracts';
 import { sumSeries } from './prometheus-text.js';
 import { readCapped } from './read-capped.js';
 
 /** The largest /metrics body read (vLLM's is ~100 KiB with several models). */
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const STALE_INTERVALS = 3;
-export const FAILS_BEFORE_BACKOFF = 3;
-export const BACKOFF_MS = 30_000;
-const MAX_COUNT = 10_000_000;
+/** One scrape's deadline, whatever the interval: an engine under load answers slowly, not never. */
+export const SCRAPE_TIMEOUT_MS = 5_000;
+/** The longest wait between tries of an endpoint that keeps refusing. */
+export const BACKOFF_MAX_MS = 30_000;
+
+/** The endpoint answered, with something that is not metrics: worth backing off from. */
+class Refused extends Error {}
 
 export class EngineScraper {
   private values: EngineLoad | undefined;
   private at = 0;
+  /** Failures in a row (any kind), for the log. */
   private fails = 0;
+  /** Refusals in a row: the backoff's exponent. */
+  private refusals = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly abort = new AbortController();
   private readonly wanted: Set<string>;
+  /** Configured names a successful scrape lacked, each logged once. */
+  private readonly missing = new Set<string>();
 
   constructor(
     private readonly port: number,
@@ -48,7 +65,7 @@ export class EngineScraper {
     this.wanted = new Set([cfg.waitingMetric, cfg.runningMetric, cfg.kvCacheMetric, ...cfg.metrics]);
   }
 
-  /** Scrapes now, then every interval until stop(). */
+  /** Scrapes now, then again nextDelayMs() after each scrape ends, until stop(). */
   start(): void {
     if (this.timer || this.abort.signal.aborted) return;
     // scrapeOnce never throws; the catch only keeps a bug from becoming an unhandled rejection.
@@ -56,7 +73,7 @@ export class EngineScraper {
       this.timer = setTimeout(() => {
         this.scrapeOnce().then(
           () => {
-            if (!this.abort.signal.aborted) next(this.fails >= FAILS_BEFORE_BACKOFF ? BACKOFF_MS : this.cfg.intervalMs);
+            if (!this.abort.signal.aborted) next(this.nextDelayMs());
           },
           () => undefined,
         );
@@ -71,6 +88,12 @@ export class EngineScraper {
     clearTimeout(this.timer);
   }
 
+  /** How long after the last scrape the next one starts: the interval, doubled per refusal in a row, at most BACKOFF_MAX_MS. */
+  nextDelayMs(): number {
+    const { intervalMs } = this.cfg;
+    return this.refusals === 0 ? intervalMs : Math.max(intervalMs, Math.min(BACKOFF_MAX_MS, intervalMs * 2 ** Math.min(this.refusals, 16)));
+  }
+
   /** The latest values, or undefined when none were read in the last STALE_INTERVALS intervals. */
   latest(): EngineLoad | undefined {
     if (!this.values || this.now() - this.at > STALE_INTERVALS * this.cfg.intervalMs) return undefined;
@@ -81,45 +104,51 @@ export class EngineScraper {
   async scrapeOnce(): Promise<void> {
     try {
       const text = await this.fetchText();
-      this.values = this.pick(sumSeries(text, this.wanted));
+      let sums: Map<string, number>;
+      try {
+        sums = sumSeries(text, this.wanted, undefined, new Set([this.cfg.kvCacheMetric]));
+      } catch (e) {
+        throw new Refused((e as Error).message);
+      }
+      this.values = this.pick(sums);
       this.at = this.now();
-      if (this.fails >= FAILS_BEFORE_BACKOFF) this.log.info({ port: this.port, path: this.cfg.path }, 'engine metrics readable again');
+      if (this.fails > 0) this.log.info({ port: this.port, path: this.cfg.path }, 'engine metrics readable again');
       this.fails = 0;
+      this.refusals = 0;
+      this.warnMissing(sums);
     } catch (e) {
       if (this.abort.signal.aborted) return;
-      if (++this.fails === FAILS_BEFORE_BACKOFF) {
-        this.log.warn({ port: this.port, path: this.cfg.path, err: (e as Error).message }, `engine metrics unreadable ${FAILS_BEFORE_BACKOFF} times in a row; trying every ${BACKOFF_MS / 1000} s (engine-* autoscaling holds meanwhile)`);
+      const refused = e instanceof Refused;
+      if (refused) this.refusals++;
+      if (this.fails++ === 0) {
+        const then = refused ? `backing off up to ${BACKOFF_MAX_MS / 1000} s` : 'retrying every interval';
+        this.log.warn({ port: this.port, path: this.cfg.path, err: (e as Error).message }, `engine metrics unreadable; ${then} (engine-* autoscaling holds once the last values are ${STALE_INTERVALS} intervals old)`);
       }
     }
   }
 
   private async fetchText(): Promise<string> {
-    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(Math.min(this.cfg.intervalMs, 5_000))]);
+    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(SCRAPE_TIMEOUT_MS)]);
     const res = await fetch(`http://127.0.0.1:${this.port}${this.cfg.path}`, { signal, headers: { accept: 'text/plain' } });
     if (!res.ok || !res.body) {
       await res.body?.cancel().catch(() => undefined);
-      throw new Error(`HTTP ${res.status}`);
+      throw new Refused(`HTTP ${res.status}`);
     }
-    return readCapped(res, MAX_BODY_BYTES, (max) => new Error(`body over ${max} bytes`));
+    return readCapped(res, MAX_BODY_BYTES, (max) => new Refused(`body over ${max} bytes`));
   }
 
-  /** The configured metrics out of one scrape, each only if a load report may carry it. */
-  private pick(sums: Map<string, number>): EngineLoad {
-    const count = (v: number | undefined) => (v !== undefined && Number.isFinite(v) && v >= 0 && v <= MAX_COUNT ? v : undefined);
-    const waiting = count(sums.get(this.cfg.waitingMetric));
-    const running = count(sums.get(this.cfg.runningMetric));
-    const kv = sums.get(this.cfg.kvCacheMetric);
-    const kvCache = kv !== undefined && kv >= 0 && kv <= 1 ? kv : undefined;
-    const named: Record<string, number> = {};
-    for (const m of this.cfg.metrics) {
-      const v = sums.get(m);
-      if (v !== undefined && Number.isFinite(v) && Math.abs(v) <= MAX_ENGINE_VALUE) named[m] = v;
+  /** Logs each configured name a successful scrape lacked, once per name. */
+  private warnMissing(sums: Map<string, number>): void {
+    for (const name of this.wanted) {
+      if (sums.has(name) || this.missing.has(name)) continue;
+      this.missing.add(name);
+      this.log.warn({ port: this.port, path: this.cfg.path, metric: name }, `engine metric ${name} is not in ${this.cfg.path}: a policy reading it holds (check the engine and engineMetrics' names)`);
     }
-    return {
-      ...(waiting === undefined ? {} : { waiting }),
-      ...(running === undefined ? {} : { running }),
-      ...(kvCache === undefined ? {} : { kvCache }),
-      ...(Object.keys(named).length ? { named } : {}),
-    };
+  }
+
+  /** The configured metrics out of one scrape; the contracts drop what a report may not carry. */
+  private pick(sums: Map<string, number>): EngineLoad {
+    const named = Object.fromEntries(this.cfg.metrics.flatMap((m) => (sums.has(m) ? [[m, sums.get(m)]] : [])));
+    return engineLoadOf({ waiting: sums.get(this.cfg.waitingMetric), running: sums.get(this.cfg.runningMetric), kvCache: sums.get(this.cfg.kvCacheMetric), named }) ?? {};
   }
 }

@@ -23,6 +23,11 @@ describe('sumSeries', () => {
     expect(Object.fromEntries(m)).toEqual({ 'vllm:num_requests_waiting': 7, 'vllm:num_requests_running': 8, 'vllm:gpu_cache_usage_perc': 0.25 });
   });
 
+  it('takes the largest series of a fraction named in maxOf, not their sum (two models, KV-cache 0.6 and 0.7)', () => {
+    const body = 'kv{model_name="a"} 0.6\nkv{model_name="b"} 0.7\nw{model_name="a"} 1\nw{model_name="b"} 2\n';
+    expect(Object.fromEntries(sumSeries(body, new Set(['kv', 'w']), 100, new Set(['kv'])))).toEqual({ kv: 0.7, w: 3 });
+  });
+
   it('reads CRLF bodies and exponent values', () => {
     expect(sumSeries('x 1e2\r\nx{a="1"} -5\r\n', new Set(['x'])).get('x')).toBe(95);
   });

@@ -8,9 +8,12 @@
  * with no bound on either; an engine's `/metrics` can carry thousands of
  * histogram buckets we never look at. This reads line by line, checks every
  * sample line's shape (so a body that is not Prometheus text is refused, not
- * half-read), counts series against a bound, and sums only the wanted names
- * over their labels (vLLM labels its gauges by `model_name`; one engine
- * process may serve several).
+ * half-read), counts series against a bound, and aggregates only the wanted
+ * names over their labels (vLLM labels its gauges by `model_name`; one engine
+ * process may serve several): counts are summed, and the names in `maxOf`
+ * (a fraction such as KV-cache use, where a sum of 0.6 and 0.7 means
+ * nothing) take the largest series — the fullest cache is the one that
+ * preempts first, which a mean would hide.
  *
  * Refused (an Error naming the line): a sample line without a valid metric
  * name, with unbalanced label braces or quotes, or whose value is not a
@@ -47,11 +50,11 @@ function value(token: string): number | undefined {
 }
 
 /**
- * The sum over labels of each wanted metric found in `text` (a name absent
- * from the body is absent from the map). NaN samples are skipped (an engine
- * writes NaN for "no value yet").
+ * The sum over labels of each wanted metric found in `text` (the largest
+ * series for a name in `maxOf`; a name absent from the body is absent from
+ * the map). NaN samples are skipped (an engine writes NaN for "no value yet").
  */
-export function sumSeries(text: string, wanted: ReadonlySet<string>, maxSeries = MAX_SERIES): Map<string, number> {
+export function sumSeries(text: string, wanted: ReadonlySet<string>, maxSeries = MAX_SERIES, maxOf: ReadonlySet<string> = new Set()): Map<string, number> {
   const out = new Map<string, number>();
   let series = 0;
   let lineNo = 0;
@@ -72,7 +75,8 @@ export function sumSeries(text: string, wanted: ReadonlySet<string>, maxSeries =
     const v = rest[0] === undefined ? undefined : value(rest[0]);
     if (v === undefined || rest.length > 2) throw new Error(`line ${lineNo}: not "name{labels} value [timestamp]": ${line.slice(0, 80)}`);
     if (!wanted.has(name) || Number.isNaN(v)) continue;
-    out.set(name, (out.get(name) ?? 0) + v);
+    const prev = out.get(name);
+    out.set(name, prev === undefined ? v : maxOf.has(name) ? Math.max(prev, v) : prev + v);
   }
   return out;
 }

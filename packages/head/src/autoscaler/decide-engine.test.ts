@@ -49,6 +49,42 @@ describe('decide: engine metrics', () => {
     expect(d.reason).toMatch(reason);
   });
 
+  it('an engine without the policy\'s metric (a typo, a non-vLLM engine) still scales to zero when idle', () => {
+    const noMetric = input(2, {}); // every replica reports, none carries engine-waiting
+    const held = decide(waiting, noMetric, { idleSinceMs: T0 - 30_000 });
+    expect(held).toMatchObject({ changed: false });
+    expect(held.reason).toMatch(/holding: 0 of 2 ready replicas reported engine-waiting/);
+    expect(held.state.idleSinceMs).toBe(T0 - 30_000); // the idle timer keeps running while the metric is missing
+    expect(decide(waiting, noMetric, { idleSinceMs: T0 - 60_000 })).toMatchObject({ desired: 0, changed: true });
+    // A replica with no report at all is not known idle: hold, never to zero.
+    const lost = decide(waiting, { ...noMetric, samples: noMetric.samples.slice(0, 1) }, { idleSinceMs: T0 - 600_000 });
+    expect(lost).toMatchObject({ desired: 2, changed: false });
+    expect(lost.reason).toMatch(/holding: 1 of 2 ready replicas reported in/);
+  });
+
+  it('engine-waiting down counts in-flight calls when any replica lacks engine.running (never a mix of both)', () => {
+    const samples = [
+      ...engine(T0, 3, { waiting: 1, running: 8 }, 2),
+      { timeMs: T0, replicaId: 'r3', queued: 0, inFlight: 2, engine: { waiting: 1 } },
+    ];
+    // running = 8 in flight (not 24 engine-running of three replicas): (4 + 8 × 2/4) / 2 = 4 ≤ 5.
+    const d = decide(waiting, { nowMs: T0, current: 4, ready: 4, samples, demand: [] }, { belowSinceMs: T0 - 30_000 });
+    expect(d).toMatchObject({ desired: 2, changed: true });
+  });
+
+  it('a scale-down under queue is sized for the peak of running calls seen during the delay, not the current count', () => {
+    const queue = parsePolicy({ metric: 'queue', target: 5, min: 1, max: 10 });
+    const samples = Array.from({ length: 4 }, (_, i) => ({ timeMs: T0, replicaId: `r${i}`, queued: 1, inFlight: 2 }));
+    const inp = { nowMs: T0, current: 4, ready: 4, samples, demand: [] };
+    // With the current 8 running: (4 + 8 × 2/4) / 2 = 4 → 2. With the peak 40: (4 + 40/4) / 3 = 4.67 → 3.
+    expect(decide(queue, inp, { belowSinceMs: T0 - 30_000, belowPeak: 4 })).toMatchObject({ desired: 2 });
+    const d = decide(queue, inp, { belowSinceMs: T0 - 30_000, belowPeak: 4, belowRunningPeak: 40 });
+    expect(d).toMatchObject({ desired: 3, changed: true });
+    const early = decide(queue, inp, { belowSinceMs: T0 - 1_000, belowPeak: 4, belowRunningPeak: 40 });
+    expect(early.state).toMatchObject({ belowRunningPeak: 40 });
+    expect(decide(queue, { ...inp, samples: samples.map((x) => ({ ...x, inFlight: 20 })) }, early.state).state.belowRunningPeak).toBe(80);
+  });
+
   it('the seed recipe: from zero on router demand, and to zero after idle (engine busy is traffic)', () => {
     const fromZero = decide(waiting, { nowMs: T0, current: 0, ready: 0, samples: [], demand: [{ timeMs: T0, routerId: 'x', waiting: 12 }] }, {});
     expect(fromZero).toMatchObject({ desired: 3, changed: true });

@@ -1,5 +1,6 @@
 import { ErrorCode, isMusterError } from '@muster/common';
 import { describe, expect, it } from 'vitest';
+import { BUILT_IN_METRICS, isCountMetric, readsEngine } from './metrics.js';
 import { POLICY_DEFAULTS, parsePolicy, type AutoscalingPolicyInput } from './policy.js';
 
 function refusal(input: unknown): { message: string; fields: unknown } {
@@ -36,7 +37,9 @@ describe('parsePolicy', () => {
     ['negative target', { target: -3 }, 'target: must be > 0'],
     ['max step 0', { maxStep: 0 }, 'maxStep: must be ≥ 1'],
     ['tolerance 1', { tolerance: 1 }, 'tolerance: must be < 1'],
-    ['unknown metric', { metric: 'gpu' }, 'metric:'],
+    ['unknown metric', { metric: 'gpu' }, 'metric: "gpu" is not a metric: use one of queue, ongoing, engine-waiting, engine-running, engine-kv-cache or engine:<metric name>'],
+    ['named metric with a bad name', { metric: 'engine:a b' }, 'metric: "a b" is not a Prometheus metric name'],
+    ['an engine-ish name not in the table', { metric: 'engine-queue' }, 'metric: "engine-queue" is not a metric'],
     ['unknown field', { targt: 5 }, 'targt'],
     ['bad cron', { floors: [{ cron: '61 8 * * *', durationMs: 1000, min: 1 }] }, 'floors[0].cron: invalid cron "61 8 * * *"'],
     ['unknown time zone', { floors: [{ cron: '0 8 * * *', durationMs: 1000, timezone: 'Mars/Olympus', min: 1 }] }, 'floors[0].timezone: unknown time zone "Mars/Olympus"'],
@@ -56,5 +59,15 @@ describe('parsePolicy', () => {
 
   it('refuses a non-object', () => {
     expect(refusal(42).message).toMatch(/^invalid autoscaling policy: \(policy\): /);
+  });
+});
+
+describe('the metric table', () => {
+  it('every built-in metric and a named one parse; counts and engine reads derive from the one table', () => {
+    for (const m of [...Object.keys(BUILT_IN_METRICS), 'engine:vllm:num_preemptions_total']) expect(parsePolicy({ metric: m }).metric).toBe(m);
+    expect(['queue', 'ongoing', 'engine-waiting', 'engine-running'].every((m) => isCountMetric(m as 'queue'))).toBe(true);
+    expect(isCountMetric('engine-kv-cache') || isCountMetric('engine:x')).toBe(false);
+    expect(['engine-waiting', 'engine-running', 'engine-kv-cache', 'engine:x'].every((m) => readsEngine(m as 'engine:x'))).toBe(true);
+    expect(readsEngine('queue') || readsEngine('ongoing')).toBe(false);
   });
 });

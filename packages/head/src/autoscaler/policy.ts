@@ -4,10 +4,11 @@
  * with one MusterError naming every bad field; nothing is half-applied.
  */
 import { ErrorCode, MusterError, limitedArray, limitedString } from '@muster/common';
-import { MAX_ENGINE_METRIC_NAME, PROMETHEUS_NAME, SPEC_LIMITS } from '@muster/contracts';
+import { SPEC_LIMITS } from '@muster/contracts';
 import { z } from 'zod';
 import { cronOf } from './floors.js';
-import type { AutoscalingMetric, AutoscalingPolicy } from './types.js';
+import { metricProblem, type AutoscalingMetric } from './metrics.js';
+import type { AutoscalingPolicy } from './types.js';
 
 /** Defaults, in one place (the docs table mirrors it). */
 export const POLICY_DEFAULTS = {
@@ -27,23 +28,11 @@ export const POLICY_DEFAULTS = {
 } as const satisfies Omit<AutoscalingPolicy, 'floors'>;
 
 const DAY_MS = 86_400_000;
-const METRICS = ['queue', 'ongoing', 'engine-waiting', 'engine-running', 'engine-kv-cache'] as const;
-const NAMED = 'engine:';
 
-/** The Prometheus name in `engine:<name>`, or undefined for the built-in metrics. */
-export function namedMetricOf(metric: string): string | undefined {
-  return metric.startsWith(NAMED) ? metric.slice(NAMED.length) : undefined;
-}
-
+/** The metric, checked against the one table of metrics (metrics.ts). */
 const metricSchema = z.string().check((ctx) => {
-  const m = ctx.value;
-  const named = namedMetricOf(m);
-  if (named !== undefined ? PROMETHEUS_NAME.test(named) && named.length <= MAX_ENGINE_METRIC_NAME : (METRICS as readonly string[]).includes(m)) return;
-  ctx.issues.push({
-    code: 'custom',
-    input: m,
-    message: named !== undefined ? `"${named.slice(0, 80)}" is not a Prometheus metric name` : `"${m.slice(0, 80)}" is not a metric: use one of ${METRICS.join(', ')} or engine:<metric name>`,
-  });
+  const message = metricProblem(ctx.value);
+  if (message) ctx.issues.push({ code: 'custom', input: ctx.value, message });
 }) as z.ZodType<AutoscalingMetric, string>;
 const delay = z.int().min(0, 'must be ≥ 0 ms').max(DAY_MS, 'must be ≤ 1 day');
 

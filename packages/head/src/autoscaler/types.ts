@@ -5,6 +5,7 @@
  * event.
  */
 import type { EngineLoad } from '@muster/contracts';
+import type { AutoscalingMetric } from './metrics.js';
 
 /** What a replica reports every second on <prefix>.load.<group>. */
 export interface LoadSample {
@@ -25,8 +26,6 @@ export interface DemandSample {
   /** Calls waiting in the router for a replica or a free slot. */
   waiting: number;
 }
-
-export type AutoscalingMetric = 'queue' | 'ongoing' | 'engine-waiting' | 'engine-running' | 'engine-kv-cache' | `engine:${string}`;
 
 /** The policy after validation (policy.ts), defaults filled. */
 export interface AutoscalingPolicy {
@@ -68,6 +67,12 @@ export interface AutoscalerState {
   lastChangeMs?: number | undefined;
   /** Hysteresis: the highest metric seen since belowSinceMs (a scale-down sizes for it). */
   belowPeak?: number | undefined;
+  /**
+   * …and the highest count of running calls (in flight, or the engine's
+   * running) seen since then: under `queue` / `engine-waiting` the calls a
+   * removed replica was running are counted as waiting, sized for this peak.
+   */
+  belowRunningPeak?: number | undefined;
   /** …the lowest since aboveSinceMs (a scale-up sizes for it). */
   aboveLow?: number | undefined;
 }

@@ -170,7 +170,7 @@ export class ReplicaGroupController {
   private decideNow(e: Entry, policy: AutoscalingPolicy, now: number): Decision {
     const { samples, demand } = this.reports.window(e.rg.name, e.rg.replicas.map((r) => r.id), policy.lookbackMs, now);
     const mem = e.autoscaler;
-    const state = { aboveSinceMs: mem?.aboveSinceMs || undefined, belowSinceMs: mem?.belowSinceMs || undefined, idleSinceMs: mem?.idleSinceMs || undefined, lastChangeMs: mem?.lastChangeMs || undefined, belowPeak: mem?.belowPeak, aboveLow: mem?.aboveLow };
+    const state = { aboveSinceMs: mem?.aboveSinceMs || undefined, belowSinceMs: mem?.belowSinceMs || undefined, idleSinceMs: mem?.idleSinceMs || undefined, lastChangeMs: mem?.lastChangeMs || undefined, belowPeak: mem?.belowPeak, belowRunningPeak: mem?.belowRunningPeak, aboveLow: mem?.aboveLow };
     const ready = e.rg.replicas.filter((r) => r.state === 'ready').length;
     return decide(policy, { nowMs: now, current: e.rg.desired, ready, samples, demand }, state);
   }

@@ -50,6 +50,26 @@ describe('appliedRecord', () => {
     expect(next.stableSpec).toBe(V1);
   });
 
+  // A canary of V2 over stable V1, whose revision string an older head stored (another hash of V1).
+  const legacyCanary = (() => {
+    const c = appliedRecord(running, V2_CANARY, 6);
+    return { rg: { ...c.rg, stableRevision: 'oldhash123' }, spec: V2_CANARY, stableSpec: c.stableSpec };
+  })();
+  const V1_CANARY = spec('a', { rollout: { strategy: 'canary', canaryWeight: 0.2, maxSurge: 1 } });
+  it.each<[string, ValidRgSpec, { revision: string; stableRevision: string; stable: ValidRgSpec | undefined; kind: string }]>([
+    ['the stable spec, rolling: back to the stored stable revision, canary ended', V1, { revision: 'oldhash123', stableRevision: '', stable: undefined, kind: 'rg.rollout' }],
+    ['the stable spec, canary strategy: the same (no canary of the stable spec against itself)', V1_CANARY, { revision: 'oldhash123', stableRevision: '', stable: undefined, kind: 'rg.rollout' }],
+    ['another canary: the stored stable revision stays', V3_CANARY, { revision: revisionOf(V3_CANARY), stableRevision: 'oldhash123', stable: V1, kind: 'rg.rollout' }],
+    ['another spec, rolling: rolls out its own revision', spec('c'), { revision: revisionOf(spec('c')), stableRevision: '', stable: undefined, kind: 'rg.rollout' }],
+    ['the canary spec again: nothing rolls', V2_CANARY, { revision: revisionOf(V2), stableRevision: 'oldhash123', stable: V1, kind: 'rg.updated' }],
+  ])('during a canary after a head upgrade, applying %s', (_name, applied, want) => {
+    const next = appliedRecord(legacyCanary, applied, 7);
+    expect(next.rg).toMatchObject({ revision: want.revision, stableRevision: want.stableRevision });
+    expect(next.stableSpec).toBe(want.stable);
+    expect(next.rg.stableSpec).toBe(want.stable);
+    expect(next.event.kind).toBe(want.kind);
+  });
+
   it('a second canary while one runs keeps the first stable revision', () => {
     const first = appliedRecord(running, V2_CANARY, 6);
     const second = appliedRecord({ rg: first.rg, spec: V2_CANARY, stableSpec: first.stableSpec }, V3_CANARY, 7);
@@ -73,9 +93,9 @@ describe('scale, delete, autoscale', () => {
   });
 
   it('the hysteresis values are stored with the timers and survive the wire (a new leader sizes as the old one would)', () => {
-    const d = { desired: 2, reason: 'hold', inputs: { metric: 9, perReplica: 4.5, replicas: 2, waiting: 0, samples: 2, floor: 0 }, state: { belowSinceMs: 100, belowPeak: 13.5 } };
+    const d = { desired: 2, reason: 'hold', inputs: { metric: 9, perReplica: 4.5, replicas: 2, waiting: 0, samples: 2, floor: 0 }, state: { belowSinceMs: 100, belowPeak: 13.5, belowRunningPeak: 40 } };
     const stored = ReplicaGroup.decode(ReplicaGroup.encode(autoscaledRecord(created.rg, d).rg).finish());
-    expect(stored.autoscaler).toMatchObject({ belowSinceMs: 100, belowPeak: 13.5 });
+    expect(stored.autoscaler).toMatchObject({ belowSinceMs: 100, belowPeak: 13.5, belowRunningPeak: 40 });
     expect(stored.autoscaler?.aboveLow).toBeUndefined();
     expect(autoscalerMemory({ state: {}, reason: 'x' })).not.toHaveProperty('belowPeak');
   });

@@ -8,7 +8,9 @@
  * Revisions: a spec's revision hashes everything but `replicas` and
  * `rollout` (rg-spec.ts), so a new count never rolls out. A canary keeps the
  * revision running before it as the stable one (a second canary while one
- * runs keeps the first stable); a rolling apply ends any canary.
+ * runs keeps the first stable); a rolling apply ends any canary, and so
+ * does re-applying the stable spec, which takes back the stored stable
+ * revision string rather than its own hash (they differ after a head upgrade).
  */
 import type { Identity } from '@muster/contracts';
 import type { AutoscalerMemory, ReplicaGroup } from '@muster/proto';
@@ -51,6 +53,14 @@ export function appliedRecord(current: { rg: ReplicaGroup; spec: ValidRgSpec; st
   const rolled = revision !== revisionOf(current.spec);
   let { stableRevision } = current.rg;
   let stableSpec = current.stableSpec;
+  // Re-applying the stable spec aborts a canary, whatever its strategy: the
+  // stable replicas keep the revision string they run under (an older head's
+  // hash, maybe), so nothing rolls and no pointless canary starts.
+  if (rolled && stableRevision && stableSpec && revision === revisionOf(stableSpec)) {
+    const desired = Math.min(spec.replicas.max, Math.max(spec.replicas.min, current.rg.desired));
+    const rg: ReplicaGroup = { ...current.rg, spec, revision: stableRevision, desired, stableRevision: '', stableSpec: undefined };
+    return { rg, stableSpec: undefined, event: { kind: 'rg.rollout', message: `replica group ${spec.name}: back to the stable revision ${stableRevision} (canary ${current.rg.revision} ended)` } };
+  }
   if (rolled && spec.rollout.strategy === 'canary') {
     if (!stableRevision) {
       stableRevision = current.rg.revision;
@@ -78,7 +88,7 @@ export function deletingRecord(rg: ReplicaGroup): NextRecord {
 
 /** The autoscaler's timers as stored (0: unset). */
 export function autoscalerMemory(d: Pick<Decision, 'state' | 'reason'>): AutoscalerMemory {
-  const { belowPeak, aboveLow } = d.state;
+  const { belowPeak, belowRunningPeak, aboveLow } = d.state;
   return {
     aboveSinceMs: d.state.aboveSinceMs ?? 0,
     belowSinceMs: d.state.belowSinceMs ?? 0,
@@ -86,6 +96,7 @@ export function autoscalerMemory(d: Pick<Decision, 'state' | 'reason'>): Autosca
     lastChangeMs: d.state.lastChangeMs ?? 0,
     lastReason: d.reason,
     ...(belowPeak === undefined ? {} : { belowPeak }),
+    ...(belowRunningPeak === undefined ? {} : { belowRunningPeak }),
     ...(aboveLow === undefined ? {} : { aboveLow }),
   };
 }

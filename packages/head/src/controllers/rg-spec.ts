@@ -12,16 +12,14 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
-import { DEFAULT_SUBJECT_PREFIX, encodeEngineScrapeConfig, engineScrapeConfig, engineScrapeProblem, MAX_REQUEST_TIMEOUT_MS, MODEL_NAME_PATTERN, replicaEnv, replicaSubject, SPEC_LIMITS, type EngineScrapeConfig } from '@muster/contracts';
+import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_SUBJECT_PREFIX, encodeEngineScrapeConfig, engineScrapeConfig, engineScrapeProblem, MAX_IN_FLIGHT_PER_REPLICA, MAX_REQUEST_TIMEOUT_MS, MODEL_NAME_PATTERN, replicaEnv, replicaSubject, SPEC_LIMITS, type EngineScrapeConfig } from '@muster/contracts';
 import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
 import { specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
-import { namedMetricOf, parsePolicy, type AutoscalingPolicy } from '../autoscaler/index.js';
+import { namedMetricOf, parsePolicy, readsEngine, type AutoscalingPolicy } from '../autoscaler/index.js';
 
 const encodeScrape = (c: EngineScrapeConfig | undefined): string | undefined => (c ? encodeEngineScrapeConfig(c) : undefined);
-
-export const MAX_IN_FLIGHT_PER_REPLICA = 1_000_000;
 
 const replicaCount = z.int().min(0).max(SPEC_LIMITS.replicas, { error: (iss) => `${String(iss.input)} replicas; the limit is ${SPEC_LIMITS.replicas} (replicas)` });
 const counts = z
@@ -52,9 +50,6 @@ const schema = z.strictObject({
   engineMetrics: z.unknown(),
   autoscaling: z.unknown(),
 }, didYouMeanKeys);
-
-/** The router's per-replica limit when the spec says 0: NATS shards queue in the replica (serve()), HTTP shards in their engine. */
-export const DEFAULT_MAX_IN_FLIGHT = { nats: 32, http: 1024 } as const;
 
 /** The router's limit of calls in flight per replica for this group (membership carries it to routers). */
 export function maxInFlightOf(s: Pick<ReplicaGroupSpec, 'maxInFlightPerReplica' | 'httpPort'>): number {
@@ -130,7 +125,7 @@ function placementField(path: string): string {
 
 /** An `engine-*` policy needs an engine to scrape, and a named metric must be one the worker reports. */
 function checkEngineMetric(p: AutoscalingPolicy, s: ValidRgSpec): void {
-  if (!p.metric.startsWith('engine')) return;
+  if (!readsEngine(p.metric)) return;
   const scrape = engineScrapeOf(s);
   if (!scrape) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: autoscaling.metric: "${p.metric}" reads the engine's Prometheus metrics, which only HTTP shards have (set httpPort)`, { details: { fields: ['autoscaling.metric'] } });
   const named = namedMetricOf(p.metric);

@@ -186,7 +186,14 @@ export interface AutoscalerMemory {
    * while above it (set with below_since_ms / above_since_ms).
    */
   belowPeak?: number | undefined;
-  aboveLow?: number | undefined;
+  aboveLow?:
+    | number
+    | undefined;
+  /**
+   * The highest count of running calls seen while below the band (queue /
+   * engine-waiting size a scale-down for it; set with below_since_ms).
+   */
+  belowRunningPeak?: number | undefined;
 }
 
 export interface Replica {
@@ -1825,6 +1832,7 @@ function createBaseAutoscalerMemory(): AutoscalerMemory {
     lastReason: "",
     belowPeak: undefined,
     aboveLow: undefined,
+    belowRunningPeak: undefined,
   };
 }
 
@@ -1850,6 +1858,9 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
     }
     if (message.aboveLow !== undefined) {
       writer.uint32(57).double(message.aboveLow);
+    }
+    if (message.belowRunningPeak !== undefined) {
+      writer.uint32(65).double(message.belowRunningPeak);
     }
     return writer;
   },
@@ -1923,6 +1934,14 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
             message.aboveLow = reader.double();
             continue;
           }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.belowRunningPeak = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1972,6 +1991,11 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
         : isSet(object.above_low)
         ? globalThis.Number(object.above_low)
         : undefined,
+      belowRunningPeak: isSet(object.belowRunningPeak)
+        ? globalThis.Number(object.belowRunningPeak)
+        : isSet(object.below_running_peak)
+        ? globalThis.Number(object.below_running_peak)
+        : undefined,
     };
   },
 
@@ -1997,6 +2021,9 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
     }
     if (message.aboveLow !== undefined) {
       obj.aboveLow = floatToJson(message.aboveLow);
+    }
+    if (message.belowRunningPeak !== undefined) {
+      obj.belowRunningPeak = floatToJson(message.belowRunningPeak);
     }
     return obj;
   },
