@@ -95,3 +95,15 @@ export function templateBytes(t: { command?: string; args?: readonly string[]; e
   for (const [k, v] of Object.entries(t.env ?? {})) n += utf8Bytes(k) + utf8Bytes(v) + 2;
   return n;
 }
+
+/**
+ * What a replica group's name may be: 1-42 lower-case letters, digits and
+ * "-", starting and ending with a letter or digit (it becomes part of NATS
+ * subjects, gang and placement group names). The head's spec schema, the SDK
+ * and the gateway's paths check this one rule.
+ */
+export const REPLICA_GROUP_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$/;
+/** A data-plane call's deadline when neither the call nor its group names one (ms). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** A gang's startup deadline when its spec's `startup.deadlineMs` is unset (0) (ms). */
+export const DEFAULT_STARTUP_DEADLINE_MS = 60_000;
