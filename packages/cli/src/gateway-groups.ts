@@ -155,5 +155,5 @@ export function checkGroupName(name: string): string {
   if (REPLICA_GROUP_NAME_PATTERN.test(name)) return name;
   const lower = name.toLowerCase();
   const hint = REPLICA_GROUP_NAME_PATTERN.test(lower) ? `; did you mean "${lower}"?` : '';
-  throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}": group names are 1-42 lower-case letters, digits and "-", matched as the head stores them${hint}`, { details: { field: 'group' } });
+  throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}": group names are lower-case letters, digits and "-" (at most 42), matched as the head stores them${hint}`, { details: { field: 'group' } });
 }

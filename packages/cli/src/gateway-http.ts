@@ -145,28 +145,19 @@ export function fail(req: IncomingMessage, res: ServerResponse, e: unknown): voi
   res.end(a.body);
 }
 
-/**
- * A signal for a call whose answer goes to `res`: it aborts when the client
- * goes away before the answer ended (CANCELLED), or at the call's deadline
- * (DEADLINE_EXCEEDED) — so a write waiting on a client that reads nothing
- * ends with the call, not with the socket.
- */
-export function abortOnClose(res: ServerResponse, timeoutMs: number): AbortSignal {
+/** A signal that aborts when the client goes away before its answer ended: the call's `signal`. */
+export function abortOnClose(res: ServerResponse): AbortSignal {
   const abort = new AbortController();
-  const onClose = () => {
+  res.once('close', () => {
     if (!res.writableFinished) abort.abort(new MusterError(ErrorCode.CANCELLED, 'the client went away'));
-  };
-  res.once('close', onClose);
-  const timer = setTimeout(() => abort.abort(new MusterError(ErrorCode.DEADLINE_EXCEEDED, `the call passed its deadline of ${timeoutMs} ms`)), timeoutMs);
-  timer.unref();
-  res.once('close', () => clearTimeout(timer));
+  });
   return abort.signal;
 }
 
 /**
  * Writes `chunk` and waits until the socket takes more (back-pressure): the
  * next chunk is pulled from the replica only then. False when the client
- * went away meanwhile or `signal` aborted (the call's deadline).
+ * went away meanwhile or `signal` aborted (the call's deadline passed).
  */
 export function writeAndWait(res: ServerResponse, chunk: string | Uint8Array, signal?: AbortSignal): Promise<boolean> {
   if (res.destroyed || signal?.aborted) return Promise.resolve(false);
@@ -194,16 +185,18 @@ export interface PipeOptions {
   trailer?: () => string | undefined;
   /** The stream failed after the headers went out: its last words (NDJSON's error line); none: the connection is cut. */
   lastWords?: (e: unknown) => string;
-  /** The call's signal (abortOnClose): a write waiting on the client gives up with it. */
-  signal: AbortSignal;
+  /** The call's deadline (ms from now): a write still waiting on the client then gives up. */
+  timeoutMs: number;
 }
 
 /**
  * Writes a streamed answer as it comes, with back-pressure (writeAndWait).
  * An error before the first chunk is thrown (the caller answers it as an
  * error); after it, `lastWords` ends the body, or the connection is cut. The
- * client leaving or the deadline passing leaves the loop, which cancels the
- * call on its replica.
+ * client leaving, or the deadline passing while a write waits for a client
+ * that reads nothing, leaves the loop (the connection cut), which cancels
+ * the call on its replica. (The deadline of the call itself is the router's:
+ * it ends the stream with DEADLINE_EXCEEDED, the 504 or last words above.)
  */
 export async function pipeChunks(res: ServerResponse, chunks: AsyncIterable<unknown>, o: PipeOptions): Promise<void> {
   let started = false;
@@ -214,15 +207,19 @@ export async function pipeChunks(res: ServerResponse, chunks: AsyncIterable<unkn
     res.flushHeaders();
     return h.consumed === true;
   };
+  const late = new AbortController();
+  const timer = setTimeout(() => late.abort(), o.timeoutMs);
   try {
     for await (const chunk of chunks) {
       if (!started && start(chunk)) continue;
-      if (!(await writeAndWait(res, o.encode(chunk), o.signal))) return void res.destroy(); // leaving the loop cancels the call
+      if (!(await writeAndWait(res, o.encode(chunk), late.signal))) return void res.destroy(); // leaving the loop cancels the call
     }
   } catch (e) {
     if (!started || !o.lastWords) throw e;
     res.end(o.lastWords(e));
     return;
+  } finally {
+    clearTimeout(timer);
   }
   if (!started) start(undefined);
   res.end(o.trailer?.());

@@ -75,10 +75,10 @@ export async function openAiCall(req: IncomingMessage, res: ServerResponse, path
     res.end(`${JSON.stringify(answer)}\n`);
     return;
   }
-  const signal = abortOnClose(res, opts.timeoutMs);
+  const signal = abortOnClose(res);
   let objects = false;
   await pipeChunks(res, handle.stream(payload, { ...opts, signal }), {
-    signal,
+    timeoutMs: opts.timeoutMs,
     head: () => ({ status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' } }),
     encode: (chunk) => {
       if (typeof chunk === 'string') return chunk;

@@ -51,10 +51,10 @@ export function bridgePayload(req: IncomingMessage, p: ProxyRequest, head: boole
 
 /** Sends `p` to `g` and writes the shard's answer to `res` as it comes (see the top of this file). */
 export async function proxyHttp(req: IncomingMessage, res: ServerResponse, g: ReplicaGroup, p: ProxyRequest): Promise<void> {
-  const signal = abortOnClose(res, p.timeoutMs);
+  const signal = abortOnClose(res);
   const stream = g.stream(bridgePayload(req, p, true), { timeoutMs: p.timeoutMs, idempotent: p.idempotent, signal, onReplica: p.onReplica });
   await pipeChunks(res, stream, {
-    signal,
+    timeoutMs: p.timeoutMs,
     head: (first) => {
       if (first === undefined) return { status: 502, headers: {} };
       const head = headOf(first);

@@ -148,9 +148,9 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
       res.end(`${JSON.stringify(answer)}\n`);
       return;
     }
-    const signal = abortOnClose(res, callOpts.timeoutMs);
+    const signal = abortOnClose(res);
     await pipeChunks(res, g.stream(payload, { ...callOpts, signal }), {
-      signal,
+      timeoutMs: callOpts.timeoutMs,
       head: () => ({ status: 200, headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' } }),
       encode: (chunk) => `${JSON.stringify(chunk)}\n`,
       // Headers are gone: the error becomes the last line.
