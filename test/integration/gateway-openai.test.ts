@@ -7,12 +7,14 @@
  * Shown here: chat, completions and embeddings by model name, streamed (SSE
  * arriving while the engine still generates, with no Accept header) and
  * not; /v1/models; unknown model → OpenAI 404 listing the models; upstream
- * 4xx/5xx passed through (OpenAI routes, /http/ and /call); 413; the
+ * 4xx/5xx passed through (OpenAI routes, /http/ and /call); a binary upload
+ * through /http/ unchanged; 413; the
  * deadline header → 504; x-request-id in and out; the client going away
  * stops the engine's generation; an upper-case group name's clear 404; and a
  * call arriving at zero replicas served after a model load longer than the
  * group's own request deadline (it waits up to the startup deadline).
  */
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster } from '@muster/sdk';
@@ -128,6 +130,10 @@ describe('gateway: OpenAI-compatible routes', () => {
       expect(r.status).toBe(status);
       expect(await r.json()).toEqual({ error: { message: `failed as asked (${status})`, type: status >= 500 ? 'server_error' : 'invalid_request_error', param: null, code: status } });
     }
+    // A binary upload (audio) reaches the shard byte for byte.
+    const audio = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7) % 256));
+    const upload = await fetch(`${base}/v1/groups/llm/http/v1/audio/transcriptions`, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=b' }, body: audio });
+    expect(await upload.json()).toEqual({ bytes: 4096, sha256: createHash('sha256').update(audio).digest('hex') });
     const viaHttp = await post('/v1/groups/llm/http/v1/completions', { model: 'nope', prompt: 'x' });
     expect(viaHttp.status).toBe(404);
     const viaCall = await post('/v1/groups/llm/call', { path: '/v1/completions', body: { model: 'nope', prompt: 'x' } });

@@ -6,15 +6,20 @@
  *
  * The list is read again at most once a second, and at once (still at most
  * every 250 ms) when a request names a model or group not in it, so a group
- * applied a moment ago is found by its first request. Model names are unique
- * across groups (the head refuses an apply that takes another group's name);
- * should two groups still claim one (applied concurrently), the first by name
- * wins and /v1/models lists the model once. Bounds: one entry per group the
+ * applied a moment ago is found by its first request. A failed read (the head
+ * down or failing over) is tried again no sooner than a read would be: until
+ * then, and after it, requests are routed by the last list that was read (the
+ * data plane does not need the head); only before any list was read does the
+ * error reach the request. Model names are unique across groups (the head
+ * refuses an apply that takes another group's name); should two groups still
+ * claim one (applied concurrently), the first by name routes it, and
+ * /v1/models lists it once, with that group. Bounds: one entry per group the
  * head holds (its own limits bound that), handles of groups gone from the
  * list are closed.
  */
 import { ErrorCode, MusterError, type Cluster, type ReplicaGroup } from '@muster/sdk';
-import { DEFAULT_STARTUP_DEADLINE_MS, type DeadlineDefaults } from './gateway-http.js';
+import { DEFAULT_STARTUP_DEADLINE_MS, REPLICA_GROUP_NAME_PATTERN } from '@muster/contracts';
+import type { DeadlineDefaults } from './gateway-http.js';
 
 /** One group as the gateway routes to it. */
 export interface GroupInfo {
@@ -31,10 +36,20 @@ export interface GroupInfo {
 const FRESH_MS = 1_000;
 const MISS_REFRESH_MS = 250;
 
+/** A model the gateway routes, and the group that serves it. */
+export interface ModelRoute {
+  id: string;
+  group: GroupInfo;
+}
+
 export class GroupDirectory {
   private byName = new Map<string, GroupInfo>();
   private byModel = new Map<string, GroupInfo>();
+  /** When the last list was read (0: never), and when a read was last tried (read or failed). */
   private readAt = 0;
+  private triedAt = 0;
+  /** Why the last try failed (undefined: it read). */
+  private failed: unknown;
   private reading: Promise<void> | undefined;
   private readonly handles = new Map<string, Promise<ReplicaGroup>>();
 
@@ -47,17 +62,20 @@ export class GroupDirectory {
     return this.byModel.get(model);
   }
 
-  /** The group named `name` as listed (undefined: not in the list, or the head did not answer). */
-  async info(name: string): Promise<GroupInfo | undefined> {
-    await this.fresh(FRESH_MS).catch(() => undefined);
+  /**
+   * The group named `name` as listed: `known` is false when no list could be
+   * read (the head did not answer), so its absence proves nothing.
+   */
+  async info(name: string): Promise<{ group: GroupInfo | undefined; known: boolean }> {
+    const known = await this.fresh(FRESH_MS).then(() => true, () => false);
     if (!this.byName.has(name)) await this.fresh(MISS_REFRESH_MS).catch(() => undefined);
-    return this.byName.get(name);
+    return { group: this.byName.get(name), known: known || this.readAt > 0 };
   }
 
-  /** Every served model and its group, by model name. */
-  async models(): Promise<GroupInfo[]> {
+  /** Every served model and the group that routes it, by model name. */
+  async models(): Promise<ModelRoute[]> {
     await this.fresh(FRESH_MS);
-    return [...this.byModel.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, g]) => g);
+    return [...this.byModel.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([id, group]) => ({ id, group }));
   }
 
   /** The handle of `name` (its router is kept between calls). */
@@ -71,21 +89,33 @@ export class GroupDirectory {
     return g;
   }
 
-  /** Drops `name`'s handle (a group with no replica may have been deleted: look it up again next time). */
-  forget(name: string): void {
+  close(): void {
+    for (const name of [...this.handles.keys()]) this.forget(name);
+  }
+
+  /** Drops `name`'s handle and closes its router. */
+  private forget(name: string): void {
     const g = this.handles.get(name);
     this.handles.delete(name);
     void g?.then((h) => h.close(), () => undefined);
   }
 
-  close(): void {
-    for (const name of [...this.handles.keys()]) this.forget(name);
-  }
-
-  private fresh(maxAgeMs: number): Promise<void> {
-    if (Date.now() - this.readAt < maxAgeMs) return Promise.resolve();
-    this.reading ??= this.read().finally(() => (this.reading = undefined));
-    return this.reading;
+  /**
+   * Reads the list when the last try is older than `maxAgeMs`. A failed read
+   * rejects only while no list was ever read; after that the stale list serves.
+   */
+  private async fresh(maxAgeMs: number): Promise<void> {
+    if (Date.now() - this.triedAt >= maxAgeMs) {
+      this.reading ??= this.read().then(
+        () => (this.failed = undefined),
+        (e: unknown) => void (this.failed = e),
+      ).finally(() => {
+        this.triedAt = Date.now();
+        this.reading = undefined;
+      });
+      await this.reading;
+    }
+    if (this.readAt === 0 && this.failed !== undefined) throw this.failed;
   }
 
   private async read(): Promise<void> {
@@ -122,8 +152,8 @@ export function deadlinesOf(g: GroupInfo | undefined): DeadlineDefaults {
 
 /** A group name as the path gives it, checked against the head's naming rule before any lookup. */
 export function checkGroupName(name: string): string {
-  if (/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)) return name;
+  if (REPLICA_GROUP_NAME_PATTERN.test(name)) return name;
   const lower = name.toLowerCase();
-  const hint = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(lower) ? `; did you mean "${lower}"?` : '';
-  throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}": group names are lower-case letters, digits and "-", matched as the head stores them${hint}`, { details: { field: 'group' } });
+  const hint = REPLICA_GROUP_NAME_PATTERN.test(lower) ? `; did you mean "${lower}"?` : '';
+  throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}": group names are lower-case letters, digits and "-" (at most 42), matched as the head stores them${hint}`, { details: { field: 'group' } });
 }

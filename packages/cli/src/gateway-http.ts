@@ -17,19 +17,21 @@
  * gateway's stable code: `{"error":{"message","type","param","code"}}`.
  * Upstream answers (an HTTP shard's 4xx/5xx) are not errors of the gateway:
  * they pass through as they are (gateway-proxy.ts).
+ *
+ * Bodies stay bytes (a multipart audio upload to an HTTP shard passes
+ * unchanged); only a route that parses JSON decodes them. Streamed answers,
+ * whatever their format (NDJSON, SSE, an HTTP shard's bytes), go through one
+ * loop, pipeChunks: the next chunk is taken only when the client's socket took
+ * the last, and the client leaving or the call's deadline stops it.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { MAX_REQUEST_TIMEOUT_MS } from '@muster/contracts';
+import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_REQUEST_TIMEOUT_MS } from '@muster/contracts';
 import { ErrorCode, MusterError, isMusterError } from '@muster/sdk';
 import { HttpError, bodyTooLarge } from './gateway-auth.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 export const TIMEOUT_HEADER = 'x-muster-timeout-ms';
-/** A call's deadline when neither the request nor its group names one. */
-export const DEFAULT_TIMEOUT_MS = 30_000;
-/** The gang's default startup deadline (a group's `startup.deadlineMs` unset). */
-export const DEFAULT_STARTUP_DEADLINE_MS = 60_000;
 
 const statusOf: Partial<Record<string, number>> = {
   [ErrorCode.INVALID_ARGUMENT]: 400,
@@ -71,7 +73,7 @@ export interface DeadlineDefaults {
 export function callOptions(req: IncomingMessage, d: DeadlineDefaults = { requestTimeoutMs: 0, coldStartMs: 0 }): { timeoutMs: number; idempotent: boolean } {
   const asked = Number(req.headers[TIMEOUT_HEADER]);
   const explicit = Number.isFinite(asked) && asked > 0;
-  const timeoutMs = explicit ? asked : (d.requestTimeoutMs || DEFAULT_TIMEOUT_MS) + d.coldStartMs;
+  const timeoutMs = explicit ? asked : (d.requestTimeoutMs || DEFAULT_REQUEST_TIMEOUT_MS) + d.coldStartMs;
   return { timeoutMs: Math.min(timeoutMs, MAX_REQUEST_TIMEOUT_MS), idempotent: req.headers['x-muster-idempotent'] === 'true' };
 }
 
@@ -80,7 +82,7 @@ export function callOptions(req: IncomingMessage, d: DeadlineDefaults = { reques
  * throws a 413 (a body without a Content-Length, or one that lied). A client
  * waiting on `Expect: 100-continue` is told to send only now, after the checks.
  */
-export function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promise<string> {
+export function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promise<Buffer> {
   if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
   // Listeners, not `for await`: leaving that loop early destroys the socket, and the 413 with it.
   return new Promise((resolve, reject) => {
@@ -91,7 +93,7 @@ export function readBody(req: IncomingMessage, res: ServerResponse, max: number)
       if (e) {
         req.pause();
         reject(e);
-      } else resolve(Buffer.concat(chunks).toString('utf8'));
+      } else resolve(Buffer.concat(chunks));
     };
     const onData = (c: Buffer) => {
       size += c.length;
@@ -103,7 +105,9 @@ export function readBody(req: IncomingMessage, res: ServerResponse, max: number)
   });
 }
 
-export function parseJson(text: string): unknown {
+/** A JSON body (as UTF-8); an empty one is null. */
+export function parseJson(body: Buffer): unknown {
+  const text = body.toString('utf8');
   if (text.trim() === '') return null;
   try {
     return JSON.parse(text);
@@ -141,21 +145,82 @@ export function fail(req: IncomingMessage, res: ServerResponse, e: unknown): voi
   res.end(a.body);
 }
 
+/** A signal that aborts when the client goes away before its answer ended: the call's `signal`. */
+export function abortOnClose(res: ServerResponse): AbortSignal {
+  const abort = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) abort.abort(new MusterError(ErrorCode.CANCELLED, 'the client went away'));
+  });
+  return abort.signal;
+}
+
 /**
  * Writes `chunk` and waits until the socket takes more (back-pressure): the
  * next chunk is pulled from the replica only then. False when the client
- * went away meanwhile.
+ * went away meanwhile or `signal` aborted (the call's deadline passed).
  */
-export function writeAndWait(res: ServerResponse, chunk: string | Uint8Array): Promise<boolean> {
-  if (res.destroyed) return Promise.resolve(false);
+export function writeAndWait(res: ServerResponse, chunk: string | Uint8Array, signal?: AbortSignal): Promise<boolean> {
+  if (res.destroyed || signal?.aborted) return Promise.resolve(false);
   if (res.write(chunk)) return Promise.resolve(true);
   return new Promise((resolve) => {
     const onDrain = () => settle(true);
     const onClose = () => settle(false);
     const settle = (ok: boolean) => {
       res.off('drain', onDrain).off('close', onClose);
+      signal?.removeEventListener('abort', onClose);
       resolve(ok);
     };
     res.once('drain', onDrain).once('close', onClose);
+    signal?.addEventListener('abort', onClose, { once: true });
   });
+}
+
+/** How pipeChunks writes one kind of streamed answer. */
+export interface PipeOptions {
+  /** The answer's status and headers, given the first chunk (undefined: the stream had none); `consumed`: that chunk was the head, not body. */
+  head: (first: unknown) => { status: number; headers: Record<string, string>; consumed?: boolean };
+  /** One chunk as the bytes or text written. */
+  encode: (chunk: unknown) => string | Uint8Array;
+  /** Written after the last chunk (SSE's `[DONE]`). */
+  trailer?: () => string | undefined;
+  /** The stream failed after the headers went out: its last words (NDJSON's error line); none: the connection is cut. */
+  lastWords?: (e: unknown) => string;
+  /** The call's deadline (ms from now): a write still waiting on the client then gives up. */
+  timeoutMs: number;
+}
+
+/**
+ * Writes a streamed answer as it comes, with back-pressure (writeAndWait).
+ * An error before the first chunk is thrown (the caller answers it as an
+ * error); after it, `lastWords` ends the body, or the connection is cut. The
+ * client leaving, or the deadline passing while a write waits for a client
+ * that reads nothing, leaves the loop (the connection cut), which cancels
+ * the call on its replica. (The deadline of the call itself is the router's:
+ * it ends the stream with DEADLINE_EXCEEDED, the 504 or last words above.)
+ */
+export async function pipeChunks(res: ServerResponse, chunks: AsyncIterable<unknown>, o: PipeOptions): Promise<void> {
+  let started = false;
+  const start = (first: unknown) => {
+    started = true;
+    const h = o.head(first);
+    res.writeHead(h.status, h.headers);
+    res.flushHeaders();
+    return h.consumed === true;
+  };
+  const late = new AbortController();
+  const timer = setTimeout(() => late.abort(), o.timeoutMs);
+  try {
+    for await (const chunk of chunks) {
+      if (!started && start(chunk)) continue;
+      if (!(await writeAndWait(res, o.encode(chunk), late.signal))) return void res.destroy(); // leaving the loop cancels the call
+    }
+  } catch (e) {
+    if (!started || !o.lastWords) throw e;
+    res.end(o.lastWords(e));
+    return;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!started) start(undefined);
+  res.end(o.trailer?.());
 }

@@ -14,11 +14,12 @@
  *     the router cancels it on the replica, whose bridge aborts the shard's
  *     request (its socket closes, as vLLM expects of a client that left).
  *
- * The gateway's own key header stays here; `x-request-id` goes on.
+ * The body goes as bytes (a multipart upload arrives as it was sent); the
+ * gateway's own key header stays here; `x-request-id` goes on.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, MusterError, type ReplicaGroup } from '@muster/sdk';
-import { REQUEST_ID_HEADER, writeAndWait } from './gateway-http.js';
+import { REQUEST_ID_HEADER, abortOnClose, pipeChunks } from './gateway-http.js';
 
 /** Request headers an HTTP shard gets (the API key's header only when the key did not come in it). */
 const FORWARDED = ['content-type', 'accept', 'authorization', 'user-agent'];
@@ -27,7 +28,8 @@ export interface ProxyRequest {
   method: string;
   /** Path and query on the shard. */
   path: string;
-  body: string;
+  /** The request body as it came (empty: none). */
+  body: Uint8Array;
   requestId: string;
   /** The header the gateway's API key came in: not passed on. */
   keyHeader: string | undefined;
@@ -44,36 +46,22 @@ export function bridgePayload(req: IncomingMessage, p: ProxyRequest, head: boole
   const headers: Record<string, string> = { [REQUEST_ID_HEADER]: p.requestId };
   for (const k of FORWARDED) if (k !== p.keyHeader && typeof req.headers[k] === 'string') headers[k] = req.headers[k];
   if (p.json && !headers['content-type']?.includes('json')) headers['content-type'] = 'application/json';
-  return { method: p.method, path: p.path, headers, ...(p.body ? { body: p.body } : {}), ...(head ? { head: true } : {}) };
+  return { method: p.method, path: p.path, headers, ...(p.body.length > 0 ? { body: p.body } : {}), ...(head ? { head: true } : {}) };
 }
 
 /** Sends `p` to `g` and writes the shard's answer to `res` as it comes (see the top of this file). */
 export async function proxyHttp(req: IncomingMessage, res: ServerResponse, g: ReplicaGroup, p: ProxyRequest): Promise<void> {
-  const abort = new AbortController();
-  const onClose = () => {
-    if (!res.writableFinished) abort.abort(new MusterError(ErrorCode.CANCELLED, 'the client went away'));
-  };
-  res.once('close', onClose);
-  const stream = g.stream(bridgePayload(req, p, true), { timeoutMs: p.timeoutMs, idempotent: p.idempotent, signal: abort.signal, onReplica: p.onReplica });
-  try {
-    let started = false;
-    for await (const chunk of stream) {
-      let body = chunk;
-      if (!started) {
-        started = true;
-        const head = headOf(chunk);
-        res.writeHead(head.status, { ...head.headers, [REQUEST_ID_HEADER]: p.requestId });
-        res.flushHeaders();
-        if (head.legacy === undefined) continue;
-        body = head.legacy;
-      }
-      if (!(await writeAndWait(res, bodyBytes(body)))) return; // the client left: leaving the loop cancels the call
-    }
-    if (!started) res.writeHead(502, { [REQUEST_ID_HEADER]: p.requestId });
-    res.end();
-  } finally {
-    res.off('close', onClose);
-  }
+  const signal = abortOnClose(res);
+  const stream = g.stream(bridgePayload(req, p, true), { timeoutMs: p.timeoutMs, idempotent: p.idempotent, signal, onReplica: p.onReplica });
+  await pipeChunks(res, stream, {
+    timeoutMs: p.timeoutMs,
+    head: (first) => {
+      if (first === undefined) return { status: 502, headers: {} };
+      const head = headOf(first);
+      return { status: head.status, headers: head.headers, consumed: head.legacy === undefined };
+    },
+    encode: bodyBytes,
+  });
 }
 
 /**
@@ -100,11 +88,11 @@ function bodyBytes(chunk: unknown): string | Uint8Array {
  * A unary answer of the HTTP bridge (`POST /v1/groups/<g>/call` on an HTTP
  * group): its status and body, not wrapped in a 200.
  */
-export function writeBridgeAnswer(res: ServerResponse, answer: unknown, requestId: string): boolean {
+export function writeBridgeAnswer(res: ServerResponse, answer: unknown): boolean {
   const a = answer as { status?: unknown; headers?: unknown; body?: unknown } | undefined;
   if (!a || typeof a !== 'object' || typeof a.status !== 'number' || !a.headers || typeof a.headers !== 'object') return false;
   const ct = (a.headers as Record<string, unknown>)['content-type'];
-  res.writeHead(a.status, { 'content-type': typeof ct === 'string' ? ct : 'application/octet-stream', [REQUEST_ID_HEADER]: requestId });
+  res.writeHead(a.status, { 'content-type': typeof ct === 'string' ? ct : 'application/octet-stream' });
   res.end(typeof a.body === 'string' ? a.body : JSON.stringify(a.body));
   return true;
 }

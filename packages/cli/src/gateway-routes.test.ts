@@ -5,12 +5,16 @@
  * status passed through on every route, back-pressure and cancellation of a
  * streamed answer.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, MusterError, type Cluster } from '@muster/sdk';
 import { startGateway, type Gateway } from './gateway.js';
 import { callOptions, errorAnswer, requestIdOf } from './gateway-http.js';
+import { createKey } from './gateway-keys.js';
 
 const headers = (h: Record<string, string>) => ({ headers: h }) as unknown as IncomingMessage;
 
@@ -44,11 +48,18 @@ interface StandIn {
   /** Body chunks the stand-in HTTP group has produced (what the client did not take yet stays unproduced). */
   produced: () => number;
   cancelled: () => boolean;
+  /** Handles asked of the head (`replicaGroups.get`), by name. */
+  gets: string[];
 }
 
-/** Groups `llm` (HTTP, models a and b) and `ts` (TS, model t); `llm` streams `chunks` pieces of 64 KiB. */
+/**
+ * Groups `llm` (HTTP, models a and b), `ts` (TS, model t) and `other` (HTTP,
+ * models b — `llm`, first by name, routes it — and c); `llm` streams `chunks`
+ * pieces of 64 KiB.
+ */
 function standIn(chunks = 1, status = 200): StandIn {
   const calls: unknown[] = [];
+  const gets: string[] = [];
   let produced = 0;
   let cancelled = false;
   const handle = (http: boolean) => ({
@@ -74,11 +85,14 @@ function standIn(chunks = 1, status = 200): StandIn {
   const view = (name: string, httpPort: string, models: string[]) => ({ toJSON: () => ({ name, deleting: false, replicas: [{ state: 'ready' }], spec: { httpPort, models, requestTimeoutMs: 0 } }) });
   const cluster = {
     replicaGroups: {
-      get: (name: string) => Promise.resolve(handle(name === 'llm')),
-      list: () => Promise.resolve([view('llm', 'http', ['a', 'b']), view('ts', '', ['t'])]),
+      get: (name: string) => {
+        gets.push(name);
+        return Promise.resolve(handle(name !== 'ts'));
+      },
+      list: () => Promise.resolve([view('llm', 'http', ['a', 'b']), view('other', 'http', ['b', 'c']), view('ts', '', ['t'])]),
     },
   } as unknown as Cluster;
-  return { cluster, calls, produced: () => produced, cancelled: () => cancelled };
+  return { cluster, calls, gets, produced: () => produced, cancelled: () => cancelled };
 }
 
 describe('the gateway routes', () => {
@@ -93,12 +107,12 @@ describe('the gateway routes', () => {
     const s = standIn(1, 429);
     await start(s);
     const models = (await (await fetch(`${gw!.url}/v1/models`)).json()) as { data: Array<{ id: string }> };
-    expect(models.data.map((m) => m.id)).toEqual(['a', 'b', 't']);
+    expect(models.data.map((m) => m.id)).toEqual(['a', 'b', 'c', 't']);
     const viaModel = await fetch(`${gw!.url}/v1/completions`, { method: 'POST', body: JSON.stringify({ model: 'b', prompt: 'x' }) });
     expect(viaModel.status).toBe(429);
     expect(viaModel.headers.get('content-type')).toBe('text/event-stream');
     expect(viaModel.headers.get('connection')).not.toBe('keep-alive-from-upstream');
-    expect(s.calls[0]).toMatchObject({ method: 'POST', path: '/v1/completions', head: true, body: '{"model":"b","prompt":"x"}' });
+    expect(s.calls[0]).toMatchObject({ method: 'POST', path: '/v1/completions', head: true, body: Buffer.from('{"model":"b","prompt":"x"}') });
     const ts = await fetch(`${gw!.url}/v1/embeddings`, { method: 'POST', body: JSON.stringify({ model: 't', input: 'x' }) });
     expect(await ts.json()).toEqual({ answer: { method: 'POST', path: '/v1/embeddings', headers: { 'x-request-id': ts.headers.get('x-request-id') }, body: { model: 't', input: 'x' } } });
     const call = await fetch(`${gw!.url}/v1/groups/llm/call`, { method: 'POST', body: '{"path":"/x"}' });
@@ -127,5 +141,58 @@ describe('the gateway routes', () => {
     res.destroy();
     for (let i = 0; i < 100 && !s.cancelled(); i++) await new Promise((r) => setTimeout(r, 50));
     expect(s.cancelled()).toBe(true);
+  });
+
+  it('passes a binary body to an HTTP group unchanged', async () => {
+    const s = standIn();
+    await start(s);
+    const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const r = await fetch(`${gw!.url}/v1/groups/llm/http/v1/audio/transcriptions`, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=x' }, body: bytes });
+    expect(r.status).toBe(200);
+    expect((s.calls[0] as { body: Buffer }).body.equals(bytes)).toBe(true);
+  });
+
+  it('answers a group not in the list with 404 without asking the head, /http/ on a group that does not speak HTTP with 404, and POST /v1/models with 405', async () => {
+    const s = standIn();
+    await start(s);
+    const nope = await fetch(`${gw!.url}/v1/groups/nope/call`, { method: 'POST', body: '{}' });
+    expect([nope.status, ((await nope.json()) as { error: { message: string } }).error.message]).toEqual([404, 'no replica group "nope"']);
+    const tooLong = await fetch(`${gw!.url}/v1/groups/${'a'.repeat(43)}/call`, { method: 'POST', body: '{}' });
+    expect(tooLong.status).toBe(404);
+    const notHttp = await fetch(`${gw!.url}/v1/groups/ts/http/x`);
+    expect([notHttp.status, ((await notHttp.json()) as { error: { message: string } }).error.message]).toEqual([404, expect.stringMatching(/"ts" does not speak HTTP/)]);
+    expect(s.gets).toEqual([]);
+    const post = await fetch(`${gw!.url}/v1/models`, { method: 'POST', body: '{}' });
+    expect([post.status, post.headers.get('allow')]).toEqual([405, 'GET']);
+  });
+
+  it('lists to a key only the models it may call through the group that routes them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gateway-routes-'));
+    try {
+      const keysFile = join(dir, 'keys.yaml');
+      const key = await createKey(keysFile, { name: 'other-only', groups: ['other'] });
+      gw = await startGateway(standIn().cluster, { listen: { host: '127.0.0.1', port: 0 }, keysFile });
+      const auth = { authorization: `Bearer ${key}` };
+      // "b" is listed by "other" too, but "llm" routes it: a key for "other" cannot call it.
+      const models = (await (await fetch(`${gw.url}/v1/models`, { headers: auth })).json()) as { data: unknown[] };
+      expect(models.data).toEqual([{ id: 'c', object: 'model', created: 0, owned_by: 'muster', group: 'other' }]);
+      const call = await fetch(`${gw.url}/v1/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ model: 'b', prompt: 'x' }) });
+      expect(call.status).toBe(404);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ends a stream to a client that reads nothing at the call\'s deadline, cancelling it on the replica', async () => {
+    const s = standIn(3_000);
+    await start(s);
+    const req = request(new URL(`${gw!.url}/v1/groups/llm/http/v1/completions`), { method: 'POST', headers: { 'x-muster-timeout-ms': '1000' } });
+    const res = await new Promise<IncomingMessage>((resolve) => req.on('response', resolve).end('{}'));
+    res.pause();
+    res.on('error', () => undefined);
+    for (let i = 0; i < 100 && !s.cancelled(); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(s.cancelled()).toBe(true);
+    expect(s.produced()).toBeLessThan(3_000);
+    res.destroy();
   });
 });

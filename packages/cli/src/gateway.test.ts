@@ -15,7 +15,7 @@ import { createKey } from './gateway-keys.js';
 /**
  * A cluster whose every group answers with what it was sent: a unary call
  * as the HTTP bridge would, a stream as the bridge's `head: true` stream
- * (status and headers, then the body's bytes). It lists no group.
+ * (status and headers, then the body's bytes). It lists groups `echo` and `llm`.
  */
 function standIn(calls: unknown[]): Cluster {
   const group = {
@@ -30,7 +30,8 @@ function standIn(calls: unknown[]): Cluster {
     },
     close: () => undefined,
   };
-  return { replicaGroups: { get: () => Promise.resolve(group), list: () => Promise.resolve([]) } } as unknown as Cluster;
+  const listed = (name: string) => ({ toJSON: () => ({ name, deleting: false, replicas: [{ state: 'ready' }], spec: { httpPort: 'http', models: [] } }) });
+  return { replicaGroups: { get: () => Promise.resolve(group), list: () => Promise.resolve([listed('echo'), listed('llm')]) } } as unknown as Cluster;
 }
 
 /** POSTs with a declared `size` and no `Expect`, sends the headers and one 64 KiB chunk, and waits for the answer. */
@@ -75,8 +76,8 @@ describe('the gateway', () => {
     expect(viaApiKey.status).toBe(200);
     expect(viaApiKey.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     expect(calls).toMatchObject([
-      { method: 'POST', path: '/v1/completions', headers: { accept: '*/*', 'content-type': 'application/json' }, body: '{}', head: true },
-      { method: 'POST', path: '/v1/completions', headers: { accept: '*/*', 'content-type': 'text/plain;charset=UTF-8', authorization: 'Bearer shard-own-key' }, body: '{}', head: true },
+      { method: 'POST', path: '/v1/completions', headers: { accept: '*/*', 'content-type': 'application/json' }, body: Buffer.from('{}'), head: true },
+      { method: 'POST', path: '/v1/completions', headers: { accept: '*/*', 'content-type': 'text/plain;charset=UTF-8', authorization: 'Bearer shard-own-key' }, body: Buffer.from('{}'), head: true },
     ]);
     expect((calls[0] as { headers: Record<string, string> }).headers.authorization).toBeUndefined();
     expect(JSON.stringify(calls)).not.toContain(key);

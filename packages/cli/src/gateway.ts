@@ -35,9 +35,9 @@ import type { AddressInfo } from 'node:net';
 import { MAX_MESSAGE_BYTES } from '@muster/contracts';
 import { ErrorCode, MusterError, isMusterError, type Cluster } from '@muster/sdk';
 import { readKeyFile, readPemFile } from '@muster/common';
-import { RateLimiter, authenticate, authorize, checkDeclaredLength } from './gateway-auth.js';
+import { HttpError, RateLimiter, authenticate, authorize, checkDeclaredLength } from './gateway-auth.js';
 import { GroupDirectory, checkGroupName, deadlinesOf } from './gateway-groups.js';
-import { REQUEST_ID_HEADER, callOptions, fail, parseJson, readBody, requestIdOf, writeAndWait } from './gateway-http.js';
+import { REQUEST_ID_HEADER, abortOnClose, callOptions, fail, parseJson, pipeChunks, readBody, requestIdOf } from './gateway-http.js';
 import { KeyRing, readKeysFile } from './gateway-keys.js';
 import type { GatewayObserver, RequestRecord } from './gateway-metrics.js';
 import { OPENAI_ROUTES, listModels, openAiCall } from './gateway-openai.js';
@@ -94,12 +94,7 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
     const requestId = requestIdOf(req);
     res.setHeader(REQUEST_ID_HEADER, requestId);
     const record = opts.observer?.begin(req, res, requestId);
-    void handle(req, res, requestId, record).catch((e: unknown) => {
-      // A group with no replica may have been deleted: look it up again next time (404 then).
-      const name = /^\/v1\/groups\/([a-z0-9-]+)\//.exec(req.url ?? '')?.[1];
-      if (name && isMusterError(e) && e.code === ErrorCode.NO_REPLICAS) groups.forget(name);
-      fail(req, res, e);
-    });
+    void handle(req, res, requestId, record).catch((e: unknown) => fail(req, res, e));
   };
   const tls = opts.tls ? readTls(opts.tls) : undefined;
   const server: Server | HttpsServer = tls ? createHttpsServer(tls, onRequest) : createServer(onRequest);
@@ -118,7 +113,7 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
       checkDeclaredLength(req, maxBody);
       const ctx = { groups, limiter, key, requestId, body, record };
       if (url.pathname !== '/v1/models') return openAiCall(req, res, url.pathname, ctx);
-      if (req.method !== 'GET') throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${req.method} /v1/models: use GET`);
+      if (req.method !== 'GET') throw new HttpError(405, ErrorCode.INVALID_ARGUMENT, `${req.method} /v1/models: use GET`, { allow: 'GET' });
       return listModels(res, ctx);
     }
     const h = /^\/v1\/groups\/([^/]+)\/http(\/.*)$/.exec(url.pathname);
@@ -130,14 +125,17 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
       limiter.take(key.entry);
     }
     checkDeclaredLength(req, maxBody);
-    const info = await groups.info(name);
+    const { group: info, known } = await groups.info(name);
+    // The list was read and has no such group: no lookup on the head per made-up name.
+    if (!info && known) throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}"`, { details: { field: 'group' } });
     // Only a group that exists becomes a metrics label: made-up names in paths must not add series.
     if (record && info) record.group = name;
+    if (h && info && !info.http) throw new MusterError(ErrorCode.NOT_FOUND, `replica group "${name}" does not speak HTTP (its spec has no httpPort): call it with POST /v1/groups/${name}/call or /stream`, { details: { field: 'group' } });
     const callOpts = { ...callOptions(req, deadlinesOf(info)), onReplica: record?.onReplica };
     // The key that opened the gateway is not the shard's business: only a header it did not come in reaches the shard.
     if (h) {
-      const text = await body();
-      return proxyHttp(req, res, await groups.handle(name), { method: req.method ?? 'GET', path: `${h[2]}${url.search}`, body: text, requestId, keyHeader: key?.header, ...callOpts });
+      const raw = await body();
+      return proxyHttp(req, res, await groups.handle(name), { method: req.method ?? 'GET', path: `${h[2]}${url.search}`, body: raw, requestId, keyHeader: key?.header, ...callOpts });
     }
     if (req.method !== 'POST') throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${req.method} ${url.pathname}: use POST with a JSON body`);
     const payload = parseJson(await body());
@@ -145,30 +143,22 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
     if (m![2] === 'call') {
       const answer = await g.call(payload, callOpts);
       // An HTTP group's answer is the shard's: its status, not a 200 around it.
-      if (info?.http && writeBridgeAnswer(res, answer, requestId)) return;
+      if (info?.http && writeBridgeAnswer(res, answer)) return;
       res.setHeader('content-type', 'application/json');
       res.end(`${JSON.stringify(answer)}\n`);
       return;
     }
-    const abort = new AbortController();
-    res.once('close', () => abort.abort());
-    let started = false;
-    try {
-      for await (const chunk of g.stream(payload, { ...callOpts, signal: abort.signal })) {
-        if (!started) {
-          started = true;
-          res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
-        }
-        if (!(await writeAndWait(res, `${JSON.stringify(chunk)}\n`))) return;
-      }
-    } catch (e) {
-      if (!started) throw e;
+    const signal = abortOnClose(res);
+    await pipeChunks(res, g.stream(payload, { ...callOpts, signal }), {
+      timeoutMs: callOpts.timeoutMs,
+      head: () => ({ status: 200, headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' } }),
+      encode: (chunk) => `${JSON.stringify(chunk)}\n`,
       // Headers are gone: the error becomes the last line.
-      const err = isMusterError(e) ? e : new MusterError(ErrorCode.INTERNAL, String(e));
-      res.write(`${JSON.stringify({ error: { code: err.code, message: err.message } })}\n`);
-    }
-    if (!started) res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    res.end();
+      lastWords: (e) => {
+        const err = isMusterError(e) ? e : new MusterError(ErrorCode.INTERNAL, String(e));
+        return `${JSON.stringify({ error: { code: err.code, message: err.message } })}\n`;
+      },
+    });
   }
 
   async function reload(): Promise<{ keys: number }> {

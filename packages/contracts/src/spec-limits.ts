@@ -109,3 +109,15 @@ export const MAX_IN_FLIGHT_PER_REPLICA = 1_000_000;
  * their engine. A router given no limit at all (an older head) uses `nats`.
  */
 export const DEFAULT_MAX_IN_FLIGHT = { nats: 32, http: 1024 } as const;
+
+/**
+ * What a replica group's name may be: 1-42 lower-case letters, digits and
+ * "-", starting and ending with a letter or digit (it becomes part of NATS
+ * subjects, gang and placement group names). The head's spec schema, the SDK
+ * and the gateway's paths check this one rule.
+ */
+export const REPLICA_GROUP_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$/;
+/** A data-plane call's deadline when neither the call nor its group names one (ms). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** A gang's startup deadline when its spec's `startup.deadlineMs` is unset (0) (ms). */
+export const DEFAULT_STARTUP_DEADLINE_MS = 60_000;

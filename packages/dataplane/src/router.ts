@@ -34,7 +34,7 @@ import { OK, recordRouterCall, trackRouter } from './metrics.js';
 import { Inbox } from './inbox.js';
 import { StreamCall } from './stream.js';
 import type { CallOptions, Membership, RouterOptions, WireCancel, WireLoad } from './types.js';
-import { demandSubject, loadSubject, MAX_IN_FLIGHT_PER_REPLICA, toLoadReport, type DemandReport } from '@muster/contracts';
+import { DEFAULT_REQUEST_TIMEOUT_MS, demandSubject, loadSubject, MAX_IN_FLIGHT_PER_REPLICA, toLoadReport, type DemandReport } from '@muster/contracts';
 
 /** Where memberships come from: a stream of snapshots, optionally with the one known now. */
 export type MembershipFeed = AsyncIterable<Membership> | { current(): Membership | undefined; updates: AsyncIterable<Membership> };
@@ -70,7 +70,6 @@ const initSchema = z.object({
   inboxPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected NATS subject tokens').optional(),
 });
 
-const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_TIMER_MS = 2_147_483_647;
 
 export class Router {
@@ -233,7 +232,7 @@ export class Router {
 
   private resolve(o: CallOptions | undefined): ResolvedCallOptions {
     if (this.closed) throw new MusterError(ErrorCode.CANCELLED, `the router of replica group "${this.group}" is closed`);
-    const timeoutMs = o?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const timeoutMs = o?.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     if (!(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
       throw new MusterError(ErrorCode.INVALID_ARGUMENT, `timeoutMs: must be a number of ms in (0, ${MAX_TIMER_MS}], got ${String(timeoutMs)}`, { details: { field: 'timeoutMs' } });
     }

@@ -134,6 +134,8 @@ interface Job {
   code: string;
   /** Set once started. */
   ac?: AbortController;
+  /** The caller cancelled it (a WireCancel), as against the replica closing. */
+  cancelled?: boolean;
   timer?: NodeJS.Timeout;
   /** Streams with flow control: chunks sent past `credit` at most (the caller's WireCredit). */
   window?: number;
@@ -257,9 +259,10 @@ class ReplicaServer implements Server {
       if (ctx.signal.aborted) job.code = abortCode(ctx.signal);
       else this.publish(job.reply, { v: 1, seq, end: true } satisfies WireChunk, job.id);
     } catch (e) {
-      // Cancelled or past the deadline (the handler's fetch or I/O aborted with it): as for a unary
-      // answer, nothing is sent; the caller's own deadline says DEADLINE_EXCEEDED, not this abort.
-      if (ctx.signal.aborted) return void (job.code = abortCode(ctx.signal));
+      // Cancelled by its caller or past the deadline (the handler's fetch or I/O aborted with it):
+      // nothing is sent, the caller has stopped listening (its own deadline says DEADLINE_EXCEEDED).
+      // Aborted because the replica is closing, the caller still waits: it gets the error chunk.
+      if (ctx.signal.aborted && (job.cancelled === true || abortCode(ctx.signal) === ErrorCode.DEADLINE_EXCEEDED)) return void (job.code = abortCode(ctx.signal));
       job.code = ErrorCode.APPLICATION;
       this.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.APPLICATION, messageOf(e)) } satisfies WireChunk, job.id);
     }
@@ -311,6 +314,7 @@ class ReplicaServer implements Server {
     const job = this.jobs.get(id);
     if (!job) return;
     if (job.ac) {
+      job.cancelled = true;
       job.ac.abort(new MusterError(ErrorCode.CANCELLED, `call ${id} was cancelled by its caller`));
       return;
     }

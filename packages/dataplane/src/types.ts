@@ -106,10 +106,23 @@ export interface WireCredit {
   credit: number;
 }
 
-/** A stream's window in chunks (HTTP bridge chunks are ≤ 64 KiB: ≤ 4 MiB in flight per stream). */
-export const STREAM_WINDOW = 64;
-/** The caller grants credit every this many chunks taken. */
-export const STREAM_CREDIT_EVERY = 16;
+/**
+ * A stream's window in chunks. Sized for the largest chunks, the HTTP
+ * bridge's 64 KiB: at most 1 MiB in flight per stream (a replica bridging
+ * 1,024 streams holds ≤ 1 GiB for callers that stopped reading, not 4 GiB).
+ * Why chunks and not bytes: the window travels in each request and the
+ * credit counts chunks on both ends, so a router and a replica of different
+ * versions still agree (an older router's 64 is obeyed as asked; an older
+ * replica obeys this one), where a byte window would need a new field on
+ * both messages and still the chunk window for older peers. A token stream
+ * (chunks of ~100 bytes) is paced by its model, never by 16 chunks of credit.
+ */
+export const STREAM_WINDOW = 16;
+/**
+ * The caller grants credit every this many chunks taken: a quarter of the
+ * window, so the replica has ≥ 12 chunks of room while the credit travels.
+ */
+export const STREAM_CREDIT_EVERY = 4;
 
 /** Cancel on the wire (router → replica): best effort, never answered. */
 export interface WireCancel {

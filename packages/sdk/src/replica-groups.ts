@@ -12,7 +12,7 @@ import type { HeadService } from './rpc.js';
 import type { NatsAccess, ReplicaGroupServiceClient } from '@muster/proto';
 import { DataPlaneAccess, type DataPlane } from './data-plane-access.js';
 import { ErrorCode, MusterError } from '@muster/common';
-import { ALL_GROUPS } from '@muster/contracts';
+import { ALL_GROUPS, REPLICA_GROUP_NAME_PATTERN } from '@muster/contracts';
 import type * as wire from '@muster/proto';
 import { Router, type CallOptions, type Membership, type RouterOptions } from '@muster/dataplane';
 import { startupToWire, templateToWire } from './gangs.js';
@@ -219,6 +219,8 @@ export class ReplicaGroups {
   }
 
   async get(name: string): Promise<ReplicaGroup> {
+    // A name outside the head's rule can never exist: no round trip to learn it.
+    if (!REPLICA_GROUP_NAME_PATTERN.test(name)) throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}": group names are 1-42 lower-case letters, digits and "-"`, { details: { field: 'name' } });
     return this.handle(await this.head.call<wire.ReplicaGroup>((c, md, o, cb) => c.getReplicaGroup({ name }, md, o, cb)));
   }
 

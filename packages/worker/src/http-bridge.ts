@@ -6,7 +6,8 @@
  * drain are the same as for TS replicas) and forwards each request to
  * http://127.0.0.1:<port><path> on this node.
  *
- * Request payload: { method?: "POST", path: "/v1/completions", headers?: {…}, body?: JSON | string }
+ * Request payload: { method?: "POST", path: "/v1/completions", headers?: {…}, body?: JSON | string | bytes }
+ *                  (bytes and text go to the shard unchanged; a JSON value is sent as JSON)
  * Unary answer:    { status, headers, body }  (body parsed when the reply is JSON)
  * Stream chunks:   the response body as text, chunk by chunk (SSE passes through untouched),
  *                  at most STREAM_CHUNK_BYTES each and read from the shard only as fast as the
@@ -65,8 +66,11 @@ function request(port: number, payload: unknown, signal: AbortSignal): Promise<R
   if (typeof r !== 'object' || Array.isArray(r) || (r.path !== undefined && typeof r.path !== 'string') || (r.path && !r.path.startsWith('/'))) {
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'HTTP bridge: payload must be { method?, path: "/…", headers?, body? }');
   }
-  const body = r.body === undefined ? undefined : typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
-  const headers: Record<string, string> = { ...(typeof r.body === 'object' && r.body !== null ? { 'content-type': 'application/json' } : {}), ...r.headers };
+  // Bytes (the gateway's /http/ route: a multipart upload, say) and text go as they are; any other value as JSON.
+  const bytes = r.body instanceof Uint8Array;
+  const body = r.body === undefined ? undefined : bytes || typeof r.body === 'string' ? (r.body as Uint8Array | string) : JSON.stringify(r.body);
+  const json = typeof r.body === 'object' && r.body !== null && !bytes;
+  const headers: Record<string, string> = { ...(json ? { 'content-type': 'application/json' } : {}), ...r.headers };
   return fetch(`http://127.0.0.1:${port}${r.path ?? '/'}`, { method: r.method ?? (body === undefined ? 'GET' : 'POST'), headers, body, signal });
 }
 

@@ -55,12 +55,12 @@ describe('Router.stream', () => {
     });
     const it = router.stream('x', { timeoutMs: 30_000 })[Symbol.asyncIterator]();
     expect((await it.next()).value).toBe(0);
-    // A window is 64 chunks: the handler made chunks 0…63 and holds chunk 64 until the consumer takes more.
-    await waitFor('the replica stopped at the window', () => produced === 65 || undefined, { timeoutMs: 10_000 });
+    // A window is 16 chunks (STREAM_WINDOW): the handler made chunks 0…15 and holds chunk 16 until the consumer takes more.
+    await waitFor('the replica stopped at the window', () => produced === 17 || undefined, { timeoutMs: 10_000 });
     const taken: unknown[] = [0];
-    for (let i = 1; i < 16; i++) taken.push((await it.next()).value);
-    // 16 taken: a credit of 16 lets chunks up to seq 79 go, and the handler holds chunk 80.
-    await waitFor('the credit moved the window by 16', () => produced === 81 || undefined, { timeoutMs: 10_000 });
+    for (let i = 1; i < 4; i++) taken.push((await it.next()).value);
+    // 4 taken (STREAM_CREDIT_EVERY): a credit of 4 lets chunks up to seq 19 go, and the handler holds chunk 20.
+    await waitFor('the credit moved the window by 4', () => produced === 21 || undefined, { timeoutMs: 10_000 });
     for (let r = await it.next(); !r.done; r = await it.next()) taken.push(r.value);
     expect(taken).toEqual(Array.from({ length: 1_000 }, (_, i) => i));
   });
@@ -110,6 +110,20 @@ describe('Router.stream', () => {
     expect(got).toEqual([0, 1, 2]);
     await waitFor('the replica saw the cancel', () => aborted);
     expect(router.stats().replicas[0]!.inFlight).toBe(0);
+  });
+
+  it('a handler that fails because its replica closes still ends the stream with its error (not at the deadline)', async () => {
+    const { router, servers } = await setup('s-closing', {
+      a: async function* (_p, ctx) {
+        yield 'first';
+        await new Promise((_r, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('engine request aborted'))));
+      },
+    });
+    const it = router.stream(null, { timeoutMs: 20_000 })[Symbol.asyncIterator]();
+    expect((await it.next()).value).toBe('first');
+    const closing = servers[0]!.close();
+    await expect(it.next()).rejects.toMatchObject({ code: ErrorCode.APPLICATION, message: expect.stringMatching(/engine request aborted/) });
+    await closing;
   });
 
   it('ends with DEADLINE_EXCEEDED when the stream outlives its deadline', async () => {

@@ -15,7 +15,7 @@
  */
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
-import { rankEnv as contractRankEnv, SPEC_LIMITS, templateBytes } from '@muster/contracts';
+import { DEFAULT_STARTUP_DEADLINE_MS, rankEnv as contractRankEnv, SPEC_LIMITS, templateBytes } from '@muster/contracts';
 import type { Gang, GangSpec, Node, PlacementGroup, Probe, ShardLaunch } from '@muster/proto';
 
 const PORT_NAME = /^[a-z][a-z0-9_]{0,30}$/;
@@ -61,7 +61,7 @@ export const gangSpecSchema = z
       .default({ deadlineMs: 0, maxRestarts: 0, backoffInitialMs: 0, backoffMaxMs: 0, gracePeriodMs: 0 })
       .transform((s) => ({
         // proto3 cannot tell 0 from unset: 0 means "the default".
-        deadlineMs: s.deadlineMs || 60_000,
+        deadlineMs: s.deadlineMs || DEFAULT_STARTUP_DEADLINE_MS,
         maxRestarts: s.maxRestarts === -1 ? 0 : s.maxRestarts || 3,
         backoffInitialMs: s.backoffInitialMs || 1_000,
         backoffMaxMs: s.backoffMaxMs || 30_000,

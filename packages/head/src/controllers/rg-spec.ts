@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
-import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_SUBJECT_PREFIX, encodeEngineScrapeConfig, engineScrapeConfig, engineScrapeProblem, MAX_IN_FLIGHT_PER_REPLICA, MAX_REQUEST_TIMEOUT_MS, MODEL_NAME_PATTERN, replicaEnv, replicaSubject, SPEC_LIMITS, type EngineScrapeConfig } from '@muster/contracts';
+import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_SUBJECT_PREFIX, encodeEngineScrapeConfig, engineScrapeConfig, engineScrapeProblem, MAX_IN_FLIGHT_PER_REPLICA, MAX_REQUEST_TIMEOUT_MS, MODEL_NAME_PATTERN, REPLICA_GROUP_NAME_PATTERN, replicaEnv, replicaSubject, SPEC_LIMITS, type EngineScrapeConfig } from '@muster/contracts';
 import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
 import { specInput } from './pg-convert.js';
@@ -31,7 +31,7 @@ const counts = z
   });
 
 const schema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$/, 'must be 1-42 lowercase letters, digits or "-"'),
+  name: z.string().regex(REPLICA_GROUP_NAME_PATTERN, 'must be 1-42 lowercase letters, digits or "-"'),
   tp: z.int().min(1).max(1024),
   pp: z.int().min(1).max(1024),
   resources: z.strictObject({ gpus: z.int().min(0).max(64), cpuMillis: z.int().min(0), memoryBytes: z.int().min(0), gpuMemoryMib: z.int().min(0), migProfile: limitedString('refLength'), custom: limitedRecord(z.string(), z.number().min(0), 'customResources', 'labelLength') }, didYouMeanKeys),
