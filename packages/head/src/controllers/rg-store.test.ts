@@ -65,6 +65,12 @@ describe('storeOps', () => {
     expect(ReplicaGroup.decode(ops.puts.at(-1)![1]).replicas).toEqual([]);
   });
 
+  it('a group message over its bound, as the planner makes it again each pass, is no change once bounded', () => {
+    const long = 'x'.repeat(GROUP_MESSAGE_BYTES * 2);
+    const kept = stored(bounded(group([replica('a')], { message: long })));
+    expect(keys(storeOps(kept, bounded(group([replica('a')], { message: long }))))).toEqual({ puts: [], deletes: [] });
+  });
+
   it('encodes each replica at most once per write, and not at all when it is the object last stored; keeps the bytes stored', () => {
     const s = stored(three);
     const encode = vi.spyOn(Replica, 'encode');
