@@ -104,6 +104,38 @@ describe('replica group layout in the store', () => {
     expect((await restart()).get('web').replicas).toEqual([]);
   });
 
+  it('a large scale-up is made a pass at a time: a scale of the group waits for one pass, not for every replica, and each pass stores its ids', async () => {
+    const { rgs, pgsPort } = await rgHarness(cleanups);
+    const create = pgsPort.create.bind(pgsPort);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let asked = 0;
+    vi.spyOn(pgsPort, 'create').mockImplementation(async (...args) => {
+      asked++;
+      await gate;
+      return create(...args);
+    });
+    await rgs.apply(spec(48));
+    // The first pass is making its replicas (held at the gate); the scale queues behind it.
+    await vi.waitFor(() => expect(asked).toBeGreaterThan(0), { timeout: 5_000 });
+    const scaled = rgs.scale('web', 50).then(() => rgs.get('web').replicas.filter((r) => r.gangId).length);
+    open();
+    // Answered after one pass of at most 16, long before all 48 are made.
+    expect(await scaled).toBeLessThanOrEqual(16);
+    await placed(rgs, 50);
+  });
+
+  it('scale-down stops gangs together and frees their placement groups in one batched remove', async () => {
+    const { rgs, allReady, removeBatches } = await rgHarness(cleanups);
+    await rgs.apply(spec(8));
+    await placed(rgs, 8);
+    allReady();
+    await vi.waitFor(() => expect(rgs.get('web').replicas.filter((r) => r.state === 'ready')).toHaveLength(8), { timeout: 5_000 });
+    await rgs.scale('web', 3);
+    await vi.waitFor(() => expect(rgs.get('web').replicas).toHaveLength(3), { timeout: 10_000 });
+    expect(removeBatches).toEqual([5]);
+  });
+
   it('an old record with its replicas inline is read as it is and migrated by its first write', async () => {
     const { inner, rgs, restart } = await rgHarness(cleanups);
     await rgs.apply(spec(3));
