@@ -88,6 +88,18 @@ describe('placement group batches in the SDK', () => {
     expect(calls).toEqual(['many 2', 'one a', 'one b', 'one c', 'one d']);
   });
 
+  it('sends batches queued when it learns the head does not know the batched call by single calls', async () => {
+    const old = Object.assign(new Error('12 UNIMPLEMENTED: The server does not implement the method'), { code: status.UNIMPLEMENTED });
+    const fail: Array<() => void> = [];
+    const { calls, coalescer } = fake(ok, () => new Promise((_, reject) => fail.push(() => reject(new MusterError(ErrorCode.INTERNAL, old.message, { cause: old })))));
+    const all = Array.from({ length: MAX_BATCH_ITEMS * 3 }, (_, i) => coalescer.submit(`g${i}`));
+    await vi.waitFor(() => expect(fail).toHaveLength(2));
+    while (fail.length > 0) fail.shift()!();
+    expect((await Promise.all(all)).length).toBe(MAX_BATCH_ITEMS * 3);
+    expect(calls.filter((c) => c.startsWith('many'))).toEqual([`many ${MAX_BATCH_ITEMS}`, `many ${MAX_BATCH_ITEMS}`]);
+    expect(calls.filter((c) => c.startsWith('one'))).toHaveLength(MAX_BATCH_ITEMS * 3);
+  });
+
   it('rejects every item of a batched call that failed for another reason', async () => {
     const { coalescer } = fake(ok, () => Promise.reject(new MusterError(ErrorCode.PERMISSION_DENIED, 'viewer "vera" may not call …')));
     const out = await settle(['a', 'b'].map((id) => coalescer.submit(id)));

@@ -80,6 +80,11 @@ export class Coalescer<I> {
   }
 
   private send(): void {
+    if (this.unsupported) {
+      // Learnt while these were queued: no more batched calls, each goes by the single call.
+      for (const q of this.queue.splice(0)) void this.single(q);
+      return;
+    }
     const batch = this.take();
     if (batch.length === 0) return;
     this.inFlight++;

@@ -40,10 +40,7 @@ export function placementService(ctx: RpcContext, pgs: PlacementGroupController)
       return { groups: page.items, nextPageToken: page.nextPageToken };
     }),
     removePlacementGroup: unary(ctx, 'RemovePlacementGroup', (req) => pgs.remove(req.id)),
-    createPlacementGroups: unary(ctx, 'CreatePlacementGroups', async (req) => {
-      const done = await pgs.createMany(checkBatch(req.items));
-      return batchReply(done.map((r) => (typeof r === 'string' ? pgs.get(r) : r)));
-    }),
+    createPlacementGroups: unary(ctx, 'CreatePlacementGroups', async (req) => batchReply(await pgs.createMany(checkBatch(req.items)))),
     removePlacementGroups: unary(ctx, 'RemovePlacementGroups', async (req) => batchReply(await pgs.removeMany(checkBatch(req.items).map((it) => it.id)))),
     waitPlacementGroup: unary(ctx, 'WaitPlacementGroup', (req) => pgs.wait(req.id, req.timeoutMs)),
     waitPlacementGroups: bidiStream(ctx, 'WaitPlacementGroups', (call) => serveWaits(call, pgs)),

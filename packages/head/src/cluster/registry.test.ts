@@ -13,7 +13,7 @@ import { Node, NodeState, type AgentMessage, type HeadMessage, type Register } f
 import { agentService } from '../api/agent-service.js';
 import type { RpcContext } from '../api/rpc.js';
 import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
-import { NODES_PREFIX, NodeRegistry, type AgentConnection } from './registry.js';
+import { NODES_PREFIX, NodeRegistry, STORM_EXCUSE_LIMIT, type AgentConnection } from './registry.js';
 
 const DEAD_AFTER_MS = 1_000;
 const cleanups: Array<() => Promise<void>> = [];
@@ -378,6 +378,23 @@ describe('NodeRegistry under load', () => {
 
     // No refusal for deadAfterMs: its silence counts again.
     h.advance(400);
+    expect((await h.registry.sweep()).map((n) => n.nodeId)).toEqual(['waiting']);
+  });
+
+  it('excuses a stream-less node for at most STORM_EXCUSE_LIMIT × deadAfterMs more, however long refusals go on', async () => {
+    const h = await harness();
+    const conn = h.conn();
+    await h.registry.register(registration('waiting'), conn);
+    h.registry.disconnected('waiting', conn);
+    const ceiling = DEAD_AFTER_MS * (1 + STORM_EXCUSE_LIMIT);
+    // Refusals never stop (a storm that lasts, or a hostile agent keeping admission full).
+    for (let silent = 0; silent + 500 < ceiling; silent += 500) {
+      h.advance(500);
+      h.registry.admissionRefused();
+      expect(await h.registry.sweep()).toEqual([]);
+    }
+    h.advance(500);
+    h.registry.admissionRefused();
     expect((await h.registry.sweep()).map((n) => n.nodeId)).toEqual(['waiting']);
   });
 

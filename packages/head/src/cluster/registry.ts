@@ -97,7 +97,11 @@
  * the grace to get in, and the new leader declared the ones still waiting
  * dead — each a gang restart on a real cluster). Its silence counts again
  * once no registration was refused for deadAfterMs; a node that still has
- * a stream is judged by its heartbeats as always.
+ * a stream is judged by its heartbeats as always. The excuse has a ceiling:
+ * a stream-less node silent for deadAfterMs + backlog + STORM_EXCUSE_LIMIT ×
+ * deadAfterMs is judged anyway, however long refusals go on, so a sustained
+ * storm (or one hostile node certificate keeping admission full) cannot
+ * switch death detection off.
  */
 import { ErrorCode, MusterError, type Logger } from '@muster/common';
 import { Node, NodeState, type HeadMessage, type Register } from '@muster/proto';
@@ -110,6 +114,13 @@ import { admission, deathWarning, drainOf } from './node-records.js';
 export const NODES_PREFIX = '/muster/nodes/';
 
 /** Deaths declared per sweep at most (more on clusters over 10,000 nodes: one per 1,000 alive). */
+/**
+ * How many deadAfterMs of extra silence admission refusals excuse a node
+ * without a stream (see the top): 20, i.e. 60 s at the default 3 s, the time
+ * 10,000 agents are given to register after a failover (issue 15). Past it
+ * the node is judged whatever the refusals.
+ */
+export const STORM_EXCUSE_LIMIT = 20;
 const MIN_DEATHS_PER_SWEEP = 10;
 /** Records decoded between turns of the event loop in a first load (~50 ms of work on a busy machine). */
 const DECODE_SLICE = 1_000;
@@ -342,7 +353,7 @@ export class NodeRegistry {
 
   /** Whether the sweep may judge `e` by its silence now (not while its agent may be queueing in a storm). */
   private judged(e: Entry, t: number): boolean {
-    return e.conn !== undefined || t - this.refusedAt >= this.deadAfterMs;
+    return e.conn !== undefined || t - this.refusedAt >= this.deadAfterMs || t - e.lastSeen >= this.deadAfterMs * (1 + STORM_EXCUSE_LIMIT) + this.backlog;
   }
 
   /** The stream of `conn` ended; the node lives on until the sweep says otherwise. */

@@ -137,4 +137,23 @@ describe('commit chunks', () => {
     const huge = [put('a', 10), put('h', 2 * STORE_REQUEST_BYTES), put('z', 10)];
     expect(txnChunks(huge).map((c) => c.map((o) => (o.type === 'put' ? o.key : '')))).toEqual([['a'], ['h'], ['z']]);
   });
+
+  it('a key under a prefix deleted earlier in the chunk starts the next one (a txn writes a key once)', () => {
+    const ops: Op[] = [{ type: 'deletePrefix', prefix: '/g/r/' }, { type: 'delete', key: '/other' }, put('/g', 10), put('/g/r/a', 10), put('/g/r/b', 10)];
+    expect(txnChunks(ops).map((c) => c.length)).toEqual([3, 2]);
+  });
+});
+
+describe('deletePrefix', () => {
+  it('deletes the keys under the prefix before what is marked after it, in the same commit; what was marked before it under the prefix is dropped', async () => {
+    const { store, commits: c } = await setup();
+    await store.put('/p/old', new Uint8Array([1]));
+    c.put('/p/early', () => new Uint8Array([2]));
+    c.deletePrefix('/p/');
+    c.put('/p/new', () => new Uint8Array([3]));
+    c.put('/q', () => new Uint8Array([4]));
+    await c.flush();
+    expect((await store.range('/p/')).kvs.map((kv) => kv.key)).toEqual(['/p/new']);
+    expect(await store.get('/q')).toBeDefined();
+  });
 });

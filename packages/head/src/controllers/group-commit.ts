@@ -52,6 +52,8 @@ export class GroupCommit {
   /** Keys to write, with how to encode their value at commit time (the latest state). */
   private readonly puts = new Map<string, () => Uint8Array>();
   private readonly deletes = new Set<string>();
+  /** Prefixes whose keys the next commit deletes, before its puts and deletes. */
+  private readonly prefixes = new Set<string>();
   private readonly staged: StagedEvent[] = [];
   private readonly afters: Array<() => void> = [];
   private waiters: Waiter[] = [];
@@ -81,6 +83,18 @@ export class GroupCommit {
   delete(key: string): void {
     this.puts.delete(key);
     this.deletes.add(key);
+  }
+
+  /**
+   * Every key under `prefix` is deleted by the next commit, before the keys
+   * it puts (a put or delete of such a key still pending is dropped: the
+   * prefix delete supersedes it; one marked after this call is written after
+   * it, in a later transaction of the same commit).
+   */
+  deletePrefix(prefix: string): void {
+    for (const key of this.puts.keys()) if (key.startsWith(prefix)) this.puts.delete(key);
+    for (const key of this.deletes) if (key.startsWith(prefix)) this.deletes.delete(key);
+    this.prefixes.add(prefix);
   }
 
   /** An event written in the next commit's transaction. */
@@ -134,6 +148,8 @@ export class GroupCommit {
     this.opts.step?.();
     this.opts.metrics?.cycleSeconds.record((performance.now() - t0) / 1000, { phase: 'schedule' });
     const ops: Op[] = [];
+    for (const prefix of this.prefixes) ops.push({ type: 'deletePrefix', prefix });
+    this.prefixes.clear();
     for (const key of this.deletes) ops.push({ type: 'delete', key });
     for (const [key, encode] of this.puts) ops.push({ type: 'put', key, value: encode() });
     this.deletes.clear();
@@ -163,6 +179,7 @@ export class GroupCommit {
       // Dropped too: what the next commit would have written, made on the memory recover() replaces.
       this.puts.clear();
       this.deletes.clear();
+      this.prefixes.clear();
       this.afters.length = 0;
       for (const s of [...staged, ...this.staged.splice(0)]) s.settle(false);
       for (const w of [...waiters, ...this.waiters.splice(0)]) w.reject(e);
@@ -186,14 +203,19 @@ export class GroupCommit {
   }
 }
 
-/** The commit's ops in txns of at most TXN_OPS ops and STORE_REQUEST_BYTES (one larger op goes alone). */
+/**
+ * The commit's ops in txns of at most TXN_OPS ops and STORE_REQUEST_BYTES
+ * (one larger op goes alone). A key under a prefix deleted earlier in the
+ * chunk starts the next one: a txn may not write one key twice (validate.ts).
+ */
 export function txnChunks(ops: Op[]): Op[][] {
   const chunks: Op[][] = [];
   let chunk: Op[] = [];
   let bytes = 0;
   for (const op of ops) {
     const size = op.type === 'put' ? op.key.length + op.value.byteLength : op.type === 'deletePrefix' ? op.prefix.length : op.key.length;
-    if (chunk.length > 0 && (chunk.length === TXN_OPS || bytes + size > STORE_REQUEST_BYTES)) {
+    const cleared = op.type !== 'deletePrefix' && op.type !== 'get' && chunk.some((c) => c.type === 'deletePrefix' && op.key.startsWith(c.prefix));
+    if (chunk.length > 0 && (cleared || chunk.length === TXN_OPS || bytes + size > STORE_REQUEST_BYTES)) {
       chunks.push(chunk);
       chunk = [];
       bytes = 0;

@@ -254,8 +254,9 @@ describe('placement group controller: batches (createMany, removeMany)', () => {
     // Durable when answered, and in one transaction (its records are reserved already: the cycle scheduled them before writing).
     expect(txns()).toBe(1);
     const stored = (await h.store.range(PGS_PREFIX)).kvs.map((kv) => PlacementGroup.decode(kv.value));
-    for (const id of [out[0], out[3]] as string[]) {
-      expect(stored.find((pg) => pg.id === id)?.state).toBe(S.PLACEMENT_GROUP_STATE_RESERVED);
+    for (const pg of [out[0], out[3]] as PlacementGroup[]) {
+      expect(pg.spec?.name).toMatch(/^[ab]$/);
+      expect(stored.find((x) => x.id === pg.id)?.state).toBe(S.PLACEMENT_GROUP_STATE_RESERVED);
     }
     expect(stored.map((pg) => pg.spec!.name).sort()).toEqual(['a', 'b', 'taken']);
   });
@@ -272,6 +273,19 @@ describe('placement group controller: batches (createMany, removeMany)', () => {
     expect(h.told).toEqual([]);
     h.store.heal();
     expect((await h.pgs.createMany(items)).map(codeOf)).toEqual(['ok', 'ok']);
+  });
+
+  it('answers a group removed before the batch was durable with its record, even once the removed list forgot it', async () => {
+    const h = await harness();
+    await h.start('n1');
+    const others = Array.from({ length: 1_001 }, (_, i) => ({ spec: spec(`o${i}`, 0), requestId: '' }));
+    expect((await h.pgs.createMany(others)).every((r) => !(r instanceof MusterError))).toBe(true);
+    // x is admitted, then removed and pushed out of the remembered removals, all before its commit is durable.
+    const made = h.pgs.createMany([{ spec: spec('x', 0), requestId: 'rx' }]);
+    const removed = h.pgs.removeMany(['x', ...others.map((o) => o.spec.name)]);
+    const [x] = await made;
+    expect(x).toMatchObject({ spec: { name: 'x' }, state: S.PLACEMENT_GROUP_STATE_REMOVED });
+    expect((await removed).every((r) => !(r instanceof MusterError))).toBe(true);
   });
 
   it('removes each item on its own: an unknown group fails only itself, a group named twice is removed once, all durable when answered', async () => {

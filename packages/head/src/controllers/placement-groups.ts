@@ -138,12 +138,15 @@ export class PlacementGroupController {
   /**
    * Many creates, each admitted (or refused) on its own as `create` would,
    * made durable by one commit: the batched call's path. Resolves with each
-   * item's group id or refusal, in order; rejects (and changes nothing) when
-   * the commit fails.
+   * item's group record (as it is once durable) or refusal, in order; rejects
+   * (and changes nothing) when the commit fails. The records are the live
+   * objects taken at admission, not looked up again after the commit: a
+   * group removed in between (and even forgotten by `removed`) is answered
+   * as it ended, never by failing the whole batch.
    */
-  async createMany(items: ReadonlyArray<{ spec: PlacementGroupSpec | undefined; requestId: string }>): Promise<Array<string | MusterError>> {
-    const out = items.map((it) => attempt(() => this.admit(it.spec, it.requestId)));
-    if (out.some((r) => typeof r === 'string')) await this.commits.flush();
+  async createMany(items: ReadonlyArray<{ spec: PlacementGroupSpec | undefined; requestId: string }>): Promise<Array<PlacementGroup | MusterError>> {
+    const out = items.map((it) => attempt(() => this.current(this.admit(it.spec, it.requestId))));
+    if (out.some((r) => !(r instanceof MusterError))) await this.commits.flush();
     return out;
   }
 

@@ -154,3 +154,38 @@ describe('ReplicaGroupController on a store that fails on command', () => {
     expect(await storedEvents()).toContain('rg.deleted');
   });
 });
+
+describe('replica group controller: autoscaling turns', () => {
+  const autoscaled = (initial: number): ReplicaGroupSpec => ({
+    ...spec,
+    replicas: { min: 0, max: 5, initial },
+    autoscaling: { metric: 'queue', target: 5, upscaleDelayMs: 0, downscaleDelayMs: 0, maxStep: 0, tolerance: 0, scaleToZeroAfterMs: 0, lookbackMs: 0, floors: [] },
+  }) as unknown as ReplicaGroupSpec;
+
+  it('queues at most one autoscaling decision behind a group whose turn is held', async () => {
+    // Only the controller's timers are driven by hand; the store's I/O runs as usual.
+    vi.useFakeTimers({ toFake: ['setInterval'] });
+    try {
+      const { rgs, store } = await harness();
+      await rgs.apply(autoscaled(0));
+      const decisions = vi.spyOn(rgs as unknown as { autoscale: (name: string) => Promise<void> }, 'autoscale');
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      const txn = store.txn.bind(store);
+      vi.spyOn(store, 'txn').mockImplementation(async (req) => {
+        await gate;
+        return txn(req);
+      });
+      // The group's turn is held: this apply's write waits at the store.
+      const busy = rgs.apply(autoscaled(1));
+      vi.advanceTimersByTime(2_500); // ten autoscaling ticks
+      open();
+      await busy;
+      // A turn queued after every tick's: once it has run, so has whatever the ticks queued.
+      await rgs.apply(autoscaled(1));
+      expect(decisions).toHaveBeenCalledTimes(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});

@@ -39,7 +39,7 @@ import { MembershipFeed } from './rg-membership.js';
 import { FAILURE_WINDOW_MS, planReplicaGroup, replacementBudget } from './rg-plan.js';
 import { appliedRecord, autoscaledRecord, autoscalerMemory, byWhom, deletingRecord, scaledRecord, type RecordEvent } from './rg-records.js';
 import { modelConflicts, parseRgSpec, policyOf, type ValidRgSpec } from './rg-spec.js';
-import { RGS_PREFIX, assemble, bounded, groupKey, keysOf, replicasPrefix, storeOps, type StoredGroup } from './rg-store.js';
+import { RGS_PREFIX, assemble, bounded, groupKey, keysOf, replicasPrefix, storeOps, type StoreOps, type StoredGroup } from './rg-store.js';
 
 export { RGS_PREFIX } from './rg-store.js';
 
@@ -79,7 +79,16 @@ export class ReplicaGroupController {
     // Autoscaling decisions: at least every 250 ms (docs/autoscaling.md).
     this.autoscaleTimer = setInterval(() => {
       for (const [name, e] of this.groups) {
-        if (e.policy) void this.serial(name, () => this.autoscale(name)).catch((err: unknown) => this.log.error({ group: name, err: (err as Error).message }, 'autoscaling decision failed'));
+        // At most one decision queued per group: a busy group's turns do not pile up behind its writes.
+        if (!e.policy || e.autoscaleQueued) continue;
+        e.autoscaleQueued = true;
+        void this.serial(name, () => {
+          e.autoscaleQueued = false;
+          return this.autoscale(name);
+        }).catch((err: unknown) => {
+          e.autoscaleQueued = false;
+          this.log.error({ group: name, err: (err as Error).message }, 'autoscaling decision failed');
+        });
       }
     }, 250);
     this.autoscaleTimer.unref();
@@ -111,11 +120,15 @@ export class ReplicaGroupController {
   /** Reads every group and replica key (paged), then reconciles each group. */
   async load(): Promise<void> {
     const { kvs } = await readAll(this.writer.store, RGS_PREFIX);
-    const { orphans } = this.adoptAll(kvs);
+    const { orphans, unreadable } = this.adoptAll(kvs);
     for (const name of this.groups.keys()) this.kick(name);
-    if (orphans.length === 0) return;
+    if (orphans.length === 0 && unreadable.length === 0) return;
     // Replica keys of a group that has no record (a deletion cut short): nothing refers to them.
     for (const key of orphans) this.commits.delete(key);
+    // A group whose record cannot be read keeps its keys (rg-store.ts); an event says so where operators look.
+    for (const group of unreadable) {
+      this.commits.stage(this.events.stage('rg.unreadable', { message: `replica group ${group}: its stored record cannot be read; the group and its replica keys are left as they are`, attributes: { group } }));
+    }
     await this.commits.flush().catch((err: unknown) => this.log.warn({ keys: orphans.length, err: (err as Error).message }, 'could not delete replica keys of deleted groups; the next leader tries again'));
   }
 
@@ -218,8 +231,8 @@ export class ReplicaGroupController {
   private entry(rg: ReplicaGroup, spec: ValidRgSpec, stableSpec: ValidRgSpec | undefined, stored?: StoredGroup): Entry {
     const membership = new MembershipFeed(rg.name, rg.membershipVersion);
     return {
-      rg, keyed: stored?.keyed ?? new Set(), inline: stored?.inline ?? false, spec, policy: policyOf(spec), stableSpec, membership,
-      autoscaler: rg.autoscaler, drainingSince: new Map(), failures: [], making: new Set(), running: false, again: false,
+      rg, keyed: stored?.keyed ?? new Map(), inline: stored?.inline ?? false, spec, policy: policyOf(spec), stableSpec, membership,
+      autoscaler: rg.autoscaler, drainingSince: new Map(), failures: [], making: new Set(), running: false, again: false, autoscaleQueued: false,
     };
   }
 
@@ -227,6 +240,9 @@ export class ReplicaGroupController {
   private adoptAll(kvs: readonly KeyValue[]): ReturnType<typeof assemble> {
     const found = assemble(kvs);
     if (found.skipped.length > 0) this.log.error({ keys: found.skipped.slice(0, 10), count: found.skipped.length }, 'stored replica group keys could not be read; left out');
+    if (found.unreadable.length > 0) {
+      this.log.error({ groups: found.unreadable.slice(0, 10), count: found.unreadable.length }, 'stored replica group records could not be read: these groups are not run, and their replica keys (which placement groups and gangs they hold) are kept, not deleted');
+    }
     for (const stored of found.groups) this.adopt(stored);
     return found;
   }
@@ -301,8 +317,10 @@ export class ReplicaGroupController {
     if (plan.actions.some((a) => a.kind === 'delete')) return this.forget(e, membership);
     // A new membership version is stored before anyone hears of it, so the next leader numbers on from it.
     const next = membership ? { ...plan.next, membershipVersion: membership.version } : plan.next;
-    if (!sameRecord(next, e.rg)) {
-      await this.write(e, next, undefined, () => {
+    // Written only when a key would change (storeOps compares what would be stored): no empty commits.
+    const stored = this.opsOf(e, next);
+    if (stored.ops.puts.length > 0 || stored.ops.deletes.length > 0 || stored.ops.clear !== undefined) {
+      await this.store(e, stored, undefined, () => {
         for (const a of plan.actions) {
           if (a.kind === 'fail') {
             e.failures.push(now);
@@ -350,10 +368,12 @@ export class ReplicaGroupController {
    * it and `then` runs. Rejects, changing nothing, when the write fails.
    */
   private write(e: Entry, next: ReplicaGroup, event?: RecordEvent, then?: () => void): Promise<void> {
-    // The autoscaler's soft timers ride along when the group key is written, unless `next` is the autoscaler's own decision.
-    const record: ReplicaGroup = bounded(next.autoscaler !== e.rg.autoscaler ? next : { ...next, autoscaler: e.autoscaler ?? next.autoscaler });
-    const isNew = !this.groups.has(record.name);
-    const ops = storeOps(isNew ? undefined : e, record);
+    return this.store(e, this.opsOf(e, next), event, then);
+  }
+
+  /** write() with its ops computed already (each replica is encoded once per write). */
+  private store(e: Entry, { record, ops }: { record: ReplicaGroup; ops: StoreOps }, event?: RecordEvent, then?: () => void): Promise<void> {
+    if (ops.clear) this.commits.deletePrefix(ops.clear);
     for (const key of ops.deletes) this.commits.delete(key);
     for (const [key, value] of ops.puts) this.commits.put(key, () => value);
     if (event) this.commits.stage(this.events.stage(event.kind, { message: event.message, attributes: { group: record.name, ...event.attributes } }));
@@ -362,6 +382,14 @@ export class ReplicaGroupController {
       then?.();
     });
     return this.commits.flush();
+  }
+
+  /** What storing `next` would write: the record as stored and the ops (rg-store.ts). */
+  private opsOf(e: Entry, next: ReplicaGroup): { record: ReplicaGroup; ops: StoreOps } {
+    // The autoscaler's soft timers ride along when the group key is written, unless `next` is the autoscaler's own decision.
+    const record: ReplicaGroup = bounded(next.autoscaler !== e.rg.autoscaler ? next : { ...next, autoscaler: e.autoscaler ?? next.autoscaler });
+    const isNew = !this.groups.has(record.name);
+    return { record, ops: storeOps(isNew ? undefined : e, record) };
   }
 
   /**
@@ -382,10 +410,6 @@ export class ReplicaGroupController {
       }).catch((err: unknown) => this.writer.abandon(`replica group ${name} could not be read back after a failed commit: ${(err as Error).message}`));
     }
   }
-}
-
-function sameRecord(a: ReplicaGroup, b: ReplicaGroup): boolean {
-  return Buffer.from(ReplicaGroup.encode({ ...a, autoscaler: undefined }).finish()).equals(ReplicaGroup.encode({ ...b, autoscaler: undefined }).finish());
 }
 
 /**

@@ -17,6 +17,8 @@ export function stubs() {
   const pgs = new Map<string, PlacementGroup>();
   const gangs = new Map<string, Gang>();
   const listeners: Array<(g: Gang) => void> = [];
+  /** The size of each removeMany call (frees are batched: one call per pass). */
+  const removeBatches: number[] = [];
   const pgsPort = {
     create: async (spec: PlacementGroupSpec, requestId: string) => {
       const pg = pgs.get(`pg-${spec.name}`) ?? ({ id: `pg-${spec.name}`, spec, placements: [], requestId } as unknown as PlacementGroup);
@@ -28,6 +30,14 @@ export function stubs() {
       const pg = pgs.get(id)!;
       pgs.delete(id);
       return pg;
+    },
+    removeMany: async (ids: string[]) => {
+      removeBatches.push(ids.length);
+      return ids.map((id) => {
+        const pg = pgs.get(id)!;
+        pgs.delete(id);
+        return pg;
+      });
     },
   } as unknown as PgsPort;
   const change = (g: Gang) => listeners.forEach((l) => l(g));
@@ -58,7 +68,7 @@ export function stubs() {
   };
   /** Gang changes reach no controller started before this (a closed one must not act). */
   const mute = () => listeners.splice(0);
-  return { pgsPort, gangsPort, ready, allReady, mute };
+  return { pgsPort, gangsPort, ready, allReady, mute, removeBatches };
 }
 
 /** A loaded controller on a fresh store; everything it starts is stopped by `cleanups`. */
@@ -67,7 +77,7 @@ export async function rgHarness(cleanups: Array<() => Promise<void> | void>) {
   cleanups.push(close);
   const heard: string[] = [];
   cleanups.push(events.subscribe((e) => heard.push(e.kind)));
-  const { pgsPort, gangsPort, ready, allReady, mute } = stubs();
+  const { pgsPort, gangsPort, ready, allReady, mute, removeBatches } = stubs();
   const start = async () => {
     const c = new ReplicaGroupController(writer, pgsPort, gangsPort, events, log, undefined);
     cleanups.push(() => c.close());
@@ -85,5 +95,5 @@ export async function rgHarness(cleanups: Array<() => Promise<void> | void>) {
     current = await start();
     return current;
   };
-  return { inner, store, rgs, heard, stored, storedEvents, ready, allReady, restart };
+  return { inner, store, rgs, heard, stored, storedEvents, ready, allReady, restart, removeBatches, pgsPort };
 }

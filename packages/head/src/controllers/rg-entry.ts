@@ -29,4 +29,6 @@ export interface Entry extends StoredGroup {
   making: Set<string>;
   running: boolean;
   again: boolean;
+  /** An autoscaling decision is queued behind the group's writes (the 250 ms timer queues at most one). */
+  autoscaleQueued: boolean;
 }

@@ -8,6 +8,15 @@
  * less than what exists, so a head that stops in between leaves nothing its
  * successor cannot find (request ids make a repeated make idempotent).
  * Errors of stop/free are swallowed: the planner asks again next pass.
+ *
+ * One pass does a bounded amount of I/O, so the group's turn (its writes are
+ * serialised) is never held for long: stops all at once, frees in one
+ * batched remove (one commit), and at most MATERIALIZE_CONCURRENCY
+ * materializations, whose ids are stored before act() returns true; the
+ * group's next pass (kicked at once) makes the next ones. An apply, scale,
+ * delete or autoscaling decision of the group waits for one pass, not for
+ * every replica of a large scale-up, and every replica made is on record
+ * within a pass of being made.
  */
 import type { Logger } from '@muster/common';
 import type { NatsAccess, Replica, ReplicaGroup } from '@muster/proto';
@@ -20,15 +29,16 @@ import type { RgAction, ReplicaView } from './rg-plan.js';
 import { gangSpecOf, pgSpecOf } from './rg-spec.js';
 
 /** What the controller needs of the placement group controller. */
-export type PgsPort = Pick<PlacementGroupController, 'create' | 'get' | 'remove'>;
+export type PgsPort = Pick<PlacementGroupController, 'create' | 'get' | 'removeMany'>;
 /** What the controller needs of the gang controller. */
 export type GangsPort = Pick<GangController, 'launch' | 'get' | 'stop' | 'onChange'>;
 
 /**
- * Replicas whose placement group and gang are made at the same time. One
- * after the other, each waits for two commits, and a group of 1,000
- * replicas took minutes to place (docs/benchmarks.md, bench/rg-bytes); the
- * placement group and gang controllers commit concurrent creates together.
+ * Replicas whose placement group and gang are made at the same time, in one
+ * pass. One after the other, each waits for two commits, and a group of
+ * 1,000 replicas took minutes to place (docs/benchmarks.md, bench/rg-bytes);
+ * the placement group and gang controllers commit concurrent creates
+ * together. The rest wait for the group's next pass (see the top).
  */
 const MATERIALIZE_CONCURRENCY = 16;
 
@@ -69,35 +79,31 @@ export class RgExecutor {
     const patches = new Map<string, Patch>();
     const failedAt: number[] = [];
     // What frees capacity first (stop, free, retire), then what takes it.
+    const stops = actions.flatMap((a) => (a.kind === 'stop' ? [a.gangId] : []));
+    await Promise.all(stops.map((id) => this.gangs.stop(id).catch(() => undefined)));
+    const frees: string[] = [];
     for (const a of actions) {
-      switch (a.kind) {
-        case 'stop':
-          await this.gangs.stop(a.gangId).catch(() => undefined);
-          break;
-        case 'free':
-          await this.pgs.remove(a.placementGroupId).catch(() => undefined);
-          patches.set(a.replicaId, (x) => ({ ...x, placementGroupId: '' }));
-          break;
-        case 'retire':
-          if (a.placementGroupId) await this.pgs.remove(a.placementGroupId).catch(() => undefined);
-          patches.set(a.replicaId, () => undefined);
-          break;
-        default:
-          break;
+      if (a.kind === 'free') {
+        frees.push(a.placementGroupId);
+        patches.set(a.replicaId, (x) => ({ ...x, placementGroupId: '' }));
+      } else if (a.kind === 'retire') {
+        if (a.placementGroupId) frees.push(a.placementGroupId);
+        patches.set(a.replicaId, () => undefined);
       }
     }
+    // One commit for every free (a group already gone is answered, not refused; a failed commit is asked again next pass).
+    if (frees.length > 0) await this.pgs.removeMany(frees).catch(() => undefined);
     const byId = new Map(e.rg.replicas.map((r) => [r.id, r] as const));
     const makes = actions.flatMap((a) => (a.kind === 'materialize' && byId.has(a.replicaId) ? [byId.get(a.replicaId)!] : []));
-    for (let i = 0; i < makes.length; i += MATERIALIZE_CONCURRENCY) {
-      await Promise.all(makes.slice(i, i + MATERIALIZE_CONCURRENCY).map(async (r) => {
-        const spec = r.revision === e.rg.revision ? e.spec : r.revision === e.rg.stableRevision ? e.stableSpec : undefined;
-        if (!spec) return;
-        const made = await this.materialize(e, spec, r);
-        if ('failed' in made) failedAt.push(Date.now());
-        patches.set(r.id, (x) => ({ ...x, ...made.fields }));
-      }));
-    }
-    if (patches.size === 0) return false;
+    const now = makes.slice(0, MATERIALIZE_CONCURRENCY);
+    await Promise.all(now.map(async (r) => {
+      const spec = r.revision === e.rg.revision ? e.spec : r.revision === e.rg.stableRevision ? e.stableSpec : undefined;
+      if (!spec) return;
+      const made = await this.materialize(e, spec, r);
+      if ('failed' in made) failedAt.push(Date.now());
+      patches.set(r.id, (x) => ({ ...x, ...made.fields }));
+    }));
+    if (patches.size === 0) return makes.length > now.length;
     const replicas = e.rg.replicas.flatMap((r) => {
       const patch = patches.get(r.id);
       const next = patch ? patch(r) : r;

@@ -78,6 +78,64 @@ describe('replica group layout in the store', () => {
     expect((await keysUnder(inner)).size).toBe(3);
   });
 
+  it('a group whose record cannot be read keeps its replica keys (an event says so); orphans of other groups still go', async () => {
+    const { inner, rgs, restart, storedEvents } = await rgHarness(cleanups);
+    await rgs.apply(spec(2));
+    await placed(rgs, 2);
+    const [stray] = rgs.get('web').replicas;
+    await inner.put(replicaKey('gone', stray!.id), Replica.encode(stray!).finish());
+    await inner.put(groupKey('web'), new Uint8Array([0xff, 0xff, 0xff]));
+    const kept = [...(await keysUnder(inner)).keys()].filter((k) => k.startsWith(replicasPrefix('web')));
+    expect(kept).toHaveLength(2);
+    const next = await restart();
+    // The orphan's deletion is the marker that load() finished its clean-up.
+    await vi.waitFor(async () => expect(await inner.get(replicaKey('gone', stray!.id))).toBeUndefined(), { timeout: 5_000 });
+    expect(next.list()).toEqual([]);
+    expect([...(await keysUnder(inner)).keys()].filter((k) => k.startsWith(replicasPrefix('web'))).sort()).toEqual(kept.sort());
+    expect(await storedEvents()).toContain('rg.unreadable');
+  });
+
+  it('a new group does not inherit replica keys a deleted group of its name left: its first commit clears them', async () => {
+    const { inner, rgs, restart } = await rgHarness(cleanups);
+    const stray = { id: 'rstray', revision: 'old', state: 'ready', placementGroupId: 'pg-old', gangId: 'gang-old', subject: 's', message: '', createdAtMs: 1, replaces: '' } as Replica;
+    await inner.put(replicaKey('web', stray.id), Replica.encode(stray).finish());
+    await rgs.apply(spec(0));
+    expect(await inner.get(replicaKey('web', stray.id))).toBeUndefined();
+    expect((await restart()).get('web').replicas).toEqual([]);
+  });
+
+  it('a large scale-up is made a pass at a time: a scale of the group waits for one pass, not for every replica, and each pass stores its ids', async () => {
+    const { rgs, pgsPort } = await rgHarness(cleanups);
+    const create = pgsPort.create.bind(pgsPort);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let asked = 0;
+    vi.spyOn(pgsPort, 'create').mockImplementation(async (...args) => {
+      asked++;
+      await gate;
+      return create(...args);
+    });
+    await rgs.apply(spec(48));
+    // The first pass is making its replicas (held at the gate); the scale queues behind it.
+    await vi.waitFor(() => expect(asked).toBeGreaterThan(0), { timeout: 5_000 });
+    const scaled = rgs.scale('web', 50).then(() => rgs.get('web').replicas.filter((r) => r.gangId).length);
+    open();
+    // Answered after one pass of at most 16, long before all 48 are made.
+    expect(await scaled).toBeLessThanOrEqual(16);
+    await placed(rgs, 50);
+  });
+
+  it('scale-down stops gangs together and frees their placement groups in one batched remove', async () => {
+    const { rgs, allReady, removeBatches } = await rgHarness(cleanups);
+    await rgs.apply(spec(8));
+    await placed(rgs, 8);
+    allReady();
+    await vi.waitFor(() => expect(rgs.get('web').replicas.filter((r) => r.state === 'ready')).toHaveLength(8), { timeout: 5_000 });
+    await rgs.scale('web', 3);
+    await vi.waitFor(() => expect(rgs.get('web').replicas).toHaveLength(3), { timeout: 10_000 });
+    expect(removeBatches).toEqual([5]);
+  });
+
   it('an old record with its replicas inline is read as it is and migrated by its first write', async () => {
     const { inner, rgs, restart } = await rgHarness(cleanups);
     await rgs.apply(spec(3));

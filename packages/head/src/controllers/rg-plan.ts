@@ -140,7 +140,7 @@ export function planReplicaGroup(input: RgPlanInput): RgPlan {
   // a. Replica states from their gangs (1-4).
   for (const r of replicas) {
     if (r.state === 'starting' && !r.gangId) {
-      if (specOf(r.revision)) actions.push({ kind: 'materialize', replicaId: r.id, revision: r.revision, reason: 'recorded without its gang (a head stopped in between)' });
+      if (specOf(r.revision)) actions.push({ kind: 'materialize', replicaId: r.id, revision: r.revision, reason: 'recorded without its gang (not made yet: a pass makes 16; or a head stopped in between)' });
       else fail(r, `its revision ${r.revision} is no longer wanted`);
     } else if (r.state === 'starting' || r.state === 'ready') {
       const gang = view(r).gang;

@@ -1,8 +1,8 @@
 /** The stored layout of a replica group (rg-store.ts): which keys a change writes, how a walk is read back, old inline records. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Replica, ReplicaGroup } from '@muster/proto';
 import type { KeyValue } from '../state/store.js';
-import { GROUP_MESSAGE_BYTES, REPLICA_MESSAGE_BYTES, assemble, bounded, cut, groupKey, parseKey, replicaKey, storeOps, type StoredGroup } from './rg-store.js';
+import { GROUP_MESSAGE_BYTES, REPLICA_MESSAGE_BYTES, assemble, bounded, cut, groupKey, parseKey, replicaKey, replicasPrefix, storeOps, type StoredGroup } from './rg-store.js';
 
 const replica = (id: string, over: Partial<Replica> = {}): Replica => ({
   id, revision: 'rev1', state: 'starting', placementGroupId: `pg-${id}`, gangId: `gang-${id}`, subject: `muster.rg.g.${id}`, message: '', createdAtMs: 1, replaces: '', ...over,
@@ -11,7 +11,7 @@ const group = (replicas: Replica[], over: Partial<ReplicaGroup> = {}): ReplicaGr
   name: 'g', spec: undefined, desired: replicas.length, revision: 'rev1', stableRevision: '', replicas, membershipVersion: 0,
   message: 'ok', createdAtMs: 1, deleting: false, stableSpec: undefined, autoscaler: undefined, ...over,
 });
-const stored = (rg: ReplicaGroup, inline = false): StoredGroup => ({ rg, keyed: new Set(inline ? [] : rg.replicas.map((r) => r.id)), inline });
+const stored = (rg: ReplicaGroup, inline = false): StoredGroup => ({ rg, keyed: new Map(inline ? [] : rg.replicas.map((r) => [r.id, Replica.encode(r).finish()] as const)), inline });
 const kv = (key: string, value: Uint8Array): KeyValue => ({ key, value, createRevision: 1, modRevision: 1, version: 1 });
 const keys = (ops: ReturnType<typeof storeOps>) => ({ puts: ops.puts.map(([k]) => k), deletes: ops.deletes });
 
@@ -32,7 +32,8 @@ describe('storeOps', () => {
     const ops = storeOps(undefined, three);
     expect(keys(ops)).toEqual({ puts: [replicaKey('g', 'a'), replicaKey('g', 'b'), replicaKey('g', 'c'), groupKey('g')], deletes: [] });
     expect(ReplicaGroup.decode(ops.puts.at(-1)![1]).replicas).toEqual([]);
-    expect([...ops.keyed]).toEqual(['a', 'b', 'c']);
+    expect([...ops.keyed.keys()]).toEqual(['a', 'b', 'c']);
+    expect(ops.clear).toBe(replicasPrefix('g'));
   });
 
   it('one replica changed: its key only; the group key is left alone', () => {
@@ -49,7 +50,8 @@ describe('storeOps', () => {
   it('a replica gone: its key deleted; a group field changed: the group key', () => {
     const ops = storeOps(stored(three), { ...three, desired: 2, replicas: three.replicas.slice(0, 2) });
     expect(keys(ops)).toEqual({ puts: [groupKey('g')], deletes: [replicaKey('g', 'c')] });
-    expect([...ops.keyed]).toEqual(['a', 'b']);
+    expect([...ops.keyed.keys()]).toEqual(['a', 'b']);
+    expect(ops.clear).toBeUndefined();
   });
 
   it("the autoscaler's soft timers alone do not rewrite the group key", () => {
@@ -57,10 +59,33 @@ describe('storeOps', () => {
   });
 
   it('an old inline record: every replica to its key, stray keys deleted, the group rewritten without them', () => {
-    const old: StoredGroup = { rg: three, keyed: new Set(['a', 'zz']), inline: true };
+    const old: StoredGroup = { rg: three, keyed: new Map(['a', 'zz'].map((id) => [id, Replica.encode(replica(id)).finish()] as const)), inline: true };
     const ops = storeOps(old, three);
     expect(keys(ops)).toEqual({ puts: [replicaKey('g', 'a'), replicaKey('g', 'b'), replicaKey('g', 'c'), groupKey('g')], deletes: [replicaKey('g', 'zz')] });
     expect(ReplicaGroup.decode(ops.puts.at(-1)![1]).replicas).toEqual([]);
+  });
+
+  it('a group message over its bound, as the planner makes it again each pass, is no change once bounded', () => {
+    const long = 'x'.repeat(GROUP_MESSAGE_BYTES * 2);
+    const kept = stored(bounded(group([replica('a')], { message: long })));
+    expect(keys(storeOps(kept, bounded(group([replica('a')], { message: long }))))).toEqual({ puts: [], deletes: [] });
+  });
+
+  it('encodes each replica at most once per write, and not at all when it is the object last stored; keeps the bytes stored', () => {
+    const s = stored(three);
+    const encode = vi.spyOn(Replica, 'encode');
+    try {
+      const copies = storeOps(s, { ...three, replicas: three.replicas.map((r) => (r.id === 'b' ? { ...r, state: 'ready' } : { ...r })) });
+      expect(encode).toHaveBeenCalledTimes(3);
+      expect(keys(copies).puts).toEqual([replicaKey('g', 'b')]);
+      expect(copies.keyed.get('b')).toBe(copies.puts[0]![1]);
+      expect(copies.keyed.get('a')).toBe(s.keyed.get('a'));
+      encode.mockClear();
+      storeOps(s, { ...three, replicas: three.replicas.map((r) => (r.id === 'b' ? { ...r, state: 'ready' } : r)) });
+      expect(encode).toHaveBeenCalledTimes(1);
+    } finally {
+      encode.mockRestore();
+    }
   });
 });
 
@@ -74,7 +99,8 @@ describe('assemble', () => {
     expect(groups).toHaveLength(1);
     expect(groups[0]!.rg.replicas.map((r) => r.id)).toEqual(['w', 'y', 'x']);
     expect(groups[0]!.inline).toBe(false);
-    expect([...groups[0]!.keyed].sort()).toEqual(['w', 'x', 'y']);
+    expect([...groups[0]!.keyed.keys()].sort()).toEqual(['w', 'x', 'y']);
+    expect(Replica.decode(groups[0]!.keyed.get('x')!)).toEqual(x);
     expect([orphans, skipped]).toEqual([[], []]);
   });
 
@@ -83,7 +109,7 @@ describe('assemble', () => {
     const { groups } = assemble([rec(inline), rep('g', replica('a', { state: 'ready' })), rep('g', replica('old'))]);
     expect(groups[0]!.rg.replicas).toEqual(inline.replicas);
     expect(groups[0]!.inline).toBe(true);
-    expect([...groups[0]!.keyed].sort()).toEqual(['a', 'old']);
+    expect([...groups[0]!.keyed.keys()].sort()).toEqual(['a', 'old']);
   });
 
   it('replica keys without a group record are orphans; unreadable keys are skipped', () => {
@@ -91,6 +117,14 @@ describe('assemble', () => {
     expect(groups).toEqual([]);
     expect(orphans).toEqual([replicaKey('gone', 'a')]);
     expect(skipped).toEqual(['/muster/rgs/g/replicas/a', '/muster/rgs/g/x/y']);
+  });
+
+  it('replica keys of a group whose record cannot be read are no orphans: they are kept, the group named unreadable', () => {
+    const { groups, orphans, skipped, unreadable } = assemble([kv(groupKey('g'), new Uint8Array([0xff, 0xff, 0xff])), rep('g', replica('a')), rep('gone', replica('b'))]);
+    expect(groups).toEqual([]);
+    expect(skipped).toEqual([groupKey('g')]);
+    expect(unreadable).toEqual(['g']);
+    expect(orphans).toEqual([replicaKey('gone', 'b')]);
   });
 });
 

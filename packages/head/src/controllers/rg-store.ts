@@ -27,6 +27,17 @@
  * (still the truth) or extra replica records (which the planner retires),
  * never a record that names fewer replicas than exist.
  *
+ * A replica key whose group record exists but cannot be read is no orphan:
+ * its group is unknown, not gone, and its replicas are the only record of
+ * which placement groups and gangs they hold. assemble() keeps such keys out
+ * of `orphans` (and reports the group in `unreadable`); the controller logs
+ * it and leaves every key in place for an operator or a later head.
+ * A new group's first write deletes every key under its replicas prefix, so
+ * it never inherits replica keys a deleted group of the same name left.
+ *
+ * Each replica is encoded once per write: the bytes last stored under each
+ * replica key are kept (StoredGroup.keyed) and compared with the new bytes.
+ *
  * Pure: no I/O; the controller writes what storeOps says through its commit.
  */
 import { Replica, ReplicaGroup } from '@muster/proto';
@@ -46,8 +57,8 @@ export const replicaKey = (group: string, id: string): string => replicasPrefix(
 export interface StoredGroup {
   /** The group with its replicas (from their keys, or inline in an old record). */
   rg: ReplicaGroup;
-  /** Ids of the replicas that have a key in the store. */
-  keyed: Set<string>;
+  /** Ids of the replicas that have a key in the store → the bytes stored under it. */
+  keyed: Map<string, Uint8Array>;
   /** The stored group record still carries its replicas inline (written by an older head). */
   inline: boolean;
 }
@@ -64,24 +75,29 @@ export function parseKey(key: string): { group: string; replica?: string } | und
 /**
  * Groups from the keys of a paged walk (any order). `orphans`: replica keys
  * whose group has no record (left by a group deletion whose commit was cut
- * short), to be deleted; `skipped`: keys that could not be read.
+ * short), to be deleted; `skipped`: keys that could not be read;
+ * `unreadable`: groups whose record is among them (their replica keys are
+ * kept, not orphans: see the top of this file).
  */
-export function assemble(kvs: readonly KeyValue[]): { groups: StoredGroup[]; orphans: string[]; skipped: string[] } {
+export function assemble(kvs: readonly KeyValue[]): { groups: StoredGroup[]; orphans: string[]; skipped: string[]; unreadable: string[] } {
   const records = new Map<string, ReplicaGroup>();
-  const replicas = new Map<string, Replica[]>();
+  const replicas = new Map<string, Array<{ r: Replica; bytes: Uint8Array }>>();
   const keysOf = new Map<string, string[]>();
   const skipped: string[] = [];
+  const unreadable = new Set<string>();
   for (const kv of kvs) {
     const at = parseKey(kv.key);
     try {
       if (!at) throw new Error('not a replica group key');
       if (at.replica === undefined) {
+        unreadable.add(at.group); // until it decodes
         records.set(at.group, ReplicaGroup.decode(kv.value));
+        unreadable.delete(at.group);
         continue;
       }
       const r = Replica.decode(kv.value);
       if (r.id !== at.replica) throw new Error(`replica id ${r.id} does not match its key`);
-      push(replicas, at.group, r);
+      push(replicas, at.group, { r, bytes: kv.value });
       push(keysOf, at.group, kv.key);
     } catch {
       skipped.push(kv.key);
@@ -90,12 +106,12 @@ export function assemble(kvs: readonly KeyValue[]): { groups: StoredGroup[]; orp
   const groups: StoredGroup[] = [];
   for (const [name, record] of records) {
     const stored = replicas.get(name) ?? [];
-    const keyed = new Set(stored.map((r) => r.id));
+    const keyed = new Map(stored.map(({ r, bytes }) => [r.id, bytes] as const));
     const inline = record.replicas.length > 0;
-    groups.push({ rg: bounded({ ...record, replicas: inline ? record.replicas : stored }), keyed, inline });
+    groups.push({ rg: bounded({ ...record, replicas: inline ? record.replicas : stored.map(({ r }) => r) }), keyed, inline });
   }
-  const orphans = [...keysOf].filter(([name]) => !records.has(name)).flatMap(([, keys]) => keys);
-  return { groups, orphans, skipped };
+  const orphans = [...keysOf].filter(([name]) => !records.has(name) && !unreadable.has(name)).flatMap(([, keys]) => keys);
+  return { groups, orphans, skipped, unreadable: [...unreadable] };
 }
 
 /** The writes that take the store from `prev` (undefined: a new group) to `next`. */
@@ -103,8 +119,10 @@ export interface StoreOps {
   /** Replica keys first, the group key last (see the top of this file). */
   puts: Array<[key: string, value: Uint8Array]>;
   deletes: string[];
-  /** The replica ids with a key once these ops are written. */
-  keyed: Set<string>;
+  /** A new group: every key under this prefix is deleted first (stray replica keys of a deleted group of the same name). */
+  clear?: string;
+  /** The replica ids with a key once these ops are written → the bytes stored under it. */
+  keyed: Map<string, Uint8Array>;
 }
 
 export function storeOps(prev: StoredGroup | undefined, next: ReplicaGroup): StoreOps {
@@ -112,20 +130,25 @@ export function storeOps(prev: StoredGroup | undefined, next: ReplicaGroup): Sto
   const puts: StoreOps['puts'] = [];
   const before = new Map((prev?.rg.replicas ?? []).map((r) => [r.id, r] as const));
   const migrating = prev?.inline ?? false;
+  const keyed = new Map<string, Uint8Array>();
   for (const r of next.replicas) {
-    const was = before.get(r.id);
-    const unchanged = !migrating && prev?.keyed.has(r.id) && was !== undefined && (was === r || sameBytes(Replica.encode(was).finish(), Replica.encode(r).finish()));
-    if (!unchanged) puts.push([replicaKey(name, r.id), Replica.encode(r).finish()]);
+    const last = migrating ? undefined : prev?.keyed.get(r.id);
+    // The same object as stored: its bytes are the stored ones, no encoding needed.
+    const bytes = last && before.get(r.id) === r ? last : Replica.encode(r).finish();
+    if (last && (bytes === last || sameBytes(bytes, last))) keyed.set(r.id, last);
+    else {
+      puts.push([replicaKey(name, r.id), bytes]);
+      keyed.set(r.id, bytes);
+    }
   }
-  const keyed = new Set(next.replicas.map((r) => r.id));
-  const deletes = [...(prev?.keyed ?? [])].filter((id) => !keyed.has(id)).map((id) => replicaKey(name, id));
+  const deletes = [...(prev?.keyed.keys() ?? [])].filter((id) => !keyed.has(id)).map((id) => replicaKey(name, id));
   if (!prev || migrating || !sameBytes(ownFields(prev.rg), ownFields(next))) puts.push([groupKey(name), ReplicaGroup.encode({ ...next, replicas: [] }).finish()]);
-  return { puts, deletes, keyed };
+  return { puts, deletes, keyed, ...(prev ? {} : { clear: replicasPrefix(name) }) };
 }
 
 /** Every key of a stored group, replicas first: what deleting the group deletes. */
 export function keysOf(stored: StoredGroup): string[] {
-  return [...[...stored.keyed].map((id) => replicaKey(stored.rg.name, id)), groupKey(stored.rg.name)];
+  return [...[...stored.keyed.keys()].map((id) => replicaKey(stored.rg.name, id)), groupKey(stored.rg.name)];
 }
 
 /**

@@ -18,7 +18,10 @@
  * a second or two. A frozen or killed process stops both threads. The etcd3
  * lease on the main thread is unchanged (it still says when a lease is
  * lost), so this only adds renewals; if the worker cannot start or fails,
- * the head goes on with the main thread's alone (logged once).
+ * the head goes on with the main thread's alone (logged once). A renewal
+ * that fails in the worker (its stream cut, etcd away) is posted to the main
+ * thread, which reports the first one (onRenewalError, logged once) while
+ * the worker keeps trying.
  *
  * The worker is a short CommonJS script (eval) that loads the same etcd3 the
  * head uses, so it runs from built code and from the TypeScript sources under
@@ -36,6 +39,8 @@ export interface LeaseKeeperOptions {
   grpcOptions: Record<string, number>;
   /** Called once if the worker fails (the main thread's keepalive goes on alone). */
   onError?: (err: Error) => void;
+  /** Called once, at the first renewal the worker could not make (it keeps trying). */
+  onRenewalError?: (err: Error) => void;
 }
 
 type ToWorker = { keep: string; ttlSeconds: number } | { drop: string } | { ping: true };
@@ -50,8 +55,9 @@ const client = new Etcd3({ hosts: workerData.endpoints, credentials, grpcOptions
 const kept = new Map();
 let pingedAt = Date.now();
 let stream;
+const failed = (e) => parentPort.postMessage({ failed: String((e && e.message) || e) });
 const open = () => client.leaseClient.leaseKeepAlive().then((s) => {
-  s.on('error', () => { if (stream === s) stream = undefined; });
+  s.on('error', (e) => { if (stream === s) stream = undefined; failed(e); });
   s.on('end', () => { if (stream === s) stream = undefined; });
   s.on('data', () => parentPort.postMessage({ renewed: true }));
   return (stream = s);
@@ -60,7 +66,7 @@ let opening;
 const renew = (id) => {
   if (stream) return stream.write({ ID: id });
   opening ??= open().finally(() => (opening = undefined));
-  opening.then((s) => s.write({ ID: id }), () => undefined);
+  opening.then((s) => s.write({ ID: id }), failed);
 };
 setInterval(() => {
   const now = Date.now();
@@ -83,6 +89,8 @@ export class LeaseKeeper {
   private failed = false;
   /** Keepalive answers the worker has had from etcd (tests wait for the first). */
   renewals = 0;
+  /** Renewals the worker could not make (each posted by the worker; the first is reported). */
+  renewalErrors = 0;
 
   constructor(opts: LeaseKeeperOptions) {
     const etcd3 = createRequire(import.meta.url).resolve('etcd3');
@@ -91,8 +99,9 @@ export class LeaseKeeper {
       workerData: { etcd3, endpoints: opts.endpoints, credentials: opts.credentials, grpcOptions: opts.grpcOptions },
     });
     this.worker.unref();
-    this.worker.on('message', (m: { renewed?: boolean }) => {
+    this.worker.on('message', (m: { renewed?: boolean; failed?: string }) => {
       if (m.renewed) this.renewals++;
+      if (m.failed !== undefined && this.renewalErrors++ === 0) opts.onRenewalError?.(new Error(m.failed));
     });
     this.worker.on('error', (e) => {
       if (this.failed) return;

@@ -89,6 +89,7 @@ export class EtcdStore implements StateStore {
       credentials: this.opts.credentials,
       grpcOptions: etcdChannelOptions(),
       onError: (e) => this.opts.onWarning?.('the etcd lease keeper thread failed; leases are renewed from the main thread only', { err: e.message }),
+      onRenewalError: (e) => this.opts.onWarning?.('the etcd lease keeper thread could not renew a lease; it keeps trying, beside the main thread (logged once)', { err: e.message }),
     });
     return this.keeper;
   }
@@ -366,6 +367,8 @@ export class EtcdStore implements StateStore {
         if (!keepAlive) watchdog(ttl * 1000 + 100);
       },
       revoke: async () => {
+        // The keeper lets go first: a revoke that fails must not leave its thread renewing the lease for good.
+        if (keepAlive) this.keeper?.drop(id);
         await this.call('revokeLease', () => lease.revoke());
         finish();
       },
