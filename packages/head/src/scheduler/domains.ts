@@ -75,31 +75,34 @@ interface Domain {
   label: string;
   nodes: NodeHeadroom[];
   freeGpus: number;
-  /** Largest free NVLink island on any of its nodes. */
-  largestIsland: number;
+  /** Some node of it has the largest bundle's GPUs free inside one NVLink island. */
+  islandFits: boolean;
 }
 
+/**
+ * Groups the candidates by domain and keeps the ones whose free totals could
+ * hold the gang. One pass over the candidates; a node's domain label is
+ * worked out once per level combination (kept on the node),
+ * and island sizes are looked at only on nodes with enough free GPUs to matter.
+ */
 function fittingDomains(candidates: NodeHeadroom[], levels: readonly DomainLevel[], demand: Demand): { fitting: Domain[]; all: Domain[] } {
   const byKey = new Map<string, Domain & { mig: number; cpu: number; mem: number }>();
+  const levelsKey = levels.join('+');
   for (const ns of candidates) {
-    const parts: string[] = [];
-    let missing = false;
-    for (const l of levels) {
-      const v = domainOf(ns, l);
-      if (v === undefined) missing = true;
-      parts.push(`${l}=${v}`);
-    }
-    if (missing) continue;
-    const key = parts.join(',');
+    const key = domainKey(ns, levels, levelsKey);
+    if (key === null) continue;
     let d = byKey.get(key);
     if (d === undefined) {
-      d = { label: key, nodes: [], freeGpus: 0, largestIsland: 0, mig: 0, cpu: 0, mem: 0 };
+      d = { label: key, nodes: [], freeGpus: 0, islandFits: false, mig: 0, cpu: 0, mem: 0 };
       byKey.set(key, d);
     }
     d.nodes.push(ns);
-    d.freeGpus += ns.freeGpuCount();
-    for (const isl of ns.topo.islands) d.largestIsland = Math.max(d.largestIsland, popcount(isl & ns.freeMask));
-    for (const s of ns.mig) if (s.free) d.mig++;
+    const free = ns.freeGpuCount();
+    d.freeGpus += free;
+    if (!d.islandFits && free >= demand.maxBundleGpus) {
+      for (const isl of ns.topo.islands) if (popcount(isl & ns.freeMask) >= demand.maxBundleGpus) d.islandFits = true;
+    }
+    if (ns.mig.length > 0) for (const n of ns.migFree.values()) d.mig += n;
     d.cpu += ns.freeCpu;
     d.mem += ns.freeMem;
   }
@@ -115,7 +118,23 @@ function fittingDomains(candidates: NodeHeadroom[], levels: readonly DomainLevel
   // Domains where the largest bundle can sit inside one NVLink island first
   // (first success wins, so order is quality); then best fit: the fullest
   // domain that might hold the gang; then the lowest first node.
-  const islandOk = (d: Domain) => (d.largestIsland >= demand.maxBundleGpus ? 0 : 1);
+  const islandOk = (d: Domain) => (d.islandFits ? 0 : 1);
   fitting.sort((a, b) => islandOk(a) - islandOk(b) || a.freeGpus - b.freeGpus || a.nodes[0]!.idx - b.nodes[0]!.idx);
   return { fitting, all };
+}
+
+/** "rack=r7,zone=z1" for `levels`, null when the node lacks one of them; kept on the node per level combination. */
+function domainKey(ns: NodeHeadroom, levels: readonly DomainLevel[], levelsKey: string): string | null {
+  const cached = ns.domainKeys.get(levelsKey);
+  if (cached !== undefined) return cached;
+  const parts: string[] = [];
+  let missing = false;
+  for (const l of levels) {
+    const v = domainOf(ns, l);
+    if (v === undefined) missing = true;
+    parts.push(`${l}=${v}`);
+  }
+  const key = missing ? null : parts.join(',');
+  if (ns.domainKeys.size < 16) ns.domainKeys.set(levelsKey, key);
+  return key;
 }
