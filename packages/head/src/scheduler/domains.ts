@@ -81,32 +81,28 @@ interface Domain {
 
 /**
  * Groups the candidates by domain and keeps the ones whose free totals could
- * hold the gang. One pass over the candidates; a node's domain label is
- * worked out once per level combination (kept on the node),
- * and island sizes are looked at only on nodes with enough free GPUs to matter.
+ * hold the gang. Which node is in which domain does not change with
+ * reservations, so the grouping is kept per candidate list (the pipeline
+ * memoises those per spec shape) and level combination; each call only sums
+ * what is free now, domain by domain, and looks at island sizes only on
+ * nodes with enough free GPUs to matter.
  */
 function fittingDomains(candidates: NodeHeadroom[], levels: readonly DomainLevel[], demand: Demand): { fitting: Domain[]; all: Domain[] } {
-  const byKey = new Map<string, Domain & { mig: number; cpu: number; mem: number }>();
-  const levelsKey = levels.join('+');
-  for (const ns of candidates) {
-    const key = domainKey(ns, levels, levelsKey);
-    if (key === null) continue;
-    let d = byKey.get(key);
-    if (d === undefined) {
-      d = { label: key, nodes: [], freeGpus: 0, islandFits: false, mig: 0, cpu: 0, mem: 0 };
-      byKey.set(key, d);
+  const all: (Domain & { mig: number; cpu: number; mem: number })[] = [];
+  for (const { label, nodes } of groupByDomain(candidates, levels)) {
+    const d = { label, nodes, freeGpus: 0, islandFits: false, mig: 0, cpu: 0, mem: 0 };
+    for (const ns of nodes) {
+      const free = ns.freeGpuCount();
+      d.freeGpus += free;
+      if (!d.islandFits && free >= demand.maxBundleGpus) {
+        for (const isl of ns.topo.islands) if (popcount(isl & ns.freeMask) >= demand.maxBundleGpus) d.islandFits = true;
+      }
+      if (ns.mig.length > 0) for (const n of ns.migFree.values()) d.mig += n;
+      d.cpu += ns.freeCpu;
+      d.mem += ns.freeMem;
     }
-    d.nodes.push(ns);
-    const free = ns.freeGpuCount();
-    d.freeGpus += free;
-    if (!d.islandFits && free >= demand.maxBundleGpus) {
-      for (const isl of ns.topo.islands) if (popcount(isl & ns.freeMask) >= demand.maxBundleGpus) d.islandFits = true;
-    }
-    if (ns.mig.length > 0) for (const n of ns.migFree.values()) d.mig += n;
-    d.cpu += ns.freeCpu;
-    d.mem += ns.freeMem;
+    all.push(d);
   }
-  const all = [...byKey.values()];
   const fitting = all.filter(
     (d) =>
       d.freeGpus >= demand.gpus &&
@@ -123,18 +119,31 @@ function fittingDomains(candidates: NodeHeadroom[], levels: readonly DomainLevel
   return { fitting, all };
 }
 
-/** "rack=r7,zone=z1" for `levels`, null when the node lacks one of them; kept on the node per level combination. */
-function domainKey(ns: NodeHeadroom, levels: readonly DomainLevel[], levelsKey: string): string | null {
-  const cached = ns.domainKeys.get(levelsKey);
+const groupings = new WeakMap<readonly NodeHeadroom[], Map<string, { label: string; nodes: NodeHeadroom[] }[]>>();
+
+/** The candidates by domain label ("rack=r7,zone=z1"), in order of first appearance; nodes lacking a level are left out. */
+function groupByDomain(candidates: readonly NodeHeadroom[], levels: readonly DomainLevel[]): { label: string; nodes: NodeHeadroom[] }[] {
+  const levelsKey = levels.join('+');
+  let byLevels = groupings.get(candidates);
+  if (byLevels === undefined) groupings.set(candidates, (byLevels = new Map()));
+  const cached = byLevels.get(levelsKey);
   if (cached !== undefined) return cached;
-  const parts: string[] = [];
-  let missing = false;
-  for (const l of levels) {
-    const v = domainOf(ns, l);
-    if (v === undefined) missing = true;
-    parts.push(`${l}=${v}`);
+  const byLabel = new Map<string, { label: string; nodes: NodeHeadroom[] }>();
+  for (const ns of candidates) {
+    const parts: string[] = [];
+    let missing = false;
+    for (const l of levels) {
+      const v = domainOf(ns, l);
+      if (v === undefined) missing = true;
+      parts.push(`${l}=${v}`);
+    }
+    if (missing) continue;
+    const label = parts.join(',');
+    let g = byLabel.get(label);
+    if (g === undefined) byLabel.set(label, (g = { label, nodes: [] }));
+    g.nodes.push(ns);
   }
-  const key = missing ? null : parts.join(',');
-  if (ns.domainKeys.size < 16) ns.domainKeys.set(levelsKey, key);
-  return key;
+  const groups = [...byLabel.values()];
+  if (byLevels.size < 16) byLevels.set(levelsKey, groups);
+  return groups;
 }

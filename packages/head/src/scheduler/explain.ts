@@ -57,7 +57,7 @@ export function collectFacts(state: ClusterState, candidates: { nodes: readonly 
     bundle.resetMemo();
   } else {
     for (let k = MAX_GPUS_PER_NODE; k >= 0 && (island === undefined || k >= island.size); k--) {
-      eachBoth(state.index.byFree[k]!, candidates.set, undefined, (i) => {
+      eachBoth(state.index.byFree[k]!, candidates.set, (i) => {
         if (island !== undefined && island.size === k && island.idx < i) return false;
         const ns = state.nodes[i]!;
         most ??= { count: k, nodeId: ns.node.id };

@@ -4,6 +4,7 @@
  * could hold it instead of filtering and scoring every node of the cluster.
  *
  *   byFree[k]   nodes with exactly k free whole GPUs (k = 0..32)
+ *   islandAtLeast[t]  nodes with t or more free GPUs inside one NVLink island
  *   untouched   nodes with nothing reserved (judged once per shape class)
  *   mig[p]      nodes with at least one free MIG slice of profile p
  *
@@ -29,14 +30,19 @@ import type { NodeHeadroom } from './state.js';
 export class NodeIndex {
   /** byFree[k]: the nodes with exactly k free whole GPUs. */
   readonly byFree: NodeSet[];
+  /** islandAtLeast[t]: the nodes with at least t free GPUs inside one NVLink island (t = 1..32). */
+  readonly islandAtLeast: NodeSet[];
   readonly untouched: NodeSet;
   /** Per MIG profile, the nodes with a free slice of it. */
   readonly mig = new Map<string, NodeSet>();
   /** Each node's bucket, by index (-1: not filed). */
   private readonly bucket: number[] = [];
+  /** Each node's largest free island, by index. */
+  private readonly island: number[] = [];
 
   constructor(capacity: number) {
     this.byFree = Array.from({ length: MAX_GPUS_PER_NODE + 1 }, () => new NodeSet(capacity));
+    this.islandAtLeast = Array.from({ length: MAX_GPUS_PER_NODE + 1 }, () => new NodeSet(capacity));
     this.untouched = new NodeSet(capacity);
   }
 
@@ -50,6 +56,9 @@ export class NodeIndex {
       this.byFree[k]!.add(i);
       this.bucket[i] = k;
     }
+    let largest = 0;
+    for (const isl of ns.topo.islands) largest = Math.max(largest, popcount(ns.freeMask & isl));
+    this.fileIsland(i, largest);
     if (ns.untouched) this.untouched.add(i);
     else this.untouched.delete(i);
     for (const [profile, free] of ns.migFree) {
@@ -65,8 +74,16 @@ export class NodeIndex {
     const old = this.bucket[i] ?? -1;
     if (old >= 0) this.byFree[old]!.delete(i);
     this.bucket[i] = -1;
+    this.fileIsland(i, 0);
     this.untouched.delete(i);
     for (const set of this.mig.values()) set.delete(i);
+  }
+
+  private fileIsland(i: number, largest: number): void {
+    const old = this.island[i] ?? 0;
+    for (let t = old + 1; t <= largest; t++) this.islandAtLeast[t]!.add(i);
+    for (let t = largest + 1; t <= old; t++) this.islandAtLeast[t]!.delete(i);
+    this.island[i] = largest;
   }
 
   /** The bucket `i` is filed in (-1: none); for tests. */

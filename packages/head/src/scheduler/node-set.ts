@@ -67,16 +67,18 @@ export function countBoth(a: NodeSet, b: NodeSet): number {
 }
 
 /**
- * Calls `visit` with each member of a ∩ b ∩ ¬not (when given), ascending,
- * until it returns false.
+ * Calls `visit` with each member of a ∩ b (∩ `and`, minus `not`, when
+ * given), ascending, until it returns false.
  */
-export function eachBoth(a: NodeSet, b: NodeSet, not: NodeSet | undefined, visit: (i: number) => boolean): void {
+export function eachBoth(a: NodeSet, b: NodeSet, visit: (i: number) => boolean, opts: { and?: NodeSet | undefined; not?: NodeSet | undefined } = {}): void {
   const n = Math.min(a.words.length, b.words.length);
   const aw = a.words;
   const bw = b.words;
-  const nw = not?.words;
+  const cw = opts.and?.words;
+  const nw = opts.not?.words;
   for (let w = 0; w < n; w++) {
     let m = aw[w]! & bw[w]!;
+    if (cw !== undefined) m &= w < cw.length ? cw[w]! : 0;
     if (nw !== undefined && w < nw.length) m &= ~nw[w]!;
     while (m !== 0) {
       const low = m & -m;

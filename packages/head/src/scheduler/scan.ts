@@ -38,6 +38,8 @@ export const SCORERS = [
   { plugin: resourcesPlugin, weight: 1 }, // best fit: leave whole islands and nodes free
 ] as const;
 
+/** What a node keeping a TP bundle inside one island scores in the top tier alone: more than all lower tiers together. */
+const ISLAND_TIER = SCORERS[0].weight * 100;
 const NO_GPU = reject(ReasonCode.GPU, 'gpu');
 const NODE_USED = reject(ReasonCode.SPREAD_NODE_USED);
 
@@ -90,11 +92,27 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
     return true;
   };
   if (mig !== undefined) {
-    if (mig !== null) eachBoth(mig, attempt.set, undefined, visit(ceilingFrom(0, b, ctx)));
-  } else {
+    if (mig !== null) eachBoth(mig, attempt.set, visit(ceilingFrom(0, b, ctx)));
+  } else if (b.gpus < 2) {
     for (let k = b.gpus; k <= MAX_GPUS_PER_NODE; k++) {
       if (best !== undefined && bestScore > ceilingFrom(k, b, ctx)) break;
-      eachBoth(index.byFree[k]!, attempt.set, undefined, visit(ceiling(k, b, ctx)));
+      eachBoth(index.byFree[k]!, attempt.set, visit(ceiling(k, b, ctx)));
+    }
+  } else {
+    // A TP bundle: nodes that can keep it inside one island win the top
+    // tier over every node that cannot, so those are looked at only when
+    // none of the first can take it.
+    const inIsland = index.islandAtLeast[b.gpus]!;
+    const byFree = index.byFree;
+    for (let k = b.gpus; k <= MAX_GPUS_PER_NODE; k++) {
+      if (best !== undefined && bestScore > ceilingFrom(k, b, ctx)) break;
+      eachBoth(byFree[k]!, attempt.set, visit(ceiling(k, b, ctx)), { and: inIsland });
+    }
+    if (best === undefined || bestScore < ISLAND_TIER) {
+      for (let k = b.gpus; k <= MAX_GPUS_PER_NODE; k++) {
+        if (best !== undefined && bestScore > ceilingFrom(k, b, ctx)) break;
+        eachBoth(byFree[k]!, attempt.set, visit(ceiling(k, b, ctx)), { not: inIsland });
+      }
     }
   }
   if (best !== undefined) return best;

@@ -54,8 +54,6 @@ export class NodeHeadroom {
   reservations = 0;
   /** Its shape class (ClusterState.shapeOf), -1 until asked. */
   shape = -1;
-  /** Its domain label per combination of co-location levels (domains.ts), once asked. */
-  readonly domainKeys = new Map<string, string | null>();
 
   constructor(idx: number, node: SchedulerNode, alive: boolean, draining = node.draining === true) {
     this.idx = idx;
