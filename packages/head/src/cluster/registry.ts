@@ -101,6 +101,9 @@ import { admission, deathWarning, drainOf } from './node-records.js';
 
 export const NODES_PREFIX = '/muster/nodes/';
 
+/** Record changes remembered by id for views that catch up (changesSince); beyond it they build anew. */
+const CHANGES_KEPT = 8_192;
+
 /** Deaths declared per sweep at most (more on clusters over 10,000 nodes: one per 1,000 alive). */
 const MIN_DEATHS_PER_SWEEP = 10;
 
@@ -134,6 +137,9 @@ export class NodeRegistry {
   /** Per node, the tail of its queued changes (see `serial`). */
   private readonly busy = new Map<string, Promise<void>>();
   private replaced = 0;
+  /** The ids changed by the steps after version `changesFrom`, in order (see changesSince); bounded. */
+  private readonly changes: string[] = [];
+  private changesFrom = 0;
   private holders: (nodeId: string) => string[] = () => [];
   private readonly commits: GroupCommit;
   /** The largest heartbeat delay above its node's baseline in this sweep period, and in the last. */
@@ -194,6 +200,9 @@ export class NodeRegistry {
       this.drainingIds.clear();
       for (const [id, e] of this.nodes) if (e.node.draining) this.drainingIds.add(id);
       this.replaced++;
+      // Which records changed is not worked out here: views derived from the node set build anew.
+      this.changes.length = 0;
+      this.changesFrom = this.replaced;
     }
     return kvs.length;
   }
@@ -204,6 +213,30 @@ export class NodeRegistry {
    */
   get version(): number {
     return this.replaced;
+  }
+
+  /**
+   * The ids of the records added, replaced or removed since `version` (one per
+   * step, repeats possible), or undefined when they are no longer known (more
+   * than CHANGES_KEPT steps ago, or before a reload from the store): then
+   * whatever was derived from the node set is derived again. The scheduling
+   * view (controllers/pg-view.ts) catches up this way, one node at a time,
+   * instead of rebuilding from every node when one registers.
+   */
+  changesSince(version: number): string[] | undefined {
+    if (version < this.changesFrom || version > this.replaced) return undefined;
+    return this.changes.slice(version - this.changesFrom);
+  }
+
+  /** A record was added, replaced or removed (memory already holds the change). */
+  private changed(nodeId: string): void {
+    this.replaced++;
+    this.changes.push(nodeId);
+    if (this.changes.length > CHANGES_KEPT) {
+      const drop = this.changes.length - CHANGES_KEPT / 2;
+      this.changes.splice(0, drop);
+      this.changesFrom += drop;
+    }
   }
 
   /** Every node record, unsorted: for one pass over the nodes (a summary, a page) without list()'s sort. */
@@ -454,7 +487,7 @@ export class NodeRegistry {
       this.commits.after(() => {
         this.nodes.delete(nodeId);
         this.drainingIds.delete(nodeId);
-        this.replaced++;
+        this.changed(nodeId);
         for (const l of this.listeners) l('node.removed', node);
       });
       await this.commits.flush();
@@ -509,7 +542,7 @@ export class NodeRegistry {
       apply();
       if (node.draining) this.drainingIds.add(node.nodeId);
       else this.drainingIds.delete(node.nodeId);
-      this.replaced++;
+      this.changed(node.nodeId);
       if (kind) for (const l of this.listeners) l(kind, node);
     });
     return this.commits.flush();
