@@ -25,7 +25,8 @@
  * no amount of best fit outweighs keeping a TP bundle inside one island.
  */
 import { MAX_GPUS_PER_NODE } from './bits.js';
-import { eachBoth, type NodeSet } from './node-set.js';
+import { MIG_COUNTS } from './node-index.js';
+import { NodeSet, eachBoth } from './node-set.js';
 import { ReasonCode, reject, type Rejection, type RejectionCounter } from './reasons.js';
 import type { ClusterState, NodeHeadroom } from './state.js';
 import { bundleFilters, gpuIslandPlugin, resourcesPlugin, strategyPlugin, taintsPlugin, topologyPlugin, type BundleContext, type GangContext } from './plugins/index.js';
@@ -73,7 +74,7 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
 
   // 2 and 3. The buckets that can hold the bundle, fewest free GPUs first.
   const index = state.index;
-  const mig = b.migSlices > 0 ? (index.mig.get(b.bundle.migProfile!) ?? null) : undefined;
+  const mig = b.migSlices > 0 ? (index.migWith.get(b.bundle.migProfile!) ?? null) : undefined;
   const judged = new Map<number, Rejection | undefined>();
   let visited = 0;
   const visit = (top: number) => (i: number): boolean => {
@@ -92,26 +93,46 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
     return true;
   };
   if (mig !== undefined) {
-    if (mig !== null) eachBoth(mig, attempt.set, visit(ceilingFrom(0, b, ctx)));
-  } else if (b.gpus < 2) {
-    for (let k = b.gpus; k <= MAX_GPUS_PER_NODE; k++) {
+    // Fewest free slices first (best fit), each count in node order.
+    for (let n = Math.min(b.migSlices, MIG_COUNTS); mig !== null && n <= MIG_COUNTS; n++) {
+      const top = tiers(ctx.strategy === 'PACK' ? 50 : ctx.strategy === 'SPREAD' ? 100 : 0, ctx, 100 - Math.min(99, n - b.migSlices));
+      if (best !== undefined && bestScore > top) break;
+      eachBoth(mig[n]!, attempt.set, visit(top));
+    }
+  } else if (b.gpus === 0) {
+    for (let k = 0; k <= MAX_GPUS_PER_NODE; k++) {
       if (best !== undefined && bestScore > ceilingFrom(k, b, ctx)) break;
       eachBoth(index.byFree[k]!, attempt.set, visit(ceiling(k, b, ctx)));
     }
   } else {
-    // A TP bundle: nodes that can keep it inside one island win the top
-    // tier over every node that cannot, so those are looked at only when
-    // none of the first can take it.
-    const inIsland = index.islandAtLeast[b.gpus]!;
-    const byFree = index.byFree;
-    for (let k = b.gpus; k <= MAX_GPUS_PER_NODE; k++) {
-      if (best !== undefined && bestScore > ceilingFrom(k, b, ctx)) break;
-      eachBoth(byFree[k]!, attempt.set, visit(ceiling(k, b, ctx)), { and: inIsland });
+    // Whole GPUs. Best fit looks first at the fullest island that holds the
+    // bundle (j free GPUs, j ≥ g), then at the node: so the nodes are walked
+    // by j, each once, at its smallest such j. Nodes where no island holds
+    // the bundle score below all of those in the top tier (a TP bundle) or
+    // are none (g = 1): they are walked by free GPUs only if nothing above took it.
+    const done = new NodeSet(state.nodes.length);
+    const once = (top: number) => {
+      const v = visit(top);
+      return (i: number) => {
+        if (done.has(i)) return true;
+        done.add(i);
+        return v(i);
+      };
+    };
+    // By (j, k): the ceiling falls along j, then along k (33 > any k − g).
+    scan: for (let j = b.gpus; j <= MAX_GPUS_PER_NODE; j++) {
+      for (let k = j; k <= MAX_GPUS_PER_NODE; k++) {
+        if (index.pairs[j * (MAX_GPUS_PER_NODE + 1) + k] === 0) continue;
+        const top = islandCeiling(j, k, b, ctx);
+        if (best !== undefined && bestScore > top) break scan;
+        eachBoth(index.islandWith[j]!, attempt.set, once(top), { and: index.byFree[k] });
+      }
     }
     if (best === undefined || bestScore < ISLAND_TIER) {
+      const inIsland = index.islandAtLeast[b.gpus]!;
       for (let k = b.gpus; k <= MAX_GPUS_PER_NODE; k++) {
         if (best !== undefined && bestScore > ceilingFrom(k, b, ctx)) break;
-        eachBoth(byFree[k]!, attempt.set, visit(ceiling(k, b, ctx)), { not: inIsland });
+        eachBoth(index.byFree[k]!, attempt.set, visit(ceiling(k, b, ctx)), { not: inIsland });
       }
     }
   }
@@ -124,7 +145,7 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
     let used = 0;
     if (ctx.strategy === 'STRICT_SPREAD') {
       for (const idx of ctx.bundlesOnNode.keys()) {
-        const seen = mig !== undefined ? mig !== null && mig.has(idx) : index.bucketOf(idx) >= b.gpus;
+        const seen = mig !== undefined ? (state.nodes[idx]!.migFree.get(b.bundle.migProfile!) ?? 0) >= b.migSlices : index.bucketOf(idx) >= b.gpus;
         if (attempt.set.has(idx) && !seen) used++;
       }
     }
@@ -152,6 +173,29 @@ function ceiling(k: number, b: BundleContext, ctx: GangContext): number {
   const tiers = [100, 100, strategy, topology, resources];
   let score = 0;
   for (let t = 0; t < SCORERS.length; t++) score += SCORERS[t]!.weight * tiers[t]!;
+  return score;
+}
+
+/**
+ * The most a node with k free GPUs, whose fullest island holding `b` has j
+ * free, can score; and, with no later node reaching more (pairs come in
+ * order of j, then k), the most any later node can. PACK's 50 needs k ≥
+ * what the gang still needs: a later k may have it.
+ */
+function islandCeiling(j: number, k: number, b: BundleContext, ctx: GangContext): number {
+  if (b.bundle.gpuMemoryMiB > 0) return ceiling(k, b, ctx); // eligible GPUs may be fewer: no island bound
+  const at = (kk: number, strategy: number) => tiers(strategy, ctx, 100 - (((j - b.gpus) * 33 + (kk - b.gpus)) * 100) / 1200);
+  const need = ctx.remaining.gpus;
+  if (ctx.strategy !== 'PACK') return at(k, ctx.strategy === 'SPREAD' ? 100 : 0);
+  return Math.max(at(k, k >= need ? 50 : 0), need > k && need <= MAX_GPUS_PER_NODE ? at(need, 50) : -Infinity);
+}
+
+/** The five tiers summed as the pipeline sums a node's scores (island and taints at their best). */
+function tiers(strategy: number, ctx: GangContext, resources: number): number {
+  const topology = ctx.preferredLevels.length === 0 || ctx.bundlesOnNode.size === 0 ? 0 : 100;
+  const t = [100, 100, strategy, topology, resources];
+  let score = 0;
+  for (let i = 0; i < SCORERS.length; i++) score += SCORERS[i]!.weight * t[i]!;
   return score;
 }
 
