@@ -27,7 +27,15 @@
  */
 import { MAX_GPUS_PER_NODE, popcount } from './bits.js';
 import { NodeSet } from './node-set.js';
-import type { NodeHeadroom } from './state.js';
+
+/** What the index reads of a node's headroom (state.ts NodeHeadroom has it; no import, so no cycle). */
+export interface IndexedNode {
+  readonly idx: number;
+  readonly freeMask: number;
+  readonly untouched: boolean;
+  readonly topo: { readonly islands: readonly number[] };
+  readonly migFree: ReadonlyMap<string, number>;
+}
 
 /** Free-slice counts filed one by one; more are filed together. */
 export const MIG_COUNTS = 64;
@@ -63,7 +71,7 @@ export class NodeIndex {
   }
 
   /** Files `ns` where its headroom says it belongs now. */
-  track(ns: NodeHeadroom): void {
+  track(ns: IndexedNode): void {
     const i = ns.idx;
     const k = popcount(ns.freeMask);
     const old = this.bucket[i] ?? -1;
