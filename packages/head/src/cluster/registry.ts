@@ -97,6 +97,7 @@ import type { EventFields, EventLog } from '../events/event-log.js';
 import { GroupCommit } from '../controllers/group-commit.js';
 import type { StateWriter } from '../state/fence.js';
 import { readAll } from '../state/paged.js';
+import { ChangeLog } from './change-log.js';
 import { admission, deathWarning, drainOf } from './node-records.js';
 
 export const NODES_PREFIX = '/muster/nodes/';
@@ -136,10 +137,8 @@ export class NodeRegistry {
   private readonly listeners: NodeListener[] = [];
   /** Per node, the tail of its queued changes (see `serial`). */
   private readonly busy = new Map<string, Promise<void>>();
-  private replaced = 0;
-  /** The ids changed by the steps after version `changesFrom`, in order (see changesSince); bounded. */
-  private readonly changes: string[] = [];
-  private changesFrom = 0;
+  /** The version and which records each step changed (change-log.ts). */
+  private readonly changes = new ChangeLog(CHANGES_KEPT);
   private holders: (nodeId: string) => string[] = () => [];
   private readonly commits: GroupCommit;
   /** The largest heartbeat delay above its node's baseline in this sweep period, and in the last. */
@@ -199,10 +198,8 @@ export class NodeRegistry {
     if (changed) {
       this.drainingIds.clear();
       for (const [id, e] of this.nodes) if (e.node.draining) this.drainingIds.add(id);
-      this.replaced++;
       // Which records changed is not worked out here: views derived from the node set build anew.
-      this.changes.length = 0;
-      this.changesFrom = this.replaced;
+      this.changes.reset();
     }
     return kvs.length;
   }
@@ -212,7 +209,7 @@ export class NodeRegistry {
    * replace it): what is derived from the node set is kept while it stays.
    */
   get version(): number {
-    return this.replaced;
+    return this.changes.current;
   }
 
   /**
@@ -224,19 +221,7 @@ export class NodeRegistry {
    * instead of rebuilding from every node when one registers.
    */
   changesSince(version: number): string[] | undefined {
-    if (version < this.changesFrom || version > this.replaced) return undefined;
-    return this.changes.slice(version - this.changesFrom);
-  }
-
-  /** A record was added, replaced or removed (memory already holds the change). */
-  private changed(nodeId: string): void {
-    this.replaced++;
-    this.changes.push(nodeId);
-    if (this.changes.length > CHANGES_KEPT) {
-      const drop = this.changes.length - CHANGES_KEPT / 2;
-      this.changes.splice(0, drop);
-      this.changesFrom += drop;
-    }
+    return this.changes.since(version);
   }
 
   /** Every node record, unsorted: for one pass over the nodes (a summary, a page) without list()'s sort. */
@@ -487,7 +472,7 @@ export class NodeRegistry {
       this.commits.after(() => {
         this.nodes.delete(nodeId);
         this.drainingIds.delete(nodeId);
-        this.changed(nodeId);
+        this.changes.note(nodeId);
         for (const l of this.listeners) l('node.removed', node);
       });
       await this.commits.flush();
@@ -542,7 +527,7 @@ export class NodeRegistry {
       apply();
       if (node.draining) this.drainingIds.add(node.nodeId);
       else this.drainingIds.delete(node.nodeId);
-      this.changed(node.nodeId);
+      this.changes.note(node.nodeId);
       if (kind) for (const l of this.listeners) l(kind, node);
     });
     return this.commits.flush();
