@@ -60,10 +60,18 @@ export class NodeIndex {
   private readonly island: number[] = [];
   /** Each node's island free counts as a bit set (bit j: an island with j free), by index. */
   private readonly islandCounts: number[] = [];
+  /** Per bucket, the shape classes of its untouched nodes with their counts (a pass stops once each is judged). */
+  private readonly classes: Array<Map<number, number>> = Array.from({ length: MAX_GPUS_PER_NODE + 1 }, () => new Map());
+  /** Each untouched node's filed [bucket, shape], by index. */
+  private readonly filedClass: Array<[number, number] | undefined> = [];
   /** How many nodes are in islandWith[j] ∩ byFree[k], at j·33 + k: a pass skips the empty pairs. */
   readonly pairs = new Int32Array((MAX_GPUS_PER_NODE + 1) ** 2);
 
-  constructor(capacity: number) {
+  constructor(
+    capacity: number,
+    /** The shape class of the node at an index (state.ts shapeOf). */
+    private readonly shapeOf: (i: number) => number,
+  ) {
     this.byFree = Array.from({ length: MAX_GPUS_PER_NODE + 1 }, () => new NodeSet(capacity));
     this.islandAtLeast = Array.from({ length: MAX_GPUS_PER_NODE + 1 }, () => new NodeSet(capacity));
     this.islandWith = Array.from({ length: MAX_GPUS_PER_NODE + 1 }, () => new NodeSet(capacity));
@@ -92,6 +100,12 @@ export class NodeIndex {
     this.countPairs(i, 1);
     if (ns.untouched) this.untouched.add(i);
     else this.untouched.delete(i);
+    const was = this.filedClass[i];
+    if (!ns.untouched) this.unfileClass(i);
+    else if (was === undefined || was[0] !== k) {
+      this.unfileClass(i);
+      this.fileClass(i, k, this.shapeOf(i));
+    }
     for (const [profile, free] of ns.migFree) {
       let set = this.mig.get(profile);
       if (set === undefined) this.mig.set(profile, (set = new NodeSet(this.untouched.words.length * 32)));
@@ -112,6 +126,7 @@ export class NodeIndex {
   /** Takes index `i` out of every set (its node is about to be replaced). */
   forget(i: number): void {
     this.countPairs(i, -1);
+    this.unfileClass(i);
     const old = this.bucket[i] ?? -1;
     if (old >= 0) this.byFree[old]!.delete(i);
     this.bucket[i] = -1;
@@ -120,6 +135,34 @@ export class NodeIndex {
     for (const set of this.mig.values()) set.delete(i);
     for (const [profile, n] of this.migCount[i] ?? []) this.migWith.get(profile)?.[n]?.delete(i);
     this.migCount[i] = undefined;
+  }
+
+  /** How many shape classes the untouched nodes of bucket k fall into. */
+  untouchedClasses(k: number): number {
+    return this.classes[k]!.size;
+  }
+
+  /** The shape classes were numbered anew: file every untouched node under its new class. */
+  refileClasses(untouched: readonly number[]): void {
+    for (const m of this.classes) m.clear();
+    this.filedClass.length = 0;
+    for (const i of untouched) this.fileClass(i, this.bucket[i] ?? 0, this.shapeOf(i));
+  }
+
+  private fileClass(i: number, k: number, shape: number): void {
+    const m = this.classes[k]!;
+    m.set(shape, (m.get(shape) ?? 0) + 1);
+    this.filedClass[i] = [k, shape];
+  }
+
+  private unfileClass(i: number): void {
+    const was = this.filedClass[i];
+    if (was === undefined) return;
+    const m = this.classes[was[0]]!;
+    const n = (m.get(was[1]) ?? 0) - 1;
+    if (n > 0) m.set(was[1], n);
+    else m.delete(was[1]);
+    this.filedClass[i] = undefined;
   }
 
   /** Adds (1) or takes away (-1) node i's (island, bucket) pairs as filed now. */

@@ -100,9 +100,17 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
       eachBoth(mig[n]!, attempt.set, visit(top));
     }
   } else if (b.gpus === 0) {
+    // No GPUs: every bucket may hold it. Touched nodes first, then the
+    // untouched ones until each of their shape classes has been judged once
+    // (with a winner, the rest can only lose the tie; with none, all are
+    // walked so that each is counted).
     for (let k = 0; k <= MAX_GPUS_PER_NODE; k++) {
       if (best !== undefined && bestScore > ceilingFrom(k, b, ctx)) break;
-      eachBoth(index.byFree[k]!, attempt.set, visit(ceiling(k, b, ctx)));
+      const v = visit(ceiling(k, b, ctx));
+      eachBoth(index.byFree[k]!, attempt.set, v, { not: index.untouched });
+      const classes = index.untouchedClasses(k);
+      const before = judged.size;
+      if (classes > 0) eachBoth(index.byFree[k]!, attempt.set, (i) => (best !== undefined && judged.size - before >= classes ? false : v(i)), { and: index.untouched });
     }
   } else {
     // Whole GPUs. Best fit looks first at the fullest island that holds the

@@ -128,7 +128,7 @@ export class ClusterState {
   private constructor(nodes: SchedulerNode[], forceAlive: boolean) {
     this.forceAlive = forceAlive;
     this.nodes = nodes.map((n, i) => new NodeHeadroom(i, n, forceAlive || n.alive, !forceAlive && n.draining === true));
-    this.index = new NodeIndex(this.nodes.length);
+    this.index = new NodeIndex(this.nodes.length, (i) => this.shapeOf(this.nodes[i]!));
     for (const ns of this.nodes) {
       this.byId.set(ns.node.id, ns);
       this.index.track(ns);
@@ -287,6 +287,7 @@ export class ClusterState {
     if (this.shapes.size < 2 * this.nodes.length + 64) return;
     this.shapes.clear();
     for (const ns of this.nodes) ns.shape = -1;
+    this.index.refileClasses([...this.index.untouched]);
   }
 
   groupIds(): string[] {
