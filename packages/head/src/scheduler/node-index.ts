@@ -6,7 +6,8 @@
  *   byFree[k]   nodes with exactly k free whole GPUs (k = 0..32)
  *   islandAtLeast[t]  nodes with t or more free GPUs inside one NVLink island
  *   islandWith[j]     nodes with an NVLink island that has exactly j free GPUs
- *   untouched   nodes with nothing reserved (judged once per shape class)
+ *   untouched   nodes with nothing reserved (judged once per shape class),
+ *               and per bucket how many shape classes they fall into
  *   mig[p]      nodes with at least one free MIG slice of profile p
  *   migWith[p][n]     nodes with exactly n free slices of profile p (n ≥ 64 filed at 64)
  *
