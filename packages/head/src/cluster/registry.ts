@@ -109,9 +109,13 @@ import type { EventFields, EventLog } from '../events/event-log.js';
 import { GroupCommit } from '../controllers/group-commit.js';
 import type { StateWriter } from '../state/fence.js';
 import { readAll } from '../state/paged.js';
+import { ChangeLog } from './change-log.js';
 import { admission, deathWarning, drainOf } from './node-records.js';
 
 export const NODES_PREFIX = '/muster/nodes/';
+
+/** Record changes remembered by id for views that catch up (changesSince); beyond it they build anew. */
+const CHANGES_KEPT = 8_192;
 
 /** Deaths declared per sweep at most (more on clusters over 10,000 nodes: one per 1,000 alive). */
 /**
@@ -154,7 +158,8 @@ export class NodeRegistry {
   private readonly listeners: NodeListener[] = [];
   /** Per node, the tail of its queued changes (see `serial`). */
   private readonly busy = new Map<string, Promise<void>>();
-  private replaced = 0;
+  /** The version and which records each step changed (change-log.ts). */
+  private readonly changes = new ChangeLog(CHANGES_KEPT);
   private holders: (nodeId: string) => string[] = () => [];
   private readonly commits: GroupCommit;
   /** The largest heartbeat delay above its node's baseline in this sweep period, and in the last. */
@@ -234,7 +239,8 @@ export class NodeRegistry {
     if (changed) {
       this.drainingIds.clear();
       for (const [id, e] of this.nodes) if (e.node.draining) this.drainingIds.add(id);
-      this.replaced++;
+      // Which records changed is not worked out here: views derived from the node set build anew.
+      this.changes.reset();
     }
     return kvs.length;
   }
@@ -244,7 +250,19 @@ export class NodeRegistry {
    * replace it): what is derived from the node set is kept while it stays.
    */
   get version(): number {
-    return this.replaced;
+    return this.changes.current;
+  }
+
+  /**
+   * The ids of the records added, replaced or removed since `version` (one per
+   * step, repeats possible), or undefined when they are no longer known (more
+   * than CHANGES_KEPT steps ago, or before a reload from the store): then
+   * whatever was derived from the node set is derived again. The scheduling
+   * view (controllers/pg-view.ts) catches up this way, one node at a time,
+   * instead of rebuilding from every node when one registers.
+   */
+  changesSince(version: number): string[] | undefined {
+    return this.changes.since(version);
   }
 
   /** Every node record, unsorted: for one pass over the nodes (a summary, a page) without list()'s sort. */
@@ -508,7 +526,7 @@ export class NodeRegistry {
       this.commits.after(() => {
         this.nodes.delete(nodeId);
         this.drainingIds.delete(nodeId);
-        this.replaced++;
+        this.changes.note(nodeId);
         for (const l of this.listeners) l('node.removed', node);
       });
       await this.commits.flush();
@@ -563,7 +581,7 @@ export class NodeRegistry {
       apply();
       if (node.draining) this.drainingIds.add(node.nodeId);
       else this.drainingIds.delete(node.nodeId);
-      this.replaced++;
+      this.changes.note(node.nodeId);
       if (kind) for (const l of this.listeners) l(kind, node);
     });
     return this.commits.flush();

@@ -75,35 +75,34 @@ interface Domain {
   label: string;
   nodes: NodeHeadroom[];
   freeGpus: number;
-  /** Largest free NVLink island on any of its nodes. */
-  largestIsland: number;
+  /** Some node of it has the largest bundle's GPUs free inside one NVLink island. */
+  islandFits: boolean;
 }
 
+/**
+ * Groups the candidates by domain and keeps the ones whose free totals could
+ * hold the gang. Which node is in which domain does not change with
+ * reservations, so the grouping is kept per candidate list (the pipeline
+ * memoises those per spec shape) and level combination; each call only sums
+ * what is free now, domain by domain, and looks at island sizes only on
+ * nodes with enough free GPUs to matter.
+ */
 function fittingDomains(candidates: NodeHeadroom[], levels: readonly DomainLevel[], demand: Demand): { fitting: Domain[]; all: Domain[] } {
-  const byKey = new Map<string, Domain & { mig: number; cpu: number; mem: number }>();
-  for (const ns of candidates) {
-    const parts: string[] = [];
-    let missing = false;
-    for (const l of levels) {
-      const v = domainOf(ns, l);
-      if (v === undefined) missing = true;
-      parts.push(`${l}=${v}`);
+  const all: (Domain & { mig: number; cpu: number; mem: number })[] = [];
+  for (const { label, nodes } of groupByDomain(candidates, levels)) {
+    const d = { label, nodes, freeGpus: 0, islandFits: false, mig: 0, cpu: 0, mem: 0 };
+    for (const ns of nodes) {
+      const free = ns.freeGpuCount();
+      d.freeGpus += free;
+      if (!d.islandFits && free >= demand.maxBundleGpus) {
+        for (const isl of ns.topo.islands) if (popcount(isl & ns.freeMask) >= demand.maxBundleGpus) d.islandFits = true;
+      }
+      if (ns.mig.length > 0) for (const n of ns.migFree.values()) d.mig += n;
+      d.cpu += ns.freeCpu;
+      d.mem += ns.freeMem;
     }
-    if (missing) continue;
-    const key = parts.join(',');
-    let d = byKey.get(key);
-    if (d === undefined) {
-      d = { label: key, nodes: [], freeGpus: 0, largestIsland: 0, mig: 0, cpu: 0, mem: 0 };
-      byKey.set(key, d);
-    }
-    d.nodes.push(ns);
-    d.freeGpus += ns.freeGpuCount();
-    for (const isl of ns.topo.islands) d.largestIsland = Math.max(d.largestIsland, popcount(isl & ns.freeMask));
-    for (const s of ns.mig) if (s.free) d.mig++;
-    d.cpu += ns.freeCpu;
-    d.mem += ns.freeMem;
+    all.push(d);
   }
-  const all = [...byKey.values()];
   const fitting = all.filter(
     (d) =>
       d.freeGpus >= demand.gpus &&
@@ -115,7 +114,36 @@ function fittingDomains(candidates: NodeHeadroom[], levels: readonly DomainLevel
   // Domains where the largest bundle can sit inside one NVLink island first
   // (first success wins, so order is quality); then best fit: the fullest
   // domain that might hold the gang; then the lowest first node.
-  const islandOk = (d: Domain) => (d.largestIsland >= demand.maxBundleGpus ? 0 : 1);
+  const islandOk = (d: Domain) => (d.islandFits ? 0 : 1);
   fitting.sort((a, b) => islandOk(a) - islandOk(b) || a.freeGpus - b.freeGpus || a.nodes[0]!.idx - b.nodes[0]!.idx);
   return { fitting, all };
+}
+
+const groupings = new WeakMap<readonly NodeHeadroom[], Map<string, { label: string; nodes: NodeHeadroom[] }[]>>();
+
+/** The candidates by domain label ("rack=r7,zone=z1"), in order of first appearance; nodes lacking a level are left out. */
+function groupByDomain(candidates: readonly NodeHeadroom[], levels: readonly DomainLevel[]): { label: string; nodes: NodeHeadroom[] }[] {
+  const levelsKey = levels.join('+');
+  let byLevels = groupings.get(candidates);
+  if (byLevels === undefined) groupings.set(candidates, (byLevels = new Map()));
+  const cached = byLevels.get(levelsKey);
+  if (cached !== undefined) return cached;
+  const byLabel = new Map<string, { label: string; nodes: NodeHeadroom[] }>();
+  for (const ns of candidates) {
+    const parts: string[] = [];
+    let missing = false;
+    for (const l of levels) {
+      const v = domainOf(ns, l);
+      if (v === undefined) missing = true;
+      parts.push(`${l}=${v}`);
+    }
+    if (missing) continue;
+    const label = parts.join(',');
+    let g = byLabel.get(label);
+    if (g === undefined) byLabel.set(label, (g = { label, nodes: [] }));
+    g.nodes.push(ns);
+  }
+  const groups = [...byLabel.values()];
+  if (byLevels.size < 16) byLevels.set(levelsKey, groups);
+  return groups;
 }

@@ -9,9 +9,11 @@
  *   bundle 0 needs 8 GPUs in one NVLink island; largest free island is 4
  *   (node-3); 12 nodes rejected: 9 insufficient GPU, 3 untolerated taint spot
  */
+import { MAX_GPUS_PER_NODE, popcount } from './bits.js';
+import { eachBoth, type NodeSet } from './node-set.js';
 import { ReasonCode, reasonPhrase, type RejectionCounter } from './reasons.js';
 import type { AttemptPlan } from './domains.js';
-import type { NodeHeadroom } from './state.js';
+import type { ClusterState, NodeHeadroom } from './state.js';
 import type { ValidPgSpec, RejectionCount, Unschedulable } from './types.js';
 import type { BundleContext, GangContext } from './plugins/index.js';
 
@@ -32,20 +34,42 @@ export interface Facts {
   mostFreeGpus?: { count: number; nodeId: string };
 }
 
-/** Facts over the candidate nodes (those that passed the node filters). */
-export function collectFacts(candidates: readonly NodeHeadroom[], bundle: BundleContext, islandRequired: boolean): Facts {
+/**
+ * Facts over the candidate nodes (those that passed the node filters): the
+ * first node (in node order) with the largest free island, and the first
+ * with the most free GPUs. Read from the index top down (node-index.ts): the
+ * most free GPUs is the first node of the fullest bucket, and a bucket of k
+ * free GPUs cannot hold an island larger than k, so the walk stops below the
+ * largest island found — a few nodes on a busy cluster, not all of them.
+ */
+export function collectFacts(state: ClusterState, candidates: { nodes: readonly NodeHeadroom[]; set: NodeSet }, bundle: BundleContext, islandRequired: boolean): Facts {
   if (bundle.gpus === 0) return {};
-  bundle.resetMemo();
-  let island: Facts['largestFreeIsland'];
+  let island: (Facts['largestFreeIsland'] & { idx: number }) | undefined;
   let most: Facts['mostFreeGpus'];
-  for (const ns of candidates) {
-    const fit = bundle.fit(ns);
-    if (island === undefined || fit.largestIslandFree > island.size) island = { size: fit.largestIslandFree, nodeId: ns.node.id };
-    if (most === undefined || fit.count > most.count) most = { count: fit.count, nodeId: ns.node.id };
+  if (bundle.bundle.gpuMemoryMiB > 0) {
+    // Eligible GPUs depend on their memory: the bucket bounds do not hold, look at every node.
+    bundle.resetMemo();
+    for (const ns of candidates.nodes) {
+      const fit = bundle.fit(ns);
+      if (island === undefined || fit.largestIslandFree > island.size) island = { size: fit.largestIslandFree, nodeId: ns.node.id, idx: ns.idx };
+      if (most === undefined || fit.count > most.count) most = { count: fit.count, nodeId: ns.node.id };
+    }
+    bundle.resetMemo();
+  } else {
+    for (let k = MAX_GPUS_PER_NODE; k >= 0 && (island === undefined || k >= island.size); k--) {
+      eachBoth(state.index.byFree[k]!, candidates.set, (i) => {
+        if (island !== undefined && island.size === k && island.idx < i) return false;
+        const ns = state.nodes[i]!;
+        most ??= { count: k, nodeId: ns.node.id };
+        let largest = 0;
+        for (const isl of ns.topo.islands) largest = Math.max(largest, popcount(ns.freeMask & isl));
+        if (island === undefined || largest > island.size || (largest === island.size && i < island.idx)) island = { size: largest, nodeId: ns.node.id, idx: i };
+        return true;
+      });
+    }
   }
-  bundle.resetMemo();
   const facts: Facts = {};
-  if (island !== undefined && (islandRequired || bundle.gpus > 1)) facts.largestFreeIsland = island;
+  if (island !== undefined && (islandRequired || bundle.gpus > 1)) facts.largestFreeIsland = { size: island.size, nodeId: island.nodeId };
   if (most !== undefined) facts.mostFreeGpus = most;
   return facts;
 }

@@ -7,30 +7,22 @@
  *   else → unreserve, explain, and tell PENDING (wait) from INFEASIBLE (never)
  *
  * Read it top to bottom; each stage says why it stands where it does.
- * Complexity per group: O(N) node filters + O(A·B·N) bundle filters/scores
- * for A attempts, B bundles, N nodes, plus one GPU selection per placed bundle
- * (gpu-select.ts). With no topology level, A = 1.
+ * Complexity per group: O(N) node filters (memoised per spec shape) +
+ * A·B bundle passes for A attempts and B bundles, each visiting only the
+ * nodes with room for its bundle until none left can win (scan.ts, using
+ * the index of nodes by free capacity, node-index.ts), plus one GPU
+ * selection per placed bundle (gpu-select.ts). With no topology level, A = 1.
  */
 import { indicesOf } from './bits.js';
 import { planAttempts } from './domains.js';
 import { buildUnschedulable, collectFacts, type Failure } from './explain.js';
 import { selectGpus, selectMig } from './gpu-select.js';
-import { ReasonCode, RejectionCounter, type Rejection } from './reasons.js';
+import { ReasonCode, RejectionCounter } from './reasons.js';
 import { ClusterState, type NodeHeadroom } from './state.js';
 import type { BundlePlacement, ClusterSnapshot, ValidPgSpec, ScheduleResult, Unschedulable } from './types.js';
-import {
-  BundleContext,
-  bundleFilters,
-  gpuIslandPlugin,
-  nodeFilters,
-  resourcesPlugin,
-  strategyPlugin,
-  taintsPlugin,
-  topologyPlugin,
-  domainOf,
-  type DomainLevel,
-  type GangContext,
-} from './plugins/index.js';
+import { NodeSet } from './node-set.js';
+import { BundleContext, nodeFilters, domainOf, type DomainLevel, type GangContext } from './plugins/index.js';
+import { pickNode, type AttemptNodes } from './scan.js';
 
 export interface PlaceOptions {
   /** Nodes held for a starving group (node id → group id); see queue.ts. */
@@ -38,19 +30,6 @@ export interface PlaceOptions {
   /** Run the empty-cluster check on failure (default true). */
   checkFeasibility?: boolean;
 }
-
-/**
- * Score tiers, most important first. Scores are integers 0..100 (the last
- * tier may be fractional), so weights of 101^k make the sum lexicographic:
- * no amount of best fit outweighs keeping a TP bundle inside one island.
- */
-const SCORERS = [
-  { plugin: gpuIslandPlugin, weight: 101 ** 4 }, // TP inside one NVLink island beats everything
-  { plugin: taintsPlugin, weight: 101 ** 3 }, // stay off PreferNoSchedule (spot) nodes while others fit
-  { plugin: strategyPlugin, weight: 101 ** 2 }, // PACK together / SPREAD apart
-  { plugin: topologyPlugin, weight: 101 }, // near earlier bundles on preferred levels
-  { plugin: resourcesPlugin, weight: 1 }, // best fit: leave whole islands and nodes free
-] as const;
 
 /** The pure entry point: snapshot in, result out. */
 export function schedule(snapshot: ClusterSnapshot, spec: ValidPgSpec, opts: PlaceOptions = {}): ScheduleResult {
@@ -70,7 +49,7 @@ export function placeGroup(state: ClusterState, spec: ValidPgSpec, opts: PlaceOp
   //    bundle, so they run once per node for the whole group; what survives is
   //    the candidate list every later stage works from. Without a hold the
   //    answer depends only on immutable node data, so the state memoises it.
-  const { candidates, nodeRejections } = filterNodes(state, ctx);
+  const { candidates, candidateSet, nodeRejections } = filterNodes(state, ctx);
 
   // 2. Largest bundle first (first-fit decreasing): the hardest bundle chooses
   //    while the most room is left, and a gang that cannot fit fails on its
@@ -100,7 +79,8 @@ export function placeGroup(state: ClusterState, spec: ValidPgSpec, opts: PlaceOp
   let best: Failure | undefined;
   for (const attempt of plan.attempts) {
     const preferredOnly = !attempt.required && attempt.label !== '';
-    const r = tryGang(state, attempt.nodes, order, preferredOnly ? islandsStrict : ctx);
+    const nodes = { nodes: attempt.nodes, set: attempt.nodes === candidates ? candidateSet : NodeSet.of(attempt.nodes.map((n) => n.idx), state.nodes.length) };
+    const r = tryGang(state, nodes, order, preferredOnly ? islandsStrict : ctx);
     if (r.ok) return { status: 'PLACED', placements: r.placements.sort((a, b) => a.bundleIndex - b.bundleIndex) };
     const failure: Failure = { ...r.failure, attempt: attempt.label, required: attempt.required };
     // Keep the attempt that got furthest; an unconfined attempt explains best when levels were only preferred.
@@ -113,7 +93,7 @@ export function placeGroup(state: ClusterState, spec: ValidPgSpec, opts: PlaceOp
   //    cluster (every node alive, nothing reserved). If even that fails, the
   //    group is INFEASIBLE now, not pending forever.
   const failedBundle = best === undefined ? order[0]! : bundles[best.bundleIndex]!;
-  const facts = collectFacts(candidates, failedBundle, ctx.islandRequired);
+  const facts = collectFacts(state, { nodes: candidates, set: candidateSet }, failedBundle, ctx.islandRequired);
   const reason = buildUnschedulable({ spec, ctx, nodeRejections, failure: best, plan, candidates: candidates.length, nodesTotal: state.nodes.length, bundle: failedBundle, facts });
   if (opts.checkFeasibility === false) return { status: 'PENDING', reason };
   const never = infeasibility(state, spec);
@@ -135,7 +115,7 @@ function infeasibility(state: ClusterState, spec: ValidPgSpec): Unschedulable | 
   return verdict;
 }
 
-function filterNodes(state: ClusterState, ctx: GangContext): { candidates: NodeHeadroom[]; nodeRejections: RejectionCounter } {
+function filterNodes(state: ClusterState, ctx: GangContext): { candidates: NodeHeadroom[]; candidateSet: NodeSet; nodeRejections: RejectionCounter } {
   const key = ctx.held === undefined ? `nodes:${JSON.stringify([ctx.spec.tolerations, ctx.spec.selector.matchLabels, ctx.requiredLevels])}` : undefined;
   const cached = key === undefined ? undefined : state.memo.get(key);
   if (cached !== undefined) return cached as ReturnType<typeof filterNodes>;
@@ -153,14 +133,15 @@ function filterNodes(state: ClusterState, ctx: GangContext): { candidates: NodeH
     }
     if (ok) candidates.push(ns);
   }
-  if (key !== undefined) state.remember(key, { candidates, nodeRejections });
-  return { candidates, nodeRejections };
+  const candidateSet = NodeSet.of(candidates.map((ns) => ns.idx), state.nodes.length);
+  if (key !== undefined) state.remember(key, { candidates, candidateSet, nodeRejections });
+  return { candidates, candidateSet, nodeRejections };
 }
 
 type GangOutcome = { ok: true; placements: BundlePlacement[] } | { ok: false; failure: Omit<Failure, 'attempt' | 'required'> };
 
 /** One all-or-nothing try of the whole gang on `nodes`. */
-function tryGang(state: ClusterState, nodes: readonly NodeHeadroom[], order: readonly BundleContext[], ctx: GangContext): GangOutcome {
+function tryGang(state: ClusterState, nodes: AttemptNodes, order: readonly BundleContext[], ctx: GangContext): GangOutcome {
   ctx.bundlesOnNode.clear();
   for (const s of ctx.placedDomains.values()) s.clear();
   const need = ctx.remaining;
@@ -171,43 +152,11 @@ function tryGang(state: ClusterState, nodes: readonly NodeHeadroom[], order: rea
   let outcome: GangOutcome | undefined;
 
   for (const b of order) {
-    // Filter, then score, in one pass over the nodes: scoring only what
-    // passed, and keeping just the best, so a bundle costs O(N) and no
-    // candidate list is built. Ties go to the lower node index (deterministic).
-    // An untouched node that holds nothing of this gang is judged like the
-    // first such node of its shape class (state.ts shapeOf): it would score
-    // the same, and lose the tie to the lower index, or be refused alike.
-    b.resetMemo();
+    // Filter, then score, keeping just the best; ties go to the lower node
+    // index (deterministic). The pass (scan.ts) visits only the nodes the
+    // index says could hold the bundle, and stops once none left can win.
     const rejections = new RejectionCounter();
-    const judged = new Map<number, Rejection | undefined>();
-    let bestNode: NodeHeadroom | undefined;
-    let bestScore = -Infinity;
-    for (const ns of nodes) {
-      const shape = ns.untouched && !ctx.bundlesOnNode.has(ns.idx) ? state.shapeOf(ns) : -1;
-      if (shape >= 0 && judged.has(shape)) {
-        const like = judged.get(shape);
-        if (like !== undefined) rejections.add(like);
-        continue;
-      }
-      let ok = true;
-      for (const f of bundleFilters) {
-        const r = f.filterBundle(ns, b, ctx);
-        if (!r.ok) {
-          rejections.add(r);
-          if (shape >= 0) judged.set(shape, r);
-          ok = false;
-          break;
-        }
-      }
-      if (!ok) continue;
-      if (shape >= 0) judged.set(shape, undefined);
-      let score = 0;
-      for (const s of SCORERS) score += s.weight * s.plugin.score(ns, b, ctx);
-      if (score > bestScore) {
-        bestScore = score;
-        bestNode = ns;
-      }
-    }
+    const bestNode = pickNode(state, nodes, b, ctx, rejections);
 
     // Pick the concrete GPUs / MIG slices on the winner only: the expensive
     // interconnect search runs on one node, not on a thousand.

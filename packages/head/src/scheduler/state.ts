@@ -6,8 +6,16 @@
  * The pipeline reserves tentatively while it places one gang and releases
  * everything before it returns, so `placeGroup` leaves the state as it found
  * it; a caller that accepts a plan calls `commit`. Nothing here does I/O.
+ *
+ * Every change of a node's headroom goes through `reserve` / `release` (or
+ * `replaceNode` / `addNode`), which file the node again in the index of
+ * nodes by free capacity (node-index.ts) that the pipeline's passes read.
+ * A controller keeping one state across cycles (controllers/pg-view.ts)
+ * replaces a node whose record changed and adds a new one, instead of
+ * building the state again from every node.
  */
 import { MAX_GPUS_PER_NODE, andNot, bit, maskOf, popcount } from './bits.js';
+import { NodeIndex } from './node-index.js';
 import { topologyOf, type Topology } from './topology.js';
 import { TopologyLabel, type BundlePlacement, type ClusterSnapshot, type SchedulerNode } from './types.js';
 
@@ -98,9 +106,15 @@ export class NodeHeadroom {
 
 export class ClusterState {
   readonly nodes: NodeHeadroom[];
+  /** The nodes by free capacity, kept by reserve/release (node-index.ts). */
+  readonly index: NodeIndex;
   private readonly byId = new Map<string, NodeHeadroom>();
   private readonly groups = new Map<string, BundlePlacement[]>();
+  /** Committed placements per node id, with their group: what a replaced node takes over. */
+  private readonly onNode = new Map<string, Map<BundlePlacement, string>>();
   private twin: ClusterState | undefined;
+  /** The empty twin's: every node counts as alive and none as draining. */
+  private readonly forceAlive: boolean;
   /** Shape class ids by shape (see shapeOf); at most one per node. */
   private readonly shapes = new Map<string, number>();
   /** Reservations in the snapshot that named an unknown node or an already-taken GPU. */
@@ -112,8 +126,13 @@ export class ClusterState {
   readonly memo = new Map<string, unknown>();
 
   private constructor(nodes: SchedulerNode[], forceAlive: boolean) {
+    this.forceAlive = forceAlive;
     this.nodes = nodes.map((n, i) => new NodeHeadroom(i, n, forceAlive || n.alive, !forceAlive && n.draining === true));
-    for (const ns of this.nodes) this.byId.set(ns.node.id, ns);
+    this.index = new NodeIndex(this.nodes.length, (i) => this.shapeOf(this.nodes[i]!));
+    for (const ns of this.nodes) {
+      this.byId.set(ns.node.id, ns);
+      this.index.track(ns);
+    }
   }
 
   static from(snapshot: ClusterSnapshot): ClusterState {
@@ -184,6 +203,7 @@ export class ClusterState {
       slot.free = false;
       ns.migFree.set(slot.profile, (ns.migFree.get(slot.profile) ?? 0) - 1);
     }
+    this.index.track(ns);
     if (!clean) this.loadConflicts++;
     return clean;
   }
@@ -203,20 +223,71 @@ export class ClusterState {
       slot.free = true;
       ns.migFree.set(slot.profile, (ns.migFree.get(slot.profile) ?? 0) + 1);
     }
+    this.index.track(ns);
   }
 
   /** Accepts a plan (or loads a snapshot's reservations) for a group. */
   commit(groupId: string, placements: BundlePlacement[]): void {
-    for (const p of placements) this.reserve(p);
+    for (const p of placements) {
+      this.reserve(p);
+      let here = this.onNode.get(p.nodeId);
+      if (here === undefined) this.onNode.set(p.nodeId, (here = new Map()));
+      here.set(p, groupId);
+    }
     this.groups.set(groupId, [...(this.groups.get(groupId) ?? []), ...placements]);
   }
 
   /** Frees everything a group holds; returns what it held. */
   releaseGroup(groupId: string): BundlePlacement[] {
     const held = this.groups.get(groupId) ?? [];
-    for (const p of held) this.release(p);
+    for (const p of held) {
+      this.release(p);
+      const here = this.onNode.get(p.nodeId);
+      here?.delete(p);
+      if (here?.size === 0) this.onNode.delete(p.nodeId);
+    }
     this.groups.delete(groupId);
     return held;
+  }
+
+  /**
+   * The record of a known node changed (it re-registered, died, was drained):
+   * its headroom is built again from `node`, at the same index, and takes
+   * over the committed placements on it. Answers memoised for the old node
+   * set are dropped. Returns false when no node has that id (add it instead).
+   */
+  replaceNode(node: SchedulerNode): boolean {
+    const old = this.byId.get(node.id);
+    if (old === undefined) return false;
+    const ns = new NodeHeadroom(old.idx, node, this.forceAlive || node.alive, !this.forceAlive && node.draining === true);
+    this.index.forget(old.idx);
+    this.nodes[old.idx] = ns;
+    this.byId.set(node.id, ns);
+    this.index.track(ns);
+    for (const p of this.onNode.get(node.id)?.keys() ?? []) this.reserve(p);
+    this.twin?.replaceNode(node);
+    this.forgetAnswers();
+    return true;
+  }
+
+  /** A node the state does not know yet, after every other (ties go to it last). */
+  addNode(node: SchedulerNode): void {
+    if (this.replaceNode(node)) return;
+    const ns = new NodeHeadroom(this.nodes.length, node, this.forceAlive || node.alive, !this.forceAlive && node.draining === true);
+    this.nodes.push(ns);
+    this.byId.set(node.id, ns);
+    this.index.track(ns);
+    this.twin?.addNode(node);
+    this.forgetAnswers();
+  }
+
+  /** The node set changed: memoised answers go; so do shape classes no node has any more (bounded). */
+  private forgetAnswers(): void {
+    this.memo.clear();
+    if (this.shapes.size < 2 * this.nodes.length + 64) return;
+    this.shapes.clear();
+    for (const ns of this.nodes) ns.shape = -1;
+    this.index.refileClasses([...this.index.untouched]);
   }
 
   groupIds(): string[] {
