@@ -9,7 +9,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { etcdChannelOptions } from '@muster/contracts';
 import { startEtcd, waitFor, type EtcdServer } from '@muster/testing';
 import { EtcdStore, LeaseKeeper } from '@muster/head/state';
 
@@ -40,7 +39,7 @@ async function leasedKey() {
 describe('LeaseKeeper', () => {
   it('keeps a 2 s lease through a 3.5 s stall of the main thread', async () => {
     const { store, lease } = await leasedKey();
-    const keeper = new LeaseKeeper({ endpoints: [etcd!.endpoint], credentials: etcd!.credentials(), grpcOptions: etcdChannelOptions() });
+    const keeper = new LeaseKeeper({ endpoints: [etcd!.endpoint], credentials: etcd!.credentials() });
     try {
       keeper.keep(lease.id, lease.ttlSeconds);
       await waitFor('the keeper renewed the lease', () => keeper.renewals > 0, { timeoutMs: 10_000 });
@@ -84,7 +83,7 @@ describe('LeaseKeeper', () => {
   it('reports the first renewal it cannot make, once, and keeps trying', async () => {
     const { store, lease } = await leasedKey();
     const reported: Error[] = [];
-    const keeper = new LeaseKeeper({ endpoints: [etcd!.endpoint], credentials: etcd!.credentials(), grpcOptions: etcdChannelOptions(), onRenewalError: (e) => reported.push(e) });
+    const keeper = new LeaseKeeper({ endpoints: [etcd!.endpoint], credentials: etcd!.credentials(), onRenewalError: (e) => reported.push(e) });
     try {
       keeper.keep(lease.id, lease.ttlSeconds);
       await waitFor('the keeper renewed the lease', () => keeper.renewals > 0, { timeoutMs: 10_000 });

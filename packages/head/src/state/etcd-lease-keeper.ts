@@ -29,6 +29,7 @@
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { etcdChannelOptions } from '@muster/contracts';
 
 /** How often the main thread says it is alive. */
 const PING_MS = 250;
@@ -36,7 +37,6 @@ const PING_MS = 250;
 export interface LeaseKeeperOptions {
   endpoints: string[];
   credentials?: { rootCertificate: Buffer; certChain?: Buffer; privateKey?: Buffer } | undefined;
-  grpcOptions: Record<string, number>;
   /** Called once if the worker fails (the main thread's keepalive goes on alone). */
   onError?: (err: Error) => void;
   /** Called once, at the first renewal the worker could not make (it keeps trying). */
@@ -51,7 +51,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 const { Etcd3 } = require(workerData.etcd3);
 const c = workerData.credentials; // structured clone made the Buffers Uint8Arrays; grpc-js wants Buffers
 const credentials = c && { rootCertificate: Buffer.from(c.rootCertificate), certChain: c.certChain && Buffer.from(c.certChain), privateKey: c.privateKey && Buffer.from(c.privateKey) };
-const client = new Etcd3({ hosts: workerData.endpoints, credentials, grpcOptions: workerData.grpcOptions });
+const client = new Etcd3({ hosts: workerData.endpoints, credentials, grpcOptions: workerData.etcdChannelOptions });
 const kept = new Map();
 let pingedAt = Date.now();
 let stream;
@@ -96,7 +96,8 @@ export class LeaseKeeper {
     const etcd3 = createRequire(import.meta.url).resolve('etcd3');
     this.worker = new Worker(WORKER, {
       eval: true,
-      workerData: { etcd3, endpoints: opts.endpoints, credentials: opts.credentials, grpcOptions: opts.grpcOptions },
+      // The same channel options (message limits) as every other etcd client of the head.
+      workerData: { etcd3, endpoints: opts.endpoints, credentials: opts.credentials, etcdChannelOptions: etcdChannelOptions() },
     });
     this.worker.unref();
     this.worker.on('message', (m: { renewed?: boolean; failed?: string }) => {

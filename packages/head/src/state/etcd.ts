@@ -87,7 +87,6 @@ export class EtcdStore implements StateStore {
     this.keeper ??= new LeaseKeeper({
       endpoints: this.endpoints,
       credentials: this.opts.credentials,
-      grpcOptions: etcdChannelOptions(),
       onError: (e) => this.opts.onWarning?.('the etcd lease keeper thread failed; leases are renewed from the main thread only', { err: e.message }),
       onRenewalError: (e) => this.opts.onWarning?.('the etcd lease keeper thread could not renew a lease; it keeps trying, beside the main thread (logged once)', { err: e.message }),
     });
