@@ -28,7 +28,7 @@ function filed(state: ClusterState, id: string) {
   let island = 0;
   for (let t = 1; t < ix.islandAtLeast.length; t++) if (ix.islandAtLeast[t]!.has(ns.idx)) island = t;
   const buckets = ix.byFree.flatMap((set, k) => (set.has(ns.idx) ? [k] : []));
-  const mig = [...ix.mig].filter(([, set]) => set.has(ns.idx)).map(([p]) => p);
+  const mig = [...ix.migWith].filter(([, byCount]) => byCount.some((set, n) => n > 0 && set.has(ns.idx))).map(([p]) => p);
   return { buckets, bucketOf: ix.bucketOf(ns.idx), untouched: ix.untouched.has(ns.idx), island, mig };
 }
 

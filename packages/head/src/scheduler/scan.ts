@@ -136,12 +136,14 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
         eachBoth(index.islandWith[j]!, attempt.set, once(top), { and: index.byFree[k] });
       }
     }
+    // The rest, when no node kept the bundle inside one island: every node
+    // with enough free GPUs but no island holding it, all walked. (A bound
+    // per bucket would not prune: `ceiling` counts the island tier as won,
+    // so it is above any score found here.)
     if (best === undefined || bestScore < ISLAND_TIER) {
       const inIsland = index.islandAtLeast[b.gpus]!;
-      for (let k = b.gpus; k <= MAX_GPUS_PER_NODE; k++) {
-        if (best !== undefined && bestScore > ceilingFrom(k, b, ctx)) break;
-        eachBoth(index.byFree[k]!, attempt.set, visit(ceiling(k, b, ctx)), { not: inIsland });
-      }
+      const all = visit(Infinity);
+      for (let k = b.gpus; k <= MAX_GPUS_PER_NODE; k++) eachBoth(index.byFree[k]!, attempt.set, all, { not: inIsland });
     }
   }
   if (best !== undefined) return best;
@@ -153,7 +155,11 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
     let used = 0;
     if (ctx.strategy === 'STRICT_SPREAD') {
       for (const idx of ctx.bundlesOnNode.keys()) {
-        const seen = mig !== undefined ? (state.nodes[idx]!.migFree.get(b.bundle.migProfile!) ?? 0) >= b.migSlices : index.bucketOf(idx) >= b.gpus;
+        // Visited: filed at a count the MIG walk reached (counts of MIG_COUNTS and more share one set), or in a bucket k ≥ g.
+        const seen =
+          mig !== undefined
+            ? Math.min(state.nodes[idx]!.migFree.get(b.bundle.migProfile!) ?? 0, MIG_COUNTS) >= Math.min(b.migSlices, MIG_COUNTS)
+            : index.bucketOf(idx) >= b.gpus;
         if (attempt.set.has(idx) && !seen) used++;
       }
     }
@@ -191,7 +197,7 @@ function ceiling(k: number, b: BundleContext, ctx: GangContext): number {
  * what the gang still needs: a later k may have it.
  */
 function islandCeiling(j: number, k: number, b: BundleContext, ctx: GangContext): number {
-  if (b.bundle.gpuMemoryMiB > 0) return ceiling(k, b, ctx); // eligible GPUs may be fewer: no island bound
+  if (b.bundle.gpuMemoryMiB > 0) return ceilingFrom(k, b, ctx); // eligible GPUs may be fewer: no island bound
   const at = (kk: number, strategy: number) => tiers(strategy, ctx, 100 - (((j - b.gpus) * 33 + (kk - b.gpus)) * 100) / 1200);
   const need = ctx.remaining.gpus;
   if (ctx.strategy !== 'PACK') return at(k, ctx.strategy === 'SPREAD' ? 100 : 0);
