@@ -3,8 +3,10 @@
  *
  * The answer is the one a pass over every node in index order would give —
  * the highest score, ties to the lower node index — and so are the rejection
- * counts when no node takes the bundle. What the index (node-index.ts) saves
- * is the visits:
+ * counts when no node takes the bundle. scan.test.ts checks exactly that
+ * against such a pass, written out in the test, on random clusters (islands
+ * of up to 32 GPUs, GPU-memory needs, MIG over 64 slices, gang nodes, taints,
+ * every strategy). What the index (node-index.ts) saves is the visits:
  *
  *   1. nodes already holding a bundle of this gang are judged first: PACK
  *      draws the gang to them, so they set the bar the others must beat;
@@ -13,7 +15,11 @@
  *      profile), each in index order. Before a node is judged, the best score
  *      any node of its bucket could reach (`ceiling`) is compared with the
  *      best found: when it cannot win, not even a tie from a lower index, the
- *      pass moves on, and it stops when no later bucket can (`ceilingFrom`);
+ *      pass moves on, and it stops when no later bucket can (`ceilingFrom`:
+ *      for PACK a later bucket may hold all the gang still needs and score
+ *      more, so the bound looks ahead to it). Nodes with no island holding a
+ *      whole-GPU bundle are walked last, all of them, and only when no node
+ *      kept the bundle inside one island;
  *   3. an untouched node is judged like the first untouched node of its shape
  *      class (state.ts shapeOf): it would score the same and lose the tie;
  *   4. a node never visited failed the resources filter by construction (too
