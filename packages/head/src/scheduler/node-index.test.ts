@@ -89,6 +89,15 @@ describe('index of nodes by free capacity', () => {
       want: { buckets: [8], bucketOf: 8, untouched: true, island: 8, mig: [] },
     },
     {
+      name: 'a node that joins after placements on it were recorded takes them: filed by what is left free',
+      act: (s) => {
+        s.commit('g', [gpus('c', [0, 1, 2])]);
+        s.addNode(makeNode(DGX1_V100, 'c'));
+      },
+      node: 'c',
+      want: { buckets: [5], bucketOf: 5, untouched: false, island: 5, mig: [] },
+    },
+    {
       name: 'a MIG node is in its profile set while a slice is free, and out once none is',
       act: (s) => {
         const ns = s.node('m')!;
