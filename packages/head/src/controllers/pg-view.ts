@@ -17,6 +17,16 @@
  * commits what it places or moves (runCycle, planMoves), and the controller
  * calls `release` for a group that lets go of its placements (removed, or
  * its node died). The state drops its memoised answers when a node changes.
+ *
+ * Node order, and so tie-breaking, may differ between the two ways of
+ * getting here. The scheduler breaks equal scores by node index; a rebuild
+ * indexes nodes in the registry's order, while a caught-up state keeps each
+ * node's old index and appends new nodes after the others. Two nodes that
+ * score the same can therefore take a group in one and not in the other:
+ * each answer is one a full pass would give on that state, but a rebuild
+ * (restart, failover, `invalidate()`) may break a tie differently than the
+ * state it replaced. Placements already made are not moved by this; we
+ * accept it rather than re-sort on every caught-up change (O(nodes)).
  */
 import type { Node } from '@muster/proto';
 import type * as wire from '@muster/proto';

@@ -13,7 +13,7 @@
  * for STRICT_SPREAD) is necessary, not sufficient; it only prunes domains
  * that cannot possibly work, so their failure is not paid for.
  */
-import { popcount } from './bits.js';
+import type { NodeIndex } from './node-index.js';
 import type { NodeHeadroom } from './state.js';
 import { domainOf, type DomainLevel } from './plugins/index.js';
 
@@ -47,14 +47,17 @@ export interface AttemptPlan {
   requiredDomains?: { level: string; count: number; roomiest?: { label: string; freeGpus: number; nodes: number } };
 }
 
-export function planAttempts(candidates: NodeHeadroom[], required: readonly DomainLevel[], preferred: readonly DomainLevel[], demand: Demand): AttemptPlan {
+/** The index's view of each node's largest free island (node-index.ts keeps it). */
+export type IslandIndex = Pick<NodeIndex, 'largestIsland'>;
+
+export function planAttempts(candidates: NodeHeadroom[], required: readonly DomainLevel[], preferred: readonly DomainLevel[], demand: Demand, index: IslandIndex): AttemptPlan {
   const attempts: Attempt[] = [];
   const narrowFirst = (ls: readonly DomainLevel[]) => DOMAIN_LEVELS.filter((l) => ls.includes(l));
 
   let preferredBudget = MAX_PREFERRED_ATTEMPTS;
   for (const p of narrowFirst(preferred)) {
     if (required.includes(p)) continue;
-    for (const d of fittingDomains(candidates, [...narrowFirst(required), p], demand).fitting) {
+    for (const d of fittingDomains(candidates, [...narrowFirst(required), p], demand, index).fitting) {
       if (preferredBudget-- <= 0) break;
       attempts.push({ ...d, required: false });
     }
@@ -64,7 +67,7 @@ export function planAttempts(candidates: NodeHeadroom[], required: readonly Doma
     return { attempts };
   }
   const levels = narrowFirst(required);
-  const { fitting, all } = fittingDomains(candidates, levels, demand);
+  const { fitting, all } = fittingDomains(candidates, levels, demand, index);
   for (const d of fitting) attempts.push({ ...d, required: true });
   let roomiest: { label: string; freeGpus: number; nodes: number } | undefined;
   for (const d of all) if (roomiest === undefined || d.freeGpus > roomiest.freeGpus) roomiest = { label: d.label, freeGpus: d.freeGpus, nodes: d.nodes.length };
@@ -84,19 +87,17 @@ interface Domain {
  * hold the gang. Which node is in which domain does not change with
  * reservations, so the grouping is kept per candidate list (the pipeline
  * memoises those per spec shape) and level combination; each call only sums
- * what is free now, domain by domain, and looks at island sizes only on
- * nodes with enough free GPUs to matter.
+ * what is free now, domain by domain, reading each node's largest free
+ * island from the scheduler's index (node-index.ts) instead of counting it.
  */
-function fittingDomains(candidates: NodeHeadroom[], levels: readonly DomainLevel[], demand: Demand): { fitting: Domain[]; all: Domain[] } {
+function fittingDomains(candidates: NodeHeadroom[], levels: readonly DomainLevel[], demand: Demand, index: IslandIndex): { fitting: Domain[]; all: Domain[] } {
   const all: (Domain & { mig: number; cpu: number; mem: number })[] = [];
   for (const { label, nodes } of groupByDomain(candidates, levels)) {
     const d = { label, nodes, freeGpus: 0, islandFits: false, mig: 0, cpu: 0, mem: 0 };
     for (const ns of nodes) {
       const free = ns.freeGpuCount();
       d.freeGpus += free;
-      if (!d.islandFits && free >= demand.maxBundleGpus) {
-        for (const isl of ns.topo.islands) if (popcount(isl & ns.freeMask) >= demand.maxBundleGpus) d.islandFits = true;
-      }
+      if (!d.islandFits && index.largestIsland(ns.idx) >= demand.maxBundleGpus) d.islandFits = true;
       if (ns.mig.length > 0) for (const n of ns.migFree.values()) d.mig += n;
       d.cpu += ns.freeCpu;
       d.mem += ns.freeMem;

@@ -9,7 +9,7 @@
  *   bundle 0 needs 8 GPUs in one NVLink island; largest free island is 4
  *   (node-3); 12 nodes rejected: 9 insufficient GPU, 3 untolerated taint spot
  */
-import { MAX_GPUS_PER_NODE, popcount } from './bits.js';
+import { MAX_GPUS_PER_NODE } from './bits.js';
 import { eachBoth, type NodeSet } from './node-set.js';
 import { ReasonCode, reasonPhrase, type RejectionCounter } from './reasons.js';
 import type { AttemptPlan } from './domains.js';
@@ -61,8 +61,7 @@ export function collectFacts(state: ClusterState, candidates: { nodes: readonly 
         if (island !== undefined && island.size === k && island.idx < i) return false;
         const ns = state.nodes[i]!;
         most ??= { count: k, nodeId: ns.node.id };
-        let largest = 0;
-        for (const isl of ns.topo.islands) largest = Math.max(largest, popcount(ns.freeMask & isl));
+        const largest = state.index.largestIsland(i);
         if (island === undefined || largest > island.size || (largest === island.size && i < island.idx)) island = { size: largest, nodeId: ns.node.id, idx: i };
         return true;
       });

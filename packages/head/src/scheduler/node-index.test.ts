@@ -28,7 +28,7 @@ function filed(state: ClusterState, id: string) {
   let island = 0;
   for (let t = 1; t < ix.islandAtLeast.length; t++) if (ix.islandAtLeast[t]!.has(ns.idx)) island = t;
   const buckets = ix.byFree.flatMap((set, k) => (set.has(ns.idx) ? [k] : []));
-  const mig = [...ix.mig].filter(([, set]) => set.has(ns.idx)).map(([p]) => p);
+  const mig = [...ix.migWith].filter(([, byCount]) => byCount.some((set, n) => n > 0 && set.has(ns.idx))).map(([p]) => p);
   return { buckets, bucketOf: ix.bucketOf(ns.idx), untouched: ix.untouched.has(ns.idx), island, mig };
 }
 
@@ -87,6 +87,15 @@ describe('index of nodes by free capacity', () => {
       act: (s) => s.addNode(makeNode(DGX1_V100, 'c')),
       node: 'c',
       want: { buckets: [8], bucketOf: 8, untouched: true, island: 8, mig: [] },
+    },
+    {
+      name: 'a node that joins after placements on it were recorded takes them: filed by what is left free',
+      act: (s) => {
+        s.commit('g', [gpus('c', [0, 1, 2])]);
+        s.addNode(makeNode(DGX1_V100, 'c'));
+      },
+      node: 'c',
+      want: { buckets: [5], bucketOf: 5, untouched: false, island: 5, mig: [] },
     },
     {
       name: 'a MIG node is in its profile set while a slice is free, and out once none is',

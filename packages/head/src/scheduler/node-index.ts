@@ -6,9 +6,10 @@
  *   byFree[k]   nodes with exactly k free whole GPUs (k = 0..32)
  *   islandAtLeast[t]  nodes with t or more free GPUs inside one NVLink island
  *   islandWith[j]     nodes with an NVLink island that has exactly j free GPUs
+ *               (a node's island sizes are kept as a 32-bit set, size j at
+ *               bit j − 1, read unsigned: 32 free GPUs is bit 31)
  *   untouched   nodes with nothing reserved (judged once per shape class),
  *               and per bucket how many shape classes they fall into
- *   mig[p]      nodes with at least one free MIG slice of profile p
  *   migWith[p][n]     nodes with exactly n free slices of profile p (n ≥ 64 filed at 64)
  *
  * ClusterState files a node again (`track`) after every reserve and release
@@ -49,8 +50,6 @@ export class NodeIndex {
   /** islandWith[j]: the nodes with an island of exactly j free GPUs (j = 1..32): best fit's first key. */
   readonly islandWith: NodeSet[];
   readonly untouched: NodeSet;
-  /** Per MIG profile, the nodes with a free slice of it. */
-  readonly mig = new Map<string, NodeSet>();
   /** Per MIG profile, the nodes by how many slices of it are free (MIG_COUNTS and more filed last). */
   readonly migWith = new Map<string, NodeSet[]>();
   /** Each node's filed free-slice count per profile, by index. */
@@ -59,7 +58,7 @@ export class NodeIndex {
   private readonly bucket: number[] = [];
   /** Each node's largest free island, by index. */
   private readonly island: number[] = [];
-  /** Each node's island free counts as a bit set (bit j: an island with j free), by index. */
+  /** Each node's island free counts as an unsigned bit set (bit j − 1: an island with j free), by index. */
   private readonly islandCounts: number[] = [];
   /** Per bucket, the shape classes of its untouched nodes with their counts (a pass stops once each is judged). */
   private readonly classes: Array<Map<number, number>> = Array.from({ length: MAX_GPUS_PER_NODE + 1 }, () => new Map());
@@ -95,7 +94,7 @@ export class NodeIndex {
     for (const isl of ns.topo.islands) {
       const free = popcount(ns.freeMask & isl);
       largest = Math.max(largest, free);
-      if (free > 0) counts |= 2 ** free;
+      if (free > 0) counts = (counts | (1 << (free - 1))) >>> 0;
     }
     this.fileIsland(i, largest, counts);
     this.countPairs(i, 1);
@@ -108,10 +107,6 @@ export class NodeIndex {
       this.fileClass(i, k, this.shapeOf(i));
     }
     for (const [profile, free] of ns.migFree) {
-      let set = this.mig.get(profile);
-      if (set === undefined) this.mig.set(profile, (set = new NodeSet(this.untouched.words.length * 32)));
-      if (free > 0) set.add(i);
-      else set.delete(i);
       let byCount = this.migWith.get(profile);
       if (byCount === undefined) this.migWith.set(profile, (byCount = Array.from({ length: MIG_COUNTS + 1 }, () => new NodeSet(this.untouched.words.length * 32))));
       const counts = (this.migCount[i] ??= new Map());
@@ -133,7 +128,6 @@ export class NodeIndex {
     this.bucket[i] = -1;
     this.fileIsland(i, 0, 0);
     this.untouched.delete(i);
-    for (const set of this.mig.values()) set.delete(i);
     for (const [profile, n] of this.migCount[i] ?? []) this.migWith.get(profile)?.[n]?.delete(i);
     this.migCount[i] = undefined;
   }
@@ -171,7 +165,7 @@ export class NodeIndex {
     const k = this.bucket[i] ?? -1;
     const counts = this.islandCounts[i] ?? 0;
     if (k < 0 || counts === 0) return;
-    for (let j = 1; j <= k; j++) if (Math.floor(counts / 2 ** j) % 2 === 1) this.pairs[j * (MAX_GPUS_PER_NODE + 1) + k]! += sign;
+    for (let j = 1; j <= k; j++) if (((counts >>> (j - 1)) & 1) === 1) this.pairs[j * (MAX_GPUS_PER_NODE + 1) + k]! += sign;
   }
 
   private fileIsland(i: number, largest: number, counts: number): void {
@@ -182,17 +176,21 @@ export class NodeIndex {
     const was = this.islandCounts[i] ?? 0;
     if (was === counts) return;
     for (let j = 1; j <= MAX_GPUS_PER_NODE; j++) {
-      const bitJ = 2 ** j;
-      const before = Math.floor(was / bitJ) % 2 === 1;
-      const now = Math.floor(counts / bitJ) % 2 === 1;
+      const before = ((was >>> (j - 1)) & 1) === 1;
+      const now = ((counts >>> (j - 1)) & 1) === 1;
       if (now && !before) this.islandWith[j]!.add(i);
       else if (before && !now) this.islandWith[j]!.delete(i);
     }
     this.islandCounts[i] = counts;
   }
 
-  /** The bucket `i` is filed in (-1: none); for tests. */
+  /** The bucket `i` is filed in: its free whole GPUs (-1: not filed). */
   bucketOf(i: number): number {
     return this.bucket[i] ?? -1;
+  }
+
+  /** The most free GPUs inside one NVLink island of node `i` (0: none or not filed). */
+  largestIsland(i: number): number {
+    return this.island[i] ?? 0;
   }
 }

@@ -7,8 +7,6 @@
  * intersection costs far less than one filter call per node, and its members
  * come out in index order — the order ties are broken in — without a sort.
  */
-import { popcount } from './bits.js';
-
 export class NodeSet {
   words: Uint32Array;
 
@@ -56,14 +54,6 @@ export class NodeSet {
     next.set(this.words);
     this.words = next;
   }
-}
-
-/** |a ∩ b|. */
-export function countBoth(a: NodeSet, b: NodeSet): number {
-  const n = Math.min(a.words.length, b.words.length);
-  let c = 0;
-  for (let w = 0; w < n; w++) c += popcount(a.words[w]! & b.words[w]!);
-  return c;
 }
 
 /**

@@ -72,7 +72,7 @@ export function placeGroup(state: ClusterState, spec: ValidPgSpec, opts: PlaceOp
   // A lone bundle is in one node, rack and zone by definition: its levels need
   // no confinement (the topology filter has already refused unlabelled nodes).
   const lone = bundles.length === 1;
-  const plan = planAttempts(candidates, lone ? [] : ctx.requiredLevels, lone ? [] : ctx.preferredLevels, demand);
+  const plan = planAttempts(candidates, lone ? [] : ctx.requiredLevels, lone ? [] : ctx.preferredLevels, demand, state.index);
   // A preferred domain is not worth splitting a TP bundle across islands for:
   // those attempts demand islands, the unconfined fallback does not.
   const islandsStrict = { ...ctx, islandRequired: true };

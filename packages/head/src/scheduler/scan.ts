@@ -3,8 +3,10 @@
  *
  * The answer is the one a pass over every node in index order would give —
  * the highest score, ties to the lower node index — and so are the rejection
- * counts when no node takes the bundle. What the index (node-index.ts) saves
- * is the visits:
+ * counts when no node takes the bundle. scan.test.ts checks exactly that
+ * against such a pass, written out in the test, on random clusters (islands
+ * of up to 32 GPUs, GPU-memory needs, MIG over 64 slices, gang nodes, taints,
+ * every strategy). What the index (node-index.ts) saves is the visits:
  *
  *   1. nodes already holding a bundle of this gang are judged first: PACK
  *      draws the gang to them, so they set the bar the others must beat;
@@ -13,7 +15,11 @@
  *      profile), each in index order. Before a node is judged, the best score
  *      any node of its bucket could reach (`ceiling`) is compared with the
  *      best found: when it cannot win, not even a tie from a lower index, the
- *      pass moves on, and it stops when no later bucket can (`ceilingFrom`);
+ *      pass moves on, and it stops when no later bucket can (`ceilingFrom`:
+ *      for PACK a later bucket may hold all the gang still needs and score
+ *      more, so the bound looks ahead to it). Nodes with no island holding a
+ *      whole-GPU bundle are walked last, all of them, and only when no node
+ *      kept the bundle inside one island;
  *   3. an untouched node is judged like the first untouched node of its shape
  *      class (state.ts shapeOf): it would score the same and lose the tie;
  *   4. a node never visited failed the resources filter by construction (too
@@ -136,12 +142,14 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
         eachBoth(index.islandWith[j]!, attempt.set, once(top), { and: index.byFree[k] });
       }
     }
+    // The rest, when no node kept the bundle inside one island: every node
+    // with enough free GPUs but no island holding it, all walked. (A bound
+    // per bucket would not prune: `ceiling` counts the island tier as won,
+    // so it is above any score found here.)
     if (best === undefined || bestScore < ISLAND_TIER) {
       const inIsland = index.islandAtLeast[b.gpus]!;
-      for (let k = b.gpus; k <= MAX_GPUS_PER_NODE; k++) {
-        if (best !== undefined && bestScore > ceilingFrom(k, b, ctx)) break;
-        eachBoth(index.byFree[k]!, attempt.set, visit(ceiling(k, b, ctx)), { not: inIsland });
-      }
+      const all = visit(Infinity);
+      for (let k = b.gpus; k <= MAX_GPUS_PER_NODE; k++) eachBoth(index.byFree[k]!, attempt.set, all, { not: inIsland });
     }
   }
   if (best !== undefined) return best;
@@ -153,7 +161,11 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
     let used = 0;
     if (ctx.strategy === 'STRICT_SPREAD') {
       for (const idx of ctx.bundlesOnNode.keys()) {
-        const seen = mig !== undefined ? (state.nodes[idx]!.migFree.get(b.bundle.migProfile!) ?? 0) >= b.migSlices : index.bucketOf(idx) >= b.gpus;
+        // Visited: filed at a count the MIG walk reached (counts of MIG_COUNTS and more share one set), or in a bucket k ≥ g.
+        const seen =
+          mig !== undefined
+            ? Math.min(state.nodes[idx]!.migFree.get(b.bundle.migProfile!) ?? 0, MIG_COUNTS) >= Math.min(b.migSlices, MIG_COUNTS)
+            : index.bucketOf(idx) >= b.gpus;
         if (attempt.set.has(idx) && !seen) used++;
       }
     }
@@ -191,7 +203,7 @@ function ceiling(k: number, b: BundleContext, ctx: GangContext): number {
  * what the gang still needs: a later k may have it.
  */
 function islandCeiling(j: number, k: number, b: BundleContext, ctx: GangContext): number {
-  if (b.bundle.gpuMemoryMiB > 0) return ceiling(k, b, ctx); // eligible GPUs may be fewer: no island bound
+  if (b.bundle.gpuMemoryMiB > 0) return ceilingFrom(k, b, ctx); // eligible GPUs may be fewer: no island bound
   const at = (kk: number, strategy: number) => tiers(strategy, ctx, 100 - (((j - b.gpus) * 33 + (kk - b.gpus)) * 100) / 1200);
   const need = ctx.remaining.gpus;
   if (ctx.strategy !== 'PACK') return at(k, ctx.strategy === 'SPREAD' ? 100 : 0);

@@ -277,6 +277,8 @@ export class ClusterState {
     this.nodes.push(ns);
     this.byId.set(node.id, ns);
     this.index.track(ns);
+    // Placements committed before the node was known (a view caught up out of order) take their resources now.
+    for (const p of this.onNode.get(node.id)?.keys() ?? []) this.reserve(p);
     this.twin?.addNode(node);
     this.forgetAnswers();
   }
