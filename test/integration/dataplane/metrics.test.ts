@@ -88,4 +88,31 @@ describe('data-plane metrics', () => {
       router.close();
     }
   });
+
+  it('drops a closed router from the gauges, keeps its group on the counters, and has no revision on the router histogram', async () => {
+    const router = new Router(client, undefined, { group: 'gone' });
+    router.update({ group: 'gone', version: 1, replicas: [{ replicaId: 'r-1', revision: 'rev-a', subject: replicaSubject('muster', 'mx', 'r-1') }] });
+    expect(await router.call({})).toBe('ok');
+    const live = await scrape();
+    expect(live).toMatch(/^muster_router_in_flight\{group="gone",[^}]*\} 0$/m);
+    expect(sample(live, 'muster_router_request_duration_seconds_count', { group: 'gone', code: 'OK' })).toBe(1);
+    expect(live).not.toMatch(/^muster_router_request_duration_seconds_count\{[^}]*revision=/m);
+    router.close();
+    // The SDK keeps an async gauge's last point on the provider that saw it;
+    // a provider made now shows what the callbacks observe after the close.
+    await metrics.close();
+    metrics = await startMetrics('test', '127.0.0.1:0', {}, { global: true });
+    const other = new Router(client, undefined, { group: 'mx' });
+    try {
+      other.update({ group: 'mx', version: 1, replicas: [{ replicaId: 'r-1', revision: 'rev-a', subject: replicaSubject('muster', 'mx', 'r-1') }] });
+      expect(await other.call({})).toBe('ok'); // makes the instruments on the new provider
+      const after = await scrape();
+      expect(after).toMatch(/^muster_router_in_flight\{group="mx",[^}]*\} 0$/m);
+      expect(after).not.toMatch(/^muster_router_(in_flight|queued)\{group="gone"/m);
+      expect(after).toMatch(/^muster_router_hedges_total\{group="gone",[^}]*\} 0$/m);
+      expect(after).toMatch(/^muster_router_retries_total\{group="gone",[^}]*\} 0$/m);
+    } finally {
+      other.close();
+    }
+  });
 });
