@@ -72,7 +72,7 @@ export const gatewayOptions: OptionSpec[] = [
   { key: 'metricsTokenFile', flag: 'metrics-token-file', env: 'MUSTER_GATEWAY_METRICS_TOKEN_FILE', description: 'scrapes of /metrics must send "Authorization: Bearer <this file\'s token>" (≥ 32 bytes; re-read when it changes)' },
   { key: 'metricsTlsCert', flag: 'metrics-tls-cert', env: 'MUSTER_GATEWAY_METRICS_TLS_CERT', description: 'serve /metrics over HTTPS with this certificate (PEM)' },
   { key: 'metricsTlsKey', flag: 'metrics-tls-key', env: 'MUSTER_GATEWAY_METRICS_TLS_KEY', description: 'the metrics HTTPS certificate\'s key (PEM)' },
-  { key: 'requestLogSample', flag: 'request-log-sample', env: 'MUSTER_GATEWAY_REQUEST_LOG_SAMPLE', parse: parseNumber, description: 'share of successful requests written to the JSON request log, 0 to 1 (default 0.01); answers ≥ 400 are always logged' },
+  { key: 'requestLogSample', flag: 'request-log-sample', env: 'MUSTER_GATEWAY_REQUEST_LOG_SAMPLE', parse: parseNumber, description: 'share of successful requests written to the JSON request log, 0 to 1 (default 0.01); 5xx and 499 are always logged, 4xx up to 20 a second' },
 ];
 
 export function loadGatewayConfig(sources: ConfigSources): GatewayConfig {
