@@ -5,6 +5,7 @@
  * (MUSTER_GATEWAY_TLS_CERT/KEY): MUSTER_TLS_* name the certificate a CLI
  * presents to the head, which is another thing.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { loadConfig, parseBool, parseNumber, type ConfigSources, type OptionSpec } from '@muster/common';
 import { isHostPort } from '@muster/contracts';
@@ -38,10 +39,24 @@ export const gatewayConfigSchema = z
     path: ['metricsTokenFile'],
   });
 
-/** A listen address only this host reaches. */
+/**
+ * A listen address only this host reaches: "localhost", or an IP address in
+ * 127.0.0.0/8 or ::1. A host name is never taken on its looks
+ * ("127.example.com" resolves anywhere).
+ */
 export function isLoopbackListen(hostPort: string): boolean {
   const host = hostPort.slice(0, hostPort.lastIndexOf(':')).replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  if (host === 'localhost') return true;
+  const family = isIP(host);
+  if (family === 4) return host.startsWith('127.');
+  return family === 6 && isIPv6Loopback(host);
+}
+
+/** ::1 in any of its spellings (0:0:0:0:0:0:0:1, ::0:1). */
+function isIPv6Loopback(host: string): boolean {
+  const [head = '', tail = ''] = host.split('::');
+  const groups = [...head.split(':'), ...tail.split(':')].filter((g) => g !== '');
+  return groups.length > 0 && groups.slice(0, -1).every((g) => Number.parseInt(g, 16) === 0) && Number.parseInt(groups.at(-1)!, 16) === 1;
 }
 
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
@@ -57,7 +72,7 @@ export const gatewayOptions: OptionSpec[] = [
   { key: 'metricsTokenFile', flag: 'metrics-token-file', env: 'MUSTER_GATEWAY_METRICS_TOKEN_FILE', description: 'scrapes of /metrics must send "Authorization: Bearer <this file\'s token>" (≥ 32 bytes; re-read when it changes)' },
   { key: 'metricsTlsCert', flag: 'metrics-tls-cert', env: 'MUSTER_GATEWAY_METRICS_TLS_CERT', description: 'serve /metrics over HTTPS with this certificate (PEM)' },
   { key: 'metricsTlsKey', flag: 'metrics-tls-key', env: 'MUSTER_GATEWAY_METRICS_TLS_KEY', description: 'the metrics HTTPS certificate\'s key (PEM)' },
-  { key: 'requestLogSample', flag: 'request-log-sample', env: 'MUSTER_GATEWAY_REQUEST_LOG_SAMPLE', parse: parseNumber, description: 'share of successful requests written to the JSON request log, 0 to 1 (default 0.01); answers ≥ 400 are always logged' },
+  { key: 'requestLogSample', flag: 'request-log-sample', env: 'MUSTER_GATEWAY_REQUEST_LOG_SAMPLE', parse: parseNumber, description: 'share of successful requests written to the JSON request log, 0 to 1 (default 0.01); 5xx and 499 are always logged, 4xx up to 20 a second' },
 ];
 
 export function loadGatewayConfig(sources: ConfigSources): GatewayConfig {

@@ -137,12 +137,38 @@ export function errorBody(status: number, code: string, message: string, param: 
  * be cut: the connection is destroyed, so the client sees it unfinished.
  */
 export function fail(req: IncomingMessage, res: ServerResponse, e: unknown): void {
-  if (res.headersSent) return void res.destroy();
+  if (res.headersSent) {
+    markFailed(res, failureStatus(e));
+    return void res.destroy();
+  }
   const a = errorAnswer(e);
   const headers: Record<string, string> = { 'content-type': 'application/json', ...a.headers };
   if (!req.complete) headers.connection = 'close';
   res.writeHead(a.status, headers);
   res.end(a.body);
+}
+
+/**
+ * The status of an answer the gateway cut or ended early because the call
+ * failed after its headers went out (the client saw 200 and a torn or
+ * last-words body): what the request log and metrics record instead of the
+ * status sent, or 499 for a torn one (gateway-metrics.ts).
+ */
+const failed = new WeakMap<ServerResponse, number>();
+
+/** 504 for a call past its deadline, else 502: the failure of an answer whose headers are out. */
+function failureStatus(e: unknown): number {
+  return isMusterError(e) && e.code === ErrorCode.DEADLINE_EXCEEDED ? 504 : 502;
+}
+
+function markFailed(res: ServerResponse, status: number): void {
+  if (res.destroyed || failed.has(res)) return; // already cut (the client left: 499)
+  failed.set(res, status);
+}
+
+/** The status recorded for an answer that failed after its headers (above); undefined when it did not. */
+export function failedStatusOf(res: ServerResponse): number | undefined {
+  return failed.get(res);
 }
 
 /** A signal that aborts when the client goes away before its answer ended: the call's `signal`. */
@@ -212,10 +238,14 @@ export async function pipeChunks(res: ServerResponse, chunks: AsyncIterable<unkn
   try {
     for await (const chunk of chunks) {
       if (!started && start(chunk)) continue;
-      if (!(await writeAndWait(res, o.encode(chunk), late.signal))) return void res.destroy(); // leaving the loop cancels the call
+      if (!(await writeAndWait(res, o.encode(chunk), late.signal))) {
+        if (late.signal.aborted) markFailed(res, 504); // the deadline, not the client leaving
+        return void res.destroy(); // leaving the loop cancels the call
+      }
     }
   } catch (e) {
     if (!started || !o.lastWords) throw e;
+    markFailed(res, failureStatus(e));
     res.end(o.lastWords(e));
     return;
   } finally {

@@ -7,8 +7,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadGatewayConfig } from './gateway-config.js';
-import { CLIENT_CLOSED, GatewayObserver, routeOf, type RequestLogLine } from './gateway-metrics.js';
+import { ErrorCode, MusterError } from '@muster/sdk';
+import { isLoopbackListen, loadGatewayConfig } from './gateway-config.js';
+import { fail, pipeChunks } from './gateway-http.js';
+import { CLIENT_CLOSED, GatewayObserver, routeOf, statusLabel, type DroppedLogLine, type RequestLogLine } from './gateway-metrics.js';
 
 describe('routeOf', () => {
   it.each([
@@ -36,7 +38,18 @@ describe('GatewayObserver request log', () => {
       const record = observer.begin(req, res, req.headers['x-request-id'] as string);
       record.group = 'llm';
       record.onReplica({ replicaId: 'r-1', revision: 'rev-1' });
-      const status = Number(req.url!.split('/').pop());
+      const last = req.url!.split('/').pop()!;
+      // A stream that fails after its headers: cut (fail), or ended with NDJSON last words.
+      if (last === 'cut' || last === 'lastwords' || last === 'deadline') {
+        const e = new MusterError(last === 'deadline' ? ErrorCode.DEADLINE_EXCEEDED : ErrorCode.REPLICA_LOST, 'lost');
+        const chunks = (async function* () {
+          yield 'one';
+          throw e;
+        })();
+        return void pipeChunks(res, chunks, { head: () => ({ status: 200, headers: {} }), encode: (c) => `${String(c)}\n`, timeoutMs: 10_000, ...(last === 'cut' ? {} : { lastWords: () => '{"error":"lost"}\n' }) })
+          .catch((err: unknown) => fail(req, res, err));
+      }
+      const status = Number(last);
       if (status === CLIENT_CLOSED) return void res.write('partial'); // never ended: the client leaves
       res.statusCode = status;
       res.end('{"secret":"body"}');
@@ -46,17 +59,17 @@ describe('GatewayObserver request log', () => {
   }
 
   it('logs every error and no success at sample 0, with the request id, group and replica, never the body', async () => {
-    const lines: RequestLogLine[] = [];
+    const lines: (RequestLogLine | DroppedLogLine)[] = [];
     const base = await serveWith(new GatewayObserver({ log: (l) => lines.push(l), sample: 0 }));
     for (const status of [200, 200, 404, 503]) await (await fetch(`${base}/v1/groups/llm/call/${status}`, { headers: { 'x-request-id': `id-${status}` } })).text();
     await expect.poll(() => lines.length).toBe(2);
-    expect(lines.map((l) => [l.requestId, l.status])).toEqual([['id-404', 404], ['id-503', 503]]);
+    expect(lines.map((l) => 'requestId' in l && [l.requestId, l.status])).toEqual([['id-404', 404], ['id-503', 503]]);
     expect(lines[0]).toMatchObject({ msg: 'request', method: 'GET', route: 'call', group: 'llm', replica: 'r-1', revision: 'rev-1' });
     expect(JSON.stringify(lines)).not.toContain('secret');
   });
 
   it('logs successes with the sample\'s probability, and a client that left as 499', async () => {
-    const lines: RequestLogLine[] = [];
+    const lines: (RequestLogLine | DroppedLogLine)[] = [];
     const draws = [0.05, 0.5];
     const base = await serveWith(new GatewayObserver({ log: (l) => lines.push(l), sample: 0.1, random: () => draws.shift()! }));
     await (await fetch(`${base}/a/200`, { headers: { 'x-request-id': 'kept' } })).text();
@@ -65,9 +78,46 @@ describe('GatewayObserver request log', () => {
     const left = await fetch(`${base}/a/499`, { headers: { 'x-request-id': 'left' }, signal: abort.signal });
     await left.body!.getReader().read();
     abort.abort();
-    await expect.poll(() => lines.map((l) => l.requestId)).toEqual(['kept', 'left']);
-    expect(lines[1]!.status).toBe(CLIENT_CLOSED);
+    await expect.poll(() => lines.map((l) => 'requestId' in l && l.requestId)).toEqual(['kept', 'left']);
+    expect(lines[1]).toMatchObject({ status: CLIENT_CLOSED });
   });
+
+  it('records a stream that failed after its headers as 502 (504 past its deadline), not 499 or 200', async () => {
+    const lines: (RequestLogLine | DroppedLogLine)[] = [];
+    const base = await serveWith(new GatewayObserver({ log: (l) => lines.push(l), sample: 0 }));
+    for (const how of ['cut', 'lastwords', 'deadline']) {
+      const res = await fetch(`${base}/v1/groups/llm/stream/${how}`, { headers: { 'x-request-id': how } });
+      expect(res.status).toBe(200);
+      await res.text().catch(() => undefined); // the cut one fails to read to its end
+    }
+    await expect.poll(() => lines.length).toBe(3);
+    expect(lines.map((l) => 'requestId' in l && [l.requestId, l.status])).toEqual([['cut', 502], ['lastwords', 502], ['deadline', 504]]);
+  });
+
+  it('logs at most 20 4xx lines a second, then one line with the count dropped', async () => {
+    const lines: (RequestLogLine | DroppedLogLine)[] = [];
+    let now = 0;
+    const base = await serveWith(new GatewayObserver({ log: (l) => lines.push(l), sample: 0, now: () => now }));
+    for (let i = 0; i < 25; i++) await (await fetch(`${base}/a/401`)).text();
+    await (await fetch(`${base}/a/500`)).text(); // 5xx: always, even over the cap
+    await expect.poll(() => lines.length).toBe(21);
+    now = 1_000;
+    await (await fetch(`${base}/a/401`)).text();
+    await expect.poll(() => lines.length).toBe(23);
+    expect(lines[21]).toEqual({ msg: 'request log dropped', dropped: 5 });
+    expect(lines[22]).toMatchObject({ status: 401 });
+  });
+});
+
+describe('status labels', () => {
+  it.each([[200, '200'], [401, '401'], [499, '499'], [504, '504'], [201, '2xx'], [418, '4xx'], [599, '5xx'], [999, '9xx']])('%i → %s', (status, label) => expect(statusLabel(status)).toBe(label));
+});
+
+describe('isLoopbackListen', () => {
+  it.each([
+    ['localhost:9402', true], ['127.0.0.1:9402', true], ['127.1.2.3:9402', true], ['[::1]:9402', true], ['[0:0:0:0:0:0:0:1]:9402', true],
+    ['127.example.com:9402', false], ['127.0.0.1.nip.io:9402', false], ['0.0.0.0:9402', false], ['[::]:9402', false], ['10.0.0.1:9402', false],
+  ])('%s → %s', (listen, loopback) => expect(isLoopbackListen(listen)).toBe(loopback));
 });
 
 describe('gateway metrics configuration', () => {

@@ -11,6 +11,7 @@ export * from './errors.js';
 export type { Logger } from './log.js';
 export type { Metrics } from './metrics.js';
 export * from './net.js';
+export * from './latency-buckets.js';
 export * from './codec.js';
 export * from './config.js';
 export * from './nats.js';

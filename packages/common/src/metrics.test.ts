@@ -3,6 +3,7 @@ import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { metrics as otelMetrics } from '@opentelemetry/api';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startMetrics, type Metrics } from './metrics.js';
 import { createCa, issueCert, writePair, pairPaths } from './pki.js';
@@ -66,5 +67,17 @@ describe('the metrics endpoint', () => {
     });
     expect(status).toBe(200);
     await expect(fetch(`http://${metrics.address}/metrics`)).rejects.toThrow(); // no plaintext on the HTTPS port
+  });
+
+  it('registers the global provider only once the endpoint listens, and warns when another holds the place', async () => {
+    const before = otelMetrics.getMeterProvider();
+    await expect(startMetrics('test', '127.0.0.1:0', { tokenFile: join(dir, 'none') }, { global: true })).rejects.toThrow(/cannot read metrics token file/);
+    expect(otelMetrics.getMeterProvider()).toBe(before); // the failed start left nothing behind
+    metrics = await startMetrics('test', '127.0.0.1:0', {}, { global: true });
+    expect(otelMetrics.getMeterProvider()).not.toBe(before);
+    const warned: string[] = [];
+    const second = await startMetrics('other', '127.0.0.1:0', {}, { global: true, warn: (m) => warned.push(m) });
+    await second.close();
+    expect(warned).toEqual([expect.stringMatching(/metrics of other: another global MeterProvider is already registered/)]);
   });
 });

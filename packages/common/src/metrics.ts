@@ -32,6 +32,8 @@ import { checkSecretFile, readKeyFile, readPemFile } from './secret-file.js';
 import { ErrorCode, MusterError } from './errors.js';
 import { parseHostPort } from './net.js';
 
+export { LATENCY_BUCKETS_S } from './latency-buckets.js';
+
 export interface Metrics {
   readonly meter: Meter;
   /** "host:port" the endpoint listens on, or undefined when disabled. */
@@ -85,14 +87,13 @@ function tlsOptions(p: MetricsProtection): { cert: Buffer; key: Buffer } | undef
 }
 
 /** Starts metrics for `role`; `listen` undefined or "" disables the endpoint. */
-export async function startMetrics(role: string, listen: string | undefined, protection: MetricsProtection = {}, opts: { global?: boolean } = {}): Promise<Metrics> {
+export async function startMetrics(role: string, listen: string | undefined, protection: MetricsProtection = {}, opts: { global?: boolean; warn?: (message: string) => void } = {}): Promise<Metrics> {
   const exporter = new PrometheusExporter({ preventServerStart: true });
   const provider = new MeterProvider({
     resource: resourceFromAttributes({ 'service.name': `muster-${role}` }),
     readers: [exporter],
   });
   const meter = provider.getMeter('muster');
-  const global = opts.global === true && otelMetrics.setGlobalMeterProvider(provider);
   let server: Server | undefined;
   let address: string | undefined;
   if (listen) {
@@ -118,6 +119,12 @@ export async function startMetrics(role: string, listen: string | undefined, pro
     });
     const bound = server.address() as AddressInfo;
     address = `${host}:${bound.port}`;
+  }
+  // Registered only now that nothing above can throw: a failed start must not
+  // leave a provider nobody serves (or shuts down) as the process's global one.
+  const global = opts.global === true && otelMetrics.setGlobalMeterProvider(provider);
+  if (opts.global === true && !global) {
+    (opts.warn ?? ((m: string) => process.emitWarning(m)))(`metrics of ${role}: another global MeterProvider is already registered; the data plane's muster_router_*/muster_replica_* metrics are recorded there, not on this endpoint`);
   }
   return {
     meter,

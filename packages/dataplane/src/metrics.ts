@@ -9,21 +9,21 @@
  * in @muster/common; an application may register its own) they appear on
  * that provider's exporter. docs/observability.md lists the names.
  *
- * Router side (the caller), per group: requests and their latency by the
- * revision of the replica that answered ("" when none did) and result code,
+ * Router side (the caller), per group: requests by the revision of the
+ * replica that answered ("" when none did) and result code, latency by code,
  * and — read when scraped — calls in flight, calls queued, retries and
  * hedges (per group: they are not one replica's). Replica side (`serve()`), per group and revision: requests and
  * latency by result code, handlers in flight, requests queued.
  *
  * Cardinality is bounded by what the labels can hold: group and revision
- * names (the cluster's own), and the fixed set of error codes plus "OK";
+ * names (the cluster's own), and the fixed set of error codes plus "OK"
+ * (the router's histogram has no revision: buckets times rollouts);
  * and by the SDK's per-instrument cardinality limit (2000 series by default)
  * in a process that runs for many rollouts.
  */
+import { LATENCY_BUCKETS_S } from '@muster/common';
 import { metrics, type Attributes, type Counter, type Histogram, type ObservableResult } from '@opentelemetry/api';
 
-/** Latency buckets in seconds: 1 ms to 2 min, the span of a no-op call to a long generation. */
-export const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** The result code of a call that succeeded. */
 export const OK = 'OK';
@@ -47,16 +47,19 @@ export interface ReplicaGauges {
 const routers = new Set<RouterGauges>();
 const replicas = new Set<ReplicaGauges>();
 
-/** Sums `value` over `sources` by their attributes (two routers of one group are one series). */
-function observeSum<T>(sources: Set<T>, attrs: (s: T) => Attributes, value: (s: T) => number) {
+/**
+ * Sums `value` over `sources` by a key of their labels (two routers of one
+ * group are one series); `base` (retired routers' totals) is added first.
+ */
+function observeSum<T>(sources: Set<T>, key: (s: T) => string, attrs: (s: T) => Attributes, value: (s: T) => number, base?: Map<string, number>) {
   return (result: ObservableResult) => {
     const sums = new Map<string, { attrs: Attributes; v: number }>();
+    if (base) for (const [k, v] of base) sums.set(k, { attrs: { group: k }, v });
     for (const s of sources) {
-      const a = attrs(s);
-      const key = JSON.stringify(a);
-      const e = sums.get(key) ?? { attrs: a, v: 0 };
+      const k = key(s);
+      const e = sums.get(k) ?? { attrs: attrs(s), v: 0 };
       e.v += value(s);
-      sums.set(key, e);
+      sums.set(k, e);
     }
     for (const { attrs: a, v } of sums.values()) result.observe(v, a);
   };
@@ -73,31 +76,33 @@ function instruments(): NonNullable<typeof made> {
   const provider = metrics.getMeterProvider();
   if (made?.provider === provider) return made;
   const m = provider.getMeter('@muster/dataplane');
+  const group = (r: RouterGauges) => r.group;
   const byGroup = (r: RouterGauges) => ({ group: r.group });
+  const revisionKey = (r: ReplicaGauges) => `${r.group}\u0000${r.revision}`;
   const byRevision = (r: ReplicaGauges) => ({ group: r.group, revision: r.revision });
   m.createObservableGauge('muster_router_in_flight', { description: 'calls of routers in this process waiting for an answer, by group' })
-    .addCallback(observeSum(routers, byGroup, (r) => r.inFlight()));
+    .addCallback(observeSum(routers, group, byGroup, (r) => r.inFlight()));
   m.createObservableGauge('muster_router_queued', { description: 'calls waiting in routers of this process for a replica with room, by group' })
-    .addCallback(observeSum(routers, byGroup, (r) => r.queued()));
+    .addCallback(observeSum(routers, group, byGroup, (r) => r.queued()));
   m.createObservableCounter('muster_router_retries_total', { description: 'attempts sent again to another replica (no responders, replica lost), by group' })
-    .addCallback(observeSum(routers, byGroup, (r) => r.counters.retries));
+    .addCallback(observeSum(routers, group, byGroup, (r) => r.counters.retries, retiredRetries));
   m.createObservableCounter('muster_router_hedges_total', { description: 'hedged copies sent (hedgeAfterMs), by group' })
-    .addCallback(observeSum(routers, byGroup, (r) => r.counters.hedges));
+    .addCallback(observeSum(routers, group, byGroup, (r) => r.counters.hedges, retiredHedges));
   m.createObservableGauge('muster_replica_in_flight', { description: 'handlers running in serve() replicas of this process, by group and revision' })
-    .addCallback(observeSum(replicas, byRevision, (r) => r.inFlight()));
+    .addCallback(observeSum(replicas, revisionKey, byRevision, (r) => r.inFlight()));
   m.createObservableGauge('muster_replica_queued', { description: 'requests waiting for a handler slot in serve() replicas of this process, by group and revision' })
-    .addCallback(observeSum(replicas, byRevision, (r) => r.queued()));
+    .addCallback(observeSum(replicas, revisionKey, byRevision, (r) => r.queued()));
   made = {
     provider,
     routerRequests: m.createCounter('muster_router_requests_total', { description: 'calls made by routers in this process, by group, revision of the replica that answered ("": none) and result code (OK or a MUSTER_* code)' }),
     routerLatency: m.createHistogram('muster_router_request_duration_seconds', {
-      description: 'router call latency, from call() to its answer (streams: to their end), by group, revision and result code',
-      advice: { explicitBucketBoundaries: LATENCY_BUCKETS_S },
+      description: 'router call latency, from call() to its answer (streams: to their end), by group and result code',
+      advice: { explicitBucketBoundaries: [...LATENCY_BUCKETS_S] },
     }),
     replicaRequests: m.createCounter('muster_replica_requests_total', { description: 'requests answered by serve() replicas in this process, by group, revision and result code' }),
     replicaLatency: m.createHistogram('muster_replica_request_duration_seconds', {
       description: 'replica-side latency, from arrival (queue wait included) to the answer, by group, revision and result code',
-      advice: { explicitBucketBoundaries: LATENCY_BUCKETS_S },
+      advice: { explicitBucketBoundaries: [...LATENCY_BUCKETS_S] },
     }),
   };
   return made;
@@ -105,30 +110,32 @@ function instruments(): NonNullable<typeof made> {
 
 /**
  * Routers come and go (one per group handle): a closed router leaves the
- * gauges, and its retry and hedge totals stay counted in `retired` so the
- * counters never go down — for the MAX_RETIRED_GROUPS groups retired last
- * (a process that has called more groups than that, since deleted, lets the
- * oldest totals go).
+ * live set (so the in-flight and queued gauges show only live groups), and
+ * its retry and hedge totals stay counted here, fed only to the two counter
+ * callbacks, so the counters never go down — for the MAX_RETIRED_GROUPS
+ * groups retired last (delete-then-set keeps the map in order of last
+ * retirement; a process that has called more groups than that, since
+ * deleted, lets the oldest totals go). The cap sits at the SDK's default
+ * per-instrument cardinality limit (2000 series).
  */
-export const MAX_RETIRED_GROUPS = 10_000;
-const retired = new Map<string, RouterGauges>();
+const MAX_RETIRED_GROUPS = 2_000;
+const retiredRetries = new Map<string, number>();
+const retiredHedges = new Map<string, number>();
+
+function retire(totals: Map<string, number>, group: string, add: number): void {
+  const sum = (totals.get(group) ?? 0) + add;
+  totals.delete(group);
+  totals.set(group, sum);
+  if (totals.size > MAX_RETIRED_GROUPS) totals.delete(totals.keys().next().value!);
+}
+
 export function trackRouter(r: RouterGauges): () => void {
   instruments();
   routers.add(r);
   return () => {
     if (!routers.delete(r)) return;
-    const kept = retired.get(r.group) ?? { group: r.group, inFlight: () => 0, queued: () => 0, counters: { retries: 0, hedges: 0 } };
-    kept.counters.retries += r.counters.retries;
-    kept.counters.hedges += r.counters.hedges;
-    if (!retired.has(r.group)) {
-      retired.set(r.group, kept);
-      routers.add(kept);
-      if (retired.size > MAX_RETIRED_GROUPS) {
-        const [oldest, gone] = retired.entries().next().value as [string, RouterGauges];
-        retired.delete(oldest);
-        routers.delete(gone);
-      }
-    }
+    retire(retiredRetries, r.group, r.counters.retries);
+    retire(retiredHedges, r.group, r.counters.hedges);
   };
 }
 
@@ -140,10 +147,10 @@ export function trackReplica(r: ReplicaGauges): () => void {
 
 /** One router call ended with `code` after `startedMs` (performance.now()); `revision`: of the replica that answered, "" if none. */
 export function recordRouterCall(group: string, revision: string, code: string, startedMs: number): void {
-  const attrs = { group, revision, code };
   const i = instruments();
-  i.routerRequests.add(1, attrs);
-  i.routerLatency.record((performance.now() - startedMs) / 1000, attrs);
+  i.routerRequests.add(1, { group, revision, code });
+  // No revision on the histogram: its buckets multiply every series, and each rollout would add a set.
+  i.routerLatency.record((performance.now() - startedMs) / 1000, { group, code });
 }
 
 /** One request answered (or refused) by a replica with `code` after `arrivedMs` (performance.now()). */

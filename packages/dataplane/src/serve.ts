@@ -238,12 +238,14 @@ class ReplicaServer implements Server {
       out = { v: 1, ok: false, error: wireError(ErrorCode.APPLICATION, messageOf(e)) };
       job.code = ErrorCode.APPLICATION;
     }
+    // Aborted (cancelled, closing, past the deadline): that is the call's
+    // recorded code, whatever the handler returned.
+    if (ctx.signal.aborted) job.code = abortCode(ctx.signal);
     // Past its deadline the answer is not sent: it could reach the caller just
     // before the caller's own deadline timer fires and turn a timed-out call into
     // a success. (Answers to a cancel or a closing replica still go out.)
-    const expired = ctx.signal.aborted && isMusterError(ctx.signal.reason) && ctx.signal.reason.code === ErrorCode.DEADLINE_EXCEEDED;
-    if (expired) job.code = ErrorCode.DEADLINE_EXCEEDED;
-    else if (!this.publish(job.reply, out, job.id) && job.code === OK) job.code = ErrorCode.RESOURCE_EXHAUSTED;
+    if (job.code === ErrorCode.DEADLINE_EXCEEDED) return;
+    if (!this.publish(job.reply, out, job.id) && job.code === OK) job.code = ErrorCode.RESOURCE_EXHAUSTED;
   }
 
   private async runStream(job: Job, ctx: RequestContext): Promise<void> {
@@ -252,20 +254,33 @@ class ReplicaServer implements Server {
       for await (const data of this.handlers.stream!(job.payload, ctx)) {
         // Flow control: the handler is not pulled again until the caller has room for this chunk.
         if (job.window !== undefined && seq >= job.credit + job.window) await this.creditFor(job, seq, ctx.signal);
-        if (ctx.signal.aborted) return void (job.code = abortCode(ctx.signal)); // cancelled or past the deadline: the caller has stopped listening
+        if (ctx.signal.aborted) return this.endAborted(job, seq, ctx.signal);
         // Not sent as it was (too large, not encodable): an error chunk ended the stream; leaving the loop stops the handler.
         if (!this.publish(job.reply, { v: 1, seq: seq++, data } satisfies WireChunk, job.id)) return void (job.code = ErrorCode.RESOURCE_EXHAUSTED);
       }
-      if (ctx.signal.aborted) job.code = abortCode(ctx.signal);
-      else this.publish(job.reply, { v: 1, seq, end: true } satisfies WireChunk, job.id);
+      if (ctx.signal.aborted) return this.endAborted(job, seq, ctx.signal);
+      this.publish(job.reply, { v: 1, seq, end: true } satisfies WireChunk, job.id);
     } catch (e) {
       // Cancelled by its caller or past the deadline (the handler's fetch or I/O aborted with it):
       // nothing is sent, the caller has stopped listening (its own deadline says DEADLINE_EXCEEDED).
       // Aborted because the replica is closing, the caller still waits: it gets the error chunk.
-      if (ctx.signal.aborted && (job.cancelled === true || abortCode(ctx.signal) === ErrorCode.DEADLINE_EXCEEDED)) return void (job.code = abortCode(ctx.signal));
+      if (ctx.signal.aborted && callerGone(job, ctx.signal)) return void (job.code = abortCode(ctx.signal));
       job.code = ErrorCode.APPLICATION;
       this.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.APPLICATION, messageOf(e)) } satisfies WireChunk, job.id);
     }
+  }
+
+  /**
+   * A stream whose signal fired without its handler throwing. Cancelled by its
+   * caller or past its deadline: nothing is sent, the caller has stopped
+   * listening. Aborted because this replica is closing: the caller still
+   * waits, so it is told at once (else it would wait for replica-lost).
+   */
+  private endAborted(job: Job, seq: number, signal: AbortSignal): void {
+    job.code = abortCode(signal);
+    if (callerGone(job, signal)) return;
+    job.code = ErrorCode.UNAVAILABLE;
+    this.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.UNAVAILABLE, `replica ${this.replicaId} is closing; stream call ${job.id} ended after ${seq} chunks`) } satisfies WireChunk, job.id);
   }
 
   private finish(job: Job): void {
@@ -409,6 +424,11 @@ class ReplicaServer implements Server {
 /** Why a running handler's signal fired: DEADLINE_EXCEEDED, else CANCELLED (by its caller or a closing replica). */
 function abortCode(signal: AbortSignal): string {
   return isMusterError(signal.reason) && signal.reason.code === ErrorCode.DEADLINE_EXCEEDED ? ErrorCode.DEADLINE_EXCEEDED : ErrorCode.CANCELLED;
+}
+
+/** Whether an aborted call's caller has stopped listening (it cancelled, or its deadline passed), as against a closing replica. */
+function callerGone(job: Job, signal: AbortSignal): boolean {
+  return job.cancelled === true || abortCode(signal) === ErrorCode.DEADLINE_EXCEEDED;
 }
 
 function messageOf(e: unknown): string {

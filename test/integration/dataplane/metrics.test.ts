@@ -35,6 +35,7 @@ describe('data-plane metrics', () => {
   let server: Server;
   let conn: NatsConnection;
   let release: (() => void) | undefined;
+  let heldSignal: AbortSignal | undefined;
   const scrape = async () => (await fetch(`http://${metrics.address}/metrics`)).text();
 
   beforeAll(async () => {
@@ -42,9 +43,10 @@ describe('data-plane metrics', () => {
     conn = await connectNats(nats.access, 'metrics-replica');
     const subject = replicaSubject('muster', 'mx', 'r-1');
     server = await serve({
-      unary: async (p) => {
+      unary: async (p, ctx) => {
         const ask = p as { fail?: boolean; hold?: boolean };
         if (ask.fail) throw new Error('failed as asked');
+        heldSignal = ctx.signal;
         if (ask.hold) await new Promise<void>((r) => (release = r));
         return 'ok';
       },
@@ -84,6 +86,52 @@ describe('data-plane metrics', () => {
       expect(sample(text, 'muster_replica_in_flight', { group: 'mx', revision: 'rev-a' })).toBe(0);
       expect(sample(text, 'muster_router_retries_total', { group: 'mx' })).toBe(0);
       expect(text).toMatch(/^muster_router_hedges_total\{group="mx",[^}]*\} 0$/m);
+    } finally {
+      router.close();
+    }
+  });
+
+  it('drops a closed router from the gauges, keeps its group on the counters, and has no revision on the router histogram', async () => {
+    const router = new Router(client, undefined, { group: 'gone' });
+    router.update({ group: 'gone', version: 1, replicas: [{ replicaId: 'r-1', revision: 'rev-a', subject: replicaSubject('muster', 'mx', 'r-1') }] });
+    expect(await router.call({})).toBe('ok');
+    const live = await scrape();
+    expect(live).toMatch(/^muster_router_in_flight\{group="gone",[^}]*\} 0$/m);
+    expect(sample(live, 'muster_router_request_duration_seconds_count', { group: 'gone', code: 'OK' })).toBe(1);
+    expect(live).not.toMatch(/^muster_router_request_duration_seconds_count\{[^}]*revision=/m);
+    router.close();
+    // The SDK keeps an async gauge's last point on the provider that saw it;
+    // a provider made now shows what the callbacks observe after the close.
+    await metrics.close();
+    metrics = await startMetrics('test', '127.0.0.1:0', {}, { global: true });
+    const other = new Router(client, undefined, { group: 'mx' });
+    try {
+      other.update({ group: 'mx', version: 1, replicas: [{ replicaId: 'r-1', revision: 'rev-a', subject: replicaSubject('muster', 'mx', 'r-1') }] });
+      expect(await other.call({})).toBe('ok'); // makes the instruments on the new provider
+      const after = await scrape();
+      expect(after).toMatch(/^muster_router_in_flight\{group="mx",[^}]*\} 0$/m);
+      expect(after).not.toMatch(/^muster_router_(in_flight|queued)\{group="gone"/m);
+      expect(after).toMatch(/^muster_router_hedges_total\{group="gone",[^}]*\} 0$/m);
+      expect(after).toMatch(/^muster_router_retries_total\{group="gone",[^}]*\} 0$/m);
+    } finally {
+      other.close();
+    }
+  });
+
+  it('counts a unary call its caller cancelled as CANCELLED at the replica, though the handler returned', async () => {
+    const router = new Router(client, undefined, { group: 'mx' });
+    try {
+      router.update({ group: 'mx', version: 1, replicas: [{ replicaId: 'r-1', revision: 'rev-a', subject: replicaSubject('muster', 'mx', 'r-1') }] });
+      const cancelledBefore = sample(await scrape(), 'muster_replica_requests_total', { group: 'mx', code: ErrorCode.CANCELLED });
+      release = undefined;
+      const ac = new AbortController();
+      const held = router.call({ hold: true }, { signal: ac.signal });
+      await waitFor('the held call running', () => release !== undefined || undefined, { timeoutMs: 5_000 });
+      ac.abort();
+      await expect(held).rejects.toSatisfy((e) => isMusterError(e) && e.code === ErrorCode.CANCELLED);
+      await waitFor('the replica saw the cancel', () => heldSignal?.aborted || undefined, { timeoutMs: 5_000 });
+      release!(); // the handler returns as if nothing happened
+      await waitFor('the cancelled call counted', async () => sample(await scrape(), 'muster_replica_requests_total', { group: 'mx', code: ErrorCode.CANCELLED }) === cancelledBefore + 1 || undefined, { timeoutMs: 5_000 });
     } finally {
       router.close();
     }

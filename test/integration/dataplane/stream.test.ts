@@ -126,6 +126,25 @@ describe('Router.stream', () => {
     await closing;
   });
 
+  it.each([
+    ['returns', async function* (_p: unknown, ctx: { signal: AbortSignal }) {
+      yield 'first';
+      await new Promise((r) => ctx.signal.addEventListener('abort', r));
+    }],
+    ['keeps yielding', async function* (_p: unknown, ctx: { signal: AbortSignal }) {
+      yield 'first';
+      await new Promise((r) => ctx.signal.addEventListener('abort', r));
+      yield 'after the abort';
+    }],
+  ])('a handler that %s when its replica closes ends the stream with UNAVAILABLE from the replica (not replica-lost)', async (_how, handler) => {
+    const { router, servers } = await setup(`s-close-${_how.length}`, { a: handler as StreamHandler });
+    const it = router.stream(null, { timeoutMs: 20_000 })[Symbol.asyncIterator]();
+    expect((await it.next()).value).toBe('first');
+    const closing = servers[0]!.close();
+    await expect(it.next()).rejects.toMatchObject({ code: ErrorCode.UNAVAILABLE, message: expect.stringMatching(/replica a is closing; stream call .* ended after 1 chunks/) });
+    await closing;
+  });
+
   it('ends with DEADLINE_EXCEEDED when the stream outlives its deadline', async () => {
     const { router } = await setup('s-dl', {
       a: async function* (_p, ctx) {

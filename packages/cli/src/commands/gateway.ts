@@ -57,10 +57,13 @@ export function gatewayCommand(program: Command): void {
     // head: its own client pair is MUSTER_TLS_CERT/MUSTER_TLS_KEY (kept beside a --tls-ca flag), or
     // the context's.
     // Global: the gateway's routers record through the OpenTelemetry API (muster_router_*), served here too.
-    const metrics = await startMetrics('gateway', config.metricsListen, { tokenFile: config.metricsTokenFile, tlsCert: config.metricsTlsCert, tlsKey: config.metricsTlsKey }, { global: true });
-    const observer = new GatewayObserver({ meter: metrics.meter, sample: config.requestLogSample, log: ({ msg, ...line }) => log(line.status >= 500 ? 'error' : line.status >= 400 ? 'warn' : 'info', msg, line) });
+    // Without --metrics-listen (the default) nothing is started: no provider records what no one serves.
+    const metrics = config.metricsListen
+      ? await startMetrics('gateway', config.metricsListen, { tokenFile: config.metricsTokenFile, tlsCert: config.metricsTlsCert, tlsKey: config.metricsTlsKey }, { global: true, warn: (m) => log('warn', m) })
+      : undefined;
+    const observer = new GatewayObserver({ meter: metrics?.meter, sample: config.requestLogSample, log: ({ msg, ...line }) => log('status' in line ? (line.status >= 500 ? 'error' : line.status >= 400 ? 'warn' : 'info') : 'warn', msg, line) });
     const cluster = await connectFromFlags({ ...raw, tlsCert: process.env[CLIENT_ENV.TLS_CERT], tlsKey: process.env[CLIENT_ENV.TLS_KEY] } as ConnectionFlags).catch(async (e: unknown) => {
-      await metrics.close();
+      await metrics?.close();
       throw e;
     });
     const gw = await startGateway(cluster, {
@@ -73,20 +76,20 @@ export function gatewayCommand(program: Command): void {
       log,
     }).catch(async (e: unknown) => {
       cluster.close();
-      await metrics.close();
+      await metrics?.close();
       throw e;
     });
     const stop = async () => {
       await gw.close();
       cluster.close();
-      await metrics.close();
+      await metrics?.close();
       process.exit(0);
     };
     process.once('SIGINT', () => void stop());
     process.once('SIGTERM', () => void stop());
     process.on('SIGHUP', () => void gw.reload().catch(() => undefined)); // a failed reload is logged and changes nothing
     // Only now: whoever waits for this line may signal us at once, and must find the handlers in place.
-    process.stdout.write(`${JSON.stringify({ msg: 'gateway ready', address: gw.address, url: gw.url, auth: config.noAuth ? 'none' : 'api-keys', ...(metrics.address ? { metrics: metrics.address } : {}) })}\n`);
+    process.stdout.write(`${JSON.stringify({ msg: 'gateway ready', address: gw.address, url: gw.url, auth: config.noAuth ? 'none' : 'api-keys', ...(metrics?.address ? { metrics: metrics.address } : {}) })}\n`);
   });
 
   const key = gateway.command('key').description('API keys of the gateway: only their SHA-256 is stored');

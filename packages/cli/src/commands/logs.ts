@@ -11,7 +11,9 @@
  * `==> replica <id> (gang <id>, rank <n>) <==` header; with `--follow` they
  * are read at once and every line is prefixed with `[<replica id>] ` so the
  * interleaved lines can be told apart. A replica with no gang yet is named
- * and skipped.
+ * and skipped. `--follow` reads at most 32 replicas at once (more: pick one
+ * with --replica), and a line longer than 64 KiB is cut into lines of that
+ * size, so neither the streams nor the buffer grow without bound.
  */
 import type { Command } from 'commander';
 import { ErrorCode, MusterError, isMusterError, type Cluster, type ReplicaView } from '@muster/sdk';
@@ -59,6 +61,9 @@ export function logsCommand(program: Command): void {
           }
           return;
         }
+        if (withGang.length > MAX_FOLLOWED_REPLICAS) {
+          throw new MusterError(ErrorCode.INVALID_ARGUMENT, `--follow: group "${target}" has ${withGang.length} replicas with a log; at most ${MAX_FOLLOWED_REPLICAS} are followed at once (one stream each): pick one with --replica <id>`);
+        }
         await Promise.all(withGang.map(async (r) => {
           const lines = new LinePrefixer(`[${r.id}] `);
           for await (const chunk of cluster.gangs.logs(r.gangId, opts)) process.stdout.write(lines.push(chunk));
@@ -78,15 +83,28 @@ async function groupReplicas(cluster: Cluster, name: string): Promise<ReplicaVie
   }
 }
 
-/** Prefixes each whole line; a partial line waits for its end (or `end()`). */
+/** Replicas `--follow` reads at once: one log stream (and head relay) each. */
+const MAX_FOLLOWED_REPLICAS = 32;
+
+/** A partial line longer than this is written out as a line of its own (a log without newlines must not grow memory). */
+export const MAX_PARTIAL_LINE = 64 * 1024;
+
+/**
+ * Prefixes each whole line; a partial line waits for its end (or `end()`),
+ * up to `maxPartial` characters, past which it is written as it is.
+ */
 export class LinePrefixer {
   private partial = '';
   private readonly decoder = new TextDecoder();
-  constructor(private readonly prefix: string) {}
+  constructor(private readonly prefix: string, private readonly maxPartial = MAX_PARTIAL_LINE) {}
 
   push(chunk: Uint8Array): string {
     const lines = (this.partial + this.decoder.decode(chunk, { stream: true })).split('\n');
     this.partial = lines.pop() ?? '';
+    if (this.partial.length > this.maxPartial) {
+      lines.push(this.partial);
+      this.partial = '';
+    }
     return lines.map((l) => `${this.prefix}${l}\n`).join('');
   }
 

@@ -50,10 +50,10 @@ interface UpFlags {
 }
 
 /** `muster up --gateway`: the gateway's default metrics port (below the head's, clear of the workers'). */
-export const UP_GATEWAY_METRICS_PORT = 9390;
+const UP_GATEWAY_METRICS_PORT = 9390;
 
 /** The head's default metrics port (its --metrics-listen default); workers take the ones after it. */
-export const UP_METRICS_PORT = 9400;
+const UP_METRICS_PORT = 9400;
 
 export function upCommand(program: Command): void {
   program
