@@ -110,7 +110,7 @@ describe('Balancer', () => {
     expect(got).toEqual(['fresh']);
   });
 
-  it('wakes waiters when a membership brings replicas, and skips unreachable ones until the next version', () => {
+  it('wakes waiters when a membership brings replicas, and skips an unreachable one across versions until its next load report', () => {
     const b = balancer();
     const got: string[] = [];
     b.enqueue(undefined, (r) => got.push(r.info.replicaId));
@@ -123,6 +123,8 @@ describe('Balancer', () => {
     expect(b.tryAcquire()).toBeUndefined();
     expect(b.waitError(undefined, 10).message).toMatch(/no ready replica/);
     b.update(members(2, { r: ['a'] }));
+    expect(b.tryAcquire()).toBeUndefined();
+    b.report({ v: 1, replicaId: 'a', inFlight: 0, queued: 0, timeMs: Date.now() });
     expect(b.tryAcquire()?.info.replicaId).toBe('a');
   });
 

@@ -105,8 +105,10 @@ export class Balancer {
     const next = new Map<string, ReplicaState>();
     for (const info of m.replicas) {
       const old = this.replicas.get(info.replicaId);
+      // A replica that answered "no responders" stays skipped across membership versions until
+      // its next load report proves it subscribed: in a scale-up the versions come faster than
+      // a fresh replica's first report, and each retry to it would spend the call's budget.
       const s = old && old.info.subject === info.subject && old.info.revision === info.revision ? old : { info, inFlight: 0, live: true, unreachable: false, attempts: new Set<Tracked>() };
-      s.unreachable = false;
       next.set(info.replicaId, s);
     }
     for (const [id, s] of this.replicas) {
