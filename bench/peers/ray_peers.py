@@ -17,7 +17,8 @@ before shutting down. Logs go to stderr so stdout stays parseable.
 
 Shapes (what each measures; the Muster side in muster.ts mirrors it):
   pg       Ray's placement-group microbenchmark shape: 100 one-bundle groups
-           created without waiting, all waited, all removed; rate per round.
+           created without waiting, all waited, all removed, repeated; timed
+           as Ray's own timeit does (1 s warm-up, rounds of at least 2 s).
   tp8      one TP8 group (8 one-GPU bundles, STRICT_PACK) created, waited
            until ready and removed, one at a time; groups per second.
   actors   1:1 async actor calls (one driver, one actor, all calls in flight)
@@ -32,6 +33,11 @@ import json
 import statistics
 import sys
 import time
+
+
+# Ray's timeit: 1 s of warm-up, then rounds of at least 2 s (the same in muster.ts).
+PG_WARMUP_S = 1.0
+PG_ROUND_S = 2.0
 
 
 def emit(obj):
@@ -73,21 +79,32 @@ def main():
 
 
 def pg_shape(ray, rounds, groups):
-    """Ray's microbenchmark: create `groups` without waiting, wait for all, remove all."""
+    """Ray's microbenchmark: create `groups` without waiting, wait for all, remove all.
+
+    Timed the way Ray's own `timeit` (ray_microbenchmark_helpers) times it: one
+    second of repeated batches to warm up, then each round repeats batches for
+    at least two seconds; a round's rate is groups done / its time. muster.ts
+    times its side the same way (PG_WARMUP_S, PG_ROUND_S).
+    """
     from ray.util.placement_group import placement_group, remove_placement_group
 
-    rates = []
-    for r in range(rounds + 1):  # round 0 warms up
-        t = time.perf_counter()
+    def batch():
         pgs = [placement_group([{"custom": 0.001}], strategy="SPREAD") for _ in range(groups)]
         for pg in pgs:
             if not pg.wait(timeout_seconds=30):
                 raise RuntimeError("a placement group was not ready within 30 s")
         for pg in pgs:
             remove_placement_group(pg)
-        if r > 0:
-            rates.append(round(groups / (time.perf_counter() - t)))
-    return rates
+
+    def repeat_for(seconds):
+        t, n = time.perf_counter(), 0
+        while time.perf_counter() - t < seconds:
+            batch()
+            n += groups
+        return round(n / (time.perf_counter() - t))
+
+    repeat_for(PG_WARMUP_S)
+    return [repeat_for(PG_ROUND_S) for _ in range(rounds)]
 
 
 def tp8_shape(ray, rounds, groups):
