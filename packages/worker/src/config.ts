@@ -52,9 +52,10 @@ export const workerConfigSchema = z.object({
   shardHomeDir: z.string().min(1).optional(),
   allowInsecurePermissions: z.boolean().default(false),
   stopShardsOnExit: z.boolean().default(false),
-  /** Finished attempts' shard logs: kept this long after their last write, and at most this many per gang (log-retention.ts). */
+  /** Finished attempts' shard logs: kept this long after their last write, at most this many per gang, of at most this many finished gangs (log-retention.ts). */
   logRetentionMs: z.number().int().min(1_000).max(365 * 24 * 3_600_000).default(24 * 3_600_000),
   logAttemptsKept: z.number().int().min(0).max(10_000).default(5),
+  logGangsKept: z.number().int().min(0).max(100_000).default(1_000),
   metricsListen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9401'),
   reconnectMaxMs: z.number().int().min(100).max(60_000).default(2_000),
   watchNodeCordon: z.boolean().optional(),
@@ -111,6 +112,7 @@ export const workerOptions: OptionSpec[] = [
   { key: 'stopShardsOnExit', flag: 'stop-shards-on-exit', env: 'MUSTER_STOP_SHARDS_ON_EXIT', parse: parseBool, description: 'stop every shard when the agent stops (default: leave them running, to be adopted)' },
   { key: 'logRetentionMs', flag: 'log-retention-ms', env: 'MUSTER_LOG_RETENTION_MS', parse: (s) => Number(s), description: 'finished shards\' log files are deleted this long after their last write (default 24 h)' },
   { key: 'logAttemptsKept', flag: 'log-attempts-kept', env: 'MUSTER_LOG_ATTEMPTS_KEPT', parse: (s) => Number(s), description: 'logs of at most this many finished attempts are kept per gang (default 5)' },
+  { key: 'logGangsKept', flag: 'log-gangs-kept', env: 'MUSTER_LOG_GANGS_KEPT', parse: (s) => Number(s), description: 'logs (and homes) of at most this many gangs that run nothing here are kept, newest first (default 1000)' },
   { key: 'metricsListen', flag: 'metrics-listen', env: 'MUSTER_METRICS_LISTEN', description: 'Prometheus endpoint host:port ("" disables)' },
   { key: 'reconnectMaxMs', flag: 'reconnect-max-ms', env: 'MUSTER_RECONNECT_MAX_MS', parse: (s) => Number(s), description: 'longest wait between reconnect attempts' },
   { key: 'watchNodeCordon', flag: 'watch-node-cordon', env: 'MUSTER_WATCH_NODE_CORDON', parse: parseBool, description: 'drain this node while its Kubernetes Node (named by --node-id) is cordoned (default: on in a pod with a service account token)' },

@@ -54,48 +54,50 @@ export function userForGang(policy: RankUserPolicy, gangId: string, live: Readon
   throw new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `no free rank uid in ${policy.first}-${policy.last}: every one is held by a gang or a process on this node; widen --shard-uid-range`);
 }
 
-/**
- * The uids that own a gang home under `root`, other than `gangId`'s own: a
- * finished gang's home (kept while its logs are) still belongs to its uid,
- * so that uid is not given to another gang before `sweepHomes` removes it.
- */
-export function homeOwners(root: string, gangId: string): Set<number> {
-  const owners = new Set<number>();
-  let names: string[];
-  try {
-    names = readdirSync(root);
-  } catch {
-    return owners; // no homes yet
-  }
-  for (const name of names) {
-    if (name === gangId) continue;
-    try {
-      owners.add(statSync(join(root, name)).uid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return owners;
-}
-
 /** A snapshot of the uids processes on this host run as (real, effective, saved or fs uid), read from /proc once. */
 export function uidInUse(): (uid: number) => boolean {
   let seen: Set<number> | undefined;
   return (uid) => {
-    if (!seen) {
-      seen = new Set();
-      for (const name of readdirSync('/proc')) {
-        if (!/^\d+$/.test(name)) continue;
-        try {
-          const line = /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${name}/status`, 'utf8'))?.[1] ?? '';
-          for (const u of line.trim().split(/\s+/)) seen.add(Number(u));
-        } catch {
-          // gone meanwhile
-        }
-      }
-    }
+    seen ??= procUids();
     return seen.has(uid);
   };
+}
+
+/**
+ * uidInUse, but one /proc scan serves every ask within `ttlMs` (a scan
+ * reads every process's status: milliseconds on a busy host, too much for
+ * each launch). A process that started since the scan under a uid not in
+ * it was either spawned by a process already in it (same uid: already
+ * seen), by this worker (its gang is live, which the caller checks first),
+ * or by another root process — a race no fresh scan closes either.
+ */
+export function cachedUidInUse(ttlMs = 1_000, now: () => number = Date.now, scan: () => Set<number> = procUids): () => (uid: number) => boolean {
+  let seen: Set<number> | undefined;
+  let at = 0;
+  return () => {
+    if (!seen || now() - at >= ttlMs) {
+      seen = undefined;
+      at = now();
+    }
+    return (uid) => {
+      seen ??= scan();
+      return seen.has(uid);
+    };
+  };
+}
+
+function procUids(): Set<number> {
+  const seen = new Set<number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const line = /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${name}/status`, 'utf8'))?.[1] ?? '';
+      for (const u of line.trim().split(/\s+/)) seen.add(Number(u));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return seen;
 }
 
 /**

@@ -11,7 +11,8 @@ import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { homeOwners, userForGang } from './rank-homes.js';
+import { HomeIndex } from './home-index.js';
+import { cachedUidInUse, userForGang } from './rank-homes.js';
 import { covered, DEFAULT_SHARD_UID_RANGE, resolveRankUsers, type HostFacts, type RankUserFlags } from './rank-users.js';
 
 const FULL_MAP = '         0          0 4294967295\n';
@@ -119,23 +120,59 @@ describe('userForGang', () => {
   });
 });
 
-describe('homeOwners', () => {
+describe('HomeIndex', () => {
   it('names the uids that own other gangs\' homes, not this gang\'s, so a kept home keeps its uid to itself', () => {
     const homes = mkdtempSync(join(tmpdir(), 'muster-homes-'));
     try {
-      expect(homeOwners(join(homes, 'none'), 'g')).toEqual(new Set());
+      expect(HomeIndex.scan(join(homes, 'none')).size).toBe(0);
       mkdirSync(join(homes, 'gang-old'));
       mkdirSync(join(homes, 'gang-me'));
       const isRoot = process.getuid?.() === 0;
       if (isRoot) chownSync(join(homes, 'gang-old'), 200_123, 200_123);
-      const owners = homeOwners(homes, 'gang-me');
-      expect(owners.has(isRoot ? 200_123 : process.getuid!())).toBe(true);
-      if (isRoot) expect(owners.has(0)).toBe(false); // gang-me (owned by root here) is this gang's own
+      const index = HomeIndex.scan(homes);
+      expect(index.heldByOther(isRoot ? 200_123 : process.getuid!(), 'gang-me')).toBe(true);
+      if (isRoot) expect(index.heldByOther(0, 'gang-me')).toBe(false); // gang-me (owned by root here) is this gang's own
       // A uid held by a kept home is skipped like one a process runs as.
       const perGangOne = { kind: 'per-gang' as const, first: 200_123, last: 200_124 };
-      expect(userForGang(perGangOne, 'gang-new', new Map(), (uid) => owners.has(uid))?.uid).toBe(isRoot ? 200_124 : 200_123);
+      expect(userForGang(perGangOne, 'gang-new', new Map(), (uid) => index.heldByOther(uid, 'gang-new'))?.uid).toBe(isRoot ? 200_124 : 200_123);
     } finally {
       rmSync(homes, { recursive: true, force: true });
     }
+  });
+
+  it('follows homes made, re-owned and removed without reading the disk again', () => {
+    const index = new HomeIndex();
+    index.set('a', 7);
+    index.set('b', 7);
+    expect(index.heldByOther(7, 'a')).toBe(true); // b holds it too
+    index.set('b', 8); // b's home re-made for another uid
+    expect(index.heldByOther(7, 'a')).toBe(false);
+    expect(index.heldByOther(8, 'a')).toBe(true);
+    index.delete('b');
+    index.delete('b'); // twice: no-op
+    expect(index.heldByOther(8, 'a')).toBe(false);
+    expect(index.size).toBe(1);
+  });
+});
+
+describe('cachedUidInUse', () => {
+  it('scans once per ttl, only when asked, and again once the ttl passed', () => {
+    let now = 0;
+    let scans = 0;
+    const snapshots = cachedUidInUse(1_000, () => now, () => (scans++, new Set([7])));
+    const first = snapshots();
+    expect(scans).toBe(0); // lazily: a launch that needs no check scans nothing
+    expect(first(7)).toBe(true);
+    expect(first(8)).toBe(false);
+    now = 999;
+    expect(snapshots()(7)).toBe(true);
+    expect(scans).toBe(1);
+    now = 1_000;
+    expect(snapshots()(8)).toBe(false);
+    expect(scans).toBe(2);
+  });
+
+  it('reads real uids from /proc: this process runs as its own', () => {
+    expect(cachedUidInUse()()(process.getuid?.() ?? 0)).toBe(true);
   });
 });

@@ -17,9 +17,10 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, MusterError } from '@muster/common';
-import { DEFAULT_LOG_RETENTION, sweepEveryMs, sweepLogs, type LogRetention } from './log-retention.js';
+import { DEFAULT_LOG_RETENTION, sweepAfterLaunches, sweepEveryMs, sweepLogs, type LogRetention } from './log-retention.js';
 import { followLog, logPathOf, rotateIfNeeded } from './logs.js';
-import { homeOwners, prepareHome, sweepHomes, uidInUse, userForGang } from './rank-homes.js';
+import { HomeIndex } from './home-index.js';
+import { cachedUidInUse, prepareHome, sweepHomes, userForGang } from './rank-homes.js';
 import type { RankUser } from './rank-users.js';
 import { isAdoptable, loadRegistry, registryPath, saveRegistry, type RegistryEntry } from './registry.js';
 import { ShardRunner, type RunnerHost } from './shard.js';
@@ -33,7 +34,7 @@ export interface LocalSupervisorOptions extends SupervisorOptions {
   pollMs?: number;
   /** How many exited shards list() keeps reporting (default 256, oldest dropped first). */
   keepExited?: number;
-  /** How long finished attempts' logs are kept, and how many per gang (log-retention.ts; default 24 h, 5). */
+  /** How long finished attempts' logs are kept, how many per gang and of how many gangs (log-retention.ts; default 24 h, 5, 1,000). */
   logRetention?: LogRetention;
 }
 
@@ -45,13 +46,18 @@ export class LocalSupervisor implements ShardSupervisor {
   private readonly retentionTimer: NodeJS.Timeout;
   private closing = false;
   private detached = false;
+  /** Owners of the gang homes on disk (scanned at open, then kept in step). */
+  private homes = new HomeIndex();
+  private readonly uidsInUse = cachedUidInUse();
+  /** Launches since the last retention sweep: a burst of short gangs triggers one before the timer would. */
+  private launchesSinceSweep = 0;
 
   private constructor(private readonly opts: LocalSupervisorOptions) {
     this.registryFile = registryPath(opts.dataDir);
     this.host = { changed: (r) => this.changed(r), log: opts.log, pollMs: opts.pollMs ?? 200 };
     this.logTimer = setInterval(() => this.checkLogs(), opts.logCheckMs ?? 500);
     this.logTimer.unref();
-    this.retentionTimer = setInterval(() => this.sweepLogs(), sweepEveryMs(opts.logRetention ?? DEFAULT_LOG_RETENTION));
+    this.retentionTimer = setInterval(() => this.sweepLogs(), sweepEveryMs(this.retention));
     this.retentionTimer.unref();
   }
 
@@ -64,6 +70,7 @@ export class LocalSupervisor implements ShardSupervisor {
     mkdirSync(opts.dataDir, { recursive: true }); // parents as umask says: homes beside it must stay reachable
     chmodSync(opts.dataDir, 0o700);
     const sup = new LocalSupervisor(opts);
+    if (opts.ranks) sup.homes = HomeIndex.scan(opts.ranks.homeRoot);
     const adopted = sup.adoptAll(loadRegistry(sup.registryFile, opts.log));
     sup.save();
     sup.sweepLogs();
@@ -91,6 +98,14 @@ export class LocalSupervisor implements ShardSupervisor {
       throw new MusterError(ErrorCode.INTERNAL, `shard ${spec.key}: cannot open log file ${r.logFile}: ${(e as Error).message}`, { cause: e });
     }
     this.prune();
+    if (++this.launchesSinceSweep >= sweepAfterLaunches(this.retention)) {
+      this.launchesSinceSweep = 0;
+      setImmediate(() => this.closing || this.sweepLogs());
+    }
+  }
+
+  private get retention(): LogRetention {
+    return this.opts.logRetention ?? DEFAULT_LOG_RETENTION;
   }
 
   /**
@@ -102,12 +117,14 @@ export class LocalSupervisor implements ShardSupervisor {
     if (!ranks || spec.user) return spec;
     const live = new Map<string, RankUser>();
     for (const r of this.shards.values()) if (r.phase !== 'exited' && r.spec.user) live.set(r.spec.gangId, r.spec.user);
-    const running = uidInUse();
-    const homes = ranks.policy.kind === 'per-gang' && !live.has(spec.gangId) ? homeOwners(ranks.homeRoot, spec.gangId) : new Set<number>();
-    let user = userForGang(ranks.policy, spec.gangId, live, (uid) => homes.has(uid) || running(uid));
+    const running = this.uidsInUse();
+    const homes = ranks.policy.kind === 'per-gang' && !live.has(spec.gangId) ? this.homes : undefined;
+    let user = userForGang(ranks.policy, spec.gangId, live, (uid) => homes?.heldByOther(uid, spec.gangId) === true || running(uid));
     if (user && user.uid === process.getuid?.() && user.gid === process.getgid?.()) user = undefined; // already us: no switch
     try {
-      return { ...spec, user, home: prepareHome(ranks.homeRoot, spec.gangId, user) };
+      const home = prepareHome(ranks.homeRoot, spec.gangId, user);
+      this.homes.set(spec.gangId, user?.uid ?? process.getuid?.() ?? 0);
+      return { ...spec, user, home };
     } catch (e) {
       throw new MusterError(ErrorCode.INTERNAL, `shard ${spec.key}: cannot prepare its home in ${ranks.homeRoot}: ${(e as Error).message}`, { cause: e });
     }
@@ -231,11 +248,13 @@ export class LocalSupervisor implements ShardSupervisor {
     const live = [...this.shards.values()].filter((r) => r.phase !== 'exited');
     const running = new Set(live.map((r) => `${r.spec.gangId}/${r.spec.attempt}`));
     let deleted: string[] = [];
+    this.launchesSinceSweep = 0;
     try {
-      deleted = sweepLogs(this.opts.dataDir, running, this.opts.logRetention ?? DEFAULT_LOG_RETENTION, nowMs);
+      deleted = sweepLogs(this.opts.dataDir, running, this.retention, nowMs);
       if (deleted.length > 0) this.opts.log.info({ attempts: deleted.length }, 'deleted logs of finished shards past their retention');
       const homes = this.opts.ranks && sweepHomes(this.opts.ranks.homeRoot, join(this.opts.dataDir, 'logs'), new Set(live.map((r) => r.spec.gangId)));
-      if (homes && homes.length > 0) this.opts.log.info({ gangs: homes }, 'deleted the homes of gangs whose logs are gone');
+      for (const gangId of homes || []) this.homes.delete(gangId);
+      if (homes && homes.length > 0) this.opts.log.info({ gangs: homes.length }, 'deleted the homes of gangs whose logs are gone');
     } catch (e) {
       this.opts.log.warn({ err: String(e) }, 'shard log retention sweep failed; tried again later');
     }
