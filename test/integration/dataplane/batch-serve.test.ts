@@ -84,7 +84,7 @@ describe('serve() with a batch handler', () => {
     const { batches, handler } = heldBatches();
     const s = await start('load', { handler, maxBatchSize: 2, maxQueueDelayMs: 200 }, { loadIntervalMs: 20 });
     const reports: WireLoad[] = [];
-    const sub = client.subscribe(loadSubject('muster', 'load'), { callback: (_e, m) => reports.push(decode(m.data)) });
+    const sub = client.subscribe(loadSubject('muster', 'load'), { callback: (_e, m) => void reports.push(decode(m.data)) });
     const calls = ['a', 'b', 'c'].map((id) => ask(s, request(id)));
     await waitFor('a report of 2 in flight, 1 queued', () => reports.some((r) => r.inFlight === 2 && r.queued === 1));
     sub.unsubscribe();
