@@ -43,6 +43,23 @@ const request = (id: string, timeoutMs = 10_000): WireRequest => ({ v: 1, id, de
 const ask = async (s: Server, req: WireRequest): Promise<WireReply> => decode<WireReply>((await client.request(s.subject, encode(req), { timeout: 10_000 })).data);
 
 describe('serve() with a batch handler', () => {
+  it('refuses bad options before it subscribes, naming the field', async () => {
+    const base = { nats: client, subject: replicaSubject('muster', 'bad', 'r0'), group: 'bad', replicaId: 'r0' };
+    const handler = (ps: unknown[]) => ps;
+    const refused = async (handlers: unknown, opts: object, field: string, message: RegExp) => {
+      const err = await serve(handlers as Parameters<typeof serve>[0], { ...base, ...opts }).then(() => undefined, (e: unknown) => e);
+      expect(err).toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, details: { field } });
+      expect((err as Error).message).toMatch(message);
+    };
+    await refused({ bacth: { handler, maxBatchSize: 4, maxQueueDelayMs: 1 } }, {}, 'bacth', /"bacth" \(did you mean "batch"\?\)/);
+    await refused({ unary: () => 1, batch: { handler, maxBatchSize: 4, maxQueueDelayMs: 1 } }, {}, 'batch', /unary or batch, not both/);
+    await refused({ batch: { handler, maxBatchSize: 2048, maxQueueDelayMs: 1 } }, {}, 'batch.maxBatchSize', /batch\.maxBatchSize: must be ≤ 1024/);
+    await refused({ batch: { handler, maxBatchSize: 8, preferredBatchSizes: [4, 2], maxQueueDelayMs: 1 } }, {}, 'batch.preferredBatchSizes.1', /ascending/);
+    await refused({ batch: { handler, maxBatchSize: 8, maxQueueDelayMs: 1 } }, { maxConcurrent: 4 }, 'maxConcurrent', /less than batch\.maxBatchSize \(8\)/);
+    // Nothing subscribed: a request to the subject finds no responder.
+    await expect(client.request(base.subject, encode(request('nobody')), { timeout: 2_000 })).rejects.toThrow(/no responders/i);
+  });
+
   it('answers a queued call whose deadline passed itself, and never hands it to the handler', async () => {
     const { batches, handler } = heldBatches();
     const s = await start('deadline', { handler, maxBatchSize: 8, maxQueueDelayMs: 800 });
