@@ -49,6 +49,9 @@ export interface BatchClock {
   setTimer(fn: () => void, ms: number): () => void;
 }
 
+/** The longest delay setTimeout takes as given; a timer for a later deadline fires early and is armed again. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const realClock: BatchClock = {
   now: () => Date.now(),
   setTimer: (fn, ms) => {
@@ -56,7 +59,7 @@ export const realClock: BatchClock = {
       const h = setImmediate(fn);
       return () => clearImmediate(h);
     }
-    const h = setTimeout(fn, ms);
+    const h = setTimeout(fn, Math.min(ms, MAX_TIMER_MS)); // Node fires a longer one after 1 ms
     return () => clearTimeout(h);
   },
 };
@@ -255,6 +258,8 @@ export class Batcher<C extends BatchCall> {
   }
 
   private expire(e: Entry<C>): void {
+    const left = e.call.deadline - this.clock.now();
+    if (left > 0) return void (e.stopDeadline = this.clock.setTimer(() => this.expire(e), left)); // a far deadline, past one timer's reach
     const late = new MusterError(ErrorCode.DEADLINE_EXCEEDED, `call ${e.call.id} passed its deadline`);
     if (!e.batch) return this.leave(e, { ok: false, code: ErrorCode.DEADLINE_EXCEEDED, message: `call ${e.call.id} waited in ${this.init.where}'s batch queue past its deadline; not started`, send: true });
     // Running: its answer is not sent, so that a late one cannot beat the caller's own timer.
