@@ -286,17 +286,20 @@ describe('Batcher', () => {
     expect(h.add('d')).toBe(true);
   });
 
-  it('on close answers queued calls UNAVAILABLE and aborts running ones, whose answers still go out', async () => {
-    const h = harness({ maxBatchSize: 2 });
-    ['a', 'b', 'c'].forEach((id) => h.add(id));
+  it('on close answers queued calls UNAVAILABLE without sending them, and aborts running ones, whose answers still go out', async () => {
+    const h = harness({ maxBatchSize: 3, maxQueueDelayMs: 1_000, maxConcurrentBatches: 2 });
+    ['a', 'b', 'c', 'd', 'e'].forEach((id) => h.add(id));
+    await h.clock.advance(0); // a, b, c run; d and e wait for the delay
     h.b.close();
-    expect(h.outcomes.get('c')).toMatchObject({ ok: false, code: ErrorCode.UNAVAILABLE, send: true, message: expect.stringMatching(/closed before starting call c/) });
+    for (const id of ['d', 'e']) expect(h.outcomes.get(id)).toMatchObject({ ok: false, code: ErrorCode.UNAVAILABLE, send: true, message: expect.stringMatching(new RegExp(`closed before starting call ${id}`)) });
+    expect(h.batches).toHaveLength(1); // never handed to the handler: routers retry them elsewhere
     const { ctx, answer } = h.batches[0]!;
     expect(ctx.signal.aborted && ctx.calls.every((c) => c.signal.aborted)).toBe(true);
     expect(h.add('late')).toBe(false);
-    answer(['A', 'B']);
-    await h.clock.advance(0);
+    answer(['A', 'B', 'C']);
+    await h.clock.advance(2_000);
     expect(h.outcomes.get('a')).toEqual({ ok: true, result: 'A' });
+    expect(h.batches).toHaveLength(1);
   });
 
   it('sends what is queued at once when flushed (the replica drains)', () => {

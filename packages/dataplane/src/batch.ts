@@ -159,6 +159,7 @@ export class Batcher<C extends BatchCall> {
     this.closed = true;
     this.stopSoon?.();
     this.delay?.stop();
+    this.delay = undefined;
     for (const e of [...this.queue]) this.leave(e, { ok: false, code: ErrorCode.UNAVAILABLE, message: `${this.init.where} closed before starting call ${e.call.id}`, send: true });
     const closing = new MusterError(ErrorCode.CANCELLED, `${this.init.where} is closing`);
     for (const e of this.byId.values()) {
@@ -169,12 +170,13 @@ export class Batcher<C extends BatchCall> {
 
   /** Sends batches while the plan says so, then arms the delay timer if it says wait. */
   private pump(): void {
+    if (this.closed) return; // what is queued is being answered UNAVAILABLE: never started, so never sent
     for (;;) {
       const oldest = this.queue[0];
       const waited = oldest ? this.clock.now() - oldest.arrived : 0;
       // A timer can fire a little before Date.now() says the time is up; it is up all the same.
       const due = this.delay?.fired === true && this.delay.entry === oldest;
-      const plan = planBatch({ queued: this.queue.length, oldestWaitedMs: due ? Math.max(waited, this.o.maxQueueDelayMs) : waited, runningBatches: this.runningBatches, flushing: this.flushing || this.closed }, this.o);
+      const plan = planBatch({ queued: this.queue.length, oldestWaitedMs: due ? Math.max(waited, this.o.maxQueueDelayMs) : waited, runningBatches: this.runningBatches, flushing: this.flushing }, this.o);
       if ('take' in plan) {
         this.send(this.queue.splice(0, plan.take));
         continue;
