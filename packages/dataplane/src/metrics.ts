@@ -13,7 +13,8 @@
  * replica that answered ("" when none did) and result code, latency by code,
  * and — read when scraped — calls in flight, calls queued, retries and
  * hedges (per group: they are not one replica's). Replica side (`serve()`), per group and revision: requests and
- * latency by result code, handlers in flight, requests queued.
+ * latency by result code, handlers in flight, requests queued; with a batch
+ * handler (batch.ts), the size of each batch and each call's wait for its batch.
  *
  * Cardinality is bounded by what the labels can hold: group and revision
  * names (the cluster's own), and the fixed set of error codes plus "OK"
@@ -71,7 +72,7 @@ function observeSum<T>(sources: Set<T>, key: (s: T) => string, attrs: (s: T) => 
  * metrics), and a process may register one after this module loaded: so they
  * are looked up at each record and made again when the provider changed.
  */
-let made: { provider: unknown; routerRequests: Counter; routerLatency: Histogram; replicaRequests: Counter; replicaLatency: Histogram } | undefined;
+let made: { provider: unknown; routerRequests: Counter; routerLatency: Histogram; replicaRequests: Counter; replicaLatency: Histogram; batchSize: Histogram; batchDelay: Histogram } | undefined;
 function instruments(): NonNullable<typeof made> {
   const provider = metrics.getMeterProvider();
   if (made?.provider === provider) return made;
@@ -103,6 +104,14 @@ function instruments(): NonNullable<typeof made> {
     replicaLatency: m.createHistogram('muster_replica_request_duration_seconds', {
       description: 'replica-side latency, from arrival (queue wait included) to the answer, by group, revision and result code',
       advice: { explicitBucketBoundaries: [...LATENCY_BUCKETS_S] },
+    }),
+    batchSize: m.createHistogram('muster_replica_batch_size', {
+      description: 'calls per batch sent to serve() batch handlers in this process, by group and revision',
+      advice: { explicitBucketBoundaries: BATCH_SIZE_BUCKETS },
+    }),
+    batchDelay: m.createHistogram('muster_replica_batch_queue_delay_seconds', {
+      description: 'time a call waited in a serve() replica for its batch to be sent, by group and revision',
+      advice: { explicitBucketBoundaries: BATCH_DELAY_BUCKETS_S },
     }),
   };
   return made;
@@ -151,6 +160,19 @@ export function recordRouterCall(group: string, revision: string, code: string, 
   i.routerRequests.add(1, { group, revision, code });
   // No revision on the histogram: its buckets multiply every series, and each rollout would add a set.
   i.routerLatency.record((performance.now() - startedMs) / 1000, { group, code });
+}
+
+/** Batch sizes up to MAX_BATCH_SIZE (batch-plan.ts), by powers of two. */
+const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1_024];
+/** A batch delay is usually a few ms (maxQueueDelayMs ≤ 60 s), so the buckets start below the latency ones. */
+const BATCH_DELAY_BUCKETS_S = [0.0001, 0.0005, ...LATENCY_BUCKETS_S];
+
+/** A serve() replica sent a batch of `size` calls, which had waited `waitedMs` each. */
+export function recordReplicaBatch(group: string, revision: string, size: number, waitedMs: readonly number[]): void {
+  const attrs = { group, revision };
+  const i = instruments();
+  i.batchSize.record(size, attrs);
+  for (const w of waitedMs) i.batchDelay.record(w / 1000, attrs);
 }
 
 /** One request answered (or refused) by a replica with `code` after `arrivedMs` (performance.now()). */

@@ -29,11 +29,12 @@
  * with MUSTER_UNAVAILABLE, and their routers send a cancel after that report).
  */
 import { randomBytes } from 'node:crypto';
-import { connectNats, decode, encode, ErrorCode, isMusterError, MusterError, type NatsConnection } from '@muster/common';
+import { connectNats, decode, encode, ErrorCode, isMusterError, MusterError, unknownKeysMessage, type NatsConnection } from '@muster/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
+import { Batcher, batchCapacity, parseBatchOptions, type BatchOptions, type BatchOutcome, type ValidBatchOptions } from './batch.js';
 import { Link } from './connection.js';
-import { OK, recordReplicaRequest, trackReplica } from './metrics.js';
+import { OK, recordReplicaBatch, recordReplicaRequest, trackReplica } from './metrics.js';
 import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireCredit, WireError, WireLoad, WireReply, WireRequest } from './types.js';
 import { DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, readNatsCredentialEnv, SHARD_ENV, ShardEnvError, type EngineLoad } from '@muster/contracts';
 import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
@@ -41,6 +42,8 @@ import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
 export interface ServeHandlers {
   unary?: UnaryHandler;
   stream?: StreamHandler;
+  /** Unary calls in batches instead of one by one (batch.ts; not with `unary`). */
+  batch?: BatchOptions;
 }
 
 export interface ServeOptions {
@@ -56,7 +59,7 @@ export interface ServeOptions {
   revision?: string;
   /** Default MUSTER_NATS_SUBJECT_PREFIX, else "muster". */
   subjectPrefix?: string;
-  /** Handlers running at once (default 64); more requests wait in a FIFO queue, reported as `queued`. */
+  /** Handlers running at once (default 64); more requests wait in a FIFO queue, reported as `queued`. With `batch`: the most calls held for batches, queued or running (default maxBatchSize × (maxConcurrentBatches + 1)); beyond it, MUSTER_BACKPRESSURE. */
   maxConcurrent?: number;
   /** Period of load reports (default 1000 ms). */
   loadIntervalMs?: number;
@@ -80,6 +83,8 @@ export interface Server {
   close(): Promise<void>;
 }
 
+const HANDLER_KEYS = ['unary', 'stream', 'batch'];
+
 const limits = z.object({
   maxConcurrent: z.int().min(1).max(100_000).default(64),
   loadIntervalMs: z.int().min(10).max(60_000).default(1_000),
@@ -92,7 +97,11 @@ function required(given: string | undefined, env: NodeJS.ProcessEnv, name: strin
 }
 
 export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): Promise<Server> {
-  if (!handlers.unary && !handlers.stream) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'serve(): give a unary or a stream handler (or both)');
+  const unknown = Object.keys(handlers).filter((k) => !HANDLER_KEYS.includes(k));
+  if (unknown.length > 0) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `serve(): handlers: ${unknownKeysMessage(unknown, HANDLER_KEYS)}`, { details: { field: unknown[0] } });
+  if (!handlers.unary && !handlers.batch && !handlers.stream) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'serve(): give a unary, batch or stream handler (or a stream handler beside one of the others)');
+  if (handlers.unary && handlers.batch) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'serve(): give unary or batch, not both: both answer unary calls', { details: { field: 'batch' } });
+  const batch = handlers.batch ? parseBatchOptions(handlers.batch) : undefined;
   const parsed = limits.safeParse({ maxConcurrent: opts.maxConcurrent, loadIntervalMs: opts.loadIntervalMs });
   if (!parsed.success) {
     const i = parsed.error.issues[0]!;
@@ -106,6 +115,7 @@ export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): P
     replicaId: required(opts.replicaId, env, SHARD_ENV.REPLICA_ID, 'replicaId'),
     revision: opts.revision ?? env[SHARD_ENV.REVISION] ?? '',
     prefix: opts.subjectPrefix ?? (env[SHARD_ENV.NATS_SUBJECT_PREFIX] || DEFAULT_SUBJECT_PREFIX),
+    batch: batch && { options: batch, capacity: batchCapacity(batch, opts.maxConcurrent) },
   };
   let nc = opts.nats;
   if (!nc) {
@@ -160,18 +170,27 @@ class ReplicaServer implements Server {
   readonly replicaId: string;
   private readonly revision: string;
   private readonly untrack: () => void;
+  /** Unary calls go here when the replica batches them. */
+  private readonly batcher: Batcher<Job> | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly ownsConnection: boolean,
     private readonly handlers: ServeHandlers,
-    private readonly cfg: { maxConcurrent: number; loadIntervalMs: number; subject: string; group: string; replicaId: string; revision: string; prefix: string; engineLoad?: (() => EngineLoad | undefined) | undefined },
+    private readonly cfg: { maxConcurrent: number; loadIntervalMs: number; subject: string; group: string; replicaId: string; revision: string; prefix: string; engineLoad?: (() => EngineLoad | undefined) | undefined; batch: { options: ValidBatchOptions; capacity: number } | undefined },
   ) {
     this.subject = cfg.subject;
     this.group = cfg.group;
     this.replicaId = cfg.replicaId;
     this.revision = cfg.revision;
-    this.untrack = trackReplica({ group: cfg.group, revision: cfg.revision, inFlight: () => this.running, queued: () => this.waiting.length });
+    this.batcher = cfg.batch && new Batcher<Job>({
+      ...cfg.batch,
+      where: `replica ${cfg.replicaId} of group ${cfg.group}`,
+      settle: (job, out) => this.answerBatched(job, out),
+      dispatched: (size, waitedMs) => recordReplicaBatch(cfg.group, cfg.revision, size, waitedMs),
+      idle: () => this.checkIdle(),
+    });
+    this.untrack = trackReplica({ group: cfg.group, revision: cfg.revision, inFlight: () => this.inFlight, queued: () => this.queued });
     this.sub = nc.subscribe(cfg.subject, { queue: QUEUE_GROUP, callback: (err, msg) => {
       if (!err) this.onMessage(msg);
     } });
@@ -187,11 +206,11 @@ class ReplicaServer implements Server {
   }
 
   get inFlight(): number {
-    return this.running;
+    return this.running + (this.batcher?.running ?? 0);
   }
 
   get queued(): number {
-    return this.waiting.length;
+    return this.waiting.length + (this.batcher?.queued ?? 0);
   }
 
   private onMessage(msg: Msg): void {
@@ -210,12 +229,16 @@ class ReplicaServer implements Server {
     }
     const window = Number.isInteger(req.window) && req.window! > 0 ? req.window : undefined;
     const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply, arrived: performance.now(), code: OK, credit: 0, ...(window ? { window } : {}) };
-    if (!(job.stream ? this.handlers.stream : this.handlers.unary)) {
+    if (!(job.stream ? this.handlers.stream : this.handlers.unary ?? this.batcher)) {
       return this.fail(job, ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId} of group ${this.group} serves no ${job.stream ? 'stream' : 'unary'} handler`);
     }
     if (this.state === 'closed') return this.fail(job, ErrorCode.UNAVAILABLE, `replica ${this.replicaId} is closed; the call never started`);
     const late = Date.now() - job.deadline;
     if (late >= 0) return this.fail(job, ErrorCode.DEADLINE_EXCEEDED, `call ${job.id} reached replica ${this.replicaId} ${late} ms after its deadline; not started`);
+    if (this.batcher && !job.stream) {
+      if (!this.batcher.add(job)) this.fail(job, ErrorCode.BACKPRESSURE, `replica ${this.replicaId} of group ${this.group} already holds ${this.cfg.batch!.capacity} calls for its batch handler (queued or running; serve()'s maxConcurrent). Slow down and retry with backoff, or scale the group up`);
+      return;
+    }
     this.jobs.set(job.id, job);
     if (this.running < this.cfg.maxConcurrent) this.start(job);
     else this.waiting.push(job);
@@ -324,8 +347,15 @@ class ReplicaServer implements Server {
     }
   }
 
+  /** A batched call's one outcome (batch.ts), published unless its caller stopped listening. */
+  private answerBatched(job: Job, out: BatchOutcome): void {
+    const sent = (out.ok || out.send) && this.publish(job.reply, out.ok ? { v: 1, ok: true, result: out.result } : { v: 1, ok: false, error: wireError(out.code, out.message) }, job.id);
+    recordReplicaRequest(this.group, this.revision, !out.ok ? out.code : sent ? OK : ErrorCode.RESOURCE_EXHAUSTED, job.arrived);
+  }
+
   /** Best effort: a queued request is dropped, a running one sees ctx.signal abort. */
   private cancel(id: string): void {
+    if (this.batcher?.cancel(id)) return;
     const job = this.jobs.get(id);
     if (!job) return;
     if (job.ac) {
@@ -377,14 +407,14 @@ class ReplicaServer implements Server {
   }
 
   private report(): void {
-    const load: WireLoad = { v: 1, replicaId: this.replicaId, inFlight: this.running, queued: this.waiting.length, timeMs: Date.now(), draining: this.state !== 'serving', incarnation: this.incarnation };
+    const load: WireLoad = { v: 1, replicaId: this.replicaId, inFlight: this.inFlight, queued: this.queued, timeMs: Date.now(), draining: this.state !== 'serving', incarnation: this.incarnation };
     const engine = this.cfg.engineLoad?.();
     if (engine) load.engine = engine;
     this.publish(loadSubject(this.cfg.prefix, this.group), load);
   }
 
   private checkIdle(): void {
-    if (this.running > 0 || this.waiting.length > 0) return;
+    if (this.inFlight > 0 || this.queued > 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
@@ -394,8 +424,9 @@ class ReplicaServer implements Server {
     if (this.state === 'serving') {
       this.state = 'draining';
       await this.sub.drain().catch(() => undefined); // closed connection: nothing more can arrive anyway
+      this.batcher?.flush(); // nothing more will join a batch: don't wait out the delay
     }
-    if (this.running > 0 || this.waiting.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    if (this.inFlight > 0 || this.queued > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.report(); // routers see it idle at once
     // Answers published so far may still sit in the client's buffer (over TLS,
     // behind the socket's encryption): a process that exits right after drain()
@@ -415,6 +446,7 @@ class ReplicaServer implements Server {
       this.fail(job, ErrorCode.UNAVAILABLE, `replica ${this.replicaId} closed before starting call ${job.id}`);
     }
     for (const job of this.jobs.values()) job.ac?.abort(new MusterError(ErrorCode.CANCELLED, `replica ${this.replicaId} is closing`));
+    this.batcher?.close();
     this.checkIdle();
     if (this.ownsConnection) await this.nc.drain().catch(() => undefined);
     else await this.nc.flush().catch(() => undefined);
