@@ -12,7 +12,9 @@
  * Router side (the caller), per group: requests by the revision of the
  * replica that answered ("" when none did) and result code, latency by code,
  * and — read when scraped — calls in flight, calls queued, retries and
- * hedges (per group: they are not one replica's). Replica side (`serve()`), per group and revision: requests and
+ * hedges (per group: they are not one replica's), and calls sent to an
+ * overflow group or refused because it was saturated too (by group and
+ * overflow group). Replica side (`serve()`), per group and revision: requests and
  * latency by result code, handlers in flight, requests queued.
  *
  * Cardinality is bounded by what the labels can hold: group and revision
@@ -71,7 +73,7 @@ function observeSum<T>(sources: Set<T>, key: (s: T) => string, attrs: (s: T) => 
  * metrics), and a process may register one after this module loaded: so they
  * are looked up at each record and made again when the provider changed.
  */
-let made: { provider: unknown; routerRequests: Counter; routerLatency: Histogram; replicaRequests: Counter; replicaLatency: Histogram } | undefined;
+let made: { provider: unknown; routerRequests: Counter; routerLatency: Histogram; replicaRequests: Counter; replicaLatency: Histogram; overflowCalls: Counter; overflowRefused: Counter } | undefined;
 function instruments(): NonNullable<typeof made> {
   const provider = metrics.getMeterProvider();
   if (made?.provider === provider) return made;
@@ -104,6 +106,8 @@ function instruments(): NonNullable<typeof made> {
       description: 'replica-side latency, from arrival (queue wait included) to the answer, by group, revision and result code',
       advice: { explicitBucketBoundaries: [...LATENCY_BUCKETS_S] },
     }),
+    overflowCalls: m.createCounter('muster_overflow_calls_total', { description: 'calls a saturated group sent to its overflow group (overflow.ts), by group and overflow group (to)' }),
+    overflowRefused: m.createCounter('muster_overflow_refused_total', { description: 'calls refused with MUSTER_BACKPRESSURE because a group and its overflow group were both saturated, by group and overflow group (to)' }),
   };
   return made;
 }
@@ -159,4 +163,10 @@ export function recordReplicaRequest(group: string, revision: string, code: stri
   const i = instruments();
   i.replicaRequests.add(1, attrs);
   i.replicaLatency.record((performance.now() - arrivedMs) / 1000, attrs);
+}
+
+/** A call of `group` went to its overflow group `to` (sent: true), or was refused because both were saturated. */
+export function recordOverflow(group: string, to: string, sent: boolean): void {
+  const i = instruments();
+  (sent ? i.overflowCalls : i.overflowRefused).add(1, { group, to });
 }
