@@ -138,20 +138,19 @@ export class Overflow {
     const d = this.decide(opts, primary);
     if (!d) return undefined;
     if ('error' in d) return Promise.reject(d.error);
-    return d.target.call(payload, d.opts);
+    try {
+      return d.target.call(d.payload(payload), d.opts);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
-  /** As `call`, for a stream: the overflow group's stream, or one that throws the refusal. */
+  /** As `call`, for a stream (called inside the router's stream generator): the overflow group's stream; throws the refusal. */
   stream(payload: unknown, opts: CallOptions | undefined, primary: () => GroupPressure): AsyncGenerator<unknown, void, undefined> | undefined {
     const d = this.decide(opts, primary);
     if (!d) return undefined;
-    if ('error' in d) {
-      const error = d.error;
-      return (async function* refused(): AsyncGenerator<unknown, void, undefined> {
-        throw error;
-      })();
-    }
-    return d.target.stream(payload, d.opts);
+    if ('error' in d) throw d.error;
+    return d.target.stream(d.payload(payload), d.opts);
   }
 
   close(): void {
@@ -159,7 +158,7 @@ export class Overflow {
     this.drop();
   }
 
-  private decide(opts: CallOptions | undefined, primary: () => GroupPressure): { target: OverflowTarget; opts: CallOptions } | { error: MusterError } | undefined {
+  private decide(opts: CallOptions | undefined, primary: () => GroupPressure): { target: OverflowTarget; opts: CallOptions; payload: (p: unknown) => unknown } | { error: MusterError } | undefined {
     const rule = this.rule;
     if (!rule || isOverflowHop(opts)) return undefined;
     const t = this.target();
@@ -173,9 +172,11 @@ export class Overflow {
     }
     this.counts.sent++;
     recordOverflow(this.group, rule.group, true);
-    const hop: CallOptions = { ...opts };
+    const { overflowPayload, ...rest } = opts ?? {};
+    const hop: CallOptions = rest;
     hops.add(hop);
-    return { target: this.link!.target!, opts: hop };
+    const to = rule.group;
+    return { target: this.link!.target!, opts: hop, payload: (p) => (overflowPayload ? overflowPayload(to, p) : p) };
   }
 
   /** The overflow group's pressure, or why its router cannot be used now (reopened when that may have changed). */

@@ -265,6 +265,7 @@ export class Router implements OverflowTarget {
     }
     const onReplica = o?.onReplica;
     if (onReplica !== undefined && typeof onReplica !== 'function') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'onReplica: must be a function', { details: { field: 'onReplica' } });
+    if (o?.overflowPayload !== undefined && typeof o.overflowPayload !== 'function') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'overflowPayload: must be a function', { details: { field: 'overflowPayload' } });
     return { timeoutMs, hedgeAfterMs, idempotent: o?.idempotent === true, signal: o?.signal, onReplica };
   }
 

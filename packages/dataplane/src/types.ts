@@ -65,8 +65,14 @@ export interface CallOptions {
   /** Critical call: if no answer after `hedgeAfterMs`, send a second copy to another replica; first answer wins. */
   hedgeAfterMs?: number;
   signal?: AbortSignal;
-  /** Told once, with the replica whose answer (or first chunk) came first: for request logs. */
-  onReplica?: (replica: { replicaId: string; revision: string }) => void;
+  /** Told once, with the replica whose answer (or first chunk) came first, and its group (another one when the call overflowed): for request logs. */
+  onReplica?: (replica: { replicaId: string; revision: string; group: string }) => void;
+  /**
+   * The payload as the overflow group `group` should read it, should the call
+   * go there (overflow.ts); default: the same payload. The gateway names the
+   * overflow group's model in an OpenAI request this way.
+   */
+  overflowPayload?: (group: string, payload: unknown) => unknown;
 }
 
 export interface RouterOptions {
