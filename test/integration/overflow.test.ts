@@ -11,7 +11,8 @@
  * group that does not exist means back-pressure with a clear message, until
  * it is made; and
  * through `muster gateway`, an OpenAI call that overflows asks the overflow
- * group for its own model, counted in muster_overflow_calls_total.
+ * group for its own model, counted in muster_overflow_calls_total, and one
+ * beyond both groups' room is a 429.
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -133,6 +134,11 @@ describe('overflow to another replica group', () => {
     const again = await burst();
     expect(again.errors).toEqual([]);
     expect(countBy(again.answers)).toEqual(new Map([['ovf-lone', 3], ['ovf-none', 2]]));
+    // Taking the overflow away reaches the router with the next membership, and rolls no replica.
+    const before = (await sdk.replicaGroups.get('ovf-lone')).replicas.map((x) => x.id);
+    await sdk.replicaGroups.apply(group('ovf-lone'));
+    await waitFor('the rule gone from the router', () => r.stats().overflow === undefined || undefined, { timeoutMs: 10_000 });
+    expect((await sdk.replicaGroups.get('ovf-lone')).replicas.map((x) => x.id)).toEqual(before);
   });
 
   describe('through the gateway', () => {
@@ -173,6 +179,16 @@ describe('overflow to another replica group', () => {
       const overflowed = [...warm, ...answers].filter((a) => a.group === 'ovf-small').length;
       const text = await (await fetch(metricsUrl)).text();
       expect(sample(text, 'muster_overflow_calls_total', { group: 'ovf-big', to: 'ovf-small' })).toBe(overflowed);
+    });
+
+    it('beyond the room of both groups, a call is a 429 saying both are saturated, and counted', async () => {
+      const refusedBefore = sample(await (await fetch(metricsUrl)).text(), 'muster_overflow_refused_total', { group: 'ovf-big', to: 'ovf-small' });
+      const { answers, errors } = await load(chat, 20, 1);
+      expect(errors.length).toBeGreaterThan(0);
+      for (const e of errors) expect((e as Error).message).toMatch(/^status 429: .*replica group \\?"ovf-big\\?" is saturated: .*overflow group \\?"ovf-small\\?" is saturated too/);
+      expect(answers.length + errors.length).toBe(20);
+      const text = await (await fetch(metricsUrl)).text();
+      expect(sample(text, 'muster_overflow_refused_total', { group: 'ovf-big', to: 'ovf-small' }) - refusedBefore).toBe(errors.length);
     });
   });
 });
