@@ -6,13 +6,13 @@
  *
  * Shown here: under concurrent load within both groups' room every call
  * succeeds and some are answered by the overflow group, as many as the
- * router counted; beyond the room of both, the caller gets MUSTER_BACKPRESSURE
- * naming both groups, and every other call is still answered; an overflow
- * group that does not exist means back-pressure with a clear message, until
- * it is made; and
- * through `muster gateway`, an OpenAI call that overflows asks the overflow
- * group for its own model, counted in muster_overflow_calls_total, and one
- * beyond both groups' room is a 429.
+ * router counted; a stream overflows as a call does; beyond the room of
+ * both, the caller gets MUSTER_BACKPRESSURE naming both groups, and every
+ * other call is still answered; an overflow group that does not exist means
+ * back-pressure with a clear message, until it is made; taking the rule away
+ * reaches routers without a roll; and through `muster gateway`, an OpenAI
+ * call that overflows asks the overflow group for its own model, counted in
+ * muster_overflow_calls_total, and one beyond both groups' room is a 429.
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,6 +102,16 @@ describe('overflow to another replica group', () => {
     expect(by.get('ovf-big')).toBeGreaterThan(0);
     expect(by.get('ovf-small')).toBeGreaterThan(0);
     expect(r.stats().overflow).toEqual({ group: 'ovf-small', readyReplicas: 1, sent: by.get('ovf-small'), refused: 0 });
+  });
+
+  it('a stream overflows too: its chunks come from the overflow group', async () => {
+    const r = await routerOf('ovf-big');
+    // 2 in flight and 2 waiting: the group is at its rule, the next call is saturated.
+    const held = Array.from({ length: 4 }, (_, i) => r.call({ i }, { timeoutMs: 10_000 }) as Promise<Answer>);
+    const chunks: Answer[] = [];
+    for await (const c of r.stream({ s: 1 }, { timeoutMs: 10_000 })) chunks.push(c as Answer);
+    expect(chunks.map((c) => c.group)).toEqual(['ovf-small', 'ovf-small', 'ovf-small']);
+    expect((await Promise.all(held)).map((a) => a.group)).toEqual(['ovf-big', 'ovf-big', 'ovf-big', 'ovf-big']);
   });
 
   it('beyond the room of both groups, the caller gets back-pressure naming both; every other call is answered', async () => {

@@ -243,14 +243,22 @@ export class Balancer {
 
   /** What overflow's decision reads (overflow.ts): replicas that may take calls, free slots, waiting calls. */
   pressure(): GroupPressure {
+    // One pass, no allocation: it runs at the start of every call of a group with an overflow rule.
     const now = Date.now();
-    const ready = this.revisions.filter((rv) => rv.weight > 0).flatMap((rv) => rv.replicas).filter((r) => !r.unreachable);
+    let readyReplicas = 0;
     let reportedQueued = 0;
-    for (const r of ready) {
-      const rep = this.reports.get(r.info.replicaId);
-      if (rep && now - rep.at < this.opts.reportFreshMs) reportedQueued += rep.queued;
+    let freeSlot = false;
+    for (const rv of this.revisions) {
+      if (!(rv.weight > 0)) continue;
+      for (const r of rv.replicas) {
+        if (r.unreachable) continue;
+        readyReplicas++;
+        if (r.inFlight < this.maxOngoing) freeSlot = true;
+        const rep = this.reports.get(r.info.replicaId);
+        if (rep && now - rep.at < this.opts.reportFreshMs) reportedQueued += rep.queued;
+      }
     }
-    return { readyReplicas: ready.length, freeSlot: this.anyFree(), waiting: this.queue.length, reportedQueued, queueFull: this.queue.length >= this.opts.maxQueued };
+    return { readyReplicas, freeSlot, waiting: this.queue.length, reportedQueued, queueFull: this.queue.length >= this.opts.maxQueued };
   }
 
   /** Per replica: in flight from this router, last reported queue. */
