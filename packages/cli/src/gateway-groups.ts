@@ -72,6 +72,11 @@ export class GroupDirectory {
     return { group: this.byName.get(name), known: known || this.readAt > 0 };
   }
 
+  /** The group named `name` in the last list read, without reading it again (undefined: not listed). */
+  listed(name: string): GroupInfo | undefined {
+    return this.byName.get(name);
+  }
+
   /** Every served model and the group that routes it, by model name. */
   async models(): Promise<ModelRoute[]> {
     await this.fresh(FRESH_MS);

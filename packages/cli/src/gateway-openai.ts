@@ -18,7 +18,9 @@
  * parsed; "stream": true calls the group's stream handler and writes each
  * chunk as an SSE event (an object as `data: <json>`, a string as it is),
  * ending with `data: [DONE]` after objects; otherwise the unary answer is the
- * JSON body. A TS shard's MusterError answers with its code's status.
+ * JSON body. A TS shard's MusterError answers with its code's status. A
+ * call its group's router sends to the group's overflow group asks for that
+ * group's model (gateway-overflow.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, MusterError } from '@muster/sdk';
@@ -26,6 +28,7 @@ import { HttpError, type RateLimiter } from './gateway-auth.js';
 import { deadlinesOf, type GroupDirectory, type ModelRoute } from './gateway-groups.js';
 import { abortOnClose, callOptions, parseJson, pipeChunks, REQUEST_ID_HEADER } from './gateway-http.js';
 import { keyMayCall, type KeyEntry } from './gateway-keys.js';
+import { renameModel } from './gateway-overflow.js';
 import { proxyHttp } from './gateway-proxy.js';
 
 export const OPENAI_ROUTES: ReadonlySet<string> = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
@@ -63,7 +66,7 @@ export async function openAiCall(req: IncomingMessage, res: ServerResponse, path
   if (ctx.key) ctx.limiter.take(ctx.key.entry);
   if (ctx.record) ctx.record.group = group.name;
   const handle = await ctx.groups.handle(group.name);
-  const opts = { ...callOptions(req, deadlinesOf(group)), onReplica: ctx.record?.onReplica };
+  const opts = { ...callOptions(req, deadlinesOf(group)), onReplica: ctx.record?.onReplica, overflowPayload: renameModel(ctx.groups, body) };
   if (group.http) {
     const url = new URL(req.url ?? path, 'http://gateway');
     return proxyHttp(req, res, handle, { method: 'POST', path: `${path}${url.search}`, body: raw, requestId: ctx.requestId, keyHeader: ctx.key?.header, json: true, ...opts });

@@ -104,6 +104,13 @@ export function templateBytes(t: { command?: string; args?: readonly string[]; e
 export const MAX_IN_FLIGHT_PER_REPLICA = 1_000_000;
 
 /**
+ * The bound on a group's `overflow.queuePerReplicaAbove` (calls waiting per
+ * ready replica before calls go to its overflow group): a router queues at
+ * most this many calls (its own `maxQueued` bound) anyway.
+ */
+export const MAX_OVERFLOW_QUEUE_PER_REPLICA = 10_000_000;
+
+/**
  * The per-replica limit when a group's spec says 0 (membership then carries
  * it filled): NATS shards queue in the replica (serve()), HTTP shards in
  * their engine. A router given no limit at all (an older head) uses `nats`.

@@ -22,6 +22,7 @@
  */
 import { ErrorCode, MusterError } from '@muster/common';
 import { DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_REPLICA } from '@muster/contracts';
+import type { GroupPressure } from './overflow.js';
 import type { Membership, ReplicaInfo, WireLoad } from './types.js';
 
 /** Something in flight on a replica that must hear when the replica is found lost. */
@@ -238,6 +239,26 @@ export class Balancer {
       return new MusterError(ErrorCode.NO_REPLICAS, `replica group "${group}" had no ready replica${tried} for ${waitedMs} ms (membership version ${this.current?.version ?? 'none yet'}, ${this.replicas.size} replica(s))`, { details: { group } });
     }
     return new MusterError(ErrorCode.DEADLINE_EXCEEDED, `deadline passed after ${waitedMs} ms waiting for a free slot on replica group "${group}": its ${eligible.length} replica(s) each had maxOngoingPerReplica=${maxOngoing} calls from this router`, { details: { group } });
+  }
+
+  /** What overflow's decision reads (overflow.ts): replicas that may take calls, free slots, waiting calls. */
+  pressure(): GroupPressure {
+    // One pass, no allocation: it runs at the start of every call of a group with an overflow rule.
+    const now = Date.now();
+    let readyReplicas = 0;
+    let reportedQueued = 0;
+    let freeSlot = false;
+    for (const rv of this.revisions) {
+      if (!(rv.weight > 0)) continue;
+      for (const r of rv.replicas) {
+        if (r.unreachable) continue;
+        readyReplicas++;
+        if (r.inFlight < this.maxOngoing) freeSlot = true;
+        const rep = this.reports.get(r.info.replicaId);
+        if (rep && now - rep.at < this.opts.reportFreshMs) reportedQueued += rep.queued;
+      }
+    }
+    return { readyReplicas, freeSlot, waiting: this.queue.length, reportedQueued, queueFull: this.queue.length >= this.opts.maxQueued };
   }
 
   /** Per replica: in flight from this router, last reported queue. */

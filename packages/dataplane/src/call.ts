@@ -56,7 +56,7 @@ export interface ResolvedCallOptions {
   idempotent: boolean;
   hedgeAfterMs: number | undefined;
   signal: AbortSignal | undefined;
-  onReplica: ((replica: { replicaId: string; revision: string }) => void) | undefined;
+  onReplica: ((replica: { replicaId: string; revision: string; group: string }) => void) | undefined;
 }
 
 /** One copy of the request on one replica. */
@@ -147,7 +147,7 @@ export abstract class Call {
     if (!this.answeredBy) {
       this.answeredBy = a.replica.info;
       try {
-        this.opts.onReplica?.({ replicaId: a.replica.info.replicaId, revision: a.replica.info.revision });
+        this.opts.onReplica?.({ replicaId: a.replica.info.replicaId, revision: a.replica.info.revision, group: this.host.group });
       } catch {
         // the caller's hook: its failure is not the call's
       }

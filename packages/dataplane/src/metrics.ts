@@ -12,7 +12,9 @@
  * Router side (the caller), per group: requests by the revision of the
  * replica that answered ("" when none did) and result code, latency by code,
  * and — read when scraped — calls in flight, calls queued, retries and
- * hedges (per group: they are not one replica's). Replica side (`serve()`), per group and revision: requests and
+ * hedges (per group: they are not one replica's), and calls sent to an
+ * overflow group or refused because it was saturated too (by group and
+ * overflow group). Replica side (`serve()`), per group and revision: requests and
  * latency by result code, handlers in flight, requests queued; with a batch
  * handler (batch.ts), the size of each batch and each call's wait for its batch.
  *
@@ -72,7 +74,7 @@ function observeSum<T>(sources: Set<T>, key: (s: T) => string, attrs: (s: T) => 
  * metrics), and a process may register one after this module loaded: so they
  * are looked up at each record and made again when the provider changed.
  */
-let made: { provider: unknown; routerRequests: Counter; routerLatency: Histogram; replicaRequests: Counter; replicaLatency: Histogram; batchSize: Histogram; batchDelay: Histogram } | undefined;
+let made: { provider: unknown; routerRequests: Counter; routerLatency: Histogram; replicaRequests: Counter; replicaLatency: Histogram; batchSize: Histogram; batchDelay: Histogram; overflowCalls: Counter; overflowRefused: Counter } | undefined;
 function instruments(): NonNullable<typeof made> {
   const provider = metrics.getMeterProvider();
   if (made?.provider === provider) return made;
@@ -113,6 +115,8 @@ function instruments(): NonNullable<typeof made> {
       description: 'time a call waited in a serve() replica for its batch to be sent, by group and revision',
       advice: { explicitBucketBoundaries: BATCH_DELAY_BUCKETS_S },
     }),
+    overflowCalls: m.createCounter('muster_overflow_calls_total', { description: 'calls a saturated group sent to its overflow group (overflow.ts), by group and overflow group (to)' }),
+    overflowRefused: m.createCounter('muster_overflow_refused_total', { description: 'calls refused with MUSTER_BACKPRESSURE because a group and its overflow group were both saturated, by group and overflow group (to)' }),
   };
   return made;
 }
@@ -181,4 +185,10 @@ export function recordReplicaRequest(group: string, revision: string, code: stri
   const i = instruments();
   i.replicaRequests.add(1, attrs);
   i.replicaLatency.record((performance.now() - arrivedMs) / 1000, attrs);
+}
+
+/** A call of `group` went to its overflow group `to` (sent: true), or was refused because both were saturated. */
+export function recordOverflow(group: string, to: string, sent: boolean): void {
+  const i = instruments();
+  (sent ? i.overflowCalls : i.overflowRefused).add(1, { group, to });
 }

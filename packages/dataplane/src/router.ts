@@ -10,7 +10,8 @@
  * Membership comes from the head (versioned: a higher version replaces the
  * one we have, an older or equal one is ignored, so a reconnecting watch can
  * replay freely). The router may also be fed by hand with `update()`.
- * Selection and queueing: balancer.ts. One call's outcomes: call.ts.
+ * Selection and queueing: balancer.ts. One call's outcomes: call.ts. Calls
+ * beyond the group's saturation rule, to its overflow group: overflow.ts.
  *
  * NATS outages (connection.ts): nats.js reconnects by itself and restores the
  * router's subscriptions, but drops what is published while it is down. So
@@ -33,6 +34,7 @@ import { Link } from './connection.js';
 import { OK, recordRouterCall, trackRouter } from './metrics.js';
 import { Inbox } from './inbox.js';
 import { StreamCall } from './stream.js';
+import { Overflow, type GroupPressure, type OpenOverflow, type OverflowTarget } from './overflow.js';
 import type { CallOptions, Membership, RouterOptions, WireCancel, WireLoad } from './types.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, demandSubject, loadSubject, MAX_IN_FLIGHT_PER_REPLICA, toLoadReport, type DemandReport } from '@muster/contracts';
 
@@ -57,6 +59,12 @@ export interface RouterInit extends RouterOptions {
    * caller's `NatsAccess.inboxPrefix`); default nats.js' `_INBOX`.
    */
   inboxPrefix?: string;
+  /**
+   * Opens a router for the group's overflow group when its membership names
+   * one (overflow.ts); absent, an overflow rule is not applied. The SDK's
+   * routers have one.
+   */
+  openOverflow?: OpenOverflow;
 }
 
 const initSchema = z.object({
@@ -72,8 +80,9 @@ const initSchema = z.object({
 
 const MAX_TIMER_MS = 2_147_483_647;
 
-export class Router {
+export class Router implements OverflowTarget {
   private readonly host: CallHost;
+  private readonly overflow: Overflow;
   private readonly balancer: Balancer;
   private readonly inbox: Inbox;
   private readonly link: Link;
@@ -104,6 +113,7 @@ export class Router {
     this.nats = nats;
     this.demandSubject = demandSubject(o.subjectPrefix, o.group);
     this.balancer = new Balancer({ group: o.group, maxOngoing: o.maxOngoingPerReplica, maxQueued: o.maxQueued, reportFreshMs: o.reportFreshMs });
+    this.overflow = new Overflow(o.group, init.openOverflow);
     this.inbox = new Inbox(nats, o.inboxPrefix);
     this.link = new Link(nats, { down: (closed) => this.connectionLost(closed) });
     const calls = new Set<Call>();
@@ -151,7 +161,14 @@ export class Router {
 
   /** Applies a membership snapshot if newer than the current one; true when applied. */
   update(m: Membership): boolean {
-    return !this.closed && this.balancer.update(m);
+    if (this.closed || !this.balancer.update(m)) return false;
+    this.overflow.update(m.overflow);
+    return true;
+  }
+
+  /** What overflow reads of this group now (overflow.ts). */
+  pressure(): GroupPressure {
+    return this.balancer.pressure();
   }
 
   /** One request, one answer. Rejects with a MusterError (see docs/dataplane.md for codes). */
@@ -162,6 +179,8 @@ export class Router {
     } catch (e) {
       return Promise.reject(e);
     }
+    const spilled = this.overflow.call(payload, opts, () => this.balancer.pressure());
+    if (spilled) return spilled;
     const started = performance.now();
     const call = new UnaryCall(this.host, payload, resolved);
     call.start();
@@ -174,8 +193,11 @@ export class Router {
 
   /** One request, a stream of chunks in order; throws the replica's error mid-stream. Breaking out cancels it on the replica. */
   async *stream(payload: unknown, opts?: CallOptions): AsyncGenerator<unknown, void, undefined> {
+    const resolved = this.resolve(opts);
+    const spilled = this.overflow.stream(payload, opts, () => this.balancer.pressure());
+    if (spilled) return yield* spilled;
     const started = performance.now();
-    const call = new StreamCall(this.host, payload, this.resolve(opts));
+    const call = new StreamCall(this.host, payload, resolved);
     call.start();
     // A stream the caller left before its end counts as CANCELLED.
     let code: string = ErrorCode.CANCELLED;
@@ -198,8 +220,8 @@ export class Router {
   }
 
   /** Calls waiting in this router, in flight and reported queue per replica, totals of retries, hedges and lost calls, and whether its NATS connection is up. */
-  stats(): { queued: number; replicas: ReturnType<Balancer['stats']>; retries: number; hedges: number; lost: number; connected: boolean } {
-    return { queued: this.balancer.queued, replicas: this.balancer.stats(), ...this.host.counters, connected: this.link.up };
+  stats(): { queued: number; replicas: ReturnType<Balancer['stats']>; retries: number; hedges: number; lost: number; connected: boolean; overflow: ReturnType<Overflow['stats']> } {
+    return { queued: this.balancer.queued, replicas: this.balancer.stats(), ...this.host.counters, connected: this.link.up, overflow: this.overflow.stats() };
   }
 
   /**
@@ -222,6 +244,7 @@ export class Router {
     this.closed = true;
     clearInterval(this.sweepTimer);
     this.untrack();
+    this.overflow.close();
     for (const c of [...this.host.calls]) c.fail(new MusterError(ErrorCode.CANCELLED, `the router of replica group "${this.group}" was closed`));
     this.link.stop();
     this.heldCancels.clear();
@@ -242,6 +265,7 @@ export class Router {
     }
     const onReplica = o?.onReplica;
     if (onReplica !== undefined && typeof onReplica !== 'function') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'onReplica: must be a function', { details: { field: 'onReplica' } });
+    if (o?.overflowPayload !== undefined && typeof o.overflowPayload !== 'function') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'overflowPayload: must be a function', { details: { field: 'overflowPayload' } });
     return { timeoutMs, hedgeAfterMs, idempotent: o?.idempotent === true, signal: o?.signal, onReplica };
   }
 

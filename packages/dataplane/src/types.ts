@@ -43,6 +43,18 @@ export interface Membership {
   revisionWeights?: Record<string, number>;
   /** The group's limit of calls in flight per replica from one router (its spec's maxInFlightPerReplica, defaults filled); absent or 0: the router's. */
   maxInFlightPerReplica?: number;
+  /** Where calls go when the group is saturated by the rule (overflow.ts); absent: nowhere, they wait here. */
+  overflow?: OverflowRule;
+}
+
+/** A group's saturation rule and the group that takes calls beyond it (its spec's `overflow`). */
+export interface OverflowRule {
+  /** The overflow group's name. */
+  group: string;
+  /** Saturated when calls waiting per ready replica, the new call counted, would be above this. */
+  queuePerReplicaAbove?: number;
+  /** Saturated when the call would get MUSTER_BACKPRESSURE (no free slot, the router's queue full). */
+  onBackPressure?: boolean;
 }
 
 export interface CallOptions {
@@ -53,8 +65,14 @@ export interface CallOptions {
   /** Critical call: if no answer after `hedgeAfterMs`, send a second copy to another replica; first answer wins. */
   hedgeAfterMs?: number;
   signal?: AbortSignal;
-  /** Told once, with the replica whose answer (or first chunk) came first: for request logs. */
-  onReplica?: (replica: { replicaId: string; revision: string }) => void;
+  /** Told once, with the replica whose answer (or first chunk) came first, and its group (another one when the call overflowed): for request logs. */
+  onReplica?: (replica: { replicaId: string; revision: string; group: string }) => void;
+  /**
+   * The payload as the overflow group `group` should read it, should the call
+   * go there (overflow.ts); default: the same payload. The gateway names the
+   * overflow group's model in an OpenAI request this way.
+   */
+  overflowPayload?: (group: string, payload: unknown) => unknown;
 }
 
 export interface RouterOptions {

@@ -14,7 +14,7 @@ import { DataPlaneAccess, type DataPlane } from './data-plane-access.js';
 import { ErrorCode, MusterError } from '@muster/common';
 import { ALL_GROUPS, REPLICA_GROUP_NAME_PATTERN } from '@muster/contracts';
 import type * as wire from '@muster/proto';
-import { Router, type CallOptions, type Membership, type RouterOptions } from '@muster/dataplane';
+import { Router, type CallOptions, type Membership, type OverflowRule, type RouterOptions } from '@muster/dataplane';
 import { startupToWire, templateToWire } from './gangs.js';
 import { collect, type PageOptions } from './pages.js';
 import { checkReplicaGroupSpec } from './spec-schemas.js';
@@ -109,6 +109,7 @@ function toWire(input: ReplicaGroupSpec): wire.ReplicaGroupSpec {
       metrics: s.engineMetrics.metrics ?? [],
     },
     maxInFlightPerReplica: n(s.maxInFlightPerReplica),
+    overflow: s.overflow && { group: s.overflow.group ?? '', queuePerReplicaAbove: s.overflow.queuePerReplicaAbove, onBackPressure: s.overflow.onBackPressure === true },
     autoscaling: s.autoscaling && {
       metric: s.autoscaling.metric ?? '',
       target: n(s.autoscaling.target),
@@ -244,12 +245,17 @@ export class ReplicaGroups {
   /** Membership snapshots from the leading head; reconnects (to the leader) when the stream breaks. */
   async *membership(name: string, signal?: AbortSignal): AsyncGenerator<Membership> {
     for await (const m of this.head.watch<wire.Membership>((c, md) => c.watchMembership({ group: name }, md), signal)) {
-      yield { group: m.group, version: m.version, replicas: m.replicas, revisionWeights: Object.keys(m.revisionWeights).length ? m.revisionWeights : undefined, ...(m.maxInFlightPerReplica > 0 ? { maxInFlightPerReplica: m.maxInFlightPerReplica } : {}) };
+      yield { group: m.group, version: m.version, replicas: m.replicas, revisionWeights: Object.keys(m.revisionWeights).length ? m.revisionWeights : undefined, ...(m.maxInFlightPerReplica > 0 ? { maxInFlightPerReplica: m.maxInFlightPerReplica } : {}), ...(m.overflow?.group ? { overflow: overflowRule(m.overflow) } : {}) };
     }
   }
 
-  /** A router for `name`, fed by the head's membership, on the cluster's NATS. */
-  async router(name: string, opts: RouterOptions = {}): Promise<Router> {
+  /**
+   * A router for `name`, fed by the head's membership, on the cluster's NATS.
+   * When the group names an overflow group, its calls beyond the rule go
+   * through a second router made here for that group (with no overflow of
+   * its own: one hop), closed with this one.
+   */
+  async router(name: string, opts: RouterOptions = {}, overflow = true): Promise<Router> {
     const { conn, prefix, inboxPrefix, groups } = await this.dataPlane();
     // NATS refuses the publish anyway (the user's permissions); refusing here
     // names the reason at once instead of letting the call time out.
@@ -257,7 +263,12 @@ export class ReplicaGroups {
       throw new MusterError(ErrorCode.PERMISSION_DENIED, `this client may not call replica group "${name}": its identity's call rights are ${groups.length ? groups.join(', ') : 'none'} (a certificate's urn:muster:call:<group> names, docs/security.md)`, { details: { group: name } });
     }
     const abort = new AbortController();
-    const router = new Router(conn, this.membership(name, abort.signal), { ...opts, group: name, subjectPrefix: prefix, ...(inboxPrefix ? { inboxPrefix } : {}) });
+    // The per-replica limit the caller chose is its group's; the overflow group's router keeps its own.
+    const openOverflow = async (group: string) => {
+      const target = await this.router(group, { ...opts, maxOngoingPerReplica: undefined }, false);
+      return { target, release: () => target.close() };
+    };
+    const router = new Router(conn, this.membership(name, abort.signal), { ...opts, group: name, subjectPrefix: prefix, ...(inboxPrefix ? { inboxPrefix } : {}), ...(overflow ? { openOverflow } : {}) });
     const close = router.close.bind(router);
     router.close = () => {
       abort.abort();
@@ -293,4 +304,9 @@ export class ReplicaGroups {
   private handle(g: wire.ReplicaGroup): ReplicaGroup {
     return new ReplicaGroup(replicaGroupView(g), this);
   }
+}
+
+/** A membership's overflow as routers read it (an unset rule stays absent). */
+function overflowRule(o: wire.Overflow): OverflowRule {
+  return { group: o.group, ...(o.queuePerReplicaAbove !== undefined ? { queuePerReplicaAbove: o.queuePerReplicaAbove } : {}), ...(o.onBackPressure ? { onBackPressure: true } : {}) };
 }

@@ -115,6 +115,7 @@ export const replicaGroupSpecShape = strictObject({
     metrics: z.array(z.string().max(MAX_ENGINE_METRIC_NAME)).max(MAX_NAMED_ENGINE_METRICS).optional(),
   }).optional(),
   maxInFlightPerReplica: num,
+  overflow: strictObject({ group: bounded('nameLength'), queuePerReplicaAbove: num, onBackPressure: z.boolean().optional() }).optional(),
   autoscaling: strictObject({
     metric: str,
     target: num,

@@ -101,6 +101,19 @@ export interface ReplicaGroupSpec {
    * queueing and batching. Changing it does not roll replicas.
    */
   maxInFlightPerReplica?: number;
+  /**
+   * Where calls go when this group is saturated (docs/replica-groups.md,
+   * "Overflow"): another group's name and at least one rule. One hop: a call
+   * sent there never overflows again. When the overflow group is saturated
+   * too (or has no ready replica), the call gets MUSTER_BACKPRESSURE.
+   */
+  overflow?: {
+    group: string;
+    /** Saturated when calls waiting per ready replica (the router's queue + what replicas report), this call counted, would be above this (0 … 10,000,000). */
+    queuePerReplicaAbove?: number;
+    /** Saturated when the call would get MUSTER_BACKPRESSURE: no free slot and the router's queue (maxQueued) full. */
+    onBackPressure?: boolean;
+  };
   /** Let the head move the replica count between replicas.min and replicas.max (docs/autoscaling.md). */
   autoscaling?: {
     /** queue (default) | ongoing | engine-waiting | engine-running | engine-kv-cache | `engine:<a name in engineMetrics.metrics>`. */

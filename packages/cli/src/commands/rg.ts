@@ -91,7 +91,7 @@ export function rgCommand(program: Command): void {
 
 /**
  * The group, its autoscaler's view (metric now, target, the count it would
- * choose and why) and its replicas with their last load report: in flight,
+ * choose and why), its overflow rule, and its replicas with their last load report: in flight,
  * queued, and an HTTP replica's engine metrics (waiting/running, KV cache).
  */
 export function describe(g: ReplicaGroup, now = Date.now()): string {
@@ -99,6 +99,12 @@ export function describe(g: ReplicaGroup, now = Date.now()): string {
   const lines = [`${g.name}  desired ${g.desired}  revision ${v.revision}${v.stableRevision ? ` (canary over ${v.stableRevision})` : ''}  membership v${v.membershipVersion}  ${v.message}`];
   const a = v.autoscaler;
   if (a) lines.push(`autoscaler: ${a.metric} ${num(a.perReplica)}/replica (total ${num(a.value)}, target ${num(a.target)}, ${a.samples} report(s)) → desired ${a.desired}: ${a.reason}`);
+  const o = v.spec?.overflow;
+  if (o?.group) {
+    const rules = [...(o.queuePerReplicaAbove !== undefined ? [`more than ${o.queuePerReplicaAbove} call(s) would wait per replica`] : []), ...(o.onBackPressure ? ['a call would get back-pressure'] : [])];
+    // Each caller's router decides and counts (muster_overflow_calls_total): the head has no total to show.
+    lines.push(`overflow: to ${o.group} when ${rules.join(' or ')}`);
+  }
   if (g.replicas.length) {
     lines.push(table(['REPLICA', 'REVISION', 'STATE', 'IN FLIGHT', 'QUEUED', 'ENGINE W/R/KV', 'REPORTED', 'GANG', 'MESSAGE'], g.replicas.map((r) => {
       const l = r.load;

@@ -7,7 +7,8 @@
  * before it announces it (`propose` → store → `commit`; a proposal whose
  * write fails is dropped, and the next one reuses its number). It also
  * carries the group's router limit per replica (`maxInFlightPerReplica`), so
- * a change of that limit reaches every router without a roll.
+ * a change of that limit reaches every router without a roll, and its
+ * overflow (group and saturation rule), the same way.
  */
 import type { Membership, ReplicaGroup } from '@muster/proto';
 import { maxInFlightOf } from './rg-spec.js';
@@ -17,7 +18,7 @@ export class MembershipFeed {
   private readonly watchers = new Set<(m: Membership) => void>();
 
   constructor(group: string, storedVersion: number) {
-    this.current = { group, version: storedVersion, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0 };
+    this.current = { group, version: storedVersion, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0, overflow: undefined };
   }
 
   get version(): number {
@@ -43,7 +44,7 @@ export class MembershipFeed {
       revisionWeights[rg.stableRevision] = 1 - canaryWeight;
     }
     const maxInFlightPerReplica = rg.spec ? maxInFlightOf(rg.spec) : 0;
-    const next = { group: rg.name, version: this.current.version + 1, replicas, revisionWeights, maxInFlightPerReplica };
+    const next: Membership = { group: rg.name, version: this.current.version + 1, replicas, revisionWeights, maxInFlightPerReplica, overflow: rg.spec?.overflow };
     return sameMembers(next, this.current) ? undefined : next;
   }
 
@@ -80,6 +81,6 @@ export class MembershipFeed {
 }
 
 function sameMembers(a: Membership, b: Membership): boolean {
-  const key = (m: Membership) => JSON.stringify([m.replicas.map((x) => x.replicaId).sort(), m.revisionWeights, m.maxInFlightPerReplica]);
+  const key = (m: Membership) => JSON.stringify([m.replicas.map((x) => x.replicaId).sort(), m.revisionWeights, m.maxInFlightPerReplica, m.overflow ?? null]);
   return key(a) === key(b);
 }

@@ -7,12 +7,13 @@
  * (tp > 1 with GPUs), replicas min 0 / max = max(initial, 1) / initial 1,
  * rollout rolling with maxSurge 1, drain deadline 30 s, router in-flight
  * limit per replica 32 (HTTP shards: 1024, the engine queues), engine
- * metrics scraped with vLLM's names on /metrics every second (HTTP shards).
+ * metrics scraped with vLLM's names on /metrics every second (HTTP shards),
+ * no overflow (`overflowProblems`: a rule and another group's name).
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
-import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_SUBJECT_PREFIX, encodeEngineScrapeConfig, engineScrapeConfig, engineScrapeProblem, MAX_IN_FLIGHT_PER_REPLICA, MAX_REQUEST_TIMEOUT_MS, MODEL_NAME_PATTERN, REPLICA_GROUP_NAME_PATTERN, replicaEnv, replicaSubject, SPEC_LIMITS, type EngineScrapeConfig } from '@muster/contracts';
+import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_SUBJECT_PREFIX, encodeEngineScrapeConfig, engineScrapeConfig, engineScrapeProblem, MAX_IN_FLIGHT_PER_REPLICA, MAX_OVERFLOW_QUEUE_PER_REPLICA, MAX_REQUEST_TIMEOUT_MS, MODEL_NAME_PATTERN, REPLICA_GROUP_NAME_PATTERN, replicaEnv, replicaSubject, SPEC_LIMITS, type EngineScrapeConfig } from '@muster/contracts';
 import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
 import { specInput } from './pg-convert.js';
@@ -49,6 +50,11 @@ const schema = z.strictObject({
   maxInFlightPerReplica: z.int().min(0, 'must be ≥ 0 (0: the default)').max(MAX_IN_FLIGHT_PER_REPLICA),
   engineMetrics: z.unknown(),
   autoscaling: z.unknown(),
+  overflow: z.strictObject({
+    group: z.string().regex(REPLICA_GROUP_NAME_PATTERN, 'must name a replica group: 1-42 lowercase letters, digits or "-"'),
+    queuePerReplicaAbove: z.int().min(0, 'must be ≥ 0 (0: overflow whenever a call would wait)').max(MAX_OVERFLOW_QUEUE_PER_REPLICA).optional(),
+    onBackPressure: z.boolean(),
+  }, didYouMeanKeys).optional(),
 }, didYouMeanKeys);
 
 /** The router's limit of calls in flight per replica for this group (membership carries it to routers). */
@@ -85,6 +91,7 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     requestTimeoutMs: w?.requestTimeoutMs ?? 0,
     engineMetrics: w?.engineMetrics,
     maxInFlightPerReplica: w?.maxInFlightPerReplica ?? 0,
+    overflow: w?.overflow,
   };
   const checked = schema.safeParse(spec);
   const issues = checked.success ? [] : [formatIssues(checked.error.issues)];
@@ -93,6 +100,7 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
   if (ranks > SPEC_LIMITS.ranksPerReplica) issues.push(`tp: tp × pp = ${limitMessage('ranksPerReplica', ranks, 'ranks')}`);
   if (spec.rollout.strategy === 'canary' && !(spec.rollout.canaryWeight > 0 && spec.rollout.canaryWeight < 1)) issues.push('rollout.canaryWeight: a canary takes a share of traffic strictly between 0 and 1');
   if (spec.httpPort && !spec.template?.ports.some((p) => p.name === spec.httpPort)) issues.push(`httpPort: "${spec.httpPort}" is not a port name of the template (${spec.template?.ports.map((p) => p.name).join(', ') || 'none'})`);
+  issues.push(...overflowProblems(spec));
   if (spec.engineMetrics) {
     if (!spec.httpPort) issues.push('engineMetrics: only an HTTP group (httpPort) has an engine to scrape');
     const problem = engineScrapeProblem(engineScrapeConfig(spec.engineMetrics));
@@ -123,6 +131,20 @@ function placementField(path: string): string {
   return path === 'selector.matchLabels' ? 'placement.selector.matchLabels' : `placement.${path}`;
 }
 
+/**
+ * An overflow names a rule and another group: one hop (a call sent to the
+ * overflow group never overflows again), so a loop is impossible except to
+ * itself, which is refused. The overflow group need not exist yet.
+ */
+function overflowProblems(s: ValidRgSpec): string[] {
+  const o = s.overflow;
+  if (!o) return [];
+  const problems: string[] = [];
+  if (o.group === s.name) problems.push(`overflow.group: a group cannot overflow to itself ("${s.name}")`);
+  if (o.queuePerReplicaAbove === undefined && !o.onBackPressure) problems.push('overflow: name a saturation rule: queuePerReplicaAbove (calls waiting per replica) and/or onBackPressure');
+  return problems;
+}
+
 /** An `engine-*` policy needs an engine to scrape, and a named metric must be one the worker reports. */
 function checkEngineMetric(p: AutoscalingPolicy, s: ValidRgSpec): void {
   if (!readsEngine(p.metric)) return;
@@ -138,7 +160,7 @@ function checkEngineMetric(p: AutoscalingPolicy, s: ValidRgSpec): void {
  * The revision of a spec: a hash of what runs — the template, parallelism,
  * resources, placement, startup policy, the HTTP port and how the engine is
  * scraped — and nothing else. Replica counts, rollout, autoscaling, drain
- * deadline, replacement budget, the router's in-flight limit (and any field
+ * deadline, replacement budget, the router's in-flight limit, the overflow (and any field
  * added later unless it is listed here) change the group without rolling a
  * replica. The scrape configuration is listed because it reaches the worker
  * in each replica's launch order: a running replica cannot learn a new one.

@@ -121,6 +121,37 @@ export interface ReplicaGroupSpec {
    * queueing (docs/dataplane.md). Changing it does not roll replicas.
    */
   maxInFlightPerReplica: number;
+  /**
+   * Where calls go when this group is saturated (docs/replica-groups.md,
+   * "Overflow"). Unset: calls wait here (or get back-pressure). Changing it
+   * does not roll replicas; routers learn it from the membership.
+   */
+  overflow: Overflow | undefined;
+}
+
+/**
+ * A saturation rule and the group that takes calls beyond it. One hop: a
+ * call sent to the overflow group never overflows again.
+ */
+export interface Overflow {
+  /**
+   * Another replica group's name (it need not exist yet: until it has a
+   * ready replica, calls beyond the rule get back-pressure).
+   */
+  group: string;
+  /**
+   * Saturated when the calls waiting per ready replica (this router's queue
+   * plus the queues replicas report), counting the new call, would be above
+   * this. Unset: not a rule.
+   */
+  queuePerReplicaAbove?:
+    | number
+    | undefined;
+  /**
+   * Saturated when the call would be refused with MUSTER_BACKPRESSURE (no
+   * free slot and the router's queue is full).
+   */
+  onBackPressure: boolean;
 }
 
 /**
@@ -288,6 +319,8 @@ export interface Membership {
    * with its default filled); 0 from an older head: the router's own default.
    */
   maxInFlightPerReplica: number;
+  /** The group's overflow (spec field 18, as validated); unset: none. */
+  overflow: Overflow | undefined;
 }
 
 export interface Membership_RevisionWeightsEntry {
@@ -1024,6 +1057,7 @@ function createBaseReplicaGroupSpec(): ReplicaGroupSpec {
     requestTimeoutMs: 0,
     engineMetrics: undefined,
     maxInFlightPerReplica: 0,
+    overflow: undefined,
   };
 }
 
@@ -1079,6 +1113,9 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.maxInFlightPerReplica !== 0) {
       writer.uint32(136).int32(message.maxInFlightPerReplica);
+    }
+    if (message.overflow !== undefined) {
+      Overflow.encode(message.overflow, writer.uint32(146).fork()).join();
     }
     return writer;
   },
@@ -1232,6 +1269,14 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
             message.maxInFlightPerReplica = reader.int32();
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.overflow = Overflow.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1289,6 +1334,7 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
         : isSet(object.max_in_flight_per_replica)
         ? globalThis.Number(object.max_in_flight_per_replica)
         : 0,
+      overflow: isSet(object.overflow) ? Overflow.fromJSON(object.overflow) : undefined,
     };
   },
 
@@ -1344,6 +1390,107 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.maxInFlightPerReplica !== 0) {
       obj.maxInFlightPerReplica = Math.round(message.maxInFlightPerReplica);
+    }
+    if (message.overflow !== undefined) {
+      obj.overflow = Overflow.toJSON(message.overflow);
+    }
+    return obj;
+  },
+};
+
+function createBaseOverflow(): Overflow {
+  return { group: "", queuePerReplicaAbove: undefined, onBackPressure: false };
+}
+
+export const Overflow: MessageFns<Overflow> = {
+  encode(message: Overflow, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== "") {
+      writer.uint32(10).string(message.group);
+    }
+    if (message.queuePerReplicaAbove !== undefined) {
+      writer.uint32(16).int32(message.queuePerReplicaAbove);
+    }
+    if (message.onBackPressure !== false) {
+      writer.uint32(24).bool(message.onBackPressure);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Overflow {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOverflow();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.group = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.queuePerReplicaAbove = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.onBackPressure = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Overflow {
+    return {
+      group: isSet(object.group) ? globalThis.String(object.group) : "",
+      queuePerReplicaAbove: isSet(object.queuePerReplicaAbove)
+        ? globalThis.Number(object.queuePerReplicaAbove)
+        : isSet(object.queue_per_replica_above)
+        ? globalThis.Number(object.queue_per_replica_above)
+        : undefined,
+      onBackPressure: isSet(object.onBackPressure)
+        ? globalThis.Boolean(object.onBackPressure)
+        : isSet(object.on_back_pressure)
+        ? globalThis.Boolean(object.on_back_pressure)
+        : false,
+    };
+  },
+
+  toJSON(message: Overflow): unknown {
+    const obj: any = {};
+    if (message.group !== "") {
+      obj.group = message.group;
+    }
+    if (message.queuePerReplicaAbove !== undefined) {
+      obj.queuePerReplicaAbove = Math.round(message.queuePerReplicaAbove);
+    }
+    if (message.onBackPressure !== false) {
+      obj.onBackPressure = message.onBackPressure;
     }
     return obj;
   },
@@ -2932,7 +3079,7 @@ export const MemberReplica: MessageFns<MemberReplica> = {
 };
 
 function createBaseMembership(): Membership {
-  return { group: "", version: 0, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0 };
+  return { group: "", version: 0, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0, overflow: undefined };
 }
 
 export const Membership: MessageFns<Membership> = {
@@ -2951,6 +3098,9 @@ export const Membership: MessageFns<Membership> = {
     });
     if (message.maxInFlightPerReplica !== 0) {
       writer.uint32(40).int32(message.maxInFlightPerReplica);
+    }
+    if (message.overflow !== undefined) {
+      Overflow.encode(message.overflow, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -3011,6 +3161,14 @@ export const Membership: MessageFns<Membership> = {
             message.maxInFlightPerReplica = reader.int32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.overflow = Overflow.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3062,6 +3220,7 @@ export const Membership: MessageFns<Membership> = {
         : isSet(object.max_in_flight_per_replica)
         ? globalThis.Number(object.max_in_flight_per_replica)
         : 0,
+      overflow: isSet(object.overflow) ? Overflow.fromJSON(object.overflow) : undefined,
     };
   },
 
@@ -3087,6 +3246,9 @@ export const Membership: MessageFns<Membership> = {
     }
     if (message.maxInFlightPerReplica !== 0) {
       obj.maxInFlightPerReplica = Math.round(message.maxInFlightPerReplica);
+    }
+    if (message.overflow !== undefined) {
+      obj.overflow = Overflow.toJSON(message.overflow);
     }
     return obj;
   },
