@@ -39,6 +39,9 @@ export interface ProxyRequest {
   onReplica?: ((replica: { replicaId: string; revision: string }) => void) | undefined;
   /** The body is JSON (an OpenAI route): said so to the shard when the client did not. */
   json?: boolean;
+  /** What the group's `prefix` routing policy keys on (gateway-http.ts, gateway-openai.ts). */
+  routeKey?: string | undefined;
+  routeText?: string | undefined;
 }
 
 /** The HTTP bridge's payload for `p`. */
@@ -52,7 +55,7 @@ export function bridgePayload(req: IncomingMessage, p: ProxyRequest, head: boole
 /** Sends `p` to `g` and writes the shard's answer to `res` as it comes (see the top of this file). */
 export async function proxyHttp(req: IncomingMessage, res: ServerResponse, g: ReplicaGroup, p: ProxyRequest): Promise<void> {
   const signal = abortOnClose(res);
-  const stream = g.stream(bridgePayload(req, p, true), { timeoutMs: p.timeoutMs, idempotent: p.idempotent, signal, onReplica: p.onReplica });
+  const stream = g.stream(bridgePayload(req, p, true), { timeoutMs: p.timeoutMs, idempotent: p.idempotent, signal, onReplica: p.onReplica, routeKey: p.routeKey, routeText: p.routeText });
   await pipeChunks(res, stream, {
     timeoutMs: p.timeoutMs,
     head: (first) => {

@@ -6,4 +6,5 @@
 export { serve, type Server, type ServeHandlers, type ServeOptions } from './serve.js';
 export { Router, type RouterInit, type MembershipFeed } from './router.js';
 export { replicaSubject, loadSubject, QUEUE_GROUP } from '@muster/contracts';
+export { routeTextOf } from './route-key.js';
 export type * from './types.js';

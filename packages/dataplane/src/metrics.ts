@@ -71,7 +71,7 @@ function observeSum<T>(sources: Set<T>, key: (s: T) => string, attrs: (s: T) => 
  * metrics), and a process may register one after this module loaded: so they
  * are looked up at each record and made again when the provider changed.
  */
-let made: { provider: unknown; routerRequests: Counter; routerLatency: Histogram; replicaRequests: Counter; replicaLatency: Histogram } | undefined;
+let made: { provider: unknown; routerRequests: Counter; routerLatency: Histogram; replicaRequests: Counter; replicaLatency: Histogram; prefixRoutes: Counter } | undefined;
 function instruments(): NonNullable<typeof made> {
   const provider = metrics.getMeterProvider();
   if (made?.provider === provider) return made;
@@ -99,6 +99,7 @@ function instruments(): NonNullable<typeof made> {
       description: 'router call latency, from call() to its answer (streams: to their end), by group and result code',
       advice: { explicitBucketBoundaries: [...LATENCY_BUCKETS_S] },
     }),
+    prefixRoutes: m.createCounter('muster_router_prefix_routes_total', { description: 'calls placed by routers of this process under the prefix routing policy, by group and outcome: hit (the key\'s preferred replica), fallback (another: load, retry, full), unkeyed (no key: p2c)' }),
     replicaRequests: m.createCounter('muster_replica_requests_total', { description: 'requests answered by serve() replicas in this process, by group, revision and result code' }),
     replicaLatency: m.createHistogram('muster_replica_request_duration_seconds', {
       description: 'replica-side latency, from arrival (queue wait included) to the answer, by group, revision and result code',
@@ -151,6 +152,11 @@ export function recordRouterCall(group: string, revision: string, code: string, 
   i.routerRequests.add(1, { group, revision, code });
   // No revision on the histogram: its buckets multiply every series, and each rollout would add a set.
   i.routerLatency.record((performance.now() - startedMs) / 1000, { group, code });
+}
+
+/** One call placed under the `prefix` routing policy (prefix-policy.ts). */
+export function recordPrefixRoute(group: string, outcome: 'hit' | 'fallback' | 'unkeyed'): void {
+  instruments().prefixRoutes.add(1, { group, outcome });
 }
 
 /** One request answered (or refused) by a replica with `code` after `arrivedMs` (performance.now()). */

@@ -43,6 +43,8 @@ export interface Membership {
   revisionWeights?: Record<string, number>;
   /** The group's limit of calls in flight per replica from one router (its spec's maxInFlightPerReplica, defaults filled); absent or 0: the router's. */
   maxInFlightPerReplica?: number;
+  /** The group's routing policy (prefix-policy.ts); absent: p2c. */
+  routing?: { policy: string; prefixChars: number; loadFactor: number };
 }
 
 export interface CallOptions {
@@ -55,6 +57,19 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Told once, with the replica whose answer (or first chunk) came first: for request logs. */
   onReplica?: (replica: { replicaId: string; revision: string }) => void;
+  /**
+   * Groups with the `prefix` routing policy: calls with the same key prefer
+   * the same replica (a session, a user, a document: whatever shares a
+   * cache). Used whole; at most 4096 characters. Ignored under `p2c`.
+   */
+  routeKey?: string;
+  /**
+   * Groups with the `prefix` routing policy, when no `routeKey`: text whose
+   * first `prefixChars` characters (the group's) make the key — a prompt.
+   * Absent too, the payload's `prompt` or `messages` (or its `body`'s) are
+   * read; a call with no key at all is routed by p2c.
+   */
+  routeText?: string;
 }
 
 export interface RouterOptions {

@@ -115,6 +115,8 @@ export const replicaGroupSpecShape = strictObject({
     metrics: z.array(z.string().max(MAX_ENGINE_METRIC_NAME)).max(MAX_NAMED_ENGINE_METRICS).optional(),
   }).optional(),
   maxInFlightPerReplica: num,
+  // The head checks the values (policy name, ranges: @muster/head rg-routing.ts).
+  routing: strictObject({ policy: str, prefixChars: num, loadFactor: num }).optional(),
   autoscaling: strictObject({
     metric: str,
     target: num,

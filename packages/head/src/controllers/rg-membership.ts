@@ -7,9 +7,11 @@
  * before it announces it (`propose` → store → `commit`; a proposal whose
  * write fails is dropped, and the next one reuses its number). It also
  * carries the group's router limit per replica (`maxInFlightPerReplica`), so
- * a change of that limit reaches every router without a roll.
+ * a change of that limit reaches every router without a roll — and so does
+ * its routing policy (`routing`, defaults filled: rg-routing.ts).
  */
 import type { Membership, ReplicaGroup } from '@muster/proto';
+import { routingOf } from './rg-routing.js';
 import { maxInFlightOf } from './rg-spec.js';
 
 export class MembershipFeed {
@@ -17,7 +19,7 @@ export class MembershipFeed {
   private readonly watchers = new Set<(m: Membership) => void>();
 
   constructor(group: string, storedVersion: number) {
-    this.current = { group, version: storedVersion, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0 };
+    this.current = { group, version: storedVersion, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0, routing: undefined };
   }
 
   get version(): number {
@@ -43,7 +45,8 @@ export class MembershipFeed {
       revisionWeights[rg.stableRevision] = 1 - canaryWeight;
     }
     const maxInFlightPerReplica = rg.spec ? maxInFlightOf(rg.spec) : 0;
-    const next = { group: rg.name, version: this.current.version + 1, replicas, revisionWeights, maxInFlightPerReplica };
+    const routing = rg.spec ? routingOf(rg.spec.routing) : undefined;
+    const next = { group: rg.name, version: this.current.version + 1, replicas, revisionWeights, maxInFlightPerReplica, routing };
     return sameMembers(next, this.current) ? undefined : next;
   }
 
@@ -80,6 +83,6 @@ export class MembershipFeed {
 }
 
 function sameMembers(a: Membership, b: Membership): boolean {
-  const key = (m: Membership) => JSON.stringify([m.replicas.map((x) => x.replicaId).sort(), m.revisionWeights, m.maxInFlightPerReplica]);
+  const key = (m: Membership) => JSON.stringify([m.replicas.map((x) => x.replicaId).sort(), m.revisionWeights, m.maxInFlightPerReplica, m.routing]);
   return key(a) === key(b);
 }

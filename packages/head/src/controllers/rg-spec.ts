@@ -7,7 +7,8 @@
  * (tp > 1 with GPUs), replicas min 0 / max = max(initial, 1) / initial 1,
  * rollout rolling with maxSurge 1, drain deadline 30 s, router in-flight
  * limit per replica 32 (HTTP shards: 1024, the engine queues), engine
- * metrics scraped with vLLM's names on /metrics every second (HTTP shards).
+ * metrics scraped with vLLM's names on /metrics every second (HTTP shards),
+ * routing p2c (rg-routing.ts).
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -15,6 +16,7 @@ import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, lim
 import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_SUBJECT_PREFIX, encodeEngineScrapeConfig, engineScrapeConfig, engineScrapeProblem, MAX_IN_FLIGHT_PER_REPLICA, MAX_REQUEST_TIMEOUT_MS, MODEL_NAME_PATTERN, REPLICA_GROUP_NAME_PATTERN, replicaEnv, replicaSubject, SPEC_LIMITS, type EngineScrapeConfig } from '@muster/contracts';
 import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
+import { routingProblems } from './rg-routing.js';
 import { specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
 import { namedMetricOf, parsePolicy, readsEngine, type AutoscalingPolicy } from '../autoscaler/index.js';
@@ -49,6 +51,7 @@ const schema = z.strictObject({
   maxInFlightPerReplica: z.int().min(0, 'must be ≥ 0 (0: the default)').max(MAX_IN_FLIGHT_PER_REPLICA),
   engineMetrics: z.unknown(),
   autoscaling: z.unknown(),
+  routing: z.unknown(), // rg-routing.ts
 }, didYouMeanKeys);
 
 /** The router's limit of calls in flight per replica for this group (membership carries it to routers). */
@@ -85,6 +88,7 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     requestTimeoutMs: w?.requestTimeoutMs ?? 0,
     engineMetrics: w?.engineMetrics,
     maxInFlightPerReplica: w?.maxInFlightPerReplica ?? 0,
+    routing: w?.routing,
   };
   const checked = schema.safeParse(spec);
   const issues = checked.success ? [] : [formatIssues(checked.error.issues)];
@@ -98,6 +102,7 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     const problem = engineScrapeProblem(engineScrapeConfig(spec.engineMetrics));
     if (problem) issues.push(`engineMetrics.${problem}`);
   }
+  issues.push(...routingProblems(spec.routing));
   if (issues.length) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${issues.join('; ')}`);
   const policy = spec.autoscaling ? policyOf(spec) : undefined; // refuses a bad policy now, naming the field
   if (policy) checkEngineMetric(policy, spec);

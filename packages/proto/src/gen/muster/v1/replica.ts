@@ -121,6 +121,30 @@ export interface ReplicaGroupSpec {
    * queueing (docs/dataplane.md). Changing it does not roll replicas.
    */
   maxInFlightPerReplica: number;
+  /**
+   * How routers choose a replica for each call (docs/replica-groups.md,
+   * "Routing policies"). Unset: p2c. Changing it does not roll replicas.
+   */
+  routing: Routing | undefined;
+}
+
+/** A group's routing policy, carried to routers in its membership. */
+export interface Routing {
+  /**
+   * p2c (default, "") | prefix: calls with the same key prefer the same
+   * replica (rendezvous hashing with bounded loads).
+   */
+  policy: string;
+  /**
+   * prefix: how many characters of a prompt (or of the messages, role and
+   * content in order) make its key when the caller gives none. 0: 256.
+   */
+  prefixChars: number;
+  /**
+   * prefix: the bounded-load factor c ≥ 1; a replica takes a keyed call
+   * while its load + 1 ≤ ceil(c × (total load + 1) / replicas). 0: 1.25.
+   */
+  loadFactor: number;
 }
 
 /**
@@ -288,6 +312,8 @@ export interface Membership {
    * with its default filled); 0 from an older head: the router's own default.
    */
   maxInFlightPerReplica: number;
+  /** The group's routing policy, defaults filled; unset from an older head: p2c. */
+  routing: Routing | undefined;
 }
 
 export interface Membership_RevisionWeightsEntry {
@@ -1024,6 +1050,7 @@ function createBaseReplicaGroupSpec(): ReplicaGroupSpec {
     requestTimeoutMs: 0,
     engineMetrics: undefined,
     maxInFlightPerReplica: 0,
+    routing: undefined,
   };
 }
 
@@ -1079,6 +1106,9 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.maxInFlightPerReplica !== 0) {
       writer.uint32(136).int32(message.maxInFlightPerReplica);
+    }
+    if (message.routing !== undefined) {
+      Routing.encode(message.routing, writer.uint32(154).fork()).join();
     }
     return writer;
   },
@@ -1232,6 +1262,14 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
             message.maxInFlightPerReplica = reader.int32();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.routing = Routing.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1289,6 +1327,7 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
         : isSet(object.max_in_flight_per_replica)
         ? globalThis.Number(object.max_in_flight_per_replica)
         : 0,
+      routing: isSet(object.routing) ? Routing.fromJSON(object.routing) : undefined,
     };
   },
 
@@ -1344,6 +1383,107 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.maxInFlightPerReplica !== 0) {
       obj.maxInFlightPerReplica = Math.round(message.maxInFlightPerReplica);
+    }
+    if (message.routing !== undefined) {
+      obj.routing = Routing.toJSON(message.routing);
+    }
+    return obj;
+  },
+};
+
+function createBaseRouting(): Routing {
+  return { policy: "", prefixChars: 0, loadFactor: 0 };
+}
+
+export const Routing: MessageFns<Routing> = {
+  encode(message: Routing, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== "") {
+      writer.uint32(10).string(message.policy);
+    }
+    if (message.prefixChars !== 0) {
+      writer.uint32(16).int32(message.prefixChars);
+    }
+    if (message.loadFactor !== 0) {
+      writer.uint32(25).double(message.loadFactor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Routing {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRouting();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.prefixChars = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.loadFactor = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Routing {
+    return {
+      policy: isSet(object.policy) ? globalThis.String(object.policy) : "",
+      prefixChars: isSet(object.prefixChars)
+        ? globalThis.Number(object.prefixChars)
+        : isSet(object.prefix_chars)
+        ? globalThis.Number(object.prefix_chars)
+        : 0,
+      loadFactor: isSet(object.loadFactor)
+        ? globalThis.Number(object.loadFactor)
+        : isSet(object.load_factor)
+        ? globalThis.Number(object.load_factor)
+        : 0,
+    };
+  },
+
+  toJSON(message: Routing): unknown {
+    const obj: any = {};
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    if (message.prefixChars !== 0) {
+      obj.prefixChars = Math.round(message.prefixChars);
+    }
+    if (message.loadFactor !== 0) {
+      obj.loadFactor = floatToJson(message.loadFactor);
     }
     return obj;
   },
@@ -2932,7 +3072,7 @@ export const MemberReplica: MessageFns<MemberReplica> = {
 };
 
 function createBaseMembership(): Membership {
-  return { group: "", version: 0, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0 };
+  return { group: "", version: 0, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0, routing: undefined };
 }
 
 export const Membership: MessageFns<Membership> = {
@@ -2951,6 +3091,9 @@ export const Membership: MessageFns<Membership> = {
     });
     if (message.maxInFlightPerReplica !== 0) {
       writer.uint32(40).int32(message.maxInFlightPerReplica);
+    }
+    if (message.routing !== undefined) {
+      Routing.encode(message.routing, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -3011,6 +3154,14 @@ export const Membership: MessageFns<Membership> = {
             message.maxInFlightPerReplica = reader.int32();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.routing = Routing.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3062,6 +3213,7 @@ export const Membership: MessageFns<Membership> = {
         : isSet(object.max_in_flight_per_replica)
         ? globalThis.Number(object.max_in_flight_per_replica)
         : 0,
+      routing: isSet(object.routing) ? Routing.fromJSON(object.routing) : undefined,
     };
   },
 
@@ -3087,6 +3239,9 @@ export const Membership: MessageFns<Membership> = {
     }
     if (message.maxInFlightPerReplica !== 0) {
       obj.maxInFlightPerReplica = Math.round(message.maxInFlightPerReplica);
+    }
+    if (message.routing !== undefined) {
+      obj.routing = Routing.toJSON(message.routing);
     }
     return obj;
   },
