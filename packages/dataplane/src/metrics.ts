@@ -12,7 +12,8 @@
  * Router side (the caller), per group: requests by the revision of the
  * replica that answered ("" when none did) and result code, latency by code,
  * and — read when scraped — calls in flight, calls queued, retries and
- * hedges (per group: they are not one replica's). Replica side (`serve()`), per group and revision: requests and
+ * hedges (per group: they are not one replica's), and calls placed under the
+ * `prefix` routing policy by outcome (hit, fallback, unkeyed). Replica side (`serve()`), per group and revision: requests and
  * latency by result code, handlers in flight, requests queued.
  *
  * Cardinality is bounded by what the labels can hold: group and revision

@@ -37,7 +37,10 @@ describe('PrefixPicker', () => {
     const counts = new Map<string, number>();
     for (const r of assign(new PrefixPicker(), ids(5)).values()) counts.set(r, (counts.get(r) ?? 0) + 1);
     expect(counts.size).toBe(5);
-    for (const n of counts.values()) expect(n / keys.length).toBeGreaterThan(0.17), expect(n / keys.length).toBeLessThan(0.23);
+    for (const n of counts.values()) {
+      expect(n / keys.length).toBeGreaterThan(0.17);
+      expect(n / keys.length).toBeLessThan(0.23);
+    }
   });
 
   it('moves only the keys of an added or removed replica (~1/n of them)', () => {
