@@ -10,7 +10,8 @@
  * which then answers from its cache; a route key header wins over the
  * prompt; a hot prompt sent many at once spills beyond its replica (bounded
  * load) while that replica keeps the largest share, and the gateway's router
- * counts hits and fallbacks; scaling up moves keys only to the new replica.
+ * counts hits and fallbacks; an SDK caller of a serve() group is routed by its
+ * routeKey or its payload's prompt; scaling up moves keys only to the new replica.
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +20,7 @@ import { spawnManaged, waitFor, type LocalCluster, type ManagedProcess } from '@
 import { useCluster } from '@muster/testing/vitest';
 
 const vllmLike = fileURLToPath(new URL('../fixtures/vllm-like.mjs', import.meta.url));
+const replicaFixture = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
 const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 
 const MODEL = 'px-model';
@@ -130,6 +132,29 @@ describe('prefix-cache-aware routing through the gateway', () => {
     expect(delta('hit')).toBe(counts.get(home));
     expect(delta('fallback')).toBe(24 - counts.get(home)!);
   });
+
+  it('routes by key from the SDK too: a serve() group, keyed by routeKey or by the payload\'s prompt', async () => {
+    await sdk.replicaGroups.apply({
+      name: 'px-ts',
+      routing: { policy: 'prefix', prefixChars: 16 },
+      template: { command: process.execPath, args: [replicaFixture], readiness: { kind: 'sdk' } },
+      replicas: { initial: 3, max: 3 },
+    });
+    const g = await sdk.replicaGroups.get('px-ts');
+    const who = async (payload: unknown, routeKey?: string) => ((await g.call(payload, { timeoutMs: 10_000, ...(routeKey ? { routeKey } : {}) })) as { replicaId: string }).replicaId;
+    const seen = new Set<string>();
+    let i = 0;
+    await waitFor('the router has 3 replicas', async () => (seen.add(await who({ prompt: `probe ${i++} ...............` })), seen.size === 3 || undefined), { timeoutMs: 60_000 });
+    const byKey = new Set<string>();
+    for (let k = 0; k < 10; k++) byKey.add(await who({ n: k }, 'session-42'));
+    expect(byKey.size).toBe(1);
+    const byPrompt = new Set<string>();
+    for (let k = 0; k < 10; k++) byPrompt.add(await who({ prompt: `The shared prefix, then question ${k}` }));
+    expect(byPrompt.size).toBe(1);
+    const routes = (await g.routerOf()).stats().prefixRoutes;
+    expect(routes.hit).toBeGreaterThanOrEqual(20); // one at a time, nothing loaded: every keyed call on its first choice
+    expect(routes.unkeyed).toBe(0);
+  }, 90_000);
 
   it('moves keys only to a replica added by scaling up', async () => {
     const prompts = Array.from({ length: 40 }, (_, i) => system(`scale-${i}`));
