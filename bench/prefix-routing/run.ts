@@ -2,13 +2,15 @@
  * Prefix-cache-aware routing against power of two choices, side by side
  * (issue 18, point 2). Two replica groups of the vLLM-like fixture with a
  * prefix cache (test/fixtures/vllm-like.mjs), identical but for their routing
- * policy (`p2c`, `prefix`), behind one real `muster gateway`; closed-loop
+ * policy (`p2c`; `prefix` with the default load factor 1.25; and, to show
+ * what the bound does, `unbounded`: prefix with load factor 100, the
+ * largest, which never spills), behind one real `muster gateway`; closed-loop
  * users stream OpenAI chat calls, each with one of a few system prompts and a
  * question of its own ("many users, few system prompts").
  *
  *   pnpm exec tsx bench/prefix-routing/run.ts [--replicas 4] [--users 32] [--prompts 8]
  *     [--seconds 15] [--rounds 2] [--hot-share 0.5] [--prefill-delay-ms 40] [--token-delay-ms 5]
- *     [--max-tokens 8] [--cache-size 3]
+ *     [--max-tokens 8] [--cache-size 3] [--variants p2c,prefix,unbounded]
  *
  * The engine model: a prompt whose first 256 characters (its system prompt)
  * this replica has prefilled and still caches skips `--prefill-delay-ms`; each
@@ -16,8 +18,8 @@
  * prompts — as a real KV cache holds a part of the working set — so only
  * partitioning the prompts over the replicas lets the cluster cache them all.
  *
- * Two workloads, each run in rounds that interleave the policies (p2c,
- * prefix, p2c, prefix: the machine's load hits both alike): `uniform` (every
+ * Two workloads, each run in rounds that interleave the variants (p2c,
+ * prefix, unbounded, p2c, …: the machine's load hits all alike): `uniform` (every
  * system prompt alike) and `skewed` (one hot prompt takes `--hot-share` of
  * the calls). Reported per policy: time to first token and latency p50/p99,
  * throughput, the engines' prefix cache hit rate, and how many calls each
@@ -41,6 +43,7 @@ const { values: a } = parseArgs({
     'token-delay-ms': { type: 'string', default: '5' },
     'max-tokens': { type: 'string', default: '8' },
     'cache-size': { type: 'string', default: '3' },
+    variants: { type: 'string', default: 'p2c,prefix,unbounded' },
   },
 });
 const replicas = Number(a.replicas);
@@ -51,8 +54,17 @@ const rounds = Number(a.rounds);
 const hotShare = Number(a['hot-share']);
 const fixture = fileURLToPath(new URL('../../test/fixtures/vllm-like.mjs', import.meta.url));
 const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
-const POLICIES = ['p2c', 'prefix'] as const;
-type Policy = (typeof POLICIES)[number];
+/** Each variant is one group, routed as it says. */
+const VARIANTS = {
+  p2c: { policy: 'p2c' },
+  prefix: { policy: 'prefix', prefixChars: 256 },
+  unbounded: { policy: 'prefix', prefixChars: 256, loadFactor: 100 },
+} as const;
+type Policy = keyof typeof VARIANTS;
+const POLICIES = a.variants.split(',').map((v) => {
+  if (!(v in VARIANTS)) throw new Error(`--variants: "${v}" is none of ${Object.keys(VARIANTS).join(', ')}`);
+  return v as Policy;
+});
 
 /** A system prompt of ~300 characters: its first 256 are the cached prefix. */
 const systemPrompt = (i: number) => `System prompt ${i}: you are a helpful assistant for team ${i}. ${'Follow the house style, cite sources, keep answers short. '.repeat(5)}`;
@@ -125,7 +137,7 @@ try {
       name: `bench-${policy}`,
       httpPort: 'http',
       models: [`model-${policy}`],
-      routing: { policy, ...(policy === 'prefix' ? { prefixChars: 256 } : {}) },
+      routing: VARIANTS[policy],
       template: { ...template, args: [...template.args, '--models', `model-${policy}`] },
       replicas: { initial: replicas, max: replicas },
     });
@@ -137,12 +149,12 @@ try {
   try {
     const base = `http://${(JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string }).address}`;
     const loads: number[] = [loadavg()[0]!];
-    const results: Record<string, Record<Policy, ReturnType<typeof summary> & { rounds: number[] }>> = {};
+    const results: Record<string, Partial<Record<Policy, ReturnType<typeof summary> & { rounds: number[] }>>> = {};
     for (const workload of ['uniform', 'skewed'] as const) {
       // Warm-up, not measured: every replica's cache and the gateway's routers in use.
       for (const policy of POLICIES) await phase(base, `model-${policy}`, workload === 'skewed', 2_000);
-      const pooled: Record<Policy, Sample[]> = { p2c: [], prefix: [] };
-      const perRound: Record<Policy, number[]> = { p2c: [], prefix: [] };
+      const pooled = Object.fromEntries(POLICIES.map((p) => [p, [] as Sample[]])) as Record<Policy, Sample[]>;
+      const perRound = Object.fromEntries(POLICIES.map((p) => [p, [] as number[]])) as Record<Policy, number[]>;
       for (let r = 0; r < rounds; r++) {
         for (const policy of POLICIES) {
           const s = await phase(base, `model-${policy}`, workload === 'skewed', seconds * 1000);
@@ -151,15 +163,12 @@ try {
           loads.push(loadavg()[0]!);
         }
       }
-      results[workload] = {
-        p2c: { ...summary(pooled.p2c, seconds * 1000 * rounds), rounds: perRound.p2c },
-        prefix: { ...summary(pooled.prefix, seconds * 1000 * rounds), rounds: perRound.prefix },
-      };
+      results[workload] = Object.fromEntries(POLICIES.map((p) => [p, { ...summary(pooled[p], seconds * 1000 * rounds), rounds: perRound[p] }]));
       console.log(`\n${workload} (${users} users, ${prompts} system prompts${workload === 'skewed' ? `, one takes ${hotShare * 100}%` : ''}, ${replicas} replicas, ${rounds}×${seconds}s per policy)`);
-      console.log('policy  rps     ttft p50/p99 ms   latency p50/p99 ms  cache hits  per replica (max/mean)');
+      console.log('variant   rps     ttft p50/p99 ms   latency p50/p99 ms  cache hits  per replica (max/mean)');
       for (const policy of POLICIES) {
-        const x = results[workload][policy];
-        console.log(`${policy.padEnd(7)} ${String(x.rps).padEnd(7)} ${`${x.ttftP50Ms} / ${x.ttftP99Ms}`.padEnd(17)} ${`${x.latencyP50Ms} / ${x.latencyP99Ms}`.padEnd(19)} ${String(x.cacheHitRate).padEnd(11)} ${x.perReplica.join(' ')} (${x.maxOverMean})`);
+        const x = results[workload][policy]!;
+        console.log(`${policy.padEnd(9)} ${String(x.rps).padEnd(7)} ${`${x.ttftP50Ms} / ${x.ttftP99Ms}`.padEnd(17)} ${`${x.latencyP50Ms} / ${x.latencyP99Ms}`.padEnd(19)} ${String(x.cacheHitRate).padEnd(11)} ${x.perReplica.join(' ')} (${x.maxOverMean})`);
       }
     }
     console.log(JSON.stringify({ bench: 'prefix-routing', replicas, users, prompts, seconds, rounds, hotShare, prefillDelayMs: Number(a['prefill-delay-ms']), tokenDelayMs: Number(a['token-delay-ms']), maxTokens: Number(a['max-tokens']), cacheSize: Number(a['cache-size']), results, loadAverage1m: loads, machine: `${cpus().length}× ${cpus()[0]?.model}` }));

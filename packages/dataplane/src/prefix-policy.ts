@@ -53,10 +53,18 @@ export class PrefixPicker {
   pick(key: string, all: readonly PrefixCandidate[], loadFactor: number): { index: number; preferred: boolean } | undefined {
     if (all.length === 0) return undefined;
     const k = this.keyHash(key);
-    const order = all.map((c, i) => ({ i, score: score(k, this.idHash(c.id)) })).sort((a, b) => b.score - a.score);
+    const scores = all.map((c) => score(k, this.idHash(c.id)));
     let total = 0;
-    for (const c of all) total += c.load;
+    let top = 0;
+    for (let i = 0; i < all.length; i++) {
+      total += all[i]!.load;
+      if (scores[i]! > scores[top]!) top = i;
+    }
     const cap = Math.ceil((loadFactor * (total + 1)) / all.length);
+    // The common case, without sorting: the key's first choice can take it.
+    const first = all[top]!;
+    if (first.usable && first.load + 1 <= cap) return { index: top, preferred: true };
+    const order = scores.map((s, i) => ({ i, score: s })).sort((a, b) => b.score - a.score);
     let least: number | undefined;
     for (const { i } of order) {
       const c = all[i]!;
