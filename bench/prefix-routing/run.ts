@@ -10,13 +10,16 @@
  *
  *   pnpm exec tsx bench/prefix-routing/run.ts [--replicas 4] [--users 32] [--prompts 8]
  *     [--seconds 15] [--rounds 2] [--hot-share 0.5] [--prefill-delay-ms 40] [--token-delay-ms 5]
- *     [--max-tokens 8] [--cache-size 3] [--variants p2c,prefix,unbounded]
+ *     [--max-tokens 8] [--cache-size 3] [--engine-concurrency 8] [--variants p2c,prefix,unbounded]
  *
  * The engine model: a prompt whose first 256 characters (its system prompt)
  * this replica has prefilled and still caches skips `--prefill-delay-ms`; each
  * replica caches `--cache-size` prefixes (LRU), fewer than there are system
  * prompts — as a real KV cache holds a part of the working set — so only
  * partitioning the prompts over the replicas lets the cluster cache them all.
+ * Each engine runs `--engine-concurrency` requests at once and queues the
+ * rest (users = replicas × that, by default: the cluster is full but not
+ * over), so a replica given more than its share makes its callers wait.
  *
  * Two workloads, each run in rounds that interleave the variants (p2c,
  * prefix, unbounded, p2c, …: the machine's load hits all alike): `uniform` (every
@@ -44,6 +47,7 @@ const { values: a } = parseArgs({
     'max-tokens': { type: 'string', default: '8' },
     'cache-size': { type: 'string', default: '3' },
     variants: { type: 'string', default: 'p2c,prefix,unbounded' },
+    'engine-concurrency': { type: 'string', default: '8' },
   },
 });
 const replicas = Number(a.replicas);
@@ -127,7 +131,7 @@ try {
   const sdk = await cluster.connect();
   const template = {
     command: process.execPath,
-    args: [fixture, '--token-delay-ms', a['token-delay-ms'], '--prefill-delay-ms', a['prefill-delay-ms'], '--prefix-cache-size', a['cache-size'], '--prefix-chars', '256', '--max-concurrency', '64'],
+    args: [fixture, '--token-delay-ms', a['token-delay-ms'], '--prefill-delay-ms', a['prefill-delay-ms'], '--prefix-cache-size', a['cache-size'], '--prefix-chars', '256', '--max-concurrency', a['engine-concurrency']],
     env: { VLLM_LIKE_QUIET: '1' },
     ports: [{ name: 'http' }],
     readiness: { kind: 'http' as const, port: 'http', path: '/health', periodMs: 100 },
@@ -171,7 +175,7 @@ try {
         console.log(`${policy.padEnd(9)} ${String(x.rps).padEnd(7)} ${`${x.ttftP50Ms} / ${x.ttftP99Ms}`.padEnd(17)} ${`${x.latencyP50Ms} / ${x.latencyP99Ms}`.padEnd(19)} ${String(x.cacheHitRate).padEnd(11)} ${x.perReplica.join(' ')} (${x.maxOverMean})`);
       }
     }
-    console.log(JSON.stringify({ bench: 'prefix-routing', replicas, users, prompts, seconds, rounds, hotShare, prefillDelayMs: Number(a['prefill-delay-ms']), tokenDelayMs: Number(a['token-delay-ms']), maxTokens: Number(a['max-tokens']), cacheSize: Number(a['cache-size']), results, loadAverage1m: loads, machine: `${cpus().length}× ${cpus()[0]?.model}` }));
+    console.log(JSON.stringify({ bench: 'prefix-routing', replicas, users, prompts, seconds, rounds, hotShare, prefillDelayMs: Number(a['prefill-delay-ms']), tokenDelayMs: Number(a['token-delay-ms']), maxTokens: Number(a['max-tokens']), cacheSize: Number(a['cache-size']), engineConcurrency: Number(a['engine-concurrency']), results, loadAverage1m: loads, machine: `${cpus().length}× ${cpus()[0]?.model}` }));
   } finally {
     await gw.stop();
     sdk.close();
