@@ -120,8 +120,8 @@ describe('prefix-cache-aware routing through the gateway', () => {
     const sys = system('hot');
     const home = (await ask(chat(sys, 'warm up'))).replica;
     const before = await (await fetch(metricsUrl)).text();
-    // 24 at once, each generating 50 tokens at 20 ms: all in flight together.
-    const answers = await Promise.all(Array.from({ length: 24 }, (_, i) => ask(chat(sys, `q${i}`, { max_tokens: 50 }))));
+    // 24 at once, each generating 100 tokens at 20 ms (2 s): all in flight together.
+    const answers = await Promise.all(Array.from({ length: 24 }, (_, i) => ask(chat(sys, `q${i}`, { max_tokens: 100 }))));
     const counts = new Map<string, number>();
     for (const a of answers) counts.set(a.replica, (counts.get(a.replica) ?? 0) + 1);
     expect(counts.size).toBeGreaterThanOrEqual(2);
