@@ -13,6 +13,11 @@
  * call waits for the first replica as long as the head gives one to start,
  * not a fixed 30 s. A value that is no positive number counts as none.
  *
+ * Route keys (groups with the `prefix` routing policy, docs/gateway.md):
+ * `x-muster-route-key`, else `x-session-id`, is the call's `routeKey`; calls
+ * with the same key prefer the same replica. Without either, an OpenAI route
+ * keys on the start of the prompt (gateway-openai.ts).
+ *
  * Error bodies have OpenAI's shape, so OpenAI clients show them, with the
  * gateway's stable code: `{"error":{"message","type","param","code"}}`.
  * Upstream answers (an HTTP shard's 4xx/5xx) are not errors of the gateway:
@@ -26,7 +31,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_REQUEST_TIMEOUT_MS } from '@muster/contracts';
+import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_REQUEST_TIMEOUT_MS, MAX_ROUTE_KEY_LENGTH, ROUTE_KEY_HEADER, SESSION_ID_HEADER } from '@muster/contracts';
 import { ErrorCode, MusterError, isMusterError } from '@muster/sdk';
 import { HttpError, bodyTooLarge } from './gateway-auth.js';
 
@@ -70,11 +75,23 @@ export interface DeadlineDefaults {
 }
 
 /** A call's options from its headers and its group's defaults (see the top of this file). */
-export function callOptions(req: IncomingMessage, d: DeadlineDefaults = { requestTimeoutMs: 0, coldStartMs: 0 }): { timeoutMs: number; idempotent: boolean } {
+export function callOptions(req: IncomingMessage, d: DeadlineDefaults = { requestTimeoutMs: 0, coldStartMs: 0 }): { timeoutMs: number; idempotent: boolean; routeKey?: string } {
   const asked = Number(req.headers[TIMEOUT_HEADER]);
   const explicit = Number.isFinite(asked) && asked > 0;
   const timeoutMs = explicit ? asked : (d.requestTimeoutMs || DEFAULT_REQUEST_TIMEOUT_MS) + d.coldStartMs;
-  return { timeoutMs: Math.min(timeoutMs, MAX_REQUEST_TIMEOUT_MS), idempotent: req.headers['x-muster-idempotent'] === 'true' };
+  const routeKey = routeKeyOf(req);
+  return { timeoutMs: Math.min(timeoutMs, MAX_REQUEST_TIMEOUT_MS), idempotent: req.headers['x-muster-idempotent'] === 'true', ...(routeKey !== undefined ? { routeKey } : {}) };
+}
+
+/** The caller's route key: its own key header, else its session id; a value too long is refused, naming the header. */
+function routeKeyOf(req: IncomingMessage): string | undefined {
+  for (const header of [ROUTE_KEY_HEADER, SESSION_ID_HEADER]) {
+    const v = req.headers[header];
+    if (typeof v !== 'string' || v === '') continue;
+    if (v.length > MAX_ROUTE_KEY_LENGTH) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `${header}: at most ${MAX_ROUTE_KEY_LENGTH} characters, got ${v.length}`, { details: { field: header } });
+    return v;
+  }
+  return undefined;
 }
 
 /**

@@ -21,9 +21,13 @@
  * JSON body. A TS shard's MusterError answers with its code's status. A
  * call its group's router sends to the group's overflow group asks for that
  * group's model (gateway-overflow.ts).
+ *
+ * For a group with the `prefix` routing policy, a call without a route key
+ * header keys on the start of its prompt or messages (`routeTextOf`), so
+ * requests sharing a system prompt prefer the replica that has it cached.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode, MusterError } from '@muster/sdk';
+import { ErrorCode, MusterError, routeTextOf } from '@muster/sdk';
 import { HttpError, type RateLimiter } from './gateway-auth.js';
 import { deadlinesOf, type GroupDirectory, type ModelRoute } from './gateway-groups.js';
 import { abortOnClose, callOptions, parseJson, pipeChunks, REQUEST_ID_HEADER } from './gateway-http.js';
@@ -66,7 +70,7 @@ export async function openAiCall(req: IncomingMessage, res: ServerResponse, path
   if (ctx.key) ctx.limiter.take(ctx.key.entry);
   if (ctx.record) ctx.record.group = group.name;
   const handle = await ctx.groups.handle(group.name);
-  const opts = { ...callOptions(req, deadlinesOf(group)), onReplica: ctx.record?.onReplica, overflowPayload: renameModel(ctx.groups, body) };
+  const opts = { ...callOptions(req, deadlinesOf(group)), onReplica: ctx.record?.onReplica, overflowPayload: renameModel(ctx.groups, body), routeText: routeTextOf(body) };
   if (group.http) {
     const url = new URL(req.url ?? path, 'http://gateway');
     return proxyHttp(req, res, handle, { method: 'POST', path: `${path}${url.search}`, body: raw, requestId: ctx.requestId, keyHeader: ctx.key?.header, json: true, ...opts });

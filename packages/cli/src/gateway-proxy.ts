@@ -41,6 +41,9 @@ export interface ProxyRequest {
   json?: boolean;
   /** The payload as an overflow group reads it (gateway-overflow.ts). */
   overflowPayload?: ((group: string, payload: unknown) => unknown) | undefined;
+  /** What the group's `prefix` routing policy keys on (gateway-http.ts, gateway-openai.ts). */
+  routeKey?: string | undefined;
+  routeText?: string | undefined;
 }
 
 /** The HTTP bridge's payload for `p`. */
@@ -54,7 +57,7 @@ export function bridgePayload(req: IncomingMessage, p: ProxyRequest, head: boole
 /** Sends `p` to `g` and writes the shard's answer to `res` as it comes (see the top of this file). */
 export async function proxyHttp(req: IncomingMessage, res: ServerResponse, g: ReplicaGroup, p: ProxyRequest): Promise<void> {
   const signal = abortOnClose(res);
-  const stream = g.stream(bridgePayload(req, p, true), { timeoutMs: p.timeoutMs, idempotent: p.idempotent, signal, onReplica: p.onReplica, overflowPayload: p.overflowPayload });
+  const stream = g.stream(bridgePayload(req, p, true), { timeoutMs: p.timeoutMs, idempotent: p.idempotent, signal, onReplica: p.onReplica, overflowPayload: p.overflowPayload, routeKey: p.routeKey, routeText: p.routeText });
   await pipeChunks(res, stream, {
     timeoutMs: p.timeoutMs,
     head: (first) => {

@@ -15,14 +15,18 @@
  *      count) — canaries and blue/green; a revision of weight 0 gets none;
  *   3. power of two choices inside it: two candidates at random, the one
  *      with less load wins, load = in flight from this router + the queue
- *      the replica last reported, if that report is fresh.
+ *      the replica last reported, if that report is fresh — or, when the
+ *      group's routing policy is `prefix` and the call has a key, the key's
+ *      replica by rendezvous hashing with bounded loads (prefix-policy.ts).
  * When no replica can take the call it waits in one FIFO queue (bounded by
  * maxQueued) until a slot frees, the membership changes or a replica becomes
  * reachable again.
  */
 import { ErrorCode, MusterError } from '@muster/common';
-import { DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_REPLICA } from '@muster/contracts';
+import { DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_REPLICA, routingConfig, type RoutingConfig } from '@muster/contracts';
 import type { GroupPressure } from './overflow.js';
+import { PrefixPicker, type PrefixOutcome } from './prefix-policy.js';
+import { routeKeyOf, type RouteHint } from './route-key.js';
 import type { Membership, ReplicaInfo, WireLoad } from './types.js';
 
 /** Something in flight on a replica that must hear when the replica is found lost. */
@@ -45,6 +49,7 @@ export interface ReplicaState {
 export interface Waiter {
   readonly exclude: ReadonlySet<string> | undefined;
   readonly grant: (r: ReplicaState) => void;
+  readonly route?: RouteHint | undefined;
 }
 
 interface Revision {
@@ -66,6 +71,8 @@ export interface BalancerOptions {
   /** Load reports older than this are ignored (ms). */
   reportFreshMs: number;
   random?: () => number;
+  /** Told how each call was placed while the group's policy is `prefix` (metrics). */
+  onPrefixRoute?: (outcome: PrefixOutcome) => void;
 }
 
 export class Balancer {
@@ -81,6 +88,10 @@ export class Balancer {
   private readonly random: () => number;
   /** The per-replica limit in force: the caller's, else the group's (from its membership), else the default. */
   private maxOngoing: number;
+  private routing: RoutingConfig = routingConfig(undefined);
+  private readonly prefix = new PrefixPicker();
+  /** Calls placed under the `prefix` policy, by outcome (stats()). */
+  readonly prefixRoutes: Record<PrefixOutcome, number> = { hit: 0, fallback: 0, unkeyed: 0 };
 
   constructor(private readonly opts: BalancerOptions) {
     this.random = opts.random ?? Math.random;
@@ -103,6 +114,8 @@ export class Balancer {
     if (this.opts.maxOngoing === undefined) {
       this.maxOngoing = groupLimit && Number.isInteger(groupLimit) && groupLimit > 0 ? Math.min(groupLimit, MAX_IN_FLIGHT_PER_REPLICA) : DEFAULT_MAX_ONGOING;
     }
+    this.routing = routingConfig(m.routing);
+    this.prefix.retain(m.replicas.map((r) => r.replicaId));
     const next = new Map<string, ReplicaState>();
     for (const info of m.replicas) {
       const old = this.replicas.get(info.replicaId);
@@ -173,7 +186,7 @@ export class Balancer {
   }
 
   /** A slot on the best replica now, or undefined when none is free. */
-  tryAcquire(exclude?: ReadonlySet<string>): ReplicaState | undefined {
+  tryAcquire(exclude?: ReadonlySet<string>, route?: RouteHint): ReplicaState | undefined {
     // Smooth weighted round robin (as nginx does) over the revisions that can take the call:
     // exact shares over any window, where a random draw would wander by ±3% over 1,000 calls.
     let total = 0;
@@ -186,6 +199,11 @@ export class Balancer {
     }
     if (!chosen) return undefined;
     chosen.current -= total;
+    const keyed = route && this.routing.policy === 'prefix' ? this.byKey(chosen.replicas, exclude, route) : undefined;
+    if (keyed) {
+      keyed.inFlight++;
+      return keyed;
+    }
     const c = chosen.replicas.filter((r) => this.usable(r, exclude));
     let r = c[0]!;
     if (c.length > 1) {
@@ -201,7 +219,7 @@ export class Balancer {
   }
 
   /** Queues for a slot; BACKPRESSURE when the queue is full. */
-  enqueue(exclude: ReadonlySet<string> | undefined, grant: (r: ReplicaState) => void): Waiter {
+  enqueue(exclude: ReadonlySet<string> | undefined, grant: (r: ReplicaState) => void, route?: RouteHint): Waiter {
     if (this.queue.length >= this.opts.maxQueued) {
       const { group, maxQueued } = this.opts;
       const maxOngoing = this.maxOngoing;
@@ -214,7 +232,7 @@ export class Balancer {
         { details: { group, replicas: n, maxOngoingPerReplica: maxOngoing, maxQueued } },
       );
     }
-    const w: Waiter = { exclude, grant };
+    const w: Waiter = { exclude, grant, route };
     this.queue.push(w);
     return w;
   }
@@ -270,6 +288,22 @@ export class Balancer {
     return !r.unreachable && r.inFlight < this.maxOngoing && !exclude?.has(r.info.replicaId);
   }
 
+  /** The `prefix` policy's choice among `replicas` (one revision's), counted; undefined: the call has no key (p2c then). */
+  private byKey(replicas: readonly ReplicaState[], exclude: ReadonlySet<string> | undefined, route: RouteHint): ReplicaState | undefined {
+    const key = routeKeyOf(route, this.routing.prefixChars);
+    if (key === undefined) return void this.counted('unkeyed');
+    const reachable = replicas.filter((r) => !r.unreachable);
+    const picked = this.prefix.pick(key, reachable.map((r) => ({ id: r.info.replicaId, load: this.load(r), usable: this.usable(r, exclude) })), this.routing.loadFactor);
+    if (!picked) return undefined;
+    this.counted(picked.preferred ? 'hit' : 'fallback');
+    return reachable[picked.index];
+  }
+
+  private counted(o: PrefixOutcome): void {
+    this.prefixRoutes[o]++;
+    this.opts.onPrefixRoute?.(o);
+  }
+
   private load(r: ReplicaState): number {
     const rep = this.reports.get(r.info.replicaId);
     return r.inFlight + (rep && Date.now() - rep.at < this.opts.reportFreshMs ? rep.queued : 0);
@@ -287,7 +321,7 @@ export class Balancer {
         this.pumpAgain = false;
         for (let i = 0; i < this.queue.length; ) {
           const w = this.queue[i]!;
-          const r = this.tryAcquire(w.exclude);
+          const r = this.tryAcquire(w.exclude, w.route);
           if (r) {
             this.queue.splice(i, 1);
             w.grant(r);

@@ -30,6 +30,7 @@ import { decode, encode, ErrorCode, MusterError, type NatsConnection } from '@mu
 import { nuid, type Msg } from '@nats-io/transport-node';
 import type { Balancer, ReplicaState, Tracked, Waiter } from './balancer.js';
 import type { Link } from './connection.js';
+import type { RouteHint } from './route-key.js';
 import type { Inbox, Listener } from './inbox.js';
 import { STREAM_WINDOW, type ReplicaInfo, type WireError } from './types.js';
 import { errorFromWire, isNoResponders, maxPayloadOf, tooLargeMessage } from './wire.js';
@@ -57,6 +58,8 @@ export interface ResolvedCallOptions {
   hedgeAfterMs: number | undefined;
   signal: AbortSignal | undefined;
   onReplica: ((replica: { replicaId: string; revision: string; group: string }) => void) | undefined;
+  /** What the `prefix` routing policy keys on (route-key.ts). */
+  route?: RouteHint | undefined;
 }
 
 /** One copy of the request on one replica. */
@@ -188,7 +191,7 @@ export abstract class Call {
   /** Sends a copy to the best free replica, or queues for one. */
   protected launch(): void {
     const exclude = this.tried.size > 0 ? this.tried : undefined;
-    const r = this.host.balancer.tryAcquire(exclude);
+    const r = this.host.balancer.tryAcquire(exclude, this.opts.route);
     if (r) return this.send(r);
     if (this.waiter) return;
     try {
@@ -196,7 +199,7 @@ export abstract class Call {
         this.waiter = undefined;
         if (this.settled) this.host.balancer.release(granted);
         else this.send(granted);
-      });
+      }, this.opts.route);
     } catch (e) {
       this.fail(e as MusterError);
     }
@@ -337,7 +340,7 @@ export class UnaryCall extends Call {
   /** Only to a replica free right now: a hedge must never wait behind the queue it tries to beat. */
   private hedge(): void {
     if (this.settled || this.attempts.size !== 1) return;
-    const r = this.host.balancer.tryAcquire(this.tried);
+    const r = this.host.balancer.tryAcquire(this.tried, this.opts.route);
     if (!r) return;
     this.host.counters.hedges++;
     this.send(r);

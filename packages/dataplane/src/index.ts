@@ -8,4 +8,5 @@ export { MAX_BATCH_SIZE, MAX_QUEUE_DELAY_MS, MAX_CONCURRENT_BATCHES, type BatchC
 export { Router, type RouterInit, type MembershipFeed } from './router.js';
 export { decideOverflow, saturation, type GroupPressure, type OpenOverflow, type OverflowDecision, type OverflowTarget } from './overflow.js';
 export { replicaSubject, loadSubject, QUEUE_GROUP } from '@muster/contracts';
+export { routeTextOf } from './route-key.js';
 export type * from './types.js';

@@ -12,11 +12,13 @@
  * Router side (the caller), per group: requests by the revision of the
  * replica that answered ("" when none did) and result code, latency by code,
  * and — read when scraped — calls in flight, calls queued, retries and
- * hedges (per group: they are not one replica's), and calls sent to an
+ * hedges (per group: they are not one replica's), calls sent to an
  * overflow group or refused because it was saturated too (by group and
- * overflow group). Replica side (`serve()`), per group and revision: requests and
- * latency by result code, handlers in flight, requests queued; with a batch
- * handler (batch.ts), the size of each batch and each call's wait for its batch.
+ * overflow group), and calls placed under the `prefix` routing policy by
+ * outcome (hit, fallback, unkeyed). Replica side (`serve()`), per group and
+ * revision: requests and latency by result code, handlers in flight, requests
+ * queued; with a batch handler (batch.ts), the size of each batch and each
+ * call's wait for its batch.
  *
  * Cardinality is bounded by what the labels can hold: group and revision
  * names (the cluster's own), and the fixed set of error codes plus "OK"
@@ -74,7 +76,7 @@ function observeSum<T>(sources: Set<T>, key: (s: T) => string, attrs: (s: T) => 
  * metrics), and a process may register one after this module loaded: so they
  * are looked up at each record and made again when the provider changed.
  */
-let made: { provider: unknown; routerRequests: Counter; routerLatency: Histogram; replicaRequests: Counter; replicaLatency: Histogram; batchSize: Histogram; batchDelay: Histogram; overflowCalls: Counter; overflowRefused: Counter } | undefined;
+let made: { provider: unknown; routerRequests: Counter; routerLatency: Histogram; replicaRequests: Counter; replicaLatency: Histogram; batchSize: Histogram; batchDelay: Histogram; overflowCalls: Counter; overflowRefused: Counter; prefixRoutes: Counter } | undefined;
 function instruments(): NonNullable<typeof made> {
   const provider = metrics.getMeterProvider();
   if (made?.provider === provider) return made;
@@ -102,6 +104,7 @@ function instruments(): NonNullable<typeof made> {
       description: 'router call latency, from call() to its answer (streams: to their end), by group and result code',
       advice: { explicitBucketBoundaries: [...LATENCY_BUCKETS_S] },
     }),
+    prefixRoutes: m.createCounter('muster_router_prefix_routes_total', { description: 'calls placed by routers of this process under the prefix routing policy, by group and outcome: hit (the key\'s preferred replica), fallback (another: load, retry, full), unkeyed (no key: p2c)' }),
     replicaRequests: m.createCounter('muster_replica_requests_total', { description: 'requests answered by serve() replicas in this process, by group, revision and result code' }),
     replicaLatency: m.createHistogram('muster_replica_request_duration_seconds', {
       description: 'replica-side latency, from arrival (queue wait included) to the answer, by group, revision and result code',
@@ -177,6 +180,11 @@ export function recordReplicaBatch(group: string, revision: string, size: number
   const i = instruments();
   i.batchSize.record(size, attrs);
   for (const w of waitedMs) i.batchDelay.record(w / 1000, attrs);
+}
+
+/** One call placed under the `prefix` routing policy (prefix-policy.ts). */
+export function recordPrefixRoute(group: string, outcome: 'hit' | 'fallback' | 'unkeyed'): void {
+  instruments().prefixRoutes.add(1, { group, outcome });
 }
 
 /** One request answered (or refused) by a replica with `code` after `arrivedMs` (performance.now()). */

@@ -31,7 +31,8 @@ import { z } from 'zod';
 import { Balancer, type ReplicaState } from './balancer.js';
 import { UnaryCall, type Call, type CallHost, type ResolvedCallOptions } from './call.js';
 import { Link } from './connection.js';
-import { OK, recordRouterCall, trackRouter } from './metrics.js';
+import { OK, recordPrefixRoute, recordRouterCall, trackRouter } from './metrics.js';
+import { checkRouteOptions } from './route-key.js';
 import { Inbox } from './inbox.js';
 import { StreamCall } from './stream.js';
 import { Overflow, type GroupPressure, type OpenOverflow, type OverflowTarget } from './overflow.js';
@@ -112,7 +113,7 @@ export class Router implements OverflowTarget {
     this.lostAfterMs = o.replicaLostAfterMs;
     this.nats = nats;
     this.demandSubject = demandSubject(o.subjectPrefix, o.group);
-    this.balancer = new Balancer({ group: o.group, maxOngoing: o.maxOngoingPerReplica, maxQueued: o.maxQueued, reportFreshMs: o.reportFreshMs });
+    this.balancer = new Balancer({ group: o.group, maxOngoing: o.maxOngoingPerReplica, maxQueued: o.maxQueued, reportFreshMs: o.reportFreshMs, onPrefixRoute: (outcome) => recordPrefixRoute(o.group, outcome) });
     this.overflow = new Overflow(o.group, init.openOverflow);
     this.inbox = new Inbox(nats, o.inboxPrefix);
     this.link = new Link(nats, { down: (closed) => this.connectionLost(closed) });
@@ -175,7 +176,7 @@ export class Router implements OverflowTarget {
   call(payload: unknown, opts?: CallOptions): Promise<unknown> {
     let resolved: ResolvedCallOptions;
     try {
-      resolved = this.resolve(opts);
+      resolved = this.resolve(opts, payload);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -193,7 +194,7 @@ export class Router implements OverflowTarget {
 
   /** One request, a stream of chunks in order; throws the replica's error mid-stream. Breaking out cancels it on the replica. */
   async *stream(payload: unknown, opts?: CallOptions): AsyncGenerator<unknown, void, undefined> {
-    const resolved = this.resolve(opts);
+    const resolved = this.resolve(opts, payload);
     const spilled = this.overflow.stream(payload, opts, () => this.balancer.pressure());
     if (spilled) return yield* spilled;
     const started = performance.now();
@@ -220,8 +221,8 @@ export class Router implements OverflowTarget {
   }
 
   /** Calls waiting in this router, in flight and reported queue per replica, totals of retries, hedges and lost calls, and whether its NATS connection is up. */
-  stats(): { queued: number; replicas: ReturnType<Balancer['stats']>; retries: number; hedges: number; lost: number; connected: boolean; overflow: ReturnType<Overflow['stats']> } {
-    return { queued: this.balancer.queued, replicas: this.balancer.stats(), ...this.host.counters, connected: this.link.up, overflow: this.overflow.stats() };
+  stats(): { queued: number; replicas: ReturnType<Balancer['stats']>; retries: number; hedges: number; lost: number; connected: boolean; overflow: ReturnType<Overflow['stats']>; prefixRoutes: Balancer['prefixRoutes'] } {
+    return { queued: this.balancer.queued, replicas: this.balancer.stats(), ...this.host.counters, connected: this.link.up, overflow: this.overflow.stats(), prefixRoutes: { ...this.balancer.prefixRoutes } };
   }
 
   /**
@@ -253,7 +254,7 @@ export class Router implements OverflowTarget {
     void this.feed?.return?.().catch(() => undefined);
   }
 
-  private resolve(o: CallOptions | undefined): ResolvedCallOptions {
+  private resolve(o: CallOptions | undefined, payload: unknown): ResolvedCallOptions {
     if (this.closed) throw new MusterError(ErrorCode.CANCELLED, `the router of replica group "${this.group}" is closed`);
     const timeoutMs = o?.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     if (!(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
@@ -266,7 +267,9 @@ export class Router implements OverflowTarget {
     const onReplica = o?.onReplica;
     if (onReplica !== undefined && typeof onReplica !== 'function') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'onReplica: must be a function', { details: { field: 'onReplica' } });
     if (o?.overflowPayload !== undefined && typeof o.overflowPayload !== 'function') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'overflowPayload: must be a function', { details: { field: 'overflowPayload' } });
-    return { timeoutMs, hedgeAfterMs, idempotent: o?.idempotent === true, signal: o?.signal, onReplica };
+    checkRouteOptions(o);
+    const route = { key: o?.routeKey, text: o?.routeText, payload };
+    return { timeoutMs, hedgeAfterMs, idempotent: o?.idempotent === true, signal: o?.signal, onReplica, route };
   }
 
   private async follow(updates: AsyncIterable<Membership>): Promise<void> {

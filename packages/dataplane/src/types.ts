@@ -45,6 +45,8 @@ export interface Membership {
   maxInFlightPerReplica?: number;
   /** Where calls go when the group is saturated by the rule (overflow.ts); absent: nowhere, they wait here. */
   overflow?: OverflowRule;
+  /** The group's routing policy (prefix-policy.ts); absent: p2c. */
+  routing?: { policy: string; prefixChars: number; loadFactor: number };
 }
 
 /** A group's saturation rule and the group that takes calls beyond it (its spec's `overflow`). */
@@ -73,6 +75,19 @@ export interface CallOptions {
    * overflow group's model in an OpenAI request this way.
    */
   overflowPayload?: (group: string, payload: unknown) => unknown;
+  /**
+   * Groups with the `prefix` routing policy: calls with the same key prefer
+   * the same replica (a session, a user, a document: whatever shares a
+   * cache). Used whole; at most 4096 characters. Ignored under `p2c`.
+   */
+  routeKey?: string;
+  /**
+   * Groups with the `prefix` routing policy, when no `routeKey`: text whose
+   * first `prefixChars` characters (the group's) make the key — a prompt.
+   * Absent too, the payload's `prompt` or `messages` (or its `body`'s) are
+   * read; a call with no key at all is routed by p2c.
+   */
+  routeText?: string;
 }
 
 export interface RouterOptions {

@@ -110,6 +110,7 @@ function toWire(input: ReplicaGroupSpec): wire.ReplicaGroupSpec {
     },
     maxInFlightPerReplica: n(s.maxInFlightPerReplica),
     overflow: s.overflow && { group: s.overflow.group ?? '', queuePerReplicaAbove: s.overflow.queuePerReplicaAbove, onBackPressure: s.overflow.onBackPressure === true },
+    routing: s.routing && { policy: s.routing.policy ?? '', prefixChars: n(s.routing.prefixChars), loadFactor: n(s.routing.loadFactor) },
     autoscaling: s.autoscaling && {
       metric: s.autoscaling.metric ?? '',
       target: n(s.autoscaling.target),
@@ -245,7 +246,7 @@ export class ReplicaGroups {
   /** Membership snapshots from the leading head; reconnects (to the leader) when the stream breaks. */
   async *membership(name: string, signal?: AbortSignal): AsyncGenerator<Membership> {
     for await (const m of this.head.watch<wire.Membership>((c, md) => c.watchMembership({ group: name }, md), signal)) {
-      yield { group: m.group, version: m.version, replicas: m.replicas, revisionWeights: Object.keys(m.revisionWeights).length ? m.revisionWeights : undefined, ...(m.maxInFlightPerReplica > 0 ? { maxInFlightPerReplica: m.maxInFlightPerReplica } : {}), ...(m.overflow?.group ? { overflow: overflowRule(m.overflow) } : {}) };
+      yield { group: m.group, version: m.version, replicas: m.replicas, revisionWeights: Object.keys(m.revisionWeights).length ? m.revisionWeights : undefined, ...(m.maxInFlightPerReplica > 0 ? { maxInFlightPerReplica: m.maxInFlightPerReplica } : {}), ...(m.overflow?.group ? { overflow: overflowRule(m.overflow) } : {}), ...(m.routing ? { routing: m.routing } : {}) };
     }
   }
 

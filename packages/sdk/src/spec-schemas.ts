@@ -116,6 +116,8 @@ export const replicaGroupSpecShape = strictObject({
   }).optional(),
   maxInFlightPerReplica: num,
   overflow: strictObject({ group: bounded('nameLength'), queuePerReplicaAbove: num, onBackPressure: z.boolean().optional() }).optional(),
+  // The head checks the values (policy name, ranges: @muster/head rg-routing.ts).
+  routing: strictObject({ policy: str, prefixChars: num, loadFactor: num }).optional(),
   autoscaling: strictObject({
     metric: str,
     target: num,

@@ -114,6 +114,16 @@ export interface ReplicaGroupSpec {
     /** Saturated when the call would get MUSTER_BACKPRESSURE: no free slot and the router's queue (maxQueued) full. */
     onBackPressure?: boolean;
   };
+  /**
+   * How routers choose a replica (docs/replica-groups.md, "Routing policies").
+   * `p2c` (default): the less loaded of two at random. `prefix`: calls with
+   * the same key (the call's `routeKey`, else the first `prefixChars`
+   * characters of its prompt, default 256) prefer the same replica, by
+   * rendezvous hashing with bounded loads (`loadFactor` c, default 1.25: a
+   * replica takes a keyed call while its load + 1 ≤ ceil(c × (total + 1) / n)).
+   * Changing it does not roll replicas.
+   */
+  routing?: { policy?: 'p2c' | 'prefix'; prefixChars?: number; loadFactor?: number };
   /** Let the head move the replica count between replicas.min and replicas.max (docs/autoscaling.md). */
   autoscaling?: {
     /** queue (default) | ongoing | engine-waiting | engine-running | engine-kv-cache | `engine:<a name in engineMetrics.metrics>`. */

@@ -8,9 +8,11 @@
  * write fails is dropped, and the next one reuses its number). It also
  * carries the group's router limit per replica (`maxInFlightPerReplica`), so
  * a change of that limit reaches every router without a roll, and its
- * overflow (group and saturation rule), the same way.
+ * overflow (group and saturation rule) and routing policy (`routing`,
+ * defaults filled: rg-routing.ts), the same way.
  */
 import type { Membership, ReplicaGroup } from '@muster/proto';
+import { routingOf } from './rg-routing.js';
 import { maxInFlightOf } from './rg-spec.js';
 
 export class MembershipFeed {
@@ -18,7 +20,7 @@ export class MembershipFeed {
   private readonly watchers = new Set<(m: Membership) => void>();
 
   constructor(group: string, storedVersion: number) {
-    this.current = { group, version: storedVersion, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0, overflow: undefined };
+    this.current = { group, version: storedVersion, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0, overflow: undefined, routing: undefined };
   }
 
   get version(): number {
@@ -44,7 +46,8 @@ export class MembershipFeed {
       revisionWeights[rg.stableRevision] = 1 - canaryWeight;
     }
     const maxInFlightPerReplica = rg.spec ? maxInFlightOf(rg.spec) : 0;
-    const next: Membership = { group: rg.name, version: this.current.version + 1, replicas, revisionWeights, maxInFlightPerReplica, overflow: rg.spec?.overflow };
+    const routing = rg.spec ? routingOf(rg.spec.routing) : undefined;
+    const next: Membership = { group: rg.name, version: this.current.version + 1, replicas, revisionWeights, maxInFlightPerReplica, overflow: rg.spec?.overflow, routing };
     return sameMembers(next, this.current) ? undefined : next;
   }
 
@@ -81,6 +84,6 @@ export class MembershipFeed {
 }
 
 function sameMembers(a: Membership, b: Membership): boolean {
-  const key = (m: Membership) => JSON.stringify([m.replicas.map((x) => x.replicaId).sort(), m.revisionWeights, m.maxInFlightPerReplica, m.overflow ?? null]);
+  const key = (m: Membership) => JSON.stringify([m.replicas.map((x) => x.replicaId).sort(), m.revisionWeights, m.maxInFlightPerReplica, m.overflow ?? null, m.routing ?? null]);
   return key(a) === key(b);
 }

@@ -8,7 +8,8 @@
  * rollout rolling with maxSurge 1, drain deadline 30 s, router in-flight
  * limit per replica 32 (HTTP shards: 1024, the engine queues), engine
  * metrics scraped with vLLM's names on /metrics every second (HTTP shards),
- * no overflow (`overflowProblems`: a rule and another group's name).
+ * no overflow (`overflowProblems`: a rule and another group's name),
+ * routing p2c (rg-routing.ts).
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -16,6 +17,7 @@ import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, lim
 import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_SUBJECT_PREFIX, encodeEngineScrapeConfig, engineScrapeConfig, engineScrapeProblem, MAX_IN_FLIGHT_PER_REPLICA, MAX_OVERFLOW_QUEUE_PER_REPLICA, MAX_REQUEST_TIMEOUT_MS, MODEL_NAME_PATTERN, REPLICA_GROUP_NAME_PATTERN, replicaEnv, replicaSubject, SPEC_LIMITS, type EngineScrapeConfig } from '@muster/contracts';
 import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
+import { routingProblems } from './rg-routing.js';
 import { specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
 import { namedMetricOf, parsePolicy, readsEngine, type AutoscalingPolicy } from '../autoscaler/index.js';
@@ -55,6 +57,7 @@ const schema = z.strictObject({
     queuePerReplicaAbove: z.int().min(0, 'must be ≥ 0 (0: overflow whenever a call would wait)').max(MAX_OVERFLOW_QUEUE_PER_REPLICA).optional(),
     onBackPressure: z.boolean(),
   }, didYouMeanKeys).optional(),
+  routing: z.unknown(), // rg-routing.ts
 }, didYouMeanKeys);
 
 /** The router's limit of calls in flight per replica for this group (membership carries it to routers). */
@@ -92,6 +95,7 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     engineMetrics: w?.engineMetrics,
     maxInFlightPerReplica: w?.maxInFlightPerReplica ?? 0,
     overflow: w?.overflow,
+    routing: w?.routing,
   };
   const checked = schema.safeParse(spec);
   const issues = checked.success ? [] : [formatIssues(checked.error.issues)];
@@ -106,6 +110,7 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     const problem = engineScrapeProblem(engineScrapeConfig(spec.engineMetrics));
     if (problem) issues.push(`engineMetrics.${problem}`);
   }
+  issues.push(...routingProblems(spec.routing));
   if (issues.length) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${issues.join('; ')}`);
   const policy = spec.autoscaling ? policyOf(spec) : undefined; // refuses a bad policy now, naming the field
   if (policy) checkEngineMetric(policy, spec);

@@ -126,7 +126,14 @@ export interface ReplicaGroupSpec {
    * "Overflow"). Unset: calls wait here (or get back-pressure). Changing it
    * does not roll replicas; routers learn it from the membership.
    */
-  overflow: Overflow | undefined;
+  overflow:
+    | Overflow
+    | undefined;
+  /**
+   * How routers choose a replica for each call (docs/replica-groups.md,
+   * "Routing policies"). Unset: p2c. Changing it does not roll replicas.
+   */
+  routing: Routing | undefined;
 }
 
 /**
@@ -152,6 +159,25 @@ export interface Overflow {
    * free slot and the router's queue is full).
    */
   onBackPressure: boolean;
+}
+
+/** A group's routing policy, carried to routers in its membership. */
+export interface Routing {
+  /**
+   * p2c (default, "") | prefix: calls with the same key prefer the same
+   * replica (rendezvous hashing with bounded loads).
+   */
+  policy: string;
+  /**
+   * prefix: how many characters of a prompt (or of the messages, role and
+   * content in order) make its key when the caller gives none. 0: 256.
+   */
+  prefixChars: number;
+  /**
+   * prefix: the bounded-load factor c ≥ 1; a replica takes a keyed call
+   * while its load + 1 ≤ ceil(c × (total load + 1) / replicas). 0: 1.25.
+   */
+  loadFactor: number;
 }
 
 /**
@@ -320,7 +346,11 @@ export interface Membership {
    */
   maxInFlightPerReplica: number;
   /** The group's overflow (spec field 18, as validated); unset: none. */
-  overflow: Overflow | undefined;
+  overflow:
+    | Overflow
+    | undefined;
+  /** The group's routing policy, defaults filled; unset from an older head: p2c. */
+  routing: Routing | undefined;
 }
 
 export interface Membership_RevisionWeightsEntry {
@@ -1058,6 +1088,7 @@ function createBaseReplicaGroupSpec(): ReplicaGroupSpec {
     engineMetrics: undefined,
     maxInFlightPerReplica: 0,
     overflow: undefined,
+    routing: undefined,
   };
 }
 
@@ -1116,6 +1147,9 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.overflow !== undefined) {
       Overflow.encode(message.overflow, writer.uint32(146).fork()).join();
+    }
+    if (message.routing !== undefined) {
+      Routing.encode(message.routing, writer.uint32(154).fork()).join();
     }
     return writer;
   },
@@ -1277,6 +1311,14 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
             message.overflow = Overflow.decode(reader, reader.uint32());
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.routing = Routing.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1335,6 +1377,7 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
         ? globalThis.Number(object.max_in_flight_per_replica)
         : 0,
       overflow: isSet(object.overflow) ? Overflow.fromJSON(object.overflow) : undefined,
+      routing: isSet(object.routing) ? Routing.fromJSON(object.routing) : undefined,
     };
   },
 
@@ -1393,6 +1436,9 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.overflow !== undefined) {
       obj.overflow = Overflow.toJSON(message.overflow);
+    }
+    if (message.routing !== undefined) {
+      obj.routing = Routing.toJSON(message.routing);
     }
     return obj;
   },
@@ -1491,6 +1537,104 @@ export const Overflow: MessageFns<Overflow> = {
     }
     if (message.onBackPressure !== false) {
       obj.onBackPressure = message.onBackPressure;
+    }
+    return obj;
+  },
+};
+
+function createBaseRouting(): Routing {
+  return { policy: "", prefixChars: 0, loadFactor: 0 };
+}
+
+export const Routing: MessageFns<Routing> = {
+  encode(message: Routing, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== "") {
+      writer.uint32(10).string(message.policy);
+    }
+    if (message.prefixChars !== 0) {
+      writer.uint32(16).int32(message.prefixChars);
+    }
+    if (message.loadFactor !== 0) {
+      writer.uint32(25).double(message.loadFactor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Routing {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRouting();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.prefixChars = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.loadFactor = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Routing {
+    return {
+      policy: isSet(object.policy) ? globalThis.String(object.policy) : "",
+      prefixChars: isSet(object.prefixChars)
+        ? globalThis.Number(object.prefixChars)
+        : isSet(object.prefix_chars)
+        ? globalThis.Number(object.prefix_chars)
+        : 0,
+      loadFactor: isSet(object.loadFactor)
+        ? globalThis.Number(object.loadFactor)
+        : isSet(object.load_factor)
+        ? globalThis.Number(object.load_factor)
+        : 0,
+    };
+  },
+
+  toJSON(message: Routing): unknown {
+    const obj: any = {};
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    if (message.prefixChars !== 0) {
+      obj.prefixChars = Math.round(message.prefixChars);
+    }
+    if (message.loadFactor !== 0) {
+      obj.loadFactor = floatToJson(message.loadFactor);
     }
     return obj;
   },
@@ -3079,7 +3223,15 @@ export const MemberReplica: MessageFns<MemberReplica> = {
 };
 
 function createBaseMembership(): Membership {
-  return { group: "", version: 0, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0, overflow: undefined };
+  return {
+    group: "",
+    version: 0,
+    replicas: [],
+    revisionWeights: {},
+    maxInFlightPerReplica: 0,
+    overflow: undefined,
+    routing: undefined,
+  };
 }
 
 export const Membership: MessageFns<Membership> = {
@@ -3101,6 +3253,9 @@ export const Membership: MessageFns<Membership> = {
     }
     if (message.overflow !== undefined) {
       Overflow.encode(message.overflow, writer.uint32(50).fork()).join();
+    }
+    if (message.routing !== undefined) {
+      Routing.encode(message.routing, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -3169,6 +3324,14 @@ export const Membership: MessageFns<Membership> = {
             message.overflow = Overflow.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.routing = Routing.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3221,6 +3384,7 @@ export const Membership: MessageFns<Membership> = {
         ? globalThis.Number(object.max_in_flight_per_replica)
         : 0,
       overflow: isSet(object.overflow) ? Overflow.fromJSON(object.overflow) : undefined,
+      routing: isSet(object.routing) ? Routing.fromJSON(object.routing) : undefined,
     };
   },
 
@@ -3249,6 +3413,9 @@ export const Membership: MessageFns<Membership> = {
     }
     if (message.overflow !== undefined) {
       obj.overflow = Overflow.toJSON(message.overflow);
+    }
+    if (message.routing !== undefined) {
+      obj.routing = Routing.toJSON(message.routing);
     }
     return obj;
   },

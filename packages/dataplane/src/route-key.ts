@@ -1,0 +1,91 @@
+/**
+ * Where a call's route key comes from, for groups with the `prefix` routing
+ * policy (prefix-policy.ts): the caller's key when it gives one (a session, a
+ * user, a document), else the start of its prompt. Pure; the gateway uses
+ * `routeTextOf` on OpenAI bodies, the router on payloads.
+ *
+ * The text of a prompt is what an engine's prefix cache sees first:
+ *   - `prompt`: a string as it is; a list of strings (a batch) joined by
+ *     newlines; token ids joined by commas;
+ *   - `messages` (OpenAI chat): each message's role, a newline, its content
+ *     (a string, or the `text` of its parts), messages joined by newlines —
+ *     so the system prompt, which every user's conversation shares, comes first;
+ *   - a bridge payload (`{ method, path, body }`, what the gateway sends a
+ *     TS group): the same, read from its parsed `body`.
+ * Anything else has no text, and a call without a key is routed by p2c.
+ */
+import { ErrorCode, MusterError } from '@muster/common';
+import { MAX_PREFIX_CHARS, MAX_ROUTE_KEY_LENGTH } from '@muster/contracts';
+
+/** What a call says about its key; resolved lazily (only a `prefix` group reads the payload). */
+export interface RouteHint {
+  readonly key: string | undefined;
+  readonly text: string | undefined;
+  readonly payload: unknown;
+}
+
+/** The key of a call for a group that keys on `prefixChars` characters; undefined: unkeyed. */
+export function routeKeyOf(h: RouteHint, prefixChars: number): string | undefined {
+  if (h.key !== undefined) return `k:${h.key}`;
+  const text = h.text ?? routeTextOf(h.payload, prefixChars);
+  // Tagged so that a caller's key never collides with a prompt that reads the same.
+  return text ? `p:${text.slice(0, prefixChars)}` : undefined;
+}
+
+/**
+ * The prompt text of an OpenAI-style body (or a bridge payload carrying one),
+ * its first `limit` characters (no key reads more), or undefined.
+ */
+export function routeTextOf(payload: unknown, limit = MAX_PREFIX_CHARS): string | undefined {
+  if (!isObject(payload)) return undefined;
+  const text = promptText(payload, limit);
+  if (text !== undefined) return text;
+  return isObject(payload.body) ? promptText(payload.body, limit) : undefined;
+}
+
+/** Checks a caller's `routeKey` / `routeText` options, naming the field. */
+export function checkRouteOptions(o: { routeKey?: unknown; routeText?: unknown } | undefined): void {
+  const key = o?.routeKey;
+  if (key !== undefined && !(typeof key === 'string' && key.length <= MAX_ROUTE_KEY_LENGTH)) {
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `routeKey: must be a string of at most ${MAX_ROUTE_KEY_LENGTH} characters${typeof key === 'string' ? `, got ${key.length}` : ''}`, { details: { field: 'routeKey' } });
+  }
+  if (o?.routeText !== undefined && typeof o.routeText !== 'string') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'routeText: must be a string', { details: { field: 'routeText' } });
+}
+
+function promptText(b: Record<string, unknown>, limit: number): string | undefined {
+  const p = b.prompt;
+  if (typeof p === 'string') return p.slice(0, limit) || undefined;
+  if (Array.isArray(p) && p.length > 0) {
+    if (p.every((x) => typeof x === 'string')) return joinUpTo(p, '\n', limit);
+    if (p.every((x) => typeof x === 'number')) return joinUpTo(p.map(String), ',', limit);
+  }
+  const m = b.messages;
+  if (!Array.isArray(m) || m.length === 0) return undefined;
+  const parts: string[] = [];
+  let length = 0;
+  for (const msg of m) {
+    if (!isObject(msg)) continue;
+    const part = `${typeof msg.role === 'string' ? msg.role : ''}\n${contentText(msg.content)}`;
+    parts.push(part);
+    length += part.length + 1;
+    if (length > limit) break;
+  }
+  return parts.length ? joinUpTo(parts, '\n', limit) : undefined;
+}
+
+/** `xs` joined by `sep`, cut at `limit` characters; stops reading once there. */
+function joinUpTo(xs: readonly string[], sep: string, limit: number): string {
+  let out = '';
+  for (let i = 0; i < xs.length && out.length < limit; i++) out += i > 0 ? sep + xs[i]! : xs[i]!;
+  return out.slice(0, limit);
+}
+
+function contentText(c: unknown): string {
+  if (typeof c === 'string') return c;
+  if (!Array.isArray(c)) return '';
+  return c.map((part) => (isObject(part) && typeof part.text === 'string' ? part.text : '')).join('');
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
