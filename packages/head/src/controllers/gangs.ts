@@ -64,6 +64,7 @@ import type { StateWriter } from '../state/fence.js';
 import { readAll } from '../state/paged.js';
 import { GroupCommit } from './group-commit.js';
 import { CollectTimer, stageCollection, stagePlan, type PlanSink } from './gang-executor.js';
+import { stageWarmedUp } from './gang-warmup.js';
 import { DEFAULT_GANG_RETENTION, isFinished, planCollection, type GangRetention } from './gang-gc.js';
 import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
 import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, portsInUse, wireGangSpec, type NodeLookup, type ValidGangSpec, type PortRange } from './gang-spec.js';
@@ -302,6 +303,7 @@ export class GangController {
 
   private report(nodeId: string, s: ShardStatusReport): boolean {
     const e = this.gangs.get(s.gangId);
+    if (e && !e.collecting) stageWarmedUp({ stage: (kind, ev) => this.sink.commits.stage(this.sink.events.stage(kind, ev)) }, e.gang, e.spec.name, s);
     if (e) return this.apply(e, { type: 'report', nodeId, report: s });
     // No such gang, in memory or in the store: nothing to write, nothing to wait for.
     if (s.phase !== 'exited') this.send(nodeId, { msg: { $case: 'stopShards', value: { gangId: s.gangId, attempt: s.attempt, reason: 'unknown gang or old attempt' } } });
