@@ -129,7 +129,7 @@ export interface WarmupEventSink {
  * not ready yet" reads the record before this report).
  */
 export function stageWarmedUp(sink: WarmupEventSink, g: { id: string; attempt: number; ranks: { rank: number; phase: string }[] }, name: string, report: { attempt: number; rank: number; phase: string; warmupMs: number }): void {
-  if (report.phase !== 'ready' || report.rank !== 0 || report.warmupMs <= 0 || report.attempt !== g.attempt) return;
+  if (report.phase !== 'ready' || report.rank !== 0 || !(report.warmupMs > 0) || report.attempt !== g.attempt) return;
   if (g.ranks.find((r) => r.rank === 0)?.phase === 'ready') return; // a repeat (inventory after a reconnect)
   sink.stage('gang.warmed-up', {
     message: `gang ${name}: rank 0 warmed up in ${report.warmupMs} ms (attempt ${report.attempt})`,
