@@ -8,17 +8,19 @@
  * the group, and a replica is a member only once its gang is READY) come
  * after the warm-up.
  *
- * Only a rank's own serve() answers (it reads the process's environment and
- * the process has an IPC channel); the worker's HTTP bridge, which serves
- * with an explicit `env`, does not. The channel is unref'd: listening for
+ * Only a rank's own serve() answers: serve() reads the process's environment,
+ * which has the gang contract (MUSTER_GANG_ID), and the process has an IPC
+ * channel. The worker's HTTP bridge (it serves with an explicit `env`) and
+ * any other forked process (a test runner's worker) do not. The channel is unref'd: listening for
  * warm-up calls never keeps a rank alive.
  */
-import { isWarmupCall, WARMUP_ERROR_CHARS, WARMUP_LIMITS, type WarmupCallMessage, type WarmupResultMessage } from '@muster/contracts';
+import { isWarmupCall, SHARD_ENV, WARMUP_ERROR_CHARS, WARMUP_LIMITS, type WarmupCallMessage, type WarmupResultMessage } from '@muster/contracts';
 import type { StreamHandler, UnaryHandler } from './types.js';
 
 /** Starts answering the agent's warm-up calls, when this process is a rank the agent spawned with a channel; returns the stop. */
 export function answerWarmups(handlers: { unary?: UnaryHandler | undefined; stream?: StreamHandler | undefined }, ownEnv: boolean): () => void {
-  if (!ownEnv || typeof process.send !== 'function') return () => {};
+  // A rank: launched by an agent (the gang contract is in its environment) with a channel to it.
+  if (!ownEnv || !process.env[SHARD_ENV.GANG_ID] || typeof process.send !== 'function') return () => {};
   const onMessage = (m: unknown): void => {
     if (!isWarmupCall(m)) return;
     void runCall(handlers, m).then((result) => {
