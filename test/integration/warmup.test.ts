@@ -7,7 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { Cluster, ReplicaGroup } from '@muster/sdk';
-import { waitFor } from '@muster/testing';
+import { waitFor, type LocalCluster } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
 
 const warmupReplica = fileURLToPath(new URL('../fixtures/warmup-replica.mjs', import.meta.url));
@@ -23,7 +23,8 @@ async function gangsOf(sdk: Cluster, g: ReplicaGroup) {
 
 describe('warm-up before READY', () => {
   let sdk: Cluster;
-  useCluster({ workers: 1 }, (fx) => ({ sdk } = fx));
+  let cluster: LocalCluster;
+  useCluster({ workers: 1 }, (fx) => ({ sdk, cluster } = fx));
 
   it('runs the warm-up payloads through the handler before the first user call reaches the replica', async () => {
     const g = await sdk.replicaGroups.apply({
@@ -63,6 +64,10 @@ describe('warm-up before READY', () => {
     for await (const e of sdk.events({ replay: true, untilReplayed: true, kinds: ['gang.'] })) if (e.attributes.gang === gang.id) seen.push(e);
     expect(seen.map((e) => e.kind)).toEqual(['gang.pending', 'gang.starting', 'gang.warmed-up', 'gang.ready']);
     expect(Number(seen[2]!.attributes.durationMs)).toBeGreaterThanOrEqual(1_200);
+    // The worker's metric: one warm-up of the group, ok.
+    const worker = [...cluster.workers.values()][0]!;
+    const text = await (await fetch(`http://${worker.metricsAddress}/metrics`)).text();
+    expect(text).toMatch(/^muster_warmup_duration_seconds_count\{group="warm",outcome="ok"[^}]*\} 1$/m);
     await sdk.replicaGroups.delete(g.name);
   });
 

@@ -21,7 +21,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { execa } from 'execa';
-import { metrics } from '@opentelemetry/api';
+import { metrics, type Histogram } from '@opentelemetry/api';
 import { DEFAULT_WARMUP_TIMEOUT_MS, isServingMessage, SHARD_ENV, toWarmupResult, type WarmupCallMessage } from '@muster/contracts';
 import type { Warmup } from '@muster/proto';
 import { z } from 'zod';
@@ -52,10 +52,26 @@ export interface WarmupContext {
   signal?: AbortSignal | undefined;
 }
 
-const durations = metrics.getMeter('muster-worker').createHistogram('muster_warmup_duration_seconds', {
-  description: 'time rank 0 spent on its warm-up requests before it was reported ready, by outcome',
-  unit: 's',
-});
+/**
+ * The histogram, on the global MeterProvider of the moment: the API hands out
+ * a no-op meter until the worker registers one (startMetrics, global), which
+ * may be after this module loaded, so it is made again when the provider changed.
+ */
+let made: { provider: unknown; durations: Histogram } | undefined;
+function durations(): Histogram {
+  const provider = metrics.getMeterProvider();
+  if (made?.provider !== provider) {
+    made = {
+      provider,
+      durations: provider.getMeter('@muster/worker').createHistogram('muster_warmup_duration_seconds', {
+        description: 'time rank 0 spent on its warm-up requests before it was reported ready, by replica group and outcome (ok, failed)',
+        unit: 's',
+        advice: { explicitBucketBoundaries: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600] },
+      }),
+    };
+  }
+  return made.durations;
+}
 
 /** How a request is named in reasons: "call", "http POST :31000/v1/completions", "exec ./warm.sh". */
 export function describeStep(s: WarmupStep): string {
@@ -89,7 +105,7 @@ export async function runWarmup(w: WarmupSpec, ctx: WarmupContext): Promise<Warm
   clearTimeout(timer);
   ctx.signal?.removeEventListener('abort', cancel);
   outcome ??= { ok: true, ms: Math.max(1, Math.round(performance.now() - started)) };
-  durations.record(outcome.ms / 1000, { group: ctx.group, outcome: outcome.ok ? 'ok' : 'failed' });
+  durations().record(outcome.ms / 1000, { group: ctx.group, outcome: outcome.ok ? 'ok' : 'failed' });
   return outcome;
 }
 
