@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { Cluster, ReplicaGroup } from '@muster/sdk';
+import type { Cluster, ClusterEventView, ReplicaGroup } from '@muster/sdk';
 import { waitFor, type LocalCluster } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
 
@@ -59,8 +59,10 @@ describe('warm-up before READY', () => {
     expect(tries).toBeGreaterThan(1);
     expect(answer.attempt).toBe(1);
 
-    const [{ gang }] = (await gangsOf(sdk, g)) as [{ gang: { id: string } }];
-    const seen = [];
+    const gangs = await gangsOf(sdk, g);
+    expect(gangs).toHaveLength(1);
+    const gang = gangs[0]!.gang;
+    const seen: ClusterEventView[] = [];
     for await (const e of sdk.events({ replay: true, untilReplayed: true, kinds: ['gang.'] })) if (e.attributes.gang === gang.id) seen.push(e);
     expect(seen.map((e) => e.kind)).toEqual(['gang.pending', 'gang.starting', 'gang.warmed-up', 'gang.ready']);
     expect(Number(seen[2]!.attributes.durationMs)).toBeGreaterThanOrEqual(1_200);

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { WARMUP_LIMITS } from '@muster/contracts';
 import type { GangSpec, ReplicaGroupSpec, WarmupRequest } from '@muster/proto';
 import { launchShards, parseGangSpec, type LayoutPlan } from './gang-spec.js';
-import { stageWarmedUp } from './gang-warmup.js';
+import { stageWarmedUp, startupBudgetMs } from './gang-warmup.js';
 import { parseRgSpec } from './rg-spec.js';
 
 type Template = NonNullable<GangSpec['template']>;
@@ -104,5 +104,14 @@ describe('gang.warmed-up', () => {
     stageWarmedUp(sink, g('started'), 'echo-r-1', { ...report, warmupMs: 0 }); // no warm-up
     stageWarmedUp(sink, g('started'), 'echo-r-1', { ...report, rank: 1 });
     expect(staged).toHaveLength(1);
+  });
+});
+
+describe("the head's startup backstop", () => {
+  it('gives an attempt its startup deadline and then the warm-up timeout', () => {
+    const withWarmup = parseGangSpec({ ...gang(template([req({ json: '1' })], 30_000)), startup: { deadlineMs: 10_000, maxRestarts: 0, backoffInitialMs: 0, backoffMaxMs: 0, gracePeriodMs: 0 } });
+    const without = parseGangSpec({ ...gang({ ...template([]), warmup: undefined }), startup: { deadlineMs: 10_000, maxRestarts: 0, backoffInitialMs: 0, backoffMaxMs: 0, gracePeriodMs: 0 } });
+    expect(startupBudgetMs(withWarmup)).toBe(40_000);
+    expect(startupBudgetMs(without)).toBe(10_000);
   });
 });

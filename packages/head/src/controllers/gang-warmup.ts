@@ -117,6 +117,15 @@ export function launchWarmup(w: ValidWarmup | undefined, ports: Record<string, n
   return { timeoutMs: w.timeoutMs, requests: w.requests.map((r) => ({ ...r, payload: Buffer.from(r.payload), port: r.port in ports ? String(ports[r.port]) : r.port })) };
 }
 
+/**
+ * How long the head gives an attempt to be READY before its own backstop
+ * fails it (gang-plan.ts, gangs.ts, plus their slack): the agents' startup
+ * deadline (readiness) and then rank 0's warm-up, which has its own timeout.
+ */
+export function startupBudgetMs(spec: { startup: { deadlineMs: number }; template: { warmup?: ValidWarmup | undefined } }): number {
+  return spec.startup.deadlineMs + (spec.template.warmup?.timeoutMs ?? 0);
+}
+
 /** Where a staged event goes (the gang executor's sink: events.stage + commits.stage). */
 export interface WarmupEventSink {
   stage(kind: string, e: { message: string; attributes: Record<string, string> }): void;

@@ -64,7 +64,7 @@ import type { StateWriter } from '../state/fence.js';
 import { readAll } from '../state/paged.js';
 import { GroupCommit } from './group-commit.js';
 import { CollectTimer, stageCollection, stagePlan, type PlanSink } from './gang-executor.js';
-import { stageWarmedUp } from './gang-warmup.js';
+import { stageWarmedUp, startupBudgetMs } from './gang-warmup.js';
 import { DEFAULT_GANG_RETENTION, isFinished, planCollection, type GangRetention } from './gang-gc.js';
 import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
 import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, portsInUse, wireGangSpec, type NodeLookup, type ValidGangSpec, type PortRange } from './gang-spec.js';
@@ -190,7 +190,7 @@ export class GangController {
       const g = e.gang;
       if (g.state === G.GANG_STATE_RESTARTING && g.nextRestartAtMs > now) this.arm(e, { type: 'backoffOver' }, g.nextRestartAtMs);
       // The backstop deadline gets a full window again: the agents re-report their ranks first.
-      if (g.state === G.GANG_STATE_STARTING) this.arm(e, { type: 'deadline', attempt: g.attempt }, now + e.spec.startup.deadlineMs + DEADLINE_SLACK_MS);
+      if (g.state === G.GANG_STATE_STARTING) this.arm(e, { type: 'deadline', attempt: g.attempt }, now + startupBudgetMs(e.spec) + DEADLINE_SLACK_MS);
     }
   }
 
