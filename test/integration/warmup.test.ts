@@ -13,7 +13,7 @@ import { useCluster } from '@muster/testing/vitest';
 const warmupReplica = fileURLToPath(new URL('../fixtures/warmup-replica.mjs', import.meta.url));
 const httpShard = fileURLToPath(new URL('../fixtures/http-shard.mjs', import.meta.url));
 
-type Entry = { kind: 'warmup' | 'user'; payload: unknown; startedAt: number; endedAt: number };
+type Entry = { kind: 'warmup' | 'user'; payload: unknown; stream?: boolean; startedAt: number; endedAt: number };
 
 /** The replicas of `g` and their gangs, as the head has them now. */
 async function gangsOf(sdk: Cluster, g: ReplicaGroup) {
@@ -34,7 +34,7 @@ describe('warm-up before READY', () => {
         command: process.execPath,
         args: [warmupReplica],
         readiness: { kind: 'sdk' },
-        warmup: { timeoutMs: 30_000, requests: [{ kind: 'call', payload: { warmup: 1, ms: 600 } }, { kind: 'call', payload: { warmup: 2, ms: 600 } }] },
+        warmup: { timeoutMs: 30_000, requests: [{ kind: 'call', payload: { warmup: 1, ms: 600 } }, { kind: 'call', payload: { warmup: 2 }, stream: true }, { kind: 'call', payload: { warmup: 3, ms: 600 } }] },
       },
       replicas: { min: 1, max: 1, initial: 1 },
     });
@@ -44,28 +44,29 @@ describe('warm-up before READY', () => {
     const answer = await waitFor('a user call answered', async () => {
       tries++;
       try {
-        return (await g.call({ user: tries }, { timeoutMs: 500 })) as { history: Entry[]; attempt: number };
+        return (await g.call({ user: tries }, { timeoutMs: 500 })) as { history: Entry[] };
       } catch {
         return undefined;
       }
     }, { timeoutMs: 45_000, intervalMs: 20 });
     const h = answer.history;
-    expect(h.map((e) => e.kind)).toEqual(['warmup', 'warmup', 'user']);
-    expect(h.map((e) => e.payload)).toEqual([{ warmup: 1, ms: 600 }, { warmup: 2, ms: 600 }, { user: tries }]);
-    expect(h[1]!.startedAt).toBeGreaterThanOrEqual(h[0]!.endedAt);
-    expect(h[2]!.startedAt).toBeGreaterThanOrEqual(h[1]!.endedAt);
+    expect(h.map((e) => e.kind)).toEqual(['warmup', 'warmup', 'warmup', 'user']);
+    expect(h.map((e) => e.payload)).toEqual([{ warmup: 1, ms: 600 }, { warmup: 2 }, { warmup: 3, ms: 600 }, { user: tries }]);
+    expect(h[1]!.stream).toBe(true); // the stream handler, read to its end
+    for (let i = 1; i < h.length; i++) expect(h[i]!.startedAt).toBeGreaterThanOrEqual(h[i - 1]!.endedAt);
     // The window was observed: user calls were being made while the warm-up ran, and none reached the replica.
-    expect(firstTry).toBeLessThan(h[1]!.endedAt);
+    expect(firstTry).toBeLessThan(h[2]!.endedAt);
     expect(tries).toBeGreaterThan(1);
-    expect(answer.attempt).toBe(1);
 
     const gangs = await gangsOf(sdk, g);
     expect(gangs).toHaveLength(1);
     const gang = gangs[0]!.gang;
+    expect(gang.restarts).toBe(0); // warmed up on its first counted attempt (a port taken on this host may re-allocate, uncounted)
     const seen: ClusterEventView[] = [];
     for await (const e of sdk.events({ replay: true, untilReplayed: true, kinds: ['gang.'] })) if (e.attributes.gang === gang.id) seen.push(e);
-    expect(seen.map((e) => e.kind)).toEqual(['gang.pending', 'gang.starting', 'gang.warmed-up', 'gang.ready']);
-    expect(Number(seen[2]!.attributes.durationMs)).toBeGreaterThanOrEqual(1_200);
+    const last = seen.filter((e) => e.attributes.attempt === String(gang.attempt));
+    expect(last.map((e) => e.kind)).toEqual(['gang.starting', 'gang.warmed-up', 'gang.ready']);
+    expect(Number(last[1]!.attributes.durationMs)).toBeGreaterThanOrEqual(1_200);
     // The worker's metric: one warm-up of the group, ok.
     const worker = [...cluster.workers.values()][0]!;
     const text = await (await fetch(`http://${worker.metricsAddress}/metrics`)).text();
@@ -92,7 +93,6 @@ describe('warm-up before READY', () => {
     }, { timeoutMs: 45_000, intervalMs: 100 });
     expect(failed.lastFailure?.rank).toBe(0);
     expect(failed.lastFailure?.reason).toBe('warm-up request 2 of 2 (call) failed: the handler failed: model not loaded (weights missing)');
-    expect(failed.firstFailure?.reason).toContain('warm-up request 2 of 2');
     const r = await g.refresh();
     expect(r.replicas.every((x) => x.state !== 'ready')).toBe(true);
     await expect(g.call({ user: 1 }, { timeoutMs: 300 })).rejects.toThrow();

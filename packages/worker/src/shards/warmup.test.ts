@@ -108,6 +108,6 @@ describe('warm-up before ready', () => {
     const s = h.spec({ ...node('setInterval(() => {}, 1000)'), startupDeadlineMs: 300, warmup: { timeoutMs: 900, requests: [{ kind: 'call', stream: false, json: '1' }] } });
     sup.launch(s);
     const ex = await h.status(s.key, 'exited');
-    expect(ex.reason).toBe('warm-up request 1 of 1 (call) did not finish within the warm-up timeout (900 ms)');
+    expect(ex.reason).toBe('warm-up request 1 of 1 (call) did not finish within the warm-up timeout (900 ms): serve() never started in the rank');
   });
 });

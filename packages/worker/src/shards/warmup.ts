@@ -93,7 +93,9 @@ export async function runWarmup(w: WarmupSpec, ctx: WarmupContext): Promise<Warm
     try {
       await runStep(step, ctx, ac.signal);
     } catch (e) {
-      const why = ac.signal.aborted ? `did not finish within the warm-up timeout (${w.timeoutMs} ms)` : `failed: ${(e as Error).message}`;
+      // On a timeout, a call says what it waited for (serve() to start, or its answer); fetch and execa only say "aborted".
+      const waited = step.kind === 'call' ? `: ${(e as Error).message}` : '';
+      const why = ac.signal.aborted ? `did not finish within the warm-up timeout (${w.timeoutMs} ms)${waited}` : `failed: ${(e as Error).message}`;
       outcome = { ok: false, ms: Math.round(performance.now() - started), reason: `${what} ${why}` };
       break;
     }
