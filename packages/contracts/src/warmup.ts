@@ -17,6 +17,7 @@
  *   rank  → agent  { muster: 'serving' }                  (serve()'s handlers are in place)
  *   rank  → agent  { muster: 'warmup-result', id, ok, error? }
  */
+import { utf8Bytes } from './spec-limits.js';
 
 export const WARMUP_LIMITS = {
   /** Requests of one warm-up. */
@@ -29,7 +30,22 @@ export const WARMUP_LIMITS = {
   timeoutMs: 600_000,
   /** An HTTP request's path. */
   pathLength: 2048,
+  /**
+   * Payloads, bodies, headers and commands of all requests together, in bytes:
+   * the warm-up is stored with the spec (a replica group's record holds two
+   * specs during a canary) and sent in rank 0's launch order, so with the
+   * largest template (512 KiB) two specs stay under etcd's 1.5 MiB request.
+   */
+  totalBytes: 128 * 1024,
 } as const;
+
+/** The bytes a warm-up request counts against `totalBytes` (`bytes` measures a payload or body as sent). */
+export function warmupRequestBytes(r: { path?: string | undefined; headers?: Readonly<Record<string, string>> | undefined; command?: readonly string[] | undefined }, bodyBytes: number): number {
+  let n = bodyBytes + utf8Bytes(r.path ?? '');
+  for (const [k, v] of Object.entries(r.headers ?? {})) n += utf8Bytes(k) + utf8Bytes(v);
+  for (const a of r.command ?? []) n += utf8Bytes(a);
+  return n;
+}
 
 /** A warm-up's timeout when the template gives none (ms). */
 export const DEFAULT_WARMUP_TIMEOUT_MS = 60_000;

@@ -11,13 +11,13 @@
  *       - { kind: exec, command: [python, warm.py] }           # argv as rank 0, exit 0 passes
  *
  * The shape (keys, types) and the sizes (WARMUP_LIMITS: 16 requests, 64 KiB
- * per payload or body, 32 headers) are checked here, before the spec is
+ * per payload or body, 128 KiB in all, 32 headers) are checked here, before the spec is
  * sent; the values (kinds, methods, a port name of the template, a call only
  * in a replica group whose shards run serve()) by the head.
  */
 import { z } from 'zod';
 import { didYouMeanKeys, limitedArray, limitedString } from '@muster/common';
-import { utf8Bytes, WARMUP_LIMITS } from '@muster/contracts';
+import { utf8Bytes, WARMUP_LIMITS, warmupRequestBytes } from '@muster/contracts';
 import type { Warmup, WarmupRequest } from '@muster/proto';
 import type { WarmupSpec } from './specs.js';
 
@@ -64,6 +64,11 @@ export const warmupShape = z
     requests: z.array(request).max(WARMUP_LIMITS.requests, { error: (iss) => `${(iss.input as unknown[]).length} items; the limit is ${WARMUP_LIMITS.requests} (warm-up requests)` }),
     timeoutMs: num,
   }, didYouMeanKeys)
+  .check((ctx) => {
+    const size = (v: unknown) => (v === undefined ? 0 : Math.max(0, Number(jsonBytes(v)) || 0));
+    const bytes = ctx.value.requests.reduce((n, r) => n + warmupRequestBytes(r, size(r.payload) + size(r.body)), 0);
+    if (bytes > WARMUP_LIMITS.totalBytes) ctx.issues.push({ code: 'custom', input: bytes, path: ['requests'], message: `payloads, bodies, headers and commands take ${bytes} bytes; the limit is ${WARMUP_LIMITS.totalBytes} (warm-up totalBytes)` });
+  })
   .optional();
 
 /** The warm-up on the wire: a call's payload as bytes or JSON text, an http body as text (JSON for any other value). */

@@ -56,6 +56,7 @@ describe('warm-up validation at the head', () => {
     ['an exec without a command', [req({ kind: 'exec' })], 'template.warmup.requests[0].command: an exec request needs a command'],
     ['a body over 64 KiB', [req({ kind: 'http', port: 'http', body: 'x'.repeat(WARMUP_LIMITS.bodyBytes + 1) })], `template.warmup.requests[0].body: ${WARMUP_LIMITS.bodyBytes + 1} bytes; the limit is ${WARMUP_LIMITS.bodyBytes} (warm-up bodyBytes)`],
     ['a payload over 64 KiB', [req({ payload: Buffer.alloc(WARMUP_LIMITS.bodyBytes + 1) })], 'template.warmup.requests[0].payload: 65537 bytes; the limit is 65536'],
+    ['more than 128 KiB in all', [1, 2, 3].map(() => req({ kind: 'http', port: 'http', body: 'x'.repeat(50_000) })), 'template.warmup.requests: payloads, bodies, headers and commands take 150000 bytes; the limit is 131072 (warm-up totalBytes)'],
     ['17 requests', Array.from({ length: 17 }, () => req({ json: '1' })), 'template.warmup.requests: 17 items; the limit is 16 (warm-up requests)'],
   ])('refuses %s, naming the field', (_, requests, message) => {
     expect(refusal(() => parseGangSpec(gang(template(requests))))).toContain(message);

@@ -13,12 +13,12 @@
  * reason naming the request and what went wrong.
  *
  * Bounds (WARMUP_LIMITS in @muster/contracts, checked by the SDK too): at most
- * 16 requests, a payload or body of at most 64 KiB, 32 headers, a timeout of
- * at most 10 minutes for the whole warm-up.
+ * 16 requests, a payload or body of at most 64 KiB, 128 KiB for all requests
+ * together, 32 headers, a timeout of at most 10 minutes for the whole warm-up.
  */
 import { z } from 'zod';
 import { didYouMeanKeys, limitedArray, limitedString } from '@muster/common';
-import { DEFAULT_WARMUP_TIMEOUT_MS, SHARD_ENV, utf8Bytes, WARMUP_LIMITS } from '@muster/contracts';
+import { DEFAULT_WARMUP_TIMEOUT_MS, SHARD_ENV, utf8Bytes, WARMUP_LIMITS, warmupRequestBytes } from '@muster/contracts';
 import type { Warmup, WarmupRequest } from '@muster/proto';
 
 const KINDS = ['call', 'http', 'exec'] as const;
@@ -74,10 +74,15 @@ const requestSchema = z
     } else if (r.command.length === 0 || r.command[0] === '') bad('command', 'an exec request needs a command (argv)');
   });
 
-export const warmupSchema = z.strictObject({
-  requests: z.array(requestSchema).min(1, 'a warm-up needs at least one request').max(WARMUP_LIMITS.requests, { error: (iss) => `${(iss.input as unknown[]).length} items; the limit is ${WARMUP_LIMITS.requests} (warm-up requests)` }),
-  timeoutMs: z.int().min(0).max(WARMUP_LIMITS.timeoutMs).default(0).transform((ms) => ms || DEFAULT_WARMUP_TIMEOUT_MS),
-}, didYouMeanKeys);
+export const warmupSchema = z
+  .strictObject({
+    requests: z.array(requestSchema).min(1, 'a warm-up needs at least one request').max(WARMUP_LIMITS.requests, { error: (iss) => `${(iss.input as unknown[]).length} items; the limit is ${WARMUP_LIMITS.requests} (warm-up requests)` }),
+    timeoutMs: z.int().min(0).max(WARMUP_LIMITS.timeoutMs).default(0).transform((ms) => ms || DEFAULT_WARMUP_TIMEOUT_MS),
+  }, didYouMeanKeys)
+  .check((ctx) => {
+    const bytes = ctx.value.requests.reduce((n, r) => n + warmupRequestBytes(r, utf8Bytes(r.json) + r.payload.length + utf8Bytes(r.body)), 0);
+    if (bytes > WARMUP_LIMITS.totalBytes) ctx.issues.push({ code: 'custom', input: bytes, path: ['requests'], message: `payloads, bodies, headers and commands take ${bytes} bytes; the limit is ${WARMUP_LIMITS.totalBytes} (warm-up totalBytes)` });
+  });
 
 export type ValidWarmup = z.output<typeof warmupSchema>;
 
