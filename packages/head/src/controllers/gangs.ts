@@ -7,7 +7,7 @@
  *
  *   1. launch, spec valid                       → PENDING     (waits for its placement group)
  *   2. placement group CREATED                  → STARTING    attempt + 1, ranks planned, agents told
- *   3. every rank ready                         → READY
+ *   3. every rank ready (rank 0 after its warm-up, gang-warmup.ts) → READY
  *   4. a rank exits, fails a probe, misses its startup deadline, or its node dies
  *      (STARTING or READY)                      → RESTARTING  every rank of the attempt stopped;
  *                                                             first/last failure recorded

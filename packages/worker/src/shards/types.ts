@@ -8,7 +8,7 @@
  *   ┌────────────────────┐ spawn failed / startup deadline passed / exited early
  *   │ prestart → started │──────────────────────────────────────────────┐
  *   └────────────────────┘                                              │
- *               │ startup + readiness probes pass                        │
+ *               │ readiness passes (then the warm-up, if any: warmup.ts) │
  *               ▼                                                        ▼
  *          ┌─────────┐   liveness fails / process exits            ┌────────┐
  *          │  ready  │────────────────────────────────────────────▶│ exited │
@@ -20,7 +20,7 @@
  *          └──────────┘
  *
  * Hooks, in order, each reported through `onStatus`: prestart (validated,
- * log file open), started (pid known), ready (probes passed), stopping
+ * log file open), started (pid known), ready (probes and warm-up passed), stopping
  * (stop requested), exited (process group gone; exit code / signal /
  * reason / last log lines).
  */
