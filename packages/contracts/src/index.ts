@@ -19,3 +19,4 @@ export * from './spec-limits.js';
 export * from './engine-metrics.js';
 export * from './batches.js';
 export * from './routing.js';
+export * from './warmup.js';

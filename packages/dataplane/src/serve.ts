@@ -38,6 +38,7 @@ import { OK, recordReplicaBatch, recordReplicaRequest, trackReplica } from './me
 import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireCredit, WireError, WireLoad, WireReply, WireRequest } from './types.js';
 import { DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, readNatsCredentialEnv, SHARD_ENV, ShardEnvError, type EngineLoad } from '@muster/contracts';
 import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
+import { answerWarmups } from './warmup.js';
 
 export interface ServeHandlers {
   unary?: UnaryHandler;
@@ -130,6 +131,7 @@ export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): P
   }
   const server = new ReplicaServer(nc, !opts.nats, handlers, { ...cfg, engineLoad: opts.engineLoad });
   await nc.flush(); // the subscription is live at the NATS server before we say we serve
+  answerWarmups(handlers, opts.env === undefined); // the agent's warm-up calls (warmup.ts)
   return server;
 }
 

@@ -17,6 +17,7 @@ import type { HeadService } from './rpc.js';
 import { ErrorCode, MusterError, fromGrpcError } from '@muster/common';
 import { collect, pages, type PageOptions } from './pages.js';
 import { checkGangSpec } from './spec-schemas.js';
+import { warmupToWire } from './warmup-spec.js';
 import type { GangSpec, ProbeSpec } from './specs.js';
 import { GangState as G, type GangFailure, type GangServiceClient, type Probe, type ShardTemplate, type StartupPolicy } from '@muster/proto';
 import type * as wire from '@muster/proto';
@@ -111,7 +112,7 @@ const probe = (p: ProbeSpec | undefined): Probe | undefined =>
 /** Shared with replica groups: a shard template and startup policy on the wire. */
 export function templateToWire(t: GangSpec['template'] | undefined): ShardTemplate {
   t ??= {} as GangSpec['template'];
-  return { command: t.command ?? '', args: t.args ?? [], env: t.env ?? {}, cwd: t.cwd ?? '', ports: (t.ports ?? []).map((p) => ({ name: p.name, port: int(p.port) })), readiness: probe(t.readiness), liveness: probe(t.liveness) };
+  return { command: t.command ?? '', args: t.args ?? [], env: t.env ?? {}, cwd: t.cwd ?? '', ports: (t.ports ?? []).map((p) => ({ name: p.name, port: int(p.port) })), readiness: probe(t.readiness), liveness: probe(t.liveness), warmup: warmupToWire(t.warmup) };
 }
 
 export function startupToWire(s: GangSpec['startup']): StartupPolicy | undefined {

@@ -29,6 +29,7 @@ import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
 import { MAX_ENGINE_METRIC_NAME, MAX_ENGINE_PATH, MAX_NAMED_ENGINE_METRICS, SPEC_LIMITS, templateBytes, type SpecLimit } from '@muster/contracts';
 import type { ActorOptions, GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from './specs.js';
+import { warmupShape } from './warmup-spec.js';
 
 /** A strict object whose unknown keys are refused with a "did you mean". */
 const strictObject = <S extends z.core.$ZodLooseShape>(shape: S) => z.strictObject(shape, didYouMeanKeys);
@@ -73,6 +74,7 @@ const template = strictObject({
   ports: limitedArray(strictObject({ name: limitedString('refLength'), port: num }), 'ports').optional(),
   readiness: probe,
   liveness: probe,
+  warmup: warmupShape,
 })
   .check((ctx) => {
     const bytes = templateBytes(ctx.value);

@@ -42,6 +42,35 @@ export interface ProbeSpec {
   failureThreshold?: number;
 }
 
+/** One warm-up request (warmup-spec.ts; docs/gangs.md#warm-up). */
+export interface WarmupRequestSpec {
+  kind: 'call' | 'http' | 'exec';
+  /** call: what serve()'s handler gets: a JSON value, or bytes (a Uint8Array). */
+  payload?: unknown;
+  /** call: run the stream handler (its chunks are read to the end). */
+  stream?: boolean;
+  /** http: a port name of the template, or a number (on 127.0.0.1 of rank 0's node). */
+  port?: string | number;
+  /** http: default POST with a body, GET without. */
+  method?: string;
+  /** http: default "/". */
+  path?: string;
+  headers?: Record<string, string>;
+  /** http: text as it is; any other value as JSON (content-type application/json unless `headers` set one). */
+  body?: unknown;
+  /** http: the status that passes (default: any 2xx). */
+  expectStatus?: number;
+  /** exec: argv run as rank 0 (its env, user and cwd); exit 0 passes. */
+  command?: string[];
+}
+
+export interface WarmupSpec {
+  /** In order, one at a time; at most 16. */
+  requests: WarmupRequestSpec[];
+  /** All of them together (default 60000, at most 600000). */
+  timeoutMs?: number;
+}
+
 export interface GangSpec {
   name: string;
   /** Name or id of the placement group: one bundle per PP stage, its GPUs split over the TP ranks. */
@@ -57,6 +86,8 @@ export interface GangSpec {
     ports?: Array<{ name: string; port?: number }>;
     readiness?: ProbeSpec;
     liveness?: ProbeSpec;
+    /** Requests rank 0 answers before the gang is READY (a replica before it takes traffic): docs/gangs.md#warm-up. */
+    warmup?: WarmupSpec;
   };
   startup?: { deadlineMs?: number; maxRestarts?: number; backoffInitialMs?: number; backoffMaxMs?: number; gracePeriodMs?: number };
   logMaxBytes?: number;

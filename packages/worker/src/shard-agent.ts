@@ -15,6 +15,7 @@ import type { Server } from '@muster/dataplane';
 import { startHttpBridge } from './http-bridge.js';
 import { firstPortInUse } from './shards/ports.js';
 import type { ProbeSpec, ProbeTiming, ShardStatus, ShardSupervisor } from './shards/types.js';
+import { warmupOf } from './shards/warmup.js';
 
 /**
  * A rank's environment: the launch order's, with the test kit's run tag. An
@@ -147,6 +148,7 @@ export class ShardAgent {
           startupDeadlineMs: s.startupDeadlineMs,
           readiness: probe(s.readiness),
           liveness: probe(s.liveness),
+          warmup: warmupOf(s.warmup),
           gracePeriodMs: s.gracePeriodMs,
           logMaxBytes: s.logMaxBytes,
         });
@@ -243,6 +245,7 @@ function report(s: ShardStatus): ShardStatusReport {
     stopped: s.stopped ?? false,
     logTail: s.logTail ?? '',
     portInUse: s.portInUse ?? 0,
+    warmupMs: s.warmupMs ?? 0,
   };
 }
 

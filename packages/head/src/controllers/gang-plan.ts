@@ -35,6 +35,7 @@ import {
 } from '@muster/proto';
 import { boundFailure } from './gang-gc.js';
 import { launchShards, planLayout, portSpace, type NodeLookup, type ValidGangSpec, type LayoutPlan, type PortRange } from './gang-spec.js';
+import { startupBudgetMs } from './gang-warmup.js';
 
 /** The numbered transitions of the lifecycle table at the top of gangs.ts. */
 export type Step = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
@@ -259,7 +260,7 @@ class Planner {
     for (const nodeId of nodes) {
       this.actions.push({ type: 'launch', nodeId, attempt: g.attempt, shards: launchShards(spec, g.id, g.attempt, plan, nodeId), reason: why });
     }
-    const atMs = ctx.nowMs + spec.startup.deadlineMs + DEADLINE_SLACK_MS;
+    const atMs = ctx.nowMs + startupBudgetMs(spec) + DEADLINE_SLACK_MS; // readiness, then rank 0's warm-up (gang-warmup.ts)
     this.actions.push({ type: 'timer', fire: 'deadline', attempt: g.attempt, atMs, reason: 'backstop for ranks whose agent never answers' });
   }
 

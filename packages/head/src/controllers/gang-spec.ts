@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
 import { DEFAULT_STARTUP_DEADLINE_MS, rankEnv as contractRankEnv, SPEC_LIMITS, templateBytes } from '@muster/contracts';
 import type { Gang, GangSpec, Node, PlacementGroup, Probe, ShardLaunch } from '@muster/proto';
+import { checkWarmupAgainst, launchWarmup, warmupInput, warmupSchema } from './gang-warmup.js';
 
 const PORT_NAME = /^[a-z][a-z0-9_]{0,30}$/;
 const probeSchema = z
@@ -49,6 +50,7 @@ export const gangSpecSchema = z
       ports: limitedArray(z.strictObject({ name: z.string().regex(PORT_NAME, 'lowercase letters, digits and _'), port: z.int().min(0).max(65535).default(0) }, didYouMeanKeys), 'ports').default([]),
       readiness: probeSchema.optional(),
       liveness: probeSchema.optional(),
+      warmup: warmupSchema.optional(),
     }, didYouMeanKeys),
     startup: z
       .strictObject({
@@ -89,6 +91,7 @@ export const gangSpecSchema = z
       const port = t[key]?.port;
       if (port && !names.has(port) && !/^\d{1,5}$/.test(port)) ctx.issues.push({ code: 'custom', input: port, path: ['template', key, 'port'], message: `"${port}" is neither a port name of the template (${[...names].join(', ') || 'none'}) nor a number` });
     }
+    if (t.warmup) checkWarmupAgainst(t.warmup, t, ctx.value.replicaGroup, ctx.issues);
   });
 
 export type ValidGangSpec = z.output<typeof gangSpecSchema>;
@@ -110,6 +113,7 @@ export function parseGangSpec(w: GangSpec | undefined): ValidGangSpec {
       ports: t?.ports ?? [],
       ...(probe(t?.readiness) ? { readiness: probe(t?.readiness) } : {}),
       ...(probe(t?.liveness) ? { liveness: probe(t?.liveness) } : {}),
+      ...(warmupInput(t?.warmup) ? { warmup: warmupInput(t?.warmup) } : {}),
     },
     startup: w?.startup ?? undefined,
     logMaxBytes: w?.logMaxBytes ?? 0,
@@ -129,7 +133,7 @@ export function wireGangSpec(s: ValidGangSpec): GangSpec {
     placementGroup: s.placementGroup,
     tp: s.tp,
     pp: s.pp,
-    template: { ...s.template, readiness: probe(s.template.readiness), liveness: probe(s.template.liveness) },
+    template: { ...s.template, readiness: probe(s.template.readiness), liveness: probe(s.template.liveness), warmup: launchWarmup(s.template.warmup, {}) },
     startup: s.startup,
     logMaxBytes: s.logMaxBytes,
     replicaGroup: s.replicaGroup,
@@ -288,6 +292,8 @@ export function launchShards(spec: ValidGangSpec, gangId: string, attempt: numbe
     logMaxBytes: spec.logMaxBytes,
     // What the agent checks is free before spawning (rank 0 binds the rendezvous port too).
     ports: [...Object.values(r.ports), ...(r.rank === 0 ? [plan.masterPort] : [])],
+    // Rank 0's agent runs the warm-up before it reports rank 0 ready (gang-warmup.ts).
+    warmup: r.rank === 0 ? launchWarmup(t.warmup, r.ports) : undefined,
   }));
 }
 

@@ -7,7 +7,7 @@
  *
  *   1. launch, spec valid                       → PENDING     (waits for its placement group)
  *   2. placement group CREATED                  → STARTING    attempt + 1, ranks planned, agents told
- *   3. every rank ready                         → READY
+ *   3. every rank ready (rank 0 after its warm-up, gang-warmup.ts) → READY
  *   4. a rank exits, fails a probe, misses its startup deadline, or its node dies
  *      (STARTING or READY)                      → RESTARTING  every rank of the attempt stopped;
  *                                                             first/last failure recorded
@@ -64,6 +64,7 @@ import type { StateWriter } from '../state/fence.js';
 import { readAll } from '../state/paged.js';
 import { GroupCommit } from './group-commit.js';
 import { CollectTimer, stageCollection, stagePlan, type PlanSink } from './gang-executor.js';
+import { stageWarmedUp, startupBudgetMs } from './gang-warmup.js';
 import { DEFAULT_GANG_RETENTION, isFinished, planCollection, type GangRetention } from './gang-gc.js';
 import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
 import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, portsInUse, wireGangSpec, type NodeLookup, type ValidGangSpec, type PortRange } from './gang-spec.js';
@@ -189,7 +190,7 @@ export class GangController {
       const g = e.gang;
       if (g.state === G.GANG_STATE_RESTARTING && g.nextRestartAtMs > now) this.arm(e, { type: 'backoffOver' }, g.nextRestartAtMs);
       // The backstop deadline gets a full window again: the agents re-report their ranks first.
-      if (g.state === G.GANG_STATE_STARTING) this.arm(e, { type: 'deadline', attempt: g.attempt }, now + e.spec.startup.deadlineMs + DEADLINE_SLACK_MS);
+      if (g.state === G.GANG_STATE_STARTING) this.arm(e, { type: 'deadline', attempt: g.attempt }, now + startupBudgetMs(e.spec) + DEADLINE_SLACK_MS);
     }
   }
 
@@ -302,6 +303,7 @@ export class GangController {
 
   private report(nodeId: string, s: ShardStatusReport): boolean {
     const e = this.gangs.get(s.gangId);
+    if (e && !e.collecting) stageWarmedUp({ stage: (kind, ev) => this.sink.commits.stage(this.sink.events.stage(kind, ev)) }, e.gang, e.spec.name, s);
     if (e) return this.apply(e, { type: 'report', nodeId, report: s });
     // No such gang, in memory or in the store: nothing to write, nothing to wait for.
     if (s.phase !== 'exited') this.send(nodeId, { msg: { $case: 'stopShards', value: { gangId: s.gangId, attempt: s.attempt, reason: 'unknown gang or old attempt' } } });

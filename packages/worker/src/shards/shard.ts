@@ -22,6 +22,7 @@ import { runProbe, type ProbeContext } from './probes.js';
 import type { RegistryEntry } from './registry.js';
 import type { ShardPhase, ShardSpec, ShardStatus } from './types.js';
 import { describeProbe, LIVENESS_DEFAULTS, READINESS_DEFAULTS } from './validate.js';
+import { groupOf, runWarmup, WarmupIpc } from './warmup.js';
 
 export interface RunnerHost {
   /** Called on every phase change: reports the status and persists the registry. */
@@ -42,6 +43,11 @@ export class ShardRunner {
   private exit: { code?: number | undefined; signal?: string | undefined; reason?: string } | undefined;
   private final: ShardStatus | undefined;
   private sdkReady = false;
+  /** Readiness passed and the warm-up runs (warmup.ts): still 'started', the startup deadline no longer applies. */
+  private warming = false;
+  private warmupMs: number | undefined;
+  private warmupIpc: WarmupIpc | undefined;
+  private readonly warmupAbort = new AbortController();
   private killing = false;
   private detached = false;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -60,6 +66,7 @@ export class ShardRunner {
     const { key, gangId, attempt, rank } = this.spec;
     const s: ShardStatus = { key, gangId, attempt, rank, phase: this.phase, pid: this.pid, logFile: this.logFile };
     if (this.phase === 'stopping' && this.ending) s.reason = this.ending.reason;
+    if (this.phase === 'ready' && this.warmupMs !== undefined) s.warmupMs = this.warmupMs;
     return s;
   }
 
@@ -67,7 +74,7 @@ export class ShardRunner {
   start(): void {
     const fd = openLogFd(this.logFile);
     this.host.changed(this);
-    const ipc = this.spec.readiness?.kind === 'sdk' || this.spec.liveness?.kind === 'sdk';
+    const ipc = this.spec.readiness?.kind === 'sdk' || this.spec.liveness?.kind === 'sdk' || this.spec.warmup?.requests.some((r) => r.kind === 'call') === true;
     let child: ChildProcess;
     try {
       child = spawnShard(this.spec, fd, ipc);
@@ -90,10 +97,12 @@ export class ShardRunner {
     this.startTime = procStat(child.pid)?.startTime;
     this.spawnedAt = Date.now();
     child.on('exit', (code, signal) => this.leaderExited(code ?? undefined, signal ?? undefined));
+    if (ipc && this.spec.warmup) this.warmupIpc = new WarmupIpc(child);
     child.on('message', (m: unknown) => {
+      this.warmupIpc?.message(m);
       if ((m as { muster?: unknown } | null)?.muster !== 'ready') return;
       this.sdkReady = true;
-      if (this.phase === 'started' && !this.detached) this.becomeReady();
+      if (this.phase === 'started' && !this.detached) this.readinessPassed();
     });
     this.phase = 'started';
     this.host.changed(this);
@@ -148,14 +157,14 @@ export class ShardRunner {
 
   private startReadiness(): void {
     const r = this.spec.readiness;
-    if (!r) return this.becomeReady();
+    if (!r) return this.readinessPassed();
     const deadline = this.spec.startupDeadlineMs;
     const why = `startup deadline ${deadline} ms passed (readiness ${describeProbe(r)} never passed)`;
     this.later(this.spawnedAt + deadline - Date.now(), () => {
-      if (this.phase === 'started') return this.stop(why, false); // later() catches and logs a failure
+      if (this.phase === 'started' && !this.warming) return this.stop(why, false); // later() catches and logs a failure
     });
     if (r.kind === 'sdk') {
-      if (this.sdkReady) this.becomeReady();
+      if (this.sdkReady) this.readinessPassed();
       return; // the 'message' handler does the rest
     }
     const period = r.periodMs ?? READINESS_DEFAULTS.periodMs;
@@ -163,10 +172,26 @@ export class ShardRunner {
     const attempt = async (): Promise<void> => {
       const ok = await runProbe(r, timeout, this.probeContext());
       if (this.phase !== 'started' || this.detached) return;
-      if (ok) this.becomeReady();
+      if (ok) this.readinessPassed();
       else this.later(period, attempt);
     };
     this.later(0, attempt);
+  }
+
+  /** Ready, or first the warm-up (warmup.ts): a failed one fails the rank like a missed startup deadline. */
+  private readinessPassed(): void {
+    const w = this.spec.warmup;
+    if (!w) return this.becomeReady();
+    if (this.warming) return;
+    this.warming = true;
+    const { sdk: _, ...exec } = this.probeContext();
+    this.later(0, async () => {
+      const outcome = await runWarmup(w, { exec, ipc: this.warmupIpc, group: groupOf(this.spec.env), signal: this.warmupAbort.signal });
+      if (this.phase !== 'started' || this.detached) return;
+      if (!outcome.ok) return this.stop(outcome.reason, false);
+      this.warmupMs = outcome.ms;
+      this.becomeReady();
+    });
   }
 
   private becomeReady(): void {
@@ -259,6 +284,7 @@ export class ShardRunner {
   }
 
   private clearTimers(): void {
+    this.warmupAbort.abort();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
   }

@@ -8,7 +8,7 @@
  *   ┌────────────────────┐ spawn failed / startup deadline passed / exited early
  *   │ prestart → started │──────────────────────────────────────────────┐
  *   └────────────────────┘                                              │
- *               │ startup + readiness probes pass                        │
+ *               │ readiness passes (then the warm-up, if any: warmup.ts) │
  *               ▼                                                        ▼
  *          ┌─────────┐   liveness fails / process exits            ┌────────┐
  *          │  ready  │────────────────────────────────────────────▶│ exited │
@@ -20,7 +20,7 @@
  *          └──────────┘
  *
  * Hooks, in order, each reported through `onStatus`: prestart (validated,
- * log file open), started (pid known), ready (probes passed), stopping
+ * log file open), started (pid known), ready (probes and warm-up passed), stopping
  * (stop requested), exited (process group gone; exit code / signal /
  * reason / last log lines).
  */
@@ -32,6 +32,18 @@ export type ProbeSpec =
   | { kind: 'exec'; command: string; args: string[] }
   /** The shard calls `ready()` from @muster/sdk (a message over the Node IPC channel). */
   | { kind: 'sdk' };
+
+/** One warm-up request, resolved for this rank (warmup.ts runs them; docs/gangs.md#warm-up). */
+export type WarmupStep =
+  | { kind: 'call'; stream: boolean; json?: string | undefined; base64?: string | undefined }
+  | { kind: 'http'; port: number; method: string; path: string; headers: Record<string, string>; body: string; expectStatus: number }
+  | { kind: 'exec'; command: string; args: string[] };
+
+export interface WarmupSpec {
+  requests: WarmupStep[];
+  /** The whole warm-up's timeout. */
+  timeoutMs: number;
+}
 
 export interface ProbeTiming {
   /** Between two attempts. */
@@ -65,6 +77,8 @@ export interface ShardSpec {
   startupDeadlineMs: number;
   /** Readiness (none = ready as soon as started). */
   readiness?: (ProbeSpec & Partial<ProbeTiming>) | undefined;
+  /** Requests run after readiness passes and before the shard is reported ready (rank 0 only; warmup.ts). */
+  warmup?: WarmupSpec | undefined;
   /** Liveness once ready (none = only process exit counts). */
   liveness?: (ProbeSpec & Partial<ProbeTiming>) | undefined;
   /** SIGTERM → this long → SIGKILL to the whole process group. */
@@ -93,6 +107,8 @@ export interface ShardStatus {
   logTail?: string | undefined;
   /** The log file path on this node. */
   logFile?: string | undefined;
+  /** Phase 'ready' after a warm-up: how long it took (ms). */
+  warmupMs?: number | undefined;
   /** Never started: this allocated port was held by another process on the host (shards/ports.ts). */
   portInUse?: number | undefined;
 }

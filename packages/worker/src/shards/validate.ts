@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { ErrorCode, MusterError } from '@muster/common';
 import type { ProbeSpec, ProbeTiming, ShardSpec } from './types.js';
+import { warmupSpecSchema } from './warmup.js';
 
 /** Defaults of the probe timings (kubelet-like, but tighter for readiness: startup speed is a goal). */
 export const READINESS_DEFAULTS: ProbeTiming = { periodMs: 200, timeoutMs: 1000, failureThreshold: 1 };
@@ -47,6 +48,7 @@ const specSchema = z.object({
   startupDeadlineMs: positiveMs,
   readiness: probeSchema.optional(),
   liveness: probeSchema.optional(),
+  warmup: warmupSpecSchema.optional(),
   gracePeriodMs: z.number().int().nonnegative(),
   logMaxBytes: z.number().int().min(1024, 'must be at least 1024'),
 });

@@ -17,7 +17,7 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Probe } from "./gang.js";
+import { Probe, Warmup } from "./gang.js";
 import { BundlePlacement } from "./placement.js";
 import { NatsAccess, NodeInventory, Taint } from "./types.js";
 
@@ -64,6 +64,11 @@ export interface ShardStatusReport {
    * (ShardLaunch.ports) was already bound by another process on the host.
    */
   portInUse: number;
+  /**
+   * phase "ready" of a rank with a warm-up: how long the warm-up took (ms).
+   * (Field 16: 12-15 left to other work on ShardStatusReport.)
+   */
+  warmupMs: number;
 }
 
 export interface ShardInventory {
@@ -131,6 +136,12 @@ export interface ShardLaunch {
    * spawns the rank, and reports ShardStatusReport.port_in_use if not.
    */
   ports: number[];
+  /**
+   * Rank 0 only: the template's warm-up, ports resolved to numbers. The agent
+   * reports the rank ready only once it passed (docs/gangs.md#warm-up).
+   * (Field 16: 12-15 left to other work on ShardLaunch.)
+   */
+  warmup: Warmup | undefined;
 }
 
 export interface ShardLaunch_EnvEntry {
@@ -462,6 +473,7 @@ function createBaseShardStatusReport(): ShardStatusReport {
     stopped: false,
     logTail: "",
     portInUse: 0,
+    warmupMs: 0,
   };
 }
 
@@ -499,6 +511,9 @@ export const ShardStatusReport: MessageFns<ShardStatusReport> = {
     }
     if (message.portInUse !== 0) {
       writer.uint32(88).uint32(message.portInUse);
+    }
+    if (message.warmupMs !== 0) {
+      writer.uint32(128).int64(message.warmupMs);
     }
     return writer;
   },
@@ -604,6 +619,14 @@ export const ShardStatusReport: MessageFns<ShardStatusReport> = {
             message.portInUse = reader.uint32();
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.warmupMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -645,6 +668,11 @@ export const ShardStatusReport: MessageFns<ShardStatusReport> = {
         : isSet(object.port_in_use)
         ? globalThis.Number(object.port_in_use)
         : 0,
+      warmupMs: isSet(object.warmupMs)
+        ? globalThis.Number(object.warmupMs)
+        : isSet(object.warmup_ms)
+        ? globalThis.Number(object.warmup_ms)
+        : 0,
     };
   },
 
@@ -682,6 +710,9 @@ export const ShardStatusReport: MessageFns<ShardStatusReport> = {
     }
     if (message.portInUse !== 0) {
       obj.portInUse = Math.round(message.portInUse);
+    }
+    if (message.warmupMs !== 0) {
+      obj.warmupMs = Math.round(message.warmupMs);
     }
     return obj;
   },
@@ -1420,6 +1451,7 @@ function createBaseShardLaunch(): ShardLaunch {
     gracePeriodMs: 0,
     logMaxBytes: 0,
     ports: [],
+    warmup: undefined,
   };
 }
 
@@ -1461,6 +1493,9 @@ export const ShardLaunch: MessageFns<ShardLaunch> = {
         writer.uint32(v);
       }
       writer.join();
+    }
+    if (message.warmup !== undefined) {
+      Warmup.encode(message.warmup, writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -1579,6 +1614,14 @@ export const ShardLaunch: MessageFns<ShardLaunch> = {
 
             break;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.warmup = Warmup.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1631,6 +1674,7 @@ export const ShardLaunch: MessageFns<ShardLaunch> = {
       ports: globalThis.Array.isArray(object?.ports)
         ? object.ports.map((e: any) => globalThis.Number(e))
         : [],
+      warmup: isSet(object.warmup) ? Warmup.fromJSON(object.warmup) : undefined,
     };
   },
 
@@ -1674,6 +1718,9 @@ export const ShardLaunch: MessageFns<ShardLaunch> = {
     }
     if (message.ports?.length) {
       obj.ports = message.ports.map((e) => Math.round(e));
+    }
+    if (message.warmup !== undefined) {
+      obj.warmup = Warmup.toJSON(message.warmup);
     }
     return obj;
   },

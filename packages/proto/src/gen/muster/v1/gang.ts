@@ -122,10 +122,61 @@ export interface ShardTemplate {
   cwd: string;
   ports: PortSpec[];
   readiness: Probe | undefined;
-  liveness: Probe | undefined;
+  liveness:
+    | Probe
+    | undefined;
+  /**
+   * Requests rank 0 answers once it is ready and before the gang is READY
+   * (so before a replica joins its group's membership). docs/gangs.md#warm-up.
+   */
+  warmup: Warmup | undefined;
 }
 
 export interface ShardTemplate_EnvEntry {
+  key: string;
+  value: string;
+}
+
+/**
+ * Warm-up: requests run in order, one at a time, by rank 0's worker agent
+ * after rank 0's readiness passed. A request that fails, or the whole
+ * warm-up passing `timeout_ms`, fails rank 0 like a missed startup deadline
+ * (the gang restarts with backoff, counted against max_restarts).
+ */
+export interface Warmup {
+  /** at most 16 */
+  requests: WarmupRequest[];
+  /** all requests together (0: 60000; at most 600000) */
+  timeoutMs: number;
+}
+
+export interface WarmupRequest {
+  /** call | http | exec */
+  kind: string;
+  /**
+   * call (shards that run serve()): the payload handed to serve()'s handler,
+   * as JSON text (`json`) or raw bytes (`payload`); at most 64 KiB.
+   */
+  json: string;
+  payload: Buffer;
+  /** call: the stream handler (its chunks are read to the end) */
+  stream: boolean;
+  /** http: a request to 127.0.0.1:<port> on rank 0's node. */
+  port: string;
+  /** default POST with a body, GET without */
+  method: string;
+  /** default "/" */
+  path: string;
+  headers: { [key: string]: string };
+  /** at most 64 KiB */
+  body: string;
+  /** 0: any 2xx */
+  expectStatus: number;
+  /** exec: argv run in rank 0's environment (its env, uid, cwd); exit 0 passes. */
+  command: string[];
+}
+
+export interface WarmupRequest_HeadersEntry {
   key: string;
   value: string;
 }
@@ -521,7 +572,16 @@ export const Probe: MessageFns<Probe> = {
 };
 
 function createBaseShardTemplate(): ShardTemplate {
-  return { command: "", args: [], env: {}, cwd: "", ports: [], readiness: undefined, liveness: undefined };
+  return {
+    command: "",
+    args: [],
+    env: {},
+    cwd: "",
+    ports: [],
+    readiness: undefined,
+    liveness: undefined,
+    warmup: undefined,
+  };
 }
 
 export const ShardTemplate: MessageFns<ShardTemplate> = {
@@ -546,6 +606,9 @@ export const ShardTemplate: MessageFns<ShardTemplate> = {
     }
     if (message.liveness !== undefined) {
       Probe.encode(message.liveness, writer.uint32(58).fork()).join();
+    }
+    if (message.warmup !== undefined) {
+      Warmup.encode(message.warmup, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -622,6 +685,14 @@ export const ShardTemplate: MessageFns<ShardTemplate> = {
             message.liveness = Probe.decode(reader, reader.uint32());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.warmup = Warmup.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -656,6 +727,7 @@ export const ShardTemplate: MessageFns<ShardTemplate> = {
       ports: globalThis.Array.isArray(object?.ports) ? object.ports.map((e: any) => PortSpec.fromJSON(e)) : [],
       readiness: isSet(object.readiness) ? Probe.fromJSON(object.readiness) : undefined,
       liveness: isSet(object.liveness) ? Probe.fromJSON(object.liveness) : undefined,
+      warmup: isSet(object.warmup) ? Warmup.fromJSON(object.warmup) : undefined,
     };
   },
 
@@ -687,6 +759,9 @@ export const ShardTemplate: MessageFns<ShardTemplate> = {
     }
     if (message.liveness !== undefined) {
       obj.liveness = Probe.toJSON(message.liveness);
+    }
+    if (message.warmup !== undefined) {
+      obj.warmup = Warmup.toJSON(message.warmup);
     }
     return obj;
   },
@@ -756,6 +831,412 @@ export const ShardTemplate_EnvEntry: MessageFns<ShardTemplate_EnvEntry> = {
   },
 
   toJSON(message: ShardTemplate_EnvEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+};
+
+function createBaseWarmup(): Warmup {
+  return { requests: [], timeoutMs: 0 };
+}
+
+export const Warmup: MessageFns<Warmup> = {
+  encode(message: Warmup, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.requests) {
+      WarmupRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(16).int32(message.timeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Warmup {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWarmup();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requests.push(WarmupRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.timeoutMs = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Warmup {
+    return {
+      requests: globalThis.Array.isArray(object?.requests)
+        ? object.requests.map((e: any) => WarmupRequest.fromJSON(e))
+        : [],
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: Warmup): unknown {
+    const obj: any = {};
+    if (message.requests?.length) {
+      obj.requests = message.requests.map((e) => WarmupRequest.toJSON(e));
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    return obj;
+  },
+};
+
+function createBaseWarmupRequest(): WarmupRequest {
+  return {
+    kind: "",
+    json: "",
+    payload: Buffer.alloc(0),
+    stream: false,
+    port: "",
+    method: "",
+    path: "",
+    headers: {},
+    body: "",
+    expectStatus: 0,
+    command: [],
+  };
+}
+
+export const WarmupRequest: MessageFns<WarmupRequest> = {
+  encode(message: WarmupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.json !== "") {
+      writer.uint32(18).string(message.json);
+    }
+    if (message.payload.length !== 0) {
+      writer.uint32(26).bytes(message.payload);
+    }
+    if (message.stream !== false) {
+      writer.uint32(32).bool(message.stream);
+    }
+    if (message.port !== "") {
+      writer.uint32(42).string(message.port);
+    }
+    if (message.method !== "") {
+      writer.uint32(50).string(message.method);
+    }
+    if (message.path !== "") {
+      writer.uint32(58).string(message.path);
+    }
+    globalThis.Object.entries(message.headers).forEach(([key, value]: [string, string]) => {
+      WarmupRequest_HeadersEntry.encode({ key: key as any, value }, writer.uint32(66).fork()).join();
+    });
+    if (message.body !== "") {
+      writer.uint32(74).string(message.body);
+    }
+    if (message.expectStatus !== 0) {
+      writer.uint32(80).int32(message.expectStatus);
+    }
+    for (const v of message.command) {
+      writer.uint32(90).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WarmupRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWarmupRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.json = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.payload = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.stream = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.port = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            const entry8 = WarmupRequest_HeadersEntry.decode(reader, reader.uint32());
+            if (entry8.value !== undefined) {
+              message.headers[entry8.key] = entry8.value;
+            }
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.body = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.expectStatus = reader.int32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.command.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WarmupRequest {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      json: isSet(object.json) ? globalThis.String(object.json) : "",
+      payload: isSet(object.payload) ? Buffer.from(bytesFromBase64(object.payload)) : Buffer.alloc(0),
+      stream: isSet(object.stream) ? globalThis.Boolean(object.stream) : false,
+      port: isSet(object.port) ? globalThis.String(object.port) : "",
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      headers: isObject(object.headers)
+        ? (globalThis.Object.entries(object.headers) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      body: isSet(object.body) ? globalThis.String(object.body) : "",
+      expectStatus: isSet(object.expectStatus)
+        ? globalThis.Number(object.expectStatus)
+        : isSet(object.expect_status)
+        ? globalThis.Number(object.expect_status)
+        : 0,
+      command: globalThis.Array.isArray(object?.command)
+        ? object.command.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: WarmupRequest): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.json !== "") {
+      obj.json = message.json;
+    }
+    if (message.payload.length !== 0) {
+      obj.payload = base64FromBytes(message.payload);
+    }
+    if (message.stream !== false) {
+      obj.stream = message.stream;
+    }
+    if (message.port !== "") {
+      obj.port = message.port;
+    }
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.headers) {
+      const entries = globalThis.Object.entries(message.headers) as [string, string][];
+      if (entries.length > 0) {
+        obj.headers = {};
+        entries.forEach(([k, v]) => {
+          obj.headers[k] = v;
+        });
+      }
+    }
+    if (message.body !== "") {
+      obj.body = message.body;
+    }
+    if (message.expectStatus !== 0) {
+      obj.expectStatus = Math.round(message.expectStatus);
+    }
+    if (message.command?.length) {
+      obj.command = message.command;
+    }
+    return obj;
+  },
+};
+
+function createBaseWarmupRequest_HeadersEntry(): WarmupRequest_HeadersEntry {
+  return { key: "", value: "" };
+}
+
+export const WarmupRequest_HeadersEntry: MessageFns<WarmupRequest_HeadersEntry> = {
+  encode(message: WarmupRequest_HeadersEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WarmupRequest_HeadersEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWarmupRequest_HeadersEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WarmupRequest_HeadersEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: WarmupRequest_HeadersEntry): unknown {
     const obj: any = {};
     if (message.key !== "") {
       obj.key = message.key;
