@@ -18,3 +18,4 @@ export * from './identity.js';
 export * from './spec-limits.js';
 export * from './engine-metrics.js';
 export * from './batches.js';
+export * from './trace.js';

@@ -29,13 +29,14 @@
  * with MUSTER_UNAVAILABLE, and their routers send a cancel after that report).
  */
 import { randomBytes } from 'node:crypto';
-import { connectNats, decode, encode, ErrorCode, isMusterError, MusterError, type NatsConnection } from '@muster/common';
+import { connectNats, decode, encode, endSpan, ErrorCode, isMusterError, MusterError, otelContext, type NatsConnection } from '@muster/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Link } from './connection.js';
 import { OK, recordReplicaRequest, trackReplica } from './metrics.js';
 import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireCredit, WireError, WireLoad, WireReply, WireRequest } from './types.js';
 import { DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, readNatsCredentialEnv, SHARD_ENV, ShardEnvError, type EngineLoad } from '@muster/contracts';
+import { startServeSpan } from './tracing.js';
 import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
 
 export interface ServeHandlers {
@@ -141,6 +142,8 @@ interface Job {
   window?: number;
   credit: number;
   onCredit?: () => void;
+  /** Its span and the context the handler runs in, when traced (tracing.ts). */
+  trace?: ReturnType<typeof startServeSpan>;
 }
 
 class ReplicaServer implements Server {
@@ -210,6 +213,7 @@ class ReplicaServer implements Server {
     }
     const window = Number.isInteger(req.window) && req.window! > 0 ? req.window : undefined;
     const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply, arrived: performance.now(), code: OK, credit: 0, ...(window ? { window } : {}) };
+    job.trace = startServeSpan(msg, { group: this.group, replicaId: this.replicaId, revision: this.revision, subject: this.subject, callId: job.id, stream: job.stream });
     if (!(job.stream ? this.handlers.stream : this.handlers.unary)) {
       return this.fail(job, ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId} of group ${this.group} serves no ${job.stream ? 'stream' : 'unary'} handler`);
     }
@@ -227,7 +231,9 @@ class ReplicaServer implements Server {
     job.ac = ac;
     job.timer = setTimeout(() => ac.abort(new MusterError(ErrorCode.DEADLINE_EXCEEDED, `call ${job.id} passed its deadline`)), job.deadline - Date.now());
     const ctx: RequestContext = { id: job.id, deadline: job.deadline, signal: ac.signal };
-    void (job.stream ? this.runStream(job, ctx) : this.runUnary(job, ctx)).then(() => this.finish(job));
+    const run = () => (job.stream ? this.runStream(job, ctx) : this.runUnary(job, ctx));
+    // Traced: the handler runs under the request's span (the HTTP bridge passes it on to the shard).
+    void (job.trace ? otelContext.with(job.trace.ctx, run) : run()).then(() => this.finish(job));
   }
 
   private async runUnary(job: Job, ctx: RequestContext): Promise<void> {
@@ -285,6 +291,7 @@ class ReplicaServer implements Server {
 
   private finish(job: Job): void {
     recordReplicaRequest(this.group, this.revision, job.code, job.arrived);
+    endSpan(job.trace?.span, job.code);
     clearTimeout(job.timer);
     this.jobs.delete(job.id);
     this.running--;
@@ -336,12 +343,14 @@ class ReplicaServer implements Server {
     this.jobs.delete(id);
     this.waiting.splice(this.waiting.indexOf(job), 1);
     recordReplicaRequest(this.group, this.revision, ErrorCode.CANCELLED, job.arrived);
+    endSpan(job.trace?.span, ErrorCode.CANCELLED);
     this.checkIdle();
   }
 
   /** Answers a request that never ran (counted with its code: it was a request all the same). */
   private fail(job: Job, code: ErrorCode, message: string): void {
     recordReplicaRequest(this.group, this.revision, code, job.arrived);
+    endSpan(job.trace?.span, code, message);
     // A stream's caller reads chunks, a unary caller a reply; both read `error`.
     this.publish(job.reply, job.stream ? { v: 1, seq: 0, error: wireError(code, message) } : { v: 1, ok: false, error: wireError(code, message) });
   }
