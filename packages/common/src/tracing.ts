@@ -19,6 +19,7 @@
  * decision, a new root is kept with the ratio's probability. A busy gateway
  * lowers the ratio (OTEL_TRACES_SAMPLER_ARG=0.01).
  */
+import { context, propagation, trace } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace-node';
@@ -103,5 +104,15 @@ export function startTracing(opts: TracingOptions): Tracing {
     spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: traces }))],
   });
   provider.register();
-  return { url: traces, sampler: words, shutdown: () => provider.shutdown().catch(() => undefined) };
+  return {
+    url: traces,
+    sampler: words,
+    shutdown: async () => {
+      await provider.shutdown().catch(() => undefined);
+      // The globals go back to the API's no-ops: a process that starts another head (tests) starts clean.
+      trace.disable();
+      propagation.disable();
+      context.disable();
+    },
+  };
 }
