@@ -56,6 +56,18 @@ export function withSpan<T>(span: Span | undefined, fn: () => T, parent?: Contex
   return context.with(trace.setSpan(parent ?? context.active(), span), fn);
 }
 
+/** "GangService/LaunchGang" of a gRPC path "/muster.v1.GangService/LaunchGang": the span name of a control call. */
+export function rpcName(path: string): string {
+  const [service = '', method = ''] = path.replace(/^\//, '').split('/');
+  return `${service.slice(service.lastIndexOf('.') + 1)}/${method}`;
+}
+
+/** The OTel semantic attributes of a gRPC call. */
+export function rpcAttributes(path: string): Attributes {
+  const [service = '', method = ''] = path.replace(/^\//, '').split('/');
+  return { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method };
+}
+
 const metadataGetter: TextMapGetter<Metadata> = {
   keys: (md) => Object.keys(md.getMap()),
   get: (md, key) => {

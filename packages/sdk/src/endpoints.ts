@@ -19,6 +19,7 @@
 import type { ChannelCredentials, Client, ClientOptions } from '@grpc/grpc-js';
 import { ErrorCode, MusterError } from '@muster/common';
 import { clientChannelOptions, HeadRotation } from '@muster/contracts';
+import { traceInterceptor } from './tracing.js';
 
 /** What a control call that failed with a retryable error tells before it tries again (progress for CLIs). */
 export interface RetryNotice {
@@ -34,8 +35,8 @@ export interface RetryNotice {
 /** A generated service client class (`ClusterServiceClient`, `GangServiceClient`, ...). */
 export type ServiceClass<C extends Client> = new (address: string, creds: ChannelCredentials, options?: Partial<ClientOptions>) => C;
 
-/** Keepalive, reconnect backoff and message sizes: the one table of @muster/contracts (grpc-options.ts). */
-const clientOptions = clientChannelOptions();
+/** Keepalive, reconnect backoff and message sizes: the one table of @muster/contracts (grpc-options.ts); traced calls (tracing.ts). */
+const clientOptions = { ...clientChannelOptions(), interceptors: [traceInterceptor] };
 
 export class Endpoints {
   private readonly clients = new Map<string, Map<ServiceClass<Client>, Client>>();

@@ -20,6 +20,7 @@ import { toGrpcError, toMusterError, type Metrics } from '@muster/common';
 import { authorize } from './access.js';
 import { authenticate, type AuthenticatedCall } from './authenticate.js';
 import { pageKey } from './pages.js';
+import { tracedCall } from './rpc-tracing.js';
 
 export interface RpcContext {
   token: string;
@@ -57,10 +58,10 @@ function record(ctx: RpcContext, method: string, started: number, code: string):
 export function unary<Req, Res>(ctx: RpcContext, method: string, handler: (req: Req, md: Metadata, who: Identity) => Promise<Res>) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     const started = performance.now();
-    (async () => {
+    tracedCall(call.getPath(), call.metadata, async () => {
       const who = admit(ctx, call, call.request);
       return handler(call.request, call.metadata, who);
-    })().then(
+    }, (e) => toMusterError(e).code).then(
       (res) => {
         record(ctx, method, started, 'OK');
         callback(null, res);
