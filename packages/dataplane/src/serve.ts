@@ -29,7 +29,7 @@
  * with MUSTER_UNAVAILABLE, and their routers send a cancel after that report).
  */
 import { randomBytes } from 'node:crypto';
-import { connectNats, decode, encode, endSpan, ErrorCode, isMusterError, MusterError, otelContext, type NatsConnection } from '@muster/common';
+import { connectNats, decode, encode, endSpan, ErrorCode, isMusterError, MusterError, otelContext, tracingOn, type NatsConnection } from '@muster/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Link } from './connection.js';
@@ -143,7 +143,7 @@ interface Job {
   credit: number;
   onCredit?: () => void;
   /** Its span and the context the handler runs in, when traced (tracing.ts). */
-  trace?: ReturnType<typeof startServeSpan>;
+  trace: ReturnType<typeof startServeSpan>;
 }
 
 class ReplicaServer implements Server {
@@ -212,8 +212,9 @@ class ReplicaServer implements Server {
       return;
     }
     const window = Number.isInteger(req.window) && req.window! > 0 ? req.window : undefined;
-    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply, arrived: performance.now(), code: OK, credit: 0, ...(window ? { window } : {}) };
-    job.trace = startServeSpan(msg, { group: this.group, replicaId: this.replicaId, revision: this.revision, subject: this.subject, callId: job.id, stream: job.stream });
+    // Off (no tracer provider), one check: no span, no headers read.
+    const trace = tracingOn() ? startServeSpan(msg, { group: this.group, replicaId: this.replicaId, revision: this.revision, subject: this.subject, callId: req.id, stream: req.stream === true }) : undefined;
+    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply, arrived: performance.now(), code: OK, credit: 0, trace, ...(window ? { window } : {}) };
     if (!(job.stream ? this.handlers.stream : this.handlers.unary)) {
       return this.fail(job, ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId} of group ${this.group} serves no ${job.stream ? 'stream' : 'unary'} handler`);
     }
@@ -231,9 +232,12 @@ class ReplicaServer implements Server {
     job.ac = ac;
     job.timer = setTimeout(() => ac.abort(new MusterError(ErrorCode.DEADLINE_EXCEEDED, `call ${job.id} passed its deadline`)), job.deadline - Date.now());
     const ctx: RequestContext = { id: job.id, deadline: job.deadline, signal: ac.signal };
-    const run = () => (job.stream ? this.runStream(job, ctx) : this.runUnary(job, ctx));
     // Traced: the handler runs under the request's span (the HTTP bridge passes it on to the shard).
-    void (job.trace ? otelContext.with(job.trace.ctx, run) : run()).then(() => this.finish(job));
+    void (job.trace ? otelContext.with(job.trace.ctx, () => this.run(job, ctx)) : this.run(job, ctx)).then(() => this.finish(job));
+  }
+
+  private run(job: Job, ctx: RequestContext): Promise<void> {
+    return job.stream ? this.runStream(job, ctx) : this.runUnary(job, ctx);
   }
 
   private async runUnary(job: Job, ctx: RequestContext): Promise<void> {
