@@ -7,6 +7,10 @@
  * gang launch keeps that context in memory (controllers/gangs.ts) and its
  * launch orders to agents carry it (gang-executor.ts, LaunchShards.trace).
  *
+ * The span starts once the caller is authenticated and authorized (rpc.ts):
+ * a refused call is counted in muster_rpc_total, not traced, so anyone who
+ * reaches the port cannot make the head export spans.
+ *
  * Off unless the head runs with tracing on (--otlp-endpoint): then no span is
  * made and the metadata is not read. Unary calls only: a stream (WatchEvents,
  * an agent's Connect) lives for hours and would make one span of a session.

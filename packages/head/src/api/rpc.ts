@@ -58,10 +58,11 @@ function record(ctx: RpcContext, method: string, started: number, code: string):
 export function unary<Req, Res>(ctx: RpcContext, method: string, handler: (req: Req, md: Metadata, who: Identity) => Promise<Res>) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     const started = performance.now();
-    tracedCall(call.getPath(), call.metadata, async () => {
+    (async () => {
       const who = admit(ctx, call, call.request);
-      return handler(call.request, call.metadata, who);
-    }, (e) => toMusterError(e).code).then(
+      // Traced only once admitted: a caller that is refused adds no span (it is counted below).
+      return tracedCall(call.getPath(), call.metadata, () => handler(call.request, call.metadata, who), (e) => toMusterError(e).code);
+    })().then(
       (res) => {
         record(ctx, method, started, 'OK');
         callback(null, res);
