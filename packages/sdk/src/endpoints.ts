@@ -36,7 +36,7 @@ export interface RetryNotice {
 export type ServiceClass<C extends Client> = new (address: string, creds: ChannelCredentials, options?: Partial<ClientOptions>) => C;
 
 /** Keepalive, reconnect backoff and message sizes: the one table of @muster/contracts (grpc-options.ts); traced calls (tracing.ts). */
-const clientOptions = { ...clientChannelOptions(), interceptors: [traceInterceptor] };
+const clientOptions = clientChannelOptions();
 
 export class Endpoints {
   private readonly clients = new Map<string, Map<ServiceClass<Client>, Client>>();
@@ -73,7 +73,7 @@ export class Endpoints {
     let byService = this.clients.get(address);
     if (!byService) this.clients.set(address, (byService = new Map()));
     let client = byService.get(service);
-    if (!client) byService.set(service, (client = new service(address, this.creds.channel, clientOptions)));
+    if (!client) byService.set(service, (client = new service(address, this.creds.channel, { ...clientOptions, interceptors: [traceInterceptor] })));
     return client as C;
   }
 
