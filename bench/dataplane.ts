@@ -39,7 +39,7 @@ const group = 'bench';
 
 async function clientRouter(access: NatsAccess, m: Membership) {
   const conn = await connectNats(access, 'bench-client');
-  const router = new Router(conn, undefined, { group, maxOngoingPerReplica: 4_096, maxQueued: 100_000 });
+  const router = new Router(conn, undefined, { group, maxOngoingPerReplica: 4_096, maxQueued: 100_000, ...(access.inboxPrefix ? { inboxPrefix: access.inboxPrefix } : {}) });
   router.update(m);
   return { router, close: async () => (router.close(), await conn.close()) };
 }

@@ -1,7 +1,8 @@
 /**
  * An application that imports `@muster/sdk` loads neither pino nor the
- * OpenTelemetry Prometheus exporter: those are the processes' business
- * (`@muster/common/log`, `@muster/common/metrics`), not a library's.
+ * OpenTelemetry Prometheus exporter nor the trace SDK and its OTLP exporter:
+ * those are the processes' business (`@muster/common/log`,
+ * `@muster/common/metrics`, `@muster/common/tracing`), not a library's.
  *
  * How it is seen: a fresh node process imports the built sdk with loader
  * hooks that record every module URL the ESM loader resolves, plus the
@@ -31,10 +32,10 @@ async function loaded(script: string, args: string[] = []): Promise<string[]> {
   return (await readFile(record, 'utf8')).split('\n').filter(Boolean);
 }
 
-const heavy = (mods: string[]) => mods.filter((m) => /[/\\](pino|@opentelemetry[/\\]exporter-prometheus)[/\\]/.test(m));
+const heavy = (mods: string[]) => mods.filter((m) => /[/\\](pino|@opentelemetry[/\\](exporter-prometheus|sdk-trace-node|sdk-trace-base|exporter-trace-otlp-http))[/\\]/.test(m));
 
 describe('what importing @muster/sdk loads', () => {
-  it('loads neither pino nor the Prometheus exporter', async () => {
+  it('loads neither pino nor the Prometheus exporter nor the trace SDK', async () => {
     const mods = await loaded('import-sdk.mjs');
     expect(mods.some((m) => m.includes('/packages/sdk/dist/'))).toBe(true);
     expect(heavy(mods)).toEqual([]);
@@ -44,5 +45,7 @@ describe('what importing @muster/sdk loads', () => {
     const mods = await loaded('import-sdk.mjs', ['with-observability']);
     expect(heavy(mods).some((m) => m.includes('pino'))).toBe(true);
     expect(heavy(mods).some((m) => m.includes('exporter-prometheus'))).toBe(true);
+    expect(heavy(mods).some((m) => m.includes('sdk-trace-node'))).toBe(true);
+    expect(heavy(mods).some((m) => m.includes('exporter-trace-otlp-http'))).toBe(true);
   });
 });

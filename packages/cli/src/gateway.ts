@@ -42,6 +42,7 @@ import { KeyRing, readKeysFile } from './gateway-keys.js';
 import type { GatewayObserver, RequestRecord } from './gateway-metrics.js';
 import { OPENAI_ROUTES, listModels, openAiCall } from './gateway-openai.js';
 import { proxyHttp, writeBridgeAnswer } from './gateway-proxy.js';
+import { tracedRequest } from './gateway-tracing.js';
 
 const ROUTES_HINT = 'use POST /v1/chat/completions, /v1/completions or /v1/embeddings (by "model"), GET /v1/models, POST /v1/groups/<group>/call or /stream, or ANY /v1/groups/<group>/http/<path> for a group whose shards speak HTTP';
 
@@ -94,7 +95,7 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
     const requestId = requestIdOf(req);
     res.setHeader(REQUEST_ID_HEADER, requestId);
     const record = opts.observer?.begin(req, res, requestId);
-    void handle(req, res, requestId, record).catch((e: unknown) => fail(req, res, e));
+    void tracedRequest(req, res, requestId, record, () => handle(req, res, requestId, record)).catch((e: unknown) => fail(req, res, e));
   };
   const tls = opts.tls ? readTls(opts.tls) : undefined;
   const server: Server | HttpsServer = tls ? createHttpsServer(tls, onRequest) : createServer(onRequest);

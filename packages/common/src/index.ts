@@ -24,3 +24,4 @@ export * from './procfs.js';
 export * from './wait.js';
 export * from './strict.js';
 export * from './client-config.js';
+export * from './trace-context.js';

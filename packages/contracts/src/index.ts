@@ -20,3 +20,4 @@ export * from './engine-metrics.js';
 export * from './batches.js';
 export * from './routing.js';
 export * from './warmup.js';
+export * from './trace.js';

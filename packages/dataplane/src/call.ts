@@ -26,13 +26,14 @@
  * and every late message is dropped by its closed inbox token, so the caller
  * never sees two answers.
  */
-import { decode, encode, ErrorCode, MusterError, type NatsConnection } from '@muster/common';
+import { decode, encode, endSpan, ErrorCode, MusterError, type NatsConnection } from '@muster/common';
 import { nuid, type Msg } from '@nats-io/transport-node';
 import type { Balancer, ReplicaState, Tracked, Waiter } from './balancer.js';
 import type { Link } from './connection.js';
 import type { RouteHint } from './route-key.js';
 import type { Inbox, Listener } from './inbox.js';
 import { STREAM_WINDOW, type ReplicaInfo, type WireError } from './types.js';
+import { callerContext, startAttemptSpan, type AttemptTrace } from './tracing.js';
 import { errorFromWire, isNoResponders, maxPayloadOf, tooLargeMessage } from './wire.js';
 
 /** What a call needs from its router. */
@@ -67,6 +68,10 @@ export class Attempt implements Listener, Tracked {
   readonly startedAt = Date.now();
   reply = '';
   ended = false;
+  /** Its span and the NATS headers carrying it, when the call is traced (tracing.ts). */
+  trace: AttemptTrace | undefined;
+  /** How it ended, for its span (set where known; else OK, or CANCELLED when another copy won). */
+  outcome: string | undefined;
 
   constructor(
     private readonly call: Call,
@@ -94,6 +99,9 @@ export abstract class Call {
   /** The replica whose answer came first (its revision labels the call's metrics). */
   answeredBy: ReplicaInfo | undefined;
   private retries = 0;
+  /** The caller's trace context (undefined: tracing off), the parent of every attempt's span. */
+  private readonly traceCtx = callerContext();
+  private sent = 0;
   private waiter: Waiter | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly request: Uint8Array;
@@ -102,7 +110,7 @@ export abstract class Call {
   constructor(
     protected readonly host: CallHost,
     payload: unknown,
-    stream: boolean,
+    private readonly stream: boolean,
     protected readonly opts: ResolvedCallOptions,
   ) {
     this.request = encode({ v: 1, id: this.id, deadline: this.started + opts.timeoutMs, stream, payload, ...(stream ? { window: STREAM_WINDOW } : {}) });
@@ -142,11 +150,14 @@ export abstract class Call {
     try {
       body = decode(msg.data);
     } catch (e) {
+      a.outcome = ErrorCode.INTERNAL;
       this.end(a, false);
       return this.fail(new MusterError(ErrorCode.INTERNAL, `replica ${a.replica.info.replicaId} sent an undecodable answer: ${(e as Error).message}`, { cause: e }));
     }
     if (typeof body !== 'object' || body === null) body = {};
-    if ((body.error as WireError | undefined)?.code === ErrorCode.UNAVAILABLE && !this.delivering()) return this.neverReached(a, 'was closing and did not start the call');
+    const code = (body.error as WireError | undefined)?.code;
+    if (code === ErrorCode.UNAVAILABLE && !this.delivering()) return this.neverReached(a, 'was closing and did not start the call');
+    if (code !== undefined) a.outcome = String(code);
     if (!this.answeredBy) {
       this.answeredBy = a.replica.info;
       try {
@@ -160,6 +171,7 @@ export abstract class Call {
 
   onLost(a: Attempt): void {
     if (a.ended || this.settled) return;
+    a.outcome = ErrorCode.REPLICA_LOST;
     this.end(a, false);
     this.host.counters.lost++;
     const err = this.lostError(a, `left the membership and has been silent for a while`);
@@ -216,8 +228,10 @@ export abstract class Call {
     a.reply = this.host.inbox.open(a);
     this.attempts.add(a);
     r.attempts.add(a);
+    this.sent++;
+    if (this.traceCtx) a.trace = startAttemptSpan(this.traceCtx, { group: this.host.group, replicaId: r.info.replicaId, revision: r.info.revision, subject: r.info.subject, callId: this.id, stream: this.stream, attempt: this.sent });
     try {
-      this.host.nats.publish(r.info.subject, this.request, { reply: a.reply });
+      this.host.nats.publish(r.info.subject, this.request, a.trace ? { reply: a.reply, headers: a.trace.headers } : { reply: a.reply });
     } catch (e) {
       this.end(a, false);
       // Reconnected to a server with a lower max_payload since start(): say that, not "unavailable".
@@ -238,6 +252,7 @@ export abstract class Call {
   protected end(a: Attempt, cancel: boolean): void {
     if (a.ended) return;
     a.ended = true;
+    if (a.trace) endSpan(a.trace.span, a.outcome ?? (cancel ? ErrorCode.CANCELLED : 'OK'));
     this.host.inbox.close(a.reply);
     this.attempts.delete(a);
     a.replica.attempts.delete(a);
@@ -259,6 +274,8 @@ export abstract class Call {
   }
 
   private neverReached(a: Attempt, why: string): void {
+    a.outcome = ErrorCode.NO_REPLICAS;
+    a.trace?.span.setAttribute('muster.never_reached', why);
     this.end(a, false);
     this.host.balancer.markUnreachable(a.replica);
     // Not a copy it may hold: once the replica is reachable again (it reports load) this call may go back to it.

@@ -29,7 +29,7 @@
  * with MUSTER_UNAVAILABLE, and their routers send a cancel after that report).
  */
 import { randomBytes } from 'node:crypto';
-import { connectNats, decode, encode, ErrorCode, isMusterError, MusterError, unknownKeysMessage, type NatsConnection } from '@muster/common';
+import { connectNats, decode, encode, endSpan, ErrorCode, isMusterError, MusterError, otelContext, tracingOn, unknownKeysMessage, type NatsConnection } from '@muster/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Batcher, batchCapacity, parseBatchOptions, type BatchOptions, type BatchOutcome, type ValidBatchOptions } from './batch.js';
@@ -37,6 +37,7 @@ import { Link } from './connection.js';
 import { OK, recordReplicaBatch, recordReplicaRequest, trackReplica } from './metrics.js';
 import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireCredit, WireError, WireLoad, WireReply, WireRequest } from './types.js';
 import { DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, readNatsCredentialEnv, SHARD_ENV, ShardEnvError, type EngineLoad } from '@muster/contracts';
+import { startServeSpan } from './tracing.js';
 import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
 import { answerWarmups } from './warmup.js';
 
@@ -153,6 +154,8 @@ interface Job {
   window?: number;
   credit: number;
   onCredit?: () => void;
+  /** Its span and the context the handler runs in, when traced (tracing.ts). */
+  trace: ReturnType<typeof startServeSpan>;
 }
 
 class ReplicaServer implements Server {
@@ -230,7 +233,9 @@ class ReplicaServer implements Server {
       return;
     }
     const window = Number.isInteger(req.window) && req.window! > 0 ? req.window : undefined;
-    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply, arrived: performance.now(), code: OK, credit: 0, ...(window ? { window } : {}) };
+    // Off (no tracer provider), one check: no span, no headers read.
+    const trace = tracingOn() ? startServeSpan(msg, { group: this.group, replicaId: this.replicaId, revision: this.revision, subject: this.subject, callId: req.id, stream: req.stream === true }) : undefined;
+    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply, arrived: performance.now(), code: OK, credit: 0, trace, ...(window ? { window } : {}) };
     if (!(job.stream ? this.handlers.stream : this.handlers.unary ?? this.batcher)) {
       return this.fail(job, ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId} of group ${this.group} serves no ${job.stream ? 'stream' : 'unary'} handler`);
     }
@@ -252,7 +257,12 @@ class ReplicaServer implements Server {
     job.ac = ac;
     job.timer = setTimeout(() => ac.abort(new MusterError(ErrorCode.DEADLINE_EXCEEDED, `call ${job.id} passed its deadline`)), job.deadline - Date.now());
     const ctx: RequestContext = { id: job.id, deadline: job.deadline, signal: ac.signal };
-    void (job.stream ? this.runStream(job, ctx) : this.runUnary(job, ctx)).then(() => this.finish(job));
+    // Traced: the handler runs under the request's span (the HTTP bridge passes it on to the shard).
+    void (job.trace ? otelContext.with(job.trace.ctx, () => this.run(job, ctx)) : this.run(job, ctx)).then(() => this.finish(job));
+  }
+
+  private run(job: Job, ctx: RequestContext): Promise<void> {
+    return job.stream ? this.runStream(job, ctx) : this.runUnary(job, ctx);
   }
 
   private async runUnary(job: Job, ctx: RequestContext): Promise<void> {
@@ -310,6 +320,7 @@ class ReplicaServer implements Server {
 
   private finish(job: Job): void {
     recordReplicaRequest(this.group, this.revision, job.code, job.arrived);
+    endSpan(job.trace?.span, job.code);
     clearTimeout(job.timer);
     this.jobs.delete(job.id);
     this.running--;
@@ -352,7 +363,9 @@ class ReplicaServer implements Server {
   /** A batched call's one outcome (batch.ts), published unless its caller stopped listening. */
   private answerBatched(job: Job, out: BatchOutcome): void {
     const sent = (out.ok || out.send) && this.publish(job.reply, out.ok ? { v: 1, ok: true, result: out.result } : { v: 1, ok: false, error: wireError(out.code, out.message) }, job.id);
-    recordReplicaRequest(this.group, this.revision, !out.ok ? out.code : sent ? OK : ErrorCode.RESOURCE_EXHAUSTED, job.arrived);
+    const code = !out.ok ? out.code : sent ? OK : ErrorCode.RESOURCE_EXHAUSTED;
+    recordReplicaRequest(this.group, this.revision, code, job.arrived);
+    endSpan(job.trace?.span, code);
   }
 
   /** Best effort: a queued request is dropped, a running one sees ctx.signal abort. */
@@ -368,12 +381,14 @@ class ReplicaServer implements Server {
     this.jobs.delete(id);
     this.waiting.splice(this.waiting.indexOf(job), 1);
     recordReplicaRequest(this.group, this.revision, ErrorCode.CANCELLED, job.arrived);
+    endSpan(job.trace?.span, ErrorCode.CANCELLED);
     this.checkIdle();
   }
 
   /** Answers a request that never ran (counted with its code: it was a request all the same). */
   private fail(job: Job, code: ErrorCode, message: string): void {
     recordReplicaRequest(this.group, this.revision, code, job.arrived);
+    endSpan(job.trace?.span, code, message);
     // A stream's caller reads chunks, a unary caller a reply; both read `error`.
     this.publish(job.reply, job.stream ? { v: 1, seq: 0, error: wireError(code, message) } : { v: 1, ok: false, error: wireError(code, message) });
   }

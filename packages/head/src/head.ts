@@ -20,6 +20,7 @@
 import type { Counter } from '@opentelemetry/api';
 import type { Logger } from '@muster/common';
 import { startMetrics } from '@muster/common/metrics';
+import { startTracing } from '@muster/common/tracing';
 import { AgentServiceService, ClusterServiceService, GangServiceService, PlacementGroupServiceService, ReplicaGroupServiceService } from '@muster/proto';
 import { rpcContext } from './api/rpc.js';
 import type { HeadConfig } from './config.js';
@@ -55,6 +56,9 @@ export async function startHead(config: HeadConfig, log: Logger, once: StartOnce
     stops.push(bus.stop);
     const metrics = await startMetrics('head', config.metricsListen, { tokenFile: config.metricsTokenFile, tlsCert: config.metricsTlsCert, tlsKey: config.metricsTlsKey });
     stops.push(() => metrics.close());
+    const tracing = startTracing({ service: 'muster-head', endpoint: config.otlpEndpoint, warn: (m) => log.warn(m) });
+    stops.push(() => tracing.shutdown());
+    if (tracing.url) log.info({ traces: tracing.url, sampler: tracing.sampler }, 'tracing on');
     const grpc = await startGrpc(config, creds);
     stops.push(grpc.stop);
     const advertiseAddress = config.advertiseAddress || grpc.address;

@@ -19,6 +19,7 @@
 import type { ChannelCredentials, Client, ClientOptions } from '@grpc/grpc-js';
 import { ErrorCode, MusterError } from '@muster/common';
 import { clientChannelOptions, HeadRotation } from '@muster/contracts';
+import { traceInterceptor } from './tracing.js';
 
 /** What a control call that failed with a retryable error tells before it tries again (progress for CLIs). */
 export interface RetryNotice {
@@ -34,7 +35,7 @@ export interface RetryNotice {
 /** A generated service client class (`ClusterServiceClient`, `GangServiceClient`, ...). */
 export type ServiceClass<C extends Client> = new (address: string, creds: ChannelCredentials, options?: Partial<ClientOptions>) => C;
 
-/** Keepalive, reconnect backoff and message sizes: the one table of @muster/contracts (grpc-options.ts). */
+/** Keepalive, reconnect backoff and message sizes: the one table of @muster/contracts (grpc-options.ts); traced calls (tracing.ts). */
 const clientOptions = clientChannelOptions();
 
 export class Endpoints {
@@ -72,7 +73,7 @@ export class Endpoints {
     let byService = this.clients.get(address);
     if (!byService) this.clients.set(address, (byService = new Map()));
     let client = byService.get(service);
-    if (!client) byService.set(service, (client = new service(address, this.creds.channel, clientOptions)));
+    if (!client) byService.set(service, (client = new service(address, this.creds.channel, { ...clientOptions, interceptors: [traceInterceptor] })));
     return client as C;
   }
 

@@ -66,6 +66,8 @@ export const workerConfigSchema = z.object({
   metricsTokenFile: z.string().min(1).optional(),
   metricsTlsCert: z.string().min(1).optional(),
   metricsTlsKey: z.string().min(1).optional(),
+  /** OTLP/HTTP collector base URL: traces on (common/tracing.ts); '' (the default): off. */
+  otlpEndpoint: z.union([z.literal(''), z.url({ protocol: /^https?$/ })]).default(''),
 });
 
 export type WorkerConfig = z.infer<typeof workerConfigSchema>;
@@ -122,6 +124,7 @@ export const workerOptions: OptionSpec[] = [
   { key: 'metricsTokenFile', flag: 'metrics-token-file', env: 'MUSTER_METRICS_TOKEN_FILE', description: 'scrapes of /metrics must send "Authorization: Bearer <this file\'s token>" (≥ 32 bytes; re-read when it changes)' },
   { key: 'metricsTlsCert', flag: 'metrics-tls-cert', env: 'MUSTER_METRICS_TLS_CERT', description: 'serve /metrics over HTTPS with this certificate (PEM)' },
   { key: 'metricsTlsKey', flag: 'metrics-tls-key', env: 'MUSTER_METRICS_TLS_KEY', description: 'the metrics HTTPS certificate\'s key (PEM)' },
+  { key: 'otlpEndpoint', flag: 'otlp-endpoint', env: 'OTEL_EXPORTER_OTLP_ENDPOINT', description: 'send traces (OTLP/HTTP) to this collector base URL, e.g. http://127.0.0.1:4318 (default: tracing off); sampling: OTEL_TRACES_SAMPLER/_ARG' },
 ];
 
 export function loadWorkerConfig(sources: ConfigSources): WorkerConfig {

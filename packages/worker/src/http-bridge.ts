@@ -19,13 +19,18 @@
  *                  the answer is SSE, an error to pass through, or a plain body, without asking
  *                  the caller to say in advance. Without `head`, the old contract above holds.
  *
+ * Traces: with tracing on in the worker, each forwarded request carries the
+ * W3C `traceparent` (and `tracestate`) of the replica's span (serve() runs
+ * the handler under it), replacing any the client sent, so an engine that
+ * traces (vLLM's --otlp-traces-endpoint) continues the same trace.
+ *
  * Bounds: a unary answer is one data-plane message, so its body is read up
  * to MAX_UNARY_BODY_BYTES and refused past it (naming the limit: call it as a
  * stream instead); a streamed body is never held whole. A request body comes
  * in one data-plane message (the data plane has no client streaming), so the
  * NATS payload limit bounds it.
  */
-import { ErrorCode, MusterError, type Logger } from '@muster/common';
+import { ErrorCode, injectTraceHeaders, MusterError, tracingOn, type Logger } from '@muster/common';
 import { decodeEngineScrapeConfig, SHARD_ENV } from '@muster/contracts';
 import { serve, type Server } from '@muster/dataplane';
 import { EngineScraper } from './engine-scraper.js';
@@ -71,6 +76,8 @@ function request(port: number, payload: unknown, signal: AbortSignal): Promise<R
   const body = r.body === undefined ? undefined : bytes || typeof r.body === 'string' ? (r.body as Uint8Array | string) : JSON.stringify(r.body);
   const json = typeof r.body === 'object' && r.body !== null && !bytes;
   const headers: Record<string, string> = { ...(json ? { 'content-type': 'application/json' } : {}), ...r.headers };
+  // Traced (the worker runs with tracing on): the shard continues the replica's span, not whatever the client sent.
+  if (tracingOn()) injectTraceHeaders(headers);
   return fetch(`http://127.0.0.1:${port}${r.path ?? '/'}`, { method: r.method ?? (body === undefined ? 'GET' : 'POST'), headers, body, signal });
 }
 

@@ -8,7 +8,7 @@
  * queued: on every registration the agent sends its whole shard inventory,
  * which carries the latest state of each shard, exits included.
  */
-import { ErrorCode, MusterError, type Logger } from '@muster/common';
+import { contextOfFields, endSpan, ErrorCode, MusterError, SpanKind, startSpan, tracingOn, type Logger } from '@muster/common';
 import type { AgentMessage, HeadMessage, LaunchShards, LogRequest, Probe, ShardStatusReport } from '@muster/proto';
 import { httpBridgePort, NATS_SECRET_ENV, SHARD_ENV } from '@muster/contracts';
 import type { Server } from '@muster/dataplane';
@@ -87,8 +87,16 @@ export class ShardAgent {
     switch (msg.msg?.$case) {
       case 'launchShards': {
         const l = msg.msg.value;
+        // Traced (the head's order carries the launching call's trace, and this worker traces): a span until the ranks are spawned.
+        const span = l.trace && tracingOn() ? startSpan(`muster.agent.launch ${l.gangId}`, SpanKind.CONSUMER, { 'muster.gang': l.gangId, 'muster.attempt': l.attempt, 'muster.ranks': l.shards.length }, contextOfFields(l.trace)) : undefined;
         // launch() reports each rank it could not start as exited; this keeps a bug in it visible.
-        void this.launch(l).catch((e: unknown) => this.log.error({ err: e, gang: l.gangId }, 'launching shards failed'));
+        void this.launch(l).then(
+          () => endSpan(span, 'OK'),
+          (e: unknown) => {
+            endSpan(span, ErrorCode.INTERNAL, (e as Error).message);
+            this.log.error({ err: e, gang: l.gangId }, 'launching shards failed');
+          },
+        );
         return true;
       }
       case 'stopShards': {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { ErrorCode, MusterError, grpcChannelCredentials, parseHostPort, readToken, type Logger } from '@muster/common';
 import { startMetrics } from '@muster/common/metrics';
+import { startTracing } from '@muster/common/tracing';
 import { Agent } from './agent.js';
 import { workerTlsFiles, type WorkerConfig } from './config.js';
 import { discoverInventory } from './inventory/index.js';
@@ -54,6 +55,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     log,
   });
   const metrics = await startMetrics('worker', config.metricsListen, { tokenFile: config.metricsTokenFile, tlsCert: config.metricsTlsCert, tlsKey: config.metricsTlsKey }, { global: true });
+  const tracing = startTracing({ service: 'muster-worker', endpoint: config.otlpEndpoint, warn: (m) => log.warn(m) });
+  if (tracing.url) log.info({ traces: tracing.url, sampler: tracing.sampler }, 'tracing on');
   const address = config.address || defaultAddress(config.head[0]!);
   // The supervisor reports through the shard agent, which needs the supervisor: bind late.
   const late: { agent?: ShardAgent } = {};
@@ -101,6 +104,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
       await agent.stop();
       await supervisor.close({ stopShards: config.stopShardsOnExit });
       await metrics.close();
+      await tracing.shutdown();
     },
   };
 }

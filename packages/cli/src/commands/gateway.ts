@@ -17,6 +17,7 @@ import { gatewayOptions, loadGatewayConfig } from '../gateway-config.js';
 import { createKey, readKeysFile, removeKey } from '../gateway-keys.js';
 import { GatewayObserver } from '../gateway-metrics.js';
 import { startMetrics } from '@muster/common/metrics';
+import { startTracing } from '@muster/common/tracing';
 
 const KEYS_FILE_ENV = gatewayOptions.find((o) => o.key === 'keysFile')!.env;
 
@@ -61,6 +62,8 @@ export function gatewayCommand(program: Command): void {
     const metrics = config.metricsListen
       ? await startMetrics('gateway', config.metricsListen, { tokenFile: config.metricsTokenFile, tlsCert: config.metricsTlsCert, tlsKey: config.metricsTlsKey }, { global: true, warn: (m) => log('warn', m) })
       : undefined;
+    // Tracing (gateway-tracing.ts): on with --otlp-endpoint or the standard OTEL_EXPORTER_OTLP_* variables; off by default.
+    const tracing = startTracing({ service: 'muster-gateway', endpoint: config.otlpEndpoint, warn: (m) => log('warn', m) });
     const observer = new GatewayObserver({ meter: metrics?.meter, sample: config.requestLogSample, log: ({ msg, ...line }) => log('status' in line ? (line.status >= 500 ? 'error' : line.status >= 400 ? 'warn' : 'info') : 'warn', msg, line) });
     const cluster = await connectFromFlags({ ...raw, tlsCert: process.env[CLIENT_ENV.TLS_CERT], tlsKey: process.env[CLIENT_ENV.TLS_KEY] } as ConnectionFlags).catch(async (e: unknown) => {
       await metrics?.close();
@@ -83,13 +86,14 @@ export function gatewayCommand(program: Command): void {
       await gw.close();
       cluster.close();
       await metrics?.close();
+      await tracing.shutdown();
       process.exit(0);
     };
     process.once('SIGINT', () => void stop());
     process.once('SIGTERM', () => void stop());
     process.on('SIGHUP', () => void gw.reload().catch(() => undefined)); // a failed reload is logged and changes nothing
     // Only now: whoever waits for this line may signal us at once, and must find the handlers in place.
-    process.stdout.write(`${JSON.stringify({ msg: 'gateway ready', address: gw.address, url: gw.url, auth: config.noAuth ? 'none' : 'api-keys', ...(metrics?.address ? { metrics: metrics.address } : {}) })}\n`);
+    process.stdout.write(`${JSON.stringify({ msg: 'gateway ready', address: gw.address, url: gw.url, auth: config.noAuth ? 'none' : 'api-keys', ...(metrics?.address ? { metrics: metrics.address } : {}), ...(tracing.url ? { traces: tracing.url, sampler: tracing.sampler } : {}) })}\n`);
   });
 
   const key = gateway.command('key').description('API keys of the gateway: only their SHA-256 is stored');

@@ -20,6 +20,7 @@ import { toGrpcError, toMusterError, type Metrics } from '@muster/common';
 import { authorize } from './access.js';
 import { authenticate, type AuthenticatedCall } from './authenticate.js';
 import { pageKey } from './pages.js';
+import { tracedCall } from './rpc-tracing.js';
 
 export interface RpcContext {
   token: string;
@@ -59,7 +60,8 @@ export function unary<Req, Res>(ctx: RpcContext, method: string, handler: (req: 
     const started = performance.now();
     (async () => {
       const who = admit(ctx, call, call.request);
-      return handler(call.request, call.metadata, who);
+      // Traced only once admitted: a caller that is refused adds no span (it is counted below).
+      return tracedCall(call.getPath(), call.metadata, () => handler(call.request, call.metadata, who), (e) => toMusterError(e).code);
     })().then(
       (res) => {
         record(ctx, method, started, 'OK');

@@ -7,8 +7,8 @@
  * gang (gang-gc.ts) is a delete staged the same way; `CollectTimer` says when
  * the controller looks for one.
  */
-import type { Logger } from '@muster/common';
-import { Gang, GangState, type HeadMessage, type ShardLaunch } from '@muster/proto';
+import { SpanKind, startSpan, traceFields, otelTrace, type Context, type Logger } from '@muster/common';
+import { Gang, GangState, type HeadMessage, type ShardLaunch, type TraceContext } from '@muster/proto';
 import { collectEveryMs, type Collection, type GangRetention } from './gang-gc.js';
 import type { EventLog } from '../events/event-log.js';
 import type { GangEvent, GangPlan } from './gang-plan.js';
@@ -29,8 +29,24 @@ function withCredentials(sink: PlanSink, group: string | undefined, shards: Shar
   return shards.map((s) => ({ ...s, env: { ...s.env, ...creds } }));
 }
 
+/**
+ * The trace context of a launch order: a PRODUCER span "muster.launch <gang>"
+ * under the launching call's span, for the first attempt only (a restart is
+ * the controller's doing, not the caller's). Undefined when not traced.
+ */
+function launchTrace(parent: Context | undefined, g: Gang, name: string, nodeId: string, attempt: number): TraceContext | undefined {
+  if (!parent || attempt > 1) return undefined;
+  const span = startSpan(`muster.launch ${name}`, SpanKind.PRODUCER, { 'muster.gang': g.id, 'muster.gang_name': name, 'muster.node': nodeId, 'muster.attempt': attempt }, parent);
+  if (!span) return undefined;
+  const fields = traceFields(otelTrace.setSpan(parent, span));
+  span.end();
+  return fields;
+}
+
 /** What one gang's entry does once the plan is durable. */
 export interface Durable {
+  /** The trace of the call that launched the gang, if traced (gangs.ts). */
+  readonly trace?: Context | undefined;
   clearTimer(): void;
   arm(ev: GangEvent, atMs: number): void;
   /** The plan's record is durable (`stateChanged`: it took a step of the lifecycle). */
@@ -56,7 +72,10 @@ export function stagePlan(sink: PlanSink, key: string, current: () => Gang, name
         commits.after(() => on.clearTimer());
         break;
       case 'launch':
-        commits.after(() => sink.send(a.nodeId, { msg: { $case: 'launchShards', value: { gangId: g.id, attempt: a.attempt, shards: withCredentials(sink, g.spec?.replicaGroup, a.shards) } } }));
+        commits.after(() => {
+          const trace = launchTrace(on.trace, g, name, a.nodeId, a.attempt);
+          sink.send(a.nodeId, { msg: { $case: 'launchShards', value: { gangId: g.id, attempt: a.attempt, shards: withCredentials(sink, g.spec?.replicaGroup, a.shards), trace } } });
+        });
         break;
       case 'stop':
         commits.after(() => sink.send(a.nodeId, { msg: { $case: 'stopShards', value: { gangId: g.id, attempt: a.attempt, reason: a.reason } } }));

@@ -56,7 +56,7 @@
  * the gang leaves memory (and `gang ls`) once its delete is durable, and no
  * event is decided on it meanwhile.
  */
-import { checkLength, ErrorCode, MusterError, type Logger, randomId } from '@muster/common';
+import { checkLength, ErrorCode, MusterError, otelContext, tracingOn, type Context, type Logger, randomId } from '@muster/common';
 import { Gang, GangState as G, NodeState, PlacementGroupState as P, type GangSpec, type HeadMessage, type ShardStatusReport } from '@muster/proto';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
@@ -81,6 +81,8 @@ interface Entry {
   shown: Gang | undefined;
   spec: ValidGangSpec;
   moving: boolean;
+  /** The trace of the call that launched it, when traced (memory only: its first launch orders carry it, gang-executor.ts). */
+  trace?: Context | undefined;
   timer?: NodeJS.Timeout | undefined;
   /** Its delete is in the next commit (gang-gc.ts): no event is decided on it any more. */
   collecting?: boolean;
@@ -234,7 +236,7 @@ export class GangController {
       if (e.gang.placementGroupId === pg.id) throw new MusterError(ErrorCode.ALREADY_EXISTS, `placement group ${pg.spec?.name} already runs gang ${e.spec.name}`, { details: { field: 'placementGroup' } });
     }
     const first = planLaunch(spec, wireGangSpec(spec), pg, randomId('gang', 10), requestId, Date.now());
-    const e: Entry = { gang: first.gang, shown: undefined, spec, moving: false };
+    const e: Entry = { gang: first.gang, shown: undefined, spec, moving: false, trace: tracingOn() ? otelContext.active() : undefined };
     this.gangs.set(e.gang.id, e);
     this.execute(e, first);
     this.apply(e, { type: 'placement' });
@@ -322,6 +324,7 @@ export class GangController {
     e.moving = plan.moving;
     const live = () => this.gangs.get(plan.gang.id) === e; // not replaced by a reload meanwhile
     return stagePlan(this.sink, GANGS_PREFIX + plan.gang.id, () => e.gang, e.spec.name, plan, {
+      trace: e.trace,
       clearTimer: () => clearTimeout(e.timer),
       arm: (ev, atMs) => this.arm(e, ev, atMs),
       settled: (g, stateChanged) => {

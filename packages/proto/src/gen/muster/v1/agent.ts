@@ -153,6 +153,19 @@ export interface LaunchShards {
   gangId: string;
   attempt: number;
   shards: ShardLaunch[];
+  /**
+   * The trace of the control call that launched the gang (its first
+   * attempt), when the head traces it; unset otherwise. The agent's launch
+   * span continues it. A bidirectional stream's gRPC metadata is sent once
+   * per stream, so a per-order trace context travels in the order.
+   */
+  trace: TraceContext | undefined;
+}
+
+/** W3C Trace Context (https://www.w3.org/TR/trace-context/) carried in a message. */
+export interface TraceContext {
+  traceparent: string;
+  tracestate: string;
 }
 
 /** Stop every rank of the gang on this node (attempt 0: of every attempt). */
@@ -1802,7 +1815,7 @@ export const ShardLaunch_EnvEntry: MessageFns<ShardLaunch_EnvEntry> = {
 };
 
 function createBaseLaunchShards(): LaunchShards {
-  return { gangId: "", attempt: 0, shards: [] };
+  return { gangId: "", attempt: 0, shards: [], trace: undefined };
 }
 
 export const LaunchShards: MessageFns<LaunchShards> = {
@@ -1815,6 +1828,9 @@ export const LaunchShards: MessageFns<LaunchShards> = {
     }
     for (const v of message.shards) {
       ShardLaunch.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.trace !== undefined) {
+      TraceContext.encode(message.trace, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -1856,6 +1872,14 @@ export const LaunchShards: MessageFns<LaunchShards> = {
             message.shards.push(ShardLaunch.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.trace = TraceContext.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1877,6 +1901,7 @@ export const LaunchShards: MessageFns<LaunchShards> = {
         : "",
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
       shards: globalThis.Array.isArray(object?.shards) ? object.shards.map((e: any) => ShardLaunch.fromJSON(e)) : [],
+      trace: isSet(object.trace) ? TraceContext.fromJSON(object.trace) : undefined,
     };
   },
 
@@ -1890,6 +1915,84 @@ export const LaunchShards: MessageFns<LaunchShards> = {
     }
     if (message.shards?.length) {
       obj.shards = message.shards.map((e) => ShardLaunch.toJSON(e));
+    }
+    if (message.trace !== undefined) {
+      obj.trace = TraceContext.toJSON(message.trace);
+    }
+    return obj;
+  },
+};
+
+function createBaseTraceContext(): TraceContext {
+  return { traceparent: "", tracestate: "" };
+}
+
+export const TraceContext: MessageFns<TraceContext> = {
+  encode(message: TraceContext, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.traceparent !== "") {
+      writer.uint32(10).string(message.traceparent);
+    }
+    if (message.tracestate !== "") {
+      writer.uint32(18).string(message.tracestate);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TraceContext {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTraceContext();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tracestate = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TraceContext {
+    return {
+      traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
+      tracestate: isSet(object.tracestate) ? globalThis.String(object.tracestate) : "",
+    };
+  },
+
+  toJSON(message: TraceContext): unknown {
+    const obj: any = {};
+    if (message.traceparent !== "") {
+      obj.traceparent = message.traceparent;
+    }
+    if (message.tracestate !== "") {
+      obj.tracestate = message.tracestate;
     }
     return obj;
   },

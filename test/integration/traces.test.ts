@@ -1,0 +1,209 @@
+/**
+ * Traces end to end (docs/observability.md, "Traces"): a real cluster whose
+ * head and worker trace (the standard OTEL_EXPORTER_OTLP_ENDPOINT in their
+ * environment), a `muster gateway --otlp-endpoint`, a traced serve() replica
+ * and an HTTP shard, all exporting OTLP/HTTP JSON to a small collector in
+ * this test (an HTTP server; the JSON is the OTLP protocol's own encoding,
+ * read with JSON.parse).
+ *
+ * Shown: a request that comes to the gateway with a traceparent is one trace
+ * — the gateway's server span under the client's span, the router's attempt
+ * span under it, the replica's span under that — for a serve() shard (whose
+ * handler runs under its span) and for an HTTP shard (the worker's bridge
+ * span, and the shard receives a traceparent naming that span as parent);
+ * and a gang launched by the SDK inside an application span is one trace
+ * from the SDK's client span through the head's server span and its launch
+ * order to the agent's launch span.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { otelContext, otelTrace, SpanKind, startSpan } from '@muster/common';
+import { startTracing, type Tracing } from '@muster/common/tracing';
+import type { Cluster } from '@muster/sdk';
+import { spawnManaged, waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
+
+const tracedReplica = fileURLToPath(new URL('../fixtures/traced-replica.mjs', import.meta.url));
+const echoShard = fileURLToPath(new URL('../fixtures/trace-echo-shard.mjs', import.meta.url));
+const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
+
+interface SeenSpan {
+  service: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  kind: number;
+  attributes: Record<string, unknown>;
+}
+
+type OtlpValue = { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number };
+type OtlpAttr = { key: string; value: OtlpValue };
+interface OtlpTraces {
+  resourceSpans?: Array<{ resource?: { attributes?: OtlpAttr[] }; scopeSpans?: Array<{ spans?: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpAttr[] }> }> }>;
+}
+
+const valueOf = (v: OtlpValue): unknown => v.stringValue ?? v.intValue ?? v.boolValue ?? v.doubleValue;
+const attrs = (list: OtlpAttr[] | undefined) => Object.fromEntries((list ?? []).map((a) => [a.key, valueOf(a.value)]));
+
+/** An OTLP/HTTP JSON trace receiver: every span any process exports, with its service. */
+async function startCollector(): Promise<{ url: string; spans: SeenSpan[]; server: Server }> {
+  const spans: SeenSpan[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (req.url === '/v1/traces' && req.headers['content-type']?.includes('json')) {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as OtlpTraces;
+        for (const rs of body.resourceSpans ?? []) {
+          const service = String(attrs(rs.resource?.attributes)['service.name'] ?? '');
+          for (const ss of rs.scopeSpans ?? []) {
+            for (const s of ss.spans ?? []) spans.push({ service, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? '', name: s.name, kind: s.kind, attributes: attrs(s.attributes) });
+          }
+        }
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, server };
+}
+
+/** OTLP/JSON span kinds (the proto enum: 1 internal, 2 server, 3 client, 4 producer, 5 consumer). */
+const KIND = { SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 } as const;
+
+describe('traces across gateway, router, replica and the launch path', () => {
+  let collector: Awaited<ReturnType<typeof startCollector>>;
+  const saved: Record<string, string | undefined> = {};
+  const setEnv = (k: string, v: string) => {
+    saved[k] = process.env[k];
+    process.env[k] = v;
+  };
+  // Before the cluster starts (hooks run in order): its head and worker inherit these variables.
+  beforeAll(async () => {
+    collector = await startCollector();
+    setEnv('OTEL_EXPORTER_OTLP_ENDPOINT', collector.url);
+    setEnv('OTEL_TRACES_SAMPLER', 'parentbased_always_on');
+    setEnv('OTEL_BSP_SCHEDULE_DELAY', '100');
+  });
+  afterAll(async () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    await new Promise((r) => collector?.server.close(r));
+  });
+
+  let cluster: LocalCluster;
+  let sdk: Cluster;
+  let gw: ManagedProcess;
+  let base: string;
+  let app: Tracing;
+  useCluster({ workers: 1 }, (fx) => ({ cluster, sdk } = fx));
+
+  beforeAll(async () => {
+    // This test process is the application: it traces too (its SDK calls are the launch trace's root).
+    app = startTracing({ service: 'test-app' });
+    await sdk.replicaGroups.apply({
+      name: 'traced',
+      template: { command: process.execPath, args: [tracedReplica], env: { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_BSP_SCHEDULE_DELAY: '100' }, readiness: { kind: 'sdk' } },
+      replicas: { initial: 1, max: 1 },
+    });
+    await sdk.replicaGroups.apply({
+      name: 'web',
+      httpPort: 'http',
+      template: { command: process.execPath, args: [echoShard], ports: [{ name: 'http' }], readiness: { kind: 'http', port: 'http', path: '/health', periodMs: 50 } },
+      replicas: { initial: 1, max: 1 },
+    });
+    // The gateway takes the flag (the head and worker took the variable); its env has no OTEL_* of the test's.
+    gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth', '--otlp-endpoint', collector.url], { env: { ...cluster.clientEnv(), OTEL_EXPORTER_OTLP_ENDPOINT: undefined, OTEL_BSP_SCHEDULE_DELAY: '100' } });
+    const ready = JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string; traces?: string };
+    expect(ready.traces).toBe(`${collector.url}/v1/traces`);
+    base = `http://${ready.address}`;
+    const readyCount = async (name: string) => (await sdk.replicaGroups.get(name)).replicas.filter((r) => r.state === 'ready').length;
+    await waitFor('both groups ready', async () => ((await readyCount('traced')) === 1 && (await readyCount('web')) === 1) || undefined, { timeoutMs: 30_000 });
+  }, 60_000);
+  afterAll(async () => {
+    await gw?.stop();
+    await app?.shutdown();
+  });
+
+  /** A client's own traceparent: a fresh trace id and span id, sampled. */
+  const clientParent = () => {
+    const traceId = randomBytes(16).toString('hex');
+    const spanId = randomBytes(8).toString('hex');
+    return { traceId, spanId, header: `00-${traceId}-${spanId}-01` };
+  };
+  const spansOf = (traceId: string) => collector.spans.filter((s) => s.traceId === traceId);
+  /** Waits until `pick` finds its span in the trace (spans arrive in batches, from several processes). */
+  const span = (traceId: string, what: string, pick: (s: SeenSpan) => boolean) =>
+    waitFor(what, () => {
+      const found = spansOf(traceId).find(pick);
+      if (found) return found;
+      throw new Error(`spans of the trace so far: ${JSON.stringify(spansOf(traceId).map((s) => [s.service, s.name, s.kind, s.spanId, s.parentSpanId]))}`);
+    }, { timeoutMs: 15_000 });
+
+  it('follows a call from the gateway through the router to a serve() replica, with parent links', async () => {
+    const client = clientParent();
+    const res = await fetch(`${base}/v1/groups/traced/call`, { method: 'POST', headers: { 'content-type': 'application/json', traceparent: client.header }, body: JSON.stringify({ hello: 1 }) });
+    expect(res.status).toBe(200);
+    const answer = (await res.json()) as { echo: unknown; spanId: string };
+    expect(answer.echo).toEqual({ hello: 1 });
+
+    const gateway = await span(client.traceId, 'the gateway span', (s) => s.service === 'muster-gateway' && s.kind === KIND.SERVER);
+    expect(gateway).toMatchObject({ parentSpanId: client.spanId, name: 'POST call', attributes: { 'http.response.status_code': 200, 'muster.group': 'traced' } });
+    const router = await span(client.traceId, 'the router span', (s) => s.service === 'muster-gateway' && s.kind === KIND.CLIENT && s.name.startsWith('muster.call '));
+    expect(router).toMatchObject({ parentSpanId: gateway.spanId, name: 'muster.call traced', attributes: { 'muster.group': 'traced', 'muster.code': 'OK', 'muster.attempt': 1 } });
+    const replica = await span(client.traceId, 'the replica span', (s) => s.service === 'traced-replica' && s.kind === KIND.SERVER);
+    expect(replica).toMatchObject({ parentSpanId: router.spanId, name: 'muster.serve traced', attributes: { 'muster.code': 'OK', 'muster.replica': router.attributes['muster.replica'] } });
+    // The handler ran under the replica's span.
+    expect(answer.spanId).toBe(replica.spanId);
+  });
+
+  it('follows a request to an HTTP shard through the worker\'s bridge, and the shard sees the traceparent', async () => {
+    const client = clientParent();
+    const res = await fetch(`${base}/v1/groups/web/http/echo`, { headers: { traceparent: client.header } });
+    expect(res.status).toBe(200);
+    const seen = (await res.json()) as { traceparent: string | null };
+
+    const gateway = await span(client.traceId, 'the gateway span', (s) => s.service === 'muster-gateway' && s.kind === KIND.SERVER);
+    expect(gateway).toMatchObject({ parentSpanId: client.spanId, name: 'GET http' });
+    const router = await span(client.traceId, 'the router span', (s) => s.service === 'muster-gateway' && s.kind === KIND.CLIENT && s.name.startsWith('muster.call '));
+    expect(router.parentSpanId).toBe(gateway.spanId);
+    const bridge = await span(client.traceId, 'the bridge span', (s) => s.service === 'muster-worker' && s.kind === KIND.SERVER);
+    expect(bridge).toMatchObject({ parentSpanId: router.spanId, name: 'muster.serve web' });
+    // The shard got the bridge's span as its parent (not the client's header, which the gateway also forwarded).
+    expect(seen.traceparent).toBe(`00-${client.traceId}-${bridge.spanId}-01`);
+  });
+
+  it('follows a gang launch from the SDK through the head to the agent', async () => {
+    const pg = await sdk.placementGroups.create({ name: 'traced-pg', strategy: 'PACK', bundles: [{ gpus: 1 }] });
+    await pg.ready({ timeout: 10_000 });
+    const root = startSpan('launch-test', SpanKind.INTERNAL, {});
+    expect(root).toBeDefined();
+    const traceId = root!.spanContext().traceId;
+    await otelContext.with(otelTrace.setSpan(otelContext.active(), root!), () =>
+      sdk.gangs.launch({
+        name: 'traced-gang',
+        placementGroup: pg.name,
+        tp: 1,
+        pp: 1,
+        template: { command: process.execPath, args: [echoShard], ports: [{ name: 'http' }], readiness: { kind: 'http', port: 'http', path: '/health', periodMs: 50 } },
+      }),
+    );
+    root!.end();
+
+    const client = await span(traceId, 'the SDK client span', (s) => s.service === 'test-app' && s.kind === KIND.CLIENT && s.name === 'muster.rpc GangService/LaunchGang');
+    expect(client.parentSpanId).toBe(root!.spanContext().spanId);
+    const server = await span(traceId, 'the head server span', (s) => s.service === 'muster-head' && s.kind === KIND.SERVER);
+    expect(server).toMatchObject({ parentSpanId: client.spanId, name: 'muster.rpc GangService/LaunchGang', attributes: { 'muster.code': 'OK' } });
+    const order = await span(traceId, 'the launch order span', (s) => s.service === 'muster-head' && s.kind === KIND.PRODUCER);
+    expect(order).toMatchObject({ parentSpanId: server.spanId, name: 'muster.launch traced-gang' });
+    const agent = await span(traceId, 'the agent launch span', (s) => s.service === 'muster-worker' && s.kind === KIND.CONSUMER);
+    expect(agent).toMatchObject({ parentSpanId: order.spanId, attributes: { 'muster.code': 'OK' } });
+  });
+});
