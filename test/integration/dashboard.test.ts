@@ -155,6 +155,8 @@ describe('dashboard in a browser', () => {
     await page.locator('[data-testid=replica-groups] a', { hasText: 'chat' }).click();
     await expect.poll(() => page.locator('[data-testid=replicas] tbody tr').count(), { timeout: 15_000 }).toBe(2);
     await page.locator('[data-testid=rg-chart] canvas').waitFor({ timeout: 10_000 });
+    // Its history (the rg.created event) and two live samples: a line to look at.
+    await expect.poll(async () => Number(await page.locator('[data-testid=rg-chart]').getAttribute('data-points')), { timeout: 15_000 }).toBeGreaterThanOrEqual(3);
     await shot('replica-group');
     await gang.stop();
   });

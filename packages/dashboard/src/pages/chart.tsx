@@ -47,5 +47,5 @@ export function TimeChart(props: { x: number[]; series: Series[]; height?: numbe
   useEffect(() => {
     plot.current?.setData(data);
   });
-  return <div ref={el} class="chart" data-testid={props.testid} />;
+  return <div ref={el} class="chart" data-testid={props.testid} data-points={props.x.length} />;
 }

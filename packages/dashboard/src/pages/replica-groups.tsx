@@ -4,8 +4,10 @@
  * report), the revisions and canary weight, what the autoscaler sees now, and
  * a chart over time of desired and ready replicas, load, and the
  * autoscaler's decisions. The chart's history is the group's retained
- * `rg.autoscale` / `rg.scaled` events (replayed from the event stream),
- * and, while the page is open, a sample of the group every 2 s.
+ * `rg.created` / `rg.scaled` / `rg.autoscale` events (replayed from the
+ * event stream: the replica count each one set, the autoscaler's as
+ * points), and, while the page is open, a sample of the group every 2 s
+ * (desired, ready, in flight + queued).
  */
 import { useEffect, useState } from 'preact/hooks';
 import { get, onEvent, recentEvents, type ClusterEvent, type ReplicaGroupJson } from '../api.js';
@@ -52,15 +54,20 @@ interface Sample {
 }
 
 const MAX_SAMPLES = 3_600;
-const isDecision = (name: string) => (e: ClusterEvent) => (e.kind === 'rg.autoscale' || e.kind === 'rg.scaled') && e.attributes?.group === name;
-const decisionValue = (e: ClusterEvent) => Number(e.attributes?.to ?? /scaled to (\d+)/.exec(e.message ?? '')?.[1] ?? NaN);
+const COUNT_KINDS = new Set(['rg.created', 'rg.scaled', 'rg.autoscale']);
+const isDecision = (name: string) => (e: ClusterEvent) => COUNT_KINDS.has(e.kind) && e.attributes?.group === name;
+/** The replica count an event set: `to` of an autoscaler decision, else the count in its message. */
+const decisionValue = (e: ClusterEvent) => Number(e.attributes?.to ?? /(?:scaled to|created with) (\d+)/.exec(e.message ?? '')?.[1] ?? NaN);
 
 export function ReplicaGroupPage(props: { name: string }) {
   const { data: g, error } = useLive(() => get<ReplicaGroupJson>(`/replica-groups/${encodeURIComponent(props.name)}`), ['rg.', 'gang.'], [props.name]);
   const [samples, setSamples] = useState<Sample[]>([]);
   // History: the group's decisions among the events seen (retained ones are replayed first), then each new one.
   useEffect(() => {
-    const fromEvent = (e: ClusterEvent): Sample => ({ t: (e.timeMs ?? Date.now()) / 1000, desired: null, ready: null, load: null, decision: decisionValue(e) });
+    const fromEvent = (e: ClusterEvent): Sample => {
+      const n = decisionValue(e);
+      return { t: (e.timeMs ?? Date.now()) / 1000, desired: Number.isFinite(n) ? n : null, ready: null, load: null, decision: e.kind === 'rg.autoscale' ? n : null };
+    };
     setSamples(recentEvents.filter(isDecision(props.name)).map(fromEvent));
     return onEvent((e) => {
       if (isDecision(props.name)(e)) setSamples((s) => [...s, fromEvent(e)].slice(-MAX_SAMPLES));
@@ -68,13 +75,14 @@ export function ReplicaGroupPage(props: { name: string }) {
   }, [props.name]);
   // Live: a sample of the group every 2 s while the page is open.
   useEffect(() => {
-    const timer = window.setInterval(() => {
+    const sample = () =>
       get<ReplicaGroupJson>(`/replica-groups/${encodeURIComponent(props.name)}`).then((rg) => {
         const reps = rg.replicas ?? [];
         const load = reps.reduce((a, r) => a + (r.load?.inFlight ?? 0) + (r.load?.queued ?? 0), 0);
         setSamples((s) => [...s, { t: Date.now() / 1000, desired: rg.desired ?? 0, ready: reps.filter((r) => r.state === 'ready').length, load, decision: null }].slice(-MAX_SAMPLES));
       }, () => undefined);
-    }, 2_000);
+    void sample();
+    const timer = window.setInterval(() => void sample(), 2_000);
     return () => window.clearInterval(timer);
   }, [props.name]);
   const sorted = [...samples].sort((a, b) => a.t - b.t);
