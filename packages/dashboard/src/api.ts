@@ -58,7 +58,8 @@ export interface ClusterEvent {
   attributes?: Record<string, string>;
 }
 
-type Listener = (e: ClusterEvent) => void;
+/** `live`: the event happened after the page opened (false while the retained ones are replayed). */
+type Listener = (e: ClusterEvent, live: boolean) => void;
 const listeners = new Set<Listener>();
 /** The latest events seen (bounded), newest last. */
 export const recentEvents: ClusterEvent[] = [];
@@ -66,6 +67,9 @@ const RECENT = 500;
 let source: EventSource | undefined;
 let replayed = false;
 const replayListeners = new Set<() => void>();
+
+/** Events of the last hour are replayed when the page opens (a day of them need not be). */
+const REPLAY_MS = 3_600_000;
 
 /** Subscribes to cluster events (replayed ones first, then live); returns the unsubscribe. */
 export function onEvent(fn: Listener): () => void {
@@ -83,12 +87,12 @@ export function onReplayed(fn: () => void): () => void {
 
 function openEvents(): void {
   if (source) return;
-  source = new EventSource('/api/events', { withCredentials: true });
+  source = new EventSource(`/api/events?sinceMs=${REPLAY_MS}`, { withCredentials: true });
   source.addEventListener('event', (m) => {
     const e = JSON.parse((m as MessageEvent<string>).data) as ClusterEvent;
     recentEvents.push(e);
     if (recentEvents.length > RECENT) recentEvents.splice(0, recentEvents.length - RECENT);
-    for (const l of listeners) l(e);
+    for (const l of listeners) l(e, replayed);
   });
   source.addEventListener('replay-end', () => {
     replayed = true;

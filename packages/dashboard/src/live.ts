@@ -1,6 +1,6 @@
 /**
  * Hooks the pages share: `useLive` loads a page's data and loads it again
- * when an event of the kinds it shows arrives (at most every 500 ms), so a
+ * when a live event of the kinds it shows arrives (at most every 500 ms), so a
  * page follows the cluster without a reload; `useRoute` reads the hash route
  * ("#/nodes/n1" → ["nodes", "n1"]).
  */
@@ -28,8 +28,9 @@ export function useLive<T>(load: () => Promise<T>, kinds: readonly string[], dep
   }, [...deps, tick]);
   useEffect(() => {
     if (kinds.length === 0) return undefined;
-    const off = onEvent((e) => {
-      if (!kinds.some((k) => e.kind.startsWith(k)) || pending.current !== undefined) return;
+    const off = onEvent((e, live) => {
+      // Replayed events happened before the page loaded what it shows.
+      if (!live || !kinds.some((k) => e.kind.startsWith(k)) || pending.current !== undefined) return;
       pending.current = window.setTimeout(() => {
         pending.current = undefined;
         setTick((t) => t + 1);

@@ -91,7 +91,20 @@ export function Bar(props: { used: number; total: number }) {
 export function Events(props: { filter?: (e: ClusterEvent) => boolean; max?: number }) {
   const pick = () => recentEvents.filter(props.filter ?? (() => true)).slice(-(props.max ?? 25)).reverse();
   const [events, setEvents] = useState(pick);
-  useEffect(() => onEvent(() => setEvents(pick())), []);
+  // Once per frame at most: a replay of thousands of events renders the list once, not thousands of times.
+  useEffect(() => {
+    let frame: number | undefined;
+    const off = onEvent(() => {
+      frame ??= requestAnimationFrame(() => {
+        frame = undefined;
+        setEvents(pick());
+      });
+    });
+    return () => {
+      off();
+      if (frame !== undefined) cancelAnimationFrame(frame);
+    };
+  }, []);
   return (
     <ul class="events" data-testid="events">
       {events.map((e) => (

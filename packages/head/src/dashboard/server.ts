@@ -17,7 +17,7 @@
  * not proxy: the leader's dashboard address is not in the leader key, and a
  * browser should talk to the head it authenticated to.
  *
- *   GET  /api/events?after=<id>&kinds=a,b     SSE: WatchEvents (replay, then live; `id:` lines resume)
+ *   GET  /api/events?sinceMs=<ms>|after=<id>&kinds=a,b   SSE: WatchEvents (replay, then live; `id:` lines resume)
  *   GET  /api/gangs/<id>/logs?rank=<n>        SSE: StreamLogs (follow), one text chunk per message
  *   POST /api/session | /api/tickets | /api/logout   sessions.ts
  *   GET  /api/whoami                          the session's identity
@@ -30,6 +30,7 @@ import type { Identity } from '@muster/contracts';
 import { ErrorCode, MusterError, bearerToken, identityOf, isMusterError, parseHostPort, toMusterError, type Logger } from '@muster/common';
 import { ClusterEvent, ClusterServiceService, GangServiceService, type LogChunk } from '@muster/proto';
 import { authorize } from '../api/access.js';
+import { formatEventId } from '../events/event-id.js';
 import type { GateInvoker, Credential } from './invoke.js';
 import { answer, type Query } from './routes.js';
 import { sessionCookie, setCookie, Sessions } from './sessions.js';
@@ -207,11 +208,20 @@ async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> 
   }
 }
 
-/** SSE of WatchEvents: replay (after `after`, or the Last-Event-ID the browser resumes from), an end-of-replay marker, then live events. */
+/**
+ * SSE of WatchEvents: the retained events after `after` (or the Last-Event-ID
+ * the browser resumes from), or those of the last `sinceMs` milliseconds
+ * (the page asks for the last hour: a fresh page need not replay a day of
+ * events), an end-of-replay marker, then live events.
+ */
 async function events(req: IncomingMessage, res: ServerResponse, invoke: GateInvoker, cred: Credential, q: Query): Promise<void> {
-  const unknown = Object.keys(q).filter((k) => k !== 'after' && k !== 'kinds');
-  if (unknown.length) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `query: unknown key "${unknown[0]!.slice(0, 64)}" (expected after, kinds)`);
-  const after = String(req.headers['last-event-id'] ?? q.after ?? '').slice(0, 64);
+  const unknown = Object.keys(q).filter((k) => k !== 'after' && k !== 'kinds' && k !== 'sinceMs');
+  if (unknown.length) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `query: unknown key "${unknown[0]!.slice(0, 64)}" (expected after, sinceMs, kinds)`);
+  const since = q.sinceMs === undefined ? undefined : Number(q.sinceMs);
+  if (since !== undefined && !(Number.isInteger(since) && since > 0)) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'sinceMs: expected a positive integer (milliseconds)');
+  const resume = String(req.headers['last-event-id'] ?? q.after ?? '').slice(0, 64);
+  // Ids sort as "<ms>-<counter>" (events/event-id.ts): every id of a later millisecond is above this one.
+  const after = resume || (since ? formatEventId(Math.max(0, Date.now() - since - 1), 999_999) : '');
   const kinds = (q.kinds ?? '').split(',').filter(Boolean).slice(0, 16).map((k) => k.slice(0, 64));
   const request = { replay: true, afterId: after, kinds, markReplayEnd: true };
   await sse(req, res, (write) => invoke.stream<ClusterEvent>(ClusterServiceService, 'watchEvents', request, cred, (e) =>
