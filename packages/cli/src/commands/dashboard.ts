@@ -7,9 +7,9 @@
  * certificate gives a viewer's dashboard). The ticket is good for one
  * sign-in within 60 s; it is not the token and opens nothing after that.
  *
- * Where the dashboard is: --url, else the context's `dashboard` (which
- * `muster up` writes), else the head's --dashboard-listen address must be
- * given. docs/dashboard.md.
+ * Where the dashboard is: --url, else the `dashboard` of the context
+ * (`--context`, else the current one; `muster up` writes it), even when the
+ * credentials come from flags or the environment. docs/dashboard.md.
  */
 import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
@@ -45,8 +45,14 @@ export function dashboardCommand(program: Command): void {
 /** Asks the head for a ticket with this CLI's credential and returns the link that signs a browser in. */
 export async function signInLink(flags: DashboardFlags): Promise<string> {
   const opts = connectionOptions(flags);
-  const ctx = opts.context ? await loadClientContext(typeof opts.context === 'string' ? opts.context : undefined, opts.configFile) : undefined;
-  const url = flags.url ?? ctx?.dashboard;
+  // The context gives the credentials only when the flags and environment leave them out (as for
+  // every command); its dashboard URL is used whenever --url is not given.
+  const named = await loadClientContext(typeof opts.context === 'string' ? opts.context : undefined, opts.configFile).catch((e: unknown) => {
+    if (opts.context) throw e;
+    return undefined;
+  });
+  const ctx = opts.context ? named : undefined;
+  const url = flags.url ?? named?.dashboard;
   if (!url) throw new Error('no dashboard URL: give --url https://<head>:<port> (the head\'s --dashboard-listen), or use a context `muster up` wrote');
   const base = new URL(url);
   if (base.protocol !== 'https:' && base.protocol !== 'http:') throw new Error(`--url: expected https://host:port, got "${url.slice(0, 200)}"`);
