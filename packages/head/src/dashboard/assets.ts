@@ -28,15 +28,20 @@ const TYPES: Record<string, string> = {
 const MAX_FILES = 64;
 const MAX_BYTES = 16 * 1024 * 1024;
 
-/** Where the built web app is: packages/dashboard/dist, found through the workspace dependency. */
+/** Where the built web app is: packages/dashboard/dist, found through the head's dependency ('' when the package is missing). */
 export function defaultAssetsDir(): string {
-  return join(dirname(createRequire(import.meta.url).resolve('@muster/dashboard/package.json')), 'dist');
+  try {
+    return join(dirname(createRequire(import.meta.url).resolve('@muster/dashboard/package.json')), 'dist');
+  } catch {
+    return '';
+  }
 }
 
 /** URL path ("/assets/index-abc.js") → file, for every file of `dir` with a known type; an absent dir gives none. */
 export async function loadAssets(dir: string): Promise<Assets> {
   const out = new Map<string, Asset>();
   let entries: string[];
+  if (!dir) return out;
   try {
     entries = (await readdir(dir, { recursive: true })).map(String);
   } catch {
