@@ -6,7 +6,8 @@
  * replica group.
  *
  * `muster dashboard` (the CLI, with the admin's certificate) prints the
- * sign-in link; the browser opens it and gets a session. Then: the overview
+ * sign-in link; the browser opens it and gets a session (a viewer's
+ * certificate gives a viewer's session; a caller's is refused). Then: the overview
  * counts the nodes and GPUs; a placement group created while the page is
  * open shows up in its events without a reload; the nodes page lists both
  * nodes; a node's page draws its GPUs, its topology matrix and which
@@ -67,9 +68,11 @@ describe('dashboard in a browser', () => {
 
   const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 
-  async function signInLink(): Promise<string> {
+  /** `muster dashboard` with a client certificate (the admin's unless another pair is named). */
+  async function signInLink(pair?: string): Promise<string> {
     const tls = cluster.tls!;
-    const r = await execa(process.execPath, [cli, 'dashboard', '--url', cluster.dashboardUrl!, '--address', cluster.address, '--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key], { env: { MUSTER_CONFIG: join(shots, 'no-config.yaml') } });
+    const [cert, key] = pair ? [join(cluster.pkiDir!, `${pair}.crt`), join(cluster.pkiDir!, `${pair}.key`)] : [tls.cert, tls.key];
+    const r = await execa(process.execPath, [cli, 'dashboard', '--url', cluster.dashboardUrl!, '--address', cluster.address, '--tls-ca', tls.ca, '--tls-cert', cert, '--tls-key', key], { env: { MUSTER_CONFIG: join(shots, 'no-config.yaml') } });
     return r.stdout.trim();
   }
 
@@ -90,6 +93,22 @@ describe('dashboard in a browser', () => {
     } finally {
       await other.close();
     }
+  });
+
+  it('signs a viewer in with its own identity; refuses a caller (the access table)', async () => {
+    for (const [name, role] of [['vera', 'viewer'], ['app', 'caller']]) {
+      await execa(process.execPath, [cli, 'cert', 'client', '--dir', cluster.pkiDir!, '--name', name!, '--role', role!]);
+    }
+    const viewer = await browser.newContext({ ignoreHTTPSErrors: true });
+    try {
+      const ticket = (await signInLink('vera')).split('#ticket=')[1]!;
+      expect(await (await viewer.request.post(`${cluster.dashboardUrl}/api/session`, { data: { ticket } })).json()).toEqual({ role: 'viewer', name: 'vera' });
+      expect((await viewer.request.get(`${cluster.dashboardUrl}/api/nodes`)).status()).toBe(200);
+    } finally {
+      await viewer.close();
+    }
+    const refused = await signInLink('app').then(() => undefined, (e: Error) => e.message);
+    expect(refused).toMatch(/403 caller "app" may not call ClusterService\/ListNodes: it needs role viewer/);
   });
 
   it('signs in with the link and shows the overview: nodes and GPUs', async () => {
