@@ -153,6 +153,14 @@ describe('dashboard in a browser', () => {
     await page.locator('[data-testid=gpu] .holder', { hasText: 'trainer' }).first().waitFor({ timeout: 10_000 });
     expect(await page.locator('[data-testid=gpu] .holder', { hasText: 'rank 1' }).count()).toBe(1);
     await shot('node');
+    // The MIG node: one GPU cut into 7 slices, one held.
+    await sdk.placementGroups.create({ name: 'slice', bundles: [{ gpus: 1, migProfile: '1g.10gb' }] }).then((p) => p.ready({ timeout: 10_000 }));
+    await page.goto(`${cluster.dashboardUrl}/#/nodes/mig-1`);
+    await expect.poll(() => page.locator('[data-testid=gpu] .mig').count(), { timeout: 10_000 }).toBe(7);
+    await page.locator('[data-testid=gpu] .mig .holder', { hasText: 'slice' }).waitFor({ timeout: 10_000 });
+    await page.locator('[data-testid=events] li', { hasText: 'node mig-1 registered' }).waitFor({ timeout: 10_000 });
+    expect(await page.locator('[data-testid=events] li', { hasText: 'dgx-1' }).count()).toBe(0); // this node's events only
+    await shot('node-mig');
   });
 
   it('streams a rank\'s log in the gang view', async () => {

@@ -85,7 +85,7 @@ export function NodePage(props: { id: string }) {
           <h2>Topology</h2>
           <Matrix links={node.inventory?.topology?.links ?? []} n={gpus.length} />
           <h2>Events</h2>
-          <Events filter={(e) => e.nodeId === props.id} />
+          <Events key={props.id} filter={(e) => e.nodeId === props.id} />
         </>
       )}
     </>

@@ -87,7 +87,7 @@ export function Bar(props: { used: number; total: number }) {
   );
 }
 
-/** The latest events, newest first, as they arrive. */
+/** The latest events, newest first, as they arrive (give a `key` per filter: the filter is read when mounted). */
 export function Events(props: { filter?: (e: ClusterEvent) => boolean; max?: number }) {
   const pick = () => recentEvents.filter(props.filter ?? (() => true)).slice(-(props.max ?? 25)).reverse();
   const [events, setEvents] = useState(pick);

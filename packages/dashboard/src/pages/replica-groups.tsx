@@ -128,7 +128,7 @@ export function ReplicaGroupPage(props: { name: string }) {
             </tbody>
           </table>
           <h2>Events</h2>
-          <Events filter={(e) => e.attributes?.group === props.name} />
+          <Events key={props.name} filter={(e) => e.attributes?.group === props.name} />
         </>
       )}
     </>
