@@ -2,7 +2,7 @@
  * The web dashboard in a real browser (Debian's chromium, headless, driven by
  * playwright-core) against a real local cluster: two simulated GPU nodes (a
  * DGX-1 with its two NVLink islands, an A100 cut into MIG slices), a gang
- * writing a log line every 100 ms, an infeasible placement group and a
+ * writing a log line every 100 ms, a pending and an infeasible placement group and a
  * replica group.
  *
  * `muster dashboard` (the CLI, with the admin's certificate) prints the
@@ -11,7 +11,7 @@
  * counts the nodes and GPUs; a placement group created while the page is
  * open shows up in its events without a reload; the nodes page lists both
  * nodes; a node's page draws its GPUs, its topology matrix and which
- * group and rank hold a GPU; the infeasible group shows the scheduler's
+ * group and rank hold a GPU; the waiting groups show the scheduler's
  * reason; the gang's log view streams (a line written after the view
  * opened arrives); the replica group page draws its chart. The API refuses
  * a request without a credential, and a used sign-in link.
@@ -130,12 +130,17 @@ describe('dashboard in a browser', () => {
   });
 
   it('shows a pending group\'s reason', async () => {
+    // dgx-1 has 7 GPUs free (live-one holds one), mig-1 none whole: 8 on one node waits; 16 never fits.
+    const waits = await sdk.placementGroups.create({ name: 'waits', bundles: [{ gpus: 8 }] });
     await sdk.placementGroups.create({ name: 'too-big', bundles: [{ gpus: 16 }] });
     await page.goto(`${cluster.dashboardUrl}/#/placement-groups`);
-    const reason = page.locator('[data-testid="pg-too-big"] [data-testid=pending-reason]');
-    await reason.waitFor({ timeout: 10_000 });
-    expect(await reason.textContent()).toMatch(/16/);
+    const row = page.locator('[data-testid="pg-waits"]');
+    await row.locator('[data-testid=pending-reason]').waitFor({ timeout: 10_000 });
+    expect(await row.locator('.state').textContent()).toBe('PENDING');
+    expect(await row.locator('[data-testid=pending-reason]').textContent()).toMatch(/8/);
+    await page.locator('[data-testid="pg-too-big"] [data-testid=pending-reason]').waitFor({ timeout: 10_000 });
     await shot('placement-groups');
+    await waits.remove();
   });
 
   it('lists the nodes, and draws a node\'s GPUs, topology and holders', async () => {
