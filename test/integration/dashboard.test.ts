@@ -1,7 +1,7 @@
 /**
  * The web dashboard in a real browser (Debian's chromium, headless, driven by
  * playwright-core) against a real local cluster: two simulated GPU nodes (a
- * DGX-1 with its two NVLink islands, an A100 cut into MIG slices), a gang
+ * DGX-1 with its hybrid cube-mesh NVLink, an A100 cut into MIG slices), a gang
  * writing a log line every 100 ms, a pending and an infeasible placement group and a
  * replica group.
  *
@@ -19,7 +19,7 @@
  * Screenshots of each page go to a temp dir, or to docs/dashboard/ with
  * UPDATE_SCREENSHOTS=1 (how docs/dashboard.md's pictures are made).
  */
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,6 +64,7 @@ describe('dashboard in a browser', () => {
   });
   afterAll(async () => {
     await browser?.close();
+    if (!process.env.UPDATE_SCREENSHOTS && shots) await rm(shots, { recursive: true, force: true });
   });
 
   const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
