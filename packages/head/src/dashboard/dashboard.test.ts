@@ -9,10 +9,11 @@ import type { PeerCertificate } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { metrics } from '@opentelemetry/api';
 import { ErrorCode, MusterError } from '@muster/common';
-import { ClusterServiceService, NodeState, type ClusterEvent, type Gang, type Node, type PlacementGroup } from '@muster/proto';
+import { ClusterServiceService, NodeState, PlacementGroupServiceService, type ClusterEvent, type Gang, type Node, type PlacementGroup } from '@muster/proto';
 import { LeaderGate } from '../ha/gate.js';
 import { serverStream, unary, type RpcContext } from '../api/rpc.js';
 import { GateInvoker } from './invoke.js';
+import { answer } from './routes.js';
 import { Sessions, sessionCookie, setCookie } from './sessions.js';
 import { domains, gpuUse, gpusUsedByNode } from './views.js';
 
@@ -34,8 +35,12 @@ function gateWith(events: ClusterEvent[]) {
       for (const e of events) call.write(e);
     }),
   };
-  const invoke = new GateInvoker(new Map([[ClusterServiceService, gate.serve(ClusterServiceService)]]), TOKEN);
-  return { gate, invoke, open: () => gate.open(new Map([[ClusterServiceService, impl as never]])) };
+  const groups = {
+    listPlacementGroups: unary(ctx, 'ListPlacementGroups', async () => ({ groups: [{ id: 'pg1', spec: { name: 'a' }, placements: [{ bundleIndex: 0, nodeId: 'n1', gpuIndices: [0, 1], migUuids: [] }] }], nextPageToken: '' })),
+  };
+  const P = PlacementGroupServiceService;
+  const invoke = new GateInvoker(new Map([[ClusterServiceService, gate.serve(ClusterServiceService)], [P, gate.serve(P)]]), TOKEN);
+  return { gate, invoke, open: () => gate.open(new Map([[ClusterServiceService, impl as never], [P, groups as never]])) };
 }
 
 describe('dashboard API calls through the gate', () => {
@@ -65,6 +70,19 @@ describe('dashboard API calls through the gate', () => {
     expect(got).toEqual(['1', '2']);
     const refused = invoke.stream(ClusterServiceService, 'watchEvents', {}, { cert: cert('caller', 'app') }, () => true);
     await expect(refused.done).rejects.toMatchObject({ code: ErrorCode.PERMISSION_DENIED });
+  });
+});
+
+describe('the JSON API routes', () => {
+  it('answers a list through the gate, and refuses a bad query naming the key', async () => {
+    const { invoke, open } = gateWith([]);
+    open();
+    const res = (await answer(invoke, '/nodes', { pageSize: '10', state: 'alive' }, { token: true })) as { nodes: Array<{ nodeId: string; gpusUsed: number }> };
+    expect(res.nodes).toMatchObject([{ nodeId: 'n1', state: 'NODE_STATE_ALIVE', gpusUsed: 2 }]);
+    await expect(answer(invoke, '/nodes', { pageSiz: '10' }, { token: true })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(/pageSiz: unknown key; did you mean "pageSize"\?/) });
+    await expect(answer(invoke, '/nodes', { state: 'sleepy' }, { token: true })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(/state: unknown state "sleepy"/) });
+    await expect(answer(invoke, '/nodes', { pageSize: '5000' }, { token: true })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(/pageSize/) });
+    await expect(answer(invoke, '/secrets', {}, { token: true })).rejects.toMatchObject({ code: ErrorCode.NOT_FOUND });
   });
 });
 
