@@ -224,7 +224,7 @@ async function events(req: IncomingMessage, res: ServerResponse, invoke: GateInv
   const after = resume || (since ? formatEventId(Math.max(0, Date.now() - since - 1), 999_999) : '');
   const kinds = (q.kinds ?? '').split(',').filter(Boolean).slice(0, 16).map((k) => k.slice(0, 64));
   const request = { replay: true, afterId: after, kinds, markReplayEnd: true };
-  await sse(req, res, (write) => invoke.stream<ClusterEvent>(ClusterServiceService, 'watchEvents', request, cred, (e) =>
+  await sse(res, (write) => invoke.stream<ClusterEvent>(ClusterServiceService, 'watchEvents', request, cred, (e) =>
     e.replayEnd ? write('replay-end', '{}') : write('event', JSON.stringify(ClusterEvent.toJSON(e)), e.id)));
 }
 
@@ -235,19 +235,20 @@ async function rankLog(req: IncomingMessage, res: ServerResponse, invoke: GateIn
   const rank = Number(q.rank ?? '0');
   if (!Number.isInteger(rank) || rank < 0 || rank > 65_535) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'rank: expected an integer 0…65535');
   const request = { gang, rank, follow: true, tailBytes: 65_536 };
-  await sse(req, res, (write) => invoke.stream<LogChunk>(GangServiceService, 'streamLogs', request, cred, (c) => write('log', JSON.stringify(Buffer.from(c.data).toString('utf8')))));
+  await sse(res, (write) => invoke.stream<LogChunk>(GangServiceService, 'streamLogs', request, cred, (c) => write('log', JSON.stringify(Buffer.from(c.data).toString('utf8')))));
 }
 
 type Open = (write: (event: string, data: string, id?: string) => boolean) => { done: Promise<void>; cancel(): void; resume(): void };
 
 /** Runs one stream as server-sent events until it ends or the browser goes away; an error ends it with an "error" event. */
-async function sse(req: IncomingMessage, res: ServerResponse, open: Open): Promise<void> {
+async function sse(res: ServerResponse, open: Open): Promise<void> {
   res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
   res.write(': open\n\n');
   const stream = open((event, data, id) => res.write(`${id ? `id: ${id}\n` : ''}event: ${event}\ndata: ${data}\n\n`));
   res.on('drain', () => stream.resume());
   const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
-  req.once('close', () => stream.cancel());
+  // The response's close: the browser went away (or the stream ended); the request's may come earlier.
+  res.once('close', () => stream.cancel());
   try {
     await stream.done;
   } catch (e) {
