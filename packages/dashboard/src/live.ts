@@ -1,6 +1,7 @@
 /**
  * Hooks the pages share: `useLive` loads a page's data and loads it again
- * when a live event of the kinds it shows arrives (at most every 500 ms), so a
+ * when a live event of the kinds it shows arrives (at most every 500 ms, or
+ * the interval the page gives), so a
  * page follows the cluster without a reload; `useRoute` reads the hash route
  * ("#/nodes/n1" → ["nodes", "n1"]).
  */
@@ -13,7 +14,8 @@ export interface Loaded<T> {
   reload(): void;
 }
 
-export function useLive<T>(load: () => Promise<T>, kinds: readonly string[], deps: readonly unknown[]): Loaded<T> {
+/** `everyMs`: the least time between two reloads caused by events (a costly answer takes a larger one). */
+export function useLive<T>(load: () => Promise<T>, kinds: readonly string[], deps: readonly unknown[], everyMs = 500): Loaded<T> {
   const [data, setData] = useState<T | undefined>(undefined);
   const [error, setError] = useState<Error | undefined>(undefined);
   const [tick, setTick] = useState(0);
@@ -34,7 +36,7 @@ export function useLive<T>(load: () => Promise<T>, kinds: readonly string[], dep
       pending.current = window.setTimeout(() => {
         pending.current = undefined;
         setTick((t) => t + 1);
-      }, 500);
+      }, everyMs);
     });
     return () => {
       off();

@@ -31,8 +31,9 @@ interface Domain {
 const KINDS = ['node.', 'pg.', 'gang.', 'rg.'];
 
 export function Overview() {
-  const cluster = useLive(() => get<{ headId: string; store: string; version: string; summary?: Summary }>('/cluster'), KINDS, []);
-  const overview = useLive(() => get<{ domains: Domain[] }>('/overview'), ['node.', 'pg.'], []);
+  const cluster = useLive(() => get<{ headId: string; store: string; version: string; summary?: Summary }>('/cluster'), KINDS, [], 1_000);
+  // The zone/rack table walks every node on the head: at most every 5 s on a busy cluster.
+  const overview = useLive(() => get<{ domains: Domain[] }>('/overview'), ['node.', 'pg.'], [], 5_000);
   const s = cluster.data?.summary ?? {};
   return (
     <>
