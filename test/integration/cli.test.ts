@@ -54,6 +54,10 @@ describe('muster CLI', () => {
     const contexts = await execa(process.execPath, [cli, 'config', 'get-contexts'], { env });
     expect(contexts.stdout).toMatch(new RegExp(`^\\* local\t127\\.0\\.0\\.1:\\d+\ttls, cert ${join(dir.path, 'pki', 'admin.crt')}$`, 'm'));
 
+    // The dashboard: printed, written to the context, and `muster dashboard` makes a sign-in link from it.
+    const board = /^dashboard at (https:\/\/127\.0\.0\.1:\d+) /m.exec(up.output())![1]!;
+    expect((await execa(process.execPath, [cli, 'dashboard'], { env })).stdout).toMatch(new RegExp(`^${board}/#ticket=[A-Za-z0-9_-]{43}$`));
+
     const table = await execa(process.execPath, [cli, 'status'], { env });
     expect(table.stdout).toMatch(/3 node\(s\): 3 alive, 0 dead; 24 GPU\(s\)/);
     for (const id of ['node-1', 'node-2', 'node-3']) expect(table.stdout).toMatch(new RegExp(`^${id}\\s+alive\\s+8× Tesla V100-SXM2-16GB\\s+126 GiB\\s+8\\s`, 'm'));

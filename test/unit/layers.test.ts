@@ -7,6 +7,9 @@
  *
  *   proto, contracts  ←  common  ←  dataplane  ←  head, worker, sdk  ←  local  ←  testing, cli
  *
+ * `dashboard` (the web app, a browser bundle) imports no package; the head
+ * depends on it only to find its built files.
+ *
  * A package may import the packages listed for it, nothing else (itself only
  * through relative paths). Nothing imports the test kit: only test/ and
  * bench/ may, and they (and examples/) import packages by name, never a
@@ -29,10 +32,11 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 
 const below = {
   proto: [],
+  dashboard: [],
   contracts: ['proto'],
   common: ['proto', 'contracts'],
   dataplane: ['proto', 'contracts', 'common'],
-  head: ['proto', 'contracts', 'common', 'dataplane'],
+  head: ['proto', 'contracts', 'common', 'dataplane', 'dashboard'],
   worker: ['proto', 'contracts', 'common', 'dataplane'],
   sdk: ['proto', 'contracts', 'common', 'dataplane'],
   local: ['proto', 'contracts', 'common', 'dataplane', 'head', 'worker', 'sdk'],

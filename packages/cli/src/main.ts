@@ -25,12 +25,14 @@ import { nodeCommand } from './commands/node.js';
 import { certCommand } from './commands/cert.js';
 import { contextCommands } from './commands/contexts.js';
 import { natsCommand } from './commands/nats.js';
+import { dashboardCommand } from './commands/dashboard.js';
 
 quietIpServernameWarning();
 
 const program = new Command('muster').description('Muster: gang-scheduled GPU model serving').showHelpAfterError();
 upCommand(program);
 statusCommand(program);
+dashboardCommand(program);
 nodeCommand(program);
 pgCommand(program);
 gangCommand(program);

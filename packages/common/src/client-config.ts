@@ -48,6 +48,8 @@ export const clientContextSchema = z.strictObject(
     tokenFile: path.optional(),
     /** Plaintext, to a head started with --insecure. */
     insecure: z.boolean().optional(),
+    /** The head's web dashboard URL (`muster dashboard`; `muster up` writes it). */
+    dashboard: z.string().url().max(4096).optional(),
   },
   didYouMeanKeys,
 );

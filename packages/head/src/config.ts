@@ -48,6 +48,10 @@ export const headConfigSchema = z
     heartbeatIntervalMs: z.number().int().min(50).max(60_000).default(1_000),
     deadAfterMs: z.number().int().min(100).max(600_000).default(3_000),
     metricsListen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9400'),
+    /** The web dashboard's HTTPS listener (docs/dashboard.md); '' (the default): none. */
+    dashboardListen: z.union([z.literal(''), hostPort]).default(''),
+    /** The built web app it serves (default: packages/dashboard/dist, found through the workspace). */
+    dashboardAssets: z.string().min(1).optional(),
     maxMessageBytes: z.number().int().min(64 * 1024).max(MAX_MESSAGE_BYTES).default(MAX_MESSAGE_BYTES),
     eventRetention: z.number().int().min(100).max(1_000_000).default(10_000),
     /** Retention of finished (STOPPED, FAILED) gangs: docs/gangs.md, "Finished gangs". */
@@ -119,6 +123,8 @@ export const headOptions: OptionSpec[] = [
   { key: 'heartbeatIntervalMs', flag: 'heartbeat-interval-ms', env: 'MUSTER_HEARTBEAT_INTERVAL_MS', parse: parseNumber, description: 'agent heartbeat interval' },
   { key: 'deadAfterMs', flag: 'dead-after-ms', env: 'MUSTER_DEAD_AFTER_MS', parse: parseNumber, description: 'a node silent this long is dead' },
   { key: 'metricsListen', flag: 'metrics-listen', env: 'MUSTER_METRICS_LISTEN', description: 'Prometheus endpoint host:port ("" disables)' },
+  { key: 'dashboardListen', flag: 'dashboard-listen', env: 'MUSTER_DASHBOARD_LISTEN', description: 'serve the web dashboard on host:port (HTTPS with the head\'s certificate; sign in with `muster dashboard`); "" (default) disables' },
+  { key: 'dashboardAssets', flag: 'dashboard-assets', env: 'MUSTER_DASHBOARD_ASSETS', description: 'directory of the built dashboard (default: the @muster/dashboard package\'s dist)' },
   { key: 'maxMessageBytes', flag: 'max-message-bytes', env: 'MUSTER_MAX_MESSAGE_BYTES', parse: parseNumber, description: 'largest gRPC message accepted (at most the system-wide limit, 4 MiB)' },
   { key: 'eventRetention', flag: 'event-retention', env: 'MUSTER_EVENT_RETENTION', parse: parseNumber, description: 'cluster events kept in the store' },
   { key: 'finishedGangsKept', flag: 'finished-gangs-kept', env: 'MUSTER_FINISHED_GANGS_KEPT', parse: parseNumber, description: 'finished (STOPPED, FAILED) gangs kept, newest first; older ones are deleted (default 1000)' },

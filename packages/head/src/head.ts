@@ -26,6 +26,7 @@ import { rpcContext } from './api/rpc.js';
 import type { HeadConfig } from './config.js';
 import { Election } from './ha/election.js';
 import { LeaderGate } from './ha/gate.js';
+import { startDashboardPart } from './dashboard/index.js';
 import { connectEventBus, headInstruments, observeHead, openState, serverCredentials, startGrpc, type StartOnce, type Stop } from './head-parts.js';
 import { Leadership, notLeaderError } from './leadership.js';
 import type { LeaderTerm } from './leader-term.js';
@@ -37,6 +38,8 @@ export interface Head {
   /** The address written into the leader key (what clients are sent to). */
   readonly advertiseAddress: string;
   readonly metricsAddress: string | undefined;
+  /** The web dashboard's URL ("https://host:port"), when --dashboard-listen is set. */
+  readonly dashboardUrl: string | undefined;
   readonly headId: string;
   readonly store: StateStore;
   /** The current term while this head leads, else undefined. */
@@ -67,6 +70,8 @@ export async function startHead(config: HeadConfig, log: Logger, once: StartOnce
     const election = new Election(store, { headId: config.headId, address: advertiseAddress, leaseSeconds: config.leaseSeconds, log });
     const gate = new LeaderGate(token, () => notLeaderError(election, config.headId));
     for (const s of SERVICES) grpc.addService(s, gate.serve(s));
+    const dashboard = await startDashboardPart(config, log, token, gate);
+    if (dashboard) stops.push(() => dashboard.close());
 
     const leadership = new Leadership(store, election, gate, {
       config,
@@ -89,6 +94,7 @@ export async function startHead(config: HeadConfig, log: Logger, once: StartOnce
       address: grpc.address,
       advertiseAddress,
       metricsAddress: metrics.address,
+      dashboardUrl: dashboard?.url,
       headId: config.headId,
       store,
       get term() {

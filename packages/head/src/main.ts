@@ -54,7 +54,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stopOrExit('SIGINT'));
   // Only now: whoever waits for this line may signal us at once, and must find the handlers in place.
   log.info(
-    { address: head.address, advertise: head.advertiseAddress, role: head.term ? 'leader' : 'standby', headId: head.headId, store: head.store.kind, metrics: head.metricsAddress, tokenFile: tokenPath(config), dataDir: config.dataDir },
+    { address: head.address, advertise: head.advertiseAddress, role: head.term ? 'leader' : 'standby', headId: head.headId, store: head.store.kind, metrics: head.metricsAddress, dashboard: head.dashboardUrl, tokenFile: tokenPath(config), dataDir: config.dataDir },
     'head ready',
   );
 }

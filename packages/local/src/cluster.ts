@@ -52,6 +52,7 @@ export class LocalCluster {
   private readonly headCount: number;
   /** Head i's port, fixed once it first bound one, so restarts keep the address. */
   private readonly headPorts: number[] = [];
+  private readonly dashboardPorts: number[] = [];
   private readonly election = new ElectionLog();
   /** Node ids whose certificate addWorker is issuing (not yet in `workers`). */
   private readonly issuing = new Set<string>();
@@ -77,6 +78,11 @@ export class LocalCluster {
   /** gRPC addresses of every head, comma-separated ("127.0.0.1:port" for a single head). */
   get address(): string {
     return this.heads.map((h) => h.address).join(',');
+  }
+
+  /** The web dashboard of the first head ("https://127.0.0.1:port"); undefined with `dashboard: false`. */
+  get dashboardUrl(): string | undefined {
+    return this.heads[0]?.dashboardUrl;
   }
 
   /** The cluster token, written once before any head starts and shared by all of them. */
@@ -164,6 +170,8 @@ export class LocalCluster {
       dataDir: this.headDataDir(index),
       listen: `127.0.0.1:${port}`,
       metricsListen: await metricsListen(index === 0 ? this.opts.metricsPort : undefined),
+      // The same port across restarts of a head, so a browser's URL keeps working.
+      dashboardListen: this.opts.dashboard === false ? undefined : await metricsListen(this.dashboardPorts[index] ?? (index === 0 ? this.opts.dashboardPort : undefined)),
       tokenFile: this.tokenFile,
       etcdEndpoint: this.etcd?.endpoint,
       tls: this.pkiDir === undefined ? undefined : { ca: pairPaths(this.pkiDir, PKI_FILES.ca).cert, ...pairPaths(this.pkiDir, PKI_FILES.head) },
@@ -175,6 +183,7 @@ export class LocalCluster {
       election: this.election,
     });
     this.headPorts[index] = parseHostPort(head.address, 'head address').port;
+    if (head.dashboardUrl) this.dashboardPorts[index] = Number(new URL(head.dashboardUrl).port);
     this.heads[index] = head;
     return head;
   }

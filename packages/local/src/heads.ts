@@ -32,6 +32,8 @@ export interface HeadLaunch {
   listen: string;
   /** The Prometheus listen address, "127.0.0.1:<port>" (0: a free one). */
   metricsListen: string;
+  /** The dashboard's listen address; undefined: none. */
+  dashboardListen: string | undefined;
   tokenFile: string;
   etcdEndpoint: string | undefined;
   /** The head's gRPC TLS files (cluster CA, head pair); undefined: --insecure. */
@@ -56,6 +58,7 @@ export async function launchHead(l: HeadLaunch): Promise<HeadHandle> {
     '--token-file', l.tokenFile,
     '--head-id', l.headId,
     '--metrics-listen', l.metricsListen,
+    ...(l.dashboardListen ? ['--dashboard-listen', l.dashboardListen] : []),
     '--store', o.store ?? 'embedded',
     ...(l.etcdEndpoint ? ['--etcd-endpoints', l.etcdEndpoint] : []),
     ...(l.etcdTls ? ['--etcd-ca', l.etcdTls.ca, '--etcd-cert', l.etcdTls.cert, '--etcd-key', l.etcdTls.key] : []),
@@ -79,8 +82,8 @@ export async function launchHead(l: HeadLaunch): Promise<HeadHandle> {
     await proc.stop(1_000);
     throw e;
   });
-  const ready = JSON.parse(line) as { address: string; metrics?: string; headId?: string };
-  return { name: l.name, index: l.index, headId: ready.headId ?? l.headId, address: ready.address, process: proc, metricsAddress: ready.metrics };
+  const ready = JSON.parse(line) as { address: string; metrics?: string; headId?: string; dashboard?: string };
+  return { name: l.name, index: l.index, headId: ready.headId ?? l.headId, address: ready.address, process: proc, metricsAddress: ready.metrics, dashboardUrl: ready.dashboard };
 }
 
 /** Who leads, from the heads' log lines (see the file comment). */

@@ -33,6 +33,14 @@ export interface ClusterOptions {
    * free one. (Workers: WorkerSpec.metricsPort.)
    */
   metricsPort?: number;
+  /**
+   * The web dashboard (docs/dashboard.md): every head serves it on
+   * 127.0.0.1 — the first head on `dashboardPort` (0, unset or taken: a
+   * free port), the others on free ports, each keeping its port across restarts; HeadHandle.dashboardUrl says where. `false`:
+   * none. Default: on.
+   */
+  dashboard?: boolean;
+  dashboardPort?: number;
   /** How many heads; default 1. More than one needs `store: 'etcd'`. */
   heads?: number;
   workers?: number | WorkerSpec[];
@@ -84,4 +92,6 @@ export interface HeadHandle extends ChildInfo {
   readonly headId: string;
   /** gRPC address "127.0.0.1:port" (the same port across restarts). */
   readonly address: string;
+  /** The web dashboard's URL ("https://127.0.0.1:port"), unless the cluster runs without (`dashboard: false`). */
+  readonly dashboardUrl: string | undefined;
 }

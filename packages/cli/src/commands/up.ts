@@ -18,6 +18,10 @@
  * falls back to a free one, and the line saying where each endpoint is says
  * so. The endpoints are printed once the cluster is up (docs/observability.md).
  *
+ * The web dashboard: on 127.0.0.1:`--dashboard-port` (default 7480, a taken
+ * port falls back to a free one), printed once up and written to the context,
+ * so `muster dashboard` finds it (docs/dashboard.md).
+ *
  * `--gateway [host:port]` also runs `muster gateway` there (default
  * 127.0.0.1:8080), its metrics on 127.0.0.1:`--gateway-metrics-port` (9390).
  * It takes API keys from `<data-dir>/gateway-keys.yaml`; the first run makes
@@ -47,10 +51,14 @@ interface UpFlags {
   metricsPort: string;
   gateway?: string | true;
   gatewayMetricsPort: string;
+  dashboardPort: string;
 }
 
 /** `muster up --gateway`: the gateway's default metrics port (below the head's, clear of the workers'). */
 const UP_GATEWAY_METRICS_PORT = 9390;
+
+/** The head's dashboard port in `muster up` (a taken port falls back to a free one). */
+const UP_DASHBOARD_PORT = 7480;
 
 /** The head's default metrics port (its --metrics-listen default); workers take the ones after it. */
 const UP_METRICS_PORT = 9400;
@@ -63,6 +71,7 @@ export function upCommand(program: Command): void {
     .option('--profile <name>', 'GPU profile of the workers (muster-worker inventory --help)', 'hgx-h100-8')
     .option('--port <port>', 'head gRPC port', '7400')
     .option('--metrics-port <port>', `Prometheus port of the head; worker i gets the port + i (0: free ports; a taken port falls back to a free one)`, String(UP_METRICS_PORT))
+    .option('--dashboard-port <port>', 'the web dashboard\'s port on 127.0.0.1 (0: a free one; a taken port falls back to a free one)', String(UP_DASHBOARD_PORT))
     .option('--data-dir <dir>', 'where state, token and logs go', '.muster')
     .option('--gateway [host:port]', 'also run a gateway (API keys in <data-dir>/gateway-keys.yaml), default 127.0.0.1:8080')
     .option('--gateway-metrics-port <port>', 'with --gateway: its Prometheus port (a taken port falls back to a free one)', String(UP_GATEWAY_METRICS_PORT))
@@ -104,7 +113,9 @@ export function upCommand(program: Command): void {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
 
-      const cluster = await LocalCluster.start({ dataDir, port, metricsPort: metricsPortOf(0), workers: 0, profile: flags.profile, onLine, insecure: flags.insecure === true });
+      const dashboardPort = Number(flags.dashboardPort);
+      if (!Number.isInteger(dashboardPort) || dashboardPort < 0 || dashboardPort > 65535) throw new Error(`--dashboard-port: expected a port number, got "${flags.dashboardPort}"`);
+      const cluster = await LocalCluster.start({ dataDir, port, metricsPort: metricsPortOf(0), dashboardPort, workers: 0, profile: flags.profile, onLine, insecure: flags.insecure === true });
       started.cluster = cluster;
       say(`head ready at ${cluster.address} (${cluster.tls ? `TLS, CA ${cluster.tls.ca}` : 'INSECURE: plaintext'}; token: ${cluster.tokenFile})\n`);
       let registered = 0;
@@ -120,12 +131,13 @@ export function upCommand(program: Command): void {
       say(`${clusterSummary(nodes)}\n${nodes.length ? `${nodesTable(nodes)}\n` : ''}`);
       const gateway = flags.gateway ? await startGateway(cluster, flags, dataDir, onLine, started) : undefined;
       say(metricsLines(cluster, metricsPortOf, gateway && { ...gateway, wanted: Number(flags.gatewayMetricsPort) }));
+      if (cluster.dashboardUrl) say(`dashboard at ${cluster.dashboardUrl} (\`muster dashboard\` prints a sign-in link; --open opens it)\n`);
       if (gateway) say(`gateway at ${gateway.url} (API key in ${gateway.keyFile}: send it as "Authorization: Bearer <key>")\n`);
       const env = cluster.clientEnv();
       if (flags.context) {
         const tls = cluster.tls;
         // The token file too: until the head authorizes by certificate alone, the token is what it checks.
-        const ctx = { address: cluster.address, ...(tls ? { ca: tls.ca, cert: tls.cert, key: tls.key } : { insecure: true }), tokenFile: cluster.tokenFile };
+        const ctx = { address: cluster.address, ...(tls ? { ca: tls.ca, cert: tls.cert, key: tls.key } : { insecure: true }), tokenFile: cluster.tokenFile, ...(cluster.dashboardUrl ? { dashboard: cluster.dashboardUrl } : {}) };
         await setClientContext(flags.contextName, ctx);
         say(`context "${flags.contextName}" written to ${clientConfigPath()} (current)\n`);
       }

@@ -1,0 +1,109 @@
+/**
+ * Browser sessions of the dashboard. A browser cannot send a gRPC bearer
+ * token with a page load or an EventSource, so it trades a credential for a
+ * session cookie once:
+ *
+ *   `muster dashboard` (client certificate or cluster token)
+ *        ── POST /api/tickets ──▶ one-time ticket (60 s)
+ *   browser opens  https://head:port/#ticket=<t>   (a fragment: never sent to a server, never logged)
+ *        ── POST /api/session {ticket} ──▶ Set-Cookie: muster_session (HttpOnly, Secure, SameSite=Strict)
+ *
+ * or POSTs /api/session with `Authorization: Bearer <cluster token>` (the
+ * page's sign-in form), or with a client certificate its TLS connection
+ * presented. A session keeps the credential it was made from (the peer
+ * certificate, or "holds the token") and every API call is made with that
+ * credential through the gate (invoke.ts), so what a session may read is
+ * decided by the access table on each call, as for gRPC.
+ *
+ * Bounded: at most `maxSessions` sessions (the oldest is dropped) and 256
+ * open tickets; a session lives `ttlMs` (default 8 h), a ticket 60 s and one
+ * use. Memory only: a head restart or failover signs every browser out.
+ * Ids are 32 random bytes (base64url); lookups are by exact key.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Identity } from '@muster/contracts';
+import type { Credential } from './invoke.js';
+
+export const SESSION_COOKIE = 'muster_session';
+const TICKET_TTL_MS = 60_000;
+const MAX_TICKETS = 256;
+
+interface Held {
+  cred: Credential;
+  who: Identity;
+  expiresAt: number;
+}
+
+export class Sessions {
+  private readonly sessions = new Map<string, Held>();
+  private readonly tickets = new Map<string, Held>();
+
+  constructor(
+    private readonly opts: { ttlMs?: number; maxSessions?: number; now?: () => number } = {},
+  ) {}
+
+  private now(): number {
+    return this.opts.now?.() ?? Date.now();
+  }
+
+  /** A one-time ticket standing for `cred` for 60 s. */
+  ticket(cred: Credential, who: Identity): { ticket: string; expiresInMs: number } {
+    const id = randomBytes(32).toString('base64url');
+    put(this.tickets, id, { cred, who, expiresAt: this.now() + TICKET_TTL_MS }, MAX_TICKETS);
+    return { ticket: id, expiresInMs: TICKET_TTL_MS };
+  }
+
+  /** The ticket's credential, once: the ticket is gone after this call, used or expired. */
+  redeem(ticket: string): Held | undefined {
+    const held = this.tickets.get(ticket);
+    this.tickets.delete(ticket);
+    return held && held.expiresAt > this.now() ? held : undefined;
+  }
+
+  /** A new session for `cred`: its id (the cookie's value) and how long it lives. */
+  open(cred: Credential, who: Identity): { id: string; maxAgeS: number } {
+    const id = randomBytes(32).toString('base64url');
+    const ttl = this.opts.ttlMs ?? 8 * 3600_000;
+    put(this.sessions, id, { cred, who, expiresAt: this.now() + ttl }, this.opts.maxSessions ?? 1_000);
+    return { id, maxAgeS: Math.floor(ttl / 1000) };
+  }
+
+  /** The session's credential and identity, unless unknown or expired. */
+  get(id: string | undefined): Held | undefined {
+    if (!id) return undefined;
+    const held = this.sessions.get(id);
+    if (held && held.expiresAt <= this.now()) this.sessions.delete(id);
+    return held && held.expiresAt > this.now() ? held : undefined;
+  }
+
+  close(id: string | undefined): void {
+    if (id) this.sessions.delete(id);
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+}
+
+/** Inserts, dropping the oldest entries (Map order is insertion order) beyond `max`. */
+function put(map: Map<string, Held>, id: string, held: Held, max: number): void {
+  map.set(id, held);
+  for (const oldest of map.keys()) {
+    if (map.size <= max) break;
+    map.delete(oldest);
+  }
+}
+
+/** The session id of a Cookie header. */
+export function sessionCookie(header: string | undefined): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const [k, v] = part.trim().split('=', 2);
+    if (k === SESSION_COOKIE && v) return v;
+  }
+  return undefined;
+}
+
+/** The Set-Cookie value for a session (Secure over HTTPS). */
+export function setCookie(id: string, maxAgeS: number, secure: boolean): string {
+  return `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeS}${secure ? '; Secure' : ''}`;
+}
