@@ -18,6 +18,8 @@
 export const SPEC_LIMITS = {
   /** TP × PP: processes of one replica (one gang). */
   ranksPerReplica: 1024,
+  /** Roles of one replica (prefill, decode, …). */
+  roles: 16,
   /** replicas.max (and min, initial) of a replica group. */
   replicas: 10_000,
   /** Bundles of one placement group. */

@@ -131,6 +131,7 @@ function toWire(input: GangSpec): wire.GangSpec {
     logMaxBytes: int(s.logMaxBytes),
     replicaGroup: '',
     replicaId: '',
+    roles: [],
   };
 }
 

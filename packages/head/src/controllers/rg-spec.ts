@@ -15,6 +15,7 @@ import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, lim
 import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_SUBJECT_PREFIX, encodeEngineScrapeConfig, engineScrapeConfig, engineScrapeProblem, MAX_IN_FLIGHT_PER_REPLICA, MAX_REQUEST_TIMEOUT_MS, MODEL_NAME_PATTERN, REPLICA_GROUP_NAME_PATTERN, replicaEnv, replicaSubject, SPEC_LIMITS, type EngineScrapeConfig } from '@muster/contracts';
 import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
+import { gangRoles, roleBundles, roleIssues, rolesSpanGpus, rolesWithDefaults } from './rg-roles.js';
 import { specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
 import { namedMetricOf, parsePolicy, readsEngine, type AutoscalingPolicy } from '../autoscaler/index.js';
@@ -49,6 +50,7 @@ const schema = z.strictObject({
   maxInFlightPerReplica: z.int().min(0, 'must be ≥ 0 (0: the default)').max(MAX_IN_FLIGHT_PER_REPLICA),
   engineMetrics: z.unknown(),
   autoscaling: z.unknown(),
+  roles: z.unknown(), // rg-roles.ts
 }, didYouMeanKeys);
 
 /** The router's limit of calls in flight per replica for this group (membership carries it to routers). */
@@ -85,6 +87,7 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     requestTimeoutMs: w?.requestTimeoutMs ?? 0,
     engineMetrics: w?.engineMetrics,
     maxInFlightPerReplica: w?.maxInFlightPerReplica ?? 0,
+    roles: rolesWithDefaults(w?.roles),
   };
   const checked = schema.safeParse(spec);
   const issues = checked.success ? [] : [formatIssues(checked.error.issues)];
@@ -92,7 +95,8 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
   const ranks = spec.tp * spec.pp;
   if (ranks > SPEC_LIMITS.ranksPerReplica) issues.push(`tp: tp × pp = ${limitMessage('ranksPerReplica', ranks, 'ranks')}`);
   if (spec.rollout.strategy === 'canary' && !(spec.rollout.canaryWeight > 0 && spec.rollout.canaryWeight < 1)) issues.push('rollout.canaryWeight: a canary takes a share of traffic strictly between 0 and 1');
-  if (spec.httpPort && !spec.template?.ports.some((p) => p.name === spec.httpPort)) issues.push(`httpPort: "${spec.httpPort}" is not a port name of the template (${spec.template?.ports.map((p) => p.name).join(', ') || 'none'})`);
+  issues.push(...roleIssues(w, spec.roles, spec.httpPort));
+  if (spec.httpPort && !spec.roles.length && !spec.template?.ports.some((p) => p.name === spec.httpPort)) issues.push(`httpPort: "${spec.httpPort}" is not a port name of the template (${spec.template?.ports.map((p) => p.name).join(', ') || 'none'})`);
   if (spec.engineMetrics) {
     if (!spec.httpPort) issues.push('engineMetrics: only an HTTP group (httpPort) has an engine to scrape');
     const problem = engineScrapeProblem(engineScrapeConfig(spec.engineMetrics));
@@ -154,6 +158,7 @@ export function revisionOf(s: ReplicaGroupSpec): string {
     startup: s.startup,
     httpPort: s.httpPort,
     engineMetrics: engineScrapeOf(s),
+    roles: s.roles.length ? s.roles : undefined, // absent, not [], so a group without roles keeps its revision
   };
   return createHash('sha256').update(stable(runs)).digest('hex').slice(0, 10);
 }
@@ -169,13 +174,12 @@ function stable(v: unknown): string {
 export function pgSpecOf(s: ValidRgSpec, replicaId: string): PlacementGroupSpec {
   const r = s.resources!;
   const tp = s.tp;
-  const topology = s.placement?.topology.length
-    ? s.placement.topology
-    : tp > 1 && r.gpus > 0 ? [{ level: 'gpu-island', mode: 'required' }] : [];
+  const spans = s.roles.length ? rolesSpanGpus(s.roles) : tp > 1 && r.gpus > 0;
+  const topology = s.placement?.topology.length ? s.placement.topology : spans ? [{ level: 'gpu-island', mode: 'required' }] : [];
   return {
     name: `${s.name}-${replicaId}`,
     strategy: s.placement?.strategy || 'PACK',
-    bundles: Array.from({ length: s.pp }, () => ({
+    bundles: s.roles.length ? roleBundles(s.roles) : Array.from({ length: s.pp }, () => ({
       cpuMillis: r.cpuMillis * tp,
       memoryBytes: r.memoryBytes * tp,
       gpus: r.gpus * tp,
@@ -199,18 +203,18 @@ export const subjectOf = replicaSubject;
  * stored with the spec (gang-executor.ts).
  */
 export function gangSpecOf(s: ValidRgSpec, revision: string, replicaId: string, pgId: string, subjectPrefix: string | undefined): GangSpec {
-  const t = s.template;
   const prefix = subjectPrefix || DEFAULT_SUBJECT_PREFIX;
-  const env: Record<string, string> = {
-    ...t?.env,
-    ...replicaEnv({ subject: replicaSubject(prefix, s.name, replicaId), revision, subjectPrefix: prefix, httpBridge: s.httpPort, engineMetrics: encodeScrape(engineScrapeOf(s)) }),
-  };
+  const vars = replicaEnv({ subject: replicaSubject(prefix, s.name, replicaId), revision, subjectPrefix: prefix, httpBridge: s.httpPort, engineMetrics: encodeScrape(engineScrapeOf(s)) });
+  const roles = gangRoles(s.roles, vars);
+  // With roles, the gang's own tp, pp and template repeat its first (entry) role's.
+  const t = roles[0]?.template ?? s.template;
   return {
     name: `${s.name}-${replicaId}`,
     placementGroup: pgId,
-    tp: s.tp,
-    pp: s.pp,
-    template: t ? { ...t, env } : undefined,
+    tp: roles[0]?.tp ?? s.tp,
+    pp: roles[0]?.pp ?? s.pp,
+    template: t ? { ...t, env: { ...t.env, ...vars } } : undefined,
+    roles,
     startup: s.startup,
     logMaxBytes: 0,
     replicaGroup: s.name,

@@ -121,6 +121,36 @@ export interface ReplicaGroupSpec {
    * queueing (docs/dataplane.md). Changing it does not roll replicas.
    */
   maxInFlightPerReplica: number;
+  /**
+   * Roles of one replica (e.g. prefill ×1 and decode ×2): empty, a replica is
+   * tp × pp ranks of `template`. Set, a replica is all its roles, placed as
+   * one placement group (placement.topology binds every role's bundles: the
+   * rule between roles), started behind one barrier, restarted, drained and
+   * stopped as one; template, tp, pp and resources above stay unset, and
+   * http_port names a port of the entry role. See docs/replica-groups.md, "Roles".
+   */
+  roles: ReplicaRole[];
+}
+
+export interface ReplicaRole {
+  /** [a-z][a-z0-9]{0,30}, unique in the group */
+  name: string;
+  /** instances of the role per replica (default 1) */
+  count: number;
+  /** default 1 */
+  tp: number;
+  /** default 1 */
+  pp: number;
+  /** per rank */
+  resources: ShardResources | undefined;
+  template:
+    | ShardTemplate
+    | undefined;
+  /**
+   * The role whose first rank receives the replica's calls (at most one;
+   * none marked: the first role).
+   */
+  entry: boolean;
 }
 
 /**
@@ -1024,6 +1054,7 @@ function createBaseReplicaGroupSpec(): ReplicaGroupSpec {
     requestTimeoutMs: 0,
     engineMetrics: undefined,
     maxInFlightPerReplica: 0,
+    roles: [],
   };
 }
 
@@ -1079,6 +1110,9 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.maxInFlightPerReplica !== 0) {
       writer.uint32(136).int32(message.maxInFlightPerReplica);
+    }
+    for (const v of message.roles) {
+      ReplicaRole.encode(v!, writer.uint32(162).fork()).join();
     }
     return writer;
   },
@@ -1232,6 +1266,14 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
             message.maxInFlightPerReplica = reader.int32();
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.roles.push(ReplicaRole.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1289,6 +1331,9 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
         : isSet(object.max_in_flight_per_replica)
         ? globalThis.Number(object.max_in_flight_per_replica)
         : 0,
+      roles: globalThis.Array.isArray(object?.roles)
+        ? object.roles.map((e: any) => ReplicaRole.fromJSON(e))
+        : [],
     };
   },
 
@@ -1344,6 +1389,159 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.maxInFlightPerReplica !== 0) {
       obj.maxInFlightPerReplica = Math.round(message.maxInFlightPerReplica);
+    }
+    if (message.roles?.length) {
+      obj.roles = message.roles.map((e) => ReplicaRole.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseReplicaRole(): ReplicaRole {
+  return { name: "", count: 0, tp: 0, pp: 0, resources: undefined, template: undefined, entry: false };
+}
+
+export const ReplicaRole: MessageFns<ReplicaRole> = {
+  encode(message: ReplicaRole, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.count !== 0) {
+      writer.uint32(16).int32(message.count);
+    }
+    if (message.tp !== 0) {
+      writer.uint32(24).int32(message.tp);
+    }
+    if (message.pp !== 0) {
+      writer.uint32(32).int32(message.pp);
+    }
+    if (message.resources !== undefined) {
+      ShardResources.encode(message.resources, writer.uint32(42).fork()).join();
+    }
+    if (message.template !== undefined) {
+      ShardTemplate.encode(message.template, writer.uint32(50).fork()).join();
+    }
+    if (message.entry !== false) {
+      writer.uint32(56).bool(message.entry);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaRole {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaRole();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.count = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.tp = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.pp = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.resources = ShardResources.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.template = ShardTemplate.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.entry = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaRole {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+      tp: isSet(object.tp) ? globalThis.Number(object.tp) : 0,
+      pp: isSet(object.pp) ? globalThis.Number(object.pp) : 0,
+      resources: isSet(object.resources) ? ShardResources.fromJSON(object.resources) : undefined,
+      template: isSet(object.template) ? ShardTemplate.fromJSON(object.template) : undefined,
+      entry: isSet(object.entry) ? globalThis.Boolean(object.entry) : false,
+    };
+  },
+
+  toJSON(message: ReplicaRole): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
+    if (message.tp !== 0) {
+      obj.tp = Math.round(message.tp);
+    }
+    if (message.pp !== 0) {
+      obj.pp = Math.round(message.pp);
+    }
+    if (message.resources !== undefined) {
+      obj.resources = ShardResources.toJSON(message.resources);
+    }
+    if (message.template !== undefined) {
+      obj.template = ShardTemplate.toJSON(message.template);
+    }
+    if (message.entry !== false) {
+      obj.entry = message.entry;
     }
     return obj;
   },
