@@ -1,0 +1,151 @@
+/**
+ * Issue 18, points 3 and 4, end to end on real processes: a replica group
+ * whose replica is 1 prefill + 2 decode engines (the vLLM-like fixture in
+ * both roles, test/fixtures/pd-role.mjs) is placed together (one placement
+ * group, three bundles, on one node as its topology rule asks), starts only
+ * when all three ranks are ready, restarts as one when a decode rank dies,
+ * and scales as a unit (2 replicas = 6 ranks); OpenAI calls through a real
+ * `muster gateway` reach the prefill engine (the entry role), then a decode
+ * engine, as both record.
+ */
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Cluster, ReplicaGroupSpec } from '@muster/sdk';
+import { spawnManaged, waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
+import { useCluster } from '@muster/testing/vitest';
+
+const vllmLike = fileURLToPath(new URL('../fixtures/vllm-like.mjs', import.meta.url));
+const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
+
+/** The decode engines load slower than prefill: the barrier has a window to show. */
+const DECODE_LOAD_MS = 2_500;
+
+const engine = (loadMs: number) => ({
+  command: process.execPath,
+  args: [vllmLike, '--models', 'pd-model', '--token-delay-ms', '5'],
+  env: { VLLM_LIKE_QUIET: '1', VLLM_LIKE_LOAD_DELAY_MS: String(loadMs) },
+  ports: [{ name: 'http' }],
+  readiness: { kind: 'http', port: 'http', path: '/health', periodMs: 50 },
+});
+
+const spec: ReplicaGroupSpec = {
+  name: 'pd',
+  httpPort: 'http',
+  models: ['pd-model'],
+  placement: { topology: [{ level: 'node', mode: 'required' }] },
+  roles: [
+    { name: 'prefill', entry: true, resources: { cpuMillis: 10 }, template: engine(0) },
+    { name: 'decode', count: 2, resources: { cpuMillis: 10 }, template: engine(DECODE_LOAD_MS) },
+  ],
+  replicas: { min: 0, max: 2, initial: 1 },
+  startup: { backoffInitialMs: 100, gracePeriodMs: 2_000, maxRestarts: 5 },
+  drainDeadlineMs: 5_000,
+};
+
+type Recorded = { role: string; index: number; at: number; prompt: string; kv: { prefilled_by?: string } | null };
+
+describe('replica groups with roles (prefill/decode as one unit)', () => {
+  let cluster: LocalCluster;
+  let sdk: Cluster;
+  let gw: ManagedProcess | undefined;
+  useCluster({ workers: 1 }, (fx) => ({ cluster, sdk } = fx));
+
+  const gangOf = async (replicaIndex = 0) => {
+    const g = await sdk.replicaGroups.get('pd');
+    const r = g.replicas[replicaIndex];
+    return r ? { replica: r, gang: (await sdk.gangs.get(r.gangId)).toJSON() } : undefined;
+  };
+
+  beforeAll(async () => {
+    await sdk.replicaGroups.apply(spec);
+  }, 30_000);
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('one replica is one placement group with every role\'s bundles, and starts only when all three roles are ready', async () => {
+    // A moment where prefill is ready and the decode engines are still loading: the gang is not READY.
+    const early = await waitFor('prefill ready, decode still loading', async () => {
+      const x = await gangOf();
+      const ranks = x?.gang.ranks ?? [];
+      return ranks.length === 3 && ranks.some((r) => r.role === 'prefill' && r.phase === 'ready') && ranks.some((r) => r.role === 'decode' && r.phase !== 'ready') ? x : undefined;
+    }, { timeoutMs: 20_000, intervalMs: 25 });
+    expect(early.gang.state).toBe('starting');
+
+    const ready = await waitFor('the replica READY', async () => {
+      const x = await gangOf();
+      return x?.replica.state === 'ready' ? x : undefined;
+    }, { timeoutMs: 30_000 });
+    const ranks = ready.gang.ranks;
+    expect(ready.gang.state).toBe('ready');
+    expect(ranks.map((r) => [r.rank, r.role, r.roleIndex, r.phase])).toEqual([
+      [0, 'prefill', 0, 'ready'], [1, 'decode', 0, 'ready'], [2, 'decode', 1, 'ready'],
+    ]);
+    const pg = (await sdk.placementGroups.get(ready.replica.placementGroupId)).toJSON();
+    expect(pg.state).toBe('created');
+    expect(pg.spec.bundles).toHaveLength(3);
+    expect(pg.placements).toHaveLength(3);
+    expect(new Set(pg.placements.map((p) => p.nodeId)).size).toBe(1);
+  }, 60_000);
+
+  it('OpenAI calls through the gateway reach prefill, then decode', async () => {
+    gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth'], { env: cluster.clientEnv() });
+    const base = `http://${(JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string }).address}`;
+    const ask = async (content: string, stream = false) => {
+      const res = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'pd-model', messages: [{ role: 'user', content }], max_tokens: 3, stream }) });
+      return { status: res.status, prefill: res.headers.get('x-prefill-by'), decode: res.headers.get('x-decode-by'), text: await res.text() };
+    };
+    const a = await ask('alpha words here');
+    const b = await ask('beta words here', true);
+    expect(a.status).toBe(200);
+    expect(JSON.parse(a.text).choices[0].message.content).toContain('alpha');
+    expect(b.status).toBe(200);
+    expect(b.text).toContain('[DONE]');
+    expect([a.prefill, b.prefill]).toEqual(['prefill#0', 'prefill#0']);
+    expect(new Set([a.decode, b.decode])).toEqual(new Set(['decode#0', 'decode#1'])); // round robin over both decode instances
+
+    // What each engine recorded, read from its own port.
+    const { gang } = (await gangOf())!;
+    const logs = async (rank: number) => (await (await fetch(`http://127.0.0.1:${gang.ranks[rank]!.ports.http}/debug/requests`)).json()) as Recorded[];
+    const prefill = await logs(0);
+    const decoded = [...(await logs(1)), ...(await logs(2))];
+    for (const prompt of ['alpha words here', 'beta words here']) {
+      const p = prefill.find((x) => x.prompt === prompt)!;
+      const d = decoded.find((x) => x.prompt === prompt)!;
+      expect(p.role).toBe('prefill');
+      expect(d.role).toBe('decode');
+      expect(d.kv?.prefilled_by).toBe('prefill#0');
+      expect(d.at).toBeGreaterThanOrEqual(p.at);
+    }
+  }, 60_000);
+
+  it('restarts as one when a decode rank dies: every rank of every role gets a new process', async () => {
+    const before = (await gangOf())!;
+    const victim = before.gang.ranks.find((r) => r.role === 'decode' && r.roleIndex === 1)!;
+    const pids = before.gang.ranks.map((r) => r.pid);
+    process.kill(victim.pid, 'SIGKILL');
+    const after = await waitFor('the gang READY again on a new attempt', async () => {
+      const x = await gangOf();
+      return x && x.gang.attempt > before.gang.attempt && x.gang.state === 'ready' ? x : undefined;
+    }, { timeoutMs: 40_000 });
+    expect(after.replica.id).toBe(before.replica.id);
+    expect(after.gang.restarts).toBe(before.gang.restarts + 1);
+    expect(after.gang.lastFailure?.rank).toBe(victim.rank);
+    for (const [i, r] of after.gang.ranks.entries()) expect(r.pid).not.toBe(pids[i]);
+  }, 60_000);
+
+  it('scales as a unit: 2 replicas are 2 placement groups and 6 ranks', async () => {
+    await sdk.replicaGroups.scale('pd', 2);
+    const gangs = await waitFor('2 ready replicas', async () => {
+      const g = await sdk.replicaGroups.get('pd');
+      const ready = g.replicas.filter((r) => r.state === 'ready');
+      return ready.length === 2 ? Promise.all(ready.map(async (r) => ({ r, gang: (await sdk.gangs.get(r.gangId)).toJSON(), pg: (await sdk.placementGroups.get(r.placementGroupId)).toJSON() }))) : undefined;
+    }, { timeoutMs: 40_000 });
+    expect(gangs.flatMap((x) => x.gang.ranks)).toHaveLength(6);
+    for (const x of gangs) {
+      expect(x.gang.ranks.map((r) => r.role)).toEqual(['prefill', 'decode', 'decode']);
+      expect(x.pg.spec.bundles).toHaveLength(3);
+    }
+    expect(new Set(gangs.map((x) => x.pg.id)).size).toBe(2);
+  }, 60_000);
+});
