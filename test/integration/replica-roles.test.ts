@@ -6,41 +6,35 @@
  * when all three ranks are ready, restarts as one when a decode rank dies,
  * and scales as a unit (2 replicas = 6 ranks); OpenAI calls through a real
  * `muster gateway` reach the prefill engine (the entry role), then a decode
- * engine, as both record.
+ * engine, as both record. The spec is the example's, examples/disaggregated/pd.yaml.
  */
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Cluster, ReplicaGroupSpec } from '@muster/sdk';
+import { checkReplicaGroupSpec, type Cluster, type ReplicaGroupSpec } from '@muster/sdk';
 import { spawnManaged, waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
 
 const vllmLike = fileURLToPath(new URL('../fixtures/vllm-like.mjs', import.meta.url));
 const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
+const example = fileURLToPath(new URL('../../examples/disaggregated/pd.yaml', import.meta.url));
 
-/** The decode engines load slower than prefill: the barrier has a window to show. */
-const DECODE_LOAD_MS = 2_500;
-
-const engine = (loadMs: number) => ({
-  command: process.execPath,
-  args: [vllmLike, '--models', 'pd-model', '--token-delay-ms', '5'],
-  env: { VLLM_LIKE_QUIET: '1', VLLM_LIKE_LOAD_DELAY_MS: String(loadMs) },
-  ports: [{ name: 'http' }],
-  readiness: { kind: 'http', port: 'http', path: '/health', periodMs: 50 },
-});
-
-const spec: ReplicaGroupSpec = {
-  name: 'pd',
-  httpPort: 'http',
-  models: ['pd-model'],
-  placement: { topology: [{ level: 'node', mode: 'required' }] },
-  roles: [
-    { name: 'prefill', entry: true, resources: { cpuMillis: 10 }, template: engine(0) },
-    { name: 'decode', count: 2, resources: { cpuMillis: 10 }, template: engine(DECODE_LOAD_MS) },
-  ],
-  replicas: { min: 0, max: 2, initial: 1 },
-  startup: { backoffInitialMs: 100, gracePeriodMs: 2_000, maxRestarts: 5 },
-  drainDeadlineMs: 5_000,
-};
+/**
+ * The example's spec (examples/disaggregated/pd.yaml), run as it is but for
+ * the fixture's path and node's: prefill ×1 (entry) + decode ×2, both the
+ * vLLM-like engine, the decode engines loading slower (the barrier has a
+ * window to show), every bundle on one node.
+ */
+async function exampleSpec(): Promise<ReplicaGroupSpec> {
+  const { kind: _kind, ...doc } = parseYaml(await readFile(example, 'utf8')) as Record<string, unknown>;
+  const spec = checkReplicaGroupSpec(doc);
+  for (const r of spec.roles ?? []) {
+    r.template.command = process.execPath;
+    r.template.args = (r.template.args ?? []).map((a) => (a.endsWith('test/fixtures/vllm-like.mjs') ? vllmLike : a));
+  }
+  return spec;
+}
 
 type Recorded = { role: string; index: number; at: number; prompt: string; kv: { prefilled_by?: string } | null };
 
@@ -57,6 +51,8 @@ describe('replica groups with roles (prefill/decode as one unit)', () => {
   };
 
   beforeAll(async () => {
+    const spec = await exampleSpec();
+    expect(spec.roles?.map((r) => [r.name, r.count ?? 1])).toEqual([['prefill', 1], ['decode', 2]]);
     await sdk.replicaGroups.apply(spec);
   }, 30_000);
   afterAll(async () => {

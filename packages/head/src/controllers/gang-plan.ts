@@ -185,7 +185,7 @@ class Planner {
   }
 
   private fixedPort(port: number): boolean {
-    return this.spec.template.ports.some((p) => p.port === port);
+    return [this.spec.template, ...this.spec.roles.map((r) => r.template)].some((t) => t.ports.some((p) => p.port === port));
   }
 
   /** Step 4 without its cost: a rank's allocated port was taken on its host; the next attempt allocates around it (see the top). */
