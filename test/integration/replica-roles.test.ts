@@ -4,7 +4,9 @@
  * both roles, test/fixtures/pd-role.mjs) is placed together (one placement
  * group, three bundles, on one node as its topology rule asks), starts only
  * when all three ranks are ready, restarts as one when a decode rank dies,
- * and scales as a unit (2 replicas = 6 ranks); OpenAI calls through a real
+ * and scales as a unit (2 replicas = 6 ranks; scaled down, a replica's
+ * gang stops every role's rank; a role's count changes by a rollout of whole
+ * replicas); OpenAI calls through a real
  * `muster gateway` reach the prefill engine (the entry role), then a decode
  * engine, as both record. The spec is the example's, examples/disaggregated/pd.yaml.
  */
@@ -144,4 +146,32 @@ describe('replica groups with roles (prefill/decode as one unit)', () => {
     }
     expect(new Set(gangs.map((x) => x.pg.id)).size).toBe(2);
   }, 60_000);
+
+  it('drains and stops a replica as one on scale-down, and changes a role\'s count by rolling out whole replicas', async () => {
+    const before = await sdk.replicaGroups.get('pd');
+    const oldRevision = before.replicas[0]!.revision;
+    await sdk.replicaGroups.scale('pd', 1);
+    const gone = await waitFor('one replica left', async () => {
+      const g = await sdk.replicaGroups.get('pd');
+      const left = before.replicas.filter((r) => !g.replicas.some((x) => x.id === r.id));
+      return g.replicas.length === 1 && left.length === 1 ? left[0] : undefined;
+    }, { timeoutMs: 30_000 });
+    const stopped = await waitFor('its gang stopped', async () => {
+      const g = (await sdk.gangs.get(gone!.gangId)).toJSON();
+      return g.state === 'stopped' ? g : undefined;
+    }, { timeoutMs: 20_000 });
+    expect(stopped.ranks.map((r) => [r.role, r.phase])).toEqual([['prefill', 'exited'], ['decode', 'exited'], ['decode', 'exited']]);
+
+    const spec = await exampleSpec();
+    spec.roles![1]!.count = 3;
+    spec.replicas = { min: 0, max: 2, initial: 1 };
+    await sdk.replicaGroups.apply(spec);
+    const rolled = await waitFor('the replica rolled to 1 prefill + 3 decode', async () => {
+      const g = await sdk.replicaGroups.get('pd');
+      const ready = g.replicas.filter((r) => r.state === 'ready');
+      if (g.replicas.length !== 1 || ready.length !== 1 || ready[0]!.revision === oldRevision) return undefined;
+      return (await sdk.gangs.get(ready[0]!.gangId)).toJSON();
+    }, { timeoutMs: 40_000 });
+    expect(rolled.ranks.map((r) => `${r.role}#${r.roleIndex}`)).toEqual(['prefill#0', 'decode#0', 'decode#1', 'decode#2']);
+  }, 90_000);
 });
