@@ -23,7 +23,7 @@
  *    HTTP bridge port name), so each role's ranks know the replica they are in.
  */
 import { limitMessage } from '@muster/common';
-import { ROLE_NAME_PATTERN, SPEC_LIMITS } from '@muster/contracts';
+import { ROLE_NAME_PATTERN, SPEC_LIMITS, templateBytes } from '@muster/contracts';
 import type { Bundle, GangRole, ReplicaGroupSpec, ReplicaRole, ShardResources } from '@muster/proto';
 
 const DEFAULT_RESOURCES: ShardResources = { gpus: 0, cpuMillis: 0, memoryBytes: 0, gpuMemoryMib: 0, migProfile: '', custom: {} };
@@ -62,6 +62,11 @@ export function roleIssues(w: ReplicaGroupSpec | undefined, roles: readonly Repl
     if (role.count < 0 || role.count > 1024) issues.push(`roles[${i}].count: ${role.count} is outside 1 … 1024`);
     if (!role.template) issues.push(`roles[${i}].template: each role needs a template (command, ports, probes)`);
   });
+  const instances = roles.reduce((n, x) => n + x.count, 0);
+  if (instances > SPEC_LIMITS.roleInstances) issues.push(`roles: Σ count = ${limitMessage('roleInstances', instances, 'role instances')}`);
+  // The roles' templates together are what one template may be: the stored spec and each launch order stay the size they were.
+  const bytes = roles.reduce((n, x) => n + (x.template ? templateBytes(x.template) : 0), 0);
+  if (bytes > SPEC_LIMITS.templateBytes) issues.push(`roles: the roles' commands, args and env together take ${limitMessage('templateBytes', bytes, 'bytes')}`);
   const ranks = roles.reduce((n, x) => n + x.count * x.tp * x.pp, 0);
   if (ranks > SPEC_LIMITS.ranksPerReplica) issues.push(`roles: count × tp × pp over the roles = ${limitMessage('ranksPerReplica', ranks, 'ranks')}`);
   const entries = roles.filter((x) => x.entry);
@@ -102,6 +107,18 @@ export function roleBundles(roles: readonly ReplicaRole[]): Bundle[] {
     }
   }
   return out;
+}
+
+/** A placement group issue's path on a bundle ("bundles[3].gpus") as the role field it comes from ("roles[1].resources.gpus"). */
+export function roleBundleField(roles: readonly ReplicaRole[], path: string): string | undefined {
+  const m = /^bundles[.[](\d+)\]?(.*)$/.exec(path);
+  if (!m) return undefined;
+  let i = Number(m[1]);
+  for (const role of gangOrder(roles)) {
+    if (i < role.count * role.pp) return `roles[${roles.indexOf(role)}].resources${m[2]}`;
+    i -= role.count * role.pp;
+  }
+  return undefined;
 }
 
 /** Whether a role's TP group spans GPUs (the default topology then keeps each bundle in one NVLink island). */

@@ -15,7 +15,7 @@ import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, lim
 import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_SUBJECT_PREFIX, encodeEngineScrapeConfig, engineScrapeConfig, engineScrapeProblem, MAX_IN_FLIGHT_PER_REPLICA, MAX_REQUEST_TIMEOUT_MS, MODEL_NAME_PATTERN, REPLICA_GROUP_NAME_PATTERN, replicaEnv, replicaSubject, SPEC_LIMITS, type EngineScrapeConfig } from '@muster/contracts';
 import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
-import { gangRoles, roleBundles, roleIssues, rolesSpanGpus, rolesWithDefaults } from './rg-roles.js';
+import { gangRoles, roleBundleField, roleBundles, roleIssues, rolesSpanGpus, rolesWithDefaults } from './rg-roles.js';
 import { specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
 import { namedMetricOf, parsePolicy, readsEngine, type AutoscalingPolicy } from '../autoscaler/index.js';
@@ -114,7 +114,7 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
   // Placement and resources make each replica's placement group: refuse now what its creation would.
   const pg = parsePlacementGroupSpec(specInput(pgSpecOf(spec, 'check')));
   if (!pg.ok) {
-    const why = pg.issues.map((i) => `${placementField(i.path)}: ${i.message}`).join('; ');
+    const why = [...new Set(pg.issues.map((i) => `${spec.roles.length ? roleBundleField(spec.roles, i.path) ?? placementField(i.path) : placementField(i.path)}: ${i.message}`))].join('; ');
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${why}`);
   }
   return spec;
