@@ -14,13 +14,28 @@
  * ports the gangs hold (`portsInUse`), which the next layout allocates around.
  */
 import { z } from 'zod';
-import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedString } from '@muster/common';
-import { DEFAULT_STARTUP_DEADLINE_MS, rankEnv as contractRankEnv, SPEC_LIMITS } from '@muster/contracts';
-import type { Gang, GangSpec, PlacementGroup, ShardLaunch } from '@muster/proto';
-import { shardTemplateSchema, templateInput, templateIssues, wireTemplate } from './shard-template.js';
-import { DEFAULT_PORT_RANGE, portAllocator, portSpace, type LayoutPlan, type NodeLookup, type PortRange, type RankPlan } from './gang-layout.js';
-export { DEFAULT_PORT_RANGE, portSpace, type LayoutPlan, type NodeLookup, type PortRange, type RankPlan } from './gang-layout.js';
-import { checkRoleBundles, gangRoleSchema, planRoleLayout, roleRankEnv, rolesIssues, rolesRankCount } from './gang-roles.js';
+import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
+import { DEFAULT_STARTUP_DEADLINE_MS, rankEnv as contractRankEnv, SPEC_LIMITS, templateBytes } from '@muster/contracts';
+import type { Gang, GangSpec, Node, PlacementGroup, Probe, ShardLaunch } from '@muster/proto';
+import type { RoleEndpoint } from '@muster/contracts';
+import { checkRoleBundles, launchRoleShards, parseRoles, planRoleLayout, roleRankEnv, type RoleRank, type ValidGangRole } from './gang-roles.js';
+
+const PORT_NAME = /^[a-z][a-z0-9_]{0,30}$/;
+const probeSchema = z
+  .strictObject({
+    kind: z.enum(['http', 'tcp', 'exec', 'sdk']),
+    port: limitedString('refLength').default(''),
+    path: limitedString('probePathLength').default('/'),
+    command: limitedArray(limitedString('argLength'), 'args').default([]),
+    periodMs: z.int().min(0).max(3_600_000).default(0),
+    timeoutMs: z.int().min(0).max(3_600_000).default(0),
+    failureThreshold: z.int().min(0).max(1000).default(0),
+  }, didYouMeanKeys)
+  .check((ctx) => {
+    const p = ctx.value;
+    if ((p.kind === 'http' || p.kind === 'tcp') && p.port === '') ctx.issues.push({ code: 'custom', input: p, path: ['port'], message: `a ${p.kind} probe needs a port (a port name of the template, or a number)` });
+    if (p.kind === 'exec' && p.command.length === 0) ctx.issues.push({ code: 'custom', input: p, path: ['command'], message: 'an exec probe needs a command' });
+  });
 
 export const gangSpecSchema = z
   .strictObject({
@@ -28,7 +43,15 @@ export const gangSpecSchema = z
     placementGroup: limitedString('refLength').min(1, 'name or id of the placement group whose bundles are the PP stages'),
     tp: z.int().min(1).max(1024),
     pp: z.int().min(1).max(1024),
-    template: shardTemplateSchema,
+    template: z.strictObject({
+      command: limitedString('commandLength').min(1, 'the command to run for every rank'),
+      args: limitedArray(limitedString('argLength'), 'args').default([]),
+      env: limitedRecord(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not a valid environment variable name'), limitedString('envValueLength'), 'envEntries', 'envKeyLength').default({}),
+      cwd: limitedString('cwdLength').default(''),
+      ports: limitedArray(z.strictObject({ name: z.string().regex(PORT_NAME, 'lowercase letters, digits and _'), port: z.int().min(0).max(65535).default(0) }, didYouMeanKeys), 'ports').default([]),
+      readiness: probeSchema.optional(),
+      liveness: probeSchema.optional(),
+    }, didYouMeanKeys),
     startup: z
       .strictObject({
         deadlineMs: z.int().min(0).max(86_400_000).default(0),
@@ -49,51 +72,74 @@ export const gangSpecSchema = z
     logMaxBytes: z.int().min(0).max(2 ** 40).default(0).transform((n) => n || 16 * 1024 * 1024),
     replicaGroup: limitedString('refLength').default(''),
     replicaId: limitedString('refLength').default(''),
-    roles: limitedArray(gangRoleSchema, 'roles').default([]),
   }, didYouMeanKeys)
   .check((ctx) => {
-    const ranks = ctx.value.roles.length ? rolesRankCount(ctx.value.roles) : ctx.value.tp * ctx.value.pp;
-    if (ranks > SPEC_LIMITS.ranksPerReplica) ctx.issues.push({ code: 'custom', input: ranks, path: [ctx.value.roles.length ? 'roles' : 'tp'], message: `${ctx.value.roles.length ? 'count × tp × pp over the roles' : 'tp × pp'} = ${limitMessage('ranksPerReplica', ranks, 'ranks')}` });
-    // With roles the gang's own template repeats the first role's (unused): its issues are the role's.
-    if (!ctx.value.roles.length) ctx.issues.push(...templateIssues(ctx.value.template, ['template']));
-    ctx.issues.push(...rolesIssues(ctx.value.roles));
+    const t = ctx.value.template;
+    const ranks = ctx.value.tp * ctx.value.pp;
+    if (ranks > SPEC_LIMITS.ranksPerReplica) ctx.issues.push({ code: 'custom', input: ranks, path: ['tp'], message: `tp × pp = ${limitMessage('ranksPerReplica', ranks, 'ranks')}` });
+    const bytes = templateBytes(t);
+    if (bytes > SPEC_LIMITS.templateBytes) ctx.issues.push({ code: 'custom', input: bytes, path: ['template'], message: `command, args and env take ${limitMessage('templateBytes', bytes, 'bytes')}` });
+    const names = new Set<string>();
+    const fixed = new Set<number>();
+    t.ports.forEach((p, i) => {
+      if (names.has(p.name)) ctx.issues.push({ code: 'custom', input: p, path: ['template', 'ports', i, 'name'], message: `port name "${p.name}" used twice` });
+      if (p.port && fixed.has(p.port)) ctx.issues.push({ code: 'custom', input: p, path: ['template', 'ports', i, 'port'], message: `port ${p.port} clashes with another port of the template` });
+      names.add(p.name);
+      if (p.port) fixed.add(p.port);
+    });
+    for (const key of ['readiness', 'liveness'] as const) {
+      const port = t[key]?.port;
+      if (port && !names.has(port) && !/^\d{1,5}$/.test(port)) ctx.issues.push({ code: 'custom', input: port, path: ['template', key, 'port'], message: `"${port}" is neither a port name of the template (${[...names].join(', ') || 'none'}) nor a number` });
+    }
   });
 
-export type ValidGangSpec = z.output<typeof gangSpecSchema>;
+/** With `roles` (gang-roles.ts): validated outside the schema, each role's template as a gang's own. */
+export type ValidGangSpec = z.output<typeof gangSpecSchema> & { roles: ValidGangRole<z.output<typeof gangSpecSchema>['template']>[] };
 
 /** Validates a wire spec (proto3 zero values = defaults); errors name the field. */
 export function parseGangSpec(w: GangSpec | undefined): ValidGangSpec {
   const t = w?.template;
+  const probe = (p: Probe | undefined) => (p && p.kind ? { kind: p.kind, port: p.port, path: p.path || '/', command: p.command, periodMs: p.periodMs, timeoutMs: p.timeoutMs, failureThreshold: p.failureThreshold } : undefined);
   const input = {
     name: w?.name ?? '',
     placementGroup: w?.placementGroup ?? '',
     tp: w?.tp ?? 0,
     pp: w?.pp ?? 0,
-    template: templateInput(t),
+    template: {
+      command: t?.command ?? '',
+      args: t?.args ?? [],
+      env: t?.env ?? {},
+      cwd: t?.cwd ?? '',
+      ports: t?.ports ?? [],
+      ...(probe(t?.readiness) ? { readiness: probe(t?.readiness) } : {}),
+      ...(probe(t?.liveness) ? { liveness: probe(t?.liveness) } : {}),
+    },
     startup: w?.startup ?? undefined,
     logMaxBytes: w?.logMaxBytes ?? 0,
     replicaGroup: w?.replicaGroup ?? '',
     replicaId: w?.replicaId ?? '',
-    roles: (w?.roles ?? []).map((x) => ({ name: x.name, count: x.count, tp: x.tp, pp: x.pp, template: templateInput(x.template) })),
   };
+  // Roles first: with roles, the gang's own template repeats its first role's, whose errors name the role.
+  const roles = w?.roles?.length ? parseRoles(w.roles, w, (g) => parseGangSpec(g).template) : [];
   const r = gangSpecSchema.safeParse(input);
-  if (r.success) return r.data;
+  if (r.success) return { ...r.data, roles };
   throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: ${formatIssues(r.error.issues)}`, { details: { fields: r.error.issues.map((i) => i.path.join('.')) } });
 }
 
 /** The spec back on the wire, with defaults spelled out. */
 export function wireGangSpec(s: ValidGangSpec): GangSpec {
+  const probe = (p: ValidGangSpec['template']['readiness']): Probe | undefined => (p ? { ...p } : undefined);
   return {
     name: s.name,
     placementGroup: s.placementGroup,
     tp: s.tp,
     pp: s.pp,
-    template: wireTemplate(s.template),
+    template: { ...s.template, readiness: probe(s.template.readiness), liveness: probe(s.template.liveness) },
     startup: s.startup,
     logMaxBytes: s.logMaxBytes,
     replicaGroup: s.replicaGroup,
     replicaId: s.replicaId,
-    roles: s.roles.map((r) => ({ ...r, template: wireTemplate(r.template) })),
+    roles: s.roles.map((r) => ({ name: r.name, count: r.count, tp: r.tp, pp: r.pp, template: wireGangSpec({ ...s, template: r.template, roles: [] }).template })),
   };
 }
 
@@ -111,20 +157,75 @@ export function checkBundles(spec: ValidGangSpec, pg: PlacementGroup): void {
   });
 }
 
+export interface RankPlan {
+  rank: number;
+  nodeId: string;
+  tpRank: number;
+  ppRank: number;
+  localRank: number;
+  localWorldSize: number;
+  cudaVisibleDevices: string;
+  ports: Record<string, number>;
+  /** A gang with roles: the rank's role instance (gang-roles.ts). */
+  role?: RoleRank;
+}
+
+export interface LayoutPlan {
+  ranks: RankPlan[];
+  masterAddr: string;
+  masterPort: number;
+  /** A gang with roles: every role instance's first rank. */
+  endpoints?: RoleEndpoint[];
+}
+
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+/** Default rank port range; `--shard-port-range` changes it (it is Kubernetes' NodePort range: move it where NodePorts are used on GPU nodes). */
+export const DEFAULT_PORT_RANGE: PortRange = { first: 30_000, last: 32_767 };
+
+/** Node records by id: a Map, or the registry itself (no copy of 10,000 nodes per launch). */
+export type NodeLookup = Pick<ReadonlyMap<string, Node>, 'get'>;
+
+/**
+ * Port spaces are per host address, not per node id: simulated nodes on one
+ * machine (`muster up`, tests) share one.
+ */
+export function portSpace(nodes: NodeLookup, nodeId: string): string {
+  return nodes.get(nodeId)?.address || nodeId;
+}
+
 /**
  * Places the ranks on the group's bundles and allocates ports (lowest free
  * port of `range` on the rank's host, skipping `used`, keyed by
  * `portSpace`). Throws INVALID_ARGUMENT on a fixed-port clash.
  */
 export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: NodeLookup, used: Map<string, Set<number>>, range: PortRange = DEFAULT_PORT_RANGE): LayoutPlan {
-  if (spec.roles.length) return planRoleLayout(spec.roles, pg, nodes, used, range);
+  if (spec.roles.length) return planRoleLayout(spec.roles, pg, { nodes, used, range, portSpace });
   checkBundles(spec, pg);
   const placements = [...pg.placements].sort((a, b) => a.bundleIndex - b.bundleIndex);
   const nodeOrder = new Map<string, number>();
   for (const p of placements) if (!nodeOrder.has(p.nodeId)) nodeOrder.set(p.nodeId, nodeOrder.size);
   const stages = [...placements].sort((a, b) => nodeOrder.get(a.nodeId)! - nodeOrder.get(b.nodeId)! || a.bundleIndex - b.bundleIndex);
 
-  const alloc = portAllocator(nodes, used, range);
+  const taken = (nodeId: string) => {
+    const space = portSpace(nodes, nodeId);
+    let s = used.get(space);
+    if (!s) used.set(space, (s = new Set()));
+    return s;
+  };
+  const allocate = (nodeId: string): number => {
+    const s = taken(nodeId);
+    for (let p = range.first; p <= range.last; p++) {
+      if (!s.has(p)) {
+        s.add(p);
+        return p;
+      }
+    }
+    throw new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `no free port left in ${range.first}-${range.last} on node ${nodeId}`);
+  };
 
   const ranks: RankPlan[] = [];
   const perNode = new Map<string, number>();
@@ -132,7 +233,16 @@ export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: NodeL
     const gpus = b.migUuids.length > 0 ? b.migUuids : b.gpuIndices.map(String);
     const k = gpus.length / spec.tp;
     for (let tpRank = 0; tpRank < spec.tp; tpRank++) {
-      const ports = alloc.rankPorts(spec.template.ports, b.nodeId);
+      const ports: Record<string, number> = {};
+      for (const p of spec.template.ports) {
+        if (p.port) {
+          if (taken(b.nodeId).has(p.port)) {
+            throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: template.ports: port ${p.port} ("${p.name}") clashes on node ${b.nodeId} (another rank or gang there uses it); use port 0 to have one allocated`, { details: { field: 'template.ports' } });
+          }
+          taken(b.nodeId).add(p.port);
+          ports[p.name] = p.port;
+        } else ports[p.name] = allocate(b.nodeId);
+      }
       const localRank = perNode.get(b.nodeId) ?? 0;
       perNode.set(b.nodeId, localRank + 1);
       ranks.push({
@@ -149,13 +259,13 @@ export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: NodeL
   });
   for (const r of ranks) r.localWorldSize = perNode.get(r.nodeId)!;
   const first = ranks[0]!;
-  const masterPort = alloc.allocate(first.nodeId);
+  const masterPort = allocate(first.nodeId);
   return { ranks, masterAddr: nodes.get(first.nodeId)?.address || '127.0.0.1', masterPort };
 }
 
 /** The environment contract of one rank (BRIEF.md), over the template's env. */
 export function rankEnv(spec: ValidGangSpec, gangId: string, attempt: number, plan: LayoutPlan, r: RankPlan): Record<string, string> {
-  if (r.role) return roleRankEnv({ replicaId: spec.replicaId || gangId, group: spec.replicaGroup || spec.name, gangId, attempt }, plan, r, r.role);
+  if (r.role) return roleRankEnv({ replicaId: spec.replicaId || gangId, group: spec.replicaGroup || spec.name, gangId, attempt }, spec.template.env, plan.endpoints ?? [], r, r.role);
   return {
     ...spec.template.env,
     ...contractRankEnv({
@@ -175,26 +285,30 @@ export function rankEnv(spec: ValidGangSpec, gangId: string, attempt: number, pl
 
 /** What the agent of `nodeId` runs for this attempt: its ranks, fully resolved (env contract, probe ports). */
 export function launchShards(spec: ValidGangSpec, gangId: string, attempt: number, plan: LayoutPlan, nodeId: string): ShardLaunch[] {
+  if (spec.roles.length) {
+    // Each rank as a plain gang's with its role's template; an instance's first rank checks its own rendezvous port.
+    return launchRoleShards(spec.roles, plan.ranks, nodeId, (template, r) => {
+      const s = launchShards({ ...spec, template, roles: [] }, gangId, attempt, { ...plan, ranks: [r] }, nodeId)[0]!;
+      return r.role && r.role.rank === 0 && r.rank !== 0 ? { ...s, ports: [...s.ports, r.role.masterPort] } : s;
+    });
+  }
+  const t = spec.template;
   const resolve = (p: ValidGangSpec['template']['readiness'], ports: Record<string, number>) =>
     p ? { ...p, port: p.port in ports ? String(ports[p.port]) : p.port } : undefined;
-  return plan.ranks.filter((r) => r.nodeId === nodeId).map((r) => {
-    const t = r.role?.template ?? spec.template;
-    const rendezvous = r.role ? (r.role.rank === 0 ? r.role.masterPort : 0) : r.rank === 0 ? plan.masterPort : 0;
-    return {
-      rank: r.rank,
-      command: t.command,
-      args: t.args,
-      env: rankEnv(spec, gangId, attempt, plan, r),
-      cwd: t.cwd,
-      readiness: resolve(t.readiness, r.ports),
-      liveness: resolve(t.liveness, r.ports),
-      startupDeadlineMs: spec.startup.deadlineMs,
-      gracePeriodMs: spec.startup.gracePeriodMs,
-      logMaxBytes: spec.logMaxBytes,
-      // What the agent checks is free before spawning (rank 0 of a world binds its rendezvous port too).
-      ports: [...Object.values(r.ports), ...(rendezvous ? [rendezvous] : [])],
-    };
-  });
+  return plan.ranks.filter((r) => r.nodeId === nodeId).map((r) => ({
+    rank: r.rank,
+    command: t.command,
+    args: t.args,
+    env: rankEnv(spec, gangId, attempt, plan, r),
+    cwd: t.cwd,
+    readiness: resolve(t.readiness, r.ports),
+    liveness: resolve(t.liveness, r.ports),
+    startupDeadlineMs: spec.startup.deadlineMs,
+    gracePeriodMs: spec.startup.gracePeriodMs,
+    logMaxBytes: spec.logMaxBytes,
+    // What the agent checks is free before spawning (rank 0 binds the rendezvous port too).
+    ports: [...Object.values(r.ports), ...(r.rank === 0 ? [plan.masterPort] : [])],
+  }));
 }
 
 /** The ports `gangs` hold (every rank's, and the rendezvous port on rank 0's node), by port space. */
@@ -207,7 +321,7 @@ export function portsInUse(gangs: Iterable<Gang>, nodes: NodeLookup): Map<string
   for (const g of gangs) {
     for (const r of g.ranks) for (const p of Object.values(r.ports)) add(r.nodeId, p);
     if (g.masterPort && g.ranks[0]) add(g.ranks[0].nodeId, g.masterPort);
-    for (const r of g.ranks) if (r.masterPort) add(r.nodeId, r.masterPort); // each role instance's rendezvous
+    for (const r of g.ranks) if (r.masterPort) add(r.nodeId, r.masterPort); // a role instance's rendezvous (gang-roles.ts)
   }
   return used;
 }
