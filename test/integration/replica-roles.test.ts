@@ -6,7 +6,8 @@
  * when all three ranks are ready, restarts as one when a decode rank dies,
  * and scales as a unit (2 replicas = 6 ranks; scaled down, a replica's
  * gang stops every role's rank; a role's count changes by a rollout of whole
- * replicas); OpenAI calls through a real
+ * replicas; a head killed and restarted leaves it READY on the same
+ * processes); OpenAI calls through a real
  * `muster gateway` reach the prefill engine (the entry role), then a decode
  * engine, as both record. The spec is the example's, examples/disaggregated/pd.yaml.
  */
@@ -46,10 +47,10 @@ describe('replica groups with roles (prefill/decode as one unit)', () => {
   let gw: ManagedProcess | undefined;
   useCluster({ workers: 1 }, (fx) => ({ cluster, sdk } = fx));
 
-  const gangOf = async (replicaIndex = 0) => {
-    const g = await sdk.replicaGroups.get('pd');
-    const r = g.replicas[replicaIndex];
-    return r ? { replica: r, gang: (await sdk.gangs.get(r.gangId)).toJSON() } : undefined;
+  const gangOf = async (client: Cluster = sdk) => {
+    const g = await client.replicaGroups.get('pd');
+    const r = g.replicas[0];
+    return r ? { replica: r, gang: (await client.gangs.get(r.gangId)).toJSON() } : undefined;
   };
 
   beforeAll(async () => {
@@ -174,4 +175,26 @@ describe('replica groups with roles (prefill/decode as one unit)', () => {
     }, { timeoutMs: 40_000 });
     expect(rolled.ranks.map((r) => `${r.role}#${r.roleIndex}`)).toEqual(['prefill#0', 'decode#0', 'decode#1', 'decode#2']);
   }, 90_000);
+
+  it('a head restart (SIGKILL) changes nothing: the replica stays READY on the same processes, every rank keeps its role', async () => {
+    const before = (await gangOf())!;
+    expect(before.gang.state).toBe('ready');
+    const restartedAt = Date.now();
+    await cluster.restartHead(0, 'SIGKILL');
+    const fresh = await cluster.connect();
+    try {
+      // The marker that the new head heard the agent's shard inventory: it comes at registration,
+      // before heartbeats, so a heartbeat well after the restart means it has been judged.
+      await waitFor('the worker re-registered and heartbeating', async () => {
+        const nodes = await fresh.nodes();
+        return nodes.every((n) => n.state === 'alive' && n.lastHeartbeatAt.getTime() > restartedAt + 1_000) || undefined;
+      }, { timeoutMs: 30_000 });
+      const after = (await gangOf(fresh))!;
+      expect(after.gang.state).toBe('ready');
+      expect(after.gang.attempt).toBe(before.gang.attempt);
+      expect(after.gang.ranks.map((r) => [r.role, r.roleIndex, r.pid, r.ports.http])).toEqual(before.gang.ranks.map((r) => [r.role, r.roleIndex, r.pid, r.ports.http]));
+    } finally {
+      fresh.close();
+    }
+  }, 60_000);
 });

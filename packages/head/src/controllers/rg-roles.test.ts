@@ -57,6 +57,13 @@ describe('replica group roles: validation', () => {
     expect(refusal(wire(over as Partial<ReplicaGroupSpec>))).toContain(field);
   });
 
+  it('a parsed spec parses again to itself (the head parses the stored spec when it loads it)', () => {
+    const once = parseRgSpec(wire());
+    const twice = parseRgSpec(once);
+    expect(twice).toEqual(once);
+    expect(revisionOf(twice)).toBe(revisionOf(once));
+  });
+
   it('a group without roles keeps its revision (roles absent from the hash), and roles change it', () => {
     const plain = parseRgSpec({ ...wire({ roles: [] }), template: template('x'), tp: 1, pp: 1 });
     const { roles: _r, ...noRolesField } = plain;

@@ -51,7 +51,8 @@ export function roleIssues(w: ReplicaGroupSpec | undefined, roles: readonly Repl
   const issues: string[] = [];
   if (roles.length > SPEC_LIMITS.roles) issues.push(`roles: ${limitMessage('roles', roles.length, 'roles')}`);
   if (w?.template) issues.push('template: a group with roles has no group-level template (each role has its own)');
-  if (w?.tp || w?.pp) issues.push(`${w.tp ? 'tp' : 'pp'}: a group with roles sets tp and pp per role`);
+  // 1 is what a parsed spec holds (the stored one is parsed again on load): only more is a conflict.
+  if ((w?.tp ?? 0) > 1 || (w?.pp ?? 0) > 1) issues.push(`${(w?.tp ?? 0) > 1 ? 'tp' : 'pp'}: a group with roles sets tp and pp per role`);
   const r = w?.resources;
   if (r && (r.gpus || r.cpuMillis || r.memoryBytes || r.gpuMemoryMib || r.migProfile || Object.keys(r.custom).length)) issues.push('resources: a group with roles sets resources per role');
   const seen = new Set<string>();
