@@ -39,6 +39,7 @@ describe('spec limits at a real head', () => {
       name: 'huge', tp: 64, pp: 32, template: template({ args: Array.from({ length: L.args + 1 }, () => 'a') }),
       resources: undefined, placement: undefined, replicas: { min: 0, max: 1_000_000, initial: 1 }, startup: undefined, rollout: undefined,
       drainDeadlineMs: 0, httpPort: '', maxReplacements: undefined, autoscaling: undefined, models: [], requestTimeoutMs: 0, engineMetrics: undefined, maxInFlightPerReplica: 0,
+      roles: [],
     };
     const e = await refusal(rgs.head.call((c, md, o, cb) => c.applyReplicaGroup({ spec }, md as never, o as never, cb)));
     expect(e.code).toBe(ErrorCode.INVALID_ARGUMENT);
@@ -53,7 +54,7 @@ describe('spec limits at a real head', () => {
   it('refuses a gang whose template passes the byte limit and a placement group with too many bundles', async () => {
     const gangs = sdk.gangs as unknown as Raw<wire.GangServiceClient>;
     const env = Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`V${i}`, 'x'.repeat(L.envValueLength - 8)]));
-    const spec: wire.GangSpec = { name: 'big', placementGroup: 'none', tp: 1, pp: 1, template: template({ env }), startup: undefined, logMaxBytes: 0, replicaGroup: '', replicaId: '' };
+    const spec: wire.GangSpec = { name: 'big', placementGroup: 'none', tp: 1, pp: 1, template: template({ env }), startup: undefined, logMaxBytes: 0, replicaGroup: '', replicaId: '', roles: [] };
     const e = await refusal(gangs.head.call((c, md, o, cb) => c.launchGang({ spec }, md as never, o as never, cb)));
     expect(e.code).toBe(ErrorCode.INVALID_ARGUMENT);
     expect(e.message).toMatch(new RegExp(`template: command, args and env take \\d+ bytes; the limit is ${L.templateBytes} \\(templateBytes\\)`));

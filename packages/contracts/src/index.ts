@@ -8,6 +8,7 @@
  */
 export * from './subjects.js';
 export * from './shard-env.js';
+export * from './role-env.js';
 export * from './client-env.js';
 export * from './topology.js';
 export * from './profiles.js';

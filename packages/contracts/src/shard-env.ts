@@ -58,6 +58,17 @@ export const SHARD_ENV = {
   HTTP_BRIDGE: 'MUSTER_HTTP_BRIDGE',
   /** How the worker scrapes an HTTP replica's engine metrics: JSON of EngineScrapeConfig (engine-metrics.ts). */
   ENGINE_METRICS: 'MUSTER_ENGINE_METRICS',
+  // a gang with roles (role-env.ts)
+  /** The rank's role ("prefill", "decode"). */
+  ROLE: 'MUSTER_ROLE',
+  /** The index of the rank's role instance (0 … count − 1). */
+  ROLE_INDEX: 'MUSTER_ROLE_INDEX',
+  /** Instances of the rank's role in its replica. */
+  ROLE_COUNT: 'MUSTER_ROLE_COUNT',
+  /** Every role of the replica, comma-separated, in gang order. */
+  ROLES: 'MUSTER_ROLES',
+  /** Followed by ROLE_PORT: MUSTER_ROLE_ADDR_PREFILL_HTTP = "host:port,…", one per instance's first rank. */
+  ROLE_ADDR_PREFIX: 'MUSTER_ROLE_ADDR_',
   /** JSON constructor arguments of an actor's host process. */
   ACTOR_ARGS: 'MUSTER_ACTOR_ARGS',
   /** The test kit's run tag; the worker passes it on to shards so a run can prove none was left behind. */

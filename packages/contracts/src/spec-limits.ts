@@ -18,6 +18,10 @@
 export const SPEC_LIMITS = {
   /** TP × PP: processes of one replica (one gang). */
   ranksPerReplica: 1024,
+  /** Roles of one replica (prefill, decode, …). */
+  roles: 16,
+  /** Role instances of one replica (Σ count over its roles): each one's address is in every rank's environment. */
+  roleInstances: 256,
   /** replicas.max (and min, initial) of a replica group. */
   replicas: 10_000,
   /** Bundles of one placement group. */

@@ -53,6 +53,9 @@ export interface RankView {
   pid: number;
   exitCode: number | undefined;
   reason: string;
+  /** A gang with roles (a replica group's prefill/decode): the rank's role and role instance; '' and 0 otherwise. */
+  role: string;
+  roleIndex: number;
 }
 
 export interface FailureView {
@@ -95,7 +98,7 @@ export function gangView(g: wire.Gang): GangView {
     placementGroupId: g.placementGroupId,
     attempt: g.attempt,
     restarts: g.restarts,
-    ranks: g.ranks.map((r) => ({ rank: r.rank, nodeId: r.nodeId, tpRank: r.tpRank, ppRank: r.ppRank, localRank: r.localRank, cudaVisibleDevices: r.cudaVisibleDevices, ports: r.ports, phase: r.phase, pid: r.pid, exitCode: r.exitCode, reason: r.reason })),
+    ranks: g.ranks.map((r) => ({ rank: r.rank, nodeId: r.nodeId, tpRank: r.tpRank, ppRank: r.ppRank, localRank: r.localRank, cudaVisibleDevices: r.cudaVisibleDevices, ports: r.ports, phase: r.phase, pid: r.pid, exitCode: r.exitCode, reason: r.reason, role: r.role, roleIndex: r.roleIndex })),
     firstFailure: failure(g.firstFailure),
     lastFailure: failure(g.lastFailure),
     message: g.message,
@@ -132,6 +135,7 @@ function toWire(input: GangSpec): wire.GangSpec {
     logMaxBytes: int(s.logMaxBytes),
     replicaGroup: '',
     replicaId: '',
+    roles: [],
   };
 }
 

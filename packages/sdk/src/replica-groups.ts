@@ -81,7 +81,7 @@ function toWire(input: ReplicaGroupSpec): wire.ReplicaGroupSpec {
   const p = s.placement;
   return {
     name: s.name ?? '',
-    template: templateToWire(s.template),
+    template: s.template && templateToWire(s.template),
     tp: n(s.tp),
     pp: n(s.pp),
     resources: { gpus: n(r.gpus), cpuMillis: n(r.cpuMillis), memoryBytes: n(r.memoryBytes), gpuMemoryMib: n(r.gpuMemoryMiB), migProfile: r.migProfile ?? '', custom: r.custom ?? {} },
@@ -97,6 +97,10 @@ function toWire(input: ReplicaGroupSpec): wire.ReplicaGroupSpec {
     rollout: s.rollout && { strategy: s.rollout.strategy ?? '', canaryWeight: n(s.rollout.canaryWeight), maxSurge: n(s.rollout.maxSurge) },
     drainDeadlineMs: n(s.drainDeadlineMs),
     httpPort: s.httpPort ?? '',
+    roles: (s.roles ?? []).map((x) => {
+      const xr = x.resources ?? {};
+      return { name: x.name, count: n(x.count), tp: n(x.tp), pp: n(x.pp), entry: x.entry ?? false, template: templateToWire(x.template), resources: { gpus: n(xr.gpus), cpuMillis: n(xr.cpuMillis), memoryBytes: n(xr.memoryBytes), gpuMemoryMib: n(xr.gpuMemoryMiB), migProfile: xr.migProfile ?? '', custom: xr.custom ?? {} } };
+    }),
     maxReplacements: s.maxReplacements,
     models: s.models ?? [],
     requestTimeoutMs: n(s.requestTimeoutMs),

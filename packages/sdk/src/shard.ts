@@ -10,9 +10,9 @@
  *   shard.ready();                    // the gang is READY once every rank said so
  */
 import { ErrorCode, MusterError } from '@muster/common';
-import { readShardEnv, ShardEnvError, type ShardEnv } from '@muster/contracts';
+import { readRoleEnv, readShardEnv, ShardEnvError, type RoleView, type ShardEnv } from '@muster/contracts';
 
-export type { ShardEnv };
+export type { RoleView, ShardEnv };
 
 /** Reads and checks the environment contract of this process (@muster/contracts shard-env.ts). */
 export function env(e: NodeJS.ProcessEnv = process.env): ShardEnv {
@@ -22,6 +22,17 @@ export function env(e: NodeJS.ProcessEnv = process.env): ShardEnv {
     if (!(err instanceof ShardEnvError)) throw err;
     throw new MusterError(ErrorCode.FAILED_PRECONDITION, err.message, { details: { field: err.field }, cause: err });
   }
+}
+
+/**
+ * This rank's role in a replica with roles (docs/gangs.md, "Roles"): its
+ * role, instance, and the `host:port` of every role instance's first rank by
+ * role and port name; undefined when the replica has no roles.
+ *
+ *   const decode = shard.role()?.addrs.decode?.http ?? [];   // ["10.0.0.5:30002", …]
+ */
+export function role(e: NodeJS.ProcessEnv = process.env): RoleView | undefined {
+  return readRoleEnv(e);
 }
 
 /** Tells the agent this rank is ready (the `sdk` readiness probe). False when not launched with that probe. */

@@ -92,6 +92,9 @@ const startup = strictObject({ deadlineMs: num, maxRestarts: num, backoffInitial
 
 export const gangSpecShape = strictObject({ name: bounded('nameLength'), placementGroup: bounded('refLength'), tp: num, pp: num, template, startup, logMaxBytes: num }).check(ranksWithinLimit);
 
+/** A role of a replica (docs/replica-groups.md, "Roles"). */
+const role = strictObject({ name: limitedString('refLength'), count: num, tp: num, pp: num, resources: strictObject({ gpus: num, cpuMillis: num, memoryBytes: num, gpuMemoryMiB: num, migProfile: str, custom: numbers }).optional(), template, entry: z.boolean().optional() }).check(ranksWithinLimit);
+
 export const replicaGroupSpecShape = strictObject({
   name: bounded('nameLength'),
   template,
@@ -99,6 +102,7 @@ export const replicaGroupSpecShape = strictObject({
   pp: num,
   resources: strictObject({ gpus: num, cpuMillis: num, memoryBytes: num, gpuMemoryMiB: num, migProfile: str, custom: numbers }).optional(),
   placement: strictObject({ strategy: str, topology, selector, tolerations, priority: num }).optional(),
+  roles: limitedArray(role, 'roles').optional(),
   replicas: strictObject({ min: count('replicas'), max: count('replicas'), initial: count('replicas') }).optional(),
   startup,
   rollout: strictObject({ strategy: str, canaryWeight: num, maxSurge: num }).optional(),

@@ -95,7 +95,8 @@ export interface GangSpec {
 
 export interface ReplicaGroupSpec {
   name: string;
-  template: GangSpec['template'];
+  /** Unset with `roles` (each role has its own). */
+  template?: GangSpec['template'];
   tp?: number;
   pp?: number;
   /** Per shard (rank). */
@@ -155,6 +156,13 @@ export interface ReplicaGroupSpec {
    * Changing it does not roll replicas.
    */
   routing?: { policy?: 'p2c' | 'prefix'; prefixChars?: number; loadFactor?: number };
+  /**
+   * Roles of one replica (prefill ×1, decode ×2, …): placed together (one
+   * placement group; `placement.topology` binds the roles), started and
+   * restarted as one. With roles, template/tp/pp/resources are per role and
+   * `httpPort` names a port of the entry role (docs/replica-groups.md, "Roles").
+   */
+  roles?: ReplicaRoleSpec[];
   /** Let the head move the replica count between replicas.min and replicas.max (docs/autoscaling.md). */
   autoscaling?: {
     /** queue (default) | ongoing | engine-waiting | engine-running | engine-kv-cache | `engine:<a name in engineMetrics.metrics>`. */
@@ -168,6 +176,21 @@ export interface ReplicaGroupSpec {
     lookbackMs?: number;
     floors?: Array<{ cron: string; durationMs: number; timezone?: string; min: number }>;
   };
+}
+
+/** One role of a replica group's replica. */
+export interface ReplicaRoleSpec {
+  /** 1-31 lowercase letters or digits, starting with a letter. */
+  name: string;
+  /** Instances of the role per replica (default 1), each its own TP × PP world. */
+  count?: number;
+  tp?: number;
+  pp?: number;
+  /** Per rank. */
+  resources?: ReplicaGroupSpec['resources'];
+  template: GangSpec['template'];
+  /** This role's first rank receives the replica's calls (at most one role; none marked: the first). */
+  entry?: boolean;
 }
 
 export interface ActorOptions {

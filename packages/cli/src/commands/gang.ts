@@ -70,8 +70,10 @@ function describe(g: Gang): string {
   const v = g.toJSON();
   const lines = [`${g.id}  ${g.name}  ${g.state}  attempt ${v.attempt}, restarts ${v.restarts}  MASTER ${v.masterAddr}:${v.masterPort}`, `  ${g.message}`];
   if (g.ranks.length) {
-    lines.push(table(['RANK', 'NODE', 'TP', 'PP', 'LOCAL', 'CUDA_VISIBLE_DEVICES', 'PORTS', 'PHASE', 'PID', 'REASON'], g.ranks.map((r) => [
-      String(r.rank), r.nodeId, String(r.tpRank), String(r.ppRank), String(r.localRank), r.cudaVisibleDevices || '-',
+    // A gang with roles (docs/gangs.md, "Roles") shows each rank's role and instance.
+    const roles = g.ranks.some((r) => r.role);
+    lines.push(table(['RANK', ...(roles ? ['ROLE'] : []), 'NODE', 'TP', 'PP', 'LOCAL', 'CUDA_VISIBLE_DEVICES', 'PORTS', 'PHASE', 'PID', 'REASON'], g.ranks.map((r) => [
+      String(r.rank), ...(roles ? [`${r.role}#${r.roleIndex}`] : []), r.nodeId, String(r.tpRank), String(r.ppRank), String(r.localRank), r.cudaVisibleDevices || '-',
       Object.entries(r.ports).map(([k, p]) => `${k}=${p}`).join(',') || '-', r.phase, r.pid ? String(r.pid) : '-', r.reason,
     ])));
   }

@@ -186,7 +186,7 @@ class Planner {
   }
 
   private fixedPort(port: number): boolean {
-    return this.spec.template.ports.some((p) => p.port === port);
+    return [this.spec.template, ...this.spec.roles.map((r) => r.template)].some((t) => t.ports.some((p) => p.port === port));
   }
 
   /** Step 4 without its cost: a rank's allocated port was taken on its host; the next attempt allocates around it (see the top). */
@@ -253,6 +253,7 @@ class Planner {
     g.ranks = plan.ranks.map((r) => ({
       rank: r.rank, nodeId: r.nodeId, tpRank: r.tpRank, ppRank: r.ppRank, localRank: r.localRank,
       cudaVisibleDevices: r.cudaVisibleDevices, ports: r.ports, phase: 'pending', pid: 0, exitCode: undefined, signal: '', reason: '',
+      role: r.role?.name ?? '', roleIndex: r.role?.index ?? 0, masterPort: r.role?.rank === 0 ? r.role.masterPort : 0,
     }));
     const nodes = [...new Set(plan.ranks.map((r) => r.nodeId))];
     const why = `launching ${g.ranks.length} ranks on ${nodes.join(', ')}`;

@@ -17,7 +17,9 @@ import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
 import { DEFAULT_STARTUP_DEADLINE_MS, rankEnv as contractRankEnv, SPEC_LIMITS, templateBytes } from '@muster/contracts';
 import type { Gang, GangSpec, Node, PlacementGroup, Probe, ShardLaunch } from '@muster/proto';
+import type { RoleEndpoint } from '@muster/contracts';
 import { checkWarmupAgainst, launchWarmup, warmupInput, warmupSchema } from './gang-warmup.js';
+import { checkRoleBundles, launchRoleShards, parseRoles, planRoleLayout, roleRankEnv, type RoleRank, type ValidGangRole } from './gang-roles.js';
 
 const PORT_NAME = /^[a-z][a-z0-9_]{0,30}$/;
 const probeSchema = z
@@ -94,7 +96,8 @@ export const gangSpecSchema = z
     if (t.warmup) checkWarmupAgainst(t.warmup, t, ctx.value.replicaGroup, ctx.issues);
   });
 
-export type ValidGangSpec = z.output<typeof gangSpecSchema>;
+/** With `roles` (gang-roles.ts): validated outside the schema, each role's template as a gang's own. */
+export type ValidGangSpec = z.output<typeof gangSpecSchema> & { roles: ValidGangRole<z.output<typeof gangSpecSchema>['template']>[] };
 
 /** Validates a wire spec (proto3 zero values = defaults); errors name the field. */
 export function parseGangSpec(w: GangSpec | undefined): ValidGangSpec {
@@ -120,8 +123,10 @@ export function parseGangSpec(w: GangSpec | undefined): ValidGangSpec {
     replicaGroup: w?.replicaGroup ?? '',
     replicaId: w?.replicaId ?? '',
   };
+  // Roles first: with roles, the gang's own template repeats its first role's, whose errors name the role.
+  const roles = w?.roles?.length ? parseRoles(w.roles, w, (g) => parseGangSpec(g).template) : [];
   const r = gangSpecSchema.safeParse(input);
-  if (r.success) return r.data;
+  if (r.success) return { ...r.data, roles };
   throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: ${formatIssues(r.error.issues)}`, { details: { fields: r.error.issues.map((i) => i.path.join('.')) } });
 }
 
@@ -138,11 +143,13 @@ export function wireGangSpec(s: ValidGangSpec): GangSpec {
     logMaxBytes: s.logMaxBytes,
     replicaGroup: s.replicaGroup,
     replicaId: s.replicaId,
+    roles: s.roles.map((r) => ({ name: r.name, count: r.count, tp: r.tp, pp: r.pp, template: wireGangSpec({ ...s, template: r.template, roles: [] }).template })),
   };
 }
 
 /** Throws INVALID_ARGUMENT unless the group's bundles can carry TP×PP ranks. */
 export function checkBundles(spec: ValidGangSpec, pg: PlacementGroup): void {
+  if (spec.roles.length) return checkRoleBundles(spec.roles, pg);
   const bundles = pg.spec?.bundles ?? [];
   if (bundles.length !== spec.pp) {
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: pp: ${spec.pp} stages need ${spec.pp} bundles, placement group ${pg.spec?.name} has ${bundles.length}`, { details: { field: 'pp' } });
@@ -163,12 +170,16 @@ export interface RankPlan {
   localWorldSize: number;
   cudaVisibleDevices: string;
   ports: Record<string, number>;
+  /** A gang with roles: the rank's role instance (gang-roles.ts). */
+  role?: RoleRank;
 }
 
 export interface LayoutPlan {
   ranks: RankPlan[];
   masterAddr: string;
   masterPort: number;
+  /** A gang with roles: every role instance's first rank. */
+  endpoints?: RoleEndpoint[];
 }
 
 export interface PortRange {
@@ -196,6 +207,7 @@ export function portSpace(nodes: NodeLookup, nodeId: string): string {
  * `portSpace`). Throws INVALID_ARGUMENT on a fixed-port clash.
  */
 export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: NodeLookup, used: Map<string, Set<number>>, range: PortRange = DEFAULT_PORT_RANGE): LayoutPlan {
+  if (spec.roles.length) return planRoleLayout(spec.roles, pg, { nodes, used, range, portSpace });
   checkBundles(spec, pg);
   const placements = [...pg.placements].sort((a, b) => a.bundleIndex - b.bundleIndex);
   const nodeOrder = new Map<string, number>();
@@ -257,6 +269,7 @@ export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: NodeL
 
 /** The environment contract of one rank (BRIEF.md), over the template's env. */
 export function rankEnv(spec: ValidGangSpec, gangId: string, attempt: number, plan: LayoutPlan, r: RankPlan): Record<string, string> {
+  if (r.role) return roleRankEnv({ replicaId: spec.replicaId || gangId, group: spec.replicaGroup || spec.name, gangId, attempt }, spec.template.env, plan.endpoints ?? [], r, r.role);
   return {
     ...spec.template.env,
     ...contractRankEnv({
@@ -276,6 +289,13 @@ export function rankEnv(spec: ValidGangSpec, gangId: string, attempt: number, pl
 
 /** What the agent of `nodeId` runs for this attempt: its ranks, fully resolved (env contract, probe ports). */
 export function launchShards(spec: ValidGangSpec, gangId: string, attempt: number, plan: LayoutPlan, nodeId: string): ShardLaunch[] {
+  if (spec.roles.length) {
+    // Each rank as a plain gang's with its role's template; an instance's first rank checks its own rendezvous port.
+    return launchRoleShards(spec.roles, plan.ranks, nodeId, (template, r) => {
+      const s = launchShards({ ...spec, template, roles: [] }, gangId, attempt, { ...plan, ranks: [r] }, nodeId)[0]!;
+      return r.role && r.role.rank === 0 && r.rank !== 0 ? { ...s, ports: [...s.ports, r.role.masterPort] } : s;
+    });
+  }
   const t = spec.template;
   const resolve = (p: ValidGangSpec['template']['readiness'], ports: Record<string, number>) =>
     p ? { ...p, port: p.port in ports ? String(ports[p.port]) : p.port } : undefined;
@@ -307,6 +327,7 @@ export function portsInUse(gangs: Iterable<Gang>, nodes: NodeLookup): Map<string
   for (const g of gangs) {
     for (const r of g.ranks) for (const p of Object.values(r.ports)) add(r.nodeId, p);
     if (g.masterPort && g.ranks[0]) add(g.ranks[0].nodeId, g.masterPort);
+    for (const r of g.ranks) if (r.masterPort) add(r.nodeId, r.masterPort); // a role instance's rendezvous (gang-roles.ts)
   }
   return used;
 }

@@ -18,6 +18,7 @@ import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_SUBJECT_PREFIX, encodeEngineScrapeConfig
 import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
 import { routingProblems } from './rg-routing.js';
+import { gangRoles, roleBundleField, roleBundles, roleIssues, rolesSpanGpus, rolesWithDefaults } from './rg-roles.js';
 import { specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
 import { namedMetricOf, parsePolicy, readsEngine, type AutoscalingPolicy } from '../autoscaler/index.js';
@@ -58,6 +59,7 @@ const schema = z.strictObject({
     onBackPressure: z.boolean(),
   }, didYouMeanKeys).optional(),
   routing: z.unknown(), // rg-routing.ts
+  roles: z.unknown(), // rg-roles.ts
 }, didYouMeanKeys);
 
 /** The router's limit of calls in flight per replica for this group (membership carries it to routers). */
@@ -96,6 +98,7 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     maxInFlightPerReplica: w?.maxInFlightPerReplica ?? 0,
     overflow: w?.overflow,
     routing: w?.routing,
+    roles: rolesWithDefaults(w?.roles),
   };
   const checked = schema.safeParse(spec);
   const issues = checked.success ? [] : [formatIssues(checked.error.issues)];
@@ -103,7 +106,8 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
   const ranks = spec.tp * spec.pp;
   if (ranks > SPEC_LIMITS.ranksPerReplica) issues.push(`tp: tp × pp = ${limitMessage('ranksPerReplica', ranks, 'ranks')}`);
   if (spec.rollout.strategy === 'canary' && !(spec.rollout.canaryWeight > 0 && spec.rollout.canaryWeight < 1)) issues.push('rollout.canaryWeight: a canary takes a share of traffic strictly between 0 and 1');
-  if (spec.httpPort && !spec.template?.ports.some((p) => p.name === spec.httpPort)) issues.push(`httpPort: "${spec.httpPort}" is not a port name of the template (${spec.template?.ports.map((p) => p.name).join(', ') || 'none'})`);
+  issues.push(...roleIssues(w, spec.roles, spec.httpPort));
+  if (spec.httpPort && !spec.roles.length && !spec.template?.ports.some((p) => p.name === spec.httpPort)) issues.push(`httpPort: "${spec.httpPort}" is not a port name of the template (${spec.template?.ports.map((p) => p.name).join(', ') || 'none'})`);
   issues.push(...overflowProblems(spec));
   if (spec.engineMetrics) {
     if (!spec.httpPort) issues.push('engineMetrics: only an HTTP group (httpPort) has an engine to scrape');
@@ -123,7 +127,7 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
   // Placement and resources make each replica's placement group: refuse now what its creation would.
   const pg = parsePlacementGroupSpec(specInput(pgSpecOf(spec, 'check')));
   if (!pg.ok) {
-    const why = pg.issues.map((i) => `${placementField(i.path)}: ${i.message}`).join('; ');
+    const why = [...new Set(pg.issues.map((i) => `${spec.roles.length ? roleBundleField(spec.roles, i.path) ?? placementField(i.path) : placementField(i.path)}: ${i.message}`))].join('; ');
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${why}`);
   }
   return spec;
@@ -181,6 +185,7 @@ export function revisionOf(s: ReplicaGroupSpec): string {
     startup: s.startup,
     httpPort: s.httpPort,
     engineMetrics: engineScrapeOf(s),
+    roles: s.roles.length ? s.roles : undefined, // absent, not [], so a group without roles keeps its revision
   };
   return createHash('sha256').update(stable(runs)).digest('hex').slice(0, 10);
 }
@@ -196,13 +201,12 @@ function stable(v: unknown): string {
 export function pgSpecOf(s: ValidRgSpec, replicaId: string): PlacementGroupSpec {
   const r = s.resources!;
   const tp = s.tp;
-  const topology = s.placement?.topology.length
-    ? s.placement.topology
-    : tp > 1 && r.gpus > 0 ? [{ level: 'gpu-island', mode: 'required' }] : [];
+  const spans = s.roles.length ? rolesSpanGpus(s.roles) : tp > 1 && r.gpus > 0;
+  const topology = s.placement?.topology.length ? s.placement.topology : spans ? [{ level: 'gpu-island', mode: 'required' }] : [];
   return {
     name: `${s.name}-${replicaId}`,
     strategy: s.placement?.strategy || 'PACK',
-    bundles: Array.from({ length: s.pp }, () => ({
+    bundles: s.roles.length ? roleBundles(s.roles) : Array.from({ length: s.pp }, () => ({
       cpuMillis: r.cpuMillis * tp,
       memoryBytes: r.memoryBytes * tp,
       gpus: r.gpus * tp,
@@ -226,18 +230,18 @@ export const subjectOf = replicaSubject;
  * stored with the spec (gang-executor.ts).
  */
 export function gangSpecOf(s: ValidRgSpec, revision: string, replicaId: string, pgId: string, subjectPrefix: string | undefined): GangSpec {
-  const t = s.template;
   const prefix = subjectPrefix || DEFAULT_SUBJECT_PREFIX;
-  const env: Record<string, string> = {
-    ...t?.env,
-    ...replicaEnv({ subject: replicaSubject(prefix, s.name, replicaId), revision, subjectPrefix: prefix, httpBridge: s.httpPort, engineMetrics: encodeScrape(engineScrapeOf(s)) }),
-  };
+  const vars = replicaEnv({ subject: replicaSubject(prefix, s.name, replicaId), revision, subjectPrefix: prefix, httpBridge: s.httpPort, engineMetrics: encodeScrape(engineScrapeOf(s)) });
+  const roles = gangRoles(s.roles, vars);
+  // With roles, the gang's own tp, pp and template repeat its first (entry) role's.
+  const t = roles[0]?.template ?? s.template;
   return {
     name: `${s.name}-${replicaId}`,
     placementGroup: pgId,
-    tp: s.tp,
-    pp: s.pp,
-    template: t ? { ...t, env } : undefined,
+    tp: roles[0]?.tp ?? s.tp,
+    pp: roles[0]?.pp ?? s.pp,
+    template: t ? { ...t, env: { ...t.env, ...vars } } : undefined,
+    roles,
     startup: s.startup,
     logMaxBytes: 0,
     replicaGroup: s.name,

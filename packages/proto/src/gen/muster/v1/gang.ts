@@ -212,6 +212,25 @@ export interface GangSpec {
    */
   replicaGroup: string;
   replicaId: string;
+  /**
+   * Roles in one gang (a replica group's prefill/decode roles): empty, the
+   * gang is `tp` × `pp` ranks of `template`. Set, the gang is every role's
+   * `count` × tp × pp ranks, in this order (gang rank 0 is the first role's),
+   * one bundle of the placement group per role instance and PP stage, in the
+   * same order; `tp`, `pp` and `template` above repeat the first role's.
+   * See docs/gangs.md, "Roles".
+   */
+  roles: GangRole[];
+}
+
+/** One role of a gang: `count` instances, each its own TP × PP world. */
+export interface GangRole {
+  /** [a-z][a-z0-9]{0,30}: MUSTER_ROLE and MUSTER_ROLE_ADDR_<NAME>_<PORT> */
+  name: string;
+  count: number;
+  tp: number;
+  pp: number;
+  template: ShardTemplate | undefined;
 }
 
 export interface RankStatus {
@@ -228,6 +247,14 @@ export interface RankStatus {
   exitCode?: number | undefined;
   signal: string;
   reason: string;
+  /**
+   * A gang with roles: the rank's role, the index of its role instance, and
+   * (on an instance's first rank) the instance's rendezvous port; tp_rank and
+   * pp_rank are then positions inside the instance.
+   */
+  role: string;
+  roleIndex: number;
+  masterPort: number;
 }
 
 export interface RankStatus_PortsEntry {
@@ -1399,6 +1426,7 @@ function createBaseGangSpec(): GangSpec {
     logMaxBytes: 0,
     replicaGroup: "",
     replicaId: "",
+    roles: [],
   };
 }
 
@@ -1430,6 +1458,9 @@ export const GangSpec: MessageFns<GangSpec> = {
     }
     if (message.replicaId !== "") {
       writer.uint32(74).string(message.replicaId);
+    }
+    for (const v of message.roles) {
+      GangRole.encode(v!, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -1519,6 +1550,14 @@ export const GangSpec: MessageFns<GangSpec> = {
             message.replicaId = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.roles.push(GangRole.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1558,6 +1597,9 @@ export const GangSpec: MessageFns<GangSpec> = {
         : isSet(object.replica_id)
         ? globalThis.String(object.replica_id)
         : "",
+      roles: globalThis.Array.isArray(object?.roles)
+        ? object.roles.map((e: any) => GangRole.fromJSON(e))
+        : [],
     };
   },
 
@@ -1590,6 +1632,129 @@ export const GangSpec: MessageFns<GangSpec> = {
     if (message.replicaId !== "") {
       obj.replicaId = message.replicaId;
     }
+    if (message.roles?.length) {
+      obj.roles = message.roles.map((e) => GangRole.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseGangRole(): GangRole {
+  return { name: "", count: 0, tp: 0, pp: 0, template: undefined };
+}
+
+export const GangRole: MessageFns<GangRole> = {
+  encode(message: GangRole, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.count !== 0) {
+      writer.uint32(16).int32(message.count);
+    }
+    if (message.tp !== 0) {
+      writer.uint32(24).int32(message.tp);
+    }
+    if (message.pp !== 0) {
+      writer.uint32(32).int32(message.pp);
+    }
+    if (message.template !== undefined) {
+      ShardTemplate.encode(message.template, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GangRole {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGangRole();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.count = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.tp = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.pp = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.template = ShardTemplate.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GangRole {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+      tp: isSet(object.tp) ? globalThis.Number(object.tp) : 0,
+      pp: isSet(object.pp) ? globalThis.Number(object.pp) : 0,
+      template: isSet(object.template) ? ShardTemplate.fromJSON(object.template) : undefined,
+    };
+  },
+
+  toJSON(message: GangRole): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
+    if (message.tp !== 0) {
+      obj.tp = Math.round(message.tp);
+    }
+    if (message.pp !== 0) {
+      obj.pp = Math.round(message.pp);
+    }
+    if (message.template !== undefined) {
+      obj.template = ShardTemplate.toJSON(message.template);
+    }
     return obj;
   },
 };
@@ -1608,6 +1773,9 @@ function createBaseRankStatus(): RankStatus {
     exitCode: undefined,
     signal: "",
     reason: "",
+    role: "",
+    roleIndex: 0,
+    masterPort: 0,
   };
 }
 
@@ -1648,6 +1816,15 @@ export const RankStatus: MessageFns<RankStatus> = {
     }
     if (message.reason !== "") {
       writer.uint32(98).string(message.reason);
+    }
+    if (message.role !== "") {
+      writer.uint32(106).string(message.role);
+    }
+    if (message.roleIndex !== 0) {
+      writer.uint32(112).uint32(message.roleIndex);
+    }
+    if (message.masterPort !== 0) {
+      writer.uint32(120).int32(message.masterPort);
     }
     return writer;
   },
@@ -1764,6 +1941,30 @@ export const RankStatus: MessageFns<RankStatus> = {
             message.reason = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.role = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.roleIndex = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.masterPort = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1827,6 +2028,17 @@ export const RankStatus: MessageFns<RankStatus> = {
         : undefined,
       signal: isSet(object.signal) ? globalThis.String(object.signal) : "",
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      role: isSet(object.role) ? globalThis.String(object.role) : "",
+      roleIndex: isSet(object.roleIndex)
+        ? globalThis.Number(object.roleIndex)
+        : isSet(object.role_index)
+        ? globalThis.Number(object.role_index)
+        : 0,
+      masterPort: isSet(object.masterPort)
+        ? globalThis.Number(object.masterPort)
+        : isSet(object.master_port)
+        ? globalThis.Number(object.master_port)
+        : 0,
     };
   },
 
@@ -1873,6 +2085,15 @@ export const RankStatus: MessageFns<RankStatus> = {
     }
     if (message.reason !== "") {
       obj.reason = message.reason;
+    }
+    if (message.role !== "") {
+      obj.role = message.role;
+    }
+    if (message.roleIndex !== 0) {
+      obj.roleIndex = Math.round(message.roleIndex);
+    }
+    if (message.masterPort !== 0) {
+      obj.masterPort = Math.round(message.masterPort);
     }
     return obj;
   },

@@ -133,7 +133,18 @@ export interface ReplicaGroupSpec {
    * How routers choose a replica for each call (docs/replica-groups.md,
    * "Routing policies"). Unset: p2c. Changing it does not roll replicas.
    */
-  routing: Routing | undefined;
+  routing:
+    | Routing
+    | undefined;
+  /**
+   * Roles of one replica (e.g. prefill ×1 and decode ×2): empty, a replica is
+   * tp × pp ranks of `template`. Set, a replica is all its roles, placed as
+   * one placement group (placement.topology binds every role's bundles: the
+   * rule between roles), started behind one barrier, restarted, drained and
+   * stopped as one; template, tp, pp and resources above stay unset, and
+   * http_port names a port of the entry role. See docs/replica-groups.md, "Roles".
+   */
+  roles: ReplicaRole[];
 }
 
 /**
@@ -178,6 +189,27 @@ export interface Routing {
    * while its load + 1 ≤ ceil(c × (total load + 1) / replicas). 0: 1.25.
    */
   loadFactor: number;
+}
+
+export interface ReplicaRole {
+  /** [a-z][a-z0-9]{0,30}, unique in the group */
+  name: string;
+  /** instances of the role per replica (default 1) */
+  count: number;
+  /** default 1 */
+  tp: number;
+  /** default 1 */
+  pp: number;
+  /** per rank */
+  resources: ShardResources | undefined;
+  template:
+    | ShardTemplate
+    | undefined;
+  /**
+   * The role whose first rank receives the replica's calls (at most one;
+   * none marked: the first role).
+   */
+  entry: boolean;
 }
 
 /**
@@ -1089,6 +1121,7 @@ function createBaseReplicaGroupSpec(): ReplicaGroupSpec {
     maxInFlightPerReplica: 0,
     overflow: undefined,
     routing: undefined,
+    roles: [],
   };
 }
 
@@ -1150,6 +1183,9 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.routing !== undefined) {
       Routing.encode(message.routing, writer.uint32(154).fork()).join();
+    }
+    for (const v of message.roles) {
+      ReplicaRole.encode(v!, writer.uint32(162).fork()).join();
     }
     return writer;
   },
@@ -1319,6 +1355,14 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
             message.routing = Routing.decode(reader, reader.uint32());
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.roles.push(ReplicaRole.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1378,6 +1422,9 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
         : 0,
       overflow: isSet(object.overflow) ? Overflow.fromJSON(object.overflow) : undefined,
       routing: isSet(object.routing) ? Routing.fromJSON(object.routing) : undefined,
+      roles: globalThis.Array.isArray(object?.roles)
+        ? object.roles.map((e: any) => ReplicaRole.fromJSON(e))
+        : [],
     };
   },
 
@@ -1439,6 +1486,9 @@ export const ReplicaGroupSpec: MessageFns<ReplicaGroupSpec> = {
     }
     if (message.routing !== undefined) {
       obj.routing = Routing.toJSON(message.routing);
+    }
+    if (message.roles?.length) {
+      obj.roles = message.roles.map((e) => ReplicaRole.toJSON(e));
     }
     return obj;
   },
@@ -1635,6 +1685,156 @@ export const Routing: MessageFns<Routing> = {
     }
     if (message.loadFactor !== 0) {
       obj.loadFactor = floatToJson(message.loadFactor);
+    }
+    return obj;
+  },
+};
+
+function createBaseReplicaRole(): ReplicaRole {
+  return { name: "", count: 0, tp: 0, pp: 0, resources: undefined, template: undefined, entry: false };
+}
+
+export const ReplicaRole: MessageFns<ReplicaRole> = {
+  encode(message: ReplicaRole, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.count !== 0) {
+      writer.uint32(16).int32(message.count);
+    }
+    if (message.tp !== 0) {
+      writer.uint32(24).int32(message.tp);
+    }
+    if (message.pp !== 0) {
+      writer.uint32(32).int32(message.pp);
+    }
+    if (message.resources !== undefined) {
+      ShardResources.encode(message.resources, writer.uint32(42).fork()).join();
+    }
+    if (message.template !== undefined) {
+      ShardTemplate.encode(message.template, writer.uint32(50).fork()).join();
+    }
+    if (message.entry !== false) {
+      writer.uint32(56).bool(message.entry);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaRole {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaRole();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.count = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.tp = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.pp = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.resources = ShardResources.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.template = ShardTemplate.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.entry = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaRole {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+      tp: isSet(object.tp) ? globalThis.Number(object.tp) : 0,
+      pp: isSet(object.pp) ? globalThis.Number(object.pp) : 0,
+      resources: isSet(object.resources) ? ShardResources.fromJSON(object.resources) : undefined,
+      template: isSet(object.template) ? ShardTemplate.fromJSON(object.template) : undefined,
+      entry: isSet(object.entry) ? globalThis.Boolean(object.entry) : false,
+    };
+  },
+
+  toJSON(message: ReplicaRole): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
+    if (message.tp !== 0) {
+      obj.tp = Math.round(message.tp);
+    }
+    if (message.pp !== 0) {
+      obj.pp = Math.round(message.pp);
+    }
+    if (message.resources !== undefined) {
+      obj.resources = ShardResources.toJSON(message.resources);
+    }
+    if (message.template !== undefined) {
+      obj.template = ShardTemplate.toJSON(message.template);
+    }
+    if (message.entry !== false) {
+      obj.entry = message.entry;
     }
     return obj;
   },
