@@ -17,4 +17,5 @@ export * from './grpc-options.js';
 export * from './identity.js';
 export * from './spec-limits.js';
 export * from './engine-metrics.js';
+export * from './resource-usage.js';
 export * from './batches.js';
