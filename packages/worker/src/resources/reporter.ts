@@ -72,12 +72,15 @@ export class ResourceReporter {
     this.envs.delete(t.group);
     const link = this.links.get(t.group);
     this.links.delete(t.group);
-    void link?.conn.then((c) => c?.drain()).catch(() => undefined);
+    if (link) link.conn.then((c) => c?.drain()).catch(() => undefined);
   }
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.tick(), this.opts.intervalMs ?? RESOURCE_INTERVAL_MS);
+    // tick() never throws; the catch only keeps a bug from becoming an unhandled rejection.
+    this.timer = setInterval(() => {
+      this.tick().catch(() => undefined);
+    }, this.opts.intervalMs ?? RESOURCE_INTERVAL_MS);
     this.timer.unref();
   }
 
