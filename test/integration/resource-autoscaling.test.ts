@@ -93,7 +93,12 @@ describe('resource-metric autoscaling', () => {
     callers = 0;
     await Promise.all(running);
     const stoppedAt = decisions.length;
-    const down = await waitFor('back to one replica', () => decisions.slice(stoppedAt).find((d) => d.attributes.to === '1'), { timeoutMs: 30_000 });
+    // The autoscaler's own sentence, in the timeout's message if it never comes down.
+    const down = await waitFor('back to one replica', async () => {
+      const d = decisions.slice(stoppedAt).find((e) => e.attributes.to === '1');
+      if (!d) throw new Error((await g.refresh()).toJSON().autoscaler?.reason);
+      return d;
+    }, { timeoutMs: 30_000 });
     expect(down.attributes.drivenBy).toBe('cpu');
     expect(down.message).toMatch(/→ 1: cpu \d+(\.\d+)?\/replica .* < 0\.05 × 0\.9 for \d+\.\d s/);
     expect(decisions.slice(before).every((d) => d.attributes.drivenBy === 'cpu')).toBe(true);

@@ -76,7 +76,9 @@ export function judgeMetric(policy: AutoscalingPolicy, m: MetricTarget, s: Share
   const load = `${m.metric} ${fmt(perReplica)}/replica (${fmt(metric)} over ${ready} ready)`;
   const ratio = perReplica / target;
   const hold = (reason: string, timers: MetricTimers, r = ratio): Judgement => ({ ...reading, want: current, reason, timers, ratio: r });
-  const change = (want: number, reason: string): Judgement => ({ ...reading, want, reason, timers: {}, ratio });
+  // A metric asking for a change keeps its timers: outvoted (another metric needs more replicas), it must
+  // not earn its delay again; decide() clears every timer when the count does change.
+  const change = (want: number, reason: string, timers: MetricTimers): Judgement => ({ ...reading, want, reason, timers, ratio });
 
   // 5. Every replica reported, but not all of them this metric: hold on it, forgetting its timers.
   if (reading.reported < ready) {
@@ -103,7 +105,7 @@ export function judgeMetric(policy: AutoscalingPolicy, m: MetricTarget, s: Share
     const want = Math.min(policy.max, raw, current + maxStep);
     const why = want === policy.max && raw > policy.max ? ` (max ${policy.max})` : want < raw ? ` (max step ${maxStep})` : '';
     if (want === current) return hold(`${load} > ${fmt(hi)}, already at max ${policy.max}`, next);
-    return change(want, `${load} > ${fmt(target)} × ${fmt(1 + tolerance)} for ${secs(held)}${why}`);
+    return change(want, `${load} > ${fmt(target)} × ${fmt(1 + tolerance)} for ${secs(held)}${why}`, next);
   }
 
   // 7. Down: below the band for the downscale delay, by the largest step (≤ maxStep)
@@ -127,7 +129,7 @@ export function judgeMetric(policy: AutoscalingPolicy, m: MetricTarget, s: Share
     let k = Math.min(maxStep, current - bottom);
     while (k > 0 && after(k) > target) k--;
     if (k === 0) return hold(`${load} < ${fmt(lo)}, but one replica less would make it ${fmt(after(1))} > ${fmt(target)}`, next);
-    return change(current - k, `${load} < ${fmt(target)} × ${fmt(1 - tolerance)} for ${secs(held)}, ${fmt(after(k))} after${peak > metric ? ` (sized for the peak ${fmt(peak)})` : ''}`);
+    return change(current - k, `${load} < ${fmt(target)} × ${fmt(1 - tolerance)} for ${secs(held)}, ${fmt(after(k))} after${peak > metric ? ` (sized for the peak ${fmt(peak)})` : ''}`, next);
   }
 
   // 8. Inside the band.

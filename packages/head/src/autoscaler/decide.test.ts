@@ -254,6 +254,30 @@ describe('decide: several metrics (the largest count wins, as HPA does)', () => 
     expect(later.state).toEqual({ idleSinceMs: undefined, lastChangeMs: T0 + 1000 });
   });
 
+  it('a metric outvoted keeps its timers: once the other lets go, it acts on the next decision, not a full delay later', () => {
+    // queue has been below its band for the delay (it would go to 1) while cpu sits at its target; then cpu goes idle too.
+    let state: AutoscalerState = {};
+    let d = decide(multi, at(two(T0, 0, [0.5, 0.5, 0.5]), 3), state);
+    for (let t = T0; t <= T0 + 30_000; t += 250) {
+      d = decide(multi, { ...at(two(t, 0, [0.5, 0.5, 0.5]), 3), nowMs: t }, state);
+      state = d.state;
+    }
+    expect(d).toMatchObject({ desired: 3, changed: false, metric: 'cpu' });
+    expect(d.reason).toMatch(/^cpu 0.5\/replica .* within/);
+    expect(state.belowSinceMs).toBe(T0); // queue's (the first metric's), kept while outvoted
+    expect(state.others?.cpu).toEqual({});
+    // cpu drops: its own delay (30 s) runs from now; queue's has long passed. Nothing moves until cpu's ends…
+    let t = T0 + 30_250;
+    for (; t <= T0 + 60_250; t += 250) {
+      d = decide(multi, { ...at(two(t, 0, [0, 0, 0]), 3), nowMs: t }, state);
+      state = d.state;
+      if (d.changed) break;
+    }
+    // …and then it comes down at once, on cpu's delay alone.
+    expect(d).toMatchObject({ desired: 1, changed: true });
+    expect(t).toBe(T0 + 30_250 + 30_000);
+  });
+
   it('with one metric, the decision names it (the single metric/target of older policies)', () => {
     expect(decide(parsePolicy(base), input(T0, 2, 10), { aboveSinceMs: T0 - 1000 })).toMatchObject({ metric: 'queue', target: 5, desired: 4 });
     const cpuOnly = parsePolicy({ ...base, metric: 'cpu', target: 0.5 });
