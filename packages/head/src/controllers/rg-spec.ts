@@ -80,7 +80,8 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     drainDeadlineMs: w?.drainDeadlineMs || 30_000,
     httpPort: w?.httpPort ?? '',
     maxReplacements: w?.maxReplacements === undefined ? 3 : w.maxReplacements === -1 ? 0 : w.maxReplacements,
-    autoscaling: w?.autoscaling,
+    // A spec built in code before `metrics` existed lacks it; stored and sent ones have [].
+    autoscaling: w?.autoscaling && { ...w.autoscaling, metrics: w.autoscaling.metrics ?? [] },
     models: w?.models ?? [],
     requestTimeoutMs: w?.requestTimeoutMs ?? 0,
     engineMetrics: w?.engineMetrics,
