@@ -32,6 +32,10 @@ const spec: ReplicaGroupSpec = {
     upscaleDelayMs: 1_000,
     downscaleDelayMs: 2_000,
     maxStep: 2,
+    // A wide band: up above 0.075 cores a replica, down below 0.025. The sample taken as the load
+    // stops holds part of a busy second; with the default band it can fall just below it and, as the
+    // peak a scale-down is sized for, hold the group up while it stays below (docs/autoscaling.md).
+    tolerance: 0.5,
   },
 };
 
@@ -62,7 +66,7 @@ describe('resource-metric autoscaling', () => {
       const v = (await g.refresh()).toJSON();
       const ready = v.replicas.filter((r) => r.state === 'ready');
       const a = v.autoscaler;
-      return (ready.length === 1 && v.desired === 1 && a?.metric && ready[0]?.load?.resources?.cpu !== undefined && ready[0].load.resources.cpu < CPU_TARGET * 0.9 && v) || undefined;
+      return (ready.length === 1 && v.desired === 1 && a?.metric && ready[0]?.load?.resources?.cpu !== undefined && ready[0].load.resources.cpu < CPU_TARGET * 0.5 && v) || undefined;
     }, { timeoutMs: 30_000 });
     const load = idle.replicas.find((r) => r.state === 'ready')!.load!;
     expect(load.resources?.memoryBytes).toBeGreaterThan(10 * 1024 * 1024); // a Node process's resident memory
@@ -86,7 +90,7 @@ describe('resource-metric autoscaling', () => {
     const running = Array.from({ length: callers }, (_, i) => caller(i));
     const up = await waitFor('a scale-up', () => decisions.slice(before).find((d) => Number(d.attributes.to) > Number(d.attributes.from)), { timeoutMs: 30_000 });
     expect(up.attributes.drivenBy).toBe('cpu');
-    expect(up.message).toMatch(/: 1 → [23]: cpu \d+(\.\d+)?\/replica \(.+ over 1 ready\) > 0\.05 × 1\.1 for \d+\.\d s/);
+    expect(up.message).toMatch(/: 1 → [23]: cpu \d+(\.\d+)?\/replica \(.+ over 1 ready\) > 0\.05 × 1\.5 for \d+\.\d s/);
     expect(served).toBeGreaterThan(0);
 
     // 3. The load stops: back to one replica, on cpu (the queue metric never left its band).
@@ -100,7 +104,7 @@ describe('resource-metric autoscaling', () => {
       return d;
     }, { timeoutMs: 30_000 });
     expect(down.attributes.drivenBy).toBe('cpu');
-    expect(down.message).toMatch(/→ 1: cpu \d+(\.\d+)?\/replica .* < 0\.05 × 0\.9 for \d+\.\d s/);
+    expect(down.message).toMatch(/→ 1: cpu \d+(\.\d+)?\/replica .* < 0\.05 × 0\.5 for \d+\.\d s/);
     expect(decisions.slice(before).every((d) => d.attributes.drivenBy === 'cpu')).toBe(true);
     expect(failures).toEqual([]);
   });
