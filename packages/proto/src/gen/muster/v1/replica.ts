@@ -309,13 +309,13 @@ export interface ResourceUsage {
  * same inputs as its next decision (computed for the answer; it decides nothing).
  */
 export interface AutoscalerView {
-  /** the policy's metric ("queue", "engine-waiting", …) */
+  /** the metric driving the decision ("queue", "cpu", …): of several, the one asking for the most replicas */
   metric: string;
   /** the metric, summed over the group */
   value: number;
   /** value / replicas counted */
   perReplica: number;
-  /** the policy's target per replica */
+  /** that metric's target per replica */
   target: number;
   /** the count the autoscaler would want now */
   desired: number;
