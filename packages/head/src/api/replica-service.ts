@@ -57,7 +57,7 @@ function withLive(g: ReplicaGroup, live: ReturnType<ReplicaGroupController['live
     const l = live.loads.get(r.id);
     if (!l) return r;
     const e = l.engine;
-    return { ...r, load: { timeMs: l.timeMs, inFlight: l.inFlight, queued: l.queued, engineWaiting: e?.waiting, engineRunning: e?.running, engineKvCache: e?.kvCache, resources: l.resources && { gpus: 0, ...l.resources }, custom: l.custom ?? {} } };
+    return { ...r, load: { timeMs: l.timeMs, inFlight: l.inFlight, queued: l.queued, engineWaiting: e?.waiting, engineRunning: e?.running, engineKvCache: e?.kvCache, resources: l.resources && { ...l.resources, gpus: l.resources.gpus ?? 0 }, custom: l.custom ?? {} } };
   });
   const d = live.decision;
   const autoscalerView = d && live.policy
