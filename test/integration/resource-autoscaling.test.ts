@@ -7,6 +7,9 @@
  * the load never reaches — so every change must be the CPU's, and each
  * decision names the metric that drove it.
  *
+ * The workers have simulated GPUs (the test kit's profile), so the GPU
+ * stand-ins are checked too.
+ *
  * In order: idle, the group is measured (a CPU reading below the band is
  * the marker that the idle window was observed) and stays at one replica;
  * callers arrive and it scales up on cpu; they stop and it comes back down
@@ -25,6 +28,8 @@ const CPU_TARGET = 0.05;
 
 const spec: ReplicaGroupSpec = {
   name: 'burn',
+  // The test kit's workers have simulated GPUs (a profile): each replica's get the documented stand-ins.
+  resources: { gpus: 1 },
   template: { command: process.execPath, args: [burner], readiness: { kind: 'sdk' }, env: { BURN_MS: '20' } },
   replicas: { min: 1, max: 3, initial: 1 },
   autoscaling: {
@@ -70,6 +75,9 @@ describe('resource-metric autoscaling', () => {
     }, { timeoutMs: 30_000 });
     const load = idle.replicas.find((r) => r.state === 'ready')!.load!;
     expect(load.resources?.memoryBytes).toBeGreaterThan(10 * 1024 * 1024); // a Node process's resident memory
+    // Simulated GPUs: utilisation = cores ÷ GPUs (at most 1), GPU memory = resident memory.
+    expect(load.resources?.gpuMemoryBytes).toBe(load.resources?.memoryBytes);
+    expect(load.resources?.gpuUtilization).toBeCloseTo(load.resources!.cpu!, 6);
     expect(load.custom).toEqual({ calls_waiting: 0 });
     const before = decisions.length;
 
