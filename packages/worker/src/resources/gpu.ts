@@ -17,10 +17,12 @@
  * outside `pmon`, which samples for a second per call.
  *
  * Values nvidia-smi cannot give ("[N/A]", "[Not Supported]": MIG slices have
- * no utilisation) are left out; a row that is malformed fails the parse,
- * naming the line, and the sampler reports no GPU values that second.
+ * no utilisation) are left out; a row that is malformed fails the parse
+ * with the inventory parsers' line-numbered error (inventory/parse-util.ts),
+ * and the sampler reports no GPU values that second.
  */
 import { execa } from 'execa';
+import { numberedLines, parseError, type SmiSource } from '../inventory/parse-util.js';
 
 export const QUERY_GPU_ARGS = ['--query-gpu=index,uuid,memory.used,memory.total,utilization.gpu', '--format=csv'];
 export const QUERY_APPS_ARGS = ['--query-compute-apps=gpu_uuid,pid,process_name,used_gpu_memory', '--format=csv'];
@@ -45,40 +47,42 @@ const MIB = 1024 * 1024;
 const UNKNOWN = /^(\[[^\]]*\]|N\/A)$/;
 
 /** Rows of a CSV query with a header, as name → cell (header units dropped: "memory.used [MiB]" → "memory.used"). */
-function rowsOf(text: string, what: string): Array<{ line: number; cells: Map<string, string> }> {
-  const lines = text.split('\n').map((t, i) => ({ text: t.trim(), line: i + 1 })).filter((l) => l.text !== '' && !l.text.startsWith('#'));
+function rowsOf(text: string, source: SmiSource): Array<{ line: number; cells: Map<string, string> }> {
+  const lines = numberedLines(text).filter((l) => l.text.trim() !== '');
   const head = lines.shift();
   if (!head) return [];
   const names = head.text.split(',').map((h) => h.trim().replace(/\s*\[[^\]]*\]$/, ''));
-  return lines.map(({ text: t, line }) => {
+  return lines.map(({ text: t, no }) => {
     const cells = t.split(',').map((c) => c.trim());
-    if (cells.length !== names.length) throw new Error(`${what} line ${line}: ${cells.length} fields, expected ${names.length} (${names.join(', ')})`);
-    return { line, cells: new Map(names.map((n, i) => [n, cells[i]!])) };
+    if (cells.length !== names.length) throw parseError(source, no, `${cells.length} fields, expected ${names.length} (${names.join(', ')})`);
+    return { line: no, cells: new Map(names.map((n, i) => [n, cells[i]!])) };
   });
 }
 
+type Where = [SmiSource, number];
+
 /** "130013 MiB" / "130013" → bytes; "[N/A]" → undefined; anything else throws. */
-function mib(v: string | undefined, where: string): number | undefined {
+function mib(v: string | undefined, [source, line]: Where): number | undefined {
   if (v === undefined || UNKNOWN.test(v)) return undefined;
   const m = /^(\d+(?:\.\d+)?)(?: MiB)?$/.exec(v);
-  if (!m) throw new Error(`${where}: "${v}" is not a MiB amount`);
+  if (!m) throw parseError(source, line, `"${v}" is not a MiB amount`);
   return Number(m[1]) * MIB;
 }
 
 /** "100 %" / "100" → 1; "[N/A]" → undefined. */
-function percent(v: string | undefined, where: string): number | undefined {
+function percent(v: string | undefined, [source, line]: Where): number | undefined {
   if (v === undefined || UNKNOWN.test(v)) return undefined;
   const m = /^(\d+(?:\.\d+)?)(?: %)?$/.exec(v);
-  if (!m || Number(m[1]) > 100) throw new Error(`${where}: "${v}" is not a percentage`);
+  if (!m || Number(m[1]) > 100) throw parseError(source, line, `"${v}" is not a percentage`);
   return Number(m[1]) / 100;
 }
 
 export function parseGpuUse(text: string): GpuUse[] {
   return rowsOf(text, 'query-gpu').map(({ line, cells }) => {
-    const where = `query-gpu line ${line}`;
+    const where: Where = ['query-gpu', line];
     const index = Number(cells.get('index'));
     const uuid = cells.get('uuid') ?? '';
-    if (!Number.isInteger(index) || index < 0 || !uuid.startsWith('GPU-')) throw new Error(`${where}: no index and GPU UUID`);
+    if (!Number.isInteger(index) || index < 0 || !uuid.startsWith('GPU-')) throw parseError('query-gpu', line, 'no index and GPU UUID');
     const utilization = percent(cells.get('utilization.gpu'), where);
     const memoryUsedBytes = mib(cells.get('memory.used'), where);
     return { index, uuid, ...(utilization === undefined ? {} : { utilization }), ...(memoryUsedBytes === undefined ? {} : { memoryUsedBytes }) };
@@ -87,10 +91,10 @@ export function parseGpuUse(text: string): GpuUse[] {
 
 export function parseAppUse(text: string): AppUse[] {
   return rowsOf(text, 'query-compute-apps').map(({ line, cells }) => {
-    const where = `query-compute-apps line ${line}`;
+    const where: Where = ['query-compute-apps', line];
     const pid = Number(cells.get('pid'));
     const gpuUuid = cells.get('gpu_uuid') ?? '';
-    if (!Number.isInteger(pid) || pid < 1 || !gpuUuid.startsWith('GPU-')) throw new Error(`${where}: no pid and GPU UUID`);
+    if (!Number.isInteger(pid) || pid < 1 || !gpuUuid.startsWith('GPU-')) throw parseError('query-compute-apps', line, 'no pid and GPU UUID');
     const memoryBytes = mib(cells.get('used_gpu_memory') ?? cells.get('used_memory'), where);
     return { gpuUuid, pid, ...(memoryBytes === undefined ? {} : { memoryBytes }) };
   });
