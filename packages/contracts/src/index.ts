@@ -18,6 +18,7 @@ export * from './grpc-options.js';
 export * from './identity.js';
 export * from './spec-limits.js';
 export * from './engine-metrics.js';
+export * from './resource-usage.js';
 export * from './batches.js';
 export * from './routing.js';
 export * from './warmup.js';

@@ -23,6 +23,7 @@
  */
 
 import { engineLoadOf, MAX_REPORTED_COUNT, type EngineLoad } from './engine-metrics.js';
+import { customMetricsOf } from './resource-usage.js';
 
 /** The prefix of every subject unless the head is configured otherwise (`--nats-subject-prefix`). */
 export const DEFAULT_SUBJECT_PREFIX = 'muster';
@@ -142,6 +143,8 @@ export interface LoadReport {
   incarnation?: string;
   /** An HTTP shard's engine metrics, as the worker last scraped them (engine-metrics.ts); absent when none were read. */
   engine?: EngineLoad;
+  /** Gauges the shard set (serve()'s `customMetrics`), for `custom:<name>` policies (resource-usage.ts); absent when none. */
+  custom?: Record<string, number>;
 }
 
 /** A router's demand report on `<prefix>.demand.<group>`: calls it holds that wait for a replica. */
@@ -174,11 +177,13 @@ export function toLoadReport(r: unknown): LoadReport | undefined {
   // null is what msgpack makes of an undefined field: absent, as undefined is. A bad
   // `engine` part costs only itself: the report's liveness and counts still count.
   const engine = o.engine == null ? undefined : engineLoadOf(o.engine);
+  const custom = o.custom == null ? undefined : customMetricsOf(o.custom);
   return {
     v: 1, replicaId: o.replicaId, inFlight: o.inFlight, queued: o.queued, timeMs: o.timeMs,
     ...(o.draining === undefined ? {} : { draining: o.draining }),
     ...(o.incarnation === undefined ? {} : { incarnation: o.incarnation }),
     ...(engine === undefined ? {} : { engine }),
+    ...(custom === undefined ? {} : { custom }),
   };
 }
 

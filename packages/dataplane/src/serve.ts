@@ -36,7 +36,7 @@ import { Batcher, batchCapacity, parseBatchOptions, type BatchOptions, type Batc
 import { Link } from './connection.js';
 import { OK, recordReplicaBatch, recordReplicaRequest, trackReplica } from './metrics.js';
 import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireCredit, WireError, WireLoad, WireReply, WireRequest } from './types.js';
-import { DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, readNatsCredentialEnv, SHARD_ENV, ShardEnvError, type EngineLoad } from '@muster/contracts';
+import { customMetricsOf, DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, readNatsCredentialEnv, SHARD_ENV, ShardEnvError, type EngineLoad } from '@muster/contracts';
 import { startServeSpan } from './tracing.js';
 import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
 import { answerWarmups } from './warmup.js';
@@ -69,6 +69,12 @@ export interface ServeOptions {
   env?: NodeJS.ProcessEnv;
   /** Engine metrics to add to each load report (the worker's HTTP bridge: its scraper's latest values). */
   engineLoad?: () => EngineLoad | undefined;
+  /**
+   * Gauges of this replica, read at each load report, for `custom:<name>`
+   * autoscaling metrics (docs/autoscaling.md, "Resource metrics"): at most 8
+   * names of letters, digits, `_` and `:`; a value not finite is left out.
+   */
+  customMetrics?: () => Record<string, number> | undefined;
 }
 
 export interface Server {
@@ -130,7 +136,7 @@ export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): P
     }
     nc = await connectNats({ servers: [...cred!.servers], jwt: cred!.jwt, seed: cred!.seed, caPem: cred!.caPem, inboxPrefix: '', user: cred!.user ?? '', password: cred!.password ?? '' }, `muster-replica ${cfg.group}/${cfg.replicaId}`);
   }
-  const server = new ReplicaServer(nc, !opts.nats, handlers, { ...cfg, engineLoad: opts.engineLoad });
+  const server = new ReplicaServer(nc, !opts.nats, handlers, { ...cfg, engineLoad: opts.engineLoad, customMetrics: opts.customMetrics });
   await nc.flush(); // the subscription is live at the NATS server before we say we serve
   answerWarmups(handlers, opts.env === undefined); // the agent's warm-up calls (warmup.ts)
   return server;
@@ -182,7 +188,7 @@ class ReplicaServer implements Server {
     private readonly nc: NatsConnection,
     private readonly ownsConnection: boolean,
     private readonly handlers: ServeHandlers,
-    private readonly cfg: { maxConcurrent: number; loadIntervalMs: number; subject: string; group: string; replicaId: string; revision: string; prefix: string; engineLoad?: (() => EngineLoad | undefined) | undefined; batch: { options: ValidBatchOptions; capacity: number } | undefined },
+    private readonly cfg: { maxConcurrent: number; loadIntervalMs: number; subject: string; group: string; replicaId: string; revision: string; prefix: string; engineLoad?: (() => EngineLoad | undefined) | undefined; batch: { options: ValidBatchOptions; capacity: number } | undefined; customMetrics?: (() => Record<string, number> | undefined) | undefined },
   ) {
     this.subject = cfg.subject;
     this.group = cfg.group;
@@ -427,6 +433,8 @@ class ReplicaServer implements Server {
     const load: WireLoad = { v: 1, replicaId: this.replicaId, inFlight: this.inFlight, queued: this.queued, timeMs: Date.now(), draining: this.state !== 'serving', incarnation: this.incarnation };
     const engine = this.cfg.engineLoad?.();
     if (engine) load.engine = engine;
+    const custom = customOf(this.cfg.customMetrics);
+    if (custom) load.custom = custom;
     this.publish(loadSubject(this.cfg.prefix, this.group), load);
   }
 
@@ -478,6 +486,15 @@ function abortCode(signal: AbortSignal): string {
 /** Whether an aborted call's caller has stopped listening (it cancelled, or its deadline passed), as against a closing replica. */
 function callerGone(job: Job, signal: AbortSignal): boolean {
   return job.cancelled === true || abortCode(signal) === ErrorCode.DEADLINE_EXCEEDED;
+}
+
+/** The gauges a report may carry (contracts' customMetricsOf); a callback that throws costs only them. */
+function customOf(read: (() => Record<string, number> | undefined) | undefined): Record<string, number> | undefined {
+  try {
+    return read ? customMetricsOf(read()) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function messageOf(e: unknown): string {

@@ -5,7 +5,7 @@ export type { PageOptions } from './pages.js';
 export type { RetryNotice } from './endpoints.js';
 export type { NodeView, GpuView, NodeStateName, ClusterEventView, ClusterEventKind, DrainStatusView } from './types.js';
 export { ErrorCode, MusterError, isMusterError } from './errors.js';
-export type { PlacementGroupSpec, BundleSpec, Strategy, TopologyLevel, GangSpec, ProbeSpec, WarmupSpec, WarmupRequestSpec, ReplicaGroupSpec, ActorOptions } from './specs.js';
+export type { PlacementGroupSpec, BundleSpec, Strategy, TopologyLevel, GangSpec, ProbeSpec, WarmupSpec, WarmupRequestSpec, ReplicaGroupSpec, ActorOptions, AutoscalingMetricName } from './specs.js';
 export {
   PlacementGroup,
   PlacementGroups,

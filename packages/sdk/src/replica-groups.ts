@@ -43,6 +43,10 @@ export interface ReplicaLoadView {
   engineWaiting?: number;
   engineRunning?: number;
   engineKvCache?: number;
+  /** What its ranks use (cpu cores, bytes, GPU utilisation 0…1), as their workers measured it. */
+  resources?: { cpu?: number; memoryBytes?: number; gpuUtilization?: number; gpuMemoryBytes?: number };
+  /** Gauges the shard set (serve()'s customMetrics). */
+  custom?: Record<string, number>;
 }
 
 /** `get()` of an autoscaled group: what its autoscaler sees now (computed for the answer; nothing is decided by it). */
@@ -125,6 +129,7 @@ function toWire(input: ReplicaGroupSpec): wire.ReplicaGroupSpec {
       scaleToZeroAfterMs: n(s.autoscaling.scaleToZeroAfterMs),
       lookbackMs: n(s.autoscaling.lookbackMs),
       floors: (s.autoscaling.floors ?? []).map((f) => ({ cron: f.cron, durationMs: f.durationMs, timezone: f.timezone ?? '', min: f.min })),
+      metrics: (s.autoscaling.metrics ?? []).map((m) => ({ metric: m.metric, target: m.target })),
     },
   };
 }
@@ -137,6 +142,8 @@ function loadView(l: wire.ReplicaLoad): ReplicaLoadView {
     ...(l.engineWaiting !== undefined ? { engineWaiting: l.engineWaiting } : {}),
     ...(l.engineRunning !== undefined ? { engineRunning: l.engineRunning } : {}),
     ...(l.engineKvCache !== undefined ? { engineKvCache: l.engineKvCache } : {}),
+    ...(l.resources ? { resources: { cpu: l.resources.cpu, memoryBytes: l.resources.memoryBytes, gpuUtilization: l.resources.gpuUtilization, gpuMemoryBytes: l.resources.gpuMemoryBytes } } : {}),
+    ...(Object.keys(l.custom).length ? { custom: { ...l.custom } } : {}),
   };
 }
 

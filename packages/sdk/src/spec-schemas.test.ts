@@ -33,6 +33,8 @@ describe('replica group specs from the SDK', () => {
     ['rollout', { ...rg, rollout: { strategy: 'canary', canaryWieght: 0.1 } }, 'rollout.canaryWieght: unknown key; did you mean "canaryWeight"?'],
     ['startup', { ...rg, startup: { maxRestart: 2 } }, 'startup.maxRestart: unknown key; did you mean "maxRestarts"?'],
     ['floors', { ...rg, autoscaling: { floors: [{ cron: '0 9 * * *', durationMs: 1, min: 1, timeZone: 'UTC' }] } }, 'autoscaling.floors[0].timeZone: unknown key; did you mean "timezone"?'],
+    ['metrics', { ...rg, autoscaling: { metrics: [{ metric: 'cpu', taget: 2 }] } }, 'autoscaling.metrics[0].target: Invalid input: expected number, received undefined; autoscaling.metrics[0].taget: unknown key; did you mean "target"?'],
+    ['9 metrics', { ...rg, autoscaling: { metrics: Array.from({ length: 9 }, (_, i) => ({ metric: `custom:g${i}`, target: 1 })) } }, 'autoscaling.metrics: at most 8 metrics'],
     ['far', { ...rg, colour: 'blue' }, 'colour: unknown key (allowed: name, template, tp, pp, resources'],
   ])('%s is refused with its path and a suggestion, and nothing is sent', async (_, spec, message) => {
     const { head, calls } = recordingHead();

@@ -134,6 +134,8 @@ export const replicaGroupSpecShape = strictObject({
     scaleToZeroAfterMs: num,
     lookbackMs: num,
     floors: limitedArray(strictObject({ cron: limitedString('floorFieldLength'), durationMs: z.number(), timezone: bounded('floorFieldLength'), min: z.number() }), 'floors').optional(),
+    // At most 8 (the head's MAX_POLICY_METRICS); the names are the head's to check.
+    metrics: z.array(strictObject({ metric: z.string().max(256), target: z.number() })).max(8, 'at most 8 metrics').optional(),
   }).optional(),
 }).check(ranksWithinLimit);
 

@@ -165,9 +165,18 @@ export interface ReplicaGroupSpec {
   roles?: ReplicaRoleSpec[];
   /** Let the head move the replica count between replicas.min and replicas.max (docs/autoscaling.md). */
   autoscaling?: {
-    /** queue (default) | ongoing | engine-waiting | engine-running | engine-kv-cache | `engine:<a name in engineMetrics.metrics>`. */
-    metric?: 'queue' | 'ongoing' | 'engine-waiting' | 'engine-running' | 'engine-kv-cache' | `engine:${string}`;
+    /**
+     * queue (default) | ongoing | engine-waiting | engine-running | engine-kv-cache | `engine:<a name in engineMetrics.metrics>`
+     * | cpu (cores) | memory (bytes) | gpu-utilization (0…1) | gpu-memory (bytes) | `custom:<a gauge serve()'s customMetrics sets>`.
+     */
+    metric?: AutoscalingMetricName;
     target?: number;
+    /**
+     * Several metrics, each with its target per replica (at most 8; instead of
+     * metric/target): the count is the largest any of them asks for, as HPA
+     * does (docs/autoscaling.md, "Resource metrics").
+     */
+    metrics?: Array<{ metric: AutoscalingMetricName; target: number }>;
     upscaleDelayMs?: number;
     downscaleDelayMs?: number;
     maxStep?: number;
@@ -192,6 +201,9 @@ export interface ReplicaRoleSpec {
   /** This role's first rank receives the replica's calls (at most one role; none marked: the first). */
   entry?: boolean;
 }
+
+/** A metric an autoscaling policy may target (docs/autoscaling.md). */
+export type AutoscalingMetricName = 'queue' | 'ongoing' | 'engine-waiting' | 'engine-running' | 'engine-kv-cache' | `engine:${string}` | 'cpu' | 'memory' | 'gpu-utilization' | 'gpu-memory' | `custom:${string}`;
 
 export interface ActorOptions {
   /** Find it later by this name (lowercase letters, digits, "-"); default: a random one. */

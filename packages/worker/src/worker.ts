@@ -15,6 +15,8 @@ import { workerTlsFiles, type WorkerConfig } from './config.js';
 import { discoverInventory } from './inventory/index.js';
 import { hasServiceAccount, kubeApiFromEnv, NodeCordonWatch } from './kube-node.js';
 import { ShardAgent } from './shard-agent.js';
+import { ResourceReporter } from './resources/reporter.js';
+import { ResourceSampler } from './resources/sampler.js';
 import { LocalSupervisor } from './shards/index.js';
 import { checkHomeRootReachable, defaultHomeRoot, makeHomeRoot } from './shards/rank-homes.js';
 import { hostFacts, resolveRankUsers, type RankUserPolicy } from './shards/rank-users.js';
@@ -68,7 +70,11 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     logRetention: { maxAgeMs: config.logRetentionMs, attemptsKept: config.logAttemptsKept, gangsKept: config.logGangsKept },
   });
   // HTTP bridges connect to NATS as their group's user, from the launch order (shard-agent.ts): the agent has no NATS user.
-  const shardAgent = (late.agent = new ShardAgent(supervisor, log));
+  // What each replica's ranks use, reported on its group's load subject (resources/): GPU values from nvidia-smi on real GPUs, stand-ins on a profile.
+  const gpu = inventory.source === 'nvidia-smi' ? 'nvidia-smi' : inventory.gpus.length > 0 ? 'simulated' : 'none';
+  const resources = new ResourceReporter({ node: config.nodeId, sampler: new ResourceSampler({ gpu, log }), running: () => supervisor.list(), log });
+  resources.start();
+  const shardAgent = (late.agent = new ShardAgent(supervisor, log, resources));
   const agent = new Agent(
     {
       heads: config.head,
@@ -102,6 +108,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     async close() {
       cordon?.stop();
       await agent.stop();
+      await resources.stop();
       await supervisor.close({ stopShards: config.stopShardsOnExit });
       await metrics.close();
       await tracing.shutdown();

@@ -5,7 +5,8 @@
  * GetReplicaGroup adds what the head knows live beside the stored record
  * (`muster rg get` shows it): each replica's last load report
  * (`Replica.load`) and, for an autoscaled group, the autoscaler's view now
- * (`ReplicaGroup.autoscaler_view`: its metric's value, the desired count it
+ * (`ReplicaGroup.autoscaler_view`: the value of the metric that drives it —
+ * of several, the one asking for the most replicas — the desired count it
  * would choose, and why). These are never stored, and ListReplicaGroups
  * leaves them out (a page holds many groups).
  */
@@ -56,11 +57,11 @@ function withLive(g: ReplicaGroup, live: ReturnType<ReplicaGroupController['live
     const l = live.loads.get(r.id);
     if (!l) return r;
     const e = l.engine;
-    return { ...r, load: { timeMs: l.timeMs, inFlight: l.inFlight, queued: l.queued, engineWaiting: e?.waiting, engineRunning: e?.running, engineKvCache: e?.kvCache } };
+    return { ...r, load: { timeMs: l.timeMs, inFlight: l.inFlight, queued: l.queued, engineWaiting: e?.waiting, engineRunning: e?.running, engineKvCache: e?.kvCache, resources: l.resources && { ...l.resources, gpus: l.resources.gpus ?? 0 }, custom: l.custom ?? {} } };
   });
   const d = live.decision;
   const autoscalerView = d && live.policy
-    ? { metric: live.policy.metric, value: d.inputs.metric, perReplica: d.inputs.perReplica, target: live.policy.target, desired: d.desired, reason: d.reason, samples: d.inputs.samples }
+    ? { metric: d.metric, value: d.inputs.metric, perReplica: d.inputs.perReplica, target: d.target, desired: d.desired, reason: d.reason, samples: d.inputs.samples }
     : undefined;
   return { ...g, replicas, autoscalerView };
 }

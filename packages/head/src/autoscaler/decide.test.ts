@@ -218,3 +218,85 @@ describe('decide: head failover', () => {
     expect(later).toMatchObject({ changed: true, desired: 8 });
   });
 });
+
+describe('decide: several metrics (the largest count wins, as HPA does)', () => {
+  /** One ready replica per entry of `cpu`: each `queued` calls and that many cores (undefined: no resource report). */
+  const two = (nowMs: number, queued: number, cpu: Array<number | undefined>): LoadSample[] =>
+    cpu.map((c, i) => ({ timeMs: nowMs, replicaId: `r${i}`, queued, inFlight: 0, ...(c === undefined ? {} : { resources: { cpu: c } }) }));
+  const at = (samples: LoadSample[], current = 2): DecideInput => ({ nowMs: T0, current, ready: current, samples, demand: [] });
+  const multi = parsePolicy({ ...base, min: 0, target: undefined, metrics: [{ metric: 'queue', target: 5 }, { metric: 'cpu', target: 0.5 }] });
+  const queueUp = { aboveSinceMs: T0 - 1000 };
+  const cpuUp = { others: { cpu: { aboveSinceMs: T0 - 1000 } } };
+  const bothDown = { belowSinceMs: T0 - 30_000, others: { cpu: { belowSinceMs: T0 - 30_000 } } };
+
+  it.each<[string, DecideInput, AutoscalerState, Partial<Decision>, RegExp]>([
+    ['cpu over its target, queue inside the band → up, named cpu', at(two(T0, 5, [1, 1])), cpuUp, { desired: 4, changed: true, metric: 'cpu', target: 0.5 }, /^cpu 1\/replica \(2 over 2 ready\) > 0.5 × 1.1 for 1.0 s: 2 → 4$/],
+    ['queue over, cpu under → up, named queue', at(two(T0, 10, [0.1, 0.1])), { ...queueUp, others: { cpu: { belowSinceMs: T0 - 30_000 } } }, { desired: 4, changed: true, metric: 'queue' }, /^queue 10\/replica/],
+    ['both up: the larger count wins (cpu 6 over queue 4)', at(two(T0, 10, [1.5, 1.5])), { ...queueUp, ...cpuUp }, { desired: 6, changed: true, metric: 'cpu' }, /cpu 1.5\/replica .*: 2 → 6$/],
+    ['cpu would come down, queue is inside the band → hold, named queue (nearest its target)', at(two(T0, 5, [0.05, 0.05, 0.05, 0.05]), 4), { others: { cpu: { belowSinceMs: T0 - 30_000 } } }, { desired: 4, changed: false, metric: 'queue' }, /^queue 5\/replica .* within 4.5…5.5$/],
+    ['both down: only as far as the metric needing most replicas allows (cpu: 3)', at(two(T0, 0, [0.3, 0.3, 0.3, 0.3]), 4), bothDown, { desired: 3, changed: true, metric: 'cpu' }, /^cpu 0.3\/replica .* < 0.5 × 0.9 for 30.0 s, 0.4 after: 4 → 3$/],
+    ['cpu not reported by one replica, queue up → up on queue', at(two(T0, 10, [1, undefined])), queueUp, { desired: 4, changed: true, metric: 'queue' }, /^queue 10\/replica/],
+    ['cpu not reported by one replica, queue down → hold, named cpu', at(two(T0, 0, [0.01, 0.01, 0.01, undefined]), 4), bothDown, { desired: 4, changed: false, metric: 'cpu' }, /^holding: 3 of 4 ready replicas reported cpu in the last 5.0 s$/],
+    ['from zero: the counts decide, the levels ask for one', { nowMs: T0, current: 0, ready: 0, samples: [], demand: [{ timeMs: T0, routerId: 'x', waiting: 12 }] }, {}, { desired: 3, changed: true, metric: 'queue' }, /12 calls waiting with no replica: 0 → 3/],
+  ])('%s', (_name, inp, state, want, reason) => {
+    const d = decide(multi, inp, state);
+    expect(d).toMatchObject(want);
+    expect(d.reason).toMatch(reason);
+  });
+
+  it('each metric keeps its own timers: the first metric in the state, the others by name', () => {
+    const first = decide(multi, at(two(T0, 5, [1, 1])), {});
+    expect(first).toMatchObject({ desired: 2, changed: false, metric: 'cpu' });
+    expect(first.reason).toMatch(/^cpu 1\/replica .* > 0.55 for 0.0 s < 1.0 s$/);
+    expect(first.state).toMatchObject({ aboveSinceMs: undefined, belowSinceMs: undefined, others: { cpu: { aboveSinceMs: T0, aboveLow: 2 } } });
+    const later = decide(multi, { ...at(two(T0 + 1000, 5, [1, 1])), nowMs: T0 + 1000 }, first.state);
+    expect(later).toMatchObject({ desired: 4, changed: true, metric: 'cpu' });
+    expect(later.state).toEqual({ idleSinceMs: undefined, lastChangeMs: T0 + 1000 });
+  });
+
+  it('a metric outvoted keeps its timers: once the other lets go, it acts on the next decision, not a full delay later', () => {
+    // queue has been below its band for the delay (it would go to 1) while cpu sits at its target; then cpu goes idle too.
+    let state: AutoscalerState = {};
+    let d = decide(multi, at(two(T0, 0, [0.5, 0.5, 0.5]), 3), state);
+    for (let t = T0; t <= T0 + 30_000; t += 250) {
+      d = decide(multi, { ...at(two(t, 0, [0.5, 0.5, 0.5]), 3), nowMs: t }, state);
+      state = d.state;
+    }
+    expect(d).toMatchObject({ desired: 3, changed: false, metric: 'cpu' });
+    expect(d.reason).toMatch(/^cpu 0.5\/replica .* within/);
+    expect(state.belowSinceMs).toBe(T0); // queue's (the first metric's), kept while outvoted
+    expect(state.others?.cpu).toEqual({});
+    // cpu drops: its own delay (30 s) runs from now; queue's has long passed. Nothing moves until cpu's ends…
+    let t = T0 + 30_250;
+    for (; t <= T0 + 60_250; t += 250) {
+      d = decide(multi, { ...at(two(t, 0, [0, 0, 0]), 3), nowMs: t }, state);
+      state = d.state;
+      if (d.changed) break;
+    }
+    // …and then it comes down at once, on cpu's delay alone.
+    expect(d).toMatchObject({ desired: 1, changed: true });
+    expect(t).toBe(T0 + 30_250 + 30_000);
+  });
+
+  it('with one metric, the decision names it (the single metric/target of older policies)', () => {
+    expect(decide(parsePolicy(base), input(T0, 2, 10), { aboveSinceMs: T0 - 1000 })).toMatchObject({ metric: 'queue', target: 5, desired: 4 });
+    const cpuOnly = parsePolicy({ ...base, metric: 'cpu', target: 0.5 });
+    expect(cpuOnly.metrics).toEqual([{ metric: 'cpu', target: 0.5 }]);
+    expect(decide(cpuOnly, at(two(T0, 0, [1, 1])), { aboveSinceMs: T0 - 1000 })).toMatchObject({ metric: 'cpu', desired: 4 });
+  });
+
+  it('every resource metric and a custom gauge is read from its report; absent ones hold', () => {
+    const r = (over: Partial<LoadSample>): LoadSample[] => [{ timeMs: T0, replicaId: 'r0', queued: 0, inFlight: 0, ...over }];
+    const cases: Array<[string, number, Partial<LoadSample>, number]> = [
+      ['memory', 1e9, { resources: { memoryBytes: 3e9 } }, 3],
+      ['gpu-utilization', 0.5, { resources: { gpuUtilization: 0.9, gpus: 1 } }, 2],
+      ['gpu-memory', 1e10, { resources: { gpuMemoryBytes: 4e10 } }, 4],
+      ['custom:batch_fill', 2, { custom: { batch_fill: 6 } }, 3],
+    ];
+    for (const [metric, target, over, want] of cases) {
+      const p = parsePolicy({ ...base, metric, target });
+      expect(decide(p, at(r(over), 1), { aboveSinceMs: T0 - 1000 }), metric).toMatchObject({ desired: want, metric });
+      expect(decide(p, at(r({}), 1), { aboveSinceMs: T0 - 1000 }).reason, metric).toMatch(new RegExp(`holding: 0 of 1 ready replicas reported ${metric}`));
+    }
+  });
+});

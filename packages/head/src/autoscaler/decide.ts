@@ -1,8 +1,9 @@
 /**
  * The autoscaling decision: policy, clock, load and state in; a replica count,
- * a reason and the next state out. Pure (no I/O, no Date.now()): the
- * controller calls it at least every 250 ms, applies `desired`, persists
- * `state`, and records each change as an `rg.autoscale` event.
+ * a reason, the metric that drove it and the next state out. Pure (no I/O,
+ * no Date.now()): the controller calls it at least every 250 ms, applies
+ * `desired`, persists `state`, and records each change as an `rg.autoscale`
+ * event.
  *
  * Rules, first match wins (docs/autoscaling.md has the table):
  *  1. bounds: below max(min, floor) or above max → go there now;
@@ -13,18 +14,26 @@
  *     (read from queued / in flight, which every report carries, and the
  *     engine's counts where present — so a group whose engine lacks the
  *     policy's metric still scales to zero when idle);
- *  5. missing metric: fewer reports carrying the policy's metric than ready
- *     replicas (only engine metrics can be absent) → hold, forget the
- *     up/down timers but keep the idle timer;
+ *  then, for each of the policy's metrics on its own (decide-metric.ts):
+ *  5. missing metric: fewer reports carrying it than ready replicas (every
+ *     metric but queue and ongoing can be absent) → it holds, forgetting its
+ *     up/down timers (the idle timer is the group's and stays);
  *  6. above target × (1 + tolerance) for upscaleDelayMs → up, at most maxStep,
  *     sized for the lowest value seen meanwhile;
  *  7. below target × (1 − tolerance) for downscaleDelayMs → down, never below 1
  *     nor so far that the peaks seen meanwhile would rise over the target;
- *  8. otherwise hold.
+ *  8. otherwise hold;
+ *  and the count is the largest any metric asks for (HPA's rule): one metric
+ *  over its target scales up whatever the others say, and the group comes
+ *  down only as far as the metric that needs the most replicas allows. A
+ *  metric not reported holds the count where it is (it may be the one that
+ *  needs it). That metric — the one asking for the count chosen; of equals,
+ *  the one furthest above its target — names the decision.
  */
 import { floorAt } from './floors.js';
-import { isCountMetric, metricValue, readsEngine } from './metrics.js';
-import type { AutoscalerState, AutoscalingPolicy, Decision, DemandSample, LoadSample } from './types.js';
+import { fmt, judgeMetric, readMetric, secs, type Judgement, type Shared } from './decide-metric.js';
+import { isCountMetric } from './metrics.js';
+import type { AutoscalerState, AutoscalingPolicy, Decision, DemandSample, LoadSample, MetricTarget, MetricTimers } from './types.js';
 
 export interface DecideInput {
   nowMs: number;
@@ -48,13 +57,18 @@ function latest<T extends { timeMs: number }>(items: readonly T[], keyOf: (t: T)
   return out;
 }
 
-const fmt = (n: number): string => String(Math.round(n * 100) / 100);
-const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+/** The timers a metric kept in `state`: the first metric's are the state's own. */
+function timersOf(state: AutoscalerState, i: number, m: MetricTarget): MetricTimers {
+  if (i > 0) return state.others?.[m.metric] ?? {};
+  const { aboveSinceMs, aboveLow, belowSinceMs, belowPeak, belowRunningPeak } = state;
+  return { aboveSinceMs, aboveLow, belowSinceMs, belowPeak, belowRunningPeak };
+}
+
+const NO_TIMERS: MetricTimers = { aboveSinceMs: undefined, aboveLow: undefined, belowSinceMs: undefined, belowPeak: undefined, belowRunningPeak: undefined };
 
 export function decide(policy: AutoscalingPolicy, input: DecideInput, state: AutoscalerState): Decision {
   const { nowMs, current, ready } = input;
-  const { target, tolerance, maxStep } = policy;
-  const counts = isCountMetric(policy.metric);
+  const { maxStep } = policy;
 
   // Aggregate: the latest report of each replica and of each router in the look-back window.
   const replicas = latest(input.samples, (s) => s.replicaId, nowMs, policy.lookbackMs);
@@ -64,55 +78,49 @@ export function decide(policy: AutoscalingPolicy, input: DecideInput, state: Aut
   let engineBusy = 0;
   let engineRunning = 0;
   let engineRunningAll = true;
-  let reported = 0;
-  let sum = 0;
   for (const s of replicas.values()) {
     queued += Math.max(0, s.queued);
     inFlight += Math.max(0, s.inFlight);
     engineBusy += Math.max(0, s.engine?.waiting ?? 0) + Math.max(0, s.engine?.running ?? 0);
     if (s.engine?.running === undefined) engineRunningAll = false;
     else engineRunning += Math.max(0, s.engine.running);
-    const v = metricValue(policy.metric, s);
-    if (v === undefined || !Number.isFinite(v)) continue;
-    reported++;
-    sum += v;
   }
   let waiting = 0;
   for (const d of routers.values()) waiting += Math.max(0, d.waiting);
-  // Calls waiting in routers for a replica are demand under every count metric (the only demand at zero replicas).
-  const metric = sum + (counts ? waiting : 0);
   const traffic = queued + waiting + inFlight + engineBusy;
-  const perReplica = metric / Math.max(ready, 1);
   const floor = floorAt(policy.floors, nowMs);
   const lower = Math.min(Math.max(policy.min, floor), policy.max);
-  const inputs: Decision['inputs'] = { metric, perReplica, replicas: ready, waiting: queued + waiting, samples: reported, floor };
-  const load = `${policy.metric} ${fmt(perReplica)}/replica (${fmt(metric)} over ${ready} ready)`;
+  const shared: Shared = { nowMs, current, ready, lower, floor, replicas: [...replicas.values()], waiting, queued, inFlight, engineRunning, engineRunningAll };
   const idleSinceMs = traffic === 0 ? (state.idleSinceMs ?? nowMs) : undefined;
-  // Calls running that a scale-down under `queue` / `engine-waiting` counts as waiting: the
-  // engine's own count only when every replica reports it (else in flight, one kind, never a mix).
-  const running = policy.metric === 'queue' ? inFlight : policy.metric === 'engine-waiting' ? (engineRunningAll ? engineRunning : inFlight) : 0;
 
-  const hold = (reason: string, next: AutoscalerState): Decision => ({ desired: current, changed: false, reason, inputs, state: next });
-  const change = (desired: number, reason: string): Decision => ({
-    desired,
-    changed: desired !== current,
-    reason: `${reason}: ${current} → ${desired}`,
-    inputs,
-    // A change restarts both timers: the next move must earn its full delay again.
-    state: { idleSinceMs, lastChangeMs: nowMs },
+  // Rules 1–4 are the group's; they are named after the policy's first metric.
+  const first = policy.metrics[0] ?? { metric: policy.metric, target: policy.target };
+  const firstReading = readMetric(first, shared);
+  const decision = (desired: number, reason: string, by: MetricTarget, inputs: Decision['inputs'], next: AutoscalerState): Decision => ({
+    desired, changed: desired !== current, reason, metric: by.metric, target: by.target, inputs, state: next,
   });
+  const hold = (reason: string, next: AutoscalerState): Decision => decision(current, reason, first, firstReading.inputs, next);
+  // A change restarts every timer: the next move must earn its full delay again.
+  const change = (desired: number, reason: string, by = first, inputs = firstReading.inputs): Decision =>
+    decision(desired, `${reason}: ${current} → ${desired}`, by, inputs, { idleSinceMs, lastChangeMs: nowMs });
 
   // 1. Hard bounds need no load data, and apply at once (not limited by maxStep).
   if (current < lower) return change(lower, floor > policy.min ? `floor ${floor} from a cron window` : `below min ${policy.min}`);
   if (current > policy.max) return change(policy.max, `above max ${policy.max}`);
 
-  // 2. From zero: no replica can report, so the routers' waiting calls decide, at once.
+  // 2. From zero: no replica can report, so the routers' waiting calls decide, at once
+  //    (levels — KV-cache, resources, gauges — are no calls: they ask for one replica).
   if (current === 0) {
     if (waiting > 0) {
-      const want = Math.min(policy.max, maxStep, counts ? Math.max(1, Math.ceil(metric / target)) : 1);
-      return change(want, `${fmt(waiting)} calls waiting with no replica`);
+      let by = first;
+      let ask = 0;
+      for (const m of policy.metrics) {
+        const n = isCountMetric(m.metric) ? Math.max(1, Math.ceil(readMetric(m, shared).metric / m.target)) : 1;
+        if (n > ask) [ask, by] = [n, m];
+      }
+      return change(Math.min(policy.max, maxStep, ask), `${fmt(waiting)} calls waiting with no replica`, by, readMetric(by, shared).inputs);
     }
-    return hold(`no replicas and no calls waiting`, { ...state, aboveSinceMs: undefined, aboveLow: undefined, belowSinceMs: undefined, belowPeak: undefined, belowRunningPeak: undefined, idleSinceMs });
+    return hold(`no replicas and no calls waiting`, { ...state, ...NO_TIMERS, others: undefined, idleSinceMs });
   }
 
   // 3. Too few fresh reports: hold and forget timers rather than decide blind.
@@ -125,55 +133,17 @@ export function decide(policy: AutoscalingPolicy, input: DecideInput, state: Aut
     return change(0, `no traffic for ${secs(nowMs - idleSinceMs)} ≥ ${secs(policy.scaleToZeroAfterMs)}`);
   }
 
-  // 5. Every replica reported, but not all of them the policy's (engine) metric: hold, still counting idle time.
-  if (reported < ready) {
-    const what = readsEngine(policy.metric) ? ` ${policy.metric}` : '';
-    return hold(`holding: ${reported} of ${ready} ready replicas reported${what} in the last ${secs(policy.lookbackMs)}`, { lastChangeMs: state.lastChangeMs, idleSinceMs });
-  }
+  // 5–8, metric by metric; the largest count asked for wins.
+  const judged = policy.metrics.map((m, i) => ({ m, j: judgeMetric(policy, m, shared, timersOf(state, i, m)) }));
+  let top = judged[0]!;
+  for (const c of judged.slice(1)) if (c.j.want > top.j.want || (c.j.want === top.j.want && c.j.ratio > top.j.ratio)) top = c;
+  if (top.j.want !== current) return change(top.j.want, top.j.reason, top.m, top.j.inputs);
+  return decision(current, top.j.reason, top.m, top.j.inputs, stateAfterHold(state, judged, idleSinceMs));
+}
 
-  const hi = target * (1 + tolerance);
-  const lo = target * (1 - tolerance);
-
-  // 6. Up: the metric has stayed above the band for the upscale delay; sized for the
-  //    lowest value seen meanwhile, so one noisy report cannot buy an extra replica.
-  if (perReplica > hi) {
-    const since = state.aboveSinceMs ?? nowMs;
-    const low = Math.min(metric, state.aboveSinceMs === undefined ? metric : (state.aboveLow ?? metric));
-    const next: AutoscalerState = { ...state, aboveSinceMs: since, aboveLow: low, belowSinceMs: undefined, belowPeak: undefined, belowRunningPeak: undefined, idleSinceMs };
-    const held = nowMs - since;
-    const raw = Math.ceil(low / target);
-    if (raw <= current) return hold(`${load} > ${fmt(hi)}, but ${current} replicas (${current - ready} starting) cover ${fmt(low)}`, next);
-    if (held < policy.upscaleDelayMs) return hold(`${load} > ${fmt(hi)} for ${secs(held)} < ${secs(policy.upscaleDelayMs)}`, next);
-    const want = Math.min(policy.max, raw, current + maxStep);
-    const why = want === policy.max && raw > policy.max ? ` (max ${policy.max})` : want < raw ? ` (max step ${maxStep})` : '';
-    if (want === current) return hold(`${load} > ${fmt(hi)}, already at max ${policy.max}`, next);
-    return change(want, `${load} > ${fmt(target)} × ${fmt(1 + tolerance)} for ${secs(held)}${why}`);
-  }
-
-  // 7. Down: below the band for the downscale delay, by the largest step (≤ maxStep)
-  //    that does not by itself push the metric over the target — sized for the
-  //    highest value seen during the delay (the peak), so a steady load that
-  //    wobbles is not scaled down on a trough and back up on the next crest.
-  //    Under `ongoing` and the levels the remaining replicas share the same
-  //    total; under `queue` / `engine-waiting` the calls the removed replicas
-  //    were running are counted as waiting (an upper bound), sized for the
-  //    peak of running calls seen during the delay too.
-  if (perReplica < lo) {
-    const since = state.belowSinceMs ?? nowMs;
-    const peak = Math.max(metric, state.belowSinceMs === undefined ? metric : (state.belowPeak ?? metric));
-    const runningPeak = Math.max(running, state.belowSinceMs === undefined ? running : (state.belowRunningPeak ?? running));
-    const next: AutoscalerState = { ...state, aboveSinceMs: undefined, aboveLow: undefined, belowSinceMs: since, belowPeak: peak, belowRunningPeak: runningPeak, idleSinceMs };
-    const held = nowMs - since;
-    const bottom = Math.max(lower, 1);
-    if (current <= bottom) return hold(`${load} < ${fmt(lo)}, at the lower bound ${bottom}`, next);
-    if (held < policy.downscaleDelayMs) return hold(`${load} < ${fmt(lo)} for ${secs(held)} < ${secs(policy.downscaleDelayMs)}`, next);
-    const after = (k: number): number => (peak + (runningPeak * k) / Math.max(ready, 1)) / (current - k);
-    let k = Math.min(maxStep, current - bottom);
-    while (k > 0 && after(k) > target) k--;
-    if (k === 0) return hold(`${load} < ${fmt(lo)}, but one replica less would make it ${fmt(after(1))} > ${fmt(target)}`, next);
-    return change(current - k, `${load} < ${fmt(target)} × ${fmt(1 - tolerance)} for ${secs(held)}, ${fmt(after(k))} after${peak > metric ? ` (sized for the peak ${fmt(peak)})` : ''}`);
-  }
-
-  // 8. Inside the band.
-  return hold(`${load} within ${fmt(lo)}…${fmt(hi)}`, { ...state, aboveSinceMs: undefined, aboveLow: undefined, belowSinceMs: undefined, belowPeak: undefined, belowRunningPeak: undefined, idleSinceMs });
+/** The next state when the count holds: each metric's timers as its judgement left them. */
+function stateAfterHold(state: AutoscalerState, judged: ReadonlyArray<{ m: MetricTarget; j: Judgement }>, idleSinceMs: number | undefined): AutoscalerState {
+  const [head, ...rest] = judged;
+  const others = rest.length ? Object.fromEntries(rest.map(({ m, j }) => [m.metric, j.timers])) : undefined;
+  return { ...NO_TIMERS, ...head?.j.timers, lastChangeMs: state.lastChangeMs, idleSinceMs, ...(others ? { others } : {}) };
 }

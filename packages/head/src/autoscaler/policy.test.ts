@@ -16,7 +16,7 @@ function refusal(input: unknown): { message: string; fields: unknown } {
 
 describe('parsePolicy', () => {
   it('fills the documented defaults', () => {
-    expect(parsePolicy({})).toEqual({ ...POLICY_DEFAULTS, floors: [] });
+    expect(parsePolicy({})).toEqual({ ...POLICY_DEFAULTS, floors: [], metrics: [{ metric: 'queue', target: 5 }] });
     expect(parsePolicy(undefined).target).toBe(5);
     expect(POLICY_DEFAULTS).toMatchObject({ metric: 'queue', upscaleDelayMs: 1000, downscaleDelayMs: 30_000, maxStep: 4, tolerance: 0.1, scaleToZeroAfterMs: 0, lookbackMs: 5000 });
   });
@@ -37,7 +37,17 @@ describe('parsePolicy', () => {
     ['negative target', { target: -3 }, 'target: must be > 0'],
     ['max step 0', { maxStep: 0 }, 'maxStep: must be ≥ 1'],
     ['tolerance 1', { tolerance: 1 }, 'tolerance: must be < 1'],
-    ['unknown metric', { metric: 'gpu' }, 'metric: "gpu" is not a metric: use one of queue, ongoing, engine-waiting, engine-running, engine-kv-cache or engine:<metric name>'],
+    ['unknown metric', { metric: 'gpu' }, 'metric: "gpu" is not a metric: use one of queue, ongoing, engine-waiting, engine-running, engine-kv-cache, cpu, memory, gpu-utilization, gpu-memory, engine:<metric name> or custom:<gauge name>'],
+    ['a resource metric without a target', { metric: 'cpu' }, 'target: cpu has no default target'],
+    ['a bad custom name', { metric: 'custom:1x' }, 'metric: "1x" is not a metric name'],
+    ['metrics and metric both', { metric: 'cpu', metrics: [{ metric: 'memory', target: 1e9 }] }, 'metric: give either metric and target, or metrics, not both'],
+    ['an empty metrics list', { metrics: [] }, 'metrics: must list at least one metric'],
+    ['more than 8 metrics', { metrics: Array.from({ length: 9 }, (_, i) => ({ metric: `custom:g${i}`, target: 1 })) }, 'metrics: at most 8 metrics'],
+    ['a metric listed twice', { metrics: [{ metric: 'cpu', target: 1 }, { metric: 'cpu', target: 2 }] }, 'metrics[1].metric: "cpu" is listed twice'],
+    ['a bad metric in the list', { metrics: [{ metric: 'cpu', target: 1 }, { metric: 'disk', target: 2 }] }, 'metrics[1].metric: "disk" is not a metric'],
+    ['a utilisation target over 1', { metrics: [{ metric: 'gpu-utilization', target: 80 }] }, 'metrics[0].target: must be ≤ 1 for gpu-utilization'],
+    ['a target ≤ 0 in the list', { metrics: [{ metric: 'cpu', target: 0 }] }, 'metrics[0].target: must be > 0'],
+    ['an unknown key in a metric', { metrics: [{ metric: 'cpu', target: 1, tagret: 2 }] }, 'metrics[0]'],
     ['named metric with a bad name', { metric: 'engine:a b' }, 'metric: "a b" is not a Prometheus metric name'],
     ['an engine-ish name not in the table', { metric: 'engine-queue' }, 'metric: "engine-queue" is not a metric'],
     ['unknown field', { targt: 5 }, 'targt'],
@@ -64,7 +74,7 @@ describe('parsePolicy', () => {
 
 describe('the metric table', () => {
   it('every built-in metric and a named one parse; counts and engine reads derive from the one table', () => {
-    for (const m of [...Object.keys(BUILT_IN_METRICS), 'engine:vllm:num_preemptions_total']) expect(parsePolicy({ metric: m }).metric).toBe(m);
+    for (const m of [...Object.keys(BUILT_IN_METRICS), 'engine:vllm:num_preemptions_total', 'custom:batch_fill']) expect(parsePolicy({ metric: m, target: 0.5 }).metric).toBe(m);
     expect(['queue', 'ongoing', 'engine-waiting', 'engine-running'].every((m) => isCountMetric(m as 'queue'))).toBe(true);
     expect(isCountMetric('engine-kv-cache') || isCountMetric('engine:x')).toBe(false);
     expect(['engine-waiting', 'engine-running', 'engine-kv-cache', 'engine:x'].every((m) => readsEngine(m as 'engine:x'))).toBe(true);

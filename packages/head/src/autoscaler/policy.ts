@@ -7,7 +7,7 @@ import { ErrorCode, MusterError, limitedArray, limitedString } from '@muster/com
 import { SPEC_LIMITS } from '@muster/contracts';
 import { z } from 'zod';
 import { cronOf } from './floors.js';
-import { metricProblem, type AutoscalingMetric } from './metrics.js';
+import { hasDefaultTarget, maxTargetOf, metricProblem, type AutoscalingMetric } from './metrics.js';
 import type { AutoscalingPolicy } from './types.js';
 
 /** Defaults, in one place (the docs table mirrors it). */
@@ -25,7 +25,10 @@ export const POLICY_DEFAULTS = {
   /** 0: never to zero. */
   scaleToZeroAfterMs: 0,
   lookbackMs: 5_000,
-} as const satisfies Omit<AutoscalingPolicy, 'floors'>;
+} as const satisfies Omit<AutoscalingPolicy, 'floors' | 'metrics'>;
+
+/** Metrics of one policy, at most (`metrics`). */
+export const MAX_POLICY_METRICS = 8;
 
 const DAY_MS = 86_400_000;
 
@@ -34,6 +37,8 @@ const metricSchema = z.string().check((ctx) => {
   const message = metricProblem(ctx.value);
   if (message) ctx.issues.push({ code: 'custom', input: ctx.value, message });
 }) as z.ZodType<AutoscalingMetric, string>;
+const target = z.number().positive('must be > 0').max(1e15);
+const metricTargetSchema = z.strictObject({ metric: metricSchema, target });
 const delay = z.int().min(0, 'must be ≥ 0 ms').max(DAY_MS, 'must be ≤ 1 day');
 
 function validZone(tz: string): boolean {
@@ -66,8 +71,9 @@ const floorSchema = z
 
 export const policySchema = z
   .strictObject({
-    metric: metricSchema.default(POLICY_DEFAULTS.metric),
-    target: z.number().positive('must be > 0').max(1e6).default(POLICY_DEFAULTS.target),
+    metric: metricSchema.optional(),
+    target: target.optional(),
+    metrics: z.array(metricTargetSchema).min(1, 'must list at least one metric').max(MAX_POLICY_METRICS, `at most ${MAX_POLICY_METRICS} metrics`).optional(),
     min: z.int().min(0, 'must be ≥ 0').max(SPEC_LIMITS.replicas).default(POLICY_DEFAULTS.min),
     max: z.int().min(1, 'must be ≥ 1').max(SPEC_LIMITS.replicas).default(POLICY_DEFAULTS.max),
     upscaleDelayMs: delay.default(POLICY_DEFAULTS.upscaleDelayMs),
@@ -79,10 +85,27 @@ export const policySchema = z
     floors: limitedArray(floorSchema, 'floors').default([]),
   })
   .superRefine((p, ctx) => {
+    if (p.metrics && (p.metric !== undefined || p.target !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: [p.metric !== undefined ? 'metric' : 'target'], message: 'give either metric and target, or metrics, not both' });
+    }
+    const seen = new Set<string>();
+    (p.metrics ?? []).forEach((m, i) => {
+      if (seen.has(m.metric)) ctx.addIssue({ code: 'custom', path: ['metrics', i, 'metric'], message: `"${m.metric}" is listed twice` });
+      seen.add(m.metric);
+      if (m.target > maxTargetOf(m.metric)) ctx.addIssue({ code: 'custom', path: ['metrics', i, 'target'], message: `must be ≤ ${maxTargetOf(m.metric)} for ${m.metric}` });
+    });
+    const single = p.metric ?? POLICY_DEFAULTS.metric;
+    if (p.target !== undefined && p.target > maxTargetOf(single)) ctx.addIssue({ code: 'custom', path: ['target'], message: `must be ≤ ${maxTargetOf(single)} for ${single}` });
+    if (p.target === undefined && !hasDefaultTarget(single)) ctx.addIssue({ code: 'custom', path: ['target'], message: `${single} has no default target: give one per replica (docs/autoscaling.md, "Resource metrics")` });
     if (p.min > p.max) ctx.addIssue({ code: 'custom', path: ['max'], message: `max ${p.max} is below min ${p.min}` });
     p.floors.forEach((f, i) => {
       if (f.min > p.max) ctx.addIssue({ code: 'custom', path: ['floors', i, 'min'], message: `floor min ${f.min} is above max ${p.max}` });
     });
+  })
+  .transform(({ metric, target: t, metrics, ...rest }): AutoscalingPolicy => {
+    // One list either way: the single metric/target is a list of one (and stays the policy's first).
+    const list = metrics ?? [{ metric: metric ?? POLICY_DEFAULTS.metric, target: t ?? POLICY_DEFAULTS.target }];
+    return { ...rest, metric: list[0]!.metric, target: list[0]!.target, metrics: list };
   });
 
 /** What a caller may write: every field optional, defaults as in POLICY_DEFAULTS. */

@@ -4,7 +4,7 @@
  * returns; every decision carries its inputs and a reason, recorded as an
  * event.
  */
-import type { EngineLoad } from '@muster/contracts';
+import type { EngineLoad, ResourceUsage } from '@muster/contracts';
 import type { AutoscalingMetric } from './metrics.js';
 
 /** What a replica reports every second on <prefix>.load.<group>. */
@@ -17,6 +17,10 @@ export interface LoadSample {
   queued: number;
   /** An HTTP replica's engine metrics, as the worker last scraped them. */
   engine?: EngineLoad | undefined;
+  /** What its ranks use, summed over the nodes that reported in the last few seconds (contracts' resource-usage.ts). */
+  resources?: ResourceUsage | undefined;
+  /** Gauges the shard set (serve()'s customMetrics). */
+  custom?: Record<string, number> | undefined;
 }
 
 /** What a router reports every second while calls wait for a replica (scale from zero, back-pressure). */
@@ -34,11 +38,21 @@ export interface AutoscalingPolicy {
    * replica; `engine-waiting` / `engine-running`: the engine's own queue /
    * running requests (vLLM's num_requests_waiting / _running, scraped by the
    * worker); `engine-kv-cache`: KV-cache use (0…1); `engine:<name>`: a
-   * metric named in the group's engineMetrics.metrics.
+   * metric named in the group's engineMetrics.metrics; `cpu` (cores),
+   * `memory` (bytes), `gpu-utilization` (0…1), `gpu-memory` (bytes): what the
+   * ranks use; `custom:<name>`: a gauge the shard sets. The first of
+   * `metrics`.
    */
   metric: AutoscalingMetric;
-  /** Desired value of the metric per replica. */
+  /** Desired value of the metric per replica (the first of `metrics`). */
   target: number;
+  /**
+   * Every metric the policy reads, each with its target (at least one; the
+   * single `metric`/`target` is a list of one). Each is judged on its own
+   * (rules 5–8 of decide.ts, its own timers); the count is the largest any
+   * of them asks for, as HPA does.
+   */
+  metrics: MetricTarget[];
   min: number;
   max: number;
   /** The metric must stay above target × (1 + tolerance) this long before scaling up. */
@@ -57,14 +71,16 @@ export interface AutoscalingPolicy {
   floors: Array<{ cron: string; durationMs: number; timezone: string; min: number }>;
 }
 
-/** Carried from one decision to the next (and persisted, so a new head does not start blind). */
-export interface AutoscalerState {
+export interface MetricTarget {
+  metric: AutoscalingMetric;
+  target: number;
+}
+
+/** One metric's timers and hysteresis (rules 6 and 7 of decide.ts). */
+export interface MetricTimers {
   /** Since when the metric has been above the upscale threshold (undefined: it is not). */
   aboveSinceMs?: number | undefined;
   belowSinceMs?: number | undefined;
-  /** Since when there has been no traffic at all. */
-  idleSinceMs?: number | undefined;
-  lastChangeMs?: number | undefined;
   /** Hysteresis: the highest metric seen since belowSinceMs (a scale-down sizes for it). */
   belowPeak?: number | undefined;
   /**
@@ -77,6 +93,18 @@ export interface AutoscalerState {
   aboveLow?: number | undefined;
 }
 
+/**
+ * Carried from one decision to the next (and persisted, so a new head does
+ * not start blind). Its own timers are the first metric's; a policy of
+ * several metrics keeps the others' in `others`, by metric.
+ */
+export interface AutoscalerState extends MetricTimers {
+  /** Since when there has been no traffic at all. */
+  idleSinceMs?: number | undefined;
+  lastChangeMs?: number | undefined;
+  others?: Record<string, MetricTimers> | undefined;
+}
+
 export interface Decision {
   /** The replica count to have. */
   desired: number;
@@ -84,7 +112,14 @@ export interface Decision {
   changed: boolean;
   /** Why, in one sentence ("queue 9.2/replica > 5 × 1.1 for 1.0 s: 2 → 4 (max step 2)"). */
   reason: string;
-  /** The numbers it was based on, for the event. */
+  /**
+   * The metric that drove it, and its target: of several, the one asking for
+   * the largest count (ties: the one furthest above its target, a metric not
+   * reported counting as furthest, since it is what keeps the count up).
+   */
+  metric: AutoscalingMetric;
+  target: number;
+  /** The numbers it was based on (the driving metric's), for the event. */
   inputs: { metric: number; perReplica: number; replicas: number; waiting: number; samples: number; floor: number };
   state: AutoscalerState;
 }

@@ -8,6 +8,13 @@
  * (no id, a negative or absurd count) is dropped and counted
  * (`muster_load_reports_dropped_total`).
  *
+ * Workers publish a ResourceReport on the same subject (contracts'
+ * resource-usage.ts: `kind: "resources"`), one per replica and node: what the
+ * replica's ranks on that node use. They are kept per replica and node and
+ * summed into the replica's sample (`resources`) over the nodes heard in the
+ * last RESOURCE_REPORT_FRESH_MS (a gang restarted on other nodes stops being
+ * counted on its old ones within that time).
+ *
  * Who may publish: only the head's NATS users for a group's replicas may
  * publish `<prefix>.load.<group>` (docs/security.md, "NATS: users per
  * role"), so a replica's report is keyed by the group its subject names: a
@@ -18,11 +25,11 @@
  * STALE_MS (longer than any autoscaler lookback) is dropped; at most
  * MAX_REPLICAS replica reports, MAX_GROUPS groups' demand and
  * MAX_ROUTERS_PER_GROUP routers per group are kept (the least recently
- * heard go first); a replica that leaves its group's record (`forget`) and a
+ * heard go first), and MAX_NODES_PER_REPLICA nodes' resource reports per replica; a replica that leaves its group's record (`forget`) and a
  * deleted group (`forgetGroup`) are dropped at once.
  */
 import { decode, type Logger, type NatsConnection, type Subscription } from '@muster/common';
-import { allDemandSubjects, allLoadSubjects, groupOfSubject, toDemandReport, toLoadReport } from '@muster/contracts';
+import { allDemandSubjects, allLoadSubjects, groupOfSubject, RESOURCE_REPORT_FRESH_MS, sumResourceUsage, toDemandReport, toLoadReport, toResourceReport, type ResourceUsage } from '@muster/contracts';
 import type { DemandSample, LoadSample } from '../autoscaler/index.js';
 
 /** Longer than the longest autoscaler lookback (policy.ts: 600 s). */
@@ -30,6 +37,8 @@ export const STALE_MS = 15 * 60_000;
 export const MAX_REPLICAS = 100_000;
 export const MAX_GROUPS = 10_000;
 export const MAX_ROUTERS_PER_GROUP = 1_000;
+/** A replica's ranks span at most this many nodes (TP × PP ≤ 512 ranks, and a node runs at least one). */
+export const MAX_NODES_PER_REPLICA = 512;
 
 /**
  * A map that keeps what was heard most recently: at most `max` entries, none
@@ -73,7 +82,9 @@ export class RecentMap<K, V> {
 }
 
 export class LoadReports {
-  private readonly load = new RecentMap<string, Omit<LoadSample, 'replicaId'>>(MAX_REPLICAS);
+  private readonly load = new RecentMap<string, Omit<LoadSample, 'replicaId' | 'resources'>>(MAX_REPLICAS);
+  /** replica key → node → its last resource report (and when the head heard it). */
+  private readonly resources = new RecentMap<string, RecentMap<string, { usage: ResourceUsage; at: number }>>(MAX_REPLICAS);
   /** group → router id → its last report */
   private readonly demand = new RecentMap<string, RecentMap<string, Omit<DemandSample, 'routerId'>>>(MAX_GROUPS);
   readonly listening: boolean;
@@ -99,8 +110,19 @@ export class LoadReports {
     const group = groupOfSubject(subject);
     if (kind === 'load') {
       const r = toLoadReport(data);
-      if (r) this.load.set(replicaKey(group, r.replicaId), { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs, ...(r.engine ? { engine: r.engine } : {}) }, at);
-      else this.onDropped(kind);
+      if (r) {
+        this.load.set(replicaKey(group, r.replicaId), { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs, ...(r.engine ? { engine: r.engine } : {}), ...(r.custom ? { custom: r.custom } : {}) }, at);
+        return;
+      }
+      const u = toResourceReport(data);
+      if (!u) {
+        this.onDropped(kind);
+        return;
+      }
+      const key = replicaKey(group, u.replicaId);
+      const nodes = this.resources.get(key) ?? new RecentMap(MAX_NODES_PER_REPLICA);
+      nodes.set(u.node, { usage: u.resources, at }, at);
+      this.resources.set(key, nodes, at);
       return;
     }
     const r = toDemandReport(data);
@@ -113,17 +135,31 @@ export class LoadReports {
     this.demand.set(group, routers, at);
   }
 
-  /** The last report of a replica of `group` (heard on that group's subject). */
+  /** The last report of a replica of `group` (heard on that group's subject), with what its ranks use. */
   of(group: string, replicaId: string): Omit<LoadSample, 'replicaId'> | undefined {
-    return this.load.get(replicaKey(group, replicaId));
+    const key = replicaKey(group, replicaId);
+    const r = this.load.get(key);
+    if (!r) return undefined;
+    const usage = this.usageOf(key);
+    return usage ? { ...r, resources: usage } : r;
+  }
+
+  /** What a replica's ranks use: the sum of its nodes' reports heard in the last RESOURCE_REPORT_FRESH_MS. */
+  private usageOf(key: string): ResourceUsage | undefined {
+    const nodes = this.resources.get(key);
+    if (!nodes) return undefined;
+    const now = this.now();
+    const fresh = [...nodes.entries()].filter(([, n]) => now - n.at <= RESOURCE_REPORT_FRESH_MS).map(([, n]) => n.usage);
+    return fresh.length ? sumResourceUsage(fresh) : undefined;
   }
 
   /** Reports of these replicas, and of the group's routers, no older than `lookbackMs`. */
   window(group: string, replicaIds: Iterable<string>, lookbackMs: number, nowMs: number): { samples: LoadSample[]; demand: DemandSample[] } {
     const samples: LoadSample[] = [];
     this.load.prune(this.now());
+    this.resources.prune(this.now());
     for (const id of replicaIds) {
-      const r = this.load.get(replicaKey(group, id));
+      const r = this.of(group, id);
       if (r && nowMs - r.timeMs <= lookbackMs) samples.push({ replicaId: id, ...r });
     }
     const routers = this.demand.get(group);
@@ -134,6 +170,7 @@ export class LoadReports {
 
   forget(group: string, replicaId: string): void {
     this.load.delete(replicaKey(group, replicaId));
+    this.resources.delete(replicaKey(group, replicaId));
   }
 
   /** A deleted group: its routers' demand goes. */

@@ -37,7 +37,7 @@ import type { Entry } from './rg-entry.js';
 import { RgExecutor, type GangsPort, type PgsPort } from './rg-executor.js';
 import { MembershipFeed } from './rg-membership.js';
 import { FAILURE_WINDOW_MS, planReplicaGroup, replacementBudget } from './rg-plan.js';
-import { appliedRecord, autoscaledRecord, autoscalerMemory, byWhom, deletingRecord, scaledRecord, type RecordEvent } from './rg-records.js';
+import { appliedRecord, autoscaledRecord, autoscalerMemory, autoscalerState, byWhom, deletingRecord, scaledRecord, type RecordEvent } from './rg-records.js';
 import { modelConflicts, parseRgSpec, policyOf, type ValidRgSpec } from './rg-spec.js';
 import { RGS_PREFIX, assemble, bounded, groupKey, keysOf, replicasPrefix, storeOps, type StoreOps, type StoredGroup } from './rg-store.js';
 
@@ -182,8 +182,7 @@ export class ReplicaGroupController {
 
   private decideNow(e: Entry, policy: AutoscalingPolicy, now: number): Decision {
     const { samples, demand } = this.reports.window(e.rg.name, e.rg.replicas.map((r) => r.id), policy.lookbackMs, now);
-    const mem = e.autoscaler;
-    const state = { aboveSinceMs: mem?.aboveSinceMs || undefined, belowSinceMs: mem?.belowSinceMs || undefined, idleSinceMs: mem?.idleSinceMs || undefined, lastChangeMs: mem?.lastChangeMs || undefined, belowPeak: mem?.belowPeak, belowRunningPeak: mem?.belowRunningPeak, aboveLow: mem?.aboveLow };
+    const state = autoscalerState(e.autoscaler);
     const ready = e.rg.replicas.filter((r) => r.state === 'ready').length;
     return decide(policy, { nowMs: now, current: e.rg.desired, ready, samples, demand }, state);
   }

@@ -13,8 +13,8 @@
  * revision string rather than its own hash (they differ after a head upgrade).
  */
 import type { Identity } from '@muster/contracts';
-import type { AutoscalerMemory, ReplicaGroup } from '@muster/proto';
-import type { Decision } from '../autoscaler/index.js';
+import type { AutoscalerMemory, MetricMemory, ReplicaGroup } from '@muster/proto';
+import type { AutoscalerState, Decision, MetricTimers } from '../autoscaler/index.js';
 import { revisionOf, type ValidRgSpec } from './rg-spec.js';
 
 /** An event written in the same transaction as the record. */
@@ -86,26 +86,50 @@ export function deletingRecord(rg: ReplicaGroup): NextRecord {
   return { rg: { ...rg, deleting: true, desired: 0 }, event: { kind: 'rg.deleting', message: `replica group ${rg.name} is being deleted: draining ${rg.replicas.length} replica(s)` } };
 }
 
-/** The autoscaler's timers as stored (0: unset). */
-export function autoscalerMemory(d: Pick<Decision, 'state' | 'reason'>): AutoscalerMemory {
-  const { belowPeak, belowRunningPeak, aboveLow } = d.state;
+/** One metric's timers as stored (0: unset). */
+function metricMemory(t: MetricTimers): MetricMemory {
+  const { belowPeak, belowRunningPeak, aboveLow } = t;
   return {
-    aboveSinceMs: d.state.aboveSinceMs ?? 0,
-    belowSinceMs: d.state.belowSinceMs ?? 0,
-    idleSinceMs: d.state.idleSinceMs ?? 0,
-    lastChangeMs: d.state.lastChangeMs ?? 0,
-    lastReason: d.reason,
+    aboveSinceMs: t.aboveSinceMs ?? 0,
+    belowSinceMs: t.belowSinceMs ?? 0,
     ...(belowPeak === undefined ? {} : { belowPeak }),
     ...(belowRunningPeak === undefined ? {} : { belowRunningPeak }),
     ...(aboveLow === undefined ? {} : { aboveLow }),
   };
 }
 
+/** The autoscaler's timers as stored (0: unset); the other metrics' of a several-metric policy by metric. */
+export function autoscalerMemory(d: Pick<Decision, 'state' | 'reason'>): AutoscalerMemory {
+  const others = d.state.others ?? {};
+  return {
+    ...metricMemory(d.state),
+    idleSinceMs: d.state.idleSinceMs ?? 0,
+    lastChangeMs: d.state.lastChangeMs ?? 0,
+    lastReason: d.reason,
+    otherMetrics: Object.fromEntries(Object.entries(others).map(([m, t]) => [m, metricMemory(t)])),
+  };
+}
+
+/** The state autoscalerMemory() stored, read back for the next decision. */
+export function autoscalerState(mem: AutoscalerMemory | undefined): AutoscalerState {
+  const timers = (t: Omit<MetricMemory, never> | undefined): MetricTimers => ({
+    aboveSinceMs: t?.aboveSinceMs || undefined, belowSinceMs: t?.belowSinceMs || undefined, belowPeak: t?.belowPeak, belowRunningPeak: t?.belowRunningPeak, aboveLow: t?.aboveLow,
+  });
+  const others = Object.entries(mem?.otherMetrics ?? {});
+  return {
+    ...timers(mem),
+    idleSinceMs: mem?.idleSinceMs || undefined,
+    lastChangeMs: mem?.lastChangeMs || undefined,
+    ...(others.length ? { others: Object.fromEntries(others.map(([m, t]) => [m, timers(t)])) } : {}),
+  };
+}
+
 /** What a changed autoscaling decision stores, with its inputs on the event. */
-export function autoscaledRecord(rg: ReplicaGroup, d: Pick<Decision, 'desired' | 'reason' | 'inputs' | 'state'>): NextRecord {
+export function autoscaledRecord(rg: ReplicaGroup, d: Pick<Decision, 'desired' | 'reason' | 'inputs' | 'state' | 'metric'>): NextRecord {
   const inputs = Object.fromEntries(Object.entries(d.inputs).map(([k, v]) => [k, String(Math.round(v * 1000) / 1000)]));
   return {
     rg: { ...rg, desired: d.desired, autoscaler: autoscalerMemory(d) },
-    event: { kind: 'rg.autoscale', message: `replica group ${rg.name}: ${rg.desired} → ${d.desired}: ${d.reason}`, attributes: { from: String(rg.desired), to: String(d.desired), ...inputs } },
+    // `metric` in the inputs is the metric's value; `drivenBy` names it.
+    event: { kind: 'rg.autoscale', message: `replica group ${rg.name}: ${rg.desired} → ${d.desired}: ${d.reason}`, attributes: { from: String(rg.desired), to: String(d.desired), drivenBy: d.metric, ...inputs } },
   };
 }

@@ -91,7 +91,8 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     drainDeadlineMs: w?.drainDeadlineMs || 30_000,
     httpPort: w?.httpPort ?? '',
     maxReplacements: w?.maxReplacements === undefined ? 3 : w.maxReplacements === -1 ? 0 : w.maxReplacements,
-    autoscaling: w?.autoscaling,
+    // A spec built in code before `metrics` existed lacks it; stored and sent ones have [].
+    autoscaling: w?.autoscaling && { ...w.autoscaling, metrics: w.autoscaling.metrics ?? [] },
     models: w?.models ?? [],
     requestTimeoutMs: w?.requestTimeoutMs ?? 0,
     engineMetrics: w?.engineMetrics,
@@ -154,15 +155,18 @@ function overflowProblems(s: ValidRgSpec): string[] {
   return problems;
 }
 
-/** An `engine-*` policy needs an engine to scrape, and a named metric must be one the worker reports. */
+/** An `engine-*` policy needs an engine to scrape, and a named metric must be one the worker reports (each of `metrics`). */
 function checkEngineMetric(p: AutoscalingPolicy, s: ValidRgSpec): void {
-  if (!readsEngine(p.metric)) return;
-  const scrape = engineScrapeOf(s);
-  if (!scrape) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: autoscaling.metric: "${p.metric}" reads the engine's Prometheus metrics, which only HTTP shards have (set httpPort)`, { details: { fields: ['autoscaling.metric'] } });
-  const named = namedMetricOf(p.metric);
-  if (named !== undefined && !scrape.metrics.includes(named)) {
-    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: autoscaling.metric: "${named}" is not scraped; add it to engineMetrics.metrics (now: ${scrape.metrics.join(', ') || 'none'})`, { details: { fields: ['autoscaling.metric'] } });
-  }
+  p.metrics.forEach(({ metric }, i) => {
+    if (!readsEngine(metric)) return;
+    const field = s.autoscaling?.metrics.length ? `autoscaling.metrics[${i}].metric` : 'autoscaling.metric';
+    const scrape = engineScrapeOf(s);
+    if (!scrape) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${field}: "${metric}" reads the engine's Prometheus metrics, which only HTTP shards have (set httpPort)`, { details: { fields: [field] } });
+    const named = namedMetricOf(metric);
+    if (named !== undefined && !scrape.metrics.includes(named)) {
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${field}: "${named}" is not scraped; add it to engineMetrics.metrics (now: ${scrape.metrics.join(', ') || 'none'})`, { details: { fields: [field] } });
+    }
+  });
 }
 
 /**
@@ -269,6 +273,7 @@ export function policyOf(s: ValidRgSpec): AutoscalingPolicy | undefined {
     scaleToZeroAfterMs: z(a.scaleToZeroAfterMs),
     lookbackMs: z(a.lookbackMs),
     floors: a.floors.map((f) => ({ cron: f.cron, durationMs: f.durationMs, timezone: f.timezone || 'UTC', min: f.min })),
+    metrics: a.metrics.length ? a.metrics.map((m) => ({ metric: m.metric, target: m.target })) : undefined,
   });
 }
 

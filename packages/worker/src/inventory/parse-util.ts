@@ -9,7 +9,7 @@
 import { ErrorCode, MusterError } from '@muster/common';
 
 /** Which nvidia-smi output a parser reads; it prefixes every error message. */
-export type SmiSource = 'topo -m' | 'query-gpu' | '-L';
+export type SmiSource = 'topo -m' | 'query-gpu' | '-L' | 'query-compute-apps';
 
 export interface NumberedLine {
   /** 1-based line number in the text as given. */

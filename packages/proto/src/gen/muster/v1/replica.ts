@@ -258,6 +258,34 @@ export interface Autoscaling {
   scaleToZeroAfterMs: number;
   lookbackMs: number;
   floors: ScheduledFloor[];
+  /**
+   * Several metrics, each with its own target (at most 8; the desired count is
+   * the largest any of them asks for, as HPA does). Set: metric/target stay unset.
+   */
+  metrics: MetricTarget[];
+}
+
+/**
+ * One metric of a policy: queue | ongoing | engine-* | cpu | memory |
+ * gpu-utilization | gpu-memory | custom:<name> (docs/autoscaling.md), and its
+ * target per replica (cores for cpu, bytes for memory, a 0…1 fraction for
+ * gpu-utilization).
+ */
+export interface MetricTarget {
+  metric: string;
+  target: number;
+}
+
+/**
+ * The timers of one metric of a several-metric policy (AutoscalerMemory's
+ * own fields hold the first metric's).
+ */
+export interface MetricMemory {
+  aboveSinceMs: number;
+  belowSinceMs: number;
+  belowPeak?: number | undefined;
+  aboveLow?: number | undefined;
+  belowRunningPeak?: number | undefined;
 }
 
 /**
@@ -282,7 +310,16 @@ export interface AutoscalerMemory {
    * The highest count of running calls seen while below the band (queue /
    * engine-waiting size a scale-down for it; set with below_since_ms).
    */
-  belowRunningPeak?: number | undefined;
+  belowRunningPeak?:
+    | number
+    | undefined;
+  /** A several-metric policy: the timers of its other metrics, by metric. */
+  otherMetrics: { [key: string]: MetricMemory };
+}
+
+export interface AutoscalerMemory_OtherMetricsEntry {
+  key: string;
+  value: MetricMemory | undefined;
 }
 
 export interface Replica {
@@ -315,7 +352,45 @@ export interface ReplicaLoad {
   /** An HTTP replica's engine metrics, as the worker last scraped them. */
   engineWaiting?: number | undefined;
   engineRunning?: number | undefined;
-  engineKvCache?: number | undefined;
+  engineKvCache?:
+    | number
+    | undefined;
+  /**
+   * What the replica's ranks use, summed over the workers that run them
+   * (docs/autoscaling.md, "Resource metrics"); unset when no worker reported.
+   */
+  resources:
+    | ResourceUsage
+    | undefined;
+  /** Gauges the shard set itself (serve()'s customMetrics), for custom:<name>. */
+  custom: { [key: string]: number };
+}
+
+export interface ReplicaLoad_CustomEntry {
+  key: string;
+  value: number;
+}
+
+/** A replica's resource use, as the workers running its ranks measured it. */
+export interface ResourceUsage {
+  /** cores busy (CPU seconds per second) */
+  cpu?:
+    | number
+    | undefined;
+  /** resident memory of the ranks and their children */
+  memoryBytes?:
+    | number
+    | undefined;
+  /** 0…1, mean over the replica's GPUs */
+  gpuUtilization?:
+    | number
+    | undefined;
+  /** GPU memory its processes hold */
+  gpuMemoryBytes?:
+    | number
+    | undefined;
+  /** GPUs the utilisation is the mean of */
+  gpus: number;
 }
 
 /**
@@ -323,13 +398,13 @@ export interface ReplicaLoad {
  * same inputs as its next decision (computed for the answer; it decides nothing).
  */
 export interface AutoscalerView {
-  /** the policy's metric ("queue", "engine-waiting", …) */
+  /** the metric driving the decision ("queue", "cpu", …): of several, the one asking for the most replicas */
   metric: string;
   /** the metric, summed over the group */
   value: number;
   /** value / replicas counted */
   perReplica: number;
-  /** the policy's target per replica */
+  /** that metric's target per replica */
   target: number;
   /** the count the autoscaler would want now */
   desired: number;
@@ -2113,6 +2188,7 @@ function createBaseAutoscaling(): Autoscaling {
     scaleToZeroAfterMs: 0,
     lookbackMs: 0,
     floors: [],
+    metrics: [],
   };
 }
 
@@ -2144,6 +2220,9 @@ export const Autoscaling: MessageFns<Autoscaling> = {
     }
     for (const v of message.floors) {
       ScheduledFloor.encode(v!, writer.uint32(74).fork()).join();
+    }
+    for (const v of message.metrics) {
+      MetricTarget.encode(v!, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -2233,6 +2312,14 @@ export const Autoscaling: MessageFns<Autoscaling> = {
             message.floors.push(ScheduledFloor.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.metrics.push(MetricTarget.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2278,6 +2365,9 @@ export const Autoscaling: MessageFns<Autoscaling> = {
       floors: globalThis.Array.isArray(object?.floors)
         ? object.floors.map((e: any) => ScheduledFloor.fromJSON(e))
         : [],
+      metrics: globalThis.Array.isArray(object?.metrics)
+        ? object.metrics.map((e: any) => MetricTarget.fromJSON(e))
+        : [],
     };
   },
 
@@ -2310,6 +2400,224 @@ export const Autoscaling: MessageFns<Autoscaling> = {
     if (message.floors?.length) {
       obj.floors = message.floors.map((e) => ScheduledFloor.toJSON(e));
     }
+    if (message.metrics?.length) {
+      obj.metrics = message.metrics.map((e) => MetricTarget.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseMetricTarget(): MetricTarget {
+  return { metric: "", target: 0 };
+}
+
+export const MetricTarget: MessageFns<MetricTarget> = {
+  encode(message: MetricTarget, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.metric !== "") {
+      writer.uint32(10).string(message.metric);
+    }
+    if (message.target !== 0) {
+      writer.uint32(17).double(message.target);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MetricTarget {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMetricTarget();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.metric = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.target = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MetricTarget {
+    return {
+      metric: isSet(object.metric) ? globalThis.String(object.metric) : "",
+      target: isSet(object.target) ? globalThis.Number(object.target) : 0,
+    };
+  },
+
+  toJSON(message: MetricTarget): unknown {
+    const obj: any = {};
+    if (message.metric !== "") {
+      obj.metric = message.metric;
+    }
+    if (message.target !== 0) {
+      obj.target = floatToJson(message.target);
+    }
+    return obj;
+  },
+};
+
+function createBaseMetricMemory(): MetricMemory {
+  return { aboveSinceMs: 0, belowSinceMs: 0, belowPeak: undefined, aboveLow: undefined, belowRunningPeak: undefined };
+}
+
+export const MetricMemory: MessageFns<MetricMemory> = {
+  encode(message: MetricMemory, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.aboveSinceMs !== 0) {
+      writer.uint32(8).int64(message.aboveSinceMs);
+    }
+    if (message.belowSinceMs !== 0) {
+      writer.uint32(16).int64(message.belowSinceMs);
+    }
+    if (message.belowPeak !== undefined) {
+      writer.uint32(25).double(message.belowPeak);
+    }
+    if (message.aboveLow !== undefined) {
+      writer.uint32(33).double(message.aboveLow);
+    }
+    if (message.belowRunningPeak !== undefined) {
+      writer.uint32(41).double(message.belowRunningPeak);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MetricMemory {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMetricMemory();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.aboveSinceMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.belowSinceMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.belowPeak = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.aboveLow = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.belowRunningPeak = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MetricMemory {
+    return {
+      aboveSinceMs: isSet(object.aboveSinceMs)
+        ? globalThis.Number(object.aboveSinceMs)
+        : isSet(object.above_since_ms)
+        ? globalThis.Number(object.above_since_ms)
+        : 0,
+      belowSinceMs: isSet(object.belowSinceMs)
+        ? globalThis.Number(object.belowSinceMs)
+        : isSet(object.below_since_ms)
+        ? globalThis.Number(object.below_since_ms)
+        : 0,
+      belowPeak: isSet(object.belowPeak)
+        ? globalThis.Number(object.belowPeak)
+        : isSet(object.below_peak)
+        ? globalThis.Number(object.below_peak)
+        : undefined,
+      aboveLow: isSet(object.aboveLow)
+        ? globalThis.Number(object.aboveLow)
+        : isSet(object.above_low)
+        ? globalThis.Number(object.above_low)
+        : undefined,
+      belowRunningPeak: isSet(object.belowRunningPeak)
+        ? globalThis.Number(object.belowRunningPeak)
+        : isSet(object.below_running_peak)
+        ? globalThis.Number(object.below_running_peak)
+        : undefined,
+    };
+  },
+
+  toJSON(message: MetricMemory): unknown {
+    const obj: any = {};
+    if (message.aboveSinceMs !== 0) {
+      obj.aboveSinceMs = Math.round(message.aboveSinceMs);
+    }
+    if (message.belowSinceMs !== 0) {
+      obj.belowSinceMs = Math.round(message.belowSinceMs);
+    }
+    if (message.belowPeak !== undefined) {
+      obj.belowPeak = floatToJson(message.belowPeak);
+    }
+    if (message.aboveLow !== undefined) {
+      obj.aboveLow = floatToJson(message.aboveLow);
+    }
+    if (message.belowRunningPeak !== undefined) {
+      obj.belowRunningPeak = floatToJson(message.belowRunningPeak);
+    }
     return obj;
   },
 };
@@ -2324,6 +2632,7 @@ function createBaseAutoscalerMemory(): AutoscalerMemory {
     belowPeak: undefined,
     aboveLow: undefined,
     belowRunningPeak: undefined,
+    otherMetrics: {},
   };
 }
 
@@ -2353,6 +2662,9 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
     if (message.belowRunningPeak !== undefined) {
       writer.uint32(65).double(message.belowRunningPeak);
     }
+    globalThis.Object.entries(message.otherMetrics).forEach(([key, value]: [string, MetricMemory]) => {
+      AutoscalerMemory_OtherMetricsEntry.encode({ key: key as any, value }, writer.uint32(74).fork()).join();
+    });
     return writer;
   },
 
@@ -2433,6 +2745,17 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
             message.belowRunningPeak = reader.double();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            const entry9 = AutoscalerMemory_OtherMetricsEntry.decode(reader, reader.uint32());
+            if (entry9.value !== undefined) {
+              message.otherMetrics[entry9.key] = entry9.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2487,6 +2810,33 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
         : isSet(object.below_running_peak)
         ? globalThis.Number(object.below_running_peak)
         : undefined,
+      otherMetrics: isObject(object.otherMetrics)
+        ? (globalThis.Object.entries(object.otherMetrics) as [string, any][]).reduce(
+          (acc: { [key: string]: MetricMemory }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: MetricMemory.fromJSON(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.other_metrics)
+        ? (globalThis.Object.entries(object.other_metrics) as [string, any][]).reduce(
+          (acc: { [key: string]: MetricMemory }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: MetricMemory.fromJSON(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -2515,6 +2865,90 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
     }
     if (message.belowRunningPeak !== undefined) {
       obj.belowRunningPeak = floatToJson(message.belowRunningPeak);
+    }
+    if (message.otherMetrics) {
+      const entries = globalThis.Object.entries(message.otherMetrics) as [string, MetricMemory][];
+      if (entries.length > 0) {
+        obj.otherMetrics = {};
+        entries.forEach(([k, v]) => {
+          obj.otherMetrics[k] = MetricMemory.toJSON(v);
+        });
+      }
+    }
+    return obj;
+  },
+};
+
+function createBaseAutoscalerMemory_OtherMetricsEntry(): AutoscalerMemory_OtherMetricsEntry {
+  return { key: "", value: undefined };
+}
+
+export const AutoscalerMemory_OtherMetricsEntry: MessageFns<AutoscalerMemory_OtherMetricsEntry> = {
+  encode(message: AutoscalerMemory_OtherMetricsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== undefined) {
+      MetricMemory.encode(message.value, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AutoscalerMemory_OtherMetricsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAutoscalerMemory_OtherMetricsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = MetricMemory.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AutoscalerMemory_OtherMetricsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? MetricMemory.fromJSON(object.value) : undefined,
+    };
+  },
+
+  toJSON(message: AutoscalerMemory_OtherMetricsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== undefined) {
+      obj.value = MetricMemory.toJSON(message.value);
     }
     return obj;
   },
@@ -2746,6 +3180,8 @@ function createBaseReplicaLoad(): ReplicaLoad {
     engineWaiting: undefined,
     engineRunning: undefined,
     engineKvCache: undefined,
+    resources: undefined,
+    custom: {},
   };
 }
 
@@ -2769,6 +3205,12 @@ export const ReplicaLoad: MessageFns<ReplicaLoad> = {
     if (message.engineKvCache !== undefined) {
       writer.uint32(49).double(message.engineKvCache);
     }
+    if (message.resources !== undefined) {
+      ResourceUsage.encode(message.resources, writer.uint32(58).fork()).join();
+    }
+    globalThis.Object.entries(message.custom).forEach(([key, value]: [string, number]) => {
+      ReplicaLoad_CustomEntry.encode({ key: key as any, value }, writer.uint32(66).fork()).join();
+    });
     return writer;
   },
 
@@ -2833,6 +3275,25 @@ export const ReplicaLoad: MessageFns<ReplicaLoad> = {
             message.engineKvCache = reader.double();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.resources = ResourceUsage.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            const entry8 = ReplicaLoad_CustomEntry.decode(reader, reader.uint32());
+            if (entry8.value !== undefined) {
+              message.custom[entry8.key] = entry8.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2873,6 +3334,21 @@ export const ReplicaLoad: MessageFns<ReplicaLoad> = {
         : isSet(object.engine_kv_cache)
         ? globalThis.Number(object.engine_kv_cache)
         : undefined,
+      resources: isSet(object.resources) ? ResourceUsage.fromJSON(object.resources) : undefined,
+      custom: isObject(object.custom)
+        ? (globalThis.Object.entries(object.custom) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -2895,6 +3371,225 @@ export const ReplicaLoad: MessageFns<ReplicaLoad> = {
     }
     if (message.engineKvCache !== undefined) {
       obj.engineKvCache = floatToJson(message.engineKvCache);
+    }
+    if (message.resources !== undefined) {
+      obj.resources = ResourceUsage.toJSON(message.resources);
+    }
+    if (message.custom) {
+      const entries = globalThis.Object.entries(message.custom) as [string, number][];
+      if (entries.length > 0) {
+        obj.custom = {};
+        entries.forEach(([k, v]) => {
+          obj.custom[k] = floatToJson(v);
+        });
+      }
+    }
+    return obj;
+  },
+};
+
+function createBaseReplicaLoad_CustomEntry(): ReplicaLoad_CustomEntry {
+  return { key: "", value: 0 };
+}
+
+export const ReplicaLoad_CustomEntry: MessageFns<ReplicaLoad_CustomEntry> = {
+  encode(message: ReplicaLoad_CustomEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(17).double(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaLoad_CustomEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaLoad_CustomEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaLoad_CustomEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: ReplicaLoad_CustomEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    return obj;
+  },
+};
+
+function createBaseResourceUsage(): ResourceUsage {
+  return { cpu: undefined, memoryBytes: undefined, gpuUtilization: undefined, gpuMemoryBytes: undefined, gpus: 0 };
+}
+
+export const ResourceUsage: MessageFns<ResourceUsage> = {
+  encode(message: ResourceUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cpu !== undefined) {
+      writer.uint32(9).double(message.cpu);
+    }
+    if (message.memoryBytes !== undefined) {
+      writer.uint32(17).double(message.memoryBytes);
+    }
+    if (message.gpuUtilization !== undefined) {
+      writer.uint32(25).double(message.gpuUtilization);
+    }
+    if (message.gpuMemoryBytes !== undefined) {
+      writer.uint32(33).double(message.gpuMemoryBytes);
+    }
+    if (message.gpus !== 0) {
+      writer.uint32(40).int32(message.gpus);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResourceUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResourceUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.cpu = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.memoryBytes = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.gpuUtilization = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.gpuMemoryBytes = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.gpus = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResourceUsage {
+    return {
+      cpu: isSet(object.cpu) ? globalThis.Number(object.cpu) : undefined,
+      memoryBytes: isSet(object.memoryBytes)
+        ? globalThis.Number(object.memoryBytes)
+        : isSet(object.memory_bytes)
+        ? globalThis.Number(object.memory_bytes)
+        : undefined,
+      gpuUtilization: isSet(object.gpuUtilization)
+        ? globalThis.Number(object.gpuUtilization)
+        : isSet(object.gpu_utilization)
+        ? globalThis.Number(object.gpu_utilization)
+        : undefined,
+      gpuMemoryBytes: isSet(object.gpuMemoryBytes)
+        ? globalThis.Number(object.gpuMemoryBytes)
+        : isSet(object.gpu_memory_bytes)
+        ? globalThis.Number(object.gpu_memory_bytes)
+        : undefined,
+      gpus: isSet(object.gpus) ? globalThis.Number(object.gpus) : 0,
+    };
+  },
+
+  toJSON(message: ResourceUsage): unknown {
+    const obj: any = {};
+    if (message.cpu !== undefined) {
+      obj.cpu = floatToJson(message.cpu);
+    }
+    if (message.memoryBytes !== undefined) {
+      obj.memoryBytes = floatToJson(message.memoryBytes);
+    }
+    if (message.gpuUtilization !== undefined) {
+      obj.gpuUtilization = floatToJson(message.gpuUtilization);
+    }
+    if (message.gpuMemoryBytes !== undefined) {
+      obj.gpuMemoryBytes = floatToJson(message.gpuMemoryBytes);
+    }
+    if (message.gpus !== 0) {
+      obj.gpus = Math.round(message.gpus);
     }
     return obj;
   },

@@ -1,0 +1,130 @@
+/**
+ * What the GPUs say they are doing, from two nvidia-smi queries (CSV with a
+ * header, so the columns are read by name):
+ *
+ *   nvidia-smi --query-gpu=index,uuid,memory.used,memory.total,utilization.gpu --format=csv
+ *   index, uuid, memory.used [MiB], memory.total [MiB], utilization.gpu [%]
+ *   0, GPU-a44622e3-…, 130013 MiB, 143771 MiB, 100 %
+ *
+ *   nvidia-smi --query-compute-apps=gpu_uuid,pid,process_name,used_gpu_memory --format=csv
+ *   gpu_uuid, pid, process_name, used_gpu_memory [MiB]
+ *   GPU-a44622e3-…, 1328667, /usr/local/bin/python3.10, 130004 MiB
+ *
+ * A replica's GPU utilisation is the mean of `utilization.gpu` over the GPUs
+ * its ranks were given (CUDA_VISIBLE_DEVICES, by index or UUID); its GPU
+ * memory is the `used_gpu_memory` of its processes (by pid, so two replicas
+ * sharing a GPU are told apart). nvidia-smi has no per-process utilisation
+ * outside `pmon`, which samples for a second per call.
+ *
+ * Values nvidia-smi cannot give ("[N/A]", "[Not Supported]": MIG slices have
+ * no utilisation) are left out; a row that is malformed fails the parse
+ * with the inventory parsers' line-numbered error (inventory/parse-util.ts),
+ * and the sampler reports no GPU values that second.
+ */
+import { execa } from 'execa';
+import { numberedLines, parseError, type SmiSource } from '../inventory/parse-util.js';
+
+export const QUERY_GPU_ARGS = ['--query-gpu=index,uuid,memory.used,memory.total,utilization.gpu', '--format=csv'];
+export const QUERY_APPS_ARGS = ['--query-compute-apps=gpu_uuid,pid,process_name,used_gpu_memory', '--format=csv'];
+/** One nvidia-smi call's deadline: a driver that hangs must not stall the sampler. */
+export const SMI_TIMEOUT_MS = 5_000;
+
+export interface GpuUse {
+  index: number;
+  uuid: string;
+  /** 0…1; absent when nvidia-smi cannot tell (MIG). */
+  utilization?: number;
+  memoryUsedBytes?: number;
+}
+
+export interface AppUse {
+  gpuUuid: string;
+  pid: number;
+  memoryBytes?: number;
+}
+
+const MIB = 1024 * 1024;
+const UNKNOWN = /^(\[[^\]]*\]|N\/A)$/;
+
+/** Rows of a CSV query with a header, as name → cell (header units dropped: "memory.used [MiB]" → "memory.used"). */
+function rowsOf(text: string, source: SmiSource): Array<{ line: number; cells: Map<string, string> }> {
+  const lines = numberedLines(text).filter((l) => l.text.trim() !== '');
+  const head = lines.shift();
+  if (!head) return [];
+  const names = head.text.split(',').map((h) => h.trim().replace(/\s*\[[^\]]*\]$/, ''));
+  return lines.map(({ text: t, no }) => {
+    const cells = t.split(',').map((c) => c.trim());
+    if (cells.length !== names.length) throw parseError(source, no, `${cells.length} fields, expected ${names.length} (${names.join(', ')})`);
+    return { line: no, cells: new Map(names.map((n, i) => [n, cells[i]!])) };
+  });
+}
+
+type Where = [SmiSource, number];
+
+/** "130013 MiB" / "130013" → bytes; "[N/A]" → undefined; anything else throws. */
+function mib(v: string | undefined, [source, line]: Where): number | undefined {
+  if (v === undefined || UNKNOWN.test(v)) return undefined;
+  const m = /^(\d+(?:\.\d+)?)(?: MiB)?$/.exec(v);
+  if (!m) throw parseError(source, line, `"${v}" is not a MiB amount`);
+  return Number(m[1]) * MIB;
+}
+
+/** "100 %" / "100" → 1; "[N/A]" → undefined. */
+function percent(v: string | undefined, [source, line]: Where): number | undefined {
+  if (v === undefined || UNKNOWN.test(v)) return undefined;
+  const m = /^(\d+(?:\.\d+)?)(?: %)?$/.exec(v);
+  if (!m || Number(m[1]) > 100) throw parseError(source, line, `"${v}" is not a percentage`);
+  return Number(m[1]) / 100;
+}
+
+export function parseGpuUse(text: string): GpuUse[] {
+  return rowsOf(text, 'query-gpu').map(({ line, cells }) => {
+    const where: Where = ['query-gpu', line];
+    const index = Number(cells.get('index'));
+    const uuid = cells.get('uuid') ?? '';
+    if (!Number.isInteger(index) || index < 0 || !uuid.startsWith('GPU-')) throw parseError('query-gpu', line, 'no index and GPU UUID');
+    const utilization = percent(cells.get('utilization.gpu'), where);
+    const memoryUsedBytes = mib(cells.get('memory.used'), where);
+    return { index, uuid, ...(utilization === undefined ? {} : { utilization }), ...(memoryUsedBytes === undefined ? {} : { memoryUsedBytes }) };
+  });
+}
+
+export function parseAppUse(text: string): AppUse[] {
+  return rowsOf(text, 'query-compute-apps').map(({ line, cells }) => {
+    const where: Where = ['query-compute-apps', line];
+    const pid = Number(cells.get('pid'));
+    const gpuUuid = cells.get('gpu_uuid') ?? '';
+    if (!Number.isInteger(pid) || pid < 1 || !gpuUuid.startsWith('GPU-')) throw parseError('query-compute-apps', line, 'no pid and GPU UUID');
+    const memoryBytes = mib(cells.get('used_gpu_memory') ?? cells.get('used_memory'), where);
+    return { gpuUuid, pid, ...(memoryBytes === undefined ? {} : { memoryBytes }) };
+  });
+}
+
+/** The GPUs a rank was given: CUDA_VISIBLE_DEVICES' entries (indexes or UUIDs; MIG UUIDs too). */
+export function visibleDevices(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((d) => d.trim()).filter((d) => d !== '' && d !== '-1' && d !== 'NoDevFiles');
+}
+
+/** A replica's GPU values from one pair of queries: the mean utilisation of `devices`, the memory of `pids`. */
+export function replicaGpuUse(devices: readonly string[], pids: ReadonlySet<number>, gpus: readonly GpuUse[], apps: readonly AppUse[]): { utilization?: number; memoryBytes?: number; gpus: number } {
+  const mine = gpus.filter((g) => devices.includes(String(g.index)) || devices.includes(g.uuid));
+  const known = mine.filter((g) => g.utilization !== undefined);
+  const held = apps.filter((a) => pids.has(a.pid) && a.memoryBytes !== undefined);
+  return {
+    gpus: known.length,
+    ...(known.length ? { utilization: known.reduce((s, g) => s + g.utilization!, 0) / known.length } : {}),
+    ...(held.length ? { memoryBytes: held.reduce((s, a) => s + a.memoryBytes!, 0) } : {}),
+  };
+}
+
+/** Runs both queries (`bin`: nvidia-smi on PATH by default); throws on a timeout, a failure or output that does not parse. */
+export async function queryGpus(bin = 'nvidia-smi'): Promise<{ gpus: GpuUse[]; apps: AppUse[] }> {
+  const run = async (args: string[]) => {
+    const r = await execa(bin, args, { timeout: SMI_TIMEOUT_MS, reject: false, stdin: 'ignore' });
+    if (r.timedOut) throw new Error(`${bin} ${args[0]} did not finish in ${SMI_TIMEOUT_MS} ms`);
+    if (r.exitCode !== 0) throw new Error(`${bin} ${args[0]} failed (exit ${r.exitCode}): ${String(r.stderr || r.stdout).slice(0, 200)}`);
+    return String(r.stdout);
+  };
+  const [g, a] = await Promise.all([run(QUERY_GPU_ARGS), run(QUERY_APPS_ARGS)]);
+  return { gpus: parseGpuUse(g), apps: parseAppUse(a) };
+}

@@ -1,0 +1,140 @@
+/**
+ * The resource sampler: once per report period, what each replica's ranks on
+ * this node use — CPU cores and resident memory of the ranks and every
+ * process below them (proc.ts), and on GPU nodes the utilisation of the
+ * replica's GPUs and the GPU memory its processes hold (gpu.ts).
+ *
+ *   tick ─▶ read every /proc/<pid>/stat ─▶ per replica: the ranks' trees
+ *          ─▶ CPU = Δ(utime + stime) of each process seen in both ticks / Δt
+ *          ─▶ memory = Σ VmRSS ─▶ GPU (below) ─▶ ResourceUsage per replica
+ *
+ * CPU needs two reads: a replica's first tick reports no `cpu` (the head's
+ * autoscaler holds on a metric not reported rather than read a zero), and a
+ * process is known by pid and start time, so a recycled pid never yields a
+ * negative or borrowed delta. A process that exits between two ticks takes
+ * its last fraction of a second with it.
+ *
+ * GPU values, by how the worker found its GPUs (its inventory's source):
+ *  - `nvidia-smi`: two nvidia-smi queries per tick, only while some rank here
+ *    holds a GPU; a failing or hanging nvidia-smi is logged once and the
+ *    reports carry no GPU values until it answers again;
+ *  - `simulated` (a profile or recorded files: no real GPU to ask): stand-ins
+ *    that move with the load, so GPU policies can be exercised on CPU
+ *    machines — utilisation = the replica's CPU cores ÷ its GPUs, at most 1;
+ *    GPU memory = its resident memory;
+ *  - `none`: no GPU values.
+ */
+import type { ResourceUsage } from '@muster/contracts';
+import { queryGpus, replicaGpuUse, type AppUse, type GpuUse } from './gpu.js';
+import { CLOCK_TICKS, descendants, readProcTable, residentBytes } from './proc.js';
+
+export type GpuSource = 'nvidia-smi' | 'simulated' | 'none';
+
+/** One rank this node runs, as the sampler needs it. */
+export interface RankRef {
+  group: string;
+  replicaId: string;
+  pid: number;
+  /** CUDA_VISIBLE_DEVICES' entries. */
+  devices: string[];
+}
+
+export interface ReplicaUsage {
+  group: string;
+  replicaId: string;
+  usage: ResourceUsage;
+}
+
+export interface SamplerOptions {
+  gpu: GpuSource;
+  /** Where /proc is (tests: a directory laid out like it). */
+  procRoot?: string;
+  /** Monotonic clock, ms. */
+  now?: () => number;
+  /** The GPU queries (tests: recorded output). */
+  queryGpus?: () => Promise<{ gpus: GpuUse[]; apps: AppUse[] }>;
+  log: { warn(o: object, msg?: string): void; info(o: object, msg?: string): void };
+}
+
+export class ResourceSampler {
+  /** `${pid}:${startTime}` → CPU ticks at the last tick. */
+  private last = new Map<string, number>();
+  private lastAt: number | undefined;
+  private gpuFailing = false;
+
+  constructor(private readonly opts: SamplerOptions) {}
+
+  /** One sample of every replica with ranks in `ranks`. */
+  async sample(ranks: readonly RankRef[]): Promise<ReplicaUsage[]> {
+    const now = this.opts.now ?? (() => performance.now());
+    const table = await readProcTable(this.opts.procRoot);
+    const at = now();
+    const seconds = this.lastAt === undefined ? 0 : (at - this.lastAt) / 1000;
+    const byReplica = new Map<string, { group: string; replicaId: string; roots: number[]; devices: Set<string> }>();
+    for (const r of ranks) {
+      const k = `${r.group}\0${r.replicaId}`;
+      const e = byReplica.get(k) ?? { group: r.group, replicaId: r.replicaId, roots: [], devices: new Set<string>() };
+      e.roots.push(r.pid);
+      for (const d of r.devices) e.devices.add(d);
+      byReplica.set(k, e);
+    }
+    const gpu = await this.gpuUse([...byReplica.values()].some((e) => e.devices.size > 0));
+    const next = new Map<string, number>();
+    const out: ReplicaUsage[] = [];
+    for (const e of byReplica.values()) {
+      const pids = descendants(e.roots, table);
+      let ticks = 0;
+      let measured = false;
+      for (const pid of pids) {
+        const p = table.get(pid)!;
+        const id = `${pid}:${p.startTime}`;
+        next.set(id, p.cpuTicks);
+        const before = this.last.get(id);
+        if (before === undefined || p.cpuTicks < before) continue;
+        ticks += p.cpuTicks - before;
+        measured = true;
+      }
+      const usage: ResourceUsage = {};
+      if (measured && seconds > 0) usage.cpu = ticks / CLOCK_TICKS / seconds;
+      if (pids.size > 0) usage.memoryBytes = await residentBytes(pids, this.opts.procRoot);
+      Object.assign(usage, this.gpuOf([...e.devices], pids, usage, gpu));
+      out.push({ group: e.group, replicaId: e.replicaId, usage });
+    }
+    this.last = next; // only processes alive now: bounded by the node's process count
+    this.lastAt = at;
+    return out;
+  }
+
+  /** The GPU part of a replica's usage (see the top of this file). */
+  private gpuOf(devices: string[], pids: ReadonlySet<number>, usage: ResourceUsage, gpu: { gpus: GpuUse[]; apps: AppUse[] } | undefined): ResourceUsage {
+    if (devices.length === 0) return {};
+    if (this.opts.gpu === 'simulated') {
+      return {
+        gpus: devices.length,
+        ...(usage.cpu === undefined ? {} : { gpuUtilization: Math.min(1, usage.cpu / devices.length) }),
+        ...(usage.memoryBytes === undefined ? {} : { gpuMemoryBytes: usage.memoryBytes }),
+      };
+    }
+    if (!gpu) return {};
+    const g = replicaGpuUse(devices, pids, gpu.gpus, gpu.apps);
+    return {
+      ...(g.utilization === undefined ? {} : { gpuUtilization: g.utilization, gpus: g.gpus }),
+      ...(g.memoryBytes === undefined ? {} : { gpuMemoryBytes: g.memoryBytes }),
+    };
+  }
+
+  /** nvidia-smi's answer this tick, when real GPUs are held here; undefined otherwise or when it fails (logged once a run). */
+  private async gpuUse(needed: boolean): Promise<{ gpus: GpuUse[]; apps: AppUse[] } | undefined> {
+    if (!needed || this.opts.gpu !== 'nvidia-smi') return undefined;
+    try {
+      const r = await (this.opts.queryGpus ?? (() => queryGpus()))();
+      if (this.gpuFailing) this.opts.log.info({}, 'nvidia-smi answers again: GPU metrics are reported');
+      this.gpuFailing = false;
+      return r;
+    } catch (e) {
+      if (!this.gpuFailing) this.opts.log.warn({ err: (e as Error).message }, 'nvidia-smi failed: no GPU metrics in resource reports until it answers (gpu-* autoscaling holds)');
+      this.gpuFailing = true;
+      return undefined;
+    }
+  }
+}
