@@ -28,7 +28,7 @@
  * by the head. A call already queued in the primary stays there.
  */
 import { ErrorCode, MusterError } from '@muster/common';
-import { recordOverflow } from './metrics.js';
+import { recordOverflow, recordRouterCall } from './metrics.js';
 import type { CallOptions, OverflowRule } from './types.js';
 
 /** What the decision reads of one group's router at a call's start. */
@@ -182,6 +182,7 @@ export class Overflow {
     if (d.route === 'refuse') {
       this.counts.refused++;
       recordOverflow(this.group, rule.group, false);
+      recordRouterCall(this.group, '', ErrorCode.BACKPRESSURE, performance.now());
       const message = `replica group "${this.group}" is saturated: ${d.why}. Slow down and retry with backoff, or scale either group up`;
       return { error: new MusterError(ErrorCode.BACKPRESSURE, message, { details: { group: this.group, overflowGroup: rule.group } }) };
     }
