@@ -80,6 +80,17 @@ describe('Balancer.pressure', () => {
     b.enqueue(undefined, () => undefined);
     expect(b.pressure()).toEqual({ readyReplicas: 2, freeSlot: false, waiting: 1, reportedQueued: 4, queueFull: true });
   });
+
+  it("counts an HTTP replica's engine queue (its report's engine.waiting) with its bridge's", () => {
+    const b = new Balancer({ group: 'g', maxOngoing: 1, maxQueued: 1, reportFreshMs: 3_000 });
+    b.update(m);
+    b.report({ v: 1, replicaId: 'a', inFlight: 1, queued: 1, timeMs: Date.now(), engine: { waiting: 7, running: 8 } });
+    b.report({ v: 1, replicaId: 'b', inFlight: 1, queued: 0, timeMs: Date.now(), engine: { running: 3 } });
+    expect(b.pressure().reportedQueued).toBe(8);
+    // A report with no engine part replaces one with it: its waiting count is not kept.
+    b.report({ v: 1, replicaId: 'a', inFlight: 1, queued: 1, timeMs: Date.now() });
+    expect(b.pressure().reportedQueued).toBe(1);
+  });
 });
 
 /** A fake overflow router: records calls; its pressure and feed error are set by the test. */
