@@ -120,6 +120,10 @@ describe('Balancer with the prefix policy', () => {
     const b = new Balancer({ group: 'g', maxQueued: 10, reportFreshMs: 3_000, random: () => 0.4 });
     b.update({ ...prefixMembership(3), routing: { policy: 'p2c', prefixChars: 256, loadFactor: 1.25 } });
     b.tryAcquire(undefined, hint('k'));
+    // A caller's text given as a function (the gateway's) is not even computed.
+    let computed = 0;
+    b.tryAcquire(undefined, { key: undefined, text: () => (computed++, 'SYSTEM: x'), payload: undefined });
+    expect(computed).toBe(0);
     expect(b.prefixRoutes).toEqual({ hit: 0, fallback: 0, unkeyed: 0 });
   });
 });
@@ -136,5 +140,12 @@ describe('route keys', () => {
     expect(routeTextOf({ prompt: '' })).toBeUndefined();
     expect(routeKeyOf(hint('abc', 'abc'), 3)).not.toBe(routeKeyOf(hint(undefined, 'abc'), 3));
     expect(routeKeyOf(hint(undefined, 'abcdef'), 3)).toBe(routeKeyOf(hint(undefined, 'abcxyz'), 3));
+    expect(routeKeyOf({ key: undefined, text: () => 'abcdef', payload: undefined }, 3)).toBe(routeKeyOf(hint(undefined, 'abc'), 3));
+  });
+
+  it('stops reading a message\'s parts once the limit is reached', () => {
+    const unread = { type: 'text', get text(): string { throw new Error('read past the limit'); } };
+    expect(routeTextOf({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x'.repeat(20) }, unread] }] }, 10)).toBe('user\nxxxxx');
+    expect(routeTextOf({ prompt: Array.from({ length: 100_000 }, (_, i) => i) }, 9)).toBe('0,1,2,3,4');
   });
 });
