@@ -26,7 +26,7 @@ import { ErrorCode, MusterError } from '@muster/common';
 import { DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_REPLICA, routingConfig, type RoutingConfig } from '@muster/contracts';
 import type { GroupPressure } from './overflow.js';
 import { PrefixPicker, type PrefixOutcome } from './prefix-policy.js';
-import { routeKeyOf, type RouteHint } from './route-key.js';
+import { routeHashOf, type RouteHint } from './route-key.js';
 import type { Membership, ReplicaInfo, WireLoad } from './types.js';
 
 /** Something in flight on a replica that must hear when the replica is found lost. */
@@ -296,7 +296,7 @@ export class Balancer {
 
   /** The `prefix` policy's choice among `replicas` (one revision's), counted; undefined: the call has no key (p2c then). */
   private byKey(replicas: readonly ReplicaState[], exclude: ReadonlySet<string> | undefined, route: RouteHint): ReplicaState | undefined {
-    const key = routeKeyOf(route, this.routing.prefixChars);
+    const key = routeHashOf(route, this.routing.prefixChars);
     if (key === undefined) return void this.counted('unkeyed');
     const reachable = replicas.filter((r) => !r.unreachable);
     const picked = this.prefix.pick(key, reachable.map((r) => ({ id: r.info.replicaId, load: this.load(r), usable: this.usable(r, exclude) })), this.routing.loadFactor);

@@ -16,6 +16,7 @@
  */
 import { ErrorCode, MusterError } from '@muster/common';
 import { MAX_PREFIX_CHARS, MAX_ROUTE_KEY_LENGTH } from '@muster/contracts';
+import { hashKey, type KeyHash } from './prefix-policy.js';
 
 /** What a call says about its key; resolved lazily (only a `prefix` group reads the payload). */
 export interface RouteHint {
@@ -23,6 +24,20 @@ export interface RouteHint {
   /** The caller's text, or a function that gives it (called only when a key is needed). */
   readonly text: string | (() => string | undefined) | undefined;
   readonly payload: unknown;
+  /** Its key's hash once computed (routeHashOf), for the `prefixChars` it was computed with. */
+  computed?: { prefixChars: number; hash: KeyHash | undefined };
+}
+
+/**
+ * The hash of a call's key, computed on first use and kept on its hint: its
+ * retries, hedges and turns in the queue do not read the payload again.
+ */
+export function routeHashOf(h: RouteHint, prefixChars: number): KeyHash | undefined {
+  if (h.computed?.prefixChars !== prefixChars) {
+    const key = routeKeyOf(h, prefixChars);
+    h.computed = { prefixChars, hash: key === undefined ? undefined : hashKey(key) };
+  }
+  return h.computed.hash;
 }
 
 /** The key of a call for a group that keys on `prefixChars` characters; undefined: unkeyed. */
