@@ -10,6 +10,9 @@ import { ErrorCode, isMusterError } from '@muster/common';
 import { Balancer } from './balancer.js';
 import { decideOverflow, isOverflowHop, Overflow, saturation, type GroupPressure, type OverflowTarget } from './overflow.js';
 import type { CallOptions, Membership, OverflowRule } from './types.js';
+import { recordRouterCall } from './metrics.js';
+
+vi.mock('./metrics.js', async (original) => ({ ...(await original<typeof import('./metrics.js')>()), recordRouterCall: vi.fn() }));
 
 const idle: GroupPressure = { readyReplicas: 1, freeSlot: true, waiting: 0, reportedQueued: 0, queueFull: false };
 const p = (o: Partial<GroupPressure>): GroupPressure => ({ ...idle, ...o });
@@ -160,6 +163,8 @@ describe('Overflow', () => {
     expect(() => o.stream('s', undefined, full)).toThrow(expect.objectContaining({ code: ErrorCode.BACKPRESSURE }));
     expect(t.calls).toHaveLength(0);
     expect(o.stats()).toMatchObject({ sent: 0, refused: 2 });
+    // Each refusal is one of the group's router calls too (muster_router_requests_total), with its code.
+    expect(vi.mocked(recordRouterCall).mock.calls.filter(([g, , code]) => g === 'big' && code === ErrorCode.BACKPRESSURE)).toHaveLength(2);
   });
 
   it('streams through the overflow group', async () => {
