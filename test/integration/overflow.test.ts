@@ -157,9 +157,12 @@ describe('overflow to another replica group', () => {
       expect(isMusterError(e) && e.code).toBe(ErrorCode.BACKPRESSURE);
       expect((e as Error).message).toMatch(/replica group "ovf-lone" is saturated: no replica has a free slot .*; its overflow group "ovf-none" cannot take it: no membership: no replica group "ovf-none"/);
     }
-    // Made later, the group is found by the router's next try (every 2 s while it has none): the same burst is served.
+    // Made later, the group is found by the router's next try (a call's, 2 s after the last; stats() only reads): the same burst is served.
     await sdk.replicaGroups.apply(group('ovf-none'));
-    await waitFor('the overflow router has a ready replica', () => r.stats().overflow?.readyReplicas === 1 || undefined, { timeoutMs: 30_000 });
+    await waitFor('the overflow router has a ready replica', async () => {
+      await r.call({ probe: true }, { timeoutMs: 10_000 });
+      return r.stats().overflow?.readyReplicas === 1 || undefined;
+    }, { timeoutMs: 30_000, intervalMs: 500 });
     const again = await burst();
     expect(again.errors).toEqual([]);
     expect(countBy(again.answers)).toEqual(new Map([['ovf-lone', 3], ['ovf-none', 2]]));
