@@ -99,9 +99,11 @@ describe('Balancer.pressure', () => {
 /** A fake overflow router: records calls; its pressure and feed error are set by the test. */
 function fakeTarget(pressure: GroupPressure = idle) {
   const calls: { payload: unknown; opts: CallOptions | undefined }[] = [];
-  const t: OverflowTarget & { calls: typeof calls; released: number; pressureNow: GroupPressure; feedError: unknown } = {
+  const t: OverflowTarget & { calls: typeof calls; released: number; wants: number; pressureNow: GroupPressure; feedError: unknown } = {
     calls,
     released: 0,
+    wants: 0,
+    wanted: () => void t.wants++,
     pressureNow: pressure,
     feedError: undefined,
     pressure: () => t.pressureNow,
@@ -165,6 +167,19 @@ describe('Overflow', () => {
     expect(o.stats()).toMatchObject({ sent: 0, refused: 2 });
     // Each refusal is one of the group's router calls too (muster_router_requests_total), with its code.
     expect(vi.mocked(recordRouterCall).mock.calls.filter(([g, , code]) => g === 'big' && code === ErrorCode.BACKPRESSURE)).toHaveLength(2);
+  });
+
+  it('tells an overflow group at zero replicas about the calls it could have taken (its demand), and keeps them on the primary', async () => {
+    const t = fakeTarget(p({ readyReplicas: 0, freeSlot: false }));
+    const o = new Overflow('big', async () => ({ target: t, release: () => undefined }));
+    o.update(queueRule);
+    await opened(o);
+    expect(o.call('x', undefined, () => idle)).toBeUndefined();
+    expect(t.wants).toBe(0); // not saturated: nothing wanted it
+    expect(o.call('y', undefined, busy)).toBeUndefined();
+    await expect(o.call('z', undefined, full)).rejects.toThrow(/overflow group "small" has no ready replica/);
+    expect(t.wants).toBe(2);
+    expect(t.calls).toHaveLength(0);
   });
 
   it('streams through the overflow group', async () => {

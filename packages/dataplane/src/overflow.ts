@@ -92,6 +92,8 @@ export interface OverflowTarget {
   /** Why its membership feed stopped (the group did not exist, …), if it did. */
   readonly feedError: unknown;
   call(payload: unknown, opts?: CallOptions): Promise<unknown>;
+  /** A call would have been sent here but found no ready replica: counted as demand (its autoscaler starts from zero). */
+  wanted(): void;
   stream(payload: unknown, opts?: CallOptions): AsyncGenerator<unknown, void, undefined>;
 }
 
@@ -177,7 +179,10 @@ export class Overflow {
     const rule = this.rule;
     if (!rule || isOverflowHop(opts)) return undefined;
     const t = this.target();
-    const d = decideOverflow(rule, primary(), t);
+    const p = primary();
+    const d = decideOverflow(rule, p, t);
+    // An overflow group at zero replicas would never see the calls it could take: its router reports them as demand.
+    if (d.route !== 'overflow' && !('unavailable' in t) && t.readyReplicas === 0 && saturation(p, rule) !== undefined) this.link?.target?.wanted();
     if (d.route === 'primary') return undefined;
     if (d.route === 'refuse') {
       this.counts.refused++;
