@@ -77,15 +77,19 @@ describe('replica groups', () => {
     for (const n of per.values()) expect(Math.abs(n - 2_000 / 3)).toBeLessThanOrEqual(0.15 * (2_000 / 3));
   });
 
-  it('gives concurrent first calls on one handle one router (each router holds a NATS subscription and a membership watch)', async () => {
+  it('gives concurrent first calls on one handle, and every handle of the group, one router (each router holds a NATS subscription and a membership watch)', async () => {
     const g = await sdk.replicaGroups.get('echo');
     const routers = await Promise.all(Array.from({ length: 8 }, () => g.routerOf()));
     expect(new Set(routers).size).toBe(1);
     const answers = await Promise.all(Array.from({ length: 8 }, () => g.call({ n: 1 })));
     expect(answers).toHaveLength(8);
+    // Every handle of the group uses the process's one router of it (the one overflow goes through too);
+    // closing a handle lets go of it, and the router serves the other handles until the last lets go.
+    const other = await sdk.replicaGroups.get('echo');
+    expect(await other.routerOf()).toBe(routers[0]);
     g.close();
-    expect(await g.routerOf()).not.toBe(routers[0]); // closed: the next call makes a new one
-    g.close();
+    await expect(other.call({ n: 2 })).resolves.toBeDefined();
+    other.close();
   });
 
   it('applies idempotently, and a replica count change never rolls out', async () => {

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, MusterError } from '@muster/sdk';
 import { isLoopbackListen, loadGatewayConfig } from './gateway-config.js';
 import { fail, pipeChunks } from './gateway-http.js';
-import { CLIENT_CLOSED, GatewayObserver, routeOf, statusLabel, type DroppedLogLine, type RequestLogLine } from './gateway-metrics.js';
+import { CLIENT_CLOSED, GatewayObserver, RequestRecord, routeOf, statusLabel, type DroppedLogLine, type RequestLogLine } from './gateway-metrics.js';
 
 describe('routeOf', () => {
   it.each([
@@ -22,6 +22,17 @@ describe('routeOf', () => {
     ['/healthz', 'healthz'],
     ['/v1/whatever/%00/../x', 'other'],
   ])('%s → %s', (path, route) => expect(routeOf(path)).toBe(route));
+});
+
+describe('RequestRecord', () => {
+  it('takes the group of the replica that answered: an overflowed call is labelled with the overflow group', () => {
+    const record = new RequestRecord('chat/completions');
+    record.group = 'big';
+    record.onReplica({ replicaId: 'r-9', revision: 'rev-2', group: 'small' });
+    expect({ group: record.group, replica: record.replica, revision: record.revision }).toEqual({ group: 'small', replica: 'r-9', revision: 'rev-2' });
+    record.onReplica({ replicaId: 'r-1', revision: 'rev-1' });
+    expect(record.group).toBe('small');
+  });
 });
 
 describe('GatewayObserver request log', () => {

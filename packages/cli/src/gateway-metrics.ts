@@ -75,10 +75,11 @@ export class RequestRecord {
   group = '';
   replica = '';
   revision = '';
-  /** For CallOptions.onReplica: the replica whose answer came first. */
-  readonly onReplica = (r: { replicaId: string; revision: string }): void => {
+  /** For CallOptions.onReplica: the replica whose answer came first, and its group (the overflow group's, when the call overflowed). */
+  readonly onReplica = (r: { replicaId: string; revision: string; group?: string }): void => {
     this.replica = r.replicaId;
     this.revision = r.revision;
+    if (r.group) this.group = r.group;
   };
 
   constructor(readonly route: string) {}

@@ -70,7 +70,7 @@ export async function openAiCall(req: IncomingMessage, res: ServerResponse, path
   if (ctx.key) ctx.limiter.take(ctx.key.entry);
   if (ctx.record) ctx.record.group = group.name;
   const handle = await ctx.groups.handle(group.name);
-  const opts = { ...callOptions(req, deadlinesOf(group)), onReplica: ctx.record?.onReplica, overflowPayload: renameModel(ctx.groups, body), routeText: routeTextOf(body) };
+  const opts = { ...callOptions(req, deadlinesOf(group)), onReplica: ctx.record?.onReplica, overflowPayload: renameModel(ctx.groups, body), routeText: () => routeTextOf(body) };
   if (group.http) {
     const url = new URL(req.url ?? path, 'http://gateway');
     return proxyHttp(req, res, handle, { method: 'POST', path: `${path}${url.search}`, body: raw, requestId: ctx.requestId, keyHeader: ctx.key?.header, json: true, ...opts });

@@ -43,7 +43,7 @@ export interface ProxyRequest {
   overflowPayload?: ((group: string, payload: unknown) => unknown) | undefined;
   /** What the group's `prefix` routing policy keys on (gateway-http.ts, gateway-openai.ts). */
   routeKey?: string | undefined;
-  routeText?: string | undefined;
+  routeText?: string | (() => string | undefined) | undefined;
 }
 
 /** The HTTP bridge's payload for `p`. */

@@ -26,7 +26,7 @@ import { ErrorCode, MusterError } from '@muster/common';
 import { DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_REPLICA, routingConfig, type RoutingConfig } from '@muster/contracts';
 import type { GroupPressure } from './overflow.js';
 import { PrefixPicker, type PrefixOutcome } from './prefix-policy.js';
-import { routeKeyOf, type RouteHint } from './route-key.js';
+import { routeHashOf, type RouteHint } from './route-key.js';
 import type { Membership, ReplicaInfo, WireLoad } from './types.js';
 
 /** Something in flight on a replica that must hear when the replica is found lost. */
@@ -79,7 +79,7 @@ export class Balancer {
   private current: Membership | undefined;
   private readonly replicas = new Map<string, ReplicaState>();
   private revisions: Revision[] = [];
-  private readonly reports = new Map<string, { queued: number; at: number; incarnation?: string; replacedAt?: number }>();
+  private readonly reports = new Map<string, { queued: number; engineWaiting: number; at: number; incarnation?: string; replacedAt?: number }>();
   /** Left the membership with calls still on them (watched for loss). */
   readonly departed = new Set<ReplicaState>();
   private readonly queue: Waiter[] = [];
@@ -158,7 +158,9 @@ export class Balancer {
     const now = Date.now();
     const before = this.reports.get(load.replicaId);
     const replaced = before?.incarnation !== undefined && load.incarnation !== undefined && before.incarnation !== load.incarnation;
-    this.reports.set(load.replicaId, { queued: load.queued, at: now, incarnation: load.incarnation, replacedAt: replaced ? now : before?.replacedAt });
+    // An HTTP shard's bridge queues little (`queued`): the engine behind it queues the rest, and says so in the same report.
+    const engineWaiting = load.engine?.waiting ?? 0;
+    this.reports.set(load.replicaId, { queued: load.queued, engineWaiting, at: now, incarnation: load.incarnation, replacedAt: replaced ? now : before?.replacedAt });
     const r = this.replicas.get(load.replicaId);
     if (r?.unreachable && load.draining !== true) {
       r.unreachable = false;
@@ -259,7 +261,11 @@ export class Balancer {
     return new MusterError(ErrorCode.DEADLINE_EXCEEDED, `deadline passed after ${waitedMs} ms waiting for a free slot on replica group "${group}": its ${eligible.length} replica(s) each had maxOngoingPerReplica=${maxOngoing} calls from this router`, { details: { group } });
   }
 
-  /** What overflow's decision reads (overflow.ts): replicas that may take calls, free slots, waiting calls. */
+  /**
+   * What overflow's decision reads (overflow.ts): replicas that may take
+   * calls, free slots, waiting calls — here, and on the replicas as their
+   * fresh reports say (their queue, plus their engine's waiting requests).
+   */
   pressure(): GroupPressure {
     // One pass, no allocation: it runs at the start of every call of a group with an overflow rule.
     const now = Date.now();
@@ -273,7 +279,7 @@ export class Balancer {
         readyReplicas++;
         if (r.inFlight < this.maxOngoing) freeSlot = true;
         const rep = this.reports.get(r.info.replicaId);
-        if (rep && now - rep.at < this.opts.reportFreshMs) reportedQueued += rep.queued;
+        if (rep && now - rep.at < this.opts.reportFreshMs) reportedQueued += rep.queued + rep.engineWaiting;
       }
     }
     return { readyReplicas, freeSlot, waiting: this.queue.length, reportedQueued, queueFull: this.queue.length >= this.opts.maxQueued };
@@ -290,7 +296,7 @@ export class Balancer {
 
   /** The `prefix` policy's choice among `replicas` (one revision's), counted; undefined: the call has no key (p2c then). */
   private byKey(replicas: readonly ReplicaState[], exclude: ReadonlySet<string> | undefined, route: RouteHint): ReplicaState | undefined {
-    const key = routeKeyOf(route, this.routing.prefixChars);
+    const key = routeHashOf(route, this.routing.prefixChars);
     if (key === undefined) return void this.counted('unkeyed');
     const reachable = replicas.filter((r) => !r.unreachable);
     const picked = this.prefix.pick(key, reachable.map((r) => ({ id: r.info.replicaId, load: this.load(r), usable: this.usable(r, exclude) })), this.routing.loadFactor);

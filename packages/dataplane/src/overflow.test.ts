@@ -10,6 +10,9 @@ import { ErrorCode, isMusterError } from '@muster/common';
 import { Balancer } from './balancer.js';
 import { decideOverflow, isOverflowHop, Overflow, saturation, type GroupPressure, type OverflowTarget } from './overflow.js';
 import type { CallOptions, Membership, OverflowRule } from './types.js';
+import { recordRouterCall } from './metrics.js';
+
+vi.mock('./metrics.js', async (original) => ({ ...(await original<typeof import('./metrics.js')>()), recordRouterCall: vi.fn() }));
 
 const idle: GroupPressure = { readyReplicas: 1, freeSlot: true, waiting: 0, reportedQueued: 0, queueFull: false };
 const p = (o: Partial<GroupPressure>): GroupPressure => ({ ...idle, ...o });
@@ -42,20 +45,27 @@ describe('saturation', () => {
 
 describe('decideOverflow', () => {
   const busy = p({ freeSlot: false, waiting: 3 });
+  const full = p({ freeSlot: false, waiting: 3, queueFull: true });
   it.each([
     ['no rule: always the primary', undefined, busy, idle, 'primary'],
     ['primary not saturated', queueRule, idle, idle, 'primary'],
     ['saturated, overflow group idle', queueRule, busy, idle, 'overflow'],
-    ['saturated, overflow group saturated by the same rule', queueRule, busy, busy, 'refuse'],
-    ['saturated, overflow group with no ready replica', queueRule, busy, p({ readyReplicas: 0 }), 'refuse'],
-    ['saturated, overflow router not open', queueRule, busy, { unavailable: 'its router is still opening' }, 'refuse'],
+    // A threshold, not a limit: a call the overflow group cannot take waits in the primary while its queue has room.
+    ['saturated, overflow group saturated by the same rule: waits in the primary', queueRule, busy, busy, 'primary'],
+    ['saturated, overflow group with no ready replica: waits in the primary', queueRule, busy, p({ readyReplicas: 0 }), 'primary'],
+    ['saturated, overflow router not open: waits in the primary', queueRule, busy, { unavailable: 'its router is still opening' }, 'primary'],
+    ['primary full, overflow group saturated', queueRule, full, busy, 'refuse'],
+    ['primary full, overflow group with no ready replica', queueRule, full, p({ readyReplicas: 0 }), 'refuse'],
+    ['primary full, overflow router not open', queueRule, full, { unavailable: 'its router is still opening' }, 'refuse'],
+    ['primary full but a free slot: sent there', queueRule, p({ waiting: 3, queueFull: true }), busy, 'primary'],
     ['back-pressure rule: the overflow group may still queue', bpRule, p({ freeSlot: false, queueFull: true }), p({ freeSlot: false, waiting: 10 }), 'overflow'],
+    ['back-pressure rule, overflow group unavailable: refused', bpRule, p({ freeSlot: false, queueFull: true }), { unavailable: 'x' }, 'refuse'],
   ] as const)('%s', (_name, rule, primary, target, route) => {
     expect(decideOverflow(rule, primary, target).route).toBe(route);
   });
 
   it('a refusal names the overflow group and why it could not take the call', () => {
-    const d = decideOverflow(queueRule, busy, p({ readyReplicas: 0 }));
+    const d = decideOverflow(queueRule, full, p({ readyReplicas: 0 }));
     expect(d).toEqual({ route: 'refuse', why: expect.stringContaining('its overflow group "small" has no ready replica') });
   });
 });
@@ -73,14 +83,27 @@ describe('Balancer.pressure', () => {
     b.enqueue(undefined, () => undefined);
     expect(b.pressure()).toEqual({ readyReplicas: 2, freeSlot: false, waiting: 1, reportedQueued: 4, queueFull: true });
   });
+
+  it("counts an HTTP replica's engine queue (its report's engine.waiting) with its bridge's", () => {
+    const b = new Balancer({ group: 'g', maxOngoing: 1, maxQueued: 1, reportFreshMs: 3_000 });
+    b.update(m);
+    b.report({ v: 1, replicaId: 'a', inFlight: 1, queued: 1, timeMs: Date.now(), engine: { waiting: 7, running: 8 } });
+    b.report({ v: 1, replicaId: 'b', inFlight: 1, queued: 0, timeMs: Date.now(), engine: { running: 3 } });
+    expect(b.pressure().reportedQueued).toBe(8);
+    // A report with no engine part replaces one with it: its waiting count is not kept.
+    b.report({ v: 1, replicaId: 'a', inFlight: 1, queued: 1, timeMs: Date.now() });
+    expect(b.pressure().reportedQueued).toBe(1);
+  });
 });
 
 /** A fake overflow router: records calls; its pressure and feed error are set by the test. */
 function fakeTarget(pressure: GroupPressure = idle) {
   const calls: { payload: unknown; opts: CallOptions | undefined }[] = [];
-  const t: OverflowTarget & { calls: typeof calls; released: number; pressureNow: GroupPressure; feedError: unknown } = {
+  const t: OverflowTarget & { calls: typeof calls; released: number; wants: number; pressureNow: GroupPressure; feedError: unknown } = {
     calls,
     released: 0,
+    wants: 0,
+    wanted: () => void t.wants++,
     pressureNow: pressure,
     feedError: undefined,
     pressure: () => t.pressureNow,
@@ -97,6 +120,7 @@ function fakeTarget(pressure: GroupPressure = idle) {
 
 describe('Overflow', () => {
   const busy = () => p({ freeSlot: false, waiting: 3 });
+  const full = () => p({ freeSlot: false, waiting: 3, queueFull: true });
   const opened = async (o: Overflow) => {
     for (let i = 0; i < 10 && o.stats()?.readyReplicas !== 1 && o.stats()?.unavailable === undefined; i++) await Promise.resolve();
   };
@@ -134,12 +158,28 @@ describe('Overflow', () => {
     const o = new Overflow('big', async () => ({ target: t, release: () => undefined }));
     o.update(queueRule);
     await opened(o);
-    const err = await o.call('y', undefined, busy)!.catch((e: unknown) => e);
+    expect(o.call('w', undefined, busy)).toBeUndefined(); // room to wait in the primary: it stays there
+    const err = await o.call('y', undefined, full)!.catch((e: unknown) => e);
     expect(isMusterError(err) && err.code).toBe(ErrorCode.BACKPRESSURE);
     expect((err as Error).message).toMatch(/replica group "big" is saturated: .*its overflow group "small" is saturated too/);
-    expect(() => o.stream('s', undefined, busy)).toThrow(expect.objectContaining({ code: ErrorCode.BACKPRESSURE }));
+    expect(() => o.stream('s', undefined, full)).toThrow(expect.objectContaining({ code: ErrorCode.BACKPRESSURE }));
     expect(t.calls).toHaveLength(0);
     expect(o.stats()).toMatchObject({ sent: 0, refused: 2 });
+    // Each refusal is one of the group's router calls too (muster_router_requests_total), with its code.
+    expect(vi.mocked(recordRouterCall).mock.calls.filter(([g, , code]) => g === 'big' && code === ErrorCode.BACKPRESSURE)).toHaveLength(2);
+  });
+
+  it('tells an overflow group at zero replicas about the calls it could have taken (its demand), and keeps them on the primary', async () => {
+    const t = fakeTarget(p({ readyReplicas: 0, freeSlot: false }));
+    const o = new Overflow('big', async () => ({ target: t, release: () => undefined }));
+    o.update(queueRule);
+    await opened(o);
+    expect(o.call('x', undefined, () => idle)).toBeUndefined();
+    expect(t.wants).toBe(0); // not saturated: nothing wanted it
+    expect(o.call('y', undefined, busy)).toBeUndefined();
+    await expect(o.call('z', undefined, full)).rejects.toThrow(/overflow group "small" has no ready replica/);
+    expect(t.wants).toBe(2);
+    expect(t.calls).toHaveLength(0);
   });
 
   it('streams through the overflow group', async () => {
@@ -185,13 +225,16 @@ describe('Overflow', () => {
     });
     o.update(queueRule);
     await opened(o);
-    await expect(o.call('y', undefined, busy)).rejects.toThrow(/overflow group "small" cannot take it: this client may not call/);
+    expect(o.call('y', undefined, busy)).toBeUndefined();
+    await expect(o.call('y', undefined, full)).rejects.toThrow(/overflow group "small" cannot take it: this client may not call/);
     expect(opens).toBe(1);
     fail = false;
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(now + 60_000);
     try {
-      await expect(o.call('y', undefined, busy)).rejects.toThrow(/cannot take it/); // the reopen has started
+      expect(o.stats()).toMatchObject({ unavailable: expect.stringContaining('may not call') }); // a read: no reopen
+      expect(opens).toBe(1);
+      await expect(o.call('y', undefined, full)).rejects.toThrow(/cannot take it/); // the reopen has started
       await opened(o);
       expect(opens).toBe(2);
       await expect(o.call('y', undefined, busy)).resolves.toEqual({ from: 'small', payload: 'y' });

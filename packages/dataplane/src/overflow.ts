@@ -16,7 +16,11 @@
  *        │ yes
  *   overflow group open, with a ready replica, not saturated by the same rule?
  *        │ yes ──▶ the overflow group's router (counted: muster_overflow_calls_total)
- *        │ no  ──▶ MUSTER_BACKPRESSURE naming both groups (muster_overflow_refused_total)
+ *        │ no
+ *   the primary would refuse it (no free slot, its queue full)?
+ *        │ no  ──▶ the primary (it waits there, as without a rule)
+ *        │ yes ──▶ MUSTER_BACKPRESSURE naming both groups (muster_overflow_refused_total,
+ *                  and muster_router_requests_total{code=MUSTER_BACKPRESSURE})
  *
  * One hop: a call sent to the overflow group never overflows again (it is
  * marked, and its router skips this step), whatever that group's own rule
@@ -24,7 +28,7 @@
  * by the head. A call already queued in the primary stays there.
  */
 import { ErrorCode, MusterError } from '@muster/common';
-import { recordOverflow } from './metrics.js';
+import { recordOverflow, recordRouterCall } from './metrics.js';
 import type { CallOptions, OverflowRule } from './types.js';
 
 /** What the decision reads of one group's router at a call's start. */
@@ -58,17 +62,28 @@ export type OverflowDecision = { route: 'primary' } | { route: 'overflow'; why: 
 
 /**
  * Where one call goes. `target`: the overflow group's pressure, or why its
- * router cannot be used (not open yet, not permitted, no such group).
+ * router cannot be used (not open yet, not permitted, no such group). A rule
+ * is a threshold to spill over, not a limit: when the overflow group cannot
+ * take the call, it waits in the primary as it would without a rule, and is
+ * refused only when the primary itself would refuse it (no free slot, its
+ * queue full).
  */
 export function decideOverflow(rule: OverflowRule | undefined, primary: GroupPressure, target: GroupPressure | { unavailable: string }): OverflowDecision {
   if (!rule) return { route: 'primary' };
   const why = saturation(primary, rule);
   if (why === undefined) return { route: 'primary' };
-  if ('unavailable' in target) return { route: 'refuse', why: `${why}; its overflow group "${rule.group}" cannot take it: ${target.unavailable}` };
-  if (target.readyReplicas === 0) return { route: 'refuse', why: `${why}; its overflow group "${rule.group}" has no ready replica` };
+  const cannot = whyNot(target, rule);
+  if (cannot === undefined) return { route: 'overflow', why };
+  if (primary.freeSlot || !primary.queueFull) return { route: 'primary' };
+  return { route: 'refuse', why: `${why}; its overflow group "${rule.group}" ${cannot}` };
+}
+
+/** Why the overflow group cannot take a call now (a phrase after its name), or undefined when it can. */
+function whyNot(target: GroupPressure | { unavailable: string }, rule: OverflowRule): string | undefined {
+  if ('unavailable' in target) return `cannot take it: ${target.unavailable}`;
+  if (target.readyReplicas === 0) return 'has no ready replica';
   const full = saturation(target, rule);
-  if (full !== undefined) return { route: 'refuse', why: `${why}; its overflow group "${rule.group}" is saturated too: ${full}` };
-  return { route: 'overflow', why };
+  return full === undefined ? undefined : `is saturated too: ${full}`;
 }
 
 /** As much of the overflow group's router as overflow needs. */
@@ -77,6 +92,8 @@ export interface OverflowTarget {
   /** Why its membership feed stopped (the group did not exist, …), if it did. */
   readonly feedError: unknown;
   call(payload: unknown, opts?: CallOptions): Promise<unknown>;
+  /** A call would have been sent here but found no ready replica: counted as demand (its autoscaler starts from zero). */
+  wanted(): void;
   stream(payload: unknown, opts?: CallOptions): AsyncGenerator<unknown, void, undefined>;
 }
 
@@ -126,7 +143,7 @@ export class Overflow {
   /** The overflow group and what its router sees now (router.stats()). */
   stats(): { group: string; readyReplicas: number; sent: number; refused: number; unavailable?: string } | undefined {
     if (!this.rule) return undefined;
-    const t = this.target();
+    const t = this.view();
     return { group: this.rule.group, ...('unavailable' in t ? { readyReplicas: 0, unavailable: t.unavailable } : { readyReplicas: t.readyReplicas }), ...this.counts };
   }
 
@@ -162,11 +179,15 @@ export class Overflow {
     const rule = this.rule;
     if (!rule || isOverflowHop(opts)) return undefined;
     const t = this.target();
-    const d = decideOverflow(rule, primary(), t);
+    const p = primary();
+    const d = decideOverflow(rule, p, t);
+    // An overflow group at zero replicas would never see the calls it could take: its router reports them as demand.
+    if (d.route !== 'overflow' && !('unavailable' in t) && t.readyReplicas === 0 && saturation(p, rule) !== undefined) this.link?.target?.wanted();
     if (d.route === 'primary') return undefined;
     if (d.route === 'refuse') {
       this.counts.refused++;
       recordOverflow(this.group, rule.group, false);
+      recordRouterCall(this.group, '', ErrorCode.BACKPRESSURE, performance.now());
       const message = `replica group "${this.group}" is saturated: ${d.why}. Slow down and retry with backoff, or scale either group up`;
       return { error: new MusterError(ErrorCode.BACKPRESSURE, message, { details: { group: this.group, overflowGroup: rule.group } }) };
     }
@@ -179,21 +200,27 @@ export class Overflow {
     return { target: this.link!.target!, opts: hop, payload: (p) => (overflowPayload ? overflowPayload(to, p) : p) };
   }
 
-  /** The overflow group's pressure, or why its router cannot be used now (reopened when that may have changed). */
+  /** The overflow group's pressure, or why its router cannot be used now; reopens it when that may have changed. */
   private target(): GroupPressure | { unavailable: string } {
+    const t = this.view();
+    const l = this.link;
+    // A failed open (not permitted, no connection) or a feed that ended (the group did not exist): try again a little later.
+    if ('unavailable' in t && l && (l.target || l.failed !== undefined) && Date.now() - l.openedAt >= REOPEN_AFTER_MS) {
+      this.drop();
+      this.connect(l.group);
+    }
+    return t;
+  }
+
+  /** As `target()`, without side effects (stats() reads it). */
+  private view(): GroupPressure | { unavailable: string } {
     const l = this.link;
     if (!l) return { unavailable: 'its router is not open' };
     if (!l.target && l.failed === undefined) return { unavailable: 'its router is still opening' };
     const p = l.target?.pressure();
     const feedError = l.target?.feedError;
     const why = l.failed ?? (p?.readyReplicas === 0 && feedError !== undefined ? `no membership: ${feedError instanceof Error ? feedError.message : String(feedError)}` : undefined);
-    if (why === undefined) return p!;
-    // A failed open (not permitted, no connection) or a feed that ended (the group did not exist): try again a little later.
-    if (Date.now() - l.openedAt >= REOPEN_AFTER_MS) {
-      this.drop();
-      this.connect(l.group);
-    }
-    return { unavailable: why };
+    return why === undefined ? p! : { unavailable: why };
   }
 
   private connect(group: string): void {

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Balancer, type ReplicaState } from './balancer.js';
-import { PrefixPicker, type PrefixCandidate } from './prefix-policy.js';
+import { hashKey, PrefixPicker, type PrefixCandidate } from './prefix-policy.js';
 import { routeKeyOf, routeTextOf, type RouteHint } from './route-key.js';
 import type { Membership } from './types.js';
 
@@ -17,7 +17,7 @@ const keys = Array.from({ length: 10_000 }, (_, i) => `user-${i}`);
 /** Where each key goes among idle replicas. */
 function assign(p: PrefixPicker, names: string[]): Map<string, string> {
   const c = idle(names);
-  return new Map(keys.map((k) => [k, names[p.pick(k, c, 1.25)!.index]!]));
+  return new Map(keys.map((k) => [k, names[p.pick(hashKey(k), c, 1.25)!.index]!]));
 }
 
 describe('PrefixPicker', () => {
@@ -26,10 +26,10 @@ describe('PrefixPicker', () => {
     const a = new PrefixPicker();
     const b = new PrefixPicker();
     for (const k of keys.slice(0, 200)) {
-      const first = names[a.pick(k, idle(names), 1.25)!.index];
-      expect(names[a.pick(k, idle(names), 1.25)!.index]).toBe(first);
+      const first = names[a.pick(hashKey(k), idle(names), 1.25)!.index];
+      expect(names[a.pick(hashKey(k), idle(names), 1.25)!.index]).toBe(first);
       const reversed = [...names].reverse();
-      expect(reversed[b.pick(k, idle(reversed), 1.25)!.index]).toBe(first);
+      expect(reversed[b.pick(hashKey(k), idle(reversed), 1.25)!.index]).toBe(first);
     }
   });
 
@@ -61,7 +61,7 @@ describe('PrefixPicker', () => {
     fc.assert(
       fc.property(fc.array(fc.record({ load: fc.nat(50), usable: fc.boolean() }), { minLength: 1, maxLength: 8 }), fc.double({ min: 1, max: 3, noNaN: true }), fc.string(), (cs, c, key) => {
         const all = cs.map((x, i) => ({ id: `r${i}`, ...x }));
-        const picked = new PrefixPicker().pick(key, all, c);
+        const picked = new PrefixPicker().pick(hashKey(key), all, c);
         const usable = all.filter((x) => x.usable);
         if (usable.length === 0) return picked === undefined;
         const chosen = all[picked!.index]!;
@@ -116,10 +116,29 @@ describe('Balancer with the prefix policy', () => {
     expect(b.prefixRoutes).toEqual({ hit: 2, fallback: 1, unkeyed: 1 });
   });
 
+  it("computes a call's key once, on first use: its retries and turns in the queue reuse it", () => {
+    const b = new Balancer({ group: 'g', maxQueued: 10, reportFreshMs: 3_000, maxOngoing: 1 });
+    b.update(prefixMembership(2));
+    let computed = 0;
+    const route: RouteHint = { key: undefined, text: () => (computed++, 'SYSTEM: same'), payload: undefined };
+    const first = b.tryAcquire(undefined, route)!;
+    const retry = b.tryAcquire(new Set([first.info.replicaId]), route)!;
+    expect(retry.info.replicaId).not.toBe(first.info.replicaId);
+    let granted: ReplicaState | undefined;
+    b.enqueue(undefined, (r) => (granted = r), route);
+    b.release(first);
+    expect(granted?.info.replicaId).toBe(first.info.replicaId);
+    expect(computed).toBe(1);
+  });
+
   it('ignores keys under p2c', () => {
     const b = new Balancer({ group: 'g', maxQueued: 10, reportFreshMs: 3_000, random: () => 0.4 });
     b.update({ ...prefixMembership(3), routing: { policy: 'p2c', prefixChars: 256, loadFactor: 1.25 } });
     b.tryAcquire(undefined, hint('k'));
+    // A caller's text given as a function (the gateway's) is not even computed.
+    let computed = 0;
+    b.tryAcquire(undefined, { key: undefined, text: () => (computed++, 'SYSTEM: x'), payload: undefined });
+    expect(computed).toBe(0);
     expect(b.prefixRoutes).toEqual({ hit: 0, fallback: 0, unkeyed: 0 });
   });
 });
@@ -136,5 +155,12 @@ describe('route keys', () => {
     expect(routeTextOf({ prompt: '' })).toBeUndefined();
     expect(routeKeyOf(hint('abc', 'abc'), 3)).not.toBe(routeKeyOf(hint(undefined, 'abc'), 3));
     expect(routeKeyOf(hint(undefined, 'abcdef'), 3)).toBe(routeKeyOf(hint(undefined, 'abcxyz'), 3));
+    expect(routeKeyOf({ key: undefined, text: () => 'abcdef', payload: undefined }, 3)).toBe(routeKeyOf(hint(undefined, 'abc'), 3));
+  });
+
+  it('stops reading a message\'s parts once the limit is reached', () => {
+    const unread = { type: 'text', get text(): string { throw new Error('read past the limit'); } };
+    expect(routeTextOf({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x'.repeat(20) }, unread] }] }, 10)).toBe('user\nxxxxx');
+    expect(routeTextOf({ prompt: Array.from({ length: 100_000 }, (_, i) => i) }, 9)).toBe('0,1,2,3,4');
   });
 });

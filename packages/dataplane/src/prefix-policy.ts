@@ -39,20 +39,25 @@ export interface PrefixCandidate {
 /** A 64-bit hash as two 32-bit halves. */
 type Hash = readonly [number, number];
 
+/** A route key's hash, as `pick` takes it (a call computes it once: route-key.ts, routeHashOf). */
+export type KeyHash = Hash;
+
+/** The hash of route key `key`. */
+export function hashKey(key: string): KeyHash {
+  return hash64(key);
+}
+
 /** Picks replicas by key; keeps the hashes of replica ids it has seen (bounded: one entry per member, rebuilt by `retain`). */
 export class PrefixPicker {
   private readonly ids = new Map<string, Hash>();
-  /** The last key hashed: a call tried again (a queued waiter, a retry) does not hash it again. */
-  private last: { key: string; hash: Hash } | undefined;
 
   /**
-   * The index in `all` of the replica that takes a call with `key` and
+   * The index in `all` of the replica that takes a call whose key hashes to `k` and
    * whether it is the key's first choice; undefined when none is usable.
    * `all`: the reachable replicas among which load is balanced.
    */
-  pick(key: string, all: readonly PrefixCandidate[], loadFactor: number): { index: number; preferred: boolean } | undefined {
+  pick(k: KeyHash, all: readonly PrefixCandidate[], loadFactor: number): { index: number; preferred: boolean } | undefined {
     if (all.length === 0) return undefined;
-    const k = this.keyHash(key);
     const scores = all.map((c) => score(k, this.idHash(c.id)));
     let total = 0;
     let top = 0;
@@ -79,11 +84,6 @@ export class PrefixPicker {
   retain(ids: Iterable<string>): void {
     const keep = new Set(ids);
     for (const id of this.ids.keys()) if (!keep.has(id)) this.ids.delete(id);
-  }
-
-  private keyHash(key: string): Hash {
-    if (this.last?.key !== key) this.last = { key, hash: hash64(key) };
-    return this.last.hash;
   }
 
   private idHash(id: string): Hash {

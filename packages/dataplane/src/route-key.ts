@@ -16,18 +16,34 @@
  */
 import { ErrorCode, MusterError } from '@muster/common';
 import { MAX_PREFIX_CHARS, MAX_ROUTE_KEY_LENGTH } from '@muster/contracts';
+import { hashKey, type KeyHash } from './prefix-policy.js';
 
 /** What a call says about its key; resolved lazily (only a `prefix` group reads the payload). */
 export interface RouteHint {
   readonly key: string | undefined;
-  readonly text: string | undefined;
+  /** The caller's text, or a function that gives it (called only when a key is needed). */
+  readonly text: string | (() => string | undefined) | undefined;
   readonly payload: unknown;
+  /** Its key's hash once computed (routeHashOf), for the `prefixChars` it was computed with. */
+  computed?: { prefixChars: number; hash: KeyHash | undefined };
+}
+
+/**
+ * The hash of a call's key, computed on first use and kept on its hint: its
+ * retries, hedges and turns in the queue do not read the payload again.
+ */
+export function routeHashOf(h: RouteHint, prefixChars: number): KeyHash | undefined {
+  if (h.computed?.prefixChars !== prefixChars) {
+    const key = routeKeyOf(h, prefixChars);
+    h.computed = { prefixChars, hash: key === undefined ? undefined : hashKey(key) };
+  }
+  return h.computed.hash;
 }
 
 /** The key of a call for a group that keys on `prefixChars` characters; undefined: unkeyed. */
 export function routeKeyOf(h: RouteHint, prefixChars: number): string | undefined {
   if (h.key !== undefined) return `k:${h.key}`;
-  const text = h.text ?? routeTextOf(h.payload, prefixChars);
+  const text = (typeof h.text === 'function' ? h.text() : h.text) ?? routeTextOf(h.payload, prefixChars);
   // Tagged so that a caller's key never collides with a prompt that reads the same.
   return text ? `p:${text.slice(0, prefixChars)}` : undefined;
 }
@@ -49,7 +65,7 @@ export function checkRouteOptions(o: { routeKey?: unknown; routeText?: unknown }
   if (key !== undefined && !(typeof key === 'string' && key.length <= MAX_ROUTE_KEY_LENGTH)) {
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, `routeKey: must be a string of at most ${MAX_ROUTE_KEY_LENGTH} characters${typeof key === 'string' ? `, got ${key.length}` : ''}`, { details: { field: 'routeKey' } });
   }
-  if (o?.routeText !== undefined && typeof o.routeText !== 'string') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'routeText: must be a string', { details: { field: 'routeText' } });
+  if (o?.routeText !== undefined && typeof o.routeText !== 'string' && typeof o.routeText !== 'function') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'routeText: must be a string, or a function that returns one', { details: { field: 'routeText' } });
 }
 
 function promptText(b: Record<string, unknown>, limit: number): string | undefined {
@@ -57,7 +73,7 @@ function promptText(b: Record<string, unknown>, limit: number): string | undefin
   if (typeof p === 'string') return p.slice(0, limit) || undefined;
   if (Array.isArray(p) && p.length > 0) {
     if (p.every((x) => typeof x === 'string')) return joinUpTo(p, '\n', limit);
-    if (p.every((x) => typeof x === 'number')) return joinUpTo(p.map(String), ',', limit);
+    if (p.every((x) => typeof x === 'number')) return joinUpTo(p, ',', limit);
   }
   const m = b.messages;
   if (!Array.isArray(m) || m.length === 0) return undefined;
@@ -65,7 +81,8 @@ function promptText(b: Record<string, unknown>, limit: number): string | undefin
   let length = 0;
   for (const msg of m) {
     if (!isObject(msg)) continue;
-    const part = `${typeof msg.role === 'string' ? msg.role : ''}\n${contentText(msg.content)}`;
+    const role = typeof msg.role === 'string' ? msg.role : '';
+    const part = `${role}\n${contentText(msg.content, limit - length - role.length - 1)}`;
     parts.push(part);
     length += part.length + 1;
     if (length > limit) break;
@@ -73,17 +90,23 @@ function promptText(b: Record<string, unknown>, limit: number): string | undefin
   return parts.length ? joinUpTo(parts, '\n', limit) : undefined;
 }
 
-/** `xs` joined by `sep`, cut at `limit` characters; stops reading once there. */
-function joinUpTo(xs: readonly string[], sep: string, limit: number): string {
+/** `xs` (strings, or token ids) joined by `sep`, cut at `limit` characters; stops reading once there. */
+function joinUpTo(xs: readonly (string | number)[], sep: string, limit: number): string {
   let out = '';
-  for (let i = 0; i < xs.length && out.length < limit; i++) out += i > 0 ? sep + xs[i]! : xs[i]!;
+  for (let i = 0; i < xs.length && out.length < limit; i++) out += i > 0 ? sep + String(xs[i]) : String(xs[i]);
   return out.slice(0, limit);
 }
 
-function contentText(c: unknown): string {
+/** A message's content as text: a string, or its parts' `text` — read no further than `limit` characters (the rest is cut anyway). */
+function contentText(c: unknown, limit: number): string {
   if (typeof c === 'string') return c;
   if (!Array.isArray(c)) return '';
-  return c.map((part) => (isObject(part) && typeof part.text === 'string' ? part.text : '')).join('');
+  let out = '';
+  for (let i = 0; i < c.length && out.length < limit; i++) {
+    const part: unknown = c[i];
+    if (isObject(part) && typeof part.text === 'string') out += part.text;
+  }
+  return out;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -80,6 +80,8 @@ const initSchema = z.object({
 });
 
 const MAX_TIMER_MS = 2_147_483_647;
+/** At most this many calls that wanted to overflow here are reported in one demand report. */
+const MAX_WANTED = 10_000;
 
 export class Router implements OverflowTarget {
   private readonly host: CallHost;
@@ -98,6 +100,8 @@ export class Router implements OverflowTarget {
   private readonly demandSubject: string;
   private readonly routerId = randomBytes(4).toString('hex');
   private lastDemand = { waiting: 0, at: 0 };
+  /** Calls another group's router would have overflowed here since the last demand report (overflow.ts, `wanted`). */
+  private wantedSinceReport = 0;
   /** Leaves the data-plane gauges (metrics.ts) on close. */
   private readonly untrack: () => void;
   /** Why the membership feed stopped, if it failed (the last membership stays in use). */
@@ -172,6 +176,12 @@ export class Router implements OverflowTarget {
     return this.balancer.pressure();
   }
 
+  /** A call another group would have overflowed here found no ready replica: reported as demand (overflow.ts). */
+  wanted(): void {
+    if (this.wantedSinceReport === 0) setImmediate(() => this.reportDemand());
+    this.wantedSinceReport = Math.min(this.wantedSinceReport + 1, MAX_WANTED);
+  }
+
   /** One request, one answer. Rejects with a MusterError (see docs/dataplane.md for codes). */
   call(payload: unknown, opts?: CallOptions): Promise<unknown> {
     let resolved: ResolvedCallOptions;
@@ -230,11 +240,13 @@ export class Router implements OverflowTarget {
    * waiting, every second while they do, and once more when none is left.
    */
   private reportDemand(): void {
-    const waiting = this.balancer.queued;
+    // Calls that wanted to overflow here count as waiting until the next report after them.
+    const waiting = this.balancer.queued + this.wantedSinceReport;
     const now = Date.now();
     const due = waiting > 0 ? this.lastDemand.waiting === 0 || now - this.lastDemand.at >= 1_000 : this.lastDemand.waiting > 0;
-    if (!due || !this.link.up) return;
+    if (!due || !this.link.up || this.closed) return;
     this.lastDemand = { waiting, at: now };
+    this.wantedSinceReport = 0;
     const report: DemandReport = { v: 1, routerId: this.routerId, waiting, timeMs: now };
     this.nats.publish(this.demandSubject, encode(report));
   }

@@ -85,9 +85,10 @@ export interface CallOptions {
    * Groups with the `prefix` routing policy, when no `routeKey`: text whose
    * first `prefixChars` characters (the group's) make the key — a prompt.
    * Absent too, the payload's `prompt` or `messages` (or its `body`'s) are
-   * read; a call with no key at all is routed by p2c.
+   * read; a call with no key at all is routed by p2c. A function is called
+   * only when the key is needed (the group's policy is `prefix`), once a call.
    */
-  routeText?: string;
+  routeText?: string | (() => string | undefined);
 }
 
 export interface RouterOptions {

@@ -167,6 +167,8 @@ export function replicaGroupView(g: wire.ReplicaGroup): ReplicaGroupView {
 export class ReplicaGroup {
   /** The router of this handle, made by the first call (concurrent first calls share it). */
   private router: Promise<Router> | undefined;
+  /** Lets go of `router` (closes it, or releases this handle's count on the shared one). */
+  private release: (() => void) | undefined;
 
   constructor(private view: ReplicaGroupView, private readonly api: ReplicaGroups) {}
 
@@ -200,24 +202,46 @@ export class ReplicaGroup {
     yield* (await this.routerOf()).stream(payload, opts);
   }
 
-  /** The router this handle uses (created on first call; a failed creation is tried again by the next). */
+  /**
+   * The router this handle uses (created on first call; a failed creation is
+   * tried again by the next). Without `opts` it is the process's shared router
+   * of the group (ReplicaGroups.shared), the one other groups overflow to.
+   */
   routerOf(opts?: RouterOptions): Promise<Router> {
-    const router = (this.router ??= this.api.router(this.name, opts));
+    if (!this.router) {
+      if (opts) {
+        const own = this.api.router(this.name, opts);
+        this.router = own;
+        this.release = () => void own.then((r) => r.close(), () => undefined);
+      } else {
+        const { router, release } = this.api.shared(this.name);
+        this.router = router;
+        this.release = release;
+      }
+    }
+    const router = this.router;
+    const release = this.release;
     router.catch(() => {
-      if (this.router === router) this.router = undefined;
+      if (this.router !== router) return;
+      this.router = undefined;
+      this.release = undefined;
+      release?.();
     });
     return router;
   }
 
   close(): void {
-    void this.router?.then((r) => r.close(), () => undefined);
+    this.release?.();
     this.router = undefined;
+    this.release = undefined;
   }
 }
 
 export class ReplicaGroups {
   private nats: Promise<DataPlane> | undefined;
   private access: DataPlaneAccess | undefined;
+  /** The routers `shared` hands out, by group. */
+  private readonly sharedRouters = new Map<string, { router: Promise<Router>; refs: number }>();
 
   constructor(
     private readonly head: HeadService<ReplicaGroupServiceClient>,
@@ -264,10 +288,12 @@ export class ReplicaGroups {
   /**
    * A router for `name`, fed by the head's membership, on the cluster's NATS.
    * When the group names an overflow group, its calls beyond the rule go
-   * through a second router made here for that group (with no overflow of
-   * its own: one hop), closed with this one.
+   * through this process's shared router of that group (`shared`), so a
+   * group's replicas see one router's limits from this process however many
+   * groups overflow to it. A call sent there never overflows again (one hop:
+   * the router marks it).
    */
-  async router(name: string, opts: RouterOptions = {}, overflow = true): Promise<Router> {
+  async router(name: string, opts: RouterOptions = {}): Promise<Router> {
     const { conn, prefix, inboxPrefix, groups } = await this.dataPlane();
     // NATS refuses the publish anyway (the user's permissions); refusing here
     // names the reason at once instead of letting the call time out.
@@ -275,12 +301,16 @@ export class ReplicaGroups {
       throw new MusterError(ErrorCode.PERMISSION_DENIED, `this client may not call replica group "${name}": its identity's call rights are ${groups.length ? groups.join(', ') : 'none'} (a certificate's urn:muster:call:<group> names, docs/security.md)`, { details: { group: name } });
     }
     const abort = new AbortController();
-    // The per-replica limit the caller chose is its group's; the overflow group's router keeps its own.
     const openOverflow = async (group: string) => {
-      const target = await this.router(group, { ...opts, maxOngoingPerReplica: undefined }, false);
-      return { target, release: () => target.close() };
+      const { router, release } = this.shared(group);
+      try {
+        return { target: await router, release };
+      } catch (e) {
+        release();
+        throw e;
+      }
     };
-    const router = new Router(conn, this.membership(name, abort.signal), { ...opts, group: name, subjectPrefix: prefix, ...(inboxPrefix ? { inboxPrefix } : {}), ...(overflow ? { openOverflow } : {}) });
+    const router = new Router(conn, this.membership(name, abort.signal), { ...opts, group: name, subjectPrefix: prefix, ...(inboxPrefix ? { inboxPrefix } : {}), openOverflow });
     const close = router.close.bind(router);
     router.close = () => {
       abort.abort();
@@ -289,8 +319,43 @@ export class ReplicaGroups {
     return router;
   }
 
+  /**
+   * This process's one router of `name` (default options), counted: made by
+   * the first user — a handle's calls, another group's overflow — and closed
+   * when the last `release`s it. A failed creation is forgotten, so the next
+   * user tries again. Two groups that overflow to each other hold each
+   * other's router until the data plane closes (one router per group at most).
+   */
+  shared(name: string): { router: Promise<Router>; release(): void } {
+    let s = this.sharedRouters.get(name);
+    if (!s) {
+      const router = this.router(name);
+      const entry = { router, refs: 0 };
+      s = entry;
+      this.sharedRouters.set(name, entry);
+      router.catch(() => {
+        if (this.sharedRouters.get(name) === entry) this.sharedRouters.delete(name);
+      });
+    }
+    const entry = s;
+    entry.refs++;
+    let released = false;
+    return {
+      router: entry.router,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--entry.refs > 0) return;
+        if (this.sharedRouters.get(name) === entry) this.sharedRouters.delete(name);
+        void entry.router.then((r) => r.close(), () => undefined);
+      },
+    };
+  }
+
   /** @internal */
   async closeDataPlane(): Promise<void> {
+    for (const s of this.sharedRouters.values()) void s.router.then((r) => r.close(), () => undefined);
+    this.sharedRouters.clear();
     const n = await this.nats?.catch(() => undefined);
     this.nats = undefined;
     this.access?.close();

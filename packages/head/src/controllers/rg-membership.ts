@@ -9,10 +9,10 @@
  * carries the group's router limit per replica (`maxInFlightPerReplica`), so
  * a change of that limit reaches every router without a roll, and its
  * overflow (group and saturation rule) and routing policy (`routing`,
- * defaults filled: rg-routing.ts), the same way.
+ * defaults filled by contracts' routingConfig), the same way.
  */
+import { routingConfig } from '@muster/contracts';
 import type { Membership, ReplicaGroup } from '@muster/proto';
-import { routingOf } from './rg-routing.js';
 import { maxInFlightOf } from './rg-spec.js';
 
 export class MembershipFeed {
@@ -46,7 +46,7 @@ export class MembershipFeed {
       revisionWeights[rg.stableRevision] = 1 - canaryWeight;
     }
     const maxInFlightPerReplica = rg.spec ? maxInFlightOf(rg.spec) : 0;
-    const routing = rg.spec ? routingOf(rg.spec.routing) : undefined;
+    const routing = rg.spec ? routingConfig(rg.spec.routing) : undefined;
     const next: Membership = { group: rg.name, version: this.current.version + 1, replicas, revisionWeights, maxInFlightPerReplica, overflow: rg.spec?.overflow, routing };
     return sameMembers(next, this.current) ? undefined : next;
   }

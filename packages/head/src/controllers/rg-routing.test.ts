@@ -7,8 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ReplicaGroup, ReplicaGroupSpec, Routing } from '@muster/proto';
 import { MembershipFeed } from './rg-membership.js';
-import { routingOf } from './rg-routing.js';
 import { parseRgSpec, revisionOf } from './rg-spec.js';
+import { routingConfig } from '@muster/contracts';
 
 function wire(routing: Routing | undefined): ReplicaGroupSpec {
   return {
@@ -33,10 +33,10 @@ function refusal(r: Routing): string {
 describe('routing policy', () => {
   it('accepts p2c, prefix and no routing at all, and fills the defaults for routers', () => {
     expect(parseRgSpec(wire(undefined)).routing).toBeUndefined();
-    expect(routingOf(undefined)).toEqual({ policy: 'p2c', prefixChars: 256, loadFactor: 1.25 });
-    expect(routingOf(parseRgSpec(wire(routing({}))).routing)).toEqual({ policy: 'prefix', prefixChars: 256, loadFactor: 1.25 });
-    expect(routingOf(parseRgSpec(wire(routing({ prefixChars: 1000, loadFactor: 2 }))).routing)).toEqual({ policy: 'prefix', prefixChars: 1000, loadFactor: 2 });
-    expect(routingOf(parseRgSpec(wire(routing({ policy: '' }))).routing).policy).toBe('p2c');
+    expect(routingConfig(undefined)).toEqual({ policy: 'p2c', prefixChars: 256, loadFactor: 1.25 });
+    expect(routingConfig(parseRgSpec(wire(routing({}))).routing)).toEqual({ policy: 'prefix', prefixChars: 256, loadFactor: 1.25 });
+    expect(routingConfig(parseRgSpec(wire(routing({ prefixChars: 1000, loadFactor: 2 }))).routing)).toEqual({ policy: 'prefix', prefixChars: 1000, loadFactor: 2 });
+    expect(routingConfig(parseRgSpec(wire(routing({ policy: '' }))).routing).policy).toBe('p2c');
   });
 
   it.each<[string, Partial<Routing>, string]>([

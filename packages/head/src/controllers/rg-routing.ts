@@ -1,7 +1,7 @@
 /**
  * A replica group's routing policy (spec field `routing`): checked when the
- * spec is applied, and filled with its defaults for the membership that
- * carries it to every router (rg-membership.ts). The routers apply it
+ * spec is applied; filled with its defaults by contracts' `routingConfig`
+ * for the membership that carries it to every router (rg-membership.ts). The routers apply it
  * (@muster/dataplane balancer.ts, prefix-policy.ts); docs/replica-groups.md,
  * "Routing policies", says what each policy does. Changing it does not roll
  * replicas (revisionOf leaves it out): routers take it with the next membership.
@@ -30,13 +30,4 @@ export function routingProblems(r: Routing | undefined): string[] {
     for (const f of ['prefixChars', 'loadFactor'] as const) if (r[f]) out.push(`routing.${f}: only the "prefix" policy uses it (policy is "p2c")`);
   }
   return out;
-}
-
-/** The routing routers apply for a valid spec's `routing`, defaults filled. */
-export function routingOf(r: Routing | undefined): Routing {
-  return {
-    policy: r?.policy || 'p2c',
-    prefixChars: r?.prefixChars || DEFAULT_PREFIX_CHARS,
-    loadFactor: r?.loadFactor || DEFAULT_LOAD_FACTOR,
-  };
 }
