@@ -156,6 +156,8 @@ export function replicaGroupView(g: wire.ReplicaGroup): ReplicaGroupView {
 export class ReplicaGroup {
   /** The router of this handle, made by the first call (concurrent first calls share it). */
   private router: Promise<Router> | undefined;
+  /** The router once `router` resolved (call's fast path). */
+  private ready: Router | undefined;
 
   constructor(private view: ReplicaGroupView, private readonly api: ReplicaGroups) {}
 
@@ -180,8 +182,10 @@ export class ReplicaGroup {
   }
 
   /** Sends one request to a replica (power of two choices, limits, retries, hedging: see docs/dataplane.md). */
-  async call(payload: unknown, opts?: CallOptions): Promise<unknown> {
-    return (await this.routerOf()).call(payload, opts);
+  call(payload: unknown, opts?: CallOptions): Promise<unknown> {
+    // Once the router is up, straight to it: no promise or microtask of this handle's own per call.
+    const r = this.ready;
+    return r ? r.call(payload, opts) : this.routerOf().then((router) => router.call(payload, opts));
   }
 
   /** A streaming request: yields the replica's chunks. */
@@ -191,16 +195,24 @@ export class ReplicaGroup {
 
   /** The router this handle uses (created on first call; a failed creation is tried again by the next). */
   routerOf(opts?: RouterOptions): Promise<Router> {
-    const router = (this.router ??= this.api.router(this.name, opts));
-    router.catch(() => {
-      if (this.router === router) this.router = undefined;
-    });
+    if (this.router) return this.router;
+    const router = this.api.router(this.name, opts);
+    this.router = router;
+    router.then(
+      (r) => {
+        if (this.router === router) this.ready = r;
+      },
+      () => {
+        if (this.router === router) this.router = undefined;
+      },
+    );
     return router;
   }
 
   close(): void {
     void this.router?.then((r) => r.close(), () => undefined);
     this.router = undefined;
+    this.ready = undefined;
   }
 }
 
