@@ -64,6 +64,8 @@ export interface ServeOptions {
   subjectPrefix?: string;
   /** Handlers running at once (default 64); more requests wait in a FIFO queue, reported as `queued`. With `batch`: the most calls held for batches, queued or running (default maxBatchSize × (maxConcurrentBatches + 1)); beyond it, MUSTER_BACKPRESSURE. */
   maxConcurrent?: number;
+  /** Requests waiting for a handler slot at most (default 10,000; not with `batch`, whose bound is maxConcurrent); one more is answered MUSTER_BACKPRESSURE. Routers keep each replica's share small (maxInFlightPerReplica), so this bounds only many routers at once, or a caller that is not a router. */
+  maxQueued?: number;
   /** Period of load reports (default 1000 ms). */
   loadIntervalMs?: number;
   /** Where the defaults come from (default process.env). */
@@ -90,6 +92,7 @@ const HANDLER_KEYS = ['unary', 'stream', 'batch'];
 
 const limits = z.object({
   maxConcurrent: z.int().min(1).max(100_000).default(64),
+  maxQueued: z.int().min(0).max(1_000_000).default(10_000),
   loadIntervalMs: z.int().min(10).max(60_000).default(1_000),
 });
 
@@ -105,7 +108,7 @@ export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): P
   if (!handlers.unary && !handlers.batch && !handlers.stream) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'serve(): give a unary, batch or stream handler (or a stream handler beside one of the others)');
   if (handlers.unary && handlers.batch) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'serve(): give unary or batch, not both: both answer unary calls', { details: { field: 'batch' } });
   const batch = handlers.batch ? parseBatchOptions(handlers.batch) : undefined;
-  const parsed = limits.safeParse({ maxConcurrent: opts.maxConcurrent, loadIntervalMs: opts.loadIntervalMs });
+  const parsed = limits.safeParse({ maxConcurrent: opts.maxConcurrent, maxQueued: opts.maxQueued, loadIntervalMs: opts.loadIntervalMs });
   if (!parsed.success) {
     const i = parsed.error.issues[0]!;
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, `serve(): ${i.path.join('.')}: ${i.message}`, { details: { field: i.path.join('.') } });
@@ -182,7 +185,7 @@ class ReplicaServer implements Server {
     private readonly nc: NatsConnection,
     private readonly ownsConnection: boolean,
     private readonly handlers: ServeHandlers,
-    private readonly cfg: { maxConcurrent: number; loadIntervalMs: number; subject: string; group: string; replicaId: string; revision: string; prefix: string; engineLoad?: (() => EngineLoad | undefined) | undefined; batch: { options: ValidBatchOptions; capacity: number } | undefined },
+    private readonly cfg: { maxConcurrent: number; maxQueued: number; loadIntervalMs: number; subject: string; group: string; replicaId: string; revision: string; prefix: string; engineLoad?: (() => EngineLoad | undefined) | undefined; batch: { options: ValidBatchOptions; capacity: number } | undefined },
   ) {
     this.subject = cfg.subject;
     this.group = cfg.group;
@@ -245,6 +248,9 @@ class ReplicaServer implements Server {
     if (this.batcher && !job.stream) {
       if (!this.batcher.add(job)) this.fail(job, ErrorCode.BACKPRESSURE, `replica ${this.replicaId} of group ${this.group} already holds ${this.cfg.batch!.capacity} calls for its batch handler (queued or running; serve()'s maxConcurrent). Slow down and retry with backoff, or scale the group up`);
       return;
+    }
+    if (this.running >= this.cfg.maxConcurrent && this.waiting.length >= this.cfg.maxQueued) {
+      return this.fail(job, ErrorCode.BACKPRESSURE, `replica ${this.replicaId} of group ${this.group} runs ${this.running} calls and has ${this.waiting.length} waiting (serve()'s maxQueued); the call never started. Slow down and retry with backoff, or scale the group up`);
     }
     this.jobs.set(job.id, job);
     if (this.running < this.cfg.maxConcurrent) this.start(job);
