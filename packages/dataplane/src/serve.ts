@@ -37,6 +37,7 @@ import { Link } from './connection.js';
 import { OK, recordReplicaBatch, recordReplicaRequest, trackReplica } from './metrics.js';
 import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireCredit, WireError, WireLoad, WireReply, WireRequest } from './types.js';
 import { customMetricsOf, DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, readNatsCredentialEnv, SHARD_ENV, ShardEnvError, type EngineLoad } from '@muster/contracts';
+import { CallAbort, HandlerContext } from './call-abort.js';
 import { startServeSpan } from './tracing.js';
 import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
 import { answerWarmups } from './warmup.js';
@@ -63,6 +64,8 @@ export interface ServeOptions {
   subjectPrefix?: string;
   /** Handlers running at once (default 64); more requests wait in a FIFO queue, reported as `queued`. With `batch`: the most calls held for batches, queued or running (default maxBatchSize × (maxConcurrentBatches + 1)); beyond it, MUSTER_BACKPRESSURE. */
   maxConcurrent?: number;
+  /** Requests waiting for a handler slot at most (default 10,000; not with `batch`, whose bound is maxConcurrent); one more is answered MUSTER_BACKPRESSURE. Routers keep each replica's share small (maxInFlightPerReplica), so this bounds only many routers at once, or a caller that is not a router. */
+  maxQueued?: number;
   /** Period of load reports (default 1000 ms). */
   loadIntervalMs?: number;
   /** Where the defaults come from (default process.env). */
@@ -95,6 +98,7 @@ const HANDLER_KEYS = ['unary', 'stream', 'batch'];
 
 const limits = z.object({
   maxConcurrent: z.int().min(1).max(100_000).default(64),
+  maxQueued: z.int().min(0).max(1_000_000).default(10_000),
   loadIntervalMs: z.int().min(10).max(60_000).default(1_000),
 });
 
@@ -110,7 +114,7 @@ export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): P
   if (!handlers.unary && !handlers.batch && !handlers.stream) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'serve(): give a unary, batch or stream handler (or a stream handler beside one of the others)');
   if (handlers.unary && handlers.batch) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'serve(): give unary or batch, not both: both answer unary calls', { details: { field: 'batch' } });
   const batch = handlers.batch ? parseBatchOptions(handlers.batch) : undefined;
-  const parsed = limits.safeParse({ maxConcurrent: opts.maxConcurrent, loadIntervalMs: opts.loadIntervalMs });
+  const parsed = limits.safeParse({ maxConcurrent: opts.maxConcurrent, maxQueued: opts.maxQueued, loadIntervalMs: opts.loadIntervalMs });
   if (!parsed.success) {
     const i = parsed.error.issues[0]!;
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, `serve(): ${i.path.join('.')}: ${i.message}`, { details: { field: i.path.join('.') } });
@@ -151,11 +155,10 @@ interface Job {
   /** performance.now() at arrival; the outcome's code once known (metrics.ts). */
   arrived: number;
   code: string;
-  /** Set once started. */
-  ac?: AbortController;
+  /** Set once started (call-abort.ts: its AbortController only made if the handler reads ctx.signal). */
+  abort?: CallAbort;
   /** The caller cancelled it (a WireCancel), as against the replica closing. */
   cancelled?: boolean;
-  timer?: NodeJS.Timeout;
   /** Streams with flow control: chunks sent past `credit` at most (the caller's WireCredit). */
   window?: number;
   credit: number;
@@ -188,7 +191,7 @@ class ReplicaServer implements Server {
     private readonly nc: NatsConnection,
     private readonly ownsConnection: boolean,
     private readonly handlers: ServeHandlers,
-    private readonly cfg: { maxConcurrent: number; loadIntervalMs: number; subject: string; group: string; replicaId: string; revision: string; prefix: string; engineLoad?: (() => EngineLoad | undefined) | undefined; batch: { options: ValidBatchOptions; capacity: number } | undefined; customMetrics?: (() => Record<string, number> | undefined) | undefined },
+    private readonly cfg: { maxConcurrent: number; maxQueued: number; loadIntervalMs: number; subject: string; group: string; replicaId: string; revision: string; prefix: string; engineLoad?: (() => EngineLoad | undefined) | undefined; batch: { options: ValidBatchOptions; capacity: number } | undefined; customMetrics?: (() => Record<string, number> | undefined) | undefined },
   ) {
     this.subject = cfg.subject;
     this.group = cfg.group;
@@ -252,6 +255,9 @@ class ReplicaServer implements Server {
       if (!this.batcher.add(job)) this.fail(job, ErrorCode.BACKPRESSURE, `replica ${this.replicaId} of group ${this.group} already holds ${this.cfg.batch!.capacity} calls for its batch handler (queued or running; serve()'s maxConcurrent). Slow down and retry with backoff, or scale the group up`);
       return;
     }
+    if (this.running >= this.cfg.maxConcurrent && this.waiting.length >= this.cfg.maxQueued) {
+      return this.fail(job, ErrorCode.BACKPRESSURE, `replica ${this.replicaId} of group ${this.group} runs ${this.running} calls and has ${this.waiting.length} waiting (serve()'s maxQueued); the call never started. Slow down and retry with backoff, or scale the group up`);
+    }
     this.jobs.set(job.id, job);
     if (this.running < this.cfg.maxConcurrent) this.start(job);
     else this.waiting.push(job);
@@ -259,19 +265,18 @@ class ReplicaServer implements Server {
 
   private start(job: Job): void {
     this.running++;
-    const ac = new AbortController();
-    job.ac = ac;
-    job.timer = setTimeout(() => ac.abort(new MusterError(ErrorCode.DEADLINE_EXCEEDED, `call ${job.id} passed its deadline`)), job.deadline - Date.now());
-    const ctx: RequestContext = { id: job.id, deadline: job.deadline, signal: ac.signal };
+    const abort = new CallAbort(job.id, job.deadline);
+    job.abort = abort;
+    const ctx = new HandlerContext(job.id, job.deadline, abort);
     // Traced: the handler runs under the request's span (the HTTP bridge passes it on to the shard).
     void (job.trace ? otelContext.with(job.trace.ctx, () => this.run(job, ctx)) : this.run(job, ctx)).then(() => this.finish(job));
   }
 
   private run(job: Job, ctx: RequestContext): Promise<void> {
-    return job.stream ? this.runStream(job, ctx) : this.runUnary(job, ctx);
+    return job.stream ? this.runStream(job, ctx, job.abort!) : this.runUnary(job, ctx, job.abort!);
   }
 
-  private async runUnary(job: Job, ctx: RequestContext): Promise<void> {
+  private async runUnary(job: Job, ctx: RequestContext, abort: CallAbort): Promise<void> {
     let out: WireReply;
     try {
       out = { v: 1, ok: true, result: await this.handlers.unary!(job.payload, ctx) };
@@ -281,7 +286,7 @@ class ReplicaServer implements Server {
     }
     // Aborted (cancelled, closing, past the deadline): that is the call's
     // recorded code, whatever the handler returned.
-    if (ctx.signal.aborted) job.code = abortCode(ctx.signal);
+    if (abort.lapsed()) job.code = abortCode(abort);
     // Past its deadline the answer is not sent: it could reach the caller just
     // before the caller's own deadline timer fires and turn a timed-out call into
     // a success. (Answers to a cancel or a closing replica still go out.)
@@ -289,23 +294,23 @@ class ReplicaServer implements Server {
     if (!this.publish(job.reply, out, job.id) && job.code === OK) job.code = ErrorCode.RESOURCE_EXHAUSTED;
   }
 
-  private async runStream(job: Job, ctx: RequestContext): Promise<void> {
+  private async runStream(job: Job, ctx: RequestContext, abort: CallAbort): Promise<void> {
     let seq = 0;
     try {
       for await (const data of this.handlers.stream!(job.payload, ctx)) {
         // Flow control: the handler is not pulled again until the caller has room for this chunk.
-        if (job.window !== undefined && seq >= job.credit + job.window) await this.creditFor(job, seq, ctx.signal);
-        if (ctx.signal.aborted) return this.endAborted(job, seq, ctx.signal);
+        if (job.window !== undefined && seq >= job.credit + job.window) await this.creditFor(job, seq, abort.signal);
+        if (abort.lapsed()) return this.endAborted(job, seq, abort);
         // Not sent as it was (too large, not encodable): an error chunk ended the stream; leaving the loop stops the handler.
         if (!this.publish(job.reply, { v: 1, seq: seq++, data } satisfies WireChunk, job.id)) return void (job.code = ErrorCode.RESOURCE_EXHAUSTED);
       }
-      if (ctx.signal.aborted) return this.endAborted(job, seq, ctx.signal);
+      if (abort.lapsed()) return this.endAborted(job, seq, abort);
       this.publish(job.reply, { v: 1, seq, end: true } satisfies WireChunk, job.id);
     } catch (e) {
       // Cancelled by its caller or past the deadline (the handler's fetch or I/O aborted with it):
       // nothing is sent, the caller has stopped listening (its own deadline says DEADLINE_EXCEEDED).
       // Aborted because the replica is closing, the caller still waits: it gets the error chunk.
-      if (ctx.signal.aborted && callerGone(job, ctx.signal)) return void (job.code = abortCode(ctx.signal));
+      if (abort.lapsed() && callerGone(job, abort)) return void (job.code = abortCode(abort));
       job.code = ErrorCode.APPLICATION;
       this.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.APPLICATION, messageOf(e)) } satisfies WireChunk, job.id);
     }
@@ -317,9 +322,9 @@ class ReplicaServer implements Server {
    * listening. Aborted because this replica is closing: the caller still
    * waits, so it is told at once (else it would wait for replica-lost).
    */
-  private endAborted(job: Job, seq: number, signal: AbortSignal): void {
-    job.code = abortCode(signal);
-    if (callerGone(job, signal)) return;
+  private endAborted(job: Job, seq: number, abort: CallAbort): void {
+    job.code = abortCode(abort);
+    if (callerGone(job, abort)) return;
     job.code = ErrorCode.UNAVAILABLE;
     this.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.UNAVAILABLE, `replica ${this.replicaId} is closing; stream call ${job.id} ended after ${seq} chunks`) } satisfies WireChunk, job.id);
   }
@@ -327,7 +332,7 @@ class ReplicaServer implements Server {
   private finish(job: Job): void {
     recordReplicaRequest(this.group, this.revision, job.code, job.arrived);
     endSpan(job.trace?.span, job.code);
-    clearTimeout(job.timer);
+    job.abort?.dispose();
     this.jobs.delete(job.id);
     this.running--;
     while (this.running < this.cfg.maxConcurrent && this.waiting.length > 0) {
@@ -379,9 +384,9 @@ class ReplicaServer implements Server {
     if (this.batcher?.cancel(id)) return;
     const job = this.jobs.get(id);
     if (!job) return;
-    if (job.ac) {
+    if (job.abort) {
       job.cancelled = true;
-      job.ac.abort(new MusterError(ErrorCode.CANCELLED, `call ${id} was cancelled by its caller`));
+      job.abort.abort(new MusterError(ErrorCode.CANCELLED, `call ${id} was cancelled by its caller`));
       return;
     }
     this.jobs.delete(id);
@@ -470,7 +475,7 @@ class ReplicaServer implements Server {
       this.jobs.delete(job.id);
       this.fail(job, ErrorCode.UNAVAILABLE, `replica ${this.replicaId} closed before starting call ${job.id}`);
     }
-    for (const job of this.jobs.values()) job.ac?.abort(new MusterError(ErrorCode.CANCELLED, `replica ${this.replicaId} is closing`));
+    for (const job of this.jobs.values()) job.abort?.abort(new MusterError(ErrorCode.CANCELLED, `replica ${this.replicaId} is closing`));
     this.batcher?.close();
     this.checkIdle();
     if (this.ownsConnection) await this.nc.drain().catch(() => undefined);
@@ -479,12 +484,12 @@ class ReplicaServer implements Server {
 }
 
 /** Why a running handler's signal fired: DEADLINE_EXCEEDED, else CANCELLED (by its caller or a closing replica). */
-function abortCode(signal: AbortSignal): string {
+function abortCode(signal: { reason: unknown }): string {
   return isMusterError(signal.reason) && signal.reason.code === ErrorCode.DEADLINE_EXCEEDED ? ErrorCode.DEADLINE_EXCEEDED : ErrorCode.CANCELLED;
 }
 
 /** Whether an aborted call's caller has stopped listening (it cancelled, or its deadline passed), as against a closing replica. */
-function callerGone(job: Job, signal: AbortSignal): boolean {
+function callerGone(job: Job, signal: { reason: unknown }): boolean {
   return job.cancelled === true || abortCode(signal) === ErrorCode.DEADLINE_EXCEEDED;
 }
 

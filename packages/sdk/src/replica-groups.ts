@@ -169,6 +169,8 @@ export class ReplicaGroup {
   private router: Promise<Router> | undefined;
   /** Lets go of `router` (closes it, or releases this handle's count on the shared one). */
   private release: (() => void) | undefined;
+  /** The router once `router` resolved (call's fast path). */
+  private ready: Router | undefined;
 
   constructor(private view: ReplicaGroupView, private readonly api: ReplicaGroups) {}
 
@@ -193,8 +195,10 @@ export class ReplicaGroup {
   }
 
   /** Sends one request to a replica (power of two choices, limits, retries, hedging: see docs/dataplane.md). */
-  async call(payload: unknown, opts?: CallOptions): Promise<unknown> {
-    return (await this.routerOf()).call(payload, opts);
+  call(payload: unknown, opts?: CallOptions): Promise<unknown> {
+    // Once the router is up, straight to it: no promise or microtask of this handle's own per call.
+    const r = this.ready;
+    return r ? r.call(payload, opts) : this.routerOf().then((router) => router.call(payload, opts));
   }
 
   /** A streaming request: yields the replica's chunks. */
@@ -208,25 +212,29 @@ export class ReplicaGroup {
    * of the group (ReplicaGroups.shared), the one other groups overflow to.
    */
   routerOf(opts?: RouterOptions): Promise<Router> {
-    if (!this.router) {
-      if (opts) {
-        const own = this.api.router(this.name, opts);
-        this.router = own;
-        this.release = () => void own.then((r) => r.close(), () => undefined);
-      } else {
-        const { router, release } = this.api.shared(this.name);
-        this.router = router;
-        this.release = release;
-      }
+    if (this.router) return this.router;
+    let router: Promise<Router>;
+    let release: () => void;
+    if (opts) {
+      const own = this.api.router(this.name, opts);
+      router = own;
+      release = () => void own.then((r) => r.close(), () => undefined);
+    } else {
+      ({ router, release } = this.api.shared(this.name));
     }
-    const router = this.router;
-    const release = this.release;
-    router.catch(() => {
-      if (this.router !== router) return;
-      this.router = undefined;
-      this.release = undefined;
-      release?.();
-    });
+    this.router = router;
+    this.release = release;
+    router.then(
+      (r) => {
+        if (this.router === router) this.ready = r;
+      },
+      () => {
+        if (this.router !== router) return;
+        this.router = undefined;
+        this.release = undefined;
+        release();
+      },
+    );
     return router;
   }
 
@@ -234,6 +242,7 @@ export class ReplicaGroup {
     this.release?.();
     this.router = undefined;
     this.release = undefined;
+    this.ready = undefined;
   }
 }
 

@@ -87,6 +87,35 @@ describe('serve()', () => {
     sub.unsubscribe();
   });
 
+  it('answers MUSTER_BACKPRESSURE, never starting it, when maxQueued calls already wait', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const s = await start('full', { unary: async (_p, ctx) => (await gate, ctx.id) }, { maxConcurrent: 1, maxQueued: 1 });
+    const held = [ask(s.subject, request('f1', Date.now() + 5_000)), ask(s.subject, request('f2', Date.now() + 5_000))];
+    await waitFor('one running, one waiting', () => s.inFlight === 1 && s.queued === 1);
+    expect(await ask(s.subject, request('f3', Date.now() + 5_000))).toMatchObject({ ok: false, error: { code: ErrorCode.BACKPRESSURE, message: expect.stringMatching(/has 1 waiting \(serve\(\)'s maxQueued\); the call never started/) } });
+    open();
+    expect((await Promise.all(held)).map((r) => (r as { result: unknown }).result)).toEqual(['f1', 'f2']);
+    await expect(serve({ unary: () => null }, { nats: client, subject: 'x', group: 'g', replicaId: 'r', maxQueued: -1 })).rejects.toThrow(/maxQueued/);
+  });
+
+  it('does not answer a call whose handler, never looking at ctx.signal, ends past the deadline; one that looks sees it abort', async () => {
+    let seen: AbortSignal | undefined;
+    const s = await start('lapse', {
+      unary: async (p, ctx) => {
+        if (p === 'look') seen = ctx.signal;
+        await new Promise((r) => setTimeout(r, 150));
+        return 'late';
+      },
+    });
+    const deadline = Date.now() + 60;
+    // No answer: the caller's own deadline speaks for the call (a late answer could turn a timeout into a success).
+    await expect(client.request(s.subject, encode(request('l1', deadline)), { timeout: 600 })).rejects.toThrow(/TIMEOUT/i);
+    await expect(client.request(s.subject, encode(request('l2', Date.now() + 60, 'look')), { timeout: 600 })).rejects.toThrow(/TIMEOUT/i);
+    expect(seen?.aborted).toBe(true);
+    expect((seen?.reason as { code?: string }).code).toBe(ErrorCode.DEADLINE_EXCEEDED);
+  });
+
   it('drain(): stops taking requests at once ("no responders"), resolves after the running ones answer', async () => {
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));

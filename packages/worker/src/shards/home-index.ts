@@ -36,6 +36,11 @@ export class HomeIndex {
     return index;
   }
 
+  /** The gangs with a home (a copy: callers may delete while iterating). */
+  gangIds(): string[] {
+    return [...this.uidOf.keys()];
+  }
+
   get size(): number {
     return this.uidOf.size;
   }

@@ -54,22 +54,23 @@ export function userForGang(policy: RankUserPolicy, gangId: string, live: Readon
   throw new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `no free rank uid in ${policy.first}-${policy.last}: every one is held by a gang or a process on this node; widen --shard-uid-range`);
 }
 
-/** A snapshot of the uids processes on this host run as (real, effective, saved or fs uid), read from /proc once. */
+/** A snapshot of the uids processes on this host run as (real, effective, saved or fs uid), read from /proc once, when first asked. */
 export function uidInUse(): (uid: number) => boolean {
-  let seen: Set<number> | undefined;
-  return (uid) => {
-    seen ??= procUids();
-    return seen.has(uid);
-  };
+  return cachedUidInUse(0)();
 }
 
 /**
  * uidInUse, but one /proc scan serves every ask within `ttlMs` (a scan
  * reads every process's status: milliseconds on a busy host, too much for
- * each launch). A process that started since the scan under a uid not in
- * it was either spawned by a process already in it (same uid: already
- * seen), by this worker (its gang is live, which the caller checks first),
- * or by another root process — a race no fresh scan closes either.
+ * each launch). Safe for choosing a uid for a new gang because a uid can
+ * only be missing from a snapshot yet in use if a process took it after
+ * the scan, which is
+ *   - a process already running as it (in the snapshot: seen);
+ *   - this worker, for a gang's rank: the gang is live, or its ranks have
+ *     exited, and then its home still holds the uid (HomeIndex) until
+ *     sweepHomes removes the home — which asks /proc afresh (uidInUse);
+ *   - another root process (or a setuid binary of a uid in the range): a
+ *     race no fresh scan closes either.
  */
 export function cachedUidInUse(ttlMs = 1_000, now: () => number = Date.now, scan: () => Set<number> = procUids): () => (uid: number) => boolean {
   let seen: Set<number> | undefined;
@@ -128,23 +129,31 @@ export function prepareHome(root: string, gangId: string, user: RankUser | undef
 /**
  * Deletes the homes of gangs that are over here: none of `running` (gang ids
  * with a rank not exited), no log directory left under `logsRoot`, and no
- * process running as the home's owner. Returns the gang ids whose home went.
+ * process running as the home's owner. `names`: the gangs to look at (the
+ * supervisor's HomeIndex; default: a listing of `root`). Returns the gang
+ * ids whose home went (or was already gone); one that cannot be removed is
+ * left for the next sweep without stopping this one.
  */
-export function sweepHomes(root: string, logsRoot: string, running: ReadonlySet<string>, busy: (uid: number) => boolean = uidInUse()): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(root);
-  } catch {
-    return [];
+export function sweepHomes(root: string, logsRoot: string, running: ReadonlySet<string>, busy: (uid: number) => boolean = uidInUse(), names?: readonly string[]): string[] {
+  if (!names) {
+    try {
+      names = readdirSync(root);
+    } catch {
+      return [];
+    }
   }
   const own = process.getuid?.() ?? 0;
   const gone: string[] = [];
   for (const gangId of names) {
     if (running.has(gangId) || statOrUndefined(join(logsRoot, gangId))) continue;
     const st = statOrUndefined(join(root, gangId));
-    if (!st || (st.uid !== own && busy(st.uid))) continue;
-    rmSync(join(root, gangId), { recursive: true, force: true });
-    gone.push(gangId);
+    if (st && st.uid !== own && busy(st.uid)) continue;
+    try {
+      if (st) rmSync(join(root, gangId), { recursive: true, force: true });
+      gone.push(gangId); // gone already (no stat) counts too: the caller's index drops it
+    } catch {
+      // left for the next sweep; what went before it is still reported
+    }
   }
   return gone;
 }

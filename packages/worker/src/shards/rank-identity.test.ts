@@ -59,6 +59,15 @@ describe('sweepHomes', () => {
       expect(sweepHomes(root, logs, new Set(['running']), () => false)).toEqual(['other']);
     }
   });
+
+  it('looks at the gangs it is given (the supervisor\'s index) and reports one whose home is already gone, so the index drops it', () => {
+    const root = `${h.dataDir}-homes`;
+    const logs = join(h.dataDir, 'logs');
+    prepareHome(root, 'listed', undefined);
+    prepareHome(root, 'unlisted', undefined);
+    expect(sweepHomes(root, logs, new Set(), () => false, ['listed', 'vanished'])).toEqual(['listed', 'vanished']);
+    expect(readdirSync(root)).toEqual(['unlisted']); // not named: not looked at
+  });
 });
 
 describe.skipIf(!isRoot)('ranks under their gang\'s uid (as root)', () => {

@@ -20,7 +20,7 @@ import { ErrorCode, MusterError } from '@muster/common';
 import { DEFAULT_LOG_RETENTION, sweepAfterLaunches, sweepEveryMs, sweepLogs, type LogRetention } from './log-retention.js';
 import { followLog, logPathOf, rotateIfNeeded } from './logs.js';
 import { HomeIndex } from './home-index.js';
-import { cachedUidInUse, prepareHome, sweepHomes, userForGang } from './rank-homes.js';
+import { cachedUidInUse, prepareHome, sweepHomes, uidInUse, userForGang } from './rank-homes.js';
 import type { RankUser } from './rank-users.js';
 import { isAdoptable, loadRegistry, registryPath, saveRegistry, type RegistryEntry } from './registry.js';
 import { ShardRunner, type RunnerHost } from './shard.js';
@@ -98,8 +98,8 @@ export class LocalSupervisor implements ShardSupervisor {
       throw new MusterError(ErrorCode.INTERNAL, `shard ${spec.key}: cannot open log file ${r.logFile}: ${(e as Error).message}`, { cause: e });
     }
     this.prune();
+    // Counted per rank launched here (an 8-rank gang counts 8): sweeps come sooner, never later, than the bound says.
     if (++this.launchesSinceSweep >= sweepAfterLaunches(this.retention)) {
-      this.launchesSinceSweep = 0;
       setImmediate(() => this.closing || this.sweepLogs());
     }
   }
@@ -118,7 +118,7 @@ export class LocalSupervisor implements ShardSupervisor {
     const live = new Map<string, RankUser>();
     for (const r of this.shards.values()) if (r.phase !== 'exited' && r.spec.user) live.set(r.spec.gangId, r.spec.user);
     const running = this.uidsInUse();
-    const homes = ranks.policy.kind === 'per-gang' && !live.has(spec.gangId) ? this.homes : undefined;
+    const homes = ranks.policy.kind === 'per-gang' ? this.homes : undefined;
     let user = userForGang(ranks.policy, spec.gangId, live, (uid) => homes?.heldByOther(uid, spec.gangId) === true || running(uid));
     if (user && user.uid === process.getuid?.() && user.gid === process.getgid?.()) user = undefined; // already us: no switch
     try {
@@ -126,6 +126,8 @@ export class LocalSupervisor implements ShardSupervisor {
       this.homes.set(spec.gangId, user?.uid ?? process.getuid?.() ?? 0);
       return { ...spec, user, home };
     } catch (e) {
+      // prepareHome may have removed a home of another uid before failing: the index follows the disk.
+      if (!existsSync(join(ranks.homeRoot, spec.gangId))) this.homes.delete(spec.gangId);
       throw new MusterError(ErrorCode.INTERNAL, `shard ${spec.key}: cannot prepare its home in ${ranks.homeRoot}: ${(e as Error).message}`, { cause: e });
     }
   }
@@ -252,7 +254,7 @@ export class LocalSupervisor implements ShardSupervisor {
     try {
       deleted = sweepLogs(this.opts.dataDir, running, this.retention, nowMs);
       if (deleted.length > 0) this.opts.log.info({ attempts: deleted.length }, 'deleted logs of finished shards past their retention');
-      const homes = this.opts.ranks && sweepHomes(this.opts.ranks.homeRoot, join(this.opts.dataDir, 'logs'), new Set(live.map((r) => r.spec.gangId)));
+      const homes = this.opts.ranks && sweepHomes(this.opts.ranks.homeRoot, join(this.opts.dataDir, 'logs'), new Set(live.map((r) => r.spec.gangId)), uidInUse(), this.homes.gangIds());
       for (const gangId of homes || []) this.homes.delete(gangId);
       if (homes && homes.length > 0) this.opts.log.info({ gangs: homes.length }, 'deleted the homes of gangs whose logs are gone');
     } catch (e) {
