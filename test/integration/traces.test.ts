@@ -166,9 +166,11 @@ describe('traces across gateway, router, replica and the launch path', () => {
 
   it('follows a request to an HTTP shard through the worker\'s bridge, and the shard sees the traceparent', async () => {
     const client = clientParent();
-    const res = await fetch(`${base}/v1/groups/web/http/echo`, { headers: { traceparent: client.header } });
+    // A client's W3C baggage goes no further than the gateway: only the trace context is propagated.
+    const res = await fetch(`${base}/v1/groups/web/http/echo`, { headers: { traceparent: client.header, baggage: 'user=alice,secret=1' } });
     expect(res.status).toBe(200);
-    const seen = (await res.json()) as { traceparent: string | null };
+    const seen = (await res.json()) as { traceparent: string | null; baggage: string | null };
+    expect(seen.baggage).toBeNull();
 
     const gateway = await span(client.traceId, 'the gateway span', (s) => s.service === 'muster-gateway' && s.kind === KIND.SERVER);
     expect(gateway).toMatchObject({ parentSpanId: client.spanId, name: 'GET http' });
