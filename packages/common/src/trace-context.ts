@@ -17,10 +17,10 @@
  * process registered (the W3C one, tracing.ts of this package).
  */
 import type { Metadata } from '@grpc/grpc-js';
-import { context, propagation, ProxyTracerProvider, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
+import { context, propagation, ProxyTracerProvider, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
 import { TRACE_HEADERS, TRACER_NAME } from '@muster/contracts';
 
-export { SpanKind, SpanStatusCode, context as otelContext, trace as otelTrace, type Context, type Span } from '@opentelemetry/api';
+export { ROOT_CONTEXT, SpanKind, SpanStatusCode, context as otelContext, trace as otelTrace, type Context, type Link, type Span } from '@opentelemetry/api';
 
 /** The API's own no-op provider: what the global proxy delegates to until a provider registers. */
 const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
@@ -36,10 +36,10 @@ export function musterTracer(): Tracer {
   return trace.getTracer(TRACER_NAME);
 }
 
-/** Starts a span under `parent` (default: the active context); undefined when tracing is off. */
-export function startSpan(name: string, kind: SpanKind, attributes: Attributes, parent?: Context): Span | undefined {
+/** Starts a span under `parent` (default: the active context), linked to `links`; undefined when tracing is off. */
+export function startSpan(name: string, kind: SpanKind, attributes: Attributes, parent?: Context, links?: Link[]): Span | undefined {
   if (!tracingOn()) return undefined;
-  return musterTracer().startSpan(name, { kind, attributes }, parent ?? context.active());
+  return musterTracer().startSpan(name, links ? { kind, attributes, links } : { kind, attributes }, parent ?? context.active());
 }
 
 /** Ends a span with its outcome: `OK`, or an error code (the span's status then says ERROR with it). */

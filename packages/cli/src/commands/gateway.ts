@@ -45,12 +45,12 @@ export function gatewayCommand(program: Command): void {
     // the head then takes its certificate from the environment or the context (see the action).
     const same = gateway.options.find((x) => x.long === `--${o.flag}`);
     if (same) same.description = help;
-    else if (o.key === 'noAuth') gateway.option(`--${o.flag}`, help);
+    else if (o.key === 'noAuth' || o.boolean) gateway.option(`--${o.flag}`, help);
     else gateway.option(`--${o.flag} <value>`, help);
   }
   gateway.action(async (raw: ConnectionFlags & Record<string, unknown>) => {
     // Commander turns --no-auth into `auth: false`.
-    const flags = Object.fromEntries(gatewayOptions.map((o) => [o.key, o.key === 'noAuth' ? (raw.auth === false ? 'true' : undefined) : (raw[o.key] as string | undefined)]));
+    const flags = Object.fromEntries(gatewayOptions.map((o) => [o.key, o.key === 'noAuth' ? (raw.auth === false ? 'true' : undefined) : raw[o.key] === true ? 'true' : (raw[o.key] as string | undefined)]));
     const config = loadGatewayConfig({ file: raw.config as string | undefined, flags });
     const listen = parseHostPort(config.listen, '--listen');
     if (config.noAuth) log('warn', 'the gateway serves WITHOUT authentication (--no-auth): anyone who reaches it may call every replica group');
@@ -75,6 +75,7 @@ export function gatewayCommand(program: Command): void {
       keysFile: config.keysFile,
       noAuth: config.noAuth,
       maxBodyBytes: config.maxBodyBytes,
+      trustTraceparent: config.trustTraceparent,
       tls: config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : undefined,
       log,
     }).catch(async (e: unknown) => {
