@@ -25,6 +25,13 @@ export { ROOT_CONTEXT, SpanKind, SpanStatusCode, context as otelContext, trace a
 /** The API's own no-op provider: what the global proxy delegates to until a provider registers. */
 const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
 
+/**
+ * The help line of the head's, worker's and gateway's `--otlp-endpoint`. The flag has no variable of
+ * its own: tracesUrl() (tracing.ts) reads the standard ones, in the specification's order.
+ */
+export const OTLP_ENDPOINT_HELP =
+  'send traces (OTLP/HTTP) to this collector base URL, e.g. http://127.0.0.1:4318 (default: tracing off); without the flag, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (full URL), else OTEL_EXPORTER_OTLP_ENDPOINT (base URL); sampling: OTEL_TRACES_SAMPLER/_ARG';
+
 /** Has this process registered a tracer provider? (No: every hook is skipped and no span is made.) */
 export function tracingOn(): boolean {
   const p = trace.getTracerProvider();
