@@ -56,7 +56,7 @@
  * the gang leaves memory (and `gang ls`) once its delete is durable, and no
  * event is decided on it meanwhile.
  */
-import { checkLength, ErrorCode, MusterError, otelContext, tracingOn, type Context, type Logger, randomId } from '@muster/common';
+import { checkLength, ErrorCode, MusterError, tracingOn, type Context, type Logger, randomId } from '@muster/common';
 import { Gang, GangState as G, NodeState, PlacementGroupState as P, type GangSpec, type HeadMessage, type ShardStatusReport } from '@muster/proto';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
@@ -212,8 +212,12 @@ export class GangController {
 
   // ── API ────────────────────────────────────────────────────────────────
 
-  /** A launch repeating the `requestId` of a live gang of that name returns it (idempotent retry). */
-  async launch(wire: GangSpec | undefined, requestId = ''): Promise<Gang> {
+  /**
+   * A launch repeating the `requestId` of a live gang of that name returns it (idempotent retry).
+   * `trace`: the launching call's context, passed by the API (gang-service.ts); never the ambient
+   * one, which for a replica group's gangs is whatever call kicked its controller.
+   */
+  async launch(wire: GangSpec | undefined, requestId = '', trace?: Context): Promise<Gang> {
     await this.reloading;
     const spec = parseGangSpec(wire);
     checkLength('request_id', requestId, 'refLength'); // stored with the gang
@@ -236,7 +240,7 @@ export class GangController {
       if (e.gang.placementGroupId === pg.id) throw new MusterError(ErrorCode.ALREADY_EXISTS, `placement group ${pg.spec?.name} already runs gang ${e.spec.name}`, { details: { field: 'placementGroup' } });
     }
     const first = planLaunch(spec, wireGangSpec(spec), pg, randomId('gang', 10), requestId, Date.now());
-    const e: Entry = { gang: first.gang, shown: undefined, spec, moving: false, trace: tracingOn() ? otelContext.active() : undefined };
+    const e: Entry = { gang: first.gang, shown: undefined, spec, moving: false, trace: trace && tracingOn() ? trace : undefined };
     this.gangs.set(e.gang.id, e);
     this.execute(e, first);
     this.apply(e, { type: 'placement' });
