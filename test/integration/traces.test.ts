@@ -19,8 +19,6 @@
  * order to the agent's launch span.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { otelContext, otelTrace, SpanKind, startSpan } from '@muster/common';
@@ -28,57 +26,11 @@ import { startTracing, type Tracing } from '@muster/common/tracing';
 import type { Cluster } from '@muster/sdk';
 import { spawnManaged, waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
+import { KIND, startCollector, type SeenSpan } from './otlp-collector.js';
 
 const tracedReplica = fileURLToPath(new URL('../fixtures/traced-replica.mjs', import.meta.url));
 const echoShard = fileURLToPath(new URL('../fixtures/trace-echo-shard.mjs', import.meta.url));
 const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
-
-interface SeenSpan {
-  service: string;
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  name: string;
-  kind: number;
-  attributes: Record<string, unknown>;
-  links: Array<{ traceId: string; spanId: string }>;
-}
-
-type OtlpValue = { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number };
-type OtlpAttr = { key: string; value: OtlpValue };
-interface OtlpTraces {
-  resourceSpans?: Array<{ resource?: { attributes?: OtlpAttr[] }; scopeSpans?: Array<{ spans?: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpAttr[]; links?: Array<{ traceId: string; spanId: string }> }> }> }>;
-}
-
-const valueOf = (v: OtlpValue): unknown => v.stringValue ?? v.intValue ?? v.boolValue ?? v.doubleValue;
-const attrs = (list: OtlpAttr[] | undefined) => Object.fromEntries((list ?? []).map((a) => [a.key, valueOf(a.value)]));
-
-/** An OTLP/HTTP JSON trace receiver: every span any process exports, with its service. */
-async function startCollector(): Promise<{ url: string; spans: SeenSpan[]; server: Server }> {
-  const spans: SeenSpan[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      if (req.url === '/v1/traces' && req.headers['content-type']?.includes('json')) {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as OtlpTraces;
-        for (const rs of body.resourceSpans ?? []) {
-          const service = String(attrs(rs.resource?.attributes)['service.name'] ?? '');
-          for (const ss of rs.scopeSpans ?? []) {
-            for (const s of ss.spans ?? []) spans.push({ service, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? '', name: s.name, kind: s.kind, attributes: attrs(s.attributes), links: (s.links ?? []).map((l) => ({ traceId: l.traceId, spanId: l.spanId })) });
-          }
-        }
-      }
-      res.setHeader('content-type', 'application/json');
-      res.end('{}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, server };
-}
-
-/** OTLP/JSON span kinds (the proto enum: 1 internal, 2 server, 3 client, 4 producer, 5 consumer). */
-const KIND = { SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 } as const;
 
 describe('traces across gateway, router, replica and the launch path', () => {
   let collector: Awaited<ReturnType<typeof startCollector>>;
