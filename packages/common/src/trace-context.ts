@@ -39,7 +39,7 @@ export function tracingOn(): boolean {
 }
 
 /** Muster's tracer (looked up on each use: a provider registered later still gets the spans). */
-export function musterTracer(): Tracer {
+function musterTracer(): Tracer {
   return trace.getTracer(TRACER_NAME);
 }
 
