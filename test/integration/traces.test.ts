@@ -6,7 +6,10 @@
  * this test (an HTTP server; the JSON is the OTLP protocol's own encoding,
  * read with JSON.parse).
  *
- * Shown: a request that comes to the gateway with a traceparent is one trace
+ * Shown: by default the gateway does not continue a client's traceparent (the
+ * client would choose the trace id and the sampling): its span is the root
+ * of a new trace, linked to the client's span. With --trust-traceparent a
+ * request that comes with a traceparent is one trace
  * — the gateway's server span under the client's span, the router's attempt
  * span under it, the replica's span under that — for a serve() shard (whose
  * handler runs under its span) and for an HTTP shard (the worker's bridge
@@ -16,8 +19,6 @@
  * order to the agent's launch span.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { otelContext, otelTrace, SpanKind, startSpan } from '@muster/common';
@@ -25,56 +26,11 @@ import { startTracing, type Tracing } from '@muster/common/tracing';
 import type { Cluster } from '@muster/sdk';
 import { spawnManaged, waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
+import { KIND, startCollector, type SeenSpan } from './otlp-collector.js';
 
 const tracedReplica = fileURLToPath(new URL('../fixtures/traced-replica.mjs', import.meta.url));
 const echoShard = fileURLToPath(new URL('../fixtures/trace-echo-shard.mjs', import.meta.url));
 const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
-
-interface SeenSpan {
-  service: string;
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  name: string;
-  kind: number;
-  attributes: Record<string, unknown>;
-}
-
-type OtlpValue = { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number };
-type OtlpAttr = { key: string; value: OtlpValue };
-interface OtlpTraces {
-  resourceSpans?: Array<{ resource?: { attributes?: OtlpAttr[] }; scopeSpans?: Array<{ spans?: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpAttr[] }> }> }>;
-}
-
-const valueOf = (v: OtlpValue): unknown => v.stringValue ?? v.intValue ?? v.boolValue ?? v.doubleValue;
-const attrs = (list: OtlpAttr[] | undefined) => Object.fromEntries((list ?? []).map((a) => [a.key, valueOf(a.value)]));
-
-/** An OTLP/HTTP JSON trace receiver: every span any process exports, with its service. */
-async function startCollector(): Promise<{ url: string; spans: SeenSpan[]; server: Server }> {
-  const spans: SeenSpan[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      if (req.url === '/v1/traces' && req.headers['content-type']?.includes('json')) {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as OtlpTraces;
-        for (const rs of body.resourceSpans ?? []) {
-          const service = String(attrs(rs.resource?.attributes)['service.name'] ?? '');
-          for (const ss of rs.scopeSpans ?? []) {
-            for (const s of ss.spans ?? []) spans.push({ service, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? '', name: s.name, kind: s.kind, attributes: attrs(s.attributes) });
-          }
-        }
-      }
-      res.setHeader('content-type', 'application/json');
-      res.end('{}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, server };
-}
-
-/** OTLP/JSON span kinds (the proto enum: 1 internal, 2 server, 3 client, 4 producer, 5 consumer). */
-const KIND = { SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 } as const;
 
 describe('traces across gateway, router, replica and the launch path', () => {
   let collector: Awaited<ReturnType<typeof startCollector>>;
@@ -102,6 +58,8 @@ describe('traces across gateway, router, replica and the launch path', () => {
   let sdk: Cluster;
   let gw: ManagedProcess;
   let base: string;
+  let gwDefault: ManagedProcess;
+  let defaultBase: string;
   let app: Tracing;
   useCluster({ workers: 1 }, (fx) => ({ cluster, sdk } = fx));
 
@@ -119,16 +77,22 @@ describe('traces across gateway, router, replica and the launch path', () => {
       template: { command: process.execPath, args: [echoShard], ports: [{ name: 'http' }], readiness: { kind: 'http', port: 'http', path: '/health', periodMs: 50 } },
       replicas: { initial: 1, max: 1 },
     });
-    // The gateway takes the flag (the head and worker took the variable); its env has no OTEL_* of the test's.
-    gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth', '--otlp-endpoint', collector.url], { env: { ...cluster.clientEnv(), OTEL_EXPORTER_OTLP_ENDPOINT: undefined, OTEL_BSP_SCHEDULE_DELAY: '100' } });
-    const ready = JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string; traces?: string };
-    expect(ready.traces).toBe(`${collector.url}/v1/traces`);
-    base = `http://${ready.address}`;
+    // The gateways take the flag (the head and worker took the variable); their env has no OTEL_* of the test's.
+    // `gw` trusts its clients' traceparent; `gwDefault` (the default) starts a trace of its own per request.
+    const startGateway = async (name: string, extra: string[]) => {
+      const p = spawnManaged(name, process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth', '--otlp-endpoint', collector.url, ...extra], { env: { ...cluster.clientEnv(), OTEL_EXPORTER_OTLP_ENDPOINT: undefined, OTEL_BSP_SCHEDULE_DELAY: '100' } });
+      const ready = JSON.parse(await p.waitForLine((l) => l.includes('gateway ready'))) as { address: string; traces?: string };
+      expect(ready.traces).toBe(`${collector.url}/v1/traces`);
+      return { p, base: `http://${ready.address}` };
+    };
+    ({ p: gw, base } = await startGateway('gateway', ['--trust-traceparent']));
+    ({ p: gwDefault, base: defaultBase } = await startGateway('gateway-default', []));
     const readyCount = async (name: string) => (await sdk.replicaGroups.get(name)).replicas.filter((r) => r.state === 'ready').length;
     await waitFor('both groups ready', async () => ((await readyCount('traced')) === 1 && (await readyCount('web')) === 1) || undefined, { timeoutMs: 30_000 });
   }, 60_000);
   afterAll(async () => {
     await gw?.stop();
+    await gwDefault?.stop();
     await app?.shutdown();
   });
 
@@ -146,6 +110,22 @@ describe('traces across gateway, router, replica and the launch path', () => {
       if (found) return found;
       throw new Error(`spans of the trace so far: ${JSON.stringify(spansOf(traceId).map((s) => [s.service, s.name, s.kind, s.spanId, s.parentSpanId]))}`);
     }, { timeoutMs: 15_000 });
+
+  it('starts a new trace at a gateway that does not trust traceparent, linked to the client\'s span', async () => {
+    const client = clientParent();
+    // Sampled out by the client: the client does not decide (the gateway's own sampler keeps every root here).
+    const res = await fetch(`${defaultBase}/v1/groups/traced/call`, { method: 'POST', headers: { 'content-type': 'application/json', traceparent: `00-${client.traceId}-${client.spanId}-00` }, body: JSON.stringify({ hello: 2 }) });
+    expect(res.status).toBe(200);
+
+    const gateway = await waitFor('the gateway span linked to the client\'s', () => collector.spans.find((s) => s.service === 'muster-gateway' && s.kind === KIND.SERVER && s.links.some((l) => l.spanId === client.spanId)), { timeoutMs: 15_000 });
+    expect(gateway).toMatchObject({ parentSpanId: '', name: 'POST call', links: [{ traceId: client.traceId, spanId: client.spanId }] });
+    expect(gateway.traceId).not.toBe(client.traceId);
+    const router = await span(gateway.traceId, 'the router span', (s) => s.service === 'muster-gateway' && s.kind === KIND.CLIENT && s.name.startsWith('muster.call '));
+    expect(router.parentSpanId).toBe(gateway.spanId);
+    const replica = await span(gateway.traceId, 'the replica span', (s) => s.service === 'traced-replica' && s.kind === KIND.SERVER);
+    expect(replica.parentSpanId).toBe(router.spanId);
+    expect(spansOf(client.traceId)).toEqual([]);
+  });
 
   it('follows a call from the gateway through the router to a serve() replica, with parent links', async () => {
     const client = clientParent();
@@ -166,9 +146,11 @@ describe('traces across gateway, router, replica and the launch path', () => {
 
   it('follows a request to an HTTP shard through the worker\'s bridge, and the shard sees the traceparent', async () => {
     const client = clientParent();
-    const res = await fetch(`${base}/v1/groups/web/http/echo`, { headers: { traceparent: client.header } });
+    // A client's W3C baggage goes no further than the gateway: only the trace context is propagated.
+    const res = await fetch(`${base}/v1/groups/web/http/echo`, { headers: { traceparent: client.header, baggage: 'user=alice,secret=1' } });
     expect(res.status).toBe(200);
-    const seen = (await res.json()) as { traceparent: string | null };
+    const seen = (await res.json()) as { traceparent: string | null; baggage: string | null };
+    expect(seen.baggage).toBeNull();
 
     const gateway = await span(client.traceId, 'the gateway span', (s) => s.service === 'muster-gateway' && s.kind === KIND.SERVER);
     expect(gateway).toMatchObject({ parentSpanId: client.spanId, name: 'GET http' });

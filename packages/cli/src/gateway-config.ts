@@ -7,7 +7,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { loadConfig, parseBool, parseNumber, type ConfigSources, type OptionSpec } from '@muster/common';
+import { loadConfig, OTLP_ENDPOINT_HELP, parseBool, parseNumber, type ConfigSources, type OptionSpec } from '@muster/common';
 import { isHostPort } from '@muster/contracts';
 import { DEFAULT_MAX_BODY_BYTES } from './gateway.js';
 
@@ -27,8 +27,10 @@ export const gatewayConfigSchema = z
     metricsTlsKey: z.string().min(1).optional(),
     /** Share of successful requests logged (errors always are), 0 to 1. */
     requestLogSample: z.number().min(0).max(1).default(0.01),
-    /** OTLP/HTTP collector base URL: traces on (common/tracing.ts); '' (the default): off. */
-    otlpEndpoint: z.union([z.literal(''), z.url({ protocol: /^https?$/ })]).default(''),
+    /** OTLP/HTTP collector base URL: traces on; '' (the default): the OTEL_* variables decide. Checked in one place: tracesUrl (common/tracing.ts). */
+    otlpEndpoint: z.string().default(''),
+    /** Continue clients' W3C traceparent (default false: each request starts a new trace, linked to the client's span). */
+    trustTraceparent: z.boolean().default(false),
   })
   .refine((c) => !c.keysFile || !c.noAuth, { message: '--no-auth and --keys-file contradict each other: give one', path: ['noAuth'] })
   .refine((c) => c.keysFile !== undefined || c.noAuth, {
@@ -75,7 +77,8 @@ export const gatewayOptions: OptionSpec[] = [
   { key: 'metricsTlsCert', flag: 'metrics-tls-cert', env: 'MUSTER_GATEWAY_METRICS_TLS_CERT', description: 'serve /metrics over HTTPS with this certificate (PEM)' },
   { key: 'metricsTlsKey', flag: 'metrics-tls-key', env: 'MUSTER_GATEWAY_METRICS_TLS_KEY', description: 'the metrics HTTPS certificate\'s key (PEM)' },
   { key: 'requestLogSample', flag: 'request-log-sample', env: 'MUSTER_GATEWAY_REQUEST_LOG_SAMPLE', parse: parseNumber, description: 'share of successful requests written to the JSON request log, 0 to 1 (default 0.01); 5xx and 499 are always logged, 4xx up to 20 a second' },
-  { key: 'otlpEndpoint', flag: 'otlp-endpoint', env: 'OTEL_EXPORTER_OTLP_ENDPOINT', description: 'send traces (OTLP/HTTP) to this collector base URL, e.g. http://127.0.0.1:4318 (default: tracing off); sampling: OTEL_TRACES_SAMPLER/_ARG' },
+  { key: 'otlpEndpoint', flag: 'otlp-endpoint', description: OTLP_ENDPOINT_HELP },
+  { key: 'trustTraceparent', flag: 'trust-traceparent', env: 'MUSTER_GATEWAY_TRUST_TRACEPARENT', parse: parseBool, boolean: true, description: 'continue the trace a client\'s traceparent names, with its sampling decision (default: each request starts a new trace, linked to the client\'s span: clients choose neither the trace id nor sampling)' },
 ];
 
 export function loadGatewayConfig(sources: ConfigSources): GatewayConfig {

@@ -60,6 +60,8 @@ export interface GatewayOptions {
   /** Serve without authentication: every caller may call every group. */
   noAuth?: boolean;
   maxBodyBytes?: number;
+  /** Continue a client's W3C traceparent (default: a new trace per request, linked to the client's span; gateway-tracing.ts). */
+  trustTraceparent?: boolean;
   /** PEM files of the HTTPS certificate (chain) and key; plain HTTP without. */
   tls?: { cert: string; key: string } | undefined;
   /** Counts and logs each request (gateway-metrics.ts); none: neither. */
@@ -95,7 +97,7 @@ export async function startGateway(cluster: Cluster, opts: GatewayOptions): Prom
     const requestId = requestIdOf(req);
     res.setHeader(REQUEST_ID_HEADER, requestId);
     const record = opts.observer?.begin(req, res, requestId);
-    void tracedRequest(req, res, requestId, record, () => handle(req, res, requestId, record)).catch((e: unknown) => fail(req, res, e));
+    void tracedRequest(req, res, requestId, record, opts.trustTraceparent === true, () => handle(req, res, requestId, record)).catch((e: unknown) => fail(req, res, e));
   };
   const tls = opts.tls ? readTls(opts.tls) : undefined;
   const server: Server | HttpsServer = tls ? createHttpsServer(tls, onRequest) : createServer(onRequest);

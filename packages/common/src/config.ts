@@ -25,8 +25,8 @@ export interface OptionSpec {
   key: string;
   /** Long flag name without dashes ("dead-after-ms"). */
   flag: string;
-  /** Environment variable ("MUSTER_DEAD_AFTER_MS"). */
-  env: string;
+  /** Environment variable ("MUSTER_DEAD_AFTER_MS"); none when the option reads its variables itself (--otlp-endpoint). */
+  env?: string;
   /** Turns a string from env or flag into the config value. */
   parse?: (raw: string) => unknown;
   description: string;
@@ -41,6 +41,11 @@ export interface OptionSpec {
 /** Commander's spelling of an option: `--name <value>`, or `--name` for a switch. */
 export function flagSpelling(o: OptionSpec): string {
   return o.boolean ? `--${o.flag}` : `--${o.flag} <value>`;
+}
+
+/** An option's help line: its description and, when it has one, its variable. */
+export function optionHelp(o: OptionSpec): string {
+  return o.env ? `${o.description} [env ${o.env}]` : o.description;
 }
 
 /** The flags a user gave, from commander's parsed options, as loadConfig takes them (a switch given is "true"). */
@@ -102,7 +107,7 @@ export function loadConfig<S extends z.ZodType>(schema: S, options: OptionSpec[]
   }
   const env = sources.env ?? process.env;
   for (const o of options) {
-    const raw = env[o.env];
+    const raw = o.env === undefined ? undefined : env[o.env];
     if (raw !== undefined && raw !== '') {
       merged[o.key] = o.parse ? o.parse(raw) : raw;
       origin[o.key] = `${o.env} (env)`;
@@ -136,5 +141,5 @@ export function loadConfig<S extends z.ZodType>(schema: S, options: OptionSpec[]
 export function secretFlagWarnings(options: readonly OptionSpec[], flags: Record<string, string | undefined>): string[] {
   return options
     .filter((o) => o.secret && flags[o.key] !== undefined)
-    .map((o) => `--${o.flag} was given on the command line, where every user of this machine can read it (ps, /proc/<pid>/cmdline); use ${o.instead ?? o.env} instead`);
+    .map((o) => `--${o.flag} was given on the command line, where every user of this machine can read it (ps, /proc/<pid>/cmdline); use ${o.instead ?? o.env ?? 'a config file'} instead`);
 }

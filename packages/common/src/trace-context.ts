@@ -17,13 +17,20 @@
  * process registered (the W3C one, tracing.ts of this package).
  */
 import type { Metadata } from '@grpc/grpc-js';
-import { context, propagation, ProxyTracerProvider, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
+import { context, propagation, ProxyTracerProvider, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
 import { TRACE_HEADERS, TRACER_NAME } from '@muster/contracts';
 
-export { SpanKind, SpanStatusCode, context as otelContext, trace as otelTrace, type Context, type Span } from '@opentelemetry/api';
+export { ROOT_CONTEXT, SpanKind, SpanStatusCode, context as otelContext, trace as otelTrace, type Context, type Link, type Span } from '@opentelemetry/api';
 
 /** The API's own no-op provider: what the global proxy delegates to until a provider registers. */
 const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/**
+ * The help line of the head's, worker's and gateway's `--otlp-endpoint`. The flag has no variable of
+ * its own: tracesUrl() (tracing.ts) reads the standard ones, in the specification's order.
+ */
+export const OTLP_ENDPOINT_HELP =
+  'send traces (OTLP/HTTP) to this collector base URL, e.g. http://127.0.0.1:4318 (default: tracing off); without the flag, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (full URL), else OTEL_EXPORTER_OTLP_ENDPOINT (base URL); sampling: OTEL_TRACES_SAMPLER/_ARG';
 
 /** Has this process registered a tracer provider? (No: every hook is skipped and no span is made.) */
 export function tracingOn(): boolean {
@@ -32,14 +39,14 @@ export function tracingOn(): boolean {
 }
 
 /** Muster's tracer (looked up on each use: a provider registered later still gets the spans). */
-export function musterTracer(): Tracer {
+function musterTracer(): Tracer {
   return trace.getTracer(TRACER_NAME);
 }
 
-/** Starts a span under `parent` (default: the active context); undefined when tracing is off. */
-export function startSpan(name: string, kind: SpanKind, attributes: Attributes, parent?: Context): Span | undefined {
+/** Starts a span under `parent` (default: the active context), linked to `links`; undefined when tracing is off. */
+export function startSpan(name: string, kind: SpanKind, attributes: Attributes, parent?: Context, links?: Link[]): Span | undefined {
   if (!tracingOn()) return undefined;
-  return musterTracer().startSpan(name, { kind, attributes }, parent ?? context.active());
+  return musterTracer().startSpan(name, links ? { kind, attributes, links } : { kind, attributes }, parent ?? context.active());
 }
 
 /** Ends a span with its outcome: `OK`, or an error code (the span's status then says ERROR with it). */

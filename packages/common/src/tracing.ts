@@ -20,6 +20,7 @@
  * lowers the ratio (OTEL_TRACES_SAMPLER_ARG=0.01).
  */
 import { context, propagation, trace } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace-node';
@@ -86,7 +87,7 @@ export function samplerOf(env: NodeJS.ProcessEnv): { sampler: Sampler; words: st
 
 /**
  * Registers the process's tracer provider (the global one, with the W3C
- * propagator and the AsyncLocalStorage context manager) when tracing is on;
+ * trace-context propagator — no baggage — and the AsyncLocalStorage context manager) when tracing is on;
  * throws INVALID_ARGUMENT on a malformed setting, before anything starts.
  */
 export function startTracing(opts: TracingOptions): Tracing {
@@ -103,7 +104,10 @@ export function startTracing(opts: TracingOptions): Tracing {
     sampler,
     spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: traces }))],
   });
-  provider.register();
+  // Only traceparent/tracestate travel on: the default propagator adds W3C baggage, which would carry a
+  // gateway client's `baggage` header (up to 8 KB, past the gateway's header whitelist) into every
+  // attempt's NATS headers, the replica and the HTTP shard.
+  provider.register({ propagator: new W3CTraceContextPropagator() });
   return {
     url: traces,
     sampler: words,

@@ -70,7 +70,7 @@ export class Attempt implements Listener, Tracked {
   ended = false;
   /** Its span and the NATS headers carrying it, when the call is traced (tracing.ts). */
   trace: AttemptTrace | undefined;
-  /** How it ended, for its span (set where known; else OK, or CANCELLED when another copy won). */
+  /** How it ended, for its span: set where known (its answer's code, the call's error when that ended it); else OK, or CANCELLED when another copy won. */
   outcome: string | undefined;
 
   constructor(
@@ -152,6 +152,7 @@ export abstract class Call {
     } catch (e) {
       a.outcome = ErrorCode.INTERNAL;
       this.end(a, false);
+      for (const other of this.attempts) other.outcome ??= ErrorCode.CANCELLED; // not broken: cancelled, as this call fails
       return this.fail(new MusterError(ErrorCode.INTERNAL, `replica ${a.replica.info.replicaId} sent an undecodable answer: ${(e as Error).message}`, { cause: e }));
     }
     if (typeof body !== 'object' || body === null) body = {};
@@ -233,9 +234,11 @@ export abstract class Call {
     try {
       this.host.nats.publish(r.info.subject, this.request, a.trace ? { reply: a.reply, headers: a.trace.headers } : { reply: a.reply });
     } catch (e) {
-      this.end(a, false);
       // Reconnected to a server with a lower max_payload since start(): say that, not "unavailable".
-      this.fail(this.tooLarge() ?? new MusterError(ErrorCode.UNAVAILABLE, `cannot send call ${this.id} over NATS: ${(e as Error).message}`, { cause: e }));
+      const err = this.tooLarge() ?? new MusterError(ErrorCode.UNAVAILABLE, `cannot send call ${this.id} over NATS: ${(e as Error).message}`, { cause: e });
+      a.outcome = err.code;
+      this.end(a, false);
+      this.fail(err);
     }
   }
 
@@ -260,15 +263,22 @@ export abstract class Call {
     if (cancel) this.host.cancel(a.replica, this.id, this.started + this.opts.timeoutMs);
   }
 
-  /** Marks the call settled and releases everything; false if it already was. */
-  protected settle(): boolean {
+  /**
+   * Marks the call settled and releases everything; false if it already was. `failure`: the error
+   * the call ends with, the outcome of each copy still open (a deadline, a lost connection); none:
+   * they are cancelled (another copy answered, the consumer stopped).
+   */
+  protected settle(failure?: MusterError): boolean {
     if (this.settled) return false;
     this.settled = true;
     clearTimeout(this.timer);
     this.opts.signal?.removeEventListener('abort', this.onAbort);
     if (this.waiter) this.host.balancer.dequeue(this.waiter);
     this.waiter = undefined;
-    for (const a of [...this.attempts]) this.end(a, true);
+    for (const a of [...this.attempts]) {
+      if (failure && a.outcome === undefined) a.outcome = failure.code;
+      this.end(a, true);
+    }
     this.host.calls.delete(this);
     return true;
   }
@@ -341,7 +351,7 @@ export class UnaryCall extends Call {
   }
 
   fail(e: MusterError): void {
-    if (!this.settle()) return;
+    if (!this.settle(e)) return;
     clearTimeout(this.hedgeTimer);
     this.reject(e);
   }

@@ -66,7 +66,7 @@ export class StreamCall extends Call {
   }
 
   fail(e: MusterError): void {
-    if (!this.settle()) return;
+    if (!this.settle(e)) return;
     this.error = e;
     this.notify();
   }

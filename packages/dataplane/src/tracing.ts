@@ -62,9 +62,11 @@ export function startAttemptSpan(parent: Context | undefined, a: { group: string
   return { span, headers };
 }
 
-/** The replica's span for one request, continuing the caller's trace from the message headers. */
+/**
+ * The replica's span for one request, continuing the caller's trace from the message headers.
+ * Its caller checks tracingOn() first (serve.ts: off, a request makes not even the attributes' object).
+ */
 export function startServeSpan(msg: Msg, a: { group: string; replicaId: string; revision: string; subject: string; callId: string; stream: boolean }): { span: Span; ctx: Context } | undefined {
-  if (!tracingOn()) return undefined;
   const h = msg.headers;
   const parent = h && h.has(TRACE_HEADERS.PARENT) ? propagation.extract(otelContext.active(), h, getter) : otelContext.active();
   const span = startSpan(`muster.serve ${a.group}`, SpanKind.SERVER, {

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { givenFlags } from '@muster/common';
+import { tracesUrl } from '@muster/common/tracing';
 import { headOptions, headTlsFiles, loadHeadConfig } from './config.js';
 
 const load = (flags: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) => loadHeadConfig({ env, flags: givenFlags(headOptions, flags) });
@@ -25,5 +26,14 @@ describe('the head\'s TLS options', () => {
     expect(() => load({ etcdCert: '/c', etcdKey: '/k' })).toThrow(/etcdCert and etcdKey go together, and need etcdCa/);
     expect(() => load({ etcdCa: '/ca', etcdCert: '/c' })).toThrow(/etcdCert and etcdKey go together/);
     expect(load({ etcdCa: '/ca', etcdCert: '/c', etcdKey: '/k' }).etcdEndpoints).toEqual(['https://127.0.0.1:2379']);
+  });
+});
+
+describe('the head\'s --otlp-endpoint', () => {
+  it('is the flag alone: with both OTEL variables set, the traces one is used (the specification\'s order)', () => {
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://base:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:4318/custom' };
+    expect(load({}, env).otlpEndpoint).toBe('');
+    expect(tracesUrl(load({}, env).otlpEndpoint, env)).toBe('http://traces:4318/custom');
+    expect(tracesUrl(load({ otlpEndpoint: 'http://flag:1' }, env).otlpEndpoint, env)).toBe('http://flag:1/v1/traces');
   });
 });

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { loadConfig, parseBool, parseList, parseNumber, type ConfigSources, type OptionSpec } from '@muster/common';
+import { loadConfig, OTLP_ENDPOINT_HELP, parseBool, parseList, parseNumber, type ConfigSources, type OptionSpec } from '@muster/common';
 import { isHostPort, MAX_MESSAGE_BYTES } from '@muster/contracts';
 
 /** Listen addresses (port 0: any); the advertised address is dialled, so it takes a host and a real port. */
@@ -76,8 +76,8 @@ export const headConfigSchema = z
     metricsTokenFile: z.string().min(1).optional(),
     metricsTlsCert: z.string().min(1).optional(),
     metricsTlsKey: z.string().min(1).optional(),
-    /** OTLP/HTTP collector base URL: traces on (common/tracing.ts); '' (the default): off. */
-    otlpEndpoint: z.union([z.literal(''), z.url({ protocol: /^https?$/ })]).default(''),
+    /** OTLP/HTTP collector base URL: traces on; '' (the default): the OTEL_* variables decide. Checked in one place: tracesUrl (common/tracing.ts). */
+    otlpEndpoint: z.string().default(''),
   })
   .refine((c) => !c.etcdCert === !c.etcdKey && (!c.etcdCert || c.etcdCa), {
     message: 'etcdCert and etcdKey go together, and need etcdCa',
@@ -140,7 +140,7 @@ export const headOptions: OptionSpec[] = [
   { key: 'metricsTokenFile', flag: 'metrics-token-file', env: 'MUSTER_METRICS_TOKEN_FILE', description: 'scrapes of /metrics must send "Authorization: Bearer <this file\'s token>" (≥ 32 bytes; re-read when it changes)' },
   { key: 'metricsTlsCert', flag: 'metrics-tls-cert', env: 'MUSTER_METRICS_TLS_CERT', description: 'serve /metrics over HTTPS with this certificate (PEM)' },
   { key: 'metricsTlsKey', flag: 'metrics-tls-key', env: 'MUSTER_METRICS_TLS_KEY', description: 'the metrics HTTPS certificate\'s key (PEM)' },
-  { key: 'otlpEndpoint', flag: 'otlp-endpoint', env: 'OTEL_EXPORTER_OTLP_ENDPOINT', description: 'send traces (OTLP/HTTP) to this collector base URL, e.g. http://127.0.0.1:4318 (default: tracing off); sampling: OTEL_TRACES_SAMPLER/_ARG' },
+  { key: 'otlpEndpoint', flag: 'otlp-endpoint', description: OTLP_ENDPOINT_HELP },
 ];
 
 export function loadHeadConfig(sources: ConfigSources): HeadConfig {

@@ -9,7 +9,7 @@
  * over at once, connections are drained, the store flushed.
  */
 import { Command } from 'commander';
-import { flagSpelling, givenFlags, isMusterError, quietIpServernameWarning, secretFlagWarnings } from '@muster/common';
+import { flagSpelling, givenFlags, isMusterError, optionHelp, quietIpServernameWarning, secretFlagWarnings } from '@muster/common';
 import { createLogger } from '@muster/common/log';
 import { headOptions, loadHeadConfig, tokenPath } from './config.js';
 import { startHead } from './head.js';
@@ -22,7 +22,7 @@ const program = new Command('muster-head')
   // A one-off act on a damaged data dir, so a flag only: never a setting left in a file or the environment.
   .option('--repair-wal', 'embedded store: truncate a log damaged before its end at the bad frame instead of refusing to start (what is cut is saved beside it; back up the data dir first)')
   .showHelpAfterError();
-for (const o of headOptions) program.option(flagSpelling(o), `${o.description} [env ${o.env}]`);
+for (const o of headOptions) program.option(flagSpelling(o), optionHelp(o));
 program.parse();
 
 const log = createLogger('head');

@@ -7,7 +7,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { ErrorCode, MusterError, loadConfig, parseBool, parseList, parseMap, type ConfigSources, type OptionSpec } from '@muster/common';
+import { ErrorCode, MusterError, loadConfig, OTLP_ENDPOINT_HELP, parseBool, parseList, parseMap, type ConfigSources, type OptionSpec } from '@muster/common';
 import { isHostPort } from '@muster/contracts';
 import { DEFAULT_SERVICE_ACCOUNT_DIR } from './kube-node.js';
 import { SHARD_UID_RANGE, SHARD_USER } from './shards/rank-users.js';
@@ -66,8 +66,8 @@ export const workerConfigSchema = z.object({
   metricsTokenFile: z.string().min(1).optional(),
   metricsTlsCert: z.string().min(1).optional(),
   metricsTlsKey: z.string().min(1).optional(),
-  /** OTLP/HTTP collector base URL: traces on (common/tracing.ts); '' (the default): off. */
-  otlpEndpoint: z.union([z.literal(''), z.url({ protocol: /^https?$/ })]).default(''),
+  /** OTLP/HTTP collector base URL: traces on; '' (the default): the OTEL_* variables decide. Checked in one place: tracesUrl (common/tracing.ts). */
+  otlpEndpoint: z.string().default(''),
 });
 
 export type WorkerConfig = z.infer<typeof workerConfigSchema>;
@@ -124,7 +124,7 @@ export const workerOptions: OptionSpec[] = [
   { key: 'metricsTokenFile', flag: 'metrics-token-file', env: 'MUSTER_METRICS_TOKEN_FILE', description: 'scrapes of /metrics must send "Authorization: Bearer <this file\'s token>" (≥ 32 bytes; re-read when it changes)' },
   { key: 'metricsTlsCert', flag: 'metrics-tls-cert', env: 'MUSTER_METRICS_TLS_CERT', description: 'serve /metrics over HTTPS with this certificate (PEM)' },
   { key: 'metricsTlsKey', flag: 'metrics-tls-key', env: 'MUSTER_METRICS_TLS_KEY', description: 'the metrics HTTPS certificate\'s key (PEM)' },
-  { key: 'otlpEndpoint', flag: 'otlp-endpoint', env: 'OTEL_EXPORTER_OTLP_ENDPOINT', description: 'send traces (OTLP/HTTP) to this collector base URL, e.g. http://127.0.0.1:4318 (default: tracing off); sampling: OTEL_TRACES_SAMPLER/_ARG' },
+  { key: 'otlpEndpoint', flag: 'otlp-endpoint', description: OTLP_ENDPOINT_HELP },
 ];
 
 export function loadWorkerConfig(sources: ConfigSources): WorkerConfig {

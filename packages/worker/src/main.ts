@@ -9,7 +9,7 @@
  * kit waits for it) and re-registers by itself whenever the head comes back.
  */
 import { Command } from 'commander';
-import { flagSpelling, givenFlags, isMusterError, quietIpServernameWarning, secretFlagWarnings } from '@muster/common';
+import { flagSpelling, givenFlags, isMusterError, optionHelp, quietIpServernameWarning, secretFlagWarnings } from '@muster/common';
 import { CLIENT_ENV } from '@muster/contracts';
 import { createLogger } from '@muster/common/log';
 import { loadWorkerConfig, workerOptions } from './config.js';
@@ -24,7 +24,7 @@ const run = program
   .command('run', { isDefault: true })
   .description('connect to the head and serve this node')
   .option('--config <file>', 'YAML or JSON config file (layered under MUSTER_* env and flags)');
-for (const o of workerOptions) run.option(flagSpelling(o), `${o.description} [env ${o.env}]`);
+for (const o of workerOptions) run.option(flagSpelling(o), optionHelp(o));
 run.action(async (opts: Record<string, string>) => {
   const log = createLogger('worker');
   try {

@@ -5,14 +5,17 @@
  * the request carries a W3C traceparent naming the router's attempt span
  * under the caller's span, and the handler runs under a replica span of the
  * same trace. Sampled out (always_off), so nothing is exported: the context
- * travels all the same, and this test needs no collector.
+ * travels all the same, and this test needs no collector. An attempt's span
+ * says how the attempt ended (muster.code), also when the call failed with
+ * it open or it was never sent: those spans go to a small collector.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { otelContext, otelTrace, SpanKind, startSpan, tracingOn, type NatsConnection } from '@muster/common';
+import { ErrorCode, otelContext, otelTrace, SpanKind, startSpan, tracingOn, type NatsConnection } from '@muster/common';
 import { startTracing } from '@muster/common/tracing';
 import { replicaSubject } from '@muster/contracts';
 import { Router, serve, type Server } from '@muster/dataplane';
 import { useNats } from '@muster/testing/vitest';
+import { startCollector } from '../otlp-collector.js';
 
 let client: NatsConnection;
 const servers: Server[] = [];
@@ -66,5 +69,32 @@ describe('data-plane trace context', () => {
       await tracing.shutdown();
     }
     expect(tracingOn()).toBe(false);
+  });
+
+  it('ends an attempt\'s span with the call\'s error when the call failed with it open, or it was never sent', async () => {
+    const collector = await startCollector();
+    const tracing = startTracing({ service: 'tracing-test', env: { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_TRACES_SAMPLER: 'always_on' } });
+    try {
+      // A replica that answers after the caller's deadline: the attempt is open when the call fails.
+      const group = 'slow';
+      const subject = replicaSubject('muster', group, 'r0');
+      servers.push(await serve({ unary: () => new Promise((r) => setTimeout(() => r(1), 2_000)) }, { nats: client, subject, group, replicaId: 'r0' }));
+      const slow = new Router(client, undefined, { group });
+      routers.push(slow);
+      slow.update({ group, version: 1, replicas: [{ replicaId: 'r0', revision: 'v1', subject }] });
+      await client.flush();
+      await expect(slow.call(1, { timeoutMs: 200 })).rejects.toMatchObject({ code: ErrorCode.DEADLINE_EXCEEDED });
+      // A replica whose subject NATS refuses to publish to: the attempt is never sent.
+      const bad = new Router(client, undefined, { group: 'bad' });
+      routers.push(bad);
+      bad.update({ group: 'bad', version: 1, replicas: [{ replicaId: 'r0', revision: 'v1', subject: 'muster.bad subject' }] });
+      await expect(bad.call(1)).rejects.toMatchObject({ code: ErrorCode.UNAVAILABLE });
+    } finally {
+      await tracing.shutdown(); // sends the spans still buffered
+      await new Promise((r) => collector.server.close(r));
+    }
+    const codeOf = (name: string) => collector.spans.filter((s) => s.name === name).map((s) => s.attributes['muster.code']);
+    expect(codeOf('muster.call slow')).toEqual([ErrorCode.DEADLINE_EXCEEDED]);
+    expect(codeOf('muster.call bad')).toEqual([ErrorCode.UNAVAILABLE]);
   });
 });

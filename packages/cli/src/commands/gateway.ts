@@ -8,7 +8,7 @@
  * keys file (polled every second).
  */
 import type { Command } from 'commander';
-import { ErrorCode, MusterError, parseHostPort, parseList } from '@muster/common';
+import { ErrorCode, MusterError, optionHelp, parseHostPort, parseList } from '@muster/common';
 import { ALL_GROUPS, CLIENT_ENV } from '@muster/contracts';
 import { addConnectionFlags, connectFromFlags, type ConnectionFlags } from '../connection.js';
 import { table } from '../format.js';
@@ -19,7 +19,7 @@ import { GatewayObserver } from '../gateway-metrics.js';
 import { startMetrics } from '@muster/common/metrics';
 import { startTracing } from '@muster/common/tracing';
 
-const KEYS_FILE_ENV = gatewayOptions.find((o) => o.key === 'keysFile')!.env;
+const KEYS_FILE_ENV = gatewayOptions.find((o) => o.key === 'keysFile')!.env!;
 
 function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
   process.stderr.write(`${JSON.stringify({ level, msg, ...fields })}\n`);
@@ -39,31 +39,32 @@ export function gatewayCommand(program: Command): void {
     .option('--config <file>', 'YAML or JSON gateway config file (layered under MUSTER_GATEWAY_* env and flags)')
     .enablePositionalOptions();
   for (const o of gatewayOptions) {
-    const help = `${o.description} [env ${o.env}]`;
+    const help = optionHelp(o);
     // The CLI's connection flags may have a --tls-cert/--tls-key of their own (the certificate a
     // client shows the head). On `muster gateway` the one option names the HTTPS files; the link to
     // the head then takes its certificate from the environment or the context (see the action).
     const same = gateway.options.find((x) => x.long === `--${o.flag}`);
     if (same) same.description = help;
-    else if (o.key === 'noAuth') gateway.option(`--${o.flag}`, help);
+    else if (o.key === 'noAuth' || o.boolean) gateway.option(`--${o.flag}`, help);
     else gateway.option(`--${o.flag} <value>`, help);
   }
   gateway.action(async (raw: ConnectionFlags & Record<string, unknown>) => {
     // Commander turns --no-auth into `auth: false`.
-    const flags = Object.fromEntries(gatewayOptions.map((o) => [o.key, o.key === 'noAuth' ? (raw.auth === false ? 'true' : undefined) : (raw[o.key] as string | undefined)]));
+    const flags = Object.fromEntries(gatewayOptions.map((o) => [o.key, o.key === 'noAuth' ? (raw.auth === false ? 'true' : undefined) : raw[o.key] === true ? 'true' : (raw[o.key] as string | undefined)]));
     const config = loadGatewayConfig({ file: raw.config as string | undefined, flags });
     const listen = parseHostPort(config.listen, '--listen');
     if (config.noAuth) log('warn', 'the gateway serves WITHOUT authentication (--no-auth): anyone who reaches it may call every replica group');
     // --tls-cert/--tls-key are the gateway's HTTPS pair here, never a client certificate for the
     // head: its own client pair is MUSTER_TLS_CERT/MUSTER_TLS_KEY (kept beside a --tls-ca flag), or
     // the context's.
+    // Tracing (gateway-tracing.ts): on with --otlp-endpoint or the standard OTEL_EXPORTER_OTLP_* variables; off by default.
+    // First: a malformed endpoint or sampler stops the gateway before anything listens.
+    const tracing = startTracing({ service: 'muster-gateway', endpoint: config.otlpEndpoint, warn: (m) => log('warn', m) });
     // Global: the gateway's routers record through the OpenTelemetry API (muster_router_*), served here too.
     // Without --metrics-listen (the default) nothing is started: no provider records what no one serves.
     const metrics = config.metricsListen
       ? await startMetrics('gateway', config.metricsListen, { tokenFile: config.metricsTokenFile, tlsCert: config.metricsTlsCert, tlsKey: config.metricsTlsKey }, { global: true, warn: (m) => log('warn', m) })
       : undefined;
-    // Tracing (gateway-tracing.ts): on with --otlp-endpoint or the standard OTEL_EXPORTER_OTLP_* variables; off by default.
-    const tracing = startTracing({ service: 'muster-gateway', endpoint: config.otlpEndpoint, warn: (m) => log('warn', m) });
     const observer = new GatewayObserver({ meter: metrics?.meter, sample: config.requestLogSample, log: ({ msg, ...line }) => log('status' in line ? (line.status >= 500 ? 'error' : line.status >= 400 ? 'warn' : 'info') : 'warn', msg, line) });
     const cluster = await connectFromFlags({ ...raw, tlsCert: process.env[CLIENT_ENV.TLS_CERT], tlsKey: process.env[CLIENT_ENV.TLS_KEY] } as ConnectionFlags).catch(async (e: unknown) => {
       await metrics?.close();
@@ -75,6 +76,7 @@ export function gatewayCommand(program: Command): void {
       keysFile: config.keysFile,
       noAuth: config.noAuth,
       maxBodyBytes: config.maxBodyBytes,
+      trustTraceparent: config.trustTraceparent,
       tls: config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : undefined,
       log,
     }).catch(async (e: unknown) => {

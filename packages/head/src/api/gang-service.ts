@@ -1,5 +1,5 @@
 /** GangService: launch, inspect, wait for and stop gangs; relay rank logs. */
-import { ErrorCode, MusterError } from '@muster/common';
+import { ErrorCode, MusterError, otelContext } from '@muster/common';
 import { Gang, GangState, type GangServiceServer, type ListGangsRequest } from '@muster/proto';
 import type { GangController } from '../controllers/gangs.js';
 import type { LogRelay } from './log-relay.js';
@@ -15,7 +15,8 @@ export function gangService(ctx: RpcContext, gangs: GangController, logs: LogRel
       if (req.spec?.replicaGroup) {
         throw new MusterError(ErrorCode.INVALID_ARGUMENT, `spec.replicaGroup: set by the head for the gangs of replica group "${req.spec.replicaGroup.slice(0, 128)}"; apply a replica group instead of launching its gang`, { details: { field: 'replicaGroup' } });
       }
-      return gangs.launch(req.spec, req.requestId);
+      // The trace of this call (its server span, rpc-tracing.ts), handed over explicitly: the controller reads no ambient context.
+      return gangs.launch(req.spec, req.requestId, otelContext.active());
     }),
     getGang: unary(ctx, 'GetGang', async (req) => gangs.get(req.id)),
     listGangs: unary(ctx, 'ListGangs', async (req: ListGangsRequest) => {

@@ -7,7 +7,7 @@
  * gang (gang-gc.ts) is a delete staged the same way; `CollectTimer` says when
  * the controller looks for one.
  */
-import { SpanKind, startSpan, traceFields, otelTrace, type Context, type Logger } from '@muster/common';
+import { contextOfFields, SpanKind, startSpan, traceFields, otelTrace, type Logger } from '@muster/common';
 import { Gang, GangState, type HeadMessage, type ShardLaunch, type TraceContext } from '@muster/proto';
 import { collectEveryMs, type Collection, type GangRetention } from './gang-gc.js';
 import type { EventLog } from '../events/event-log.js';
@@ -34,8 +34,9 @@ function withCredentials(sink: PlanSink, group: string | undefined, shards: Shar
  * under the launching call's span, for the first attempt only (a restart is
  * the controller's doing, not the caller's). Undefined when not traced.
  */
-function launchTrace(parent: Context | undefined, g: Gang, name: string, nodeId: string, attempt: number): TraceContext | undefined {
-  if (!parent || attempt > 1) return undefined;
+function launchTrace(caller: TraceContext | undefined, g: Gang, name: string, nodeId: string, attempt: number): TraceContext | undefined {
+  if (!caller || attempt > 1) return undefined;
+  const parent = contextOfFields(caller);
   const span = startSpan(`muster.launch ${name}`, SpanKind.PRODUCER, { 'muster.gang': g.id, 'muster.gang_name': name, 'muster.node': nodeId, 'muster.attempt': attempt }, parent);
   if (!span) return undefined;
   const fields = traceFields(otelTrace.setSpan(parent, span));
@@ -45,8 +46,8 @@ function launchTrace(parent: Context | undefined, g: Gang, name: string, nodeId:
 
 /** What one gang's entry does once the plan is durable. */
 export interface Durable {
-  /** The trace of the call that launched the gang, if traced (gangs.ts). */
-  readonly trace?: Context | undefined;
+  /** The trace of the call that launched the gang (its W3C fields), if traced (gangs.ts). */
+  readonly trace?: TraceContext | undefined;
   clearTimer(): void;
   arm(ev: GangEvent, atMs: number): void;
   /** The plan's record is durable (`stateChanged`: it took a step of the lifecycle). */

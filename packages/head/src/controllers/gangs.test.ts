@@ -7,7 +7,8 @@
  * what the store holds — and once the store heals, the same call works.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCode, waitFor } from '@muster/common';
+import { ErrorCode, otelContext, otelTrace, SpanKind, startSpan, waitFor } from '@muster/common';
+import { startTracing } from '@muster/common/tracing';
 import {
   Gang,
   GangState as G,
@@ -241,5 +242,32 @@ describe('finished gangs are collected through the commit', () => {
     h.told.length = 0;
     await h.gangs.shardStatus('n1', report(0, 'ready', { gangId: g.id }));
     expect(kinds(h.told)).toEqual(['stopShards']);
+  });
+});
+
+describe('the trace a launch order carries', () => {
+  /** A tracer provider (sampled out: contexts travel, nothing is exported) and a span standing for some traced call. */
+  const traced = () => {
+    const tracing = startTracing({ service: 'gangs-test', env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_TRACES_SAMPLER: 'always_off' } });
+    cleanups.push(() => tracing.shutdown());
+    const span = startSpan('some call', SpanKind.SERVER, {})!;
+    return { traceId: span.spanContext().traceId, ctx: otelTrace.setSpan(otelContext.active(), span) };
+  };
+  const orderTrace = (msgs: HeadMessage[]) => (msgs[0]?.msg?.$case === 'launchShards' ? msgs[0].msg.value.trace : 'no order');
+
+  it('is the one handed to launch(): the launching call\'s trace, under a launch span of its own', async () => {
+    const h = await harness();
+    const call = traced();
+    await h.gangs.launch(wire, '', call.ctx);
+    const trace = orderTrace(h.told);
+    expect(trace).toMatchObject({ traceparent: expect.stringContaining(`-${call.traceId}-`) });
+  });
+
+  it('is none for a launch given no trace (a replica group\'s gangs), whatever call is active around it', async () => {
+    const h = await harness();
+    const kicker = traced();
+    await otelContext.with(kicker.ctx, () => h.gangs.launch(wire, ''));
+    expect(kinds(h.told)).toEqual(['launchShards']);
+    expect(orderTrace(h.told)).toBeUndefined();
   });
 });

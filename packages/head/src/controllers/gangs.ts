@@ -56,8 +56,8 @@
  * the gang leaves memory (and `gang ls`) once its delete is durable, and no
  * event is decided on it meanwhile.
  */
-import { checkLength, ErrorCode, MusterError, otelContext, tracingOn, type Context, type Logger, randomId } from '@muster/common';
-import { Gang, GangState as G, NodeState, PlacementGroupState as P, type GangSpec, type HeadMessage, type ShardStatusReport } from '@muster/proto';
+import { checkLength, ErrorCode, MusterError, traceFields, tracingOn, type Context, type Logger, randomId } from '@muster/common';
+import { Gang, GangState as G, NodeState, PlacementGroupState as P, type GangSpec, type HeadMessage, type ShardStatusReport, type TraceContext } from '@muster/proto';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
@@ -81,8 +81,12 @@ interface Entry {
   shown: Gang | undefined;
   spec: ValidGangSpec;
   moving: boolean;
-  /** The trace of the call that launched it, when traced (memory only: its first launch orders carry it, gang-executor.ts). */
-  trace?: Context | undefined;
+  /**
+   * The trace of the call that launched it, when traced: its W3C fields, not the call's context
+   * (which would hold the call's ended span for the gang's life). Memory only: its first launch
+   * orders carry it (gang-executor.ts).
+   */
+  trace?: TraceContext | undefined;
   timer?: NodeJS.Timeout | undefined;
   /** Its delete is in the next commit (gang-gc.ts): no event is decided on it any more. */
   collecting?: boolean;
@@ -212,8 +216,12 @@ export class GangController {
 
   // ── API ────────────────────────────────────────────────────────────────
 
-  /** A launch repeating the `requestId` of a live gang of that name returns it (idempotent retry). */
-  async launch(wire: GangSpec | undefined, requestId = ''): Promise<Gang> {
+  /**
+   * A launch repeating the `requestId` of a live gang of that name returns it (idempotent retry).
+   * `trace`: the launching call's context, passed by the API (gang-service.ts); never the ambient
+   * one, which for a replica group's gangs is whatever call kicked its controller.
+   */
+  async launch(wire: GangSpec | undefined, requestId = '', trace?: Context): Promise<Gang> {
     await this.reloading;
     const spec = parseGangSpec(wire);
     checkLength('request_id', requestId, 'refLength'); // stored with the gang
@@ -236,7 +244,7 @@ export class GangController {
       if (e.gang.placementGroupId === pg.id) throw new MusterError(ErrorCode.ALREADY_EXISTS, `placement group ${pg.spec?.name} already runs gang ${e.spec.name}`, { details: { field: 'placementGroup' } });
     }
     const first = planLaunch(spec, wireGangSpec(spec), pg, randomId('gang', 10), requestId, Date.now());
-    const e: Entry = { gang: first.gang, shown: undefined, spec, moving: false, trace: tracingOn() ? otelContext.active() : undefined };
+    const e: Entry = { gang: first.gang, shown: undefined, spec, moving: false, trace: trace && tracingOn() ? traceFields(trace) : undefined };
     this.gangs.set(e.gang.id, e);
     this.execute(e, first);
     this.apply(e, { type: 'placement' });
