@@ -4,9 +4,12 @@
  * fails the rank with a reason naming the request, and times the whole
  * warm-up out. Real child processes (node -e), a real HTTP server.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, node } from './test-support.js';
+import { waitFor } from '@muster/common';
+import { alive, Harness, node } from './test-support.js';
 import type { WarmupSpec } from './types.js';
 
 let h: Harness;
@@ -109,5 +112,17 @@ describe('warm-up before ready', () => {
     sup.launch(s);
     const ex = await h.status(s.key, 'exited');
     expect(ex.reason).toBe('warm-up request 1 of 1 (call) did not finish within the warm-up timeout (900 ms): serve() never started in the rank');
+  });
+
+  it('kills an exec request past the timeout with everything it forked', async () => {
+    const sup = await h.open();
+    const pidFile = join(h.dataDir, 'warmup-child');
+    const s = h.spec({ ...node('setInterval(() => {}, 1000)'), warmup: { timeoutMs: 800, requests: [{ kind: 'exec', command: '/bin/sh', args: ['-c', 'sleep 30 & echo $! > "$0"; wait', pidFile] }] } });
+    sup.launch(s);
+    const ex = await h.status(s.key, 'exited');
+    expect(ex.reason).toBe('warm-up request 1 of 1 (exec /bin/sh) did not finish within the warm-up timeout (800 ms)');
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    h.track(pid);
+    await waitFor('the request\'s child killed', () => !alive(pid), { timeoutMs: 5_000, intervalMs: 20 });
   });
 });

@@ -20,12 +20,12 @@
  * and in `muster_warmup_duration_seconds{group,outcome}`.
  */
 import type { ChildProcess } from 'node:child_process';
-import { execa } from 'execa';
 import { metrics, type Histogram } from '@opentelemetry/api';
 import { DEFAULT_WARMUP_TIMEOUT_MS, isServingMessage, SHARD_ENV, toWarmupResult, type WarmupCallMessage } from '@muster/contracts';
 import type { Warmup } from '@muster/proto';
 import { z } from 'zod';
 import type { ProbeContext } from './probes.js';
+import { runCommandInGroup } from './process.js';
 import type { WarmupSpec, WarmupStep } from './types.js';
 
 const port = z.number().int().min(1).max(65535);
@@ -127,18 +127,9 @@ async function runStep(s: WarmupStep, ctx: WarmupContext, signal: AbortSignal): 
       return;
     }
     case 'exec': {
-      const r = await execa(s.command, s.args, {
-        env: ctx.exec.env,
-        extendEnv: false,
-        cwd: ctx.exec.cwd,
-        ...(ctx.exec.uid !== undefined ? { uid: ctx.exec.uid } : {}),
-        ...(ctx.exec.gid !== undefined ? { gid: ctx.exec.gid } : {}),
-        stdio: 'ignore',
-        cancelSignal: signal,
-        forceKillAfterDelay: 1000,
-        reject: false,
-      });
-      if (r.failed || r.exitCode !== 0) throw new Error(r.exitCode !== undefined ? `exited with code ${r.exitCode}` : r.signal ? `killed by ${r.signal}` : r.shortMessage);
+      // Its own process group, killed whole on the timeout or a stop (process.ts).
+      const r = await runCommandInGroup(s.command, s.args, ctx.exec, { signal });
+      if (!r.ok) throw new Error(r.exitCode !== undefined ? `exited with code ${r.exitCode}` : r.signal ? `killed by ${r.signal}` : r.message);
       return;
     }
   }
