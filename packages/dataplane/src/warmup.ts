@@ -17,19 +17,22 @@
 import { isWarmupCall, SHARD_ENV, WARMUP_ERROR_CHARS, WARMUP_LIMITS, type WarmupCallMessage, type WarmupResultMessage } from '@muster/contracts';
 import type { StreamHandler, UnaryHandler } from './types.js';
 
+/** A send's callback: a channel the agent closed meanwhile is no 'error' event on the process (uncaught, a crash). */
+const ignore = (): void => undefined;
+
 /** Starts answering the agent's warm-up calls, when this process is a rank the agent spawned with a channel; returns the stop. */
 export function answerWarmups(handlers: { unary?: UnaryHandler | undefined; stream?: StreamHandler | undefined }, ownEnv: boolean): () => void {
   // A rank: launched by an agent (the gang contract is in its environment) with a channel to it.
-  if (!ownEnv || !process.env[SHARD_ENV.GANG_ID] || typeof process.send !== 'function') return () => {};
+  if (!ownEnv || !process.env[SHARD_ENV.GANG_ID] || typeof process.send !== 'function' || !process.connected) return () => {};
   const onMessage = (m: unknown): void => {
     if (!isWarmupCall(m)) return;
     void runCall(handlers, m).then((result) => {
-      if (process.connected) process.send?.(result);
+      if (process.connected) process.send?.(result, undefined, {}, ignore);
     });
   };
   process.on('message', onMessage);
   process.channel?.unref();
-  process.send({ muster: 'serving' });
+  process.send({ muster: 'serving' }, undefined, {}, ignore);
   return () => process.off('message', onMessage);
 }
 

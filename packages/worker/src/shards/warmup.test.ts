@@ -51,6 +51,7 @@ const ipcRank = node(`
     console.log('call ' + JSON.stringify(p));
     setTimeout(() => process.send(p.fail ? { muster: 'warmup-result', id: m.id, ok: false, error: 'model not loaded' } : { muster: 'warmup-result', id: m.id, ok: true }), 20);
   });
+  process.on('disconnect', () => console.log('channel closed'));
   process.send({ muster: 'serving' });
   setInterval(() => {}, 1000);
 `);
@@ -75,6 +76,20 @@ describe('warm-up before ready', () => {
     expect(h.phases(s.key)).toEqual(['prestart', 'started', 'ready']);
     expect(h.log(ready).match(/call .*/g)).toEqual(['call {"n":1}', 'call {"n":2}']);
     expect(seen).toEqual(['POST /v1/completions {"prompt":"hi"}']);
+    // Warm-up and readiness done, liveness not sdk: the agent closed the IPC channel.
+    await waitFor('the channel closed', () => h.log(ready).includes('channel closed'), { timeoutMs: 5_000, intervalMs: 20 });
+  });
+
+  it('keeps the IPC channel open after the warm-up when liveness is sdk', async () => {
+    const sup = await h.open();
+    // The rank also says "ready" (sdk liveness passes only once it has).
+    const s = h.spec({ command: ipcRank.command, args: ['-e', `${ipcRank.args[1]}; process.send({ muster: 'ready' });`], liveness: { kind: 'sdk', periodMs: 50 }, warmup: { timeoutMs: 10_000, requests: [{ kind: 'call', stream: false, json: '{"n":1}' }] } });
+    sup.launch(s);
+    const ready = await h.status(s.key, 'ready');
+    // Liveness sdk passes only while the channel is connected: ten periods later, the rank is still up and never closed.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(h.phases(s.key)).toEqual(['prestart', 'started', 'ready']);
+    expect(h.log(ready)).not.toContain('channel closed');
   });
 
   it('fails the rank when a request fails, naming the request and what went wrong; nothing after it runs', async () => {
