@@ -39,7 +39,7 @@ import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk
 import { DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, readNatsCredentialEnv, SHARD_ENV, ShardEnvError, type EngineLoad } from '@muster/contracts';
 import { startServeSpan } from './tracing.js';
 import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
-import { answerWarmups } from './warmup.js';
+import { answerWarmups, batchOfOne } from './warmup.js';
 
 export interface ServeHandlers {
   unary?: UnaryHandler;
@@ -132,7 +132,8 @@ export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): P
   }
   const server = new ReplicaServer(nc, !opts.nats, handlers, { ...cfg, engineLoad: opts.engineLoad });
   await nc.flush(); // the subscription is live at the NATS server before we say we serve
-  answerWarmups(handlers, opts.env === undefined); // the agent's warm-up calls (warmup.ts)
+  // The agent's warm-up calls (warmup.ts); a batching replica's go to its batch handler, a batch of one.
+  server.stopWarmups = answerWarmups({ unary: handlers.unary ?? (batch && batchOfOne(batch.handler)), stream: handlers.stream }, opts.env === undefined);
   return server;
 }
 
@@ -177,6 +178,8 @@ class ReplicaServer implements Server {
   private readonly untrack: () => void;
   /** Unary calls go here when the replica batches them. */
   private readonly batcher: Batcher<Job> | undefined;
+  /** Stops answering the agent's warm-up calls (warmup.ts); drain and close call it. */
+  stopWarmups: () => void = () => undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -438,6 +441,7 @@ class ReplicaServer implements Server {
   }
 
   async drain(): Promise<void> {
+    this.stopWarmups();
     if (this.state === 'serving') {
       this.state = 'draining';
       await this.sub.drain().catch(() => undefined); // closed connection: nothing more can arrive anyway
@@ -454,6 +458,7 @@ class ReplicaServer implements Server {
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.stopWarmups();
     clearInterval(this.loadTimer);
     this.untrack();
     this.link.stop();
