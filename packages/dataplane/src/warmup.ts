@@ -77,9 +77,18 @@ export function batchOfOne(handler: BatchHandler): UnaryHandler {
   };
 }
 
+/** The call's deadline: the warm-up's time left when the agent sent it (an older agent sends none: the longest warm-up). */
+function deadlineOf(m: WarmupCallMessage): number {
+  const left = typeof m.timeoutMs === 'number' && m.timeoutMs > 0 ? Math.min(m.timeoutMs, WARMUP_LIMITS.timeoutMs) : WARMUP_LIMITS.timeoutMs;
+  return Date.now() + left;
+}
+
 /** Runs one warm-up call through the handler; never throws (exported for the unit tests). */
 export async function runWarmupCall(handlers: WarmupHandlers, m: WarmupCallMessage, ac: AbortController): Promise<WarmupResultMessage> {
-  const deadline = Date.now() + WARMUP_LIMITS.timeoutMs;
+  const deadline = deadlineOf(m);
+  // The agent gives up at the deadline: the handler is told (ctx.signal) rather than left running for nobody.
+  const timer = setTimeout(() => ac.abort(new MusterError(ErrorCode.DEADLINE_EXCEEDED, `warm-up call ${m.id} passed its deadline`)), deadline - Date.now());
+  timer.unref();
   try {
     const payload: unknown = m.base64 !== undefined ? new Uint8Array(Buffer.from(m.base64, 'base64')) : JSON.parse(m.json ?? 'null');
     const ctx = { id: `warmup-${m.id}`, deadline, signal: ac.signal };
@@ -98,6 +107,7 @@ export async function runWarmupCall(handlers: WarmupHandlers, m: WarmupCallMessa
   } catch (e) {
     return { muster: 'warmup-result', id: m.id, ok: false, error: (e instanceof Error ? e.message : String(e)).slice(0, WARMUP_ERROR_CHARS) };
   } finally {
+    clearTimeout(timer);
     ac.abort();
   }
 }

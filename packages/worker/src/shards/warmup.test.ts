@@ -49,6 +49,7 @@ const ipcRank = node(`
     if (m.muster !== 'warmup-call') return;
     const p = JSON.parse(m.json);
     console.log('call ' + JSON.stringify(p));
+    console.log('time left ' + (m.timeoutMs > 0 && m.timeoutMs <= 10000 ? 'within the warm-up timeout' : m.timeoutMs));
     setTimeout(() => process.send(p.fail ? { muster: 'warmup-result', id: m.id, ok: false, error: 'model not loaded' } : { muster: 'warmup-result', id: m.id, ok: true }), 20);
   });
   process.on('disconnect', () => console.log('channel closed'));
@@ -76,6 +77,8 @@ describe('warm-up before ready', () => {
     expect(h.phases(s.key)).toEqual(['prestart', 'started', 'ready']);
     expect(h.log(ready).match(/call .*/g)).toEqual(['call {"n":1}', 'call {"n":2}']);
     expect(seen).toEqual(['POST /v1/completions {"prompt":"hi"}']);
+    // Each call carried the warm-up's time left, the handler's deadline.
+    expect(h.log(ready).match(/time left .*/g)).toEqual(['time left within the warm-up timeout', 'time left within the warm-up timeout']);
     // Warm-up and readiness done, liveness not sdk: the agent closed the IPC channel.
     await waitFor('the channel closed', () => h.log(ready).includes('channel closed'), { timeoutMs: 5_000, intervalMs: 20 });
   });
