@@ -231,19 +231,19 @@ describe('Batcher', () => {
     h.add('second');
     expect(h.b.cancel('first')).toBe(true);
     expect(h.b.cancel('unknown')).toBe(false);
-    expect(h.outcomes.get('first')).toMatchObject({ ok: false, code: ErrorCode.CANCELLED, send: true });
+    expect(h.outcomes.get('first')).toMatchObject({ ok: false, code: ErrorCode.CANCELLED, send: false }); // its caller stopped listening
     await h.clock.advance(5);
     expect(h.batches).toHaveLength(0); // "second" has waited 5 ms, not 10
     await h.clock.advance(5);
     expect(h.batches.map((x) => x.payloads)).toEqual([['second']]);
   });
 
-  it('answers a call cancelled while its batch runs at once, aborts its signal only, and drops its result', async () => {
+  it('settles a call cancelled while its batch runs at once (nothing to send), aborts its signal only, and drops its result', async () => {
     const h = harness({ maxBatchSize: 3 });
     ['a', 'b', 'c'].forEach((id) => h.add(id));
     const { ctx, answer } = h.batches[0]!;
     h.b.cancel('b');
-    expect(h.outcomes.get('b')).toMatchObject({ ok: false, code: ErrorCode.CANCELLED });
+    expect(h.outcomes.get('b')).toMatchObject({ ok: false, code: ErrorCode.CANCELLED, send: false });
     expect(ctx.calls.map((c) => c.signal.aborted)).toEqual([false, true, false]);
     expect(ctx.signal.aborted).toBe(false);
     expect(h.b.running).toBe(3); // the handler still works for it until the batch ends

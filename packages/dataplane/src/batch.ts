@@ -12,8 +12,8 @@
  *
  *   queued ──(planned into a batch)──▶ running ──(handler returns)──▶ its result, or its Error
  *     │ deadline: DEADLINE_EXCEEDED    │ deadline: signal aborts; nothing sent (the caller's own
- *     │ cancel:   CANCELLED            │           timer answers it, as for unary handlers)
- *     │ close:    UNAVAILABLE          │ cancel:   signal aborts; CANCELLED at once
+ *     │ cancel:   nothing sent         │           timer answers it, as for unary handlers)
+ *     │ close:    UNAVAILABLE          │ cancel:   signal aborts; nothing sent (the router closed its inbox)
  *     ▼ (dropped from the queue)       │ close:    signal aborts; the handler's answer still goes
  *                                      │ wrong number of results, a throw: every call still
  *                                      ▼ waiting fails with MUSTER_APPLICATION_ERROR
@@ -39,7 +39,7 @@ export interface BatchCall {
   payload: unknown;
 }
 
-/** A call's one outcome; `send: false` when its caller has stopped listening (past its deadline). */
+/** A call's one outcome; `send: false` when its caller has stopped listening (past its deadline, or cancelled). */
 export type BatchOutcome = { ok: true; result: unknown } | { ok: false; code: ErrorCode; message: string; send: boolean };
 
 export interface BatchClock {
@@ -143,7 +143,8 @@ export class Batcher<C extends BatchCall> {
     const e = this.byId.get(id);
     if (!e) return false;
     const error = new MusterError(ErrorCode.CANCELLED, `call ${id} was cancelled by its caller`);
-    this.leave(e, { ok: false, code: ErrorCode.CANCELLED, message: error.message, send: true }, error);
+    // Not sent: the router closed the call's inbox before it sent the cancel (its caller has its answer already).
+    this.leave(e, { ok: false, code: ErrorCode.CANCELLED, message: error.message, send: false }, error);
     return true;
   }
 
