@@ -238,6 +238,24 @@ describe('Batcher', () => {
     expect(h.batches.map((x) => x.payloads)).toEqual([['second']]);
   });
 
+  it('skips calls that left the queue early, in arrival order, however many left', async () => {
+    const h = harness({ maxBatchSize: 1_024, maxQueueDelayMs: 10 }, 1_000);
+    const ids = Array.from({ length: 300 }, (_, i) => `c${i}`);
+    ids.forEach((id) => h.add(id));
+    // Every call but each third leaves: more than the live ones, so the queue is compacted on the way.
+    ids.forEach((id, i) => i % 3 !== 0 && h.b.cancel(id));
+    expect(h.b.queued).toBe(100);
+    expect(h.b.cancel('c1')).toBe(false); // already gone
+    await h.clock.advance(10);
+    expect(h.batches.map((x) => x.payloads)).toEqual([ids.filter((_, i) => i % 3 === 0)]);
+    expect(h.b.queued).toBe(0);
+    expect(h.b.running).toBe(100);
+    h.add('late');
+    h.b.close();
+    expect(h.outcomes.get('late')).toMatchObject({ code: ErrorCode.UNAVAILABLE });
+    expect(h.outcomes.size).toBe(301 - 100); // the running batch's calls are still the handler's
+  });
+
   it('settles a call cancelled while its batch runs at once (nothing to send), aborts its signal only, and drops its result', async () => {
     const h = harness({ maxBatchSize: 3 });
     ['a', 'b', 'c'].forEach((id) => h.add(id));
