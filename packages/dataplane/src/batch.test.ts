@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '@muster/common';
-import { Batcher, batchCapacity, parseBatchOptions, planBatch, type BatchClock, type BatchContext, type BatchOutcome, type BatchOptions } from './batch.js';
+import { Batcher, type BatchClock, type BatchOutcome } from './batch.js';
+import { batchCapacity, parseBatchOptions, planBatch, type BatchContext, type BatchOptions } from './batch-plan.js';
 
 /** A clock driven by the test: timers run only when it is advanced. */
 class FakeClock implements BatchClock {

@@ -29,8 +29,6 @@ import { ErrorCode, MusterError } from '@muster/common';
 import { planBatch, type ValidBatchOptions } from './batch-plan.js';
 import type { RequestContext } from './types.js';
 
-export { MAX_BATCH_SIZE, MAX_CONCURRENT_BATCHES, MAX_QUEUE_DELAY_MS, batchCapacity, parseBatchOptions, planBatch, type BatchContext, type BatchHandler, type BatchOptions, type BatchPlan, type BatchQueueState, type ValidBatchOptions } from './batch-plan.js';
-
 /** A call as the batcher needs it; `serve()` hands its own job objects and gets them back. */
 export interface BatchCall {
   id: string;
