@@ -2,7 +2,8 @@
  * Warm-up before READY (docs/gangs.md#warm-up), on real processes: a
  * replica's serve() handler runs the warm-up payloads before any user call
  * reaches it; a failing warm-up fails and restarts the gang with a reason
- * naming the request; an HTTP shard is warmed up with HTTP requests.
+ * naming the request; a batching replica is warmed up through its batch
+ * handler; an HTTP shard is warmed up with HTTP requests.
  */
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +13,7 @@ import { useCluster } from '@muster/testing/vitest';
 
 const warmupReplica = fileURLToPath(new URL('../fixtures/warmup-replica.mjs', import.meta.url));
 const httpShard = fileURLToPath(new URL('../fixtures/http-shard.mjs', import.meta.url));
+const batchReplica = fileURLToPath(new URL('../fixtures/batch-replica.mjs', import.meta.url));
 
 type Entry = { kind: 'warmup' | 'user'; payload: unknown; stream?: boolean; startedAt: number; endedAt: number };
 
@@ -71,6 +73,32 @@ describe('warm-up before READY', () => {
     const worker = [...cluster.workers.values()][0]!;
     const text = await (await fetch(`http://${worker.metricsAddress}/metrics`)).text();
     expect(text).toMatch(/^muster_warmup_duration_seconds_count\{group="warm",outcome="ok"[^}]*\} 1$/m);
+    await sdk.replicaGroups.delete(g.name);
+  });
+
+  it("warms a batching replica up through its batch handler, a batch of one", async () => {
+    const g = await sdk.replicaGroups.apply({
+      name: 'warm-batch',
+      resources: { cpuMillis: 100 },
+      template: {
+        command: process.execPath,
+        args: [batchReplica],
+        readiness: { kind: 'sdk' },
+        warmup: { timeoutMs: 30_000, requests: [{ kind: 'call', payload: { warmup: 1 } }] },
+      },
+      replicas: { min: 1, max: 1, initial: 1 },
+    });
+    const answer = await waitFor('a user call answered', async () => {
+      try {
+        return (await g.call({ user: 1 }, { timeoutMs: 500 })) as { echo: unknown; batch: number; size: number };
+      } catch {
+        return undefined;
+      }
+    }, { timeoutMs: 45_000, intervalMs: 50 });
+    // The fixture numbers its batches from 0: batch 0 was the warm-up's.
+    expect(answer).toEqual({ echo: { user: 1 }, batch: 1, size: 1 });
+    const gangs = await gangsOf(sdk, g);
+    expect(gangs.map((x) => x.gang.restarts)).toEqual([0]);
     await sdk.replicaGroups.delete(g.name);
   });
 

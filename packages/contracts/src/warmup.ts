@@ -13,7 +13,7 @@
  * no credential at all. The agent treats what comes back as untrusted input:
  * it reads only the fields below and cuts the error text.
  *
- *   agent → rank   { muster: 'warmup-call', id, stream, json? | base64? }
+ *   agent → rank   { muster: 'warmup-call', id, stream, timeoutMs, json? | base64? }
  *   rank  → agent  { muster: 'serving' }                  (serve()'s handlers are in place)
  *   rank  → agent  { muster: 'warmup-result', id, ok, error? }
  */
@@ -58,6 +58,8 @@ export interface WarmupCallMessage {
   muster: 'warmup-call';
   id: number;
   stream: boolean;
+  /** The warm-up's time left when the agent sent it (ms): the handler's deadline, its signal aborts there (the agent has given up). */
+  timeoutMs?: number;
   /** JSON text of the payload (parsed before the handler gets it). */
   json?: string;
   /** Raw bytes of the payload, base64 (the handler gets a Uint8Array). */

@@ -63,20 +63,15 @@ export interface BatchOptions {
   maxConcurrentBatches?: number;
 }
 
-/** The options once validated, defaults filled. */
-export interface ValidBatchOptions {
-  handler: BatchHandler;
-  maxBatchSize: number;
-  preferredBatchSizes: number[];
-  maxQueueDelayMs: number;
-  maxConcurrentBatches: number;
-}
+/** The options once validated, defaults filled (what `schema` outputs). */
+export type ValidBatchOptions = z.output<typeof schema>;
 
 const size = z.int('must be a whole number').min(1, 'must be ≥ 1').max(MAX_BATCH_SIZE, `must be ≤ ${MAX_BATCH_SIZE}`);
 const schema = z.strictObject({
   handler: z.custom<BatchHandler>((v) => typeof v === 'function', 'must be a function (payloads, ctx) => results'),
   maxBatchSize: size,
-  preferredBatchSizes: z.array(size).max(MAX_BATCH_SIZE).default([]),
+  // No bound of its own: ascending and each ≤ maxBatchSize, it has at most MAX_BATCH_SIZE entries.
+  preferredBatchSizes: z.array(size).default([]),
   maxQueueDelayMs: z.number('must be a number of milliseconds').min(0, 'must be ≥ 0').max(MAX_QUEUE_DELAY_MS, `must be ≤ ${MAX_QUEUE_DELAY_MS}`),
   maxConcurrentBatches: z.int('must be a whole number').min(1, 'must be ≥ 1').max(MAX_CONCURRENT_BATCHES, `must be ≤ ${MAX_CONCURRENT_BATCHES}`).default(1),
 }, didYouMeanKeys).superRefine((o, ctx) => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '@muster/common';
-import { Batcher, batchCapacity, parseBatchOptions, planBatch, type BatchClock, type BatchContext, type BatchOutcome, type BatchOptions } from './batch.js';
+import { Batcher, type BatchClock, type BatchOutcome } from './batch.js';
+import { batchCapacity, parseBatchOptions, planBatch, type BatchContext, type BatchOptions } from './batch-plan.js';
 
 /** A clock driven by the test: timers run only when it is advanced. */
 class FakeClock implements BatchClock {
@@ -231,19 +232,37 @@ describe('Batcher', () => {
     h.add('second');
     expect(h.b.cancel('first')).toBe(true);
     expect(h.b.cancel('unknown')).toBe(false);
-    expect(h.outcomes.get('first')).toMatchObject({ ok: false, code: ErrorCode.CANCELLED, send: true });
+    expect(h.outcomes.get('first')).toMatchObject({ ok: false, code: ErrorCode.CANCELLED, send: false }); // its caller stopped listening
     await h.clock.advance(5);
     expect(h.batches).toHaveLength(0); // "second" has waited 5 ms, not 10
     await h.clock.advance(5);
     expect(h.batches.map((x) => x.payloads)).toEqual([['second']]);
   });
 
-  it('answers a call cancelled while its batch runs at once, aborts its signal only, and drops its result', async () => {
+  it('skips calls that left the queue early, in arrival order, however many left', async () => {
+    const h = harness({ maxBatchSize: 1_024, maxQueueDelayMs: 10 }, 1_000);
+    const ids = Array.from({ length: 300 }, (_, i) => `c${i}`);
+    ids.forEach((id) => h.add(id));
+    // Every call but each third leaves: more than the live ones, so the queue is compacted on the way.
+    ids.forEach((id, i) => i % 3 !== 0 && h.b.cancel(id));
+    expect(h.b.queued).toBe(100);
+    expect(h.b.cancel('c1')).toBe(false); // already gone
+    await h.clock.advance(10);
+    expect(h.batches.map((x) => x.payloads)).toEqual([ids.filter((_, i) => i % 3 === 0)]);
+    expect(h.b.queued).toBe(0);
+    expect(h.b.running).toBe(100);
+    h.add('late');
+    h.b.close();
+    expect(h.outcomes.get('late')).toMatchObject({ code: ErrorCode.UNAVAILABLE });
+    expect(h.outcomes.size).toBe(301 - 100); // the running batch's calls are still the handler's
+  });
+
+  it('settles a call cancelled while its batch runs at once (nothing to send), aborts its signal only, and drops its result', async () => {
     const h = harness({ maxBatchSize: 3 });
     ['a', 'b', 'c'].forEach((id) => h.add(id));
     const { ctx, answer } = h.batches[0]!;
     h.b.cancel('b');
-    expect(h.outcomes.get('b')).toMatchObject({ ok: false, code: ErrorCode.CANCELLED });
+    expect(h.outcomes.get('b')).toMatchObject({ ok: false, code: ErrorCode.CANCELLED, send: false });
     expect(ctx.calls.map((c) => c.signal.aborted)).toEqual([false, true, false]);
     expect(ctx.signal.aborted).toBe(false);
     expect(h.b.running).toBe(3); // the handler still works for it until the batch ends

@@ -12,8 +12,8 @@
  *
  *   queued ──(planned into a batch)──▶ running ──(handler returns)──▶ its result, or its Error
  *     │ deadline: DEADLINE_EXCEEDED    │ deadline: signal aborts; nothing sent (the caller's own
- *     │ cancel:   CANCELLED            │           timer answers it, as for unary handlers)
- *     │ close:    UNAVAILABLE          │ cancel:   signal aborts; CANCELLED at once
+ *     │ cancel:   nothing sent         │           timer answers it, as for unary handlers)
+ *     │ close:    UNAVAILABLE          │ cancel:   signal aborts; nothing sent (the router closed its inbox)
  *     ▼ (dropped from the queue)       │ close:    signal aborts; the handler's answer still goes
  *                                      │ wrong number of results, a throw: every call still
  *                                      ▼ waiting fails with MUSTER_APPLICATION_ERROR
@@ -29,8 +29,6 @@ import { ErrorCode, MusterError } from '@muster/common';
 import { planBatch, type ValidBatchOptions } from './batch-plan.js';
 import type { RequestContext } from './types.js';
 
-export { MAX_BATCH_SIZE, MAX_CONCURRENT_BATCHES, MAX_QUEUE_DELAY_MS, batchCapacity, parseBatchOptions, planBatch, type BatchContext, type BatchHandler, type BatchOptions, type BatchPlan, type BatchQueueState, type ValidBatchOptions } from './batch-plan.js';
-
 /** A call as the batcher needs it; `serve()` hands its own job objects and gets them back. */
 export interface BatchCall {
   id: string;
@@ -39,7 +37,7 @@ export interface BatchCall {
   payload: unknown;
 }
 
-/** A call's one outcome; `send: false` when its caller has stopped listening (past its deadline). */
+/** A call's one outcome; `send: false` when its caller has stopped listening (past its deadline, or cancelled). */
 export type BatchOutcome = { ok: true; result: unknown } | { ok: false; code: ErrorCode; message: string; send: boolean };
 
 export interface BatchClock {
@@ -94,7 +92,16 @@ interface Running {
 }
 
 export class Batcher<C extends BatchCall> {
-  private readonly queue: Entry<C>[] = [];
+  /**
+   * Queued calls in arrival order, from `head` on. A call that leaves the
+   * queue early (cancel, deadline, close) is only marked settled, and skipped
+   * when reached: removing it there would cost a scan and a shift per call.
+   * The array is compacted once most of it is dead (amortized O(1) a call).
+   */
+  private queue: Entry<C>[] = [];
+  private head = 0;
+  /** Calls in `queue` still waiting (not settled, not sent). */
+  private live = 0;
   private readonly byId = new Map<string, Entry<C>>();
   private runningBatches = 0;
   private runningCalls = 0;
@@ -113,7 +120,7 @@ export class Batcher<C extends BatchCall> {
 
   /** Calls waiting for a batch. */
   get queued(): number {
-    return this.queue.length;
+    return this.live;
   }
 
   /** Calls in batches that are running. */
@@ -123,14 +130,15 @@ export class Batcher<C extends BatchCall> {
 
   /** Queues a call; false (nothing kept) when the replica already holds `capacity` calls. */
   add(call: C): boolean {
-    if (this.closed || this.queue.length + this.runningCalls >= this.init.capacity) return false;
+    if (this.closed || this.live + this.runningCalls >= this.init.capacity) return false;
     const entry: Entry<C> = { call, arrived: this.clock.now(), settled: false, stopDeadline: () => undefined };
     entry.stopDeadline = this.clock.setTimer(() => this.expire(entry), call.deadline - entry.arrived);
     this.queue.push(entry);
+    this.live++;
     this.byId.set(call.id, entry);
     // Not planned at once: the calls of one socket read arrive one by one, and
     // a plan made at the first would send it alone (or a small preferred size).
-    if (this.queue.length >= this.o.maxBatchSize) this.pump();
+    if (this.live >= this.o.maxBatchSize) this.pump();
     else this.stopSoon ??= this.clock.setTimer(() => {
       this.stopSoon = undefined;
       this.pump();
@@ -143,7 +151,8 @@ export class Batcher<C extends BatchCall> {
     const e = this.byId.get(id);
     if (!e) return false;
     const error = new MusterError(ErrorCode.CANCELLED, `call ${id} was cancelled by its caller`);
-    this.leave(e, { ok: false, code: ErrorCode.CANCELLED, message: error.message, send: true }, error);
+    // Not sent: the router closed the call's inbox before it sent the cancel (its caller has its answer already).
+    this.leave(e, { ok: false, code: ErrorCode.CANCELLED, message: error.message, send: false }, error);
     return true;
   }
 
@@ -160,7 +169,8 @@ export class Batcher<C extends BatchCall> {
     this.stopSoon?.();
     this.delay?.stop();
     this.delay = undefined;
-    for (const e of [...this.queue]) this.leave(e, { ok: false, code: ErrorCode.UNAVAILABLE, message: `${this.init.where} closed before starting call ${e.call.id}`, send: true });
+    const queued = this.queue.slice(this.head);
+    for (const e of queued) this.leave(e, { ok: false, code: ErrorCode.UNAVAILABLE, message: `${this.init.where} closed before starting call ${e.call.id}`, send: true });
     const closing = new MusterError(ErrorCode.CANCELLED, `${this.init.where} is closing`);
     for (const e of this.byId.values()) {
       e.ac?.abort(closing);
@@ -172,13 +182,13 @@ export class Batcher<C extends BatchCall> {
   private pump(): void {
     if (this.closed) return; // what is queued is being answered UNAVAILABLE: never started, so never sent
     for (;;) {
-      const oldest = this.queue[0];
+      const oldest = this.firstLive();
       const waited = oldest ? this.clock.now() - oldest.arrived : 0;
       // A timer can fire a little before Date.now() says the time is up; it is up all the same.
       const due = this.delay?.fired === true && this.delay.entry === oldest;
-      const plan = planBatch({ queued: this.queue.length, oldestWaitedMs: due ? Math.max(waited, this.o.maxQueueDelayMs) : waited, runningBatches: this.runningBatches, flushing: this.flushing }, this.o);
+      const plan = planBatch({ queued: this.live, oldestWaitedMs: due ? Math.max(waited, this.o.maxQueueDelayMs) : waited, runningBatches: this.runningBatches, flushing: this.flushing }, this.o);
       if ('take' in plan) {
-        this.send(this.queue.splice(0, plan.take));
+        this.send(this.takeLive(plan.take));
         continue;
       }
       if ('waitMs' in plan && this.delay?.entry !== oldest) {
@@ -195,6 +205,31 @@ export class Batcher<C extends BatchCall> {
       }
       return;
     }
+  }
+
+  /** The oldest call still queued; what left before it is skipped for good. */
+  private firstLive(): Entry<C> | undefined {
+    while (this.head < this.queue.length && this.queue[this.head]!.settled) this.head++;
+    return this.queue[this.head];
+  }
+
+  /** The `n` oldest calls still queued (the plan counted them: there are that many), out of the queue. */
+  private takeLive(n: number): Entry<C>[] {
+    const out: Entry<C>[] = [];
+    while (out.length < n) {
+      const e = this.queue[this.head++]!;
+      if (!e.settled) out.push(e);
+    }
+    this.live -= n;
+    this.compact();
+    return out;
+  }
+
+  /** Drops the sent and settled entries once they outnumber the live ones (and a few dozen). */
+  private compact(): void {
+    if (this.queue.length - this.live <= Math.max(64, this.live)) return;
+    this.queue = this.queue.slice(this.head).filter((e) => !e.settled);
+    this.head = 0;
   }
 
   private send(entries: Entry<C>[]): void {
@@ -249,7 +284,8 @@ export class Batcher<C extends BatchCall> {
     e.stopDeadline();
     this.byId.delete(e.call.id);
     if (!e.batch) {
-      this.queue.splice(this.queue.indexOf(e), 1);
+      this.live--; // skipped when reached (firstLive, takeLive)
+      this.compact();
       if (this.delay?.entry === e) this.pump(); // the next oldest gets its own timer (or nothing is left)
     } else {
       e.ac?.abort(reason);
@@ -276,7 +312,7 @@ export class Batcher<C extends BatchCall> {
   }
 
   private checkIdle(): void {
-    if (this.queue.length === 0 && this.runningCalls === 0) this.init.idle?.();
+    if (this.live === 0 && this.runningCalls === 0) this.init.idle?.();
   }
 }
 

@@ -4,7 +4,7 @@
  * bridge serves with it (so the worker needs no SDK). See docs/dataplane.md.
  */
 export { serve, type Server, type ServeHandlers, type ServeOptions } from './serve.js';
-export { MAX_BATCH_SIZE, MAX_QUEUE_DELAY_MS, MAX_CONCURRENT_BATCHES, type BatchContext, type BatchHandler, type BatchOptions } from './batch.js';
+export type { BatchContext, BatchHandler, BatchOptions } from './batch-plan.js';
 export { Router, type RouterInit, type MembershipFeed } from './router.js';
 export type { OpenOverflow } from './overflow.js';
 export { replicaSubject, loadSubject, QUEUE_GROUP } from '@muster/contracts';

@@ -32,7 +32,8 @@ import { randomBytes } from 'node:crypto';
 import { connectNats, decode, encode, endSpan, ErrorCode, isMusterError, MusterError, otelContext, tracingOn, unknownKeysMessage, type NatsConnection } from '@muster/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
-import { Batcher, batchCapacity, parseBatchOptions, type BatchOptions, type BatchOutcome, type ValidBatchOptions } from './batch.js';
+import { Batcher, type BatchOutcome } from './batch.js';
+import { batchCapacity, parseBatchOptions, type BatchOptions, type ValidBatchOptions } from './batch-plan.js';
 import { Link } from './connection.js';
 import { OK, recordReplicaBatch, recordReplicaRequest, trackReplica } from './metrics.js';
 import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireCredit, WireError, WireLoad, WireReply, WireRequest } from './types.js';
@@ -40,7 +41,7 @@ import { customMetricsOf, DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, read
 import { CallAbort, HandlerContext } from './call-abort.js';
 import { startServeSpan } from './tracing.js';
 import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
-import { answerWarmups } from './warmup.js';
+import { answerWarmups, batchOfOne } from './warmup.js';
 
 export interface ServeHandlers {
   unary?: UnaryHandler;
@@ -142,7 +143,8 @@ export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): P
   }
   const server = new ReplicaServer(nc, !opts.nats, handlers, { ...cfg, engineLoad: opts.engineLoad, customMetrics: opts.customMetrics });
   await nc.flush(); // the subscription is live at the NATS server before we say we serve
-  answerWarmups(handlers, opts.env === undefined); // the agent's warm-up calls (warmup.ts)
+  // The agent's warm-up calls (warmup.ts); a batching replica's go to its batch handler, a batch of one.
+  server.stopWarmups = answerWarmups({ unary: handlers.unary ?? (batch && batchOfOne(batch.handler)), stream: handlers.stream }, opts.env === undefined);
   return server;
 }
 
@@ -186,6 +188,8 @@ class ReplicaServer implements Server {
   private readonly untrack: () => void;
   /** Unary calls go here when the replica batches them. */
   private readonly batcher: Batcher<Job> | undefined;
+  /** Stops answering the agent's warm-up calls (warmup.ts); drain and close call it. */
+  stopWarmups: () => void = () => undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -451,6 +455,7 @@ class ReplicaServer implements Server {
   }
 
   async drain(): Promise<void> {
+    this.stopWarmups();
     if (this.state === 'serving') {
       this.state = 'draining';
       await this.sub.drain().catch(() => undefined); // closed connection: nothing more can arrive anyway
@@ -467,6 +472,7 @@ class ReplicaServer implements Server {
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.stopWarmups();
     clearInterval(this.loadTimer);
     this.untrack();
     this.link.stop();

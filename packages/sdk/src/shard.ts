@@ -35,9 +35,10 @@ export function role(e: NodeJS.ProcessEnv = process.env): RoleView | undefined {
   return readRoleEnv(e);
 }
 
-/** Tells the agent this rank is ready (the `sdk` readiness probe). False when not launched with that probe. */
+/** Tells the agent this rank is ready (the `sdk` readiness probe). False when not launched with that probe, or once the agent closed the channel (the rank is ready, and its liveness is not `sdk`). */
 export function ready(): boolean {
-  if (typeof process.send !== 'function') return false;
-  process.send({ muster: 'ready' });
+  if (typeof process.send !== 'function' || !process.connected) return false;
+  // A callback, so that a channel closing meanwhile is not an 'error' event on the process (uncaught: a crash).
+  process.send({ muster: 'ready' }, undefined, {}, () => undefined);
   return true;
 }

@@ -28,6 +28,7 @@ describe('warm-up specs in the SDK', () => {
     ['a misspelt request key', { requests: [{ kind: 'call', playload: 1 }] }, 'template.warmup.requests[0].playload: unknown key; did you mean "payload"?'],
     ['17 requests', { requests: Array.from({ length: 17 }, () => ({ kind: 'call', payload: 1 })) }, `template.warmup.requests: 17 items; the limit is ${WARMUP_LIMITS.requests} (warm-up requests)`],
     ['a payload over 64 KiB', { requests: [{ kind: 'call', payload: { text: 'x'.repeat(WARMUP_LIMITS.bodyBytes) } }] }, 'template.warmup.requests[0].payload: 65547 bytes; the limit is 65536 (warm-up bodyBytes)'],
+    ['a string payload over 64 KiB as the JSON text it is sent as', { requests: [{ kind: 'call', payload: 'x'.repeat(WARMUP_LIMITS.bodyBytes - 1) }] }, 'template.warmup.requests[0].payload: 65537 bytes; the limit is 65536 (warm-up bodyBytes)'],
     ['bytes over 64 KiB', { requests: [{ kind: 'call', payload: new Uint8Array(WARMUP_LIMITS.bodyBytes + 1) }] }, 'template.warmup.requests[0].payload: 65537 bytes'],
     ['more than 128 KiB in all', { requests: [1, 2, 3].map(() => ({ kind: 'http', port: 'http', body: 'x'.repeat(50_000) })) }, 'template.warmup.requests: payloads, bodies, headers and commands take 150000 bytes; the limit is 131072 (warm-up totalBytes)'],
     ['a body that is not JSON', { requests: [{ kind: 'http', port: 'http', body: { n: 1n } }] }, 'template.warmup.requests[0].body: cannot be written as JSON'],

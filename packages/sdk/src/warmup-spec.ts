@@ -24,11 +24,15 @@ import type { WarmupSpec } from './specs.js';
 const num = z.number().optional();
 const str = z.string().optional();
 
-/** A JSON value's size as JSON text, or a problem with it. */
-function jsonBytes(v: unknown): number | string {
-  if (v instanceof Uint8Array) return v.length;
+/**
+ * A payload's or body's size as warmupToWire sends it, or a problem with it:
+ * bytes as they are, an http body string as its text, anything else (a
+ * payload string included) as JSON text.
+ */
+function sentBytes(key: 'payload' | 'body', v: unknown): number | string {
+  if (key === 'payload' && v instanceof Uint8Array) return v.length;
   try {
-    const text = typeof v === 'string' ? v : JSON.stringify(v);
+    const text = key === 'body' && typeof v === 'string' ? v : JSON.stringify(v);
     return text === undefined ? 'cannot be written as JSON' : utf8Bytes(text);
   } catch (e) {
     return `cannot be written as JSON: ${(e as Error).message}`;
@@ -51,7 +55,7 @@ const request = z
   .check((ctx) => {
     for (const key of ['payload', 'body'] as const) {
       if (ctx.value[key] === undefined) continue;
-      const n = jsonBytes(ctx.value[key]);
+      const n = sentBytes(key, ctx.value[key]);
       if (typeof n === 'string') ctx.issues.push({ code: 'custom', input: ctx.value[key], path: [key], message: n });
       else if (n > WARMUP_LIMITS.bodyBytes) ctx.issues.push({ code: 'custom', input: n, path: [key], message: `${n} bytes; the limit is ${WARMUP_LIMITS.bodyBytes} (warm-up bodyBytes)` });
     }
@@ -65,8 +69,8 @@ export const warmupShape = z
     timeoutMs: num,
   }, didYouMeanKeys)
   .check((ctx) => {
-    const size = (v: unknown) => (v === undefined ? 0 : Math.max(0, Number(jsonBytes(v)) || 0));
-    const bytes = ctx.value.requests.reduce((n, r) => n + warmupRequestBytes(r, size(r.payload) + size(r.body)), 0);
+    const size = (key: 'payload' | 'body', v: unknown) => (v === undefined ? 0 : Math.max(0, Number(sentBytes(key, v)) || 0));
+    const bytes = ctx.value.requests.reduce((n, r) => n + warmupRequestBytes(r, size('payload', r.payload) + size('body', r.body)), 0);
     if (bytes > WARMUP_LIMITS.totalBytes) ctx.issues.push({ code: 'custom', input: bytes, path: ['requests'], message: `payloads, bodies, headers and commands take ${bytes} bytes; the limit is ${WARMUP_LIMITS.totalBytes} (warm-up totalBytes)` });
   })
   .optional();

@@ -57,6 +57,20 @@ describe('readiness', () => {
     expect(existsSync(flag)).toBe(true);
   });
 
+  it('exec: a probe past its timeout is killed with everything it forked', async () => {
+    const sup = await h.open();
+    const pidFile = join(h.dataDir, 'probe-child');
+    // The probe's shell starts a sleep and waits for it: killing the shell alone would leave the sleep running.
+    const s = h.spec({
+      ...node('setInterval(() => {}, 1000)'),
+      readiness: { kind: 'exec', command: '/bin/sh', args: ['-c', 'sleep 30 & echo $! > "$0"; wait', pidFile], periodMs: 60_000, timeoutMs: 300 },
+    });
+    sup.launch(s);
+    const pid = await waitFor('the probe started its child', () => (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim()) || undefined, { timeoutMs: 5_000, intervalMs: 20 });
+    h.track(Number(pid));
+    await waitFor('the probe\'s child killed', () => !alive(Number(pid)), { timeoutMs: 5_000, intervalMs: 20 });
+  });
+
   it('sdk: ready when the shard sends { muster: "ready" } over IPC', async () => {
     const sup = await h.open();
     const s = h.spec({ ...node('setTimeout(() => { console.log("sending"); process.send({ muster: "ready" }) }, 300); setInterval(() => {}, 1000)'), readiness: { kind: 'sdk' } });

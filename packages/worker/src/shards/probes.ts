@@ -8,7 +8,7 @@
  */
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { execa } from 'execa';
+import { runCommandInGroup } from './process.js';
 import type { ProbeSpec } from './types.js';
 
 export interface ProbeContext {
@@ -76,18 +76,7 @@ function tcpProbe(port: number, timeoutMs: number): Promise<boolean> {
   });
 }
 
-/** Passes when the command exits 0 within the timeout (killed after it). */
+/** Passes when the command exits 0 within the timeout (its process group killed after it: process.ts). */
 async function execProbe(command: string, args: string[], timeoutMs: number, ctx: ProbeContext): Promise<boolean> {
-  const r = await execa(command, args, {
-    env: ctx.env,
-    extendEnv: false,
-    cwd: ctx.cwd,
-    ...(ctx.uid !== undefined ? { uid: ctx.uid } : {}),
-    ...(ctx.gid !== undefined ? { gid: ctx.gid } : {}),
-    stdio: 'ignore',
-    timeout: timeoutMs,
-    forceKillAfterDelay: 1000,
-    reject: false,
-  });
-  return !r.failed && r.exitCode === 0;
+  return (await runCommandInGroup(command, args, ctx, { timeoutMs })).ok;
 }

@@ -10,7 +10,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { procStat } from '@muster/common';
+import { execa } from 'execa';
 import type { ShardSpec } from './types.js';
 
 /**
@@ -50,6 +52,73 @@ export function spawnShard(spec: ShardSpec, logFd: number, ipc: boolean): ChildP
   });
 }
 
+/** How an exec probe's or warm-up request's command ended. */
+export interface CommandEnd {
+  /** It exited 0 and was not stopped. */
+  ok: boolean;
+  /** It was stopped (timeout or abort). */
+  stopped: boolean;
+  exitCode?: number | undefined;
+  signal?: string | undefined;
+  /** execa's one-line account (a spawn error: ENOENT, EACCES). */
+  message: string;
+}
+
+/** Grace between SIGTERM and SIGKILL for a stopped command's group. */
+const COMMAND_KILL_GRACE_MS = 1_000;
+
+/**
+ * Runs an exec probe's or warm-up request's command as the rank would (its
+ * env, cwd, uid/gid), as the leader of a process group of its own, like a
+ * rank. Stopped (`timeoutMs` passed or `signal` aborted), the whole group
+ * gets SIGTERM and, if any of it is left after a grace, SIGKILL: what the
+ * command forked (a shell's `sleep`, a `curl`) goes with it. execa's own
+ * timeout would kill only the direct child, and its children — in the
+ * agent's process group, not the rank's — would outlive the probe and the
+ * rank. Resolves once the command exited (and, when stopped, its group is gone
+ * or was SIGKILLed); never throws.
+ */
+export async function runCommandInGroup(command: string, args: readonly string[], ctx: { env: Record<string, string>; cwd?: string | undefined; uid?: number; gid?: number }, stop: { timeoutMs?: number; signal?: AbortSignal | undefined }): Promise<CommandEnd> {
+  const sub = execa(command, args, {
+    env: ctx.env,
+    extendEnv: false,
+    cwd: ctx.cwd,
+    ...(ctx.uid !== undefined ? { uid: ctx.uid } : {}),
+    ...(ctx.gid !== undefined ? { gid: ctx.gid } : {}),
+    stdio: 'ignore',
+    detached: true,
+    reject: false,
+  });
+  let stopped = false;
+  const kill = (): void => {
+    if (stopped || sub.pid === undefined) return;
+    stopped = true;
+    signalGroup(sub.pid, 'SIGTERM');
+  };
+  const timer = stop.timeoutMs !== undefined ? setTimeout(kill, stop.timeoutMs) : undefined;
+  stop.signal?.addEventListener('abort', kill, { once: true });
+  if (stop.signal?.aborted) kill();
+  const r = await sub;
+  clearTimeout(timer);
+  stop.signal?.removeEventListener('abort', kill);
+  if (stopped && sub.pid !== undefined) {
+    // The leader is gone; what it forked may ignore SIGTERM. The group's id stays reserved while any of it lives.
+    const until = Date.now() + COMMAND_KILL_GRACE_MS;
+    while (groupExists(sub.pid) && Date.now() < until) await sleep(20);
+    signalGroup(sub.pid, 'SIGKILL');
+  }
+  return { ok: !stopped && !r.failed && r.exitCode === 0, stopped, exitCode: r.exitCode, signal: r.signal, message: r.shortMessage ?? r.message ?? '' };
+}
+
+/** Whether group `pgid` has any process (zombies included: it is still reserved then). */
+function groupExists(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
 
 /** True while any non-zombie process is in group `pgid`. */
 export function groupAlive(pgid: number): boolean {

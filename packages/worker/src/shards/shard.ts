@@ -197,7 +197,20 @@ export class ShardRunner {
   private becomeReady(): void {
     this.phase = 'ready';
     this.host.changed(this);
+    this.closeChannel();
     this.startLiveness();
+  }
+
+  /**
+   * The IPC channel is for readiness (`sdk`) and `call` warm-ups; once ready,
+   * only `sdk` liveness still reads it. Otherwise it is closed: the rank
+   * cannot send the agent anything more (Node's parent side would buffer a
+   * line of any size), and its SDK sees `process.connected` false.
+   */
+  private closeChannel(): void {
+    if (this.spec.liveness?.kind === 'sdk' || this.child?.connected !== true) return;
+    this.warmupIpc = undefined;
+    this.child.disconnect();
   }
 
   private startLiveness(): void {

@@ -4,9 +4,12 @@
  * fails the rank with a reason naming the request, and times the whole
  * warm-up out. Real child processes (node -e), a real HTTP server.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, node } from './test-support.js';
+import { waitFor } from '@muster/common';
+import { alive, Harness, node } from './test-support.js';
 import type { WarmupSpec } from './types.js';
 
 let h: Harness;
@@ -46,8 +49,10 @@ const ipcRank = node(`
     if (m.muster !== 'warmup-call') return;
     const p = JSON.parse(m.json);
     console.log('call ' + JSON.stringify(p));
+    console.log('time left ' + (m.timeoutMs > 0 && m.timeoutMs <= 10000 ? 'within the warm-up timeout' : m.timeoutMs));
     setTimeout(() => process.send(p.fail ? { muster: 'warmup-result', id: m.id, ok: false, error: 'model not loaded' } : { muster: 'warmup-result', id: m.id, ok: true }), 20);
   });
+  process.on('disconnect', () => console.log('channel closed'));
   process.send({ muster: 'serving' });
   setInterval(() => {}, 1000);
 `);
@@ -72,6 +77,22 @@ describe('warm-up before ready', () => {
     expect(h.phases(s.key)).toEqual(['prestart', 'started', 'ready']);
     expect(h.log(ready).match(/call .*/g)).toEqual(['call {"n":1}', 'call {"n":2}']);
     expect(seen).toEqual(['POST /v1/completions {"prompt":"hi"}']);
+    // Each call carried the warm-up's time left, the handler's deadline.
+    expect(h.log(ready).match(/time left .*/g)).toEqual(['time left within the warm-up timeout', 'time left within the warm-up timeout']);
+    // Warm-up and readiness done, liveness not sdk: the agent closed the IPC channel.
+    await waitFor('the channel closed', () => h.log(ready).includes('channel closed'), { timeoutMs: 5_000, intervalMs: 20 });
+  });
+
+  it('keeps the IPC channel open after the warm-up when liveness is sdk', async () => {
+    const sup = await h.open();
+    // The rank also says "ready" (sdk liveness passes only once it has).
+    const s = h.spec({ command: ipcRank.command, args: ['-e', `${ipcRank.args[1]}; process.send({ muster: 'ready' });`], liveness: { kind: 'sdk', periodMs: 50 }, warmup: { timeoutMs: 10_000, requests: [{ kind: 'call', stream: false, json: '{"n":1}' }] } });
+    sup.launch(s);
+    const ready = await h.status(s.key, 'ready');
+    // Liveness sdk passes only while the channel is connected: ten periods later, the rank is still up and never closed.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(h.phases(s.key)).toEqual(['prestart', 'started', 'ready']);
+    expect(h.log(ready)).not.toContain('channel closed');
   });
 
   it('fails the rank when a request fails, naming the request and what went wrong; nothing after it runs', async () => {
@@ -109,5 +130,17 @@ describe('warm-up before ready', () => {
     sup.launch(s);
     const ex = await h.status(s.key, 'exited');
     expect(ex.reason).toBe('warm-up request 1 of 1 (call) did not finish within the warm-up timeout (900 ms): serve() never started in the rank');
+  });
+
+  it('kills an exec request past the timeout with everything it forked', async () => {
+    const sup = await h.open();
+    const pidFile = join(h.dataDir, 'warmup-child');
+    const s = h.spec({ ...node('setInterval(() => {}, 1000)'), warmup: { timeoutMs: 800, requests: [{ kind: 'exec', command: '/bin/sh', args: ['-c', 'sleep 30 & echo $! > "$0"; wait', pidFile] }] } });
+    sup.launch(s);
+    const ex = await h.status(s.key, 'exited');
+    expect(ex.reason).toBe('warm-up request 1 of 1 (exec /bin/sh) did not finish within the warm-up timeout (800 ms)');
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    h.track(pid);
+    await waitFor('the request\'s child killed', () => !alive(pid), { timeoutMs: 5_000, intervalMs: 20 });
   });
 });

@@ -20,12 +20,12 @@
  * and in `muster_warmup_duration_seconds{group,outcome}`.
  */
 import type { ChildProcess } from 'node:child_process';
-import { execa } from 'execa';
 import { metrics, type Histogram } from '@opentelemetry/api';
 import { DEFAULT_WARMUP_TIMEOUT_MS, isServingMessage, SHARD_ENV, toWarmupResult, type WarmupCallMessage } from '@muster/contracts';
 import type { Warmup } from '@muster/proto';
 import { z } from 'zod';
 import type { ProbeContext } from './probes.js';
+import { runCommandInGroup } from './process.js';
 import type { WarmupSpec, WarmupStep } from './types.js';
 
 const port = z.number().int().min(1).max(65535);
@@ -83,6 +83,7 @@ export function describeStep(s: WarmupStep): string {
 /** Runs every request in order; never throws. */
 export async function runWarmup(w: WarmupSpec, ctx: WarmupContext): Promise<WarmupOutcome> {
   const started = performance.now();
+  const deadline = Date.now() + w.timeoutMs;
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), w.timeoutMs);
   const cancel = () => ac.abort();
@@ -91,7 +92,7 @@ export async function runWarmup(w: WarmupSpec, ctx: WarmupContext): Promise<Warm
   for (const [i, step] of w.requests.entries()) {
     const what = `warm-up request ${i + 1} of ${w.requests.length} (${describeStep(step)})`;
     try {
-      await runStep(step, ctx, ac.signal);
+      await runStep(step, ctx, ac.signal, deadline);
     } catch (e) {
       // On a timeout, a call says what it waited for (serve() to start, or its answer); fetch and execa only say "aborted".
       const waited = step.kind === 'call' ? `: ${(e as Error).message}` : '';
@@ -111,11 +112,12 @@ export async function runWarmup(w: WarmupSpec, ctx: WarmupContext): Promise<Warm
   return outcome;
 }
 
-async function runStep(s: WarmupStep, ctx: WarmupContext, signal: AbortSignal): Promise<void> {
+async function runStep(s: WarmupStep, ctx: WarmupContext, signal: AbortSignal, deadline: number): Promise<void> {
   switch (s.kind) {
     case 'call': {
       if (!ctx.ipc) throw new Error('the rank has no IPC channel to the agent (adopted after an agent restart?), so serve() cannot be reached');
-      return ctx.ipc.call({ stream: s.stream, ...(s.json !== undefined ? { json: s.json } : {}), ...(s.base64 !== undefined ? { base64: s.base64 } : {}) }, signal);
+      // The rank aborts the handler when the warm-up's time is up, as the agent gives up then.
+      return ctx.ipc.call({ stream: s.stream, timeoutMs: Math.max(1, deadline - Date.now()), ...(s.json !== undefined ? { json: s.json } : {}), ...(s.base64 !== undefined ? { base64: s.base64 } : {}) }, signal);
     }
     case 'http': {
       // Only ever 127.0.0.1, like the probes: a warm-up must not become a way to reach elsewhere.
@@ -127,18 +129,9 @@ async function runStep(s: WarmupStep, ctx: WarmupContext, signal: AbortSignal): 
       return;
     }
     case 'exec': {
-      const r = await execa(s.command, s.args, {
-        env: ctx.exec.env,
-        extendEnv: false,
-        cwd: ctx.exec.cwd,
-        ...(ctx.exec.uid !== undefined ? { uid: ctx.exec.uid } : {}),
-        ...(ctx.exec.gid !== undefined ? { gid: ctx.exec.gid } : {}),
-        stdio: 'ignore',
-        cancelSignal: signal,
-        forceKillAfterDelay: 1000,
-        reject: false,
-      });
-      if (r.failed || r.exitCode !== 0) throw new Error(r.exitCode !== undefined ? `exited with code ${r.exitCode}` : r.signal ? `killed by ${r.signal}` : r.shortMessage);
+      // Its own process group, killed whole on the timeout or a stop (process.ts).
+      const r = await runCommandInGroup(s.command, s.args, ctx.exec, { signal });
+      if (!r.ok) throw new Error(r.exitCode !== undefined ? `exited with code ${r.exitCode}` : r.signal ? `killed by ${r.signal}` : r.message);
       return;
     }
   }
