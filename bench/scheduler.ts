@@ -106,12 +106,15 @@ interface Subject {
   place(spec: ValidPgSpec): BundlePlacement[] | undefined;
   commit(id: string, ps: BundlePlacement[]): void;
   release(id: string): void;
+  /** Bundle passes and the nodes they visited, by kind (ClusterState.passes), when the subject counts them. */
+  readonly passes?: ClusterState['passes'];
 }
 
 function muster(nodes: SchedulerNode[]): Subject & { state: ClusterState } {
   const state = ClusterState.from({ nodes, reservations: [] });
   return {
     state,
+    passes: state.passes,
     place: (spec) => {
       const r = placeGroup(state, spec);
       return r.status === 'PLACED' ? r.placements : undefined;
@@ -253,6 +256,10 @@ interface RunResult {
   tpInIslandWhenOneExisted: number;
   decisions: number;
   bundlesPlaced: number;
+  /** Nodes a bundle's pass visited, on average, by bundle kind: whole GPUs, MIG, none (CPU/memory/custom only). */
+  visitsPerGpuBundle: number;
+  visitsPerMigBundle: number;
+  visitsPerCpuOnlyBundle: number;
 }
 
 function run(seed: number, make: (nodes: SchedulerNode[]) => Subject): RunResult {
@@ -348,7 +355,14 @@ function run(seed: number, make: (nodes: SchedulerNode[]) => Subject): RunResult
     tpInIslandWhenOneExisted: tpExisted === 0 ? 1 : tpInWhenExisted / tpExisted,
     decisions: lat.length,
     bundlesPlaced,
+    visitsPerGpuBundle: perPass(sub.passes?.gpu),
+    visitsPerMigBundle: perPass(sub.passes?.mig),
+    visitsPerCpuOnlyBundle: perPass(sub.passes?.other),
   };
+}
+
+function perPass(c: { passes: number; visits: number } | undefined): number {
+  return c === undefined || c.passes === 0 ? 0 : c.visits / c.passes;
 }
 
 function median(xs: number[]): number {

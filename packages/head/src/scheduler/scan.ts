@@ -31,6 +31,7 @@
  * no amount of best fit outweighs keeping a TP bundle inside one island.
  */
 import { MAX_GPUS_PER_NODE } from './bits.js';
+import { CPU_STEPS, firstCpuStep, leastCpuLeft } from './cpu-index.js';
 import { MIG_COUNTS } from './node-index.js';
 import { NodeSet, eachBoth } from './node-set.js';
 import { ReasonCode, reject, type Rejection, type RejectionCounter } from './reasons.js';
@@ -106,17 +107,41 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
       eachBoth(mig[n]!, attempt.set, visit(top));
     }
   } else if (b.gpus === 0) {
-    // No GPUs: every bucket may hold it. Touched nodes first, then the
-    // untouched ones until each of their shape classes has been judged once
-    // (with a winner, the rest can only lose the tie; with none, all are
-    // walked so that each is counted).
+    // No GPUs (CPU, memory or custom resources only): best fit wants the
+    // fewest free GPUs, then the least share of CPU left (cpu-index.ts). By
+    // k, then per capacity class by step of free CPU share from the first
+    // that may hold the bundle: the ceiling falls along the steps, and no
+    // later k can beat the best once ceilingFrom says so. Touched nodes
+    // first, then the untouched ones until each of their shape classes has
+    // been judged once (with a winner, the rest can only lose the tie; with
+    // none, all are walked so that each is counted).
+    const want = b.bundle.cpuMillis;
     for (let k = 0; k <= MAX_GPUS_PER_NODE; k++) {
       if (best !== undefined && bestScore > ceilingFrom(k, b, ctx)) break;
-      const v = visit(ceiling(k, b, ctx));
-      eachBoth(index.byFree[k]!, attempt.set, v, { not: index.untouched });
       const classes = index.untouchedClasses(k);
       const before = judged.size;
-      if (classes > 0) eachBoth(index.byFree[k]!, attempt.set, (i) => (best !== undefined && judged.size - before >= classes ? false : v(i)), { and: index.untouched });
+      for (const cls of index.cpu.classes.values()) {
+        for (let q = firstCpuStep(want, cls.capacity); q < CPU_STEPS; q++) {
+          const slot = k * CPU_STEPS + q;
+          if (cls.counts[slot] === 0) continue;
+          const top = ceiling(k, b, ctx, leastCpuLeft(q, want, cls.capacity));
+          if (best !== undefined && bestScore > top) break;
+          const v = visit(top);
+          eachBoth(cls.sets[slot]!, attempt.set, v, { not: index.untouched });
+          if (classes > 0) eachBoth(cls.sets[slot]!, attempt.set, (i) => (best !== undefined && judged.size - before >= classes ? false : v(i)), { and: index.untouched });
+        }
+      }
+    }
+    // The steps below the first: too little free CPU for the bundle. None
+    // can win; with no winner they are walked so that each is counted.
+    if (best === undefined) {
+      const all = visit(Infinity);
+      for (const cls of index.cpu.classes.values()) {
+        const first = firstCpuStep(want, cls.capacity);
+        for (let k = 0; k <= MAX_GPUS_PER_NODE; k++) {
+          for (let q = 0; q < first; q++) if (cls.counts[k * CPU_STEPS + q]! > 0) eachBoth(cls.sets[k * CPU_STEPS + q]!, attempt.set, all);
+        }
+      }
     }
   } else {
     // Whole GPUs. Best fit looks first at the fullest island that holds the
@@ -152,6 +177,9 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
       for (let k = b.gpus; k <= MAX_GPUS_PER_NODE; k++) eachBoth(index.byFree[k]!, attempt.set, all, { not: inIsland });
     }
   }
+  const kind = state.passes[mig !== undefined ? 'mig' : b.gpus > 0 ? 'gpu' : 'other'];
+  kind.passes++;
+  kind.visits += visited;
   if (best !== undefined) return best;
 
   // 4. No winner: every node of the attempt is counted once. Those never
@@ -179,16 +207,18 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
  * The most a node with k free whole GPUs that the gang does not use yet can
  * score for `b`, summed in the pipeline's order (so a node that reaches it
  * scores exactly it). Best fit makes it fall as k grows; PACK's "takes all
- * the gang still needs" (50) needs at least that many free GPUs.
+ * the gang still needs" (50) needs at least that many free GPUs. For a
+ * bundle without GPUs, `cpuLeft` is the least share of CPU a node of the
+ * walked step has left (cpu-index.ts leastCpuLeft; 0 bounds every step).
  */
-function ceiling(k: number, b: BundleContext, ctx: GangContext): number {
+function ceiling(k: number, b: BundleContext, ctx: GangContext, cpuLeft = 0): number {
   const strategy = ctx.strategy === 'PACK' ? (k >= ctx.remaining.gpus ? 50 : 0) : ctx.strategy === 'SPREAD' ? 100 : 0;
   const topology = ctx.preferredLevels.length === 0 || ctx.bundlesOnNode.size === 0 ? 0 : 100;
   let resources = 100;
   if (b.gpus > 0) {
     if (b.bundle.gpuMemoryMiB === 0) resources = 100 - ((0 * 33 + (k - b.gpus)) * 100) / 1200;
   } else if (b.migSlices === 0) {
-    resources = 100 - Math.min(90, k * 3) - 0 * 9;
+    resources = 100 - Math.min(90, k * 3) - cpuLeft * 9;
   }
   const tiers = [100, 100, strategy, topology, resources];
   let score = 0;
