@@ -60,6 +60,8 @@ export class NodeIndex {
   readonly migWith = new Map<string, NodeSet[]>();
   /** Each node's filed free-slice count per profile, by index. */
   private readonly migCount: Array<Map<string, number> | undefined> = [];
+  /** How many nodes each byFree bucket holds. */
+  private readonly bucketCount = new Int32Array(MAX_GPUS_PER_NODE + 1);
   /** Each node's bucket, by index (-1: not filed). */
   private readonly bucket: number[] = [];
   /** Each node's largest free island, by index. */
@@ -95,7 +97,9 @@ export class NodeIndex {
     this.countPairs(i, -1);
     if (old !== k) {
       if (old >= 0) this.byFree[old]!.delete(i);
+      if (old >= 0) this.bucketCount[old]! -= 1;
       this.byFree[k]!.add(i);
+      this.bucketCount[k]! += 1;
       this.bucket[i] = k;
     }
     let largest = 0;
@@ -135,6 +139,7 @@ export class NodeIndex {
     this.unfileClass(i);
     const old = this.bucket[i] ?? -1;
     if (old >= 0) this.byFree[old]!.delete(i);
+    if (old >= 0) this.bucketCount[old]! -= 1;
     this.bucket[i] = -1;
     this.cpu.unfile(i);
     this.fileIsland(i, 0, 0);
@@ -193,6 +198,13 @@ export class NodeIndex {
       else if (before && !now) this.islandWith[j]!.delete(i);
     }
     this.islandCounts[i] = counts;
+  }
+
+  /** The most free whole GPUs on any filed node (0 with none). */
+  mostFree(): number {
+    let k = MAX_GPUS_PER_NODE;
+    while (k > 0 && this.bucketCount[k] === 0) k--;
+    return k;
   }
 
   /** The bucket `i` is filed in: its free whole GPUs (-1: not filed). */

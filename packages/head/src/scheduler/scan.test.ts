@@ -92,7 +92,7 @@ const arbCase = fc.record({
       fpga: fc.constantFrom(0, 0, 1),
     }),
   ),
-  extra: fc.constantFrom(0, 0, 4, 16),
+  extra: fc.constantFrom(0, 0, 4, 16, 40),
 });
 
 type Case = typeof arbCase extends fc.Arbitrary<infer T> ? T : never;

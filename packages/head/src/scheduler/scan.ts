@@ -12,12 +12,14 @@
  *      draws the gang to them, so they set the bar the others must beat;
  *   2. then the buckets of nodes with k free whole GPUs, k from what the
  *      bundle needs upwards (a MIG bundle: the nodes with a free slice of its
- *      profile), each in index order. Before a node is judged, the best score
- *      any node of its bucket could reach (`ceiling`) is compared with the
- *      best found: when it cannot win, not even a tie from a lower index, the
- *      pass moves on, and it stops when no later bucket can (`ceilingFrom`:
- *      for PACK a later bucket may hold all the gang still needs and score
- *      more, so the bound looks ahead to it). Nodes with no island holding a
+ *      profile; a bundle without GPUs: per k, the nodes of each CPU capacity
+ *      by step of free CPU share, cpu-index.ts), each in index order.
+ *      Before a node is judged, the best score any node of its bucket could
+ *      reach (`ceiling`) is compared with the best found: when it cannot win,
+ *      not even a tie from a lower index, the pass moves on, and it stops when
+ *      no later bucket can (`ceilingFrom`: for PACK a later bucket may hold
+ *      all the gang still needs and score more, so the bound looks ahead to
+ *      it, when some node has that many GPUs free). Nodes with no island holding a
  *      whole-GPU bundle are walked last, all of them, and only when no node
  *      kept the bundle inside one island;
  *   3. an untouched node is judged like the first untouched node of its shape
@@ -83,6 +85,10 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
   const index = state.index;
   const mig = b.migSlices > 0 ? (index.migWith.get(b.bundle.migProfile!) ?? null) : undefined;
   const judged = new Map<number, Rejection | undefined>();
+  // PACK's 50 needs a node with all the gang's remaining GPUs free: with no
+  // such node anywhere, no bucket looks ahead to one (multi-bundle gangs
+  // larger than any node then stop like one-bundle gangs).
+  const most = index.mostFree();
   let visited = 0;
   const visit = (top: number) => (i: number): boolean => {
     if (best !== undefined && bestScore >= top && best.idx < i) return false;
@@ -117,7 +123,7 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
     // none, all are walked so that each is counted).
     const want = b.bundle.cpuMillis;
     for (let k = 0; k <= MAX_GPUS_PER_NODE; k++) {
-      if (best !== undefined && bestScore > ceilingFrom(k, b, ctx)) break;
+      if (best !== undefined && bestScore > ceilingFrom(k, b, ctx, most)) break;
       const classes = index.untouchedClasses(k);
       const before = judged.size;
       for (const cls of index.cpu.classes.values()) {
@@ -162,7 +168,7 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
     scan: for (let j = b.gpus; j <= MAX_GPUS_PER_NODE; j++) {
       for (let k = j; k <= MAX_GPUS_PER_NODE; k++) {
         if (index.pairs[j * (MAX_GPUS_PER_NODE + 1) + k] === 0) continue;
-        const top = islandCeiling(j, k, b, ctx);
+        const top = islandCeiling(j, k, b, ctx, most);
         if (best !== undefined && bestScore > top) break scan;
         eachBoth(index.islandWith[j]!, attempt.set, once(top), { and: index.byFree[k] });
       }
@@ -232,12 +238,12 @@ function ceiling(k: number, b: BundleContext, ctx: GangContext, cpuLeft = 0): nu
  * order of j, then k), the most any later node can. PACK's 50 needs k ≥
  * what the gang still needs: a later k may have it.
  */
-function islandCeiling(j: number, k: number, b: BundleContext, ctx: GangContext): number {
-  if (b.bundle.gpuMemoryMiB > 0) return ceilingFrom(k, b, ctx); // eligible GPUs may be fewer: no island bound
+function islandCeiling(j: number, k: number, b: BundleContext, ctx: GangContext, most: number): number {
+  if (b.bundle.gpuMemoryMiB > 0) return ceilingFrom(k, b, ctx, most); // eligible GPUs may be fewer: no island bound
   const at = (kk: number, strategy: number) => tiers(strategy, ctx, 100 - (((j - b.gpus) * 33 + (kk - b.gpus)) * 100) / 1200);
   const need = ctx.remaining.gpus;
   if (ctx.strategy !== 'PACK') return at(k, ctx.strategy === 'SPREAD' ? 100 : 0);
-  return Math.max(at(k, k >= need ? 50 : 0), need > k && need <= MAX_GPUS_PER_NODE ? at(need, 50) : -Infinity);
+  return Math.max(at(k, k >= need ? 50 : 0), need > k && need <= most ? at(need, 50) : -Infinity);
 }
 
 /** The five tiers summed as the pipeline sums a node's scores (island and taints at their best). */
@@ -250,8 +256,8 @@ function tiers(strategy: number, ctx: GangContext, resources: number): number {
 }
 
 /** The most any node with k or more free GPUs can score (the ceiling falls with k, but for PACK's step up). */
-function ceilingFrom(k: number, b: BundleContext, ctx: GangContext): number {
+function ceilingFrom(k: number, b: BundleContext, ctx: GangContext, most: number): number {
   const here = ceiling(k, b, ctx);
   const need = ctx.remaining.gpus;
-  return ctx.strategy === 'PACK' && k < need && need <= MAX_GPUS_PER_NODE ? Math.max(here, ceiling(need, b, ctx)) : here;
+  return ctx.strategy === 'PACK' && k < need && need <= most ? Math.max(here, ceiling(need, b, ctx)) : here;
 }
