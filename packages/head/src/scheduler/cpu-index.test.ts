@@ -87,7 +87,9 @@ describe('the CPU index', () => {
     // A node at step q has at least q/CPU_STEPS of its CPU free; below the first step none has `want`.
     expect(firstCpuStep(16_000, 64_000)).toBe(CPU_STEPS / 4);
     expect(firstCpuStep(64_000, 64_000)).toBe(CPU_STEPS - 1); // a whole idle node is filed at the last step
-    expect(firstCpuStep(1000, 0)).toBe(0);
+    expect(firstCpuStep(0, 0)).toBe(0);
+    expect(firstCpuStep(1000, 0)).toBe(CPU_STEPS); // no node of the class has it
+    expect(firstCpuStep(64_001, 64_000)).toBe(CPU_STEPS);
     expect(leastCpuLeft(CPU_STEPS / 2, 16_000, 64_000)).toBeCloseTo(0.25, 6);
     expect(leastCpuLeft(1, 16_000, 64_000)).toBe(0);
   });
@@ -114,6 +116,11 @@ describe('the CPU index', () => {
       // Without the index this pass visits every node that has the CPU (up to 3,000).
       expect(visits).toBeLessThan(300);
     }
+    // More than any node has free: none is visited, all are counted under insufficient CPU.
+    const before = st.passes.other.visits;
+    const none = placeGroup(st, spec(100_000), { checkFeasibility: false });
+    expect(none.status === 'PENDING' && none.reason.rejections).toEqual([{ code: ReasonCode.CPU, detail: 'cpu', count: 3000 }]);
+    expect(st.passes.other.visits - before).toBe(0);
   });
 
   it('with no node that can take it, every node is still counted once under its reason', () => {

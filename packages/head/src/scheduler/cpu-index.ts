@@ -18,8 +18,9 @@
  * walks the steps upwards, each in node order, until no node left can beat
  * the best found. Steps below floor(want / capacity × CPU_STEPS) hold only
  * nodes with less free CPU than the bundle wants (the step is monotone in
- * free CPU), so they are walked only when no node takes the bundle, to count
- * every node's rejection as a pass over every node would.
+ * free CPU), so they are never walked: with no winner, their nodes are
+ * counted under insufficient CPU in one sum, as a pass over every node would
+ * count them (or under STRICT_SPREAD's refusal, checked for the gang's own nodes).
  *
  * Why classes by capacity and not one share for all: the bound subtracts
  * want / capacity, and with one bound for all classes (the smallest
@@ -53,8 +54,13 @@ export function cpuStep(freeCpu: number, capacity: number): number {
   return Math.min(CPU_STEPS - 1, Math.max(0, Math.floor((freeCpu * CPU_STEPS) / capacity)));
 }
 
-/** The first step that may hold a node with `want` free CPU (steps below hold none). */
+/**
+ * The first step that may hold a node with `want` free CPU (steps below hold
+ * none); CPU_STEPS when the class's capacity is below `want` (a node's free
+ * CPU never exceeds its capacity: reserve and release move it in pairs).
+ */
 export function firstCpuStep(want: number, capacity: number): number {
+  if (want > capacity) return CPU_STEPS;
   return capacity <= 0 ? 0 : cpuStep(want, capacity);
 }
 

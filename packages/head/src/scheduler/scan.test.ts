@@ -107,6 +107,10 @@ const EXAMPLES: Case[] = [
   { ...plain, shapes: [shape(32, 2, { mixedMemory: true }), shape(4, 0), shape(32, 8)], strategy: 'PACK', extra: 4, bundle: { gpus: 2, mig: false, gpuMemoryMiB: 60_000, cpuMillis: 1000, memoryBytes: 0, fpga: 0 } },
   // STRICT_SPREAD, 70 MIG slices: the gang's node (66 free, filed at 64) is visited and refused once, not twice.
   { ...plain, shapes: [shape(12, 0, { migGpus: 12, slicesPerGpu: 7 }), shape(0, 0)], taken: [{ node: 0, mask: 0, slices: 18 }], gang: [{ node: 0, mask: 0 }], strategy: 'STRICT_SPREAD', bundle: { gpus: 70, mig: true, gpuMemoryMiB: 0, cpuMillis: 1000, memoryBytes: 0, fpga: 0 } },
+  // STRICT_SPREAD, no GPUs, nothing fits: the gang's node has too little CPU (never visited) and is counted as used, not as short of CPU.
+  { ...plain, shapes: [shape(0, 0), shape(8, 0)], taken: [{ node: 0, mask: 0, slices: 0, cpu: 40_000, mem: 0 }], gang: [{ node: 0, mask: 0 }], strategy: 'STRICT_SPREAD', bundle: { gpus: 0, mig: false, gpuMemoryMiB: 0, cpuMillis: 60_000, memoryBytes: 0, fpga: 0 } },
+  // The same with the gang's node holding enough CPU (visited, refused once).
+  { ...plain, shapes: [shape(0, 0), shape(8, 0)], gang: [{ node: 0, mask: 0 }], strategy: 'STRICT_SPREAD', bundle: { gpus: 0, mig: false, gpuMemoryMiB: 0, cpuMillis: 70_000, memoryBytes: 0, fpga: 0 } },
 ];
 
 describe('the indexed pass chooses as a pass over every node does', () => {

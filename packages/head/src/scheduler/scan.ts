@@ -33,7 +33,7 @@
  * no amount of best fit outweighs keeping a TP bundle inside one island.
  */
 import { MAX_GPUS_PER_NODE } from './bits.js';
-import { CPU_STEPS, firstCpuStep, leastCpuLeft } from './cpu-index.js';
+import { CPU_STEPS, cpuStep, firstCpuStep, leastCpuLeft } from './cpu-index.js';
 import { MIG_COUNTS } from './node-index.js';
 import { NodeSet, eachBoth } from './node-set.js';
 import { ReasonCode, reject, type Rejection, type RejectionCounter } from './reasons.js';
@@ -51,6 +51,7 @@ export const SCORERS = [
 /** What a node keeping a TP bundle inside one island scores in the top tier alone: more than all lower tiers together. */
 const ISLAND_TIER = SCORERS[0].weight * 100;
 const NO_GPU = reject(ReasonCode.GPU, 'gpu');
+const NO_CPU = reject(ReasonCode.CPU, 'cpu');
 const NODE_USED = reject(ReasonCode.SPREAD_NODE_USED);
 
 /** The nodes of one attempt, as a list and as a set. */
@@ -138,17 +139,8 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
         }
       }
     }
-    // The steps below the first: too little free CPU for the bundle. None
-    // can win; with no winner they are walked so that each is counted.
-    if (best === undefined) {
-      const all = visit(Infinity);
-      for (const cls of index.cpu.classes.values()) {
-        const first = firstCpuStep(want, cls.capacity);
-        for (let k = 0; k <= MAX_GPUS_PER_NODE; k++) {
-          for (let q = 0; q < first; q++) if (cls.counts[k * CPU_STEPS + q]! > 0) eachBoth(cls.sets[k * CPU_STEPS + q]!, attempt.set, all);
-        }
-      }
-    }
+    // The steps below the first hold nodes with too little free CPU: never
+    // visited; with no winner, 4 counts them in one sum.
   } else {
     // Whole GPUs. Best fit looks first at the fullest island that holds the
     // bundle (j free GPUs, j ≥ g), then at the node: so the nodes are walked
@@ -189,7 +181,8 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
   if (best !== undefined) return best;
 
   // 4. No winner: every node of the attempt is counted once. Those never
-  //    visited lack free GPUs (or slices), unless STRICT_SPREAD refused them first.
+  //    visited lack free GPUs (or slices, or for a bundle without GPUs CPU),
+  //    unless STRICT_SPREAD refused them first.
   const skipped = attempt.nodes.length - visited;
   if (skipped > 0) {
     let used = 0;
@@ -199,12 +192,14 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
         const seen =
           mig !== undefined
             ? Math.min(state.nodes[idx]!.migFree.get(b.bundle.migProfile!) ?? 0, MIG_COUNTS) >= Math.min(b.migSlices, MIG_COUNTS)
-            : index.bucketOf(idx) >= b.gpus;
+            : b.gpus > 0
+              ? index.bucketOf(idx) >= b.gpus
+              : cpuStep(state.nodes[idx]!.freeCpu, state.nodes[idx]!.node.capacity.cpuMillis) >= firstCpuStep(b.bundle.cpuMillis, state.nodes[idx]!.node.capacity.cpuMillis);
         if (attempt.set.has(idx) && !seen) used++;
       }
     }
     if (used > 0) rejections.add(NODE_USED, used);
-    if (skipped > used) rejections.add(mig !== undefined ? reject(ReasonCode.MIG, b.bundle.migProfile!) : NO_GPU, skipped - used);
+    if (skipped > used) rejections.add(mig !== undefined ? reject(ReasonCode.MIG, b.bundle.migProfile!) : b.gpus > 0 ? NO_GPU : NO_CPU, skipped - used);
   }
   return undefined;
 }
