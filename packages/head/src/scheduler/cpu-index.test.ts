@@ -6,7 +6,7 @@
  * chooses (scan.test.ts checks the choice on random small clusters).
  */
 import { describe, expect, it } from 'vitest';
-import { CPU_STEPS, CpuIndex, cpuStep, firstCpuStep, leastCpuLeft } from './cpu-index.js';
+import { CPU_STEPS, CpuIndex, SHARE_STEPS, cpuStep, firstCpuStep, leastCpuLeft } from './cpu-index.js';
 import { placeGroup } from './pipeline.js';
 import { SCORERS } from './scan.js';
 import { BundleContext, bundleFilters, type GangContext } from './plugins/index.js';
@@ -65,7 +65,7 @@ describe('the CPU index', () => {
     st.reserve(p);
     expect(at(8, CPU_STEPS - 1)).toBe(false);
     expect(at(6, cpuStep(16_000, 64_000))).toBe(true);
-    expect(cpuStep(16_000, 64_000)).toBe(CPU_STEPS / 4);
+    expect(cpuStep(16_000, 64_000)).toBe(SHARE_STEPS / 4);
     st.release(p);
     expect(at(8, CPU_STEPS - 1)).toBe(true);
     expect(cls.counts.reduce((s, n) => s + n, 0)).toBe(1);
@@ -84,13 +84,15 @@ describe('the CPU index', () => {
   });
 
   it('bounds a step from below: the first step that may hold a bundle, the least share left', () => {
-    // A node at step q has at least q/CPU_STEPS of its CPU free; below the first step none has `want`.
-    expect(firstCpuStep(16_000, 64_000)).toBe(CPU_STEPS / 4);
-    expect(firstCpuStep(64_000, 64_000)).toBe(CPU_STEPS - 1); // a whole idle node is filed at the last step
+    // A node at step q has at least q/SHARE_STEPS of its CPU free; below the first step none has `want`.
+    expect(firstCpuStep(16_000, 64_000)).toBe(SHARE_STEPS / 4);
+    expect(firstCpuStep(64_000, 64_000)).toBe(SHARE_STEPS); // only a node with all its CPU free has it
+    expect(cpuStep(63_999, 64_000)).toBe(SHARE_STEPS - 1);
     expect(firstCpuStep(0, 0)).toBe(0);
     expect(firstCpuStep(1000, 0)).toBe(CPU_STEPS); // no node of the class has it
     expect(firstCpuStep(64_001, 64_000)).toBe(CPU_STEPS);
-    expect(leastCpuLeft(CPU_STEPS / 2, 16_000, 64_000)).toBeCloseTo(0.25, 6);
+    expect(leastCpuLeft(SHARE_STEPS / 2, 16_000, 64_000)).toBeCloseTo(0.25, 6);
+    expect(leastCpuLeft(SHARE_STEPS, 16_000, 64_000)).toBe(0.75); // all free: exact
     expect(leastCpuLeft(1, 16_000, 64_000)).toBe(0);
   });
 
@@ -121,6 +123,14 @@ describe('the CPU index', () => {
     const none = placeGroup(st, spec(100_000), { checkFeasibility: false });
     expect(none.status === 'PENDING' && none.reason.rejections).toEqual([{ code: ReasonCode.CPU, detail: 'cpu', count: 3000 }]);
     expect(st.passes.other.visits - before).toBe(0);
+  });
+
+  it('on an idle cluster of nodes that all differ (labels), the first idle node judged ends the walk', () => {
+    const nodes = Array.from({ length: 2000 }, (_, i) => ({ ...node(`n${i}`, 64_000), labels: { 'muster.io/rack': `r${i}` } }));
+    const st = ClusterState.from({ nodes, reservations: [] });
+    const got = placeGroup(st, spec(10));
+    expect(got.status === 'PLACED' && got.placements[0]!.nodeId).toBe('n0');
+    expect(st.passes.other.visits).toBe(1);
   });
 
   it('with no node that can take it, every node is still counted once under its reason', () => {

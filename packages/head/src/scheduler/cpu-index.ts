@@ -10,13 +10,16 @@
  *
  *   capacity class   the node's CPU capacity (clusters have a few node types)
  *   k                free whole GPUs (0..32)
- *   step q           floor(freeCpu / capacity × CPU_STEPS), 0..CPU_STEPS − 1
+ *   step q           floor(freeCpu / capacity × SHARE_STEPS), 0..SHARE_STEPS − 1,
+ *                    and SHARE_STEPS for a node with all its CPU free
  *
  * Within one class the share left of every node at step q is at least
- * q / CPU_STEPS − want / capacity, so the most a node of (class, k, q) can
+ * q / SHARE_STEPS − want / capacity, and exactly 1 − want / capacity at the
+ * last step (idle nodes: their bound is their score, so the first one judged
+ * ends the walk of its step), so the most a node of (class, k, q) can
  * score is known before it is visited (scan.ts `ceiling`), and the pass
  * walks the steps upwards, each in node order, until no node left can beat
- * the best found. Steps below floor(want / capacity × CPU_STEPS) hold only
+ * the best found. Steps below floor(want / capacity × SHARE_STEPS) hold only
  * nodes with less free CPU than the bundle wants (the step is monotone in
  * free CPU), so they are never walked: with no winner, their nodes are
  * counted under insufficient CPU in one sum, as a pass over every node would
@@ -32,8 +35,10 @@
 import { MAX_GPUS_PER_NODE } from './bits.js';
 import { NodeSet } from './node-set.js';
 
-/** Steps of free-CPU share per (class, k): more steps, fewer nodes visited per pass, more sets kept. */
-export const CPU_STEPS = 64;
+/** Steps of free-CPU share below "all free": more steps, fewer nodes visited per pass, more sets kept. */
+export const SHARE_STEPS = 64;
+/** Steps per (class, k): the share steps and the step of nodes with all their CPU free. */
+export const CPU_STEPS = SHARE_STEPS + 1;
 const SLOTS = (MAX_GPUS_PER_NODE + 1) * CPU_STEPS;
 
 /** The nodes of one CPU capacity, by (free GPUs, step of free CPU share). */
@@ -51,7 +56,8 @@ export interface CpuClass {
 /** The step a node with `freeCpu` of `capacity` is filed at. */
 export function cpuStep(freeCpu: number, capacity: number): number {
   if (capacity <= 0) return 0;
-  return Math.min(CPU_STEPS - 1, Math.max(0, Math.floor((freeCpu * CPU_STEPS) / capacity)));
+  if (freeCpu >= capacity) return SHARE_STEPS;
+  return Math.min(SHARE_STEPS - 1, Math.max(0, Math.floor((freeCpu * SHARE_STEPS) / capacity)));
 }
 
 /**
@@ -71,7 +77,9 @@ export function firstCpuStep(want: number, capacity: number): number {
  */
 export function leastCpuLeft(q: number, want: number, capacity: number): number {
   if (capacity <= 0) return 0;
-  return Math.max(0, q / CPU_STEPS - want / capacity - 1e-9);
+  // All free: the scorer's own expression, (freeCpu − want) / capacity, so the bound is the score.
+  if (q === SHARE_STEPS) return (capacity - want) / capacity;
+  return Math.max(0, q / SHARE_STEPS - want / capacity - 1e-9);
 }
 
 export class CpuIndex {
