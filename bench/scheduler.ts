@@ -367,7 +367,7 @@ function run(seed: number, make: (nodes: SchedulerNode[]) => Subject): RunResult
   };
 }
 
-/** Visits per bundle pass by kind of gang, summed over the runs (the scheduler subject only). */
+/** Visits per bundle pass by kind of gang, summed over the reported runs (the scheduler subject only). */
 const visitsByGang = new Map<string, { passes: number; visits: number }>();
 
 function gangKind(spec: ValidPgSpec): string {
@@ -420,6 +420,7 @@ function gpuSelectMicros(profile: NodeProfile, seed: number): { p50Us: number; p
 
 const seed0 = Number(args.seed);
 run(seed0 + 1000, muster); // warm the JIT once, not reported
+visitsByGang.clear();
 const results = { muster: [] as RunResult[], firstFit: [] as RunResult[] };
 for (let i = 0; i < RUNS; i++) {
   results.muster.push(run(seed0 + i, muster));
@@ -444,6 +445,6 @@ mkdirSync(dirname(args.out), { recursive: true });
 writeFileSync(args.out, `${JSON.stringify(out, null, 2)}\n`);
 console.log('GPU selection on one node (random free sets and sizes), microseconds:');
 console.table(Object.fromEntries(Object.entries(gpuSelect).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([m, x]) => [m, fmt(x, 2)]))])));
-console.log('nodes visited per bundle pass, by kind of gang (all runs):');
+console.log('nodes visited per bundle pass, by kind of gang (reported runs):');
 console.table(Object.fromEntries([...visitsByGang].map(([k, v]) => [k, { passes: v.passes, visitsPerPass: fmt(perPass(v), 1) }])));
 console.log(`wrote ${args.out}`);
