@@ -106,7 +106,7 @@ const EXAMPLES: Case[] = [
   // gang needs, but a later bucket can; the walk must not stop there (n02 wins).
   { ...plain, shapes: [shape(32, 2, { mixedMemory: true }), shape(4, 0), shape(32, 8)], strategy: 'PACK', extra: 4, bundle: { gpus: 2, mig: false, gpuMemoryMiB: 60_000, cpuMillis: 1000, memoryBytes: 0, fpga: 0 } },
   // STRICT_SPREAD, 70 MIG slices: the gang's node (66 free, filed at 64) is visited and refused once, not twice.
-  { ...plain, shapes: [shape(12, 0, { migGpus: 12, slicesPerGpu: 7 }), shape(0, 0)], taken: [{ node: 0, mask: 0, slices: 18 }], gang: [{ node: 0, mask: 0 }], strategy: 'STRICT_SPREAD', bundle: { gpus: 70, mig: true, gpuMemoryMiB: 0, cpuMillis: 1000, memoryBytes: 0, fpga: 0 } },
+  { ...plain, shapes: [shape(12, 0, { migGpus: 12, slicesPerGpu: 7 }), shape(0, 0)], taken: [{ node: 0, mask: 0, slices: 18, cpu: 1000, mem: 0 }], gang: [{ node: 0, mask: 0 }], strategy: 'STRICT_SPREAD', bundle: { gpus: 70, mig: true, gpuMemoryMiB: 0, cpuMillis: 1000, memoryBytes: 0, fpga: 0 } },
   // STRICT_SPREAD, no GPUs, nothing fits: the gang's node has too little CPU (never visited) and is counted as used, not as short of CPU.
   { ...plain, shapes: [shape(0, 0), shape(8, 0)], taken: [{ node: 0, mask: 0, slices: 0, cpu: 40_000, mem: 0 }], gang: [{ node: 0, mask: 0 }], strategy: 'STRICT_SPREAD', bundle: { gpus: 0, mig: false, gpuMemoryMiB: 0, cpuMillis: 60_000, memoryBytes: 0, fpga: 0 } },
   // The same with the gang's node holding enough CPU (visited, refused once).
@@ -120,7 +120,7 @@ describe('the indexed pass chooses as a pass over every node does', () => {
         const st = ClusterState.from({ nodes: c.shapes.map((s, i) => makeNode(`n${String(i).padStart(2, '0')}`, s)), reservations: [] });
         const at = (i: number) => st.nodes[i % st.nodes.length]!;
         c.taken.forEach((t, r) => st.commit(`g${r}`, [take(at(t.node), t.mask, t.slices, t.cpu, t.mem)]));
-        const custom = c.bundle.fpga > 0 ? { fpga: c.bundle.fpga } : {};
+        const custom: Record<string, number> = c.bundle.fpga > 0 ? { fpga: c.bundle.fpga } : {};
         const bundle = { cpuMillis: c.bundle.cpuMillis, memoryBytes: c.bundle.memoryBytes, gpus: c.bundle.gpus, gpuMemoryMiB: c.bundle.gpuMemoryMiB, custom, ...(c.bundle.mig ? { migProfile: PROFILE } : {}) };
         const spec: ValidPgSpec = {
           name: 'pg',
@@ -177,7 +177,7 @@ describe('the indexed pass chooses as a pass over every node does', () => {
 
   it('a node whose one island has all 32 GPUs free is found (sizes 31 and 32 are filed)', () => {
     for (const cut of [32, 31]) {
-      const st = ClusterState.from({ nodes: [makeNode('a', { gpus: 32, cut, mixedMemory: false, migGpus: 0, slicesPerGpu: 3, spot: false, zone: 'z0' })], reservations: [] });
+      const st = ClusterState.from({ nodes: [makeNode('a', { gpus: 32, cut, mixedMemory: false, migGpus: 0, slicesPerGpu: 3, spot: false, zone: 'z0', cpu: 64_000, fpga: false })], reservations: [] });
       expect(st.index.largestIsland(0)).toBe(cut);
       expect(st.index.islandWith[cut]!.has(0)).toBe(true);
     }
