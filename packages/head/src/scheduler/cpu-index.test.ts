@@ -6,7 +6,7 @@
  * chooses (scan.test.ts checks the choice on random small clusters).
  */
 import { describe, expect, it } from 'vitest';
-import { CPU_STEPS, CpuIndex, SHARE_STEPS, cpuStep, firstCpuStep, leastCpuLeft } from './cpu-index.js';
+import { CPU_STEPS, CpuIndex, SHARE_STEPS, cpuStep, firstCpuStep } from './cpu-index.js';
 import { placeGroup } from './pipeline.js';
 import { SCORERS } from './scan.js';
 import { BundleContext, bundleFilters, type GangContext } from './plugins/index.js';
@@ -91,9 +91,19 @@ describe('the CPU index', () => {
     expect(firstCpuStep(0, 0)).toBe(0);
     expect(firstCpuStep(1000, 0)).toBe(CPU_STEPS); // no node of the class has it
     expect(firstCpuStep(64_001, 64_000)).toBe(CPU_STEPS);
-    expect(leastCpuLeft(SHARE_STEPS / 2, 16_000, 64_000)).toBeCloseTo(0.25, 6);
-    expect(leastCpuLeft(SHARE_STEPS, 16_000, 64_000)).toBe(0.75); // all free: exact
-    expect(leastCpuLeft(1, 16_000, 64_000)).toBe(0);
+    // The bound of a set is its least free CPU's share left, found again when that node leaves.
+    const idx = new CpuIndex(4);
+    idx.file(0, 0, 40_000, 64_000);
+    idx.file(1, 0, 40_500, 64_000);
+    const cls = idx.classes.get(64_000)!;
+    const slot = cpuStep(40_000, 64_000);
+    expect(cpuStep(40_500, 64_000)).toBe(slot);
+    expect(idx.leastCpuLeft(cls, slot, 16_000)).toBe((40_000 - 16_000) / 64_000);
+    idx.file(0, 0, 8000, 64_000); // node 0 takes more CPU and leaves the set
+    expect(idx.leastCpuLeft(cls, slot, 16_000)).toBe((40_500 - 16_000) / 64_000);
+    expect(idx.leastCpuLeft(cls, cpuStep(8000, 64_000), 16_000)).toBe(0); // less than wanted: 0
+    idx.file(1, 0, 40_200, 64_000); // same set, less free
+    expect(idx.leastCpuLeft(cls, slot, 16_000)).toBe((40_200 - 16_000) / 64_000);
   });
 
   it('a CPU-only bundle on 3,000 busy nodes visits a bounded number of them and chooses as a full pass does', () => {

@@ -13,11 +13,14 @@
  *   step q           floor(freeCpu / capacity × SHARE_STEPS), 0..SHARE_STEPS − 1,
  *                    and SHARE_STEPS for a node with all its CPU free
  *
- * Within one class the share left of every node at step q is at least
- * q / SHARE_STEPS − want / capacity, and exactly 1 − want / capacity at the
- * last step (idle nodes: their bound is their score, so the first one judged
- * ends the walk of its step), so the most a node of (class, k, q) can
- * score is known before it is visited (scan.ts `ceiling`), and the pass
+ * Each set also keeps the least free CPU of its nodes, so the least share
+ * any of them has left after a bundle, (least − want) / capacity, is known
+ * before one is visited: the most a node of (class, k, q) can score (scan.ts
+ * `ceiling`), computed with the scorer's own expression, so the node with
+ * the least free CPU scores exactly it and ends the walk of its set (nodes
+ * of one type running the same work sit in one set with equal free CPU; a
+ * bound from the step alone left all of them to visit). The least is
+ * found again, from the set, when its node leaves. The pass
  * walks the steps upwards, each in node order, until no node left can beat
  * the best found. Steps below floor(want / capacity × SHARE_STEPS) hold only
  * nodes with less free CPU than the bundle wants (the step is monotone in
@@ -49,6 +52,10 @@ export interface CpuClass {
   readonly sets: Array<NodeSet | undefined>;
   /** How many nodes each set holds: a pass skips the empty ones without touching them. */
   readonly counts: Int32Array;
+  /** The least free CPU of a node in each set (valid where not stale): what bounds the set's scores. */
+  readonly least: Float64Array;
+  /** 1 where the node with the least free CPU left its set: recomputed when next asked. */
+  readonly stale: Uint8Array;
   /** Nodes filed in the class; the class is dropped at 0. */
   nodes: number;
 }
@@ -70,24 +77,13 @@ export function firstCpuStep(want: number, capacity: number): number {
   return capacity <= 0 ? 0 : cpuStep(want, capacity);
 }
 
-/**
- * The least share of CPU a node of `capacity` at step `q` has left after a
- * bundle wanting `want`, lowered by a hair so that rounding never puts a
- * node's computed score above its bound.
- */
-export function leastCpuLeft(q: number, want: number, capacity: number): number {
-  if (capacity <= 0) return 0;
-  // All free: the scorer's own expression, (freeCpu − want) / capacity, so the bound is the score.
-  if (q === SHARE_STEPS) return (capacity - want) / capacity;
-  return Math.max(0, q / SHARE_STEPS - want / capacity - 1e-9);
-}
-
 export class CpuIndex {
   /** Classes by CPU capacity. */
   readonly classes = new Map<number, CpuClass>();
-  /** Each node's filed class capacity and slot, by index (slot -1: not filed). */
+  /** Each node's filed class capacity, slot (-1: not filed) and free CPU, by index. */
   private readonly filedCapacity: number[] = [];
   private readonly filedSlot: number[] = [];
+  private readonly filedFree: number[] = [];
 
   constructor(private readonly capacity: number) {}
 
@@ -97,28 +93,56 @@ export class CpuIndex {
     const was = this.filedSlot[i] ?? -1;
     if (was >= 0 && this.filedCapacity[i] === cpuCapacity) {
       // Same class (every reserve and release): move between its sets.
-      if (was === slot) return;
+      if (was === slot && this.filedFree[i] === freeCpu) return;
       const cls = this.classes.get(cpuCapacity)!;
-      cls.sets[was]!.delete(i);
-      cls.counts[was]! -= 1;
-      this.put(cls, i, slot);
+      this.take(cls, i, was);
+      this.put(cls, i, slot, freeCpu);
       return;
     }
     this.unfile(i);
     let cls = this.classes.get(cpuCapacity);
     if (cls === undefined) {
-      cls = { capacity: cpuCapacity, sets: new Array<NodeSet | undefined>(SLOTS), counts: new Int32Array(SLOTS), nodes: 0 };
+      cls = { capacity: cpuCapacity, sets: new Array<NodeSet | undefined>(SLOTS), counts: new Int32Array(SLOTS), least: new Float64Array(SLOTS), stale: new Uint8Array(SLOTS), nodes: 0 };
       this.classes.set(cpuCapacity, cls);
     }
     cls.nodes++;
     this.filedCapacity[i] = cpuCapacity;
-    this.put(cls, i, slot);
+    this.put(cls, i, slot, freeCpu);
   }
 
-  private put(cls: CpuClass, i: number, slot: number): void {
+  /**
+   * The least share of CPU any node of `cls` at `slot` has left after a
+   * bundle wanting `want` (0 if some node there has less than `want`: those
+   * cannot take it, and the others have at least 0 left). Computed with the
+   * scorer's own expression from the slot's least free CPU, so a node with
+   * that much free scores exactly the bound and ends the walk of its slot.
+   */
+  leastCpuLeft(cls: CpuClass, slot: number, want: number): number {
+    if (cls.capacity <= 0) return 0;
+    if (cls.stale[slot] === 1) {
+      let least = Infinity;
+      for (const i of cls.sets[slot]!) least = Math.min(least, this.filedFree[i]!);
+      cls.least[slot] = least;
+      cls.stale[slot] = 0;
+    }
+    return Math.max(0, (cls.least[slot]! - want) / cls.capacity);
+  }
+
+  private put(cls: CpuClass, i: number, slot: number, freeCpu: number): void {
     (cls.sets[slot] ??= new NodeSet(this.capacity)).add(i);
-    cls.counts[slot]! += 1;
+    if ((cls.counts[slot]! += 1) === 1) {
+      cls.least[slot] = freeCpu;
+      cls.stale[slot] = 0;
+    } else if (freeCpu < cls.least[slot]!) cls.least[slot] = freeCpu;
     this.filedSlot[i] = slot;
+    this.filedFree[i] = freeCpu;
+  }
+
+  private take(cls: CpuClass, i: number, slot: number): void {
+    cls.sets[slot]!.delete(i);
+    cls.counts[slot]! -= 1;
+    // The slot's least may have left with it: found again when next asked.
+    if (this.filedFree[i] === cls.least[slot]) cls.stale[slot] = 1;
   }
 
   /** Takes node `i` out of the index. */
@@ -126,8 +150,7 @@ export class CpuIndex {
     const slot = this.filedSlot[i] ?? -1;
     if (slot < 0) return;
     const cls = this.classes.get(this.filedCapacity[i]!)!;
-    cls.sets[slot]!.delete(i);
-    cls.counts[slot]! -= 1;
+    this.take(cls, i, slot);
     if (--cls.nodes === 0) this.classes.delete(cls.capacity);
     this.filedSlot[i] = -1;
   }

@@ -33,7 +33,7 @@
  * no amount of best fit outweighs keeping a TP bundle inside one island.
  */
 import { MAX_GPUS_PER_NODE } from './bits.js';
-import { CPU_STEPS, cpuStep, firstCpuStep, leastCpuLeft } from './cpu-index.js';
+import { CPU_STEPS, cpuStep, firstCpuStep } from './cpu-index.js';
 import { MIG_COUNTS } from './node-index.js';
 import { NodeSet, eachBoth } from './node-set.js';
 import { ReasonCode, reject, type Rejection, type RejectionCounter } from './reasons.js';
@@ -131,7 +131,7 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
         for (let q = firstCpuStep(want, cls.capacity); q < CPU_STEPS; q++) {
           const slot = k * CPU_STEPS + q;
           if (cls.counts[slot] === 0) continue;
-          const top = ceiling(k, b, ctx, leastCpuLeft(q, want, cls.capacity));
+          const top = ceiling(k, b, ctx, index.cpu.leastCpuLeft(cls, slot, want));
           if (best !== undefined && bestScore > top) break;
           const v = visit(top);
           eachBoth(cls.sets[slot]!, attempt.set, v, { not: index.untouched });
@@ -210,7 +210,7 @@ export function pickNode(state: ClusterState, attempt: AttemptNodes, b: BundleCo
  * scores exactly it). Best fit makes it fall as k grows; PACK's "takes all
  * the gang still needs" (50) needs at least that many free GPUs. For a
  * bundle without GPUs, `cpuLeft` is the least share of CPU a node of the
- * walked step has left (cpu-index.ts leastCpuLeft; 0 bounds every step).
+ * walked set has left (cpu-index.ts leastCpuLeft; 0 bounds every set).
  */
 function ceiling(k: number, b: BundleContext, ctx: GangContext, cpuLeft = 0): number {
   const strategy = ctx.strategy === 'PACK' ? (k >= ctx.remaining.gpus ? 50 : 0) : ctx.strategy === 'SPREAD' ? 100 : 0;
