@@ -28,12 +28,12 @@
  * counted under insufficient CPU in one sum, as a pass over every node would
  * count them (or under STRICT_SPREAD's refusal, checked for the gang's own nodes).
  *
- * Why classes by capacity and not one share for all: the bound subtracts
- * want / capacity, and with one bound for all classes (the smallest
- * capacity) a 16-core bundle would make a quarter of the steps look equally
- * good. Classes are kept while some node has that capacity (so their number
- * is bounded by the node count, in practice by the node types); a class's
- * sets are allocated on first use. Filing a node again costs O(1).
+ * Why classes by capacity: steps are shares of one capacity, so that step
+ * order is score order within a class. Classes are kept while some node has
+ * that capacity (so their number is bounded by the node count, in practice
+ * by the node types); a class's sets are allocated on first use. Filing a
+ * node again costs O(1); a set whose least node left finds its least again
+ * when next asked, in one pass over the set.
  */
 import { MAX_GPUS_PER_NODE } from './bits.js';
 import { NodeSet } from './node-set.js';
