@@ -7,6 +7,7 @@
  * the rate at 10,000 nodes ≥ 0.7× the rate at 100.
  *
  *   pnpm build && npx tsx bench/pg-scale.ts [--nodes 10000] [--rounds 7] [--groups 100] [--processes 2] [--cpu-prof <dir>]
+ *                                           [--ready-timeout-ms 60000]
  *
  * --cpu-prof <dir>: the head writes a V8 CPU profile there when it exits.
  */
@@ -23,11 +24,13 @@ const { values: a } = parseArgs({
     groups: { type: 'string', default: '100' },
     processes: { type: 'string', default: '2' },
     'cpu-prof': { type: 'string' },
+    'ready-timeout-ms': { type: 'string', default: '60000' },
   },
 });
 const nodes = Number(a.nodes);
 const rounds = Number(a.rounds);
 const groups = Number(a.groups);
+const readyTimeoutMs = Number(a['ready-timeout-ms']);
 const headNodeArgs = a['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${a['cpu-prof']}`] : [];
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 
@@ -49,7 +52,7 @@ try {
     const t = performance.now();
     const pgs = await Promise.all(Array.from({ length: groups }, (_, i) =>
       sdk.placementGroups.create({ name: `r${round}-${i}`, bundles: [{ cpuMillis: 10 }] })));
-    await Promise.all(pgs.map((pg) => pg.ready({ timeout: 60_000 })));
+    await Promise.all(pgs.map((pg) => pg.ready({ timeout: readyTimeoutMs })));
     await Promise.all(pgs.map((pg) => pg.remove()));
     const rate = Math.round(groups / ((performance.now() - t) / 1000));
     rates.push(rate);

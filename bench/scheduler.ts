@@ -106,12 +106,15 @@ interface Subject {
   place(spec: ValidPgSpec): BundlePlacement[] | undefined;
   commit(id: string, ps: BundlePlacement[]): void;
   release(id: string): void;
+  /** Bundle passes and the nodes they visited, by kind (ClusterState.passes), when the subject counts them. */
+  readonly passes?: ClusterState['passes'];
 }
 
 function muster(nodes: SchedulerNode[]): Subject & { state: ClusterState } {
   const state = ClusterState.from({ nodes, reservations: [] });
   return {
     state,
+    passes: state.passes,
     place: (spec) => {
       const r = placeGroup(state, spec);
       return r.status === 'PLACED' ? r.placements : undefined;
@@ -253,6 +256,10 @@ interface RunResult {
   tpInIslandWhenOneExisted: number;
   decisions: number;
   bundlesPlaced: number;
+  /** Nodes a bundle's pass visited, on average, by bundle kind: whole GPUs, MIG, none (CPU/memory/custom only). */
+  visitsPerGpuBundle: number;
+  visitsPerMigBundle: number;
+  visitsPerCpuOnlyBundle: number;
 }
 
 function run(seed: number, make: (nodes: SchedulerNode[]) => Subject): RunResult {
@@ -282,7 +289,13 @@ function run(seed: number, make: (nodes: SchedulerNode[]) => Subject): RunResult
     lastSpec = spec;
     const c0 = process.cpuUsage();
     const t0 = performance.now();
+    const v0 = totalPasses(sub.passes);
     const ps = sub.place(spec);
+    const v1 = totalPasses(sub.passes);
+    const byKind = visitsByGang.get(gangKind(spec)) ?? { passes: 0, visits: 0 };
+    byKind.passes += v1.passes - v0.passes;
+    byKind.visits += v1.visits - v0.visits;
+    visitsByGang.set(gangKind(spec), byKind);
     if (ps !== undefined) sub.commit(id, ps);
     const dt = performance.now() - t0;
     const c = process.cpuUsage(c0);
@@ -348,7 +361,28 @@ function run(seed: number, make: (nodes: SchedulerNode[]) => Subject): RunResult
     tpInIslandWhenOneExisted: tpExisted === 0 ? 1 : tpInWhenExisted / tpExisted,
     decisions: lat.length,
     bundlesPlaced,
+    visitsPerGpuBundle: perPass(sub.passes?.gpu),
+    visitsPerMigBundle: perPass(sub.passes?.mig),
+    visitsPerCpuOnlyBundle: perPass(sub.passes?.other),
   };
+}
+
+/** Visits per bundle pass by kind of gang, summed over the reported runs (the scheduler subject only). */
+const visitsByGang = new Map<string, { passes: number; visits: number }>();
+
+function gangKind(spec: ValidPgSpec): string {
+  if (spec.bundles.every((b) => b.gpus === 0)) return 'CPU-only';
+  if (spec.bundles.some((b) => b.migProfile !== undefined)) return 'MIG';
+  return spec.bundles.length === 1 ? 'one GPU bundle' : `${spec.strategy}, several bundles`;
+}
+
+function totalPasses(p: Subject['passes']): { passes: number; visits: number } {
+  if (p === undefined) return { passes: 0, visits: 0 };
+  return { passes: p.gpu.passes + p.mig.passes + p.other.passes, visits: p.gpu.visits + p.mig.visits + p.other.visits };
+}
+
+function perPass(c: { passes: number; visits: number } | undefined): number {
+  return c === undefined || c.passes === 0 ? 0 : c.visits / c.passes;
 }
 
 function median(xs: number[]): number {
@@ -386,6 +420,7 @@ function gpuSelectMicros(profile: NodeProfile, seed: number): { p50Us: number; p
 
 const seed0 = Number(args.seed);
 run(seed0 + 1000, muster); // warm the JIT once, not reported
+visitsByGang.clear();
 const results = { muster: [] as RunResult[], firstFit: [] as RunResult[] };
 for (let i = 0; i < RUNS; i++) {
   results.muster.push(run(seed0 + i, muster));
@@ -410,4 +445,6 @@ mkdirSync(dirname(args.out), { recursive: true });
 writeFileSync(args.out, `${JSON.stringify(out, null, 2)}\n`);
 console.log('GPU selection on one node (random free sets and sizes), microseconds:');
 console.table(Object.fromEntries(Object.entries(gpuSelect).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([m, x]) => [m, fmt(x, 2)]))])));
+console.log('nodes visited per bundle pass, by kind of gang (reported runs):');
+console.table(Object.fromEntries([...visitsByGang].map(([k, v]) => [k, { passes: v.passes, visitsPerPass: fmt(perPass(v), 1) }])));
 console.log(`wrote ${args.out}`);

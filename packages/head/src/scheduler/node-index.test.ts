@@ -4,6 +4,7 @@
  * that a pass reading it decides as a pass over every node would.
  */
 import { describe, expect, it } from 'vitest';
+import { CPU_STEPS, cpuStep } from './cpu-index.js';
 import { NodeSet } from './node-set.js';
 import { placeGroup } from './pipeline.js';
 import { A100_MIG, DGX1_V100, HGX_H100, PCIE_4090, makeNode } from './profiles.js';
@@ -115,6 +116,11 @@ describe('index of nodes by free capacity', () => {
       expect(filed(state, c.node)).toEqual(c.want);
       // Whatever happened, each node is in exactly one bucket, the one its headroom says.
       for (const ns of state.nodes) expect(filed(state, ns.node.id).buckets).toEqual([ns.freeGpuCount()]);
+      // And in exactly one set of the CPU index: its capacity's, at its free GPUs and step of free CPU share.
+      for (const ns of state.nodes) {
+        const where = [...state.index.cpu.classes.values()].flatMap((cls) => cls.sets.flatMap((set, slot) => (set?.has(ns.idx) === true ? [[cls.capacity, slot]] : [])));
+        expect(where).toEqual([[ns.node.capacity.cpuMillis, ns.freeGpuCount() * CPU_STEPS + cpuStep(ns.freeCpu, ns.node.capacity.cpuMillis)]]);
+      }
     });
   }
 

@@ -11,6 +11,8 @@
  *   untouched   nodes with nothing reserved (judged once per shape class),
  *               and per bucket how many shape classes they fall into
  *   migWith[p][n]     nodes with exactly n free slices of profile p (n ≥ 64 filed at 64)
+ *   cpu         nodes by CPU capacity, free GPUs and step of free CPU share,
+ *               for bundles without GPUs (cpu-index.ts)
  *
  * ClusterState files a node again (`track`) after every reserve and release
  * of it, and when the view replaces or adds a node (`forget` then `track`);
@@ -24,10 +26,12 @@
  * GPUs higher, so the score a bucket can reach at most falls as k grows, and
  * the pass stops once no node left can beat (or tie from a lower index) the
  * best found. A MIG bundle visits only the nodes with a free slice of its
- * profile. The answers are those of a pass over every node, tie-breaking
+ * profile. A bundle without GPUs walks the cpu index by free GPUs, then
+ * free CPU share, with the same early stop. The answers are those of a pass over every node, tie-breaking
  * included; the property tests compare the two.
  */
 import { MAX_GPUS_PER_NODE, popcount } from './bits.js';
+import { CpuIndex } from './cpu-index.js';
 import { NodeSet } from './node-set.js';
 
 /** What the index reads of a node's headroom (state.ts NodeHeadroom has it; no import, so no cycle). */
@@ -37,6 +41,8 @@ export interface IndexedNode {
   readonly untouched: boolean;
   readonly topo: { readonly islands: readonly number[] };
   readonly migFree: ReadonlyMap<string, number>;
+  readonly freeCpu: number;
+  readonly node: { readonly capacity: { readonly cpuMillis: number } };
 }
 
 /** Free-slice counts filed one by one; more are filed together. */
@@ -54,6 +60,8 @@ export class NodeIndex {
   readonly migWith = new Map<string, NodeSet[]>();
   /** Each node's filed free-slice count per profile, by index. */
   private readonly migCount: Array<Map<string, number> | undefined> = [];
+  /** How many nodes each byFree bucket holds. */
+  private readonly bucketCount = new Int32Array(MAX_GPUS_PER_NODE + 1);
   /** Each node's bucket, by index (-1: not filed). */
   private readonly bucket: number[] = [];
   /** Each node's largest free island, by index. */
@@ -66,6 +74,8 @@ export class NodeIndex {
   private readonly filedClass: Array<[number, number] | undefined> = [];
   /** How many nodes are in islandWith[j] ∩ byFree[k], at j·33 + k: a pass skips the empty pairs. */
   readonly pairs = new Int32Array((MAX_GPUS_PER_NODE + 1) ** 2);
+  /** The nodes for bundles without GPUs: by CPU capacity, free GPUs, free CPU share. */
+  readonly cpu: CpuIndex;
 
   constructor(
     capacity: number,
@@ -76,6 +86,7 @@ export class NodeIndex {
     this.islandAtLeast = Array.from({ length: MAX_GPUS_PER_NODE + 1 }, () => new NodeSet(capacity));
     this.islandWith = Array.from({ length: MAX_GPUS_PER_NODE + 1 }, () => new NodeSet(capacity));
     this.untouched = new NodeSet(capacity);
+    this.cpu = new CpuIndex(capacity);
   }
 
   /** Files `ns` where its headroom says it belongs now. */
@@ -86,7 +97,9 @@ export class NodeIndex {
     this.countPairs(i, -1);
     if (old !== k) {
       if (old >= 0) this.byFree[old]!.delete(i);
+      if (old >= 0) this.bucketCount[old]! -= 1;
       this.byFree[k]!.add(i);
+      this.bucketCount[k]! += 1;
       this.bucket[i] = k;
     }
     let largest = 0;
@@ -98,6 +111,7 @@ export class NodeIndex {
     }
     this.fileIsland(i, largest, counts);
     this.countPairs(i, 1);
+    this.cpu.file(i, k, ns.freeCpu, ns.node.capacity.cpuMillis);
     if (ns.untouched) this.untouched.add(i);
     else this.untouched.delete(i);
     const was = this.filedClass[i];
@@ -125,7 +139,9 @@ export class NodeIndex {
     this.unfileClass(i);
     const old = this.bucket[i] ?? -1;
     if (old >= 0) this.byFree[old]!.delete(i);
+    if (old >= 0) this.bucketCount[old]! -= 1;
     this.bucket[i] = -1;
+    this.cpu.unfile(i);
     this.fileIsland(i, 0, 0);
     this.untouched.delete(i);
     for (const [profile, n] of this.migCount[i] ?? []) this.migWith.get(profile)?.[n]?.delete(i);
@@ -182,6 +198,13 @@ export class NodeIndex {
       else if (before && !now) this.islandWith[j]!.delete(i);
     }
     this.islandCounts[i] = counts;
+  }
+
+  /** The most free whole GPUs on any filed node (0 with none). */
+  mostFree(): number {
+    let k = MAX_GPUS_PER_NODE;
+    while (k > 0 && this.bucketCount[k] === 0) k--;
+    return k;
   }
 
   /** The bucket `i` is filed in: its free whole GPUs (-1: not filed). */

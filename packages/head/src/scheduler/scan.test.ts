@@ -29,6 +29,8 @@ const arbShape = fc.record({
   slicesPerGpu: fc.constantFrom(3, 7),
   spot: fc.integer({ min: 0, max: 4 }).map((x) => x === 0),
   zone: fc.constantFrom('z0', 'z1'),
+  cpu: fc.constantFrom(0, 16_000, 64_000, 64_000, 96_000),
+  fpga: fc.boolean(),
 });
 
 type Shape = typeof arbShape extends fc.Arbitrary<infer T> ? T : never;
@@ -43,7 +45,7 @@ function makeNode(id: string, s: Shape): SchedulerNode {
     alive: true,
     labels: { 'muster.io/zone': s.zone },
     taints: s.spot ? [{ key: 'spot', value: 'true', effect: 'PreferNoSchedule' }] : [],
-    capacity: { cpuMillis: 64_000, memoryBytes: 2 ** 40, custom: {} },
+    capacity: { cpuMillis: s.cpu, memoryBytes: 2 ** 40, custom: s.fpga ? { fpga: 2 } : {} },
     gpus: range(0, n).map((i) => ({
       index: i,
       memoryMiB: s.mixedMemory && i % 3 === 0 ? 40_000 : 80_000,
@@ -59,15 +61,18 @@ function range(from: number, to: number): number[] {
 }
 
 /** Takes the GPUs of `mask` that are free and the first `slices` free MIG slices of a node. */
-function take(ns: NodeHeadroom, mask: number, slices: number): BundlePlacement {
+function take(ns: NodeHeadroom, mask: number, slices: number, cpuMillis = 1000, memoryBytes = 0): BundlePlacement {
   const gpuIndices = range(0, 32).filter((i) => ((ns.freeMask & mask) >>> i) & 1);
   const migUuids = ns.mig.filter((m) => m.free).slice(0, slices).map((m) => m.uuid);
-  return { bundleIndex: 0, nodeId: ns.node.id, gpuIndices, migUuids, cpuMillis: 1000, memoryBytes: 0, custom: {} };
+  return { bundleIndex: 0, nodeId: ns.node.id, gpuIndices, migUuids, cpuMillis, memoryBytes, custom: {} };
 }
 
 const arbCase = fc.record({
   shapes: fc.array(arbShape, { minLength: 1, maxLength: 12 }),
-  taken: fc.array(fc.record({ node: fc.nat(), mask: fc.nat({ max: 2 ** 32 - 1 }), slices: fc.nat({ max: 30 }) }), { maxLength: 8 }),
+  taken: fc.array(
+    fc.record({ node: fc.nat(), mask: fc.nat({ max: 2 ** 32 - 1 }), slices: fc.nat({ max: 30 }), cpu: fc.constantFrom(0, 1000, 1000, 4000, 15_000, 40_000), mem: fc.constantFrom(0, 0, 2 ** 39) }),
+    { maxLength: 8 },
+  ),
   gang: fc.array(fc.record({ node: fc.nat(), mask: fc.constantFrom(0, 0, 1, 0xff) }), { maxLength: 2 }),
   outside: fc.array(fc.nat(), { maxLength: 3 }),
   strategy: fc.constantFrom<Strategy>('PACK', 'PACK', 'SPREAD', 'STRICT_SPREAD', 'STRICT_PACK'),
@@ -75,24 +80,37 @@ const arbCase = fc.record({
   preferZone: fc.boolean(),
   tolerateSpot: fc.integer({ min: 0, max: 3 }).map((x) => x === 0),
   bundle: fc.oneof(
-    fc.record({ gpus: fc.constantFrom(0, 1, 1, 2, 4, 8, 16, 24, 31, 32), mig: fc.constant(false), gpuMemoryMiB: fc.constantFrom(0, 0, 60_000), cpuMillis: fc.constantFrom(1000, 1000, 70_000) }),
-    fc.record({ gpus: fc.constantFrom(1, 3, 7, 64, 65, 70), mig: fc.constant(true), gpuMemoryMiB: fc.constant(0), cpuMillis: fc.constant(1000) }),
+    fc.record({ gpus: fc.constantFrom(0, 1, 1, 2, 4, 8, 16, 24, 31, 32), mig: fc.constant(false), gpuMemoryMiB: fc.constantFrom(0, 0, 60_000), cpuMillis: fc.constantFrom(1000, 1000, 70_000), memoryBytes: fc.constant(0), fpga: fc.constant(0) }),
+    fc.record({ gpus: fc.constantFrom(1, 3, 7, 64, 65, 70), mig: fc.constant(true), gpuMemoryMiB: fc.constant(0), cpuMillis: fc.constant(1000), memoryBytes: fc.constant(0), fpga: fc.constant(0) }),
+    // Without GPUs: CPU, memory or custom resources only, the CPU index's walk.
+    fc.record({
+      gpus: fc.constant(0),
+      mig: fc.constant(false),
+      gpuMemoryMiB: fc.constant(0),
+      cpuMillis: fc.constantFrom(0, 10, 1000, 16_000, 24_000, 60_000, 64_000, 70_000),
+      memoryBytes: fc.constantFrom(0, 0, 2 ** 39, 2 ** 41),
+      fpga: fc.constantFrom(0, 0, 1),
+    }),
   ),
-  extra: fc.constantFrom(0, 0, 4, 16),
+  extra: fc.constantFrom(0, 0, 4, 16, 40),
 });
 
 type Case = typeof arbCase extends fc.Arbitrary<infer T> ? T : never;
 
-const shape = (gpus: number, cut: number, more: Partial<Shape> = {}): Shape => ({ gpus, cut, mixedMemory: false, migGpus: 0, slicesPerGpu: 3, spot: false, zone: 'z0', ...more });
+const shape = (gpus: number, cut: number, more: Partial<Shape> = {}): Shape => ({ gpus, cut, mixedMemory: false, migGpus: 0, slicesPerGpu: 3, spot: false, zone: 'z0', cpu: 64_000, fpga: false, ...more });
 const plain: Omit<Case, 'shapes' | 'bundle' | 'strategy'> = { taken: [], gang: [], outside: [], islandRequired: false, preferZone: false, tolerateSpot: false, extra: 0 };
 
 /** Cases found by review, kept so that each fix stays shown whatever the random draw. */
 const EXAMPLES: Case[] = [
   // PACK with a GPU-memory need: the 4-GPU node's bucket cannot take all the
   // gang needs, but a later bucket can; the walk must not stop there (n02 wins).
-  { ...plain, shapes: [shape(32, 2, { mixedMemory: true }), shape(4, 0), shape(32, 8)], strategy: 'PACK', extra: 4, bundle: { gpus: 2, mig: false, gpuMemoryMiB: 60_000, cpuMillis: 1000 } },
+  { ...plain, shapes: [shape(32, 2, { mixedMemory: true }), shape(4, 0), shape(32, 8)], strategy: 'PACK', extra: 4, bundle: { gpus: 2, mig: false, gpuMemoryMiB: 60_000, cpuMillis: 1000, memoryBytes: 0, fpga: 0 } },
   // STRICT_SPREAD, 70 MIG slices: the gang's node (66 free, filed at 64) is visited and refused once, not twice.
-  { ...plain, shapes: [shape(12, 0, { migGpus: 12, slicesPerGpu: 7 }), shape(0, 0)], taken: [{ node: 0, mask: 0, slices: 18 }], gang: [{ node: 0, mask: 0 }], strategy: 'STRICT_SPREAD', bundle: { gpus: 70, mig: true, gpuMemoryMiB: 0, cpuMillis: 1000 } },
+  { ...plain, shapes: [shape(12, 0, { migGpus: 12, slicesPerGpu: 7 }), shape(0, 0)], taken: [{ node: 0, mask: 0, slices: 18, cpu: 1000, mem: 0 }], gang: [{ node: 0, mask: 0 }], strategy: 'STRICT_SPREAD', bundle: { gpus: 70, mig: true, gpuMemoryMiB: 0, cpuMillis: 1000, memoryBytes: 0, fpga: 0 } },
+  // STRICT_SPREAD, no GPUs, nothing fits: the gang's node has too little CPU (never visited) and is counted as used, not as short of CPU.
+  { ...plain, shapes: [shape(0, 0), shape(8, 0)], taken: [{ node: 0, mask: 0, slices: 0, cpu: 40_000, mem: 0 }], gang: [{ node: 0, mask: 0 }], strategy: 'STRICT_SPREAD', bundle: { gpus: 0, mig: false, gpuMemoryMiB: 0, cpuMillis: 60_000, memoryBytes: 0, fpga: 0 } },
+  // The same with the gang's node holding enough CPU (visited, refused once).
+  { ...plain, shapes: [shape(0, 0), shape(8, 0)], gang: [{ node: 0, mask: 0 }], strategy: 'STRICT_SPREAD', bundle: { gpus: 0, mig: false, gpuMemoryMiB: 0, cpuMillis: 70_000, memoryBytes: 0, fpga: 0 } },
 ];
 
 describe('the indexed pass chooses as a pass over every node does', () => {
@@ -101,8 +119,9 @@ describe('the indexed pass chooses as a pass over every node does', () => {
       fc.property(arbCase, (c) => {
         const st = ClusterState.from({ nodes: c.shapes.map((s, i) => makeNode(`n${String(i).padStart(2, '0')}`, s)), reservations: [] });
         const at = (i: number) => st.nodes[i % st.nodes.length]!;
-        c.taken.forEach((t, r) => st.commit(`g${r}`, [take(at(t.node), t.mask, t.slices)]));
-        const bundle = { cpuMillis: c.bundle.cpuMillis, memoryBytes: 0, gpus: c.bundle.gpus, gpuMemoryMiB: c.bundle.gpuMemoryMiB, custom: {}, ...(c.bundle.mig ? { migProfile: PROFILE } : {}) };
+        c.taken.forEach((t, r) => st.commit(`g${r}`, [take(at(t.node), t.mask, t.slices, t.cpu, t.mem)]));
+        const custom: Record<string, number> = c.bundle.fpga > 0 ? { fpga: c.bundle.fpga } : {};
+        const bundle = { cpuMillis: c.bundle.cpuMillis, memoryBytes: c.bundle.memoryBytes, gpus: c.bundle.gpus, gpuMemoryMiB: c.bundle.gpuMemoryMiB, custom, ...(c.bundle.mig ? { migProfile: PROFILE } : {}) };
         const spec: ValidPgSpec = {
           name: 'pg',
           strategy: c.strategy,
@@ -123,7 +142,7 @@ describe('the indexed pass chooses as a pass over every node does', () => {
           held: undefined,
           bundlesOnNode: new Map(),
           placedDomains: new Map([['zone', new Set<string>()]]),
-          remaining: { gpus: b.gpus + (c.bundle.mig ? 0 : c.extra), migSlices: b.migSlices + (c.bundle.mig ? c.extra : 0), cpuMillis: c.bundle.cpuMillis, memoryBytes: 0, custom: new Map() },
+          remaining: { gpus: b.gpus + (c.bundle.mig ? 0 : c.extra), migSlices: b.migSlices + (c.bundle.mig ? c.extra : 0), cpuMillis: c.bundle.cpuMillis, memoryBytes: c.bundle.memoryBytes, custom: new Map(b.custom) },
         };
         for (const g of c.gang) {
           const ns = at(g.node);
@@ -158,7 +177,7 @@ describe('the indexed pass chooses as a pass over every node does', () => {
 
   it('a node whose one island has all 32 GPUs free is found (sizes 31 and 32 are filed)', () => {
     for (const cut of [32, 31]) {
-      const st = ClusterState.from({ nodes: [makeNode('a', { gpus: 32, cut, mixedMemory: false, migGpus: 0, slicesPerGpu: 3, spot: false, zone: 'z0' })], reservations: [] });
+      const st = ClusterState.from({ nodes: [makeNode('a', { gpus: 32, cut, mixedMemory: false, migGpus: 0, slicesPerGpu: 3, spot: false, zone: 'z0', cpu: 64_000, fpga: false })], reservations: [] });
       expect(st.index.largestIsland(0)).toBe(cut);
       expect(st.index.islandWith[cut]!.has(0)).toBe(true);
     }

@@ -117,6 +117,12 @@ export class ClusterState {
   private readonly forceAlive: boolean;
   /** Shape class ids by shape (see shapeOf); at most one per node. */
   private readonly shapes = new Map<string, number>();
+  /**
+   * Bundle passes (scan.ts pickNode) and the nodes they visited, by bundle
+   * kind: whole GPUs, MIG slices, other (CPU, memory, custom only). Counters
+   * only, read by bench/scheduler.ts to show what the index saves.
+   */
+  readonly passes = { gpu: { passes: 0, visits: 0 }, mig: { passes: 0, visits: 0 }, other: { passes: 0, visits: 0 } };
   /** Reservations in the snapshot that named an unknown node or an already-taken GPU. */
   loadConflicts = 0;
   /**
