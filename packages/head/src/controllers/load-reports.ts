@@ -18,7 +18,12 @@
  * Who may publish: only the head's NATS users for a group's replicas may
  * publish `<prefix>.load.<group>` (docs/security.md, "NATS: users per
  * role"), so a replica's report is keyed by the group its subject names: a
- * replica of one group cannot report for another group's replica ids.
+ * replica of one group cannot report for another group's replica ids. All
+ * shards of a group share that credential, so a resource report is kept only
+ * when `runsOn` says its replica is one of the group's record and its node is
+ * one its gang's ranks run on; any other is dropped and counted like a
+ * malformed one. A shard can still misreport its own replica's use from its
+ * own node (docs/security.md, "Load reports").
  *
  * Bounded: anyone on the bus can publish reports for ids the head never
  * made, and replicas and routers come and go. A report not refreshed for
@@ -97,6 +102,12 @@ export class LoadReports {
     private readonly now: () => number = () => performance.now(),
     /** Told of every report its decoder refused (the head counts them). */
     private readonly onDropped: (kind: 'load' | 'demand') => void = () => undefined,
+    /**
+     * Whether `replicaId` is a replica of `group` in its record whose gang has
+     * a rank on `node`; a resource report for which it is not is dropped. The
+     * default knows no replica: without it no resource report is kept.
+     */
+    private readonly runsOn: (group: string, replicaId: string, node: string) => boolean = () => false,
   ) {
     this.listening = nats !== undefined;
     if (!nats) return;
@@ -115,7 +126,7 @@ export class LoadReports {
         return;
       }
       const u = toResourceReport(data);
-      if (!u) {
+      if (!u || !this.runsOn(group, u.replicaId, u.node)) {
         this.onDropped(kind);
         return;
       }
