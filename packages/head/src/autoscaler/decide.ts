@@ -94,7 +94,7 @@ export function decide(policy: AutoscalingPolicy, input: DecideInput, state: Aut
   const idleSinceMs = traffic === 0 ? (state.idleSinceMs ?? nowMs) : undefined;
 
   // Rules 1–4 are the group's; they are named after the policy's first metric.
-  const first = policy.metrics[0] ?? { metric: policy.metric, target: policy.target };
+  const first = policy.metrics[0];
   const firstReading = readMetric(first, shared);
   const decision = (desired: number, reason: string, by: MetricTarget, inputs: Decision['inputs'], next: AutoscalerState): Decision => ({
     desired, changed: desired !== current, reason, metric: by.metric, target: by.target, inputs, state: next,

@@ -16,15 +16,17 @@ function refusal(input: unknown): { message: string; fields: unknown } {
 
 describe('parsePolicy', () => {
   it('fills the documented defaults', () => {
-    expect(parsePolicy({})).toEqual({ ...POLICY_DEFAULTS, floors: [], metrics: [{ metric: 'queue', target: 5 }] });
-    expect(parsePolicy(undefined).target).toBe(5);
+    const { metric, target, ...rest } = POLICY_DEFAULTS;
+    // The single metric/target defaults become the one metric of the list; the policy has no copy of them beside it.
+    expect(parsePolicy({})).toEqual({ ...rest, floors: [], metrics: [{ metric, target }] });
+    expect(parsePolicy(undefined).metrics).toEqual([{ metric: 'queue', target: 5 }]);
     expect(POLICY_DEFAULTS).toMatchObject({ metric: 'queue', upscaleDelayMs: 1000, downscaleDelayMs: 30_000, maxStep: 4, tolerance: 0.1, scaleToZeroAfterMs: 0, lookbackMs: 5000 });
   });
 
   it('keeps what is given and defaults a floor to UTC', () => {
     const input: AutoscalingPolicyInput = { metric: 'ongoing', target: 2, min: 0, max: 8, scaleToZeroAfterMs: 60_000, floors: [{ cron: '0 8 * * 1-5', durationMs: 43_200_000, min: 4 }] };
     const p = parsePolicy(input);
-    expect(p).toMatchObject({ metric: 'ongoing', target: 2, min: 0, max: 8, scaleToZeroAfterMs: 60_000 });
+    expect(p).toMatchObject({ metrics: [{ metric: 'ongoing', target: 2 }], min: 0, max: 8, scaleToZeroAfterMs: 60_000 });
     expect(p.floors).toEqual([{ cron: '0 8 * * 1-5', durationMs: 43_200_000, timezone: 'UTC', min: 4 }]);
   });
 
@@ -74,7 +76,7 @@ describe('parsePolicy', () => {
 
 describe('the metric table', () => {
   it('every built-in metric and a named one parse; counts and engine reads derive from the one table', () => {
-    for (const m of [...Object.keys(BUILT_IN_METRICS), 'engine:vllm:num_preemptions_total', 'custom:batch_fill']) expect(parsePolicy({ metric: m, target: 0.5 }).metric).toBe(m);
+    for (const m of [...Object.keys(BUILT_IN_METRICS), 'engine:vllm:num_preemptions_total', 'custom:batch_fill']) expect(parsePolicy({ metric: m, target: 0.5 }).metrics[0].metric).toBe(m);
     expect(['queue', 'ongoing', 'engine-waiting', 'engine-running'].every((m) => isCountMetric(m as 'queue'))).toBe(true);
     expect(isCountMetric('engine-kv-cache') || isCountMetric('engine:x')).toBe(false);
     expect(['engine-waiting', 'engine-running', 'engine-kv-cache', 'engine:x'].every((m) => readsEngine(m as 'engine:x'))).toBe(true);

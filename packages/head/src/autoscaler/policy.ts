@@ -8,7 +8,7 @@ import { SPEC_LIMITS } from '@muster/contracts';
 import { z } from 'zod';
 import { cronOf } from './floors.js';
 import { hasDefaultTarget, maxTargetOf, metricProblem, type AutoscalingMetric } from './metrics.js';
-import type { AutoscalingPolicy } from './types.js';
+import type { AutoscalingPolicy, MetricTarget } from './types.js';
 
 /** Defaults, in one place (the docs table mirrors it). */
 export const POLICY_DEFAULTS = {
@@ -25,7 +25,7 @@ export const POLICY_DEFAULTS = {
   /** 0: never to zero. */
   scaleToZeroAfterMs: 0,
   lookbackMs: 5_000,
-} as const satisfies Omit<AutoscalingPolicy, 'floors' | 'metrics'>;
+} as const satisfies Omit<AutoscalingPolicy, 'floors' | 'metrics'> & MetricTarget;
 
 /** Metrics of one policy, at most (`metrics`). */
 export const MAX_POLICY_METRICS = 8;
@@ -103,9 +103,10 @@ export const policySchema = z
     });
   })
   .transform(({ metric, target: t, metrics, ...rest }): AutoscalingPolicy => {
-    // One list either way: the single metric/target is a list of one (and stays the policy's first).
-    const list = metrics ?? [{ metric: metric ?? POLICY_DEFAULTS.metric, target: t ?? POLICY_DEFAULTS.target }];
-    return { ...rest, metric: list[0]!.metric, target: list[0]!.target, metrics: list };
+    // One list either way: a spec's single metric/target (the proto's fields) is a list of one.
+    const single: MetricTarget = { metric: metric ?? POLICY_DEFAULTS.metric, target: t ?? POLICY_DEFAULTS.target };
+    const [first = single, ...others] = metrics ?? [];
+    return { ...rest, metrics: [first, ...others] };
   });
 
 /** What a caller may write: every field optional, defaults as in POLICY_DEFAULTS. */

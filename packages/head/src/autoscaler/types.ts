@@ -34,25 +34,12 @@ export interface DemandSample {
 /** The policy after validation (policy.ts), defaults filled. */
 export interface AutoscalingPolicy {
   /**
-   * `queue`: requests waiting per replica; `ongoing`: in flight + waiting per
-   * replica; `engine-waiting` / `engine-running`: the engine's own queue /
-   * running requests (vLLM's num_requests_waiting / _running, scraped by the
-   * worker); `engine-kv-cache`: KV-cache use (0…1); `engine:<name>`: a
-   * metric named in the group's engineMetrics.metrics; `cpu` (cores),
-   * `memory` (bytes), `gpu-utilization` (0…1), `gpu-memory` (bytes): what the
-   * ranks use; `custom:<name>`: a gauge the shard sets. The first of
-   * `metrics`.
+   * Every metric the policy reads, each with its target (at least one; a
+   * spec's single `metric`/`target` is a list of one). Each is judged on its
+   * own (rules 5–8 of decide.ts, its own timers); the count is the largest
+   * any of them asks for, as HPA does. The first also names rules 1–4.
    */
-  metric: AutoscalingMetric;
-  /** Desired value of the metric per replica (the first of `metrics`). */
-  target: number;
-  /**
-   * Every metric the policy reads, each with its target (at least one; the
-   * single `metric`/`target` is a list of one). Each is judged on its own
-   * (rules 5–8 of decide.ts, its own timers); the count is the largest any
-   * of them asks for, as HPA does.
-   */
-  metrics: MetricTarget[];
+  metrics: [MetricTarget, ...MetricTarget[]];
   min: number;
   max: number;
   /** The metric must stay above target × (1 + tolerance) this long before scaling up. */
@@ -72,7 +59,17 @@ export interface AutoscalingPolicy {
 }
 
 export interface MetricTarget {
+  /**
+   * `queue`: requests waiting per replica; `ongoing`: in flight + waiting per
+   * replica; `engine-waiting` / `engine-running`: the engine's own queue /
+   * running requests (vLLM's num_requests_waiting / _running, scraped by the
+   * worker); `engine-kv-cache`: KV-cache use (0…1); `engine:<name>`: a
+   * metric named in the group's engineMetrics.metrics; `cpu` (cores),
+   * `memory` (bytes), `gpu-utilization` (0…1), `gpu-memory` (bytes): what the
+   * ranks use; `custom:<name>`: a gauge the shard sets.
+   */
   metric: AutoscalingMetric;
+  /** Desired value of the metric per replica. */
   target: number;
 }
 

@@ -51,11 +51,11 @@ describe('LoadReports', () => {
     for (let i = 0; i < MAX_ROUTERS_PER_GROUP * 2; i++) r.heard('muster.demand.g1', demand(`router-${i}`), 'demand');
     r.heard('muster.demand.g2', demand('a'), 'demand');
     r.heard('muster.load.g2', load('r1'), 'load');
-    expect(r.sizes).toEqual({ replicas: 1, groups: 2, routers: MAX_ROUTERS_PER_GROUP + 1 });
+    expect(r.sizes).toEqual({ replicas: 1, groups: 2, routers: MAX_ROUTERS_PER_GROUP + 1, resourceShares: 0 });
     expect(r.window('g1', [], 10, 5).demand).toHaveLength(MAX_ROUTERS_PER_GROUP);
     r.forgetGroup('g1');
     r.forget('g2', 'r1');
-    expect(r.sizes).toEqual({ replicas: 0, groups: 1, routers: 1 });
+    expect(r.sizes).toEqual({ replicas: 0, groups: 1, routers: 1, resourceShares: 0 });
     expect(r.window('g1', [], 10, 5).demand).toEqual([]);
   });
 });
@@ -79,7 +79,7 @@ describe('LoadReports: who reports for whom', () => {
     r.heard('muster.demand.a', { ...demand('rt'), waiting: -1 }, 'demand');
     r.heard('muster.demand.a', { waiting: 1, timeMs: 1 }, 'demand');
     expect(dropped).toEqual(['load', 'load', 'load', 'demand', 'demand']);
-    expect(r.sizes).toEqual({ replicas: 0, groups: 0, routers: 0 });
+    expect(r.sizes).toEqual({ replicas: 0, groups: 0, routers: 0, resourceShares: 0 });
   });
 
   it('keeps an HTTP replica\'s engine metrics for the autoscaler; an absurd engine value is dropped alone, the report kept', () => {

@@ -10,35 +10,41 @@
  *
  * Workers publish a ResourceReport on the same subject (contracts'
  * resource-usage.ts: `kind: "resources"`), one per replica and node: what the
- * replica's ranks on that node use. They are kept per replica and node and
- * summed into the replica's sample (`resources`) over the nodes heard in the
- * last RESOURCE_REPORT_FRESH_MS (a gang restarted on other nodes stops being
- * counted on its old ones within that time).
+ * replica's ranks on that node use. They are kept per replica and node
+ * (resource-shares.ts) and summed into the replica's sample (`resources`)
+ * over the nodes heard in the last RESOURCE_REPORT_FRESH_MS (a gang restarted
+ * on other nodes stops being counted on its old ones within that time).
  *
  * Who may publish: only the head's NATS users for a group's replicas may
  * publish `<prefix>.load.<group>` (docs/security.md, "NATS: users per
  * role"), so a replica's report is keyed by the group its subject names: a
- * replica of one group cannot report for another group's replica ids.
+ * replica of one group cannot report for another group's replica ids. All
+ * shards of a group share that credential, so a resource report is kept only
+ * when `runsOn` says its replica is one of the group's record and its node is
+ * one its gang's ranks run on; any other is dropped and counted like a
+ * malformed one. A shard can still misreport its own replica's use from its
+ * own node (docs/security.md, "Load reports").
  *
  * Bounded: anyone on the bus can publish reports for ids the head never
  * made, and replicas and routers come and go. A report not refreshed for
  * STALE_MS (longer than any autoscaler lookback) is dropped; at most
  * MAX_REPLICAS replica reports, MAX_GROUPS groups' demand and
  * MAX_ROUTERS_PER_GROUP routers per group are kept (the least recently
- * heard go first), and MAX_NODES_PER_REPLICA nodes' resource reports per replica; a replica that leaves its group's record (`forget`) and a
- * deleted group (`forgetGroup`) are dropped at once.
+ * heard go first); resource reports are kept only while they count
+ * (RESOURCE_REPORT_FRESH_MS), at most MAX_NODES_PER_REPLICA a replica and
+ * MAX_RESOURCE_SHARES in all. A replica that leaves its group's record
+ * (`forget`) and a deleted group (`forgetGroup`) are dropped at once.
  */
 import { decode, type Logger, type NatsConnection, type Subscription } from '@muster/common';
-import { allDemandSubjects, allLoadSubjects, groupOfSubject, RESOURCE_REPORT_FRESH_MS, sumResourceUsage, toDemandReport, toLoadReport, toResourceReport, type ResourceUsage } from '@muster/contracts';
+import { allDemandSubjects, allLoadSubjects, groupOfSubject, toDemandReport, toLoadReport, toResourceReport } from '@muster/contracts';
 import type { DemandSample, LoadSample } from '../autoscaler/index.js';
+import { ResourceShares } from './resource-shares.js';
 
 /** Longer than the longest autoscaler lookback (policy.ts: 600 s). */
 export const STALE_MS = 15 * 60_000;
 export const MAX_REPLICAS = 100_000;
 export const MAX_GROUPS = 10_000;
 export const MAX_ROUTERS_PER_GROUP = 1_000;
-/** A replica's ranks span at most this many nodes (TP × PP ≤ 512 ranks, and a node runs at least one). */
-export const MAX_NODES_PER_REPLICA = 512;
 
 /**
  * A map that keeps what was heard most recently: at most `max` entries, none
@@ -84,7 +90,7 @@ export class RecentMap<K, V> {
 export class LoadReports {
   private readonly load = new RecentMap<string, Omit<LoadSample, 'replicaId' | 'resources'>>(MAX_REPLICAS);
   /** replica key → node → its last resource report (and when the head heard it). */
-  private readonly resources = new RecentMap<string, RecentMap<string, { usage: ResourceUsage; at: number }>>(MAX_REPLICAS);
+  private readonly resources = new ResourceShares();
   /** group → router id → its last report */
   private readonly demand = new RecentMap<string, RecentMap<string, Omit<DemandSample, 'routerId'>>>(MAX_GROUPS);
   readonly listening: boolean;
@@ -97,6 +103,12 @@ export class LoadReports {
     private readonly now: () => number = () => performance.now(),
     /** Told of every report its decoder refused (the head counts them). */
     private readonly onDropped: (kind: 'load' | 'demand') => void = () => undefined,
+    /**
+     * Whether `replicaId` is a replica of `group` in its record whose gang has
+     * a rank on `node`; a resource report for which it is not is dropped. The
+     * default knows no replica: without it no resource report is kept.
+     */
+    private readonly runsOn: (group: string, replicaId: string, node: string) => boolean = () => false,
   ) {
     this.listening = nats !== undefined;
     if (!nats) return;
@@ -115,14 +127,11 @@ export class LoadReports {
         return;
       }
       const u = toResourceReport(data);
-      if (!u) {
+      if (!u || !this.runsOn(group, u.replicaId, u.node)) {
         this.onDropped(kind);
         return;
       }
-      const key = replicaKey(group, u.replicaId);
-      const nodes = this.resources.get(key) ?? new RecentMap(MAX_NODES_PER_REPLICA);
-      nodes.set(u.node, { usage: u.resources, at }, at);
-      this.resources.set(key, nodes, at);
+      this.resources.set(replicaKey(group, u.replicaId), u.node, u.resources, at);
       return;
     }
     const r = toDemandReport(data);
@@ -140,17 +149,8 @@ export class LoadReports {
     const key = replicaKey(group, replicaId);
     const r = this.load.get(key);
     if (!r) return undefined;
-    const usage = this.usageOf(key);
+    const usage = this.resources.usageOf(key, this.now());
     return usage ? { ...r, resources: usage } : r;
-  }
-
-  /** What a replica's ranks use: the sum of its nodes' reports heard in the last RESOURCE_REPORT_FRESH_MS. */
-  private usageOf(key: string): ResourceUsage | undefined {
-    const nodes = this.resources.get(key);
-    if (!nodes) return undefined;
-    const now = this.now();
-    const fresh = [...nodes.entries()].filter(([, n]) => now - n.at <= RESOURCE_REPORT_FRESH_MS).map(([, n]) => n.usage);
-    return fresh.length ? sumResourceUsage(fresh) : undefined;
   }
 
   /** Reports of these replicas, and of the group's routers, no older than `lookbackMs`. */
@@ -170,7 +170,7 @@ export class LoadReports {
 
   forget(group: string, replicaId: string): void {
     this.load.delete(replicaKey(group, replicaId));
-    this.resources.delete(replicaKey(group, replicaId));
+    this.resources.drop(replicaKey(group, replicaId));
   }
 
   /** A deleted group: its routers' demand goes. */
@@ -179,10 +179,10 @@ export class LoadReports {
   }
 
   /** How many reports are held (for tests and metrics). */
-  get sizes(): { replicas: number; groups: number; routers: number } {
+  get sizes(): { replicas: number; groups: number; routers: number; resourceShares: number } {
     let routers = 0;
     for (const [, r] of this.demand.entries()) routers += r.size;
-    return { replicas: this.load.size, groups: this.demand.size, routers };
+    return { replicas: this.load.size, groups: this.demand.size, routers, resourceShares: this.resources.size };
   }
 
   close(): void {

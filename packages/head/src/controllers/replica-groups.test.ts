@@ -6,7 +6,8 @@
  * groups and gangs are in-process stubs (a test turns a gang READY).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { Membership, ReplicaGroupSpec } from '@muster/proto';
+import type { Gang, Membership, RankStatus, ReplicaGroupSpec } from '@muster/proto';
+import type { LoadReports } from './load-reports.js';
 import { RGS_PREFIX, type ReplicaGroupController } from './replica-groups.js';
 import { rgHarness } from './rg-controller.test-support.js';
 
@@ -50,6 +51,26 @@ describe('ReplicaGroupController audit', () => {
     await rgs.delete('web', dora);
     const by = (await stored()).filter((e) => e.kind.startsWith('rg.')).map((e) => [e.kind, e.attributes.by]);
     expect(by).toEqual(expect.arrayContaining([['rg.created', 'deployer:dora'], ['rg.scaled', 'deployer:dan'], ['rg.deleting', 'deployer:dora']]));
+  });
+});
+
+describe('ReplicaGroupController: whose resource reports it keeps', () => {
+  it('only a replica in the record, from a node its gang has a rank on', async () => {
+    const { rgs, gangsPort } = await harness();
+    await rgs.apply(spec);
+    await vi.waitFor(() => expect(rgs.get('web').replicas.filter((r) => r.gangId)).toHaveLength(1), { timeout: 5_000 });
+    const { id, gangId } = rgs.get('web').replicas[0]!;
+    (gangsPort.get(gangId) as Gang).ranks = [{ nodeId: 'n1' }, { nodeId: 'n2' }] as RankStatus[];
+    // The controller's reports, fed as its NATS subscription would.
+    const reports = (rgs as unknown as { reports: LoadReports }).reports;
+    const report = (replicaId: string, node: string, cpu: number) => reports.heard('muster.load.web', { v: 1, kind: 'resources', replicaId, node, timeMs: Date.now(), resources: { cpu } }, 'load');
+    reports.heard('muster.load.web', { v: 1, replicaId: id, inFlight: 0, queued: 0, timeMs: Date.now() }, 'load');
+    report(id, 'n1', 1);
+    report(id, 'n2', 0.5);
+    report(id, 'n3', 100); // a node the gang does not run on
+    report('r-not-in-the-record', 'n1', 100);
+    reports.heard('muster.load.other', { v: 1, kind: 'resources', replicaId: id, node: 'n1', timeMs: Date.now(), resources: { cpu: 100 } }, 'load'); // another group's subject
+    expect(rgs.live('web').loads.get(id)?.resources).toEqual({ cpu: 1.5 });
   });
 });
 

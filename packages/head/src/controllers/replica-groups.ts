@@ -68,7 +68,7 @@ export class ReplicaGroupController {
       const group = g.spec?.replicaGroup;
       if (group) this.kick(group);
     });
-    this.reports = new LoadReports(nats && { conn: nats.conn, prefix: nats.access.subjectPrefix }, log, undefined, nats?.onReportDropped);
+    this.reports = new LoadReports(nats && { conn: nats.conn, prefix: nats.access.subjectPrefix }, log, undefined, nats?.onReportDropped, (group, replicaId, node) => this.runsOn(gangs, group, replicaId, node));
     this.commits = new GroupCommit(writer, log, { name: 'replica groups', recover: () => this.recover() });
     this.executor = new RgExecutor(pgs, gangs, log, nats?.access, this.reports, isDraining, (e, next, then) => this.write(e, next, undefined, then));
     // Drains and deadlines progress with time, not only with events.
@@ -92,6 +92,17 @@ export class ReplicaGroupController {
       }
     }, 250);
     this.autoscaleTimer.unref();
+  }
+
+  /** Whether `replicaId` is a replica in `group`'s record whose gang has a rank on `node` (who may send its resource reports). */
+  private runsOn(gangs: GangsPort, group: string, replicaId: string, node: string): boolean {
+    const gangId = this.groups.get(group)?.rg.replicas.find((r) => r.id === replicaId)?.gangId;
+    if (!gangId) return false;
+    try {
+      return gangs.get(gangId).ranks.some((r) => r.nodeId === node);
+    } catch {
+      return false;
+    }
   }
 
   /** A node was drained or uncordoned: every group looks at its replicas again now. */

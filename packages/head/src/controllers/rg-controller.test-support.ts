@@ -95,5 +95,5 @@ export async function rgHarness(cleanups: Array<() => Promise<void> | void>) {
     current = await start();
     return current;
   };
-  return { inner, store, rgs, heard, stored, storedEvents, ready, allReady, restart, removeBatches, pgsPort };
+  return { inner, store, rgs, heard, stored, storedEvents, ready, allReady, restart, removeBatches, pgsPort, gangsPort };
 }

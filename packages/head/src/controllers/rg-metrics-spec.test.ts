@@ -28,9 +28,12 @@ function refusal(w: ReplicaGroupSpec): Error & { details?: { fields?: string[] }
 }
 
 describe('Autoscaling.metrics at apply', () => {
-  it('becomes the policy: metric/target are its first, the list is kept in order', () => {
+  it('becomes the policy: the list is kept in order, with no metric/target copy of its first beside it', () => {
     const p = policyOf(parseRgSpec(wire({ metrics: [{ metric: 'cpu', target: 1.5 }, { metric: 'gpu-utilization', target: 0.7 }, { metric: 'custom:batch_fill', target: 3 }] })));
-    expect(p).toMatchObject({ metric: 'cpu', target: 1.5, min: 1, max: 4 });
+    expect(p).toMatchObject({ min: 1, max: 4 });
+    expect(p?.metrics[0]).toEqual({ metric: 'cpu', target: 1.5 });
+    expect(p).not.toHaveProperty('metric');
+    expect(p).not.toHaveProperty('target');
     expect(p?.metrics.map((m) => m.metric)).toEqual(['cpu', 'gpu-utilization', 'custom:batch_fill']);
   });
 

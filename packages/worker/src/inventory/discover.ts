@@ -17,12 +17,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import { execa } from 'execa';
 import { ErrorCode, MusterError } from '@muster/common';
 import type { NodeInventory } from '@muster/proto';
 import { assembleInventory, parseSmiTexts, type SmiTexts } from './assemble.js';
 import { QUERY_GPU_FIELDS } from './parse-query.js';
 import { loadProfile } from './profiles.js';
+import { runSmi } from './smi.js';
 
 export interface InventoryLog {
   info(o: object, msg?: string): void;
@@ -49,21 +49,6 @@ export const DEFAULT_SMI_TIMEOUT_MS = 10_000;
 const toldCpuOnly = new WeakSet<object>();
 
 const noLog: InventoryLog = { info: () => {}, warn: () => {} };
-
-type SmiRun = { ok: true; stdout: string } | { ok: false; missing: boolean; reason: string };
-
-async function runSmi(bin: string, args: string[], timeoutMs: number): Promise<SmiRun> {
-  const r = await execa(bin, args, { timeout: timeoutMs, reject: false, stripFinalNewline: false, stdin: 'ignore' });
-  if (r.timedOut) {
-    throw new MusterError(ErrorCode.DEADLINE_EXCEEDED, `${bin} ${args.join(' ')} did not finish in ${timeoutMs} ms`, {
-      details: { command: [bin, ...args], timeoutMs },
-    });
-  }
-  if (!r.failed) return { ok: true, stdout: r.stdout };
-  const missing = r.code === 'ENOENT';
-  const said = `${r.stdout}${r.stderr}`.trim().split('\n')[0] ?? '';
-  return { ok: false, missing, reason: missing ? `${bin} not found` : `${bin} exited with ${r.exitCode}: ${said}` };
-}
 
 /** Runs the three nvidia-smi commands; undefined means a CPU-only node. */
 async function readSmi(bin: string, timeoutMs: number, log: InventoryLog): Promise<SmiTexts | undefined> {

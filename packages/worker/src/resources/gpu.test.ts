@@ -3,9 +3,11 @@
  * real 8 × H200 machine (test-fixtures/nvidia-smi), and a replica's share of
  * them: its GPUs' mean utilisation, its processes' GPU memory.
  */
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseAppUse, parseGpuUse, replicaGpuUse, visibleDevices } from './gpu.js';
+import { parseAppUse, parseGpuUse, queryGpus, replicaGpuUse, visibleDevices } from './gpu.js';
 
 const DIR = new URL('../../test-fixtures/nvidia-smi/', import.meta.url);
 const fixture = (name: string): string => readFileSync(new URL(name, DIR), 'utf8').split('\n').slice(1).join('\n');
@@ -64,5 +66,31 @@ describe('a replica\'s share', () => {
     expect(visibleDevices('')).toEqual([]);
     expect(visibleDevices(undefined)).toEqual([]);
     expect(visibleDevices('-1')).toEqual([]);
+  });
+});
+
+describe('queryGpus (through inventory/smi.ts runSmi)', () => {
+  const withSmi = async (script: string, f: (bin: string) => Promise<void>) => {
+    const dir = mkdtempSync(join(tmpdir(), 'muster-smi-'));
+    const bin = join(dir, 'nvidia-smi');
+    writeFileSync(bin, `#!/bin/sh\n${script}\n`);
+    chmodSync(bin, 0o755);
+    try {
+      await f(bin);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('runs both queries and parses them', () =>
+    withSmi(`case "$1" in --query-gpu=*) printf 'index, uuid, memory.used [MiB], memory.total [MiB], utilization.gpu [%%]\\n0, GPU-1, 10 MiB, 20 MiB, 50 %%\\n';; *) printf 'gpu_uuid, pid, process_name, used_gpu_memory [MiB]\\nGPU-1, 42, python, 10 MiB\\n';; esac`, async (bin) => {
+      expect(await queryGpus(bin)).toEqual({ gpus: [{ index: 0, uuid: 'GPU-1', utilization: 0.5, memoryUsedBytes: 10 * MIB }], apps: [{ gpuUuid: 'GPU-1', pid: 42, memoryBytes: 10 * MIB }] });
+    }));
+
+  it('rejects with what nvidia-smi said when it fails, and when it is missing', async () => {
+    await withSmi('echo "NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver"; exit 9', async (bin) => {
+      await expect(queryGpus(bin)).rejects.toThrow(/exited with 9: NVIDIA-SMI has failed/);
+    });
+    await expect(queryGpus('/nonexistent/nvidia-smi')).rejects.toThrow(/not found/);
   });
 });

@@ -21,8 +21,8 @@
  * with the inventory parsers' line-numbered error (inventory/parse-util.ts),
  * and the sampler reports no GPU values that second.
  */
-import { execa } from 'execa';
 import { numberedLines, parseError, type SmiSource } from '../inventory/parse-util.js';
+import { runSmi } from '../inventory/smi.js';
 
 export const QUERY_GPU_ARGS = ['--query-gpu=index,uuid,memory.used,memory.total,utilization.gpu', '--format=csv'];
 export const QUERY_APPS_ARGS = ['--query-compute-apps=gpu_uuid,pid,process_name,used_gpu_memory', '--format=csv'];
@@ -117,13 +117,12 @@ export function replicaGpuUse(devices: readonly string[], pids: ReadonlySet<numb
   };
 }
 
-/** Runs both queries (`bin`: nvidia-smi on PATH by default); throws on a timeout, a failure or output that does not parse. */
+/** Runs both queries (`bin`: nvidia-smi on PATH by default; inventory/smi.ts); throws on a timeout, a failure or output that does not parse. */
 export async function queryGpus(bin = 'nvidia-smi'): Promise<{ gpus: GpuUse[]; apps: AppUse[] }> {
   const run = async (args: string[]) => {
-    const r = await execa(bin, args, { timeout: SMI_TIMEOUT_MS, reject: false, stdin: 'ignore' });
-    if (r.timedOut) throw new Error(`${bin} ${args[0]} did not finish in ${SMI_TIMEOUT_MS} ms`);
-    if (r.exitCode !== 0) throw new Error(`${bin} ${args[0]} failed (exit ${r.exitCode}): ${String(r.stderr || r.stdout).slice(0, 200)}`);
-    return String(r.stdout);
+    const r = await runSmi(bin, args, SMI_TIMEOUT_MS);
+    if (!r.ok) throw new Error(`${args[0]}: ${r.reason}`);
+    return r.stdout;
   };
   const [g, a] = await Promise.all([run(QUERY_GPU_ARGS), run(QUERY_APPS_ARGS)]);
   return { gpus: parseGpuUse(g), apps: parseAppUse(a) };

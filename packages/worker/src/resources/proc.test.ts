@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CLOCK_TICKS, descendants, parseStat, parseStatusRss, type ProcStat } from './proc.js';
+import { childrenOf, CLOCK_TICKS, descendants, parseStat, parseStatusRss, type ProcStat } from './proc.js';
 
 const DIR = new URL('../../test-fixtures/proc/', import.meta.url);
 /** A recorded file without its first line (where it came from). */
@@ -52,6 +52,10 @@ describe('descendants', () => {
     expect(child.ppid).toBe(rank.pid); // recorded: sh ran node as its child
     expect([...descendants([rank.pid], table)].sort()).toEqual([rank.pid, child.pid].sort());
     expect([...descendants([other.pid], table)]).toEqual([other.pid]);
+    // The same, from a parent → children map built once for several trees.
+    const children = childrenOf(table);
+    expect(children.get(rank.pid)).toEqual([child.pid]);
+    expect([...descendants([rank.pid], table, children)].sort()).toEqual([rank.pid, child.pid].sort());
   });
 
   it('ignores roots that are gone, and survives a cycle of recycled pids', () => {

@@ -69,14 +69,19 @@ export function parseStatusRss(text: string): number | undefined {
   return m ? Number(m[1]) * 1024 : undefined;
 }
 
-/** Every pid at or below `roots` in the tree of `table` (parent pid → children). */
-export function descendants(roots: Iterable<number>, table: ReadonlyMap<number, ProcStat>): Set<number> {
+/** Parent pid → its children's pids, over one read of the process table (built once a sample, for every replica). */
+export function childrenOf(table: ReadonlyMap<number, ProcStat>): Map<number, number[]> {
   const children = new Map<number, number[]>();
   for (const p of table.values()) {
     const list = children.get(p.ppid);
     if (list) list.push(p.pid);
     else children.set(p.ppid, [p.pid]);
   }
+  return children;
+}
+
+/** Every pid at or below `roots` in the tree of `table` (`children`: childrenOf(table), passed when several trees are followed). */
+export function descendants(roots: Iterable<number>, table: ReadonlyMap<number, ProcStat>, children: ReadonlyMap<number, readonly number[]> = childrenOf(table)): Set<number> {
   const out = new Set<number>();
   const todo = [...roots].filter((pid) => table.has(pid));
   while (todo.length) {

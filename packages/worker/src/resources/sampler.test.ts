@@ -7,8 +7,15 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { readProcTable } from './proc.js';
 import { ResourceSampler, type RankRef } from './sampler.js';
+
+// The real reader, watched: a sample with no rank must not read /proc.
+vi.mock('./proc.js', async (original) => {
+  const real = await original<typeof import('./proc.js')>();
+  return { ...real, readProcTable: vi.fn(real.readProcTable) };
+});
 
 const DIR = new URL('../../test-fixtures/proc/', import.meta.url);
 const fixture = (name: string): string => readFileSync(new URL(name, DIR), 'utf8').split('\n').slice(1).join('\n');
@@ -81,5 +88,15 @@ describe('ResourceSampler', () => {
     await s.sample([{ ...rank, devices: ['0'] }]);
     expect(a?.usage).toEqual({ memoryBytes: 1824 * KB });
     expect(warned).toHaveLength(1);
+  });
+
+  it('reads no /proc while no rank runs here', async () => {
+    const dir = proc({ 31573: [fixture('stat-rank-sh.txt'), fixture('status-sleep.txt')] });
+    const s = new ResourceSampler({ gpu: 'none', procRoot: dir, log: silent });
+    vi.mocked(readProcTable).mockClear();
+    expect(await s.sample([])).toEqual([]);
+    expect(readProcTable).not.toHaveBeenCalled();
+    await s.sample([rank]);
+    expect(readProcTable).toHaveBeenCalledTimes(1);
   });
 });

@@ -4,7 +4,8 @@
  * process below them (proc.ts), and on GPU nodes the utilisation of the
  * replica's GPUs and the GPU memory its processes hold (gpu.ts).
  *
- *   tick ─▶ read every /proc/<pid>/stat ─▶ per replica: the ranks' trees
+ *   tick ─▶ read every /proc/<pid>/stat (none while no rank runs here)
+ *        ─▶ parent → children, once ─▶ per replica: the ranks' trees
  *          ─▶ CPU = Δ(utime + stime) of each process seen in both ticks / Δt
  *          ─▶ memory = Σ VmRSS ─▶ GPU (below) ─▶ ResourceUsage per replica
  *
@@ -26,7 +27,7 @@
  */
 import type { ResourceUsage } from '@muster/contracts';
 import { queryGpus, replicaGpuUse, type AppUse, type GpuUse } from './gpu.js';
-import { CLOCK_TICKS, descendants, readProcTable, residentBytes } from './proc.js';
+import { childrenOf, CLOCK_TICKS, descendants, readProcTable, residentBytes } from './proc.js';
 
 export type GpuSource = 'nvidia-smi' | 'simulated' | 'none';
 
@@ -66,8 +67,15 @@ export class ResourceSampler {
 
   /** One sample of every replica with ranks in `ranks`. */
   async sample(ranks: readonly RankRef[]): Promise<ReplicaUsage[]> {
+    if (ranks.length === 0) {
+      // No rank runs here yet (or any more): nothing to read /proc for, and no CPU times to keep.
+      this.last.clear();
+      this.lastAt = undefined;
+      return [];
+    }
     const now = this.opts.now ?? (() => performance.now());
     const table = await readProcTable(this.opts.procRoot);
+    const children = childrenOf(table);
     const at = now();
     const seconds = this.lastAt === undefined ? 0 : (at - this.lastAt) / 1000;
     const byReplica = new Map<string, { group: string; replicaId: string; roots: number[]; devices: Set<string> }>();
@@ -82,7 +90,7 @@ export class ResourceSampler {
     const next = new Map<string, number>();
     const out: ReplicaUsage[] = [];
     for (const e of byReplica.values()) {
-      const pids = descendants(e.roots, table);
+      const pids = descendants(e.roots, table, children);
       let ticks = 0;
       let measured = false;
       for (const pid of pids) {
