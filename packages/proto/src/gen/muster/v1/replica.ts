@@ -269,7 +269,28 @@ export interface ReplicaGroup {
     | AutoscalerMemory
     | undefined;
   /** GetReplicaGroup only (never stored): set for an autoscaled group. */
-  autoscalerView?: AutoscalerView | undefined;
+  autoscalerView?:
+    | AutoscalerView
+    | undefined;
+  /**
+   * API answers only (never stored; docs/replica-groups.md "Replica pages").
+   * `replicas` holds one page: GetReplicaGroup's by its replica_* fields,
+   * Apply/Scale/DeleteReplicaGroup the first page of the unfiltered walk,
+   * ListReplicaGroups none. Set while more replicas follow: pass it as
+   * GetReplicaGroupRequest.replica_page_token (same filters) to get them.
+   */
+  nextReplicaPageToken: string;
+  /**
+   * Every replica of the group (whatever the filters or page), by state, and
+   * in all: a summary needs no page. An older head sets neither.
+   */
+  replicasByState: { [key: string]: number };
+  replicaCount: number;
+}
+
+export interface ReplicaGroup_ReplicasByStateEntry {
+  key: string;
+  value: number;
 }
 
 export interface MemberReplica {
@@ -301,6 +322,19 @@ export interface ApplyReplicaGroupRequest {
 
 export interface GetReplicaGroupRequest {
   name: string;
+  /**
+   * Replica paging: at most `replica_page_size` replicas (0 = 1000, more
+   * than 1000 = 1000; fewer when their bytes would pass 1 MiB with the rest
+   * of the group), oldest first. `replica_page_token` is the
+   * `next_replica_page_token` of the previous page of this group with the
+   * same filters; any other is refused (MUSTER_INVALID_ARGUMENT naming
+   * page_token).
+   */
+  replicaPageSize: number;
+  replicaPageToken: string;
+  /** Filters: only replicas in one of these states; only of this revision. */
+  replicaStates: string[];
+  replicaRevision: string;
 }
 
 export interface ListReplicaGroupsRequest {
@@ -317,6 +351,10 @@ export interface ListReplicaGroupsRequest {
 }
 
 export interface ListReplicaGroupsResponse {
+  /**
+   * Without replicas: each carries replica_count and replicas_by_state
+   * (GetReplicaGroup pages a group's replicas).
+   */
   groups: ReplicaGroup[];
   /** Set when more items follow: pass it as `page_token` to get them. */
   nextPageToken: string;
@@ -2578,6 +2616,9 @@ function createBaseReplicaGroup(): ReplicaGroup {
     stableSpec: undefined,
     autoscaler: undefined,
     autoscalerView: undefined,
+    nextReplicaPageToken: "",
+    replicasByState: {},
+    replicaCount: 0,
   };
 }
 
@@ -2621,6 +2662,15 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
     }
     if (message.autoscalerView !== undefined) {
       AutoscalerView.encode(message.autoscalerView, writer.uint32(106).fork()).join();
+    }
+    if (message.nextReplicaPageToken !== "") {
+      writer.uint32(242).string(message.nextReplicaPageToken);
+    }
+    globalThis.Object.entries(message.replicasByState).forEach(([key, value]: [string, number]) => {
+      ReplicaGroup_ReplicasByStateEntry.encode({ key: key as any, value }, writer.uint32(250).fork()).join();
+    });
+    if (message.replicaCount !== 0) {
+      writer.uint32(256).int32(message.replicaCount);
     }
     return writer;
   },
@@ -2742,6 +2792,33 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
             message.autoscalerView = AutoscalerView.decode(reader, reader.uint32());
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.nextReplicaPageToken = reader.string();
+            continue;
+          }
+          case 31: {
+            if (tag !== 250) {
+              break;
+            }
+
+            const entry31 = ReplicaGroup_ReplicasByStateEntry.decode(reader, reader.uint32());
+            if (entry31.value !== undefined) {
+              message.replicasByState[entry31.key] = entry31.value;
+            }
+            continue;
+          }
+          case 32: {
+            if (tag !== 256) {
+              break;
+            }
+
+            message.replicaCount = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2789,6 +2866,43 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
         : isSet(object.autoscaler_view)
         ? AutoscalerView.fromJSON(object.autoscaler_view)
         : undefined,
+      nextReplicaPageToken: isSet(object.nextReplicaPageToken)
+        ? globalThis.String(object.nextReplicaPageToken)
+        : isSet(object.next_replica_page_token)
+        ? globalThis.String(object.next_replica_page_token)
+        : "",
+      replicasByState: isObject(object.replicasByState)
+        ? (globalThis.Object.entries(object.replicasByState) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.replicas_by_state)
+        ? (globalThis.Object.entries(object.replicas_by_state) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      replicaCount: isSet(object.replicaCount)
+        ? globalThis.Number(object.replicaCount)
+        : isSet(object.replica_count)
+        ? globalThis.Number(object.replica_count)
+        : 0,
     };
   },
 
@@ -2832,6 +2946,96 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
     }
     if (message.autoscalerView !== undefined) {
       obj.autoscalerView = AutoscalerView.toJSON(message.autoscalerView);
+    }
+    if (message.nextReplicaPageToken !== "") {
+      obj.nextReplicaPageToken = message.nextReplicaPageToken;
+    }
+    if (message.replicasByState) {
+      const entries = globalThis.Object.entries(message.replicasByState) as [string, number][];
+      if (entries.length > 0) {
+        obj.replicasByState = {};
+        entries.forEach(([k, v]) => {
+          obj.replicasByState[k] = Math.round(v);
+        });
+      }
+    }
+    if (message.replicaCount !== 0) {
+      obj.replicaCount = Math.round(message.replicaCount);
+    }
+    return obj;
+  },
+};
+
+function createBaseReplicaGroup_ReplicasByStateEntry(): ReplicaGroup_ReplicasByStateEntry {
+  return { key: "", value: 0 };
+}
+
+export const ReplicaGroup_ReplicasByStateEntry: MessageFns<ReplicaGroup_ReplicasByStateEntry> = {
+  encode(message: ReplicaGroup_ReplicasByStateEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).int32(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaGroup_ReplicasByStateEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaGroup_ReplicasByStateEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaGroup_ReplicasByStateEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: ReplicaGroup_ReplicasByStateEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
     }
     return obj;
   },
@@ -3226,13 +3430,25 @@ export const ApplyReplicaGroupRequest: MessageFns<ApplyReplicaGroupRequest> = {
 };
 
 function createBaseGetReplicaGroupRequest(): GetReplicaGroupRequest {
-  return { name: "" };
+  return { name: "", replicaPageSize: 0, replicaPageToken: "", replicaStates: [], replicaRevision: "" };
 }
 
 export const GetReplicaGroupRequest: MessageFns<GetReplicaGroupRequest> = {
   encode(message: GetReplicaGroupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.name !== "") {
       writer.uint32(10).string(message.name);
+    }
+    if (message.replicaPageSize !== 0) {
+      writer.uint32(32).uint32(message.replicaPageSize);
+    }
+    if (message.replicaPageToken !== "") {
+      writer.uint32(42).string(message.replicaPageToken);
+    }
+    for (const v of message.replicaStates) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.replicaRevision !== "") {
+      writer.uint32(58).string(message.replicaRevision);
     }
     return writer;
   },
@@ -3258,6 +3474,38 @@ export const GetReplicaGroupRequest: MessageFns<GetReplicaGroupRequest> = {
             message.name = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.replicaPageSize = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.replicaPageToken = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.replicaStates.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.replicaRevision = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3271,13 +3519,47 @@ export const GetReplicaGroupRequest: MessageFns<GetReplicaGroupRequest> = {
   },
 
   fromJSON(object: any): GetReplicaGroupRequest {
-    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      replicaPageSize: isSet(object.replicaPageSize)
+        ? globalThis.Number(object.replicaPageSize)
+        : isSet(object.replica_page_size)
+        ? globalThis.Number(object.replica_page_size)
+        : 0,
+      replicaPageToken: isSet(object.replicaPageToken)
+        ? globalThis.String(object.replicaPageToken)
+        : isSet(object.replica_page_token)
+        ? globalThis.String(object.replica_page_token)
+        : "",
+      replicaStates: globalThis.Array.isArray(object?.replicaStates)
+        ? object.replicaStates.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.replica_states)
+        ? object.replica_states.map((e: any) => globalThis.String(e))
+        : [],
+      replicaRevision: isSet(object.replicaRevision)
+        ? globalThis.String(object.replicaRevision)
+        : isSet(object.replica_revision)
+        ? globalThis.String(object.replica_revision)
+        : "",
+    };
   },
 
   toJSON(message: GetReplicaGroupRequest): unknown {
     const obj: any = {};
     if (message.name !== "") {
       obj.name = message.name;
+    }
+    if (message.replicaPageSize !== 0) {
+      obj.replicaPageSize = Math.round(message.replicaPageSize);
+    }
+    if (message.replicaPageToken !== "") {
+      obj.replicaPageToken = message.replicaPageToken;
+    }
+    if (message.replicaStates?.length) {
+      obj.replicaStates = message.replicaStates;
+    }
+    if (message.replicaRevision !== "") {
+      obj.replicaRevision = message.replicaRevision;
     }
     return obj;
   },
