@@ -3,7 +3,9 @@
  * how): a cluster on etcd, simulated agents with 8 GPUs each, a group of
  * --replicas one-GPU replicas, scaled up by one. Prints one JSON line: the
  * group's keys, the bytes the change wrote and what the old inline layout
- * would have written for the same writes, with the load average.
+ * would have written for the same writes, the bytes of the API's answers
+ * about the group (largest replica page, list page, and the one answer with
+ * every replica that replica pages replaced), with the load average.
  *
  *   pnpm build && npx tsx bench/rg-bytes/main.ts [--replicas 1000]
  */
@@ -14,7 +16,7 @@ import { EtcdStore } from '@muster/head/state';
 import { connect } from '@muster/sdk';
 import { LocalCluster } from '@muster/testing';
 import { AgentPool } from '../agents/pool.js';
-import { groupKeys, oneReplicaChange, placeGroup } from './measure.js';
+import { answerBytes, groupKeys, oneReplicaChange, placeGroup } from './measure.js';
 
 const { values: a } = parseArgs({ options: { replicas: { type: 'string', default: '1000' } }, strict: true });
 const replicas = Number(a.replicas);
@@ -34,7 +36,8 @@ try {
   const placedS = (performance.now() - t0) / 1000;
   const keys = await groupKeys(store, 'big');
   const change = await oneReplicaChange(sdk, store, 'big', 60_000);
-  console.log(JSON.stringify({ bench: 'rg-bytes', replicas, store: 'etcd', placedS: Math.round(placedS * 10) / 10, keys, change, load: loadavg().map((l) => Math.round(l * 100) / 100), cpus: cpus().length }));
+  const answers = await answerBytes(cluster, 'big');
+  console.log(JSON.stringify({ bench: 'rg-bytes', replicas, store: 'etcd', placedS: Math.round(placedS * 10) / 10, keys, change, answers, load: loadavg().map((l) => Math.round(l * 100) / 100), cpus: cpus().length }));
   sdk.close();
 } finally {
   await store?.close();
