@@ -139,17 +139,17 @@ export async function answerBytes(head: { address: string; tokenFile: string; tl
     const replicas: Replica[] = [];
     let page: ReplicaGroup | undefined;
     do {
-      page = await get({ name, replicaPageSize: 0, replicaPageToken: page?.nextReplicaPageToken ?? '', replicaStates: [], replicaRevision: '' });
+      page = await get({ name, replicaPageSize: 0, replicaPageToken: page?.replicaPage?.nextPageToken ?? '', replicaStates: [], replicaRevision: '' });
       sizes.push(ReplicaGroup.encode(page).finish().byteLength);
       replicas.push(...page.replicas);
-    } while (page.nextReplicaPageToken);
+    } while (page.replicaPage?.nextPageToken);
     const list = await new Promise<ListReplicaGroupsResponse>((resolve, reject) => client.listReplicaGroups({ pageSize: 0, pageToken: '', namePrefix: name }, md, (err, res) => (err ? reject(err) : resolve(res!))));
     return {
       getPages: sizes.length,
       maxGetBytes: Math.max(...sizes),
       replicasRead: replicas.length,
       listBytes: ListReplicaGroupsResponse.encode(list).finish().byteLength,
-      wholeBytes: ReplicaGroup.encode({ ...page, replicas, nextReplicaPageToken: '' }).finish().byteLength,
+      wholeBytes: ReplicaGroup.encode({ ...page, replicas, replicaPage: undefined }).finish().byteLength,
     };
   } finally {
     client.close();

@@ -65,23 +65,23 @@ describe('replica pages', () => {
   it('the head sends one page with the counts of every replica; the list sends counts only', async () => {
     const first = await get({ replicaPageSize: 10 });
     expect(first.replicas).toHaveLength(10);
-    expect(first.replicaCount).toBe(REPLICAS);
-    expect(first.replicasByState).toEqual({ starting: REPLICAS });
-    expect(first.nextReplicaPageToken).not.toBe('');
-    const second = await get({ replicaPageSize: 10, replicaPageToken: first.nextReplicaPageToken });
-    const third = await get({ replicaPageSize: 10, replicaPageToken: second.nextReplicaPageToken });
-    expect([second.replicas.length, third.replicas.length, third.nextReplicaPageToken]).toEqual([10, 5, '']);
+    expect(first.replicaPage!.total).toBe(REPLICAS);
+    expect(first.replicaPage!.byState).toEqual({ starting: REPLICAS });
+    expect(first.replicaPage!.nextPageToken).not.toBe('');
+    const second = await get({ replicaPageSize: 10, replicaPageToken: first.replicaPage!.nextPageToken });
+    const third = await get({ replicaPageSize: 10, replicaPageToken: second.replicaPage!.nextPageToken });
+    expect([second.replicas.length, third.replicas.length, third.replicaPage!.nextPageToken]).toEqual([10, 5, '']);
     const ids = [...first.replicas, ...second.replicas, ...third.replicas].map((r) => r.id);
     expect(new Set(ids).size).toBe(REPLICAS);
     // No page size (an old client): the default page, here every replica.
     expect((await get({})).replicas.map((r) => r.id)).toEqual(ids);
 
     const list = await new Promise<ListReplicaGroupsResponse>((resolve, reject) => rgs.listReplicaGroups({ pageSize: 0, pageToken: '', namePrefix: '' }, md, (err, res) => (err ? reject(err) : resolve(res!))));
-    expect(list.groups.map((g) => [g.name, g.replicas.length, g.replicaCount, g.replicasByState])).toEqual([['other', 0, 2, { starting: 2 }], ['paged', 0, REPLICAS, { starting: REPLICAS }]]);
+    expect(list.groups.map((g) => [g.name, g.replicas.length, g.replicaPage!.total, g.replicaPage!.byState])).toEqual([['other', 0, 2, { starting: 2 }], ['paged', 0, REPLICAS, { starting: REPLICAS }]]);
   });
 
   it('a token of another group, with other filters, or forged is refused naming page_token', async () => {
-    const token = (await get({ replicaPageSize: 10 })).nextReplicaPageToken;
+    const token = (await get({ replicaPageSize: 10 })).replicaPage!.nextPageToken;
     expect(await refusal(get({ name: 'other', replicaPageToken: token }))).toMatch(/^MUSTER_INVALID_ARGUMENT: page_token belongs to the replicas of paged list, not the replicas of other list/);
     expect(await refusal(get({ replicaPageToken: token, replicaStates: ['ready'] }))).toMatch(/^MUSTER_INVALID_ARGUMENT: page_token was issued for other filters/);
     const [body, tag] = token.split('.') as [string, string];

@@ -158,7 +158,7 @@ function replicaView(r: wire.Replica): ReplicaView {
 
 /** Counts by state; a head before replica paging sent every replica and no counts, so count those. */
 function countsOf(g: wire.ReplicaGroup): Pick<ReplicaGroupView, 'replicaCount' | 'replicasByState'> {
-  if (g.replicaCount > 0 || Object.keys(g.replicasByState).length > 0) return { replicaCount: g.replicaCount, replicasByState: { ...g.replicasByState } };
+  if (g.replicaPage) return { replicaCount: g.replicaPage.total, replicasByState: { ...g.replicaPage.byState } };
   const replicasByState: Record<string, number> = {};
   for (const r of g.replicas) replicasByState[r.state] = (replicasByState[r.state] ?? 0) + 1;
   return { replicaCount: g.replicas.length, replicasByState };
@@ -264,7 +264,7 @@ export class ReplicaGroups {
   async *replicaPages(name: string, filter: ReplicaFilter = {}): AsyncGenerator<ReplicaView[]> {
     for await (const page of pages(async (token) => {
       const g = await this.replicaPage(name, filter, token);
-      return { items: g.replicas.map(replicaView), nextPageToken: g.nextReplicaPageToken };
+      return { items: g.replicas.map(replicaView), nextPageToken: g.replicaPage?.nextPageToken ?? '' };
     })) yield page;
   }
 
@@ -348,11 +348,11 @@ export class ReplicaGroups {
   private async rest(first: wire.ReplicaGroup, filter: ReplicaFilter = {}): Promise<wire.ReplicaGroup> {
     let g = first;
     const replicas = [...first.replicas];
-    while (g.nextReplicaPageToken) {
-      g = await this.replicaPage(first.name, filter, g.nextReplicaPageToken);
+    while (g.replicaPage?.nextPageToken) {
+      g = await this.replicaPage(first.name, filter, g.replicaPage.nextPageToken);
       replicas.push(...g.replicas);
     }
-    return { ...g, replicas, nextReplicaPageToken: '' };
+    return { ...g, replicas, ...(g.replicaPage ? { replicaPage: { ...g.replicaPage, nextPageToken: '' } } : {}) };
   }
 
   private handle(g: wire.ReplicaGroup): ReplicaGroup {

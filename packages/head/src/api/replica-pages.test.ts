@@ -39,7 +39,7 @@ function walk(g: ReplicaGroup, over: Partial<ReplicaPageRequest> = {}): ReplicaG
   do {
     const page = replicaPage(key, g, req({ ...over, replicaPageToken }));
     pages.push(page);
-    replicaPageToken = page.nextReplicaPageToken;
+    replicaPageToken = page.replicaPage!.nextPageToken;
   } while (replicaPageToken && pages.length < 10_000);
   return pages;
 }
@@ -63,7 +63,7 @@ describe('replica pages', () => {
       const pages = walk(g, { replicaPageSize: asked });
       expect(pages.flatMap((p) => p.replicas.map((r) => r.id))).toEqual(byCreation(g.replicas));
       expect(pages[0]!.replicas).toHaveLength(expected);
-      expect(pages.at(-1)!.nextReplicaPageToken).toBe('');
+      expect(pages.at(-1)!.replicaPage!.nextPageToken).toBe('');
     }
   });
 
@@ -71,8 +71,8 @@ describe('replica pages', () => {
     const g = group(1_000);
     const want = { starting: 200, ready: 400, draining: 200, failed: 200 };
     for (const page of [...walk(g, { replicaPageSize: 100 }), ...walk(g, { replicaStates: ['failed'] })]) {
-      expect(page.replicaCount).toBe(1_000);
-      expect(page.replicasByState).toEqual(want);
+      expect(page.replicaPage!.total).toBe(1_000);
+      expect(page.replicaPage!.byState).toEqual(want);
     }
   });
 
@@ -83,14 +83,14 @@ describe('replica pages', () => {
     const whole = walk(g, { replicaPageSize: 10, replicaStates: ['draining', 'failed', 'failed'], replicaRevision: 'rev-new' });
     expect(whole.flatMap((p) => p.replicas.map((r) => r.id))).toEqual(byCreation(failedNew));
     // The first page's token goes on with the same states in another order.
-    const next = replicaPage(key, g, req({ replicaPageSize: 1000, replicaStates: ['draining', 'failed'], replicaRevision: 'rev-new', replicaPageToken: first.nextReplicaPageToken }));
+    const next = replicaPage(key, g, req({ replicaPageSize: 1000, replicaStates: ['draining', 'failed'], replicaRevision: 'rev-new', replicaPageToken: first.replicaPage!.nextPageToken }));
     expect([...first.replicas, ...next.replicas].map((r) => r.id)).toEqual(byCreation(failedNew));
     expect(replicaPage(key, g, req({ replicaStates: ['stopping'] })).replicas).toEqual([]);
   });
 
   it('refuse a token of another group, another list, other filters, another cluster or edited, naming page_token', () => {
     const g = group(100);
-    const token = replicaPage(key, g, req({ replicaPageSize: 10 })).nextReplicaPageToken;
+    const token = replicaPage(key, g, req({ replicaPageSize: 10 })).replicaPage!.nextPageToken;
     const again = (over: Partial<ReplicaPageRequest>, on = g, k = key) => refusal(() => replicaPage(k, on, req({ replicaPageSize: 10, replicaPageToken: token, ...over })));
     expect(again({}, group(100, 'other'))).toMatch(/^MUSTER_INVALID_ARGUMENT page_token page_token belongs to the replicas of big list, not the replicas of other list/);
     expect(again({ replicaStates: ['ready'] })).toMatch(/^MUSTER_INVALID_ARGUMENT page_token .*other filters/);
@@ -125,7 +125,7 @@ describe('replica pages', () => {
     const first = replicaPage(key, g, req({ replicaPageSize: 100 }));
     const gone = first.replicas[5]!.id;
     const later = { ...g, replicas: [...g.replicas.filter((r) => r.id !== gone && r.id !== byCreation(g.replicas)[250]), { ...replica(999, 'big'), createdAtMs: 1_800_000_000_000 }] };
-    const next = replicaPage(key, later, req({ replicaPageSize: 1000, replicaPageToken: first.nextReplicaPageToken }));
+    const next = replicaPage(key, later, req({ replicaPageSize: 1000, replicaPageToken: first.replicaPage!.nextPageToken }));
     const seen = [...first.replicas, ...next.replicas].map((r) => r.id);
     expect(new Set(seen).size).toBe(seen.length);
     expect(seen).toHaveLength(300 - 1 + 1);
@@ -135,8 +135,8 @@ describe('replica pages', () => {
   it('list answers carry counts and no replicas', () => {
     const g = withoutReplicas(group(2_000, 'big', 1_500));
     expect(g.replicas).toEqual([]);
-    expect(g.replicaCount).toBe(2_000);
-    expect(g.replicasByState.ready).toBe(800);
+    expect(g.replicaPage!.total).toBe(2_000);
+    expect(g.replicaPage!.byState.ready).toBe(800);
     expect(ReplicaGroup.encode(g).finish().length).toBeLessThan(1_000);
   });
 });

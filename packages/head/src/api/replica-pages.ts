@@ -9,13 +9,13 @@
  * - Apply/Scale/DeleteReplicaGroup send the first page of the unfiltered
  *   walk, whose token GetReplicaGroup continues;
  * - ListReplicaGroups sends no replicas (a page holds up to 1,000 groups).
- * Every answer carries `replica_count` and `replicas_by_state` over all the
- * group's replicas, so a summary (`muster rg list`, the gateway's ready count)
+ * Every answer carries `replica_page` with the token of the next page and
+ * counts (`total`, `by_state`) over all the group's replicas, so a summary (`muster rg list`, the gateway's ready count)
  * needs no page.
  *
  * An old client that sets no page size gets the default page (1,000
  * replicas): bounded, and whole for any group of up to 1,000 replicas. It
- * never learns that more exist unless it reads next_replica_page_token.
+ * never learns that more exist unless it reads replica_page.next_page_token.
  *
  * Pages are keyset pages (pages.ts): the sort key is the replica's creation
  * time then id, so replicas added or removed during a walk never shift the
@@ -27,7 +27,7 @@
  */
 import { PAGE_BYTES } from '@muster/contracts';
 import { ErrorCode, MusterError } from '@muster/common';
-import { Replica, ReplicaGroup, type GetReplicaGroupRequest } from '@muster/proto';
+import { Replica, ReplicaGroup, type GetReplicaGroupRequest, type ReplicaPage } from '@muster/proto';
 import { paginate, timeKey } from './pages.js';
 
 /** Replicas per page when the request does not say (also what an old client gets). */
@@ -43,16 +43,16 @@ export type ReplicaPageRequest = Pick<GetReplicaGroupRequest, 'replicaPageSize' 
 /** The first page of the unfiltered walk (what Apply/Scale/Delete answer with). */
 export const FIRST_PAGE: ReplicaPageRequest = { replicaPageSize: 0, replicaPageToken: '', replicaStates: [], replicaRevision: '' };
 
-/** Counts of every replica of `g`, by state and in all. */
-export function replicaCounts(g: ReplicaGroup): { replicasByState: Record<string, number>; replicaCount: number } {
-  const replicasByState: Record<string, number> = {};
-  for (const r of g.replicas) replicasByState[r.state] = (replicasByState[r.state] ?? 0) + 1;
-  return { replicasByState, replicaCount: g.replicas.length };
+/** The page info of an answer: `nextPageToken`, and counts of every replica of `g`, by state and in all. */
+function pageInfo(g: ReplicaGroup, nextPageToken: string): ReplicaPage {
+  const byState: Record<string, number> = {};
+  for (const r of g.replicas) byState[r.state] = (byState[r.state] ?? 0) + 1;
+  return { nextPageToken, total: g.replicas.length, byState };
 }
 
 /** `g` as ListReplicaGroups sends it: counts, no replicas. */
 export function withoutReplicas(g: ReplicaGroup): ReplicaGroup {
-  return { ...g, ...replicaCounts(g), replicas: [], nextReplicaPageToken: '' };
+  return { ...g, replicas: [], replicaPage: pageInfo(g, '') };
 }
 
 function checkFilters(req: ReplicaPageRequest): { states: string[]; revision: string } {
@@ -80,5 +80,5 @@ export function replicaPage(key: Buffer, g: ReplicaGroup, req: ReplicaPageReques
     sizeOf: (r) => Replica.encode(r).finish().length + 4,
     maxBytes: Math.max(PAGE_BYTES - rest - SLACK_BYTES, 0),
   });
-  return { ...g, ...replicaCounts(g), replicas: page.items, nextReplicaPageToken: page.nextPageToken };
+  return { ...g, replicas: page.items, replicaPage: pageInfo(g, page.nextPageToken) };
 }

@@ -44,7 +44,6 @@ export function appliedRecord(current: { rg: ReplicaGroup; spec: ValidRgSpec; st
     const rg: ReplicaGroup = {
       name: spec.name, spec, desired: spec.replicas.initial, revision, stableRevision: '', replicas: [],
       membershipVersion: 0, message: 'created', createdAtMs: nowMs, deleting: false, stableSpec: undefined, autoscaler: undefined,
-      nextReplicaPageToken: '', replicasByState: {}, replicaCount: 0, // API answers only (api/replica-pages.ts)
     };
     return { rg, stableSpec: undefined, event: { kind: 'rg.created', message: `replica group ${spec.name} created with ${rg.desired} replica(s), revision ${revision}` } };
   }

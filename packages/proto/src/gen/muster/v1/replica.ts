@@ -273,22 +273,33 @@ export interface ReplicaGroup {
     | AutoscalerView
     | undefined;
   /**
-   * API answers only (never stored; docs/replica-groups.md "Replica pages").
-   * `replicas` holds one page: GetReplicaGroup's by its replica_* fields,
-   * Apply/Scale/DeleteReplicaGroup the first page of the unfiltered walk,
-   * ListReplicaGroups none. Set while more replicas follow: pass it as
-   * GetReplicaGroupRequest.replica_page_token (same filters) to get them.
+   * API answers only (never stored; docs/replica-groups.md "Replica pages"):
+   * which replicas `replicas` holds, and counts of all of them. An older
+   * head sets none (and sends every replica).
    */
-  nextReplicaPageToken: string;
-  /**
-   * Every replica of the group (whatever the filters or page), by state, and
-   * in all: a summary needs no page. An older head sets neither.
-   */
-  replicasByState: { [key: string]: number };
-  replicaCount: number;
+  replicaPage?: ReplicaPage | undefined;
 }
 
-export interface ReplicaGroup_ReplicasByStateEntry {
+/**
+ * `replicas` of a ReplicaGroup answer is one page: GetReplicaGroup's by its
+ * replica_* fields, Apply/Scale/DeleteReplicaGroup the first page of the
+ * unfiltered walk, ListReplicaGroups none.
+ */
+export interface ReplicaPage {
+  /**
+   * Set while more replicas follow: pass it as
+   * GetReplicaGroupRequest.replica_page_token (same filters) to get them.
+   */
+  nextPageToken: string;
+  /**
+   * Every replica of the group (whatever the filters or page), in all and
+   * by state: a summary needs no page.
+   */
+  total: number;
+  byState: { [key: string]: number };
+}
+
+export interface ReplicaPage_ByStateEntry {
   key: string;
   value: number;
 }
@@ -326,7 +337,7 @@ export interface GetReplicaGroupRequest {
    * Replica paging: at most `replica_page_size` replicas (0 = 1000, more
    * than 1000 = 1000; fewer when their bytes would pass 1 MiB with the rest
    * of the group), oldest first. `replica_page_token` is the
-   * `next_replica_page_token` of the previous page of this group with the
+   * `replica_page.next_page_token` of the previous page of this group with the
    * same filters; any other is refused (MUSTER_INVALID_ARGUMENT naming
    * page_token).
    */
@@ -352,7 +363,7 @@ export interface ListReplicaGroupsRequest {
 
 export interface ListReplicaGroupsResponse {
   /**
-   * Without replicas: each carries replica_count and replicas_by_state
+   * Without replicas: each carries replica_page (counts, no token)
    * (GetReplicaGroup pages a group's replicas).
    */
   groups: ReplicaGroup[];
@@ -2616,9 +2627,7 @@ function createBaseReplicaGroup(): ReplicaGroup {
     stableSpec: undefined,
     autoscaler: undefined,
     autoscalerView: undefined,
-    nextReplicaPageToken: "",
-    replicasByState: {},
-    replicaCount: 0,
+    replicaPage: undefined,
   };
 }
 
@@ -2663,14 +2672,8 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
     if (message.autoscalerView !== undefined) {
       AutoscalerView.encode(message.autoscalerView, writer.uint32(106).fork()).join();
     }
-    if (message.nextReplicaPageToken !== "") {
-      writer.uint32(242).string(message.nextReplicaPageToken);
-    }
-    globalThis.Object.entries(message.replicasByState).forEach(([key, value]: [string, number]) => {
-      ReplicaGroup_ReplicasByStateEntry.encode({ key: key as any, value }, writer.uint32(250).fork()).join();
-    });
-    if (message.replicaCount !== 0) {
-      writer.uint32(256).int32(message.replicaCount);
+    if (message.replicaPage !== undefined) {
+      ReplicaPage.encode(message.replicaPage, writer.uint32(242).fork()).join();
     }
     return writer;
   },
@@ -2797,26 +2800,7 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
               break;
             }
 
-            message.nextReplicaPageToken = reader.string();
-            continue;
-          }
-          case 31: {
-            if (tag !== 250) {
-              break;
-            }
-
-            const entry31 = ReplicaGroup_ReplicasByStateEntry.decode(reader, reader.uint32());
-            if (entry31.value !== undefined) {
-              message.replicasByState[entry31.key] = entry31.value;
-            }
-            continue;
-          }
-          case 32: {
-            if (tag !== 256) {
-              break;
-            }
-
-            message.replicaCount = reader.int32();
+            message.replicaPage = ReplicaPage.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -2866,43 +2850,11 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
         : isSet(object.autoscaler_view)
         ? AutoscalerView.fromJSON(object.autoscaler_view)
         : undefined,
-      nextReplicaPageToken: isSet(object.nextReplicaPageToken)
-        ? globalThis.String(object.nextReplicaPageToken)
-        : isSet(object.next_replica_page_token)
-        ? globalThis.String(object.next_replica_page_token)
-        : "",
-      replicasByState: isObject(object.replicasByState)
-        ? (globalThis.Object.entries(object.replicasByState) as [string, any][]).reduce(
-          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.Number(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.replicas_by_state)
-        ? (globalThis.Object.entries(object.replicas_by_state) as [string, any][]).reduce(
-          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.Number(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      replicaCount: isSet(object.replicaCount)
-        ? globalThis.Number(object.replicaCount)
-        : isSet(object.replica_count)
-        ? globalThis.Number(object.replica_count)
-        : 0,
+      replicaPage: isSet(object.replicaPage)
+        ? ReplicaPage.fromJSON(object.replicaPage)
+        : isSet(object.replica_page)
+        ? ReplicaPage.fromJSON(object.replica_page)
+        : undefined,
     };
   },
 
@@ -2947,31 +2899,148 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
     if (message.autoscalerView !== undefined) {
       obj.autoscalerView = AutoscalerView.toJSON(message.autoscalerView);
     }
-    if (message.nextReplicaPageToken !== "") {
-      obj.nextReplicaPageToken = message.nextReplicaPageToken;
-    }
-    if (message.replicasByState) {
-      const entries = globalThis.Object.entries(message.replicasByState) as [string, number][];
-      if (entries.length > 0) {
-        obj.replicasByState = {};
-        entries.forEach(([k, v]) => {
-          obj.replicasByState[k] = Math.round(v);
-        });
-      }
-    }
-    if (message.replicaCount !== 0) {
-      obj.replicaCount = Math.round(message.replicaCount);
+    if (message.replicaPage !== undefined) {
+      obj.replicaPage = ReplicaPage.toJSON(message.replicaPage);
     }
     return obj;
   },
 };
 
-function createBaseReplicaGroup_ReplicasByStateEntry(): ReplicaGroup_ReplicasByStateEntry {
+function createBaseReplicaPage(): ReplicaPage {
+  return { nextPageToken: "", total: 0, byState: {} };
+}
+
+export const ReplicaPage: MessageFns<ReplicaPage> = {
+  encode(message: ReplicaPage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nextPageToken !== "") {
+      writer.uint32(10).string(message.nextPageToken);
+    }
+    if (message.total !== 0) {
+      writer.uint32(16).int32(message.total);
+    }
+    globalThis.Object.entries(message.byState).forEach(([key, value]: [string, number]) => {
+      ReplicaPage_ByStateEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaPage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaPage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.total = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = ReplicaPage_ByStateEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.byState[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaPage {
+    return {
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
+      byState: isObject(object.byState)
+        ? (globalThis.Object.entries(object.byState) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.by_state)
+        ? (globalThis.Object.entries(object.by_state) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: ReplicaPage): unknown {
+    const obj: any = {};
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    if (message.total !== 0) {
+      obj.total = Math.round(message.total);
+    }
+    if (message.byState) {
+      const entries = globalThis.Object.entries(message.byState) as [string, number][];
+      if (entries.length > 0) {
+        obj.byState = {};
+        entries.forEach(([k, v]) => {
+          obj.byState[k] = Math.round(v);
+        });
+      }
+    }
+    return obj;
+  },
+};
+
+function createBaseReplicaPage_ByStateEntry(): ReplicaPage_ByStateEntry {
   return { key: "", value: 0 };
 }
 
-export const ReplicaGroup_ReplicasByStateEntry: MessageFns<ReplicaGroup_ReplicasByStateEntry> = {
-  encode(message: ReplicaGroup_ReplicasByStateEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const ReplicaPage_ByStateEntry: MessageFns<ReplicaPage_ByStateEntry> = {
+  encode(message: ReplicaPage_ByStateEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.key !== "") {
       writer.uint32(10).string(message.key);
     }
@@ -2981,7 +3050,7 @@ export const ReplicaGroup_ReplicasByStateEntry: MessageFns<ReplicaGroup_Replicas
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaGroup_ReplicasByStateEntry {
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaPage_ByStateEntry {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -2990,7 +3059,7 @@ export const ReplicaGroup_ReplicasByStateEntry: MessageFns<ReplicaGroup_Replicas
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseReplicaGroup_ReplicasByStateEntry();
+      const message = createBaseReplicaPage_ByStateEntry();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -3022,14 +3091,14 @@ export const ReplicaGroup_ReplicasByStateEntry: MessageFns<ReplicaGroup_Replicas
     }
   },
 
-  fromJSON(object: any): ReplicaGroup_ReplicasByStateEntry {
+  fromJSON(object: any): ReplicaPage_ByStateEntry {
     return {
       key: isSet(object.key) ? globalThis.String(object.key) : "",
       value: isSet(object.value) ? globalThis.Number(object.value) : 0,
     };
   },
 
-  toJSON(message: ReplicaGroup_ReplicasByStateEntry): unknown {
+  toJSON(message: ReplicaPage_ByStateEntry): unknown {
     const obj: any = {};
     if (message.key !== "") {
       obj.key = message.key;
