@@ -35,7 +35,7 @@ try {
   const sdk = await connect(cluster.clientOptions());
   store = await EtcdStore.connect({ endpoints: [cluster.etcd!.endpoint], credentials: cluster.etcd!.credentials() });
   const t0 = performance.now();
-  await placeGroup(sdk, 'big', replicas, 600_000);
+  await placeGroup(sdk, 'big', replicas, 1_800_000);
   const placedS = (performance.now() - t0) / 1000;
   const keys = await groupKeys(store, 'big');
   const change = await oneReplicaChange(sdk, store, 'big', 60_000);
