@@ -3,7 +3,9 @@
  * how): a cluster on etcd, simulated agents with 8 GPUs each, a group of
  * --replicas one-GPU replicas, scaled up by one. Prints one JSON line: the
  * group's keys, the bytes the change wrote and what the old inline layout
- * would have written for the same writes, with the load average.
+ * would have written for the same writes, the bytes of the API's answers
+ * about the group (largest replica page, list page, and the one answer with
+ * every replica that replica pages replaced), with the load average.
  *
  *   pnpm build && npx tsx bench/rg-bytes/main.ts [--replicas 1000]
  */
@@ -14,13 +16,16 @@ import { EtcdStore } from '@muster/head/state';
 import { connect } from '@muster/sdk';
 import { LocalCluster } from '@muster/testing';
 import { AgentPool } from '../agents/pool.js';
-import { groupKeys, oneReplicaChange, placeGroup } from './measure.js';
+import { answerBytes, groupKeys, oneReplicaChange, placeGroup } from './measure.js';
 
 const { values: a } = parseArgs({ options: { replicas: { type: 'string', default: '1000' } }, strict: true });
 const replicas = Number(a.replicas);
 if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`rg-bytes: --replicas must be a whole number ≥ 1, got ${a.replicas}`);
 
-const cluster = await LocalCluster.start({ workers: 0, store: 'etcd' });
+// Port spaces are per host address and every simulated agent registers 127.0.0.1: each gang's
+// MASTER_PORT comes from one shared range, so 10,000 replicas need more than the default
+// 30000-32767 (simulated agents bind nothing).
+const cluster = await LocalCluster.start({ workers: 0, store: 'etcd', shardPortRange: '20000-59999' });
 let pool: AgentPool | undefined;
 let store: EtcdStore | undefined;
 try {
@@ -30,11 +35,12 @@ try {
   const sdk = await connect(cluster.clientOptions());
   store = await EtcdStore.connect({ endpoints: [cluster.etcd!.endpoint], credentials: cluster.etcd!.credentials() });
   const t0 = performance.now();
-  await placeGroup(sdk, 'big', replicas, 600_000);
+  await placeGroup(sdk, 'big', replicas, 1_800_000);
   const placedS = (performance.now() - t0) / 1000;
   const keys = await groupKeys(store, 'big');
   const change = await oneReplicaChange(sdk, store, 'big', 60_000);
-  console.log(JSON.stringify({ bench: 'rg-bytes', replicas, store: 'etcd', placedS: Math.round(placedS * 10) / 10, keys, change, load: loadavg().map((l) => Math.round(l * 100) / 100), cpus: cpus().length }));
+  const answers = await answerBytes(cluster, 'big');
+  console.log(JSON.stringify({ bench: 'rg-bytes', replicas, store: 'etcd', placedS: Math.round(placedS * 10) / 10, keys, change, answers, load: loadavg().map((l) => Math.round(l * 100) / 100), cpus: cpus().length }));
   sdk.close();
 } finally {
   await store?.close();

@@ -11,10 +11,17 @@
  * `inlineBytes` (this group's record as the old layout stored it, built from
  * the keys read back) and the head made the same writes.
  *
+ * Also the bytes of the API's answers about the group (answerBytes): each
+ * page of GetReplicaGroup, ListReplicaGroups, and what one answer with every
+ * replica (the answer before replica pages) would weigh.
+ *
  * Shared by the command (main.ts) and the integration test at CI scale
  * (test/integration/rg-keys.test.ts).
  */
-import { Replica, ReplicaGroup } from '@muster/proto';
+import { credentials, type Metadata, type ServiceError } from '@grpc/grpc-js';
+import { grpcChannelCredentials, readToken, tokenMetadata } from '@muster/common';
+import { clientChannelOptions } from '@muster/contracts';
+import { ListReplicaGroupsResponse, Replica, ReplicaGroup, ReplicaGroupServiceClient, type GetReplicaGroupRequest } from '@muster/proto';
 import { readAll, type StateStore, type WatchEvent } from '@muster/head/state';
 import type { Cluster } from '@muster/sdk';
 import { waitFor } from '@muster/testing';
@@ -108,4 +115,43 @@ export async function oneReplicaChange(sdk: Cluster, store: StateStore, name: st
   }
   const writes = [...perRevision.values()];
   return { writes: writes.length, bytes: writes.reduce((a, b) => a + b, 0), maxWriteBytes: Math.max(0, ...writes), inlineBytes: writes.length * inlineBytes };
+}
+
+export interface AnswerBytes {
+  /** GetReplicaGroup pages at the default page size, and the largest of them (encoded bytes). */
+  getPages: number;
+  maxGetBytes: number;
+  /** Replicas read over all pages (the whole group). */
+  replicasRead: number;
+  /** One ListReplicaGroups page holding the group. */
+  listBytes: number;
+  /** The group with every replica in one answer, as GetReplicaGroup sent it before replica pages. */
+  wholeBytes: number;
+}
+
+/** The encoded sizes of the head's answers about `name`, read with a raw gRPC client (the SDK hides them). */
+export async function answerBytes(head: { address: string; tokenFile: string; tls: { ca: string; cert: string; key: string } | undefined }, name: string): Promise<AnswerBytes> {
+  const client = new ReplicaGroupServiceClient(head.address, head.tls ? grpcChannelCredentials(head.tls) : credentials.createInsecure(), clientChannelOptions());
+  const md: Metadata = tokenMetadata(await readToken(head.tokenFile));
+  const get = (req: GetReplicaGroupRequest) => new Promise<ReplicaGroup>((resolve, reject) => client.getReplicaGroup(req, md, (err: ServiceError | null, res?: ReplicaGroup) => (err ? reject(err) : resolve(res!))));
+  try {
+    const sizes: number[] = [];
+    const replicas: Replica[] = [];
+    let page: ReplicaGroup | undefined;
+    do {
+      page = await get({ name, replicaPageSize: 0, replicaPageToken: page?.replicaPage?.nextPageToken ?? '', replicaStates: [], replicaRevision: '' });
+      sizes.push(ReplicaGroup.encode(page).finish().byteLength);
+      replicas.push(...page.replicas);
+    } while (page.replicaPage?.nextPageToken);
+    const list = await new Promise<ListReplicaGroupsResponse>((resolve, reject) => client.listReplicaGroups({ pageSize: 0, pageToken: '', namePrefix: name }, md, (err, res) => (err ? reject(err) : resolve(res!))));
+    return {
+      getPages: sizes.length,
+      maxGetBytes: Math.max(...sizes),
+      replicasRead: replicas.length,
+      listBytes: ListReplicaGroupsResponse.encode(list).finish().byteLength,
+      wholeBytes: ReplicaGroup.encode({ ...page, replicas, replicaPage: undefined }).finish().byteLength,
+    };
+  } finally {
+    client.close();
+  }
 }

@@ -172,7 +172,8 @@ try {
   await cluster.replicaGroups.delete('quickstart-mlp');
   await until(30_000, async () => {
     const left = (await cluster.replicaGroups.list()).find((g) => g.name === 'quickstart-mlp')?.toJSON();
-    return left && `replica group still there: ${left.replicas.map((r) => `${r.id} ${r.state}`).join(', ') || 'no replica left'}`;
+    // The list carries counts, not replicas.
+    return left && `replica group still there: ${Object.entries(left.replicasByState).map(([state, n]) => `${n} ${state}`).join(', ') || 'no replica left'}`;
   });
   group = undefined;
   console.log(`    deleted: every replica drained and stopped, its placement group freed, in ${since(t)}`);

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, MusterError, type Cluster } from '@muster/sdk';
 import { GroupDirectory } from './gateway-groups.js';
 
-const view = (name: string, models: string[]) => ({ toJSON: () => ({ name, deleting: false, replicas: [], spec: { httpPort: 'http', models } }) });
+const view = (name: string, models: string[]) => ({ toJSON: () => ({ name, deleting: false, replicas: [], replicasByState: {}, spec: { httpPort: 'http', models } }) });
 
 /** A head whose list answers `groups`, or fails while `down` is set; counts its reads. */
 function standIn(groups: ReturnType<typeof view>[]) {

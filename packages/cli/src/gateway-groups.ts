@@ -137,7 +137,7 @@ export class GroupDirectory {
         models: spec?.models ?? [],
         requestTimeoutMs: spec?.requestTimeoutMs ?? 0,
         startupDeadlineMs: spec?.startup?.deadlineMs || DEFAULT_STARTUP_DEADLINE_MS,
-        ready: v.replicas.filter((r) => r.state === 'ready').length,
+        ready: v.replicasByState.ready ?? 0,
       };
       byName.set(info.name, info);
       for (const m of info.models) if (!byModel.has(m)) byModel.set(m, info); // list is by name: the first claim wins

@@ -82,7 +82,7 @@ function standIn(chunks = 1, status = 200): StandIn {
     },
     close: () => undefined,
   });
-  const view = (name: string, httpPort: string, models: string[]) => ({ toJSON: () => ({ name, deleting: false, replicas: [{ state: 'ready' }], spec: { httpPort, models, requestTimeoutMs: 0 } }) });
+  const view = (name: string, httpPort: string, models: string[]) => ({ toJSON: () => ({ name, deleting: false, replicas: [{ state: 'ready' }], replicasByState: { ready: 1 }, spec: { httpPort, models, requestTimeoutMs: 0 } }) });
   const cluster = {
     replicaGroups: {
       get: (name: string) => {

@@ -30,7 +30,7 @@ function standIn(calls: unknown[]): Cluster {
     },
     close: () => undefined,
   };
-  const listed = (name: string) => ({ toJSON: () => ({ name, deleting: false, replicas: [{ state: 'ready' }], spec: { httpPort: 'http', models: [] } }) });
+  const listed = (name: string) => ({ toJSON: () => ({ name, deleting: false, replicas: [{ state: 'ready' }], replicasByState: { ready: 1 }, spec: { httpPort: 'http', models: [] } }) });
   return { replicaGroups: { get: () => Promise.resolve(group), list: () => Promise.resolve([listed('echo'), listed('llm')]) } } as unknown as Cluster;
 }
 

@@ -17,7 +17,7 @@ export {
 } from './placement-groups.js';
 export { Gang, Gangs, type GangView, type GangStateName, type GangFilter, type RankView, type FailureView } from './gangs.js';
 export * as shard from './shard.js';
-export { ReplicaGroup, ReplicaGroups, type AutoscalerView, type ReplicaGroupView, type ReplicaLoadView, type ReplicaView } from './replica-groups.js';
+export { ReplicaGroup, ReplicaGroups, type AutoscalerView, type ReplicaFilter, type ReplicaGroupView, type ReplicaLoadView, type ReplicaView } from './replica-groups.js';
 export { DataPlaneAccess, renewInMs, type DataPlane } from './data-plane-access.js';
 export * from '@muster/dataplane';
 export { Actor, Actors } from './actors.js';

@@ -16,7 +16,7 @@ import { ALL_GROUPS, REPLICA_GROUP_NAME_PATTERN } from '@muster/contracts';
 import type * as wire from '@muster/proto';
 import { Router, type CallOptions, type Membership, type OverflowRule, type RouterOptions } from '@muster/dataplane';
 import { startupToWire, templateToWire } from './gangs.js';
-import { collect, type PageOptions } from './pages.js';
+import { collect, pages, type PageOptions } from './pages.js';
 import { checkReplicaGroupSpec } from './spec-schemas.js';
 import type { ReplicaGroupSpec } from './specs.js';
 
@@ -62,12 +62,30 @@ export interface AutoscalerView {
   samples: number;
 }
 
+/** Which replicas `get()` and `replicaPages()` read. */
+export interface ReplicaFilter extends PageOptions {
+  /** Replicas per request: 0 or unset = the head's default (1,000); the head caps it at 1,000. */
+  pageSize?: number;
+  /** Only replicas in one of these states (starting, ready, draining, stopping, failed). */
+  states?: string[];
+  /** Only replicas of this revision. */
+  revision?: string;
+}
+
 export interface ReplicaGroupView {
   name: string;
   desired: number;
   revision: string;
   stableRevision: string;
+  /**
+   * The replicas read: from `get()`/`refresh()`, `apply()`, `scale()` and
+   * `delete()` every one (the SDK follows the head's replica pages); from
+   * `list()` none (read `replicaCount` and `replicasByState`, or `refresh()`).
+   */
   replicas: ReplicaView[];
+  /** Every replica of the group, in all and by state (whatever was read into `replicas`). */
+  replicaCount: number;
+  replicasByState: Record<string, number>;
   membershipVersion: number;
   message: string;
   deleting: boolean;
@@ -147,13 +165,26 @@ function loadView(l: wire.ReplicaLoad): ReplicaLoadView {
   };
 }
 
+function replicaView(r: wire.Replica): ReplicaView {
+  return { id: r.id, revision: r.revision, state: r.state, placementGroupId: r.placementGroupId, gangId: r.gangId, subject: r.subject, message: r.message, replaces: r.replaces, ...(r.load ? { load: loadView(r.load) } : {}) };
+}
+
+/** Counts by state; a head before replica paging sent every replica and no counts, so count those. */
+function countsOf(g: wire.ReplicaGroup): Pick<ReplicaGroupView, 'replicaCount' | 'replicasByState'> {
+  if (g.replicaPage) return { replicaCount: g.replicaPage.total, replicasByState: { ...g.replicaPage.byState } };
+  const replicasByState: Record<string, number> = {};
+  for (const r of g.replicas) replicasByState[r.state] = (replicasByState[r.state] ?? 0) + 1;
+  return { replicaCount: g.replicas.length, replicasByState };
+}
+
 export function replicaGroupView(g: wire.ReplicaGroup): ReplicaGroupView {
   return {
     name: g.name,
     desired: g.desired,
     revision: g.revision,
     stableRevision: g.stableRevision,
-    replicas: g.replicas.map((r) => ({ id: r.id, revision: r.revision, state: r.state, placementGroupId: r.placementGroupId, gangId: r.gangId, subject: r.subject, message: r.message, replaces: r.replaces, ...(r.load ? { load: loadView(r.load) } : {}) })),
+    replicas: g.replicas.map(replicaView),
+    ...countsOf(g),
     membershipVersion: g.membershipVersion,
     message: g.message,
     deleting: g.deleting,
@@ -261,13 +292,26 @@ export class ReplicaGroups {
   /** Create or update; idempotent. Changing only `replicas` never rolls out. */
   async apply(spec: ReplicaGroupSpec): Promise<ReplicaGroup> {
     const sent = toWire(spec);
-    return this.handle(await this.head.call<wire.ReplicaGroup>((c, md, o, cb) => c.applyReplicaGroup({ spec: sent }, md, o, cb)));
+    return this.handle(await this.rest(await this.head.call<wire.ReplicaGroup>((c, md, o, cb) => c.applyReplicaGroup({ spec: sent }, md, o, cb))));
   }
 
-  async get(name: string): Promise<ReplicaGroup> {
+  /**
+   * The group with every replica `filter` keeps (all by default), read page
+   * by page: the head sends at most 1,000 replicas an answer.
+   */
+  async get(name: string, filter: ReplicaFilter = {}): Promise<ReplicaGroup> {
     // A name outside the head's rule can never exist: no round trip to learn it.
     if (!REPLICA_GROUP_NAME_PATTERN.test(name)) throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}": group names are 1-42 lower-case letters, digits and "-"`, { details: { field: 'name' } });
-    return this.handle(await this.head.call<wire.ReplicaGroup>((c, md, o, cb) => c.getReplicaGroup({ name }, md, o, cb)));
+    const first = await this.replicaPage(name, filter, '');
+    return this.handle(await this.rest(first, filter));
+  }
+
+  /** The replicas of `name` that `filter` keeps, one page (one head answer) at a time, oldest first. */
+  async *replicaPages(name: string, filter: ReplicaFilter = {}): AsyncGenerator<ReplicaView[]> {
+    for await (const page of pages(async (token) => {
+      const g = await this.replicaPage(name, filter, token);
+      return { items: g.replicas.map(replicaView), nextPageToken: g.replicaPage?.nextPageToken ?? '' };
+    })) yield page;
   }
 
   /** Every replica group, or those whose name starts with `namePrefix`, by name (fetched page by page). */
@@ -280,11 +324,16 @@ export class ReplicaGroups {
   }
 
   async scale(name: string, replicas: number): Promise<ReplicaGroup> {
-    return this.handle(await this.head.call<wire.ReplicaGroup>((c, md, o, cb) => c.scaleReplicaGroup({ name, replicas }, md, o, cb)));
+    return this.handle(await this.rest(await this.head.call<wire.ReplicaGroup>((c, md, o, cb) => c.scaleReplicaGroup({ name, replicas }, md, o, cb))));
   }
 
   async delete(name: string): Promise<ReplicaGroup> {
-    return this.handle(await this.head.call<wire.ReplicaGroup>((c, md, o, cb) => c.deleteReplicaGroup({ name }, md, o, cb)));
+    const g = await this.head.call<wire.ReplicaGroup>((c, md, o, cb) => c.deleteReplicaGroup({ name }, md, o, cb));
+    // The group may be gone before its other pages are read: what was read is the answer.
+    return this.handle(await this.rest(g).catch((e: unknown) => {
+      if ((e as { code?: string }).code === ErrorCode.NOT_FOUND) return g;
+      throw e;
+    }));
   }
 
   /** Membership snapshots from the leading head; reconnects (to the leader) when the stream breaks. */
@@ -385,6 +434,22 @@ export class ReplicaGroups {
       });
     }
     return this.nats;
+  }
+
+  private replicaPage(name: string, filter: ReplicaFilter, replicaPageToken: string): Promise<wire.ReplicaGroup> {
+    const req = { name, replicaPageSize: filter.pageSize ?? 0, replicaPageToken, replicaStates: filter.states ?? [], replicaRevision: filter.revision ?? '' };
+    return this.head.call<wire.ReplicaGroup>((c, md, o, cb) => c.getReplicaGroup(req, md, o, cb));
+  }
+
+  /** `first` with the replicas of the pages after it (same filters), the group's other fields from the last answer. */
+  private async rest(first: wire.ReplicaGroup, filter: ReplicaFilter = {}): Promise<wire.ReplicaGroup> {
+    let g = first;
+    const replicas = [...first.replicas];
+    while (g.replicaPage?.nextPageToken) {
+      g = await this.replicaPage(first.name, filter, g.replicaPage.nextPageToken);
+      replicas.push(...g.replicas);
+    }
+    return { ...g, replicas, ...(g.replicaPage ? { replicaPage: { ...g.replicaPage, nextPageToken: '' } } : {}) };
   }
 
   private handle(g: wire.ReplicaGroup): ReplicaGroup {

@@ -1,6 +1,6 @@
 /** `muster apply -f` and `muster rg ls|get|scale|delete`: replica groups from the shell. */
 import type { Command } from 'commander';
-import { ErrorCode, MusterError, checkReplicaGroupSpec, type ReplicaGroup, type ReplicaLoadView } from '@muster/sdk';
+import { ErrorCode, MusterError, checkReplicaGroupSpec, type ReplicaFilter, type ReplicaGroup, type ReplicaLoadView } from '@muster/sdk';
 import { addConnectionFlags, withCluster, type ConnectionFlags } from '../connection.js';
 import { ago, table } from '../format.js';
 import { readSpecFile } from '../spec-file.js';
@@ -32,16 +32,21 @@ export function rgCommand(program: Command): void {
         if (groups.length === 0) return void process.stdout.write('no replica groups\n');
         process.stdout.write(`${table(['NAME', 'DESIRED', 'READY', 'REVISION', 'MEMBERSHIP', 'STATUS'], groups.map((g) => {
           const v = g.toJSON();
-          return [g.name, String(g.desired), String(g.replicas.filter((r) => r.state === 'ready').length), v.stableRevision ? `${v.revision} (canary over ${v.stableRevision})` : v.revision, `v${v.membershipVersion}`, v.deleting ? 'deleting' : v.message];
+          // The list carries counts, not replicas (docs/replica-groups.md, "Replica pages").
+          return [g.name, String(g.desired), String(v.replicasByState.ready ?? 0), v.stableRevision ? `${v.revision} (canary over ${v.stableRevision})` : v.revision, `v${v.membershipVersion}`, v.deleting ? 'deleting' : v.message];
         }))}\n`);
       });
     });
 
-  addConnectionFlags(rg.command('get <name>').description('show a replica group and its replicas'))
+  addConnectionFlags(rg.command('get <name>').description('show a replica group and its replicas (read page by page)'))
+    .option('--state <states>', 'only replicas in these states, comma-separated (starting, ready, draining, stopping, failed)')
+    .option('--revision <revision>', 'only replicas of this revision')
+    .option('--page-size <n>', 'replicas per request to the head (default 1000, at most 1000)')
     .option('--json', 'print JSON')
-    .action(async (name: string, flags: Flags) => {
+    .action(async (name: string, flags: Flags & { state?: string; revision?: string; pageSize?: string }) => {
+      const filter = replicaFilter(flags);
       await withCluster(flags, async (cluster) => {
-        const g = await cluster.replicaGroups.get(name);
+        const g = await cluster.replicaGroups.get(name, filter);
         process.stdout.write(flags.json ? `${JSON.stringify(g, null, 2)}\n` : `${describe(g)}\n`);
       });
     });
@@ -97,6 +102,8 @@ export function rgCommand(program: Command): void {
 export function describe(g: ReplicaGroup, now = Date.now()): string {
   const v = g.toJSON();
   const lines = [`${g.name}  desired ${g.desired}  revision ${v.revision}${v.stableRevision ? ` (canary over ${v.stableRevision})` : ''}  membership v${v.membershipVersion}  ${v.message}`];
+  const counts = Object.entries(v.replicasByState).sort(([a], [b]) => (a < b ? -1 : 1)).map(([state, n]) => `${state} ${n}`);
+  lines.push(`replicas: ${v.replicaCount}${counts.length ? ` (${counts.join(', ')})` : ''}`);
   const a = v.autoscaler;
   if (a) lines.push(`autoscaler: ${a.metric} ${num(a.perReplica)}/replica (total ${num(a.value)}, target ${num(a.target)}, ${a.samples} report(s)) → desired ${a.desired}: ${a.reason}`);
   const o = v.spec?.overflow;
@@ -117,6 +124,26 @@ export function describe(g: ReplicaGroup, now = Date.now()): string {
   }
   return lines.join('\n');
 }
+
+/** The --state / --revision / --page-size flags of `rg get`, checked. */
+export function replicaFilter(flags: { state?: string; revision?: string; pageSize?: string }): ReplicaFilter {
+  const filter: ReplicaFilter = {};
+  if (flags.state !== undefined) {
+    const states = flags.state.split(',').map((x) => x.trim()).filter(Boolean);
+    const bad = states.find((x) => !REPLICA_STATES.includes(x));
+    if (bad !== undefined || states.length === 0) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `--state: "${bad ?? flags.state}" is not a replica state; use ${REPLICA_STATES.join(', ')}`, { details: { field: 'state' } });
+    filter.states = states;
+  }
+  if (flags.revision !== undefined) filter.revision = flags.revision;
+  if (flags.pageSize !== undefined) {
+    const n = Number(flags.pageSize);
+    if (!Number.isInteger(n) || n < 1 || n > 1000) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `--page-size: expected a whole number from 1 to 1000, got "${flags.pageSize}"`, { details: { field: 'page-size' } });
+    filter.pageSize = n;
+  }
+  return filter;
+}
+
+const REPLICA_STATES = ['starting', 'ready', 'draining', 'stopping', 'failed'];
 
 const num = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(2));
 

@@ -98,7 +98,7 @@ function groupsTable(groups: ReplicaGroup[]): string {
   const shown = groups.slice(0, MAX_GROUPS_SHOWN);
   const t = table(['GROUP', 'READY/DESIRED', 'REVISION', 'STATUS'], shown.map((g) => {
     const v = g.toJSON();
-    const ready = g.replicas.filter((r) => r.state === 'ready').length;
+    const ready = v.replicasByState.ready ?? 0;
     return [g.name, `${ready}/${g.desired}`, v.stableRevision ? `${v.revision} (canary over ${v.stableRevision})` : v.revision, v.deleting ? 'deleting' : v.message || '-'];
   }));
   return groups.length > MAX_GROUPS_SHOWN ? `${t}\n(more groups: muster rg ls)` : t;

@@ -120,6 +120,8 @@ export interface PageQuery<T> {
   sortKey: (item: T) => string;
   /** Encoded size of an item: a page ends early rather than pass PAGE_BYTES. */
   sizeOf: (item: T) => number;
+  /** The most bytes of items in one page (default PAGE_BYTES): less where the reply carries more beside them. */
+  maxBytes?: number;
 }
 
 /**
@@ -138,10 +140,11 @@ export function paginate<T>(key: Buffer, q: PageQuery<T>): Page<T> {
   keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const page: Array<[string, T]> = [];
   let bytes = 0;
+  const maxBytes = q.maxBytes ?? PAGE_BYTES;
   for (const entry of keyed) {
     if (page.length === size) break;
     bytes += q.sizeOf(entry[1]);
-    if (page.length > 0 && bytes > PAGE_BYTES) break;
+    if (page.length > 0 && bytes > maxBytes) break;
     page.push(entry);
   }
   const last = page[page.length - 1];

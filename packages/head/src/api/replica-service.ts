@@ -9,18 +9,23 @@
  * of several, the one asking for the most replicas — the desired count it
  * would choose, and why). These are never stored, and ListReplicaGroups
  * leaves them out (a page holds many groups).
+ *
+ * No answer carries all of a group's replicas: one page of them, and their
+ * counts (replica-pages.ts says which page each call sends, and why).
  */
 import { ReplicaGroup, type ListReplicaGroupsRequest, type ReplicaGroupServiceServer } from '@muster/proto';
 import { mayCall } from '@muster/contracts';
 import type { ReplicaGroupController } from '../controllers/replica-groups.js';
 import { BoundedStream } from './bounded-stream.js';
 import { paginate } from './pages.js';
+import { FIRST_PAGE, replicaPage, withoutReplicas } from './replica-pages.js';
 import { serverStream, unary, type RpcContext } from './rpc.js';
 
 export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): ReplicaGroupServiceServer {
   return {
-    applyReplicaGroup: unary(ctx, 'ApplyReplicaGroup', (req, _md, who) => rgs.apply(req.spec, who)),
-    getReplicaGroup: unary(ctx, 'GetReplicaGroup', async (req) => withLive(rgs.get(req.name), rgs.live(req.name))),
+    // Every answer with a group carries one page of its replicas and their counts (replica-pages.ts).
+    applyReplicaGroup: unary(ctx, 'ApplyReplicaGroup', async (req, _md, who) => replicaPage(ctx.pageKey, await rgs.apply(req.spec, who), FIRST_PAGE)),
+    getReplicaGroup: unary(ctx, 'GetReplicaGroup', async (req) => replicaPage(ctx.pageKey, withLive(rgs.get(req.name), rgs.live(req.name)), req)),
     listReplicaGroups: unary(ctx, 'ListReplicaGroups', async (req: ListReplicaGroupsRequest, _md, who) => {
       const { namePrefix } = req;
       const page = paginate(ctx.pageKey, {
@@ -28,14 +33,14 @@ export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): Re
         filters: { namePrefix },
         req,
         // A caller sees the groups it may call (what GetReplicaGroup shows it one by one), no others.
-        items: rgs.list().filter((g) => g.name.startsWith(namePrefix) && (who.role !== 'caller' || mayCall(who, g.name))),
+        items: rgs.list().filter((g) => g.name.startsWith(namePrefix) && (who.role !== 'caller' || mayCall(who, g.name))).map(withoutReplicas),
         sortKey: (g) => g.name,
         sizeOf: (g) => ReplicaGroup.encode(g).finish().length,
       });
       return { groups: page.items, nextPageToken: page.nextPageToken };
     }),
-    scaleReplicaGroup: unary(ctx, 'ScaleReplicaGroup', (req, _md, who) => rgs.scale(req.name, req.replicas, who)),
-    deleteReplicaGroup: unary(ctx, 'DeleteReplicaGroup', (req, _md, who) => rgs.delete(req.name, who)),
+    scaleReplicaGroup: unary(ctx, 'ScaleReplicaGroup', async (req, _md, who) => replicaPage(ctx.pageKey, await rgs.scale(req.name, req.replicas, who), FIRST_PAGE)),
+    deleteReplicaGroup: unary(ctx, 'DeleteReplicaGroup', async (req, _md, who) => replicaPage(ctx.pageKey, await rgs.delete(req.name, who), FIRST_PAGE)),
     watchMembership: serverStream(ctx, 'WatchMembership', async (call) => {
       const abort = new AbortController();
       call.once('cancelled', () => abort.abort());

@@ -433,7 +433,39 @@ export interface ReplicaGroup {
     | AutoscalerMemory
     | undefined;
   /** GetReplicaGroup only (never stored): set for an autoscaled group. */
-  autoscalerView?: AutoscalerView | undefined;
+  autoscalerView?:
+    | AutoscalerView
+    | undefined;
+  /**
+   * API answers only (never stored; docs/replica-groups.md "Replica pages"):
+   * which replicas `replicas` holds, and counts of all of them. An older
+   * head sets none (and sends every replica).
+   */
+  replicaPage?: ReplicaPage | undefined;
+}
+
+/**
+ * `replicas` of a ReplicaGroup answer is one page: GetReplicaGroup's by its
+ * replica_* fields, Apply/Scale/DeleteReplicaGroup the first page of the
+ * unfiltered walk, ListReplicaGroups none.
+ */
+export interface ReplicaPage {
+  /**
+   * Set while more replicas follow: pass it as
+   * GetReplicaGroupRequest.replica_page_token (same filters) to get them.
+   */
+  nextPageToken: string;
+  /**
+   * Every replica of the group (whatever the filters or page), in all and
+   * by state: a summary needs no page.
+   */
+  total: number;
+  byState: { [key: string]: number };
+}
+
+export interface ReplicaPage_ByStateEntry {
+  key: string;
+  value: number;
 }
 
 export interface MemberReplica {
@@ -471,6 +503,19 @@ export interface ApplyReplicaGroupRequest {
 
 export interface GetReplicaGroupRequest {
   name: string;
+  /**
+   * Replica paging: at most `replica_page_size` replicas (0 = 1000, more
+   * than 1000 = 1000; fewer when their bytes would pass 1 MiB with the rest
+   * of the group), oldest first. `replica_page_token` is the
+   * `replica_page.next_page_token` of the previous page of this group with the
+   * same filters; any other is refused (MUSTER_INVALID_ARGUMENT naming
+   * page_token).
+   */
+  replicaPageSize: number;
+  replicaPageToken: string;
+  /** Filters: only replicas in one of these states; only of this revision. */
+  replicaStates: string[];
+  replicaRevision: string;
 }
 
 export interface ListReplicaGroupsRequest {
@@ -487,6 +532,10 @@ export interface ListReplicaGroupsRequest {
 }
 
 export interface ListReplicaGroupsResponse {
+  /**
+   * Without replicas: each carries replica_page (counts, no token)
+   * (GetReplicaGroup pages a group's replicas).
+   */
   groups: ReplicaGroup[];
   /** Set when more items follow: pass it as `page_token` to get them. */
   nextPageToken: string;
@@ -3764,6 +3813,7 @@ function createBaseReplicaGroup(): ReplicaGroup {
     stableSpec: undefined,
     autoscaler: undefined,
     autoscalerView: undefined,
+    replicaPage: undefined,
   };
 }
 
@@ -3807,6 +3857,9 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
     }
     if (message.autoscalerView !== undefined) {
       AutoscalerView.encode(message.autoscalerView, writer.uint32(106).fork()).join();
+    }
+    if (message.replicaPage !== undefined) {
+      ReplicaPage.encode(message.replicaPage, writer.uint32(242).fork()).join();
     }
     return writer;
   },
@@ -3928,6 +3981,14 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
             message.autoscalerView = AutoscalerView.decode(reader, reader.uint32());
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.replicaPage = ReplicaPage.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3975,6 +4036,11 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
         : isSet(object.autoscaler_view)
         ? AutoscalerView.fromJSON(object.autoscaler_view)
         : undefined,
+      replicaPage: isSet(object.replicaPage)
+        ? ReplicaPage.fromJSON(object.replicaPage)
+        : isSet(object.replica_page)
+        ? ReplicaPage.fromJSON(object.replica_page)
+        : undefined,
     };
   },
 
@@ -4018,6 +4084,213 @@ export const ReplicaGroup: MessageFns<ReplicaGroup> = {
     }
     if (message.autoscalerView !== undefined) {
       obj.autoscalerView = AutoscalerView.toJSON(message.autoscalerView);
+    }
+    if (message.replicaPage !== undefined) {
+      obj.replicaPage = ReplicaPage.toJSON(message.replicaPage);
+    }
+    return obj;
+  },
+};
+
+function createBaseReplicaPage(): ReplicaPage {
+  return { nextPageToken: "", total: 0, byState: {} };
+}
+
+export const ReplicaPage: MessageFns<ReplicaPage> = {
+  encode(message: ReplicaPage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nextPageToken !== "") {
+      writer.uint32(10).string(message.nextPageToken);
+    }
+    if (message.total !== 0) {
+      writer.uint32(16).int32(message.total);
+    }
+    globalThis.Object.entries(message.byState).forEach(([key, value]: [string, number]) => {
+      ReplicaPage_ByStateEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaPage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaPage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.total = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = ReplicaPage_ByStateEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.byState[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaPage {
+    return {
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
+      byState: isObject(object.byState)
+        ? (globalThis.Object.entries(object.byState) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.by_state)
+        ? (globalThis.Object.entries(object.by_state) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: ReplicaPage): unknown {
+    const obj: any = {};
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    if (message.total !== 0) {
+      obj.total = Math.round(message.total);
+    }
+    if (message.byState) {
+      const entries = globalThis.Object.entries(message.byState) as [string, number][];
+      if (entries.length > 0) {
+        obj.byState = {};
+        entries.forEach(([k, v]) => {
+          obj.byState[k] = Math.round(v);
+        });
+      }
+    }
+    return obj;
+  },
+};
+
+function createBaseReplicaPage_ByStateEntry(): ReplicaPage_ByStateEntry {
+  return { key: "", value: 0 };
+}
+
+export const ReplicaPage_ByStateEntry: MessageFns<ReplicaPage_ByStateEntry> = {
+  encode(message: ReplicaPage_ByStateEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).int32(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaPage_ByStateEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaPage_ByStateEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaPage_ByStateEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: ReplicaPage_ByStateEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
     }
     return obj;
   },
@@ -4450,13 +4723,25 @@ export const ApplyReplicaGroupRequest: MessageFns<ApplyReplicaGroupRequest> = {
 };
 
 function createBaseGetReplicaGroupRequest(): GetReplicaGroupRequest {
-  return { name: "" };
+  return { name: "", replicaPageSize: 0, replicaPageToken: "", replicaStates: [], replicaRevision: "" };
 }
 
 export const GetReplicaGroupRequest: MessageFns<GetReplicaGroupRequest> = {
   encode(message: GetReplicaGroupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.name !== "") {
       writer.uint32(10).string(message.name);
+    }
+    if (message.replicaPageSize !== 0) {
+      writer.uint32(32).uint32(message.replicaPageSize);
+    }
+    if (message.replicaPageToken !== "") {
+      writer.uint32(42).string(message.replicaPageToken);
+    }
+    for (const v of message.replicaStates) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.replicaRevision !== "") {
+      writer.uint32(58).string(message.replicaRevision);
     }
     return writer;
   },
@@ -4482,6 +4767,38 @@ export const GetReplicaGroupRequest: MessageFns<GetReplicaGroupRequest> = {
             message.name = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.replicaPageSize = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.replicaPageToken = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.replicaStates.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.replicaRevision = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4495,13 +4812,47 @@ export const GetReplicaGroupRequest: MessageFns<GetReplicaGroupRequest> = {
   },
 
   fromJSON(object: any): GetReplicaGroupRequest {
-    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      replicaPageSize: isSet(object.replicaPageSize)
+        ? globalThis.Number(object.replicaPageSize)
+        : isSet(object.replica_page_size)
+        ? globalThis.Number(object.replica_page_size)
+        : 0,
+      replicaPageToken: isSet(object.replicaPageToken)
+        ? globalThis.String(object.replicaPageToken)
+        : isSet(object.replica_page_token)
+        ? globalThis.String(object.replica_page_token)
+        : "",
+      replicaStates: globalThis.Array.isArray(object?.replicaStates)
+        ? object.replicaStates.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.replica_states)
+        ? object.replica_states.map((e: any) => globalThis.String(e))
+        : [],
+      replicaRevision: isSet(object.replicaRevision)
+        ? globalThis.String(object.replicaRevision)
+        : isSet(object.replica_revision)
+        ? globalThis.String(object.replica_revision)
+        : "",
+    };
   },
 
   toJSON(message: GetReplicaGroupRequest): unknown {
     const obj: any = {};
     if (message.name !== "") {
       obj.name = message.name;
+    }
+    if (message.replicaPageSize !== 0) {
+      obj.replicaPageSize = Math.round(message.replicaPageSize);
+    }
+    if (message.replicaPageToken !== "") {
+      obj.replicaPageToken = message.replicaPageToken;
+    }
+    if (message.replicaStates?.length) {
+      obj.replicaStates = message.replicaStates;
+    }
+    if (message.replicaRevision !== "") {
+      obj.replicaRevision = message.replicaRevision;
     }
     return obj;
   },
