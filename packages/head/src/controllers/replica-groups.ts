@@ -96,7 +96,8 @@ export class ReplicaGroupController {
 
   /** Whether `replicaId` is a replica in `group`'s record whose gang has a rank on `node` (who may send its resource reports). */
   private runsOn(gangs: GangsPort, group: string, replicaId: string, node: string): boolean {
-    const gangId = this.groups.get(group)?.rg.replicas.find((r) => r.id === replicaId)?.gangId;
+    const replicas = this.groups.get(group)?.rg.replicas;
+    const gangId = replicas && gangOfReplica(replicas, replicaId);
     if (!gangId) return false;
     try {
       return gangs.get(gangId).ranks.some((r) => r.nodeId === node);
@@ -433,4 +434,17 @@ export function pruneMemory(e: Pick<Entry, 'failures' | 'drainingSince' | 'rg' |
   e.failures = e.failures.filter((t) => t > nowMs - FAILURE_WINDOW_MS).slice(-(replacementBudget(e.spec) + 1));
   const draining = new Set(e.rg.replicas.filter((r) => r.state === 'draining').map((r) => r.id));
   for (const id of e.drainingSince.keys()) if (!draining.has(id)) e.drainingSince.delete(id);
+}
+
+/**
+ * Replica id → gang id of one version of a group's replica list, made once per
+ * version (records are replaced, never edited in place): resource reports
+ * arrive once a second per replica and node, so a scan of the list per
+ * report would cost replicas² a second in a large group.
+ */
+const gangsByReplica = new WeakMap<readonly { id: string; gangId: string }[], Map<string, string>>();
+function gangOfReplica(replicas: readonly { id: string; gangId: string }[], replicaId: string): string | undefined {
+  let byId = gangsByReplica.get(replicas);
+  if (!byId) gangsByReplica.set(replicas, (byId = new Map(replicas.map((r) => [r.id, r.gangId]))));
+  return byId.get(replicaId);
 }
