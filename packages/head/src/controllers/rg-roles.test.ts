@@ -88,13 +88,16 @@ describe('replica group roles: one placement group, one gang', () => {
     expect(pgSpecOf(s, 'r1').topology).toEqual([{ level: 'node', mode: 'preferred' }]);
   });
 
-  it('one gang with the roles in gang order; each role template gets the replica variables', () => {
+  it('one gang with the roles in gang order; only the entry role serves the replica', () => {
     const g = parseGangSpec(gangSpecOf(spec, 'rev1', 'r1', 'pg1', 'muster'));
     expect(g.roles.map((r) => [r.name, r.count, r.tp])).toEqual([['decode', 2, 1], ['prefill', 1, 2]]);
     expect(g.tp).toBe(1);
     expect(g.template.command).toBe('decode');
-    for (const r of g.roles) expect(r.template.env[SHARD_ENV.SUBJECT]).toBe('muster.rg.pd.r1');
-    for (const r of g.roles) expect(r.template.env[SHARD_ENV.HTTP_BRIDGE]).toBe('http');
+    const [entry, other] = g.roles;
+    expect(entry!.template.env[SHARD_ENV.SUBJECT]).toBe('muster.rg.pd.r1');
+    expect(entry!.template.env[SHARD_ENV.HTTP_BRIDGE]).toBe('http');
+    for (const k of [SHARD_ENV.SUBJECT, SHARD_ENV.HTTP_BRIDGE, SHARD_ENV.ENGINE_METRICS]) expect(other!.template.env[k]).toBeUndefined();
+    for (const r of g.roles) expect(r.template.env[SHARD_ENV.REVISION]).toBe('rev1');
   });
 });
 

@@ -19,11 +19,15 @@
  *  - With roles, the group-level `template`, `tp`, `pp` and `resources` stay
  *    unset (refused otherwise): two places for one thing would let them
  *    disagree. `httpPort` names a port of the entry role's template.
- *  - Every role's template gets the replica's variables (subject, revision,
- *    HTTP bridge port name), so each role's ranks know the replica they are in.
+ *  - Every role's template gets the replica's revision and subject prefix, so
+ *    each role's ranks know the replica they are in; only the entry role's get
+ *    what makes a rank the replica's server (MUSTER_SUBJECT, MUSTER_HTTP_BRIDGE,
+ *    MUSTER_ENGINE_METRICS): a decode instance calling serve() must not join
+ *    the replica's queue group. The worker gives the group's NATS credential
+ *    only to a rank that serves on NATS itself (shard-agent.ts).
  */
 import { limitMessage } from '@muster/common';
-import { ROLE_NAME_PATTERN, SPEC_LIMITS, templateBytes } from '@muster/contracts';
+import { ROLE_NAME_PATTERN, SHARD_ENV, SPEC_LIMITS, templateBytes } from '@muster/contracts';
 import type { Bundle, GangRole, ReplicaGroupSpec, ReplicaRole, ShardResources } from '@muster/proto';
 
 const DEFAULT_RESOURCES: ShardResources = { gpus: 0, cpuMillis: 0, memoryBytes: 0, gpuMemoryMib: 0, migProfile: '', custom: {} };
@@ -127,13 +131,17 @@ export function rolesSpanGpus(roles: readonly ReplicaRole[]): boolean {
   return roles.some((r) => r.tp > 1 && (r.resources?.gpus ?? 0) > 0);
 }
 
-/** The gang's roles (gang order), each template with the replica's variables added to its env. */
+/** The replica variables that make a rank the replica's server: the entry role's alone. */
+const ENTRY_ONLY_VARS: readonly string[] = [SHARD_ENV.SUBJECT, SHARD_ENV.HTTP_BRIDGE, SHARD_ENV.ENGINE_METRICS];
+
+/** The gang's roles (gang order), each template with the replica's variables added to its env (the serving ones to the entry's only). */
 export function gangRoles(roles: readonly ReplicaRole[], replicaVars: Record<string, string>): GangRole[] {
-  return gangOrder(roles).map((r) => ({
+  const others = Object.fromEntries(Object.entries(replicaVars).filter(([k]) => !ENTRY_ONLY_VARS.includes(k)));
+  return gangOrder(roles).map((r, i) => ({
     name: r.name,
     count: r.count,
     tp: r.tp,
     pp: r.pp,
-    template: r.template ? { ...r.template, env: { ...r.template.env, ...replicaVars } } : undefined,
+    template: r.template ? { ...r.template, env: { ...r.template.env, ...(i === 0 ? replicaVars : others) } } : undefined,
   }));
 }
