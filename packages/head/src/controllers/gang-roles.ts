@@ -54,6 +54,8 @@ export function parseRoles<T>(roles: readonly GangRole[], base: GangSpec, parseG
     if (seen.has(r.name)) throw invalid(`roles[${i}].name`, `role "${r.name}" is declared twice`);
     seen.add(r.name);
     if (!Number.isInteger(r.count) || r.count < 1 || r.count > SPEC_LIMITS.roleInstances) throw invalid(`roles[${i}].count`, `${r.count} is outside 1 … ${SPEC_LIMITS.roleInstances}`);
+    // Gang rank 0's agent runs the warm-up (gang-spec.ts launchShards): another role's would never run.
+    if (i > 0 && r.template?.warmup?.requests.length) throw invalid(`roles[${i}].template.warmup`, `only the entry role (the gang's first, here ${roles[0]!.name}) warms up: gang rank 0's agent runs the warm-up`);
     let template: T;
     try {
       template = parseGang({ ...base, tp: r.tp, pp: r.pp, template: r.template, roles: [] });

@@ -12,6 +12,7 @@ import { gangSpecOf, parseRgSpec, pgSpecOf, revisionOf } from './rg-spec.js';
 
 const template = (command: string, ports = ['http']): ShardTemplate => ({ command, args: [], env: { WHO: command }, cwd: '', ports: ports.map((name) => ({ name, port: 0 })), readiness: undefined, liveness: undefined });
 const res = (gpus: number) => ({ gpus, cpuMillis: 100, memoryBytes: 0, gpuMemoryMib: 0, migProfile: '', custom: {} });
+const httpWarmup = { requests: [{ kind: 'http', json: '', payload: new Uint8Array(), stream: false, port: 'http', method: 'GET', path: '/', headers: {}, body: '', expectStatus: 0, command: [] }], timeoutMs: 0 };
 const role = (name: string, over: Partial<ReplicaRole> = {}): ReplicaRole => ({ name, count: 1, tp: 1, pp: 1, resources: res(1), template: template(name), entry: false, ...over });
 
 function wire(over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec {
@@ -53,6 +54,7 @@ describe('replica group roles: validation', () => {
     ['too many role instances', { roles: [role('a', { count: 200 }), role('b', { count: 100 })] }, 'roleInstances'],
     ['role templates over one template\'s size together', { roles: [role('a', { template: { ...template('a'), args: ['x'.repeat(300_000)] } }), role('b', { template: { ...template('b'), args: ['y'.repeat(300_000)] } })] }, 'templateBytes'],
     ['a bad port in a role template', { roles: [role('a', { template: { ...template('a'), readiness: { kind: 'http', port: 'nope', path: '/', command: [], periodMs: 0, timeoutMs: 0, failureThreshold: 0 } } })] }, 'roles[0].template.readiness.port'],
+    ['a warm-up on a role that is not the entry', { roles: [role('prefill', { template: { ...template('prefill'), warmup: httpWarmup } }), role('decode', { count: 2, entry: true })] }, 'only the entry role'],
   ])('refuses %s, naming the field', (_why, over, field) => {
     expect(refusal(wire(over as Partial<ReplicaGroupSpec>))).toContain(field);
   });
@@ -144,5 +146,13 @@ describe('gang with roles: rank layout and environment', () => {
     const ranks = plan.ranks.map((r) => ({ rank: r.rank, nodeId: r.nodeId, ports: r.ports, masterPort: r.role?.rank === 0 ? r.role.masterPort : 0 }));
     const used = portsInUse([{ ranks, masterPort: plan.masterPort } as never], nodes);
     for (const r of plan.ranks) if (r.role?.rank === 0) expect(used.get(nodes.get(r.nodeId)!.address)!.has(r.role.masterPort)).toBe(true);
+  });
+});
+
+describe('replica group roles: warm-up', () => {
+  it('the entry role may warm up (gang rank 0 runs it)', () => {
+    const s = parseRgSpec(wire({ roles: [role('prefill'), role('decode', { count: 2, entry: true, template: { ...template('decode'), warmup: httpWarmup } })] }));
+    const g = parseGangSpec(gangSpecOf(s, 'rev1', 'r1', 'pg1', 'muster'));
+    expect(g.roles[0]!.template.warmup?.requests).toHaveLength(1);
   });
 });
