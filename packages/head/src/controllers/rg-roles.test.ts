@@ -51,6 +51,8 @@ describe('replica group roles: validation', () => {
     ['a role without a template', { roles: [role('prefill', { template: undefined })] }, 'roles[0].template'],
     ['too many ranks over the roles', { roles: [role('a', { count: 3, tp: 512 })] }, 'ranksPerReplica'],
     ['a negative resource of a role', { roles: [role('prefill'), role('decode', { entry: true, resources: { ...res(1), cpuMillis: -5 } })] }, 'roles[1].resources'],
+    ['a role asking for more GPUs per rank than the group schema allows', { roles: [role('prefill', { resources: res(100) }), role('decode', { entry: true })] }, 'roles[0].resources.gpus'],
+    ['an unknown resource key of a role', { roles: [role('prefill', { resources: { ...res(1), gpu: 1 } as unknown as ReplicaRole['resources'] }), role('decode', { entry: true })] }, 'roles[0].resources.gpu'],
     ['too many role instances', { roles: [role('a', { count: 200 }), role('b', { count: 100 })] }, 'roleInstances'],
     ['role templates over one template\'s size together', { roles: [role('a', { template: { ...template('a'), args: ['x'.repeat(300_000)] } }), role('b', { template: { ...template('b'), args: ['y'.repeat(300_000)] } })] }, 'templateBytes'],
     ['a bad port in a role template', { roles: [role('a', { template: { ...template('a'), readiness: { kind: 'http', port: 'nope', path: '/', command: [], periodMs: 0, timeoutMs: 0, failureThreshold: 0 } } })] }, 'roles[0].template.readiness.port'],

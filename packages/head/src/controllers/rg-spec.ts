@@ -34,11 +34,14 @@ const counts = z
     if (r.initial < r.min || r.initial > r.max) ctx.issues.push({ code: 'custom', input: r, path: ['initial'], message: `initial ${r.initial} is outside min ${r.min} … max ${r.max}` });
   });
 
+/** Per-rank resources: the group's, or each role's (a role's are its ranks' as the group's are). */
+const resourcesSchema = z.strictObject({ gpus: z.int().min(0).max(64), cpuMillis: z.int().min(0), memoryBytes: z.int().min(0), gpuMemoryMib: z.int().min(0), migProfile: limitedString('refLength'), custom: limitedRecord(z.string(), z.number().min(0), 'customResources', 'labelLength') }, didYouMeanKeys);
+
 const schema = z.strictObject({
   name: z.string().regex(REPLICA_GROUP_NAME_PATTERN, 'must be 1-42 lowercase letters, digits or "-"'),
   tp: z.int().min(1).max(1024),
   pp: z.int().min(1).max(1024),
-  resources: z.strictObject({ gpus: z.int().min(0).max(64), cpuMillis: z.int().min(0), memoryBytes: z.int().min(0), gpuMemoryMib: z.int().min(0), migProfile: limitedString('refLength'), custom: limitedRecord(z.string(), z.number().min(0), 'customResources', 'labelLength') }, didYouMeanKeys),
+  resources: resourcesSchema,
   replicas: counts,
   rollout: z.strictObject({ strategy: z.enum(['rolling', 'canary']), canaryWeight: z.number().min(0).max(1), maxSurge: z.int().min(0).max(100) }, didYouMeanKeys),
   drainDeadlineMs: z.int().min(0).max(3_600_000),
@@ -59,7 +62,8 @@ const schema = z.strictObject({
     onBackPressure: z.boolean(),
   }, didYouMeanKeys).optional(),
   routing: z.unknown(), // rg-routing.ts
-  roles: z.unknown(), // rg-roles.ts
+  // The rest of each role is checked in rg-roles.ts and as the gang it becomes.
+  roles: z.array(z.looseObject({ resources: resourcesSchema })),
 }, didYouMeanKeys);
 
 /** The router's limit of calls in flight per replica for this group (membership carries it to routers). */
