@@ -241,14 +241,14 @@ export function gangSpecOf(s: ValidRgSpec, revision: string, replicaId: string, 
   const prefix = subjectPrefix || DEFAULT_SUBJECT_PREFIX;
   const vars = replicaEnv({ subject: replicaSubject(prefix, s.name, replicaId), revision, subjectPrefix: prefix, httpBridge: s.httpPort, engineMetrics: encodeScrape(engineScrapeOf(s)) });
   const roles = gangRoles(s.roles, vars);
-  // With roles, the gang's own tp, pp and template repeat its first (entry) role's.
-  const t = roles[0]?.template ?? s.template;
+  // With roles, the gang's template, tp and pp are its first (entry) role's (parseGangSpec derives them).
+  const t = s.template;
   return {
     name: `${s.name}-${replicaId}`,
     placementGroup: pgId,
-    tp: roles[0]?.tp ?? s.tp,
-    pp: roles[0]?.pp ?? s.pp,
-    template: t ? { ...t, env: { ...t.env, ...vars } } : undefined,
+    tp: roles.length ? 0 : s.tp,
+    pp: roles.length ? 0 : s.pp,
+    template: t && !roles.length ? { ...t, env: { ...t.env, ...vars } } : undefined,
     roles,
     startup: s.startup,
     logMaxBytes: 0,
