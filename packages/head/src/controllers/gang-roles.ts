@@ -25,9 +25,10 @@
  * probes, sizes, and whatever a template gains later — applies to roles with
  * no copy here), with errors named `roles[i].…`.
  */
-import { ErrorCode, MusterError, isMusterError, limitMessage } from '@muster/common';
+import { ErrorCode, MusterError, limitMessage } from '@muster/common';
 import { rankEnv as contractRankEnv, ROLE_NAME_PATTERN, roleEnv, SPEC_LIMITS, type RoleEndpoint } from '@muster/contracts';
 import type { GangRole, GangSpec, Node, PlacementGroup, ShardLaunch } from '@muster/proto';
+import { gangIssuesOf, gangSpecError } from './gang-issues.js';
 
 /** A role as validated: `T` is the gang parser's template type. */
 export interface ValidGangRole<T> {
@@ -38,7 +39,7 @@ export interface ValidGangRole<T> {
   template: T;
 }
 
-const invalid = (field: string, message: string) => new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: ${field}: ${message}`, { details: { field } });
+const invalid = (field: string, message: string) => gangSpecError([{ path: field, message }]);
 
 /**
  * Validates a gang's roles; `parseGang` validates one role as the gang it
@@ -60,8 +61,9 @@ export function parseRoles<T>(roles: readonly GangRole[], base: GangSpec, parseG
     try {
       template = parseGang({ ...base, tp: r.tp, pp: r.pp, template: r.template, roles: [] });
     } catch (e) {
-      if (!isMusterError(e)) throw e;
-      throw new MusterError(e.code, e.message.replace('invalid gang spec: ', `invalid gang spec: roles[${i}].`), { cause: e });
+      const issues = gangIssuesOf(e);
+      if (!issues) throw e;
+      throw gangSpecError(issues.map((x) => ({ path: x.path ? `roles[${i}].${x.path}` : `roles[${i}]`, message: x.message })), { cause: e });
     }
     ranks += r.count * r.tp * r.pp;
     instances += r.count;

@@ -14,11 +14,12 @@
  * ports the gangs hold (`portsInUse`), which the next layout allocates around.
  */
 import { z } from 'zod';
-import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
+import { ErrorCode, MusterError, didYouMeanKeys, issueLines, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
 import { DEFAULT_STARTUP_DEADLINE_MS, rankEnv as contractRankEnv, SPEC_LIMITS, templateBytes } from '@muster/contracts';
 import type { Gang, GangSpec, Node, PlacementGroup, Probe, ShardLaunch } from '@muster/proto';
 import type { RoleEndpoint } from '@muster/contracts';
 import { checkWarmupAgainst, launchWarmup, warmupInput, warmupSchema } from './gang-warmup.js';
+import { gangSpecError } from './gang-issues.js';
 import { checkRoleBundles, launchRoleShards, parseRoles, planRoleLayout, roleRankEnv, type RoleRank, type ValidGangRole } from './gang-roles.js';
 
 const PORT_NAME = /^[a-z][a-z0-9_]{0,30}$/;
@@ -104,8 +105,8 @@ export function parseGangSpec(w: GangSpec | undefined): ValidGangSpec {
   // With roles, the gang's template, tp and pp are its first (entry) role's: derived, never sent or stored twice.
   const entry = w?.roles?.[0];
   if (entry) {
-    if (w.template) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'invalid gang spec: template: a gang with roles has no gang-level template (each role has its own; the first role\'s is the gang\'s)', { details: { field: 'template' } });
-    if (w.tp > 1 || w.pp > 1) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: ${w.tp > 1 ? 'tp' : 'pp'}: a gang with roles sets tp and pp per role`, { details: { field: w.tp > 1 ? 'tp' : 'pp' } });
+    if (w.template) throw gangSpecError([{ path: 'template', message: 'a gang with roles has no gang-level template (each role has its own; the first role\'s is the gang\'s)' }]);
+    if (w.tp > 1 || w.pp > 1) throw gangSpecError([{ path: w.tp > 1 ? 'tp' : 'pp', message: 'a gang with roles sets tp and pp per role' }]);
   }
   const t = entry ? entry.template : w?.template;
   const probe = (p: Probe | undefined) => (p && p.kind ? { kind: p.kind, port: p.port, path: p.path || '/', command: p.command, periodMs: p.periodMs, timeoutMs: p.timeoutMs, failureThreshold: p.failureThreshold } : undefined);
@@ -133,7 +134,7 @@ export function parseGangSpec(w: GangSpec | undefined): ValidGangSpec {
   const roles = w?.roles?.length ? parseRoles(w.roles, w, (g) => parseGangSpec(g).template) : [];
   const r = gangSpecSchema.safeParse(input);
   if (r.success) return { ...r.data, roles };
-  throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: ${formatIssues(r.error.issues)}`, { details: { fields: r.error.issues.map((i) => i.path.join('.')) } });
+  throw gangSpecError(issueLines(r.error.issues));
 }
 
 /** The spec back on the wire, with defaults spelled out (with roles, template, tp and pp only in the roles). */

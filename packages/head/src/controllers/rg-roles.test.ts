@@ -56,9 +56,18 @@ describe('replica group roles: validation', () => {
     ['too many role instances', { roles: [role('a', { count: 200 }), role('b', { count: 100 })] }, 'roleInstances'],
     ['role templates over one template\'s size together', { roles: [role('a', { template: { ...template('a'), args: ['x'.repeat(300_000)] } }), role('b', { template: { ...template('b'), args: ['y'.repeat(300_000)] } })] }, 'templateBytes'],
     ['a bad port in a role template', { roles: [role('a', { template: { ...template('a'), readiness: { kind: 'http', port: 'nope', path: '/', command: [], periodMs: 0, timeoutMs: 0, failureThreshold: 0 } } })] }, 'roles[0].template.readiness.port'],
-    ['a warm-up on a role that is not the entry', { roles: [role('prefill', { template: { ...template('prefill'), warmup: httpWarmup } }), role('decode', { count: 2, entry: true })] }, 'only the entry role'],
+    ['a warm-up on a role that is not the entry', { roles: [role('prefill', { template: { ...template('prefill'), warmup: httpWarmup } }), role('decode', { count: 2, entry: true })] }, 'roles[0].template.warmup: only the entry role'],
   ])('refuses %s, naming the field', (_why, over, field) => {
     expect(refusal(wire(over as Partial<ReplicaGroupSpec>))).toContain(field);
+  });
+
+  it('names each issue of a role after the entry by its place in the spec, not in the gang', () => {
+    const probe = (port: string) => ({ kind: 'http', port, path: '/', command: [], periodMs: 0, timeoutMs: 0, failureThreshold: 0 });
+    const prefill = role('prefill', { template: { ...template('prefill'), readiness: probe('nope'), liveness: probe('nada') } });
+    const why = refusal(wire({ roles: [prefill, role('decode', { count: 2, entry: true })] }));
+    expect(why).toContain('roles[0].template.readiness.port');
+    expect(why).toContain('roles[0].template.liveness.port');
+    expect(why).not.toContain('roles[1]');
   });
 
   it('a parsed spec parses again to itself (the head parses the stored spec when it loads it)', () => {

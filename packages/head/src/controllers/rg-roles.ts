@@ -94,6 +94,13 @@ export function gangOrder<R extends Pick<ReplicaRole, 'entry'>>(roles: readonly 
   return entry ? [entry, ...roles.filter((r) => r !== entry)] : [];
 }
 
+/** A field path of the replica's gang ("roles[0].template.ports") as the spec's ("roles[1].template.ports"): the gang puts the entry role first. */
+export function specRoleField(roles: readonly ReplicaRole[], path: string): string {
+  const m = /^roles\[(\d+)\]/.exec(path);
+  const role = m ? gangOrder(roles)[Number(m[1])] : undefined;
+  return role ? `roles[${roles.indexOf(role)}]${path.slice(m![0].length)}` : path;
+}
+
 /** One replica's bundles: for each role (gang order), each instance, each PP stage, tp ranks' resources. */
 export function roleBundles(roles: readonly ReplicaRole[]): Bundle[] {
   const out: Bundle[] = [];

@@ -18,7 +18,8 @@ import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_SUBJECT_PREFIX, encodeEngineScrapeConfig
 import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
 import { routingProblems } from './rg-routing.js';
-import { gangRoles, roleBundleField, roleBundles, roleIssues, rolesSpanGpus, rolesWithDefaults } from './rg-roles.js';
+import { gangIssuesOf, gangSpecError } from './gang-issues.js';
+import { gangRoles, roleBundleField, roleBundles, roleIssues, rolesSpanGpus, rolesWithDefaults, specRoleField } from './rg-roles.js';
 import { specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
 import { namedMetricOf, parsePolicy, readsEngine, type AutoscalingPolicy } from '../autoscaler/index.js';
@@ -127,7 +128,9 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
   try {
     parseGangSpec(gangSpecOf(spec, 'check', 'r-check', 'pg-check', undefined));
   } catch (e) {
-    throw new MusterError(ErrorCode.INVALID_ARGUMENT, (e as Error).message.replace('invalid gang spec', 'invalid replica group spec'), { cause: e });
+    const gangIssues = gangIssuesOf(e);
+    if (!gangIssues) throw e;
+    throw gangSpecError(gangIssues.map((i) => ({ ...i, path: specRoleField(spec.roles, i.path) })), { cause: e, prefix: 'invalid replica group spec' });
   }
   // Placement and resources make each replica's placement group: refuse now what its creation would.
   const pg = parsePlacementGroupSpec(specInput(pgSpecOf(spec, 'check')));
