@@ -70,6 +70,12 @@ describe('replica group roles: validation', () => {
     expect(why).not.toContain('roles[1]');
   });
 
+  it('one bound for a role\'s count, the gang\'s (roleInstances), named by the spec\'s order', () => {
+    const why = refusal(wire({ roles: [role('prefill', { count: 300 }), role('decode', { entry: true })] }));
+    expect(why).toContain('roles[0].count: 300 is outside 1 … 256');
+    expect(why).not.toContain('1024');
+  });
+
   it('a parsed spec parses again to itself (the head parses the stored spec when it loads it)', () => {
     const once = parseRgSpec(wire());
     const twice = parseRgSpec(once);
