@@ -85,6 +85,11 @@ describe('gang with roles: one template per role', () => {
     expect(parseGangSpec(stored)).toEqual(spec);
   });
 
+  it('reads a zero count, tp or pp of a role as the default, 1 (proto3 cannot send unset)', () => {
+    const s = parseGangSpec({ ...wire, roles: wire.roles.map((r) => ({ ...r, count: 0, tp: 0, pp: 0 })) });
+    expect(s.roles.map((r) => [r.count, r.tp, r.pp])).toEqual([[1, 1, 1], [1, 1, 1]]);
+  });
+
   it('refuses a gang-level template or tp next to roles', () => {
     expect(refusal({ ...wire, template: template('prefill') })).toContain('template: a gang with roles');
     expect(refusal({ ...wire, tp: 2 })).toContain('tp: a gang with roles');

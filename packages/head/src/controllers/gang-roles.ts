@@ -50,7 +50,9 @@ export function parseRoles<T>(roles: readonly GangRole[], base: GangSpec, parseG
   const seen = new Set<string>();
   let ranks = 0;
   let instances = 0;
-  const out = roles.map((r, i) => {
+  const out = roles.map((wire, i) => {
+    // proto3 cannot tell 0 from unset: a zero count, tp or pp means the default, 1.
+    const r = { ...wire, count: wire.count || 1, tp: wire.tp || 1, pp: wire.pp || 1 };
     if (!ROLE_NAME_PATTERN.test(r.name)) throw invalid(`roles[${i}].name`, `"${r.name}" is not a role name (1-31 lowercase letters or digits, starting with a letter)`);
     if (seen.has(r.name)) throw invalid(`roles[${i}].name`, `role "${r.name}" is declared twice`);
     seen.add(r.name);
