@@ -26,7 +26,7 @@
  * no copy here), with errors named `roles[i].…`.
  */
 import { ErrorCode, MusterError, limitMessage } from '@muster/common';
-import { rankEnv as contractRankEnv, ROLE_NAME_PATTERN, roleEnv, SPEC_LIMITS, type RoleEndpoint } from '@muster/contracts';
+import { rankEnv as contractRankEnv, rankRoleEnv, ROLE_NAME_PATTERN, sharedRoleEnv, SPEC_LIMITS, type RoleEndpoint } from '@muster/contracts';
 import type { GangRole, GangSpec, Node, PlacementGroup, ShardLaunch } from '@muster/proto';
 import { gangIssuesOf, gangSpecError } from './gang-issues.js';
 
@@ -150,7 +150,7 @@ export interface PortLedger {
 type Ports = readonly { name: string; port: number }[];
 
 /** The ranks of every role instance on the group's bundles, with ports and one rendezvous port per instance. */
-export function planRoleLayout<T extends { ports: Ports }>(roles: readonly ValidGangRole<T>[], pg: PlacementGroup, ledger: PortLedger): { ranks: RoleRankPlan[]; masterAddr: string; masterPort: number; endpoints: RoleEndpoint[] } {
+export function planRoleLayout<T extends { ports: Ports }>(roles: readonly ValidGangRole<T>[], pg: PlacementGroup, ledger: PortLedger): { ranks: RoleRankPlan[]; masterAddr: string; masterPort: number; endpoints: RoleEndpoint[]; roleEnv: Readonly<Record<string, string>> } {
   checkRoleBundles(roles, pg);
   const { nodes, used, range } = ledger;
   const taken = (nodeId: string) => {
@@ -201,7 +201,8 @@ export function planRoleLayout<T extends { ports: Ports }>(roles: readonly Valid
     endpoints.push({ role: role.name, index: inst.index, host: masterAddr, ports: first.ports });
     ranks.push(...mine);
   }
-  return { ranks, masterAddr: ranks[0]!.role.masterAddr, masterPort: ranks[0]!.role.masterPort, endpoints };
+  // Every rank shares MUSTER_ROLES and the addresses: built once here, not once per rank.
+  return { ranks, masterAddr: ranks[0]!.role.masterAddr, masterPort: ranks[0]!.role.masterPort, endpoints, roleEnv: sharedRoleEnv(roles.map((r) => r.name), endpoints) };
 }
 
 /** Who a rank's gang is, for its environment. */
@@ -212,12 +213,12 @@ export interface GangIds {
   attempt: number;
 }
 
-/** The environment of a rank of a gang with roles: its role's template env, its instance's world, the role variables. */
-export function roleRankEnv(ids: GangIds, templateEnv: Record<string, string>, endpoints: readonly RoleEndpoint[], r: Omit<RoleRankPlan, 'role'>, role: RoleRank): Record<string, string> {
+/** The environment of a rank of a gang with roles: its role's template env, its instance's world, the role variables (`shared`: the layout's roleEnv). */
+export function roleRankEnv(ids: GangIds, templateEnv: Record<string, string>, shared: Readonly<Record<string, string>>, r: Omit<RoleRankPlan, 'role'>, role: RoleRank): Record<string, string> {
   return {
     ...templateEnv,
     ...contractRankEnv({ ...r, ...ids, rank: role.rank, worldSize: role.tp * role.pp, masterAddr: role.masterAddr, masterPort: role.masterPort, tpSize: role.tp, ppSize: role.pp }),
-    ...roleEnv({ role: role.name, index: role.index, count: role.count, roles: [...new Set(endpoints.map((e) => e.role))], endpoints }),
+    ...rankRoleEnv({ role: role.name, index: role.index, count: role.count }, shared),
   };
 }
 

@@ -188,6 +188,8 @@ export interface LayoutPlan {
   masterPort: number;
   /** A gang with roles: every role instance's first rank. */
   endpoints?: RoleEndpoint[];
+  /** A gang with roles: the role variables every rank shares (MUSTER_ROLES, MUSTER_ROLE_ADDR_*), built once per layout. */
+  roleEnv?: Readonly<Record<string, string>>;
 }
 
 export interface PortRange {
@@ -277,7 +279,7 @@ export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: NodeL
 
 /** The environment contract of one rank (BRIEF.md), over the template's env. */
 export function rankEnv(spec: ValidGangSpec, gangId: string, attempt: number, plan: LayoutPlan, r: RankPlan): Record<string, string> {
-  if (r.role) return roleRankEnv({ replicaId: spec.replicaId || gangId, group: spec.replicaGroup || spec.name, gangId, attempt }, spec.template.env, plan.endpoints ?? [], r, r.role);
+  if (r.role) return roleRankEnv({ replicaId: spec.replicaId || gangId, group: spec.replicaGroup || spec.name, gangId, attempt }, spec.template.env, plan.roleEnv ?? {}, r, r.role);
   return {
     ...spec.template.env,
     ...contractRankEnv({

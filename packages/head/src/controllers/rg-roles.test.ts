@@ -129,6 +129,13 @@ describe('gang with roles: rank layout and environment', () => {
   const nodes = new Map([['n1', { nodeId: 'n1', address: '10.0.0.1' } as Node], ['n2', { nodeId: 'n2', address: '10.0.0.2' } as Node]]);
   const plan = planLayout(gangSpec, pg, nodes, new Map(), { first: 30_000, last: 30_100 });
 
+  it('builds the role variables every rank shares once per layout', () => {
+    expect(plan.roleEnv?.[SHARD_ENV.ROLES]).toBe('decode,prefill');
+    expect(plan.roleEnv?.[SHARD_ENV.ROLE]).toBeUndefined(); // a rank's own role is its own
+    const env = launchShards(gangSpec, 'g1', 1, { ...plan, roleEnv: { ...plan.roleEnv, [SHARD_ENV.ROLES]: 'marker' } }, 'n1')[0]!.env;
+    expect(env[SHARD_ENV.ROLES]).toBe('marker'); // taken from the layout, not rebuilt per rank
+  });
+
   it('numbers gang ranks role by role; tp/pp ranks are the instance\'s', () => {
     expect(plan.ranks.map((r) => [r.rank, r.role?.name, r.role?.index, r.role?.rank, r.nodeId, r.cudaVisibleDevices])).toEqual([
       [0, 'decode', 0, 0, 'n1', '0'],
