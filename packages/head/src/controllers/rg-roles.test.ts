@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { Node, PlacementGroup, ReplicaGroupSpec, ReplicaRole, ShardTemplate } from '@muster/proto';
 import { readRoleEnv, readShardEnv, SHARD_ENV } from '@muster/contracts';
 import { launchShards, parseGangSpec, planLayout, portsInUse } from './gang-spec.js';
+import { appliedRecord } from './rg-records.js';
 import { gangSpecOf, parseRgSpec, pgSpecOf, revisionOf } from './rg-spec.js';
 
 const template = (command: string, ports = ['http']): ShardTemplate => ({ command, args: [], env: { WHO: command }, cwd: '', ports: ports.map((name) => ({ name, port: 0 })), readiness: undefined, liveness: undefined });
@@ -178,5 +179,19 @@ describe('replica group roles: warm-up', () => {
     const s = parseRgSpec(wire({ roles: [role('prefill'), role('decode', { count: 2, entry: true, template: { ...template('decode'), warmup: httpWarmup } })] }));
     const g = parseGangSpec(gangSpecOf(s, 'rev1', 'r1', 'pg1', 'muster'));
     expect(g.roles[0]!.template.warmup?.requests).toHaveLength(1);
+  });
+});
+
+describe('replica group roles: engine metrics', () => {
+  const autoscaling = (metric: string) => ({ metric, target: 5, upscaleDelayMs: 0, downscaleDelayMs: 0, maxStep: 0, tolerance: 0, scaleToZeroAfterMs: 0, lookbackMs: 0, floors: [], metrics: [] });
+
+  it('an apply autoscaled on an engine metric notes that only the entry role\'s engine is scraped', () => {
+    const s = parseRgSpec(wire({ autoscaling: autoscaling('engine-waiting') }));
+    expect(appliedRecord(undefined, s, 0).event.message).toContain('engine-waiting reads the engine metrics of the entry role decode only');
+  });
+
+  it('no note for a policy that does not read the engine', () => {
+    const s = parseRgSpec(wire({ autoscaling: autoscaling('ongoing') }));
+    expect(appliedRecord(undefined, s, 0).event.message).not.toContain('note:');
   });
 });

@@ -163,6 +163,19 @@ function overflowProblems(s: ValidRgSpec): string[] {
 }
 
 /** An `engine-*` policy needs an engine to scrape, and a named metric must be one the worker reports (each of `metrics`). */
+/**
+ * What an apply of `s` should tell its caller without refusing it ('' when
+ * nothing): a group with roles autoscaled on engine metrics scales on the
+ * entry role's engine only (gang rank 0's, the one the worker scrapes).
+ */
+export function rolesEngineNote(s: ValidRgSpec): string {
+  if (!s.roles.length || !s.autoscaling) return '';
+  const engine = (policyOf(s)?.metrics ?? []).map((m) => m.metric).filter(readsEngine);
+  if (!engine.length) return '';
+  const entry = s.roles.find((r) => r.entry) ?? s.roles[0]!;
+  return `note: ${engine.join(', ')} read${engine.length > 1 ? '' : 's'} the engine metrics of the entry role ${entry.name} only (gang rank 0); the other roles' engines are not scraped`;
+}
+
 function checkEngineMetric(p: AutoscalingPolicy, s: ValidRgSpec): void {
   p.metrics.forEach(({ metric }, i) => {
     if (!readsEngine(metric)) return;
