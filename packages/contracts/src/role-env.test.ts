@@ -1,6 +1,6 @@
 /** The role variables round-trip: what the head writes (roleEnv) is what a rank reads (readRoleEnv). */
 import { describe, expect, it } from 'vitest';
-import { readRoleEnv, roleAddrVar, roleEnv } from './role-env.js';
+import { rankRoleEnv, readRoleEnv, roleAddrVar, roleEnv, sharedRoleEnv } from './role-env.js';
 import { SHARD_ENV } from './shard-env.js';
 
 describe('role environment', () => {
@@ -19,6 +19,12 @@ describe('role environment', () => {
     expect(env[roleAddrVar('prefill', 'http')]).toBe('10.0.0.1:30001');
     expect(env[SHARD_ENV.ROLE]).toBe('decode');
     expect(env[SHARD_ENV.ROLES]).toBe('prefill,decode');
+  });
+
+  it('is a rank\'s own variables over the gang\'s shared ones', () => {
+    const shared = sharedRoleEnv(['prefill', 'decode'], [{ role: 'prefill', index: 0, host: '10.0.0.1', ports: { http: 30_001 } }]);
+    expect(shared[SHARD_ENV.ROLE]).toBeUndefined();
+    expect(rankRoleEnv({ role: 'prefill', index: 0, count: 1 }, shared)).toEqual({ ...shared, [SHARD_ENV.ROLE]: 'prefill', [SHARD_ENV.ROLE_INDEX]: '0', [SHARD_ENV.ROLE_COUNT]: '1' });
   });
 
   it('reads back what it wrote (a port name with "_" included); no MUSTER_ROLE, no roles', () => {

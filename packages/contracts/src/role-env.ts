@@ -43,15 +43,14 @@ export interface RoleEnvInput {
   endpoints: readonly RoleEndpoint[];
 }
 
-/** The role variables of one rank (the head writes them next to rankEnv's). */
-export function roleEnv(r: RoleEnvInput): Record<string, string> {
-  const env: Record<string, string> = {
-    [SHARD_ENV.ROLE]: r.role,
-    [SHARD_ENV.ROLE_INDEX]: String(r.index),
-    [SHARD_ENV.ROLE_COUNT]: String(r.count),
-    [SHARD_ENV.ROLES]: r.roles.join(','),
-  };
-  const sorted = [...r.endpoints].sort((a, b) => a.index - b.index);
+/**
+ * The role variables every rank of a gang shares: MUSTER_ROLES and every
+ * MUSTER_ROLE_ADDR_*. The head builds them once per layout (they cost
+ * instances × ports) and hands the same object to each rank's rankRoleEnv.
+ */
+export function sharedRoleEnv(roles: readonly string[], endpoints: readonly RoleEndpoint[]): Readonly<Record<string, string>> {
+  const env: Record<string, string> = { [SHARD_ENV.ROLES]: roles.join(',') };
+  const sorted = [...endpoints].sort((a, b) => a.index - b.index);
   for (const e of sorted) {
     for (const [port, n] of Object.entries(e.ports)) {
       const name = roleAddrVar(e.role, port);
@@ -59,6 +58,16 @@ export function roleEnv(r: RoleEnvInput): Record<string, string> {
     }
   }
   return env;
+}
+
+/** One rank's role variables: its own role and instance over the gang's shared ones (sharedRoleEnv). */
+export function rankRoleEnv(r: Pick<RoleEnvInput, 'role' | 'index' | 'count'>, shared: Readonly<Record<string, string>>): Record<string, string> {
+  return { ...shared, [SHARD_ENV.ROLE]: r.role, [SHARD_ENV.ROLE_INDEX]: String(r.index), [SHARD_ENV.ROLE_COUNT]: String(r.count) };
+}
+
+/** The role variables of one rank (the head writes them next to rankEnv's). */
+export function roleEnv(r: RoleEnvInput): Record<string, string> {
+  return rankRoleEnv(r, sharedRoleEnv(r.roles, r.endpoints));
 }
 
 /** A rank's view of its role (undefined: the rank's gang has no roles). */

@@ -19,13 +19,17 @@ import type { ProbeSpec, ProbeTiming, ShardStatus, ShardSupervisor } from './sha
 import { warmupOf } from './shards/warmup.js';
 
 /**
- * A rank's environment: the launch order's, with the test kit's run tag. An
- * HTTP-bridged rank does not speak NATS (the agent's bridge does, as the
- * group's user): it does not get the group's NATS credential.
+ * A rank's environment: the launch order's, with the test kit's run tag. Only
+ * a rank that serves on NATS itself keeps the group's NATS credential: one of
+ * an HTTP group (MUSTER_HTTP_BRIDGE set, whether or not this rank's port
+ * resolves) does not speak NATS (the agent's bridge does, as the group's
+ * user), and a rank without MUSTER_SUBJECT (a non-entry role) serves nothing.
+ * The launch order keeps it: the agent's bridge and resource reporter read it
+ * there.
  */
-function rankEnv(env: Record<string, string>, testRun: string | undefined): Record<string, string> {
+export function rankEnv(env: Record<string, string>, testRun: string | undefined): Record<string, string> {
   const out: Record<string, string> = testRun ? { ...env, [SHARD_ENV.TEST_RUN]: testRun } : { ...env };
-  if (httpBridgePort(env) > 0) for (const k of NATS_SECRET_ENV) delete out[k];
+  if (env[SHARD_ENV.HTTP_BRIDGE] || !env[SHARD_ENV.SUBJECT]) for (const k of NATS_SECRET_ENV) delete out[k];
   return out;
 }
 

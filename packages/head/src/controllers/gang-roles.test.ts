@@ -9,11 +9,12 @@ import { describe, expect, it } from 'vitest';
 import { GangState as G, PlacementGroupState as P, type Gang, type GangSpec, type Node, type PlacementGroup, type ShardTemplate } from '@muster/proto';
 import { planGang, type GangContext } from './gang-plan.js';
 import { parseGangSpec, portsInUse, wireGangSpec } from './gang-spec.js';
+import { startupBudgetMs } from './gang-warmup.js';
 
 const T0 = 1_000_000;
 const template = (command: string): ShardTemplate => ({ command, args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined });
 const wire: GangSpec = {
-  name: 'pd-r1', placementGroup: 'pg1', tp: 2, pp: 1, template: template('prefill'), logMaxBytes: 0, replicaGroup: 'pd', replicaId: 'r1',
+  name: 'pd-r1', placementGroup: 'pg1', tp: 0, pp: 0, template: undefined, logMaxBytes: 0, replicaGroup: 'pd', replicaId: 'r1',
   startup: { deadlineMs: 10_000, maxRestarts: 2, backoffInitialMs: 1_000, backoffMaxMs: 3_000, gracePeriodMs: 0 },
   roles: [{ name: 'prefill', count: 1, tp: 2, pp: 1, template: template('prefill') }, { name: 'decode', count: 2, tp: 1, pp: 1, template: template('decode') }],
 };
@@ -64,5 +65,40 @@ describe('gang planner with roles', () => {
     const failed = planGang({ gang: g, spec, moving: false }, report(g, 3, 'exited', { exitCode: 1 }), ctx);
     expect(G[failed.gang.state]).toBe('GANG_STATE_RESTARTING');
     expect(failed.actions.filter((a) => a.type === 'stop').map((a) => (a.type === 'stop' ? a.nodeId : '')).sort()).toEqual(['n1', 'n2']);
+  });
+});
+
+describe('gang with roles: one template per role', () => {
+  const refusal = (w: GangSpec) => {
+    try {
+      parseGangSpec(w);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    throw new Error('accepted');
+  };
+
+  it('derives the gang\'s template, tp and pp from its first role, and stores them only there', () => {
+    expect([spec.template.command, spec.tp, spec.pp]).toEqual(['prefill', 2, 1]);
+    const stored = wireGangSpec(spec);
+    expect([stored.template, stored.tp, stored.pp]).toEqual([undefined, 0, 0]);
+    expect(parseGangSpec(stored)).toEqual(spec);
+  });
+
+  it('reads a zero count, tp or pp of a role as the default, 1 (proto3 cannot send unset)', () => {
+    const s = parseGangSpec({ ...wire, roles: wire.roles.map((r) => ({ ...r, count: 0, tp: 0, pp: 0 })) });
+    expect(s.roles.map((r) => [r.count, r.tp, r.pp])).toEqual([[1, 1, 1], [1, 1, 1]]);
+  });
+
+  it('refuses a gang-level template or tp next to roles', () => {
+    expect(refusal({ ...wire, template: template('prefill') })).toContain('template: a gang with roles');
+    expect(refusal({ ...wire, tp: 2 })).toContain('tp: a gang with roles');
+  });
+
+  it('the startup budget counts the first role\'s warm-up timeout', () => {
+    const warmup = { requests: [{ kind: 'http', json: '', payload: new Uint8Array(), stream: false, port: 'http', method: 'GET', path: '/', headers: {}, body: '', expectStatus: 0, command: [] }], timeoutMs: 60_000 };
+    const first = wire.roles[0]!;
+    const s = parseGangSpec({ ...wire, roles: [{ ...first, template: { ...first.template!, warmup } }, ...wire.roles.slice(1)] });
+    expect(startupBudgetMs(s)).toBe(10_000 + 60_000);
   });
 });

@@ -25,9 +25,10 @@
  * probes, sizes, and whatever a template gains later — applies to roles with
  * no copy here), with errors named `roles[i].…`.
  */
-import { ErrorCode, MusterError, isMusterError, limitMessage } from '@muster/common';
-import { rankEnv as contractRankEnv, ROLE_NAME_PATTERN, roleEnv, SPEC_LIMITS, type RoleEndpoint } from '@muster/contracts';
+import { ErrorCode, MusterError, limitMessage } from '@muster/common';
+import { rankEnv as contractRankEnv, rankRoleEnv, ROLE_NAME_PATTERN, sharedRoleEnv, SPEC_LIMITS, type RoleEndpoint } from '@muster/contracts';
 import type { GangRole, GangSpec, Node, PlacementGroup, ShardLaunch } from '@muster/proto';
+import { gangIssuesOf, gangSpecError } from './gang-issues.js';
 
 /** A role as validated: `T` is the gang parser's template type. */
 export interface ValidGangRole<T> {
@@ -38,7 +39,7 @@ export interface ValidGangRole<T> {
   template: T;
 }
 
-const invalid = (field: string, message: string) => new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: ${field}: ${message}`, { details: { field } });
+const invalid = (field: string, message: string) => gangSpecError([{ path: field, message }]);
 
 /**
  * Validates a gang's roles; `parseGang` validates one role as the gang it
@@ -49,17 +50,22 @@ export function parseRoles<T>(roles: readonly GangRole[], base: GangSpec, parseG
   const seen = new Set<string>();
   let ranks = 0;
   let instances = 0;
-  const out = roles.map((r, i) => {
+  const out = roles.map((wire, i) => {
+    // proto3 cannot tell 0 from unset: a zero count, tp or pp means the default, 1.
+    const r = { ...wire, count: wire.count || 1, tp: wire.tp || 1, pp: wire.pp || 1 };
     if (!ROLE_NAME_PATTERN.test(r.name)) throw invalid(`roles[${i}].name`, `"${r.name}" is not a role name (1-31 lowercase letters or digits, starting with a letter)`);
     if (seen.has(r.name)) throw invalid(`roles[${i}].name`, `role "${r.name}" is declared twice`);
     seen.add(r.name);
     if (!Number.isInteger(r.count) || r.count < 1 || r.count > SPEC_LIMITS.roleInstances) throw invalid(`roles[${i}].count`, `${r.count} is outside 1 … ${SPEC_LIMITS.roleInstances}`);
+    // Gang rank 0's agent runs the warm-up (gang-spec.ts launchShards): another role's would never run.
+    if (i > 0 && r.template?.warmup?.requests.length) throw invalid(`roles[${i}].template.warmup`, `only the entry role (the gang's first, here ${roles[0]!.name}) warms up: gang rank 0's agent runs the warm-up`);
     let template: T;
     try {
       template = parseGang({ ...base, tp: r.tp, pp: r.pp, template: r.template, roles: [] });
     } catch (e) {
-      if (!isMusterError(e)) throw e;
-      throw new MusterError(e.code, e.message.replace('invalid gang spec: ', `invalid gang spec: roles[${i}].`), { cause: e });
+      const issues = gangIssuesOf(e);
+      if (!issues) throw e;
+      throw gangSpecError(issues.map((x) => ({ path: x.path ? `roles[${i}].${x.path}` : `roles[${i}]`, message: x.message })), { cause: e });
     }
     ranks += r.count * r.tp * r.pp;
     instances += r.count;
@@ -144,7 +150,7 @@ export interface PortLedger {
 type Ports = readonly { name: string; port: number }[];
 
 /** The ranks of every role instance on the group's bundles, with ports and one rendezvous port per instance. */
-export function planRoleLayout<T extends { ports: Ports }>(roles: readonly ValidGangRole<T>[], pg: PlacementGroup, ledger: PortLedger): { ranks: RoleRankPlan[]; masterAddr: string; masterPort: number; endpoints: RoleEndpoint[] } {
+export function planRoleLayout<T extends { ports: Ports }>(roles: readonly ValidGangRole<T>[], pg: PlacementGroup, ledger: PortLedger): { ranks: RoleRankPlan[]; masterAddr: string; masterPort: number; endpoints: RoleEndpoint[]; roleEnv: Readonly<Record<string, string>> } {
   checkRoleBundles(roles, pg);
   const { nodes, used, range } = ledger;
   const taken = (nodeId: string) => {
@@ -195,7 +201,8 @@ export function planRoleLayout<T extends { ports: Ports }>(roles: readonly Valid
     endpoints.push({ role: role.name, index: inst.index, host: masterAddr, ports: first.ports });
     ranks.push(...mine);
   }
-  return { ranks, masterAddr: ranks[0]!.role.masterAddr, masterPort: ranks[0]!.role.masterPort, endpoints };
+  // Every rank shares MUSTER_ROLES and the addresses: built once here, not once per rank.
+  return { ranks, masterAddr: ranks[0]!.role.masterAddr, masterPort: ranks[0]!.role.masterPort, endpoints, roleEnv: sharedRoleEnv(roles.map((r) => r.name), endpoints) };
 }
 
 /** Who a rank's gang is, for its environment. */
@@ -206,12 +213,12 @@ export interface GangIds {
   attempt: number;
 }
 
-/** The environment of a rank of a gang with roles: its role's template env, its instance's world, the role variables. */
-export function roleRankEnv(ids: GangIds, templateEnv: Record<string, string>, endpoints: readonly RoleEndpoint[], r: Omit<RoleRankPlan, 'role'>, role: RoleRank): Record<string, string> {
+/** The environment of a rank of a gang with roles: its role's template env, its instance's world, the role variables (`shared`: the layout's roleEnv). */
+export function roleRankEnv(ids: GangIds, templateEnv: Record<string, string>, shared: Readonly<Record<string, string>>, r: Omit<RoleRankPlan, 'role'>, role: RoleRank): Record<string, string> {
   return {
     ...templateEnv,
     ...contractRankEnv({ ...r, ...ids, rank: role.rank, worldSize: role.tp * role.pp, masterAddr: role.masterAddr, masterPort: role.masterPort, tpSize: role.tp, ppSize: role.pp }),
-    ...roleEnv({ role: role.name, index: role.index, count: role.count, roles: [...new Set(endpoints.map((e) => e.role))], endpoints }),
+    ...rankRoleEnv({ role: role.name, index: role.index, count: role.count }, shared),
   };
 }
 

@@ -14,11 +14,12 @@
  * ports the gangs hold (`portsInUse`), which the next layout allocates around.
  */
 import { z } from 'zod';
-import { ErrorCode, MusterError, didYouMeanKeys, formatIssues, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
+import { ErrorCode, MusterError, didYouMeanKeys, issueLines, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
 import { DEFAULT_STARTUP_DEADLINE_MS, rankEnv as contractRankEnv, SPEC_LIMITS, templateBytes } from '@muster/contracts';
 import type { Gang, GangSpec, Node, PlacementGroup, Probe, ShardLaunch } from '@muster/proto';
 import type { RoleEndpoint } from '@muster/contracts';
 import { checkWarmupAgainst, launchWarmup, warmupInput, warmupSchema } from './gang-warmup.js';
+import { gangSpecError } from './gang-issues.js';
 import { checkRoleBundles, launchRoleShards, parseRoles, planRoleLayout, roleRankEnv, type RoleRank, type ValidGangRole } from './gang-roles.js';
 
 const PORT_NAME = /^[a-z][a-z0-9_]{0,30}$/;
@@ -101,13 +102,19 @@ export type ValidGangSpec = z.output<typeof gangSpecSchema> & { roles: ValidGang
 
 /** Validates a wire spec (proto3 zero values = defaults); errors name the field. */
 export function parseGangSpec(w: GangSpec | undefined): ValidGangSpec {
-  const t = w?.template;
+  // With roles, the gang's template, tp and pp are its first (entry) role's: derived, never sent or stored twice.
+  const entry = w?.roles?.[0];
+  if (entry) {
+    if (w.template) throw gangSpecError([{ path: 'template', message: 'a gang with roles has no gang-level template (each role has its own; the first role\'s is the gang\'s)' }]);
+    if (w.tp > 1 || w.pp > 1) throw gangSpecError([{ path: w.tp > 1 ? 'tp' : 'pp', message: 'a gang with roles sets tp and pp per role' }]);
+  }
+  const t = entry ? entry.template : w?.template;
   const probe = (p: Probe | undefined) => (p && p.kind ? { kind: p.kind, port: p.port, path: p.path || '/', command: p.command, periodMs: p.periodMs, timeoutMs: p.timeoutMs, failureThreshold: p.failureThreshold } : undefined);
   const input = {
     name: w?.name ?? '',
     placementGroup: w?.placementGroup ?? '',
-    tp: w?.tp ?? 0,
-    pp: w?.pp ?? 0,
+    tp: entry ? entry.tp || 1 : w?.tp ?? 0,
+    pp: entry ? entry.pp || 1 : w?.pp ?? 0,
     template: {
       command: t?.command ?? '',
       args: t?.args ?? [],
@@ -123,22 +130,23 @@ export function parseGangSpec(w: GangSpec | undefined): ValidGangSpec {
     replicaGroup: w?.replicaGroup ?? '',
     replicaId: w?.replicaId ?? '',
   };
-  // Roles first: with roles, the gang's own template repeats its first role's, whose errors name the role.
+  // Roles first: the gang's own template is its first role's, whose errors name the role.
   const roles = w?.roles?.length ? parseRoles(w.roles, w, (g) => parseGangSpec(g).template) : [];
   const r = gangSpecSchema.safeParse(input);
   if (r.success) return { ...r.data, roles };
-  throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: ${formatIssues(r.error.issues)}`, { details: { fields: r.error.issues.map((i) => i.path.join('.')) } });
+  throw gangSpecError(issueLines(r.error.issues));
 }
 
-/** The spec back on the wire, with defaults spelled out. */
+/** The spec back on the wire, with defaults spelled out (with roles, template, tp and pp only in the roles). */
 export function wireGangSpec(s: ValidGangSpec): GangSpec {
   const probe = (p: ValidGangSpec['template']['readiness']): Probe | undefined => (p ? { ...p } : undefined);
+  const roles = s.roles.length > 0;
   return {
     name: s.name,
     placementGroup: s.placementGroup,
-    tp: s.tp,
-    pp: s.pp,
-    template: { ...s.template, readiness: probe(s.template.readiness), liveness: probe(s.template.liveness), warmup: launchWarmup(s.template.warmup, {}) },
+    tp: roles ? 0 : s.tp,
+    pp: roles ? 0 : s.pp,
+    template: roles ? undefined : { ...s.template, readiness: probe(s.template.readiness), liveness: probe(s.template.liveness), warmup: launchWarmup(s.template.warmup, {}) },
     startup: s.startup,
     logMaxBytes: s.logMaxBytes,
     replicaGroup: s.replicaGroup,
@@ -180,6 +188,8 @@ export interface LayoutPlan {
   masterPort: number;
   /** A gang with roles: every role instance's first rank. */
   endpoints?: RoleEndpoint[];
+  /** A gang with roles: the role variables every rank shares (MUSTER_ROLES, MUSTER_ROLE_ADDR_*), built once per layout. */
+  roleEnv?: Readonly<Record<string, string>>;
 }
 
 export interface PortRange {
@@ -269,7 +279,7 @@ export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: NodeL
 
 /** The environment contract of one rank (BRIEF.md), over the template's env. */
 export function rankEnv(spec: ValidGangSpec, gangId: string, attempt: number, plan: LayoutPlan, r: RankPlan): Record<string, string> {
-  if (r.role) return roleRankEnv({ replicaId: spec.replicaId || gangId, group: spec.replicaGroup || spec.name, gangId, attempt }, spec.template.env, plan.endpoints ?? [], r, r.role);
+  if (r.role) return roleRankEnv({ replicaId: spec.replicaId || gangId, group: spec.replicaGroup || spec.name, gangId, attempt }, spec.template.env, plan.roleEnv ?? {}, r, r.role);
   return {
     ...spec.template.env,
     ...contractRankEnv({

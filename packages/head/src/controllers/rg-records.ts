@@ -15,7 +15,7 @@
 import type { Identity } from '@muster/contracts';
 import type { AutoscalerMemory, MetricMemory, ReplicaGroup } from '@muster/proto';
 import type { AutoscalerState, Decision, MetricTimers } from '../autoscaler/index.js';
-import { revisionOf, type ValidRgSpec } from './rg-spec.js';
+import { revisionOf, rolesEngineNote, type ValidRgSpec } from './rg-spec.js';
 
 /** An event written in the same transaction as the record. */
 export interface RecordEvent {
@@ -37,8 +37,16 @@ export interface NextRecord {
   event: RecordEvent;
 }
 
-/** What apply stores: a new group, or the group under `spec` (and the stable spec a canary keeps). */
-export function appliedRecord(current: { rg: ReplicaGroup; spec: ValidRgSpec; stableSpec: ValidRgSpec | undefined } | undefined, spec: ValidRgSpec, nowMs: number): NextRecord & { stableSpec: ValidRgSpec | undefined } {
+type Current = { rg: ReplicaGroup; spec: ValidRgSpec; stableSpec: ValidRgSpec | undefined } | undefined;
+
+/** What apply stores: a new group, or the group under `spec` (and the stable spec a canary keeps); its event carries the spec's note, if any. */
+export function appliedRecord(current: Current, spec: ValidRgSpec, nowMs: number): NextRecord & { stableSpec: ValidRgSpec | undefined } {
+  const next = applied(current, spec, nowMs);
+  const note = rolesEngineNote(spec);
+  return note ? { ...next, event: { ...next.event, message: `${next.event.message}; ${note}` } } : next;
+}
+
+function applied(current: Current, spec: ValidRgSpec, nowMs: number): NextRecord & { stableSpec: ValidRgSpec | undefined } {
   const revision = revisionOf(spec);
   if (!current) {
     const rg: ReplicaGroup = {

@@ -19,11 +19,15 @@
  *  - With roles, the group-level `template`, `tp`, `pp` and `resources` stay
  *    unset (refused otherwise): two places for one thing would let them
  *    disagree. `httpPort` names a port of the entry role's template.
- *  - Every role's template gets the replica's variables (subject, revision,
- *    HTTP bridge port name), so each role's ranks know the replica they are in.
+ *  - Every role's template gets the replica's revision and subject prefix, so
+ *    each role's ranks know the replica they are in; only the entry role's get
+ *    what makes a rank the replica's server (MUSTER_SUBJECT, MUSTER_HTTP_BRIDGE,
+ *    MUSTER_ENGINE_METRICS): a decode instance calling serve() must not join
+ *    the replica's queue group. The worker gives the group's NATS credential
+ *    only to a rank that serves on NATS itself (shard-agent.ts).
  */
 import { limitMessage } from '@muster/common';
-import { ROLE_NAME_PATTERN, SPEC_LIMITS, templateBytes } from '@muster/contracts';
+import { SHARD_ENV, SPEC_LIMITS, templateBytes } from '@muster/contracts';
 import type { Bundle, GangRole, ReplicaGroupSpec, ReplicaRole, ShardResources } from '@muster/proto';
 
 const DEFAULT_RESOURCES: ShardResources = { gpus: 0, cpuMillis: 0, memoryBytes: 0, gpuMemoryMib: 0, migProfile: '', custom: {} };
@@ -42,34 +46,27 @@ export function rolesWithDefaults(roles: readonly ReplicaRole[] | undefined): Re
 }
 
 /**
- * What is wrong with a spec's roles, one message per problem naming the
- * field ("roles[1].name: …"); [] when the spec has none. `w` is the spec as
- * sent (to tell a group-level field that was set from its default).
+ * What is wrong with a spec's roles as a replica group's, one message per
+ * problem naming the field ("roles[1].template: …"); [] when the spec has
+ * none. `w` is the spec as sent (to tell a group-level field that was set
+ * from its default). The rules of a gang's roles (names, counts, Σ count,
+ * ranks, each template) are not repeated here: the replica's gang is parsed
+ * with them (gang-roles.ts parseRoles), its errors named by the spec's order.
  */
 export function roleIssues(w: ReplicaGroupSpec | undefined, roles: readonly ReplicaRole[], httpPort: string): string[] {
   if (roles.length === 0) return [];
   const issues: string[] = [];
-  if (roles.length > SPEC_LIMITS.roles) issues.push(`roles: ${limitMessage('roles', roles.length, 'roles')}`);
   if (w?.template) issues.push('template: a group with roles has no group-level template (each role has its own)');
   // 1 is what a parsed spec holds (the stored one is parsed again on load): only more is a conflict.
   if ((w?.tp ?? 0) > 1 || (w?.pp ?? 0) > 1) issues.push(`${(w?.tp ?? 0) > 1 ? 'tp' : 'pp'}: a group with roles sets tp and pp per role`);
   const r = w?.resources;
   if (r && (r.gpus || r.cpuMillis || r.memoryBytes || r.gpuMemoryMib || r.migProfile || Object.keys(r.custom).length)) issues.push('resources: a group with roles sets resources per role');
-  const seen = new Set<string>();
   roles.forEach((role, i) => {
-    if (!ROLE_NAME_PATTERN.test(role.name)) issues.push(`roles[${i}].name: "${role.name}" is not a role name (1-31 lowercase letters or digits, starting with a letter)`);
-    if (seen.has(role.name)) issues.push(`roles[${i}].name: role "${role.name}" is declared twice`);
-    seen.add(role.name);
-    if (role.count < 0 || role.count > 1024) issues.push(`roles[${i}].count: ${role.count} is outside 1 … 1024`);
     if (!role.template) issues.push(`roles[${i}].template: each role needs a template (command, ports, probes)`);
   });
-  const instances = roles.reduce((n, x) => n + x.count, 0);
-  if (instances > SPEC_LIMITS.roleInstances) issues.push(`roles: Σ count = ${limitMessage('roleInstances', instances, 'role instances')}`);
   // The roles' templates together are what one template may be: the stored spec and each launch order stay the size they were.
   const bytes = roles.reduce((n, x) => n + (x.template ? templateBytes(x.template) : 0), 0);
   if (bytes > SPEC_LIMITS.templateBytes) issues.push(`roles: the roles' commands, args and env together take ${limitMessage('templateBytes', bytes, 'bytes')}`);
-  const ranks = roles.reduce((n, x) => n + x.count * x.tp * x.pp, 0);
-  if (ranks > SPEC_LIMITS.ranksPerReplica) issues.push(`roles: count × tp × pp over the roles = ${limitMessage('ranksPerReplica', ranks, 'ranks')}`);
   const entries = roles.filter((x) => x.entry);
   if (entries.length > 1) issues.push(`roles: at most one role is the entry (${entries.map((x) => x.name).join(', ')} are)`);
   const entry = entryRole(roles);
@@ -88,6 +85,13 @@ export function entryRole<R extends Pick<ReplicaRole, 'entry'>>(roles: readonly 
 export function gangOrder<R extends Pick<ReplicaRole, 'entry'>>(roles: readonly R[]): R[] {
   const entry = entryRole(roles);
   return entry ? [entry, ...roles.filter((r) => r !== entry)] : [];
+}
+
+/** A field path of the replica's gang ("roles[0].template.ports") as the spec's ("roles[1].template.ports"): the gang puts the entry role first. */
+export function specRoleField(roles: readonly ReplicaRole[], path: string): string {
+  const m = /^roles\[(\d+)\]/.exec(path);
+  const role = m ? gangOrder(roles)[Number(m[1])] : undefined;
+  return role ? `roles[${roles.indexOf(role)}]${path.slice(m![0].length)}` : path;
 }
 
 /** One replica's bundles: for each role (gang order), each instance, each PP stage, tp ranks' resources. */
@@ -127,13 +131,17 @@ export function rolesSpanGpus(roles: readonly ReplicaRole[]): boolean {
   return roles.some((r) => r.tp > 1 && (r.resources?.gpus ?? 0) > 0);
 }
 
-/** The gang's roles (gang order), each template with the replica's variables added to its env. */
+/** The replica variables that make a rank the replica's server: the entry role's alone. */
+const ENTRY_ONLY_VARS: readonly string[] = [SHARD_ENV.SUBJECT, SHARD_ENV.HTTP_BRIDGE, SHARD_ENV.ENGINE_METRICS];
+
+/** The gang's roles (gang order), each template with the replica's variables added to its env (the serving ones to the entry's only). */
 export function gangRoles(roles: readonly ReplicaRole[], replicaVars: Record<string, string>): GangRole[] {
-  return gangOrder(roles).map((r) => ({
+  const others = Object.fromEntries(Object.entries(replicaVars).filter(([k]) => !ENTRY_ONLY_VARS.includes(k)));
+  return gangOrder(roles).map((r, i) => ({
     name: r.name,
     count: r.count,
     tp: r.tp,
     pp: r.pp,
-    template: r.template ? { ...r.template, env: { ...r.template.env, ...replicaVars } } : undefined,
+    template: r.template ? { ...r.template, env: { ...r.template.env, ...(i === 0 ? replicaVars : others) } } : undefined,
   }));
 }

@@ -18,7 +18,8 @@ import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_SUBJECT_PREFIX, encodeEngineScrapeConfig
 import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/proto';
 import { parseGangSpec } from './gang-spec.js';
 import { routingProblems } from './rg-routing.js';
-import { gangRoles, roleBundleField, roleBundles, roleIssues, rolesSpanGpus, rolesWithDefaults } from './rg-roles.js';
+import { gangIssuesOf, gangSpecError } from './gang-issues.js';
+import { gangRoles, roleBundleField, roleBundles, roleIssues, rolesSpanGpus, rolesWithDefaults, specRoleField } from './rg-roles.js';
 import { specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
 import { namedMetricOf, parsePolicy, readsEngine, type AutoscalingPolicy } from '../autoscaler/index.js';
@@ -34,11 +35,14 @@ const counts = z
     if (r.initial < r.min || r.initial > r.max) ctx.issues.push({ code: 'custom', input: r, path: ['initial'], message: `initial ${r.initial} is outside min ${r.min} … max ${r.max}` });
   });
 
+/** Per-rank resources: the group's, or each role's (a role's are its ranks' as the group's are). */
+const resourcesSchema = z.strictObject({ gpus: z.int().min(0).max(64), cpuMillis: z.int().min(0), memoryBytes: z.int().min(0), gpuMemoryMib: z.int().min(0), migProfile: limitedString('refLength'), custom: limitedRecord(z.string(), z.number().min(0), 'customResources', 'labelLength') }, didYouMeanKeys);
+
 const schema = z.strictObject({
   name: z.string().regex(REPLICA_GROUP_NAME_PATTERN, 'must be 1-42 lowercase letters, digits or "-"'),
   tp: z.int().min(1).max(1024),
   pp: z.int().min(1).max(1024),
-  resources: z.strictObject({ gpus: z.int().min(0).max(64), cpuMillis: z.int().min(0), memoryBytes: z.int().min(0), gpuMemoryMib: z.int().min(0), migProfile: limitedString('refLength'), custom: limitedRecord(z.string(), z.number().min(0), 'customResources', 'labelLength') }, didYouMeanKeys),
+  resources: resourcesSchema,
   replicas: counts,
   rollout: z.strictObject({ strategy: z.enum(['rolling', 'canary']), canaryWeight: z.number().min(0).max(1), maxSurge: z.int().min(0).max(100) }, didYouMeanKeys),
   drainDeadlineMs: z.int().min(0).max(3_600_000),
@@ -59,7 +63,8 @@ const schema = z.strictObject({
     onBackPressure: z.boolean(),
   }, didYouMeanKeys).optional(),
   routing: z.unknown(), // rg-routing.ts
-  roles: z.unknown(), // rg-roles.ts
+  // The rest of each role is checked in rg-roles.ts and as the gang it becomes.
+  roles: z.array(z.looseObject({ resources: resourcesSchema })),
 }, didYouMeanKeys);
 
 /** The router's limit of calls in flight per replica for this group (membership carries it to routers). */
@@ -123,7 +128,9 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
   try {
     parseGangSpec(gangSpecOf(spec, 'check', 'r-check', 'pg-check', undefined));
   } catch (e) {
-    throw new MusterError(ErrorCode.INVALID_ARGUMENT, (e as Error).message.replace('invalid gang spec', 'invalid replica group spec'), { cause: e });
+    const gangIssues = gangIssuesOf(e);
+    if (!gangIssues) throw e;
+    throw gangSpecError(gangIssues.map((i) => ({ ...i, path: specRoleField(spec.roles, i.path) })), { cause: e, prefix: 'invalid replica group spec' });
   }
   // Placement and resources make each replica's placement group: refuse now what its creation would.
   const pg = parsePlacementGroupSpec(specInput(pgSpecOf(spec, 'check')));
@@ -156,6 +163,19 @@ function overflowProblems(s: ValidRgSpec): string[] {
 }
 
 /** An `engine-*` policy needs an engine to scrape, and a named metric must be one the worker reports (each of `metrics`). */
+/**
+ * What an apply of `s` should tell its caller without refusing it ('' when
+ * nothing): a group with roles autoscaled on engine metrics scales on the
+ * entry role's engine only (gang rank 0's, the one the worker scrapes).
+ */
+export function rolesEngineNote(s: ValidRgSpec): string {
+  if (!s.roles.length || !s.autoscaling) return '';
+  const engine = (policyOf(s)?.metrics ?? []).map((m) => m.metric).filter(readsEngine);
+  if (!engine.length) return '';
+  const entry = s.roles.find((r) => r.entry) ?? s.roles[0]!;
+  return `note: ${engine.join(', ')} read${engine.length > 1 ? '' : 's'} the engine metrics of the entry role ${entry.name} only (gang rank 0); the other roles' engines are not scraped`;
+}
+
 function checkEngineMetric(p: AutoscalingPolicy, s: ValidRgSpec): void {
   p.metrics.forEach(({ metric }, i) => {
     if (!readsEngine(metric)) return;
@@ -237,14 +257,14 @@ export function gangSpecOf(s: ValidRgSpec, revision: string, replicaId: string, 
   const prefix = subjectPrefix || DEFAULT_SUBJECT_PREFIX;
   const vars = replicaEnv({ subject: replicaSubject(prefix, s.name, replicaId), revision, subjectPrefix: prefix, httpBridge: s.httpPort, engineMetrics: encodeScrape(engineScrapeOf(s)) });
   const roles = gangRoles(s.roles, vars);
-  // With roles, the gang's own tp, pp and template repeat its first (entry) role's.
-  const t = roles[0]?.template ?? s.template;
+  // With roles, the gang's template, tp and pp are its first (entry) role's (parseGangSpec derives them).
+  const t = s.template;
   return {
     name: `${s.name}-${replicaId}`,
     placementGroup: pgId,
-    tp: roles[0]?.tp ?? s.tp,
-    pp: roles[0]?.pp ?? s.pp,
-    template: t ? { ...t, env: { ...t.env, ...vars } } : undefined,
+    tp: roles.length ? 0 : s.tp,
+    pp: roles.length ? 0 : s.pp,
+    template: t && !roles.length ? { ...t, env: { ...t.env, ...vars } } : undefined,
     roles,
     startup: s.startup,
     logMaxBytes: 0,
