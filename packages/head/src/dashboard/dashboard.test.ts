@@ -9,11 +9,13 @@ import type { PeerCertificate } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { metrics } from '@opentelemetry/api';
 import { ErrorCode, MusterError } from '@muster/common';
+import { createLogger } from '@muster/common/log';
 import { ClusterServiceService, NodeState, PlacementGroupServiceService, type ClusterEvent, type Gang, type Node, type PlacementGroup } from '@muster/proto';
 import { LeaderGate } from '../ha/gate.js';
 import { serverStream, unary, type RpcContext } from '../api/rpc.js';
 import { GateInvoker } from './invoke.js';
 import { answer } from './routes.js';
+import { startDashboard, type Dashboard } from './server.js';
 import { Sessions, sessionCookie, setCookie } from './sessions.js';
 import { domains, gpuUse, gpusUsedByNode } from './views.js';
 
@@ -110,6 +112,14 @@ describe('sessions', () => {
     expect(s.get(ids[3])).toBeUndefined();
   });
 
+  it('a certificate session ends with its certificate', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    const s = new Sessions({ now: () => now, ttlMs: 8 * 3600_000 });
+    const short = { ...cert('viewer', 'vera'), valid_to: 'Jan  1 01:00:00 2026 GMT' } as PeerCertificate;
+    expect(s.open({ cert: short }, who).maxAgeS).toBe(3_600);
+    expect(s.open({ token: true }, who).maxAgeS).toBe(8 * 3_600);
+  });
+
   it('reads and writes its cookie', () => {
     expect(sessionCookie('a=b; muster_session=abc_-1; c=d')).toBe('abc_-1');
     expect(sessionCookie(undefined)).toBeUndefined();
@@ -138,5 +148,29 @@ describe('views', () => {
       { zone: '', rack: '', alive: 1, dead: 0, draining: 0, gpusTotal: 4, gpusUsed: 0 },
       { zone: 'z1', rack: 'r1', alive: 1, dead: 1, draining: 0, gpusTotal: 4, gpusUsed: 3 },
     ]);
+  });
+});
+
+/** A plaintext dashboard over the test gate, and fetch against it. */
+async function served(): Promise<{ d: Dashboard; call(path: string, init?: RequestInit): Promise<Response> }> {
+  const { invoke, open } = gateWith([]);
+  open();
+  const d = await startDashboard({ listen: '127.0.0.1:0', tls: undefined, assetsDir: '/nonexistent', token: TOKEN, invoke, log: createLogger('test', { level: 'silent' }) });
+  return { d, call: (path, init) => fetch(`${d.url}${path}`, init) };
+}
+
+describe('the dashboard server', () => {
+  it('mints a ticket for a direct credential only, never for a session', async () => {
+    const { d, call } = await served();
+    try {
+      const signIn = await call('/api/session', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(signIn.status).toBe(200);
+      const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
+      expect((await call('/api/whoami', { headers: { cookie } })).status).toBe(200);
+      expect((await call('/api/tickets', { method: 'POST', headers: { cookie } })).status).toBe(401);
+      expect((await call('/api/tickets', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+    } finally {
+      await d.close();
+    }
   });
 });

@@ -170,7 +170,10 @@ async function post(req: IncomingMessage, res: ServerResponse, path: string, o: 
     return reply(res, 200, {});
   }
   if (path === '/tickets') {
-    const { cred, who } = credentialOf(req, o.token, sessions, cookie);
+    // A direct credential only: a session that minted tickets could renew itself forever, past its certificate.
+    const direct = directCredential(req, o.token);
+    if (!direct) throw new MusterError(ErrorCode.UNAUTHENTICATED, 'a ticket needs a client certificate or the cluster token, not a session');
+    const { cred, who } = direct;
     mayView(who);
     return reply(res, 200, sessions.ticket(cred, who));
   }

@@ -16,8 +16,9 @@
  * decided by the access table on each call, as for gRPC.
  *
  * Bounded: at most `maxSessions` sessions (the oldest is dropped) and 256
- * open tickets; a session lives `ttlMs` (default 8 h), a ticket 60 s and one
- * use. Memory only: a head restart or failover signs every browser out.
+ * open tickets; a session lives `ttlMs` (default 8 h) and never past its
+ * certificate's end, a ticket 60 s and one use. Only a direct credential
+ * mints a ticket (server.ts), never a session: a session cannot renew itself. Memory only: a head restart or failover signs every browser out.
  * Ids are 32 random bytes (base64url); lookups are by exact key.
  */
 import { randomBytes } from 'node:crypto';
@@ -63,9 +64,11 @@ export class Sessions {
   /** A new session for `cred`: its id (the cookie's value) and how long it lives. */
   open(cred: Credential, who: Identity): { id: string; maxAgeS: number } {
     const id = randomBytes(32).toString('base64url');
-    const ttl = this.opts.ttlMs ?? 8 * 3600_000;
-    put(this.sessions, id, { cred, who, expiresAt: this.now() + ttl }, this.opts.maxSessions ?? 1_000);
-    return { id, maxAgeS: Math.floor(ttl / 1000) };
+    const now = this.now();
+    // A certificate session ends with the certificate: it may not read on after the certificate expired.
+    const expiresAt = Math.min(now + (this.opts.ttlMs ?? 8 * 3600_000), certificateEnd(cred));
+    put(this.sessions, id, { cred, who, expiresAt }, this.opts.maxSessions ?? 1_000);
+    return { id, maxAgeS: Math.max(0, Math.floor((expiresAt - now) / 1000)) };
   }
 
   /** The session's credential and identity, unless unknown or expired. */
@@ -83,6 +86,12 @@ export class Sessions {
   get size(): number {
     return this.sessions.size;
   }
+}
+
+/** When the credential's certificate expires (ms); no certificate (the token), or a date that does not parse: never. */
+function certificateEnd(cred: Credential): number {
+  const end = cred.cert?.valid_to ? Date.parse(cred.cert.valid_to) : NaN;
+  return Number.isNaN(end) ? Infinity : end;
 }
 
 /** Inserts, dropping the oldest entries (Map order is insertion order) beyond `max`. */
