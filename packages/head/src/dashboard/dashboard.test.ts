@@ -15,7 +15,8 @@ import { LeaderGate } from '../ha/gate.js';
 import { serverStream, unary, type RpcContext } from '../api/rpc.js';
 import { GateInvoker } from './invoke.js';
 import { answer } from './routes.js';
-import { startDashboard, type Dashboard } from './server.js';
+import { directCredential, startDashboard, type Dashboard } from './server.js';
+import type { IncomingMessage } from 'node:http';
 import { Sessions, sessionCookie, setCookie } from './sessions.js';
 import { domains, gpuUse, gpusUsedByNode } from './views.js';
 
@@ -160,6 +161,16 @@ async function served(): Promise<{ d: Dashboard; call(path: string, init?: Reque
 }
 
 describe('the dashboard server', () => {
+  it('authenticates a direct credential as gRPC does: the certificate wins over the token beside it', () => {
+    const req = (authorization: string | undefined, peer?: PeerCertificate) =>
+      ({ headers: { authorization }, socket: { authorized: peer !== undefined, getPeerCertificate: () => peer } }) as unknown as IncomingMessage;
+    expect(directCredential(req(`Bearer ${TOKEN}`, cert('viewer', 'vera')), TOKEN)).toMatchObject({ cred: { cert: expect.anything() }, who: { role: 'viewer', name: 'vera' } });
+    expect(directCredential(req(`Bearer ${TOKEN}`), TOKEN)).toMatchObject({ cred: { token: true }, who: { role: 'admin' } });
+    expect(() => directCredential(req('Bearer wrong', cert('viewer', 'vera')), TOKEN)).toThrow(/wrong cluster token/);
+    expect(directCredential(req(undefined), TOKEN)).toBeUndefined();
+  });
+
+
   it('mints a ticket for a direct credential only, never for a session', async () => {
     const { d, call } = await served();
     try {

@@ -22,7 +22,6 @@
  *   POST /api/session | /api/tickets | /api/logout   sessions.ts
  *   GET  /api/whoami                          the session's identity
  */
-import { timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
@@ -30,8 +29,9 @@ import type { Identity } from '@muster/contracts';
 import { ErrorCode, MusterError, bearerToken, identityOf, isMusterError, parseHostPort, toMusterError, type Logger } from '@muster/common';
 import { ClusterEvent, ClusterServiceService, GangServiceService, type LogChunk } from '@muster/proto';
 import { authorize } from '../api/access.js';
+import { authenticate } from '../api/authenticate.js';
 import { formatEventId } from '../events/event-id.js';
-import type { GateInvoker, Credential } from './invoke.js';
+import { authCall, type GateInvoker, type Credential } from './invoke.js';
 import { answer, type Query } from './routes.js';
 import { sessionCookie, setCookie, Sessions } from './sessions.js';
 import { loadAssets, type Assets } from './assets.js';
@@ -133,26 +133,21 @@ function credentialOf(req: IncomingMessage, token: string, sessions: Sessions, c
   throw new MusterError(ErrorCode.UNAUTHENTICATED, 'sign in: open the URL `muster dashboard` prints, or give the cluster token on the sign-in page');
 }
 
-/** A client certificate of the cluster CA on this connection, or `Authorization: Bearer <cluster token>`. */
-function directCredential(req: IncomingMessage, token: string): { cred: Credential; who: Identity } | undefined {
-  const sent = bearerToken(req.headers.authorization);
-  if (sent !== undefined) {
-    if (!sameToken(sent, token)) throw new MusterError(ErrorCode.UNAUTHENTICATED, 'wrong cluster token');
-    return { cred: { token: true }, who: { role: 'admin', name: 'cluster-token', callGroups: 'all' } };
-  }
+/**
+ * A client certificate of the cluster CA on this connection, or
+ * `Authorization: Bearer <cluster token>`, authenticated as a gRPC call
+ * showing the same would be (authenticate.ts: a wrong token is refused, a
+ * certificate wins over the token beside it); undefined when neither is shown.
+ */
+export function directCredential(req: IncomingMessage, token: string): { cred: Credential; who: Identity } | undefined {
+  const bearer = bearerToken(req.headers.authorization);
   const socket = req.socket as Partial<TLSSocket>;
-  if (socket.authorized && socket.getPeerCertificate) {
-    const cert = socket.getPeerCertificate();
-    const who = identityOf(cert);
-    if (who) return { cred: { cert }, who };
-  }
-  return undefined;
-}
-
-function sameToken(sent: string, token: string): boolean {
-  const a = Buffer.from(sent);
-  const b = Buffer.from(token);
-  return b.length > 0 && a.length === b.length && timingSafeEqual(a, b);
+  const cert = socket.authorized && socket.getPeerCertificate ? socket.getPeerCertificate() : undefined;
+  const byCert = cert && identityOf(cert) ? cert : undefined;
+  if (bearer === undefined && !byCert) return undefined;
+  const who = authenticate(authCall(byCert, bearer), token);
+  // The credential the gate's calls will show: the certificate when it decided the identity, else the token.
+  return { cred: byCert ? { cert: byCert } : { token: true }, who };
 }
 
 /** POST /api/session, /api/tickets, /api/logout. */
