@@ -47,7 +47,11 @@ export async function signIn(with_: { ticket: string } | { token: string }): Pro
 }
 
 export const whoami = () => get<Who>('/whoami');
-export const signOut = () => fetch('/api/logout', { method: 'POST', credentials: 'same-origin' });
+/** Signs out: the event stream closes first (the next sign-in, perhaps someone else's, opens its own). */
+export const signOut = () => {
+  closeEvents();
+  return fetch('/api/logout', { method: 'POST', credentials: 'same-origin' });
+};
 
 export interface ClusterEvent {
   id: string;
@@ -99,6 +103,13 @@ function openEvents(): void {
     for (const l of replayListeners) l();
     replayListeners.clear();
   });
+}
+
+function closeEvents(): void {
+  source?.close();
+  source = undefined;
+  replayed = false;
+  recentEvents.length = 0;
 }
 
 /** A stream of one rank's log (its last 64 KiB, then as it is written). */

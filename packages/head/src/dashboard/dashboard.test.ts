@@ -30,12 +30,14 @@ function node(id: string, labels: Record<string, string> = {}, state = NodeState
   return { nodeId: id, state, labels, taints: [], inventory: { hostname: id, cpuCores: 8, memoryBytes: 0, gpus, topology: undefined, nvlinkDomain: '', source: 'test', customResources: {} }, address: '', incarnation: '', agentVersion: '', registeredAtMs: 0, lastHeartbeatMs: 0, stateChangedAtMs: 0, stateReason: '', draining: false, drainReason: '', drainSinceMs: 0, drainedBy: '' };
 }
 
-function gateWith(events: ClusterEvent[]) {
+/** `hold`: the event stream stays open after the events until it is cancelled (a live watch). */
+function gateWith(events: ClusterEvent[], hold = false) {
   const gate = new LeaderGate(TOKEN, () => new MusterError(ErrorCode.NOT_LEADER, 'not the leader', { details: { leader: '10.0.0.2:7400' } }));
   const impl = {
     listNodes: unary(ctx, 'ListNodes', async () => ({ nodes: [node('n1')], nextPageToken: '' })),
-    watchEvents: serverStream(ctx, 'WatchEvents', async (call: { write(e: ClusterEvent): boolean }) => {
+    watchEvents: serverStream(ctx, 'WatchEvents', async (call: { write(e: ClusterEvent): boolean; once(ev: 'cancelled', f: () => void): void }) => {
       for (const e of events) call.write(e);
+      if (hold) await new Promise<void>((resolve) => call.once('cancelled', resolve));
     }),
   };
   const groups = {
@@ -121,6 +123,22 @@ describe('sessions', () => {
     expect(s.open({ token: true }, who).maxAgeS).toBe(8 * 3_600);
   });
 
+  it('ends a session\'s streams when it is closed or found expired', () => {
+    let now = 0;
+    const s = new Sessions({ now: () => now, ttlMs: 1_000 });
+    const [a, b] = [s.open({ token: true }, who).id, s.open({ token: true }, who).id];
+    const ended: string[] = [];
+    s.watch(a, () => ended.push('a1'));
+    const unwatch = s.watch(a, () => ended.push('a2'));
+    s.watch(b, () => ended.push('b'));
+    unwatch();
+    s.close(a);
+    expect(ended).toEqual(['a1']);
+    now = 1_000;
+    expect(s.get(b)).toBeUndefined();
+    expect(ended).toEqual(['a1', 'b']);
+  });
+
   it('reads and writes its cookie', () => {
     expect(sessionCookie('a=b; muster_session=abc_-1; c=d')).toBe('abc_-1');
     expect(sessionCookie(undefined)).toBeUndefined();
@@ -153,14 +171,32 @@ describe('views', () => {
 });
 
 /** A plaintext dashboard over the test gate, and fetch against it. */
-async function served(): Promise<{ d: Dashboard; call(path: string, init?: RequestInit): Promise<Response> }> {
-  const { invoke, open } = gateWith([]);
+async function served(hold = false): Promise<{ d: Dashboard; call(path: string, init?: RequestInit): Promise<Response> }> {
+  const { invoke, open } = gateWith([], hold);
   open();
   const d = await startDashboard({ listen: '127.0.0.1:0', tls: undefined, assetsDir: '/nonexistent', token: TOKEN, invoke, log: createLogger('test', { level: 'silent' }) });
   return { d, call: (path, init) => fetch(`${d.url}${path}`, init) };
 }
 
 describe('the dashboard server', () => {
+  it('ends a session\'s event stream when it signs out', async () => {
+    const { d, call } = await served(true);
+    try {
+      const signIn = await call('/api/session', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+      const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
+      const stream = await call('/api/events', { headers: { cookie } });
+      expect(stream.status).toBe(200);
+      const reader = stream.body!.getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toContain(': open');
+      expect((await call('/api/logout', { method: 'POST', headers: { cookie } })).status).toBe(200);
+      let rest = await reader.read();
+      while (!rest.done) rest = await reader.read();
+      expect(rest.done).toBe(true);
+    } finally {
+      await d.close();
+    }
+  });
+
   it('authenticates a direct credential as gRPC does: the certificate wins over the token beside it', () => {
     const req = (authorization: string | undefined, peer?: PeerCertificate) =>
       ({ headers: { authorization }, socket: { authorized: peer !== undefined, getPeerCertificate: () => peer } }) as unknown as IncomingMessage;

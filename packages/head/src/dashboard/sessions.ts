@@ -38,6 +38,8 @@ interface Held {
 export class Sessions {
   private readonly sessions = new Map<string, Held>();
   private readonly tickets = new Map<string, Held>();
+  /** The open streams (SSE) of each session: ended when the session is closed, expires or is dropped. */
+  private readonly streams = new Map<string, Set<() => void>>();
 
   constructor(
     private readonly opts: { ttlMs?: number; maxSessions?: number; now?: () => number } = {},
@@ -67,7 +69,7 @@ export class Sessions {
     const now = this.now();
     // A certificate session ends with the certificate: it may not read on after the certificate expired.
     const expiresAt = Math.min(now + (this.opts.ttlMs ?? 8 * 3600_000), certificateEnd(cred));
-    put(this.sessions, id, { cred, who, expiresAt }, this.opts.maxSessions ?? 1_000);
+    for (const dropped of put(this.sessions, id, { cred, who, expiresAt }, this.opts.maxSessions ?? 1_000)) this.close(dropped);
     return { id, maxAgeS: Math.max(0, Math.floor((expiresAt - now) / 1000)) };
   }
 
@@ -75,12 +77,30 @@ export class Sessions {
   get(id: string | undefined): Held | undefined {
     if (!id) return undefined;
     const held = this.sessions.get(id);
-    if (held && held.expiresAt <= this.now()) this.sessions.delete(id);
-    return held && held.expiresAt > this.now() ? held : undefined;
+    if (!held) return undefined;
+    if (held.expiresAt > this.now()) return held;
+    this.close(id);
+    return undefined;
   }
 
+  /** Ends the session and every stream it has open. */
   close(id: string | undefined): void {
-    if (id) this.sessions.delete(id);
+    if (!id) return;
+    this.sessions.delete(id);
+    const ends = this.streams.get(id);
+    this.streams.delete(id);
+    for (const end of ends ?? []) end();
+  }
+
+  /** Calls `end` when session `id` is closed, expires or is dropped; returns the unregister (the stream ended first). */
+  watch(id: string, end: () => void): () => void {
+    let ends = this.streams.get(id);
+    if (!ends) this.streams.set(id, (ends = new Set()));
+    ends.add(end);
+    return () => {
+      ends.delete(end);
+      if (ends.size === 0 && this.streams.get(id) === ends) this.streams.delete(id);
+    };
   }
 
   get size(): number {
@@ -94,13 +114,16 @@ function certificateEnd(cred: Credential): number {
   return Number.isNaN(end) ? Infinity : end;
 }
 
-/** Inserts, dropping the oldest entries (Map order is insertion order) beyond `max`. */
-function put(map: Map<string, Held>, id: string, held: Held, max: number): void {
+/** Inserts, dropping the oldest entries (Map order is insertion order) beyond `max`; returns the ids dropped. */
+function put(map: Map<string, Held>, id: string, held: Held, max: number): string[] {
   map.set(id, held);
+  const dropped: string[] = [];
   for (const oldest of map.keys()) {
     if (map.size <= max) break;
     map.delete(oldest);
+    dropped.push(oldest);
   }
+  return dropped;
 }
 
 /** The session id of a Cookie header. */
