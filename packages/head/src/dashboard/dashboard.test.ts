@@ -139,6 +139,30 @@ describe('sessions', () => {
     expect(ended).toEqual(['a1', 'b']);
   });
 
+  it('bounds sessions and tickets per identity, dropping the expired before the live', () => {
+    let now = 0;
+    const s = new Sessions({ now: () => now, ttlMs: 1_000, maxSessions: 4, maxSessionsPerWho: 2 });
+    const other = { ...who, name: 'otto' };
+    const otto = s.open({ token: true }, other).id;
+    const mine = [1, 2, 3].map(() => s.open({ token: true }, who).id);
+    expect(s.get(otto)?.who.name).toBe('otto'); // vera's third session evicted vera's first, not otto's
+    expect(s.get(mine[0])).toBeUndefined();
+    expect(s.get(mine[2])?.who.name).toBe('vera');
+    now = 500;
+    const late = [s.open({ token: true }, { ...who, name: 'a' }).id, s.open({ token: true }, { ...who, name: 'b' }).id];
+    expect(s.size).toBe(4); // the bound of all: the oldest (otto's) went
+    now = 1_200; // otto and vera expired, a and b live
+    s.open({ token: true }, { ...who, name: 'c' });
+    expect(late.map((id) => s.get(id)?.who.name)).toEqual(['a', 'b']);
+    expect(s.size).toBe(3);
+
+    const tickets = Array.from({ length: 9 }, () => s.ticket({ token: true }, who).ticket);
+    const others = s.ticket({ token: true }, other).ticket;
+    expect(s.redeem(tickets[0]!)).toBeUndefined();
+    expect(s.redeem(tickets[8]!)?.who.name).toBe('vera');
+    expect(s.redeem(others)?.who.name).toBe('otto');
+  });
+
   it('reads and writes its cookie', () => {
     expect(sessionCookie('a=b; muster_session=abc_-1; c=d')).toBe('abc_-1');
     expect(sessionCookie(undefined)).toBeUndefined();

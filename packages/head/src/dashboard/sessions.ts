@@ -15,8 +15,11 @@
  * credential through the gate (invoke.ts), so what a session may read is
  * decided by the access table on each call, as for gRPC.
  *
- * Bounded: at most `maxSessions` sessions (the oldest is dropped) and 256
- * open tickets; a session lives `ttlMs` (default 8 h) and never past its
+ * Bounded per identity (who.name) and in all: at most `maxSessionsPerWho`
+ * (16) of one identity's sessions and 8 of its tickets, `maxSessions`
+ * (1,000) and 256 in all. An insert drops the expired entries first, then
+ * the identity's own oldest beyond its bound, then the oldest of all: one
+ * viewer signing in again and again evicts only its own; a session lives `ttlMs` (default 8 h) and never past its
  * certificate's end, a ticket 60 s and one use. Only a direct credential
  * mints a ticket (server.ts), never a session: a session cannot renew itself. Memory only: a head restart or failover signs every browser out.
  * Ids are 32 random bytes (base64url); lookups are by exact key.
@@ -28,6 +31,7 @@ import type { Credential } from './invoke.js';
 export const SESSION_COOKIE = 'muster_session';
 const TICKET_TTL_MS = 60_000;
 const MAX_TICKETS = 256;
+const MAX_TICKETS_PER_WHO = 8;
 
 interface Held {
   cred: Credential;
@@ -42,7 +46,7 @@ export class Sessions {
   private readonly streams = new Map<string, Set<() => void>>();
 
   constructor(
-    private readonly opts: { ttlMs?: number; maxSessions?: number; now?: () => number } = {},
+    private readonly opts: { ttlMs?: number; maxSessions?: number; maxSessionsPerWho?: number; now?: () => number } = {},
   ) {}
 
   private now(): number {
@@ -52,7 +56,7 @@ export class Sessions {
   /** A one-time ticket standing for `cred` for 60 s. */
   ticket(cred: Credential, who: Identity): { ticket: string; expiresInMs: number } {
     const id = randomBytes(32).toString('base64url');
-    put(this.tickets, id, { cred, who, expiresAt: this.now() + TICKET_TTL_MS }, MAX_TICKETS);
+    put(this.tickets, id, { cred, who, expiresAt: this.now() + TICKET_TTL_MS }, { all: MAX_TICKETS, perWho: MAX_TICKETS_PER_WHO }, this.now());
     return { ticket: id, expiresInMs: TICKET_TTL_MS };
   }
 
@@ -69,7 +73,8 @@ export class Sessions {
     const now = this.now();
     // A certificate session ends with the certificate: it may not read on after the certificate expired.
     const expiresAt = Math.min(now + (this.opts.ttlMs ?? 8 * 3600_000), certificateEnd(cred));
-    for (const dropped of put(this.sessions, id, { cred, who, expiresAt }, this.opts.maxSessions ?? 1_000)) this.close(dropped);
+    const max = { all: this.opts.maxSessions ?? 1_000, perWho: this.opts.maxSessionsPerWho ?? 16 };
+    for (const dropped of put(this.sessions, id, { cred, who, expiresAt }, max, now)) this.close(dropped);
     return { id, maxAgeS: Math.max(0, Math.floor((expiresAt - now) / 1000)) };
   }
 
@@ -114,14 +119,30 @@ function certificateEnd(cred: Credential): number {
   return Number.isNaN(end) ? Infinity : end;
 }
 
-/** Inserts, dropping the oldest entries (Map order is insertion order) beyond `max`; returns the ids dropped. */
-function put(map: Map<string, Held>, id: string, held: Held, max: number): string[] {
-  map.set(id, held);
+/**
+ * Inserts `held`, then drops (Map order is insertion order, so oldest first):
+ * every expired entry, the oldest of `held.who.name`'s beyond `max.perWho`,
+ * the oldest of all beyond `max.all`. Returns the ids dropped.
+ */
+function put(map: Map<string, Held>, id: string, held: Held, max: { all: number; perWho: number }, now: number): string[] {
   const dropped: string[] = [];
+  const drop = (k: string) => {
+    map.delete(k);
+    dropped.push(k);
+  };
+  for (const [k, h] of map) if (h.expiresAt <= now) drop(k);
+  map.set(id, held);
+  let mine = 0;
+  for (const h of map.values()) if (h.who.name === held.who.name) mine++;
+  for (const [k, h] of map) {
+    if (mine <= max.perWho) break;
+    if (h.who.name !== held.who.name) continue;
+    drop(k);
+    mine--;
+  }
   for (const oldest of map.keys()) {
-    if (map.size <= max) break;
-    map.delete(oldest);
-    dropped.push(oldest);
+    if (map.size <= max.all) break;
+    drop(oldest);
   }
   return dropped;
 }
