@@ -203,6 +203,20 @@ async function served(hold = false): Promise<{ d: Dashboard; call(path: string, 
 }
 
 describe('the dashboard server', () => {
+  it('answers a malformed %-escape in the path with 400', async () => {
+    const { d, call } = await served();
+    try {
+      const auth = { headers: { authorization: `Bearer ${TOKEN}` } };
+      for (const path of ['/api/nodes/%E0%A4%A', '/api/gangs/%zz/logs']) {
+        const res = await call(path, auth);
+        expect(res.status).toBe(400);
+        expect(await res.json()).toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, error: expect.stringMatching(/malformed %-escape/) });
+      }
+    } finally {
+      await d.close();
+    }
+  });
+
   it('ends a session\'s event stream when it signs out', async () => {
     const { d, call } = await served(true);
     try {

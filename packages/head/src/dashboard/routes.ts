@@ -80,7 +80,7 @@ function parse<S extends z.ZodType>(schema: S, q: Query): z.infer<S> {
 
 /** Answers GET `path` (below /api) with `query` as `cred`; throws a MusterError (NOT_FOUND for an unknown route). */
 export async function answer(invoke: GateInvoker, path: string, query: Query, cred: Credential): Promise<unknown> {
-  const [what, id, ...rest] = path.split('/').filter(Boolean).map(decodeURIComponent);
+  const [what, id, ...rest] = path.split('/').filter(Boolean).map(decodeSegment);
   if (rest.length > 0 || !what) throw notFound(path);
   const C = ClusterServiceService;
   const P = PlacementGroupServiceService;
@@ -156,6 +156,15 @@ function overview(invoke: GateInvoker, cred: Credential): Promise<unknown> {
   overviews.set(invoke, { at: Date.now(), value });
   value.catch(() => overviews.delete(invoke)); // a failed walk is not served again
   return value;
+}
+
+/** One path segment, %-decoded; a malformed escape ("%zz", a lone "%") is the asker's mistake (400), not a crash (500). */
+export function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `path: malformed %-escape in "${segment.slice(0, 128)}"`);
+  }
 }
 
 const notFound = (path: string) => new MusterError(ErrorCode.NOT_FOUND, `no dashboard API route "${path.slice(0, 128)}"`);

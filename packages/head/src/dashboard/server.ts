@@ -32,7 +32,7 @@ import { authorize } from '../api/access.js';
 import { authenticate } from '../api/authenticate.js';
 import { formatEventId } from '../events/event-id.js';
 import { authCall, type GateInvoker, type Credential } from './invoke.js';
-import { answer, type Query } from './routes.js';
+import { answer, decodeSegment, type Query } from './routes.js';
 import { sessionCookie, setCookie, Sessions } from './sessions.js';
 import { loadAssets, type Assets } from './assets.js';
 
@@ -122,7 +122,7 @@ async function serve(req: IncomingMessage, res: ServerResponse, o: DashboardOpti
   const until: Until | undefined = session === undefined ? undefined : { watch: (end) => sessions.watch(session, end), alive: () => sessions.get(session) !== undefined };
   if (path === '/events') return events(req, res, o.invoke, cred, query, until);
   const logs = /^\/gangs\/([^/]+)\/logs$/.exec(path);
-  if (logs) return rankLog(req, res, o.invoke, cred, decodeURIComponent(logs[1]!), query, until);
+  if (logs) return rankLog(req, res, o.invoke, cred, decodeSegment(logs[1]!), query, until);
   return reply(res, 200, await answer(o.invoke, path, query, cred));
 }
 
