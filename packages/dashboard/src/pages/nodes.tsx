@@ -52,7 +52,7 @@ export function NodeList() {
 }
 
 export function NodePage(props: { id: string }) {
-  const { data, error } = useLive(() => get<{ node: NodeJson; holders: Holder[] }>(`/nodes/${encodeURIComponent(props.id)}`), ['node.', 'pg.', 'gang.'], [props.id]);
+  const { data, error } = useLive(() => get<{ node: NodeJson; holders: Holder[] }>(`/nodes/${encodeURIComponent(props.id)}`), ['node.', 'pg.', 'gang.'], [props.id], 5_000);
   const node = data?.node;
   const gpus = node?.inventory?.gpus ?? [];
   const islands = node?.inventory?.topology?.nvlinkIslands?.map((i) => i.gpuIndices ?? []) ?? [];

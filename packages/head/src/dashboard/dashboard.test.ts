@@ -32,6 +32,7 @@ function node(id: string, labels: Record<string, string> = {}, state = NodeState
 
 /** `hold`: the event stream stays open after the events until it is cancelled (a live watch). */
 function gateWith(events: ClusterEvent[], hold = false) {
+  const walked: number[] = []; // the pageSize of each ListPlacementGroups call
   const gate = new LeaderGate(TOKEN, () => new MusterError(ErrorCode.NOT_LEADER, 'not the leader', { details: { leader: '10.0.0.2:7400' } }));
   const impl = {
     listNodes: unary(ctx, 'ListNodes', async () => ({ nodes: [node('n1')], nextPageToken: '' })),
@@ -41,11 +42,11 @@ function gateWith(events: ClusterEvent[], hold = false) {
     }),
   };
   const groups = {
-    listPlacementGroups: unary(ctx, 'ListPlacementGroups', async () => ({ groups: [{ id: 'pg1', spec: { name: 'a' }, placements: [{ bundleIndex: 0, nodeId: 'n1', gpuIndices: [0, 1], migUuids: [] }] }], nextPageToken: '' })),
+    listPlacementGroups: unary(ctx, 'ListPlacementGroups', async (req: { pageSize: number }) => (walked.push(req.pageSize), { groups: [{ id: 'pg1', spec: { name: 'a' }, placements: [{ bundleIndex: 0, nodeId: 'n1', gpuIndices: [0, 1], migUuids: [] }] }], nextPageToken: '' })),
   };
   const P = PlacementGroupServiceService;
   const invoke = new GateInvoker(new Map([[ClusterServiceService, gate.serve(ClusterServiceService)], [P, gate.serve(P)]]), TOKEN);
-  return { gate, invoke, open: () => gate.open(new Map([[ClusterServiceService, impl as never], [P, groups as never]])) };
+  return { gate, invoke, walked, open: () => gate.open(new Map([[ClusterServiceService, impl as never], [P, groups as never]])) };
 }
 
 describe('dashboard API calls through the gate', () => {
@@ -88,6 +89,16 @@ describe('the JSON API routes', () => {
     await expect(answer(invoke, '/nodes', { state: 'sleepy' }, { token: true })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(/state: unknown state "sleepy"/) });
     await expect(answer(invoke, '/nodes', { pageSize: '5000' }, { token: true })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(/pageSize/) });
     await expect(answer(invoke, '/secrets', {}, { token: true })).rejects.toMatchObject({ code: ErrorCode.NOT_FOUND });
+  });
+
+  it('shares one walk of the placement groups between askers, each authorized on its own', async () => {
+    const { invoke, open, walked } = gateWith([]);
+    open();
+    for (const who of ['vera', 'vic']) await answer(invoke, '/nodes', {}, { cert: cert('viewer', who) });
+    await answer(invoke, '/overview', {}, { token: true });
+    expect(walked.filter((size) => size === 1_000)).toHaveLength(1);
+    expect(walked.filter((size) => size === 1)).toHaveLength(3);
+    await expect(answer(invoke, '/nodes', {}, { cert: cert('caller', 'app') })).rejects.toMatchObject({ code: ErrorCode.PERMISSION_DENIED });
   });
 });
 
