@@ -149,7 +149,7 @@ export async function answer(invoke: GateInvoker, path: string, query: Query, cr
   }
 }
 
-/** How old a shared walk (and the overview made of two) may be when it is answered again. */
+/** How old a shared walk (and the overview made of two) may be when it is answered again (the pages' SHARED_WALK_MS, live.ts). */
 export const OVERVIEW_MAX_AGE_MS = 2_000;
 type Shared = { nodes: Node[]; groups: PlacementGroup[]; gangs: Gang[]; overview: { domains: ReturnType<typeof domains> } };
 const walks = new WeakMap<GateInvoker, Map<keyof Shared, { at: number; value: Promise<unknown> }>>();
