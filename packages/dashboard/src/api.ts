@@ -47,7 +47,11 @@ export async function signIn(with_: { ticket: string } | { token: string }): Pro
 }
 
 export const whoami = () => get<Who>('/whoami');
-export const signOut = () => fetch('/api/logout', { method: 'POST', credentials: 'same-origin' });
+/** Signs out: the event stream closes first (the next sign-in, perhaps someone else's, opens its own). */
+export const signOut = () => {
+  closeEvents();
+  return fetch('/api/logout', { method: 'POST', credentials: 'same-origin' });
+};
 
 export interface ClusterEvent {
   id: string;
@@ -90,6 +94,7 @@ function openEvents(): void {
   source = new EventSource(`/api/events?sinceMs=${REPLAY_MS}`, { withCredentials: true });
   source.addEventListener('event', (m) => {
     const e = JSON.parse((m as MessageEvent<string>).data) as ClusterEvent;
+    if (replayed) receivedAt.set(e, Date.now());
     recentEvents.push(e);
     if (recentEvents.length > RECENT) recentEvents.splice(0, recentEvents.length - RECENT);
     for (const l of listeners) l(e, replayed);
@@ -99,6 +104,28 @@ function openEvents(): void {
     for (const l of replayListeners) l();
     replayListeners.clear();
   });
+}
+
+function closeEvents(): void {
+  source?.close();
+  source = undefined;
+  replayed = false;
+  recentEvents.length = 0;
+}
+
+/** When each live event arrived (replayed ones have none). */
+const receivedAt = new WeakMap<ClusterEvent, number>();
+
+/** Whether a live event of one of `kinds` arrived in the last `ms` milliseconds. */
+export function liveWithin(kinds: readonly string[], ms: number): boolean {
+  const since = Date.now() - ms;
+  for (let i = recentEvents.length - 1; i >= 0; i--) {
+    const e = recentEvents[i]!;
+    const at = receivedAt.get(e);
+    if (at === undefined || at < since) return false;
+    if (kinds.some((k) => e.kind.startsWith(k))) return true;
+  }
+  return false;
 }
 
 /** A stream of one rank's log (its last 64 KiB, then as it is written). */

@@ -32,12 +32,12 @@ export interface Paged<T> {
 
 /**
  * One page of a head list at a time. `load(token)` reads the page after
- * `token`; events of `kinds` reload the current page.
+ * `token`; events of `kinds` reload the current page (`everyMs`: as useLive's).
  */
-export function usePaged<T>(load: (pageToken: string) => Promise<{ items: T[]; next: string | undefined }>, kinds: readonly string[], deps: readonly unknown[]): Paged<T> {
+export function usePaged<T>(load: (pageToken: string) => Promise<{ items: T[]; next: string | undefined }>, kinds: readonly string[], deps: readonly unknown[], everyMs?: number): Paged<T> {
   const [tokens, setTokens] = useState<string[]>(['']);
   const current = tokens[tokens.length - 1]!;
-  const { data, error } = useLive(() => load(current), kinds, [current, ...deps]);
+  const { data, error } = useLive(() => load(current), kinds, [current, ...deps], everyMs);
   const pager = (
     <div class="pager">
       <button disabled={tokens.length < 2} onClick={() => setTokens(tokens.slice(0, -1))}>‹ previous</button>

@@ -7,7 +7,7 @@
  */
 import { useState } from 'preact/hooks';
 import { get, type Gpu, type Holder, type NodeJson } from '../api.js';
-import { href, useLive } from '../live.js';
+import { href, SHARED_WALK_MS, useLive } from '../live.js';
 import { Failure, State, time, usePaged } from '../ui.js';
 import { Bar, Events } from './overview.js';
 
@@ -18,6 +18,7 @@ export function NodeList() {
     (pageToken) => get<{ nodes?: NodeJson[]; nextPageToken?: string }>('/nodes', { pageToken, prefix, state }).then((r) => ({ items: r.nodes ?? [], next: r.nextPageToken })),
     ['node.', 'pg.'],
     [prefix, state],
+    SHARED_WALK_MS, // its GPUs in use come from the head's shared walk of the placement groups
   );
   return (
     <>
@@ -52,7 +53,7 @@ export function NodeList() {
 }
 
 export function NodePage(props: { id: string }) {
-  const { data, error } = useLive(() => get<{ node: NodeJson; holders: Holder[] }>(`/nodes/${encodeURIComponent(props.id)}`), ['node.', 'pg.', 'gang.'], [props.id]);
+  const { data, error } = useLive(() => get<{ node: NodeJson; holders: Holder[] }>(`/nodes/${encodeURIComponent(props.id)}`), ['node.', 'pg.', 'gang.'], [props.id], 5_000); // walks every group and gang (shared, 2 s)
   const node = data?.node;
   const gpus = node?.inventory?.gpus ?? [];
   const islands = node?.inventory?.topology?.nvlinkIslands?.map((i) => i.gpuIndices ?? []) ?? [];

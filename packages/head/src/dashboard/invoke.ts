@@ -18,6 +18,7 @@ import { EventEmitter } from 'node:events';
 import type { PeerCertificate } from 'node:tls';
 import { Metadata, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { AUTH_HEADER, fromGrpcError } from '@muster/common';
+import type { AuthenticatedCall } from '../api/authenticate.js';
 
 /** What the browser showed: an authorized client certificate of the cluster CA, or the cluster token. */
 export interface Credential {
@@ -84,13 +85,19 @@ export class GateInvoker {
   }
 
   private call(service: ServiceDefinition, method: string, request: unknown, cred: Credential) {
-    const metadata = new Metadata();
-    if (cred.token) metadata.set(AUTH_HEADER, `Bearer ${this.token}`);
-    return {
-      request,
-      metadata,
-      getPath: () => service[method]!.path,
-      getAuthContext: () => (cred.cert ? { sslPeerCertificate: cred.cert } : {}),
-    };
+    return { request, getPath: () => service[method]!.path, ...authCall(cred.cert, cred.token ? this.token : undefined) };
   }
+}
+
+/**
+ * What authenticate() reads of a call (authenticate.ts), as grpc-js would
+ * hand it: `bearer` as the authorization metadata, `cert` as the peer
+ * certificate of an authorized TLS socket. The gate's calls and the
+ * dashboard's own sign-in are authenticated through this one shape, so both
+ * give the same identity for the same credentials.
+ */
+export function authCall(cert: PeerCertificate | undefined, bearer: string | undefined): AuthenticatedCall {
+  const metadata = new Metadata();
+  if (bearer !== undefined) metadata.set(AUTH_HEADER, `Bearer ${bearer}`);
+  return { metadata, getAuthContext: () => (cert ? { sslPeerCertificate: cert } : {}) };
 }

@@ -3,9 +3,10 @@
  * own gRPC handlers through the gate (invoke.ts) with the browser's
  * credential, and turned into JSON by the generated `toJSON` (enums by name,
  * int64 as numbers). Lists are the gRPC lists, page by page (`pageSize`,
- * `pageToken` → `nextPageToken`); the overview and the node page walk the
- * lists they need (at most `MAX_WALK` items each) and work out the rest in
- * views.ts. Query strings are validated like every other input: strict,
+ * `pageToken` → `nextPageToken`); the overview, the node list and the node
+ * page walk the lists they need (at most `MAX_WALK` items each; one walk of
+ * each list serves every asker for 2 s, after each asker's own
+ * authorisation) and work out the rest in views.ts. Query strings are validated like every other input: strict,
  * unknown keys refused with a "did you mean".
  *
  *   GET /api/cluster                      GetClusterInfo (counts; no NATS details)
@@ -80,7 +81,7 @@ function parse<S extends z.ZodType>(schema: S, q: Query): z.infer<S> {
 
 /** Answers GET `path` (below /api) with `query` as `cred`; throws a MusterError (NOT_FOUND for an unknown route). */
 export async function answer(invoke: GateInvoker, path: string, query: Query, cred: Credential): Promise<unknown> {
-  const [what, id, ...rest] = path.split('/').filter(Boolean).map(decodeURIComponent);
+  const [what, id, ...rest] = path.split('/').filter(Boolean).map(decodeSegment);
   if (rest.length > 0 || !what) throw notFound(path);
   const C = ClusterServiceService;
   const P = PlacementGroupServiceService;
@@ -95,25 +96,28 @@ export async function answer(invoke: GateInvoker, path: string, query: Query, cr
     }
     case 'overview': {
       parse(queries.none, query);
-      // Authorized as the walk's own calls would be (one item of each list), then answered from a
-      // walk at most OVERVIEW_MAX_AGE_MS old: many open overviews on a large cluster cost one walk.
-      await Promise.all([
-        invoke.unary(C, 'listNodes', { state: 0, pageSize: 1, pageToken: '', nodeIdPrefix: '', labels: {} }, cred),
-        invoke.unary(P, 'listPlacementGroups', { state: 0, pageSize: 1, pageToken: '', namePrefix: '' }, cred),
-      ]);
-      return overview(invoke, cred);
+      await Promise.all([mayWalk(invoke, 'nodes', cred), mayWalk(invoke, 'groups', cred)]);
+      return shared(invoke, 'overview', () =>
+        Promise.all([shared(invoke, 'nodes', () => walkNodes(invoke, cred)), shared(invoke, 'groups', () => walkGroups(invoke, cred))]).then(([nodes, groups]) => ({ domains: domains(nodes, gpusUsedByNode(groups)) })),
+      );
     }
     case 'nodes': {
       const q = parse(queries.nodes, query);
       const req = { state: q.state ?? 0, pageSize: q.pageSize ?? 100, pageToken: q.pageToken ?? '', nodeIdPrefix: q.prefix ?? '', labels: {} };
-      const [res, groups] = await Promise.all([invoke.unary<ListNodesResponse>(C, 'listNodes', req, cred), walkGroups(invoke, cred)]);
+      await mayWalk(invoke, 'groups', cred);
+      const [res, groups] = await Promise.all([invoke.unary<ListNodesResponse>(C, 'listNodes', req, cred), shared(invoke, 'groups', () => walkGroups(invoke, cred))]);
       const used = gpusUsedByNode(groups);
       const json = ListNodesResponse.toJSON(res) as { nodes?: Array<Record<string, unknown>> };
       return { ...json, nodes: (json.nodes ?? []).map((n, i) => ({ ...n, gpusUsed: used.get(res.nodes[i]!.nodeId) ?? 0 })) };
     }
     case 'nodes/': {
       parse(queries.none, query);
-      const [node, groups, gangs] = await Promise.all([invoke.unary<Node>(C, 'getNode', { nodeId: id }, cred), walkGroups(invoke, cred), walkGangs(invoke, cred)]);
+      await Promise.all([mayWalk(invoke, 'groups', cred), mayWalk(invoke, 'gangs', cred)]);
+      const [node, groups, gangs] = await Promise.all([
+        invoke.unary<Node>(C, 'getNode', { nodeId: id }, cred),
+        shared(invoke, 'groups', () => walkGroups(invoke, cred)),
+        shared(invoke, 'gangs', () => walkGangs(invoke, cred)),
+      ]);
       return { node: Node.toJSON(node), holders: gpuUse(node, groups, gangs) };
     }
     case 'placement-groups': {
@@ -145,17 +149,45 @@ export async function answer(invoke: GateInvoker, path: string, query: Query, cr
   }
 }
 
-/** How old the overview's walk may be when it is answered again. */
+/** How old a shared walk (and the overview made of two) may be when it is answered again (the pages' SHARED_WALK_MS, live.ts). */
 export const OVERVIEW_MAX_AGE_MS = 2_000;
-const overviews = new WeakMap<GateInvoker, { at: number; value: Promise<unknown> }>();
+type Shared = { nodes: Node[]; groups: PlacementGroup[]; gangs: Gang[]; overview: { domains: ReturnType<typeof domains> } };
+const walks = new WeakMap<GateInvoker, Map<keyof Shared, { at: number; value: Promise<unknown> }>>();
 
-function overview(invoke: GateInvoker, cred: Credential): Promise<unknown> {
-  const cached = overviews.get(invoke);
-  if (cached && Date.now() - cached.at < OVERVIEW_MAX_AGE_MS) return cached.value;
-  const value = Promise.all([walkNodes(invoke, cred), walkGroups(invoke, cred)]).then(([nodes, groups]) => ({ domains: domains(nodes, gpusUsedByNode(groups)) }));
-  overviews.set(invoke, { at: Date.now(), value });
-  value.catch(() => overviews.delete(invoke)); // a failed walk is not served again
+/**
+ * The walk of `kind` at most OVERVIEW_MAX_AGE_MS old, made by `make` when
+ * there is none: the overview, the node list and the node page (which
+ * reloads on events, many browsers at once) cost one walk of each list per
+ * 2 s between them. Only after the asker's own authorisation (mayWalk): the
+ * walk is made with the credential of whoever asked first.
+ */
+function shared<K extends keyof Shared>(invoke: GateInvoker, kind: K, make: () => Promise<Shared[K]>): Promise<Shared[K]> {
+  let byKind = walks.get(invoke);
+  if (!byKind) walks.set(invoke, (byKind = new Map()));
+  const cached = byKind.get(kind);
+  if (cached && Date.now() - cached.at < OVERVIEW_MAX_AGE_MS) return cached.value as Promise<Shared[K]>;
+  const value = make();
+  byKind.set(kind, { at: Date.now(), value });
+  value.catch(() => {
+    if (byKind.get(kind)?.value === value) byKind.delete(kind); // a failed walk is not served again
+  });
   return value;
+}
+
+/** Authorizes `cred` as the walk's own calls would be: one item of the list (the access table decides per method). */
+async function mayWalk(invoke: GateInvoker, kind: 'nodes' | 'groups' | 'gangs', cred: Credential): Promise<void> {
+  if (kind === 'nodes') await invoke.unary(ClusterServiceService, 'listNodes', { state: 0, pageSize: 1, pageToken: '', nodeIdPrefix: '', labels: {} }, cred);
+  else if (kind === 'groups') await invoke.unary(PlacementGroupServiceService, 'listPlacementGroups', { state: 0, pageSize: 1, pageToken: '', namePrefix: '' }, cred);
+  else await invoke.unary(GangServiceService, 'listGangs', { state: 0, pageSize: 1, pageToken: '', namePrefix: '' }, cred);
+}
+
+/** One path segment, %-decoded; a malformed escape ("%zz", a lone "%") is the asker's mistake (400), not a crash (500). */
+export function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `path: malformed %-escape in "${segment.slice(0, 128)}"`);
+  }
 }
 
 const notFound = (path: string) => new MusterError(ErrorCode.NOT_FOUND, `no dashboard API route "${path.slice(0, 128)}"`);

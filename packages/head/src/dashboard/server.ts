@@ -22,7 +22,6 @@
  *   POST /api/session | /api/tickets | /api/logout   sessions.ts
  *   GET  /api/whoami                          the session's identity
  */
-import { timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
@@ -30,9 +29,10 @@ import type { Identity } from '@muster/contracts';
 import { ErrorCode, MusterError, bearerToken, identityOf, isMusterError, parseHostPort, toMusterError, type Logger } from '@muster/common';
 import { ClusterEvent, ClusterServiceService, GangServiceService, type LogChunk } from '@muster/proto';
 import { authorize } from '../api/access.js';
+import { authenticate } from '../api/authenticate.js';
 import { formatEventId } from '../events/event-id.js';
-import type { GateInvoker, Credential } from './invoke.js';
-import { answer, type Query } from './routes.js';
+import { authCall, type GateInvoker, type Credential } from './invoke.js';
+import { answer, decodeSegment, type Query } from './routes.js';
 import { sessionCookie, setCookie, Sessions } from './sessions.js';
 import { loadAssets, type Assets } from './assets.js';
 
@@ -116,43 +116,40 @@ async function serve(req: IncomingMessage, res: ServerResponse, o: DashboardOpti
   const cookie = sessionCookie(req.headers.cookie);
   if (req.method === 'POST') return post(req, res, path, o, sessions, cookie);
   if (req.method !== 'GET') return reply(res, 405, { error: 'method not allowed' });
-  const { cred, who } = credentialOf(req, o.token, sessions, cookie);
+  const { cred, who, session } = credentialOf(req, o.token, sessions, cookie);
   if (path === '/whoami') return reply(res, 200, { role: who.role, name: who.name });
-  if (path === '/events') return events(req, res, o.invoke, cred, query);
+  // A stream on a session ends with it (sign-out, expiry); one on a direct credential ends with its connection.
+  const until: Until | undefined = session === undefined ? undefined : { watch: (end) => sessions.watch(session, end), alive: () => sessions.get(session) !== undefined };
+  if (path === '/events') return events(req, res, o.invoke, cred, query, until);
   const logs = /^\/gangs\/([^/]+)\/logs$/.exec(path);
-  if (logs) return rankLog(req, res, o.invoke, cred, decodeURIComponent(logs[1]!), query);
+  if (logs) return rankLog(req, res, o.invoke, cred, decodeSegment(logs[1]!), query, until);
   return reply(res, 200, await answer(o.invoke, path, query, cred));
 }
 
-/** The request's credential: a client certificate, else the bearer token, else the session. */
-function credentialOf(req: IncomingMessage, token: string, sessions: Sessions, cookie: string | undefined): { cred: Credential; who: Identity } {
+/** The request's credential: a client certificate or the bearer token, else the session (and its id). */
+function credentialOf(req: IncomingMessage, token: string, sessions: Sessions, cookie: string | undefined): { cred: Credential; who: Identity; session?: string } {
   const direct = directCredential(req, token);
   if (direct) return direct;
   const held = sessions.get(cookie);
-  if (held) return held;
+  if (held) return { ...held, session: cookie };
   throw new MusterError(ErrorCode.UNAUTHENTICATED, 'sign in: open the URL `muster dashboard` prints, or give the cluster token on the sign-in page');
 }
 
-/** A client certificate of the cluster CA on this connection, or `Authorization: Bearer <cluster token>`. */
-function directCredential(req: IncomingMessage, token: string): { cred: Credential; who: Identity } | undefined {
-  const sent = bearerToken(req.headers.authorization);
-  if (sent !== undefined) {
-    if (!sameToken(sent, token)) throw new MusterError(ErrorCode.UNAUTHENTICATED, 'wrong cluster token');
-    return { cred: { token: true }, who: { role: 'admin', name: 'cluster-token', callGroups: 'all' } };
-  }
+/**
+ * A client certificate of the cluster CA on this connection, or
+ * `Authorization: Bearer <cluster token>`, authenticated as a gRPC call
+ * showing the same would be (authenticate.ts: a wrong token is refused, a
+ * certificate wins over the token beside it); undefined when neither is shown.
+ */
+export function directCredential(req: IncomingMessage, token: string): { cred: Credential; who: Identity } | undefined {
+  const bearer = bearerToken(req.headers.authorization);
   const socket = req.socket as Partial<TLSSocket>;
-  if (socket.authorized && socket.getPeerCertificate) {
-    const cert = socket.getPeerCertificate();
-    const who = identityOf(cert);
-    if (who) return { cred: { cert }, who };
-  }
-  return undefined;
-}
-
-function sameToken(sent: string, token: string): boolean {
-  const a = Buffer.from(sent);
-  const b = Buffer.from(token);
-  return b.length > 0 && a.length === b.length && timingSafeEqual(a, b);
+  const cert = socket.authorized && socket.getPeerCertificate ? socket.getPeerCertificate() : undefined;
+  const byCert = cert && identityOf(cert) ? cert : undefined;
+  if (bearer === undefined && !byCert) return undefined;
+  const who = authenticate(authCall(byCert, bearer), token);
+  // The credential the gate's calls will show: the certificate when it decided the identity, else the token.
+  return { cred: byCert ? { cert: byCert } : { token: true }, who };
 }
 
 /** POST /api/session, /api/tickets, /api/logout. */
@@ -170,7 +167,10 @@ async function post(req: IncomingMessage, res: ServerResponse, path: string, o: 
     return reply(res, 200, {});
   }
   if (path === '/tickets') {
-    const { cred, who } = credentialOf(req, o.token, sessions, cookie);
+    // A direct credential only: a session that minted tickets could renew itself forever, past its certificate.
+    const direct = directCredential(req, o.token);
+    if (!direct) throw new MusterError(ErrorCode.UNAUTHENTICATED, 'a ticket needs a client certificate or the cluster token, not a session');
+    const { cred, who } = direct;
     mayView(who);
     return reply(res, 200, sessions.ticket(cred, who));
   }
@@ -214,7 +214,7 @@ async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> 
  * (the page asks for the last hour: a fresh page need not replay a day of
  * events), an end-of-replay marker, then live events.
  */
-async function events(req: IncomingMessage, res: ServerResponse, invoke: GateInvoker, cred: Credential, q: Query): Promise<void> {
+async function events(req: IncomingMessage, res: ServerResponse, invoke: GateInvoker, cred: Credential, q: Query, until?: Until): Promise<void> {
   const unknown = Object.keys(q).filter((k) => k !== 'after' && k !== 'kinds' && k !== 'sinceMs');
   if (unknown.length) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `query: unknown key "${unknown[0]!.slice(0, 64)}" (expected after, sinceMs, kinds)`);
   const since = q.sinceMs === undefined ? undefined : Number(q.sinceMs);
@@ -224,29 +224,40 @@ async function events(req: IncomingMessage, res: ServerResponse, invoke: GateInv
   const after = resume || (since ? formatEventId(Math.max(0, Date.now() - since - 1), 999_999) : '');
   const kinds = (q.kinds ?? '').split(',').filter(Boolean).slice(0, 16).map((k) => k.slice(0, 64));
   const request = { replay: true, afterId: after, kinds, markReplayEnd: true };
-  await sse(res, (write) => invoke.stream<ClusterEvent>(ClusterServiceService, 'watchEvents', request, cred, (e) =>
+  await sse(res, until, (write) => invoke.stream<ClusterEvent>(ClusterServiceService, 'watchEvents', request, cred, (e) =>
     e.replayEnd ? write('replay-end', '{}') : write('event', JSON.stringify(ClusterEvent.toJSON(e)), e.id)));
 }
 
 /** SSE of StreamLogs (follow): each chunk as a JSON string in an event "log". */
-async function rankLog(req: IncomingMessage, res: ServerResponse, invoke: GateInvoker, cred: Credential, gang: string, q: Query): Promise<void> {
+async function rankLog(req: IncomingMessage, res: ServerResponse, invoke: GateInvoker, cred: Credential, gang: string, q: Query, until?: Until): Promise<void> {
   const unknown = Object.keys(q).filter((k) => k !== 'rank');
   if (unknown.length) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `query: unknown key "${unknown[0]!.slice(0, 64)}" (expected rank)`);
   const rank = Number(q.rank ?? '0');
   if (!Number.isInteger(rank) || rank < 0 || rank > 65_535) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'rank: expected an integer 0…65535');
   const request = { gang, rank, follow: true, tailBytes: 65_536 };
-  await sse(res, (write) => invoke.stream<LogChunk>(GangServiceService, 'streamLogs', request, cred, (c) => write('log', JSON.stringify(Buffer.from(c.data).toString('utf8')))));
+  await sse(res, until, (write) => invoke.stream<LogChunk>(GangServiceService, 'streamLogs', request, cred, (c) => write('log', JSON.stringify(Buffer.from(c.data).toString('utf8')))));
 }
 
 type Open = (write: (event: string, data: string, id?: string) => boolean) => { done: Promise<void>; cancel(): void; resume(): void };
 
-/** Runs one stream as server-sent events until it ends or the browser goes away; an error ends it with an "error" event. */
-async function sse(res: ServerResponse, open: Open): Promise<void> {
+/** The session a stream was opened on: `watch` ends the stream when the session ends; `alive` is checked on each ping. */
+interface Until {
+  watch(end: () => void): () => void;
+  alive(): boolean;
+}
+
+/**
+ * Runs one stream as server-sent events until it ends, the browser goes away
+ * or its session ends (`until`); an error ends it with an "error" event.
+ */
+async function sse(res: ServerResponse, until: Until | undefined, open: Open): Promise<void> {
   res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
   res.write(': open\n\n');
   const stream = open((event, data, id) => res.write(`${id ? `id: ${id}\n` : ''}event: ${event}\ndata: ${data}\n\n`));
   res.on('drain', () => stream.resume());
-  const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+  const unwatch = until?.watch(() => stream.cancel());
+  // An expired session is found on the ping at the latest, even when no request of it comes again.
+  const ping = setInterval(() => (until && !until.alive() ? stream.cancel() : res.write(': ping\n\n')), 15_000);
   // The response's close: the browser went away (or the stream ended); the request's may come earlier.
   res.once('close', () => stream.cancel());
   try {
@@ -256,6 +267,7 @@ async function sse(res: ServerResponse, open: Open): Promise<void> {
     if (!res.writableEnded) res.write(`event: error\ndata: ${JSON.stringify({ code: err.code, error: err.message })}\n\n`);
   } finally {
     clearInterval(ping);
+    unwatch?.();
     stream.cancel();
     res.end();
   }

@@ -15,9 +15,13 @@
  * credential through the gate (invoke.ts), so what a session may read is
  * decided by the access table on each call, as for gRPC.
  *
- * Bounded: at most `maxSessions` sessions (the oldest is dropped) and 256
- * open tickets; a session lives `ttlMs` (default 8 h), a ticket 60 s and one
- * use. Memory only: a head restart or failover signs every browser out.
+ * Bounded per identity (who.name) and in all: at most `maxSessionsPerWho`
+ * (16) of one identity's sessions and 8 of its tickets, `maxSessions`
+ * (1,000) and 256 in all. An insert drops the expired entries first, then
+ * the identity's own oldest beyond its bound, then the oldest of all: one
+ * viewer signing in again and again evicts only its own; a session lives `ttlMs` (default 8 h) and never past its
+ * certificate's end, a ticket 60 s and one use. Only a direct credential
+ * mints a ticket (server.ts), never a session: a session cannot renew itself. Memory only: a head restart or failover signs every browser out.
  * Ids are 32 random bytes (base64url); lookups are by exact key.
  */
 import { randomBytes } from 'node:crypto';
@@ -27,6 +31,7 @@ import type { Credential } from './invoke.js';
 export const SESSION_COOKIE = 'muster_session';
 const TICKET_TTL_MS = 60_000;
 const MAX_TICKETS = 256;
+const MAX_TICKETS_PER_WHO = 8;
 
 interface Held {
   cred: Credential;
@@ -37,9 +42,11 @@ interface Held {
 export class Sessions {
   private readonly sessions = new Map<string, Held>();
   private readonly tickets = new Map<string, Held>();
+  /** The open streams (SSE) of each session: ended when the session is closed, expires or is dropped. */
+  private readonly streams = new Map<string, Set<() => void>>();
 
   constructor(
-    private readonly opts: { ttlMs?: number; maxSessions?: number; now?: () => number } = {},
+    private readonly opts: { ttlMs?: number; maxSessions?: number; maxSessionsPerWho?: number; now?: () => number } = {},
   ) {}
 
   private now(): number {
@@ -49,7 +56,7 @@ export class Sessions {
   /** A one-time ticket standing for `cred` for 60 s. */
   ticket(cred: Credential, who: Identity): { ticket: string; expiresInMs: number } {
     const id = randomBytes(32).toString('base64url');
-    put(this.tickets, id, { cred, who, expiresAt: this.now() + TICKET_TTL_MS }, MAX_TICKETS);
+    put(this.tickets, id, { cred, who, expiresAt: this.now() + TICKET_TTL_MS }, { all: MAX_TICKETS, perWho: MAX_TICKETS_PER_WHO }, this.now());
     return { ticket: id, expiresInMs: TICKET_TTL_MS };
   }
 
@@ -63,21 +70,42 @@ export class Sessions {
   /** A new session for `cred`: its id (the cookie's value) and how long it lives. */
   open(cred: Credential, who: Identity): { id: string; maxAgeS: number } {
     const id = randomBytes(32).toString('base64url');
-    const ttl = this.opts.ttlMs ?? 8 * 3600_000;
-    put(this.sessions, id, { cred, who, expiresAt: this.now() + ttl }, this.opts.maxSessions ?? 1_000);
-    return { id, maxAgeS: Math.floor(ttl / 1000) };
+    const now = this.now();
+    // A certificate session ends with the certificate: it may not read on after the certificate expired.
+    const expiresAt = Math.min(now + (this.opts.ttlMs ?? 8 * 3600_000), certificateEnd(cred));
+    const max = { all: this.opts.maxSessions ?? 1_000, perWho: this.opts.maxSessionsPerWho ?? 16 };
+    for (const dropped of put(this.sessions, id, { cred, who, expiresAt }, max, now)) this.close(dropped);
+    return { id, maxAgeS: Math.max(0, Math.floor((expiresAt - now) / 1000)) };
   }
 
   /** The session's credential and identity, unless unknown or expired. */
   get(id: string | undefined): Held | undefined {
     if (!id) return undefined;
     const held = this.sessions.get(id);
-    if (held && held.expiresAt <= this.now()) this.sessions.delete(id);
-    return held && held.expiresAt > this.now() ? held : undefined;
+    if (!held) return undefined;
+    if (held.expiresAt > this.now()) return held;
+    this.close(id);
+    return undefined;
   }
 
+  /** Ends the session and every stream it has open. */
   close(id: string | undefined): void {
-    if (id) this.sessions.delete(id);
+    if (!id) return;
+    this.sessions.delete(id);
+    const ends = this.streams.get(id);
+    this.streams.delete(id);
+    for (const end of ends ?? []) end();
+  }
+
+  /** Calls `end` when session `id` is closed, expires or is dropped; returns the unregister (the stream ended first). */
+  watch(id: string, end: () => void): () => void {
+    let ends = this.streams.get(id);
+    if (!ends) this.streams.set(id, (ends = new Set()));
+    ends.add(end);
+    return () => {
+      ends.delete(end);
+      if (ends.size === 0 && this.streams.get(id) === ends) this.streams.delete(id);
+    };
   }
 
   get size(): number {
@@ -85,13 +113,38 @@ export class Sessions {
   }
 }
 
-/** Inserts, dropping the oldest entries (Map order is insertion order) beyond `max`. */
-function put(map: Map<string, Held>, id: string, held: Held, max: number): void {
+/** When the credential's certificate expires (ms); no certificate (the token), or a date that does not parse: never. */
+function certificateEnd(cred: Credential): number {
+  const end = cred.cert?.valid_to ? Date.parse(cred.cert.valid_to) : NaN;
+  return Number.isNaN(end) ? Infinity : end;
+}
+
+/**
+ * Inserts `held`, then drops (Map order is insertion order, so oldest first):
+ * every expired entry, the oldest of `held.who.name`'s beyond `max.perWho`,
+ * the oldest of all beyond `max.all`. Returns the ids dropped.
+ */
+function put(map: Map<string, Held>, id: string, held: Held, max: { all: number; perWho: number }, now: number): string[] {
+  const dropped: string[] = [];
+  const drop = (k: string) => {
+    map.delete(k);
+    dropped.push(k);
+  };
+  for (const [k, h] of map) if (h.expiresAt <= now) drop(k);
   map.set(id, held);
-  for (const oldest of map.keys()) {
-    if (map.size <= max) break;
-    map.delete(oldest);
+  let mine = 0;
+  for (const h of map.values()) if (h.who.name === held.who.name) mine++;
+  for (const [k, h] of map) {
+    if (mine <= max.perWho) break;
+    if (h.who.name !== held.who.name) continue;
+    drop(k);
+    mine--;
   }
+  for (const oldest of map.keys()) {
+    if (map.size <= max.all) break;
+    drop(oldest);
+  }
+  return dropped;
 }
 
 /** The session id of a Cookie header. */
