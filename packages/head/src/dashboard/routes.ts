@@ -40,6 +40,7 @@ import {
   PlacementGroupServiceService,
   PlacementGroupState,
   ReplicaGroup,
+  type GetReplicaGroupRequest,
   ReplicaGroupServiceService,
 } from '@muster/proto';
 import type { Credential, GateInvoker } from './invoke.js';
@@ -143,7 +144,8 @@ export async function answer(invoke: GateInvoker, path: string, query: Query, cr
     }
     case 'replica-groups/':
       parse(queries.none, query);
-      return ReplicaGroup.toJSON(await invoke.unary(R, 'getReplicaGroup', { name: id }, cred));
+      // The first page of its replicas (replica-pages.ts: at most 1,000, under 1 MiB) and their counts by state.
+      return ReplicaGroup.toJSON(await invoke.unary(R, 'getReplicaGroup', { name: id ?? '', replicaPageSize: 0, replicaPageToken: '', replicaStates: [], replicaRevision: '' } satisfies GetReplicaGroupRequest, cred));
     default:
       throw notFound(path);
   }
