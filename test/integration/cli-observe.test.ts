@@ -36,9 +36,10 @@ describe('muster status, rg get and logs show the data plane', () => {
       replicas: { min: 2, max: 3, initial: 2 },
       autoscaling: { metric: 'ongoing', target: 4 },
     });
-    await waitFor('2 replicas ready and reporting load', async () => {
+    // Reporting the engine's numbers too: a replica's first report can leave before the worker's first scrape of /metrics.
+    await waitFor('2 replicas ready and reporting load with engine numbers', async () => {
       const g = await sdk.replicaGroups.get('llm');
-      return (g.replicas.filter((r) => r.state === 'ready' && r.load).length === 2 && g.toJSON().autoscaler) || undefined;
+      return (g.replicas.filter((r) => r.state === 'ready' && r.load?.engineWaiting !== undefined).length === 2 && g.toJSON().autoscaler) || undefined;
     }, { timeoutMs: 40_000 });
   }, 60_000);
 

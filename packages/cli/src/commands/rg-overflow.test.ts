@@ -4,7 +4,7 @@ import { ReplicaGroup, type ReplicaGroups, type ReplicaGroupView } from '@muster
 import { describe } from './rg.js';
 
 const view = (overflow: NonNullable<ReplicaGroupView['spec']>['overflow']): ReplicaGroupView => ({
-  name: 'big', desired: 1, revision: 'r1', stableRevision: '', replicas: [], membershipVersion: 3, message: '', deleting: false,
+  name: 'big', desired: 1, revision: 'r1', stableRevision: '', replicas: [], replicaCount: 0, replicasByState: {}, membershipVersion: 3, message: '', deleting: false,
   spec: { overflow } as ReplicaGroupView['spec'],
 });
 
