@@ -100,18 +100,21 @@ export function roleBundles(roles: readonly ReplicaRole[]): Bundle[] {
   for (const role of gangOrder(roles)) {
     const r = role.resources ?? DEFAULT_RESOURCES;
     const tp = role.tp;
-    for (let n = 0; n < role.count * role.pp; n++) {
-      out.push({
-        cpuMillis: r.cpuMillis * tp,
-        memoryBytes: r.memoryBytes * tp,
-        gpus: r.gpus * tp,
-        gpuMemoryMib: r.gpuMemoryMib,
-        migProfile: r.migProfile,
-        custom: Object.fromEntries(Object.entries(r.custom).map(([k, v]) => [k, v * tp])),
-      });
-    }
+    for (let n = 0; n < role.count * role.pp; n++) out.push(stageBundle(r, tp));
   }
   return out;
+}
+
+/** One pipeline stage's bundle: the resources of its `tp` ranks (per-rank resources × tp; GPU memory and MIG are per GPU). */
+export function stageBundle(r: ShardResources, tp: number): Bundle {
+  return {
+    cpuMillis: r.cpuMillis * tp,
+    memoryBytes: r.memoryBytes * tp,
+    gpus: r.gpus * tp,
+    gpuMemoryMib: r.gpuMemoryMib,
+    migProfile: r.migProfile,
+    custom: Object.fromEntries(Object.entries(r.custom).map(([k, v]) => [k, v * tp])),
+  };
 }
 
 /** A placement group issue's path on a bundle ("bundles[3].gpus") as the role field it comes from ("roles[1].resources.gpus"). */

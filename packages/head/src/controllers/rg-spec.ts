@@ -19,7 +19,7 @@ import type { GangSpec, PlacementGroupSpec, ReplicaGroupSpec } from '@muster/pro
 import { parseGangSpec } from './gang-spec.js';
 import { routingProblems } from './rg-routing.js';
 import { gangIssuesOf, gangSpecError } from './gang-issues.js';
-import { gangRoles, roleBundleField, roleBundles, roleIssues, rolesSpanGpus, rolesWithDefaults, specRoleField } from './rg-roles.js';
+import { gangRoles, roleBundleField, roleBundles, roleIssues, rolesSpanGpus, rolesWithDefaults, specRoleField, stageBundle } from './rg-roles.js';
 import { specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
 import { namedMetricOf, parsePolicy, readsEngine, type AutoscalingPolicy } from '../autoscaler/index.js';
@@ -230,14 +230,7 @@ export function pgSpecOf(s: ValidRgSpec, replicaId: string): PlacementGroupSpec 
   return {
     name: `${s.name}-${replicaId}`,
     strategy: s.placement?.strategy || 'PACK',
-    bundles: s.roles.length ? roleBundles(s.roles) : Array.from({ length: s.pp }, () => ({
-      cpuMillis: r.cpuMillis * tp,
-      memoryBytes: r.memoryBytes * tp,
-      gpus: r.gpus * tp,
-      gpuMemoryMib: r.gpuMemoryMib,
-      migProfile: r.migProfile,
-      custom: Object.fromEntries(Object.entries(r.custom).map(([k, v]) => [k, v * tp])),
-    })),
+    bundles: s.roles.length ? roleBundles(s.roles) : Array.from({ length: s.pp }, () => stageBundle(r, tp)),
     topology,
     matchLabels: s.placement?.matchLabels ?? {},
     tolerations: s.placement?.tolerations ?? [],
