@@ -15,7 +15,7 @@
 import { cp, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openStore, rangeAll, type StateStore } from '@muster/head/state';
+import { openStore, rangeAll, type EtcdStore, type StateStore } from '@muster/head/state';
 
 export interface StoreSample {
   keys: number;
@@ -23,6 +23,8 @@ export interface StoreSample {
   bytes: number;
   /** Embedded only: the data dir's files (log segments + snapshot); saw-tooths up to the snapshot threshold. */
   diskBytes?: number;
+  /** etcd only: its database file and the bytes in use in it (history until compaction: state/compactor.ts). */
+  etcdDb?: { fileBytes: number; inUseBytes: number };
   /** Keys by their first two path segments, e.g. "/muster/gangs". */
   byPrefix: Record<string, number>;
 }
@@ -84,7 +86,7 @@ export async function openEtcdSampler(etcd: { endpoint: string; credentials(): {
   return {
     async sample() {
       const c = await countKeys(store);
-      return { keys: c.keys, bytes: c.valueBytes, byPrefix: c.byPrefix };
+      return { keys: c.keys, bytes: c.valueBytes, byPrefix: c.byPrefix, etcdDb: await (store as EtcdStore).dbSize() };
     },
     close: () => store.close(),
   };

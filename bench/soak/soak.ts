@@ -54,6 +54,8 @@ export interface Sample {
   storeBytes: number;
   /** Embedded: the data dir's file sizes. */
   diskBytes?: number;
+  /** etcd: its database file and the bytes in use in it (printed, not judged: compaction saw-tooths it). */
+  etcdDb?: { fileBytes: number; inUseBytes: number };
   headRssMiB: number;
   p99Ms: number;
   calls: number;
@@ -101,6 +103,9 @@ export const SOAK_HEAD_ARGS = [
   '--event-max-age-ms', '15000',
   // Events are trimmed by count too: the count, not the event rate (which follows the machine's load), bounds them.
   '--event-retention', '2000',
+  // etcd's history is compacted at the shortest interval allowed (10 s, against 5 min by default):
+  // at this churn five minutes of etcd history is 130-260 MB (docs/state-store.md, "Compaction").
+  '--store-compaction-interval-ms', '10000',
 ];
 
 export async function runSoak(o: SoakOptions): Promise<SoakResult> {
@@ -151,6 +156,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         storeKeys: store.keys,
         storeBytes: store.bytes,
         ...(store.diskBytes === undefined ? {} : { diskBytes: store.diskBytes }),
+        ...(store.etcdDb ? { etcdDb: store.etcdDb } : {}),
         headRssMiB: await rssMiB(cluster.head.process.pid),
         p99Ms: Math.round((lat[Math.min(lat.length - 1, Math.floor(0.99 * lat.length))] ?? 0) * 10) / 10,
         calls: lat.length,

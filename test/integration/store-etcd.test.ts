@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startEtcd, type EtcdServer } from '@muster/testing';
 import { describeStoreContract } from '@muster/head/state/contract';
-import { EtcdStore } from '@muster/head/state';
+import { EtcdStore, StoreCompactor } from '@muster/head/state';
 
 let etcd: EtcdServer | undefined;
 beforeAll(async () => {
@@ -37,6 +37,43 @@ describe('EtcdStore lifecycle', () => {
     await store.close();
     await ended;
     await expect(store.get('k')).rejects.toMatchObject({ code: 'MUSTER_FAILED_PRECONDITION' });
+  });
+});
+
+describe('StoreCompactor on etcd', () => {
+  const quiet = { debug: () => undefined, warn: () => undefined } as never;
+
+  it('compacts to the previous tick\'s revision: older history is gone, one interval of it stays watchable', async () => {
+    const store = await EtcdStore.connect({ endpoints: [etcd!.endpoint], credentials: etcd!.credentials(), prefix: `/compactor/${randomUUID()}/` });
+    try {
+      const compacted: number[] = [];
+      const c = new StoreCompactor(store, { intervalMs: 60_000, log: quiet, onCompacted: (r) => compacted.push(r) });
+      const before = (await store.put('k', new TextEncoder().encode('old'))).revision;
+      await c.tick(); // remembers the current revision, compacts nothing yet
+      expect(compacted).toEqual([]);
+      const kept = await store.revision();
+      await store.put('k', new TextEncoder().encode('new'));
+      await c.tick(); // compacts to the first tick's revision
+      expect(compacted).toEqual([kept]);
+      await expect(store.range('', { revision: before - 1 })).rejects.toMatchObject({ code: 'MUSTER_STORE_COMPACTED' });
+      // A watcher one interval behind still resumes: it sees the later write.
+      const w = await store.watch('', { fromRevision: kept });
+      for await (const batch of w) {
+        expect(batch.some((e) => e.type === 'put' && new TextDecoder().decode(e.kv.value) === 'new')).toBe(true);
+        break;
+      }
+      await w.close();
+      // A revision compacted already (by another head, or etcd itself) is no failure.
+      const again = new StoreCompactor(store, { intervalMs: 60_000, log: { debug: () => undefined, warn: () => { throw new Error('warned'); } } as never, onCompacted: (r) => compacted.push(r) });
+      await again.tick(); // remembers R0
+      await store.put('k', new TextEncoder().encode('newer'));
+      await store.compact(await store.revision()); // someone else compacts past R0
+      await again.tick(); // compacting to R0 now fails as compacted: ignored
+      expect(compacted).toEqual([kept]);
+    } finally {
+      await store.deletePrefix('');
+      await store.close();
+    }
   });
 });
 

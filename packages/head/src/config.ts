@@ -61,6 +61,8 @@ export const headConfigSchema = z
     deadNodeTtlMs: z.number().int().min(1_000).max(365 * DAY_MS).default(DAY_MS),
     streamBufferMessages: z.number().int().min(4).max(1_000_000).default(1_024),
     eventMaxAgeMs: z.number().int().min(1_000).max(365 * 86_400_000).default(86_400_000),
+    /** etcd only: the leader compacts etcd's history this often, to the previous tick's revision (state/compactor.ts); 0: never. */
+    storeCompactionIntervalMs: z.union([z.literal(0), z.number().int().min(10_000).max(DAY_MS)]).default(300_000),
     /** Test only: added to this head's clock for event ids, to show they survive a clock step. */
     testClockOffsetMs: z.number().int().default(0),
     advertiseAddress: z.union([z.literal(''), dialAddress]).default(''),
@@ -132,6 +134,7 @@ export const headOptions: OptionSpec[] = [
   { key: 'deadNodeTtlMs', flag: 'dead-node-ttl-ms', env: 'MUSTER_DEAD_NODE_TTL_MS', parse: parseNumber, description: 'a DEAD node is forgotten this long after it died (default 24 h; `muster node rm` does it at once)' },
   { key: 'streamBufferMessages', flag: 'stream-buffer-messages', env: 'MUSTER_STREAM_BUFFER_MESSAGES', parse: parseNumber, description: 'messages a slow stream consumer may fall behind before it is cut (it resumes from its last id)' },
   { key: 'eventMaxAgeMs', flag: 'event-max-age-ms', env: 'MUSTER_EVENT_MAX_AGE_MS', parse: parseNumber, description: 'cluster events older than this are deleted (default 24 h)' },
+  { key: 'storeCompactionIntervalMs', flag: 'store-compaction-interval-ms', env: 'MUSTER_STORE_COMPACTION_INTERVAL_MS', parse: parseNumber, description: 'etcd only: the leader compacts etcd\'s history this often, keeping one interval of it for watchers (default 5 min; 0 turns it off, for an etcd that compacts itself; otherwise at least 10 s)' },
   { key: 'testClockOffsetMs', flag: 'test-clock-offset-ms', env: 'MUSTER_TEST_CLOCK_OFFSET_MS', parse: parseNumber, description: 'test only: shifts this head\'s event clock (a clock step)' },
   { key: 'shardPortRange', flag: 'shard-port-range', env: 'MUSTER_SHARD_PORT_RANGE', description: 'ports the head allocates to shard ranks, FIRST-LAST' },
   { key: 'advertiseAddress', flag: 'advertise-address', env: 'MUSTER_ADVERTISE_ADDRESS', description: 'host:port other heads send clients to when this head leads (default: the bound --listen address; set it when listening on 0.0.0.0)' },

@@ -16,6 +16,8 @@
  *  - The key is released through the term's fence when the term ends: if it
  *    is still ours, a standby wins at once instead of after the lease; if
  *    another head already leads, the store refuses and the log says so.
+ *  - The leader, and only while it leads, compacts etcd's history
+ *    (state/compactor.ts): standbys follow it, they do not trim it.
  *  - `roleDecided` settles once the first campaign attempt has decided this
  *    head's role (leader with a loaded term, or standby): `startHead`
  *    returns then.
@@ -26,6 +28,7 @@ import type { Election, Term } from './ha/election.js';
 import type { LeaderGate } from './ha/gate.js';
 import { StateMirror } from './ha/mirror.js';
 import { startLeaderTerm, type HeadProcess, type LeaderTerm } from './leader-term.js';
+import { StoreCompactor } from './state/compactor.js';
 import { LEADER_KEY } from './state/fence.js';
 import type { StateStore } from './state/index.js';
 
@@ -125,6 +128,8 @@ export class Leadership {
       'became leader',
     );
     this.decided();
+    const compactor = new StoreCompactor(this.store, { intervalMs: this.config.storeCompactionIntervalMs, log: this.log });
+    compactor.start();
     const reason = await Promise.race([won.ended, this.stopped.then(() => 'head stopping')]);
     this.gate.close();
     term.close();
@@ -133,6 +138,7 @@ export class Leadership {
     if (!this.stopping) this.mirror = this.follow();
     if (!this.stopping) this.log.warn({ headId, reason }, 'leadership lost; standing by');
     await this.releaseKey(won);
+    await compactor.stop(); // after the hand-over: a compaction in flight must not delay it
     return true;
   }
 

@@ -320,6 +320,12 @@ export class EtcdStore implements StateStore {
     return queue;
   }
 
+  /** etcd's database file and the part of it in use (what compaction frees; only a defrag shrinks the file). */
+  async dbSize(): Promise<{ fileBytes: number; inUseBytes: number }> {
+    const s = await this.call('status', () => this.client.maintenance.status());
+    return { fileBytes: Number(s.dbSize), inUseBytes: Number(s.dbSizeInUse) };
+  }
+
   /** Compacts etcd's history below `revision` (watches from older revisions fail). */
   async compact(revision: number): Promise<void> {
     await this.call('compact', () => this.client.kv.compact({ revision, physical: true }));

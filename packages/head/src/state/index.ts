@@ -11,6 +11,7 @@ export { rangeAll, readAll, type RangePage } from './paged.js';
 export { EmbeddedStore, type EmbeddedStoreOptions } from './embedded.js';
 export { EtcdStore, type EtcdStoreOptions } from './etcd.js';
 export { LeaseKeeper, type LeaseKeeperOptions } from './etcd-lease-keeper.js';
+export { StoreCompactor, type CompactorOptions } from './compactor.js';
 
 export type StoreConfig =
   | ({ kind: 'embedded'; dataDir: string } & EmbeddedStoreOptions)
