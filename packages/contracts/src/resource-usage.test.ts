@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { customMetricsOf, MAX_CUSTOM_METRICS, resourceUsageOf, sumResourceUsage, toResourceReport } from './resource-usage.js';
+import { customMetricsOf, isExactResourceUsage, MAX_CUSTOM_METRICS, resourceUsageOf, sumResourceUsage } from './resource-usage.js';
 import { toLoadReport } from './subjects.js';
 
 describe('resource reports and custom gauges, decoded', () => {
@@ -12,17 +12,22 @@ describe('resource reports and custom gauges, decoded', () => {
     expect(customMetricsOf({})).toBeUndefined();
   });
 
-  it('a resource report is no load report, and a load report no resource report', () => {
-    const u = { v: 1, kind: 'resources', replicaId: 'r', node: 'n1', timeMs: 5, resources: { cpu: 1.5, memoryBytes: 1e9 } };
-    expect(toLoadReport(u)).toBeUndefined();
-    expect(toResourceReport(u)).toEqual(u);
-    expect(toResourceReport({ v: 1, replicaId: 'r', inFlight: 0, queued: 0, timeMs: 1 })).toBeUndefined();
-    for (const bad of [{ ...u, node: '' }, { ...u, replicaId: 7 }, { ...u, timeMs: 0 }, { ...u, resources: null }, null, 'x']) expect(toResourceReport(bad)).toBeUndefined();
+  it('an older worker\'s resource report on the load subject is no load report', () => {
+    expect(toLoadReport({ v: 1, kind: 'resources', replicaId: 'r', node: 'n1', timeMs: 5, resources: { cpu: 1.5, memoryBytes: 1e9 } })).toBeUndefined();
   });
 
   it('drops each value a report may not carry, alone', () => {
     expect(resourceUsageOf({ cpu: -1, memoryBytes: 2e15, gpuUtilization: 1.01, gpuMemoryBytes: 8, gpus: 1.5 })).toEqual({ gpuMemoryBytes: 8 });
     expect(resourceUsageOf({ cpu: 0, gpuUtilization: 1, gpus: 2 })).toEqual({ cpu: 0, gpuUtilization: 1, gpus: 2 });
+  });
+
+  it('tells a usage whose every value may be carried from one with a bad value (absent values are fine)', () => {
+    expect(isExactResourceUsage({ cpu: 0, memoryBytes: 5, gpuUtilization: 1, gpuMemoryBytes: 0, gpus: 2 })).toBe(true);
+    expect(isExactResourceUsage({ cpu: undefined, memoryBytes: 5 })).toBe(true);
+    expect(isExactResourceUsage({})).toBe(true);
+    for (const bad of [{ cpu: -0.1 }, { memoryBytes: Number.NaN }, { gpuUtilization: 1.01 }, { gpuMemoryBytes: Infinity }, { gpus: 1.5 }, { cpu: 1, gpus: -1 }]) {
+      expect(isExactResourceUsage(bad)).toBe(false);
+    }
   });
 
   it('sums a replica\'s nodes: CPU and bytes added, GPU utilisation weighed by GPU count', () => {

@@ -4,20 +4,23 @@
  * of `cpu`, `memory`, `gpu-utilization`, `gpu-memory` and `custom:<name>`
  * autoscaling policies (docs/autoscaling.md, "Resource metrics").
  *
- * Two contracts cross process boundaries here, so they are defined once:
- *  - the ResourceReport a worker publishes every second on the replica
- *    group's load subject (`<prefix>.load.<group>`, beside the replicas' own
- *    LoadReports), one per replica and node: a replica's ranks may run on
- *    several nodes, and the head sums the fresh reports of all of them. It is
- *    told apart by `kind: "resources"` and has no `inFlight` / `queued`, so
- *    routers, which decode only LoadReports, pass over it;
+ * Defined once here, for both sides of the process boundary:
+ *  - the values of a node's share of a replica's use (ResourceUsage), which
+ *    the worker agent sends every second on its own authenticated stream to
+ *    the head (AgentMessage.usage, at most MAX_USAGE_ENTRIES replicas a
+ *    message) and the head sums over the nodes heard in the last
+ *    RESOURCE_REPORT_FRESH_MS;
  *  - the `custom` part of a LoadReport: gauges `serve()` was given
  *    (`customMetrics`), decoded by `customMetricsOf`.
  *
  * Reports come from other processes, so they are decoded, not trusted: a
  * value a report may not carry (negative, not finite, absurd, a utilisation
- * outside [0, 1], a bad name) is dropped alone; a report without a replica,
- * node or time is refused whole.
+ * outside [0, 1], a bad name) is dropped (`resourceUsageOf`), and the head
+ * refuses a usage entry carrying one (`isExactResourceUsage`).
+ *
+ * Earlier workers published a `{ kind: "resources" }` report on the group's
+ * load subject with the group's NATS credential; no LoadReport decoder takes
+ * one, so the head drops (and counts) what an older worker still sends.
  */
 
 /** A replica's (or one node's share of a replica's) resource use; a value not measured is absent. */
@@ -34,17 +37,6 @@ export interface ResourceUsage {
   gpus?: number;
 }
 
-/** A worker's report of one replica's ranks on its node, on `<prefix>.load.<group>`. */
-export interface ResourceReport {
-  v: 1;
-  kind: 'resources';
-  replicaId: string;
-  /** The reporting node: the head sums one report per node. */
-  node: string;
-  timeMs: number;
-  resources: ResourceUsage;
-}
-
 /** Shard-set gauges per report, at most. */
 export const MAX_CUSTOM_METRICS = 8;
 /** A custom metric's name: a Prometheus-style name, as engine metrics' (`custom:<name>` in a policy). */
@@ -55,8 +47,19 @@ export const MAX_CUSTOM_VALUE = 1e12;
 const MAX_CORES = 1e6;
 const MAX_BYTES = 1e15;
 const MAX_GPUS = 100_000;
-/** How long the head counts a node's ResourceReport as current (three report periods). */
+/** How long the head counts a node's share of a replica's use as current (three report periods). */
 export const RESOURCE_REPORT_FRESH_MS = 3_000;
+/**
+ * Replicas in one usage message of an agent, at most. Every entry is a
+ * replica with at least one rank running on the node, and a node runs few:
+ * a GPU server holds at most 32 GPUs (the scheduler's MAX_GPUS_PER_NODE), so
+ * a few dozen replicas even when every GPU is sliced or shared. 256 leaves
+ * room for CPU-only replicas, while one message of 256 entries with the
+ * longest names allowed (SPEC_LIMITS.refLength) stays near 140 KiB: a
+ * heartbeat written after it waits behind little. A node with more
+ * replicas sends several messages; the head drops entries past the cap.
+ */
+export const MAX_USAGE_ENTRIES = 256;
 
 export function isCustomMetricName(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= MAX_CUSTOM_METRIC_NAME && CUSTOM_METRIC_NAME.test(v);
@@ -91,16 +94,16 @@ export function customMetricsOf(v: unknown): Record<string, number> | undefined 
   return out;
 }
 
-const id = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 256;
-
-/** A resource report as decoded from msgpack; undefined when it is not a valid one. */
-export function toResourceReport(r: unknown): ResourceReport | undefined {
-  if (typeof r !== 'object' || r === null) return undefined;
-  const o = r as Record<string, unknown>;
-  if (o.kind !== 'resources' || !id(o.replicaId) || !id(o.node) || typeof o.timeMs !== 'number' || !Number.isFinite(o.timeMs) || o.timeMs <= 0) return undefined;
-  const resources = resourceUsageOf(o.resources);
-  if (!resources) return undefined;
-  return { v: 1, kind: 'resources', replicaId: o.replicaId, node: o.node, timeMs: o.timeMs, resources };
+/**
+ * Whether `v` carries only values a report may carry (an absent value is
+ * fine, a present bad one is not): the head keeps a usage entry whole or not
+ * at all, so a malformed one is seen in the dropped-reports count rather
+ * than half-kept.
+ */
+export function isExactResourceUsage(v: Partial<Record<keyof ResourceUsage, number | undefined>>): boolean {
+  const kept = resourceUsageOf(v);
+  if (!kept) return false;
+  return (Object.keys(v) as Array<keyof ResourceUsage>).every((k) => v[k] === undefined || kept[k] !== undefined);
 }
 
 /**

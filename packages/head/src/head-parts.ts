@@ -128,7 +128,7 @@ export function headInstruments(meter: Meter): HeadProcess['instruments'] {
     pgCycleSeconds: meter.createHistogram('muster_pg_cycle_seconds', { description: 'placement group controller cycle time, by phase (schedule, commit)', unit: 's' }),
     pgCycleWrites: meter.createHistogram('muster_pg_cycle_writes', { description: 'records written per controller cycle (group commit size)' }),
     heartbeatLag: meter.createHistogram('muster_heartbeat_lag_seconds', { description: 'delay between an agent sending a heartbeat and the head handling it', unit: 's' }),
-    reportsDropped: meter.createCounter('muster_load_reports_dropped_total', { description: 'load and demand reports refused by their decoder (negative, fractional or absurd counts, no id), and resource reports for a replica or node not of the group, by kind' }),
+    reportsDropped: meter.createCounter('muster_load_reports_dropped_total', { description: 'reports refused, by kind: load and demand reports their decoder refused (negative, fractional or absurd counts, no id; on the load subject also resource reports of older workers), and (kind resources) entries of agents\' usage reports that were malformed, past the cap, or for a replica with no rank on the sending node' }),
   };
 }
 

@@ -74,7 +74,7 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
   }, nats && ((group) => nats.users.replicaEnv(group)));
   await gangs.load();
   const dropped = head.instruments.reportsDropped;
-  const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats && { ...nats, onReportDropped: (kind) => dropped.add(1, { kind }) }, (n) => registry.get(n)?.draining === true);
+  const replicaGroups = new ReplicaGroupController(writer, placementGroups, gangs, events, log.child({ controller: 'replica-groups' }), nats && { ...nats, onReportDropped: (kind, n = 1) => dropped.add(n, { kind }) }, (n) => registry.get(n)?.draining === true);
   registry.onTransition((kind) => {
     if (kind === 'node.draining' || kind === 'node.uncordoned') replicaGroups.nodesChanged();
   });
@@ -123,6 +123,7 @@ export async function startLeaderTerm(writer: StateWriter, head: HeadProcess): P
       reservations: placementGroups,
       shards: gangs,
       logs: logRelay,
+      usage: replicaGroups,
     })],
     [GangServiceService, gangService(head.rpc, gangs, logRelay)],
     [ReplicaGroupServiceService, replicaService(head.rpc, replicaGroups)],

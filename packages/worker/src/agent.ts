@@ -23,6 +23,11 @@
  * (--insecure) follows hints inside its --head list only (@muster/contracts
  * leader.ts) and logs the one it refused.
  *
+ * Periodic reports (the node's resource usage, resources/reporter.ts) are
+ * offered, not queued: `offer` writes one only while registered and while
+ * the stream's write buffer is below its high-water mark, so they never
+ * pile up in front of heartbeats on a slow or blocked stream.
+ *
  * Drain: `setDrain` records whether this node should be drained (its
  * Kubernetes node was cordoned, kube-node.ts) and tells the head at once if
  * registered, and again after every registration (a message sent while
@@ -82,6 +87,8 @@ export class Agent {
   private drainWanted: NodeDrain | undefined;
   /** Writes to the head while registered. */
   private sendToHead: ((m: AgentMessage) => void) | undefined;
+  /** Writes to the head while registered and the stream's buffer has room; false otherwise. */
+  private offerToHead: ((m: AgentMessage) => boolean) | undefined;
 
   constructor(private readonly opts: AgentOptions, private readonly log: Logger, metrics: Metrics) {
     this.rotation = new HeadRotation(opts.heads, { hintsOutsideList: opts.credentials.tls });
@@ -105,6 +112,15 @@ export class Agent {
     this.drainWanted = { ...drain };
     this.log.info({ draining: drain.draining, reason: drain.reason }, drain.draining ? 'asking the head to drain this node' : 'asking the head to undrain this node');
     this.sendToHead?.({ msg: { $case: 'drain', value: this.drainWanted } });
+  }
+
+  /**
+   * Writes `m` to the head if registered and the stream's write buffer is
+   * below its high-water mark; else drops it and answers false. For reports
+   * the next one replaces: a heartbeat never waits behind a backlog of them.
+   */
+  offer(m: AgentMessage): boolean {
+    return this.offerToHead?.(m) ?? false;
   }
 
   async stop(): Promise<void> {
@@ -191,6 +207,7 @@ export class Agent {
         clearTimeout(registerBy);
         clearInterval(timer);
         this.sendToHead = undefined;
+        this.offerToHead = undefined;
         this.opts.shards?.detach();
         this.current = undefined;
         if (err && !registered) reject(err);
@@ -232,6 +249,11 @@ export class Agent {
         this.onRegistered?.(r);
         this.opts.shards?.attach((m) => call.write(m), (signal) => drained(call, signal));
         this.sendToHead = (m) => call.write(m);
+        this.offerToHead = (m) => {
+          if (call.writableNeedDrain) return false;
+          call.write(m);
+          return true;
+        };
         if (this.drainWanted) call.write({ msg: { $case: 'drain', value: this.drainWanted } });
         timer = setInterval(() => {
           if (performance.now() - lastAck > r.deadAfterMs) {

@@ -13,7 +13,6 @@ import type { AgentMessage, HeadMessage, LaunchShards, LogRequest, Probe, ShardS
 import { httpBridgePort, NATS_SECRET_ENV, SHARD_ENV } from '@muster/contracts';
 import type { Server } from '@muster/dataplane';
 import { startHttpBridge } from './http-bridge.js';
-import type { ResourceReporter } from './resources/reporter.js';
 import { firstPortInUse } from './shards/ports.js';
 import type { ProbeSpec, ProbeTiming, ShardStatus, ShardSupervisor } from './shards/types.js';
 import { warmupOf } from './shards/warmup.js';
@@ -24,8 +23,8 @@ import { warmupOf } from './shards/warmup.js';
  * an HTTP group (MUSTER_HTTP_BRIDGE set, whether or not this rank's port
  * resolves) does not speak NATS (the agent's bridge does, as the group's
  * user), and a rank without MUSTER_SUBJECT (a non-entry role) serves nothing.
- * The launch order keeps it: the agent's bridge and resource reporter read it
- * there.
+ * The launch order keeps it: the agent's HTTP bridge reads it there (the
+ * resource reporter needs none: it reports on the agent's own stream).
  */
 export function rankEnv(env: Record<string, string>, testRun: string | undefined): Record<string, string> {
   const out: Record<string, string> = testRun ? { ...env, [SHARD_ENV.TEST_RUN]: testRun } : { ...env };
@@ -62,8 +61,6 @@ export class ShardAgent {
   constructor(
     private readonly supervisor: ShardSupervisor,
     private readonly log: Logger,
-    /** Told of each rank launched and exited, for its resource reports (resources/reporter.ts). */
-    private readonly resources?: Pick<ResourceReporter, 'track' | 'untrack'>,
   ) {}
 
   /** A new head stream is registered: report everything we run. */
@@ -84,7 +81,6 @@ export class ShardAgent {
     this.send?.({ msg: { $case: 'shardStatus', value: report(s) } });
     if (s.phase === 'ready' && this.toBridge.has(s.key)) this.bridge(s.key);
     if (s.phase === 'stopping' || s.phase === 'exited') this.unbridge(s.key);
-    if (s.phase === 'exited') this.resources?.untrack(s.key);
     if (s.phase === 'exited' && !s.stopped) {
       void this.supervisor.stopGang(s.gangId, s.attempt).catch((e: unknown) => this.log.error({ err: e, gang: s.gangId }, 'could not stop the gang after a rank failed'));
     }
@@ -169,7 +165,6 @@ export class ShardAgent {
           logMaxBytes: s.logMaxBytes,
         });
         if (s.rank === 0 && httpBridgePort(s.env) > 0) this.toBridge.set(key, s.env);
-        this.resources?.track(key, s.env);
       } catch (e) {
         // Nothing started: report the rank as failed so the head decides.
         const reason = `could not launch: ${e instanceof Error ? e.message : String(e)}`;

@@ -70,11 +70,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     logRetention: { maxAgeMs: config.logRetentionMs, attemptsKept: config.logAttemptsKept, gangsKept: config.logGangsKept },
   });
   // HTTP bridges connect to NATS as their group's user, from the launch order (shard-agent.ts): the agent has no NATS user.
-  // What each replica's ranks use, reported on its group's load subject (resources/): GPU values from nvidia-smi on real GPUs, stand-ins on a profile.
-  const gpu = inventory.source === 'nvidia-smi' ? 'nvidia-smi' : inventory.gpus.length > 0 ? 'simulated' : 'none';
-  const resources = new ResourceReporter({ node: config.nodeId, sampler: new ResourceSampler({ gpu, log }), running: () => supervisor.list(), log });
-  resources.start();
-  const shardAgent = (late.agent = new ShardAgent(supervisor, log, resources));
+  const shardAgent = (late.agent = new ShardAgent(supervisor, log));
   const agent = new Agent(
     {
       heads: config.head,
@@ -91,6 +87,11 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     log,
     metrics,
   );
+  // What each replica's ranks here use (adopted ones too), sent on the agent's stream (resources/): GPU values
+  // from nvidia-smi on real GPUs, stand-ins on a profile.
+  const gpu = inventory.source === 'nvidia-smi' ? 'nvidia-smi' : inventory.gpus.length > 0 ? 'simulated' : 'none';
+  const resources = new ResourceReporter({ sampler: new ResourceSampler({ gpu, log }), ranks: () => supervisor.ranks(), send: (m) => agent.offer(m), log });
+  resources.start();
   let first = true;
   agent.onRegistered = (r) => {
     if (first) log.info({ nodeId: r.nodeId, headId: r.headId, gpus: inventory.gpus.length, metrics: metrics.address }, 'worker registered');
@@ -107,8 +108,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     metricsAddress: metrics.address,
     async close() {
       cordon?.stop();
+      resources.stop();
       await agent.stop();
-      await resources.stop();
       await supervisor.close({ stopShards: config.stopShardsOnExit });
       await metrics.close();
       await tracing.shutdown();

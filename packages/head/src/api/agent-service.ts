@@ -27,7 +27,7 @@ import type { Histogram } from '@opentelemetry/api';
 import type { Identity } from '@muster/contracts';
 import { ErrorCode, MusterError, toGrpcError, type Logger } from '@muster/common';
 import { SPEC_LIMITS } from '@muster/contracts';
-import type { AgentLogChunk, AgentMessage, AgentServiceServer, HeadMessage, NatsAccess, ReservationSnapshot, ShardStatusReport } from '@muster/proto';
+import type { AgentLogChunk, AgentMessage, AgentServiceServer, HeadMessage, NatsAccess, NodeUsage, ReservationSnapshot, ShardStatusReport } from '@muster/proto';
 import type { AgentConnection, NodeRegistry } from '../cluster/registry.js';
 import { validateRegister } from '../cluster/validate.js';
 import { bidiStream, type RpcContext } from './rpc.js';
@@ -46,6 +46,12 @@ export interface AgentServiceDeps {
     shardInventory(nodeId: string, shards: ShardStatusReport[]): Promise<void>;
   };
   logs: { chunk(nodeId: string, c: AgentLogChunk): void };
+  /**
+   * Where a node's usage reports go (the replica group controller), under the
+   * node id this stream registered; synchronous, so a heartbeat behind one
+   * waits for no I/O. Unset: they are ignored.
+   */
+  usage?: { nodeUsage(nodeId: string, u: NodeUsage): void };
   /** Registrations in flight at most (default DEFAULT_MAX_ADMITTING). */
   maxAdmitting?: number;
   /** Where reservations live (the placement group controller). */
@@ -162,6 +168,10 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, who: Id
         return;
       case 'logChunk':
         deps.logs.chunk(nodeId, msg.msg.value);
+        return;
+      case 'usage':
+        // Keyed by the stream's node (bound to its certificate), never by what the message says.
+        deps.usage?.nodeUsage(nodeId, msg.msg.value);
         return;
       case 'bundlesReserved':
         deps.reservations.acked(nodeId, msg.msg.value.groupId);

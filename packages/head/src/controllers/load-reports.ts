@@ -8,22 +8,21 @@
  * (no id, a negative or absurd count) is dropped and counted
  * (`muster_load_reports_dropped_total`).
  *
- * Workers publish a ResourceReport on the same subject (contracts'
- * resource-usage.ts: `kind: "resources"`), one per replica and node: what the
- * replica's ranks on that node use. They are kept per replica and node
- * (resource-shares.ts) and summed into the replica's sample (`resources`)
- * over the nodes heard in the last RESOURCE_REPORT_FRESH_MS (a gang restarted
- * on other nodes stops being counted on its old ones within that time).
+ * What each replica's ranks use comes from the workers running them, not
+ * from the bus: each agent sends its node's usage on its authenticated
+ * stream (AgentMessage.usage, checked by node-usage.ts: an agent speaks for
+ * ranks on its own node only). `nodeUsage` keeps each entry per replica and
+ * node (resource-shares.ts), summed into the replica's sample (`resources`)
+ * over the nodes heard in the last RESOURCE_REPORT_FRESH_MS (a gang
+ * restarted on other nodes stops being counted on its old ones within that
+ * time). A `{ kind: "resources" }` report on the load subject (what workers
+ * sent before, with the group's NATS credential that every shard of the
+ * group holds) is no load report: it is dropped and counted like any other.
  *
  * Who may publish: only the head's NATS users for a group's replicas may
  * publish `<prefix>.load.<group>` (docs/security.md, "NATS: users per
  * role"), so a replica's report is keyed by the group its subject names: a
- * replica of one group cannot report for another group's replica ids. All
- * shards of a group share that credential, so a resource report is kept only
- * when `runsOn` says its replica is one of the group's record and its node is
- * one its gang's ranks run on; any other is dropped and counted like a
- * malformed one. A shard can still misreport its own replica's use from its
- * own node (docs/security.md, "Load reports").
+ * replica of one group cannot report for another group's replica ids.
  *
  * Bounded: anyone on the bus can publish reports for ids the head never
  * made, and replicas and routers come and go. A report not refreshed for
@@ -36,9 +35,14 @@
  * (`forget`) and a deleted group (`forgetGroup`) are dropped at once.
  */
 import { decode, type Logger, type NatsConnection, type Subscription } from '@muster/common';
-import { allDemandSubjects, allLoadSubjects, groupOfSubject, toDemandReport, toLoadReport, toResourceReport } from '@muster/contracts';
+import { allDemandSubjects, allLoadSubjects, groupOfSubject, toDemandReport, toLoadReport } from '@muster/contracts';
+import type { NodeUsage } from '@muster/proto';
 import type { DemandSample, LoadSample } from '../autoscaler/index.js';
+import { checkNodeUsage } from './node-usage.js';
 import { ResourceShares } from './resource-shares.js';
+
+/** What the dropped-reports count is labelled by: the subject a report came on, or `resources` for usage entries of an agent. */
+export type DroppedKind = 'load' | 'demand' | 'resources';
 
 /** Longer than the longest autoscaler lookback (policy.ts: 600 s). */
 export const STALE_MS = 15 * 60_000;
@@ -101,12 +105,12 @@ export class LoadReports {
     private readonly log: Logger,
     /** The head's monotonic clock, for staleness (reports carry the sender's wall clock). */
     private readonly now: () => number = () => performance.now(),
-    /** Told of every report its decoder refused (the head counts them). */
-    private readonly onDropped: (kind: 'load' | 'demand') => void = () => undefined,
+    /** Told of every report (or usage entry) refused, `n` at a time (the head counts them). */
+    private readonly onDropped: (kind: DroppedKind, n?: number) => void = () => undefined,
     /**
      * Whether `replicaId` is a replica of `group` in its record whose gang has
-     * a rank on `node`; a resource report for which it is not is dropped. The
-     * default knows no replica: without it no resource report is kept.
+     * a rank on `node`; a usage entry for which it is not is dropped. The
+     * default knows no replica: without it no usage is kept.
      */
     private readonly runsOn: (group: string, replicaId: string, node: string) => boolean = () => false,
   ) {
@@ -122,16 +126,8 @@ export class LoadReports {
     const group = groupOfSubject(subject);
     if (kind === 'load') {
       const r = toLoadReport(data);
-      if (r) {
-        this.load.set(replicaKey(group, r.replicaId), { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs, ...(r.engine ? { engine: r.engine } : {}), ...(r.custom ? { custom: r.custom } : {}) }, at);
-        return;
-      }
-      const u = toResourceReport(data);
-      if (!u || !this.runsOn(group, u.replicaId, u.node)) {
-        this.onDropped(kind);
-        return;
-      }
-      this.resources.set(replicaKey(group, u.replicaId), u.node, u.resources, at);
+      if (r) this.load.set(replicaKey(group, r.replicaId), { inFlight: r.inFlight, queued: r.queued, timeMs: r.timeMs, ...(r.engine ? { engine: r.engine } : {}), ...(r.custom ? { custom: r.custom } : {}) }, at);
+      else this.onDropped(kind); // an older worker's resource report among them
       return;
     }
     const r = toDemandReport(data);
@@ -142,6 +138,18 @@ export class LoadReports {
     const routers = this.demand.get(group) ?? new RecentMap(MAX_ROUTERS_PER_GROUP);
     routers.set(r.routerId, { waiting: r.waiting, timeMs: r.timeMs }, at);
     this.demand.set(group, routers, at);
+  }
+
+  /**
+   * A node's usage report off its agent's stream: `node` is the node that
+   * stream registered (bound to the agent's certificate), never a field of
+   * the report. Entries node-usage.ts refuses are counted.
+   */
+  nodeUsage(node: string, report: NodeUsage): void {
+    const at = this.now();
+    const { kept, dropped } = checkNodeUsage(report, (group, replicaId) => this.runsOn(group, replicaId, node));
+    for (const e of kept) this.resources.set(replicaKey(e.group, e.replicaId), node, e.usage, at);
+    if (dropped > 0) this.onDropped('resources', dropped);
   }
 
   /** The last report of a replica of `group` (heard on that group's subject), with what its ranks use. */

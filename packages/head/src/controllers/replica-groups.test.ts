@@ -54,22 +54,25 @@ describe('ReplicaGroupController audit', () => {
   });
 });
 
-describe('ReplicaGroupController: whose resource reports it keeps', () => {
-  it('only a replica in the record, from a node its gang has a rank on', async () => {
+describe('ReplicaGroupController: whose usage it keeps', () => {
+  it('only of a replica in the record, from the agent of a node its gang has a rank on', async () => {
     const { rgs, gangsPort } = await harness();
     await rgs.apply(spec);
     await vi.waitFor(() => expect(rgs.get('web').replicas.filter((r) => r.gangId)).toHaveLength(1), { timeout: 5_000 });
     const { id, gangId } = rgs.get('web').replicas[0]!;
     (gangsPort.get(gangId) as Gang).ranks = [{ nodeId: 'n1' }, { nodeId: 'n2' }] as RankStatus[];
-    // The controller's reports, fed as its NATS subscription would.
+    // The replica's own load report, fed as the controller's NATS subscription would.
     const reports = (rgs as unknown as { reports: LoadReports }).reports;
-    const report = (replicaId: string, node: string, cpu: number) => reports.heard('muster.load.web', { v: 1, kind: 'resources', replicaId, node, timeMs: Date.now(), resources: { cpu } }, 'load');
     reports.heard('muster.load.web', { v: 1, replicaId: id, inFlight: 0, queued: 0, timeMs: Date.now() }, 'load');
-    report(id, 'n1', 1);
-    report(id, 'n2', 0.5);
-    report(id, 'n3', 100); // a node the gang does not run on
-    report('r-not-in-the-record', 'n1', 100);
-    reports.heard('muster.load.other', { v: 1, kind: 'resources', replicaId: id, node: 'n1', timeMs: Date.now(), resources: { cpu: 100 } }, 'load'); // another group's subject
+    // Usage, as the agent service hands it over: under the node the stream registered.
+    const usage = (node: string, replicaId: string, cpu: number, group = 'web') => rgs.nodeUsage(node, { sampledAtMs: Date.now(), replicas: [{ group, replicaId, usage: { cpu, gpus: 0 } }] });
+    usage('n1', id, 1);
+    usage('n2', id, 0.5);
+    usage('n3', id, 100); // a node the gang does not run on
+    usage('n1', 'r-not-in-the-record', 100);
+    usage('n1', id, 100, 'other'); // another group
+    // An older worker's report on the load subject: not taken.
+    reports.heard('muster.load.web', { v: 1, kind: 'resources', replicaId: id, node: 'n1', timeMs: Date.now(), resources: { cpu: 100 } }, 'load');
     expect(rgs.live('web').loads.get(id)?.resources).toEqual({ cpu: 1.5 });
   });
 });

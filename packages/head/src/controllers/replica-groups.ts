@@ -25,14 +25,14 @@
  */
 import type { Identity } from '@muster/contracts';
 import { ErrorCode, MusterError, type Logger, type NatsConnection, randomId } from '@muster/common';
-import { ReplicaGroup, type Membership, type NatsAccess, type ReplicaGroupSpec } from '@muster/proto';
+import { ReplicaGroup, type Membership, type NatsAccess, type NodeUsage, type ReplicaGroupSpec } from '@muster/proto';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
 import { readAll } from '../state/paged.js';
 import type { KeyValue } from '../state/store.js';
 import { decide, type AutoscalingPolicy, type Decision, type LoadSample } from '../autoscaler/index.js';
 import { GroupCommit } from './group-commit.js';
-import { LoadReports } from './load-reports.js';
+import { LoadReports, type DroppedKind } from './load-reports.js';
 import type { Entry } from './rg-entry.js';
 import { RgExecutor, type GangsPort, type PgsPort } from './rg-executor.js';
 import { MembershipFeed } from './rg-membership.js';
@@ -59,8 +59,8 @@ export class ReplicaGroupController {
     gangs: GangsPort,
     private readonly events: EventLog,
     private readonly log: Logger,
-    /** The data plane; `onReportDropped` counts load and demand reports the decoders refused. */
-    private readonly nats: { conn: NatsConnection; access: NatsAccess; onReportDropped?: (kind: 'load' | 'demand') => void } | undefined,
+    /** The data plane; `onReportDropped` counts load and demand reports, and agents' usage entries, refused. */
+    private readonly nats: { conn: NatsConnection; access: NatsAccess; onReportDropped?: (kind: DroppedKind, n?: number) => void } | undefined,
     /** Whether a node is being drained (the node registry). */
     private readonly isDraining: (nodeId: string) => boolean = () => false,
   ) {
@@ -94,7 +94,7 @@ export class ReplicaGroupController {
     this.autoscaleTimer.unref();
   }
 
-  /** Whether `replicaId` is a replica in `group`'s record whose gang has a rank on `node` (who may send its resource reports). */
+  /** Whether `replicaId` is a replica in `group`'s record whose gang has a rank on `node` (whose agent may report its use). */
   private runsOn(gangs: GangsPort, group: string, replicaId: string, node: string): boolean {
     const replicas = this.groups.get(group)?.rg.replicas;
     const gangId = replicas && gangOfReplica(replicas, replicaId);
@@ -104,6 +104,11 @@ export class ReplicaGroupController {
     } catch {
       return false;
     }
+  }
+
+  /** A node's usage report from its agent's stream, `nodeId` being the node that stream registered (load-reports.ts). */
+  nodeUsage(nodeId: string, report: NodeUsage): void {
+    this.reports.nodeUsage(nodeId, report);
   }
 
   /** A node was drained or uncordoned: every group looks at its replicas again now. */

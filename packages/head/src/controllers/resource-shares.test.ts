@@ -46,8 +46,7 @@ describe('ResourceShares', () => {
 
   it('LoadReports counts its shares in sizes', () => {
     const r = new LoadReports(undefined, createLogger('test', { level: 'silent' }), () => 0, undefined, () => true);
-    r.heard('muster.load.g', { v: 1, kind: 'resources', replicaId: 'r1', node: 'n1', timeMs: 1, resources: { cpu: 1 } }, 'load');
-    r.heard('muster.load.g', { v: 1, kind: 'resources', replicaId: 'r1', node: 'n2', timeMs: 1, resources: { cpu: 1 } }, 'load');
+    for (const node of ['n1', 'n2']) r.nodeUsage(node, { sampledAtMs: 1, replicas: [{ group: 'g', replicaId: 'r1', usage: { cpu: 1, gpus: 0 } }] });
     expect(r.sizes.resourceShares).toBe(2);
     r.forget('g', 'r1');
     expect(r.sizes.resourceShares).toBe(0);

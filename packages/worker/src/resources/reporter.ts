@@ -1,79 +1,88 @@
 /**
  * The resource reporter: every second, the sampler's measure of each replica
- * with ranks on this node goes out as a ResourceReport (@muster/contracts
- * resource-usage.ts) on the replica group's load subject, where the head
- * sums the reports of a replica's nodes into its load sample
- * (docs/autoscaling.md, "Resource metrics").
+ * with ranks on this node goes to the head as one usage message
+ * (AgentMessage.usage) on the agent's own stream, where the head files it
+ * under this node — the node the stream's certificate names — and sums each
+ * replica's nodes into its load sample (docs/autoscaling.md, "Resource
+ * metrics").
  *
- * Which NATS user: the agent has none of its own; each launch order carries
- * the group's replica user (in the ranks' environment), whose permissions
- * are exactly "publish this group's load reports". The reporter opens one
- * connection per group with ranks here, with the credential of the first of
- * its ranks it was told about (replica users do not expire), and closes it
- * when the group's last rank here is gone.
+ * Which ranks: every rank the supervisor runs here, launched by this agent
+ * or adopted from the one before it (their specs, kept in the shard
+ * registry, hold MUSTER_GROUP, MUSTER_REPLICA_ID and CUDA_VISIBLE_DEVICES),
+ * so a restarted agent reports its adopted ranks' use at once. Ranks outside
+ * a replica group (plain gangs) are not reported. No NATS credential is
+ * needed: the agent speaks for its node as itself.
  *
- * What it does not cover: ranks adopted after an agent restart (their
- * launch orders, with the credential, were not kept: the registry leaves
- * NATS secrets out) — until their gang restarts, their replicas send no
- * resource reports and a policy on a resource metric holds on them (rule 5).
+ * Never in front of a heartbeat: the message is small (a few dozen bytes an
+ * entry, at most MAX_USAGE_ENTRIES entries, so a node with more replicas
+ * sends several), and it is offered, not queued — `send` writes it only
+ * while the stream is registered and its write buffer is below its
+ * high-water mark (the same back-pressure the log reader obeys), else the
+ * sample is dropped and the next second's replaces it. The head counts a
+ * node's share for three periods (RESOURCE_REPORT_FRESH_MS), so a skipped
+ * second changes nothing it decides.
  */
-import { connectNats, encode, type NatsConnection } from '@muster/common';
-import { DEFAULT_SUBJECT_PREFIX, loadSubject, readNatsCredentialEnv, SHARD_ENV, type ResourceReport } from '@muster/contracts';
+import { MAX_USAGE_ENTRIES, SHARD_ENV } from '@muster/contracts';
+import type { AgentMessage, NodeUsage } from '@muster/proto';
 import { visibleDevices } from './gpu.js';
-import type { RankRef, ResourceSampler } from './sampler.js';
+import type { RankRef, ReplicaUsage, ResourceSampler } from './sampler.js';
 
 /** The period of resource reports: the load-report period of serve(). */
 export const RESOURCE_INTERVAL_MS = 1_000;
 
-interface Tracked {
-  group: string;
-  replicaId: string;
-  devices: string[];
-}
-
-interface GroupLink {
-  conn: Promise<NatsConnection | undefined>;
-  prefix: string;
+/** A rank the supervisor knows here, as the reporter needs it. */
+export interface RankSeen {
+  pid?: number | undefined;
+  phase: string;
+  /** Its environment (the launch order's, NATS secrets aside for adopted ones). */
+  env: Readonly<Record<string, string>>;
 }
 
 export interface ReporterOptions {
-  node: string;
-  sampler: ResourceSampler;
-  /** The ranks running here now (key and pid), from the supervisor. */
-  running: () => Array<{ key: string; pid?: number | undefined; phase: string }>;
-  log: { warn(o: object, msg?: string): void; info(o: object, msg?: string): void };
+  sampler: Pick<ResourceSampler, 'sample'>;
+  /** Every rank known here now, adopted ones included (the supervisor's). */
+  ranks: () => Iterable<RankSeen>;
+  /** Offers a message to the head: false when not written (not registered, or the stream's buffer is full). */
+  send: (m: AgentMessage) => boolean;
+  log: { warn(o: object, msg?: string): void; debug(o: object, msg?: string): void };
   intervalMs?: number;
+  /** Wall clock, ms (the sample time the message carries). */
+  clock?: () => number;
+}
+
+/** The replicas' ranks running here, as the sampler takes them. */
+export function replicaRanks(ranks: Iterable<RankSeen>): RankRef[] {
+  const out: RankRef[] = [];
+  for (const r of ranks) {
+    const group = r.env[SHARD_ENV.GROUP];
+    const replicaId = r.env[SHARD_ENV.REPLICA_ID];
+    if (!group || !replicaId || !r.pid || r.phase === 'exited' || r.phase === 'prestart') continue;
+    out.push({ group, replicaId, pid: r.pid, devices: visibleDevices(r.env[SHARD_ENV.CUDA_VISIBLE_DEVICES]) });
+  }
+  return out;
+}
+
+/** One sample as usage messages of at most MAX_USAGE_ENTRIES entries each (none when no replica runs here). */
+export function usageMessages(sample: readonly ReplicaUsage[], sampledAtMs: number): NodeUsage[] {
+  const out: NodeUsage[] = [];
+  for (let i = 0; i < sample.length; i += MAX_USAGE_ENTRIES) {
+    out.push({
+      sampledAtMs,
+      replicas: sample.slice(i, i + MAX_USAGE_ENTRIES).map(({ group, replicaId, usage }) => ({
+        group,
+        replicaId,
+        usage: { cpu: usage.cpu, memoryBytes: usage.memoryBytes, gpuUtilization: usage.gpuUtilization, gpuMemoryBytes: usage.gpuMemoryBytes, gpus: usage.gpus ?? 0 },
+      })),
+    });
+  }
+  return out;
 }
 
 export class ResourceReporter {
-  private readonly tracked = new Map<string, Tracked>();
-  private readonly envs = new Map<string, Record<string, string>>();
-  private readonly links = new Map<string, GroupLink>();
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
 
   constructor(private readonly opts: ReporterOptions) {}
-
-  /** A rank was launched here (its launch order's environment); ranks outside a replica group are ignored. */
-  track(key: string, env: Record<string, string>): void {
-    const group = env[SHARD_ENV.GROUP];
-    const replicaId = env[SHARD_ENV.REPLICA_ID];
-    if (!group || !replicaId || !env[SHARD_ENV.NATS_URL]) return;
-    this.tracked.set(key, { group, replicaId, devices: visibleDevices(env[SHARD_ENV.CUDA_VISIBLE_DEVICES]) });
-    if (!this.links.has(group)) this.envs.set(group, env);
-  }
-
-  /** A rank exited: once the group has no rank left here, its connection closes. */
-  untrack(key: string): void {
-    const t = this.tracked.get(key);
-    if (!t) return;
-    this.tracked.delete(key);
-    if ([...this.tracked.values()].some((o) => o.group === t.group)) return;
-    this.envs.delete(t.group);
-    const link = this.links.get(t.group);
-    this.links.delete(t.group);
-    if (link) link.conn.then((c) => c?.drain()).catch(() => undefined);
-  }
 
   start(): void {
     if (this.timer) return;
@@ -84,61 +93,27 @@ export class ResourceReporter {
     this.timer.unref();
   }
 
-  async stop(): Promise<void> {
+  stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
-    const links = [...this.links.values()];
-    this.links.clear();
-    await Promise.all(links.map((l) => l.conn.then((c) => c?.drain()).catch(() => undefined)));
   }
 
-  /** One sample and its reports (public for tests); never throws. Skipped while the last one runs. */
+  /** One sample and its messages (public for tests); never throws. Skipped while the last one runs. */
   async tick(): Promise<void> {
-    if (this.busy || this.tracked.size === 0) return;
+    if (this.busy) return;
     this.busy = true;
     try {
-      const ranks: RankRef[] = [];
-      for (const s of this.opts.running()) {
-        const t = this.tracked.get(s.key);
-        if (t && s.pid && s.phase !== 'exited' && s.phase !== 'prestart') ranks.push({ ...t, pid: s.pid });
-      }
-      const timeMs = Date.now();
-      for (const r of await this.opts.sampler.sample(ranks)) {
-        const link = this.link(r.group);
-        const conn = link && (await link.conn);
-        if (!link || !conn) continue;
-        const report: ResourceReport = { v: 1, kind: 'resources', replicaId: r.replicaId, node: this.opts.node, timeMs, resources: r.usage };
-        try {
-          conn.publish(loadSubject(link.prefix, r.group), encode(report));
-        } catch {
-          // closed: the group's last rank went meanwhile
-        }
+      const sample = await this.opts.sampler.sample(replicaRanks(this.opts.ranks()));
+      const messages = usageMessages(sample, (this.opts.clock ?? Date.now)());
+      for (const [i, value] of messages.entries()) {
+        if (this.opts.send({ msg: { $case: 'usage', value } })) continue;
+        this.opts.log.debug({ replicas: messages.slice(i).reduce((n, m) => n + m.replicas.length, 0) }, 'resource usage not sent (no head, or its stream is busy); the next sample replaces it');
+        break;
       }
     } catch (e) {
       this.opts.log.warn({ err: (e as Error).message }, 'resource sample failed');
     } finally {
       this.busy = false;
     }
-  }
-
-  /** The group's connection, opened on first use with the credential of one of its ranks. */
-  private link(group: string): GroupLink | undefined {
-    const have = this.links.get(group);
-    if (have) return have;
-    const env = this.envs.get(group);
-    if (!env) return undefined;
-    const prefix = env[SHARD_ENV.NATS_SUBJECT_PREFIX] || DEFAULT_SUBJECT_PREFIX;
-    const conn = (async () => {
-      const cred = readNatsCredentialEnv(env);
-      if (!cred) return undefined;
-      return connectNats({ servers: [...cred.servers], jwt: cred.jwt, seed: cred.seed, caPem: cred.caPem, inboxPrefix: '', user: cred.user ?? '', password: cred.password ?? '' }, `muster-worker resources ${group}@${this.opts.node}`);
-    })().catch((e: unknown) => {
-      this.opts.log.warn({ group, err: (e as Error).message }, 'cannot connect to NATS for resource reports; retrying next period');
-      if (this.links.get(group)?.conn === conn) this.links.delete(group);
-      return undefined;
-    });
-    const link = { conn, prefix };
-    this.links.set(group, link);
-    return link;
   }
 }

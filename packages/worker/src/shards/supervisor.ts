@@ -145,6 +145,11 @@ export class LocalSupervisor implements ShardSupervisor {
     return [...this.shards.values()].map((r) => r.status());
   }
 
+  /** Every shard known here, adopted ones too, with its environment: the resource reporter finds each rank's replica in it (resources/reporter.ts). */
+  *ranks(): IterableIterator<{ pid: number | undefined; phase: string; env: Readonly<Record<string, string>> }> {
+    for (const r of this.shards.values()) yield { pid: r.pid, phase: r.phase, env: r.spec.env };
+  }
+
   /**
    * The shard's log: known shards by their runner; a key no longer known
    * (exited before an agent restart) by its path, read as finished.

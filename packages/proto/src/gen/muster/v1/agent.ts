@@ -19,6 +19,7 @@ import {
 } from "@grpc/grpc-js";
 import { Probe, Warmup } from "./gang.js";
 import { BundlePlacement } from "./placement.js";
+import { ResourceUsage } from "./replica.js";
 import { NatsAccess, NodeInventory, Taint } from "./types.js";
 
 export interface AgentMessage {
@@ -38,7 +39,39 @@ export interface AgentMessage {
      * registration. An undrain clears only a drain an agent asked for.
      */
     { $case: "drain"; value: NodeDrain }
+    | //
+    /**
+     * What the replicas' ranks on this node use, once a second. The head
+     * files it under the node this stream registered (bound to the agent's
+     * certificate), never a node named in the message.
+     */
+    { $case: "usage"; value: NodeUsage }
     | undefined;
+}
+
+/**
+ * One sample of every replica with ranks running on the sending node
+ * (the worker's resources/ sampler; docs/autoscaling.md, "Resource metrics").
+ */
+export interface NodeUsage {
+  /** When the agent took the sample (its wall clock, ms since the epoch). */
+  sampledAtMs: number;
+  /**
+   * One entry per replica, at most MAX_USAGE_ENTRIES (@muster/contracts
+   * resource-usage.ts) a message; a node with more sends several.
+   */
+  replicas: ReplicaUsage[];
+}
+
+/** What one replica's ranks on the sending node use. */
+export interface ReplicaUsage {
+  group: string;
+  replicaId: string;
+  /**
+   * A value not measured (CPU before the second sample, GPU values without
+   * GPUs) is unset.
+   */
+  usage: ResourceUsage | undefined;
 }
 
 export interface NodeDrain {
@@ -264,6 +297,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "drain":
         NodeDrain.encode(message.msg.value, writer.uint32(58).fork()).join();
         break;
+      case "usage":
+        NodeUsage.encode(message.msg.value, writer.uint32(66).fork()).join();
+        break;
     }
     return writer;
   },
@@ -337,6 +373,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.msg = { $case: "drain", value: NodeDrain.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.msg = { $case: "usage", value: NodeUsage.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -373,6 +417,8 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         ? { $case: "logChunk", value: AgentLogChunk.fromJSON(object.log_chunk) }
         : isSet(object.drain)
         ? { $case: "drain", value: NodeDrain.fromJSON(object.drain) }
+        : isSet(object.usage)
+        ? { $case: "usage", value: NodeUsage.fromJSON(object.usage) }
         : undefined,
     };
   },
@@ -393,6 +439,183 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.logChunk = AgentLogChunk.toJSON(message.msg.value);
     } else if (message.msg?.$case === "drain") {
       obj.drain = NodeDrain.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "usage") {
+      obj.usage = NodeUsage.toJSON(message.msg.value);
+    }
+    return obj;
+  },
+};
+
+function createBaseNodeUsage(): NodeUsage {
+  return { sampledAtMs: 0, replicas: [] };
+}
+
+export const NodeUsage: MessageFns<NodeUsage> = {
+  encode(message: NodeUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sampledAtMs !== 0) {
+      writer.uint32(8).int64(message.sampledAtMs);
+    }
+    for (const v of message.replicas) {
+      ReplicaUsage.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.sampledAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.replicas.push(ReplicaUsage.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NodeUsage {
+    return {
+      sampledAtMs: isSet(object.sampledAtMs)
+        ? globalThis.Number(object.sampledAtMs)
+        : isSet(object.sampled_at_ms)
+        ? globalThis.Number(object.sampled_at_ms)
+        : 0,
+      replicas: globalThis.Array.isArray(object?.replicas)
+        ? object.replicas.map((e: any) => ReplicaUsage.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: NodeUsage): unknown {
+    const obj: any = {};
+    if (message.sampledAtMs !== 0) {
+      obj.sampledAtMs = Math.round(message.sampledAtMs);
+    }
+    if (message.replicas?.length) {
+      obj.replicas = message.replicas.map((e) => ReplicaUsage.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseReplicaUsage(): ReplicaUsage {
+  return { group: "", replicaId: "", usage: undefined };
+}
+
+export const ReplicaUsage: MessageFns<ReplicaUsage> = {
+  encode(message: ReplicaUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== "") {
+      writer.uint32(10).string(message.group);
+    }
+    if (message.replicaId !== "") {
+      writer.uint32(18).string(message.replicaId);
+    }
+    if (message.usage !== undefined) {
+      ResourceUsage.encode(message.usage, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.group = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.replicaId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.usage = ResourceUsage.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaUsage {
+    return {
+      group: isSet(object.group) ? globalThis.String(object.group) : "",
+      replicaId: isSet(object.replicaId)
+        ? globalThis.String(object.replicaId)
+        : isSet(object.replica_id)
+        ? globalThis.String(object.replica_id)
+        : "",
+      usage: isSet(object.usage) ? ResourceUsage.fromJSON(object.usage) : undefined,
+    };
+  },
+
+  toJSON(message: ReplicaUsage): unknown {
+    const obj: any = {};
+    if (message.group !== "") {
+      obj.group = message.group;
+    }
+    if (message.replicaId !== "") {
+      obj.replicaId = message.replicaId;
+    }
+    if (message.usage !== undefined) {
+      obj.usage = ResourceUsage.toJSON(message.usage);
     }
     return obj;
   },

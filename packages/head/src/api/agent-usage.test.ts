@@ -1,0 +1,108 @@
+/**
+ * An agent's usage report (AgentMessage.usage) on the agent service: handed
+ * to the replica group controller under the node id the stream registered
+ * (bound to the agent's node certificate), whatever entries it carries;
+ * nothing before registration; and a heartbeat sent right after it is
+ * acknowledged in order (the hand-over is synchronous: no I/O in between).
+ */
+import { EventEmitter } from 'node:events';
+import { Metadata } from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AgentMessage, HeadMessage, NodeUsage, Register } from '@muster/proto';
+import { NodeRegistry } from '../cluster/registry.js';
+import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
+import { agentService } from './agent-service.js';
+import type { RpcContext } from './rpc.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function registration(nodeId: string): Register {
+  return {
+    nodeId,
+    incarnation: 'inc-1',
+    agentVersion: 'test',
+    address: '127.0.0.1',
+    labels: {},
+    taints: [],
+    inventory: { hostname: nodeId, cpuCores: 8, memoryBytes: 2 ** 34, gpus: [], topology: { links: [], nvlinkIslands: [], nics: [] }, nvlinkDomain: '', source: 'test', customResources: {} },
+  };
+}
+
+/** An agent's stream as the gRPC server hands it over, showing the node certificate of `node`. */
+function agentStream(node: string) {
+  const call = Object.assign(new EventEmitter(), {
+    metadata: new Metadata(),
+    getAuthContext: () => ({ sslPeerCertificate: { subject: { CN: node, O: 'muster:node' }, subjectaltname: '' } }),
+    getPath: () => '/muster.v1.AgentService/Connect',
+    written: [] as HeadMessage[],
+    write(msg: HeadMessage) {
+      call.written.push(msg);
+      return true;
+    },
+    end() {},
+  });
+  const failed = new Promise<Error>((resolve) => call.once('error', resolve));
+  return { call, failed };
+}
+
+async function serve() {
+  const { log, writer, events, close } = await leaderOnFaultyStore('agent-usage');
+  cleanups.push(close);
+  const registry = new NodeRegistry(writer, events, log, 10_000);
+  const heard: Array<[string, NodeUsage]> = [];
+  const ctx = { token: 't0ken', rpcCount: { add: () => undefined }, rpcLatency: { record: () => undefined } } as unknown as RpcContext;
+  const noop = () => undefined;
+  const service = agentService(ctx, {
+    registry,
+    log,
+    headId: 'test',
+    heartbeatIntervalMs: 100,
+    deadAfterMs: 10_000,
+    nats: undefined,
+    heartbeatLag: { record: noop } as never,
+    shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
+    logs: { chunk: noop },
+    reservations: { snapshotFor: () => ({ groups: [] }), acked: noop },
+    usage: { nodeUsage: (nodeId, u) => void heard.push([nodeId, u]) },
+  });
+  const open = (node: string) => {
+    const stream = agentStream(node);
+    service.connect(stream.call as never);
+    return stream;
+  };
+  return { open, heard };
+}
+
+const usage = (group: string, replicaId: string, cpu: number): AgentMessage => ({
+  msg: { $case: 'usage', value: { sampledAtMs: Date.now(), replicas: [{ group, replicaId, usage: { cpu, gpus: 0 } }] } },
+});
+
+describe('usage reports on the agent stream', () => {
+  it('are filed under the node the stream registered, and a heartbeat right behind one is answered in order', async () => {
+    const { open, heard } = await serve();
+    const n1 = open('n1');
+    n1.call.emit('data', { msg: { $case: 'register', value: registration('n1') } } satisfies AgentMessage);
+    await expect.poll(() => n1.call.written[0]?.msg?.$case).toBe('registered');
+    const n2 = open('n2');
+    n2.call.emit('data', { msg: { $case: 'register', value: registration('n2') } } satisfies AgentMessage);
+    await expect.poll(() => n2.call.written[0]?.msg?.$case).toBe('registered');
+
+    n1.call.emit('data', usage('g', 'r1', 1));
+    n2.call.emit('data', usage('g', 'r1', 100)); // n2 speaks for r1: filed under n2, where the controller finds no rank of r1
+    n1.call.emit('data', { msg: { $case: 'heartbeat', value: { seq: 7, sentAtMs: Date.now() } } } satisfies AgentMessage);
+    await expect.poll(() => n1.call.written.some((m) => m.msg?.$case === 'heartbeatAck')).toBe(true);
+    expect(heard.map(([node, u]) => [node, u.replicas[0]?.usage?.cpu])).toEqual([['n1', 1], ['n2', 100]]);
+    expect(n1.call.written.at(-1)).toEqual({ msg: { $case: 'heartbeatAck', value: { seq: 7 } } });
+  });
+
+  it('before a registration is no registration: the stream is refused and nothing is filed', async () => {
+    const { open, heard } = await serve();
+    const s = open('n1');
+    s.call.emit('data', usage('g', 'r1', 1));
+    expect((await s.failed).message).toMatch(/register/);
+    expect(heard).toEqual([]);
+  });
+});
