@@ -249,11 +249,15 @@ export class Agent {
         this.onRegistered?.(r);
         this.opts.shards?.attach((m) => call.write(m), (signal) => drained(call, signal));
         this.sendToHead = (m) => call.write(m);
-        this.offerToHead = (m) => {
-          if (call.writableNeedDrain) return false;
-          call.write(m);
-          return true;
-        };
+        // Only usage reports are offered, and a head older than them would end the stream on one.
+        if (!r.acceptsNodeUsage) this.log.warn({ head, headId: r.headId }, 'the head does not read node usage (an older version): resource reports are off until it does');
+        this.offerToHead = r.acceptsNodeUsage
+          ? (m) => {
+              if (call.writableNeedDrain) return false;
+              call.write(m);
+              return true;
+            }
+          : undefined;
         if (this.drainWanted) call.write({ msg: { $case: 'drain', value: this.drainWanted } });
         timer = setInterval(() => {
           if (performance.now() - lastAck > r.deadAfterMs) {

@@ -144,6 +144,7 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, who: Id
             heartbeatIntervalMs: deps.heartbeatIntervalMs,
             deadAfterMs: deps.deadAfterMs,
             nats: deps.nats,
+            acceptsNodeUsage: true,
           },
         },
       });

@@ -86,6 +86,8 @@ describe('usage reports on the agent stream', () => {
     const n1 = open('n1');
     n1.call.emit('data', { msg: { $case: 'register', value: registration('n1') } } satisfies AgentMessage);
     await expect.poll(() => n1.call.written[0]?.msg?.$case).toBe('registered');
+    // Agents send usage only to a head that says it reads it (an older one would end the stream).
+    expect(n1.call.written[0]).toMatchObject({ msg: { value: { acceptsNodeUsage: true } } });
     const n2 = open('n2');
     n2.call.emit('data', { msg: { $case: 'register', value: registration('n2') } } satisfies AgentMessage);
     await expect.poll(() => n2.call.written[0]?.msg?.$case).toBe('registered');

@@ -262,7 +262,14 @@ export interface Registered {
   heartbeatIntervalMs: number;
   deadAfterMs: number;
   /** servers, prefix and CA only (no credential); unset without NATS */
-  nats: NatsAccess | undefined;
+  nats:
+    | NatsAccess
+    | undefined;
+  /**
+   * This head reads AgentMessage.usage (field 8). An older head ends a stream
+   * on a message it does not know, so an agent sends usage only when this is set.
+   */
+  acceptsNodeUsage: boolean;
 }
 
 export interface HeartbeatAck {
@@ -2894,7 +2901,7 @@ export const BundlesReserved: MessageFns<BundlesReserved> = {
 };
 
 function createBaseRegistered(): Registered {
-  return { nodeId: "", headId: "", heartbeatIntervalMs: 0, deadAfterMs: 0, nats: undefined };
+  return { nodeId: "", headId: "", heartbeatIntervalMs: 0, deadAfterMs: 0, nats: undefined, acceptsNodeUsage: false };
 }
 
 export const Registered: MessageFns<Registered> = {
@@ -2913,6 +2920,9 @@ export const Registered: MessageFns<Registered> = {
     }
     if (message.nats !== undefined) {
       NatsAccess.encode(message.nats, writer.uint32(42).fork()).join();
+    }
+    if (message.acceptsNodeUsage !== false) {
+      writer.uint32(48).bool(message.acceptsNodeUsage);
     }
     return writer;
   },
@@ -2970,6 +2980,14 @@ export const Registered: MessageFns<Registered> = {
             message.nats = NatsAccess.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.acceptsNodeUsage = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3005,6 +3023,11 @@ export const Registered: MessageFns<Registered> = {
         ? globalThis.Number(object.dead_after_ms)
         : 0,
       nats: isSet(object.nats) ? NatsAccess.fromJSON(object.nats) : undefined,
+      acceptsNodeUsage: isSet(object.acceptsNodeUsage)
+        ? globalThis.Boolean(object.acceptsNodeUsage)
+        : isSet(object.accepts_node_usage)
+        ? globalThis.Boolean(object.accepts_node_usage)
+        : false,
     };
   },
 
@@ -3024,6 +3047,9 @@ export const Registered: MessageFns<Registered> = {
     }
     if (message.nats !== undefined) {
       obj.nats = NatsAccess.toJSON(message.nats);
+    }
+    if (message.acceptsNodeUsage !== false) {
+      obj.acceptsNodeUsage = message.acceptsNodeUsage;
     }
     return obj;
   },
