@@ -5,17 +5,19 @@
  * loopback, read by a raw client (what crosses the wire) and by the SDK's
  * `membership()` (what a router gets). A snapshot of 12,000 replicas whose one
  * message would pass 1 MiB crosses in parts of at most 256 KiB and comes out
- * of the SDK whole; the next version follows it.
+ * of the SDK whole; the next version follows it. A stream that breaks after
+ * some parts (a fake service in the head's place) costs the SDK that partial
+ * snapshot only: the reopened stream's whole one is what it yields.
  *
  * The handler is reached as `@muster/head/api/replica-service`, an export
  * with only the `source` condition (vitest resolves it; Node refuses it).
  */
 import { credentials, Metadata, Server, ServerCredentials } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AUTH_HEADER, MEMBERSHIP_PART_BYTES } from '@muster/common';
+import { AUTH_HEADER, ErrorCode, MEMBERSHIP_PART_BYTES, membershipParts, MusterError, toGrpcError } from '@muster/common';
 import { clientChannelOptions, MAX_SUBJECT_PREFIX_LENGTH, replicaSubject, serverChannelOptions } from '@muster/contracts';
 import { replicaService } from '@muster/head/api/replica-service';
-import { ClusterInfo, ClusterServiceService, Membership, ReplicaGroupServiceClient, ReplicaGroupServiceService, type MemberReplica } from '@muster/proto';
+import { ClusterInfo, ClusterServiceService, Membership, ReplicaGroupServiceClient, ReplicaGroupServiceService, type MemberReplica, type ReplicaGroupServiceServer } from '@muster/proto';
 import { connect, type Cluster } from '@muster/sdk';
 
 const TOKEN = 'membership-parts-token';
@@ -61,11 +63,12 @@ afterEach(() => {
   for (const s of servers.splice(0)) s.forceShutdown();
 });
 
-async function head(rgs: ReturnType<typeof feed>['rgs']): Promise<string> {
+/** A head on loopback: the real ReplicaGroupService over `rgs`, or `service` in its place. */
+async function head(rgs: ReturnType<typeof feed>['rgs'], service?: Partial<ReplicaGroupServiceServer>): Promise<string> {
   const server = new Server(serverChannelOptions());
   servers.push(server);
   const ctx = { token: TOKEN, pageKey: Buffer.alloc(32), rpcCount: { add() {} }, rpcLatency: { record() {} } };
-  server.addService(ReplicaGroupServiceService, replicaService(ctx as never, rgs as never));
+  server.addService(ReplicaGroupServiceService, service ?? replicaService(ctx as never, rgs as never));
   server.addService(ClusterServiceService, {
     getClusterInfo: (_call: unknown, cb: (e: null, r: ClusterInfo) => void) => cb(null, { ...ClusterInfo.decode(new Uint8Array()), headId: 'h1' }),
   } as never);
@@ -114,6 +117,34 @@ describe('WatchMembership in parts, end to end', () => {
     expect(second.version).toBe(2);
     expect(second.replicas).toEqual(v2.replicas);
     expect(cluster.replicaGroups.membershipDiscards).toEqual({ broken: 0, interleaved: 0, oversized: 0 });
+    abort.abort();
+    await snapshots.return?.(undefined);
+  });
+
+  it('drops a snapshot whose stream broke after some parts; the reopened stream gives a whole one', async () => {
+    const v1 = membershipParts(membership(1, 12_000));
+    const v2 = membershipParts(membership(2, 12_000));
+    let opened = 0;
+    const broken: Partial<ReplicaGroupServiceServer> = {
+      watchMembership: (call) => {
+        // First stream: two parts of version 1, then the stream breaks. Second: version 2, whole.
+        if (++opened === 1) {
+          call.write(v1[0]!);
+          call.write(v1[1]!);
+          call.emit('error', toGrpcError(new MusterError(ErrorCode.UNAVAILABLE, 'the head went away')));
+        } else for (const p of v2) call.write(p);
+      },
+    };
+    const address = await head(feed(membership(0, 0)).rgs, broken);
+    const cluster = await connect({ address, insecure: true, token: TOKEN });
+    clusters.push(cluster);
+    const abort = new AbortController();
+    const snapshots = cluster.replicaGroups.membership(GROUP, abort.signal)[Symbol.asyncIterator]();
+    const first = (await snapshots.next()).value;
+    expect(first.version).toBe(2);
+    expect(first.replicas).toHaveLength(12_000);
+    expect(opened).toBe(2);
+    expect(cluster.replicaGroups.membershipDiscards).toEqual({ broken: 1, interleaved: 0, oversized: 0 });
     abort.abort();
     await snapshots.return?.(undefined);
   });
