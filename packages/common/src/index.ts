@@ -25,3 +25,4 @@ export * from './wait.js';
 export * from './strict.js';
 export * from './client-config.js';
 export * from './trace-context.js';
+export * from './membership-parts.js';

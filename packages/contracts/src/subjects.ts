@@ -27,6 +27,12 @@ import { customMetricsOf } from './resource-usage.js';
 
 /** The prefix of every subject unless the head is configured otherwise (`--nats-subject-prefix`). */
 export const DEFAULT_SUBJECT_PREFIX = 'muster';
+/**
+ * The longest prefix the head takes (characters): a replica's subject is in
+ * every membership snapshot, so its length bounds a snapshot's size
+ * (@muster/common membership-parts.ts).
+ */
+export const MAX_SUBJECT_PREFIX_LENGTH = 64;
 
 /** Queue group of every replica subscription: a replica restarted under the same subject never doubles up. */
 export const QUEUE_GROUP = 'muster';

@@ -37,3 +37,11 @@ describe('the head\'s --otlp-endpoint', () => {
     expect(tracesUrl(load({ otlpEndpoint: 'http://flag:1' }, env).otlpEndpoint, env)).toBe('http://flag:1/v1/traces');
   });
 });
+
+describe('the head\'s --nats-subject-prefix', () => {
+  it('takes up to 64 characters of subject tokens and refuses more by name (it bounds a membership snapshot: common/membership-parts.ts)', () => {
+    expect(load({ natsSubjectPrefix: `${'a'.repeat(31)}.${'b'.repeat(32)}` }).natsSubjectPrefix).toHaveLength(64);
+    expect(() => load({ natsSubjectPrefix: 'a'.repeat(65) })).toThrow(/--nats-subject-prefix \(flag\): .*<=64 characters/);
+    expect(() => load({ natsSubjectPrefix: 'a b' })).toThrow(/--nats-subject-prefix/);
+  });
+});

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { loadConfig, OTLP_ENDPOINT_HELP, parseBool, parseList, parseNumber, type ConfigSources, type OptionSpec } from '@muster/common';
-import { isHostPort, MAX_MESSAGE_BYTES } from '@muster/contracts';
+import { isHostPort, MAX_MESSAGE_BYTES, MAX_SUBJECT_PREFIX_LENGTH } from '@muster/contracts';
 
 /** Listen addresses (port 0: any); the advertised address is dialled, so it takes a host and a real port. */
 const hostPort = z.string().refine((v) => isHostPort(v, 'listen'), 'expected host:port');
@@ -44,7 +44,7 @@ export const headConfigSchema = z
     natsPassword: z.string().default(''),
     /** Lifetime of a caller's NATS user (GetDataPlaneAccess); clients ask again before it ends. */
     natsCallerTtlMs: z.number().int().min(60_000).max(30 * DAY_MS).default(DAY_MS),
-    natsSubjectPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected NATS subject tokens').default('muster'),
+    natsSubjectPrefix: z.string().max(MAX_SUBJECT_PREFIX_LENGTH).regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected NATS subject tokens').default('muster'),
     heartbeatIntervalMs: z.number().int().min(50).max(60_000).default(1_000),
     deadAfterMs: z.number().int().min(100).max(600_000).default(3_000),
     metricsListen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9400'),

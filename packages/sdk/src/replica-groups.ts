@@ -11,7 +11,7 @@
 import type { HeadService } from './rpc.js';
 import type { NatsAccess, ReplicaGroupServiceClient } from '@muster/proto';
 import { DataPlaneAccess, type DataPlane } from './data-plane-access.js';
-import { ErrorCode, MusterError } from '@muster/common';
+import { assembleMembership, ErrorCode, MusterError, type MembershipDiscard } from '@muster/common';
 import { ALL_GROUPS, REPLICA_GROUP_NAME_PATTERN } from '@muster/contracts';
 import type * as wire from '@muster/proto';
 import { Router, type CallOptions, type Membership, type OverflowRule, type RouterOptions } from '@muster/dataplane';
@@ -282,6 +282,8 @@ export class ReplicaGroups {
   private access: DataPlaneAccess | undefined;
   /** The routers `shared` hands out, by group. */
   private readonly sharedRouters = new Map<string, { router: Promise<Router>; refs: number }>();
+  /** Partial membership snapshots dropped, by reason (@muster/common membership-parts.ts). */
+  readonly membershipDiscards: Record<MembershipDiscard, number> = { broken: 0, interleaved: 0, oversized: 0 };
 
   constructor(
     private readonly head: HeadService<ReplicaGroupServiceClient>,
@@ -336,9 +338,14 @@ export class ReplicaGroups {
     }));
   }
 
-  /** Membership snapshots from the leading head; reconnects (to the leader) when the stream breaks. */
+  /**
+   * Membership snapshots from the leading head, whole (a large one comes in
+   * parts: assembleMembership joins them, and drops a partial one, counted in
+   * `membershipDiscards`); reconnects (to the leader) when the stream breaks.
+   */
   async *membership(name: string, signal?: AbortSignal): AsyncGenerator<Membership> {
-    for await (const m of this.head.watch<wire.Membership>((c, md) => c.watchMembership({ group: name }, md), signal)) {
+    const each = (parts: AsyncIterable<wire.Membership>) => assembleMembership(parts, (why) => this.membershipDiscards[why]++);
+    for await (const m of this.head.watch((c, md) => c.watchMembership({ group: name }, md), signal, each)) {
       yield { group: m.group, version: m.version, replicas: m.replicas, revisionWeights: Object.keys(m.revisionWeights).length ? m.revisionWeights : undefined, ...(m.maxInFlightPerReplica > 0 ? { maxInFlightPerReplica: m.maxInFlightPerReplica } : {}), ...(m.overflow?.group ? { overflow: overflowRule(m.overflow) } : {}), ...(m.routing ? { routing: m.routing } : {}) };
     }
   }

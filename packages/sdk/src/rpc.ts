@@ -54,9 +54,13 @@ export class HeadService<C extends Client> {
     );
   }
 
-  /** A server stream, opened again (at the leader) whenever it breaks: see `resumingStream`. */
-  watch<T>(open: (client: C, md: Metadata) => ClientReadableStream<T>, signal?: AbortSignal): AsyncGenerator<T> {
-    return resumingStream(this.endpoints, (address) => open(this.endpoints.client(this.service, address), this.metadata), signal);
+  /**
+   * A server stream, opened again (at the leader) whenever it breaks: see
+   * `resumingStream`. `each`, if given, reads each connection's messages on
+   * its own (what it yields is yielded): state it keeps ends with the connection.
+   */
+  watch<T, U = T>(open: (client: C, md: Metadata) => ClientReadableStream<T>, signal?: AbortSignal, each?: (messages: AsyncIterable<T>) => AsyncIterable<U>): AsyncGenerator<U> {
+    return resumingStream(this.endpoints, (address) => open(this.endpoints.client(this.service, address), this.metadata), signal, each);
   }
 
   /** The client of the current head, for a stream that is not resumed (a log tail). */
@@ -135,7 +139,7 @@ const duration = (ms: number) => (ms % 1_000 === 0 ? `${ms / 1_000} s` : `${ms} 
  * same head. Ends when `signal` aborts or
  * the consumer stops; throws on a non-retryable error (a revoked token).
  */
-async function* resumingStream<T>(endpoints: Endpoints, open: (address: string) => ClientReadableStream<T>, signal?: AbortSignal): AsyncGenerator<T> {
+async function* resumingStream<T, U>(endpoints: Endpoints, open: (address: string) => ClientReadableStream<T>, signal?: AbortSignal, each?: (messages: AsyncIterable<T>) => AsyncIterable<U>): AsyncGenerator<U> {
   let delay = 100;
   while (!signal?.aborted) {
     const address = endpoints.current;
@@ -143,11 +147,11 @@ async function* resumingStream<T>(endpoints: Endpoints, open: (address: string) 
     const abort = () => call.cancel();
     signal?.addEventListener('abort', abort, { once: true });
     try {
-      for await (const m of call as AsyncIterable<T>) {
+      for await (const m of each ? each(call as AsyncIterable<T>) : (call as AsyncIterable<U>)) {
         delay = 100;
         yield m;
       }
-      // The head ended the stream (it is shutting down): open it again below.
+      // The head ended the stream (it is shutting down), or `each` ended it (a protocol error): open it again below.
     } catch (e) {
       if (signal?.aborted) return;
       const err = fromGrpcError(e);

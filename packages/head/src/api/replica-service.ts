@@ -12,9 +12,12 @@
  *
  * No answer carries all of a group's replicas: one page of them, and their
  * counts (replica-pages.ts says which page each call sends, and why).
+ * WatchMembership sends a snapshot that would pass 256 KiB in parts
+ * (@muster/common membership-parts.ts).
  */
-import { ReplicaGroup, type ListReplicaGroupsRequest, type ReplicaGroupServiceServer } from '@muster/proto';
+import { ReplicaGroup, type ListReplicaGroupsRequest, type Membership, type ReplicaGroupServiceServer } from '@muster/proto';
 import { mayCall } from '@muster/contracts';
+import { MAX_MEMBERSHIP_PARTS, membershipParts } from '@muster/common';
 import type { ReplicaGroupController } from '../controllers/replica-groups.js';
 import { BoundedStream } from './bounded-stream.js';
 import { paginate } from './pages.js';
@@ -22,6 +25,9 @@ import { FIRST_PAGE, replicaPage, withoutReplicas } from './replica-pages.js';
 import { serverStream, unary, type RpcContext } from './rpc.js';
 
 export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): ReplicaGroupServiceServer {
+  // Every watcher of a group gets the same snapshot object from its feed: split once per version.
+  const split = new WeakMap<Membership, Membership[]>();
+  const partsOf = (m: Membership) => split.get(m) ?? split.set(m, membershipParts(m)).get(m)!;
   return {
     // Every answer with a group carries one page of its replicas and their counts (replica-pages.ts).
     applyReplicaGroup: unary(ctx, 'ApplyReplicaGroup', async (req, _md, who) => replicaPage(ctx.pageKey, await rgs.apply(req.spec, who), FIRST_PAGE)),
@@ -46,11 +52,15 @@ export function replicaService(ctx: RpcContext, rgs: ReplicaGroupController): Re
       call.once('cancelled', () => abort.abort());
       call.once('close', () => abort.abort());
       // The feed keeps only the newest membership: waiting for a slow reader
-      // here holds one message for it, and it gets the newest when it catches up.
-      const out = new BoundedStream(call, { what: `the membership of "${call.request.group}"` });
+      // here holds one snapshot (its parts) for it, and it gets the newest when
+      // it catches up. All parts of a version are handed on at once, so no
+      // other version comes between them; the bound is one snapshot's parts.
+      const out = new BoundedStream(call, { what: `the membership of "${call.request.group}"`, maxQueued: MAX_MEMBERSHIP_PARTS });
       for await (const m of rgs.watch(call.request.group, abort.signal)) {
-        out.send(m);
+        for (const part of partsOf(m)) out.send(part);
+        if (out.isCut) await out.cut;
         await out.ready(abort.signal);
+        if (abort.signal.aborted) return;
       }
     }),
   };

@@ -1,9 +1,9 @@
-/** Bounds of the placement-group waits stream and the membership stream (docs/events.md#slow-readers). */
+/** Bounds of the placement-group waits stream and the membership stream, sent in parts (docs/events.md#slow-readers). */
 import { EventEmitter } from 'node:events';
 import type { ServerDuplexStream, ServerWritableStream } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { isMusterError } from '@muster/common';
-import type { PlacementGroup, WaitPlacementGroupsReply, WaitPlacementGroupsRequest } from '@muster/proto';
+import { isMusterError, MEMBERSHIP_PART_BYTES } from '@muster/common';
+import { Membership, type PlacementGroup, type WaitPlacementGroupsReply, type WaitPlacementGroupsRequest } from '@muster/proto';
 import { serveWaits } from './placement-service.js';
 
 /** A duplex call whose client sends when told and reads nothing: `write` is false past `highWaterMark`. */
@@ -91,6 +91,74 @@ describe('WatchMembership pacing', () => {
     call.emit('drain');
     await settled();
     expect(call.written).toHaveLength(2);
+    call.emit('cancelled');
+  });
+
+  it('sends a large snapshot in parts back to back, never cut for them, and only then the next (newest) version', async () => {
+    const { replicaService } = await import('./replica-service.js');
+    const snapshot = (version: number): Membership => ({
+      group: 'g',
+      version,
+      replicas: Array.from({ length: 6_000 }, (_, i) => ({ replicaId: `r-${i.toString(16).padStart(8, '0')}`, revision: 'abcdef0123', subject: `${'p'.repeat(64)}.rg.g.r-${i}` })),
+      revisionWeights: {},
+      maxInFlightPerReplica: 32,
+      overflow: undefined,
+      routing: undefined,
+      more: false,
+    });
+    // The feed keeps only the newest: while the reader is behind, versions 2 and 3 come and only 3 is kept.
+    let latest: Membership | undefined = snapshot(1);
+    let wake: (() => void) | undefined;
+    const pulled: number[] = [];
+    const rgs = {
+      async *watch() {
+        for (;;) {
+          while (!latest) await new Promise<void>((r) => (wake = r));
+          const m: Membership = latest;
+          latest = undefined;
+          pulled.push(m.version);
+          yield m;
+        }
+      },
+    };
+    const ctx = { token: 't', rpcCount: { add() {} }, rpcLatency: { record() {} } };
+    const call = Object.assign(new EventEmitter(), {
+      request: { group: 'g' },
+      metadata: { get: () => ['Bearer t'] },
+      getAuthContext: () => ({}),
+      getPath: () => '/muster.v1.ReplicaGroupService/WatchMembership',
+      written: [] as Membership[],
+      write(m: Membership) {
+        this.written.push(m);
+        return false; // the transport is always full: one message per 'drain'
+      },
+      end() {},
+    });
+    let failed: unknown;
+    call.on('error', (e) => (failed = e));
+    replicaService(ctx as never, rgs as never).watchMembership(call as unknown as ServerWritableStream<never, never>);
+    await settled();
+    expect(call.written).toHaveLength(1);
+    expect(call.written[0]!.more).toBe(true);
+    latest = snapshot(2);
+    latest = snapshot(3);
+    wake?.();
+    for (let i = 0; i < 20 && call.written.filter((m) => m.version === 3).at(-1)?.more !== false; i++) {
+      call.emit('drain');
+      await settled();
+    }
+    expect(failed).toBeUndefined(); // never cut: the bound holds one snapshot's parts
+    expect(pulled).toEqual([1, 3]);
+    const versions = call.written.map((m) => m.version);
+    const v1 = call.written.filter((m) => m.version === 1);
+    expect(v1.length).toBeGreaterThan(1);
+    expect(versions).toEqual([...v1.map(() => 1), ...versions.slice(v1.length).map(() => 3)]); // no interleaving
+    for (const v of [1, 3]) {
+      const mine = call.written.filter((m) => m.version === v);
+      expect(mine.map((m) => m.more)).toEqual([...mine.slice(1).map(() => true), false]);
+      expect(mine.flatMap((m) => m.replicas)).toEqual(snapshot(v).replicas);
+      for (const m of mine) expect(Membership.encode(m).finish().length).toBeLessThanOrEqual(MEMBERSHIP_PART_BYTES);
+    }
     call.emit('cancelled');
   });
 });

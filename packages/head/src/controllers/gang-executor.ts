@@ -8,7 +8,8 @@
  * the controller looks for one.
  */
 import { contextOfFields, SpanKind, startSpan, traceFields, otelTrace, type Logger } from '@muster/common';
-import { Gang, GangState, type HeadMessage, type ShardLaunch, type TraceContext } from '@muster/proto';
+import { Gang, GangState, ShardLaunch, type HeadMessage, type TraceContext } from '@muster/proto';
+import { PAGE_BYTES } from '@muster/contracts';
 import { collectEveryMs, type Collection, type GangRetention } from './gang-gc.js';
 import type { EventLog } from '../events/event-log.js';
 import type { GangEvent, GangPlan } from './gang-plan.js';
@@ -27,6 +28,36 @@ function withCredentials(sink: PlanSink, group: string | undefined, shards: Shar
   if (!group || !sink.replicaCredentials) return shards;
   const creds = sink.replicaCredentials(group);
   return shards.map((s) => ({ ...s, env: { ...s.env, ...creds } }));
+}
+
+/** What an order adds around its ranks: gang id (≤ 253), attempt, trace context (W3C: ≤ 55 + 512). */
+const ORDER_SLACK_BYTES = 4096;
+
+/**
+ * A node's ranks of one launch in orders of at most 1 MiB (PAGE_BYTES) encoded
+ * (a rank larger than that alone; none is: its template is at most 512 KiB):
+ * each rank carries its own copy of the template, so eight ranks of the
+ * largest one in one order would pass even the 4 MiB message limit. An agent
+ * starts each rank of each order on its own (shard-agent.ts `launch`), so one
+ * node's ranks may come in several orders of the same gang and attempt.
+ */
+export function launchBatches(shards: ShardLaunch[], maxBytes: number = PAGE_BYTES - ORDER_SLACK_BYTES): ShardLaunch[][] {
+  if (shards.length <= 1) return [shards];
+  const batches: ShardLaunch[][] = [];
+  let batch: ShardLaunch[] = [];
+  let bytes = 0;
+  for (const s of shards) {
+    const n = ShardLaunch.encode(s).finish().length + 5; // + its tag and length in the order
+    if (batch.length > 0 && bytes + n > maxBytes) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(s);
+    bytes += n;
+  }
+  batches.push(batch);
+  return batches;
 }
 
 /**
@@ -75,7 +106,9 @@ export function stagePlan(sink: PlanSink, key: string, current: () => Gang, name
       case 'launch':
         commits.after(() => {
           const trace = launchTrace(on.trace, g, name, a.nodeId, a.attempt);
-          sink.send(a.nodeId, { msg: { $case: 'launchShards', value: { gangId: g.id, attempt: a.attempt, shards: withCredentials(sink, g.spec?.replicaGroup, a.shards), trace } } });
+          for (const shards of launchBatches(withCredentials(sink, g.spec?.replicaGroup, a.shards))) {
+            sink.send(a.nodeId, { msg: { $case: 'launchShards', value: { gangId: g.id, attempt: a.attempt, shards, trace } } });
+          }
         });
         break;
       case 'stop':

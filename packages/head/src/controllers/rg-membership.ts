@@ -20,7 +20,7 @@ export class MembershipFeed {
   private readonly watchers = new Set<(m: Membership) => void>();
 
   constructor(group: string, storedVersion: number) {
-    this.current = { group, version: storedVersion, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0, overflow: undefined, routing: undefined };
+    this.current = { group, version: storedVersion, replicas: [], revisionWeights: {}, maxInFlightPerReplica: 0, overflow: undefined, routing: undefined, more: false };
   }
 
   get version(): number {
@@ -47,7 +47,7 @@ export class MembershipFeed {
     }
     const maxInFlightPerReplica = rg.spec ? maxInFlightOf(rg.spec) : 0;
     const routing = rg.spec ? routingConfig(rg.spec.routing) : undefined;
-    const next: Membership = { group: rg.name, version: this.current.version + 1, replicas, revisionWeights, maxInFlightPerReplica, overflow: rg.spec?.overflow, routing };
+    const next: Membership = { group: rg.name, version: this.current.version + 1, replicas, revisionWeights, maxInFlightPerReplica, overflow: rg.spec?.overflow, routing, more: false };
     return sameMembers(next, this.current) ? undefined : next;
   }
 

@@ -474,6 +474,17 @@ export interface MemberReplica {
   subject: string;
 }
 
+/**
+ * One snapshot of a group's membership, or one part of it. A snapshot whose
+ * encoding would pass 256 KiB (MEMBERSHIP_PART_BYTES) is sent as several
+ * parts of the same group and version, back to back: the first carries the
+ * group-level fields (4-7) and its share of `replicas`, the others only
+ * group, version and theirs, and every part but the last has `more` set.
+ * A reader joins the replicas of all parts, in order, and uses the snapshot
+ * only once a part without `more` came. A snapshot that fits is one message
+ * with `more` unset, as before the field existed.
+ * (@muster/common membership-parts.ts; docs/replica-groups.md "Membership".)
+ */
 export interface Membership {
   group: string;
   version: number;
@@ -489,7 +500,14 @@ export interface Membership {
     | Overflow
     | undefined;
   /** The group's routing policy, defaults filled; unset from an older head: p2c. */
-  routing: Routing | undefined;
+  routing:
+    | Routing
+    | undefined;
+  /**
+   * Further parts of this same version follow (see above); unset on the last
+   * part and on a snapshot sent whole.
+   */
+  more: boolean;
 }
 
 export interface Membership_RevisionWeightsEntry {
@@ -4399,6 +4417,7 @@ function createBaseMembership(): Membership {
     maxInFlightPerReplica: 0,
     overflow: undefined,
     routing: undefined,
+    more: false,
   };
 }
 
@@ -4424,6 +4443,9 @@ export const Membership: MessageFns<Membership> = {
     }
     if (message.routing !== undefined) {
       Routing.encode(message.routing, writer.uint32(58).fork()).join();
+    }
+    if (message.more !== false) {
+      writer.uint32(64).bool(message.more);
     }
     return writer;
   },
@@ -4500,6 +4522,14 @@ export const Membership: MessageFns<Membership> = {
             message.routing = Routing.decode(reader, reader.uint32());
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.more = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4553,6 +4583,7 @@ export const Membership: MessageFns<Membership> = {
         : 0,
       overflow: isSet(object.overflow) ? Overflow.fromJSON(object.overflow) : undefined,
       routing: isSet(object.routing) ? Routing.fromJSON(object.routing) : undefined,
+      more: isSet(object.more) ? globalThis.Boolean(object.more) : false,
     };
   },
 
@@ -4584,6 +4615,9 @@ export const Membership: MessageFns<Membership> = {
     }
     if (message.routing !== undefined) {
       obj.routing = Routing.toJSON(message.routing);
+    }
+    if (message.more !== false) {
+      obj.more = message.more;
     }
     return obj;
   },
