@@ -197,8 +197,14 @@ describe('a stored placement group the head cannot read', () => {
   });
 
   it('one whose value does not decode is shown by its key and removable; a gang on it is not moved by its unknown placements', async () => {
-    const h = await harness([[PGS_PREFIX + 'pg-broken', UNDECODABLE], [GANGS_PREFIX + heldGang.id, Gang.encode({ ...heldGang, placementGroupId: 'pg-broken', spec: { ...heldGang.spec!, name: 'valid', placementGroup: 'pg-broken' } }).finish()]]);
+    const h = await harness([
+      [PGS_PREFIX + 'pg-broken', UNDECODABLE],
+      [GANGS_PREFIX + heldGang.id, Gang.encode({ ...heldGang, placementGroupId: 'pg-broken', spec: { ...heldGang.spec!, name: 'valid', placementGroup: 'pg-broken' } }).finish()],
+      // A marker: this one's `gang.quarantined` event is written by the commit the gangs' load kicks, with what the load decided.
+      [GANGS_PREFIX + 'gang-marker', UNDECODABLE],
+    ]);
     expect(h.pgs.get('pg-broken')).toMatchObject({ id: 'pg-broken', state: P.PLACEMENT_GROUP_STATE_UNSPECIFIED, placements: [], reason: { code: 'QUARANTINED' } });
+    await vi.waitFor(async () => expect((await h.history('gang.')).map((e) => e.kind)).toContain('gang.quarantined'));
     // The valid gang on it was decided at load (its group's placements would have said "moved off n1"): it still runs.
     expect(h.gangs.get('gang-held')).toMatchObject({ state: G.GANG_STATE_READY, ranks: heldGang.ranks });
     expect(stops(h.told)).toEqual([]);
