@@ -71,12 +71,13 @@ const UNDECODABLE = new Uint8Array([0xff, 0xff, 0xff]);
 
 /** n1 registered (its agent records what it is told), the records of `seed` in the store, then the controllers load. */
 async function harness(seed: Array<[key: string, value: Uint8Array]>) {
-  const { inner, store, writer, log, events, close } = await leaderOnFaultyStore('quarantine');
+  const { inner, writer, log, events, close } = await leaderOnFaultyStore('quarantine');
   cleanups.push(close);
   let clock = 0;
   const registry = new NodeRegistry(writer, events, log, 60_000, () => clock);
+  for (const [key, value] of seed) await inner.put(key, value);
   const told: HeadMessage[] = [];
-  let pgs!: PlacementGroupController;
+  const pgs = new PlacementGroupController(writer, registry, events, log);
   const conn: AgentConnection = {
     id: 1,
     send: (msg) => {
@@ -88,8 +89,6 @@ async function harness(seed: Array<[key: string, value: Uint8Array]>) {
     close: () => undefined,
   };
   await registry.register(registration('n1'), conn);
-  for (const [key, value] of seed) await inner.put(key, value);
-  pgs = new PlacementGroupController(writer, registry, events, log);
   await pgs.load();
   const gangs = new GangController(writer, registry, pgs, events, log);
   await gangs.load();
