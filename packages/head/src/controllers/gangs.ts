@@ -133,7 +133,9 @@ export class GangController {
     this.sink = { commits: this.commits, events, send: (nodeId, msg) => this.send(nodeId, msg), replicaCredentials };
     this.gc = new CollectTimer(() => this.collect(), log);
     registry.onTransition((kind, node) => {
-      if (kind === 'node.dead') this.background((e) => this.apply(e, { type: 'nodeLost', nodeId: node.nodeId }));
+      if (kind !== 'node.dead') return;
+      this.background((e) => this.apply(e, { type: 'nodeLost', nodeId: node.nodeId }));
+      for (const q of this.quarantine.values()) if (q.record.ranks.some((r) => r.nodeId === node.nodeId)) this.quarantine.skipped(q.id, 'node death', { nodeId: node.nodeId });
     });
     pgs.onChange((pgId) => this.background((e) => e.gang.placementGroupId === pgId && this.apply(e, { type: 'placement' })));
   }

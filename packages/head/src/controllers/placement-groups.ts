@@ -357,6 +357,7 @@ export class PlacementGroupController {
       this.transition(e, S.PLACEMENT_GROUP_STATE_RESCHEDULING, 'pg.rescheduling', `placement group ${e.spec.name} lost node ${nodeId}; placing it again whole`);
       e.pg.reason = plainReason('NODE_LOST', `node ${nodeId} died; waiting to be placed again`);
     }
+    for (const q of this.quarantine.values()) if (q.record.placements.some((p) => p.nodeId === nodeId)) this.quarantine.skipped(q.id, 'node death', { nodeId });
     // A node that held nothing changes no group: no cycle (and no O(nodes) view rebuild) for it.
     if (lost || this.queue.size > 0) this.kick();
   }
