@@ -46,7 +46,7 @@ import { ChangeWaiters } from './waiters.js';
 import { GroupCommit } from './group-commit.js';
 import { plainReason, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
 import { PendingQueue } from './pg-queue.js';
-import { readPg } from './pg-quarantine.js';
+import { readPg, stageRemoval } from './pg-quarantine.js';
 import { Quarantine, type Quarantined } from './quarantine.js';
 import { SchedulingView } from './pg-view.js';
 
@@ -242,22 +242,12 @@ export class PlacementGroupController {
     return entry.pg;
   }
 
-  /**
-   * A quarantined group removed by hand: its key and a `pg.removed` event in
-   * the next commit; once durable, its bundles are released on the nodes its
-   * record names (every live node when it could not be decoded).
-   */
+  /** A quarantined group removed by hand: out of memory and the view now, its key and release staged (pg-quarantine.ts). */
   private dropQuarantined(q: Quarantined<PlacementGroup>): PlacementGroup {
-    const name = q.name ?? q.id;
-    const pg: PlacementGroup = { ...q.record, state: S.PLACEMENT_GROUP_STATE_REMOVED, stateChangedAtMs: Date.now(), reason: plainReason('REMOVED', `quarantined placement group ${name} removed by hand; its bundles are released`) };
     this.quarantine.delete(q.id);
     this.view.release(q.id);
+    const pg = stageRemoval({ commits: this.commits, events: this.events, registry: this.registry }, q);
     this.remember(pg);
-    this.commits.delete(q.key);
-    this.commits.stage(this.events.stage('pg.removed', { message: `quarantined placement group ${name} removed by hand`, attributes: { pg: q.id, name: q.name ?? '' } }));
-    const nodes = q.decoded ? nodesOf(q.record) : this.registry.list(NodeState.NODE_STATE_ALIVE).map((n) => n.nodeId);
-    const msg: HeadMessage = { msg: { $case: 'releaseBundles', value: { groupId: q.id } } };
-    for (const n of nodes) this.commits.after(() => this.registry.connection(n)?.send(msg));
     this.commits.after(() => {
       this.wake(q.id);
       for (const l of this.changeListeners) l(q.id);
