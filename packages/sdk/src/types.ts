@@ -79,6 +79,7 @@ export type ClusterEventKind =
   | 'pg.infeasible'
   | 'pg.rescheduling'
   | 'pg.removed'
+  | 'pg.quarantined'
   | (string & {});
 
 export interface ClusterEventView {

@@ -34,4 +34,20 @@ describe('cluster summary', () => {
       replicaGroups: 2,
     });
   });
+
+  it('counts records the head cannot read under QUARANTINED, whatever state they were stored in; their bundles stay used', () => {
+    const held = { ...pg(PlacementGroupState.PLACEMENT_GROUP_STATE_CREATED, [['a', 2]]), id: 'pg-q' };
+    const s = clusterSummary({
+      nodes: [node('a', NodeState.NODE_STATE_ALIVE, 8)],
+      pgs: { list: () => [held, { ...pg(PlacementGroupState.PLACEMENT_GROUP_STATE_CREATED, [['a', 1]]), id: 'pg-ok' }], isQuarantined: (id) => id === 'pg-q' },
+      gangs: {
+        list: () => [{ id: 'g-q', state: GangState.GANG_STATE_READY }, { id: 'g-undecodable', state: GangState.GANG_STATE_UNSPECIFIED }, { id: 'g-ok', state: GangState.GANG_STATE_READY }] as Gang[],
+        isQuarantined: (id) => id !== 'g-ok',
+      },
+      replicaGroups: { list: () => [] },
+    });
+    expect(s.placementGroups).toEqual({ QUARANTINED: 1, CREATED: 1 });
+    expect(s.gangs).toEqual({ QUARANTINED: 2, READY: 1 });
+    expect(s.gpusUsed).toBe(3);
+  });
 });

@@ -5,6 +5,9 @@
  *
  * Computed from the head's memory in one pass over nodes and one over groups,
  * and small whatever the cluster's size: a handful of counters, no records.
+ * A record the head cannot read (controllers/quarantine.ts) is counted under
+ * QUARANTINED, whatever state it was stored in; a quarantined placement
+ * group's bundles still count as used GPUs (they stay reserved).
  */
 import {
   GangState,
@@ -17,12 +20,13 @@ import {
   type Node,
   type PlacementGroup,
 } from '@muster/proto';
+import { QUARANTINED } from '../controllers/quarantine.js';
 
 export interface SummarySources {
   /** Every node, in any order. */
   nodes: Iterable<Node>;
-  pgs: { list(): PlacementGroup[] };
-  gangs: { list(): Gang[] };
+  pgs: { list(): PlacementGroup[]; isQuarantined?(id: string): boolean };
+  gangs: { list(): Gang[]; isQuarantined?(id: string): boolean };
   replicaGroups: { list(): unknown[] };
 }
 
@@ -54,13 +58,14 @@ export function clusterSummary(src: SummarySources): ClusterSummary {
   }
   for (const pg of src.pgs.list()) {
     if (pg.state === PlacementGroupState.PLACEMENT_GROUP_STATE_REMOVED) continue;
-    const name = shortName(placementGroupStateToJSON(pg.state), 'PLACEMENT_GROUP_STATE_');
+    const name = src.pgs.isQuarantined?.(pg.id) ? QUARANTINED : shortName(placementGroupStateToJSON(pg.state), 'PLACEMENT_GROUP_STATE_');
     s.placementGroups[name] = (s.placementGroups[name] ?? 0) + 1;
     for (const p of pg.placements) if (alive.has(p.nodeId)) s.gpusUsed += p.gpuIndices.length;
   }
   for (const g of src.gangs.list()) {
-    if (g.state === GangState.GANG_STATE_UNSPECIFIED) continue;
-    const name = shortName(gangStateToJSON(g.state), 'GANG_STATE_');
+    const quarantined = src.gangs.isQuarantined?.(g.id) ?? false;
+    if (g.state === GangState.GANG_STATE_UNSPECIFIED && !quarantined) continue;
+    const name = quarantined ? QUARANTINED : shortName(gangStateToJSON(g.state), 'GANG_STATE_');
     s.gangs[name] = (s.gangs[name] ?? 0) + 1;
   }
   s.gpusFree = Math.max(0, s.gpusTotal - s.gpusUsed);

@@ -55,9 +55,15 @@
  * deleted through the same GroupCommit, each with a `gang.collected` event;
  * the gang leaves memory (and `gang ls`) once its delete is durable, and no
  * event is decided on it meanwhile.
+ *
+ * A stored gang this head cannot decode or validate is quarantined
+ * (quarantine.ts, gang-quarantine.ts): kept beside the map, shown by get and
+ * list, never planned; its ranks' reports are matched to it and its ports
+ * stay in use; StopGang deletes it. A gang whose placement group is
+ * quarantined is not moved by that group's (unknown) placements.
  */
 import { checkLength, ErrorCode, MusterError, traceFields, tracingOn, type Context, type Logger, randomId } from '@muster/common';
-import { Gang, GangState as G, NodeState, PlacementGroupState as P, type GangSpec, type HeadMessage, type ShardStatusReport, type TraceContext } from '@muster/proto';
+import { type Gang, GangState as G, NodeState, PlacementGroupState as P, type GangSpec, type HeadMessage, type ShardStatusReport, type TraceContext } from '@muster/proto';
 import type { NodeRegistry } from '../cluster/registry.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StateWriter } from '../state/fence.js';
@@ -69,6 +75,8 @@ import { DEFAULT_GANG_RETENTION, isFinished, planCollection, type GangRetention 
 import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
 import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, portsInUse, wireGangSpec, type NodeLookup, type ValidGangSpec, type PortRange } from './gang-spec.js';
 import type { PlacementGroupController } from './placement-groups.js';
+import { checkLaunchAgainst, deleteQuarantined, readGang, stageQuarantined } from './gang-quarantine.js';
+import { Quarantine, type Quarantined } from './quarantine.js';
 import { ChangeWaiters } from './waiters.js';
 
 export const GANGS_PREFIX = '/muster/gangs/';
@@ -94,6 +102,8 @@ interface Entry {
 
 export class GangController {
   private gangs = new Map<string, Entry>();
+  /** Stored gangs this head cannot read: kept, shown, never planned (gang-quarantine.ts). */
+  private readonly quarantine: Quarantine<Gang>;
   private readonly waiters = new ChangeWaiters();
   private readonly listeners: Array<(g: Gang) => void> = [];
   private readonly commits: GroupCommit;
@@ -119,10 +129,13 @@ export class GangController {
     replicaCredentials?: (group: string) => Record<string, string>,
   ) {
     this.commits = new GroupCommit(writer, log, { name: 'gangs', recover: () => this.recover() });
+    this.quarantine = new Quarantine(log, 'gang');
     this.sink = { commits: this.commits, events, send: (nodeId, msg) => this.send(nodeId, msg), replicaCredentials };
     this.gc = new CollectTimer(() => this.collect(), log);
     registry.onTransition((kind, node) => {
-      if (kind === 'node.dead') this.background((e) => this.apply(e, { type: 'nodeLost', nodeId: node.nodeId }));
+      if (kind !== 'node.dead') return;
+      this.background((e) => this.apply(e, { type: 'nodeLost', nodeId: node.nodeId }));
+      for (const q of this.quarantine.values()) if (q.record.ranks.some((r) => r.nodeId === node.nodeId)) this.quarantine.skipped(q.id, 'node death', { nodeId: node.nodeId });
     });
     pgs.onChange((pgId) => this.background((e) => e.gang.placementGroupId === pgId && this.apply(e, { type: 'placement' })));
   }
@@ -181,16 +194,15 @@ export class GangController {
   private async reload(): Promise<void> {
     const { kvs } = await readAll(this.writer.store, GANGS_PREFIX);
     const loaded = new Map<string, Entry>();
+    const quarantined = new Map<string, Quarantined<Gang>>();
     for (const kv of kvs) {
-      const gang = Gang.decode(kv.value);
-      try {
-        loaded.set(gang.id, { gang, shown: gang, spec: parseGangSpec(gang.spec), moving: false });
-      } catch (e) {
-        this.log.error({ gang: gang.id, err: (e as Error).message }, 'stored gang has an invalid spec; left out');
-      }
+      const read = readGang(kv, GANGS_PREFIX);
+      if (read.ok) loaded.set(read.gang.id, { gang: read.gang, shown: read.gang, spec: read.spec, moving: false });
+      else quarantined.set(read.q.id, read.q);
     }
     this.stopTimers();
     this.gangs = loaded;
+    stageQuarantined(this.sink, this.quarantine.replace(quarantined));
     const now = Date.now();
     for (const e of loaded.values()) {
       const g = e.gang;
@@ -235,6 +247,7 @@ export class GangController {
     } catch {
       throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: placementGroup: no placement group "${spec.placementGroup}"`, { details: { field: 'placementGroup' } });
     }
+    checkLaunchAgainst(this.quarantine, spec.name, pg.id, this.pgs.isQuarantined(pg.id));
     checkBundles(spec, pg);
     // Placed already: a dry run of the layout refuses port clashes now, before anything starts.
     if (pg.state === P.PLACEMENT_GROUP_STATE_CREATED) planLayout(spec, pg, this.nodeMap(), this.usedPorts(''), this.portRange);
@@ -252,15 +265,25 @@ export class GangController {
   }
 
   get(idOrName: string): Gang {
-    return this.entry(idOrName).shown;
+    const q = this.quarantined(idOrName);
+    return q ? q.record : this.entry(idOrName).shown;
   }
 
   list(): Gang[] {
-    return [...this.gangs.values()].flatMap((e) => (e.shown ? [e.shown] : [])).sort((a, b) => a.createdAtMs - b.createdAtMs);
+    const quarantined = [...this.quarantine.values()].map((q) => q.record);
+    return [...this.gangs.values()].flatMap((e) => (e.shown ? [e.shown] : [])).concat(quarantined).sort((a, b) => a.createdAtMs - b.createdAtMs);
   }
 
+  /** Whether the gang `id` is quarantined (the cluster summary counts it so). */
+  isQuarantined(id: string): boolean {
+    return this.quarantine.has(id);
+  }
+
+  /** A quarantined gang is deleted: its key goes, then its ranks are told to stop (gang-quarantine.ts). */
   async stop(idOrName: string): Promise<Gang> {
     await this.reloading;
+    const q = this.quarantined(idOrName);
+    if (q) return deleteQuarantined(this.sink, this.quarantine, q, this.registry);
     const { e } = this.entry(idOrName);
     this.apply(e, { type: 'stop' });
     return this.durable(e);
@@ -274,7 +297,7 @@ export class GangController {
 
   /** Where a rank of a gang runs now: for log requests. */
   locate(idOrName: string, rank: number): { gangId: string; attempt: number; nodeId: string } {
-    const { shown: g } = this.entry(idOrName);
+    const g = this.get(idOrName); // a quarantined gang's ranks too: they may still run
     const r = g.ranks.find((x) => x.rank === rank);
     if (!r) throw new MusterError(ErrorCode.NOT_FOUND, `gang ${g.spec?.name} has no rank ${rank} (it has ${g.ranks.length})`);
     return { gangId: g.id, attempt: g.attempt, nodeId: r.nodeId };
@@ -315,6 +338,11 @@ export class GangController {
     const e = this.gangs.get(s.gangId);
     if (e && !e.collecting) stageWarmedUp({ stage: (kind, ev) => this.sink.commits.stage(this.sink.events.stage(kind, ev)) }, e.gang, e.spec.name, s);
     if (e) return this.apply(e, { type: 'report', nodeId, report: s });
+    // A quarantined gang's ranks keep running: matched to it, not stopped as unknown.
+    if (this.quarantine.has(s.gangId)) {
+      this.quarantine.skipped(s.gangId, 'rank report', { nodeId, rank: s.rank, phase: s.phase });
+      return false;
+    }
     // No such gang, in memory or in the store: nothing to write, nothing to wait for.
     if (s.phase !== 'exited') this.send(nodeId, { msg: { $case: 'stopShards', value: { gangId: s.gangId, attempt: s.attempt, reason: 'unknown gang or old attempt' } } });
     return false;
@@ -323,6 +351,11 @@ export class GangController {
   /** Decides `ev` for `e` and hands the plan to the commit; true if the gang's state changed. */
   private apply(e: Entry, ev: GangEvent): boolean {
     if (e.collecting) return false;
+    // Its group's record cannot be read: its placements say nothing (a stand-in has none), so the gang does not follow them.
+    if (ev.type === 'placement' && this.pgs.isQuarantined(e.gang.placementGroupId)) {
+      this.pgs.noteSkipped(e.gang.placementGroupId, `gang ${e.spec.name} following its placement`);
+      return false;
+    }
     return this.execute(e, planGang(e, ev, this.context(e)));
   }
 
@@ -416,6 +449,14 @@ export class GangController {
     };
   }
 
+  /** The quarantined gang `idOrName` names: by id, or by name when no gang this head runs has it. */
+  private quarantined(idOrName: string): Quarantined<Gang> | undefined {
+    if (this.quarantine.size === 0 || this.gangs.has(idOrName)) return undefined;
+    const q = this.quarantine.find(idOrName);
+    if (!q || q.id === idOrName) return q;
+    return [...this.gangs.values()].some((x) => x.spec.name === idOrName && x.shown) ? undefined : q;
+  }
+
   private entry(idOrName: string): { e: Entry; shown: Gang } {
     const e = this.gangs.get(idOrName) ?? [...this.gangs.values()].filter((x) => x.spec.name === idOrName && x.shown).sort((a, b) => b.gang.createdAtMs - a.gang.createdAtMs)[0];
     if (!e?.shown) throw new MusterError(ErrorCode.NOT_FOUND, `no gang "${idOrName}"`);
@@ -429,7 +470,8 @@ export class GangController {
 
   /** Ports held by the live gangs other than `except`, by port space. */
   private usedPorts(except: string): Map<string, Set<number>> {
-    return portsInUse([...this.gangs.values()].map((e) => e.gang).filter((g) => g.id !== except && LIVE.has(g.state)), this.nodeMap());
+    const quarantined = [...this.quarantine.values()].map((q) => q.record); // their ranks may still run
+    return portsInUse([...this.gangs.values()].map((e) => e.gang).concat(quarantined).filter((g) => g.id !== except && LIVE.has(g.state)), this.nodeMap());
   }
 
   private send(nodeId: string, msg: HeadMessage): void {

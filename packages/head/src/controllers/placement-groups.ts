@@ -20,6 +20,11 @@
  * twice because one cycle sees the reservations of all the previous ones
  * (pg-view.ts keeps them between cycles), and a deposed head cannot commit
  * (StateWriter's fence).
+ *
+ * A stored group this head cannot decode or validate is quarantined
+ * (quarantine.ts, pg-quarantine.ts): kept beside the groups the cycle sees,
+ * its bundles still reserved (scheduling view, agents' snapshots), shown by
+ * get and list, removable by hand; never scheduled, moved or released.
  */
 import type { Histogram } from '@opentelemetry/api';
 import { checkLength, ErrorCode, MusterError, type Logger, randomId, toMusterError } from '@muster/common';
@@ -41,6 +46,8 @@ import { ChangeWaiters } from './waiters.js';
 import { GroupCommit } from './group-commit.js';
 import { plainReason, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
 import { PendingQueue } from './pg-queue.js';
+import { readPg, stageRemoval } from './pg-quarantine.js';
+import { Quarantine, type Quarantined } from './quarantine.js';
 import { SchedulingView } from './pg-view.js';
 
 export const PGS_PREFIX = '/muster/pgs/';
@@ -65,6 +72,8 @@ export class PlacementGroupController {
   private readonly queue: PendingQueue;
   private readonly view: SchedulingView;
   private readonly removed = new Map<string, PlacementGroup>();
+  /** Stored groups this head cannot read: kept, holding their bundles, never scheduled (pg-quarantine.ts). */
+  private readonly quarantine: Quarantine<PlacementGroup>;
   private readonly commits: GroupCommit;
   private readonly waiters = new ChangeWaiters();
   private readonly changeListeners: Array<(pgId: string) => void> = [];
@@ -85,7 +94,9 @@ export class PlacementGroupController {
     private readonly log: Logger,
     private readonly opts: PlacementGroupControllerOptions = {},
   ) {
-    this.view = new SchedulingView(registry, () => [...this.groups.values()].map((e) => e.pg));
+    this.quarantine = new Quarantine(log, 'placement group');
+    // Quarantined groups' placements stay reserved: nobody else is given their GPUs.
+    this.view = new SchedulingView(registry, () => [...[...this.groups.values()].map((e) => e.pg), ...[...this.quarantine.values()].map((q) => q.record)]);
     this.queue = new PendingQueue((id) => {
       const e = this.groups.get(id)!;
       return { spec: e.spec, createdAtMs: e.pg.createdAtMs };
@@ -102,19 +113,23 @@ export class PlacementGroupController {
 
   async load(): Promise<void> {
     const { kvs } = await readAll(this.writer.store, PGS_PREFIX);
+    const quarantined = new Map<string, Quarantined<PlacementGroup>>();
     for (const kv of kvs) {
-      const pg = PlacementGroup.decode(kv.value);
-      const parsed = parsePlacementGroupSpec(specInput(pg.spec));
-      if (!parsed.ok) {
-        this.log.error({ pg: pg.id, reason: parsed.message }, 'stored placement group has an invalid spec; left out');
+      const read = readPg(kv, PGS_PREFIX);
+      if (!read.ok) {
+        quarantined.set(read.q.id, read.q);
         continue;
       }
-      this.groups.set(pg.id, { pg, spec: parsed.spec, acked: new Set() });
+      const { pg, spec } = read;
+      this.groups.set(pg.id, { pg, spec, acked: new Set() });
       this.byName.set(pg.spec!.name, pg.id);
       this.queue.track(pg.id, pg.state);
     }
+    for (const q of this.quarantine.replace(quarantined)) {
+      this.commits.stage(this.events.stage('pg.quarantined', { message: `placement group ${q.name ?? q.id}: ${q.record.reason!.message}`, attributes: { pg: q.id, name: q.name ?? '', key: q.key, reason: q.why } }));
+    }
     this.view.invalidate();
-    this.log.info({ groups: this.groups.size }, 'placement groups loaded');
+    this.log.info({ groups: this.groups.size, quarantined: this.quarantine.size }, 'placement groups loaded');
     // Bundles on nodes that died (or vanished) while no head was watching.
     const alive = new Set(this.registry.list(NodeState.NODE_STATE_ALIVE).map((n) => n.nodeId));
     const lost = new Set([...this.groups.values()].flatMap((e) => nodesOf(e.pg)).filter((n) => !alive.has(n)));
@@ -158,7 +173,7 @@ export class PlacementGroupController {
       throw new MusterError(ErrorCode.INVALID_ARGUMENT, parsed.message, { details: { fields: parsed.issues.map((i) => i.path) } });
     }
     const spec = parsed.spec;
-    const existing = this.byName.get(spec.name);
+    const existing = this.byName.get(spec.name) ?? this.quarantine.find(spec.name)?.id;
     if (existing !== undefined && requestId !== '' && this.groups.get(existing)?.pg.requestId === requestId) return existing;
     if (existing !== undefined) {
       throw new MusterError(ErrorCode.ALREADY_EXISTS, `a placement group named "${spec.name}" exists (${existing}); remove it or pick another name`, { details: { field: 'name' } });
@@ -184,13 +199,13 @@ export class PlacementGroupController {
 
   get(idOrName: string): PlacementGroup {
     const id = this.byName.get(idOrName) ?? idOrName;
-    const found = this.groups.get(id)?.pg ?? this.removed.get(id);
+    const found = this.groups.get(id)?.pg ?? this.quarantine.find(id)?.record ?? this.removed.get(id);
     if (!found) throw new MusterError(ErrorCode.NOT_FOUND, `no placement group "${idOrName}"`, { details: { id: idOrName } });
     return found;
   }
 
   list(state: S = S.PLACEMENT_GROUP_STATE_UNSPECIFIED): PlacementGroup[] {
-    const all = state === S.PLACEMENT_GROUP_STATE_REMOVED ? [...this.removed.values()] : [...this.groups.values()].map((e) => e.pg);
+    const all = state === S.PLACEMENT_GROUP_STATE_REMOVED ? [...this.removed.values()] : [...this.groups.values()].map((e) => e.pg).concat([...this.quarantine.values()].map((q) => q.record));
     return all
       .filter((pg) => state === S.PLACEMENT_GROUP_STATE_UNSPECIFIED || pg.state === state)
       .sort((a, b) => a.createdAtMs - b.createdAtMs || a.id.localeCompare(b.id));
@@ -213,6 +228,8 @@ export class PlacementGroupController {
   /** Removes the group from memory (its record's delete and event marked for the next commit). */
   private drop(idOrName: string): PlacementGroup {
     const pg = this.get(idOrName);
+    const q = this.groups.has(pg.id) ? undefined : this.quarantine.find(pg.id);
+    if (q) return this.dropQuarantined(q);
     const entry = this.groups.get(pg.id);
     if (!entry) return pg; // already removed
     this.release(entry);
@@ -223,6 +240,29 @@ export class PlacementGroupController {
     this.remember(entry.pg);
     this.commits.delete(PGS_PREFIX + pg.id);
     return entry.pg;
+  }
+
+  /** A quarantined group removed by hand: out of memory and the view now, its key and release staged (pg-quarantine.ts). */
+  private dropQuarantined(q: Quarantined<PlacementGroup>): PlacementGroup {
+    this.quarantine.delete(q.id);
+    this.view.release(q.id);
+    const pg = stageRemoval({ commits: this.commits, events: this.events, registry: this.registry }, q);
+    this.remember(pg);
+    this.commits.after(() => {
+      this.wake(q.id);
+      for (const l of this.changeListeners) l(q.id);
+    });
+    return pg;
+  }
+
+  /** Whether the group `id` is quarantined (its record cannot be read by this head). */
+  isQuarantined(id: string): boolean {
+    return this.quarantine.has(id);
+  }
+
+  /** A path of another controller left quarantined group `id` alone: said once per path. */
+  noteSkipped(id: string, path: string): void {
+    this.quarantine.skipped(id, path);
   }
 
   /** Resolves when the group is CREATED, INFEASIBLE or REMOVED, or at the deadline, with its record. */
@@ -265,9 +305,9 @@ export class PlacementGroupController {
   /** Every reservation on `nodeId`, sent to its agent when it registers. */
   snapshotFor(nodeId: string): ReservationSnapshot {
     const groups = [];
-    for (const e of this.groups.values()) {
-      const bundles = e.pg.placements.filter((p) => p.nodeId === nodeId);
-      if (bundles.length > 0) groups.push({ groupId: e.pg.id, bundles });
+    for (const pg of [...[...this.groups.values()].map((e) => e.pg), ...[...this.quarantine.values()].map((q) => q.record)]) {
+      const bundles = pg.placements.filter((p) => p.nodeId === nodeId);
+      if (bundles.length > 0) groups.push({ groupId: pg.id, bundles });
     }
     return { groups };
   }
@@ -307,6 +347,7 @@ export class PlacementGroupController {
       this.transition(e, S.PLACEMENT_GROUP_STATE_RESCHEDULING, 'pg.rescheduling', `placement group ${e.spec.name} lost node ${nodeId}; placing it again whole`);
       e.pg.reason = plainReason('NODE_LOST', `node ${nodeId} died; waiting to be placed again`);
     }
+    for (const q of this.quarantine.values()) if (q.record.placements.some((p) => p.nodeId === nodeId)) this.quarantine.skipped(q.id, 'node death', { nodeId });
     // A node that held nothing changes no group: no cycle (and no O(nodes) view rebuild) for it.
     if (lost || this.queue.size > 0) this.kick();
   }

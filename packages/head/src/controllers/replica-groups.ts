@@ -22,6 +22,11 @@
  * draining, when replicas failed (the replacement budget), and the
  * autoscaler's timers, which ride along with the next write of the group's
  * own key.
+ *
+ * A stored group this head cannot decode or validate is quarantined
+ * (quarantine.ts, rg-quarantine.ts): shown by get and list, its gangs held
+ * and its placement groups claimed, never reconciled; delete lets go of what
+ * it holds, then deletes its keys.
  */
 import type { Identity } from '@muster/contracts';
 import { ErrorCode, MusterError, type Logger, type NatsConnection, randomId } from '@muster/common';
@@ -39,12 +44,16 @@ import { MembershipFeed } from './rg-membership.js';
 import { FAILURE_WINDOW_MS, planReplicaGroup, replacementBudget } from './rg-plan.js';
 import { appliedRecord, autoscaledRecord, autoscalerMemory, autoscalerState, byWhom, deletingRecord, scaledRecord, type RecordEvent } from './rg-records.js';
 import { modelConflicts, parseRgSpec, policyOf, type ValidRgSpec } from './rg-spec.js';
-import { RGS_PREFIX, assemble, bounded, groupKey, keysOf, replicasPrefix, storeOps, type StoreOps, type StoredGroup } from './rg-store.js';
+import { RGS_PREFIX, assemble, bounded, groupKey, keysOf, parseKey, replicasPrefix, storeOps, type StoreOps, type StoredGroup } from './rg-store.js';
+import { heldBy, letGo, quarantinedError, quarantinedGroup, shownQuarantined } from './rg-quarantine.js';
+import { Quarantine, type Quarantined } from './quarantine.js';
 
 export { RGS_PREFIX } from './rg-store.js';
 
 export class ReplicaGroupController {
   private readonly groups = new Map<string, Entry>();
+  /** Stored groups this head cannot read: shown, holding their gangs and placement groups, never reconciled (rg-quarantine.ts). */
+  private readonly quarantine: Quarantine<StoredGroup>;
   /** Group name → the last write queued for it (writes of one group run one at a time). */
   private readonly tails = new Map<string, Promise<unknown>>();
   private readonly reports: LoadReports;
@@ -56,7 +65,7 @@ export class ReplicaGroupController {
   constructor(
     private readonly writer: StateWriter,
     private readonly pgs: PgsPort,
-    gangs: GangsPort,
+    private readonly gangs: GangsPort,
     private readonly events: EventLog,
     private readonly log: Logger,
     /** The data plane; `onReportDropped` counts load and demand reports, and agents' usage entries, refused. */
@@ -70,6 +79,7 @@ export class ReplicaGroupController {
     });
     this.reports = new LoadReports(nats && { conn: nats.conn, prefix: nats.access.subjectPrefix }, log, undefined, nats?.onReportDropped, (group, replicaId, node) => this.runsOn(gangs, group, replicaId, node));
     this.commits = new GroupCommit(writer, log, { name: 'replica groups', recover: () => this.recover() });
+    this.quarantine = new Quarantine(log, 'replica group');
     this.executor = new RgExecutor(pgs, gangs, log, nats?.access, this.reports, isDraining, (e, next, then) => this.write(e, next, undefined, then));
     // Drains and deadlines progress with time, not only with events.
     this.timer = setInterval(() => {
@@ -120,11 +130,18 @@ export class ReplicaGroupController {
   /** Whether a replica record still names `gangId` (its gang is not collected before the group lets go). */
   holdsGang(gangId: string): boolean {
     for (const e of this.groups.values()) if (e.rg.replicas.some((r) => r.gangId === gangId)) return true;
+    for (const q of this.quarantine.values()) if (heldBy(q).gangs.includes(gangId)) return true;
     return false;
   }
 
   owns(pgId: string): boolean {
     for (const e of this.groups.values()) if (e.making.has(pgId) || e.rg.replicas.some((r) => r.placementGroupId === pgId)) return true;
+    // A quarantined group's placement groups are claimed and left where they are (not moved off a draining node).
+    for (const q of this.quarantine.values()) {
+      if (!heldBy(q).pgs.includes(pgId)) continue;
+      this.quarantine.skipped(q.id, 'move off a draining node', { pg: pgId });
+      return true;
+    }
     return false;
   }
 
@@ -137,14 +154,15 @@ export class ReplicaGroupController {
   /** Reads every group and replica key (paged), then reconciles each group. */
   async load(): Promise<void> {
     const { kvs } = await readAll(this.writer.store, RGS_PREFIX);
-    const { orphans, unreadable } = this.adoptAll(kvs);
+    const { orphans, quarantined } = this.adoptAll(kvs);
+    const fresh = this.quarantine.replace(quarantined);
     for (const name of this.groups.keys()) this.kick(name);
-    if (orphans.length === 0 && unreadable.length === 0) return;
+    if (orphans.length === 0 && fresh.length === 0) return;
     // Replica keys of a group that has no record (a deletion cut short): nothing refers to them.
     for (const key of orphans) this.commits.delete(key);
-    // A group whose record cannot be read keeps its keys (rg-store.ts); an event says so where operators look.
-    for (const group of unreadable) {
-      this.commits.stage(this.events.stage('rg.unreadable', { message: `replica group ${group}: its stored record cannot be read; the group and its replica keys are left as they are`, attributes: { group } }));
+    // A group this head cannot read keeps its keys (rg-store.ts); an event says so where operators look.
+    for (const q of fresh) {
+      this.commits.stage(this.events.stage('rg.quarantined', { message: `replica group ${q.id}: ${shownQuarantined(q).message}`, attributes: { group: q.id, key: q.key, reason: q.why } }));
     }
     await this.commits.flush().catch((err: unknown) => this.log.warn({ keys: orphans.length, err: (err as Error).message }, 'could not delete replica keys of deleted groups; the next leader tries again'));
   }
@@ -155,6 +173,8 @@ export class ReplicaGroupController {
   async apply(wire: ReplicaGroupSpec | undefined, by?: Identity): Promise<ReplicaGroup> {
     const spec = parseRgSpec(wire);
     return this.serial(spec.name, async () => {
+      const q = this.quarantine.find(spec.name);
+      if (q) throw quarantinedError(q, 'apply');
       const e = this.groups.get(spec.name);
       if (e?.rg.deleting) throw new MusterError(ErrorCode.FAILED_PRECONDITION, `replica group ${spec.name} is being deleted`);
       const taken = modelConflicts(spec, [...this.groups.values()].map((o) => ({ name: o.rg.name, models: o.spec.models, deleting: o.rg.deleting })));
@@ -172,12 +192,19 @@ export class ReplicaGroupController {
 
   get(name: string): ReplicaGroup {
     const e = this.groups.get(name);
+    const q = e ? undefined : this.quarantine.find(name);
+    if (q) return shownQuarantined(q);
     if (!e) throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}"`);
     return e.autoscaler ? { ...e.rg, autoscaler: e.autoscaler } : e.rg;
   }
 
   list(): ReplicaGroup[] {
-    return [...this.groups.keys()].sort().map((n) => this.get(n));
+    return [...new Set([...this.groups.keys(), ...[...this.quarantine.values()].map((q) => q.id)])].sort().map((n) => this.get(n));
+  }
+
+  /** Whether the group `name` is quarantined (its stored record cannot be read by this head). */
+  isQuarantined(name: string): boolean {
+    return !this.groups.has(name) && this.quarantine.has(name);
   }
 
   /**
@@ -187,6 +214,7 @@ export class ReplicaGroupController {
    * nothing is stored or changed).
    */
   live(name: string): { loads: Map<string, Omit<LoadSample, 'replicaId'>>; policy: AutoscalingPolicy | undefined; decision: Decision | undefined } {
+    if (this.isQuarantined(name)) return { loads: new Map(), policy: undefined, decision: undefined };
     const e = this.groups.get(name);
     if (!e) throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}"`);
     const loads = new Map<string, Omit<LoadSample, 'replicaId'>>();
@@ -206,7 +234,7 @@ export class ReplicaGroupController {
 
   async scale(name: string, replicas: number, by?: Identity): Promise<ReplicaGroup> {
     return this.serial(name, async () => {
-      const e = this.entryOf(name);
+      const e = this.entryOf(name, 'scale');
       const { min, max } = e.spec.replicas;
       if (e.spec.autoscaling) {
         throw new MusterError(ErrorCode.FAILED_PRECONDITION, `replica group ${name} is autoscaled between ${min} and ${max}; change its bounds or its policy with apply instead`, { details: { field: 'replicas' } });
@@ -223,6 +251,8 @@ export class ReplicaGroupController {
 
   async delete(name: string, by?: Identity): Promise<ReplicaGroup> {
     return this.serial(name, async () => {
+      const q = this.groups.has(name) ? undefined : this.quarantine.find(name);
+      if (q) return this.deleteQuarantined(q, by);
       const e = this.entryOf(name);
       const { rg, event } = deletingRecord(e.rg);
       await this.write(e, rg, byWhom(event, by));
@@ -233,15 +263,30 @@ export class ReplicaGroupController {
 
   /** The live membership now, then on every change, until `signal` aborts. */
   async *watch(name: string, signal: AbortSignal): AsyncGenerator<Membership> {
-    yield* this.entryOf(name).membership.watch(signal);
+    yield* this.entryOf(name, 'WatchMembership').membership.watch(signal);
   }
 
   // ── reconcile ──────────────────────────────────────────────────────────
 
-  private entryOf(name: string): Entry {
+  private entryOf(name: string, call = 'this call'): Entry {
     const e = this.groups.get(name);
+    const q = e ? undefined : this.quarantine.find(name);
+    if (q) throw quarantinedError(q, call);
     if (!e) throw new MusterError(ErrorCode.NOT_FOUND, `no replica group "${name}"`);
     return e;
+  }
+
+  /** A quarantined group is deleted: what it holds first (rg-quarantine.ts), then its keys, with an `rg.deleted` event. */
+  private async deleteQuarantined(q: Quarantined<StoredGroup>, by?: Identity): Promise<ReplicaGroup> {
+    await letGo(q, this.gangs, this.pgs);
+    // Every key under its replicas prefix (unreadable ones too), then the group key.
+    this.commits.deletePrefix(replicasPrefix(q.id));
+    this.commits.delete(q.key);
+    const event = byWhom({ kind: 'rg.deleted', message: `quarantined replica group ${q.id} deleted by hand: its gangs were stopped, its placement groups removed, its keys deleted` }, by);
+    this.commits.stage(this.events.stage(event.kind, { message: event.message, attributes: { group: q.id, ...event.attributes } }));
+    this.commits.after(() => this.quarantine.delete(q.id));
+    await this.commits.flush();
+    return { ...shownQuarantined(q), deleting: true, desired: 0, message: event.message };
   }
 
   private entry(rg: ReplicaGroup, spec: ValidRgSpec, stableSpec: ValidRgSpec | undefined, stored?: StoredGroup): Entry {
@@ -252,19 +297,29 @@ export class ReplicaGroupController {
     };
   }
 
-  /** Adopts every group found in `kvs` (group and replica keys, any order). */
-  private adoptAll(kvs: readonly KeyValue[]): ReturnType<typeof assemble> {
+  /** Adopts every group found in `kvs` (group and replica keys, any order); returns those to quarantine. */
+  private adoptAll(kvs: readonly KeyValue[]): ReturnType<typeof assemble> & { quarantined: Map<string, Quarantined<StoredGroup>> } {
     const found = assemble(kvs);
     if (found.skipped.length > 0) this.log.error({ keys: found.skipped.slice(0, 10), count: found.skipped.length }, 'stored replica group keys could not be read; left out');
-    if (found.unreadable.length > 0) {
-      this.log.error({ groups: found.unreadable.slice(0, 10), count: found.unreadable.length }, 'stored replica group records could not be read: these groups are not run, and their replica keys (which placement groups and gangs they hold) are kept, not deleted');
+    const quarantined = new Map<string, Quarantined<StoredGroup>>();
+    // A group record that does not decode: its replica keys (which placement groups and gangs it holds) are kept.
+    for (const stray of found.strays) quarantined.set(stray.rg.name, quarantinedGroup(stray, 'its record does not decode', false));
+    // A group with a replica key that does not decode is not run either: it would replace a replica it cannot see.
+    const broken = new Map<string, string>();
+    for (const key of found.skipped) {
+      const at = parseKey(key);
+      if (at?.replica !== undefined && !broken.has(at.group)) broken.set(at.group, key);
     }
-    for (const stored of found.groups) this.adopt(stored);
-    return found;
+    for (const stored of found.groups) {
+      const badKey = broken.get(stored.rg.name);
+      const q = badKey ? quarantinedGroup(stored, `its replica key ${badKey} does not decode`, true) : this.adopt(stored);
+      if (q) quarantined.set(q.id, q);
+    }
+    return { ...found, quarantined };
   }
 
-  /** A stored group becomes (or replaces) the group's entry; an invalid one is left out. */
-  private adopt(stored: StoredGroup): void {
+  /** A stored group becomes (or replaces) the group's entry; one this head cannot validate is returned, to be quarantined. */
+  private adopt(stored: StoredGroup): Quarantined<StoredGroup> | undefined {
     const { rg, keyed, inline } = stored;
     try {
       const spec = parseRgSpec(rg.spec);
@@ -272,12 +327,13 @@ export class ReplicaGroupController {
       const e = this.groups.get(rg.name);
       if (!e) {
         this.groups.set(rg.name, this.entry(rg, spec, stableSpec, stored));
-        return;
+        return undefined;
       }
       Object.assign(e, { rg, keyed, inline, spec, stableSpec, policy: policyOf(spec) });
       e.membership.observeStored(rg.membershipVersion);
+      return undefined;
     } catch (err) {
-      this.log.error({ group: rg.name, err: (err as Error).message }, 'stored replica group is invalid; left out');
+      return quarantinedGroup(stored, (err as Error).message, true);
     }
   }
 

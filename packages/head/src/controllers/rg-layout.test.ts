@@ -8,7 +8,8 @@
  * The same layout on etcd: test/integration/rg-keys.test.ts.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Replica, ReplicaGroup, type ReplicaGroupSpec } from '@muster/proto';
+import { ErrorCode } from '@muster/common';
+import { GangState as G, Replica, ReplicaGroup, type ReplicaGroupSpec } from '@muster/proto';
 import type { KeyValue } from '../state/store.js';
 import type { ReplicaGroupController } from './replica-groups.js';
 import { rgHarness } from './rg-controller.test-support.js';
@@ -78,11 +79,12 @@ describe('replica group layout in the store', () => {
     expect((await keysUnder(inner)).size).toBe(3);
   });
 
-  it('a group whose record cannot be read keeps its replica keys (an event says so); orphans of other groups still go', async () => {
-    const { inner, rgs, restart, storedEvents } = await rgHarness(cleanups);
+  it('a group whose record cannot be read is quarantined: shown, its replica keys kept (an event says so), orphans of other groups still go; delete lets go of its gangs and groups, then its keys', async () => {
+    const { inner, rgs, restart, storedEvents, gangsPort, pgsPort } = await rgHarness(cleanups);
     await rgs.apply(spec(2));
     await placed(rgs, 2);
     const [stray] = rgs.get('web').replicas;
+    const held = rgs.get('web').replicas;
     await inner.put(replicaKey('gone', stray!.id), Replica.encode(stray!).finish());
     await inner.put(groupKey('web'), new Uint8Array([0xff, 0xff, 0xff]));
     const kept = [...(await keysUnder(inner)).keys()].filter((k) => k.startsWith(replicasPrefix('web')));
@@ -90,9 +92,59 @@ describe('replica group layout in the store', () => {
     const next = await restart();
     // The orphan's deletion is the marker that load() finished its clean-up.
     await vi.waitFor(async () => expect(await inner.get(replicaKey('gone', stray!.id))).toBeUndefined(), { timeout: 5_000 });
-    expect(next.list()).toEqual([]);
+    expect(next.list().map((g) => g.name)).toEqual(['web']);
+    expect(next.get('web')).toMatchObject({ name: 'web', replicas: held, message: expect.stringMatching(/^quarantined: .*does not decode.*delete it, or run a head version that accepts it/) });
+    expect(next.isQuarantined('web')).toBe(true);
+    // What it holds stays held: its gangs are not collected, its placement groups not moved by others.
+    for (const r of held) {
+      expect(next.holdsGang(r.gangId)).toBe(true);
+      expect(next.owns(r.placementGroupId)).toBe(true);
+    }
+    await expect(next.scale('web', 3)).rejects.toMatchObject({ code: ErrorCode.FAILED_PRECONDITION, message: expect.stringMatching(/quarantined.*scale is refused/) });
+    await expect(next.apply(spec(1))).rejects.toMatchObject({ code: ErrorCode.FAILED_PRECONDITION });
     expect([...(await keysUnder(inner)).keys()].filter((k) => k.startsWith(replicasPrefix('web'))).sort()).toEqual(kept.sort());
-    expect(await storedEvents()).toContain('rg.unreadable');
+    expect(await storedEvents()).toContain('rg.quarantined');
+
+    await next.delete('web');
+    for (const r of held) {
+      expect(gangsPort.get(r.gangId).state).toBe(G.GANG_STATE_STOPPED);
+      expect(() => pgsPort.get(r.placementGroupId)).toThrow();
+    }
+    expect([...(await keysUnder(inner)).keys()]).toEqual([]);
+    expect(() => next.get('web')).toThrow(/no replica group/);
+    expect(await storedEvents()).toContain('rg.deleted');
+  });
+
+  it('a group whose stored spec a stricter head refuses is quarantined as stored, not reconciled, and a later head that accepts it runs it again', async () => {
+    const { inner, rgs, restart, gangsPort } = await rgHarness(cleanups);
+    await rgs.apply(spec(2));
+    await placed(rgs, 2);
+    const record = ReplicaGroup.decode((await inner.get(groupKey('web')))!.value);
+    const bytes = ReplicaGroup.encode({ ...record, spec: { ...record.spec!, drainDeadlineMs: 7_200_000 }, desired: 0 }).finish();
+    await inner.put(groupKey('web'), bytes);
+    const next = await restart();
+    expect(next.get('web')).toMatchObject({ desired: 0, replicas: rgs.get('web').replicas, message: expect.stringMatching(/^quarantined: .*drainDeadlineMs/) });
+    // desired 0 would drain both replicas if it were reconciled: its gangs keep running, its keys are as they were.
+    // Marker: another group applied after the restart is reconciled (placed) by the same controller.
+    await next.apply({ ...spec(1), name: 'other' });
+    await vi.waitFor(() => expect(next.get('other').replicas.filter((r) => r.gangId)).toHaveLength(1), { timeout: 10_000 });
+    for (const r of rgs.get('web').replicas) expect(gangsPort.get(r.gangId).state).not.toBe(G.GANG_STATE_STOPPED);
+    expect((await inner.get(groupKey('web')))!.value).toEqual(bytes);
+    await inner.put(groupKey('web'), ReplicaGroup.encode(record).finish());
+    const fixed = await restart();
+    expect(fixed.isQuarantined('web')).toBe(false);
+    expect(fixed.get('web').replicas).toEqual(rgs.get('web').replicas);
+  });
+
+  it('a group with a replica key that does not decode is quarantined whole (it would replace the replica it cannot see); delete removes that key too', async () => {
+    const { inner, rgs, restart } = await rgHarness(cleanups);
+    await rgs.apply(spec(2));
+    await placed(rgs, 2);
+    await inner.put(replicaKey('web', 'rbroken'), new Uint8Array([0xff, 0xff, 0xff]));
+    const next = await restart();
+    expect(next.get('web')).toMatchObject({ replicas: rgs.get('web').replicas, message: expect.stringMatching(/^quarantined: .*replica key \/muster\/rgs\/web\/replicas\/rbroken does not decode/) });
+    await next.delete('web');
+    expect([...(await keysUnder(inner)).keys()]).toEqual([]);
   });
 
   it('a new group does not inherit replica keys a deleted group of its name left: its first commit clears them', async () => {

@@ -120,11 +120,13 @@ describe('assemble', () => {
   });
 
   it('replica keys of a group whose record cannot be read are no orphans: they are kept, the group named unreadable', () => {
-    const { groups, orphans, skipped, unreadable } = assemble([kv(groupKey('g'), new Uint8Array([0xff, 0xff, 0xff])), rep('g', replica('a')), rep('gone', replica('b'))]);
+    const { groups, orphans, skipped, unreadable, strays } = assemble([kv(groupKey('g'), new Uint8Array([0xff, 0xff, 0xff])), rep('g', replica('a')), rep('gone', replica('b'))]);
     expect(groups).toEqual([]);
     expect(skipped).toEqual([groupKey('g')]);
     expect(unreadable).toEqual(['g']);
     expect(orphans).toEqual([replicaKey('gone', 'b')]);
+    // What is known of it, for the controller to quarantine: its name and its readable replicas.
+    expect(strays.map((g) => ({ name: g.rg.name, replicas: g.rg.replicas.map((r) => r.id), keyed: [...g.keyed.keys()] }))).toEqual([{ name: 'g', replicas: ['a'], keyed: ['a'] }]);
   });
 });
 

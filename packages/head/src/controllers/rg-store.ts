@@ -30,8 +30,9 @@
  * A replica key whose group record exists but cannot be read is no orphan:
  * its group is unknown, not gone, and its replicas are the only record of
  * which placement groups and gangs they hold. assemble() keeps such keys out
- * of `orphans` (and reports the group in `unreadable`); the controller logs
- * it and leaves every key in place for an operator or a later head.
+ * of `orphans` (and reports the group in `unreadable`, with its replicas in
+ * `strays`); the controller quarantines the group (quarantine.ts) and leaves
+ * every key in place until an operator deletes it or a later head reads it.
  * A new group's first write deletes every key under its replicas prefix, so
  * it never inherits replica keys a deleted group of the same name left.
  *
@@ -77,9 +78,11 @@ export function parseKey(key: string): { group: string; replica?: string } | und
  * whose group has no record (left by a group deletion whose commit was cut
  * short), to be deleted; `skipped`: keys that could not be read;
  * `unreadable`: groups whose record is among them (their replica keys are
- * kept, not orphans: see the top of this file).
+ * kept, not orphans: see the top of this file); `strays`: each of those as
+ * far as it is known (a stand-in record with the name and the replicas of
+ * the keys that could be read).
  */
-export function assemble(kvs: readonly KeyValue[]): { groups: StoredGroup[]; orphans: string[]; skipped: string[]; unreadable: string[] } {
+export function assemble(kvs: readonly KeyValue[]): { groups: StoredGroup[]; orphans: string[]; skipped: string[]; unreadable: string[]; strays: StoredGroup[] } {
   const records = new Map<string, ReplicaGroup>();
   const replicas = new Map<string, Array<{ r: Replica; bytes: Uint8Array }>>();
   const keysOf = new Map<string, string[]>();
@@ -111,7 +114,12 @@ export function assemble(kvs: readonly KeyValue[]): { groups: StoredGroup[]; orp
     groups.push({ rg: bounded({ ...record, replicas: inline ? record.replicas : stored.map(({ r }) => r) }), keyed, inline });
   }
   const orphans = [...keysOf].filter(([name]) => !records.has(name) && !unreadable.has(name)).flatMap(([, keys]) => keys);
-  return { groups, orphans, skipped, unreadable: [...unreadable] };
+  const strays = [...unreadable].map((name) => {
+    const stored = replicas.get(name) ?? [];
+    const standIn = { ...ReplicaGroup.decode(new Uint8Array(0)), name, replicas: stored.map(({ r }) => r) };
+    return { rg: bounded(standIn), keyed: new Map(stored.map(({ r, bytes }) => [r.id, bytes] as const)), inline: false };
+  });
+  return { groups, orphans, skipped, unreadable: [...unreadable], strays };
 }
 
 /** The writes that take the store from `prev` (undefined: a new group) to `next`. */
