@@ -21,7 +21,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import type { Cluster } from '@muster/sdk';
+import { connect, type Cluster } from '@muster/sdk';
 import { LocalCluster, procInfo, waitFor } from '@muster/testing';
 import { Fleet } from './agents/fleet.js';
 
@@ -54,7 +54,7 @@ async function chunked<T>(items: readonly T[], width: number, work: (item: T) =>
 }
 
 const placeGroups = (sdk: Cluster, names: readonly string[]) =>
-  chunked(names, 200, async (name) => (await sdk.placementGroups.create({ name, strategy: 'PACK', bundles: [{ gpus: 1 }] })).ready({ timeout: 120_000 }));
+  chunked(names, 100, async (name) => (await sdk.placementGroups.create({ name, strategy: 'PACK', bundles: [{ gpus: 1 }] })).ready({ timeout: 120_000 }));
 const launchGang = async (sdk: Cluster, name: string) => {
   const g = await sdk.gangs.launch({ name, placementGroup: name, tp: 1, pp: 1, template: { command: '/bin/true', ports: [{ name: 'http' }] } });
   await g.ready({ timeout: 120_000 });
@@ -66,9 +66,11 @@ const token = readFileSync(cluster.tokenFile, 'utf8').trim();
 const fleet = Fleet.start({ head: cluster.address, token, tlsCa: cluster.tls?.ca, agents: nodes, processes: num('processes'), runShards: true });
 try {
   await waitFor(`${nodes} agents registered`, () => fleet.stats().registered === nodes, { timeoutMs: 300_000, intervalMs: 500 });
-  const sdk = await cluster.connect();
+  // A loaded 2-core machine with 10,000 agents: calls get a minute, not the default 10 s (creates and launches carry request ids: a retry is not a second one).
+  const sdk = await connect({ ...cluster.clientOptions(), callTimeoutMs: 120_000 });
   await waitFor(`${nodes} nodes alive`, async () => (await sdk.summary()).nodesAlive === nodes || undefined, { timeoutMs: 60_000, intervalMs: 500 });
   const headCpu = () => procInfo(cluster.head.process.pid)?.cpuMs ?? 0;
+  await sleep(2_000); // registration's tail (inventories, first heartbeats) settles
 
   const liveNames = Array.from({ length: live }, (_, i) => `live-${i}`);
   const roundNames = Array.from({ length: rounds }, (_, r) => Array.from({ length: batch }, (_, i) => `r${r}-${i}`));
