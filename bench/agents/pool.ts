@@ -13,7 +13,7 @@ import { grpcChannelCredentials, tokenMetadata } from '@muster/common';
 import { clientChannelOptions } from '@muster/contracts';
 import { AgentServiceClient, type NodeInventory } from '@muster/proto';
 import { discoverInventory } from '@muster/worker';
-import { SimAgent, type SimState } from './sim-agent.js';
+import { SimAgent, simAddress, type SimState } from './sim-agent.js';
 
 export interface PoolOptions {
   /** The head's "host:port", or every head of an HA cluster comma-separated (agents follow the leader). */
@@ -36,6 +36,8 @@ export interface PoolOptions {
    * as a soak needs: a growing population reads as growing state).
    */
   churn?: { deathsPerMin: number; joinsPerMin: number; keepPopulation?: boolean };
+  /** Acknowledge gang launches as if the ranks ran (sim-agent.ts): gangs on the pool's nodes reach READY. Default off. */
+  runShards?: boolean;
   /** Ticker period, ms (default 25). */
   tickMs?: number;
 }
@@ -111,6 +113,8 @@ export class AgentPool {
     const meta: Metadata = tokenMetadata(this.opts.token);
     const index = this.agents.length;
     const a = new SimAgent(`${this.opts.prefix ?? 'sim-'}${first + index}`, {
+      address: simAddress(first + index),
+      runShards: this.opts.runShards ?? false,
       heads: this.heads,
       client: (head) => {
         const channels = this.channels(head);

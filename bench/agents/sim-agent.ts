@@ -18,11 +18,25 @@
  * MUSTER_NOT_LEADER naming the leader sends it there at once, a busy leader
  * is kept. A `kill` ends the stream without a goodbye and stops heartbeats:
  * to the head it is a dead node.
+ *
+ * Each simulated node registers its own loopback address (`simAddress`:
+ * 127.0.0.2 for node number 0, and on through 127.255.255.254), never one
+ * shared by two: the head's port spaces are per host address (gang ranks get
+ * ports per host), so 10,000 simulated nodes are 10,000 hosts, not one host
+ * with 2,768 ports for every gang. All of 127.0.0.0/8 is local on Linux, and
+ * nothing dials these addresses: the head only hands a node's address to
+ * ranks (MASTER_ADDR, role endpoints), and simulated nodes run none.
+ *
+ * With `runShards`, a launch is acknowledged as if its ranks started: every
+ * rank reported ready at once, exited (stopped) when told to stop, and the
+ * ranks it "runs" sent in its inventory when it registers again — so gangs
+ * on simulated nodes reach READY (bench/gang-scale.ts). Off by default:
+ * without it ranks stay pending, as tests of a starting replica expect.
  */
 import type { ClientDuplexStream, Metadata } from '@grpc/grpc-js';
 import { ErrorCode, VERSION, fromGrpcError } from '@muster/common';
 import { HeadRotation } from '@muster/contracts';
-import type { AgentMessage, AgentServiceClient, HeadMessage, NodeInventory } from '@muster/proto';
+import type { AgentMessage, AgentServiceClient, HeadMessage, NodeInventory, ShardStatusReport } from '@muster/proto';
 
 export type SimState = 'idle' | 'registering' | 'registered' | 'dead';
 
@@ -33,12 +47,23 @@ export interface SimAgentDeps {
   client: (head: string) => AgentServiceClient;
   metadata: Metadata;
   inventory: NodeInventory;
+  /** The node's host address (`simAddress`). */
+  address: string;
+  /** Acknowledge launches as if the ranks ran (see the file comment). */
+  runShards?: boolean;
   /** Called on every state change (the pool counts). */
   changed(a: SimAgent, from: SimState): void;
   /** Heartbeat round trip, ms. */
   lag(ms: number): void;
   /** A stream ended: why (the error code, or "end"), and whether it had registered. */
   ended(why: string, registered: boolean): void;
+}
+
+/** Node number `n`'s own loopback address: 127.0.0.2 for 0, on through 127.255.255.254 (2^24 - 3 nodes). */
+export function simAddress(n: number): string {
+  const v = n + 2;
+  if (!Number.isInteger(n) || n < 0 || v > 0xff_ff_fe) throw new RangeError(`simAddress: node number ${n} is outside 0-${0xff_ff_fe - 2}`);
+  return `127.${(v >> 16) & 255}.${(v >> 8) & 255}.${v & 255}`;
 }
 
 const BACKOFF_FIRST_MS = 100;
@@ -54,6 +79,8 @@ export class SimAgent {
   registrations = 0;
   refusals = 0;
   readonly reservations = new Set<string>();
+  /** With runShards: the ranks it "runs", by gang: one attempt each. */
+  private readonly shards = new Map<string, { attempt: number; ranks: number[] }>();
   private call: ClientDuplexStream<AgentMessage, HeadMessage> | undefined;
   private seq = 0;
   private sent = new Map<number, number>();
@@ -89,7 +116,7 @@ export class SimAgent {
     call.write({
       msg: {
         $case: 'register',
-        value: { nodeId: this.nodeId, incarnation: this.incarnation, agentVersion: VERSION, inventory: this.deps.inventory, labels: { sim: 'true' }, taints: [], address: '127.0.0.1' },
+        value: { nodeId: this.nodeId, incarnation: this.incarnation, agentVersion: VERSION, inventory: this.deps.inventory, labels: { sim: 'true' }, taints: [], address: this.deps.address },
       },
     });
     this.dueAt = now;
@@ -104,7 +131,7 @@ export class SimAgent {
         this.registrations++;
         // A random phase, as real agents have: heartbeats spread over the interval.
         this.dueAt = performance.now() + Math.random() * this.heartbeatMs;
-        call.write({ msg: { $case: 'shardInventory', value: { shards: [] } } });
+        call.write({ msg: { $case: 'shardInventory', value: { shards: [...this.shards].flatMap(([gangId, s]) => s.ranks.map((rank) => shardReport(gangId, s.attempt, rank, 'ready'))) } } });
         this.set('registered');
         return;
       case 'heartbeatAck': {
@@ -125,6 +152,21 @@ export class SimAgent {
       case 'releaseBundles':
         this.reservations.delete(msg.msg.value.groupId);
         return;
+      case 'launchShards': {
+        if (!this.deps.runShards) return;
+        const { gangId, attempt, shards } = msg.msg.value;
+        this.shards.set(gangId, { attempt, ranks: shards.map((x) => x.rank) });
+        for (const x of shards) call.write({ msg: { $case: 'shardStatus', value: shardReport(gangId, attempt, x.rank, 'ready') } });
+        return;
+      }
+      case 'stopShards': {
+        const { gangId, attempt } = msg.msg.value;
+        const s = this.shards.get(gangId);
+        if (!s || s.attempt > attempt) return;
+        this.shards.delete(gangId);
+        for (const rank of s.ranks) call.write({ msg: { $case: 'shardStatus', value: { ...shardReport(gangId, s.attempt, rank, 'exited'), stopped: true } } });
+        return;
+      }
       default:
         return;
     }
@@ -184,6 +226,7 @@ export class SimAgent {
   kill(): void {
     const call = this.call;
     this.call = undefined;
+    this.shards.clear(); // a dead host's ranks died with it
     this.set('dead');
     call?.cancel();
   }
@@ -196,4 +239,8 @@ export class SimAgent {
     this.dueAt = now;
     this.set('idle');
   }
+}
+
+function shardReport(gangId: string, attempt: number, rank: number, phase: 'ready' | 'exited'): ShardStatusReport {
+  return { gangId, attempt, rank, phase, pid: 0, exitCode: phase === 'exited' ? 0 : undefined, signal: '', reason: '', stopped: false, logTail: '', portInUse: 0, warmupMs: 0 };
 }

@@ -22,9 +22,10 @@ const { values: a } = parseArgs({ options: { replicas: { type: 'string', default
 const replicas = Number(a.replicas);
 if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`rg-bytes: --replicas must be a whole number ≥ 1, got ${a.replicas}`);
 
-// Port spaces are per host address and every simulated agent registers 127.0.0.1: each gang's
-// MASTER_PORT comes from one shared range, so 10,000 replicas need more than the default
-// 30000-32767 (simulated agents bind nothing).
+// Port spaces are per host address. Simulated agents used to share 127.0.0.1, so 10,000 replicas
+// needed more than the default 30000-32767; each now registers its own loopback address
+// (sim-agent.ts `simAddress`), and the widened range is kept so the command is the one measured
+// in docs/benchmarks.md (simulated agents bind nothing).
 const cluster = await LocalCluster.start({ workers: 0, store: 'etcd', shardPortRange: '20000-59999' });
 let pool: AgentPool | undefined;
 let store: EtcdStore | undefined;

@@ -16,6 +16,7 @@ import {
 } from '@muster/proto';
 import { MAX_PORTS_IN_USE, planGang, planLaunch, progress, type GangContext, type GangEvent, type GangInput, type GangPlan } from './gang-plan.js';
 import { parseGangSpec, wireGangSpec } from './gang-spec.js';
+import { NO_PORTS_TAKEN, portsTakenIn } from './port-ledger.js';
 
 const T0 = 1_000_000;
 const wire: GangSpec = {
@@ -51,7 +52,7 @@ function gang(state: G, phase: string | string[], over: Partial<Gang> = {}): Gan
 }
 
 function ctx(over: Partial<GangContext> = {}): GangContext {
-  return { nowMs: T0, pg: group(P.PLACEMENT_GROUP_STATE_CREATED), nodes: new Map([['n1', node('n1')], ['n2', node('n2')]]), usedPorts: new Map(), portRange: { first: 30_000, last: 30_100 }, ...over };
+  return { nowMs: T0, pg: group(P.PLACEMENT_GROUP_STATE_CREATED), nodes: new Map([['n1', node('n1')], ['n2', node('n2')]]), takenPorts: NO_PORTS_TAKEN, portRange: { first: 30_000, last: 30_100 }, ...over };
 }
 
 function report(r: number, phase: string, over: Partial<ShardStatusReport> = {}): GangEvent {
@@ -134,7 +135,7 @@ describe('gang planner: one row per decision', () => {
       { state: 'READY', steps: [], stop: [], write: false }],
     ['9 PENDING, the group was removed → FAILED', running(gang(G.GANG_STATE_PENDING, [], { attempt: 0 })), { type: 'placement' }, { pg: undefined },
       { state: 'FAILED', steps: [9], launch: [] }],
-    ['9 PENDING, a fixed port is taken on the node → FAILED', { gang: gang(G.GANG_STATE_PENDING, [], { attempt: 0 }), spec: parseGangSpec({ ...wire, template: { ...wire.template!, ports: [{ name: 'http', port: 8000 }] } }), moving: false }, { type: 'placement' }, { usedPorts: new Map([['10.0.0.1', new Set([8000])]]) },
+    ['9 PENDING, a fixed port is taken on the node → FAILED', { gang: gang(G.GANG_STATE_PENDING, [], { attempt: 0 }), spec: parseGangSpec({ ...wire, template: { ...wire.template!, ports: [{ name: 'http', port: 8000 }] } }), moving: false }, { type: 'placement' }, { takenPorts: portsTakenIn(new Map([['10.0.0.1', new Set([8000])]])) },
       { state: 'FAILED', steps: [9], launch: [] }],
     ['a report of an old attempt → that node is told to stop it, nothing written', running(gang(G.GANG_STATE_READY, 'ready', { attempt: 2 })), report(1, 'started'), {},
       { state: 'READY', steps: [], stop: ['n1'], write: false }],

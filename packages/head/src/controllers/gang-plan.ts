@@ -34,7 +34,8 @@ import {
   type ShardStatusReport,
 } from '@muster/proto';
 import { boundFailure } from './gang-gc.js';
-import { launchShards, planLayout, portSpace, type NodeLookup, type ValidGangSpec, type LayoutPlan, type PortRange } from './gang-spec.js';
+import { launchShards, planLayout, type ValidGangSpec, type LayoutPlan } from './gang-spec.js';
+import { LayoutPorts, type NodeLookup, type PortRange, type PortsTaken } from './port-ledger.js';
 import { startupBudgetMs } from './gang-warmup.js';
 
 /** The numbered transitions of the lifecycle table at the top of gangs.ts. */
@@ -72,8 +73,8 @@ export interface GangContext {
   /** The gang's placement group; undefined if there is none (removed and forgotten). */
   pg: PlacementGroup | undefined;
   nodes: NodeLookup;
-  /** Ports the other live gangs hold, by port space (gang-spec.ts `portSpace`). */
-  usedPorts: ReadonlyMap<string, ReadonlySet<number>>;
+  /** Ports the other live gangs hold, by port space (the controller's index, port-index.ts; read, never copied). */
+  takenPorts: PortsTaken;
   portRange: PortRange;
 }
 
@@ -238,12 +239,9 @@ class Planner {
     }
     let plan: LayoutPlan;
     try {
-      const used = new Map([...ctx.usedPorts].map(([space, ports]) => [space, new Set(ports)]));
-      for (const p of g.portsInUse) {
-        const space = portSpace(ctx.nodes, p.nodeId);
-        used.set(space, (used.get(space) ?? new Set()).add(p.port));
-      }
-      plan = planLayout(spec, pg, ctx.nodes, used, ctx.portRange);
+      const ports = new LayoutPorts(ctx.nodes, ctx.takenPorts, ctx.portRange);
+      for (const p of g.portsInUse) ports.claim(p.nodeId, p.port); // found taken on its host: allocated around
+      plan = planLayout(spec, pg, ctx.nodes, ports);
     } catch (err) {
       return this.failFinal((err as Error).message);
     }

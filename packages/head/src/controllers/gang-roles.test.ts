@@ -8,7 +8,9 @@
 import { describe, expect, it } from 'vitest';
 import { GangState as G, PlacementGroupState as P, type Gang, type GangSpec, type Node, type PlacementGroup, type ShardTemplate } from '@muster/proto';
 import { planGang, type GangContext } from './gang-plan.js';
-import { parseGangSpec, portsInUse, wireGangSpec } from './gang-spec.js';
+import { parseGangSpec, wireGangSpec } from './gang-spec.js';
+import { NO_PORTS_TAKEN } from './port-ledger.js';
+import { portsInUse } from './port-scan.test-support.js';
 import { startupBudgetMs } from './gang-warmup.js';
 
 const T0 = 1_000_000;
@@ -26,7 +28,7 @@ const pg: PlacementGroup = {
   createdAtMs: 0, stateChangedAtMs: 0, reschedules: 0, requestId: '',
   spec: { name: 'pd-r1', strategy: 'PACK', bundles: [bundle(2), bundle(1), bundle(1)], topology: [], matchLabels: {}, tolerations: [], priority: 0 },
 };
-const ctx: GangContext = { nowMs: T0, pg, nodes: new Map([['n1', { nodeId: 'n1', address: '10.0.0.1' } as Node], ['n2', { nodeId: 'n2', address: '10.0.0.2' } as Node]]), usedPorts: new Map(), portRange: { first: 30_000, last: 30_100 } };
+const ctx: GangContext = { nowMs: T0, pg, nodes: new Map([['n1', { nodeId: 'n1', address: '10.0.0.1' } as Node], ['n2', { nodeId: 'n2', address: '10.0.0.2' } as Node]]), takenPorts: NO_PORTS_TAKEN, portRange: { first: 30_000, last: 30_100 } };
 const pending: Gang = {
   id: 'g1', spec: wireGangSpec(spec), state: G.GANG_STATE_PENDING, placementGroupId: 'pg1', attempt: 0, restarts: 0, ranks: [], firstFailure: undefined, lastFailure: undefined,
   message: '', createdAtMs: 0, stateChangedAtMs: 0, nextRestartAtMs: 0, masterAddr: '', masterPort: 0, requestId: '', portsInUse: [],

@@ -25,10 +25,11 @@
  * probes, sizes, and whatever a template gains later — applies to roles with
  * no copy here), with errors named `roles[i].…`.
  */
-import { ErrorCode, MusterError, limitMessage } from '@muster/common';
+import { limitMessage } from '@muster/common';
 import { rankEnv as contractRankEnv, rankRoleEnv, ROLE_NAME_PATTERN, sharedRoleEnv, SPEC_LIMITS, type RoleEndpoint } from '@muster/contracts';
-import type { GangRole, GangSpec, Node, PlacementGroup, ShardLaunch } from '@muster/proto';
+import type { GangRole, GangSpec, PlacementGroup, ShardLaunch } from '@muster/proto';
 import { gangIssuesOf, gangSpecError } from './gang-issues.js';
+import type { LayoutPorts, NodeLookup } from './port-ledger.js';
 
 /** A role as validated: `T` is the gang parser's template type. */
 export interface ValidGangRole<T> {
@@ -139,35 +140,14 @@ export interface RoleRankPlan {
   role: RoleRank;
 }
 
-/** What planRoleLayout needs of the port ledger: gang-spec.ts's port spaces and range. */
-export interface PortLedger {
-  nodes: Pick<ReadonlyMap<string, Node>, 'get'>;
-  used: Map<string, Set<number>>;
-  range: { first: number; last: number };
-  portSpace: (nodes: Pick<ReadonlyMap<string, Node>, 'get'>, nodeId: string) => string;
-}
-
 type Ports = readonly { name: string; port: number }[];
 
 /** The ranks of every role instance on the group's bundles, with ports and one rendezvous port per instance. */
-export function planRoleLayout<T extends { ports: Ports }>(roles: readonly ValidGangRole<T>[], pg: PlacementGroup, ledger: PortLedger): { ranks: RoleRankPlan[]; masterAddr: string; masterPort: number; endpoints: RoleEndpoint[]; roleEnv: Readonly<Record<string, string>> } {
+export function planRoleLayout<T extends { ports: Ports }>(roles: readonly ValidGangRole<T>[], pg: PlacementGroup, nodes: NodeLookup, ports: LayoutPorts): { ranks: RoleRankPlan[]; masterAddr: string; masterPort: number; endpoints: RoleEndpoint[]; roleEnv: Readonly<Record<string, string>> } {
   checkRoleBundles(roles, pg);
-  const { nodes, used, range } = ledger;
-  const taken = (nodeId: string) => {
-    const space = ledger.portSpace(nodes, nodeId);
-    let s = used.get(space);
-    if (!s) used.set(space, (s = new Set()));
-    return s;
-  };
-  const allocate = (nodeId: string): number => {
-    const s = taken(nodeId);
-    for (let p = range.first; p <= range.last; p++) if (!s.has(p)) return s.add(p), p;
-    throw new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `no free port left in ${range.first}-${range.last} on node ${nodeId}`);
-  };
   const rankPorts = (spec: Ports, nodeId: string) => Object.fromEntries(spec.map((p) => {
-    if (!p.port) return [p.name, allocate(nodeId)];
-    if (taken(nodeId).has(p.port)) throw invalid('roles', `template.ports: port ${p.port} ("${p.name}") clashes on node ${nodeId} (another rank or gang there uses it); use port 0 to have one allocated`);
-    taken(nodeId).add(p.port);
+    if (!p.port) return [p.name, ports.allocate(nodeId)];
+    if (!ports.claim(nodeId, p.port)) throw invalid('roles', `template.ports: port ${p.port} ("${p.name}") clashes on node ${nodeId} (another rank or gang there uses it); use port 0 to have one allocated`);
     return [p.name, p.port];
   }));
   const byBundle = new Map(pg.placements.map((p) => [p.bundleIndex, p]));
@@ -196,7 +176,7 @@ export function planRoleLayout<T extends { ports: Ports }>(roles: readonly Valid
     }
     const first = mine[0]!;
     const masterAddr = nodes.get(first.nodeId)?.address || '127.0.0.1';
-    const masterPort = allocate(first.nodeId);
+    const masterPort = ports.allocate(first.nodeId);
     for (const r of mine) Object.assign(r, { localWorldSize: perNode.get(r.nodeId)!, role: { ...r.role, masterAddr, masterPort } });
     endpoints.push({ role: role.name, index: inst.index, host: masterAddr, ports: first.ports });
     ranks.push(...mine);

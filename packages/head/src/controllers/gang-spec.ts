@@ -10,16 +10,18 @@
  *    bundle), so ranks are contiguous per node; RANK = PP_RANK × TP + TP_RANK;
  *  - MASTER_ADDR is rank 0's node, MASTER_PORT a port allocated there.
  *
- * Also what each node's agent runs for a layout (`launchShards`) and the
- * ports the gangs hold (`portsInUse`), which the next layout allocates around.
+ * Also what each node's agent runs for a layout (`launchShards`). Ports are
+ * allocated through port-ledger.ts, around what the other gangs hold (the
+ * controller's index, port-index.ts).
  */
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, issueLines, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
 import { DEFAULT_STARTUP_DEADLINE_MS, rankEnv as contractRankEnv, SPEC_LIMITS, templateBytes } from '@muster/contracts';
-import type { Gang, GangSpec, Node, PlacementGroup, Probe, ShardLaunch } from '@muster/proto';
+import type { GangSpec, PlacementGroup, Probe, ShardLaunch } from '@muster/proto';
 import type { RoleEndpoint } from '@muster/contracts';
 import { checkWarmupAgainst, launchWarmup, warmupInput, warmupSchema } from './gang-warmup.js';
 import { gangSpecError } from './gang-issues.js';
+import type { LayoutPorts, NodeLookup } from './port-ledger.js';
 import { checkRoleBundles, launchRoleShards, parseRoles, planRoleLayout, roleRankEnv, type RoleRank, type ValidGangRole } from './gang-roles.js';
 
 const PORT_NAME = /^[a-z][a-z0-9_]{0,30}$/;
@@ -192,54 +194,18 @@ export interface LayoutPlan {
   roleEnv?: Readonly<Record<string, string>>;
 }
 
-export interface PortRange {
-  first: number;
-  last: number;
-}
-
-/** Default rank port range; `--shard-port-range` changes it (it is Kubernetes' NodePort range: move it where NodePorts are used on GPU nodes). */
-export const DEFAULT_PORT_RANGE: PortRange = { first: 30_000, last: 32_767 };
-
-/** Node records by id: a Map, or the registry itself (no copy of 10,000 nodes per launch). */
-export type NodeLookup = Pick<ReadonlyMap<string, Node>, 'get'>;
-
 /**
- * Port spaces are per host address, not per node id: simulated nodes on one
- * machine (`muster up`, tests) share one.
+ * Places the ranks on the group's bundles and allocates ports (`ports`: the
+ * lowest free port of its range on the rank's host, around what other gangs
+ * hold: port-ledger.ts). Throws INVALID_ARGUMENT on a fixed-port clash.
  */
-export function portSpace(nodes: NodeLookup, nodeId: string): string {
-  return nodes.get(nodeId)?.address || nodeId;
-}
-
-/**
- * Places the ranks on the group's bundles and allocates ports (lowest free
- * port of `range` on the rank's host, skipping `used`, keyed by
- * `portSpace`). Throws INVALID_ARGUMENT on a fixed-port clash.
- */
-export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: NodeLookup, used: Map<string, Set<number>>, range: PortRange = DEFAULT_PORT_RANGE): LayoutPlan {
-  if (spec.roles.length) return planRoleLayout(spec.roles, pg, { nodes, used, range, portSpace });
+export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: NodeLookup, ports: LayoutPorts): LayoutPlan {
+  if (spec.roles.length) return planRoleLayout(spec.roles, pg, nodes, ports);
   checkBundles(spec, pg);
   const placements = [...pg.placements].sort((a, b) => a.bundleIndex - b.bundleIndex);
   const nodeOrder = new Map<string, number>();
   for (const p of placements) if (!nodeOrder.has(p.nodeId)) nodeOrder.set(p.nodeId, nodeOrder.size);
   const stages = [...placements].sort((a, b) => nodeOrder.get(a.nodeId)! - nodeOrder.get(b.nodeId)! || a.bundleIndex - b.bundleIndex);
-
-  const taken = (nodeId: string) => {
-    const space = portSpace(nodes, nodeId);
-    let s = used.get(space);
-    if (!s) used.set(space, (s = new Set()));
-    return s;
-  };
-  const allocate = (nodeId: string): number => {
-    const s = taken(nodeId);
-    for (let p = range.first; p <= range.last; p++) {
-      if (!s.has(p)) {
-        s.add(p);
-        return p;
-      }
-    }
-    throw new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `no free port left in ${range.first}-${range.last} on node ${nodeId}`);
-  };
 
   const ranks: RankPlan[] = [];
   const perNode = new Map<string, number>();
@@ -247,15 +213,14 @@ export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: NodeL
     const gpus = b.migUuids.length > 0 ? b.migUuids : b.gpuIndices.map(String);
     const k = gpus.length / spec.tp;
     for (let tpRank = 0; tpRank < spec.tp; tpRank++) {
-      const ports: Record<string, number> = {};
+      const rankPorts: Record<string, number> = {};
       for (const p of spec.template.ports) {
         if (p.port) {
-          if (taken(b.nodeId).has(p.port)) {
+          if (!ports.claim(b.nodeId, p.port)) {
             throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: template.ports: port ${p.port} ("${p.name}") clashes on node ${b.nodeId} (another rank or gang there uses it); use port 0 to have one allocated`, { details: { field: 'template.ports' } });
           }
-          taken(b.nodeId).add(p.port);
-          ports[p.name] = p.port;
-        } else ports[p.name] = allocate(b.nodeId);
+          rankPorts[p.name] = p.port;
+        } else rankPorts[p.name] = ports.allocate(b.nodeId);
       }
       const localRank = perNode.get(b.nodeId) ?? 0;
       perNode.set(b.nodeId, localRank + 1);
@@ -267,13 +232,13 @@ export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: NodeL
         localRank,
         localWorldSize: 0, // filled below
         cudaVisibleDevices: gpus.slice(tpRank * k, (tpRank + 1) * k).join(','),
-        ports,
+        ports: rankPorts,
       });
     }
   });
   for (const r of ranks) r.localWorldSize = perNode.get(r.nodeId)!;
   const first = ranks[0]!;
-  const masterPort = allocate(first.nodeId);
+  const masterPort = ports.allocate(first.nodeId);
   return { ranks, masterAddr: nodes.get(first.nodeId)?.address || '127.0.0.1', masterPort };
 }
 
@@ -325,19 +290,4 @@ export function launchShards(spec: ValidGangSpec, gangId: string, attempt: numbe
     // Rank 0's agent runs the warm-up before it reports rank 0 ready (gang-warmup.ts).
     warmup: r.rank === 0 ? launchWarmup(t.warmup, r.ports) : undefined,
   }));
-}
-
-/** The ports `gangs` hold (every rank's, and the rendezvous port on rank 0's node), by port space. */
-export function portsInUse(gangs: Iterable<Gang>, nodes: NodeLookup): Map<string, Set<number>> {
-  const used = new Map<string, Set<number>>();
-  const add = (nodeId: string, port: number) => {
-    const space = portSpace(nodes, nodeId);
-    used.set(space, (used.get(space) ?? new Set()).add(port));
-  };
-  for (const g of gangs) {
-    for (const r of g.ranks) for (const p of Object.values(r.ports)) add(r.nodeId, p);
-    if (g.masterPort && g.ranks[0]) add(g.ranks[0].nodeId, g.masterPort);
-    for (const r of g.ranks) if (r.masterPort) add(r.nodeId, r.masterPort); // a role instance's rendezvous (gang-roles.ts)
-  }
-  return used;
 }

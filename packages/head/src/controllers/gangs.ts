@@ -61,6 +61,10 @@
  * list, never planned; its ranks' reports are matched to it and its ports
  * stay in use; StopGang deletes it. A gang whose placement group is
  * quarantined is not moved by that group's (unknown) placements.
+ * Ports: what the live gangs hold on each host is an index (port-index.ts),
+ * filed here wherever a record changes (a plan, a durable write, a reload, a
+ * collection); a layout reads it in place (port-ledger.ts), never a scan of
+ * every gang.
  */
 import { checkLength, ErrorCode, MusterError, traceFields, tracingOn, type Context, type Logger, randomId } from '@muster/common';
 import { type Gang, GangState as G, NodeState, PlacementGroupState as P, type GangSpec, type HeadMessage, type ShardStatusReport, type TraceContext } from '@muster/proto';
@@ -73,7 +77,9 @@ import { CollectTimer, stageCollection, stagePlan, type PlanSink } from './gang-
 import { stageWarmedUp, startupBudgetMs } from './gang-warmup.js';
 import { DEFAULT_GANG_RETENTION, isFinished, planCollection, type GangRetention } from './gang-gc.js';
 import { DEADLINE_SLACK_MS, LIVE, planGang, planLaunch, type GangContext, type GangEvent, type GangPlan } from './gang-plan.js';
-import { checkBundles, DEFAULT_PORT_RANGE, parseGangSpec, planLayout, portsInUse, wireGangSpec, type NodeLookup, type ValidGangSpec, type PortRange } from './gang-spec.js';
+import { checkBundles, parseGangSpec, planLayout, wireGangSpec, type ValidGangSpec } from './gang-spec.js';
+import { DEFAULT_PORT_RANGE, LayoutPorts, type NodeLookup, type PortRange } from './port-ledger.js';
+import { PortIndex } from './port-index.js';
 import type { PlacementGroupController } from './placement-groups.js';
 import { checkLaunchAgainst, deleteQuarantined, readGang, stageQuarantined } from './gang-quarantine.js';
 import { Quarantine, type Quarantined } from './quarantine.js';
@@ -114,6 +120,8 @@ export class GangController {
   private retry: NodeJS.Timeout | undefined;
   private readonly gc: CollectTimer;
   private closed = false;
+  /** The ports the live gangs hold (port-index.ts), kept where records change: a launch reads it, never scans. */
+  private readonly ports: PortIndex;
   /** Whether a gang's owner (a replica group) still names it: such a gang is not collected. */
   private held: (gangId: string) => boolean = () => false;
 
@@ -130,6 +138,7 @@ export class GangController {
   ) {
     this.commits = new GroupCommit(writer, log, { name: 'gangs', recover: () => this.recover() });
     this.quarantine = new Quarantine(log, 'gang');
+    this.ports = new PortIndex(registry, registry);
     this.sink = { commits: this.commits, events, send: (nodeId, msg) => this.send(nodeId, msg), replicaCredentials };
     this.gc = new CollectTimer(() => this.collect(), log);
     registry.onTransition((kind, node) => {
@@ -172,6 +181,7 @@ export class GangController {
         if (this.gangs.get(c.gang.id) !== e) return; // replaced by a reload meanwhile
         clearTimeout(e.timer);
         this.gangs.delete(c.gang.id);
+        this.ports.drop(c.gang.id);
       });
     }
     if (due.length > 0) await this.flush();
@@ -203,6 +213,10 @@ export class GangController {
     this.stopTimers();
     this.gangs = loaded;
     stageQuarantined(this.sink, this.quarantine.replace(quarantined));
+    this.ports.reset();
+    for (const e of loaded.values()) this.file(e);
+    // A quarantined gang's ranks may still run: its ports stay taken until it is deleted.
+    for (const q of quarantined.values()) this.ports.file(q.id, q.record, q.record);
     const now = Date.now();
     for (const e of loaded.values()) {
       const g = e.gang;
@@ -250,7 +264,7 @@ export class GangController {
     checkLaunchAgainst(this.quarantine, spec.name, pg.id, this.pgs.isQuarantined(pg.id));
     checkBundles(spec, pg);
     // Placed already: a dry run of the layout refuses port clashes now, before anything starts.
-    if (pg.state === P.PLACEMENT_GROUP_STATE_CREATED) planLayout(spec, pg, this.nodeMap(), this.usedPorts(''), this.portRange);
+    if (pg.state === P.PLACEMENT_GROUP_STATE_CREATED) planLayout(spec, pg, this.nodeMap(), new LayoutPorts(this.nodeMap(), this.ports.others(''), this.portRange));
     for (const e of this.gangs.values()) {
       if (!LIVE.has(e.gang.state)) continue;
       if (e.spec.name === spec.name) throw new MusterError(ErrorCode.ALREADY_EXISTS, `a gang named "${spec.name}" exists (${e.gang.id})`, { details: { field: 'name' } });
@@ -283,7 +297,11 @@ export class GangController {
   async stop(idOrName: string): Promise<Gang> {
     await this.reloading;
     const q = this.quarantined(idOrName);
-    if (q) return deleteQuarantined(this.sink, this.quarantine, q, this.registry);
+    if (q) {
+      const gone = await deleteQuarantined(this.sink, this.quarantine, q, this.registry);
+      this.ports.drop(q.id); // its key is deleted and its ranks told to stop
+      return gone;
+    }
     const { e } = this.entry(idOrName);
     this.apply(e, { type: 'stop' });
     return this.durable(e);
@@ -363,6 +381,7 @@ export class GangController {
   private execute(e: Entry, plan: GangPlan): boolean {
     e.gang = plan.gang;
     e.moving = plan.moving;
+    this.file(e);
     const live = () => this.gangs.get(plan.gang.id) === e; // not replaced by a reload meanwhile
     return stagePlan(this.sink, GANGS_PREFIX + plan.gang.id, () => e.gang, e.spec.name, plan, {
       trace: e.trace,
@@ -371,6 +390,7 @@ export class GangController {
       settled: (g, stateChanged) => {
         if (!live()) return;
         if (plan.write) e.shown = g;
+        this.file(e);
         this.waiters.wake(g.id);
         if (stateChanged) for (const l of this.listeners) l(g);
         if (stateChanged && isFinished(g)) this.gc.soon();
@@ -435,7 +455,7 @@ export class GangController {
     }
     // Nodes and ports are read only if the planner lays out an attempt (most events do not).
     const nodes = () => this.nodeMap();
-    const ports = () => this.usedPorts(e.gang.id);
+    const ports = () => this.ports.others(e.gang.id);
     return {
       nowMs: Date.now(),
       pg,
@@ -443,7 +463,7 @@ export class GangController {
       get nodes() {
         return nodes();
       },
-      get usedPorts() {
+      get takenPorts() {
         return ports();
       },
     };
@@ -468,10 +488,14 @@ export class GangController {
     return { get: (id) => this.registry.get(id) };
   }
 
-  /** Ports held by the live gangs other than `except`, by port space. */
-  private usedPorts(except: string): Map<string, Set<number>> {
-    const quarantined = [...this.quarantine.values()].map((q) => q.record); // their ranks may still run
-    return portsInUse([...this.gangs.values()].map((e) => e.gang).concat(quarantined).filter((g) => g.id !== except && LIVE.has(g.state)), this.nodeMap());
+  /** The port index learns what `e`'s records hold now (port-index.ts `file`). */
+  private file(e: Entry): void {
+    if (this.gangs.get(e.gang.id) === e) this.ports.file(e.gang.id, e.gang, e.shown); // else replaced by a reload, or collected
+  }
+
+  /** Ports in use by the live gangs, by space: a copy for tests and diagnostics (launches read the index in place). */
+  portsHeld(): Map<string, Set<number>> {
+    return this.ports.snapshot();
   }
 
   private send(nodeId: string, msg: HeadMessage): void {

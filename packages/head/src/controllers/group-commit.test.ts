@@ -101,6 +101,45 @@ describe('group commit', () => {
     expect((await store.range('/t/')).kvs).toEqual([]);
   });
 
+  it('overlapping commits settle in the order they were cut: a later one durable first waits for the earlier, split one', async () => {
+    // The second transaction of the first (split) commit is held until the second commit is durable.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let laterWritten!: () => void;
+    const later = new Promise<void>((r) => (laterWritten = r));
+    const { commits } = await setup({
+      wrap: (real) => new Proxy(real, {
+        get: (target, key) => {
+          if (key === 'txn') {
+            return async (req: Parameters<EmbeddedStore['txn']>[0]) => {
+              const has = (k: string) => req.success.some((op) => op.type === 'put' && op.key === k);
+              if (has('/t/a149')) await held;
+              const r = await target.txn(req);
+              if (has('/t/b')) laterWritten();
+              return r;
+            };
+          }
+          const v = Reflect.get(target, key) as unknown;
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      }),
+    });
+    const order: string[] = [];
+    for (let i = 0; i < 150; i++) commits.put(`/t/a${i}`, () => bytes('a')); // 2 transactions
+    commits.after(() => order.push('first: actions'));
+    const first = commits.flush().then(() => order.push('first: answered'));
+    await new Promise((r) => setImmediate(r)); // the first commit is cut and writing
+    commits.put('/t/b', () => bytes('b'));
+    commits.after(() => order.push('second: actions'));
+    const second = commits.flush().then(() => order.push('second: answered'));
+    await later; // the second commit is durable...
+    await new Promise((r) => setImmediate(r)); // ...and every continuation of it has run
+    expect(order).toEqual([]); // nothing answered or told while the earlier commit is still writing
+    release();
+    await Promise.all([first, second]);
+    expect(order).toEqual(['first: actions', 'first: answered', 'second: actions', 'second: answered']);
+  });
+
   it('a put after a delete of the same key writes it again', async () => {
     const { store, commits } = await setup();
     commits.delete('/t/a');

@@ -57,6 +57,8 @@ export class GroupCommit {
   private readonly staged: StagedEvent[] = [];
   private readonly afters: Array<() => void> = [];
   private waiters: Waiter[] = [];
+  /** Settles when the last commit cut has answered its waiters and run its actions (or failed). */
+  private settledTail: Promise<void> = Promise.resolve();
   private running = false;
   private again = false;
   private readonly inflight: Array<Promise<void>> = [];
@@ -167,6 +169,20 @@ export class GroupCommit {
   }
 
   private async commit(ops: Op[], waiters: Waiter[], staged: StagedEvent[], afters: Array<() => void>): Promise<void> {
+    // Overlapping commits settle in the order they were cut: an earlier one split into more
+    // transactions may still be writing when this one is durable, and its waiters, events and
+    // actions (a launch order before a stop of the same gang) come first.
+    const earlier = this.settledTail;
+    let settled!: () => void;
+    this.settledTail = new Promise<void>((resolve) => (settled = resolve));
+    try {
+      await this.write(ops, waiters, staged, afters, earlier);
+    } finally {
+      settled();
+    }
+  }
+
+  private async write(ops: Op[], waiters: Waiter[], staged: StagedEvent[], afters: Array<() => void>, earlier: Promise<void>): Promise<void> {
     const t = performance.now();
     let written = 0;
     try {
@@ -187,6 +203,7 @@ export class GroupCommit {
       await this.recovering;
       return;
     }
+    await earlier;
     for (const s of staged) s.settle(true);
     for (const w of waiters) w.resolve();
     // An action that throws is a bug in its controller; it must not take the

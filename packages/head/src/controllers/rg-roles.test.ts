@@ -7,7 +7,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Node, PlacementGroup, ReplicaGroupSpec, ReplicaRole, ShardTemplate } from '@muster/proto';
 import { readRoleEnv, readShardEnv, SHARD_ENV } from '@muster/contracts';
-import { launchShards, parseGangSpec, planLayout, portsInUse } from './gang-spec.js';
+import { launchShards, parseGangSpec, planLayout } from './gang-spec.js';
+import { LayoutPorts, NO_PORTS_TAKEN } from './port-ledger.js';
+import { portsInUse } from './port-scan.test-support.js';
 import { appliedRecord } from './rg-records.js';
 import { gangSpecOf, parseRgSpec, pgSpecOf, revisionOf } from './rg-spec.js';
 
@@ -128,7 +130,7 @@ describe('gang with roles: rank layout and environment', () => {
   const placement = (bundleIndex: number, nodeId: string, gpus: number[]) => ({ bundleIndex, nodeId, gpuIndices: gpus, migUuids: [], cpuMillis: 0, memoryBytes: 0, custom: {}, gpuUuids: [] });
   const pg = { id: 'pg1', spec: pgSpec, placements: [placement(0, 'n1', [0]), placement(1, 'n1', [1]), placement(2, 'n2', [0, 1])] } as unknown as PlacementGroup;
   const nodes = new Map([['n1', { nodeId: 'n1', address: '10.0.0.1' } as Node], ['n2', { nodeId: 'n2', address: '10.0.0.2' } as Node]]);
-  const plan = planLayout(gangSpec, pg, nodes, new Map(), { first: 30_000, last: 30_100 });
+  const plan = planLayout(gangSpec, pg, nodes, new LayoutPorts(nodes, NO_PORTS_TAKEN, { first: 30_000, last: 30_100 }));
 
   it('builds the role variables every rank shares once per layout', () => {
     expect(plan.roleEnv?.[SHARD_ENV.ROLES]).toBe('decode,prefill');
