@@ -20,7 +20,7 @@ import { parseGangSpec } from './gang-spec.js';
 import { routingProblems } from './rg-routing.js';
 import { gangIssuesOf, gangSpecError } from './gang-issues.js';
 import { gangRoles, roleBundleField, roleBundles, roleIssues, rolesSpanGpus, rolesWithDefaults, specRoleField, stageBundle } from './rg-roles.js';
-import { specInput } from './pg-convert.js';
+import { pgSpecBytesProblem, specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
 import { namedMetricOf, parsePolicy, readsEngine, type AutoscalingPolicy } from '../autoscaler/index.js';
 
@@ -138,6 +138,8 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     const why = [...new Set(pg.issues.map((i) => `${spec.roles.length ? roleBundleField(spec.roles, i.path) ?? placementField(i.path) : placementField(i.path)}: ${i.message}`))].join('; ');
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${why}`);
   }
+  const tooLarge = pgSpecBytesProblem(pg.spec);
+  if (tooLarge) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: resources and placement: a replica's placement group: ${tooLarge}`, { details: { field: 'resources' } });
   return spec;
 }
 
