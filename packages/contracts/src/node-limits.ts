@@ -22,8 +22,8 @@
  *   customResources  64: as a bundle may ask for (SPEC_LIMITS.customResources).
  *   topology links   follow from gpus: gpus × gpus entries (1,024), one per
  *                    GPU per NIC.
- * The largest node record these allow is about 110 KiB
- * (test/unit/message-limits-records.test.ts builds and encodes it).
+ * The largest node record these allow encodes in 131,132 bytes (128 KiB;
+ * head/src/controllers/record-bounds.test.ts builds and encodes it).
  */
 export const NODE_LIMITS = {
   /** GPUs of one node (the scheduler's mask width). */

@@ -79,8 +79,8 @@ export const SPEC_LIMITS = {
   gangSpecBytes: 256 * 1024,
   /** Named ports of all ranks of a gang together (ranks × ports of the template, summed over roles): each is in the gang's record. */
   rankPorts: 2048,
-  /** A rank's reason as its gang's record keeps it (the first and last failure keep `reasonLength`). */
-  rankReasonLength: 256,
+  /** UTF-8 bytes of a rank's reason as its gang's record keeps it (the first and last failure keep `reasonLength` characters). */
+  rankReasonBytes: 128,
   /** Model names one replica group serves on the gateway's OpenAI routes. */
   models: 64,
   /** One model name ("meta-llama/Llama-3.1-8B-Instruct"; Hugging Face ids stay under 100). */
@@ -107,6 +107,21 @@ export function utf8Bytes(s: string): number {
     } else n += 3;
   }
   return n;
+}
+
+/** The longest start of `s` that takes at most `maxBytes` bytes as UTF-8 (whole code points only). */
+export function cutUtf8(s: string, maxBytes: number): string {
+  if (s.length * 3 <= maxBytes) return s;
+  let n = 0;
+  let i = 0;
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    const w = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    if (n + w > maxBytes) break;
+    n += w;
+    i += ch.length;
+  }
+  return s.slice(0, i);
 }
 
 /** The bytes a template costs in argv + envp: each string plus its NUL, "KEY=value" for env. */
