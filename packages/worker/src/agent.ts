@@ -37,10 +37,10 @@ import { randomUUID } from 'node:crypto';
 import { Metadata, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Counter } from '@opentelemetry/api';
-import { ErrorCode, VERSION, fromGrpcError, tokenMetadata, type Logger, type Metrics } from '@muster/common';
+import { ErrorCode, PartsAssembler, VERSION, fromGrpcError, tokenMetadata, type Logger, type Metrics } from '@muster/common';
 import { clientChannelOptions, HeadRotation } from '@muster/contracts';
 import type { ShardAgent } from './shard-agent.js';
-import { AgentServiceClient, type AgentMessage, type BundlePlacement, type HeadMessage, type NodeDrain, type NodeInventory, type Registered, type Taint } from '@muster/proto';
+import { AgentServiceClient, type AgentMessage, type BundlePlacement, type HeadMessage, type NodeDrain, type NodeInventory, type Registered, type ReserveBundles, type Taint } from '@muster/proto';
 
 export interface AgentOptions {
   heads: string[];
@@ -217,17 +217,27 @@ export class Agent {
         }
       };
       const ack = (groupId: string) => call.write({ msg: { $case: 'bundlesReserved', value: { groupId } } });
+      const snapshot = new PartsAssembler<ReserveBundles>();
       call.on('data', (msg: HeadMessage) => {
         lastAck = performance.now();
         if (this.opts.shards?.handle(msg)) return;
         switch (msg.msg?.$case) {
-          case 'reservations':
+          case 'reservations': {
+            // A snapshot in parts replaces the reservations only after its last part (common/agent-parts.ts).
+            let groups: ReserveBundles[] | undefined;
+            try {
+              groups = snapshot.add(msg.msg.value.groups, msg.msg.value.more);
+            } catch (e) {
+              this.log.warn({ head, err: (e as Error).message }, 'reservation snapshot dropped; keeping the reservations held');
+            }
+            if (!groups) return;
             this.reservations.clear();
-            for (const g of msg.msg.value.groups) {
+            for (const g of groups) {
               this.reservations.set(g.groupId, g.bundles);
               ack(g.groupId);
             }
             return;
+          }
           case 'reserveBundles':
             this.reservations.set(msg.msg.value.groupId, msg.msg.value.bundles);
             ack(msg.msg.value.groupId);

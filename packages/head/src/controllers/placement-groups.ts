@@ -271,7 +271,7 @@ export class PlacementGroupController {
       const bundles = e.pg.placements.filter((p) => p.nodeId === nodeId);
       if (bundles.length > 0) groups.push({ groupId: e.pg.id, bundles });
     }
-    return { groups };
+    return { groups, more: false };
   }
 
   /** The agent of `nodeId` took note of `groupId`'s bundles. */
