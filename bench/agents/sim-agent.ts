@@ -54,6 +54,8 @@ export class SimAgent {
   registrations = 0;
   refusals = 0;
   readonly reservations = new Set<string>();
+  /** A reservation snapshot in parts is being read (its last part not seen yet). */
+  private inSnapshot = false;
   private call: ClientDuplexStream<AgentMessage, HeadMessage> | undefined;
   private seq = 0;
   private sent = new Map<number, number>();
@@ -104,7 +106,8 @@ export class SimAgent {
         this.registrations++;
         // A random phase, as real agents have: heartbeats spread over the interval.
         this.dueAt = performance.now() + Math.random() * this.heartbeatMs;
-        call.write({ msg: { $case: 'shardInventory', value: { shards: [] } } });
+        call.write({ msg: { $case: 'shardInventory', value: { shards: [], more: false } } });
+        this.inSnapshot = false;
         this.set('registered');
         return;
       case 'heartbeatAck': {
@@ -116,7 +119,9 @@ export class SimAgent {
         return;
       }
       case 'reservations':
-        this.reservations.clear();
+        // A snapshot in parts (`more` on all but the last): the table is replaced from its first part.
+        if (!this.inSnapshot) this.reservations.clear();
+        this.inSnapshot = msg.msg.value.more;
         for (const g of msg.msg.value.groups) this.ack(call, g.groupId);
         return;
       case 'reserveBundles':

@@ -37,10 +37,11 @@ import { randomUUID } from 'node:crypto';
 import { Metadata, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Counter } from '@opentelemetry/api';
-import { ErrorCode, PartsAssembler, VERSION, fromGrpcError, tokenMetadata, type Logger, type Metrics } from '@muster/common';
+import { ErrorCode, PartsOverflow, VERSION, fromGrpcError, tokenMetadata, type Logger, type Metrics } from '@muster/common';
 import { clientChannelOptions, HeadRotation } from '@muster/contracts';
 import type { ShardAgent } from './shard-agent.js';
-import { AgentServiceClient, type AgentMessage, type BundlePlacement, type HeadMessage, type NodeDrain, type NodeInventory, type Registered, type ReserveBundles, type Taint } from '@muster/proto';
+import { ReservationTable } from './reservations.js';
+import { AgentServiceClient, type AgentMessage, type BundlePlacement, type HeadMessage, type NodeDrain, type NodeInventory, type Registered, type Taint } from '@muster/proto';
 
 export interface AgentOptions {
   heads: string[];
@@ -74,13 +75,12 @@ export class Agent {
   private readonly reconnects: Counter;
   private readonly heartbeats: Counter;
   private loop: Promise<void> | undefined;
-  /**
-   * The head's reservations on this node: placement group id → its bundles
-   * here. Replaced by the snapshot the head sends at every registration
-   * (releases may have been missed while away), then kept by reserve and
-   * release messages; each reservation is acknowledged.
-   */
-  readonly reservations = new Map<string, BundlePlacement[]>();
+  /** The head's reservations on this node (reservations.ts: a snapshot in parts applies after its last part). */
+  private readonly reservationTable = new ReservationTable();
+  /** Placement group id → its bundles here. */
+  get reservations(): ReadonlyMap<string, BundlePlacement[]> {
+    return this.reservationTable.byGroup;
+  }
   /** Called after every successful registration (tests, status). */
   onRegistered: ((r: Registered) => void) | undefined;
   /** The agent's own view of draining (undefined: it has none); sent after every registration. */
@@ -217,33 +217,24 @@ export class Agent {
         }
       };
       const ack = (groupId: string) => call.write({ msg: { $case: 'bundlesReserved', value: { groupId } } });
-      const snapshot = new PartsAssembler<ReserveBundles>();
+      this.reservationTable.restart();
       call.on('data', (msg: HeadMessage) => {
         lastAck = performance.now();
         if (this.opts.shards?.handle(msg)) return;
         switch (msg.msg?.$case) {
-          case 'reservations': {
-            // A snapshot in parts replaces the reservations only after its last part (common/agent-parts.ts).
-            let groups: ReserveBundles[] | undefined;
+          case 'reservations':
             try {
-              groups = snapshot.add(msg.msg.value.groups, msg.msg.value.more);
+              for (const groupId of this.reservationTable.snapshot(msg.msg.value)) ack(groupId);
             } catch (e) {
-              this.log.warn({ head, err: (e as Error).message }, 'reservation snapshot dropped; keeping the reservations held');
-            }
-            if (!groups) return;
-            this.reservations.clear();
-            for (const g of groups) {
-              this.reservations.set(g.groupId, g.bundles);
-              ack(g.groupId);
+              if (!(e instanceof PartsOverflow)) throw e;
+              this.log.warn({ head, err: e.message }, 'reservation snapshot dropped; keeping the reservations held');
             }
             return;
-          }
           case 'reserveBundles':
-            this.reservations.set(msg.msg.value.groupId, msg.msg.value.bundles);
-            ack(msg.msg.value.groupId);
+            ack(this.reservationTable.reserve(msg.msg.value));
             return;
           case 'releaseBundles':
-            this.reservations.delete(msg.msg.value.groupId);
+            this.reservationTable.release(msg.msg.value.groupId);
             return;
           case 'registered':
             break;
