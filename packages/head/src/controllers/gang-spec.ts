@@ -100,8 +100,13 @@ export const gangSpecSchema = z
 /** With `roles` (gang-roles.ts): validated outside the schema, each role's template as a gang's own. */
 export type ValidGangSpec = z.output<typeof gangSpecSchema> & { roles: ValidGangRole<z.output<typeof gangSpecSchema>['template']>[] };
 
-/** Validates a wire spec (proto3 zero values = defaults); errors name the field. */
-export function parseGangSpec(w: GangSpec | undefined): ValidGangSpec {
+/**
+ * Validates a wire spec (proto3 zero values = defaults); errors name the
+ * field. `stored`: a spec read back from the store, which skips the record
+ * bounds (gangSpecBytes, rankPorts) so a record written under older bounds
+ * stays readable; every new spec is checked against them.
+ */
+export function parseGangSpec(w: GangSpec | undefined, opts: { stored?: boolean } = {}): ValidGangSpec {
   // With roles, the gang's template, tp and pp are its first (entry) role's: derived, never sent or stored twice.
   const entry = w?.roles?.[0];
   if (entry) {
@@ -135,6 +140,7 @@ export function parseGangSpec(w: GangSpec | undefined): ValidGangSpec {
   const r = gangSpecSchema.safeParse(input);
   if (!r.success) throw gangSpecError(issueLines(r.error.issues));
   const spec = { ...r.data, roles };
+  if (opts.stored) return spec;
   const issues = recordIssues(spec);
   if (issues.length) throw gangSpecError(issues);
   return spec;

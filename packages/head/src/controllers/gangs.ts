@@ -184,7 +184,7 @@ export class GangController {
     for (const kv of kvs) {
       const gang = Gang.decode(kv.value);
       try {
-        loaded.set(gang.id, { gang, shown: gang, spec: parseGangSpec(gang.spec), moving: false });
+        loaded.set(gang.id, { gang, shown: gang, spec: parseGangSpec(gang.spec, { stored: true }), moving: false });
       } catch (e) {
         this.log.error({ gang: gang.id, err: (e as Error).message }, 'stored gang has an invalid spec; left out');
       }

@@ -43,8 +43,15 @@ export function pgSpecBytes(s: ValidPgSpec): number {
   return PlacementGroupSpec.encode({ ...wireSpec(s), name: '' }).finish().length;
 }
 
-/** The refusal of a spec over pgSpecBytes, or undefined. */
-export function pgSpecBytesProblem(s: ValidPgSpec): string | undefined {
+/**
+ * The refusal of a new spec past gpusPerGroup or pgSpecBytes, or undefined.
+ * Checked when a group is created, not when a stored one is loaded: a record
+ * written under older bounds stays readable.
+ */
+export function pgRecordProblem(s: ValidPgSpec): string | undefined {
+  // Each GPU (or MIG slice) is named in the group's placements and its gang's ranks.
+  const gpus = s.bundles.reduce((n, b) => n + b.gpus, 0);
+  if (gpus > SPEC_LIMITS.gpusPerGroup) return `bundles: gpus of all bundles together: ${limitMessage('gpusPerGroup', gpus, 'GPUs')}`;
   const bytes = pgSpecBytes(s);
   return bytes > SPEC_LIMITS.pgSpecBytes ? `the spec takes ${limitMessage('pgSpecBytes', bytes, 'bytes encoded')}` : undefined;
 }

@@ -39,7 +39,7 @@ import type { StateWriter } from '../state/fence.js';
 import { readAll } from '../state/paged.js';
 import { ChangeWaiters } from './waiters.js';
 import { GroupCommit } from './group-commit.js';
-import { pgSpecBytesProblem, plainReason, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
+import { pgRecordProblem, plainReason, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
 import { PendingQueue } from './pg-queue.js';
 import { SchedulingView } from './pg-view.js';
 
@@ -158,8 +158,8 @@ export class PlacementGroupController {
       throw new MusterError(ErrorCode.INVALID_ARGUMENT, parsed.message, { details: { fields: parsed.issues.map((i) => i.path) } });
     }
     const spec = parsed.spec;
-    const tooLarge = pgSpecBytesProblem(spec);
-    if (tooLarge) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid placement group spec: ${tooLarge}`, { details: { field: 'spec' } });
+    const tooLarge = pgRecordProblem(spec);
+    if (tooLarge) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid placement group spec: ${tooLarge}`, { details: { field: tooLarge.startsWith('bundles:') ? 'bundles' : 'spec' } });
     const existing = this.byName.get(spec.name);
     if (existing !== undefined && requestId !== '' && this.groups.get(existing)?.pg.requestId === requestId) return existing;
     if (existing !== undefined) {

@@ -18,8 +18,7 @@
  * to be >=0` or `bundles[0].gpu: unknown key; did you mean "gpus"?`.
  */
 import { z } from 'zod';
-import { didYouMeanKeys, issueLines, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
-import { SPEC_LIMITS } from '@muster/contracts';
+import { didYouMeanKeys, issueLines, limitedArray, limitedRecord, limitedString } from '@muster/common';
 import type { ValidPgSpec } from './types.js';
 
 const nonNegInt = z.int().nonnegative();
@@ -76,9 +75,6 @@ export const PlacementGroupSpecSchema = z
         ctx.issues.push({ code: 'custom', input: c, path: ['topology', i], message: `level "node" required puts all bundles on one node; STRICT_SPREAD puts each on its own` });
       }
     }
-    // Each GPU (or MIG slice) is named in the group's placements and its gang's ranks: their number bounds those records.
-    const gpus = s.bundles.reduce((n, b) => n + b.gpus, 0);
-    if (gpus > SPEC_LIMITS.gpusPerGroup) ctx.issues.push({ code: 'custom', input: gpus, path: ['bundles'], message: `gpus of all bundles together: ${limitMessage('gpusPerGroup', gpus, 'GPUs')}` });
     for (const [i, t] of s.tolerations.entries()) {
       if (t.operator === 'Exists' && t.value !== '') ctx.issues.push({ code: 'custom', input: t.value, path: ['tolerations', i, 'value'], message: 'must be empty with operator Exists' });
       if (t.operator === 'Equal' && t.key === '') ctx.issues.push({ code: 'custom', input: t.key, path: ['tolerations', i, 'key'], message: 'required with operator Equal' });
