@@ -28,9 +28,11 @@
  * reservations and waits for the next snapshot.
  *
  * Version skew: a reader older than this rule takes each part for a whole
- * snapshot. Only a snapshot over 256 KiB is split, so mixed versions behave
- * as before for every node under that size; run heads and agents of this
- * version or later on nodes with more (docs/limits.md#agent-stream).
+ * snapshot. An older agent acks every part's groups and reads its table for
+ * nothing else, so a new head's parts are harmless to it; an older head would
+ * take an inventory's earlier parts for gone, so heads are upgraded before
+ * agents. Only a snapshot over 256 KiB is split: under that size mixed
+ * versions behave as before (docs/limits.md#agent-stream).
  */
 import { ReserveBundles, ShardStatusReport, type ReservationSnapshot, type ShardInventory } from '@muster/proto';
 
