@@ -81,6 +81,8 @@ export class SimAgent {
   readonly reservations = new Set<string>();
   /** With runShards: the ranks it "runs", by gang: one attempt each. */
   private readonly shards = new Map<string, { attempt: number; ranks: number[] }>();
+  /** A reservation snapshot in parts is being read (its last part not seen yet). */
+  private inSnapshot = false;
   private call: ClientDuplexStream<AgentMessage, HeadMessage> | undefined;
   private seq = 0;
   private sent = new Map<number, number>();
@@ -131,7 +133,8 @@ export class SimAgent {
         this.registrations++;
         // A random phase, as real agents have: heartbeats spread over the interval.
         this.dueAt = performance.now() + Math.random() * this.heartbeatMs;
-        call.write({ msg: { $case: 'shardInventory', value: { shards: [...this.shards].flatMap(([gangId, s]) => s.ranks.map((rank) => shardReport(gangId, s.attempt, rank, 'ready'))) } } });
+        call.write({ msg: { $case: 'shardInventory', value: { shards: [...this.shards].flatMap(([gangId, s]) => s.ranks.map((rank) => shardReport(gangId, s.attempt, rank, 'ready'))), more: false } } });
+        this.inSnapshot = false;
         this.set('registered');
         return;
       case 'heartbeatAck': {
@@ -143,7 +146,9 @@ export class SimAgent {
         return;
       }
       case 'reservations':
-        this.reservations.clear();
+        // A snapshot in parts (`more` on all but the last): the table is replaced from its first part.
+        if (!this.inSnapshot) this.reservations.clear();
+        this.inSnapshot = msg.msg.value.more;
         for (const g of msg.msg.value.groups) this.ack(call, g.groupId);
         return;
       case 'reserveBundles':

@@ -4,7 +4,8 @@
  * checks (straight onto the wire, as another client could send them): a
  * huge replica group, gang and placement group are each refused with
  * MUSTER_INVALID_ARGUMENT naming the field and the limit, nothing is
- * created, and a drain reason over its limit is refused the same way.
+ * created, and a drain reason over its limit is refused the same way; so
+ * are specs whose stored records would pass 1 MiB (docs/limits.md#records).
  */
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, fromGrpcError, type MusterError } from '@muster/common';
@@ -65,6 +66,27 @@ describe('spec limits at a real head', () => {
     const e3 = await refusal(pgs.head.call((c, md, o, cb) => c.createPlacementGroup({ spec: pg, requestId: 'wide-1' }, md as never, o as never, cb)));
     expect(e3.code).toBe(ErrorCode.INVALID_ARGUMENT);
     expect(e3.message).toContain(`bundles: ${L.bundles + 1} items; the limit is ${L.bundles} (bundles)`);
+    expect(await sdk.gangs.list()).toEqual([]);
+    expect(await sdk.placementGroups.list()).toEqual([]);
+  });
+
+  it('refuses specs whose records would pass 1 MiB (pgSpecBytes, gpusPerGroup, gangSpecBytes), naming the size and the cap', async () => {
+    const pgs = sdk.placementGroups as unknown as Raw<wire.PlacementGroupServiceClient>;
+    const custom = Object.fromEntries(Array.from({ length: L.customResources }, (_, i) => [`${i}${'x'.repeat(250)}`, 1]));
+    const bundle = { cpuMillis: 1, memoryBytes: 0, gpus: 0, gpuMemoryMib: 0, migProfile: '', custom };
+    const pg: wire.PlacementGroupSpec = { name: 'heavy', strategy: '', bundles: Array.from({ length: 16 }, () => bundle), topology: [], matchLabels: {}, tolerations: [], priority: 0 };
+    const e = await refusal(pgs.head.call((c, md, o, cb) => c.createPlacementGroup({ spec: pg, requestId: 'heavy-1' }, md as never, o as never, cb)));
+    expect(e.code).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(e.message).toMatch(new RegExp(`^invalid placement group spec: the spec takes \\d+ bytes encoded; the limit is ${L.pgSpecBytes} \\(pgSpecBytes\\)$`));
+    const many: wire.PlacementGroupSpec = { ...pg, name: 'many-gpus', bundles: Array.from({ length: L.bundles }, () => ({ ...bundle, custom: {}, gpus: 3 })) };
+    const e2 = await refusal(pgs.head.call((c, md, o, cb) => c.createPlacementGroup({ spec: many, requestId: 'many-1' }, md as never, o as never, cb)));
+    expect(e2.message).toBe(`invalid placement group spec: bundles: gpus of all bundles together: 3072 GPUs; the limit is ${L.gpusPerGroup} (gpusPerGroup)`);
+
+    const gangs = sdk.gangs as unknown as Raw<wire.GangServiceClient>;
+    const env = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`V${i}`, 'x'.repeat(L.envValueLength - 8)])); // within templateBytes
+    const spec: wire.GangSpec = { name: 'heavy', placementGroup: 'none', tp: 1, pp: 1, template: template({ env }), startup: undefined, logMaxBytes: 0, replicaGroup: '', replicaId: '', roles: [] };
+    const e3 = await refusal(gangs.head.call((c, md, o, cb) => c.launchGang({ spec }, md as never, o as never, cb)));
+    expect(e3.message).toMatch(new RegExp(`^invalid gang spec: the spec takes \\d+ bytes encoded; the limit is ${L.gangSpecBytes} \\(gangSpecBytes\\)$`));
     expect(await sdk.gangs.list()).toEqual([]);
     expect(await sdk.placementGroups.list()).toEqual([]);
   });

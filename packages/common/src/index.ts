@@ -26,3 +26,4 @@ export * from './strict.js';
 export * from './client-config.js';
 export * from './trace-context.js';
 export * from './membership-parts.js';
+export * from './agent-parts.js';

@@ -17,6 +17,7 @@ export * from './leader.js';
 export * from './grpc-options.js';
 export * from './identity.js';
 export * from './spec-limits.js';
+export * from './node-limits.js';
 export * from './engine-metrics.js';
 export * from './resource-usage.js';
 export * from './batches.js';

@@ -64,6 +64,23 @@ export const SPEC_LIMITS = {
   floors: 64,
   /** A floor's cron expression or time zone. */
   floorFieldLength: 128,
+  /**
+   * A placement group spec's protobuf encoding (what is stored and answered). With
+   * `gpusPerGroup` it keeps a group's record under 1 MiB (docs/limits.md#records).
+   */
+  pgSpecBytes: 128 * 1024,
+  /** GPUs (or MIG slices) of all bundles of one placement group together: each is named in the group's placements. */
+  gpusPerGroup: 2048,
+  /**
+   * A gang spec's protobuf encoding without its four references (name,
+   * placementGroup, replicaGroup, replicaId, each bounded by its own limit):
+   * template(s), probes, warm-up, startup. Keeps a gang's record under 1 MiB.
+   */
+  gangSpecBytes: 256 * 1024,
+  /** Named ports of all ranks of a gang together (ranks × ports of the template, summed over roles): each is in the gang's record. */
+  rankPorts: 2048,
+  /** UTF-8 bytes of a rank's reason as its gang's record keeps it (the first and last failure keep `reasonLength` characters). */
+  rankReasonBytes: 128,
   /** Model names one replica group serves on the gateway's OpenAI routes. */
   models: 64,
   /** One model name ("meta-llama/Llama-3.1-8B-Instruct"; Hugging Face ids stay under 100). */
@@ -90,6 +107,21 @@ export function utf8Bytes(s: string): number {
     } else n += 3;
   }
   return n;
+}
+
+/** The longest start of `s` that takes at most `maxBytes` bytes as UTF-8 (whole code points only). */
+export function cutUtf8(s: string, maxBytes: number): string {
+  if (s.length * 3 <= maxBytes) return s;
+  let n = 0;
+  let i = 0;
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    const w = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    if (n + w > maxBytes) break;
+    n += w;
+    i += ch.length;
+  }
+  return s.slice(0, i);
 }
 
 /** The bytes a template costs in argv + envp: each string plus its NUL, "KEY=value" for env. */

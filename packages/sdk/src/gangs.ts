@@ -16,10 +16,10 @@ import { randomUUID } from 'node:crypto';
 import type { HeadService } from './rpc.js';
 import { ErrorCode, MusterError, fromGrpcError } from '@muster/common';
 import { collect, pages, type PageOptions } from './pages.js';
-import { checkGangSpec } from './spec-schemas.js';
+import { checkEncodedSize, checkGangSpec } from './spec-schemas.js';
 import { warmupToWire } from './warmup-spec.js';
 import type { GangSpec, ProbeSpec } from './specs.js';
-import { GangState as G, type GangFailure, type GangServiceClient, type Probe, type ShardTemplate, type StartupPolicy } from '@muster/proto';
+import { GangSpec as GangSpecCodec, GangState as G, type GangFailure, type GangServiceClient, type Probe, type ShardTemplate, type StartupPolicy } from '@muster/proto';
 import type * as wire from '@muster/proto';
 
 
@@ -125,7 +125,7 @@ export function startupToWire(s: GangSpec['startup']): StartupPolicy | undefined
 /** The wire has no room for unknown keys: a misspelt one is refused here, by path (spec-schemas.ts). */
 function toWire(input: GangSpec): wire.GangSpec {
   const s = checkGangSpec(input);
-  return {
+  const w: wire.GangSpec = {
     name: s.name ?? '',
     placementGroup: s.placementGroup ?? '',
     tp: int(s.tp),
@@ -137,6 +137,8 @@ function toWire(input: GangSpec): wire.GangSpec {
     replicaId: '',
     roles: [],
   };
+  checkEncodedSize('gang spec', GangSpecCodec.encode({ ...w, name: '', placementGroup: '' }).finish().length, 'gangSpecBytes');
+  return w;
 }
 
 

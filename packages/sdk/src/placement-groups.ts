@@ -18,10 +18,10 @@ import type { HeadService } from './rpc.js';
 import { PlacementGroupWaits } from './pg-waits.js';
 import { Coalescer } from './pg-batch.js';
 import { collect, pages, type PageOptions } from './pages.js';
-import { checkPlacementGroupSpec } from './spec-schemas.js';
+import { checkEncodedSize, checkPlacementGroupSpec } from './spec-schemas.js';
 import type { PlacementGroupSpec } from './specs.js';
 import { ErrorCode, MusterError } from '@muster/common';
-import { CreatePlacementGroupRequest, PlacementGroupState as S, type PendingReason, type PlacementGroupServiceClient } from '@muster/proto';
+import { CreatePlacementGroupRequest, PlacementGroupSpec as PgSpecCodec, PlacementGroupState as S, type PendingReason, type PlacementGroupServiceClient } from '@muster/proto';
 import type * as wire from '@muster/proto';
 
 
@@ -124,7 +124,7 @@ function int(value: number | undefined, field: string): number {
 /** The wire has no room for unknown keys: a misspelt one is refused here, by path (spec-schemas.ts). */
 function toWire(input: PlacementGroupSpec): wire.PlacementGroupSpec {
   const spec = checkPlacementGroupSpec(input);
-  return {
+  const w: wire.PlacementGroupSpec = {
     name: spec.name ?? '',
     strategy: spec.strategy ?? '',
     bundles: (spec.bundles ?? []).map((b, i) => ({
@@ -140,6 +140,8 @@ function toWire(input: PlacementGroupSpec): wire.PlacementGroupSpec {
     tolerations: (spec.tolerations ?? []).map((t) => ({ key: t.key ?? '', operator: t.operator ?? '', value: t.value ?? '', effect: t.effect ?? '' })),
     priority: int(spec.priority, 'priority'),
   };
+  checkEncodedSize('placement group spec', PgSpecCodec.encode({ ...w, name: '' }).finish().length, 'pgSpecBytes');
+  return w;
 }
 
 

@@ -7,6 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { SPEC_LIMITS } from '@muster/contracts';
 import { checkGangSpec, checkPlacementGroupSpec, checkReplicaGroupSpec } from './spec-schemas.js';
+import { Gangs } from './gangs.js';
+import { PlacementGroups } from './placement-groups.js';
 import type { GangSpec, ReplicaGroupSpec } from './specs.js';
 
 const L = SPEC_LIMITS;
@@ -56,5 +58,30 @@ describe('size limits in the SDK', () => {
   it('takes specs at the limits', () => {
     expect(() => checkGangSpec({ ...gang, tp: 32, pp: 32, template: { command: x(L.commandLength), args: many(L.args, () => 'a') } })).not.toThrow();
     expect(() => checkReplicaGroupSpec({ ...rg, replicas: { max: L.replicas } })).not.toThrow();
+  });
+});
+
+describe('record bounds in the SDK (docs/limits.md#records)', () => {
+  /** A head that records what it was asked, and answers nothing. */
+  const recordingHead = () => {
+    const calls: unknown[] = [];
+    return { head: { call: (fn: unknown) => (calls.push(fn), Promise.reject(new Error('sent to the head'))) } as never, calls };
+  };
+
+  it('refuses GPUs past gpusPerGroup and ranks × ports past rankPorts by name', () => {
+    expect(refusal(() => checkPlacementGroupSpec({ name: 'pg', bundles: many(L.bundles, () => ({ gpus: 3 })) })).message).toContain(`bundles: gpus of all bundles together: 3072 GPUs; the limit is ${L.gpusPerGroup} (gpusPerGroup)`);
+    expect(refusal(() => checkGangSpec({ ...gang, tp: 8, pp: 128, template: { command: 'node', ports: many(3, (i) => ({ name: `p${i}` })) } })).message).toContain(`template.ports: ranks × ports = 3072 ports; the limit is ${L.rankPorts} (rankPorts)`);
+    expect(checkGangSpec({ ...gang, tp: 8, pp: 16, template: { command: 'node', ports: many(8, (i) => ({ name: `p${i}` })) } }).pp).toBe(16);
+  });
+
+  it('refuses a spec whose encoding passes pgSpecBytes or gangSpecBytes before it is sent', async () => {
+    const { head, calls } = recordingHead();
+    const custom = Object.fromEntries(many(64, (i) => [`${i}${x(250)}`, 1]));
+    const pg = await new PlacementGroups(head).create({ name: 'pg', bundles: many(16, () => ({ gpus: 1, custom })) }).catch((e: unknown) => e as Error);
+    expect(pg.message).toMatch(new RegExp(`invalid placement group spec: the spec takes \\d+ bytes encoded; the limit is ${L.pgSpecBytes} \\(pgSpecBytes\\)`));
+    const env = Object.fromEntries(many(5, (i) => [`K${i}`, x(L.envValueLength - 10)]));
+    const g = await new Gangs(head).launch({ ...gang, template: { command: 'node', env } }).catch((e: unknown) => e as Error);
+    expect(g.message).toMatch(new RegExp(`invalid gang spec: the spec takes \\d+ bytes encoded; the limit is ${L.gangSpecBytes} \\(gangSpecBytes\\)`));
+    expect(calls).toEqual([]);
   });
 });

@@ -54,7 +54,20 @@ export const placementGroupSpecShape = strictObject({
   selector,
   tolerations,
   priority: num,
+}).check((ctx) => {
+  const gpus = (ctx.value.bundles ?? []).reduce((n, b) => n + (b.gpus ?? 0), 0);
+  if (gpus > SPEC_LIMITS.gpusPerGroup) ctx.issues.push({ code: 'custom', input: gpus, path: ['bundles'], message: `gpus of all bundles together: ${limitMessage('gpusPerGroup', gpus, 'GPUs')}` });
 });
+
+/**
+ * MUSTER_INVALID_ARGUMENT when a spec's encoding (without its name and
+ * references) passes `limit`: the head checks the same bound on the spec as
+ * it stores it, defaults spelled out, so this is the check before sending,
+ * the head's the one that counts (docs/limits.md#records).
+ */
+export function checkEncodedSize(what: string, bytes: number, limit: 'pgSpecBytes' | 'gangSpecBytes'): void {
+  if (bytes > SPEC_LIMITS[limit]) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid ${what}: the spec takes ${limitMessage(limit, bytes, 'bytes encoded')}`, { details: { field: 'spec' } });
+}
 
 const probe = strictObject({
   kind: z.string(),
@@ -90,7 +103,12 @@ const ranksWithinLimit = (ctx: { value: { tp?: number | undefined; pp?: number |
 
 const startup = strictObject({ deadlineMs: num, maxRestarts: num, backoffInitialMs: num, backoffMaxMs: num, gracePeriodMs: num }).optional();
 
-export const gangSpecShape = strictObject({ name: bounded('nameLength'), placementGroup: bounded('refLength'), tp: num, pp: num, template, startup, logMaxBytes: num }).check(ranksWithinLimit);
+export const gangSpecShape = strictObject({ name: bounded('nameLength'), placementGroup: bounded('refLength'), tp: num, pp: num, template, startup, logMaxBytes: num })
+  .check(ranksWithinLimit)
+  .check((ctx) => {
+    const ports = (ctx.value.tp ?? 1) * (ctx.value.pp ?? 1) * (ctx.value.template?.ports?.length ?? 0);
+    if (ports > SPEC_LIMITS.rankPorts) ctx.issues.push({ code: 'custom', input: ports, path: ['template', 'ports'], message: `ranks × ports = ${limitMessage('rankPorts', ports, 'ports')}` });
+  });
 
 /** A role of a replica (docs/replica-groups.md, "Roles"). */
 const role = strictObject({ name: limitedString('refLength'), count: num, tp: num, pp: num, resources: strictObject({ gpus: num, cpuMillis: num, memoryBytes: num, gpuMemoryMiB: num, migProfile: str, custom: numbers }).optional(), template, entry: z.boolean().optional() }).check(ranksWithinLimit);

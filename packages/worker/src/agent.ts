@@ -37,9 +37,10 @@ import { randomUUID } from 'node:crypto';
 import { Metadata, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Counter } from '@opentelemetry/api';
-import { ErrorCode, VERSION, fromGrpcError, tokenMetadata, type Logger, type Metrics } from '@muster/common';
+import { ErrorCode, PartsOverflow, VERSION, fromGrpcError, tokenMetadata, type Logger, type Metrics } from '@muster/common';
 import { clientChannelOptions, HeadRotation } from '@muster/contracts';
 import type { ShardAgent } from './shard-agent.js';
+import { ReservationTable } from './reservations.js';
 import { AgentServiceClient, type AgentMessage, type BundlePlacement, type HeadMessage, type NodeDrain, type NodeInventory, type Registered, type Taint } from '@muster/proto';
 
 export interface AgentOptions {
@@ -74,13 +75,12 @@ export class Agent {
   private readonly reconnects: Counter;
   private readonly heartbeats: Counter;
   private loop: Promise<void> | undefined;
-  /**
-   * The head's reservations on this node: placement group id → its bundles
-   * here. Replaced by the snapshot the head sends at every registration
-   * (releases may have been missed while away), then kept by reserve and
-   * release messages; each reservation is acknowledged.
-   */
-  readonly reservations = new Map<string, BundlePlacement[]>();
+  /** The head's reservations on this node (reservations.ts: a snapshot in parts applies after its last part). */
+  private readonly reservationTable = new ReservationTable();
+  /** Placement group id → its bundles here. */
+  get reservations(): ReadonlyMap<string, BundlePlacement[]> {
+    return this.reservationTable.byGroup;
+  }
   /** Called after every successful registration (tests, status). */
   onRegistered: ((r: Registered) => void) | undefined;
   /** The agent's own view of draining (undefined: it has none); sent after every registration. */
@@ -217,23 +217,24 @@ export class Agent {
         }
       };
       const ack = (groupId: string) => call.write({ msg: { $case: 'bundlesReserved', value: { groupId } } });
+      this.reservationTable.restart();
       call.on('data', (msg: HeadMessage) => {
         lastAck = performance.now();
         if (this.opts.shards?.handle(msg)) return;
         switch (msg.msg?.$case) {
           case 'reservations':
-            this.reservations.clear();
-            for (const g of msg.msg.value.groups) {
-              this.reservations.set(g.groupId, g.bundles);
-              ack(g.groupId);
+            try {
+              for (const groupId of this.reservationTable.snapshot(msg.msg.value)) ack(groupId);
+            } catch (e) {
+              if (!(e instanceof PartsOverflow)) throw e;
+              this.log.warn({ head, err: e.message }, 'reservation snapshot dropped; keeping the reservations held');
             }
             return;
           case 'reserveBundles':
-            this.reservations.set(msg.msg.value.groupId, msg.msg.value.bundles);
-            ack(msg.msg.value.groupId);
+            ack(this.reservationTable.reserve(msg.msg.value));
             return;
           case 'releaseBundles':
-            this.reservations.delete(msg.msg.value.groupId);
+            this.reservationTable.release(msg.msg.value.groupId);
             return;
           case 'registered':
             break;

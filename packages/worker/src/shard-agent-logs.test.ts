@@ -12,7 +12,7 @@ const settled = async () => {
 
 function agentWithLog(bytes: number) {
   const supervisor = {
-    list: () => [{ key: 'g/1/0' }],
+    list: () => [{ key: 'g/1/0', gangId: 'g', attempt: 1, rank: 0, phase: 'ready' }],
     async *readLog() {
       for (let left = bytes; left > 0; left -= 256 * 1024) yield new Uint8Array(Math.min(left, 256 * 1024));
     },

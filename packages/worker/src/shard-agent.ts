@@ -8,7 +8,7 @@
  * queued: on every registration the agent sends its whole shard inventory,
  * which carries the latest state of each shard, exits included.
  */
-import { contextOfFields, endSpan, ErrorCode, MusterError, SpanKind, startSpan, tracingOn, type Logger } from '@muster/common';
+import { contextOfFields, endSpan, ErrorCode, MusterError, shardInventoryParts, SpanKind, startSpan, tracingOn, type Logger } from '@muster/common';
 import type { AgentMessage, HeadMessage, LaunchShards, LogRequest, Probe, ShardStatusReport } from '@muster/proto';
 import { httpBridgePort, NATS_SECRET_ENV, SHARD_ENV } from '@muster/contracts';
 import type { Server } from '@muster/dataplane';
@@ -67,7 +67,8 @@ export class ShardAgent {
   attach(send: Send, drained?: Drained): void {
     this.send = send;
     if (drained) this.drained = drained;
-    send({ msg: { $case: 'shardInventory', value: { shards: this.supervisor.list().map(report) } } });
+    // In parts past AGENT_PART_BYTES, back to back (the head reconciles after the last: common/agent-parts.ts).
+    for (const part of shardInventoryParts(this.supervisor.list().map(report))) send({ msg: { $case: 'shardInventory', value: part } });
   }
 
   detach(): void {

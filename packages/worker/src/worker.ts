@@ -12,7 +12,7 @@ import { startMetrics } from '@muster/common/metrics';
 import { startTracing } from '@muster/common/tracing';
 import { Agent } from './agent.js';
 import { workerTlsFiles, type WorkerConfig } from './config.js';
-import { discoverInventory } from './inventory/index.js';
+import { checkInventoryLimits, discoverInventory } from './inventory/index.js';
 import { hasServiceAccount, kubeApiFromEnv, NodeCordonWatch } from './kube-node.js';
 import { ShardAgent } from './shard-agent.js';
 import { ResourceReporter } from './resources/reporter.js';
@@ -48,14 +48,15 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
       { details: { field: 'watchNodeCordon' } },
     );
   }
-  const inventory = await discoverInventory({
+  // Refused here, by name, rather than by the head on every registration attempt.
+  const inventory = checkInventoryLimits(await discoverInventory({
     profile: config.profile,
     topoFile: config.topoFile,
     queryGpuFile: config.queryGpuFile,
     listFile: config.listFile,
     nvlinkDomain: config.nvlinkDomain,
     log,
-  });
+  }));
   const metrics = await startMetrics('worker', config.metricsListen, { tokenFile: config.metricsTokenFile, tlsCert: config.metricsTlsCert, tlsKey: config.metricsTlsKey }, { global: true });
   const tracing = startTracing({ service: 'muster-worker', endpoint: config.otlpEndpoint, warn: (m) => log.warn(m) });
   if (tracing.url) log.info({ traces: tracing.url, sampler: tracing.sampler }, 'tracing on');

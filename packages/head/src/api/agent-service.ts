@@ -25,7 +25,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { Histogram } from '@opentelemetry/api';
 import type { Identity } from '@muster/contracts';
-import { ErrorCode, MusterError, toGrpcError, type Logger } from '@muster/common';
+import { ErrorCode, MusterError, PartsAssembler, PartsOverflow, reservationParts, toGrpcError, type Logger } from '@muster/common';
 import { SPEC_LIMITS } from '@muster/contracts';
 import type { AgentLogChunk, AgentMessage, AgentServiceServer, HeadMessage, NatsAccess, NodeUsage, ReservationSnapshot, ShardStatusReport } from '@muster/proto';
 import type { AgentConnection, NodeRegistry } from '../cluster/registry.js';
@@ -89,6 +89,8 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, who: Id
   // Messages are handled one at a time, in order: a heartbeat must not
   // overtake the registration it follows.
   let chain = Promise.resolve();
+  // An inventory over AGENT_PART_BYTES comes in parts: reconciled once, after the last (common/agent-parts.ts).
+  const inventory = new PartsAssembler<ShardStatusReport>();
 
   return new Promise<void>((resolve) => {
     const finish = () => {
@@ -148,7 +150,8 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, who: Id
           },
         },
       });
-      call.write({ msg: { $case: 'reservations', value: deps.reservations.snapshotFor(nodeId) } });
+      // In parts past AGENT_PART_BYTES, back to back: the agent replaces its reservations after the last.
+      for (const part of reservationParts(deps.reservations.snapshotFor(nodeId))) call.write({ msg: { $case: 'reservations', value: part } });
       return;
     }
     switch (msg.msg?.$case) {
@@ -164,9 +167,18 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, who: Id
       case 'shardStatus':
         await deps.shards.shardStatus(nodeId, boundedReport(msg.msg.value));
         return;
-      case 'shardInventory':
-        await deps.shards.shardInventory(nodeId, msg.msg.value.shards.map(boundedReport));
+      case 'shardInventory': {
+        const part = msg.msg.value;
+        let whole: ShardStatusReport[] | undefined;
+        try {
+          whole = inventory.add(part.shards.map(boundedReport), part.more);
+        } catch (e) {
+          if (!(e instanceof PartsOverflow)) throw e;
+          throw new MusterError(ErrorCode.RESOURCE_EXHAUSTED, `node ${nodeId}: its shard inventory ${e.message}`, { details: { field: 'shardInventory', parts: e.parts, shards: e.items } });
+        }
+        if (whole) await deps.shards.shardInventory(nodeId, whole);
         return;
+      }
       case 'logChunk':
         deps.logs.chunk(nodeId, msg.msg.value);
         return;

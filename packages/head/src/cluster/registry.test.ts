@@ -214,7 +214,7 @@ describe('an agent registering while the store refuses the write', () => {
       heartbeatLag: { record: noop } as never,
       shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
       logs: { chunk: noop },
-      reservations: { snapshotFor: () => ({ bundles: [] }) as never, acked: noop },
+      reservations: { snapshotFor: () => ({ groups: [], more: false }), acked: noop },
     });
     h.store.failWrites({ prefix: NODES_PREFIX });
     const { call, failed } = agentStream();
@@ -244,7 +244,7 @@ describe('an agent with a node certificate', () => {
       heartbeatLag: { record: noop } as never,
       shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
       logs: { chunk: noop },
-      reservations: { snapshotFor: () => ({ bundles: [] }) as never, acked: noop },
+      reservations: { snapshotFor: () => ({ groups: [], more: false }), acked: noop },
     });
     const open = (node?: string) => {
       const stream = agentStream(node);
@@ -357,7 +357,7 @@ describe('NodeRegistry under load', () => {
       heartbeatLag: { record: noop } as never,
       shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
       logs: { chunk: noop },
-      reservations: { snapshotFor: () => ({ bundles: [] }) as never, acked: noop },
+      reservations: { snapshotFor: () => ({ groups: [], more: false }), acked: noop },
     });
     const waiting = h.conn();
     const streaming = h.conn();

@@ -6,12 +6,14 @@
  */
 import { z } from 'zod';
 import { ErrorCode, MusterError } from '@muster/common';
+import { NODE_LIMITS } from '@muster/contracts';
 import type { Register } from '@muster/proto';
 
 const LINK = /^(X|NV\d{1,3}|PIX|PXB|PHB|NODE|SYS|SOC)$/;
 export const NODE_ID = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
 const LABEL_KEY = /^([A-Za-z0-9][A-Za-z0-9.-]{0,252}\/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
-const MAX_GPUS = 256;
+const MAX_GPUS = NODE_LIMITS.gpus;
+const UUID = z.string().max(NODE_LIMITS.uuidLength, `more than ${NODE_LIMITS.uuidLength} characters (uuidLength)`);
 
 const finiteNonNeg = z.number().finite().min(0, 'must not be negative');
 
@@ -24,25 +26,32 @@ const inventorySchema = z
       .array(
         z.object({
           index: z.number().int().min(0).max(MAX_GPUS - 1),
-          uuid: z.string().max(128),
-          name: z.string().max(256),
+          uuid: UUID,
+          name: z.string().max(NODE_LIMITS.gpuNameLength),
           memoryMib: z.number().int().min(0).max(4 * 1024 * 1024, 'more than 4 TiB of GPU memory is absurd'),
           numaNode: z.number().int().min(0).max(1024).optional(),
-          mig: z.array(z.object({ profile: z.string().min(1).max(64), uuid: z.string().max(128), index: z.number().int().min(0) })).max(64),
+          mig: z
+            .array(z.object({ profile: z.string().min(1).max(64), uuid: UUID, index: z.number().int().min(0) }))
+            .max(NODE_LIMITS.migSlicesPerGpu, `more than ${NODE_LIMITS.migSlicesPerGpu} MIG slices on one GPU (migSlicesPerGpu; NVIDIA's maximum is 7)`),
           pciBusId: z.string().max(64),
         }),
       )
-      .max(MAX_GPUS, `more than ${MAX_GPUS} GPUs on one node`),
+      .max(MAX_GPUS, `more than ${MAX_GPUS} GPUs on one node (gpus; the scheduler's GPU sets are ${MAX_GPUS} wide)`),
     topology: z
       .object({
-        links: z.array(z.string().regex(LINK, 'not a link kind nvidia-smi prints')),
-        nvlinkIslands: z.array(z.object({ gpuIndices: z.array(z.number().int().min(0)) })),
-        nics: z.array(z.object({ name: z.string().min(1).max(64), links: z.array(z.string().regex(LINK)) })).max(64),
+        links: z.array(z.string().regex(LINK, 'not a link kind nvidia-smi prints')).max(MAX_GPUS * MAX_GPUS, `more than ${MAX_GPUS}×${MAX_GPUS} links`),
+        nvlinkIslands: z.array(z.object({ gpuIndices: z.array(z.number().int().min(0)).max(MAX_GPUS) })).max(MAX_GPUS),
+        nics: z.array(z.object({ name: z.string().min(1).max(64), links: z.array(z.string().regex(LINK)) })).max(NODE_LIMITS.nics, `more than ${NODE_LIMITS.nics} NICs (nics)`),
       })
       .optional(),
     nvlinkDomain: z.string().max(128),
     source: z.string().max(128),
-    customResources: z.record(z.string().regex(LABEL_KEY, 'not a valid resource name'), finiteNonNeg),
+    customResources: z
+      .record(z.string().regex(LABEL_KEY, 'not a valid resource name'), finiteNonNeg)
+      .superRefine((c, ctx) => {
+        const n = Object.keys(c).length;
+        if (n > NODE_LIMITS.customResources) ctx.addIssue({ code: 'custom', message: `${n} custom resources; the limit is ${NODE_LIMITS.customResources} (customResources)` });
+      }),
   })
   .superRefine((inv, ctx) => {
     const n = inv.gpus.length;

@@ -14,6 +14,7 @@ import {
   type RankStatus,
   type ShardStatusReport,
 } from '@muster/proto';
+import { SPEC_LIMITS } from '@muster/contracts';
 import { MAX_PORTS_IN_USE, planGang, planLaunch, progress, type GangContext, type GangEvent, type GangInput, type GangPlan } from './gang-plan.js';
 import { parseGangSpec, wireGangSpec } from './gang-spec.js';
 import { NO_PORTS_TAKEN, portsTakenIn } from './port-ledger.js';
@@ -174,6 +175,15 @@ describe('gang planner: one row per decision', () => {
     expect(p.gang.firstFailure).toEqual(first);
     expect(p.gang.lastFailure).toMatchObject({ rank: 0, nodeId: 'n1', reason: 'giving up', exitCode: 7, logTail: 'bye', timeMs: T0 });
     expect(p.gang.message).toMatch(/restart budget \(2\) spent; first failure: rank 3 on n2: oom/);
+  });
+
+  it('a rank keeps the start of its reason, phase and signal by UTF-8 bytes; the failure keeps the whole reason', () => {
+    const reason = '€'.repeat(SPEC_LIMITS.reasonLength);
+    const p = planGang(running(gang(G.GANG_STATE_READY, 'ready')), report(2, 'exited', { reason, signal: 'S'.repeat(100), exitCode: 1 }), ctx());
+    const r2 = p.gang.ranks[2]!;
+    expect(r2.reason).toBe('€'.repeat(Math.floor(SPEC_LIMITS.rankReasonBytes / 3))); // whole characters only
+    expect(r2.signal).toHaveLength(32);
+    expect(p.gang.lastFailure?.reason).toBe(reason);
   });
 
   it('writes progress while STARTING', () => {

@@ -33,6 +33,7 @@ import {
   type ShardLaunch,
   type ShardStatusReport,
 } from '@muster/proto';
+import { cutUtf8, SPEC_LIMITS } from '@muster/contracts';
 import { boundFailure } from './gang-gc.js';
 import { launchShards, planLayout, type ValidGangSpec, type LayoutPlan } from './gang-spec.js';
 import { LayoutPorts, type NodeLookup, type PortRange, type PortsTaken } from './port-ledger.js';
@@ -170,7 +171,8 @@ class Planner {
       this.actions.push({ type: 'stop', nodeId, attempt: s.attempt, reason: `gang ${this.spec.name} is ${stateName(state)}; rank ${s.rank} missed the stop while node ${nodeId} was unreachable` });
     }
     if (r.phase !== s.phase || r.pid !== s.pid || r.exitCode !== s.exitCode || r.signal !== s.signal || r.reason !== s.reason) {
-      Object.assign(r, { phase: s.phase, pid: s.pid, exitCode: s.exitCode, signal: s.signal, reason: s.reason });
+      // Bytes, not characters, bound what 1,024 ranks add to the record (docs/limits.md#records); the failure keeps the whole reason.
+      Object.assign(r, { phase: cutUtf8(s.phase, 32), pid: s.pid, exitCode: s.exitCode, signal: cutUtf8(s.signal, 32), reason: cutUtf8(s.reason, SPEC_LIMITS.rankReasonBytes) });
       this.write = true;
     }
     if (s.phase === 'exited' && !s.stopped && RUNNING.has(state) && s.portInUse > 0 && !this.fixedPort(s.portInUse)) {

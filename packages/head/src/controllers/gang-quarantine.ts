@@ -34,7 +34,7 @@ export function readGang(kv: KeyValue, prefix: string): ReadGang {
   }
   try {
     if (gang.id !== idOfKey) throw new Error(`its id ${JSON.stringify(gang.id.slice(0, 64))} does not match its key`);
-    return { ok: true, gang, spec: parseGangSpec(gang.spec) };
+    return { ok: true, gang, spec: parseGangSpec(gang.spec, { stored: true }) };
   } catch (e) {
     const why = (e as Error).message;
     return { ok: false, q: { id: idOfKey, key: kv.key, name: gang.spec?.name, record: { ...gang, id: idOfKey, message: quarantineNote(kv.key, why) }, decoded: true, why } };

@@ -17,7 +17,7 @@
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, issueLines, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
 import { DEFAULT_STARTUP_DEADLINE_MS, rankEnv as contractRankEnv, SPEC_LIMITS, templateBytes } from '@muster/contracts';
-import type { GangSpec, PlacementGroup, Probe, ShardLaunch } from '@muster/proto';
+import { GangSpec, type Gang, type Node, type PlacementGroup, type Probe, type ShardLaunch } from '@muster/proto';
 import type { RoleEndpoint } from '@muster/contracts';
 import { checkWarmupAgainst, launchWarmup, warmupInput, warmupSchema } from './gang-warmup.js';
 import { gangSpecError } from './gang-issues.js';
@@ -102,8 +102,13 @@ export const gangSpecSchema = z
 /** With `roles` (gang-roles.ts): validated outside the schema, each role's template as a gang's own. */
 export type ValidGangSpec = z.output<typeof gangSpecSchema> & { roles: ValidGangRole<z.output<typeof gangSpecSchema>['template']>[] };
 
-/** Validates a wire spec (proto3 zero values = defaults); errors name the field. */
-export function parseGangSpec(w: GangSpec | undefined): ValidGangSpec {
+/**
+ * Validates a wire spec (proto3 zero values = defaults); errors name the
+ * field. `stored`: a spec read back from the store, which skips the record
+ * bounds (gangSpecBytes, rankPorts) so a record written under older bounds
+ * stays readable; every new spec is checked against them.
+ */
+export function parseGangSpec(w: GangSpec | undefined, opts: { stored?: boolean } = {}): ValidGangSpec {
   // With roles, the gang's template, tp and pp are its first (entry) role's: derived, never sent or stored twice.
   const entry = w?.roles?.[0];
   if (entry) {
@@ -135,8 +140,34 @@ export function parseGangSpec(w: GangSpec | undefined): ValidGangSpec {
   // Roles first: the gang's own template is its first role's, whose errors name the role.
   const roles = w?.roles?.length ? parseRoles(w.roles, w, (g) => parseGangSpec(g).template) : [];
   const r = gangSpecSchema.safeParse(input);
-  if (r.success) return { ...r.data, roles };
-  throw gangSpecError(issueLines(r.error.issues));
+  if (!r.success) throw gangSpecError(issueLines(r.error.issues));
+  const spec = { ...r.data, roles };
+  if (opts.stored) return spec;
+  const issues = recordIssues(spec);
+  if (issues.length) throw gangSpecError(issues);
+  return spec;
+}
+
+/**
+ * The bounds that keep a gang's record (and every answer carrying it) under
+ * 1 MiB, checked on the spec as it is stored (defaults spelled out): its
+ * encoding without the four references (`gangSpecBytes`) and the named ports
+ * all its ranks hold (`rankPorts`). docs/limits.md#records derives them.
+ */
+function recordIssues(spec: ValidGangSpec): { path: string; message: string }[] {
+  const issues: { path: string; message: string }[] = [];
+  const bytes = gangSpecBytes(spec);
+  if (bytes > SPEC_LIMITS.gangSpecBytes) issues.push({ path: '', message: `the spec takes ${limitMessage('gangSpecBytes', bytes, 'bytes encoded')}` });
+  const ports = spec.roles.length
+    ? spec.roles.reduce((n, r) => n + r.count * r.tp * r.pp * r.template.ports.length, 0)
+    : spec.tp * spec.pp * spec.template.ports.length;
+  if (ports > SPEC_LIMITS.rankPorts) issues.push({ path: 'template.ports', message: `ranks × ports = ${limitMessage('rankPorts', ports, 'ports')}` });
+  return issues;
+}
+
+/** The stored spec's encoding without name, placementGroup, replicaGroup and replicaId (each bounded on its own). */
+export function gangSpecBytes(spec: ValidGangSpec): number {
+  return GangSpec.encode({ ...wireGangSpec(spec), name: '', placementGroup: '', replicaGroup: '', replicaId: '' }).finish().length;
 }
 
 /** The spec back on the wire, with defaults spelled out (with roles, template, tp and pp only in the roles). */

@@ -2,8 +2,9 @@
  * Translations between the wire (proto) and the scheduler core's plain types.
  * The core never sees proto types; the API never sees core types.
  */
-import { squareMatrix } from '@muster/common';
-import { NodeState, type Node, type PendingReason, type PlacementGroupSpec } from '@muster/proto';
+import { limitMessage, squareMatrix } from '@muster/common';
+import { SPEC_LIMITS } from '@muster/contracts';
+import { NodeState, PlacementGroupSpec, type Node, type PendingReason } from '@muster/proto';
 import type * as wire from '@muster/proto';
 import type { BundlePlacement, ValidPgSpec, PgSpecInput, Reservation, SchedulerNode, Taint, Unschedulable } from '../scheduler/index.js';
 
@@ -31,6 +32,28 @@ export function specInput(w: PlacementGroupSpec | undefined): PgSpecInput {
     })),
     priority: w.priority,
   };
+}
+
+/**
+ * The stored spec's encoding (defaults spelled out) without its name (bounded
+ * by nameLength): what SPEC_LIMITS.pgSpecBytes bounds, with gpusPerGroup, so a
+ * group's record stays under 1 MiB (docs/limits.md#records).
+ */
+export function pgSpecBytes(s: ValidPgSpec): number {
+  return PlacementGroupSpec.encode({ ...wireSpec(s), name: '' }).finish().length;
+}
+
+/**
+ * The refusal of a new spec past gpusPerGroup or pgSpecBytes, or undefined.
+ * Checked when a group is created, not when a stored one is loaded: a record
+ * written under older bounds stays readable.
+ */
+export function pgRecordProblem(s: ValidPgSpec): string | undefined {
+  // Each GPU (or MIG slice) is named in the group's placements and its gang's ranks.
+  const gpus = s.bundles.reduce((n, b) => n + b.gpus, 0);
+  if (gpus > SPEC_LIMITS.gpusPerGroup) return `bundles: gpus of all bundles together: ${limitMessage('gpusPerGroup', gpus, 'GPUs')}`;
+  const bytes = pgSpecBytes(s);
+  return bytes > SPEC_LIMITS.pgSpecBytes ? `the spec takes ${limitMessage('pgSpecBytes', bytes, 'bytes encoded')}` : undefined;
 }
 
 /** A validated spec back on the wire, defaults spelled out. */

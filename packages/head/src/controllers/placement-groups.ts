@@ -44,7 +44,7 @@ import type { StateWriter } from '../state/fence.js';
 import { readAll } from '../state/paged.js';
 import { ChangeWaiters } from './waiters.js';
 import { GroupCommit } from './group-commit.js';
-import { plainReason, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
+import { pgRecordProblem, plainReason, specInput, wirePlacement, wireReason, wireSpec } from './pg-convert.js';
 import { PendingQueue } from './pg-queue.js';
 import { readPg, stageRemoval } from './pg-quarantine.js';
 import { Quarantine, type Quarantined } from './quarantine.js';
@@ -173,6 +173,8 @@ export class PlacementGroupController {
       throw new MusterError(ErrorCode.INVALID_ARGUMENT, parsed.message, { details: { fields: parsed.issues.map((i) => i.path) } });
     }
     const spec = parsed.spec;
+    const tooLarge = pgRecordProblem(spec);
+    if (tooLarge) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid placement group spec: ${tooLarge}`, { details: { field: tooLarge.startsWith('bundles:') ? 'bundles' : 'spec' } });
     const existing = this.byName.get(spec.name) ?? this.quarantine.find(spec.name)?.id;
     if (existing !== undefined && requestId !== '' && this.groups.get(existing)?.pg.requestId === requestId) return existing;
     if (existing !== undefined) {
@@ -309,7 +311,7 @@ export class PlacementGroupController {
       const bundles = pg.placements.filter((p) => p.nodeId === nodeId);
       if (bundles.length > 0) groups.push({ groupId: pg.id, bundles });
     }
-    return { groups };
+    return { groups, more: false };
   }
 
   /** The agent of `nodeId` took note of `groupId`'s bundles. */

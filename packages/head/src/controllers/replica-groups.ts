@@ -322,8 +322,9 @@ export class ReplicaGroupController {
   private adopt(stored: StoredGroup): Quarantined<StoredGroup> | undefined {
     const { rg, keyed, inline } = stored;
     try {
-      const spec = parseRgSpec(rg.spec);
-      const stableSpec = rg.stableSpec ? parseRgSpec(rg.stableSpec) : undefined;
+      // Stored: readable under the record bounds it was written with (gang-spec.ts parseGangSpec).
+      const spec = parseRgSpec(rg.spec, { stored: true });
+      const stableSpec = rg.stableSpec ? parseRgSpec(rg.stableSpec, { stored: true }) : undefined;
       const e = this.groups.get(rg.name);
       if (!e) {
         this.groups.set(rg.name, this.entry(rg, spec, stableSpec, stored));

@@ -20,7 +20,7 @@ import { parseGangSpec } from './gang-spec.js';
 import { routingProblems } from './rg-routing.js';
 import { gangIssuesOf, gangSpecError } from './gang-issues.js';
 import { gangRoles, roleBundleField, roleBundles, roleIssues, rolesSpanGpus, rolesWithDefaults, specRoleField, stageBundle } from './rg-roles.js';
-import { specInput } from './pg-convert.js';
+import { pgRecordProblem, specInput } from './pg-convert.js';
 import { parsePlacementGroupSpec } from '../scheduler/index.js';
 import { namedMetricOf, parsePolicy, readsEngine, type AutoscalingPolicy } from '../autoscaler/index.js';
 
@@ -79,8 +79,8 @@ export function engineScrapeOf(s: Pick<ReplicaGroupSpec, 'engineMetrics' | 'http
 
 export type ValidRgSpec = ReplicaGroupSpec & { rollout: NonNullable<ReplicaGroupSpec['rollout']>; replicas: NonNullable<ReplicaGroupSpec['replicas']>; maxReplacements: number };
 
-/** Fills defaults and validates; errors name the field. */
-export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
+/** Fills defaults and validates; errors name the field. `stored`: a spec read back from the store skips the record bounds (gangSpecBytes, rankPorts, gpusPerGroup, pgSpecBytes). */
+export function parseRgSpec(w: ReplicaGroupSpec | undefined, opts: { stored?: boolean } = {}): ValidRgSpec {
   const r = w?.replicas;
   const initial = r ? r.initial || (r.min > 0 ? r.min : 1) : 1;
   const spec: ValidRgSpec = {
@@ -126,7 +126,7 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
   if (policy) checkEngineMetric(policy, spec);
   // The shard template and startup policy are a gang's: validate them as one.
   try {
-    parseGangSpec(gangSpecOf(spec, 'check', 'r-check', 'pg-check', undefined));
+    parseGangSpec(gangSpecOf(spec, 'check', 'r-check', 'pg-check', undefined), opts);
   } catch (e) {
     const gangIssues = gangIssuesOf(e);
     if (!gangIssues) throw e;
@@ -138,6 +138,8 @@ export function parseRgSpec(w: ReplicaGroupSpec | undefined): ValidRgSpec {
     const why = [...new Set(pg.issues.map((i) => `${spec.roles.length ? roleBundleField(spec.roles, i.path) ?? placementField(i.path) : placementField(i.path)}: ${i.message}`))].join('; ');
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: ${why}`);
   }
+  const tooLarge = opts.stored ? undefined : pgRecordProblem(pg.spec);
+  if (tooLarge) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid replica group spec: resources and placement: a replica's placement group: ${tooLarge}`, { details: { field: 'resources' } });
   return spec;
 }
 

@@ -2,9 +2,12 @@
  * GPU sets are 32-bit masks (bit i = GPU i). Set operations on a node then
  * cost one machine instruction instead of an array walk, which is what makes
  * 1,000-node scans affordable. Nodes with more than 32 GPUs are refused by the
- * state builder (reason `node-unsupported`) rather than handled slowly.
+ * state builder (reason `node-unsupported`) rather than handled slowly, and
+ * refused at registration (NODE_LIMITS.gpus, @muster/contracts).
  */
-export const MAX_GPUS_PER_NODE = 32;
+import { NODE_LIMITS } from '@muster/contracts';
+
+export const MAX_GPUS_PER_NODE = NODE_LIMITS.gpus;
 
 export function bit(i: number): number {
   return (1 << i) >>> 0;

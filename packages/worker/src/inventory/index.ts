@@ -3,6 +3,7 @@
  * simulated profile), the nvidia-smi parsers, the topology model and the
  * helpers the scheduler ranks GPU pairs with. See docs/inventory.md.
  */
+export { checkInventoryLimits, inventoryLimitProblems } from './limits.js';
 export { discoverInventory, DEFAULT_SMI_TIMEOUT_MS, type DiscoverOptions, type InventoryLog } from './discover.js';
 export { runInventoryCommand, type InventoryCommandOptions } from './command.js';
 export { inventoryToJson, formatInventory, summarizeInventory, nicsByGpu, indexSet, type InventoryJson } from './format.js';

@@ -104,8 +104,16 @@ export interface ShardStatusReport {
   warmupMs: number;
 }
 
+/**
+ * What an agent runs, sent after it registers. An inventory whose encoding
+ * passes 256 KiB goes in parts sent back to back (common/src/agent-parts.ts):
+ * every part but the last has `more` set, and the head reconciles the shards
+ * of all parts together after the last one (a shard in a later part is never
+ * taken for gone). One part, `more` unset, is the message as it always was.
+ */
 export interface ShardInventory {
   shards: ShardStatusReport[];
+  more: boolean;
 }
 
 export interface AgentLogChunk {
@@ -246,9 +254,13 @@ export interface ReleaseBundles {
 /**
  * Sent after `registered`: every reservation the head holds for this node.
  * The agent replaces what it had (it may have missed releases while away).
+ * A snapshot past 256 KiB goes in parts with the same rule as ShardInventory:
+ * `more` on every part but the last; the agent replaces its reservations (and
+ * acknowledges them) only after the last part.
  */
 export interface ReservationSnapshot {
   groups: ReserveBundles[];
+  more: boolean;
 }
 
 /** The agent took note of the group's bundles on this node. */
@@ -962,13 +974,16 @@ export const ShardStatusReport: MessageFns<ShardStatusReport> = {
 };
 
 function createBaseShardInventory(): ShardInventory {
-  return { shards: [] };
+  return { shards: [], more: false };
 }
 
 export const ShardInventory: MessageFns<ShardInventory> = {
   encode(message: ShardInventory, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.shards) {
       ShardStatusReport.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.more !== false) {
+      writer.uint32(16).bool(message.more);
     }
     return writer;
   },
@@ -994,6 +1009,14 @@ export const ShardInventory: MessageFns<ShardInventory> = {
             message.shards.push(ShardStatusReport.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.more = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1011,6 +1034,7 @@ export const ShardInventory: MessageFns<ShardInventory> = {
       shards: globalThis.Array.isArray(object?.shards)
         ? object.shards.map((e: any) => ShardStatusReport.fromJSON(e))
         : [],
+      more: isSet(object.more) ? globalThis.Boolean(object.more) : false,
     };
   },
 
@@ -1018,6 +1042,9 @@ export const ShardInventory: MessageFns<ShardInventory> = {
     const obj: any = {};
     if (message.shards?.length) {
       obj.shards = message.shards.map((e) => ShardStatusReport.toJSON(e));
+    }
+    if (message.more !== false) {
+      obj.more = message.more;
     }
     return obj;
   },
@@ -2777,13 +2804,16 @@ export const ReleaseBundles: MessageFns<ReleaseBundles> = {
 };
 
 function createBaseReservationSnapshot(): ReservationSnapshot {
-  return { groups: [] };
+  return { groups: [], more: false };
 }
 
 export const ReservationSnapshot: MessageFns<ReservationSnapshot> = {
   encode(message: ReservationSnapshot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.groups) {
       ReserveBundles.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.more !== false) {
+      writer.uint32(16).bool(message.more);
     }
     return writer;
   },
@@ -2809,6 +2839,14 @@ export const ReservationSnapshot: MessageFns<ReservationSnapshot> = {
             message.groups.push(ReserveBundles.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.more = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2824,6 +2862,7 @@ export const ReservationSnapshot: MessageFns<ReservationSnapshot> = {
   fromJSON(object: any): ReservationSnapshot {
     return {
       groups: globalThis.Array.isArray(object?.groups) ? object.groups.map((e: any) => ReserveBundles.fromJSON(e)) : [],
+      more: isSet(object.more) ? globalThis.Boolean(object.more) : false,
     };
   },
 
@@ -2831,6 +2870,9 @@ export const ReservationSnapshot: MessageFns<ReservationSnapshot> = {
     const obj: any = {};
     if (message.groups?.length) {
       obj.groups = message.groups.map((e) => ReserveBundles.toJSON(e));
+    }
+    if (message.more !== false) {
+      obj.more = message.more;
     }
     return obj;
   },
