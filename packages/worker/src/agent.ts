@@ -248,7 +248,7 @@ export class Agent {
         this.stateValue = 'registered';
         this.log.info({ head, headId: r.headId, nodeId: r.nodeId, heartbeatIntervalMs: r.heartbeatIntervalMs }, 'registered with head');
         this.onRegistered?.(r);
-        this.opts.shards?.attach((m) => call.write(m), (signal) => drained(call, signal));
+        this.opts.shards?.attach((m) => call.write(m), (signal) => drained(call, signal), r.readsInventoryParts);
         this.sendToHead = (m) => call.write(m);
         // Only usage reports are offered, and a head older than them would end the stream on one.
         if (!r.acceptsNodeUsage) this.log.warn({ head, headId: r.headId }, 'the head does not read node usage (an older version): resource reports are off until it does');

@@ -53,3 +53,27 @@ describe('agent log chunks', () => {
     expect(sent()).toBe(2 * MiB);
   });
 });
+
+describe('the shard inventory sent on registration', () => {
+  const inventory = (inParts: boolean) => {
+    // 120 ranks with 4 KiB log tails: ~480 KiB, past one 256 KiB part.
+    const supervisor = { list: () => Array.from({ length: 120 }, (_, rank) => ({ key: `g/1/${rank}`, gangId: 'g', attempt: 1, rank, phase: 'ready', logTail: 'x'.repeat(4096) })) } as unknown as ShardSupervisor;
+    const sent: Array<{ shards: unknown[]; more: boolean }> = [];
+    new ShardAgent(supervisor, createLogger('test', { level: 'silent' })).attach((m: AgentMessage) => {
+      if (m.msg?.$case === 'shardInventory') sent.push(m.msg.value);
+      return true;
+    }, undefined, inParts);
+    return sent;
+  };
+
+  it('goes in parts to a head that joins them, and whole to an older head (which would take earlier parts for gone)', () => {
+    const parts = inventory(true);
+    expect(parts.length).toBeGreaterThan(1);
+    expect(parts.map((p) => p.more)).toEqual([...parts.slice(1).map(() => true), false]);
+    expect(parts.flatMap((p) => p.shards)).toHaveLength(120);
+    const whole = inventory(false);
+    expect(whole).toHaveLength(1);
+    expect(whole[0]).toMatchObject({ more: false });
+    expect(whole[0]!.shards).toHaveLength(120);
+  });
+});

@@ -8,7 +8,7 @@
  * queued: on every registration the agent sends its whole shard inventory,
  * which carries the latest state of each shard, exits included.
  */
-import { contextOfFields, endSpan, ErrorCode, MusterError, shardInventoryParts, SpanKind, startSpan, tracingOn, type Logger } from '@muster/common';
+import { AGENT_PART_BYTES, contextOfFields, endSpan, ErrorCode, MusterError, shardInventoryParts, SpanKind, startSpan, tracingOn, type Logger } from '@muster/common';
 import type { AgentMessage, HeadMessage, LaunchShards, LogRequest, Probe, ShardStatusReport } from '@muster/proto';
 import { httpBridgePort, NATS_SECRET_ENV, SHARD_ENV } from '@muster/contracts';
 import type { Server } from '@muster/dataplane';
@@ -63,12 +63,17 @@ export class ShardAgent {
     private readonly log: Logger,
   ) {}
 
-  /** A new head stream is registered: report everything we run. */
-  attach(send: Send, drained?: Drained): void {
+  /**
+   * A new head stream is registered: report everything we run. In parts past
+   * AGENT_PART_BYTES, back to back (the head reconciles after the last:
+   * common/agent-parts.ts) — only to a head that joins parts (`inParts`,
+   * Registered.reads_inventory_parts); an older one gets it whole, as before.
+   */
+  attach(send: Send, drained?: Drained, inParts = true): void {
     this.send = send;
     if (drained) this.drained = drained;
-    // In parts past AGENT_PART_BYTES, back to back (the head reconciles after the last: common/agent-parts.ts).
-    for (const part of shardInventoryParts(this.supervisor.list().map(report))) send({ msg: { $case: 'shardInventory', value: part } });
+    const parts = shardInventoryParts(this.supervisor.list().map(report), inParts ? AGENT_PART_BYTES : Number.POSITIVE_INFINITY);
+    for (const part of parts) send({ msg: { $case: 'shardInventory', value: part } });
   }
 
   detach(): void {

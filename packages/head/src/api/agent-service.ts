@@ -147,6 +147,7 @@ function serveAgent(call: ServerDuplexStream<AgentMessage, HeadMessage>, who: Id
             deadAfterMs: deps.deadAfterMs,
             nats: deps.nats,
             acceptsNodeUsage: true,
+            readsInventoryParts: true,
           },
         },
       });

@@ -17,7 +17,7 @@
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, issueLines, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
 import { DEFAULT_STARTUP_DEADLINE_MS, rankEnv as contractRankEnv, SPEC_LIMITS, templateBytes } from '@muster/contracts';
-import { GangSpec, type Gang, type Node, type PlacementGroup, type Probe, type ShardLaunch } from '@muster/proto';
+import { GangSpec, type PlacementGroup, type Probe, type ShardLaunch } from '@muster/proto';
 import type { RoleEndpoint } from '@muster/contracts';
 import { checkWarmupAgainst, launchWarmup, warmupInput, warmupSchema } from './gang-warmup.js';
 import { gangSpecError } from './gang-issues.js';

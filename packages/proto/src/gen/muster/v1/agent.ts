@@ -282,6 +282,12 @@ export interface Registered {
    * on a message it does not know, so an agent sends usage only when this is set.
    */
   acceptsNodeUsage: boolean;
+  /**
+   * This head joins a ShardInventory sent in parts (ShardInventory.more). An
+   * older head would take the shards of the earlier parts for gone, so an
+   * agent splits its inventory only when this is set.
+   */
+  readsInventoryParts: boolean;
 }
 
 export interface HeartbeatAck {
@@ -2943,7 +2949,15 @@ export const BundlesReserved: MessageFns<BundlesReserved> = {
 };
 
 function createBaseRegistered(): Registered {
-  return { nodeId: "", headId: "", heartbeatIntervalMs: 0, deadAfterMs: 0, nats: undefined, acceptsNodeUsage: false };
+  return {
+    nodeId: "",
+    headId: "",
+    heartbeatIntervalMs: 0,
+    deadAfterMs: 0,
+    nats: undefined,
+    acceptsNodeUsage: false,
+    readsInventoryParts: false,
+  };
 }
 
 export const Registered: MessageFns<Registered> = {
@@ -2965,6 +2979,9 @@ export const Registered: MessageFns<Registered> = {
     }
     if (message.acceptsNodeUsage !== false) {
       writer.uint32(48).bool(message.acceptsNodeUsage);
+    }
+    if (message.readsInventoryParts !== false) {
+      writer.uint32(56).bool(message.readsInventoryParts);
     }
     return writer;
   },
@@ -3030,6 +3047,14 @@ export const Registered: MessageFns<Registered> = {
             message.acceptsNodeUsage = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.readsInventoryParts = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3070,6 +3095,11 @@ export const Registered: MessageFns<Registered> = {
         : isSet(object.accepts_node_usage)
         ? globalThis.Boolean(object.accepts_node_usage)
         : false,
+      readsInventoryParts: isSet(object.readsInventoryParts)
+        ? globalThis.Boolean(object.readsInventoryParts)
+        : isSet(object.reads_inventory_parts)
+        ? globalThis.Boolean(object.reads_inventory_parts)
+        : false,
     };
   },
 
@@ -3092,6 +3122,9 @@ export const Registered: MessageFns<Registered> = {
     }
     if (message.acceptsNodeUsage !== false) {
       obj.acceptsNodeUsage = message.acceptsNodeUsage;
+    }
+    if (message.readsInventoryParts !== false) {
+      obj.readsInventoryParts = message.readsInventoryParts;
     }
     return obj;
   },
