@@ -160,7 +160,7 @@ describe('a stored placement group the head cannot read', () => {
     const shown = h.pgs.get('held');
     expect(shown).toMatchObject({ id: 'pg-held', state: P.PLACEMENT_GROUP_STATE_CREATED, placements: heldPg.placements, reason: { code: 'QUARANTINED', message: expect.stringMatching(/priority.*delete it, or run a head version/) } });
     expect(h.pgs.list().map((pg) => pg.id)).toEqual(['pg-held']);
-    expect(h.pgs.snapshotFor('n1')).toEqual({ groups: [{ groupId: 'pg-held', bundles: heldPg.placements }] });
+    expect(h.pgs.snapshotFor('n1')).toEqual({ groups: [{ groupId: 'pg-held', bundles: heldPg.placements }], more: false });
     await h.pgs.sync(); // the load's event is written by the next cycle
     expect((await h.history('pg.')).map((e) => [e.kind, e.attributes.pg])).toEqual([['pg.quarantined', 'pg-held']]);
     // Its name stays taken, and a gang cannot be launched on it.

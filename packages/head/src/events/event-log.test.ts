@@ -6,7 +6,7 @@ import { waitFor } from '@muster/common';
 import { createLogger } from '@muster/common/log';
 import { EmbeddedStore } from '../state/embedded.js';
 import { LEADER_KEY, StateWriter, encodeLeaderRecord } from '../state/fence.js';
-import { EVENTS_PREFIX, EventLog } from './event-log.js';
+import { EVENTS_PREFIX, EventLog, trimEvery } from './event-log.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -27,6 +27,10 @@ async function eventLog(retention: number, dir?: string, opts: { maxAgeMs?: numb
 const count = async (store: EmbeddedStore) => (await store.range(EVENTS_PREFIX)).kvs.length;
 
 describe('event retention', () => {
+  it('trims after a tenth of the retention in new events, at most 1,000, so the count stays near the retention', () => {
+    expect([1, 50, 2_000, 10_000, 1_000_000].map(trimEvery)).toEqual([1, 5, 200, 1_000, 1_000]);
+  });
+
   it('keeps the newest `retention` events, counting the store once per log and then by what it writes', async () => {
     const { dir, store, events } = await eventLog(50);
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
@@ -35,7 +39,7 @@ describe('event retention', () => {
       const batch = await Promise.all(Array.from({ length: 100 }, (_, j) => events.append('test.event', { message: `event ${i + j}` })));
       ids.push(...batch.map((e) => e.id));
     }
-    // A trim runs after every 1,000 events: the one after event 3,000 leaves exactly the newest 50.
+    // A trim runs after every tenth of the retention (5 events here): the one after event 3,000 leaves exactly the newest 50.
     await waitFor('the last trim', async () => (await count(store)) === 50, { timeoutMs: 5_000, intervalMs: 10 });
     expect((await events.history()).map((e) => e.id)).toEqual(ids.slice(-50));
 

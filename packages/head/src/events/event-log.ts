@@ -25,6 +25,16 @@ export const EVENTS_PREFIX = '/muster/events/';
 export const DEFAULT_MAX_AGE_MS = 86_400_000;
 /** Events read or deleted per store request. */
 const PAGE = 100;
+
+/**
+ * A count trim starts after this many new events: a tenth of the retention,
+ * at most 1,000. So the stored events stay within about 110% of `retention`
+ * (the new ones written while a trim runs aside) at any retention — a fixed
+ * 1,000 let a retention of 2,000 swing between 2,000 and 3,000+.
+ */
+export function trimEvery(retention: number): number {
+  return Math.max(1, Math.min(1_000, Math.ceil(retention / 10)));
+}
 /** Age trimming runs this often even when no events are written. */
 const AGE_TRIM_INTERVAL_MS = 60_000;
 
@@ -208,7 +218,7 @@ export class EventLog {
     for (const l of this.listeners) l(e);
     this.opts.nats?.publish(eventSubject(this.opts.subjectPrefix, e.kind), encode(ClusterEvent.toJSON(e)));
     p.resolve?.(e);
-    if (++this.sinceTrim >= 1_000) this.startTrim();
+    if (++this.sinceTrim >= trimEvery(this.opts.retention)) this.startTrim();
   }
 
   private startTrim(): void {
