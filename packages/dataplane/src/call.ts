@@ -30,6 +30,8 @@ import { decode, encode, endSpan, ErrorCode, MusterError, type NatsConnection } 
 import { nuid, type Msg } from '@nats-io/transport-node';
 import type { Balancer, ReplicaState, Tracked, Waiter } from './balancer.js';
 import type { Link } from './connection.js';
+import type { DeadlineList, Deadlines, Expiring } from './deadlines.js';
+import { OK, recordRouterCall } from './metrics.js';
 import type { RouteHint } from './route-key.js';
 import type { Inbox, Listener } from './inbox.js';
 import { STREAM_WINDOW, type ReplicaInfo, type WireError } from './types.js';
@@ -51,6 +53,8 @@ export interface CallHost {
   readonly counters: { retries: number; hedges: number; lost: number };
   /** Tells a replica to drop call `id` (best effort; held until the replica is reachable again if the connection is down). */
   cancel(replica: ReplicaState, id: string, deadline: number): void;
+  /** The router's deadline lists (deadlines.ts): one timer per timeout length, none per call. */
+  readonly deadlines: Deadlines;
 }
 
 export interface ResolvedCallOptions {
@@ -87,13 +91,13 @@ export class Attempt implements Listener, Tracked {
   }
 }
 
-export abstract class Call {
+export abstract class Call implements Expiring {
   readonly id = nuid.next();
   protected readonly started = Date.now();
   /** Replicas that may hold a copy (sent to, not bounced): never picked again for this call. */
   protected readonly tried = new Set<string>();
-  /** Replicas that proved the call never reached them ("no responders", closing): only for messages. */
-  private readonly bounced = new Set<string>();
+  /** Replicas that proved the call never reached them ("no responders", closing): only for messages. Made on the first. */
+  private bounced: Set<string> | undefined;
   protected readonly attempts = new Set<Attempt>();
   protected settled = false;
   /** The replica whose answer came first (its revision labels the call's metrics). */
@@ -103,9 +107,14 @@ export abstract class Call {
   private readonly traceCtx = callerContext();
   private sent = 0;
   private waiter: Waiter | undefined;
-  private timer: NodeJS.Timeout | undefined;
   private readonly request: Uint8Array;
-  private readonly onAbort = (): void => this.fail(new MusterError(ErrorCode.CANCELLED, `call ${this.id} to replica group "${this.host.group}" was cancelled by its caller`));
+  /** Listens to the caller's signal; made only for a call that has one. */
+  private onAbort: (() => void) | undefined;
+  // Its place in the router's deadline lists (deadlines.ts).
+  dlDue = 0;
+  dlPrev: Expiring | undefined = undefined;
+  dlNext: Expiring | undefined = undefined;
+  dlList: DeadlineList | undefined = undefined;
 
   constructor(
     protected readonly host: CallHost,
@@ -113,18 +122,32 @@ export abstract class Call {
     private readonly stream: boolean,
     protected readonly opts: ResolvedCallOptions,
   ) {
-    this.request = encode({ v: 1, id: this.id, deadline: this.started + opts.timeoutMs, stream, payload, ...(stream ? { window: STREAM_WINDOW } : {}) });
+    const deadline = this.started + opts.timeoutMs;
+    this.request = encode(stream ? { v: 1, id: this.id, deadline, stream, payload, window: STREAM_WINDOW } : { v: 1, id: this.id, deadline, stream, payload });
   }
 
   start(): void {
-    if (this.opts.signal?.aborted) return this.onAbort();
+    const signal = this.opts.signal;
+    if (signal?.aborted) return this.cancelledByCaller();
     if (!this.host.link.up) return this.fail(this.unsent());
     const tooLarge = this.tooLarge();
     if (tooLarge) return this.fail(tooLarge);
     this.host.calls.add(this);
-    this.timer = setTimeout(() => this.onDeadline(), this.opts.timeoutMs);
-    this.opts.signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.host.deadlines.add(this, this.opts.timeoutMs);
+    if (signal) {
+      this.onAbort = () => this.cancelledByCaller();
+      signal.addEventListener('abort', this.onAbort, { once: true });
+    }
     this.launch();
+  }
+
+  /** Its deadline passed (deadlines.ts). */
+  expire(): void {
+    this.onDeadline();
+  }
+
+  private cancelledByCaller(): void {
+    this.fail(new MusterError(ErrorCode.CANCELLED, `call ${this.id} to replica group "${this.host.group}" was cancelled by its caller`));
   }
 
   /** Settles with an error (no-op once settled). */
@@ -271,11 +294,12 @@ export abstract class Call {
   protected settle(failure?: MusterError): boolean {
     if (this.settled) return false;
     this.settled = true;
-    clearTimeout(this.timer);
-    this.opts.signal?.removeEventListener('abort', this.onAbort);
+    this.host.deadlines.remove(this);
+    if (this.onAbort) this.opts.signal?.removeEventListener('abort', this.onAbort);
     if (this.waiter) this.host.balancer.dequeue(this.waiter);
     this.waiter = undefined;
-    for (const a of [...this.attempts]) {
+    // end() deletes each from the set: deleting the entry being visited is safe in a Set's for-of.
+    for (const a of this.attempts) {
       if (failure && a.outcome === undefined) a.outcome = failure.code;
       this.end(a, true);
     }
@@ -290,9 +314,10 @@ export abstract class Call {
     this.host.balancer.markUnreachable(a.replica);
     // Not a copy it may hold: once the replica is reachable again (it reports load) this call may go back to it.
     this.tried.delete(a.replica.info.replicaId);
-    this.bounced.add(a.replica.info.replicaId);
+    const bounced = (this.bounced ??= new Set());
+    bounced.add(a.replica.info.replicaId);
     this.retry(() => {
-      const tried = [...new Set([...this.bounced, ...this.tried])].join(', ');
+      const tried = [...new Set([...bounced, ...this.tried])].join(', ');
       return new MusterError(ErrorCode.NO_REPLICAS, `call ${this.id} reached no replica of group "${this.host.group}" after ${this.retries + 1} attempt(s) (tried ${tried}); the last ${why}. The membership is probably stale: replicas are leaving or restarting`, { details: { group: this.host.group, tried } });
     });
   }
@@ -330,12 +355,18 @@ export abstract class Call {
   }
 }
 
-/** A request/response call; with hedgeAfterMs, a second copy goes to another replica after that delay. */
+/**
+ * A request/response call; with hedgeAfterMs, a second copy goes to another replica after that delay.
+ * Its outcome is counted (metrics.ts) where it settles, not in a `.then` of its promise: no promise
+ * and reactions per call for the metrics.
+ */
 export class UnaryCall extends Call {
   readonly result: Promise<unknown>;
   private resolve!: (v: unknown) => void;
   private reject!: (e: unknown) => void;
   private hedgeTimer: NodeJS.Timeout | undefined;
+  /** performance.now() at creation: the latency metric's start. */
+  private readonly t0 = performance.now();
 
   constructor(host: CallHost, payload: unknown, opts: ResolvedCallOptions) {
     super(host, payload, false, opts);
@@ -352,16 +383,27 @@ export class UnaryCall extends Call {
 
   fail(e: MusterError): void {
     if (!this.settle(e)) return;
-    clearTimeout(this.hedgeTimer);
+    if (this.hedgeTimer) clearTimeout(this.hedgeTimer);
+    this.counted(e.code);
     this.reject(e);
   }
 
   protected onBody(a: Attempt, body: Record<string, unknown>): void {
     this.end(a, false);
     if (!this.settle()) return;
-    clearTimeout(this.hedgeTimer);
-    if (body.ok === true) this.resolve(body.result);
-    else this.reject(errorFromWire(body.error as WireError | undefined, a.replica.info.replicaId));
+    if (this.hedgeTimer) clearTimeout(this.hedgeTimer);
+    if (body.ok === true) {
+      this.counted(OK);
+      this.resolve(body.result);
+    } else {
+      const e = errorFromWire(body.error as WireError | undefined, a.replica.info.replicaId);
+      this.counted(e.code);
+      this.reject(e);
+    }
+  }
+
+  private counted(code: string): void {
+    recordRouterCall(this.host.group, this.answeredBy?.revision ?? '', code, this.t0);
   }
 
   /** Only to a replica free right now: a hedge must never wait behind the queue it tries to beat. */
