@@ -7,13 +7,15 @@
  * shares the same cores: calls/s there is bounded by the CPU each call costs
  * in all four processes, which is what this prints, per process.
  *
- *   npx tsx bench/call-cpu/run.ts [--trees /work/main,.] [--calls 40000] [--inflight 64] [--rounds 4] [--prof DIR]
+ *   npx tsx bench/call-cpu/run.ts [--trees /work/main,.] [--calls 40000] [--inflight 64] [--rounds 4] [--floor] [--prof DIR]
  *
  * `--trees`: built checkouts to compare (their packages/*\/dist), each with
  * its own caller process and two replica processes on one nats-server (TLS,
  * operator mode, a caller user and a replica user as a cluster mints them).
  * Rounds alternate between the trees (A, B, A, B…), so each sees the same
- * moments of a shared machine. Prints one line per round and a JSON summary
+ * moments of a shared machine; `--floor` adds the raw NATS request/reply
+ * floor (floor.mjs: bench/peers' floor, its caller and two responders in
+ * processes of their own) as one more side. Prints one line per round and a JSON summary
  * of medians, with the load average at start and end. `--prof DIR`: callers
  * and replicas run under `node --cpu-prof` and leave their profiles in DIR.
  */
@@ -33,6 +35,7 @@ const { values: a } = parseArgs({
     inflight: { type: 'string', default: '64' },
     rounds: { type: 'string', default: '4' },
     prof: { type: 'string' },
+    floor: { type: 'boolean', default: false },
   },
 });
 const trees = a.trees.split(',').filter(Boolean).map((t) => resolve(t));
@@ -50,11 +53,19 @@ function cpuOf(pid: number): number {
   return (Number(f[11]) + Number(f[12])) * TICK_US; // fields 14 and 15 of the whole line
 }
 
+/** read and write system calls of a process so far (/proc/<pid>/io): how well its I/O is batched. */
+function syscallsOf(pid: number): { r: number; w: number } {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  return { r: Number(/syscr: (\d+)/.exec(io)?.[1]), w: Number(/syscw: (\d+)/.exec(io)?.[1]) };
+}
+
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const ready = (p: ChildProcess) => new Promise<void>((ok, fail) => {
   p.once('message', () => ok());
   p.once('exit', (code) => fail(new Error(`child exited with ${code} before it was ready`)));
 });
+
+interface Row { caller: number; callerProc: number; replicas: number; nats: number; rate: number; callerReads: number; callerWrites: number; replicaReads: number; replicaWrites: number }
 
 const dir = await tempDir('muster-bench-cpu-');
 const nats = await startNats({ dir: dir.path });
@@ -81,12 +92,24 @@ try {
     children.push(caller);
     await ready(caller);
     console.log(`${tree}: caller pid ${caller.pid}, replica pids ${replicas.map((r) => r.pid).join(' ')}`);
-    sides.push({ tree, caller, replicaPids: replicas.map((r) => r.pid), rows: [] as { caller: number; callerProc: number; replicas: number; nats: number; rate: number }[] });
+    sides.push({ tree, caller, replicaPids: replicas.map((r) => r.pid), rows: [] as Row[] });
+  }
+  if (a.floor) {
+    const tree = trees[trees.length - 1]!;
+    const env = (role: string) => ({ env: { ...process.env, BENCH_TREE: tree, BENCH_ACCESS: JSON.stringify(nats.access), BENCH_ROLE: role }, execArgv });
+    const responders = [fork(`${here}floor.mjs`, env('responder')), fork(`${here}floor.mjs`, env('responder'))];
+    children.push(...responders);
+    await Promise.all(responders.map(ready));
+    const caller = fork(`${here}floor.mjs`, env('caller'));
+    children.push(caller);
+    await ready(caller);
+    console.log(`floor: caller pid ${caller.pid}, responder pids ${responders.map((p) => p.pid).join(' ')}`);
+    sides.push({ tree: 'NATS floor', caller, replicaPids: responders.map((p) => p.pid!), rows: [] as Row[] });
   }
   const natsPid = nats.process.pid;
   for (let r = 0; r < rounds; r++) {
     for (const s of sides) {
-      const before = { caller: cpuOf(s.caller.pid!), replicas: s.replicaPids.map(cpuOf), nats: cpuOf(natsPid) };
+      const before = { caller: cpuOf(s.caller.pid!), replicas: s.replicaPids.map(cpuOf), nats: cpuOf(natsPid), io: syscallsOf(s.caller.pid!), replicaIo: s.replicaPids.map(syscallsOf) };
       const done = new Promise<{ cpuUs: number; wallMs: number }>((ok) => s.caller.once('message', ok));
       s.caller.send({ calls, inflight });
       const res = await done;
@@ -96,10 +119,16 @@ try {
         replicas: s.replicaPids.reduce((sum, pid, i) => sum + cpuOf(pid) - before.replicas[i]!, 0) / calls,
         nats: (cpuOf(natsPid) - before.nats) / calls,
         rate: Math.round(calls / (res.wallMs / 1_000)),
+        // System calls per call: the caller's reads and writes, the replicas' (summed).
+        callerReads: (syscallsOf(s.caller.pid!).r - before.io.r) / calls,
+        callerWrites: (syscallsOf(s.caller.pid!).w - before.io.w) / calls,
+        replicaReads: s.replicaPids.reduce((sum, pid, i) => sum + syscallsOf(pid).r - before.replicaIo[i]!.r, 0) / calls,
+        replicaWrites: s.replicaPids.reduce((sum, pid, i) => sum + syscallsOf(pid).w - before.replicaIo[i]!.w, 0) / calls,
       };
       s.rows.push(row);
       const f = (x: number) => x.toFixed(1).padStart(5);
-      console.log(`round ${r + 1} ${s.tree}: µs per call: caller ${f(row.caller)} (/proc ${f(row.callerProc)}), replicas ${f(row.replicas)}, nats-server ${f(row.nats)}; ${row.rate} calls/s; load ${loadavg()[0]!.toFixed(2)}`);
+      const g = (x: number) => x.toFixed(2);
+      console.log(`round ${r + 1} ${s.tree}: µs per call: caller ${f(row.caller)} (/proc ${f(row.callerProc)}), replicas ${f(row.replicas)}, nats-server ${f(row.nats)}; ${row.rate} calls/s; syscalls per call: caller r ${g(row.callerReads)} w ${g(row.callerWrites)}, replicas r ${g(row.replicaReads)} w ${g(row.replicaWrites)}; load ${loadavg()[0]!.toFixed(2)}`);
     }
   }
   load.push(loadavg()[0]!);

@@ -193,11 +193,16 @@ export class Balancer {
     // exact shares over any window, where a random draw would wander by ±3% over 1,000 calls.
     let total = 0;
     let chosen: Revision | undefined;
+    let n = 0; // usable replicas of the chosen revision
     for (const rv of this.revisions) {
-      if (!(rv.weight > 0 && this.usableIn(rv.replicas, exclude) > 0)) continue;
+      const usable = rv.weight > 0 ? this.usableIn(rv.replicas, exclude) : 0;
+      if (usable === 0) continue;
       rv.current += rv.weight;
       total += rv.weight;
-      if (!chosen || rv.current > chosen.current) chosen = rv;
+      if (!chosen || rv.current > chosen.current) {
+        chosen = rv;
+        n = usable;
+      }
     }
     if (!chosen) return undefined;
     chosen.current -= total;
@@ -206,8 +211,7 @@ export class Balancer {
       keyed.inFlight++;
       return keyed;
     }
-    // Power of two choices among the revision's usable replicas (counted, then the i-th and j-th picked: no array made).
-    const n = this.usableIn(chosen.replicas, exclude);
+    // Power of two choices among the revision's usable replicas (counted above, then the i-th and j-th picked: no array made).
     let r: ReplicaState;
     if (n > 1) {
       const i = Math.floor(this.random() * n);

@@ -94,8 +94,9 @@ export class Attempt implements Listener, Tracked {
 export abstract class Call implements Expiring {
   readonly id = nuid.next();
   protected readonly started = Date.now();
-  /** Replicas that may hold a copy (sent to, not bounced): never picked again for this call. */
-  protected readonly tried = new Set<string>();
+  /** The one replica sent to, while it is the only one (most calls): `tried` without a set. */
+  private triedFirst: string | undefined;
+  private triedSet: Set<string> | undefined;
   /** Replicas that proved the call never reached them ("no responders", closing): only for messages. Made on the first. */
   private bounced: Set<string> | undefined;
   protected readonly attempts = new Set<Attempt>();
@@ -124,6 +125,16 @@ export abstract class Call implements Expiring {
   ) {
     const deadline = this.started + opts.timeoutMs;
     this.request = encode(stream ? { v: 1, id: this.id, deadline, stream, payload, window: STREAM_WINDOW } : { v: 1, id: this.id, deadline, stream, payload });
+  }
+
+  /** Replicas that may hold a copy (sent to, not bounced): never picked again for this call. Made once a retry, hedge or error needs it. */
+  protected get tried(): Set<string> {
+    if (!this.triedSet) {
+      this.triedSet = new Set();
+      if (this.triedFirst !== undefined) this.triedSet.add(this.triedFirst);
+      this.triedFirst = undefined;
+    }
+    return this.triedSet;
   }
 
   start(): void {
@@ -226,7 +237,7 @@ export abstract class Call implements Expiring {
 
   /** Sends a copy to the best free replica, or queues for one. */
   protected launch(): void {
-    const exclude = this.tried.size > 0 ? this.tried : undefined;
+    const exclude = this.triedSet ? (this.triedSet.size > 0 ? this.triedSet : undefined) : this.triedFirst !== undefined ? this.tried : undefined;
     const r = this.host.balancer.tryAcquire(exclude, this.opts.route);
     if (r) return this.send(r);
     if (this.waiter) return;
@@ -247,7 +258,8 @@ export abstract class Call implements Expiring {
       this.host.balancer.release(r);
       return this.fail(this.unsent());
     }
-    this.tried.add(r.info.replicaId);
+    if (!this.triedSet && this.triedFirst === undefined) this.triedFirst = r.info.replicaId;
+    else this.tried.add(r.info.replicaId);
     const a = new Attempt(this, r);
     a.reply = this.host.inbox.open(a);
     this.attempts.add(a);
