@@ -29,6 +29,18 @@ process.on('message', async (m) => {
     await nc.close();
     process.exit(0);
   }
+  if (m.seq) {
+    // p50 of m.seq calls made one at a time (ms).
+    const lat = new Float64Array(m.seq);
+    for (let i = 0; i < m.seq; i++) {
+      const t0 = performance.now();
+      await router.call(0);
+      lat[i] = performance.now() - t0;
+    }
+    lat.sort();
+    process.send({ p50Ms: lat[Math.floor(m.seq / 2)] });
+    return;
+  }
   const cpu = process.cpuUsage();
   const t = performance.now();
   await run(m.calls, m.inflight);

@@ -54,6 +54,18 @@ if (process.env.BENCH_ROLE === 'responder') {
       await nc.close();
       process.exit(0);
     }
+    if (m.seq) {
+      // p50 of m.seq calls made one at a time (ms).
+      const lat = new Float64Array(m.seq);
+      for (let i = 0; i < m.seq; i++) {
+        const t0 = performance.now();
+        await call();
+        lat[i] = performance.now() - t0;
+      }
+      lat.sort();
+      process.send({ p50Ms: lat[Math.floor(m.seq / 2)] });
+      return;
+    }
     const cpu = process.cpuUsage();
     const t = performance.now();
     await run(m.calls, m.inflight);

@@ -7,13 +7,14 @@
  * shares the same cores: calls/s there is bounded by the CPU each call costs
  * in all four processes, which is what this prints, per process.
  *
- *   npx tsx bench/call-cpu/run.ts [--trees /work/main,.] [--calls 40000] [--inflight 64] [--rounds 4] [--floor] [--prof DIR]
+ *   npx tsx bench/call-cpu/run.ts [--trees /work/main,.] [--calls 40000] [--inflight 64] [--rounds 4] [--floor] [--seq 2000] [--prof DIR]
  *
  * `--trees`: built checkouts to compare (their packages/*\/dist), each with
  * its own caller process and two replica processes on one nats-server (TLS,
  * operator mode, a caller user and a replica user as a cluster mints them).
  * Rounds alternate between the trees (A, B, A, B…), so each sees the same
- * moments of a shared machine; `--floor` adds the raw NATS request/reply
+ * moments of a shared machine. Each round also times `--seq` calls made one
+ * at a time (p50: the latency shape of bench/peers) before the calls in flight. `--floor` adds the raw NATS request/reply
  * floor (floor.mjs: bench/peers' floor, its caller and two responders in
  * processes of their own) as one more side. Prints one line per round and a JSON summary
  * of medians, with the load average at start and end. `--prof DIR`: callers
@@ -36,10 +37,11 @@ const { values: a } = parseArgs({
     rounds: { type: 'string', default: '4' },
     prof: { type: 'string' },
     floor: { type: 'boolean', default: false },
+    seq: { type: 'string', default: '2000' },
   },
 });
 const trees = a.trees.split(',').filter(Boolean).map((t) => resolve(t));
-const [calls, inflight, rounds] = [a.calls, a.inflight, a.rounds].map(Number) as [number, number, number];
+const [calls, inflight, rounds, seq] = [a.calls, a.inflight, a.rounds, a.seq].map(Number) as [number, number, number, number];
 const here = fileURLToPath(new URL('.', import.meta.url));
 /** The children's node flags: none (not this process's tsx loader), or the CPU profiler's. */
 const execArgv = a.prof ? ['--cpu-prof', '--cpu-prof-dir', resolve(a.prof)] : [];
@@ -65,7 +67,7 @@ const ready = (p: ChildProcess) => new Promise<void>((ok, fail) => {
   p.once('exit', (code) => fail(new Error(`child exited with ${code} before it was ready`)));
 });
 
-interface Row { caller: number; callerProc: number; replicas: number; nats: number; rate: number; callerReads: number; callerWrites: number; replicaReads: number; replicaWrites: number }
+interface Row { p50: number; caller: number; callerProc: number; replicas: number; nats: number; rate: number; callerReads: number; callerWrites: number; replicaReads: number; replicaWrites: number }
 
 const dir = await tempDir('muster-bench-cpu-');
 const nats = await startNats({ dir: dir.path });
@@ -109,6 +111,7 @@ try {
   const natsPid = nats.process.pid;
   for (let r = 0; r < rounds; r++) {
     for (const s of sides) {
+      const p50 = seq > 0 ? await new Promise<number>((ok) => (s.caller.once('message', (m: { p50Ms: number }) => ok(m.p50Ms)), s.caller.send({ seq }))) : NaN;
       const before = { caller: cpuOf(s.caller.pid!), replicas: s.replicaPids.map(cpuOf), nats: cpuOf(natsPid), io: syscallsOf(s.caller.pid!), replicaIo: s.replicaPids.map(syscallsOf) };
       const done = new Promise<{ cpuUs: number; wallMs: number }>((ok) => s.caller.once('message', ok));
       s.caller.send({ calls, inflight });
@@ -119,6 +122,7 @@ try {
         replicas: s.replicaPids.reduce((sum, pid, i) => sum + cpuOf(pid) - before.replicas[i]!, 0) / calls,
         nats: (cpuOf(natsPid) - before.nats) / calls,
         rate: Math.round(calls / (res.wallMs / 1_000)),
+        p50,
         // System calls per call: the caller's reads and writes, the replicas' (summed).
         callerReads: (syscallsOf(s.caller.pid!).r - before.io.r) / calls,
         callerWrites: (syscallsOf(s.caller.pid!).w - before.io.w) / calls,
@@ -128,7 +132,7 @@ try {
       s.rows.push(row);
       const f = (x: number) => x.toFixed(1).padStart(5);
       const g = (x: number) => x.toFixed(2);
-      console.log(`round ${r + 1} ${s.tree}: µs per call: caller ${f(row.caller)} (/proc ${f(row.callerProc)}), replicas ${f(row.replicas)}, nats-server ${f(row.nats)}; ${row.rate} calls/s; syscalls per call: caller r ${g(row.callerReads)} w ${g(row.callerWrites)}, replicas r ${g(row.replicaReads)} w ${g(row.replicaWrites)}; load ${loadavg()[0]!.toFixed(2)}`);
+      console.log(`round ${r + 1} ${s.tree}: µs per call: caller ${f(row.caller)} (/proc ${f(row.callerProc)}), replicas ${f(row.replicas)}, nats-server ${f(row.nats)}; ${row.rate} calls/s, p50 one at a time ${row.p50.toFixed(3)} ms; syscalls per call: caller r ${g(row.callerReads)} w ${g(row.callerWrites)}, replicas r ${g(row.replicaReads)} w ${g(row.replicaWrites)}; load ${loadavg()[0]!.toFixed(2)}`);
     }
   }
   load.push(loadavg()[0]!);
@@ -139,8 +143,9 @@ try {
     replicasUs: median(s.rows.map((x) => x.replicas)),
     natsUs: median(s.rows.map((x) => x.nats)),
     callsPerSec: median(s.rows.map((x) => x.rate)),
+    p50Ms: median(s.rows.map((x) => x.p50)),
   }));
-  console.log(JSON.stringify({ bench: 'call-cpu', command: `npx tsx bench/call-cpu/run.ts ${process.argv.slice(2).join(' ')}`.trim(), machine: `${cpus().length}× ${cpus()[0]?.model}, ${platform()} ${release()}, node ${process.version}`, calls, inflight, rounds, loadavg: load, summary }));
+  console.log(JSON.stringify({ bench: 'call-cpu', command: `npx tsx bench/call-cpu/run.ts ${process.argv.slice(2).join(' ')}`.trim(), machine: `${cpus().length}× ${cpus()[0]?.model}, ${platform()} ${release()}, node ${process.version}`, calls, inflight, rounds, seq, loadavg: load, summary }));
   // Callers and replicas exit by themselves (process.exit: a --cpu-prof profile is written then).
   await Promise.all(sides.map((s) => new Promise((ok) => (s.caller.once('exit', ok), s.caller.send('stop')))));
   await Promise.all(children.filter((p) => p.exitCode === null).map((p) => new Promise((ok) => (p.once('exit', ok), p.kill('SIGTERM')))));
