@@ -31,12 +31,11 @@ import { nuid, type Msg } from '@nats-io/transport-node';
 import type { Balancer, ReplicaState, Tracked, Waiter } from './balancer.js';
 import type { Link } from './connection.js';
 import type { DeadlineList, Deadlines, Expiring } from './deadlines.js';
-import { OK, recordRouterCall } from './metrics.js';
 import type { RouteHint } from './route-key.js';
 import type { Inbox, Listener } from './inbox.js';
 import { STREAM_WINDOW, type ReplicaInfo, type WireError } from './types.js';
 import { callerContext, startAttemptSpan, type AttemptTrace } from './tracing.js';
-import { errorFromWire, isNoResponders, maxPayloadOf, tooLargeMessage } from './wire.js';
+import { isNoResponders, maxPayloadOf, tooLargeMessage } from './wire.js';
 
 /** What a call needs from its router. */
 export interface CallHost {
@@ -364,66 +363,5 @@ export abstract class Call implements Expiring {
   private lostError(a: Attempt, why: string): MusterError {
     const id = a.replica.info.replicaId;
     return new MusterError(ErrorCode.REPLICA_LOST, `replica ${id} of group "${this.host.group}" ${why}; call ${this.id} may or may not have run there${this.opts.idempotent ? '' : ' (mark it idempotent to have it retried)'}`, { details: { group: this.host.group, replicaId: id } });
-  }
-}
-
-/**
- * A request/response call; with hedgeAfterMs, a second copy goes to another replica after that delay.
- * Its outcome is counted (metrics.ts) where it settles, not in a `.then` of its promise: no promise
- * and reactions per call for the metrics.
- */
-export class UnaryCall extends Call {
-  readonly result: Promise<unknown>;
-  private resolve!: (v: unknown) => void;
-  private reject!: (e: unknown) => void;
-  private hedgeTimer: NodeJS.Timeout | undefined;
-  /** performance.now() at creation: the latency metric's start. */
-  private readonly t0 = performance.now();
-
-  constructor(host: CallHost, payload: unknown, opts: ResolvedCallOptions) {
-    super(host, payload, false, opts);
-    this.result = new Promise((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-  }
-
-  override start(): void {
-    super.start();
-    if (this.opts.hedgeAfterMs !== undefined && !this.settled) this.hedgeTimer = setTimeout(() => this.hedge(), this.opts.hedgeAfterMs);
-  }
-
-  fail(e: MusterError): void {
-    if (!this.settle(e)) return;
-    if (this.hedgeTimer) clearTimeout(this.hedgeTimer);
-    this.counted(e.code);
-    this.reject(e);
-  }
-
-  protected onBody(a: Attempt, body: Record<string, unknown>): void {
-    this.end(a, false);
-    if (!this.settle()) return;
-    if (this.hedgeTimer) clearTimeout(this.hedgeTimer);
-    if (body.ok === true) {
-      this.counted(OK);
-      this.resolve(body.result);
-    } else {
-      const e = errorFromWire(body.error as WireError | undefined, a.replica.info.replicaId);
-      this.counted(e.code);
-      this.reject(e);
-    }
-  }
-
-  private counted(code: string): void {
-    recordRouterCall(this.host.group, this.answeredBy?.revision ?? '', code, this.t0);
-  }
-
-  /** Only to a replica free right now: a hedge must never wait behind the queue it tries to beat. */
-  private hedge(): void {
-    if (this.settled || this.attempts.size !== 1) return;
-    const r = this.host.balancer.tryAcquire(this.tried, this.opts.route);
-    if (!r) return;
-    this.host.counters.hedges++;
-    this.send(r);
   }
 }

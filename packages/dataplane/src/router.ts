@@ -10,7 +10,8 @@
  * Membership comes from the head (versioned: a higher version replaces the
  * one we have, an older or equal one is ignored, so a reconnecting watch can
  * replay freely). The router may also be fed by hand with `update()`.
- * Selection and queueing: balancer.ts. One call's outcomes: call.ts. Calls
+ * Selection and queueing: balancer.ts. One call's outcomes: call.ts (unary.ts,
+ * stream.ts); its deadline: deadlines.ts. Calls
  * beyond the group's saturation rule, to its overflow group: overflow.ts.
  *
  * NATS outages (connection.ts): nats.js reconnects by itself and restores the
@@ -29,13 +30,14 @@ import { decode, encode, ErrorCode, isMusterError, MusterError, type NatsConnect
 import type { Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Balancer, type ReplicaState } from './balancer.js';
-import { UnaryCall, type Call, type CallHost, type ResolvedCallOptions } from './call.js';
+import type { Call, CallHost, ResolvedCallOptions } from './call.js';
 import { Link } from './connection.js';
 import { Deadlines } from './deadlines.js';
 import { OK, recordPrefixRoute, recordRouterCall, trackRouter } from './metrics.js';
 import { checkRouteOptions } from './route-key.js';
 import { Inbox } from './inbox.js';
 import { StreamCall } from './stream.js';
+import { UnaryCall } from './unary.js';
 import { Overflow, type GroupPressure, type OpenOverflow, type OverflowTarget } from './overflow.js';
 import type { CallOptions, Membership, RouterOptions, WireCancel, WireLoad } from './types.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, demandSubject, loadSubject, MAX_IN_FLIGHT_PER_REPLICA, toLoadReport, type DemandReport } from '@muster/contracts';
