@@ -292,13 +292,15 @@ class ReplicaServer implements Server {
   /** Undefined when the handler ended synchronously (answered already); else the promise of its answer. */
   private runUnary(job: Job, ctx: RequestContext, abort: CallAbort): Promise<void> | undefined {
     let result: unknown;
+    let later: boolean;
     try {
       result = this.handlers.unary!(job.payload, ctx);
+      later = isThenable(result); // inside the try: a `then` getter may throw too
     } catch (e) {
       return this.answerUnary(job, abort, thrown(job, e));
     }
     // A plain value (a sync handler) is answered now; a promise (or any thenable) when it settles.
-    if (!isThenable(result)) return this.answerUnary(job, abort, { v: 1, ok: true, result });
+    if (!later) return this.answerUnary(job, abort, { v: 1, ok: true, result });
     return Promise.resolve(result).then(
       (value) => void this.answerUnary(job, abort, { v: 1, ok: true, result: value }),
       (e: unknown) => void this.answerUnary(job, abort, thrown(job, e)),
