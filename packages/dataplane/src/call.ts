@@ -37,6 +37,8 @@ import { STREAM_WINDOW, type ReplicaInfo, type WireError } from './types.js';
 import { callerContext, startAttemptSpan, type AttemptTrace } from './tracing.js';
 import { isNoResponders, maxPayloadOf, tooLargeMessage } from './wire.js';
 
+const NONE: readonly Attempt[] = [];
+
 /** What a call needs from its router. */
 export interface CallHost {
   readonly group: string;
@@ -98,7 +100,10 @@ export abstract class Call implements Expiring {
   private triedSet: Set<string> | undefined;
   /** Replicas that proved the call never reached them ("no responders", closing): only for messages. Made on the first. */
   private bounced: Set<string> | undefined;
-  protected readonly attempts = new Set<Attempt>();
+  /** The copy out now while it is the only one (most calls): no set is made for it. */
+  private onlyAttempt: Attempt | undefined;
+  /** The copies out now, once there were two at once (a hedge). */
+  private manyAttempts: Set<Attempt> | undefined;
   protected settled = false;
   /** The replica whose answer came first (its revision labels the call's metrics). */
   answeredBy: ReplicaInfo | undefined;
@@ -143,7 +148,7 @@ export abstract class Call implements Expiring {
     const tooLarge = this.tooLarge();
     if (tooLarge) return this.fail(tooLarge);
     this.host.calls.add(this);
-    this.host.deadlines.add(this, this.opts.timeoutMs);
+    this.host.deadlines.add(this, this.opts.timeoutMs, this.started + this.opts.timeoutMs); // the request's own deadline
     if (signal) {
       this.onAbort = () => this.cancelledByCaller();
       signal.addEventListener('abort', this.onAbort, { once: true });
@@ -158,6 +163,16 @@ export abstract class Call implements Expiring {
 
   private cancelledByCaller(): void {
     this.fail(new MusterError(ErrorCode.CANCELLED, `call ${this.id} to replica group "${this.host.group}" was cancelled by its caller`));
+  }
+
+  /** How many copies are out now. */
+  protected get attemptsOut(): number {
+    return this.manyAttempts ? this.manyAttempts.size : this.onlyAttempt ? 1 : 0;
+  }
+
+  /** The copies out now, as a list of their own (safe to end() while walking it). */
+  protected attempts(): readonly Attempt[] {
+    return this.manyAttempts ? [...this.manyAttempts] : this.onlyAttempt ? [this.onlyAttempt] : NONE;
   }
 
   /** Settles with an error (no-op once settled). */
@@ -185,7 +200,7 @@ export abstract class Call implements Expiring {
     } catch (e) {
       a.outcome = ErrorCode.INTERNAL;
       this.end(a, false);
-      for (const other of this.attempts) other.outcome ??= ErrorCode.CANCELLED; // not broken: cancelled, as this call fails
+      for (const other of this.attempts()) other.outcome ??= ErrorCode.CANCELLED; // not broken: cancelled, as this call fails
       return this.fail(new MusterError(ErrorCode.INTERNAL, `replica ${a.replica.info.replicaId} sent an undecodable answer: ${(e as Error).message}`, { cause: e }));
     }
     if (typeof body !== 'object' || body === null) body = {};
@@ -210,7 +225,7 @@ export abstract class Call implements Expiring {
     this.host.counters.lost++;
     const err = this.lostError(a, `left the membership and has been silent for a while`);
     if (this.canResend()) return this.retry(() => err);
-    if (this.attempts.size === 0) this.fail(err);
+    if (this.attemptsOut === 0) this.fail(err);
   }
 
   /**
@@ -222,8 +237,8 @@ export abstract class Call implements Expiring {
    */
   connectionLost(closed: boolean): void {
     if (this.settled) return;
-    if (this.attempts.size === 0) return this.fail(this.unsent());
-    const on = [...this.attempts].map((a) => a.replica.info.replicaId);
+    if (this.attemptsOut === 0) return this.fail(this.unsent());
+    const on = this.attempts().map((a) => a.replica.info.replicaId);
     const what = closed ? 'was closed' : 'was lost';
     this.fail(
       new MusterError(
@@ -261,7 +276,12 @@ export abstract class Call implements Expiring {
     else this.tried.add(r.info.replicaId);
     const a = new Attempt(this, r);
     a.reply = this.host.inbox.open(a);
-    this.attempts.add(a);
+    if (!this.onlyAttempt && !this.manyAttempts) this.onlyAttempt = a;
+    else {
+      this.manyAttempts ??= new Set(this.onlyAttempt ? [this.onlyAttempt] : []);
+      this.onlyAttempt = undefined;
+      this.manyAttempts.add(a);
+    }
     r.attempts.add(a);
     this.sent++;
     if (this.traceCtx) a.trace = startAttemptSpan(this.traceCtx, { group: this.host.group, replicaId: r.info.replicaId, revision: r.info.revision, subject: r.info.subject, callId: this.id, stream: this.stream, attempt: this.sent });
@@ -291,7 +311,8 @@ export abstract class Call implements Expiring {
     a.ended = true;
     if (a.trace) endSpan(a.trace.span, a.outcome ?? (cancel ? ErrorCode.CANCELLED : 'OK'));
     this.host.inbox.close(a.reply);
-    this.attempts.delete(a);
+    if (this.onlyAttempt === a) this.onlyAttempt = undefined;
+    else this.manyAttempts?.delete(a);
     a.replica.attempts.delete(a);
     this.host.balancer.release(a.replica);
     if (cancel) this.host.cancel(a.replica, this.id, this.started + this.opts.timeoutMs);
@@ -309,8 +330,7 @@ export abstract class Call implements Expiring {
     if (this.onAbort) this.opts.signal?.removeEventListener('abort', this.onAbort);
     if (this.waiter) this.host.balancer.dequeue(this.waiter);
     this.waiter = undefined;
-    // end() deletes each from the set: deleting the entry being visited is safe in a Set's for-of.
-    for (const a of this.attempts) {
+    for (const a of this.attempts()) {
       if (failure && a.outcome === undefined) a.outcome = failure.code;
       this.end(a, true);
     }
@@ -335,7 +355,7 @@ export abstract class Call implements Expiring {
 
   /** Sends the request again elsewhere, unless another copy is still out or the budget is spent. */
   private retry(exhausted: () => MusterError): void {
-    if (this.attempts.size > 0) return; // a hedged copy may still answer
+    if (this.attemptsOut > 0) return; // a hedged copy may still answer
     if (this.retries >= this.host.maxRetries) return this.fail(exhausted());
     this.retries++;
     this.host.counters.retries++;
@@ -347,9 +367,9 @@ export abstract class Call implements Expiring {
   private onDeadline(): void {
     if (this.settled) return;
     if (this.waiter) return this.fail(this.host.balancer.waitError(this.tried.size ? this.tried : undefined, Date.now() - this.started));
-    const gone = [...this.attempts].find((a) => !a.replica.live);
+    const gone = this.attempts().find((a) => !a.replica.live);
     if (gone) return this.fail(this.lostError(gone, `left the membership before answering (deadline ${this.opts.timeoutMs} ms)`));
-    const on = [...this.attempts].map((a) => a.replica.info.replicaId).join(', ') || 'none';
+    const on = this.attempts().map((a) => a.replica.info.replicaId).join(', ') || 'none';
     this.fail(new MusterError(ErrorCode.DEADLINE_EXCEEDED, `call ${this.id} to replica group "${this.host.group}" got no answer within ${this.opts.timeoutMs} ms (replica(s): ${on})`, { details: { group: this.host.group, timeoutMs: this.opts.timeoutMs } }));
   }
 

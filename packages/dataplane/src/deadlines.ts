@@ -74,15 +74,19 @@ export class Deadlines {
     return n;
   }
 
-  /** Calls `e.expire()` once `ms` have passed, unless removed before. */
-  add(e: Expiring, ms: number): void {
+  /**
+   * Calls `e.expire()` once `ms` have passed, unless removed before. `due`:
+   * when that is (epoch ms) if the caller has read the clock already (a call's
+   * start + its timeout; at most now + ms, so the list stays in order).
+   */
+  add(e: Expiring, ms: number, due = Date.now() + ms): void {
     if (e.dlList) this.remove(e);
     let l = this.lists.get(ms);
     if (!l) {
       l = { ms, head: undefined, tail: undefined, size: 0, timer: undefined, firesAt: 0 };
       this.lists.set(ms, l);
     }
-    e.dlDue = Date.now() + ms;
+    e.dlDue = due;
     e.dlList = l;
     e.dlNext = undefined;
     e.dlPrev = l.tail;
