@@ -71,6 +71,8 @@ export interface ResolvedCallOptions {
 /** One copy of the request on one replica. */
 export class Attempt implements Listener, Tracked {
   readonly startedAt = Date.now();
+  /** Its inbox token and reply subject (inbox.ts). */
+  token = 0;
   reply = '';
   ended = false;
   /** Its span and the NATS headers carrying it, when the call is traced (tracing.ts). */
@@ -275,7 +277,8 @@ export abstract class Call implements Expiring {
     if (!this.triedSet && this.triedFirst === undefined) this.triedFirst = r.info.replicaId;
     else this.tried.add(r.info.replicaId);
     const a = new Attempt(this, r);
-    a.reply = this.host.inbox.open(a);
+    a.token = this.host.inbox.open(a);
+    a.reply = this.host.inbox.subject(a.token);
     if (!this.onlyAttempt && !this.manyAttempts) this.onlyAttempt = a;
     else {
       this.manyAttempts ??= new Set(this.onlyAttempt ? [this.onlyAttempt] : []);
@@ -310,7 +313,7 @@ export abstract class Call implements Expiring {
     if (a.ended) return;
     a.ended = true;
     if (a.trace) endSpan(a.trace.span, a.outcome ?? (cancel ? ErrorCode.CANCELLED : 'OK'));
-    this.host.inbox.close(a.reply);
+    this.host.inbox.close(a.token);
     if (this.onlyAttempt === a) this.onlyAttempt = undefined;
     else this.manyAttempts?.delete(a);
     a.replica.attempts.delete(a);
