@@ -58,14 +58,13 @@ export interface CallHost {
   readonly deadlines: Deadlines;
 }
 
-export interface ResolvedCallOptions {
+/** A call's options, checked; they are also what the `prefix` routing policy keys on (route-key.ts): one object per call. */
+export interface ResolvedCallOptions extends RouteHint {
   timeoutMs: number;
   idempotent: boolean;
   hedgeAfterMs: number | undefined;
   signal: AbortSignal | undefined;
   onReplica: ((replica: { replicaId: string; revision: string; group: string }) => void) | undefined;
-  /** What the `prefix` routing policy keys on (route-key.ts). */
-  route?: RouteHint | undefined;
 }
 
 /** One copy of the request on one replica. */
@@ -254,7 +253,7 @@ export abstract class Call implements Expiring {
   /** Sends a copy to the best free replica, or queues for one. */
   protected launch(): void {
     const exclude = this.triedSet ? (this.triedSet.size > 0 ? this.triedSet : undefined) : this.triedFirst !== undefined ? this.tried : undefined;
-    const r = this.host.balancer.tryAcquire(exclude, this.opts.route);
+    const r = this.host.balancer.tryAcquire(exclude, this.opts);
     if (r) return this.send(r);
     if (this.waiter) return;
     try {
@@ -262,7 +261,7 @@ export abstract class Call implements Expiring {
         this.waiter = undefined;
         if (this.settled) this.host.balancer.release(granted);
         else this.send(granted);
-      }, this.opts.route);
+      }, this.opts);
     } catch (e) {
       this.fail(e as MusterError);
     }

@@ -283,8 +283,7 @@ export class Router implements OverflowTarget {
     if (onReplica !== undefined && typeof onReplica !== 'function') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'onReplica: must be a function', { details: { field: 'onReplica' } });
     if (o?.overflowPayload !== undefined && typeof o.overflowPayload !== 'function') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'overflowPayload: must be a function', { details: { field: 'overflowPayload' } });
     checkRouteOptions(o);
-    const route = { key: o?.routeKey, text: o?.routeText, payload };
-    return { timeoutMs, hedgeAfterMs, idempotent: o?.idempotent === true, signal: o?.signal, onReplica, route };
+    return { timeoutMs, hedgeAfterMs, idempotent: o?.idempotent === true, signal: o?.signal, onReplica, key: o?.routeKey, text: o?.routeText, payload };
   }
 
   private async follow(updates: AsyncIterable<Membership>): Promise<void> {

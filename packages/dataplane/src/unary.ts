@@ -62,7 +62,7 @@ export class UnaryCall extends Call {
   /** Only to a replica free right now: a hedge must never wait behind the queue it tries to beat. */
   private hedge(): void {
     if (this.settled || this.attemptsOut !== 1) return;
-    const r = this.host.balancer.tryAcquire(this.tried, this.opts.route);
+    const r = this.host.balancer.tryAcquire(this.tried, this.opts);
     if (!r) return;
     this.host.counters.hedges++;
     this.send(r);
