@@ -38,7 +38,7 @@ if (!process.env.BENCH_TREE) {
     },
   };
   const router = new Router(nc, undefined, { group: 'g' });
-  router.update({ group: 'g', version: 1, replicas: ['a', 'b'].map((id) => ({ replicaId: id, revision: 'r', subject: `muster.rg.g.${id}` })) });
+  router.update({ group: 'g', version: 1, replicas: ['a', 'b'].map((id) => ({ replicaId: id, revision: 'r', subject: `fake-${id}` })) });
   const run = async (n, width) => {
     let next = 0;
     await Promise.all(Array.from({ length: width }, async () => {
