@@ -187,17 +187,22 @@ export class Balancer {
     r.unreachable = true;
   }
 
-  /** A slot on the best replica now, or undefined when none is free. */
+  /** A slot on the best replica now, or undefined when none is free. It runs for every call: no allocation. */
   tryAcquire(exclude?: ReadonlySet<string>, route?: RouteHint): ReplicaState | undefined {
     // Smooth weighted round robin (as nginx does) over the revisions that can take the call:
     // exact shares over any window, where a random draw would wander by ±3% over 1,000 calls.
     let total = 0;
     let chosen: Revision | undefined;
+    let n = 0; // usable replicas of the chosen revision
     for (const rv of this.revisions) {
-      if (!(rv.weight > 0 && rv.replicas.some((r) => this.usable(r, exclude)))) continue;
+      const usable = rv.weight > 0 ? this.usableIn(rv.replicas, exclude) : 0;
+      if (usable === 0) continue;
       rv.current += rv.weight;
       total += rv.weight;
-      if (!chosen || rv.current > chosen.current) chosen = rv;
+      if (!chosen || rv.current > chosen.current) {
+        chosen = rv;
+        n = usable;
+      }
     }
     if (!chosen) return undefined;
     chosen.current -= total;
@@ -206,18 +211,32 @@ export class Balancer {
       keyed.inFlight++;
       return keyed;
     }
-    const c = chosen.replicas.filter((r) => this.usable(r, exclude));
-    let r = c[0]!;
-    if (c.length > 1) {
-      const i = Math.floor(this.random() * c.length);
-      let j = Math.floor(this.random() * (c.length - 1));
+    // Power of two choices among the revision's usable replicas (counted above, then the i-th and j-th picked: no array made).
+    let r: ReplicaState;
+    if (n > 1) {
+      const i = Math.floor(this.random() * n);
+      let j = Math.floor(this.random() * (n - 1));
       if (j >= i) j++;
-      const a = c[i]!;
-      const b = c[j]!;
-      r = this.load(b) < this.load(a) ? b : a;
-    }
+      const a = this.nthUsable(chosen.replicas, exclude, i);
+      const b = this.nthUsable(chosen.replicas, exclude, j);
+      const now = Date.now();
+      r = this.load(b, now) < this.load(a, now) ? b : a;
+    } else r = this.nthUsable(chosen.replicas, exclude, 0);
     r.inFlight++;
     return r;
+  }
+
+  /** How many of `replicas` can take a call now (not `exclude`d). */
+  private usableIn(replicas: readonly ReplicaState[], exclude: ReadonlySet<string> | undefined): number {
+    let n = 0;
+    for (const r of replicas) if (this.usable(r, exclude)) n++;
+    return n;
+  }
+
+  /** The `k`-th (from 0) of `replicas` that can take a call now; k < usableIn(replicas, exclude). */
+  private nthUsable(replicas: readonly ReplicaState[], exclude: ReadonlySet<string> | undefined, k: number): ReplicaState {
+    for (const r of replicas) if (this.usable(r, exclude) && k-- === 0) return r;
+    throw new Error('balancer: nthUsable past the usable replicas'); // unreachable: callers count first
   }
 
   /** Queues for a slot; BACKPRESSURE when the queue is full. */
@@ -299,7 +318,8 @@ export class Balancer {
     const key = routeHashOf(route, this.routing.prefixChars);
     if (key === undefined) return void this.counted('unkeyed');
     const reachable = replicas.filter((r) => !r.unreachable);
-    const picked = this.prefix.pick(key, reachable.map((r) => ({ id: r.info.replicaId, load: this.load(r), usable: this.usable(r, exclude) })), this.routing.loadFactor);
+    const now = Date.now();
+    const picked = this.prefix.pick(key, reachable.map((r) => ({ id: r.info.replicaId, load: this.load(r, now), usable: this.usable(r, exclude) })), this.routing.loadFactor);
     if (!picked) return undefined;
     this.counted(picked.preferred ? 'hit' : 'fallback');
     return reachable[picked.index];
@@ -310,9 +330,9 @@ export class Balancer {
     this.opts.onPrefixRoute?.(o);
   }
 
-  private load(r: ReplicaState): number {
+  private load(r: ReplicaState, now: number): number {
     const rep = this.reports.get(r.info.replicaId);
-    return r.inFlight + (rep && Date.now() - rep.at < this.opts.reportFreshMs ? rep.queued : 0);
+    return r.inFlight + (rep && now - rep.at < this.opts.reportFreshMs ? rep.queued : 0);
   }
 
   /** Hands free slots to waiters, oldest first; a waiter that can't use any free slot (all tried) doesn't block the next. */

@@ -30,11 +30,14 @@ import { decode, encode, endSpan, ErrorCode, MusterError, type NatsConnection } 
 import { nuid, type Msg } from '@nats-io/transport-node';
 import type { Balancer, ReplicaState, Tracked, Waiter } from './balancer.js';
 import type { Link } from './connection.js';
+import type { DeadlineList, Deadlines, Expiring } from './deadlines.js';
 import type { RouteHint } from './route-key.js';
 import type { Inbox, Listener } from './inbox.js';
 import { STREAM_WINDOW, type ReplicaInfo, type WireError } from './types.js';
 import { callerContext, startAttemptSpan, type AttemptTrace } from './tracing.js';
-import { errorFromWire, isNoResponders, maxPayloadOf, tooLargeMessage } from './wire.js';
+import { isNoResponders, maxPayloadOf, tooLargeMessage } from './wire.js';
+
+const NONE: readonly Attempt[] = [];
 
 /** What a call needs from its router. */
 export interface CallHost {
@@ -51,21 +54,24 @@ export interface CallHost {
   readonly counters: { retries: number; hedges: number; lost: number };
   /** Tells a replica to drop call `id` (best effort; held until the replica is reachable again if the connection is down). */
   cancel(replica: ReplicaState, id: string, deadline: number): void;
+  /** The router's deadline lists (deadlines.ts): one timer per timeout length, none per call. */
+  readonly deadlines: Deadlines;
 }
 
-export interface ResolvedCallOptions {
+/** A call's options, checked; they are also what the `prefix` routing policy keys on (route-key.ts): one object per call. */
+export interface ResolvedCallOptions extends RouteHint {
   timeoutMs: number;
   idempotent: boolean;
   hedgeAfterMs: number | undefined;
   signal: AbortSignal | undefined;
   onReplica: ((replica: { replicaId: string; revision: string; group: string }) => void) | undefined;
-  /** What the `prefix` routing policy keys on (route-key.ts). */
-  route?: RouteHint | undefined;
 }
 
 /** One copy of the request on one replica. */
 export class Attempt implements Listener, Tracked {
   readonly startedAt = Date.now();
+  /** Its inbox token and reply subject (inbox.ts). */
+  token = 0;
   reply = '';
   ended = false;
   /** Its span and the NATS headers carrying it, when the call is traced (tracing.ts). */
@@ -87,14 +93,18 @@ export class Attempt implements Listener, Tracked {
   }
 }
 
-export abstract class Call {
+export abstract class Call implements Expiring {
   readonly id = nuid.next();
   protected readonly started = Date.now();
-  /** Replicas that may hold a copy (sent to, not bounced): never picked again for this call. */
-  protected readonly tried = new Set<string>();
-  /** Replicas that proved the call never reached them ("no responders", closing): only for messages. */
-  private readonly bounced = new Set<string>();
-  protected readonly attempts = new Set<Attempt>();
+  /** The one replica sent to, while it is the only one (most calls): `tried` without a set. */
+  private triedFirst: string | undefined;
+  private triedSet: Set<string> | undefined;
+  /** Replicas that proved the call never reached them ("no responders", closing): only for messages. Made on the first. */
+  private bounced: Set<string> | undefined;
+  /** The copy out now while it is the only one (most calls): no set is made for it. */
+  private onlyAttempt: Attempt | undefined;
+  /** The copies out now, once there were two at once (a hedge). */
+  private manyAttempts: Set<Attempt> | undefined;
   protected settled = false;
   /** The replica whose answer came first (its revision labels the call's metrics). */
   answeredBy: ReplicaInfo | undefined;
@@ -103,9 +113,14 @@ export abstract class Call {
   private readonly traceCtx = callerContext();
   private sent = 0;
   private waiter: Waiter | undefined;
-  private timer: NodeJS.Timeout | undefined;
   private readonly request: Uint8Array;
-  private readonly onAbort = (): void => this.fail(new MusterError(ErrorCode.CANCELLED, `call ${this.id} to replica group "${this.host.group}" was cancelled by its caller`));
+  /** Listens to the caller's signal; made only for a call that has one. */
+  private onAbort: (() => void) | undefined;
+  // Its place in the router's deadline lists (deadlines.ts).
+  dlDue = 0;
+  dlPrev: Expiring | undefined = undefined;
+  dlNext: Expiring | undefined = undefined;
+  dlList: DeadlineList | undefined = undefined;
 
   constructor(
     protected readonly host: CallHost,
@@ -113,18 +128,52 @@ export abstract class Call {
     private readonly stream: boolean,
     protected readonly opts: ResolvedCallOptions,
   ) {
-    this.request = encode({ v: 1, id: this.id, deadline: this.started + opts.timeoutMs, stream, payload, ...(stream ? { window: STREAM_WINDOW } : {}) });
+    const deadline = this.started + opts.timeoutMs;
+    this.request = encode(stream ? { v: 1, id: this.id, deadline, stream, payload, window: STREAM_WINDOW } : { v: 1, id: this.id, deadline, stream, payload });
+  }
+
+  /** Replicas that may hold a copy (sent to, not bounced): never picked again for this call. Made once a retry, hedge or error needs it. */
+  protected get tried(): Set<string> {
+    if (!this.triedSet) {
+      this.triedSet = new Set();
+      if (this.triedFirst !== undefined) this.triedSet.add(this.triedFirst);
+      this.triedFirst = undefined;
+    }
+    return this.triedSet;
   }
 
   start(): void {
-    if (this.opts.signal?.aborted) return this.onAbort();
+    const signal = this.opts.signal;
+    if (signal?.aborted) return this.cancelledByCaller();
     if (!this.host.link.up) return this.fail(this.unsent());
     const tooLarge = this.tooLarge();
     if (tooLarge) return this.fail(tooLarge);
     this.host.calls.add(this);
-    this.timer = setTimeout(() => this.onDeadline(), this.opts.timeoutMs);
-    this.opts.signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.host.deadlines.add(this, this.opts.timeoutMs, this.started + this.opts.timeoutMs); // the request's own deadline
+    if (signal) {
+      this.onAbort = () => this.cancelledByCaller();
+      signal.addEventListener('abort', this.onAbort, { once: true });
+    }
     this.launch();
+  }
+
+  /** Its deadline passed (deadlines.ts). */
+  expire(): void {
+    this.onDeadline();
+  }
+
+  private cancelledByCaller(): void {
+    this.fail(new MusterError(ErrorCode.CANCELLED, `call ${this.id} to replica group "${this.host.group}" was cancelled by its caller`));
+  }
+
+  /** How many copies are out now. */
+  protected get attemptsOut(): number {
+    return this.manyAttempts ? this.manyAttempts.size : this.onlyAttempt ? 1 : 0;
+  }
+
+  /** The copies out now, as a list of their own (safe to end() while walking it). */
+  protected attempts(): readonly Attempt[] {
+    return this.manyAttempts ? [...this.manyAttempts] : this.onlyAttempt ? [this.onlyAttempt] : NONE;
   }
 
   /** Settles with an error (no-op once settled). */
@@ -152,7 +201,7 @@ export abstract class Call {
     } catch (e) {
       a.outcome = ErrorCode.INTERNAL;
       this.end(a, false);
-      for (const other of this.attempts) other.outcome ??= ErrorCode.CANCELLED; // not broken: cancelled, as this call fails
+      for (const other of this.attempts()) other.outcome ??= ErrorCode.CANCELLED; // not broken: cancelled, as this call fails
       return this.fail(new MusterError(ErrorCode.INTERNAL, `replica ${a.replica.info.replicaId} sent an undecodable answer: ${(e as Error).message}`, { cause: e }));
     }
     if (typeof body !== 'object' || body === null) body = {};
@@ -177,7 +226,7 @@ export abstract class Call {
     this.host.counters.lost++;
     const err = this.lostError(a, `left the membership and has been silent for a while`);
     if (this.canResend()) return this.retry(() => err);
-    if (this.attempts.size === 0) this.fail(err);
+    if (this.attemptsOut === 0) this.fail(err);
   }
 
   /**
@@ -189,8 +238,8 @@ export abstract class Call {
    */
   connectionLost(closed: boolean): void {
     if (this.settled) return;
-    if (this.attempts.size === 0) return this.fail(this.unsent());
-    const on = [...this.attempts].map((a) => a.replica.info.replicaId);
+    if (this.attemptsOut === 0) return this.fail(this.unsent());
+    const on = this.attempts().map((a) => a.replica.info.replicaId);
     const what = closed ? 'was closed' : 'was lost';
     this.fail(
       new MusterError(
@@ -203,8 +252,8 @@ export abstract class Call {
 
   /** Sends a copy to the best free replica, or queues for one. */
   protected launch(): void {
-    const exclude = this.tried.size > 0 ? this.tried : undefined;
-    const r = this.host.balancer.tryAcquire(exclude, this.opts.route);
+    const exclude = this.triedSet ? (this.triedSet.size > 0 ? this.triedSet : undefined) : this.triedFirst !== undefined ? this.tried : undefined;
+    const r = this.host.balancer.tryAcquire(exclude, this.opts);
     if (r) return this.send(r);
     if (this.waiter) return;
     try {
@@ -212,7 +261,7 @@ export abstract class Call {
         this.waiter = undefined;
         if (this.settled) this.host.balancer.release(granted);
         else this.send(granted);
-      }, this.opts.route);
+      }, this.opts);
     } catch (e) {
       this.fail(e as MusterError);
     }
@@ -224,10 +273,17 @@ export abstract class Call {
       this.host.balancer.release(r);
       return this.fail(this.unsent());
     }
-    this.tried.add(r.info.replicaId);
+    if (!this.triedSet && this.triedFirst === undefined) this.triedFirst = r.info.replicaId;
+    else this.tried.add(r.info.replicaId);
     const a = new Attempt(this, r);
-    a.reply = this.host.inbox.open(a);
-    this.attempts.add(a);
+    a.token = this.host.inbox.open(a);
+    a.reply = this.host.inbox.subject(a.token);
+    if (!this.onlyAttempt && !this.manyAttempts) this.onlyAttempt = a;
+    else {
+      this.manyAttempts ??= new Set(this.onlyAttempt ? [this.onlyAttempt] : []);
+      this.onlyAttempt = undefined;
+      this.manyAttempts.add(a);
+    }
     r.attempts.add(a);
     this.sent++;
     if (this.traceCtx) a.trace = startAttemptSpan(this.traceCtx, { group: this.host.group, replicaId: r.info.replicaId, revision: r.info.revision, subject: r.info.subject, callId: this.id, stream: this.stream, attempt: this.sent });
@@ -256,8 +312,9 @@ export abstract class Call {
     if (a.ended) return;
     a.ended = true;
     if (a.trace) endSpan(a.trace.span, a.outcome ?? (cancel ? ErrorCode.CANCELLED : 'OK'));
-    this.host.inbox.close(a.reply);
-    this.attempts.delete(a);
+    this.host.inbox.close(a.token);
+    if (this.onlyAttempt === a) this.onlyAttempt = undefined;
+    else this.manyAttempts?.delete(a);
     a.replica.attempts.delete(a);
     this.host.balancer.release(a.replica);
     if (cancel) this.host.cancel(a.replica, this.id, this.started + this.opts.timeoutMs);
@@ -271,11 +328,11 @@ export abstract class Call {
   protected settle(failure?: MusterError): boolean {
     if (this.settled) return false;
     this.settled = true;
-    clearTimeout(this.timer);
-    this.opts.signal?.removeEventListener('abort', this.onAbort);
+    this.host.deadlines.remove(this);
+    if (this.onAbort) this.opts.signal?.removeEventListener('abort', this.onAbort);
     if (this.waiter) this.host.balancer.dequeue(this.waiter);
     this.waiter = undefined;
-    for (const a of [...this.attempts]) {
+    for (const a of this.attempts()) {
       if (failure && a.outcome === undefined) a.outcome = failure.code;
       this.end(a, true);
     }
@@ -290,16 +347,17 @@ export abstract class Call {
     this.host.balancer.markUnreachable(a.replica);
     // Not a copy it may hold: once the replica is reachable again (it reports load) this call may go back to it.
     this.tried.delete(a.replica.info.replicaId);
-    this.bounced.add(a.replica.info.replicaId);
+    const bounced = (this.bounced ??= new Set());
+    bounced.add(a.replica.info.replicaId);
     this.retry(() => {
-      const tried = [...new Set([...this.bounced, ...this.tried])].join(', ');
+      const tried = [...new Set([...bounced, ...this.tried])].join(', ');
       return new MusterError(ErrorCode.NO_REPLICAS, `call ${this.id} reached no replica of group "${this.host.group}" after ${this.retries + 1} attempt(s) (tried ${tried}); the last ${why}. The membership is probably stale: replicas are leaving or restarting`, { details: { group: this.host.group, tried } });
     });
   }
 
   /** Sends the request again elsewhere, unless another copy is still out or the budget is spent. */
   private retry(exhausted: () => MusterError): void {
-    if (this.attempts.size > 0) return; // a hedged copy may still answer
+    if (this.attemptsOut > 0) return; // a hedged copy may still answer
     if (this.retries >= this.host.maxRetries) return this.fail(exhausted());
     this.retries++;
     this.host.counters.retries++;
@@ -311,9 +369,9 @@ export abstract class Call {
   private onDeadline(): void {
     if (this.settled) return;
     if (this.waiter) return this.fail(this.host.balancer.waitError(this.tried.size ? this.tried : undefined, Date.now() - this.started));
-    const gone = [...this.attempts].find((a) => !a.replica.live);
+    const gone = this.attempts().find((a) => !a.replica.live);
     if (gone) return this.fail(this.lostError(gone, `left the membership before answering (deadline ${this.opts.timeoutMs} ms)`));
-    const on = [...this.attempts].map((a) => a.replica.info.replicaId).join(', ') || 'none';
+    const on = this.attempts().map((a) => a.replica.info.replicaId).join(', ') || 'none';
     this.fail(new MusterError(ErrorCode.DEADLINE_EXCEEDED, `call ${this.id} to replica group "${this.host.group}" got no answer within ${this.opts.timeoutMs} ms (replica(s): ${on})`, { details: { group: this.host.group, timeoutMs: this.opts.timeoutMs } }));
   }
 
@@ -327,49 +385,5 @@ export abstract class Call {
   private lostError(a: Attempt, why: string): MusterError {
     const id = a.replica.info.replicaId;
     return new MusterError(ErrorCode.REPLICA_LOST, `replica ${id} of group "${this.host.group}" ${why}; call ${this.id} may or may not have run there${this.opts.idempotent ? '' : ' (mark it idempotent to have it retried)'}`, { details: { group: this.host.group, replicaId: id } });
-  }
-}
-
-/** A request/response call; with hedgeAfterMs, a second copy goes to another replica after that delay. */
-export class UnaryCall extends Call {
-  readonly result: Promise<unknown>;
-  private resolve!: (v: unknown) => void;
-  private reject!: (e: unknown) => void;
-  private hedgeTimer: NodeJS.Timeout | undefined;
-
-  constructor(host: CallHost, payload: unknown, opts: ResolvedCallOptions) {
-    super(host, payload, false, opts);
-    this.result = new Promise((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-  }
-
-  override start(): void {
-    super.start();
-    if (this.opts.hedgeAfterMs !== undefined && !this.settled) this.hedgeTimer = setTimeout(() => this.hedge(), this.opts.hedgeAfterMs);
-  }
-
-  fail(e: MusterError): void {
-    if (!this.settle(e)) return;
-    clearTimeout(this.hedgeTimer);
-    this.reject(e);
-  }
-
-  protected onBody(a: Attempt, body: Record<string, unknown>): void {
-    this.end(a, false);
-    if (!this.settle()) return;
-    clearTimeout(this.hedgeTimer);
-    if (body.ok === true) this.resolve(body.result);
-    else this.reject(errorFromWire(body.error as WireError | undefined, a.replica.info.replicaId));
-  }
-
-  /** Only to a replica free right now: a hedge must never wait behind the queue it tries to beat. */
-  private hedge(): void {
-    if (this.settled || this.attempts.size !== 1) return;
-    const r = this.host.balancer.tryAcquire(this.tried, this.opts.route);
-    if (!r) return;
-    this.host.counters.hedges++;
-    this.send(r);
   }
 }

@@ -4,6 +4,10 @@
  * stop listening to one copy (hedging, cancel) without ending the others,
  * serves streamed chunks through the same subscription, and still sees NATS'
  * "no responders" status, because requests are published with a reply subject.
+ *
+ * Tokens are a counter in decimal, kept as numbers: making one and finding
+ * its listener again is a number-to-string and back, with no base-36 string
+ * to build and hash per attempt (both ran once per call).
  */
 import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 
@@ -13,7 +17,7 @@ export interface Listener {
 
 export class Inbox {
   private readonly prefix: string;
-  private readonly listeners = new Map<string, Listener>();
+  private readonly listeners = new Map<number, Listener>();
   private readonly sub: Subscription;
   private next = 0;
 
@@ -25,20 +29,25 @@ export class Inbox {
     this.prefix = `${createInbox(inboxPrefix)}.`;
     this.sub = nc.subscribe(`${this.prefix}*`, {
       callback: (err, msg) => {
-        if (!err) this.listeners.get(msg.subject.slice(this.prefix.length))?.onMessage(msg);
+        // Not a number (someone else's subject under the prefix): NaN, no listener.
+        if (!err) this.listeners.get(Number(msg.subject.slice(this.prefix.length)))?.onMessage(msg);
       },
     });
   }
 
-  /** A fresh reply subject that delivers to `l` until closed. */
-  open(l: Listener): string {
-    const token = (this.next++).toString(36);
+  /** A fresh token whose reply subject (`subject(token)`) delivers to `l` until closed. */
+  open(l: Listener): number {
+    const token = this.next++;
     this.listeners.set(token, l);
+    return token;
+  }
+
+  subject(token: number): string {
     return this.prefix + token;
   }
 
-  close(reply: string): void {
-    this.listeners.delete(reply.slice(this.prefix.length));
+  close(token: number): void {
+    this.listeners.delete(token);
   }
 
   stop(): void {

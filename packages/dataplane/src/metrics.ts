@@ -4,7 +4,8 @@
  * A library must not choose where metrics go: `@muster/sdk` (and so this
  * package) loads no exporter (test/integration/sdk-imports.test.ts). The
  * instruments below come from the global MeterProvider: until a process
- * registers one they record nothing and cost next to nothing; once it does
+ * registers one they record nothing and cost next to nothing (the per-call
+ * records return before making their attributes); once it does
  * (the gateway and the worker do, through `startMetrics(..., { global: true })`
  * in @muster/common; an application may register its own) they appear on
  * that provider's exporter. docs/observability.md lists the names.
@@ -27,7 +28,7 @@
  * in a process that runs for many rollouts.
  */
 import { LATENCY_BUCKETS_S } from '@muster/common';
-import { metrics, type Attributes, type Counter, type Histogram, type ObservableResult } from '@opentelemetry/api';
+import { createNoopMeter, metrics, type Attributes, type Counter, type Histogram, type ObservableResult } from '@opentelemetry/api';
 
 
 /** The result code of a call that succeeded. */
@@ -70,13 +71,16 @@ function observeSum<T>(sources: Set<T>, key: (s: T) => string, attrs: (s: T) => 
   };
 }
 
+/** The API's no-op meter's class: what `getMeter` answers while no provider is registered. */
+const NoopMeter = createNoopMeter().constructor;
+
 /**
  * The instruments, made on the global MeterProvider of the moment. The API
  * hands out a no-op meter until a provider is registered (it has no proxy for
  * metrics), and a process may register one after this module loaded: so they
  * are looked up at each record and made again when the provider changed.
  */
-let made: { provider: unknown; routerRequests: Counter; routerLatency: Histogram; replicaRequests: Counter; replicaLatency: Histogram; batchSize: Histogram; batchDelay: Histogram; overflowCalls: Counter; overflowRefused: Counter; prefixRoutes: Counter } | undefined;
+let made: { provider: unknown; noop: boolean; routerRequests: Counter; routerLatency: Histogram; replicaRequests: Counter; replicaLatency: Histogram; batchSize: Histogram; batchDelay: Histogram; overflowCalls: Counter; overflowRefused: Counter; prefixRoutes: Counter } | undefined;
 function instruments(): NonNullable<typeof made> {
   const provider = metrics.getMeterProvider();
   if (made?.provider === provider) return made;
@@ -99,6 +103,7 @@ function instruments(): NonNullable<typeof made> {
     .addCallback(observeSum(replicas, revisionKey, byRevision, (r) => r.queued()));
   made = {
     provider,
+    noop: m instanceof NoopMeter,
     routerRequests: m.createCounter('muster_router_requests_total', { description: 'calls made by routers in this process, by group, revision of the replica that answered ("": none) and result code (OK or a MUSTER_* code)' }),
     routerLatency: m.createHistogram('muster_router_request_duration_seconds', {
       description: 'router call latency, from call() to its answer (streams: to their end), by group and result code',
@@ -164,6 +169,7 @@ export function trackReplica(r: ReplicaGauges): () => void {
 /** One router call ended with `code` after `startedMs` (performance.now()); `revision`: of the replica that answered, "" if none. */
 export function recordRouterCall(group: string, revision: string, code: string, startedMs: number): void {
   const i = instruments();
+  if (i.noop) return; // no provider registered: the per-call attributes and clock read would go nowhere
   i.routerRequests.add(1, { group, revision, code });
   // No revision on the histogram: its buckets multiply every series, and each rollout would add a set.
   i.routerLatency.record((performance.now() - startedMs) / 1000, { group, code });
@@ -189,8 +195,9 @@ export function recordPrefixRoute(group: string, outcome: 'hit' | 'fallback' | '
 
 /** One request answered (or refused) by a replica with `code` after `arrivedMs` (performance.now()). */
 export function recordReplicaRequest(group: string, revision: string, code: string, arrivedMs: number): void {
-  const attrs = { group, revision, code };
   const i = instruments();
+  if (i.noop) return;
+  const attrs = { group, revision, code };
   i.replicaRequests.add(1, attrs);
   i.replicaLatency.record((performance.now() - arrivedMs) / 1000, attrs);
 }

@@ -10,7 +10,8 @@
  * Membership comes from the head (versioned: a higher version replaces the
  * one we have, an older or equal one is ignored, so a reconnecting watch can
  * replay freely). The router may also be fed by hand with `update()`.
- * Selection and queueing: balancer.ts. One call's outcomes: call.ts. Calls
+ * Selection and queueing: balancer.ts. One call's outcomes: call.ts (unary.ts,
+ * stream.ts); its deadline: deadlines.ts. Calls
  * beyond the group's saturation rule, to its overflow group: overflow.ts.
  *
  * NATS outages (connection.ts): nats.js reconnects by itself and restores the
@@ -29,12 +30,14 @@ import { decode, encode, ErrorCode, isMusterError, MusterError, type NatsConnect
 import type { Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Balancer, type ReplicaState } from './balancer.js';
-import { UnaryCall, type Call, type CallHost, type ResolvedCallOptions } from './call.js';
+import type { Call, CallHost, ResolvedCallOptions } from './call.js';
 import { Link } from './connection.js';
+import { Deadlines } from './deadlines.js';
 import { OK, recordPrefixRoute, recordRouterCall, trackRouter } from './metrics.js';
 import { checkRouteOptions } from './route-key.js';
 import { Inbox } from './inbox.js';
 import { StreamCall } from './stream.js';
+import { UnaryCall } from './unary.js';
 import { Overflow, type GroupPressure, type OpenOverflow, type OverflowTarget } from './overflow.js';
 import type { CallOptions, Membership, RouterOptions, WireCancel, WireLoad } from './types.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, demandSubject, loadSubject, MAX_IN_FLIGHT_PER_REPLICA, toLoadReport, type DemandReport } from '@muster/contracts';
@@ -106,6 +109,9 @@ export class Router implements OverflowTarget {
   private readonly untrack: () => void;
   /** Why the membership feed stopped, if it failed (the last membership stays in use). */
   feedError: unknown;
+  /** What overflow reads of this group at a call's start (one closure, not one per call). */
+  private readonly pressureOf = (): GroupPressure => this.balancer.pressure();
+  private readonly deadlines = new Deadlines();
 
   constructor(nats: NatsConnection, membership: MembershipFeed | undefined, init: RouterInit) {
     const parsed = initSchema.safeParse(init);
@@ -124,7 +130,7 @@ export class Router implements OverflowTarget {
     const calls = new Set<Call>();
     const counters = { retries: 0, hedges: 0, lost: 0 };
     const cancel = (r: ReplicaState, id: string, deadline: number) => this.cancel(r.info.replicaId, r.info.subject, id, deadline);
-    this.host = { group: o.group, nats, balancer: this.balancer, inbox: this.inbox, link: this.link, maxRetries: o.maxRetries, calls, counters, cancel };
+    this.host = { group: o.group, nats, balancer: this.balancer, inbox: this.inbox, link: this.link, maxRetries: o.maxRetries, calls, counters, cancel, deadlines: this.deadlines };
     this.untrack = trackRouter({ group: o.group, inFlight: () => calls.size, queued: () => this.balancer.queued, counters });
     this.loadSub = nats.subscribe(loadSubject(o.subjectPrefix, o.group), {
       callback: (err, msg) => {
@@ -190,22 +196,18 @@ export class Router implements OverflowTarget {
     } catch (e) {
       return Promise.reject(e);
     }
-    const spilled = this.overflow.call(payload, opts, () => this.balancer.pressure());
+    const spilled = this.overflow.call(payload, opts, this.pressureOf);
     if (spilled) return spilled;
-    const started = performance.now();
+    // The call counts itself in the metrics when it settles (call.ts).
     const call = new UnaryCall(this.host, payload, resolved);
     call.start();
-    call.result.then(
-      () => recordRouterCall(this.group, call.answeredBy?.revision ?? '', OK, started),
-      (e: unknown) => recordRouterCall(this.group, call.answeredBy?.revision ?? '', codeOf(e), started),
-    );
     return call.result;
   }
 
   /** One request, a stream of chunks in order; throws the replica's error mid-stream. Breaking out cancels it on the replica. */
   async *stream(payload: unknown, opts?: CallOptions): AsyncGenerator<unknown, void, undefined> {
     const resolved = this.resolve(opts, payload);
-    const spilled = this.overflow.stream(payload, opts, () => this.balancer.pressure());
+    const spilled = this.overflow.stream(payload, opts, this.pressureOf);
     if (spilled) return yield* spilled;
     const started = performance.now();
     const call = new StreamCall(this.host, payload, resolved);
@@ -259,6 +261,7 @@ export class Router implements OverflowTarget {
     this.untrack();
     this.overflow.close();
     for (const c of [...this.host.calls]) c.fail(new MusterError(ErrorCode.CANCELLED, `the router of replica group "${this.group}" was closed`));
+    this.deadlines.stop();
     this.link.stop();
     this.heldCancels.clear();
     if (!this.loadSub.isClosed()) this.loadSub.unsubscribe();
@@ -280,8 +283,7 @@ export class Router implements OverflowTarget {
     if (onReplica !== undefined && typeof onReplica !== 'function') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'onReplica: must be a function', { details: { field: 'onReplica' } });
     if (o?.overflowPayload !== undefined && typeof o.overflowPayload !== 'function') throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'overflowPayload: must be a function', { details: { field: 'overflowPayload' } });
     checkRouteOptions(o);
-    const route = { key: o?.routeKey, text: o?.routeText, payload };
-    return { timeoutMs, hedgeAfterMs, idempotent: o?.idempotent === true, signal: o?.signal, onReplica, route };
+    return { timeoutMs, hedgeAfterMs, idempotent: o?.idempotent === true, signal: o?.signal, onReplica, key: o?.routeKey, text: o?.routeText, payload };
   }
 
   private async follow(updates: AsyncIterable<Membership>): Promise<void> {

@@ -248,7 +248,8 @@ class ReplicaServer implements Server {
     const window = Number.isInteger(req.window) && req.window! > 0 ? req.window : undefined;
     // Off (no tracer provider), one check: no span, no headers read.
     const trace = tracingOn() ? startServeSpan(msg, { group: this.group, replicaId: this.replicaId, revision: this.revision, subject: this.subject, callId: req.id, stream: req.stream === true }) : undefined;
-    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply, arrived: performance.now(), code: OK, credit: 0, trace, ...(window ? { window } : {}) };
+    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply, arrived: performance.now(), code: OK, credit: 0, trace };
+    if (window) job.window = window;
     if (!(job.stream ? this.handlers.stream : this.handlers.unary ?? this.batcher)) {
       return this.fail(job, ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId} of group ${this.group} serves no ${job.stream ? 'stream' : 'unary'} handler`);
     }
@@ -263,31 +264,51 @@ class ReplicaServer implements Server {
       return this.fail(job, ErrorCode.BACKPRESSURE, `replica ${this.replicaId} of group ${this.group} runs ${this.running} calls and has ${this.waiting.length} waiting (serve()'s maxQueued); the call never started. Slow down and retry with backoff, or scale the group up`);
     }
     this.jobs.set(job.id, job);
-    if (this.running < this.cfg.maxConcurrent) this.start(job);
-    else this.waiting.push(job);
+    if (this.running >= this.cfg.maxConcurrent) this.waiting.push(job);
+    else if (this.start(job)) this.finish(job);
   }
 
-  private start(job: Job): void {
+  /**
+   * Runs a job's handler. True when it has finished already (a unary handler
+   * that returned a value or threw: no promise made for it), and the caller
+   * must finish() it; else its promise finishes it.
+   */
+  private start(job: Job): boolean {
     this.running++;
     const abort = new CallAbort(job.id, job.deadline);
     job.abort = abort;
     const ctx = new HandlerContext(job.id, job.deadline, abort);
     // Traced: the handler runs under the request's span (the HTTP bridge passes it on to the shard).
-    void (job.trace ? otelContext.with(job.trace.ctx, () => this.run(job, ctx)) : this.run(job, ctx)).then(() => this.finish(job));
+    const running = job.trace ? otelContext.with(job.trace.ctx, () => this.run(job, ctx)) : this.run(job, ctx);
+    if (!running) return true;
+    void running.then(() => this.finish(job));
+    return false;
   }
 
-  private run(job: Job, ctx: RequestContext): Promise<void> {
+  private run(job: Job, ctx: RequestContext): Promise<void> | undefined {
     return job.stream ? this.runStream(job, ctx, job.abort!) : this.runUnary(job, ctx, job.abort!);
   }
 
-  private async runUnary(job: Job, ctx: RequestContext, abort: CallAbort): Promise<void> {
-    let out: WireReply;
+  /** Undefined when the handler ended synchronously (answered already); else the promise of its answer. */
+  private runUnary(job: Job, ctx: RequestContext, abort: CallAbort): Promise<void> | undefined {
+    let result: unknown;
+    let later: boolean;
     try {
-      out = { v: 1, ok: true, result: await this.handlers.unary!(job.payload, ctx) };
+      result = this.handlers.unary!(job.payload, ctx);
+      later = isThenable(result); // inside the try: a `then` getter may throw too
     } catch (e) {
-      out = { v: 1, ok: false, error: wireError(ErrorCode.APPLICATION, messageOf(e)) };
-      job.code = ErrorCode.APPLICATION;
+      return this.answerUnary(job, abort, thrown(job, e));
     }
+    // A plain value (a sync handler) is answered now; a promise (or any thenable) when it settles.
+    if (!later) return this.answerUnary(job, abort, { v: 1, ok: true, result });
+    return Promise.resolve(result).then(
+      (value) => void this.answerUnary(job, abort, { v: 1, ok: true, result: value }),
+      (e: unknown) => void this.answerUnary(job, abort, thrown(job, e)),
+    );
+  }
+
+  /** A unary handler's answer, sent unless the call lapsed past its deadline. */
+  private answerUnary(job: Job, abort: CallAbort, out: WireReply): undefined {
     // Aborted (cancelled, closing, past the deadline): that is the call's
     // recorded code, whatever the handler returned.
     if (abort.lapsed()) job.code = abortCode(abort);
@@ -296,6 +317,7 @@ class ReplicaServer implements Server {
     // a success. (Answers to a cancel or a closing replica still go out.)
     if (job.code === ErrorCode.DEADLINE_EXCEEDED) return;
     if (!this.publish(job.reply, out, job.id) && job.code === OK) job.code = ErrorCode.RESOURCE_EXHAUSTED;
+    return undefined;
   }
 
   private async runStream(job: Job, ctx: RequestContext, abort: CallAbort): Promise<void> {
@@ -333,23 +355,28 @@ class ReplicaServer implements Server {
     this.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.UNAVAILABLE, `replica ${this.replicaId} is closing; stream call ${job.id} ended after ${seq} chunks`) } satisfies WireChunk, job.id);
   }
 
+  /** A job's handler ended: counted, its slot freed and handed to the jobs waiting (in a loop: a handler that ends synchronously does not recurse). */
   private finish(job: Job): void {
-    recordReplicaRequest(this.group, this.revision, job.code, job.arrived);
-    endSpan(job.trace?.span, job.code);
-    job.abort?.dispose();
-    this.jobs.delete(job.id);
-    this.running--;
+    this.ended(job);
     while (this.running < this.cfg.maxConcurrent && this.waiting.length > 0) {
       const next = this.waiting.shift()!;
       const late = Date.now() - next.deadline;
       if (late < 0) {
-        this.start(next);
+        if (this.start(next)) this.ended(next);
         continue;
       }
       this.jobs.delete(next.id);
       this.fail(next, ErrorCode.DEADLINE_EXCEEDED, `call ${next.id} waited in replica ${this.replicaId}'s queue past its deadline; not started`);
     }
     this.checkIdle();
+  }
+
+  private ended(job: Job): void {
+    recordReplicaRequest(this.group, this.revision, job.code, job.arrived);
+    endSpan(job.trace?.span, job.code);
+    job.abort?.dispose();
+    this.jobs.delete(job.id);
+    this.running--;
   }
 
   /** The caller took chunks seq < `credit` of stream `id`. */
@@ -506,6 +533,16 @@ function customOf(read: (() => Record<string, number> | undefined) | undefined):
   } catch {
     return undefined;
   }
+}
+
+/** The answer to a handler that threw or rejected: APPLICATION, with its message (and the job's code). */
+function thrown(job: Job, e: unknown): WireReply {
+  job.code = ErrorCode.APPLICATION;
+  return { v: 1, ok: false, error: wireError(ErrorCode.APPLICATION, messageOf(e)) };
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return ((typeof v === 'object' && v !== null) || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 }
 
 function messageOf(e: unknown): string {

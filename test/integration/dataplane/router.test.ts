@@ -145,6 +145,39 @@ describe('Router', () => {
     await waitFor('the replica aborted the handler', () => aborted);
   });
 
+  it('deadlines of mixed lengths each fire at their own time (the shared deadline lists), and a cancelled call frees its slot for the next', async () => {
+    const rep = await replica('mixed', 'a', 'r1', {
+      unary: (p, ctx) => (p === 'now' ? 'ok' : new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve('late')))),
+    });
+    const r = router('mixed', { maxOngoingPerReplica: 8 });
+    r.update(membership('mixed', 1, [rep.info]));
+    const t0 = Date.now();
+    const order: string[] = [];
+    const elapsed = new Map<string, number>();
+    const timed = (name: string, timeoutMs: number) => errorOf(r.call(name, { timeoutMs })).then((e) => {
+      order.push(name);
+      elapsed.set(name, Date.now() - t0);
+      return e.code;
+    });
+    const codes = await Promise.all([timed('slow1', 400), timed('fast1', 100), timed('fast2', 100), timed('slow2', 400)]);
+    expect(codes).toEqual(Array(4).fill(ErrorCode.DEADLINE_EXCEEDED));
+    expect(order).toEqual(['fast1', 'fast2', 'slow1', 'slow2']);
+    expect(elapsed.get('fast1')).toBeGreaterThanOrEqual(100);
+    expect(elapsed.get('slow1')).toBeGreaterThanOrEqual(400);
+    expect(r.stats().replicas[0]!.inFlight).toBe(0);
+    // One slot: a call waits behind a held one, and gets the slot once the held one is cancelled.
+    const one = router('mixed', { maxOngoingPerReplica: 1 });
+    one.update(membership('mixed', 1, [rep.info]));
+    const ac = new AbortController();
+    const held = errorOf(one.call('hold', { signal: ac.signal }));
+    const next = one.call('now');
+    await waitFor('the second call waiting for the slot', () => one.stats().queued === 1);
+    ac.abort();
+    expect((await held).code).toBe(ErrorCode.CANCELLED);
+    expect(await next).toBe('ok');
+    expect(one.stats()).toMatchObject({ queued: 0, replicas: [{ inFlight: 0 }] });
+  });
+
   it("passes a handler's error to the caller as MUSTER_APPLICATION_ERROR with its message", async () => {
     const rep = await replica('app', 'a', 'r1', {
       unary: () => {

@@ -87,6 +87,35 @@ describe('serve()', () => {
     sub.unsubscribe();
   });
 
+  it('a sync handler is answered at once, an async or throwing one as before; a queue of sync calls behind a held slot drains without recursing', async () => {
+    let release!: (v: unknown) => void;
+    const s = await start('sync', {
+      unary: (p) => {
+        if (p === 'hold') return new Promise((resolve) => (release = resolve));
+        if (p === 'throw') throw new Error('sync boom');
+        if (p === 'reject') return Promise.reject(new Error('async boom'));
+        if (p === 'thenable') return { then: (ok: (v: unknown) => void) => ok('from a thenable') };
+        return { echo: p };
+      },
+    }, { maxConcurrent: 1 });
+    const deadline = Date.now() + 30_000;
+    expect(await ask(s.subject, request('s1', deadline, 7))).toEqual({ v: 1, ok: true, result: { echo: 7 } });
+    expect(await ask(s.subject, request('s2', deadline, 'throw'))).toMatchObject({ ok: false, error: { code: ErrorCode.APPLICATION, message: 'sync boom' } });
+    expect(await ask(s.subject, request('s3', deadline, 'reject'))).toMatchObject({ ok: false, error: { code: ErrorCode.APPLICATION, message: 'async boom' } });
+    expect(await ask(s.subject, request('s4', deadline, 'thenable'))).toEqual({ v: 1, ok: true, result: 'from a thenable' });
+    // 3,000 sync calls queue behind one held slot; once it is released they all run from finish()'s loop.
+    const held = ask(s.subject, request('h', deadline, 'hold'));
+    await waitFor('the held call running', () => s.inFlight === 1);
+    const n = 3_000;
+    const queued = Array.from({ length: n }, (_, i) => ask(s.subject, request(`q${i}`, deadline, i)));
+    await waitFor('all queued', () => s.queued === n);
+    release('held');
+    expect(await held).toEqual({ v: 1, ok: true, result: 'held' });
+    const answers = await Promise.all(queued);
+    expect(answers.map((r) => (r.ok ? (r.result as { echo: number }).echo : -1))).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(s.inFlight + s.queued).toBe(0);
+  });
+
   it('answers MUSTER_BACKPRESSURE, never starting it, when maxQueued calls already wait', async () => {
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
