@@ -7,6 +7,13 @@
  * judged against it: p50 one at a time ≤ 1.3× the floor's, throughput with 64
  * in flight ≥ 0.8× the floor's.
  *
+ * Its users are like the SDK's and the replicas' (not the test kit's
+ * all-subjects user): the caller is minted with `callerPermissions` for one
+ * group and its own inbox prefix, the responders with `replicaPermissions`
+ * of that group, and the floor's subject is a replica subject of it. So
+ * nats-server checks the same permissions per message on both sides, and
+ * the comparison measures the SDK's code, not the server's permission work.
+ *
  * Two ways to ask, both measured: `request` is nats.js' own `nc.request()`
  * (a timer and a promise per call, its shared inbox); `mux` is the least a
  * caller can do — publish with a reply subject under one wildcard inbox
@@ -17,9 +24,12 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { connectNats, type NatsConnection } from '@muster/common';
+import { callerInboxPrefix, callerPermissions, DEFAULT_SUBJECT_PREFIX, replicaPermissions, replicaSubject } from '@muster/contracts';
 import type { NatsServer } from '@muster/local';
 
-const SUBJECT = 'peers.floor';
+const GROUP = 'peers-floor';
+/** A replica subject of the floor's group: what both floor users' permissions are about. */
+const SUBJECT = replicaSubject(DEFAULT_SUBJECT_PREFIX, GROUP, 'floor');
 /** msgpack for 1: a payload as small as the one the SDK side sends. */
 const ONE = Uint8Array.of(0x01);
 
@@ -37,7 +47,7 @@ export async function startFloor(nats: NatsServer, responders = 2): Promise<Floo
   try {
     for (let i = 0; i < responders; i++) {
       const p = fork(new URL('./nats-responder.ts', import.meta.url), {
-        env: { ...process.env, BENCH_NATS_ACCESS: JSON.stringify(nats.access), BENCH_SUBJECT: SUBJECT },
+        env: { ...process.env, BENCH_NATS_ACCESS: JSON.stringify(nats.mint(`peers-floor-responder-${i}`, replicaPermissions(DEFAULT_SUBJECT_PREFIX, GROUP))), BENCH_SUBJECT: SUBJECT },
         execArgv: ['--import', 'tsx'],
       });
       children.push(p);
@@ -46,9 +56,10 @@ export async function startFloor(nats: NatsServer, responders = 2): Promise<Floo
         p.once('exit', (code) => reject(new Error(`floor responder exited with ${code} before it was ready`)));
       });
     }
-    const conn = await connectNats(nats.access, 'peers-floor-client');
+    const inbox = callerInboxPrefix(`peers${randomUUID().replaceAll('-', '')}`);
+    const conn = await connectNats({ ...nats.mint('peers-floor-client', callerPermissions(DEFAULT_SUBJECT_PREFIX, [GROUP], inbox)), inboxPrefix: inbox }, 'peers-floor-client');
     nc = conn;
-    const prefix = `_INBOX.peers-${randomUUID()}.`;
+    const prefix = `${inbox}.mux.`;
     const waiting = new Map<string, (data: Uint8Array) => void>();
     let next = 0;
     conn.subscribe(`${prefix}*`, {
