@@ -5,48 +5,18 @@
  * nothing before registration; and a heartbeat sent right after it is
  * acknowledged in order (the hand-over is synchronous: no I/O in between).
  */
-import { EventEmitter } from 'node:events';
-import { Metadata } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AgentMessage, HeadMessage, NodeUsage, Register } from '@muster/proto';
+import type { AgentMessage, NodeUsage } from '@muster/proto';
 import { NodeRegistry } from '../cluster/registry.js';
 import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
 import { agentService } from './agent-service.js';
+import { agentStream, registration } from './agent-stream.test-support.js';
 import type { RpcContext } from './rpc.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-function registration(nodeId: string): Register {
-  return {
-    nodeId,
-    incarnation: 'inc-1',
-    agentVersion: 'test',
-    address: '127.0.0.1',
-    labels: {},
-    taints: [],
-    inventory: { hostname: nodeId, cpuCores: 8, memoryBytes: 2 ** 34, gpus: [], topology: { links: [], nvlinkIslands: [], nics: [] }, nvlinkDomain: '', source: 'test', customResources: {} },
-  };
-}
-
-/** An agent's stream as the gRPC server hands it over, showing the node certificate of `node`. */
-function agentStream(node: string) {
-  const call = Object.assign(new EventEmitter(), {
-    metadata: new Metadata(),
-    getAuthContext: () => ({ sslPeerCertificate: { subject: { CN: node, O: 'muster:node' }, subjectaltname: '' } }),
-    getPath: () => '/muster.v1.AgentService/Connect',
-    written: [] as HeadMessage[],
-    write(msg: HeadMessage) {
-      call.written.push(msg);
-      return true;
-    },
-    end() {},
-  });
-  const failed = new Promise<Error>((resolve) => call.once('error', resolve));
-  return { call, failed };
-}
 
 async function serve() {
   const { log, writer, events, close } = await leaderOnFaultyStore('agent-usage');
