@@ -2,7 +2,7 @@ import { appendFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from '@muster/common';
-import { followLog, readTail, rotateIfNeeded } from './logs.js';
+import { followLog, readTail, readTailRotated, rotateIfNeeded } from './logs.js';
 import { Harness, node } from './test-support.js';
 
 let h: Harness;
@@ -98,6 +98,17 @@ describe('shard logs', () => {
     done = true;
     await reading;
     expect(got.text).toBe('aaaa\nbbbb\ncc\n');
+  });
+
+  it('readTailRotated: a rotation just before the exit leaves the last lines in <file>.1; they come first, within the bounds', () => {
+    const file = join(h.dataDir, 'r.log');
+    writeFileSync(`${file}.1`, Array.from({ length: 30 }, (_, i) => `old${i}`).join('\n') + '\n');
+    writeFileSync(file, '');
+    expect(readTailRotated(file).split('\n')).toEqual(Array.from({ length: 20 }, (_, i) => `old${i + 10}`));
+    writeFileSync(file, 'new0\nnew1\n');
+    expect(readTailRotated(file).split('\n')).toEqual([...Array.from({ length: 18 }, (_, i) => `old${i + 12}`), 'new0', 'new1']);
+    writeFileSync(file, Array.from({ length: 25 }, (_, i) => `new${i}`).join('\n') + '\n');
+    expect(readTailRotated(file)).toBe(readTail(file)); // enough in the current file: the copy is not read
   });
 
   it('readTail keeps at most 20 lines and 4 KiB, never a cut first line', () => {

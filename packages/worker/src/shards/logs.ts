@@ -40,6 +40,20 @@ export function rotateIfNeeded(file: string, maxBytes: number): boolean {
   return true;
 }
 
+/**
+ * The last lines of a rank's log across its rotation: a rotation just before
+ * the rank exits leaves the current file empty or short, and its last lines
+ * in `<file>.1`; those come first, then the current file's, within the same
+ * bounds.
+ */
+export function readTailRotated(file: string, maxBytes = 4096, maxLines = 20): string {
+  const now = readTail(file, maxBytes, maxLines);
+  const have = now === '' ? 0 : now.split('\n').length;
+  if (have >= maxLines || Buffer.byteLength(now) >= maxBytes / 2) return now;
+  const before = readTail(`${file}.1`, maxBytes - Buffer.byteLength(now), maxLines - have);
+  return before === '' ? now : now === '' ? before : `${before}\n${now}`;
+}
+
 /** The last `maxLines` lines within the last `maxBytes` of the file ('' when there is none). */
 export function readTail(file: string, maxBytes = 4096, maxLines = 20): string {
   let fd: number;

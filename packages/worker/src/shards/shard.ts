@@ -15,7 +15,7 @@
  */
 import { closeSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { readTail, openLogFd } from './logs.js';
+import { openLogFd, readTailRotated } from './logs.js';
 import { pidAlive, procStat } from '@muster/common';
 import { childEnv, childIdentity, groupAlive, signalGroup, spawnShard } from './process.js';
 import { runProbe, type ProbeContext } from './probes.js';
@@ -278,7 +278,7 @@ export class ShardRunner {
       signal: e.signal,
       reason,
       stopped: this.ending?.stopped ?? false,
-      logTail: readTail(this.logFile),
+      logTail: readTailRotated(this.logFile),
     };
     this.host.changed(this);
     this.resolveDone();
