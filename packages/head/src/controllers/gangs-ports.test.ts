@@ -13,7 +13,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '@muster/common';
-import { GangState as G, type Gang, type GangSpec, type Register } from '@muster/proto';
+import type { Gang, GangSpec, Register } from '@muster/proto';
 import { NodeRegistry, type AgentConnection } from '../cluster/registry.js';
 import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
 import { LIVE } from './gang-plan.js';
