@@ -116,7 +116,9 @@ describe('warm-up before ready', () => {
   it("names a handler's error for a call, and an exec's exit code", async () => {
     const sup = await h.open();
     const call = h.spec({ ...ipcRank, warmup: { timeoutMs: 10_000, requests: [{ kind: 'call', stream: false, json: '{"fail":true}' }] } });
-    const exec = h.spec({ ...ipcRank, warmup: { timeoutMs: 10_000, requests: [{ kind: 'exec', command: 'sh', args: ['-c', 'exit 7'] }] } });
+    // A rank with no IPC channel (no sdk readiness or liveness, no call warm-up): ipcRank's own
+    // process.send would throw there, and on a loaded machine it crashed before `exit 7` was seen.
+    const exec = h.spec({ ...node('setInterval(() => {}, 1000)'), warmup: { timeoutMs: 10_000, requests: [{ kind: 'exec', command: 'sh', args: ['-c', 'exit 7'] }] } });
     sup.launch(call);
     sup.launch(exec);
     expect((await h.status(call.key, 'exited')).reason).toBe('warm-up request 1 of 1 (call) failed: the handler failed: model not loaded');
