@@ -9,11 +9,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AGENT_MAX_ITEMS, AGENT_PART_BYTES, shardInventoryParts } from '@muster/common';
 import { HeadMessage as HeadMessageCodec, type AgentMessage, type ReservationSnapshot, type ShardStatusReport } from '@muster/proto';
-import { NodeRegistry } from '../cluster/registry.js';
-import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
-import { agentService } from './agent-service.js';
-import { agentStream, registration } from './agent-stream.test-support.js';
-import type { RpcContext } from './rpc.js';
+import { agentServiceForTest, registration } from './agent-stream.test-support.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -21,27 +17,14 @@ afterEach(async () => {
 });
 
 async function serve(snapshot: ReservationSnapshot = { groups: [], more: false }) {
-  const { log, writer, events, close } = await leaderOnFaultyStore('agent-parts');
-  cleanups.push(close);
-  const registry = new NodeRegistry(writer, events, log, 10_000);
   const inventories: ShardStatusReport[][] = [];
-  const ctx = { token: 't0ken', rpcCount: { add: () => undefined }, rpcLatency: { record: () => undefined } } as unknown as RpcContext;
   const noop = () => undefined;
-  const service = agentService(ctx, {
-    registry,
-    log,
-    headId: 'test',
-    heartbeatIntervalMs: 100,
-    deadAfterMs: 10_000,
-    nats: undefined,
-    heartbeatLag: { record: noop } as never,
+  const agents = await agentServiceForTest('agent-parts', {
     shards: { shardStatus: async () => undefined, shardInventory: async (_node, shards) => void inventories.push(shards) },
-    logs: { chunk: noop },
     reservations: { snapshotFor: () => snapshot, acked: noop },
-  });
+  }, cleanups);
   const open = async (node: string) => {
-    const stream = agentStream(node);
-    service.connect(stream.call as never);
+    const stream = agents.open(node);
     stream.call.emit('data', { msg: { $case: 'register', value: registration(node) } } satisfies AgentMessage);
     await expect.poll(() => stream.call.written[0]?.msg?.$case).toBe('registered');
     return stream;

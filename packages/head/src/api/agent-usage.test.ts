@@ -7,11 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentMessage, NodeUsage } from '@muster/proto';
-import { NodeRegistry } from '../cluster/registry.js';
-import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
-import { agentService } from './agent-service.js';
-import { agentStream, registration } from './agent-stream.test-support.js';
-import type { RpcContext } from './rpc.js';
+import { agentServiceForTest, registration } from './agent-stream.test-support.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -19,30 +15,8 @@ afterEach(async () => {
 });
 
 async function serve() {
-  const { log, writer, events, close } = await leaderOnFaultyStore('agent-usage');
-  cleanups.push(close);
-  const registry = new NodeRegistry(writer, events, log, 10_000);
   const heard: Array<[string, NodeUsage]> = [];
-  const ctx = { token: 't0ken', rpcCount: { add: () => undefined }, rpcLatency: { record: () => undefined } } as unknown as RpcContext;
-  const noop = () => undefined;
-  const service = agentService(ctx, {
-    registry,
-    log,
-    headId: 'test',
-    heartbeatIntervalMs: 100,
-    deadAfterMs: 10_000,
-    nats: undefined,
-    heartbeatLag: { record: noop } as never,
-    shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
-    logs: { chunk: noop },
-    reservations: { snapshotFor: () => ({ groups: [] }), acked: noop },
-    usage: { nodeUsage: (nodeId, u) => void heard.push([nodeId, u]) },
-  });
-  const open = (node: string) => {
-    const stream = agentStream(node);
-    service.connect(stream.call as never);
-    return stream;
-  };
+  const { open } = await agentServiceForTest('agent-usage', { usage: { nodeUsage: (nodeId, u) => void heard.push([nodeId, u]) } }, cleanups);
   return { open, heard };
 }
 
