@@ -151,6 +151,8 @@ export interface LoadReport {
   engine?: EngineLoad;
   /** Gauges the shard set (serve()'s `customMetrics`), for `custom:<name>` policies (resource-usage.ts); absent when none. */
   custom?: Record<string, number>;
+  /** The newest version of request frames it reads (the data plane's frames.ts); absent: none, send it single requests. */
+  frames?: number;
 }
 
 /** A router's demand report on `<prefix>.demand.<group>`: calls it holds that wait for a replica. */
@@ -180,6 +182,8 @@ export function toLoadReport(r: unknown): LoadReport | undefined {
   if (!id(o.replicaId) || !count(o.inFlight) || !count(o.queued) || !time(o.timeMs)) return undefined;
   if (o.draining !== undefined && typeof o.draining !== 'boolean') return undefined;
   if (o.incarnation !== undefined && !id(o.incarnation)) return undefined;
+  // A bad `frames` costs only itself (read as none): single requests always work.
+  const frames = typeof o.frames === 'number' && Number.isInteger(o.frames) && o.frames > 0 && o.frames <= 1_000 ? o.frames : undefined;
   // null is what msgpack makes of an undefined field: absent, as undefined is. A bad
   // `engine` part costs only itself: the report's liveness and counts still count.
   const engine = o.engine == null ? undefined : engineLoadOf(o.engine);
@@ -190,6 +194,7 @@ export function toLoadReport(r: unknown): LoadReport | undefined {
     ...(o.incarnation === undefined ? {} : { incarnation: o.incarnation }),
     ...(engine === undefined ? {} : { engine }),
     ...(custom === undefined ? {} : { custom }),
+    ...(frames === undefined ? {} : { frames }),
   };
 }
 

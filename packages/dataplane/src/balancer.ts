@@ -25,6 +25,7 @@
 import { ErrorCode, MusterError } from '@muster/common';
 import { DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_REPLICA, routingConfig, type RoutingConfig } from '@muster/contracts';
 import type { GroupPressure } from './overflow.js';
+import { FRAME_VERSION } from './frames.js';
 import { PrefixPicker, type PrefixOutcome } from './prefix-policy.js';
 import { routeHashOf, type RouteHint } from './route-key.js';
 import type { Membership, ReplicaInfo, WireLoad } from './types.js';
@@ -43,6 +44,8 @@ export interface ReplicaState {
   live: boolean;
   /** Answered "no responders": skipped until the next membership version or its next load report (not draining). */
   unreachable: boolean;
+  /** Its load reports say it reads request frames (frames.ts). */
+  frames: boolean;
   readonly attempts: Set<Tracked>;
 }
 
@@ -79,7 +82,7 @@ export class Balancer {
   private current: Membership | undefined;
   private readonly replicas = new Map<string, ReplicaState>();
   private revisions: Revision[] = [];
-  private readonly reports = new Map<string, { queued: number; engineWaiting: number; at: number; incarnation?: string; replacedAt?: number }>();
+  private readonly reports = new Map<string, { queued: number; engineWaiting: number; at: number; incarnation?: string; replacedAt?: number; frames: boolean }>();
   /** Left the membership with calls still on them (watched for loss). */
   readonly departed = new Set<ReplicaState>();
   private readonly queue: Waiter[] = [];
@@ -122,7 +125,7 @@ export class Balancer {
       // A replica that answered "no responders" stays skipped across membership versions until
       // its next load report proves it subscribed: in a scale-up the versions come faster than
       // a fresh replica's first report, and each retry to it would spend the call's budget.
-      const s = old && old.info.subject === info.subject && old.info.revision === info.revision ? old : { info, inFlight: 0, live: true, unreachable: false, attempts: new Set<Tracked>() };
+      const s = old && old.info.subject === info.subject && old.info.revision === info.revision ? old : { info, inFlight: 0, live: true, unreachable: false, frames: this.reports.get(info.replicaId)?.frames ?? false, attempts: new Set<Tracked>() };
       next.set(info.replicaId, s);
     }
     for (const [id, s] of this.replicas) {
@@ -160,8 +163,10 @@ export class Balancer {
     const replaced = before?.incarnation !== undefined && load.incarnation !== undefined && before.incarnation !== load.incarnation;
     // An HTTP shard's bridge queues little (`queued`): the engine behind it queues the rest, and says so in the same report.
     const engineWaiting = load.engine?.waiting ?? 0;
-    this.reports.set(load.replicaId, { queued: load.queued, engineWaiting, at: now, incarnation: load.incarnation, replacedAt: replaced ? now : before?.replacedAt });
+    const frames = (load.frames ?? 0) >= FRAME_VERSION;
+    this.reports.set(load.replicaId, { queued: load.queued, engineWaiting, at: now, incarnation: load.incarnation, replacedAt: replaced ? now : before?.replacedAt, frames });
     const r = this.replicas.get(load.replicaId);
+    if (r) r.frames = frames;
     if (r?.unreachable && load.draining !== true) {
       r.unreachable = false;
       if (this.queue.length > 0) this.pump();
@@ -305,8 +310,8 @@ export class Balancer {
   }
 
   /** Per replica: in flight from this router, last reported queue. */
-  stats(): { replicaId: string; revision: string; inFlight: number; reportedQueued: number | undefined }[] {
-    return [...this.replicas.values()].map((r) => ({ replicaId: r.info.replicaId, revision: r.info.revision, inFlight: r.inFlight, reportedQueued: this.reports.get(r.info.replicaId)?.queued }));
+  stats(): { replicaId: string; revision: string; inFlight: number; reportedQueued: number | undefined; frames: boolean }[] {
+    return [...this.replicas.values()].map((r) => ({ replicaId: r.info.replicaId, revision: r.info.revision, inFlight: r.inFlight, reportedQueued: this.reports.get(r.info.replicaId)?.queued, frames: r.frames }));
   }
 
   private usable(r: ReplicaState, exclude: ReadonlySet<string> | undefined): boolean {

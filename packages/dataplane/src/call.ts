@@ -31,6 +31,7 @@ import { nuid, type Msg } from '@nats-io/transport-node';
 import type { Balancer, ReplicaState, Tracked, Waiter } from './balancer.js';
 import type { Link } from './connection.js';
 import type { DeadlineList, Deadlines, Expiring } from './deadlines.js';
+import type { Framer, FrameListener } from './framer.js';
 import type { RouteHint } from './route-key.js';
 import type { Inbox, Listener } from './inbox.js';
 import { STREAM_WINDOW, type ReplicaInfo, type WireError } from './types.js';
@@ -50,8 +51,10 @@ export interface CallHost {
   readonly maxRetries: number;
   /** Calls not settled yet (the router fails them on close). */
   readonly calls: Set<Call>;
-  /** Totals since the router started (observability, tests). */
-  readonly counters: { retries: number; hedges: number; lost: number };
+  /** Totals since the router started (observability, tests); `frames`: request frames sent (framer.ts). */
+  readonly counters: { retries: number; hedges: number; lost: number; frames: number };
+  /** Holds unary attempts to replicas that read frames until the end of the turn (framer.ts); absent: every request goes alone. */
+  readonly framer: Framer | undefined;
   /** Tells a replica to drop call `id` (best effort; held until the replica is reachable again if the connection is down). */
   cancel(replica: ReplicaState, id: string, deadline: number): void;
   /** The router's deadline lists (deadlines.ts): one timer per timeout length, none per call. */
@@ -78,6 +81,8 @@ export class Attempt implements Listener, Tracked {
   trace: AttemptTrace | undefined;
   /** How it ended, for its span: set where known (its answer's code, the call's error when that ended it); else OK, or CANCELLED when another copy won. */
   outcome: string | undefined;
+  /** The request frame it went in, if it did (framer.ts): told when it ends. */
+  frame: FrameListener | undefined;
 
   constructor(
     private readonly call: Call,
@@ -86,6 +91,29 @@ export class Attempt implements Listener, Tracked {
 
   onMessage(msg: Msg): void {
     this.call.onMessage(this, msg);
+  }
+
+  /** Its answer's bytes, from an answer frame. */
+  onData(data: Uint8Array): void {
+    this.call.onData(this, data);
+  }
+
+  /** Its answer, decoded already (a replica's answer to a whole frame). */
+  onAnswer(body: unknown): void {
+    this.call.onAnswer(this, body);
+  }
+
+  undecodable(e: unknown): void {
+    this.call.undecodable(this, e);
+  }
+
+  /** Sends it as a request of its own. */
+  publish(): void {
+    this.call.publish(this);
+  }
+
+  publishFailed(e: unknown): void {
+    this.call.publishFailed(this, e);
   }
 
   lost(): void {
@@ -195,16 +223,31 @@ export abstract class Call implements Expiring {
   onMessage(a: Attempt, msg: Msg): void {
     if (a.ended || this.settled) return;
     if (isNoResponders(msg)) return this.neverReached(a, 'answered "no responders" (nobody subscribes to its subject)');
-    let body: Record<string, unknown>;
+    this.onData(a, msg.data);
+  }
+
+  onData(a: Attempt, data: Uint8Array): void {
+    if (a.ended || this.settled) return;
+    let body: unknown;
     try {
-      body = decode(msg.data);
+      body = decode(data);
     } catch (e) {
-      a.outcome = ErrorCode.INTERNAL;
-      this.end(a, false);
-      for (const other of this.attempts()) other.outcome ??= ErrorCode.CANCELLED; // not broken: cancelled, as this call fails
-      return this.fail(new MusterError(ErrorCode.INTERNAL, `replica ${a.replica.info.replicaId} sent an undecodable answer: ${(e as Error).message}`, { cause: e }));
+      return this.undecodable(a, e);
     }
-    if (typeof body !== 'object' || body === null) body = {};
+    this.onAnswer(a, body);
+  }
+
+  undecodable(a: Attempt, e: unknown): void {
+    if (a.ended || this.settled) return;
+    a.outcome = ErrorCode.INTERNAL;
+    this.end(a, false);
+    for (const other of this.attempts()) other.outcome ??= ErrorCode.CANCELLED; // not broken: cancelled, as this call fails
+    this.fail(new MusterError(ErrorCode.INTERNAL, `replica ${a.replica.info.replicaId} sent an undecodable answer: ${(e as Error).message}`, { cause: e }));
+  }
+
+  onAnswer(a: Attempt, answer: unknown): void {
+    if (a.ended || this.settled) return;
+    const body = (typeof answer === 'object' && answer !== null ? answer : {}) as Record<string, unknown>;
     const code = (body.error as WireError | undefined)?.code;
     if (code === ErrorCode.UNAVAILABLE && !this.delivering()) return this.neverReached(a, 'was closing and did not start the call');
     if (code !== undefined) a.outcome = String(code);
@@ -277,7 +320,6 @@ export abstract class Call implements Expiring {
     else this.tried.add(r.info.replicaId);
     const a = new Attempt(this, r);
     a.token = this.host.inbox.open(a);
-    a.reply = this.host.inbox.subject(a.token);
     if (!this.onlyAttempt && !this.manyAttempts) this.onlyAttempt = a;
     else {
       this.manyAttempts ??= new Set(this.onlyAttempt ? [this.onlyAttempt] : []);
@@ -287,15 +329,30 @@ export abstract class Call implements Expiring {
     r.attempts.add(a);
     this.sent++;
     if (this.traceCtx) a.trace = startAttemptSpan(this.traceCtx, { group: this.host.group, replicaId: r.info.replicaId, revision: r.info.revision, subject: r.info.subject, callId: this.id, stream: this.stream, attempt: this.sent });
+    // A unary request to a replica that reads frames waits for the end of the turn (framer.ts); a traced one carries its context in its own headers.
+    if (this.host.framer && r.frames && !this.stream && !a.trace) return this.host.framer.add(r, a, this.request);
+    this.publish(a);
+  }
+
+  /** Sends attempt `a` as a request of its own, on its own reply subject. */
+  publish(a: Attempt): void {
+    if (a.ended) return;
+    a.reply = this.host.inbox.subject(a.token);
     try {
-      this.host.nats.publish(r.info.subject, this.request, a.trace ? { reply: a.reply, headers: a.trace.headers } : { reply: a.reply });
+      this.host.nats.publish(a.replica.info.subject, this.request, a.trace ? { reply: a.reply, headers: a.trace.headers } : { reply: a.reply });
     } catch (e) {
-      // Reconnected to a server with a lower max_payload since start(): say that, not "unavailable".
-      const err = this.tooLarge() ?? new MusterError(ErrorCode.UNAVAILABLE, `cannot send call ${this.id} over NATS: ${(e as Error).message}`, { cause: e });
-      a.outcome = err.code;
-      this.end(a, false);
-      this.fail(err);
+      this.publishFailed(a, e);
     }
+  }
+
+  /** nats.js refused to send it (alone or in a frame). */
+  publishFailed(a: Attempt, e: unknown): void {
+    if (a.ended || this.settled) return;
+    // Reconnected to a server with a lower max_payload since start(): say that, not "unavailable".
+    const err = this.tooLarge() ?? new MusterError(ErrorCode.UNAVAILABLE, `cannot send call ${this.id} over NATS: ${(e as Error).message}`, { cause: e });
+    a.outcome = err.code;
+    this.end(a, false);
+    this.fail(err);
   }
 
   /** RESOURCE_EXHAUSTED when the encoded request is over the connection's max_payload: no server would take it. */
@@ -313,6 +370,7 @@ export abstract class Call implements Expiring {
     a.ended = true;
     if (a.trace) endSpan(a.trace.span, a.outcome ?? (cancel ? ErrorCode.CANCELLED : 'OK'));
     this.host.inbox.close(a.token);
+    a.frame?.ended();
     if (this.onlyAttempt === a) this.onlyAttempt = undefined;
     else this.manyAttempts?.delete(a);
     a.replica.attempts.delete(a);

@@ -42,6 +42,16 @@ export class Inbox {
     return token;
   }
 
+  /** Reply subjects listened on now. */
+  get size(): number {
+    return this.listeners.size;
+  }
+
+  /** Who listens on `token` now, if anyone. */
+  listener(token: number): Listener | undefined {
+    return this.listeners.get(token);
+  }
+
   subject(token: number): string {
     return this.prefix + token;
   }

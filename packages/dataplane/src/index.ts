@@ -9,4 +9,5 @@ export { Router, type RouterInit, type MembershipFeed } from './router.js';
 export type { OpenOverflow } from './overflow.js';
 export { replicaSubject, loadSubject, QUEUE_GROUP } from '@muster/contracts';
 export { routeTextOf } from './route-key.js';
+export { encodeFrame, frameItems, FRAME_VERSION, MAX_FRAME_ITEMS, type FrameItem } from './frames.js';
 export type * from './types.js';

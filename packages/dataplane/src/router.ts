@@ -33,6 +33,7 @@ import { Balancer, type ReplicaState } from './balancer.js';
 import type { Call, CallHost, ResolvedCallOptions } from './call.js';
 import { Link } from './connection.js';
 import { Deadlines } from './deadlines.js';
+import { Framer } from './framer.js';
 import { OK, recordPrefixRoute, recordRouterCall, trackRouter } from './metrics.js';
 import { checkRouteOptions } from './route-key.js';
 import { Inbox } from './inbox.js';
@@ -77,6 +78,7 @@ const initSchema = z.object({
   maxOngoingPerReplica: z.int().min(1).max(MAX_IN_FLIGHT_PER_REPLICA).optional(),
   maxQueued: z.int().min(0).max(10_000_000).default(1_000),
   maxRetries: z.int().min(0).max(100).default(3),
+  frames: z.boolean().default(true),
   replicaLostAfterMs: z.int().min(10).max(600_000).default(3_000),
   reportFreshMs: z.int().min(10).max(600_000).default(3_000),
   inboxPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected NATS subject tokens').optional(),
@@ -128,9 +130,10 @@ export class Router implements OverflowTarget {
     this.inbox = new Inbox(nats, o.inboxPrefix);
     this.link = new Link(nats, { down: (closed) => this.connectionLost(closed) });
     const calls = new Set<Call>();
-    const counters = { retries: 0, hedges: 0, lost: 0 };
+    const counters = { retries: 0, hedges: 0, lost: 0, frames: 0 };
     const cancel = (r: ReplicaState, id: string, deadline: number) => this.cancel(r.info.replicaId, r.info.subject, id, deadline);
-    this.host = { group: o.group, nats, balancer: this.balancer, inbox: this.inbox, link: this.link, maxRetries: o.maxRetries, calls, counters, cancel, deadlines: this.deadlines };
+    const framer = o.frames ? new Framer(nats, this.inbox, () => counters.frames++) : undefined;
+    this.host = { group: o.group, nats, balancer: this.balancer, inbox: this.inbox, link: this.link, maxRetries: o.maxRetries, calls, counters, cancel, deadlines: this.deadlines, framer };
     this.untrack = trackRouter({ group: o.group, inFlight: () => calls.size, queued: () => this.balancer.queued, counters });
     this.loadSub = nats.subscribe(loadSubject(o.subjectPrefix, o.group), {
       callback: (err, msg) => {
@@ -232,9 +235,15 @@ export class Router implements OverflowTarget {
     }
   }
 
-  /** Calls waiting in this router, in flight and reported queue per replica, totals of retries, hedges and lost calls, and whether its NATS connection is up. */
-  stats(): { queued: number; replicas: ReturnType<Balancer['stats']>; retries: number; hedges: number; lost: number; connected: boolean; overflow: ReturnType<Overflow['stats']>; prefixRoutes: Balancer['prefixRoutes'] } {
-    return { queued: this.balancer.queued, replicas: this.balancer.stats(), ...this.host.counters, connected: this.link.up, overflow: this.overflow.stats(), prefixRoutes: { ...this.balancer.prefixRoutes } };
+  /**
+   * Calls waiting in this router, in flight and reported queue per replica
+   * (and whether it reads frames), totals of retries, hedges, lost calls and
+   * request frames sent, reply subjects listened on now (one per copy of a
+   * call out, one per request frame with calls out), and whether its NATS
+   * connection is up.
+   */
+  stats(): { queued: number; replicas: ReturnType<Balancer['stats']>; retries: number; hedges: number; lost: number; frames: number; replySubjects: number; connected: boolean; overflow: ReturnType<Overflow['stats']>; prefixRoutes: Balancer['prefixRoutes'] } {
+    return { queued: this.balancer.queued, replicas: this.balancer.stats(), ...this.host.counters, replySubjects: this.inbox.size, connected: this.link.up, overflow: this.overflow.stats(), prefixRoutes: { ...this.balancer.prefixRoutes } };
   }
 
   /**

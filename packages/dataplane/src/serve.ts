@@ -42,6 +42,8 @@ import { CallAbort, HandlerContext } from './call-abort.js';
 import { startServeSpan } from './tracing.js';
 import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
 import { answerWarmups, batchOfOne } from './warmup.js';
+import { AnswerFrames, type AnswerFrame } from './answer-frames.js';
+import { decodeItem, FRAME_OVERHEAD, FRAME_VERSION, frameItems, ITEM_OVERHEAD } from './frames.js';
 
 export interface ServeHandlers {
   unary?: UnaryHandler;
@@ -154,6 +156,9 @@ interface Job {
   stream: boolean;
   payload: unknown;
   reply: string;
+  /** It came in a request frame (frames.ts): its answer goes in an answer frame, under its token. */
+  frame: AnswerFrame | undefined;
+  token: number;
   /** performance.now() at arrival; the outcome's code once known (metrics.ts). */
   arrived: number;
   code: string;
@@ -190,6 +195,7 @@ class ReplicaServer implements Server {
   private readonly batcher: Batcher<Job> | undefined;
   /** Stops answering the agent's warm-up calls (warmup.ts); drain and close call it. */
   stopWarmups: () => void = () => undefined;
+  private readonly answerFrames: AnswerFrames;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -201,6 +207,7 @@ class ReplicaServer implements Server {
     this.group = cfg.group;
     this.replicaId = cfg.replicaId;
     this.revision = cfg.revision;
+    this.answerFrames = new AnswerFrames(nc);
     this.batcher = cfg.batch && new Batcher<Job>({
       ...cfg.batch,
       where: `replica ${cfg.replicaId} of group ${cfg.group}`,
@@ -241,14 +248,34 @@ class ReplicaServer implements Server {
     if (req?.cancel === true) return this.cancel(String(req.id));
     if (typeof req?.credit === 'number') return this.credit(String(req.id), req.credit);
     if (!msg.reply) return; // nobody to answer: not a data-plane request
-    if (req?.v !== 1 || typeof req.id !== 'string' || typeof req.deadline !== 'number') {
-      this.publish(msg.reply, { v: 1, ok: false, error: wireError(ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId}: not a v1 data-plane request`) });
+    if (typeof req === 'object' && req !== null && 'frame' in req) return this.onFrame(req, msg, msg.reply);
+    this.onRequest(req, msg, msg.reply, undefined, 0);
+  }
+
+  /** A request frame (frames.ts): each of its calls as if it came alone, answered in an answer frame. */
+  private onFrame(body: unknown, msg: Msg, reply: string): void {
+    const got = frameItems(body);
+    if (typeof got !== 'object') {
+      // Answered as a whole: the router hands this error to each call of the frame.
+      this.publish(reply, { v: 1, ok: false, error: wireError(ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId}: a request frame that is not one: ${got ?? 'no frame'}`) });
+      return;
+    }
+    const frame = this.answerFrames.open(reply);
+    for (const [token, bytes] of got.items) this.onRequest(decodeItem(bytes) as Partial<WireRequest> | undefined, msg, reply, frame, token);
+  }
+
+  private onRequest(req: Partial<WireRequest> | undefined, msg: Msg, reply: string, frame: AnswerFrame | undefined, token: number): void {
+    if (req?.v !== 1 || typeof req.id !== 'string' || typeof req.deadline !== 'number' || (frame && req.stream === true)) {
+      const why = req?.v === 1 && frame ? 'a stream request cannot come in a request frame' : 'not a v1 data-plane request';
+      const error: WireReply = { v: 1, ok: false, error: wireError(ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId}: ${why}`) };
+      if (frame) this.answerFrames.add(frame, token, encode(error));
+      else this.publish(reply, error);
       return;
     }
     const window = Number.isInteger(req.window) && req.window! > 0 ? req.window : undefined;
     // Off (no tracer provider), one check: no span, no headers read.
     const trace = tracingOn() ? startServeSpan(msg, { group: this.group, replicaId: this.replicaId, revision: this.revision, subject: this.subject, callId: req.id, stream: req.stream === true }) : undefined;
-    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply: msg.reply, arrived: performance.now(), code: OK, credit: 0, trace };
+    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply, frame, token, arrived: performance.now(), code: OK, credit: 0, trace };
     if (window) job.window = window;
     if (!(job.stream ? this.handlers.stream : this.handlers.unary ?? this.batcher)) {
       return this.fail(job, ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId} of group ${this.group} serves no ${job.stream ? 'stream' : 'unary'} handler`);
@@ -316,7 +343,7 @@ class ReplicaServer implements Server {
     // before the caller's own deadline timer fires and turn a timed-out call into
     // a success. (Answers to a cancel or a closing replica still go out.)
     if (job.code === ErrorCode.DEADLINE_EXCEEDED) return;
-    if (!this.publish(job.reply, out, job.id) && job.code === OK) job.code = ErrorCode.RESOURCE_EXHAUSTED;
+    if (!this.answer(job, out) && job.code === OK) job.code = ErrorCode.RESOURCE_EXHAUSTED;
     return undefined;
   }
 
@@ -404,7 +431,7 @@ class ReplicaServer implements Server {
 
   /** A batched call's one outcome (batch.ts), published unless its caller stopped listening. */
   private answerBatched(job: Job, out: BatchOutcome): void {
-    const sent = (out.ok || out.send) && this.publish(job.reply, out.ok ? { v: 1, ok: true, result: out.result } : { v: 1, ok: false, error: wireError(out.code, out.message) }, job.id);
+    const sent = (out.ok || out.send) && this.answer(job, out.ok ? { v: 1, ok: true, result: out.result } : { v: 1, ok: false, error: wireError(out.code, out.message) });
     const code = !out.ok ? out.code : sent ? OK : ErrorCode.RESOURCE_EXHAUSTED;
     recordReplicaRequest(this.group, this.revision, code, job.arrived);
     endSpan(job.trace?.span, code);
@@ -432,7 +459,15 @@ class ReplicaServer implements Server {
     recordReplicaRequest(this.group, this.revision, code, job.arrived);
     endSpan(job.trace?.span, code, message);
     // A stream's caller reads chunks, a unary caller a reply; both read `error`.
-    this.publish(job.reply, job.stream ? { v: 1, seq: 0, error: wireError(code, message) } : { v: 1, ok: false, error: wireError(code, message) });
+    this.answer(job, job.stream ? { v: 1, seq: 0, error: wireError(code, message) } : { v: 1, ok: false, error: wireError(code, message) });
+  }
+
+  /** A call's answer (or a stream's first chunk): alone on its reply subject, or in its frame's answer frame. */
+  private answer(job: Job, value: WireReply | WireChunk): boolean {
+    if (!job.frame) return this.publish(job.reply, value, job.id);
+    const { bytes, asGiven } = this.encoded(value, job.id, FRAME_OVERHEAD + ITEM_OVERHEAD);
+    this.answerFrames.add(job.frame, job.token, bytes);
+    return asGiven;
   }
 
   /**
@@ -442,6 +477,17 @@ class ReplicaServer implements Server {
    * chunk's seq), so the caller fails at once with the reason.
    */
   private publish(subject: string, value: WireReply | WireChunk | WireLoad, callId?: string): boolean {
+    const { bytes, asGiven } = this.encoded(value, callId);
+    try {
+      this.nc.publish(subject, bytes);
+    } catch {
+      return false; // connection closed: the caller's router sees the replica as lost
+    }
+    return asGiven;
+  }
+
+  /** An answer's bytes, or an error in its place (see publish); `reserve`: bytes that go around it in a frame. */
+  private encoded(value: WireReply | WireChunk | WireLoad, callId?: string, reserve = 0): { bytes: Uint8Array; asGiven: boolean } {
     const instead = (error: WireError) => encode('seq' in value ? { v: 1, seq: value.seq, error } : { v: 1, ok: false, error });
     let bytes: Uint8Array;
     let asGiven = true;
@@ -452,21 +498,16 @@ class ReplicaServer implements Server {
       asGiven = false;
     }
     const limit = maxPayloadOf(this.nc);
-    if (limit !== undefined && bytes.length > limit && callId !== undefined) {
+    if (limit !== undefined && bytes.length + reserve > limit && callId !== undefined) {
       const what = `the answer to call ${callId}${'seq' in value ? ` (stream chunk ${value.seq})` : ''}`;
       bytes = instead(wireError(ErrorCode.RESOURCE_EXHAUSTED, `replica ${this.replicaId}: ${tooLargeMessage(what, bytes.length, limit)}; it was not sent. Return less (or store large results elsewhere and return a reference)`));
       asGiven = false;
     }
-    try {
-      this.nc.publish(subject, bytes);
-    } catch {
-      return false; // connection closed: the caller's router sees the replica as lost
-    }
-    return asGiven;
+    return { bytes, asGiven };
   }
 
   private report(): void {
-    const load: WireLoad = { v: 1, replicaId: this.replicaId, inFlight: this.inFlight, queued: this.queued, timeMs: Date.now(), draining: this.state !== 'serving', incarnation: this.incarnation };
+    const load: WireLoad = { v: 1, replicaId: this.replicaId, inFlight: this.inFlight, queued: this.queued, timeMs: Date.now(), draining: this.state !== 'serving', incarnation: this.incarnation, frames: FRAME_VERSION };
     const engine = this.cfg.engineLoad?.();
     if (engine) load.engine = engine;
     const custom = customOf(this.cfg.customMetrics);
@@ -490,6 +531,7 @@ class ReplicaServer implements Server {
     }
     if (this.inFlight > 0 || this.queued > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.report(); // routers see it idle at once
+    this.answerFrames.flush();
     // Answers published so far may still sit in the client's buffer (over TLS,
     // behind the socket's encryption): a process that exits right after drain()
     // would lose them, and their callers would wait for their deadline.
@@ -511,6 +553,7 @@ class ReplicaServer implements Server {
     for (const job of this.jobs.values()) job.abort?.abort(new MusterError(ErrorCode.CANCELLED, `replica ${this.replicaId} is closing`));
     this.batcher?.close();
     this.checkIdle();
+    this.answerFrames.flush(); // before the connection drains: it takes no publish after that
     if (this.ownsConnection) await this.nc.drain().catch(() => undefined);
     else await this.nc.flush().catch(() => undefined);
   }

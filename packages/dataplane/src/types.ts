@@ -102,6 +102,12 @@ export interface RouterOptions {
   maxQueued?: number;
   /** Retries of requests that never reached a replica (default 3). */
   maxRetries?: number;
+  /**
+   * Send unary calls made in the same turn to one replica as one NATS
+   * message, a request frame (frames.ts), to replicas that read them
+   * (default true). False: every call is a NATS request of its own.
+   */
+  frames?: boolean;
 }
 
 /** What `serve()` handlers get. */
