@@ -7,7 +7,7 @@
  * the frame has its answer or stopped waiting.
  */
 import type { NatsConnection } from '@muster/common';
-import { encodeFrame, FRAME_OVERHEAD, ITEM_OVERHEAD, MAX_FRAME_BYTES, MAX_FRAME_ITEMS, type FrameItem } from './frames.js';
+import { encodeFrame, FRAME_OVERHEAD, frameBytesLimit, ITEM_OVERHEAD, MAX_FRAME_ITEMS, type FrameItem } from './frames.js';
 
 /** The answers of one request frame not sent yet. */
 export interface AnswerFrame {
@@ -30,7 +30,7 @@ export class AnswerFrames {
 
   /** Holds one call's encoded answer until the end of the turn (a full frame goes at once). */
   add(frame: AnswerFrame, token: number, bytes: Uint8Array): void {
-    if (frame.items.length === MAX_FRAME_ITEMS || (frame.items.length > 0 && frame.bytes + bytes.length + ITEM_OVERHEAD > MAX_FRAME_BYTES)) this.send(frame);
+    if (frame.items.length === MAX_FRAME_ITEMS || (frame.items.length > 0 && frame.bytes + bytes.length + ITEM_OVERHEAD > frameBytesLimit(this.nc))) this.send(frame);
     if (frame.items.length === 0) this.pending.push(frame);
     frame.items.push([token, bytes]);
     frame.bytes += bytes.length + ITEM_OVERHEAD;

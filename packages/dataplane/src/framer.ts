@@ -8,7 +8,7 @@ import { decode, type NatsConnection } from '@muster/common';
 import type { Msg } from '@nats-io/transport-node';
 import type { ReplicaState } from './balancer.js';
 import type { Attempt } from './call.js';
-import { encodeFrame, FRAME_OVERHEAD, frameItems, ITEM_OVERHEAD, MAX_FRAME_BYTES, MAX_FRAME_ITEMS, type FrameItem } from './frames.js';
+import { encodeFrame, FRAME_OVERHEAD, frameBytesLimit, frameItems, ITEM_OVERHEAD, MAX_FRAME_ITEMS, type FrameItem } from './frames.js';
 import type { Inbox, Listener } from './inbox.js';
 import { isNoResponders } from './wire.js';
 
@@ -40,7 +40,7 @@ export class Framer {
   /** Holds `a` (its token open in the inbox) until the end of this turn. */
   add(r: ReplicaState, a: Attempt, request: Uint8Array): void {
     let box = this.boxes.get(r);
-    if (box && (box.attempts.length === MAX_FRAME_ITEMS || box.bytes + request.length + ITEM_OVERHEAD > MAX_FRAME_BYTES)) {
+    if (box && (box.attempts.length === MAX_FRAME_ITEMS || box.bytes + request.length + ITEM_OVERHEAD > frameBytesLimit(this.nats))) {
       this.boxes.delete(r);
       this.send(r, box);
       box = undefined;

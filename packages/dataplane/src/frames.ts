@@ -32,11 +32,12 @@
  * one (not a list, too long, an item that is not [token, bytes]) is refused
  * by name; an item whose request is broken gets its own error answer.
  */
-import { decode, encode } from '@muster/common';
+import { decode, encode, type NatsConnection } from '@muster/common';
+import { maxPayloadOf } from './wire.js';
 
 /** The most calls in one frame: an answer frame holds as many answers, so both stay small. */
 export const MAX_FRAME_ITEMS = 64;
-/** Frames are cut at this many bytes of requests (or answers), well under any max_payload a cluster would set. */
+/** Frames are cut at this many bytes of requests (or answers), or at the connection's max_payload if a cluster set it lower. */
 export const MAX_FRAME_BYTES = 64 * 1024;
 /** What a frame adds around its items, at most: the map, its keys and array header, and per item a token and bin header. */
 export const FRAME_OVERHEAD = 32;
@@ -45,6 +46,11 @@ export const ITEM_OVERHEAD = 16;
 export const FRAME_VERSION = 1;
 
 export type FrameItem = [token: number, bytes: Uint8Array];
+
+/** Where frames on this connection are cut: MAX_FRAME_BYTES, or less under a lower max_payload. */
+export function frameBytesLimit(nc: NatsConnection): number {
+  return Math.min(MAX_FRAME_BYTES, maxPayloadOf(nc) ?? MAX_FRAME_BYTES);
+}
 
 export function encodeFrame(items: readonly FrameItem[]): Uint8Array {
   return encode({ v: 1, frame: items });

@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, ErrorCode, isMusterError, type MusterError, type NatsConnection } from '@muster/common';
-import { findBinary, freePort, spawnManaged, startNats, tempDir, type ManagedProcess } from '@muster/testing';
+import { findBinary, freePort, spawnManaged, startNats, tempDir, waitFor, type ManagedProcess } from '@muster/testing';
 import { MAX_MESSAGE_BYTES, replicaSubject } from '@muster/contracts';
 import { Router, serve, type Server } from '@muster/dataplane';
 
@@ -117,5 +117,14 @@ describe('payloads over max_payload', () => {
     expect(e.code).toBe(ErrorCode.RESOURCE_EXHAUSTED);
     expect(e.message).toContain('(stream chunk 2)');
     expect(stoppedAfter).toBe(2);
+  });
+  it('frames are cut under a max_payload lower than their own limit: calls of 1 KiB made at once all go, and their answers all come back', async () => {
+    const { router } = await group('small-frames', { unary: (p) => p });
+    // The replica reads frames once its load report is heard (it reports at start and every second).
+    await waitFor('the replica\'s load report', () => router.stats().replicas[0]?.frames === true, { timeoutMs: 5_000 });
+    const payloads = Array.from({ length: 20 }, (_, i) => `${i}:`.padEnd(1_000, 'x'));
+    expect(await Promise.all(payloads.map((p) => router.call(p, { timeoutMs: DEADLINE_MS })))).toEqual(payloads);
+    // 20 KiB of requests in one turn went as several frames, each under the server's 4 KiB.
+    expect(router.stats().frames).toBeGreaterThanOrEqual(5);
   });
 });
