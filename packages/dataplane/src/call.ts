@@ -31,9 +31,9 @@ import { nuid, type Msg } from '@nats-io/transport-node';
 import type { Balancer, ReplicaState, Tracked, Waiter } from './balancer.js';
 import type { Link } from './connection.js';
 import type { DeadlineList, Deadlines, Expiring } from './deadlines.js';
-import type { Framer, FrameListener } from './framer.js';
+import type { FramedAttempt, Framer, FrameListener } from './framer.js';
 import type { RouteHint } from './route-key.js';
-import type { Inbox, Listener } from './inbox.js';
+import type { Inbox } from './inbox.js';
 import { STREAM_WINDOW, type ReplicaInfo, type WireError } from './types.js';
 import { callerContext, startAttemptSpan, type AttemptTrace } from './tracing.js';
 import { isNoResponders, maxPayloadOf, tooLargeMessage } from './wire.js';
@@ -71,7 +71,7 @@ export interface ResolvedCallOptions extends RouteHint {
 }
 
 /** One copy of the request on one replica. */
-export class Attempt implements Listener, Tracked {
+export class Attempt implements FramedAttempt, Tracked {
   readonly startedAt = Date.now();
   /** Its inbox token and reply subject (inbox.ts). */
   token = 0;

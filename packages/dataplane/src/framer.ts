@@ -7,13 +7,25 @@
 import { decode, type NatsConnection } from '@muster/common';
 import type { Msg } from '@nats-io/transport-node';
 import type { ReplicaState } from './balancer.js';
-import type { Attempt } from './call.js';
 import { encodeFrame, FRAME_OVERHEAD, frameBytesLimit, frameItems, ITEM_OVERHEAD, MAX_FRAME_ITEMS, type FrameItem } from './frames.js';
 import type { Inbox, Listener } from './inbox.js';
 import { isNoResponders } from './wire.js';
 
+/** What the framer needs of a call's attempt (call.ts's Attempt): its token, and the call's ways to send and to hear. */
+export interface FramedAttempt extends Listener {
+  readonly token: number;
+  readonly ended: boolean;
+  frame: FrameListener | undefined;
+  /** Sends it as a request of its own. */
+  publish(): void;
+  publishFailed(e: unknown): void;
+  onData(data: Uint8Array): void;
+  onAnswer(body: unknown): void;
+  undecodable(e: unknown): void;
+}
+
 interface Outbox {
-  attempts: Attempt[];
+  attempts: FramedAttempt[];
   requests: Uint8Array[];
   bytes: number;
 }
@@ -38,7 +50,7 @@ export class Framer {
   ) {}
 
   /** Holds `a` (its token open in the inbox) until the end of this turn. */
-  add(r: ReplicaState, a: Attempt, request: Uint8Array): void {
+  add(r: ReplicaState, a: FramedAttempt, request: Uint8Array): void {
     let box = this.boxes.get(r);
     if (box && (box.attempts.length === MAX_FRAME_ITEMS || box.bytes + request.length + ITEM_OVERHEAD > frameBytesLimit(this.nats))) {
       this.boxes.delete(r);
@@ -60,7 +72,7 @@ export class Framer {
 
   private send(r: ReplicaState, box: Outbox): void {
     const { attempts, requests } = box;
-    const live: Attempt[] = [];
+    const live: FramedAttempt[] = [];
     const items: FrameItem[] = [];
     for (let i = 0; i < attempts.length; i++) {
       const a = attempts[i]!;
@@ -88,7 +100,7 @@ export class FrameListener implements Listener {
 
   constructor(
     private readonly inbox: Inbox,
-    private readonly attempts: readonly Attempt[],
+    private readonly attempts: readonly FramedAttempt[],
   ) {
     this.open = attempts.length;
     this.token = inbox.open(this);
@@ -108,7 +120,7 @@ export class FrameListener implements Listener {
     if (got === undefined) return this.each((a) => a.onAnswer(body));
     if (typeof got === 'string') return this.each((a) => a.undecodable(new Error(`an answer frame came back malformed: ${got}`)));
     for (const [token, bytes] of got.items) {
-      const a = this.inbox.listener(token) as Attempt | undefined;
+      const a = this.inbox.listener(token) as FramedAttempt | undefined;
       if (a?.frame === this) a.onData(bytes); // only this frame's calls: a token of another is not this replica's to answer
     }
   }
@@ -118,7 +130,7 @@ export class FrameListener implements Listener {
     if (--this.open === 0) this.inbox.close(this.token);
   }
 
-  private each(f: (a: Attempt) => void): void {
+  private each(f: (a: FramedAttempt) => void): void {
     for (const a of this.attempts) if (!a.ended) f(a);
   }
 }
