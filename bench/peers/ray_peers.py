@@ -165,6 +165,16 @@ def p50_ms(fn, n):
     return round(statistics.median(lat), 3)
 
 
+def warm_until_steady(fn):
+    """As the Muster side's warm-up (phases.ts): blocks of 1,000 calls one at a time until two in a row agree within 3% (at most 10)."""
+    last = p50_ms(fn, 1000)
+    for _ in range(10):
+        p = p50_ms(fn, 1000)
+        if abs(p - last) <= 0.03 * last:
+            return
+        last = p
+
+
 def serve_shapes(ray, a, latency, http):
     from ray import serve
 
@@ -177,6 +187,7 @@ def serve_shapes(ray, a, latency, http):
         actor = Target.remote()
         ray.get(actor.small_value.remote())
         p50_ms(lambda: ray.get(actor.small_value.remote()), 200)
+        warm_until_steady(lambda: ray.get(actor.small_value.remote()))
         actor_p50 = [p50_ms(lambda: ray.get(actor.small_value.remote()), a.seq) for _ in range(a.rounds)]
         ray.kill(actor)
 
@@ -193,6 +204,7 @@ def serve_shapes(ray, a, latency, http):
     handle = serve.run(NoOp.bind(), name="peers", route_prefix="/noop")
     if latency:
         p50_ms(lambda: handle.noop.remote().result(), 200)
+        warm_until_steady(lambda: handle.noop.remote().result())
         handle_p50 = [p50_ms(lambda: handle.noop.remote().result(), a.seq) for _ in range(a.rounds)]
         emit({"shape": "latency", "actorP50Ms": actor_p50, "serveHandleP50Ms": handle_p50})
     if http:

@@ -3,7 +3,8 @@
  * wire types both share — the SDK re-exports it, and the worker's HTTP
  * bridge serves with it (so the worker needs no SDK). See docs/dataplane.md.
  */
-export { serve, type Server, type ServeHandlers, type ServeOptions } from './serve.js';
+export { serve } from './serve.js';
+export type { Server, ServeHandlers, ServeOptions } from './serve-options.js';
 export type { BatchContext, BatchHandler, BatchOptions } from './batch-plan.js';
 export { Router, type RouterInit, type MembershipFeed } from './router.js';
 export type { OpenOverflow } from './overflow.js';

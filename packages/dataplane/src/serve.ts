@@ -16,6 +16,10 @@
  * subscription drain also hands over what was already on the wire, so no
  * request is lost between "removed from membership" and "stopped".
  *
+ * Unary requests may also come several to a message, in a request frame
+ * (frames.ts; its load reports say it reads them): each is served as if it
+ * came alone, and their answers go back in answer frames (answer-frames.ts).
+ *
  * An answer larger than the connection's max_payload (NATS would refuse it,
  * and the caller would wait for its deadline) is replaced by a small
  * MUSTER_RESOURCE_EXHAUSTED error naming both sizes; a stream ends with it
@@ -29,124 +33,30 @@
  * with MUSTER_UNAVAILABLE, and their routers send a cancel after that report).
  */
 import { randomBytes } from 'node:crypto';
-import { connectNats, decode, encode, endSpan, ErrorCode, isMusterError, MusterError, otelContext, tracingOn, unknownKeysMessage, type NatsConnection } from '@muster/common';
+import { decode, encode, endSpan, ErrorCode, isMusterError, MusterError, otelContext, tracingOn, type NatsConnection } from '@muster/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
-import { z } from 'zod';
+import { customMetricsOf, loadSubject, QUEUE_GROUP } from '@muster/contracts';
+import { Answers, type AnswerFrame } from './answers.js';
 import { Batcher, type BatchOutcome } from './batch.js';
-import { batchCapacity, parseBatchOptions, type BatchOptions, type ValidBatchOptions } from './batch-plan.js';
-import { Link } from './connection.js';
-import { OK, recordReplicaBatch, recordReplicaRequest, trackReplica } from './metrics.js';
-import type { RequestContext, StreamHandler, UnaryHandler, WireCancel, WireChunk, WireCredit, WireError, WireLoad, WireReply, WireRequest } from './types.js';
-import { customMetricsOf, DEFAULT_SUBJECT_PREFIX, loadSubject, QUEUE_GROUP, readNatsCredentialEnv, SHARD_ENV, ShardEnvError, type EngineLoad } from '@muster/contracts';
 import { CallAbort, HandlerContext } from './call-abort.js';
+import { Link } from './connection.js';
+import { decodeItem, FRAME_VERSION, frameItems } from './frames.js';
+import { OK, recordReplicaBatch, recordReplicaRequest, trackReplica } from './metrics.js';
+import { replicaConnection, serveConfig, type ServeConfig, type ServeHandlers, type ServeOptions, type Server } from './serve-options.js';
 import { startServeSpan } from './tracing.js';
-import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
+import type { RequestContext, WireCancel, WireChunk, WireCredit, WireLoad, WireReply, WireRequest } from './types.js';
 import { answerWarmups, batchOfOne } from './warmup.js';
-import { AnswerFrames, type AnswerFrame } from './answer-frames.js';
-import { decodeItem, FRAME_OVERHEAD, FRAME_VERSION, frameItems, ITEM_OVERHEAD } from './frames.js';
+import { wireError } from './wire.js';
 
-export interface ServeHandlers {
-  unary?: UnaryHandler;
-  stream?: StreamHandler;
-  /** Unary calls in batches instead of one by one (batch.ts; not with `unary`). */
-  batch?: BatchOptions;
-}
-
-export interface ServeOptions {
-  /** A connection to use (not closed by the server); default: connect as the group's NATS user (MUSTER_NATS_URL/JWT/SEED/CA). */
-  nats?: NatsConnection;
-  /** Default MUSTER_SUBJECT. */
-  subject?: string;
-  /** Default MUSTER_GROUP. */
-  group?: string;
-  /** Default MUSTER_REPLICA_ID. */
-  replicaId?: string;
-  /** The revision label of this replica's metrics; default MUSTER_REVISION, else "". */
-  revision?: string;
-  /** Default MUSTER_NATS_SUBJECT_PREFIX, else "muster". */
-  subjectPrefix?: string;
-  /** Handlers running at once (default 64); more requests wait in a FIFO queue, reported as `queued`. With `batch`: the most calls held for batches, queued or running (default maxBatchSize × (maxConcurrentBatches + 1)); beyond it, MUSTER_BACKPRESSURE. */
-  maxConcurrent?: number;
-  /** Requests waiting for a handler slot at most (default 10,000; not with `batch`, whose bound is maxConcurrent); one more is answered MUSTER_BACKPRESSURE. Routers keep each replica's share small (maxInFlightPerReplica), so this bounds only many routers at once, or a caller that is not a router. */
-  maxQueued?: number;
-  /** Period of load reports (default 1000 ms). */
-  loadIntervalMs?: number;
-  /** Where the defaults come from (default process.env). */
-  env?: NodeJS.ProcessEnv;
-  /** Engine metrics to add to each load report (the worker's HTTP bridge: its scraper's latest values). */
-  engineLoad?: () => EngineLoad | undefined;
-  /**
-   * Gauges of this replica, read at each load report, for `custom:<name>`
-   * autoscaling metrics (docs/autoscaling.md, "Resource metrics"): at most 8
-   * names of letters, digits, `_` and `:`; a value not finite is left out.
-   */
-  customMetrics?: () => Record<string, number> | undefined;
-}
-
-export interface Server {
-  readonly subject: string;
-  readonly group: string;
-  readonly replicaId: string;
-  /** Handlers running now. */
-  readonly inFlight: number;
-  /** Requests waiting for a handler slot. */
-  readonly queued: number;
-  /** Stops taking requests, resolves once every accepted one is answered. */
-  drain(): Promise<void>;
-  /** Stops now: queued requests are answered MUSTER_UNAVAILABLE (never started, so routers retry them), running ones are aborted. */
-  close(): Promise<void>;
-}
-
-const HANDLER_KEYS = ['unary', 'stream', 'batch'];
-
-const limits = z.object({
-  maxConcurrent: z.int().min(1).max(100_000).default(64),
-  maxQueued: z.int().min(0).max(1_000_000).default(10_000),
-  loadIntervalMs: z.int().min(10).max(60_000).default(1_000),
-});
-
-function required(given: string | undefined, env: NodeJS.ProcessEnv, name: string, opt: string): string {
-  const v = given ?? env[name];
-  if (v) return v;
-  throw new MusterError(ErrorCode.INVALID_ARGUMENT, `serve(): ${name} is not set and opts.${opt} was not given (the head sets ${name} for replica-group shards)`, { details: { field: name } });
-}
+export type { ServeHandlers, ServeOptions, Server } from './serve-options.js';
 
 export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): Promise<Server> {
-  const unknown = Object.keys(handlers).filter((k) => !HANDLER_KEYS.includes(k));
-  if (unknown.length > 0) throw new MusterError(ErrorCode.INVALID_ARGUMENT, `serve(): handlers: ${unknownKeysMessage(unknown, HANDLER_KEYS)}`, { details: { field: unknown[0] } });
-  if (!handlers.unary && !handlers.batch && !handlers.stream) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'serve(): give a unary, batch or stream handler (or a stream handler beside one of the others)');
-  if (handlers.unary && handlers.batch) throw new MusterError(ErrorCode.INVALID_ARGUMENT, 'serve(): give unary or batch, not both: both answer unary calls', { details: { field: 'batch' } });
-  const batch = handlers.batch ? parseBatchOptions(handlers.batch) : undefined;
-  const parsed = limits.safeParse({ maxConcurrent: opts.maxConcurrent, maxQueued: opts.maxQueued, loadIntervalMs: opts.loadIntervalMs });
-  if (!parsed.success) {
-    const i = parsed.error.issues[0]!;
-    throw new MusterError(ErrorCode.INVALID_ARGUMENT, `serve(): ${i.path.join('.')}: ${i.message}`, { details: { field: i.path.join('.') } });
-  }
-  const env = opts.env ?? process.env;
-  const cfg = {
-    ...parsed.data,
-    subject: required(opts.subject, env, SHARD_ENV.SUBJECT, 'subject'),
-    group: required(opts.group, env, SHARD_ENV.GROUP, 'group'),
-    replicaId: required(opts.replicaId, env, SHARD_ENV.REPLICA_ID, 'replicaId'),
-    revision: opts.revision ?? env[SHARD_ENV.REVISION] ?? '',
-    prefix: opts.subjectPrefix ?? (env[SHARD_ENV.NATS_SUBJECT_PREFIX] || DEFAULT_SUBJECT_PREFIX),
-    batch: batch && { options: batch, capacity: batchCapacity(batch, opts.maxConcurrent) },
-  };
-  let nc = opts.nats;
-  if (!nc) {
-    required(undefined, env, SHARD_ENV.NATS_URL, 'nats');
-    let cred;
-    try {
-      cred = readNatsCredentialEnv(env);
-    } catch (e) {
-      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `serve(): ${(e as Error).message}`, { details: { field: e instanceof ShardEnvError ? e.field : SHARD_ENV.NATS_JWT } });
-    }
-    nc = await connectNats({ servers: [...cred!.servers], jwt: cred!.jwt, seed: cred!.seed, caPem: cred!.caPem, inboxPrefix: '', user: cred!.user ?? '', password: cred!.password ?? '' }, `muster-replica ${cfg.group}/${cfg.replicaId}`);
-  }
-  const server = new ReplicaServer(nc, !opts.nats, handlers, { ...cfg, engineLoad: opts.engineLoad, customMetrics: opts.customMetrics });
+  const cfg = serveConfig(handlers, opts);
+  const nc = opts.nats ?? (await replicaConnection(opts.env ?? process.env, cfg));
+  const server = new ReplicaServer(nc, !opts.nats, handlers, cfg);
   await nc.flush(); // the subscription is live at the NATS server before we say we serve
   // The agent's warm-up calls (warmup.ts); a batching replica's go to its batch handler, a batch of one.
-  server.stopWarmups = answerWarmups({ unary: handlers.unary ?? (batch && batchOfOne(batch.handler)), stream: handlers.stream }, opts.env === undefined);
+  server.stopWarmups = answerWarmups({ unary: handlers.unary ?? (cfg.batch && batchOfOne(cfg.batch.options.handler)), stream: handlers.stream }, opts.env === undefined);
   return server;
 }
 
@@ -195,19 +105,19 @@ class ReplicaServer implements Server {
   private readonly batcher: Batcher<Job> | undefined;
   /** Stops answering the agent's warm-up calls (warmup.ts); drain and close call it. */
   stopWarmups: () => void = () => undefined;
-  private readonly answerFrames: AnswerFrames;
+  private readonly answers: Answers;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly ownsConnection: boolean,
     private readonly handlers: ServeHandlers,
-    private readonly cfg: { maxConcurrent: number; maxQueued: number; loadIntervalMs: number; subject: string; group: string; replicaId: string; revision: string; prefix: string; engineLoad?: (() => EngineLoad | undefined) | undefined; batch: { options: ValidBatchOptions; capacity: number } | undefined; customMetrics?: (() => Record<string, number> | undefined) | undefined },
+    private readonly cfg: ServeConfig,
   ) {
     this.subject = cfg.subject;
     this.group = cfg.group;
     this.replicaId = cfg.replicaId;
     this.revision = cfg.revision;
-    this.answerFrames = new AnswerFrames(nc);
+    this.answers = new Answers(nc, cfg.replicaId);
     this.batcher = cfg.batch && new Batcher<Job>({
       ...cfg.batch,
       where: `replica ${cfg.replicaId} of group ${cfg.group}`,
@@ -257,10 +167,10 @@ class ReplicaServer implements Server {
     const got = frameItems(body);
     if (typeof got !== 'object') {
       // Answered as a whole: the router hands this error to each call of the frame.
-      this.publish(reply, { v: 1, ok: false, error: wireError(ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId}: a request frame that is not one: ${got ?? 'no frame'}`) });
+      this.answers.publish(reply, { v: 1, ok: false, error: wireError(ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId}: a request frame that is not one: ${got ?? 'no frame'}`) });
       return;
     }
-    const frame = this.answerFrames.open(reply);
+    const frame = this.answers.openFrame(reply);
     for (const [token, bytes] of got.items) this.onRequest(decodeItem(bytes) as Partial<WireRequest> | undefined, msg, reply, frame, token);
   }
 
@@ -268,8 +178,8 @@ class ReplicaServer implements Server {
     if (req?.v !== 1 || typeof req.id !== 'string' || typeof req.deadline !== 'number' || (frame && req.stream === true)) {
       const why = req?.v === 1 && frame ? 'a stream request cannot come in a request frame' : 'not a v1 data-plane request';
       const error: WireReply = { v: 1, ok: false, error: wireError(ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId}: ${why}`) };
-      if (frame) this.answerFrames.add(frame, token, encode(error));
-      else this.publish(reply, error);
+      if (frame) this.answers.add(frame, token, encode(error));
+      else this.answers.publish(reply, error);
       return;
     }
     const window = Number.isInteger(req.window) && req.window! > 0 ? req.window : undefined;
@@ -343,7 +253,7 @@ class ReplicaServer implements Server {
     // before the caller's own deadline timer fires and turn a timed-out call into
     // a success. (Answers to a cancel or a closing replica still go out.)
     if (job.code === ErrorCode.DEADLINE_EXCEEDED) return;
-    if (!this.answer(job, out) && job.code === OK) job.code = ErrorCode.RESOURCE_EXHAUSTED;
+    if (!this.answers.answer(job, out) && job.code === OK) job.code = ErrorCode.RESOURCE_EXHAUSTED;
     return undefined;
   }
 
@@ -355,17 +265,17 @@ class ReplicaServer implements Server {
         if (job.window !== undefined && seq >= job.credit + job.window) await this.creditFor(job, seq, abort.signal);
         if (abort.lapsed()) return this.endAborted(job, seq, abort);
         // Not sent as it was (too large, not encodable): an error chunk ended the stream; leaving the loop stops the handler.
-        if (!this.publish(job.reply, { v: 1, seq: seq++, data } satisfies WireChunk, job.id)) return void (job.code = ErrorCode.RESOURCE_EXHAUSTED);
+        if (!this.answers.publish(job.reply, { v: 1, seq: seq++, data } satisfies WireChunk, job.id)) return void (job.code = ErrorCode.RESOURCE_EXHAUSTED);
       }
       if (abort.lapsed()) return this.endAborted(job, seq, abort);
-      this.publish(job.reply, { v: 1, seq, end: true } satisfies WireChunk, job.id);
+      this.answers.publish(job.reply, { v: 1, seq, end: true } satisfies WireChunk, job.id);
     } catch (e) {
       // Cancelled by its caller or past the deadline (the handler's fetch or I/O aborted with it):
       // nothing is sent, the caller has stopped listening (its own deadline says DEADLINE_EXCEEDED).
       // Aborted because the replica is closing, the caller still waits: it gets the error chunk.
       if (abort.lapsed() && callerGone(job, abort)) return void (job.code = abortCode(abort));
       job.code = ErrorCode.APPLICATION;
-      this.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.APPLICATION, messageOf(e)) } satisfies WireChunk, job.id);
+      this.answers.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.APPLICATION, messageOf(e)) } satisfies WireChunk, job.id);
     }
   }
 
@@ -379,7 +289,7 @@ class ReplicaServer implements Server {
     job.code = abortCode(abort);
     if (callerGone(job, abort)) return;
     job.code = ErrorCode.UNAVAILABLE;
-    this.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.UNAVAILABLE, `replica ${this.replicaId} is closing; stream call ${job.id} ended after ${seq} chunks`) } satisfies WireChunk, job.id);
+    this.answers.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.UNAVAILABLE, `replica ${this.replicaId} is closing; stream call ${job.id} ended after ${seq} chunks`) } satisfies WireChunk, job.id);
   }
 
   /** A job's handler ended: counted, its slot freed and handed to the jobs waiting (in a loop: a handler that ends synchronously does not recurse). */
@@ -431,7 +341,7 @@ class ReplicaServer implements Server {
 
   /** A batched call's one outcome (batch.ts), published unless its caller stopped listening. */
   private answerBatched(job: Job, out: BatchOutcome): void {
-    const sent = (out.ok || out.send) && this.answer(job, out.ok ? { v: 1, ok: true, result: out.result } : { v: 1, ok: false, error: wireError(out.code, out.message) });
+    const sent = (out.ok || out.send) && this.answers.answer(job, out.ok ? { v: 1, ok: true, result: out.result } : { v: 1, ok: false, error: wireError(out.code, out.message) });
     const code = !out.ok ? out.code : sent ? OK : ErrorCode.RESOURCE_EXHAUSTED;
     recordReplicaRequest(this.group, this.revision, code, job.arrived);
     endSpan(job.trace?.span, code);
@@ -459,51 +369,7 @@ class ReplicaServer implements Server {
     recordReplicaRequest(this.group, this.revision, code, job.arrived);
     endSpan(job.trace?.span, code, message);
     // A stream's caller reads chunks, a unary caller a reply; both read `error`.
-    this.answer(job, job.stream ? { v: 1, seq: 0, error: wireError(code, message) } : { v: 1, ok: false, error: wireError(code, message) });
-  }
-
-  /** A call's answer (or a stream's first chunk): alone on its reply subject, or in its frame's answer frame. */
-  private answer(job: Job, value: WireReply | WireChunk): boolean {
-    if (!job.frame) return this.publish(job.reply, value, job.id);
-    const { bytes, asGiven } = this.encoded(value, job.id, FRAME_OVERHEAD + ITEM_OVERHEAD);
-    this.answerFrames.add(job.frame, job.token, bytes);
-    return asGiven;
-  }
-
-  /**
-   * Publishes an answer (or a load report); false when it did not go out as
-   * given. An answer that cannot be encoded, or is over the connection's
-   * max_payload, is replaced by an error in its place (the reply, or the
-   * chunk's seq), so the caller fails at once with the reason.
-   */
-  private publish(subject: string, value: WireReply | WireChunk | WireLoad, callId?: string): boolean {
-    const { bytes, asGiven } = this.encoded(value, callId);
-    try {
-      this.nc.publish(subject, bytes);
-    } catch {
-      return false; // connection closed: the caller's router sees the replica as lost
-    }
-    return asGiven;
-  }
-
-  /** An answer's bytes, or an error in its place (see publish); `reserve`: bytes that go around it in a frame. */
-  private encoded(value: WireReply | WireChunk | WireLoad, callId?: string, reserve = 0): { bytes: Uint8Array; asGiven: boolean } {
-    const instead = (error: WireError) => encode('seq' in value ? { v: 1, seq: value.seq, error } : { v: 1, ok: false, error });
-    let bytes: Uint8Array;
-    let asGiven = true;
-    try {
-      bytes = encode(value);
-    } catch (e) {
-      bytes = instead(wireError(ErrorCode.APPLICATION, `replica ${this.replicaId}: the handler's answer cannot be encoded with msgpack: ${messageOf(e)}`));
-      asGiven = false;
-    }
-    const limit = maxPayloadOf(this.nc);
-    if (limit !== undefined && bytes.length + reserve > limit && callId !== undefined) {
-      const what = `the answer to call ${callId}${'seq' in value ? ` (stream chunk ${value.seq})` : ''}`;
-      bytes = instead(wireError(ErrorCode.RESOURCE_EXHAUSTED, `replica ${this.replicaId}: ${tooLargeMessage(what, bytes.length, limit)}; it was not sent. Return less (or store large results elsewhere and return a reference)`));
-      asGiven = false;
-    }
-    return { bytes, asGiven };
+    this.answers.answer(job, job.stream ? { v: 1, seq: 0, error: wireError(code, message) } : { v: 1, ok: false, error: wireError(code, message) });
   }
 
   private report(): void {
@@ -512,7 +378,7 @@ class ReplicaServer implements Server {
     if (engine) load.engine = engine;
     const custom = customOf(this.cfg.customMetrics);
     if (custom) load.custom = custom;
-    this.publish(loadSubject(this.cfg.prefix, this.group), load);
+    this.answers.publish(loadSubject(this.cfg.prefix, this.group), load);
   }
 
   private checkIdle(): void {
@@ -531,7 +397,7 @@ class ReplicaServer implements Server {
     }
     if (this.inFlight > 0 || this.queued > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.report(); // routers see it idle at once
-    this.answerFrames.flush();
+    this.answers.flush();
     // Answers published so far may still sit in the client's buffer (over TLS,
     // behind the socket's encryption): a process that exits right after drain()
     // would lose them, and their callers would wait for their deadline.
@@ -553,7 +419,7 @@ class ReplicaServer implements Server {
     for (const job of this.jobs.values()) job.abort?.abort(new MusterError(ErrorCode.CANCELLED, `replica ${this.replicaId} is closing`));
     this.batcher?.close();
     this.checkIdle();
-    this.answerFrames.flush(); // before the connection drains: it takes no publish after that
+    this.answers.flush(); // before the connection drains: it takes no publish after that
     if (this.ownsConnection) await this.nc.drain().catch(() => undefined);
     else await this.nc.flush().catch(() => undefined);
   }
