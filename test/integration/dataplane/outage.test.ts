@@ -146,6 +146,9 @@ describe('Router and serve() across a NATS restart', () => {
     })();
 
     await nats.kill('SIGKILL');
+    // Seen down before NATS is back: else "connected" below could still be the router's view from
+    // before the kill (its status events are asynchronous), and the calls would go out into the outage.
+    await waitFor('the router to see the outage', () => !r.stats().connected);
     await nats.start();
     await waitFor('the router reconnected', () => r.stats().connected, { timeoutMs: 5_000 });
     expect(replicaBack).toBe(false);
