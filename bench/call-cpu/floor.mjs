@@ -2,10 +2,10 @@
 // (the same nats.js client and connectNats options, an all-subjects user, a queue group of two
 // responders answering a msgpack null; the caller publishes under one wildcard inbox
 // subscription, a map from token to waiter, no timer). BENCH_ROLE: "responder" or "caller";
-// the caller answers {calls, inflight} as caller.mjs does.
-import { performance } from 'node:perf_hooks';
+// the caller's rounds are caller.mjs's (rounds.mjs).
 import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
+import { serveRounds } from './rounds.mjs';
 
 const { connectNats } = await import(pathToFileURL(`${process.env.BENCH_TREE}/packages/common/dist/index.js`).href);
 const access = JSON.parse(process.env.BENCH_ACCESS);
@@ -38,39 +38,5 @@ if (process.env.BENCH_ROLE === 'responder') {
     waiting.set(token, resolve);
     nc.publish(SUBJECT, ONE, { reply: prefix + token });
   });
-  const run = async (n, width) => {
-    let i = 0;
-    await Promise.all(Array.from({ length: width }, async () => {
-      while (i < n) {
-        i++;
-        await call();
-      }
-    }));
-  };
-  await run(Number(process.env.BENCH_WARMUP ?? 5_000), 64);
-  process.send('ready');
-  process.on('message', async (m) => {
-    if (m === 'stop') {
-      await nc.close();
-      process.exit(0);
-    }
-    if (m.seq) {
-      // p50 of m.seq calls made one at a time (ms).
-      const lat = new Float64Array(m.seq);
-      for (let i = 0; i < m.seq; i++) {
-        const t0 = performance.now();
-        await call();
-        lat[i] = performance.now() - t0;
-      }
-      lat.sort();
-      process.send({ p50Ms: lat[Math.floor(m.seq / 2)] });
-      return;
-    }
-    const cpu = process.cpuUsage();
-    const t = performance.now();
-    await run(m.calls, m.inflight);
-    const wallMs = performance.now() - t;
-    const d = process.cpuUsage(cpu);
-    process.send({ cpuUs: d.user + d.system, wallMs });
-  });
+  await serveRounds(call, () => nc.close());
 }

@@ -7,7 +7,7 @@
  * gang (gang-gc.ts) is a delete staged the same way; `CollectTimer` says when
  * the controller looks for one.
  */
-import { contextOfFields, SpanKind, startSpan, traceFields, otelTrace, type Logger } from '@muster/common';
+import { contextOfFields, SpanKind, splitBySize, startSpan, traceFields, otelTrace, type Logger } from '@muster/common';
 import { Gang, GangState, ShardLaunch, type HeadMessage, type TraceContext } from '@muster/proto';
 import { PAGE_BYTES } from '@muster/contracts';
 import { collectEveryMs, type Collection, type GangRetention } from './gang-gc.js';
@@ -43,21 +43,7 @@ const ORDER_SLACK_BYTES = 4096;
  */
 export function launchBatches(shards: ShardLaunch[], maxBytes: number = PAGE_BYTES - ORDER_SLACK_BYTES): ShardLaunch[][] {
   if (shards.length <= 1) return [shards];
-  const batches: ShardLaunch[][] = [];
-  let batch: ShardLaunch[] = [];
-  let bytes = 0;
-  for (const s of shards) {
-    const n = ShardLaunch.encode(s).finish().length + 5; // + its tag and length in the order
-    if (batch.length > 0 && bytes + n > maxBytes) {
-      batches.push(batch);
-      batch = [];
-      bytes = 0;
-    }
-    batch.push(s);
-    bytes += n;
-  }
-  batches.push(batch);
-  return batches;
+  return splitBySize(shards, (s) => ShardLaunch.encode(s).finish().length + 5, maxBytes, 0); // + its tag and length in the order
 }
 
 /**

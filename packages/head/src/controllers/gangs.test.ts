@@ -16,30 +16,19 @@ import {
   type ClusterEvent,
   type GangSpec,
   type HeadMessage,
-  type Register,
   type ShardStatusReport,
 } from '@muster/proto';
-import { NodeRegistry, type AgentConnection } from '../cluster/registry.js';
+import { NodeRegistry } from '../cluster/registry.js';
 import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
 import type { GangRetention } from './gang-gc.js';
 import { GANGS_PREFIX, GangController } from './gangs.js';
+import { ackingAgent, gpuNodeRegistration } from './controllers.test-support.js';
 import { PlacementGroupController } from './placement-groups.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-function registration(nodeId: string): Register {
-  return {
-    nodeId, incarnation: 'inc-1', agentVersion: 'test', address: '127.0.0.1', labels: {}, taints: [],
-    inventory: {
-      hostname: nodeId, cpuCores: 64, memoryBytes: 512 * 2 ** 30, nvlinkDomain: '', source: 'test', customResources: {},
-      gpus: Array.from({ length: 4 }, (_, i) => ({ index: i, uuid: `GPU-${nodeId}-${i}`, name: 'Test GPU', memoryMib: 81_559, numaNode: 0, mig: [], pciBusId: '', migEnabled: false })),
-      topology: { links: [], nvlinkIslands: [{ gpuIndices: [0, 1, 2, 3] }], nics: [] },
-    },
-  };
-}
 
 const wire: GangSpec = {
   name: 'llm', placementGroup: 'pg-llm', tp: 2, pp: 2, logMaxBytes: 0, replicaGroup: '', replicaId: '',
@@ -61,18 +50,8 @@ async function harness(retention?: GangRetention) {
   const pgs = new PlacementGroupController(writer, registry, events, log);
   await pgs.load();
   /** What the agent of n1 was told, in order (reservations it acknowledges, as the real one does). */
-  const told: HeadMessage[] = [];
-  const conn: AgentConnection = {
-    id: 1,
-    send: (msg) => {
-      if (msg.msg?.$case === 'reserveBundles') {
-        const groupId = msg.msg.value.groupId;
-        queueMicrotask(() => pgs.acked('n1', groupId));
-      } else told.push(msg);
-    },
-    close: () => undefined,
-  };
-  await registry.register(registration('n1'), conn);
+  const { conn, told } = ackingAgent(pgs, 'n1');
+  await registry.register(gpuNodeRegistration('n1'), conn);
   await pgs.create({ name: 'pg-llm', strategy: 'PACK', bundles: [0, 1].map(() => ({ cpuMillis: 0, memoryBytes: 0, gpus: 2, gpuMemoryMib: 0, migProfile: '', custom: {} })), topology: [], matchLabels: {}, tolerations: [], priority: 0 });
   expect((await pgs.wait('pg-llm', 5_000)).state).toBe(P.PLACEMENT_GROUP_STATE_CREATED);
 

@@ -17,29 +17,18 @@ import {
   PlacementGroupState as P,
   type BundlePlacement,
   type HeadMessage,
-  type Register,
   type ShardStatusReport,
 } from '@muster/proto';
-import { NodeRegistry, type AgentConnection } from '../cluster/registry.js';
+import { NodeRegistry } from '../cluster/registry.js';
 import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
 import { GANGS_PREFIX, GangController } from './gangs.js';
+import { ackingAgent, gpuNodeRegistration } from './controllers.test-support.js';
 import { PGS_PREFIX, PlacementGroupController } from './placement-groups.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-function registration(nodeId: string): Register {
-  return {
-    nodeId, incarnation: 'inc-1', agentVersion: 'test', address: '127.0.0.1', labels: {}, taints: [],
-    inventory: {
-      hostname: nodeId, cpuCores: 64, memoryBytes: 512 * 2 ** 30, nvlinkDomain: '', source: 'test', customResources: {},
-      gpus: Array.from({ length: 4 }, (_, i) => ({ index: i, uuid: `GPU-${nodeId}-${i}`, name: 'Test GPU', memoryMib: 81_559, numaNode: 0, mig: [], pciBusId: '', migEnabled: false })),
-      topology: { links: [], nvlinkIslands: [{ gpuIndices: [0, 1, 2, 3] }], nics: [] },
-    },
-  };
-}
 
 const bundle = (gpus: number) => ({ cpuMillis: 0, memoryBytes: 0, gpus, gpuMemoryMib: 0, migProfile: '', custom: {} });
 const placement = (bundleIndex: number, gpuIndices: number[]): BundlePlacement => ({ bundleIndex, nodeId: 'n1', gpuIndices, migUuids: [], cpuMillis: 0, memoryBytes: 0, custom: {}, gpuUuids: [] });
@@ -76,19 +65,9 @@ async function harness(seed: Array<[key: string, value: Uint8Array]>) {
   let clock = 0;
   const registry = new NodeRegistry(writer, events, log, 60_000, () => clock);
   for (const [key, value] of seed) await inner.put(key, value);
-  const told: HeadMessage[] = [];
   const pgs = new PlacementGroupController(writer, registry, events, log);
-  const conn: AgentConnection = {
-    id: 1,
-    send: (msg) => {
-      if (msg.msg?.$case === 'reserveBundles') {
-        const groupId = msg.msg.value.groupId;
-        queueMicrotask(() => pgs.acked('n1', groupId));
-      } else told.push(msg);
-    },
-    close: () => undefined,
-  };
-  await registry.register(registration('n1'), conn);
+  const { conn, told } = ackingAgent(pgs, 'n1');
+  await registry.register(gpuNodeRegistration('n1'), conn);
   await pgs.load();
   const gangs = new GangController(writer, registry, pgs, events, log);
   await gangs.load();

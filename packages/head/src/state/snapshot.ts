@@ -10,6 +10,7 @@
  * is complete once it exists (written to .tmp, fdatasync'd, renamed), so
  * anything short of exactly n + 1 whole frames is corruption.
  */
+import { splitBySize } from '@muster/common';
 import type { SnapshotState } from './keyspace.js';
 import { frame, readFrames } from './wal.js';
 
@@ -23,20 +24,8 @@ interface Chunk {
 
 /** Frames a captured state; a key larger than a chunk gets a chunk of its own. */
 export function snapshotFrames(state: SnapshotState, chunkBytes = SNAPSHOT_CHUNK_BYTES): Buffer[] {
-  const chunks: SnapshotState['kv'][] = [];
-  let current: SnapshotState['kv'] = [];
-  let bytes = 0;
-  for (const entry of state.kv) {
-    const size = Buffer.byteLength(entry[0]) + entry[1].length + 48; // key, value, revisions and lease
-    if (current.length > 0 && bytes + size > chunkBytes) {
-      chunks.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(entry);
-    bytes += size;
-  }
-  if (current.length > 0) chunks.push(current);
+  // Each key's size: key, value, revisions and lease. No keys, no chunk.
+  const chunks = state.kv.length === 0 ? [] : splitBySize(state.kv, (entry) => Buffer.byteLength(entry[0]) + entry[1].length + 48, chunkBytes, 0);
   const { v: _v, kv: _kv, ...rest } = state;
   const header: Header = { ...rest, v: 2, n: chunks.length };
   return [frame(header), ...chunks.map((kv) => frame({ kv } satisfies Chunk))];
