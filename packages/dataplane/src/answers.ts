@@ -70,8 +70,9 @@ export class Answers {
 
   /** Holds one call's encoded answer until the end of the turn (a full frame goes at once). */
   add(frame: AnswerFrame, token: number, bytes: Uint8Array): void {
-    if (frame.items.length === MAX_FRAME_ITEMS || (frame.items.length > 0 && frame.bytes + bytes.length + ITEM_OVERHEAD > frameBytesLimit(this.nc))) this.send(frame);
-    if (frame.items.length === 0) this.pending.push(frame);
+    const full = frame.items.length === MAX_FRAME_ITEMS || (frame.items.length > 0 && frame.bytes + bytes.length + ITEM_OVERHEAD > frameBytesLimit(this.nc));
+    if (full) this.send(frame); // it stays pending: the flush sends what it holds by then
+    else if (frame.items.length === 0) this.pending.push(frame);
     frame.items.push([token, bytes]);
     frame.bytes += bytes.length + ITEM_OVERHEAD;
     if (!this.scheduled) {
