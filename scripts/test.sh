@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: setup, generated-code check,
-# helm for the chart tests (scripts/helm.sh), lint, typecheck (the build), unit, integration and chaos tests (the vitest
+# helm for the chart tests (scripts/helm.sh), lint, typecheck (the build for the packages; tsconfig.tests.json
+# for tests, bench/ and examples/ that the build does not compile), unit, integration and chaos tests (the vitest
 # projects of vitest.config.ts, run in that order by their groupOrder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ echo "== generated code"
 pnpm -s gen:check
 echo "== lint"
 pnpm -s lint
+echo "== typecheck: tests, bench/ and examples/ (the build type-checked the packages)"
+pnpm -s typecheck:tests
 echo "== tests"
 report="$(mktemp)"
 set +e

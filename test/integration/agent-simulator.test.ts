@@ -37,7 +37,7 @@ describe('agent simulator', () => {
     const agent = agents.agents.find((a) => a.nodeId === nodeId)!;
     expect(agent.reservations.has(pg.id)).toBe(true);
 
-    const seen: Array<{ kind: string; nodeId: string }> = [];
+    const seen: Array<{ kind: string; nodeId: string | undefined }> = [];
     const stop = new AbortController();
     let replayed = false;
     const watching = (async () => {

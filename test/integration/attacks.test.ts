@@ -109,7 +109,7 @@ describe('attacks on the control plane, TLS on', () => {
       hostname: 'h',
       cpuCores: 8,
       memoryBytes: 16 * 2 ** 30,
-      gpus: [{ index: 0, uuid: 'GPU-evil', name: 'Test GPU', memoryMib: 81_559, numaNode: 0, mig: [], pciBusId: '' }],
+      gpus: [{ index: 0, uuid: 'GPU-evil', name: 'Test GPU', memoryMib: 81_559, numaNode: 0, mig: [], pciBusId: '', migEnabled: false }],
       topology: { links: ['X'], nvlinkIslands: [{ gpuIndices: [0] }], nics: [] },
       nvlinkDomain: '',
       source: 'test',

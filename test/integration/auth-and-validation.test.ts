@@ -53,7 +53,7 @@ const goodRegister = (nodeId: string): Register => ({
     hostname: 'h',
     cpuCores: 8,
     memoryBytes: 16 * 2 ** 30,
-    gpus: [{ index: 0, uuid: 'GPU-0', name: 'Test GPU', memoryMib: 81_559, numaNode: 0, mig: [], pciBusId: '' }],
+    gpus: [{ index: 0, uuid: 'GPU-0', name: 'Test GPU', memoryMib: 81_559, numaNode: 0, mig: [], pciBusId: '', migEnabled: false }],
     topology: { links: ['X'], nvlinkIslands: [{ gpuIndices: [0] }], nics: [] },
     nvlinkDomain: '',
     source: 'test',

@@ -104,7 +104,7 @@ describe('placement groups', () => {
       stream.write({ tag: 1, id: whole.id, timeoutMs: 400, batchedAnswers: false });
       stream.write({ tag: 2, id: 'pg-nosuchgroup', timeoutMs: 5_000, batchedAnswers: false });
       stream.write({ tag: 3, id: 'w-placed', timeoutMs: 5_000, batchedAnswers: false }); // by name
-      await waitFor('three replies', () => replies.size === 3 || undefined, { timeoutMs: 5_000, batchedAnswers: false });
+      await waitFor('three replies', () => replies.size === 3 || undefined, { timeoutMs: 5_000 });
       expect(replies.get(2)!.reply).toMatchObject({ errorCode: ErrorCode.NOT_FOUND, errorMessage: 'no placement group "pg-nosuchgroup"' });
       expect(replies.get(3)!.reply.group).toMatchObject({ id: placed.id, state: PlacementGroupState.PLACEMENT_GROUP_STATE_CREATED });
       expect(replies.get(3)!.ms).toBeLessThan(400);

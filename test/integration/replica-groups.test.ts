@@ -106,7 +106,7 @@ describe('replica groups', () => {
     const victim = g.replicas[0]!;
     const gang = await sdk.gangs.get(victim.gangId);
     const rank1 = gang.ranks.find((r) => r.rank === 1)!;
-    const { answers, errors } = await load(g, 1_500, 16, { idempotent: true, during: () => process.kill(rank1.pid, 'SIGKILL') });
+    const { answers, errors } = await load(g, 1_500, 16, { idempotent: true, during: () => void process.kill(rank1.pid, 'SIGKILL') });
     expect(errors).toEqual([]);
     expect(answers).toHaveLength(1_500);
     await waitFor('the replica rebuilt', async () => (await sdk.gangs.get(victim.gangId)).toJSON().attempt === 2 || undefined, { timeoutMs: 15_000 });

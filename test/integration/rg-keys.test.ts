@@ -53,7 +53,7 @@ describe('replica group keys on etcd', () => {
     await waitFor('scaled down to 10', async () => {
       const rg = await sdk.replicaGroups.get('big');
       if (rg.replicas.length === 10) return true;
-      throw new Error(`${rg.replicas.length} replicas: ${rg.message}; ${JSON.stringify(rg.replicas.find((r) => r.state !== 'starting'))}`);
+      throw new Error(`${rg.replicas.length} replicas: ${rg.toJSON().message}; ${JSON.stringify(rg.replicas.find((r) => r.state !== 'starting'))}`);
     }, { timeoutMs: 30_000 });
     await waitFor('the keys of the replicas that went are deleted', async () => (await groupKeys(etcd, 'big')).keys === 11, { timeoutMs: 10_000 });
 

@@ -21,7 +21,7 @@ interface Raw<C> {
 }
 
 const L = SPEC_LIMITS;
-const template = (over: Partial<wire.ShardTemplate> = {}): wire.ShardTemplate => ({ command: 'node', args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined, ...over });
+const template = (over: Partial<wire.ShardTemplate> = {}): wire.ShardTemplate => ({ command: 'node', args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined, warmup: undefined, ...over });
 
 async function refusal(p: Promise<unknown>): Promise<MusterError> {
   const e = await p.then(() => undefined, (x: unknown) => fromGrpcError(x));
@@ -40,7 +40,7 @@ describe('spec limits at a real head', () => {
       name: 'huge', tp: 64, pp: 32, template: template({ args: Array.from({ length: L.args + 1 }, () => 'a') }),
       resources: undefined, placement: undefined, replicas: { min: 0, max: 1_000_000, initial: 1 }, startup: undefined, rollout: undefined,
       drainDeadlineMs: 0, httpPort: '', maxReplacements: undefined, autoscaling: undefined, models: [], requestTimeoutMs: 0, engineMetrics: undefined, maxInFlightPerReplica: 0,
-      roles: [],
+      overflow: undefined, routing: undefined, roles: [],
     };
     const e = await refusal(rgs.head.call((c, md, o, cb) => c.applyReplicaGroup({ spec }, md as never, o as never, cb)));
     expect(e.code).toBe(ErrorCode.INVALID_ARGUMENT);
@@ -56,7 +56,7 @@ describe('spec limits at a real head', () => {
     const gangs = sdk.gangs as unknown as Raw<wire.GangServiceClient>;
     const env = Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`V${i}`, 'x'.repeat(L.envValueLength - 8)]));
     const spec: wire.GangSpec = { name: 'big', placementGroup: 'none', tp: 1, pp: 1, template: template({ env }), startup: undefined, logMaxBytes: 0, replicaGroup: '', replicaId: '', roles: [] };
-    const e = await refusal(gangs.head.call((c, md, o, cb) => c.launchGang({ spec }, md as never, o as never, cb)));
+    const e = await refusal(gangs.head.call((c, md, o, cb) => c.launchGang({ spec, requestId: '' }, md as never, o as never, cb)));
     expect(e.code).toBe(ErrorCode.INVALID_ARGUMENT);
     expect(e.message).toMatch(new RegExp(`template: command, args and env take \\d+ bytes; the limit is ${L.templateBytes} \\(templateBytes\\)`));
 
@@ -85,7 +85,7 @@ describe('spec limits at a real head', () => {
     const gangs = sdk.gangs as unknown as Raw<wire.GangServiceClient>;
     const env = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`V${i}`, 'x'.repeat(L.envValueLength - 8)])); // within templateBytes
     const spec: wire.GangSpec = { name: 'heavy', placementGroup: 'none', tp: 1, pp: 1, template: template({ env }), startup: undefined, logMaxBytes: 0, replicaGroup: '', replicaId: '', roles: [] };
-    const e3 = await refusal(gangs.head.call((c, md, o, cb) => c.launchGang({ spec }, md as never, o as never, cb)));
+    const e3 = await refusal(gangs.head.call((c, md, o, cb) => c.launchGang({ spec, requestId: '' }, md as never, o as never, cb)));
     expect(e3.message).toMatch(new RegExp(`^invalid gang spec: the spec takes \\d+ bytes encoded; the limit is ${L.gangSpecBytes} \\(gangSpecBytes\\)$`));
     expect(await sdk.gangs.list()).toEqual([]);
     expect(await sdk.placementGroups.list()).toEqual([]);

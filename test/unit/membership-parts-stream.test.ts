@@ -68,7 +68,7 @@ async function head(rgs: ReturnType<typeof feed>['rgs'], service?: Partial<Repli
   const server = new Server(serverChannelOptions());
   servers.push(server);
   const ctx = { token: TOKEN, pageKey: Buffer.alloc(32), rpcCount: { add() {} }, rpcLatency: { record() {} } };
-  server.addService(ReplicaGroupServiceService, service ?? replicaService(ctx as never, rgs as never));
+  server.addService(ReplicaGroupServiceService, (service as ReplicaGroupServiceServer | undefined) ?? replicaService(ctx as never, rgs as never));
   server.addService(ClusterServiceService, {
     getClusterInfo: (_call: unknown, cb: (e: null, r: ClusterInfo) => void) => cb(null, { ...ClusterInfo.decode(new Uint8Array()), headId: 'h1' }),
   } as never);

@@ -32,9 +32,9 @@ describe('loadOrCreateToken', () => {
   ])('refuses a %s token file, naming it', async (_what, content, message) => {
     const path = join(await dir(), 'token');
     await writeFile(path, content, { mode: 0o600 });
-    const err = await loadOrCreateToken(path).catch((e: unknown) => e as Error & { code: string });
+    const err = await loadOrCreateToken(path).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'MUSTER_FAILED_PRECONDITION' });
-    expect(err.message).toContain(path);
-    expect(err.message).toMatch(message);
+    expect((err as Error).message).toContain(path);
+    expect((err as Error).message).toMatch(message);
   });
 });

@@ -49,7 +49,7 @@ async function fakeHead(headId: string, behaviour: HeadBehaviour = {}): Promise<
   const server = new Server();
   const head: FakeHead = { address: '', calls: 0, watches: [], creates: [], waits: [], server };
   const info: ClusterInfo = { headId, version: 'test', store: 'etcd', nodesAlive: 0, nodesDead: 0, nats: undefined, heartbeatIntervalMs: 1_000, deadAfterMs: 5_000, summary: undefined };
-  const impl: ClusterServiceServer = {
+  const impl: Partial<ClusterServiceServer> = {
     getClusterInfo: (_call, cb) => {
       head.calls++;
       if (behaviour.silent) return;
@@ -57,7 +57,7 @@ async function fakeHead(headId: string, behaviour: HeadBehaviour = {}): Promise<
       if (refusal) cb(toGrpcError(refusal));
       else cb(null, info);
     },
-    listNodes: (_call, cb) => cb(null, { nodes: [] }),
+    listNodes: (_call, cb) => cb(null, { nodes: [], nextPageToken: '' }),
     getNode: (call, cb) => cb(toGrpcError(new MusterError(ErrorCode.NOT_FOUND, `no node "${call.request.nodeId}"`))),
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, ClusterEvent>) => {
       head.watches.push(call.request);
@@ -73,21 +73,21 @@ async function fakeHead(headId: string, behaviour: HeadBehaviour = {}): Promise<
     if (refusal) cb(toGrpcError(refusal));
     else cb(null, res);
   };
-  const pgImpl: PlacementGroupServiceServer = {
+  const pgImpl: Partial<PlacementGroupServiceServer> = {
     createPlacementGroup: (call, cb) => {
       head.creates.push(call.request.requestId);
       answer('createPlacementGroup', cb, pg('pg-1', call.request.requestId));
     },
     getPlacementGroup: (call, cb) => answer('getPlacementGroup', cb, pg(call.request.id)),
-    listPlacementGroups: (_call, cb) => cb(null, { groups: [] }),
+    listPlacementGroups: (_call, cb) => cb(null, { groups: [], nextPageToken: '' }),
     removePlacementGroup: (call, cb) => answer('removePlacementGroup', cb, pg(call.request.id)),
     waitPlacementGroup: (call, cb) => {
       head.waits.push(call.request.timeoutMs);
       setTimeout(() => answer('waitPlacementGroup', cb, pg(call.request.id)), behaviour.waitMs ?? 0);
     },
   };
-  server.addService(ClusterServiceService, impl);
-  server.addService(PlacementGroupServiceService, pgImpl);
+  server.addService(ClusterServiceService, impl as ClusterServiceServer);
+  server.addService(PlacementGroupServiceService, pgImpl as PlacementGroupServiceServer);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );

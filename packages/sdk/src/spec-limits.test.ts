@@ -77,11 +77,11 @@ describe('record bounds in the SDK (docs/limits.md#records)', () => {
   it('refuses a spec whose encoding passes pgSpecBytes or gangSpecBytes before it is sent', async () => {
     const { head, calls } = recordingHead();
     const custom = Object.fromEntries(many(64, (i) => [`${i}${x(250)}`, 1]));
-    const pg = await new PlacementGroups(head).create({ name: 'pg', bundles: many(16, () => ({ gpus: 1, custom })) }).catch((e: unknown) => e as Error);
-    expect(pg.message).toMatch(new RegExp(`invalid placement group spec: the spec takes \\d+ bytes encoded; the limit is ${L.pgSpecBytes} \\(pgSpecBytes\\)`));
+    const pg = await new PlacementGroups(head).create({ name: 'pg', bundles: many(16, () => ({ gpus: 1, custom })) }).catch((e: unknown) => e);
+    expect((pg as Error).message).toMatch(new RegExp(`invalid placement group spec: the spec takes \\d+ bytes encoded; the limit is ${L.pgSpecBytes} \\(pgSpecBytes\\)`));
     const env = Object.fromEntries(many(5, (i) => [`K${i}`, x(L.envValueLength - 10)]));
-    const g = await new Gangs(head).launch({ ...gang, template: { command: 'node', env } }).catch((e: unknown) => e as Error);
-    expect(g.message).toMatch(new RegExp(`invalid gang spec: the spec takes \\d+ bytes encoded; the limit is ${L.gangSpecBytes} \\(gangSpecBytes\\)`));
+    const g = await new Gangs(head).launch({ ...gang, template: { command: 'node', env } }).catch((e: unknown) => e);
+    expect((g as Error).message).toMatch(new RegExp(`invalid gang spec: the spec takes \\d+ bytes encoded; the limit is ${L.gangSpecBytes} \\(gangSpecBytes\\)`));
     expect(calls).toEqual([]);
   });
 });

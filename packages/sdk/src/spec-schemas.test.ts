@@ -20,6 +20,8 @@ function recordingHead() {
   const head = { call: (fn: unknown) => (calls.push(fn), Promise.reject(new Error('sent to the head'))) };
   return { head: head as unknown as HeadService<never>, calls };
 }
+/** The data plane's access: never asked for, as every spec here fails or stops at the head first. */
+const noDataPlane = () => Promise.reject(new Error('no data plane'));
 
 const template = { command: 'node', args: ['replica.js'], ports: [{ name: 'http' }], readiness: { kind: 'http' as const, port: 'http', path: '/health' } };
 const rg: ReplicaGroupSpec = { name: 'echo', template, tp: 2, resources: { gpus: 1 }, replicas: { initial: 1, max: 4 }, autoscaling: { target: 5 } };
@@ -38,7 +40,7 @@ describe('replica group specs from the SDK', () => {
     ['far', { ...rg, colour: 'blue' }, 'colour: unknown key (allowed: name, template, tp, pp, resources'],
   ])('%s is refused with its path and a suggestion, and nothing is sent', async (_, spec, message) => {
     const { head, calls } = recordingHead();
-    const e = await new ReplicaGroups(head as never, async () => undefined).apply(spec as ReplicaGroupSpec).catch((x: unknown) => x);
+    const e = await new ReplicaGroups(head as never, noDataPlane).apply(spec as ReplicaGroupSpec).catch((x: unknown) => x);
     expect(e).toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
     expect((e as Error).message).toContain(`invalid replica group spec: ${message}`);
     expect(calls).toEqual([]);
@@ -46,13 +48,13 @@ describe('replica group specs from the SDK', () => {
 
   it('a well-formed spec is sent', async () => {
     const { head, calls } = recordingHead();
-    await expect(new ReplicaGroups(head as never, async () => undefined).apply(rg)).rejects.toThrow('sent to the head');
+    await expect(new ReplicaGroups(head as never, noDataPlane).apply(rg)).rejects.toThrow('sent to the head');
     expect(calls).toHaveLength(1);
   });
 
   it('wrong value types are refused by path too', async () => {
     const { head, calls } = recordingHead();
-    const e = await new ReplicaGroups(head as never, async () => undefined).apply({ ...rg, replicas: { max: '4' } } as never).catch((x: unknown) => x);
+    const e = await new ReplicaGroups(head as never, noDataPlane).apply({ ...rg, replicas: { max: '4' } } as never).catch((x: unknown) => x);
     expect((e as Error).message).toMatch(/replicas\.max: .*expected number/);
     expect(calls).toEqual([]);
   });
@@ -80,7 +82,7 @@ describe('gang and placement group specs from the SDK', () => {
 describe('actor options', () => {
   it('an unknown option is refused before anything is looked up or applied', async () => {
     const { head, calls } = recordingHead();
-    const actors = new Actors(new ReplicaGroups(head as never, async () => undefined));
+    const actors = new Actors(new ReplicaGroups(head as never, noDataPlane));
     const e = await actors.create('./counter.js', 'Counter', { name: 'c1', resource: { gpus: 1 } } as never).catch((x: unknown) => x);
     expect(e).toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
     expect((e as Error).message).toContain('invalid actor options: resource: unknown key; did you mean "resources"?');

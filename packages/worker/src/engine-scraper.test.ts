@@ -25,7 +25,7 @@ async function engine(body: () => { status?: number; text: string; delayMs?: num
 
 const log = () => {
   const lines: string[] = [];
-  return { lines, warn: (_o: object, m: string) => void lines.push(`warn ${m}`), info: (_o: object, m: string) => void lines.push(`info ${m}`) };
+  return { lines, warn: (_o: object, m?: string) => void lines.push(`warn ${m}`), info: (_o: object, m?: string) => void lines.push(`info ${m}`) };
 };
 
 describe('EngineScraper', () => {

@@ -149,7 +149,7 @@ describe('frames', () => {
     const conn = await connectNats(nats.access, 'refusing-replica');
     cleanup.push(() => conn.close());
     const subject = replicaSubject('muster', 'fr-refuse', 'x0');
-    conn.subscribe(subject, { queue: 'muster', callback: (_e, m) => m.respond(encode({ v: 1, ok: false, error: { code: ErrorCode.INVALID_ARGUMENT, message: 'replica x0: not a v1 data-plane request' } } satisfies WireReply)) });
+    conn.subscribe(subject, { queue: 'muster', callback: (_e, m) => void m.respond(encode({ v: 1, ok: false, error: { code: ErrorCode.INVALID_ARGUMENT, message: 'replica x0: not a v1 data-plane request' } } satisfies WireReply)) });
     await conn.flush();
     const r = router('fr-refuse', [{ replicaId: 'x0', revision: '', subject }]);
     await waitFor('x0\'s load report heard', () => {

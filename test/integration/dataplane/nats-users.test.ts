@@ -32,7 +32,7 @@ async function as(name: string, perms: SubjectPermissions): Promise<{ nc: NatsCo
 /** Messages `admin` sees on `subject`, and a marker proving its subscription saw everything published before it. */
 function watch(subject: string): { got: Msg[]; seenMarker: () => boolean } {
   const got: Msg[] = [];
-  admin.subscribe(subject, { callback: (_e, m) => got.push(m) });
+  admin.subscribe(subject, { callback: (_e, m) => void got.push(m) });
   return { got, seenMarker: () => got.some((m) => new TextDecoder().decode(m.data) === 'marker') };
 }
 
@@ -62,7 +62,7 @@ describe('NATS users per role', () => {
 
   it('a replica answers a caller\'s request under _INBOX, and publishes nothing else: no request, demand or event subject', async () => {
     const { nc, errors } = await as('replica a', replicaPermissions('muster', 'a'));
-    nc.subscribe(replicaSubject('muster', 'a', 'r1'), { callback: (_e, m) => m.respond('pong') });
+    nc.subscribe(replicaSubject('muster', 'a', 'r1'), { callback: (_e, m) => void m.respond('pong') });
     await nc.flush();
     const inbox = callerInboxPrefix('c2');
     const { nc: callerNc } = await as('caller a', callerPermissions('muster', ['a'], inbox));

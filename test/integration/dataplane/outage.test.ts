@@ -81,7 +81,7 @@ describe('Router and serve() across a NATS restart', () => {
       },
     });
     const reports: number[] = [];
-    client.subscribe(loadSubject('muster', 'out'), { callback: () => reports.push(Date.now()) });
+    client.subscribe(loadSubject('muster', 'out'), { callback: () => void reports.push(Date.now()) });
     const r = router('out', [info]);
     expect(await r.call('warm')).toEqual({ echo: 'warm' });
 

@@ -28,7 +28,7 @@ beforeAll(async () => {
   await writeFile(conf, `listen: "127.0.0.1:${port}"\nmax_payload: ${MAX_PAYLOAD}\n`);
   server = spawnManaged('nats-server', await findBinary('nats-server'), ['-c', conf]);
   await server.waitForLine((l) => l.includes('Server is ready'), 15_000);
-  client = await connectNats({ servers: [`nats://127.0.0.1:${port}`], user: '', password: '', subjectPrefix: 'muster' }, 'payload-test');
+  client = await connectNats({ servers: [`nats://127.0.0.1:${port}`], jwt: '', seed: '', caPem: '', inboxPrefix: '' }, 'payload-test');
 }, 30_000);
 
 afterAll(async () => {

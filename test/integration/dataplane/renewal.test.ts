@@ -34,7 +34,7 @@ describe('DataPlaneAccess', () => {
     try {
       expect(dp.inboxPrefix).toBe(inbox);
       const subject = replicaSubject('muster', 'a', 'r1');
-      admin.subscribe(subject, { callback: (_e, m) => m.respond('pong') });
+      admin.subscribe(subject, { callback: (_e, m) => void m.respond('pong') });
       await admin.flush();
       let reconnects = 0;
       void (async () => {

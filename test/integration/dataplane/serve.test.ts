@@ -71,7 +71,7 @@ describe('serve()', () => {
     };
     const s = await start('conc', { unary: handler }, { maxConcurrent: 1, loadIntervalMs: 20 });
     const reports: WireLoad[] = [];
-    const sub = client.subscribe(loadSubject('muster', 'conc'), { callback: (_e, m) => reports.push(decode(m.data)) });
+    const sub = client.subscribe(loadSubject('muster', 'conc'), { callback: (_e, m) => void reports.push(decode(m.data)) });
     const first = ask(s.subject, request('q1', Date.now() + 5_000));
     const q2Deadline = Date.now() + 150;
     const second = ask(s.subject, request('q2', q2Deadline));

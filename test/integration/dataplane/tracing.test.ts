@@ -30,7 +30,7 @@ afterAll(async () => {
 async function setup(group: string) {
   const subject = replicaSubject('muster', group, 'r0');
   const seen: (string | undefined)[] = [];
-  const tap = client.subscribe(subject, { callback: (_e, msg) => seen.push(msg.headers?.get('traceparent')) });
+  const tap = client.subscribe(subject, { callback: (_e, msg) => void seen.push(msg.headers?.get('traceparent')) });
   const server = await serve({ unary: () => otelTrace.getActiveSpan()?.spanContext() ?? null }, { nats: client, subject, group, replicaId: 'r0' });
   servers.push(server);
   const router = new Router(client, undefined, { group });

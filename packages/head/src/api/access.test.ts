@@ -12,7 +12,7 @@ function serviceDefinitions(): Array<[string, ServiceDefinition]> {
   return Object.entries(proto).filter(([name]) => name.endsWith('ServiceService')) as Array<[string, ServiceDefinition]>;
 }
 
-const who = (role: Identity['role'], name = role, callGroups: Identity['callGroups'] = []): Identity => ({ role, name, callGroups });
+const who = (role: Identity['role'], name: string = role, callGroups: Identity['callGroups'] = []): Identity => ({ role, name, callGroups });
 const viewer = who('viewer', 'vera');
 const deployer = who('deployer', 'dora', ['llm']);
 const caller = who('caller', 'app', ['llm']);

@@ -15,7 +15,7 @@ function replica(i: number, group: string, messageBytes = 40): Replica {
     id, revision: i % 3 === 0 ? 'rev-new' : 'rev-old', state: STATES[i % STATES.length]!,
     placementGroupId: `pg-${id}`, gangId: `gang-${id}`, subject: `muster.rg.${group}.${id}`,
     message: 'x'.repeat(messageBytes), createdAtMs: 1_700_000_000_000 + Math.floor(i / 2), replaces: '',
-    load: { timeMs: 1_700_000_000_000, inFlight: 3, queued: 1, engineWaiting: 2, engineRunning: 5, engineKvCache: 0.5, custom: {} },
+    load: { timeMs: 1_700_000_000_000, inFlight: 3, queued: 1, engineWaiting: 2, engineRunning: 5, engineKvCache: 0.5, resources: undefined, custom: {} },
   };
 }
 

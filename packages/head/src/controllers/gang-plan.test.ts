@@ -22,8 +22,8 @@ import { NO_PORTS_TAKEN, portsTakenIn } from './port-ledger.js';
 const T0 = 1_000_000;
 const wire: GangSpec = {
   name: 'llm', placementGroup: 'pg-llm', tp: 2, pp: 2, logMaxBytes: 0, replicaGroup: '', replicaId: '',
-  template: { command: 'serve', args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined },
-  startup: { deadlineMs: 10_000, maxRestarts: 2, backoffInitialMs: 1_000, backoffMaxMs: 3_000, gracePeriodMs: 0 },
+  template: { command: 'serve', args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined, warmup: undefined },
+  startup: { deadlineMs: 10_000, maxRestarts: 2, backoffInitialMs: 1_000, backoffMaxMs: 3_000, gracePeriodMs: 0 }, roles: [],
 };
 const spec = parseGangSpec(wire);
 
@@ -38,7 +38,7 @@ function group(state: P, nodes = ['n1', 'n2']): PlacementGroup {
 const node = (nodeId: string) => ({ nodeId, address: `10.0.0.${nodeId.slice(1)}` }) as Node;
 
 function rank(r: number, phase: string): RankStatus {
-  return { rank: r, nodeId: r < 2 ? 'n1' : 'n2', tpRank: r % 2, ppRank: r >> 1, localRank: r % 2, cudaVisibleDevices: String(r % 2), ports: { http: 30_000 + r }, phase, pid: phase === 'pending' || phase === 'exited' ? 0 : 100 + r, exitCode: undefined, signal: '', reason: '' };
+  return { rank: r, nodeId: r < 2 ? 'n1' : 'n2', tpRank: r % 2, ppRank: r >> 1, localRank: r % 2, cudaVisibleDevices: String(r % 2), ports: { http: 30_000 + r }, phase, pid: phase === 'pending' || phase === 'exited' ? 0 : 100 + r, exitCode: undefined, signal: '', reason: '', role: '', roleIndex: 0, masterPort: 0 };
 }
 
 /** A gang of 4 ranks (2 per node) in `state`, every rank in `phase` (or per rank). */
@@ -57,7 +57,7 @@ function ctx(over: Partial<GangContext> = {}): GangContext {
 }
 
 function report(r: number, phase: string, over: Partial<ShardStatusReport> = {}): GangEvent {
-  return { type: 'report', nodeId: r < 2 ? 'n1' : 'n2', report: { gangId: 'gang1', attempt: 1, rank: r, phase, pid: 100 + r, exitCode: undefined, signal: '', reason: '', stopped: false, logTail: '', portInUse: 0, ...over } };
+  return { type: 'report', nodeId: r < 2 ? 'n1' : 'n2', report: { gangId: 'gang1', attempt: 1, rank: r, phase, pid: 100 + r, exitCode: undefined, signal: '', reason: '', stopped: false, logTail: '', portInUse: 0, warmupMs: 0, ...over } };
 }
 
 /** What a plan did, in a form a row can state. */
@@ -206,7 +206,7 @@ describe('gang planner: a port in use on the host (issue 15, point 8)', () => {
 
   it('the next attempt allocates around it on that host only, and tells the agent which ports to check', () => {
     const waiting = gang(G.GANG_STATE_RESTARTING, 'exited', { portsInUse: [{ nodeId: 'n1', port: 30_000 }] });
-    const p = planGang({ gang: waiting, spec, moving: true }, { type: 'backoffOver', attempt: 1 }, ctx());
+    const p = planGang({ gang: waiting, spec, moving: true }, { type: 'backoffOver' }, ctx());
     expect(summary(p)).toMatchObject({ state: 'STARTING', attempt: 2, restarts: 0, moving: false });
     const ports = (nodeId: string) => p.gang.ranks.filter((r) => r.nodeId === nodeId).map((r) => r.ports.http);
     expect(ports('n1')).toEqual([30_001, 30_002]);
@@ -217,7 +217,7 @@ describe('gang planner: a port in use on the host (issue 15, point 8)', () => {
   });
 
   it('a port fixed in the spec cannot move: an ordinary, counted failure with backoff', () => {
-    const fixed = parseGangSpec({ ...wire, template: { ...wire.template, ports: [{ name: 'http', port: 31_000 }] } });
+    const fixed = parseGangSpec({ ...wire, template: { ...wire.template!, ports: [{ name: 'http', port: 31_000 }] } });
     const p = planGang({ gang: gang(G.GANG_STATE_STARTING, 'started'), spec: fixed, moving: false }, inUse(0, 31_000), ctx());
     expect(summary(p)).toMatchObject({ state: 'RESTARTING', steps: [4], timer: ['backoffOver@+1000'], moving: false });
     expect(p.gang.portsInUse).toEqual([]);
@@ -226,7 +226,7 @@ describe('gang planner: a port in use on the host (issue 15, point 8)', () => {
   it('an exhausted range fails the gang (step 9) instead of looping', () => {
     const taken = Array.from({ length: 3 }, (_, i) => ({ nodeId: 'n1', port: 30_000 + i }));
     const waiting = gang(G.GANG_STATE_RESTARTING, 'exited', { portsInUse: taken });
-    const p = planGang({ gang: waiting, spec, moving: true }, { type: 'backoffOver', attempt: 1 }, ctx({ portRange: { first: 30_000, last: 30_003 } }));
+    const p = planGang({ gang: waiting, spec, moving: true }, { type: 'backoffOver' }, ctx({ portRange: { first: 30_000, last: 30_003 } }));
     expect(summary(p)).toMatchObject({ state: 'FAILED', steps: [9] });
     expect(p.gang.message).toMatch(/no free port left in 30000-30003 on node n1/);
   });

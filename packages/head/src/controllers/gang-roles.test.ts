@@ -14,7 +14,7 @@ import { portsInUse } from './port-scan.test-support.js';
 import { startupBudgetMs } from './gang-warmup.js';
 
 const T0 = 1_000_000;
-const template = (command: string): ShardTemplate => ({ command, args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined });
+const template = (command: string): ShardTemplate => ({ command, args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined, warmup: undefined });
 const wire: GangSpec = {
   name: 'pd-r1', placementGroup: 'pg1', tp: 0, pp: 0, template: undefined, logMaxBytes: 0, replicaGroup: 'pd', replicaId: 'r1',
   startup: { deadlineMs: 10_000, maxRestarts: 2, backoffInitialMs: 1_000, backoffMaxMs: 3_000, gracePeriodMs: 0 },
@@ -35,7 +35,7 @@ const pending: Gang = {
 };
 const report = (g: Gang, rank: number, phase: string, over = {}) => ({
   type: 'report' as const, nodeId: g.ranks[rank]!.nodeId,
-  report: { gangId: 'g1', attempt: g.attempt, rank, phase, pid: 100 + rank, exitCode: undefined, signal: '', reason: '', stopped: false, logTail: '', portInUse: 0, ...over },
+  report: { gangId: 'g1', attempt: g.attempt, rank, phase, pid: 100 + rank, exitCode: undefined, signal: '', reason: '', stopped: false, logTail: '', portInUse: 0, warmupMs: 0, ...over },
 });
 
 describe('gang planner with roles', () => {
@@ -98,7 +98,7 @@ describe('gang with roles: one template per role', () => {
   });
 
   it('the startup budget counts the first role\'s warm-up timeout', () => {
-    const warmup = { requests: [{ kind: 'http', json: '', payload: new Uint8Array(), stream: false, port: 'http', method: 'GET', path: '/', headers: {}, body: '', expectStatus: 0, command: [] }], timeoutMs: 60_000 };
+    const warmup = { requests: [{ kind: 'http', json: '', payload: Buffer.alloc(0), stream: false, port: 'http', method: 'GET', path: '/', headers: {}, body: '', expectStatus: 0, command: [] }], timeoutMs: 60_000 };
     const first = wire.roles[0]!;
     const s = parseGangSpec({ ...wire, roles: [{ ...first, template: { ...first.template!, warmup } }, ...wire.roles.slice(1)] });
     expect(startupBudgetMs(s)).toBe(10_000 + 60_000);

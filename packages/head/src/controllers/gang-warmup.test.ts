@@ -16,10 +16,10 @@ const req = (over: Partial<WarmupRequest>): WarmupRequest => ({ kind: 'call', js
 const template = (requests: WarmupRequest[], timeoutMs = 0): Template => ({
   command: 'node', args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined, warmup: { requests, timeoutMs },
 });
-const gang = (t: Template, replicaGroup = 'echo'): GangSpec => ({ name: 'g', placementGroup: 'pg', tp: 2, pp: 1, template: t, startup: undefined, logMaxBytes: 0, replicaGroup, replicaId: replicaGroup ? 'r-1' : '' });
+const gang = (t: Template, replicaGroup = 'echo'): GangSpec => ({ name: 'g', placementGroup: 'pg', tp: 2, pp: 1, template: t, startup: undefined, logMaxBytes: 0, replicaGroup, replicaId: replicaGroup ? 'r-1' : '', roles: [] });
 const rg = (t: Template, over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec => ({
   name: 'echo', template: t, tp: 1, pp: 1, resources: undefined, placement: undefined, replicas: { min: 0, max: 2, initial: 1 },
-  startup: undefined, rollout: undefined, drainDeadlineMs: 0, httpPort: '', maxReplacements: undefined, autoscaling: undefined, models: [], requestTimeoutMs: 0, engineMetrics: undefined, maxInFlightPerReplica: 0, ...over,
+  startup: undefined, rollout: undefined, drainDeadlineMs: 0, httpPort: '', maxReplacements: undefined, autoscaling: undefined, models: [], requestTimeoutMs: 0, engineMetrics: undefined, maxInFlightPerReplica: 0, overflow: undefined, routing: undefined, roles: [], ...over,
 });
 
 const refusal = (f: () => unknown): string => {

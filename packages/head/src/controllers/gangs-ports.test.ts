@@ -39,7 +39,7 @@ function registration(nodeId: string, address: string): Register {
 const spec = (i: number): GangSpec => ({
   name: `g${i}`, placementGroup: `pg${i}`, tp: 1, pp: i % 2 ? 2 : 1, logMaxBytes: 0, replicaGroup: '', replicaId: '',
   template: { command: 'serve', args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined, warmup: undefined },
-  startup: { deadlineMs: 600_000, maxRestarts: 2, backoffInitialMs: 600_000, backoffMaxMs: 0, gracePeriodMs: 0 },
+  startup: { deadlineMs: 600_000, maxRestarts: 2, backoffInitialMs: 600_000, backoffMaxMs: 0, gracePeriodMs: 0 }, roles: [],
 });
 
 const op = fc.oneof(

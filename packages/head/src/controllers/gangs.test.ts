@@ -32,8 +32,8 @@ afterEach(async () => {
 
 const wire: GangSpec = {
   name: 'llm', placementGroup: 'pg-llm', tp: 2, pp: 2, logMaxBytes: 0, replicaGroup: '', replicaId: '',
-  template: { command: 'serve', args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined },
-  startup: { deadlineMs: 60_000, maxRestarts: 3, backoffInitialMs: 60_000, backoffMaxMs: 0, gracePeriodMs: 0 },
+  template: { command: 'serve', args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined, warmup: undefined },
+  startup: { deadlineMs: 60_000, maxRestarts: 3, backoffInitialMs: 60_000, backoffMaxMs: 0, gracePeriodMs: 0 }, roles: [],
 };
 
 /** A placed group of two 2-GPU bundles on node n1, and a gang controller over a FaultyStore. */
@@ -71,7 +71,7 @@ async function harness(retention?: GangRetention) {
 }
 
 function report(rank: number, phase: string, over: Partial<ShardStatusReport> = {}): ShardStatusReport {
-  return { gangId: '', attempt: 1, rank, phase, pid: 100 + rank, exitCode: undefined, signal: '', reason: '', stopped: false, logTail: '', ...over };
+  return { gangId: '', attempt: 1, rank, phase, pid: 100 + rank, exitCode: undefined, signal: '', reason: '', stopped: false, logTail: '', portInUse: 0, warmupMs: 0, ...over };
 }
 
 const kinds = (msgs: HeadMessage[]) => msgs.map((m) => m.msg?.$case);

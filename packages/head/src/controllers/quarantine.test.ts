@@ -82,7 +82,7 @@ async function harness(seed: Array<[key: string, value: Uint8Array]>) {
 }
 
 const report = (gangId: string, rank: number, phase = 'ready'): ShardStatusReport =>
-  ({ gangId, attempt: 1, rank, phase, pid: 100 + rank, exitCode: undefined, signal: '', reason: '', stopped: false, logTail: '' });
+  ({ gangId, attempt: 1, rank, phase, pid: 100 + rank, exitCode: undefined, signal: '', reason: '', stopped: false, logTail: '', portInUse: 0, warmupMs: 0 });
 const stops = (told: HeadMessage[]) => told.flatMap((m) => (m.msg?.$case === 'stopShards' ? [m.msg.value] : []));
 
 describe('a stored gang the head cannot read', () => {

@@ -94,7 +94,7 @@ function largestGangSpec(): GangSpec {
   const spec: GangSpec = {
     name: x(63), placementGroup: x(L.refLength), tp: 8, pp: L.ranksPerReplica / 8, logMaxBytes: 2 ** 40, replicaGroup: x(L.refLength), replicaId: x(L.refLength), roles: [],
     startup: { deadlineMs: 86_400_000, maxRestarts: 1000, backoffInitialMs: 3_600_000, backoffMaxMs: 3_600_000, gracePeriodMs: 3_600_000 },
-    template: { command: x(L.commandLength), args: [], env: {}, cwd: x(L.cwdLength), ports: many(ports, (i) => ({ name: `p${i}${x(29)}`, port: 0 })), readiness: undefined, liveness: undefined },
+    template: { command: x(L.commandLength), args: [], env: {}, cwd: x(L.cwdLength), ports: many(ports, (i) => ({ name: `p${i}${x(29)}`, port: 0 })), readiness: undefined, liveness: undefined, warmup: undefined },
   };
   // Grow one variable until the spec passes the cap, then step back.
   let lo = 0;
@@ -174,7 +174,7 @@ function largestRegister(): Register {
       hostname: x(253), cpuCores: 16_384, memoryBytes: 2 ** 50, nvlinkDomain: x(128), source: x(128),
       gpus: many(n, (i) => ({
         index: i, uuid: x(NODE_LIMITS.uuidLength), name: x(NODE_LIMITS.gpuNameLength), memoryMib: 4 * 1024 * 1024, numaNode: 1024, pciBusId: x(64),
-        mig: many(NODE_LIMITS.migSlicesPerGpu, (k) => ({ profile: x(64), uuid: x(NODE_LIMITS.uuidLength), index: 2 ** 31 - 1 - k })),
+        mig: many(NODE_LIMITS.migSlicesPerGpu, (k) => ({ profile: x(64), uuid: x(NODE_LIMITS.uuidLength), index: 2 ** 31 - 1 - k })), migEnabled: true,
       })),
       topology: { links: many(n * n, () => 'NV999'), nvlinkIslands: many(n, (i) => ({ gpuIndices: [i] })), nics: many(NODE_LIMITS.nics, () => ({ name: x(64), links: many(n, () => 'NV999') })) },
       customResources: Object.fromEntries(many(NODE_LIMITS.customResources, (i) => [`${i}${x(250)}/${x(63)}`.slice(-317), 1e300])),

@@ -14,7 +14,7 @@ import { gangSpecOf, maxInFlightOf, parseRgSpec, revisionOf } from './rg-spec.js
 function wire(over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec {
   return {
     name: 'llm',
-    template: { command: 'node', args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined },
+    template: { command: 'node', args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined, warmup: undefined },
     tp: 1,
     pp: 1,
     resources: undefined,
@@ -26,13 +26,18 @@ function wire(over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec {
     httpPort: 'http',
     maxReplacements: undefined,
     autoscaling: undefined,
+    models: [],
+    requestTimeoutMs: 0,
     engineMetrics: undefined,
     maxInFlightPerReplica: 0,
+    overflow: undefined,
+    routing: undefined,
+    roles: [],
     ...over,
   };
 }
 
-const autoscaling = (metric: string, target = 5) => ({ metric, target, upscaleDelayMs: 0, downscaleDelayMs: 0, maxStep: 0, tolerance: 0, scaleToZeroAfterMs: 60_000, lookbackMs: 0, floors: [] });
+const autoscaling = (metric: string, target = 5) => ({ metric, target, upscaleDelayMs: 0, downscaleDelayMs: 0, maxStep: 0, tolerance: 0, scaleToZeroAfterMs: 60_000, lookbackMs: 0, floors: [], metrics: [] });
 const scrape = (over: object = {}) => ({ path: '', intervalMs: 0, waitingMetric: '', runningMetric: '', kvCacheMetric: '', metrics: [], ...over });
 
 function refusal(w: ReplicaGroupSpec): Error & { code: string } {

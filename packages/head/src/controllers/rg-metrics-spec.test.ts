@@ -11,11 +11,11 @@ import { parseRgSpec, policyOf } from './rg-spec.js';
 function wire(autoscaling: Partial<Autoscaling>, httpPort = ''): ReplicaGroupSpec {
   return {
     name: 'burn',
-    template: { command: 'node', args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined },
+    template: { command: 'node', args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined, warmup: undefined },
     tp: 1, pp: 1, resources: undefined, placement: undefined, replicas: { min: 1, max: 4, initial: 1 }, startup: undefined, rollout: undefined,
-    drainDeadlineMs: 0, httpPort, maxReplacements: undefined, engineMetrics: undefined, maxInFlightPerReplica: 0, models: [], requestTimeoutMs: 0,
+    drainDeadlineMs: 0, httpPort, maxReplacements: undefined, engineMetrics: undefined, maxInFlightPerReplica: 0, models: [], requestTimeoutMs: 0, overflow: undefined, routing: undefined, roles: [],
     autoscaling: { metric: '', target: 0, upscaleDelayMs: 0, downscaleDelayMs: 0, maxStep: 0, tolerance: 0, scaleToZeroAfterMs: 0, lookbackMs: 0, floors: [], metrics: [], ...autoscaling },
-  } as ReplicaGroupSpec;
+  };
 }
 
 function refusal(w: ReplicaGroupSpec): Error & { details?: { fields?: string[] } } {

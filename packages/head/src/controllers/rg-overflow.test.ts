@@ -12,9 +12,9 @@ import { parseRgSpec, revisionOf } from './rg-spec.js';
 
 function wire(over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec {
   return {
-    name: 'big', template: { command: 'node', args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined }, tp: 1, pp: 1,
+    name: 'big', template: { command: 'node', args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined, warmup: undefined }, tp: 1, pp: 1,
     resources: undefined, placement: undefined, replicas: { min: 0, max: 2, initial: 1 }, startup: undefined, rollout: undefined, drainDeadlineMs: 0, httpPort: '',
-    maxReplacements: undefined, autoscaling: undefined, models: [], requestTimeoutMs: 0, engineMetrics: undefined, maxInFlightPerReplica: 0, overflow: undefined,
+    maxReplacements: undefined, autoscaling: undefined, models: [], requestTimeoutMs: 0, engineMetrics: undefined, maxInFlightPerReplica: 0, overflow: undefined, routing: undefined, roles: [],
     ...over,
   };
 }

@@ -86,14 +86,14 @@ describe('scale, delete, autoscale', () => {
   });
 
   it('an autoscaling change stores the count and the timers, and names its inputs on the event', () => {
-    const d = { desired: 4, reason: 'queue high', inputs: { metric: 9.25, perReplica: 4.6254, replicas: 2, waiting: 0, samples: 2, floor: 0 }, state: { aboveSinceMs: 100, lastChangeMs: 200 } };
+    const d = { desired: 4, reason: 'queue high', metric: 'queue' as const, inputs: { metric: 9.25, perReplica: 4.6254, replicas: 2, waiting: 0, samples: 2, floor: 0 }, state: { aboveSinceMs: 100, lastChangeMs: 200 } };
     const next = autoscaledRecord(created.rg, d);
     expect(next.rg).toMatchObject({ desired: 4, autoscaler: { aboveSinceMs: 100, belowSinceMs: 0, lastChangeMs: 200, lastReason: 'queue high' } });
     expect(next.event).toMatchObject({ kind: 'rg.autoscale', attributes: { from: '2', to: '4', perReplica: '4.625' } });
   });
 
   it('the hysteresis values are stored with the timers and survive the wire (a new leader sizes as the old one would)', () => {
-    const d = { desired: 2, reason: 'hold', inputs: { metric: 9, perReplica: 4.5, replicas: 2, waiting: 0, samples: 2, floor: 0 }, state: { belowSinceMs: 100, belowPeak: 13.5, belowRunningPeak: 40 } };
+    const d = { desired: 2, reason: 'hold', metric: 'queue' as const, inputs: { metric: 9, perReplica: 4.5, replicas: 2, waiting: 0, samples: 2, floor: 0 }, state: { belowSinceMs: 100, belowPeak: 13.5, belowRunningPeak: 40 } };
     const stored = ReplicaGroup.decode(ReplicaGroup.encode(autoscaledRecord(created.rg, d).rg).finish());
     expect(stored.autoscaler).toMatchObject({ belowSinceMs: 100, belowPeak: 13.5, belowRunningPeak: 40 });
     expect(stored.autoscaler?.aboveLow).toBeUndefined();

@@ -13,16 +13,16 @@ import { portsInUse } from './port-scan.test-support.js';
 import { appliedRecord } from './rg-records.js';
 import { gangSpecOf, parseRgSpec, pgSpecOf, revisionOf } from './rg-spec.js';
 
-const template = (command: string, ports = ['http']): ShardTemplate => ({ command, args: [], env: { WHO: command }, cwd: '', ports: ports.map((name) => ({ name, port: 0 })), readiness: undefined, liveness: undefined });
+const template = (command: string, ports = ['http']): ShardTemplate => ({ command, args: [], env: { WHO: command }, cwd: '', ports: ports.map((name) => ({ name, port: 0 })), readiness: undefined, liveness: undefined, warmup: undefined });
 const res = (gpus: number) => ({ gpus, cpuMillis: 100, memoryBytes: 0, gpuMemoryMib: 0, migProfile: '', custom: {} });
-const httpWarmup = { requests: [{ kind: 'http', json: '', payload: new Uint8Array(), stream: false, port: 'http', method: 'GET', path: '/', headers: {}, body: '', expectStatus: 0, command: [] }], timeoutMs: 0 };
+const httpWarmup = { requests: [{ kind: 'http', json: '', payload: Buffer.alloc(0), stream: false, port: 'http', method: 'GET', path: '/', headers: {}, body: '', expectStatus: 0, command: [] }], timeoutMs: 0 };
 const role = (name: string, over: Partial<ReplicaRole> = {}): ReplicaRole => ({ name, count: 1, tp: 1, pp: 1, resources: res(1), template: template(name), entry: false, ...over });
 
 function wire(over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec {
   return {
     name: 'pd', template: undefined, tp: 0, pp: 0, resources: undefined, placement: undefined, replicas: { min: 0, max: 4, initial: 1 },
     startup: undefined, rollout: undefined, drainDeadlineMs: 0, httpPort: 'http', maxReplacements: undefined, autoscaling: undefined,
-    models: [], requestTimeoutMs: 0, engineMetrics: undefined, maxInFlightPerReplica: 0,
+    models: [], requestTimeoutMs: 0, engineMetrics: undefined, maxInFlightPerReplica: 0, overflow: undefined, routing: undefined,
     roles: [role('prefill'), role('decode', { count: 2, entry: true })],
     ...over,
   };

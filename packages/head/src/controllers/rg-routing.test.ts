@@ -13,10 +13,10 @@ import { routingConfig } from '@muster/contracts';
 function wire(routing: Routing | undefined): ReplicaGroupSpec {
   return {
     name: 'llm',
-    template: { command: 'node', args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined },
+    template: { command: 'node', args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined, warmup: undefined },
     tp: 1, pp: 1, resources: undefined, placement: undefined, replicas: { min: 0, max: 4, initial: 1 }, startup: undefined, rollout: undefined,
     drainDeadlineMs: 0, httpPort: 'http', maxReplacements: undefined, autoscaling: undefined, engineMetrics: undefined, maxInFlightPerReplica: 0,
-    models: [], requestTimeoutMs: 0, routing,
+    models: [], requestTimeoutMs: 0, routing, overflow: undefined, roles: [],
   };
 }
 const routing = (over: Partial<Routing>): Routing => ({ policy: 'prefix', prefixChars: 0, loadFactor: 0, ...over });

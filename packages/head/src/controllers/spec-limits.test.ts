@@ -15,13 +15,14 @@ import { parseRgSpec } from './rg-spec.js';
 
 const L = SPEC_LIMITS;
 type Template = NonNullable<GangSpec['template']>;
-const template: Template = { command: 'node', args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined };
+const template: Template = { command: 'node', args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined, warmup: undefined };
 const gang = (over: Partial<GangSpec> = {}, t: Partial<Template> = {}): GangSpec => ({
-  name: 'g', placementGroup: 'pg', tp: 1, pp: 1, template: { ...template, ...t }, startup: undefined, logMaxBytes: 0, replicaGroup: '', replicaId: '', ...over,
+  name: 'g', placementGroup: 'pg', tp: 1, pp: 1, template: { ...template, ...t }, startup: undefined, logMaxBytes: 0, replicaGroup: '', replicaId: '', roles: [], ...over,
 });
 const rg = (over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec => ({
   name: 'echo', template: { ...template }, tp: 1, pp: 1, resources: undefined, placement: undefined, replicas: { min: 0, max: 2, initial: 1 },
-  startup: undefined, rollout: undefined, drainDeadlineMs: 0, httpPort: '', maxReplacements: undefined, autoscaling: undefined, ...over,
+  startup: undefined, rollout: undefined, drainDeadlineMs: 0, httpPort: '', maxReplacements: undefined, autoscaling: undefined,
+  models: [], requestTimeoutMs: 0, engineMetrics: undefined, maxInFlightPerReplica: 0, overflow: undefined, routing: undefined, roles: [], ...over,
 });
 const pg = (over: Partial<PlacementGroupSpec> = {}): PlacementGroupSpec => ({
   name: 'pg', strategy: '', bundles: [{ cpuMillis: 0, memoryBytes: 0, gpus: 0, gpuMemoryMib: 0, migProfile: '', custom: {} }], topology: [], matchLabels: {}, tolerations: [], priority: 0, ...over,
@@ -55,7 +56,7 @@ describe('rank and replica counts', () => {
   it('refuses replica counts over the limit, naming each', () => {
     const msg = refusal(() => parseRgSpec(rg({ replicas: { min: 0, max: L.replicas + 1, initial: 1 } })));
     expect(msg).toContain(`replicas.max: ${L.replicas + 1} replicas; the limit is ${L.replicas} (replicas)`);
-    expect(refusal(() => parseRgSpec(rg({ replicas: { min: 0, max: 5, initial: 1 }, autoscaling: { metric: '', target: 0, upscaleDelayMs: 0, downscaleDelayMs: 0, maxStep: 0, tolerance: 0, scaleToZeroAfterMs: 0, lookbackMs: 0, floors: many(L.floors + 1, () => ({ cron: '0 9 * * *', durationMs: 1000, timezone: '', min: 1 })) } })))).toContain(`floors: ${L.floors + 1} items; the limit is ${L.floors} (floors)`);
+    expect(refusal(() => parseRgSpec(rg({ replicas: { min: 0, max: 5, initial: 1 }, autoscaling: { metric: '', target: 0, upscaleDelayMs: 0, downscaleDelayMs: 0, maxStep: 0, tolerance: 0, scaleToZeroAfterMs: 0, lookbackMs: 0, floors: many(L.floors + 1, () => ({ cron: '0 9 * * *', durationMs: 1000, timezone: '', min: 1 })), metrics: [] } })))).toContain(`floors: ${L.floors + 1} items; the limit is ${L.floors} (floors)`);
     expect(parseRgSpec(rg({ replicas: { min: 0, max: L.replicas, initial: 1 } })).replicas.max).toBe(L.replicas);
   });
 });

@@ -12,7 +12,7 @@ import { modelConflicts, parseRgSpec, revisionOf } from './rg-spec.js';
 function wire(over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec {
   return {
     name: 'echo',
-    template: { command: 'node', args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined },
+    template: { command: 'node', args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined, warmup: undefined },
     tp: 2,
     pp: 1,
     resources: { gpus: 1, cpuMillis: 0, memoryBytes: 0, gpuMemoryMib: 0, migProfile: '', custom: {} },
@@ -28,6 +28,9 @@ function wire(over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec {
     requestTimeoutMs: 0,
     engineMetrics: undefined,
     maxInFlightPerReplica: 0,
+    overflow: undefined,
+    routing: undefined,
+    roles: [],
     ...over,
   };
 }

@@ -6,6 +6,7 @@
  * which GPU.
  */
 import type { PeerCertificate } from 'node:tls';
+import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { metrics } from '@opentelemetry/api';
 import { ErrorCode, MusterError } from '@muster/common';
@@ -45,8 +46,8 @@ function gateWith(events: ClusterEvent[], hold = false) {
     listPlacementGroups: unary(ctx, 'ListPlacementGroups', async (req: { pageSize: number }) => (walked.push(req.pageSize), { groups: [{ id: 'pg1', spec: { name: 'a' }, placements: [{ bundleIndex: 0, nodeId: 'n1', gpuIndices: [0, 1], migUuids: [] }] }], nextPageToken: '' })),
   };
   const P = PlacementGroupServiceService;
-  const invoke = new GateInvoker(new Map([[ClusterServiceService, gate.serve(ClusterServiceService)], [P, gate.serve(P)]]), TOKEN);
-  return { gate, invoke, walked, open: () => gate.open(new Map([[ClusterServiceService, impl as never], [P, groups as never]])) };
+  const invoke = new GateInvoker(new Map<ServiceDefinition, UntypedServiceImplementation>([[ClusterServiceService, gate.serve(ClusterServiceService)], [P, gate.serve(P)]]), TOKEN);
+  return { gate, invoke, walked, open: () => gate.open(new Map<ServiceDefinition, UntypedServiceImplementation>([[ClusterServiceService, impl as never], [P, groups as never]])) };
 }
 
 describe('dashboard API calls through the gate', () => {

@@ -23,7 +23,7 @@ import { runCycle, type Hold, type QueuedGroup } from './queue.js';
 import { freeTotals, roomFor } from './room.js';
 import { ClusterState } from './state.js';
 import { deriveIslands } from './topology.js';
-import type { BundlePlacement, ValidPgSpec, SchedulerNode, Taint, Toleration } from './types.js';
+import type { Bundle, BundlePlacement, ValidPgSpec, SchedulerNode, Taint, Toleration } from './types.js';
 
 const CELLS = ['NV1', 'NV2', 'NV12', 'NV18', 'PIX', 'PXB', 'PHB', 'NODE', 'SYS'];
 const LEVELS = ['gpu-island', 'node', 'nvlink-domain', 'rack', 'zone'] as const;
@@ -104,10 +104,10 @@ const arbSpec: fc.Arbitrary<ValidPgSpec> = fc
     tolerate: fc.boolean(),
     priority: fc.integer({ min: 0, max: 3 }),
   })
-  .map((r) => ({
+  .map((r): ValidPgSpec => ({
     name: 'pg',
     strategy: r.strategy,
-    bundles: r.bundles.map((b) => ({
+    bundles: r.bundles.map((b): Bundle => ({
       cpuMillis: b.cpuMillis,
       memoryBytes: 2 ** 30,
       gpus: b.mig !== undefined ? Math.max(1, Math.min(b.gpus, 3)) : b.gpus,

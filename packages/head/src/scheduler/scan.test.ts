@@ -22,7 +22,7 @@ const PROFILE = '1g.10gb';
 
 /** Few choices per field, so that identical (same shape class) nodes are common. */
 const arbShape = fc.record({
-  gpus: fc.constantFrom(0, 2, 4, 8, 8, 16, 31, 32, 32),
+  gpus: fc.constantFrom<number>(0, 2, 4, 8, 8, 16, 31, 32, 32),
   cut: fc.nat({ max: 32 }),
   mixedMemory: fc.boolean(),
   migGpus: fc.constantFrom(0, 0, 0, 2, 12),
@@ -128,7 +128,7 @@ describe('the indexed pass chooses as a pass over every node does', () => {
           bundles: [bundle],
           topology: [],
           selector: { matchLabels: {} },
-          tolerations: c.tolerateSpot ? [{ key: 'spot', operator: 'Exists' }] : [],
+          tolerations: c.tolerateSpot ? [{ key: 'spot', operator: 'Exists', value: '' }] : [],
           priority: 0,
         };
         const preferredLevels: DomainLevel[] = c.preferZone ? ['zone'] : [];

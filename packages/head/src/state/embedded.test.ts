@@ -250,7 +250,7 @@ describe('EmbeddedStore durability', () => {
       await waitFor('the child to acknowledge 2,000 writes', () => {
         if (child.exitCode !== null) throw new Error(`writer exited: ${errText}`);
         return acked.length >= 2000;
-      }, 15_000);
+      }, { timeoutMs: 15_000 });
     } finally {
       child.kill('SIGKILL');
       await exited;
