@@ -84,13 +84,17 @@ export function clusterSummary(nodes: NodeView[]): string {
   return `${nodes.length} node(s): ${alive.length} alive, ${nodes.length - alive.length} dead${draining ? `, ${draining} draining` : ''}; ${gpus} GPU(s) on alive nodes`;
 }
 
-/** "3 node(s): 3 alive, 0 dead, 1 draining; 24 GPU(s) on alive nodes: 8 used, 16 free", then groups and gangs by state. */
+/**
+ * "3 node(s): 3 alive, 0 dead, 1 draining; 24 GPU(s) on alive nodes: 8 used, 16 free", then
+ * placement groups and gangs by state, then replica groups ("; 4 replica group(s), 1 quarantined":
+ * the quarantined ones only when there are any).
+ */
 export function summaryLines(s: ClusterSummary): string[] {
   const byState = (m: Record<string, number>) => Object.entries(m).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${v} ${k.toLowerCase()}`).join(', ') || 'none';
   const count = (m: Record<string, number>) => Object.values(m).reduce((a, b) => a + b, 0);
   return [
     `${s.nodesAlive + s.nodesDead} node(s): ${s.nodesAlive} alive, ${s.nodesDead} dead${s.nodesDraining ? `, ${s.nodesDraining} draining` : ''}; ${s.gpusTotal} GPU(s) on alive nodes: ${s.gpusUsed} used, ${s.gpusFree} free`,
     `${count(s.placementGroups)} placement group(s): ${byState(s.placementGroups)}`,
-    `${count(s.gangs)} gang(s): ${byState(s.gangs)}; ${s.replicaGroups} replica group(s)`,
+    `${count(s.gangs)} gang(s): ${byState(s.gangs)}; ${s.replicaGroups} replica group(s)${s.replicaGroupsQuarantined ? `, ${s.replicaGroupsQuarantined} quarantined` : ''}`,
   ];
 }

@@ -17,6 +17,7 @@ interface Summary {
   placementGroups?: Record<string, number>;
   gangs?: Record<string, number>;
   replicaGroups?: number;
+  replicaGroupsQuarantined?: number;
 }
 interface Domain {
   zone: string;
@@ -47,7 +48,7 @@ export function Overview() {
         <Card label="GPUs free" value={s.gpusFree ?? 0} />
         <Card label="placement groups" value={Object.values(s.placementGroups ?? {}).reduce((a, b) => a + b, 0)} />
         <Card label="gangs" value={Object.values(s.gangs ?? {}).reduce((a, b) => a + b, 0)} />
-        <Card label="replica groups" value={s.replicaGroups ?? 0} />
+        <Card label={s.replicaGroupsQuarantined ? `replica groups, ${s.replicaGroupsQuarantined} quarantined` : 'replica groups'} value={s.replicaGroups ?? 0} tone={s.replicaGroupsQuarantined ? 'bad' : ''} />
       </section>
       <p class="muted">head {cluster.data?.headId} · {cluster.data?.store} store · {cluster.data?.version}</p>
       <div class="columns">

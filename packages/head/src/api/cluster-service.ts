@@ -29,7 +29,7 @@ export interface ClusterServiceDeps {
   drains: { settledStatus(nodeId: string): Promise<DrainStatus> };
   /** Events a WatchEvents consumer may fall behind before it is cut. */
   streamBufferMessages?: number;
-  /** What the summary counts besides nodes. */
+  /** What the summary counts besides nodes; the controllers themselves, whose isQuarantined() marks the records this head cannot read. */
   groups: Omit<SummarySources, 'nodes'>;
   info: { headId: string; version: string; store: string; nats: NatsAccess | undefined; heartbeatIntervalMs: number; deadAfterMs: number };
   /** The NATS users the head mints (undefined: no NATS, GetDataPlaneAccess is refused). */

@@ -20,7 +20,7 @@ describe('cluster summary', () => {
         ],
       },
       gangs: { list: () => [{ state: GangState.GANG_STATE_READY }, { state: GangState.GANG_STATE_READY }, { state: GangState.GANG_STATE_FAILED }] as Gang[] },
-      replicaGroups: { list: () => [{}, {}] },
+      replicaGroups: { list: () => [{ name: 'a' }, { name: 'b' }] },
     });
     expect(s).toEqual({
       nodesAlive: 2,
@@ -32,6 +32,7 @@ describe('cluster summary', () => {
       placementGroups: { CREATED: 1, RESCHEDULING: 1, PENDING: 1 },
       gangs: { READY: 2, FAILED: 1 },
       replicaGroups: 2,
+      replicaGroupsQuarantined: 0,
     });
   });
 
@@ -44,10 +45,13 @@ describe('cluster summary', () => {
         list: () => [{ id: 'g-q', state: GangState.GANG_STATE_READY }, { id: 'g-undecodable', state: GangState.GANG_STATE_UNSPECIFIED }, { id: 'g-ok', state: GangState.GANG_STATE_READY }] as Gang[],
         isQuarantined: (id) => id !== 'g-ok',
       },
-      replicaGroups: { list: () => [] },
+      replicaGroups: { list: () => [{ name: 'rg-ok' }, { name: 'rg-q' }, { name: 'rg-ok-2' }], isQuarantined: (name) => name === 'rg-q' },
     });
     expect(s.placementGroups).toEqual({ QUARANTINED: 1, CREATED: 1 });
     expect(s.gangs).toEqual({ QUARANTINED: 2, READY: 1 });
     expect(s.gpusUsed).toBe(3);
+    // A quarantined replica group counts in the total and again on its own.
+    expect(s.replicaGroups).toBe(3);
+    expect(s.replicaGroupsQuarantined).toBe(1);
   });
 });

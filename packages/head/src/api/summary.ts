@@ -1,13 +1,16 @@
 /**
  * The cluster summary in GetClusterInfo: node counts by state, GPUs total /
- * used / free, placement groups and gangs by state. `muster status` shows it
- * at any cluster size; the node list itself is paged (ListNodes).
+ * used / free, placement groups and gangs by state, replica groups (all, and
+ * how many are quarantined). `muster status` shows it at any cluster size;
+ * the node list itself is paged (ListNodes).
  *
  * Computed from the head's memory in one pass over nodes and one over groups,
  * and small whatever the cluster's size: a handful of counters, no records.
  * A record the head cannot read (controllers/quarantine.ts) is counted under
  * QUARANTINED, whatever state it was stored in; a quarantined placement
- * group's bundles still count as used GPUs (they stay reserved).
+ * group's bundles still count as used GPUs (they stay reserved). Replica
+ * groups have no state map: a quarantined one counts in `replicaGroups` and
+ * again in `replicaGroupsQuarantined`.
  */
 import {
   GangState,
@@ -27,7 +30,7 @@ export interface SummarySources {
   nodes: Iterable<Node>;
   pgs: { list(): PlacementGroup[]; isQuarantined?(id: string): boolean };
   gangs: { list(): Gang[]; isQuarantined?(id: string): boolean };
-  replicaGroups: { list(): unknown[] };
+  replicaGroups: { list(): Array<{ name: string }>; isQuarantined?(name: string): boolean };
 }
 
 /** "PLACEMENT_GROUP_STATE_RUNNING" → "RUNNING". */
@@ -43,7 +46,8 @@ export function clusterSummary(src: SummarySources): ClusterSummary {
     gpusFree: 0,
     placementGroups: {},
     gangs: {},
-    replicaGroups: src.replicaGroups.list().length,
+    replicaGroups: 0,
+    replicaGroupsQuarantined: 0,
   };
   const alive = new Set<string>();
   for (const n of src.nodes) {
@@ -67,6 +71,10 @@ export function clusterSummary(src: SummarySources): ClusterSummary {
     if (g.state === GangState.GANG_STATE_UNSPECIFIED && !quarantined) continue;
     const name = quarantined ? QUARANTINED : shortName(gangStateToJSON(g.state), 'GANG_STATE_');
     s.gangs[name] = (s.gangs[name] ?? 0) + 1;
+  }
+  for (const rg of src.replicaGroups.list()) {
+    s.replicaGroups++;
+    if (src.replicaGroups.isQuarantined?.(rg.name)) s.replicaGroupsQuarantined++;
   }
   s.gpusFree = Math.max(0, s.gpusTotal - s.gpusUsed);
   return s;

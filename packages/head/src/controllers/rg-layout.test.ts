@@ -10,6 +10,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '@muster/common';
 import { GangState as G, Replica, ReplicaGroup, type ReplicaGroupSpec } from '@muster/proto';
+import { clusterSummary } from '../api/summary.js';
 import type { KeyValue } from '../state/store.js';
 import type { ReplicaGroupController } from './replica-groups.js';
 import { rgHarness } from './rg-controller.test-support.js';
@@ -95,6 +96,8 @@ describe('replica group layout in the store', () => {
     expect(next.list().map((g) => g.name)).toEqual(['web']);
     expect(next.get('web')).toMatchObject({ name: 'web', replicas: held, message: expect.stringMatching(/^quarantined: .*does not decode.*delete it, or run a head version that accepts it/) });
     expect(next.isQuarantined('web')).toBe(true);
+    // The cluster summary (muster status) counts it from the controller itself.
+    expect(clusterSummary({ nodes: [], pgs: { list: () => [] }, gangs: { list: () => [] }, replicaGroups: next })).toMatchObject({ replicaGroups: 1, replicaGroupsQuarantined: 1 });
     // What it holds stays held: its gangs are not collected, its placement groups not moved by others.
     for (const r of held) {
       expect(next.holdsGang(r.gangId)).toBe(true);

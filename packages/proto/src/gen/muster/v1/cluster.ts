@@ -64,7 +64,13 @@ export interface ClusterSummary {
   /** Counts by state name ("CREATED", "PENDING", "RUNNING", ...), removed groups not counted. */
   placementGroups: { [key: string]: number };
   gangs: { [key: string]: number };
+  /** all of them, quarantined ones included */
   replicaGroups: number;
+  /**
+   * Replica groups whose stored record this head cannot read (quarantined:
+   * shown, holding their gangs and placement groups, never reconciled).
+   */
+  replicaGroupsQuarantined: number;
 }
 
 export interface ClusterSummary_PlacementGroupsEntry {
@@ -496,6 +502,7 @@ function createBaseClusterSummary(): ClusterSummary {
     placementGroups: {},
     gangs: {},
     replicaGroups: 0,
+    replicaGroupsQuarantined: 0,
   };
 }
 
@@ -527,6 +534,9 @@ export const ClusterSummary: MessageFns<ClusterSummary> = {
     });
     if (message.replicaGroups !== 0) {
       writer.uint32(72).uint32(message.replicaGroups);
+    }
+    if (message.replicaGroupsQuarantined !== 0) {
+      writer.uint32(80).uint32(message.replicaGroupsQuarantined);
     }
     return writer;
   },
@@ -622,6 +632,14 @@ export const ClusterSummary: MessageFns<ClusterSummary> = {
             message.replicaGroups = reader.uint32();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.replicaGroupsQuarantined = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -712,6 +730,11 @@ export const ClusterSummary: MessageFns<ClusterSummary> = {
         : isSet(object.replica_groups)
         ? globalThis.Number(object.replica_groups)
         : 0,
+      replicaGroupsQuarantined: isSet(object.replicaGroupsQuarantined)
+        ? globalThis.Number(object.replicaGroupsQuarantined)
+        : isSet(object.replica_groups_quarantined)
+        ? globalThis.Number(object.replica_groups_quarantined)
+        : 0,
     };
   },
 
@@ -755,6 +778,9 @@ export const ClusterSummary: MessageFns<ClusterSummary> = {
     }
     if (message.replicaGroups !== 0) {
       obj.replicaGroups = Math.round(message.replicaGroups);
+    }
+    if (message.replicaGroupsQuarantined !== 0) {
+      obj.replicaGroupsQuarantined = Math.round(message.replicaGroupsQuarantined);
     }
     return obj;
   },
