@@ -19,22 +19,12 @@ import { readToken } from '@muster/common';
 import { LocalCluster, waitFor } from '@muster/testing';
 import { Fleet } from './agents/fleet.js';
 import { launchBrowser } from '../test/browser.js';
+import { timeRuns } from './timing.js';
 
 const nodes = Number(process.argv[2] ?? 2_000);
 const runs = Number(process.argv[3] ?? 5);
 const groups = Number(process.argv[4] ?? 500);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-async function time(what: string, fn: () => Promise<unknown>): Promise<number> {
-  const ms: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await fn();
-    ms.push(performance.now() - t0);
-  }
-  console.log(`${what}: ${ms.map((m) => m.toFixed(0)).join(' · ')} ms`);
-  return Math.round(median(ms));
-}
+const time = async (what: string, fn: () => Promise<unknown>) => Math.round(await timeRuns(what, runs, fn));
 
 const cluster = await LocalCluster.start({ workers: 0 });
 let fleet: Fleet | undefined;

@@ -23,6 +23,7 @@ import { startMetrics } from '@muster/common/metrics';
 import { LocalCluster, waitFor } from '@muster/testing';
 import { Agent, discoverInventory } from '@muster/worker';
 import { Fleet } from './agents/fleet.js';
+import { timeRuns } from './timing.js';
 
 const { values: opt, positionals } = parseArgs({ allowPositionals: true, options: { sim: { type: 'boolean', default: false }, processes: { type: 'string', default: '2' } } });
 const nodes = Number(positionals[0] ?? 2_000);
@@ -30,17 +31,7 @@ const runs = Number(positionals[1] ?? 5);
 const cli = new URL('../packages/cli/dist/main.js', import.meta.url).pathname;
 
 const run = promisify(execFile);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-async function time(what: string, fn: () => Promise<unknown>): Promise<number> {
-  const ms: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await fn();
-    ms.push(performance.now() - t0);
-  }
-  console.log(`${what}: ${ms.map((m) => m.toFixed(0)).join(' · ')} ms`);
-  return median(ms);
-}
+const time = (what: string, fn: () => Promise<unknown>) => timeRuns(what, runs, fn);
 
 const cluster = await LocalCluster.start({ workers: 0 });
 const agents: Agent[] = [];

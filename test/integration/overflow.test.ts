@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, isMusterError, type Cluster, type ReplicaGroupSpec, type Router } from '@muster/sdk';
 import { spawnManaged, waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
+import { sample } from './prometheus-text.js';
 
 const replica = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
 const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
@@ -44,18 +45,6 @@ async function load(call: (i: number) => Promise<unknown>, workers: number, each
 }
 
 const countBy = (xs: Answer[]) => xs.reduce((m, a) => m.set(a.group, (m.get(a.group) ?? 0) + 1), new Map<string, number>());
-
-/** Sum of the samples of `name` whose labels include all of `labels` (Prometheus text format). */
-function sample(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
-  }
-  return sum;
-}
 
 const group = (name: string, over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec => ({
   name,

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster } from '@muster/sdk';
 import { spawnManaged, waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
+import { sample } from './prometheus-text.js';
 
 const vllmLike = fileURLToPath(new URL('../fixtures/vllm-like.mjs', import.meta.url));
 const replicaFixture = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
@@ -27,18 +28,6 @@ const MODEL = 'px-model';
 /** A system prompt longer than the group's prefixChars (64): its first 64 characters are the key. */
 const system = (name: string) => `You are assistant ${name}. ${'Answer briefly and politely, citing sources. '.repeat(3)}`;
 const chat = (sys: string, question: string, extra: Record<string, unknown> = {}) => ({ model: MODEL, messages: [{ role: 'system', content: sys }, { role: 'user', content: question }], max_tokens: 2, ...extra });
-
-/** Sums the samples of `name` whose labels include `labels` (Prometheus text). */
-function sample(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
-  }
-  return sum;
-}
 
 describe('prefix-cache-aware routing through the gateway', () => {
   let cluster: LocalCluster;

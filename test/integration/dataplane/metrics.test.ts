@@ -13,22 +13,11 @@ import { useNats } from '@muster/testing/vitest';
 import { waitFor, type NatsServer } from '@muster/testing';
 import { replicaSubject } from '@muster/contracts';
 import { Router, serve, type Server } from '@muster/dataplane';
+import { sample } from '../prometheus-text.js';
 
 let nats: NatsServer;
 let client: NatsConnection;
 useNats({ clientName: 'metrics-test' }, (fx) => ({ server: nats, client } = fx));
-
-/** Sum of the samples of `name` whose labels include all of `labels` (the exporter adds otel_scope_name). */
-function sample(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([\w:]+)\{(.*)\} (\S+)/.exec(line);
-    if (m?.[1] !== name) continue;
-    const have = Object.fromEntries([...m[2]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
-  }
-  return sum;
-}
 
 describe('data-plane metrics', () => {
   let metrics: Metrics;

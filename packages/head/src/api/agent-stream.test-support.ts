@@ -1,33 +1,31 @@
 /**
- * Test support for the agent service's stream tests: a node's registration
- * and an agent's stream as the gRPC server hands it over (a fake call that
- * records what the head writes and shows a node certificate).
+ * Test support for the agent service's stream tests: a node's registration,
+ * an agent's stream as the gRPC server hands it over (a fake call that
+ * records what the head writes and shows a node certificate or the token),
+ * and the service itself with no-op dependencies.
  */
 import { EventEmitter } from 'node:events';
 import { Metadata } from '@grpc/grpc-js';
-import type { HeadMessage, Register } from '@muster/proto';
+import type { AgentServiceServer, HeadMessage, Register } from '@muster/proto';
 import { NodeRegistry } from '../cluster/registry.js';
+import { gpuNodeRegistration } from '../controllers/controllers.test-support.js';
 import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
 import { agentService, type AgentServiceDeps } from './agent-service.js';
 import type { RpcContext } from './rpc.js';
 
-export function registration(nodeId: string): Register {
-  return {
-    nodeId,
-    incarnation: 'inc-1',
-    agentVersion: 'test',
-    address: '127.0.0.1',
-    labels: {},
-    taints: [],
-    inventory: { hostname: nodeId, cpuCores: 8, memoryBytes: 2 ** 34, gpus: [], topology: { links: [], nvlinkIslands: [], nics: [] }, nvlinkDomain: '', source: 'test', customResources: {} },
-  };
-}
+/** A node's registration as the agent service takes it (no GPUs: the shared GPU node has no link matrix, which validation wants). */
+export const registration = (nodeId: string, incarnation = 'inc-1'): Register => gpuNodeRegistration(nodeId, { gpus: 0, incarnation });
 
-/** An agent's stream as the gRPC server hands it over, showing the node certificate of `node`. */
-export function agentStream(node: string) {
+/**
+ * An agent's stream as the gRPC server hands it over: messages in, writes and
+ * an error out. It sends the cluster token; `node`: the node certificate it
+ * shows too (which wins over the token), none for an admin.
+ */
+export function agentStream(node?: string) {
+  const peer = node === undefined ? undefined : { subject: { CN: node, O: 'muster:node' }, subjectaltname: '' };
   const call = Object.assign(new EventEmitter(), {
     metadata: new Metadata(),
-    getAuthContext: () => ({ sslPeerCertificate: { subject: { CN: node, O: 'muster:node' }, subjectaltname: '' } }),
+    getAuthContext: () => ({ sslPeerCertificate: peer }),
     getPath: () => '/muster.v1.AgentService/Connect',
     written: [] as HeadMessage[],
     write(msg: HeadMessage) {
@@ -36,8 +34,32 @@ export function agentStream(node: string) {
     },
     end() {},
   });
+  call.metadata.set('authorization', 'Bearer t0ken');
   const failed = new Promise<Error>((resolve) => call.once('error', resolve));
   return { call, failed };
+}
+
+/** An agent service whose token is `t0ken`, on `deps`' registry and log, with no-op dependencies for the rest unless `deps` names them. */
+export function agentServiceOn(deps: Pick<AgentServiceDeps, 'registry' | 'log' | 'deadAfterMs'> & Partial<AgentServiceDeps>): AgentServiceServer {
+  const ctx = { token: 't0ken', rpcCount: { add: () => undefined }, rpcLatency: { record: () => undefined } } as unknown as RpcContext;
+  const noop = () => undefined;
+  return agentService(ctx, {
+    headId: 'test',
+    heartbeatIntervalMs: 100,
+    nats: undefined,
+    heartbeatLag: { record: noop } as never,
+    shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
+    logs: { chunk: noop },
+    reservations: { snapshotFor: () => ({ groups: [], more: false }), acked: noop },
+    ...deps,
+  });
+}
+
+/** Connects an agent's stream (see agentStream) to `service`. */
+export function openAgentStream(service: AgentServiceServer, node?: string) {
+  const stream = agentStream(node);
+  service.connect(stream.call as never);
+  return stream;
 }
 
 /**
@@ -50,25 +72,6 @@ export async function agentServiceForTest(name: string, deps: Partial<AgentServi
   const { log, writer, events, close } = await leaderOnFaultyStore(name);
   cleanups.push(close);
   const registry = new NodeRegistry(writer, events, log, 10_000);
-  const ctx = { token: 't0ken', rpcCount: { add: () => undefined }, rpcLatency: { record: () => undefined } } as unknown as RpcContext;
-  const noop = () => undefined;
-  const service = agentService(ctx, {
-    registry,
-    log,
-    headId: 'test',
-    heartbeatIntervalMs: 100,
-    deadAfterMs: 10_000,
-    nats: undefined,
-    heartbeatLag: { record: noop } as never,
-    shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
-    logs: { chunk: noop },
-    reservations: { snapshotFor: () => ({ groups: [], more: false }), acked: noop },
-    ...deps,
-  });
-  const open = (node: string) => {
-    const stream = agentStream(node);
-    service.connect(stream.call as never);
-    return stream;
-  };
-  return { service, open };
+  const service = agentServiceOn({ registry, log, deadAfterMs: 10_000, ...deps });
+  return { service, open: (node: string) => openAgentStream(service, node) };
 }

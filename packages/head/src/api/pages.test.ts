@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { isMusterError } from '@muster/common';
 import { PAGE_BYTES } from '@muster/contracts';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, pageKey, paginate, timeKey, type PageQuery } from './pages.js';
+import { refusal } from './pages.test-support.js';
 
 const key = pageKey('cluster-token');
 const ids = Array.from({ length: 2_345 }, (_, i) => `n-${String(i).padStart(5, '0')}`);
@@ -19,16 +19,6 @@ function walk(pageSize: number, over: Partial<PageQuery<string>> = {}): string[]
     pageToken = page.nextPageToken;
   } while (pageToken);
   return pages;
-}
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isMusterError(e)) return `${e.code} ${String(e.details.field)} ${e.message}`;
-    throw e;
-  }
-  throw new Error('not refused');
 }
 
 describe('list pages', () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { isMusterError } from '@muster/common';
 import { PAGE_BYTES } from '@muster/contracts';
 import { ReplicaGroup, ReplicaGroupSpec, ShardTemplate, type Replica } from '@muster/proto';
 import { pageKey, paginate } from './pages.js';
+import { refusal } from './pages.test-support.js';
 import { DEFAULT_REPLICA_PAGE_SIZE, FIRST_PAGE, replicaPage, withoutReplicas, type ReplicaPageRequest } from './replica-pages.js';
 
 const key = pageKey('cluster-token');
@@ -42,16 +42,6 @@ function walk(g: ReplicaGroup, over: Partial<ReplicaPageRequest> = {}): ReplicaG
     replicaPageToken = page.replicaPage!.nextPageToken;
   } while (replicaPageToken && pages.length < 10_000);
   return pages;
-}
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isMusterError(e)) return `${e.code} ${String(e.details.field)} ${e.message}`;
-    throw e;
-  }
-  throw new Error('not refused');
 }
 
 const byCreation = (rs: Replica[]) => [...rs].sort((a, b) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : 1)).map((r) => r.id);

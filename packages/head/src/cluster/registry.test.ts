@@ -5,13 +5,10 @@
  * event log and the listeners see only what the store holds — and happens
  * once the store takes writes again. Heartbeats write nothing.
  */
-import { EventEmitter } from 'node:events';
-import { Metadata } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MusterError } from '@muster/common';
-import { Node, NodeState, type AgentMessage, type HeadMessage, type Register } from '@muster/proto';
-import { agentService } from '../api/agent-service.js';
-import type { RpcContext } from '../api/rpc.js';
+import { Node, NodeState, type AgentMessage } from '@muster/proto';
+import { agentServiceOn, openAgentStream, registration } from '../api/agent-stream.test-support.js';
 import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
 import { NODES_PREFIX, NodeRegistry, STORM_EXCUSE_LIMIT, type AgentConnection } from './registry.js';
 
@@ -20,27 +17,6 @@ const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-function registration(nodeId: string, incarnation = 'inc-1'): Register {
-  return {
-    nodeId,
-    incarnation,
-    agentVersion: 'test',
-    address: '127.0.0.1',
-    labels: {},
-    taints: [],
-    inventory: {
-      hostname: nodeId,
-      cpuCores: 8,
-      memoryBytes: 2 ** 34,
-      gpus: [{ index: 0, uuid: `GPU-${nodeId}-0`, name: 'Test GPU', memoryMib: 81_559, numaNode: 0, mig: [], pciBusId: '', migEnabled: false }],
-      topology: { links: ['X'], nvlinkIslands: [{ gpuIndices: [0] }], nics: [] },
-      nvlinkDomain: '',
-      source: 'test',
-      customResources: {},
-    },
-  };
-}
 
 async function harness() {
   const { store, writer, log, events, close } = await leaderOnFaultyStore('registry', { eventRetention: 1_000 });
@@ -177,48 +153,12 @@ describe('NodeRegistry on a store that fails writes', () => {
   });
 });
 
-/**
- * An agent's stream as the gRPC server hands it over: messages in, writes and
- * an error out; `node`: the node id of the verified certificate it shows (else the token only).
- */
-function agentStream(node?: string) {
-  const peer = node === undefined ? undefined : { subject: { CN: node, O: 'muster:node' }, subjectaltname: '' };
-  const call = Object.assign(new EventEmitter(), {
-    metadata: new Metadata(),
-    getAuthContext: () => ({ sslPeerCertificate: peer }),
-    getPath: () => '/muster.v1.AgentService/Connect',
-    written: [] as HeadMessage[],
-    write(msg: HeadMessage) {
-      call.written.push(msg);
-      return true;
-    },
-    end() {},
-  });
-  call.metadata.set('authorization', 'Bearer t0ken');
-  const failed = new Promise<Error>((resolve) => call.once('error', resolve));
-  return { call, failed };
-}
-
 describe('an agent registering while the store refuses the write', () => {
   it('gets an error on its stream, and is neither answered nor heard of', async () => {
     const h = await harness();
-    const ctx = { token: 't0ken', rpcCount: { add: () => undefined }, rpcLatency: { record: () => undefined } } as unknown as RpcContext;
-    const noop = () => undefined;
-    const service = agentService(ctx, {
-      registry: h.registry,
-      log: h.log,
-      headId: 'test',
-      heartbeatIntervalMs: 100,
-      deadAfterMs: DEAD_AFTER_MS,
-      nats: undefined,
-      heartbeatLag: { record: noop } as never,
-      shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
-      logs: { chunk: noop },
-      reservations: { snapshotFor: () => ({ groups: [], more: false }), acked: noop },
-    });
+    const service = agentServiceOn({ registry: h.registry, log: h.log, deadAfterMs: DEAD_AFTER_MS });
     h.store.failWrites({ prefix: NODES_PREFIX });
-    const { call, failed } = agentStream();
-    service.connect(call as never);
+    const { call, failed } = openAgentStream(service);
     const register: AgentMessage = { msg: { $case: 'register', value: registration('n1') } };
     call.emit('data', register);
     const err = (await failed) as Error & { code: number };
@@ -230,28 +170,10 @@ describe('an agent registering while the store refuses the write', () => {
 });
 
 describe('an agent with a node certificate', () => {
-  const ctx = { token: 't0ken', rpcCount: { add: () => undefined }, rpcLatency: { record: () => undefined } } as unknown as RpcContext;
-  const noop = () => undefined;
   async function serve() {
     const h = await harness();
-    const service = agentService(ctx, {
-      registry: h.registry,
-      log: h.log,
-      headId: 'test',
-      heartbeatIntervalMs: 100,
-      deadAfterMs: DEAD_AFTER_MS,
-      nats: undefined,
-      heartbeatLag: { record: noop } as never,
-      shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
-      logs: { chunk: noop },
-      reservations: { snapshotFor: () => ({ groups: [], more: false }), acked: noop },
-    });
-    const open = (node?: string) => {
-      const stream = agentStream(node);
-      service.connect(stream.call as never);
-      return stream;
-    };
-    return { h, open };
+    const service = agentServiceOn({ registry: h.registry, log: h.log, deadAfterMs: DEAD_AFTER_MS });
+    return { h, open: (node?: string) => openAgentStream(service, node) };
   }
   const register = (nodeId: string, incarnation?: string): AgentMessage => ({ msg: { $case: 'register', value: registration(nodeId, incarnation) } });
 
@@ -343,22 +265,8 @@ describe('NodeRegistry under load', () => {
 
   it('declares no streamless node dead while registrations are turned away (a storm), and does once they are not', async () => {
     const h = await harness();
-    const ctx = { token: 't0ken', rpcCount: { add: () => undefined }, rpcLatency: { record: () => undefined } } as unknown as RpcContext;
-    const noop = () => undefined;
     // No room at all: every registration is refused, as in a storm.
-    const full = agentService(ctx, {
-      registry: h.registry,
-      log: h.log,
-      headId: 'test',
-      heartbeatIntervalMs: 100,
-      deadAfterMs: DEAD_AFTER_MS,
-      maxAdmitting: 0,
-      nats: undefined,
-      heartbeatLag: { record: noop } as never,
-      shards: { shardStatus: async () => undefined, shardInventory: async () => undefined },
-      logs: { chunk: noop },
-      reservations: { snapshotFor: () => ({ groups: [], more: false }), acked: noop },
-    });
+    const full = agentServiceOn({ registry: h.registry, log: h.log, deadAfterMs: DEAD_AFTER_MS, maxAdmitting: 0 });
     const waiting = h.conn();
     const streaming = h.conn();
     await h.registry.register(registration('waiting'), waiting);
@@ -366,8 +274,7 @@ describe('NodeRegistry under load', () => {
     h.registry.disconnected('waiting', waiting); // its head went away; its agent queues to get back in
 
     h.advance(500);
-    const { call, failed } = agentStream();
-    full.connect(call as never);
+    const { call, failed } = openAgentStream(full);
     call.emit('data', { msg: { $case: 'register', value: registration('waiting', 'inc-1') } } satisfies AgentMessage);
     expect(await failed).toMatchObject({ message: expect.stringMatching(/admitting 0 registrations/) });
 

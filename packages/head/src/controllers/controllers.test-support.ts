@@ -7,14 +7,18 @@ import type { HeadMessage, Register } from '@muster/proto';
 import type { AgentConnection } from '../cluster/registry.js';
 import type { PlacementGroupController } from './placement-groups.js';
 
-/** A node with 4 GPUs in one NVLink island (64 cores, 512 GiB). */
-export function gpuNodeRegistration(nodeId: string): Register {
+/**
+ * A node of `gpus` GPUs (default 4) in NVLink islands of 4, each island its own NUMA node (64 cores, 512 GiB).
+ * It carries no link matrix, so the agent service's validation takes it only with `gpus: 0`.
+ */
+export function gpuNodeRegistration(nodeId: string, { gpus = 4, address = '127.0.0.1', incarnation = 'inc-1' }: { gpus?: number; address?: string; incarnation?: string } = {}): Register {
+  const indices = Array.from({ length: gpus }, (_, i) => i);
   return {
-    nodeId, incarnation: 'inc-1', agentVersion: 'test', address: '127.0.0.1', labels: {}, taints: [],
+    nodeId, incarnation, agentVersion: 'test', address, labels: {}, taints: [],
     inventory: {
       hostname: nodeId, cpuCores: 64, memoryBytes: 512 * 2 ** 30, nvlinkDomain: '', source: 'test', customResources: {},
-      gpus: Array.from({ length: 4 }, (_, i) => ({ index: i, uuid: `GPU-${nodeId}-${i}`, name: 'Test GPU', memoryMib: 81_559, numaNode: 0, mig: [], pciBusId: '', migEnabled: false })),
-      topology: { links: [], nvlinkIslands: [{ gpuIndices: [0, 1, 2, 3] }], nics: [] },
+      gpus: indices.map((i) => ({ index: i, uuid: `GPU-${nodeId}-${i}`, name: 'Test GPU', memoryMib: 81_559, numaNode: Math.floor(i / 4), mig: [], pciBusId: '', migEnabled: false })),
+      topology: { links: [], nvlinkIslands: Array.from({ length: Math.ceil(gpus / 4) }, (_, k) => ({ gpuIndices: indices.slice(4 * k, 4 * k + 4) })), nics: [] },
     },
   };
 }

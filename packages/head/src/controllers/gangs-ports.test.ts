@@ -13,28 +13,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '@muster/common';
-import type { Gang, GangSpec, Register } from '@muster/proto';
+import type { Gang, GangSpec } from '@muster/proto';
 import { NodeRegistry, type AgentConnection } from '../cluster/registry.js';
 import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
 import { LIVE } from './gang-plan.js';
 import { GANGS_PREFIX, GangController } from './gangs.js';
+import { gpuNodeRegistration } from './controllers.test-support.js';
 import { PlacementGroupController } from './placement-groups.js';
 import { portsInUse } from './port-scan.test-support.js';
 
 const NODES = ['n1', 'n2', 'n3'];
 const ADDRESSES = ['10.0.0.1', '10.0.0.3', '10.0.0.9'];
 const GANGS = 5;
-
-function registration(nodeId: string, address: string): Register {
-  return {
-    nodeId, incarnation: crypto.randomUUID(), agentVersion: 'test', address, labels: {}, taints: [],
-    inventory: {
-      hostname: nodeId, cpuCores: 64, memoryBytes: 512 * 2 ** 30, nvlinkDomain: '', source: 'test', customResources: {},
-      gpus: Array.from({ length: 4 }, (_, i) => ({ index: i, uuid: `GPU-${nodeId}-${i}`, name: 'Test GPU', memoryMib: 81_559, numaNode: 0, mig: [], pciBusId: '', migEnabled: false })),
-      topology: { links: [], nvlinkIslands: [{ gpuIndices: [0, 1, 2, 3] }], nics: [] },
-    },
-  };
-}
 
 const spec = (i: number): GangSpec => ({
   name: `g${i}`, placementGroup: `pg${i}`, tp: 1, pp: i % 2 ? 2 : 1, logMaxBytes: 0, replicaGroup: '', replicaId: '',
@@ -87,9 +77,11 @@ async function harness() {
     conns.set(nodeId, conn);
     return conn;
   };
-  await registry.register(registration('n1', '10.0.0.1'), connect('n1'));
-  await registry.register(registration('n2', '10.0.0.1'), connect('n2')); // one host, two nodes: one port space
-  await registry.register(registration('n3', '10.0.0.3'), connect('n3'));
+  /** A (re)started agent of `nodeId` at `address` registers: a new incarnation on a new stream. */
+  const join = (nodeId: string, address: string) => registry.register(gpuNodeRegistration(nodeId, { address, incarnation: crypto.randomUUID() }), connect(nodeId));
+  await join('n1', '10.0.0.1');
+  await join('n2', '10.0.0.1'); // one host, two nodes: one port space
+  await join('n3', '10.0.0.3');
   for (let i = 0; i < GANGS; i++) {
     const bundles = Array.from({ length: i % 2 ? 2 : 1 }, () => ({ cpuMillis: 0, memoryBytes: 0, gpus: 1, gpuMemoryMib: 0, migProfile: '', custom: {} }));
     await pgs.create({ name: `pg${i}`, strategy: i % 2 ? 'SPREAD' : 'PACK', bundles, topology: [], matchLabels: {}, tolerations: [], priority: 0 });
@@ -131,7 +123,7 @@ async function harness() {
       }
       case 'revive':
         if (alive.has(o.node)) return;
-        await registry.register(registration(o.node, o.address), connect(o.node));
+        await join(o.node, o.address);
         alive.add(o.node);
         return;
       case 'collect':

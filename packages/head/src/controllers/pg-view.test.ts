@@ -6,36 +6,15 @@
  * builds the state anew.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Register } from '@muster/proto';
 import { NodeRegistry, type AgentConnection } from '../cluster/registry.js';
 import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
+import { gpuNodeRegistration } from './controllers.test-support.js';
 import { SchedulingView } from './pg-view.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-function registration(nodeId: string, gpus = 8): Register {
-  return {
-    nodeId,
-    incarnation: 'inc-1',
-    agentVersion: 'test',
-    address: '127.0.0.1',
-    labels: {},
-    taints: [],
-    inventory: {
-      hostname: nodeId,
-      cpuCores: 64,
-      memoryBytes: 2 ** 38,
-      gpus: Array.from({ length: gpus }, (_, i) => ({ index: i, uuid: `GPU-${nodeId}-${i}`, name: 'Test GPU', memoryMib: 81_559, numaNode: 0, mig: [], pciBusId: '', migEnabled: false })),
-      topology: { links: [], nvlinkIslands: [], nics: [] },
-      nvlinkDomain: '',
-      source: 'test',
-      customResources: {},
-    },
-  };
-}
 
 async function setup() {
   const { writer, log, events, close } = await leaderOnFaultyStore('pg-view', { eventRetention: 1_000 });
@@ -52,12 +31,12 @@ async function setup() {
 describe('scheduling view', () => {
   it('replaces a re-registered or drained node in the state it keeps, placements carried over', async () => {
     const { registry, view, conn } = await setup();
-    await registry.register(registration('a'), conn());
-    await registry.register(registration('b'), conn());
+    await registry.register(gpuNodeRegistration('a', { gpus: 8 }), conn());
+    await registry.register(gpuNodeRegistration('b', { gpus: 8 }), conn());
     const first = view.current();
     expect(first.state.node('a')!.freeGpuCount()).toBe(5);
 
-    await registry.register(registration('a'), conn()); // a reconnect: a new record
+    await registry.register(gpuNodeRegistration('a', { gpus: 8 }), conn()); // a reconnect: a new record
     await registry.drain('b', 'maintenance', 'operator');
     const next = view.current();
     expect(next.state).toBe(first.state); // caught up, not rebuilt
@@ -69,11 +48,11 @@ describe('scheduling view', () => {
 
   it('adds a node that joins, after the others, and takes a new inventory of a known one', async () => {
     const { registry, view, conn, clock } = await setup();
-    await registry.register(registration('a'), conn());
+    await registry.register(gpuNodeRegistration('a', { gpus: 8 }), conn());
     const first = view.current();
-    await registry.register(registration('c', 4), conn());
+    await registry.register(gpuNodeRegistration('c', { gpus: 4 }), conn());
     clock.now = 2_000; // a's old stream has been silent past deadAfterMs
-    await registry.register({ ...registration('a', 4), incarnation: 'inc-2' }, conn()); // restarted with 4 GPUs (old stream silent)
+    await registry.register(gpuNodeRegistration('a', { gpus: 4, incarnation: 'inc-2' }), conn()); // restarted with 4 GPUs (old stream silent)
     const next = view.current();
     expect(next.state).toBe(first.state);
     expect(next.state.nodes.map((n) => n.node.id)).toEqual(['a', 'c']);
@@ -83,8 +62,8 @@ describe('scheduling view', () => {
 
   it('builds anew when a node was removed (indices would shift)', async () => {
     const { registry, view, conn, clock } = await setup();
-    await registry.register(registration('a'), conn());
-    await registry.register(registration('b'), conn());
+    await registry.register(gpuNodeRegistration('a', { gpus: 8 }), conn());
+    await registry.register(gpuNodeRegistration('b', { gpus: 8 }), conn());
     const first = view.current();
     clock.now = 5_000;
     registry.heartbeat('a', { id: -1, send: () => undefined, close: () => undefined }); // ignored: another stream

@@ -12,11 +12,12 @@
  */
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { NodeState, PlacementGroup, PlacementGroupState as S, type HeadMessage, type PlacementGroupSpec, type Register } from '@muster/proto';
+import { NodeState, PlacementGroup, PlacementGroupState as S, type HeadMessage, type PlacementGroupSpec } from '@muster/proto';
 import { MusterError, waitFor } from '@muster/common';
 import { NodeRegistry, type AgentConnection } from '../cluster/registry.js';
 import { ClusterState, parsePlacementGroupSpec, placeGroup, type Reservation } from '../scheduler/index.js';
 import { leaderOnFaultyStore } from '../state/leader-store.test-support.js';
+import { gpuNodeRegistration } from './controllers.test-support.js';
 import { corePlacement, schedulerView, specInput } from './pg-convert.js';
 import { PGS_PREFIX, PlacementGroupController } from './placement-groups.js';
 
@@ -31,27 +32,6 @@ function rng(seed: number): () => number {
   const draws = fc.sample(fc.noBias(fc.integer({ min: 0, max: 999_999 })), { seed, numRuns: 2_000 });
   let i = 0;
   return () => draws[i++ % draws.length]! / 1_000_000;
-}
-
-function registration(nodeId: string, incarnation: string): Register {
-  return {
-    nodeId,
-    incarnation,
-    agentVersion: 'test',
-    address: '127.0.0.1',
-    labels: {},
-    taints: [],
-    inventory: {
-      hostname: nodeId,
-      cpuCores: 64,
-      memoryBytes: 512 * 2 ** 30,
-      gpus: Array.from({ length: 8 }, (_, i) => ({ index: i, uuid: `GPU-${nodeId}-${i}`, name: 'Test GPU', memoryMib: 81_559, numaNode: i < 4 ? 0 : 1, mig: [], pciBusId: '', migEnabled: false })),
-      topology: { links: [], nvlinkIslands: [{ gpuIndices: [0, 1, 2, 3] }, { gpuIndices: [4, 5, 6, 7] }], nics: [] },
-      nvlinkDomain: '',
-      source: 'test',
-      customResources: {},
-    },
-  };
 }
 
 async function harness() {
@@ -80,7 +60,7 @@ async function harness() {
       close: () => undefined,
     };
     conns.set(nodeId, conn);
-    await registry.register(registration(nodeId, `inc-${conn.id}`), conn);
+    await registry.register(gpuNodeRegistration(nodeId, { gpus: 8, incarnation: `inc-${conn.id}` }), conn);
   };
   /** Every node but `nodeId` heartbeats; then the sweep finds `nodeId` silent past dead-after. */
   const kill = async (nodeId: string) => {

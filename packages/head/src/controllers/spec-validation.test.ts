@@ -8,41 +8,11 @@
 import { describe, expect, it } from 'vitest';
 import type { ReplicaGroupSpec } from '@muster/proto';
 import { modelConflicts, parseRgSpec, revisionOf } from './rg-spec.js';
+import { rgSpecRefusal, wireRgSpec } from './rg-spec.test-support.js';
 
-function wire(over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec {
-  return {
-    name: 'echo',
-    template: { command: 'node', args: [], env: {}, cwd: '', ports: [{ name: 'http', port: 0 }], readiness: undefined, liveness: undefined, warmup: undefined },
-    tp: 2,
-    pp: 1,
-    resources: { gpus: 1, cpuMillis: 0, memoryBytes: 0, gpuMemoryMib: 0, migProfile: '', custom: {} },
-    placement: undefined,
-    replicas: { min: 0, max: 4, initial: 1 },
-    startup: undefined,
-    rollout: undefined,
-    drainDeadlineMs: 0,
-    httpPort: '',
-    maxReplacements: undefined,
-    autoscaling: undefined,
-    models: [],
-    requestTimeoutMs: 0,
-    engineMetrics: undefined,
-    maxInFlightPerReplica: 0,
-    overflow: undefined,
-    routing: undefined,
-    roles: [],
-    ...over,
-  };
-}
-
-const refusal = (w: ReplicaGroupSpec) => {
-  try {
-    parseRgSpec(w);
-  } catch (e) {
-    return e as Error & { code: string };
-  }
-  throw new Error('expected a refusal');
-};
+/** A NATS group `echo` of TP 2, a GPU per shard. */
+const wire = (over: Partial<ReplicaGroupSpec> = {}): ReplicaGroupSpec =>
+  wireRgSpec({ name: 'echo', tp: 2, resources: { gpus: 1, cpuMillis: 0, memoryBytes: 0, gpuMemoryMib: 0, migProfile: '', custom: {} }, httpPort: '', ...over });
 
 describe('replica group specs at the head', () => {
   it('accepts a well-formed spec', () => {
@@ -56,7 +26,7 @@ describe('replica group specs at the head', () => {
     ['a probe kind', wire({ template: { ...wire().template!, readiness: { kind: 'grpc', port: 'http', path: '', command: [], periodMs: 0, timeoutMs: 0, failureThreshold: 0 } } }), 'template.readiness.kind: Invalid option'],
     ['a replica count', wire({ replicas: { min: 3, max: 2, initial: 3 } }), 'replicas.max: max 2 is below min 3'],
   ])('refuses %s by path', (_, w, message) => {
-    const e = refusal(w);
+    const e = rgSpecRefusal(w);
     expect(e.code).toBe('MUSTER_INVALID_ARGUMENT');
     expect(e.message).toContain(message);
   });
@@ -65,16 +35,16 @@ describe('replica group specs at the head', () => {
     expect(parseRgSpec(wire()).maxReplacements).toBe(3);
     expect(parseRgSpec(wire({ maxReplacements: 0 })).maxReplacements).toBe(0);
     expect(parseRgSpec(wire({ maxReplacements: -1 })).maxReplacements).toBe(0);
-    expect(refusal(wire({ maxReplacements: -2 })).message).toMatch(/maxReplacements/);
+    expect(rgSpecRefusal(wire({ maxReplacements: -2 })).message).toMatch(/maxReplacements/);
   });
 
   it('models: bounded, printable without whitespace, once each; unique across live groups', () => {
     expect(parseRgSpec(wire({ models: ['meta-llama/Llama-3.1-8B-Instruct', 'llama'] })).models).toEqual(['meta-llama/Llama-3.1-8B-Instruct', 'llama']);
-    expect(refusal(wire({ models: ['a b'] })).message).toMatch(/models\[0\]: a model name is printable, without whitespace/);
-    expect(refusal(wire({ models: [''] })).message).toMatch(/models\[0\]: a model name is not empty/);
-    expect(refusal(wire({ models: ['m', 'm'] })).message).toMatch(/models: a model name is listed twice/);
-    expect(refusal(wire({ models: ['x'.repeat(257)] })).message).toMatch(/models\[0\]: .*256/);
-    expect(refusal(wire({ models: Array.from({ length: 65 }, (_, i) => `m${i}`) })).message).toMatch(/models: .*64/);
+    expect(rgSpecRefusal(wire({ models: ['a b'] })).message).toMatch(/models\[0\]: a model name is printable, without whitespace/);
+    expect(rgSpecRefusal(wire({ models: [''] })).message).toMatch(/models\[0\]: a model name is not empty/);
+    expect(rgSpecRefusal(wire({ models: ['m', 'm'] })).message).toMatch(/models: a model name is listed twice/);
+    expect(rgSpecRefusal(wire({ models: ['x'.repeat(257)] })).message).toMatch(/models\[0\]: .*256/);
+    expect(rgSpecRefusal(wire({ models: Array.from({ length: 65 }, (_, i) => `m${i}`) })).message).toMatch(/models: .*64/);
     const spec = parseRgSpec(wire({ models: ['a', 'b'] }));
     const others = [
       { name: 'other', models: ['b', 'c'], deleting: false },
@@ -94,7 +64,7 @@ describe('replica group specs at the head', () => {
 
   it('requestTimeoutMs: 0 (the gateway default) up to an hour', () => {
     expect(parseRgSpec(wire({ requestTimeoutMs: 120_000 })).requestTimeoutMs).toBe(120_000);
-    expect(refusal(wire({ requestTimeoutMs: -1 })).message).toMatch(/requestTimeoutMs/);
-    expect(refusal(wire({ requestTimeoutMs: 3_600_001 })).message).toMatch(/requestTimeoutMs/);
+    expect(rgSpecRefusal(wire({ requestTimeoutMs: -1 })).message).toMatch(/requestTimeoutMs/);
+    expect(rgSpecRefusal(wire({ requestTimeoutMs: 3_600_001 })).message).toMatch(/requestTimeoutMs/);
   });
 });
