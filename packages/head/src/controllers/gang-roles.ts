@@ -30,6 +30,7 @@ import { rankEnv as contractRankEnv, rankRoleEnv, ROLE_NAME_PATTERN, sharedRoleE
 import type { GangRole, GangSpec, PlacementGroup, ShardLaunch } from '@muster/proto';
 import { gangIssuesOf, gangSpecError } from './gang-issues.js';
 import type { LayoutPorts, NodeLookup } from './port-ledger.js';
+import { layOutWorld, type RankSlot, type TemplatePorts } from './gang-layout.js';
 
 /** A role as validated: `T` is the gang parser's template type. */
 export interface ValidGangRole<T> {
@@ -128,58 +129,33 @@ export interface RoleRank {
 }
 
 /** What the layout of a gang with roles gives each rank (gang-spec.ts's RankPlan, with its role). */
-export interface RoleRankPlan {
-  rank: number;
-  nodeId: string;
-  tpRank: number;
-  ppRank: number;
-  localRank: number;
-  localWorldSize: number;
-  cudaVisibleDevices: string;
-  ports: Record<string, number>;
+export interface RoleRankPlan extends RankSlot {
   role: RoleRank;
 }
 
-type Ports = readonly { name: string; port: number }[];
-
-/** The ranks of every role instance on the group's bundles, with ports and one rendezvous port per instance. */
-export function planRoleLayout<T extends { ports: Ports }>(roles: readonly ValidGangRole<T>[], pg: PlacementGroup, nodes: NodeLookup, ports: LayoutPorts): { ranks: RoleRankPlan[]; masterAddr: string; masterPort: number; endpoints: RoleEndpoint[]; roleEnv: Readonly<Record<string, string>> } {
+/**
+ * The ranks of every role instance on the group's bundles, with ports and one
+ * rendezvous port per instance: each instance is one world (gang-layout.ts)
+ * on its bundles in bundle index order.
+ */
+export function planRoleLayout<T extends { ports: TemplatePorts }>(roles: readonly ValidGangRole<T>[], pg: PlacementGroup, nodes: NodeLookup, ports: LayoutPorts): { ranks: RoleRankPlan[]; masterAddr: string; masterPort: number; endpoints: RoleEndpoint[]; roleEnv: Readonly<Record<string, string>> } {
   checkRoleBundles(roles, pg);
-  const rankPorts = (spec: Ports, nodeId: string) => Object.fromEntries(spec.map((p) => {
-    if (!p.port) return [p.name, ports.allocate(nodeId)];
-    if (!ports.claim(nodeId, p.port)) throw invalid('roles', `template.ports: port ${p.port} ("${p.name}") clashes on node ${nodeId} (another rank or gang there uses it); use port 0 to have one allocated`);
-    return [p.name, p.port];
-  }));
   const byBundle = new Map(pg.placements.map((p) => [p.bundleIndex, p]));
   const ranks: RoleRankPlan[] = [];
   const endpoints: RoleEndpoint[] = [];
   for (const inst of roleInstances(roles)) {
     const { role } = inst;
-    const mine: RoleRankPlan[] = [];
-    const perNode = new Map<string, number>();
-    for (let ppRank = 0; ppRank < role.pp; ppRank++) {
+    const stage = (ppRank: number) => {
       const b = byBundle.get(inst.firstBundle + ppRank);
       if (!b) throw invalid('roles', `bundle ${inst.firstBundle + ppRank} of placement group ${pg.spec?.name} is not placed`);
-      const gpus = b.migUuids.length > 0 ? b.migUuids : b.gpuIndices.map(String);
-      const k = gpus.length / role.tp;
-      for (let tpRank = 0; tpRank < role.tp; tpRank++) {
-        const localRank = perNode.get(b.nodeId) ?? 0;
-        perNode.set(b.nodeId, localRank + 1);
-        mine.push({
-          rank: inst.firstRank + ppRank * role.tp + tpRank, nodeId: b.nodeId, tpRank, ppRank, localRank,
-          localWorldSize: 0, // filled below
-          cudaVisibleDevices: gpus.slice(tpRank * k, (tpRank + 1) * k).join(','),
-          ports: rankPorts(role.template.ports, b.nodeId),
-          role: { name: role.name, index: inst.index, count: role.count, rank: ppRank * role.tp + tpRank, tp: role.tp, pp: role.pp, masterAddr: '', masterPort: 0 },
-        });
-      }
+      return b;
+    };
+    const world = layOutWorld({ pp: role.pp, tp: role.tp, stage, ports: role.template.ports, firstRank: inst.firstRank }, nodes, ports, (message) => invalid('roles', message));
+    const { masterAddr, masterPort } = world;
+    for (const r of world.ranks) {
+      ranks.push({ ...r, role: { name: role.name, index: inst.index, count: role.count, rank: r.rank - inst.firstRank, tp: role.tp, pp: role.pp, masterAddr, masterPort } });
     }
-    const first = mine[0]!;
-    const masterAddr = nodes.get(first.nodeId)?.address || '127.0.0.1';
-    const masterPort = ports.allocate(first.nodeId);
-    for (const r of mine) Object.assign(r, { localWorldSize: perNode.get(r.nodeId)!, role: { ...r.role, masterAddr, masterPort } });
-    endpoints.push({ role: role.name, index: inst.index, host: masterAddr, ports: first.ports });
-    ranks.push(...mine);
+    endpoints.push({ role: role.name, index: inst.index, host: masterAddr, ports: world.ranks[0]!.ports });
   }
   // Every rank shares MUSTER_ROLES and the addresses: built once here, not once per rank.
   return { ranks, masterAddr: ranks[0]!.role.masterAddr, masterPort: ranks[0]!.role.masterPort, endpoints, roleEnv: sharedRoleEnv(roles.map((r) => r.name), endpoints) };
@@ -194,7 +170,7 @@ export interface GangIds {
 }
 
 /** The environment of a rank of a gang with roles: its role's template env, its instance's world, the role variables (`shared`: the layout's roleEnv). */
-export function roleRankEnv(ids: GangIds, templateEnv: Record<string, string>, shared: Readonly<Record<string, string>>, r: Omit<RoleRankPlan, 'role'>, role: RoleRank): Record<string, string> {
+export function roleRankEnv(ids: GangIds, templateEnv: Record<string, string>, shared: Readonly<Record<string, string>>, r: RankSlot, role: RoleRank): Record<string, string> {
   return {
     ...templateEnv,
     ...contractRankEnv({ ...r, ...ids, rank: role.rank, worldSize: role.tp * role.pp, masterAddr: role.masterAddr, masterPort: role.masterPort, tpSize: role.tp, ppSize: role.pp }),

@@ -10,9 +10,11 @@
  *    bundle), so ranks are contiguous per node; RANK = PP_RANK × TP + TP_RANK;
  *  - MASTER_ADDR is rank 0's node, MASTER_PORT a port allocated there.
  *
- * Also what each node's agent runs for a layout (`launchShards`). Ports are
- * allocated through port-ledger.ts, around what the other gangs hold (the
- * controller's index, port-index.ts).
+ * The ranks of one world are laid out by gang-layout.ts, which each role
+ * instance of a gang with roles (gang-roles.ts) uses too. Also what each
+ * node's agent runs for a layout (`launchShards`). Ports are allocated
+ * through port-ledger.ts, around what the other gangs hold (the controller's
+ * index, port-index.ts).
  */
 import { z } from 'zod';
 import { ErrorCode, MusterError, didYouMeanKeys, issueLines, limitMessage, limitedArray, limitedRecord, limitedString } from '@muster/common';
@@ -22,6 +24,7 @@ import type { RoleEndpoint } from '@muster/contracts';
 import { checkWarmupAgainst, launchWarmup, warmupInput, warmupSchema } from './gang-warmup.js';
 import { gangSpecError } from './gang-issues.js';
 import type { LayoutPorts, NodeLookup } from './port-ledger.js';
+import { layOutWorld, type RankSlot } from './gang-layout.js';
 import { checkRoleBundles, launchRoleShards, parseRoles, planRoleLayout, roleRankEnv, type RoleRank, type ValidGangRole } from './gang-roles.js';
 
 const PORT_NAME = /^[a-z][a-z0-9_]{0,30}$/;
@@ -202,16 +205,8 @@ export function checkBundles(spec: ValidGangSpec, pg: PlacementGroup): void {
   });
 }
 
-export interface RankPlan {
-  rank: number;
-  nodeId: string;
-  tpRank: number;
-  ppRank: number;
-  localRank: number;
-  localWorldSize: number;
-  cudaVisibleDevices: string;
-  ports: Record<string, number>;
-  /** A gang with roles: the rank's role instance (gang-roles.ts). */
+/** A rank of the layout; a gang with roles: with its role instance (gang-roles.ts). */
+export interface RankPlan extends RankSlot {
   role?: RoleRank;
 }
 
@@ -229,6 +224,8 @@ export interface LayoutPlan {
  * Places the ranks on the group's bundles and allocates ports (`ports`: the
  * lowest free port of its range on the rank's host, around what other gangs
  * hold: port-ledger.ts). Throws INVALID_ARGUMENT on a fixed-port clash.
+ * Without roles the gang is one world (gang-layout.ts) whose stages are the
+ * bundles node by node.
  */
 export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: NodeLookup, ports: LayoutPorts): LayoutPlan {
   if (spec.roles.length) return planRoleLayout(spec.roles, pg, nodes, ports);
@@ -237,40 +234,8 @@ export function planLayout(spec: ValidGangSpec, pg: PlacementGroup, nodes: NodeL
   const nodeOrder = new Map<string, number>();
   for (const p of placements) if (!nodeOrder.has(p.nodeId)) nodeOrder.set(p.nodeId, nodeOrder.size);
   const stages = [...placements].sort((a, b) => nodeOrder.get(a.nodeId)! - nodeOrder.get(b.nodeId)! || a.bundleIndex - b.bundleIndex);
-
-  const ranks: RankPlan[] = [];
-  const perNode = new Map<string, number>();
-  stages.forEach((b, ppRank) => {
-    const gpus = b.migUuids.length > 0 ? b.migUuids : b.gpuIndices.map(String);
-    const k = gpus.length / spec.tp;
-    for (let tpRank = 0; tpRank < spec.tp; tpRank++) {
-      const rankPorts: Record<string, number> = {};
-      for (const p of spec.template.ports) {
-        if (p.port) {
-          if (!ports.claim(b.nodeId, p.port)) {
-            throw new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: template.ports: port ${p.port} ("${p.name}") clashes on node ${b.nodeId} (another rank or gang there uses it); use port 0 to have one allocated`, { details: { field: 'template.ports' } });
-          }
-          rankPorts[p.name] = p.port;
-        } else rankPorts[p.name] = ports.allocate(b.nodeId);
-      }
-      const localRank = perNode.get(b.nodeId) ?? 0;
-      perNode.set(b.nodeId, localRank + 1);
-      ranks.push({
-        rank: ppRank * spec.tp + tpRank,
-        nodeId: b.nodeId,
-        tpRank,
-        ppRank,
-        localRank,
-        localWorldSize: 0, // filled below
-        cudaVisibleDevices: gpus.slice(tpRank * k, (tpRank + 1) * k).join(','),
-        ports: rankPorts,
-      });
-    }
-  });
-  for (const r of ranks) r.localWorldSize = perNode.get(r.nodeId)!;
-  const first = ranks[0]!;
-  const masterPort = ports.allocate(first.nodeId);
-  return { ranks, masterAddr: nodes.get(first.nodeId)?.address || '127.0.0.1', masterPort };
+  const refuse = (message: string) => new MusterError(ErrorCode.INVALID_ARGUMENT, `invalid gang spec: ${message}`, { details: { field: 'template.ports' } });
+  return layOutWorld({ pp: stages.length, tp: spec.tp, stage: (ppRank) => stages[ppRank]!, ports: spec.template.ports, firstRank: 0 }, nodes, ports, refuse);
 }
 
 /** The environment contract of one rank (BRIEF.md), over the template's env. */

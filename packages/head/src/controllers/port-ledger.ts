@@ -3,7 +3,7 @@
  *
  * A port space is a host address (`portSpace`): ranks of two nodes on one
  * host (`muster up`, tests) share one space, ranks of two hosts do not. A
- * layout (gang-spec.ts `planLayout`, gang-roles.ts `planRoleLayout`) takes
+ * layout (gang-layout.ts `layOutWorld`, for `planLayout` and `planRoleLayout`) takes
  * the lowest free port of the range in the rank's space, reading two things
  * through `LayoutPorts`:
  *  - what the other live gangs hold (`PortsTaken`): the gang controller's
