@@ -89,9 +89,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     metrics,
   );
   // What each replica's ranks here use (adopted ones too), sent on the agent's stream (resources/): GPU values
-  // from nvidia-smi on real GPUs, stand-ins on a profile.
-  const gpu = inventory.source === 'nvidia-smi' ? 'nvidia-smi' : inventory.gpus.length > 0 ? 'simulated' : 'none';
-  const resources = new ResourceReporter({ sampler: new ResourceSampler({ gpu, log }), ranks: () => supervisor.ranks(), send: (m) => agent.offer(m), log });
+  // from one long-running nvidia-smi on real GPUs (stopped at close), stand-ins on a profile.
+  const gpu = inventory.gpus.length === 0 ? 'none' : inventory.source === 'nvidia-smi' ? 'nvidia-smi' : 'simulated';
+  const sampler = new ResourceSampler({ gpu, gpuCount: inventory.gpus.length, log });
+  const resources = new ResourceReporter({ sampler, ranks: () => supervisor.ranks(), send: (m) => agent.offer(m), log });
   resources.start();
   let first = true;
   agent.onRegistered = (r) => {
@@ -110,6 +111,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     async close() {
       cordon?.stop();
       resources.stop();
+      await sampler.close();
       await agent.stop();
       await supervisor.close({ stopShards: config.stopShardsOnExit });
       await metrics.close();

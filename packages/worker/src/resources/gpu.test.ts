@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseAppUse, parseGpuUse, queryGpus, replicaGpuUse, visibleDevices } from './gpu.js';
+import { gpuLoopArgs, parseAppUse, parseGpuBlock, parseGpuUse, queryApps, replicaGpuUse, visibleDevices } from './gpu.js';
 
 const DIR = new URL('../../test-fixtures/nvidia-smi/', import.meta.url);
 const fixture = (name: string): string => readFileSync(new URL(name, DIR), 'utf8').split('\n').slice(1).join('\n');
@@ -30,6 +30,19 @@ describe('parseGpuUse (--query-gpu=index,uuid,memory.used,memory.total,utilizati
     expect(() => parseGpuUse(text.replace('100 %', '100 percent'))).toThrow(/query-gpu line 2: "100 percent" is not a percentage/);
     expect(() => parseGpuUse(text.replace('130013 MiB', '130013 GiB'))).toThrow(/is not a MiB amount/);
     expect(() => parseGpuUse(text.replace(', 0 %', ''))).toThrow(/line 9: 4 fields, expected 5/);
+  });
+});
+
+describe('parseGpuBlock (one block of the long-running query: no header, no units)', () => {
+  it('reads a block as the one-shot query with its header, units or not', () => {
+    const text = fixture('query-gpu-util-h200-8gpu.txt');
+    const rows = text.split('\n').filter((l) => /^\d+,/.test(l));
+    expect(parseGpuBlock(rows.map((l) => l.replace(/ (MiB|%)/g, '')))).toEqual(parseGpuUse(text));
+    expect(gpuLoopArgs(500)).toEqual(['--query-gpu=index,uuid,memory.used,memory.total,utilization.gpu', '--format=csv,noheader,nounits', '-lms', '500']);
+  });
+
+  it('refuses a garbled row, naming its line as the one-shot parse would', () => {
+    expect(() => parseGpuBlock(['0, GPU-1, 10, 20, 50', 'NVIDIA-SMI has failed'])).toThrow(/query-gpu line 3: 1 fields, expected 5/);
   });
 });
 
@@ -69,7 +82,7 @@ describe('a replica\'s share', () => {
   });
 });
 
-describe('queryGpus (through inventory/smi.ts runSmi)', () => {
+describe('queryApps (through inventory/smi.ts runSmi)', () => {
   const withSmi = async (script: string, f: (bin: string) => Promise<void>) => {
     const dir = mkdtempSync(join(tmpdir(), 'muster-smi-'));
     const bin = join(dir, 'nvidia-smi');
@@ -82,15 +95,15 @@ describe('queryGpus (through inventory/smi.ts runSmi)', () => {
     }
   };
 
-  it('runs both queries and parses them', () =>
-    withSmi(`case "$1" in --query-gpu=*) printf 'index, uuid, memory.used [MiB], memory.total [MiB], utilization.gpu [%%]\\n0, GPU-1, 10 MiB, 20 MiB, 50 %%\\n';; *) printf 'gpu_uuid, pid, process_name, used_gpu_memory [MiB]\\nGPU-1, 42, python, 10 MiB\\n';; esac`, async (bin) => {
-      expect(await queryGpus(bin)).toEqual({ gpus: [{ index: 0, uuid: 'GPU-1', utilization: 0.5, memoryUsedBytes: 10 * MIB }], apps: [{ gpuUuid: 'GPU-1', pid: 42, memoryBytes: 10 * MIB }] });
+  it('runs the compute-app query and parses it', () =>
+    withSmi(`case "$1" in --query-compute-apps=*) printf 'gpu_uuid, pid, process_name, used_gpu_memory [MiB]\\nGPU-1, 42, python, 10 MiB\\n';; *) exit 2;; esac`, async (bin) => {
+      expect(await queryApps(bin)).toEqual([{ gpuUuid: 'GPU-1', pid: 42, memoryBytes: 10 * MIB }]);
     }));
 
   it('rejects with what nvidia-smi said when it fails, and when it is missing', async () => {
     await withSmi('echo "NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver"; exit 9', async (bin) => {
-      await expect(queryGpus(bin)).rejects.toThrow(/exited with 9: NVIDIA-SMI has failed/);
+      await expect(queryApps(bin)).rejects.toThrow(/exited with 9: NVIDIA-SMI has failed/);
     });
-    await expect(queryGpus('/nonexistent/nvidia-smi')).rejects.toThrow(/not found/);
+    await expect(queryApps('/nonexistent/nvidia-smi')).rejects.toThrow(/not found/);
   });
 });

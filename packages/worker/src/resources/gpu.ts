@@ -1,6 +1,5 @@
 /**
- * What the GPUs say they are doing, from two nvidia-smi queries (CSV with a
- * header, so the columns are read by name):
+ * What the GPUs say they are doing, from two nvidia-smi queries:
  *
  *   nvidia-smi --query-gpu=index,uuid,memory.used,memory.total,utilization.gpu --format=csv
  *   index, uuid, memory.used [MiB], memory.total [MiB], utilization.gpu [%]
@@ -9,6 +8,12 @@
  *   nvidia-smi --query-compute-apps=gpu_uuid,pid,process_name,used_gpu_memory --format=csv
  *   gpu_uuid, pid, process_name, used_gpu_memory [MiB]
  *   GPU-a44622e3-…, 1328667, /usr/local/bin/python3.10, 130004 MiB
+ *
+ * The first runs once, as a long-running reader (`gpuLoopArgs`: no header, no
+ * units, one row per GPU every interval; gpu-reader.ts), and each of its
+ * blocks is parsed as one run's output under the header GPU_FIELDS names; the
+ * second runs once per sample (`queryApps`). Cells are read by column name,
+ * with or without units.
  *
  * A replica's GPU utilisation is the mean of `utilization.gpu` over the GPUs
  * its ranks were given (CUDA_VISIBLE_DEVICES, by index or UUID); its GPU
@@ -24,8 +29,13 @@
 import { numberedLines, parseError, type SmiSource } from '../inventory/parse-util.js';
 import { runSmi } from '../inventory/smi.js';
 
-export const QUERY_GPU_ARGS = ['--query-gpu=index,uuid,memory.used,memory.total,utilization.gpu', '--format=csv'];
+/** The columns of the GPU query, in order: the header a headerless block is parsed under. */
+export const GPU_FIELDS = ['index', 'uuid', 'memory.used', 'memory.total', 'utilization.gpu'] as const;
 export const QUERY_APPS_ARGS = ['--query-compute-apps=gpu_uuid,pid,process_name,used_gpu_memory', '--format=csv'];
+/** The long-running GPU query: one headerless, unitless row per GPU every `intervalMs` (`-lms`: milliseconds; `-l` takes seconds). */
+export function gpuLoopArgs(intervalMs: number): string[] {
+  return [`--query-gpu=${GPU_FIELDS.join(',')}`, '--format=csv,noheader,nounits', '-lms', String(intervalMs)];
+}
 /** One nvidia-smi call's deadline: a driver that hangs must not stall the sampler. */
 export const SMI_TIMEOUT_MS = 5_000;
 
@@ -89,6 +99,11 @@ export function parseGpuUse(text: string): GpuUse[] {
   });
 }
 
+/** One block of the long-running query (its rows, no header), parsed as one run's output; throws as parseGpuUse. */
+export function parseGpuBlock(rows: readonly string[]): GpuUse[] {
+  return parseGpuUse([GPU_FIELDS.join(', '), ...rows].join('\n'));
+}
+
 export function parseAppUse(text: string): AppUse[] {
   return rowsOf(text, 'query-compute-apps').map(({ line, cells }) => {
     const where: Where = ['query-compute-apps', line];
@@ -117,13 +132,9 @@ export function replicaGpuUse(devices: readonly string[], pids: ReadonlySet<numb
   };
 }
 
-/** Runs both queries (`bin`: nvidia-smi on PATH by default; inventory/smi.ts); throws on a timeout, a failure or output that does not parse. */
-export async function queryGpus(bin = 'nvidia-smi'): Promise<{ gpus: GpuUse[]; apps: AppUse[] }> {
-  const run = async (args: string[]) => {
-    const r = await runSmi(bin, args, SMI_TIMEOUT_MS);
-    if (!r.ok) throw new Error(`${args[0]}: ${r.reason}`);
-    return r.stdout;
-  };
-  const [g, a] = await Promise.all([run(QUERY_GPU_ARGS), run(QUERY_APPS_ARGS)]);
-  return { gpus: parseGpuUse(g), apps: parseAppUse(a) };
+/** The compute-app query once (`bin`: nvidia-smi on PATH by default; inventory/smi.ts); throws on a timeout, a failure or output that does not parse. */
+export async function queryApps(bin = 'nvidia-smi'): Promise<AppUse[]> {
+  const r = await runSmi(bin, QUERY_APPS_ARGS, SMI_TIMEOUT_MS);
+  if (!r.ok) throw new Error(`${QUERY_APPS_ARGS[0]}: ${r.reason}`);
+  return parseAppUse(r.stdout);
 }

@@ -1,13 +1,17 @@
 /**
  * The sampler over a directory laid out like /proc, filled with text
  * recorded on a real machine (test-fixtures/proc): CPU from two ticks, the
- * rank's children counted, memory summed, simulated GPU stand-ins, and a
- * recycled pid never read as a delta.
+ * rank's children counted, memory summed, simulated GPU stand-ins, a
+ * recycled pid never read as a delta, and real-GPU values from the
+ * long-running reader (a stand-in, and once over a fake nvidia-smi).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from '@muster/common';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { queryApps, type GpuUse } from './gpu.js';
+import { GpuUseReader } from './gpu-reader.js';
 import { readProcTable } from './proc.js';
 import { ResourceSampler, type RankRef } from './sampler.js';
 
@@ -80,14 +84,76 @@ describe('ResourceSampler', () => {
     expect(r?.usage.gpuUtilization).toBeCloseTo(0.2, 5);
   });
 
-  it('a failing nvidia-smi is logged once and costs only the GPU values', async () => {
+  it('on real GPUs: utilisation from the reader\'s latest block, memory from the app query, by pid', async () => {
+    const dir = proc({ 31573: [fixture('stat-rank-sh.txt'), fixture('status-sleep.txt')] });
+    const gpus: GpuUse[] = [{ index: 0, uuid: 'GPU-0', utilization: 0.5 }, { index: 1, uuid: 'GPU-1', utilization: 1 }];
+    const reader = { start: vi.fn(), latest: () => gpus, stop: vi.fn(() => Promise.resolve()) };
+    const apps = [{ gpuUuid: 'GPU-0', pid: 31573, memoryBytes: 7 }, { gpuUuid: 'GPU-1', pid: 999, memoryBytes: 1000 }];
+    const s = new ResourceSampler({ gpu: 'nvidia-smi', gpuCount: 2, procRoot: dir, gpuReader: () => reader, queryApps: () => Promise.resolve(apps), log: silent });
+    const [r] = await s.sample([{ ...rank, devices: ['0', '1'] }]);
+    expect(r?.usage).toEqual({ memoryBytes: 1824 * KB, gpuUtilization: 0.75, gpus: 2, gpuMemoryBytes: 7 });
+    await s.close();
+    expect(reader.stop).toHaveBeenCalledTimes(1);
+  });
+
+  it('no fresh block from the reader: no GPU values, and no app query to stall on the same driver', async () => {
+    const dir = proc({ 31573: [fixture('stat-rank-sh.txt'), fixture('status-sleep.txt')] });
+    const queryApps = vi.fn(() => Promise.resolve([]));
+    const s = new ResourceSampler({ gpu: 'nvidia-smi', gpuCount: 1, procRoot: dir, gpuReader: () => ({ start: () => undefined, latest: () => undefined, stop: () => Promise.resolve() }), queryApps, log: silent });
+    const [r] = await s.sample([{ ...rank, devices: ['0'] }]);
+    expect(r?.usage).toEqual({ memoryBytes: 1824 * KB });
+    expect(queryApps).not.toHaveBeenCalled();
+  });
+
+  it('a failing app query is logged once and costs only the GPU values', async () => {
     const warned: string[] = [];
     const dir = proc({ 31573: [fixture('stat-rank-sh.txt'), fixture('status-sleep.txt')] });
-    const s = new ResourceSampler({ gpu: 'nvidia-smi', procRoot: dir, queryGpus: () => Promise.reject(new Error('NVML: driver not loaded')), log: { ...silent, warn: (_o, m) => warned.push(m ?? '') } });
+    const reader = () => ({ start: () => undefined, latest: () => [{ index: 0, uuid: 'GPU-0', utilization: 1 }], stop: () => Promise.resolve() });
+    const s = new ResourceSampler({ gpu: 'nvidia-smi', gpuCount: 1, procRoot: dir, gpuReader: reader, queryApps: () => Promise.reject(new Error('NVML: driver not loaded')), log: { ...silent, warn: (_o, m) => warned.push(m ?? '') } });
     const [a] = await s.sample([{ ...rank, devices: ['0'] }]);
     await s.sample([{ ...rank, devices: ['0'] }]);
     expect(a?.usage).toEqual({ memoryBytes: 1824 * KB });
     expect(warned).toHaveLength(1);
+  });
+
+  it('over a fake nvidia-smi: one reader started by the first GPU sample, reported through, gone after close', async () => {
+    const dir = proc({ 31573: [fixture('stat-rank-sh.txt'), fixture('status-sleep.txt')] });
+    const smi = mkdtempSync(join(tmpdir(), 'muster-smi-'));
+    const bin = join(smi, 'nvidia-smi');
+    const starts = (): string[] => (existsSync(join(smi, 'starts')) ? readFileSync(join(smi, 'starts'), 'utf8').trim().split('\n') : []);
+    writeFileSync(
+      bin,
+      `#!/bin/sh
+case "$1" in
+  --query-gpu=*) echo $$ >> "${smi}/starts"; while :; do echo "0, GPU-0, 100, 200, 40"; sleep 0.03; done;;
+  --query-compute-apps=*) printf 'gpu_uuid, pid, process_name, used_gpu_memory [MiB]\\nGPU-0, 31573, python, 3 MiB\\n';;
+esac
+`,
+    );
+    chmodSync(bin, 0o755);
+    const s = new ResourceSampler({ gpu: 'nvidia-smi', gpuCount: 1, procRoot: dir, gpuReader: () => new GpuUseReader({ gpus: 1, bin, intervalMs: 30, log: silent }), queryApps: () => queryApps(bin), log: silent });
+    const withGpu = [{ ...rank, devices: ['0'] }];
+    try {
+      await s.sample([rank]);
+      expect(starts()).toEqual([]); // no rank holds a GPU yet: no reader
+      const usage = await waitFor('GPU values in a sample', async () => {
+        const [r] = await s.sample(withGpu);
+        return r?.usage.gpuUtilization === undefined ? undefined : r.usage;
+      }, { timeoutMs: 5_000, intervalMs: 10 });
+      expect(usage).toMatchObject({ memoryBytes: 1824 * KB, gpuUtilization: 0.4, gpus: 1, gpuMemoryBytes: 3 * 1024 * 1024 });
+      expect(starts()).toHaveLength(1);
+    } finally {
+      await s.close();
+    }
+    expect(() => process.kill(Number(starts()[0]), 0)).toThrow(/ESRCH/);
+    const [after] = await s.sample(withGpu); // closed: no GPU values, and no reader started again
+    expect(after?.usage).toEqual({ cpu: 0, memoryBytes: 1824 * KB });
+    expect(starts()).toHaveLength(1);
+    rmSync(smi, { recursive: true, force: true });
+  });
+
+  it('a sampler reading nvidia-smi refuses to start without the GPU count', () => {
+    expect(() => new ResourceSampler({ gpu: 'nvidia-smi', log: silent })).toThrow(/GPU count/);
   });
 
   it('reads no /proc while no rank runs here', async () => {

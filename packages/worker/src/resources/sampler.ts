@@ -16,8 +16,11 @@
  * its last fraction of a second with it.
  *
  * GPU values, by how the worker found its GPUs (its inventory's source):
- *  - `nvidia-smi`: two nvidia-smi queries per tick, only while some rank here
- *    holds a GPU; a failing or hanging nvidia-smi is logged once and the
+ *  - `nvidia-smi`: the GPUs' utilisation and memory from one long-running
+ *    nvidia-smi (gpu-reader.ts), started at the first tick where some rank
+ *    here holds a GPU and stopped by close(); the processes' GPU memory from
+ *    one compute-app query per tick, while the reader has a fresh sample. A
+ *    failing, hanging or garbled nvidia-smi is logged once a streak and the
  *    reports carry no GPU values until it answers again;
  *  - `simulated` (a profile or recorded files: no real GPU to ask): stand-ins
  *    that move with the load, so GPU policies can be exercised on CPU
@@ -26,7 +29,8 @@
  *  - `none`: no GPU values.
  */
 import type { ResourceUsage } from '@muster/contracts';
-import { queryGpus, replicaGpuUse, type AppUse, type GpuUse } from './gpu.js';
+import { queryApps, replicaGpuUse, type AppUse, type GpuUse } from './gpu.js';
+import { GpuUseReader } from './gpu-reader.js';
 import { childrenOf, CLOCK_TICKS, descendants, readProcTable, residentBytes } from './proc.js';
 
 export type GpuSource = 'nvidia-smi' | 'simulated' | 'none';
@@ -52,8 +56,12 @@ export interface SamplerOptions {
   procRoot?: string;
   /** Monotonic clock, ms. */
   now?: () => number;
-  /** The GPU queries (tests: recorded output). */
-  queryGpus?: () => Promise<{ gpus: GpuUse[]; apps: AppUse[] }>;
+  /** With `nvidia-smi`: the GPUs it lists here (the inventory's), the rows of each of the reader's blocks. */
+  gpuCount?: number;
+  /** The GPU reader (tests: a stand-in, or one over a fake nvidia-smi); default: gpu-reader.ts on `nvidia-smi`. */
+  gpuReader?: () => Pick<GpuUseReader, 'start' | 'latest' | 'stop'>;
+  /** The compute-app query (tests: recorded output). */
+  queryApps?: () => Promise<AppUse[]>;
   log: { warn(o: object, msg?: string): void; info(o: object, msg?: string): void };
 }
 
@@ -62,8 +70,20 @@ export class ResourceSampler {
   private last = new Map<string, number>();
   private lastAt: number | undefined;
   private gpuFailing = false;
+  private reader: Pick<GpuUseReader, 'start' | 'latest' | 'stop'> | undefined;
+  private closed = false;
 
-  constructor(private readonly opts: SamplerOptions) {}
+  constructor(private readonly opts: SamplerOptions) {
+    if (opts.gpu === 'nvidia-smi' && !opts.gpuReader && !(Number.isInteger(opts.gpuCount) && opts.gpuCount! > 0)) {
+      throw new Error('a sampler reading nvidia-smi needs the GPU count');
+    }
+  }
+
+  /** Stops the GPU reader, if one was started (its child is gone when this resolves); no GPU values after. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.reader?.stop();
+  }
 
   /** One sample of every replica with ranks in `ranks`. */
   async sample(ranks: readonly RankRef[]): Promise<ReplicaUsage[]> {
@@ -131,14 +151,20 @@ export class ResourceSampler {
     };
   }
 
-  /** nvidia-smi's answer this tick, when real GPUs are held here; undefined otherwise or when it fails (logged once a run). */
+  /** nvidia-smi's answer this tick, when real GPUs are held here; undefined otherwise, or while the reader has no fresh sample, or when the app query fails (logged once a run). */
   private async gpuUse(needed: boolean): Promise<{ gpus: GpuUse[]; apps: AppUse[] } | undefined> {
-    if (!needed || this.opts.gpu !== 'nvidia-smi') return undefined;
+    if (!needed || this.opts.gpu !== 'nvidia-smi' || this.closed) return undefined;
+    this.reader ??= this.opts.gpuReader?.() ?? new GpuUseReader({ gpus: this.opts.gpuCount!, log: this.opts.log });
+    this.reader.start();
+    // No fresh block (just started, exited, hung or garbled: the reader logs why): no GPU values, and no
+    // app query either, which would only stall on the same driver.
+    const gpus = this.reader.latest();
+    if (!gpus) return undefined;
     try {
-      const r = await (this.opts.queryGpus ?? (() => queryGpus()))();
+      const apps = await (this.opts.queryApps ?? (() => queryApps()))();
       if (this.gpuFailing) this.opts.log.info({}, 'nvidia-smi answers again: GPU metrics are reported');
       this.gpuFailing = false;
-      return r;
+      return { gpus, apps };
     } catch (e) {
       if (!this.gpuFailing) this.opts.log.warn({ err: (e as Error).message }, 'nvidia-smi failed: no GPU metrics in resource reports until it answers (gpu-* autoscaling holds)');
       this.gpuFailing = true;
