@@ -6,6 +6,7 @@
  * judgement and the decision is exactly it. Pure, like decide.ts.
  */
 import { isCountMetric, mayBeAbsent, metricValue } from './metrics.js';
+import { slidePeak } from './sliding-peak.js';
 import type { AutoscalingPolicy, Decision, LoadSample, MetricTarget, MetricTimers } from './types.js';
 
 /** What every metric's judgement shares: the group's reports, aggregated once by decide(). */
@@ -110,17 +111,18 @@ export function judgeMetric(policy: AutoscalingPolicy, m: MetricTarget, s: Share
 
   // 7. Down: below the band for the downscale delay, by the largest step (≤ maxStep)
   //    that does not by itself push the metric over the target — sized for the
-  //    highest value seen during the delay (the peak), so a steady load that
-  //    wobbles is not scaled down on a trough and back up on the next crest.
+  //    highest value of the last downscaleDelayMs (the peak), so a steady load
+  //    that wobbles is not scaled down on a trough and back up on the next
+  //    crest. The peak slides (sliding-peak.ts, as HPA's stabilization window):
+  //    a spike older than the delay no longer holds the group up.
   //    Under `ongoing` and the levels the remaining replicas share the same
   //    total; under `queue` / `engine-waiting` the calls the removed replicas
   //    were running are counted as waiting (an upper bound), sized for the
-  //    peak of running calls seen during the delay too.
+  //    peak of running calls of the same window.
   if (perReplica < lo) {
     const since = state.belowSinceMs ?? nowMs;
-    const peak = Math.max(metric, state.belowSinceMs === undefined ? metric : (state.belowPeak ?? metric));
-    const runningPeak = Math.max(running, state.belowSinceMs === undefined ? running : (state.belowRunningPeak ?? running));
-    const next: MetricTimers = { belowSinceMs: since, belowPeak: peak, belowRunningPeak: runningPeak };
+    const { peak, runningPeak, slices } = slidePeak(state, policy.downscaleDelayMs, nowMs, metric, running);
+    const next: MetricTimers = { belowSinceMs: since, belowPeak: peak, belowRunningPeak: runningPeak, belowPeaks: slices };
     const held = nowMs - since;
     const bottom = Math.max(s.lower, 1);
     if (current <= bottom) return hold(`${load} < ${fmt(lo)}, at the lower bound ${bottom}`, next);

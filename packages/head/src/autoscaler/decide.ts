@@ -21,7 +21,8 @@
  *  6. above target × (1 + tolerance) for upscaleDelayMs → up, at most maxStep,
  *     sized for the lowest value seen meanwhile;
  *  7. below target × (1 − tolerance) for downscaleDelayMs → down, never below 1
- *     nor so far that the peaks seen meanwhile would rise over the target;
+ *     nor so far that the peaks of the last downscaleDelayMs would rise over
+ *     the target (a sliding window, as HPA's scale-down stabilization);
  *  8. otherwise hold;
  *  and the count is the largest any metric asks for (HPA's rule): one metric
  *  over its target scales up whatever the others say, and the group comes
@@ -60,11 +61,11 @@ function latest<T extends { timeMs: number }>(items: readonly T[], keyOf: (t: T)
 /** The timers a metric kept in `state`: the first metric's are the state's own. */
 function timersOf(state: AutoscalerState, i: number, m: MetricTarget): MetricTimers {
   if (i > 0) return state.others?.[m.metric] ?? {};
-  const { aboveSinceMs, aboveLow, belowSinceMs, belowPeak, belowRunningPeak } = state;
-  return { aboveSinceMs, aboveLow, belowSinceMs, belowPeak, belowRunningPeak };
+  const { aboveSinceMs, aboveLow, belowSinceMs, belowPeak, belowRunningPeak, belowPeaks } = state;
+  return { aboveSinceMs, aboveLow, belowSinceMs, belowPeak, belowRunningPeak, belowPeaks };
 }
 
-const NO_TIMERS: MetricTimers = { aboveSinceMs: undefined, aboveLow: undefined, belowSinceMs: undefined, belowPeak: undefined, belowRunningPeak: undefined };
+const NO_TIMERS: MetricTimers = { aboveSinceMs: undefined, aboveLow: undefined, belowSinceMs: undefined, belowPeak: undefined, belowRunningPeak: undefined, belowPeaks: undefined };
 
 export function decide(policy: AutoscalingPolicy, input: DecideInput, state: AutoscalerState): Decision {
   const { nowMs, current, ready } = input;

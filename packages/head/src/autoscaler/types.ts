@@ -78,16 +78,35 @@ export interface MetricTimers {
   /** Since when the metric has been above the upscale threshold (undefined: it is not). */
   aboveSinceMs?: number | undefined;
   belowSinceMs?: number | undefined;
-  /** Hysteresis: the highest metric seen since belowSinceMs (a scale-down sizes for it). */
+  /**
+   * Hysteresis: the highest metric seen in the last downscaleDelayMs while
+   * below the band (a scale-down sizes for it), from `belowPeaks`. Read only
+   * from a state without `belowPeaks` (stored by an older head): then it
+   * counts as seen now, and so holds for one more window.
+   */
   belowPeak?: number | undefined;
   /**
    * …and the highest count of running calls (in flight, or the engine's
-   * running) seen since then: under `queue` / `engine-waiting` the calls a
-   * removed replica was running are counted as waiting, sized for this peak.
+   * running) seen in that window: under `queue` / `engine-waiting` the calls
+   * a removed replica was running are counted as waiting, sized for this peak.
    */
   belowRunningPeak?: number | undefined;
+  /** The sliding window the two peaks are taken over, oldest first, at most PEAK_SLICES (decide-metric.ts). */
+  belowPeaks?: PeakSlice[] | undefined;
   /** …the lowest since aboveSinceMs (a scale-up sizes for it). */
   aboveLow?: number | undefined;
+}
+
+/**
+ * One slice of rule 7's sliding peak: the highest values the decisions of one
+ * slice of downscaleDelayMs saw, and when the latest of them ran. The slice
+ * counts while that time is inside the window, so the window is never
+ * shorter than downscaleDelayMs, and at most one slice longer.
+ */
+export interface PeakSlice {
+  timeMs: number;
+  peak: number;
+  runningPeak: number;
 }
 
 /**

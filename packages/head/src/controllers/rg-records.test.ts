@@ -1,7 +1,7 @@
 /** The records apply, scale, delete and the autoscaler store: one rule per case. */
 import { describe, expect, it } from 'vitest';
 import { ReplicaGroup } from '@muster/proto';
-import { appliedRecord, autoscaledRecord, autoscalerMemory, deletingRecord, scaledRecord } from './rg-records.js';
+import { appliedRecord, autoscaledRecord, autoscalerMemory, autoscalerState, deletingRecord, scaledRecord } from './rg-records.js';
 import { parseRgSpec, revisionOf, type ValidRgSpec } from './rg-spec.js';
 
 const template = (command: string) => ({ command, args: [], env: {}, cwd: '', ports: [], readiness: undefined, liveness: undefined });
@@ -98,5 +98,17 @@ describe('scale, delete, autoscale', () => {
     expect(stored.autoscaler).toMatchObject({ belowSinceMs: 100, belowPeak: 13.5, belowRunningPeak: 40 });
     expect(stored.autoscaler?.aboveLow).toBeUndefined();
     expect(autoscalerMemory({ state: {}, reason: 'x' })).not.toHaveProperty('belowPeak');
+  });
+
+  it('the sliding peak\'s slices survive the wire, the other metrics\' too; a state stored without them reads as none', () => {
+    const belowPeaks = [{ timeMs: 100, peak: 13.5, runningPeak: 40 }, { timeMs: 4386, peak: 9, runningPeak: 0 }];
+    const state = { belowSinceMs: 100, belowPeak: 13.5, belowRunningPeak: 40, belowPeaks, others: { cpu: { belowSinceMs: 100, belowPeak: 1.2, belowPeaks: [{ timeMs: 100, peak: 1.2, runningPeak: 0 }] } } };
+    const d = { desired: 2, reason: 'hold', metric: 'queue' as const, inputs: { metric: 9, perReplica: 4.5, replicas: 2, waiting: 0, samples: 2, floor: 0 }, state };
+    const stored = ReplicaGroup.decode(ReplicaGroup.encode(autoscaledRecord(created.rg, d).rg).finish());
+    expect(autoscalerState(stored.autoscaler)).toMatchObject(state);
+    // Stored by an older head: the peaks and no slices (decide keeps such a peak for one more window).
+    const older = autoscalerState(stored.autoscaler && { ...stored.autoscaler, belowPeaks: [], otherMetrics: {} });
+    expect(older).toMatchObject({ belowSinceMs: 100, belowPeak: 13.5 });
+    expect(older).not.toHaveProperty('belowPeaks');
   });
 });

@@ -103,6 +103,7 @@ function metricMemory(t: MetricTimers): MetricMemory {
     ...(belowPeak === undefined ? {} : { belowPeak }),
     ...(belowRunningPeak === undefined ? {} : { belowRunningPeak }),
     ...(aboveLow === undefined ? {} : { aboveLow }),
+    belowPeaks: t.belowPeaks ?? [],
   };
 }
 
@@ -122,6 +123,8 @@ export function autoscalerMemory(d: Pick<Decision, 'state' | 'reason'>): Autosca
 export function autoscalerState(mem: AutoscalerMemory | undefined): AutoscalerState {
   const timers = (t: Omit<MetricMemory, never> | undefined): MetricTimers => ({
     aboveSinceMs: t?.aboveSinceMs || undefined, belowSinceMs: t?.belowSinceMs || undefined, belowPeak: t?.belowPeak, belowRunningPeak: t?.belowRunningPeak, aboveLow: t?.aboveLow,
+    // None stored (an older head): the autoscaler keeps belowPeak for one more window.
+    ...(t?.belowPeaks.length ? { belowPeaks: t.belowPeaks } : {}),
   });
   const others = Object.entries(mem?.otherMetrics ?? {});
   return {

@@ -55,7 +55,7 @@ describe('storeOps', () => {
   });
 
   it("the autoscaler's soft timers alone do not rewrite the group key", () => {
-    expect(keys(storeOps(stored(three), { ...three, autoscaler: { aboveSinceMs: 5, belowSinceMs: 0, idleSinceMs: 0, lastChangeMs: 0, lastReason: 'x', otherMetrics: {} } }))).toEqual({ puts: [], deletes: [] });
+    expect(keys(storeOps(stored(three), { ...three, autoscaler: { aboveSinceMs: 5, belowSinceMs: 0, idleSinceMs: 0, lastChangeMs: 0, lastReason: 'x', otherMetrics: {}, belowPeaks: [] } }))).toEqual({ puts: [], deletes: [] });
   });
 
   it('an old inline record: every replica to its key, stray keys deleted, the group rewritten without them', () => {

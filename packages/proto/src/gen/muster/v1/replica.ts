@@ -286,6 +286,19 @@ export interface MetricMemory {
   belowPeak?: number | undefined;
   aboveLow?: number | undefined;
   belowRunningPeak?: number | undefined;
+  belowPeaks: PeakSliceMemory[];
+}
+
+/**
+ * One slice of rule 7's sliding peak: the highest metric and running calls
+ * seen by the decisions of one slice of downscaleDelayMs, and the time of the
+ * latest of them (the slice leaves the window when that time does). At most
+ * 8 per metric (head/src/autoscaler/sliding-peak.ts).
+ */
+export interface PeakSliceMemory {
+  timeMs: number;
+  peak: number;
+  runningPeak: number;
 }
 
 /**
@@ -315,6 +328,12 @@ export interface AutoscalerMemory {
     | undefined;
   /** A several-metric policy: the timers of its other metrics, by metric. */
   otherMetrics: { [key: string]: MetricMemory };
+  /**
+   * The sliding peak (rule 7): below_peak and below_running_peak are the
+   * highest of these still in the last downscaleDelayMs. A state stored
+   * without them (an older head) keeps its below_peak for one more window.
+   */
+  belowPeaks: PeakSliceMemory[];
 }
 
 export interface AutoscalerMemory_OtherMetricsEntry {
@@ -2550,7 +2569,14 @@ export const MetricTarget: MessageFns<MetricTarget> = {
 };
 
 function createBaseMetricMemory(): MetricMemory {
-  return { aboveSinceMs: 0, belowSinceMs: 0, belowPeak: undefined, aboveLow: undefined, belowRunningPeak: undefined };
+  return {
+    aboveSinceMs: 0,
+    belowSinceMs: 0,
+    belowPeak: undefined,
+    aboveLow: undefined,
+    belowRunningPeak: undefined,
+    belowPeaks: [],
+  };
 }
 
 export const MetricMemory: MessageFns<MetricMemory> = {
@@ -2569,6 +2595,9 @@ export const MetricMemory: MessageFns<MetricMemory> = {
     }
     if (message.belowRunningPeak !== undefined) {
       writer.uint32(41).double(message.belowRunningPeak);
+    }
+    for (const v of message.belowPeaks) {
+      PeakSliceMemory.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -2626,6 +2655,14 @@ export const MetricMemory: MessageFns<MetricMemory> = {
             message.belowRunningPeak = reader.double();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.belowPeaks.push(PeakSliceMemory.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2665,6 +2702,11 @@ export const MetricMemory: MessageFns<MetricMemory> = {
         : isSet(object.below_running_peak)
         ? globalThis.Number(object.below_running_peak)
         : undefined,
+      belowPeaks: globalThis.Array.isArray(object?.belowPeaks)
+        ? object.belowPeaks.map((e: any) => PeakSliceMemory.fromJSON(e))
+        : globalThis.Array.isArray(object?.below_peaks)
+        ? object.below_peaks.map((e: any) => PeakSliceMemory.fromJSON(e))
+        : [],
     };
   },
 
@@ -2685,6 +2727,107 @@ export const MetricMemory: MessageFns<MetricMemory> = {
     if (message.belowRunningPeak !== undefined) {
       obj.belowRunningPeak = floatToJson(message.belowRunningPeak);
     }
+    if (message.belowPeaks?.length) {
+      obj.belowPeaks = message.belowPeaks.map((e) => PeakSliceMemory.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBasePeakSliceMemory(): PeakSliceMemory {
+  return { timeMs: 0, peak: 0, runningPeak: 0 };
+}
+
+export const PeakSliceMemory: MessageFns<PeakSliceMemory> = {
+  encode(message: PeakSliceMemory, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.timeMs !== 0) {
+      writer.uint32(8).int64(message.timeMs);
+    }
+    if (message.peak !== 0) {
+      writer.uint32(17).double(message.peak);
+    }
+    if (message.runningPeak !== 0) {
+      writer.uint32(25).double(message.runningPeak);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PeakSliceMemory {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePeakSliceMemory();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.timeMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.peak = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.runningPeak = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PeakSliceMemory {
+    return {
+      timeMs: isSet(object.timeMs)
+        ? globalThis.Number(object.timeMs)
+        : isSet(object.time_ms)
+        ? globalThis.Number(object.time_ms)
+        : 0,
+      peak: isSet(object.peak) ? globalThis.Number(object.peak) : 0,
+      runningPeak: isSet(object.runningPeak)
+        ? globalThis.Number(object.runningPeak)
+        : isSet(object.running_peak)
+        ? globalThis.Number(object.running_peak)
+        : 0,
+    };
+  },
+
+  toJSON(message: PeakSliceMemory): unknown {
+    const obj: any = {};
+    if (message.timeMs !== 0) {
+      obj.timeMs = Math.round(message.timeMs);
+    }
+    if (message.peak !== 0) {
+      obj.peak = floatToJson(message.peak);
+    }
+    if (message.runningPeak !== 0) {
+      obj.runningPeak = floatToJson(message.runningPeak);
+    }
     return obj;
   },
 };
@@ -2700,6 +2843,7 @@ function createBaseAutoscalerMemory(): AutoscalerMemory {
     aboveLow: undefined,
     belowRunningPeak: undefined,
     otherMetrics: {},
+    belowPeaks: [],
   };
 }
 
@@ -2732,6 +2876,9 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
     globalThis.Object.entries(message.otherMetrics).forEach(([key, value]: [string, MetricMemory]) => {
       AutoscalerMemory_OtherMetricsEntry.encode({ key: key as any, value }, writer.uint32(74).fork()).join();
     });
+    for (const v of message.belowPeaks) {
+      PeakSliceMemory.encode(v!, writer.uint32(82).fork()).join();
+    }
     return writer;
   },
 
@@ -2823,6 +2970,14 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
             }
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.belowPeaks.push(PeakSliceMemory.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2904,6 +3059,11 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
           {},
         )
         : {},
+      belowPeaks: globalThis.Array.isArray(object?.belowPeaks)
+        ? object.belowPeaks.map((e: any) => PeakSliceMemory.fromJSON(e))
+        : globalThis.Array.isArray(object?.below_peaks)
+        ? object.below_peaks.map((e: any) => PeakSliceMemory.fromJSON(e))
+        : [],
     };
   },
 
@@ -2941,6 +3101,9 @@ export const AutoscalerMemory: MessageFns<AutoscalerMemory> = {
           obj.otherMetrics[k] = MetricMemory.toJSON(v);
         });
       }
+    }
+    if (message.belowPeaks?.length) {
+      obj.belowPeaks = message.belowPeaks.map((e) => PeakSliceMemory.toJSON(e));
     }
     return obj;
   },
