@@ -12,8 +12,8 @@
  * The first runs once, as a long-running reader (`gpuLoopArgs`: no header, no
  * units, one row per GPU every interval; gpu-reader.ts), and each of its
  * blocks is parsed as one run's output under the header GPU_FIELDS names; the
- * second runs once per sample (`queryApps`). Cells are read by column name,
- * with or without units.
+ * second is a process per call (`queryApps`), made at most every 5 s
+ * (compute-apps.ts). Cells are read by column name, with or without units.
  *
  * A replica's GPU utilisation is the mean of `utilization.gpu` over the GPUs
  * its ranks were given (CUDA_VISIBLE_DEVICES, by index or UUID); its GPU

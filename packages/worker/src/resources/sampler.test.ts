@@ -3,7 +3,8 @@
  * recorded on a real machine (test-fixtures/proc): CPU from two ticks, the
  * rank's children counted, memory summed, simulated GPU stand-ins, a
  * recycled pid never read as a delta, and real-GPU values from the
- * long-running reader (a stand-in, and once over a fake nvidia-smi).
+ * long-running reader (a stand-in, and once over a fake nvidia-smi); the
+ * compute-app query's cadence over a fake nvidia-smi that counts its runs.
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -150,6 +151,81 @@ esac
     expect(after?.usage).toEqual({ cpu: 0, memoryBytes: 1824 * KB });
     expect(starts()).toHaveLength(1);
     rmSync(smi, { recursive: true, force: true });
+  });
+
+  it('over a fake nvidia-smi: the app query runs once per interval, not per sample; at once for a new rank; a failing one no faster', async () => {
+    // Rank r1 (pid 31573) from the start; rank r2 (pid 31572, not below 31573) later.
+    const dir = proc({ 31573: [fixture('stat-rank-sh.txt'), fixture('status-sleep.txt')], 31572: [fixture('stat-comm-with-parens.txt'), fixture('status-sleep.txt')] });
+    const smi = mkdtempSync(join(tmpdir(), 'muster-smi-'));
+    const bin = join(smi, 'nvidia-smi');
+    // Each compute-app query appends a line to `queries`, then fails if `fail` exists, else prints `apps`.
+    writeFileSync(
+      bin,
+      `#!/bin/sh
+case "$1" in --query-compute-apps=*) ;; *) exit 2;; esac
+echo run >> "${smi}/queries"
+[ -f "${smi}/fail" ] && { echo "NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver"; exit 9; }
+printf 'gpu_uuid, pid, process_name, used_gpu_memory [MiB]\\n'
+cat "${smi}/apps"
+`,
+    );
+    chmodSync(bin, 0o755);
+    writeFileSync(join(smi, 'apps'), 'GPU-0, 31573, python, 3 MiB\n');
+    const queries = (): number => (existsSync(join(smi, 'queries')) ? readFileSync(join(smi, 'queries'), 'utf8').trim().split('\n').length : 0);
+    let now = 0;
+    const gpus: GpuUse[] = [{ index: 0, uuid: 'GPU-0', utilization: 0.5 }, { index: 1, uuid: 'GPU-1', utilization: 1 }];
+    const warned: string[] = [];
+    const s = new ResourceSampler({
+      gpu: 'nvidia-smi',
+      gpuCount: 2,
+      procRoot: dir,
+      now: () => now,
+      gpuReader: () => ({ start: () => undefined, latest: () => gpus, stop: () => Promise.resolve() }),
+      queryApps: () => queryApps(bin),
+      log: { ...silent, warn: (_o, m) => warned.push(m ?? '') },
+    });
+    const r1 = { ...rank, devices: ['0'] };
+    const r2: RankRef = { group: 'g', replicaId: 'r2', pid: 31572, devices: ['1'] };
+    const MIB = 1024 * 1024;
+    /** One sample a second of the clock, as the reporter takes them: each replica's GPU memory. */
+    const tick = async (ranks: RankRef[]): Promise<Array<number | undefined>> => {
+      const out = await s.sample(ranks);
+      now += 1_000;
+      return out.map((r) => r.usage.gpuMemoryBytes);
+    };
+    try {
+      for (let i = 0; i < 12; i++) expect(await tick([r1])).toEqual([3 * MIB]); // 0 … 11 s: reused between queries
+      expect(queries()).toBe(3); // at 0, 5 and 10 s — not 12
+
+      // 12 s: r2 starts. The sample that first sees it asks again, and has its memory.
+      writeFileSync(join(smi, 'apps'), 'GPU-0, 31573, python, 3 MiB\nGPU-1, 31572, python, 5 MiB\n');
+      expect(await tick([r1, r2])).toEqual([3 * MIB, 5 * MIB]);
+      expect(queries()).toBe(4);
+      // 13 s: a rank that nvidia-smi does not list yet (not loaded) is absent, never 0; known ranks ask nothing.
+      writeFileSync(join(smi, 'apps'), 'GPU-0, 31573, python, 4 MiB\n');
+      expect(await tick([r1])).toEqual([3 * MIB]);
+      expect(queries()).toBe(4);
+
+      // 14 … 33 s: the driver fails. A new rank at 14 s asks at once, and that query fails; after it the
+      // queries run at the cadence only, though a rank the last query was not asked for starts every second.
+      writeFileSync(join(smi, 'fail'), '');
+      for (let i = 0; i < 20; i++) expect(await tick([r1, { ...r2, pid: 40_000 + i }])).toEqual([undefined, undefined]);
+      expect(queries()).toBe(4 + 4); // 14, 19, 24, 29 s
+      expect(warned).toEqual([expect.stringMatching(/^nvidia-smi failed/)]); // once for the streak
+
+      // 34 s: the query due fails too; the driver recovers at 35 s, but is not asked before 39 s.
+      expect(await tick([r1, r2])).toEqual([undefined, undefined]);
+      expect(queries()).toBe(9);
+      rmSync(join(smi, 'fail'));
+      for (let i = 0; i < 4; i++) expect(await tick([r1, r2])).toEqual([undefined, undefined]);
+      expect(queries()).toBe(9);
+      expect(await tick([r1, r2])).toEqual([4 * MIB, undefined]); // 39 s; r2 is not listed: absent, not 0
+      expect(queries()).toBe(10);
+      expect(warned).toHaveLength(1);
+    } finally {
+      await s.close();
+      rmSync(smi, { recursive: true, force: true });
+    }
   });
 
   it('a sampler reading nvidia-smi refuses to start without the GPU count', () => {

@@ -19,9 +19,10 @@
  *  - `nvidia-smi`: the GPUs' utilisation and memory from one long-running
  *    nvidia-smi (gpu-reader.ts), started at the first tick where some rank
  *    here holds a GPU and stopped by close(); the processes' GPU memory from
- *    one compute-app query per tick, while the reader has a fresh sample. A
- *    failing, hanging or garbled nvidia-smi is logged once a streak and the
- *    reports carry no GPU values until it answers again;
+ *    the compute-app query, run at most once every APPS_QUERY_INTERVAL_MS and
+ *    at once for a new rank holding GPUs (compute-apps.ts), while the reader
+ *    has a fresh sample. A failing, hanging or garbled nvidia-smi is logged
+ *    once a streak and the reports carry no GPU values until it answers again;
  *  - `simulated` (a profile or recorded files: no real GPU to ask): stand-ins
  *    that move with the load, so GPU policies can be exercised on CPU
  *    machines — utilisation = the replica's CPU cores ÷ its GPUs, at most 1;
@@ -29,6 +30,7 @@
  *  - `none`: no GPU values.
  */
 import type { ResourceUsage } from '@muster/contracts';
+import { ComputeApps } from './compute-apps.js';
 import { queryApps, replicaGpuUse, type AppUse, type GpuUse } from './gpu.js';
 import { GpuUseReader } from './gpu-reader.js';
 import { childrenOf, CLOCK_TICKS, descendants, readProcTable, residentBytes } from './proc.js';
@@ -60,7 +62,7 @@ export interface SamplerOptions {
   gpuCount?: number;
   /** The GPU reader (tests: a stand-in, or one over a fake nvidia-smi); default: gpu-reader.ts on `nvidia-smi`. */
   gpuReader?: () => Pick<GpuUseReader, 'start' | 'latest' | 'stop'>;
-  /** The compute-app query (tests: recorded output). */
+  /** The compute-app query (tests: recorded output, or a fake nvidia-smi); run at the cadence of compute-apps.ts. */
   queryApps?: () => Promise<AppUse[]>;
   log: { warn(o: object, msg?: string): void; info(o: object, msg?: string): void };
 }
@@ -69,7 +71,7 @@ export class ResourceSampler {
   /** `${pid}:${startTime}` → CPU ticks at the last tick. */
   private last = new Map<string, number>();
   private lastAt: number | undefined;
-  private gpuFailing = false;
+  private apps: ComputeApps | undefined;
   private reader: Pick<GpuUseReader, 'start' | 'latest' | 'stop'> | undefined;
   private closed = false;
 
@@ -106,7 +108,9 @@ export class ResourceSampler {
       for (const d of r.devices) e.devices.add(d);
       byReplica.set(k, e);
     }
-    const gpu = await this.gpuUse([...byReplica.values()].some((e) => e.devices.size > 0));
+    // The ranks holding GPUs, by pid and start time: one the last app query was not asked for triggers the next.
+    const gpuRanks = new Set(ranks.filter((r) => r.devices.length > 0).map((r) => `${r.pid}:${table.get(r.pid)?.startTime ?? '?'}`));
+    const gpu = await this.gpuUse(gpuRanks);
     const next = new Map<string, number>();
     const out: ReplicaUsage[] = [];
     for (const e of byReplica.values()) {
@@ -151,24 +155,17 @@ export class ResourceSampler {
     };
   }
 
-  /** nvidia-smi's answer this tick, when real GPUs are held here; undefined otherwise, or while the reader has no fresh sample, or when the app query fails (logged once a run). */
-  private async gpuUse(needed: boolean): Promise<{ gpus: GpuUse[]; apps: AppUse[] } | undefined> {
-    if (!needed || this.opts.gpu !== 'nvidia-smi' || this.closed) return undefined;
+  /** nvidia-smi's answer this tick, when real GPUs are held here (by `gpuRanks`); undefined otherwise, or while the reader has no fresh sample, or while the app query fails (compute-apps.ts). */
+  private async gpuUse(gpuRanks: ReadonlySet<string>): Promise<{ gpus: GpuUse[]; apps: AppUse[] } | undefined> {
+    if (gpuRanks.size === 0 || this.opts.gpu !== 'nvidia-smi' || this.closed) return undefined;
     this.reader ??= this.opts.gpuReader?.() ?? new GpuUseReader({ gpus: this.opts.gpuCount!, log: this.opts.log });
     this.reader.start();
     // No fresh block (just started, exited, hung or garbled: the reader logs why): no GPU values, and no
     // app query either, which would only stall on the same driver.
     const gpus = this.reader.latest();
     if (!gpus) return undefined;
-    try {
-      const apps = await (this.opts.queryApps ?? (() => queryApps()))();
-      if (this.gpuFailing) this.opts.log.info({}, 'nvidia-smi answers again: GPU metrics are reported');
-      this.gpuFailing = false;
-      return { gpus, apps };
-    } catch (e) {
-      if (!this.gpuFailing) this.opts.log.warn({ err: (e as Error).message }, 'nvidia-smi failed: no GPU metrics in resource reports until it answers (gpu-* autoscaling holds)');
-      this.gpuFailing = true;
-      return undefined;
-    }
+    this.apps ??= new ComputeApps({ query: this.opts.queryApps ?? (() => queryApps()), now: this.opts.now ?? (() => performance.now()), log: this.opts.log });
+    const apps = await this.apps.get(gpuRanks);
+    return apps && { gpus, apps };
   }
 }
