@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { Cluster, ReplicaGroup, ReplicaGroupSpec } from '@muster/sdk';
+import { ErrorCode, isMusterError, type Cluster, type ReplicaGroup, type ReplicaGroupSpec } from '@muster/sdk';
 import { execa } from 'execa';
 import { spawnManaged, waitFor, type LocalCluster } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
@@ -75,6 +75,8 @@ describe('replica groups', () => {
     const per = countBy(answers, (a) => a.replicaId);
     expect(per.size).toBe(3);
     for (const n of per.values()) expect(Math.abs(n - 2_000 / 3)).toBeLessThanOrEqual(0.15 * (2_000 / 3));
+    // Lets go of the shared router, which the tests below see close when their last handle does.
+    g.close();
   });
 
   it('gives concurrent first calls on one handle, and every handle of the group, one router (each router holds a NATS subscription and a membership watch)', async () => {
@@ -90,6 +92,40 @@ describe('replica groups', () => {
     g.close();
     await expect(other.call({ n: 2 })).resolves.toBeDefined();
     other.close();
+  });
+
+  it('refuses close() on the shared router routerOf() gives (the other handles keep calling), and closes it when the last handle lets go', async () => {
+    const a = await sdk.replicaGroups.get('echo');
+    const b = await sdk.replicaGroups.get('echo');
+    const shared = await a.routerOf();
+    expect(await b.routerOf()).toBe(shared);
+    let refused: unknown;
+    try {
+      shared.close();
+    } catch (e) {
+      refused = e;
+    }
+    expect(isMusterError(refused) && refused.code).toBe(ErrorCode.FAILED_PRECONDITION);
+    expect((refused as Error).message).toMatch(/shared router of replica group "echo".*handle\.close\(\) lets go of this handle's use of it.*routerOf\(options\)/);
+    await expect(b.call({ n: 1 })).resolves.toBeDefined();
+    a.close();
+    await expect(b.call({ n: 2 })).resolves.toBeDefined();
+    // The last user lets go: the router is closed then (no call out, none accepted), and its close() is a closed router's no-op.
+    b.close();
+    await expect(shared.call({ n: 3 })).rejects.toMatchObject({ code: ErrorCode.CANCELLED });
+    expect(shared.stats().replySubjects).toBe(0);
+    expect(() => shared.close()).not.toThrow();
+    const c = await sdk.replicaGroups.get('echo');
+    expect(await c.routerOf()).not.toBe(shared);
+    await expect(c.call({ n: 4 })).resolves.toBeDefined();
+    c.close();
+    // A router of a handle's own (routerOf with options): close() closes it.
+    const d = await sdk.replicaGroups.get('echo');
+    const own = await d.routerOf({ maxQueued: 100 });
+    await expect(d.call({ n: 5 })).resolves.toBeDefined();
+    own.close();
+    await expect(d.call({ n: 6 })).rejects.toMatchObject({ code: ErrorCode.CANCELLED });
+    d.close();
   });
 
   it('applies idempotently, and a replica count change never rolls out', async () => {

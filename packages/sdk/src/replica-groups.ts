@@ -17,6 +17,7 @@ import type * as wire from '@muster/proto';
 import { Router, type CallOptions, type Membership, type OverflowRule, type RouterOptions } from '@muster/dataplane';
 import { startupToWire, templateToWire } from './gangs.js';
 import { collect, pages, type PageOptions } from './pages.js';
+import { SharedRouters } from './shared-routers.js';
 import { checkReplicaGroupSpec } from './spec-schemas.js';
 import type { ReplicaGroupSpec } from './specs.js';
 
@@ -240,7 +241,12 @@ export class ReplicaGroup {
   /**
    * The router this handle uses (created on first call; a failed creation is
    * tried again by the next). Without `opts` it is the process's shared router
-   * of the group (ReplicaGroups.shared), the one other groups overflow to.
+   * of the group (ReplicaGroups.shared): every handle of the group calls
+   * through it, and so do other groups' overflowed calls. Its `close()` is
+   * refused (MUSTER_FAILED_PRECONDITION) — it would fail their calls too;
+   * this handle's `close()` lets go of it, and the last user's closes it.
+   * With `opts` the router is this handle's own, and its `close()` closes it
+   * (only on a handle with no router yet: one that has one gets that one).
    */
   routerOf(opts?: RouterOptions): Promise<Router> {
     if (this.router) return this.router;
@@ -280,8 +286,8 @@ export class ReplicaGroup {
 export class ReplicaGroups {
   private nats: Promise<DataPlane> | undefined;
   private access: DataPlaneAccess | undefined;
-  /** The routers `shared` hands out, by group. */
-  private readonly sharedRouters = new Map<string, { router: Promise<Router>; refs: number }>();
+  /** The routers `shared` hands out, one per group. */
+  private readonly sharedRouters = new SharedRouters((name) => this.router(name));
   /** Partial membership snapshots dropped, by reason (@muster/common membership-parts.ts). */
   readonly membershipDiscards: Record<MembershipDiscard, number> = { broken: 0, interleaved: 0, oversized: 0 };
 
@@ -387,40 +393,15 @@ export class ReplicaGroups {
   /**
    * This process's one router of `name` (default options), counted: made by
    * the first user — a handle's calls, another group's overflow — and closed
-   * when the last `release`s it. A failed creation is forgotten, so the next
-   * user tries again. Two groups that overflow to each other hold each
-   * other's router until the data plane closes (one router per group at most).
+   * when the last `release`s it; its own `close()` is refused (shared-routers.ts).
    */
   shared(name: string): { router: Promise<Router>; release(): void } {
-    let s = this.sharedRouters.get(name);
-    if (!s) {
-      const router = this.router(name);
-      const entry = { router, refs: 0 };
-      s = entry;
-      this.sharedRouters.set(name, entry);
-      router.catch(() => {
-        if (this.sharedRouters.get(name) === entry) this.sharedRouters.delete(name);
-      });
-    }
-    const entry = s;
-    entry.refs++;
-    let released = false;
-    return {
-      router: entry.router,
-      release: () => {
-        if (released) return;
-        released = true;
-        if (--entry.refs > 0) return;
-        if (this.sharedRouters.get(name) === entry) this.sharedRouters.delete(name);
-        void entry.router.then((r) => r.close(), () => undefined);
-      },
-    };
+    return this.sharedRouters.take(name);
   }
 
   /** @internal */
   async closeDataPlane(): Promise<void> {
-    for (const s of this.sharedRouters.values()) void s.router.then((r) => r.close(), () => undefined);
-    this.sharedRouters.clear();
+    this.sharedRouters.closeAll();
     const n = await this.nats?.catch(() => undefined);
     this.nats = undefined;
     this.access?.close();
