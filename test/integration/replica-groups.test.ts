@@ -123,9 +123,20 @@ describe('replica groups', () => {
     const d = await sdk.replicaGroups.get('echo');
     const own = await d.routerOf({ maxQueued: 100 });
     await expect(d.call({ n: 5 })).resolves.toBeDefined();
+    // Asked again with the same options: the same router; with others, or on a handle that calls
+    // through the shared router, refused rather than handing out a router the options do not shape.
+    expect(await d.routerOf({ maxQueued: 100 })).toBe(own);
+    await expect(d.routerOf({ maxQueued: 5 })).rejects.toMatchObject({ code: ErrorCode.FAILED_PRECONDITION, message: expect.stringMatching(/already calls through a router of its own, made with other options/) });
     own.close();
     await expect(d.call({ n: 6 })).rejects.toMatchObject({ code: ErrorCode.CANCELLED });
     d.close();
+    const e = await sdk.replicaGroups.get('echo');
+    await e.call({ n: 7 });
+    await expect(e.routerOf({ maxQueued: 100 })).rejects.toMatchObject({ code: ErrorCode.FAILED_PRECONDITION, message: expect.stringMatching(/already calls through the process's shared router of the group/) });
+    e.close();
+    const own2 = await e.routerOf({ maxQueued: 100 });
+    expect(own2).not.toBe(own);
+    e.close();
   });
 
   it('applies idempotently, and a replica count change never rolls out', async () => {

@@ -203,6 +203,8 @@ export class ReplicaGroup {
   private release: (() => void) | undefined;
   /** The router once `router` resolved (call's fast path). */
   private ready: Router | undefined;
+  /** The options `router` was made with; undefined: it is the shared router. */
+  private routerOptions: RouterOptions | undefined;
 
   constructor(private view: ReplicaGroupView, private readonly api: ReplicaGroups) {}
 
@@ -245,11 +247,20 @@ export class ReplicaGroup {
    * through it, and so do other groups' overflowed calls. Its `close()` is
    * refused (MUSTER_FAILED_PRECONDITION) — it would fail their calls too;
    * this handle's `close()` lets go of it, and the last user's closes it.
-   * With `opts` the router is this handle's own, and its `close()` closes it
-   * (only on a handle with no router yet: one that has one gets that one).
+   * With `opts` the router is this handle's own, and its `close()` closes it.
+   * Options are for a handle's first router: asked again with the same
+   * options (key by key), the handle's router is given; with other options,
+   * or with any when the handle already calls through the shared router,
+   * MUSTER_FAILED_PRECONDITION (silently handing out a router made otherwise
+   * would leave the caller believing its options apply).
    */
   routerOf(opts?: RouterOptions): Promise<Router> {
-    if (this.router) return this.router;
+    if (this.router) {
+      if (!opts || sameOptions(opts, this.routerOptions)) return this.router;
+      const has = this.routerOptions ? 'a router of its own, made with other options' : "the process's shared router of the group";
+      return Promise.reject(new MusterError(ErrorCode.FAILED_PRECONDITION, `replica group "${this.name}": this handle already calls through ${has}, so routerOf(options) cannot apply these; take another handle (replicaGroups.get("${this.name}")) for a router with them, or close() this one first`, { details: { group: this.name } }));
+    }
+    this.routerOptions = opts;
     let router: Promise<Router>;
     let release: () => void;
     if (opts) {
@@ -268,6 +279,7 @@ export class ReplicaGroup {
       () => {
         if (this.router !== router) return;
         this.router = undefined;
+        this.routerOptions = undefined;
         this.release = undefined;
         release();
       },
@@ -278,9 +290,17 @@ export class ReplicaGroup {
   close(): void {
     this.release?.();
     this.router = undefined;
+    this.routerOptions = undefined;
     this.release = undefined;
     this.ready = undefined;
   }
+}
+
+/** Whether two routerOf() options say the same, key by key (undefined: the shared router's). */
+function sameOptions(a: RouterOptions, b: RouterOptions | undefined): boolean {
+  if (!b) return false;
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof RouterOptions>;
+  return [...keys].every((k) => a[k] === b[k]);
 }
 
 export class ReplicaGroups {
