@@ -43,15 +43,32 @@ export interface RankProcess {
   ready: Promise<void>;
 }
 
-/** A free loopback port (the OS picks; the tiny window before the rank binds it is acceptable locally). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Where freePorts draws from (see there). */
+const PORTS = { first: 20_000, last: 29_999 };
+
+/**
+ * `n` distinct loopback ports, each free when picked, drawn at random from
+ * 20000-29999: below the OS's ephemeral range (32768 and up on Linux), where
+ * any other process's `listen(0)` is given its port, and below Muster's shard
+ * range (30000-32767). A rank takes a second or so to start and bind its
+ * ports; a port the OS picked (`listen(0)`, then closed) could be handed to
+ * another process in that time (a test running beside this one did so).
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const picked = new Set<number>();
+  for (let tries = 0; picked.size < n; tries++) {
+    if (tries >= 1000) throw new Error(`no ${n} free loopback ports found in ${PORTS.first}-${PORTS.last}`);
+    const port = PORTS.first + Math.floor(Math.random() * (PORTS.last - PORTS.first + 1));
+    if (!picked.has(port) && (await isFree(port))) picked.add(port);
+  }
+  return [...picked];
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      s.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
 }
 
@@ -65,10 +82,10 @@ export class LocalGang {
 
   static async start(opts: LocalGangOptions): Promise<LocalGang> {
     const world = opts.tp * opts.pp;
-    const masterPort = await freePort();
+    const [masterPort, ...httpPorts] = await freePorts(world + 1);
     const ranks: RankProcess[] = [];
     for (let rank = 0; rank < world; rank++) {
-      const httpPort = await freePort();
+      const httpPort = httpPorts[rank]!;
       const env: Record<string, string> = {
         RANK: String(rank),
         WORLD_SIZE: String(world),
