@@ -18,7 +18,7 @@
  *
  * Unary requests may also come several to a message, in a request frame
  * (frames.ts; its load reports say it reads them): each is served as if it
- * came alone, and their answers go back in answer frames (answer-frames.ts).
+ * came alone, and their answers go back in answer frames (answers.ts).
  *
  * An answer larger than the connection's max_payload (NATS would refuse it,
  * and the caller would wait for its deadline) is replaced by a small

@@ -24,6 +24,7 @@
  * after the interval, never sooner — a new rank does not hurry it either, so
  * a broken driver costs one query per interval whatever the ranks do.
  */
+import { FailureStreak, type StreakLog } from './failure-streak.js';
 import type { AppUse } from './gpu.js';
 
 /**
@@ -42,7 +43,7 @@ export interface ComputeAppsOptions {
   /** Monotonic clock, ms. */
   now: () => number;
   intervalMs?: number;
-  log: { warn(o: object, msg?: string): void; info(o: object, msg?: string): void };
+  log: StreakLog;
 }
 
 export class ComputeApps {
@@ -51,9 +52,11 @@ export class ComputeApps {
   private askedFor: ReadonlySet<string> = new Set();
   private nextAt = -Infinity;
   private inFlight: Promise<void> | undefined;
-  private failing = false;
+  private readonly streak: FailureStreak;
 
-  constructor(private readonly opts: ComputeAppsOptions) {}
+  constructor(private readonly opts: ComputeAppsOptions) {
+    this.streak = new FailureStreak(opts.log, 'nvidia-smi failed: no GPU metrics in resource reports until it answers (gpu-* autoscaling holds)');
+  }
 
   /** The processes on the GPUs: the last good answer, refreshed first when due (see the top of this file); undefined while the last query failed. */
   async get(ranks: ReadonlySet<string>): Promise<AppUse[] | undefined> {
@@ -64,19 +67,17 @@ export class ComputeApps {
 
   private due(ranks: ReadonlySet<string>): boolean {
     if (this.opts.now() >= this.nextAt) return true;
-    return !this.failing && [...ranks].some((r) => !this.askedFor.has(r));
+    return !this.streak.failing && [...ranks].some((r) => !this.askedFor.has(r));
   }
 
   private async run(ranks: ReadonlySet<string>): Promise<void> {
     this.askedFor = new Set(ranks);
     try {
       this.answer = await this.opts.query();
-      if (this.failing) this.opts.log.info({}, 'nvidia-smi answers again: GPU metrics are reported');
-      this.failing = false;
+      this.streak.ok();
     } catch (e) {
       this.answer = undefined;
-      if (!this.failing) this.opts.log.warn({ err: (e as Error).message }, 'nvidia-smi failed: no GPU metrics in resource reports until it answers (gpu-* autoscaling holds)');
-      this.failing = true;
+      this.streak.failed((e as Error).message);
     }
     this.nextAt = this.opts.now() + (this.opts.intervalMs ?? APPS_QUERY_INTERVAL_MS);
   }

@@ -27,6 +27,7 @@
 import { execa } from 'execa';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import { gpuLoopArgs, parseGpuBlock, SMI_TIMEOUT_MS, type GpuUse } from './gpu.js';
+import { FailureStreak, type StreakLog } from './failure-streak.js';
 import { BlockAssembler, LineBuffer } from './smi-blocks.js';
 
 /** The reader's period: the resource reports' (reporter.ts), so each report reads a block under a second old. */
@@ -46,7 +47,7 @@ export interface GpuReaderOptions {
   killGraceMs?: number;
   /** The restart backoff's first and largest delay (default 1 s, 30 s). */
   restartMs?: { initial: number; max: number };
-  log: { warn(o: object, msg?: string): void; info(o: object, msg?: string): void };
+  log: StreakLog;
 }
 
 export class GpuUseReader {
@@ -56,7 +57,7 @@ export class GpuUseReader {
   private lastOutputAt = 0;
   private started = false;
   private stopped = false;
-  private failing = false;
+  private readonly streak: FailureStreak;
   private backoff: IBackoff<unknown> | undefined;
   private readonly backoffs: ExponentialBackoff<unknown>;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -67,6 +68,7 @@ export class GpuUseReader {
   constructor(private readonly opts: GpuReaderOptions) {
     this.intervalMs = opts.intervalMs ?? GPU_READ_INTERVAL_MS;
     this.hangAfterMs = opts.hangAfterMs ?? Math.max(5 * this.intervalMs, SMI_TIMEOUT_MS);
+    this.streak = new FailureStreak(opts.log, 'GPU reader failing: no GPU metrics in resource reports until nvidia-smi answers again (gpu-* autoscaling holds)');
     const restart = opts.restartMs ?? { initial: 1_000, max: 30_000 };
     this.backoffs = new ExponentialBackoff({ initialDelay: restart.initial, maxDelay: restart.max });
     if (!Number.isInteger(opts.gpus) || opts.gpus < 1) throw new Error(`the GPU reader needs the GPU count, not ${opts.gpus}`);
@@ -111,7 +113,7 @@ export class GpuUseReader {
       },
       () => {
         blocks.tear();
-        this.fail('an over-long line from nvidia-smi was dropped');
+        this.streak.failed('an over-long line from nvidia-smi was dropped');
       },
     );
     const child = execa(this.opts.bin ?? 'nvidia-smi', gpuLoopArgs(this.intervalMs), {
@@ -133,7 +135,7 @@ export class GpuUseReader {
       if (this.child === child) this.child = undefined;
       this.sample = undefined;
       if (this.stopped) return;
-      this.fail(r.code === 'ENOENT' ? 'nvidia-smi not found' : `nvidia-smi exited (${r.signal ?? `code ${r.exitCode}`})`);
+      this.streak.failed(r.code === 'ENOENT' ? 'nvidia-smi not found' : `nvidia-smi exited (${r.signal ?? `code ${r.exitCode}`})`);
       this.backoff = this.backoff ? this.backoff.next(undefined) : this.backoffs.next();
       this.restartTimer = setTimeout(() => this.spawn(), this.backoff.duration);
       this.restartTimer.unref();
@@ -144,32 +146,25 @@ export class GpuUseReader {
     if (this.stopped) return; // the last of a stopping child's output
     if ('torn' in event) {
       this.sample = undefined;
-      this.fail('a block from nvidia-smi missed rows');
+      this.streak.failed('a block from nvidia-smi missed rows');
       return;
     }
     try {
       this.sample = { gpus: parseGpuBlock(event.rows), at: performance.now() };
     } catch (e) {
       this.sample = undefined;
-      this.fail(`nvidia-smi output did not parse: ${(e as Error).message}`);
+      this.streak.failed(`nvidia-smi output did not parse: ${(e as Error).message}`);
       return;
     }
     this.backoff = undefined;
-    if (this.failing) this.opts.log.info({}, 'nvidia-smi answers again: GPU metrics are reported');
-    this.failing = false;
+    this.streak.ok();
   }
 
   private checkHang(): void {
     if (!this.child || performance.now() - this.lastOutputAt <= this.hangAfterMs) return;
     this.sample = undefined;
-    this.fail(`no output from nvidia-smi for ${this.hangAfterMs} ms: restarting it`);
+    this.streak.failed(`no output from nvidia-smi for ${this.hangAfterMs} ms: restarting it`);
     this.lastOutputAt = performance.now(); // one kill per hang, however long SIGKILL takes
     this.child.kill('SIGTERM');
-  }
-
-  /** Logged once per failure streak: a good block ends the streak. */
-  private fail(why: string): void {
-    if (!this.failing) this.opts.log.warn({ err: why }, 'GPU reader failing: no GPU metrics in resource reports until nvidia-smi answers again (gpu-* autoscaling holds)');
-    this.failing = true;
   }
 }
