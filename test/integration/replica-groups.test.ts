@@ -173,6 +173,30 @@ describe('replica groups', () => {
     }, { timeoutMs: 10_000 });
   });
 
+  it('with connect({ direct: true }) calls go on direct links to the replicas the workers started (MUSTER_DATA_ADDR), and a scale-down under load fails none', async () => {
+    const client = await cluster.connect({ direct: true });
+    try {
+      const g = await client.replicaGroups.get('echo');
+      await readyCount(g, 3);
+      const router = await g.routerOf();
+      await waitFor('3 direct links up', async () => {
+        await load(g, 30, 3);
+        return router.stats().direct?.up === 3 || undefined;
+      }, { timeoutMs: 15_000 });
+      const sent = router.stats().direct!.sent;
+      const down = await load(g, 1_500, 16, { during: () => void g.scale(1) });
+      expect(down.errors).toEqual([]);
+      expect(down.answers).toHaveLength(1_500);
+      expect(router.stats().direct!.sent).toBeGreaterThan(sent + 750);
+      await readyCount(g, 1);
+      await g.scale(3);
+      await readyCount(g, 3);
+      g.close();
+    } finally {
+      client.close();
+    }
+  });
+
   it('sends 10% ± 3% of 1,000 calls to a canary revision', async () => {
     const canary = spec({ template: { command: process.execPath, args: [replica], readiness: { kind: 'sdk' }, env: { SERVICE_MS: '2', FLAVOUR: 'canary' } }, rollout: { strategy: 'canary', canaryWeight: 0.1 } });
     const g = await sdk.replicaGroups.apply(canary);

@@ -54,6 +54,8 @@ export const SHARD_ENV = {
   /** Legacy shared NATS user (a head started with --nats-user): instead of NATS_JWT/NATS_SEED. */
   NATS_USER: 'MUSTER_NATS_USER',
   NATS_PASSWORD: 'MUSTER_NATS_PASSWORD',
+  /** The address a replica's direct-path listener binds and callers reach it at (the worker sets its node's address; docs/dataplane.md). */
+  DATA_ADDR: 'MUSTER_DATA_ADDR',
   /** The port name the worker bridges HTTP requests to (replica groups with `httpPort`). */
   HTTP_BRIDGE: 'MUSTER_HTTP_BRIDGE',
   /** How the worker scrapes an HTTP replica's engine metrics: JSON of EngineScrapeConfig (engine-metrics.ts). */

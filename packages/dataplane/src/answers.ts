@@ -15,6 +15,8 @@
  * until every call of the frame has its answer or stopped waiting.
  */
 import { encode, ErrorCode, type NatsConnection } from '@muster/common';
+import type { Outlet } from './direct-listener.js';
+import type { HelloAnswer } from './direct-wire.js';
 import { encodeFrame, FRAME_OVERHEAD, frameBytesLimit, ITEM_OVERHEAD, MAX_FRAME_ITEMS, type FrameItem } from './frames.js';
 import type { WireChunk, WireError, WireLoad, WireReply } from './types.js';
 import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
@@ -22,6 +24,8 @@ import { maxPayloadOf, tooLargeMessage, wireError } from './wire.js';
 /** The answers of one request frame not sent yet. */
 export interface AnswerFrame {
   readonly subject: string;
+  /** Where it goes: NATS, or the direct link its request frame came on. */
+  readonly out: Outlet;
   items: FrameItem[];
   bytes: number;
 }
@@ -30,6 +34,7 @@ export interface AnswerFrame {
 export interface AnswerTo {
   readonly id: string;
   readonly reply: string;
+  readonly out: Outlet;
   readonly frame: AnswerFrame | undefined;
   readonly token: number;
 }
@@ -46,17 +51,17 @@ export class Answers {
 
   /** A call's answer (or a stream's chunk); false when it did not go out as given. */
   answer(to: AnswerTo, value: WireReply | WireChunk): boolean {
-    if (!to.frame) return this.publish(to.reply, value, to.id);
+    if (!to.frame) return this.publish(to.reply, value, to.id, to.out);
     const { bytes, asGiven } = this.encoded(value, to.id, FRAME_OVERHEAD + ITEM_OVERHEAD);
     this.add(to.frame, to.token, bytes);
     return asGiven;
   }
 
-  /** Publishes one message alone (an answer when `callId` is given, else a load report or a frame's refusal); false when it did not go out as given. */
-  publish(subject: string, value: WireReply | WireChunk | WireLoad, callId?: string): boolean {
+  /** Publishes one message alone (an answer when `callId` is given, else a load report, a hello's answer or a frame's refusal) to NATS or `out`; false when it did not go out as given. */
+  publish(subject: string, value: WireReply | WireChunk | WireLoad | HelloAnswer, callId?: string, out: Outlet = this.nc): boolean {
     const { bytes, asGiven } = this.encoded(value, callId);
     try {
-      this.nc.publish(subject, bytes);
+      out.publish(subject, bytes);
     } catch {
       return false; // connection closed: the caller's router sees the replica as lost
     }
@@ -64,8 +69,8 @@ export class Answers {
   }
 
   /** The answers to the request frame whose reply subject is `subject`. */
-  openFrame(subject: string): AnswerFrame {
-    return { subject, items: [], bytes: FRAME_OVERHEAD };
+  openFrame(subject: string, out: Outlet): AnswerFrame {
+    return { subject, out, items: [], bytes: FRAME_OVERHEAD };
   }
 
   /** Holds one call's encoded answer until the end of the turn (a full frame goes at once). */
@@ -92,14 +97,14 @@ export class Answers {
     frame.items = [];
     frame.bytes = FRAME_OVERHEAD;
     try {
-      this.nc.publish(frame.subject, encodeFrame(items));
+      frame.out.publish(frame.subject, encodeFrame(items));
     } catch {
       // connection closed: the callers' routers see the replica as lost
     }
   }
 
   /** An answer's bytes, or an error in its place; `reserve`: bytes that go around it in a frame. */
-  private encoded(value: WireReply | WireChunk | WireLoad, callId?: string, reserve = 0): { bytes: Uint8Array; asGiven: boolean } {
+  private encoded(value: WireReply | WireChunk | WireLoad | HelloAnswer, callId?: string, reserve = 0): { bytes: Uint8Array; asGiven: boolean } {
     const instead = (error: WireError) => encode('seq' in value ? { v: 1, seq: value.seq, error } : { v: 1, ok: false, error });
     let bytes: Uint8Array;
     let asGiven = true;

@@ -33,7 +33,10 @@ import type { Membership, ReplicaInfo, WireLoad } from './types.js';
 /** Something in flight on a replica that must hear when the replica is found lost. */
 export interface Tracked {
   readonly startedAt: number;
-  lost(): void;
+  /** The direct link it was sent on (direct-links.ts), if it was. */
+  readonly via?: object | undefined;
+  /** Its replica is gone (`why`: how we know; default: it left the membership and went silent). */
+  lost(why?: string): void;
 }
 
 export interface ReplicaState {

@@ -27,10 +27,11 @@
  * never sees two answers.
  */
 import { decode, encode, endSpan, ErrorCode, MusterError, type NatsConnection } from '@muster/common';
-import { nuid, type Msg } from '@nats-io/transport-node';
+import { nuid, type Msg, type MsgHdrs } from '@nats-io/transport-node';
 import type { Balancer, ReplicaState, Tracked, Waiter } from './balancer.js';
 import type { Link } from './connection.js';
 import type { DeadlineList, Deadlines, Expiring } from './deadlines.js';
+import type { DirectLink } from './direct-links.js';
 import type { FramedAttempt, Framer, FrameListener } from './framer.js';
 import type { RouteHint } from './route-key.js';
 import type { Inbox } from './inbox.js';
@@ -53,6 +54,13 @@ export interface CallHost {
   readonly calls: Set<Call>;
   /** Totals since the router started (observability, tests); `frames`: request frames sent (framer.ts). */
   readonly counters: { retries: number; hedges: number; lost: number; frames: number };
+  /**
+   * Sends a message for replica `r`'s subject (a request when `reply` is
+   * given, else a cancel or a credit): on its direct link when one is up
+   * (direct-links.ts), else on NATS. Throws as nats.publish does; returns the
+   * link it went on, if any.
+   */
+  send(r: ReplicaState, data: Uint8Array, reply?: string, headers?: MsgHdrs): DirectLink | undefined;
   /** Holds unary attempts to replicas that read frames until the end of the turn (framer.ts); absent: every request goes alone. */
   readonly framer: Framer | undefined;
   /** Tells a replica to drop call `id` (best effort; held until the replica is reachable again if the connection is down). */
@@ -83,6 +91,8 @@ export class Attempt implements FramedAttempt, Tracked {
   outcome: string | undefined;
   /** The request frame it went in, if it did (framer.ts): told when it ends. */
   frame: FrameListener | undefined;
+  /** The direct link it was sent on, if it was (direct-links.ts). */
+  via: DirectLink | undefined;
 
   constructor(
     private readonly call: Call,
@@ -116,8 +126,8 @@ export class Attempt implements FramedAttempt, Tracked {
     this.call.publishFailed(this, e);
   }
 
-  lost(): void {
-    this.call.onLost(this);
+  lost(why?: string): void {
+    this.call.onLost(this, why);
   }
 }
 
@@ -262,12 +272,12 @@ export abstract class Call implements Expiring {
     this.onBody(a, body);
   }
 
-  onLost(a: Attempt): void {
+  onLost(a: Attempt, why = 'left the membership and has been silent for a while'): void {
     if (a.ended || this.settled) return;
     a.outcome = ErrorCode.REPLICA_LOST;
     this.end(a, false);
     this.host.counters.lost++;
-    const err = this.lostError(a, `left the membership and has been silent for a while`);
+    const err = this.lostError(a, why);
     if (this.canResend()) return this.retry(() => err);
     if (this.attemptsOut === 0) this.fail(err);
   }
@@ -339,7 +349,7 @@ export abstract class Call implements Expiring {
     if (a.ended) return;
     a.reply = this.host.inbox.subject(a.token);
     try {
-      this.host.nats.publish(a.replica.info.subject, this.request, a.trace ? { reply: a.reply, headers: a.trace.headers } : { reply: a.reply });
+      a.via = this.host.send(a.replica, this.request, a.reply, a.trace?.headers);
     } catch (e) {
       this.publishFailed(a, e);
     }

@@ -8,6 +8,7 @@ import { decode, type NatsConnection } from '@muster/common';
 import type { Msg } from '@nats-io/transport-node';
 import type { ReplicaState } from './balancer.js';
 import { encodeFrame, FRAME_OVERHEAD, frameBytesLimit, frameItems, ITEM_OVERHEAD, MAX_FRAME_ITEMS, type FrameItem } from './frames.js';
+import type { DirectLink } from './direct-links.js';
 import type { Inbox, Listener } from './inbox.js';
 import { isNoResponders } from './wire.js';
 
@@ -16,6 +17,8 @@ export interface FramedAttempt extends Listener {
   readonly token: number;
   readonly ended: boolean;
   frame: FrameListener | undefined;
+  /** The direct link it went on, if it did. */
+  via: DirectLink | undefined;
   /** Sends it as a request of its own. */
   publish(): void;
   publishFailed(e: unknown): void;
@@ -45,6 +48,8 @@ export class Framer {
   constructor(
     private readonly nats: NatsConnection,
     private readonly inbox: Inbox,
+    /** Sends to a replica: on its direct link or on NATS (call.ts, CallHost.send). */
+    private readonly sendTo: (r: ReplicaState, data: Uint8Array, reply: string) => DirectLink | undefined,
     /** Told of each frame sent (two calls or more). */
     private readonly onFrame: () => void,
   ) {}
@@ -85,7 +90,8 @@ export class Framer {
     const listener = new FrameListener(this.inbox, live);
     for (const a of live) a.frame = listener;
     try {
-      this.nats.publish(r.info.subject, encodeFrame(items), { reply: this.inbox.subject(listener.token) });
+      const via = this.sendTo(r, encodeFrame(items), this.inbox.subject(listener.token));
+      for (const a of live) a.via = via;
       this.onFrame();
     } catch (e) {
       for (const a of live) a.publishFailed(e);

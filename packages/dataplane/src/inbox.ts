@@ -35,6 +35,11 @@ export class Inbox {
     });
   }
 
+  /** A message for `subject` that came another way than NATS (a direct link, direct-links.ts): to its listener, if it is one of ours. */
+  deliver(subject: string, msg: Msg): void {
+    if (subject.startsWith(this.prefix)) this.listeners.get(Number(subject.slice(this.prefix.length)))?.onMessage(msg);
+  }
+
   /** A fresh token whose reply subject (`subject(token)`) delivers to `l` until closed. */
   open(l: Listener): number {
     const token = this.next++;

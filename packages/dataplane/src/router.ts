@@ -27,12 +27,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { decode, encode, ErrorCode, isMusterError, MusterError, type NatsConnection } from '@muster/common';
-import type { Subscription } from '@nats-io/transport-node';
+import type { MsgHdrs, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { Balancer, type ReplicaState } from './balancer.js';
 import type { Call, CallHost, ResolvedCallOptions } from './call.js';
 import { Link } from './connection.js';
 import { Deadlines } from './deadlines.js';
+import { DirectLinks, type DirectLink } from './direct-links.js';
 import { Framer } from './framer.js';
 import { OK, recordPrefixRoute, recordRouterCall, trackRouter } from './metrics.js';
 import { checkRouteOptions } from './route-key.js';
@@ -79,6 +80,7 @@ const initSchema = z.object({
   maxQueued: z.int().min(0).max(10_000_000).default(1_000),
   maxRetries: z.int().min(0).max(100).default(3),
   frames: z.boolean().default(true),
+  direct: z.boolean().default(false),
   replicaLostAfterMs: z.int().min(10).max(600_000).default(3_000),
   reportFreshMs: z.int().min(10).max(600_000).default(3_000),
   inboxPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected NATS subject tokens').optional(),
@@ -114,6 +116,8 @@ export class Router implements OverflowTarget {
   /** What overflow reads of this group at a call's start (one closure, not one per call). */
   private readonly pressureOf = (): GroupPressure => this.balancer.pressure();
   private readonly deadlines = new Deadlines();
+  /** Links to the replicas beside NATS (direct-links.ts), when this router takes the direct path. */
+  private readonly direct: DirectLinks | undefined;
 
   constructor(nats: NatsConnection, membership: MembershipFeed | undefined, init: RouterInit) {
     const parsed = initSchema.safeParse(init);
@@ -131,9 +135,11 @@ export class Router implements OverflowTarget {
     this.link = new Link(nats, { down: (closed) => this.connectionLost(closed) });
     const calls = new Set<Call>();
     const counters = { retries: 0, hedges: 0, lost: 0, frames: 0 };
-    const cancel = (r: ReplicaState, id: string, deadline: number) => this.cancel(r.info.replicaId, r.info.subject, id, deadline);
-    const framer = o.frames ? new Framer(nats, this.inbox, () => counters.frames++) : undefined;
-    this.host = { group: o.group, nats, balancer: this.balancer, inbox: this.inbox, link: this.link, maxRetries: o.maxRetries, calls, counters, cancel, deadlines: this.deadlines, framer };
+    const cancel = (r: ReplicaState, id: string, deadline: number) => this.cancel(r.info.replicaId, r.info.subject, id, deadline, r);
+    this.direct = o.direct ? new DirectLinks(nats, this.inbox, { broken: (r, link) => this.linkBroken(r, link) }) : undefined;
+    const send = (r: ReplicaState, data: Uint8Array, reply?: string, headers?: MsgHdrs) => this.send(r, data, reply, headers);
+    const framer = o.frames ? new Framer(nats, this.inbox, send, () => counters.frames++) : undefined;
+    this.host = { group: o.group, nats, balancer: this.balancer, inbox: this.inbox, link: this.link, maxRetries: o.maxRetries, calls, counters, cancel, send, deadlines: this.deadlines, framer };
     this.untrack = trackRouter({ group: o.group, inFlight: () => calls.size, queued: () => this.balancer.queued, counters });
     this.loadSub = nats.subscribe(loadSubject(o.subjectPrefix, o.group), {
       callback: (err, msg) => {
@@ -177,6 +183,7 @@ export class Router implements OverflowTarget {
   update(m: Membership): boolean {
     if (this.closed || !this.balancer.update(m)) return false;
     this.overflow.update(m.overflow);
+    this.direct?.retain();
     return true;
   }
 
@@ -239,11 +246,13 @@ export class Router implements OverflowTarget {
    * Calls waiting in this router, in flight and reported queue per replica
    * (and whether it reads frames), totals of retries, hedges, lost calls and
    * request frames sent, reply subjects listened on now (one per copy of a
-   * call out, one per request frame with calls out), and whether its NATS
-   * connection is up.
+   * call out, one per request frame with calls out), whether its NATS
+   * connection is up, and with the direct path its links up and messages
+   * sent on them.
    */
-  stats(): { queued: number; replicas: ReturnType<Balancer['stats']>; retries: number; hedges: number; lost: number; frames: number; replySubjects: number; connected: boolean; overflow: ReturnType<Overflow['stats']>; prefixRoutes: Balancer['prefixRoutes'] } {
-    return { queued: this.balancer.queued, replicas: this.balancer.stats(), ...this.host.counters, replySubjects: this.inbox.size, connected: this.link.up, overflow: this.overflow.stats(), prefixRoutes: { ...this.balancer.prefixRoutes } };
+  stats(): { queued: number; replicas: ReturnType<Balancer['stats']>; retries: number; hedges: number; lost: number; frames: number; replySubjects: number; connected: boolean; overflow: ReturnType<Overflow['stats']>; prefixRoutes: Balancer['prefixRoutes']; direct: { up: number; sent: number } | undefined } {
+    const direct = this.direct && { up: this.direct.up, sent: this.direct.sent };
+    return { queued: this.balancer.queued, replicas: this.balancer.stats(), ...this.host.counters, replySubjects: this.inbox.size, connected: this.link.up, overflow: this.overflow.stats(), prefixRoutes: { ...this.balancer.prefixRoutes }, direct };
   }
 
   /**
@@ -271,6 +280,7 @@ export class Router implements OverflowTarget {
     this.overflow.close();
     for (const c of [...this.host.calls]) c.fail(new MusterError(ErrorCode.CANCELLED, `the router of replica group "${this.group}" was closed`));
     this.deadlines.stop();
+    this.direct?.close();
     this.link.stop();
     this.heldCancels.clear();
     if (!this.loadSub.isClosed()) this.loadSub.unsubscribe();
@@ -311,11 +321,36 @@ export class Router implements OverflowTarget {
     for (const c of [...this.host.calls]) c.connectionLost(closed);
   }
 
+  /** On `r`'s direct link when one is up, else on NATS (CallHost.send). */
+  private send(r: ReplicaState, data: Uint8Array, reply?: string, headers?: MsgHdrs): DirectLink | undefined {
+    const link = this.direct?.for(r);
+    if (link) {
+      link.send(data, reply, headers);
+      this.direct!.sent++;
+      return link;
+    }
+    this.nats.publish(r.info.subject, data, reply === undefined ? undefined : headers ? { reply, headers } : { reply });
+    return undefined;
+  }
+
+  /**
+   * `r`'s link closed without GOAWAY: the replica died, or the link broke.
+   * Copies sent on it may never be answered, so they are lost now (as the
+   * sweep would find a little later): resent when idempotent, else
+   * REPLICA_LOST. Should the replica live, its answers come on NATS — to a
+   * call that has moved on, and are dropped.
+   */
+  private linkBroken(r: ReplicaState, link: DirectLink): void {
+    for (const a of [...r.attempts]) if (a.via === link) a.lost(`closed its direct link while the call was in flight (it died, or the link broke)`);
+  }
+
   /** Best effort: now if the connection is up, else held until the replica reports load again (or the call's deadline passes: then the replica aborts it by itself). */
-  private cancel(replicaId: string, subject: string, id: string, deadline: number): void {
+  private cancel(replicaId: string, subject: string, id: string, deadline: number, r?: ReplicaState): void {
     if (this.link.up) {
       try {
-        this.nats.publish(subject, encode({ v: 1, id, cancel: true } satisfies WireCancel));
+        const data = encode({ v: 1, id, cancel: true } satisfies WireCancel);
+        if (r) this.send(r, data);
+        else this.nats.publish(subject, data);
       } catch {
         // best effort
       }

@@ -46,6 +46,15 @@ export interface ServeOptions {
    * names of letters, digits, `_` and `:`; a value not finite is left out.
    */
   customMetrics?: () => Record<string, number> | undefined;
+  /**
+   * The direct path (docs/dataplane.md, "The direct path"): the address this
+   * replica listens at for callers' TLS links beside NATS (port 0 or absent:
+   * any free one). Default: MUSTER_DATA_ADDR, which the worker sets to its
+   * node's address; `false`: no listener, calls come on NATS only. A listener
+   * given here that cannot start fails serve(); one from MUSTER_DATA_ADDR is
+   * left out with a process warning.
+   */
+  direct?: false | { host: string; port?: number; maxLinkAgeMs?: number };
 }
 
 export interface Server {
@@ -56,6 +65,8 @@ export interface Server {
   readonly inFlight: number;
   /** Requests waiting for a handler slot. */
   readonly queued: number;
+  /** Its direct-path listener (docs/dataplane.md), when it has one: where, and the callers' links open now. */
+  readonly direct?: { readonly host: string; readonly port: number; readonly links: number } | undefined;
   /** Stops taking requests, resolves once every accepted one is answered. */
   drain(): Promise<void>;
   /** Stops now: queued requests are answered MUSTER_UNAVAILABLE (never started, so routers retry them), running ones are aborted. */
@@ -63,6 +74,12 @@ export interface Server {
 }
 
 const HANDLER_KEYS = ['unary', 'stream', 'batch'];
+
+const directSchema = z.strictObject({
+  host: z.string().min(1),
+  port: z.int().min(0).max(65_535).optional(),
+  maxLinkAgeMs: z.int().min(100).max(86_400_000).optional(),
+});
 
 const limits = z.object({
   maxConcurrent: z.int().min(1).max(100_000).default(64),
@@ -93,6 +110,8 @@ export interface ServeConfig {
   batch: { options: ValidBatchOptions; capacity: number } | undefined;
   engineLoad?: (() => EngineLoad | undefined) | undefined;
   customMetrics?: (() => Record<string, number> | undefined) | undefined;
+  /** Where the direct path listens; `given`: by serve()'s options (a failure to listen fails serve()), else from MUSTER_DATA_ADDR. */
+  direct: { host: string; port?: number; maxLinkAgeMs?: number; given: boolean } | undefined;
 }
 
 /** The handlers and options checked, with their defaults; throws INVALID_ARGUMENT naming what is wrong. */
@@ -108,6 +127,19 @@ export function serveConfig(handlers: ServeHandlers, opts: ServeOptions): ServeC
     throw new MusterError(ErrorCode.INVALID_ARGUMENT, `serve(): ${i.path.join('.')}: ${i.message}`, { details: { field: i.path.join('.') } });
   }
   const env = opts.env ?? process.env;
+  let direct: ServeConfig['direct'];
+  if (opts.direct !== undefined && opts.direct !== false) {
+    const d = directSchema.safeParse(opts.direct);
+    if (!d.success) {
+      const i = d.error.issues[0]!;
+      const field = ['direct', ...i.path].join('.');
+      throw new MusterError(ErrorCode.INVALID_ARGUMENT, `serve(): ${field}: ${i.message}`, { details: { field } });
+    }
+    direct = { ...d.data, given: true };
+  } else if (opts.direct === undefined) {
+    const host = env[SHARD_ENV.DATA_ADDR];
+    if (host) direct = { host, given: false };
+  }
   return {
     ...parsed.data,
     subject: required(opts.subject, env, SHARD_ENV.SUBJECT, 'subject'),
@@ -118,6 +150,7 @@ export function serveConfig(handlers: ServeHandlers, opts: ServeOptions): ServeC
     batch: batch && { options: batch, capacity: batchCapacity(batch, opts.maxConcurrent) },
     engineLoad: opts.engineLoad,
     customMetrics: opts.customMetrics,
+    direct,
   };
 }
 

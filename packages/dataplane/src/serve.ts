@@ -35,11 +35,13 @@
 import { randomBytes } from 'node:crypto';
 import { decode, encode, endSpan, ErrorCode, isMusterError, MusterError, otelContext, tracingOn, type NatsConnection } from '@muster/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
-import { customMetricsOf, loadSubject, QUEUE_GROUP } from '@muster/contracts';
+import { customMetricsOf, loadSubject, QUEUE_GROUP, SHARD_ENV } from '@muster/contracts';
 import { Answers, type AnswerFrame } from './answers.js';
 import { Batcher, type BatchOutcome } from './batch.js';
 import { CallAbort, HandlerContext } from './call-abort.js';
 import { Link } from './connection.js';
+import { DirectListener, type DirectHost, type Outlet } from './direct-listener.js';
+import { helloOf } from './direct-wire.js';
 import { decodeItem, FRAME_VERSION, frameItems } from './frames.js';
 import { OK, recordReplicaBatch, recordReplicaRequest, trackReplica } from './metrics.js';
 import { replicaConnection, serveConfig, type ServeConfig, type ServeHandlers, type ServeOptions, type Server } from './serve-options.js';
@@ -54,6 +56,18 @@ export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): P
   const cfg = serveConfig(handlers, opts);
   const nc = opts.nats ?? (await replicaConnection(opts.env ?? process.env, cfg));
   const server = new ReplicaServer(nc, !opts.nats, handlers, cfg);
+  if (cfg.direct) {
+    try {
+      server.direct = await DirectListener.start(nc, server, cfg.direct);
+    } catch (e) {
+      const why = `replica ${cfg.replicaId}: cannot listen for direct links at ${cfg.direct.host}:${cfg.direct.port ?? 0}: ${(e as Error).message}`;
+      if (cfg.direct.given) {
+        await server.close();
+        throw new MusterError(ErrorCode.UNAVAILABLE, `serve(): ${why}`, { cause: e });
+      }
+      process.emitWarning(`${why}; serving on NATS only (set ${SHARD_ENV.DATA_ADDR} to an address of this host, or pass serve()'s direct: false)`, 'MusterWarning');
+    }
+  }
   await nc.flush(); // the subscription is live at the NATS server before we say we serve
   // The agent's warm-up calls (warmup.ts); a batching replica's go to its batch handler, a batch of one.
   server.stopWarmups = answerWarmups({ unary: handlers.unary ?? (cfg.batch && batchOfOne(cfg.batch.options.handler)), stream: handlers.stream }, opts.env === undefined);
@@ -66,6 +80,8 @@ interface Job {
   stream: boolean;
   payload: unknown;
   reply: string;
+  /** Where its answer goes: NATS, or the direct link it came on (direct-listener.ts). */
+  out: Outlet;
   /** It came in a request frame (frames.ts): its answer goes in an answer frame, under its token. */
   frame: AnswerFrame | undefined;
   token: number;
@@ -84,7 +100,7 @@ interface Job {
   trace: ReturnType<typeof startServeSpan>;
 }
 
-class ReplicaServer implements Server {
+class ReplicaServer implements Server, DirectHost {
   private running = 0;
   private readonly waiting: Job[] = [];
   /** Started and waiting jobs by request id, for cancels. */
@@ -106,6 +122,8 @@ class ReplicaServer implements Server {
   /** Stops answering the agent's warm-up calls (warmup.ts); drain and close call it. */
   stopWarmups: () => void = () => undefined;
   private readonly answers: Answers;
+  /** The direct path's listener (direct-listener.ts), when this replica offers one. */
+  direct: DirectListener | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -148,7 +166,12 @@ class ReplicaServer implements Server {
     return this.waiting.length + (this.batcher?.queued ?? 0);
   }
 
-  private onMessage(msg: Msg): void {
+  get serving(): boolean {
+    return this.state === 'serving';
+  }
+
+  /** A message on the replica's subject; `out` is where its answers go (NATS, or the link it came on). */
+  onMessage(msg: Msg, out: Outlet = this.nc): void {
     let req: Partial<WireRequest & WireCancel & WireCredit> | undefined;
     try {
       req = decode(msg.data);
@@ -158,34 +181,43 @@ class ReplicaServer implements Server {
     if (req?.cancel === true) return this.cancel(String(req.id));
     if (typeof req?.credit === 'number') return this.credit(String(req.id), req.credit);
     if (!msg.reply) return; // nobody to answer: not a data-plane request
-    if (typeof req === 'object' && req !== null && 'frame' in req) return this.onFrame(req, msg, msg.reply);
-    this.onRequest(req, msg, msg.reply, undefined, 0);
+    if (typeof req === 'object' && req !== null && 'frame' in req) return this.onFrame(req, msg, msg.reply, out);
+    const hello = out === this.nc ? helloOf(req) : undefined;
+    if (hello) return this.onHello(hello, msg.reply);
+    this.onRequest(req, msg, msg.reply, out, undefined, 0);
+  }
+
+  /** A caller asks for the direct path (direct-wire.ts): where to connect, or why not. */
+  private onHello(hello: NonNullable<ReturnType<typeof helloOf>>, reply: string): void {
+    const answer = this.direct?.hello(hello) ?? 'it offers no direct path';
+    if (typeof answer !== 'string') return void this.answers.publish(reply, answer);
+    this.answers.publish(reply, { v: 1, ok: false, error: wireError(ErrorCode.UNAVAILABLE, `replica ${this.replicaId}: no direct link: ${answer}`) });
   }
 
   /** A request frame (frames.ts): each of its calls as if it came alone, answered in an answer frame. */
-  private onFrame(body: unknown, msg: Msg, reply: string): void {
+  private onFrame(body: unknown, msg: Msg, reply: string, out: Outlet): void {
     const got = frameItems(body);
     if (typeof got !== 'object') {
       // Answered as a whole: the router hands this error to each call of the frame.
-      this.answers.publish(reply, { v: 1, ok: false, error: wireError(ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId}: a request frame that is not one: ${got ?? 'no frame'}`) });
+      this.answers.publish(reply, { v: 1, ok: false, error: wireError(ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId}: a request frame that is not one: ${got ?? 'no frame'}`) }, undefined, out);
       return;
     }
-    const frame = this.answers.openFrame(reply);
-    for (const [token, bytes] of got.items) this.onRequest(decodeItem(bytes) as Partial<WireRequest> | undefined, msg, reply, frame, token);
+    const frame = this.answers.openFrame(reply, out);
+    for (const [token, bytes] of got.items) this.onRequest(decodeItem(bytes) as Partial<WireRequest> | undefined, msg, reply, out, frame, token);
   }
 
-  private onRequest(req: Partial<WireRequest> | undefined, msg: Msg, reply: string, frame: AnswerFrame | undefined, token: number): void {
+  private onRequest(req: Partial<WireRequest> | undefined, msg: Msg, reply: string, out: Outlet, frame: AnswerFrame | undefined, token: number): void {
     if (req?.v !== 1 || typeof req.id !== 'string' || typeof req.deadline !== 'number' || (frame && req.stream === true)) {
       const why = req?.v === 1 && frame ? 'a stream request cannot come in a request frame' : 'not a v1 data-plane request';
       const error: WireReply = { v: 1, ok: false, error: wireError(ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId}: ${why}`) };
       if (frame) this.answers.add(frame, token, encode(error));
-      else this.answers.publish(reply, error);
+      else this.answers.publish(reply, error, undefined, out);
       return;
     }
     const window = Number.isInteger(req.window) && req.window! > 0 ? req.window : undefined;
     // Off (no tracer provider), one check: no span, no headers read.
     const trace = tracingOn() ? startServeSpan(msg, { group: this.group, replicaId: this.replicaId, revision: this.revision, subject: this.subject, callId: req.id, stream: req.stream === true }) : undefined;
-    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply, frame, token, arrived: performance.now(), code: OK, credit: 0, trace };
+    const job: Job = { id: req.id, deadline: req.deadline, stream: req.stream === true, payload: req.payload, reply, out, frame, token, arrived: performance.now(), code: OK, credit: 0, trace };
     if (window) job.window = window;
     if (!(job.stream ? this.handlers.stream : this.handlers.unary ?? this.batcher)) {
       return this.fail(job, ErrorCode.INVALID_ARGUMENT, `replica ${this.replicaId} of group ${this.group} serves no ${job.stream ? 'stream' : 'unary'} handler`);
@@ -265,17 +297,17 @@ class ReplicaServer implements Server {
         if (job.window !== undefined && seq >= job.credit + job.window) await this.creditFor(job, seq, abort.signal);
         if (abort.lapsed()) return this.endAborted(job, seq, abort);
         // Not sent as it was (too large, not encodable): an error chunk ended the stream; leaving the loop stops the handler.
-        if (!this.answers.publish(job.reply, { v: 1, seq: seq++, data } satisfies WireChunk, job.id)) return void (job.code = ErrorCode.RESOURCE_EXHAUSTED);
+        if (!this.answers.publish(job.reply, { v: 1, seq: seq++, data } satisfies WireChunk, job.id, job.out)) return void (job.code = ErrorCode.RESOURCE_EXHAUSTED);
       }
       if (abort.lapsed()) return this.endAborted(job, seq, abort);
-      this.answers.publish(job.reply, { v: 1, seq, end: true } satisfies WireChunk, job.id);
+      this.answers.publish(job.reply, { v: 1, seq, end: true } satisfies WireChunk, job.id, job.out);
     } catch (e) {
       // Cancelled by its caller or past the deadline (the handler's fetch or I/O aborted with it):
       // nothing is sent, the caller has stopped listening (its own deadline says DEADLINE_EXCEEDED).
       // Aborted because the replica is closing, the caller still waits: it gets the error chunk.
       if (abort.lapsed() && callerGone(job, abort)) return void (job.code = abortCode(abort));
       job.code = ErrorCode.APPLICATION;
-      this.answers.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.APPLICATION, messageOf(e)) } satisfies WireChunk, job.id);
+      this.answers.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.APPLICATION, messageOf(e)) } satisfies WireChunk, job.id, job.out);
     }
   }
 
@@ -289,7 +321,7 @@ class ReplicaServer implements Server {
     job.code = abortCode(abort);
     if (callerGone(job, abort)) return;
     job.code = ErrorCode.UNAVAILABLE;
-    this.answers.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.UNAVAILABLE, `replica ${this.replicaId} is closing; stream call ${job.id} ended after ${seq} chunks`) } satisfies WireChunk, job.id);
+    this.answers.publish(job.reply, { v: 1, seq, error: wireError(ErrorCode.UNAVAILABLE, `replica ${this.replicaId} is closing; stream call ${job.id} ended after ${seq} chunks`) } satisfies WireChunk, job.id, job.out);
   }
 
   /** A job's handler ended: counted, its slot freed and handed to the jobs waiting (in a loop: a handler that ends synchronously does not recurse). */
@@ -392,6 +424,7 @@ class ReplicaServer implements Server {
     this.stopWarmups();
     if (this.state === 'serving') {
       this.state = 'draining';
+      this.direct?.goAway(); // callers send new calls on NATS, where the drained subscription bounces them elsewhere
       await this.sub.drain().catch(() => undefined); // closed connection: nothing more can arrive anyway
       this.batcher?.flush(); // nothing more will join a batch: don't wait out the delay
     }
@@ -420,6 +453,7 @@ class ReplicaServer implements Server {
     this.batcher?.close();
     this.checkIdle();
     this.answers.flush(); // before the connection drains: it takes no publish after that
+    await this.direct?.close(); // what was written to the links goes first
     if (this.ownsConnection) await this.nc.drain().catch(() => undefined);
     else await this.nc.flush().catch(() => undefined);
   }

@@ -76,7 +76,7 @@ export class StreamCall extends Call {
     const a = this.source;
     if (!a || a.ended || this.settled) return;
     try {
-      this.host.nats.publish(a.replica.info.subject, encode({ v: 1, id: this.id, credit: this.taken } satisfies WireCredit));
+      this.host.send(a.replica, encode({ v: 1, id: this.id, credit: this.taken } satisfies WireCredit));
     } catch {
       // connection closed: the call fails by its own path
     }

@@ -108,6 +108,13 @@ export interface RouterOptions {
    * (default true). False: every call is a NATS request of its own.
    */
   frames?: boolean;
+  /**
+   * Take the direct path (docs/dataplane.md, "The direct path"): calls go to
+   * each replica on a TLS link of their own, set up through NATS on first
+   * use, one broker hop less each way; NATS carries them until it is up, and
+   * whenever it is not. Default false.
+   */
+  direct?: boolean;
 }
 
 /** What `serve()` handlers get. */

@@ -288,8 +288,9 @@ export class LocalCluster {
   }
 
   /** An SDK client of this cluster, as its admin (`clientOptions()`). */
-  async connect(): Promise<Cluster> {
-    return connect(this.clientOptions());
+  /** A client of this cluster as its admin; `options` add to (or override) clientOptions(), e.g. `{ direct: true }`. */
+  async connect(options: Partial<ConnectOptions> = {}): Promise<Cluster> {
+    return connect({ ...this.clientOptions(), ...options });
   }
 
   /** Waits until the head lists `count` alive nodes. */

@@ -40,6 +40,7 @@ import { collect, pages, type PageOptions } from './pages.js';
 import { HeadService } from './rpc.js';
 import { Gangs } from './gangs.js';
 import { ReplicaGroups } from './replica-groups.js';
+import type { RouterOptions } from '@muster/dataplane';
 import { Actors } from './actors.js';
 import { PlacementGroups } from './placement-groups.js';
 import { drainStatusView, eventView, nodeView, type ClusterEventView, type DrainStatusView, type NodeStateName, type NodeView } from './types.js';
@@ -76,7 +77,7 @@ export async function connect(options: ConnectOptions): Promise<Cluster> {
   const o = await resolveConnectOptions(options);
   const token = o.token ?? (o.tokenFile ? await readToken(o.tokenFile) : undefined);
   const channel = o.tls ? sharedChannelCredentials(o.tls) : credentials.createInsecure();
-  const cluster = new Cluster(new Endpoints(o.heads, { channel, tls: o.tls !== undefined }, o.onRetry), token, o.callTimeoutMs);
+  const cluster = new Cluster(new Endpoints(o.heads, { channel, tls: o.tls !== undefined }, o.onRetry), token, o.callTimeoutMs, o.direct === undefined ? {} : { direct: o.direct });
   try {
     await cluster.info(); // fail fast on a wrong token; find the leader
   } catch (e) {
@@ -108,13 +109,13 @@ export class Cluster {
   /** TS class instances hosted on workers, called by method name. */
   readonly actors: Actors;
 
-  /** `token`: sent with every call when given; a TLS client with a certificate may have none. */
-  constructor(private readonly endpoints: Endpoints, token: string | undefined, callTimeoutMs: number) {
+  /** `token`: sent with every call when given; a TLS client with a certificate may have none. `routerDefaults`: connect()'s data-plane options. */
+  constructor(private readonly endpoints: Endpoints, token: string | undefined, callTimeoutMs: number, routerDefaults: RouterOptions = {}) {
     const metadata = token ? tokenMetadata(token) : new Metadata();
     this.service = new HeadService(endpoints, ClusterServiceClient, metadata, callTimeoutMs);
     this.placementGroups = new PlacementGroups(new HeadService(endpoints, PlacementGroupServiceClient, metadata, callTimeoutMs));
     this.gangs = new Gangs(new HeadService(endpoints, GangServiceClient, metadata, callTimeoutMs));
-    this.replicaGroups = new ReplicaGroups(new HeadService(endpoints, ReplicaGroupServiceClient, metadata, callTimeoutMs), (inboxPrefix) => this.service.call<NatsAccess>((c, md, o, cb) => c.getDataPlaneAccess({ inboxPrefix }, md, o, cb)));
+    this.replicaGroups = new ReplicaGroups(new HeadService(endpoints, ReplicaGroupServiceClient, metadata, callTimeoutMs), (inboxPrefix) => this.service.call<NatsAccess>((c, md, o, cb) => c.getDataPlaneAccess({ inboxPrefix }, md, o, cb)), routerDefaults);
     this.actors = new Actors(this.replicaGroups);
   }
 

@@ -41,6 +41,13 @@ const connectOptionsSchema = z
     configFile: z.string().min(1).optional(),
     /** Deadline of each control call, retries across heads included, ms. */
     callTimeoutMs: z.number().int().positive().default(10_000),
+    /**
+     * The data plane's direct path (docs/dataplane.md, "The direct path"):
+     * this client's routers — a handle's calls, `router()` — call each
+     * replica on a TLS link of its own beside NATS, one broker hop less each
+     * way. Default false; a router's own `direct` option wins.
+     */
+    direct: z.boolean().optional(),
     /** Called before each retry of a control call (a head down, a standby refusing): for progress output. */
     onRetry: z.custom<(notice: RetryNotice) => void>((v) => typeof v === 'function', { error: 'expected a function' }).optional(),
   }, didYouMeanKeys)

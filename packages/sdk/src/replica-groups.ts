@@ -315,6 +315,8 @@ export class ReplicaGroups {
     private readonly head: HeadService<ReplicaGroupServiceClient>,
     /** GetDataPlaneAccess: this client's own NATS user. */
     private readonly natsAccess: (renewInboxPrefix: string) => Promise<NatsAccess>,
+    /** What every router of this client is made with unless its own options say otherwise (connect()'s `direct`). */
+    private readonly routerDefaults: RouterOptions = {},
   ) {}
 
   /** Create or update; idempotent. Changing only `replicas` never rolls out. */
@@ -401,7 +403,7 @@ export class ReplicaGroups {
         throw e;
       }
     };
-    const router = new Router(conn, this.membership(name, abort.signal), { ...opts, group: name, subjectPrefix: prefix, ...(inboxPrefix ? { inboxPrefix } : {}), openOverflow });
+    const router = new Router(conn, this.membership(name, abort.signal), { ...this.routerDefaults, ...opts, group: name, subjectPrefix: prefix, ...(inboxPrefix ? { inboxPrefix } : {}), openOverflow });
     const close = router.close.bind(router);
     router.close = () => {
       abort.abort();

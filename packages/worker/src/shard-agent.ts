@@ -32,6 +32,16 @@ export function rankEnv(env: Record<string, string>, testRun: string | undefined
   return out;
 }
 
+/**
+ * The launch order's environment with this node's address for the direct
+ * path (MUSTER_DATA_ADDR, docs/dataplane.md) when the rank serves a replica
+ * subject — itself, or through the agent's HTTP bridge. A template that sets
+ * it keeps its own.
+ */
+export function withDataAddr(env: Record<string, string>, dataAddr: string | undefined): Record<string, string> {
+  return dataAddr && env[SHARD_ENV.SUBJECT] ? { [SHARD_ENV.DATA_ADDR]: dataAddr, ...env } : env;
+}
+
 /** Writes to the head stream; false when its buffer is full (grpc-js `write`). */
 type Send = (msg: AgentMessage) => boolean;
 /** Resolves when the head stream's buffer drained, or `signal` aborted. */
@@ -61,6 +71,8 @@ export class ShardAgent {
   constructor(
     private readonly supervisor: ShardSupervisor,
     private readonly log: Logger,
+    /** This node's address: a serving rank's (and its HTTP bridge's) direct-path listener binds it (MUSTER_DATA_ADDR, unless the template sets it). */
+    private readonly dataAddr?: string,
   ) {}
 
   /**
@@ -151,6 +163,7 @@ export class ShardAgent {
         this.onStatus({ key, gangId: l.gangId, attempt: l.attempt, rank: s.rank, phase: 'exited', reason, portInUse: busy });
         continue;
       }
+      const env = withDataAddr(s.env, this.dataAddr);
       try {
         this.supervisor.launch({
           key,
@@ -161,7 +174,7 @@ export class ShardAgent {
           args: s.args,
           // The test kit tags every process it starts; shards inherit the tag
           // so a test run can prove none was left behind.
-          env: rankEnv(s.env, testRun),
+          env: rankEnv(env, testRun),
           cwd: s.cwd || undefined,
           startupDeadlineMs: s.startupDeadlineMs,
           readiness: probe(s.readiness),
@@ -170,7 +183,7 @@ export class ShardAgent {
           gracePeriodMs: s.gracePeriodMs,
           logMaxBytes: s.logMaxBytes,
         });
-        if (s.rank === 0 && httpBridgePort(s.env) > 0) this.toBridge.set(key, s.env);
+        if (s.rank === 0 && httpBridgePort(env) > 0) this.toBridge.set(key, env);
       } catch (e) {
         // Nothing started: report the rank as failed so the head decides.
         const reason = `could not launch: ${e instanceof Error ? e.message : String(e)}`;

@@ -71,7 +71,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     logRetention: { maxAgeMs: config.logRetentionMs, attemptsKept: config.logAttemptsKept, gangsKept: config.logGangsKept },
   });
   // HTTP bridges connect to NATS as their group's user, from the launch order (shard-agent.ts): the agent has no NATS user.
-  const shardAgent = (late.agent = new ShardAgent(supervisor, log));
+  const shardAgent = (late.agent = new ShardAgent(supervisor, log, address));
   const agent = new Agent(
     {
       heads: config.head,

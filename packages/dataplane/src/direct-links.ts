@@ -1,0 +1,229 @@
+/**
+ * The caller's end of the direct path (direct-wire.ts has the wire and the
+ * trust; direct-listener.ts the replica's end): one TLS link per replica of
+ * the group, made on first use and used once it is up. Until then, and
+ * whenever it is not up, messages go on NATS as before — the direct path
+ * only ever takes a hop out, it never makes a call wait.
+ *
+ * A link's life, per replica:
+ *
+ *   (none) ──first message──▶ hello (on NATS) ──answer──▶ connecting ──TLS up──▶ up
+ *   hello, connecting ──refused, no answer, TLS failed──▶ off (retried after a back-off)
+ *   up ──GOAWAY──▶ (none): new messages on NATS, a new hello on the next one;
+ *                  answers to what was sent still come, on it or on NATS
+ *   up ──closed without GOAWAY──▶ off: the replica died or the link broke;
+ *                  calls with a copy sent on it are told it was lost (retried when
+ *                  idempotent, else REPLICA_LOST: it may have run), as the router's
+ *                  sweep would tell them a little later
+ *
+ * Bounds: one link per replica in the membership (links of replicas that left
+ * it are closed), a frame (the NATS max_payload and FRAME_SLACK), bytes
+ * waiting to be written (past MAX_BUFFERED, messages go on NATS until it
+ * drains), a hello (HELLO_TIMEOUT_MS), a TLS connect (CONNECT_TIMEOUT_MS).
+ */
+import { randomBytes } from 'node:crypto';
+import { connect, type TLSSocket } from 'node:tls';
+import { decode, encode, type NatsConnection } from '@muster/common';
+import type { Msg, MsgHdrs } from '@nats-io/transport-node';
+import type { ReplicaState } from './balancer.js';
+import { MAX_BUFFERED } from './direct-listener.js';
+import { encodeRequest, FRAME_SLACK, FrameReader, helloAnswerOf, ID_BYTES, KEY_BYTES, KIND, LINK_TLS, type HeaderPairs, type HelloRequest } from './direct-wire.js';
+import type { Inbox, Listener } from './inbox.js';
+import { isNoResponders, maxPayloadOf } from './wire.js';
+
+export const HELLO_TIMEOUT_MS = 2_000;
+export const CONNECT_TIMEOUT_MS = 5_000;
+/** Back-off after a failed set-up or a broken link: doubles from MIN to MAX. */
+const RETRY_MIN_MS = 1_000;
+const RETRY_MAX_MS = 60_000;
+/** After a replica said it offers no direct path (an older one, or none configured). */
+const NOT_OFFERED_MS = 60_000;
+
+/** What happens to calls when a link breaks (router.ts). */
+export interface LinkOwner {
+  /** Link `link` to `r` closed without GOAWAY: copies sent on it may never be answered. */
+  broken(r: ReplicaState, link: DirectLink): void;
+}
+
+export class DirectLinks {
+  private readonly links = new Map<ReplicaState, DirectLink>();
+  /** Messages sent on a link (observability, tests). */
+  sent = 0;
+
+  constructor(
+    private readonly nats: NatsConnection,
+    private readonly inbox: Inbox,
+    private readonly owner: LinkOwner,
+  ) {}
+
+  /** The link to send to `r` on now, if one is up; else undefined (send on NATS), and one is set up if none is. */
+  for(r: ReplicaState): DirectLink | undefined {
+    const l = this.links.get(r);
+    if (l?.usable) return l;
+    if (!l || (l.state === 'off' && Date.now() >= l.retryAt)) this.open(r, l);
+    return undefined;
+  }
+
+  /** Links up now. */
+  get up(): number {
+    let n = 0;
+    for (const l of this.links.values()) if (l.state === 'up') n++;
+    return n;
+  }
+
+  /** Closes the links of replicas that left the membership. */
+  retain(): void {
+    for (const [r, l] of this.links) {
+      if (r.live) continue;
+      this.links.delete(r);
+      l.close();
+    }
+  }
+
+  close(): void {
+    for (const l of this.links.values()) l.close();
+    this.links.clear();
+  }
+
+  private open(r: ReplicaState, previous: DirectLink | undefined): void {
+    const l = new DirectLink(this.nats, this.inbox, r, previous?.failures ?? 0, {
+      gone: () => {
+        if (this.links.get(r) === l) this.links.delete(r);
+      },
+      broken: () => this.owner.broken(r, l),
+    });
+    this.links.set(r, l);
+    l.hello();
+  }
+}
+
+interface LinkEvents {
+  /** GOAWAY: forget it (the next message says hello again). */
+  gone(): void;
+  broken(): void;
+}
+
+export class DirectLink implements Listener {
+  state: 'hello' | 'connecting' | 'up' | 'leaving' | 'off' = 'hello';
+  retryAt = 0;
+  private socket: TLSSocket | undefined;
+  private token = -1;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly id = randomBytes(ID_BYTES).toString('hex');
+  private readonly key = randomBytes(KEY_BYTES);
+  private closing = false;
+
+  constructor(
+    private readonly nats: NatsConnection,
+    private readonly inbox: Inbox,
+    private readonly replica: ReplicaState,
+    /** Set-ups that failed in a row before this one (the back-off). */
+    public failures: number,
+    private readonly events: LinkEvents,
+  ) {}
+
+  get usable(): boolean {
+    return this.state === 'up' && this.socket!.writableLength <= MAX_BUFFERED;
+  }
+
+  /** Asks the replica on NATS (its own subject: the broker checks this caller may call the group). */
+  hello(): void {
+    this.token = this.inbox.open(this);
+    this.timer = setTimeout(() => this.failed(HELLO_TIMEOUT_MS), HELLO_TIMEOUT_MS);
+    this.timer.unref();
+    try {
+      this.nats.publish(this.replica.info.subject, encode({ v: 1, direct: 'hello', id: this.id, key: this.key } satisfies HelloRequest), { reply: this.inbox.subject(this.token) });
+    } catch {
+      this.failed();
+    }
+  }
+
+  /** The hello's answer (inbox.ts). */
+  onMessage(msg: Msg): void {
+    this.inbox.close(this.token);
+    clearTimeout(this.timer);
+    if (this.state !== 'hello') return;
+    let where: ReturnType<typeof helloAnswerOf>;
+    try {
+      where = isNoResponders(msg) ? undefined : helloAnswerOf(decode<unknown>(msg.data));
+    } catch {
+      where = undefined;
+    }
+    if (!where) return this.failed(NOT_OFFERED_MS);
+    this.connect(where.host, where.port);
+  }
+
+  private connect(host: string, port: number): void {
+    this.state = 'connecting';
+    const socket = connect({ host, port, ...LINK_TLS, pskCallback: () => ({ psk: this.key, identity: this.id }), checkServerIdentity: () => undefined });
+    this.socket = socket;
+    this.timer = setTimeout(() => socket.destroy(), CONNECT_TIMEOUT_MS);
+    this.timer.unref();
+    socket.setNoDelay(true);
+    socket.once('secureConnect', () => {
+      clearTimeout(this.timer);
+      if (this.closing) return void socket.destroy();
+      this.state = 'up';
+      this.failures = 0;
+    });
+    const reader = new FrameReader(() => (maxPayloadOf(this.nats) ?? 1024 * 1024) + FRAME_SLACK);
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        reader.push(chunk, (f) => {
+          if (f.kind === KIND.MESSAGE) this.inbox.deliver(f.subject, { subject: f.subject, data: f.data, headers: undefined } as unknown as Msg);
+          else if (f.kind === KIND.REFUSED) this.inbox.deliver(f.reply, noResponders(f.reply));
+          else if (f.kind === KIND.GOAWAY) this.goAway();
+          else throw new Error(`a frame of kind ${f.kind} from a replica`);
+        });
+      } catch {
+        socket.destroy(); // a broken replica: what it still owes comes on NATS, or the calls are told it was lost
+      }
+    });
+    socket.on('error', () => undefined); // 'close' follows
+    socket.on('close', () => {
+      clearTimeout(this.timer);
+      const was = this.state;
+      if (was === 'leaving' || this.closing) return;
+      this.failed();
+      if (was === 'up') this.events.broken();
+    });
+  }
+
+  /** The replica takes no more requests on it: new messages go on NATS; answers still come. */
+  private goAway(): void {
+    if (this.state !== 'up') return;
+    this.state = 'leaving';
+    this.events.gone();
+  }
+
+  private failed(backOffMs?: number): void {
+    if (this.token >= 0) this.inbox.close(this.token);
+    this.state = 'off';
+    this.failures++;
+    this.retryAt = Date.now() + (backOffMs ?? Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(this.failures - 1, 10)));
+    this.socket?.destroy();
+  }
+
+  /** Writes one message for the replica's subject (a request when `reply` is given, else a cancel or a credit). */
+  send(data: Uint8Array, reply = '', headers?: MsgHdrs): void {
+    this.socket!.write(encodeRequest(reply, headers && headerPairs(headers), data));
+  }
+
+  close(): void {
+    this.closing = true;
+    clearTimeout(this.timer);
+    if (this.state === 'hello') this.inbox.close(this.token);
+    this.socket?.end();
+  }
+}
+
+function headerPairs(h: MsgHdrs): HeaderPairs {
+  const out: HeaderPairs = [];
+  for (const k of h.keys()) for (const v of h.values(k)) out.push([k, v]);
+  return out;
+}
+
+/** What NATS says to a request nobody took: the router's calls already know what to do with it. */
+function noResponders(subject: string): Msg {
+  return { subject, data: new Uint8Array(0), headers: { code: 503 } } as unknown as Msg;
+}
