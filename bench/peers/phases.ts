@@ -42,9 +42,13 @@ export interface MusterResults {
   pg?: number[];
   tp8?: number[];
   actors?: { oneToOne: number[]; nToN: number[] };
-  latency?: number[];
-  /** The hand-muxed NATS floor, nc.request(), the SDK, and the SDK with frames off, interleaved round by round. */
-  floor?: { floor: Series; request: Series; sdk: Series; sdkSingle: Series };
+  /** The SDK as connect() makes it (the direct path on), and a router of the SDK with `direct: false` (on NATS), round by round. */
+  latency?: { sdk: number[]; sdkNats: number[] };
+  /**
+   * The hand-muxed NATS floor, nc.request(), the SDK (direct path), the SDK on NATS, and the SDK on
+   * NATS with frames off, interleaved round by round.
+   */
+  floor?: { floor: Series; request: Series; sdk: Series; sdkNats: Series; sdkNatsSingle: Series };
   http?: WrkResult[];
 }
 
@@ -95,20 +99,28 @@ export async function musterPass(o: PassOptions): Promise<MusterResults> {
       if (o.shapes.has('actors')) out.actors = await actorRates(() => cluster.connect(), o.rounds, o.calls);
       if (!o.shapes.has('latency') && !o.shapes.has('floor') && !o.shapes.has('http')) return out;
       const group = await noopGroup(sdk);
+      // The SDK's own code on NATS, without the direct path: what the floor rows have always judged.
+      const onNats = await sdk.replicaGroups.router(NOOP_GROUP, { direct: false });
       try {
+        // The handle's calls: the process's shared router, made as connect() makes it (the direct path on).
         const sdkCall = (i: number) => group.call(i);
+        const natsCall = (i: number) => onNats.call(i);
         // The same warm-up as the floor's sides (floorRounds): with 500 calls only, the SDK's first
         // rounds one at a time still ran partly unoptimized code (0.199 ms where the floor shape's
         // SDK side, warmed like this, measured 0.174 ms in the same run).
         await warmUp(sdkCall);
+        await warmUp(natsCall);
         if (o.shapes.has('latency')) {
-          out.latency = [];
-          for (let r = 0; r < o.rounds; r++) out.latency.push(await sequentialP50(sdkCall, o.seq));
+          out.latency = { sdk: [], sdkNats: [] };
+          for (let r = 0; r < o.rounds; r++) {
+            out.latency.sdk.push(await sequentialP50(sdkCall, o.seq));
+            out.latency.sdkNats.push(await sequentialP50(natsCall, o.seq));
+          }
         }
         if (o.shapes.has('floor')) {
-          const single = await sdk.replicaGroups.router(NOOP_GROUP, { frames: false });
+          const single = await sdk.replicaGroups.router(NOOP_GROUP, { direct: false, frames: false });
           try {
-            out.floor = await floorRounds(cluster, sdkCall, (i) => single.call(i), o);
+            out.floor = await floorRounds(cluster, { sdk: sdkCall, sdkNats: natsCall, sdkNatsSingle: (i) => single.call(i) }, o);
           } finally {
             single.close();
           }
@@ -122,6 +134,7 @@ export async function musterPass(o: PassOptions): Promise<MusterResults> {
           }
         }
       } finally {
+        onNats.close();
         group.close();
       }
     } finally {
@@ -155,17 +168,19 @@ async function warmUp(call: (i: number) => Promise<unknown>): Promise<void> {
   }
 }
 
+type Calls = Record<'sdk' | 'sdkNats' | 'sdkNatsSingle', (i: number) => Promise<unknown>>;
+
 /**
- * The floor, nc.request(), the SDK and the SDK with frames off (every call its own NATS message, as
- * the floor's are: what the SDK's own code costs per message), interleaved round by round: all four
- * see the same moments of the machine.
+ * The floor, nc.request(), the SDK (the direct path), the SDK on NATS, and the SDK on NATS with
+ * frames off (every call its own NATS message, as the floor's are: what the SDK's own code costs
+ * per message), interleaved round by round: all five see the same moments of the machine.
  */
-async function floorRounds(cluster: LocalCluster, sdkCall: (i: number) => Promise<unknown>, sdkSingle: (i: number) => Promise<unknown>, o: PassOptions): Promise<NonNullable<MusterResults['floor']>> {
+async function floorRounds(cluster: LocalCluster, calls: Calls, o: PassOptions): Promise<NonNullable<MusterResults['floor']>> {
   const floor = await startFloor(cluster.nats!);
   try {
     const series = (): Series => ({ p50: [], rate: [] });
-    const result = { floor: series(), request: series(), sdk: series(), sdkSingle: series() };
-    const sides: Array<[Series, (i: number) => Promise<unknown>]> = [[result.floor, () => floor.mux()], [result.request, () => floor.request()], [result.sdk, sdkCall], [result.sdkSingle, sdkSingle]];
+    const result = { floor: series(), request: series(), sdk: series(), sdkNats: series(), sdkNatsSingle: series() };
+    const sides: Array<[Series, (i: number) => Promise<unknown>]> = [[result.floor, () => floor.mux()], [result.request, () => floor.request()], [result.sdk, calls.sdk], [result.sdkNats, calls.sdkNats], [result.sdkNatsSingle, calls.sdkNatsSingle]];
     for (const [, call] of sides) await warmUp(call);
     for (let r = 0; r < o.rounds; r++) {
       for (const [out, call] of sides) out.p50.push(await sequentialP50(call, o.seq));

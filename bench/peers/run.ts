@@ -14,7 +14,9 @@
  *   tp8      a TP8 STRICT_PACK group created → ready → removed, one at a time
  *   actors   actor calls, 1:1 async and n:n (2 callers × 2 actors)
  *   latency  call p50 one at a time: Ray actor call and Serve handle vs the SDK → no-op replica
- *   floor    the SDK call vs the raw NATS request/reply floor (p50, and calls/s with 64 in flight)
+ *            (the SDK as connect() makes it: the direct path; the SDK on NATS in the notes)
+ *   floor    the SDK call, on NATS and on the direct path, vs the raw NATS request/reply floor
+ *            (p50, and calls/s with 64 in flight)
  *   http     wrk, 32 connections, against Ray Serve's proxy and `muster gateway` (2 no-op replicas each)
  *
  * Prints one table (peer, Muster, ratio, target) and a JSON line with every
@@ -118,13 +120,17 @@ if (shapes.has('actors')) {
 }
 if (shapes.has('latency')) {
   const [t, m] = [got(ray.latency, "Ray's latency"), got(ours.latency, 'Muster latency')];
-  rows.push({ shape: 'call p50: Ray actor call vs SDK → no-op replica', peer: 'Ray actor', theirs: median(t.actorP50Ms), ours: median(m), unit: 'ms', kind: 'latency', target: { op: '>=', ratio: 3 }, note: `Ray ${runs(t.actorP50Ms)}; Muster ${runs(m)}` });
-  rows.push({ shape: 'call p50: Serve handle vs SDK → no-op replica', peer: 'Ray Serve handle', theirs: median(t.serveHandleP50Ms), ours: median(m), unit: 'ms', kind: 'latency', target: { op: '>=', ratio: 3 }, note: `Ray ${runs(t.serveHandleP50Ms)}` });
+  const ourNote = `Muster ${runs(m.sdk)}; SDK on NATS (direct: false) ${runs(m.sdkNats)}, median ${median(m.sdkNats)} ms = ${(median(t.actorP50Ms) / median(m.sdkNats)).toFixed(2)}× Ray's actor call`;
+  rows.push({ shape: 'call p50: Ray actor call vs SDK → no-op replica', peer: 'Ray actor', theirs: median(t.actorP50Ms), ours: median(m.sdk), unit: 'ms', kind: 'latency', target: { op: '>=', ratio: 3 }, note: `Ray ${runs(t.actorP50Ms)}; ${ourNote}` });
+  rows.push({ shape: 'call p50: Serve handle vs SDK → no-op replica', peer: 'Ray Serve handle', theirs: median(t.serveHandleP50Ms), ours: median(m.sdk), unit: 'ms', kind: 'latency', target: { op: '>=', ratio: 3 }, note: `Ray ${runs(t.serveHandleP50Ms)}` });
 }
 if (shapes.has('floor')) {
-  const { floor: f, request: q, sdk: s, sdkSingle: one } = got(ours.floor, 'floor');
-  rows.push({ shape: 'call p50, one at a time: SDK vs raw NATS request/reply', peer: 'NATS floor', theirs: median(f.p50), ours: median(s.p50), unit: 'ms', kind: 'latency', target: { op: '<=', ratio: 1.3 }, note: `floor ${runs(f.p50)}; SDK ${runs(s.p50)}; SDK with frames off ${median(one.p50)} ms; nc.request() ${median(q.p50)} ms` });
-  rows.push({ shape: 'calls/s, 64 in flight: SDK vs raw NATS request/reply', peer: 'NATS floor', theirs: median(f.rate), ours: median(s.rate), unit: '/s', kind: 'rate', target: { op: '>=', ratio: 0.8 }, note: `floor ${runs(f.rate)}; SDK ${runs(s.rate)}; SDK with frames off ${runs(one.rate)} (median ${Math.round(median(one.rate))}/s, ${(median(one.rate) / median(f.rate)).toFixed(2)}×); nc.request() ${Math.round(median(q.rate))}/s` });
+  const { floor: f, request: q, sdk: d, sdkNats: s, sdkNatsSingle: one } = got(ours.floor, 'floor');
+  // The SDK's own code on NATS against the floor (what these rows have judged from the start), then the SDK as connect() makes it.
+  rows.push({ shape: 'call p50, one at a time: SDK on NATS vs raw NATS request/reply', peer: 'NATS floor', theirs: median(f.p50), ours: median(s.p50), unit: 'ms', kind: 'latency', target: { op: '<=', ratio: 1.3 }, note: `floor ${runs(f.p50)}; SDK on NATS ${runs(s.p50)}; with frames off ${median(one.p50)} ms; nc.request() ${median(q.p50)} ms` });
+  rows.push({ shape: 'calls/s, 64 in flight: SDK on NATS vs raw NATS request/reply', peer: 'NATS floor', theirs: median(f.rate), ours: median(s.rate), unit: '/s', kind: 'rate', target: { op: '>=', ratio: 0.8 }, note: `floor ${runs(f.rate)}; SDK on NATS ${runs(s.rate)}; with frames off ${runs(one.rate)} (median ${Math.round(median(one.rate))}/s, ${(median(one.rate) / median(f.rate)).toFixed(2)}×); nc.request() ${Math.round(median(q.rate))}/s` });
+  rows.push({ shape: 'call p50, one at a time: SDK (direct path) vs raw NATS request/reply', peer: 'NATS floor', theirs: median(f.p50), ours: median(d.p50), unit: 'ms', kind: 'latency', target: { op: '<=', ratio: 1.3 }, note: `SDK ${runs(d.p50)}` });
+  rows.push({ shape: 'calls/s, 64 in flight: SDK (direct path) vs raw NATS request/reply', peer: 'NATS floor', theirs: median(f.rate), ours: median(d.rate), unit: '/s', kind: 'rate', target: { op: '>=', ratio: 0.8 }, note: `SDK ${runs(d.rate)}` });
 }
 if (shapes.has('http')) {
   const [t, m] = [got(ray.http, "Ray's http"), got(ours.http, 'Muster http')];

@@ -18,7 +18,7 @@
  *
  * Bounds: one link per replica in the membership (links of replicas that left
  * it are closed), a frame (the NATS max_payload and FRAME_SLACK), bytes
- * waiting to be written (past MAX_BUFFERED, messages go on NATS until it
+ * waiting to be written (past MAX_WAITING, messages go on NATS until it
  * drains), a hello (HELLO_TIMEOUT_MS), a TLS connect (CONNECT_TIMEOUT_MS).
  */
 import { randomBytes } from 'node:crypto';
@@ -26,13 +26,14 @@ import { connect, type TLSSocket } from 'node:tls';
 import { decode, encode, type NatsConnection } from '@muster/common';
 import type { Msg, MsgHdrs } from '@nats-io/transport-node';
 import type { ReplicaState } from './balancer.js';
-import { MAX_BUFFERED } from './direct-listener.js';
 import { encodeRequest, FRAME_SLACK, FrameReader, helloAnswerOf, ID_BYTES, KEY_BYTES, KIND, LINK_TLS, type HeaderPairs, type HelloRequest } from './direct-wire.js';
 import type { Inbox, Listener } from './inbox.js';
 import { isNoResponders, maxPayloadOf } from './wire.js';
 
 export const HELLO_TIMEOUT_MS = 2_000;
 export const CONNECT_TIMEOUT_MS = 5_000;
+/** Bytes waiting to be written to a replica past which messages go on NATS until they have gone. */
+export const MAX_WAITING = 16 * 1024 * 1024;
 /** Back-off after a failed set-up or a broken link: doubles from MIN to MAX. */
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
@@ -123,7 +124,7 @@ export class DirectLink implements Listener {
   ) {}
 
   get usable(): boolean {
-    return this.state === 'up' && this.socket!.writableLength <= MAX_BUFFERED;
+    return this.state === 'up' && this.socket!.writableLength <= MAX_WAITING;
   }
 
   /** Asks the replica on NATS (its own subject: the broker checks this caller may call the group). */

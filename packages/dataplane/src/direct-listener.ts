@@ -10,20 +10,24 @@
  * taken away (its account's signing key rotated) is refused within that time.
  *
  * Answers always reach the caller: one to a request that came on a link goes
- * back on it while it is open, and on NATS (to the same reply subject, which
- * the caller's router also listens on) once it is not.
+ * back on it while it is open and keeping up, and on NATS (to the same reply
+ * subject, which the caller's router also listens on) when it is not — closed,
+ * or so far behind that writing more would pass the bounds below. A stream's
+ * chunks may then arrive by both ways; the router puts them in seq order.
  *
  * Bounds: pending hellos (MAX_PENDING, each HELLO_TTL_MS), links
  * (MAX_LINKS), a TLS handshake (HANDSHAKE_MS), a frame (the NATS max_payload
- * and FRAME_SLACK), bytes waiting to be written to one link (MAX_BUFFERED:
- * past it the link is closed and its answers go on NATS).
+ * and FRAME_SLACK), bytes waiting to be written: MAX_BEHIND_LINK on one link,
+ * MAX_BEHIND_TOTAL over all (a link holding less than SMALL_BEHIND may always
+ * take a frame that keeps it under SMALL_BEHIND, so the total stays under
+ * MAX_BEHIND_TOTAL + MAX_LINKS × SMALL_BEHIND = 128 MiB).
  */
 import { createServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import type { NatsConnection } from '@muster/common';
+import { encode, ErrorCode, type NatsConnection } from '@muster/common';
 import { headers as natsHeaders, type Msg } from '@nats-io/transport-node';
 import { encodeMessage, encodeRefused, FRAME_SLACK, FrameReader, GOAWAY_FRAME, HELLO_TTL_MS, KIND, LINK_TLS, type HeaderPairs, type HelloAnswer, type HelloRequest } from './direct-wire.js';
-import { maxPayloadOf } from './wire.js';
+import { maxPayloadOf, wireError } from './wire.js';
 
 /** Where a message for a caller goes: NATS, or the link its request came on. */
 export interface Outlet {
@@ -39,12 +43,16 @@ export interface DirectHost {
 }
 
 export const MAX_PENDING = 1_024;
-export const MAX_LINKS = 4_096;
+export const MAX_LINKS = 1_024;
 export const HANDSHAKE_MS = 5_000;
 export const MAX_LINK_AGE_MS = 10 * 60_000;
 /** A link told GOAWAY is closed this long after, if its caller has not closed it. */
 export const GOAWAY_GRACE_MS = 60_000;
-export const MAX_BUFFERED = 16 * 1024 * 1024;
+export const MAX_BEHIND_LINK = 16 * 1024 * 1024;
+export const MAX_BEHIND_TOTAL = 64 * 1024 * 1024;
+export const SMALL_BEHIND = 64 * 1024;
+/** The sum of bytes waiting over all links is recounted at most this often (only while some link is behind). */
+const RECOUNT_MS = 5;
 
 export interface DirectListenerOptions {
   /** The address callers reach this replica at; it is also where the listener binds. */
@@ -62,6 +70,7 @@ export class DirectListener {
   private readonly timer: NodeJS.Timeout;
   private readonly maxAgeMs: number;
   private going = false;
+  private behind = { bytes: 0, at: 0 };
   readonly host: string;
   /** The port it listens on (set once listening). */
   port = 0;
@@ -119,8 +128,21 @@ export class DirectListener {
 
   private accept(socket: TLSSocket, nc: NatsConnection, host: DirectHost): void {
     if (this.going) return void socket.destroy();
-    const link = new ServedLink(socket, nc, host, () => this.open.delete(link));
+    const link = new ServedLink(socket, nc, host, this, () => this.open.delete(link));
     this.open.add(link);
+  }
+
+  /** Whether `bytes` more may wait to be written, over all links (recounted at most every RECOUNT_MS). */
+  roomFor(bytes: number): boolean {
+    const now = performance.now();
+    if (now - this.behind.at >= RECOUNT_MS) {
+      let sum = 0;
+      for (const l of this.open) sum += l.waiting;
+      this.behind = { bytes: sum, at: now };
+    }
+    if (this.behind.bytes + bytes > MAX_BEHIND_TOTAL) return false;
+    this.behind.bytes += bytes;
+    return true;
   }
 
   /** Links past their age are told GOAWAY; those told long enough ago are closed. */
@@ -158,6 +180,7 @@ class ServedLink implements Outlet {
     private readonly socket: TLSSocket,
     private readonly nc: NatsConnection,
     private readonly host: DirectHost,
+    private readonly listener: DirectListener,
     onClose: () => void,
   ) {
     socket.setNoDelay(true);
@@ -176,10 +199,16 @@ class ServedLink implements Outlet {
     socket.on('close', onClose);
   }
 
+  /** Bytes waiting to be written to the caller. */
+  get waiting(): number {
+    return this.socket.writableLength;
+  }
+
   private onRequest(reply: string, headers: HeaderPairs | undefined, data: Uint8Array): void {
     // A cancel or a credit (no reply) is taken even when leaving: it is about a call already taken.
     if (reply !== '' && (this.goneAwayAt !== undefined || !this.host.serving)) {
-      this.write(encodeRefused(reply));
+      // Refused on the link; when it cannot take that, the same on NATS: never started, send it elsewhere.
+      if (!this.write(encodeRefused(reply))) this.nc.publish(reply, encode({ v: 1, ok: false, error: wireError(ErrorCode.UNAVAILABLE, 'the replica is draining; the call never started') }));
       return;
     }
     const msg = { subject: '', reply, data, headers: headers ? headersOf(headers) : undefined } as unknown as Msg;
@@ -201,14 +230,12 @@ class ServedLink implements Outlet {
     this.socket.end();
   }
 
-  /** False when the link cannot take it (closed, or too far behind: then it is closed). */
+  /** False when the link cannot take it: closed, or too far behind (this link, or all of them together). */
   private write(frame: Buffer): boolean {
     const s = this.socket;
     if (s.destroyed || !s.writable) return false;
-    if (s.writableLength > MAX_BUFFERED) {
-      s.destroy();
-      return false;
-    }
+    const after = s.writableLength + frame.length;
+    if (after > SMALL_BEHIND && (after > MAX_BEHIND_LINK || !this.listener.roomFor(frame.length))) return false;
     s.write(frame);
     return true;
   }

@@ -77,7 +77,7 @@ export async function connect(options: ConnectOptions): Promise<Cluster> {
   const o = await resolveConnectOptions(options);
   const token = o.token ?? (o.tokenFile ? await readToken(o.tokenFile) : undefined);
   const channel = o.tls ? sharedChannelCredentials(o.tls) : credentials.createInsecure();
-  const cluster = new Cluster(new Endpoints(o.heads, { channel, tls: o.tls !== undefined }, o.onRetry), token, o.callTimeoutMs, o.direct === undefined ? {} : { direct: o.direct });
+  const cluster = new Cluster(new Endpoints(o.heads, { channel, tls: o.tls !== undefined }, o.onRetry), token, o.callTimeoutMs, { direct: o.direct });
   try {
     await cluster.info(); // fail fast on a wrong token; find the leader
   } catch (e) {

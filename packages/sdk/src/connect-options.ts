@@ -45,9 +45,11 @@ const connectOptionsSchema = z
      * The data plane's direct path (docs/dataplane.md, "The direct path"):
      * this client's routers — a handle's calls, `router()` — call each
      * replica on a TLS link of its own beside NATS, one broker hop less each
-     * way. Default false; a router's own `direct` option wins.
+     * way; NATS carries calls until a link is up, and whenever it is not.
+     * Default true; false: calls go on NATS only. A router's own `direct`
+     * option wins.
      */
-    direct: z.boolean().optional(),
+    direct: z.boolean().default(true),
     /** Called before each retry of a control call (a head down, a standby refusing): for progress output. */
     onRetry: z.custom<(notice: RetryNotice) => void>((v) => typeof v === 'function', { error: 'expected a function' }).optional(),
   }, didYouMeanKeys)

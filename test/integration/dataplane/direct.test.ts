@@ -195,6 +195,54 @@ describe('the direct path', () => {
     expect(server.direct).toBeUndefined();
   });
 
+  it('answers on NATS what a caller that stops reading its link cannot take, and nothing is lost', async () => {
+    const big = new Uint8Array(512 * 1024);
+    const { server, info } = await replica('d-slow', 'r0', { unary: () => big }, undefined, { host: '127.0.0.1' });
+    const id = randomBytes(16).toString('hex');
+    const key = randomBytes(32);
+    await client.request(info.subject, encode({ v: 1, direct: 'hello', id, key }), { timeout: 2_000 });
+    // Answers to this test's reply subjects, on NATS and on the link.
+    const prefix = `_INBOX.dslow${randomBytes(4).toString('hex')}`;
+    const onNats = new Set<string>();
+    const sub = client.subscribe(`${prefix}.*`, { callback: (_e, m) => void onNats.add(m.subject) });
+    cleanup.push(() => sub.unsubscribe());
+    await client.flush();
+    const socket = await new Promise<ReturnType<typeof connect>>((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port: server.direct!.port, ...LINK_TLS, pskCallback: () => ({ psk: key, identity: id }), checkServerIdentity: () => undefined }, () => resolve(s));
+      s.on('error', reject);
+    });
+    cleanup.push(() => socket.destroy());
+    socket.pause(); // reads nothing: what the replica writes waits in its buffers
+    const calls = 64; // 32 MiB of answers: past what one link may hold
+    for (let i = 0; i < calls; i++) {
+      const reply = Buffer.from(`${prefix}.${i}`);
+      const body = encode({ v: 1, id: `slow-${i}`, deadline: Date.now() + 60_000, stream: false, payload: i });
+      const frame = Buffer.alloc(9 + reply.length + body.length);
+      frame.writeUInt32BE(frame.length - 4, 0);
+      frame[4] = 1; // REQUEST
+      frame.writeUInt16BE(reply.length, 5);
+      reply.copy(frame, 7);
+      frame.writeUInt16BE(0, 7 + reply.length);
+      frame.set(body, 9 + reply.length);
+      socket.write(frame);
+    }
+    await waitFor('the answers the link could not take, on NATS', () => onNats.size >= calls / 4 && server.inFlight === 0, { timeoutMs: 20_000 });
+    // Now read the link: the rest is there, each answer came one way only.
+    let onLink = 0;
+    let buf = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const n = buf.readUInt32BE(0);
+        if (buf[4] === 2) onLink++; // MESSAGE
+        buf = buf.subarray(4 + n);
+      }
+    });
+    socket.resume();
+    await waitFor('every answer, one way or the other', () => onLink + onNats.size === calls, { timeoutMs: 20_000 });
+    expect(onLink).toBeGreaterThan(0);
+  });
+
   it('a draining replica sends GOAWAY: calls go on to the other one, none fails or runs twice', async () => {
     const runs: Runs = new Map();
     const slow = { unary: async (p: unknown) => (await new Promise((res) => setTimeout(res, 5)), { echo: p }) };
