@@ -184,7 +184,7 @@ export class DirectLink implements Listener {
     socket.on('close', () => {
       clearTimeout(this.timer);
       const was = this.state;
-      if (was === 'leaving' || this.closing) return;
+      if (was === 'leaving' || was === 'off' || this.closing) return;
       this.failed();
       if (was === 'up') this.events.broken();
     });

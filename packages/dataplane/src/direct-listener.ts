@@ -48,6 +48,8 @@ export const HANDSHAKE_MS = 5_000;
 export const MAX_LINK_AGE_MS = 10 * 60_000;
 /** A link told GOAWAY is closed this long after, if its caller has not closed it. */
 export const GOAWAY_GRACE_MS = 60_000;
+/** A link ended by this side is destroyed this long after, if its caller has not closed its end. */
+export const END_GRACE_MS = 2_000;
 export const MAX_BEHIND_LINK = 16 * 1024 * 1024;
 export const MAX_BEHIND_TOTAL = 64 * 1024 * 1024;
 export const SMALL_BEHIND = 64 * 1024;
@@ -161,7 +163,7 @@ export class DirectListener {
     for (const l of this.open) l.goAway();
   }
 
-  /** Closes every link (what was written to it goes first) and the listener. */
+  /** Closes every link (what was written to it goes first; a caller that keeps its end open is cut off after END_GRACE_MS) and the listener. */
   async close(): Promise<void> {
     this.goAway();
     clearInterval(this.timer);
@@ -174,6 +176,7 @@ export class DirectListener {
 class ServedLink implements Outlet {
   readonly openedAt = Date.now();
   goneAwayAt: number | undefined;
+  private ended = false;
   private readonly reader: FrameReader;
 
   constructor(
@@ -225,9 +228,12 @@ class ServedLink implements Outlet {
     this.write(GOAWAY_FRAME);
   }
 
-  /** Ends the link once what was written has gone. */
+  /** Ends the link once what was written has gone; destroys it END_GRACE_MS later if the caller keeps its end open. */
   end(): void {
+    if (this.ended) return;
+    this.ended = true;
     this.socket.end();
+    setTimeout(() => this.socket.destroy(), END_GRACE_MS).unref();
   }
 
   /** False when the link cannot take it: closed, or too far behind (this link, or all of them together). */

@@ -14,6 +14,10 @@
  * stream.ts); its deadline: deadlines.ts. Calls
  * beyond the group's saturation rule, to its overflow group: overflow.ts.
  *
+ * The direct path (direct-links.ts, with `direct`): messages for a replica
+ * go on a TLS link of this router's own to it once one is up, else on NATS;
+ * everything else here is the same on both.
+ *
  * NATS outages (connection.ts): nats.js reconnects by itself and restores the
  * router's subscriptions, but drops what is published while it is down. So
  * when the connection drops, every unsettled call fails at once with
