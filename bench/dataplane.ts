@@ -3,7 +3,7 @@
  * over a local nats-server, msgpack payloads. The replica runs in a child
  * process (bench/dataplane-replica.ts); the client is this process.
  *
- *   npx tsx bench/dataplane.ts [--runs 3] [--seq 5000] [--calls 20000] [--inflight 64] [--nn 4] [--tls on|off]
+ *   npx tsx bench/dataplane.ts [--runs 3] [--seq 5000] [--calls 20000] [--inflight 64] [--nn 4] [--tls on|off] [--direct on|off]
  *
  * Per run: latency of `seq` sequential calls (p50, p99), then throughput of
  * `calls` calls with `inflight` in flight. Prints the median of the runs as
@@ -11,7 +11,8 @@
  * processes (this file with --role client), each client doing `calls` calls.
  * NATS runs as a cluster runs it: operator mode, each side its own user
  * (the replica its group's, the client a caller's), over TLS unless
- * `--tls off`.
+ * `--tls off`. `--direct on` (the SDK's default) lets the routers take the
+ * direct path (docs/dataplane.md): the replicas listen on 127.0.0.1.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { cpus, platform, release } from 'node:os';
@@ -32,14 +33,16 @@ const { values: a } = parseArgs({
     nn: { type: 'string', default: '0' },
     role: { type: 'string', default: 'main' },
     tls: { type: 'string', default: 'on' },
+    direct: { type: 'string', default: 'on' },
   },
 });
 const [runs, seq, calls, inflight, warmup, nn] = [a.runs, a.seq, a.calls, a.inflight, a.warmup, a.nn].map(Number) as [number, number, number, number, number, number];
 const group = 'bench';
+const direct = a.direct !== 'off';
 
 async function clientRouter(access: NatsAccess, m: Membership) {
   const conn = await connectNats(access, 'bench-client');
-  const router = new Router(conn, undefined, { group, maxOngoingPerReplica: 4_096, maxQueued: 100_000, ...(access.inboxPrefix ? { inboxPrefix: access.inboxPrefix } : {}) });
+  const router = new Router(conn, undefined, { group, direct, maxOngoingPerReplica: 4_096, maxQueued: 100_000, ...(access.inboxPrefix ? { inboxPrefix: access.inboxPrefix } : {}) });
   router.update(m);
   return { router, close: async () => (router.close(), await conn.close()) };
 }
@@ -100,7 +103,7 @@ async function main(): Promise<void> {
     const subject = replicaSubject(DEFAULT_SUBJECT_PREFIX, group, id);
     const user = nats.mint(`replica ${group}`, replicaPermissions(DEFAULT_SUBJECT_PREFIX, group));
     const creds = natsCredentialEnv({ servers: [nats.url], jwt: user.jwt, seed: user.seed, caPem: user.caPem });
-    const env = { ...process.env, ...creds, [SHARD_ENV.GROUP]: group, [SHARD_ENV.REPLICA_ID]: id, [SHARD_ENV.SUBJECT]: subject };
+    const env = { ...process.env, ...creds, [SHARD_ENV.GROUP]: group, [SHARD_ENV.REPLICA_ID]: id, [SHARD_ENV.SUBJECT]: subject, ...(direct ? { [SHARD_ENV.DATA_ADDR]: '127.0.0.1' } : {}) };
     const p = fork(new URL('./dataplane-replica.ts', import.meta.url), { env, execArgv: ['--import', 'tsx'] });
     children.push(p);
     await ready(p);
@@ -120,7 +123,7 @@ async function main(): Promise<void> {
       const setup = JSON.stringify({ access: caller, membership: m });
       nToN = { clients: nn, replicas: nn, callsPerSec: [] };
       for (let r = 0; r < runs; r++) {
-        const clients = Array.from({ length: nn }, () => fork(new URL(import.meta.url), ['--role', 'client', '--calls', String(calls), '--inflight', String(inflight), '--warmup', String(warmup)], { env: { ...process.env, BENCH_SETUP: setup }, execArgv: ['--import', 'tsx'] }));
+        const clients = Array.from({ length: nn }, () => fork(new URL(import.meta.url), ['--role', 'client', '--calls', String(calls), '--inflight', String(inflight), '--warmup', String(warmup), '--direct', direct ? 'on' : 'off'], { env: { ...process.env, BENCH_SETUP: setup }, execArgv: ['--import', 'tsx'] }));
         children.push(...clients);
         await Promise.all(clients.map(ready));
         const results = clients.map((p) => new Promise<number>((resolve) => p.once('message', (msg: { perSec: number }) => resolve(msg.perSec))));
@@ -132,6 +135,7 @@ async function main(): Promise<void> {
       bench: 'dataplane',
       command: `npx tsx bench/dataplane.ts ${process.argv.slice(2).join(' ')}`.trim(),
       natsTls: a.tls !== 'off',
+      direct,
       machine: `${cpus().length}× ${cpus()[0]?.model}, ${platform()} ${release()}, node ${process.version}`,
       runs,
       sequentialCalls: seq,

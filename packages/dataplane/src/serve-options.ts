@@ -5,7 +5,7 @@
  * A wrong or missing one fails `serve()` with INVALID_ARGUMENT naming it.
  */
 import { connectNats, ErrorCode, MusterError, unknownKeysMessage, type NatsConnection } from '@muster/common';
-import { DEFAULT_SUBJECT_PREFIX, readNatsCredentialEnv, SHARD_ENV, ShardEnvError, type EngineLoad } from '@muster/contracts';
+import { DEFAULT_SUBJECT_PREFIX, portVar, readNatsCredentialEnv, SHARD_ENV, ShardEnvError, type EngineLoad } from '@muster/contracts';
 import { z } from 'zod';
 import { batchCapacity, parseBatchOptions, type BatchOptions, type ValidBatchOptions } from './batch-plan.js';
 import type { StreamHandler, UnaryHandler } from './types.js';
@@ -50,7 +50,9 @@ export interface ServeOptions {
    * The direct path (docs/dataplane.md, "The direct path"): the address this
    * replica listens at for callers' TLS links beside NATS (port 0 or absent:
    * any free one). Default: MUSTER_DATA_ADDR, which the worker sets to its
-   * node's address; `false`: no listener, calls come on NATS only. A listener
+   * node's address, and the template's port named `direct` (MUSTER_PORT_DIRECT,
+   * allocated in the shard port range) when it has one; `false`: no
+   * listener, calls come on NATS only. A listener
    * given here that cannot start fails serve(); one from MUSTER_DATA_ADDR is
    * left out with a process warning.
    */
@@ -74,6 +76,9 @@ export interface Server {
 }
 
 const HANDLER_KEYS = ['unary', 'stream', 'batch'];
+
+/** The template port whose allocated number the direct-path listener takes (MUSTER_PORT_DIRECT). */
+export const DIRECT_PORT = 'direct';
 
 const directSchema = z.strictObject({
   host: z.string().min(1),
@@ -138,7 +143,8 @@ export function serveConfig(handlers: ServeHandlers, opts: ServeOptions): ServeC
     direct = { ...d.data, given: true };
   } else if (opts.direct === undefined) {
     const host = env[SHARD_ENV.DATA_ADDR];
-    if (host) direct = { host, given: false };
+    const port = Number(env[portVar(DIRECT_PORT)] ?? 0);
+    if (host) direct = { host, ...(Number.isInteger(port) && port > 0 && port <= 65_535 ? { port } : {}), given: false };
   }
   return {
     ...parsed.data,

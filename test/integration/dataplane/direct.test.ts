@@ -7,6 +7,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { connect } from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectNats, decode, encode, ErrorCode, isMusterError, type NatsConnection } from '@muster/common';
@@ -188,6 +189,14 @@ describe('the direct path', () => {
     await expect(serve(handlers, { ...base, direct: { host: '192.0.2.1' } })).rejects.toMatchObject({ code: ErrorCode.UNAVAILABLE, message: expect.stringMatching(/cannot listen for direct links at 192\.0\.2\.1:0/) });
     // Nothing was left subscribed by the failed serve().
     await expect(conn.request(base.subject, encode({ v: 1, id: 'x', deadline: Date.now() + 5_000, stream: false, payload: 1 }), { timeout: 2_000 })).rejects.toThrow(/no responders/i);
+    // A template port named `direct` fixes the listener's port (one below the OS's ephemeral range, free when picked).
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    await new Promise<void>((resolve, reject) => {
+      const probe = createServer().once('error', reject).listen(port, '127.0.0.1', () => probe.close(() => resolve()));
+    });
+    const pinned = await serve(handlers, { ...base, subject: replicaSubject('muster', 'd-opts', 'r1'), replicaId: 'r1', env: { MUSTER_DATA_ADDR: '127.0.0.1', MUSTER_PORT_DIRECT: String(port) } });
+    cleanup.push(() => pinned.close());
+    expect(pinned.direct).toMatchObject({ host: '127.0.0.1', port });
     const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
     const server = await serve(handlers, { ...base, env: { MUSTER_DATA_ADDR: '192.0.2.1' } });
     cleanup.push(() => server.close());
