@@ -26,6 +26,7 @@ import { connect, type TLSSocket } from 'node:tls';
 import { decode, encode, type NatsConnection } from '@muster/common';
 import type { Msg, MsgHdrs } from '@nats-io/transport-node';
 import type { ReplicaState } from './balancer.js';
+import { END_GRACE_MS } from './direct-listener.js';
 import { encodeRequest, FRAME_SLACK, FrameReader, helloAnswerOf, ID_BYTES, KEY_BYTES, KIND, LINK_TLS, type HeaderPairs, type HelloRequest } from './direct-wire.js';
 import type { Inbox, Listener } from './inbox.js';
 import { isNoResponders, maxPayloadOf } from './wire.js';
@@ -48,6 +49,8 @@ export interface LinkOwner {
 
 export class DirectLinks {
   private readonly links = new Map<ReplicaState, DirectLink>();
+  /** Links told GOAWAY, still bringing answers until the replica closes them (closed with the router, too). */
+  private readonly leaving = new Set<DirectLink>();
   /** Messages sent on a link (observability, tests). */
   sent = 0;
 
@@ -82,15 +85,18 @@ export class DirectLinks {
   }
 
   close(): void {
-    for (const l of this.links.values()) l.close();
+    for (const l of [...this.links.values(), ...this.leaving]) l.close();
     this.links.clear();
+    this.leaving.clear();
   }
 
   private open(r: ReplicaState, previous: DirectLink | undefined): void {
     const l = new DirectLink(this.nats, this.inbox, r, previous?.failures ?? 0, {
       gone: () => {
         if (this.links.get(r) === l) this.links.delete(r);
+        this.leaving.add(l);
       },
+      closed: () => this.leaving.delete(l),
       broken: () => this.owner.broken(r, l),
     });
     this.links.set(r, l);
@@ -101,7 +107,10 @@ export class DirectLinks {
 interface LinkEvents {
   /** GOAWAY: forget it (the next message says hello again). */
   gone(): void;
+  /** Closed without GOAWAY while up. */
   broken(): void;
+  /** Its socket closed, however. */
+  closed(): void;
 }
 
 export class DirectLink implements Listener {
@@ -124,7 +133,7 @@ export class DirectLink implements Listener {
   ) {}
 
   get usable(): boolean {
-    return this.state === 'up' && this.socket!.writableLength <= MAX_WAITING;
+    return this.state === 'up' && !this.socket!.destroyed && this.socket!.writableLength <= MAX_WAITING;
   }
 
   /** Asks the replica on NATS (its own subject: the broker checks this caller may call the group). */
@@ -183,6 +192,7 @@ export class DirectLink implements Listener {
     socket.on('error', () => undefined); // 'close' follows
     socket.on('close', () => {
       clearTimeout(this.timer);
+      this.events.closed();
       const was = this.state;
       if (was === 'leaving' || was === 'off' || this.closing) return;
       this.failed();
@@ -210,11 +220,16 @@ export class DirectLink implements Listener {
     this.socket!.write(encodeRequest(reply, headers && headerPairs(headers), data));
   }
 
+  /** Ends it (what was written goes first); destroyed END_GRACE_MS later if the replica keeps its end open. */
   close(): void {
+    if (this.closing) return;
     this.closing = true;
     clearTimeout(this.timer);
     if (this.state === 'hello') this.inbox.close(this.token);
-    this.socket?.end();
+    const socket = this.socket;
+    if (!socket) return;
+    socket.end();
+    setTimeout(() => socket.destroy(), END_GRACE_MS).unref();
   }
 }
 
