@@ -10,11 +10,12 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { connect } from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
-import { connectNats, decode, encode, ErrorCode, isMusterError, type NatsConnection } from '@muster/common';
+import { connectNats, decode, encode, ErrorCode, type NatsConnection } from '@muster/common';
 import { waitFor, type NatsServer } from '@muster/testing';
 import { useNats } from '@muster/testing/vitest';
 import { callerInboxPrefix, callerPermissions, replicaSubject } from '@muster/contracts';
 import { Router, serve, type Membership, type ReplicaInfo, type ServeHandlers, type Server } from '@muster/dataplane';
+import { errorOf } from './errors.test-support.js';
 
 let nats: NatsServer;
 let client: NatsConnection;
@@ -55,16 +56,6 @@ async function linked(r: Router, links: number): Promise<void> {
     await r.call('warm');
     return r.stats().direct!.up === links;
   });
-}
-
-async function errorOf(p: Promise<unknown>): Promise<{ code: string; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    if (isMusterError(e)) return { code: e.code, message: e.message };
-    throw e;
-  }
-  throw new Error('expected the call to fail');
 }
 
 describe('the direct path', () => {

@@ -6,12 +6,13 @@
  * MUSTER_UNAVAILABLE, and the same router serves again once NATS is back.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { connectNats, ErrorCode, isMusterError, type MusterError, type NatsConnection } from '@muster/common';
+import { connectNats, ErrorCode, type NatsConnection } from '@muster/common';
 import { waitFor, type NatsServer } from '@muster/testing';
 import { useNats } from '@muster/testing/vitest';
 import { connect, jwtAuthenticator } from '@nats-io/transport-node';
 import { loadSubject, replicaSubject } from '@muster/contracts';
 import { Router, serve, type ServeHandlers, type ReplicaInfo } from '@muster/dataplane';
+import { errorOf } from './errors.test-support.js';
 
 let nats: NatsServer;
 let client: NatsConnection;
@@ -47,16 +48,6 @@ function router(group: string, replicas: ReplicaInfo[]): Router {
   r.update({ group, version: 1, replicas });
   cleanup.push(() => r.close());
   return r;
-}
-
-async function errorOf(p: Promise<unknown>): Promise<MusterError> {
-  try {
-    await p;
-  } catch (e) {
-    if (isMusterError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected the call to fail');
 }
 
 /** Resolves with `signal`'s abort; never otherwise (the test's deadline is far away). */

@@ -9,10 +9,11 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectNats, ErrorCode, isMusterError, type MusterError, type NatsConnection } from '@muster/common';
+import { connectNats, ErrorCode, type NatsConnection } from '@muster/common';
 import { findBinary, freePort, spawnManaged, startNats, tempDir, waitFor, type ManagedProcess } from '@muster/testing';
 import { MAX_MESSAGE_BYTES, replicaSubject } from '@muster/contracts';
 import { Router, serve, type Server } from '@muster/dataplane';
+import { errorOf } from './errors.test-support.js';
 
 const MAX_PAYLOAD = 4096;
 const DEADLINE_MS = 30_000;
@@ -44,12 +45,6 @@ async function group(name: string, handlers: Parameters<typeof serve>[0]): Promi
   router.update({ group: name, version: 1, replicas: [{ replicaId: 'r0', revision: 'a', subject }] });
   cleanup.push(() => replica.close(), () => router.close());
   return { router, replica };
-}
-
-async function errorOf(p: Promise<unknown>): Promise<MusterError> {
-  const e = await p.then(() => undefined, (x: unknown) => x);
-  if (!isMusterError(e)) throw new Error(`expected a MusterError, got ${String(e)}`);
-  return e;
 }
 
 describe('payloads over max_payload', () => {
