@@ -16,9 +16,10 @@
  * hedges (per group: they are not one replica's), calls sent to an
  * overflow group or refused because it was saturated too (by group and
  * overflow group), and calls placed under the `prefix` routing policy by
- * outcome (hit, fallback, unkeyed). Replica side (`serve()`), per group and
+ * outcome (hit, fallback, unkeyed), and on the direct path the links up and
+ * the messages sent on them. Replica side (`serve()`), per group and
  * revision: requests and latency by result code, handlers in flight, requests
- * queued; with a batch handler (batch.ts), the size of each batch and each
+ * queued, callers' direct links open; with a batch handler (batch.ts), the size of each batch and each
  * call's wait for its batch.
  *
  * Cardinality is bounded by what the labels can hold: group and revision
@@ -40,6 +41,8 @@ export interface RouterGauges {
   inFlight(): number;
   queued(): number;
   counters: { retries: number; hedges: number };
+  /** The direct path (direct-links.ts), when the router takes it: links up, messages sent on them. */
+  direct?: () => { up: number; sent: number };
 }
 
 /** What a live replica shows when scraped. */
@@ -48,6 +51,8 @@ export interface ReplicaGauges {
   revision: string;
   inFlight(): number;
   queued(): number;
+  /** Callers' direct links open now (0 without a listener). */
+  directLinks(): number;
 }
 
 const routers = new Set<RouterGauges>();
@@ -97,6 +102,12 @@ function instruments(): NonNullable<typeof made> {
     .addCallback(observeSum(routers, group, byGroup, (r) => r.counters.retries, retiredRetries));
   m.createObservableCounter('muster_router_hedges_total', { description: 'hedged copies sent (hedgeAfterMs), by group' })
     .addCallback(observeSum(routers, group, byGroup, (r) => r.counters.hedges, retiredHedges));
+  m.createObservableGauge('muster_router_direct_links', { description: 'direct-path links up from routers of this process to replicas, by group' })
+    .addCallback(observeSum(routers, group, byGroup, (r) => r.direct?.().up ?? 0));
+  m.createObservableCounter('muster_router_direct_messages_total', { description: 'messages (requests, request frames, cancels, credits) routers of this process sent on direct-path links instead of NATS, by group' })
+    .addCallback(observeSum(routers, group, byGroup, (r) => r.direct?.().sent ?? 0, retiredDirect));
+  m.createObservableGauge('muster_replica_direct_links', { description: 'callers\' direct-path links open to serve() replicas of this process, by group and revision' })
+    .addCallback(observeSum(replicas, revisionKey, byRevision, (r) => r.directLinks()));
   m.createObservableGauge('muster_replica_in_flight', { description: 'handlers running in serve() replicas of this process, by group and revision' })
     .addCallback(observeSum(replicas, revisionKey, byRevision, (r) => r.inFlight()));
   m.createObservableGauge('muster_replica_queued', { description: 'requests waiting for a handler slot in serve() replicas of this process, by group and revision' })
@@ -142,6 +153,7 @@ function instruments(): NonNullable<typeof made> {
 const MAX_RETIRED_GROUPS = 2_000;
 const retiredRetries = new Map<string, number>();
 const retiredHedges = new Map<string, number>();
+const retiredDirect = new Map<string, number>();
 
 function retire(totals: Map<string, number>, group: string, add: number): void {
   const sum = (totals.get(group) ?? 0) + add;
@@ -157,6 +169,7 @@ export function trackRouter(r: RouterGauges): () => void {
     if (!routers.delete(r)) return;
     retire(retiredRetries, r.group, r.counters.retries);
     retire(retiredHedges, r.group, r.counters.hedges);
+    if (r.direct) retire(retiredDirect, r.group, r.direct().sent);
   };
 }
 

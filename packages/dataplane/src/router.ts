@@ -144,7 +144,8 @@ export class Router implements OverflowTarget {
     const send = (r: ReplicaState, data: Uint8Array, reply?: string, headers?: MsgHdrs) => this.send(r, data, reply, headers);
     const framer = o.frames ? new Framer(nats, this.inbox, send, () => counters.frames++) : undefined;
     this.host = { group: o.group, nats, balancer: this.balancer, inbox: this.inbox, link: this.link, maxRetries: o.maxRetries, calls, counters, cancel, send, deadlines: this.deadlines, framer };
-    this.untrack = trackRouter({ group: o.group, inFlight: () => calls.size, queued: () => this.balancer.queued, counters });
+    const direct = this.direct;
+    this.untrack = trackRouter({ group: o.group, inFlight: () => calls.size, queued: () => this.balancer.queued, counters, ...(direct ? { direct: () => ({ up: direct.up, sent: direct.sent }) } : {}) });
     this.loadSub = nats.subscribe(loadSubject(o.subjectPrefix, o.group), {
       callback: (err, msg) => {
         if (err) return;

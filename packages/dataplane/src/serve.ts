@@ -143,7 +143,7 @@ class ReplicaServer implements Server, DirectHost {
       dispatched: (size, waitedMs) => recordReplicaBatch(cfg.group, cfg.revision, size, waitedMs),
       idle: () => this.checkIdle(),
     });
-    this.untrack = trackReplica({ group: cfg.group, revision: cfg.revision, inFlight: () => this.inFlight, queued: () => this.queued });
+    this.untrack = trackReplica({ group: cfg.group, revision: cfg.revision, inFlight: () => this.inFlight, queued: () => this.queued, directLinks: () => this.direct?.links ?? 0 });
     this.sub = nc.subscribe(cfg.subject, { queue: QUEUE_GROUP, callback: (err, msg) => {
       if (!err) this.onMessage(msg);
     } });

@@ -107,6 +107,42 @@ describe('data-plane metrics', () => {
     }
   });
 
+  it('shows direct-path links on both sides and the messages sent on them, kept on the counter after the router closes', async () => {
+    const subject = replicaSubject('muster', 'mxd', 'r-1');
+    const replica = await serve({ unary: () => 'ok' }, { nats: conn, subject, group: 'mxd', replicaId: 'r-1', revision: 'rev-d', loadIntervalMs: 100, direct: { host: '127.0.0.1' } });
+    const router = new Router(client, undefined, { group: 'mxd', direct: true });
+    try {
+      router.update({ group: 'mxd', version: 1, replicas: [{ replicaId: 'r-1', revision: 'rev-d', subject }] });
+      await waitFor('the link up', async () => (await router.call({}), router.stats().direct?.up === 1 || undefined), { timeoutMs: 10_000 });
+      for (let i = 0; i < 5; i++) await router.call({});
+      const text = await scrape();
+      expect(sample(text, 'muster_router_direct_links', { group: 'mxd' })).toBe(1);
+      expect(sample(text, 'muster_replica_direct_links', { group: 'mxd', revision: 'rev-d' })).toBe(1);
+      const sent = sample(text, 'muster_router_direct_messages_total', { group: 'mxd' });
+      expect(sent).toBeGreaterThanOrEqual(5);
+      expect(sent).toBe(router.stats().direct!.sent);
+      router.close();
+      await waitFor('the replica sees the link closed', () => replica.direct!.links === 0 || undefined, { timeoutMs: 5_000 });
+      // A fresh provider (see above) shows what the callbacks observe now.
+      await metrics.close();
+      metrics = await startMetrics('test', '127.0.0.1:0', {}, { global: true });
+      const other = new Router(client, undefined, { group: 'mx' });
+      try {
+        other.update({ group: 'mx', version: 1, replicas: [{ replicaId: 'r-1', revision: 'rev-a', subject: replicaSubject('muster', 'mx', 'r-1') }] });
+        expect(await other.call({})).toBe('ok');
+        const after = await scrape();
+        expect(sample(after, 'muster_router_direct_messages_total', { group: 'mxd' })).toBe(sent);
+        expect(after).not.toMatch(/^muster_router_direct_links\{group="mxd"/m);
+        expect(sample(after, 'muster_replica_direct_links', { group: 'mxd', revision: 'rev-d' })).toBe(0);
+      } finally {
+        other.close();
+      }
+    } finally {
+      router.close();
+      await replica.close();
+    }
+  });
+
   it('counts a unary call its caller cancelled as CANCELLED at the replica, though the handler returned', async () => {
     const router = new Router(client, undefined, { group: 'mx' });
     try {
