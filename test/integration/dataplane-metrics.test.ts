@@ -88,6 +88,32 @@ describe('data-plane metrics and request logs', () => {
     expect(gw.output()).not.toContain('"messages"');
   });
 
+  it('the gateway calls the worker\'s HTTP bridge on a direct link; with --nats-only, on NATS only', async () => {
+    const text = await waitFor('the gateway\'s direct link up', async () => {
+      expect((await chat({}, 'direct')).status).toBe(200);
+      const t = await (await fetch(metricsUrl)).text();
+      return sample(t, 'muster_router_direct_links', { group: 'llm' }) === 1 ? t : undefined;
+    }, { timeoutMs: 15_000 });
+    expect(sample(text, 'muster_router_direct_messages_total', { group: 'llm' })).toBeGreaterThan(0);
+    const worker = [...cluster.workers.values()][0]!;
+    expect(sample(await (await fetch(`http://${worker.metricsAddress}/metrics`)).text(), 'muster_replica_direct_links', { group: 'llm' })).toBe(1);
+
+    const natsOnly = spawnManaged('gateway-nats-only', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth', '--metrics-listen', '127.0.0.1:0', '--nats-only'], { env: cluster.clientEnv() });
+    try {
+      const ready = JSON.parse(await natsOnly.waitForLine((l) => l.includes('gateway ready'))) as { address: string; metrics: string };
+      for (let i = 0; i < 20; i++) {
+        const res = await fetch(`http://${ready.address}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'fake-model', messages: [{ content: 'hi' }], max_tokens: 2 }) });
+        expect(res.status).toBe(200);
+        await res.text();
+      }
+      const t = await (await fetch(`http://${ready.metrics}/metrics`)).text();
+      expect(sample(t, 'muster_router_requests_total', { group: 'llm', code: 'OK' })).toBe(20);
+      expect(t).not.toMatch(/^muster_router_direct_(links|messages_total)\{group="llm"/m);
+    } finally {
+      await natsOnly.stop();
+    }
+  });
+
   it('errors of the gateway itself are counted and logged too (an unknown model: 404, no group)', async () => {
     const res = await fetch(`${base}/v1/completions`, { method: 'POST', headers: { 'x-request-id': 'nomodel-1' }, body: JSON.stringify({ model: 'nope', prompt: 'x' }) });
     expect(res.status).toBe(404);

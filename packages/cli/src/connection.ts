@@ -71,8 +71,9 @@ export function connectionOptions(flags: ConnectionFlags, env: NodeJS.ProcessEnv
   return { ...connectOptionsFromEnv(flagsOverEnv(flags, env)), onRetry: retryReporter(), ...(timeout ? { callTimeoutMs: Number(timeout) } : {}) };
 }
 
-export function connectFromFlags(flags: ConnectionFlags): Promise<Cluster> {
-  return connect(connectionOptions(flags));
+/** `extra`: connect() options of the command's own (the gateway's `direct`). */
+export function connectFromFlags(flags: ConnectionFlags, extra: Partial<ConnectOptions> = {}): Promise<Cluster> {
+  return connect({ ...connectionOptions(flags), ...extra });
 }
 
 /** Says on stderr that a call is retrying, and why: the first time, then at most every 2 s. */

@@ -19,3 +19,12 @@ describe('the gateway\'s tracing options', () => {
     expect(load({}, { MUSTER_GATEWAY_TRUST_TRACEPARENT: 'true' }).trustTraceparent).toBe(true);
   });
 });
+
+describe('the gateway\'s data-plane path', () => {
+  it('takes the direct path unless --nats-only (or MUSTER_GATEWAY_NATS_ONLY) says NATS only; a bad value is refused', () => {
+    expect(load({}).natsOnly).toBe(false);
+    expect(load({ natsOnly: 'true' }).natsOnly).toBe(true);
+    expect(load({}, { MUSTER_GATEWAY_NATS_ONLY: 'true' }).natsOnly).toBe(true);
+    expect(() => load({ natsOnly: 'maybe' })).toThrow(/natsOnly|nats-only/);
+  });
+});

@@ -31,6 +31,8 @@ export const gatewayConfigSchema = z
     otlpEndpoint: z.string().default(''),
     /** Continue clients' W3C traceparent (default false: each request starts a new trace, linked to the client's span). */
     trustTraceparent: z.boolean().default(false),
+    /** Call replicas on NATS only, not on direct-path links (docs/dataplane.md, "The direct path"). */
+    natsOnly: z.boolean().default(false),
   })
   .refine((c) => !c.keysFile || !c.noAuth, { message: '--no-auth and --keys-file contradict each other: give one', path: ['noAuth'] })
   .refine((c) => c.keysFile !== undefined || c.noAuth, {
@@ -78,6 +80,7 @@ export const gatewayOptions: OptionSpec[] = [
   { key: 'metricsTlsKey', flag: 'metrics-tls-key', env: 'MUSTER_GATEWAY_METRICS_TLS_KEY', description: 'the metrics HTTPS certificate\'s key (PEM)' },
   { key: 'requestLogSample', flag: 'request-log-sample', env: 'MUSTER_GATEWAY_REQUEST_LOG_SAMPLE', parse: parseNumber, description: 'share of successful requests written to the JSON request log, 0 to 1 (default 0.01); 5xx and 499 are always logged, 4xx up to 20 a second' },
   { key: 'otlpEndpoint', flag: 'otlp-endpoint', description: OTLP_ENDPOINT_HELP },
+  { key: 'natsOnly', flag: 'nats-only', env: 'MUSTER_GATEWAY_NATS_ONLY', parse: parseBool, boolean: true, description: 'call replicas on NATS only (default: on a direct TLS link to each replica once set up, docs/dataplane.md "The direct path"); for networks where the gateway cannot reach the workers\' addresses' },
   { key: 'trustTraceparent', flag: 'trust-traceparent', env: 'MUSTER_GATEWAY_TRUST_TRACEPARENT', parse: parseBool, boolean: true, description: 'continue the trace a client\'s traceparent names, with its sampling decision (default: each request starts a new trace, linked to the client\'s span: clients choose neither the trace id nor sampling)' },
 ];
 

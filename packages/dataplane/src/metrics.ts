@@ -60,16 +60,20 @@ const replicas = new Set<ReplicaGauges>();
 
 /**
  * Sums `value` over `sources` by a key of their labels (two routers of one
- * group are one series); `base` (retired routers' totals) is added first.
+ * group are one series); `base` (retired routers' totals) is added first. A
+ * source whose value is undefined (a router without the direct path, for its
+ * series) is left out.
  */
-function observeSum<T>(sources: Set<T>, key: (s: T) => string, attrs: (s: T) => Attributes, value: (s: T) => number, base?: Map<string, number>) {
+function observeSum<T>(sources: Set<T>, key: (s: T) => string, attrs: (s: T) => Attributes, value: (s: T) => number | undefined, base?: Map<string, number>) {
   return (result: ObservableResult) => {
     const sums = new Map<string, { attrs: Attributes; v: number }>();
     if (base) for (const [k, v] of base) sums.set(k, { attrs: { group: k }, v });
     for (const s of sources) {
+      const v = value(s);
+      if (v === undefined) continue;
       const k = key(s);
       const e = sums.get(k) ?? { attrs: attrs(s), v: 0 };
-      e.v += value(s);
+      e.v += v;
       sums.set(k, e);
     }
     for (const { attrs: a, v } of sums.values()) result.observe(v, a);
@@ -103,9 +107,9 @@ function instruments(): NonNullable<typeof made> {
   m.createObservableCounter('muster_router_hedges_total', { description: 'hedged copies sent (hedgeAfterMs), by group' })
     .addCallback(observeSum(routers, group, byGroup, (r) => r.counters.hedges, retiredHedges));
   m.createObservableGauge('muster_router_direct_links', { description: 'direct-path links up from routers of this process to replicas, by group' })
-    .addCallback(observeSum(routers, group, byGroup, (r) => r.direct?.().up ?? 0));
+    .addCallback(observeSum(routers, group, byGroup, (r) => r.direct?.().up));
   m.createObservableCounter('muster_router_direct_messages_total', { description: 'messages (requests, request frames, cancels, credits) routers of this process sent on direct-path links instead of NATS, by group' })
-    .addCallback(observeSum(routers, group, byGroup, (r) => r.direct?.().sent ?? 0, retiredDirect));
+    .addCallback(observeSum(routers, group, byGroup, (r) => r.direct?.().sent, retiredDirect));
   m.createObservableGauge('muster_replica_direct_links', { description: 'callers\' direct-path links open to serve() replicas of this process, by group and revision' })
     .addCallback(observeSum(replicas, revisionKey, byRevision, (r) => r.directLinks()));
   m.createObservableGauge('muster_replica_in_flight', { description: 'handlers running in serve() replicas of this process, by group and revision' })

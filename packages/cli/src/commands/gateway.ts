@@ -66,7 +66,7 @@ export function gatewayCommand(program: Command): void {
       ? await startMetrics('gateway', config.metricsListen, { tokenFile: config.metricsTokenFile, tlsCert: config.metricsTlsCert, tlsKey: config.metricsTlsKey }, { global: true, warn: (m) => log('warn', m) })
       : undefined;
     const observer = new GatewayObserver({ meter: metrics?.meter, sample: config.requestLogSample, log: ({ msg, ...line }) => log('status' in line ? (line.status >= 500 ? 'error' : line.status >= 400 ? 'warn' : 'info') : 'warn', msg, line) });
-    const cluster = await connectFromFlags({ ...raw, tlsCert: process.env[CLIENT_ENV.TLS_CERT], tlsKey: process.env[CLIENT_ENV.TLS_KEY] } as ConnectionFlags).catch(async (e: unknown) => {
+    const cluster = await connectFromFlags({ ...raw, tlsCert: process.env[CLIENT_ENV.TLS_CERT], tlsKey: process.env[CLIENT_ENV.TLS_KEY] } as ConnectionFlags, { direct: !config.natsOnly }).catch(async (e: unknown) => {
       await metrics?.close();
       throw e;
     });
