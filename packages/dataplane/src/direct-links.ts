@@ -15,6 +15,19 @@
  *                  calls with a copy sent on it are told it was lost (retried when
  *                  idempotent, else REPLICA_LOST: it may have run), as the router's
  *                  sweep would tell them a little later
+ *   up ──dead──▶ closed, as above: a link can die without a word (a firewall
+ *                  dropping a flow, a cable), so one silent for PING_BUSY_MS with
+ *                  a copy out on it (PING_IDLE_MS without) is sent a PING, which
+ *                  the replica answers at once. The verdict needs proof that the
+ *                  replica ran, not just that it was slow: its load reports (on
+ *                  NATS, from the same event loop). Each report is published in a
+ *                  turn of that loop, and a turn reads every socket that has data,
+ *                  so once PROOF_REPORTS reports have come (each checked on its own
+ *                  tick, the first PING_ARRIVE_MS after the ping) with no byte on
+ *                  the link, the PONG would have come on a live link: it is dead,
+ *                  not the replica, and it is closed. A replica whose loop is
+ *                  blocked (a long synchronous handler) reports nothing either, so
+ *                  its link is left alone, as NATS leaves a slow replica's calls.
  *
  * Bounds: one link per replica in the membership (links of replicas that left
  * it are closed), a frame (the NATS max_payload and FRAME_SLACK), bytes
@@ -27,7 +40,7 @@ import { decode, encode, type NatsConnection } from '@muster/common';
 import type { Msg, MsgHdrs } from '@nats-io/transport-node';
 import type { ReplicaState } from './balancer.js';
 import { END_GRACE_MS } from './direct-listener.js';
-import { encodeRequest, FRAME_SLACK, FrameReader, helloAnswerOf, ID_BYTES, KEY_BYTES, KIND, LINK_TLS, type HeaderPairs, type HelloRequest } from './direct-wire.js';
+import { encodeRequest, FRAME_SLACK, FrameReader, helloAnswerOf, ID_BYTES, KEY_BYTES, KIND, LINK_TLS, PING_FRAME, type HeaderPairs, type HelloRequest } from './direct-wire.js';
 import type { Inbox, Listener } from './inbox.js';
 import { isNoResponders, maxPayloadOf } from './wire.js';
 
@@ -40,11 +53,20 @@ const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
 /** After a replica said it offers no direct path (an older one, or none configured). */
 const NOT_OFFERED_MS = 60_000;
+/** A link silent this long is pinged: with a copy of a call out on it, without. */
+export const PING_BUSY_MS = 5_000;
+export const PING_IDLE_MS = 30_000;
+/** Load reports that came after a ping (received PING_ARRIVE_MS after it or later, one per check) with no byte on the link: it is dead. */
+export const PROOF_REPORTS = 4;
+export const PING_ARRIVE_MS = 500;
+const CHECK_EVERY_MS = 1_000;
 
 /** What happens to calls when a link breaks (router.ts). */
 export interface LinkOwner {
   /** Link `link` to `r` closed without GOAWAY: copies sent on it may never be answered. */
   broken(r: ReplicaState, link: DirectLink): void;
+  /** When (epoch ms, local clock) this replica's last load report came, if any (balancer.ts). */
+  lastReportAt(replicaId: string): number | undefined;
 }
 
 export class DirectLinks {
@@ -53,12 +75,19 @@ export class DirectLinks {
   private readonly leaving = new Set<DirectLink>();
   /** Messages sent on a link (observability, tests). */
   sent = 0;
+  private readonly timer: NodeJS.Timeout;
 
   constructor(
     private readonly nats: NatsConnection,
     private readonly inbox: Inbox,
     private readonly owner: LinkOwner,
-  ) {}
+  ) {
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      for (const [r, l] of this.links) l.check(now, owner.lastReportAt(r.info.replicaId));
+    }, CHECK_EVERY_MS);
+    this.timer.unref();
+  }
 
   /** The link to send to `r` on now, if one is up; else undefined (send on NATS), and one is set up if none is. */
   for(r: ReplicaState): DirectLink | undefined {
@@ -85,6 +114,7 @@ export class DirectLinks {
   }
 
   close(): void {
+    clearInterval(this.timer);
     for (const l of [...this.links.values(), ...this.leaving]) l.close();
     this.links.clear();
     this.leaving.clear();
@@ -122,6 +152,12 @@ export class DirectLink implements Listener {
   private readonly id = randomBytes(ID_BYTES).toString('hex');
   private readonly key = randomBytes(KEY_BYTES);
   private closing = false;
+  /** When a byte last came from the replica (epoch ms), and when a PING went unanswered since. */
+  private heardAt = 0;
+  private pingAt: number | undefined;
+  /** The replica's reports counted as proof since the ping, and the last one counted (its receipt time). */
+  private proofs = 0;
+  private proofReport: number | undefined;
 
   constructor(
     private readonly nats: NatsConnection,
@@ -175,15 +211,18 @@ export class DirectLink implements Listener {
       if (this.closing) return void socket.destroy();
       this.state = 'up';
       this.failures = 0;
+      this.heardAt = Date.now();
     });
     const reader = new FrameReader(() => (maxPayloadOf(this.nats) ?? 1024 * 1024) + FRAME_SLACK);
     socket.on('data', (chunk: Buffer) => {
+      this.heardAt = Date.now();
+      this.pingAt = undefined;
       try {
         reader.push(chunk, (f) => {
           if (f.kind === KIND.MESSAGE) this.inbox.deliver(f.subject, { subject: f.subject, data: f.data, headers: undefined } as unknown as Msg);
           else if (f.kind === KIND.REFUSED) this.inbox.deliver(f.reply, noResponders(f.reply));
           else if (f.kind === KIND.GOAWAY) this.goAway();
-          else throw new Error(`a frame of kind ${f.kind} from a replica`);
+          else if (f.kind !== KIND.PONG) throw new Error(`a frame of kind ${f.kind} from a replica`);
         });
       } catch {
         socket.destroy(); // a broken replica: what it still owes comes on NATS, or the calls are told it was lost
@@ -198,6 +237,28 @@ export class DirectLink implements Listener {
       this.failed();
       if (was === 'up') this.events.broken();
     });
+  }
+
+  /** Pings it when silent; closes it when dead (see the header). `lastReport`: the replica's last load report (epoch ms). */
+  check(now: number, lastReport: number | undefined): void {
+    if (this.state !== 'up') return;
+    if (this.pingAt === undefined) {
+      if (now - this.heardAt < (this.busy() ? PING_BUSY_MS : PING_IDLE_MS)) return;
+      this.pingAt = now;
+      this.proofs = 0;
+      this.proofReport = undefined;
+      this.socket!.write(PING_FRAME);
+      return;
+    }
+    if (lastReport === undefined || lastReport === this.proofReport || lastReport < this.pingAt + PING_ARRIVE_MS) return;
+    this.proofReport = lastReport;
+    if (++this.proofs >= PROOF_REPORTS) this.socket!.destroy();
+  }
+
+  /** A copy of a call is out on it. */
+  private busy(): boolean {
+    for (const a of this.replica.attempts) if (a.via === this) return true;
+    return false;
   }
 
   /** The replica takes no more requests on it: new messages go on NATS; answers still come. */

@@ -26,7 +26,7 @@ import { createServer, type Server as TlsServer, type TLSSocket } from 'node:tls
 import type { AddressInfo } from 'node:net';
 import { encode, ErrorCode, type NatsConnection } from '@muster/common';
 import { headers as natsHeaders, type Msg } from '@nats-io/transport-node';
-import { encodeMessage, encodeRefused, FRAME_SLACK, FrameReader, GOAWAY_FRAME, HELLO_TTL_MS, KIND, LINK_TLS, type HeaderPairs, type HelloAnswer, type HelloRequest } from './direct-wire.js';
+import { encodeMessage, encodeRefused, FRAME_SLACK, FrameReader, GOAWAY_FRAME, HELLO_TTL_MS, KIND, LINK_TLS, PONG_FRAME, type HeaderPairs, type HelloAnswer, type HelloRequest } from './direct-wire.js';
 import { maxPayloadOf, wireError } from './wire.js';
 
 /** Where a message for a caller goes: NATS, or the link its request came on. */
@@ -191,6 +191,8 @@ class ServedLink implements Outlet {
     socket.on('data', (chunk: Buffer) => {
       try {
         this.reader.push(chunk, (f) => {
+          // Past the bounds on what waits to be written, too: the caller would take the link for dead.
+          if (f.kind === KIND.PING) return void (socket.writable && socket.write(PONG_FRAME));
           if (f.kind !== KIND.REQUEST) throw new Error(`a frame of kind ${f.kind} from a caller`);
           this.onRequest(f.reply, f.headers, f.data);
         });

@@ -30,10 +30,13 @@
  *   GOAWAY   replica → caller   no request is taken on this link any more
  *                               (the replica drains, or the link is old); what
  *                               was taken is answered, on it or on NATS
+ *   PING     caller → replica   is the link alive? (direct-links.ts: when it
+ *                               has been silent a while)
+ *   PONG     replica → caller   it is
  */
 import { decode, encode } from '@muster/common';
 
-export const KIND = { REQUEST: 1, MESSAGE: 2, REFUSED: 3, GOAWAY: 4 } as const;
+export const KIND = { REQUEST: 1, MESSAGE: 2, REFUSED: 3, GOAWAY: 4, PING: 5, PONG: 6 } as const;
 
 /** The link's TLS: 1.2 only (Node's PSK), ECDHE-PSK ciphers (forward secrecy). */
 export const LINK_TLS = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: 'ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES256-CBC-SHA384' } as const;
@@ -112,12 +115,16 @@ export function encodeRefused(reply: string): Buffer {
 }
 
 export const GOAWAY_FRAME = Buffer.from([0, 0, 0, 1, KIND.GOAWAY]);
+export const PING_FRAME = Buffer.from([0, 0, 0, 1, KIND.PING]);
+export const PONG_FRAME = Buffer.from([0, 0, 0, 1, KIND.PONG]);
 
 export type Frame =
   | { kind: typeof KIND.REQUEST; reply: string; headers: HeaderPairs | undefined; data: Uint8Array }
   | { kind: typeof KIND.MESSAGE; subject: string; data: Uint8Array }
   | { kind: typeof KIND.REFUSED; reply: string }
-  | { kind: typeof KIND.GOAWAY };
+  | { kind: typeof KIND.GOAWAY }
+  | { kind: typeof KIND.PING }
+  | { kind: typeof KIND.PONG };
 
 /**
  * Cuts a byte stream into frames. A frame over `maxBytes`, a kind it does not
@@ -160,6 +167,8 @@ function parse(kind: number, b: Buffer): Frame {
     case KIND.REFUSED:
       return { kind, reply: b.toString('utf8') };
     case KIND.GOAWAY:
+    case KIND.PING:
+    case KIND.PONG:
       return { kind };
     default:
       throw new Error(`a frame of unknown kind ${kind}`);

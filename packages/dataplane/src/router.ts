@@ -140,7 +140,7 @@ export class Router implements OverflowTarget {
     const calls = new Set<Call>();
     const counters = { retries: 0, hedges: 0, lost: 0, frames: 0 };
     const cancel = (r: ReplicaState, id: string, deadline: number) => this.cancel(r.info.replicaId, r.info.subject, id, deadline, r);
-    this.direct = o.direct ? new DirectLinks(nats, this.inbox, { broken: (r, link) => this.linkBroken(r, link) }) : undefined;
+    this.direct = o.direct ? new DirectLinks(nats, this.inbox, { broken: (r, link) => this.linkBroken(r, link), lastReportAt: (id) => this.balancer.lastReportAt(id) }) : undefined;
     const send = (r: ReplicaState, data: Uint8Array, reply?: string, headers?: MsgHdrs) => this.send(r, data, reply, headers);
     const framer = o.frames ? new Framer(nats, this.inbox, send, () => counters.frames++) : undefined;
     this.host = { group: o.group, nats, balancer: this.balancer, inbox: this.inbox, link: this.link, maxRetries: o.maxRetries, calls, counters, cancel, send, deadlines: this.deadlines, framer };
@@ -346,7 +346,7 @@ export class Router implements OverflowTarget {
    * call that has moved on, and are dropped.
    */
   private linkBroken(r: ReplicaState, link: DirectLink): void {
-    for (const a of [...r.attempts]) if (a.via === link) a.lost(`closed its direct link while the call was in flight (it died, or the link broke)`);
+    for (const a of [...r.attempts]) if (a.via === link) a.lost(`closed its direct link while the call was in flight (it died, or the link broke or went dead)`);
   }
 
   /** Best effort: now if the connection is up, else held until the replica reports load again (or the call's deadline passes: then the replica aborts it by itself). */

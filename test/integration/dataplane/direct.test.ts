@@ -8,12 +8,13 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { connect } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { connect, createServer as createTlsServer } from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectNats, decode, encode, ErrorCode, type NatsConnection } from '@muster/common';
 import { waitFor, type NatsServer } from '@muster/testing';
 import { useNats } from '@muster/testing/vitest';
-import { callerInboxPrefix, callerPermissions, replicaSubject } from '@muster/contracts';
+import { callerInboxPrefix, callerPermissions, loadSubject, replicaSubject } from '@muster/contracts';
 import { Router, serve, type Membership, type ReplicaInfo, type ServeHandlers, type Server } from '@muster/dataplane';
 import { errorOf } from './errors.test-support.js';
 
@@ -49,6 +50,23 @@ function router(group: string, infos: ReplicaInfo[], opts: Partial<ConstructorPa
 }
 
 const membership = (group: string, version: number, replicas: ReplicaInfo[]): Membership => ({ group, version, replicas });
+
+/** test/fixtures/direct-replica.mjs in a process of its own (killed at the end). */
+async function childReplica(group: string, id: string): Promise<{ child: ChildProcess; info: ReplicaInfo }> {
+  const subject = replicaSubject('muster', group, id);
+  const child = fork(new URL('../../fixtures/direct-replica.mjs', import.meta.url), {
+    env: { ...process.env, DIRECT_ACCESS: JSON.stringify(nats.access), DIRECT_SUBJECT: subject, DIRECT_GROUP: group, DIRECT_REPLICA: id },
+    // vitest's own flags (the "source" condition) are not the fixture's: it loads the built packages.
+    execArgv: [],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  cleanup.push(() => child.exitCode === null && child.kill('SIGKILL'));
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the replica exited with ${code}`)));
+  });
+  return { child, info: { replicaId: id, revision: 'r1', subject } };
+}
 
 /** Calls until every replica's link is up (the first calls go on NATS while it is set up). */
 async function linked(r: Router, links: number): Promise<void> {
@@ -292,21 +310,54 @@ describe('the direct path', () => {
     expect(await long).toBe('late');
   });
 
+  it('a link that goes dead without a word while the replica lives: found by a ping the replica\'s load reports prove unanswered, its call fails REPLICA_LOST', async () => {
+    // A hand-made replica: it answers on NATS (and hellos), reports its load, and its direct
+    // listener takes the link, then swallows everything, as a firewall dropping the flow would.
+    const subject = replicaSubject('muster', 'd-dead', 'r0');
+    const keys = new Map<string, Buffer>();
+    const hole = createTlsServer({ ...LINK_TLS, pskCallback: (_s, id) => keys.get(id) ?? null }, (socket) => socket.on('data', () => undefined));
+    await new Promise<void>((resolve) => hole.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => hole.close(resolve)));
+    const port = (hole.address() as AddressInfo).port;
+    const conn = await connectNats(nats.access, 'd-dead');
+    cleanup.push(() => conn.close());
+    conn.subscribe(subject, { callback: (_e, m) => {
+      const body = decode<{ direct?: string; id?: string; key?: Uint8Array }>(m.data);
+      if (body.direct === 'hello') {
+        keys.set(body.id!, Buffer.from(body.key!));
+        m.respond(encode({ v: 1, direct: { host: '127.0.0.1', port } }));
+      } else if (m.reply) m.respond(encode({ v: 1, ok: true, result: 'on nats' }));
+    } });
+    const report = () => conn.publish(loadSubject('muster', 'd-dead'), encode({ v: 1, replicaId: 'r0', inFlight: 0, queued: 0, timeMs: Date.now(), draining: false, incarnation: 'i1' }));
+    report();
+    const reports = setInterval(report, 100);
+    cleanup.push(() => clearInterval(reports));
+    await conn.flush();
+    const r = router('d-dead', [{ replicaId: 'r0', revision: 'r1', subject }]);
+    expect(await r.call('first')).toBe('on nats'); // and the hello goes out
+    await waitFor('the link up', () => r.stats().direct!.up === 1 || undefined);
+    const t = Date.now();
+    const err = await errorOf(r.call('into the hole', { timeoutMs: 60_000 }));
+    expect(err.code).toBe(ErrorCode.REPLICA_LOST);
+    expect(err.message).toMatch(/closed its direct link while the call was in flight \(it died, or the link broke or went dead\)/);
+    expect(Date.now() - t).toBeLessThan(20_000); // about 5 s of silence, a ping, 4 reports' checks; the deadline is 60 s
+    expect(r.stats().direct!.up).toBe(0);
+  }, 30_000);
+
+  it('a replica busy past the ping, its event loop free or blocked, keeps its link and answers: no false alarm', async () => {
+    const { info } = await childReplica('d-busy', 'r0');
+    const r = router('d-busy', [info]);
+    await linked(r, 1);
+    // Free: the ping (5 s of silence) is answered. Blocked 7 s: no report, no verdict; then both come.
+    expect(await r.call({ sleep: 6_000 }, { timeoutMs: 30_000 })).toEqual({ slept: 6_000 });
+    expect(await r.call({ block: 7_000 }, { timeoutMs: 30_000 })).toEqual({ blocked: 7_000 });
+    expect(r.stats()).toMatchObject({ lost: 0, direct: { up: 1 } });
+  }, 40_000);
+
   it('a replica killed mid-call on its link: that call fails REPLICA_LOST at once, not at its deadline', async () => {
     const group = 'd-kill';
-    const subject = replicaSubject('muster', group, 'victim');
-    const child: ChildProcess = fork(new URL('../../fixtures/direct-replica.mjs', import.meta.url), {
-      env: { ...process.env, DIRECT_ACCESS: JSON.stringify(nats.access), DIRECT_SUBJECT: subject, DIRECT_GROUP: group, DIRECT_REPLICA: 'victim' },
-      // vitest's own flags (the "source" condition) are not the fixture's: it loads the built packages.
-      execArgv: [],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    cleanup.push(() => child.exitCode === null && child.kill('SIGKILL'));
-    await new Promise<void>((resolve, reject) => {
-      child.once('message', () => resolve());
-      child.once('exit', (code) => reject(new Error(`the replica exited with ${code}`)));
-    });
-    const r = router(group, [{ replicaId: 'victim', revision: 'r1', subject }], { replicaLostAfterMs: 600_000 });
+    const { child, info } = await childReplica(group, 'victim');
+    const r = router(group, [info], { replicaLostAfterMs: 600_000 });
     await linked(r, 1);
     const hung = r.call('hang', { timeoutMs: 60_000 });
     const idem = r.call('hang', { timeoutMs: 60_000, idempotent: true });
