@@ -9,12 +9,12 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster } from '@muster/sdk';
-import { spawnManaged, waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
+import { waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
 import { sample } from './prometheus-text.js';
+import { startTestGateway, type TestGateway } from './gateway.test-support.js';
 
 const vllmLike = fileURLToPath(new URL('../fixtures/vllm-like.mjs', import.meta.url));
-const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 
 describe('data-plane metrics and request logs', () => {
   let cluster: LocalCluster;
@@ -38,9 +38,8 @@ describe('data-plane metrics and request logs', () => {
       },
       replicas: { initial: 1, max: 1 },
     });
-    gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth', '--metrics-listen', '127.0.0.1:0', '--request-log-sample', '1'], { env: cluster.clientEnv() });
-    const ready = JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string; metrics: string };
-    base = `http://${ready.address}`;
+    let ready: TestGateway['ready'];
+    ({ gw, base, ready } = await startTestGateway(cluster, ['--no-auth', '--metrics-listen', '127.0.0.1:0', '--request-log-sample', '1']));
     metricsUrl = `http://${ready.metrics}/metrics`;
     await waitFor('llm ready', async () => (await sdk.replicaGroups.get('llm')).replicas.some((r) => r.state === 'ready') || undefined, { timeoutMs: 30_000 });
   }, 60_000);
@@ -98,19 +97,18 @@ describe('data-plane metrics and request logs', () => {
     const worker = [...cluster.workers.values()][0]!;
     expect(sample(await (await fetch(`http://${worker.metricsAddress}/metrics`)).text(), 'muster_replica_direct_links', { group: 'llm' })).toBe(1);
 
-    const natsOnly = spawnManaged('gateway-nats-only', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth', '--metrics-listen', '127.0.0.1:0', '--nats-only'], { env: cluster.clientEnv() });
+    const natsOnly = await startTestGateway(cluster, ['--no-auth', '--metrics-listen', '127.0.0.1:0', '--nats-only'], { name: 'gateway-nats-only' });
     try {
-      const ready = JSON.parse(await natsOnly.waitForLine((l) => l.includes('gateway ready'))) as { address: string; metrics: string };
       for (let i = 0; i < 20; i++) {
-        const res = await fetch(`http://${ready.address}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'fake-model', messages: [{ content: 'hi' }], max_tokens: 2 }) });
+        const res = await fetch(`${natsOnly.base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'fake-model', messages: [{ content: 'hi' }], max_tokens: 2 }) });
         expect(res.status).toBe(200);
         await res.text();
       }
-      const t = await (await fetch(`http://${ready.metrics}/metrics`)).text();
+      const t = await (await fetch(`http://${natsOnly.ready.metrics}/metrics`)).text();
       expect(sample(t, 'muster_router_requests_total', { group: 'llm', code: 'OK' })).toBe(20);
       expect(t).not.toMatch(/^muster_router_direct_(links|messages_total)\{group="llm"/m);
     } finally {
-      await natsOnly.stop();
+      await natsOnly.gw.stop();
     }
   });
 

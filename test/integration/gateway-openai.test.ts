@@ -18,12 +18,12 @@ import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster } from '@muster/sdk';
-import { spawnManaged, waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
+import { waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
+import { startTestGateway } from './gateway.test-support.js';
 
 const vllmLike = fileURLToPath(new URL('../fixtures/vllm-like.mjs', import.meta.url));
 const replica = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
-const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 
 /**
  * The cold start's model load. MUSTER_TEST_MODEL_LOAD_MS=40000 runs the
@@ -65,8 +65,7 @@ describe('gateway: OpenAI-compatible routes', () => {
       template: { command: process.execPath, args: [replica], readiness: { kind: 'sdk' } },
       replicas: { initial: 1, max: 1 },
     });
-    gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth', '--max-body-bytes', '65536'], { env: cluster.clientEnv() });
-    base = `http://${(JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string }).address}`;
+    ({ gw, base } = await startTestGateway(cluster, ['--no-auth', '--max-body-bytes', '65536']));
     await waitFor('both groups ready', async () => ((await readyReplicas(sdk, 'llm')) === 1 && (await readyReplicas(sdk, 'ts-echo')) === 1) || undefined, { timeoutMs: 30_000 });
   }, 60_000);
   afterAll(async () => {

@@ -18,12 +18,12 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, isMusterError, type Cluster, type ReplicaGroupSpec, type Router } from '@muster/sdk';
-import { spawnManaged, waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
+import { waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
 import { sample } from './prometheus-text.js';
+import { startTestGateway, type TestGateway } from './gateway.test-support.js';
 
 const replica = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
-const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 
 type Answer = { group: string; replicaId: string; echo: unknown };
 
@@ -167,9 +167,8 @@ describe('overflow to another replica group', () => {
     let base: string;
     let metricsUrl: string;
     beforeAll(async () => {
-      gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth', '--metrics-listen', '127.0.0.1:0'], { env: cluster.clientEnv() });
-      const ready = JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string; metrics: string };
-      base = `http://${ready.address}`;
+      let ready: TestGateway['ready'];
+      ({ gw, base, ready } = await startTestGateway(cluster, ['--no-auth', '--metrics-listen', '127.0.0.1:0']));
       metricsUrl = `http://${ready.metrics}/metrics`;
     }, 30_000);
     afterAll(async () => {

@@ -16,13 +16,13 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster } from '@muster/sdk';
-import { spawnManaged, waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
+import { waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
 import { sample } from './prometheus-text.js';
+import { startTestGateway, type TestGateway } from './gateway.test-support.js';
 
 const vllmLike = fileURLToPath(new URL('../fixtures/vllm-like.mjs', import.meta.url));
 const replicaFixture = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
-const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 
 const MODEL = 'px-model';
 /** A system prompt longer than the group's prefixChars (64): its first 64 characters are the key. */
@@ -75,9 +75,8 @@ describe('prefix-cache-aware routing through the gateway', () => {
       },
       replicas: { initial: 3, max: 4 },
     });
-    gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth', '--metrics-listen', '127.0.0.1:0'], { env: cluster.clientEnv() });
-    const ready = JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string; metrics: string };
-    base = `http://${ready.address}`;
+    let ready: TestGateway['ready'];
+    ({ gw, base, ready } = await startTestGateway(cluster, ['--no-auth', '--metrics-listen', '127.0.0.1:0']));
     metricsUrl = `http://${ready.metrics}/metrics`;
     await waitFor('3 replicas ready', async () => (await sdk.replicaGroups.get('px')).replicas.filter((r) => r.state === 'ready').length === 3 || undefined, { timeoutMs: 60_000 });
   }, 90_000);

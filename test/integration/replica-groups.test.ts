@@ -9,8 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, isMusterError, type Cluster, type ReplicaGroup, type ReplicaGroupSpec } from '@muster/sdk';
 import { execa } from 'execa';
-import { spawnManaged, waitFor, type LocalCluster } from '@muster/testing';
+import { waitFor, type LocalCluster } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
+import { startTestGateway } from './gateway.test-support.js';
 
 const replica = fileURLToPath(new URL('../fixtures/replica.mjs', import.meta.url));
 const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
@@ -218,9 +219,8 @@ describe('replica groups', () => {
   });
 
   it('serves the group over HTTP through `muster gateway`: curl streams, bad requests get a clear 4xx', async () => {
-    const gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth'], { env: cluster.clientEnv() });
+    const { gw, ready: { address } } = await startTestGateway(cluster, ['--no-auth']);
     try {
-      const address = (JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string }).address;
       const call = await execa('curl', ['-sS', '-X', 'POST', '-d', '{"hello":1}', `http://${address}/v1/groups/echo/call`]);
       expect(JSON.parse(call.stdout)).toMatchObject({ echo: { hello: 1 } });
       const stream = await execa('curl', ['-sS', '-N', '-X', 'POST', '-d', '{"n":3}', `http://${address}/v1/groups/echo/stream`]);
@@ -261,9 +261,8 @@ describe('replica groups', () => {
     expect(largest).toBeLessThanOrEqual(64 * 1024);
     const tooBig = await g.call({ method: 'GET', path: `/big?bytes=${big}` }, { timeoutMs: 10_000 }).then(() => undefined, (e: unknown) => e as Error);
     expect(tooBig?.message).toMatch(/over 4194304 bytes.*call it as a stream/);
-    const gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth'], { env: cluster.clientEnv() });
+    const { gw, ready: { address } } = await startTestGateway(cluster, ['--no-auth']);
     try {
-      const address = (JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string }).address;
       const json = await execa('curl', ['-sS', '-H', 'content-type: application/json', '-d', '{"prompt":"a b"}', `http://${address}/v1/groups/llm/http/v1/completions`]);
       expect(JSON.parse(json.stdout)).toMatchObject({ text: 'echo: a b' });
       const sse = await execa('curl', ['-sS', '-N', '-H', 'accept: text/event-stream', '-H', 'content-type: application/json', '-d', '{"prompt":"one two three","stream":true}', `http://${address}/v1/groups/llm/http/v1/completions`]);

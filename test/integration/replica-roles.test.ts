@@ -16,11 +16,11 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkReplicaGroupSpec, type Cluster, type ReplicaGroupSpec } from '@muster/sdk';
-import { spawnManaged, waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
+import { waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
+import { startTestGateway } from './gateway.test-support.js';
 
 const vllmLike = fileURLToPath(new URL('../fixtures/vllm-like.mjs', import.meta.url));
-const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 const example = fileURLToPath(new URL('../../examples/disaggregated/pd.yaml', import.meta.url));
 
 /**
@@ -88,8 +88,8 @@ describe('replica groups with roles (prefill/decode as one unit)', () => {
   }, 60_000);
 
   it('OpenAI calls through the gateway reach prefill, then decode', async () => {
-    gw = spawnManaged('gateway', process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth'], { env: cluster.clientEnv() });
-    const base = `http://${(JSON.parse(await gw.waitForLine((l) => l.includes('gateway ready'))) as { address: string }).address}`;
+    let base: string;
+    ({ gw, base } = await startTestGateway(cluster, ['--no-auth']));
     const ask = async (content: string, stream = false) => {
       const res = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'pd-model', messages: [{ role: 'user', content }], max_tokens: 3, stream }) });
       return { status: res.status, prefill: res.headers.get('x-prefill-by'), decode: res.headers.get('x-decode-by'), text: await res.text() };

@@ -24,13 +24,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { otelContext, otelTrace, SpanKind, startSpan } from '@muster/common';
 import { startTracing, type Tracing } from '@muster/common/tracing';
 import type { Cluster } from '@muster/sdk';
-import { spawnManaged, waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
+import { waitFor, type LocalCluster, type ManagedProcess } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
 import { KIND, startCollector, type SeenSpan } from './otlp-collector.js';
+import { startTestGateway } from './gateway.test-support.js';
 
 const tracedReplica = fileURLToPath(new URL('../fixtures/traced-replica.mjs', import.meta.url));
 const echoShard = fileURLToPath(new URL('../fixtures/trace-echo-shard.mjs', import.meta.url));
-const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 
 describe('traces across gateway, router, replica and the launch path', () => {
   let collector: Awaited<ReturnType<typeof startCollector>>;
@@ -80,10 +80,9 @@ describe('traces across gateway, router, replica and the launch path', () => {
     // The gateways take the flag (the head and worker took the variable); their env has no OTEL_* of the test's.
     // `gw` trusts its clients' traceparent; `gwDefault` (the default) starts a trace of its own per request.
     const startGateway = async (name: string, extra: string[]) => {
-      const p = spawnManaged(name, process.execPath, [cli, 'gateway', '--listen', '127.0.0.1:0', '--no-auth', '--otlp-endpoint', collector.url, ...extra], { env: { ...cluster.clientEnv(), OTEL_EXPORTER_OTLP_ENDPOINT: undefined, OTEL_BSP_SCHEDULE_DELAY: '100' } });
-      const ready = JSON.parse(await p.waitForLine((l) => l.includes('gateway ready'))) as { address: string; traces?: string };
+      const { gw: p, base, ready } = await startTestGateway(cluster, ['--no-auth', '--otlp-endpoint', collector.url, ...extra], { name, env: { OTEL_EXPORTER_OTLP_ENDPOINT: undefined, OTEL_BSP_SCHEDULE_DELAY: '100' } });
       expect(ready.traces).toBe(`${collector.url}/v1/traces`);
-      return { p, base: `http://${ready.address}` };
+      return { p, base };
     };
     ({ p: gw, base } = await startGateway('gateway', ['--trust-traceparent']));
     ({ p: gwDefault, base: defaultBase } = await startGateway('gateway-default', []));
