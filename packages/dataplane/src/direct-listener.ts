@@ -24,7 +24,8 @@
  */
 import { createServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { encode, ErrorCode, type NatsConnection } from '@muster/common';
+import { encode, ErrorCode, MusterError, type NatsConnection } from '@muster/common';
+import { SHARD_ENV } from '@muster/contracts';
 import { headers as natsHeaders, type Msg } from '@nats-io/transport-node';
 import { encodeMessage, encodeRefused, FRAME_SLACK, FrameReader, GOAWAY_FRAME, HELLO_TTL_MS, KIND, LINK_TLS, PONG_FRAME, type HeaderPairs, type HelloAnswer, type HelloRequest } from './direct-wire.js';
 import { maxPayloadOf, wireError } from './wire.js';
@@ -63,6 +64,23 @@ export interface DirectListenerOptions {
   port?: number;
   /** Link age before GOAWAY (default MAX_LINK_AGE_MS; tests shorten it). */
   maxLinkAgeMs?: number;
+}
+
+/**
+ * serve()'s listener, where its config says (serve-options.ts). One that
+ * cannot start fails serve() with UNAVAILABLE when serve() was given the
+ * address, and is left out with a process warning when it came from
+ * MUSTER_DATA_ADDR (the replica then serves on NATS only).
+ */
+export async function listenForLinks(nc: NatsConnection, replica: DirectHost, d: DirectListenerOptions & { given: boolean }, replicaId: string): Promise<DirectListener | undefined> {
+  try {
+    return await DirectListener.start(nc, replica, d);
+  } catch (e) {
+    const why = `replica ${replicaId}: cannot listen for direct links at ${d.host}:${d.port ?? 0}: ${(e as Error).message}`;
+    if (d.given) throw new MusterError(ErrorCode.UNAVAILABLE, `serve(): ${why}`, { cause: e });
+    process.emitWarning(`${why}; serving on NATS only (set ${SHARD_ENV.DATA_ADDR} to an address of this host, or pass serve()'s direct: false)`, 'MusterWarning');
+    return undefined;
+  }
 }
 
 export class DirectListener {

@@ -25,6 +25,11 @@
  * MUSTER_RESOURCE_EXHAUSTED error naming both sizes; a stream ends with it
  * and its handler is stopped.
  *
+ * The direct path (direct-listener.ts): with an address to listen at
+ * (MUSTER_DATA_ADDR, or `direct`), callers' routers also bring requests on
+ * TLS links of their own, set up by a hello on the replica's subject; a
+ * request is answered where it came from (its job's `out`).
+ *
  * NATS outages need nothing from the handlers: nats.js reconnects and
  * restores the subscription by itself, and the server reports its load at
  * once when the connection is back — that first report is what tells routers
@@ -35,12 +40,12 @@
 import { randomBytes } from 'node:crypto';
 import { decode, encode, endSpan, ErrorCode, isMusterError, MusterError, otelContext, tracingOn, type NatsConnection } from '@muster/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
-import { customMetricsOf, loadSubject, QUEUE_GROUP, SHARD_ENV } from '@muster/contracts';
+import { customMetricsOf, loadSubject, QUEUE_GROUP } from '@muster/contracts';
 import { Answers, type AnswerFrame } from './answers.js';
 import { Batcher, type BatchOutcome } from './batch.js';
 import { CallAbort, HandlerContext } from './call-abort.js';
 import { Link } from './connection.js';
-import { DirectListener, type DirectHost, type Outlet } from './direct-listener.js';
+import { listenForLinks, type DirectHost, type DirectListener, type Outlet } from './direct-listener.js';
 import { helloOf } from './direct-wire.js';
 import { decodeItem, FRAME_VERSION, frameItems } from './frames.js';
 import { OK, recordReplicaBatch, recordReplicaRequest, trackReplica } from './metrics.js';
@@ -58,14 +63,10 @@ export async function serve(handlers: ServeHandlers, opts: ServeOptions = {}): P
   const server = new ReplicaServer(nc, !opts.nats, handlers, cfg);
   if (cfg.direct) {
     try {
-      server.direct = await DirectListener.start(nc, server, cfg.direct);
+      server.direct = await listenForLinks(nc, server, cfg.direct, cfg.replicaId);
     } catch (e) {
-      const why = `replica ${cfg.replicaId}: cannot listen for direct links at ${cfg.direct.host}:${cfg.direct.port ?? 0}: ${(e as Error).message}`;
-      if (cfg.direct.given) {
-        await server.close();
-        throw new MusterError(ErrorCode.UNAVAILABLE, `serve(): ${why}`, { cause: e });
-      }
-      process.emitWarning(`${why}; serving on NATS only (set ${SHARD_ENV.DATA_ADDR} to an address of this host, or pass serve()'s direct: false)`, 'MusterWarning');
+      await server.close();
+      throw e;
     }
   }
   await nc.flush(); // the subscription is live at the NATS server before we say we serve

@@ -54,10 +54,35 @@ describe('WaitPlacementGroups bounds', () => {
   });
 });
 
+/**
+ * A WatchMembership call on group g whose transport is always full (one message per 'drain'),
+ * served by the replica service over `rgs`' feed.
+ */
+async function watchMembership<T>(rgs: { watch(): AsyncIterable<unknown> }) {
+  const { replicaService } = await import('./replica-service.js');
+  const ctx = { token: 't', rpcCount: { add() {} }, rpcLatency: { record() {} } };
+  const call = Object.assign(new EventEmitter(), {
+    request: { group: 'g' },
+    metadata: { get: () => ['Bearer t'] },
+    getAuthContext: () => ({}),
+    getPath: () => '/muster.v1.ReplicaGroupService/WatchMembership',
+    written: [] as T[],
+    write(m: T) {
+      this.written.push(m);
+      return false;
+    },
+    end() {},
+    /** What the handler failed the call with, if it did. */
+    errors: [] as unknown[],
+  });
+  call.on('error', (e) => call.errors.push(e));
+  replicaService(ctx as never, rgs as never).watchMembership(call as unknown as ServerWritableStream<never, never>);
+  return call;
+}
+
 // Membership is paced, not cut: the handler sends the next snapshot only once the transport took the last.
 describe('WatchMembership pacing', () => {
   it('pulls the next snapshot from the feed (which keeps only the newest) only once the transport took the last', async () => {
-    const { replicaService } = await import('./replica-service.js');
     const snapshots = Array.from({ length: 50 }, (_, i) => ({ group: 'g', version: i + 1, replicas: [], revisionWeights: {} }));
     let pulled = 0;
     const rgs = {
@@ -69,21 +94,7 @@ describe('WatchMembership pacing', () => {
         await new Promise(() => {});
       },
     };
-    const ctx = { token: 't', rpcCount: { add() {} }, rpcLatency: { record() {} } };
-    const call = Object.assign(new EventEmitter(), {
-      request: { group: 'g' },
-      metadata: { get: () => ['Bearer t'] },
-      getAuthContext: () => ({}),
-      getPath: () => '/muster.v1.ReplicaGroupService/WatchMembership',
-      written: [] as unknown[],
-      write(m: unknown) {
-        this.written.push(m);
-        return false; // the transport is always full
-      },
-      end() {},
-    });
-    const service = replicaService(ctx as never, rgs as never);
-    service.watchMembership(call as unknown as ServerWritableStream<never, never>);
+    const call = await watchMembership<unknown>(rgs);
     await settled();
     await settled();
     expect(call.written).toHaveLength(1);
@@ -95,7 +106,6 @@ describe('WatchMembership pacing', () => {
   });
 
   it('sends a large snapshot in parts back to back, never cut for them, and only then the next (newest) version', async () => {
-    const { replicaService } = await import('./replica-service.js');
     const snapshot = (version: number): Membership => ({
       group: 'g',
       version,
@@ -121,22 +131,7 @@ describe('WatchMembership pacing', () => {
         }
       },
     };
-    const ctx = { token: 't', rpcCount: { add() {} }, rpcLatency: { record() {} } };
-    const call = Object.assign(new EventEmitter(), {
-      request: { group: 'g' },
-      metadata: { get: () => ['Bearer t'] },
-      getAuthContext: () => ({}),
-      getPath: () => '/muster.v1.ReplicaGroupService/WatchMembership',
-      written: [] as Membership[],
-      write(m: Membership) {
-        this.written.push(m);
-        return false; // the transport is always full: one message per 'drain'
-      },
-      end() {},
-    });
-    let failed: unknown;
-    call.on('error', (e) => (failed = e));
-    replicaService(ctx as never, rgs as never).watchMembership(call as unknown as ServerWritableStream<never, never>);
+    const call = await watchMembership<Membership>(rgs);
     await settled();
     expect(call.written).toHaveLength(1);
     expect(call.written[0]!.more).toBe(true);
@@ -147,7 +142,7 @@ describe('WatchMembership pacing', () => {
       call.emit('drain');
       await settled();
     }
-    expect(failed).toBeUndefined(); // never cut: the bound holds one snapshot's parts
+    expect(call.errors).toEqual([]); // never cut: the bound holds one snapshot's parts
     expect(pulled).toEqual([1, 3]);
     const versions = call.written.map((m) => m.version);
     const v1 = call.written.filter((m) => m.version === 1);
