@@ -9,35 +9,20 @@
  * it in the cluster summary and record a `gang.quarantined` event; stopping
  * it by hand deletes its record and stops its ranks.
  */
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedStore } from '@muster/head/state';
 import { Gang as WireGang } from '@muster/proto';
 import { ErrorCode, type Cluster, type Gang } from '@muster/sdk';
-import { waitFor, type LocalCluster } from '@muster/testing';
+import { findShards, waitFor, type LocalCluster } from '@muster/testing';
 import { useCluster } from '@muster/testing/vitest';
 
 const shard = fileURLToPath(new URL('../fixtures/shard.mjs', import.meta.url));
 const GANGS_PREFIX = '/muster/gangs/';
 
-/** Pids of the live processes whose environment says they belong to `gangId`. */
-async function gangPids(gangId: string): Promise<number[]> {
-  const out = [];
-  for (const p of await readdir('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const env = (await readFile(`/proc/${p}/environ`, 'utf8')).split('\0');
-      if (!env.includes(`MUSTER_GANG_ID=${gangId}`)) continue;
-      if (/\) Z /.test(await readFile(`/proc/${p}/stat`, 'utf8'))) continue;
-      out.push(Number(p));
-    } catch {
-      // gone
-    }
-  }
-  return out.sort((a, b) => a - b);
-}
+/** Pids of the live processes whose environment says they belong to `gangId`, in order. */
+const gangPids = async (gangId: string): Promise<number[]> => (await findShards({ gangId })).map((p) => p.pid).sort((a, b) => a - b);
 
 describe('a stored record the head cannot read', () => {
   let cluster: LocalCluster;
