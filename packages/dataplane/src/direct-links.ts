@@ -189,9 +189,11 @@ export class DirectLink implements Listener {
     this.inbox.close(this.token);
     clearTimeout(this.timer);
     if (this.state !== 'hello') return;
+    // Nobody took it (the replica not subscribed yet, or gone): the usual back-off.
+    if (isNoResponders(msg)) return this.failed();
     let where: ReturnType<typeof helloAnswerOf>;
     try {
-      where = isNoResponders(msg) ? undefined : helloAnswerOf(decode<unknown>(msg.data));
+      where = helloAnswerOf(decode<unknown>(msg.data));
     } catch {
       where = undefined;
     }
