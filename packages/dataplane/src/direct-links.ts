@@ -40,9 +40,9 @@ import { decode, encode, type NatsConnection } from '@muster/common';
 import type { Msg, MsgHdrs } from '@nats-io/transport-node';
 import type { ReplicaState } from './balancer.js';
 import { END_GRACE_MS } from './direct-listener.js';
-import { encodeRequest, FRAME_SLACK, FrameReader, helloAnswerOf, ID_BYTES, KEY_BYTES, KIND, LINK_TLS, PING_FRAME, type HeaderPairs, type HelloRequest } from './direct-wire.js';
+import { encodeRequest, FrameReader, helloAnswerOf, ID_BYTES, KEY_BYTES, KIND, LINK_TLS, PING_FRAME, type HeaderPairs, type HelloRequest } from './direct-wire.js';
 import type { Inbox, Listener } from './inbox.js';
-import { isNoResponders, maxPayloadOf } from './wire.js';
+import { isNoResponders } from './wire.js';
 
 export const HELLO_TIMEOUT_MS = 2_000;
 export const CONNECT_TIMEOUT_MS = 5_000;
@@ -215,7 +215,7 @@ export class DirectLink implements Listener {
       this.failures = 0;
       this.heardAt = Date.now();
     });
-    const reader = new FrameReader(() => (maxPayloadOf(this.nats) ?? 1024 * 1024) + FRAME_SLACK);
+    const reader = new FrameReader(this.nats);
     socket.on('data', (chunk: Buffer) => {
       this.heardAt = Date.now();
       this.pingAt = undefined;

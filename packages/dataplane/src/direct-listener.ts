@@ -27,8 +27,8 @@ import type { AddressInfo } from 'node:net';
 import { encode, ErrorCode, MusterError, type NatsConnection } from '@muster/common';
 import { SHARD_ENV } from '@muster/contracts';
 import { headers as natsHeaders, type Msg } from '@nats-io/transport-node';
-import { encodeMessage, encodeRefused, FRAME_SLACK, FrameReader, GOAWAY_FRAME, HELLO_TTL_MS, KIND, LINK_TLS, PONG_FRAME, type HeaderPairs, type HelloAnswer, type HelloRequest } from './direct-wire.js';
-import { maxPayloadOf, wireError } from './wire.js';
+import { encodeMessage, encodeRefused, FrameReader, GOAWAY_FRAME, HELLO_TTL_MS, KIND, LINK_TLS, PONG_FRAME, type HeaderPairs, type HelloAnswer, type HelloRequest } from './direct-wire.js';
+import { wireError } from './wire.js';
 
 /** Where a message for a caller goes: NATS, or the link its request came on. */
 export interface Outlet {
@@ -205,7 +205,7 @@ class ServedLink implements Outlet {
     onClose: () => void,
   ) {
     socket.setNoDelay(true);
-    this.reader = new FrameReader(() => (maxPayloadOf(nc) ?? 1024 * 1024) + FRAME_SLACK);
+    this.reader = new FrameReader(nc);
     socket.on('data', (chunk: Buffer) => {
       try {
         this.reader.push(chunk, (f) => {

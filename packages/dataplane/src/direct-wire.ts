@@ -34,7 +34,11 @@
  *                               has been silent a while)
  *   PONG     replica → caller   it is
  */
-import { decode, encode } from '@muster/common';
+import { decode, encode, type NatsConnection } from '@muster/common';
+import { maxPayloadOf } from './wire.js';
+
+/** nats-server's default max_payload: the bound before the connection has heard the server's. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 export const KIND = { REQUEST: 1, MESSAGE: 2, REFUSED: 3, GOAWAY: 4, PING: 5, PONG: 6 } as const;
 
@@ -127,14 +131,18 @@ export type Frame =
   | { kind: typeof KIND.PONG };
 
 /**
- * Cuts a byte stream into frames. A frame over `maxBytes`, a kind it does not
- * know or a body that does not parse is a broken peer: `push` throws, and the
- * link is closed.
+ * Cuts a byte stream into frames. A frame over `maxBytes` (default: the NATS
+ * max_payload of `nc`, as a message on NATS would be bounded, plus
+ * FRAME_SLACK), a kind it does not know or a body that does not parse is a
+ * broken peer: `push` throws, and the link is closed.
  */
 export class FrameReader {
   private buf: Buffer = Buffer.alloc(0);
+  private readonly maxBytes: () => number;
 
-  constructor(private readonly maxBytes: () => number) {}
+  constructor(limit: NatsConnection | (() => number)) {
+    this.maxBytes = typeof limit === 'function' ? limit : () => (maxPayloadOf(limit) ?? DEFAULT_MAX_PAYLOAD) + FRAME_SLACK;
+  }
 
   push(chunk: Buffer, each: (f: Frame) => void): void {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);

@@ -29,13 +29,16 @@ export class Inbox {
     this.prefix = `${createInbox(inboxPrefix)}.`;
     this.sub = nc.subscribe(`${this.prefix}*`, {
       callback: (err, msg) => {
-        // Not a number (someone else's subject under the prefix): NaN, no listener.
-        if (!err) this.listeners.get(Number(msg.subject.slice(this.prefix.length)))?.onMessage(msg);
+        if (!err) this.deliver(msg.subject, msg);
       },
     });
   }
 
-  /** A message for `subject` that came another way than NATS (a direct link, direct-links.ts): to its listener, if it is one of ours. */
+  /**
+   * A message for `subject` — from the subscription, or from a direct link
+   * (direct-links.ts) — to its listener, if it is one of ours (a token that
+   * is not a number, someone else's subject under the prefix: NaN, none).
+   */
   deliver(subject: string, msg: Msg): void {
     if (subject.startsWith(this.prefix)) this.listeners.get(Number(subject.slice(this.prefix.length)))?.onMessage(msg);
   }
